@@ -1,0 +1,59 @@
+"""The AOL query log (Pass et al. 2006): `user-ct-test-collection-XX.txt[.gz]`.
+
+Tab-separated, no quoting, a header line `AnonID Query QueryTime ItemRank ClickURL`.
+Quirks of the real files, all handled here:
+- a query without a click has empty ItemRank and ClickURL;
+- a query with several clicks appears once per click (same user, text and time):
+  each row is an event, as the log gives it;
+- `-` stands for a query the log does not hold: rejected as `placeholder_query`;
+- bytes that are not UTF-8 (Latin-1 leftovers): rejected as `bad_encoding`.
+
+Synthetic logs (`sessionflow synth --style aol`) add the columns `gold_session`,
+`gold_mission`, `gold_depth` and `gold_reformulation` after ClickURL; they are read
+by name from the header.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+
+from sessions.formats.base import Columns
+from sessions.formats.delimited import DelimitedFormat
+from sessions.schema import GOLD_COLUMNS, Reason
+
+AOL_COLUMNS = ("AnonID", "Query", "QueryTime", "ItemRank", "ClickURL")
+AOL_TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+PLACEHOLDER_QUERY = "-"
+
+
+def _build(f: Columns) -> dict[str, pl.Expr]:
+    rank = f["ItemRank"].str.strip_chars()
+    columns = {
+        "user_id": f["AnonID"].str.strip_chars(),
+        "query": f["Query"],
+        "ts": f.time("QueryTime", [AOL_TIME_FORMAT]),
+        "_rank_text": rank,
+        "click_rank": rank.cast(pl.Int32, strict=False),
+        "click_url": pl.when(f["ClickURL"] != "").then(f["ClickURL"]),
+    }
+    columns.update({gold: pl.when(f[gold] != "").then(f[gold]) for gold in GOLD_COLUMNS if gold in f})
+    return columns
+
+
+def _checks() -> list[tuple[pl.Expr, str]]:
+    rank = pl.col("_rank_text")
+    return [
+        (pl.col("query").str.strip_chars() == PLACEHOLDER_QUERY, Reason.PLACEHOLDER_QUERY),
+        ((rank != "") & pl.col("click_rank").is_null(), Reason.BAD_CLICK_RANK),
+    ]
+
+
+AOL = DelimitedFormat(
+    name="aol",
+    sep="\t",
+    columns=AOL_COLUMNS,
+    build=_build,
+    header="optional",
+    checks=_checks,
+)

@@ -1,0 +1,142 @@
+"""What every log format produces, and the one place where records become either
+canonical events or rejected rows.
+
+A format reads one file and yields `Parsed` blocks in file order. Row ids in those
+blocks are local (0-based among the file's records); the caller, who knows how many
+records came before the file, shifts them to global ids (`Parsed.shifted`).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+from sessions.fields import ISO_TIME_FORMATS, first_reason, has_control_chars, is_blank, parse_time
+from sessions.records import DEFAULT_BLOCK_BYTES
+from sessions.schema import EVENT_SCHEMA, REJECTED_SCHEMA, Reason
+
+Check = tuple[pl.Expr, str]
+
+
+class Columns(ABC):
+    """A record's named columns as expressions, whatever the file layout.
+
+    Formats describe their canonical columns with a `Builder` over this interface,
+    so the same mapping serves CSV, JSON lines and Parquet.
+    """
+
+    names: list[str]
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.names
+
+    def __getitem__(self, name: str) -> pl.Expr:
+        if name not in self.names:
+            raise ValueError(f"no column {name!r}; the columns are {self.names}")
+        return self._get(name)
+
+    @abstractmethod
+    def _get(self, name: str) -> pl.Expr: ...
+
+    def time(self, name: str, formats: Sequence[str] = ISO_TIME_FORMATS) -> pl.Expr:
+        """The column as UTC time stamps (null where it does not parse)."""
+        return parse_time(self[name].cast(pl.String), formats)
+
+
+# Canonical columns (and private `_`-prefixed helpers) from a record's columns.
+Builder = Callable[[Columns], dict[str, pl.Expr]]
+
+
+@dataclass(frozen=True)
+class Parsed:
+    """One block of a file: its accepted events and its rejected records."""
+
+    events: pl.DataFrame  # EVENT_SCHEMA
+    rejected: pl.DataFrame  # REJECTED_SCHEMA
+    rows_read: int  # records the block held, counted before they were split
+
+    @property
+    def n_records(self) -> int:
+        return self.events.height + self.rejected.height
+
+    def shifted(self, offset: int) -> Parsed:
+        """The same block with row ids moved by offset (local -> global)."""
+        if offset == 0:
+            return self
+        shift = pl.col("row_id") + offset
+        return Parsed(self.events.with_columns(shift), self.rejected.with_columns(shift), self.rows_read)
+
+
+class LogFormat(ABC):
+    """A log format: reads one file into canonical events and rejected records."""
+
+    name: str
+
+    @abstractmethod
+    def parse_file(self, path: str | Path, *, block_bytes: int = DEFAULT_BLOCK_BYTES) -> Iterator[Parsed]:
+        """Parsed blocks of one file, in order, with local row ids."""
+
+
+def text_checks(fields: pl.Expr | None = None, n_fields: int = 0, optional_trailing: int = 0) -> list[Check]:
+    """The checks on a text record before its fields are looked at: encoding,
+    binary junk, blank lines and, for delimited records, the number of fields."""
+    text = pl.col("text")
+    checks: list[Check] = [
+        (text.is_null(), Reason.BAD_ENCODING),
+        (has_control_chars(text), Reason.CONTROL_CHARS),
+        (text.str.strip_chars() == "", Reason.EMPTY_LINE),
+    ]
+    if fields is not None:
+        count = fields.list.len()
+        wrong = ~count.is_between(n_fields - optional_trailing, n_fields)
+        checks += [
+            (wrong & ~pl.col("terminated"), Reason.TRUNCATED_LINE),
+            (wrong, Reason.WRONG_FIELD_COUNT),
+        ]
+    return checks
+
+
+def value_checks() -> list[Check]:
+    """The checks every event must pass, whatever its format."""
+    return [
+        (is_blank(pl.col("user_id")), Reason.EMPTY_USER),
+        (pl.col("ts").is_null(), Reason.BAD_TIME),
+        (is_blank(pl.col("query")), Reason.EMPTY_TEXT),
+    ]
+
+
+def finalize(
+    frame: pl.LazyFrame, *, source: str, source_file: str, checks: Sequence[Check], raw: pl.Expr
+) -> Parsed:
+    """Split a block into events and rejected rows by the first failing check.
+
+    `frame` holds `row_id`, `line_no` and any of the canonical event columns (those
+    it lacks come out null). `checks` are tried in order; a record is rejected with
+    the reason of the first one that holds. `raw` renders a record for the rejected
+    table; it is evaluated on rejected records only.
+    """
+    names = frame.collect_schema().names()
+    canonical = [
+        (pl.col(c) if c in names else pl.lit(None)).cast(dtype, strict=False).alias(c)
+        for c, dtype in EVENT_SCHEMA.items()
+        if c != "source"
+    ]
+    df = frame.with_columns(_reason=first_reason(checks)).collect()
+    ok = pl.col("_reason").is_null()
+    events = df.lazy().filter(ok).select(canonical).with_columns(source=pl.lit(source)).select(list(EVENT_SCHEMA))
+    rejected = df.lazy().filter(~ok).select(
+        pl.col("row_id").cast(pl.Int64),
+        source_file=pl.lit(source_file),
+        line_no=pl.col("line_no").cast(pl.Int64),
+        raw=raw.cast(pl.String),
+        reason=pl.col("_reason"),
+    )
+    return Parsed(
+        events.collect().cast(EVENT_SCHEMA),  # type: ignore[arg-type]
+        rejected.collect().cast(REJECTED_SCHEMA),  # type: ignore[arg-type]
+        rows_read=df.height,
+    )

@@ -1,0 +1,102 @@
+"""Logs whose records are already split into named values: Parquet files and JSON lines.
+
+DiffusionDB's `metadata.parquet`, synthetic prompt logs and generic tables use these.
+A record's original values travel as one struct column, so a rejected record is
+written back exactly as it was read (as JSON) and the canonical column names never
+collide with the input's own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+import pyarrow.parquet as pq
+
+from sessions.fields import ISO_TIME_FORMATS, to_utc
+from sessions.formats.base import Builder, Check, Columns, LogFormat, Parsed, finalize, text_checks, value_checks
+from sessions.records import DEFAULT_BLOCK_BYTES, iter_records
+from sessions.schema import Reason
+
+RECORD = "_record"
+# Rows per Parquet batch, for a block of about DEFAULT_BLOCK_BYTES of prompt text.
+_BYTES_PER_ROW = 256
+
+
+class StructFields(Columns):
+    """Typed columns held in the `_record` struct."""
+
+    def __init__(self, schema: pl.Schema) -> None:
+        self.names = list(schema.names())
+        self.schema = schema
+
+    def _get(self, name: str) -> pl.Expr:
+        return pl.col(RECORD).struct.field(name)
+
+    def time(self, name: str, formats: Sequence[str] = ISO_TIME_FORMATS) -> pl.Expr:
+        return to_utc(self[name], self.schema[name], formats)
+
+
+class JsonFields(Columns):
+    """Top-level values of a JSON object per line (as text)."""
+
+    def __init__(self, names: Sequence[str]) -> None:
+        self.names = list(names)
+
+    def _get(self, name: str) -> pl.Expr:
+        key = name.replace("\\", "\\\\").replace("'", "\\'")
+        return pl.col("text").str.json_path_match(f"$['{key}']")
+
+
+@dataclass(frozen=True)
+class ParquetFormat(LogFormat):
+    """A Parquet log, read one row group batch at a time; `line_no` is the 1-based row."""
+
+    name: str
+    build: Builder
+    checks: tuple[Check, ...] = ()
+
+    def parse_file(self, path: str | Path, *, block_bytes: int = DEFAULT_BLOCK_BYTES) -> Iterator[Parsed]:
+        reader = pq.ParquetFile(str(path))
+        batch_rows = max(1024, block_bytes // _BYTES_PER_ROW)
+        next_row = 0
+        for batch in reader.iter_batches(batch_size=batch_rows):
+            df = pl.from_arrow(batch)
+            assert isinstance(df, pl.DataFrame)
+            fields = StructFields(df.schema)
+            lf = (
+                df.lazy()
+                .select(pl.struct(pl.all()).alias(RECORD))
+                .with_row_index("row_id", offset=next_row)
+                .with_columns(line_no=pl.col("row_id") + 1)
+                .with_columns(**self.build(fields))
+            )
+            checks = [*value_checks(), *self.checks]
+            parsed = finalize(
+                lf, source=self.name, source_file=str(path), checks=checks, raw=pl.col(RECORD).struct.json_encode()
+            )
+            next_row += parsed.n_records
+            yield parsed
+
+
+@dataclass(frozen=True)
+class JsonLinesFormat(LogFormat):
+    """One JSON object per line; `names` are the keys the builder may use."""
+
+    name: str
+    names: tuple[str, ...]
+    build: Builder
+
+    def parse_file(self, path: str | Path, *, block_bytes: int = DEFAULT_BLOCK_BYTES) -> Iterator[Parsed]:
+        next_row = 0
+        fields = JsonFields(self.names)
+        for block in iter_records(path, block_bytes=block_bytes):
+            lf = block.lazy().with_row_index("row_id", offset=next_row).with_columns(**self.build(fields))
+            not_object = ~pl.col("text").str.json_path_match("$").str.starts_with("{").fill_null(False)
+            checks = [*text_checks(), (not_object, Reason.BAD_JSON), *value_checks()]
+            raw = pl.coalesce("text", "undecodable")
+            parsed = finalize(lf, source=self.name, source_file=str(path), checks=checks, raw=raw)
+            next_row += parsed.n_records
+            yield parsed

@@ -1,0 +1,92 @@
+"""The session ground truth files of `../shared/data/sessions-gt/`.
+
+- Webis-SMC-12 (Hagen et al. 2013): search *missions* of AOL users. Tab-separated
+  `UserID Query TimeStamp ClickRank ClickDomain MissionID [Comment]`; a header line,
+  then blocks of rows between dashed lines, blank lines between contiguous runs.
+  Missions are numbered per user, so `gold_mission` is `<UserID>/<MissionID>`.
+- Gayo-Avello 2009 (as published with Gomes et al. 2019): *sessions* of AOL users.
+  `;`-separated without header, `ID;USER_ID;QUERY;URL;DD/MM/YYYY HH:MM;EPOCH;SESSIONID`,
+  QUERY double-quoted when it holds a `;`. SESSIONID is global: `gold_session`.
+  Time comes from EPOCH (seconds, to the minute), or the date text when EPOCH is bad.
+
+Header, dashed and blank lines are layout: they are not records and take no row id,
+so `row_id` is the index among query rows.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from sessions.fields import epoch_seconds
+from sessions.formats.aol import AOL_TIME_FORMAT
+from sessions.formats.base import Columns
+from sessions.formats.delimited import DelimitedFormat
+from sessions.schema import Reason
+
+WEBIS_COLUMNS = ("UserID", "Query", "TimeStamp", "ClickRank", "ClickDomain", "MissionID", "Comment")
+GAYO_COLUMNS = ("ID", "USER_ID", "QUERY", "URL", "DATETIME", "EPOCH", "SESSIONID")
+
+
+def _nonempty(expr: pl.Expr) -> pl.Expr:
+    return pl.when(expr.str.strip_chars() != "").then(expr.str.strip_chars())
+
+
+def _webis(f: Columns) -> dict[str, pl.Expr]:
+    user = f["UserID"].str.strip_chars()
+    rank = f["ClickRank"].str.strip_chars()
+    mission = _nonempty(f["MissionID"])
+    return {
+        "user_id": user,
+        "query": f["Query"],
+        "ts": f.time("TimeStamp", [AOL_TIME_FORMAT]),
+        "_rank_text": rank,
+        "click_rank": rank.cast(pl.Int32, strict=False),
+        "click_url": _nonempty(f["ClickDomain"]),
+        "_mission": mission,
+        "gold_mission": user + "/" + mission,
+    }
+
+
+def _webis_checks() -> list[tuple[pl.Expr, str]]:
+    return [
+        ((pl.col("_rank_text") != "") & pl.col("click_rank").is_null(), Reason.BAD_CLICK_RANK),
+        (pl.col("_mission").is_null(), Reason.MISSING_LABEL),
+    ]
+
+
+def _is_webis_layout(text: pl.Expr) -> pl.Expr:
+    return text.str.contains(r"^\s*(-+\s*)?$")
+
+
+WEBIS_SMC = DelimitedFormat(
+    name="webis-smc",
+    sep="\t",
+    columns=WEBIS_COLUMNS,
+    build=_webis,
+    header="required",
+    optional_trailing=1,
+    layout=_is_webis_layout,
+    checks=_webis_checks,
+)
+
+
+def _gayo(f: Columns) -> dict[str, pl.Expr]:
+    session = _nonempty(f["SESSIONID"])
+    return {
+        "user_id": f["USER_ID"].str.strip_chars(),
+        "query": f["QUERY"],
+        "ts": pl.coalesce(epoch_seconds(f["EPOCH"].str.strip_chars()), f.time("DATETIME", ["%d/%m/%Y %H:%M"])),
+        "click_url": _nonempty(f["URL"]),
+        "gold_session": session,
+    }
+
+
+GAYO_AVELLO = DelimitedFormat(
+    name="gayo-avello",
+    sep=";",
+    quote='"',
+    columns=GAYO_COLUMNS,
+    build=_gayo,
+    layout=lambda text: text.str.strip_chars() == "",
+    checks=lambda: [(pl.col("gold_session").is_null(), Reason.MISSING_LABEL)],
+)

@@ -1,0 +1,98 @@
+"""Any table with a user, a time and a text column: CSV, TSV, JSON lines or Parquet.
+
+The kind is told by the file name (`.csv`, `.tsv`/`.tab`, `.jsonl`/`.ndjson`,
+`.parquet`, each optionally compressed), the columns by a mapping such as
+`user=author,time=created_at,text=prompt` (`session=` and `mission=` add gold labels).
+CSV follows RFC 4180 (quoted fields may hold commas, quotes and newlines); TSV has no
+quoting. Times may be date-times, epoch seconds, or ISO-8601 text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+import pyarrow.parquet as pq
+
+from sessions.formats.base import Columns, LogFormat
+from sessions.formats.columnar import JsonLinesFormat, ParquetFormat
+from sessions.formats.delimited import DelimitedFormat
+
+_COMPRESSION_SUFFIXES = {".gz", ".bz2", ".zst", ".lz4"}
+
+
+@dataclass(frozen=True)
+class ColumnMap:
+    """Which input columns hold the user, the time and the text (and gold labels)."""
+
+    user: str
+    time: str
+    text: str
+    session: str | None = None
+    mission: str | None = None
+
+    KEYS = ("user", "time", "text", "session", "mission")
+
+    @classmethod
+    def parse(cls, spec: str) -> ColumnMap:
+        """`user=COL,time=COL,text=COL[,session=COL][,mission=COL]`."""
+        pairs: dict[str, str] = {}
+        for item in filter(None, (p.strip() for p in spec.split(","))):
+            key, sep, column = item.partition("=")
+            if not sep or not column or key not in cls.KEYS:
+                raise ValueError(f"bad column mapping {item!r}: use KEY=COLUMN with KEY one of {', '.join(cls.KEYS)}")
+            pairs[key] = column
+        missing = [k for k in ("user", "time", "text") if k not in pairs]
+        if missing:
+            raise ValueError(f"the column mapping needs {', '.join(k + '=COLUMN' for k in missing)}")
+        return cls(**pairs)
+
+    def columns(self) -> tuple[str, ...]:
+        return tuple(c for c in (self.user, self.time, self.text, self.session, self.mission) if c)
+
+    def build(self, f: Columns) -> dict[str, pl.Expr]:
+        columns = {
+            "user_id": f[self.user].cast(pl.String).str.strip_chars(),
+            "ts": f.time(self.time),
+            "query": f[self.text].cast(pl.String),
+        }
+        if self.session:
+            columns["gold_session"] = f[self.session].cast(pl.String)
+        if self.mission:
+            columns["gold_mission"] = f[self.mission].cast(pl.String)
+        return columns
+
+
+def table_kind(path: str | Path) -> str:
+    """csv, tsv, jsonl or parquet, from the file name."""
+    suffixes = [s.lower() for s in Path(path).suffixes]
+    while suffixes and suffixes[-1] in _COMPRESSION_SUFFIXES:
+        suffixes.pop()
+    kind = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl",
+            ".parquet": "parquet", ".pq": "parquet"}.get(suffixes[-1] if suffixes else "")  # fmt: skip
+    if kind is None:
+        raise ValueError(f"{path}: cannot tell the table kind; name it .csv, .tsv, .jsonl or .parquet")
+    return kind
+
+
+def table_format(path: str | Path, mapping: ColumnMap) -> LogFormat:
+    """The format that reads the table at path with the given column mapping."""
+    kind = table_kind(path)
+    if kind == "parquet":
+        names = pq.read_schema(str(path)).names
+        _require(path, names, mapping)
+        return ParquetFormat(name="table", build=mapping.build)
+    if kind == "jsonl":
+        return JsonLinesFormat(name="table", names=mapping.columns(), build=mapping.build)
+    sep, quote = (",", '"') if kind == "csv" else ("\t", None)
+    return DelimitedFormat(
+        name="table", sep=sep, quote=quote, multiline=quote is not None, columns=mapping.columns(),
+        build=mapping.build, header="required",
+    )  # fmt: skip
+
+
+def _require(path: str | Path, names: list[str], mapping: ColumnMap) -> None:
+    missing = [c for c in mapping.columns() if c not in names]
+    if missing:
+        raise ValueError(f"{path}: no column {', '.join(map(repr, missing))}; the columns are {names}")
