@@ -87,12 +87,14 @@ def iter_parsed(
     block_bytes: int = DEFAULT_BLOCK_BYTES,
 ) -> Iterator[tuple[Path, Parsed]]:
     """Parsed blocks of all inputs with global row ids: 0-based across the inputs."""
-    offset = 0
+    offset = 0  # records in the files before this one
     for path in expand_inputs(inputs):
         reader = format_for(fmt, path, mapping)
+        in_file = 0
         for parsed in reader.parse_file(path, block_bytes=block_bytes):
             yield path, parsed.shifted(offset)
-            offset += parsed.n_records
+            in_file += parsed.n_records
+        offset += in_file
 
 
 def ingest(

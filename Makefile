@@ -1,0 +1,36 @@
+# Set-up is idempotent: `make test` and `make demo` create .venv/ once, then reuse it.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# A local CPU build of torch, where the machine provides one (no CUDA download);
+# elsewhere pip resolves torch the ordinary way.
+WHEELS ?= /opt/wheels
+TORCH_WHEEL := $(firstword $(wildcard $(WHEELS)/torch-*+cpu-cp311-*.whl))
+STAMP := $(VENV)/.installed
+DEMO_DIR ?= out/demo
+
+.PHONY: setup os-deps demo test clean
+
+setup: $(STAMP) os-deps
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install $(TORCH_WHEEL) -e '.[dev]'
+	touch $@
+
+# WordNet 3.0: the user's nltk data, or Debian's wordnet-base + wordnet-sense-index.
+os-deps: $(STAMP)
+	@$(BIN)/python -c "import nltk; nltk.data.find('corpora/wordnet')" 2>/dev/null \
+	  || test -f /usr/share/wordnet/data.noun \
+	  || scripts/install-wordnet.sh
+
+demo: setup
+	$(BIN)/sessionflow synth --users 2000 --rows 200000 --style aol --output $(DEMO_DIR)/synth-aol.tsv.gz
+	$(BIN)/sessionflow ingest $(DEMO_DIR)/synth-aol.tsv.gz --format aol --output $(DEMO_DIR)/events
+
+test: setup
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV) out .pytest_cache

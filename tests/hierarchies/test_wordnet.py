@@ -1,0 +1,86 @@
+"""WordNet from Debian's database or nltk's data, and the closures of its nouns."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from hierarchies.closure import closure_nodes, depths, mammal_closure, subtree_closure, transitive_closure
+from hierarchies.wordnet import LEXNAMES, build_nltk_copy, ensure_wordnet, lexnames_text, noun_graph
+
+# SHA-256 of the reference mammal closure (../shared/data/wordnet/mammal_closure.csv,
+# made by the Poincaré-embeddings code), as sorted "id1,id2\n" lines: 6,540 edges.
+MAMMAL_CLOSURE_SHA256 = "1f719df8b56f9f9c133f04f2a654b7eecc79282417bc422260bf2648d7a47166"
+
+
+@pytest.fixture(scope="module")
+def nouns() -> pl.DataFrame:
+    return transitive_closure(noun_graph().edges)
+
+
+def test_lexnames_follows_the_man_page():
+    lines = lexnames_text().splitlines()
+    assert len(lines) == len(LEXNAMES) == 45
+    assert lines[0] == "00\tadj.all\t3" and lines[3] == "03\tnoun.Tops\t1" and lines[44] == "44\tadj.ppl\t3"
+
+
+@pytest.mark.skipif(not Path("/usr/share/wordnet/data.noun").exists(), reason="Debian's wordnet-base is what this tests")
+def test_debian_database_becomes_readable_by_nltk(tmp_path, monkeypatch):
+    import nltk
+    from nltk.corpus.reader.wordnet import WordNetCorpusReader
+
+    monkeypatch.setattr(nltk.data, "path", [str(tmp_path / "nltk_data")])  # nltk reads only from its path
+    target = build_nltk_copy(Path("/usr/share/wordnet"), tmp_path / "nltk_data")
+    assert target == tmp_path / "nltk_data" / "corpora" / "wordnet"
+    assert build_nltk_copy(Path("/usr/share/wordnet"), tmp_path / "nltk_data") == target  # idempotent
+    wn = WordNetCorpusReader(str(target), None)
+    assert {h.name() for h in wn.synset("dog.n.01").hypernyms()} == {"canine.n.02", "domestic_animal.n.01"}
+    assert wn.get_version() == "3.0"
+
+
+def test_users_own_nltk_data_is_used_as_it_is(tmp_path, monkeypatch):
+    import nltk
+
+    ensure_wordnet.cache_clear()
+    own = tmp_path / "own_nltk_data"
+    build_nltk_copy(Path(ensure_wordnet()), own)  # any readable WordNet will do
+    ensure_wordnet.cache_clear()
+    monkeypatch.setattr(nltk.data, "path", [str(own)])
+    monkeypatch.setenv("SESSIONFLOW_CACHE", str(tmp_path / "cache"))
+    try:
+        assert ensure_wordnet() == str(own / "corpora" / "wordnet")
+        assert not (tmp_path / "cache").exists()  # nothing was built
+    finally:
+        ensure_wordnet.cache_clear()
+
+
+def test_noun_closure_has_every_noun(nouns):
+    assert closure_nodes(nouns).len() == 82_115
+    assert nouns.height == 743_241  # as the Poincaré-embeddings reference's noun_closure.tsv
+    assert nouns.filter(pl.col("id1") == "dog.n.01", pl.col("id2") == "entity.n.01").height == 1
+    # instances reach their class and its ancestors
+    assert nouns.filter(pl.col("id1") == "einstein.n.01", pl.col("id2") == "physicist.n.01").height == 1
+
+
+def test_mammal_closure_equals_the_reference_edge_for_edge(nouns):
+    mammals = mammal_closure(nouns).sort("id1", "id2")
+    assert mammals.height == 6_540
+    assert closure_nodes(mammals).len() == 1_180
+    digest = hashlib.sha256("".join(f"{a},{b}\n" for a, b in mammals.rows()).encode()).hexdigest()
+    assert digest == MAMMAL_CLOSURE_SHA256
+
+
+def test_subtree_closure_of_any_root(nouns):
+    dogs = subtree_closure(nouns, "dog.n.01")
+    assert set(dogs["id2"]) >= {"dog.n.01", "hunting_dog.n.01"}
+    assert dogs.filter(pl.col("id2") == "canine.n.02").height == 0  # nothing above the root
+
+
+def test_closure_and_depth_on_a_small_graph():
+    edges = pl.DataFrame({"child": ["b", "c", "d", "d"], "parent": ["a", "b", "c", "a"]})
+    closure = transitive_closure(edges)
+    assert closure.rows() == [("b", "a"), ("c", "a"), ("c", "b"), ("d", "a"), ("d", "b"), ("d", "c")]
+    assert dict(depths(edges).rows()) == {"a": 0, "b": 1, "c": 2, "d": 1}  # shortest path up

@@ -1,0 +1,236 @@
+"""Ingestion of every format into canonical events, and the accounting of bad rows."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from datetime import UTC, datetime
+
+import polars as pl
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sessions.formats import ColumnMap
+from sessions.ingest import AccountingError, IngestReport, ingest
+from sessions.schema import EVENT_SCHEMA, REJECTED_SCHEMA, Reason
+
+AOL_HEADER = b"AnonID\tQuery\tQueryTime\tItemRank\tClickURL\n"
+
+
+def run(tmp_path, inputs, fmt, **kw) -> tuple[IngestReport, pl.DataFrame, pl.DataFrame]:
+    out = tmp_path / "out"
+    report = ingest(inputs, fmt, out, **kw)
+    events, rejected = pl.read_parquet(out / "events.parquet"), pl.read_parquet(out / "rejected.parquet")
+    assert events.schema == pl.Schema(EVENT_SCHEMA)
+    assert rejected.schema == pl.Schema(REJECTED_SCHEMA)
+    # Every record is accounted for exactly once, under its own row id.
+    ids = sorted(events["row_id"].to_list() + rejected["row_id"].to_list())
+    assert ids == list(range(report.rows_in))
+    assert json.loads((out / "report.json").read_text())["rows_in"] == report.rows_in
+    return report, events, rejected
+
+
+BROKEN_AOL = (
+    AOL_HEADER
+    + b"142\trentdirect.com\t2006-03-01 07:17:12\t\t\n"  # ok, no click
+    + b"142\tstaple.com\t2006-03-01 07:17:13\t1\thttp://www.staples.com\n"  # ok, click
+    + b"142\tstaple.com\t2006-03-01 07:17:13\t3\thttp://www.officedepot.com\n"  # ok, 2nd click of the same query
+    + b"142\t-\t2006-03-01 07:18:00\t\t\n"  # placeholder query
+    + b"217\tlottery\t2006-03-01\n"  # wrong field count (3)
+    + b"217\ta\tb\t2006-03-01 11:58:51\t\t\t\n"  # wrong field count (7)
+    + b"217\tlottery\tyesterday at noon\t\t\n"  # bad time
+    + b"217\tlottery\t2006-13-45 25:00:00\t\t\n"  # impossible time
+    + b"217\t   \t2006-03-01 11:58:51\t\t\n"  # empty text
+    + b"217\tcaf\xe9 paris\t2006-03-01 11:58:51\t\t\n"  # Latin-1 byte: bad encoding
+    + b"\x00\x01\x02\xff\xfe junk \x07\n"  # binary junk (not UTF-8)
+    + b"217\tnul\x00byte\t2006-03-01 11:58:51\t\t\n"  # control bytes in valid UTF-8
+    + b"217\tlottery\t2006-03-01 11:58:51\tx\thttp://a.com\n"  # bad click rank
+    + b" \tlottery\t2006-03-01 11:58:51\t\t\n"  # empty user
+    + b"\n"  # empty line
+    + b"217\tcaf\xc3\xa9 paris\t2006-03-01 11:59:00\t\t\n"  # ok, UTF-8
+    + b"217\ttruncat"  # truncated last line
+)
+EXPECTED_REASONS = {
+    Reason.PLACEHOLDER_QUERY: 1, Reason.WRONG_FIELD_COUNT: 2, Reason.BAD_TIME: 2, Reason.EMPTY_TEXT: 1,
+    Reason.BAD_ENCODING: 2, Reason.CONTROL_CHARS: 1, Reason.BAD_CLICK_RANK: 1, Reason.EMPTY_USER: 1,
+    Reason.EMPTY_LINE: 1, Reason.TRUNCATED_LINE: 1,
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("compress", [False, True])
+@pytest.mark.parametrize("block_bytes", [16, 1 << 20])
+def test_every_kind_of_broken_aol_row_is_rejected_with_its_reason(tmp_path, compress, block_bytes):
+    path = tmp_path / ("user-ct-test-collection-01.txt" + (".gz" if compress else ""))
+    path.write_bytes(gzip.compress(BROKEN_AOL) if compress else BROKEN_AOL)
+    report, events, rejected = run(tmp_path, [path], "aol", block_bytes=block_bytes)
+    assert report.rows_in == 17 and report.rows_ok == 4 and report.rows_rejected == 13
+    assert report.rejected_by_reason == {str(k): v for k, v in EXPECTED_REASONS.items()}
+    assert events["query"].to_list() == ["rentdirect.com", "staple.com", "staple.com", "café paris"]
+    assert events["click_rank"].to_list() == [None, 1, 3, None]
+    assert events["click_url"].to_list() == [None, "http://www.staples.com", "http://www.officedepot.com", None]
+    assert events["ts"][0] == datetime(2006, 3, 1, 7, 17, 12, tzinfo=UTC)
+    assert events["row_id"].to_list() == [0, 1, 2, 15]
+    by_line = {r["line_no"]: r for r in rejected.iter_rows(named=True)}
+    assert by_line[11]["raw"] == "217\tcaf\\xe9 paris\t2006-03-01 11:58:51\t\t"  # bytes kept, escaped
+    assert by_line[18]["reason"] == Reason.TRUNCATED_LINE and by_line[18]["raw"] == "217\ttruncat"
+    assert set(rejected["source_file"]) == {str(path)}
+
+
+def test_row_ids_count_across_inputs_in_order_and_directories_expand(tmp_path):
+    d = tmp_path / "logs"
+    d.mkdir()
+    (d / "user-ct-test-collection-02.txt").write_bytes(AOL_HEADER + b"2\tb\t2006-03-02 00:00:00\t\t\n")
+    (d / "user-ct-test-collection-01.txt").write_bytes(AOL_HEADER + b"1\ta\t2006-03-01 00:00:00\t\t\nbroken\n")
+    extra = tmp_path / "later.txt"
+    extra.write_bytes(b"3\tc\t2006-03-03 00:00:00\t\t\n")  # no header: AOL's columns
+    report, events, rejected = run(tmp_path, [d, extra], "aol")
+    assert events.select("row_id", "query").rows() == [(0, "a"), (2, "b"), (3, "c")]
+    assert rejected.select("row_id", "line_no").rows() == [(1, 3)]
+    assert [f.rows_in for f in report.files] == [2, 1, 1]
+
+
+WEBIS = (
+    "UserID\tQuery\tTimeStamp\tClickRank\tClickDomain\tMissionID\tComment\n" + "-" * 40 + "\n" + "-" * 40 + "\n"
+    "599381\talgebra - solving quadratic\t2006-03-01 01:14:05\t\t\t1\n"
+    "599381\talgebra - solving quadratic equations\t2006-03-01 01:14:22\t8\thttp://www.sosmath.com\t1\n"
+    "\n"
+    "599381\tphysical science\t2006-03-01 02:06:54\t\t\t2\n"
+    "\n"
+    "599381\tsan diego jr theatre\t2006-03-05 17:14:45\t1\thttp://www.juniortheatre.com\t1\tPeter Pan was given there\n"
+    + "-" * 40 + "\n"
+    "7\tno mission\t2006-03-05 17:14:45\t\t\t\n"
+)
+
+
+def test_webis_smc_missions_are_per_user_and_layout_lines_are_not_records(tmp_path):
+    path = tmp_path / "webis.txt"
+    path.write_text(WEBIS)
+    report, events, rejected = run(tmp_path, [path], "webis-smc")
+    assert report.rows_in == 5  # query rows only
+    assert events["gold_mission"].to_list() == ["599381/1", "599381/1", "599381/2", "599381/1"]
+    assert events["click_rank"].to_list() == [None, 8, None, 1]
+    assert events["gold_session"].null_count() == 4
+    assert rejected.select("row_id", "line_no", "reason").rows() == [(4, 11, Reason.MISSING_LABEL)]
+
+
+def test_gayo_avello_quoted_queries_and_epoch_times(tmp_path):
+    path = tmp_path / "gayo.csv"
+    path.write_text(
+        "161;599381;algebra - solving quadratic;;01/03/2006 01:14;1141175640;70\n"
+        '6178;5432676;"www.ww;tv.com";;07/03/2006 15:43;1141746180;2435\n'
+        '6179;5432676;"say ""hi""";http://a.com;07/03/2006 15:44;;2435\n'  # no EPOCH: the date text
+        "6180;5432676;bad;;;;2436\n"
+    )
+    report, events, rejected = run(tmp_path, [path], "gayo-avello")
+    assert events["query"].to_list() == ["algebra - solving quadratic", "www.ww;tv.com", 'say "hi"']
+    assert events["gold_session"].to_list() == ["70", "2435", "2435"]
+    assert events["ts"].to_list() == [
+        datetime(2006, 3, 1, 1, 14, tzinfo=UTC), datetime(2006, 3, 7, 15, 43, tzinfo=UTC),
+        datetime(2006, 3, 7, 15, 44, tzinfo=UTC),
+    ]  # fmt: skip
+    assert rejected["reason"].to_list() == [Reason.BAD_TIME]
+
+
+def diffusiondb_frame(prompts: list[str | None], users: list[str | None], times: list[datetime | None]) -> pl.DataFrame:
+    n = len(prompts)
+    return pl.DataFrame(
+        {
+            "image_name": [f"{i}.png" for i in range(n)], "prompt": prompts, "part_id": [1] * n,
+            "seed": [42] * n, "step": [50] * n, "cfg": [7.0] * n, "sampler": [8] * n, "width": [512] * n,
+            "height": [512] * n, "user_name": users, "timestamp": times, "image_nsfw": [0.1] * n,
+            "prompt_nsfw": [0.0] * n,
+        },
+        schema_overrides={"timestamp": pl.Datetime("ns", "UTC")},
+    )  # fmt: skip
+
+
+def test_diffusiondb_metadata_parquet(tmp_path):
+    t = datetime(2022, 8, 1, 12, 0, tzinfo=UTC)
+    frame = diffusiondb_frame(["a cat, 8k", "a cat, 8k", "", "a dog"], ["u1", "u1", "u1", None], [t, t, t, t])
+    path = tmp_path / "metadata.parquet"
+    frame.write_parquet(path)
+    report, events, rejected = run(tmp_path, [path], "diffusiondb")
+    assert events.select("row_id", "user_id", "query").rows() == [(0, "u1", "a cat, 8k"), (1, "u1", "a cat, 8k")]
+    assert events["ts"].to_list() == [t, t]
+    assert rejected.select("row_id", "line_no", "reason").rows() == [(2, 3, Reason.EMPTY_TEXT), (3, 4, Reason.EMPTY_USER)]
+    assert json.loads(rejected["raw"][1])["prompt"] == "a dog"  # the record as it was
+
+
+def test_midjourney_threads_csv_keeps_thread_as_gold_mission(tmp_path):
+    path = tmp_path / "threads_0.csv"
+    path.write_text(
+        "text,args,channel_id,userid,timestamp,label,id,url_png,main_content,thread_id\n"
+        '"a castle, at dusk",--ar 16:9,c1,u7,2023-01-21 05:08:46.563000+00:00,False,1,http://x/1.png,a castle,t1\n'
+        '"a castle, at dawn\nmisty",--v 4,c1,u7,2023-01-21 05:09:46.000000+00:00,True,2,http://x/2.png,a castle,t1\n'
+        "broken,row\n"
+    )
+    report, events, rejected = run(tmp_path, [path], "midjourney")
+    assert events["query"].to_list() == ["a castle, at dusk", "a castle, at dawn\nmisty"]
+    assert events["gold_mission"].to_list() == ["t1", "t1"]
+    assert events["ts"][0] == datetime(2023, 1, 21, 5, 8, 46, 563000, tzinfo=UTC)
+    assert rejected.select("line_no", "reason").rows() == [(5, Reason.WRONG_FIELD_COUNT)]
+
+
+@pytest.mark.parametrize("kind", ["csv", "tsv", "jsonl", "parquet"])
+def test_generic_tables_with_a_column_mapping(tmp_path, kind):
+    rows = [
+        {"who": "ann", "when": "2024-05-01T10:00:00Z", "prompt": "red fox", "thread": "x"},
+        {"who": "ann", "when": "1714557660", "prompt": "red fox, snow", "thread": "x"},
+        {"who": "bob", "when": "not a time", "prompt": "owl", "thread": "y"},
+    ]
+    path = tmp_path / f"log.{kind}"
+    frame = pl.DataFrame(rows)
+    if kind == "csv":
+        frame.write_csv(path)
+    elif kind == "tsv":
+        frame.write_csv(path, separator="\t", quote_style="never")
+    elif kind == "jsonl":
+        path.write_text("\n".join(json.dumps(r) for r in rows) + "\n{not json\n")
+    else:
+        frame.write_parquet(path)
+    mapping = ColumnMap.parse("user=who,time=when,text=prompt,mission=thread")
+    report, events, rejected = run(tmp_path, [path], "table", mapping=mapping)
+    assert events.select("user_id", "query", "gold_mission").rows() == [("ann", "red fox", "x"), ("ann", "red fox, snow", "x")]
+    assert events["ts"].to_list() == [datetime(2024, 5, 1, 10, 0, tzinfo=UTC), datetime(2024, 5, 1, 10, 1, tzinfo=UTC)]
+    expected = [Reason.BAD_TIME] + ([Reason.BAD_JSON] if kind == "jsonl" else [])
+    assert rejected["reason"].to_list() == expected
+
+
+def test_table_needs_its_mapped_columns(tmp_path):
+    path = tmp_path / "log.csv"
+    path.write_text("a,b\n1,2\n")
+    with pytest.raises(ValueError, match="no column 'who'"):
+        ingest([path], "table", tmp_path / "out", mapping=ColumnMap.parse("user=who,time=a,text=b"))
+    with pytest.raises(ValueError, match="needs text=COLUMN"):
+        ColumnMap.parse("user=a,time=b")
+
+
+def test_accounting_error_is_loud():
+    report = IngestReport(format="aol", rows_in=3, rows_ok=1, rows_rejected=1)
+    with pytest.raises(AccountingError, match="rows_in=3"):
+        report.check()
+
+
+aol_line = st.one_of(
+    st.builds(
+        lambda u, q, s, r: f"{u}\t{q}\t2006-03-01 00:00:{s:02d}\t{r}\t".encode(),
+        st.integers(1, 99), st.text(alphabet="abc xyz-", min_size=1, max_size=8), st.integers(0, 59),
+        st.sampled_from(["", "1", "10"]),
+    ),
+    st.binary(max_size=30).map(lambda b: b.replace(b"\n", b"")),
+)  # fmt: skip
+
+
+@settings(max_examples=40, deadline=None)
+@given(lines=st.lists(aol_line, max_size=25), block=st.integers(8, 200), trailing_newline=st.booleans())
+def test_no_row_is_ever_lost(tmp_path_factory, lines, block, trailing_newline):
+    """Random mixes of good rows and junk: every line is an event or a rejected row."""
+    tmp = tmp_path_factory.mktemp("p")
+    body = b"\n".join(lines) + (b"\n" if trailing_newline and lines else b"")
+    path = tmp / "log.txt"
+    path.write_bytes(AOL_HEADER + body)
+    report, events, rejected = run(tmp, [path], "aol", block_bytes=block)
+    n_lines = body.count(b"\n") + (0 if body.endswith(b"\n") or not body else 1)
+    assert report.rows_in == n_lines
+    assert report.rows_ok + report.rows_rejected == n_lines

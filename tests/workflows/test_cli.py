@@ -1,0 +1,62 @@
+"""The sessionflow command line, end to end on files it writes itself."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import polars as pl
+import pytest
+from typer.testing import CliRunner
+
+from workflows.cli import app
+
+runner = CliRunner()
+
+
+def invoke(*args: str):
+    return runner.invoke(app, list(args), catch_exceptions=False)
+
+
+def test_console_script_is_installed():
+    script = Path(sys.executable).parent / "sessionflow"
+    out = subprocess.run([str(script), "--help"], capture_output=True, text=True, check=True).stdout
+    assert "ingest" in out and "synth" in out
+
+
+@pytest.mark.parametrize(("command", "words"), [("ingest", ["--format", "--map", "rejected.parquet"]), ("synth", ["--users", "--rows", "--style"])])
+def test_every_command_explains_itself(command, words):
+    result = invoke(command, "--help")
+    assert result.exit_code == 0
+    for word in words:
+        assert word in result.output
+
+
+def test_synth_then_ingest_with_wordnet(tmp_path):
+    log = tmp_path / "synth.tsv.gz"
+    result = invoke("synth", "--users", "30", "--rows", "900", "--output", str(log), "--seed", "5")
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "events"
+    result = invoke("ingest", str(log), "--format", "aol", "--output", str(out))
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "report.json").read_text())
+    assert (report["rows_in"], report["rows_ok"], report["rows_rejected"]) == (900, 900, 0)
+    events = pl.read_parquet(out / "events.parquet")
+    topical = events.filter(pl.col("gold_depth").is_not_null())
+    assert topical["gold_depth"].min() >= 3  # WordNet concepts below the abstract top levels
+    assert events["gold_mission"].null_count() == 0
+
+
+def test_bad_arguments_get_clear_errors(tmp_path):
+    log = tmp_path / "x.tsv"
+    log.write_text("AnonID\tQuery\tQueryTime\tItemRank\tClickURL\n")
+    result = runner.invoke(app, ["ingest", str(log), "--format", "bing", "--output", str(tmp_path / "o")])
+    assert result.exit_code == 2 and "unknown --format 'bing'" in result.output
+    result = runner.invoke(app, ["ingest", str(log), "--format", "aol", "--map", "user=a,time=b,text=c", "--output", str(tmp_path / "o")])
+    assert result.exit_code == 2 and "--map applies to --format table only" in result.output
+    result = runner.invoke(app, ["ingest", str(tmp_path / "missing.tsv"), "--format", "aol", "--output", str(tmp_path / "o")])
+    assert result.exit_code == 2 and "no such file" in result.output
+    result = runner.invoke(app, ["synth", "--users", "10", "--rows", "3", "--output", str(tmp_path / "s.tsv")])
+    assert result.exit_code == 2 and "must be at least users" in result.output

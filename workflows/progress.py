@@ -1,0 +1,31 @@
+"""Progress bars and end-of-job summaries on the terminal (rich)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+console = Console(stderr=True)
+
+
+@contextmanager
+def row_progress(description: str, total: int | None = None) -> Iterator[Progress]:
+    """A progress bar counting rows (a spinner when the total is unknown); task id 0."""
+    columns = [SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("rows"), TimeElapsedColumn()]
+    with Progress(*columns, console=console, transient=True) as progress:
+        progress.add_task(description, total=total)
+        yield progress
+
+
+def summary_table(title: str, rows: Mapping[str, Any]) -> Table:
+    table = Table(title=title, show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column()
+    for key, value in rows.items():
+        table.add_row(key, f"{value:,}" if isinstance(value, int) else str(value))
+    return table
