@@ -52,7 +52,10 @@ class WordNetNotFound(RuntimeError):
 
 def cache_dir() -> Path:
     """Where sessionflow keeps derived data: `$SESSIONFLOW_CACHE` or ~/.cache/sessionflow."""
-    root = os.environ.get("SESSIONFLOW_CACHE") or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "sessionflow"
+    root = (
+        os.environ.get("SESSIONFLOW_CACHE")
+        or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "sessionflow"
+    )
     return Path(root)
 
 

@@ -117,7 +117,10 @@ def ingest(
     report = IngestReport(format=fmt)
     reasons: Counter[str] = Counter()
     files: dict[Path, FileCount] = {}
-    with ParquetSink(out / EVENTS_FILE, EVENT_SCHEMA) as events, ParquetSink(out / REJECTED_FILE, REJECTED_SCHEMA) as rejected:
+    with (
+        ParquetSink(out / EVENTS_FILE, EVENT_SCHEMA) as events,
+        ParquetSink(out / REJECTED_FILE, REJECTED_SCHEMA) as rejected,
+    ):
         for path, parsed in iter_parsed(inputs, fmt, mapping=mapping, block_bytes=block_bytes):
             count = files.setdefault(path, FileCount(str(path)))
             count.rows_in += parsed.rows_read

@@ -101,9 +101,7 @@ def _last_record_end(buf: bytes, quote: str | None) -> int:
     return 0
 
 
-def _split_block(
-    block: bytes, quote: str | None, first_line: int, *, final: bool
-) -> tuple[pl.DataFrame, int]:
+def _split_block(block: bytes, quote: str | None, first_line: int, *, final: bool) -> tuple[pl.DataFrame, int]:
     """Records of a block that ends at a record boundary (or at the end of the file).
 
     Returns the records and the number of physical lines the block spans.
@@ -125,9 +123,7 @@ def _split_block(
     starts, stops = offsets[:-1], offsets[1:]
     valid = _utf8_valid(block, starts, stops)
     validity = None if valid.all() else pa.py_buffer(np.packbits(valid, bitorder="little"))
-    text = pa.StringArray.from_buffers(
-        n, pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(block), validity
-    )
+    text = pa.StringArray.from_buffers(n, pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(block), validity)
     undecodable = [None] * n
     for i in np.flatnonzero(~valid):
         undecodable[i] = block[starts[i] : stops[i]].rstrip(b"\r\n").decode("utf-8", "backslashreplace")

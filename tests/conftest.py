@@ -32,7 +32,14 @@ def make_tiny_taxonomy() -> Taxonomy:
         for child, parent in TINY_EDGES:
             if parent in depth:
                 depth[child] = depth[parent] + 1
-    lex = {i: ("noun.artifact" if i in {"vehicle.n.01", "car.n.01", "truck.n.01", "cab.n.01", "coupe.n.01", "artifact.n.01"} else "noun.animal") for i in ids}
+    lex = {
+        i: (
+            "noun.artifact"
+            if i in {"vehicle.n.01", "car.n.01", "truck.n.01", "cab.n.01", "coupe.n.01", "artifact.n.01"}
+            else "noun.animal"
+        )
+        for i in ids
+    }
     concepts = pl.DataFrame(
         {
             "id": ids,

@@ -1,7 +1,7 @@
 """The `sessionflow` command line.
 
-    sessionflow ingest ../shared/data/aol/aol-top1000-clicked.tsv.gz --format aol --output out/aol
-    sessionflow synth --users 1000 --rows 400000 --style aol --output out/synth.tsv.gz
+sessionflow ingest ../shared/data/aol/aol-top1000-clicked.tsv.gz --format aol --output out/aol
+sessionflow synth --users 1000 --rows 400000 --style aol --output out/synth.tsv.gz
 """
 
 from __future__ import annotations
@@ -44,7 +44,9 @@ def ingest(
     output: Annotated[Path, typer.Option("--output", "-o", help="Output directory.")],
     map: Annotated[
         str | None,
-        typer.Option("--map", help="Columns of a --format table: user=COL,time=COL,text=COL[,session=COL][,mission=COL]."),
+        typer.Option(
+            "--map", help="Columns of a --format table: user=COL,time=COL,text=COL[,session=COL][,mission=COL]."
+        ),
     ] = None,
     block_mb: Annotated[int, typer.Option(help="Read this many MiB at a time (bounds memory).")] = 64,
 ) -> None:
@@ -86,7 +88,9 @@ def ingest(
 @app.command()
 def synth(
     users: Annotated[int, typer.Option(help="Number of users.")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Output file: .tsv/.txt[.gz] (aol) or .parquet (prompt).")],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Output file: .tsv/.txt[.gz] (aol) or .parquet (prompt).")
+    ],
     rows: Annotated[int | None, typer.Option(help="Total rows (default: each user's activity drawn alone).")] = None,
     style: Annotated[str, typer.Option(help="aol: AOL TSV with clicks; prompt: DiffusionDB metadata.parquet.")] = "aol",
     seed: Annotated[int, typer.Option(help="Random seed; the same arguments give the same log.")] = 0,

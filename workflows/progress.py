@@ -16,7 +16,14 @@ console = Console(stderr=True)
 @contextmanager
 def row_progress(description: str, total: int | None = None) -> Iterator[Progress]:
     """A progress bar counting rows (a spinner when the total is unknown); task id 0."""
-    columns = [SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("rows"), TimeElapsedColumn()]
+    columns = [
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("rows"),
+        TimeElapsedColumn(),
+    ]
     with Progress(*columns, console=console, transient=True) as progress:
         progress.add_task(description, total=total)
         yield progress

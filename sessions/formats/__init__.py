@@ -11,7 +11,8 @@ from sessions.formats.prompts import DIFFUSIONDB, MIDJOURNEY
 from sessions.formats.table import ColumnMap, table_format
 
 FORMATS: dict[str, LogFormat] = {
-    f.name: f for f in (AOL, WEBIS_SMC, GAYO_AVELLO, DIFFUSIONDB, MIDJOURNEY)  # type: ignore[attr-defined]
+    f.name: f
+    for f in (AOL, WEBIS_SMC, GAYO_AVELLO, DIFFUSIONDB, MIDJOURNEY)  # type: ignore[attr-defined]
 }
 FORMAT_NAMES: tuple[str, ...] = (*FORMATS, "table")
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import polars as pl
 
-
 from sessions.formats.base import Columns
 from sessions.formats.delimited import DelimitedFormat
 from sessions.schema import GOLD_COLUMNS, Reason
@@ -41,12 +40,11 @@ def _build(f: Columns) -> dict[str, pl.Expr]:
     return columns
 
 
-def _checks() -> list[tuple[pl.Expr, str]]:
-    rank = pl.col("_rank_text")
-    return [
-        (pl.col("query").str.strip_chars() == PLACEHOLDER_QUERY, Reason.PLACEHOLDER_QUERY),
-        ((rank != "") & pl.col("click_rank").is_null(), Reason.BAD_CLICK_RANK),
-    ]
+_RANK = pl.col("_rank_text")
+_CHECKS = (
+    (pl.col("query").str.strip_chars() == PLACEHOLDER_QUERY, Reason.PLACEHOLDER_QUERY),
+    ((_RANK != "") & pl.col("click_rank").is_null(), Reason.BAD_CLICK_RANK),
+)
 
 
 AOL = DelimitedFormat(
@@ -55,5 +53,5 @@ AOL = DelimitedFormat(
     columns=AOL_COLUMNS,
     build=_build,
     header="optional",
-    checks=_checks,
+    checks=_CHECKS,
 )

@@ -109,9 +109,7 @@ def value_checks() -> list[Check]:
     ]
 
 
-def finalize(
-    frame: pl.LazyFrame, *, source: str, source_file: str, checks: Sequence[Check], raw: pl.Expr
-) -> Parsed:
+def finalize(frame: pl.LazyFrame, *, source: str, source_file: str, checks: Sequence[Check], raw: pl.Expr) -> Parsed:
     """Split a block into events and rejected rows by the first failing check.
 
     `frame` holds `row_id`, `line_no` and any of the canonical event columns (those
@@ -128,12 +126,16 @@ def finalize(
     df = frame.with_columns(_reason=first_reason(checks)).collect()
     ok = pl.col("_reason").is_null()
     events = df.lazy().filter(ok).select(canonical).with_columns(source=pl.lit(source)).select(list(EVENT_SCHEMA))
-    rejected = df.lazy().filter(~ok).select(
-        pl.col("row_id").cast(pl.Int64),
-        source_file=pl.lit(source_file),
-        line_no=pl.col("line_no").cast(pl.Int64),
-        raw=raw.cast(pl.String),
-        reason=pl.col("_reason"),
+    rejected = (
+        df.lazy()
+        .filter(~ok)
+        .select(
+            pl.col("row_id").cast(pl.Int64),
+            source_file=pl.lit(source_file),
+            line_no=pl.col("line_no").cast(pl.Int64),
+            raw=raw.cast(pl.String),
+            reason=pl.col("_reason"),
+        )
     )
     return Parsed(
         events.collect().cast(EVENT_SCHEMA),  # type: ignore[arg-type]

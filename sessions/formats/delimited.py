@@ -8,7 +8,7 @@ shared by all of them.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -30,10 +30,6 @@ class Fields(Columns):
         return self._fields.list.get(self.names.index(name), null_on_oob=True)
 
 
-# Checks specific to a format, run after the value checks.
-ExtraChecks = Callable[[], list[Check]]
-
-
 @dataclass(frozen=True)
 class DelimitedFormat(LogFormat):
     """A delimited text format.
@@ -50,7 +46,7 @@ class DelimitedFormat(LogFormat):
         optional_trailing: how many trailing columns a record may leave out.
         layout: lines that are layout rather than records (Webis-SMC separators);
             they are neither events nor rejected and get no row id.
-        checks: format-specific checks.
+        checks: format-specific checks, tried after the value checks.
     """
 
     name: str
@@ -62,7 +58,7 @@ class DelimitedFormat(LogFormat):
     header: Literal["none", "optional", "required"] = "none"
     optional_trailing: int = 0
     layout: Callable[[pl.Expr], pl.Expr] | None = None
-    checks: ExtraChecks = field(default=lambda: [])
+    checks: tuple[Check, ...] = ()
 
     def parse_file(self, path: str | Path, *, block_bytes: int = DEFAULT_BLOCK_BYTES) -> Iterator[Parsed]:
         names: Sequence[str] | None = self.columns if self.header == "none" else None
@@ -96,7 +92,7 @@ class DelimitedFormat(LogFormat):
         checks = [
             *text_checks(pl.col("_fields"), len(names), self.optional_trailing),
             *value_checks(),
-            *self.checks(),
+            *self.checks,
         ]
         raw = pl.coalesce("text", "undecodable")
         return finalize(lf, source=self.name, source_file=source_file, checks=checks, raw=raw)

@@ -47,11 +47,10 @@ def _webis(f: Columns) -> dict[str, pl.Expr]:
     }
 
 
-def _webis_checks() -> list[tuple[pl.Expr, str]]:
-    return [
-        ((pl.col("_rank_text") != "") & pl.col("click_rank").is_null(), Reason.BAD_CLICK_RANK),
-        (pl.col("_mission").is_null(), Reason.MISSING_LABEL),
-    ]
+_WEBIS_CHECKS = (
+    ((pl.col("_rank_text") != "") & pl.col("click_rank").is_null(), Reason.BAD_CLICK_RANK),
+    (pl.col("_mission").is_null(), Reason.MISSING_LABEL),
+)
 
 
 def _is_webis_layout(text: pl.Expr) -> pl.Expr:
@@ -66,7 +65,7 @@ WEBIS_SMC = DelimitedFormat(
     header="required",
     optional_trailing=1,
     layout=_is_webis_layout,
-    checks=_webis_checks,
+    checks=_WEBIS_CHECKS,
 )
 
 
@@ -88,5 +87,5 @@ GAYO_AVELLO = DelimitedFormat(
     columns=GAYO_COLUMNS,
     build=_gayo,
     layout=lambda text: text.str.strip_chars() == "",
-    checks=lambda: [(pl.col("gold_session").is_null(), Reason.MISSING_LABEL)],
+    checks=((pl.col("gold_session").is_null(), Reason.MISSING_LABEL),),
 )

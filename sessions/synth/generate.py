@@ -23,7 +23,7 @@ from sessions.synth.render import (
     slot_layout,
     user_hash,
 )
-from sessions.synth.structure import NAV_BASE, build_structure
+from sessions.synth.structure import build_structure
 from sessions.synth.taxonomy import ConceptIndex, Taxonomy
 from sessions.synth.walk import TYPO, walk
 
@@ -122,7 +122,9 @@ def _user_names(user_id: np.ndarray) -> pl.Series:
     return user_hash(users).gather(inverse)
 
 
-def _diffusiondb_columns(user_id: np.ndarray, prompt: pl.Series, ts: pl.Series, rng: np.random.Generator) -> pl.DataFrame:
+def _diffusiondb_columns(
+    user_id: np.ndarray, prompt: pl.Series, ts: pl.Series, rng: np.random.Generator
+) -> pl.DataFrame:
     """The columns of DiffusionDB's metadata.parquet; times to the minute, as there."""
     n = len(user_id)
     user_name = _user_names(user_id)

@@ -40,8 +40,14 @@ PLACES = (
     "los angeles", "houston", "new jersey", "pennsylvania", "arizona", "las vegas", "boston",
     "dallas", "virginia", "north carolina", "seattle", "denver", "2006", "uk", "canada", "nyc",
 )  # fmt: skip
-PROMPT_PREFIXES = ("a beautiful", "a cute", "an ancient", "a giant", "a futuristic", "portrait of", "painting of", "photo of", "an epic")  # fmt: skip
-PROMPT_SCENES = ("in a forest", "on the beach", "in space", "at sunset", "in a city", "in the snow", "underwater", "on mars", "in a cyberpunk city")  # fmt: skip
+PROMPT_PREFIXES = (
+    "a beautiful", "a cute", "an ancient", "a giant", "a futuristic", "portrait of", "painting of", "photo of",
+    "an epic",
+)  # fmt: skip
+PROMPT_SCENES = (
+    "in a forest", "on the beach", "in space", "at sunset", "in a city", "in the snow", "underwater", "on mars",
+    "in a cyberpunk city",
+)  # fmt: skip
 STYLE_MODIFIERS = (
     "highly detailed", "digital painting", "artstation", "concept art", "smooth", "sharp focus",
     "illustration", "art by artgerm and greg rutkowski", "8k", "unreal engine", "octane render",
@@ -112,7 +118,9 @@ def query_texts(s: Structure, w: Walk, index: ConceptIndex, style: str) -> pl.Se
 
 
 def _join_nonempty(columns: list[str], separator: str) -> pl.Expr:
-    return pl.concat_str([pl.when(pl.col(c) != "").then(pl.col(c)) for c in columns], separator=separator, ignore_nulls=True)
+    return pl.concat_str(
+        [pl.when(pl.col(c) != "").then(pl.col(c)) for c in columns], separator=separator, ignore_nulls=True
+    )
 
 
 def add_typos(text: pl.Series, typo: np.ndarray, rng: np.random.Generator) -> pl.Series:
@@ -144,7 +152,9 @@ def add_typos(text: pl.Series, typo: np.ndarray, rng: np.random.Generator) -> pl
     return out
 
 
-def expand_rows(s: Structure, budget: np.ndarray, probs: tuple[float, ...], rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def expand_rows(
+    s: Structure, budget: np.ndarray, probs: tuple[float, ...], rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Rows per query event (clicks or images), cut to each user's row budget.
 
     Returns, per output row: the event it belongs to, its 0-based copy number, and
@@ -161,14 +171,26 @@ def expand_rows(s: Structure, budget: np.ndarray, probs: tuple[float, ...], rng:
 
 
 def click_columns(
-    copy: np.ndarray, clicks: np.ndarray, names: pl.Series, nav_names: pl.Series, is_nav: np.ndarray, rng: np.random.Generator
+    copy: np.ndarray,
+    clicks: np.ndarray,
+    names: pl.Series,
+    nav_names: pl.Series,
+    is_nav: np.ndarray,
+    rng: np.random.Generator,
 ) -> pl.DataFrame:
     """ItemRank and ClickURL of AOL rows (one row per click); empty without a click."""
     n = len(copy)
     first_rank = 1 + np.searchsorted(zipf_cdf(10, 1.3), rng.random(n), side="right")
     rank = np.minimum(first_rank + copy, 10)  # a query's later clicks rank lower
     df = pl.DataFrame(
-        {"name": names, "nav": nav_names, "is_nav": is_nav, "has_click": clicks > 0, "rank": rank, "wiki": rng.random(n) < 0.25}
+        {
+            "name": names,
+            "nav": nav_names,
+            "is_nav": is_nav,
+            "has_click": clicks > 0,
+            "rank": rank,
+            "wiki": rng.random(n) < 0.25,
+        }
     )
     token = pl.when("is_nav").then(pl.col("nav")).otherwise(pl.col("name")).str.replace_all(r"[^a-z0-9]", "")
     url = (

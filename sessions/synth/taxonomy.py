@@ -86,7 +86,9 @@ class ConceptIndex:
         counts = concepts["lemma_counts"].list.sum().fill_null(0).to_numpy().astype(np.float64)
         self.lexname = concepts["lexname"].to_numpy()
 
-        edges = taxonomy.edges.filter(pl.col("child").is_in(self.ids.implode()) & pl.col("parent").is_in(self.ids.implode()))
+        edges = taxonomy.edges.filter(
+            pl.col("child").is_in(self.ids.implode()) & pl.col("parent").is_in(self.ids.implode())
+        )
         child = np.array([index[c] for c in edges["child"].to_list()], dtype=np.int64)
         parent = np.array([index[p] for p in edges["parent"].to_list()], dtype=np.int64)
         ptr, kids = _csr(parent, child, self.n)
@@ -95,11 +97,15 @@ class ConceptIndex:
         self.parents = WeightedRows(ptr, pars, np.ones(len(pars)))
 
         # Names: all lemmas flattened, the preferred (first) one weighted up.
-        lemmas = concepts.select(
-            pl.int_range(pl.len()).alias("concept"), "lemmas", "lemma_counts"
-        ).explode("lemmas", "lemma_counts").with_columns(rank=pl.int_range(pl.len()).over("concept"))
+        lemmas = (
+            concepts.select(pl.int_range(pl.len()).alias("concept"), "lemmas", "lemma_counts")
+            .explode("lemmas", "lemma_counts")
+            .with_columns(rank=pl.int_range(pl.len()).over("concept"))
+        )
         self.lemma_text = lemmas["lemmas"].str.to_lowercase()
-        weight = (lemmas["lemma_counts"].fill_null(0).to_numpy() + 1.0) * np.where(lemmas["rank"].to_numpy() == 0, 4.0, 1.0)
+        weight = (lemmas["lemma_counts"].fill_null(0).to_numpy() + 1.0) * np.where(
+            lemmas["rank"].to_numpy() == 0, 4.0, 1.0
+        )
         ptr, members = _csr(lemmas["concept"].to_numpy(), np.arange(lemmas.height), self.n)
         self.lemmas = WeightedRows(ptr, members, weight[members])
 

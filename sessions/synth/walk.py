@@ -54,7 +54,9 @@ class _Missions:
     among `slot_sizes[i]` terms; `slot_start[i]` is the chance a slot starts filled.
     """
 
-    def __init__(self, m: int, index: ConceptIndex, style: str, slot_sizes: Sequence[int], slot_start: Sequence[float]) -> None:
+    def __init__(
+        self, m: int, index: ConceptIndex, style: str, slot_sizes: Sequence[int], slot_start: Sequence[float]
+    ) -> None:
         self.index, self.style = index, style
         self.sizes = np.asarray(slot_sizes, dtype=np.int64)[:, None]
         self.start_p = np.asarray(slot_start)[:, None]

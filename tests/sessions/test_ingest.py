@@ -98,7 +98,9 @@ WEBIS = (
     "599381\tphysical science\t2006-03-01 02:06:54\t\t\t2\n"
     "\n"
     "599381\tsan diego jr theatre\t2006-03-05 17:14:45\t1\thttp://www.juniortheatre.com\t1\tPeter Pan was given there\n"
-    + "-" * 40 + "\n"
+    + "-"
+    * 40
+    + "\n"
     "7\tno mission\t2006-03-05 17:14:45\t\t\t\n"
 )
 
@@ -122,7 +124,7 @@ def test_gayo_avello_quoted_queries_and_epoch_times(tmp_path):
         '6179;5432676;"say ""hi""";http://a.com;07/03/2006 15:44;;2435\n'  # no EPOCH: the date text
         "6180;5432676;bad;;;;2436\n"
     )
-    report, events, rejected = run(tmp_path, [path], "gayo-avello")
+    _, events, rejected = run(tmp_path, [path], "gayo-avello")
     assert events["query"].to_list() == ["algebra - solving quadratic", "www.ww;tv.com", 'say "hi"']
     assert events["gold_session"].to_list() == ["70", "2435", "2435"]
     assert events["ts"].to_list() == [
@@ -150,10 +152,13 @@ def test_diffusiondb_metadata_parquet(tmp_path):
     frame = diffusiondb_frame(["a cat, 8k", "a cat, 8k", "", "a dog"], ["u1", "u1", "u1", None], [t, t, t, t])
     path = tmp_path / "metadata.parquet"
     frame.write_parquet(path)
-    report, events, rejected = run(tmp_path, [path], "diffusiondb")
+    _, events, rejected = run(tmp_path, [path], "diffusiondb")
     assert events.select("row_id", "user_id", "query").rows() == [(0, "u1", "a cat, 8k"), (1, "u1", "a cat, 8k")]
     assert events["ts"].to_list() == [t, t]
-    assert rejected.select("row_id", "line_no", "reason").rows() == [(2, 3, Reason.EMPTY_TEXT), (3, 4, Reason.EMPTY_USER)]
+    assert rejected.select("row_id", "line_no", "reason").rows() == [
+        (2, 3, Reason.EMPTY_TEXT),
+        (3, 4, Reason.EMPTY_USER),
+    ]
     assert json.loads(rejected["raw"][1])["prompt"] == "a dog"  # the record as it was
 
 
@@ -165,7 +170,7 @@ def test_midjourney_threads_csv_keeps_thread_as_gold_mission(tmp_path):
         '"a castle, at dawn\nmisty",--v 4,c1,u7,2023-01-21 05:09:46.000000+00:00,True,2,http://x/2.png,a castle,t1\n'
         "broken,row\n"
     )
-    report, events, rejected = run(tmp_path, [path], "midjourney")
+    _, events, rejected = run(tmp_path, [path], "midjourney")
     assert events["query"].to_list() == ["a castle, at dusk", "a castle, at dawn\nmisty"]
     assert events["gold_mission"].to_list() == ["t1", "t1"]
     assert events["ts"][0] == datetime(2023, 1, 21, 5, 8, 46, 563000, tzinfo=UTC)
@@ -190,8 +195,11 @@ def test_generic_tables_with_a_column_mapping(tmp_path, kind):
     else:
         frame.write_parquet(path)
     mapping = ColumnMap.parse("user=who,time=when,text=prompt,mission=thread")
-    report, events, rejected = run(tmp_path, [path], "table", mapping=mapping)
-    assert events.select("user_id", "query", "gold_mission").rows() == [("ann", "red fox", "x"), ("ann", "red fox, snow", "x")]
+    _, events, rejected = run(tmp_path, [path], "table", mapping=mapping)
+    assert events.select("user_id", "query", "gold_mission").rows() == [
+        ("ann", "red fox", "x"),
+        ("ann", "red fox, snow", "x"),
+    ]
     assert events["ts"].to_list() == [datetime(2024, 5, 1, 10, 0, tzinfo=UTC), datetime(2024, 5, 1, 10, 1, tzinfo=UTC)]
     expected = [Reason.BAD_TIME] + ([Reason.BAD_JSON] if kind == "jsonl" else [])
     assert rejected["reason"].to_list() == expected
@@ -230,7 +238,7 @@ def test_no_row_is_ever_lost(tmp_path_factory, lines, block, trailing_newline):
     body = b"\n".join(lines) + (b"\n" if trailing_newline and lines else b"")
     path = tmp / "log.txt"
     path.write_bytes(AOL_HEADER + body)
-    report, events, rejected = run(tmp, [path], "aol", block_bytes=block)
+    report, _, _ = run(tmp, [path], "aol", block_bytes=block)
     n_lines = body.count(b"\n") + (0 if body.endswith(b"\n") or not body else 1)
     assert report.rows_in == n_lines
     assert report.rows_ok + report.rows_rejected == n_lines

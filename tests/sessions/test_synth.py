@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import itertools
+
 import polars as pl
 import pytest
 
+from sessions.formats.aol import AOL_COLUMNS
+from sessions.formats.prompts import DIFFUSIONDB_COLUMNS
 from sessions.ingest import ingest
 from sessions.synth import SynthConfig, write_log
 from sessions.synth.generate import chunk_bounds, user_budgets
-from sessions.formats.prompts import DIFFUSIONDB_COLUMNS
-from sessions.formats.aol import AOL_COLUMNS
 
 
 def _events(tmp_path, cfg, taxonomy, name="log") -> pl.DataFrame:
@@ -34,7 +36,7 @@ def test_budgets_are_exact_and_heavy_tailed():
     assert budget.max() > 20 * float(pl.Series(budget).median())  # a heavy tail, as in AOL
     bounds = chunk_bounds(budget, 100_000)
     assert bounds[0][0] == 0 and bounds[-1][1] == 10_000
-    assert all(a[1] == b[0] for a, b in zip(bounds, bounds[1:]))
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(bounds))
 
 
 def test_same_arguments_same_log_other_seed_other_log(tmp_path, tiny_taxonomy):
@@ -80,9 +82,14 @@ def test_sessions_are_contiguous_and_missions_are_not_always(aol):
 
 
 def test_gaps_inside_sessions_are_short_and_between_are_long(aol):
-    gaps = aol.with_columns(gap=pl.col("ts").diff().over("user_id").dt.total_seconds(), same=pl.col("gold_session") == pl.col("gold_session").shift().over("user_id"))
+    gaps = aol.with_columns(
+        gap=pl.col("ts").diff().over("user_id").dt.total_seconds(),
+        same=pl.col("gold_session") == pl.col("gold_session").shift().over("user_id"),
+    )
     inside = gaps.filter(pl.col("same") & (pl.col("gold_reformulation") != "duplicate"))["gap"]
-    between = gaps.filter(~pl.col("same") & (pl.col("gold_mission") == pl.col("gold_mission").shift().over("user_id")))["gap"]
+    between = gaps.filter(~pl.col("same") & (pl.col("gold_mission") == pl.col("gold_mission").shift().over("user_id")))[
+        "gap"
+    ]
     assert inside.median() < 300 and (inside > 1800).mean() < 0.02
     assert between.median() > 3600
 
@@ -96,7 +103,17 @@ def test_reformulation_labels_match_the_hierarchy(aol):
         prev_words=pl.col("query").str.split(" ").list.len().shift().over("gold_session"),
     )
     by = {k: prev.filter(pl.col("gold_reformulation") == k) for k in prev["gold_reformulation"].unique()}
-    assert set(by) >= {"start", "specialisation", "generalisation", "lateral", "add_term", "drop_term", "typo", "repeat", "duplicate"}
+    assert set(by) >= {
+        "start",
+        "specialisation",
+        "generalisation",
+        "lateral",
+        "add_term",
+        "drop_term",
+        "typo",
+        "repeat",
+        "duplicate",
+    }
     assert by["start"]["prev_query"].null_count() == by["start"].height  # first of its session
     dup = by["duplicate"]
     assert (dup["query"] == dup["prev_query"]).all() and (dup["ts"] == dup["prev_ts"]).all()
@@ -139,7 +156,7 @@ def test_prompt_style_is_diffusiondb_with_style_modifier_edits(tmp_path, tiny_ta
 
 
 def test_bad_configs_fail_early():
-    with pytest.raises(ValueError, match="rows .* must be at least users"):
+    with pytest.raises(ValueError, match=r"rows \(5\) must be at least users"):
         SynthConfig(users=10, rows=5)
     with pytest.raises(ValueError, match="style"):
         SynthConfig(users=10, style="bing")  # type: ignore[arg-type]

@@ -26,7 +26,10 @@ def test_console_script_is_installed():
     assert "ingest" in out and "synth" in out
 
 
-@pytest.mark.parametrize(("command", "words"), [("ingest", ["--format", "--map", "rejected.parquet"]), ("synth", ["--users", "--rows", "--style"])])
+@pytest.mark.parametrize(
+    ("command", "words"),
+    [("ingest", ["--format", "--map", "rejected.parquet"]), ("synth", ["--users", "--rows", "--style"])],
+)
 def test_every_command_explains_itself(command, words):
     result = invoke(command, "--help")
     assert result.exit_code == 0
@@ -54,9 +57,13 @@ def test_bad_arguments_get_clear_errors(tmp_path):
     log.write_text("AnonID\tQuery\tQueryTime\tItemRank\tClickURL\n")
     result = runner.invoke(app, ["ingest", str(log), "--format", "bing", "--output", str(tmp_path / "o")])
     assert result.exit_code == 2 and "unknown --format 'bing'" in result.output
-    result = runner.invoke(app, ["ingest", str(log), "--format", "aol", "--map", "user=a,time=b,text=c", "--output", str(tmp_path / "o")])
+    result = runner.invoke(
+        app, ["ingest", str(log), "--format", "aol", "--map", "user=a,time=b,text=c", "--output", str(tmp_path / "o")]
+    )
     assert result.exit_code == 2 and "--map applies to --format table only" in result.output
-    result = runner.invoke(app, ["ingest", str(tmp_path / "missing.tsv"), "--format", "aol", "--output", str(tmp_path / "o")])
+    result = runner.invoke(
+        app, ["ingest", str(tmp_path / "missing.tsv"), "--format", "aol", "--output", str(tmp_path / "o")]
+    )
     assert result.exit_code == 2 and "no such file" in result.output
     result = runner.invoke(app, ["synth", "--users", "10", "--rows", "3", "--output", str(tmp_path / "s.tsv")])
     assert result.exit_code == 2 and "must be at least users" in result.output
