@@ -83,11 +83,14 @@ class DelimitedFormat(LogFormat):
         if first is None:
             raise ValueError(f"{path}: the header line is not valid UTF-8")
         header = pl.select(split_delimited(pl.lit(first), self.sep, self.quote)).item()
-        return [h.strip() for h in header], block.slice(1)
+        return [h.strip().removeprefix("\ufeff") for h in header], block.slice(1)  # a BOM is not a name
 
     def _parse(self, lf: pl.LazyFrame, names: Sequence[str], *, source_file: str) -> Parsed:
         fields = split_delimited(pl.col("text"), self.sep, self.quote)
-        built = self.build(Fields(names, pl.col("_fields")))
+        try:
+            built = self.build(Fields(names, pl.col("_fields")))
+        except ValueError as err:
+            raise ValueError(f"{source_file}: {err}") from None
         lf = lf.with_columns(_fields=fields).with_columns(**built)
         checks = [
             *text_checks(pl.col("_fields"), len(names), self.optional_trailing),

@@ -208,7 +208,7 @@ def test_generic_tables_with_a_column_mapping(tmp_path, kind):
 def test_table_needs_its_mapped_columns(tmp_path):
     path = tmp_path / "log.csv"
     path.write_text("a,b\n1,2\n")
-    with pytest.raises(ValueError, match="no column 'who'"):
+    with pytest.raises(ValueError, match=r"log\.csv: no column 'who'"):
         ingest([path], "table", tmp_path / "out", mapping=ColumnMap.parse("user=who,time=a,text=b"))
     with pytest.raises(ValueError, match="needs text=COLUMN"):
         ColumnMap.parse("user=a,time=b")
