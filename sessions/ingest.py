@@ -15,6 +15,9 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Protocol
+
+import polars as pl
 
 from sessions.formats import ColumnMap, Parsed, format_for
 from sessions.io import ParquetSink, parquet_rows, write_json
@@ -97,6 +100,52 @@ def iter_parsed(
         offset += in_file
 
 
+class Sink(Protocol):
+    """Where blocks of rows go: a Parquet dataset (`io.ParquetSink`) or memory (`io.MemorySink`)."""
+
+    rows: int
+
+    def write(self, frame: pl.DataFrame) -> None: ...
+
+
+def read_logs(
+    inputs: Sequence[str | Path],
+    fmt: str,
+    events: Sink,
+    rejected: Sink,
+    *,
+    mapping: ColumnMap | None = None,
+    block_bytes: int = DEFAULT_BLOCK_BYTES,
+    on_block: Callable[[Path, Parsed], None] | None = None,
+) -> IngestReport:
+    """Parse every input into the two sinks and account for every row.
+
+    Raises AccountingError if what the sinks received does not add up to the rows
+    read; call it inside the sinks' `with` so that nothing is published then.
+    """
+    start = time.perf_counter()
+    report = IngestReport(format=fmt)
+    reasons: Counter[str] = Counter()
+    files: dict[Path, FileCount] = {}
+    for path, parsed in iter_parsed(inputs, fmt, mapping=mapping, block_bytes=block_bytes):
+        count = files.setdefault(path, FileCount(str(path)))
+        count.rows_in += parsed.rows_read
+        count.rows_ok += parsed.events.height
+        count.rows_rejected += parsed.rejected.height
+        reasons.update(parsed.rejected["reason"].to_list())
+        events.write(parsed.events)
+        rejected.write(parsed.rejected)
+        if on_block is not None:
+            on_block(path, parsed)
+    report.files = list(files.values())
+    report.rows_in = sum(f.rows_in for f in report.files)
+    report.rows_ok, report.rows_rejected = events.rows, rejected.rows
+    report.rejected_by_reason = dict(reasons.most_common())
+    report.seconds = round(time.perf_counter() - start, 3)
+    report.check()
+    return report
+
+
 def ingest(
     inputs: Sequence[str | Path],
     fmt: str,
@@ -114,31 +163,14 @@ def ingest(
     """
     start = time.perf_counter()
     out = Path(output)
-    report = IngestReport(format=fmt)
-    reasons: Counter[str] = Counter()
-    files: dict[Path, FileCount] = {}
     with (
         ParquetSink(out / EVENTS_FILE, EVENT_SCHEMA) as events,
         ParquetSink(out / REJECTED_FILE, REJECTED_SCHEMA) as rejected,
     ):
-        for path, parsed in iter_parsed(inputs, fmt, mapping=mapping, block_bytes=block_bytes):
-            count = files.setdefault(path, FileCount(str(path)))
-            count.rows_in += parsed.rows_read
-            count.rows_ok += parsed.events.height
-            count.rows_rejected += parsed.rejected.height
-            reasons.update(parsed.rejected["reason"].to_list())
-            events.write(parsed.events)
-            rejected.write(parsed.rejected)
-            if on_block is not None:
-                on_block(path, parsed)
-        report.files = list(files.values())
-        report.rows_in = sum(f.rows_in for f in report.files)
-        report.rows_ok, report.rows_rejected = events.rows, rejected.rows
-        report.check()  # before anything is published
+        report = read_logs(inputs, fmt, events, rejected, mapping=mapping, block_bytes=block_bytes, on_block=on_block)
     # What landed on disk must add up too.
     report.rows_ok, report.rows_rejected = parquet_rows(out / EVENTS_FILE), parquet_rows(out / REJECTED_FILE)
     report.check()
-    report.rejected_by_reason = dict(reasons.most_common())
     report.outputs = {name: str(out / name) for name in (EVENTS_FILE, REJECTED_FILE, REPORT_FILE)}
     report.seconds = round(time.perf_counter() - start, 3)
     write_json(report.to_dict(), out / REPORT_FILE)

@@ -9,7 +9,9 @@ The file is read through pyarrow's input streams, which decompress `.gz`, `.bz2`
 and `.zst` on the fly, in blocks of `block_bytes`; only one block (plus at most one
 unfinished record carried over) is ever in memory, so a 36M-row log streams.
 
-Each block becomes a polars DataFrame with the columns of `RECORD_SCHEMA`:
+`iter_blocks` yields `Block`s of raw bytes cut at record boundaries; `split_records`
+checks a block record by record into a polars DataFrame with the columns of
+`RECORD_SCHEMA`:
 `line_no` (1-based physical line where the record starts), `text` (the record without
 its line terminator, null when it is not valid UTF-8), `undecodable` (for those
 records only: the bytes with invalid sequences as `\\xNN` escapes, so nothing is lost)
@@ -19,6 +21,7 @@ and `terminated` (false only for a last record that has no newline: a truncated 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -40,24 +43,52 @@ RECORD_SCHEMA: dict[str, pl.DataType] = {
 _NEWLINE = ord("\n")
 
 
-def iter_records(
-    path: str | Path,
-    *,
-    quote: str | None = None,
-    block_bytes: int = DEFAULT_BLOCK_BYTES,
-) -> Iterator[pl.DataFrame]:
-    """Yield the records of a (possibly compressed) text file in blocks.
+@dataclass(frozen=True)
+class Block:
+    """Whole records of a file as raw bytes.
+
+    `data` ends at a record boundary (or at the end of the file when `final`);
+    `first_line` is the 1-based line number of its first byte; `newlines` holds the
+    offsets of its newline bytes, found once and shared by every reader of the block.
+    """
+
+    data: bytes
+    first_line: int
+    newlines: np.ndarray
+    final: bool
+
+    @property
+    def n_lines(self) -> int:
+        """Physical lines in the block (a last line without newline counts)."""
+        unterminated = len(self.data) > 0 and (not len(self.newlines) or self.newlines[-1] != len(self.data) - 1)
+        return len(self.newlines) + int(unterminated)
+
+    def after_first_line(self) -> Block:
+        """The block without its first line (a header)."""
+        if not len(self.newlines):
+            return Block(b"", self.first_line + 1, self.newlines[:0], self.final)
+        cut = int(self.newlines[0]) + 1
+        return Block(self.data[cut:], self.first_line + 1, self.newlines[1:] - cut, self.final)
+
+    def first_line_text(self) -> str | None:
+        """The first line, decoded (None when it is not valid UTF-8)."""
+        end = int(self.newlines[0]) if len(self.newlines) else len(self.data)
+        try:
+            return self.data[:end].decode("utf-8").removesuffix("\r")
+        except UnicodeDecodeError:
+            return None
+
+
+def iter_blocks(
+    path: str | Path, *, quote: str | None = None, block_bytes: int = DEFAULT_BLOCK_BYTES
+) -> Iterator[Block]:
+    """Blocks of whole records of a (possibly compressed) text file, in order.
 
     Args:
         path: a text file; `.gz`, `.bz2`, `.zst` and `.lz4` are decompressed.
-        quote: the quote character of a CSV dialect, or None when newlines always end
-            a record (AOL, TSV).
+        quote: the quote character of a CSV dialect whose quoted fields may hold
+            newlines, or None when newlines always end a record (AOL, TSV).
         block_bytes: how many (decompressed) bytes to read at a time.
-
-    Example:
-        >>> for block in iter_records("user-ct-test-collection-01.txt.gz"):
-        ...     block.columns
-        ['line_no', 'text', 'undecodable', 'terminated']
     """
     carry = b""
     next_line = 1
@@ -68,17 +99,33 @@ def iter_records(
             buf = carry + chunk if carry else chunk
             if eof and not buf:
                 return
-            cut = len(buf) if eof else _last_record_end(buf, quote)
+            newlines = np.flatnonzero(np.frombuffer(buf, dtype=np.uint8) == _NEWLINE)
+            cut = len(buf) if eof else _last_record_end(buf, newlines, quote)
             if cut == 0:  # no complete record yet: keep reading
                 carry = buf
                 continue
-            block, carry = buf[:cut], buf[cut:]
-            frame, lines = _split_block(block, quote, next_line, final=eof)
-            next_line += lines
-            if frame.height:
-                yield frame
+            block = Block(buf[:cut], next_line, newlines[newlines < cut], final=eof)
+            carry = buf[cut:]
+            next_line += block.n_lines
+            yield block
             if eof:
                 return
+
+
+def iter_records(
+    path: str | Path, *, quote: str | None = None, block_bytes: int = DEFAULT_BLOCK_BYTES
+) -> Iterator[pl.DataFrame]:
+    """Yield the records of a (possibly compressed) text file in blocks.
+
+    Example:
+        >>> for block in iter_records("user-ct-test-collection-01.txt.gz"):
+        ...     block.columns
+        ['line_no', 'text', 'undecodable', 'terminated']
+    """
+    for block in iter_blocks(path, quote=quote, block_bytes=block_bytes):
+        frame = split_records(block, quote)
+        if frame.height:
+            yield frame
 
 
 def _quote_ok_newlines(arr: np.ndarray, newlines: np.ndarray, quote: str | None) -> np.ndarray:
@@ -89,11 +136,9 @@ def _quote_ok_newlines(arr: np.ndarray, newlines: np.ndarray, quote: str | None)
     return newlines[np.searchsorted(quotes, newlines) % 2 == 0]
 
 
-def _last_record_end(buf: bytes, quote: str | None) -> int:
+def _last_record_end(buf: bytes, newlines: np.ndarray, quote: str | None) -> int:
     """Offset just past the last complete record in buf, 0 if there is none."""
-    arr = np.frombuffer(buf, dtype=np.uint8)
-    newlines = np.flatnonzero(arr == _NEWLINE)
-    ends = _quote_ok_newlines(arr, newlines, quote)
+    ends = _quote_ok_newlines(np.frombuffer(buf, dtype=np.uint8), newlines, quote)
     if len(ends):
         return int(ends[-1]) + 1
     if len(buf) > MAX_RECORD_BYTES and len(newlines):  # an unbalanced quote: give up on it
@@ -101,47 +146,45 @@ def _last_record_end(buf: bytes, quote: str | None) -> int:
     return 0
 
 
-def _split_block(block: bytes, quote: str | None, first_line: int, *, final: bool) -> tuple[pl.DataFrame, int]:
-    """Records of a block that ends at a record boundary (or at the end of the file).
-
-    Returns the records and the number of physical lines the block spans.
-    """
-    if len(block) >= 1 << 31:
+def split_records(block: Block, quote: str | None = None) -> pl.DataFrame:
+    """The records of a block, with `RECORD_SCHEMA` columns, checked one by one."""
+    data = block.data
+    if not data:
+        return pl.DataFrame(schema=RECORD_SCHEMA)
+    if len(data) >= 1 << 31:
         raise ValueError("block too large for 32-bit offsets; lower block_bytes")
-    arr = np.frombuffer(block, dtype=np.uint8)
-    newlines = np.flatnonzero(arr == _NEWLINE)
-    ends = _quote_ok_newlines(arr, newlines, quote)
-    terminated_last = len(ends) > 0 and ends[-1] == len(block) - 1
-    if not terminated_last and not final:  # the caller cut inside a record: forced cut
-        ends = newlines if quote is None else np.append(ends, len(block) - 1)
+    newlines = block.newlines
+    ends = _quote_ok_newlines(np.frombuffer(data, dtype=np.uint8), newlines, quote)
+    terminated_last = len(ends) > 0 and ends[-1] == len(data) - 1
+    if not terminated_last and not block.final:  # the reader cut inside a record: forced cut
+        ends = np.append(ends, len(data) - 1)
         terminated_last = True
-    # Record i spans block[offsets[i]:offsets[i + 1]], its newline included.
+    # Record i spans data[offsets[i]:offsets[i + 1]], its newline included.
     offsets = np.concatenate(([0], ends + 1)).astype(np.int64)
     if not terminated_last:
-        offsets = np.append(offsets, len(block))
+        offsets = np.append(offsets, len(data))
     n = len(offsets) - 1
     starts, stops = offsets[:-1], offsets[1:]
-    valid = _utf8_valid(block, starts, stops)
+    valid = _utf8_valid(data, starts, stops)
     validity = None if valid.all() else pa.py_buffer(np.packbits(valid, bitorder="little"))
-    text = pa.StringArray.from_buffers(n, pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(block), validity)
+    text = pa.StringArray.from_buffers(n, pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(data), validity)
     undecodable = [None] * n
     for i in np.flatnonzero(~valid):
-        undecodable[i] = block[starts[i] : stops[i]].rstrip(b"\r\n").decode("utf-8", "backslashreplace")
+        undecodable[i] = data[starts[i] : stops[i]].rstrip(b"\r\n").decode("utf-8", "backslashreplace")
     terminated = np.ones(n, dtype=bool)
     terminated[-1] = terminated_last
-    frame = pl.DataFrame(
+    return pl.DataFrame(
         {
-            "line_no": first_line + np.searchsorted(newlines, starts),
+            "line_no": block.first_line + np.searchsorted(newlines, starts),
             "text": pl.from_arrow(text),
             "undecodable": pl.Series(undecodable, dtype=pl.String),
             "terminated": terminated,
         },
         schema=RECORD_SCHEMA,
     ).with_columns(pl.col("text").str.strip_suffix("\n").str.strip_suffix("\r"))
-    return frame, len(newlines) + (0 if terminated_last else 1)
 
 
-def _utf8_ok(data: bytes | memoryview) -> bool:
+def utf8_ok(data: bytes | memoryview) -> bool:
     """Whether data is valid UTF-8, checked by Arrow without building a Python str."""
     arr = pa.BinaryArray.from_buffers(
         pa.binary(), 1, [None, pa.py_buffer(np.array([0, len(data)], np.int32)), pa.py_buffer(data)]
@@ -161,7 +204,7 @@ def _utf8_valid(block: bytes, starts: np.ndarray, stops: np.ndarray) -> np.ndarr
     pending = [(0, len(starts))]
     while pending:
         lo, hi = pending.pop()
-        if _utf8_ok(view[starts[lo] : stops[hi - 1]]):
+        if utf8_ok(view[starts[lo] : stops[hi - 1]]):
             continue
         if hi - lo == 1:
             valid[lo] = False

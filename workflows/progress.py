@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
@@ -10,7 +11,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-console = Console(stderr=True)
+console = Console(stderr=True)  # progress and errors
+out = Console(width=None if sys.stdout.isatty() else 160)  # results: summaries and tables (not cut in logs)
 
 
 @contextmanager

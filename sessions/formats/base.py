@@ -81,18 +81,18 @@ class LogFormat(ABC):
         """Parsed blocks of one file, in order, with local row ids."""
 
 
-def text_checks(fields: pl.Expr | None = None, n_fields: int = 0, optional_trailing: int = 0) -> list[Check]:
+def text_checks(n_fields: pl.Expr | None = None, expected: int = 0, optional_trailing: int = 0) -> list[Check]:
     """The checks on a text record before its fields are looked at: encoding,
-    binary junk, blank lines and, for delimited records, the number of fields."""
+    binary junk, blank lines and, for delimited records, the number of fields
+    (`n_fields` against `expected`, of which `optional_trailing` may be missing)."""
     text = pl.col("text")
     checks: list[Check] = [
         (text.is_null(), Reason.BAD_ENCODING),
         (has_control_chars(text), Reason.CONTROL_CHARS),
         (text.str.strip_chars() == "", Reason.EMPTY_LINE),
     ]
-    if fields is not None:
-        count = fields.list.len()
-        wrong = ~count.is_between(n_fields - optional_trailing, n_fields)
+    if n_fields is not None:
+        wrong = ~n_fields.is_between(expected - optional_trailing, expected)
         checks += [
             (wrong & ~pl.col("terminated"), Reason.TRUNCATED_LINE),
             (wrong, Reason.WRONG_FIELD_COUNT),

@@ -10,6 +10,7 @@ import pytest
 from sessions.formats.aol import AOL_COLUMNS
 from sessions.formats.prompts import DIFFUSIONDB_COLUMNS
 from sessions.ingest import ingest
+from sessions.io import read_table
 from sessions.synth import SynthConfig, write_log
 from sessions.synth.generate import chunk_bounds, user_budgets
 
@@ -21,7 +22,7 @@ def _events(tmp_path, cfg, taxonomy, name="log") -> pl.DataFrame:
     assert summary.rows == (cfg.rows or summary.rows)
     report = ingest([path], "aol" if cfg.style == "aol" else "diffusiondb", tmp_path / f"{name}-events")
     assert report.rows_rejected == 0, report.rejected_by_reason
-    return pl.read_parquet(tmp_path / f"{name}-events" / "events.parquet")
+    return read_table(tmp_path / f"{name}-events" / "events.parquet")
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,7 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
+from sessions.io import read_table
 from workflows.cli import app
 
 runner = CliRunner()
@@ -46,7 +47,7 @@ def test_synth_then_ingest_with_wordnet(tmp_path):
     assert result.exit_code == 0, result.output
     report = json.loads((out / "report.json").read_text())
     assert (report["rows_in"], report["rows_ok"], report["rows_rejected"]) == (900, 900, 0)
-    events = pl.read_parquet(out / "events.parquet")
+    events = read_table(out / "events.parquet")
     topical = events.filter(pl.col("gold_depth").is_not_null())
     assert topical["gold_depth"].min() >= 3  # WordNet concepts below the abstract top levels
     assert events["gold_mission"].null_count() == 0

@@ -1,0 +1,171 @@
+"""Session segmentation at the AOL collection's size, against two peers.
+
+    .venv/bin/python benchmarks/segment.py --sample ../shared/data/aol/aol-top1000-clicked.tsv.gz
+
+1. Builds (once, in --work) a 36,389,567-row AOL-shaped log: the real sample tiled
+   with fresh user ids and shifted times, as ten gzipped collection files.
+2. Times `sessionflow segment --method cascade` on it in a child process (parse +
+   sessions + missions + write), with its peak RSS, next to (a) polars only reading
+   the same files (`pl.read_csv`, all columns as text).
+3. On a 1M-row slice, runs a straightforward pandas implementation of the same
+   cascade rules (pandas for the table work, Python per pair for the lexical
+   evidence) and sessionflow's `segment` (sessions only, the same rules), checks that
+   both give the same sessions, and prints rows/s of each.
+
+Prints ratios, never a bare pass/fail on time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import glob
+import json
+import re
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import polars as pl
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from aol_tiles import AOL_HEADER, tile  # noqa: E402
+
+from sessions.ingest import read_logs  # noqa: E402
+from sessions.io import MemorySink  # noqa: E402
+from sessions.segment import SegmentConfig, segment  # noqa: E402
+from sessions.text import STOPWORDS  # noqa: E402
+
+ROWS = 36_389_567
+SLICE = 1_000_000
+
+
+# ---- the peer: the same cascade rules, written the straightforward pandas way ----
+_NON_ALNUM = re.compile(r"[\W_]+")
+_STOP = re.compile(r"\b(?:" + "|".join(STOPWORDS) + r")\b")
+_SPACES = re.compile(r" {2,}")
+
+
+def _normalize(q: str) -> str:
+    return _SPACES.sub(" ", _STOP.sub(" ", _NON_ALNUM.sub(" ", q.lower()))).strip()
+
+
+def _grams(norm: str) -> set[str]:
+    if not norm:
+        return set()
+    padded = f" {norm} "
+    return {padded[i : i + 3] for i in range(len(padded) - 2)}
+
+
+def _close(a: str, b: str, cfg: SegmentConfig) -> bool:
+    if a == b:
+        return True
+    ta, tb = set(a.split()) if a else set(), set(b.split()) if b else set()
+    if ta and tb and len(ta & tb) / min(len(ta), len(tb)) >= cfg.min_overlap:
+        return True
+    ga, gb = _grams(a), _grams(b)
+    union = len(ga | gb)
+    return union > 0 and len(ga & gb) / union >= cfg.min_jaccard
+
+
+def _contained(a: str, b: str, share: float) -> bool:
+    ga = _grams(a)
+    return bool(ga) and len(ga & _grams(b)) / len(ga) >= share
+
+
+def pandas_cascade(path: str, cfg: SegmentConfig) -> pd.DataFrame:
+    """row_id, session_id by the cascade rules, in pandas."""
+    df = pd.read_csv(path, sep="\t", quoting=csv.QUOTE_NONE, dtype=str, keep_default_na=False, names=AOL_HEADER, header=0)
+    df["row_id"] = range(len(df))
+    df["ts"] = pd.to_datetime(df["QueryTime"], format="%Y-%m-%d %H:%M:%S")
+    df = df.sort_values(["AnonID", "ts", "row_id"], kind="stable").reset_index(drop=True)
+    df["norm"] = df["Query"].map(_normalize)
+    df["first"] = df["AnonID"] != df["AnonID"].shift()
+    gap = df.groupby("AnonID")["ts"].diff().dt.total_seconds().fillna(0)
+    long_gap = gap > cfg.break_after_minutes * 60
+    middle = ~df["first"] & ~long_gap & (gap > cfg.join_within_s)
+    prev_norm = df["norm"].shift()
+    close = [middle[i] and _close(prev_norm[i], df["norm"][i], cfg) for i in range(len(df))]
+    breaks = (df["first"] | long_gap | (middle & ~pd.Series(close))).to_numpy().copy()
+    # The session so far: one pass over the rows the pairwise decisions separate.
+    start_of = pd.Series(range(len(df))).where(breaks).ffill().astype(int).to_numpy()
+    rejoin = []
+    norms = df["norm"].tolist()
+    for i in [i for i in range(len(df)) if breaks[i] and middle[i]]:
+        previous_start = start_of[i - 1]
+        members = range(i - 1, max(previous_start, i - cfg.so_far_queries) - 1, -1)
+        if any(_contained(norms[i], norms[m], cfg.min_containment) for m in members):
+            rejoin.append(i)
+    breaks[rejoin] = False
+    df["n"] = pd.Series(breaks).astype(int).groupby(df["AnonID"]).cumsum() - 1
+    df["session_id"] = df["AnonID"] + "/" + df["n"].astype(str)
+    return df[["row_id", "session_id"]]
+
+
+def sessionflow_sessions(path: str, cfg: SegmentConfig) -> pl.DataFrame:
+    events, rejected = MemorySink(["row_id", "user_id", "ts", "query"]), MemorySink()
+    read_logs([path], "aol", events, rejected)
+    return segment(events.frame(), cfg).select("row_id", "session_id")
+
+
+# ---- measurements ----
+def timed(fn, *args):
+    start = time.perf_counter()
+    result = fn(*args)
+    return result, time.perf_counter() - start
+
+
+def polars_read(files: list[str]) -> int:
+    rows = 0
+    for f in files:
+        rows += pl.read_csv(f, separator="\t", quote_char=None, infer_schema=False).height
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sample", default="../shared/data/aol/aol-top1000-clicked.tsv.gz")
+    parser.add_argument("--work", default="/tmp/sessionflow-bench")
+    parser.add_argument("--rows", type=int, default=ROWS)
+    args = parser.parse_args()
+    work = Path(args.work)
+    files = sorted(glob.glob(str(work / "log" / "*.txt.gz")))
+    if not files:
+        files = [str(p) for p in tile(args.sample, args.rows, 10, str(work / "log"))]
+    cfg = SegmentConfig()
+
+    read_rows, read_s = timed(polars_read, files)
+    print(f"input: {len(files)} gzipped AOL files, {read_rows:,} rows")
+    print(f"(a) polars read only: {read_s:.1f} s ({read_rows / read_s:,.0f} rows/s)")
+
+    cmd = [sys.executable, "-m", "workflows.cli", "segment", *files, "--format", "aol", "--output", str(work / "sessions")]
+    _, ours_s = timed(lambda: subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL))
+    peak_gib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024**2
+    report = json.loads((work / "sessions" / "report.json").read_text())
+    print(
+        f"sessionflow segment --method cascade: {ours_s:.1f} s ({read_rows / ours_s:,.0f} rows/s), "
+        f"peak RSS {peak_gib:.1f} GiB, phases {report['phase_seconds']}, "
+        f"{report['sessions']:,} sessions, {report['missions']:,} missions"
+    )
+    print(f"segmenting costs {ours_s / read_s:.2f}x the bare read")
+
+    slice_path = work / "slice-1m.tsv"
+    if not slice_path.exists():
+        first = pl.read_csv(files[0], separator="\t", quote_char=None, infer_schema=False, n_rows=SLICE)
+        first.write_csv(slice_path, separator="\t", quote_style="never")
+    ours, ours_slice_s = timed(sessionflow_sessions, str(slice_path), cfg)
+    peer, peer_s = timed(pandas_cascade, str(slice_path), cfg)
+    same = ours.sort("row_id")["session_id"].to_list() == peer.sort_values("row_id")["session_id"].tolist()
+    print(
+        f"(b) 1M-row slice: pandas {SLICE / peer_s:,.0f} rows/s, sessionflow {SLICE / ours_slice_s:,.0f} rows/s: "
+        f"{peer_s / ours_slice_s:.1f}x; same sessions: {same}"
+    )
+    if not same:
+        sys.exit("the two implementations disagree")
+
+
+if __name__ == "__main__":
+    main()

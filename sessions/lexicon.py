@@ -1,0 +1,115 @@
+"""Lexical comparison of many query pairs, each distinct text processed once.
+
+Logs repeat themselves: the same queries come back from user to user and day to
+day. A `Lexicon` encodes the queries of a log once (a categorical code per row),
+normalises each distinct text once, and answers questions about pairs of rows by
+working on the distinct pairs of normalised texts only, so the cost follows the
+log's vocabulary rather than its length.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+from sessions.text import normalize, set_containment, set_jaccard, term_overlap, terms, trigrams
+
+
+def encode(values: pl.Series) -> tuple[np.ndarray, pl.Series]:
+    """Dense codes of a string column (first occurrence = 0, 1, ...) and the distinct
+    values in code order: values == distinct.gather(codes)."""
+    categorical = values.cast(pl.Categorical(pl.Categories.random()))  # a fresh mapping: codes from 0
+    codes = categorical.to_physical()
+    distinct = categorical.unique()
+    by_code = pl.DataFrame({"code": distinct.to_physical(), "value": distinct.cast(pl.String)}).sort("code")
+    return codes.to_numpy().astype(np.int64), by_code["value"].rename(values.name)
+
+
+def distinct_pairs(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The distinct (a, b) pairs of two int arrays below 2**31, and for each input pair
+    the index of its distinct pair."""
+    keys = (a.astype(np.uint64) << np.uint64(32)) | b.astype(np.uint64)
+    ordered = np.sort(keys)
+    unique = ordered[np.concatenate(([True], ordered[1:] != ordered[:-1]))] if len(keys) else ordered
+    inverse = np.searchsorted(unique, keys)
+    return (unique >> np.uint64(32)).astype(np.int64), (unique & np.uint64(0xFFFFFFFF)).astype(np.int64), inverse
+
+
+@dataclass(frozen=True)
+class Closeness:
+    """When two queries count as lexically close."""
+
+    min_overlap: float  # term overlap |A ∩ B| / min(|A|, |B|)
+    min_jaccard: float  # character 3-gram Jaccard
+
+
+class Lexicon:
+    """The normalised texts, terms and 3-grams of a column of queries.
+
+    `text_id[i]` is the id of row i's normalised text; the questions take arrays of
+    text ids, so that callers can pair any rows they like.
+    """
+
+    def __init__(self, queries: pl.Series) -> None:
+        codes, distinct = encode(queries)
+        norm_codes, self.texts = encode(pl.select(normalize(pl.lit(distinct))).to_series())
+        self.text_id = norm_codes[codes]
+        self._terms: pl.Series | None = None
+        self._trigrams: pl.Series | None = None
+        self._term_csr: tuple[np.ndarray, np.ndarray] | None = None
+
+    @property
+    def term_lists(self) -> pl.Series:
+        if self._terms is None:
+            self._terms = pl.select(terms(pl.lit(self.texts))).to_series()
+        return self._terms
+
+    @property
+    def term_codes(self) -> tuple[np.ndarray, np.ndarray]:
+        """Distinct terms of every text as integer codes, compressed by rows: the terms
+        of text t are codes[offsets[t]:offsets[t + 1]]."""
+        if self._term_csr is None:
+            lists = self.term_lists.list.unique(maintain_order=True)
+            counts = lists.list.len().to_numpy().astype(np.int64)
+            codes, _ = encode(lists.explode(empty_as_null=False).drop_nulls())
+            self._term_csr = (np.concatenate(([0], np.cumsum(counts))), codes)
+        return self._term_csr
+
+    @property
+    def trigram_lists(self) -> pl.Series:
+        if self._trigrams is None:
+            self._trigrams = trigrams(self.texts)
+        return self._trigrams
+
+    def close(self, a: np.ndarray, b: np.ndarray, rule: Closeness) -> np.ndarray:
+        """Whether texts a[i] and b[i] are lexically close: the same, or term overlap
+        >= rule.min_overlap, or 3-gram Jaccard >= rule.min_jaccard."""
+        same = a == b
+        result = same.copy()
+        todo = np.flatnonzero(~same)
+        if not len(todo):
+            return result
+        ua, ub, inverse = distinct_pairs(a[todo], b[todo])
+        frame = pl.DataFrame({"ta": self.term_lists.gather(ua), "tb": self.term_lists.gather(ub)})
+        hit = frame.select(term_overlap(pl.col("ta"), pl.col("tb")) >= rule.min_overlap).to_series().to_numpy()
+        open_ = np.flatnonzero(~hit)
+        if len(open_):
+            grams = self.trigram_lists
+            frame = pl.DataFrame({"ga": grams.gather(ua[open_]), "gb": grams.gather(ub[open_])})
+            jaccard = frame.select(set_jaccard(pl.col("ga"), pl.col("gb"))).to_series().to_numpy()
+            hit[open_] = jaccard >= rule.min_jaccard
+        result[todo] = hit[inverse]
+        return result
+
+    def contained(self, a: np.ndarray, b: np.ndarray, min_share: float) -> np.ndarray:
+        """Whether at least `min_share` of text a[i]'s 3-grams occur in text b[i]."""
+        result = np.zeros(len(a), dtype=bool)
+        if not len(a):
+            return result
+        ua, ub, inverse = distinct_pairs(a, b)
+        grams = self.trigram_lists
+        frame = pl.DataFrame({"ga": grams.gather(ua), "gb": grams.gather(ub)})
+        share = frame.select(set_containment(pl.col("ga"), pl.col("gb"))).to_series().to_numpy()
+        return (share >= min_share)[inverse]

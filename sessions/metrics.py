@@ -1,0 +1,110 @@
+"""How well a segmentation matches the ground truth.
+
+Pair counting, per user (Gayo-Avello 2009; Hagen et al. 2013): over all pairs of a
+user's queries, a pair is positive when both queries are in the same gold group
+(session or mission); precision, recall and F1 of the predicted same-group pairs,
+and the Rand index (agreement over all pairs). Computed from group sizes with
+C(n, 2) sums, never by listing pairs, so it scales to whole logs.
+
+Boundary scores: over consecutive queries of a user (ordered by time, then row id),
+a pair is positive when a new group starts; precision, recall and F1 of the
+predicted starts.
+
+Rows are scored as the log gives them (a query with several clicks counts once per
+click row), like the published figures on these data sets.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+SCORE_KEYS = ("precision", "recall", "f1", "rand", "boundary_precision", "boundary_recall", "boundary_f1")
+
+
+def _pairs(n: pl.Expr) -> pl.Expr:
+    return (n * (n - 1) // 2).sum()
+
+
+def _prf(tp: float, predicted: float, actual: float) -> tuple[float, float, float]:
+    precision = tp / predicted if predicted else 1.0
+    recall = tp / actual if actual else 1.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return precision, recall, f1
+
+
+def pair_counting(frame: pl.LazyFrame | pl.DataFrame, pred: str, gold: str, user: str = "user_id") -> dict[str, float]:
+    """Pair-counting precision, recall, F1 and Rand index of `pred` against `gold`."""
+    lf = frame.lazy()
+    counts = pl.concat(
+        [
+            lf.group_by(user).len().select(_pairs(pl.col("len")).alias("v"), pl.lit("all").alias("k")),
+            lf.group_by(user, pred).len().select(_pairs(pl.col("len")).alias("v"), pl.lit("pred").alias("k")),
+            lf.group_by(user, gold).len().select(_pairs(pl.col("len")).alias("v"), pl.lit("gold").alias("k")),
+            lf.group_by(user, pred, gold).len().select(_pairs(pl.col("len")).alias("v"), pl.lit("both").alias("k")),
+        ]
+    ).collect()
+    c = dict(zip(counts["k"], counts["v"].fill_null(0).cast(pl.Float64), strict=True))
+    precision, recall, f1 = _prf(c["both"], c["pred"], c["gold"])
+    agree = c["all"] - c["pred"] - c["gold"] + 2 * c["both"]
+    return {"precision": precision, "recall": recall, "f1": f1, "rand": agree / c["all"] if c["all"] else 1.0}
+
+
+def boundary_scores(
+    frame: pl.LazyFrame | pl.DataFrame,
+    pred: str,
+    gold: str,
+    user: str = "user_id",
+    order: tuple[str, ...] = ("ts", "row_id"),
+) -> dict[str, float]:
+    """Precision, recall and F1 of predicted group starts over consecutive pairs."""
+    starts = (
+        frame.lazy()
+        .sort(user, *order)
+        .select(
+            pred=(pl.col(pred) != pl.col(pred).shift()).over(user),
+            gold=(pl.col(gold) != pl.col(gold).shift()).over(user),
+        )
+        .drop_nulls()  # each user's first query starts a group by definition: not scored
+        .select(
+            tp=(pl.col("pred") & pl.col("gold")).sum(),
+            predicted=pl.col("pred").sum(),
+            actual=pl.col("gold").sum(),
+        )
+        .collect()
+        .row(0, named=True)
+    )
+    precision, recall, f1 = _prf(starts["tp"], starts["predicted"], starts["actual"])
+    return {"boundary_precision": precision, "boundary_recall": recall, "boundary_f1": f1}
+
+
+def segmentation_scores(
+    frame: pl.LazyFrame | pl.DataFrame, pred: str, gold: str, user: str = "user_id"
+) -> dict[str, float]:
+    """All of `SCORE_KEYS` for one predicted grouping against one gold grouping."""
+    lf = frame.lazy().filter(pl.col(gold).is_not_null())
+    return {**pair_counting(lf, pred, gold, user), **boundary_scores(lf, pred, gold, user)}
+
+
+BASELINE_GAP_MINUTES = (5, 15, 26, 30, 60)
+GOLD_LEVELS = (("gold_session", "sessions"), ("gold_mission", "missions"))
+
+
+def compare(gold: pl.DataFrame, systems: dict[str, pl.DataFrame]) -> pl.DataFrame:
+    """Scores of each system's sessions and missions against every gold grouping in
+    `gold` (`row_id`, `user_id`, `ts`, `gold_session` and/or `gold_mission`).
+
+    A system is a frame with `row_id`, `session_id` and optionally `mission_id`; one
+    without missions (a sequential baseline) is scored at the session level only.
+    Returns one row per (system, predicted level, gold level) with `SCORE_KEYS`.
+    """
+    golds = [(col, name) for col, name in GOLD_LEVELS if col in gold.columns and gold[col].null_count() < gold.height]
+    rows = []
+    for system, pred in systems.items():
+        levels = [("sessions", "session_id"), ("missions", "mission_id")][: 1 + ("mission_id" in pred.columns)]
+        joined = gold.join(pred.select("row_id", *(col for _, col in levels)), on="row_id")
+        for gold_col, gold_name in golds:
+            for level, col in levels:
+                rows.append(
+                    {"system": system, "level": level, "gold": gold_name, **segmentation_scores(joined, col, gold_col)}
+                )
+    return pl.DataFrame(rows)

@@ -1,0 +1,189 @@
+"""Labelled query pairs mined from sessions, for training a same-session model.
+
+From `sessions.parquet` (`row_id, user_id, ts, query, session_id, session_seq,
+mission_id`):
+
+- positives (`kind` = `positive`, label 1): two distinct queries of one session;
+  queries that differ only by case or spaces count as one, and a session gives at
+  most `max_pairs_per_session` pairs (chosen at random, seeded);
+- negatives (label 0), `negatives_per_positive` of them per positive, of kinds
+  - `random`: a query of another user (in the same split);
+  - `same_user`: the same user, another mission;
+  - `lexical_hard`: a query that shares a term with it (character 3-gram Jaccard
+    at least `min_hard_jaccard`) but is in another session, of the same or another user.
+  A negative that equals some positive pair is dropped, so no text pair has two labels.
+
+Splits are by user (a seeded hash of `user_id`), so no user is in two splits, and a
+pair's two queries come from users of the same split. Everything random is a seeded
+hash, so the same sessions and seed give the same pairs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import polars as pl
+
+from sessions.text import near_duplicate_key, normalize, set_jaccard, terms, trigrams
+
+KINDS = ("positive", "random", "same_user", "lexical_hard")
+PAIR_SCHEMA: dict[str, pl.DataType] = {
+    "query_a": pl.String(),
+    "query_b": pl.String(),
+    "label": pl.Int8(),
+    "kind": pl.String(),
+    "user_id": pl.String(),
+    "split": pl.String(),
+}
+
+
+@dataclass(frozen=True)
+class MiningConfig:
+    """How many pairs of which kinds; see the module docstring."""
+
+    negatives_per_positive: float = 1.0  # 50:50 by default
+    random_share: float = 0.4
+    same_user_share: float = 0.3
+    lexical_hard_share: float = 0.3
+    max_pairs_per_session: int = 10
+    max_queries_per_session: int = 50
+    min_hard_jaccard: float = 0.2
+    train_share: float = 0.8
+    val_share: float = 0.1
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        shares = self.random_share + self.same_user_share + self.lexical_hard_share
+        if abs(shares - 1.0) > 1e-9:
+            raise ValueError(f"negative kind shares must add up to 1, not {shares}")
+        if self.negatives_per_positive < 0:
+            raise ValueError("negatives_per_positive must not be negative")
+        if not 0 < self.train_share + self.val_share <= 1:
+            raise ValueError("train_share + val_share must be in (0, 1]")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def split_of(user: pl.Expr, cfg: MiningConfig) -> pl.Expr:
+    """train / val / test by a seeded hash of the user id."""
+    bucket = (user.hash(seed=cfg.seed) % 10_000) / 10_000
+    return (
+        pl.when(bucket < cfg.train_share)
+        .then(pl.lit("train"))
+        .when(bucket < cfg.train_share + cfg.val_share)
+        .then(pl.lit("val"))
+        .otherwise(pl.lit("test"))
+    )
+
+
+def _rand(*cols: str, seed: int) -> pl.Expr:
+    return pl.struct(*cols).hash(seed=seed)
+
+
+def distinct_queries(sessions: pl.DataFrame, cfg: MiningConfig) -> pl.DataFrame:
+    """One row per distinct query (by near-duplicate key) of each session, in time order."""
+    return (
+        sessions.lazy()
+        .sort("user_id", "ts", "row_id")
+        .with_columns(key=near_duplicate_key(pl.col("query")))
+        .unique(["session_id", "key"], keep="first", maintain_order=True)
+        .with_columns(pos=pl.int_range(pl.len()).over("session_id"), split=split_of(pl.col("user_id"), cfg))
+        .filter(pl.col("pos") < cfg.max_queries_per_session)
+        .collect()
+    )
+
+
+def mine_pairs(sessions: pl.DataFrame, cfg: MiningConfig) -> pl.DataFrame:
+    """Positive and negative pairs (`PAIR_SCHEMA`), ordered by split, kind, user."""
+    q = distinct_queries(sessions, cfg)
+    positives = _positives(q, cfg)
+    quota = positives.group_by("split").len().select("split", n=(pl.col("len") * cfg.negatives_per_positive).round())
+    shares = {"random": cfg.random_share, "same_user": cfg.same_user_share, "lexical_hard": cfg.lexical_hard_share}
+    candidates = {"same_user": _same_user(q, cfg), "lexical_hard": _lexical_hard(q, cfg)}
+    negatives = []
+    for kind in ("same_user", "lexical_hard"):
+        negatives.append(_take(candidates[kind], quota, shares[kind], kind, cfg))
+    taken = pl.concat(negatives).group_by("split").len()
+    remaining = quota.join(taken, on="split", how="left").select("split", n=pl.col("n") - pl.col("len").fill_null(0))
+    negatives.append(_take(_random(q, cfg), remaining, 1.0, "random", cfg))  # random fills what the others lack
+    pairs = pl.concat([positives.with_columns(kind=pl.lit("positive"), label=pl.lit(1)), *negatives], how="diagonal")
+    positive_texts = positives.select(ka=pl.min_horizontal("ka", "kb"), kb=pl.max_horizontal("ka", "kb"))
+    pairs = pairs.join(
+        positive_texts.with_columns(is_pos=pl.lit(True)).unique(["ka", "kb"]),
+        left_on=[pl.min_horizontal("ka", "kb"), pl.max_horizontal("ka", "kb")],
+        right_on=["ka", "kb"],
+        how="left",
+        suffix="_p",
+    ).filter((pl.col("label") == 1) | pl.col("is_pos").is_null())
+    order = pl.col("kind").replace_strict({k: i for i, k in enumerate(KINDS)}, return_dtype=pl.Int8)
+    return pairs.sort("split", order, "user_id", "query_a", "query_b").select(
+        [pl.col(c).cast(t) for c, t in PAIR_SCHEMA.items()]
+    )
+
+
+def _positives(q: pl.DataFrame, cfg: MiningConfig) -> pl.DataFrame:
+    a = q.select("session_id", "user_id", "split", "pos", query_a="query", ka="key")
+    b = q.select("session_id", "pos", query_b="query", kb="key")
+    pairs = a.join(b, on="session_id").filter(pl.col("pos") < pl.col("pos_right"))
+    return (
+        pairs.with_columns(r=_rand("ka", "kb", "session_id", seed=cfg.seed))
+        .filter(pl.col("r").rank("ordinal").over("session_id") <= cfg.max_pairs_per_session)
+        .select("query_a", "query_b", "ka", "kb", "user_id", "split")
+    )
+
+
+def _same_user(q: pl.DataFrame, cfg: MiningConfig) -> pl.DataFrame:
+    """Each query with the next one, in a seeded shuffle of its user's queries, that is
+    from another mission."""
+    shuffled = q.sort("user_id", _rand("key", "session_id", seed=cfg.seed + 1))
+    return shuffled.select(
+        "user_id", "split", query_a="query", ka="key", ma="mission_id",
+        query_b=pl.col("query").shift(-1).over("user_id"), kb=pl.col("key").shift(-1).over("user_id"),
+        mb=pl.col("mission_id").shift(-1).over("user_id"),
+    ).filter(pl.col("mb").is_not_null() & (pl.col("ma") != pl.col("mb")) & (pl.col("ka") != pl.col("kb")))  # fmt: skip
+
+
+def _lexical_hard(q: pl.DataFrame, cfg: MiningConfig) -> pl.DataFrame:
+    """Queries sharing a term, from different sessions, close in 3-grams."""
+    norm = pl.select(normalize(pl.lit(q["query"]))).to_series()
+    by_term = (
+        q.select("user_id", "split", "session_id", "query", "key")
+        .with_columns(term=terms(pl.lit(norm)))
+        .explode("term")
+        .drop_nulls("term")
+        .sort("split", "term", _rand("key", "term", seed=cfg.seed + 2))
+    )
+    nxt = {c: pl.col(c).shift(-1).over("split", "term") for c in ("session_id", "query", "key")}
+    cand = by_term.select(
+        "user_id", "split", query_a="query", ka="key", query_b=nxt["query"], kb=nxt["key"],
+        sa="session_id", sb=nxt["session_id"],
+    ).filter(pl.col("sb").is_not_null() & (pl.col("sa") != pl.col("sb")) & (pl.col("ka") != pl.col("kb")))  # fmt: skip
+    cand = cand.unique(["ka", "kb"], keep="first", maintain_order=True)
+    na = pl.select(normalize(pl.lit(cand["query_a"]))).to_series()
+    nb = pl.select(normalize(pl.lit(cand["query_b"]))).to_series()
+    close = pl.DataFrame({"ta": trigrams(na), "tb": trigrams(nb)}).select(set_jaccard(pl.col("ta"), pl.col("tb")))
+    return cand.filter(close.to_series() >= cfg.min_hard_jaccard)
+
+
+def _random(q: pl.DataFrame, cfg: MiningConfig) -> pl.DataFrame:
+    """Each query with one of another user, both in the same split (a seeded shuffle)."""
+    a = q.sort("split", _rand("key", "session_id", seed=cfg.seed + 3)).select(
+        "user_id", "split", query_a="query", ka="key", i=pl.int_range(pl.len()).over("split")
+    )
+    b = q.sort("split", _rand("key", "session_id", seed=cfg.seed + 4)).select(
+        "split", ub="user_id", query_b="query", kb="key", i=pl.int_range(pl.len()).over("split")
+    )
+    return a.join(b, on=["split", "i"]).filter((pl.col("user_id") != pl.col("ub")) & (pl.col("ka") != pl.col("kb")))
+
+
+def _take(candidates: pl.DataFrame, quota: pl.DataFrame, share: float, kind: str, cfg: MiningConfig) -> pl.DataFrame:
+    """A seeded sample of candidates: `share` of each split's quota."""
+    limits = quota.select("split", limit=(pl.col("n") * share).round().cast(pl.Int64))
+    return (
+        candidates.join(limits, on="split")
+        .with_columns(r=_rand("ka", "kb", seed=cfg.seed + 5))
+        .filter(pl.col("r").rank("ordinal").over("split") <= pl.col("limit"))
+        .select("query_a", "query_b", "ka", "kb", "user_id", "split")
+        .with_columns(kind=pl.lit(kind), label=pl.lit(0))
+    )

@@ -1,0 +1,174 @@
+"""The local (single-process) jobs: raw logs or an ingest directory in, sessions out.
+
+`segment_logs` is what `sessionflow segment --engine local` runs; the Ray engine
+distributes the same `segment` and `link_missions` functions per user partition.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+
+from sessions.formats import ColumnMap, Parsed
+from sessions.ingest import EVENTS_FILE, REJECTED_FILE, REPORT_FILE, IngestReport, read_logs
+from sessions.io import MemorySink, ParquetSink, parquet_rows, scan_table, write_json
+from sessions.lexicon import Lexicon
+from sessions.missions import MissionConfig, link_missions
+from sessions.parallel import ordered_map
+from sessions.records import DEFAULT_BLOCK_BYTES
+from sessions.schema import REJECTED_SCHEMA
+from sessions.segment import PairScorer, SegmentConfig, segment_ordered, user_chunks, user_time_order
+from sessions.segment import chunk_rows as default_chunk_rows
+
+SESSIONS_FILE = "sessions.parquet"
+SESSIONS_SCHEMA: dict[str, pl.DataType] = {
+    "row_id": pl.Int64(),
+    "user_id": pl.String(),
+    "ts": pl.Datetime("us", "UTC"),
+    "query": pl.String(),
+    "session_id": pl.String(),
+    "session_seq": pl.Int32(),
+    "mission_id": pl.String(),
+}
+
+
+@dataclass
+class SegmentReport:
+    """What a segmentation job read and wrote; `report.json` holds the same."""
+
+    ingest: dict
+    sessions: int = 0
+    missions: int = 0
+    rows_out: int = 0
+    config: dict = field(default_factory=dict)
+    outputs: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
+    phase_seconds: dict[str, float] = field(default_factory=dict)  # read, segment (with missions), write
+
+    def to_dict(self) -> dict:
+        return {**self.ingest, **{k: v for k, v in self.__dict__.items() if k != "ingest"}}
+
+
+def is_ingest_output(path: str | Path) -> bool:
+    """A directory written by `sessionflow ingest` (events, rejected rows, report)."""
+    path = Path(path)
+    return path.is_dir() and (path / EVENTS_FILE).exists() and (path / REPORT_FILE).exists()
+
+
+def load_events(
+    inputs: Sequence[str | Path],
+    fmt: str | None,
+    output: Path,
+    *,
+    mapping: ColumnMap | None = None,
+    block_bytes: int = DEFAULT_BLOCK_BYTES,
+    on_block: Callable[[Path, Parsed], None] | None = None,
+) -> tuple[pl.DataFrame, dict]:
+    """Canonical events of raw logs (parsed into memory) or of an ingest directory, and
+    the ingest accounting. Rejected rows end up in `output/rejected.parquet` either way."""
+    columns = ["row_id", "user_id", "ts", "query"]
+    if len(inputs) == 1 and is_ingest_output(inputs[0]):
+        source = Path(inputs[0])
+        report = json.loads((source / REPORT_FILE).read_text())
+        output.mkdir(parents=True, exist_ok=True)
+        if (source / REJECTED_FILE).resolve() != (output / REJECTED_FILE).resolve():
+            _copy(source / REJECTED_FILE, output / REJECTED_FILE)
+        return scan_table(source / EVENTS_FILE).select(columns).collect(), report
+    if fmt is None:
+        raise ValueError("raw logs need --format")
+    events = MemorySink(columns)
+    with ParquetSink(output / REJECTED_FILE, REJECTED_SCHEMA) as rejected:
+        report = read_logs(inputs, fmt, events, rejected, mapping=mapping, block_bytes=block_bytes, on_block=on_block)
+    return events.frame(), _ingest_summary(report)
+
+
+def _ingest_summary(report: IngestReport) -> dict:
+    d = report.to_dict()
+    return {k: d[k] for k in ("format", "rows_in", "rows_ok", "rows_rejected", "rejected_by_reason", "files")}
+
+
+def _copy(src: Path, dst: Path) -> None:
+    tmp = dst.with_name(f".{dst.name}.copy")
+    shutil.rmtree(tmp, ignore_errors=True)
+    (shutil.copytree if src.is_dir() else shutil.copy2)(src, tmp)
+    if dst.is_dir():
+        shutil.rmtree(dst)
+    tmp.replace(dst)
+
+
+def iter_sessions(
+    events: pl.DataFrame,
+    seg: SegmentConfig,
+    missions: MissionConfig,
+    scorer: PairScorer | None = None,
+    chunk_rows: int | None = None,
+) -> Iterator[pl.DataFrame]:
+    """Sessions and missions of canonical events (`SESSIONS_SCHEMA`), a chunk of whole
+    users at a time, in user order.
+
+    Users are independent, so the events are cut into chunks of whole users
+    (`chunk_rows` rows or so, `segment.chunk_rows` by default) that threads work on
+    side by side; memory for the work follows the chunk, not the log.
+    """
+    ordered = user_time_order(events.lazy().select("row_id", "user_id", "ts", "query").collect())
+
+    def run(chunk: tuple[int, int]) -> pl.DataFrame:
+        part = ordered.slice(*chunk)
+        lexicon = Lexicon(part["query"])  # one per chunk, for sessions and missions
+        sessions = segment_ordered(part, seg, scorer, lexicon)
+        return link_missions(sessions, missions, lexicon).select(list(SESSIONS_SCHEMA))
+
+    yield from ordered_map(run, user_chunks(ordered["user_id"], chunk_rows or default_chunk_rows(ordered.height)))
+
+
+def sessions_with_missions(
+    events: pl.DataFrame, seg: SegmentConfig, missions: MissionConfig, scorer: PairScorer | None = None
+) -> pl.DataFrame:
+    """`iter_sessions`, as one frame."""
+    parts = list(iter_sessions(events, seg, missions, scorer))
+    return pl.concat(parts) if parts else pl.DataFrame(schema=SESSIONS_SCHEMA)
+
+
+def segment_logs(
+    inputs: Sequence[str | Path],
+    fmt: str | None,
+    output: str | Path,
+    seg: SegmentConfig,
+    missions: MissionConfig,
+    *,
+    mapping: ColumnMap | None = None,
+    scorer: PairScorer | None = None,
+    block_bytes: int = DEFAULT_BLOCK_BYTES,
+    on_block: Callable[[Path, Parsed], None] | None = None,
+) -> SegmentReport:
+    """Raw logs (any ingest format) or an ingest directory -> `output/sessions.parquet`
+    (a dataset of `SESSIONS_SCHEMA`, one row per accepted event, written as chunks
+    finish), `rejected.parquet`, `report.json`."""
+    start = time.perf_counter()
+    out = Path(output)
+    events, ingest_report = load_events(inputs, fmt, out, mapping=mapping, block_bytes=block_bytes, on_block=on_block)
+    read_done = time.perf_counter()
+    report = SegmentReport(
+        ingest=ingest_report,
+        config={"segment": seg.to_dict(), "missions": missions.to_dict()},
+        outputs={name: str(out / name) for name in (SESSIONS_FILE, REJECTED_FILE, REPORT_FILE)},
+    )
+    with ParquetSink(out / SESSIONS_FILE, SESSIONS_SCHEMA) as sink:
+        for part in iter_sessions(events, seg, missions, scorer):
+            sink.write(part)
+            report.sessions += part["session_id"].n_unique()  # users, hence sessions, never span chunks
+            report.missions += part["mission_id"].n_unique()
+        if sink.rows != ingest_report["rows_ok"]:
+            raise RuntimeError(f"{sink.rows} session rows for {ingest_report['rows_ok']} accepted events")
+    report.rows_out = parquet_rows(out / SESSIONS_FILE)
+    end = time.perf_counter()
+    report.seconds = round(end - start, 3)
+    report.phase_seconds = {"read": round(read_done - start, 3), "segment_and_write": round(end - read_done, 3)}
+    write_json(report.to_dict(), out / REPORT_FILE)
+    return report

@@ -1,0 +1,118 @@
+"""`sessionflow segment`: canonical events -> sessions and missions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from workflows.commands.ingest import MapOption, ingest_rows
+from workflows.common import FORMAT_HELP, fail, peak_rss_mib
+from workflows.config import build, check_sections, read_yaml
+from workflows.progress import out, row_progress, summary_table
+
+SECTIONS = ("segment", "missions")
+CLI_METHODS = ("time", "lexical", "cascade")
+
+# Options shared by `segment` and `evaluate segmentation` (None = the config's value).
+ConfigOption = Annotated[
+    Path | None, typer.Option("--config", help="YAML with `segment:` and `missions:` sections; options override it.")
+]
+MethodOption = Annotated[str | None, typer.Option(help="time, lexical or cascade [cascade].")]
+GapOption = Annotated[float | None, typer.Option(help="time: break after a gap of this many minutes [30].")]
+JoinOption = Annotated[float | None, typer.Option(help="cascade: gaps up to this many seconds join [0].")]
+BreakOption = Annotated[float | None, typer.Option(help="cascade: gaps over this many minutes break [180].")]
+OverlapOption = Annotated[float | None, typer.Option(help="lexical evidence: term overlap at least this [0.5].")]
+JaccardOption = Annotated[float | None, typer.Option(help="lexical evidence: 3-gram Jaccard at least this [0.1].")]
+ContainOption = Annotated[
+    float | None, typer.Option(help="lexical evidence: share of 3-grams in the session so far [0.6].")
+]
+MissionJaccardOption = Annotated[
+    float | None, typer.Option(help="missions: link sessions with 3-gram Jaccard at least this [0.1].")
+]
+MissionWindowOption = Annotated[
+    int | None, typer.Option(help="missions: compare a session with the next N sharing a term [3].")
+]
+
+
+def configs(
+    config: Path | None,
+    method: str | None = None,
+    gap_minutes: float | None = None,
+    join_within_s: float | None = None,
+    break_after_minutes: float | None = None,
+    min_overlap: float | None = None,
+    min_jaccard: float | None = None,
+    min_containment: float | None = None,
+    mission_min_jaccard: float | None = None,
+    mission_window: int | None = None,
+):  # -> tuple[SegmentConfig, MissionConfig]
+    """The resolved segmentation and mission configs of a command's options."""
+    from sessions.missions import MissionConfig
+    from sessions.segment import SegmentConfig
+
+    values = read_yaml(config)
+    check_sections(values, SECTIONS)
+    seg = build(
+        SegmentConfig, "segment", values,
+        dict(method=method, gap_minutes=gap_minutes, join_within_s=join_within_s,
+             break_after_minutes=break_after_minutes, min_overlap=min_overlap, min_jaccard=min_jaccard,
+             min_containment=min_containment),
+    )  # fmt: skip
+    missions = build(MissionConfig, "missions", values, dict(min_jaccard=mission_min_jaccard, window=mission_window))
+    return seg, missions
+
+
+def segment(
+    inputs: Annotated[list[Path], typer.Argument(help="Raw log files/directories, or one `ingest` output directory.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output directory.")],
+    format: Annotated[str | None, typer.Option("--format", "-f", help=f"Format of raw logs: {FORMAT_HELP}.")] = None,
+    map: MapOption = None,
+    config: ConfigOption = None,
+    method: MethodOption = None,
+    gap_minutes: GapOption = None,
+    join_within_s: JoinOption = None,
+    break_after_minutes: BreakOption = None,
+    min_overlap: OverlapOption = None,
+    min_jaccard: JaccardOption = None,
+    min_containment: ContainOption = None,
+    mission_min_jaccard: MissionJaccardOption = None,
+    mission_window: MissionWindowOption = None,
+) -> None:
+    """Cut each user's queries into sessions and link sessions into missions.
+
+    Writes OUTPUT/sessions.parquet (row_id, user_id, ts, query, session_id,
+    session_seq, mission_id) for every accepted row, OUTPUT/rejected.parquet and
+    OUTPUT/report.json (the ingest accounting, sessions, missions, resolved config).
+    Methods: time (gap threshold), lexical (3-gram Jaccard and term overlap with the
+    previous query and the session so far), cascade (short gaps join, long gaps
+    break, lexical evidence decides in between; after Hagen et al. 2013).
+    """
+    from sessions.formats import ColumnMap
+    from sessions.pipeline import segment_logs
+
+    try:
+        seg, missions = configs(
+            config, method, gap_minutes, join_within_s, break_after_minutes, min_overlap, min_jaccard,
+            min_containment, mission_min_jaccard, mission_window,
+        )  # fmt: skip
+        if seg.method not in CLI_METHODS:
+            raise ValueError(f"--method {seg.method}: choose one of {', '.join(CLI_METHODS)}")
+        mapping = ColumnMap.parse(map) if map else None
+        with row_progress(f"segment ({seg.method})") as progress:
+            report = segment_logs(
+                inputs, format, output, seg, missions, mapping=mapping,
+                on_block=lambda path, parsed: progress.advance(0, parsed.rows_read),
+            )  # fmt: skip
+    except (ValueError, FileNotFoundError) as err:
+        raise fail(str(err)) from None
+    d = report.to_dict()
+    rows = {
+        **ingest_rows(d),
+        "sessions": report.sessions,
+        "missions": report.missions,
+        "seconds": report.seconds,
+        "peak RSS (MiB)": peak_rss_mib(),
+    }
+    out.print(summary_table(f"segment ({seg.method})", {**rows, **report.outputs}))
