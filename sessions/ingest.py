@@ -21,6 +21,7 @@ import polars as pl
 
 from sessions.formats import ColumnMap, Parsed, format_for
 from sessions.io import ParquetSink, parquet_rows, write_json
+from sessions.parallel import ordered_map
 from sessions.records import DEFAULT_BLOCK_BYTES
 from sessions.schema import EVENT_SCHEMA, REJECTED_SCHEMA
 
@@ -88,13 +89,24 @@ def iter_parsed(
     *,
     mapping: ColumnMap | None = None,
     block_bytes: int = DEFAULT_BLOCK_BYTES,
+    files_at_once: int = 1,
 ) -> Iterator[tuple[Path, Parsed]]:
-    """Parsed blocks of all inputs with global row ids: 0-based across the inputs."""
+    """Parsed blocks of all inputs with global row ids: 0-based across the inputs.
+
+    With `files_at_once` > 1, that many files are parsed side by side, each held in
+    memory until its turn comes (for callers that keep every row anyway); with 1,
+    blocks stream and memory stays bounded by the block size.
+    """
+    paths = expand_inputs(inputs)
+
+    def parse(path: Path) -> Iterator[Parsed]:
+        return format_for(fmt, path, mapping).parse_file(path, block_bytes=block_bytes)
+
+    per_file = map(parse, paths) if files_at_once <= 1 else ordered_map(lambda p: list(parse(p)), paths, files_at_once)
     offset = 0  # records in the files before this one
-    for path in expand_inputs(inputs):
-        reader = format_for(fmt, path, mapping)
+    for path, blocks in zip(paths, per_file, strict=True):
         in_file = 0
-        for parsed in reader.parse_file(path, block_bytes=block_bytes):
+        for parsed in blocks:
             yield path, parsed.shifted(offset)
             in_file += parsed.n_records
         offset += in_file
@@ -117,8 +129,10 @@ def read_logs(
     mapping: ColumnMap | None = None,
     block_bytes: int = DEFAULT_BLOCK_BYTES,
     on_block: Callable[[Path, Parsed], None] | None = None,
+    files_at_once: int = 1,
 ) -> IngestReport:
-    """Parse every input into the two sinks and account for every row.
+    """Parse every input into the two sinks and account for every row (`files_at_once`:
+    see `iter_parsed`).
 
     Raises AccountingError if what the sinks received does not add up to the rows
     read; call it inside the sinks' `with` so that nothing is published then.
@@ -127,7 +141,8 @@ def read_logs(
     report = IngestReport(format=fmt)
     reasons: Counter[str] = Counter()
     files: dict[Path, FileCount] = {}
-    for path, parsed in iter_parsed(inputs, fmt, mapping=mapping, block_bytes=block_bytes):
+    parsed_blocks = iter_parsed(inputs, fmt, mapping=mapping, block_bytes=block_bytes, files_at_once=files_at_once)
+    for path, parsed in parsed_blocks:
         count = files.setdefault(path, FileCount(str(path)))
         count.rows_in += parsed.rows_read
         count.rows_ok += parsed.events.height

@@ -9,6 +9,7 @@ log's vocabulary rather than its length.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,14 +28,29 @@ def encode(values: pl.Series) -> tuple[np.ndarray, pl.Series]:
     return codes.to_numpy().astype(np.int64), by_code["value"].rename(values.name)
 
 
-def distinct_pairs(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The distinct (a, b) pairs of two int arrays below 2**31, and for each input pair
-    the index of its distinct pair."""
-    keys = (a.astype(np.uint64) << np.uint64(32)) | b.astype(np.uint64)
+def sorted_unique(keys: np.ndarray) -> np.ndarray:
+    """The distinct values of an integer array, sorted (as np.unique, which numpy 2.4
+    makes far slower than a sort and a mask on large arrays)."""
     ordered = np.sort(keys)
-    unique = ordered[np.concatenate(([True], ordered[1:] != ordered[:-1]))] if len(keys) else ordered
-    inverse = np.searchsorted(unique, keys)
-    return (unique >> np.uint64(32)).astype(np.int64), (unique & np.uint64(0xFFFFFFFF)).astype(np.int64), inverse
+    return ordered[np.concatenate(([True], ordered[1:] != ordered[:-1]))] if len(ordered) else ordered
+
+
+def pack(high: np.ndarray, low: np.ndarray) -> np.ndarray:
+    """Two non-negative int arrays below 2**32 as one uint64 key each (high first)."""
+    return (high.astype(np.uint64) << np.uint64(32)) | low.astype(np.uint64)
+
+
+def unpack(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The inverse of `pack`."""
+    return (keys >> np.uint64(32)).astype(np.int64), (keys & np.uint64(0xFFFFFFFF)).astype(np.int64)
+
+
+def distinct_pairs(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The distinct (a, b) pairs of two int arrays below 2**32, and for each input pair
+    the index of its distinct pair."""
+    keys = pack(a, b)
+    unique = sorted_unique(keys)
+    return (*unpack(unique), np.searchsorted(unique, keys))
 
 
 @dataclass(frozen=True)
@@ -59,6 +75,14 @@ class Lexicon:
         self._terms: pl.Series | None = None
         self._trigrams: pl.Series | None = None
         self._term_csr: tuple[np.ndarray, np.ndarray] | None = None
+
+    def rows(self, offset: int, length: int) -> Lexicon:
+        """The same lexicon for a slice of the rows (sharing every per-text table, which
+        are computed first so that views used from several threads only read them)."""
+        _ = self.term_lists, self.trigram_lists, self.term_codes
+        view = copy.copy(self)
+        view.text_id = self.text_id[offset : offset + length]
+        return view
 
     @property
     def term_lists(self) -> pl.Series:

@@ -19,8 +19,8 @@ from sessions.formats import ColumnMap, Parsed
 from sessions.ingest import EVENTS_FILE, REJECTED_FILE, REPORT_FILE, IngestReport, read_logs
 from sessions.io import MemorySink, ParquetSink, parquet_rows, scan_table, write_json
 from sessions.lexicon import Lexicon
-from sessions.missions import MissionConfig, link_missions
-from sessions.parallel import ordered_map
+from sessions.missions import MissionConfig, common_terms, link_missions
+from sessions.parallel import default_workers, ordered_map
 from sessions.records import DEFAULT_BLOCK_BYTES
 from sessions.schema import REJECTED_SCHEMA
 from sessions.segment import PairScorer, SegmentConfig, segment_ordered, user_chunks, user_time_order
@@ -84,7 +84,10 @@ def load_events(
         raise ValueError("raw logs need --format")
     events = MemorySink(columns)
     with ParquetSink(output / REJECTED_FILE, REJECTED_SCHEMA) as rejected:
-        report = read_logs(inputs, fmt, events, rejected, mapping=mapping, block_bytes=block_bytes, on_block=on_block)
+        report = read_logs(
+            inputs, fmt, events, rejected, mapping=mapping, block_bytes=block_bytes, on_block=on_block,
+            files_at_once=default_workers(),  # every event is kept in memory anyway
+        )  # fmt: skip
     return events.frame(), _ingest_summary(report)
 
 
@@ -117,12 +120,13 @@ def iter_sessions(
     side by side; memory for the work follows the chunk, not the log.
     """
     ordered = user_time_order(events.lazy().select("row_id", "user_id", "ts", "query").collect())
+    lexicon = Lexicon(ordered["query"])  # the log's, shared by every chunk (each text processed once)
+    common = common_terms(lexicon, ordered["user_id"], missions)
 
     def run(chunk: tuple[int, int]) -> pl.DataFrame:
-        part = ordered.slice(*chunk)
-        lexicon = Lexicon(part["query"])  # one per chunk, for sessions and missions
-        sessions = segment_ordered(part, seg, scorer, lexicon)
-        return link_missions(sessions, missions, lexicon).select(list(SESSIONS_SCHEMA))
+        part, part_lexicon = ordered.slice(*chunk), lexicon.rows(*chunk)
+        sessions = segment_ordered(part, seg, scorer, part_lexicon)
+        return link_missions(sessions, missions, part_lexicon, common).select(list(SESSIONS_SCHEMA))
 
     yield from ordered_map(run, user_chunks(ordered["user_id"], chunk_rows or default_chunk_rows(ordered.height)))
 

@@ -19,6 +19,15 @@ TINY_EDGES = [
 
 
 @pytest.fixture(scope="session")
+def wordnet_taxonomy() -> Taxonomy:
+    """WordNet's nouns, as the CLI's `synth` uses them (built once, then cached)."""
+    from hierarchies.wordnet import noun_concepts, noun_graph
+
+    graph = noun_graph()
+    return Taxonomy(noun_concepts(graph), graph.edges)
+
+
+@pytest.fixture(scope="session")
 def tiny_taxonomy() -> Taxonomy:
     return make_tiny_taxonomy()
 

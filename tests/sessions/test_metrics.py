@@ -1,0 +1,88 @@
+"""Pair-counting and boundary scores, checked against counts done by hand."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from itertools import combinations
+
+import polars as pl
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sessions.metrics import boundary_scores, compare, pair_counting
+
+
+def frame(users: list[str], pred: list[str], gold: list[str]) -> pl.DataFrame:
+    t0 = datetime(2006, 3, 1, tzinfo=UTC)
+    return pl.DataFrame(
+        {
+            "row_id": range(len(users)), "user_id": users, "ts": [t0 + timedelta(minutes=i) for i in range(len(users))],
+            "pred": pred, "gold": gold,
+        }
+    )  # fmt: skip
+
+
+def test_pair_counting_by_hand():
+    # user a: gold {0,1,2} {3}; pred {0,1} {2,3} -> gold pairs 3, pred pairs 2, both 1
+    # user b: gold {4,5}; pred {4,5} -> 1, 1, 1. Pairs in all: 6 + 1 = 7.
+    df = frame(["a"] * 4 + ["b"] * 2, ["p", "p", "q", "q", "r", "r"], ["x", "x", "x", "y", "z", "z"])
+    s = pair_counting(df, "pred", "gold")
+    assert s["precision"] == pytest.approx(2 / 3)
+    assert s["recall"] == pytest.approx(2 / 4)
+    assert s["f1"] == pytest.approx(2 * (2 / 3) * 0.5 / (2 / 3 + 0.5))
+    # agreement: 7 pairs; pred-pos 3, gold-pos 4, both 2 -> TN = 7 - 3 - 4 + 2 = 2; RI = (2 + 2) / 7
+    assert s["rand"] == pytest.approx(4 / 7)
+
+
+def test_boundaries_by_hand():
+    # gold starts at rows 3 (a); pred at rows 2 (a); users' first rows are not scored
+    df = frame(["a"] * 4 + ["b"] * 2, ["p", "p", "q", "q", "r", "r"], ["x", "x", "x", "y", "z", "z"])
+    s = boundary_scores(df, "pred", "gold")
+    assert (s["boundary_precision"], s["boundary_recall"], s["boundary_f1"]) == (0.0, 0.0, 0.0)
+    same = boundary_scores(df, "gold", "gold")
+    assert same["boundary_f1"] == 1.0
+
+
+labels = st.lists(
+    st.tuples(st.sampled_from("uv"), st.sampled_from("abc"), st.sampled_from("xyz")), min_size=2, max_size=14
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(labels)
+def test_pair_counting_equals_enumerating_pairs(rows):
+    users, pred, gold = map(list, zip(*rows, strict=True))
+    s = pair_counting(frame(users, pred, gold), "pred", "gold")
+    tp = fp = fn = tn = 0
+    for i, j in combinations(range(len(rows)), 2):
+        if users[i] != users[j]:
+            continue
+        same_p, same_g = pred[i] == pred[j], gold[i] == gold[j]
+        tp += same_p and same_g
+        fp += same_p and not same_g
+        fn += same_g and not same_p
+        tn += not same_p and not same_g
+    if tp + fp:
+        assert s["precision"] == pytest.approx(tp / (tp + fp))
+    if tp + fn:
+        assert s["recall"] == pytest.approx(tp / (tp + fn))
+    if tp + fp + fn + tn:
+        assert s["rand"] == pytest.approx((tp + tn) / (tp + fp + fn + tn))
+
+
+def test_compare_scores_each_level_against_the_gold_present():
+    gold = (
+        frame(["a"] * 4, ["-"] * 4, ["-"] * 4)
+        .select("row_id", "user_id", "ts")
+        .with_columns(gold_mission=pl.Series(["m1", "m2", "m1", "m1"]))
+    )
+    system = pl.DataFrame(
+        {"row_id": range(4), "session_id": ["s0", "s1", "s2", "s2"], "mission_id": ["m", "n", "m", "m"]}
+    )
+    baseline = pl.DataFrame({"row_id": range(4), "session_id": ["s0", "s0", "s1", "s1"]})
+    table = compare(gold, {"sys": system, "base": baseline})
+    assert table.select("system", "level", "gold").rows() == [
+        ("sys", "sessions", "missions"), ("sys", "missions", "missions"), ("base", "sessions", "missions"),
+    ]  # fmt: skip
+    assert table.filter(level="missions")["f1"][0] == 1.0

@@ -1,0 +1,108 @@
+"""Mined pairs: what each kind means, splits by user, determinism."""
+
+from __future__ import annotations
+
+import polars as pl
+import pytest
+
+from sessions.io import read_table
+from sessions.ingest import ingest
+from sessions.missions import MissionConfig
+from sessions.pairs import KINDS, MiningConfig, mine_pairs
+from sessions.pipeline import sessions_with_missions
+from sessions.segment import SegmentConfig
+from sessions.synth import SynthConfig, write_log
+from sessions.text import near_duplicate_key, normalize, terms
+
+
+@pytest.fixture(scope="module")
+def sessions(tmp_path_factory, wordnet_taxonomy) -> pl.DataFrame:
+    tmp = tmp_path_factory.mktemp("mine")
+    write_log(SynthConfig(users=200, rows=12_000, seed=5), wordnet_taxonomy, tmp / "log.tsv")
+    ingest([tmp / "log.tsv"], "aol", tmp / "events")
+    return sessions_with_missions(read_table(tmp / "events" / "events.parquet"), SegmentConfig(), MissionConfig())
+
+
+@pytest.fixture(scope="module")
+def pairs(sessions) -> pl.DataFrame:
+    return mine_pairs(sessions, MiningConfig(seed=3))
+
+
+def where(sessions: pl.DataFrame) -> pl.DataFrame:
+    """Each (user, near-duplicate key) with its sessions and missions."""
+    return (
+        sessions.with_columns(key=near_duplicate_key(pl.col("query")))
+        .group_by("user_id", "key")
+        .agg(pl.col("session_id").unique(), pl.col("mission_id").unique())
+    )
+
+
+def test_kinds_balance_and_splits(pairs):
+    counts = dict(pairs.group_by("kind").len().iter_rows())
+    assert set(counts) == set(KINDS)
+    positives, negatives = counts["positive"], pairs.height - counts["positive"]
+    assert abs(negatives - positives) <= 0.02 * positives  # 50:50
+    assert set(pairs["split"]) == {"train", "val", "test"}
+    users = pairs.group_by("user_id").agg(pl.col("split").n_unique())
+    assert users["split"].max() == 1  # no user in two splits
+
+
+def test_positives_are_distinct_queries_of_one_session(pairs, sessions):
+    pos = pairs.filter(kind="positive")
+    keys = pos.select(near_duplicate_key(pl.col("query_a")), near_duplicate_key(pl.col("query_b")).alias("b"))
+    assert (keys["query_a"] != keys["b"]).all()  # never two spellings of one query
+    of = where(sessions)
+    joined = pos.with_columns(ka=near_duplicate_key(pl.col("query_a")), kb=near_duplicate_key(pl.col("query_b")))
+    joined = joined.join(of, left_on=["user_id", "ka"], right_on=["user_id", "key"]).join(
+        of, left_on=["user_id", "kb"], right_on=["user_id", "key"], suffix="_b"
+    )
+    shared = joined.select(pl.col("session_id").list.set_intersection("session_id_b").list.len() > 0).to_series()
+    assert shared.all()
+
+
+def test_negatives_mean_what_their_kind_says(pairs, sessions):
+    of = where(sessions)
+    neg = pairs.filter(pl.col("label") == 0).with_columns(
+        ka=near_duplicate_key(pl.col("query_a")), kb=near_duplicate_key(pl.col("query_b"))
+    )
+    same_user = (
+        neg.filter(kind="same_user")
+        .join(of, left_on=["user_id", "ka"], right_on=["user_id", "key"])
+        .join(of, left_on=["user_id", "kb"], right_on=["user_id", "key"], suffix="_b")
+    )
+    assert len(same_user) == neg.filter(kind="same_user").height  # both queries are the user's
+    other_mission = same_user.select(
+        pl.col("mission_id").list.set_difference("mission_id_b").list.len() > 0
+    ).to_series()
+    assert other_mission.all()
+    # random: query_b is not among the user's own queries... of another user
+    owners = sessions.with_columns(key=near_duplicate_key(pl.col("query"))).select("key", "user_id").unique()
+    random = neg.filter(kind="random").join(owners, left_on="kb", right_on="key", suffix="_b")
+    assert (
+        random.group_by("query_a", "query_b").agg((pl.col("user_id_b") != pl.col("user_id")).any())["user_id_b"]
+    ).all()
+    hard = neg.filter(kind="lexical_hard")
+    assert hard.height > 0
+    shares_term = hard.select(
+        terms(normalize(pl.col("query_a"))).list.set_intersection(terms(normalize(pl.col("query_b")))).list.len() > 0
+    ).to_series()
+    assert shares_term.all()
+
+
+def test_no_text_pair_has_two_labels(pairs):
+    key = pl.min_horizontal("query_a", "query_b").alias("x"), pl.max_horizontal("query_a", "query_b").alias("y")
+    labels = pairs.group_by(*key).agg(pl.col("label").n_unique())
+    assert labels["label"].max() == 1
+
+
+def test_seeded_and_deterministic(sessions, pairs):
+    assert mine_pairs(sessions, MiningConfig(seed=3)).equals(pairs)
+    assert not mine_pairs(sessions, MiningConfig(seed=4)).equals(pairs)
+
+
+def test_ratio_is_configurable(sessions):
+    pairs = mine_pairs(sessions, MiningConfig(negatives_per_positive=2.0))
+    pos = pairs.filter(kind="positive").height
+    assert abs((pairs.height - pos) - 2 * pos) <= 0.03 * pos
+    with pytest.raises(ValueError, match="add up to 1"):
+        MiningConfig(random_share=0.5)

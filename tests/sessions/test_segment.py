@@ -1,0 +1,146 @@
+"""Segmentation methods, mission linking and their numbering, on hand-made logs and
+on synthetic logs whose truth is known."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import polars as pl
+import pytest
+
+from sessions.io import read_table
+from sessions.ingest import ingest
+from sessions.metrics import segmentation_scores
+from sessions.missions import MissionConfig, first_of_component, link_missions
+from sessions.pipeline import sessions_with_missions
+from sessions.segment import SegmentConfig, segment, user_chunks
+from sessions.synth import SynthConfig, write_log
+
+T0 = datetime(2006, 3, 1, 12, tzinfo=UTC)
+
+
+def log(*rows: tuple[str, float, str]) -> pl.DataFrame:
+    """(user, minutes after T0, query) rows as canonical events, row ids in the order given."""
+    return pl.DataFrame(
+        {
+            "row_id": range(len(rows)),
+            "user_id": [u for u, _, _ in rows],
+            "ts": [T0 + timedelta(minutes=m) for _, m, _ in rows],
+            "query": [q for _, _, q in rows],
+        },
+        schema_overrides={"ts": pl.Datetime("us", "UTC")},
+    )
+
+
+def sessions_of(frame: pl.DataFrame, column: str = "session_id") -> list[str]:
+    return frame.sort("row_id")[column].to_list()
+
+
+def test_time_method_breaks_on_long_gaps_only():
+    events = log(("u", 0, "a"), ("u", 10, "b"), ("u", 45, "c"), ("v", 46, "d"))
+    out = segment(events, SegmentConfig(method="time", gap_minutes=30))
+    assert sessions_of(out) == ["u/0", "u/0", "u/1", "v/0"]
+    assert out.sort("row_id")["session_seq"].to_list() == [0, 1, 0, 0]
+
+
+def test_cascade_joins_same_time_breaks_long_gaps_and_reads_the_queries_between():
+    events = log(
+        ("u", 0, "cute cats"),
+        ("u", 0, "dog food"),  # same time stamp: a second click of one burst joins
+        ("u", 2, "cute catd"),  # a typo: 3-gram evidence
+        ("u", 3, "new york hotels"),  # a topic change within minutes: break
+        ("u", 4, "hotels in new york cheap"),  # term overlap
+        ("u", 300, "hotels in new york cheap"),  # five hours later: break, however similar
+    )
+    assert sessions_of(segment(events, SegmentConfig())) == ["u/0", "u/0", "u/0", "u/1", "u/1", "u/2"]
+
+
+def test_lexical_method_ignores_time():
+    events = log(("u", 0, "cute cats"), ("u", 600, "cute cats pictures"), ("u", 601, "tax forms"))
+    assert sessions_of(segment(events, SegmentConfig(method="lexical"))) == ["u/0", "u/0", "u/1"]
+
+
+def test_the_session_so_far_keeps_a_query_its_predecessor_does_not_explain():
+    events = log(
+        ("u", 0, "jaguar xk engine parts"),
+        ("u", 1, "jaguar dealers"),  # term overlap with the first: same session
+        ("u", 2, "xk engine parts"),  # nothing in common with "jaguar dealers", all in the session's first query
+    )
+    with_so_far = segment(events, SegmentConfig())
+    without = segment(events, SegmentConfig(so_far_queries=1))
+    assert sessions_of(with_so_far) == ["u/0", "u/0", "u/0"]
+    assert sessions_of(without) == ["u/0", "u/0", "u/1"]
+
+
+def test_a_pair_scorer_takes_the_middle_of_the_cascade_and_all_of_learned():
+    calls = []
+
+    def same_first_letter(a: pl.Series, b: pl.Series) -> np.ndarray:
+        calls.append(len(a))
+        return (a.str.slice(0, 1) == b.str.slice(0, 1)).to_numpy().astype(float)
+
+    events = log(("u", 0, "apple"), ("u", 5, "avocado"), ("u", 6, "banana"), ("u", 500, "berry"))
+    cascade = segment(events, SegmentConfig(), scorer=same_first_letter)
+    learned = segment(events, SegmentConfig(method="learned"), scorer=same_first_letter)
+    assert sessions_of(cascade) == ["u/0", "u/0", "u/1", "u/2"]  # the long gap breaks before scoring
+    assert sessions_of(learned) == ["u/0", "u/0", "u/1", "u/1"]
+    assert calls == [2, 3]
+    with pytest.raises(ValueError, match="needs a session model"):
+        segment(events, SegmentConfig(method="learned"))
+
+
+def test_order_of_input_rows_does_not_matter_and_chunks_do_not_split_users():
+    events = log(*[(f"u{i % 7}", i * 3.0, f"query {i % 5}") for i in range(200)])
+    shuffled = events.sample(fraction=1.0, shuffle=True, seed=1)
+    a = segment(events, SegmentConfig())  # users together, in time order
+    assert a.sort("row_id").equals(segment(shuffled, SegmentConfig()).sort("row_id"))
+    chunks = user_chunks(a["user_id"], 30)
+    assert sum(n for _, n in chunks) == 200 and len(chunks) > 1
+    for offset, n in chunks:
+        part = a.slice(offset, n)["user_id"]
+        assert not set(part) & set(a["user_id"].slice(offset + n))  # no user continues past its chunk
+
+
+def test_missions_link_interleaved_and_resumed_sessions():
+    events = log(
+        ("u", 0, "peter pan musical"),
+        ("u", 1, "tax forms 2005"),  # interleaved
+        ("u", 2, "peter pan musical tickets"),  # back to the first need (lexically a new session here)
+        ("u", 3 * 24 * 60, "peter pan theatre san diego"),  # three days later
+        ("u", 3 * 24 * 60 + 1, "tax forms 2005 instructions"),
+    )
+    out = link_missions(segment(events, SegmentConfig()), MissionConfig())
+    assert sessions_of(out) == ["u/0", "u/1", "u/2", "u/3", "u/4"]
+    assert sessions_of(out, "mission_id") == ["u/m0", "u/m1", "u/m0", "u/m0", "u/m1"]
+
+
+def test_components_name_their_first_node():
+    assert first_of_component(6, np.array([0, 4, 2]), np.array([5, 3, 4])).tolist() == [0, 1, 2, 2, 2, 0]
+    assert first_of_component(3, np.array([], dtype=int), np.array([], dtype=int)).tolist() == [0, 1, 2]
+
+
+@pytest.fixture(scope="module")
+def synthetic(tmp_path_factory, wordnet_taxonomy) -> pl.DataFrame:
+    tmp = tmp_path_factory.mktemp("synth")
+    write_log(SynthConfig(users=150, rows=15_000, seed=11), wordnet_taxonomy, tmp / "log.tsv")
+    ingest([tmp / "log.tsv"], "aol", tmp / "events")
+    return read_table(tmp / "events" / "events.parquet")
+
+
+def test_on_a_synthetic_log_cascade_beats_the_time_baseline_and_linking_finds_missions(synthetic):
+    def score(cfg: SegmentConfig, level: str, gold: str) -> float:
+        out = sessions_with_missions(synthetic, cfg, MissionConfig()).join(
+            synthetic.select("row_id", gold), on="row_id"
+        )
+        return segmentation_scores(out, level, gold)["f1"]
+
+    time_f1 = score(SegmentConfig(method="time"), "session_id", "gold_session")
+    cascade_f1 = score(SegmentConfig(), "session_id", "gold_session")
+    sequential_missions = score(SegmentConfig(), "session_id", "gold_mission")
+    linked_missions = score(SegmentConfig(), "mission_id", "gold_mission")
+    # measured (seed 11): sessions 0.791 by time, 0.856 by cascade; missions 0.542 from
+    # cascade's sessions alone, 0.738 linked
+    assert cascade_f1 > time_f1 + 0.04
+    assert linked_missions > sequential_missions + 0.15
+    assert cascade_f1 > 0.83 and linked_missions > 0.7

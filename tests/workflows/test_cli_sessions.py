@@ -1,0 +1,147 @@
+"""segment, evaluate segmentation and mine, through the command line."""
+
+from __future__ import annotations
+
+import json
+
+import polars as pl
+import pytest
+from typer.testing import CliRunner
+
+from sessions.io import read_table
+from workflows.cli import app
+
+runner = CliRunner()
+
+GAYO = "\n".join(
+    [
+        "1;7;cute cats;;01/03/2006 10:00;1141207200;s1",
+        "2;7;cute cats pictures;;01/03/2006 10:01;1141207260;s1",
+        "3;7;cute catd;;01/03/2006 10:02;1141207320;s1",
+        "4;7;tax forms;;01/03/2006 10:03;1141207380;s2",
+        "5;7;tax forms 2005;;01/03/2006 10:05;1141207500;s2",
+        "6;7;tax forms 2005 irs;;01/03/2006 18:05;1141236300;s3",
+        "7;8;new york hotels;;02/03/2006 09:00;1141290000;s4",
+        "8;8;weather;;02/03/2006 09:01;1141290060;s5",
+        "9;8;hotels in new york cheap;;02/03/2006 09:20;1141291200;s6",
+    ]
+)
+WEBIS = (
+    "UserID\tQuery\tTimeStamp\tClickRank\tClickDomain\tMissionID\tComment\n" + "-" * 20 + "\n"
+    "9\tpeter pan musical\t2006-03-05 16:50:19\t1\thttp://a.com\t1\n"
+    "9\ttax forms 2005\t2006-03-05 16:52:05\t\t\t2\n"
+    "9\tpeter pan musical tickets\t2006-03-05 16:52:29\t\t\t1\n"
+    "9\tpeter pan theatre san diego\t2006-03-09 17:14:45\t1\thttp://b.com\t1\n"
+    "9\ttax forms 2005 instructions\t2006-03-09 17:20:00\t\t\t2\n" + "-" * 20 + "\n"
+)
+
+
+def invoke(*args: str):
+    result = runner.invoke(app, list(args))
+    assert result.exit_code == 0, result.output
+    return result
+
+
+@pytest.fixture
+def gt(tmp_path):
+    (tmp_path / "gayo.csv").write_text(GAYO + "\n")
+    (tmp_path / "webis.txt").write_text(WEBIS)
+    return tmp_path
+
+
+def test_segment_from_raw_and_from_ingest_output_agree(gt, tmp_path):
+    invoke("segment", str(gt / "gayo.csv"), "--format", "gayo-avello", "--output", str(tmp_path / "a"))
+    invoke("ingest", str(gt / "gayo.csv"), "--format", "gayo-avello", "--output", str(tmp_path / "ev"))
+    invoke("segment", str(tmp_path / "ev"), "--output", str(tmp_path / "b"))
+    a, b = (read_table(tmp_path / d / "sessions.parquet").sort("row_id") for d in ("a", "b"))
+    assert a.equals(b)
+    assert a.columns == ["row_id", "user_id", "ts", "query", "session_id", "session_seq", "mission_id"]
+    assert a["session_id"].to_list() == ["7/0", "7/0", "7/0", "7/1", "7/1", "7/2", "8/0", "8/1", "8/2"]
+    assert a["mission_id"].to_list() == ["7/m0", "7/m0", "7/m0", "7/m1", "7/m1", "7/m1", "8/m0", "8/m1", "8/m0"]
+    report = json.loads((tmp_path / "a" / "report.json").read_text())
+    assert (report["rows_in"], report["rows_ok"], report["sessions"], report["missions"]) == (9, 9, 6, 4)
+    assert report["config"]["segment"]["method"] == "cascade"
+
+
+def test_segment_options_and_config_file(gt, tmp_path):
+    config = tmp_path / "seg.yaml"
+    config.write_text("segment:\n  method: time\n  gap_minutes: 1.5\nmissions:\n  window: 2\n")
+    invoke("segment", str(gt / "gayo.csv"), "-f", "gayo-avello", "-o", str(tmp_path / "t"), "--config", str(config))
+    report = json.loads((tmp_path / "t" / "report.json").read_text())
+    assert report["config"]["segment"]["gap_minutes"] == 1.5 and report["config"]["missions"]["window"] == 2
+    invoke(
+        "segment", str(gt / "gayo.csv"), "-f", "gayo-avello", "-o", str(tmp_path / "t"), "--config", str(config),
+        "--gap-minutes", "600",
+    )  # fmt: skip
+    assert json.loads((tmp_path / "t" / "report.json").read_text())["sessions"] == 2  # options win: one a user
+    config.write_text("segment:\n  gap_minutse: 5\n")
+    result = runner.invoke(
+        app, ["segment", str(gt / "gayo.csv"), "-f", "gayo-avello", "-o", str(tmp_path / "t"), "--config", str(config)]
+    )
+    assert result.exit_code == 2 and "unknown segment option(s) gap_minutse" in result.output
+    result = runner.invoke(app, ["segment", str(gt / "gayo.csv"), "-o", str(tmp_path / "t")])
+    assert result.exit_code == 2 and "raw logs need --format" in result.output
+
+
+def test_evaluate_segmentation_prints_a_table_and_json(gt):
+    table = invoke(
+        "evaluate", "segmentation", "--gt", str(gt / "webis.txt"), "--format", "webis-smc", "--method", "all"
+    )
+    for word in ("cascade", "lexical", "time-gap 26 min", "bF1", "gold missions"):
+        assert word in table.output
+    out = invoke("evaluate", "segmentation", "--gt", str(gt / "webis.txt"), "--format", "webis-smc", "--json")
+    scores = json.loads(out.output)
+    assert scores["gold"] == "missions" and scores["rows"] == 5
+    assert scores["scores"]["cascade"]["missions"]["f1"] == 1.0  # peter pan and tax forms, interleaved, found
+    assert scores["scores"]["time-gap 30 min"]["sessions"]["f1"] < 0.5
+    gayo = json.loads(
+        invoke("evaluate", "segmentation", "--gt", str(gt / "gayo.csv"), "-f", "gayo-avello", "--json").output
+    )
+    assert gayo["gold"] == "sessions" and gayo["scores"]["cascade"]["sessions"]["boundary_f1"] == 1.0
+
+
+def test_evaluate_a_saved_segmentation(gt, tmp_path):
+    invoke(
+        "segment", str(gt / "webis.txt"), "--format", "webis-smc", "--output", str(tmp_path / "s"), "--method", "time"
+    )
+    out = invoke(
+        "evaluate",
+        "segmentation",
+        "--gt",
+        str(gt / "webis.txt"),
+        "-f",
+        "webis-smc",
+        "--pred",
+        str(tmp_path / "s"),
+        "--json",
+    )
+    scores = json.loads(out.output)["scores"]
+    assert next(iter(scores)).startswith("pred:")
+    result = runner.invoke(
+        app,
+        [
+            "evaluate",
+            "segmentation",
+            "--gt",
+            str(gt / "webis.txt"),
+            "-f",
+            "webis-smc",
+            "--pred",
+            "x",
+            "--method",
+            "time",
+        ],
+    )
+    assert result.exit_code == 2 and "exclude each other" in result.output
+
+
+def test_mine_writes_pairs_and_counts(gt, tmp_path):
+    invoke("segment", str(gt / "gayo.csv"), "-f", "gayo-avello", "-o", str(tmp_path / "s"))
+    invoke("mine", str(tmp_path / "s"), "--output", str(tmp_path / "p"), "--seed", "1")
+    pairs = read_table(tmp_path / "p" / "pairs.parquet")
+    report = json.loads((tmp_path / "p" / "report.json").read_text())
+    assert report["pairs"] == pairs.height and report["positives"] == int(pairs["label"].sum())
+    assert sum(n for kinds in report["by_split_and_kind"].values() for n in kinds.values()) == pairs.height
+    assert pairs.columns == ["query_a", "query_b", "label", "kind", "user_id", "split"]
+    result = runner.invoke(app, ["mine", str(tmp_path / "nothing"), "--output", str(tmp_path / "p")])
+    assert result.exit_code == 2 and "run `sessionflow segment` first" in result.output
