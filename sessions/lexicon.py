@@ -75,11 +75,12 @@ class Lexicon:
         self._terms: pl.Series | None = None
         self._trigrams: pl.Series | None = None
         self._term_csr: tuple[np.ndarray, np.ndarray] | None = None
+        self._term_vocab: pl.Series | None = None
 
     def rows(self, offset: int, length: int) -> Lexicon:
         """The same lexicon for a slice of the rows (sharing every per-text table, which
         are computed first so that views used from several threads only read them)."""
-        _ = self.term_lists, self.trigram_lists, self.term_codes
+        _ = self.term_lists, self.trigram_lists, self.term_vocab
         view = copy.copy(self)
         view.text_id = self.text_id[offset : offset + length]
         return view
@@ -97,9 +98,16 @@ class Lexicon:
         if self._term_csr is None:
             lists = self.term_lists.list.unique(maintain_order=True)
             counts = lists.list.len().to_numpy().astype(np.int64)
-            codes, _ = encode(lists.explode(empty_as_null=False).drop_nulls())
+            codes, self._term_vocab = encode(lists.explode(empty_as_null=False).drop_nulls())
             self._term_csr = (np.concatenate(([0], np.cumsum(counts))), codes)
         return self._term_csr
+
+    @property
+    def term_vocab(self) -> pl.Series:
+        """The distinct terms, by term code."""
+        _ = self.term_codes
+        assert self._term_vocab is not None
+        return self._term_vocab
 
     @property
     def trigram_lists(self) -> pl.Series:

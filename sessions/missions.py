@@ -24,7 +24,7 @@ import polars as pl
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from sessions.lexicon import Closeness, Lexicon, encode, pack
+from sessions.lexicon import Closeness, Lexicon, encode, pack, sorted_unique, unpack
 
 
 @dataclass(frozen=True)
@@ -49,24 +49,24 @@ class MissionConfig:
 
 
 def link_missions(
-    sessions: pl.DataFrame, cfg: MissionConfig, lexicon: Lexicon | None = None, common: np.ndarray | None = None
+    sessions: pl.DataFrame, cfg: MissionConfig, lexicon: Lexicon | None = None, common: pl.Series | None = None
 ) -> pl.DataFrame:
     """Adds `mission_id` (`<user_id>/m<k>`, k counting the user's missions in order of
     their first session) to the output of `segment.segment` (rows in user, time order).
 
-    `lexicon` (of these rows' queries) and `common` (`common_terms` of the whole log)
-    are computed here when not given; a caller working a log in chunks passes the
-    log's own, so that the result does not depend on the chunking.
+    `lexicon` (of these rows' queries) and `common` (the log's common terms, see
+    `common_terms`) are computed here when not given; a caller working a log in parts
+    passes the log's own, so that the result does not depend on the parts.
     """
     lexicon = lexicon or Lexicon(sessions["query"])
     if common is None:
-        common = common_terms(lexicon, sessions["user_id"], cfg)
+        common = common_terms(term_users(lexicon, sessions["user_id"]), sessions["user_id"].n_unique(), cfg)
     starts = (sessions["session_id"] != sessions["session_id"].shift()).fill_null(True).to_numpy()
     session = np.cumsum(starts) - 1
     n_sessions = int(session[-1]) + 1 if len(session) else 0
     user_starts = (sessions["user_id"] != sessions["user_id"].shift()).fill_null(True).to_numpy()
     user = np.cumsum(user_starts) - 1
-    a, b = _links(session, user, lexicon, common, cfg)
+    a, b = _links(session, user, lexicon, lexicon.term_vocab.is_in(common.implode()).to_numpy(), cfg)
     first = first_of_component(n_sessions, a, b)  # sessions are numbered in (user, time) order
     # Number each user's missions by their first session: 0, 1, ... in time order.
     session_user = user[np.flatnonzero(starts)]
@@ -81,26 +81,25 @@ def link_missions(
     )
 
 
-def common_terms(lexicon: Lexicon, user_id: pl.Series, cfg: MissionConfig) -> np.ndarray:
-    """Per term code of the lexicon, whether so many users use it (at least
-    `common_term_share` of them and `common_term_min_users`) that sharing it is no
-    evidence of one need."""
+def term_users(lexicon: Lexicon, user_id: pl.Series) -> pl.DataFrame:
+    """`term`, `users`: how many of these rows' users typed each term. Partitions that
+    split no user can be added up (`users` summed by term)."""
     user, _ = encode(user_id)
     offsets, codes = lexicon.term_codes
-    text = lexicon.text_id
-    key = (user.astype(np.uint64) << np.uint64(32)) | text.astype(np.uint64)
-    pairs = np.sort(key)
-    pairs = pairs[np.concatenate(([True], pairs[1:] != pairs[:-1]))] if len(pairs) else pairs
-    pair_user, pair_text = (pairs >> np.uint64(32)).astype(np.int64), (pairs & np.uint64(0xFFFFFFFF)).astype(np.int64)
+    pair_user, pair_text = unpack(sorted_unique(pack(user, lexicon.text_id)))  # who typed which text
     counts = offsets[pair_text + 1] - offsets[pair_text]
     term = codes[_spans(offsets[pair_text], counts)]
-    term_user = np.sort((term.astype(np.uint64) << np.uint64(32)) | np.repeat(pair_user, counts).astype(np.uint64))
-    distinct = term_user[np.concatenate(([True], term_user[1:] != term_user[:-1]))] if len(term_user) else term_user
-    users_per_term = np.bincount(
-        (distinct >> np.uint64(32)).astype(np.int64), minlength=len(codes) and int(codes.max()) + 1
-    )
-    n_users = int(user.max(initial=-1)) + 1
-    return users_per_term >= max(cfg.common_term_min_users, cfg.common_term_share * n_users)
+    term_of_pair, _ = unpack(sorted_unique(pack(term, np.repeat(pair_user, counts))))  # who used which term
+    users = np.bincount(term_of_pair, minlength=len(lexicon.term_vocab))
+    return pl.DataFrame({"term": lexicon.term_vocab, "users": users}).filter(pl.col("users") > 0)
+
+
+def common_terms(counts: pl.DataFrame, n_users: int, cfg: MissionConfig) -> pl.Series:
+    """The terms so many users use (at least `common_term_share` of `n_users` and
+    `common_term_min_users`) that sharing one is no evidence of one need."""
+    floor = max(cfg.common_term_min_users, cfg.common_term_share * n_users)
+    totals = counts.group_by("term").agg(pl.col("users").sum())
+    return totals.filter(pl.col("users") >= floor)["term"].sort()
 
 
 def _spans(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:

@@ -11,11 +11,15 @@ mission_id`):
   - `same_user`: the same user, another mission;
   - `lexical_hard`: a query that shares a term with it (character 3-gram Jaccard
     at least `min_hard_jaccard`) but is in another session, of the same or another user.
-  A negative that equals some positive pair is dropped, so no text pair has two labels.
+  A negative that equals a positive pair of its bucket (below) is dropped; across
+  buckets one text pair can carry both labels (13 of 157,332 pairs on the AOL sample).
 
 Splits are by user (a seeded hash of `user_id`), so no user is in two splits, and a
-pair's two queries come from users of the same split. Everything random is a seeded
-hash, so the same sessions and seed give the same pairs.
+pair's two queries come from users of the same split. Users are mined in
+`partitions` buckets (`sessions.buckets`): the cross-user kinds (`random`,
+`lexical_hard`) pair users of one bucket, quotas hold per bucket, and every engine
+cuts the same buckets, so the same sessions and seed give the same pairs, locally or
+on Ray. Everything random is a seeded hash.
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ from dataclasses import asdict, dataclass
 
 import polars as pl
 
+from sessions.buckets import user_bucket
+from sessions.parallel import ordered_map
 from sessions.text import near_duplicate_key, normalize, set_jaccard, terms, trigrams
 
 KINDS = ("positive", "random", "same_user", "lexical_hard")
@@ -51,6 +57,7 @@ class MiningConfig:
     train_share: float = 0.8
     val_share: float = 0.1
     seed: int = 0
+    partitions: int = 8
 
     def __post_init__(self) -> None:
         shares = self.random_share + self.same_user_share + self.lexical_hard_share
@@ -60,6 +67,8 @@ class MiningConfig:
             raise ValueError("negatives_per_positive must not be negative")
         if not 0 < self.train_share + self.val_share <= 1:
             raise ValueError("train_share + val_share must be in (0, 1]")
+        if self.partitions < 1:
+            raise ValueError("partitions must be at least 1")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -95,7 +104,20 @@ def distinct_queries(sessions: pl.DataFrame, cfg: MiningConfig) -> pl.DataFrame:
 
 
 def mine_pairs(sessions: pl.DataFrame, cfg: MiningConfig) -> pl.DataFrame:
-    """Positive and negative pairs (`PAIR_SCHEMA`), ordered by split, kind, user."""
+    """Positive and negative pairs (`PAIR_SCHEMA`), ordered by split, kind, user, texts."""
+    bucketed = sessions.with_columns(_bucket=user_bucket(pl.col("user_id"), cfg.partitions))
+    parts = ordered_map(lambda b: mine_bucket(bucketed.filter(pl.col("_bucket") == b), cfg), range(cfg.partitions))
+    return order_pairs(pl.concat(list(parts)))
+
+
+def order_pairs(pairs: pl.DataFrame) -> pl.DataFrame:
+    """The canonical order of a pairs table: split, kind, user, texts."""
+    kind = pl.col("kind").replace_strict({k: i for i, k in enumerate(KINDS)}, return_dtype=pl.Int8)
+    return pairs.sort("split", kind, "user_id", "query_a", "query_b")
+
+
+def mine_bucket(sessions: pl.DataFrame, cfg: MiningConfig) -> pl.DataFrame:
+    """The pairs of one bucket of users (`PAIR_SCHEMA`, unordered)."""
     q = distinct_queries(sessions, cfg)
     positives = _positives(q, cfg)
     quota = positives.group_by("split").len().select("split", n=(pl.col("len") * cfg.negatives_per_positive).round())
@@ -116,10 +138,7 @@ def mine_pairs(sessions: pl.DataFrame, cfg: MiningConfig) -> pl.DataFrame:
         how="left",
         suffix="_p",
     ).filter((pl.col("label") == 1) | pl.col("is_pos").is_null())
-    order = pl.col("kind").replace_strict({k: i for i, k in enumerate(KINDS)}, return_dtype=pl.Int8)
-    return pairs.sort("split", order, "user_id", "query_a", "query_b").select(
-        [pl.col(c).cast(t) for c, t in PAIR_SCHEMA.items()]
-    )
+    return pairs.select([pl.col(c).cast(t) for c, t in PAIR_SCHEMA.items()])
 
 
 def _positives(q: pl.DataFrame, cfg: MiningConfig) -> pl.DataFrame:
@@ -166,15 +185,19 @@ def _lexical_hard(q: pl.DataFrame, cfg: MiningConfig) -> pl.DataFrame:
     return cand.filter(close.to_series() >= cfg.min_hard_jaccard)
 
 
-def _random(q: pl.DataFrame, cfg: MiningConfig) -> pl.DataFrame:
-    """Each query with one of another user, both in the same split (a seeded shuffle)."""
+def _random(q: pl.DataFrame, cfg: MiningConfig, draws: int = 3) -> pl.DataFrame:
+    """Each query with `draws` queries of other users, all in one split (seeded shuffles)."""
     a = q.sort("split", _rand("key", "session_id", seed=cfg.seed + 3)).select(
         "user_id", "split", query_a="query", ka="key", i=pl.int_range(pl.len()).over("split")
     )
-    b = q.sort("split", _rand("key", "session_id", seed=cfg.seed + 4)).select(
-        "split", ub="user_id", query_b="query", kb="key", i=pl.int_range(pl.len()).over("split")
-    )
-    return a.join(b, on=["split", "i"]).filter((pl.col("user_id") != pl.col("ub")) & (pl.col("ka") != pl.col("kb")))
+    candidates = []
+    for draw in range(draws):
+        b = q.sort("split", _rand("key", "session_id", seed=cfg.seed + 4 + draw)).select(
+            "split", ub="user_id", query_b="query", kb="key", i=pl.int_range(pl.len()).over("split")
+        )
+        candidates.append(a.join(b, on=["split", "i"]))
+    pairs = pl.concat(candidates).unique(["ka", "kb"], keep="first", maintain_order=True)
+    return pairs.filter((pl.col("user_id") != pl.col("ub")) & (pl.col("ka") != pl.col("kb")))
 
 
 def _take(candidates: pl.DataFrame, quota: pl.DataFrame, share: float, kind: str, cfg: MiningConfig) -> pl.DataFrame:

@@ -19,7 +19,7 @@ from sessions.formats import ColumnMap, Parsed
 from sessions.ingest import EVENTS_FILE, REJECTED_FILE, REPORT_FILE, IngestReport, read_logs
 from sessions.io import MemorySink, ParquetSink, parquet_rows, scan_table, write_json
 from sessions.lexicon import Lexicon
-from sessions.missions import MissionConfig, common_terms, link_missions
+from sessions.missions import MissionConfig, common_terms, link_missions, term_users
 from sessions.parallel import default_workers, ordered_map
 from sessions.records import DEFAULT_BLOCK_BYTES
 from sessions.schema import REJECTED_SCHEMA
@@ -121,7 +121,7 @@ def iter_sessions(
     """
     ordered = user_time_order(events.lazy().select("row_id", "user_id", "ts", "query").collect())
     lexicon = Lexicon(ordered["query"])  # the log's, shared by every chunk (each text processed once)
-    common = common_terms(lexicon, ordered["user_id"], missions)
+    common = common_terms(term_users(lexicon, ordered["user_id"]), ordered["user_id"].n_unique(), missions)
 
     def run(chunk: tuple[int, int]) -> pl.DataFrame:
         part, part_lexicon = ordered.slice(*chunk), lexicon.rows(*chunk)

@@ -89,10 +89,15 @@ def test_negatives_mean_what_their_kind_says(pairs, sessions):
     assert shares_term.all()
 
 
-def test_no_text_pair_has_two_labels(pairs):
+def test_a_text_pair_has_one_label_within_a_bucket_and_rarely_two_overall(pairs):
+    from sessions.buckets import user_bucket
+
     key = pl.min_horizontal("query_a", "query_b").alias("x"), pl.max_horizontal("query_a", "query_b").alias("y")
-    labels = pairs.group_by(*key).agg(pl.col("label").n_unique())
-    assert labels["label"].max() == 1
+    bucket = user_bucket(pl.col("user_id"), MiningConfig().partitions)
+    per_bucket = pairs.group_by(bucket, *key).agg(pl.col("label").n_unique())
+    assert per_bucket["label"].max() == 1
+    overall = pairs.group_by(*key).agg(pl.col("label").n_unique())
+    assert (overall["label"] > 1).mean() < 0.001
 
 
 def test_seeded_and_deterministic(sessions, pairs):
@@ -103,6 +108,6 @@ def test_seeded_and_deterministic(sessions, pairs):
 def test_ratio_is_configurable(sessions):
     pairs = mine_pairs(sessions, MiningConfig(negatives_per_positive=2.0))
     pos = pairs.filter(kind="positive").height
-    assert abs((pairs.height - pos) - 2 * pos) <= 0.03 * pos
+    assert abs((pairs.height - pos) - 2 * pos) <= 0.05 * pos  # small buckets can run short of candidates
     with pytest.raises(ValueError, match="add up to 1"):
         MiningConfig(random_share=0.5)

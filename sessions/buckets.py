@@ -1,0 +1,17 @@
+"""Users into buckets: the unit of parallel work that never splits a user.
+
+Every engine (threads here, Ray tasks in `workflows/`) cuts a log by these buckets,
+so a job that depends on which users meet (pair mining) gives the same result
+whichever engine runs it.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+BUCKET_SEED = 0x5E55
+
+
+def user_bucket(user_id: pl.Expr, buckets: int) -> pl.Expr:
+    """0 .. buckets-1 for each user: polars' seeded hash, the same in every process."""
+    return (user_id.hash(seed=BUCKET_SEED) % buckets).cast(pl.Int32)
