@@ -120,25 +120,25 @@ def mine_bucket(sessions: pl.DataFrame, cfg: MiningConfig) -> pl.DataFrame:
     """The pairs of one bucket of users (`PAIR_SCHEMA`, unordered)."""
     q = distinct_queries(sessions, cfg)
     positives = _positives(q, cfg)
+    positive_texts = positives.select(_unordered("ka", "kb")).unique()
+
+    def usable(candidates: pl.DataFrame) -> pl.DataFrame:  # never a text pair that is also positive
+        return candidates.with_columns(_unordered("ka", "kb")).join(positive_texts, on=["_x", "_y"], how="anti")
+
     quota = positives.group_by("split").len().select("split", n=(pl.col("len") * cfg.negatives_per_positive).round())
-    shares = {"random": cfg.random_share, "same_user": cfg.same_user_share, "lexical_hard": cfg.lexical_hard_share}
-    candidates = {"same_user": _same_user(q, cfg), "lexical_hard": _lexical_hard(q, cfg)}
-    negatives = []
-    for kind in ("same_user", "lexical_hard"):
-        negatives.append(_take(candidates[kind], quota, shares[kind], kind, cfg))
+    negatives = [
+        _take(usable(_same_user(q, cfg)), quota, cfg.same_user_share, "same_user", cfg),
+        _take(usable(_lexical_hard(q, cfg)), quota, cfg.lexical_hard_share, "lexical_hard", cfg),
+    ]
     taken = pl.concat(negatives).group_by("split").len()
     remaining = quota.join(taken, on="split", how="left").select("split", n=pl.col("n") - pl.col("len").fill_null(0))
-    negatives.append(_take(_random(q, cfg), remaining, 1.0, "random", cfg))  # random fills what the others lack
+    negatives.append(_take(usable(_random(q, cfg)), remaining, 1.0, "random", cfg))  # random fills what others lack
     pairs = pl.concat([positives.with_columns(kind=pl.lit("positive"), label=pl.lit(1)), *negatives], how="diagonal")
-    positive_texts = positives.select(ka=pl.min_horizontal("ka", "kb"), kb=pl.max_horizontal("ka", "kb"))
-    pairs = pairs.join(
-        positive_texts.with_columns(is_pos=pl.lit(True)).unique(["ka", "kb"]),
-        left_on=[pl.min_horizontal("ka", "kb"), pl.max_horizontal("ka", "kb")],
-        right_on=["ka", "kb"],
-        how="left",
-        suffix="_p",
-    ).filter((pl.col("label") == 1) | pl.col("is_pos").is_null())
     return pairs.select([pl.col(c).cast(t) for c, t in PAIR_SCHEMA.items()])
+
+
+def _unordered(a: str, b: str) -> list[pl.Expr]:
+    return [pl.min_horizontal(a, b).alias("_x"), pl.max_horizontal(a, b).alias("_y")]
 
 
 def _positives(q: pl.DataFrame, cfg: MiningConfig) -> pl.DataFrame:

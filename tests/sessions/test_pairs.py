@@ -108,6 +108,6 @@ def test_seeded_and_deterministic(sessions, pairs):
 def test_ratio_is_configurable(sessions):
     pairs = mine_pairs(sessions, MiningConfig(negatives_per_positive=2.0))
     pos = pairs.filter(kind="positive").height
-    assert abs((pairs.height - pos) - 2 * pos) <= 0.05 * pos  # small buckets can run short of candidates
+    assert abs((pairs.height - pos) - 2 * pos) <= 0.03 * pos
     with pytest.raises(ValueError, match="add up to 1"):
         MiningConfig(random_share=0.5)
