@@ -4,7 +4,7 @@
 
 1. Builds (once, in --work) a 36,389,567-row AOL-shaped log: the real sample tiled
    with fresh user ids and shifted times, as ten gzipped collection files.
-2. Times `sessionflow segment --method cascade` on it in a child process (parse +
+2. Times `sessionflow segment --method cascade --engine local` on it in a child process (parse +
    sessions + missions + write), with its peak RSS, next to (a) polars only reading
    the same files (`pl.read_csv`, all columns as text).
 3. On a 1M-row slice, runs a straightforward pandas implementation of the same
@@ -32,12 +32,12 @@ import pandas as pd
 import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from aol_tiles import AOL_HEADER, tile  # noqa: E402
+from aol_tiles import AOL_HEADER, tile
 
-from sessions.ingest import read_logs  # noqa: E402
-from sessions.io import MemorySink  # noqa: E402
-from sessions.segment import SegmentConfig, segment  # noqa: E402
-from sessions.text import STOPWORDS  # noqa: E402
+from sessions.ingest import read_logs
+from sessions.io import MemorySink
+from sessions.segment import SegmentConfig, segment
+from sessions.text import STOPWORDS
 
 ROWS = 36_389_567
 SLICE = 1_000_000
@@ -78,7 +78,9 @@ def _contained(a: str, b: str, share: float) -> bool:
 
 def pandas_cascade(path: str, cfg: SegmentConfig) -> pd.DataFrame:
     """row_id, session_id by the cascade rules, in pandas."""
-    df = pd.read_csv(path, sep="\t", quoting=csv.QUOTE_NONE, dtype=str, keep_default_na=False, names=AOL_HEADER, header=0)
+    df = pd.read_csv(
+        path, sep="\t", quoting=csv.QUOTE_NONE, dtype=str, keep_default_na=False, names=AOL_HEADER, header=0
+    )
     df["row_id"] = range(len(df))
     df["ts"] = pd.to_datetime(df["QueryTime"], format="%Y-%m-%d %H:%M:%S")
     df = df.sort_values(["AnonID", "ts", "row_id"], kind="stable").reset_index(drop=True)
@@ -141,7 +143,8 @@ def main() -> None:
     print(f"input: {len(files)} gzipped AOL files, {read_rows:,} rows")
     print(f"(a) polars read only: {read_s:.1f} s ({read_rows / read_s:,.0f} rows/s)")
 
-    cmd = [sys.executable, "-m", "workflows.cli", "segment", *files, "--format", "aol", "--output", str(work / "sessions")]
+    cmd = [sys.executable, "-m", "workflows.cli", "segment", *files, "--format", "aol", "--engine", "local"]
+    cmd += ["--output", str(work / "sessions")]
     _, ours_s = timed(lambda: subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL))
     peak_gib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024**2
     report = json.loads((work / "sessions" / "report.json").read_text())

@@ -77,8 +77,7 @@ def load_events(
         source = Path(inputs[0])
         report = json.loads((source / REPORT_FILE).read_text())
         output.mkdir(parents=True, exist_ok=True)
-        if (source / REJECTED_FILE).resolve() != (output / REJECTED_FILE).resolve():
-            _copy(source / REJECTED_FILE, output / REJECTED_FILE)
+        copy_output(source / REJECTED_FILE, output / REJECTED_FILE)
         return scan_table(source / EVENTS_FILE).select(columns).collect(), report
     if fmt is None:
         raise ValueError("raw logs need --format")
@@ -88,15 +87,19 @@ def load_events(
             inputs, fmt, events, rejected, mapping=mapping, block_bytes=block_bytes, on_block=on_block,
             files_at_once=default_workers(),  # every event is kept in memory anyway
         )  # fmt: skip
-    return events.frame(), _ingest_summary(report)
+    return events.frame(), ingest_summary(report)
 
 
-def _ingest_summary(report: IngestReport) -> dict:
+def ingest_summary(report: IngestReport) -> dict:
+    """The accounting of an ingest report, as a segmentation report repeats it."""
     d = report.to_dict()
     return {k: d[k] for k in ("format", "rows_in", "rows_ok", "rows_rejected", "rejected_by_reason", "files")}
 
 
-def _copy(src: Path, dst: Path) -> None:
+def copy_output(src: Path, dst: Path) -> None:
+    """Copy a file or dataset directory into place (nothing when it is the same path)."""
+    if src.resolve() == dst.resolve():
+        return
     tmp = dst.with_name(f".{dst.name}.copy")
     shutil.rmtree(tmp, ignore_errors=True)
     (shutil.copytree if src.is_dir() else shutil.copy2)(src, tmp)
@@ -111,24 +114,30 @@ def iter_sessions(
     missions: MissionConfig,
     scorer: PairScorer | None = None,
     chunk_rows: int | None = None,
+    common: pl.Series | None = None,
+    workers: int | None = None,
 ) -> Iterator[pl.DataFrame]:
     """Sessions and missions of canonical events (`SESSIONS_SCHEMA`), a chunk of whole
     users at a time, in user order.
 
     Users are independent, so the events are cut into chunks of whole users
-    (`chunk_rows` rows or so, `segment.chunk_rows` by default) that threads work on
-    side by side; memory for the work follows the chunk, not the log.
+    (`chunk_rows` rows or so, `segment.chunk_rows` by default) that `workers` threads
+    work on side by side; memory for the work follows the chunk, not the log.
+    `common` is the log's common terms (`missions.common_terms`), computed from these
+    events when not given: a caller holding only part of a log passes the log's.
     """
     ordered = user_time_order(events.lazy().select("row_id", "user_id", "ts", "query").collect())
     lexicon = Lexicon(ordered["query"])  # the log's, shared by every chunk (each text processed once)
-    common = common_terms(term_users(lexicon, ordered["user_id"]), ordered["user_id"].n_unique(), missions)
+    if common is None:
+        common = common_terms(term_users(lexicon, ordered["user_id"]), ordered["user_id"].n_unique(), missions)
 
     def run(chunk: tuple[int, int]) -> pl.DataFrame:
         part, part_lexicon = ordered.slice(*chunk), lexicon.rows(*chunk)
         sessions = segment_ordered(part, seg, scorer, part_lexicon)
         return link_missions(sessions, missions, part_lexicon, common).select(list(SESSIONS_SCHEMA))
 
-    yield from ordered_map(run, user_chunks(ordered["user_id"], chunk_rows or default_chunk_rows(ordered.height)))
+    chunks = user_chunks(ordered["user_id"], chunk_rows or default_chunk_rows(ordered.height))
+    yield from ordered_map(run, chunks, workers)
 
 
 def sessions_with_missions(

@@ -3,6 +3,13 @@ hierarchy so that the synthetic-log tests need no WordNet."""
 
 from __future__ import annotations
 
+import os
+
+# Ray, when a test starts one: no token auth, loopback only, no 2 s pause per report.
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.2")
+
 import polars as pl
 import pytest
 

@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import resource
+from typing import Annotated
 
 import typer
 
 from workflows.progress import console
 
 FORMAT_HELP = "aol, webis-smc, gayo-avello, diffusiondb, midjourney or table"
+
+EngineOption = Annotated[
+    str, typer.Option(help="ray (a local Ray, or the cluster of --address / `ray job submit`) or local (one process).")
+]
+AddressOption = Annotated[
+    str | None,
+    typer.Option(help="Ray cluster address (ray://host:10001 or host:6379); default: RAY_ADDRESS or a local Ray."),
+]
 
 
 def peak_rss_mib() -> int:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
-from sessions.io import read_table
 from sessions.ingest import ingest
+from sessions.io import read_table
 from sessions.missions import MissionConfig
 from sessions.pairs import KINDS, MiningConfig, mine_pairs
 from sessions.pipeline import sessions_with_missions

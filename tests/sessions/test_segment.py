@@ -9,8 +9,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from sessions.io import read_table
 from sessions.ingest import ingest
+from sessions.io import read_table
 from sessions.metrics import segmentation_scores
 from sessions.missions import MissionConfig, first_of_component, link_missions
 from sessions.pipeline import sessions_with_missions

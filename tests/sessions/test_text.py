@@ -25,7 +25,7 @@ def reference_grams(text: str) -> list[int]:
     if not text:
         return []
     padded = f" {text} "
-    return [(ord(a) << 42) | (ord(b) << 21) | ord(c) for a, b, c in zip(padded, padded[1:], padded[2:])]
+    return [(ord(a) << 42) | (ord(b) << 21) | ord(c) for a, b, c in zip(padded, padded[1:], padded[2:], strict=False)]
 
 
 @settings(max_examples=80, deadline=None)

@@ -43,7 +43,7 @@ def test_synth_then_ingest_with_wordnet(tmp_path):
     result = invoke("synth", "--users", "30", "--rows", "900", "--output", str(log), "--seed", "5")
     assert result.exit_code == 0, result.output
     out = tmp_path / "events"
-    result = invoke("ingest", str(log), "--format", "aol", "--output", str(out))
+    result = invoke("ingest", str(log), "--format", "aol", "--output", str(out), "--engine", "local")
     assert result.exit_code == 0, result.output
     report = json.loads((out / "report.json").read_text())
     assert (report["rows_in"], report["rows_ok"], report["rows_rejected"]) == (900, 900, 0)
@@ -56,14 +56,38 @@ def test_synth_then_ingest_with_wordnet(tmp_path):
 def test_bad_arguments_get_clear_errors(tmp_path):
     log = tmp_path / "x.tsv"
     log.write_text("AnonID\tQuery\tQueryTime\tItemRank\tClickURL\n")
-    result = runner.invoke(app, ["ingest", str(log), "--format", "bing", "--output", str(tmp_path / "o")])
+    result = runner.invoke(
+        app, ["ingest", str(log), "--format", "bing", "--output", str(tmp_path / "o"), "--engine", "local"]
+    )
     assert result.exit_code == 2 and "unknown --format 'bing'" in result.output
     result = runner.invoke(
-        app, ["ingest", str(log), "--format", "aol", "--map", "user=a,time=b,text=c", "--output", str(tmp_path / "o")]
+        app,
+        [
+            "ingest",
+            str(log),
+            "--format",
+            "aol",
+            "--map",
+            "user=a,time=b,text=c",
+            "--output",
+            str(tmp_path / "o"),
+            "--engine",
+            "local",
+        ],
     )
     assert result.exit_code == 2 and "--map applies to --format table only" in result.output
     result = runner.invoke(
-        app, ["ingest", str(tmp_path / "missing.tsv"), "--format", "aol", "--output", str(tmp_path / "o")]
+        app,
+        [
+            "ingest",
+            str(tmp_path / "missing.tsv"),
+            "--format",
+            "aol",
+            "--output",
+            str(tmp_path / "o"),
+            "--engine",
+            "local",
+        ],
     )
     assert result.exit_code == 2 and "no such file" in result.output
     result = runner.invoke(app, ["synth", "--users", "10", "--rows", "3", "--output", str(tmp_path / "s.tsv")])

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import polars as pl
 import pytest
 from typer.testing import CliRunner
 
@@ -37,6 +36,8 @@ WEBIS = (
 
 
 def invoke(*args: str):
+    if args[0] in ("ingest", "segment", "mine"):
+        args = (*args, "--engine", "local")  # the Ray engine has tests of its own
     result = runner.invoke(app, list(args))
     assert result.exit_code == 0, result.output
     return result
@@ -79,7 +80,7 @@ def test_segment_options_and_config_file(gt, tmp_path):
         app, ["segment", str(gt / "gayo.csv"), "-f", "gayo-avello", "-o", str(tmp_path / "t"), "--config", str(config)]
     )
     assert result.exit_code == 2 and "unknown segment option(s) gap_minutse" in result.output
-    result = runner.invoke(app, ["segment", str(gt / "gayo.csv"), "-o", str(tmp_path / "t")])
+    result = runner.invoke(app, ["segment", str(gt / "gayo.csv"), "-o", str(tmp_path / "t"), "--engine", "local"])
     assert result.exit_code == 2 and "raw logs need --format" in result.output
 
 
@@ -143,5 +144,7 @@ def test_mine_writes_pairs_and_counts(gt, tmp_path):
     assert report["pairs"] == pairs.height and report["positives"] == int(pairs["label"].sum())
     assert sum(n for kinds in report["by_split_and_kind"].values() for n in kinds.values()) == pairs.height
     assert pairs.columns == ["query_a", "query_b", "label", "kind", "user_id", "split"]
-    result = runner.invoke(app, ["mine", str(tmp_path / "nothing"), "--output", str(tmp_path / "p")])
+    result = runner.invoke(
+        app, ["mine", str(tmp_path / "nothing"), "--output", str(tmp_path / "p"), "--engine", "local"]
+    )
     assert result.exit_code == 2 and "run `sessionflow segment` first" in result.output

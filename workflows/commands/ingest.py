@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 
-from workflows.common import FORMAT_HELP, fail, peak_rss_mib
+from workflows.common import FORMAT_HELP, AddressOption, EngineOption, fail, peak_rss_mib
+from workflows.engine import check_engine, ray_runtime
 from workflows.progress import out, row_progress, summary_table
 
 MapOption = Annotated[
@@ -22,6 +23,8 @@ def ingest(
     output: Annotated[Path, typer.Option("--output", "-o", help="Output directory.")],
     map: MapOption = None,
     block_mb: Annotated[int, typer.Option(help="Read this many MiB at a time (bounds memory).")] = 64,
+    engine: EngineOption = "ray",
+    address: AddressOption = None,
 ) -> None:
     """Read raw logs into canonical events.
 
@@ -38,11 +41,17 @@ def ingest(
         raise fail(f"unknown --format {format!r}; choose one of {', '.join(FORMAT_NAMES)}")
     try:
         mapping = ColumnMap.parse(map) if map else None
-        with row_progress(f"ingest {format}") as progress:
-            report = run_ingest(
-                inputs, format, output, mapping=mapping, block_bytes=block_mb << 20,
-                on_block=lambda path, parsed: progress.advance(0, parsed.rows_read),
-            )  # fmt: skip
+        if check_engine(engine) == "ray":
+            with ray_runtime(address):
+                from workflows import ray_pipelines  # imports ray: after the runtime's settings
+
+                report = ray_pipelines.ingest(inputs, format, output, mapping=mapping, block_bytes=block_mb << 20)
+        else:
+            with row_progress(f"ingest {format}") as progress:
+                report = run_ingest(
+                    inputs, format, output, mapping=mapping, block_bytes=block_mb << 20,
+                    on_block=lambda path, parsed: progress.advance(0, parsed.rows_read),
+                )  # fmt: skip
     except (ValueError, FileNotFoundError) as err:
         raise fail(str(err)) from None
     out.print(summary_table(f"ingest {format}", ingest_rows(report.to_dict())))

@@ -8,8 +8,9 @@ from typing import Annotated
 
 import typer
 
-from workflows.common import fail, peak_rss_mib
+from workflows.common import AddressOption, EngineOption, fail, peak_rss_mib
 from workflows.config import build, check_sections, read_yaml
+from workflows.engine import check_engine, ray_runtime
 from workflows.progress import out, summary_table
 
 PAIRS_FILE = "pairs.parquet"
@@ -26,6 +27,8 @@ def mine(
         int | None, typer.Option(help="At most this many positives a session [10].")
     ] = None,
     seed: Annotated[int | None, typer.Option(help="Seed of every random choice [0].")] = None,
+    engine: EngineOption = "ray",
+    address: AddressOption = None,
 ) -> None:
     """Mine labelled query pairs from sessions for the session model.
 
@@ -34,6 +37,7 @@ def mine(
     session (case and spacing variants are not pairs). Negatives: random (another
     user), same_user (another mission), lexical_hard (shares a term, another
     session). Splits train/val/test by a hash of the user id: no user in two splits.
+    Users are mined in buckets (the same with --engine ray or local).
     """
     from sessions.io import read_table, write_json, write_parquet
     from sessions.pairs import MiningConfig, mine_pairs
@@ -50,10 +54,16 @@ def mine(
         source = sessions / SESSIONS_FILE if sessions.is_dir() else sessions
         if not source.exists():
             raise FileNotFoundError(f"{source}: no sessions here; run `sessionflow segment` first")
-        pairs = mine_pairs(read_table(source), cfg)
+        if check_engine(engine) == "ray":
+            with ray_runtime(address):
+                from workflows import ray_pipelines  # imports ray: after the runtime's settings
+
+                ray_pipelines.mine(source, output / PAIRS_FILE, cfg)
+        else:
+            write_parquet(mine_pairs(read_table(source), cfg), output / PAIRS_FILE)
     except (ValueError, FileNotFoundError) as err:
         raise fail(str(err)) from None
-    write_parquet(pairs, output / PAIRS_FILE)
+    pairs = read_table(output / PAIRS_FILE)
     counts = pairs.group_by("split", "kind").len().sort("split", "kind")
     report = {
         "pairs": pairs.height,

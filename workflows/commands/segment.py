@@ -8,8 +8,9 @@ from typing import Annotated
 import typer
 
 from workflows.commands.ingest import MapOption, ingest_rows
-from workflows.common import FORMAT_HELP, fail, peak_rss_mib
+from workflows.common import FORMAT_HELP, AddressOption, EngineOption, fail, peak_rss_mib
 from workflows.config import build, check_sections, read_yaml
+from workflows.engine import check_engine, ray_runtime
 from workflows.progress import out, row_progress, summary_table
 
 SECTIONS = ("segment", "missions")
@@ -79,6 +80,8 @@ def segment(
     min_containment: ContainOption = None,
     mission_min_jaccard: MissionJaccardOption = None,
     mission_window: MissionWindowOption = None,
+    engine: EngineOption = "ray",
+    address: AddressOption = None,
 ) -> None:
     """Cut each user's queries into sessions and link sessions into missions.
 
@@ -87,7 +90,9 @@ def segment(
     OUTPUT/report.json (the ingest accounting, sessions, missions, resolved config).
     Methods: time (gap threshold), lexical (3-gram Jaccard and term overlap with the
     previous query and the session so far), cascade (short gaps join, long gaps
-    break, lexical evidence decides in between; after Hagen et al. 2013).
+    break, lexical evidence decides in between; after Hagen et al. 2013). With
+    --engine ray (the default) users are hash-shuffled into buckets and segmented by
+    Ray tasks; --engine local runs one process; both give the same sessions.
     """
     from sessions.formats import ColumnMap
     from sessions.pipeline import segment_logs
@@ -100,11 +105,17 @@ def segment(
         if seg.method not in CLI_METHODS:
             raise ValueError(f"--method {seg.method}: choose one of {', '.join(CLI_METHODS)}")
         mapping = ColumnMap.parse(map) if map else None
-        with row_progress(f"segment ({seg.method})") as progress:
-            report = segment_logs(
-                inputs, format, output, seg, missions, mapping=mapping,
-                on_block=lambda path, parsed: progress.advance(0, parsed.rows_read),
-            )  # fmt: skip
+        if check_engine(engine) == "ray":
+            with ray_runtime(address):
+                from workflows import ray_pipelines  # imports ray: after the runtime's settings
+
+                report = ray_pipelines.segment(inputs, format, output, seg, missions, mapping=mapping)
+        else:
+            with row_progress(f"segment ({seg.method})") as progress:
+                report = segment_logs(
+                    inputs, format, output, seg, missions, mapping=mapping,
+                    on_block=lambda path, parsed: progress.advance(0, parsed.rows_read),
+                )  # fmt: skip
     except (ValueError, FileNotFoundError) as err:
         raise fail(str(err)) from None
     d = report.to_dict()

@@ -1,0 +1,119 @@
+"""The Ray engine gives the local engine's outputs, and cluster.yaml is a valid Ray
+cluster config. A real local Ray runs these (started once for the module)."""
+
+from __future__ import annotations
+
+import copy
+import shutil
+from pathlib import Path
+
+import polars as pl
+import pytest
+import yaml
+
+from sessions.ingest import ingest as local_ingest
+from sessions.io import read_table
+from sessions.missions import MissionConfig
+from sessions.pairs import MiningConfig, mine_pairs, order_pairs
+from sessions.pipeline import segment_logs
+from sessions.segment import SegmentConfig
+from sessions.synth import SynthConfig, write_log
+from workflows.engine import ray_runtime
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    with ray_runtime(num_cpus=2):
+        yield
+
+
+@pytest.fixture(scope="module")
+def logs(tmp_path_factory, tiny_taxonomy) -> list[Path]:
+    """Three AOL files (one with broken rows), as a collection split by user ranges."""
+    tmp = tmp_path_factory.mktemp("logs")
+    write_log(SynthConfig(users=90, rows=6_000, seed=2), tiny_taxonomy, tmp / "all.tsv")
+    lines = (tmp / "all.tsv").read_bytes().split(b"\n")
+    header, body = lines[0], [line for line in lines[1:] if line]
+    paths = []
+    for i in range(3):
+        part = body[i * 2000 : (i + 1) * 2000]
+        if i == 1:
+            part[5:5] = [b"broken row", b"7\tcaf\xe9\t2006-03-01 00:00:00\t\t"]
+        path = tmp / f"user-ct-test-collection-0{i + 1}.txt"
+        path.write_bytes(header + b"\n" + b"\n".join(part) + b"\n")
+        paths.append(path)
+    return paths
+
+
+def same(a: pl.DataFrame, b: pl.DataFrame, key: str = "row_id") -> bool:
+    return a.sort(key).equals(b.sort(key))
+
+
+def test_ingest_on_ray_equals_local(ray_cluster, logs, tmp_path):
+    from workflows import ray_pipelines
+
+    ray_report = ray_pipelines.ingest(logs, "aol", tmp_path / "ray", buckets=3)
+    local_report = local_ingest(logs, "aol", tmp_path / "local")
+    assert (ray_report.rows_in, ray_report.rows_ok, ray_report.rows_rejected) == (6002, 6000, 2)
+    assert (
+        ray_report.rejected_by_reason == local_report.rejected_by_reason == {"wrong_field_count": 1, "bad_encoding": 1}
+    )
+    for name in ("events.parquet", "rejected.parquet"):
+        assert same(read_table(tmp_path / "ray" / name), read_table(tmp_path / "local" / name))
+
+
+def test_segment_on_ray_equals_local(ray_cluster, logs, tmp_path):
+    from workflows import ray_pipelines
+
+    seg, missions = SegmentConfig(), MissionConfig()
+    ray_report = ray_pipelines.segment(logs, "aol", tmp_path / "ray", seg, missions, buckets=4)
+    segment_logs(logs, "aol", tmp_path / "local", seg, missions)
+    ray_sessions, local_sessions = (read_table(tmp_path / e / "sessions.parquet") for e in ("ray", "local"))
+    assert same(ray_sessions, local_sessions)
+    assert same(read_table(tmp_path / "ray" / "rejected.parquet"), read_table(tmp_path / "local" / "rejected.parquet"))
+    assert ray_report.sessions == local_sessions["session_id"].n_unique()
+    assert ray_report.missions == local_sessions["mission_id"].n_unique()
+    # from an ingest directory too, and with another number of buckets
+    local_ingest(logs, "aol", tmp_path / "events")
+    ray_pipelines.segment([tmp_path / "events"], None, tmp_path / "ray2", seg, missions, buckets=2)
+    assert same(read_table(tmp_path / "ray2" / "sessions.parquet"), local_sessions)
+
+
+def test_mine_on_ray_equals_local(ray_cluster, logs, tmp_path):
+    from workflows import ray_pipelines
+
+    segment_logs(logs, "aol", tmp_path / "s", SegmentConfig(), MissionConfig())
+    cfg = MiningConfig(partitions=4, seed=9)
+    ray_pipelines.mine(tmp_path / "s" / "sessions.parquet", tmp_path / "p" / "pairs.parquet", cfg)
+    local = mine_pairs(read_table(tmp_path / "s" / "sessions.parquet"), cfg)
+    assert order_pairs(read_table(tmp_path / "p" / "pairs.parquet")).equals(local)
+    assert local.height > 1000
+
+
+def test_bad_options_fail_before_any_task(ray_cluster, logs, tmp_path):
+    from sessions.formats import ColumnMap
+    from workflows import ray_pipelines
+
+    with pytest.raises(ValueError, match="applies to --format table only"):
+        ray_pipelines.ingest(logs, "aol", tmp_path / "x", mapping=ColumnMap.parse("user=a,time=b,text=c"))
+
+
+def test_cluster_yaml_is_a_valid_ray_cluster_config(tmp_path):
+    from ray.autoscaler._private.util import prepare_config, validate_config
+
+    config = yaml.safe_load((ROOT / "cluster.yaml").read_text())
+    validate_config(prepare_config(copy.deepcopy(config)))  # as `ray up` does
+    head = config["available_node_types"][config["head_node_type"]]
+    assert "GPU" not in head["resources"]
+    assert any(
+        "GPU" in t["resources"] and t.get("min_workers", 0) == 0 for t in config["available_node_types"].values()
+    )
+    assert any("pip install" in c for c in config["setup_commands"])
+    broken = copy.deepcopy(config)
+    broken["available_node_types"]["gpu_worker"]["resources"] = {"GPU": "one"}
+    with pytest.raises(Exception, match="not of type 'integer'"):
+        validate_config(prepare_config(broken))
+    assert shutil.which("ray") or (Path(__import__("sys").executable).parent / "ray").exists()
