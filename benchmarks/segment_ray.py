@@ -18,6 +18,7 @@ of what each added node brings.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import glob
 import json
 import os
@@ -60,10 +61,8 @@ def tree_rss(proc: psutil.Process) -> int:
     """Resident memory of a process and all its descendants, in bytes."""
     total = 0
     for p in [proc, *proc.children(recursive=True)]:
-        try:
+        with contextlib.suppress(psutil.Error):
             total += p.memory_info().rss
-        except psutil.Error:
-            pass
     return total
 
 
