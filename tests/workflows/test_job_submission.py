@@ -50,6 +50,14 @@ def cluster_processes(temp_dir: Path) -> list[psutil.Process]:
     return list(found.values())
 
 
+def alive_not_zombie(p: psutil.Process) -> bool:
+    """Still running (an exited process its parent has not reaped yet holds nothing)."""
+    try:
+        return p.is_running() and p.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
 @pytest.fixture
 def head(tmp_path_factory):
     temp_dir = Path(tmp_path_factory.mktemp("ray-head"))
@@ -75,7 +83,7 @@ def head(tmp_path_factory):
         for p in alive:
             with contextlib.suppress(psutil.Error):
                 p.kill()
-        assert not [p for p in cluster_processes(temp_dir) if p.is_running()]
+        assert not [p for p in cluster_processes(temp_dir) if alive_not_zombie(p)]
 
 
 def test_segment_and_mine_submitted_as_a_ray_job(head, tmp_path, tiny_taxonomy):
@@ -92,6 +100,7 @@ def test_segment_and_mine_submitted_as_a_ray_job(head, tmp_path, tiny_taxonomy):
         [str(BIN / "ray"), "job", "submit", "--address", address, "--", "bash", "-c", job],
         env=env, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
+    print(submitted.stdout[-2500:])  # what `ray job submit` reports (visible with pytest -s)
     assert submitted.returncode == 0, submitted.stdout[-3000:] + submitted.stderr[-3000:]
     assert "succeeded" in submitted.stdout + submitted.stderr
     report = json.loads((tmp_path / "sessions" / "report.json").read_text())
