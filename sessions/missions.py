@@ -7,6 +7,12 @@ a query of one and a query of the other are lexically close (term overlap at lea
 interleaved and multi-day missions come out whole (single linkage: A~B and B~C put
 A, B and C together).
 
+With a session model (`Embedder`), sessions are also linked when the model's
+same-session probability of their centroids (the normalised mean of their queries'
+vectors) is at least `min_p_same`, each session compared with the user's next
+`window` sessions: related needs in other words ("t&l realty", "puerto rico real
+estate") come together too.
+
 Only queries that share a term are compared, each with the next `window` distinct
 queries of the same user (in time order) that use the term and sit in other
 sessions, so a user with thousands of sessions stays cheap; components still join
@@ -18,6 +24,7 @@ through chains of such neighbours. A term that many users use (at least
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Protocol
 
 import numpy as np
 import polars as pl
@@ -25,6 +32,18 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from sessions.lexicon import Closeness, Lexicon, encode, pack, sorted_unique, unpack
+
+
+class Embedder(Protocol):
+    """A session model as mission linking uses it."""
+
+    def embed(self, texts: pl.Series) -> np.ndarray:
+        """Unit vectors (one row per text)."""
+        ...
+
+    def p_same(self, scores: np.ndarray) -> np.ndarray:
+        """Same-session probability of dot products of such vectors."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -36,9 +55,10 @@ class MissionConfig:
     window: int = 10
     common_term_share: float = 0.05
     common_term_min_users: int = 20
+    min_p_same: float = 0.5  # with a session model
 
     def __post_init__(self) -> None:
-        for name in ("min_overlap", "min_jaccard"):
+        for name in ("min_overlap", "min_jaccard", "min_p_same"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1]")
         if self.window < 1:
@@ -49,7 +69,11 @@ class MissionConfig:
 
 
 def link_missions(
-    sessions: pl.DataFrame, cfg: MissionConfig, lexicon: Lexicon | None = None, common: pl.Series | None = None
+    sessions: pl.DataFrame,
+    cfg: MissionConfig,
+    lexicon: Lexicon | None = None,
+    common: pl.Series | None = None,
+    embedder: Embedder | None = None,
 ) -> pl.DataFrame:
     """Adds `mission_id` (`<user_id>/m<k>`, k counting the user's missions in order of
     their first session) to the output of `segment.segment` (rows in user, time order).
@@ -57,6 +81,7 @@ def link_missions(
     `lexicon` (of these rows' queries) and `common` (the log's common terms, see
     `common_terms`) are computed here when not given; a caller working a log in parts
     passes the log's own, so that the result does not depend on the parts.
+    `embedder` adds the session model's links.
     """
     lexicon = lexicon or Lexicon(sessions["query"])
     if common is None:
@@ -67,6 +92,9 @@ def link_missions(
     user_starts = (sessions["user_id"] != sessions["user_id"].shift()).fill_null(True).to_numpy()
     user = np.cumsum(user_starts) - 1
     a, b = _links(session, user, lexicon, lexicon.term_vocab.is_in(common.implode()).to_numpy(), cfg)
+    if embedder is not None and n_sessions > 1:
+        ea, eb = _embedding_links(sessions["query"], starts, user, embedder, cfg)
+        a, b = np.concatenate([a, ea]), np.concatenate([b, eb])
     first = first_of_component(n_sessions, a, b)  # sessions are numbered in (user, time) order
     # Number each user's missions by their first session: 0, 1, ... in time order.
     session_user = user[np.flatnonzero(starts)]
@@ -138,6 +166,29 @@ def _links(
     sa, sb, ta, tb = (np.concatenate(column) for column in zip(*pairs, strict=True))
     close = lexicon.close(ta, tb, Closeness(min_overlap=cfg.min_overlap, min_jaccard=cfg.min_jaccard))
     return sa[close], sb[close]
+
+
+def _embedding_links(
+    query: pl.Series, starts: np.ndarray, user: np.ndarray, embedder: Embedder, cfg: MissionConfig
+) -> tuple[np.ndarray, np.ndarray]:
+    """Session pairs (a, b) of one user, at most `window` sessions apart, whose centroids
+    the model puts in one session; each distinct query is embedded once."""
+    text, distinct = encode(query)
+    vectors = embedder.embed(distinct)[text]
+    first_rows = np.flatnonzero(starts)
+    centroid = np.add.reduceat(vectors.astype(np.float64), first_rows, axis=0)
+    centroid /= np.maximum(np.linalg.norm(centroid, axis=1, keepdims=True), 1e-12)
+    session_user = user[first_rows]
+    a, b = [], []
+    for k in range(1, cfg.window + 1):
+        i = np.flatnonzero(session_user[:-k] == session_user[k:])
+        if len(i):
+            p = embedder.p_same(np.einsum("ij,ij->i", centroid[i], centroid[i + k]))
+            keep = i[p >= cfg.min_p_same]
+            a.append(keep)
+            b.append(keep + k)
+    empty = np.empty(0, dtype=np.int64)
+    return (np.concatenate(a), np.concatenate(b)) if a else (empty, empty)
 
 
 def first_of_component(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -30,7 +30,7 @@ import polars as pl
 
 from sessions.buckets import user_bucket
 from sessions.parallel import ordered_map
-from sessions.text import near_duplicate_key, normalize, set_jaccard, terms, trigrams
+from sessions.text import near_duplicate_key, normalize, terms, trigram_jaccard
 
 KINDS = ("positive", "random", "same_user", "lexical_hard")
 PAIR_SCHEMA: dict[str, pl.DataType] = {
@@ -65,8 +65,8 @@ class MiningConfig:
             raise ValueError(f"negative kind shares must add up to 1, not {shares}")
         if self.negatives_per_positive < 0:
             raise ValueError("negatives_per_positive must not be negative")
-        if not 0 < self.train_share + self.val_share <= 1:
-            raise ValueError("train_share + val_share must be in (0, 1]")
+        if min(self.train_share, self.val_share) < 0 or self.train_share + self.val_share > 1:
+            raise ValueError("train_share and val_share must be shares adding up to at most 1")
         if self.partitions < 1:
             raise ValueError("partitions must be at least 1")
 
@@ -179,10 +179,7 @@ def _lexical_hard(q: pl.DataFrame, cfg: MiningConfig) -> pl.DataFrame:
         sa="session_id", sb=nxt["session_id"],
     ).filter(pl.col("sb").is_not_null() & (pl.col("sa") != pl.col("sb")) & (pl.col("ka") != pl.col("kb")))  # fmt: skip
     cand = cand.unique(["ka", "kb"], keep="first", maintain_order=True)
-    na = pl.select(normalize(pl.lit(cand["query_a"]))).to_series()
-    nb = pl.select(normalize(pl.lit(cand["query_b"]))).to_series()
-    close = pl.DataFrame({"ta": trigrams(na), "tb": trigrams(nb)}).select(set_jaccard(pl.col("ta"), pl.col("tb")))
-    return cand.filter(close.to_series() >= cfg.min_hard_jaccard)
+    return cand.filter(trigram_jaccard(cand["query_a"], cand["query_b"]) >= cfg.min_hard_jaccard)
 
 
 def _random(q: pl.DataFrame, cfg: MiningConfig, draws: int = 3) -> pl.DataFrame:
@@ -210,3 +207,98 @@ def _take(candidates: pl.DataFrame, quota: pl.DataFrame, share: float, kind: str
         .select("query_a", "query_b", "ka", "kb", "user_id", "split")
         .with_columns(kind=pl.lit(kind), label=pl.lit(0))
     )
+
+
+TRIPLET_SCHEMA: dict[str, pl.DataType] = {
+    "anchor": pl.String(),
+    "positive": pl.String(),
+    "negative": pl.String(),
+    "anchor_id": pl.Int64(),
+    "positive_id": pl.Int64(),
+    "negative_id": pl.Int64(),
+    "user_id": pl.String(),
+}
+HARD_KINDS = ("same_user", "lexical_hard")
+
+
+def text_id(query: pl.Expr) -> pl.Expr:
+    """An integer id per text, equal for texts that differ only by case or spaces."""
+    return near_duplicate_key(query).hash(seed=0).reinterpret(signed=True)
+
+
+def triplets(pairs: pl.DataFrame, seed: int = 0) -> pl.DataFrame:
+    """Training examples (anchor, positive, negative) from labelled pairs (`TRIPLET_SCHEMA`).
+
+    Each positive pair gives one example, its two queries in a seeded random order.
+    The negative is a hard one (`same_user` or `lexical_hard`) whose pair contains the
+    anchor's text when there is one, else a seeded random negative pair's query of the
+    same split; examples come in a seeded random order.
+    """
+    pos = pairs.filter(pl.col("label") == 1)
+    swap = (_rand("query_a", "query_b", seed=seed) % 2) == 1
+    pos = pos.select(
+        anchor=pl.when(swap).then("query_b").otherwise("query_a"),
+        positive=pl.when(swap).then("query_a").otherwise("query_b"),
+        user_id="user_id",
+        split="split",
+    ).with_columns(key=near_duplicate_key(pl.col("anchor")))
+    neg = pairs.filter((pl.col("label") == 0) & pl.col("kind").is_in(HARD_KINDS))
+    hard = (
+        pl.concat(
+            [
+                neg.select(key=near_duplicate_key(pl.col("query_a")), negative="query_b"),
+                neg.select(key=near_duplicate_key(pl.col("query_b")), negative="query_a"),
+            ]
+        )
+        .sort("key", _rand("key", "negative", seed=seed + 1))
+        .unique("key", keep="first", maintain_order=True)
+    )
+    examples = pos.join(hard, on="key", how="left")
+    pool = (
+        pairs.filter(pl.col("label") == 0)
+        .select("split", negative="query_b")
+        .sort("split", _rand("negative", seed=seed + 2))
+        .with_columns(i=pl.int_range(pl.len()).over("split"), n=pl.len().over("split"))
+    )
+    sizes = pool.group_by("split").agg(n=pl.first("n"))
+    missing = (
+        examples.filter(pl.col("negative").is_null())
+        .drop("negative")
+        .join(sizes, on="split", how="left")
+        .with_columns(i=(_rand("anchor", "positive", seed=seed + 3) % pl.col("n").fill_null(1)).cast(pl.Int64))
+        .join(pool.select("split", "i", "negative"), on=["split", "i"], how="left")
+        .drop("i", "n")
+    )
+    examples = pl.concat([examples.filter(pl.col("negative").is_not_null()), missing], how="diagonal")
+    examples = examples.drop_nulls("negative").sort(_rand("anchor", "positive", seed=seed + 4))
+    return examples.select(
+        "anchor", "positive", "negative",
+        anchor_id=text_id(pl.col("anchor")), positive_id=text_id(pl.col("positive")),
+        negative_id=text_id(pl.col("negative")), user_id="user_id",
+    )  # fmt: skip
+
+
+GOLD_LEVELS = ("session", "mission")
+
+
+def gold_pairs(
+    events: pl.DataFrame, level: str = "session", seed: int = 0, max_pairs_per_session: int = 10
+) -> pl.DataFrame:
+    """Evaluation pairs from ground-truth labels (`gold_session` or `gold_mission`), all in split `test`.
+
+    Positives: distinct queries of one gold session (or mission); negatives, as many:
+    half the same user's queries of other gold sessions (missions), half other users'.
+    The mining rules of `mine_pairs`, with the gold labels as sessions and missions.
+    """
+    if level not in GOLD_LEVELS:
+        raise ValueError(f"level {level!r}: choose session or mission")
+    label = f"gold_{level}"
+    if label not in events.columns or events[label].null_count() == events.height:
+        raise ValueError(f"these events carry no {label} labels")
+    group = pl.col("user_id") + "/" + pl.col(label)
+    sessions = events.filter(pl.col(label).is_not_null()).with_columns(session_id=group, mission_id=group)
+    cfg = MiningConfig(
+        random_share=0.5, same_user_share=0.5, lexical_hard_share=0.0, train_share=0.0, val_share=0.0,
+        seed=seed, max_pairs_per_session=max_pairs_per_session, partitions=1,
+    )  # fmt: skip
+    return mine_pairs(sessions.select("row_id", "user_id", "ts", "query", "session_id", "mission_id"), cfg)

@@ -19,7 +19,7 @@ from sessions.formats import ColumnMap, Parsed
 from sessions.ingest import EVENTS_FILE, REJECTED_FILE, REPORT_FILE, IngestReport, read_logs
 from sessions.io import MemorySink, ParquetSink, parquet_rows, scan_table, write_json
 from sessions.lexicon import Lexicon
-from sessions.missions import MissionConfig, common_terms, link_missions, term_users
+from sessions.missions import Embedder, MissionConfig, common_terms, link_missions, term_users
 from sessions.parallel import default_workers, ordered_map
 from sessions.records import DEFAULT_BLOCK_BYTES
 from sessions.schema import REJECTED_SCHEMA
@@ -69,10 +69,12 @@ def load_events(
     mapping: ColumnMap | None = None,
     block_bytes: int = DEFAULT_BLOCK_BYTES,
     on_block: Callable[[Path, Parsed], None] | None = None,
+    columns: Sequence[str] = ("row_id", "user_id", "ts", "query"),
 ) -> tuple[pl.DataFrame, dict]:
-    """Canonical events of raw logs (parsed into memory) or of an ingest directory, and
-    the ingest accounting. Rejected rows end up in `output/rejected.parquet` either way."""
-    columns = ["row_id", "user_id", "ts", "query"]
+    """`columns` of the canonical events of raw logs (parsed into memory) or of an ingest
+    directory, and the ingest accounting. Rejected rows end up in
+    `output/rejected.parquet` either way."""
+    columns = list(columns)
     if len(inputs) == 1 and is_ingest_output(inputs[0]):
         source = Path(inputs[0])
         report = json.loads((source / REPORT_FILE).read_text())
@@ -116,6 +118,7 @@ def iter_sessions(
     chunk_rows: int | None = None,
     common: pl.Series | None = None,
     workers: int | None = None,
+    embedder: Embedder | None = None,
 ) -> Iterator[pl.DataFrame]:
     """Sessions and missions of canonical events (`SESSIONS_SCHEMA`), a chunk of whole
     users at a time, in user order.
@@ -125,6 +128,7 @@ def iter_sessions(
     work on side by side; memory for the work follows the chunk, not the log.
     `common` is the log's common terms (`missions.common_terms`), computed from these
     events when not given: a caller holding only part of a log passes the log's.
+    A session model takes part as `scorer` (segmentation) and `embedder` (missions).
     """
     ordered = user_time_order(events.lazy().select("row_id", "user_id", "ts", "query").collect())
     lexicon = Lexicon(ordered["query"])  # the log's, shared by every chunk (each text processed once)
@@ -134,17 +138,22 @@ def iter_sessions(
     def run(chunk: tuple[int, int]) -> pl.DataFrame:
         part, part_lexicon = ordered.slice(*chunk), lexicon.rows(*chunk)
         sessions = segment_ordered(part, seg, scorer, part_lexicon)
-        return link_missions(sessions, missions, part_lexicon, common).select(list(SESSIONS_SCHEMA))
+        linked = link_missions(sessions, missions, part_lexicon, common, embedder)
+        return linked.select(list(SESSIONS_SCHEMA))
 
     chunks = user_chunks(ordered["user_id"], chunk_rows or default_chunk_rows(ordered.height))
     yield from ordered_map(run, chunks, workers)
 
 
 def sessions_with_missions(
-    events: pl.DataFrame, seg: SegmentConfig, missions: MissionConfig, scorer: PairScorer | None = None
+    events: pl.DataFrame,
+    seg: SegmentConfig,
+    missions: MissionConfig,
+    scorer: PairScorer | None = None,
+    embedder: Embedder | None = None,
 ) -> pl.DataFrame:
     """`iter_sessions`, as one frame."""
-    parts = list(iter_sessions(events, seg, missions, scorer))
+    parts = list(iter_sessions(events, seg, missions, scorer, embedder=embedder))
     return pl.concat(parts) if parts else pl.DataFrame(schema=SESSIONS_SCHEMA)
 
 
@@ -157,23 +166,26 @@ def segment_logs(
     *,
     mapping: ColumnMap | None = None,
     scorer: PairScorer | None = None,
+    embedder: Embedder | None = None,
+    model_name: str | None = None,
     block_bytes: int = DEFAULT_BLOCK_BYTES,
     on_block: Callable[[Path, Parsed], None] | None = None,
 ) -> SegmentReport:
     """Raw logs (any ingest format) or an ingest directory -> `output/sessions.parquet`
     (a dataset of `SESSIONS_SCHEMA`, one row per accepted event, written as chunks
-    finish), `rejected.parquet`, `report.json`."""
+    finish), `rejected.parquet`, `report.json`. A session model takes part as `scorer`
+    and `embedder` (see `iter_sessions`); `model_name` is what the report calls it."""
     start = time.perf_counter()
     out = Path(output)
     events, ingest_report = load_events(inputs, fmt, out, mapping=mapping, block_bytes=block_bytes, on_block=on_block)
     read_done = time.perf_counter()
     report = SegmentReport(
         ingest=ingest_report,
-        config={"segment": seg.to_dict(), "missions": missions.to_dict()},
+        config={"segment": seg.to_dict(), "missions": missions.to_dict(), "model": model_name},
         outputs={name: str(out / name) for name in (SESSIONS_FILE, REJECTED_FILE, REPORT_FILE)},
     )
     with ParquetSink(out / SESSIONS_FILE, SESSIONS_SCHEMA) as sink:
-        for part in iter_sessions(events, seg, missions, scorer):
+        for part in iter_sessions(events, seg, missions, scorer, embedder=embedder):
             sink.write(part)
             report.sessions += part["session_id"].n_unique()  # users, hence sessions, never span chunks
             report.missions += part["mission_id"].n_unique()

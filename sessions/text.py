@@ -110,3 +110,14 @@ def _code_points(data: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.
     keep = (data & 0xC0) != 0x80  # drop continuation bytes
     before = np.concatenate(([0], np.cumsum(keep)))
     return cp[keep], before[offsets]
+
+
+def trigram_jaccard(a: pl.Series, b: pl.Series) -> pl.Series:
+    """Character 3-gram Jaccard of the normalised texts a[i] and b[i] (0 when both are empty)."""
+    grams = pl.DataFrame(
+        {
+            "a": trigrams(pl.select(normalize(pl.lit(a))).to_series()),
+            "b": trigrams(pl.select(normalize(pl.lit(b))).to_series()),
+        }
+    )
+    return grams.select(set_jaccard(pl.col("a"), pl.col("b")).alias("jaccard")).to_series()

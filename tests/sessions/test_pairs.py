@@ -111,3 +111,56 @@ def test_ratio_is_configurable(sessions):
     assert abs((pairs.height - pos) - 2 * pos) <= 0.03 * pos
     with pytest.raises(ValueError, match="add up to 1"):
         MiningConfig(random_share=0.5)
+
+
+def test_triplets_from_the_train_split(pairs):
+    from sessions.pairs import HARD_KINDS, text_id, triplets
+
+    train = pairs.filter(pl.col("split") == "train")
+    t = triplets(train, seed=1)
+    assert t.height == int(train["label"].sum())  # one example per positive pair
+    positive_sets = {frozenset(r) for r in train.filter(pl.col("label") == 1).select("query_a", "query_b").rows()}
+    assert all(frozenset((a, p)) in positive_sets for a, p in t.select("anchor", "positive").rows())
+    negatives = train.filter(pl.col("label") == 0)
+    neg_texts = set(negatives["query_a"]) | set(negatives["query_b"])
+    assert set(t["negative"]) <= neg_texts
+    hard = negatives.filter(pl.col("kind").is_in(HARD_KINDS))
+    hard_sets = {frozenset(r) for r in hard.select("query_a", "query_b").rows()}
+    with_hard = sum(frozenset((a, n)) in hard_sets for a, n in t.select("anchor", "negative").rows())
+    assert with_hard > 0.3 * t.height  # hard negatives where the anchor has one
+    same = t.select(text_id(pl.col("anchor")) == pl.col("anchor_id")).to_series()
+    assert same.all()
+    assert triplets(train, seed=1).equals(t) and not triplets(train, seed=2).equals(t)
+
+
+def test_gold_pairs_follow_the_labels():
+    from sessions.pairs import gold_pairs
+
+    rows = [  # user, minute, query, gold session
+        ("u1", 0, "cheap flights", "s1"), ("u1", 1, "flights to rome", "s1"), ("u1", 2, "rome hotels", "s1"),
+        ("u1", 90, "pasta recipe", "s2"), ("u1", 91, "carbonara", "s2"),
+        ("u2", 0, "tax forms", "s3"), ("u2", 3, "irs 1040", "s3"), ("u2", 50, "weather", "s4"),
+    ]  # fmt: skip
+    events = pl.DataFrame(
+        {
+            "row_id": range(len(rows)),
+            "user_id": [r[0] for r in rows],
+            "ts": [pl.datetime(2006, 3, 1) for _ in rows],
+            "query": [r[2] for r in rows],
+            "gold_session": [r[3] for r in rows],
+        }
+    ).with_columns(ts=pl.datetime(2006, 3, 1) + pl.duration(minutes=pl.Series([r[1] for r in rows])))
+    pairs = gold_pairs(events, "session")
+    session_of = {r[2]: (r[0], r[3]) for r in rows}
+    for a, b, label, kind in pairs.select("query_a", "query_b", "label", "kind").rows():
+        same = session_of[a] == session_of[b]
+        assert label == int(same)
+        assert kind in {"positive", "same_user", "random"}
+        if kind == "same_user":
+            assert session_of[a][0] == session_of[b][0] and not same
+        if kind == "random":
+            assert session_of[a][0] != session_of[b][0]
+    assert set(pairs["split"]) == {"test"}
+    assert int(pairs["label"].sum()) == 3 + 1 + 1  # C(3,2) + C(2,2) + C(2,2)
+    with pytest.raises(ValueError, match="gold_mission"):
+        gold_pairs(events, "mission")
