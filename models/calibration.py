@@ -1,0 +1,67 @@
+"""From a similarity score to a probability, and how well scores rank pairs.
+
+`Calibration` is Platt scaling: p = sigmoid(slope * score + intercept), fitted by
+logistic regression on held-out pairs (the validation split), so that
+`p >= 0.5` is the decision threshold of a calibrated classifier.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score, roc_curve
+
+
+@dataclass(frozen=True)
+class Calibration:
+    slope: float
+    intercept: float
+
+    @classmethod
+    def fit(cls, scores: np.ndarray, labels: np.ndarray) -> Calibration:
+        """Platt scaling of `scores` against 0/1 `labels` (both classes needed)."""
+        labels = np.asarray(labels)
+        if len(np.unique(labels)) < 2:
+            raise ValueError("calibration needs positive and negative pairs")
+        fit = LogisticRegression(C=1e4).fit(np.asarray(scores, dtype=np.float64).reshape(-1, 1), labels)
+        return cls(float(fit.coef_[0, 0]), float(fit.intercept_[0]))
+
+    def __call__(self, scores: np.ndarray) -> np.ndarray:
+        z = self.slope * np.asarray(scores, dtype=np.float64) + self.intercept
+        return 1.0 / (1.0 + np.exp(-z))
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class PairMetrics:
+    """Ranking and decision quality of scores on labelled pairs."""
+
+    auc: float
+    accuracy: float
+    pairs: int
+    positives: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def pair_metrics(scores: np.ndarray, labels: np.ndarray, threshold: float = 0.5) -> PairMetrics:
+    """ROC AUC of `scores`, and accuracy of `scores >= threshold`."""
+    labels = np.asarray(labels).astype(int)
+    scores = np.asarray(scores, dtype=np.float64)
+    auc = float(roc_auc_score(labels, scores)) if len(np.unique(labels)) == 2 else float("nan")
+    accuracy = float(((scores >= threshold).astype(int) == labels).mean()) if len(labels) else float("nan")
+    return PairMetrics(auc, accuracy, len(labels), int(labels.sum()))
+
+
+def best_threshold(scores: np.ndarray, labels: np.ndarray) -> float:
+    """The score threshold of highest accuracy (for an uncalibrated baseline)."""
+    fpr, tpr, thresholds = roc_curve(labels, scores)
+    positives = float(np.sum(labels))
+    negatives = len(labels) - positives
+    accuracy = (tpr * positives + (1 - fpr) * negatives) / len(labels)
+    return float(thresholds[int(np.argmax(accuracy))])

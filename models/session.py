@@ -1,0 +1,56 @@
+"""The session model's computations: one training step's loss, and pair scores.
+
+The model is a bi-encoder (`models.encoder.TextEncoder`, unit-length vectors): the
+score of two queries is the dot product of their vectors (their cosine), and a
+higher score means more likely the same session. `Calibration` turns scores into
+`p(same session)`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from models.encoder import TextEncoder
+from models.losses import batch_info_nce
+
+
+def triplet_loss(
+    model: nn.Module,
+    encoder: TextEncoder,
+    anchors: Sequence[str],
+    positives: Sequence[str],
+    negatives: Sequence[str],
+    ids: torch.Tensor,
+    temperature: float,
+) -> torch.Tensor:
+    """InfoNCE of a local batch of (anchor, positive, hard negative) examples.
+
+    `model` is what runs the forward pass (the encoder itself, or its DDP wrapper);
+    `encoder` tokenizes. All texts go through one forward pass, padded together.
+    """
+    n = len(anchors)
+    tokens = encoder.tokenize([*anchors, *positives, *negatives])
+    device = ids.device
+    vectors = model(tokens["input_ids"].to(device), tokens["attention_mask"].to(device))
+    return batch_info_nce(vectors[:n], vectors[n : 2 * n], vectors[2 * n :], ids, temperature)
+
+
+def distinct(texts: Sequence[str]) -> tuple[list[str], np.ndarray]:
+    """The distinct texts (first-seen order) and, for each text, its index among them."""
+    index: dict[str, int] = {}
+    positions = np.fromiter((index.setdefault(t, len(index)) for t in texts), dtype=np.int64, count=len(texts))
+    return list(index), positions
+
+
+def pair_scores(encoder: TextEncoder, a: Sequence[str], b: Sequence[str], batch_size: int = 256) -> np.ndarray:
+    """Dot products of the vectors of a[i] and b[i]; every distinct text is encoded once."""
+    if len(a) != len(b):
+        raise ValueError(f"{len(a)} first queries for {len(b)} second ones")
+    texts, positions = distinct([*a, *b])
+    vectors = encoder.encode(texts, batch_size=batch_size)
+    va, vb = vectors[positions[: len(a)]], vectors[positions[len(a) :]]
+    return np.einsum("ij,ij->i", va, vb)

@@ -1,0 +1,81 @@
+"""Encoders: mean pooling under the mask, length-sorted batches, names, save and load,
+pair scores, calibration; the real MiniLM weights where the test is about meaning."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from models.calibration import Calibration, best_threshold, pair_metrics
+from models.encoder import load_encoder
+from models.session import distinct, pair_scores
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return load_encoder("tiny", seed=3)
+
+
+@pytest.fixture(scope="module")
+def minilm():
+    return load_encoder("minilm-local")
+
+
+def test_padding_does_not_change_a_vector(tiny):
+    alone = tiny.encode(["cats"])
+    padded = tiny.encode(["cats", "a much longer query about the care of siamese cats"], batch_size=2)
+    np.testing.assert_allclose(alone[0], padded[0], atol=1e-5)
+
+
+def test_mean_pooling_ignores_masked_tokens(tiny):
+    hidden = torch.tensor([[[1.0, 1.0], [3.0, 3.0], [100.0, -100.0]]])
+    tiny.normalize = False
+    try:
+        pooled = tiny.pool(hidden, torch.tensor([[1, 1, 0]]))
+    finally:
+        tiny.normalize = True
+    assert pooled.tolist() == [[2.0, 2.0]]
+
+
+def test_length_sorted_batches_keep_the_order_given(tiny):
+    texts = ["a b c d e f g", "x", "new york hotels", "cats", "y z"]
+    one_by_one = np.stack([tiny.encode([t])[0] for t in texts])
+    np.testing.assert_allclose(tiny.encode(texts, batch_size=2), one_by_one, atol=1e-5)
+    assert np.allclose(np.linalg.norm(one_by_one, axis=1), 1.0, atol=1e-5)
+
+
+def test_tiny_is_seeded_and_saves_and_loads(tiny, tmp_path):
+    again = load_encoder("tiny", seed=3)
+    other = load_encoder("tiny", seed=4)
+    x = tiny.encode(["cute cats"])
+    np.testing.assert_allclose(again.encode(["cute cats"]), x)
+    assert not np.allclose(other.encode(["cute cats"]), x)
+    tiny.save(tmp_path / "enc")
+    loaded = load_encoder(str(tmp_path / "enc"))
+    assert loaded.name == "tiny" and loaded.max_length == tiny.max_length
+    np.testing.assert_allclose(loaded.encode(["cute cats"]), x, atol=1e-6)
+
+
+def test_distinct_texts_are_encoded_once():
+    texts, positions = distinct(["b", "a", "b", "c", "a"])
+    assert texts == ["b", "a", "c"] and positions.tolist() == [0, 1, 0, 2, 1]
+
+
+def test_pretrained_minilm_puts_a_typo_near_and_a_new_topic_far(minilm):
+    scores = pair_scores(minilm, ["cute catd", "cute cats"], ["cute cats", "new york"])
+    assert scores[0] > 0.6 > 0.3 > scores[1]  # 0.20 for the second pair
+
+
+def test_calibration_is_monotone_and_centred_between_the_classes():
+    rng = np.random.default_rng(0)
+    scores = np.concatenate([rng.normal(0.7, 0.15, 500), rng.normal(0.3, 0.15, 500)])
+    labels = np.repeat([1, 0], 500)
+    cal = Calibration.fit(scores, labels)
+    p = cal(np.array([0.0, 0.5, 1.0]))
+    assert p[0] < 0.05 and abs(p[1] - 0.5) < 0.1 and p[2] > 0.95
+    m = pair_metrics(cal(scores), labels)
+    assert m.auc > 0.95 and m.accuracy > 0.88 and m.positives == 500
+    assert 0.4 < best_threshold(scores, labels) < 0.6
+    with pytest.raises(ValueError, match="positive and negative"):
+        Calibration.fit(scores[:10], labels[:10])
