@@ -5,6 +5,8 @@
     sessionflow segment out/events --method cascade --output out/sessions
     sessionflow evaluate segmentation --gt webis-smc-12.dev.txt --format webis-smc --method all
     sessionflow mine out/sessions --output out/pairs
+    sessionflow train session --pairs out/pairs --model minilm-local --workers 2
+    sessionflow evaluate pairs --model models:/session-model@champion --pairs out/pairs
 
 Each command lives in `workflows/commands/`; heavy imports happen inside them, so
 `--help` stays fast.
@@ -16,7 +18,7 @@ import sys
 
 import typer
 
-from workflows.commands import evaluate
+from workflows.commands import evaluate, train
 from workflows.commands.ingest import ingest
 from workflows.commands.mine import mine
 from workflows.commands.segment import segment
@@ -35,6 +37,7 @@ app.command()(ingest)
 app.command()(synth)
 app.command()(segment)
 app.command()(mine)
+app.add_typer(train.app, name="train")
 app.add_typer(evaluate.app, name="evaluate")
 
 

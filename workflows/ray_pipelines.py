@@ -51,6 +51,7 @@ from sessions.records import DEFAULT_BLOCK_BYTES
 from sessions.schema import EVENT_SCHEMA, REJECTED_SCHEMA
 from sessions.segment import SegmentConfig
 from workflows.engine import cluster_cpus
+from workflows.tracking import tracking_uri
 
 EVENT_COLUMNS = ["row_id", "user_id", "ts", "query"]
 
@@ -242,11 +243,25 @@ def _bucket_sessions(
     missions: MissionConfig,
     common: list[str],
     target: str,
+    model_uri: str | None,
+    tracking: str | None,
 ) -> pa.Table:
     summaries = []
+    model = None
+    if model_uri:
+        import mlflow
+
+        from workflows.session_model import SessionScorer
+
+        mlflow.set_tracking_uri(tracking)
+        model = SessionScorer(model_uri)
     for directory in batch["dir"].to_pylist():
         events = _read_bucket(directory, offsets)
-        parts = list(iter_sessions(events, seg, missions, common=pl.Series(common, dtype=pl.String), workers=1))
+        parts = list(
+            iter_sessions(
+                events, seg, missions, model, common=pl.Series(common, dtype=pl.String), workers=1, embedder=model
+            )
+        )
         sessions = pl.concat(parts) if parts else pl.DataFrame(schema=SESSIONS_SCHEMA)
         write_parquet(sessions, Path(target) / f"part-{Path(directory).name}.parquet")
         summaries.append(
@@ -269,9 +284,12 @@ def segment(
     mapping: ColumnMap | None = None,
     block_bytes: int = DEFAULT_BLOCK_BYTES,
     buckets: int | None = None,
+    model_uri: str | None = None,
 ) -> SegmentReport:
     """`sessions.pipeline.segment_logs` on Ray: the same sessions.parquet, as a dataset
-    of one part per bucket of users (`buckets`: 4 a CPU of the cluster by default)."""
+    of one part per bucket of users (`buckets`: 4 a CPU of the cluster by default).
+    With `model_uri` (a session model) every task loads the model once and uses it to
+    segment and to link missions."""
     start = time.perf_counter()
     out = Path(output)
     out.mkdir(parents=True, exist_ok=True)
@@ -307,7 +325,8 @@ def segment(
         target = out / f".{SESSIONS_FILE}.tmp"
         shutil.rmtree(target, ignore_errors=True)
         target.mkdir(parents=True)
-        job = {"offsets": offsets, "seg": seg, "missions": missions, "common": common, "target": str(target)}
+        job = {"offsets": offsets, "seg": seg, "missions": missions, "common": common, "target": str(target),
+               "model_uri": model_uri, "tracking": tracking_uri() if model_uri else None}  # fmt: skip
         written = _collect(
             directories.map_batches(_bucket_sessions, batch_size=1, batch_format="pyarrow", fn_kwargs=job)
         )
@@ -325,7 +344,13 @@ def segment(
         sessions=totals["sessions"],  # users, hence sessions and missions, never span buckets
         missions=totals["missions"],
         rows_out=totals["rows"],
-        config={"segment": seg.to_dict(), "missions": missions.to_dict(), "engine": "ray", "buckets": n},
+        config={
+            "segment": seg.to_dict(),
+            "missions": missions.to_dict(),
+            "engine": "ray",
+            "buckets": n,
+            "model": model_uri,
+        },
         outputs={name: str(out / name) for name in (SESSIONS_FILE, REJECTED_FILE, REPORT_FILE)},
         seconds=round(end - start, 3),
         phase_seconds={"read": round(read_done - start, 3), "segment_and_write": round(end - read_done, 3)},

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from workflows.commands.segment import (
     CLI_METHODS,
+    MODEL_METHODS,
     BreakOption,
     ConfigOption,
     ContainOption,
@@ -18,9 +19,14 @@ from workflows.commands.segment import (
     JaccardOption,
     JoinOption,
     MissionJaccardOption,
+    MissionPSameOption,
     MissionWindowOption,
+    ModelOption,
     OverlapOption,
+    PSameOption,
+    check_method,
     configs,
+    session_scorer,
 )
 from workflows.common import fail
 from workflows.progress import out
@@ -42,8 +48,10 @@ def segmentation(
         Path | None, typer.Option("--pred", help="A `segment` output directory to score (instead of --method).")
     ] = None,
     method: Annotated[
-        list[str] | None, typer.Option("--method", help="time, lexical, cascade or all; repeatable [cascade].")
+        list[str] | None,
+        typer.Option("--method", help="time, lexical, cascade, learned (needs --model) or all; repeatable [cascade]."),
     ] = None,
+    model: ModelOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the scores as one JSON object.")] = False,
     config: ConfigOption = None,
     gap_minutes: GapOption = None,
@@ -54,13 +62,17 @@ def segmentation(
     min_containment: ContainOption = None,
     mission_min_jaccard: MissionJaccardOption = None,
     mission_window: MissionWindowOption = None,
+    min_p_same: PSameOption = None,
+    mission_min_p_same: MissionPSameOption = None,
 ) -> None:
     """Pair-counting P/R/F1, Rand index and boundary P/R/F1 of sessions and missions.
 
     Scores per user over all pairs of a user's queries (positive: same gold
     session or mission), next to time-gap baselines of 5, 15, 26, 30 and 60
     minutes. Gayo-Avello has gold sessions, Webis-SMC-12 gold missions; both
-    levels of every system are scored against the gold the file has.
+    levels of every system are scored against the gold the file has. With --model
+    (a session model), `cascade` is scored without and with the model (its middle
+    stage and mission links), and `learned` becomes available.
     """
     from sessions.ingest import read_logs
     from sessions.io import MemorySink, read_table
@@ -80,15 +92,19 @@ def segmentation(
         if pred is not None:
             systems[f"pred:{pred}"] = read_table(pred / SESSIONS_FILE)
         else:
-            methods = list(CLI_METHODS) if "all" in (method or []) else (method or ["cascade"])
+            everything = [*CLI_METHODS, *(MODEL_METHODS if model else ())]
+            methods = everything if "all" in (method or []) else (method or ["cascade"])
+            scorer = session_scorer(model)
             for m in methods:
+                check_method(m, model)
                 seg, missions = configs(
                     config, m, gap_minutes, join_within_s, break_after_minutes, min_overlap, min_jaccard,
-                    min_containment, mission_min_jaccard, mission_window,
+                    min_containment, mission_min_jaccard, mission_window, min_p_same, mission_min_p_same,
                 )  # fmt: skip
-                if seg.method not in CLI_METHODS:
-                    raise ValueError(f"--method {m}: choose time, lexical, cascade or all")
-                systems[m] = sessions_with_missions(gold, seg, missions)
+                if m in CLI_METHODS:
+                    systems[m] = sessions_with_missions(gold, seg, missions)
+                if scorer is not None and m in ("cascade", *MODEL_METHODS):
+                    systems[f"{m} + model"] = sessions_with_missions(gold, seg, missions, scorer, scorer)
         for minutes in BASELINE_GAP_MINUTES:
             systems[f"time-gap {minutes} min"] = segment(gold, SegmentConfig(method="time", gap_minutes=minutes))
         scores = compare(gold, systems)
@@ -109,3 +125,54 @@ def segmentation(
     for row in scores.iter_rows(named=True):
         table.add_row(row["system"], row["level"], *(f"{row[k]:.3f}" for k in METRIC_HEADERS))
     out.print(table)
+
+
+@app.command()
+def pairs(
+    model: Annotated[str, typer.Option("--model", help="A session model: models:/session-model@champion, runs:/...")],
+    pairs: Annotated[
+        Path, typer.Option("--pairs", help="A `mine` output directory, or a CSV with query_a, query_b, label.")
+    ],
+    split: Annotated[str, typer.Option(help="Split of a `mine` output: train, val, test or all [test].")] = "test",
+    baseline: Annotated[
+        str | None, typer.Option(help="Encoder for the not-fine-tuned baseline [the one the model started from].")
+    ] = None,
+    examples: Annotated[int, typer.Option(help="Show this many most confident right and wrong pairs.")] = 5,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as one JSON object.")] = False,
+) -> None:
+    """ROC AUC and accuracy of a session model on labelled pairs, next to baselines.
+
+    Baselines on the same pairs: character 3-gram Jaccard, and the pretrained encoder
+    without fine-tuning. The model's accuracy is at its calibrated threshold
+    (p_same >= 0.5); the baselines' at their best threshold on these pairs.
+    Then the model's most confident right and wrong pairs.
+    """
+    from workflows.pair_eval import evaluate_pairs, read_pairs
+    from workflows.tracking import use_store
+
+    try:
+        use_store()
+        labelled = read_pairs(pairs, None if split == "all" else split)
+        result = evaluate_pairs(model, labelled, baseline)
+    except (ValueError, FileNotFoundError) as err:
+        raise fail(str(err)) from None
+    rounded = {name: {k: round(v, 4) if isinstance(v, float) else v for k, v in m.items()}
+               for name, m in result.metrics.items()}  # fmt: skip
+    if as_json:
+        typer.echo(json.dumps({"pairs": str(pairs), "split": split, "metrics": rounded}))
+        return
+    first = next(iter(rounded.values()))
+    table = Table(title=f"{pairs} ({split}): {first['pairs']:,} pairs, {first['positives']:,} positive")
+    for header in ("scorer", "AUC", "accuracy", "at threshold"):
+        table.add_column(header, justify="left" if header == "scorer" else "right")
+    for name, m in rounded.items():
+        table.add_row(name, f"{m['auc']:.3f}", f"{m['accuracy']:.3f}", f"{m['threshold']:.3f}")
+    out.print(table)
+    right, wrong = result.examples(examples)
+    for title, frame in (("most confident right", right), ("most confident wrong", wrong)):
+        t = Table(title=f"session model: {title}", title_justify="left")
+        for header in ("query_a", "query_b", "label", "p_same"):
+            t.add_column(header, justify="right" if header in ("label", "p_same") else "left")
+        for a, b, label, p in frame.iter_rows():
+            t.add_row(a, b, str(label), f"{p:.3f}")
+        out.print(t)

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from workflows.common import AddressOption, EngineOption, fail, peak_rss_mib
+from workflows.common import FORMAT_HELP, AddressOption, EngineOption, fail, peak_rss_mib
 from workflows.config import build, check_sections, read_yaml
 from workflows.engine import check_engine, ray_runtime
 from workflows.progress import out, summary_table
@@ -17,8 +17,21 @@ PAIRS_FILE = "pairs.parquet"
 
 
 def mine(
-    sessions: Annotated[Path, typer.Argument(help="A `segment` output directory (its sessions.parquet).")],
+    sessions: Annotated[
+        Path, typer.Argument(help="A `segment` output directory (its sessions.parquet); with --gold, a labelled log.")
+    ],
     output: Annotated[Path, typer.Option("--output", "-o", help="Output directory.")],
+    gold: Annotated[
+        str | None,
+        typer.Option(
+            help="session or mission: pairs for evaluation from the log's ground-truth labels "
+            "(webis-smc, gayo-avello, synth logs), all in split test; half the negatives "
+            "the same user's other sessions (missions), half other users'."
+        ),
+    ] = None,
+    format: Annotated[
+        str | None, typer.Option("--format", "-f", help=f"With --gold: format of the labelled log: {FORMAT_HELP}.")
+    ] = None,
     config: Annotated[Path | None, typer.Option("--config", help="YAML with a `mining:` section.")] = None,
     negatives_per_positive: Annotated[
         float | None, typer.Option(help="Negatives per positive [1.0, i.e. 50:50].")
@@ -38,6 +51,9 @@ def mine(
     user), same_user (another mission), lexical_hard (shares a term, another
     session). Splits train/val/test by a hash of the user id: no user in two splits.
     Users are mined in buckets (the same with --engine ray or local).
+
+    With --gold session|mission, SESSIONS is a log with ground-truth labels (or its
+    `ingest` directory) and the pairs follow the labels, for `evaluate pairs`.
     """
     from sessions.io import read_table, write_json, write_parquet
     from sessions.pairs import MiningConfig, mine_pairs
@@ -52,9 +68,12 @@ def mine(
             dict(negatives_per_positive=negatives_per_positive, max_pairs_per_session=max_pairs_per_session, seed=seed),
         )  # fmt: skip
         source = sessions / SESSIONS_FILE if sessions.is_dir() else sessions
-        if not source.exists():
+        if gold is not None:
+            source = sessions
+            _mine_gold(sessions, format, gold, output, cfg.seed)
+        elif not source.exists():
             raise FileNotFoundError(f"{source}: no sessions here; run `sessionflow segment` first")
-        if check_engine(engine) == "ray":
+        elif check_engine(engine) == "ray":
             with ray_runtime(address):
                 from workflows import ray_pipelines  # imports ray: after the runtime's settings
 
@@ -71,7 +90,7 @@ def mine(
         "negatives": int((pairs["label"] == 0).sum()),
         "by_split_and_kind": {s: dict(zip(g["kind"], g["len"], strict=True)) for (s,), g in counts.group_by("split")},
         "users_by_split": dict(pairs.group_by("split").agg(pl_n_unique("user_id")).iter_rows()),
-        "config": cfg.to_dict(),
+        "config": cfg.to_dict() if gold is None else {"gold": gold, "seed": cfg.seed},
         "source": str(source),
         "outputs": {PAIRS_FILE: str(output / PAIRS_FILE), "report.json": str(output / "report.json")},
         "seconds": round(time.perf_counter() - start, 3),
@@ -80,6 +99,16 @@ def mine(
     table = {f"{s} {k}": n for s, kinds in sorted(report["by_split_and_kind"].items()) for k, n in kinds.items()}
     out.print(summary_table("mine", {"pairs": report["pairs"], **table, "seconds": report["seconds"],
                                      "peak RSS (MiB)": peak_rss_mib(), **report["outputs"]}))  # fmt: skip
+
+
+def _mine_gold(log: Path, fmt: str | None, level: str, output: Path, seed: int) -> None:
+    from sessions.io import write_parquet
+    from sessions.pairs import gold_pairs
+    from sessions.pipeline import load_events
+
+    columns = ("row_id", "user_id", "ts", "query", "gold_session", "gold_mission")
+    events, _ = load_events([log], fmt, output, columns=columns)
+    write_parquet(gold_pairs(events, level, seed=seed), output / PAIRS_FILE)
 
 
 def pl_n_unique(column: str):

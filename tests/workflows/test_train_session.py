@@ -1,0 +1,191 @@
+"""The session model trained with Ray Train on two real gloo workers, logged to a real
+MLflow store, registered and served as a pyfunc; a worker killed mid-run and the
+run resumed from its last checkpoint; the CLI around it."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import polars as pl
+import psutil
+import pytest
+from mlflow.tracking import MlflowClient
+from typer.testing import CliRunner
+
+from sessions.ingest import ingest
+from sessions.io import read_table, write_parquet
+from sessions.missions import MissionConfig
+from sessions.pairs import MiningConfig, mine_pairs
+from sessions.pipeline import sessions_with_missions
+from sessions.segment import SegmentConfig
+from sessions.synth import SynthConfig, write_log
+from workflows.cli import app
+from workflows.train_session import SessionTrainConfig, train_session
+
+pytestmark = pytest.mark.slow
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def pairs_dir(tmp_path_factory, wordnet_taxonomy) -> Path:
+    tmp = tmp_path_factory.mktemp("pairs")
+    write_log(SynthConfig(users=150, rows=6_000, seed=11), wordnet_taxonomy, tmp / "log.tsv")
+    ingest([tmp / "log.tsv"], "aol", tmp / "events")
+    sessions = sessions_with_missions(read_table(tmp / "events" / "events.parquet"), SegmentConfig(), MissionConfig())
+    write_parquet(mine_pairs(sessions, MiningConfig(train_share=0.6, val_share=0.2)), tmp / "pairs" / "pairs.parquet")
+    return tmp / "pairs"
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch) -> MlflowClient:
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    mlflow.set_tracking_uri(uri)
+    return MlflowClient(uri)
+
+
+def tiny(**changes) -> SessionTrainConfig:
+    base = dict(model="tiny", batch_size=16, lr=1e-3, max_steps=20, eval_every=10, max_val_pairs=300, workers=2)
+    return SessionTrainConfig(**{**base, **changes})
+
+
+def test_two_workers_train_log_register_and_serve(pairs_dir, store, tmp_path):
+    first = train_session(pairs_dir, tiny(), storage=str(tmp_path / "ray"))
+    assert first.registered == "models:/session-model/1" and first.champion
+    run = store.get_run(first.run_id)
+    assert run.data.params["model"] == "tiny" and run.data.params["workers"] == "2"
+    losses = store.get_metric_history(first.run_id, "loss")
+    assert [m.step for m in losses] == list(range(1, 21))  # every step, once
+    assert [m.step for m in store.get_metric_history(first.run_id, "val_auc")][:2] == [10, 20]
+    assert {"val_roc.png", "config.json"} <= {a.path for a in store.list_artifacts(first.run_id)}
+    assert run.data.metrics["val_auc"] == pytest.approx(first.metrics["val_auc"])
+    assert 0.5 < first.metrics["val_auc"] <= 1.0
+
+    model = mlflow.pyfunc.load_model("models:/session-model@champion")
+    p = model.predict(pd.DataFrame({"query_a": ["cute catd", "cute cats"], "query_b": ["cute cats", "new york"]}))
+    assert list(p.columns) == ["p_same", "score"] and ((p["p_same"] >= 0) & (p["p_same"] <= 1)).all()
+    vectors = np.stack(model.predict(pd.DataFrame({"query": ["cute cats", "new york", "x"]}))["embedding"])
+    assert vectors.shape == (3, 32) and np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)
+    score = float(vectors[0] @ vectors[1])
+    assert p["score"][1] == pytest.approx(score, abs=1e-5)  # p_same is a function of the dot product
+    with pytest.raises(Exception, match="query_a and query_b"):
+        model.predict(pd.DataFrame({"text": ["a"]}))
+
+    # a worse run (one step) is registered but does not take the alias; a better one would
+    second = train_session(pairs_dir, tiny(workers=1, max_steps=1, eval_every=1, lr=1e-6), storage=str(tmp_path / "r2"))
+    assert second.registered == "models:/session-model/2"
+    champion = str(store.get_model_version_by_alias("session-model", "champion").version)
+    best = max((first, second), key=lambda o: o.metrics["val_auc"])
+    assert champion == best.registered.rsplit("/", 1)[1]
+    assert second.champion == (best is second)
+
+
+def _ray_train_workers() -> list[psutil.Process]:
+    found = []
+    for p in psutil.process_iter(["cmdline"]):
+        try:
+            if any("RayTrainWorker" in part for part in p.info["cmdline"] or []):
+                found.append(p)
+        except psutil.Error:
+            continue
+    return found
+
+
+def _last_logged_step(store: MlflowClient) -> int:
+    """The last step whose loss the (only) run of the session-model experiment has logged."""
+    experiment = store.get_experiment_by_name("session-model")
+    runs = store.search_runs([experiment.experiment_id]) if experiment else []
+    history = store.get_metric_history(runs[0].info.run_id, "loss") if runs else []
+    return max((m.step for m in history), default=0)
+
+
+def test_a_killed_worker_is_replaced_and_training_resumes_from_the_checkpoint(pairs_dir, store, tmp_path):
+    storage = tmp_path / "ray"
+    outcome: dict = {}
+    cfg = tiny(epochs=10, max_steps=400, eval_every=40, patience=100, max_failures=2)
+
+    def run() -> None:
+        outcome["result"] = train_session(pairs_dir, cfg, storage=str(storage), register=False)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    # Kill once the checkpoint of step 40 is registered: rank 0 logs step 60 only after
+    # every rank's `ray.train.report` of step 40 has returned.
+    deadline = time.monotonic() + 300
+    while thread.is_alive() and _last_logged_step(store) < 60 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert list(storage.glob("*/checkpoint_*")), "no checkpoint was written"
+    workers = _ray_train_workers()
+    assert len(workers) == 2
+    workers[-1].kill()
+    thread.join(timeout=600)
+    result = outcome["result"]
+    run = store.get_run(result.run_id)
+    resumed = int(run.data.tags["resumed_from_step"])
+    assert resumed % 40 == 0 and 0 < resumed < 400
+    steps = [m.step for m in store.get_metric_history(result.run_id, "loss")]
+    assert set(steps) == set(range(1, 401))
+    redone = len(steps) - 400  # steps between the checkpoint and the failure ran twice
+    assert 0 <= redone < 40 + 10
+    assert result.metrics["steps"] == 400
+
+
+def test_cli_train_evaluate_and_learned_segmentation(pairs_dir, store, tmp_path):
+    trained = runner.invoke(
+        app,
+        ["train", "session", "--pairs", str(pairs_dir), "--model", "tiny", "--workers", "1", "--max-steps", "6",
+         "--eval-every", "3", "--batch-size", "16", "--lr", "1e-3", "--storage", str(tmp_path / "ray")],
+    )  # fmt: skip
+    assert trained.exit_code == 0, trained.output
+    assert "models:/session-model/1" in trained.output and "runs:/" in trained.output
+
+    evaluated = runner.invoke(
+        app, ["evaluate", "pairs", "--model", "models:/session-model@champion", "--pairs", str(pairs_dir), "--json"]
+    )
+    assert evaluated.exit_code == 0, evaluated.output
+    metrics = json.loads(evaluated.stdout)["metrics"]
+    names = list(metrics)
+    assert names[0].startswith("session model") and names[1] == "tiny, not fine-tuned" and names[2] == "3-gram Jaccard"
+    test_pairs = read_table(pairs_dir / "pairs.parquet").filter(pl.col("split") == "test")
+    assert all(m["pairs"] == test_pairs.height for m in metrics.values())
+    assert metrics["3-gram Jaccard"]["auc"] > 0.6  # synthetic sessions share words
+
+    csv = tmp_path / "pairs.csv"
+    pd.DataFrame(
+        {"query_a": ["cute cats", "cute cats"], "query_b": ["cute catd", "tax forms"], "label": [1, 0]}
+    ).to_csv(csv, index=False)
+    table = runner.invoke(
+        app, ["evaluate", "pairs", "--model", "models:/session-model/1", "--pairs", str(csv), "--examples", "1"]
+    )
+    assert table.exit_code == 0, table.output
+    assert "3-gram Jaccard" in table.output and "most confident right" in table.output
+
+    log = tmp_path / "log.tsv"
+    write_log_rows(log)
+    for method in ("learned", "cascade"):
+        out = tmp_path / method
+        done = runner.invoke(
+            app, ["segment", str(log), "--format", "aol", "--method", method, "--model", "models:/session-model/1",
+                  "--engine", "local", "--output", str(out)],
+        )  # fmt: skip
+        assert done.exit_code == 0, done.output
+        report = json.loads((out / "report.json").read_text())
+        assert report["rows_ok"] == 6 and report["config"]["model"] == "models:/session-model/1"
+    missing = runner.invoke(app, ["segment", str(log), "--format", "aol", "--method", "learned", "--output", "x"])
+    assert missing.exit_code == 2 and "needs --model" in missing.output
+
+
+def write_log_rows(path: Path) -> None:
+    rows = [
+        ("7", "cute cats", "2006-03-01 10:00:00"), ("7", "cute catd", "2006-03-01 10:01:00"),
+        ("7", "tax forms", "2006-03-01 10:30:00"), ("7", "tax forms 2005", "2006-03-01 10:31:00"),
+        ("8", "new york hotels", "2006-03-02 09:00:00"), ("8", "weather", "2006-03-02 09:20:00"),
+    ]  # fmt: skip
+    lines = ["AnonID\tQuery\tQueryTime\tItemRank\tClickURL", *("\t".join((*r, "", "")) for r in rows)]
+    path.write_text("\n".join(lines) + "\n")

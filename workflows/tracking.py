@@ -1,0 +1,81 @@
+"""MLflow: where runs go, and the registry's `champion` alias.
+
+The tracking URI is MLFLOW_TRACKING_URI, else a SQLite store `mlflow.db` in the
+working directory (so `mlflow ui` in that directory shows every run). It is made
+absolute before it is handed to Ray workers, whose working directory may differ.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import mlflow
+from mlflow.tracking import MlflowClient
+
+DEFAULT_STORE = "mlflow.db"
+CHAMPION = "champion"
+# Requirements of the logged pyfunc models, pinned to what is installed (MLflow's own
+# inference would drop the local `+cpu` tag of torch and ask for another build).
+REQUIREMENTS = ("torch", "transformers", "numpy", "pandas", "scikit-learn", "geoopt", "mlflow")
+
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+
+def tracking_uri() -> str:
+    """MLFLOW_TRACKING_URI, or sqlite:///<cwd>/mlflow.db; relative SQLite paths made absolute."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{DEFAULT_STORE}"
+    prefix = "sqlite:///"
+    if uri.startswith(prefix) and not uri[len(prefix) :].startswith("/"):
+        uri = prefix + str(Path(uri[len(prefix) :]).resolve())
+    return uri
+
+
+def use_store() -> MlflowClient:
+    """Point mlflow at the project's store; a client for it."""
+    uri = tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    return MlflowClient(uri)
+
+
+def pip_requirements() -> list[str]:
+    """`name==version` of the packages a logged model needs, local version tags removed."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    pins = []
+    for name in REQUIREMENTS:
+        try:
+            pins.append(f"{name}=={version(name).split('+')[0]}")
+        except PackageNotFoundError:
+            pins.append(name)
+    return pins
+
+
+def promote_if_best(client: MlflowClient, name: str, version: str, metric: str) -> bool:
+    """Give `version` the champion alias when its run's `metric` beats the champion's
+    (or there is none); True when it did."""
+    mine = _metric_of(client, name, version, metric)
+    try:
+        current = client.get_model_version_by_alias(name, CHAMPION)
+    except mlflow.exceptions.MlflowException:
+        current = None
+    if current is not None and str(current.version) != str(version):
+        theirs = _metric_of(client, name, current.version, metric)
+        if not math.isnan(theirs) and not mine > theirs:
+            return False
+    client.set_registered_model_alias(name, CHAMPION, version)
+    return True
+
+
+def promote(client: MlflowClient, name: str, version: str) -> None:
+    """Give `version` of `name` the champion alias (whatever its metrics)."""
+    client.get_model_version(name, version)  # fails clearly when there is no such version
+    client.set_registered_model_alias(name, CHAMPION, version)
+
+
+def _metric_of(client: MlflowClient, name: str, version: str, metric: str) -> float:
+    run_id = client.get_model_version(name, version).run_id
+    value = client.get_run(run_id).data.metrics.get(metric) if run_id else None
+    return float("nan") if value is None else float(value)
