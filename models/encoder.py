@@ -56,6 +56,11 @@ class TextEncoder(nn.Module):
         self.max_length = max_length
         self.normalize = normalize
         self.name = name
+        # Mean pooling never uses a [CLS] pooler (BERT has one): frozen, so that DDP
+        # does not wait for gradients that never come.
+        pooler = getattr(transformer, "pooler", None)
+        if isinstance(pooler, nn.Module):
+            pooler.requires_grad_(False)
 
     @property
     def dim(self) -> int:

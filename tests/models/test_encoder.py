@@ -79,3 +79,16 @@ def test_calibration_is_monotone_and_centred_between_the_classes():
     assert 0.4 < best_threshold(scores, labels) < 0.6
     with pytest.raises(ValueError, match="positive and negative"):
         Calibration.fit(scores[:10], labels[:10])
+
+
+@pytest.mark.parametrize("name", ["tiny", "minilm-local"])
+def test_every_trainable_parameter_gets_a_gradient(name, tiny, minilm):
+    """DDP waits for a gradient of every trainable parameter; BERT's unused pooler is frozen."""
+    encoder = tiny if name == "tiny" else minilm
+    encoder.train()
+    encoder.embed(["cute cats", "new york"]).sum().backward()
+    missing = [n for n, p in encoder.named_parameters() if p.requires_grad and p.grad is None]
+    assert missing == []
+    assert sum(p.requires_grad for p in encoder.parameters()) >= len(list(encoder.parameters())) - 2
+    encoder.zero_grad(set_to_none=True)
+    encoder.eval()
