@@ -1,0 +1,203 @@
+"""Hierarchies as index arrays for the embedding models, and their train/test splits.
+
+A `Hierarchy` is a vocabulary of nodes (WordNet synset ids), a text per node, the
+transitive closure as (child, ancestor) index pairs, which of those pairs are direct
+parent edges (the basic hierarchy), and each node's depth below its root.
+
+    h = wordnet_mammals()                      # 1,180 nodes, 6,540 closure edges
+    split = split_edges(h, share=0.1, seed=0)  # link prediction on held-out edges
+    split = split_nodes(h, share=0.1, seed=0)  # on held-out nodes, never seen in training
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+from hierarchies.closure import closure_nodes, depths, mammal_closure, transitive_closure
+from hierarchies.wordnet import noun_graph
+
+
+@dataclass(frozen=True)
+class Hierarchy:
+    """A closure over a vocabulary; node i is `names[i]`.
+
+    names: (n,) str, sorted node ids; texts: (n,) str, readable text of each node;
+    edges: (m, 2) int64 (child, ancestor) pairs of the transitive closure;
+    direct: (m,) bool, True where the pair is a direct parent edge;
+    depth: (n,) int64, shortest number of direct edges up to a root (a root is 0).
+    """
+
+    names: np.ndarray
+    texts: np.ndarray
+    edges: np.ndarray
+    direct: np.ndarray
+    depth: np.ndarray
+
+    def __post_init__(self) -> None:
+        n, m = len(self.names), len(self.edges)
+        if len(self.texts) != n or len(self.depth) != n:
+            raise ValueError(f"{n} names, {len(self.texts)} texts and {len(self.depth)} depths")
+        if self.edges.shape != (m, 2) or self.direct.shape != (m,):
+            raise ValueError(f"edges must be (m, 2) with one `direct` flag each, got {self.edges.shape}")
+        if m and (self.edges.min() < 0 or self.edges.max() >= n):
+            raise ValueError("an edge points outside the vocabulary")
+
+    @property
+    def n_nodes(self) -> int:
+        return len(self.names)
+
+    @property
+    def n_edges(self) -> int:
+        return len(self.edges)
+
+    def index(self, names: np.ndarray | list[str]) -> np.ndarray:
+        """The index of each name (every name must be in the vocabulary)."""
+        names = np.asarray(names)
+        at = np.searchsorted(self.names, names).clip(0, max(self.n_nodes - 1, 0))
+        if names.size and (self.n_nodes == 0 or not np.array_equal(self.names[at], names)):
+            raise KeyError(f"not in the vocabulary: {sorted(set(names.tolist()) - set(self.names.tolist()))[:5]}")
+        return at
+
+    def closure(self) -> pl.DataFrame:
+        """The closure by name: `id1` (child), `id2` (ancestor), as the reference CSV has it."""
+        return pl.DataFrame({"id1": self.names[self.edges[:, 0]], "id2": self.names[self.edges[:, 1]]})
+
+    def leaves(self) -> np.ndarray:
+        """Nodes that are no node's ancestor."""
+        return np.setdiff1d(np.arange(self.n_nodes), self.edges[:, 1])
+
+    def with_edges(self, keep: np.ndarray) -> Hierarchy:
+        """The same vocabulary with only the edges where `keep` (a bool mask over edges)."""
+        return Hierarchy(self.names, self.texts, self.edges[keep], self.direct[keep], self.depth)
+
+    def subset(self, nodes: np.ndarray) -> Hierarchy:
+        """The hierarchy on `nodes` (sorted indices), re-indexed; edges touching other nodes go."""
+        nodes = np.asarray(nodes, dtype=np.int64)
+        new = np.full(self.n_nodes, -1, dtype=np.int64)
+        new[nodes] = np.arange(len(nodes))
+        edges = new[self.edges]
+        keep = (edges >= 0).all(axis=1)
+        return Hierarchy(self.names[nodes], self.texts[nodes], edges[keep], self.direct[keep], self.depth[nodes])
+
+
+def node_texts(nodes: pl.DataFrame, gloss: bool = False) -> pl.Series:
+    """Readable text of each node: its lemmas joined by ", ", then ": gloss" if asked."""
+    text = pl.col("lemmas").list.join(", ")
+    if gloss:
+        text = pl.concat_str([text, pl.lit(": "), pl.col("gloss")])
+    return nodes.select(text.alias("text"))["text"]
+
+
+def build_hierarchy(
+    closure: pl.DataFrame, parents: pl.DataFrame, nodes: pl.DataFrame | None = None, gloss: bool = False
+) -> Hierarchy:
+    """A `Hierarchy` from name tables.
+
+    closure: `id1` (child), `id2` (ancestor); parents: `child`, `parent`, the direct
+    edges (those not in the closure are ignored); nodes: `id`, `lemmas` (list of
+    readable lemmas) and, for `gloss`, `gloss`. Without `nodes`, a node's text is its id
+    up to the first "." with "_" as space (`toy_poodle.n.01` -> "toy poodle").
+    """
+    names = closure_nodes(closure)
+    direct = parents.select(pl.col("child").alias("id1"), pl.col("parent").alias("id2")).unique()
+    closure = closure.select("id1", "id2").join(direct.with_columns(direct=pl.lit(True)), on=["id1", "id2"], how="left")
+    vocabulary = names.to_numpy().astype(str)
+    edges = np.stack([np.searchsorted(vocabulary, closure[c].to_numpy().astype(str)) for c in ("id1", "id2")], axis=1)
+    is_direct = closure["direct"].fill_null(False).to_numpy()
+    depth = depths(closure.filter("direct").select(child="id1", parent="id2"))
+    depth = pl.DataFrame({"id": names}).join(depth, on="id", how="left")["depth"].fill_null(0).to_numpy()
+    if nodes is None:
+        texts = names.str.split(".").list.first().str.replace_all("_", " ")
+    else:
+        table = pl.DataFrame({"id": names}).join(nodes, on="id", how="left")
+        if table["lemmas"].null_count():
+            raise KeyError(f"no text for {table.filter(pl.col('lemmas').is_null())['id'].head(5).to_list()}")
+        texts = node_texts(table, gloss)
+    return Hierarchy(
+        names=vocabulary,
+        texts=texts.to_numpy().astype(str),
+        edges=edges.astype(np.int64),
+        direct=is_direct.astype(bool),
+        depth=depth.astype(np.int64),
+    )
+
+
+def wordnet_mammals(gloss: bool = False) -> Hierarchy:
+    """The mammal closure of Nickel & Kiela 2017: 1,180 nodes, 6,540 edges, root `mammal.n.01` at depth 0."""
+    graph = noun_graph()
+    return build_hierarchy(mammal_closure(transitive_closure(graph.edges)), graph.edges, graph.nodes, gloss)
+
+
+def wordnet_nouns(gloss: bool = False) -> Hierarchy:
+    """The closure of all WordNet nouns: 82,115 nodes, 743,241 edges, root `entity.n.01`."""
+    graph = noun_graph()
+    return build_hierarchy(transitive_closure(graph.edges), graph.edges, graph.nodes, gloss)
+
+
+@dataclass(frozen=True)
+class Split:
+    """A training hierarchy and the (child, ancestor) pairs held out from it.
+
+    train: what a model may see; node i of `train` is node `nodes[i]` of `full`
+        (for an edge split every node, for a node split only the kept ones).
+    test_edges: (k, 2) held-out pairs in `full`'s indices.
+    test_nodes: the held-out nodes (empty for an edge split).
+    """
+
+    full: Hierarchy
+    train: Hierarchy
+    nodes: np.ndarray
+    test_edges: np.ndarray
+    test_nodes: np.ndarray
+
+    def train_edges(self) -> np.ndarray:
+        """(m, 2) training pairs in `full`'s indices."""
+        return self.nodes[self.train.edges]
+
+
+def split_edges(h: Hierarchy, share: float, seed: int = 0) -> Split:
+    """Hold out `share` of the closure edges, drawn among those that are not direct parent edges.
+
+    The direct edges all stay in training, so the basic hierarchy stays connected and
+    every held-out pair is implied by training edges only through transitivity.
+    """
+    if not 0 <= share < 1:
+        raise ValueError(f"share must be in [0, 1), got {share}")
+    candidates, count = np.flatnonzero(~h.direct), round(share * h.n_edges)
+    if count > len(candidates):
+        raise ValueError(f"asked to hold out {count} edges, only {len(candidates)} are not direct parent edges")
+    held = np.sort(np.random.default_rng(seed).choice(candidates, size=count, replace=False))
+    keep = np.ones(h.n_edges, dtype=bool)
+    keep[held] = False
+    nodes = np.arange(h.n_nodes)
+    return Split(h, h.with_edges(keep), nodes, h.edges[held], np.empty(0, dtype=np.int64))
+
+
+def split_nodes(h: Hierarchy, share: float, seed: int = 0) -> Split:
+    """Hold out `share` of the nodes, drawn among the leaves, with every edge that touches them.
+
+    Nodes with the same text (homonyms: three `pony` synsets among the mammals) go to
+    the same side, and a text is held out only when all its nodes are leaves, so no
+    held-out text is seen in training; the count may overshoot by a homonym or two.
+    The training hierarchy is re-indexed on the kept nodes. Removing leaves
+    disconnects no kept node.
+    """
+    if not 0 <= share < 1:
+        raise ValueError(f"share must be in [0, 1), got {share}")
+    _, group = np.unique(h.texts, return_inverse=True)  # one group per distinct text
+    inner = np.ones(h.n_nodes, dtype=bool)
+    inner[h.leaves()] = False
+    eligible = np.flatnonzero(np.bincount(group, weights=inner) == 0)  # texts of leaves only
+    order = np.random.default_rng(seed).permutation(eligible)
+    reached = np.cumsum(np.bincount(group)[order])  # nodes held out after each group
+    target = round(share * h.n_nodes)
+    if target > (reached[-1] if len(reached) else 0):
+        raise ValueError(f"asked to hold out {target} nodes, only {reached[-1] if len(reached) else 0} leaves can be")
+    taken = order[: np.searchsorted(reached, target) + 1] if target else order[:0]
+    held = np.flatnonzero(np.isin(group, taken))
+    touches = np.isin(h.edges, held).any(axis=1)
+    nodes = np.setdiff1d(np.arange(h.n_nodes), held)
+    return Split(h, h.subset(nodes), nodes, h.edges[touches], held)

@@ -1,0 +1,156 @@
+"""Hierarchies as index arrays (WordNet mammals edge for edge against the reference),
+their edge and node splits, and the ranking metrics on hand-worked examples."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+from sklearn.metrics import average_precision_score
+
+from hierarchies.closure import transitive_closure
+from hierarchies.datasets import (
+    Hierarchy,
+    build_hierarchy,
+    node_texts,
+    split_edges,
+    split_nodes,
+    wordnet_mammals,
+    wordnet_nouns,
+)
+from hierarchies.metrics import kendall_levels, link_prediction, reconstruction, spearman_norm_depth
+
+REFERENCE = "/work/shared/data/wordnet/mammal_closure.csv"
+
+
+@pytest.fixture(scope="module")
+def mammals() -> Hierarchy:
+    return wordnet_mammals()
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_taxonomy) -> Hierarchy:
+    return build_hierarchy(transitive_closure(tiny_taxonomy.edges), tiny_taxonomy.edges, tiny_taxonomy.concepts)
+
+
+def test_mammals_equal_the_reference_closure(mammals):
+    assert (mammals.n_nodes, mammals.n_edges) == (1_180, 6_540)
+    reference = pl.read_csv(REFERENCE).select("id1", "id2").sort("id1", "id2")
+    assert mammals.closure().sort("id1", "id2").equals(reference)
+    root = mammals.index(["mammal.n.01"])[0]
+    assert mammals.depth[root] == 0 and mammals.depth.max() == 9
+    assert mammals.direct.sum() == 1_180  # 1,179 non-root nodes, one with two parents in the subtree
+    assert (mammals.edges[:, 1] == root).sum() == 1_179  # every other node is below the root
+
+
+def test_node_texts_are_readable_lemmas_and_optionally_the_gloss(mammals):
+    placental = mammals.index(["placental.n.01"])[0]
+    assert mammals.texts[placental] == "placental, placental mammal, eutherian, eutherian mammal"
+    nodes = pl.DataFrame({"lemmas": [["placental", "placental mammal"]], "gloss": ["mammals having a placenta"]})
+    assert node_texts(nodes, gloss=True).to_list() == ["placental, placental mammal: mammals having a placenta"]
+
+
+def test_a_hierarchy_from_name_tables(tiny):
+    assert tiny.n_nodes == 18 and tiny.n_edges == 54 and tiny.direct.sum() == 17
+    toy, poodle, entity = tiny.index(["toy_poodle.n.01", "poodle.n.01", "entity.n.01"])
+    assert tiny.texts[toy] == "toy poodle" and tiny.depth[toy] == 5 and tiny.depth[entity] == 0
+    edges = {tuple(e) for e in tiny.edges.tolist()}
+    assert {(toy, poodle), (toy, entity)} <= edges
+    assert tiny.direct[[tuple(e) == (toy, poodle) for e in tiny.edges.tolist()]].all()
+    assert not tiny.direct[[tuple(e) == (toy, entity) for e in tiny.edges.tolist()]].any()
+    with pytest.raises(KeyError):
+        tiny.index(["unicorn.n.01"])
+
+
+def test_edge_split_holds_out_only_transitive_edges_and_is_deterministic(mammals):
+    split = split_edges(mammals, share=0.2, seed=3)
+    assert len(split.test_edges) == round(0.2 * 6_540) and split.train.n_edges == 6_540 - len(split.test_edges)
+    train = {tuple(e) for e in split.train_edges().tolist()}
+    test = {tuple(e) for e in split.test_edges.tolist()}
+    assert not train & test and len(train | test) == 6_540
+    assert split.train.direct.sum() == mammals.direct.sum()  # the basic hierarchy is whole
+    assert np.array_equal(split_edges(mammals, 0.2, seed=3).test_edges, split.test_edges)
+    assert not np.array_equal(split_edges(mammals, 0.2, seed=4).test_edges, split.test_edges)
+    with pytest.raises(ValueError, match="not direct parent edges"):
+        split_edges(mammals, share=0.9)
+
+
+def test_node_split_hides_held_out_nodes_and_their_texts(mammals):
+    split = split_nodes(mammals, share=0.1, seed=0)
+    held = split.test_nodes
+    assert 118 <= len(held) <= 121 and np.isin(held, mammals.leaves()).all()
+    touching = np.isin(mammals.edges, held).any(axis=1)
+    assert {tuple(e) for e in split.test_edges.tolist()} == {tuple(e) for e in mammals.edges[touching].tolist()}
+    assert split.train.n_nodes == 1_180 - len(held) and split.train.n_edges == 6_540 - touching.sum()
+    assert not set(mammals.names[held]) & set(split.train.names)
+    assert not set(mammals.texts[held]) & set(split.train.texts)  # homonyms go together
+    assert np.array_equal(split.full.names[split.nodes], split.train.names)
+    assert {tuple(e) for e in split.train_edges().tolist()} == {tuple(e) for e in mammals.edges[~touching].tolist()}
+    assert np.array_equal(split_nodes(mammals, 0.1, seed=0).test_nodes, held)
+    assert not np.array_equal(split_nodes(mammals, 0.1, seed=1).test_nodes, held)
+
+
+@pytest.mark.slow
+def test_noun_hierarchy():
+    nouns = wordnet_nouns()
+    assert (nouns.n_nodes, nouns.n_edges) == (82_115, 743_241)
+    assert nouns.depth[nouns.index(["entity.n.01"])[0]] == 0 and (nouns.depth == 0).sum() == 1
+
+
+# a <- b <- c (c's ancestors: b, a) and a <- d; node 0 = a, 1 = b, 2 = c, 3 = d
+CHAIN = np.array([[1, 0], [2, 1], [2, 0], [3, 0]])
+D = np.array(
+    [
+        [0.0, 1.0, 1.0, 1.0],  # a has no ancestors: not ranked
+        [1.0, 0.0, 0.5, 2.0],  # b: its ancestor a behind c -> rank 2, AP 1/2
+        [3.0, 1.0, 0.0, 2.0],  # c: b first (rank 1), a behind d (rank 2); AP (1 + 2/3) / 2
+        [1.0, 1.0, 5.0, 0.0],  # d: a tied with b -> rank 1.5; AP 1/2 (one threshold for both)
+    ]
+)
+
+
+def test_reconstruction_on_a_worked_example():
+    metrics = reconstruction(D, CHAIN)
+    assert metrics["mean_rank"] == pytest.approx((2 + 1 + 2 + 1.5) / 4)
+    assert metrics["map"] == pytest.approx((1 / 2 + 5 / 6 + 1 / 2) / 3)
+    assert reconstruction(lambda u: D[u], CHAIN, n_nodes=4, chunk=1) == metrics
+    perfect = np.array([[0, 1, 1, 1], [0.1, 0, 1, 1], [0.2, 0.1, 0, 1], [0.1, 1, 1, 0]])  # ancestors first
+    assert reconstruction(perfect, CHAIN) == {"mean_rank": 1.0, "map": 1.0}
+
+
+def test_link_prediction_filters_training_ancestors():
+    test, train = CHAIN[[2]], CHAIN[[0, 1, 3]]  # hold out c -> a
+    # c's candidates: a (positive) and d; b is a known ancestor, not a negative
+    assert link_prediction(D, test, train) == {"mean_rank": 2.0, "map": 0.5}
+    assert link_prediction(D, test, np.empty((0, 2), dtype=int)) == {"mean_rank": 3.0, "map": pytest.approx(1 / 3)}
+
+
+def test_reconstruction_matches_the_reference_loop_with_sklearn():
+    rng = np.random.default_rng(0)
+    n = 30
+    edges = np.array(sorted({(a, b) for a, b in rng.integers(0, n, (120, 2)).tolist() if a != b}))
+    dist = rng.random((n, n))
+    ranks, aps = [], []
+    for u in np.unique(edges[:, 0]):
+        ancestors = edges[edges[:, 0] == u, 1]
+        others = np.setdiff1d(np.arange(n), np.append(ancestors, u))
+        ranks += [1 + (dist[u, others] < dist[u, v]).sum() for v in ancestors]
+        keep = np.arange(n) != u
+        aps.append(average_precision_score(np.isin(np.arange(n), ancestors)[keep], -dist[u, keep]))
+    metrics = reconstruction(lambda u: dist[u], edges, n_nodes=n, chunk=7)
+    assert metrics["mean_rank"] == pytest.approx(np.mean(ranks)) and metrics["map"] == pytest.approx(np.mean(aps))
+
+
+def test_a_constant_embedding_ranks_like_chance():
+    metrics = reconstruction(np.zeros((4, 4)), CHAIN)
+    # b: a among {a, c, d} -> 1 + 2/2; c: each of b, a against d -> 1.5; d: a among {a, b, c} -> 2
+    assert metrics["mean_rank"] == pytest.approx((2 + 1.5 + 1.5 + 2) / 4)
+    assert metrics["map"] == pytest.approx((1 / 3 + 2 / 3 + 1 / 3) / 3)
+
+
+def test_norm_order_statistics():
+    assert spearman_norm_depth(np.array([0.1, 0.5, 0.6, 0.9]), np.array([0, 1, 2, 3])) == pytest.approx(1.0)
+    assert spearman_norm_depth(np.array([0.9, 0.5]), np.array([0, 1])) == pytest.approx(-1.0)
+    chains = [[0.1, 0.2, 0.3, 0.4], [0.1, 0.3, 0.2, 0.4], [0.5, 0.5, 0.5, 0.5]]  # tau 1, 2/3, undefined -> 0
+    assert kendall_levels(chains) == pytest.approx((1 + 2 / 3 + 0) / 3)
+    assert kendall_levels(np.array([[0.4, 0.3, 0.2, 0.1]])) == pytest.approx(-1.0)
