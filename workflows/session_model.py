@@ -52,15 +52,16 @@ class SessionModel(mlflow.pyfunc.PythonModel):
         assert self.encoder is not None and self.calibration is not None
         columns = set(model_input.columns)
         if {"query_a", "query_b"} <= columns:
-            scores = pair_scores(self.encoder, _texts(model_input["query_a"]), _texts(model_input["query_b"]))
+            scores = pair_scores(self.encoder, texts_of(model_input["query_a"]), texts_of(model_input["query_b"]))
             return pd.DataFrame({"p_same": self.calibration(scores), "score": scores})
         if "query" in columns:
-            vectors = self.encoder.encode(_texts(model_input["query"]))
+            vectors = self.encoder.encode(texts_of(model_input["query"]))
             return pd.DataFrame({"embedding": list(vectors)})
         raise ValueError("give columns query_a and query_b (-> p_same), or query (-> embedding)")
 
 
-def _texts(column: pd.Series) -> list[str]:
+def texts_of(column: pd.Series) -> list[str]:
+    """A text column as strings, missing values as empty texts."""
     return ["" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v) for v in column]
 
 

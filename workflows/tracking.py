@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import mlflow
 from mlflow.tracking import MlflowClient
@@ -38,6 +41,19 @@ def use_store() -> MlflowClient:
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     return MlflowClient(uri)
+
+
+@contextmanager
+def training_run(experiment: str, job: str, params: Mapping[str, Any], run_name: str | None = None) -> Iterator[str]:
+    """An MLflow run of `experiment` with `params` logged, active in the driver; yields its id.
+
+    The run ends FINISHED, or FAILED when the block raises.
+    """
+    use_store()
+    mlflow.set_experiment(experiment)
+    with mlflow.start_run(run_name=run_name, tags={"sessionflow.job": job}) as run:
+        mlflow.log_params(dict(params))
+        yield run.info.run_id
 
 
 def pip_requirements() -> list[str]:
