@@ -11,8 +11,10 @@ same session or a break. The methods (`SegmentConfig.method`):
   3-grams occur in the session's queries), whatever the gap;
 - `cascade` (after Hagen et al. 2013): a gap up to `join_within_s` joins (the same
   time stamp: several clicks on one query), a gap over `break_after_minutes` breaks,
-  and in between the lexical evidence decides, or a `PairScorer` when one is given
-  (the learned session model);
+  and in between the lexical evidence decides; with a `PairScorer` (the learned
+  session model), a pair that lexical evidence would break is joined when the
+  scorer's same-session probability is at least `min_p_same` (a further stage of the
+  cascade: the model sees only the cases the cheap evidence leaves open);
 - `learned`: a break when the scorer's same-session probability is below
   `min_p_same`, whatever the gap.
 
@@ -166,12 +168,12 @@ def _breaks(df: pl.DataFrame, cfg: SegmentConfig, scorer: PairScorer | None, lex
         long_gap = gap > cfg.break_after_minutes * 60
         middle = ~first & ~long_gap & (gap > cfg.join_within_s)
         decided_break = first | long_gap
-    if cfg.method == "cascade" and scorer is not None:
-        return decided_break | (middle & ~_scored_same(df, middle, scorer, cfg.min_p_same))
     lexicon = lexicon or Lexicon(df["query"])
     rows = np.flatnonzero(middle)
     close = np.zeros(len(df), dtype=bool)
     close[rows] = lexicon.close(lexicon.text_id[rows - 1], lexicon.text_id[rows], cfg.closeness)
+    if cfg.method == "cascade" and scorer is not None:  # the model decides what lexical evidence would break
+        close |= _scored_same(df, middle & ~close, scorer, cfg.min_p_same)
     breaks = decided_break | (middle & ~close)
     return breaks & ~_close_to_session_so_far(lexicon, breaks, np.flatnonzero(breaks & middle), cfg)
 

@@ -73,19 +73,24 @@ def test_the_session_so_far_keeps_a_query_its_predecessor_does_not_explain():
     assert sessions_of(without) == ["u/0", "u/0", "u/1"]
 
 
-def test_a_pair_scorer_takes_the_middle_of_the_cascade_and_all_of_learned():
+def test_a_pair_scorer_decides_what_the_cascade_would_break_and_all_of_learned():
     calls = []
 
     def same_first_letter(a: pl.Series, b: pl.Series) -> np.ndarray:
         calls.append(len(a))
         return (a.str.slice(0, 1) == b.str.slice(0, 1)).to_numpy().astype(float)
 
-    events = log(("u", 0, "apple"), ("u", 5, "avocado"), ("u", 6, "banana"), ("u", 500, "berry"))
+    events = log(
+        ("u", 0, "apple"), ("u", 5, "avocado"), ("u", 6, "banana"), ("u", 20, "bramble"),
+        ("u", 25, "wild bramble"), ("u", 500, "wild"),
+    )  # fmt: skip
     cascade = segment(events, SegmentConfig(), scorer=same_first_letter)
     learned = segment(events, SegmentConfig(method="learned"), scorer=same_first_letter)
-    assert sessions_of(cascade) == ["u/0", "u/0", "u/1", "u/2"]  # the long gap breaks before scoring
-    assert sessions_of(learned) == ["u/0", "u/0", "u/1", "u/1"]
-    assert calls == [2, 3]
+    # the scorer joins apple/avocado and banana/bramble, which lexical evidence would break; the
+    # lexically close bramble/wild bramble is joined without asking it; the long gap breaks first
+    assert sessions_of(cascade) == ["u/0", "u/0", "u/1", "u/1", "u/1", "u/2"]
+    assert sessions_of(learned) == ["u/0", "u/0", "u/1", "u/1", "u/2", "u/2"]
+    assert calls == [3, 5]
     with pytest.raises(ValueError, match="needs a session model"):
         segment(events, SegmentConfig(method="learned"))
 
