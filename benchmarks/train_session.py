@@ -55,8 +55,8 @@ def peer_pairs_per_s(examples: pl.DataFrame, model: str, batch: int, steps: int,
         start = time.perf_counter()
         features = []
         for column in ("anchor", "positive", "negative"):
-            tokens = st.tokenize(rows[column].to_list())
-            features.append({k: v.to(device) for k, v in tokens.items()})
+            tokens = getattr(st, "preprocess", st.tokenize)(rows[column].to_list())  # `tokenize` before v6
+            features.append({k: v.to(device) for k, v in tokens.items() if isinstance(v, torch.Tensor)})
         with torch.autocast(device, dtype=torch.bfloat16, enabled=gpu):
             loss = loss_fn(features, None)
         optimizer.zero_grad(set_to_none=True)

@@ -1,0 +1,57 @@
+"""HierarCaps: chains as a closure, train rows apart from test images, the norm baseline."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+from hierarchies.hierarcaps import EXPANDED_FILE, TEST_FILE, chains_hierarchy, read_test_chains, train_hierarchy
+
+DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "hierarcaps"
+
+
+def test_a_chain_gives_every_caption_its_higher_captions_as_ancestors():
+    h = chains_hierarchy(np.array([["animal", "dog", "a small dog", "a small dog on grass"],
+                                   ["animal", "cat", "a cat", "a cat asleep"]]))  # fmt: skip
+    by_name = {(h.names[c], h.names[a]) for c, a in h.edges}
+    assert ("a small dog on grass", "animal") in by_name and ("dog", "animal") in by_name
+    assert ("animal", "dog") not in by_name and ("cat", "dog") not in by_name
+    assert h.n_nodes == 7 and h.n_edges == 12  # 6 pairs per chain; "animal" is one node of both
+    assert dict(zip(h.names, h.depth, strict=True))["animal"] == 0
+    assert dict(zip(h.names, h.depth, strict=True))["a cat asleep"] == 3
+    direct = {(h.names[c], h.names[a]) for (c, a), d in zip(h.edges, h.direct, strict=True) if d}
+    assert direct == {("dog", "animal"), ("a small dog", "dog"), ("a small dog on grass", "a small dog"),
+                      ("cat", "animal"), ("a cat", "cat"), ("a cat asleep", "a cat")}  # fmt: skip
+
+
+def test_training_never_sees_a_test_image(tmp_path):
+    pl.DataFrame({"id": [0], "captions": ["a => b => c => d"], "image_url": ["img0"]}).write_csv(tmp_path / TEST_FILE)
+    expanded = pl.DataFrame(
+        {"positive": ["a => b => c => d", "e => f => g => h"], "negative": ["x => y => z => w"] * 2,
+         "image_url": ["img0", "img1"]}
+    ).write_csv()  # fmt: skip
+    (tmp_path / EXPANDED_FILE).write_bytes(gzip.compress(expanded.encode()))
+    h = train_hierarchy(tmp_path)
+    assert sorted(h.names) == ["e", "f", "g", "h"]
+    assert read_test_chains(tmp_path).tolist() == [["a", "b", "c", "d"]]
+
+
+def test_bad_chains_are_refused(tmp_path):
+    pl.DataFrame({"id": [0], "captions": ["a => b => c"], "image_url": ["i"]}).write_csv(tmp_path / TEST_FILE)
+    with pytest.raises(ValueError, match="without 4 levels"):
+        read_test_chains(tmp_path)
+
+
+@pytest.mark.skipif(not DATA.exists(), reason="../shared/data/hierarcaps is not here")
+def test_the_real_files():
+    chains = read_test_chains(DATA)
+    h = train_hierarchy(DATA)
+    assert chains.shape == (1000, 4)
+    # the test images' most specific captions are unseen, but for a few stock COCO captions
+    # that other images share word for word ("A man riding a surfboard on a wave in the ocean.")
+    assert len(set(chains[:, 3]) & set(h.names)) < 20
+    assert h.n_nodes > 40_000 and np.bincount(h.depth).tolist()[0] > 1000
