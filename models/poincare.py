@@ -140,7 +140,8 @@ class NegativeSampler:
             return np.searchsorted(self.cdf, self.rng.random(shape), side="right").clip(max=self.n - 1)
         return self.rng.integers(0, self.n, shape)
 
-    def _bad(self, u: np.ndarray, t: np.ndarray) -> np.ndarray:
+    def excluded(self, u: np.ndarray, t: np.ndarray) -> np.ndarray:
+        """(B, k) True where t[i, j] is u[i] itself or one of its ancestors: never a negative of u[i]."""
         code = u[:, None] * self.n + t
         at = np.searchsorted(self.keys, code).clip(max=max(len(self.keys) - 1, 0))
         hit = self.keys[at] == code if len(self.keys) else np.zeros(code.shape, dtype=bool)
@@ -149,13 +150,27 @@ class NegativeSampler:
     def __call__(self, u: np.ndarray, k: int, by_frequency: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """(negatives (B, k), valid (B, k)) for the children `u` (B,)."""
         t = self._draw((len(u), k), by_frequency)
-        bad = self._bad(u, t)
+        bad = self.excluded(u, t)
         for _ in range(self.rounds):
             if not bad.any():
                 break
             t[bad] = self._draw((int(bad.sum()),), by_frequency)
-            bad = self._bad(u, t)
+            bad = self.excluded(u, t)
         return t, ~bad
+
+
+def lookup_loss(model: LookupEmbedding, batch: np.ndarray, neg: np.ndarray, valid: np.ndarray, margin: float = 1.0):
+    """The loss of (child, ancestor) pairs `batch` (B, 2) against negatives `neg` (B, K) where `valid`:
+    the distance softmax, or the max-margin loss of order embeddings. `model` may be a DDP wrapper."""
+    table = getattr(model, "module", model)
+    device = table.weight.device
+    u = model(torch.from_numpy(batch[:, :1]).to(device))  # (B, 1, dim)
+    v = model(torch.from_numpy(np.concatenate([batch[:, 1:], neg], axis=1)).to(device))  # (B, 1 + K, dim)
+    d = table.distance(u, v)  # (B, 1 + K)
+    valid_t = torch.from_numpy(valid).to(device)
+    if table.kind == "order":
+        return order_margin_loss(d[:, 0], d[:, 1:], valid_t, margin)
+    return distance_softmax_loss(d[:, 0], d[:, 1:], valid_t)
 
 
 @dataclass(frozen=True)
@@ -226,14 +241,7 @@ def train_lookup(
         for start in range(0, h.n_edges, batch_size):
             batch = h.edges[order[start : start + batch_size]]  # (B, 2) child, ancestor
             neg, valid = sampler(batch[:, 0], negatives, by_frequency=warm)  # (B, K)
-            u = model(torch.from_numpy(batch[:, :1]))  # (B, 1, dim)
-            v = model(torch.from_numpy(np.concatenate([batch[:, 1:], neg], axis=1)))  # (B, 1 + K, dim)
-            d = model.distance(u, v)  # (B, 1 + K)
-            valid = torch.from_numpy(valid)
-            if manifold == "order":
-                loss = order_margin_loss(d[:, 0], d[:, 1:], valid, margin)
-            else:
-                loss = distance_softmax_loss(d[:, 0], d[:, 1:], valid)
+            loss = lookup_loss(model, batch, neg, valid, margin)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()  # retraction on the ball ends with a projection inside it

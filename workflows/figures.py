@@ -27,3 +27,23 @@ def roc_figure(labels: np.ndarray, scores: Mapping[str, np.ndarray], title: str,
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def poincare_disk(points: np.ndarray, labels: np.ndarray, depth: np.ndarray, title: str, path: Path,
+                  max_labels: int = 60) -> Path:  # fmt: skip
+    """2-d points in the unit disk, coloured by depth; the shallowest nodes labelled."""
+    if points.shape[1] != 2:
+        raise ValueError(f"a disk plot needs 2-d points, got {points.shape[1]}-d")
+    fig, ax = plt.subplots(figsize=(9, 9))
+    ax.add_patch(plt.Circle((0, 0), 1.0, fill=False, color="grey", linewidth=1))
+    dots = ax.scatter(points[:, 0], points[:, 1], c=depth, cmap="viridis", s=6, alpha=0.8)
+    for i in np.argsort(depth, kind="stable")[:max_labels]:
+        ax.annotate(str(labels[i]).split(",")[0], points[i], fontsize=6, alpha=0.9)
+    fig.colorbar(dots, ax=ax, shrink=0.7, label="depth")
+    ax.set(xlim=(-1.02, 1.02), ylim=(-1.02, 1.02), aspect="equal", title=title)
+    ax.axis("off")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+    return path

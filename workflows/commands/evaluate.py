@@ -176,3 +176,43 @@ def pairs(
         for a, b, label, p in frame.iter_rows():
             t.add_row(a, b, str(label), f"{p:.3f}")
         out.print(t)
+
+
+@app.command()
+def hierarchy(
+    model: Annotated[
+        str, typer.Option(help="models:/hierarchy-model@champion, models:/NAME/VERSION, runs:/RUN_ID or a run id.")
+    ],
+    data: Annotated[
+        str | None, typer.Option(help="wordnet-mammals, wordnet-nouns or hierarcaps:DIR [the model's].")
+    ] = None,
+    holdout: Annotated[str | None, typer.Option(help="none, edges or nodes [the model's].")] = None,
+    holdout_share: Annotated[float | None, typer.Option(help="Share held out [the model's].")] = None,
+    max_eval_nodes: Annotated[int | None, typer.Option(help="Rank the ancestors of at most this many nodes.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as one JSON object.")] = False,
+) -> None:
+    """Reconstruction and link prediction of a hierarchy model (Nickel & Kiela 2017).
+
+    map / mean_rank: each node's ancestors ranked among its non-ancestors by
+    distance, on the training pairs; link_map / link_mean_rank: the held-out pairs
+    among non-ancestors, training ancestors filtered out; spearman_norm_depth: norm
+    against WordNet depth; kendall_tau (HierarCaps): norm order against level order
+    of the test hierarchies. The data and held-out split default to the model's own.
+    """
+    from workflows.hierarchy_eval import evaluate_hierarchy
+
+    try:
+        metrics, cfg = evaluate_hierarchy(
+            model, data=data, holdout=holdout, holdout_share=holdout_share, max_eval_nodes=max_eval_nodes
+        )
+    except (ValueError, FileNotFoundError) as err:
+        raise fail(str(err)) from None
+    if as_json:
+        print(json.dumps(metrics))
+        return
+    table = Table(title=f"{model}: {cfg.data}, holdout {cfg.holdout}")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key, value in metrics.items():
+        table.add_row(key, f"{value:.4f}")
+    out.print(table)

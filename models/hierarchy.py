@@ -1,0 +1,156 @@
+"""The hierarchy text model: text -> a point of the Poincaré ball (or of R^d).
+
+    encoder (mean-pooled transformer) -> linear -> learned scale -> expmap0 on
+    geoopt.PoincareBall(c) [-> Möbius linear layers]
+
+`manifold="euclidean"` stops after the scale: the flat twin, for comparison.
+
+The distance from the origin says how specific a text is (general texts near the
+origin); distances between points hold the hierarchy. The head after the encoder
+runs in float64: in float32 geoopt keeps points 4e-3 away from the boundary, which
+flattens everything deeper than a tangent norm of about 3. Tangent vectors are
+clipped to `max_tangent_norm` before `expmap0`, and points are projected back into
+the ball after every Möbius layer, so no NaN can come out.
+
+Training (`hierarchy_loss`) uses the ranking loss of Nickel & Kiela 2017 (each child
+nearer its ancestor than to non-ancestors; `models.poincare.distance_softmax_loss`)
+plus a norm-order term: an ancestor should lie nearer the origin than its child by
+`margin`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import geoopt
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from models.encoder import TextEncoder, load_encoder
+from models.poincare import distance_softmax_loss
+
+
+class MobiusLinear(nn.Module):
+    """A hyperbolic linear layer: x -> (W ⊗ x) ⊕ b on the ball (Ganea et al. 2018)."""
+
+    def __init__(self, dim: int, ball: geoopt.PoincareBall) -> None:
+        super().__init__()
+        self.ball = ball
+        self.weight = nn.Parameter(torch.eye(dim, dtype=torch.float64))
+        self.bias = nn.Parameter(torch.zeros(dim, dtype=torch.float64))  # a tangent vector at the origin
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.ball.mobius_matvec(self.weight, x)
+        return self.ball.projx(self.ball.mobius_add(y, self.ball.expmap0(self.bias)))
+
+
+class HierarchyTextModel(nn.Module):
+    """encoder -> linear -> scale -> expmap0 [-> Möbius layers]; `forward` gives float64 points."""
+
+    def __init__(
+        self,
+        encoder: TextEncoder,
+        dim: int,
+        *,
+        manifold: str = "poincare",
+        curvature: float = 1.0,
+        mobius_layers: int = 0,
+        max_tangent_norm: float = 6.0,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        torch.manual_seed(seed)
+        if manifold not in ("poincare", "euclidean"):
+            raise ValueError(f"manifold must be poincare or euclidean, got {manifold!r}")
+        if manifold == "euclidean" and mobius_layers:
+            raise ValueError("Möbius layers live on the ball: manifold euclidean takes none")
+        self.encoder = encoder
+        self.kind, self.dim, self.curvature, self.max_tangent_norm = manifold, dim, curvature, max_tangent_norm
+        self.ball = geoopt.PoincareBall(c=curvature) if manifold == "poincare" else geoopt.Euclidean(ndim=1)
+        self.project = nn.Linear(encoder.dim, dim)
+        self.log_scale = nn.Parameter(torch.zeros(()))
+        self.mobius = nn.ModuleList(MobiusLinear(dim, self.ball) for _ in range(mobius_layers))
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        tangent = (self.project(self.encoder(input_ids, attention_mask)) * self.log_scale.exp()).double()
+        if self.kind == "euclidean":
+            return tangent
+        norm = tangent.norm(dim=-1, keepdim=True).clamp_min(1e-15)
+        tangent = tangent * (self.max_tangent_norm / norm).clamp(max=1.0)
+        x = self.ball.projx(self.ball.expmap0(tangent))
+        for layer in self.mobius:
+            x = layer(x)
+        return x
+
+    def embed(self, texts: Sequence[str]) -> torch.Tensor:
+        """Points of `texts` (one padded batch), with gradients."""
+        tokens = self.encoder.tokenize(texts)
+        device = self.project.weight.device
+        return self(tokens["input_ids"].to(device), tokens["attention_mask"].to(device))
+
+    @torch.no_grad()
+    def points(self, texts: Sequence[str], batch_size: int = 256) -> np.ndarray:
+        """float64 points of `texts`, in order; length-sorted batches."""
+        was_training = self.training
+        self.eval()
+        order = np.argsort([len(t) for t in texts], kind="stable")
+        out = np.empty((len(texts), self.dim), dtype=np.float64)
+        for start in range(0, len(texts), batch_size):
+            rows = order[start : start + batch_size]
+            out[rows] = self.embed([texts[i] for i in rows]).cpu().numpy()
+        self.train(was_training)
+        return out
+
+    def distance(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Geodesic distance over the last dim, broadcasting."""
+        return self.ball.dist(x, y)
+
+    def norm(self, x: torch.Tensor) -> torch.Tensor:
+        """Distance from the origin: the specificity of a text."""
+        return self.ball.dist0(x) if self.kind == "poincare" else x.norm(dim=-1)
+
+    # ---- saving ----
+    def save(self, directory: str | Path) -> Path:
+        directory = Path(directory)
+        self.encoder.save(directory / "encoder")
+        head = {k: v for k, v in self.state_dict().items() if not k.startswith("encoder.")}
+        settings = {"dim": self.dim, "manifold": self.kind, "curvature": self.curvature,
+                    "mobius_layers": len(self.mobius), "max_tangent_norm": self.max_tangent_norm}  # fmt: skip
+        torch.save({"settings": settings, "head": head}, directory / "head.pt")
+        return directory
+
+
+def load_hierarchy_model(directory: str | Path) -> HierarchyTextModel:
+    """A model written by `HierarchyTextModel.save`."""
+    directory = Path(directory)
+    saved = torch.load(directory / "head.pt", weights_only=False)
+    model = HierarchyTextModel(load_encoder(str(directory / "encoder")), **saved["settings"])
+    missing, unexpected = model.load_state_dict(saved["head"], strict=False)
+    if unexpected or any(not key.startswith("encoder.") for key in missing):
+        raise ValueError(f"{directory}: not a hierarchy model ({unexpected or missing})")
+    return model
+
+
+def hierarchy_loss(
+    model: HierarchyTextModel,
+    child: torch.Tensor,
+    ancestor: torch.Tensor,
+    negatives: torch.Tensor,
+    valid: torch.Tensor,
+    norm_weight: float = 0.1,
+    margin: float = 0.1,
+) -> torch.Tensor:
+    """Ranking loss over distances plus the norm order.
+
+    child, ancestor: (B, d) points of the edges (child -> ancestor); negatives: (K, d)
+    points shared by the batch; valid: (B, K) False where a negative is the child
+    itself or one of its ancestors (never a negative).
+    """
+    d_pos = model.distance(child, ancestor)
+    d_neg = model.distance(child[:, None, :], negatives[None, :, :])
+    ranking = distance_softmax_loss(d_pos, d_neg, valid)
+    order = F.relu(model.norm(ancestor) - model.norm(child) + margin).mean()
+    return ranking + norm_weight * order

@@ -1,0 +1,63 @@
+"""The hierarchy text model: points inside the ball in float64, no NaN at any scale,
+saved and loaded whole, and a loss that orders ancestors nearer the origin."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from models.encoder import load_encoder
+from models.hierarchy import HierarchyTextModel, hierarchy_loss, load_hierarchy_model
+
+TEXTS = ["mammal", "dog", "toy poodle", "cat", "persian cat"]
+
+
+@pytest.fixture
+def model() -> HierarchyTextModel:
+    return HierarchyTextModel(load_encoder("tiny", seed=1), dim=3, mobius_layers=1, seed=1)
+
+
+def test_points_lie_inside_the_ball_even_for_a_huge_scale(model):
+    with torch.no_grad():
+        model.log_scale.fill_(30.0)  # tangent norms ~1e13 before clipping
+    points = model.points(TEXTS)
+    assert points.dtype == np.float64 and np.isfinite(points).all()
+    assert (np.linalg.norm(points, axis=1) < 1).all()
+    loss = hierarchy_loss(model, *_batch(model))
+    loss.backward()
+    assert torch.isfinite(loss) and all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+
+def test_save_and_load_give_the_same_points(model, tmp_path):
+    again = load_hierarchy_model(model.save(tmp_path / "m"))
+    assert again.kind == "poincare" and len(again.mobius) == 1
+    assert np.allclose(again.points(TEXTS), model.points(TEXTS))
+
+
+def test_a_few_steps_put_ancestors_nearer_the_origin_than_children(model):
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(30):
+        optimizer.zero_grad()
+        hierarchy_loss(model, *_batch(model), norm_weight=1.0).backward()
+        optimizer.step()
+    norms = model.norm(torch.from_numpy(model.points(TEXTS))).numpy()
+    assert norms[0] < norms[1] < norms[2] and norms[3] < norms[4]  # mammal < dog < toy poodle; cat < persian
+
+
+def test_the_euclidean_twin_has_no_mobius_layers():
+    encoder = load_encoder("tiny", seed=1)
+    flat = HierarchyTextModel(encoder, dim=3, manifold="euclidean")
+    assert flat.points(TEXTS).shape == (5, 3)
+    with pytest.raises(ValueError, match="Möbius"):
+        HierarchyTextModel(encoder, dim=3, manifold="euclidean", mobius_layers=1)
+
+
+def _batch(model):
+    """Edges dog->mammal, toy poodle->dog, toy poodle->mammal, persian cat->cat, cat->mammal;
+    every node a negative, except a child itself and its ancestors."""
+    points = model.embed(TEXTS)
+    child, ancestor = torch.tensor([1, 2, 2, 4, 3]), torch.tensor([0, 1, 0, 3, 0])
+    ancestors = {1: {0}, 2: {0, 1}, 4: {3, 0}, 3: {0}}
+    valid = torch.tensor([[k != int(c) and k not in ancestors[int(c)] for k in range(5)] for c in child])
+    return points[child], points[ancestor], points, valid
