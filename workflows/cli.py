@@ -7,6 +7,8 @@
     sessionflow mine out/sessions --output out/pairs
     sessionflow train session --pairs out/pairs --model minilm-local --workers 2
     sessionflow evaluate pairs --model models:/session-model@champion --pairs out/pairs
+    sessionflow train hierarchy --data wordnet-mammals --model minilm-local --dim 10
+    sessionflow evaluate hierarchy --model models:/hierarchy-model@champion --json
 
 Each command lives in `workflows/commands/`; heavy imports happen inside them, so
 `--help` stays fast.
