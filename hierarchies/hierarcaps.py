@@ -7,7 +7,10 @@ hierarchies) and `hierarcaps_test_expanded.csv.gz` (`positive, negative, image_u
 5,000 images, chains in the format of the HierarCaps train file). Training uses the
 positive chains of the expanded file whose image is not a test image; evaluation the
 test file. A caption is a node; each caption's ancestors are the captions above it in
-any chain; its depth is the highest level (0 = most general) it appears at.
+any chain it is part of (not closed across chains on purpose: a generic caption such
+as "man" sits in thousands of chains, and closing through it would make every chain's
+top an ancestor of unrelated images' captions); its depth is the highest level
+(0 = most general) it appears at.
 """
 
 from __future__ import annotations

@@ -126,7 +126,7 @@ class HierarchyTextModel(nn.Module):
 def load_hierarchy_model(directory: str | Path) -> HierarchyTextModel:
     """A model written by `HierarchyTextModel.save`."""
     directory = Path(directory)
-    saved = torch.load(directory / "head.pt", weights_only=False)
+    saved = torch.load(directory / "head.pt", map_location="cpu", weights_only=False)
     model = HierarchyTextModel(load_encoder(str(directory / "encoder")), **saved["settings"])
     missing, unexpected = model.load_state_dict(saved["head"], strict=False)
     if unexpected or any(not key.startswith("encoder.") for key in missing):

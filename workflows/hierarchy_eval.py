@@ -21,6 +21,8 @@ def run_of(uri: str) -> str:
     from workflows.tracking import use_store
 
     client = use_store()
+    if uri.startswith("models:/m-"):  # a logged model (MLflow 3)
+        return mlflow.get_logged_model(uri.removeprefix("models:/")).source_run_id
     if uri.startswith("models:/"):
         name, _, ref = uri.removeprefix("models:/").partition("@")
         if ref:

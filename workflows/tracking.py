@@ -69,15 +69,18 @@ def pip_requirements() -> list[str]:
     return pins
 
 
-def promote_if_best(client: MlflowClient, name: str, version: str, metric: str) -> bool:
+def promote_if_best(client: MlflowClient, name: str, version: str, metric: str, same: tuple[str, ...] = ()) -> bool:
     """Give `version` the champion alias when its run's `metric` beats the champion's
-    (or there is none); True when it did."""
+    (or there is none); True when it did. Runs whose params `same` differ from the
+    champion's (other data, say) are not comparable: the alias stays."""
     mine = _metric_of(client, name, version, metric)
     try:
         current = client.get_model_version_by_alias(name, CHAMPION)
     except mlflow.exceptions.MlflowException:
         current = None
     if current is not None and str(current.version) != str(version):
+        if any(_param_of(client, name, current.version, p) != _param_of(client, name, version, p) for p in same):
+            return False
         theirs = _metric_of(client, name, current.version, metric)
         if not math.isnan(theirs) and not mine > theirs:
             return False
@@ -95,3 +98,8 @@ def _metric_of(client: MlflowClient, name: str, version: str, metric: str) -> fl
     run_id = client.get_model_version(name, version).run_id
     value = client.get_run(run_id).data.metrics.get(metric) if run_id else None
     return float("nan") if value is None else float(value)
+
+
+def _param_of(client: MlflowClient, name: str, version: str, param: str) -> str | None:
+    run_id = client.get_model_version(name, version).run_id
+    return client.get_run(run_id).data.params.get(param) if run_id else None

@@ -128,19 +128,22 @@ def _wordnet_split(cfg: HierarchyTrainConfig) -> Split:
     return split_edges(h, 0.0, cfg.seed)
 
 
-def evaluate_points(points: np.ndarray, distance, split: Split, max_nodes: int, seed: int = 0) -> dict[str, float]:
+def evaluate_points(
+    points: np.ndarray, distance, split: Split, max_nodes: int, seed: int = 0, device: Any = "cpu"
+) -> dict[str, float]:
     """Reconstruction (training pairs), link prediction (held-out pairs) and Spearman(norm, depth).
 
     `points` (n, d) are the points of every node of `split.full`; `distance(x, y)` the
     model's distance over torch tensors; reconstruction ranks the ancestors of
-    at most `max_nodes` children (a seeded sample), each among all nodes.
+    at most `max_nodes` children (a seeded sample), each among all nodes; `device`: the
+    model's (a ball's curvature is a parameter, on the GPU with the model).
     """
     import torch
 
     from hierarchies.metrics import link_prediction, reconstruction, spearman_norm_depth
     from models.poincare import distances
 
-    table = _Points(torch.from_numpy(points), distance)
+    table = _Points(torch.from_numpy(points).to(device), distance)
     train_edges = split.train_edges()
     children = np.unique(train_edges[:, 0])
     if len(children) > max_nodes:
@@ -164,7 +167,8 @@ def evaluate_model(module, data: HierarchyData, cfg: HierarchyTrainConfig, rank:
     from hierarchies.metrics import kendall_levels
 
     points = node_points(module, data.split.full.texts, rank, size)
-    metrics = evaluate_points(points, module.distance, data.split, cfg.max_eval_nodes, cfg.seed)
+    device = next(module.parameters()).device
+    metrics = evaluate_points(points, module.distance, data.split, cfg.max_eval_nodes, cfg.seed, device)
     if data.chains is not None:
         norms = np.linalg.norm(node_points(module, data.chains.ravel(), rank, size), axis=1)
         metrics["kendall_tau"] = kendall_levels(norms.reshape(data.chains.shape))
@@ -224,7 +228,7 @@ class HierarchyTask(TrainTask):
         if self.cfg.lookup:
             model = LookupEmbedding(self.split.full.n_nodes, self.cfg.dim, self.cfg.manifold, seed=self.cfg.seed)
             if resume:
-                model.load_state_dict(torch.load(resume / "table.pt", weights_only=True))
+                model.load_state_dict(torch.load(resume / "table.pt", map_location="cpu", weights_only=True))
             return model.to(device)
         from models.encoder import load_encoder
         from models.hierarchy import HierarchyTextModel, load_hierarchy_model
@@ -263,11 +267,13 @@ class HierarchyTask(TrainTask):
         from models.poincare import lookup_loss
 
         cfg, batch = self.cfg, self.edges[rows]
+        self.sampler.rng = np.random.default_rng([cfg.seed, self.rank, step])  # the same draws after a resume
         burnin = step < cfg.burnin_epochs * self.steps_per_epoch
         if cfg.lookup:
             negatives, valid = self.sampler(batch[:, 0], cfg.negatives, by_frequency=burnin)
             return lookup_loss(model, batch, negatives, valid, margin=1.0)
-        negatives = self.sampler.rng.integers(0, self.split.full.n_nodes, cfg.negatives)
+        # training nodes only: a held-out node's text is never seen, not even as a negative
+        negatives = self.split.nodes[self.sampler.rng.integers(0, len(self.split.nodes), cfg.negatives)]
         valid = ~self.sampler.excluded(batch[:, 0], np.broadcast_to(negatives, (len(batch), cfg.negatives)))
         nodes, where = np.unique(np.concatenate([batch[:, 0], batch[:, 1], negatives]), return_inverse=True)
         tokens = module.encoder.tokenize(self.split.full.texts[nodes].tolist())
@@ -349,7 +355,7 @@ def load_model(directory: Path, cfg: HierarchyTrainConfig, n_nodes: int) -> Any:
     if not cfg.lookup:
         return load_hierarchy_model(directory)
     table = LookupEmbedding(n_nodes, cfg.dim, cfg.manifold)
-    table.load_state_dict(torch.load(directory / "table.pt", weights_only=True))
+    table.load_state_dict(torch.load(directory / "table.pt", map_location="cpu", weights_only=True))
     return table
 
 
@@ -384,5 +390,5 @@ def _finish(directory: Path, state: dict, last: int, data: HierarchyData, cfg, r
     if register:
         version = mlflow.register_model(model_uri, NAME).version
         registered = f"models:/{NAME}/{version}"
-        champion = promote_if_best(use_store(), NAME, str(version), "map")
+        champion = promote_if_best(use_store(), NAME, str(version), "map", same=("data", "holdout"))
     return HierarchyOutcome(run_id, f"runs:/{run_id}/model", registered, champion, metrics, figures)

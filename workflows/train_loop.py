@@ -122,6 +122,8 @@ def train_loop_per_worker(config: dict) -> None:
 
     per_step = size * cfg.batch_size
     steps_per_epoch = task.examples // per_step
+    if steps_per_epoch == 0:
+        raise ValueError(f"{task.examples} training examples: fewer than one global batch ({per_step})")
     total = min(cfg.max_steps or steps_per_epoch * cfg.epochs, steps_per_epoch * cfg.epochs)
 
     state, resume = LoopState(), None
