@@ -220,11 +220,8 @@ class HierarchyTask(TrainTask):
 
         from models.poincare import LookupEmbedding, NegativeSampler
 
-        rank = ray.train.get_context().get_world_rank()
-        self.device = device
-        self.sampler = NegativeSampler(
-            self.edges, self.split.full.n_nodes, np.random.default_rng([self.cfg.seed, rank])
-        )
+        self.rank = ray.train.get_context().get_world_rank()
+        self.sampler = NegativeSampler(self.edges, self.split.full.n_nodes, np.random.default_rng(self.cfg.seed))
         if self.cfg.lookup:
             model = LookupEmbedding(self.split.full.n_nodes, self.cfg.dim, self.cfg.manifold, seed=self.cfg.seed)
             if resume:
