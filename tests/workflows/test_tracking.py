@@ -15,10 +15,8 @@ def _version(client: MlflowClient, data: str, value: float) -> str:
     return str(client.create_model_version("m", f"runs:/{run.info.run_id}/model", run.info.run_id).version)
 
 
-def test_champion_moves_to_a_better_model_on_the_same_data_only(tmp_path):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    mlflow.set_tracking_uri(uri)
-    client = MlflowClient(uri)
+def test_champion_moves_to_a_better_model_on_the_same_data_only(store):
+    client = store
     client.create_registered_model("m")
     first = _version(client, "mammals", 0.5)
     assert promote_if_best(client, "m", first, "map", same=("data",))

@@ -9,7 +9,6 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
-from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
 
 from workflows.cli import app
@@ -17,14 +16,6 @@ from workflows.train_hierarchy import HierarchyTrainConfig, train_hierarchy
 
 pytestmark = pytest.mark.slow
 runner = CliRunner()
-
-
-@pytest.fixture
-def store(tmp_path, monkeypatch) -> MlflowClient:
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    mlflow.set_tracking_uri(uri)
-    return MlflowClient(uri)
 
 
 def test_lookup_poincare_on_two_workers_reconstructs_the_mammals(store, tmp_path):

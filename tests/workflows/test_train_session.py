@@ -42,14 +42,6 @@ def pairs_dir(tmp_path_factory, wordnet_taxonomy) -> Path:
     return tmp / "pairs"
 
 
-@pytest.fixture
-def store(tmp_path, monkeypatch) -> MlflowClient:
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    mlflow.set_tracking_uri(uri)
-    return MlflowClient(uri)
-
-
 def tiny(**changes) -> SessionTrainConfig:
     base = dict(model="tiny", batch_size=16, lr=1e-3, max_steps=20, eval_every=10, max_val_pairs=300, workers=2)
     return SessionTrainConfig(**{**base, **changes})
