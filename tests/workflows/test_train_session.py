@@ -79,10 +79,11 @@ def test_two_workers_train_log_register_and_serve(pairs_dir, store, tmp_path):
 
 
 def _ray_train_workers() -> list[psutil.Process]:
+    """This test's Ray Train workers: descendants of this process (the local Ray it started)."""
     found = []
-    for p in psutil.process_iter(["cmdline"]):
+    for p in psutil.Process().children(recursive=True):
         try:
-            if any("RayTrainWorker" in part for part in p.info["cmdline"] or []):
+            if any("RayTrainWorker" in part for part in p.cmdline()):
                 found.append(p)
         except psutil.Error:
             continue
