@@ -129,7 +129,8 @@ def hierarchy(
     MLflow (on HierarCaps also Kendall's tau of norm against level on its test
     hierarchies, next to the pretrained encoder's norm); at --dim 2 a Poincaré-disk
     plot too. Text models are registered as
-    `hierarchy-model`, `champion` on the best reconstruction MAP.
+    `hierarchy-model`; `champion` goes to the best reconstruction MAP among runs on
+    the same data and held-out split.
     """
     from workflows.train_hierarchy import EXPERIMENT, HierarchyTrainConfig, train_hierarchy
 
