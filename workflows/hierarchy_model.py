@@ -43,9 +43,8 @@ class HierarchyModel(mlflow.pyfunc.PythonModel):
         return pd.DataFrame({"point": list(points), "norm": norms})
 
 
-def log_hierarchy_model(model_dir: Path, base_model: str, work: Path) -> str:
+def log_hierarchy_model(model_dir: Path, base_model: str) -> str:
     """Log the pyfunc to the active run; its model URI (`models:/m-...`)."""
-    work.mkdir(parents=True, exist_ok=True)
     info = mlflow.pyfunc.log_model(
         name="model",
         python_model=HierarchyModel(),

@@ -88,6 +88,13 @@ def promote_if_best(client: MlflowClient, name: str, version: str, metric: str, 
     return True
 
 
+def register(model_uri: str, name: str, metric: str, same: tuple[str, ...] = ()) -> tuple[str, bool]:
+    """Register `model_uri` as a new version of `name`: (`models:/NAME/VERSION`, whether it took
+    the champion alias; see `promote_if_best`)."""
+    version = str(mlflow.register_model(model_uri, name).version)
+    return f"models:/{name}/{version}", promote_if_best(use_store(), name, version, metric, same)
+
+
 def promote(client: MlflowClient, name: str, version: str) -> None:
     """Give `version` of `name` the champion alias (whatever its metrics)."""
     client.get_model_version(name, version)  # fails clearly when there is no such version

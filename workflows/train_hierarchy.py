@@ -20,7 +20,6 @@ model is registered as `hierarchy-model` (pyfunc: text -> point, norm) with
 
 from __future__ import annotations
 
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from hierarchies.datasets import Split, split_edges, split_nodes
-from workflows.train_loop import TrainTask, best_checkpoint, fit, merge_shards
+from workflows.train_loop import Trained, TrainTask, merge_shards, train_best
 
 EXPERIMENT = "hierarchy-model"
 DATA = ("wordnet-mammals", "wordnet-nouns", "hierarcaps:PATH")
@@ -326,20 +325,17 @@ def train_hierarchy(
     run_name: str | None = None,
 ) -> HierarchyOutcome:
     """Train, evaluate, log and (text models, optionally) register a hierarchy model."""
-    from workflows.engine import cluster_cpus, ray_runtime
     from workflows.tracking import training_run
 
     data = load_data(cfg)
     split = data.split
     params = {**cfg.to_dict(), "nodes": split.full.n_nodes, "train_edges": len(split.train_edges()),
               "test_edges": len(split.test_edges), "test_nodes": len(split.test_nodes)}  # fmt: skip
-    with training_run(experiment, "train hierarchy", params, run_name) as run_id:
-        with ray_runtime(address):
-            result = fit(HierarchyTask(cfg, data), run_id, "hierarchy-model", storage, cluster_cpus())
-        with tempfile.TemporaryDirectory() as tmp:
-            local, state, _ = best_checkpoint(result, HierarchyTask.monitor, Path(tmp) / "checkpoint")
-            last = int((result.metrics or {}).get("step", state["step"]))
-            return _finish(local / "model", state, last, data, cfg, run_id, register, Path(tmp))
+    with (
+        training_run(experiment, "train hierarchy", params, run_name) as run_id,
+        train_best(HierarchyTask(cfg, data), run_id, "hierarchy-model", storage, address) as trained,
+    ):
+        return _finish(trained, data, cfg, run_id, register)
 
 
 def load_model(directory: Path, cfg: HierarchyTrainConfig, n_nodes: int) -> Any:
@@ -356,19 +352,19 @@ def load_model(directory: Path, cfg: HierarchyTrainConfig, n_nodes: int) -> Any:
     return table
 
 
-def _finish(directory: Path, state: dict, last: int, data: HierarchyData, cfg, run_id: str, register: bool, work: Path):
+def _finish(trained: Trained, data: HierarchyData, cfg, run_id: str, register: bool):
     import mlflow
 
     from workflows.figures import poincare_disk
     from workflows.hierarchy_model import NAME, log_hierarchy_model
-    from workflows.tracking import promote_if_best, use_store
+    from workflows.tracking import register as register_model
 
-    split = data.split
+    split, directory, last = data.split, trained.model, trained.last_step
     model = load_model(directory, cfg, split.full.n_nodes)
     metrics = evaluate_model(model, data, cfg)
     if data.chains is not None:
         metrics["kendall_tau_pretrained_norm"] = pretrained_norm_tau(cfg.model, data.chains, cfg.max_length)
-    metrics |= {"best_step": state["best_step"], "steps": last}
+    metrics |= {"best_step": trained.state["best_step"], "steps": last}
     # at the last step, after the loop's own values: the run shows the logged model's
     mlflow.log_metrics(metrics, step=last)
     mlflow.log_dict(cfg.to_dict(), "config.json")
@@ -376,16 +372,14 @@ def _finish(directory: Path, state: dict, last: int, data: HierarchyData, cfg, r
     if cfg.dim == 2 and cfg.manifold == "poincare":
         title = f"{cfg.data}: {cfg.model}, MAP {metrics['map']:.3f}"
         points, texts = node_points(model, split.full.texts), split.full.texts
-        figure = poincare_disk(points, texts, split.full.depth, title, work / "poincare_disk.png")
+        figure = poincare_disk(points, texts, split.full.depth, title, directory.parent / "poincare_disk.png")
         mlflow.log_artifact(str(figure))
         figures.append(figure.name)
     if cfg.lookup:
         mlflow.log_artifacts(str(directory), "table")
         return HierarchyOutcome(run_id, f"runs:/{run_id}/table", None, False, metrics, figures)
-    model_uri = log_hierarchy_model(directory, cfg.model, work / "model")
-    registered, champion = None, False
-    if register:
-        version = mlflow.register_model(model_uri, NAME).version
-        registered = f"models:/{NAME}/{version}"
-        champion = promote_if_best(use_store(), NAME, str(version), "map", same=("data", "holdout"))
+    model_uri = log_hierarchy_model(directory, cfg.model)
+    registered, champion = (
+        register_model(model_uri, NAME, "map", same=("data", "holdout")) if register else (None, False)
+    )
     return HierarchyOutcome(run_id, f"runs:/{run_id}/model", registered, champion, metrics, figures)

@@ -24,6 +24,8 @@ import math
 import tempfile
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -265,12 +267,32 @@ def fit(task: TrainTask, run_id: str, name: str, storage: str | None, cpus: int)
     return trainer.fit()
 
 
-def best_checkpoint(result, monitor: str, into: Path) -> tuple[Path, dict, str]:
-    """Copy the checkpoint of best `monitor` to `into`: (its directory, its loop state, where it lies)."""
+@dataclass(frozen=True)
+class Trained:
+    """The best checkpoint of a finished run, copied to a local directory."""
+
+    model: Path  # what `TrainTask.save` wrote
+    state: dict  # the loop state saved with it (best_step, ...)
+    last_step: int  # the run's last step (later than the best one after early stopping's patience)
+    where: str  # the checkpoint in Ray Train's storage
+
+
+@contextmanager
+def train_best(task: TrainTask, run_id: str, name: str, storage: str | None, address: str | None) -> Iterator[Trained]:
+    """Fit `task` on Ray (a local runtime, or the cluster at `address`) and yield its best checkpoint by
+    `task.monitor`, in a temporary directory removed afterwards."""
     from pyarrow import fs
 
-    best = result.get_best_checkpoint(metric=monitor, mode="max")
+    from workflows.engine import cluster_cpus, ray_runtime
+
+    with ray_runtime(address):
+        result = fit(task, run_id, name, storage, cluster_cpus())
+    best = result.get_best_checkpoint(metric=task.monitor, mode="max")
     if best is None:
         raise RuntimeError("training reported no checkpoint")
-    fs.copy_files(best.path, str(into), source_filesystem=best.filesystem)
-    return into, json.loads((into / "state.json").read_text()), best.path
+    with tempfile.TemporaryDirectory() as tmp:
+        local = Path(tmp) / "checkpoint"
+        fs.copy_files(best.path, str(local), source_filesystem=best.filesystem)
+        state = json.loads((local / "state.json").read_text())
+        last = int((result.metrics or {}).get("step", state["step"]))
+        yield Trained(local / "model", state, last, best.path)

@@ -23,7 +23,7 @@ import polars as pl
 
 from sessions.io import read_table
 from sessions.pairs import triplets
-from workflows.train_loop import TrainTask, best_checkpoint, fit, merge_shards
+from workflows.train_loop import Trained, TrainTask, merge_shards, train_best
 
 EXPERIMENT = "session-model"
 
@@ -166,20 +166,18 @@ def train_session(
     run_name: str | None = None,
 ) -> TrainOutcome:
     """Train, calibrate, log and (optionally) register a session model; see the module docstring."""
-    from workflows.engine import cluster_cpus, ray_runtime
     from workflows.tracking import training_run
 
     train, val = training_data(pairs_path, cfg)
     params = {**cfg.to_dict(), "pairs": str(pairs_path), "train_examples": train.height, "val_pairs": val.height}
-    with training_run(experiment, "train session", params, run_name) as run_id:
-        with ray_runtime(address):
-            result = fit(SessionTask(cfg, train, val), run_id, "session-model", storage, cluster_cpus())
-        with tempfile.TemporaryDirectory() as tmp:
-            local, state, where = best_checkpoint(result, SessionTask.monitor, Path(tmp) / "checkpoint")
-            return _finish(local, state, where, val, cfg, run_id, register, result.metrics or {})
+    with (
+        training_run(experiment, "train session", params, run_name) as run_id,
+        train_best(SessionTask(cfg, train, val), run_id, "session-model", storage, address) as trained,
+    ):
+        return _finish(trained, val, cfg, run_id, register)
 
 
-def _finish(local: Path, state: dict, where: str, val: pl.DataFrame, cfg, run_id: str, register: bool, last: dict):
+def _finish(trained: Trained, val: pl.DataFrame, cfg, run_id: str, register: bool):
     """Calibrate the best checkpoint, log figures and the model, register it."""
     import mlflow
 
@@ -188,30 +186,25 @@ def _finish(local: Path, state: dict, where: str, val: pl.DataFrame, cfg, run_id
     from models.session import pair_scores
     from workflows.figures import roc_figure
     from workflows.session_model import NAME, log_session_model
-    from workflows.tracking import promote_if_best, use_store
+    from workflows.tracking import register as register_model
 
-    client = use_store()
     with tempfile.TemporaryDirectory() as tmp:
-        encoder = load_encoder(str(local / "model"))
+        encoder = load_encoder(str(trained.model))
         labels = val["label"].to_numpy()
         scores = pair_scores(encoder, val["query_a"].to_list(), val["query_b"].to_list())
         calibration = Calibration.fit(scores, labels)
         m = pair_metrics(calibration(scores), labels)
         metrics = {
-            "val_auc": m.auc, "val_accuracy": m.accuracy, "best_step": state["best_step"],
-            "steps": int(last.get("step", state["step"])), "calibration_slope": calibration.slope,
+            "val_auc": m.auc, "val_accuracy": m.accuracy, "best_step": trained.state["best_step"],
+            "steps": trained.last_step, "calibration_slope": calibration.slope,
             "calibration_intercept": calibration.intercept,
         }  # fmt: skip
         # at the last step, after the loop's own values: the run shows the registered model's
-        mlflow.log_metrics(metrics, step=int(metrics["steps"]))
+        mlflow.log_metrics(metrics, step=trained.last_step)
         mlflow.log_artifact(
             str(roc_figure(labels, {"session model": scores}, "validation pairs", Path(tmp) / "val_roc.png"))
         )
         mlflow.log_dict(cfg.to_dict(), "config.json")
-        model_uri = log_session_model(local / "model", calibration, cfg.model, Path(tmp) / "model")
-    registered, champion = None, False
-    if register:
-        version = mlflow.register_model(model_uri, NAME).version
-        registered = f"models:/{NAME}/{version}"
-        champion = promote_if_best(client, NAME, str(version), "val_auc")
-    return TrainOutcome(run_id, f"runs:/{run_id}/model", registered, champion, metrics, where)
+        model_uri = log_session_model(trained.model, calibration, cfg.model, Path(tmp) / "model")
+    registered, champion = register_model(model_uri, NAME, "val_auc") if register else (None, False)
+    return TrainOutcome(run_id, f"runs:/{run_id}/model", registered, champion, metrics, trained.where)

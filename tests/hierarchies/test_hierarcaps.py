@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import gzip
-from pathlib import Path
 
 import numpy as np
 import polars as pl
 import pytest
 
 from hierarchies.hierarcaps import EXPANDED_FILE, TEST_FILE, chains_hierarchy, read_test_chains, train_hierarchy
-
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "hierarcaps"
 
 
 def test_a_chain_gives_every_caption_its_higher_captions_as_ancestors():
@@ -44,14 +41,3 @@ def test_bad_chains_are_refused(tmp_path):
     pl.DataFrame({"id": [0], "captions": ["a => b => c"], "image_url": ["i"]}).write_csv(tmp_path / TEST_FILE)
     with pytest.raises(ValueError, match="without 4 levels"):
         read_test_chains(tmp_path)
-
-
-@pytest.mark.skipif(not DATA.exists(), reason="../shared/data/hierarcaps is not here")
-def test_the_real_files():
-    chains = read_test_chains(DATA)
-    h = train_hierarchy(DATA)
-    assert chains.shape == (1000, 4)
-    # the test images' most specific captions are unseen, but for a few stock COCO captions
-    # that other images share word for word ("A man riding a surfboard on a wave in the ocean.")
-    assert len(set(chains[:, 3]) & set(h.names)) < 20
-    assert h.n_nodes > 40_000 and np.bincount(h.depth).tolist()[0] > 1000
