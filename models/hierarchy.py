@@ -14,8 +14,8 @@ the ball after every Möbius layer, so no NaN can come out.
 
 Training (`hierarchy_loss`) uses the ranking loss of Nickel & Kiela 2017 (each child
 nearer its ancestor than to non-ancestors; `models.poincare.distance_softmax_loss`)
-plus a norm-order term: an ancestor should lie nearer the origin than its child by
-`margin`.
+plus a norm term: a child lies `margin` farther from the origin than its ancestor,
+per level between them, so that the norm reads as depth.
 """
 
 from __future__ import annotations
@@ -134,23 +134,38 @@ def load_hierarchy_model(directory: str | Path) -> HierarchyTextModel:
     return model
 
 
+NORM_LOSSES = ("level", "order")
+
+
 def hierarchy_loss(
     model: HierarchyTextModel,
     child: torch.Tensor,
     ancestor: torch.Tensor,
     negatives: torch.Tensor,
     valid: torch.Tensor,
-    norm_weight: float = 0.1,
-    margin: float = 0.1,
+    norm_weight: float = 1.0,
+    margin: float = 0.5,
+    levels: torch.Tensor | None = None,
+    norm_loss: str = "level",
 ) -> torch.Tensor:
-    """Ranking loss over distances plus the norm order.
+    """Ranking loss over distances plus a norm term.
 
     child, ancestor: (B, d) points of the edges (child -> ancestor); negatives: (K, d)
     points shared by the batch; valid: (B, K) False where a negative is the child
-    itself or one of its ancestors (never a negative).
+    itself or one of its ancestors (never a negative); levels: (B,) how many levels
+    the ancestor lies above the child (1 when not given).
+
+    The norm term: `level` asks the child to lie `margin` x levels farther from the
+    origin than its ancestor, no more and no less (squared error), so that the norm
+    grows evenly with depth; `order` only asks for at least `margin` (a hinge).
     """
+    if norm_loss not in NORM_LOSSES:
+        raise ValueError(f"norm_loss must be one of {NORM_LOSSES}, got {norm_loss!r}")
     d_pos = model.distance(child, ancestor)
     d_neg = model.distance(child[:, None, :], negatives[None, :, :])
     ranking = distance_softmax_loss(d_pos, d_neg, valid)
-    order = F.relu(model.norm(ancestor) - model.norm(child) + margin).mean()
-    return ranking + norm_weight * order
+    gap = model.norm(child) - model.norm(ancestor)
+    levels = torch.ones_like(gap) if levels is None else levels.to(gap).clamp_min(1)
+    level, order = (gap - margin * levels).square(), F.relu(margin - gap)
+    norm_term = (level if norm_loss == "level" else order).mean()
+    return ranking + norm_weight * norm_term

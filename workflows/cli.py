@@ -21,6 +21,7 @@ import sys
 import typer
 
 from workflows.commands import evaluate, train
+from workflows.commands.annotate import annotate
 from workflows.commands.ingest import ingest
 from workflows.commands.mine import mine
 from workflows.commands.segment import segment
@@ -39,6 +40,7 @@ app.command()(ingest)
 app.command()(synth)
 app.command()(segment)
 app.command()(mine)
+app.command()(annotate)
 app.add_typer(train.app, name="train")
 app.add_typer(evaluate.app, name="evaluate")
 

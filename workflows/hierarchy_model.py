@@ -12,12 +12,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import mlflow
+import numpy as np
 import pandas as pd
+import polars as pl
 import torch
 from mlflow.models import ModelSignature
 from mlflow.types import ColSpec, Schema
 
 from models.hierarchy import HierarchyTextModel, load_hierarchy_model
+from sessions.reformulation import per_distinct
 from workflows.session_model import texts_of
 from workflows.tracking import pip_requirements
 
@@ -39,8 +42,23 @@ class HierarchyModel(mlflow.pyfunc.PythonModel):
         if "text" not in model_input.columns:
             raise ValueError("give a column text")
         points = self.model.points(texts_of(model_input["text"]))
-        norms = self.model.norm(torch.from_numpy(points)).numpy()
-        return pd.DataFrame({"point": list(points), "norm": norms})
+        return pd.DataFrame({"point": list(points), "norm": norms(self.model, points)})
+
+
+def norms(model: HierarchyTextModel, points: np.ndarray) -> np.ndarray:
+    """Distances from the origin of `points`: the specificity of their texts."""
+    return model.norm(torch.from_numpy(points)).numpy()
+
+
+class HierarchySpecificity:
+    """A logged hierarchy model as the logs use it (`sessions.reformulation.Specificity`):
+    texts -> norm, each distinct text encoded once."""
+
+    def __init__(self, uri: str) -> None:
+        self.uri, self.model = uri, load(uri)
+
+    def __call__(self, texts: pl.Series) -> np.ndarray:
+        return per_distinct(texts, lambda distinct: norms(self.model, self.model.points(distinct)))
 
 
 def log_hierarchy_model(model_dir: Path, base_model: str) -> str:

@@ -7,7 +7,8 @@ Two kinds of model, one loop (`workflows.train_loop`):
   `negatives` sampled non-ancestors per pair; manifold poincare, euclidean or order;
 - `--model NAME` (an encoder name of the session model): the text model
   (`models.hierarchy`), Riemannian Adam (the encoder at `encoder_lr`), negatives
-  shared by the batch (every node of the batch is encoded once), plus the norm order.
+  shared by the batch (every node of the batch is encoded once), plus the norm term
+  (a child `margin` per level farther from the origin than its ancestor).
 
 Examples are the (child, ancestor) pairs of the closure, less a held-out share of
 edges or nodes (`holdout`). Every evaluation computes reconstruction MAP and mean
@@ -55,8 +56,9 @@ class HierarchyTrainConfig:
     encoder_lr: float = 3e-5
     burnin_epochs: int = 0  # lookup: 10 recommended
     burnin_lr_factor: float = 0.1
-    norm_weight: float = 0.1
-    margin: float = 0.1
+    norm_weight: float = 1.0
+    margin: float = 0.5  # norm gap per level between a child and its ancestor
+    norm_loss: str = "level"  # level: the gap is margin x levels (squared error); order: at least margin (hinge)
     max_length: int = 32
     max_eval_nodes: int = 2000  # reconstruction ranks the ancestors of at most this many nodes
     eval_every: int = 100
@@ -72,6 +74,8 @@ class HierarchyTrainConfig:
             raise ValueError(f"data must be one of {', '.join(DATA)}, got {self.data!r}")
         if self.hierarcaps and (self.lookup or self.holdout != "none"):
             raise ValueError("HierarCaps trains text models, evaluated on its test hierarchies (no --holdout)")
+        if self.norm_loss not in ("level", "order"):
+            raise ValueError(f"norm_loss must be level or order, got {self.norm_loss!r}")
         if self.holdout not in HOLDOUTS:
             raise ValueError(f"holdout must be one of {HOLDOUTS}, got {self.holdout!r}")
         manifolds = ("poincare", "euclidean", "order") if self.lookup else ("poincare", "euclidean")
@@ -276,8 +280,10 @@ class HierarchyTask(TrainTask):
         points = model(tokens["input_ids"].to(device), tokens["attention_mask"].to(device))
         b = len(batch)
         child, ancestor, negative = points[where[:b]], points[where[b : 2 * b]], points[where[2 * b :]]
+        depth = self.split.full.depth
+        levels = torch.from_numpy(depth[batch[:, 0]] - depth[batch[:, 1]]).to(device)
         return hierarchy_loss(module, child, ancestor, negative, torch.from_numpy(valid).to(device),
-                              cfg.norm_weight, cfg.margin)  # fmt: skip
+                              cfg.norm_weight, cfg.margin, levels, cfg.norm_loss)  # fmt: skip
 
     def evaluate(self, module, rank: int, size: int) -> dict[str, float]:
         return evaluate_model(module, self.data, self.cfg, rank, size)

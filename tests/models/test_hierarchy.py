@@ -39,10 +39,27 @@ def test_a_few_steps_put_ancestors_nearer_the_origin_than_children(model):
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
     for _ in range(30):
         optimizer.zero_grad()
-        hierarchy_loss(model, *_batch(model), norm_weight=1.0).backward()
+        hierarchy_loss(model, *_batch(model), norm_weight=1.0, norm_loss="order").backward()
         optimizer.step()
     norms = model.norm(torch.from_numpy(model.points(TEXTS))).numpy()
     assert norms[0] < norms[1] < norms[2] and norms[3] < norms[4]  # mammal < dog < toy poodle; cat < persian
+
+
+def test_the_level_term_spaces_norms_evenly_by_depth(model):
+    """mammal (depth 0) -> dog, cat (1) -> toy poodle, persian cat (2): gaps of margin per level."""
+    child, ancestor, negatives, valid = _batch(model)
+    levels = torch.tensor([1, 1, 2, 1, 1])
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(80):
+        optimizer.zero_grad()
+        child, ancestor, negatives, valid = _batch(model)
+        hierarchy_loss(model, child, ancestor, negatives, valid, norm_weight=10.0, margin=0.5, levels=levels).backward()
+        optimizer.step()
+    norms = model.norm(torch.from_numpy(model.points(TEXTS))).numpy()
+    gaps = norms[[1, 2, 3, 4]] - norms[[0, 0, 0, 0]]  # dog, toy poodle, cat, persian cat above mammal
+    assert np.allclose(gaps, [0.5, 1.0, 0.5, 1.0], atol=0.1), gaps
+    with pytest.raises(ValueError, match="norm_loss"):
+        hierarchy_loss(model, child, ancestor, negatives, valid, norm_loss="depth")
 
 
 def test_the_euclidean_twin_has_no_mobius_layers():

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from workflows.commands.annotate import HierarchyModelOption, ThresholdOption
 from workflows.commands.segment import (
     CLI_METHODS,
     MODEL_METHODS,
@@ -216,3 +217,49 @@ def hierarchy(
     for key, value in metrics.items():
         table.add_row(key, f"{value:.4f}")
     out.print(table)
+
+
+@app.command()
+def reformulation(
+    gt: Annotated[Path, typer.Option("--gt", help="A synthetic log with gold_reformulation (`sessionflow synth`).")],
+    model: HierarchyModelOption = "models:/hierarchy-model@champion",
+    format: Annotated[str, typer.Option("--format", "-f", help="aol or diffusiondb (the synth styles).")] = "aol",
+    tune_on: Annotated[
+        Path | None, typer.Option(help="Another synthetic log: each method's threshold is the best there.")
+    ] = None,
+    threshold: ThresholdOption = 0.25,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the results as one JSON object.")] = False,
+) -> None:
+    """Reformulation types (`sessionflow annotate`) against a synthetic log's truth.
+
+    Judged in the log's gold sessions on the pairs whose gold type is specialisation
+    (a WordNet hyponym), generalisation (a hypernym) or lateral (a sibling): accuracy
+    and each type's recall, for the hierarchy model's norm, for the number of terms
+    (longer = more specific) and for always answering lateral. The confusion
+    counts also show how repeats, typos and added or dropped terms are read.
+    """
+    from workflows.annotate import evaluate_reformulations
+
+    try:
+        results = evaluate_reformulations(gt, model, format, tune_on, threshold)
+    except (ValueError, FileNotFoundError) as err:
+        raise fail(str(err)) from None
+    if as_json:
+        typer.echo(json.dumps(results))
+        return
+    first = next(iter(results.values()))
+    table = Table(title=f"{gt}: {first['pairs']:,} specialisation, generalisation and lateral pairs")
+    for header in ("specificity", "threshold", "accuracy", "specialisation", "generalisation", "lateral"):
+        table.add_column(header, justify="left" if header == "specificity" else "right")
+    for name, r in results.items():
+        recall = r["recall"]
+        t = "" if r["threshold"] is None else f"{r['threshold']:.2f}"
+        table.add_row(name, t, f"{r['accuracy']:.3f}", *(f"{recall[k]:.3f}" for k in recall))
+    out.print(table)
+    confusion = Table(title="hierarchy model: gold type (rows) -> predicted", title_justify="left")
+    predicted = ("specialisation", "generalisation", "lateral", "repeat")
+    for header in ("gold", *predicted):
+        confusion.add_column(header, justify="left" if header == "gold" else "right")
+    for gold, counts in first["confusion"].items():
+        confusion.add_row(gold, *(f"{counts.get(p, 0):,}" for p in predicted))
+    out.print(confusion)

@@ -1,0 +1,123 @@
+"""`sessionflow annotate` and `evaluate reformulation` with a real hierarchy model
+logged to a real MLflow store: labels, row accounting, and accuracy against
+synthetic logs checked by an independent count."""
+
+from __future__ import annotations
+
+import json
+
+import mlflow
+import polars as pl
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from models.encoder import load_encoder
+from models.hierarchy import HierarchyTextModel, hierarchy_loss
+from sessions.synth import SynthConfig, write_log
+from sessions.text import normalize
+from workflows.cli import app
+from workflows.hierarchy_model import log_hierarchy_model
+
+runner = CliRunner()
+TEXTS = ["animal", "dog", "toy poodle", "cat", "persian cat"]
+EDGES = [(1, 0), (2, 1), (2, 0), (3, 0), (4, 3), (4, 0)]  # child -> ancestor
+LEVELS = [1, 1, 2, 1, 1, 2]
+
+
+@pytest.fixture
+def hierarchy_uri(store, tmp_path) -> str:
+    """A tiny text model trained until its norms follow the levels (0.5 apart), logged."""
+    model = HierarchyTextModel(load_encoder("tiny", seed=1), dim=3, seed=1)
+    child, ancestor = torch.tensor([e[0] for e in EDGES]), torch.tensor([e[1] for e in EDGES])
+    valid = torch.tensor([[k != c and (c, k) not in EDGES for k in range(5)] for c, _ in EDGES])
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(100):
+        optimizer.zero_grad()
+        points = model.embed(TEXTS)
+        loss = hierarchy_loss(model, points[child], points[ancestor], points, valid, 10.0, 0.5, torch.tensor(LEVELS))
+        loss.backward()
+        optimizer.step()
+    with mlflow.start_run():
+        return log_hierarchy_model(model.save(tmp_path / "hierarchy"), "tiny")
+
+
+def write_aol(path, rows) -> None:
+    lines = ["AnonID\tQuery\tQueryTime\tItemRank\tClickURL", *("\t".join((*r, "", "")) for r in rows)]
+    path.write_text("\n".join(lines) + "\n")
+
+
+ROWS = [
+    ("7", "animal", "2006-03-01 10:00:00"), ("7", "dog", "2006-03-01 10:01:00"),
+    ("7", "toy poodle", "2006-03-01 10:02:00"), ("7", "Toy Poodle", "2006-03-01 10:02:30"),
+    ("7", "dog", "2006-03-01 10:03:00"), ("7", "cat", "2006-03-01 10:04:00"),
+    ("7", "persian cat", "2006-03-01 18:00:00"),  # a new session (time gap)
+    ("8", "persian cat", "2006-03-02 09:00:00"), ("8", "animal", "2006-03-02 09:01:00"),
+    ("8", "dog", "not a time"),  # rejected
+]  # fmt: skip
+
+
+def test_annotate_types_each_pair_and_accounts_for_every_row(hierarchy_uri, tmp_path):
+    log = tmp_path / "log.tsv"
+    write_aol(log, ROWS)
+    segmented = runner.invoke(
+        app, ["segment", str(log), "--format", "aol", "--method", "time", "--engine", "local", "-o", str(tmp_path / "s")]
+    )
+    assert segmented.exit_code == 0, segmented.output
+    done = runner.invoke(app, ["annotate", str(tmp_path / "s"), "--model", hierarchy_uri, "-o", str(tmp_path / "a")])
+    assert done.exit_code == 0, done.output
+    got = pl.read_parquet(tmp_path / "a" / "annotations.parquet").sort("row_id")
+    assert got["reformulation"].to_list() == [
+        None, "specialisation", "specialisation", "repeat", "generalisation", "lateral",
+        None,
+        None, "generalisation",
+    ]  # fmt: skip
+    spec = dict(zip(got["query"], got["specificity"], strict=False))
+    assert spec["animal"] < spec["dog"] < spec["toy poodle"] and spec["cat"] < spec["persian cat"]
+    report = json.loads((tmp_path / "a" / "report.json").read_text())
+    assert report["annotate"]["reformulations"] == {
+        "start": 3, "specialisation": 2, "generalisation": 2, "lateral": 1, "repeat": 1,
+    }  # fmt: skip
+
+    # raw logs: sessions are found first (the default cascade), every row accounted for
+    raw = runner.invoke(app, ["annotate", str(log), "--format", "aol", "--model", hierarchy_uri, "-o", str(tmp_path / "r")])
+    assert raw.exit_code == 0, raw.output
+    report = json.loads((tmp_path / "r" / "report.json").read_text())
+    assert (report["rows_in"], report["rows_ok"], report["rows_rejected"]) == (10, 9, 1)
+    again = pl.read_parquet(tmp_path / "r" / "annotations.parquet").sort("row_id")
+    assert again["row_id"].to_list() == got["row_id"].to_list()
+    assert again["specificity"].to_list() == pytest.approx(got["specificity"].to_list())
+    assert pl.read_parquet(tmp_path / "r" / "rejected.parquet").height == 1
+
+
+def test_evaluate_reformulation_agrees_with_an_independent_count(hierarchy_uri, tiny_taxonomy, tmp_path):
+    for name, seed in (("dev", 1), ("test", 2)):
+        write_log(SynthConfig(users=40, rows=3_000, style="aol", seed=seed), tiny_taxonomy, tmp_path / f"{name}.tsv")
+    done = runner.invoke(
+        app,
+        ["evaluate", "reformulation", "--gt", str(tmp_path / "test.tsv"), "--tune-on", str(tmp_path / "dev.tsv"),
+         "--model", hierarchy_uri, "--json"],
+    )  # fmt: skip
+    assert done.exit_code == 0, done.output
+    results = json.loads(done.stdout)
+    assert set(results) == {"hierarchy model", "term count", "always lateral"}
+
+    log = pl.read_csv(tmp_path / "test.tsv", separator="\t", quote_char=None, infer_schema=False)
+    log = log.with_columns(terms=normalize(pl.col("Query")).str.count_matches(r"\S+"))
+    judged = lateral = right = 0
+    previous = (None, None, None)
+    threshold = results["term count"]["threshold"]
+    for session, query, terms, gold in log.select("gold_session", "Query", "terms", "gold_reformulation").iter_rows():
+        if session == previous[0] and gold in ("specialisation", "generalisation", "lateral"):
+            judged += 1
+            lateral += gold == "lateral"
+            same = query.lower().strip() == previous[1].lower().strip()
+            delta = terms - previous[2]
+            guess = "specialisation" if delta > threshold else "generalisation" if delta < -threshold else "lateral"
+            right += not same and guess == gold
+        previous = (session, query, terms)
+    assert judged > 100 and results["always lateral"]["pairs"] == judged
+    assert results["always lateral"]["accuracy"] == pytest.approx(lateral / judged, abs=1e-4)
+    assert results["term count"]["accuracy"] == pytest.approx(right / judged, abs=1e-4)
+    model = results["hierarchy model"]
+    assert 0.0 <= model["threshold"] <= 2.0 and sum(model["confusion"]["specialisation"].values()) > 0
