@@ -60,9 +60,8 @@ ROWS = [
 def test_annotate_types_each_pair_and_accounts_for_every_row(hierarchy_uri, tmp_path):
     log = tmp_path / "log.tsv"
     write_aol(log, ROWS)
-    segmented = runner.invoke(
-        app, ["segment", str(log), "--format", "aol", "--method", "time", "--engine", "local", "-o", str(tmp_path / "s")]
-    )
+    segment = ["segment", str(log), "-f", "aol", "--method", "time", "--engine", "local", "-o", str(tmp_path / "s")]
+    segmented = runner.invoke(app, segment)
     assert segmented.exit_code == 0, segmented.output
     done = runner.invoke(app, ["annotate", str(tmp_path / "s"), "--model", hierarchy_uri, "-o", str(tmp_path / "a")])
     assert done.exit_code == 0, done.output
@@ -80,7 +79,8 @@ def test_annotate_types_each_pair_and_accounts_for_every_row(hierarchy_uri, tmp_
     }  # fmt: skip
 
     # raw logs: sessions are found first (the default cascade), every row accounted for
-    raw = runner.invoke(app, ["annotate", str(log), "--format", "aol", "--model", hierarchy_uri, "-o", str(tmp_path / "r")])
+    annotate = ["annotate", str(log), "--format", "aol", "--model", hierarchy_uri, "-o", str(tmp_path / "r")]
+    raw = runner.invoke(app, annotate)
     assert raw.exit_code == 0, raw.output
     report = json.loads((tmp_path / "r" / "report.json").read_text())
     assert (report["rows_in"], report["rows_ok"], report["rows_rejected"]) == (10, 9, 1)
