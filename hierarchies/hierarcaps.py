@@ -11,6 +11,10 @@ any chain it is part of (not closed across chains on purpose: a generic caption 
 as "man" sits in thousands of chains, and closing through it would make every chain's
 top an ancestor of unrelated images' captions); its depth is the highest level
 (0 = most general) it appears at.
+
+Hierarchical retrieval (`retrieval_task`, text only: the images are not used): the
+most specific caption of each test hierarchy asks for its ancestors, the other
+captions of its chain, among the distinct captions of all test hierarchies.
 """
 
 from __future__ import annotations
@@ -41,6 +45,19 @@ def read_test_chains(directory: str | Path) -> np.ndarray:
     """The 1,000 test hierarchies as (n, 4) captions, general first."""
     table = pl.read_csv(Path(directory) / TEST_FILE)
     return _chains(table["captions"].str.strip_chars())
+
+
+def retrieval_task(chains: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The pool (distinct captions of `chains`), each chain's captions as pool indices
+    (n, levels), the queries (each chain's most specific caption) and `relevant`
+    (queries, pool): a query's ancestors, the other captions of its chain."""
+    pool, index = np.unique(chains, return_inverse=True)
+    index = index.reshape(chains.shape)
+    queries = index[:, -1]
+    relevant = np.zeros((len(index), len(pool)), dtype=bool)
+    relevant[np.arange(len(index))[:, None], index[:, :-1]] = True
+    relevant[np.arange(len(index)), queries] = False  # a caption repeated in its own chain is not its ancestor
+    return pool, index, queries, relevant
 
 
 def train_hierarchy(directory: str | Path) -> Hierarchy:

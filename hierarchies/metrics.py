@@ -13,6 +13,9 @@ in the average precision, as in scikit-learn's `average_precision_score`.
 Link prediction is the same on held-out pairs, with the training ancestors of u left
 out of the candidates (the filtered setting).
 
+Hierarchical retrieval (`chain_retrieval`): each query's ancestors among a pool
+of texts, the top k eligible texts by distance retrieved; precision and recall at k.
+
 Distances come from a matrix or from a function `distance(u) -> (len(u), n)`, called
 on chunks of rows, so 82,115 WordNet nouns never need an n x n matrix.
 
@@ -133,3 +136,25 @@ def kendall_levels(norms_per_chain: np.ndarray | Sequence[np.ndarray]) -> float:
     if not taus:
         raise ValueError("no chains")
     return float(np.mean(taus))
+
+
+def chain_retrieval(
+    distance: np.ndarray, eligible: np.ndarray, relevant: np.ndarray, ks: Sequence[int] = (1, 3, 5)
+) -> dict[str, float]:
+    """Hierarchical retrieval: each query's ancestors among a pool of texts.
+
+    distance: (queries, pool), smaller = nearer; eligible: (queries, pool) which pool
+    texts a query may retrieve (for a hierarchy model: the more general ones);
+    relevant: (queries, pool) the query's true ancestors. The top k eligible texts by
+    distance are retrieved; precision@k = hits / k, recall@k = hits / relevant,
+    averaged over queries.
+    """
+    ranked = np.argsort(np.where(eligible, distance, np.inf), axis=1, kind="stable")
+    hits_sorted = np.take_along_axis(relevant & eligible, ranked, axis=1)
+    n_relevant = np.maximum(relevant.sum(axis=1), 1)
+    out = {}
+    for k in ks:
+        hits = hits_sorted[:, :k].sum(axis=1)
+        out[f"retrieval_precision_at_{k}"] = float(np.mean(hits / k))
+        out[f"retrieval_recall_at_{k}"] = float(np.mean(hits / n_relevant))
+    return out

@@ -165,28 +165,54 @@ def evaluate_points(
 
 
 def evaluate_model(module, data: HierarchyData, cfg: HierarchyTrainConfig, rank: int = 0, size: int = 1) -> dict:
-    """`evaluate_points` of every node, and for HierarCaps Kendall's tau between the norms of
-    each test hierarchy's captions and their levels; the workers share the encoding."""
-    from hierarchies.metrics import kendall_levels
-
+    """`evaluate_points` of every node, and for HierarCaps `chain_metrics`; the workers
+    share the encoding."""
     points = node_points(module, data.split.full.texts, rank, size)
     device = next(module.parameters()).device
     metrics = evaluate_points(points, module.distance, data.split, cfg.max_eval_nodes, cfg.seed, device)
     if data.chains is not None:
-        norms = np.linalg.norm(node_points(module, data.chains.ravel(), rank, size), axis=1)
-        metrics["kendall_tau"] = kendall_levels(norms.reshape(data.chains.shape))
+        metrics |= chain_metrics(module, data.chains, rank, size)
     return metrics
 
 
-def pretrained_norm_tau(encoder_name: str, chains: np.ndarray, max_length: int = 32) -> float:
-    """The baseline of HierarCaps: Kendall's tau of the pretrained encoder's Euclidean norm
-    (mean pooling, not normalised) against the levels."""
-    from hierarchies.metrics import kendall_levels
+def chain_metrics(module, chains: np.ndarray, rank: int = 0, size: int = 1) -> dict[str, float]:
+    """On HierarCaps' test hierarchies: Kendall's tau of each chain's norms against its
+    levels, and hierarchical retrieval (`hierarchies.hierarcaps.retrieval_task`): a
+    query retrieves the captions more general than itself (smaller norm), nearest first."""
+    import torch
+
+    from hierarchies.hierarcaps import retrieval_task
+    from hierarchies.metrics import chain_retrieval, kendall_levels
+
+    pool, index, queries, relevant = retrieval_task(chains)
+    device = next(module.parameters()).device
+    points = torch.from_numpy(node_points(module, pool, rank, size)).to(device)
+    norms = module.norm(points).cpu().numpy()
+    distance = np.concatenate(
+        [module.distance(points[queries[i : i + 100], None], points[None]).cpu().numpy()
+         for i in range(0, len(queries), 100)]
+    )  # fmt: skip
+    eligible = norms[None, :] < norms[queries, None]
+    return {"kendall_tau": kendall_levels(norms[index]), **chain_retrieval(distance, eligible, relevant)}
+
+
+def pretrained_chain_metrics(encoder_name: str, chains: np.ndarray, max_length: int = 32) -> dict[str, float]:
+    """The baselines of HierarCaps, from the pretrained encoder (mean pooling, not
+    normalised): Kendall's tau of its Euclidean norm against the levels, and retrieval
+    by cosine similarity among all other captions (it has no notion of more general)."""
+    from hierarchies.hierarcaps import retrieval_task
+    from hierarchies.metrics import chain_retrieval, kendall_levels
     from models.encoder import load_encoder
 
-    encoder = load_encoder(encoder_name, max_length=max_length, normalize=False)
-    norms = np.linalg.norm(encoder.encode(chains.ravel().tolist()), axis=1)
-    return kendall_levels(norms.reshape(chains.shape))
+    pool, index, queries, relevant = retrieval_task(chains)
+    vectors = load_encoder(encoder_name, max_length=max_length, normalize=False).encode(pool.tolist())
+    norms = np.linalg.norm(vectors, axis=1)
+    unit = vectors / np.maximum(norms, 1e-12)[:, None]
+    eligible = np.ones_like(relevant)
+    eligible[np.arange(len(queries)), queries] = False
+    retrieval = chain_retrieval(1.0 - unit[queries] @ unit.T, eligible, relevant)
+    return {"kendall_tau_pretrained_norm": kendall_levels(norms[index]),
+            **{f"pretrained_cosine_{k}": v for k, v in retrieval.items()}}  # fmt: skip
 
 
 class _Points:
@@ -369,7 +395,7 @@ def _finish(trained: Trained, data: HierarchyData, cfg, run_id: str, register: b
     model = load_model(directory, cfg, split.full.n_nodes)
     metrics = evaluate_model(model, data, cfg)
     if data.chains is not None:
-        metrics["kendall_tau_pretrained_norm"] = pretrained_norm_tau(cfg.model, data.chains, cfg.max_length)
+        metrics |= pretrained_chain_metrics(cfg.model, data.chains, cfg.max_length)
     metrics |= {"best_step": trained.state["best_step"], "steps": last}
     # at the last step, after the loop's own values: the run shows the logged model's
     mlflow.log_metrics(metrics, step=last)

@@ -3,7 +3,12 @@ registry another test left as mlflow's global default."""
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Callable
+
 import mlflow
+import psutil
 import pytest
 from mlflow.tracking import MlflowClient
 
@@ -15,3 +20,40 @@ def store(tmp_path, monkeypatch) -> MlflowClient:
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     return MlflowClient(uri, registry_uri=uri)
+
+
+def ray_train_workers() -> list[psutil.Process]:
+    """This test's Ray Train workers: descendants of this process (the local Ray it started)."""
+    found = []
+    for p in psutil.Process().children(recursive=True):
+        try:
+            if any("RayTrainWorker" in part for part in p.cmdline()):
+                found.append(p)
+        except psutil.Error:
+            continue
+    return found
+
+
+def last_logged_step(store: MlflowClient, experiment: str) -> int:
+    """The last step whose loss the (only) run of `experiment` has logged."""
+    found = store.get_experiment_by_name(experiment)
+    runs = store.search_runs([found.experiment_id]) if found else []
+    history = store.get_metric_history(runs[0].info.run_id, "loss") if runs else []
+    return max((m.step for m in history), default=0)
+
+
+@pytest.fixture
+def kill_a_worker(store) -> Callable[[threading.Thread, str, int, int], None]:
+    """`kill_a_worker(thread, experiment, after_step, workers)`: wait until the training
+    running in `thread` has logged `after_step`, check that it has `workers` Ray Train
+    workers, and kill the last of them."""
+
+    def kill(thread: threading.Thread, experiment: str, after_step: int, workers: int) -> None:
+        deadline = time.monotonic() + 300
+        while thread.is_alive() and last_logged_step(store, experiment) < after_step and time.monotonic() < deadline:
+            time.sleep(0.1)
+        found = ray_train_workers()
+        assert len(found) == workers
+        found[-1].kill()
+
+    return kill

@@ -4,10 +4,12 @@ MLflow store; the text model registered and served; the CLI around them."""
 from __future__ import annotations
 
 import json
+import threading
 
 import mlflow
 import numpy as np
 import pandas as pd
+import polars as pl
 import pytest
 from typer.testing import CliRunner
 
@@ -71,6 +73,55 @@ def test_text_model_trains_registers_and_serves_points(store, tmp_path):
     metrics = json.loads(evaluated.stdout)
     assert {"map", "mean_rank", "link_map", "link_mean_rank", "spearman_norm_depth"} <= set(metrics)
     assert 0 < metrics["map"] <= 1 and metrics["mean_rank"] >= 1
+
+
+def test_text_model_on_hierarcaps_reports_level_order_and_retrieval(store, tmp_path):
+    import gzip
+
+    from hierarchies.hierarcaps import EXPANDED_FILE, TEST_FILE
+
+    animals = ["dog", "cat", "horse", "bird", "fish", "cow"]
+    chains = [f"animal => {a} => a small {a} => a small {a} on the grass at {n}" for n in range(4) for a in animals]
+    pl.DataFrame({"id": range(6), "captions": chains[:6], "image_url": [f"t{i}" for i in range(6)]}).write_csv(
+        tmp_path / TEST_FILE
+    )
+    expanded = pl.DataFrame({"positive": chains, "negative": chains[::-1], "image_url": [f"i{i}" for i in range(24)]})
+    (tmp_path / EXPANDED_FILE).write_bytes(gzip.compress(expanded.write_csv().encode()))
+    cfg = HierarchyTrainConfig(data=f"hierarcaps:{tmp_path}", model="tiny", dim=4, max_steps=4, eval_every=4,
+                               batch_size=16, negatives=8, lr=1e-2)  # fmt: skip
+    outcome = train_hierarchy(cfg, storage=str(tmp_path / "ray"), register=False)
+    m = outcome.metrics
+    assert -1.0 <= m["kendall_tau"] <= 1.0 and -1.0 <= m["kendall_tau_pretrained_norm"] <= 1.0
+    for prefix in ("retrieval", "pretrained_cosine_retrieval"):
+        # 3 ancestors per query: precision at 3 equals recall at 3; recall grows with k
+        assert m[f"{prefix}_precision_at_3"] == pytest.approx(m[f"{prefix}_recall_at_3"])
+        assert m[f"{prefix}_recall_at_1"] <= m[f"{prefix}_recall_at_3"] <= m[f"{prefix}_recall_at_5"] <= 1.0
+    evaluated = runner.invoke(app, ["evaluate", "hierarchy", "--model", outcome.model_uri, "--json"])
+    assert evaluated.exit_code == 0, evaluated.output
+    again = json.loads(evaluated.stdout)
+    assert again["kendall_tau"] == pytest.approx(m["kendall_tau"])
+    assert again["retrieval_recall_at_5"] == pytest.approx(m["retrieval_recall_at_5"])
+
+
+def test_a_run_killed_and_resumed_ends_where_an_uninterrupted_run_ends(store, kill_a_worker, tmp_path):
+    """Batches, negatives and initialisation depend on the seed and the step alone, so the
+    steps redone after the checkpoint are the same steps: the result is the same table."""
+    cfg = HierarchyTrainConfig(
+        model="lookup", dim=5, holdout="edges", max_steps=600, epochs=100, batch_size=128, negatives=20,
+        eval_every=150, patience=100, workers=1, max_failures=1,
+    )  # fmt: skip
+    whole = train_hierarchy(cfg, experiment="uninterrupted", storage=str(tmp_path / "whole"))
+
+    outcome: dict = {}
+    thread = threading.Thread(target=lambda: outcome.update(r=train_hierarchy(cfg, storage=str(tmp_path / "cut"))))
+    thread.start()
+    kill_a_worker(thread, "hierarchy-model", 350, workers=1)  # after the checkpoint of step 300 is registered
+    thread.join(timeout=600)
+    resumed = outcome["r"]
+    run = store.get_run(resumed.run_id)
+    assert int(run.data.tags["resumed_from_step"]) in (300, 450) and resumed.metrics["steps"] == 600
+    for key in ("map", "mean_rank", "link_map", "spearman_norm_depth"):
+        assert resumed.metrics[key] == pytest.approx(whole.metrics[key], rel=1e-9), key
 
 
 def test_a_lookup_table_cannot_hold_out_nodes():

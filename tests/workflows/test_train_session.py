@@ -6,16 +6,13 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from pathlib import Path
 
 import mlflow
 import numpy as np
 import pandas as pd
 import polars as pl
-import psutil
 import pytest
-from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
 
 from sessions.ingest import ingest
@@ -78,27 +75,9 @@ def test_two_workers_train_log_register_and_serve(pairs_dir, store, tmp_path):
     assert second.champion == (best is second)
 
 
-def _ray_train_workers() -> list[psutil.Process]:
-    """This test's Ray Train workers: descendants of this process (the local Ray it started)."""
-    found = []
-    for p in psutil.Process().children(recursive=True):
-        try:
-            if any("RayTrainWorker" in part for part in p.cmdline()):
-                found.append(p)
-        except psutil.Error:
-            continue
-    return found
-
-
-def _last_logged_step(store: MlflowClient) -> int:
-    """The last step whose loss the (only) run of the session-model experiment has logged."""
-    experiment = store.get_experiment_by_name("session-model")
-    runs = store.search_runs([experiment.experiment_id]) if experiment else []
-    history = store.get_metric_history(runs[0].info.run_id, "loss") if runs else []
-    return max((m.step for m in history), default=0)
-
-
-def test_a_killed_worker_is_replaced_and_training_resumes_from_the_checkpoint(pairs_dir, store, tmp_path):
+def test_a_killed_worker_is_replaced_and_training_resumes_from_the_checkpoint(
+    pairs_dir, store, kill_a_worker, tmp_path
+):
     storage = tmp_path / "ray"
     outcome: dict = {}
     cfg = tiny(epochs=10, max_steps=400, eval_every=40, patience=100, max_failures=2)
@@ -110,13 +89,8 @@ def test_a_killed_worker_is_replaced_and_training_resumes_from_the_checkpoint(pa
     thread.start()
     # Kill once the checkpoint of step 40 is registered: rank 0 logs step 60 only after
     # every rank's `ray.train.report` of step 40 has returned.
-    deadline = time.monotonic() + 300
-    while thread.is_alive() and _last_logged_step(store) < 60 and time.monotonic() < deadline:
-        time.sleep(0.2)
+    kill_a_worker(thread, "session-model", 60, workers=2)
     assert list(storage.glob("*/checkpoint_*")), "no checkpoint was written"
-    workers = _ray_train_workers()
-    assert len(workers) == 2
-    workers[-1].kill()
     thread.join(timeout=600)
     result = outcome["result"]
     run = store.get_run(result.run_id)
