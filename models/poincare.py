@@ -105,6 +105,10 @@ class LookupEmbedding(nn.Module):
             return poincare_distance(x, y)
         return order_violation(x, y) if self.kind == "order" else self.manifold.dist(x, y)
 
+    def norm(self, x: torch.Tensor) -> torch.Tensor:
+        """Distance from the origin (2 artanh |x| on the ball; |x| in R^d)."""
+        return self.manifold.dist0(x) if self.kind == "poincare" else x.norm(dim=-1)
+
 
 @torch.no_grad()
 def distances(model: LookupEmbedding, u_idx: np.ndarray, budget: int = 1 << 22) -> np.ndarray:

@@ -22,11 +22,7 @@ def roc_figure(labels: np.ndarray, scores: Mapping[str, np.ndarray], title: str,
     ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1)
     ax.set(xlabel="false positive rate", ylabel="true positive rate", title=title, xlim=(0, 1), ylim=(0, 1.01))
     ax.legend(loc="lower right", fontsize="small")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(fig, path, dpi=120)
 
 
 def poincare_disk(points: np.ndarray, labels: np.ndarray, depth: np.ndarray, title: str, path: Path,
@@ -42,8 +38,23 @@ def poincare_disk(points: np.ndarray, labels: np.ndarray, depth: np.ndarray, tit
     fig.colorbar(dots, ax=ax, shrink=0.7, label="depth")
     ax.set(xlim=(-1.02, 1.02), ylim=(-1.02, 1.02), aspect="equal", title=title)
     ax.axis("off")
+    return _save(fig, path, dpi=130)
+
+
+def specificity_by_depth(norms: np.ndarray, depth: np.ndarray, title: str, path: Path) -> Path:
+    """The spread of norms (specificity) at each depth of a hierarchy, as box plots."""
+    levels = np.unique(depth)
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.boxplot([norms[depth == d] for d in levels], positions=levels, widths=0.6, showfliers=False)
+    counts = [int(np.sum(depth == d)) for d in levels]
+    ax.set_xticks(levels, [f"{d}\n({n})" for d, n in zip(levels, counts, strict=True)], fontsize=7)
+    ax.set(xlabel="depth (nodes)", ylabel="norm: distance from the origin", title=title)
+    return _save(fig, path, dpi=120)
+
+
+def _save(fig, path: Path, dpi: int) -> Path:
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=130)
+    fig.savefig(path, dpi=dpi)
     plt.close(fig)
     return path

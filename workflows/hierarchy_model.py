@@ -20,6 +20,7 @@ from mlflow.models import ModelSignature
 from mlflow.types import ColSpec, Schema
 
 from models.hierarchy import HierarchyTextModel, load_hierarchy_model
+from models.poincare import LookupEmbedding
 from sessions.reformulation import per_distinct
 from workflows.session_model import texts_of
 from workflows.tracking import pip_requirements
@@ -45,8 +46,8 @@ class HierarchyModel(mlflow.pyfunc.PythonModel):
         return pd.DataFrame({"point": list(points), "norm": norms(self.model, points)})
 
 
-def norms(model: HierarchyTextModel, points: np.ndarray) -> np.ndarray:
-    """Distances from the origin of `points`: the specificity of their texts."""
+def norms(model: HierarchyTextModel | LookupEmbedding, points: np.ndarray) -> np.ndarray:
+    """Distances from the origin of `points` (of either kind of model): the specificity of their texts."""
     return model.norm(torch.from_numpy(points)).numpy()
 
 

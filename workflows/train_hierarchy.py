@@ -387,8 +387,9 @@ def load_model(directory: Path, cfg: HierarchyTrainConfig, n_nodes: int) -> Any:
 def _finish(trained: Trained, data: HierarchyData, cfg, run_id: str, register: bool):
     import mlflow
 
-    from workflows.figures import poincare_disk
+    from workflows.figures import poincare_disk, specificity_by_depth
     from workflows.hierarchy_model import NAME, log_hierarchy_model
+    from workflows.hierarchy_model import norms as norms_of
     from workflows.tracking import register as register_model
 
     split, directory, last = data.split, trained.model, trained.last_step
@@ -401,12 +402,19 @@ def _finish(trained: Trained, data: HierarchyData, cfg, run_id: str, register: b
     mlflow.log_metrics(metrics, step=last)
     mlflow.log_dict(cfg.to_dict(), "config.json")
     figures = []
+    points, title = node_points(model, split.full.texts), f"{cfg.data}: {cfg.model}, MAP {metrics['map']:.3f}"
     if cfg.dim == 2 and cfg.manifold == "poincare":
-        title = f"{cfg.data}: {cfg.model}, MAP {metrics['map']:.3f}"
-        points, texts = node_points(model, split.full.texts), split.full.texts
-        figure = poincare_disk(points, texts, split.full.depth, title, directory.parent / "poincare_disk.png")
+        figures.append(
+            poincare_disk(points, split.full.texts, split.full.depth, title, directory.parent / "poincare_disk.png")
+        )
+    if data.chains is None:  # WordNet: the norm of every node by its depth
+        norms = norms_of(model, points)
+        figures.append(
+            specificity_by_depth(norms, split.full.depth, title, directory.parent / "specificity_by_depth.png")
+        )
+    for figure in figures:
         mlflow.log_artifact(str(figure))
-        figures.append(figure.name)
+    figures = [f.name for f in figures]
     if cfg.lookup:
         mlflow.log_artifacts(str(directory), "table")
         return HierarchyOutcome(run_id, f"runs:/{run_id}/table", None, False, metrics, figures)

@@ -50,6 +50,8 @@ def test_euclidean_lookup_at_dim_2_is_far_below_poincare(store, tmp_path):
         outcome = train_hierarchy(cfg, storage=str(tmp_path / manifold))
         maps[manifold] = outcome.metrics["map"]
         assert ("poincare_disk.png" in outcome.figures) == (manifold == "poincare")
+        logged = {a.path for a in store.list_artifacts(outcome.run_id)}
+        assert {*outcome.figures, "specificity_by_depth.png"} <= logged
     assert maps["poincare"] > 2.5 * maps["euclidean"]  # 0.44 and 0.13 (150 epochs: 0.75 and 0.14)
 
 
