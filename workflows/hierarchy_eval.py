@@ -3,7 +3,8 @@
 A model is found by `models:/hierarchy-model@champion`, `models:/NAME/VERSION`,
 `runs:/RUN_ID[/model]` or a bare run id; its run's `config.json` tells which data,
 held-out split and seed it was trained with, so link prediction scores the same
-held-out pairs (unless told otherwise).
+held-out pairs (unless told otherwise). On HierarCaps the pretrained encoder's
+numbers come alongside (`pretrained_cosine_*`, `kendall_tau_pretrained_norm`).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import mlflow
 
-from workflows.train_hierarchy import HierarchyTrainConfig, evaluate_model, load_data, load_model
+from workflows.train_hierarchy import HierarchyTrainConfig, evaluate_with_baselines, load_data, load_model
 
 
 def run_of(uri: str) -> str:
@@ -46,4 +47,4 @@ def evaluate_hierarchy(uri: str, **overrides) -> tuple[dict[str, float], Hierarc
             from workflows.hierarchy_model import load
 
             model = load(uri if uri.startswith("models:/") else f"runs:/{run_id}/model")
-    return evaluate_model(model, data, cfg), cfg
+    return evaluate_with_baselines(model, data, cfg), cfg

@@ -175,6 +175,15 @@ def evaluate_model(module, data: HierarchyData, cfg: HierarchyTrainConfig, rank:
     return metrics
 
 
+def evaluate_with_baselines(module, data: HierarchyData, cfg: HierarchyTrainConfig) -> dict[str, float]:
+    """`evaluate_model` of a trained model, and on HierarCaps the pretrained encoder's
+    numbers next to it (`pretrained_chain_metrics`)."""
+    metrics = evaluate_model(module, data, cfg)
+    if data.chains is not None:
+        metrics |= pretrained_chain_metrics(cfg.model, data.chains, cfg.max_length)
+    return metrics
+
+
 def chain_metrics(module, chains: np.ndarray, rank: int = 0, size: int = 1) -> dict[str, float]:
     """On HierarCaps' test hierarchies: Kendall's tau of each chain's norms against its
     levels, and hierarchical retrieval (`hierarchies.hierarcaps.retrieval_task`): a
@@ -394,9 +403,7 @@ def _finish(trained: Trained, data: HierarchyData, cfg, run_id: str, register: b
 
     split, directory, last = data.split, trained.model, trained.last_step
     model = load_model(directory, cfg, split.full.n_nodes)
-    metrics = evaluate_model(model, data, cfg)
-    if data.chains is not None:
-        metrics |= pretrained_chain_metrics(cfg.model, data.chains, cfg.max_length)
+    metrics = evaluate_with_baselines(model, data, cfg)
     metrics |= {"best_step": trained.state["best_step"], "steps": last}
     # at the last step, after the loop's own values: the run shows the logged model's
     mlflow.log_metrics(metrics, step=last)

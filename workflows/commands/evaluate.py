@@ -197,8 +197,12 @@ def hierarchy(
     map / mean_rank: each node's ancestors ranked among its non-ancestors by
     distance, on the training pairs; link_map / link_mean_rank: the held-out pairs
     among non-ancestors, training ancestors filtered out; spearman_norm_depth: norm
-    against WordNet depth; kendall_tau (HierarCaps): norm order against level order
-    of the test hierarchies. The data and held-out split default to the model's own.
+    against WordNet depth. On HierarCaps also kendall_tau (norm order against level
+    order of the test hierarchies) and retrieval_precision_at_K / retrieval_recall_at_K
+    (each hierarchy's most specific caption retrieves its ancestors among all test
+    captions: the more general ones, nearest first), next to the pretrained
+    encoder's (kendall_tau_pretrained_norm, pretrained_cosine_*). The data and
+    held-out split default to the model's own.
     """
     from workflows.hierarchy_eval import evaluate_hierarchy
 
