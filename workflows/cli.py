@@ -24,6 +24,7 @@ from workflows.commands import evaluate, train
 from workflows.commands.annotate import annotate
 from workflows.commands.ingest import ingest
 from workflows.commands.mine import mine
+from workflows.commands.models import compare, promote
 from workflows.commands.segment import segment
 from workflows.commands.synth import synth
 
@@ -41,6 +42,8 @@ app.command()(synth)
 app.command()(segment)
 app.command()(mine)
 app.command()(annotate)
+app.command()(compare)
+app.command()(promote)
 app.add_typer(train.app, name="train")
 app.add_typer(evaluate.app, name="evaluate")
 

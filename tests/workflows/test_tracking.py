@@ -1,4 +1,5 @@
-"""The champion alias moves only to a better model, and only among comparable runs."""
+"""The champion alias moves only to a better model, and only among comparable runs;
+`sessionflow compare` and `promote` on a real store."""
 
 from __future__ import annotations
 
@@ -26,3 +27,44 @@ def test_champion_moves_to_a_better_model_on_the_same_data_only(store):
     better = _version(client, "mammals", 0.6)
     assert promote_if_best(client, "m", better, "map", same=("data",))
     assert str(client.get_model_version_by_alias("m", CHAMPION).version) == better
+
+
+def test_compare_lists_runs_side_by_side_and_promote_moves_the_champion(store):
+    import json
+
+    from typer.testing import CliRunner
+
+    from workflows.cli import app
+
+    runner = CliRunner()
+    mlflow.set_experiment("session-model")
+    store.create_registered_model("session-model")
+    runs = []
+    for lr, auc in ((1e-5, 0.81), (3e-5, 0.85), (1e-4, 0.79)):
+        with mlflow.start_run() as run:
+            mlflow.log_params({"model": "minilm-local", "lr": lr, "workers": 2, "eval_every": 100})
+            mlflow.log_metrics({"val_auc": auc, "loss": 0.3})
+        runs.append(run.info.run_id)
+    v1 = store.create_model_version("session-model", f"runs:/{runs[0]}/model", runs[0]).version
+    v2 = store.create_model_version("session-model", f"runs:/{runs[1]}/model", runs[1]).version
+    store.set_registered_model_alias("session-model", CHAMPION, v1)
+
+    shown = runner.invoke(app, ["compare", "--json"])
+    assert shown.exit_code == 0, shown.output
+    got = json.loads(shown.stdout)
+    assert [r["run_id"] for r in got["runs"]] == runs[::-1]  # newest first
+    assert got["params"] == ["model", "lr"]  # model always; lr differs; workers and eval_every do not
+    assert [r["val_auc"] for r in got["runs"]] == [0.79, 0.85, 0.81]
+    assert [(r["version"], r["champion"]) for r in got["runs"]] == [(None, False), ("2", False), ("1", True)]
+
+    promoted = runner.invoke(app, ["promote", "session-model", str(v2)])
+    assert promoted.exit_code == 0, promoted.output
+    assert "(was version 1)" in promoted.output
+    assert str(store.get_model_version_by_alias("session-model", CHAMPION).version) == str(v2)
+    table = runner.invoke(app, ["compare"])
+    assert "v2*" in table.stdout and "v1 " in table.stdout and "0.850" in table.stdout
+
+    missing = runner.invoke(app, ["promote", "session-model", "9"])
+    assert missing.exit_code == 2 and "version 9" in missing.output
+    unknown = runner.invoke(app, ["compare", "--experiment", "nothing"])
+    assert unknown.exit_code == 2 and "no experiment" in unknown.output
