@@ -1,4 +1,4 @@
-"""Users into buckets: the unit of parallel work that never splits a user.
+"""Users (or texts) into buckets: the unit of parallel work that never splits a user.
 
 Every engine (threads here, Ray tasks in `workflows/`) cuts a log by these buckets,
 so a job that depends on which users meet (pair mining) gives the same result
@@ -13,5 +13,6 @@ BUCKET_SEED = 0x5E55
 
 
 def user_bucket(user_id: pl.Expr, buckets: int) -> pl.Expr:
-    """0 .. buckets-1 for each user: polars' seeded hash, the same in every process."""
+    """0 .. buckets-1 for each user (or any string): polars' seeded hash, the same in
+    every process. `sessionflow score` also partitions distinct query texts by it."""
     return (user_id.hash(seed=BUCKET_SEED) % buckets).cast(pl.Int32)

@@ -296,32 +296,10 @@ def segment(
     staging = _staging_dir(out)
     n = _buckets(buckets)
     try:
-        if len(inputs) == 1 and is_ingest_output(inputs[0]):
-            source = Path(inputs[0])
-            ingest_report = json.loads((source / REPORT_FILE).read_text())
-            copy_output(source / REJECTED_FILE, out / REJECTED_FILE)
-            offsets = _stage_events(source / EVENTS_FILE, staging, n)
-        else:
-            if fmt is None:
-                raise ValueError("raw logs need --format")
-            report, offsets = stage(
-                inputs, fmt, staging, buckets=n, mapping=mapping, block_bytes=block_bytes, columns=EVENT_COLUMNS
-            )
-            _publish_rejected(staging, offsets, out / REJECTED_FILE)
-            ingest_report = ingest_summary(report)
+        ingest_report, offsets = stage_inputs(inputs, fmt, out, staging, n, mapping, block_bytes)
         read_done = time.perf_counter()
         directories = ray.data.from_items([{"dir": d} for d in _bucket_dirs(staging)])
-        counts = _collect(
-            directories.map_batches(
-                _bucket_term_users, batch_size=1, batch_format="pyarrow", fn_kwargs={"offsets": offsets}
-            )
-        )
-        n_users = int(counts.filter(pl.col("term").is_null())["users"].sum()) if counts.height else 0
-        common = (
-            common_terms(counts.filter(pl.col("term").is_not_null()), n_users, missions).to_list()
-            if counts.height
-            else []
-        )
+        common = log_common_terms(staging, offsets, missions)
         target = out / f".{SESSIONS_FILE}.tmp"
         shutil.rmtree(target, ignore_errors=True)
         target.mkdir(parents=True)
@@ -357,6 +335,43 @@ def segment(
     )
     write_json(report.to_dict(), out / REPORT_FILE)
     return report
+
+
+def stage_inputs(
+    inputs: Sequence[str | Path],
+    fmt: str | None,
+    out: Path,
+    staging: Path,
+    buckets: int,
+    mapping: ColumnMap | None = None,
+    block_bytes: int = DEFAULT_BLOCK_BYTES,
+) -> tuple[dict, dict[int, int]]:
+    """Events of raw logs (parsed by Ray tasks) or of an ingest directory into the
+    staging buckets, rejected rows published to `out`; the ingest accounting and the
+    row id offset of every file."""
+    if len(inputs) == 1 and is_ingest_output(inputs[0]):
+        source = Path(inputs[0])
+        copy_output(source / REJECTED_FILE, out / REJECTED_FILE)
+        return json.loads((source / REPORT_FILE).read_text()), _stage_events(source / EVENTS_FILE, staging, buckets)
+    if fmt is None:
+        raise ValueError("raw logs need --format")
+    report, offsets = stage(
+        inputs, fmt, staging, buckets=buckets, mapping=mapping, block_bytes=block_bytes, columns=EVENT_COLUMNS
+    )
+    _publish_rejected(staging, offsets, out / REJECTED_FILE)
+    return ingest_summary(report), offsets
+
+
+def log_common_terms(staging: Path, offsets: dict[int, int], missions: MissionConfig) -> list[str]:
+    """The terms too common to link missions (`sessions.missions.common_terms`), counted
+    over every bucket of the staged log."""
+    directories = ray.data.from_items([{"dir": d} for d in _bucket_dirs(staging)])
+    job = {"batch_size": 1, "batch_format": "pyarrow", "fn_kwargs": {"offsets": offsets}}
+    counts = _collect(directories.map_batches(_bucket_term_users, **job))
+    if not counts.height:
+        return []
+    n_users = int(counts.filter(pl.col("term").is_null())["users"].sum())
+    return common_terms(counts.filter(pl.col("term").is_not_null()), n_users, missions).to_list()
 
 
 def _restage(batch: pa.Table, staging: str, buckets: int, columns: list[str]) -> pa.Table:
