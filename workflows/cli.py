@@ -25,6 +25,7 @@ from workflows.commands.annotate import annotate
 from workflows.commands.ingest import ingest
 from workflows.commands.mine import mine
 from workflows.commands.models import compare, promote
+from workflows.commands.score import score
 from workflows.commands.segment import segment
 from workflows.commands.synth import synth
 
@@ -42,6 +43,7 @@ app.command()(synth)
 app.command()(segment)
 app.command()(mine)
 app.command()(annotate)
+app.command()(score)
 app.command()(compare)
 app.command()(promote)
 app.add_typer(train.app, name="train")

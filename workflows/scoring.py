@@ -6,8 +6,10 @@ and specificity from a hierarchy model. `score_events` then gives every event
 
 - `p_same_prev`: the session model's same-session probability with the user's
   previous query (null for a user's first query);
-- `session_id`, `session_seq`, `mission_id`: the learned segmentation and mission
-  linking (`sessions.pipeline.iter_sessions`, the table as the model);
+- `session_id`, `session_seq`, `mission_id`: segmentation with the model (the
+  cascade, where it decides what lexical evidence would break, or `learned`, where it
+  decides every pair) and mission linking with it (`sessions.pipeline.iter_sessions`,
+  the table as the model);
 - `specificity`, `reformulation` (with a hierarchy model; `sessions.reformulation`);
 - `embedding` (float16, on request).
 """
@@ -72,17 +74,18 @@ class TextTable:
 def score_events(
     events: pl.DataFrame,
     table: TextTable,
+    seg: SegmentConfig,
     missions: MissionConfig,
     common: pl.Series,
     *,
-    min_p_same: float = 0.5,
     hierarchy: bool = False,
     threshold: float = 0.25,
     embeddings: bool = False,
 ) -> pa.Table:
     """Scores of `events` (whole users; row_id, user_id, ts, query), in user and time
     order: SCORE_SCHEMA, then HIERARCHY_SCHEMA with `hierarchy`, then `embedding`
-    (fixed-size lists of float16) with `embeddings`. `common`: the log's common terms."""
+    (fixed-size lists of float16) with `embeddings`. `seg`: learned, or cascade (the
+    model decides what lexical evidence would break); `common`: the log's common terms."""
     ordered = user_time_order(events.select("row_id", "user_id", "ts", "query"))
     rows = table.rows(ordered["query"])
     vectors = table.vectors[rows]
@@ -91,7 +94,6 @@ def score_events(
     if len(rows) > 1:
         dots[1:] = np.einsum("ij,ij->i", vectors[1:], vectors[:-1])
     p_prev = np.where(same_user, table.calibration(dots), np.nan)
-    seg = SegmentConfig(method="learned", min_p_same=min_p_same)
     parts = list(iter_sessions(ordered, seg, missions, table, common=common, workers=1, embedder=table))
     found = pl.concat(parts) if parts else pl.DataFrame(schema=SESSIONS_SCHEMA)
     extra = ordered.select("row_id").with_columns(

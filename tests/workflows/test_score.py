@@ -1,0 +1,143 @@
+"""`sessionflow score` on a real local Ray with models logged to a real MLflow store:
+every row accounted for, the scores equal to what the models give row by row and to
+the local engine's sessions, and a job killed half-way resumed to the same result."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import time
+
+import mlflow
+import numpy as np
+import polars as pl
+import psutil
+import pyarrow.dataset as ds
+import pytest
+from typer.testing import CliRunner
+
+from models.calibration import Calibration
+from models.encoder import load_encoder
+from models.hierarchy import HierarchyTextModel
+from sessions.missions import MissionConfig
+from sessions.pipeline import segment_logs
+from sessions.segment import SegmentConfig
+from sessions.synth import SynthConfig, write_log
+from workflows.cli import app
+from workflows.hierarchy_model import log_hierarchy_model
+from workflows.session_model import SessionScorer, log_session_model
+
+pytestmark = pytest.mark.slow
+runner = CliRunner()
+
+
+@pytest.fixture
+def models(store, tmp_path) -> tuple[str, str]:
+    """A tiny session model (random encoder, a steep calibration) and a tiny hierarchy model, logged."""
+    with mlflow.start_run():
+        encoder = load_encoder("tiny", seed=3)
+        session = log_session_model(encoder.save(tmp_path / "enc"), Calibration(40.0, -36.0), "tiny", tmp_path / "w")
+        hierarchy = HierarchyTextModel(load_encoder("tiny", seed=4), dim=3, seed=4)
+        hierarchy_uri = log_hierarchy_model(hierarchy.save(tmp_path / "hier"), "tiny")
+    return session, hierarchy_uri
+
+
+def read_scores(path) -> pl.DataFrame:
+    table = ds.dataset(str(path)).to_table()
+    frame = pl.from_arrow(table.drop(["embedding"]) if "embedding" in table.column_names else table)
+    if "embedding" in table.column_names:
+        vectors = np.stack(table["embedding"].to_numpy(zero_copy_only=False)).astype(np.float32)
+        frame = frame.with_columns(embedding=pl.Series(vectors))
+    return frame.sort("row_id")
+
+
+def test_scores_equal_the_models_row_by_row_and_the_local_sessions(models, tiny_taxonomy, tmp_path):
+    session_uri, hierarchy_uri = models
+    log = tmp_path / "log.tsv"
+    write_log(SynthConfig(users=25, rows=1_500, style="aol", seed=3), tiny_taxonomy, log)
+    with log.open("a") as f:
+        f.write("999\tbroken row\tnot a time\t\t\n")
+    done = runner.invoke(
+        app,
+        ["score", str(log), "-f", "aol", "--session-model", session_uri, "--hierarchy-model", hierarchy_uri,
+         "--embeddings", "--buckets", "4", "-o", str(tmp_path / "out")],
+    )  # fmt: skip
+    assert done.exit_code == 0, done.output
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert (report["rows_in"], report["rows_ok"], report["rows_rejected"]) == (1_501, 1_500, 1)
+    assert not (tmp_path / "out" / ".score-work").exists()
+    scores = read_scores(tmp_path / "out" / "scores.parquet")
+    assert scores["row_id"].to_list() == list(range(1_500))  # the rejected row is the last one
+    assert pl.read_parquet(tmp_path / "out" / "rejected.parquet")["row_id"].to_list() == [1_500]
+    assert report["distinct_texts"] == scores["query"].n_unique()
+
+    # p_same_prev: the model's own p_same of each (previous, current) query of a user
+    model = SessionScorer(session_uri)
+    ordered = scores.sort("user_id", "ts", "row_id")
+    prev = ordered.with_columns(prev=pl.col("query").shift(1).over("user_id")).filter(pl.col("prev").is_not_null())
+    expected = model(prev["prev"], prev["query"])
+    assert np.allclose(prev["p_same_prev"].to_numpy(), expected, atol=1e-5)
+    assert ordered.group_by("user_id").agg(pl.col("p_same_prev").first().is_null())["p_same_prev"].all()
+    assert 0.05 < (prev["p_same_prev"] >= 0.5).mean() < 0.95  # the calibration makes both decisions happen
+    vectors = model.embed(scores["query"])
+    assert np.allclose(np.stack(scores["embedding"].to_numpy()), vectors, atol=2e-3)  # float16
+
+    # sessions and missions: those of `segment --method cascade --model` on the local engine
+    local = segment_logs([log], "aol", tmp_path / "local", SegmentConfig(method="cascade"), MissionConfig(),
+                         scorer=model, embedder=model)  # fmt: skip
+    assert local.rows_out == 1_500
+    sessions = pl.read_parquet(tmp_path / "local" / "sessions.parquet").sort("row_id")
+    assert scores["session_id"].to_list() == sessions["session_id"].to_list()
+    assert scores["mission_id"].to_list() == sessions["mission_id"].to_list()
+
+    # specificity and reformulation: the hierarchy model's norms, typed within sessions
+    assert set(scores["reformulation"].drop_nulls()) <= {"specialisation", "generalisation", "lateral", "repeat"}
+    firsts = scores.filter(pl.col("session_seq") == 0)
+    assert firsts["reformulation"].null_count() == firsts.height
+    assert scores["specificity"].min() > 0
+
+
+def _descendants_killed(process: subprocess.Popen) -> None:
+    tree = psutil.Process(process.pid).children(recursive=True)
+    for p in [*tree, psutil.Process(process.pid)]:
+        with contextlib.suppress(psutil.Error):
+            p.kill()
+    process.wait(timeout=60)
+
+
+def test_a_killed_job_started_again_finishes_only_what_is_missing(models, tiny_taxonomy, tmp_path):
+    session_uri, hierarchy_uri = models
+    log = tmp_path / "log.tsv"
+    write_log(SynthConfig(users=300, rows=30_000, style="aol", seed=4), tiny_taxonomy, log)
+
+    def command(out) -> list[str]:
+        return [sys.executable, "-m", "workflows.cli", "score", str(log), "-f", "aol", "--session-model", session_uri,
+                "--hierarchy-model", hierarchy_uri, "--workers", "1", "--buckets", "16", "-o", str(out)]  # fmt: skip
+
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
+    job = subprocess.Popen(command(tmp_path / "cut"), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    encoded = tmp_path / "cut" / ".score-work" / "encoded"
+    deadline = time.monotonic() + 300
+    while job.poll() is None and len(list(encoded.glob("*.json"))) < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    _descendants_killed(job)
+    done_before = len(list(encoded.glob("*.json")))
+    assert 2 <= done_before < 16, "the job was not stopped half-way"
+    assert not (tmp_path / "cut" / "scores.parquet").exists()
+
+    again = subprocess.run(command(tmp_path / "cut"), env=env, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    report = json.loads((tmp_path / "cut" / "report.json").read_text())
+    assert report["resumed"]["stage"] == 1 and report["resumed"]["encode"] >= done_before
+
+    whole = subprocess.run(command(tmp_path / "whole"), env=env, capture_output=True, text=True, timeout=600)
+    assert whole.returncode == 0, whole.stderr[-3000:]
+    resumed, uninterrupted = (
+        read_scores(tmp_path / "cut" / "scores.parquet"),
+        read_scores(tmp_path / "whole" / "scores.parquet"),
+    )
+    assert resumed.height == report["rows_ok"] == 30_000
+    assert resumed.equals(uninterrupted)
