@@ -18,22 +18,18 @@ of what each added node brings.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import glob
 import json
 import os
-import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
 
 import polars as pl
-import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from aol_tiles import tile  # noqa: E402
+from measure import run_measured  # noqa: E402
 
 ROWS = 36_389_567
 
@@ -57,39 +53,11 @@ def run_child(engine: str, cpus: int, files: list[str], output: Path) -> None:
         ray_pipelines.segment(files, "aol", output, seg, missions)
 
 
-def tree_rss(proc: psutil.Process) -> int:
-    """Resident memory of a process and all its descendants, in bytes."""
-    total = 0
-    for p in [proc, *proc.children(recursive=True)]:
-        with contextlib.suppress(psutil.Error):
-            total += p.memory_info().rss
-    return total
-
-
 def measure(engine: str, cpus: int, files: list[str], output: Path) -> dict:
     """Wall time, peak tree RSS and the report of one run in a child process."""
     cmd = [sys.executable, __file__, "--child", engine, "--cpus", str(cpus), "--output", str(output), *files]
-    start = time.perf_counter()
-    child = psutil.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL)
-    peak = 0
-    done = threading.Event()
-
-    def sample() -> None:
-        nonlocal peak
-        while not done.is_set():
-            peak = max(peak, tree_rss(child))
-            time.sleep(0.5)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    code = child.wait()
-    seconds = time.perf_counter() - start
-    done.set()
-    sampler.join()
-    if code:
-        sys.exit(f"{engine} run failed ({code})")
-    report = json.loads((output / "report.json").read_text())
-    return {"seconds": seconds, "peak_gib": peak / 1024**3, "report": report}
+    seconds, peak_gib = run_measured(cmd, ROOT)
+    return {"seconds": seconds, "peak_gib": peak_gib, "report": json.loads((output / "report.json").read_text())}
 
 
 def sessions_of(path: Path) -> pl.DataFrame:

@@ -90,7 +90,7 @@ def _parse_into_staging(
     )
 
 
-def _collect(ds: ray.data.Dataset) -> pl.DataFrame:
+def collect(ds: ray.data.Dataset) -> pl.DataFrame:
     """A small dataset, gathered into one polars frame on the driver."""
     tables = [t for t in ray.get(ds.to_arrow_refs()) if t.num_rows]
     return pl.from_arrow(pa.concat_tables(tables, promote_options="permissive")) if tables else pl.DataFrame()  # type: ignore[return-value]
@@ -140,7 +140,7 @@ def stage(
         fn_kwargs={"fmt": fmt, "mapping": mapping, "block_bytes": block_bytes, "staging": str(staging),
                    "buckets": buckets, "columns": columns or list(EVENT_SCHEMA)},
     )  # fmt: skip
-    report, offsets = _accounting(fmt, paths, _collect(counts))
+    report, offsets = _accounting(fmt, paths, collect(counts))
     report.check()
     return report, offsets
 
@@ -155,11 +155,20 @@ def _publish_rejected(staging: Path, offsets: dict[int, int], path: Path) -> Non
     write_parquet(_global_ids(rejected, offsets).sort("row_id").cast(REJECTED_SCHEMA), path)  # type: ignore[arg-type]
 
 
-def _bucket_dirs(staging: Path) -> list[str]:
+def bucket_dirs(staging: Path) -> list[str]:
     return sorted(str(p) for p in (staging / "events").glob("bucket=*"))
 
 
-def _read_bucket(directory: str, offsets: dict[int, int]) -> pl.DataFrame:
+def per_directory(directories: Sequence[str], fn, kwargs: dict) -> pl.DataFrame:
+    """`fn(batch, **kwargs)` on each directory (a batch of one row `dir`), one Ray task each;
+    what the tasks return, gathered."""
+    if not directories:
+        return pl.DataFrame()
+    items = ray.data.from_items([{"dir": d} for d in directories])
+    return collect(items.map_batches(fn, batch_size=1, batch_format="pyarrow", fn_kwargs=kwargs))
+
+
+def read_bucket(directory: str, offsets: dict[int, int]) -> pl.DataFrame:
     return _global_ids(pl.read_parquet(sorted(Path(directory).glob("*.parquet"))), offsets)
 
 
@@ -175,7 +184,7 @@ def _buckets(requested: int | None) -> int:
 def _write_events(batch: pa.Table, offsets: dict[int, int], target: str) -> pa.Table:
     rows = []
     for directory in batch["dir"].to_pylist():
-        events = _read_bucket(directory, offsets).cast(EVENT_SCHEMA)  # type: ignore[arg-type]
+        events = read_bucket(directory, offsets).cast(EVENT_SCHEMA)  # type: ignore[arg-type]
         write_parquet(events, Path(target) / f"part-{Path(directory).name}.parquet")
         rows.append(events.height)
     return pa.table({"rows": rows})
@@ -202,12 +211,10 @@ def ingest(
         target = out / f".{EVENTS_FILE}.tmp"
         shutil.rmtree(target, ignore_errors=True)
         target.mkdir(parents=True)
-        _collect(ray.data.from_items([{"dir": d} for d in _bucket_dirs(staging)]).map_batches(
-            _write_events, batch_size=1, batch_format="pyarrow", fn_kwargs={"offsets": offsets, "target": str(target)}
-        ))  # fmt: skip
+        per_directory(bucket_dirs(staging), _write_events, {"offsets": offsets, "target": str(target)})
         if not any(target.glob("*.parquet")):
             pl.DataFrame(schema=EVENT_SCHEMA).write_parquet(target / "part-empty.parquet")
-        _replace(target, out / EVENTS_FILE)
+        replace_path(target, out / EVENTS_FILE)
         _publish_rejected(staging, offsets, out / REJECTED_FILE)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -219,7 +226,7 @@ def ingest(
     return report
 
 
-def _replace(tmp: Path, path: Path) -> None:
+def replace_path(tmp: Path, path: Path) -> None:
     if path.exists():
         shutil.rmtree(path) if path.is_dir() else path.unlink()
     tmp.rename(path)
@@ -230,7 +237,7 @@ def _bucket_term_users(batch: pa.Table, offsets: dict[int, int]) -> pa.Table:
     """Users per term in each bucket, and (under a null term) each bucket's users."""
     counts = []
     for directory in batch["dir"].to_pylist():
-        events = _read_bucket(directory, offsets)
+        events = read_bucket(directory, offsets)
         counts.append(term_users(Lexicon(events["query"]), events["user_id"]))
         counts.append(pl.DataFrame({"term": [None], "users": [events["user_id"].n_unique()]}, schema=counts[-1].schema))
     return pl.concat(counts).to_arrow()
@@ -256,7 +263,7 @@ def _bucket_sessions(
         mlflow.set_tracking_uri(tracking)
         model = SessionScorer(model_uri)
     for directory in batch["dir"].to_pylist():
-        events = _read_bucket(directory, offsets)
+        events = read_bucket(directory, offsets)
         parts = list(
             iter_sessions(
                 events, seg, missions, model, common=pl.Series(common, dtype=pl.String), workers=1, embedder=model
@@ -298,19 +305,16 @@ def segment(
     try:
         ingest_report, offsets = stage_inputs(inputs, fmt, out, staging, n, mapping, block_bytes)
         read_done = time.perf_counter()
-        directories = ray.data.from_items([{"dir": d} for d in _bucket_dirs(staging)])
         common = log_common_terms(staging, offsets, missions)
         target = out / f".{SESSIONS_FILE}.tmp"
         shutil.rmtree(target, ignore_errors=True)
         target.mkdir(parents=True)
         job = {"offsets": offsets, "seg": seg, "missions": missions, "common": common, "target": str(target),
                "model_uri": model_uri, "tracking": tracking_uri() if model_uri else None}  # fmt: skip
-        written = _collect(
-            directories.map_batches(_bucket_sessions, batch_size=1, batch_format="pyarrow", fn_kwargs=job)
-        )
+        written = per_directory(bucket_dirs(staging), _bucket_sessions, job)
         if not any(target.glob("*.parquet")):
             pl.DataFrame(schema=SESSIONS_SCHEMA).write_parquet(target / "part-empty.parquet")
-        _replace(target, out / SESSIONS_FILE)
+        replace_path(target, out / SESSIONS_FILE)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     totals = {k: int(written[k].sum()) if written.height else 0 for k in ("rows", "sessions", "missions")}
@@ -365,9 +369,7 @@ def stage_inputs(
 def log_common_terms(staging: Path, offsets: dict[int, int], missions: MissionConfig) -> list[str]:
     """The terms too common to link missions (`sessions.missions.common_terms`), counted
     over every bucket of the staged log."""
-    directories = ray.data.from_items([{"dir": d} for d in _bucket_dirs(staging)])
-    job = {"batch_size": 1, "batch_format": "pyarrow", "fn_kwargs": {"offsets": offsets}}
-    counts = _collect(directories.map_batches(_bucket_term_users, **job))
+    counts = per_directory(bucket_dirs(staging), _bucket_term_users, {"offsets": offsets})
     if not counts.height:
         return []
     n_users = int(counts.filter(pl.col("term").is_null())["users"].sum())
@@ -389,7 +391,7 @@ def _restage(batch: pa.Table, staging: str, buckets: int, columns: list[str]) ->
 
 def _stage_events(events: Path, staging: Path, buckets: int, columns: list[str] = EVENT_COLUMNS) -> dict[int, int]:
     """Stage an events dataset by bucket; its row ids are global (offset 0)."""
-    _collect(ray.data.read_parquet(str(events)).map_batches(
+    collect(ray.data.read_parquet(str(events)).map_batches(
         _restage, batch_format="pyarrow", fn_kwargs={"staging": str(staging), "buckets": buckets, "columns": columns}
     ))  # fmt: skip
     return {0: 0}
@@ -399,7 +401,7 @@ def _stage_events(events: Path, staging: Path, buckets: int, columns: list[str] 
 def _bucket_pairs(batch: pa.Table, offsets: dict[int, int], cfg: MiningConfig, target: str) -> pa.Table:
     rows = []
     for directory in batch["dir"].to_pylist():
-        pairs = mine_bucket(_read_bucket(directory, offsets), cfg)
+        pairs = mine_bucket(read_bucket(directory, offsets), cfg)
         write_parquet(pairs, Path(target) / f"part-{Path(directory).name}.parquet")
         rows.append(pairs.height)
     return pa.table({"rows": rows})
@@ -416,13 +418,10 @@ def mine(sessions_path: str | Path, output: str | Path, cfg: MiningConfig) -> Pa
         target = path.with_name(f".{path.name}.tmp")
         shutil.rmtree(target, ignore_errors=True)
         target.mkdir(parents=True)
-        _collect(ray.data.from_items([{"dir": d} for d in _bucket_dirs(staging)]).map_batches(
-            _bucket_pairs, batch_size=1, batch_format="pyarrow",
-            fn_kwargs={"offsets": offsets, "cfg": cfg, "target": str(target)},
-        ))  # fmt: skip
+        per_directory(bucket_dirs(staging), _bucket_pairs, {"offsets": offsets, "cfg": cfg, "target": str(target)})
         if not any(target.glob("*.parquet")):
             pl.DataFrame(schema=PAIR_SCHEMA).write_parquet(target / "part-empty.parquet")
-        _replace(target, path)
+        replace_path(target, path)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return path

@@ -41,7 +41,15 @@ from sessions.io import parquet_rows, write_json, write_parquet
 from sessions.missions import MissionConfig
 from sessions.records import DEFAULT_BLOCK_BYTES
 from sessions.segment import SegmentConfig
-from workflows.ray_pipelines import _bucket_dirs, _collect, _read_bucket, _replace, log_common_terms, stage_inputs
+from workflows.ray_pipelines import (
+    bucket_dirs,
+    collect,
+    log_common_terms,
+    per_directory,
+    read_bucket,
+    replace_path,
+    stage_inputs,
+)
 from workflows.tracking import tracking_uri
 
 SCORES_FILE = "scores.parquet"
@@ -127,13 +135,13 @@ def score(
     state = json.loads(staged.read_text())
     report.ingest, common = state["ingest"], state["common"]
     offsets = {int(k): v for k, v in state["offsets"].items()}
-    directories = _bucket_dirs(work / "staging")
+    directories = bucket_dirs(work / "staging")
     phases["stage"] = time.perf_counter() - start
 
     tick = time.perf_counter()
     if not (work / "texts.done").exists():
         shutil.rmtree(work / "texts", ignore_errors=True)
-        _run(directories, _bucket_texts, {"parts": n, "work": str(work)})
+        per_directory(directories, _bucket_texts, {"parts": n, "work": str(work)})
         (work / "texts.done").touch()
     phases["texts"] = time.perf_counter() - tick
 
@@ -150,7 +158,7 @@ def score(
     todo = [d for d in directories if not (work / "scored" / f"part-{Path(d).name}.parquet").exists()]
     report.resumed["score"] = len(directories) - len(todo)
     kwargs = {"offsets": offsets, "work": str(work), "common": common, "cfg": cfg}
-    _run(todo, _score_bucket, kwargs)
+    per_directory(todo, _score_bucket, kwargs)
     phases["score"] = time.perf_counter() - tick
 
     scored = work / "scored"
@@ -165,7 +173,7 @@ def score(
         raise RuntimeError(f"{report.rows_out} scored rows for {report.ingest['rows_ok']} accepted events")
     for f in scored.glob("*.json"):
         f.unlink()
-    _replace(scored, out / SCORES_FILE)
+    replace_path(scored, out / SCORES_FILE)
     if parquet_rows(out / SCORES_FILE) != report.rows_out:
         raise RuntimeError(f"{out / SCORES_FILE}: not the {report.rows_out} rows scored")
     shutil.rmtree(work)
@@ -196,14 +204,6 @@ def _version_of(uri: str) -> str:
     from workflows.hierarchy_eval import run_of
 
     return f"{uri} -> run {run_of(uri)}"
-
-
-def _run(directories: Sequence[str], fn, kwargs: dict) -> pl.DataFrame:
-    """`fn` on each directory, one Ray task each."""
-    if not directories:
-        return pl.DataFrame()
-    items = ray.data.from_items([{"dir": d} for d in directories])
-    return _collect(items.map_batches(fn, batch_size=1, batch_format="pyarrow", fn_kwargs=kwargs))
 
 
 # ---- stage 2: each bucket's distinct texts, by text partition ----
@@ -239,7 +239,7 @@ def _encode(partitions: list[str], work: Path, cfg: ScoreConfig) -> None:
         fn_constructor_kwargs={"cfg": cfg, "work": str(work), "tracking": tracking_uri(), "threads": int(cpus)},
         batch_size=1, batch_format="pyarrow", concurrency=min(workers, len(partitions)), num_cpus=cpus, num_gpus=gpus,
     )  # fmt: skip
-    _collect(done)
+    collect(done)
 
 
 class Encoder:
@@ -309,7 +309,7 @@ def _score_bucket(batch: pa.Table, offsets: dict[int, int], work: str, common: l
         table = TextTable(encoded["text"], encoded["vector"].to_numpy().astype(np.float32),
                           encoded["specificity"].to_numpy(), calibration)  # fmt: skip
         scored = score_events(
-            _read_bucket(directory, offsets), table, cfg.segment, cfg.missions, pl.Series(common, dtype=pl.String),
+            read_bucket(directory, offsets), table, cfg.segment, cfg.missions, pl.Series(common, dtype=pl.String),
             hierarchy=cfg.hierarchy_model is not None, threshold=cfg.threshold,
             embeddings=cfg.embeddings,
         )  # fmt: skip
