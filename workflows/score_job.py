@@ -161,27 +161,35 @@ def score(
     per_directory(todo, _score_bucket, kwargs)
     phases["score"] = time.perf_counter() - tick
 
+    _publish(work, out, report, cfg)
+    report.outputs = {name: str(out / name) for name in (SCORES_FILE, REJECTED_FILE, REPORT_FILE)}
+    report.seconds = round(time.perf_counter() - start, 3)
+    report.phase_seconds = {k: round(v, 3) for k, v in phases.items()}
+    write_json(report.to_dict(), out / REPORT_FILE)
+    return report
+
+
+def _publish(work: Path, out: Path, report: ScoreReport, cfg: ScoreConfig) -> None:
+    """Check the accounting, move the scores into place, remove the work directory."""
+    from workflows.scoring import HIERARCHY_SCHEMA, SCORE_SCHEMA
+
     scored = work / "scored"
     scored.mkdir(exist_ok=True)
-    if not any(scored.glob("*.parquet")):
-        raise RuntimeError("nothing was scored")  # an empty log still has no buckets to score
     counts = [json.loads(p.read_text()) for p in sorted(scored.glob("*.json"))]
     report.rows_out = sum(c["rows"] for c in counts)
     report.sessions = sum(c["sessions"] for c in counts)
     report.missions = sum(c["missions"] for c in counts)
     if report.rows_out != report.ingest["rows_ok"]:
         raise RuntimeError(f"{report.rows_out} scored rows for {report.ingest['rows_ok']} accepted events")
+    if not counts:  # no accepted row at all: an empty dataset (without embeddings, whose width is unknown)
+        schema = {**SCORE_SCHEMA, **(HIERARCHY_SCHEMA if cfg.hierarchy_model else {})}
+        pl.DataFrame(schema=schema).write_parquet(scored / "part-empty.parquet")
     for f in scored.glob("*.json"):
         f.unlink()
     replace_path(scored, out / SCORES_FILE)
     if parquet_rows(out / SCORES_FILE) != report.rows_out:
         raise RuntimeError(f"{out / SCORES_FILE}: not the {report.rows_out} rows scored")
     shutil.rmtree(work)
-    report.outputs = {name: str(out / name) for name in (SCORES_FILE, REJECTED_FILE, REPORT_FILE)}
-    report.seconds = round(time.perf_counter() - start, 3)
-    report.phase_seconds = {k: round(v, 3) for k, v in phases.items()}
-    write_json(report.to_dict(), out / REPORT_FILE)
-    return report
 
 
 def _job_key(
@@ -225,6 +233,8 @@ def _bucket_texts(batch: pa.Table, parts: int, work: str) -> pa.Table:
 
 # ---- stage 3: the actor pool ----
 def _encode(partitions: list[str], work: Path, cfg: ScoreConfig) -> None:
+    """The text `partitions` through a pool of `Encoder` actors: by default one per CPU
+    (each with one torch thread), or one per `gpus_per_worker` GPUs."""
     gpus = cfg.gpus_per_worker
     resources = ray.cluster_resources()
     if gpus:
@@ -237,7 +247,8 @@ def _encode(partitions: list[str], work: Path, cfg: ScoreConfig) -> None:
     done = items.map_batches(
         Encoder,
         fn_constructor_kwargs={"cfg": cfg, "work": str(work), "tracking": tracking_uri(), "threads": int(cpus)},
-        batch_size=1, batch_format="pyarrow", concurrency=min(workers, len(partitions)), num_cpus=cpus, num_gpus=gpus,
+        batch_size=1, batch_format="pyarrow", compute=ray.data.ActorPoolStrategy(size=min(workers, len(partitions))),
+        num_cpus=cpus, num_gpus=gpus,
     )  # fmt: skip
     collect(done)
 

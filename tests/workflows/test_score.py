@@ -141,3 +141,24 @@ def test_a_killed_job_started_again_finishes_only_what_is_missing(models, tiny_t
     )
     assert resumed.height == report["rows_ok"] == 30_000
     assert resumed.equals(uninterrupted)
+
+
+def test_a_log_without_one_good_row_gives_an_empty_score_table(models, tmp_path):
+    session_uri, _ = models
+    log = tmp_path / "bad.tsv"
+    log.write_text(
+        "AnonID\tQuery\tQueryTime\tItemRank\tClickURL\n7\tdog\tnot a time\t\t\n8\t\t2006-03-01 10:00:00\t\t\n"
+    )
+    done = runner.invoke(
+        app, ["score", str(log), "-f", "aol", "--session-model", session_uri, "-o", str(tmp_path / "o")]
+    )
+    assert done.exit_code == 0, done.output
+    report = json.loads((tmp_path / "o" / "report.json").read_text())
+    assert (report["rows_in"], report["rows_ok"], report["rows_rejected"], report["rows_out"]) == (2, 0, 2, 0)
+    assert read_scores(tmp_path / "o" / "scores.parquet").columns[:5] == [
+        "row_id",
+        "user_id",
+        "ts",
+        "query",
+        "p_same_prev",
+    ]
