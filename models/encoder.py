@@ -17,7 +17,8 @@ its longest member, then returns the vectors in the order given.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -92,15 +93,8 @@ class TextEncoder(nn.Module):
     @torch.inference_mode()
     def encode(self, texts: Sequence[str], batch_size: int = 256) -> np.ndarray:
         """Vectors of many texts (float32, in the order given), in length-sorted batches."""
-        was_training = self.training
-        self.eval()
-        order = np.argsort([len(t) for t in texts], kind="stable")
-        out = np.empty((len(texts), self.dim), dtype=np.float32)
-        for start in range(0, len(texts), batch_size):
-            idx = order[start : start + batch_size]
-            out[idx] = self.embed([texts[i] for i in idx]).float().cpu().numpy()
-        self.train(was_training)
-        return out
+        with eval_mode(self):
+            return by_length(texts, batch_size, self.dim, np.float32, self.embed)
 
     def save(self, directory: str | Path) -> Path:
         """Weights, tokenizer and pooling settings, loadable with `load_encoder(directory)`."""
@@ -111,6 +105,30 @@ class TextEncoder(nn.Module):
         settings = {"max_length": self.max_length, "normalize": self.normalize, "name": self.name}
         (path / SETTINGS_FILE).write_text(json.dumps(settings, indent=2))
         return path
+
+
+@contextmanager
+def eval_mode(module: nn.Module) -> Iterator[None]:
+    """`module` in eval mode for the block, then back in the mode it was in."""
+    was_training = module.training
+    module.eval()
+    try:
+        yield
+    finally:
+        module.train(was_training)
+
+
+def by_length(
+    texts: Sequence[str], batch_size: int, width: int, dtype: type, embed: Callable[[list[str]], torch.Tensor]
+) -> np.ndarray:
+    """`embed` over `texts` in batches of similar length (each padded only to its longest
+    member); rows of `dtype` in the order given."""
+    order = np.argsort([len(t) for t in texts], kind="stable")
+    out = np.empty((len(texts), width), dtype=dtype)
+    for start in range(0, len(texts), batch_size):
+        rows = order[start : start + batch_size]
+        out[rows] = embed([texts[i] for i in rows]).cpu().numpy().astype(dtype, copy=False)
+    return out
 
 
 def tiny_transformer(seed: int = 0) -> DistilBertModel:

@@ -29,7 +29,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from models.encoder import TextEncoder, load_encoder
+from models.encoder import TextEncoder, by_length, eval_mode, load_encoder
 from models.poincare import distance_softmax_loss
 
 
@@ -94,15 +94,8 @@ class HierarchyTextModel(nn.Module):
     @torch.no_grad()
     def points(self, texts: Sequence[str], batch_size: int = 256) -> np.ndarray:
         """float64 points of `texts`, in order; length-sorted batches."""
-        was_training = self.training
-        self.eval()
-        order = np.argsort([len(t) for t in texts], kind="stable")
-        out = np.empty((len(texts), self.dim), dtype=np.float64)
-        for start in range(0, len(texts), batch_size):
-            rows = order[start : start + batch_size]
-            out[rows] = self.embed([texts[i] for i in rows]).cpu().numpy()
-        self.train(was_training)
-        return out
+        with eval_mode(self):
+            return by_length(texts, batch_size, self.dim, np.float64, self.embed)
 
     def distance(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Geodesic distance over the last dim, broadcasting."""

@@ -23,6 +23,8 @@ from sessions.lexicon import encode
 from sessions.text import normalize
 
 REFORMULATIONS = ("specialisation", "generalisation", "lateral", "repeat")
+# half the norm gap per level that `sessionflow train hierarchy` asks for (margin 0.5)
+DEFAULT_THRESHOLD = 0.25
 # the gold labels of `sessionflow synth` that the types above are judged on
 JUDGED = ("specialisation", "generalisation", "lateral")
 
@@ -105,6 +107,6 @@ def best_threshold(annotated: pl.DataFrame, grid: np.ndarray, gold: str = "gold_
 
 
 __all__ = [
-    "JUDGED", "REFORMULATIONS", "Specificity", "accuracy", "annotate", "best_threshold", "per_distinct",
-    "reformulation", "term_count",
+    "DEFAULT_THRESHOLD", "JUDGED", "REFORMULATIONS", "Specificity", "accuracy", "annotate", "best_threshold",
+    "per_distinct", "reformulation", "term_count",
 ]  # fmt: skip

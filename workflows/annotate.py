@@ -22,11 +22,18 @@ from sessions.formats import ColumnMap
 from sessions.ingest import REPORT_FILE
 from sessions.io import ParquetSink, scan_table, write_json
 from sessions.pipeline import SESSIONS_FILE, load_events, segment_logs
-from sessions.reformulation import REFORMULATIONS, Specificity, accuracy, annotate, best_threshold, term_count
+from sessions.reformulation import (
+    DEFAULT_THRESHOLD,
+    REFORMULATIONS,
+    Specificity,
+    accuracy,
+    annotate,
+    best_threshold,
+    term_count,
+)
 from sessions.segment import user_time_order
 
 ANNOTATIONS_FILE = "annotations.parquet"
-DEFAULT_THRESHOLD = 0.25  # half the norm gap per level that `train hierarchy` asks for (margin 0.5)
 THRESHOLD_GRID = np.round(np.arange(0.0, 2.01, 0.05), 2)
 
 

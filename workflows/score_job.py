@@ -40,6 +40,7 @@ from sessions.ingest import REJECTED_FILE, REPORT_FILE, expand_inputs
 from sessions.io import parquet_rows, write_json, write_parquet
 from sessions.missions import MissionConfig
 from sessions.records import DEFAULT_BLOCK_BYTES
+from sessions.reformulation import DEFAULT_THRESHOLD
 from sessions.segment import SegmentConfig
 from workflows.ray_pipelines import (
     bucket_dirs,
@@ -69,7 +70,7 @@ class ScoreConfig:
     buckets: int = 0  # user buckets and text partitions; 0: 4 per CPU of the cluster
     method: str = "cascade"  # sessions: cascade (the model decides what lexical evidence would break) or learned
     min_p_same: float = 0.5  # the model puts two queries in one session when p_same >= this
-    threshold: float = 0.25  # reformulation: specificity change beyond which a pair is not lateral
+    threshold: float = DEFAULT_THRESHOLD  # reformulation: specificity change beyond which a pair is not lateral
     missions: MissionConfig = field(default_factory=MissionConfig)
 
     def __post_init__(self) -> None:
@@ -288,8 +289,8 @@ class Encoder:
 
         from workflows.hierarchy_model import norms
 
-        files = sorted((self.work / "texts" / part).glob("*.parquet"))
-        texts = pl.concat([pl.read_parquet(f) for f in files])["text"].unique().sort()
+        shares = {f.stem: pl.read_parquet(f) for f in sorted((self.work / "texts" / part).glob("*.parquet"))}
+        texts = pl.concat(shares.values())["text"].unique().sort()
         vectors = self.session.encode(texts.to_list(), batch_size=self.cfg.batch_size)
         if self.hierarchy is not None:
             specificity = norms(self.hierarchy, self.hierarchy.points(texts.to_list(), batch_size=self.cfg.batch_size))
@@ -298,9 +299,9 @@ class Encoder:
         encoded = pl.DataFrame({"text": texts, "specificity": specificity}).with_columns(
             vector=pl.Series(vectors, dtype=pl.Array(pl.Float32, vectors.shape[1]))
         )
-        for f in files:  # each user bucket's share, beside that bucket
-            share = pl.read_parquet(f).join(encoded, on="text", how="left", maintain_order="left")
-            write_parquet(share, self.work / "encoded" / f.stem / f"{part}.parquet")
+        for bucket, share in shares.items():  # each user bucket's share, beside that bucket
+            encoded_share = share.join(encoded, on="text", how="left", maintain_order="left")
+            write_parquet(encoded_share, self.work / "encoded" / bucket / f"{part}.parquet")
         write_json({"texts": len(texts)}, self.work / "encoded" / f"{part}.json")  # the partition is done
         return len(texts)
 

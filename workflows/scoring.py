@@ -17,6 +17,7 @@ and specificity from a hierarchy model. `score_events` then gives every event
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import polars as pl
@@ -25,7 +26,7 @@ import pyarrow as pa
 from models.calibration import Calibration
 from sessions.missions import MissionConfig
 from sessions.pipeline import SESSIONS_SCHEMA, iter_sessions
-from sessions.reformulation import reformulation
+from sessions.reformulation import DEFAULT_THRESHOLD, reformulation
 from sessions.segment import SegmentConfig, user_time_order
 
 SCORE_SCHEMA: dict[str, pl.DataType] = {
@@ -52,10 +53,15 @@ class TextTable:
     specificity: np.ndarray
     calibration: Calibration
 
+    @cached_property
+    def _keys(self) -> pl.DataFrame:
+        return pl.DataFrame({"text": self.texts, "_row": np.arange(len(self.texts))})
+
     def rows(self, texts: pl.Series) -> np.ndarray:
         """The row of each of `texts` (each must be in the table)."""
-        keys = pl.DataFrame({"text": self.texts, "_row": np.arange(len(self.texts))})
-        found = pl.DataFrame({"text": texts.cast(pl.String)}).join(keys, on="text", how="left", maintain_order="left")
+        found = pl.DataFrame({"text": texts.cast(pl.String)}).join(
+            self._keys, on="text", how="left", maintain_order="left"
+        )
         if found["_row"].null_count():
             missing = found.filter(pl.col("_row").is_null())["text"][0]
             raise KeyError(f"{found['_row'].null_count()} texts were not encoded, e.g. {missing!r}")
@@ -79,7 +85,7 @@ def score_events(
     common: pl.Series,
     *,
     hierarchy: bool = False,
-    threshold: float = 0.25,
+    threshold: float = DEFAULT_THRESHOLD,
     embeddings: bool = False,
 ) -> pa.Table:
     """Scores of `events` (whole users; row_id, user_id, ts, query), in user and time
@@ -97,7 +103,7 @@ def score_events(
     parts = list(iter_sessions(ordered, seg, missions, table, common=common, workers=1, embedder=table))
     found = pl.concat(parts) if parts else pl.DataFrame(schema=SESSIONS_SCHEMA)
     extra = ordered.select("row_id").with_columns(
-        p_same_prev=pl.Series(p_prev).fill_nan(None), specificity=pl.Series(table.specificity[rows])
+        p_same_prev=pl.Series(p_prev).fill_nan(None), specificity=pl.Series(table.specificity[rows]), _row=rows
     )
     scored = found.join(extra, on="row_id", how="left", maintain_order="left")
     columns = list(SCORE_SCHEMA)
@@ -108,7 +114,6 @@ def score_events(
         columns += list(HIERARCHY_SCHEMA)
     out = scored.select(columns).cast({**SCORE_SCHEMA, **(HIERARCHY_SCHEMA if hierarchy else {})}).to_arrow()
     if embeddings:
-        order = table.rows(scored["query"])
-        half = pa.array(table.vectors[order].astype(np.float16).ravel(), type=pa.float16())
+        half = pa.array(table.vectors[scored["_row"].to_numpy()].astype(np.float16).ravel(), type=pa.float16())
         out = out.append_column("embedding", pa.FixedSizeListArray.from_arrays(half, table.vectors.shape[1]))
     return out

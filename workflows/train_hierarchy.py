@@ -164,10 +164,18 @@ def evaluate_points(
     return metrics
 
 
-def evaluate_model(module, data: HierarchyData, cfg: HierarchyTrainConfig, rank: int = 0, size: int = 1) -> dict:
-    """`evaluate_points` of every node, and for HierarCaps `chain_metrics`; the workers
-    share the encoding."""
-    points = node_points(module, data.split.full.texts, rank, size)
+def evaluate_model(
+    module,
+    data: HierarchyData,
+    cfg: HierarchyTrainConfig,
+    rank: int = 0,
+    size: int = 1,
+    points: np.ndarray | None = None,
+) -> dict:
+    """`evaluate_points` of every node (`points`, encoded here unless given), and for
+    HierarCaps `chain_metrics`; the workers share the encoding."""
+    if points is None:
+        points = node_points(module, data.split.full.texts, rank, size)
     device = next(module.parameters()).device
     metrics = evaluate_points(points, module.distance, data.split, cfg.max_eval_nodes, cfg.seed, device)
     if data.chains is not None:
@@ -175,10 +183,12 @@ def evaluate_model(module, data: HierarchyData, cfg: HierarchyTrainConfig, rank:
     return metrics
 
 
-def evaluate_with_baselines(module, data: HierarchyData, cfg: HierarchyTrainConfig) -> dict[str, float]:
+def evaluate_with_baselines(
+    module, data: HierarchyData, cfg: HierarchyTrainConfig, points: np.ndarray | None = None
+) -> dict[str, float]:
     """`evaluate_model` of a trained model, and on HierarCaps the pretrained encoder's
     numbers next to it (`pretrained_chain_metrics`)."""
-    metrics = evaluate_model(module, data, cfg)
+    metrics = evaluate_model(module, data, cfg, points=points)
     if data.chains is not None:
         metrics |= pretrained_chain_metrics(cfg.model, data.chains, cfg.max_length)
     return metrics
@@ -403,13 +413,14 @@ def _finish(trained: Trained, data: HierarchyData, cfg, run_id: str, register: b
 
     split, directory, last = data.split, trained.model, trained.last_step
     model = load_model(directory, cfg, split.full.n_nodes)
-    metrics = evaluate_with_baselines(model, data, cfg)
+    points = node_points(model, split.full.texts)  # once, for the metrics and the figures
+    metrics = evaluate_with_baselines(model, data, cfg, points)
     metrics |= {"best_step": trained.state["best_step"], "steps": last}
     # at the last step, after the loop's own values: the run shows the logged model's
     mlflow.log_metrics(metrics, step=last)
     mlflow.log_dict(cfg.to_dict(), "config.json")
     figures = []
-    points, title = node_points(model, split.full.texts), f"{cfg.data}: {cfg.model}, MAP {metrics['map']:.3f}"
+    title = f"{cfg.data}: {cfg.model}, MAP {metrics['map']:.3f}"
     if cfg.dim == 2 and cfg.manifold == "poincare":
         figures.append(
             poincare_disk(points, split.full.texts, split.full.depth, title, directory.parent / "poincare_disk.png")

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from sessions.reformulation import DEFAULT_THRESHOLD
 from workflows.commands.ingest import MapOption, ingest_rows
 from workflows.common import FORMAT_HELP, fail, peak_rss_mib
 from workflows.progress import out, summary_table
@@ -18,7 +19,9 @@ HierarchyModelOption = Annotated[
 ]
 ThresholdOption = Annotated[
     float,
-    typer.Option(help="Specificity change beyond which a pair is a specialisation or generalisation [0.25]."),
+    typer.Option(
+        help=f"Specificity change beyond which a pair is a specialisation or generalisation [{DEFAULT_THRESHOLD}]."
+    ),
 ]
 
 
@@ -30,7 +33,7 @@ def annotate(
     model: HierarchyModelOption = "models:/hierarchy-model@champion",
     format: Annotated[str | None, typer.Option("--format", "-f", help=f"Format of raw logs: {FORMAT_HELP}.")] = None,
     map: MapOption = None,
-    threshold: ThresholdOption = 0.25,
+    threshold: ThresholdOption = DEFAULT_THRESHOLD,
 ) -> None:
     """Read a log for specialisation and generalisation with a hierarchy model.
 

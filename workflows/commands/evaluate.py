@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from sessions.reformulation import DEFAULT_THRESHOLD
 from workflows.commands.annotate import HierarchyModelOption, ThresholdOption
 from workflows.commands.segment import (
     CLI_METHODS,
@@ -231,7 +232,7 @@ def reformulation(
     tune_on: Annotated[
         Path | None, typer.Option(help="Another synthetic log: each method's threshold is the best there.")
     ] = None,
-    threshold: ThresholdOption = 0.25,
+    threshold: ThresholdOption = DEFAULT_THRESHOLD,
     as_json: Annotated[bool, typer.Option("--json", help="Print the results as one JSON object.")] = False,
 ) -> None:
     """Reformulation types (`sessionflow annotate`) against a synthetic log's truth.

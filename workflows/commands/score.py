@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from sessions.reformulation import DEFAULT_THRESHOLD
+from workflows.commands.annotate import ThresholdOption
 from workflows.commands.ingest import MapOption, ingest_rows
 from workflows.common import FORMAT_HELP, AddressOption, fail, peak_rss_mib
 from workflows.progress import out, summary_table
@@ -34,9 +36,7 @@ def score(
         str, typer.Option(help="Sessions: cascade (the model decides what lexical evidence would break) or learned.")
     ] = "cascade",
     min_p_same: Annotated[float, typer.Option(help="The model joins two queries when p_same >= this [0.5].")] = 0.5,
-    threshold: Annotated[
-        float, typer.Option(help="Reformulation: specificity change beyond which a pair is not lateral [0.25].")
-    ] = 0.25,
+    threshold: ThresholdOption = DEFAULT_THRESHOLD,
     address: AddressOption = None,
 ) -> None:
     """Score every row of a log with the registered models, on Ray.
