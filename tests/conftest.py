@@ -28,10 +28,7 @@ TINY_EDGES = [
 @pytest.fixture(scope="session")
 def wordnet_taxonomy() -> Taxonomy:
     """WordNet's nouns, as the CLI's `synth` uses them (built once, then cached)."""
-    from hierarchies.wordnet import noun_concepts, noun_graph
-
-    graph = noun_graph()
-    return Taxonomy(noun_concepts(graph), graph.edges)
+    return Taxonomy.wordnet()
 
 
 @pytest.fixture(scope="session")

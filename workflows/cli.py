@@ -1,5 +1,6 @@
 """The `sessionflow` command line.
 
+    sessionflow demo                          # all of the below on a synthetic log, ~10 min
     sessionflow synth --users 1000 --rows 400000 --style aol --output out/synth.tsv.gz
     sessionflow ingest out/synth.tsv.gz --format aol --output out/events
     sessionflow segment out/events --method cascade --output out/sessions
@@ -22,6 +23,7 @@ import typer
 
 from workflows.commands import evaluate, train
 from workflows.commands.annotate import annotate
+from workflows.commands.demo import demo
 from workflows.commands.ingest import ingest
 from workflows.commands.mine import mine
 from workflows.commands.models import compare, promote
@@ -38,6 +40,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
+app.command()(demo)
 app.command()(ingest)
 app.command()(synth)
 app.command()(segment)

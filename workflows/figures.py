@@ -10,7 +10,9 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
-from sklearn.metrics import roc_auc_score, roc_curve
+import polars as pl
+from sklearn.decomposition import PCA
+from sklearn.metrics import roc_auc_score, roc_curve, silhouette_score
 
 
 def roc_figure(labels: np.ndarray, scores: Mapping[str, np.ndarray], title: str, path: Path) -> Path:
@@ -50,6 +52,79 @@ def specificity_by_depth(norms: np.ndarray, depth: np.ndarray, title: str, path:
     ax.set_xticks(levels, [f"{d}\n({n})" for d, n in zip(levels, counts, strict=True)], fontsize=7)
     ax.set(xlabel="depth (nodes)", ylabel="norm: distance from the origin", title=title)
     return _save(fig, path, dpi=120)
+
+
+def session_statistics(sessions: pl.DataFrame, title: str, path: Path) -> Path:
+    """Queries per session and the gaps between a user's consecutive queries (inside a
+    session and across a boundary), from a `segment` output's sessions."""
+    lengths = sessions.group_by("session_id").len()["len"].to_numpy()
+    gaps = (
+        sessions.sort("user_id", "ts", "row_id")
+        .with_columns(
+            gap=(pl.col("ts").diff().dt.total_seconds()).over("user_id"),
+            same=(pl.col("session_id") == pl.col("session_id").shift()).over("user_id"),
+        )
+        .filter(pl.col("gap").is_not_null())
+    )
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    top = int(np.percentile(lengths, 99.5)) + 1 if lengths.size else 1
+    left.hist(np.minimum(lengths, top), bins=np.arange(1, top + 2) - 0.5, color="tab:blue")
+    median = np.median(lengths) if lengths.size else 0
+    left.set(yscale="log", xlabel=f"queries per session (last bin: {top} or more)", ylabel="sessions",
+             title=f"{lengths.size:,} sessions, median {median:g} queries")  # fmt: skip
+    bins = np.logspace(0, 7, 57)  # 1 s to ~4 months
+    for same, label, colour in ((True, "inside a session", "tab:green"), (False, "between sessions", "tab:red")):
+        g = gaps.filter(pl.col("same") == same)["gap"].to_numpy()
+        right.hist(np.clip(g, 1, None), bins=bins, alpha=0.6, label=f"{label} ({g.size:,})", color=colour)
+    for seconds, name in ((60, "1 min"), (1800, "30 min"), (86400, "1 day")):
+        right.axvline(seconds, color="grey", linestyle=":", linewidth=1)
+        right.annotate(name, (seconds, 1), xycoords=("data", "axes fraction"), fontsize=7, ha="left", va="top")
+    right.set(xscale="log", xlabel="gap to the user's previous query (s; the first bin: 1 s or less)", ylabel="queries")
+    right.legend(fontsize="small")
+    fig.suptitle(title)
+    return _save(fig, path, dpi=120)
+
+
+def segmentation_bars(scores: pl.DataFrame, title: str, path: Path, metric: str = "f1") -> Path:
+    """`metric` of every system against every gold level (`sessions.metrics.compare`'s
+    rows), as grouped bars: one group per gold level, one bar per system."""
+    golds = scores["gold"].unique(maintain_order=True).to_list()
+    systems = scores["system"].unique(maintain_order=True).to_list()
+    fig, axes = plt.subplots(1, len(golds), figsize=(5.5 * len(golds), 4), squeeze=False)
+    colours = plt.get_cmap("tab10")
+    for ax, gold in zip(axes[0], golds, strict=True):
+        # each system's grouping of the gold's own level (missions for mission gold), else its sessions
+        level = "missions" if gold == "missions" else "sessions"
+        rows = scores.filter(pl.col("gold") == gold)
+        values = []
+        for system in systems:
+            mine = rows.filter(pl.col("system") == system)
+            best = mine.filter(pl.col("level") == level)
+            values.append(float((best if best.height else mine.filter(pl.col("level") == "sessions"))[metric][0]))
+        bars = ax.bar(range(len(systems)), values, color=[colours(i % 10) for i in range(len(systems))])
+        ax.bar_label(bars, fmt="%.2f", fontsize=7)
+        ax.set_xticks(range(len(systems)), systems, rotation=35, ha="right", fontsize=8)
+        note = " (time gaps: their sessions)" if gold == "missions" else ""
+        ax.set(ylim=(0, 1.05), ylabel=f"{metric} (pair counting)", title=f"against gold {gold}{note}")
+    fig.suptitle(title)
+    return _save(fig, path, dpi=120)
+
+
+def embedding_projection(
+    embeddings: Mapping[str, np.ndarray], groups: np.ndarray, title: str, path: Path
+) -> tuple[Path, dict[str, float]]:
+    """Side by side, a 2-d PCA of each set of embeddings of the same texts, coloured
+    by group (a mission, say); with the silhouette (cosine) of the groups in each."""
+    fig, axes = plt.subplots(1, len(embeddings), figsize=(5.5 * len(embeddings), 5), squeeze=False)
+    codes = np.unique(groups, return_inverse=True)[1]
+    silhouettes = {}
+    for ax, (name, vectors) in zip(axes[0], embeddings.items(), strict=True):
+        xy = PCA(n_components=2, random_state=0).fit_transform(vectors)
+        silhouettes[name] = float(silhouette_score(vectors, codes, metric="cosine"))
+        ax.scatter(xy[:, 0], xy[:, 1], c=codes, cmap="tab20", s=14, alpha=0.85)
+        ax.set(title=f"{name}: silhouette {silhouettes[name]:.3f}", xticks=[], yticks=[])
+    fig.suptitle(title)
+    return _save(fig, path, dpi=120), silhouettes
 
 
 def _save(fig, path: Path, dpi: int) -> Path:

@@ -7,9 +7,12 @@ resumption after a worker failure, rank-0 logging) with the `SessionTask`: InfoN
 on (anchor, positive, hard negative) batches, validation ROC AUC of the dot product.
 
 Afterwards the driver takes the checkpoint of best validation AUC, fits the
-calibration on the validation pairs, logs a ROC plot and the pyfunc model, registers
-it as `session-model`, and moves the `champion` alias to it when its validation AUC
-is the best of the registered versions.
+calibration on the validation pairs, logs its ROC curve next to the baselines' (the
+encoder before fine-tuning, 3-gram Jaccard), a PCA projection of the validation users'
+largest missions before and after fine-tuning (when the sessions the pairs came from
+are at hand), and the pyfunc model, registers it as `session-model`, and moves the
+`champion` alias to it when its validation AUC is the best of the registered versions
+trained on the same pairs.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from sessions.io import read_table
+from sessions.io import read_table, scan_table
 from sessions.pairs import triplets
 from workflows.train_loop import Trained, TrainTask, merge_shards, train_best
 
@@ -70,6 +73,7 @@ class TrainOutcome:
     champion: bool
     metrics: dict
     checkpoint: str
+    figures: list[str]  # file names of the figures logged to the run
 
 
 def training_data(pairs_path: Path, cfg: SessionTrainConfig) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -174,37 +178,91 @@ def train_session(
         training_run(experiment, "train session", params, run_name) as run_id,
         train_best(SessionTask(cfg, train, val), run_id, "session-model", storage, address) as trained,
     ):
-        return _finish(trained, val, cfg, run_id, register)
+        return _finish(trained, val, cfg, pairs_path, run_id, register)
 
 
-def _finish(trained: Trained, val: pl.DataFrame, cfg, run_id: str, register: bool):
+def _finish(trained: Trained, val: pl.DataFrame, cfg, pairs_path: Path, run_id: str, register: bool):
     """Calibrate the best checkpoint, log figures and the model, register it."""
     import mlflow
 
     from models.calibration import Calibration, pair_metrics
     from models.encoder import load_encoder
     from models.session import pair_scores
-    from workflows.figures import roc_figure
+    from sessions.text import trigram_jaccard
+    from workflows.figures import embedding_projection, roc_figure
+    from workflows.pair_eval import JACCARD
     from workflows.session_model import NAME, log_session_model
     from workflows.tracking import register as register_model
 
     with tempfile.TemporaryDirectory() as tmp:
-        encoder = load_encoder(str(trained.model))
+        encoder, pretrained = load_encoder(str(trained.model)), load_encoder(cfg.model, max_length=cfg.max_length)
         labels = val["label"].to_numpy()
-        scores = pair_scores(encoder, val["query_a"].to_list(), val["query_b"].to_list())
+        a, b = val["query_a"].to_list(), val["query_b"].to_list()
+        scores = pair_scores(encoder, a, b)
         calibration = Calibration.fit(scores, labels)
         m = pair_metrics(calibration(scores), labels)
+        baselines = {
+            f"{cfg.model}, not fine-tuned": pair_scores(pretrained, a, b),
+            JACCARD: trigram_jaccard(val["query_a"], val["query_b"]).to_numpy(),
+        }
         metrics = {
             "val_auc": m.auc, "val_accuracy": m.accuracy, "best_step": trained.state["best_step"],
             "steps": trained.last_step, "calibration_slope": calibration.slope,
             "calibration_intercept": calibration.intercept,
+            "val_auc_not_fine_tuned": pair_metrics(baselines[f"{cfg.model}, not fine-tuned"], labels).auc,
+            "val_auc_jaccard": pair_metrics(baselines[JACCARD], labels).auc,
         }  # fmt: skip
+        figures = [roc_figure(labels, {"session model": scores, **baselines}, "validation pairs",
+                              Path(tmp) / "val_roc.png")]  # fmt: skip
+        sample = mission_sample(pairs_path, cfg.seed)
+        if sample is not None:
+            path, silhouettes = embedding_projection(
+                {"not fine-tuned": pretrained.encode(sample["query"].to_list()),
+                 "fine-tuned": encoder.encode(sample["query"].to_list())},
+                sample["mission_id"].to_numpy(), "validation users' largest missions (PCA)",
+                Path(tmp) / "mission_pca.png",
+            )  # fmt: skip
+            figures.append(path)
+            metrics |= {"mission_silhouette_not_fine_tuned": silhouettes["not fine-tuned"],
+                        "mission_silhouette": silhouettes["fine-tuned"]}  # fmt: skip
         # at the last step, after the loop's own values: the run shows the registered model's
         mlflow.log_metrics(metrics, step=trained.last_step)
-        mlflow.log_artifact(
-            str(roc_figure(labels, {"session model": scores}, "validation pairs", Path(tmp) / "val_roc.png"))
-        )
+        for figure in figures:
+            mlflow.log_artifact(str(figure))
         mlflow.log_dict(cfg.to_dict(), "config.json")
         model_uri = log_session_model(trained.model, calibration, cfg.model, Path(tmp) / "model")
-    registered, champion = register_model(model_uri, NAME, "val_auc") if register else (None, False)
-    return TrainOutcome(run_id, f"runs:/{run_id}/model", registered, champion, metrics, trained.where)
+    registered, champion = register_model(model_uri, NAME, "val_auc", same=("pairs",)) if register else (None, False)
+    return TrainOutcome(run_id, f"runs:/{run_id}/model", registered, champion, metrics, trained.where,
+                        [f.name for f in figures])  # fmt: skip
+
+
+def mission_sample(pairs_path: Path, seed: int, missions: int = 12, per_mission: int = 25) -> pl.DataFrame | None:
+    """Distinct queries (`query`, `mission_id`) of the validation users' largest missions,
+    from the sessions the pairs were mined from (None when those are not at hand)."""
+    import json
+
+    report = pairs_path / "report.json" if pairs_path.is_dir() else None
+    if report is None or not report.exists():
+        return None
+    source = Path(json.loads(report.read_text()).get("source", ""))
+    if not source.exists() or "mission_id" not in scan_table(source).collect_schema():
+        return None
+    users = read_table(pairs_path / "pairs.parquet").filter(pl.col("split") == "val")["user_id"].unique()
+    queries = (
+        scan_table(source)
+        .select("user_id", "query", "mission_id")
+        .filter(pl.col("user_id").is_in(users.implode()))
+        .unique(["mission_id", "query"])
+        .collect()
+        .with_columns(size=pl.len().over("mission_id"))
+        .filter(pl.col("size") >= 5)
+    )
+    largest = queries.unique("mission_id").sort(["size", "mission_id"], descending=[True, False]).head(missions)
+    sample = (
+        queries.filter(pl.col("mission_id").is_in(largest["mission_id"].implode()))
+        .sample(fraction=1.0, shuffle=True, seed=seed)
+        .group_by("mission_id", maintain_order=True)
+        .head(per_mission)
+        .select("query", "mission_id")
+    )
+    return sample if sample["mission_id"].n_unique() >= 2 else None

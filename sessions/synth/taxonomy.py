@@ -2,7 +2,7 @@
 millions of queries at once.
 
 The generator knows nothing of WordNet itself: it takes a `Taxonomy` of plain polars
-tables (the CLI builds one from WordNet's nouns), so any is-a hierarchy with names
+tables (`Taxonomy.wordnet()` builds one from its nouns), so any is-a hierarchy with names
 can drive it.
 """
 
@@ -44,6 +44,14 @@ class Taxonomy:
 
     concepts: pl.DataFrame
     edges: pl.DataFrame
+
+    @classmethod
+    def wordnet(cls) -> Taxonomy:
+        """WordNet 3.0's nouns (what `sessionflow synth` draws topics from)."""
+        from hierarchies.wordnet import noun_concepts, noun_graph
+
+        graph = noun_graph()
+        return cls(noun_concepts(graph), graph.edges)
 
 
 def _csr(groups: np.ndarray, members: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:

@@ -35,7 +35,6 @@ from workflows.progress import out
 
 app = typer.Typer(help="Score results against ground truth.", no_args_is_help=True, rich_markup_mode=None)
 
-GT_FORMATS = ("webis-smc", "gayo-avello")
 METRIC_HEADERS = {
     "precision": "P", "recall": "R", "f1": "F1", "rand": "Rand",
     "boundary_precision": "bP", "boundary_recall": "bR", "boundary_f1": "bF1",
@@ -45,7 +44,10 @@ METRIC_HEADERS = {
 @app.command()
 def segmentation(
     gt: Annotated[Path, typer.Option("--gt", help="A ground-truth file.")],
-    format: Annotated[str, typer.Option("--format", "-f", help="webis-smc (missions) or gayo-avello (sessions).")],
+    format: Annotated[
+        str,
+        typer.Option("--format", "-f", help="webis-smc (missions), gayo-avello (sessions), aol (a `synth` log: both)."),
+    ],
     pred: Annotated[
         Path | None, typer.Option("--pred", help="A `segment` output directory to score (instead of --method).")
     ] = None,
@@ -55,6 +57,9 @@ def segmentation(
     ] = None,
     model: ModelOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the scores as one JSON object.")] = False,
+    figure: Annotated[
+        Path | None, typer.Option("--figure", help="Also draw the F1 of every system as bars into this PNG.")
+    ] = None,
     config: ConfigOption = None,
     gap_minutes: GapOption = None,
     join_within_s: JoinOption = None,
@@ -71,45 +76,39 @@ def segmentation(
 
     Scores per user over all pairs of a user's queries (positive: same gold
     session or mission), next to time-gap baselines of 5, 15, 26, 30 and 60
-    minutes. Gayo-Avello has gold sessions, Webis-SMC-12 gold missions; both
-    levels of every system are scored against the gold the file has. With --model
+    minutes. Gayo-Avello has gold sessions, Webis-SMC-12 gold missions, a synthetic
+    log (`sessionflow synth`) both; both levels of every system are scored against
+    the gold the file has. With --model
     (a session model), `cascade` is scored without and with the model (its middle
     stage and mission links), and `learned` becomes available.
     """
     from sessions.ingest import read_logs
     from sessions.io import MemorySink, read_table
-    from sessions.metrics import BASELINE_GAP_MINUTES, compare
-    from sessions.pipeline import SESSIONS_FILE, sessions_with_missions
-    from sessions.segment import SegmentConfig, segment
+    from sessions.pipeline import SESSIONS_FILE
+    from workflows.segmentation_eval import evaluate_methods
 
-    if format not in GT_FORMATS:
-        raise fail(f"--format {format!r}: choose one of {', '.join(GT_FORMATS)}")
     if pred is not None and method:
         raise fail("--pred and --method exclude each other: score a segmentation, or run methods")
     try:
         events, rejected = MemorySink(), MemorySink()
         read_logs([gt], format, events, rejected)
         gold = events.frame()
-        systems = {}
         if pred is not None:
-            systems[f"pred:{pred}"] = read_table(pred / SESSIONS_FILE)
+            systems = {f"pred:{pred}": read_table(pred / SESSIONS_FILE)}
+            scores = evaluate_methods(gold, {}, systems=systems)
         else:
             everything = [*CLI_METHODS, *(MODEL_METHODS if model else ())]
             methods = everything if "all" in (method or []) else (method or ["cascade"])
-            scorer = session_scorer(model)
             for m in methods:
                 check_method(m, model)
-                seg, missions = configs(
-                    config, m, gap_minutes, join_within_s, break_after_minutes, min_overlap, min_jaccard,
-                    min_containment, mission_min_jaccard, mission_window, min_p_same, mission_min_p_same,
-                )  # fmt: skip
-                if m in CLI_METHODS:
-                    systems[m] = sessions_with_missions(gold, seg, missions)
-                if scorer is not None and m in ("cascade", *MODEL_METHODS):
-                    systems[f"{m} + model"] = sessions_with_missions(gold, seg, missions, scorer, scorer)
-        for minutes in BASELINE_GAP_MINUTES:
-            systems[f"time-gap {minutes} min"] = segment(gold, SegmentConfig(method="time", gap_minutes=minutes))
-        scores = compare(gold, systems)
+            scores = evaluate_methods(gold, {m: configs(
+                config, m, gap_minutes, join_within_s, break_after_minutes, min_overlap, min_jaccard,
+                min_containment, mission_min_jaccard, mission_window, min_p_same, mission_min_p_same,
+            ) for m in methods}, session_scorer(model))  # fmt: skip
+        if figure is not None:
+            from workflows.figures import segmentation_bars
+
+            segmentation_bars(scores, f"{gt.name}: {gold.height:,} queries", figure)
     except (ValueError, FileNotFoundError) as err:
         raise fail(str(err)) from None
     if as_json:

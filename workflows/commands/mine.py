@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Annotated
 
@@ -10,10 +9,7 @@ import typer
 
 from workflows.common import FORMAT_HELP, AddressOption, EngineOption, fail, peak_rss_mib
 from workflows.config import build, check_sections, read_yaml
-from workflows.engine import check_engine, ray_runtime
 from workflows.progress import out, summary_table
-
-PAIRS_FILE = "pairs.parquet"
 
 
 def mine(
@@ -55,11 +51,9 @@ def mine(
     With --gold session|mission, SESSIONS is a log with ground-truth labels (or its
     `ingest` directory) and the pairs follow the labels, for `evaluate pairs`.
     """
-    from sessions.io import read_table, write_json, write_parquet
-    from sessions.pairs import MiningConfig, mine_pairs
-    from sessions.pipeline import SESSIONS_FILE
+    from sessions.pairs import MiningConfig
+    from workflows.mining import mine_job
 
-    start = time.perf_counter()
     try:
         values = read_yaml(config)
         check_sections(values, ("mining",))
@@ -67,51 +61,9 @@ def mine(
             MiningConfig, "mining", values,
             dict(negatives_per_positive=negatives_per_positive, max_pairs_per_session=max_pairs_per_session, seed=seed),
         )  # fmt: skip
-        source = sessions / SESSIONS_FILE if sessions.is_dir() else sessions
-        if gold is not None:
-            source = sessions
-            _mine_gold(sessions, format, gold, output, cfg.seed)
-        elif not source.exists():
-            raise FileNotFoundError(f"{source}: no sessions here; run `sessionflow segment` first")
-        elif check_engine(engine) == "ray":
-            with ray_runtime(address):
-                from workflows import ray_pipelines  # imports ray: after the runtime's settings
-
-                ray_pipelines.mine(source, output / PAIRS_FILE, cfg)
-        else:
-            write_parquet(mine_pairs(read_table(source), cfg), output / PAIRS_FILE)
+        report = mine_job(sessions, output, cfg, gold=gold, fmt=format, engine=engine, address=address)
     except (ValueError, FileNotFoundError) as err:
         raise fail(str(err)) from None
-    pairs = read_table(output / PAIRS_FILE)
-    counts = pairs.group_by("split", "kind").len().sort("split", "kind")
-    report = {
-        "pairs": pairs.height,
-        "positives": int(pairs["label"].sum()),
-        "negatives": int((pairs["label"] == 0).sum()),
-        "by_split_and_kind": {s: dict(zip(g["kind"], g["len"], strict=True)) for (s,), g in counts.group_by("split")},
-        "users_by_split": dict(pairs.group_by("split").agg(pl_n_unique("user_id")).iter_rows()),
-        "config": cfg.to_dict() if gold is None else {"gold": gold, "seed": cfg.seed},
-        "source": str(source),
-        "outputs": {PAIRS_FILE: str(output / PAIRS_FILE), "report.json": str(output / "report.json")},
-        "seconds": round(time.perf_counter() - start, 3),
-    }
-    write_json(report, output / "report.json")
     table = {f"{s} {k}": n for s, kinds in sorted(report["by_split_and_kind"].items()) for k, n in kinds.items()}
     out.print(summary_table("mine", {"pairs": report["pairs"], **table, "seconds": report["seconds"],
                                      "peak RSS (MiB)": peak_rss_mib(), **report["outputs"]}))  # fmt: skip
-
-
-def _mine_gold(log: Path, fmt: str | None, level: str, output: Path, seed: int) -> None:
-    from sessions.io import write_parquet
-    from sessions.pairs import gold_pairs
-    from sessions.pipeline import load_events
-
-    columns = ("row_id", "user_id", "ts", "query", "gold_session", "gold_mission")
-    events, _ = load_events([log], fmt, output, columns=columns)
-    write_parquet(gold_pairs(events, level, seed=seed), output / PAIRS_FILE)
-
-
-def pl_n_unique(column: str):
-    import polars as pl
-
-    return pl.col(column).n_unique()

@@ -25,7 +25,6 @@ def synth(
     and repeated navigational queries. Gold columns: gold_session, gold_mission,
     gold_depth (WordNet depth of the query's concept), gold_reformulation.
     """
-    from hierarchies.wordnet import noun_concepts, noun_graph
     from sessions.synth import SynthConfig, Taxonomy, write_log
     from sessions.synth.generate import user_budgets
 
@@ -33,8 +32,7 @@ def synth(
         cfg = SynthConfig(users=users, rows=rows, style=style, seed=seed)  # type: ignore[arg-type]
     except ValueError as err:
         raise fail(str(err)) from None
-    graph = noun_graph()
-    taxonomy = Taxonomy(noun_concepts(graph), graph.edges)
+    taxonomy = Taxonomy.wordnet()
     total = rows if rows is not None else int(user_budgets(cfg).sum())
     with row_progress(f"synth {style}", total=total) as progress:
         summary = write_log(cfg, taxonomy, output, on_chunk=lambda chunk: progress.advance(0, chunk.rows.height))
