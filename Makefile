@@ -25,7 +25,7 @@ os-deps: $(STAMP)
 	  || test -f /usr/share/wordnet/data.noun \
 	  || scripts/install-wordnet.sh
 
-# The whole system on a synthetic log (~10 min on 2 cores); runs go to ./mlflow.db.
+# The whole system on a synthetic log (~8 min on 2 cores); runs go to ./mlflow.db.
 demo: setup
 	RAY_AUTH_MODE=disabled RAY_TRAIN_HEALTH_CHECK_INTERVAL_S=0.2 $(BIN)/sessionflow demo --output $(DEMO_DIR)
 

@@ -34,7 +34,7 @@ DATA_FIGURES = ("session_statistics.png", "segmentation.png")  # logged to the d
 
 @dataclass(frozen=True)
 class DemoConfig:
-    """How big the demo's log is and how long its models train (defaults: ~10 min on 2 cores)."""
+    """How big the demo's log is and how long its models train (defaults: ~8 min on 2 cores)."""
 
     users: int = 600  # of the synthetic log
     rows: int = 30_000
@@ -45,7 +45,7 @@ class DemoConfig:
     session_workers: int = 2
     val_pairs: int = 1_000
     hierarchy_model: str = "minilm-local"
-    hierarchy_steps: int = 120
+    hierarchy_steps: int = 300
     hierarchy_batch_size: int = 32
     hierarchy_negatives: int = 32
     max_length: int = 16  # tokens per query or node text

@@ -28,9 +28,9 @@ def ray_runtime(address: str | None = None, num_cpus: int | None = None) -> Iter
     """Ray for the duration of a job.
 
     A local instance (no address, no RAY_ADDRESS) gets `num_cpus` (all by default),
-    runs without the dashboard, without token authentication (which protects shared
-    clusters, not a private local one) and on the loopback address only; it is shut
-    down afterwards. From a cluster the job only disconnects.
+    runs without the dashboard (so without the state API: see `quiet_local_workers`),
+    without token authentication (which protects shared clusters, not a private
+    local one) and on the loopback address only; it is shut down afterwards. From a cluster the job only disconnects.
     """
     local = address is None and not os.environ.get("RAY_ADDRESS")
     if local:
@@ -41,7 +41,8 @@ def ray_runtime(address: str | None = None, num_cpus: int | None = None) -> Iter
         yield
         return
     if local:
-        ray.init(num_cpus=num_cpus, include_dashboard=False, logging_level=logging.WARNING)
+        ray.init(num_cpus=num_cpus, include_dashboard=False, logging_level=logging.WARNING,
+                 runtime_env={"worker_process_setup_hook": "workflows.engine.quiet_local_workers"})  # fmt: skip
     else:
         ray.init(address=address, logging_level=logging.WARNING)
     from ray.data import DataContext
@@ -51,6 +52,14 @@ def ray_runtime(address: str | None = None, num_cpus: int | None = None) -> Iter
         yield
     finally:
         ray.shutdown()
+
+
+def quiet_local_workers() -> None:
+    """Run in every worker of a local Ray: without a dashboard there is no state API,
+    and Ray Train's placement-group cleaner would warn about it once a second for
+    the whole run. (It removes the placement groups of a crashed trainer; a local
+    Ray is shut down with the job anyway.)"""
+    logging.getLogger("ray.train.v2._internal.execution.controller.placement_group_cleaner").setLevel(logging.ERROR)
 
 
 def use_loopback_only() -> None:

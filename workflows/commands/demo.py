@@ -28,14 +28,14 @@ def demo(
     hierarchy_model: Annotated[
         str | None, typer.Option(help="Encoder the hierarchy model starts from [minilm-local].")
     ] = None,
-    hierarchy_steps: Annotated[int | None, typer.Option(help="Training steps of the hierarchy model [120].")] = None,
+    hierarchy_steps: Annotated[int | None, typer.Option(help="Training steps of the hierarchy model [300].")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed of the log, the splits and the training [0].")] = None,
     config: Annotated[
         Path | None, typer.Option("--config", help="YAML with a `demo:` section (any field of DemoConfig).")
     ] = None,
     address: AddressOption = None,
 ) -> None:
-    """Run the whole system on one log and summarise it (about 10 minutes on 2 CPU cores).
+    """Run the whole system on one log and summarise it (about 8 minutes on 2 CPU cores).
 
     Generates a synthetic AOL-style log with ground truth (or takes --data), ingests
     it, segments it into sessions and missions, scores the segmentation against the

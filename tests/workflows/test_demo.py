@@ -1,0 +1,150 @@
+"""`sessionflow demo` end to end on a tiny configuration (a small synthetic log, tiny
+random encoders, a few steps), on a real local Ray and a real MLflow store; then the
+notebooks, executed against what it wrote."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nbformat
+import polars as pl
+import pytest
+from mlflow.tracking import MlflowClient
+from nbclient import NotebookClient
+from PIL import Image
+from typer.testing import CliRunner
+
+from sessions.io import parquet_rows, read_table
+from workflows.cli import app
+
+pytestmark = pytest.mark.slow
+runner = CliRunner()
+NOTEBOOKS = sorted((Path(__file__).parents[2] / "notebooks").glob("*.ipynb"))
+TINY = {
+    "users": 150, "rows": 5_000, "session_model": "tiny", "session_steps": 6, "session_batch_size": 16,
+    "val_pairs": 300, "hierarchy_model": "tiny", "hierarchy_steps": 6, "hierarchy_batch_size": 16,
+    "hierarchy_negatives": 16,
+}  # fmt: skip
+FIGURES = {
+    "session_statistics.png", "segmentation.png", "session-model_val_roc.png", "session-model_mission_pca.png",
+    "hierarchy-model_poincare_disk.png", "hierarchy-model_specificity_by_depth.png",
+}  # fmt: skip
+
+
+def write_config(path: Path, **changes) -> Path:
+    path.write_text(json.dumps({"demo": {**TINY, **changes}}))  # JSON is YAML
+    return path
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    """The demo's output directory, its summary, stdout and MLflow client (the store
+    stays this module's while its tests run)."""
+    tmp = tmp_path_factory.mktemp("demo")
+    uri = f"sqlite:///{tmp / 'mlflow.db'}"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MLFLOW_TRACKING_URI", uri)
+        mp.chdir(tmp)
+        result = runner.invoke(app, ["demo", "--config", str(write_config(tmp / "demo.yaml")), "-o", "out"])
+        assert result.exit_code == 0, result.output
+        summary = json.loads((tmp / "out" / "summary.json").read_text())
+        yield tmp / "out", summary, result.stdout, MlflowClient(uri)
+
+
+def test_every_step_runs_and_every_row_is_accounted_for(demo):
+    out, summary, stdout, _ = demo
+    n = summary["numbers"]
+    assert n["synth"]["rows"] == TINY["rows"] == n["ingest"]["rows_in"]
+    assert n["ingest"]["rows_in"] == n["ingest"]["rows_ok"] + n["ingest"]["rows_rejected"]
+    assert n["segment"]["rows"] == n["ingest"]["rows_ok"] == n["score"]["rows"]
+    assert parquet_rows(out / "scores" / "scores.parquet") == n["ingest"]["rows_ok"]
+    assert read_table(out / "sessions" / "sessions.parquet")["session_id"].n_unique() == n["segment"]["sessions"]
+    # the cascade's missions beat linking 30-minute sessions, as on Webis-SMC-12
+    seg = n["evaluate segmentation"]
+    assert seg["cascade missions F1"] > seg["time missions F1"] + 0.2
+    assert 0 < n["train session model"]["val_auc"] <= 1 and n["train session model"]["steps"] == 6
+    assert n["train hierarchy model"]["steps"] == 6 and 0 < n["train hierarchy model"]["map"] <= 1
+    assert summary["models"] == {"session-model": "models:/session-model/1",
+                                 "hierarchy-model": "models:/hierarchy-model/1"}  # fmt: skip
+    assert set(n["score"]["reformulations"]) <= {"specialisation", "generalisation", "lateral", "repeat"}
+    assert sum(n["score"]["reformulations"].values()) == n["score"]["rows"] - n["score"]["sessions"]
+    assert {Path(f).name for f in summary["figures"]} == FIGURES
+    for figure in summary["figures"]:
+        with Image.open(figure) as image:
+            assert image.format == "PNG" and min(image.size) >= 400
+    assert summary["seconds"]["total"] >= sum(v for k, v in summary["seconds"].items() if k != "total") - 1
+    assert f"mlflow ui --backend-store-uri sqlite:///{out.parent / 'mlflow.db'} --workers 1" in " ".join(stdout.split())
+
+
+def test_figures_and_numbers_are_in_mlflow(demo):
+    _, summary, _, client = demo
+    run = client.get_run(summary["runs"]["demo"])
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "figures")}
+    assert artifacts == {"figures/session_statistics.png", "figures/segmentation.png"}
+    assert run.data.metrics["evaluate_segmentation.cascade_missions_F1"] == pytest.approx(
+        summary["numbers"]["evaluate segmentation"]["cascade missions F1"]
+    )
+    assert run.data.tags["run.session-model"] == summary["runs"]["session-model"]
+    session = client.get_run(summary["runs"]["session-model"])
+    assert {"val_roc.png", "mission_pca.png"} <= {a.path for a in client.list_artifacts(session.info.run_id)}
+    for key in ("val_auc_not_fine_tuned", "val_auc_jaccard", "mission_silhouette_not_fine_tuned", "mission_silhouette"):
+        assert -1 <= session.data.metrics[key] <= 1
+    hierarchy = client.get_run(summary["runs"]["hierarchy-model"])
+    assert {"poincare_disk.png", "specificity_by_depth.png"} <= {
+        a.path for a in client.list_artifacts(hierarchy.info.run_id)
+    }
+    assert hierarchy.data.params["dim"] == "2" and hierarchy.data.params["data"] == "wordnet-mammals"
+
+
+def test_your_own_log_without_truth_skips_the_evaluation(demo, tmp_path, monkeypatch):
+    """--data with a log of the AOL's own five columns: no gold, so no segmentation scores."""
+    out, _, _, _ = demo
+    log = tmp_path / "mine.tsv"
+    events = read_table(out / "events" / "events.parquet").head(2_000)
+    (
+        events.select(
+            pl.col("user_id").alias("AnonID"), pl.col("query").alias("Query"),
+            pl.col("ts").dt.strftime("%Y-%m-%d %H:%M:%S").alias("QueryTime"),
+            pl.col("click_rank").alias("ItemRank"), pl.col("click_url").alias("ClickURL"),
+        ).write_csv(log, separator="\t")
+    )  # fmt: skip
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    config = write_config(tmp_path / "demo.yaml", session_steps=2, hierarchy_steps=2)
+    result = runner.invoke(app, ["demo", "--data", str(log), "--format", "aol", "--config", str(config),
+                                 "-o", str(tmp_path / "out")])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert "synth" not in summary["numbers"] and summary["log"] == str(log)
+    assert summary["numbers"]["evaluate segmentation"] == {"skipped": "the log has no gold sessions or missions"}
+    assert summary["numbers"]["score"]["rows"] == 2_000
+    assert "segmentation.png" not in {Path(f).name for f in summary["figures"]}
+
+
+def test_data_needs_its_format():
+    result = runner.invoke(app, ["demo", "--data", "log.tsv"])
+    assert result.exit_code == 2 and "--data and --format go together" in result.output
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_is_stored_without_outputs(path):
+    cells = [c for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"]
+    assert cells and all(not c.outputs and c.execution_count is None for c in cells)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_runs_on_the_demo(path, demo, tmp_path, monkeypatch):
+    """Every cell runs (nbclient raises on the first error) against the demo's log, models and store."""
+    out, summary, _, _ = demo
+    assert len(NOTEBOOKS) == 3
+    monkeypatch.setenv("SESSIONFLOW_LOG", str(out.parent / summary["log"]))  # the demo ran in out.parent
+    monkeypatch.setenv("SESSIONFLOW_DEMO_DIR", str(out))
+    monkeypatch.setenv("SESSIONFLOW_NOTEBOOK_OUT", str(tmp_path))
+    notebook = nbformat.read(path, as_version=4)
+    NotebookClient(notebook, timeout=300, resources={"metadata": {"path": str(path.parent)}}).execute()
+    outputs = [o for c in notebook.cells if c.cell_type == "code" for o in c.outputs]
+    assert not [o for o in outputs if o.output_type == "error"]
+    images = [o for o in outputs if "image/png" in o.get("data", {})]
+    assert images  # each notebook draws
+    if path.stem.startswith("02"):
+        assert {"poincare_disk.png", "specificity_by_depth.png"} <= {p.name for p in tmp_path.iterdir()}
