@@ -101,6 +101,30 @@ def test_evaluate_segmentation_prints_a_table_and_json(gt):
     assert gayo["gold"] == "sessions" and gayo["scores"]["cascade"]["sessions"]["boundary_f1"] == 1.0
 
 
+def test_evaluate_a_synthetic_log_against_both_golds_and_draw_the_bars(tmp_path, tiny_taxonomy):
+    from PIL import Image
+
+    from sessions.synth import SynthConfig, write_log
+
+    write_log(SynthConfig(users=40, rows=1_500, seed=3), tiny_taxonomy, tmp_path / "synth.tsv")
+    out = invoke("evaluate", "segmentation", "--gt", str(tmp_path / "synth.tsv"), "-f", "aol", "--method", "all",
+                 "--json", "--figure", str(tmp_path / "f1.png"))  # fmt: skip
+    scores = json.loads(out.output)
+    assert scores["gold"] == "sessions" and set(scores["by_gold"]) == {"sessions", "missions"}
+    assert scores["scores"] == scores["by_gold"]["sessions"]
+    for by_system in scores["by_gold"].values():
+        assert set(by_system["cascade"]) == {"sessions", "missions"}
+        assert set(by_system["time-gap 30 min"]) == {"sessions"}  # a baseline has no missions
+    with Image.open(tmp_path / "f1.png") as image:
+        assert image.format == "PNG" and image.size[0] > image.size[1]  # one panel per gold, side by side
+    table = invoke("evaluate", "segmentation", "--gt", str(tmp_path / "synth.tsv"), "-f", "aol").output
+    assert "gold sessions and missions" in table
+    plain = tmp_path / "plain.tsv"
+    plain.write_text("AnonID\tQuery\tQueryTime\tItemRank\tClickURL\n1\tcats\t2006-03-01 10:00:00\t\t\n")
+    result = runner.invoke(app, ["evaluate", "segmentation", "--gt", str(plain), "-f", "aol"])
+    assert result.exit_code == 2 and "no gold sessions or missions" in result.output
+
+
 def test_evaluate_a_saved_segmentation(gt, tmp_path):
     invoke(
         "segment", str(gt / "webis.txt"), "--format", "webis-smc", "--output", str(tmp_path / "s"), "--method", "time"

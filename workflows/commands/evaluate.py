@@ -111,20 +111,29 @@ def segmentation(
             segmentation_bars(scores, f"{gt.name}: {gold.height:,} queries", figure)
     except (ValueError, FileNotFoundError) as err:
         raise fail(str(err)) from None
+    golds = scores["gold"].unique(maintain_order=True).to_list()
     if as_json:
-        result: dict = {}
+        by_gold: dict = {}
         for row in scores.iter_rows(named=True):
-            result.setdefault(row["system"], {})[row["level"]] = {k: round(row[k], 4) for k in METRIC_HEADERS}
-        typer.echo(json.dumps({"gold": scores["gold"][0], "file": str(gt), "rows": gold.height, "scores": result}))
+            by_gold.setdefault(row["gold"], {}).setdefault(row["system"], {})[row["level"]] = {
+                k: round(row[k], 4) for k in METRIC_HEADERS
+            }
+        # `gold` and `scores`: the log's first gold level (the only one of Webis-SMC-12 or
+        # Gayo-Avello); `by_gold`: every level it has (a synthetic log has both)
+        typer.echo(json.dumps({"gold": golds[0], "file": str(gt), "rows": gold.height, "scores": by_gold[golds[0]],
+                               "by_gold": by_gold}))  # fmt: skip
         return
     users = gold["user_id"].n_unique()
-    table = Table(title=f"{gt.name}: {gold.height:,} queries, {users} users, gold {scores['gold'][0]}")
+    table = Table(title=f"{gt.name}: {gold.height:,} queries, {users} users, gold {' and '.join(golds)}")
     table.add_column("system", no_wrap=True)
     table.add_column("level")
+    if len(golds) > 1:
+        table.add_column("gold")
     for header in METRIC_HEADERS.values():
         table.add_column(header, justify="right")
     for row in scores.iter_rows(named=True):
-        table.add_row(row["system"], row["level"], *(f"{row[k]:.3f}" for k in METRIC_HEADERS))
+        gold_cell = [row["gold"]] if len(golds) > 1 else []
+        table.add_row(row["system"], row["level"], *gold_cell, *(f"{row[k]:.3f}" for k in METRIC_HEADERS))
     out.print(table)
 
 
