@@ -106,8 +106,8 @@ def run_demo(
         summary.seconds[name] = round(time.perf_counter() - began, 1)
 
     use_store()
-    logging.getLogger("ray.data").setLevel(logging.WARNING)  # the demo reports each step itself
     with ray_runtime(address):
+        _quiet_ray_data_console()
         if data is None:
             with step("synth"):
                 summary.numbers["synth"] = _synth(Path(summary.log), cfg)
@@ -240,6 +240,16 @@ def _score(events: Path, out: Path, summary: DemoSummary) -> None:
         "reformulations": dict(reformulations.iter_rows()),
     }  # fmt: skip
     summary.outputs["scores"] = str(out / "scores.parquet")
+
+
+def _quiet_ray_data_console() -> None:
+    """Ray Data's INFO lines off the terminal (the demo reports each step itself); its
+    log file in the Ray session directory keeps them."""
+    import ray.data  # noqa: F401  (configures the `ray.data` logger and its handlers)
+
+    for handler in logging.getLogger("ray.data").handlers:
+        if isinstance(handler, logging.StreamHandler):  # the console; the session file is not one
+            handler.setLevel(logging.WARNING)
 
 
 # ---- MLflow ----
