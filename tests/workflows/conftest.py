@@ -1,5 +1,5 @@
 """A fresh MLflow store per test: tracking and registry both, so that no test reads a
-registry another test left as mlflow's global default."""
+registry (or an active experiment) another test left as mlflow's global default."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ def store(tmp_path, monkeypatch) -> MlflowClient:
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
+    mlflow.set_experiment("Default")  # not the experiment id an earlier test left active, of another store
     return MlflowClient(uri, registry_uri=uri)
 
 
