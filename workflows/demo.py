@@ -25,7 +25,7 @@ from pathlib import Path
 
 import polars as pl
 
-from sessions.io import read_table, write_json
+from sessions.io import read_table, scan_table, write_json
 
 EXPERIMENT = "demo"
 SUMMARY_FILE = "summary.json"
@@ -112,11 +112,11 @@ def run_demo(
             with step("synth"):
                 summary.numbers["synth"] = _synth(Path(summary.log), cfg)
         with step("ingest"):
-            events = _ingest(Path(summary.log), summary.format, output / "events", summary)
+            _ingest(Path(summary.log), summary.format, output / "events", summary)
         with step("segment"):
             _segment(output / "events", output / "sessions", summary, figures)
         with step("evaluate segmentation"):
-            _evaluate(events, summary, figures)
+            _evaluate(output / "events", summary, figures)
         with step("mine"):
             _mine(output / "sessions", output / "pairs", cfg, summary)
         with step("train session model"):
@@ -142,13 +142,12 @@ def _synth(path: Path, cfg: DemoConfig) -> dict:
     return {"rows": s.rows, "users": s.users, "sessions": s.sessions, "missions": s.missions}
 
 
-def _ingest(log: Path, fmt: str, out: Path, summary: DemoSummary) -> pl.DataFrame:
+def _ingest(log: Path, fmt: str, out: Path, summary: DemoSummary) -> None:
     from workflows import ray_pipelines
 
     report = ray_pipelines.ingest([log], fmt, out)
     summary.numbers["ingest"] = {"rows_in": report.rows_in, "rows_ok": report.rows_ok,
                                  "rows_rejected": report.rows_rejected}  # fmt: skip
-    return read_table(out / "events.parquet")
 
 
 def _segment(events: Path, out: Path, summary: DemoSummary, figures: Path) -> None:
@@ -167,11 +166,14 @@ def _segment(events: Path, out: Path, summary: DemoSummary, figures: Path) -> No
     session_statistics(sessions, title, figures / "session_statistics.png")
 
 
-def _evaluate(events: pl.DataFrame, summary: DemoSummary, figures: Path) -> None:
+def _evaluate(events_dir: Path, summary: DemoSummary, figures: Path) -> None:
     from workflows.commands.segment import CLI_METHODS, configs
     from workflows.figures import segmentation_bars
     from workflows.segmentation_eval import evaluate_methods, has_gold
 
+    labelled = pl.col("gold_session").is_not_null() | pl.col("gold_mission").is_not_null()
+    # the users with a truth, whole (segmentation is per user): nothing more in memory
+    events = scan_table(events_dir / "events.parquet").filter(labelled.any().over("user_id")).collect()
     if not has_gold(events):
         summary.numbers["evaluate segmentation"] = {"skipped": "the log has no gold sessions or missions"}
         return
