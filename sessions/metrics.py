@@ -89,6 +89,12 @@ BASELINE_GAP_MINUTES = (5, 15, 26, 30, 60)
 GOLD_LEVELS = (("gold_session", "sessions"), ("gold_mission", "missions"))
 
 
+def gold_levels(events: pl.DataFrame) -> list[tuple[str, str]]:
+    """The (column, level) of `GOLD_LEVELS` that `events` carry a value of."""
+    present = [(col, name) for col, name in GOLD_LEVELS if col in events.columns]
+    return [(col, name) for col, name in present if events[col].null_count() < events.height]
+
+
 def compare(gold: pl.DataFrame, systems: dict[str, pl.DataFrame]) -> pl.DataFrame:
     """Scores of each system's sessions and missions against every gold grouping in
     `gold` (`row_id`, `user_id`, `ts`, `gold_session` and/or `gold_mission`).
@@ -97,7 +103,7 @@ def compare(gold: pl.DataFrame, systems: dict[str, pl.DataFrame]) -> pl.DataFram
     without missions (a sequential baseline) is scored at the session level only.
     Returns one row per (system, predicted level, gold level) with `SCORE_KEYS`.
     """
-    golds = [(col, name) for col, name in GOLD_LEVELS if col in gold.columns and gold[col].null_count() < gold.height]
+    golds = gold_levels(gold)
     rows = []
     for system, pred in systems.items():
         levels = [("sessions", "session_id"), ("missions", "mission_id")][: 1 + ("mission_id" in pred.columns)]

@@ -167,11 +167,12 @@ def _segment(events: Path, out: Path, summary: DemoSummary, figures: Path) -> No
 
 
 def _evaluate(events_dir: Path, summary: DemoSummary, figures: Path) -> None:
+    from sessions.metrics import GOLD_LEVELS
     from workflows.commands.segment import CLI_METHODS, configs
     from workflows.figures import segmentation_bars
     from workflows.segmentation_eval import evaluate_methods, has_gold
 
-    labelled = pl.col("gold_session").is_not_null() | pl.col("gold_mission").is_not_null()
+    labelled = pl.any_horizontal(pl.col(col).is_not_null() for col, _ in GOLD_LEVELS)
     # the users with a truth, whole (segmentation is per user): nothing more in memory
     events = scan_table(events_dir / "events.parquet").filter(labelled.any().over("user_id")).collect()
     if not has_gold(events):
@@ -234,8 +235,10 @@ def _score(events: Path, out: Path, summary: DemoSummary) -> None:
     cfg = ScoreConfig(session_model=summary.models["session-model"],
                       hierarchy_model=summary.models["hierarchy-model"])  # fmt: skip
     report = score([events], None, out, cfg)
-    scores = read_table(out / "scores.parquet")
-    reformulations = scores["reformulation"].value_counts().drop_nulls().sort("reformulation")
+    reformulations = (
+        scan_table(out / "scores.parquet").select("reformulation").drop_nulls().group_by("reformulation").len()
+        .sort("reformulation").collect()
+    )  # fmt: skip
     summary.numbers["score"] = {
         "rows": report.rows_out, "distinct_texts": report.distinct_texts, "sessions": report.sessions,
         "missions": report.missions, "rows_per_second": round(report.rows_out / max(report.seconds, 1e-9), 1),

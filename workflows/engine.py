@@ -30,7 +30,8 @@ def ray_runtime(address: str | None = None, num_cpus: int | None = None) -> Iter
     A local instance (no address, no RAY_ADDRESS) gets `num_cpus` (all by default),
     runs without the dashboard (so without the state API: see `quiet_local_workers`),
     without token authentication (which protects shared clusters, not a private
-    local one) and on the loopback address only; it is shut down afterwards. From a cluster the job only disconnects.
+    local one) and on the loopback address only; it is shut down afterwards. From a
+    cluster the job only disconnects.
     """
     local = address is None and not os.environ.get("RAY_ADDRESS")
     if local:

@@ -60,10 +60,20 @@ def read_pairs(path: Path, split: str | None = "test") -> pl.DataFrame:
     return pairs
 
 
+def baseline_scores(pairs: pl.DataFrame, encoder, name: str) -> dict[str, np.ndarray]:
+    """The baselines' scores of `pairs`: `encoder` (called `name`) not fine-tuned, by
+    dot product, and 3-gram Jaccard."""
+    from models.session import pair_scores
+
+    return {
+        f"{name}, not fine-tuned": pair_scores(encoder, pairs["query_a"].to_list(), pairs["query_b"].to_list()),
+        JACCARD: trigram_jaccard(pairs["query_a"], pairs["query_b"]).to_numpy(),
+    }
+
+
 def evaluate_pairs(model_uri: str, pairs: pl.DataFrame, baseline: str | None = None) -> PairEvaluation:
     """The model's p_same and both baselines' scores on `pairs`, with AUC and accuracy."""
     from models.encoder import load_encoder
-    from models.session import pair_scores
     from workflows import session_model
 
     model = session_model.load(model_uri)
@@ -71,11 +81,7 @@ def evaluate_pairs(model_uri: str, pairs: pl.DataFrame, baseline: str | None = N
     labels = pairs["label"].to_numpy()
     p = session_model.p_same(model, a, b)
     base = baseline or session_model.base_model_of(model)
-    scores = {
-        f"session model ({model_uri})": p,
-        f"{base}, not fine-tuned": pair_scores(load_encoder(base), a, b),
-        JACCARD: trigram_jaccard(pairs["query_a"], pairs["query_b"]).to_numpy(),
-    }
+    scores = {f"session model ({model_uri})": p, **baseline_scores(pairs, load_encoder(base), base)}
     metrics = {}
     for i, (name, s) in enumerate(scores.items()):
         threshold = 0.5 if i == 0 else best_threshold(s, labels)

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 
 import polars as pl
 
-from sessions.metrics import BASELINE_GAP_MINUTES, GOLD_LEVELS, compare
+from sessions.metrics import BASELINE_GAP_MINUTES, compare, gold_levels
 from sessions.missions import MissionConfig
 from sessions.pipeline import sessions_with_missions
 from sessions.segment import SegmentConfig, segment
@@ -22,7 +22,7 @@ MODEL_METHODS = ("cascade", "learned")  # the methods a session model takes part
 
 def has_gold(events: pl.DataFrame) -> bool:
     """Whether `events` carry gold sessions or missions to score against."""
-    return any(col in events.columns and events[col].null_count() < events.height for col, _ in GOLD_LEVELS)
+    return bool(gold_levels(events))
 
 
 def evaluate_methods(

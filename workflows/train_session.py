@@ -188,23 +188,18 @@ def _finish(trained: Trained, val: pl.DataFrame, cfg, pairs_path: Path, run_id: 
     from models.calibration import Calibration, pair_metrics
     from models.encoder import load_encoder
     from models.session import pair_scores
-    from sessions.text import trigram_jaccard
     from workflows.figures import embedding_projection, roc_figure
-    from workflows.pair_eval import JACCARD
+    from workflows.pair_eval import JACCARD, baseline_scores
     from workflows.session_model import NAME, log_session_model
     from workflows.tracking import register as register_model
 
     with tempfile.TemporaryDirectory() as tmp:
         encoder, pretrained = load_encoder(str(trained.model)), load_encoder(cfg.model, max_length=cfg.max_length)
         labels = val["label"].to_numpy()
-        a, b = val["query_a"].to_list(), val["query_b"].to_list()
-        scores = pair_scores(encoder, a, b)
+        scores = pair_scores(encoder, val["query_a"].to_list(), val["query_b"].to_list())
         calibration = Calibration.fit(scores, labels)
         m = pair_metrics(calibration(scores), labels)
-        baselines = {
-            f"{cfg.model}, not fine-tuned": pair_scores(pretrained, a, b),
-            JACCARD: trigram_jaccard(val["query_a"], val["query_b"]).to_numpy(),
-        }
+        baselines = baseline_scores(val, pretrained, cfg.model)
         metrics = {
             "val_auc": m.auc, "val_accuracy": m.accuracy, "best_step": trained.state["best_step"],
             "steps": trained.last_step, "calibration_slope": calibration.slope,
