@@ -61,7 +61,7 @@ def session_model(work: Path) -> str:
 
     from models.calibration import Calibration
     from models.encoder import load_encoder
-    from workflows.session_model import log_session_model
+    from workflows.tracking.session_model import log_session_model
 
     mlflow.set_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])
     with mlflow.start_run():

@@ -45,10 +45,10 @@ def run_child(engine: str, cpus: int, files: list[str], output: Path) -> None:
 
         segment_logs(files, "aol", output, seg, missions)
         return
-    from workflows.engine import ray_runtime
+    from workflows.distributed.runtime import ray_runtime
 
     with ray_runtime(num_cpus=cpus):
-        from workflows import ray_pipelines
+        from workflows.distributed import data as ray_pipelines
 
         ray_pipelines.segment(files, "aol", output, seg, missions)
 

@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from models.encoder import CLUSTER_DEFAULT, MINILM_LOCAL, minilm_path  # noqa: E402
-from workflows.train_session import SessionTrainConfig, train_session, training_data  # noqa: E402
+from workflows.jobs.train_session import SessionTrainConfig, train_session, training_data  # noqa: E402
 
 
 def peer_pairs_per_s(examples: pl.DataFrame, model: str, batch: int, steps: int, warmup: int, gpu: bool) -> float:

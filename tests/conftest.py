@@ -13,7 +13,7 @@ os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.2")
 import polars as pl
 import pytest
 
-from sessions.synth import Taxonomy
+from synth import Taxonomy
 
 TINY_EDGES = [
     ("animal.n.01", "organism.n.01"), ("dog.n.01", "animal.n.01"), ("cat.n.01", "animal.n.01"),

@@ -11,8 +11,8 @@ from sessions.missions import MissionConfig
 from sessions.pairs import KINDS, MiningConfig, mine_pairs
 from sessions.pipeline import sessions_with_missions
 from sessions.segment import SegmentConfig
-from sessions.synth import SynthConfig, write_log
 from sessions.text import near_duplicate_key, normalize, terms
+from synth import SynthConfig, write_log
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ from sessions.metrics import segmentation_scores
 from sessions.missions import MissionConfig, first_of_component, link_missions
 from sessions.pipeline import sessions_with_missions
 from sessions.segment import SegmentConfig, segment, user_chunks
-from sessions.synth import SynthConfig, write_log
+from synth import SynthConfig, write_log
 
 T0 = datetime(2006, 3, 1, 12, tzinfo=UTC)
 

@@ -11,8 +11,8 @@ from sessions.formats.aol import AOL_COLUMNS
 from sessions.formats.prompts import DIFFUSIONDB_COLUMNS
 from sessions.ingest import ingest
 from sessions.io import read_table
-from sessions.synth import SynthConfig, write_log
-from sessions.synth.generate import chunk_bounds, user_budgets
+from synth import SynthConfig, write_log
+from synth.generate import chunk_bounds, user_budgets
 
 
 def _events(tmp_path, cfg, taxonomy, name="log") -> pl.DataFrame:

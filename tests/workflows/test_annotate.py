@@ -14,10 +14,10 @@ from typer.testing import CliRunner
 
 from models.encoder import load_encoder
 from models.hierarchy import HierarchyTextModel, hierarchy_loss
-from sessions.synth import SynthConfig, write_log
 from sessions.text import normalize
+from synth import SynthConfig, write_log
 from workflows.cli import app
-from workflows.hierarchy_model import log_hierarchy_model
+from workflows.tracking.hierarchy_model import log_hierarchy_model
 
 runner = CliRunner()
 TEXTS = ["animal", "dog", "toy poodle", "cat", "persian cat"]

@@ -104,7 +104,7 @@ def test_evaluate_segmentation_prints_a_table_and_json(gt):
 def test_evaluate_a_synthetic_log_against_both_golds_and_draw_the_bars(tmp_path, tiny_taxonomy):
     from PIL import Image
 
-    from sessions.synth import SynthConfig, write_log
+    from synth import SynthConfig, write_log
 
     write_log(SynthConfig(users=40, rows=1_500, seed=3), tiny_taxonomy, tmp_path / "synth.tsv")
     out = invoke("evaluate", "segmentation", "--gt", str(tmp_path / "synth.tsv"), "-f", "aol", "--method", "all",

@@ -87,7 +87,7 @@ def head(tmp_path_factory):
 
 
 def test_segment_and_mine_submitted_as_a_ray_job(head, tmp_path, tiny_taxonomy):
-    from sessions.synth import SynthConfig, write_log
+    from synth import SynthConfig, write_log
 
     address, temp_dir, env = head
     write_log(SynthConfig(users=40, rows=3_000, seed=4), tiny_taxonomy, tmp_path / "log.tsv")

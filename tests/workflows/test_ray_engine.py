@@ -17,8 +17,8 @@ from sessions.missions import MissionConfig
 from sessions.pairs import MiningConfig, mine_pairs, order_pairs
 from sessions.pipeline import segment_logs
 from sessions.segment import SegmentConfig
-from sessions.synth import SynthConfig, write_log
-from workflows.engine import ray_runtime
+from synth import SynthConfig, write_log
+from workflows.distributed.runtime import ray_runtime
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
@@ -53,7 +53,7 @@ def same(a: pl.DataFrame, b: pl.DataFrame, key: str = "row_id") -> bool:
 
 
 def test_ingest_on_ray_equals_local(ray_cluster, logs, tmp_path):
-    from workflows import ray_pipelines
+    from workflows.distributed import data as ray_pipelines
 
     ray_report = ray_pipelines.ingest(logs, "aol", tmp_path / "ray", buckets=3)
     local_report = local_ingest(logs, "aol", tmp_path / "local")
@@ -66,7 +66,7 @@ def test_ingest_on_ray_equals_local(ray_cluster, logs, tmp_path):
 
 
 def test_segment_on_ray_equals_local(ray_cluster, logs, tmp_path):
-    from workflows import ray_pipelines
+    from workflows.distributed import data as ray_pipelines
 
     seg, missions = SegmentConfig(), MissionConfig()
     ray_report = ray_pipelines.segment(logs, "aol", tmp_path / "ray", seg, missions, buckets=4)
@@ -83,7 +83,7 @@ def test_segment_on_ray_equals_local(ray_cluster, logs, tmp_path):
 
 
 def test_mine_on_ray_equals_local(ray_cluster, logs, tmp_path):
-    from workflows import ray_pipelines
+    from workflows.distributed import data as ray_pipelines
 
     segment_logs(logs, "aol", tmp_path / "s", SegmentConfig(), MissionConfig())
     cfg = MiningConfig(partitions=4, seed=9)
@@ -95,7 +95,7 @@ def test_mine_on_ray_equals_local(ray_cluster, logs, tmp_path):
 
 def test_bad_options_fail_before_any_task(ray_cluster, logs, tmp_path):
     from sessions.formats import ColumnMap
-    from workflows import ray_pipelines
+    from workflows.distributed import data as ray_pipelines
 
     with pytest.raises(ValueError, match="applies to --format table only"):
         ray_pipelines.ingest(logs, "aol", tmp_path / "x", mapping=ColumnMap.parse("user=a,time=b,text=c"))

@@ -25,10 +25,10 @@ from models.hierarchy import HierarchyTextModel
 from sessions.missions import MissionConfig
 from sessions.pipeline import segment_logs
 from sessions.segment import SegmentConfig
-from sessions.synth import SynthConfig, write_log
+from synth import SynthConfig, write_log
 from workflows.cli import app
-from workflows.hierarchy_model import log_hierarchy_model
-from workflows.session_model import SessionScorer, log_session_model
+from workflows.tracking.hierarchy_model import log_hierarchy_model
+from workflows.tracking.session_model import SessionScorer, log_session_model
 
 pytestmark = pytest.mark.slow
 runner = CliRunner()

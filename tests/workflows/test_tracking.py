@@ -6,7 +6,7 @@ from __future__ import annotations
 import mlflow
 from mlflow.tracking import MlflowClient
 
-from workflows.tracking import CHAMPION, promote_if_best
+from workflows.tracking.store import CHAMPION, promote_if_best
 
 
 def _version(client: MlflowClient, data: str, value: float) -> str:

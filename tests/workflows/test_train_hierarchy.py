@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from workflows.cli import app
-from workflows.train_hierarchy import HierarchyTrainConfig, train_hierarchy
+from workflows.jobs.train_hierarchy import HierarchyTrainConfig, train_hierarchy
 
 pytestmark = pytest.mark.slow
 runner = CliRunner()

@@ -21,9 +21,9 @@ from sessions.missions import MissionConfig
 from sessions.pairs import MiningConfig, mine_pairs
 from sessions.pipeline import sessions_with_missions
 from sessions.segment import SegmentConfig
-from sessions.synth import SynthConfig, write_log
+from synth import SynthConfig, write_log
 from workflows.cli import app
-from workflows.train_session import SessionTrainConfig, train_session
+from workflows.jobs.train_session import SessionTrainConfig, train_session
 
 pytestmark = pytest.mark.slow
 runner = CliRunner()

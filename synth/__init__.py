@@ -1,0 +1,16 @@
+"""Synthetic search and prompt logs with known sessions, missions and reformulations.
+
+    >>> cfg = SynthConfig(users=1_000, rows=400_000, style="aol")
+    >>> summary = write_log(cfg, taxonomy, "synth.tsv.gz")
+
+Topics and reformulations come from a concept hierarchy (`Taxonomy`; the CLI uses
+WordNet's nouns). See `config.SynthConfig` for the behaviour and its calibration.
+"""
+
+from synth.config import SynthConfig
+from synth.generate import Chunk, generate
+from synth.taxonomy import Taxonomy
+from synth.walk import OPS
+from synth.writer import SynthSummary, write_log
+
+__all__ = ["OPS", "Chunk", "SynthConfig", "SynthSummary", "Taxonomy", "generate", "write_log"]

@@ -1,0 +1,82 @@
+"""Where a job runs: one local process (`local`), or Ray (`ray`, the default).
+
+With Ray, a job joins the cluster it is given (`--address`), or the one it runs
+under (`ray job submit` sets RAY_ADDRESS), or else starts a private local Ray for
+its own duration, as `ray.init()` does.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Literal
+
+Engine = Literal["ray", "local"]
+ENGINES: tuple[str, ...] = ("ray", "local")
+
+
+def check_engine(engine: str) -> Engine:
+    if engine not in ENGINES:
+        raise ValueError(f"--engine {engine!r}: choose ray or local")
+    return engine  # type: ignore[return-value]
+
+
+@contextmanager
+def ray_runtime(address: str | None = None, num_cpus: int | None = None) -> Iterator[None]:
+    """Ray for the duration of a job.
+
+    A local instance (no address, no RAY_ADDRESS) gets `num_cpus` (all by default),
+    runs without the dashboard (so without the state API: see `quiet_local_workers`),
+    without token authentication (which protects shared clusters, not a private
+    local one) and on the loopback address only; it is shut down afterwards. From a
+    cluster the job only disconnects.
+    """
+    local = address is None and not os.environ.get("RAY_ADDRESS")
+    if local:
+        use_loopback_only()
+    import ray
+
+    if ray.is_initialized():
+        yield
+        return
+    if local:
+        hook = f"{__name__}.quiet_local_workers"
+        ray.init(num_cpus=num_cpus, include_dashboard=False, logging_level=logging.WARNING,
+                 runtime_env={"worker_process_setup_hook": hook})  # fmt: skip
+    else:
+        ray.init(address=address, logging_level=logging.WARNING)
+    from ray.data import DataContext
+
+    DataContext.get_current().enable_progress_bars = True
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+def quiet_local_workers() -> None:
+    """Run in every worker of a local Ray: without a dashboard there is no state API,
+    and Ray Train's placement-group cleaner would warn about it once a second for
+    the whole run. (It removes the placement groups of a crashed trainer; a local
+    Ray is shut down with the job anyway.)"""
+    logging.getLogger("ray.train.v2._internal.execution.controller.placement_group_cleaner").setLevel(logging.ERROR)
+
+
+def use_loopback_only() -> None:
+    """Make a Ray started by this process (or its children) listen on 127.0.0.1 only.
+
+    Ray binds its services to the node's IP address, which it looks up unless its
+    single-machine mode is on (RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0, read when `ray` is
+    first imported): then the node's address is 127.0.0.1 and so is every listener.
+    """
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+
+
+def cluster_cpus() -> int:
+    """CPUs Ray can schedule on (the whole cluster)."""
+    import ray
+
+    return max(1, int(ray.cluster_resources().get("CPU", 1)))

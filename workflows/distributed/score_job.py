@@ -1,0 +1,342 @@
+"""`sessionflow score`: a whole log scored with the registered models on Ray, resumably.
+
+Every distinct query text is encoded once, by a pool of actors that load the models
+once each (a GPU each when asked), and the results go back to every event:
+
+1. stage: parse the inputs into buckets of whole users (`distributed.data.stage_inputs`);
+   count the log's common terms;
+2. texts: per user bucket, its distinct texts, partitioned by a hash of the text;
+3. encode (the actor pool): per text partition, its distinct texts encoded once
+   (session-model vectors, hierarchy-model specificity), and each user bucket's share
+   of them written beside that bucket;
+4. score: per user bucket, its events and its encoded texts (`workflows.distributed.scoring`).
+
+All work lives in `OUTPUT/.score-work/`. Each unit of stages 3 and 4 writes its
+result atomically and is skipped when found, so a job killed half-way and started
+again with the same arguments does only what is missing, and gives what an
+uninterrupted run gives (every unit is deterministic). Other arguments start over.
+At the end `scores.parquet` (a dataset, a part per user bucket), `rejected.parquet`
+and `report.json` are published and the work directory removed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+import ray
+
+from sessions.buckets import user_bucket
+from sessions.formats import ColumnMap
+from sessions.ingest import REJECTED_FILE, REPORT_FILE, expand_inputs
+from sessions.io import parquet_rows, write_json, write_parquet
+from sessions.missions import MissionConfig
+from sessions.records import DEFAULT_BLOCK_BYTES
+from sessions.reformulation import DEFAULT_THRESHOLD
+from sessions.segment import SegmentConfig
+from workflows.distributed.data import (
+    bucket_dirs,
+    collect,
+    log_common_terms,
+    per_directory,
+    read_bucket,
+    replace_path,
+    stage_inputs,
+)
+from workflows.tracking.store import tracking_uri
+
+SCORES_FILE = "scores.parquet"
+WORK_DIR = ".score-work"
+
+
+@dataclass(frozen=True)
+class ScoreConfig:
+    """What `sessionflow score` does, besides its inputs and output."""
+
+    session_model: str
+    hierarchy_model: str | None = None
+    embeddings: bool = False
+    workers: int = 0  # encoding actors; 0: one per CPU (or per GPU with gpus_per_worker)
+    gpus_per_worker: float = 0.0
+    batch_size: int = 256  # texts per forward pass
+    buckets: int = 0  # user buckets and text partitions; 0: 4 per CPU of the cluster
+    method: str = "cascade"  # sessions: cascade (the model decides what lexical evidence would break) or learned
+    min_p_same: float = 0.5  # the model puts two queries in one session when p_same >= this
+    threshold: float = DEFAULT_THRESHOLD  # reformulation: specificity change beyond which a pair is not lateral
+    missions: MissionConfig = field(default_factory=MissionConfig)
+
+    def __post_init__(self) -> None:
+        if self.method not in ("cascade", "learned"):
+            raise ValueError(f"method must be cascade or learned, got {self.method!r}")
+        if self.batch_size < 1 or self.workers < 0 or self.gpus_per_worker < 0:
+            raise ValueError("batch_size must be at least 1, workers and gpus_per_worker at least 0")
+
+    @property
+    def segment(self) -> SegmentConfig:
+        return SegmentConfig(method=self.method, min_p_same=self.min_p_same)
+
+
+@dataclass
+class ScoreReport:
+    ingest: dict
+    rows_out: int = 0
+    sessions: int = 0
+    missions: int = 0
+    distinct_texts: int = 0
+    resumed: dict[str, int] = field(default_factory=dict)  # units found done, by stage
+    config: dict = field(default_factory=dict)
+    outputs: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
+    phase_seconds: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {**self.ingest, **{k: v for k, v in self.__dict__.items() if k != "ingest"}}
+
+
+def score(
+    inputs: Sequence[str | Path],
+    fmt: str | None,
+    output: str | Path,
+    cfg: ScoreConfig,
+    *,
+    mapping: ColumnMap | None = None,
+    block_bytes: int = DEFAULT_BLOCK_BYTES,
+) -> ScoreReport:
+    """Score `inputs` (raw logs or an ingest directory) into `output` (see the module)."""
+    from workflows.distributed.runtime import cluster_cpus
+
+    start = time.perf_counter()
+    out = Path(output)
+    work = out / WORK_DIR
+    n = cfg.buckets or 4 * cluster_cpus()
+    job = _job_key(inputs, fmt, mapping, cfg, n)
+    if (work / "job.json").exists() and json.loads((work / "job.json").read_text()) != job:
+        shutil.rmtree(work)  # another job's leftovers: start over
+    work.mkdir(parents=True, exist_ok=True)
+    write_json(job, work / "job.json")
+    report = ScoreReport(ingest={}, config=job)
+    phases = {}
+
+    staged = work / "staged.json"
+    if staged.exists():
+        report.resumed["stage"] = 1
+    else:
+        shutil.rmtree(work / "staging", ignore_errors=True)
+        ingest, offsets = stage_inputs(inputs, fmt, out, work / "staging", n, mapping, block_bytes)
+        common = log_common_terms(work / "staging", offsets, cfg.missions)
+        write_json({"ingest": ingest, "offsets": offsets, "common": common}, staged)
+    state = json.loads(staged.read_text())
+    report.ingest, common = state["ingest"], state["common"]
+    offsets = {int(k): v for k, v in state["offsets"].items()}
+    directories = bucket_dirs(work / "staging")
+    phases["stage"] = time.perf_counter() - start
+
+    tick = time.perf_counter()
+    if not (work / "texts.done").exists():
+        shutil.rmtree(work / "texts", ignore_errors=True)
+        per_directory(directories, _bucket_texts, {"parts": n, "work": str(work)})
+        (work / "texts.done").touch()
+    phases["texts"] = time.perf_counter() - tick
+
+    tick = time.perf_counter()
+    partitions = sorted(p.name for p in (work / "texts").glob("p=*"))
+    todo = [p for p in partitions if not (work / "encoded" / f"{p}.json").exists()]
+    report.resumed["encode"] = len(partitions) - len(todo)
+    if todo:
+        _encode(todo, work, cfg)
+    report.distinct_texts = sum(json.loads((work / "encoded" / f"{p}.json").read_text())["texts"] for p in partitions)
+    phases["encode"] = time.perf_counter() - tick
+
+    tick = time.perf_counter()
+    todo = [d for d in directories if not (work / "scored" / f"part-{Path(d).name}.parquet").exists()]
+    report.resumed["score"] = len(directories) - len(todo)
+    kwargs = {"offsets": offsets, "work": str(work), "common": common, "cfg": cfg}
+    per_directory(todo, _score_bucket, kwargs)
+    phases["score"] = time.perf_counter() - tick
+
+    _publish(work, out, report, cfg)
+    report.outputs = {name: str(out / name) for name in (SCORES_FILE, REJECTED_FILE, REPORT_FILE)}
+    report.seconds = round(time.perf_counter() - start, 3)
+    report.phase_seconds = {k: round(v, 3) for k, v in phases.items()}
+    write_json(report.to_dict(), out / REPORT_FILE)
+    return report
+
+
+def _publish(work: Path, out: Path, report: ScoreReport, cfg: ScoreConfig) -> None:
+    """Check the accounting, move the scores into place, remove the work directory."""
+    from workflows.distributed.scoring import HIERARCHY_SCHEMA, SCORE_SCHEMA
+
+    scored = work / "scored"
+    scored.mkdir(exist_ok=True)
+    counts = [json.loads(p.read_text()) for p in sorted(scored.glob("*.json"))]
+    report.rows_out = sum(c["rows"] for c in counts)
+    report.sessions = sum(c["sessions"] for c in counts)
+    report.missions = sum(c["missions"] for c in counts)
+    if report.rows_out != report.ingest["rows_ok"]:
+        raise RuntimeError(f"{report.rows_out} scored rows for {report.ingest['rows_ok']} accepted events")
+    if not counts:  # no accepted row at all: an empty dataset (without embeddings, whose width is unknown)
+        schema = {**SCORE_SCHEMA, **(HIERARCHY_SCHEMA if cfg.hierarchy_model else {})}
+        pl.DataFrame(schema=schema).write_parquet(scored / "part-empty.parquet")
+    for f in scored.glob("*.json"):
+        f.unlink()
+    replace_path(scored, out / SCORES_FILE)
+    if parquet_rows(out / SCORES_FILE) != report.rows_out:
+        raise RuntimeError(f"{out / SCORES_FILE}: not the {report.rows_out} rows scored")
+    shutil.rmtree(work)
+
+
+def _job_key(
+    inputs: Sequence[str | Path], fmt: str | None, mapping: ColumnMap | None, cfg: ScoreConfig, n: int
+) -> dict:
+    """What makes two runs the same job: the inputs as they are on disk, the models as
+    registered now (an alias that moved is another job), and every setting."""
+    files = [{"path": str(p.resolve()), "bytes": p.stat().st_size, "mtime": p.stat().st_mtime_ns}
+             for p in expand_inputs(inputs)]  # fmt: skip
+    models = {"session_model": _version_of(cfg.session_model)}
+    if cfg.hierarchy_model:
+        models["hierarchy_model"] = _version_of(cfg.hierarchy_model)
+    settings = {k: v for k, v in asdict(cfg).items() if k not in ("workers", "gpus_per_worker", "batch_size")}
+    return json.loads(json.dumps({"files": files, "format": fmt, "mapping": str(mapping), "buckets": n,
+                                  **settings, "models": models}, default=str))  # fmt: skip
+
+
+def _version_of(uri: str) -> str:
+    """The run and version an URI stands for today (`models:/NAME@ALIAS` follows the alias)."""
+    from workflows.jobs.evaluate_hierarchy import run_of
+
+    return f"{uri} -> run {run_of(uri)}"
+
+
+# ---- stage 2: each bucket's distinct texts, by text partition ----
+def _bucket_texts(batch: pa.Table, parts: int, work: str) -> pa.Table:
+    rows = []
+    for directory in batch["dir"].to_pylist():
+        texts = (
+            pl.read_parquet(sorted(Path(directory).glob("*.parquet")), columns=["query"])
+            .select(text=pl.col("query").unique().sort())
+            .with_columns(_part=user_bucket(pl.col("text"), parts))
+        )
+        for (part,), frame in texts.partition_by("_part", as_dict=True).items():
+            write_parquet(
+                frame.drop("_part"), Path(work) / "texts" / f"p={part:05d}" / f"{Path(directory).name}.parquet"
+            )
+        rows.append(texts.height)
+    return pa.table({"texts": rows})
+
+
+# ---- stage 3: the actor pool ----
+def _encode(partitions: list[str], work: Path, cfg: ScoreConfig) -> None:
+    """The text `partitions` through a pool of `Encoder` actors: by default one per CPU
+    (each with one torch thread), or one per `gpus_per_worker` GPUs."""
+    gpus = cfg.gpus_per_worker
+    resources = ray.cluster_resources()
+    if gpus:
+        workers = cfg.workers or max(1, int(resources.get("GPU", 0) / gpus))
+        cpus = 1.0
+    else:
+        workers = cfg.workers or max(1, int(resources.get("CPU", 1)))
+        cpus = max(1.0, int(resources.get("CPU", 1)) // workers)
+    items = ray.data.from_items([{"part": p} for p in partitions])
+    done = items.map_batches(
+        Encoder,
+        fn_constructor_kwargs={"cfg": cfg, "work": str(work), "tracking": tracking_uri(), "threads": int(cpus)},
+        batch_size=1, batch_format="pyarrow", compute=ray.data.ActorPoolStrategy(size=min(workers, len(partitions))),
+        num_cpus=cpus, num_gpus=gpus,
+    )  # fmt: skip
+    collect(done)
+
+
+class Encoder:
+    """An actor of the pool: the models loaded once, then text partition after text
+    partition encoded and handed back to the user buckets that need it."""
+
+    def __init__(self, cfg: ScoreConfig, work: str, tracking: str, threads: int) -> None:
+        import mlflow
+        import torch
+
+        from workflows.tracking.session_model import SessionScorer
+
+        torch.set_num_threads(threads)
+        mlflow.set_tracking_uri(tracking)
+        mlflow.set_registry_uri(tracking)
+        self.device = torch.device("cuda" if cfg.gpus_per_worker and torch.cuda.is_available() else "cpu")
+        self.cfg, self.work = cfg, Path(work)
+        session = SessionScorer(cfg.session_model)
+        self.session = session.encoder.to(self.device)
+        write_json(session.calibration.to_dict(), self.work / "calibration.json")  # for stage 4
+        self.hierarchy = None
+        if cfg.hierarchy_model:
+            from workflows.tracking.hierarchy_model import load
+
+            self.hierarchy = load(cfg.hierarchy_model).to(self.device)
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        counts = []
+        for part in batch["part"].to_pylist():
+            counts.append(self.encode_partition(part))
+        return pa.table({"texts": counts})
+
+    def encode_partition(self, part: str) -> int:
+        import numpy as np
+
+        from workflows.tracking.hierarchy_model import norms
+
+        shares = {f.stem: pl.read_parquet(f) for f in sorted((self.work / "texts" / part).glob("*.parquet"))}
+        texts = pl.concat(shares.values())["text"].unique().sort()
+        vectors = self.session.encode(texts.to_list(), batch_size=self.cfg.batch_size)
+        if self.hierarchy is not None:
+            specificity = norms(self.hierarchy, self.hierarchy.points(texts.to_list(), batch_size=self.cfg.batch_size))
+        else:
+            specificity = np.full(len(texts), np.nan)
+        encoded = pl.DataFrame({"text": texts, "specificity": specificity}).with_columns(
+            vector=pl.Series(vectors, dtype=pl.Array(pl.Float32, vectors.shape[1]))
+        )
+        for bucket, share in shares.items():  # each user bucket's share, beside that bucket
+            encoded_share = share.join(encoded, on="text", how="left", maintain_order="left")
+            write_parquet(encoded_share, self.work / "encoded" / bucket / f"{part}.parquet")
+        write_json({"texts": len(texts)}, self.work / "encoded" / f"{part}.json")  # the partition is done
+        return len(texts)
+
+
+# ---- stage 4: score each user bucket ----
+def _score_bucket(batch: pa.Table, offsets: dict[int, int], work: str, common: list[str], cfg: ScoreConfig) -> pa.Table:
+    import numpy as np
+
+    from models.calibration import Calibration
+    from workflows.distributed.scoring import TextTable, score_events
+
+    calibration = Calibration(**json.loads((Path(work) / "calibration.json").read_text()))
+    rows = []
+    for directory in batch["dir"].to_pylist():
+        name = Path(directory).name
+        encoded = pl.read_parquet(sorted((Path(work) / "encoded" / name).glob("*.parquet")))
+        table = TextTable(encoded["text"], encoded["vector"].to_numpy().astype(np.float32),
+                          encoded["specificity"].to_numpy(), calibration)  # fmt: skip
+        scored = score_events(
+            read_bucket(directory, offsets), table, cfg.segment, cfg.missions, pl.Series(common, dtype=pl.String),
+            hierarchy=cfg.hierarchy_model is not None, threshold=cfg.threshold,
+            embeddings=cfg.embeddings,
+        )  # fmt: skip
+        target = Path(work) / "scored" / f"part-{name}.parquet"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_suffix(".tmp")
+        pq.write_table(scored, tmp)
+        sessions, missions = (_distinct(scored, c) for c in ("session_id", "mission_id"))
+        write_json({"rows": scored.num_rows, "sessions": sessions, "missions": missions}, target.with_suffix(".json"))
+        os.replace(tmp, target)  # the bucket is done
+        rows.append(scored.num_rows)
+    return pa.table({"rows": rows})
+
+
+def _distinct(table: pa.Table, column: str) -> int:
+    import pyarrow.compute as pc
+
+    return len(pc.unique(table[column]))

@@ -1,0 +1,125 @@
+"""`sessionflow annotate` and `evaluate reformulation`: specificity and reformulation
+types of the queries of a log, from a registered hierarchy model (one process).
+
+    annotate_logs(["aol.tsv.gz"], "aol", "out/annotated", "models:/hierarchy-model@champion")
+
+Sessions come from a `sessionflow segment` output directory, or are found first
+(the default cascade) when raw logs or an ingest directory are given.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from sessions.formats import ColumnMap
+from sessions.ingest import REPORT_FILE
+from sessions.io import ParquetSink, scan_table, write_json
+from sessions.pipeline import SESSIONS_FILE, load_events, segment_logs
+from sessions.reformulation import (
+    DEFAULT_THRESHOLD,
+    REFORMULATIONS,
+    Specificity,
+    accuracy,
+    annotate,
+    best_threshold,
+    term_count,
+)
+from sessions.segment import user_time_order
+
+ANNOTATIONS_FILE = "annotations.parquet"
+THRESHOLD_GRID = np.round(np.arange(0.0, 2.01, 0.05), 2)
+
+
+def hierarchy_specificity(uri: str) -> Specificity:
+    """The norm of a logged hierarchy model as a `Specificity` (each distinct text encoded once)."""
+    from workflows.tracking.hierarchy_model import HierarchySpecificity
+    from workflows.tracking.store import use_store
+
+    use_store()
+    return HierarchySpecificity(uri)
+
+
+def is_segment_output(path: str | Path) -> bool:
+    return (Path(path) / SESSIONS_FILE).exists() and (Path(path) / REPORT_FILE).exists()
+
+
+def annotate_logs(
+    inputs: Sequence[str | Path],
+    fmt: str | None,
+    output: str | Path,
+    model_uri: str,
+    threshold: float = DEFAULT_THRESHOLD,
+    mapping: ColumnMap | None = None,
+) -> dict:
+    """Sessions of `inputs` (see the module) -> `output/annotations.parquet`: the session
+    rows plus `specificity` and `reformulation`; the report gains an `annotate` part."""
+    from sessions.missions import MissionConfig
+    from sessions.segment import SegmentConfig
+
+    start, out = time.perf_counter(), Path(output)
+    if len(inputs) == 1 and is_segment_output(inputs[0]):
+        source = Path(inputs[0])
+    else:
+        segment_logs(inputs, fmt, out, SegmentConfig(), MissionConfig(), mapping=mapping)
+        source = out
+    report = json.loads((source / REPORT_FILE).read_text())
+    sessions = user_time_order(scan_table(source / SESSIONS_FILE).collect())
+    annotated = annotate(sessions, hierarchy_specificity(model_uri), threshold)
+    with ParquetSink(out / ANNOTATIONS_FILE, annotated.schema) as sink:
+        sink.write(annotated)
+    if annotated.height != report["rows_ok"]:
+        raise RuntimeError(f"{annotated.height} annotated rows for {report['rows_ok']} accepted events")
+    counts = annotated["reformulation"].fill_null("start").value_counts()  # start: a session's first query
+    report["annotate"] = {
+        "model": model_uri, "threshold": threshold, "rows": annotated.height,
+        "reformulations": {t: int(n) for t, n in counts.iter_rows() if t in (*REFORMULATIONS, "start")},
+        "seconds": round(time.perf_counter() - start, 3),
+    }  # fmt: skip
+    report.setdefault("outputs", {})[ANNOTATIONS_FILE] = str(out / ANNOTATIONS_FILE)
+    write_json(report, out / REPORT_FILE)
+    return report
+
+
+def gold_sessions(log: Path, fmt: str) -> pl.DataFrame:
+    """A synthetic log's rows in its gold sessions: session_id = gold_session, and gold_reformulation."""
+    columns = ("row_id", "user_id", "ts", "query", "gold_session", "gold_reformulation")
+    with tempfile.TemporaryDirectory() as scratch:
+        events, _ = load_events([log], fmt, Path(scratch), columns=columns)
+    if events["gold_reformulation"].null_count() == events.height:
+        raise ValueError(f"{log}: no gold_reformulation column (write one with `sessionflow synth`)")
+    return user_time_order(events).rename({"gold_session": "session_id"})
+
+
+def evaluate_reformulations(
+    log: Path,
+    model_uri: str,
+    fmt: str = "aol",
+    tune_on: Path | None = None,
+    threshold: float = DEFAULT_THRESHOLD,
+) -> dict[str, dict]:
+    """Reformulation types against the gold of a synthetic log, in its gold sessions (so
+    that only the types are judged): the hierarchy model's norm, the number of terms,
+    and always `lateral` (the majority type). With `tune_on` (another synthetic log)
+    each method's threshold is the best there; else the model takes `threshold` and the
+    term count 0.5 (one more term = more specific)."""
+    methods: dict[str, tuple[Specificity, float]] = {
+        "hierarchy model": (hierarchy_specificity(model_uri), threshold),
+        "term count": (term_count, 0.5),
+    }
+    if tune_on is not None:
+        dev = gold_sessions(tune_on, fmt)
+        methods = {name: (s, best_threshold(annotate(dev, s, t), THRESHOLD_GRID)) for name, (s, t) in methods.items()}
+    test = gold_sessions(log, fmt)
+    results = {name: {"threshold": t, **accuracy(annotate(test, s, t))} for name, (s, t) in methods.items()}
+    lateral = test.with_columns(specificity=pl.lit(0.0)).with_columns(
+        reformulation=pl.when(pl.col("session_id") == pl.col("session_id").shift(1)).then(pl.lit("lateral"))
+    )
+    results["always lateral"] = {"threshold": None, **accuracy(lateral)}
+    return results

@@ -1,0 +1,89 @@
+"""Scoring labelled query pairs with a session model, next to two baselines.
+
+Baselines on the same pairs: character 3-gram Jaccard (`sessions.text`), and the
+encoder the model was fine-tuned from, without fine-tuning (dot product). The model's
+accuracy is at its calibrated threshold (p_same >= 0.5); the baselines have no
+calibration, so theirs is at their best threshold on these very pairs (an upper
+bound, which flatters them).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from models.calibration import best_threshold, pair_metrics
+from sessions.io import read_table
+from sessions.text import trigram_jaccard
+
+JACCARD = "3-gram Jaccard"
+
+
+@dataclass(frozen=True)
+class PairEvaluation:
+    pairs: pl.DataFrame  # query_a, query_b, label, p_same
+    scores: dict[str, np.ndarray]  # scorer -> scores (the model's are p_same)
+    metrics: dict[str, dict]  # scorer -> auc, accuracy, threshold, pairs, positives
+
+    def examples(self, n: int) -> tuple[pl.DataFrame, pl.DataFrame]:
+        """The model's n most confident right and n most confident wrong pairs."""
+        p = self.pairs.with_columns(
+            right=(pl.col("p_same") >= 0.5).cast(pl.Int8) == pl.col("label"),
+            confidence=(pl.col("p_same") - 0.5).abs(),
+        ).sort("confidence", descending=True)
+        columns = ["query_a", "query_b", "label", "p_same"]
+        return p.filter("right").head(n).select(columns), p.filter(~pl.col("right")).head(n).select(columns)
+
+
+def read_pairs(path: Path, split: str | None = "test") -> pl.DataFrame:
+    """query_a, query_b, label of a `mine` output (one split, or all with None) or a CSV."""
+    if path.is_dir():
+        path = path / "pairs.parquet"
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no pairs here")
+    pairs = (
+        pl.read_csv(path, infer_schema=False, empty_string_is_null=False)
+        if path.suffix.lower() in (".csv", ".tsv") or path.name.endswith(".csv.gz")
+        else read_table(path)
+    )
+    missing = {"query_a", "query_b", "label"} - set(pairs.columns)
+    if missing:
+        raise ValueError(f"{path}: missing column(s) {', '.join(sorted(missing))}")
+    if split and "split" in pairs.columns:
+        pairs = pairs.filter(pl.col("split") == split)
+    pairs = pairs.select(pl.col("query_a", "query_b").cast(pl.String), pl.col("label").cast(pl.Int8))
+    if pairs["label"].n_unique() < 2:
+        raise ValueError(f"{path}: need positive and negative pairs (split {split})")
+    return pairs
+
+
+def baseline_scores(pairs: pl.DataFrame, encoder, name: str) -> dict[str, np.ndarray]:
+    """The baselines' scores of `pairs`: `encoder` (called `name`) not fine-tuned, by
+    dot product, and 3-gram Jaccard."""
+    from models.session import pair_scores
+
+    return {
+        f"{name}, not fine-tuned": pair_scores(encoder, pairs["query_a"].to_list(), pairs["query_b"].to_list()),
+        JACCARD: trigram_jaccard(pairs["query_a"], pairs["query_b"]).to_numpy(),
+    }
+
+
+def evaluate_pairs(model_uri: str, pairs: pl.DataFrame, baseline: str | None = None) -> PairEvaluation:
+    """The model's p_same and both baselines' scores on `pairs`, with AUC and accuracy."""
+    from models.encoder import load_encoder
+    from workflows.tracking import session_model
+
+    model = session_model.load(model_uri)
+    a, b = pairs["query_a"].to_list(), pairs["query_b"].to_list()
+    labels = pairs["label"].to_numpy()
+    p = session_model.p_same(model, a, b)
+    base = baseline or session_model.base_model_of(model)
+    scores = {f"session model ({model_uri})": p, **baseline_scores(pairs, load_encoder(base), base)}
+    metrics = {}
+    for i, (name, s) in enumerate(scores.items()):
+        threshold = 0.5 if i == 0 else best_threshold(s, labels)
+        metrics[name] = {**pair_metrics(s, labels, threshold).to_dict(), "threshold": threshold}
+    return PairEvaluation(pairs.with_columns(p_same=pl.Series(p)), scores, metrics)

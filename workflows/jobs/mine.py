@@ -1,0 +1,64 @@
+"""Mining pairs as a job: sessions (or a labelled log) in, `pairs.parquet` and a report out.
+
+One function serves `sessionflow mine` and the demo.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import polars as pl
+
+from sessions.io import read_table, write_json, write_parquet
+from sessions.pairs import MiningConfig, gold_pairs, mine_pairs
+from sessions.pipeline import SESSIONS_FILE, load_events
+from workflows.distributed.runtime import check_engine, ray_runtime
+
+PAIRS_FILE = "pairs.parquet"
+REPORT_FILE = "report.json"
+
+
+def mine_job(
+    sessions: Path,
+    output: Path,
+    cfg: MiningConfig,
+    *,
+    gold: str | None = None,
+    fmt: str | None = None,
+    engine: str = "ray",
+    address: str | None = None,
+) -> dict:
+    """Mine pairs from a `segment` output (or, with `gold`, from a labelled log) into
+    OUTPUT/pairs.parquet; write and return the report (counts by split and kind)."""
+    start = time.perf_counter()
+    source = sessions / SESSIONS_FILE if sessions.is_dir() else sessions
+    if gold is not None:
+        source = sessions
+        columns = ("row_id", "user_id", "ts", "query", "gold_session", "gold_mission")
+        events, _ = load_events([sessions], fmt, output, columns=columns)
+        write_parquet(gold_pairs(events, gold, seed=cfg.seed), output / PAIRS_FILE)
+    elif not source.exists():
+        raise FileNotFoundError(f"{source}: no sessions here; run `sessionflow segment` first")
+    elif check_engine(engine) == "ray":
+        with ray_runtime(address):
+            from workflows.distributed import data as ray_pipelines  # imports ray: after the runtime's settings
+
+            ray_pipelines.mine(source, output / PAIRS_FILE, cfg)
+    else:
+        write_parquet(mine_pairs(read_table(source), cfg), output / PAIRS_FILE)
+    pairs = read_table(output / PAIRS_FILE)
+    counts = pairs.group_by("split", "kind").len().sort("split", "kind")
+    report = {
+        "pairs": pairs.height,
+        "positives": int(pairs["label"].sum()),
+        "negatives": int((pairs["label"] == 0).sum()),
+        "by_split_and_kind": {s: dict(zip(g["kind"], g["len"], strict=True)) for (s,), g in counts.group_by("split")},
+        "users_by_split": dict(pairs.group_by("split").agg(pl.col("user_id").n_unique()).iter_rows()),
+        "config": cfg.to_dict() if gold is None else {"gold": gold, "seed": cfg.seed},
+        "source": str(source),
+        "outputs": {PAIRS_FILE: str(output / PAIRS_FILE), REPORT_FILE: str(output / REPORT_FILE)},
+        "seconds": round(time.perf_counter() - start, 3),
+    }
+    write_json(report, output / REPORT_FILE)
+    return report

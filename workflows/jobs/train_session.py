@@ -1,0 +1,263 @@
+"""Fine-tuning the session model with Ray Train (DDP), tracked in MLflow.
+
+The driver (`train_session`) turns mined pairs into training examples
+(`sessions.pairs.triplets`) and validation pairs, opens an MLflow run, and runs the
+shared Ray Train loop (`workflows.training.loop`: DDP, checkpoints, early stopping,
+resumption after a worker failure, rank-0 logging) with the `SessionTask`: InfoNCE
+on (anchor, positive, hard negative) batches, validation ROC AUC of the dot product.
+
+Afterwards the driver takes the checkpoint of best validation AUC, fits the
+calibration on the validation pairs, logs its ROC curve next to the baselines' (the
+encoder before fine-tuning, 3-gram Jaccard), a PCA projection of the validation users'
+largest missions before and after fine-tuning (when the sessions the pairs came from
+are at hand), and the pyfunc model, registers it as `session-model`, and moves the
+`champion` alias to it when its validation AUC is the best of the registered versions
+trained on the same pairs.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from sessions.io import read_table, scan_table
+from sessions.pairs import triplets
+from workflows.training.loop import Trained, TrainTask, merge_shards, train_best
+
+EXPERIMENT = "session-model"
+
+
+@dataclass(frozen=True)
+class SessionTrainConfig:
+    """What `sessionflow train session` trains, and how."""
+
+    model: str = "minilm-local"  # encoder name: minilm-local, tiny, a Hub id or a directory
+    epochs: int = 1
+    max_steps: int = 0  # stop after this many steps (0: the epochs decide)
+    batch_size: int = 64  # examples per worker and step; the global batch is workers x this
+    lr: float = 3e-5
+    weight_decay: float = 0.01
+    warmup_share: float = 0.1
+    temperature: float = 0.05
+    max_length: int = 32
+    eval_every: int = 100  # steps between validations, each one a checkpoint
+    patience: int = 3  # validations without a better AUC before stopping early
+    max_val_pairs: int = 4000
+    max_train_examples: int = 0  # 0: all
+    workers: int = 1
+    gpu: bool = False
+    amp: bool = True  # mixed precision (bf16, else fp16) on GPU
+    max_failures: int = 2
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "eval_every", "patience", "workers", "max_val_pairs"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1")
+        if self.temperature <= 0 or self.lr <= 0:
+            raise ValueError("temperature and lr must be positive")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class TrainOutcome:
+    run_id: str
+    model_uri: str  # runs:/<run_id>/model
+    registered: str | None  # models:/session-model/<version>
+    champion: bool
+    metrics: dict
+    checkpoint: str
+    figures: list[str]  # file names of the figures logged to the run
+
+
+def training_data(pairs_path: Path, cfg: SessionTrainConfig) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(training examples from the train split, validation pairs) of a `mine` output."""
+    source = pairs_path / "pairs.parquet" if (pairs_path / "pairs.parquet").exists() else pairs_path
+    if not source.exists():
+        raise FileNotFoundError(f"{pairs_path}: no pairs here; run `sessionflow mine` first")
+    pairs = read_table(source)
+    train = triplets(pairs.filter(pl.col("split") == "train"), seed=cfg.seed)
+    if cfg.max_train_examples:
+        train = train.head(cfg.max_train_examples)
+    val = pairs.filter(pl.col("split") == "val").select("query_a", "query_b", "label")
+    if val.height > cfg.max_val_pairs:
+        val = val.sample(cfg.max_val_pairs, seed=cfg.seed, shuffle=True)
+    needed = cfg.workers * cfg.batch_size
+    if train.height < needed:
+        raise ValueError(f"{train.height} training examples: fewer than one global batch ({needed})")
+    if val["label"].n_unique() < 2:
+        raise ValueError("the val split needs positive and negative pairs")
+    return train, val
+
+
+class SessionTask(TrainTask):
+    """The session model's part of the shared loop (`workflows.training.loop`)."""
+
+    unit = "pairs"
+    monitor = "val_auc"
+
+    def __init__(self, cfg: SessionTrainConfig, train: pl.DataFrame, val: pl.DataFrame) -> None:
+        import ray
+
+        self.cfg, self.rows = cfg, train.height
+        self.train_ref, self.val_ref = ray.put(train.to_arrow()), ray.put(val.to_arrow())
+
+    @property
+    def examples(self) -> int:
+        return self.rows
+
+    def build(self, resume: Path | None, device):
+        import ray
+
+        from models.encoder import load_encoder
+
+        self.train, self.val = pl.from_arrow(ray.get(self.train_ref)), pl.from_arrow(ray.get(self.val_ref))
+        self.ids = torch_ids(self.train)
+        source = str(resume) if resume else self.cfg.model
+        return load_encoder(source, max_length=self.cfg.max_length, seed=self.cfg.seed).to(device)
+
+    def optimizer(self, model, total_steps: int):
+        import torch
+        from transformers import get_linear_schedule_with_warmup
+
+        optimizer = torch.optim.AdamW(model.parameters(), lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
+        warmup = int(self.cfg.warmup_share * total_steps)
+        return optimizer, get_linear_schedule_with_warmup(optimizer, warmup, total_steps)
+
+    def loss(self, model, module, rows: np.ndarray, step: int, device):
+        from models.session import triplet_loss
+
+        batch = self.train[rows]
+        return triplet_loss(model, module, batch["anchor"].to_list(), batch["positive"].to_list(),
+                            batch["negative"].to_list(), self.ids[rows].to(device), self.cfg.temperature)  # fmt: skip
+
+    def evaluate(self, module, rank: int, size: int) -> dict[str, float]:
+        """ROC AUC of the dot product on the validation pairs, each worker scoring a share."""
+        from models.calibration import pair_metrics
+        from models.session import pair_scores
+
+        mine = self.val[rank::size]
+        scores = merge_shards(pair_scores(module, mine["query_a"].to_list(), mine["query_b"].to_list()), rank, size,
+                              self.val.height)  # fmt: skip
+        return {"val_auc": pair_metrics(scores, self.val["label"].to_numpy()).auc}
+
+    def save(self, module, directory: Path) -> None:
+        module.save(directory)
+
+
+def torch_ids(train: pl.DataFrame):
+    """The text ids of (anchor, positive, negative), which mark duplicates in a batch."""
+    import torch
+
+    return torch.from_numpy(train.select("anchor_id", "positive_id", "negative_id").to_numpy().astype(np.int64))
+
+
+# ---- the driver ----
+def train_session(
+    pairs_path: Path,
+    cfg: SessionTrainConfig,
+    *,
+    experiment: str = EXPERIMENT,
+    register: bool = True,
+    storage: str | None = None,
+    address: str | None = None,
+    run_name: str | None = None,
+) -> TrainOutcome:
+    """Train, calibrate, log and (optionally) register a session model; see the module docstring."""
+    from workflows.tracking.store import training_run
+
+    train, val = training_data(pairs_path, cfg)
+    params = {**cfg.to_dict(), "pairs": str(pairs_path), "train_examples": train.height, "val_pairs": val.height}
+    with (
+        training_run(experiment, "train session", params, run_name) as run_id,
+        train_best(SessionTask(cfg, train, val), run_id, "session-model", storage, address) as trained,
+    ):
+        return _finish(trained, val, cfg, pairs_path, run_id, register)
+
+
+def _finish(trained: Trained, val: pl.DataFrame, cfg, pairs_path: Path, run_id: str, register: bool):
+    """Calibrate the best checkpoint, log figures and the model, register it."""
+    import mlflow
+
+    from models.calibration import Calibration, pair_metrics
+    from models.encoder import load_encoder
+    from models.session import pair_scores
+    from workflows.figures import embedding_projection, roc_figure
+    from workflows.jobs.evaluate_pairs import JACCARD, baseline_scores
+    from workflows.tracking.session_model import NAME, log_session_model
+    from workflows.tracking.store import register as register_model
+
+    with tempfile.TemporaryDirectory() as tmp:
+        encoder, pretrained = load_encoder(str(trained.model)), load_encoder(cfg.model, max_length=cfg.max_length)
+        labels = val["label"].to_numpy()
+        scores = pair_scores(encoder, val["query_a"].to_list(), val["query_b"].to_list())
+        calibration = Calibration.fit(scores, labels)
+        m = pair_metrics(calibration(scores), labels)
+        baselines = baseline_scores(val, pretrained, cfg.model)
+        metrics = {
+            "val_auc": m.auc, "val_accuracy": m.accuracy, "best_step": trained.state["best_step"],
+            "steps": trained.last_step, "calibration_slope": calibration.slope,
+            "calibration_intercept": calibration.intercept,
+            "val_auc_not_fine_tuned": pair_metrics(baselines[f"{cfg.model}, not fine-tuned"], labels).auc,
+            "val_auc_jaccard": pair_metrics(baselines[JACCARD], labels).auc,
+        }  # fmt: skip
+        figures = [roc_figure(labels, {"session model": scores, **baselines}, "validation pairs",
+                              Path(tmp) / "val_roc.png")]  # fmt: skip
+        sample = mission_sample(pairs_path, cfg.seed)
+        if sample is not None:
+            path, silhouettes = embedding_projection(
+                {"not fine-tuned": pretrained.encode(sample["query"].to_list()),
+                 "fine-tuned": encoder.encode(sample["query"].to_list())},
+                sample["mission_id"].to_numpy(), "validation users' largest missions (PCA)",
+                Path(tmp) / "mission_pca.png",
+            )  # fmt: skip
+            figures.append(path)
+            metrics |= {"mission_silhouette_not_fine_tuned": silhouettes["not fine-tuned"],
+                        "mission_silhouette": silhouettes["fine-tuned"]}  # fmt: skip
+        # at the last step, after the loop's own values: the run shows the registered model's
+        mlflow.log_metrics(metrics, step=trained.last_step)
+        for figure in figures:
+            mlflow.log_artifact(str(figure))
+        mlflow.log_dict(cfg.to_dict(), "config.json")
+        model_uri = log_session_model(trained.model, calibration, cfg.model, Path(tmp) / "model")
+    registered, champion = register_model(model_uri, NAME, "val_auc", same=("pairs",)) if register else (None, False)
+    return TrainOutcome(run_id, f"runs:/{run_id}/model", registered, champion, metrics, trained.where,
+                        [f.name for f in figures])  # fmt: skip
+
+
+def mission_sample(pairs_path: Path, seed: int, missions: int = 12, per_mission: int = 25) -> pl.DataFrame | None:
+    """Distinct queries (`query`, `mission_id`) of the validation users' largest missions,
+    from the sessions the pairs were mined from (None when those are not at hand)."""
+    import json
+
+    report = pairs_path / "report.json" if pairs_path.is_dir() else None
+    if report is None or not report.exists():
+        return None
+    source = Path(json.loads(report.read_text()).get("source", ""))
+    if not source.exists() or "mission_id" not in scan_table(source).collect_schema():
+        return None
+    users = read_table(pairs_path / "pairs.parquet").filter(pl.col("split") == "val")["user_id"].unique()
+    queries = (
+        scan_table(source)
+        .select("user_id", "query", "mission_id")
+        .filter(pl.col("user_id").is_in(users.implode()))
+        .unique(["mission_id", "query"])
+        .collect()
+        .with_columns(size=pl.len().over("mission_id"))
+        .filter(pl.col("size") >= 5)
+    )
+    largest = queries.unique("mission_id").sort(["size", "mission_id"], descending=[True, False]).head(missions)
+    sample = (
+        queries.filter(pl.col("mission_id").is_in(largest["mission_id"].implode()))
+        .sample(fraction=1.0, shuffle=True, seed=seed)
+        .group_by("mission_id", maintain_order=True)
+        .head(per_mission)
+        .select("query", "mission_id")
+    )
+    return sample if sample["mission_id"].n_unique() >= 2 else None

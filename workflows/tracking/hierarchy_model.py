@@ -1,0 +1,85 @@
+"""The registered `hierarchy-model`: an MLflow pyfunc around the hierarchy text model.
+
+    model = mlflow.pyfunc.load_model("models:/hierarchy-model@champion")
+    model.predict(pd.DataFrame({"text": ["mammal", "toy poodle"]}))  # -> point, norm
+
+`norm` is the distance from the origin (of the ball, or of R^d for a Euclidean
+model): the specificity of a text, general texts near 0.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import polars as pl
+import torch
+from mlflow.models import ModelSignature
+from mlflow.types import ColSpec, Schema
+
+from models.hierarchy import HierarchyTextModel, load_hierarchy_model
+from models.poincare import LookupEmbedding
+from sessions.reformulation import per_distinct
+from workflows.tracking.session_model import texts_of
+from workflows.tracking.store import pip_requirements
+
+NAME = "hierarchy-model"
+SIGNATURE = ModelSignature(inputs=Schema([ColSpec("string", "text")]))
+
+
+class HierarchyModel(mlflow.pyfunc.PythonModel):
+    """text -> point (float64 coordinates) and norm (distance from the origin)."""
+
+    def __init__(self, model: HierarchyTextModel | None = None) -> None:
+        self.model = model
+
+    def load_context(self, context) -> None:
+        self.model = load_hierarchy_model(context.artifacts["model"])
+
+    def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
+        assert self.model is not None
+        if "text" not in model_input.columns:
+            raise ValueError("give a column text")
+        points = self.model.points(texts_of(model_input["text"]))
+        return pd.DataFrame({"point": list(points), "norm": norms(self.model, points)})
+
+
+def norms(model: HierarchyTextModel | LookupEmbedding, points: np.ndarray) -> np.ndarray:
+    """Distances from the origin of `points` (of either kind of model): the specificity of their texts."""
+    return model.norm(torch.from_numpy(points)).numpy()
+
+
+class HierarchySpecificity:
+    """A logged hierarchy model as the logs use it (`sessions.reformulation.Specificity`):
+    texts -> norm, each distinct text encoded once."""
+
+    def __init__(self, uri: str) -> None:
+        self.uri, self.model = uri, load(uri)
+
+    def __call__(self, texts: pl.Series) -> np.ndarray:
+        return per_distinct(texts, lambda distinct: norms(self.model, self.model.points(distinct)))
+
+
+def log_hierarchy_model(model_dir: Path, base_model: str) -> str:
+    """Log the pyfunc to the active run; its model URI (`models:/m-...`)."""
+    info = mlflow.pyfunc.log_model(
+        name="model",
+        python_model=HierarchyModel(),
+        artifacts={"model": str(model_dir)},
+        signature=SIGNATURE,
+        input_example=pd.DataFrame({"text": ["mammal", "toy poodle"]}),
+        pip_requirements=pip_requirements(),
+        code_paths=[str(Path(__file__).resolve().parent.parent / "models")],
+        metadata={"base_model": base_model},
+    )
+    return info.model_uri
+
+
+def load(uri: str) -> HierarchyTextModel:
+    """The text model inside a logged hierarchy pyfunc (`models:/...`, `runs:/...`)."""
+    model = mlflow.pyfunc.load_model(uri).unwrap_python_model()
+    if not isinstance(model, HierarchyModel) or model.model is None:
+        raise ValueError(f"{uri} is not a hierarchy model")
+    return model.model

@@ -1,0 +1,119 @@
+"""The registered `session-model`: an MLflow pyfunc around the fine-tuned encoder.
+
+    model = mlflow.pyfunc.load_model("models:/session-model@champion")
+    model.predict(pd.DataFrame({"query_a": ["cute catd"], "query_b": ["cute cats"]}))  # -> p_same
+    model.predict(pd.DataFrame({"query": ["cute cats", "new york"]}))                # -> embedding
+
+Artifacts: the encoder directory (`TextEncoder.save`) and the calibration (JSON).
+`SessionScorer(uri)` is the same model as segmentation and mission linking take it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import polars as pl
+from mlflow.models import ModelSignature
+from mlflow.types import ColSpec, Schema
+
+from models.calibration import Calibration
+from models.encoder import TextEncoder, load_encoder
+from models.session import pair_scores
+from workflows.tracking.store import pip_requirements
+
+NAME = "session-model"
+SIGNATURE = ModelSignature(
+    inputs=Schema(
+        [
+            ColSpec("string", "query_a", required=False),
+            ColSpec("string", "query_b", required=False),
+            ColSpec("string", "query", required=False),
+        ]
+    )
+)
+
+
+class SessionModel(mlflow.pyfunc.PythonModel):
+    """query_a, query_b -> p_same (and score, the dot product); query -> embedding."""
+
+    def __init__(self, encoder: TextEncoder | None = None, calibration: Calibration | None = None) -> None:
+        self.encoder = encoder
+        self.calibration = calibration
+
+    def load_context(self, context) -> None:
+        self.encoder = load_encoder(context.artifacts["encoder"])
+        self.calibration = Calibration(**json.loads(Path(context.artifacts["calibration"]).read_text()))
+
+    def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
+        assert self.encoder is not None and self.calibration is not None
+        columns = set(model_input.columns)
+        if {"query_a", "query_b"} <= columns:
+            scores = pair_scores(self.encoder, texts_of(model_input["query_a"]), texts_of(model_input["query_b"]))
+            return pd.DataFrame({"p_same": self.calibration(scores), "score": scores})
+        if "query" in columns:
+            vectors = self.encoder.encode(texts_of(model_input["query"]))
+            return pd.DataFrame({"embedding": list(vectors)})
+        raise ValueError("give columns query_a and query_b (-> p_same), or query (-> embedding)")
+
+
+def texts_of(column: pd.Series) -> list[str]:
+    """A text column as strings, missing values as empty texts."""
+    return ["" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v) for v in column]
+
+
+def log_session_model(encoder_dir: Path, calibration: Calibration, base_model: str, work: Path) -> str:
+    """Log the pyfunc to the active run; its model URI (`models:/m-...`)."""
+    work.mkdir(parents=True, exist_ok=True)
+    calibration_file = work / "calibration.json"
+    calibration_file.write_text(json.dumps(calibration.to_dict()))
+    info = mlflow.pyfunc.log_model(
+        name="model",
+        python_model=SessionModel(),
+        artifacts={"encoder": str(encoder_dir), "calibration": str(calibration_file)},
+        signature=SIGNATURE,
+        input_example=pd.DataFrame({"query_a": ["cute catd"], "query_b": ["cute cats"]}),
+        pip_requirements=pip_requirements(),
+        code_paths=[str(Path(__file__).resolve().parent.parent / "models")],
+        metadata={"base_model": base_model},
+    )
+    return info.model_uri
+
+
+def load(uri: str) -> mlflow.pyfunc.PyFuncModel:
+    return mlflow.pyfunc.load_model(uri)
+
+
+def base_model_of(model: mlflow.pyfunc.PyFuncModel) -> str:
+    """The name of the encoder the session model was fine-tuned from."""
+    return (model.metadata.metadata or {}).get("base_model", "minilm-local")
+
+
+def p_same(model: mlflow.pyfunc.PyFuncModel, a: list[str], b: list[str]) -> np.ndarray:
+    out = model.predict(pd.DataFrame({"query_a": a, "query_b": b}))
+    return out["p_same"].to_numpy(dtype=np.float64)
+
+
+class SessionScorer:
+    """A logged session model as segmentation and mission linking use it: a
+    `sessions.segment.PairScorer` (p_same of query pairs) and a
+    `sessions.missions.Embedder` (vectors, and p_same of their dot products)."""
+
+    def __init__(self, uri: str) -> None:
+        self.uri = uri
+        model = load(uri).unwrap_python_model()
+        if not isinstance(model, SessionModel) or model.encoder is None or model.calibration is None:
+            raise ValueError(f"{uri} is not a session model")
+        self.encoder, self.calibration = model.encoder, model.calibration
+
+    def __call__(self, a: pl.Series, b: pl.Series) -> np.ndarray:
+        return self.calibration(pair_scores(self.encoder, a.to_list(), b.to_list()))
+
+    def embed(self, texts: pl.Series) -> np.ndarray:
+        return self.encoder.encode(texts.to_list())
+
+    def p_same(self, scores: np.ndarray) -> np.ndarray:
+        return self.calibration(scores)
