@@ -24,7 +24,6 @@ from pathlib import Path
 import polars as pl
 
 from hierarchies.closure import depths
-from sessions.io import write_parquet
 
 DEBIAN_WORDNET = Path("/usr/share/wordnet")
 
@@ -142,9 +141,18 @@ def noun_graph(refresh: bool = False) -> NounGraph:
     if not refresh and nodes_file.exists() and edges_file.exists():
         return NounGraph(pl.read_parquet(nodes_file), pl.read_parquet(edges_file))
     graph = _extract_noun_graph()
-    write_parquet(graph.nodes, nodes_file)
-    write_parquet(graph.edges, edges_file)
+    _write_parquet(graph.nodes, nodes_file)
+    _write_parquet(graph.edges, edges_file)
     return graph
+
+
+def _write_parquet(frame: pl.DataFrame, path: Path) -> None:
+    """Write `frame` to `path` atomically: a temporary name beside it, then a rename, so a
+    killed process never leaves a half cache file that looks complete."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    frame.write_parquet(tmp)
+    os.replace(tmp, path)
 
 
 def _readable(lemma: str) -> str:

@@ -12,6 +12,9 @@ Names (`load_encoder`):
 
 Inference (`TextEncoder.encode`) sorts texts by length and pads each batch only to
 its longest member, then returns the vectors in the order given.
+
+Shapes: B texts of a batch, L tokens (the longest text of the batch, at most
+`max_length`), H the transformer's hidden size (the vectors' width), n texts in all.
 """
 
 from __future__ import annotations
@@ -72,16 +75,16 @@ class TextEncoder(nn.Module):
         batch = self.tokenizer(
             list(texts), padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
         )
-        return {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
+        return {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}  # (B, L) each
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        hidden = self.transformer(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        return self.pool(hidden, attention_mask)
+        hidden = self.transformer(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state  # (B, L, H)
+        return self.pool(hidden, attention_mask)  # (B, H)
 
     def pool(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Mean of the token vectors under the attention mask."""
-        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)  # (B, L, 1)
+        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)  # (B, H)
         return nn.functional.normalize(pooled, dim=-1) if self.normalize else pooled
 
     def embed(self, texts: Sequence[str]) -> torch.Tensor:
@@ -123,11 +126,11 @@ def by_length(
 ) -> np.ndarray:
     """`embed` over `texts` in batches of similar length (each padded only to its longest
     member); rows of `dtype` in the order given."""
-    order = np.argsort([len(t) for t in texts], kind="stable")
-    out = np.empty((len(texts), width), dtype=dtype)
+    order = np.argsort([len(t) for t in texts], kind="stable")  # (n,)
+    out = np.empty((len(texts), width), dtype=dtype)  # (n, width)
     for start in range(0, len(texts), batch_size):
         rows = order[start : start + batch_size]
-        out[rows] = embed([texts[i] for i in rows]).cpu().numpy().astype(dtype, copy=False)
+        out[rows] = embed([texts[i] for i in rows]).cpu().numpy().astype(dtype, copy=False)  # (B, width)
     return out
 
 

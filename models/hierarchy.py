@@ -16,6 +16,11 @@ Training (`hierarchy_loss`) uses the ranking loss of Nickel & Kiela 2017 (each c
 nearer its ancestor than to non-ancestors; `models.poincare.distance_softmax_loss`)
 plus a norm term: a child lies `margin` farther from the origin than its ancestor,
 per level between them, so that the norm reads as depth.
+`hierarchy_batch_loss` encodes a batch of node pairs and calls it.
+
+Shapes: B rows of a batch (texts in `forward`, (child, ancestor) pairs in the losses),
+K negatives shared by a batch, U distinct nodes of a batch, L tokens, d the point's
+dimension.
 """
 
 from __future__ import annotations
@@ -43,7 +48,7 @@ class MobiusLinear(nn.Module):
         self.bias = nn.Parameter(torch.zeros(dim, dtype=torch.float64))  # a tangent vector at the origin
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.ball.mobius_matvec(self.weight, x)
+        y = self.ball.mobius_matvec(self.weight, x)  # (B, d)
         return self.ball.projx(self.ball.mobius_add(y, self.ball.expmap0(self.bias)))
 
 
@@ -75,10 +80,10 @@ class HierarchyTextModel(nn.Module):
         self.mobius = nn.ModuleList(MobiusLinear(dim, self.ball) for _ in range(mobius_layers))
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        tangent = (self.project(self.encoder(input_ids, attention_mask)) * self.log_scale.exp()).double()
+        tangent = (self.project(self.encoder(input_ids, attention_mask)) * self.log_scale.exp()).double()  # (B, d)
         if self.kind == "euclidean":
             return tangent
-        norm = tangent.norm(dim=-1, keepdim=True).clamp_min(1e-15)
+        norm = tangent.norm(dim=-1, keepdim=True).clamp_min(1e-15)  # (B, 1)
         tangent = tangent * (self.max_tangent_norm / norm).clamp(max=1.0)
         x = self.ball.projx(self.ball.expmap0(tangent))
         for layer in self.mobius:
@@ -154,11 +159,46 @@ def hierarchy_loss(
     """
     if norm_loss not in NORM_LOSSES:
         raise ValueError(f"norm_loss must be one of {NORM_LOSSES}, got {norm_loss!r}")
-    d_pos = model.distance(child, ancestor)
-    d_neg = model.distance(child[:, None, :], negatives[None, :, :])
+    d_pos = model.distance(child, ancestor)  # (B,)
+    d_neg = model.distance(child[:, None, :], negatives[None, :, :])  # (B, K)
     ranking = distance_softmax_loss(d_pos, d_neg, valid)
-    gap = model.norm(child) - model.norm(ancestor)
+    gap = model.norm(child) - model.norm(ancestor)  # (B,)
     levels = torch.ones_like(gap) if levels is None else levels.to(gap).clamp_min(1)
     level, order = (gap - margin * levels).square(), F.relu(margin - gap)
-    norm_term = (level if norm_loss == "level" else order).mean()
+    norm_term = (level if norm_loss == "level" else order).mean()  # ()
     return ranking + norm_weight * norm_term
+
+
+def hierarchy_batch_loss(
+    model: nn.Module,
+    module: HierarchyTextModel,
+    texts: np.ndarray,
+    depth: np.ndarray,
+    batch: np.ndarray,
+    negatives: np.ndarray,
+    valid: np.ndarray,
+    norm_weight: float = 1.0,
+    margin: float = 0.5,
+    norm_loss: str = "level",
+) -> torch.Tensor:
+    """`hierarchy_loss` of a batch of (child, ancestor) node pairs: encode, then the math.
+
+    model: what runs the forward pass (the model itself, or its DDP wrapper); module:
+    the model (tokenizer, distance, norm). texts: (n,) str, the text of every node;
+    depth: (n,) int, each node's depth (the norm term's levels are depth differences);
+    batch: (B, 2) int node indices (child, ancestor); negatives: (K,) node indices
+    shared by the batch, valid: (B, K) bool, as `NegativeSampler.shared` draws them.
+    Every distinct node of the batch is encoded once, in one padded forward pass.
+
+        negatives, valid = sampler.shared(batch[:, 0], 64, training_nodes)
+        loss = hierarchy_batch_loss(model, model, h.texts, h.depth, batch, negatives, valid)
+    """
+    nodes, where = np.unique(np.concatenate([batch[:, 0], batch[:, 1], negatives]), return_inverse=True)  # (U,)
+    tokens = module.encoder.tokenize(texts[nodes].tolist())  # (U, L)
+    device = module.project.weight.device
+    points = model(tokens["input_ids"].to(device), tokens["attention_mask"].to(device))  # (U, d)
+    b = len(batch)
+    child, ancestor, negative = points[where[:b]], points[where[b : 2 * b]], points[where[2 * b :]]  # (B|B|K, d)
+    levels = torch.from_numpy(depth[batch[:, 0]] - depth[batch[:, 1]]).to(device)  # (B,)
+    return hierarchy_loss(module, child, ancestor, negative, torch.from_numpy(valid).to(device),
+                          norm_weight, margin, levels, norm_loss)  # fmt: skip

@@ -5,6 +5,9 @@ outscore every other candidate, where the candidates are the positives of the wh
 global batch (gathered from every DDP worker) and the mined hard negatives.
 A candidate whose text is the anchor's own or its positive's (a duplicate in the
 batch) is masked out: it is never counted as a negative.
+
+Shapes: B examples of a worker's batch, W workers, N candidates (2 W B: every
+worker's positives, then every worker's negatives), d the vectors' width.
 """
 
 from __future__ import annotations
@@ -25,10 +28,10 @@ def info_nce(
 
     `mask` (anchors x candidates, True = leave out) must not cover a target.
     """
-    logits = anchors @ candidates.T / temperature
+    logits = anchors @ candidates.T / temperature  # (B, N)
     if mask is not None:
         logits = logits.masked_fill(mask, torch.finfo(logits.dtype).min)
-    return F.cross_entropy(logits.float(), targets)
+    return F.cross_entropy(logits.float(), targets)  # ()
 
 
 def duplicate_mask(
@@ -38,7 +41,7 @@ def duplicate_mask(
 
     Texts are given as integer ids (equal text, equal id).
     """
-    same = (candidate_ids[None, :] == anchor_ids[:, None]) | (candidate_ids[None, :] == positive_ids[:, None])
+    same = (candidate_ids[None, :] == anchor_ids[:, None]) | (candidate_ids[None, :] == positive_ids[:, None])  # (B, N)
     same[torch.arange(len(targets), device=targets.device), targets] = False
     return same
 
@@ -61,7 +64,7 @@ def gather(x: torch.Tensor) -> torch.Tensor:
     parts = [torch.empty_like(x) for _ in range(size)]
     dist.all_gather(parts, x.detach().contiguous())
     parts[rank] = x
-    return torch.cat(parts)
+    return torch.cat(parts)  # (W B, ...)
 
 
 def batch_info_nce(
@@ -78,10 +81,10 @@ def batch_info_nce(
     negative. Candidates are every worker's positives, then every worker's negatives.
     """
     rank, _ = world()
-    all_positives, all_negatives = gather(positives), gather(negatives)
-    all_ids = gather(ids)
-    candidates = torch.cat([all_positives, all_negatives])
-    candidate_ids = torch.cat([all_ids[:, 1], all_ids[:, 2]])
-    targets = rank * len(anchors) + torch.arange(len(anchors), device=anchors.device)
-    mask = duplicate_mask(ids[:, 0], ids[:, 1], candidate_ids, targets)
+    all_positives, all_negatives = gather(positives), gather(negatives)  # (W B, d) each
+    all_ids = gather(ids)  # (W B, 3)
+    candidates = torch.cat([all_positives, all_negatives])  # (N, d)
+    candidate_ids = torch.cat([all_ids[:, 1], all_ids[:, 2]])  # (N,)
+    targets = rank * len(anchors) + torch.arange(len(anchors), device=anchors.device)  # (B,): own positives
+    mask = duplicate_mask(ids[:, 0], ids[:, 1], candidate_ids, targets)  # (B, N)
     return info_nce(anchors, candidates, targets, temperature, mask)

@@ -4,7 +4,7 @@
   Hierarchical Representations"): one point per node in the Poincaré ball, trained so
   that each (child u, ancestor v) pair of the transitive closure is closer than u is
   to sampled non-ancestors: loss = -log(exp(-d(u, v)) / sum_{v' in {v} ∪ N(u)} exp(-d(u, v'))).
-  Riemannian SGD (or Adam), a burn-in with a smaller learning rate and negatives drawn
+  Riemannian SGD, a burn-in with a smaller learning rate and negatives drawn
   by node frequency, float64 so that points near the boundary keep their precision.
 - the same in Euclidean space (`manifold="euclidean"`), the flat twin;
 - order embeddings (Vendrov et al. 2016, "Order-Embeddings of Images and Language"),
@@ -12,25 +12,28 @@
   ancestor should lie below its child in every coordinate; violation
   E(u, v) = ||max(0, x_v - x_u)||^2; max-margin loss E(u, v) + sum_{v'} max(0, margin - E(u, v')).
 
+Training runs in `sessionflow train hierarchy --model lookup` (the shared Ray Train
+loop; `workflows.training.hierarchy.HierarchyTask`); one step of it is
+
+    sampler = NegativeSampler(h.edges, h.n_nodes, np.random.default_rng(0))
+    model = LookupEmbedding(h.n_nodes, dim=5)
+    negatives, valid = sampler(batch[:, 0], 50)                 # batch: (B, 2) child, ancestor
+    lookup_loss(model, batch, negatives, valid).backward()      # then a geoopt RiemannianSGD step
+
 For ranking, `distances` gives d(u, ·) (the violation for order embeddings):
 
-    h = wordnet_mammals()
-    model, losses = train_lookup(h, dim=5)  # ~20 s on one core: MAP 0.96, mean rank 1.25
     reconstruction(lambda u: distances(model, u), h.edges, h.n_nodes)
+
+Shapes: B pairs of a batch, K negatives per pair, n nodes, dim the table's width.
 """
 
 from __future__ import annotations
-
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
 
 import geoopt
 import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
-
-from hierarchies.datasets import Hierarchy
 
 MANIFOLDS = ("poincare", "euclidean", "order")
 
@@ -43,14 +46,14 @@ def poincare_distance(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     argument is kept at least 1 + the dtype's epsilon, where arcosh's derivative is
     finite (at 1 it is not, and two equal points would give a NaN gradient).
     """
-    sq = (x - y).pow(2).sum(-1)
-    denom = (1 - x.pow(2).sum(-1)) * (1 - y.pow(2).sum(-1))
+    sq = (x - y).pow(2).sum(-1)  # (...,): the last dim summed
+    denom = (1 - x.pow(2).sum(-1)) * (1 - y.pow(2).sum(-1))  # (...,)
     return torch.acosh((1 + 2 * sq / denom).clamp_min(1 + torch.finfo(sq.dtype).eps))
 
 
 def order_violation(child: torch.Tensor, ancestor: torch.Tensor) -> torch.Tensor:
     """E(child, ancestor) = ||max(0, ancestor - child)||^2 over the last dim (broadcasting); 0 when ordered."""
-    return F.relu(ancestor - child).pow(2).sum(-1)
+    return F.relu(ancestor - child).pow(2).sum(-1)  # (...,)
 
 
 def distance_softmax_loss(d_pos: torch.Tensor, d_neg: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
@@ -60,12 +63,12 @@ def distance_softmax_loss(d_pos: torch.Tensor, d_neg: torch.Tensor, valid: torch
     valid: (B, K) bool, False for a negative slot left empty (a node with too few non-ancestors).
     """
     logits = torch.cat([-d_pos[:, None], (-d_neg).masked_fill(~valid, float("-inf"))], dim=1)  # (B, 1 + K)
-    return F.cross_entropy(logits, torch.zeros(len(d_pos), dtype=torch.long, device=d_pos.device))
+    return F.cross_entropy(logits, torch.zeros(len(d_pos), dtype=torch.long, device=d_pos.device))  # ()
 
 
 def order_margin_loss(e_pos: torch.Tensor, e_neg: torch.Tensor, valid: torch.Tensor, margin: float) -> torch.Tensor:
     """Mean over the batch of E(pos) + sum over valid negatives of max(0, margin - E(neg)) (Vendrov et al. 2016)."""
-    return (e_pos + (F.relu(margin - e_neg) * valid).sum(1)).mean()
+    return (e_pos + (F.relu(margin - e_neg) * valid).sum(1)).mean()  # (B, K) -> (B,) -> ()
 
 
 class LookupEmbedding(nn.Module):
@@ -91,12 +94,11 @@ class LookupEmbedding(nn.Module):
         start = torch.empty(n_nodes, dim, dtype=dtype).uniform_(
             -init, init, generator=torch.Generator().manual_seed(seed)
         )
-        self.weight = geoopt.ManifoldParameter(start, manifold=self.manifold)
-        self.config: dict = {}  # the hyperparameters that trained it (for MLflow)
+        self.weight = geoopt.ManifoldParameter(start, manifold=self.manifold)  # (n, dim)
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
         """Points of the nodes `idx` (any shape) -> (*idx.shape, dim)."""
-        x = self.weight[idx]
+        x = self.weight[idx]  # (*idx.shape, dim)
         return x.abs() if self.kind == "order" else x  # order embeddings live in R+^d
 
     def distance(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -121,7 +123,7 @@ def distances(model: LookupEmbedding, u_idx: np.ndarray, budget: int = 1 << 22) 
         model.distance(u, model(torch.arange(s, min(s + step, n)))[None, :, :])  # (b, cols)
         for s in range(0, n, step)
     ]
-    return torch.cat(blocks, dim=1).cpu().numpy()
+    return torch.cat(blocks, dim=1).cpu().numpy()  # (b, n)
 
 
 class NegativeSampler:
@@ -136,8 +138,8 @@ class NegativeSampler:
     def __init__(self, edges: np.ndarray, n_nodes: int, rng: np.random.Generator, rounds: int = 10) -> None:
         self.n, self.rng, self.rounds = n_nodes, rng, rounds
         self.keys = np.unique(edges[:, 0] * n_nodes + edges[:, 1])  # sorted (child, ancestor) codes
-        counts = (1.0 + np.bincount(edges[:, 1], minlength=n_nodes)) ** 0.75
-        self.cdf = np.cumsum(counts / counts.sum())
+        counts = (1.0 + np.bincount(edges[:, 1], minlength=n_nodes)) ** 0.75  # (n,)
+        self.cdf = np.cumsum(counts / counts.sum())  # (n,)
 
     def _draw(self, shape: tuple[int, ...], by_frequency: bool) -> np.ndarray:
         if by_frequency:
@@ -146,21 +148,32 @@ class NegativeSampler:
 
     def excluded(self, u: np.ndarray, t: np.ndarray) -> np.ndarray:
         """(B, k) True where t[i, j] is u[i] itself or one of its ancestors: never a negative of u[i]."""
-        code = u[:, None] * self.n + t
+        code = u[:, None] * self.n + t  # (B, k)
         at = np.searchsorted(self.keys, code).clip(max=max(len(self.keys) - 1, 0))
         hit = self.keys[at] == code if len(self.keys) else np.zeros(code.shape, dtype=bool)
         return hit | (t == u[:, None])
 
     def __call__(self, u: np.ndarray, k: int, by_frequency: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """(negatives (B, k), valid (B, k)) for the children `u` (B,)."""
-        t = self._draw((len(u), k), by_frequency)
+        t = self._draw((len(u), k), by_frequency)  # (B, k)
         bad = self.excluded(u, t)
         for _ in range(self.rounds):
             if not bad.any():
                 break
-            t[bad] = self._draw((int(bad.sum()),), by_frequency)
+            t[bad] = self._draw((int(bad.sum()),), by_frequency)  # one per bad slot
             bad = self.excluded(u, t)
         return t, ~bad
+
+    def shared(self, u: np.ndarray, k: int, candidates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(negatives (k,), valid (B, k)): `k` nodes drawn uniformly from `candidates`, shared by
+        the children `u` (B,), as the text model trains (every node of a batch is encoded once).
+
+        A draw that is u[i] itself or one of its ancestors is not redrawn (the other
+        children share it): it is marked invalid for u[i] alone.
+        """
+        negatives = candidates[self.rng.integers(0, len(candidates), k)]  # (k,)
+        valid = ~self.excluded(u, np.broadcast_to(negatives, (len(u), k)))  # (B, k)
+        return negatives, valid
 
 
 def lookup_loss(model: LookupEmbedding, batch: np.ndarray, neg: np.ndarray, valid: np.ndarray, margin: float = 1.0):
@@ -175,85 +188,3 @@ def lookup_loss(model: LookupEmbedding, batch: np.ndarray, neg: np.ndarray, vali
     if table.kind == "order":
         return order_margin_loss(d[:, 0], d[:, 1:], valid_t, margin)
     return distance_softmax_loss(d[:, 0], d[:, 1:], valid_t)
-
-
-@dataclass(frozen=True)
-class LookupConfig:
-    """Hyperparameters of `train_lookup` (all of them go to MLflow)."""
-
-    dim: int = 5
-    manifold: str = "poincare"
-    epochs: int = 150
-    lr: float = 25.0
-    batch_size: int = 256
-    negatives: int = 50
-    burnin: int = 10
-    burnin_lr_factor: float = 0.1
-    optimizer: str = "rsgd"
-    margin: float = 1.0
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if self.manifold not in MANIFOLDS:
-            raise ValueError(f"manifold must be one of {MANIFOLDS}, got {self.manifold!r}")
-        if self.optimizer not in ("rsgd", "radam"):
-            raise ValueError(f"optimizer must be 'rsgd' or 'radam', got {self.optimizer!r}")
-
-
-def train_lookup(
-    h: Hierarchy,
-    dim: int = 5,
-    manifold: str = "poincare",
-    epochs: int = 150,
-    lr: float = 25.0,
-    batch_size: int = 256,
-    negatives: int = 50,
-    seed: int = 0,
-    threads: int | None = 1,
-    on_epoch: Callable[[int, float, LookupEmbedding], None] | None = None,
-    burnin: int = 10,
-    burnin_lr_factor: float = 0.1,
-    optimizer: str = "rsgd",
-    margin: float = 1.0,
-) -> tuple[LookupEmbedding, list[float]]:
-    """Train a lookup table on the closure `h.edges`; returns the model and the mean loss of each epoch.
-
-    The first `burnin` epochs run at `lr * burnin_lr_factor` with negatives drawn by
-    frequency; then uniform negatives at `lr`. The loss is the batch mean, so lr 25 at
-    batch 256 moves each pair about as far as the reference's lr 1 at batch 10. The
-    defaults reach MAP 0.96 and mean rank 1.25 on the mammals at dim 5 in ~20 s on one
-    core. `threads` sets torch's intra-op threads (None leaves them). `on_epoch(epoch,
-    loss, model)` is called after every epoch. The hyperparameters end in `model.config`.
-    """
-    cfg = LookupConfig(
-        dim, manifold, epochs, lr, batch_size, negatives, burnin, burnin_lr_factor, optimizer, margin, seed
-    )
-    if threads is not None:
-        torch.set_num_threads(threads)
-    model = LookupEmbedding(h.n_nodes, dim, manifold, seed=seed)
-    opt_class = geoopt.optim.RiemannianSGD if optimizer == "rsgd" else geoopt.optim.RiemannianAdam
-    opt = opt_class(model.parameters(), lr=lr)
-    rng = np.random.default_rng(seed)
-    sampler = NegativeSampler(h.edges, h.n_nodes, rng)
-    losses = []
-    for epoch in range(epochs):
-        warm = epoch < burnin
-        for group in opt.param_groups:
-            group["lr"] = lr * burnin_lr_factor if warm else lr
-        total = 0.0
-        order = rng.permutation(h.n_edges)
-        for start in range(0, h.n_edges, batch_size):
-            batch = h.edges[order[start : start + batch_size]]  # (B, 2) child, ancestor
-            neg, valid = sampler(batch[:, 0], negatives, by_frequency=warm)  # (B, K)
-            loss = lookup_loss(model, batch, neg, valid, margin)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()  # retraction on the ball ends with a projection inside it
-            total += loss.item() * len(batch)
-        losses.append(total / max(h.n_edges, 1))
-        if not np.isfinite(losses[-1]) or not torch.isfinite(model.weight).all():
-            raise FloatingPointError(f"{manifold} embedding is no longer finite at epoch {epoch} ({cfg})")
-        if on_epoch is not None:
-            on_epoch(epoch, losses[-1], model)
-    model.config = asdict(cfg)
-    return model, losses

@@ -4,6 +4,8 @@ The model is a bi-encoder (`models.encoder.TextEncoder`, unit-length vectors): t
 score of two queries is the dot product of their vectors (their cosine), and a
 higher score means more likely the same session. `Calibration` turns scores into
 `p(same session)`.
+
+Shapes: B examples of a batch, L tokens, H the encoder's width.
 """
 
 from __future__ import annotations
@@ -30,12 +32,18 @@ def triplet_loss(
     """InfoNCE of a local batch of (anchor, positive, hard negative) examples.
 
     `model` is what runs the forward pass (the encoder itself, or its DDP wrapper);
-    `encoder` tokenizes. All texts go through one forward pass, padded together.
+    `encoder` tokenizes. anchors, positives, negatives: B texts each; ids: (B, 3) int64
+    text ids of (anchor, positive, negative), on the model's device (equal text, equal
+    id: duplicates are masked). All texts go through one forward pass, padded together;
+    the loss (a scalar) is `models.losses.batch_info_nce` (van den Oord et al. 2018).
+
+        loss = triplet_loss(encoder, encoder, ["cheap flights"], ["flights to paris"], ["tax forms"],
+                            torch.tensor([[0, 1, 2]]), temperature=0.05)
     """
     n = len(anchors)
-    tokens = encoder.tokenize([*anchors, *positives, *negatives])
+    tokens = encoder.tokenize([*anchors, *positives, *negatives])  # (3 B, L)
     device = ids.device
-    vectors = model(tokens["input_ids"].to(device), tokens["attention_mask"].to(device))
+    vectors = model(tokens["input_ids"].to(device), tokens["attention_mask"].to(device))  # (3 B, H)
     return batch_info_nce(vectors[:n], vectors[n : 2 * n], vectors[2 * n :], ids, temperature)
 
 
@@ -51,6 +59,6 @@ def pair_scores(encoder: TextEncoder, a: Sequence[str], b: Sequence[str], batch_
     if len(a) != len(b):
         raise ValueError(f"{len(a)} first queries for {len(b)} second ones")
     texts, positions = distinct([*a, *b])
-    vectors = encoder.encode(texts, batch_size=batch_size)
-    va, vb = vectors[positions[: len(a)]], vectors[positions[len(a) :]]
-    return np.einsum("ij,ij->i", va, vb)
+    vectors = encoder.encode(texts, batch_size=batch_size)  # (distinct texts, H)
+    va, vb = vectors[positions[: len(a)]], vectors[positions[len(a) :]]  # (n, H) each
+    return np.einsum("ij,ij->i", va, vb)  # (n,)

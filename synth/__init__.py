@@ -5,6 +5,11 @@
 
 Topics and reformulations come from a concept hierarchy (`Taxonomy`; the CLI uses
 WordNet's nouns). See `config.SynthConfig` for the behaviour and its calibration.
+
+The room: the generator of synthetic logs with ground truth, and nothing else.
+May import: `hierarchies/` (WordNet) and `sessions/` (its data types); polars,
+pyarrow, numpy. Nothing imports `synth/` but `workflows/` and the tests, so the data
+packages never depend on it.
 """
 
 from synth.config import SynthConfig

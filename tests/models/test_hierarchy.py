@@ -1,14 +1,18 @@
 """The hierarchy text model: points inside the ball in float64, no NaN at any scale,
-saved and loaded whole, and a loss that orders ancestors nearer the origin."""
+saved and loaded whole, a loss that orders ancestors nearer the origin, and a few
+steps of the batch loss that reproduce the recorded losses."""
 
 from __future__ import annotations
 
+import geoopt
 import numpy as np
 import pytest
 import torch
 
+from hierarchies.datasets import split_nodes
 from models.encoder import load_encoder
-from models.hierarchy import HierarchyTextModel, hierarchy_loss, load_hierarchy_model
+from models.hierarchy import HierarchyTextModel, hierarchy_batch_loss, hierarchy_loss, load_hierarchy_model
+from models.poincare import NegativeSampler
 
 TEXTS = ["mammal", "dog", "toy poodle", "cat", "persian cat"]
 
@@ -68,6 +72,31 @@ def test_the_euclidean_twin_has_no_mobius_layers():
     assert flat.points(TEXTS).shape == (5, 3)
     with pytest.raises(ValueError, match="Möbius"):
         HierarchyTextModel(encoder, dim=3, manifold="euclidean", mobius_layers=1)
+
+
+# recorded from the text model's branch of `HierarchyTask.loss`, before it became `hierarchy_batch_loss`
+RECORDED_BATCH_LOSSES = [2.8922378011613548, 3.3133721396186147, 2.8754013904927005]
+
+
+def test_three_steps_of_the_batch_loss_reproduce_the_recorded_losses(tiny_hierarchy):
+    split = split_nodes(tiny_hierarchy, 0.2, seed=0)  # 4 leaves held out: never a negative
+    edges = split.train_edges()
+    sampler = NegativeSampler(edges, split.full.n_nodes, np.random.default_rng(0))
+    model = HierarchyTextModel(load_encoder("tiny", seed=0), dim=4, seed=0)  # seeds torch's dropout draws too
+    model.train()
+    optimizer = geoopt.optim.RiemannianAdam(model.parameters(), lr=1e-2)
+    losses = []
+    for step in range(3):
+        sampler.rng = np.random.default_rng([0, 0, step])  # (seed, rank, step), as the task draws
+        batch = edges[8 * step : 8 * step + 8]
+        negatives, valid = sampler.shared(batch[:, 0], 8, split.nodes)
+        assert np.isin(negatives, split.nodes).all() and valid.shape == (8, 8)
+        loss = hierarchy_batch_loss(model, model, split.full.texts, split.full.depth, batch, negatives, valid)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses == pytest.approx(RECORDED_BATCH_LOSSES, rel=1e-4)
 
 
 def _batch(model):

@@ -14,6 +14,11 @@ for every model:
   `patience` evaluations without a better `monitor` metric;
 - a worker that dies is replaced (`FailureConfig`) and all workers resume from the
   last checkpoint, in the same MLflow run (tag `resumed_from_step`).
+
+Read `train_loop_per_worker` top to bottom: `Batches` (which rows each step trains
+on), `restore` (checkpoint -> model, optimiser, schedule, loop state), `train_step`
+(one optimisation step), `evaluate_and_checkpoint`. `fit` and `train_best` run it on
+a `TorchTrainer`; a job's driver turns the best checkpoint into a `TrainOutcome`.
 """
 
 from __future__ import annotations
@@ -63,8 +68,8 @@ class TrainTask(ABC):
         """How many training examples there are (rows of the permutation)."""
 
     @abstractmethod
-    def build(self, resume: Path | None, device: Any) -> Any:
-        """The model on `device`: fresh, or the one saved by `save` in `resume`."""
+    def build(self, resume: Path | None, device: Any, rank: int) -> Any:
+        """The model on `device` for the worker of rank `rank`: fresh, or the one saved by `save` in `resume`."""
 
     @abstractmethod
     def optimizer(self, model: Any, total_steps: int) -> tuple[Any, Any]:
@@ -92,49 +97,62 @@ class LoopState:
     since_best: int = 0
 
 
-def merge_shards(local: np.ndarray, rank: int, size: int, n: int) -> np.ndarray:
-    """Rows rank::size computed on each worker (scores, or vectors) -> all n rows, in order, on every worker."""
-    if size == 1:
-        return local
-    import torch.distributed as dist
+class Batches:
+    """Which example rows each worker trains on at each step.
 
-    shards: list = [None] * size
-    dist.all_gather_object(shards, local)
-    local = np.asarray(local)
-    merged = np.empty((n, *local.shape[1:]), dtype=local.dtype)
-    for r, shard in enumerate(shards):
-        merged[r::size] = shard
-    return merged
+    Every worker draws the same seeded permutation of the examples each epoch and takes
+    its own slice (rank::size) of each global batch of `size * batch_size` rows (what
+    `DistributedSampler` does); the last, partial global batch of an epoch is left out.
+    The rows of a step depend on (seed, step) alone, so a resumed run trains on the
+    same batches as the run that died.
+    """
+
+    def __init__(self, examples: int, batch_size: int, seed: int, rank: int, size: int) -> None:
+        self.examples, self.seed, self.rank, self.size = examples, seed, rank, size
+        self.per_step = size * batch_size
+        self.steps_per_epoch = examples // self.per_step
+        if self.steps_per_epoch == 0:
+            raise ValueError(f"{examples} training examples: fewer than one global batch ({self.per_step})")
+        self._order, self._epoch = np.empty(0, dtype=np.int64), -1
+
+    def total_steps(self, epochs: int, max_steps: int) -> int:
+        """Steps of the run: `epochs` epochs, or `max_steps` if fewer (0: the epochs decide)."""
+        return min(max_steps or self.steps_per_epoch * epochs, self.steps_per_epoch * epochs)
+
+    def __call__(self, step: int) -> tuple[int, np.ndarray]:
+        """(epoch, this worker's rows (batch_size,)) of `step` (0-based)."""
+        epoch, i = divmod(step, self.steps_per_epoch)
+        if epoch != self._epoch:  # the same permutation on every worker
+            self._order, self._epoch = np.random.default_rng([self.seed, epoch]).permutation(self.examples), epoch
+        return epoch, self._order[i * self.per_step : (i + 1) * self.per_step][self.rank :: self.size]
 
 
-def train_loop_per_worker(config: dict) -> None:
-    """What every Ray Train worker runs."""
-    import ray.train
+@dataclass
+class Worker:
+    """What one worker trains with: the model, the optimiser and the loop state."""
+
+    module: Any  # the model itself (what `TrainTask.build` made)
+    model: Any  # what runs forward passes: `module`, or its DDP wrapper
+    optimizer: Any
+    schedule: Any  # a learning-rate schedule, or None
+    scaler: Any  # torch.amp.GradScaler (enabled for fp16 only)
+    amp_dtype: Any  # the autocast dtype on GPU (bf16 or fp16), None: no autocast
+    state: LoopState
+
+
+def restore(task: TrainTask, checkpoint: Any, device: Any, total: int, rank: int) -> Worker:
+    """The worker's model, optimiser, schedule, gradient scaler and loop state: fresh, or as saved in
+    `checkpoint` (a Ray Train checkpoint written by `save_checkpoint`, or None)."""
     import ray.train.torch
     import torch
-    import torch.distributed as dist
 
-    task: TrainTask = config["task"]
     cfg = task.cfg
-    ctx = ray.train.get_context()
-    rank, size = ctx.get_world_rank(), ctx.get_world_size()
-    torch.set_num_threads(config["threads"])
-    torch.manual_seed(cfg.seed)
-    device = ray.train.torch.get_device()
-
-    per_step = size * cfg.batch_size
-    steps_per_epoch = task.examples // per_step
-    if steps_per_epoch == 0:
-        raise ValueError(f"{task.examples} training examples: fewer than one global batch ({per_step})")
-    total = min(cfg.max_steps or steps_per_epoch * cfg.epochs, steps_per_epoch * cfg.epochs)
-
     state, resume = LoopState(), None
-    checkpoint = ray.train.get_checkpoint()
     if checkpoint:
         resume = Path(tempfile.mkdtemp(prefix="sessionflow-resume-"))
         checkpoint.to_directory(str(resume))
         state = LoopState(**json.loads((resume / "state.json").read_text()))
-    module = task.build(resume / "model" if resume else None, device)
+    module = task.build(resume / "model" if resume else None, device, rank)
     model = ray.train.torch.prepare_model(module)  # DDP when there are several workers
     optimizer, schedule = task.optimizer(model, total)
     amp_dtype = None
@@ -147,72 +165,136 @@ def train_loop_per_worker(config: dict) -> None:
         scaler.load_state_dict(saved["scaler"])
         if schedule is not None:
             schedule.load_state_dict(saved["schedule"])
+    return Worker(module, model, optimizer, schedule, scaler, amp_dtype, state)
+
+
+def save_checkpoint(task: TrainTask, worker: Worker, directory: Path) -> None:
+    """Write what `restore` reads: `model/` (`TrainTask.save`), `optimizer.pt` (optimiser, scaler,
+    schedule) and `state.json` (the loop state)."""
+    import torch
+
+    task.save(worker.module, directory / "model")
+    saved = {"optimizer": worker.optimizer.state_dict(), "scaler": worker.scaler.state_dict(),
+             "schedule": worker.schedule.state_dict() if worker.schedule is not None else None}  # fmt: skip
+    torch.save(saved, directory / "optimizer.pt")
+    (directory / "state.json").write_text(json.dumps(dataclasses.asdict(worker.state)))
+
+
+def train_step(task: TrainTask, worker: Worker, rows: np.ndarray, step: int, device: Any) -> Any:
+    """One optimisation step on the examples `rows`: the task's loss (under autocast on GPU),
+    backward (scaled for fp16; DDP averages the gradients), gradient clipping at `task.clip_norm`,
+    the optimiser's and the schedule's steps. Returns this worker's loss (a scalar tensor)."""
+    import torch
+
+    amp_dtype, optimizer, scaler = worker.amp_dtype, worker.optimizer, worker.scaler
+    with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+        loss = task.loss(worker.model, worker.module, rows, step, device)
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    if task.clip_norm is not None:
+        scaler.unscale_(optimizer)
+        torch.nn.utils.clip_grad_norm_(worker.model.parameters(), task.clip_norm)
+    scaler.step(optimizer)
+    scaler.update()
+    if worker.schedule is not None:
+        worker.schedule.step()
+    return loss
+
+
+def mean_over_workers(loss: Any, size: int) -> float:
+    """The mean of every worker's `loss` (a scalar tensor), as a float on every worker."""
+    import torch.distributed as dist
+
+    mean_loss = loss.detach().float()
+    if size > 1:
+        dist.all_reduce(mean_loss)
+        mean_loss /= size
+    return float(mean_loss)
+
+
+def evaluate_and_checkpoint(
+    task: TrainTask,
+    worker: Worker,
+    step: int,
+    epoch: int,
+    losses: list[float],
+    done: bool,
+    rank: int,
+    size: int,
+    log: RankZeroLog | None,
+) -> bool:
+    """After `step` (0-based): the workers evaluate together, the loop state takes the result, rank 0
+    logs it and every rank reports it to Ray Train, rank 0 with a checkpoint (`save_checkpoint`).
+    `losses`: the mean losses of the steps since the last evaluation. Returns whether to stop early
+    (`patience` evaluations without a better `monitor` metric)."""
+    import ray.train
+
+    state = worker.state
+    worker.model.eval()
+    evaluated = task.evaluate(worker.module, rank, size)
+    worker.model.train()
+    value = evaluated[task.monitor]
+    state.step = step + 1
+    if value > state.best:
+        state.best, state.best_step, state.since_best = value, step + 1, 0
+    else:
+        state.since_best += 1
+    stop = state.since_best >= task.cfg.patience
+    metrics = {
+        **evaluated, "step": step + 1, "epoch": epoch, "loss": float(np.mean(losses)),
+        f"best_{task.monitor}": state.best, "best_step": state.best_step, "stopped_early": stop and not done,
+    }  # fmt: skip
+    if log:
+        log.metrics(step + 1, {**evaluated, f"best_{task.monitor}": state.best}, flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        if rank == 0:
+            save_checkpoint(task, worker, Path(tmp))
+            ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp))
+        else:
+            ray.train.report(metrics)  # every rank reports; only rank 0 has a checkpoint
+    return stop
+
+
+def train_loop_per_worker(config: dict) -> None:
+    """What every Ray Train worker runs: `restore`, then `train_step` after `train_step`, with
+    `evaluate_and_checkpoint` every `eval_every` steps and after the last one."""
+    import ray.train
+    import ray.train.torch
+    import torch
+
+    task: TrainTask = config["task"]
+    cfg = task.cfg
+    ctx = ray.train.get_context()
+    rank, size = ctx.get_world_rank(), ctx.get_world_size()
+    torch.set_num_threads(config["threads"])
+    torch.manual_seed(cfg.seed)
+    device = ray.train.torch.get_device()
+
+    batches = Batches(task.examples, cfg.batch_size, cfg.seed, rank, size)
+    total = batches.total_steps(cfg.epochs, cfg.max_steps)
+    worker = restore(task, ray.train.get_checkpoint(), device, total, rank)
 
     log = RankZeroLog(config["tracking_uri"], config["run_id"]) if rank == 0 else None
-    if log and state.step:
-        log.tag("resumed_from_step", state.step)
-    order, order_epoch = None, -1
+    if log and worker.state.step:
+        log.tag("resumed_from_step", worker.state.step)
     losses: list[float] = []
     tick = time.perf_counter()
-    model.train()
-    for step in range(state.step, total):
-        epoch, i = divmod(step, steps_per_epoch)
-        if epoch != order_epoch:  # the same permutation on every worker
-            order, order_epoch = np.random.default_rng([cfg.seed, epoch]).permutation(task.examples), epoch
-        assert order is not None
-        rows = order[i * per_step : (i + 1) * per_step][rank::size]
-        with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
-            loss = task.loss(model, module, rows, step, device)
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        if task.clip_norm is not None:
-            scaler.unscale_(optimizer)
-            torch.nn.utils.clip_grad_norm_(model.parameters(), task.clip_norm)
-        scaler.step(optimizer)
-        scaler.update()
-        if schedule is not None:
-            schedule.step()
-
-        mean_loss = loss.detach().float()
-        if size > 1:
-            dist.all_reduce(mean_loss)
-            mean_loss /= size
-        losses.append(float(mean_loss))
+    worker.model.train()
+    for step in range(worker.state.step, total):
+        epoch, rows = batches(step)
+        loss = train_step(task, worker, rows, step, device)
+        losses.append(mean_over_workers(loss, size))
         now = time.perf_counter()
         if log:
-            log.metrics(step + 1, {"loss": losses[-1], f"{task.unit}_per_s": per_step / (now - tick), "epoch": epoch})
+            log.metrics(step + 1, {"loss": losses[-1], f"{task.unit}_per_s": batches.per_step / (now - tick),
+                                   "epoch": epoch})  # fmt: skip
         tick = now
 
         done = step + 1 == total
         if (step + 1) % cfg.eval_every and not done:
             continue
-        model.eval()
-        evaluated = task.evaluate(module, rank, size)
-        model.train()
-        value = evaluated[task.monitor]
-        state.step = step + 1
-        if value > state.best:
-            state.best, state.best_step, state.since_best = value, step + 1, 0
-        else:
-            state.since_best += 1
-        stop = state.since_best >= cfg.patience
-        metrics = {
-            **evaluated, "step": step + 1, "epoch": epoch, "loss": float(np.mean(losses)),
-            f"best_{task.monitor}": state.best, "best_step": state.best_step, "stopped_early": stop and not done,
-        }  # fmt: skip
+        stop = evaluate_and_checkpoint(task, worker, step, epoch, losses, done, rank, size, log)
         losses.clear()
-        if log:
-            log.metrics(step + 1, {**evaluated, f"best_{task.monitor}": state.best}, flush=True)
-        with tempfile.TemporaryDirectory() as tmp:
-            if rank == 0:
-                task.save(module, Path(tmp) / "model")
-                saved = {"optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
-                         "schedule": schedule.state_dict() if schedule is not None else None}  # fmt: skip
-                torch.save(saved, Path(tmp) / "optimizer.pt")
-                (Path(tmp) / "state.json").write_text(json.dumps(dataclasses.asdict(state)))
-                ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp))
-            else:
-                ray.train.report(metrics)  # every rank reports; only rank 0 has a checkpoint
         if stop:
             break
         tick = time.perf_counter()
@@ -275,6 +357,19 @@ class Trained:
     state: dict  # the loop state saved with it (best_step, ...)
     last_step: int  # the run's last step (later than the best one after early stopping's patience)
     where: str  # the checkpoint in Ray Train's storage
+
+
+@dataclass(frozen=True)
+class TrainOutcome:
+    """What a `train` job hands back once its model is logged (and perhaps registered)."""
+
+    run_id: str  # the MLflow run
+    model_uri: str  # runs:/<run_id>/model (a lookup table: runs:/<run_id>/table)
+    registered: str | None  # models:/<name>/<version>; None when not registered
+    champion: bool  # whether the registered version took the `champion` alias
+    metrics: dict  # the final metrics, as logged at the run's last step
+    checkpoint: str  # the best checkpoint in Ray Train's storage (`Trained.where`)
+    figures: list[str]  # file names of the figures logged to the run
 
 
 @contextmanager

@@ -1,0 +1,129 @@
+"""Metrics of hierarchy embeddings: what a trained table or text model is judged by.
+
+- `evaluate_points`: reconstruction mean rank and MAP on the training pairs and link
+  prediction on held-out pairs (Nickel & Kiela 2017; `hierarchies.metrics`), and
+  Spearman's correlation of the norm with the depth;
+- `chain_metrics`: on HierarCaps' test hierarchies (Alper & Averbuch-Elor 2024),
+  Kendall's tau of the norms against the levels and hierarchical retrieval;
+  `pretrained_chain_metrics` gives the same numbers for the pretrained encoder (the
+  baselines);
+- `node_points`: the points of every node, from a lookup table or by encoding texts
+  (each DDP worker a share, merged with `models.shards.merge_shards`).
+
+Shapes: n nodes, d dimensions of a point, q queries, p texts of a retrieval pool.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+
+from hierarchies.datasets import Split
+from hierarchies.hierarcaps import retrieval_task
+from hierarchies.metrics import (
+    chain_retrieval,
+    kendall_levels,
+    link_prediction,
+    reconstruction,
+    spearman_norm_depth,
+)
+from models.encoder import load_encoder
+from models.poincare import LookupEmbedding, distances
+from models.shards import merge_shards
+
+Distance = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+class _Points:
+    """Fixed points ranked like a lookup table (`models.poincare.distances`)."""
+
+    def __init__(self, weight: torch.Tensor, distance: Distance) -> None:
+        self.weight, self.distance = weight, distance  # weight: (n, d)
+
+    def __call__(self, idx: torch.Tensor) -> torch.Tensor:
+        return self.weight[idx]  # (*idx.shape, d)
+
+
+def evaluate_points(
+    points: np.ndarray, distance: Distance, split: Split, max_nodes: int, seed: int = 0, device: Any = "cpu"
+) -> dict[str, float]:
+    """Reconstruction (training pairs), link prediction (held-out pairs) and Spearman(norm, depth).
+
+    points: (n, d) the points of every node of `split.full`; distance(x, y): the
+    model's distance over torch tensors (broadcasting over leading dims); reconstruction
+    ranks the ancestors of at most `max_nodes` children (a sample seeded by `seed`),
+    each among all nodes; device: the model's (a ball's curvature is a parameter, on
+    the GPU with the model). Keys: `mean_rank`, `map`, `link_mean_rank`, `link_map`
+    (when `split` holds pairs out) and `spearman_norm_depth`.
+    """
+    table = _Points(torch.from_numpy(points).to(device), distance)
+    train_edges = split.train_edges()  # (m, 2) child, ancestor
+    children = np.unique(train_edges[:, 0])
+    if len(children) > max_nodes:
+        keep = np.random.default_rng(seed).choice(children, max_nodes, replace=False)
+        sample = train_edges[np.isin(train_edges[:, 0], keep)]
+    else:
+        sample = train_edges
+    n = len(points)
+    metrics = dict(reconstruction(lambda u: distances(table, u), sample, n))
+    if len(split.test_edges):
+        linked = link_prediction(lambda u: distances(table, u), split.test_edges, train_edges, n)
+        metrics |= {f"link_{k}": v for k, v in linked.items()}
+    # the distance from the origin of the ball grows with the Euclidean norm: the same order
+    metrics["spearman_norm_depth"] = spearman_norm_depth(np.linalg.norm(points, axis=1), split.full.depth)
+    return metrics
+
+
+def chain_metrics(module: Any, chains: np.ndarray, rank: int = 0, size: int = 1) -> dict[str, float]:
+    """On HierarCaps' test hierarchies: Kendall's tau of each chain's norms against its
+    levels, and hierarchical retrieval (`hierarchies.hierarcaps.retrieval_task`): a
+    query retrieves the captions more general than itself (smaller norm), nearest first.
+
+    module: a hierarchy text model (`points`, `norm`, `distance`); chains: (c, 4)
+    captions, general first; every worker of `size` encodes a share of the captions.
+    Keys: `kendall_tau` and those of `hierarchies.metrics.chain_retrieval`.
+    """
+    pool, index, queries, relevant = retrieval_task(chains)
+    device = next(module.parameters()).device
+    points = torch.from_numpy(node_points(module, pool, rank, size)).to(device)  # (p, d)
+    norms = module.norm(points).cpu().numpy()  # (p,)
+    distance = np.concatenate(
+        [module.distance(points[queries[i : i + 100], None], points[None]).cpu().numpy()
+         for i in range(0, len(queries), 100)]
+    )  # (q, p), 100 queries at a time  # fmt: skip
+    eligible = norms[None, :] < norms[queries, None]  # (q, p)
+    return {"kendall_tau": kendall_levels(norms[index]), **chain_retrieval(distance, eligible, relevant)}
+
+
+def pretrained_chain_metrics(encoder_name: str, chains: np.ndarray, max_length: int = 32) -> dict[str, float]:
+    """The baselines of HierarCaps, from the pretrained encoder (mean pooling, not
+    normalised): Kendall's tau of its Euclidean norm against the levels, and retrieval
+    by cosine similarity among all other captions (it has no notion of more general).
+
+    encoder_name: as `models.encoder.load_encoder` takes it; chains: (c, 4) captions.
+    Keys: `kendall_tau_pretrained_norm` and `pretrained_cosine_<retrieval key>`.
+    """
+    pool, index, queries, relevant = retrieval_task(chains)
+    vectors = load_encoder(encoder_name, max_length=max_length, normalize=False).encode(pool.tolist())  # (p, h)
+    norms = np.linalg.norm(vectors, axis=1)  # (p,)
+    unit = vectors / np.maximum(norms, 1e-12)[:, None]  # (p, h)
+    eligible = np.ones_like(relevant)  # (q, p)
+    eligible[np.arange(len(queries)), queries] = False
+    retrieval = chain_retrieval(1.0 - unit[queries] @ unit.T, eligible, relevant)
+    return {"kendall_tau_pretrained_norm": kendall_levels(norms[index]),
+            **{f"pretrained_cosine_{k}": v for k, v in retrieval.items()}}  # fmt: skip
+
+
+def node_points(module: Any, texts: np.ndarray, rank: int = 0, size: int = 1) -> np.ndarray:
+    """float64 points (n, d) of every node: the table of a lookup model, or each worker's share of the
+    texts (n,) encoded and merged on every worker (`models.shards.merge_shards`)."""
+    if isinstance(module, LookupEmbedding):
+        return (
+            module.weight.detach().abs().cpu().numpy()
+            if module.kind == "order"
+            else module.weight.detach().cpu().numpy()
+        )
+    return merge_shards(module.points(texts[rank::size].tolist()), rank, size, len(texts))

@@ -1,0 +1,103 @@
+"""`HierarchyTask` stepped in this process, without Ray: the loop's own `Batches` and
+`train_step` around the task that ships. A few steps reproduce recorded losses (lookup
+table and text model); trained longer, a lookup table reconstructs the tiny tree and
+the mammals (Nickel & Kiela 2017's numbers at dim 5)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from hierarchies.closure import transitive_closure
+from hierarchies.datasets import Hierarchy, Split, build_hierarchy, split_edges, split_nodes, wordnet_mammals
+from workflows.jobs.train_hierarchy import HierarchyTrainConfig
+from workflows.training.hierarchy import HierarchyData, HierarchyTask
+from workflows.training.loop import Batches, LoopState, Worker, train_step
+
+CPU = torch.device("cpu")
+
+# recorded from the shared loop's steps (one worker) before the task's loss moved to `models/`
+RECORDED_LOOKUP = [
+    1.7921700964973324, 1.8007332635340998, 1.793771251089503, 1.786301009922811, 1.783134101123369,
+    1.772943920953804, 1.7685757037808831, 1.7762548540473484, 1.7696387496715167, 1.7621214912457863,
+]  # fmt: skip
+RECORDED_TEXT = [2.913173496587386, 3.417156984013314, 3.8042919402035658, 2.6686707155320257]
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_taxonomy) -> Hierarchy:
+    return build_hierarchy(transitive_closure(tiny_taxonomy.edges), tiny_taxonomy.edges, tiny_taxonomy.concepts)
+
+
+def steps(cfg: HierarchyTrainConfig, split: Split, count: int | None = None) -> tuple[HierarchyTask, object, list]:
+    """The task on one worker (rank 0 of 1) for `count` steps (None: the whole run), as
+    `train_loop_per_worker` runs it: (task, model, the loss of every step)."""
+    task = HierarchyTask(cfg, HierarchyData(split))
+    torch.manual_seed(cfg.seed)
+    batches = Batches(task.examples, cfg.batch_size, cfg.seed, rank=0, size=1)
+    total = batches.total_steps(cfg.epochs, cfg.max_steps)
+    module = task.build(None, CPU, rank=0)
+    optimizer, schedule = task.optimizer(module, total)
+    worker = Worker(module, module, optimizer, schedule, torch.amp.GradScaler("cuda", enabled=False), None, LoopState())
+    module.train()
+    losses = [
+        train_step(task, worker, batches(step)[1], step, CPU).item()
+        for step in range(total if count is None else count)
+    ]
+    return task, module, losses
+
+
+def test_ten_lookup_steps_reproduce_the_recorded_losses(tiny):
+    cfg = HierarchyTrainConfig(model="lookup", dim=2, negatives=5, batch_size=8, epochs=4, burnin_epochs=2, lr=1.0)
+    _, _, losses = steps(cfg, split_edges(tiny, 0.0, 0), 10)  # 6 steps an epoch: burn-in, then full rate
+    assert losses == pytest.approx(RECORDED_LOOKUP, rel=1e-9)
+
+
+def test_four_text_model_steps_reproduce_the_recorded_losses(tiny):
+    cfg = HierarchyTrainConfig(model="tiny", dim=4, negatives=8, batch_size=8, epochs=2, holdout="nodes",
+                               holdout_share=0.2, lr=1e-2)  # fmt: skip
+    _, _, losses = steps(cfg, split_nodes(tiny, 0.2, 0), 4)
+    assert losses == pytest.approx(RECORDED_TEXT, rel=1e-4)
+
+
+def test_each_worker_takes_its_own_slice_of_the_same_global_batch():
+    workers = [Batches(100, 8, seed=3, rank=r, size=2) for r in range(2)]
+    assert workers[0].steps_per_epoch == 6 and workers[0].total_steps(epochs=2, max_steps=0) == 12
+    assert workers[0].total_steps(epochs=2, max_steps=5) == 5
+    for step in (0, 5, 6):
+        (epoch, a), (_, b) = (w(step) for w in workers)
+        assert epoch == step // 6 and len(a) == len(b) == 8 and not set(a) & set(b)
+    with pytest.raises(ValueError, match="fewer than one global batch"):
+        Batches(15, 8, seed=0, rank=0, size=2)
+
+
+@pytest.mark.parametrize(("manifold", "dim"), [("poincare", 2), ("order", 5)])
+def test_the_tiny_tree_is_reconstructed(tiny, manifold, dim):
+    cfg = HierarchyTrainConfig(model="lookup", manifold=manifold, dim=dim, epochs=200, burnin_epochs=10,
+                               batch_size=8, negatives=10, lr=1.0)  # fmt: skip
+    task, model, losses = steps(cfg, split_edges(tiny, 0.0, 0))
+    assert np.mean(losses[-6:]) < np.mean(losses[:6])
+    assert task.evaluate(model, 0, 1)["map"] == 1.0
+
+
+def test_a_short_poincare_run_on_the_mammals_beats_a_random_embedding():
+    split = split_edges(wordnet_mammals(), 0.0, 0)
+    cfg = HierarchyTrainConfig(model="lookup", dim=5, epochs=20, burnin_epochs=5, batch_size=256, negatives=50)
+    untrained, table, _ = steps(cfg, split, 0)
+    chance = untrained.evaluate(table, 0, 1)
+    task, model, losses = steps(cfg, split)  # ~500 steps, a few seconds
+    trained = task.evaluate(model, 0, 1)
+    assert chance["map"] < 0.02 and chance["mean_rank"] > 500
+    assert trained["map"] > 0.65 and trained["mean_rank"] < 6
+    assert torch.isfinite(model.weight).all() and model.weight.norm(dim=1).max() < 1
+    assert np.mean(losses[-25:]) < np.mean(losses[:25])
+
+
+@pytest.mark.slow
+def test_the_lookup_table_reaches_the_papers_numbers_at_dim_5():
+    split = split_edges(wordnet_mammals(), 0.0, 0)
+    cfg = HierarchyTrainConfig(model="lookup", dim=5, epochs=150, burnin_epochs=10, batch_size=256, negatives=50)
+    task, model, _ = steps(cfg, split)  # lr 25 (Riemannian SGD), ~4,000 steps
+    metrics = task.evaluate(model, 0, 1)
+    assert metrics["map"] >= 0.92 and metrics["mean_rank"] <= 1.3

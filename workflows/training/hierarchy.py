@@ -1,0 +1,197 @@
+"""The hierarchy models' part of the shared Ray Train loop (`workflows.training.loop`).
+
+`HierarchyTask` trains one of two models on the (child, ancestor) pairs of a
+hierarchy's closure (`load_data`: WordNet, less a held-out share of edges or nodes;
+or HierarCaps):
+
+- a lookup table (`models.poincare`, Nickel & Kiela 2017): Riemannian SGD, negatives
+  per pair (`NegativeSampler`; by frequency during the burn-in), `lookup_loss`;
+- the text model (`models.hierarchy`): Riemannian Adam (the encoder at its own
+  rate), negatives shared by the batch (`NegativeSampler.shared`, drawn from the
+  training nodes only), `hierarchy_batch_loss`.
+
+The negatives of a step come from a generator seeded by (seed, rank, step), so a run
+resumed from a checkpoint redraws exactly the negatives of the run that died. Every
+evaluation is `evaluate_model` (`models.hierarchy_metrics`: reconstruction, link
+prediction, Spearman(norm, depth), and on HierarCaps the chain metrics). The driver
+is `workflows.jobs.train_hierarchy`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from hierarchies.datasets import Split, split_edges, split_nodes
+from workflows.training.loop import TrainTask
+
+if TYPE_CHECKING:
+    from workflows.jobs.train_hierarchy import HierarchyTrainConfig
+
+
+@dataclass(frozen=True)
+class HierarchyData:
+    """What a hierarchy model trains and is evaluated on."""
+
+    split: Split
+    chains: np.ndarray | None = None  # HierarCaps test hierarchies (n, 4), general first
+
+
+def load_data(cfg: HierarchyTrainConfig) -> HierarchyData:
+    """The hierarchy of `cfg.data`, its held-out part, and for HierarCaps the test chains."""
+    if cfg.hierarcaps:
+        from hierarchies.hierarcaps import read_test_chains, train_hierarchy
+
+        return HierarchyData(split_edges(train_hierarchy(cfg.hierarcaps), 0.0), read_test_chains(cfg.hierarcaps))
+    return HierarchyData(_wordnet_split(cfg))
+
+
+def _wordnet_split(cfg: HierarchyTrainConfig) -> Split:
+    from hierarchies.datasets import wordnet_mammals, wordnet_nouns
+
+    h = (wordnet_mammals if cfg.data == "wordnet-mammals" else wordnet_nouns)(gloss=cfg.gloss)
+    if cfg.holdout == "edges":
+        return split_edges(h, cfg.holdout_share, cfg.seed)
+    if cfg.holdout == "nodes":
+        return split_nodes(h, cfg.holdout_share, cfg.seed)
+    return split_edges(h, 0.0, cfg.seed)
+
+
+class HierarchyTask(TrainTask):
+    """The hierarchy models' part of the shared loop."""
+
+    monitor = "map"
+    unit = "edges"
+
+    def __init__(self, cfg: HierarchyTrainConfig, data: HierarchyData) -> None:
+        self.cfg, self.data, self.split = cfg, data, data.split
+        # Euclidean gradients of points near the ball's boundary are large by nature (the
+        # Riemannian step rescales them): clipping them would freeze the lookup table
+        self.clip_norm = None if cfg.lookup else 1.0
+        self.edges = self.split.train_edges()  # indices into split.full
+        self.steps_per_epoch = max(1, len(self.edges) // (cfg.workers * cfg.batch_size))
+
+    @property
+    def examples(self) -> int:
+        return len(self.edges)
+
+    def build(self, resume: Path | None, device, rank: int):
+        import torch
+
+        from models.poincare import LookupEmbedding, NegativeSampler
+
+        self.rank = rank
+        self.sampler = NegativeSampler(self.edges, self.split.full.n_nodes, np.random.default_rng(self.cfg.seed))
+        if self.cfg.lookup:
+            model = LookupEmbedding(self.split.full.n_nodes, self.cfg.dim, self.cfg.manifold, seed=self.cfg.seed)
+            if resume:
+                model.load_state_dict(torch.load(resume / "table.pt", map_location="cpu", weights_only=True))
+            return model.to(device)
+        from models.encoder import load_encoder
+        from models.hierarchy import HierarchyTextModel, load_hierarchy_model
+
+        if resume:
+            return load_hierarchy_model(resume).to(device)
+        encoder = load_encoder(self.cfg.model, max_length=self.cfg.max_length, seed=self.cfg.seed)
+        return HierarchyTextModel(
+            encoder, self.cfg.dim, manifold=self.cfg.manifold, curvature=self.cfg.curvature,
+            mobius_layers=self.cfg.mobius_layers, seed=self.cfg.seed,
+        ).to(device)  # fmt: skip
+
+    def optimizer(self, model, total_steps: int):
+        import geoopt
+        import torch
+
+        cfg, lr = self.cfg, self.cfg.learning_rate
+        if cfg.lookup:
+            optimizer = geoopt.optim.RiemannianSGD(model.parameters(), lr=lr)
+        else:
+            module = getattr(model, "module", model)
+            encoder = {id(p) for p in module.encoder.parameters()}
+            head = [p for p in module.parameters() if id(p) not in encoder and p.requires_grad]
+            trainable = [p for p in module.encoder.parameters() if p.requires_grad]
+            optimizer = geoopt.optim.RiemannianAdam(
+                [{"params": trainable, "lr": cfg.encoder_lr}, {"params": head, "lr": lr}]
+            )
+        burnin = cfg.burnin_epochs * self.steps_per_epoch
+        factor = cfg.burnin_lr_factor
+        return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: factor if step < burnin else 1.0)
+
+    def loss(self, model, module, rows: np.ndarray, step: int, device):
+        from models.hierarchy import hierarchy_batch_loss
+        from models.poincare import lookup_loss
+
+        cfg, batch = self.cfg, self.edges[rows]
+        self.sampler.rng = np.random.default_rng([cfg.seed, self.rank, step])  # the same draws after a resume
+        if cfg.lookup:
+            burnin = step < cfg.burnin_epochs * self.steps_per_epoch
+            negatives, valid = self.sampler(batch[:, 0], cfg.negatives, by_frequency=burnin)
+            return lookup_loss(model, batch, negatives, valid, margin=1.0)
+        # training nodes only: a held-out node's text is never seen, not even as a negative
+        negatives, valid = self.sampler.shared(batch[:, 0], cfg.negatives, self.split.nodes)
+        full = self.split.full
+        return hierarchy_batch_loss(model, module, full.texts, full.depth, batch, negatives, valid,
+                                    cfg.norm_weight, cfg.margin, cfg.norm_loss)  # fmt: skip
+
+    def evaluate(self, module, rank: int, size: int) -> dict[str, float]:
+        return evaluate_model(module, self.data, self.cfg, rank, size)
+
+    def save(self, module, directory: Path) -> None:
+        import torch
+
+        if self.cfg.lookup:
+            directory.mkdir(parents=True, exist_ok=True)
+            torch.save(module.state_dict(), directory / "table.pt")
+        else:
+            module.save(directory)
+
+
+def load_model(directory: Path, cfg: HierarchyTrainConfig, n_nodes: int) -> Any:
+    """A model saved by `HierarchyTask.save`: a `LookupEmbedding` or a `HierarchyTextModel`, on the CPU."""
+    import torch
+
+    from models.hierarchy import load_hierarchy_model
+    from models.poincare import LookupEmbedding
+
+    if not cfg.lookup:
+        return load_hierarchy_model(directory)
+    table = LookupEmbedding(n_nodes, cfg.dim, cfg.manifold)
+    table.load_state_dict(torch.load(directory / "table.pt", map_location="cpu", weights_only=True))
+    return table
+
+
+def evaluate_model(
+    module,
+    data: HierarchyData,
+    cfg: HierarchyTrainConfig,
+    rank: int = 0,
+    size: int = 1,
+    points: np.ndarray | None = None,
+) -> dict:
+    """`models.hierarchy_metrics.evaluate_points` of every node (`points` (n, d), encoded here unless
+    given), and for HierarCaps `chain_metrics`; the workers share the encoding."""
+    from models.hierarchy_metrics import chain_metrics, evaluate_points, node_points
+
+    if points is None:
+        points = node_points(module, data.split.full.texts, rank, size)
+    device = next(module.parameters()).device
+    metrics = evaluate_points(points, module.distance, data.split, cfg.max_eval_nodes, cfg.seed, device)
+    if data.chains is not None:
+        metrics |= chain_metrics(module, data.chains, rank, size)
+    return metrics
+
+
+def evaluate_with_baselines(
+    module, data: HierarchyData, cfg: HierarchyTrainConfig, points: np.ndarray | None = None
+) -> dict[str, float]:
+    """`evaluate_model` of a trained model, and on HierarCaps the pretrained encoder's
+    numbers next to it (`models.hierarchy_metrics.pretrained_chain_metrics`)."""
+    from models.hierarchy_metrics import pretrained_chain_metrics
+
+    metrics = evaluate_model(module, data, cfg, points=points)
+    if data.chains is not None:
+        metrics |= pretrained_chain_metrics(cfg.model, data.chains, cfg.max_length)
+    return metrics

@@ -1,0 +1,84 @@
+"""The session model's part of the shared Ray Train loop (`workflows.training.loop`).
+
+`SessionTask`: the bi-encoder (`models.encoder.TextEncoder`) trained
+with InfoNCE on (anchor, positive, hard negative) batches (`models.session.triplet_loss`:
+in-batch negatives gathered from every DDP worker, duplicates masked), AdamW with a
+linear warm-up and decay, validated by the ROC AUC of the dot product on validation
+pairs (each worker scores a share). The driver is `workflows.jobs.train_session`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import polars as pl
+
+from workflows.training.loop import TrainTask
+
+if TYPE_CHECKING:
+    from workflows.jobs.train_session import SessionTrainConfig
+
+
+class SessionTask(TrainTask):
+    """The session model's part of the shared loop (`workflows.training.loop`)."""
+
+    unit = "pairs"
+    monitor = "val_auc"
+
+    def __init__(self, cfg: SessionTrainConfig, train: pl.DataFrame, val: pl.DataFrame) -> None:
+        import ray
+
+        self.cfg, self.rows = cfg, train.height
+        self.train_ref, self.val_ref = ray.put(train.to_arrow()), ray.put(val.to_arrow())
+
+    @property
+    def examples(self) -> int:
+        return self.rows
+
+    def build(self, resume: Path | None, device, rank: int):
+        import ray
+
+        from models.encoder import load_encoder
+
+        self.train, self.val = pl.from_arrow(ray.get(self.train_ref)), pl.from_arrow(ray.get(self.val_ref))
+        self.ids = torch_ids(self.train)
+        source = str(resume) if resume else self.cfg.model
+        return load_encoder(source, max_length=self.cfg.max_length, seed=self.cfg.seed).to(device)
+
+    def optimizer(self, model, total_steps: int):
+        import torch
+        from transformers import get_linear_schedule_with_warmup
+
+        optimizer = torch.optim.AdamW(model.parameters(), lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
+        warmup = int(self.cfg.warmup_share * total_steps)
+        return optimizer, get_linear_schedule_with_warmup(optimizer, warmup, total_steps)
+
+    def loss(self, model, module, rows: np.ndarray, step: int, device):
+        from models.session import triplet_loss
+
+        batch = self.train[rows]
+        return triplet_loss(model, module, batch["anchor"].to_list(), batch["positive"].to_list(),
+                            batch["negative"].to_list(), self.ids[rows].to(device), self.cfg.temperature)  # fmt: skip
+
+    def evaluate(self, module, rank: int, size: int) -> dict[str, float]:
+        """ROC AUC of the dot product on the validation pairs, each worker scoring a share."""
+        from models.calibration import pair_metrics
+        from models.session import pair_scores
+        from models.shards import merge_shards
+
+        mine = self.val[rank::size]
+        scores = merge_shards(pair_scores(module, mine["query_a"].to_list(), mine["query_b"].to_list()), rank, size,
+                              self.val.height)  # fmt: skip
+        return {"val_auc": pair_metrics(scores, self.val["label"].to_numpy()).auc}
+
+    def save(self, module, directory: Path) -> None:
+        module.save(directory)
+
+
+def torch_ids(train: pl.DataFrame):
+    """The text ids (n, 3) int64 of (anchor, positive, negative), which mark duplicates in a batch."""
+    import torch
+
+    return torch.from_numpy(train.select("anchor_id", "positive_id", "negative_id").to_numpy().astype(np.int64))
