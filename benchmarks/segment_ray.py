@@ -48,9 +48,9 @@ def run_child(engine: str, cpus: int, files: list[str], output: Path) -> None:
     from workflows.distributed.runtime import ray_runtime
 
     with ray_runtime(num_cpus=cpus):
-        from workflows.distributed import data as ray_pipelines
+        from workflows.distributed import data as ray_jobs
 
-        ray_pipelines.segment(files, "aol", output, seg, missions)
+        ray_jobs.segment(files, "aol", output, seg, missions)
 
 
 def measure(engine: str, cpus: int, files: list[str], output: Path) -> dict:

@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from models.encoder import CLUSTER_DEFAULT, MINILM_LOCAL, minilm_path  # noqa: E402
-from workflows.jobs.train_session import SessionTrainConfig, train_session, training_data  # noqa: E402
+from workflows.jobs.train_session import SessionTrainConfig, TrainSessionJob, run, training_data  # noqa: E402
 
 
 def peer_pairs_per_s(examples: pl.DataFrame, model: str, batch: int, steps: int, warmup: int, gpu: bool) -> float:
@@ -76,7 +76,8 @@ def ours_pairs_per_s(pairs: Path, model: str, workers: int, batch: int, steps: i
         model=model, workers=workers, batch_size=batch // workers, max_steps=steps, eval_every=steps,
         max_val_pairs=200, gpu=gpu, lr=3e-5,
     )  # fmt: skip
-    outcome = train_session(pairs, cfg, experiment="benchmark-train-session", register=False)
+    job = TrainSessionJob(pairs=str(pairs), session=cfg, experiment="benchmark-train-session", register=False)
+    outcome = run(job)
     history = MlflowClient().get_metric_history(outcome.run_id, "pairs_per_s")
     rates = [m.value for m in sorted(history, key=lambda m: m.step) if m.step > warmup]
     return statistics.median(rates)

@@ -23,7 +23,7 @@ through chains of such neighbours. A term that many users use (at least
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Protocol
 
 import numpy as np
@@ -50,12 +50,22 @@ class Embedder(Protocol):
 class MissionConfig:
     """How sessions are linked into missions."""
 
-    min_overlap: float = 0.5
-    min_jaccard: float = 0.3
-    window: int = 10
-    common_term_share: float = 0.05
-    common_term_min_users: int = 20
-    min_p_same: float = 0.5  # with a session model
+    min_overlap: float = field(
+        default=0.5, metadata={"help": "link two sessions when their term overlap is at least this"}
+    )
+    min_jaccard: float = field(
+        default=0.3, metadata={"help": "link two sessions when their 3-gram Jaccard is at least this"}
+    )
+    window: int = field(
+        default=10, metadata={"help": "compare a session with the next this many of the user's sessions sharing a term"}
+    )
+    common_term_share: float = field(
+        default=0.05, metadata={"help": "a term used by more than this share of the log's users links nothing"}
+    )
+    common_term_min_users: int = field(default=20, metadata={"help": "... and by at least this many users"})
+    min_p_same: float = field(
+        default=0.5, metadata={"help": "with a session model: link sessions when p_same is at least this"}
+    )
 
     def __post_init__(self) -> None:
         for name in ("min_overlap", "min_jaccard", "min_p_same"):

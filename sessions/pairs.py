@@ -24,7 +24,7 @@ on Ray. Everything random is a seeded hash.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import polars as pl
 
@@ -47,17 +47,29 @@ PAIR_SCHEMA: dict[str, pl.DataType] = {
 class MiningConfig:
     """How many pairs of which kinds; see the module docstring."""
 
-    negatives_per_positive: float = 1.0  # 50:50 by default
-    random_share: float = 0.4
-    same_user_share: float = 0.3
-    lexical_hard_share: float = 0.3
-    max_pairs_per_session: int = 10
-    max_queries_per_session: int = 50
-    min_hard_jaccard: float = 0.2
-    train_share: float = 0.8
-    val_share: float = 0.1
-    seed: int = 0
-    partitions: int = 8
+    negatives_per_positive: float = field(default=1.0, metadata={"help": "negatives per positive pair (1.0: 50:50)"})
+    random_share: float = field(default=0.4, metadata={"help": "share of negatives from another user"})
+    same_user_share: float = field(
+        default=0.3, metadata={"help": "share of negatives from the same user's other missions"}
+    )
+    lexical_hard_share: float = field(
+        default=0.3, metadata={"help": "share of negatives sharing a term, from another session"}
+    )
+    max_pairs_per_session: int = field(default=10, metadata={"help": "positive pairs a session gives at most"})
+    max_queries_per_session: int = field(
+        default=50, metadata={"help": "distinct queries of a session considered at most"}
+    )
+    min_hard_jaccard: float = field(
+        default=0.2, metadata={"help": "lexical_hard negatives: 3-gram Jaccard at least this"}
+    )
+    train_share: float = field(
+        default=0.8, metadata={"help": "share of users in the train split (by a hash of user_id)"}
+    )
+    val_share: float = field(default=0.1, metadata={"help": "share of users in the val split; the rest is test"})
+    seed: int = field(default=0, metadata={"help": "seed of every random choice"})
+    partitions: int = field(
+        default=8, metadata={"help": "buckets of users mined one at a time (the same pairs with either engine)"}
+    )
 
     def __post_init__(self) -> None:
         shares = self.random_share + self.same_user_share + self.lexical_hard_share

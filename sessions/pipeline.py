@@ -167,33 +167,52 @@ def segment_logs(
     mapping: ColumnMap | None = None,
     scorer: PairScorer | None = None,
     embedder: Embedder | None = None,
-    model_name: str | None = None,
+    config: dict | None = None,
     block_bytes: int = DEFAULT_BLOCK_BYTES,
     on_block: Callable[[Path, Parsed], None] | None = None,
 ) -> SegmentReport:
     """Raw logs (any ingest format) or an ingest directory -> `output/sessions.parquet`
     (a dataset of `SESSIONS_SCHEMA`, one row per accepted event, written as chunks
     finish), `rejected.parquet`, `report.json`. A session model takes part as `scorer`
-    and `embedder` (see `iter_sessions`); `model_name` is what the report calls it."""
+    and `embedder` (see `iter_sessions`); `config` is what the report records of the
+    job's settings (by default the two configs)."""
     start = time.perf_counter()
     out = Path(output)
     events, ingest_report = load_events(inputs, fmt, out, mapping=mapping, block_bytes=block_bytes, on_block=on_block)
     read_done = time.perf_counter()
-    report = SegmentReport(
-        ingest=ingest_report,
-        config={"segment": seg.to_dict(), "missions": missions.to_dict(), "model": model_name},
-        outputs={name: str(out / name) for name in (SESSIONS_FILE, REJECTED_FILE, REPORT_FILE)},
-    )
+    totals = {"rows": 0, "sessions": 0, "missions": 0}
     with ParquetSink(out / SESSIONS_FILE, SESSIONS_SCHEMA) as sink:
         for part in iter_sessions(events, seg, missions, scorer, embedder=embedder):
             sink.write(part)
-            report.sessions += part["session_id"].n_unique()  # users, hence sessions, never span chunks
-            report.missions += part["mission_id"].n_unique()
-        if sink.rows != ingest_report["rows_ok"]:
-            raise RuntimeError(f"{sink.rows} session rows for {ingest_report['rows_ok']} accepted events")
-    report.rows_out = parquet_rows(out / SESSIONS_FILE)
+            totals["rows"] += part.height
+            totals["sessions"] += part["session_id"].n_unique()  # users, hence sessions, never span chunks
+            totals["missions"] += part["mission_id"].n_unique()
+    config = config or {"segment": seg.to_dict(), "missions": missions.to_dict(), "engine": "local"}
+    return write_segment_report(out, ingest_report, totals, config, start, read_done)
+
+
+def write_segment_report(
+    out: Path, ingest: dict, totals: dict[str, int], config: dict, start: float, read_done: float
+) -> SegmentReport:
+    """The report of a segmentation, checked and written to `out/report.json` (both engines).
+
+    `totals`: rows, sessions and missions written (parts never split a user, so the
+    parts' counts add up); `start`, `read_done`: `time.perf_counter()` readings.
+    Raises RuntimeError when the session rows are not the accepted events.
+    """
+    rows_out = parquet_rows(out / SESSIONS_FILE)
+    if not totals["rows"] == rows_out == ingest["rows_ok"]:
+        raise RuntimeError(f"{rows_out} session rows for {ingest['rows_ok']} accepted events")
     end = time.perf_counter()
-    report.seconds = round(end - start, 3)
-    report.phase_seconds = {"read": round(read_done - start, 3), "segment_and_write": round(end - read_done, 3)}
+    report = SegmentReport(
+        ingest=ingest,
+        sessions=totals["sessions"],
+        missions=totals["missions"],
+        rows_out=rows_out,
+        config=config,
+        outputs={name: str(out / name) for name in (SESSIONS_FILE, REJECTED_FILE, REPORT_FILE)},
+        seconds=round(end - start, 3),
+        phase_seconds={"read": round(read_done - start, 3), "segment_and_write": round(end - read_done, 3)},
+    )
     write_json(report.to_dict(), out / REPORT_FILE)
     return report

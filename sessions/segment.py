@@ -30,7 +30,7 @@ a grid, and checked by 5-fold cross-validation over users (`docs/segmentation.md
 from __future__ import annotations
 
 import itertools
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Literal, Protocol
 
 import numpy as np
@@ -54,15 +54,32 @@ class PairScorer(Protocol):
 class SegmentConfig:
     """How sessions are cut; see the module docstring for each method."""
 
-    method: Method = "cascade"
-    gap_minutes: float = 30.0
-    join_within_s: float = 0.0
-    break_after_minutes: float = 180.0
-    min_overlap: float = 0.5
-    min_jaccard: float = 0.1
-    min_containment: float = 0.6
-    so_far_queries: int = 5
-    min_p_same: float = 0.5
+    method: Method = field(
+        default="cascade",
+        metadata={
+            "help": "how sessions are cut: time gap, lexical, cascade (Hagen et al. 2013), learned (session model)"
+        },
+    )
+    gap_minutes: float = field(default=30.0, metadata={"help": "time: break after a gap of this many minutes"})
+    join_within_s: float = field(default=0.0, metadata={"help": "cascade: gaps up to this many seconds join"})
+    break_after_minutes: float = field(default=180.0, metadata={"help": "cascade: gaps over this many minutes break"})
+    min_overlap: float = field(
+        default=0.5, metadata={"help": "lexical evidence: term overlap with the previous query at least this"}
+    )
+    min_jaccard: float = field(
+        default=0.1,
+        metadata={"help": "lexical evidence: character 3-gram Jaccard with the previous query at least this"},
+    )
+    min_containment: float = field(
+        default=0.6, metadata={"help": "lexical evidence: share of the query's 3-grams found in the session so far"}
+    )
+    so_far_queries: int = field(
+        default=5, metadata={"help": "lexical evidence: the session so far is its last this many queries"}
+    )
+    min_p_same: float = field(
+        default=0.5,
+        metadata={"help": "learned, and cascade with a session model: same session when p_same is at least this"},
+    )
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:

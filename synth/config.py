@@ -10,7 +10,7 @@ Measured on the development data (`../shared/data`, after folding click rows):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
 
@@ -31,34 +31,54 @@ class SynthConfig:
     older one (`p_resume`), or a new topic.
     """
 
-    users: int
-    rows: int | None = None  # total rows; None draws each user's activity alone
-    style: Style = "aol"
-    seed: int = 0
+    users: int = field(metadata={"help": "number of users"})
+    rows: int | None = field(default=None, metadata={"help": "total rows (none: each user's activity drawn alone)"})
+    style: Style = field(
+        default="aol", metadata={"help": "aol (an AOL TSV with clicks) or prompt (DiffusionDB metadata.parquet)"}
+    )
+    seed: int = field(default=0, metadata={"help": "random seed; the same settings give the same log"})
     # Activity per user: log-normal (heavy tail), median and spread in log space.
-    user_rows_median: float = 20.0
-    user_rows_sigma: float = 1.4
+    user_rows_median: float = field(default=20.0, metadata={"help": "rows per user: median of the log-normal"})
+    user_rows_sigma: float = field(
+        default=1.4, metadata={"help": "rows per user: spread of the log-normal (log space)"}
+    )
     # Bursts, missions, sessions.
-    p_burst_end: float = 0.42
-    p_switch: float = 0.10
-    p_nav: float = 0.12
-    p_continue: float = 0.38
-    p_resume: float = 0.10
+    p_burst_end: float = field(
+        default=0.42, metadata={"help": "probability that a burst of activity ends after a query"}
+    )
+    p_switch: float = field(
+        default=0.10, metadata={"help": "probability of switching to the other mission of a burst, per query"}
+    )
+    p_nav: float = field(default=0.12, metadata={"help": "probability that a burst starts with a navigational mission"})
+    p_continue: float = field(
+        default=0.38, metadata={"help": "probability that a burst continues the user's latest mission"}
+    )
+    p_resume: float = field(default=0.10, metadata={"help": "probability that a burst resumes an older mission"})
     # Gaps: within a burst seconds to minutes (a slow minority: reading, comparing);
     # between bursts hours to days, never under `min_break_s`.
-    within_gap_median_s: float = 75.0
-    within_gap_sigma: float = 1.1
-    p_slow_gap: float = 0.06
-    slow_gap_median_s: float = 420.0
-    between_gap_median_s: float = 8 * 3600.0
-    between_gap_sigma: float = 1.6
-    min_break_s: float = 20 * 60.0
-    start: datetime | None = None  # None: 2006-03-01 (AOL) or 2022-08-01 (DiffusionDB)
-    days: int | None = None  # None: 92 (AOL, March to May 2006) or 30 (prompts)
+    within_gap_median_s: float = field(default=75.0, metadata={"help": "gap within a burst: median, seconds"})
+    within_gap_sigma: float = field(default=1.1, metadata={"help": "gap within a burst: spread of the log-normal"})
+    p_slow_gap: float = field(
+        default=0.06, metadata={"help": "probability of a slow gap within a burst (reading, comparing)"}
+    )
+    slow_gap_median_s: float = field(default=420.0, metadata={"help": "slow gap: median, seconds"})
+    between_gap_median_s: float = field(default=8 * 3600.0, metadata={"help": "gap between bursts: median, seconds"})
+    between_gap_sigma: float = field(default=1.6, metadata={"help": "gap between bursts: spread of the log-normal"})
+    min_break_s: float = field(default=20 * 60.0, metadata={"help": "gap between bursts: at least this many seconds"})
+    start: datetime | None = field(
+        default=None,
+        metadata={"help": "first day of the log, ISO 8601 UTC (none: 2006-03-01 for aol, 2022-08-01 for prompt)"},
+    )
+    days: int | None = field(default=None, metadata={"help": "days the log spans (none: 92 for aol, 30 for prompt)"})
     # Rows per query: AOL has one row per click; a prompt log one row per image.
-    click_probs: tuple[float, ...] = (0.48, 0.42, 0.07, 0.02, 0.01)  # 0, 1, 2, 3, 4 clicks
-    image_probs: tuple[float, ...] = (0.0, 0.55, 0.2, 0.1, 0.15)  # 0..4 images
-    chunk_rows: int = 1_000_000  # rows generated (and held) at a time
+    click_probs: tuple[float, ...] = field(
+        default=(0.48, 0.42, 0.07, 0.02, 0.01),
+        metadata={"help": "aol: probabilities of 0, 1, 2, 3, 4 clicks on a query"},
+    )
+    image_probs: tuple[float, ...] = field(
+        default=(0.0, 0.55, 0.2, 0.1, 0.15), metadata={"help": "prompt: probabilities of 0..4 images of a prompt"}
+    )
+    chunk_rows: int = field(default=1_000_000, metadata={"help": "rows generated (and held in memory) at a time"})
 
     @property
     def window(self) -> tuple[datetime, int]:

@@ -1,15 +1,35 @@
-"""Job configuration: typed dataclasses, loadable from YAML, overridable from the CLI.
+"""Job configuration: one typed dataclass per job, the only source of its options.
 
-A YAML file holds one mapping per section (`segment:`, `missions:`, ...); keys must
-be fields of the section's dataclass, so a typo is an error, not a silent default.
-Command-line options that are given override the file; the resolved configuration
-is what the job records (report.json, MLflow).
+A job's config is a frozen dataclass whose fields may hold other configs (the
+demo holds a segmentation, a mining, two training and a scoring config). Each field
+documents itself in its metadata, which `workflows.cli.options` turns into the
+command's options and this module into YAML:
+
+    gap_minutes: float = field(default=30.0, metadata={"help": "time: break after a gap of this many minutes"})
+
+Metadata keys (all optional but `help`): `help` (one line), `choices` (derived from
+a `Literal` type when absent), `argument` (a positional argument on the command
+line), `short` (`-o`), `option` (the option's name when it is not the field's),
+`prefix` (for a nested config: put before its fields' option names, e.g.
+`mission-`), `omit` (for a nested config: its fields set by the job, not by the
+user). Plain dicts, so `sessions/` and `synth/` configs carry them without
+importing anything of `workflows/`.
+
+Values resolve in one order: the dataclass defaults, then a YAML file (a mapping
+of the job's fields, nested configs as nested mappings; a key that is not a field
+is an error naming it), then the options given on the command line (an option
+not given is None and changes nothing). The resolved config is what the job
+records (report.json, MLflow) and what `--print-config` prints.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+import types
+import typing
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -18,32 +38,233 @@ import yaml
 T = TypeVar("T")
 
 
-def read_yaml(path: Path | None) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Leaf:
+    """One scalar setting of a (possibly nested) config: where it sits and how it is typed.
+
+    `path` is the chain of field names from the job's config (("missions",
+    "min_jaccard")); `type` the field's type with `None` removed (`optional` says
+    whether None is allowed); `option` the command-line name without dashes.
+    """
+
+    path: tuple[str, ...]
+    type: Any
+    optional: bool
+    default: Any
+    help: str
+    choices: tuple[str, ...] | None
+    option: str
+    argument: bool
+    short: str | None
+
+    @property
+    def key(self) -> str:
+        """The Python identifier of the option (the path joined by `__`)."""
+        return "__".join(self.path)
+
+    @property
+    def sequence(self) -> bool:
+        return typing.get_origin(self.type) in (tuple, list)
+
+
+def is_config(tp: Any) -> bool:
+    return isinstance(tp, type) and dataclasses.is_dataclass(tp)
+
+
+def _split_optional(tp: Any) -> tuple[Any, bool]:
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        return (args[0] if len(args) == 1 else tp), len(args) < len(typing.get_args(tp))
+    return tp, False
+
+
+def _choices(tp: Any, meta: Mapping[str, Any]) -> tuple[str, ...] | None:
+    if "choices" in meta:
+        return tuple(meta["choices"])
+    if typing.get_origin(tp) is typing.Literal:
+        return tuple(str(a) for a in typing.get_args(tp))
+    return None
+
+
+def _default(f: dataclasses.Field) -> Any:
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return dataclasses.MISSING
+
+
+def leaves(cls: type, prefix: str = "", path: tuple[str, ...] = (), default: Any = None) -> Iterator[Leaf]:
+    """Every scalar setting of config class `cls`, nested configs flattened, in field order.
+
+    Raises TypeError for a field without `help` metadata: an option nobody can read
+    about is a bug of the config, found by the tests that walk every command.
+    """
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        meta = f.metadata
+        tp, optional = _split_optional(hints[f.name])
+        value = _default(f) if default is None else getattr(default, f.name)
+        if is_config(tp):
+            omit = set(meta.get("omit", ()))
+            for leaf in leaves(tp, prefix + meta.get("prefix", ""), (*path, f.name), value):
+                if leaf.path[len(path) + 1] not in omit:
+                    yield leaf
+            continue
+        if "help" not in meta:
+            raise TypeError(f"{cls.__name__}.{f.name}: no help in the field's metadata")
+        yield Leaf(
+            path=(*path, f.name),
+            type=tp,
+            optional=optional,
+            default=value,
+            help=meta["help"],
+            choices=_choices(tp, meta),
+            option=prefix + meta.get("option", f.name).replace("_", "-"),
+            argument=bool(meta.get("argument")),
+            short=meta.get("short"),
+        )
+
+
+def read_yaml(path: str | Path | None) -> dict[str, Any]:
+    """The mapping in a YAML file ({} for None); ValueError when it is not a mapping."""
     if path is None:
         return {}
-    data = yaml.safe_load(path.read_text()) or {}
+    try:
+        data = yaml.safe_load(Path(path).read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ValueError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
     if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a mapping of sections")
+        raise ValueError(f"{path}: expected a mapping of a job's settings")
     return data
 
 
-def build(cls: type[T], section: str, file_values: Mapping[str, Any], overrides: Mapping[str, Any]) -> T:
-    """An instance of dataclass `cls` from a YAML section and CLI overrides (None = not given)."""
-    values = dict(file_values.get(section) or {})
-    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    unknown = sorted(set(values) - names)
+def coerce(value: Any, tp: Any, name: str) -> Any:
+    """`value` (from YAML or the command line) as the field type `tp`.
+
+    Sequences accept a list or a comma-separated string; datetimes an ISO 8601 string
+    (UTC when it names no zone). ValueError names the setting.
+    """
+    tp, _ = _split_optional(tp)
+    if value is None:
+        return None
+    origin = typing.get_origin(tp)
+    try:
+        if origin in (tuple, list):
+            items = [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else list(value)
+            (inner, *_) = typing.get_args(tp) or (str,)
+            converted = [coerce(v, inner, name) for v in items]
+            return tuple(converted) if origin is tuple else converted
+        if tp is datetime and isinstance(value, str):
+            parsed = datetime.fromisoformat(value)
+            return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        if tp is float and isinstance(value, int | str) and not isinstance(value, bool):
+            return float(value)
+        if tp is int and isinstance(value, str):
+            return int(value)
+    except ValueError:
+        raise ValueError(f"{name}: {value!r} is not a {getattr(tp, '__name__', tp)}") from None
+    if tp in (int, float, str, bool) and not isinstance(value, tp):
+        raise ValueError(f"{name}: {value!r} is not a {tp.__name__}")
+    return value
+
+
+def build(cls: type[T], values: Mapping[str, Any] | None = None, overrides: Mapping[str, Any] | None = None) -> T:
+    """An instance of config class `cls` from a mapping (a YAML file's) and overrides.
+
+    `values` is nested like the config; `overrides` maps `Leaf.key`s (`missions__window`)
+    to values, None meaning "not given". Raises ValueError naming unknown keys,
+    values of the wrong type and whatever the configs' own checks reject.
+    """
+    nested = _nest(overrides or {})
+    return _build(cls, _merge(dict(values or {}), nested), ())
+
+
+def _nest(overrides: Mapping[str, Any]) -> dict[str, Any]:
+    nested: dict[str, Any] = {}
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        *parents, name = key.split("__")
+        node = nested
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[name] = value
+    return nested
+
+
+def _merge(base: dict[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in top.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = _merge(dict(merged[key]), value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _build(cls: type[T], values: Mapping[str, Any], path: tuple[str, ...]) -> T:
+    if not isinstance(values, Mapping):
+        raise ValueError(f"{'.'.join(path)}: expected a mapping, got {values!r}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
+    unknown = sorted(set(values) - set(names))
+    where = f"{'.'.join(path)} " if path else ""
     if unknown:
-        raise ValueError(f"unknown {section} option(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}")
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    return cls(**values)
+        raise ValueError(f"unknown {where}option(s) {', '.join(unknown)}; known: {', '.join(names)}")
+    kwargs: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+        tp, _ = _split_optional(hints[f.name])
+        if f.name not in values:
+            if is_config(tp) and _default(f) is not None:
+                kwargs[f.name] = _build(tp, dataclasses.asdict(_default(f)), (*path, f.name))
+            continue
+        value = values[f.name]
+        name = ".".join((*path, f.name))
+        if is_config(tp):
+            base = dataclasses.asdict(_default(f)) if _default(f) not in (None, dataclasses.MISSING) else {}
+            kwargs[f.name] = None if value is None else _build(tp, _merge(base, value or {}), (*path, f.name))
+        else:
+            kwargs[f.name] = coerce(value, hints[f.name], name)
+    missing = [f.name for f in dataclasses.fields(cls) if _default(f) is dataclasses.MISSING and f.name not in kwargs]  # type: ignore[arg-type]
+    if missing:
+        raise ValueError(f"missing {where}option(s) {', '.join(missing)}")
+    try:
+        return cls(**kwargs)
+    except TypeError as err:
+        raise ValueError(f"{where}{err}".strip()) from None
 
 
-def check_sections(file_values: Mapping[str, Any], known: tuple[str, ...]) -> None:
-    unknown = sorted(set(file_values) - set(known))
-    if unknown:
-        raise ValueError(f"unknown config section(s) {', '.join(unknown)}; known: {', '.join(known)}")
+def to_dict(config: Any) -> dict[str, Any]:
+    """A config as plain YAML/JSON values (tuples as lists, datetimes as ISO strings)."""
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [plain(v) for v in value]
+        if isinstance(value, datetime):
+            return value.isoformat()
+        if isinstance(value, Path):
+            return str(value)
+        return value
+
+    return plain(dataclasses.asdict(config))
 
 
-def defaults_help(cls: type) -> str:
-    """'name=default, ...' of a config dataclass, for --help texts."""
-    return ", ".join(f"{f.name}={f.default}" for f in dataclasses.fields(cls))
+def to_yaml(config: Any) -> str:
+    """The YAML a user can edit and pass back with `--config`."""
+    return yaml.safe_dump(to_dict(config), sort_keys=False, allow_unicode=True)
+
+
+def flat(config: Any) -> dict[str, Any]:
+    """A config as one level of `a.b.c` keys (MLflow parameters)."""
+
+    def walk(value: Any, prefix: str) -> Iterator[tuple[str, Any]]:
+        if isinstance(value, dict):
+            for k, v in value.items():
+                yield from walk(v, f"{prefix}{k}.")
+        else:
+            yield prefix[:-1], value
+
+    return dict(walk(to_dict(config), ""))

@@ -22,10 +22,10 @@ pytestmark = pytest.mark.slow
 runner = CliRunner()
 NOTEBOOKS = sorted((Path(__file__).parents[2] / "notebooks").glob("*.ipynb"))
 TINY = {
-    "users": 150, "rows": 5_000, "session_model": "tiny", "session_steps": 6, "session_batch_size": 16,
-    "val_pairs": 300, "hierarchy_model": "tiny", "hierarchy_steps": 6, "hierarchy_batch_size": 16,
-    "hierarchy_negatives": 16,
-}  # fmt: skip
+    "synth": {"users": 150, "rows": 5_000},
+    "session": {"model": "tiny", "max_steps": 6, "eval_every": 3, "batch_size": 16, "max_val_pairs": 300},
+    "hierarchy": {"model": "tiny", "max_steps": 6, "eval_every": 3, "batch_size": 16, "negatives": 16},
+}
 FIGURES = {
     "session_statistics.png", "segmentation.png", "session-model_val_roc.png", "session-model_mission_pca.png",
     "hierarchy-model_poincare_disk.png", "hierarchy-model_specificity_by_depth.png",
@@ -33,7 +33,7 @@ FIGURES = {
 
 
 def write_config(path: Path, **changes) -> Path:
-    path.write_text(json.dumps({"demo": {**TINY, **changes}}))  # JSON is YAML
+    path.write_text(json.dumps({**TINY, **changes}))  # JSON is YAML
     return path
 
 
@@ -55,7 +55,7 @@ def demo(tmp_path_factory):
 def test_every_step_runs_and_every_row_is_accounted_for(demo):
     out, summary, stdout, _ = demo
     n = summary["numbers"]
-    assert n["synth"]["rows"] == TINY["rows"] == n["ingest"]["rows_in"]
+    assert n["synth"]["rows"] == TINY["synth"]["rows"] == n["ingest"]["rows_in"]
     assert n["ingest"]["rows_in"] == n["ingest"]["rows_ok"] + n["ingest"]["rows_rejected"]
     assert n["segment"]["rows"] == n["ingest"]["rows_ok"] == n["score"]["rows"]
     assert parquet_rows(out / "scores" / "scores.parquet") == n["ingest"]["rows_ok"]
@@ -110,7 +110,8 @@ def test_your_own_log_without_truth_skips_the_evaluation(demo, tmp_path, monkeyp
         ).write_csv(log, separator="\t")
     )  # fmt: skip
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
-    config = write_config(tmp_path / "demo.yaml", session_steps=2, hierarchy_steps=2)
+    config = write_config(tmp_path / "demo.yaml", session={**TINY["session"], "max_steps": 2, "eval_every": 1},
+                          hierarchy={**TINY["hierarchy"], "max_steps": 2, "eval_every": 1})  # fmt: skip
     result = runner.invoke(app, ["demo", "--data", str(log), "--format", "aol", "--config", str(config),
                                  "-o", str(tmp_path / "out")])  # fmt: skip
     assert result.exit_code == 0, result.output

@@ -53,9 +53,9 @@ def same(a: pl.DataFrame, b: pl.DataFrame, key: str = "row_id") -> bool:
 
 
 def test_ingest_on_ray_equals_local(ray_cluster, logs, tmp_path):
-    from workflows.distributed import data as ray_pipelines
+    from workflows.distributed import data as ray_jobs
 
-    ray_report = ray_pipelines.ingest(logs, "aol", tmp_path / "ray", buckets=3)
+    ray_report = ray_jobs.ingest(logs, "aol", tmp_path / "ray", buckets=3)
     local_report = local_ingest(logs, "aol", tmp_path / "local")
     assert (ray_report.rows_in, ray_report.rows_ok, ray_report.rows_rejected) == (6002, 6000, 2)
     assert (
@@ -66,10 +66,10 @@ def test_ingest_on_ray_equals_local(ray_cluster, logs, tmp_path):
 
 
 def test_segment_on_ray_equals_local(ray_cluster, logs, tmp_path):
-    from workflows.distributed import data as ray_pipelines
+    from workflows.distributed import data as ray_jobs
 
     seg, missions = SegmentConfig(), MissionConfig()
-    ray_report = ray_pipelines.segment(logs, "aol", tmp_path / "ray", seg, missions, buckets=4)
+    ray_report = ray_jobs.segment(logs, "aol", tmp_path / "ray", seg, missions, buckets=4)
     segment_logs(logs, "aol", tmp_path / "local", seg, missions)
     ray_sessions, local_sessions = (read_table(tmp_path / e / "sessions.parquet") for e in ("ray", "local"))
     assert same(ray_sessions, local_sessions)
@@ -78,16 +78,16 @@ def test_segment_on_ray_equals_local(ray_cluster, logs, tmp_path):
     assert ray_report.missions == local_sessions["mission_id"].n_unique()
     # from an ingest directory too, and with another number of buckets
     local_ingest(logs, "aol", tmp_path / "events")
-    ray_pipelines.segment([tmp_path / "events"], None, tmp_path / "ray2", seg, missions, buckets=2)
+    ray_jobs.segment([tmp_path / "events"], None, tmp_path / "ray2", seg, missions, buckets=2)
     assert same(read_table(tmp_path / "ray2" / "sessions.parquet"), local_sessions)
 
 
 def test_mine_on_ray_equals_local(ray_cluster, logs, tmp_path):
-    from workflows.distributed import data as ray_pipelines
+    from workflows.distributed import data as ray_jobs
 
     segment_logs(logs, "aol", tmp_path / "s", SegmentConfig(), MissionConfig())
     cfg = MiningConfig(partitions=4, seed=9)
-    ray_pipelines.mine(tmp_path / "s" / "sessions.parquet", tmp_path / "p" / "pairs.parquet", cfg)
+    ray_jobs.mine(tmp_path / "s" / "sessions.parquet", tmp_path / "p" / "pairs.parquet", cfg)
     local = mine_pairs(read_table(tmp_path / "s" / "sessions.parquet"), cfg)
     assert order_pairs(read_table(tmp_path / "p" / "pairs.parquet")).equals(local)
     assert local.height > 1000
@@ -95,10 +95,10 @@ def test_mine_on_ray_equals_local(ray_cluster, logs, tmp_path):
 
 def test_bad_options_fail_before_any_task(ray_cluster, logs, tmp_path):
     from sessions.formats import ColumnMap
-    from workflows.distributed import data as ray_pipelines
+    from workflows.distributed import data as ray_jobs
 
     with pytest.raises(ValueError, match="applies to --format table only"):
-        ray_pipelines.ingest(logs, "aol", tmp_path / "x", mapping=ColumnMap.parse("user=a,time=b,text=c"))
+        ray_jobs.ingest(logs, "aol", tmp_path / "x", mapping=ColumnMap.parse("user=a,time=b,text=c"))
 
 
 def test_cluster_yaml_is_a_valid_ray_cluster_config(tmp_path):

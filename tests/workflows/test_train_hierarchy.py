@@ -14,10 +14,15 @@ import pytest
 from typer.testing import CliRunner
 
 from workflows.cli import app
-from workflows.jobs.train_hierarchy import HierarchyTrainConfig, train_hierarchy
+from workflows.jobs.train_hierarchy import HierarchyTrainConfig, TrainHierarchyJob, run
 
 pytestmark = pytest.mark.slow
 runner = CliRunner()
+
+
+def train_hierarchy(cfg: HierarchyTrainConfig, **settings):
+    """The `train hierarchy` job with `cfg` and the job's other settings."""
+    return run(TrainHierarchyJob(hierarchy=cfg, **settings))
 
 
 def test_lookup_poincare_on_two_workers_reconstructs_the_mammals(store, tmp_path):

@@ -23,7 +23,7 @@ from sessions.pipeline import sessions_with_missions
 from sessions.segment import SegmentConfig
 from synth import SynthConfig, write_log
 from workflows.cli import app
-from workflows.jobs.train_session import SessionTrainConfig, train_session
+from workflows.jobs.train_session import SessionTrainConfig, TrainSessionJob, run
 
 pytestmark = pytest.mark.slow
 runner = CliRunner()
@@ -37,6 +37,11 @@ def pairs_dir(tmp_path_factory, wordnet_taxonomy) -> Path:
     sessions = sessions_with_missions(read_table(tmp / "events" / "events.parquet"), SegmentConfig(), MissionConfig())
     write_parquet(mine_pairs(sessions, MiningConfig(train_share=0.6, val_share=0.2)), tmp / "pairs" / "pairs.parquet")
     return tmp / "pairs"
+
+
+def train_session(pairs: Path, cfg: SessionTrainConfig, **settings):
+    """The `train session` job on `pairs` with `cfg` and the job's other settings."""
+    return run(TrainSessionJob(pairs=str(pairs), session=cfg, **settings))
 
 
 def tiny(**changes) -> SessionTrainConfig:

@@ -11,8 +11,12 @@
     sessionflow train hierarchy --data wordnet-mammals --model minilm-local --dim 10
     sessionflow evaluate hierarchy --model models:/hierarchy-model@champion --json
 
-Each command lives in `workflows/commands/`; heavy imports happen inside them, so
-`--help` stays fast.
+The CLI only parses and prints: each command's options are derived from its job's
+config (`workflows.cli.options`), the job runs in `workflows.jobs`, and a module
+here prints its result. Nothing outside this package imports it. Heavy imports
+(ray, torch, mlflow) happen inside the jobs, so `--help` stays fast.
+
+May import: typer, rich, `workflows.jobs` (configs and `run`), `workflows.config`.
 """
 
 from __future__ import annotations
@@ -21,36 +25,59 @@ import sys
 
 import typer
 
-from workflows.cli import evaluate, train
-from workflows.cli.annotate import annotate
-from workflows.cli.demo import demo
-from workflows.cli.ingest import ingest
-from workflows.cli.mine import mine
-from workflows.cli.models import compare, promote
-from workflows.cli.score import score
-from workflows.cli.segment import segment
-from workflows.cli.synth import synth
+from workflows.cli import annotate, demo, evaluate, ingest, mine, models, score, segment, synth, train
+from workflows.cli.options import command
+from workflows.jobs.annotate import AnnotateJob
+from workflows.jobs.demo import DemoConfig
+from workflows.jobs.evaluate_hierarchy import EvaluateHierarchyJob
+from workflows.jobs.evaluate_pairs import EvaluatePairsJob
+from workflows.jobs.evaluate_reformulation import EvaluateReformulationJob
+from workflows.jobs.evaluate_segmentation import EvaluateSegmentationJob
+from workflows.jobs.ingest import IngestJob
+from workflows.jobs.mine import MineJob
+from workflows.jobs.registry import CompareJob, PromoteJob
+from workflows.jobs.score import ScoreJob
+from workflows.jobs.segment import SegmentJob
+from workflows.jobs.synth import SynthJob
+from workflows.jobs.train_hierarchy import TrainHierarchyJob
+from workflows.jobs.train_session import TrainSessionJob
 
 app = typer.Typer(
     name="sessionflow",
     help="Find search sessions and missions in query and prompt logs, mine query pairs, "
-    "train session and hierarchy encoders, and score whole logs.",
+    "train session and hierarchy encoders, and score whole logs. Every command takes "
+    "--config FILE.yaml (its settings; options given override them) and --print-config.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
-app.command()(demo)
-app.command()(ingest)
-app.command()(synth)
-app.command()(segment)
-app.command()(mine)
-app.command()(annotate)
-app.command()(score)
-app.command()(compare)
-app.command()(promote)
-app.add_typer(train.app, name="train")
-app.add_typer(evaluate.app, name="evaluate")
+evaluate_app = typer.Typer(help="Score results against ground truth.", no_args_is_help=True, rich_markup_mode=None)
+train_app = typer.Typer(help="Train models with Ray Train; runs and models go to MLflow.", no_args_is_help=True,
+                        rich_markup_mode=None)  # fmt: skip
+
+# every command: its job's config (the options), the function that runs it and prints
+COMMANDS = [
+    (app, "demo", DemoConfig, demo.demo),
+    (app, "ingest", IngestJob, ingest.ingest),
+    (app, "synth", SynthJob, synth.synth),
+    (app, "segment", SegmentJob, segment.segment),
+    (app, "mine", MineJob, mine.mine),
+    (app, "annotate", AnnotateJob, annotate.annotate),
+    (app, "score", ScoreJob, score.score),
+    (app, "compare", CompareJob, models.compare),
+    (app, "promote", PromoteJob, models.promote),
+    (train_app, "session", TrainSessionJob, train.session),
+    (train_app, "hierarchy", TrainHierarchyJob, train.hierarchy),
+    (evaluate_app, "segmentation", EvaluateSegmentationJob, evaluate.segmentation),
+    (evaluate_app, "pairs", EvaluatePairsJob, evaluate.pairs),
+    (evaluate_app, "hierarchy", EvaluateHierarchyJob, evaluate.hierarchy),
+    (evaluate_app, "reformulation", EvaluateReformulationJob, evaluate.reformulation),
+]
+for target, name, config, fn in COMMANDS:
+    command(target, config, name)(fn)
+app.add_typer(train_app, name="train")
+app.add_typer(evaluate_app, name="evaluate")
 
 
 def main() -> None:

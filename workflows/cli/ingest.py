@@ -2,30 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Annotated
-
-import typer
-
-from workflows.cli.common import FORMAT_HELP, AddressOption, EngineOption, fail, peak_rss_mib
-from workflows.cli.progress import out, row_progress, summary_table
-from workflows.distributed.runtime import check_engine, ray_runtime
-
-MapOption = Annotated[
-    str | None,
-    typer.Option("--map", help="Columns of a --format table: user=COL,time=COL,text=COL[,session=COL][,mission=COL]."),
-]
+from workflows.cli.common import peak_rss_mib
+from workflows.cli.progress import out, rows_done, summary_table
+from workflows.jobs.ingest import IngestJob
 
 
-def ingest(
-    inputs: Annotated[list[Path], typer.Argument(help="Log files or directories (their files, by name), in order.")],
-    format: Annotated[str, typer.Option("--format", "-f", help=f"Input format: {FORMAT_HELP}.")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Output directory.")],
-    map: MapOption = None,
-    block_mb: Annotated[int, typer.Option(help="Read this many MiB at a time (bounds memory).")] = 64,
-    engine: EngineOption = "ray",
-    address: AddressOption = None,
-) -> None:
+def ingest(job: IngestJob) -> None:
     """Read raw logs into canonical events.
 
     Writes OUTPUT/events.parquet (row_id, source, user_id, ts, query, click_rank,
@@ -34,27 +16,11 @@ def ingest(
     row_id counts records across the inputs in the order given. Fails if
     rows_in != rows_ok + rows_rejected.
     """
-    from sessions.formats import FORMAT_NAMES, ColumnMap
-    from sessions.ingest import ingest as run_ingest
+    from workflows.jobs.ingest import run
 
-    if format not in FORMAT_NAMES:
-        raise fail(f"unknown --format {format!r}; choose one of {', '.join(FORMAT_NAMES)}")
-    try:
-        mapping = ColumnMap.parse(map) if map else None
-        if check_engine(engine) == "ray":
-            with ray_runtime(address):
-                from workflows.distributed import data as ray_pipelines  # imports ray: after the runtime's settings
-
-                report = ray_pipelines.ingest(inputs, format, output, mapping=mapping, block_bytes=block_mb << 20)
-        else:
-            with row_progress(f"ingest {format}") as progress:
-                report = run_ingest(
-                    inputs, format, output, mapping=mapping, block_bytes=block_mb << 20,
-                    on_block=lambda path, parsed: progress.advance(0, parsed.rows_read),
-                )  # fmt: skip
-    except (ValueError, FileNotFoundError) as err:
-        raise fail(str(err)) from None
-    out.print(summary_table(f"ingest {format}", ingest_rows(report.to_dict())))
+    with rows_done(f"ingest {job.format}", show=job.engine == "local") as on_rows:
+        report = run(job, on_rows)
+    out.print(summary_table(f"ingest {job.format}", ingest_rows(report.to_dict())))
     out.print(summary_table("", {"seconds": report.seconds, "peak RSS (MiB)": peak_rss_mib(), **report.outputs}))
 
 

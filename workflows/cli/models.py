@@ -12,22 +12,12 @@ from rich.console import Console
 from rich.measure import Measurement
 from rich.table import Table
 
-from workflows.cli.common import fail
 from workflows.cli.progress import out
+from workflows.jobs.registry import CompareJob, PromoteJob
 
 
 def compare(
-    experiment: Annotated[
-        str, typer.Option(help="MLflow experiment: session-model or hierarchy-model [session-model].")
-    ] = "session-model",
-    metrics: Annotated[
-        str | None, typer.Option(help="Comma-separated metrics to show [the experiment's key metrics].")
-    ] = None,
-    params: Annotated[
-        str | None, typer.Option(help="Comma-separated parameters to show [the key ones that differ].")
-    ] = None,
-    max_runs: Annotated[int, typer.Option(help="Show the latest this many runs [20].")] = 20,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    job: CompareJob, as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False
 ) -> None:
     """The runs of an experiment side by side: the parameters that differ between them,
     the key metrics, the version each registered and which one holds `champion`.
@@ -36,15 +26,10 @@ def compare(
     artifacts open the same store in the MLflow UI: mlflow ui --backend-store-uri
     sqlite:///mlflow.db.
     """
-    from workflows.tracking.compare import compare as compare_runs
-    from workflows.tracking.store import use_store
+    from workflows.jobs.registry import compare as compare_runs
 
-    try:
-        chosen = [m.strip() for m in metrics.split(",")] if metrics else None
-        shown = [p.strip() for p in params.split(",")] if params else None
-        result = compare_runs(use_store(), experiment, max_runs, chosen, shown)
-    except ValueError as err:
-        raise fail(str(err)) from None
+    result = compare_runs(job)
+    experiment = job.experiment
     if as_json:
         typer.echo(json.dumps(result.to_dict()))
         return
@@ -65,28 +50,14 @@ def compare(
     Console(width=max(out.width, width)).print(table)
 
 
-def promote(
-    name: Annotated[str, typer.Argument(help="Registered model: session-model or hierarchy-model.")],
-    version: Annotated[str, typer.Argument(help="The version to give the `champion` alias.")],
-) -> None:
+def promote(job: PromoteJob) -> None:
     """Give VERSION of the registered model NAME the `champion` alias, whatever its
     metrics (training moves it only to a better run on the same data)."""
-    from mlflow.exceptions import MlflowException
+    from workflows.jobs.registry import promote as set_champion
 
-    from workflows.tracking.store import CHAMPION, use_store
-    from workflows.tracking.store import promote as set_champion
-
-    client = use_store()
-    try:
-        before = client.get_model_version_by_alias(name, CHAMPION).version
-    except MlflowException:
-        before = None
-    try:
-        set_champion(client, name, version)
-    except MlflowException as err:
-        raise fail(f"{name} version {version}: {err.message}") from None
+    alias, before = set_champion(job)
     was = f" (was version {before})" if before is not None else ""
-    out.print(f"models:/{name}@{CHAMPION} -> models:/{name}/{version}{was}")
+    out.print(f"models:/{job.name}@{alias} -> models:/{job.name}/{job.version}{was}")
 
 
 def _number(value: float | None) -> str:

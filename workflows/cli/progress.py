@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -38,3 +38,14 @@ def summary_table(title: str, rows: Mapping[str, Any]) -> Table:
     for key, value in rows.items():
         table.add_row(key, f"{value:,}" if isinstance(value, int) else str(value))
     return table
+
+
+@contextmanager
+def rows_done(description: str, show: bool = True) -> Iterator[Callable[[int], None] | None]:
+    """A callback advancing a row progress bar (None when `show` is false: a Ray job
+    shows Ray's own bars)."""
+    if not show:
+        yield None
+        return
+    with row_progress(description) as progress:
+        yield lambda n: progress.advance(0, n)

@@ -28,6 +28,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import polars as pl
 import pyarrow as pa
@@ -38,11 +39,8 @@ from sessions.buckets import user_bucket
 from sessions.formats import ColumnMap
 from sessions.ingest import REJECTED_FILE, REPORT_FILE, expand_inputs
 from sessions.io import parquet_rows, write_json, write_parquet
-from sessions.missions import MissionConfig
 from sessions.records import DEFAULT_BLOCK_BYTES
-from sessions.reformulation import DEFAULT_THRESHOLD
-from sessions.segment import SegmentConfig
-from workflows.distributed.data import (
+from workflows.distributed.staging import (
     bucket_dirs,
     collect,
     log_common_terms,
@@ -53,35 +51,11 @@ from workflows.distributed.data import (
 )
 from workflows.tracking.store import tracking_uri
 
+if TYPE_CHECKING:
+    from workflows.jobs.score import ScoreConfig
+
 SCORES_FILE = "scores.parquet"
 WORK_DIR = ".score-work"
-
-
-@dataclass(frozen=True)
-class ScoreConfig:
-    """What `sessionflow score` does, besides its inputs and output."""
-
-    session_model: str
-    hierarchy_model: str | None = None
-    embeddings: bool = False
-    workers: int = 0  # encoding actors; 0: one per CPU (or per GPU with gpus_per_worker)
-    gpus_per_worker: float = 0.0
-    batch_size: int = 256  # texts per forward pass
-    buckets: int = 0  # user buckets and text partitions; 0: 4 per CPU of the cluster
-    method: str = "cascade"  # sessions: cascade (the model decides what lexical evidence would break) or learned
-    min_p_same: float = 0.5  # the model puts two queries in one session when p_same >= this
-    threshold: float = DEFAULT_THRESHOLD  # reformulation: specificity change beyond which a pair is not lateral
-    missions: MissionConfig = field(default_factory=MissionConfig)
-
-    def __post_init__(self) -> None:
-        if self.method not in ("cascade", "learned"):
-            raise ValueError(f"method must be cascade or learned, got {self.method!r}")
-        if self.batch_size < 1 or self.workers < 0 or self.gpus_per_worker < 0:
-            raise ValueError("batch_size must be at least 1, workers and gpus_per_worker at least 0")
-
-    @property
-    def segment(self) -> SegmentConfig:
-        return SegmentConfig(method=self.method, min_p_same=self.min_p_same)
 
 
 @dataclass
@@ -210,7 +184,7 @@ def _job_key(
 
 def _version_of(uri: str) -> str:
     """The run and version an URI stands for today (`models:/NAME@ALIAS` follows the alias)."""
-    from workflows.jobs.evaluate_hierarchy import run_of
+    from workflows.tracking.store import run_of
 
     return f"{uri} -> run {run_of(uri)}"
 

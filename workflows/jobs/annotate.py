@@ -13,6 +13,7 @@ import json
 import tempfile
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +33,7 @@ from sessions.reformulation import (
     term_count,
 )
 from sessions.segment import user_time_order
+from workflows.jobs import common
 
 ANNOTATIONS_FILE = "annotations.parquet"
 THRESHOLD_GRID = np.round(np.arange(0.0, 2.01, 0.05), 2)
@@ -123,3 +125,30 @@ def evaluate_reformulations(
     )
     results["always lateral"] = {"threshold": None, **accuracy(lateral)}
     return results
+
+
+HIERARCHY_MODEL_HELP = "a hierarchy model: models:/hierarchy-model@champion, models:/NAME/VERSION or runs:/..."
+THRESHOLD_HELP = "specificity change beyond which a pair is a specialisation or generalisation"
+
+
+@dataclass(frozen=True)
+class AnnotateJob:
+    """What `sessionflow annotate` reads, with which model, and where it writes."""
+
+    inputs: tuple[str, ...] = common.inputs("a `segment` output directory, raw log files, or an `ingest` directory")
+    output: str | None = common.output()
+    model: str = field(default="models:/hierarchy-model@champion", metadata={"help": HIERARCHY_MODEL_HELP})
+    format: str | None = common.log_format()
+    map: str | None = common.column_map()
+    threshold: float = field(default=DEFAULT_THRESHOLD, metadata={"help": THRESHOLD_HELP})
+
+
+def run(job: AnnotateJob) -> dict:
+    """`annotate_logs` with the job's settings: the report (also OUTPUT/report.json).
+
+    ValueError / FileNotFoundError for bad settings or inputs.
+    """
+    common.require(job.inputs, "inputs")
+    output = common.require(job.output, "output")
+    common.check_format(job.format)
+    return annotate_logs(job.inputs, job.format, output, job.model, job.threshold, common.mapping_of(job.map))

@@ -14,6 +14,7 @@ training runs.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import shutil
 import tempfile
@@ -26,37 +27,57 @@ from pathlib import Path
 import polars as pl
 
 from sessions.io import read_table, scan_table, write_json
+from sessions.missions import MissionConfig
+from sessions.pairs import MiningConfig
+from sessions.segment import SegmentConfig
+from synth import SynthConfig
+from workflows.config import flat, to_dict
+from workflows.jobs import common
+from workflows.jobs.score import ScoreConfig
+from workflows.jobs.train_hierarchy import HierarchyTrainConfig
+from workflows.jobs.train_session import SessionTrainConfig
 
 EXPERIMENT = "demo"
 SUMMARY_FILE = "summary.json"
 DATA_FIGURES = ("session_statistics.png", "segmentation.png")  # logged to the demo run; the models' to theirs
 
 
+def _demo_session() -> SessionTrainConfig:
+    return SessionTrainConfig(max_steps=100, batch_size=32, workers=2, eval_every=50, max_val_pairs=1_000,
+                              max_length=16)  # fmt: skip
+
+
+def _demo_hierarchy() -> HierarchyTrainConfig:
+    # 2-d, to be drawn as a Poincaré disk
+    return HierarchyTrainConfig(data="wordnet-mammals", dim=2, max_steps=300, batch_size=32, negatives=32,
+                                eval_every=150, max_length=16)  # fmt: skip
+
+
 @dataclass(frozen=True)
 class DemoConfig:
-    """How big the demo's log is and how long its models train (defaults: ~8 min on 2 cores)."""
+    """The whole demo: its log, and the settings of every step, each the config its own
+    command takes (defaults: ~8 min on 2 cores). The scoring step's models are the
+    two the demo trains."""
 
-    users: int = 600  # of the synthetic log
-    rows: int = 30_000
-    seed: int = 0
-    session_model: str = "minilm-local"
-    session_steps: int = 100
-    session_batch_size: int = 32  # per worker
-    session_workers: int = 2
-    val_pairs: int = 1_000
-    hierarchy_model: str = "minilm-local"
-    hierarchy_steps: int = 300
-    hierarchy_batch_size: int = 32
-    hierarchy_negatives: int = 32
-    max_length: int = 16  # tokens per query or node text
+    output: str = common.output()
+    data: str | None = field(default=None, metadata={
+        "help": "your own log (a file or a directory) instead of a synthetic one (with --format)"})  # fmt: skip
+    format: str | None = common.log_format("format of --data: aol, webis-smc, gayo-avello, diffusiondb, "
+                                           "midjourney or table")  # fmt: skip
+    synth: SynthConfig = field(default_factory=lambda: SynthConfig(users=600, rows=30_000), metadata={"prefix": ""})
+    segment: SegmentConfig = field(default_factory=SegmentConfig, metadata={"prefix": "segment-"})
+    missions: MissionConfig = field(default_factory=MissionConfig, metadata={"prefix": "mission-"})
+    mining: MiningConfig = field(default_factory=MiningConfig, metadata={"prefix": "mining-"})
+    session: SessionTrainConfig = field(default_factory=_demo_session, metadata={"prefix": "session-"})
+    hierarchy: HierarchyTrainConfig = field(default_factory=_demo_hierarchy, metadata={"prefix": "hierarchy-"})
+    score: ScoreConfig = field(default_factory=ScoreConfig, metadata={
+        "prefix": "score-", "omit": ("session_model", "hierarchy_model")})  # fmt: skip
+    address: str | None = common.address()
 
     def __post_init__(self) -> None:
-        for name in ("users", "rows", "session_steps", "hierarchy_steps", "session_workers", "val_pairs"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+        if (self.data is None) != (self.format is None):
+            raise ValueError("--data and --format go together (a log and its format), or neither (a synthetic log)")
+        common.check_format(self.format)
 
 
 @dataclass
@@ -77,21 +98,13 @@ class DemoSummary:
         return asdict(self)
 
 
-def run_demo(
-    output: Path,
-    cfg: DemoConfig,
-    data: Path | None = None,
-    fmt: str | None = None,
-    *,
-    address: str | None = None,
-    on_step: Callable[[str], None] = lambda step: None,
-) -> DemoSummary:
-    """Run every step on `data` (a log of format `fmt`), or on a synthetic log; see the module."""
+def run(cfg: DemoConfig, on_step: Callable[[str], None] = lambda step: None) -> DemoSummary:
+    """Run every step on `cfg.data`, or on a synthetic log (see the module); `on_step(name)`
+    as each step starts. ValueError / FileNotFoundError for bad settings or inputs."""
     from workflows.distributed.runtime import ray_runtime
     from workflows.tracking.store import tracking_uri, use_store
 
-    if (data is None) != (fmt is None):
-        raise ValueError("--data and --format go together (a log and its format), or neither (a synthetic log)")
+    output, data, fmt = Path(common.require(cfg.output, "output")), cfg.data, cfg.format
     output.mkdir(parents=True, exist_ok=True)
     figures = output / "figures"
     shutil.rmtree(figures, ignore_errors=True)
@@ -106,7 +119,7 @@ def run_demo(
         summary.seconds[name] = round(time.perf_counter() - began, 1)
 
     use_store()
-    with ray_runtime(address):
+    with ray_runtime(cfg.address):
         _quiet_ray_data_console()
         if data is None:
             with step("synth"):
@@ -114,9 +127,9 @@ def run_demo(
         with step("ingest"):
             _ingest(Path(summary.log), summary.format, output / "events", summary)
         with step("segment"):
-            _segment(output / "events", output / "sessions", summary, figures)
+            _segment(output / "events", output / "sessions", cfg, summary, figures)
         with step("evaluate segmentation"):
-            _evaluate(output / "events", summary, figures)
+            _evaluate(output / "events", cfg, summary, figures)
         with step("mine"):
             _mine(output / "sessions", output / "pairs", cfg, summary)
         with step("train session model"):
@@ -124,7 +137,7 @@ def run_demo(
         with step("train hierarchy model"):
             _train_hierarchy(cfg, output / "ray-results", summary, figures)
         with step("score"):
-            _score(output / "events", output / "scores", summary)
+            _score(output / "events", output / "scores", cfg, summary)
     summary.seconds["total"] = round(time.perf_counter() - start, 1)
     summary.figures = sorted(str(p) for p in figures.glob("*.png"))
     summary.outputs |= {"sessions": str(output / "sessions"), "pairs": str(output / "pairs"),
@@ -136,41 +149,40 @@ def run_demo(
 
 # ---- the steps: each calls what its command calls ----
 def _synth(path: Path, cfg: DemoConfig) -> dict:
-    from synth import SynthConfig, Taxonomy, write_log
+    from workflows.jobs import synth
 
-    s = write_log(SynthConfig(users=cfg.users, rows=cfg.rows, seed=cfg.seed), Taxonomy.wordnet(), path)
+    s = synth.run(synth.SynthJob(output=str(path), synth=cfg.synth))
     return {"rows": s.rows, "users": s.users, "sessions": s.sessions, "missions": s.missions}
 
 
 def _ingest(log: Path, fmt: str, out: Path, summary: DemoSummary) -> None:
-    from workflows.distributed import data as ray_pipelines
+    from workflows.jobs import ingest
 
-    report = ray_pipelines.ingest([log], fmt, out)
+    report = ingest.run(ingest.IngestJob(inputs=(str(log),), format=fmt, output=str(out)))
     summary.numbers["ingest"] = {"rows_in": report.rows_in, "rows_ok": report.rows_ok,
                                  "rows_rejected": report.rows_rejected}  # fmt: skip
 
 
-def _segment(events: Path, out: Path, summary: DemoSummary, figures: Path) -> None:
-    from sessions.missions import MissionConfig
-    from sessions.segment import SegmentConfig
-    from workflows.distributed import data as ray_pipelines
+def _segment(events: Path, out: Path, cfg: DemoConfig, summary: DemoSummary, figures: Path) -> None:
     from workflows.figures import session_statistics
+    from workflows.jobs import segment
 
-    report = ray_pipelines.segment([events], None, out, SegmentConfig(), MissionConfig())
+    job = segment.SegmentJob(inputs=(str(events),), output=str(out), segment=cfg.segment, missions=cfg.missions)
+    report = segment.run(job)
     sessions = read_table(out / "sessions.parquet")
     lengths = sessions.group_by("session_id").len()["len"]
     summary.numbers["segment"] = {"rows": report.rows_out, "sessions": report.sessions, "missions": report.missions,
                                   "median_session_length": float(lengths.median()),
                                   "mean_session_length": round(float(lengths.mean()), 2)}  # fmt: skip
-    title = f"{Path(summary.log).name}: sessions by the cascade"
+    title = f"{Path(summary.log).name}: sessions by the {cfg.segment.method} method"
     session_statistics(sessions, title, figures / "session_statistics.png")
 
 
-def _evaluate(events_dir: Path, summary: DemoSummary, figures: Path) -> None:
+def _evaluate(events_dir: Path, cfg: DemoConfig, summary: DemoSummary, figures: Path) -> None:
     from sessions.metrics import GOLD_LEVELS
-    from workflows.cli.segment import CLI_METHODS, configs
     from workflows.figures import segmentation_bars
     from workflows.jobs.evaluate_segmentation import evaluate_methods, has_gold
+    from workflows.jobs.segment import LEXICAL_METHODS
 
     labelled = pl.any_horizontal(pl.col(col).is_not_null() for col, _ in GOLD_LEVELS)
     # the users with a truth, whole (segmentation is per user): nothing more in memory
@@ -178,33 +190,29 @@ def _evaluate(events_dir: Path, summary: DemoSummary, figures: Path) -> None:
     if not has_gold(events):
         summary.numbers["evaluate segmentation"] = {"skipped": "the log has no gold sessions or missions"}
         return
-    scores = evaluate_methods(events, {m: configs(None, m) for m in CLI_METHODS})
+    methods = {m: (dataclasses.replace(cfg.segment, method=m), cfg.missions) for m in LEXICAL_METHODS}
+    scores = evaluate_methods(events, methods)
     title = f"{Path(summary.log).name}: {events.height:,} queries"
     segmentation_bars(scores, title, figures / "segmentation.png")
-    headline = scores.filter(pl.col("system").is_in(CLI_METHODS) & (pl.col("level") == pl.col("gold")))
+    headline = scores.filter(pl.col("system").is_in(LEXICAL_METHODS) & (pl.col("level") == pl.col("gold")))
     summary.numbers["evaluate segmentation"] = {
         f"{row['system']} {row['level']} F1": round(row["f1"], 4) for row in headline.iter_rows(named=True)
     }
 
 
 def _mine(sessions: Path, out: Path, cfg: DemoConfig, summary: DemoSummary) -> None:
-    from sessions.pairs import MiningConfig
-    from workflows.jobs.mine import mine_job
+    from workflows.jobs import mine
 
-    report = mine_job(sessions, out, MiningConfig(seed=cfg.seed))
+    report = mine.run(mine.MineJob(sessions=str(sessions), output=str(out), mining=cfg.mining))
     summary.numbers["mine"] = {"pairs": report["pairs"], "positives": report["positives"],
                                "users_by_split": report["users_by_split"]}  # fmt: skip
 
 
 def _train_session(pairs: Path, cfg: DemoConfig, storage: Path, summary: DemoSummary, figures: Path) -> None:
-    from workflows.jobs.train_session import SessionTrainConfig, train_session
+    from workflows.jobs import train_session
 
-    train_cfg = SessionTrainConfig(
-        model=cfg.session_model, max_steps=cfg.session_steps, batch_size=cfg.session_batch_size,
-        workers=cfg.session_workers, eval_every=max(1, cfg.session_steps // 2), max_val_pairs=cfg.val_pairs,
-        max_length=cfg.max_length, seed=cfg.seed,
-    )  # fmt: skip
-    outcome = train_session(pairs, train_cfg, storage=str(storage.resolve()), run_name="demo")
+    job = train_session.TrainSessionJob(pairs=str(pairs), session=cfg.session, storage=str(storage.resolve()))
+    outcome = train_session.run(job, run_name="demo")
     keys = ("val_auc", "val_auc_not_fine_tuned", "val_auc_jaccard", "mission_silhouette_not_fine_tuned",
             "mission_silhouette", "steps")  # fmt: skip
     summary.numbers["train session model"] = {k: _round(outcome.metrics[k]) for k in keys if k in outcome.metrics}
@@ -214,14 +222,10 @@ def _train_session(pairs: Path, cfg: DemoConfig, storage: Path, summary: DemoSum
 
 
 def _train_hierarchy(cfg: DemoConfig, storage: Path, summary: DemoSummary, figures: Path) -> None:
-    from workflows.jobs.train_hierarchy import HierarchyTrainConfig, train_hierarchy
+    from workflows.jobs import train_hierarchy
 
-    train_cfg = HierarchyTrainConfig(
-        data="wordnet-mammals", model=cfg.hierarchy_model, dim=2, max_steps=cfg.hierarchy_steps,
-        batch_size=cfg.hierarchy_batch_size, negatives=cfg.hierarchy_negatives,
-        eval_every=max(1, cfg.hierarchy_steps // 2), max_length=cfg.max_length, seed=cfg.seed,
-    )  # fmt: skip
-    outcome = train_hierarchy(train_cfg, storage=str(storage.resolve()), run_name="demo")
+    job = train_hierarchy.TrainHierarchyJob(hierarchy=cfg.hierarchy, storage=str(storage.resolve()))
+    outcome = train_hierarchy.run(job, run_name="demo")
     keys = ("map", "mean_rank", "spearman_norm_depth", "steps")
     summary.numbers["train hierarchy model"] = {k: _round(outcome.metrics[k]) for k in keys if k in outcome.metrics}
     summary.models["hierarchy-model"] = outcome.registered
@@ -229,12 +233,12 @@ def _train_hierarchy(cfg: DemoConfig, storage: Path, summary: DemoSummary, figur
     _fetch_figures(outcome.run_id, outcome.figures, "hierarchy-model", figures)
 
 
-def _score(events: Path, out: Path, summary: DemoSummary) -> None:
-    from workflows.distributed.score_job import ScoreConfig, score
+def _score(events: Path, out: Path, cfg: DemoConfig, summary: DemoSummary) -> None:
+    from workflows.jobs import score
 
-    cfg = ScoreConfig(session_model=summary.models["session-model"],
-                      hierarchy_model=summary.models["hierarchy-model"])  # fmt: skip
-    report = score([events], None, out, cfg)
+    settings = dataclasses.replace(cfg.score, session_model=summary.models["session-model"],
+                                   hierarchy_model=summary.models["hierarchy-model"])  # fmt: skip
+    report = score.run(score.ScoreJob(inputs=(str(events),), output=str(out), score=settings))
     reformulations = (
         scan_table(out / "scores.parquet").select("reformulation").drop_nulls().group_by("reformulation").len()
         .sort("reformulation").collect()
@@ -278,7 +282,10 @@ def _log_run(summary: DemoSummary, cfg: DemoConfig, output: Path, figures: Path)
     mlflow.set_experiment(EXPERIMENT)
     with mlflow.start_run(run_name="demo", tags={"sessionflow.job": "demo"}) as run:
         summary.runs[EXPERIMENT] = run.info.run_id
-        mlflow.log_params({**cfg.to_dict(), "data": summary.log, "format": summary.format})
+        params = {**flat(cfg), "data": summary.log, "format": summary.format}
+        for i in range(0, len(params), 100):  # MLflow takes at most 100 parameters a request
+            mlflow.log_params(dict(list(params.items())[i : i + 100]))
+        mlflow.log_dict(to_dict(cfg), "config.yaml")
         metrics = {
             f"{step}.{key}".replace(" ", "_"): value
             for step, numbers in summary.numbers.items()

@@ -10,31 +10,19 @@ numbers come alongside (`pretrained_cosine_*`, `kendall_tau_pretrained_norm`).
 from __future__ import annotations
 
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
-
-import mlflow
+from typing import Literal
 
 from workflows.jobs.train_hierarchy import HierarchyTrainConfig, evaluate_with_baselines, load_data, load_model
 
 
-def run_of(uri: str) -> str:
-    """The MLflow run that logged the model at `uri` (or `uri` itself, a run id)."""
-    from workflows.tracking.store import use_store
-
-    client = use_store()
-    if uri.startswith("models:/m-"):  # a logged model (MLflow 3)
-        return mlflow.get_logged_model(uri.removeprefix("models:/")).source_run_id
-    if uri.startswith("models:/"):
-        name, _, ref = uri.removeprefix("models:/").partition("@")
-        if ref:
-            return client.get_model_version_by_alias(name, ref).run_id
-        name, _, version = uri.removeprefix("models:/").rpartition("/")
-        return client.get_model_version(name, version).run_id
-    return uri.removeprefix("runs:/").split("/")[0]
-
-
 def evaluate_hierarchy(uri: str, **overrides) -> tuple[dict[str, float], HierarchyTrainConfig]:
     """Metrics of the model at `uri` on its data (or `data=`, `holdout=`, ... in `overrides`)."""
+    import mlflow
+
+    from workflows.tracking.store import run_of
+
     run_id = run_of(uri)
     trained = mlflow.artifacts.load_dict(f"runs:/{run_id}/config.json")
     cfg = HierarchyTrainConfig(**{**trained, **{k: v for k, v in overrides.items() if v is not None}})
@@ -48,3 +36,24 @@ def evaluate_hierarchy(uri: str, **overrides) -> tuple[dict[str, float], Hierarc
 
             model = load(uri if uri.startswith("models:/") else f"runs:/{run_id}/model")
     return evaluate_with_baselines(model, data, cfg), cfg
+
+
+@dataclass(frozen=True)
+class EvaluateHierarchyJob:
+    """What `sessionflow evaluate hierarchy` evaluates, on what (by default the model's own data)."""
+
+    model: str = field(default="models:/hierarchy-model@champion", metadata={
+        "help": "models:/hierarchy-model@champion, models:/NAME/VERSION, runs:/RUN_ID or a run id"})  # fmt: skip
+    data: str | None = field(default=None, metadata={
+        "help": "wordnet-mammals, wordnet-nouns or hierarcaps:DIR (none: the model's)"})  # fmt: skip
+    holdout: Literal["none", "edges", "nodes"] | None = field(default=None, metadata={
+        "help": "held out for link prediction (none given: the model's)"})  # fmt: skip
+    holdout_share: float | None = field(default=None, metadata={"help": "share held out (none: the model's)"})
+    max_eval_nodes: int | None = field(default=None, metadata={
+        "help": "rank the ancestors of at most this many nodes (none: the model's)"})  # fmt: skip
+
+
+def run(job: EvaluateHierarchyJob) -> tuple[dict[str, float], HierarchyTrainConfig]:
+    """`evaluate_hierarchy` with the job's settings: the metrics and the config they were computed with."""
+    return evaluate_hierarchy(job.model, data=job.data, holdout=job.holdout, holdout_share=job.holdout_share,
+                              max_eval_nodes=job.max_eval_nodes)  # fmt: skip

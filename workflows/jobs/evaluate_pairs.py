@@ -9,15 +9,16 @@ bound, which flatters them).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import polars as pl
 
-from models.calibration import best_threshold, pair_metrics
 from sessions.io import read_table
 from sessions.text import trigram_jaccard
+from workflows.jobs import common
 
 JACCARD = "3-gram Jaccard"
 
@@ -73,6 +74,7 @@ def baseline_scores(pairs: pl.DataFrame, encoder, name: str) -> dict[str, np.nda
 
 def evaluate_pairs(model_uri: str, pairs: pl.DataFrame, baseline: str | None = None) -> PairEvaluation:
     """The model's p_same and both baselines' scores on `pairs`, with AUC and accuracy."""
+    from models.calibration import best_threshold, pair_metrics
     from models.encoder import load_encoder
     from workflows.tracking import session_model
 
@@ -87,3 +89,26 @@ def evaluate_pairs(model_uri: str, pairs: pl.DataFrame, baseline: str | None = N
         threshold = 0.5 if i == 0 else best_threshold(s, labels)
         metrics[name] = {**pair_metrics(s, labels, threshold).to_dict(), "threshold": threshold}
     return PairEvaluation(pairs.with_columns(p_same=pl.Series(p)), scores, metrics)
+
+
+@dataclass(frozen=True)
+class EvaluatePairsJob:
+    """What `sessionflow evaluate pairs` scores."""
+
+    model: str = field(default="models:/session-model@champion", metadata={
+        "help": "a session model: models:/session-model@champion, models:/NAME/VERSION, runs:/..."})  # fmt: skip
+    pairs: str | None = field(default=None, metadata={
+        "help": "a `mine` output directory, or a CSV with query_a, query_b, label"})  # fmt: skip
+    split: Literal["train", "val", "test", "all"] = field(default="test", metadata={"help": "split of a `mine` output"})
+    baseline: str | None = field(default=None, metadata={
+        "help": "encoder for the not-fine-tuned baseline (none: the one the model started from)"})  # fmt: skip
+    examples: int = field(default=5, metadata={"help": "show this many most confident right and wrong pairs"})
+
+
+def run(job: EvaluatePairsJob) -> PairEvaluation:
+    """The model and its baselines on the job's labelled pairs; ValueError / FileNotFoundError for bad inputs."""
+    from workflows.tracking.store import use_store
+
+    pairs = Path(common.require(job.pairs, "pairs"))
+    use_store()
+    return evaluate_pairs(job.model, read_pairs(pairs, None if job.split == "all" else job.split), job.baseline)

@@ -1,6 +1,6 @@
 """Segmentation methods scored against a log's ground truth, next to time-gap baselines.
 
-One function serves `sessionflow evaluate segmentation` and the demo: every method
+`evaluate_methods` serves `sessionflow evaluate segmentation` (`run`) and the demo: every method
 segments the labelled events (sessions, then missions), the time gaps of
 `sessions.metrics.BASELINE_GAP_MINUTES` segment them alone, and
 `sessions.metrics.compare` scores each against every gold level the log has.
@@ -8,7 +8,10 @@ segments the labelled events (sessions, then missions), the time gaps of
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import polars as pl
 
@@ -16,8 +19,10 @@ from sessions.metrics import BASELINE_GAP_MINUTES, compare, gold_levels
 from sessions.missions import MissionConfig
 from sessions.pipeline import sessions_with_missions
 from sessions.segment import SegmentConfig, segment
+from workflows.jobs import common
+from workflows.jobs.segment import LEXICAL_METHODS, MODEL_HELP, NEEDS_MODEL, check_method, session_scorer
 
-MODEL_METHODS = ("cascade", "learned")  # the methods a session model takes part in
+WITH_MODEL = ("cascade", "learned")  # the methods a session model takes part in
 
 
 def has_gold(events: pl.DataFrame) -> bool:
@@ -41,8 +46,73 @@ def evaluate_methods(
     for name, (seg, missions) in methods.items():
         if seg.method != "learned":
             systems[name] = sessions_with_missions(gold, seg, missions)
-        if scorer is not None and seg.method in MODEL_METHODS:
+        if scorer is not None and seg.method in WITH_MODEL:
             systems[f"{name} + model"] = sessions_with_missions(gold, seg, missions, scorer, scorer)
     for minutes in BASELINE_GAP_MINUTES:
         systems[f"time-gap {minutes} min"] = segment(gold, SegmentConfig(method="time", gap_minutes=minutes))
     return compare(gold, systems)
+
+
+ALL = "all"
+METHOD_HELP = "time, lexical, cascade, learned (needs --model) or all; repeatable (none given: cascade)"
+
+
+@dataclass(frozen=True)
+class EvaluateSegmentationJob:
+    """What `sessionflow evaluate segmentation` scores, against which truth."""
+
+    gt: str | None = field(default=None, metadata={"help": "a ground-truth file"})
+    format: str | None = common.log_format("webis-smc (missions), gayo-avello (sessions), aol (a `synth` log: both)")
+    pred: str | None = field(default=None, metadata={
+        "help": "a `segment` output directory to score (instead of --method)"})  # fmt: skip
+    methods: tuple[str, ...] = field(default=(), metadata={"help": METHOD_HELP, "option": "method"})
+    model: str | None = field(default=None, metadata={"help": MODEL_HELP})
+    figure: str | None = field(default=None, metadata={"help": "also draw every F1 as bars into this PNG"})
+    segment: SegmentConfig = field(default_factory=SegmentConfig, metadata={"prefix": "", "omit": ("method",)})
+    missions: MissionConfig = field(default_factory=MissionConfig, metadata={"prefix": "mission-"})
+
+    def __post_init__(self) -> None:
+        if self.pred is not None and self.methods:
+            raise ValueError("--pred and --method exclude each other: score a segmentation, or run methods")
+        known = (*LEXICAL_METHODS, *NEEDS_MODEL, ALL)
+        for method in self.methods:
+            if method not in known:
+                raise ValueError(f"--method {method}: choose one of {', '.join(known)}")
+            check_method(method, self.model)
+
+
+@dataclass(frozen=True)
+class SegmentationScores:
+    """`compare`'s rows (system, level, gold, metrics) and the labelled events scored."""
+
+    scores: pl.DataFrame
+    gold: pl.DataFrame
+
+
+def run(job: EvaluateSegmentationJob) -> SegmentationScores:
+    """Score `job.pred` or each of `job.methods` (with the job's settings) against `job.gt`.
+
+    ValueError / FileNotFoundError for bad settings or inputs.
+    """
+    from sessions.ingest import read_logs
+    from sessions.io import MemorySink, read_table
+    from sessions.pipeline import SESSIONS_FILE
+
+    gt = Path(common.require(job.gt, "gt"))
+    fmt = common.require(job.format, "format")
+    common.check_format(fmt)
+    events, rejected = MemorySink(), MemorySink()
+    read_logs([gt], fmt, events, rejected)
+    gold = events.frame()
+    if job.pred is not None:
+        scores = evaluate_methods(gold, {}, systems={f"pred:{job.pred}": read_table(Path(job.pred) / SESSIONS_FILE)})
+    else:
+        everything = [*LEXICAL_METHODS, *(NEEDS_MODEL if job.model else ())]
+        methods = everything if ALL in job.methods else (job.methods or ["cascade"])
+        configs = {m: (dataclasses.replace(job.segment, method=m), job.missions) for m in methods}
+        scores = evaluate_methods(gold, configs, session_scorer(job.model))
+    if job.figure is not None:
+        from workflows.figures import segmentation_bars
+
+        segmentation_bars(scores, f"{gt.name}: {gold.height:,} queries", Path(job.figure))
+    return SegmentationScores(scores, gold)

@@ -1,36 +1,58 @@
 """Mining pairs as a job: sessions (or a labelled log) in, `pairs.parquet` and a report out.
 
-One function serves `sessionflow mine` and the demo.
+`run` serves `sessionflow mine` and the demo.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import polars as pl
 
 from sessions.io import read_table, write_json, write_parquet
 from sessions.pairs import MiningConfig, gold_pairs, mine_pairs
 from sessions.pipeline import SESSIONS_FILE, load_events
-from workflows.distributed.runtime import check_engine, ray_runtime
+from workflows.distributed.runtime import ray_runtime
+from workflows.jobs import common
 
 PAIRS_FILE = "pairs.parquet"
 REPORT_FILE = "report.json"
+GOLD_HELP = (
+    "session or mission: pairs for evaluation from the log's ground-truth labels (webis-smc, gayo-avello, "
+    "synth logs), all in split test; half the negatives the same user's other sessions (missions), half other users'"
+)
 
 
-def mine_job(
-    sessions: Path,
-    output: Path,
-    cfg: MiningConfig,
-    *,
-    gold: str | None = None,
-    fmt: str | None = None,
-    engine: str = "ray",
-    address: str | None = None,
-) -> dict:
+@dataclass(frozen=True)
+class MineJob:
+    """What `sessionflow mine` reads, how it mines pairs and where it writes."""
+
+    sessions: str | None = field(
+        default=None,
+        metadata={
+            "help": "a `segment` output directory (its sessions.parquet); with --gold, a labelled log",
+            "argument": True,
+        },
+    )
+    output: str | None = common.output()
+    gold: Literal["session", "mission"] | None = field(default=None, metadata={"help": GOLD_HELP})
+    format: str | None = common.log_format(f"with --gold: {common.FORMAT_HELP}")
+    mining: MiningConfig = field(default_factory=MiningConfig, metadata={"prefix": ""})
+    engine: common.Engine = common.engine()
+    address: str | None = common.address()
+
+
+def run(job: MineJob) -> dict:
     """Mine pairs from a `segment` output (or, with `gold`, from a labelled log) into
-    OUTPUT/pairs.parquet; write and return the report (counts by split and kind)."""
+    OUTPUT/pairs.parquet; write and return the report (counts by split and kind).
+    ValueError / FileNotFoundError for bad settings or inputs."""
+    sessions = Path(common.require(job.sessions, "sessions"))
+    output = Path(common.require(job.output, "output"))
+    common.check_format(job.format)
+    cfg, gold, fmt = job.mining, job.gold, job.format
     start = time.perf_counter()
     source = sessions / SESSIONS_FILE if sessions.is_dir() else sessions
     if gold is not None:
@@ -40,11 +62,11 @@ def mine_job(
         write_parquet(gold_pairs(events, gold, seed=cfg.seed), output / PAIRS_FILE)
     elif not source.exists():
         raise FileNotFoundError(f"{source}: no sessions here; run `sessionflow segment` first")
-    elif check_engine(engine) == "ray":
-        with ray_runtime(address):
-            from workflows.distributed import data as ray_pipelines  # imports ray: after the runtime's settings
+    elif job.engine == "ray":
+        with ray_runtime(job.address):
+            from workflows.distributed import data  # imports ray: after the runtime's settings
 
-            ray_pipelines.mine(source, output / PAIRS_FILE, cfg)
+            data.mine(source, output / PAIRS_FILE, cfg)
     else:
         write_parquet(mine_pairs(read_table(source), cfg), output / PAIRS_FILE)
     pairs = read_table(output / PAIRS_FILE)

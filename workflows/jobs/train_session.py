@@ -3,8 +3,9 @@
 The driver (`train_session`) turns mined pairs into training examples
 (`sessions.pairs.triplets`) and validation pairs, opens an MLflow run, and runs the
 shared Ray Train loop (`workflows.training.loop`: DDP, checkpoints, early stopping,
-resumption after a worker failure, rank-0 logging) with the `SessionTask`: InfoNCE
-on (anchor, positive, hard negative) batches, validation ROC AUC of the dot product.
+resumption after a worker failure, rank-0 logging) with the `SessionTask`
+(`workflows.training.session`): InfoNCE on (anchor, positive, hard negative) batches,
+validation ROC AUC of the dot product.
 
 Afterwards the driver takes the checkpoint of best validation AUC, fits the
 calibration on the validation pairs, logs its ROC curve next to the baselines' (the
@@ -18,15 +19,16 @@ trained on the same pairs.
 from __future__ import annotations
 
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import numpy as np
 import polars as pl
 
 from sessions.io import read_table, scan_table
 from sessions.pairs import triplets
-from workflows.training.loop import Trained, TrainTask, merge_shards, train_best
+from workflows.jobs import common
+from workflows.training.loop import Trained, TrainOutcome, train_best
+from workflows.training.session import SessionTask
 
 EXPERIMENT = "session-model"
 
@@ -35,24 +37,30 @@ EXPERIMENT = "session-model"
 class SessionTrainConfig:
     """What `sessionflow train session` trains, and how."""
 
-    model: str = "minilm-local"  # encoder name: minilm-local, tiny, a Hub id or a directory
-    epochs: int = 1
-    max_steps: int = 0  # stop after this many steps (0: the epochs decide)
-    batch_size: int = 64  # examples per worker and step; the global batch is workers x this
-    lr: float = 3e-5
-    weight_decay: float = 0.01
-    warmup_share: float = 0.1
-    temperature: float = 0.05
-    max_length: int = 32
-    eval_every: int = 100  # steps between validations, each one a checkpoint
-    patience: int = 3  # validations without a better AUC before stopping early
-    max_val_pairs: int = 4000
-    max_train_examples: int = 0  # 0: all
-    workers: int = 1
-    gpu: bool = False
-    amp: bool = True  # mixed precision (bf16, else fp16) on GPU
-    max_failures: int = 2
-    seed: int = 0
+    model: str = field(
+        default="minilm-local", metadata={"help": "encoder to fine-tune: minilm-local, tiny, a Hub id or a directory"}
+    )
+    epochs: int = field(default=1, metadata={"help": "passes over the training examples"})
+    max_steps: int = field(default=0, metadata={"help": "stop after this many steps (0: the epochs decide)"})
+    batch_size: int = field(
+        default=64, metadata={"help": "examples per worker and step (the global batch is workers x this)"}
+    )
+    lr: float = field(default=3e-5, metadata={"help": "peak learning rate (AdamW, linear warm-up and decay)"})
+    weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay"})
+    warmup_share: float = field(default=0.1, metadata={"help": "share of the steps spent warming the learning rate up"})
+    temperature: float = field(default=0.05, metadata={"help": "InfoNCE temperature"})
+    max_length: int = field(default=32, metadata={"help": "tokens per query at most"})
+    eval_every: int = field(default=100, metadata={"help": "steps between validations, each one a checkpoint"})
+    patience: int = field(default=3, metadata={"help": "stop after this many validations without a better AUC"})
+    max_val_pairs: int = field(default=4000, metadata={"help": "validation pairs at most (a seeded sample)"})
+    max_train_examples: int = field(default=0, metadata={"help": "training examples at most (0: all)"})
+    workers: int = field(default=1, metadata={"help": "Ray Train workers (DDP)"})
+    gpu: bool = field(default=False, metadata={"help": "one GPU per worker (nccl, mixed precision)"})
+    amp: bool = field(default=True, metadata={"help": "mixed precision (bf16, else fp16) on GPU"})
+    max_failures: int = field(
+        default=2, metadata={"help": "worker failures survived (resumed from the last checkpoint)"}
+    )
+    seed: int = field(default=0, metadata={"help": "seed of the example order and initialisation"})
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "eval_every", "patience", "workers", "max_val_pairs"):
@@ -63,17 +71,6 @@ class SessionTrainConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-@dataclass(frozen=True)
-class TrainOutcome:
-    run_id: str
-    model_uri: str  # runs:/<run_id>/model
-    registered: str | None  # models:/session-model/<version>
-    champion: bool
-    metrics: dict
-    checkpoint: str
-    figures: list[str]  # file names of the figures logged to the run
 
 
 def training_data(pairs_path: Path, cfg: SessionTrainConfig) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -94,91 +91,6 @@ def training_data(pairs_path: Path, cfg: SessionTrainConfig) -> tuple[pl.DataFra
     if val["label"].n_unique() < 2:
         raise ValueError("the val split needs positive and negative pairs")
     return train, val
-
-
-class SessionTask(TrainTask):
-    """The session model's part of the shared loop (`workflows.training.loop`)."""
-
-    unit = "pairs"
-    monitor = "val_auc"
-
-    def __init__(self, cfg: SessionTrainConfig, train: pl.DataFrame, val: pl.DataFrame) -> None:
-        import ray
-
-        self.cfg, self.rows = cfg, train.height
-        self.train_ref, self.val_ref = ray.put(train.to_arrow()), ray.put(val.to_arrow())
-
-    @property
-    def examples(self) -> int:
-        return self.rows
-
-    def build(self, resume: Path | None, device):
-        import ray
-
-        from models.encoder import load_encoder
-
-        self.train, self.val = pl.from_arrow(ray.get(self.train_ref)), pl.from_arrow(ray.get(self.val_ref))
-        self.ids = torch_ids(self.train)
-        source = str(resume) if resume else self.cfg.model
-        return load_encoder(source, max_length=self.cfg.max_length, seed=self.cfg.seed).to(device)
-
-    def optimizer(self, model, total_steps: int):
-        import torch
-        from transformers import get_linear_schedule_with_warmup
-
-        optimizer = torch.optim.AdamW(model.parameters(), lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
-        warmup = int(self.cfg.warmup_share * total_steps)
-        return optimizer, get_linear_schedule_with_warmup(optimizer, warmup, total_steps)
-
-    def loss(self, model, module, rows: np.ndarray, step: int, device):
-        from models.session import triplet_loss
-
-        batch = self.train[rows]
-        return triplet_loss(model, module, batch["anchor"].to_list(), batch["positive"].to_list(),
-                            batch["negative"].to_list(), self.ids[rows].to(device), self.cfg.temperature)  # fmt: skip
-
-    def evaluate(self, module, rank: int, size: int) -> dict[str, float]:
-        """ROC AUC of the dot product on the validation pairs, each worker scoring a share."""
-        from models.calibration import pair_metrics
-        from models.session import pair_scores
-
-        mine = self.val[rank::size]
-        scores = merge_shards(pair_scores(module, mine["query_a"].to_list(), mine["query_b"].to_list()), rank, size,
-                              self.val.height)  # fmt: skip
-        return {"val_auc": pair_metrics(scores, self.val["label"].to_numpy()).auc}
-
-    def save(self, module, directory: Path) -> None:
-        module.save(directory)
-
-
-def torch_ids(train: pl.DataFrame):
-    """The text ids of (anchor, positive, negative), which mark duplicates in a batch."""
-    import torch
-
-    return torch.from_numpy(train.select("anchor_id", "positive_id", "negative_id").to_numpy().astype(np.int64))
-
-
-# ---- the driver ----
-def train_session(
-    pairs_path: Path,
-    cfg: SessionTrainConfig,
-    *,
-    experiment: str = EXPERIMENT,
-    register: bool = True,
-    storage: str | None = None,
-    address: str | None = None,
-    run_name: str | None = None,
-) -> TrainOutcome:
-    """Train, calibrate, log and (optionally) register a session model; see the module docstring."""
-    from workflows.tracking.store import training_run
-
-    train, val = training_data(pairs_path, cfg)
-    params = {**cfg.to_dict(), "pairs": str(pairs_path), "train_examples": train.height, "val_pairs": val.height}
-    with (
-        training_run(experiment, "train session", params, run_name) as run_id,
-        train_best(SessionTask(cfg, train, val), run_id, "session-model", storage, address) as trained,
-    ):
-        return _finish(trained, val, cfg, pairs_path, run_id, register)
 
 
 def _finish(trained: Trained, val: pl.DataFrame, cfg, pairs_path: Path, run_id: str, register: bool):
@@ -261,3 +173,33 @@ def mission_sample(pairs_path: Path, seed: int, missions: int = 12, per_mission:
         .select("query", "mission_id")
     )
     return sample if sample["mission_id"].n_unique() >= 2 else None
+
+
+@dataclass(frozen=True)
+class TrainSessionJob:
+    """What `sessionflow train session` trains on, how, and where it records the run."""
+
+    pairs: str | None = field(default=None, metadata={"help": "a `mine` output directory (its pairs.parquet)"})
+    session: SessionTrainConfig = field(default_factory=SessionTrainConfig, metadata={"prefix": ""})
+    experiment: str = common.experiment(EXPERIMENT)
+    register: bool = common.register()
+    storage: str | None = common.storage()
+    address: str | None = common.address()
+
+
+def run(job: TrainSessionJob, run_name: str | None = None) -> TrainOutcome:
+    """Train, calibrate, log and (optionally) register a session model; see the module docstring.
+
+    Returns the MLflow run, the logged and registered model and the metrics. ValueError /
+    FileNotFoundError for bad settings or inputs (no pairs, fewer than one global batch).
+    """
+    from workflows.tracking.store import training_run
+
+    pairs_path, cfg = Path(common.require(job.pairs, "pairs")), job.session
+    train, val = training_data(pairs_path, cfg)
+    params = {**cfg.to_dict(), "pairs": str(pairs_path), "train_examples": train.height, "val_pairs": val.height}
+    with (
+        training_run(job.experiment, "train session", params, run_name) as run_id,
+        train_best(SessionTask(cfg, train, val), run_id, "session-model", job.storage, job.address) as trained,
+    ):
+        return _finish(trained, val, cfg, pairs_path, run_id, job.register)

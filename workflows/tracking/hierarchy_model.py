@@ -19,6 +19,7 @@ import torch
 from mlflow.models import ModelSignature
 from mlflow.types import ColSpec, Schema
 
+import models.encoder
 from models.hierarchy import HierarchyTextModel, load_hierarchy_model
 from models.poincare import LookupEmbedding
 from sessions.reformulation import per_distinct
@@ -71,7 +72,7 @@ def log_hierarchy_model(model_dir: Path, base_model: str) -> str:
         signature=SIGNATURE,
         input_example=pd.DataFrame({"text": ["mammal", "toy poodle"]}),
         pip_requirements=pip_requirements(),
-        code_paths=[str(Path(__file__).resolve().parent.parent / "models")],
+        code_paths=[str(Path(models.encoder.__file__).resolve().parent)],  # the package `models`, shipped
         metadata={"base_model": base_model},
     )
     return info.model_uri

@@ -20,6 +20,7 @@ import polars as pl
 from mlflow.models import ModelSignature
 from mlflow.types import ColSpec, Schema
 
+import models.encoder
 from models.calibration import Calibration
 from models.encoder import TextEncoder, load_encoder
 from models.session import pair_scores
@@ -77,7 +78,7 @@ def log_session_model(encoder_dir: Path, calibration: Calibration, base_model: s
         signature=SIGNATURE,
         input_example=pd.DataFrame({"query_a": ["cute catd"], "query_b": ["cute cats"]}),
         pip_requirements=pip_requirements(),
-        code_paths=[str(Path(__file__).resolve().parent.parent / "models")],
+        code_paths=[str(Path(models.encoder.__file__).resolve().parent)],  # the package `models`, shipped
         metadata={"base_model": base_model},
     )
     return info.model_uri

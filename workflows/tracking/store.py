@@ -110,3 +110,19 @@ def _metric_of(client: MlflowClient, name: str, version: str, metric: str) -> fl
 def _param_of(client: MlflowClient, name: str, version: str, param: str) -> str | None:
     run_id = client.get_model_version(name, version).run_id
     return client.get_run(run_id).data.params.get(param) if run_id else None
+
+
+def run_of(uri: str) -> str:
+    """The MLflow run that logged the model at `uri` (or `uri` itself, a run id)."""
+    import mlflow
+
+    client = use_store()
+    if uri.startswith("models:/m-"):  # a logged model (MLflow 3)
+        return mlflow.get_logged_model(uri.removeprefix("models:/")).source_run_id
+    if uri.startswith("models:/"):
+        name, _, ref = uri.removeprefix("models:/").partition("@")
+        if ref:
+            return client.get_model_version_by_alias(name, ref).run_id
+        name, _, version = uri.removeprefix("models:/").rpartition("/")
+        return client.get_model_version(name, version).run_id
+    return uri.removeprefix("runs:/").split("/")[0]

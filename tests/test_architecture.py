@@ -1,0 +1,94 @@
+"""The packages depend one way (docs/architecture.md): each rule below is what a
+package's own docstring says it may import, checked on every import statement of the
+source (imports under `if TYPE_CHECKING:` are for type hints only and not counted)."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# package (or subpackage) -> modules it must not import (prefixes)
+FORBIDDEN = {
+    "sessions": ("hierarchies", "synth", "models", "workflows", "ray", "torch", "mlflow", "transformers"),
+    "hierarchies": ("sessions", "synth", "models", "workflows", "ray", "torch", "mlflow"),
+    "synth": ("models", "workflows", "ray", "torch", "mlflow"),
+    "models": ("sessions", "synth", "workflows", "ray", "mlflow"),
+    "workflows": ("workflows.cli",),
+    "workflows.distributed": ("workflows.jobs", "workflows.cli"),
+    "workflows.training": ("workflows.jobs", "workflows.cli"),
+    "workflows.tracking": ("workflows.jobs", "workflows.cli", "workflows.distributed", "workflows.training"),
+}
+EXEMPT = {"workflows": ("workflows.cli",)}  # the CLI itself
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imports(path: Path) -> set[str]:
+    """Every module `path` imports, outside `if TYPE_CHECKING:` blocks."""
+    tree = ast.parse(path.read_text())
+    hidden: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            hidden |= {id(n) for child in node.body for n in ast.walk(child)}
+    found = set()
+    for node in ast.walk(tree):
+        if id(node) in hidden:
+            continue
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+            found |= {f"{node.module}.{alias.name}" for alias in node.names}
+    return found
+
+
+def sources(package: str) -> list[Path]:
+    return sorted((ROOT / package.replace(".", "/")).rglob("*.py"))
+
+
+def under(name: str, prefix: str) -> bool:
+    return name == prefix or name.startswith(prefix + ".")
+
+
+@pytest.mark.parametrize("package", sorted(FORBIDDEN))
+def test_packages_import_only_what_their_room_allows(package):
+    broken = []
+    for path in sources(package):
+        me = module_name(path)
+        if any(under(me, e) for e in EXEMPT.get(package, ())):
+            continue
+        for name in imports(path):
+            for forbidden in FORBIDDEN[package]:
+                if under(name, forbidden) and not under(me, forbidden):
+                    broken.append(f"{path.relative_to(ROOT)} imports {name}")
+    assert not broken, "\n".join(broken)
+
+
+def test_nothing_outside_workflows_imports_it():
+    for package in ("sessions", "hierarchies", "synth", "models"):
+        for path in sources(package):
+            assert not any(under(n, "workflows") for n in imports(path)), path
+
+
+def test_every_package_says_what_it_holds_and_may_import():
+    for package in ("sessions", "hierarchies", "synth", "models", "workflows", *(p for p in FORBIDDEN if "." in p),
+                    "workflows.jobs", "workflows.cli"):  # fmt: skip
+        init = ROOT / package.replace(".", "/") / "__init__.py"
+        doc = ast.get_docstring(ast.parse(init.read_text())) or ""
+        assert len(doc.splitlines()) >= 2 and "import" in doc, f"{init}: no docstring on its room and imports"
+
+
+def test_the_command_line_starts_without_the_heavy_libraries():
+    """`sessionflow --help` parses every job's config, and imports neither Ray, torch nor MLflow."""
+    code = "import sys, workflows.cli; print(sorted({'ray', 'torch', 'mlflow', 'transformers'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert out.stdout.strip() == "[]"

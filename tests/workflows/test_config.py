@@ -1,0 +1,178 @@
+"""Every command's options come from its job's config: each field is an option, a YAML
+value survives when its option is not given, an option given wins, and the resolved
+config prints as YAML that reads back to itself."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from workflows.cli import COMMANDS, app
+from workflows.config import Leaf, build, leaves, to_dict
+
+runner = CliRunner()
+
+
+def argv(target, name: str) -> list[str]:
+    """The words that call a command: `segment`, `train session`, `evaluate pairs`."""
+    for group in ("train", "evaluate"):
+        sub = next((g.typer_instance for g in app.registered_groups if g.name == group), None)
+        if sub is target:
+            return [group, name]
+    return [name]
+
+
+CASES = [(argv(target, name), config) for target, name, config, _ in COMMANDS]
+IDS = [" ".join(words) for words, _ in CASES]
+
+
+def changed(leaf: Leaf):
+    """A value of the leaf's type other than its default (None when there is none to try)."""
+    default = leaf.default
+    if leaf.choices:
+        others = [c for c in leaf.choices if c != default]
+        return others[0] if others else None
+    if leaf.type is bool:
+        return not default
+    if leaf.type is int:
+        return (default or 0) + 1
+    if leaf.type is float:
+        return round((default or 0.0) * 0.5 + 0.01, 6)
+    if leaf.type is datetime:
+        return datetime(2006, 4, 1, tzinfo=UTC)
+    if leaf.sequence:
+        return None
+    return "x-from-yaml"
+
+
+def nested(leaf: Leaf, value) -> dict:
+    out: dict = {}
+    node = out
+    for key in leaf.path[:-1]:
+        node = node.setdefault(key, {})
+    node[leaf.path[-1]] = value
+    return out
+
+
+def get(config, path):
+    for key in path:
+        config = getattr(config, key)
+    return config
+
+
+@pytest.mark.parametrize(("words", "config"), CASES, ids=IDS)
+def test_every_field_has_its_option(words, config):
+    result = runner.invoke(app, [*words, "--help"], terminal_width=400)
+    assert result.exit_code == 0, result.output
+    for leaf in leaves(config):
+        if leaf.argument:
+            assert leaf.path[-1].upper() in result.output, leaf
+        else:
+            assert f"--{leaf.option}" in result.output, leaf
+    assert "--config" in result.output and "--print-config" in result.output
+
+
+@pytest.mark.parametrize(("words", "config"), CASES, ids=IDS)
+def test_yaml_values_survive_when_the_option_is_not_given(words, config, tmp_path):
+    tried = 0
+    for leaf in leaves(config):
+        value = changed(leaf)
+        if value is None:
+            continue
+        try:
+            build(config, nested(leaf, value))
+        except ValueError:
+            continue  # a value the config's own checks reject alone (shares that must add up, ...)
+        path = tmp_path / "c.yaml"
+        path.write_text(yaml.safe_dump(to_dict_value(nested(leaf, value))))
+        result = runner.invoke(app, [*words, "--config", str(path), "--print-config"])
+        assert result.exit_code == 0, (leaf.key, result.output)
+        printed = yaml.safe_load(result.output)
+        assert get_dict(printed, leaf.path) == to_dict_value(value), leaf.key
+        tried += 1
+    assert tried > 0
+
+
+def to_dict_value(value):
+    if isinstance(value, dict):
+        return {k: to_dict_value(v) for k, v in value.items()}
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
+def get_dict(mapping, path):
+    for key in path:
+        mapping = mapping[key]
+    return mapping
+
+
+def test_hierarchy_data_from_yaml_is_not_overridden_by_a_default(tmp_path):
+    """The bug that made the options derived: `hierarchy: {data: wordnet-nouns}` trained on the mammals."""
+    path = tmp_path / "c.yaml"
+    path.write_text("hierarchy:\n  data: wordnet-nouns\n  dim: 5\n")
+    result = runner.invoke(app, ["train", "hierarchy", "--config", str(path), "--print-config"])
+    assert result.exit_code == 0, result.output
+    printed = yaml.safe_load(result.output)["hierarchy"]
+    assert (printed["data"], printed["dim"], printed["model"]) == ("wordnet-nouns", 5, "minilm-local")
+    result = runner.invoke(app, ["train", "hierarchy", "--config", str(path), "--dim", "7", "--print-config"])
+    assert yaml.safe_load(result.output)["hierarchy"]["dim"] == 7  # an option given wins
+
+
+def test_printed_config_reads_back_to_itself(tmp_path):
+    args = ["segment", "logs/", "-o", "out", "--method", "time", "--gap-minutes", "26", "--mission-window", "4"]
+    first = runner.invoke(app, [*args, "--print-config"])
+    assert first.exit_code == 0, first.output
+    assert yaml.safe_load(first.output)["segment"]["gap_minutes"] == 26.0
+    path = tmp_path / "segment.yaml"
+    path.write_text(first.output)
+    again = runner.invoke(app, ["segment", "--config", str(path), "--print-config"])
+    assert again.output == first.output
+
+
+def test_demo_holds_the_configs_of_its_steps():
+    result = runner.invoke(app, ["demo", "--session-max-steps", "400", "--mission-window", "5", "--print-config"])
+    assert result.exit_code == 0, result.output
+    printed = yaml.safe_load(result.output)
+    assert printed["session"]["max_steps"] == 400 and printed["session"]["batch_size"] == 32
+    assert printed["missions"]["window"] == 5 and printed["synth"]["rows"] == 30_000
+    assert "session_model" not in printed["score"] or printed["score"]["session_model"]  # set by the demo
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["segment", "x", "-o", "o", "--config", "{bad}"], "unknown segment option(s) typo"),
+        (["evaluate", "segmentation", "--gt", "g", "-f", "aol", "--pred", "p", "--method", "time"],
+         "--pred and --method exclude each other"),
+        (["demo", "--data", "log.tsv"], "--data and --format go together"),
+        (["score", "x", "-o", "o", "--method", "time"], "score with cascade"),
+        (["segment", "x", "-o", "o", "--gap-minutes", "abc"], "Invalid value"),
+    ],
+)  # fmt: skip
+def test_bad_settings_are_one_line_errors(args, message, tmp_path):
+    if "{bad}" in args:
+        bad = tmp_path / "bad.yaml"
+        bad.write_text("segment:\n  typo: 1\n")
+        args = [str(bad) if a == "{bad}" else a for a in args]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2 and message in result.output, result.output
+    assert "Traceback" not in result.output
+
+
+def test_leaves_reject_a_field_without_help():
+    @dataclasses.dataclass(frozen=True)
+    class Bad:
+        x: int = 1
+
+    with pytest.raises(TypeError, match=r"Bad\.x: no help"):
+        list(leaves(Bad))
+
+
+def test_defaults_print_as_the_dataclass_defaults():
+    for _, _, config, _ in COMMANDS:
+        if config.__name__ == "PromoteJob":
+            continue
+        assert to_dict(build(config)) == to_dict(config())

@@ -1,0 +1,116 @@
+"""Command-line options derived from a job's config dataclass (see `workflows.config`).
+
+`command(app, JobConfig)(fn)` registers `fn(config, **extras)` as a typer command
+whose options are the config's fields (nested configs flattened, with their
+prefixes), each `None` unless given, plus `--config FILE.yaml` and
+`--print-config`. The function's own parameters after the first (`--json`, say:
+how to print, not what to do) stay ordinary typer parameters. So a field added to
+a config is an option of every command that runs it, with its help text, choices
+and default shown once, from the field.
+
+Why our own ~100 lines: typer builds commands from a function's signature and has
+no notion of dataclasses; libraries that do derive CLIs from dataclasses
+(jsonargparse, tyro, cyclopts) each replace typer as the command-line framework, and
+typer-config only feeds a YAML file into typer's defaults (the very way a default
+overrides the file, the bug this replaces). Here the signature is built from the
+fields and typer does the rest.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import typer
+
+from workflows.cli.common import fail
+from workflows.config import Leaf, build, leaves, read_yaml, to_yaml
+
+CONFIG_HELP = "A YAML file of this command's settings (write one with --print-config); options given override it."
+USER_ERRORS = (ValueError, FileNotFoundError)
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, tuple | list):
+        return ",".join(str(v) for v in value) or "none"
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return "none" if value is None else str(value)
+
+
+def annotation(leaf: Leaf) -> Any:
+    """The typer annotation of one setting: its type (None when not given) and option."""
+    default = " [required]" if leaf.default is dataclasses.MISSING else f" [{_shown(leaf.default)}]"
+    help_text = leaf.help
+    if leaf.argument:
+        tp = list[str] if leaf.sequence else str
+        metavar = leaf.path[-1].upper() + ("..." if leaf.sequence else "")
+        return Annotated[tp | None, typer.Argument(help=help_text, show_default=False, metavar=metavar)]
+    decls = [f"--{leaf.option}", *([leaf.short] if leaf.short else [])]
+    kwargs: dict[str, Any] = {"help": help_text + default, "show_default": False}
+    if leaf.type is bool:
+        decls[0] = f"--{leaf.option}/--no-{leaf.option}"
+        tp: Any = bool
+    elif leaf.sequence:
+        tp = list[str]  # repeatable, and each value may list several, comma-separated
+    elif leaf.type in (int, float):
+        tp = leaf.type
+    else:
+        tp = str
+    if leaf.choices:
+        tp = Literal[leaf.choices]  # typer offers them as choices
+    return Annotated[tp | None, typer.Option(*decls, **kwargs)]
+
+
+def command(app: typer.Typer, config_cls: type, name: str | None = None) -> Callable[[Callable], Callable]:
+    """Register `fn(config, **extras)` on `app` with options derived from `config_cls`.
+
+    A bad setting (unknown YAML key, wrong type, values the config's checks reject)
+    and a ValueError or FileNotFoundError raised by `fn` end as one line on stderr
+    and exit status 2, never a traceback.
+    """
+
+    def register(fn: Callable) -> Callable:
+        settings = list(leaves(config_cls))
+        own = list(inspect.signature(fn, eval_str=True).parameters.values())[1:]
+        params = [
+            inspect.Parameter(leaf.key, inspect.Parameter.KEYWORD_ONLY, annotation=annotation(leaf), default=None)
+            for leaf in settings
+        ]
+        params += [
+            inspect.Parameter("config_file", inspect.Parameter.KEYWORD_ONLY, default=None,
+                              annotation=Annotated[Path | None, typer.Option("--config", help=CONFIG_HELP)]),
+            inspect.Parameter("print_config", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=Annotated[
+                bool, typer.Option("--print-config", help="Print the resolved settings as YAML and stop.")]),
+            *(p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own),
+        ]  # fmt: skip
+
+        def run(**values: Any) -> None:
+            config_file, print_config = values.pop("config_file"), values.pop("print_config")
+            extras = {p.name: values.pop(p.name) for p in own}
+            given = {
+                key: (value or None) if isinstance(value, list | tuple) else value for key, value in values.items()
+            }
+            try:
+                config = build(config_cls, read_yaml(config_file), given)
+            except USER_ERRORS as err:
+                raise fail(str(err)) from None
+            if print_config:
+                typer.echo(to_yaml(config), nl=False)
+                return
+            try:
+                fn(config, **extras)
+            except USER_ERRORS as err:
+                raise fail(str(err)) from None
+
+        run.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+        run.__annotations__ = {p.name: p.annotation for p in params}
+        run.__name__, run.__doc__ = fn.__name__, fn.__doc__
+        app.command(name)(run)
+        return fn
+
+    return register

@@ -1,0 +1,79 @@
+"""The settings many jobs share (their inputs, output, log format, engine), one field
+factory each, so every command words and checks them alike."""
+
+from __future__ import annotations
+
+from dataclasses import field
+from typing import Any, Literal
+
+Engine = Literal["ray", "local"]
+FORMAT_HELP = "format of raw logs: aol, webis-smc, gayo-avello, diffusiondb, midjourney or table"
+
+
+def inputs(help: str = "raw log files or directories (their files, by name), in order; or one `ingest` output") -> Any:
+    return field(default_factory=tuple, metadata={"help": help, "argument": True})
+
+
+def output(help: str = "output directory") -> Any:
+    return field(default=None, metadata={"help": help, "short": "-o"})
+
+
+def log_format(help: str = FORMAT_HELP) -> Any:
+    return field(default=None, metadata={"help": help, "short": "-f"})
+
+
+def column_map() -> Any:
+    return field(default=None, metadata={
+        "help": "columns of a --format table: user=COL,time=COL,text=COL[,session=COL][,mission=COL]"})  # fmt: skip
+
+
+def engine() -> Any:
+    return field(
+        default="ray",
+        metadata={"help": "ray (a local Ray, or the cluster of --address or `ray job submit`) or local (one process)"},
+    )
+
+
+def address() -> Any:
+    return field(default=None, metadata={
+        "help": "Ray cluster address (ray://host:10001 or host:6379); none: RAY_ADDRESS or a local Ray"})  # fmt: skip
+
+
+def require(value: Any, option: str) -> Any:
+    """`value`, or ValueError naming the option that must be given."""
+    if value in (None, "", ()):
+        raise ValueError(f"missing --{option} (or `{option.replace('-', '_')}:` in --config)")
+    return value
+
+
+def mapping_of(text: str | None):  # -> ColumnMap | None
+    """The `--map` of a table log, parsed; None when not given."""
+    from sessions.formats import ColumnMap
+
+    return ColumnMap.parse(text) if text else None
+
+
+def check_format(fmt: str | None) -> None:
+    """ValueError for a format that no reader knows (None: not given, fine)."""
+    from sessions.formats import FORMAT_NAMES
+
+    if fmt is not None and fmt not in FORMAT_NAMES:
+        raise ValueError(f"unknown --format {fmt!r}; choose one of {', '.join(FORMAT_NAMES)}")
+
+
+def experiment(default: str) -> Any:
+    return field(default=default, metadata={"help": "MLflow experiment of the run"})
+
+
+def register() -> Any:
+    return field(default=True, metadata={
+        "help": "register the model and move `champion` to it if it is the best on the same data"})  # fmt: skip
+
+
+def storage() -> Any:
+    return field(
+        default=None,
+        metadata={
+            "help": "where Ray Train keeps checkpoints (a path or s3://..., seen by all nodes; none: ~/ray_results)"
+        },
+    )

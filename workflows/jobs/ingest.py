@@ -1,0 +1,50 @@
+"""`sessionflow ingest`: raw logs -> canonical events, rejected rows and a report."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sessions.ingest import IngestReport
+from workflows.jobs import common
+
+
+@dataclass(frozen=True)
+class IngestJob:
+    """What `sessionflow ingest` reads and where it writes."""
+
+    inputs: tuple[str, ...] = common.inputs("log files or directories (their files, by name), in order")
+    format: str | None = common.log_format(common.FORMAT_HELP.replace("raw logs", "the logs"))
+    output: str | None = common.output()
+    map: str | None = common.column_map()
+    block_mb: int = field(default=64, metadata={"help": "read this many MiB at a time (bounds memory)"})
+    engine: common.Engine = common.engine()
+    address: str | None = common.address()
+
+
+def run(job: IngestJob, on_rows: Callable[[int], None] | None = None) -> IngestReport:
+    """Ingest `job.inputs` into OUTPUT/{events,rejected}.parquet and report.json.
+
+    With the ray engine each file is parsed by a Ray task and the events are written
+    as a dataset of parts by bucket of users; locally one process streams them
+    (`on_rows(n)` after each block). Both account for every row the same way and
+    raise `sessions.ingest.AccountingError` when rows_in != rows_ok + rows_rejected.
+    ValueError / FileNotFoundError for bad settings or inputs.
+    """
+    common.require(job.inputs, "inputs")
+    fmt = common.require(job.format, "format")
+    output = Path(common.require(job.output, "output"))
+    common.check_format(fmt)
+    mapping = common.mapping_of(job.map)
+    if job.engine == "ray":
+        from workflows.distributed.runtime import ray_runtime
+
+        with ray_runtime(job.address):
+            from workflows.distributed import data  # imports ray: after the runtime's settings
+
+            return data.ingest(job.inputs, fmt, output, mapping=mapping, block_bytes=job.block_mb << 20)
+    from sessions.ingest import ingest
+
+    on_block = (lambda path, parsed: on_rows(parsed.rows_read)) if on_rows else None
+    return ingest(job.inputs, fmt, output, mapping=mapping, block_bytes=job.block_mb << 20, on_block=on_block)

@@ -1,0 +1,62 @@
+"""`sessionflow compare` and `sessionflow promote`: the runs and registered models in MLflow."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class CompareJob:
+    """Which runs `sessionflow compare` puts side by side, and what it shows of them."""
+
+    experiment: str = field(default="session-model", metadata={
+        "help": "MLflow experiment: session-model or hierarchy-model"})  # fmt: skip
+    metrics: tuple[str, ...] = field(default=(), metadata={
+        "help": "metrics to show, comma-separated (none: the experiment's key metrics)"})  # fmt: skip
+    params: tuple[str, ...] = field(default=(), metadata={
+        "help": "parameters to show, comma-separated (none: the key ones that differ)"})  # fmt: skip
+    max_runs: int = field(default=20, metadata={"help": "show the latest this many runs"})
+
+
+@dataclass(frozen=True)
+class PromoteJob:
+    """Which version `sessionflow promote` makes the champion."""
+
+    name: str | None = field(default=None, metadata={
+        "help": "registered model: session-model or hierarchy-model", "argument": True})  # fmt: skip
+    version: str | None = field(default=None, metadata={
+        "help": "the version to give the `champion` alias", "argument": True})  # fmt: skip
+
+
+def compare(job: CompareJob):  # -> workflows.tracking.compare.Comparison
+    """The runs of `job.experiment` in the tracking store, side by side; ValueError for an unknown experiment."""
+    from workflows.tracking.compare import compare as compare_runs
+    from workflows.tracking.store import use_store
+
+    return compare_runs(use_store(), job.experiment, job.max_runs, list(job.metrics) or None,
+                        list(job.params) or None)  # fmt: skip
+
+
+def promote(job: PromoteJob) -> tuple[str, str | None]:
+    """Give `job.version` of `job.name` the champion alias; (the alias, the version that
+    held it before or None).
+
+    ValueError when the model or version does not exist.
+    """
+    from mlflow.exceptions import MlflowException
+
+    from workflows.jobs.common import require
+    from workflows.tracking.store import CHAMPION, use_store
+    from workflows.tracking.store import promote as set_champion
+
+    name, version = require(job.name, "name"), require(job.version, "version")
+    client = use_store()
+    try:
+        before = client.get_model_version_by_alias(name, CHAMPION).version
+    except MlflowException:
+        before = None
+    try:
+        set_champion(client, name, version)
+    except MlflowException as err:
+        raise ValueError(f"{name} version {version}: {err.message}") from None
+    return CHAMPION, before

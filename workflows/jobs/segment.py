@@ -1,0 +1,82 @@
+"""`sessionflow segment`: logs -> sessions and missions, on Ray or in one process."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sessions.missions import MissionConfig
+from sessions.pipeline import SegmentReport
+from sessions.segment import SegmentConfig
+from workflows.jobs import common
+
+LEXICAL_METHODS = ("time", "lexical", "cascade")  # need no model
+NEEDS_MODEL = ("learned",)
+MODEL_HELP = (
+    "a session model (models:/session-model@champion, models:/NAME/VERSION, runs:/...): decides `learned`, "
+    "the middle stage of `cascade`, and adds embedding links to missions"
+)
+
+
+@dataclass(frozen=True)
+class SegmentJob:
+    """What `sessionflow segment` reads, how it cuts sessions and links missions, and where it writes."""
+
+    inputs: tuple[str, ...] = common.inputs()
+    output: str | None = common.output()
+    format: str | None = common.log_format()
+    map: str | None = common.column_map()
+    segment: SegmentConfig = field(default_factory=SegmentConfig, metadata={"prefix": ""})
+    missions: MissionConfig = field(default_factory=MissionConfig, metadata={"prefix": "mission-"})
+    model: str | None = field(default=None, metadata={"help": MODEL_HELP})
+    engine: common.Engine = common.engine()
+    address: str | None = common.address()
+
+
+def check_method(method: str, model: str | None) -> None:
+    """ValueError for a method that needs a session model when none is given."""
+    if method in NEEDS_MODEL and model is None:
+        raise ValueError(f"--method {method} needs --model (a session model)")
+
+
+def session_scorer(model: str | None):  # -> SessionScorer | None
+    """The session model at `model` (an MLflow model URI) as segmentation takes it; None without one."""
+    if model is None:
+        return None
+    from workflows.tracking.session_model import SessionScorer
+    from workflows.tracking.store import use_store
+
+    use_store()
+    return SessionScorer(model)
+
+
+def run(job: SegmentJob, on_rows: Callable[[int], None] | None = None) -> SegmentReport:
+    """Segment `job.inputs` into OUTPUT/sessions.parquet, rejected.parquet and report.json.
+
+    The ray engine hash-shuffles users into buckets segmented by Ray tasks; the local
+    one works through chunks of whole users in threads (`on_rows(n)` after each block
+    read). Both give the same sessions and the same report (`sessions.pipeline.
+    write_segment_report`). ValueError / FileNotFoundError for bad settings or inputs.
+    """
+    common.require(job.inputs, "inputs")
+    output = Path(common.require(job.output, "output"))
+    common.check_format(job.format)
+    check_method(job.segment.method, job.model)
+    mapping = common.mapping_of(job.map)
+    config = {"segment": job.segment.to_dict(), "missions": job.missions.to_dict(), "model": job.model,
+              "engine": job.engine}  # fmt: skip
+    if job.engine == "ray":
+        from workflows.distributed.runtime import ray_runtime
+
+        with ray_runtime(job.address):
+            from workflows.distributed import data  # imports ray: after the runtime's settings
+
+            return data.segment(job.inputs, job.format, output, job.segment, job.missions, mapping=mapping,
+                                model_uri=job.model, config=config)  # fmt: skip
+    from sessions.pipeline import segment_logs
+
+    scorer = session_scorer(job.model)
+    on_block = (lambda path, parsed: on_rows(parsed.rows_read)) if on_rows else None
+    return segment_logs(job.inputs, job.format, output, job.segment, job.missions, mapping=mapping, scorer=scorer,
+                        embedder=scorer, config=config, on_block=on_block)  # fmt: skip

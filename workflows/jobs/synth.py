@@ -1,0 +1,37 @@
+"""`sessionflow synth`: a synthetic log with known sessions, missions and reformulations."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from synth import SynthConfig
+from workflows.jobs import common
+
+
+@dataclass(frozen=True)
+class SynthJob:
+    """What `sessionflow synth` generates and where it writes it."""
+
+    output: str | None = common.output("output: .tsv/.txt[.gz] (aol) or .parquet (prompt)")
+    synth: SynthConfig = field(default_factory=lambda: SynthConfig(users=1000), metadata={"prefix": ""})
+
+
+def run(job: SynthJob, on_rows: Callable[[int], None] | None = None):  # -> synth.writer summary
+    """Write the log of `job.synth` to `job.output` (`on_rows(n)` after each chunk).
+
+    The topics come from WordNet's nouns (hierarchies.wordnet); ValueError for bad settings.
+    """
+    from synth import Taxonomy, write_log
+
+    output = Path(common.require(job.output, "output"))
+    on_chunk = (lambda chunk: on_rows(chunk.rows.height)) if on_rows else None
+    return write_log(job.synth, Taxonomy.wordnet(), output, on_chunk=on_chunk)
+
+
+def expected_rows(job: SynthJob) -> int:
+    """How many rows the log will have (for a progress bar)."""
+    from synth.generate import user_budgets
+
+    return job.synth.rows if job.synth.rows is not None else int(user_budgets(job.synth).sum())
