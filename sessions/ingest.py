@@ -54,6 +54,7 @@ class IngestReport:
     files: list[FileCount] = field(default_factory=list)
     outputs: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
+    config: dict = field(default_factory=dict)  # the job's settings, as the job gives them
 
     def check(self) -> None:
         """Raise AccountingError unless every input row is an event or a rejected row."""
@@ -169,8 +170,10 @@ def ingest(
     mapping: ColumnMap | None = None,
     block_bytes: int = DEFAULT_BLOCK_BYTES,
     on_block: Callable[[Path, Parsed], None] | None = None,
+    config: dict | None = None,
 ) -> IngestReport:
-    """Read logs of one format into `output/{events,rejected}.parquet` and `report.json`.
+    """Read logs of one format into `output/{events,rejected}.parquet` and `report.json`
+    (which records `config`, the job's settings).
 
     Streams block by block (memory stays bounded by `block_bytes`), writes
     atomically, and raises AccountingError if the rows written do not add up to the
@@ -187,6 +190,7 @@ def ingest(
     report.rows_ok, report.rows_rejected = parquet_rows(out / EVENTS_FILE), parquet_rows(out / REJECTED_FILE)
     report.check()
     report.outputs = {name: str(out / name) for name in (EVENTS_FILE, REJECTED_FILE, REPORT_FILE)}
+    report.config = config or {"engine": "local"}
     report.seconds = round(time.perf_counter() - start, 3)
     write_json(report.to_dict(), out / REPORT_FILE)
     return report

@@ -99,3 +99,7 @@ class SynthConfig:
                 raise ValueError(f"{name} must be a probability")
         if self.p_nav + self.p_continue + self.p_resume > 1.0:
             raise ValueError("p_nav + p_continue + p_resume must not exceed 1")
+        for name in ("click_probs", "image_probs"):
+            probs = getattr(self, name)
+            if not probs or min(probs) < 0 or abs(sum(probs) - 1.0) > 1e-6:
+                raise ValueError(f"{name} must be probabilities of 0, 1, 2, ... rows adding up to 1, not {probs}")

@@ -12,7 +12,8 @@ a `Literal` type when absent), `argument` (a positional argument on the command
 line), `short` (`-o`), `option` (the option's name when it is not the field's),
 `prefix` (for a nested config: put before its fields' option names, e.g.
 `mission-`), `omit` (for a nested config: its fields set by the job, not by the
-user). Plain dicts, so `sessions/` and `synth/` configs carry them without
+user), and for a nested config `choices` as a mapping (a field of it -> the values
+this job allows). Plain dicts, so `sessions/` and `synth/` configs carry them without
 importing anything of `workflows/`.
 
 Values resolve in one order: the dataclass defaults, then a YAML file (a mapping
@@ -106,9 +107,12 @@ def leaves(cls: type, prefix: str = "", path: tuple[str, ...] = (), default: Any
         tp, optional = _split_optional(hints[f.name])
         value = _default(f) if default is None else getattr(default, f.name)
         if is_config(tp):
-            omit = set(meta.get("omit", ()))
+            omit, narrowed = set(meta.get("omit", ())), dict(meta.get("choices", {}))
             for leaf in leaves(tp, prefix + meta.get("prefix", ""), (*path, f.name), value):
-                if leaf.path[len(path) + 1] not in omit:
+                child = leaf.path[len(path) + 1]
+                if child in narrowed:
+                    leaf = dataclasses.replace(leaf, choices=tuple(narrowed[child]))
+                if child not in omit:
                     yield leaf
             continue
         if "help" not in meta:
@@ -149,6 +153,11 @@ def coerce(value: Any, tp: Any, name: str) -> Any:
     if value is None:
         return None
     origin = typing.get_origin(tp)
+    if origin is typing.Literal:
+        allowed = typing.get_args(tp)
+        if value not in allowed:
+            raise ValueError(f"{name}: {value!r} is not one of {', '.join(map(str, allowed))}")
+        return value
     try:
         if origin in (tuple, list):
             items = [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else list(value)
@@ -162,10 +171,12 @@ def coerce(value: Any, tp: Any, name: str) -> Any:
             return float(value)
         if tp is int and isinstance(value, str):
             return int(value)
+        if tp is int and isinstance(value, float) and value.is_integer():
+            return int(value)
     except ValueError:
-        raise ValueError(f"{name}: {value!r} is not a {getattr(tp, '__name__', tp)}") from None
-    if tp in (int, float, str, bool) and not isinstance(value, tp):
-        raise ValueError(f"{name}: {value!r} is not a {tp.__name__}")
+        raise ValueError(f"{name}: {value!r} is not of type {getattr(tp, '__name__', tp)}") from None
+    if tp in (int, float, str, bool) and (not isinstance(value, tp) or (tp is int and isinstance(value, bool))):
+        raise ValueError(f"{name}: {value!r} is not of type {tp.__name__}")
     return value
 
 
@@ -222,8 +233,10 @@ def _build(cls: type[T], values: Mapping[str, Any], path: tuple[str, ...]) -> T:
         value = values[f.name]
         name = ".".join((*path, f.name))
         if is_config(tp):
+            if value is None and _default(f) is not None:
+                raise ValueError(f"{name}: expected a mapping of its settings, got null")
             base = dataclasses.asdict(_default(f)) if _default(f) not in (None, dataclasses.MISSING) else {}
-            kwargs[f.name] = None if value is None else _build(tp, _merge(base, value or {}), (*path, f.name))
+            kwargs[f.name] = None if value is None else _build(tp, _merge(base, value), (*path, f.name))
         else:
             kwargs[f.name] = coerce(value, hints[f.name], name)
     missing = [f.name for f in dataclasses.fields(cls) if _default(f) is dataclasses.MISSING and f.name not in kwargs]  # type: ignore[arg-type]

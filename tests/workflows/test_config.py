@@ -148,18 +148,43 @@ def test_demo_holds_the_configs_of_its_steps():
         (["evaluate", "segmentation", "--gt", "g", "-f", "aol", "--pred", "p", "--method", "time"],
          "--pred and --method exclude each other"),
         (["demo", "--data", "log.tsv"], "--data and --format go together"),
-        (["score", "x", "-o", "o", "--method", "time"], "score with cascade"),
+        (["score", "x", "-o", "o", "--method", "time"], "Invalid value"),  # the choices score allows
+        (["score", "x", "-o", "o", "--config", "{score_time}"], "score with cascade"),
+        (["ingest", "x", "-f", "aol", "-o", "o", "--config", "{engine}"], "engine: 'Local' is not one of ray, local"),
+        (["segment", "x", "-o", "o", "--config", "{null}"], "segment: expected a mapping of its settings, got null"),
+        (["segment", "-o", "o"], "missing INPUTS"),
+        (["promote"], "missing NAME"),
+        (["synth", "--style", "prompt", "-o", "m.tsv.gz"], "a prompt log is written as .parquet"),
+        (["synth", "--click-probs", "0.5,0.6", "-o", "m.tsv"], "click_probs must be probabilities"),
+        (["demo", "--config", "{demo_model}"], "the demo scores with the two models it trains"),
         (["segment", "x", "-o", "o", "--gap-minutes", "abc"], "Invalid value"),
     ],
 )  # fmt: skip
 def test_bad_settings_are_one_line_errors(args, message, tmp_path):
-    if "{bad}" in args:
-        bad = tmp_path / "bad.yaml"
-        bad.write_text("segment:\n  typo: 1\n")
-        args = [str(bad) if a == "{bad}" else a for a in args]
+    files = {
+        "{bad}": "segment:\n  typo: 1\n", "{score_time}": "score:\n  segment:\n    method: time\n",
+        "{engine}": "engine: Local\n", "{null}": "segment: null\n",
+        "{demo_model}": "score:\n  session_model: models:/other/1\n",
+    }  # fmt: skip
+    for i, arg in enumerate(args):
+        if arg in files:
+            (tmp_path / f"{i}.yaml").write_text(files[arg])
+            args = [*args[:i], str(tmp_path / f"{i}.yaml"), *args[i + 1 :]]
     result = runner.invoke(app, args)
     assert result.exit_code == 2 and message in result.output, result.output
     assert "Traceback" not in result.output
+
+
+def test_list_options_take_commas_and_repeats():
+    result = runner.invoke(app, ["compare", "--metrics", "map,spearman_norm_depth", "--metrics", "mean_rank",
+                                 "--print-config"])  # fmt: skip
+    assert yaml.safe_load(result.output)["metrics"] == ["map", "spearman_norm_depth", "mean_rank"]
+    result = runner.invoke(app, ["synth", "--click-probs", "0.5,0.5,0,0,0", "--print-config"])
+    assert yaml.safe_load(result.output)["synth"]["click_probs"] == [0.5, 0.5, 0.0, 0.0, 0.0]
+    result = runner.invoke(app, ["evaluate", "segmentation", "--method", "time,lexical", "--print-config"])
+    assert yaml.safe_load(result.output)["methods"] == ["time", "lexical"]
+    result = runner.invoke(app, ["segment", "a,b.tsv", "c.tsv", "--print-config"])  # file names are not split
+    assert yaml.safe_load(result.output)["inputs"] == ["a,b.tsv", "c.tsv"]
 
 
 def test_leaves_reject_a_field_without_help():

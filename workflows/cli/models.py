@@ -34,7 +34,7 @@ def compare(
         typer.echo(json.dumps(result.to_dict()))
         return
     champion = f"* = champion, version {result.champion}" if result.champion else "no champion"
-    table = Table(title=f"{experiment}: {len(result.rows)} runs, newest first ({champion})", box=box.SIMPLE_HEAD)
+    table = Table(title=f"{experiment}: {len(result.rows)} run(s), newest first ({champion})", box=box.SIMPLE_HEAD)
     for header in ("run", "started (UTC)", "status", "version", *result.params, *result.metrics):
         table.add_column(header, justify="right" if header in result.metrics else "left", no_wrap=True)
     for row in result.rows:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import typing
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -39,7 +40,17 @@ def _shown(value: Any) -> str:
         return ",".join(str(v) for v in value) or "none"
     if isinstance(value, datetime):
         return value.isoformat()
-    return "none" if value is None else str(value)
+    return "not set" if value is None else str(value)
+
+
+def _given(value: Any, leaf: Leaf) -> Any:
+    """An option's value as the config takes it: None when not given; the values of a
+    list option split at commas (not those of a positional argument: file names)."""
+    if not isinstance(value, list | tuple):
+        return value
+    if not leaf.argument:
+        value = [item.strip() for v in value for item in v.split(",") if item.strip()]
+    return value or None
 
 
 def annotation(leaf: Leaf) -> Any:
@@ -48,8 +59,7 @@ def annotation(leaf: Leaf) -> Any:
     help_text = leaf.help
     if leaf.argument:
         tp = list[str] if leaf.sequence else str
-        metavar = leaf.path[-1].upper() + ("..." if leaf.sequence else "")
-        return Annotated[tp | None, typer.Argument(help=help_text, show_default=False, metavar=metavar)]
+        return Annotated[tp | None, typer.Argument(help=help_text, show_default=False, metavar=leaf.path[-1].upper())]
     decls = [f"--{leaf.option}", *([leaf.short] if leaf.short else [])]
     kwargs: dict[str, Any] = {"help": help_text + default, "show_default": False}
     if leaf.type is bool:
@@ -57,6 +67,8 @@ def annotation(leaf: Leaf) -> Any:
         tp: Any = bool
     elif leaf.sequence:
         tp = list[str]  # repeatable, and each value may list several, comma-separated
+        (inner, *_) = typing.get_args(leaf.type) or (str,)
+        kwargs["metavar"] = f"<{getattr(inner, '__name__', 'str')},...>"
     elif leaf.type in (int, float):
         tp = leaf.type
     else:
@@ -76,6 +88,7 @@ def command(app: typer.Typer, config_cls: type, name: str | None = None) -> Call
 
     def register(fn: Callable) -> Callable:
         settings = list(leaves(config_cls))
+        by_key = {leaf.key: leaf for leaf in settings}
         own = list(inspect.signature(fn, eval_str=True).parameters.values())[1:]
         params = [
             inspect.Parameter(leaf.key, inspect.Parameter.KEYWORD_ONLY, annotation=annotation(leaf), default=None)
@@ -92,9 +105,7 @@ def command(app: typer.Typer, config_cls: type, name: str | None = None) -> Call
         def run(**values: Any) -> None:
             config_file, print_config = values.pop("config_file"), values.pop("print_config")
             extras = {p.name: values.pop(p.name) for p in own}
-            given = {
-                key: (value or None) if isinstance(value, list | tuple) else value for key, value in values.items()
-            }
+            given = {key: _given(value, by_key[key]) for key, value in values.items()}
             try:
                 config = build(config_cls, read_yaml(config_file), given)
             except USER_ERRORS as err:

@@ -66,16 +66,16 @@ def ingest(
     mapping: ColumnMap | None = None,
     block_bytes: int = DEFAULT_BLOCK_BYTES,
     buckets: int | None = None,
+    config: dict | None = None,
 ) -> IngestReport:
     """`sessions.ingest.ingest` on Ray: the same rows, as Parquet datasets (events in
-    parts by bucket of users)."""
+    parts by bucket of users); `config`: the job's settings, recorded in the report."""
+    n = bucket_count(buckets)
     start = time.perf_counter()
     out = Path(output)
     staging = staging_dir(out)
     try:
-        report, offsets = stage(
-            inputs, fmt, staging, buckets=bucket_count(buckets), mapping=mapping, block_bytes=block_bytes
-        )
+        report, offsets = stage(inputs, fmt, staging, buckets=n, mapping=mapping, block_bytes=block_bytes)
         target = out / f".{EVENTS_FILE}.tmp"
         shutil.rmtree(target, ignore_errors=True)
         target.mkdir(parents=True)
@@ -89,6 +89,7 @@ def ingest(
     report.rows_ok, report.rows_rejected = parquet_rows(out / EVENTS_FILE), parquet_rows(out / REJECTED_FILE)
     report.check()
     report.outputs = {name: str(out / name) for name in (EVENTS_FILE, REJECTED_FILE, REPORT_FILE)}
+    report.config = {**(config or {}), "engine": "ray", "buckets": n}
     report.seconds = round(time.perf_counter() - start, 3)
     write_json(report.to_dict(), out / REPORT_FILE)
     return report

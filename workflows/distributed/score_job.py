@@ -178,8 +178,9 @@ def _job_key(
     if cfg.hierarchy_model:
         models["hierarchy_model"] = _version_of(cfg.hierarchy_model)
     settings = {k: v for k, v in asdict(cfg).items() if k not in ("workers", "gpus_per_worker", "batch_size")}
-    return json.loads(json.dumps({"files": files, "format": fmt, "mapping": str(mapping), "buckets": n,
-                                  **settings, "models": models}, default=str))  # fmt: skip
+    table = None if mapping is None else str(mapping)
+    return json.loads(json.dumps({"files": files, "format": fmt, "mapping": table, "buckets": n, **settings,
+                                  "models": models}, default=str))  # fmt: skip
 
 
 def _version_of(uri: str) -> str:

@@ -14,8 +14,8 @@ def inputs(help: str = "raw log files or directories (their files, by name), in 
     return field(default_factory=tuple, metadata={"help": help, "argument": True})
 
 
-def output(help: str = "output directory") -> Any:
-    return field(default=None, metadata={"help": help, "short": "-o"})
+def output(help: str = "output directory", default: str | None = None) -> Any:
+    return field(default=default, metadata={"help": help, "short": "-o"})
 
 
 def log_format(help: str = FORMAT_HELP) -> Any:
@@ -39,10 +39,11 @@ def address() -> Any:
         "help": "Ray cluster address (ray://host:10001 or host:6379); none: RAY_ADDRESS or a local Ray"})  # fmt: skip
 
 
-def require(value: Any, option: str) -> Any:
-    """`value`, or ValueError naming the option that must be given."""
+def require(value: Any, option: str, argument: bool = False) -> Any:
+    """`value`, or ValueError naming the option (or positional argument) that must be given."""
     if value in (None, "", ()):
-        raise ValueError(f"missing --{option} (or `{option.replace('-', '_')}:` in --config)")
+        given = option.upper() if argument else f"--{option}"
+        raise ValueError(f"missing {given} (or `{option.replace('-', '_')}:` in --config)")
     return value
 
 

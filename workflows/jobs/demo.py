@@ -59,7 +59,7 @@ class DemoConfig:
     command takes (defaults: ~8 min on 2 cores). The scoring step's models are the
     two the demo trains."""
 
-    output: str = common.output()
+    output: str = common.output(default="out/demo")
     data: str | None = field(default=None, metadata={
         "help": "your own log (a file or a directory) instead of a synthetic one (with --format)"})  # fmt: skip
     format: str | None = common.log_format("format of --data: aol, webis-smc, gayo-avello, diffusiondb, "
@@ -78,6 +78,10 @@ class DemoConfig:
         if (self.data is None) != (self.format is None):
             raise ValueError("--data and --format go together (a log and its format), or neither (a synthetic log)")
         common.check_format(self.format)
+        models = ScoreConfig()
+        if (self.score.session_model, self.score.hierarchy_model) != (models.session_model, models.hierarchy_model):
+            raise ValueError("score.session_model and score.hierarchy_model are not demo settings: the demo scores "
+                             "with the two models it trains")  # fmt: skip
 
 
 @dataclass

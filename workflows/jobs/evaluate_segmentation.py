@@ -62,7 +62,9 @@ class EvaluateSegmentationJob:
     """What `sessionflow evaluate segmentation` scores, against which truth."""
 
     gt: str | None = field(default=None, metadata={"help": "a ground-truth file"})
-    format: str | None = common.log_format("webis-smc (missions), gayo-avello (sessions), aol (a `synth` log: both)")
+    format: str | None = common.log_format(
+        "webis-smc (missions), gayo-avello (sessions), aol or diffusiondb (a `synth` log: both)"
+    )
     pred: str | None = field(default=None, metadata={
         "help": "a `segment` output directory to score (instead of --method)"})  # fmt: skip
     methods: tuple[str, ...] = field(default=(), metadata={"help": METHOD_HELP, "option": "method"})

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sessions.ingest import IngestReport
+from workflows.config import to_dict
 from workflows.jobs import common
 
 
@@ -32,7 +33,7 @@ def run(job: IngestJob, on_rows: Callable[[int], None] | None = None) -> IngestR
     raise `sessions.ingest.AccountingError` when rows_in != rows_ok + rows_rejected.
     ValueError / FileNotFoundError for bad settings or inputs.
     """
-    common.require(job.inputs, "inputs")
+    common.require(job.inputs, "inputs", argument=True)
     fmt = common.require(job.format, "format")
     output = Path(common.require(job.output, "output"))
     common.check_format(fmt)
@@ -43,8 +44,12 @@ def run(job: IngestJob, on_rows: Callable[[int], None] | None = None) -> IngestR
         with ray_runtime(job.address):
             from workflows.distributed import data  # imports ray: after the runtime's settings
 
-            return data.ingest(job.inputs, fmt, output, mapping=mapping, block_bytes=job.block_mb << 20)
+            return data.ingest(
+                job.inputs, fmt, output, mapping=mapping, block_bytes=job.block_mb << 20, config=to_dict(job)
+            )
     from sessions.ingest import ingest
 
     on_block = (lambda path, parsed: on_rows(parsed.rows_read)) if on_rows else None
-    return ingest(job.inputs, fmt, output, mapping=mapping, block_bytes=job.block_mb << 20, on_block=on_block)
+    return ingest(
+        job.inputs, fmt, output, mapping=mapping, block_bytes=job.block_mb << 20, on_block=on_block, config=to_dict(job)
+    )

@@ -15,6 +15,7 @@ import polars as pl
 from sessions.io import read_table, write_json, write_parquet
 from sessions.pairs import MiningConfig, gold_pairs, mine_pairs
 from sessions.pipeline import SESSIONS_FILE, load_events
+from workflows.config import to_dict
 from workflows.distributed.runtime import ray_runtime
 from workflows.jobs import common
 
@@ -49,7 +50,7 @@ def run(job: MineJob) -> dict:
     """Mine pairs from a `segment` output (or, with `gold`, from a labelled log) into
     OUTPUT/pairs.parquet; write and return the report (counts by split and kind).
     ValueError / FileNotFoundError for bad settings or inputs."""
-    sessions = Path(common.require(job.sessions, "sessions"))
+    sessions = Path(common.require(job.sessions, "sessions", argument=True))
     output = Path(common.require(job.output, "output"))
     common.check_format(job.format)
     cfg, gold, fmt = job.mining, job.gold, job.format
@@ -77,7 +78,7 @@ def run(job: MineJob) -> dict:
         "negatives": int((pairs["label"] == 0).sum()),
         "by_split_and_kind": {s: dict(zip(g["kind"], g["len"], strict=True)) for (s,), g in counts.group_by("split")},
         "users_by_split": dict(pairs.group_by("split").agg(pl.col("user_id").n_unique()).iter_rows()),
-        "config": cfg.to_dict() if gold is None else {"gold": gold, "seed": cfg.seed},
+        "config": to_dict(job),
         "source": str(source),
         "outputs": {PAIRS_FILE: str(output / PAIRS_FILE), REPORT_FILE: str(output / REPORT_FILE)},
         "seconds": round(time.perf_counter() - start, 3),

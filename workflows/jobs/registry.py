@@ -49,7 +49,7 @@ def promote(job: PromoteJob) -> tuple[str, str | None]:
     from workflows.tracking.store import CHAMPION, use_store
     from workflows.tracking.store import promote as set_champion
 
-    name, version = require(job.name, "name"), require(job.version, "version")
+    name, version = require(job.name, "name", argument=True), require(job.version, "version", argument=True)
     client = use_store()
     try:
         before = client.get_model_version_by_alias(name, CHAMPION).version

@@ -30,7 +30,8 @@ class ScoreConfig:
     gpus_per_worker: float = field(default=0.0, metadata={"help": "GPUs per encoding actor (0: CPU)"})
     batch_size: int = field(default=256, metadata={"help": "texts per forward pass"})
     buckets: int = field(default=0, metadata={"help": "buckets of users and of texts (0: 4 per CPU of the cluster)"})
-    segment: SegmentConfig = field(default_factory=SegmentConfig, metadata={"prefix": ""})
+    segment: SegmentConfig = field(default_factory=SegmentConfig, metadata={
+        "prefix": "", "choices": {"method": SCORE_METHODS}})  # fmt: skip
     missions: MissionConfig = field(default_factory=MissionConfig, metadata={"prefix": "mission-"})
     threshold: float = field(default=DEFAULT_THRESHOLD, metadata={"help": THRESHOLD_HELP})
 
@@ -63,7 +64,7 @@ def run(job: ScoreJob):  # -> ScoreReport
     from workflows.distributed.runtime import ray_runtime
     from workflows.tracking.store import use_store
 
-    common.require(job.inputs, "inputs")
+    common.require(job.inputs, "inputs", argument=True)
     output = common.require(job.output, "output")
     common.check_format(job.format)
     mapping = common.mapping_of(job.map)

@@ -9,6 +9,7 @@ from pathlib import Path
 from sessions.missions import MissionConfig
 from sessions.pipeline import SegmentReport
 from sessions.segment import SegmentConfig
+from workflows.config import to_dict
 from workflows.jobs import common
 
 LEXICAL_METHODS = ("time", "lexical", "cascade")  # need no model
@@ -59,13 +60,12 @@ def run(job: SegmentJob, on_rows: Callable[[int], None] | None = None) -> Segmen
     read). Both give the same sessions and the same report (`sessions.pipeline.
     write_segment_report`). ValueError / FileNotFoundError for bad settings or inputs.
     """
-    common.require(job.inputs, "inputs")
+    common.require(job.inputs, "inputs", argument=True)
     output = Path(common.require(job.output, "output"))
     common.check_format(job.format)
     check_method(job.segment.method, job.model)
     mapping = common.mapping_of(job.map)
-    config = {"segment": job.segment.to_dict(), "missions": job.missions.to_dict(), "model": job.model,
-              "engine": job.engine}  # fmt: skip
+    config = to_dict(job)  # the report records every setting of the job
     if job.engine == "ray":
         from workflows.distributed.runtime import ray_runtime
 

@@ -9,6 +9,8 @@ from pathlib import Path
 from synth import SynthConfig
 from workflows.jobs import common
 
+SUFFIXES = {"aol": (".tsv", ".txt", ".tsv.gz", ".txt.gz"), "prompt": (".parquet",)}
+
 
 @dataclass(frozen=True)
 class SynthJob:
@@ -26,6 +28,9 @@ def run(job: SynthJob, on_rows: Callable[[int], None] | None = None):  # -> synt
     from synth import Taxonomy, write_log
 
     output = Path(common.require(job.output, "output"))
+    suffixes = SUFFIXES[job.synth.style]
+    if not output.name.endswith(suffixes):
+        raise ValueError(f"--output {output}: a {job.synth.style} log is written as {' or '.join(suffixes)}")
     on_chunk = (lambda chunk: on_rows(chunk.rows.height)) if on_rows else None
     return write_log(job.synth, Taxonomy.wordnet(), output, on_chunk=on_chunk)
 

@@ -52,12 +52,20 @@ class HierarchyTrainConfig:
             "help": "lookup (a point per node, Nickel & Kiela 2017), or an encoder: minilm-local, tiny, a Hub id"
         },
     )
-    manifold: str = field(default="poincare", metadata={"help": "poincare or euclidean (order too, for lookup)"})
+    manifold: str = field(
+        default="poincare",
+        metadata={
+            "help": "poincare or euclidean (order too, for lookup)",
+            "choices": ("poincare", "euclidean", "order"),
+        },
+    )
     dim: int = field(default=10, metadata={"help": "dimensions of the embedding"})
     curvature: float = field(default=1.0, metadata={"help": "curvature of the Poincare ball (its negative)"})
     mobius_layers: int = field(default=0, metadata={"help": "Mobius linear layers after expmap0"})
     gloss: bool = field(default=False, metadata={"help": "node text = lemmas and the WordNet gloss"})
-    holdout: str = field(default="none", metadata={"help": "none, edges or nodes: held out for link prediction"})
+    holdout: str = field(
+        default="none", metadata={"help": "held out for link prediction", "choices": ("none", "edges", "nodes")}
+    )
     holdout_share: float = field(default=0.1, metadata={"help": "share of edges or nodes held out"})
     epochs: int = field(default=5, metadata={"help": "passes over the training pairs"})
     max_steps: int = field(default=0, metadata={"help": "stop after this many steps (0: the epochs decide)"})
@@ -77,7 +85,10 @@ class HierarchyTrainConfig:
     margin: float = field(default=0.5, metadata={"help": "norm gap per level between a child and its ancestor"})
     norm_loss: str = field(
         default="level",
-        metadata={"help": "level: the gap is margin x levels (squared error); order: at least margin (hinge)"},
+        metadata={
+            "help": "level: the gap is margin x levels (squared error); order: at least margin (hinge)",
+            "choices": ("level", "order"),
+        },
     )
     max_length: int = field(default=32, metadata={"help": "tokens per node text at most"})
     max_eval_nodes: int = field(

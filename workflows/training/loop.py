@@ -55,12 +55,17 @@ class LoopSettings(Protocol):
 
 class TrainTask(ABC):
     """A model's part of the loop. Built on the driver and shipped to every worker,
-    so it should carry its data as Ray object references, not as tables."""
+    so it should carry its data as Ray object references, not as tables: `prepare`
+    puts them into the object store once the job's Ray runtime is up."""
 
     cfg: LoopSettings
     monitor: str = "val_auc"  # the metric of `evaluate` to maximise
     unit: str = "pairs"  # what an example is; throughput is logged as `<unit>_per_s`
     clip_norm: float | None = 1.0  # gradient norm clipping (None: none)
+
+    def prepare(self) -> None:  # noqa: B027  (a hook: most tasks have nothing to put)
+        """Called on the driver inside the job's Ray runtime, before the trainer starts
+        (never before: a `ray.put` outside it would start a Ray of its own)."""
 
     @property
     @abstractmethod
@@ -330,6 +335,7 @@ def fit(task: TrainTask, run_id: str, name: str, storage: str | None, cpus: int)
     from workflows.tracking.store import tracking_uri
 
     cfg = task.cfg
+    task.prepare()
     threads = max(1, cpus // cfg.workers) if not cfg.gpu else 2
     trainer = TorchTrainer(
         train_loop_per_worker,

@@ -28,10 +28,17 @@ class SessionTask(TrainTask):
     monitor = "val_auc"
 
     def __init__(self, cfg: SessionTrainConfig, train: pl.DataFrame, val: pl.DataFrame) -> None:
+        self.cfg, self.rows = cfg, train.height
+        self.tables: tuple[pl.DataFrame, pl.DataFrame] | None = (train, val)  # until `prepare`
+
+    def prepare(self) -> None:
+        """Training examples and validation pairs into Ray's object store (the task ships without them)."""
         import ray
 
-        self.cfg, self.rows = cfg, train.height
-        self.train_ref, self.val_ref = ray.put(train.to_arrow()), ray.put(val.to_arrow())
+        if self.tables is not None:
+            train, val = self.tables
+            self.train_ref, self.val_ref = ray.put(train.to_arrow()), ray.put(val.to_arrow())
+            self.tables = None
 
     @property
     def examples(self) -> int:
