@@ -73,6 +73,8 @@ class MissionConfig:
                 raise ValueError(f"{name} must be in [0, 1]")
         if self.window < 1:
             raise ValueError("window must be at least 1")
+        if not 0.0 <= self.common_term_share <= 1.0 or self.common_term_min_users < 1:
+            raise ValueError("common_term_share must be in [0, 1] and common_term_min_users at least 1")
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -81,6 +81,12 @@ class MiningConfig:
             raise ValueError("train_share and val_share must be shares adding up to at most 1")
         if self.partitions < 1:
             raise ValueError("partitions must be at least 1")
+        if self.max_pairs_per_session < 1 or self.max_queries_per_session < 2:
+            raise ValueError("max_pairs_per_session must be at least 1 and max_queries_per_session at least 2")
+        if not 0.0 <= self.min_hard_jaccard <= 1.0:
+            raise ValueError("min_hard_jaccard must be in [0, 1]")
+        if self.seed < 0:
+            raise ValueError("seed must not be negative")
 
     def to_dict(self) -> dict:
         return asdict(self)

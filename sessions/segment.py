@@ -84,6 +84,11 @@ class SegmentConfig:
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise ValueError(f"unknown method {self.method!r}; choose one of {', '.join(METHODS)}")
+        for name in ("gap_minutes", "join_within_s", "break_after_minutes"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must not be negative")
+        if self.so_far_queries < 1:
+            raise ValueError("so_far_queries must be at least 1")
         if self.join_within_s > self.break_after_minutes * 60:
             raise ValueError("join_within_s must not exceed break_after_minutes")
         for name in ("min_overlap", "min_jaccard", "min_containment", "min_p_same"):

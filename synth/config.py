@@ -99,6 +99,8 @@ class SynthConfig:
                 raise ValueError(f"{name} must be a probability")
         if self.p_nav + self.p_continue + self.p_resume > 1.0:
             raise ValueError("p_nav + p_continue + p_resume must not exceed 1")
+        if self.seed < 0 or self.chunk_rows < 1 or (self.days is not None and self.days < 1):
+            raise ValueError("seed must not be negative, chunk_rows and days (when given) at least 1")
         for name in ("click_probs", "image_probs"):
             probs = getattr(self, name)
             if not probs or min(probs) < 0 or abs(sum(probs) - 1.0) > 1e-6:

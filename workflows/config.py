@@ -26,11 +26,12 @@ records (report.json, MLflow) and what `--print-config` prints.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -131,28 +132,39 @@ def leaves(cls: type, prefix: str = "", path: tuple[str, ...] = (), default: Any
 
 
 def read_yaml(path: str | Path | None) -> dict[str, Any]:
-    """The mapping in a YAML file ({} for None); ValueError when it is not a mapping."""
+    """The mapping in a YAML file ({} for None or an empty file); ValueError naming the
+    file when it cannot be read, is not YAML or is not a mapping."""
     if path is None:
         return {}
     try:
-        data = yaml.safe_load(Path(path).read_text()) or {}
+        data = yaml.safe_load(Path(path).read_text())
+    except FileNotFoundError:
+        raise ValueError(f"--config {path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ValueError(f"--config {path}: cannot be read as text ({err.__class__.__name__})") from None
     except yaml.YAMLError as err:
-        raise ValueError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
+        raise ValueError(f"--config {path}: not valid YAML ({str(err).splitlines()[0]})") from None
+    if data is None:
+        return {}
     if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a mapping of a job's settings")
+        raise ValueError(f"--config {path}: expected a mapping of a job's settings, got {type(data).__name__}")
     return data
 
 
 def coerce(value: Any, tp: Any, name: str) -> Any:
     """`value` (from YAML or the command line) as the field type `tp`.
 
-    Sequences accept a list or a comma-separated string; datetimes an ISO 8601 string
-    (UTC when it names no zone). ValueError names the setting.
+    Sequences take a list (or a comma-separated string); datetimes an ISO 8601 string
+    or a YAML timestamp or date (UTC when it names no zone); floats must be finite;
+    None only where the type allows it. ValueError names the setting.
     """
-    tp, _ = _split_optional(tp)
+    tp, optional = _split_optional(tp)
     if value is None:
+        if not optional:
+            raise ValueError(f"{name}: must be set, not null")
         return None
     origin = typing.get_origin(tp)
+    type_name = getattr(tp, "__name__", str(tp))
     if origin is typing.Literal:
         allowed = typing.get_args(tp)
         if value not in allowed:
@@ -160,23 +172,35 @@ def coerce(value: Any, tp: Any, name: str) -> Any:
         return value
     try:
         if origin in (tuple, list):
-            items = [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else list(value)
+            if isinstance(value, str):
+                value = [v.strip() for v in value.split(",") if v.strip()]
+            if not isinstance(value, list | tuple):
+                raise ValueError(f"{name}: expected a list, got {value!r}")
             (inner, *_) = typing.get_args(tp) or (str,)
-            converted = [coerce(v, inner, name) for v in items]
+            converted = [coerce(v, inner, name) for v in value]
             return tuple(converted) if origin is tuple else converted
-        if tp is datetime and isinstance(value, str):
-            parsed = datetime.fromisoformat(value)
-            return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        if tp is datetime:
+            if isinstance(value, str):
+                value = datetime.fromisoformat(value)
+            elif isinstance(value, date) and not isinstance(value, datetime):
+                value = datetime(value.year, value.month, value.day)
+            if not isinstance(value, datetime):
+                raise ValueError(f"{name}: {value!r} is not a date and time (ISO 8601)")
+            return value if value.tzinfo else value.replace(tzinfo=UTC)
         if tp is float and isinstance(value, int | str) and not isinstance(value, bool):
-            return float(value)
+            value = float(value)
         if tp is int and isinstance(value, str):
-            return int(value)
+            value = int(value)
         if tp is int and isinstance(value, float) and value.is_integer():
-            return int(value)
-    except ValueError:
-        raise ValueError(f"{name}: {value!r} is not of type {getattr(tp, '__name__', tp)}") from None
-    if tp in (int, float, str, bool) and (not isinstance(value, tp) or (tp is int and isinstance(value, bool))):
-        raise ValueError(f"{name}: {value!r} is not of type {tp.__name__}")
+            value = int(value)
+    except ValueError as err:
+        if str(err).startswith(name):
+            raise
+        raise ValueError(f"{name}: {value!r} is not of type {type_name}") from None
+    if tp in (int, float, str, bool) and (not isinstance(value, tp) or (tp is not bool and isinstance(value, bool))):
+        raise ValueError(f"{name}: {value!r} is not of type {type_name}")
+    if tp is float and not math.isfinite(value):
+        raise ValueError(f"{name}: {value!r} is not a finite number")
     return value
 
 
@@ -216,10 +240,10 @@ def _merge(base: dict[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
 
 def _build(cls: type[T], values: Mapping[str, Any], path: tuple[str, ...]) -> T:
     if not isinstance(values, Mapping):
-        raise ValueError(f"{'.'.join(path)}: expected a mapping, got {values!r}")
+        raise ValueError(f"{'.'.join(path)}: expected a mapping of its settings, got {values!r}")
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
-    unknown = sorted(set(values) - set(names))
+    unknown = sorted(str(k) for k in set(values) - set(names))
     where = f"{'.'.join(path)} " if path else ""
     if unknown:
         raise ValueError(f"unknown {where}option(s) {', '.join(unknown)}; known: {', '.join(names)}")
@@ -235,6 +259,11 @@ def _build(cls: type[T], values: Mapping[str, Any], path: tuple[str, ...]) -> T:
         if is_config(tp):
             if value is None and _default(f) is not None:
                 raise ValueError(f"{name}: expected a mapping of its settings, got null")
+            if value is not None and not isinstance(value, Mapping):
+                raise ValueError(f"{name}: expected a mapping of its settings, got {value!r}")
+            fixed = sorted(set(f.metadata.get("omit", ())) & set(value or {}))
+            if fixed:
+                raise ValueError(f"{name}: {', '.join(fixed)} set by this command itself, not a setting of it")
             base = dataclasses.asdict(_default(f)) if _default(f) not in (None, dataclasses.MISSING) else {}
             kwargs[f.name] = None if value is None else _build(tp, _merge(base, value), (*path, f.name))
         else:

@@ -156,7 +156,20 @@ def test_demo_holds_the_configs_of_its_steps():
         (["promote"], "missing NAME"),
         (["synth", "--style", "prompt", "-o", "m.tsv.gz"], "a prompt log is written as .parquet"),
         (["synth", "--click-probs", "0.5,0.6", "-o", "m.tsv"], "click_probs must be probabilities"),
-        (["demo", "--config", "{demo_model}"], "the demo scores with the two models it trains"),
+        (["demo", "--config", "{demo_model}"], "set by this command itself"),
+        (["evaluate", "segmentation", "--config", "{eval_method}"], "method set by this command itself"),
+        (["ingest", "x", "-f", "aol", "-o", "o", "--block-mb", "0"], "--block-mb must be at least 1"),
+        (["segment", "x", "-o", "o", "--gap-minutes", "nan"], "is not a finite number"),
+        (["segment", "x", "-o", "o", "--gap-minutes", "-5"], "gap_minutes must not be negative"),
+        (["segment", "x", "-o", "o", "--config", "{scalar}"], "segment: expected a mapping of its settings"),
+        (["segment", "x", "-o", "o", "--config", "{bool_int}"], "so_far_queries: True is not of type int"),
+        (["segment", "x", "-o", "o", "--config", "{null_float}"], "gap_minutes: must be set, not null"),
+        (["segment", "x", "-o", "o", "--method", "learned"], "--method learned needs --model"),
+        (["segment", "x", "-o", "o", "--config", "missing.yaml"], "--config missing.yaml: no such file"),
+        (["mine", "s", "-o", "o", "--seed", "-1"], "seed must not be negative"),
+        (["mine", "s", "-o", "o", "-f", "aol"], "--format reads a labelled log, with --gold"),
+        (["compare", "--max-runs", "0"], "--max-runs must be at least 1"),
+        (["synth", "--config", "{start}", "-o", "m.tsv"], "start: 5 is not a date and time"),
         (["segment", "x", "-o", "o", "--gap-minutes", "abc"], "Invalid value"),
     ],
 )  # fmt: skip
@@ -165,6 +178,9 @@ def test_bad_settings_are_one_line_errors(args, message, tmp_path):
         "{bad}": "segment:\n  typo: 1\n", "{score_time}": "score:\n  segment:\n    method: time\n",
         "{engine}": "engine: Local\n", "{null}": "segment: null\n",
         "{demo_model}": "score:\n  session_model: models:/other/1\n",
+        "{eval_method}": "segment:\n  method: time\n", "{scalar}": "segment: 5\n",
+        "{bool_int}": "segment:\n  so_far_queries: true\n", "{null_float}": "segment:\n  gap_minutes: null\n",
+        "{start}": "synth:\n  start: 5\n",
     }  # fmt: skip
     for i, arg in enumerate(args):
         if arg in files:
@@ -173,6 +189,15 @@ def test_bad_settings_are_one_line_errors(args, message, tmp_path):
     result = runner.invoke(app, args)
     assert result.exit_code == 2 and message in result.output, result.output
     assert "Traceback" not in result.output
+
+
+def test_naive_yaml_times_are_utc(tmp_path):
+    (tmp_path / "c.yaml").write_text("synth:\n  start: 2006-01-01 10:00:00\n  days: 2\n")
+    result = runner.invoke(app, ["synth", "--config", str(tmp_path / "c.yaml"), "--print-config"])
+    assert yaml.safe_load(result.output)["synth"]["start"] == "2006-01-01T10:00:00+00:00"
+    (tmp_path / "c.yaml").write_text("synth:\n  start: 2006-01-01\n")
+    result = runner.invoke(app, ["synth", "--config", str(tmp_path / "c.yaml"), "--print-config"])
+    assert yaml.safe_load(result.output)["synth"]["start"] == "2006-01-01T00:00:00+00:00"
 
 
 def test_list_options_take_commas_and_repeats():

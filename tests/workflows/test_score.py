@@ -127,6 +127,7 @@ def test_a_killed_job_started_again_finishes_only_what_is_missing(models, tiny_t
     deadline = time.monotonic() + 300
     while job.poll() is None and len(list(encoded.glob("*.json"))) < 2 and time.monotonic() < deadline:
         time.sleep(0.02)
+    assert job.poll() is None, f"the job ended (status {job.returncode}) before it was to be killed"
     _descendants_killed(job)
     done_before = len(list(encoded.glob("*.json")))
     assert 2 <= done_before < 16, "the job was not stopped half-way"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 from rich.console import Console
@@ -42,10 +42,18 @@ def summary_table(title: str, rows: Mapping[str, Any]) -> Table:
 
 @contextmanager
 def rows_done(description: str, show: bool = True) -> Iterator[Callable[[int], None] | None]:
-    """A callback advancing a row progress bar (None when `show` is false: a Ray job
-    shows Ray's own bars)."""
+    """A callback advancing a row progress bar, shown from the first rows on (so that an
+    error found before reading is not preceded by one); None when `show` is false (a
+    Ray job shows Ray's own bars)."""
     if not show:
         yield None
         return
-    with row_progress(description) as progress:
-        yield lambda n: progress.advance(0, n)
+    with ExitStack() as stack:
+        bar: list[Progress] = []
+
+        def advance(n: int) -> None:
+            if not bar:
+                bar.append(stack.enter_context(row_progress(description)))
+            bar[0].advance(0, n)
+
+        yield advance

@@ -149,6 +149,6 @@ def run(job: AnnotateJob) -> dict:
     ValueError / FileNotFoundError for bad settings or inputs.
     """
     common.require(job.inputs, "inputs", argument=True)
-    output = common.require(job.output, "output")
+    output = common.output_dir(job.output)
     common.check_format(job.format)
     return annotate_logs(job.inputs, job.format, output, job.model, job.threshold, common.mapping_of(job.map))

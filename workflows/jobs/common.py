@@ -4,6 +4,7 @@ factory each, so every command words and checks them alike."""
 from __future__ import annotations
 
 from dataclasses import field
+from pathlib import Path
 from typing import Any, Literal
 
 Engine = Literal["ray", "local"]
@@ -78,3 +79,11 @@ def storage() -> Any:
             "help": "where Ray Train keeps checkpoints (a path or s3://..., seen by all nodes; none: ~/ray_results)"
         },
     )
+
+
+def output_dir(value: str | None) -> Path:
+    """The output directory of a job; ValueError when it is not given or is an existing file."""
+    path = Path(require(value, "output"))
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"--output {path}: a file is there; the output is a directory")
+    return path

@@ -78,10 +78,8 @@ class DemoConfig:
         if (self.data is None) != (self.format is None):
             raise ValueError("--data and --format go together (a log and its format), or neither (a synthetic log)")
         common.check_format(self.format)
-        models = ScoreConfig()
-        if (self.score.session_model, self.score.hierarchy_model) != (models.session_model, models.hierarchy_model):
-            raise ValueError("score.session_model and score.hierarchy_model are not demo settings: the demo scores "
-                             "with the two models it trains")  # fmt: skip
+        if self.segment.method == "learned":
+            raise ValueError("--segment-method learned needs a session model, which the demo trains after segmenting")
 
 
 @dataclass
@@ -108,7 +106,7 @@ def run(cfg: DemoConfig, on_step: Callable[[str], None] = lambda step: None) -> 
     from workflows.distributed.runtime import ray_runtime
     from workflows.tracking.store import tracking_uri, use_store
 
-    output, data, fmt = Path(common.require(cfg.output, "output")), cfg.data, cfg.format
+    output, data, fmt = common.output_dir(cfg.output), cfg.data, cfg.format
     output.mkdir(parents=True, exist_ok=True)
     figures = output / "figures"
     shutil.rmtree(figures, ignore_errors=True)

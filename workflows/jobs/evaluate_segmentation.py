@@ -74,8 +74,9 @@ class EvaluateSegmentationJob:
     missions: MissionConfig = field(default_factory=MissionConfig, metadata={"prefix": "mission-"})
 
     def __post_init__(self) -> None:
-        if self.pred is not None and self.methods:
-            raise ValueError("--pred and --method exclude each other: score a segmentation, or run methods")
+        if self.pred is not None and (self.methods or self.model):
+            given = "--method" if self.methods else "--model"
+            raise ValueError(f"--pred and {given} exclude each other: score a segmentation, or run methods")
         known = (*LEXICAL_METHODS, *NEEDS_MODEL, ALL)
         for method in self.methods:
             if method not in known:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from sessions.ingest import IngestReport
 from workflows.config import to_dict
@@ -23,6 +22,10 @@ class IngestJob:
     engine: common.Engine = common.engine()
     address: str | None = common.address()
 
+    def __post_init__(self) -> None:
+        if self.block_mb < 1:
+            raise ValueError("--block-mb must be at least 1")
+
 
 def run(job: IngestJob, on_rows: Callable[[int], None] | None = None) -> IngestReport:
     """Ingest `job.inputs` into OUTPUT/{events,rejected}.parquet and report.json.
@@ -35,7 +38,7 @@ def run(job: IngestJob, on_rows: Callable[[int], None] | None = None) -> IngestR
     """
     common.require(job.inputs, "inputs", argument=True)
     fmt = common.require(job.format, "format")
-    output = Path(common.require(job.output, "output"))
+    output = common.output_dir(job.output)
     common.check_format(fmt)
     mapping = common.mapping_of(job.map)
     if job.engine == "ray":

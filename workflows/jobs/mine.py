@@ -45,13 +45,17 @@ class MineJob:
     engine: common.Engine = common.engine()
     address: str | None = common.address()
 
+    def __post_init__(self) -> None:
+        if self.format is not None and self.gold is None:
+            raise ValueError("--format reads a labelled log, with --gold; a `segment` output needs none")
+
 
 def run(job: MineJob) -> dict:
     """Mine pairs from a `segment` output (or, with `gold`, from a labelled log) into
     OUTPUT/pairs.parquet; write and return the report (counts by split and kind).
     ValueError / FileNotFoundError for bad settings or inputs."""
     sessions = Path(common.require(job.sessions, "sessions", argument=True))
-    output = Path(common.require(job.output, "output"))
+    output = common.output_dir(job.output)
     common.check_format(job.format)
     cfg, gold, fmt = job.mining, job.gold, job.format
     start = time.perf_counter()

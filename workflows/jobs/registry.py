@@ -17,6 +17,10 @@ class CompareJob:
         "help": "parameters to show, comma-separated (none: the key ones that differ)"})  # fmt: skip
     max_runs: int = field(default=20, metadata={"help": "show the latest this many runs"})
 
+    def __post_init__(self) -> None:
+        if self.max_runs < 1:
+            raise ValueError("--max-runs must be at least 1")
+
 
 @dataclass(frozen=True)
 class PromoteJob:

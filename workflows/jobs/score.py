@@ -37,8 +37,10 @@ class ScoreConfig:
 
     def __post_init__(self) -> None:
         if self.segment.method not in SCORE_METHODS:
-            raise ValueError(f"--method {self.segment.method}: score with cascade (the model decides what lexical "
-                             "evidence would break) or learned (the model decides every pair)")  # fmt: skip
+            raise ValueError(f"scoring method {self.segment.method!r}: score with cascade (the model decides what "
+                             "lexical evidence would break) or learned (the model decides every pair)")  # fmt: skip
+        if self.buckets < 0 or self.threshold < 0:
+            raise ValueError("buckets and threshold must not be negative")
         if self.batch_size < 1 or self.workers < 0 or self.gpus_per_worker < 0:
             raise ValueError("batch_size must be at least 1, workers and gpus_per_worker at least 0")
 
@@ -65,7 +67,7 @@ def run(job: ScoreJob):  # -> ScoreReport
     from workflows.tracking.store import use_store
 
     common.require(job.inputs, "inputs", argument=True)
-    output = common.require(job.output, "output")
+    output = common.output_dir(job.output)
     common.check_format(job.format)
     mapping = common.mapping_of(job.map)
     use_store()

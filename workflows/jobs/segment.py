@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from sessions.missions import MissionConfig
 from sessions.pipeline import SegmentReport
@@ -34,6 +33,9 @@ class SegmentJob:
     engine: common.Engine = common.engine()
     address: str | None = common.address()
 
+    def __post_init__(self) -> None:
+        check_method(self.segment.method, self.model)
+
 
 def check_method(method: str, model: str | None) -> None:
     """ValueError for a method that needs a session model when none is given."""
@@ -61,9 +63,8 @@ def run(job: SegmentJob, on_rows: Callable[[int], None] | None = None) -> Segmen
     write_segment_report`). ValueError / FileNotFoundError for bad settings or inputs.
     """
     common.require(job.inputs, "inputs", argument=True)
-    output = Path(common.require(job.output, "output"))
+    output = common.output_dir(job.output)
     common.check_format(job.format)
-    check_method(job.segment.method, job.model)
     mapping = common.mapping_of(job.map)
     config = to_dict(job)  # the report records every setting of the job
     if job.engine == "ray":

@@ -28,6 +28,8 @@ def run(job: SynthJob, on_rows: Callable[[int], None] | None = None):  # -> synt
     from synth import Taxonomy, write_log
 
     output = Path(common.require(job.output, "output"))
+    if output.is_dir():
+        raise ValueError(f"--output {output}: a directory is there; the log is one file")
     suffixes = SUFFIXES[job.synth.style]
     if not output.name.endswith(suffixes):
         raise ValueError(f"--output {output}: a {job.synth.style} log is written as {' or '.join(suffixes)}")

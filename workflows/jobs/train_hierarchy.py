@@ -123,6 +123,13 @@ class HierarchyTrainConfig:
         for name in ("dim", "epochs", "batch_size", "negatives", "eval_every", "patience", "workers"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
+        for name in ("max_steps", "lr", "encoder_lr", "burnin_epochs", "norm_weight", "margin", "max_failures"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must not be negative")
+        if self.max_length < 1 or self.max_eval_nodes < 1 or self.curvature <= 0:
+            raise ValueError("max_length and max_eval_nodes must be at least 1, curvature positive")
+        if not 0.0 <= self.holdout_share < 1.0:
+            raise ValueError("holdout_share must be in [0, 1)")
 
     @property
     def lookup(self) -> bool:

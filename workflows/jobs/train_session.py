@@ -68,6 +68,12 @@ class SessionTrainConfig:
                 raise ValueError(f"{name} must be at least 1")
         if self.temperature <= 0 or self.lr <= 0:
             raise ValueError("temperature and lr must be positive")
+        if self.max_steps < 0 or self.max_length < 1 or self.max_train_examples < 0 or self.max_failures < 0:
+            raise ValueError(
+                "max_steps, max_train_examples and max_failures must not be negative, max_length at least 1"
+            )
+        if not 0.0 <= self.warmup_share <= 1.0 or self.weight_decay < 0:
+            raise ValueError("warmup_share must be in [0, 1] and weight_decay not negative")
 
     def to_dict(self) -> dict:
         return asdict(self)

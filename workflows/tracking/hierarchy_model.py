@@ -24,7 +24,7 @@ from models.hierarchy import HierarchyTextModel, load_hierarchy_model
 from models.poincare import LookupEmbedding
 from sessions.reformulation import per_distinct
 from workflows.tracking.session_model import texts_of
-from workflows.tracking.store import pip_requirements
+from workflows.tracking.store import load_pyfunc, pip_requirements
 
 NAME = "hierarchy-model"
 SIGNATURE = ModelSignature(inputs=Schema([ColSpec("string", "text")]))
@@ -80,7 +80,7 @@ def log_hierarchy_model(model_dir: Path, base_model: str) -> str:
 
 def load(uri: str) -> HierarchyTextModel:
     """The text model inside a logged hierarchy pyfunc (`models:/...`, `runs:/...`)."""
-    model = mlflow.pyfunc.load_model(uri).unwrap_python_model()
+    model = load_pyfunc(uri).unwrap_python_model()
     if not isinstance(model, HierarchyModel) or model.model is None:
         raise ValueError(f"{uri} is not a hierarchy model")
     return model.model

@@ -24,7 +24,7 @@ import models.encoder
 from models.calibration import Calibration
 from models.encoder import TextEncoder, load_encoder
 from models.session import pair_scores
-from workflows.tracking.store import pip_requirements
+from workflows.tracking.store import load_pyfunc, pip_requirements
 
 NAME = "session-model"
 SIGNATURE = ModelSignature(
@@ -85,7 +85,8 @@ def log_session_model(encoder_dir: Path, calibration: Calibration, base_model: s
 
 
 def load(uri: str) -> mlflow.pyfunc.PyFuncModel:
-    return mlflow.pyfunc.load_model(uri)
+    """The logged session model at `uri`; ValueError when there is none."""
+    return load_pyfunc(uri)
 
 
 def base_model_of(model: mlflow.pyfunc.PyFuncModel) -> str:

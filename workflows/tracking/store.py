@@ -113,16 +113,35 @@ def _param_of(client: MlflowClient, name: str, version: str, param: str) -> str 
 
 
 def run_of(uri: str) -> str:
-    """The MLflow run that logged the model at `uri` (or `uri` itself, a run id)."""
-    import mlflow
+    """The MLflow run that logged the model at `uri` (or `uri` itself, a run id);
+    ValueError when the store has no such model, version or alias."""
+    from mlflow.exceptions import MlflowException
 
     client = use_store()
-    if uri.startswith("models:/m-"):  # a logged model (MLflow 3)
-        return mlflow.get_logged_model(uri.removeprefix("models:/")).source_run_id
-    if uri.startswith("models:/"):
-        name, _, ref = uri.removeprefix("models:/").partition("@")
-        if ref:
-            return client.get_model_version_by_alias(name, ref).run_id
-        name, _, version = uri.removeprefix("models:/").rpartition("/")
-        return client.get_model_version(name, version).run_id
+    try:
+        if uri.startswith("models:/m-"):  # a logged model (MLflow 3)
+            return mlflow.get_logged_model(uri.removeprefix("models:/")).source_run_id
+        if uri.startswith("models:/"):
+            name, _, ref = uri.removeprefix("models:/").partition("@")
+            if ref:
+                return client.get_model_version_by_alias(name, ref).run_id
+            name, _, version = uri.removeprefix("models:/").rpartition("/")
+            return client.get_model_version(name, version).run_id
+    except MlflowException as err:
+        raise ValueError(f"{uri}: {err.message.splitlines()[0]} (tracking store: {tracking_uri()})") from None
     return uri.removeprefix("runs:/").split("/")[0]
+
+
+def load_pyfunc(uri: str) -> mlflow.pyfunc.PyFuncModel:
+    """`mlflow.pyfunc.load_model(uri)`; ValueError naming `uri` when the store has no model there
+    (an unknown name, version, alias or run, or a path without an MLmodel file)."""
+    from mlflow.exceptions import MlflowException
+
+    if not uri:
+        raise ValueError("a model URI is empty: give models:/NAME@ALIAS, models:/NAME/VERSION or runs:/RUN_ID/model")
+    try:
+        return mlflow.pyfunc.load_model(uri)
+    except MlflowException as err:
+        raise ValueError(f"{uri}: {err.message.splitlines()[0]} (tracking store: {tracking_uri()})") from None
+    except OSError as err:
+        raise ValueError(f"{uri}: no model there ({err.__class__.__name__})") from None
