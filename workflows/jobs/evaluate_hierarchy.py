@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from workflows.jobs.train_hierarchy import HierarchyTrainConfig, evaluate_with_baselines, load_data, load_model
+from workflows.jobs.train_hierarchy import HierarchyTrainConfig
+from workflows.training.hierarchy import evaluate_with_baselines, load_data, load_model
 
 
 def evaluate_hierarchy(uri: str, **overrides) -> tuple[dict[str, float], HierarchyTrainConfig]:
