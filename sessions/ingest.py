@@ -19,15 +19,16 @@ from typing import Protocol
 
 import polars as pl
 
+from sessions import storage
 from sessions.formats import ColumnMap, Parsed, format_for
-from sessions.io import ParquetSink, parquet_rows, write_json
+from sessions.io import REPORT, ParquetSink, claim_output, parquet_rows, write_json
 from sessions.parallel import ordered_map
 from sessions.records import DEFAULT_BLOCK_BYTES
 from sessions.schema import EVENT_SCHEMA, REJECTED_SCHEMA
 
 EVENTS_FILE = "events.parquet"
 REJECTED_FILE = "rejected.parquet"
-REPORT_FILE = "report.json"
+REPORT_FILE = REPORT  # written last: the output is complete once it is there
 
 
 class AccountingError(RuntimeError):
@@ -68,20 +69,10 @@ class IngestReport:
         return asdict(self)
 
 
-def expand_inputs(inputs: Sequence[str | Path]) -> list[Path]:
-    """Input paths in the order given; a directory stands for its files, sorted by name."""
-    paths: list[Path] = []
-    for item in map(Path, inputs):
-        if item.is_dir():
-            files = sorted(p for p in item.iterdir() if p.is_file() and not p.name.startswith("."))
-            if not files:
-                raise FileNotFoundError(f"{item}: empty directory")
-            paths += files
-        elif item.is_file():
-            paths.append(item)
-        else:
-            raise FileNotFoundError(f"{item}: no such file or directory")
-    return paths
+def expand_inputs(inputs: Sequence[str | Path]) -> list[str]:
+    """Input files in the order given, local paths or URIs (`sessions.storage.expand`:
+    a directory stands for its files, sorted by name; a glob pattern for its matches)."""
+    return storage.expand(inputs)
 
 
 def iter_parsed(
@@ -91,7 +82,7 @@ def iter_parsed(
     mapping: ColumnMap | None = None,
     block_bytes: int = DEFAULT_BLOCK_BYTES,
     files_at_once: int = 1,
-) -> Iterator[tuple[Path, Parsed]]:
+) -> Iterator[tuple[str, Parsed]]:
     """Parsed blocks of all inputs with global row ids: 0-based across the inputs.
 
     With `files_at_once` > 1, that many files are parsed side by side, each held in
@@ -100,7 +91,7 @@ def iter_parsed(
     """
     paths = expand_inputs(inputs)
 
-    def parse(path: Path) -> Iterator[Parsed]:
+    def parse(path: str) -> Iterator[Parsed]:
         return format_for(fmt, path, mapping).parse_file(path, block_bytes=block_bytes)
 
     per_file = map(parse, paths) if files_at_once <= 1 else ordered_map(lambda p: list(parse(p)), paths, files_at_once)
@@ -129,7 +120,7 @@ def read_logs(
     *,
     mapping: ColumnMap | None = None,
     block_bytes: int = DEFAULT_BLOCK_BYTES,
-    on_block: Callable[[Path, Parsed], None] | None = None,
+    on_block: Callable[[str, Parsed], None] | None = None,
     files_at_once: int = 1,
 ) -> IngestReport:
     """Parse every input into the two sinks and account for every row (`files_at_once`:
@@ -141,7 +132,7 @@ def read_logs(
     start = time.perf_counter()
     report = IngestReport(format=fmt)
     reasons: Counter[str] = Counter()
-    files: dict[Path, FileCount] = {}
+    files: dict[str, FileCount] = {}
     parsed_blocks = iter_parsed(inputs, fmt, mapping=mapping, block_bytes=block_bytes, files_at_once=files_at_once)
     for path, parsed in parsed_blocks:
         count = files.setdefault(path, FileCount(str(path)))
@@ -169,7 +160,7 @@ def ingest(
     *,
     mapping: ColumnMap | None = None,
     block_bytes: int = DEFAULT_BLOCK_BYTES,
-    on_block: Callable[[Path, Parsed], None] | None = None,
+    on_block: Callable[[str, Parsed], None] | None = None,
     config: dict | None = None,
 ) -> IngestReport:
     """Read logs of one format into `output/{events,rejected}.parquet` and `report.json`
@@ -180,17 +171,23 @@ def ingest(
     rows read.
     """
     start = time.perf_counter()
-    out = Path(output)
+    out = claim_output(output, EVENTS_FILE)
     with (
-        ParquetSink(out / EVENTS_FILE, EVENT_SCHEMA) as events,
-        ParquetSink(out / REJECTED_FILE, REJECTED_SCHEMA) as rejected,
+        ParquetSink(storage.join(out, EVENTS_FILE), EVENT_SCHEMA) as events,
+        ParquetSink(storage.join(out, REJECTED_FILE), REJECTED_SCHEMA) as rejected,
     ):
         report = read_logs(inputs, fmt, events, rejected, mapping=mapping, block_bytes=block_bytes, on_block=on_block)
-    # What landed on disk must add up too.
-    report.rows_ok, report.rows_rejected = parquet_rows(out / EVENTS_FILE), parquet_rows(out / REJECTED_FILE)
-    report.check()
-    report.outputs = {name: str(out / name) for name in (EVENTS_FILE, REJECTED_FILE, REPORT_FILE)}
-    report.config = config or {"engine": "local"}
-    report.seconds = round(time.perf_counter() - start, 3)
-    write_json(report.to_dict(), out / REPORT_FILE)
+    finish_ingest(report, out, config or {"engine": "local"}, start)
     return report
+
+
+def finish_ingest(report: IngestReport, out: str, config: dict, start: float) -> None:
+    """Check what landed in `out` against the report, and write the report last (both
+    engines); `start`: a `time.perf_counter()` reading. Raises AccountingError."""
+    events, rejected = storage.join(out, EVENTS_FILE), storage.join(out, REJECTED_FILE)
+    report.rows_ok, report.rows_rejected = parquet_rows(events), parquet_rows(rejected)  # what landed must add up too
+    report.check()
+    report.outputs = {name: storage.join(out, name) for name in (EVENTS_FILE, REJECTED_FILE, REPORT_FILE)}
+    report.config = config
+    report.seconds = round(time.perf_counter() - start, 3)
+    write_json(report.to_dict(), storage.join(out, REPORT_FILE))

@@ -1,55 +1,79 @@
-"""Writing outputs atomically and reading them back.
+"""Writing outputs so that a killed job never leaves one that looks complete, and
+reading them back, on local disks and object stores alike (`sessions.storage`).
 
-A job writes every file under a temporary name and renames it into place when it is
-complete, so a killed job never leaves a half file that looks finished.
+- A file (`write_parquet`, `write_json`) is written under a temporary name and moved
+  into place: a rename locally, one atomic object on a store.
+- A dataset (a directory of Parquet parts: `ParquetSink`, or parts written by Ray
+  tasks and published with `publish_dataset`) is complete when its manifest
+  (`_manifest.json`: the parts and their row counts) is there, written last.
+  Readers read exactly the parts the manifest lists and refuse a directory without
+  one; parts of a replaced or unfinished earlier run are never read, and are
+  deleted once a new manifest is published. Part names carry a run id, so a run
+  never overwrites a part that a published manifest still lists.
+- A job's report (`report.json`) is written after all its outputs (see
+  `claim_output`), so it marks the whole output directory as complete.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
+import uuid
 from collections import deque
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import polars as pl
+import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
+from sessions import storage
 
-def _temporary(path: Path) -> Path:
-    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
+MANIFEST = "_manifest.json"
+REPORT = "report.json"
+
+
+class IncompleteOutputError(FileNotFoundError):
+    """A dataset without its manifest: the job writing it did not finish."""
+
+
+def run_id() -> str:
+    """A fresh id for the part names of one run (8 hex digits)."""
+    return uuid.uuid4().hex[:8]
+
+
+def part_name(run: str, index: int) -> str:
+    return f"part-{run}-{index:05d}.parquet"
 
 
 class ParquetSink:
-    """Append polars frames of one schema to a Parquet dataset directory, published on close.
+    """Append polars frames of one schema to a Parquet dataset, published on close.
 
-    Each frame becomes a part file (`part-00000.parquet`, ...), written by a
-    background thread while the caller prepares the next frame (polars releases
-    the GIL, so reading and writing share the cores); at most two frames wait. The
-    directory is built under a temporary name and renamed into place on success; on
-    an exception inside the `with` block it is removed and nothing is published.
+    Each frame becomes a part file, written by a background thread while the caller
+    prepares the next frame (polars releases the GIL, so reading and writing share
+    the cores); at most two frames wait. On a clean exit the manifest is written
+    (`publish_dataset`); on an exception inside the `with` block the new parts are
+    deleted and whatever was published at `path` before is left as it was.
 
     Example:
-        >>> with ParquetSink("out/events.parquet", EVENT_SCHEMA) as sink:
+        >>> with ParquetSink("s3://bucket/out/events.parquet", EVENT_SCHEMA) as sink:
         ...     for block in blocks:
         ...         sink.write(block)
     """
 
     def __init__(self, path: str | Path, schema: dict[str, pl.DataType]) -> None:
-        self.path = Path(path)
+        self.path = str(path)
         self.rows = 0
         self._schema = schema
-        self._tmp = _temporary(self.path)
-        self._parts = 0
+        self._run = run_id()
+        self._parts: list[tuple[str, int]] = []
         self._pool: ThreadPoolExecutor | None = None
         self._pending: deque[Future] = deque()
 
     def __enter__(self) -> ParquetSink:
-        shutil.rmtree(self._tmp, ignore_errors=True)
-        self._tmp.mkdir(parents=True)
+        prepare_dataset(self.path)
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="parquet-sink")
         return self
 
@@ -59,26 +83,165 @@ class ParquetSink:
             return
         while len(self._pending) >= 2:
             self._pending.popleft().result()
-        part = self._tmp / f"part-{self._parts:05d}.parquet"
-        self._pending.append(self._pool.submit(frame.cast(self._schema).write_parquet, part))  # type: ignore[arg-type]
-        self._parts += 1
+        name = part_name(self._run, len(self._parts))
+        location = storage.join(self.path, name)
+        self._pending.append(self._pool.submit(write_parquet, frame.cast(self._schema), location))  # type: ignore[arg-type]
+        self._parts.append((name, frame.height))
         self.rows += frame.height
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         assert self._pool is not None
+        failed = True
         try:
             for future in self._pending:
                 future.result()
+            failed = exc_type is not None
         finally:
             self._pool.shutdown()
-        if exc_type is not None:
-            shutil.rmtree(self._tmp, ignore_errors=True)
+            if failed:
+                storage.remove_files(storage.join(self.path, name) for name, _ in self._parts)
+        if failed:
             return
-        if self._parts == 0:  # an empty dataset still tells its schema
-            pl.DataFrame(schema=self._schema).write_parquet(self._tmp / "part-00000.parquet")
-        _publish(self._tmp, self.path)
+        if not self._parts:  # an empty dataset still tells its schema
+            name = part_name(self._run, 0)
+            write_parquet(pl.DataFrame(schema=self._schema), storage.join(self.path, name))
+            self._parts.append((name, 0))
+        publish_dataset(self.path, self._parts)
+
+
+def prepare_dataset(path: str | Path) -> None:
+    """Make `path` ready to receive the parts of a dataset: an older single file there
+    is removed (a dataset replaces it); an older dataset stays readable until the
+    new manifest replaces it."""
+    if storage.is_file(path):
+        storage.remove(path)
+    storage.make_dirs(path)
+
+
+def publish_dataset(path: str | Path, parts: Sequence[tuple[str, int]]) -> None:
+    """Mark a dataset complete: its manifest lists `parts` (part file names under
+    `path`, with their row counts), written atomically; then the files of earlier
+    runs that it does not list are deleted."""
+    names = [name for name, _ in parts]
+    manifest = {"format": "parquet", "rows": sum(rows for _, rows in parts),
+                "parts": [{"name": name, "rows": rows} for name, rows in parts]}  # fmt: skip
+    storage.write_text(json.dumps(manifest, indent=1) + "\n", storage.join(path, MANIFEST))
+    listed = set(names)
+    stale = [f for f in storage.list_files(path, recursive=True) if storage.name(f) not in listed]
+    storage.remove_files(stale)
+
+
+def dataset_parts(path: str | Path) -> list[str]:
+    """The files of a Parquet output: itself when it is one file, else the parts its
+    manifest lists. Raises IncompleteOutputError for a directory without a manifest,
+    FileNotFoundError when nothing is there."""
+    if storage.is_file(path):
+        return [str(path)]
+    manifest = storage.join(path, MANIFEST)
+    if not storage.exists(manifest):
+        if storage.is_dir(path):
+            raise IncompleteOutputError(
+                f"{path}: an unfinished output (no {MANIFEST}); run the job that writes it again"
+            )
+        raise FileNotFoundError(f"{path}: no such file or directory")
+    return [storage.join(path, part["name"]) for part in read_json(manifest)["parts"]]
+
+
+def is_complete(path: str | Path) -> bool:
+    """Whether a Parquet output is there and complete (a file, or a published dataset)."""
+    return storage.is_file(path) or storage.exists(storage.join(path, MANIFEST))
+
+
+def write_parquet(frame: pl.DataFrame, path: str | Path) -> str:
+    """Write one frame to a Parquet file atomically; returns the location."""
+    with storage.open_output(path) as stream:
+        frame.write_parquet(stream)
+    return str(path)
+
+
+def write_json(obj: Any, path: str | Path) -> str:
+    """Write JSON atomically (indented, keys in the order given)."""
+    return storage.write_text(json.dumps(obj, indent=2, default=str) + "\n", path)
+
+
+def read_json(path: str | Path) -> Any:
+    return json.loads(storage.read_text(path))
+
+
+def read_parquet(path: str | Path, columns: list[str] | None = None) -> pl.DataFrame:
+    """One Parquet file, from any location."""
+    if (local := storage.local_path(path)) is not None:
+        return pl.read_parquet(local, columns=columns)
+    with storage.open_random_access(path) as file:
+        return pl.read_parquet(file, columns=columns)
+
+
+def scan_table(path: str | Path) -> pl.LazyFrame:
+    """A Parquet output of any job (a file or a published dataset), lazily."""
+    parts = dataset_parts(path)
+    if all(storage.is_local(p) for p in parts):
+        return pl.scan_parquet([storage.resolve(p)[1] for p in parts])
+    fs = storage.resolve(parts[0])[0]
+    dataset = pads.dataset([storage.resolve(p)[1] for p in parts], filesystem=fs, format="parquet")
+    return pl.scan_pyarrow_dataset(dataset)
+
+
+def read_table(path: str | Path) -> pl.DataFrame:
+    """`scan_table`, collected."""
+    return scan_table(path).collect()
+
+
+def parquet_rows(path: str | Path) -> int:
+    """Rows in a Parquet file or published dataset (the manifest's count, checked
+    against each part's metadata)."""
+    total = 0
+    for part in dataset_parts(path):
+        with storage.open_random_access(part) as file:
+            total += pq.ParquetFile(file).metadata.num_rows
+    return total
+
+
+def copy_table(src: str | Path, dst: str | Path) -> None:
+    """Copy a Parquet output (file or dataset) to another location, published the
+    same way (nothing when it is the same location)."""
+    if storage.same_location(src, dst):
+        return
+    if storage.is_file(src):
+        storage.copy_file(src, dst)
+        return
+    prepare_dataset(dst)
+    run = run_id()
+    parts = []
+    for i, part in enumerate(dataset_parts(src)):
+        name = part_name(run, i)
+        storage.copy_file(part, storage.join(dst, name))
+        with storage.open_random_access(part) as file:
+            parts.append((name, pq.ParquetFile(file).metadata.num_rows))
+    publish_dataset(dst, parts)
+
+
+def claim_output(out: str | Path, produces: str, overwrite: bool = False) -> str:
+    """Get an output directory ready for a job that writes `produces` into it.
+
+    Refuses (ValueError) a directory holding another job's finished output (its
+    `report.json` without `produces` beside it) unless `overwrite`; a file there is
+    refused always. Then removes the directory's `report.json`, so that until the
+    job writes its new report nothing there looks complete. Returns `out` as a string.
+    """
+    out = str(out)
+    if storage.is_file(out):
+        raise ValueError(f"--output {out}: a file is there; the output is a directory")
+    report = storage.join(out, REPORT)
+    if storage.exists(report) and not overwrite and not storage.exists(storage.join(out, produces)):
+        raise ValueError(
+            f"--output {out} holds another job's output (no {produces} beside its {REPORT}); "
+            "choose another directory or pass --overwrite"
+        )
+    storage.remove(report)
+    storage.make_dirs(out)
+    return out
 
 
 class MemorySink:
@@ -100,59 +263,3 @@ class MemorySink:
         if not self._frames:
             return pl.DataFrame(schema=schema)
         return pl.concat(self._frames, rechunk=False)
-
-
-def _publish(tmp: Path, path: Path) -> None:
-    """Move a finished file or directory into place, replacing an older one."""
-    if path.is_dir() and tmp.is_dir():
-        old = path.with_name(f".{path.name}.old-{os.getpid()}")
-        path.rename(old)
-        tmp.rename(path)
-        shutil.rmtree(old, ignore_errors=True)
-    elif path.is_dir():
-        shutil.rmtree(path)
-        os.replace(tmp, path)
-    else:
-        if tmp.is_dir() and path.exists():
-            path.unlink()
-        os.replace(tmp, path)
-
-
-def write_parquet(frame: pl.DataFrame, path: str | Path) -> Path:
-    """Write one frame to a Parquet file atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temporary(path)
-    frame.write_parquet(tmp)
-    _publish(tmp, path)
-    return path
-
-
-def write_json(obj: Any, path: str | Path) -> Path:
-    """Write JSON atomically (indented, keys in the order given)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temporary(path)
-    tmp.write_text(json.dumps(obj, indent=2, default=str) + "\n")
-    os.replace(tmp, path)
-    return path
-
-
-def scan_table(path: str | Path) -> pl.LazyFrame:
-    """A Parquet output of any job, written as one file or as a dataset directory."""
-    path = Path(path)
-    if path.is_dir():
-        return pl.scan_parquet(sorted(path.rglob("*.parquet")))
-    return pl.scan_parquet(path)
-
-
-def read_table(path: str | Path) -> pl.DataFrame:
-    """`scan_table`, collected."""
-    return scan_table(path).collect()
-
-
-def parquet_rows(path: str | Path) -> int:
-    """Rows in a Parquet file or dataset directory, from the metadata alone."""
-    path = Path(path)
-    files = sorted(path.rglob("*.parquet")) if path.is_dir() else [path]
-    return sum(pq.ParquetFile(f).metadata.num_rows for f in files)

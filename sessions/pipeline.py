@@ -6,8 +6,6 @@ distributes the same `segment` and `link_missions` functions per user partition.
 
 from __future__ import annotations
 
-import json
-import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -15,9 +13,19 @@ from pathlib import Path
 
 import polars as pl
 
+from sessions import storage
 from sessions.formats import ColumnMap, Parsed
 from sessions.ingest import EVENTS_FILE, REJECTED_FILE, REPORT_FILE, IngestReport, read_logs
-from sessions.io import MemorySink, ParquetSink, parquet_rows, scan_table, write_json
+from sessions.io import (
+    MemorySink,
+    ParquetSink,
+    claim_output,
+    copy_table,
+    parquet_rows,
+    read_json,
+    scan_table,
+    write_json,
+)
 from sessions.lexicon import Lexicon
 from sessions.missions import Embedder, MissionConfig, common_terms, link_missions, term_users
 from sessions.parallel import default_workers, ordered_map
@@ -56,19 +64,19 @@ class SegmentReport:
 
 
 def is_ingest_output(path: str | Path) -> bool:
-    """A directory written by `sessionflow ingest` (events, rejected rows, report)."""
-    path = Path(path)
-    return path.is_dir() and (path / EVENTS_FILE).exists() and (path / REPORT_FILE).exists()
+    """A directory written by `sessionflow ingest` (events, rejected rows, and the
+    report that marks them complete)."""
+    return storage.exists(storage.join(path, REPORT_FILE)) and storage.exists(storage.join(path, EVENTS_FILE))
 
 
 def load_events(
     inputs: Sequence[str | Path],
     fmt: str | None,
-    output: Path,
+    output: str,
     *,
     mapping: ColumnMap | None = None,
     block_bytes: int = DEFAULT_BLOCK_BYTES,
-    on_block: Callable[[Path, Parsed], None] | None = None,
+    on_block: Callable[[str, Parsed], None] | None = None,
     columns: Sequence[str] = ("row_id", "user_id", "ts", "query"),
 ) -> tuple[pl.DataFrame, dict]:
     """`columns` of the canonical events of raw logs (parsed into memory) or of an ingest
@@ -76,15 +84,14 @@ def load_events(
     `output/rejected.parquet` either way."""
     columns = list(columns)
     if len(inputs) == 1 and is_ingest_output(inputs[0]):
-        source = Path(inputs[0])
-        report = json.loads((source / REPORT_FILE).read_text())
-        output.mkdir(parents=True, exist_ok=True)
-        copy_output(source / REJECTED_FILE, output / REJECTED_FILE)
-        return scan_table(source / EVENTS_FILE).select(columns).collect(), report
+        source = str(inputs[0])
+        report = read_json(storage.join(source, REPORT_FILE))
+        copy_table(storage.join(source, REJECTED_FILE), storage.join(output, REJECTED_FILE))
+        return scan_table(storage.join(source, EVENTS_FILE)).select(columns).collect(), report
     if fmt is None:
         raise ValueError("raw logs need --format")
     events = MemorySink(columns)
-    with ParquetSink(output / REJECTED_FILE, REJECTED_SCHEMA) as rejected:
+    with ParquetSink(storage.join(output, REJECTED_FILE), REJECTED_SCHEMA) as rejected:
         report = read_logs(
             inputs, fmt, events, rejected, mapping=mapping, block_bytes=block_bytes, on_block=on_block,
             files_at_once=default_workers(),  # every event is kept in memory anyway
@@ -96,18 +103,6 @@ def ingest_summary(report: IngestReport) -> dict:
     """The accounting of an ingest report, as a segmentation report repeats it."""
     d = report.to_dict()
     return {k: d[k] for k in ("format", "rows_in", "rows_ok", "rows_rejected", "rejected_by_reason", "files")}
-
-
-def copy_output(src: Path, dst: Path) -> None:
-    """Copy a file or dataset directory into place (nothing when it is the same path)."""
-    if src.resolve() == dst.resolve():
-        return
-    tmp = dst.with_name(f".{dst.name}.copy")
-    shutil.rmtree(tmp, ignore_errors=True)
-    (shutil.copytree if src.is_dir() else shutil.copy2)(src, tmp)
-    if dst.is_dir():
-        shutil.rmtree(dst)
-    tmp.replace(dst)
 
 
 def iter_sessions(
@@ -169,7 +164,7 @@ def segment_logs(
     embedder: Embedder | None = None,
     config: dict | None = None,
     block_bytes: int = DEFAULT_BLOCK_BYTES,
-    on_block: Callable[[Path, Parsed], None] | None = None,
+    on_block: Callable[[str, Parsed], None] | None = None,
 ) -> SegmentReport:
     """Raw logs (any ingest format) or an ingest directory -> `output/sessions.parquet`
     (a dataset of `SESSIONS_SCHEMA`, one row per accepted event, written as chunks
@@ -177,11 +172,11 @@ def segment_logs(
     and `embedder` (see `iter_sessions`); `config` is what the report records of the
     job's settings (by default the two configs)."""
     start = time.perf_counter()
-    out = Path(output)
+    out = claim_output(output, SESSIONS_FILE)
     events, ingest_report = load_events(inputs, fmt, out, mapping=mapping, block_bytes=block_bytes, on_block=on_block)
     read_done = time.perf_counter()
     totals = {"rows": 0, "sessions": 0, "missions": 0}
-    with ParquetSink(out / SESSIONS_FILE, SESSIONS_SCHEMA) as sink:
+    with ParquetSink(storage.join(out, SESSIONS_FILE), SESSIONS_SCHEMA) as sink:
         for part in iter_sessions(events, seg, missions, scorer, embedder=embedder):
             sink.write(part)
             totals["rows"] += part.height
@@ -192,7 +187,7 @@ def segment_logs(
 
 
 def write_segment_report(
-    out: Path, ingest: dict, totals: dict[str, int], config: dict, start: float, read_done: float
+    out: str, ingest: dict, totals: dict[str, int], config: dict, start: float, read_done: float
 ) -> SegmentReport:
     """The report of a segmentation, checked and written to `out/report.json` (both engines).
 
@@ -200,7 +195,7 @@ def write_segment_report(
     parts' counts add up); `start`, `read_done`: `time.perf_counter()` readings.
     Raises RuntimeError when the session rows are not the accepted events.
     """
-    rows_out = parquet_rows(out / SESSIONS_FILE)
+    rows_out = parquet_rows(storage.join(out, SESSIONS_FILE))
     if not totals["rows"] == rows_out == ingest["rows_ok"]:
         raise RuntimeError(f"{rows_out} session rows for {ingest['rows_ok']} accepted events")
     end = time.perf_counter()
@@ -210,9 +205,9 @@ def write_segment_report(
         missions=totals["missions"],
         rows_out=rows_out,
         config=config,
-        outputs={name: str(out / name) for name in (SESSIONS_FILE, REJECTED_FILE, REPORT_FILE)},
+        outputs={name: storage.join(out, name) for name in (SESSIONS_FILE, REJECTED_FILE, REPORT_FILE)},
         seconds=round(end - start, 3),
         phase_seconds={"read": round(read_done - start, 3), "segment_and_write": round(end - read_done, 3)},
     )
-    write_json(report.to_dict(), out / REPORT_FILE)
+    write_json(report.to_dict(), storage.join(out, REPORT_FILE))
     return report

@@ -5,8 +5,9 @@ quoted field that contains newlines. Under RFC 4180 a quote inside a quoted fiel
 doubled, so a newline ends a record exactly when an even number of quote characters
 precede it in the block: one vectorised pass over the bytes finds every record.
 
-The file is read through pyarrow's input streams, which decompress `.gz`, `.bz2`
-and `.zst` on the fly, in blocks of `block_bytes`; only one block (plus at most one
+The file (a path or a URI: `sessions.storage`) is read through pyarrow's input
+streams, which decompress `.gz`, `.bz2` and `.zst` on the fly, in blocks of
+`block_bytes`; only one block (plus at most one
 unfinished record carried over) is ever in memory, so a 36M-row log streams.
 
 `iter_blocks` yields `Block`s of raw bytes cut at record boundaries; `split_records`
@@ -27,6 +28,8 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pyarrow as pa
+
+from sessions import storage
 
 DEFAULT_BLOCK_BYTES = 64 << 20
 # A record still open (unbalanced quote) after this many bytes is cut at a newline,
@@ -92,7 +95,7 @@ def iter_blocks(
     """
     carry = b""
     next_line = 1
-    with pa.input_stream(str(path), compression="detect") as stream:
+    with storage.open_input(path) as stream:
         while True:
             chunk = stream.read(block_bytes)
             eof = not chunk

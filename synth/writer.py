@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -12,6 +11,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from sessions import storage
 from synth.config import SynthConfig
 from synth.generate import Chunk, generate
 from synth.taxonomy import Taxonomy
@@ -31,7 +31,7 @@ class SynthSummary:
 def write_log(
     cfg: SynthConfig, taxonomy: Taxonomy, path: str | Path, on_chunk: Callable[[Chunk], None] | None = None
 ) -> SynthSummary:
-    """Generate the log of cfg into path, atomically.
+    """Generate the log of cfg into path (a local path or a URI), atomically.
 
     `--style aol` writes the AOL collection's TSV (header `AnonID Query QueryTime
     ItemRank ClickURL` plus the gold columns), compressed when the name ends in
@@ -39,12 +39,10 @@ def write_log(
     with the gold columns.
     """
     start = time.perf_counter()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    location = str(path)
     rows = users = sessions = missions = 0
-    try:
-        writer = _TsvWriter(tmp, path) if cfg.style == "aol" else _ParquetWriter(tmp)
+    with storage.open_output(location) as stream:
+        writer = _TsvWriter(stream, location) if cfg.style == "aol" else _ParquetWriter(stream)
         with writer:
             for chunk in generate(cfg, taxonomy):
                 writer.write(chunk.rows)
@@ -54,16 +52,13 @@ def write_log(
                 missions += chunk.missions
                 if on_chunk is not None:
                     on_chunk(chunk)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return SynthSummary(str(path), cfg.style, rows, users, sessions, missions, round(time.perf_counter() - start, 2))
+    return SynthSummary(location, cfg.style, rows, users, sessions, missions, round(time.perf_counter() - start, 2))
 
 
 class _TsvWriter:
-    def __init__(self, tmp: Path, final: Path) -> None:
-        compression = {".gz": "gzip", ".bz2": "bz2", ".zst": "zstd"}.get(final.suffix)
-        self._stream = pa.output_stream(str(tmp), compression=compression)
+    def __init__(self, stream: pa.NativeFile, location: str) -> None:
+        compression = {".gz": "gzip", ".bz2": "bz2", ".zst": "zstd"}.get(Path(location).suffix)
+        self._stream = pa.CompressedOutputStream(stream, compression) if compression else stream
         self._header = True
 
     def __enter__(self) -> _TsvWriter:
@@ -74,12 +69,13 @@ class _TsvWriter:
         self._header = False
 
     def __exit__(self, *exc: object) -> None:
-        self._stream.close()
+        if self._stream is not None and isinstance(self._stream, pa.CompressedOutputStream):
+            self._stream.close()  # flushes the compressed tail; the file itself is closed by open_output
 
 
 class _ParquetWriter:
-    def __init__(self, tmp: Path) -> None:
-        self._tmp = tmp
+    def __init__(self, stream: pa.NativeFile) -> None:
+        self._stream = stream
         self._writer: pq.ParquetWriter | None = None
 
     def __enter__(self) -> _ParquetWriter:
@@ -88,7 +84,7 @@ class _ParquetWriter:
     def write(self, rows: pl.DataFrame) -> None:
         table = rows.to_arrow()
         if self._writer is None:
-            self._writer = pq.ParquetWriter(self._tmp, table.schema, compression="zstd")
+            self._writer = pq.ParquetWriter(self._stream, table.schema, compression="zstd")
         self._writer.write_table(table.cast(self._writer.schema))
 
     def __exit__(self, *exc: object) -> None:

@@ -3,14 +3,16 @@ hierarchy so that the synthetic-log tests need no WordNet."""
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import threading
 
-# Ray, when a test starts one: no token auth, loopback only, no 2 s pause per report.
-os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+# Ray, when a test starts one: no 2 s pause per report. (That a local Ray listens on
+# 127.0.0.1 only is the product's doing, checked below, not this file's.)
 os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.2")
 
 import polars as pl
+import psutil
 import pytest
 
 from synth import Taxonomy
@@ -23,6 +25,57 @@ TINY_EDGES = [
     ("truck.n.01", "vehicle.n.01"), ("cab.n.01", "car.n.01"), ("coupe.n.01", "car.n.01"),
     ("artifact.n.01", "entity.n.01"), ("organism.n.01", "entity.n.01"),
 ]  # fmt: skip
+
+
+def is_loopback(ip: str) -> bool:
+    """127.0.0.0/8, ::1, or an IPv4-mapped loopback address (::ffff:127.0.0.1)."""
+    address = ipaddress.ip_address(ip.split("%")[0])
+    mapped = getattr(address, "ipv4_mapped", None)
+    return address.is_loopback or bool(mapped and mapped.is_loopback)
+
+
+class ListenerWatch(threading.Thread):
+    """Samples, every `interval` seconds, the listening TCP/UDP sockets of this process
+    and all its descendants (a local Ray's GCS, raylet, agents and workers, a notebook's
+    kernel, ...), and keeps those bound beyond loopback."""
+
+    def __init__(self, interval: float = 0.25) -> None:
+        super().__init__(daemon=True)
+        self.interval, self.found = interval, set()
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        me = psutil.Process()
+        while not self._stop_event.wait(self.interval):
+            for process in [me, *me.children(recursive=True)]:
+                try:
+                    name = process.name()
+                    for conn in process.net_connections(kind="inet"):
+                        listening = conn.status == psutil.CONN_LISTEN or (conn.type == 2 and not conn.raddr)
+                        if listening and conn.laddr and not is_loopback(conn.laddr.ip):
+                            self.found.add(f"{name}[{process.pid}] on {conn.laddr.ip}:{conn.laddr.port}")
+                except psutil.Error:
+                    continue
+
+    def stop(self) -> set[str]:
+        self._stop_event.set()
+        self.join()
+        return self.found
+
+
+@pytest.fixture(autouse=True)
+def only_loopback_listeners(request):
+    """Every test: nothing this process or its descendants open listens beyond
+    127.0.0.1 / ::1 while the test runs (tests marked `own_network` run their cluster
+    in a network namespace of its own, which this cannot see into)."""
+    if request.node.get_closest_marker("own_network"):
+        yield
+        return
+    watch = ListenerWatch(float(os.environ.get("LISTENER_WATCH_INTERVAL", "0.25")))
+    watch.start()
+    yield
+    found = watch.stop()
+    assert not found, f"listening beyond loopback: {sorted(found)}"
 
 
 @pytest.fixture(scope="session")
@@ -64,3 +117,59 @@ def make_tiny_taxonomy() -> Taxonomy:
         schema_overrides={"lemma_counts": pl.List(pl.Int32), "depth": pl.Int32},
     )
     return Taxonomy(concepts, edges)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint(tmp_path_factory):
+    """An S3-compatible endpoint on 127.0.0.1 (moto's standalone server) standing in for
+    the cloud's object store, which cannot be reached here; its URL."""
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    port = free_port()
+    log = tmp_path_factory.mktemp("moto") / "moto.log"
+    with open(log, "w") as out:
+        server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                                  stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(url, timeout=1)
+                break
+            except OSError:
+                time.sleep(0.1)
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+
+
+S3_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
+          "AWS_EC2_METADATA_DISABLED": "true"}  # fmt: skip
+
+
+@pytest.fixture
+def s3(s3_endpoint, monkeypatch, request) -> str:
+    """A fresh bucket on the local endpoint, and the standard AWS variables pointing at
+    it (what a user sets for any S3-compatible store); `s3://BUCKET`."""
+    import re
+
+    import boto3
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_endpoint)
+    for key, value in S3_ENV.items():
+        monkeypatch.setenv(key, value)
+    bucket = re.sub(r"[^a-z0-9-]", "-", request.node.name.lower())[:50].strip("-")
+    boto3.client("s3").create_bucket(Bucket=bucket)
+    return f"s3://{bucket}"

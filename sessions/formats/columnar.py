@@ -15,6 +15,7 @@ from pathlib import Path
 import polars as pl
 import pyarrow.parquet as pq
 
+from sessions import storage
 from sessions.fields import ISO_TIME_FORMATS, to_utc
 from sessions.formats.base import Builder, Check, Columns, LogFormat, Parsed, finalize, text_checks, value_checks
 from sessions.records import DEFAULT_BLOCK_BYTES, iter_records
@@ -59,7 +60,7 @@ class ParquetFormat(LogFormat):
     checks: tuple[Check, ...] = ()
 
     def parse_file(self, path: str | Path, *, block_bytes: int = DEFAULT_BLOCK_BYTES) -> Iterator[Parsed]:
-        reader = pq.ParquetFile(str(path))
+        reader = pq.ParquetFile(storage.open_random_access(path))
         batch_rows = max(1024, block_bytes // _BYTES_PER_ROW)
         next_row = 0
         for batch in reader.iter_batches(batch_size=batch_rows):

@@ -15,6 +15,7 @@ from pathlib import Path
 import polars as pl
 import pyarrow.parquet as pq
 
+from sessions import storage
 from sessions.formats.base import Columns, LogFormat
 from sessions.formats.columnar import JsonLinesFormat, ParquetFormat
 from sessions.formats.delimited import DelimitedFormat
@@ -80,7 +81,8 @@ def table_format(path: str | Path, mapping: ColumnMap) -> LogFormat:
     """The format that reads the table at path with the given column mapping."""
     kind = table_kind(path)
     if kind == "parquet":
-        names = pq.read_schema(str(path)).names
+        with storage.open_random_access(path) as file:
+            names = pq.read_schema(file).names
         _require(path, names, mapping)
         return ParquetFormat(name="table", build=mapping.build)
     if kind == "jsonl":

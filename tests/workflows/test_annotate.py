@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from models.encoder import load_encoder
 from models.hierarchy import HierarchyTextModel, hierarchy_loss
+from sessions.io import read_table
 from sessions.text import normalize
 from synth import SynthConfig, write_log
 from workflows.cli import app
@@ -65,7 +66,7 @@ def test_annotate_types_each_pair_and_accounts_for_every_row(hierarchy_uri, tmp_
     assert segmented.exit_code == 0, segmented.output
     done = runner.invoke(app, ["annotate", str(tmp_path / "s"), "--model", hierarchy_uri, "-o", str(tmp_path / "a")])
     assert done.exit_code == 0, done.output
-    got = pl.read_parquet(tmp_path / "a" / "annotations.parquet").sort("row_id")
+    got = read_table(tmp_path / "a" / "annotations.parquet").sort("row_id")
     assert got["reformulation"].to_list() == [
         None, "specialisation", "specialisation", "repeat", "generalisation", "lateral",
         None,
@@ -84,10 +85,10 @@ def test_annotate_types_each_pair_and_accounts_for_every_row(hierarchy_uri, tmp_
     assert raw.exit_code == 0, raw.output
     report = json.loads((tmp_path / "r" / "report.json").read_text())
     assert (report["rows_in"], report["rows_ok"], report["rows_rejected"]) == (10, 9, 1)
-    again = pl.read_parquet(tmp_path / "r" / "annotations.parquet").sort("row_id")
+    again = read_table(tmp_path / "r" / "annotations.parquet").sort("row_id")
     assert again["row_id"].to_list() == got["row_id"].to_list()
     assert again["specificity"].to_list() == pytest.approx(got["specificity"].to_list())
-    assert pl.read_parquet(tmp_path / "r" / "rejected.parquet").height == 1
+    assert read_table(tmp_path / "r" / "rejected.parquet").height == 1
 
 
 def test_evaluate_reformulation_agrees_with_an_independent_count(hierarchy_uri, tiny_taxonomy, tmp_path):

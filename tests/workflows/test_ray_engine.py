@@ -112,6 +112,10 @@ def test_cluster_yaml_is_a_valid_ray_cluster_config(tmp_path):
         "GPU" in t["resources"] and t.get("min_workers", 0) == 0 for t in config["available_node_types"].values()
     )
     assert any("pip install" in c for c in config["setup_commands"])
+    head_commands = " ".join(config["head_start_ray_commands"])  # the MLflow server, and its URI for every job
+    assert "mlflow server" in head_commands and "--artifacts-destination s3://" in head_commands
+    assert all("MLFLOW_TRACKING_URI=http://" in " ".join(config[key])
+               for key in ("head_start_ray_commands", "worker_start_ray_commands"))  # fmt: skip
     broken = copy.deepcopy(config)
     broken["available_node_types"]["gpu_worker"]["resources"] = {"GPU": "one"}
     with pytest.raises(Exception, match="not of type 'integer'"):

@@ -22,6 +22,7 @@ from typer.testing import CliRunner
 from models.calibration import Calibration
 from models.encoder import load_encoder
 from models.hierarchy import HierarchyTextModel
+from sessions.io import read_table
 from sessions.missions import MissionConfig
 from sessions.pipeline import segment_logs
 from sessions.segment import SegmentConfig
@@ -71,7 +72,7 @@ def test_scores_equal_the_models_row_by_row_and_the_local_sessions(models, tiny_
     assert not (tmp_path / "out" / ".score-work").exists()
     scores = read_scores(tmp_path / "out" / "scores.parquet")
     assert scores["row_id"].to_list() == list(range(1_500))  # the rejected row is the last one
-    assert pl.read_parquet(tmp_path / "out" / "rejected.parquet")["row_id"].to_list() == [1_500]
+    assert read_table(tmp_path / "out" / "rejected.parquet")["row_id"].to_list() == [1_500]
     assert report["distinct_texts"] == scores["query"].n_unique()
 
     # p_same_prev: the model's own p_same of each (previous, current) query of a user
@@ -89,7 +90,7 @@ def test_scores_equal_the_models_row_by_row_and_the_local_sessions(models, tiny_
     local = segment_logs([log], "aol", tmp_path / "local", SegmentConfig(method="cascade"), MissionConfig(),
                          scorer=model, embedder=model)  # fmt: skip
     assert local.rows_out == 1_500
-    sessions = pl.read_parquet(tmp_path / "local" / "sessions.parquet").sort("row_id")
+    sessions = read_table(tmp_path / "local" / "sessions.parquet").sort("row_id")
     assert scores["session_id"].to_list() == sessions["session_id"].to_list()
     # Missions compare centroids of session vectors with a threshold: the two paths encode
     # in batches of other lengths (float noise of ~1e-7), which can flip a link that sits

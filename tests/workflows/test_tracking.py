@@ -68,3 +68,30 @@ def test_compare_lists_runs_side_by_side_and_promote_moves_the_champion(store):
     assert missing.exit_code == 2 and "version 9" in missing.output
     unknown = runner.invoke(app, ["compare", "--experiment", "nothing"])
     assert unknown.exit_code == 2 and "no experiment" in unknown.output
+
+
+def test_a_sqlite_store_inside_a_submitted_jobs_working_dir_warns_once(tmp_path, monkeypatch, caplog):
+    """Under `ray job submit --working-dir`, the driver runs in a temporary copy of that
+    directory (RAY_JOB_CONFIG_JSON_ENV_VAR names it): a SQLite store there vanishes."""
+    import json
+
+    from workflows.tracking import store as tracking
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setattr(tracking, "_warned", set())
+    job = {"runtime_env": {"working_dir": "gcs://_ray_pkg_0123.zip"}, "metadata": {}}
+    monkeypatch.setenv("RAY_JOB_CONFIG_JSON_ENV_VAR", json.dumps(job))
+    tracking.use_store()
+    tracking.use_store()
+    warnings = [r.getMessage() for r in caplog.records if "temporary working directory" in r.getMessage()]
+    assert len(warnings) == 1 and "mlflow server" in warnings[0] and "MLFLOW_TRACKING_URI" in warnings[0]
+
+    caplog.clear()
+    monkeypatch.setattr(tracking, "_warned", set())
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://10.0.0.5:5000")  # a server: nothing to warn of
+    tracking.use_store()
+    monkeypatch.delenv("RAY_JOB_CONFIG_JSON_ENV_VAR")  # not a submitted job: nothing either
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    tracking.use_store()
+    assert not [r for r in caplog.records if "temporary working directory" in r.getMessage()]

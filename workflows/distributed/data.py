@@ -3,13 +3,14 @@
 Each runs the very functions the local engine runs (`sessions/`), on polars frames,
 per bucket of whole users after the staging shuffle (`workflows.distributed.staging`):
 counting the users of each term (for the missions' common terms, a statistic of the
-whole log), then segmenting and linking missions, or mining pairs. Outputs are
-Parquet datasets (directories of part files) renamed into place.
+whole log), then segmenting and linking missions, or mining pairs. Every task writes
+its part of an output through the output's filesystem (a local path or an object
+store URI), and the driver publishes the dataset's manifest (`sessions.io`) once
+every part is written.
 """
 
 from __future__ import annotations
 
-import shutil
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,9 +18,10 @@ from pathlib import Path
 import polars as pl
 import pyarrow as pa
 
+from sessions import storage
 from sessions.formats import ColumnMap
-from sessions.ingest import EVENTS_FILE, REJECTED_FILE, REPORT_FILE, IngestReport
-from sessions.io import parquet_rows, write_json, write_parquet
+from sessions.ingest import EVENTS_FILE, REJECTED_FILE, IngestReport, finish_ingest
+from sessions.io import claim_output, part_name, prepare_dataset, publish_dataset, run_id, write_parquet
 from sessions.missions import MissionConfig
 from sessions.pairs import PAIR_SCHEMA, MiningConfig, mine_bucket
 from sessions.pipeline import (
@@ -39,7 +41,6 @@ from workflows.distributed.staging import (
     per_directory,
     publish_rejected,
     read_bucket,
-    replace_path,
     stage,
     stage_events,
     stage_inputs,
@@ -49,13 +50,31 @@ from workflows.tracking.store import tracking_uri
 
 
 # ---- ingest ----
-def _write_events(batch: pa.Table, offsets: dict[int, int], target: str) -> pa.Table:
-    rows = []
+def _write_events(batch: pa.Table, offsets: dict[int, int], target: str, run: str) -> pa.Table:
+    parts = []
     for directory in batch["dir"].to_pylist():
         events = read_bucket(directory, offsets).cast(EVENT_SCHEMA)  # type: ignore[arg-type]
-        write_parquet(events, Path(target) / f"part-{Path(directory).name}.parquet")
-        rows.append(events.height)
-    return pa.table({"rows": rows})
+        parts.append(_write_part(events, target, run, directory))
+    return pa.Table.from_pylist(parts)
+
+
+def _write_part(frame: pl.DataFrame, target: str, run: str, directory: str) -> dict:
+    """One bucket's part of a dataset (named by the run and the bucket), and its row
+    count, as `publish` takes them."""
+    name = part_name(run, int(storage.name(directory).removeprefix("bucket=")))
+    write_parquet(frame, storage.join(target, name))
+    return {"name": name, "rows": frame.height}
+
+
+def publish(target: str, written: pl.DataFrame, schema: dict) -> None:
+    """Publish the dataset whose parts the tasks report in `written` (`name`, `rows`);
+    an empty dataset gets one empty part that tells its schema."""
+    parts = [(n, r) for n, r in written.select("name", "rows").iter_rows()] if written.height else []
+    if not parts:
+        name = part_name(run_id(), 0)
+        write_parquet(pl.DataFrame(schema=schema), storage.join(target, name))
+        parts = [(name, 0)]
+    publish_dataset(target, sorted(parts))
 
 
 def ingest(
@@ -72,26 +91,18 @@ def ingest(
     parts by bucket of users); `config`: the job's settings, recorded in the report."""
     n = bucket_count(buckets)
     start = time.perf_counter()
-    out = Path(output)
+    out = claim_output(output, EVENTS_FILE)
     staging = staging_dir(out)
     try:
         report, offsets = stage(inputs, fmt, staging, buckets=n, mapping=mapping, block_bytes=block_bytes)
-        target = out / f".{EVENTS_FILE}.tmp"
-        shutil.rmtree(target, ignore_errors=True)
-        target.mkdir(parents=True)
-        per_directory(bucket_dirs(staging), _write_events, {"offsets": offsets, "target": str(target)})
-        if not any(target.glob("*.parquet")):
-            pl.DataFrame(schema=EVENT_SCHEMA).write_parquet(target / "part-empty.parquet")
-        replace_path(target, out / EVENTS_FILE)
-        publish_rejected(staging, offsets, out / REJECTED_FILE)
+        target = storage.join(out, EVENTS_FILE)
+        prepare_dataset(target)
+        job = {"offsets": offsets, "target": target, "run": run_id()}
+        publish(target, per_directory(bucket_dirs(staging), _write_events, job), EVENT_SCHEMA)
+        publish_rejected(staging, offsets, storage.join(out, REJECTED_FILE))
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    report.rows_ok, report.rows_rejected = parquet_rows(out / EVENTS_FILE), parquet_rows(out / REJECTED_FILE)
-    report.check()
-    report.outputs = {name: str(out / name) for name in (EVENTS_FILE, REJECTED_FILE, REPORT_FILE)}
-    report.config = {**(config or {}), "engine": "ray", "buckets": n}
-    report.seconds = round(time.perf_counter() - start, 3)
-    write_json(report.to_dict(), out / REPORT_FILE)
+        storage.remove(staging)
+    finish_ingest(report, out, {**(config or {}), "engine": "ray", "buckets": n}, start)
     return report
 
 
@@ -102,6 +113,7 @@ def _bucket_sessions(
     missions: MissionConfig,
     common: list[str],
     target: str,
+    run: str,
     model_uri: str | None,
     tracking: str | None,
 ) -> pa.Table:
@@ -122,14 +134,8 @@ def _bucket_sessions(
             )
         )
         sessions = pl.concat(parts) if parts else pl.DataFrame(schema=SESSIONS_SCHEMA)
-        write_parquet(sessions, Path(target) / f"part-{Path(directory).name}.parquet")
-        summaries.append(
-            {
-                "rows": sessions.height,
-                "sessions": sessions["session_id"].n_unique(),
-                "missions": sessions["mission_id"].n_unique(),
-            }
-        )
+        counts = {"sessions": sessions["session_id"].n_unique(), "missions": sessions["mission_id"].n_unique()}
+        summaries.append({**_write_part(sessions, target, run, directory), **counts})
     return pa.Table.from_pylist(summaries)
 
 
@@ -152,25 +158,21 @@ def segment(
     segment and to link missions. `config`: what the report records of the job's
     settings (the engine and the number of buckets are added)."""
     start = time.perf_counter()
-    out = Path(output)
-    out.mkdir(parents=True, exist_ok=True)
+    out = claim_output(output, SESSIONS_FILE)
     staging = staging_dir(out)
     n = bucket_count(buckets)
     try:
         ingest_report, offsets = stage_inputs(inputs, fmt, out, staging, n, mapping, block_bytes)
         read_done = time.perf_counter()
         common = log_common_terms(staging, offsets, missions)
-        target = out / f".{SESSIONS_FILE}.tmp"
-        shutil.rmtree(target, ignore_errors=True)
-        target.mkdir(parents=True)
-        job = {"offsets": offsets, "seg": seg, "missions": missions, "common": common, "target": str(target),
-               "model_uri": model_uri, "tracking": tracking_uri() if model_uri else None}  # fmt: skip
+        target = storage.join(out, SESSIONS_FILE)
+        prepare_dataset(target)
+        job = {"offsets": offsets, "seg": seg, "missions": missions, "common": common, "target": target,
+               "run": run_id(), "model_uri": model_uri, "tracking": tracking_uri() if model_uri else None}  # fmt: skip
         written = per_directory(bucket_dirs(staging), _bucket_sessions, job)
-        if not any(target.glob("*.parquet")):
-            pl.DataFrame(schema=SESSIONS_SCHEMA).write_parquet(target / "part-empty.parquet")
-        replace_path(target, out / SESSIONS_FILE)
+        publish(target, written, SESSIONS_SCHEMA)
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        storage.remove(staging)
     totals = {k: int(written[k].sum()) if written.height else 0 for k in ("rows", "sessions", "missions")}
     config = {**(config or {"segment": seg.to_dict(), "missions": missions.to_dict(), "model": model_uri}),
               "engine": "ray", "buckets": n}  # fmt: skip
@@ -178,30 +180,23 @@ def segment(
 
 
 # ---- mine ----
-def _bucket_pairs(batch: pa.Table, offsets: dict[int, int], cfg: MiningConfig, target: str) -> pa.Table:
-    rows = []
+def _bucket_pairs(batch: pa.Table, offsets: dict[int, int], cfg: MiningConfig, target: str, run: str) -> pa.Table:
+    parts = []
     for directory in batch["dir"].to_pylist():
-        pairs = mine_bucket(read_bucket(directory, offsets), cfg)
-        write_parquet(pairs, Path(target) / f"part-{Path(directory).name}.parquet")
-        rows.append(pairs.height)
-    return pa.table({"rows": rows})
+        parts.append(_write_part(mine_bucket(read_bucket(directory, offsets), cfg), target, run, directory))
+    return pa.Table.from_pylist(parts)
 
 
-def mine(sessions_path: str | Path, output: str | Path, cfg: MiningConfig) -> Path:
+def mine(sessions_path: str | Path, output: str | Path, cfg: MiningConfig) -> str:
     """`sessions.pairs.mine_pairs` on Ray, bucket by bucket (the mining buckets, so the
-    pairs are the local engine's): a dataset of one part per bucket."""
-    path = Path(output)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = staging_dir(path.parent)
+    pairs are the local engine's): a dataset at `output` of one part per bucket."""
+    target = str(output)
+    staging = staging_dir(storage.parent(target))
     try:
-        offsets = stage_events(Path(sessions_path), staging, cfg.partitions, list(SESSIONS_SCHEMA))
-        target = path.with_name(f".{path.name}.tmp")
-        shutil.rmtree(target, ignore_errors=True)
-        target.mkdir(parents=True)
-        per_directory(bucket_dirs(staging), _bucket_pairs, {"offsets": offsets, "cfg": cfg, "target": str(target)})
-        if not any(target.glob("*.parquet")):
-            pl.DataFrame(schema=PAIR_SCHEMA).write_parquet(target / "part-empty.parquet")
-        replace_path(target, path)
+        offsets = stage_events(str(sessions_path), staging, cfg.partitions, list(SESSIONS_SCHEMA))
+        prepare_dataset(target)
+        job = {"offsets": offsets, "cfg": cfg, "target": target, "run": run_id()}
+        publish(target, per_directory(bucket_dirs(staging), _bucket_pairs, job), PAIR_SCHEMA)
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return path
+        storage.remove(staging)
+    return target

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Literal
 
+LOOPBACK = "127.0.0.1"
 Engine = Literal["ray", "local"]
 ENGINES: tuple[str, ...] = ("ray", "local")
 
@@ -44,7 +45,7 @@ def ray_runtime(address: str | None = None, num_cpus: int | None = None) -> Iter
     if local:
         hook = f"{__name__}.quiet_local_workers"
         ray.init(num_cpus=num_cpus, include_dashboard=False, logging_level=logging.WARNING,
-                 runtime_env={"worker_process_setup_hook": hook})  # fmt: skip
+                 runtime_env={"worker_process_setup_hook": hook}, _node_ip_address=LOOPBACK)  # fmt: skip
     else:
         ray.init(address=address, logging_level=logging.WARNING)
     from ray.data import DataContext
@@ -69,7 +70,10 @@ def use_loopback_only() -> None:
 
     Ray binds its services to the node's IP address, which it looks up unless its
     single-machine mode is on (RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0, read when `ray` is
-    first imported): then the node's address is 127.0.0.1 and so is every listener.
+    first imported: by the processes a local Ray starts, which inherit it from here):
+    then the node's address is 127.0.0.1 and so is every listener. `ray_runtime` also
+    gives the node address to `ray.init`, for a driver that imported `ray` before this
+    was set. Ray Train's rendezvous store is bound by `workflows.training.rendezvous`.
     """
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")

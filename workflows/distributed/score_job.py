@@ -11,8 +11,10 @@ once each (a GPU each when asked), and the results go back to every event:
    of them written beside that bucket;
 4. score: per user bucket, its events and its encoded texts (`workflows.distributed.scoring`).
 
-All work lives in `OUTPUT/.score-work/`. Each unit of stages 3 and 4 writes its
-result atomically and is skipped when found, so a job killed half-way and started
+All work lives in `OUTPUT/.score-work/` (a local path or an object store URI: every
+node reads and writes it through its filesystem). Each unit of stages 3 and 4 writes
+its result as one file, atomically (`sessions.storage.open_output`), and is skipped
+when found, so a job killed half-way and started
 again with the same arguments does only what is missing, and gives what an
 uninterrupted run gives (every unit is deterministic). Other arguments start over.
 At the end `scores.parquet` (a dataset, a part per user bucket), `rejected.parquet`
@@ -22,8 +24,6 @@ and `report.json` are published and the work directory removed.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -32,13 +32,23 @@ from typing import TYPE_CHECKING
 
 import polars as pl
 import pyarrow as pa
-import pyarrow.parquet as pq
 import ray
 
+from sessions import storage
 from sessions.buckets import user_bucket
 from sessions.formats import ColumnMap
 from sessions.ingest import REJECTED_FILE, REPORT_FILE, expand_inputs
-from sessions.io import parquet_rows, write_json, write_parquet
+from sessions.io import (
+    claim_output,
+    part_name,
+    prepare_dataset,
+    publish_dataset,
+    read_json,
+    read_parquet,
+    run_id,
+    write_json,
+    write_parquet,
+)
 from sessions.records import DEFAULT_BLOCK_BYTES
 from workflows.distributed.staging import (
     bucket_dirs,
@@ -46,7 +56,6 @@ from workflows.distributed.staging import (
     log_common_terms,
     per_directory,
     read_bucket,
-    replace_path,
     stage_inputs,
 )
 from workflows.tracking.store import tracking_uri
@@ -83,88 +92,92 @@ def score(
     *,
     mapping: ColumnMap | None = None,
     block_bytes: int = DEFAULT_BLOCK_BYTES,
+    overwrite: bool = False,
 ) -> ScoreReport:
-    """Score `inputs` (raw logs or an ingest directory) into `output` (see the module)."""
+    """Score `inputs` (raw logs or an ingest directory) into `output` (see the module);
+    ValueError when `output` holds another job's output and not `overwrite`."""
     from workflows.distributed.runtime import cluster_cpus
 
     start = time.perf_counter()
-    out = Path(output)
-    work = out / WORK_DIR
+    out = claim_output(output, SCORES_FILE, overwrite)
+    work = storage.join(out, WORK_DIR)
     n = cfg.buckets or 4 * cluster_cpus()
     job = _job_key(inputs, fmt, mapping, cfg, n)
-    if (work / "job.json").exists() and json.loads((work / "job.json").read_text()) != job:
-        shutil.rmtree(work)  # another job's leftovers: start over
-    work.mkdir(parents=True, exist_ok=True)
-    write_json(job, work / "job.json")
+    if storage.exists(storage.join(work, "job.json")) and read_json(storage.join(work, "job.json")) != job:
+        storage.remove(work)  # another job's leftovers: start over
+    write_json(job, storage.join(work, "job.json"))
     report = ScoreReport(ingest={}, config=job)
     phases = {}
 
-    staged = work / "staged.json"
-    if staged.exists():
+    staged, staging = storage.join(work, "staged.json"), storage.join(work, "staging")
+    if storage.exists(staged):
         report.resumed["stage"] = 1
     else:
-        shutil.rmtree(work / "staging", ignore_errors=True)
-        ingest, offsets = stage_inputs(inputs, fmt, out, work / "staging", n, mapping, block_bytes)
-        common = log_common_terms(work / "staging", offsets, cfg.missions)
+        storage.remove(staging)
+        ingest, offsets = stage_inputs(inputs, fmt, out, staging, n, mapping, block_bytes)
+        common = log_common_terms(staging, offsets, cfg.missions)
         write_json({"ingest": ingest, "offsets": offsets, "common": common}, staged)
-    state = json.loads(staged.read_text())
+    state = read_json(staged)
     report.ingest, common = state["ingest"], state["common"]
     offsets = {int(k): v for k, v in state["offsets"].items()}
-    directories = bucket_dirs(work / "staging")
+    directories = bucket_dirs(staging)
     phases["stage"] = time.perf_counter() - start
 
     tick = time.perf_counter()
-    if not (work / "texts.done").exists():
-        shutil.rmtree(work / "texts", ignore_errors=True)
-        per_directory(directories, _bucket_texts, {"parts": n, "work": str(work)})
-        (work / "texts.done").touch()
+    if not storage.exists(storage.join(work, "texts.done")):
+        storage.remove(storage.join(work, "texts"))
+        per_directory(directories, _bucket_texts, {"parts": n, "work": work})
+        storage.write_text("", storage.join(work, "texts.done"))
     phases["texts"] = time.perf_counter() - tick
 
     tick = time.perf_counter()
-    partitions = sorted(p.name for p in (work / "texts").glob("p=*"))
-    todo = [p for p in partitions if not (work / "encoded" / f"{p}.json").exists()]
+    partitions = [storage.name(p) for p in storage.list_dirs(storage.join(work, "texts"))]
+    done = {storage.name(f) for f in storage.list_files(storage.join(work, "encoded"), suffix=".json")}
+    todo = [p for p in partitions if f"{p}.json" not in done]
     report.resumed["encode"] = len(partitions) - len(todo)
     if todo:
         _encode(todo, work, cfg)
-    report.distinct_texts = sum(json.loads((work / "encoded" / f"{p}.json").read_text())["texts"] for p in partitions)
+    report.distinct_texts = sum(read_json(storage.join(work, "encoded", f"{p}.json"))["texts"] for p in partitions)
     phases["encode"] = time.perf_counter() - tick
 
     tick = time.perf_counter()
-    todo = [d for d in directories if not (work / "scored" / f"part-{Path(d).name}.parquet").exists()]
+    scored = {storage.name(f) for f in storage.list_files(storage.join(work, "scored"), suffix=".json")}
+    todo = [d for d in directories if f"{storage.name(d)}.json" not in scored]
     report.resumed["score"] = len(directories) - len(todo)
-    kwargs = {"offsets": offsets, "work": str(work), "common": common, "cfg": cfg}
+    target = storage.join(out, SCORES_FILE)
+    prepare_dataset(target)
+    kwargs = {"offsets": offsets, "work": work, "common": common, "cfg": cfg, "target": target, "run": _run_of(job)}
     per_directory(todo, _score_bucket, kwargs)
     phases["score"] = time.perf_counter() - tick
 
     _publish(work, out, report, cfg)
-    report.outputs = {name: str(out / name) for name in (SCORES_FILE, REJECTED_FILE, REPORT_FILE)}
+    report.outputs = {name: storage.join(out, name) for name in (SCORES_FILE, REJECTED_FILE, REPORT_FILE)}
     report.seconds = round(time.perf_counter() - start, 3)
     report.phase_seconds = {k: round(v, 3) for k, v in phases.items()}
-    write_json(report.to_dict(), out / REPORT_FILE)
+    write_json(report.to_dict(), storage.join(out, REPORT_FILE))
     return report
 
 
-def _publish(work: Path, out: Path, report: ScoreReport, cfg: ScoreConfig) -> None:
-    """Check the accounting, move the scores into place, remove the work directory."""
+def _publish(work: str, out: str, report: ScoreReport, cfg: ScoreConfig) -> None:
+    """Check the accounting, publish `scores.parquet` (the manifest of the parts the
+    buckets wrote into it), remove the work directory."""
     from workflows.distributed.scoring import HIERARCHY_SCHEMA, SCORE_SCHEMA
 
-    scored = work / "scored"
-    scored.mkdir(exist_ok=True)
-    counts = [json.loads(p.read_text()) for p in sorted(scored.glob("*.json"))]
+    scored = storage.join(work, "scored")
+    counts = [read_json(f) for f in storage.list_files(scored, suffix=".json")]
     report.rows_out = sum(c["rows"] for c in counts)
     report.sessions = sum(c["sessions"] for c in counts)
     report.missions = sum(c["missions"] for c in counts)
     if report.rows_out != report.ingest["rows_ok"]:
         raise RuntimeError(f"{report.rows_out} scored rows for {report.ingest['rows_ok']} accepted events")
-    if not counts:  # no accepted row at all: an empty dataset (without embeddings, whose width is unknown)
+    target = storage.join(out, SCORES_FILE)
+    parts = [(c["part"], c["rows"]) for c in counts]
+    if not parts:  # no accepted row at all: an empty dataset (without embeddings, whose width is unknown)
         schema = {**SCORE_SCHEMA, **(HIERARCHY_SCHEMA if cfg.hierarchy_model else {})}
-        pl.DataFrame(schema=schema).write_parquet(scored / "part-empty.parquet")
-    for f in scored.glob("*.json"):
-        f.unlink()
-    replace_path(scored, out / SCORES_FILE)
-    if parquet_rows(out / SCORES_FILE) != report.rows_out:
-        raise RuntimeError(f"{out / SCORES_FILE}: not the {report.rows_out} rows scored")
-    shutil.rmtree(work)
+        parts = [(part_name(run_id(), 0), 0)]
+        write_parquet(pl.DataFrame(schema=schema), storage.join(target, parts[0][0]))
+    publish_dataset(target, parts)
+    storage.remove(work)
 
 
 def _job_key(
@@ -172,8 +185,11 @@ def _job_key(
 ) -> dict:
     """What makes two runs the same job: the inputs as they are on disk, the models as
     registered now (an alias that moved is another job), and every setting."""
-    files = [{"path": str(p.resolve()), "bytes": p.stat().st_size, "mtime": p.stat().st_mtime_ns}
-             for p in expand_inputs(inputs)]  # fmt: skip
+    files = []
+    for location in expand_inputs(inputs):
+        size, mtime = storage.size_and_mtime(location)
+        local = storage.local_path(location)
+        files.append({"path": str(local.resolve()) if local else location, "bytes": size, "mtime": mtime})
     models = {"session_model": _version_of(cfg.session_model)}
     if cfg.hierarchy_model:
         models["hierarchy_model"] = _version_of(cfg.hierarchy_model)
@@ -195,20 +211,20 @@ def _bucket_texts(batch: pa.Table, parts: int, work: str) -> pa.Table:
     rows = []
     for directory in batch["dir"].to_pylist():
         texts = (
-            pl.read_parquet(sorted(Path(directory).glob("*.parquet")), columns=["query"])
+            read_bucket(directory, {0: 0}, columns=["query"])
             .select(text=pl.col("query").unique().sort())
             .with_columns(_part=user_bucket(pl.col("text"), parts))
         )
         for (part,), frame in texts.partition_by("_part", as_dict=True).items():
             write_parquet(
-                frame.drop("_part"), Path(work) / "texts" / f"p={part:05d}" / f"{Path(directory).name}.parquet"
+                frame.drop("_part"), storage.join(work, "texts", f"p={part:05d}", f"{storage.name(directory)}.parquet")
             )
         rows.append(texts.height)
     return pa.table({"texts": rows})
 
 
 # ---- stage 3: the actor pool ----
-def _encode(partitions: list[str], work: Path, cfg: ScoreConfig) -> None:
+def _encode(partitions: list[str], work: str, cfg: ScoreConfig) -> None:
     """The text `partitions` through a pool of `Encoder` actors: by default one per CPU
     (each with one torch thread), or one per `gpus_per_worker` GPUs."""
     gpus = cfg.gpus_per_worker
@@ -222,7 +238,7 @@ def _encode(partitions: list[str], work: Path, cfg: ScoreConfig) -> None:
     items = ray.data.from_items([{"part": p} for p in partitions])
     done = items.map_batches(
         Encoder,
-        fn_constructor_kwargs={"cfg": cfg, "work": str(work), "tracking": tracking_uri(), "threads": int(cpus)},
+        fn_constructor_kwargs={"cfg": cfg, "work": work, "tracking": tracking_uri(), "threads": int(cpus)},
         batch_size=1, batch_format="pyarrow", compute=ray.data.ActorPoolStrategy(size=min(workers, len(partitions))),
         num_cpus=cpus, num_gpus=gpus,
     )  # fmt: skip
@@ -243,10 +259,10 @@ class Encoder:
         mlflow.set_tracking_uri(tracking)
         mlflow.set_registry_uri(tracking)
         self.device = torch.device("cuda" if cfg.gpus_per_worker and torch.cuda.is_available() else "cpu")
-        self.cfg, self.work = cfg, Path(work)
+        self.cfg, self.work = cfg, work
         session = SessionScorer(cfg.session_model)
         self.session = session.encoder.to(self.device)
-        write_json(session.calibration.to_dict(), self.work / "calibration.json")  # for stage 4
+        write_json(session.calibration.to_dict(), storage.join(work, "calibration.json"))  # for stage 4
         self.hierarchy = None
         if cfg.hierarchy_model:
             from workflows.tracking.hierarchy_model import load
@@ -264,7 +280,8 @@ class Encoder:
 
         from workflows.tracking.hierarchy_model import norms
 
-        shares = {f.stem: pl.read_parquet(f) for f in sorted((self.work / "texts" / part).glob("*.parquet"))}
+        shares = {storage.name(f).removesuffix(".parquet"): read_parquet(f)
+                  for f in storage.list_files(storage.join(self.work, "texts", part))}  # fmt: skip
         texts = pl.concat(shares.values())["text"].unique().sort()
         vectors = self.session.encode(texts.to_list(), batch_size=self.cfg.batch_size)
         if self.hierarchy is not None:
@@ -276,23 +293,34 @@ class Encoder:
         )
         for bucket, share in shares.items():  # each user bucket's share, beside that bucket
             encoded_share = share.join(encoded, on="text", how="left", maintain_order="left")
-            write_parquet(encoded_share, self.work / "encoded" / bucket / f"{part}.parquet")
-        write_json({"texts": len(texts)}, self.work / "encoded" / f"{part}.json")  # the partition is done
+            write_parquet(encoded_share, storage.join(self.work, "encoded", bucket, f"{part}.parquet"))
+        write_json({"texts": len(texts)}, storage.join(self.work, "encoded", f"{part}.json"))  # the partition is done
         return len(texts)
 
 
 # ---- stage 4: score each user bucket ----
-def _score_bucket(batch: pa.Table, offsets: dict[int, int], work: str, common: list[str], cfg: ScoreConfig) -> pa.Table:
+def _run_of(job: dict) -> str:
+    """The part-name id of a job: the same for every run of the same job, so that a
+    resumed run finds the parts an earlier one wrote."""
+    import hashlib
+
+    return hashlib.sha256(json.dumps(job, sort_keys=True).encode()).hexdigest()[:8]
+
+
+def _score_bucket(
+    batch: pa.Table, offsets: dict[int, int], work: str, common: list[str], cfg: ScoreConfig, target: str, run: str
+) -> pa.Table:
     import numpy as np
+    import pyarrow.parquet as pq
 
     from models.calibration import Calibration
     from workflows.distributed.scoring import TextTable, score_events
 
-    calibration = Calibration(**json.loads((Path(work) / "calibration.json").read_text()))
+    calibration = Calibration(**read_json(storage.join(work, "calibration.json")))
     rows = []
     for directory in batch["dir"].to_pylist():
-        name = Path(directory).name
-        encoded = pl.read_parquet(sorted((Path(work) / "encoded" / name).glob("*.parquet")))
+        name = storage.name(directory)
+        encoded = pl.concat([read_parquet(f) for f in storage.list_files(storage.join(work, "encoded", name))])
         table = TextTable(encoded["text"], encoded["vector"].to_numpy().astype(np.float32),
                           encoded["specificity"].to_numpy(), calibration)  # fmt: skip
         scored = score_events(
@@ -300,13 +328,12 @@ def _score_bucket(batch: pa.Table, offsets: dict[int, int], work: str, common: l
             hierarchy=cfg.hierarchy_model is not None, threshold=cfg.threshold,
             embeddings=cfg.embeddings,
         )  # fmt: skip
-        target = Path(work) / "scored" / f"part-{name}.parquet"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_suffix(".tmp")
-        pq.write_table(scored, tmp)
+        part = part_name(run, int(name.removeprefix("bucket=")))
+        with storage.open_output(storage.join(target, part)) as stream:
+            pq.write_table(scored, stream)
         sessions, missions = (_distinct(scored, c) for c in ("session_id", "mission_id"))
-        write_json({"rows": scored.num_rows, "sessions": sessions, "missions": missions}, target.with_suffix(".json"))
-        os.replace(tmp, target)  # the bucket is done
+        done = {"part": part, "rows": scored.num_rows, "sessions": sessions, "missions": missions}
+        write_json(done, storage.join(work, "scored", f"{name}.json"))  # the bucket is done
         rows.append(scored.num_rows)
     return pa.table({"rows": rows})
 

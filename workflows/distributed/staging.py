@@ -7,16 +7,16 @@
 2. per bucket: one task per bucket reads all of that bucket's events (whole users:
    no user is ever split across tasks) and makes row ids global (`read_bucket`).
 
-Staging lives in the output directory (shared storage on a cluster) and is removed
-by the job that made it. The jobs that use it: `workflows.distributed.data` and
+Staging lives under the job's output (a local path on one machine, an object store
+URI on a cluster: every node reads and writes it through its filesystem, never
+through a local disk another node cannot see) and is removed by the job that made
+it. The jobs that use it: `workflows.distributed.data` and
 `workflows.distributed.score_job`.
 """
 
 from __future__ import annotations
 
 import itertools
-import json
-import shutil
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,17 +25,14 @@ import polars as pl
 import pyarrow as pa
 import ray
 
+from sessions import storage
 from sessions.buckets import user_bucket
 from sessions.formats import ColumnMap, format_for
 from sessions.ingest import EVENTS_FILE, REJECTED_FILE, REPORT_FILE, FileCount, IngestReport, expand_inputs
-from sessions.io import write_parquet
+from sessions.io import copy_table, dataset_parts, read_json, read_parquet, write_parquet
 from sessions.lexicon import Lexicon
 from sessions.missions import MissionConfig, common_terms, term_users
-from sessions.pipeline import (
-    copy_output,
-    ingest_summary,
-    is_ingest_output,
-)
+from sessions.pipeline import ingest_summary, is_ingest_output
 from sessions.records import DEFAULT_BLOCK_BYTES
 from sessions.schema import EVENT_SCHEMA, REJECTED_SCHEMA
 from workflows.distributed.runtime import cluster_cpus
@@ -61,11 +58,10 @@ def _parse_into_staging(
                 _file=pl.lit(file, pl.Int32), _bucket=user_bucket(pl.col("user_id"), buckets)
             )
             for (bucket,), part in events.partition_by("_bucket", as_dict=True).items():
-                write_parquet(part.drop("_bucket"), Path(staging) / "events" / f"bucket={bucket:05d}" / name)
+                write_parquet(part.drop("_bucket"), storage.join(staging, "events", f"bucket={bucket:05d}", name))
             if parsed.rejected.height:
-                write_parquet(
-                    parsed.rejected.with_columns(_file=pl.lit(file, pl.Int32)), Path(staging) / "rejected" / name
-                )
+                rejected = parsed.rejected.with_columns(_file=pl.lit(file, pl.Int32))
+                write_parquet(rejected, storage.join(staging, "rejected", name))
             counts.append(parsed.rejected.group_by("reason").len().with_columns(file=pl.lit(file)))
             counts.append(pl.DataFrame({"reason": [None], "len": [parsed.events.height], "file": [file]}))
     if not counts:
@@ -83,14 +79,14 @@ def collect(ds: ray.data.Dataset) -> pl.DataFrame:
     return pl.from_arrow(pa.concat_tables(tables, promote_options="permissive")) if tables else pl.DataFrame()  # type: ignore[return-value]
 
 
-def _accounting(fmt: str, paths: list[Path], counts: pl.DataFrame) -> tuple[IngestReport, dict[int, int]]:
+def _accounting(fmt: str, paths: list[str], counts: pl.DataFrame) -> tuple[IngestReport, dict[int, int]]:
     """The ingest report from per-(file, reason) counts, and each file's row id offset."""
     report = IngestReport(format=fmt)
     for i, path in enumerate(paths):
         mine = counts.filter(pl.col("file") == i) if counts.height else counts
         rows_in = int(mine["len"].sum()) if mine.height else 0
         rejected = int(mine.filter(pl.col("reason").is_not_null())["len"].sum()) if mine.height else 0
-        report.files.append(FileCount(str(path), rows_in, rows_in - rejected, rejected))
+        report.files.append(FileCount(path, rows_in, rows_in - rejected, rejected))
     report.rows_in = sum(f.rows_in for f in report.files)
     report.rows_ok = sum(f.rows_ok for f in report.files)
     report.rows_rejected = sum(f.rows_rejected for f in report.files)
@@ -109,7 +105,7 @@ def global_ids(df: pl.DataFrame, offsets: dict[int, int]) -> pl.DataFrame:
 def stage(
     inputs: Sequence[str | Path],
     fmt: str,
-    staging: Path,
+    staging: str,
     *,
     buckets: int,
     mapping: ColumnMap | None = None,
@@ -121,10 +117,10 @@ def stage(
     paths = expand_inputs(inputs)
     for path in paths:  # wrong format options fail here, before any task starts
         format_for(fmt, path, mapping)
-    files = ray.data.from_items([{"file": i, "path": str(p)} for i, p in enumerate(paths)])
+    files = ray.data.from_items([{"file": i, "path": p} for i, p in enumerate(paths)])
     counts = files.map_batches(
         _parse_into_staging, batch_size=1, batch_format="pyarrow",
-        fn_kwargs={"fmt": fmt, "mapping": mapping, "block_bytes": block_bytes, "staging": str(staging),
+        fn_kwargs={"fmt": fmt, "mapping": mapping, "block_bytes": block_bytes, "staging": staging,
                    "buckets": buckets, "columns": columns or list(EVENT_SCHEMA)},
     )  # fmt: skip
     report, offsets = _accounting(fmt, paths, collect(counts))
@@ -132,18 +128,18 @@ def stage(
     return report, offsets
 
 
-def publish_rejected(staging: Path, offsets: dict[int, int], path: Path) -> None:
-    files = sorted((staging / "rejected").glob("*.parquet")) if (staging / "rejected").exists() else []
+def publish_rejected(staging: str, offsets: dict[int, int], path: str) -> None:
+    files = storage.list_files(storage.join(staging, "rejected"), suffix=".parquet")
     rejected = (
-        pl.concat([pl.read_parquet(f) for f in files])
+        pl.concat([read_parquet(f) for f in files])
         if files
         else pl.DataFrame(schema={**REJECTED_SCHEMA, "_file": pl.Int32})
     )
     write_parquet(global_ids(rejected, offsets).sort("row_id").cast(REJECTED_SCHEMA), path)  # type: ignore[arg-type]
 
 
-def bucket_dirs(staging: Path) -> list[str]:
-    return sorted(str(p) for p in (staging / "events").glob("bucket=*"))
+def bucket_dirs(staging: str) -> list[str]:
+    return storage.list_dirs(storage.join(staging, "events"))
 
 
 def per_directory(directories: Sequence[str], fn, kwargs: dict) -> pl.DataFrame:
@@ -155,22 +151,22 @@ def per_directory(directories: Sequence[str], fn, kwargs: dict) -> pl.DataFrame:
     return collect(items.map_batches(fn, batch_size=1, batch_format="pyarrow", fn_kwargs=kwargs))
 
 
-def read_bucket(directory: str, offsets: dict[int, int]) -> pl.DataFrame:
-    return global_ids(pl.read_parquet(sorted(Path(directory).glob("*.parquet"))), offsets)
+def read_bucket(directory: str, offsets: dict[int, int], columns: list[str] | None = None) -> pl.DataFrame:
+    """The events of one staged bucket (every part of it), with global row ids (when
+    `columns`, all columns by default, include them)."""
+    files = storage.list_files(directory)
+    if columns is not None and "row_id" not in columns:
+        return pl.concat([read_parquet(f, columns=columns) for f in files])
+    parts = [read_parquet(f, columns=columns and [*columns, "_file"]) for f in files]
+    return global_ids(pl.concat(parts), offsets)
 
 
-def staging_dir(out: Path) -> Path:
-    return out / f".staging-{uuid.uuid4().hex[:8]}"
+def staging_dir(out: str) -> str:
+    return storage.join(out, f".staging-{uuid.uuid4().hex[:8]}")
 
 
 def bucket_count(requested: int | None) -> int:
     return requested or 4 * cluster_cpus()
-
-
-def replace_path(tmp: Path, path: Path) -> None:
-    if path.exists():
-        shutil.rmtree(path) if path.is_dir() else path.unlink()
-    tmp.rename(path)
 
 
 # ---- segment ----
@@ -187,8 +183,8 @@ def _bucket_term_users(batch: pa.Table, offsets: dict[int, int]) -> pa.Table:
 def stage_inputs(
     inputs: Sequence[str | Path],
     fmt: str | None,
-    out: Path,
-    staging: Path,
+    out: str,
+    staging: str,
     buckets: int,
     mapping: ColumnMap | None = None,
     block_bytes: int = DEFAULT_BLOCK_BYTES,
@@ -197,19 +193,20 @@ def stage_inputs(
     staging buckets, rejected rows published to `out`; the ingest accounting and the
     row id offset of every file."""
     if len(inputs) == 1 and is_ingest_output(inputs[0]):
-        source = Path(inputs[0])
-        copy_output(source / REJECTED_FILE, out / REJECTED_FILE)
-        return json.loads((source / REPORT_FILE).read_text()), stage_events(source / EVENTS_FILE, staging, buckets)
+        source = str(inputs[0])
+        copy_table(storage.join(source, REJECTED_FILE), storage.join(out, REJECTED_FILE))
+        report = read_json(storage.join(source, REPORT_FILE))
+        return report, stage_events(storage.join(source, EVENTS_FILE), staging, buckets)
     if fmt is None:
         raise ValueError("raw logs need --format")
     report, offsets = stage(
         inputs, fmt, staging, buckets=buckets, mapping=mapping, block_bytes=block_bytes, columns=EVENT_COLUMNS
     )
-    publish_rejected(staging, offsets, out / REJECTED_FILE)
+    publish_rejected(staging, offsets, storage.join(out, REJECTED_FILE))
     return ingest_summary(report), offsets
 
 
-def log_common_terms(staging: Path, offsets: dict[int, int], missions: MissionConfig) -> list[str]:
+def log_common_terms(staging: str, offsets: dict[int, int], missions: MissionConfig) -> list[str]:
     """The terms too common to link missions (`sessions.missions.common_terms`), counted
     over every bucket of the staged log."""
     counts = per_directory(bucket_dirs(staging), _bucket_term_users, {"offsets": offsets})
@@ -228,13 +225,17 @@ def _restage(batch: pa.Table, staging: str, buckets: int, columns: list[str]) ->
         .with_columns(_file=pl.lit(0, pl.Int32), _bucket=user_bucket(pl.col("user_id"), buckets))
     )
     for (bucket,), part in df.partition_by("_bucket", as_dict=True).items():
-        write_parquet(part.drop("_bucket"), Path(staging) / "events" / f"bucket={bucket:05d}" / name)
+        write_parquet(part.drop("_bucket"), storage.join(staging, "events", f"bucket={bucket:05d}", name))
     return pa.table({"rows": [df.height]})
 
 
-def stage_events(events: Path, staging: Path, buckets: int, columns: list[str] = EVENT_COLUMNS) -> dict[int, int]:
-    """Stage an events dataset by bucket; its row ids are global (offset 0)."""
-    collect(ray.data.read_parquet(str(events)).map_batches(
-        _restage, batch_format="pyarrow", fn_kwargs={"staging": str(staging), "buckets": buckets, "columns": columns}
+def stage_events(events: str, staging: str, buckets: int, columns: list[str] = EVENT_COLUMNS) -> dict[int, int]:
+    """Stage a Parquet output of events (a file or a published dataset: only the parts
+    its manifest lists) by bucket; its row ids are global (offset 0)."""
+    parts = dataset_parts(events)
+    fs = storage.resolve(parts[0])[0]
+    dataset = ray.data.read_parquet([storage.resolve(p)[1] for p in parts], filesystem=fs)
+    collect(dataset.map_batches(
+        _restage, batch_format="pyarrow", fn_kwargs={"staging": staging, "buckets": buckets, "columns": columns}
     ))  # fmt: skip
     return {0: 0}

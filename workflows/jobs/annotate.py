@@ -9,7 +9,6 @@ Sessions come from a `sessionflow segment` output directory, or are found first
 
 from __future__ import annotations
 
-import json
 import tempfile
 import time
 from collections.abc import Sequence
@@ -19,9 +18,10 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from sessions import storage
 from sessions.formats import ColumnMap
 from sessions.ingest import REPORT_FILE
-from sessions.io import ParquetSink, scan_table, write_json
+from sessions.io import ParquetSink, claim_output, read_json, scan_table, write_json
 from sessions.pipeline import SESSIONS_FILE, load_events, segment_logs
 from sessions.reformulation import (
     DEFAULT_THRESHOLD,
@@ -49,7 +49,8 @@ def hierarchy_specificity(uri: str) -> Specificity:
 
 
 def is_segment_output(path: str | Path) -> bool:
-    return (Path(path) / SESSIONS_FILE).exists() and (Path(path) / REPORT_FILE).exists()
+    """A directory written by `sessionflow segment` (its report marks it complete)."""
+    return storage.exists(storage.join(path, REPORT_FILE)) and storage.exists(storage.join(path, SESSIONS_FILE))
 
 
 def annotate_logs(
@@ -65,16 +66,19 @@ def annotate_logs(
     from sessions.missions import MissionConfig
     from sessions.segment import SegmentConfig
 
-    start, out = time.perf_counter(), Path(output)
+    start, out = time.perf_counter(), str(output)
     if len(inputs) == 1 and is_segment_output(inputs[0]):
-        source = Path(inputs[0])
+        source = str(inputs[0])
+        claim_output(out, ANNOTATIONS_FILE)
     else:
         segment_logs(inputs, fmt, out, SegmentConfig(), MissionConfig(), mapping=mapping)
         source = out
-    report = json.loads((source / REPORT_FILE).read_text())
-    sessions = user_time_order(scan_table(source / SESSIONS_FILE).collect())
+    report = read_json(storage.join(source, REPORT_FILE))
+    if source == out:
+        storage.remove(storage.join(out, REPORT_FILE))  # until the annotations are there too
+    sessions = user_time_order(scan_table(storage.join(source, SESSIONS_FILE)).collect())
     annotated = annotate(sessions, hierarchy_specificity(model_uri), threshold)
-    with ParquetSink(out / ANNOTATIONS_FILE, annotated.schema) as sink:
+    with ParquetSink(storage.join(out, ANNOTATIONS_FILE), annotated.schema) as sink:
         sink.write(annotated)
     if annotated.height != report["rows_ok"]:
         raise RuntimeError(f"{annotated.height} annotated rows for {report['rows_ok']} accepted events")
@@ -84,26 +88,26 @@ def annotate_logs(
         "reformulations": {t: int(n) for t, n in counts.iter_rows() if t in (*REFORMULATIONS, "start")},
         "seconds": round(time.perf_counter() - start, 3),
     }  # fmt: skip
-    report.setdefault("outputs", {})[ANNOTATIONS_FILE] = str(out / ANNOTATIONS_FILE)
-    write_json(report, out / REPORT_FILE)
+    report.setdefault("outputs", {})[ANNOTATIONS_FILE] = storage.join(out, ANNOTATIONS_FILE)
+    write_json(report, storage.join(out, REPORT_FILE))
     return report
 
 
-def gold_sessions(log: Path, fmt: str) -> pl.DataFrame:
+def gold_sessions(log: str | Path, fmt: str) -> pl.DataFrame:
     """A synthetic log's rows in its gold sessions: session_id = gold_session, and gold_reformulation."""
     columns = ("row_id", "user_id", "ts", "query", "gold_session", "gold_reformulation")
     with tempfile.TemporaryDirectory() as scratch:
-        events, _ = load_events([log], fmt, Path(scratch), columns=columns)
+        events, _ = load_events([log], fmt, scratch, columns=columns)
     if events["gold_reformulation"].null_count() == events.height:
         raise ValueError(f"{log}: no gold_reformulation column (write one with `sessionflow synth`)")
     return user_time_order(events).rename({"gold_session": "session_id"})
 
 
 def evaluate_reformulations(
-    log: Path,
+    log: str | Path,
     model_uri: str,
     fmt: str = "aol",
-    tune_on: Path | None = None,
+    tune_on: str | Path | None = None,
     threshold: float = DEFAULT_THRESHOLD,
 ) -> dict[str, dict]:
     """Reformulation types against the gold of a synthetic log, in its gold sessions (so
@@ -137,6 +141,7 @@ class AnnotateJob:
 
     inputs: tuple[str, ...] = common.inputs("a `segment` output directory, raw log files, or an `ingest` directory")
     output: str | None = common.output()
+    overwrite: bool = common.overwrite()
     model: str = field(default="models:/hierarchy-model@champion", metadata={"help": HIERARCHY_MODEL_HELP})
     format: str | None = common.log_format()
     map: str | None = common.column_map()
@@ -149,6 +154,6 @@ def run(job: AnnotateJob) -> dict:
     ValueError / FileNotFoundError for bad settings or inputs.
     """
     common.require(job.inputs, "inputs", argument=True)
-    output = common.output_dir(job.output)
+    output = common.output_dir(job.output, ANNOTATIONS_FILE, job.overwrite)
     common.check_format(job.format)
     return annotate_logs(job.inputs, job.format, output, job.model, job.threshold, common.mapping_of(job.map))

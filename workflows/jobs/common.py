@@ -4,7 +4,6 @@ factory each, so every command words and checks them alike."""
 from __future__ import annotations
 
 from dataclasses import field
-from pathlib import Path
 from typing import Any, Literal
 
 Engine = Literal["ray", "local"]
@@ -81,9 +80,20 @@ def storage() -> Any:
     )
 
 
-def output_dir(value: str | None) -> Path:
-    """The output directory of a job; ValueError when it is not given or is an existing file."""
-    path = Path(require(value, "output"))
-    if path.exists() and not path.is_dir():
-        raise ValueError(f"--output {path}: a file is there; the output is a directory")
-    return path
+def overwrite() -> Any:
+    return field(default=False, metadata={"help": "write into an output directory holding another job's output"})
+
+
+def output_dir(value: str | None, produces: str | None = None, overwrite: bool = False) -> str:
+    """The output directory of a job (a local path or a URI: `sessions.storage`), claimed
+    for a job that writes `produces` there (`sessions.io.claim_output`: until the job
+    writes its report nothing there looks complete). ValueError when it is not given,
+    is an existing file or holds another job's output (unless `overwrite`),
+    StorageError when its filesystem cannot be reached."""
+    from sessions import storage
+    from sessions.io import claim_output
+
+    location = require(value, "output")
+    if storage.is_file(location):
+        raise ValueError(f"--output {location}: a file is there; the output is a directory")
+    return claim_output(location, produces, overwrite) if produces else location

@@ -15,6 +15,7 @@ training runs.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import shutil
 import tempfile
@@ -26,6 +27,7 @@ from pathlib import Path
 
 import polars as pl
 
+from sessions import storage
 from sessions.io import read_table, scan_table, write_json
 from sessions.missions import MissionConfig
 from sessions.pairs import MiningConfig
@@ -107,10 +109,12 @@ def run(cfg: DemoConfig, on_step: Callable[[str], None] = lambda step: None) -> 
     from workflows.tracking.store import tracking_uri, use_store
 
     output, data, fmt = common.output_dir(cfg.output), cfg.data, cfg.format
-    output.mkdir(parents=True, exist_ok=True)
-    figures = output / "figures"
+    local = storage.local_path(output)
+    scratch = tempfile.TemporaryDirectory() if local is None else None  # figures are drawn locally
+    figures = (local if local is not None else Path(scratch.name)) / "figures"  # type: ignore[union-attr]
     shutil.rmtree(figures, ignore_errors=True)
-    summary = DemoSummary(log=str(data or output / "synth-aol.tsv.gz"), format=fmt or "aol")
+    summary = DemoSummary(log=str(data or storage.join(output, "synth-aol.tsv.gz")), format=fmt or "aol")
+    at = functools.partial(storage.join, output)
     start = time.perf_counter()
 
     @contextmanager
@@ -125,39 +129,43 @@ def run(cfg: DemoConfig, on_step: Callable[[str], None] = lambda step: None) -> 
         _quiet_ray_data_console()
         if data is None:
             with step("synth"):
-                summary.numbers["synth"] = _synth(Path(summary.log), cfg)
+                summary.numbers["synth"] = _synth(summary.log, cfg)
         with step("ingest"):
-            _ingest(Path(summary.log), summary.format, output / "events", summary)
+            _ingest(summary.log, summary.format, at("events"), summary)
         with step("segment"):
-            _segment(output / "events", output / "sessions", cfg, summary, figures)
+            _segment(at("events"), at("sessions"), cfg, summary, figures)
         with step("evaluate segmentation"):
-            _evaluate(output / "events", cfg, summary, figures)
+            _evaluate(at("events"), cfg, summary, figures)
         with step("mine"):
-            _mine(output / "sessions", output / "pairs", cfg, summary)
+            _mine(at("sessions"), at("pairs"), cfg, summary)
         with step("train session model"):
-            _train_session(output / "pairs", cfg, output / "ray-results", summary, figures)
+            _train_session(at("pairs"), cfg, at("ray-results"), summary, figures)
         with step("train hierarchy model"):
-            _train_hierarchy(cfg, output / "ray-results", summary, figures)
+            _train_hierarchy(cfg, at("ray-results"), summary, figures)
         with step("score"):
-            _score(output / "events", output / "scores", cfg, summary)
+            _score(at("events"), at("scores"), cfg, summary)
     summary.seconds["total"] = round(time.perf_counter() - start, 1)
-    summary.figures = sorted(str(p) for p in figures.glob("*.png"))
-    summary.outputs |= {"sessions": str(output / "sessions"), "pairs": str(output / "pairs"),
-                        "summary": str(output / SUMMARY_FILE)}  # fmt: skip
+    for png in sorted(figures.glob("*.png")):
+        if local is None:  # the figures go where the outputs are
+            storage.copy_file(png, at("figures", png.name))
+        summary.figures.append(at("figures", png.name))
+    summary.outputs |= {"sessions": at("sessions"), "pairs": at("pairs"), "summary": at(SUMMARY_FILE)}
     summary.mlflow_ui = f"mlflow ui --backend-store-uri {tracking_uri()} --workers 1"
     _log_run(summary, cfg, output, figures)
+    if scratch is not None:
+        scratch.cleanup()
     return summary
 
 
 # ---- the steps: each calls what its command calls ----
-def _synth(path: Path, cfg: DemoConfig) -> dict:
+def _synth(path: str, cfg: DemoConfig) -> dict:
     from workflows.jobs import synth
 
     s = synth.run(synth.SynthJob(output=str(path), synth=cfg.synth))
     return {"rows": s.rows, "users": s.users, "sessions": s.sessions, "missions": s.missions}
 
 
-def _ingest(log: Path, fmt: str, out: Path, summary: DemoSummary) -> None:
+def _ingest(log: str, fmt: str, out: str, summary: DemoSummary) -> None:
     from workflows.jobs import ingest
 
     report = ingest.run(ingest.IngestJob(inputs=(str(log),), format=fmt, output=str(out)))
@@ -165,22 +173,22 @@ def _ingest(log: Path, fmt: str, out: Path, summary: DemoSummary) -> None:
                                  "rows_rejected": report.rows_rejected}  # fmt: skip
 
 
-def _segment(events: Path, out: Path, cfg: DemoConfig, summary: DemoSummary, figures: Path) -> None:
+def _segment(events: str, out: str, cfg: DemoConfig, summary: DemoSummary, figures: Path) -> None:
     from workflows.figures import session_statistics
     from workflows.jobs import segment
 
     job = segment.SegmentJob(inputs=(str(events),), output=str(out), segment=cfg.segment, missions=cfg.missions)
     report = segment.run(job)
-    sessions = read_table(out / "sessions.parquet")
+    sessions = read_table(storage.join(out, "sessions.parquet"))
     lengths = sessions.group_by("session_id").len()["len"]
     summary.numbers["segment"] = {"rows": report.rows_out, "sessions": report.sessions, "missions": report.missions,
                                   "median_session_length": float(lengths.median()),
                                   "mean_session_length": round(float(lengths.mean()), 2)}  # fmt: skip
-    title = f"{Path(summary.log).name}: sessions by the {cfg.segment.method} method"
+    title = f"{storage.name(summary.log)}: sessions by the {cfg.segment.method} method"
     session_statistics(sessions, title, figures / "session_statistics.png")
 
 
-def _evaluate(events_dir: Path, cfg: DemoConfig, summary: DemoSummary, figures: Path) -> None:
+def _evaluate(events_dir: str, cfg: DemoConfig, summary: DemoSummary, figures: Path) -> None:
     from sessions.metrics import GOLD_LEVELS
     from workflows.figures import segmentation_bars
     from workflows.jobs.evaluate_segmentation import evaluate_methods, has_gold
@@ -188,13 +196,13 @@ def _evaluate(events_dir: Path, cfg: DemoConfig, summary: DemoSummary, figures: 
 
     labelled = pl.any_horizontal(pl.col(col).is_not_null() for col, _ in GOLD_LEVELS)
     # the users with a truth, whole (segmentation is per user): nothing more in memory
-    events = scan_table(events_dir / "events.parquet").filter(labelled.any().over("user_id")).collect()
+    events = scan_table(storage.join(events_dir, "events.parquet")).filter(labelled.any().over("user_id")).collect()
     if not has_gold(events):
         summary.numbers["evaluate segmentation"] = {"skipped": "the log has no gold sessions or missions"}
         return
     methods = {m: (dataclasses.replace(cfg.segment, method=m), cfg.missions) for m in LEXICAL_METHODS}
     scores = evaluate_methods(events, methods)
-    title = f"{Path(summary.log).name}: {events.height:,} queries"
+    title = f"{storage.name(summary.log)}: {events.height:,} queries"
     segmentation_bars(scores, title, figures / "segmentation.png")
     headline = scores.filter(pl.col("system").is_in(LEXICAL_METHODS) & (pl.col("level") == pl.col("gold")))
     summary.numbers["evaluate segmentation"] = {
@@ -202,7 +210,7 @@ def _evaluate(events_dir: Path, cfg: DemoConfig, summary: DemoSummary, figures: 
     }
 
 
-def _mine(sessions: Path, out: Path, cfg: DemoConfig, summary: DemoSummary) -> None:
+def _mine(sessions: str, out: str, cfg: DemoConfig, summary: DemoSummary) -> None:
     from workflows.jobs import mine
 
     report = mine.run(mine.MineJob(sessions=str(sessions), output=str(out), mining=cfg.mining))
@@ -210,10 +218,10 @@ def _mine(sessions: Path, out: Path, cfg: DemoConfig, summary: DemoSummary) -> N
                                "users_by_split": report["users_by_split"]}  # fmt: skip
 
 
-def _train_session(pairs: Path, cfg: DemoConfig, storage: Path, summary: DemoSummary, figures: Path) -> None:
+def _train_session(pairs: str, cfg: DemoConfig, checkpoints: str, summary: DemoSummary, figures: Path) -> None:
     from workflows.jobs import train_session
 
-    job = train_session.TrainSessionJob(pairs=str(pairs), session=cfg.session, storage=str(storage.resolve()))
+    job = train_session.TrainSessionJob(pairs=pairs, session=cfg.session, storage=checkpoints)
     outcome = train_session.run(job, run_name="demo")
     keys = ("val_auc", "val_auc_not_fine_tuned", "val_auc_jaccard", "mission_silhouette_not_fine_tuned",
             "mission_silhouette", "steps")  # fmt: skip
@@ -223,10 +231,10 @@ def _train_session(pairs: Path, cfg: DemoConfig, storage: Path, summary: DemoSum
     _fetch_figures(outcome.run_id, outcome.figures, "session-model", figures)
 
 
-def _train_hierarchy(cfg: DemoConfig, storage: Path, summary: DemoSummary, figures: Path) -> None:
+def _train_hierarchy(cfg: DemoConfig, checkpoints: str, summary: DemoSummary, figures: Path) -> None:
     from workflows.jobs import train_hierarchy
 
-    job = train_hierarchy.TrainHierarchyJob(hierarchy=cfg.hierarchy, storage=str(storage.resolve()))
+    job = train_hierarchy.TrainHierarchyJob(hierarchy=cfg.hierarchy, storage=checkpoints)
     outcome = train_hierarchy.run(job, run_name="demo")
     keys = ("map", "mean_rank", "spearman_norm_depth", "steps")
     summary.numbers["train hierarchy model"] = {k: _round(outcome.metrics[k]) for k in keys if k in outcome.metrics}
@@ -235,22 +243,22 @@ def _train_hierarchy(cfg: DemoConfig, storage: Path, summary: DemoSummary, figur
     _fetch_figures(outcome.run_id, outcome.figures, "hierarchy-model", figures)
 
 
-def _score(events: Path, out: Path, cfg: DemoConfig, summary: DemoSummary) -> None:
+def _score(events: str, out: str, cfg: DemoConfig, summary: DemoSummary) -> None:
     from workflows.jobs import score
 
     settings = dataclasses.replace(cfg.score, session_model=summary.models["session-model"],
                                    hierarchy_model=summary.models["hierarchy-model"])  # fmt: skip
-    report = score.run(score.ScoreJob(inputs=(str(events),), output=str(out), score=settings))
+    report = score.run(score.ScoreJob(inputs=(events,), output=out, score=settings))
     reformulations = (
-        scan_table(out / "scores.parquet").select("reformulation").drop_nulls().group_by("reformulation").len()
-        .sort("reformulation").collect()
+        scan_table(storage.join(out, "scores.parquet")).select("reformulation").drop_nulls()
+        .group_by("reformulation").len().sort("reformulation").collect()
     )  # fmt: skip
     summary.numbers["score"] = {
         "rows": report.rows_out, "distinct_texts": report.distinct_texts, "sessions": report.sessions,
         "missions": report.missions, "rows_per_second": round(report.rows_out / max(report.seconds, 1e-9), 1),
         "reformulations": dict(reformulations.iter_rows()),
     }  # fmt: skip
-    summary.outputs["scores"] = str(out / "scores.parquet")
+    summary.outputs["scores"] = storage.join(out, "scores.parquet")
 
 
 def _quiet_ray_data_console() -> None:
@@ -275,7 +283,7 @@ def _fetch_figures(run_id: str, names: list[str], prefix: str, figures: Path) ->
             shutil.copy(got, figures / f"{prefix}_{name}")
 
 
-def _log_run(summary: DemoSummary, cfg: DemoConfig, output: Path, figures: Path) -> None:
+def _log_run(summary: DemoSummary, cfg: DemoConfig, output: str, figures: Path) -> None:
     """The demo's run: its configuration, the numbers as metrics (`step.key`), the
     training runs and models as tags, the data's figures and the summary (also
     written to OUTPUT/summary.json)."""
@@ -300,8 +308,8 @@ def _log_run(summary: DemoSummary, cfg: DemoConfig, output: Path, figures: Path)
         for name in DATA_FIGURES:
             if (figures / name).exists():
                 mlflow.log_artifact(str(figures / name), "figures")
-        write_json(summary.to_dict(), output / SUMMARY_FILE)
-        mlflow.log_artifact(str(output / SUMMARY_FILE))
+        mlflow.log_dict(summary.to_dict(), SUMMARY_FILE)
+        write_json(summary.to_dict(), storage.join(output, SUMMARY_FILE))
 
 
 def _round(value):

@@ -16,7 +16,7 @@ from typing import Literal
 import numpy as np
 import polars as pl
 
-from sessions.io import read_table
+from sessions.io import is_complete, read_table
 from sessions.text import trigram_jaccard
 from workflows.jobs import common
 
@@ -39,15 +39,20 @@ class PairEvaluation:
         return p.filter("right").head(n).select(columns), p.filter(~pl.col("right")).head(n).select(columns)
 
 
-def read_pairs(path: Path, split: str | None = "test") -> pl.DataFrame:
-    """query_a, query_b, label of a `mine` output (one split, or all with None) or a CSV."""
-    if path.is_dir():
-        path = path / "pairs.parquet"
-    if not path.exists():
+def read_pairs(path: str | Path, split: str | None = "test") -> pl.DataFrame:
+    """query_a, query_b, label of a `mine` output (one split, or all with None) or a CSV
+    (local paths or URIs)."""
+    from sessions import storage
+
+    path = str(path)
+    if storage.is_dir(path) and not is_complete(path):
+        path = storage.join(path, "pairs.parquet")
+    if not storage.exists(path):
         raise FileNotFoundError(f"{path}: no pairs here")
+    name = storage.name(path).lower()
     pairs = (
-        pl.read_csv(path, infer_schema=False, empty_string_is_null=False)
-        if path.suffix.lower() in (".csv", ".tsv") or path.name.endswith(".csv.gz")
+        pl.read_csv(storage.read_bytes(path), infer_schema=False, empty_string_is_null=False)
+        if name.endswith((".csv", ".tsv", ".csv.gz"))
         else read_table(path)
     )
     missing = {"query_a", "query_b", "label"} - set(pairs.columns)
@@ -109,6 +114,6 @@ def run(job: EvaluatePairsJob) -> PairEvaluation:
     """The model and its baselines on the job's labelled pairs; ValueError / FileNotFoundError for bad inputs."""
     from workflows.tracking.store import use_store
 
-    pairs = Path(common.require(job.pairs, "pairs"))
+    pairs = common.require(job.pairs, "pairs")
     use_store()
     return evaluate_pairs(job.model, read_pairs(pairs, None if job.split == "all" else job.split), job.baseline)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Literal
 
 from workflows.jobs import common
@@ -29,6 +28,5 @@ def run(job: EvaluateReformulationJob) -> dict[str, dict]:
     method its threshold, accuracy, recall by type and confusion counts."""
     from workflows.jobs.annotate import evaluate_reformulations
 
-    gt = Path(common.require(job.gt, "gt"))
-    tune_on = Path(job.tune_on) if job.tune_on else None
-    return evaluate_reformulations(gt, job.model, job.format, tune_on, job.threshold)
+    gt = common.require(job.gt, "gt")
+    return evaluate_reformulations(gt, job.model, job.format, job.tune_on, job.threshold)

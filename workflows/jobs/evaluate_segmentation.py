@@ -97,18 +97,20 @@ def run(job: EvaluateSegmentationJob) -> SegmentationScores:
 
     ValueError / FileNotFoundError for bad settings or inputs.
     """
+    from sessions import storage
     from sessions.ingest import read_logs
     from sessions.io import MemorySink, read_table
     from sessions.pipeline import SESSIONS_FILE
 
-    gt = Path(common.require(job.gt, "gt"))
+    gt = common.require(job.gt, "gt")
     fmt = common.require(job.format, "format")
     common.check_format(fmt)
     events, rejected = MemorySink(), MemorySink()
     read_logs([gt], fmt, events, rejected)
     gold = events.frame()
     if job.pred is not None:
-        scores = evaluate_methods(gold, {}, systems={f"pred:{job.pred}": read_table(Path(job.pred) / SESSIONS_FILE)})
+        predicted = read_table(storage.join(job.pred, SESSIONS_FILE))
+        scores = evaluate_methods(gold, {}, systems={f"pred:{job.pred}": predicted})
     else:
         everything = [*LEXICAL_METHODS, *(NEEDS_MODEL if job.model else ())]
         methods = everything if ALL in job.methods else (job.methods or ["cascade"])
@@ -117,5 +119,5 @@ def run(job: EvaluateSegmentationJob) -> SegmentationScores:
     if job.figure is not None:
         from workflows.figures import segmentation_bars
 
-        segmentation_bars(scores, f"{gt.name}: {gold.height:,} queries", Path(job.figure))
+        segmentation_bars(scores, f"{storage.name(gt)}: {gold.height:,} queries", Path(job.figure))
     return SegmentationScores(scores, gold)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from sessions.ingest import IngestReport
+from sessions.ingest import EVENTS_FILE, IngestReport
 from workflows.config import to_dict
 from workflows.jobs import common
 
@@ -17,6 +17,7 @@ class IngestJob:
     inputs: tuple[str, ...] = common.inputs("log files or directories (their files, by name), in order")
     format: str | None = common.log_format(common.FORMAT_HELP.replace("raw logs", "the logs"))
     output: str | None = common.output()
+    overwrite: bool = common.overwrite()
     map: str | None = common.column_map()
     block_mb: int = field(default=64, metadata={"help": "read this many MiB at a time (bounds memory)"})
     engine: common.Engine = common.engine()
@@ -38,7 +39,7 @@ def run(job: IngestJob, on_rows: Callable[[int], None] | None = None) -> IngestR
     """
     common.require(job.inputs, "inputs", argument=True)
     fmt = common.require(job.format, "format")
-    output = common.output_dir(job.output)
+    output = common.output_dir(job.output, EVENTS_FILE, job.overwrite)
     common.check_format(fmt)
     mapping = common.mapping_of(job.map)
     if job.engine == "ray":

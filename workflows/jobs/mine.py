@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Literal
 
 import polars as pl
 
+from sessions import storage
 from sessions.io import read_table, write_json, write_parquet
 from sessions.pairs import MiningConfig, gold_pairs, mine_pairs
 from sessions.pipeline import SESSIONS_FILE, load_events
@@ -39,6 +39,7 @@ class MineJob:
         },
     )
     output: str | None = common.output()
+    overwrite: bool = common.overwrite()
     gold: Literal["session", "mission"] | None = field(default=None, metadata={"help": GOLD_HELP})
     format: str | None = common.log_format(f"with --gold: {common.FORMAT_HELP}")
     mining: MiningConfig = field(default_factory=MiningConfig, metadata={"prefix": ""})
@@ -54,27 +55,28 @@ def run(job: MineJob) -> dict:
     """Mine pairs from a `segment` output (or, with `gold`, from a labelled log) into
     OUTPUT/pairs.parquet; write and return the report (counts by split and kind).
     ValueError / FileNotFoundError for bad settings or inputs."""
-    sessions = Path(common.require(job.sessions, "sessions", argument=True))
-    output = common.output_dir(job.output)
+    sessions = common.require(job.sessions, "sessions", argument=True)
+    output = common.output_dir(job.output, PAIRS_FILE, job.overwrite)
     common.check_format(job.format)
     cfg, gold, fmt = job.mining, job.gold, job.format
     start = time.perf_counter()
-    source = sessions / SESSIONS_FILE if sessions.is_dir() else sessions
+    target = storage.join(output, PAIRS_FILE)
+    source = storage.join(sessions, SESSIONS_FILE) if storage.is_dir(sessions) else sessions
     if gold is not None:
         source = sessions
         columns = ("row_id", "user_id", "ts", "query", "gold_session", "gold_mission")
         events, _ = load_events([sessions], fmt, output, columns=columns)
-        write_parquet(gold_pairs(events, gold, seed=cfg.seed), output / PAIRS_FILE)
-    elif not source.exists():
+        write_parquet(gold_pairs(events, gold, seed=cfg.seed), target)
+    elif not storage.exists(source):
         raise FileNotFoundError(f"{source}: no sessions here; run `sessionflow segment` first")
     elif job.engine == "ray":
         with ray_runtime(job.address):
             from workflows.distributed import data  # imports ray: after the runtime's settings
 
-            data.mine(source, output / PAIRS_FILE, cfg)
+            data.mine(source, target, cfg)
     else:
-        write_parquet(mine_pairs(read_table(source), cfg), output / PAIRS_FILE)
-    pairs = read_table(output / PAIRS_FILE)
+        write_parquet(mine_pairs(read_table(source), cfg), target)
+    pairs = read_table(target)
     counts = pairs.group_by("split", "kind").len().sort("split", "kind")
     report = {
         "pairs": pairs.height,
@@ -84,8 +86,8 @@ def run(job: MineJob) -> dict:
         "users_by_split": dict(pairs.group_by("split").agg(pl.col("user_id").n_unique()).iter_rows()),
         "config": to_dict(job),
         "source": str(source),
-        "outputs": {PAIRS_FILE: str(output / PAIRS_FILE), REPORT_FILE: str(output / REPORT_FILE)},
+        "outputs": {PAIRS_FILE: target, REPORT_FILE: storage.join(output, REPORT_FILE)},
         "seconds": round(time.perf_counter() - start, 3),
     }
-    write_json(report, output / REPORT_FILE)
+    write_json(report, storage.join(output, REPORT_FILE))
     return report

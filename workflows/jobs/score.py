@@ -54,6 +54,7 @@ class ScoreJob:
 
     inputs: tuple[str, ...] = common.inputs()
     output: str | None = common.output()
+    overwrite: bool = common.overwrite()
     format: str | None = common.log_format()
     map: str | None = common.column_map()
     score: ScoreConfig = field(default_factory=ScoreConfig, metadata={"prefix": ""})
@@ -74,4 +75,4 @@ def run(job: ScoreJob):  # -> ScoreReport
     with ray_runtime(job.address):
         from workflows.distributed.score_job import score  # imports ray: after the runtime's settings
 
-        return score(job.inputs, job.format, output, job.score, mapping=mapping)
+        return score(job.inputs, job.format, output, job.score, mapping=mapping, overwrite=job.overwrite)

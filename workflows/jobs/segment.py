@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sessions.missions import MissionConfig
-from sessions.pipeline import SegmentReport
+from sessions.pipeline import SESSIONS_FILE, SegmentReport
 from sessions.segment import SegmentConfig
 from workflows.config import to_dict
 from workflows.jobs import common
@@ -25,6 +25,7 @@ class SegmentJob:
 
     inputs: tuple[str, ...] = common.inputs()
     output: str | None = common.output()
+    overwrite: bool = common.overwrite()
     format: str | None = common.log_format()
     map: str | None = common.column_map()
     segment: SegmentConfig = field(default_factory=SegmentConfig, metadata={"prefix": ""})
@@ -63,7 +64,7 @@ def run(job: SegmentJob, on_rows: Callable[[int], None] | None = None) -> Segmen
     write_segment_report`). ValueError / FileNotFoundError for bad settings or inputs.
     """
     common.require(job.inputs, "inputs", argument=True)
-    output = common.output_dir(job.output)
+    output = common.output_dir(job.output, SESSIONS_FILE, job.overwrite)
     common.check_format(job.format)
     mapping = common.mapping_of(job.map)
     config = to_dict(job)  # the report records every setting of the job

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from synth import SynthConfig
 from workflows.jobs import common
@@ -25,13 +24,14 @@ def run(job: SynthJob, on_rows: Callable[[int], None] | None = None):  # -> synt
 
     The topics come from WordNet's nouns (hierarchies.wordnet); ValueError for bad settings.
     """
+    from sessions import storage
     from synth import Taxonomy, write_log
 
-    output = Path(common.require(job.output, "output"))
-    if output.is_dir():
+    output = common.require(job.output, "output")
+    if storage.is_dir(output):
         raise ValueError(f"--output {output}: a directory is there; the log is one file")
     suffixes = SUFFIXES[job.synth.style]
-    if not output.name.endswith(suffixes):
+    if not storage.name(output).endswith(suffixes):
         raise ValueError(f"--output {output}: a {job.synth.style} log is written as {' or '.join(suffixes)}")
     on_chunk = (lambda chunk: on_rows(chunk.rows.height)) if on_rows else None
     return write_log(job.synth, Taxonomy.wordnet(), output, on_chunk=on_chunk)

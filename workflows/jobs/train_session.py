@@ -24,7 +24,8 @@ from pathlib import Path
 
 import polars as pl
 
-from sessions.io import read_table, scan_table
+from sessions import storage
+from sessions.io import is_complete, read_json, read_table, scan_table
 from sessions.pairs import triplets
 from workflows.jobs import common
 from workflows.training.loop import Trained, TrainOutcome, train_best
@@ -79,10 +80,17 @@ class SessionTrainConfig:
         return asdict(self)
 
 
-def training_data(pairs_path: Path, cfg: SessionTrainConfig) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """(training examples from the train split, validation pairs) of a `mine` output."""
-    source = pairs_path / "pairs.parquet" if (pairs_path / "pairs.parquet").exists() else pairs_path
-    if not source.exists():
+def pairs_file(pairs_path: str) -> str:
+    """The pairs of a `mine` output directory, or `pairs_path` itself (a pairs file or dataset)."""
+    inside = storage.join(pairs_path, "pairs.parquet")
+    return inside if storage.exists(inside) else pairs_path
+
+
+def training_data(pairs_path: str, cfg: SessionTrainConfig) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(training examples from the train split, validation pairs) of a `mine` output
+    (a local path or a URI)."""
+    source = pairs_file(pairs_path)
+    if not storage.exists(source):
         raise FileNotFoundError(f"{pairs_path}: no pairs here; run `sessionflow mine` first")
     pairs = read_table(source)
     train = triplets(pairs.filter(pl.col("split") == "train"), seed=cfg.seed)
@@ -99,7 +107,7 @@ def training_data(pairs_path: Path, cfg: SessionTrainConfig) -> tuple[pl.DataFra
     return train, val
 
 
-def _finish(trained: Trained, val: pl.DataFrame, cfg, pairs_path: Path, run_id: str, register: bool):
+def _finish(trained: Trained, val: pl.DataFrame, cfg, pairs_path: str, run_id: str, register: bool):
     """Calibrate the best checkpoint, log figures and the model, register it."""
     import mlflow
 
@@ -149,18 +157,16 @@ def _finish(trained: Trained, val: pl.DataFrame, cfg, pairs_path: Path, run_id: 
                         [f.name for f in figures])  # fmt: skip
 
 
-def mission_sample(pairs_path: Path, seed: int, missions: int = 12, per_mission: int = 25) -> pl.DataFrame | None:
+def mission_sample(pairs_path: str, seed: int, missions: int = 12, per_mission: int = 25) -> pl.DataFrame | None:
     """Distinct queries (`query`, `mission_id`) of the validation users' largest missions,
     from the sessions the pairs were mined from (None when those are not at hand)."""
-    import json
-
-    report = pairs_path / "report.json" if pairs_path.is_dir() else None
-    if report is None or not report.exists():
+    report = storage.join(pairs_path, "report.json")
+    if not storage.exists(report):
         return None
-    source = Path(json.loads(report.read_text()).get("source", ""))
-    if not source.exists() or "mission_id" not in scan_table(source).collect_schema():
+    source = read_json(report).get("source", "")
+    if not source or not is_complete(source) or "mission_id" not in scan_table(source).collect_schema():
         return None
-    users = read_table(pairs_path / "pairs.parquet").filter(pl.col("split") == "val")["user_id"].unique()
+    users = read_table(pairs_file(pairs_path)).filter(pl.col("split") == "val")["user_id"].unique()
     queries = (
         scan_table(source)
         .select("user_id", "query", "mission_id")
@@ -201,9 +207,9 @@ def run(job: TrainSessionJob, run_name: str | None = None) -> TrainOutcome:
     """
     from workflows.tracking.store import training_run
 
-    pairs_path, cfg = Path(common.require(job.pairs, "pairs")), job.session
+    pairs_path, cfg = common.require(job.pairs, "pairs"), job.session
     train, val = training_data(pairs_path, cfg)
-    params = {**cfg.to_dict(), "pairs": str(pairs_path), "train_examples": train.height, "val_pairs": val.height}
+    params = {**cfg.to_dict(), "pairs": pairs_path, "train_examples": train.height, "val_pairs": val.height}
     with (
         training_run(job.experiment, "train session", params, run_name) as run_id,
         train_best(SessionTask(cfg, train, val), run_id, "session-model", job.storage, job.address) as trained,

@@ -36,11 +36,37 @@ def tracking_uri() -> str:
 
 
 def use_store() -> MlflowClient:
-    """Point mlflow at the project's store; a client for it."""
+    """Point mlflow at the project's store; a client for it. Warns (once) when the
+    store is a SQLite file in the temporary working directory of a `ray job submit`."""
     uri = tracking_uri()
+    warn_if_ephemeral(uri)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     return MlflowClient(uri)
+
+
+_warned: set[str] = set()
+
+
+def warn_if_ephemeral(uri: str) -> None:
+    """A warning on stderr when `uri` is a SQLite file inside the working directory that
+    `ray job submit --working-dir` unpacked for this job: that copy lives on the head
+    node only and is deleted with the job, and with it the runs and registered models."""
+    config = os.environ.get("RAY_JOB_CONFIG_JSON_ENV_VAR")
+    if not config or not uri.startswith("sqlite:///") or uri in _warned:
+        return
+    import json
+    import logging
+
+    working_dir = json.loads(config).get("runtime_env", {}).get("working_dir")
+    if working_dir and Path(uri.removeprefix("sqlite:///")).resolve().is_relative_to(Path.cwd().resolve()):
+        _warned.add(uri)
+        logging.getLogger("sessionflow").warning(
+            "warning: MLflow store %s is in this job's temporary working directory; its runs and models are "
+            "deleted with the job. Run `mlflow server` on the head node and submit with "
+            '--runtime-env-json \'{"env_vars": {"MLFLOW_TRACKING_URI": "http://HEAD:5000"}}\'',
+            uri,
+        )
 
 
 @contextmanager

@@ -330,22 +330,26 @@ class RankZeroLog:
 def fit(task: TrainTask, run_id: str, name: str, storage: str | None, cpus: int):
     """Run `task` on a `TorchTrainer` (inside a Ray runtime); the Ray Train `Result`."""
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
-    from ray.train.torch import TorchTrainer
+    from ray.train.torch import TorchConfig, TorchTrainer
 
     from workflows.tracking.store import tracking_uri
+    from workflows.training.rendezvous import BoundTorchConfig
 
     cfg = task.cfg
+    storage_path, storage_fs = checkpoint_storage(storage)
     task.prepare()
     threads = max(1, cpus // cfg.workers) if not cfg.gpu else 2
     trainer = TorchTrainer(
         train_loop_per_worker,
         train_loop_config={"task": task, "threads": threads, "tracking_uri": tracking_uri(), "run_id": run_id},
+        torch_config=TorchConfig() if cfg.gpu else BoundTorchConfig(),  # NCCL: Ray Train's own rendezvous
         scaling_config=ScalingConfig(
             num_workers=cfg.workers, use_gpu=cfg.gpu, resources_per_worker={"CPU": 1 if cfg.gpu else threads}
         ),
         run_config=RunConfig(
             name=f"{name}-{run_id}",
-            storage_path=storage,
+            storage_path=storage_path,
+            storage_filesystem=storage_fs,
             checkpoint_config=CheckpointConfig(
                 num_to_keep=2, checkpoint_score_attribute=task.monitor, checkpoint_score_order="max"
             ),
@@ -353,6 +357,32 @@ def fit(task: TrainTask, run_id: str, name: str, storage: str | None, cpus: int)
         ),
     )
     return trainer.fit()
+
+
+def checkpoint_storage(location: str | None) -> tuple[str | None, Any]:
+    """Ray Train's `storage_path` and `storage_filesystem` for `--storage` (a local path or
+    any URI `sessions.storage` resolves; None: Ray's default, ~/ray_results).
+
+    On a cluster of more than one node every worker writes its checkpoints there and the
+    driver reads the best one back, so the storage must be a URI all of them reach:
+    ValueError at the start otherwise.
+    """
+    import ray
+
+    from sessions import storage
+
+    nodes = sum(1 for node in ray.nodes() if node.get("Alive"))
+    if nodes > 1 and (location is None or storage.is_local(location)):
+        raise ValueError(
+            f"--storage {location or '(not set)'}: this Ray cluster has {nodes} nodes; checkpoints need storage "
+            "every node reaches: an object store URI such as s3://BUCKET/ray-results"
+        )
+    if location is None:
+        return None, None
+    if storage.is_local(location):
+        return storage.resolve(location)[1], None
+    fs, path = storage.resolve(location)
+    return path, fs
 
 
 @dataclass(frozen=True)
@@ -384,6 +414,7 @@ def train_best(task: TrainTask, run_id: str, name: str, storage: str | None, add
     `task.monitor`, in a temporary directory removed afterwards."""
     from pyarrow import fs
 
+    from sessions.storage import is_local, scheme
     from workflows.distributed.runtime import cluster_cpus, ray_runtime
 
     with ray_runtime(address):
@@ -396,4 +427,5 @@ def train_best(task: TrainTask, run_id: str, name: str, storage: str | None, add
         fs.copy_files(best.path, str(local), source_filesystem=best.filesystem)
         state = json.loads((local / "state.json").read_text())
         last = int((result.metrics or {}).get("step", state["step"]))
-        yield Trained(local / "model", state, last, best.path)
+        where = best.path if storage is None or is_local(storage) else f"{scheme(storage)}://{best.path}"
+        yield Trained(local / "model", state, last, where)

@@ -1,0 +1,384 @@
+"""Where files live: a local path or a URI of any filesystem pyarrow or fsspec knows.
+
+Every input and output of sessionflow goes through this module, so a job reads
+`s3://bucket/aol/*.gz` and writes `gs://bucket/out` exactly as it reads and writes
+local paths. A location is a plain string:
+
+- a local path (relative or absolute; `~` expanded), or `file:///abs/path`;
+- `s3://`, `gs://` (`gcs://`), `abfs://` (`abfss://`), `hdfs://`: pyarrow's own
+  filesystems (C++, multi-threaded), which take credentials, regions and endpoints
+  from the providers' standard environment variables and files (`AWS_*`,
+  `~/.aws/config`, `AWS_ENDPOINT_URL`; `GOOGLE_APPLICATION_CREDENTIALS`; ...);
+- any other scheme fsspec has a registered implementation for (`memory://`,
+  `http://`, ...), used through pyarrow's `FSSpecHandler`; the package it needs is
+  named in the error when it is missing.
+
+Object stores have no atomic rename, so outputs are published with markers, not
+renames (see `sessions.io`): a single file is written under a temporary name and
+moved into place (one atomic PUT on an object store), and a dataset directory is
+complete only once its manifest is there.
+
+Errors: `StorageError` (an `OSError`) with one line naming the location and what to
+do (install a package, set credentials, create the bucket).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import functools
+import os
+import posixpath
+import re
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager, suppress
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.fs as pafs
+
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*)://")
+# pyarrow's native filesystems; every other scheme goes through fsspec.
+_NATIVE = {"s3", "gs", "gcs", "abfs", "abfss", "hdfs", "viewfs", "file"}
+_GLOB = re.compile(r"[*?\[]")
+_HINTS = {
+    "s3": "set AWS credentials (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE or ~/.aws) and, "
+    "for another endpoint than AWS, AWS_ENDPOINT_URL",
+    "gs": "set GOOGLE_APPLICATION_CREDENTIALS or log in with `gcloud auth application-default login`",
+    "abfs": "set AZURE_STORAGE_ACCOUNT_NAME and a key or a login",
+}
+
+
+class StorageError(OSError):
+    """A location that cannot be resolved, read or written; the message is one line
+    naming it and what to do."""
+
+
+def scheme(location: str | os.PathLike) -> str:
+    """The URI scheme of a location (`s3`, `gs`, ...), `""` for a local path."""
+    match = _SCHEME.match(str(location))
+    return match.group(1).lower() if match else ""
+
+
+def is_local(location: str | os.PathLike) -> bool:
+    """Whether a location is on this machine's own filesystem."""
+    return scheme(location) in ("", "file")
+
+
+@functools.lru_cache(maxsize=64)
+def _filesystem(kind: str, authority: str) -> pafs.FileSystem:
+    """One filesystem per scheme and bucket (S3 looks the bucket's region up once)."""
+    uri = f"{kind}://{authority}/"
+    if kind in _NATIVE:
+        return pafs.FileSystem.from_uri(uri)[0]
+    import fsspec
+
+    try:
+        fs, _ = fsspec.core.url_to_fs(uri)
+    except ImportError as err:
+        raise StorageError(f"{uri}: {err} (pip install it)") from None
+    except ValueError:
+        raise StorageError(
+            f"{uri}: no installed filesystem handles {kind}:// (pyarrow handles s3, gs, abfs, hdfs; "
+            f"fsspec's other schemes need their package, e.g. pip install gcsfs, adlfs, s3fs)"
+        ) from None
+    return pafs.PyFileSystem(pafs.FSSpecHandler(fs))
+
+
+def resolve(location: str | os.PathLike) -> tuple[pafs.FileSystem, str]:
+    """The filesystem of a location and the path within it (pyarrow's form: no scheme,
+    `bucket/key` on object stores, absolute on the local filesystem).
+
+    Raises StorageError for a scheme no installed filesystem handles."""
+    text = str(location)
+    kind = scheme(text)
+    if kind in ("", "file"):
+        path = text[len("file://") :] if kind else text
+        return pafs.LocalFileSystem(), os.path.abspath(os.path.expanduser(path))
+    rest = text[len(kind) + 3 :]
+    authority, _, key = rest.partition("/")
+    try:
+        fs = _filesystem(kind, authority)
+    except StorageError:
+        raise
+    except (OSError, pa.ArrowException, ValueError) as err:
+        raise StorageError(f"{text}: {_first_line(err)}; {_HINTS.get(kind, 'check the URI')}") from None
+    if kind in _NATIVE:
+        return fs, f"{authority}/{key}".rstrip("/") if key else authority
+    return fs, fs.handler.fs._strip_protocol(text).rstrip("/")  # type: ignore[attr-defined]
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return text[0] if text else type(err).__name__
+
+
+@contextmanager
+def _errors(location: str | os.PathLike) -> Iterator[None]:
+    """OSError / ArrowException of a filesystem call, as one StorageError line."""
+    try:
+        yield
+    except (StorageError, FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        raise
+    except (OSError, pa.ArrowException) as err:
+        message = _first_line(err).split(" To create buckets")[0]
+        hint = _HINTS.get(scheme(location))
+        if hint and any(w in message for w in ("ACCESS_DENIED", "credentials", "Forbidden", "403", "InvalidAccessKey")):
+            message += f" ({hint})"
+        elif any(w in message for w in ("NoSuchBucket", "does not exist", "not found")):
+            message += " (create the bucket first, or check its name)"
+        raise StorageError(f"{location}: {message}") from None
+
+
+def join(location: str | os.PathLike, *names: str) -> str:
+    """`location/name/...`, keeping a URI a URI (`os.path.join` for local paths)."""
+    text = str(location)
+    if is_local(text) and not scheme(text):
+        return os.path.join(text, *names)
+    return posixpath.join(text.rstrip("/"), *names)
+
+
+def name(location: str | os.PathLike) -> str:
+    """The last component of a location."""
+    return posixpath.basename(str(location).rstrip("/"))
+
+
+def parent(location: str | os.PathLike) -> str:
+    """The location a location is in."""
+    text = str(location).rstrip("/")
+    return os.path.dirname(text) if not scheme(text) else posixpath.dirname(text)
+
+
+def _rebuild(location: str, fs_path: str, path: str) -> str:
+    """The location of `path`, a path under `fs_path` (what `location` resolved to), in
+    the location's own form: a relative local path stays relative, a URI a URI."""
+    relative = path[len(fs_path) :].lstrip("/")
+    return join(location, *relative.split("/")) if relative else location
+
+
+def info(location: str | os.PathLike) -> pafs.FileInfo:
+    fs, path = resolve(location)
+    with _errors(location):
+        return fs.get_file_info(path)
+
+
+def exists(location: str | os.PathLike) -> bool:
+    return info(location).type != pafs.FileType.NotFound
+
+
+def is_dir(location: str | os.PathLike) -> bool:
+    return info(location).type == pafs.FileType.Directory
+
+
+def is_file(location: str | os.PathLike) -> bool:
+    return info(location).type == pafs.FileType.File
+
+
+def list_files(location: str | os.PathLike, *, recursive: bool = False, suffix: str = "") -> list[str]:
+    """Files under a directory, sorted by location; names starting with `.` or `_`
+    (temporary files, markers) are left out. Empty for a missing directory."""
+    fs, path = resolve(location)
+    with _errors(location):
+        entries = fs.get_file_info(pafs.FileSelector(path, allow_not_found=True, recursive=recursive))
+    files = []
+    for entry in entries:
+        relative = entry.path[len(path) :].lstrip("/")
+        if entry.type != pafs.FileType.File or any(p[:1] in "._" for p in relative.split("/")):
+            continue
+        if entry.path.endswith(suffix):
+            files.append(_rebuild(str(location), path, entry.path))
+    return sorted(files)
+
+
+def list_dirs(location: str | os.PathLike) -> list[str]:
+    """The directories directly under a directory, sorted (hidden ones left out)."""
+    fs, path = resolve(location)
+    with _errors(location):
+        entries = fs.get_file_info(pafs.FileSelector(path, allow_not_found=True))
+    return sorted(
+        _rebuild(str(location), path, e.path)
+        for e in entries
+        if e.type == pafs.FileType.Directory and not e.base_name.startswith((".", "_"))
+    )
+
+
+def expand(inputs: Sequence[str | os.PathLike]) -> list[str]:
+    """Input files in the order given: a directory stands for its files (recursively,
+    sorted by name; hidden files left out), a glob pattern (`*`, `?`, `[...]` in the
+    last components) for its matches, sorted.
+
+    Raises FileNotFoundError for a missing file, an empty directory or a pattern
+    matching nothing."""
+    files: list[str] = []
+    for item in map(str, inputs):
+        if _GLOB.search(item) and not exists(item):
+            matches = _glob(item)
+            if not matches:
+                raise FileNotFoundError(f"{item}: no file matches")
+            files += matches
+            continue
+        kind = info(item).type
+        if kind == pafs.FileType.Directory:
+            found = list_files(item, recursive=True)
+            if not found:
+                raise FileNotFoundError(f"{item}: empty directory")
+            files += found
+        elif kind == pafs.FileType.File:
+            files.append(item)
+        else:
+            raise FileNotFoundError(f"{item}: no such file or directory{_missing_bucket(item)}")
+    return files
+
+
+def _missing_bucket(location: str) -> str:
+    """`; bucket B does not exist` when that is why an object store location is missing."""
+    kind = scheme(location)
+    if kind in ("", "file") or kind not in _NATIVE:
+        return ""
+    bucket = location[len(kind) + 3 :].split("/")[0]
+    return "" if exists(f"{kind}://{bucket}") else f" (the bucket {bucket} does not exist)"
+
+
+def _glob(pattern: str) -> list[str]:
+    """Files matching a pattern (shell-style wildcards, each matching within one path
+    component, as a shell's do)."""
+    parts = pattern.rstrip("/").split("/")
+    fixed = next(i for i, p in enumerate(parts) if _GLOB.search(p))
+    base = "/".join(parts[:fixed]) or ("/" if pattern.startswith("/") else ".")
+    wanted = parts[fixed:]
+    out = []
+    for file in list_files(base, recursive=len(wanted) > 1):
+        relative = file[len(base.rstrip("/")) :].lstrip("/") if base != "." else os.path.relpath(file, ".")
+        got = relative.split("/")
+        if len(got) == len(wanted) and all(map(fnmatch.fnmatchcase, got, wanted)):
+            out.append(file)
+    return sorted(out)
+
+
+def open_input(location: str | os.PathLike, *, compression: str | None = "detect") -> pa.NativeFile:
+    """A sequential binary stream over a file; `.gz`, `.bz2`, `.zst`, `.lz4` are
+    decompressed on the fly (`compression="detect"`). Streams: nothing is read whole."""
+    fs, path = resolve(location)
+    with _errors(location):
+        if fs.get_file_info(path).type != pafs.FileType.File:
+            raise FileNotFoundError(f"{location}: no such file")
+        return fs.open_input_stream(path, compression=compression)
+
+
+def open_random_access(location: str | os.PathLike) -> pa.NativeFile:
+    """A seekable file (what Parquet readers need)."""
+    fs, path = resolve(location)
+    with _errors(location):
+        return fs.open_input_file(path)
+
+
+def read_bytes(location: str | os.PathLike) -> bytes:
+    with open_input(location, compression=None) as stream:
+        return stream.read()
+
+
+def read_text(location: str | os.PathLike) -> str:
+    return read_bytes(location).decode("utf-8")
+
+
+@contextmanager
+def open_output(location: str | os.PathLike) -> Iterator[pa.NativeFile]:
+    """A stream writing a file that appears at `location` only once it is complete.
+
+    The bytes go to a temporary name beside it (`.NAME.tmp-ID`) and are moved into
+    place on success (a rename on local disks; one copy on object stores, whose
+    objects appear whole or not at all); on an exception the temporary file is
+    removed and `location` is left as it was.
+    """
+    fs, path = resolve(location)
+    tmp = posixpath.join(posixpath.dirname(path), f".{posixpath.basename(path)}.tmp-{uuid.uuid4().hex[:12]}")
+    with _errors(location):
+        fs.create_dir(posixpath.dirname(path), recursive=True)
+        stream = fs.open_output_stream(tmp)
+    try:
+        yield stream
+        stream.close()
+        with _errors(location):
+            if fs.get_file_info(path).type == pafs.FileType.Directory:  # an older dataset of the same name
+                fs.delete_dir(path)
+            fs.move(tmp, path)
+    except BaseException:
+        if not stream.closed:
+            stream.close()
+        _delete_quietly(fs, tmp)
+        raise
+
+
+def write_bytes(data: bytes, location: str | os.PathLike) -> str:
+    """Write a whole file atomically (see `open_output`); returns the location."""
+    with open_output(location) as stream:
+        stream.write(data)
+    return str(location)
+
+
+def write_text(text: str, location: str | os.PathLike) -> str:
+    return write_bytes(text.encode("utf-8"), location)
+
+
+def make_dirs(location: str | os.PathLike) -> None:
+    """Create a directory and its parents (nothing to do on object stores, whose
+    directories are key prefixes; done anyway where the filesystem keeps them)."""
+    fs, path = resolve(location)
+    with _errors(location):
+        fs.create_dir(path, recursive=True)
+
+
+def remove(location: str | os.PathLike) -> None:
+    """Delete a file or a directory with everything under it; nothing if it is not there."""
+    fs, path = resolve(location)
+    with _errors(location):
+        kind = fs.get_file_info(path).type
+        if kind == pafs.FileType.Directory:
+            fs.delete_dir(path)
+        elif kind == pafs.FileType.File:
+            fs.delete_file(path)
+
+
+def remove_files(locations: Iterable[str]) -> None:
+    """Delete files (missing ones are fine)."""
+    for location in locations:
+        fs, path = resolve(location)
+        _delete_quietly(fs, path)
+
+
+def _delete_quietly(fs: pafs.FileSystem, path: str) -> None:
+    with suppress(OSError, pa.ArrowException):
+        fs.delete_file(path)
+
+
+def copy_file(src: str | os.PathLike, dst: str | os.PathLike) -> None:
+    """Copy one file (streamed; across filesystems too), atomically at `dst`."""
+    with open_input(src, compression=None) as source, open_output(dst) as target:
+        while chunk := source.read(8 << 20):
+            target.write(chunk)
+
+
+def same_location(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """Whether two locations name the same file or directory."""
+    fa, pa_ = resolve(a)
+    fb, pb = resolve(b)
+    return (
+        type(fa) is type(fb)
+        and os.path.normpath(pa_) == os.path.normpath(pb)
+        and (fa is fb or isinstance(fa, pafs.LocalFileSystem) or scheme(a) == scheme(b))
+    )
+
+
+def size_and_mtime(location: str | os.PathLike) -> tuple[int, int | None]:
+    """A file's size in bytes and its modification time (ns since the epoch, UTC;
+    None where the filesystem keeps none)."""
+    entry = info(location)
+    mtime = entry.mtime_ns if entry.mtime is not None else None
+    return int(entry.size or 0), mtime
+
+
+def local_path(location: str | os.PathLike) -> Path | None:
+    """The local path of a location on this machine's filesystem, else None."""
+    if not is_local(location):
+        return None
+    return Path(resolve(location)[1])

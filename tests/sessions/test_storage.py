@@ -1,0 +1,176 @@
+"""Locations: local paths and URIs (fsspec's memory://, S3 on a local moto endpoint),
+inputs by directory and pattern, outputs published so that a killed job never leaves
+one that looks complete, and one-line errors for locations that cannot work."""
+
+from __future__ import annotations
+
+import json
+
+import polars as pl
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pyarrow.fs import FileSelector
+
+from sessions import io, storage
+from sessions.ingest import ingest
+from sessions.missions import MissionConfig
+from sessions.pipeline import segment_logs
+from sessions.segment import SegmentConfig
+
+SCHEMA = {"a": pl.Int64()}
+
+
+@pytest.fixture
+def memory_root(request) -> str:
+    root = f"memory://tests/{request.node.name}"
+    yield root
+    storage.remove(root)
+
+
+def test_join_name_parent_keep_the_kind_of_location(tmp_path):
+    assert storage.join("s3://b/out", "x", "y.parquet") == "s3://b/out/x/y.parquet"
+    assert storage.join("s3://b/out/", "x") == "s3://b/out/x"
+    assert storage.join(str(tmp_path), "x") == str(tmp_path / "x")
+    assert storage.name("s3://b/out/sessions.parquet/") == "sessions.parquet"
+    assert storage.parent("gs://b/out/pairs") == "gs://b/out"
+    assert storage.scheme("ABFS://c@a/x") == "abfs" and storage.scheme("rel/path") == ""
+    assert storage.is_local("file:///tmp/x") and not storage.is_local("memory://x")
+
+
+def test_inputs_by_directory_and_pattern_in_name_order(tmp_path, memory_root):
+    for root in (str(tmp_path / "logs"), memory_root):
+        for name in ("b.tsv", "a.tsv", "sub/c.tsv", ".hidden.tsv", "_SUCCESS", "notes.txt"):
+            storage.write_text("x\n", storage.join(root, name))
+        names = [storage.name(f) for f in storage.expand([root])]
+        assert names == ["a.tsv", "b.tsv", "notes.txt", "c.tsv"], root  # sorted by location; hidden left out
+        assert [storage.name(f) for f in storage.expand([storage.join(root, "*.tsv")])] == ["a.tsv", "b.tsv"]
+        assert len(storage.expand([storage.join(root, "b.tsv"), storage.join(root, "a.tsv")])) == 2
+    local = storage.expand([str(tmp_path / "logs")])
+    assert local[0] == str(tmp_path / "logs" / "a.tsv")  # local paths stay paths, not URIs
+
+
+@pytest.mark.parametrize("missing", ["nothing-here", "*.nothing"])
+def test_missing_inputs_are_one_line_errors(tmp_path, missing):
+    with pytest.raises(FileNotFoundError, match=r"no such file|no file matches"):
+        storage.expand([str(tmp_path / missing)])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="empty directory"):
+        storage.expand([str(tmp_path / "empty")])
+
+
+def test_a_scheme_nobody_handles_says_what_to_install():
+    with pytest.raises(storage.StorageError) as err:
+        storage.expand(["nosuchfs://bucket/logs"])
+    message = str(err.value)
+    assert "\n" not in message and "nosuchfs://" in message and "pip install" in message
+
+
+@pytest.mark.parametrize("root_kind", ["local", "s3"])
+def test_a_dataset_is_complete_only_with_its_manifest(tmp_path, request, root_kind):
+    root = str(tmp_path) if root_kind == "local" else request.getfixturevalue("s3")
+    path = storage.join(root, "d.parquet")
+    with io.ParquetSink(path, SCHEMA) as sink:
+        sink.write(pl.DataFrame({"a": [1, 2]}))
+        sink.write(pl.DataFrame({"a": [3]}))
+    assert io.read_table(path)["a"].to_list() == [1, 2, 3] and io.parquet_rows(path) == 3
+    manifest = io.read_json(storage.join(path, io.MANIFEST))
+    assert manifest["rows"] == 3 and [p["rows"] for p in manifest["parts"]] == [2, 1]
+
+    # A run killed half-way: the published dataset stays as it was, its parts untouched.
+    with pytest.raises(RuntimeError), io.ParquetSink(path, SCHEMA) as sink:
+        sink.write(pl.DataFrame({"a": [9, 9, 9]}))
+        raise RuntimeError("killed")
+    assert io.read_table(path)["a"].to_list() == [1, 2, 3]
+    assert len(storage.list_files(path)) == 2
+
+    # A replacement deletes the parts of the run it replaces.
+    with io.ParquetSink(path, SCHEMA) as sink:
+        sink.write(pl.DataFrame({"a": [7]}))
+    assert io.read_table(path)["a"].to_list() == [7] and len(storage.list_files(path)) == 1
+
+    # Parts without a manifest (a job that died before publishing) are not an output.
+    storage.remove(storage.join(path, io.MANIFEST))
+    assert not io.is_complete(path)
+    with pytest.raises(io.IncompleteOutputError, match="unfinished output"):
+        io.read_table(path)
+
+
+def test_an_empty_dataset_still_tells_its_schema(s3):
+    path = storage.join(s3, "empty.parquet")
+    with io.ParquetSink(path, {"a": pl.Int64(), "b": pl.String()}):
+        pass
+    assert io.read_table(path).schema == pl.Schema({"a": pl.Int64(), "b": pl.String()})
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.lists(st.integers(-(2**40), 2**40), max_size=30), max_size=6))
+def test_a_dataset_reads_back_every_frame_written_in_order(tmp_path_factory, frames):
+    path = str(tmp_path_factory.mktemp("property") / "d.parquet")
+    with io.ParquetSink(path, SCHEMA) as sink:
+        for values in frames:
+            sink.write(pl.DataFrame({"a": values}, schema=SCHEMA))
+    assert io.read_table(path)["a"].to_list() == [v for values in frames for v in values]
+    assert io.parquet_rows(path) == sum(map(len, frames))
+
+
+def test_a_file_write_is_atomic(s3):
+    path = storage.join(s3, "out", "r.json")
+    io.write_json({"v": 1}, path)
+    with pytest.raises(RuntimeError), storage.open_output(path) as stream:
+        stream.write(b'{"v": 2')
+        raise RuntimeError("killed")
+    assert io.read_json(path) == {"v": 1}
+    fs, prefix = storage.resolve(storage.join(s3, "out"))
+    every = [entry.base_name for entry in fs.get_file_info(FileSelector(prefix, recursive=True))]
+    assert every == ["r.json"]  # no temporary file left behind
+
+
+def test_an_output_of_another_job_is_kept_unless_overwrite(tmp_path):
+    out = str(tmp_path / "out")
+    io.write_json({"job": "ingest"}, storage.join(out, "report.json"))
+    storage.write_text("", storage.join(out, "events.parquet"))
+    with pytest.raises(ValueError, match=r"another job's output.*--overwrite"):
+        io.claim_output(out, "sessions.parquet")
+    assert storage.exists(storage.join(out, "report.json"))
+    io.claim_output(out, "events.parquet")  # the same job again: fine, and not complete until it is done
+    assert not storage.exists(storage.join(out, "report.json"))
+    io.write_json({}, storage.join(out, "report.json"))
+    io.claim_output(out, "sessions.parquet", overwrite=True)
+    with pytest.raises(ValueError, match="a file is there"):
+        io.claim_output(storage.join(out, "events.parquet"), "x")
+
+
+AOL = "AnonID\tQuery\tQueryTime\tItemRank\tClickURL\n" + "".join(
+    f"{u}\tquery {u} {i}\t2006-03-0{1 + i % 3} 0{i % 10}:1{i % 6}:00\t\t\n" for u in range(1, 6) for i in range(8)
+)
+
+
+def test_ingest_and_segment_on_s3_give_what_local_paths_give(tmp_path, s3):
+    """The local engine end to end on S3 (a moto endpoint on 127.0.0.1): inputs by
+    pattern, outputs as URIs, rows identical to the same run on local paths."""
+    storage.write_text(AOL, f"{s3}/in/part-1.tsv")
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "part-1.tsv").write_text(AOL)
+    remote = ingest([f"{s3}/in/*.tsv"], "aol", f"{s3}/ingested")
+    local = ingest([str(tmp_path / "in")], "aol", str(tmp_path / "ingested"))
+    assert (remote.rows_in, remote.rows_ok) == (local.rows_in, local.rows_ok) == (40, 40)
+    assert remote.files[0].path == f"{s3}/in/part-1.tsv"
+    assert io.read_table(f"{s3}/ingested/events.parquet").equals(io.read_table(tmp_path / "ingested/events.parquet"))
+    assert json.loads(storage.read_text(f"{s3}/ingested/report.json"))["rows_ok"] == 40
+
+    seg, missions = SegmentConfig(), MissionConfig()
+    segment_logs([f"{s3}/ingested"], None, f"{s3}/seg", seg, missions)
+    segment_logs([str(tmp_path / "ingested")], None, str(tmp_path / "seg"), seg, missions)
+    remote_sessions = io.read_table(f"{s3}/seg/sessions.parquet")
+    assert remote_sessions.height == 40
+    assert remote_sessions.equals(io.read_table(tmp_path / "seg" / "sessions.parquet"))
+
+
+def test_a_bucket_that_does_not_exist_is_named(s3):
+    bucket = s3.removeprefix("s3://").split("/")[0]
+    with pytest.raises(FileNotFoundError, match=rf"the bucket {bucket}-nope does not exist"):
+        storage.expand([f"s3://{bucket}-nope/logs/"])
+    with pytest.raises(storage.StorageError) as err:
+        io.write_json({}, f"s3://{bucket}-nope/out/report.json")
+    assert "\n" not in str(err.value) and "create the bucket" in str(err.value)
