@@ -359,14 +359,10 @@ def copy_file(src: str | os.PathLike, dst: str | os.PathLike) -> None:
 
 
 def same_location(a: str | os.PathLike, b: str | os.PathLike) -> bool:
-    """Whether two locations name the same file or directory."""
-    fa, pa_ = resolve(a)
-    fb, pb = resolve(b)
-    return (
-        type(fa) is type(fb)
-        and os.path.normpath(pa_) == os.path.normpath(pb)
-        and (fa is fb or isinstance(fa, pafs.LocalFileSystem) or scheme(a) == scheme(b))
-    )
+    """Whether two locations name the same file or directory (`x` and `file:///abs/x` do)."""
+    if is_local(a) and is_local(b):
+        return resolve(a)[1] == resolve(b)[1]
+    return str(a).rstrip("/") == str(b).rstrip("/")
 
 
 def size_and_mtime(location: str | os.PathLike) -> tuple[int, int | None]:
