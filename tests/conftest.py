@@ -3,17 +3,15 @@ hierarchy so that the synthetic-log tests need no WordNet."""
 
 from __future__ import annotations
 
-import ipaddress
 import os
-import threading
 
 # Ray, when a test starts one: no 2 s pause per report. (That a local Ray listens on
 # 127.0.0.1 only is the product's doing, checked below, not this file's.)
 os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.2")
 
 import polars as pl
-import psutil
 import pytest
+from listeners import ListenerWatch
 
 from synth import Taxonomy
 
@@ -27,48 +25,13 @@ TINY_EDGES = [
 ]  # fmt: skip
 
 
-def is_loopback(ip: str) -> bool:
-    """127.0.0.0/8, ::1, or an IPv4-mapped loopback address (::ffff:127.0.0.1)."""
-    address = ipaddress.ip_address(ip.split("%")[0])
-    mapped = getattr(address, "ipv4_mapped", None)
-    return address.is_loopback or bool(mapped and mapped.is_loopback)
-
-
-class ListenerWatch(threading.Thread):
-    """Samples, every `interval` seconds, the listening TCP/UDP sockets of this process
-    and all its descendants (a local Ray's GCS, raylet, agents and workers, a notebook's
-    kernel, ...), and keeps those bound beyond loopback."""
-
-    def __init__(self, interval: float = 0.25) -> None:
-        super().__init__(daemon=True)
-        self.interval, self.found = interval, set()
-        self._stop_event = threading.Event()
-
-    def run(self) -> None:
-        me = psutil.Process()
-        while not self._stop_event.wait(self.interval):
-            for process in [me, *me.children(recursive=True)]:
-                try:
-                    name = process.name()
-                    for conn in process.net_connections(kind="inet"):
-                        listening = conn.status == psutil.CONN_LISTEN or (conn.type == 2 and not conn.raddr)
-                        if listening and conn.laddr and not is_loopback(conn.laddr.ip):
-                            self.found.add(f"{name}[{process.pid}] on {conn.laddr.ip}:{conn.laddr.port}")
-                except psutil.Error:
-                    continue
-
-    def stop(self) -> set[str]:
-        self._stop_event.set()
-        self.join()
-        return self.found
-
-
 @pytest.fixture(autouse=True)
 def only_loopback_listeners(request):
     """Every test: nothing this process or its descendants open listens beyond
     127.0.0.1 / ::1 while the test runs (tests marked `own_network` run their cluster
-    in a network namespace of its own, which this cannot see into)."""
-    if request.node.get_closest_marker("own_network"):
+    in a network namespace of its own, which this cannot see into; `listens_everywhere`:
+    the test of this watch itself)."""
+    if request.node.get_closest_marker("own_network") or request.node.get_closest_marker("listens_everywhere"):
         yield
         return
     watch = ListenerWatch(float(os.environ.get("LISTENER_WATCH_INTERVAL", "0.25")))

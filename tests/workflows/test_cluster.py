@@ -6,8 +6,10 @@ score over s3:// URIs only, and gives what the local engine gives."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -29,15 +31,15 @@ def namespaces_allowed() -> str | None:
     return None if probe.returncode == 0 else f"unshare --net --mount: {probe.stderr.strip() or probe.returncode}"
 
 
-def test_two_nodes_without_a_shared_disk_run_the_pipeline_on_s3(tmp_path, tiny_taxonomy):
+def test_two_nodes_without_a_shared_disk_run_the_pipeline_on_s3(tmp_path, tiny_taxonomy, request):
     if reason := namespaces_allowed():
         pytest.skip(f"no namespaces here ({reason})")
     from synth import SynthConfig, write_log
 
     log = tmp_path / "log" / "part-1.tsv"
     write_log(SynthConfig(users=60, rows=4_000, seed=11), tiny_taxonomy, log)
-    work = tmp_path / "cluster"
-    work.mkdir()
+    work = Path(tempfile.mkdtemp(prefix="sfc-", dir="/tmp"))  # short: Ray's socket paths under it have a limit
+    request.addfinalizer(lambda: shutil.rmtree(work, ignore_errors=True))
     done = subprocess.run(
         ["unshare", "--net", "--fork", sys.executable, str(DRIVER), str(work), str(log), str(REPO)],
         capture_output=True, text=True, timeout=1200,

@@ -39,6 +39,9 @@ def ray_runtime(address: str | None = None, num_cpus: int | None = None) -> Iter
         use_loopback_only()
     import ray
 
+    if local:
+        _single_machine_mode()
+
     if ray.is_initialized():
         yield
         return
@@ -77,6 +80,17 @@ def use_loopback_only() -> None:
     """
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+
+
+def _single_machine_mode() -> None:
+    """Ray's single-machine mode for a driver that imported `ray` before
+    `use_loopback_only` could set it: Ray read RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER into
+    `ray_constants.ENABLE_RAY_CLUSTER` at import, and the driver consults that constant
+    when it starts the local services (`ray._private.services`); the services
+    themselves read the variable, which they inherit."""
+    from ray._private import ray_constants
+
+    ray_constants.ENABLE_RAY_CLUSTER = False
 
 
 def cluster_cpus() -> int:

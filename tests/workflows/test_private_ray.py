@@ -1,0 +1,53 @@
+"""A Ray that a command starts for itself listens on 127.0.0.1 only, whatever was
+imported first. (Every test is watched for listeners beyond loopback by the
+`only_loopback_listeners` fixture of tests/conftest.py; these make sure the watch
+sees what it must, and cover a driver that imported Ray before anything of ours.)"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import time
+
+import psutil
+import pytest
+from listeners import ListenerWatch
+
+
+@pytest.mark.listens_everywhere
+def test_the_watch_sees_a_descendant_listening_on_every_interface():
+    watch = ListenerWatch(interval=0.1)
+    watch.start()
+    child = subprocess.Popen([sys.executable, "-c", textwrap.dedent("""
+        import socket, time
+        s = socket.socket(); s.bind(("0.0.0.0", 0)); s.listen(); time.sleep(3)
+    """)])  # fmt: skip
+    child.wait(timeout=30)
+    found = watch.stop()
+    assert any("on 0.0.0.0:" in f for f in found), found
+
+
+def test_a_local_ray_is_private_even_when_ray_and_ray_data_were_imported_first():
+    code = textwrap.dedent("""
+        import os, time
+        import ray, ray.data, ray.train  # imported before anything of ours: Ray read its settings already
+        from workflows.distributed.runtime import ray_runtime
+
+        with ray_runtime(num_cpus=1):
+            rows = ray.data.range(100).map_batches(lambda b: b).count()
+            assert rows == 100
+            print(ray.util.get_node_ip_address(), flush=True)
+            time.sleep(4)  # the watch looks at every process of the tree meanwhile
+    """)
+    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("RAY_")}
+    watch = ListenerWatch(interval=0.2)
+    watch.start()
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    found = watch.stop()
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip().splitlines()[-1] == "127.0.0.1"
+    assert not found, found
+    assert time.monotonic() - started < 300
+    assert not [p for p in psutil.Process().children(recursive=True) if "raylet" in p.name()]  # shut down
