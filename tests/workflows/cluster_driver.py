@@ -173,18 +173,16 @@ def main(work: Path, log: Path, repo: Path) -> None:
             (work / f"{stage}.log").write_text(logs)
             if status.value != "SUCCEEDED":
                 raise RuntimeError(f"{stage}: {status.value}\n{logs[-4000:]}")
-            job_id = client.get_job_info(submission).job_id
-            tasks = list_tasks(address=address, filters=[("job_id", "=", job_id)], limit=10_000, detail=True)
-            actors = list_actors(address=address, filters=[("job_id", "=", job_id)], limit=10_000, detail=True)
-            by_name: dict[str, set[str]] = {}
-            for item in [*tasks, *actors]:
-                name = getattr(item, "class_name", None) or item.name  # actors by class, tasks by name
-                if item.node_id:
-                    by_name.setdefault(name, set()).add(item.node_id)
-            result["stages"][stage] = {
-                "seconds": round(time.monotonic() - began, 1),
-                "nodes": {name: sorted(ids) for name, ids in sorted(by_name.items())},
-            }
+            result["stages"][stage] = {"seconds": round(time.monotonic() - began, 1)}
+        # Where every task and actor ran (each `sessionflow` command is a Ray job of its own, so all of them).
+        tasks = list_tasks(address=address, limit=10_000, detail=True, raise_on_missing_output=False)
+        actors = list_actors(address=address, limit=10_000, detail=True, raise_on_missing_output=False)
+        by_name: dict[str, set[str]] = {}
+        for item in [*tasks, *actors]:
+            name = getattr(item, "class_name", None) or item.name  # actors by class, tasks by name
+            if item.node_id:
+                by_name.setdefault(name, set()).add(item.node_id)
+        result["ran_on"] = {name: sorted(ids) for name, ids in sorted(by_name.items())}
 
         # Training without --storage on two nodes: refused at the start, in one line.
         refused = client.submit_job(entrypoint=commands["train"].split(" --storage")[0], runtime_env=job_env)

@@ -32,7 +32,10 @@ from workflows.cli.common import fail
 from workflows.config import Leaf, build, leaves, read_yaml, to_yaml
 
 CONFIG_HELP = "A YAML file of this command's settings (write one with --print-config); options given override it."
-USER_ERRORS = (ValueError, FileNotFoundError)
+# Bad settings or inputs (ValueError), and files or storage that cannot be read or
+# written (OSError: a missing file, `sessions.storage.StorageError`, an unreachable
+# endpoint): one line each, no traceback.
+USER_ERRORS = (ValueError, OSError)
 
 
 def _shown(value: Any) -> str:

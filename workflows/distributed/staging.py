@@ -29,7 +29,7 @@ from sessions import storage
 from sessions.buckets import user_bucket
 from sessions.formats import ColumnMap, format_for
 from sessions.ingest import EVENTS_FILE, REJECTED_FILE, REPORT_FILE, FileCount, IngestReport, expand_inputs
-from sessions.io import copy_table, dataset_parts, read_json, read_parquet, write_parquet
+from sessions.io import ParquetSink, copy_table, dataset_parts, read_json, read_parquet, write_parquet
 from sessions.lexicon import Lexicon
 from sessions.missions import MissionConfig, common_terms, term_users
 from sessions.pipeline import ingest_summary, is_ingest_output
@@ -135,7 +135,8 @@ def publish_rejected(staging: str, offsets: dict[int, int], path: str) -> None:
         if files
         else pl.DataFrame(schema={**REJECTED_SCHEMA, "_file": pl.Int32})
     )
-    write_parquet(global_ids(rejected, offsets).sort("row_id").cast(REJECTED_SCHEMA), path)  # type: ignore[arg-type]
+    with ParquetSink(path, REJECTED_SCHEMA) as sink:  # a dataset, as the local engine writes it
+        sink.write(global_ids(rejected, offsets).sort("row_id").cast(REJECTED_SCHEMA))  # type: ignore[arg-type]
 
 
 def bucket_dirs(staging: str) -> list[str]:
