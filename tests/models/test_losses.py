@@ -52,9 +52,10 @@ def test_without_a_process_group_gather_is_the_identity():
     assert gather(x) is x
 
 
-def _one_worker(rank: int, port: int, data: dict, out: dict) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group("gloo", rank=rank, world_size=2)
+def _one_worker(rank: int, store: str, data: dict, out: dict) -> None:
+    # a file store and gloo on loopback: nothing of the test listens beyond 127.0.0.1
+    os.environ["GLOO_SOCKET_IFNAME"] = "lo"
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
     b = len(data["a"]) // 2
     local = {k: v[rank * b : (rank + 1) * b].clone().requires_grad_(k != "ids") for k, v in data.items()}
     loss = batch_info_nce(local["a"], local["p"], local["n"], local["ids"], temperature=0.1)
@@ -63,7 +64,7 @@ def _one_worker(rank: int, port: int, data: dict, out: dict) -> None:
     dist.destroy_process_group()
 
 
-def test_gathered_loss_equals_one_process_over_the_global_batch():
+def test_gathered_loss_equals_one_process_over_the_global_batch(tmp_path):
     torch.manual_seed(0)
     n, d = 8, 5
     data = {
@@ -75,12 +76,7 @@ def test_gathered_loss_equals_one_process_over_the_global_batch():
     data["ids"][5, 1] = data["ids"][1, 1]  # a duplicate positive text across the two workers
     with mp.Manager() as manager:
         out = manager.dict()
-        from socket import socket
-
-        with socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        mp.spawn(_one_worker, args=(port, data, out), nprocs=2, join=True)
+        mp.spawn(_one_worker, args=(str(tmp_path / "store"), data, out), nprocs=2, join=True)
         results = dict(out)
 
     # one process: every anchor against all positives and negatives, rows of each worker
