@@ -171,7 +171,7 @@ def ingest(
     rows read.
     """
     start = time.perf_counter()
-    out = claim_output(output, EVENTS_FILE)
+    out = claim_output(output, EVENTS_FILE, inputs=inputs)
     with (
         ParquetSink(storage.join(out, EVENTS_FILE), EVENT_SCHEMA) as events,
         ParquetSink(storage.join(out, REJECTED_FILE), REJECTED_SCHEMA) as rejected,

@@ -33,6 +33,7 @@ from sessions import storage
 
 MANIFEST = "_manifest.json"
 REPORT = "report.json"
+STAGING_PREFIX = ".staging-"  # working directories of a run inside its output (distributed jobs)
 
 
 class IncompleteOutputError(FileNotFoundError):
@@ -136,8 +137,11 @@ def publish_dataset(path: str | Path, parts: Sequence[tuple[str, int]]) -> None:
 def dataset_parts(path: str | Path) -> list[str]:
     """The files of a Parquet output: itself when it is one file, else the parts its
     manifest lists. Raises IncompleteOutputError for a directory without a manifest,
-    FileNotFoundError when nothing is there."""
+    FileNotFoundError when nothing is there, ValueError for a file that is not Parquet."""
     if storage.is_file(path):
+        with storage.open_input(path, compression=None) as file:
+            if file.read(4) != b"PAR1":
+                raise ValueError(f"{path}: not a Parquet file; give the output of the job that writes this table")
         return [str(path)]
     manifest = storage.join(path, MANIFEST)
     if not storage.exists(manifest):
@@ -222,26 +226,55 @@ def copy_table(src: str | Path, dst: str | Path) -> None:
     publish_dataset(dst, parts)
 
 
-def claim_output(out: str | Path, produces: str, overwrite: bool = False) -> str:
-    """Get an output directory ready for a job that writes `produces` into it.
+def claim_output(out: str | Path, produces: str, overwrite: bool = False, inputs: Sequence[str | Path] = ()) -> str:
+    """Get an output directory ready for a job that reads `inputs` and writes `produces`.
 
-    Refuses (ValueError) a directory holding another job's finished output (its
-    `report.json` without `produces` beside it) unless `overwrite`; a file there is
-    refused always. Then removes the directory's `report.json`, so that until the
-    job writes its new report nothing there looks complete. Returns `out` as a string.
+    Refuses (ValueError) an output that is one of the inputs, lies inside one or holds
+    one (a job never writes where it reads), a file, and a directory holding another
+    job's finished output (its `report.json` without `produces` beside it) unless
+    `overwrite`, which replaces that directory whole. Then removes the directory's
+    `report.json`, so that until the job writes its new report nothing there looks
+    complete. Returns `out` as a string.
     """
     out = str(out)
     if storage.is_file(out):
         raise ValueError(f"--output {out}: a file is there; the output is a directory")
+    check_apart(out, inputs)
     report = storage.join(out, REPORT)
-    if storage.exists(report) and not overwrite and not storage.exists(storage.join(out, produces)):
-        raise ValueError(
-            f"--output {out} holds another job's output (no {produces} beside its {REPORT}); "
-            "choose another directory or pass --overwrite"
-        )
+    if storage.exists(report) and not storage.exists(storage.join(out, produces)):
+        if not overwrite:
+            raise ValueError(
+                f"--output {out} holds another job's output (no {produces} beside its {REPORT}); "
+                "choose another directory or pass --overwrite"
+            )
+        storage.remove(out)  # --overwrite: that job's output is replaced, not mixed with this one's
     storage.remove(report)
     storage.make_dirs(out)
+    storage.remove_leftovers(out, [STAGING_PREFIX])  # staging and temporary files of earlier runs that were killed
     return out
+
+
+def check_apart(out: str | Path, inputs: Sequence[str | Path]) -> None:
+    """ValueError when the output `out` is one of `inputs`, lies inside one or holds one."""
+    for source in map(str, inputs):
+        if storage.contains(out, source) or storage.contains(source, out):
+            raise ValueError(f"--output {out} overlaps the input {source}; a job never writes where it reads")
+
+
+def job_output(directory: str | Path, name: str) -> str:
+    """The location of `name` (e.g. sessions.parquet) in the output directory of a job
+    that has finished: its `report.json` is there. Raises IncompleteOutputError when
+    the directory has `name` but no report (its job is running, failed or was killed),
+    FileNotFoundError when it has no `name`."""
+    target = storage.join(directory, name)
+    if not storage.exists(target):
+        raise FileNotFoundError(f"{directory}: no {name} here")
+    if not storage.exists(storage.join(directory, REPORT)):
+        raise IncompleteOutputError(
+            f"{directory}: an unfinished output (no {REPORT}: its job is still running, failed or was killed); "
+            "run that job again"
+        )
+    return target
 
 
 class MemorySink:

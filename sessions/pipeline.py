@@ -21,6 +21,7 @@ from sessions.io import (
     ParquetSink,
     claim_output,
     copy_table,
+    job_output,
     parquet_rows,
     read_json,
     scan_table,
@@ -30,7 +31,7 @@ from sessions.lexicon import Lexicon
 from sessions.missions import Embedder, MissionConfig, common_terms, link_missions, term_users
 from sessions.parallel import default_workers, ordered_map
 from sessions.records import DEFAULT_BLOCK_BYTES
-from sessions.schema import REJECTED_SCHEMA
+from sessions.schema import EVENT_SCHEMA, REJECTED_SCHEMA
 from sessions.segment import PairScorer, SegmentConfig, segment_ordered, user_chunks, user_time_order
 from sessions.segment import chunk_rows as default_chunk_rows
 
@@ -65,8 +66,23 @@ class SegmentReport:
 
 def is_ingest_output(path: str | Path) -> bool:
     """A directory written by `sessionflow ingest` (events, rejected rows, and the
-    report that marks them complete)."""
-    return storage.exists(storage.join(path, REPORT_FILE)) and storage.exists(storage.join(path, EVENTS_FILE))
+    report that marks them complete). IncompleteOutputError for one whose report is
+    missing (its job did not finish)."""
+    return storage.exists(storage.join(path, EVENTS_FILE)) and bool(job_output(path, EVENTS_FILE))
+
+
+def ingest_source(inputs: Sequence[str | Path], fmt: str | None) -> str | None:
+    """The `ingest` output that `inputs` name (one such directory), or None for raw logs.
+    ValueError for the output of another job, or raw logs without a format;
+    IncompleteOutputError for an unfinished `ingest` output."""
+    if len(inputs) == 1 and is_ingest_output(inputs[0]):
+        return str(inputs[0])
+    if len(inputs) == 1 and storage.exists(storage.join(inputs[0], REPORT_FILE)):
+        raise ValueError(f"{inputs[0]}: the output of another job; this one reads raw logs (with --format) "
+                         "or an `ingest` output")  # fmt: skip
+    if fmt is None:
+        raise ValueError("raw logs need --format")
+    return None
 
 
 def load_events(
@@ -83,20 +99,17 @@ def load_events(
     directory, and the ingest accounting. Rejected rows end up in
     `output/rejected.parquet` either way."""
     columns = list(columns)
-    if len(inputs) == 1 and is_ingest_output(inputs[0]):
-        source = str(inputs[0])
+    if (source := ingest_source(inputs, fmt)) is not None:
         report = read_json(storage.join(source, REPORT_FILE))
         copy_table(storage.join(source, REJECTED_FILE), storage.join(output, REJECTED_FILE))
         return scan_table(storage.join(source, EVENTS_FILE)).select(columns).collect(), report
-    if fmt is None:
-        raise ValueError("raw logs need --format")
     events = MemorySink(columns)
     with ParquetSink(storage.join(output, REJECTED_FILE), REJECTED_SCHEMA) as rejected:
         report = read_logs(
             inputs, fmt, events, rejected, mapping=mapping, block_bytes=block_bytes, on_block=on_block,
             files_at_once=default_workers(),  # every event is kept in memory anyway
         )  # fmt: skip
-    return events.frame(), ingest_summary(report)
+    return events.frame({c: EVENT_SCHEMA[c] for c in columns}), ingest_summary(report)
 
 
 def ingest_summary(report: IngestReport) -> dict:
@@ -172,7 +185,7 @@ def segment_logs(
     and `embedder` (see `iter_sessions`); `config` is what the report records of the
     job's settings (by default the two configs)."""
     start = time.perf_counter()
-    out = claim_output(output, SESSIONS_FILE)
+    out = claim_output(output, SESSIONS_FILE, inputs=inputs)
     events, ingest_report = load_events(inputs, fmt, out, mapping=mapping, block_bytes=block_bytes, on_block=on_block)
     read_done = time.perf_counter()
     totals = {"rows": 0, "sessions": 0, "missions": 0}

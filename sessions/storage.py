@@ -32,6 +32,7 @@ import re
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
+from datetime import timedelta
 from pathlib import Path
 
 import pyarrow as pa
@@ -47,6 +48,10 @@ _HINTS = {
     "gs": "set GOOGLE_APPLICATION_CREDENTIALS or log in with `gcloud auth application-default login`",
     "abfs": "set AZURE_STORAGE_ACCOUNT_NAME and a key or a login",
 }
+
+
+_AUTH_WORDS = ("ACCESS_DENIED", "credentials", "Forbidden", "403", "InvalidAccessKey", "OAuth2", "authenticate")
+GCS_RETRY_SECONDS = 20  # how long a gs:// call retries before failing (pyarrow's default: 15 minutes)
 
 
 class StorageError(OSError):
@@ -69,6 +74,8 @@ def is_local(location: str | os.PathLike) -> bool:
 def _filesystem(kind: str, authority: str) -> pafs.FileSystem:
     """One filesystem per scheme and bucket (S3 looks the bucket's region up once)."""
     uri = f"{kind}://{authority}/"
+    if kind == "gs":  # without credentials its default retries go on for 15 minutes
+        return pafs.GcsFileSystem(retry_time_limit=timedelta(seconds=GCS_RETRY_SECONDS))
     if kind in _NATIVE:
         return pafs.FileSystem.from_uri(uri)[0]
     import fsspec
@@ -123,8 +130,13 @@ def _errors(location: str | os.PathLike) -> Iterator[None]:
     except (OSError, pa.ArrowException) as err:
         message = _first_line(err).split(" To create buckets")[0]
         hint = _HINTS.get(scheme(location))
-        if hint and any(w in message for w in ("ACCESS_DENIED", "credentials", "Forbidden", "403", "InvalidAccessKey")):
+        if len(message) > 240:  # cloud SDKs repeat their whole retry story
+            message = message[:240].rsplit(" ", 1)[0] + " ..."
+        if hint and any(w in message for w in _AUTH_WORDS):
             message += f" ({hint})"
+        elif any(w in message for w in ("resolve host", "Couldn't connect", "Could not connect", "Name or service")):
+            endpoint = ", and AWS_ENDPOINT_URL" if scheme(location) == "s3" else ""
+            message += f" (check the network{endpoint})"
         elif any(w in message for w in ("NoSuchBucket", "does not exist", "not found")):
             message += " (create the bucket first, or check its name)"
         raise StorageError(f"{location}: {message}") from None
@@ -174,16 +186,18 @@ def is_file(location: str | os.PathLike) -> bool:
     return info(location).type == pafs.FileType.File
 
 
-def list_files(location: str | os.PathLike, *, recursive: bool = False, suffix: str = "") -> list[str]:
+def list_files(
+    location: str | os.PathLike, *, recursive: bool = False, suffix: str = "", hidden: bool = False
+) -> list[str]:
     """Files under a directory, sorted by location; names starting with `.` or `_`
-    (temporary files, markers) are left out. Empty for a missing directory."""
+    (temporary files, markers) are left out unless `hidden`. Empty for a missing directory."""
     fs, path = resolve(location)
     with _errors(location):
         entries = fs.get_file_info(pafs.FileSelector(path, allow_not_found=True, recursive=recursive))
     files = []
     for entry in entries:
         relative = entry.path[len(path) :].lstrip("/")
-        if entry.type != pafs.FileType.File or any(p[:1] in "._" for p in relative.split("/")):
+        if entry.type != pafs.FileType.File or (not hidden and any(p[:1] in "._" for p in relative.split("/"))):
             continue
         if entry.path.endswith(suffix):
             files.append(_rebuild(str(location), path, entry.path))
@@ -202,6 +216,20 @@ def list_dirs(location: str | os.PathLike) -> list[str]:
     )
 
 
+def remove_leftovers(location: str | os.PathLike, prefixes: Sequence[str] = ()) -> list[str]:
+    """Delete what killed runs left directly under a directory: temporary files of
+    `open_output` (`.NAME.tmp-ID`) and entries whose names start with one of
+    `prefixes`. Returns the names deleted."""
+    fs, path = resolve(location)
+    with _errors(location):
+        entries = fs.get_file_info(pafs.FileSelector(path, allow_not_found=True))
+    names = [e.base_name for e in entries if e.base_name.startswith(tuple(prefixes)) or (
+        e.base_name.startswith(".") and ".tmp-" in e.base_name)]  # fmt: skip
+    for leftover in names:
+        remove(join(location, leftover))
+    return names
+
+
 def expand(inputs: Sequence[str | os.PathLike]) -> list[str]:
     """Input files in the order given: a directory stands for its files (recursively,
     sorted by name; hidden files left out), a glob pattern (`*`, `?`, `[...]` in the
@@ -214,7 +242,7 @@ def expand(inputs: Sequence[str | os.PathLike]) -> list[str]:
         if _GLOB.search(item) and not exists(item):
             matches = _glob(item)
             if not matches:
-                raise FileNotFoundError(f"{item}: no file matches")
+                raise FileNotFoundError(f"{item}: no file matches{_missing_bucket(item)}")
             files += matches
             continue
         kind = info(item).type
@@ -240,19 +268,38 @@ def _missing_bucket(location: str) -> str:
 
 
 def _glob(pattern: str) -> list[str]:
-    """Files matching a pattern (shell-style wildcards, each matching within one path
-    component, as a shell's do)."""
+    """Files matching a pattern, as a shell with `globstar` matches them: wildcards match
+    within one path component, `**` any number of directories; names starting with `.`
+    or `_` only where the pattern's component starts so too."""
     parts = pattern.rstrip("/").split("/")
     fixed = next(i for i, p in enumerate(parts) if _GLOB.search(p))
     base = "/".join(parts[:fixed]) or ("/" if pattern.startswith("/") else ".")
     wanted = parts[fixed:]
     out = []
-    for file in list_files(base, recursive=len(wanted) > 1):
+    for file in list_files(base, recursive=len(wanted) > 1 or "**" in wanted, hidden=True):
         relative = file[len(base.rstrip("/")) :].lstrip("/") if base != "." else os.path.relpath(file, ".")
-        got = relative.split("/")
-        if len(got) == len(wanted) and all(map(fnmatch.fnmatchcase, got, wanted)):
+        if _match(relative.split("/"), wanted):
             out.append(file)
     return sorted(out)
+
+
+def _match(got: list[str], wanted: list[str]) -> bool:
+    """Whether path components match pattern components (`**`: zero or more of them)."""
+    if not wanted:
+        return not got
+    if wanted[0] == "**":
+        return any(_match(got[i:], wanted[1:]) for i in range(len(got) + 1) if not _hidden(got[:i]))
+    return bool(got) and _match_name(got[0], wanted[0]) and _match(got[1:], wanted[1:])
+
+
+def _hidden(names: list[str]) -> bool:
+    return any(name[:1] in "._" for name in names)
+
+
+def _match_name(name: str, pattern: str) -> bool:
+    if name[:1] in "._" and pattern[:1] != name[:1]:
+        return False
+    return fnmatch.fnmatchcase(name, pattern)
 
 
 def open_input(location: str | os.PathLike, *, compression: str | None = "detect") -> pa.NativeFile:
@@ -328,6 +375,18 @@ def make_dirs(location: str | os.PathLike) -> None:
         fs.create_dir(path, recursive=True)
 
 
+def check_writable_dir(location: str | os.PathLike, what: str = "output") -> None:
+    """Make sure a directory can be written at `location` (made if missing), by writing
+    and deleting a small probe file. ValueError when a file is there; StorageError (one
+    line) when the filesystem refuses (missing bucket, no permission)."""
+    if is_file(location):
+        raise ValueError(f"{what} {location}: a file is there; a directory is needed")
+    make_dirs(location)
+    probe = join(location, f".probe-{os.getpid()}")
+    write_bytes(b"", probe)
+    remove(probe)
+
+
 def remove(location: str | os.PathLike) -> None:
     """Delete a file or a directory with everything under it; nothing if it is not there."""
     fs, path = resolve(location)
@@ -363,6 +422,23 @@ def same_location(a: str | os.PathLike, b: str | os.PathLike) -> bool:
     if is_local(a) and is_local(b):
         return resolve(a)[1] == resolve(b)[1]
     return str(a).rstrip("/") == str(b).rstrip("/")
+
+
+def contains(outer: str | os.PathLike, inner: str | os.PathLike) -> bool:
+    """Whether `inner` is `outer` or lies under it (local paths compared with symlinks
+    resolved; a glob pattern stands for the directory before its first wildcard)."""
+
+    def fixed(location: str | os.PathLike) -> str:
+        parts = str(location).rstrip("/").split("/")
+        head = next((i for i, part in enumerate(parts) if _GLOB.search(part)), len(parts))
+        return "/".join(parts[:head]) or "/"
+
+    a, b = fixed(outer), fixed(inner)
+    if is_local(a) and is_local(b):
+        a, b = (os.path.realpath(resolve(x)[1]) for x in (a, b))
+    else:
+        a, b = a.rstrip("/"), b.rstrip("/")
+    return b == a or b.startswith(a.rstrip("/") + "/")
 
 
 def size_and_mtime(location: str | os.PathLike) -> tuple[int, int | None]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -13,6 +14,8 @@ import numpy as np
 import polars as pl
 from sklearn.decomposition import PCA
 from sklearn.metrics import roc_auc_score, roc_curve, silhouette_score
+
+from sessions import storage
 
 
 def roc_figure(labels: np.ndarray, scores: Mapping[str, np.ndarray], title: str, path: Path) -> Path:
@@ -85,7 +88,7 @@ def session_statistics(sessions: pl.DataFrame, title: str, path: Path) -> Path:
     return _save(fig, path, dpi=120)
 
 
-def segmentation_bars(scores: pl.DataFrame, title: str, path: Path, metric: str = "f1") -> Path:
+def segmentation_bars(scores: pl.DataFrame, title: str, path: str | Path, metric: str = "f1") -> Path:
     """`metric` of every system against every gold level (`sessions.metrics.compare`'s
     rows), as grouped bars: one group per gold level, one bar per system."""
     golds = scores["gold"].unique(maintain_order=True).to_list()
@@ -127,9 +130,16 @@ def embedding_projection(
     return _save(fig, path, dpi=120), silhouettes
 
 
-def _save(fig, path: Path, dpi: int) -> Path:
+def _save(fig, path: str | Path, dpi: int) -> Path:
+    """Save and close `fig`; `path` a local path or a URI (`sessions.storage`), the format
+    by its suffix. Returns `path`."""
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi)
+    if storage.is_local(path):
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=dpi)
+    else:
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format=storage.name(path).rpartition(".")[2] or "png", dpi=dpi)
+        storage.write_bytes(buffer.getvalue(), path)
     plt.close(fig)
     return path

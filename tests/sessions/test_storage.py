@@ -136,9 +136,10 @@ def test_an_output_of_another_job_is_kept_unless_overwrite(tmp_path):
     io.claim_output(out, "events.parquet")  # the same job again: fine, and not complete until it is done
     assert not storage.exists(storage.join(out, "report.json"))
     io.write_json({}, storage.join(out, "report.json"))
-    io.claim_output(out, "sessions.parquet", overwrite=True)
     with pytest.raises(ValueError, match="a file is there"):
         io.claim_output(storage.join(out, "events.parquet"), "x")
+    io.claim_output(out, "sessions.parquet", overwrite=True)
+    assert storage.list_files(out, hidden=True) == []  # replaced whole: nothing of the other job is mixed in
 
 
 AOL = "AnonID\tQuery\tQueryTime\tItemRank\tClickURL\n" + "".join(
@@ -174,3 +175,58 @@ def test_a_bucket_that_does_not_exist_is_named(s3):
     with pytest.raises(storage.StorageError) as err:
         io.write_json({}, f"s3://{bucket}-nope/out/report.json")
     assert "\n" not in str(err.value) and "create the bucket" in str(err.value)
+
+
+def test_a_missing_bucket_is_named_under_a_pattern_and_refused_as_training_storage(s3):
+    bucket = s3.removeprefix("s3://").split("/")[0]
+    with pytest.raises(FileNotFoundError, match=rf"no file matches \(the bucket {bucket}-nope does not exist\)"):
+        storage.expand([f"s3://{bucket}-nope/logs/*.gz"])
+    with pytest.raises(storage.StorageError) as err:
+        storage.check_writable_dir(f"s3://{bucket}-nope/ray-results", "--storage")
+    assert "\n" not in str(err.value) and f"{bucket}-nope" in str(err.value)
+    storage.check_writable_dir(f"{s3}/ray-results")  # a bucket that is there: fine, and nothing left behind
+    assert storage.list_files(f"{s3}/ray-results", hidden=True) == []
+
+
+def test_contains_compares_locations_not_strings(tmp_path):
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "logs")
+    assert storage.contains(str(tmp_path / "logs"), str(tmp_path / "link" / "a.tsv"))  # through the link
+    assert storage.contains(str(tmp_path), str(tmp_path / "logs" / "*.tsv"))
+    assert storage.contains(str(tmp_path / "logs"), str(tmp_path / "logs" / "**" / "*.tsv"))
+    assert not storage.contains(str(tmp_path / "logs"), str(tmp_path / "logs2"))  # a prefix is not a parent
+    assert storage.contains("s3://b/x", "s3://b/x/y/") and not storage.contains("s3://b/x", "s3://b/xy")
+    assert not storage.contains("s3://b/x", str(tmp_path))
+
+
+NAME = st.sampled_from(["a", "b", "_c", ".d"])
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.lists(NAME, max_size=3), NAME.map(lambda n: n + ".tsv")), min_size=1, max_size=8))
+def test_globstar_finds_what_the_directory_finds(files):
+    """`DIR/**/*.tsv` names the files that DIR itself names (hidden and marker names
+    left out at every depth); `DIR/**/_*.tsv` the marker files outside hidden folders."""
+    root = "memory://globstar"
+    storage.remove(root)
+    for folders, name in files:
+        storage.write_text("x\n", "/".join([root, *folders, name]))
+    visible = [f for f in storage.list_files(root, recursive=True) if f.endswith(".tsv")]
+    if visible:
+        assert storage.expand([f"{root}/**/*.tsv"]) == visible
+    else:
+        with pytest.raises(FileNotFoundError, match="no file matches"):
+            storage.expand([f"{root}/**/*.tsv"])
+    every = storage.list_files(root, recursive=True, hidden=True)
+    markers = [f for f in every if storage.name(f).startswith("_")
+               and not any(p[:1] in "._" for p in f[len(root) + 1 :].split("/")[:-1])]  # fmt: skip
+    if markers:
+        assert storage.expand([f"{root}/**/_*.tsv"]) == markers
+    storage.remove(root)
+
+
+def test_what_killed_runs_left_is_removed(tmp_path):
+    for name in (".staging-1/b/p.parquet", ".x.parquet.tmp-abc", "keep.parquet", ".keep-me"):
+        storage.write_text("", str(tmp_path / name))
+    assert sorted(storage.remove_leftovers(str(tmp_path), [io.STAGING_PREFIX])) == [".staging-1", ".x.parquet.tmp-abc"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".keep-me", "keep.parquet"]

@@ -91,7 +91,7 @@ def ingest(
     parts by bucket of users); `config`: the job's settings, recorded in the report."""
     n = bucket_count(buckets)
     start = time.perf_counter()
-    out = claim_output(output, EVENTS_FILE)
+    out = claim_output(output, EVENTS_FILE, inputs=inputs)
     staging = staging_dir(out)
     try:
         report, offsets = stage(inputs, fmt, staging, buckets=n, mapping=mapping, block_bytes=block_bytes)
@@ -158,7 +158,7 @@ def segment(
     segment and to link missions. `config`: what the report records of the job's
     settings (the engine and the number of buckets are added)."""
     start = time.perf_counter()
-    out = claim_output(output, SESSIONS_FILE)
+    out = claim_output(output, SESSIONS_FILE, inputs=inputs)
     staging = staging_dir(out)
     n = bucket_count(buckets)
     try:

@@ -99,7 +99,7 @@ def score(
     from workflows.distributed.runtime import cluster_cpus
 
     start = time.perf_counter()
-    out = claim_output(output, SCORES_FILE, overwrite)
+    out = claim_output(output, SCORES_FILE, overwrite, inputs)
     work = storage.join(out, WORK_DIR)
     n = cfg.buckets or 4 * cluster_cpus()
     job = _job_key(inputs, fmt, mapping, cfg, n)

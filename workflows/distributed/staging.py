@@ -29,10 +29,10 @@ from sessions import storage
 from sessions.buckets import user_bucket
 from sessions.formats import ColumnMap, format_for
 from sessions.ingest import EVENTS_FILE, REJECTED_FILE, REPORT_FILE, FileCount, IngestReport, expand_inputs
-from sessions.io import ParquetSink, copy_table, dataset_parts, read_json, read_parquet, write_parquet
+from sessions.io import STAGING_PREFIX, ParquetSink, copy_table, dataset_parts, read_json, read_parquet, write_parquet
 from sessions.lexicon import Lexicon
 from sessions.missions import MissionConfig, common_terms, term_users
-from sessions.pipeline import ingest_summary, is_ingest_output
+from sessions.pipeline import ingest_source, ingest_summary
 from sessions.records import DEFAULT_BLOCK_BYTES
 from sessions.schema import EVENT_SCHEMA, REJECTED_SCHEMA
 from workflows.distributed.runtime import cluster_cpus
@@ -163,7 +163,7 @@ def read_bucket(directory: str, offsets: dict[int, int], columns: list[str] | No
 
 
 def staging_dir(out: str) -> str:
-    return storage.join(out, f".staging-{uuid.uuid4().hex[:8]}")
+    return storage.join(out, f"{STAGING_PREFIX}{uuid.uuid4().hex[:8]}")
 
 
 def bucket_count(requested: int | None) -> int:
@@ -193,13 +193,10 @@ def stage_inputs(
     """Events of raw logs (parsed by Ray tasks) or of an ingest directory into the
     staging buckets, rejected rows published to `out`; the ingest accounting and the
     row id offset of every file."""
-    if len(inputs) == 1 and is_ingest_output(inputs[0]):
-        source = str(inputs[0])
+    if (source := ingest_source(inputs, fmt)) is not None:
         copy_table(storage.join(source, REJECTED_FILE), storage.join(out, REJECTED_FILE))
         report = read_json(storage.join(source, REPORT_FILE))
         return report, stage_events(storage.join(source, EVENTS_FILE), staging, buckets)
-    if fmt is None:
-        raise ValueError("raw logs need --format")
     report, offsets = stage(
         inputs, fmt, staging, buckets=buckets, mapping=mapping, block_bytes=block_bytes, columns=EVENT_COLUMNS
     )

@@ -21,7 +21,7 @@ import polars as pl
 from sessions import storage
 from sessions.formats import ColumnMap
 from sessions.ingest import REPORT_FILE
-from sessions.io import ParquetSink, claim_output, read_json, scan_table, write_json
+from sessions.io import ParquetSink, claim_output, job_output, read_json, scan_table, write_json
 from sessions.pipeline import SESSIONS_FILE, load_events, segment_logs
 from sessions.reformulation import (
     DEFAULT_THRESHOLD,
@@ -49,8 +49,9 @@ def hierarchy_specificity(uri: str) -> Specificity:
 
 
 def is_segment_output(path: str | Path) -> bool:
-    """A directory written by `sessionflow segment` (its report marks it complete)."""
-    return storage.exists(storage.join(path, REPORT_FILE)) and storage.exists(storage.join(path, SESSIONS_FILE))
+    """A directory written by `sessionflow segment` (its report marks it complete);
+    IncompleteOutputError for one whose report is missing (its job did not finish)."""
+    return storage.exists(storage.join(path, SESSIONS_FILE)) and bool(job_output(path, SESSIONS_FILE))
 
 
 def annotate_logs(
@@ -69,7 +70,7 @@ def annotate_logs(
     start, out = time.perf_counter(), str(output)
     if len(inputs) == 1 and is_segment_output(inputs[0]):
         source = str(inputs[0])
-        claim_output(out, ANNOTATIONS_FILE)
+        claim_output(out, ANNOTATIONS_FILE, inputs=inputs)
     else:
         segment_logs(inputs, fmt, out, SegmentConfig(), MissionConfig(), mapping=mapping)
         source = out
@@ -154,6 +155,7 @@ def run(job: AnnotateJob) -> dict:
     ValueError / FileNotFoundError for bad settings or inputs.
     """
     common.require(job.inputs, "inputs", argument=True)
-    output = common.output_dir(job.output, ANNOTATIONS_FILE, job.overwrite)
     common.check_format(job.format)
-    return annotate_logs(job.inputs, job.format, output, job.model, job.threshold, common.mapping_of(job.map))
+    mapping = common.mapping_of(job.map)
+    output = common.output_dir(job.output, ANNOTATIONS_FILE, job.overwrite, job.inputs)
+    return annotate_logs(job.inputs, job.format, output, job.model, job.threshold, mapping)

@@ -3,6 +3,7 @@ factory each, so every command words and checks them alike."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import field
 from typing import Any, Literal
 
@@ -10,7 +11,10 @@ Engine = Literal["ray", "local"]
 FORMAT_HELP = "format of raw logs: aol, webis-smc, gayo-avello, diffusiondb, midjourney or table"
 
 
-def inputs(help: str = "raw log files or directories (their files, by name), in order; or one `ingest` output") -> Any:
+def inputs(
+    help: str = "raw log files, directories (their files, by name) or glob patterns, local or URIs (s3://...), "
+    "in order; or one `ingest` output",
+) -> Any:
     return field(default_factory=tuple, metadata={"help": help, "argument": True})
 
 
@@ -84,16 +88,23 @@ def overwrite() -> Any:
     return field(default=False, metadata={"help": "write into an output directory holding another job's output"})
 
 
-def output_dir(value: str | None, produces: str | None = None, overwrite: bool = False) -> str:
+def output_dir(value: str | None, produces: str | None = None, overwrite: bool = False,
+               inputs: Sequence[str] = ()) -> str:  # fmt: skip
     """The output directory of a job (a local path or a URI: `sessions.storage`), claimed
-    for a job that writes `produces` there (`sessions.io.claim_output`: until the job
-    writes its report nothing there looks complete). ValueError when it is not given,
-    is an existing file or holds another job's output (unless `overwrite`),
-    StorageError when its filesystem cannot be reached."""
+    for a job that reads `inputs` and writes `produces` there (`sessions.io.claim_output`:
+    until the job writes its report nothing there looks complete). Call it after the
+    job's other settings are checked, so a job refused for them leaves the output as it
+    was. ValueError when it is not given, is an existing file, overlaps an input or
+    holds another job's output (unless `overwrite`); FileNotFoundError when an input is
+    missing; StorageError when a filesystem cannot be reached."""
     from sessions import storage
-    from sessions.io import claim_output
+    from sessions.io import check_apart, claim_output
 
     location = require(value, "output")
     if storage.is_file(location):
         raise ValueError(f"--output {location}: a file is there; the output is a directory")
-    return claim_output(location, produces, overwrite) if produces else location
+    storage.expand(inputs)  # every input is there before anything of the output changes
+    if produces is None:  # the job claims it itself
+        check_apart(location, inputs)
+        return location
+    return claim_output(location, produces, overwrite, inputs)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import polars as pl
 
@@ -69,7 +68,9 @@ class EvaluateSegmentationJob:
         "help": "a `segment` output directory to score (instead of --method)"})  # fmt: skip
     methods: tuple[str, ...] = field(default=(), metadata={"help": METHOD_HELP, "option": "method"})
     model: str | None = field(default=None, metadata={"help": MODEL_HELP})
-    figure: str | None = field(default=None, metadata={"help": "also draw every F1 as bars into this PNG"})
+    figure: str | None = field(
+        default=None, metadata={"help": "also draw every F1 as bars into this PNG (a path or a URI)"}
+    )
     segment: SegmentConfig = field(default_factory=SegmentConfig, metadata={"prefix": "", "omit": ("method",)})
     missions: MissionConfig = field(default_factory=MissionConfig, metadata={"prefix": "mission-"})
 
@@ -99,7 +100,7 @@ def run(job: EvaluateSegmentationJob) -> SegmentationScores:
     """
     from sessions import storage
     from sessions.ingest import read_logs
-    from sessions.io import MemorySink, read_table
+    from sessions.io import MemorySink, job_output, read_table
     from sessions.pipeline import SESSIONS_FILE
 
     gt = common.require(job.gt, "gt")
@@ -109,7 +110,7 @@ def run(job: EvaluateSegmentationJob) -> SegmentationScores:
     read_logs([gt], fmt, events, rejected)
     gold = events.frame()
     if job.pred is not None:
-        predicted = read_table(storage.join(job.pred, SESSIONS_FILE))
+        predicted = read_table(job_output(job.pred, SESSIONS_FILE))
         scores = evaluate_methods(gold, {}, systems={f"pred:{job.pred}": predicted})
     else:
         everything = [*LEXICAL_METHODS, *(NEEDS_MODEL if job.model else ())]
@@ -119,5 +120,5 @@ def run(job: EvaluateSegmentationJob) -> SegmentationScores:
     if job.figure is not None:
         from workflows.figures import segmentation_bars
 
-        segmentation_bars(scores, f"{storage.name(gt)}: {gold.height:,} queries", Path(job.figure))
+        segmentation_bars(scores, f"{storage.name(gt)}: {gold.height:,} queries", job.figure)
     return SegmentationScores(scores, gold)

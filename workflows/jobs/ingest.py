@@ -39,9 +39,9 @@ def run(job: IngestJob, on_rows: Callable[[int], None] | None = None) -> IngestR
     """
     common.require(job.inputs, "inputs", argument=True)
     fmt = common.require(job.format, "format")
-    output = common.output_dir(job.output, EVENTS_FILE, job.overwrite)
     common.check_format(fmt)
     mapping = common.mapping_of(job.map)
+    output = common.output_dir(job.output, EVENTS_FILE, job.overwrite, job.inputs)
     if job.engine == "ray":
         from workflows.distributed.runtime import ray_runtime
 

@@ -12,7 +12,7 @@ from typing import Literal
 import polars as pl
 
 from sessions import storage
-from sessions.io import read_table, write_json, write_parquet
+from sessions.io import job_output, read_table, write_json, write_parquet
 from sessions.pairs import MiningConfig, gold_pairs, mine_pairs
 from sessions.pipeline import SESSIONS_FILE, load_events
 from workflows.config import to_dict
@@ -56,19 +56,21 @@ def run(job: MineJob) -> dict:
     OUTPUT/pairs.parquet; write and return the report (counts by split and kind).
     ValueError / FileNotFoundError for bad settings or inputs."""
     sessions = common.require(job.sessions, "sessions", argument=True)
-    output = common.output_dir(job.output, PAIRS_FILE, job.overwrite)
     common.check_format(job.format)
+    if not storage.exists(sessions):
+        raise FileNotFoundError(f"{sessions}: no sessions here; run `sessionflow segment` first")
+    output = common.output_dir(job.output, PAIRS_FILE, job.overwrite, [sessions])
     cfg, gold, fmt = job.mining, job.gold, job.format
     start = time.perf_counter()
     target = storage.join(output, PAIRS_FILE)
-    source = storage.join(sessions, SESSIONS_FILE) if storage.is_dir(sessions) else sessions
+    source = sessions
+    if gold is None and storage.is_dir(sessions):
+        source = job_output(sessions, SESSIONS_FILE)  # a finished `segment` output
     if gold is not None:
         source = sessions
         columns = ("row_id", "user_id", "ts", "query", "gold_session", "gold_mission")
         events, _ = load_events([sessions], fmt, output, columns=columns)
         write_parquet(gold_pairs(events, gold, seed=cfg.seed), target)
-    elif not storage.exists(source):
-        raise FileNotFoundError(f"{source}: no sessions here; run `sessionflow segment` first")
     elif job.engine == "ray":
         with ray_runtime(job.address):
             from workflows.distributed import data  # imports ray: after the runtime's settings

@@ -68,9 +68,9 @@ def run(job: ScoreJob):  # -> ScoreReport
     from workflows.tracking.store import use_store
 
     common.require(job.inputs, "inputs", argument=True)
-    output = common.output_dir(job.output)
     common.check_format(job.format)
     mapping = common.mapping_of(job.map)
+    output = common.output_dir(job.output, inputs=job.inputs)  # claimed by `score`, which may resume
     use_store()
     with ray_runtime(job.address):
         from workflows.distributed.score_job import score  # imports ray: after the runtime's settings

@@ -64,10 +64,11 @@ def run(job: SegmentJob, on_rows: Callable[[int], None] | None = None) -> Segmen
     write_segment_report`). ValueError / FileNotFoundError for bad settings or inputs.
     """
     common.require(job.inputs, "inputs", argument=True)
-    output = common.output_dir(job.output, SESSIONS_FILE, job.overwrite)
     common.check_format(job.format)
     mapping = common.mapping_of(job.map)
     config = to_dict(job)  # the report records every setting of the job
+    scorer = session_scorer(job.model) if job.engine == "local" else None  # a bad model: refused before the output
+    output = common.output_dir(job.output, SESSIONS_FILE, job.overwrite, job.inputs)
     if job.engine == "ray":
         from workflows.distributed.runtime import ray_runtime
 
@@ -78,7 +79,6 @@ def run(job: SegmentJob, on_rows: Callable[[int], None] | None = None) -> Segmen
                                 model_uri=job.model, config=config)  # fmt: skip
     from sessions.pipeline import segment_logs
 
-    scorer = session_scorer(job.model)
     on_block = (lambda path, parsed: on_rows(parsed.rows_read)) if on_rows else None
     return segment_logs(job.inputs, job.format, output, job.segment, job.missions, mapping=mapping, scorer=scorer,
                         embedder=scorer, config=config, on_block=on_block)  # fmt: skip

@@ -7,6 +7,7 @@ absolute before it is handed to Ray workers, whose working directory may differ.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 from collections.abc import Iterator, Mapping
@@ -24,6 +25,8 @@ CHAMPION = "champion"
 REQUIREMENTS = ("torch", "transformers", "numpy", "pandas", "scikit-learn", "geoopt", "mlflow")
 
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+for _name in ("mlflow.store.db.utils", "alembic.runtime.migration"):  # "Creating initial MLflow database tables..."
+    logging.getLogger(_name).setLevel(logging.WARNING)
 
 
 def tracking_uri() -> str:

@@ -365,7 +365,9 @@ def checkpoint_storage(location: str | None) -> tuple[str | None, Any]:
 
     On a cluster of more than one node every worker writes its checkpoints there and the
     driver reads the best one back, so the storage must be a URI all of them reach:
-    ValueError at the start otherwise.
+    ValueError at the start otherwise. The location is checked for writing here too (a
+    file there: ValueError; a missing bucket or no permission: StorageError), before
+    any worker starts.
     """
     import ray
 
@@ -379,6 +381,7 @@ def checkpoint_storage(location: str | None) -> tuple[str | None, Any]:
         )
     if location is None:
         return None, None
+    storage.check_writable_dir(location, "--storage")
     if storage.is_local(location):
         return storage.resolve(location)[1], None
     fs, path = storage.resolve(location)

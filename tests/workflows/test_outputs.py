@@ -1,0 +1,139 @@
+"""A job's output directory, through the command line: never where the job reads, left
+as it was when the job is refused, replaced whole only with --overwrite, complete only
+with its report, and cleaned of what killed runs left there."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from sessions import storage
+from workflows.cli import app
+
+runner = CliRunner()
+LOG = "".join(f"{u}\tquery {u} {i}\t2006-03-01 0{i}:10:00\t\t\n" for u in (1, 2) for i in range(4))
+
+
+def sessionflow(*args: str):
+    return runner.invoke(app, [*map(str, args)])
+
+
+@pytest.fixture
+def done(tmp_path) -> Path:
+    """A log and the finished outputs of ingest, segment and mine on it (local engine)."""
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / "part-1.tsv").write_text(LOG)
+    for args in (("ingest", tmp_path / "logs", "-f", "aol", "-o", tmp_path / "events"),
+                 ("segment", tmp_path / "logs", "-f", "aol", "-o", tmp_path / "sessions"),
+                 ("mine", tmp_path / "sessions", "-o", tmp_path / "pairs")):  # fmt: skip
+        result = sessionflow(*args, "--engine", "local")
+        assert result.exit_code == 0, result.output
+    return tmp_path
+
+
+def snapshot(directory: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(directory)): p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize(
+    ("job", "output"),
+    [
+        (["ingest", "logs", "-f", "aol"], "logs"),  # the input itself
+        (["segment", "logs", "-f", "aol"], "logs/out"),  # inside it: a rerun would read its own output
+        (["segment", "logs/part-1.tsv", "-f", "aol"], "."),  # holding it: --overwrite would delete it
+        (["segment", "logs/*.tsv", "-f", "aol"], "logs/x"),  # a pattern stands for its directory
+        (["mine", "sessions"], "sessions"),
+        (["annotate", "sessions"], "sessions/annotated"),
+        (["score", "logs", "-f", "aol"], "logs"),
+    ],
+)  # fmt: skip
+def test_an_output_overlapping_an_input_is_refused_and_the_input_kept(done, monkeypatch, job, output):
+    monkeypatch.chdir(done)
+    before = {d: snapshot(done / d) for d in ("logs", "sessions")}
+    result = sessionflow(*job, "-o", output, "--overwrite")
+    assert result.exit_code == 2 and "overlaps the input" in result.output, result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert {d: snapshot(done / d) for d in ("logs", "sessions")} == before
+
+
+@pytest.mark.parametrize(
+    "job",
+    [
+        ["ingest", "logs", "-f", "nope", "-o", "events"],  # an unknown format
+        ["ingest", "missing.tsv", "-f", "aol", "-o", "events"],  # a missing input
+        ["segment", "logs", "-f", "aol", "-o", "sessions", "--method", "learned", "--model", "models:/none/1",
+         "--engine", "local"],  # a model that is not there
+        ["mine", "nothing", "-o", "pairs"],
+    ],
+)  # fmt: skip
+def test_a_refused_job_leaves_the_last_output_complete(done, monkeypatch, job):
+    monkeypatch.chdir(done)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{done / 'mlflow.db'}")
+    target = done / job[job.index("-o") + 1]
+    before = snapshot(target)
+    result = sessionflow(*job)
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1, result.output
+    assert snapshot(target) == before and (target / "report.json").exists()
+
+
+def test_overwrite_replaces_another_jobs_output_whole(done):
+    refused = sessionflow("segment", done / "logs", "-f", "aol", "-o", done / "events", "--engine", "local")
+    assert refused.exit_code == 2 and "--overwrite" in refused.output
+    replaced = sessionflow(
+        "segment", done / "logs", "-f", "aol", "-o", done / "events", "--engine", "local", "--overwrite"
+    )
+    assert replaced.exit_code == 0, replaced.output
+    assert sorted(p.name for p in (done / "events").iterdir()) == ["rejected.parquet", "report.json",
+                                                                     "sessions.parquet"]  # fmt: skip
+
+
+def test_an_unfinished_output_is_not_read_as_finished(done):
+    (done / "sessions" / "report.json").unlink()  # as while segment reruns there, or after it was killed
+    for args in (("mine", done / "sessions", "-o", done / "p2"), ("annotate", done / "sessions", "-o", done / "a")):
+        result = sessionflow(*args)
+        assert result.exit_code == 2 and "an unfinished output (no report.json" in result.output, result.output
+    evaluated = sessionflow("evaluate", "segmentation", "--gt", done / "logs" / "part-1.tsv", "-f", "aol",
+                            "--pred", done / "sessions")  # fmt: skip
+    assert evaluated.exit_code == 2 and "an unfinished output" in evaluated.output
+
+
+def test_another_jobs_output_or_a_non_parquet_file_is_named_not_misread(done):
+    as_log = sessionflow("segment", done / "pairs", "-f", "aol", "-o", done / "s2", "--engine", "local")
+    assert as_log.exit_code == 2 and "the output of another job" in as_log.output, as_log.output
+    raw = sessionflow("mine", done / "logs" / "part-1.tsv", "-o", done / "p2")
+    assert raw.exit_code == 2 and "not a Parquet file" in raw.output, raw.output
+
+
+def test_what_killed_runs_left_is_removed_by_the_next_run(done):
+    leftovers = [done / "sessions" / ".staging-0badf00d" / "b1" / "p.parquet",
+                 done / "sessions" / ".report.json.tmp-123456789abc"]  # fmt: skip
+    for path in leftovers:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("half")
+    result = sessionflow("segment", done / "logs", "-f", "aol", "-o", done / "sessions", "--engine", "local")
+    assert result.exit_code == 0, result.output
+    assert not any(p.name.startswith(".") for p in (done / "sessions").iterdir())
+
+
+def test_a_log_without_one_good_row_gives_empty_sessions(tmp_path):
+    (tmp_path / "bad.tsv").write_text("x\ty\tnot a time\t\t\n")
+    result = sessionflow("segment", tmp_path / "bad.tsv", "-f", "aol", "-o", tmp_path / "out", "--engine", "local")
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert (report["rows_in"], report["rows_ok"], report["rows_rejected"], report["sessions"]) == (1, 0, 1, 0)
+
+
+def test_a_figure_goes_to_a_uri(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    gold = "\n".join(f"{i};7;query {i};;01/03/2006 10:0{i};{1141207200 + 60 * i};s{i // 2}" for i in range(6))
+    (tmp_path / "gayo.csv").write_text(gold + "\n")
+    memory_root = "memory://figures"
+    result = sessionflow("evaluate", "segmentation", "--gt", "gayo.csv", "-f", "gayo-avello",
+                         "--figure", f"{memory_root}/f1.png")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert storage.read_bytes(f"{memory_root}/f1.png")[:4] == b"\x89PNG"
+    assert not Path("memory:").exists()
