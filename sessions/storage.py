@@ -51,6 +51,7 @@ _HINTS = {
 
 
 _AUTH_WORDS = ("ACCESS_DENIED", "credentials", "Forbidden", "403", "InvalidAccessKey", "OAuth2", "authenticate")
+READ_AHEAD_BYTES = 8 << 20  # one request's worth of a remote file read sequentially
 GCS_RETRY_SECONDS = 20  # how long a gs:// call retries before failing (pyarrow's default: 15 minutes)
 
 
@@ -309,7 +310,10 @@ def open_input(location: str | os.PathLike, *, compression: str | None = "detect
     with _errors(location):
         if fs.get_file_info(path).type != pafs.FileType.File:
             raise FileNotFoundError(f"{location}: no such file")
-        return fs.open_input_stream(path, compression=compression)
+        # On object stores each read of the raw stream is one ranged GET: read ahead in
+        # large requests (pyarrow reads 64 KiB at a time otherwise: ~800 GETs per 50 MB).
+        buffer = None if isinstance(fs, pafs.LocalFileSystem) else READ_AHEAD_BYTES
+        return fs.open_input_stream(path, compression=compression, buffer_size=buffer)
 
 
 def open_random_access(location: str | os.PathLike) -> pa.NativeFile:

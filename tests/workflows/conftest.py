@@ -1,16 +1,30 @@
 """A fresh MLflow store per test: tracking and registry both, so that no test reads a
-registry (or an active experiment) another test left as mlflow's global default."""
+registry (or an active experiment) another test left as mlflow's global default; and
+one local Ray per module for the modules whose jobs run on Ray."""
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import mlflow
 import psutil
 import pytest
 from mlflow.tracking import MlflowClient
+
+
+@pytest.fixture(scope="module")
+def shared_ray() -> Iterator[None]:
+    """One local Ray for a module's jobs, started as a job starts its own (`ray_runtime`:
+    127.0.0.1 only, no dashboard); each job finds it running and leaves it up, as a job
+    submitted to a cluster does. It saves Ray's start and stop (~14 s here) for every
+    job but the first, and it checks that jobs hand their workers everything they need
+    explicitly (the MLflow store of each test differs from the one at Ray's start)."""
+    from workflows.distributed.runtime import ray_runtime
+
+    with ray_runtime():
+        yield
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from sessions.io import parquet_rows, read_table
 from workflows.cli import app
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("shared_ray")]
 runner = CliRunner()
 NOTEBOOKS = sorted((Path(__file__).parents[2] / "notebooks").glob("*.ipynb"))
 TINY = {

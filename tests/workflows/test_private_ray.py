@@ -10,6 +10,7 @@ import sys
 import textwrap
 import time
 
+import polars as pl
 import psutil
 import pytest
 from listeners import ListenerWatch
@@ -51,3 +52,18 @@ def test_a_local_ray_is_private_even_when_ray_and_ray_data_were_imported_first()
     assert not found, found
     assert time.monotonic() - started < 300
     assert not [p for p in psutil.Process().children(recursive=True) if "raylet" in p.name()]  # shut down
+
+
+def test_preparing_the_task_is_left_to_the_jobs_ray_runtime():
+    """Building the task puts nothing into Ray: a `ray.put` there would start a Ray of its
+    own (every interface, no --address) before the job's runtime."""
+    import ray
+
+    from workflows.jobs.train_session import SessionTrainConfig
+    from workflows.training.session import SessionTask
+
+    train = pl.DataFrame({"anchor": ["a"], "positive": ["b"], "negative": ["c"], "anchor_id": [0],
+                          "positive_id": [1], "negative_id": [2]})  # fmt: skip
+    val = pl.DataFrame({"query_a": ["a", "a"], "query_b": ["b", "c"], "label": [1, 0]})
+    task = SessionTask(SessionTrainConfig(model="tiny"), train, val)
+    assert not ray.is_initialized() and task.examples == 1

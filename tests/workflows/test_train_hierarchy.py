@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from workflows.cli import app
 from workflows.jobs.train_hierarchy import HierarchyTrainConfig, TrainHierarchyJob, run
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("shared_ray")]
 runner = CliRunner()
 
 
@@ -36,6 +36,8 @@ def test_lookup_poincare_on_two_workers_reconstructs_the_mammals(store, tmp_path
     assert 0.0 < m["link_map"] < m["map"]  # held-out pairs are harder than seen ones
     assert m["spearman_norm_depth"] > 0.5
     assert outcome.registered is None and outcome.model_uri.endswith("/table")
+    logged = {a.path for a in store.list_artifacts(outcome.run_id)}
+    assert {"poincare_disk.png", "specificity_by_depth.png"} <= logged and set(outcome.figures) <= logged
     history = store.get_metric_history(outcome.run_id, "map")
     assert sorted(h.step for h in history)[:2] == [400, 800]
 
@@ -43,21 +45,6 @@ def test_lookup_poincare_on_two_workers_reconstructs_the_mammals(store, tmp_path
     assert evaluated.exit_code == 0, evaluated.output
     again = json.loads(evaluated.stdout)
     assert again["map"] == pytest.approx(m["map"]) and again["link_map"] == pytest.approx(m["link_map"])
-
-
-def test_euclidean_lookup_at_dim_2_is_far_below_poincare(store, tmp_path):
-    maps = {}
-    for manifold in ("poincare", "euclidean"):
-        cfg = HierarchyTrainConfig(
-            model="lookup", manifold=manifold, dim=2, epochs=60, batch_size=256, negatives=50, burnin_epochs=10,
-            eval_every=2000, workers=1,
-        )  # fmt: skip
-        outcome = train_hierarchy(cfg, storage=str(tmp_path / manifold))
-        maps[manifold] = outcome.metrics["map"]
-        assert ("poincare_disk.png" in outcome.figures) == (manifold == "poincare")
-        logged = {a.path for a in store.list_artifacts(outcome.run_id)}
-        assert {*outcome.figures, "specificity_by_depth.png"} <= logged
-    assert maps["poincare"] > 2.5 * maps["euclidean"]  # 0.44 and 0.13 (150 epochs: 0.75 and 0.14)
 
 
 def test_text_model_trains_registers_and_serves_points(store, tmp_path):
@@ -114,19 +101,19 @@ def test_a_run_killed_and_resumed_ends_where_an_uninterrupted_run_ends(store, ki
     """Batches, negatives and initialisation depend on the seed and the step alone, so the
     steps redone after the checkpoint are the same steps: the result is the same table."""
     cfg = HierarchyTrainConfig(
-        model="lookup", dim=5, holdout="edges", max_steps=600, epochs=100, batch_size=128, negatives=20,
-        eval_every=150, patience=100, workers=1, max_failures=1,
+        model="lookup", dim=5, holdout="edges", max_steps=300, epochs=100, batch_size=128, negatives=20,
+        eval_every=100, patience=100, workers=1, max_failures=1,
     )  # fmt: skip
     whole = train_hierarchy(cfg, experiment="uninterrupted", storage=str(tmp_path / "whole"))
 
     outcome: dict = {}
     thread = threading.Thread(target=lambda: outcome.update(r=train_hierarchy(cfg, storage=str(tmp_path / "cut"))))
     thread.start()
-    kill_a_worker(thread, "hierarchy-model", 350, workers=1)  # after the checkpoint of step 300 is registered
+    kill_a_worker(thread, "hierarchy-model", 150, workers=1)  # after the checkpoint of step 100 is registered
     thread.join(timeout=600)
     resumed = outcome["r"]
     run = store.get_run(resumed.run_id)
-    assert int(run.data.tags["resumed_from_step"]) in (300, 450) and resumed.metrics["steps"] == 600
+    assert int(run.data.tags["resumed_from_step"]) in (100, 200) and resumed.metrics["steps"] == 300
     for key in ("map", "mean_rank", "link_map", "spearman_norm_depth"):
         assert resumed.metrics[key] == pytest.approx(whole.metrics[key], rel=1e-9), key
 

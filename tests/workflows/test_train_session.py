@@ -25,7 +25,7 @@ from synth import SynthConfig, write_log
 from workflows.cli import app
 from workflows.jobs.train_session import SessionTrainConfig, TrainSessionJob, run
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("shared_ray")]
 runner = CliRunner()
 
 
@@ -161,17 +161,3 @@ def write_log_rows(path: Path) -> None:
     ]  # fmt: skip
     lines = ["AnonID\tQuery\tQueryTime\tItemRank\tClickURL", *("\t".join((*r, "", "")) for r in rows)]
     path.write_text("\n".join(lines) + "\n")
-
-
-def test_preparing_the_task_is_left_to_the_jobs_ray_runtime():
-    """Building the task puts nothing into Ray: a `ray.put` there would start a Ray of its
-    own (every interface, no --address) before the job's runtime."""
-    import ray
-
-    from workflows.training.session import SessionTask
-
-    train = pl.DataFrame({"anchor": ["a"], "positive": ["b"], "negative": ["c"], "anchor_id": [0],
-                          "positive_id": [1], "negative_id": [2]})  # fmt: skip
-    val = pl.DataFrame({"query_a": ["a", "a"], "query_b": ["b", "c"], "label": [1, 0]})
-    task = SessionTask(tiny(), train, val)
-    assert not ray.is_initialized() and task.examples == 1

@@ -85,7 +85,7 @@ def storage() -> Any:
 
 
 def overwrite() -> Any:
-    return field(default=False, metadata={"help": "write into an output directory holding another job's output"})
+    return field(default=False, metadata={"help": "replace an output directory that holds another job's output (deleted first)"})
 
 
 def output_dir(value: str | None, produces: str | None = None, overwrite: bool = False,
