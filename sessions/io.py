@@ -234,9 +234,9 @@ def claim_output(out: str | Path, produces: str, overwrite: bool = False, inputs
     job's finished output (its `report.json` without `produces` beside it) unless
     `overwrite`, which replaces that directory whole. Then removes the directory's
     `report.json`, so that until the job writes its new report nothing there looks
-    complete. Returns `out` as a string.
+    complete. Returns `out` as a string (a local path made absolute).
     """
-    out = str(out)
+    out = storage.absolute(out)  # the same directory for Ray workers, whose working directory differs
     if storage.is_file(out):
         raise ValueError(f"--output {out}: a file is there; the output is a directory")
     check_apart(out, inputs)
@@ -266,7 +266,7 @@ def job_output(directory: str | Path, name: str) -> str:
     that has finished: its `report.json` is there. Raises IncompleteOutputError when
     the directory has `name` but no report (its job is running, failed or was killed),
     FileNotFoundError when it has no `name`."""
-    target = storage.join(directory, name)
+    target = storage.join(storage.absolute(directory), name)
     if not storage.exists(target):
         raise FileNotFoundError(f"{directory}: no {name} here")
     if not storage.exists(storage.join(directory, REPORT)):

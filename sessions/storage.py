@@ -143,6 +143,13 @@ def _errors(location: str | os.PathLike) -> Iterator[None]:
         raise StorageError(f"{location}: {message}") from None
 
 
+def absolute(location: str | os.PathLike) -> str:
+    """A local path made absolute (against this process's working directory, so that a
+    Ray worker, whose working directory differs, finds the same file); URIs as they are."""
+    text = str(location)
+    return os.path.abspath(os.path.expanduser(text)) if not scheme(text) else text
+
+
 def join(location: str | os.PathLike, *names: str) -> str:
     """`location/name/...`, keeping a URI a URI (`os.path.join` for local paths)."""
     text = str(location)
@@ -239,7 +246,7 @@ def expand(inputs: Sequence[str | os.PathLike]) -> list[str]:
     Raises FileNotFoundError for a missing file, an empty directory or a pattern
     matching nothing."""
     files: list[str] = []
-    for item in map(str, inputs):
+    for item in map(absolute, inputs):
         if _GLOB.search(item) and not exists(item):
             matches = _glob(item)
             if not matches:

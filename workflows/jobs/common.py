@@ -85,7 +85,8 @@ def storage() -> Any:
 
 
 def overwrite() -> Any:
-    return field(default=False, metadata={"help": "replace an output directory that holds another job's output (deleted first)"})
+    help = "replace an output directory that holds another job's output (deleted first)"
+    return field(default=False, metadata={"help": help})
 
 
 def output_dir(value: str | None, produces: str | None = None, overwrite: bool = False,
@@ -100,7 +101,7 @@ def output_dir(value: str | None, produces: str | None = None, overwrite: bool =
     from sessions import storage
     from sessions.io import check_apart, claim_output
 
-    location = require(value, "output")
+    location = storage.absolute(require(value, "output"))
     if storage.is_file(location):
         raise ValueError(f"--output {location}: a file is there; the output is a directory")
     storage.expand(inputs)  # every input is there before anything of the output changes

@@ -108,7 +108,8 @@ def run(cfg: DemoConfig, on_step: Callable[[str], None] = lambda step: None) -> 
     from workflows.distributed.runtime import ray_runtime
     from workflows.tracking.store import tracking_uri, use_store
 
-    output, data, fmt = common.output_dir(cfg.output), cfg.data, cfg.format
+    output, data, fmt = common.output_dir(cfg.output, inputs=[cfg.data] if cfg.data else []), cfg.data, cfg.format
+    storage.remove(storage.join(output, SUMMARY_FILE))  # an earlier run's: written again once every step is done
     local = storage.local_path(output)
     scratch = tempfile.TemporaryDirectory() if local is None else None  # figures are drawn locally
     figures = (local if local is not None else Path(scratch.name)) / "figures"  # type: ignore[union-attr]
