@@ -77,27 +77,27 @@ def test_a_killed_worker_is_replaced_and_training_resumes_from_the_checkpoint(
 ):
     storage = tmp_path / "ray"
     outcome: dict = {}
-    cfg = tiny(epochs=10, max_steps=160, eval_every=40, patience=100, max_failures=2)
+    cfg = tiny(epochs=10, max_steps=80, eval_every=20, patience=100, max_failures=2)
 
     def run() -> None:
         outcome["result"] = train_session(pairs_dir, cfg, storage=str(storage), register=False)
 
     thread = threading.Thread(target=run)
     thread.start()
-    # Kill once the checkpoint of step 40 is registered: rank 0 logs step 60 only after
-    # every rank's `ray.train.report` of step 40 has returned.
-    kill_a_worker(thread, "session-model", 60, workers=2)
+    # Kill once the checkpoint of step 20 is registered: rank 0 logs step 30 only after
+    # every rank's `ray.train.report` of step 20 has returned.
+    kill_a_worker(thread, "session-model", 30, workers=2)
     assert list(storage.glob("*/checkpoint_*")), "no checkpoint was written"
     thread.join(timeout=600)
     result = outcome["result"]
     run = store.get_run(result.run_id)
     resumed = int(run.data.tags["resumed_from_step"])
-    assert resumed % 40 == 0 and 0 < resumed < 160
+    assert resumed % 20 == 0 and 0 < resumed < 80
     steps = [m.step for m in store.get_metric_history(result.run_id, "loss")]
-    assert set(steps) == set(range(1, 161))
-    redone = len(steps) - 160  # steps between the checkpoint and the failure ran twice
-    assert 0 <= redone < 40 + 10
-    assert result.metrics["steps"] == 160
+    assert set(steps) == set(range(1, 81))
+    redone = len(steps) - 80  # steps between the checkpoint and the failure ran twice
+    assert 0 <= redone < 20 + 10
+    assert result.metrics["steps"] == 80
 
 
 def test_cli_train_evaluate_and_learned_segmentation(pairs_dir, store, tmp_path):
