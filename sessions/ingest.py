@@ -21,7 +21,7 @@ import polars as pl
 
 from sessions import storage
 from sessions.formats import ColumnMap, Parsed, format_for
-from sessions.io import REPORT, ParquetSink, claim_output, parquet_rows, write_json
+from sessions.io import MANIFEST, REPORT, ParquetSink, claim_output, parquet_rows, write_json
 from sessions.parallel import ordered_map
 from sessions.records import DEFAULT_BLOCK_BYTES
 from sessions.schema import EVENT_SCHEMA, REJECTED_SCHEMA
@@ -71,8 +71,18 @@ class IngestReport:
 
 def expand_inputs(inputs: Sequence[str | Path]) -> list[str]:
     """Input files in the order given, local paths or URIs (`sessions.storage.expand`:
-    a directory stands for its files, sorted by name; a glob pattern for its matches)."""
-    return storage.expand(inputs)
+    a directory stands for its files, sorted by name; a glob pattern for its matches).
+    ValueError when they take in a sessionflow job's output (its report.json, or the parts
+    of a dataset with a manifest): an output is read as a whole, never parsed as a log."""
+    files = storage.expand(inputs)
+    datasets = {storage.parent(f) for f in files if f.endswith(".parquet")}
+    for location in [*(f for f in files if storage.name(f) == REPORT), *sorted(datasets)]:
+        if storage.name(location) == REPORT or storage.exists(storage.join(location, MANIFEST)):
+            raise ValueError(
+                f"{storage.parent(location) if storage.name(location) == REPORT else location}: the output of a "
+                "sessionflow job among the raw logs; give an output alone, and raw logs without outputs"
+            )
+    return files
 
 
 def iter_parsed(

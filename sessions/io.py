@@ -129,8 +129,9 @@ def publish_dataset(path: str | Path, parts: Sequence[tuple[str, int]]) -> None:
     manifest = {"format": "parquet", "rows": sum(rows for _, rows in parts),
                 "parts": [{"name": name, "rows": rows} for name, rows in parts]}  # fmt: skip
     storage.write_text(json.dumps(manifest, indent=1) + "\n", storage.join(path, MANIFEST))
-    listed = set(names)
-    stale = [f for f in storage.list_files(path, recursive=True) if storage.name(f) not in listed]
+    listed = {*names, MANIFEST}
+    # parts of earlier runs, and temporary files of killed ones (hidden names)
+    stale = [f for f in storage.list_files(path, recursive=True, hidden=True) if storage.name(f) not in listed]
     storage.remove_files(stale)
 
 
@@ -247,16 +248,38 @@ def claim_output(out: str | Path, produces: str, overwrite: bool = False, inputs
                 f"--output {out} holds another job's output (no {produces} beside its {REPORT}); "
                 "choose another directory or pass --overwrite"
             )
-        storage.remove(out)  # --overwrite: that job's output is replaced, not mixed with this one's
+        _remove_outputs_of(out)  # --overwrite: that job's outputs go, not mixed with this one's
     storage.remove(report)
     storage.make_dirs(out)
     storage.remove_leftovers(out, [STAGING_PREFIX])  # staging and temporary files of earlier runs that were killed
     return out
 
 
+def _remove_outputs_of(out: str) -> None:
+    """Delete what the job whose report is in `out` wrote there (its report's `outputs`),
+    and nothing else: a directory that merely holds a file named report.json keeps its
+    files. ValueError when that report is not a sessionflow job's."""
+    report = storage.join(out, REPORT)
+    try:
+        outputs = read_json(report).get("outputs")
+    except (ValueError, AttributeError):
+        outputs = None
+    if not isinstance(outputs, dict):
+        raise ValueError(f"--output {out}: its {REPORT} is not a sessionflow job's report; choose another directory")
+    for location in outputs.values():
+        if isinstance(location, str) and storage.contains(out, location) and not storage.same_location(out, location):
+            storage.remove(location)
+    storage.remove(report)
+
+
 def check_apart(out: str | Path, inputs: Sequence[str | Path]) -> None:
-    """ValueError when the output `out` is one of `inputs`, lies inside one or holds one."""
-    for source in map(str, inputs):
+    """ValueError when the output `out` is one of `inputs` (given, or the files they
+    expand to, symbolic links followed), lies inside one or holds one; and for an output
+    that would not outlive the process (memory://)."""
+    if storage.scheme(out) == "memory":
+        raise ValueError(f"--output {out}: memory:// lives only as long as this process; give a path or a URI")
+    files = storage.expand(inputs) if inputs else []
+    for source in [*map(str, inputs), *files]:
         if storage.contains(out, source) or storage.contains(source, out):
             raise ValueError(f"--output {out} overlaps the input {source}; a job never writes where it reads")
 

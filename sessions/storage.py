@@ -101,7 +101,12 @@ def resolve(location: str | os.PathLike) -> tuple[pafs.FileSystem, str]:
     text = str(location)
     kind = scheme(text)
     if kind in ("", "file"):
-        path = text[len("file://") :] if kind else text
+        path = text
+        if kind:  # file:///p, file://localhost/p (RFC 8089); another host is not this machine
+            host, slash, rest = text[len("file://") :].partition("/")
+            if host not in ("", "localhost"):
+                raise StorageError(f"{text}: a file:// URI of another host ({host}); give a path on this machine")
+            path = slash + rest
         return pafs.LocalFileSystem(), os.path.abspath(os.path.expanduser(path))
     rest = text[len(kind) + 3 :]
     authority, _, key = rest.partition("/")
@@ -147,7 +152,9 @@ def absolute(location: str | os.PathLike) -> str:
     """A local path made absolute (against this process's working directory, so that a
     Ray worker, whose working directory differs, finds the same file); URIs as they are."""
     text = str(location)
-    return os.path.abspath(os.path.expanduser(text)) if not scheme(text) else text
+    if not (kind := scheme(text)):
+        return os.path.abspath(os.path.expanduser(text))
+    return kind + text[len(kind) :]  # the scheme in lower case (S3:// is s3://)
 
 
 def join(location: str | os.PathLike, *names: str) -> str:
@@ -444,7 +451,7 @@ def contains(outer: str | os.PathLike, inner: str | os.PathLike) -> bool:
         head = next((i for i, part in enumerate(parts) if _GLOB.search(part)), len(parts))
         return "/".join(parts[:head]) or "/"
 
-    a, b = fixed(outer), fixed(inner)
+    a, b = fixed(absolute(outer)), fixed(absolute(inner))
     if is_local(a) and is_local(b):
         a, b = (os.path.realpath(resolve(x)[1]) for x in (a, b))
     else:

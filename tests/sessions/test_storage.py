@@ -128,14 +128,18 @@ def test_a_file_write_is_atomic(s3):
 
 def test_an_output_of_another_job_is_kept_unless_overwrite(tmp_path):
     out = str(tmp_path / "out")
-    io.write_json({"job": "ingest"}, storage.join(out, "report.json"))
+    io.write_json(
+        {"outputs": {"events.parquet": storage.join(out, "events.parquet")}}, storage.join(out, "report.json")
+    )
     storage.write_text("", storage.join(out, "events.parquet"))
     with pytest.raises(ValueError, match=r"another job's output.*--overwrite"):
         io.claim_output(out, "sessions.parquet")
     assert storage.exists(storage.join(out, "report.json"))
     io.claim_output(out, "events.parquet")  # the same job again: fine, and not complete until it is done
     assert not storage.exists(storage.join(out, "report.json"))
-    io.write_json({}, storage.join(out, "report.json"))
+    io.write_json(
+        {"outputs": {"events.parquet": storage.join(out, "events.parquet")}}, storage.join(out, "report.json")
+    )
     with pytest.raises(ValueError, match="a file is there"):
         io.claim_output(storage.join(out, "events.parquet"), "x")
     io.claim_output(out, "sessions.parquet", overwrite=True)
@@ -196,7 +200,9 @@ def test_contains_compares_locations_not_strings(tmp_path):
     assert storage.contains(str(tmp_path / "logs"), str(tmp_path / "logs" / "**" / "*.tsv"))
     assert not storage.contains(str(tmp_path / "logs"), str(tmp_path / "logs2"))  # a prefix is not a parent
     assert storage.contains("s3://b/x", "s3://b/x/y/") and not storage.contains("s3://b/x", "s3://b/xy")
+    assert storage.contains("S3://b/x", "s3://b/x/y") and storage.contains("s3://b/x/", "S3://b/x")  # scheme case
     assert not storage.contains("s3://b/x", str(tmp_path))
+    assert storage.contains(f"file://localhost{tmp_path}", str(tmp_path / "logs"))
 
 
 NAME = st.sampled_from(["a", "b", "_c", ".d"])

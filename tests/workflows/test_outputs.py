@@ -67,6 +67,12 @@ def test_an_output_overlapping_an_input_is_refused_and_the_input_kept(done, monk
         ["segment", "logs", "-f", "aol", "-o", "sessions", "--method", "learned", "--model", "models:/none/1",
          "--engine", "local"],  # a model that is not there
         ["mine", "nothing", "-o", "pairs"],
+        # missing models, each with --overwrite: checked before anything of the output goes
+        ["segment", "logs", "-f", "aol", "-o", "sessions", "--method", "learned", "--model", "models:/none/1",
+         "--engine", "ray", "--overwrite"],
+        ["score", "logs", "-f", "aol", "-o", "sessions", "--session-model", "models:/none/1", "--overwrite"],
+        ["annotate", "sessions", "-o", "pairs", "--model", "models:/none@champion", "--overwrite"],
+        ["segment", "events", "logs", "-f", "aol", "-o", "sessions", "--engine", "local"],  # an output among logs
     ],
 )  # fmt: skip
 def test_a_refused_job_leaves_the_last_output_complete(done, monkeypatch, job):
@@ -78,6 +84,41 @@ def test_a_refused_job_leaves_the_last_output_complete(done, monkeypatch, job):
     assert result.exit_code == 2, result.output
     assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1, result.output
     assert snapshot(target) == before and (target / "report.json").exists()
+
+
+def test_overwrite_deletes_what_the_other_job_wrote_and_nothing_else(tmp_path, done):
+    (done / "events" / "notes.txt").write_text("mine")  # a user's file beside an output
+    replaced = sessionflow(
+        "segment", done / "logs", "-f", "aol", "-o", done / "events", "--engine", "local", "--overwrite"
+    )
+    assert replaced.exit_code == 0, replaced.output
+    assert (done / "events" / "notes.txt").read_text() == "mine" and not (done / "events" / "events.parquet").exists()
+    home = tmp_path / "home"  # a directory with a report.json sessionflow did not write
+    (home / "docs").mkdir(parents=True)
+    (home / "docs" / "thesis.txt").write_text("precious")
+    (home / "report.json").write_text('{"mine": 1}')
+    refused = sessionflow("ingest", done / "logs", "-f", "aol", "-o", home, "--engine", "local", "--overwrite")
+    assert refused.exit_code == 2 and "not a sessionflow job's report" in refused.output, refused.output
+    assert (home / "docs" / "thesis.txt").read_text() == "precious"
+
+
+def test_an_input_reached_through_a_link_into_the_output_is_refused(done, tmp_path):
+    (tmp_path / "linked").mkdir()
+    (tmp_path / "linked" / "x.tsv").symlink_to(done / "sessions" / "report.json")
+    result = sessionflow("ingest", tmp_path / "linked", "-f", "aol", "-o", done / "sessions", "--overwrite")
+    assert result.exit_code == 2 and "overlaps the input" in result.output, result.output
+    assert (done / "sessions" / "report.json").exists()
+
+
+def test_outputs_that_would_not_last_or_name_another_host_are_refused(done):
+    memory = sessionflow("ingest", done / "logs", "-f", "aol", "-o", "memory://x/y", "--engine", "local")
+    assert memory.exit_code == 2 and "memory:// lives only as long as this process" in memory.output
+    here = sessionflow("ingest", f"file://localhost{done}/logs", "-f", "aol", "-o", f"file://localhost{done}/ev2",
+                       "--engine", "local")  # fmt: skip
+    assert here.exit_code == 0, here.output
+    assert (done / "ev2" / "report.json").exists()
+    other = sessionflow("ingest", "file://elsewhere/logs", "-f", "aol", "-o", done / "ev3", "--engine", "local")
+    assert other.exit_code == 2 and "another host" in other.output, other.output
 
 
 def test_overwrite_replaces_another_jobs_output_whole(done):
@@ -110,13 +151,14 @@ def test_another_jobs_output_or_a_non_parquet_file_is_named_not_misread(done):
 
 def test_what_killed_runs_left_is_removed_by_the_next_run(done):
     leftovers = [done / "sessions" / ".staging-0badf00d" / "b1" / "p.parquet",
-                 done / "sessions" / ".report.json.tmp-123456789abc"]  # fmt: skip
+                 done / "sessions" / ".report.json.tmp-123456789abc",
+                 done / "sessions" / "sessions.parquet" / ".part-0badf00d-00003.parquet.tmp-5424caa38671"]  # fmt: skip
     for path in leftovers:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("half")
     result = sessionflow("segment", done / "logs", "-f", "aol", "-o", done / "sessions", "--engine", "local")
     assert result.exit_code == 0, result.output
-    assert not any(p.name.startswith(".") for p in (done / "sessions").iterdir())
+    assert not [p for p in (done / "sessions").rglob(".*")]
 
 
 def test_a_log_without_one_good_row_gives_empty_sessions(tmp_path):

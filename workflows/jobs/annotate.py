@@ -157,5 +157,12 @@ def run(job: AnnotateJob) -> dict:
     common.require(job.inputs, "inputs", argument=True)
     common.check_format(job.format)
     mapping = common.mapping_of(job.map)
+    from workflows.tracking.store import require_model, use_store
+
+    if len(job.inputs) == 1:
+        is_segment_output(job.inputs[0])  # IncompleteOutputError for an unfinished one
+    common.check_output(job.output, job.inputs)
+    use_store()
+    require_model(job.model)  # before the output is claimed
     output = common.output_dir(job.output, ANNOTATIONS_FILE, job.overwrite, job.inputs)
     return annotate_logs(job.inputs, job.format, output, job.model, job.threshold, mapping)

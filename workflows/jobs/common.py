@@ -89,6 +89,30 @@ def overwrite() -> Any:
     return field(default=False, metadata={"help": help})
 
 
+def check_log_inputs(inputs: Sequence[str], fmt: str | None, ingested: bool = True) -> None:
+    """Raw logs (or, when `ingested`, one `ingest` output) as a job reads them, checked
+    before the job touches its output: ValueError / FileNotFoundError as the readers raise."""
+    from sessions.ingest import expand_inputs
+    from sessions.pipeline import ingest_source
+
+    if not ingested or ingest_source(inputs, fmt) is None:
+        expand_inputs(inputs)
+
+
+def check_output(value: str | None, inputs: Sequence[str] = ()) -> str:
+    """The checks of `output_dir` that change nothing: the output is given, is not a file,
+    every input is there and none overlaps the output. Returns the output location."""
+    from sessions import storage
+    from sessions.io import check_apart
+
+    location = storage.absolute(require(value, "output"))
+    if storage.is_file(location):
+        raise ValueError(f"--output {location}: a file is there; the output is a directory")
+    storage.expand(inputs)  # every input is there before anything of the output changes
+    check_apart(location, inputs)
+    return location
+
+
 def output_dir(value: str | None, produces: str | None = None, overwrite: bool = False,
                inputs: Sequence[str] = ()) -> str:  # fmt: skip
     """The output directory of a job (a local path or a URI: `sessions.storage`), claimed
@@ -98,14 +122,7 @@ def output_dir(value: str | None, produces: str | None = None, overwrite: bool =
     was. ValueError when it is not given, is an existing file, overlaps an input or
     holds another job's output (unless `overwrite`); FileNotFoundError when an input is
     missing; StorageError when a filesystem cannot be reached."""
-    from sessions import storage
-    from sessions.io import check_apart, claim_output
+    from sessions.io import claim_output
 
-    location = storage.absolute(require(value, "output"))
-    if storage.is_file(location):
-        raise ValueError(f"--output {location}: a file is there; the output is a directory")
-    storage.expand(inputs)  # every input is there before anything of the output changes
-    if produces is None:  # the job claims it itself
-        check_apart(location, inputs)
-        return location
-    return claim_output(location, produces, overwrite, inputs)
+    location = check_output(value, inputs)
+    return claim_output(location, produces, overwrite, inputs) if produces else location

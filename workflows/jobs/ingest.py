@@ -41,6 +41,7 @@ def run(job: IngestJob, on_rows: Callable[[int], None] | None = None) -> IngestR
     fmt = common.require(job.format, "format")
     common.check_format(fmt)
     mapping = common.mapping_of(job.map)
+    common.check_log_inputs(job.inputs, fmt, ingested=False)
     output = common.output_dir(job.output, EVENTS_FILE, job.overwrite, job.inputs)
     if job.engine == "ray":
         from workflows.distributed.runtime import ray_runtime

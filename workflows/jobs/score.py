@@ -65,13 +65,18 @@ def run(job: ScoreJob):  # -> ScoreReport
     """Score every row of `job.inputs` into OUTPUT/scores.parquet (see
     `workflows.distributed.score_job`); ValueError / FileNotFoundError for bad settings or inputs."""
     from workflows.distributed.runtime import ray_runtime
-    from workflows.tracking.store import use_store
+    from workflows.tracking.store import require_model, use_store
 
     common.require(job.inputs, "inputs", argument=True)
     common.check_format(job.format)
     mapping = common.mapping_of(job.map)
-    output = common.output_dir(job.output, inputs=job.inputs)  # claimed by `score`, which may resume
+    common.check_output(job.output, job.inputs)
     use_store()
+    for model in (job.score.session_model, job.score.hierarchy_model):
+        if model:
+            require_model(model)  # before the output is claimed
+    common.check_log_inputs(job.inputs, job.format)
+    output = common.output_dir(job.output, inputs=job.inputs)  # claimed by `score`, which may resume
     with ray_runtime(job.address):
         from workflows.distributed.score_job import score  # imports ray: after the runtime's settings
 

@@ -68,6 +68,11 @@ def run(job: SegmentJob, on_rows: Callable[[int], None] | None = None) -> Segmen
     mapping = common.mapping_of(job.map)
     config = to_dict(job)  # the report records every setting of the job
     scorer = session_scorer(job.model) if job.engine == "local" else None  # a bad model: refused before the output
+    if job.model and job.engine == "ray":
+        from workflows.tracking.store import require_model
+
+        require_model(job.model)
+    common.check_log_inputs(job.inputs, job.format)
     output = common.output_dir(job.output, SESSIONS_FILE, job.overwrite, job.inputs)
     if job.engine == "ray":
         from workflows.distributed.runtime import ray_runtime

@@ -161,6 +161,24 @@ def run_of(uri: str) -> str:
     return uri.removeprefix("runs:/").split("/")[0]
 
 
+def require_model(uri: str) -> None:
+    """Check, without loading it, that the store has a model at `uri` (models:/NAME@ALIAS,
+    models:/NAME/VERSION, runs:/RUN_ID/PATH or a local model directory), so that a job
+    refuses a missing model before it changes its output. ValueError in one line otherwise."""
+    from mlflow.exceptions import MlflowException
+
+    if not uri:
+        raise ValueError("a model URI is empty: give models:/NAME@ALIAS, models:/NAME/VERSION or runs:/RUN_ID/model")
+    run = run_of(uri)
+    if uri.startswith("runs:/"):
+        try:
+            use_store().get_run(run)
+        except MlflowException as err:
+            raise ValueError(f"{uri}: {err.message.splitlines()[0]} (tracking store: {tracking_uri()})") from None
+    elif not uri.startswith("models:/") and not Path(uri, "MLmodel").exists():
+        raise ValueError(f"{uri}: no model there (no MLmodel file); give models:/NAME@ALIAS or runs:/RUN_ID/model")
+
+
 def load_pyfunc(uri: str) -> mlflow.pyfunc.PyFuncModel:
     """`mlflow.pyfunc.load_model(uri)`; ValueError naming `uri` when the store has no model there
     (an unknown name, version, alias or run, or a path without an MLmodel file)."""
