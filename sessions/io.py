@@ -280,7 +280,7 @@ def check_apart(out: str | Path, inputs: Sequence[str | Path]) -> None:
         raise ValueError(f"--output {out}: memory:// lives only as long as this process; give a path or a URI")
     files = storage.expand(inputs) if inputs else []
     for source in [*map(str, inputs), *files]:
-        if storage.contains(out, source) or storage.contains(source, out):
+        if storage.contains(out, source) or storage.may_match_under(source, out):
             raise ValueError(f"--output {out} overlaps the input {source}; a job never writes where it reads")
 
 

@@ -459,6 +459,36 @@ def contains(outer: str | os.PathLike, inner: str | os.PathLike) -> bool:
     return b == a or b.startswith(a.rstrip("/") + "/")
 
 
+def may_match_under(location: str | os.PathLike, directory: str | os.PathLike) -> bool:
+    """Whether `location` (a path, or a glob pattern) is `directory`, lies above it, or
+    is a pattern that could match a file under it (`*.gz` cannot match `out/x.parquet`;
+    `logs/**` can match `logs/out/x`)."""
+    text = absolute(location)
+    if not _GLOB.search(text):
+        return contains(text, directory)
+    parts = text.rstrip("/").split("/")
+    head = next(i for i, part in enumerate(parts) if _GLOB.search(part))
+    base = "/".join(parts[:head]) or "/"
+    if not contains(base, directory):
+        return False
+    a, b = absolute(base), absolute(directory)
+    if is_local(a) and is_local(b):
+        a, b = (os.path.realpath(resolve(x)[1]) for x in (a, b))
+    below = [p for p in b[len(a.rstrip("/")) :].split("/") if p]
+    return _could_match(below, parts[head:])
+
+
+def _could_match(below: list[str], wanted: list[str]) -> bool:
+    """Whether some file under the directory `below` (components) matches `wanted`."""
+    if not wanted:
+        return False
+    if not below:
+        return True
+    if wanted[0] == "**":
+        return _could_match(below, wanted[1:]) or _could_match(below[1:], wanted)
+    return _match_name(below[0], wanted[0]) and _could_match(below[1:], wanted[1:])
+
+
 def size_and_mtime(location: str | os.PathLike) -> tuple[int, int | None]:
     """A file's size in bytes and its modification time (ns since the epoch, UTC;
     None where the filesystem keeps none)."""

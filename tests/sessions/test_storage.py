@@ -203,6 +203,11 @@ def test_contains_compares_locations_not_strings(tmp_path):
     assert storage.contains("S3://b/x", "s3://b/x/y") and storage.contains("s3://b/x/", "S3://b/x")  # scheme case
     assert not storage.contains("s3://b/x", str(tmp_path))
     assert storage.contains(f"file://localhost{tmp_path}", str(tmp_path / "logs"))
+    # a pattern is above a directory only if it could match a file under it
+    assert not storage.may_match_under(str(tmp_path / "*.tsv"), str(tmp_path / "out"))
+    assert storage.may_match_under(str(tmp_path / "**" / "*.tsv"), str(tmp_path / "out"))
+    assert not storage.may_match_under("s3://b/aol/*.gz", "s3://b/aol/sessions")
+    assert storage.may_match_under("s3://b/aol/*/x.gz", "s3://b/aol/sessions")
 
 
 NAME = st.sampled_from(["a", "b", "_c", ".d"])

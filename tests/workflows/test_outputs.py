@@ -44,7 +44,7 @@ def snapshot(directory: Path) -> dict[str, bytes]:
         (["ingest", "logs", "-f", "aol"], "logs"),  # the input itself
         (["segment", "logs", "-f", "aol"], "logs/out"),  # inside it: a rerun would read its own output
         (["segment", "logs/part-1.tsv", "-f", "aol"], "."),  # holding it: --overwrite would delete it
-        (["segment", "logs/*.tsv", "-f", "aol"], "logs/x"),  # a pattern stands for its directory
+        (["segment", "logs/**", "-f", "aol"], "logs/x"),  # a pattern that could match the output's files
         (["mine", "sessions"], "sessions"),
         (["annotate", "sessions"], "sessions/annotated"),
         (["score", "logs", "-f", "aol"], "logs"),
@@ -84,6 +84,14 @@ def test_a_refused_job_leaves_the_last_output_complete(done, monkeypatch, job):
     assert result.exit_code == 2, result.output
     assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1, result.output
     assert snapshot(target) == before and (target / "report.json").exists()
+
+
+def test_a_pattern_that_cannot_match_the_output_is_fine(done, monkeypatch):
+    monkeypatch.chdir(done / "logs")
+    result = sessionflow("ingest", "*.tsv", "-f", "aol", "-o", "out", "--engine", "local")
+    assert result.exit_code == 0, result.output
+    again = sessionflow("ingest", "*.tsv", "-f", "aol", "-o", "out", "--engine", "local")  # reads no output back
+    assert again.exit_code == 0 and json.loads((done / "logs" / "out" / "report.json").read_text())["rows_in"] == 8
 
 
 def test_overwrite_deletes_what_the_other_job_wrote_and_nothing_else(tmp_path, done):
