@@ -37,7 +37,7 @@ import ray
 from sessions import storage
 from sessions.buckets import user_bucket
 from sessions.formats import ColumnMap
-from sessions.ingest import REJECTED_FILE, REPORT_FILE, expand_inputs
+from sessions.ingest import REJECTED_FILE, REPORT_FILE
 from sessions.io import (
     claim_output,
     part_name,
@@ -186,7 +186,7 @@ def _job_key(
     """What makes two runs the same job: the inputs as they are on disk, the models as
     registered now (an alias that moved is another job), and every setting."""
     files = []
-    for location in expand_inputs(inputs):
+    for location in storage.expand(inputs):  # raw logs, or the files of an ingest output
         size, mtime = storage.size_and_mtime(location)
         local = storage.local_path(location)
         files.append({"path": str(local.resolve()) if local else location, "bytes": size, "mtime": mtime})
