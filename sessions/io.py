@@ -233,7 +233,7 @@ def claim_output(out: str | Path, produces: str, overwrite: bool = False, inputs
     Refuses (ValueError) an output that is one of the inputs, lies inside one or holds
     one (a job never writes where it reads), a file, and a directory holding another
     job's finished output (its `report.json` without `produces` beside it) unless
-    `overwrite`, which replaces that directory whole. Then removes the directory's
+    `overwrite`, which deletes what that job wrote (`_remove_outputs_of`). Then removes the directory's
     `report.json`, so that until the job writes its new report nothing there looks
     complete. Returns `out` as a string (a local path made absolute).
     """

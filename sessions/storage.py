@@ -451,12 +451,16 @@ def contains(outer: str | os.PathLike, inner: str | os.PathLike) -> bool:
         head = next((i for i, part in enumerate(parts) if _GLOB.search(part)), len(parts))
         return "/".join(parts[:head]) or "/"
 
-    a, b = fixed(absolute(outer)), fixed(absolute(inner))
-    if is_local(a) and is_local(b):
-        a, b = (os.path.realpath(resolve(x)[1]) for x in (a, b))
-    else:
-        a, b = a.rstrip("/"), b.rstrip("/")
+    a, b = _comparable(fixed(absolute(outer)), fixed(absolute(inner)))
     return b == a or b.startswith(a.rstrip("/") + "/")
+
+
+def _comparable(a: str, b: str) -> tuple[str, str]:
+    """Two absolute locations in one form for comparing paths: local ones with symlinks
+    resolved, URIs without a trailing slash."""
+    if is_local(a) and is_local(b):
+        return os.path.realpath(resolve(a)[1]), os.path.realpath(resolve(b)[1])
+    return a.rstrip("/"), b.rstrip("/")
 
 
 def may_match_under(location: str | os.PathLike, directory: str | os.PathLike) -> bool:
@@ -471,9 +475,7 @@ def may_match_under(location: str | os.PathLike, directory: str | os.PathLike) -
     base = "/".join(parts[:head]) or "/"
     if not contains(base, directory):
         return False
-    a, b = absolute(base), absolute(directory)
-    if is_local(a) and is_local(b):
-        a, b = (os.path.realpath(resolve(x)[1]) for x in (a, b))
+    a, b = _comparable(absolute(base), absolute(directory))
     below = [p for p in b[len(a.rstrip("/")) :].split("/") if p]
     return _could_match(below, parts[head:])
 
