@@ -85,7 +85,7 @@ def storage() -> Any:
 
 
 def overwrite() -> Any:
-    help = "replace an output directory that holds another job's output (deleted first)"
+    help = "write where another job's output is, deleting the files its report.json lists first"
     return field(default=False, metadata={"help": help})
 
 
