@@ -5,7 +5,8 @@ Everything here is vectorised: no Python function runs per row.
 
 from __future__ import annotations
 
-import re
+import csv
+import functools
 from collections.abc import Sequence
 
 import polars as pl
@@ -31,21 +32,27 @@ _EPOCH_RANGE = (631_152_000, 4_102_444_800)
 def split_delimited(text: pl.Expr, sep: str, quote: str | None) -> pl.Expr:
     """Split each record into its list of fields.
 
-    Without a quote character this is a plain split (AOL, TSV). With one, a field
-    that starts with the quote runs to the matching closing quote, may hold the
-    separator and newlines, and has its doubled quotes undone (RFC 4180); a field
-    that starts with the quote but never closes is kept as written.
+    Without a quote character this is a plain split (AOL, TSV). With one, each record
+    is split by Python's `csv` reader (RFC 4180, not strict), so every field is what
+    `csv` reads: a quoted field may hold the separator, newlines and doubled quotes; a
+    quote inside an unquoted field is text (`12" pizza pan`); text after a closing
+    quote stays in the field (`"best" pizza places` is `best pizza places`).
     """
     if quote is None:
         return text.str.split(sep)
-    s, q = re.escape(sep), re.escape(quote)
-    # With a separator put in front of the record, every field is one match that
-    # starts with its separator (never an empty match, which regex iteration skips past).
-    pattern = rf"{s}(?:{q}(?:[^{q}]|{q}{q})*{q}|[^{s}]*)"
-    field = pl.element().str.strip_prefix(sep)
-    quoted = field.str.starts_with(quote) & field.str.ends_with(quote) & (field.str.len_chars() >= 2)
-    unquoted = field.str.slice(1, field.str.len_chars() - 2).str.replace_all(quote * 2, quote, literal=True)
-    return (pl.lit(sep) + text).str.extract_all(pattern).list.eval(pl.when(quoted).then(unquoted).otherwise(field))
+    return text.map_batches(functools.partial(_csv_fields, sep=sep, quote=quote), return_dtype=pl.List(pl.String))
+
+
+def _csv_fields(texts: pl.Series, *, sep: str, quote: str) -> pl.Series:
+    def fields(record: str | None) -> list[str] | None:
+        if record is None:
+            return None
+        try:
+            return next(csv.reader([record], delimiter=sep, quotechar=quote), [""])
+        except csv.Error:  # a bare carriage return inside an unquoted field: one field, as written
+            return [record]
+
+    return pl.Series([fields(t) for t in texts.to_list()], dtype=pl.List(pl.String))
 
 
 def parse_time(expr: pl.Expr, formats: Sequence[str] = ISO_TIME_FORMATS) -> pl.Expr:

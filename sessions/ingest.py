@@ -10,6 +10,8 @@ Outputs in the directory: `events.parquet`, `rejected.parquet`, `report.json`.
 
 from __future__ import annotations
 
+import posixpath
+import re
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -37,25 +39,66 @@ class AccountingError(RuntimeError):
 
 @dataclass
 class FileCount:
+    """What one input file held: its records (events and rejected rows, by reason), the
+    lines that are not records (`skipped_lines`: repeated headers, layout), and, for a
+    damaged compressed file, where and why its stream broke off (`damage`)."""
+
     path: str
     rows_in: int = 0
     rows_ok: int = 0
     rows_rejected: int = 0
+    rejected_by_reason: dict[str, int] = field(default_factory=dict)
+    skipped_lines: dict[str, int] = field(default_factory=dict)
+    damage: str | None = None
+
+    def add(self, parsed: Parsed) -> None:
+        """Count one parsed block of this file in."""
+        self.rows_in += parsed.rows_read
+        self.rows_ok += parsed.events.height
+        self.rows_rejected += parsed.rejected.height
+        for reason, n in parsed.rejected["reason"].value_counts().iter_rows():
+            self.rejected_by_reason[reason] = self.rejected_by_reason.get(reason, 0) + n
+        for kind, n in parsed.skipped.items():
+            self.skipped_lines[kind] = self.skipped_lines.get(kind, 0) + n
+        self.damage = parsed.damage or self.damage
 
 
 @dataclass
 class IngestReport:
-    """What an ingest read and wrote; `report.json` holds the same."""
+    """What an ingest read and wrote; `report.json` holds the same.
+
+    `skipped_files` lists the files of input directories and patterns that are not
+    logs (`not_log_reason`) and were not read; `skipped_lines` counts the lines that
+    are not records, over all files.
+    """
 
     format: str
     rows_in: int = 0
     rows_ok: int = 0
     rows_rejected: int = 0
     rejected_by_reason: dict[str, int] = field(default_factory=dict)
+    skipped_lines: dict[str, int] = field(default_factory=dict)
+    skipped_files: list[dict[str, str]] = field(default_factory=list)
     files: list[FileCount] = field(default_factory=list)
     outputs: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
     config: dict = field(default_factory=dict)  # the job's settings, as the job gives them
+
+    @classmethod
+    def of_files(cls, fmt: str, files: Sequence[FileCount], skipped_files: Sequence[dict[str, str]]) -> IngestReport:
+        """The report that adds up the counts of every file (both engines)."""
+        report = cls(format=fmt, files=list(files), skipped_files=list(skipped_files))
+        reasons: Counter[str] = Counter()
+        skipped: Counter[str] = Counter()
+        for f in files:
+            report.rows_in += f.rows_in
+            report.rows_ok += f.rows_ok
+            report.rows_rejected += f.rows_rejected
+            reasons.update(f.rejected_by_reason)
+            skipped.update(f.skipped_lines)
+        report.rejected_by_reason = dict(reasons.most_common())
+        report.skipped_lines = dict(skipped)
+        return report
 
     def check(self) -> None:
         """Raise AccountingError unless every input row is an event or a rejected row."""
@@ -69,12 +112,47 @@ class IngestReport:
         return asdict(self)
 
 
-def expand_inputs(inputs: Sequence[str | Path]) -> list[str]:
+# Files that directories of logs often hold beside the logs (the AOL collection ships
+# U500k_README.txt): documentation, licences, checksums, markers of finished jobs.
+_NOT_LOG_NAMES = re.compile(r"readme|^(license|licence|copying|changelog|notice|authors|md5sums|sha\d*sums)\b",
+                            re.IGNORECASE)  # fmt: skip
+_NOT_LOG_SUFFIXES = {".md", ".rst", ".html", ".htm", ".pdf", ".doc", ".docx", ".md5", ".sha1", ".sha256",
+                     ".sha512", ".crc", ".py", ".sh", ".yaml", ".yml", ".toml", ".ini", ".cfg"}  # fmt: skip
+
+
+def not_log_reason(path: str) -> str | None:
+    """Why a file found in an input directory or pattern is not a log (and is skipped),
+    or None. Files named one by one are always read."""
+    name = storage.name(path)
+    stem, suffix = posixpath.splitext(name[:-3] if name.lower().endswith(".gz") else name)
+    if _NOT_LOG_NAMES.search(stem) or name in ("_SUCCESS", "_SUCCESS.crc"):
+        return "documentation or a marker, by its name"
+    if suffix.lower() in _NOT_LOG_SUFFIXES:
+        return f"a {suffix} file"
+    return None
+
+
+def expand_inputs(inputs: Sequence[str | Path], skipped: list[dict[str, str]] | None = None) -> list[str]:
     """Input files in the order given, local paths or URIs (`sessions.storage.expand`:
     a directory stands for its files, sorted by name; a glob pattern for its matches).
-    ValueError when they take in a sessionflow job's output (its report.json, or the parts
-    of a dataset with a manifest): an output is read as a whole, never parsed as a log."""
-    files = storage.expand(inputs)
+
+    Files of a directory or pattern that are not logs (`not_log_reason`: a README, a
+    checksum file) are left out and appended to `skipped` as `{"path", "reason"}`;
+    a file named on its own is always kept. ValueError when the inputs take in a
+    sessionflow job's output (its report.json, or the parts of a dataset with a
+    manifest): an output is read as a whole, never parsed as a log; FileNotFoundError
+    when nothing but non-logs is left."""
+    files: list[str] = []
+    for item in inputs:
+        found = storage.expand([item])
+        if found == [storage.absolute(item)]:  # a file named on its own
+            files += found
+            continue
+        for f in found:
+            if (reason := not_log_reason(f)) is None or storage.name(f) == REPORT:
+                files.append(f)
+            elif skipped is not None:
+                skipped.append({"path": f, "reason": reason})
     datasets = {storage.parent(f) for f in files if f.endswith(".parquet")}
     for location in [*(f for f in files if storage.name(f) == REPORT), *sorted(datasets)]:
         if storage.name(location) == REPORT or storage.exists(storage.join(location, MANIFEST)):
@@ -82,6 +160,8 @@ def expand_inputs(inputs: Sequence[str | Path]) -> list[str]:
                 f"{storage.parent(location) if storage.name(location) == REPORT else location}: the output of a "
                 "sessionflow job among the raw logs; give an output alone, and raw logs without outputs"
             )
+    if not files:
+        raise FileNotFoundError(f"{', '.join(map(str, inputs))}: no log files, only files that are not logs")
     return files
 
 
@@ -140,24 +220,18 @@ def read_logs(
     read; call it inside the sinks' `with` so that nothing is published then.
     """
     start = time.perf_counter()
-    report = IngestReport(format=fmt)
-    reasons: Counter[str] = Counter()
-    files: dict[str, FileCount] = {}
-    parsed_blocks = iter_parsed(inputs, fmt, mapping=mapping, block_bytes=block_bytes, files_at_once=files_at_once)
+    skipped_files: list[dict[str, str]] = []
+    files = {path: FileCount(path) for path in expand_inputs(inputs, skipped_files)}
+    parsed_blocks = iter_parsed(list(files), fmt, mapping=mapping, block_bytes=block_bytes,
+                                files_at_once=files_at_once)  # fmt: skip
     for path, parsed in parsed_blocks:
-        count = files.setdefault(path, FileCount(str(path)))
-        count.rows_in += parsed.rows_read
-        count.rows_ok += parsed.events.height
-        count.rows_rejected += parsed.rejected.height
-        reasons.update(parsed.rejected["reason"].to_list())
+        files[path].add(parsed)
         events.write(parsed.events)
         rejected.write(parsed.rejected)
         if on_block is not None:
             on_block(path, parsed)
-    report.files = list(files.values())
-    report.rows_in = sum(f.rows_in for f in report.files)
+    report = IngestReport.of_files(fmt, list(files.values()), skipped_files)
     report.rows_ok, report.rows_rejected = events.rows, rejected.rows
-    report.rejected_by_reason = dict(reasons.most_common())
     report.seconds = round(time.perf_counter() - start, 3)
     report.check()
     return report

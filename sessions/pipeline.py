@@ -115,7 +115,9 @@ def load_events(
 def ingest_summary(report: IngestReport) -> dict:
     """The accounting of an ingest report, as a segmentation report repeats it."""
     d = report.to_dict()
-    return {k: d[k] for k in ("format", "rows_in", "rows_ok", "rows_rejected", "rejected_by_reason", "files")}
+    keys = ("format", "rows_in", "rows_ok", "rows_rejected", "rejected_by_reason", "skipped_lines", "skipped_files",
+            "files")  # fmt: skip
+    return {k: d[k] for k in keys}
 
 
 def iter_sessions(

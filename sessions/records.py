@@ -1,9 +1,9 @@
 """Split a text file into records, one bounded block at a time, with exact line numbers.
 
 A record is a line; for quoted formats (CSV) it is a run of lines held together by a
-quoted field that contains newlines. Under RFC 4180 a quote inside a quoted field is
-doubled, so a newline ends a record exactly when an even number of quote characters
-precede it in the block: one vectorised pass over the bytes finds every record.
+quoted field that contains newlines, read as Python's `csv` module reads them
+(`quoted_spans`: a quote opens a quoted field only at a field's start, so a stray
+quote inside a field, `12" pizza pan`, never takes the following lines with it).
 
 The file (a path or a URI: `sessions.storage`) is read through pyarrow's input
 streams, which decompress `.gz`, `.bz2` and `.zst` on the fly, in blocks of
@@ -16,7 +16,13 @@ checks a block record by record into a polars DataFrame with the columns of
 `line_no` (1-based physical line where the record starts), `text` (the record without
 its line terminator, null when it is not valid UTF-8), `undecodable` (for those
 records only: the bytes with invalid sequences as `\\xNN` escapes, so nothing is lost)
-and `terminated` (false only for a last record that has no newline: a truncated file).
+and `terminated` (false only for a last record that has no newline: a truncated file) and
+`damaged` (true only for what follows the last complete record of a compressed file
+whose stream breaks off, an interrupted download: see `iter_blocks`).
+
+A UTF-8 byte-order mark is not part of a record: the one that starts a file is dropped
+before anything is read, and one at the start of a record (files joined with `cat`)
+is dropped from that record's text.
 """
 
 from __future__ import annotations
@@ -41,9 +47,14 @@ RECORD_SCHEMA: dict[str, pl.DataType] = {
     "text": pl.String(),
     "undecodable": pl.String(),
     "terminated": pl.Boolean(),
+    "damaged": pl.Boolean(),
 }
 
+BOM = b"\xef\xbb\xbf"  # U+FEFF in UTF-8
 _NEWLINE = ord("\n")
+# What pyarrow's decompressing streams say when the compressed data breaks off or is
+# corrupt (gzip/zlib, bz2, zstd, lz4), as opposed to an error of the storage itself.
+_DAMAGE_WORDS = ("compressed", "inflate", "decompress", "zlib", "bz2", "zstd", "lz4", "gzip", "deflate")
 
 
 @dataclass(frozen=True)
@@ -53,12 +64,15 @@ class Block:
     `data` ends at a record boundary (or at the end of the file when `final`);
     `first_line` is the 1-based line number of its first byte; `newlines` holds the
     offsets of its newline bytes, found once and shared by every reader of the block.
+    `damage` (final blocks only) says why the file's stream broke off after `data`:
+    what follows is unreadable.
     """
 
     data: bytes
     first_line: int
     newlines: np.ndarray
     final: bool
+    damage: str | None = None
 
     @property
     def n_lines(self) -> int:
@@ -69,9 +83,9 @@ class Block:
     def after_first_line(self) -> Block:
         """The block without its first line (a header)."""
         if not len(self.newlines):
-            return Block(b"", self.first_line + 1, self.newlines[:0], self.final)
+            return Block(b"", self.first_line + 1, self.newlines[:0], self.final, self.damage)
         cut = int(self.newlines[0]) + 1
-        return Block(self.data[cut:], self.first_line + 1, self.newlines[1:] - cut, self.final)
+        return Block(self.data[cut:], self.first_line + 1, self.newlines[1:] - cut, self.final, self.damage)
 
     def first_line_text(self) -> str | None:
         """The first line, decoded (None when it is not valid UTF-8)."""
@@ -83,31 +97,53 @@ class Block:
 
 
 def iter_blocks(
-    path: str | Path, *, quote: str | None = None, block_bytes: int = DEFAULT_BLOCK_BYTES
+    path: str | Path, *, quote: str | None = None, sep: str = ",", block_bytes: int = DEFAULT_BLOCK_BYTES
 ) -> Iterator[Block]:
     """Blocks of whole records of a (possibly compressed) text file, in order.
+
+    A compressed stream that breaks off (a download cut short) or turns corrupt ends
+    the file there: the records before the damage come in full, and the final block
+    holds the bytes after the last complete record with its `damage` set (the
+    decompressed offset and pyarrow's words). Other read errors are raised.
 
     Args:
         path: a text file; `.gz`, `.bz2`, `.zst` and `.lz4` are decompressed.
         quote: the quote character of a CSV dialect whose quoted fields may hold
             newlines, or None when newlines always end a record (AOL, TSV).
+        sep: the field separator of that dialect (where a quoted field can start).
         block_bytes: how many (decompressed) bytes to read at a time.
     """
     carry = b""
     next_line = 1
+    offset = 0  # decompressed bytes read so far
+    started = False  # past the file's first bytes
     with storage.open_input(path) as stream:
         while True:
-            chunk = stream.read(block_bytes)
+            damage = None
+            try:
+                chunk = stream.read(block_bytes)
+            except storage.DamagedStreamError as err:
+                chunk, damage = b"", str(err)
+            except (OSError, pa.ArrowException) as err:  # pyarrow's .zst and .lz4 streams
+                if not any(word in str(err).lower() for word in _DAMAGE_WORDS):
+                    raise
+                chunk, damage = b"", f"{str(err).splitlines()[0]}, after {offset:,} decompressed bytes"
+            offset += len(chunk)
             eof = not chunk
             buf = carry + chunk if carry else chunk
-            if eof and not buf:
+            if not started:  # a byte-order mark that starts the file is not text
+                if len(buf) < len(BOM) and not eof:
+                    carry = buf
+                    continue
+                buf, started = buf.removeprefix(BOM), True
+            if eof and not buf and damage is None:
                 return
             newlines = np.flatnonzero(np.frombuffer(buf, dtype=np.uint8) == _NEWLINE)
-            cut = len(buf) if eof else _last_record_end(buf, newlines, quote)
-            if cut == 0:  # no complete record yet: keep reading
+            cut = len(buf) if eof else _last_record_end(buf, newlines, quote, sep)
+            if cut == 0 and not eof:  # no complete record yet: keep reading
                 carry = buf
                 continue
-            block = Block(buf[:cut], next_line, newlines[newlines < cut], final=eof)
+            block = Block(buf[:cut], next_line, newlines[newlines < cut], final=eof, damage=damage)
             carry = buf[cut:]
             next_line += block.n_lines
             yield block
@@ -116,7 +152,7 @@ def iter_blocks(
 
 
 def iter_records(
-    path: str | Path, *, quote: str | None = None, block_bytes: int = DEFAULT_BLOCK_BYTES
+    path: str | Path, *, quote: str | None = None, sep: str = ",", block_bytes: int = DEFAULT_BLOCK_BYTES
 ) -> Iterator[pl.DataFrame]:
     """Yield the records of a (possibly compressed) text file in blocks.
 
@@ -125,39 +161,77 @@ def iter_records(
         ...     block.columns
         ['line_no', 'text', 'undecodable', 'terminated']
     """
-    for block in iter_blocks(path, quote=quote, block_bytes=block_bytes):
-        frame = split_records(block, quote)
+    for block in iter_blocks(path, quote=quote, sep=sep, block_bytes=block_bytes):
+        frame = split_records(block, quote, sep)
         if frame.height:
             yield frame
 
 
-def _quote_ok_newlines(arr: np.ndarray, newlines: np.ndarray, quote: str | None) -> np.ndarray:
+def _quote_ok_newlines(arr: np.ndarray, newlines: np.ndarray, quote: str | None, sep: str) -> np.ndarray:
     """Positions of the newlines that end a record (not inside a quoted field)."""
     if quote is None:
         return newlines
+    opens, closes = quoted_spans(arr, quote, sep)
+    if not len(opens):
+        return newlines
+    span = np.searchsorted(opens, newlines, side="right") - 1
+    inside = (span >= 0) & (newlines < closes[np.maximum(span, 0)])
+    return newlines[~inside]
+
+
+def quoted_spans(arr: np.ndarray, quote: str, sep: str) -> tuple[np.ndarray, np.ndarray]:
+    """Where quoted fields open and close, as Python's `csv` reader (RFC 4180, not strict)
+    reads them: a quote opens a quoted field only at the start of a field (the start of
+    the data, or after a separator or a newline that is not quoted itself); inside one a
+    doubled quote stands for a quote and any other quote closes it; a quote anywhere
+    else is text (`12" pizza pan`). Returns the offsets of each opening and closing
+    quote (`len(arr)` for a field still open at the end). One pass over the quote
+    characters only."""
     quotes = np.flatnonzero(arr == ord(quote))
-    return newlines[np.searchsorted(quotes, newlines) % 2 == 0]
+    if not len(quotes):
+        return quotes, quotes
+    before = arr[np.maximum(quotes - 1, 0)]
+    at_start = ((quotes == 0) | (before == ord(sep)) | (before == _NEWLINE)).tolist()
+    positions = quotes.tolist()
+    opens, closes = [], []
+    i, n, inside = 0, len(positions), False
+    while i < n:
+        if not inside:
+            if at_start[i]:
+                inside = True
+                opens.append(positions[i])
+            i += 1
+        elif i + 1 < n and positions[i + 1] == positions[i] + 1:  # a doubled quote: text
+            i += 2
+        else:
+            inside = False
+            closes.append(positions[i])
+            i += 1
+    if inside:
+        closes.append(len(arr))
+    return np.array(opens, dtype=np.int64), np.array(closes, dtype=np.int64)
 
 
-def _last_record_end(buf: bytes, newlines: np.ndarray, quote: str | None) -> int:
+def _last_record_end(buf: bytes, newlines: np.ndarray, quote: str | None, sep: str) -> int:
     """Offset just past the last complete record in buf, 0 if there is none."""
-    ends = _quote_ok_newlines(np.frombuffer(buf, dtype=np.uint8), newlines, quote)
+    ends = _quote_ok_newlines(np.frombuffer(buf, dtype=np.uint8), newlines, quote, sep)
     if len(ends):
         return int(ends[-1]) + 1
-    if len(buf) > MAX_RECORD_BYTES and len(newlines):  # an unbalanced quote: give up on it
+    if len(buf) > MAX_RECORD_BYTES and len(newlines):  # an unclosed quote: give up on it
         return int(newlines[-1]) + 1
     return 0
 
 
-def split_records(block: Block, quote: str | None = None) -> pl.DataFrame:
-    """The records of a block, with `RECORD_SCHEMA` columns, checked one by one."""
+def split_records(block: Block, quote: str | None = None, sep: str = ",") -> pl.DataFrame:
+    """The records of a block, with `RECORD_SCHEMA` columns, checked one by one
+    (`quote`, `sep`: as for `iter_blocks`)."""
     data = block.data
     if not data:
-        return pl.DataFrame(schema=RECORD_SCHEMA)
+        return _damaged_rest(block) if block.damage else pl.DataFrame(schema=RECORD_SCHEMA)
     if len(data) >= 1 << 31:
         raise ValueError("block too large for 32-bit offsets; lower block_bytes")
     newlines = block.newlines
-    ends = _quote_ok_newlines(np.frombuffer(data, dtype=np.uint8), newlines, quote)
+    ends = _quote_ok_newlines(np.frombuffer(data, dtype=np.uint8), newlines, quote, sep)
     terminated_last = len(ends) > 0 and ends[-1] == len(data) - 1
     if not terminated_last and not block.final:  # the reader cut inside a record: forced cut
         ends = np.append(ends, len(data) - 1)
@@ -176,15 +250,35 @@ def split_records(block: Block, quote: str | None = None) -> pl.DataFrame:
         undecodable[i] = data[starts[i] : stops[i]].rstrip(b"\r\n").decode("utf-8", "backslashreplace")
     terminated = np.ones(n, dtype=bool)
     terminated[-1] = terminated_last
-    return pl.DataFrame(
+    damaged = np.zeros(n, dtype=bool)
+    damaged[-1] = block.damage is not None and not terminated_last  # the record the damage cut off
+    records = pl.DataFrame(
         {
             "line_no": block.first_line + np.searchsorted(newlines, starts),
             "text": pl.from_arrow(text),
             "undecodable": pl.Series(undecodable, dtype=pl.String),
             "terminated": terminated,
+            "damaged": damaged,
         },
         schema=RECORD_SCHEMA,
-    ).with_columns(pl.col("text").str.strip_suffix("\n").str.strip_suffix("\r"))
+    ).with_columns(
+        pl.when("terminated")  # the line end (a newline inside a quoted field left open at the end is text)
+        .then(pl.col("text").str.strip_suffix("\n").str.strip_suffix("\r"))
+        .otherwise("text")
+        .str.strip_prefix("\ufeff")
+    )
+    if block.damage and terminated_last:  # broken off at a record boundary: the rest is one record
+        records = pl.concat([records, _damaged_rest(block)])
+    return records
+
+
+def _damaged_rest(block: Block) -> pl.DataFrame:
+    """What follows the last complete record of a broken stream, as one (empty) record."""
+    return pl.DataFrame(
+        {"line_no": [block.first_line + block.n_lines], "text": [""], "undecodable": [None], "terminated": [False],
+         "damaged": [True]},
+        schema=RECORD_SCHEMA,
+    )  # fmt: skip
 
 
 def utf8_ok(data: bytes | memoryview) -> bool:

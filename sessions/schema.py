@@ -48,6 +48,7 @@ class Reason(StrEnum):
     EMPTY_LINE = "empty_line"
     WRONG_FIELD_COUNT = "wrong_field_count"
     TRUNCATED_LINE = "truncated_line"  # last line of a file, without newline and incomplete
+    TRUNCATED_STREAM = "truncated_stream"  # what follows the break in a damaged compressed file
     BAD_JSON = "bad_json"
     EMPTY_USER = "empty_user"
     BAD_TIME = "bad_time"

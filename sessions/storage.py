@@ -24,16 +24,19 @@ do (install a package, set credentials, create the bucket).
 
 from __future__ import annotations
 
+import bz2
 import fnmatch
 import functools
 import os
 import posixpath
 import re
 import uuid
+import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import timedelta
 from pathlib import Path
+from typing import Protocol
 
 import pyarrow as pa
 import pyarrow.fs as pafs
@@ -317,9 +320,15 @@ def _match_name(name: str, pattern: str) -> bool:
     return fnmatch.fnmatchcase(name, pattern)
 
 
-def open_input(location: str | os.PathLike, *, compression: str | None = "detect") -> pa.NativeFile:
+def open_input(location: str | os.PathLike, *, compression: str | None = "detect") -> BinaryStream:
     """A sequential binary stream over a file; `.gz`, `.bz2`, `.zst`, `.lz4` are
-    decompressed on the fly (`compression="detect"`). Streams: nothing is read whole."""
+    decompressed on the fly (`compression="detect"`). Streams: nothing is read whole.
+
+    `.gz` and `.bz2` (the compressions logs are published in) are decompressed by
+    `DecompressingStream`, which hands out every byte before damage in the file (a
+    download cut short, corrupt data) and then raises `DamagedStreamError`; pyarrow's
+    own streams, used for `.zst` and `.lz4`, lose the bytes of the read that fails.
+    """
     fs, path = resolve(location)
     with _errors(location):
         if fs.get_file_info(path).type != pafs.FileType.File:
@@ -327,7 +336,97 @@ def open_input(location: str | os.PathLike, *, compression: str | None = "detect
         # On object stores each read of the raw stream is one ranged GET: read ahead in
         # large requests (pyarrow reads 64 KiB at a time otherwise: ~800 GETs per 50 MB).
         buffer = None if isinstance(fs, pafs.LocalFileSystem) else READ_AHEAD_BYTES
-        return fs.open_input_stream(path, compression=compression, buffer_size=buffer)
+        kind = _compression_of(path) if compression == "detect" else compression
+        if kind in DecompressingStream.KINDS:
+            return DecompressingStream(fs.open_input_stream(path, compression=None, buffer_size=buffer), kind)
+        return fs.open_input_stream(path, compression=kind, buffer_size=buffer)
+
+
+def _compression_of(path: str) -> str | None:
+    return {".gz": "gzip", ".bz2": "bz2", ".zst": "zstd", ".lz4": "lz4"}.get(posixpath.splitext(path)[1].lower())
+
+
+class DamagedStreamError(OSError):
+    """A compressed file breaks off or is corrupt; every byte before the damage was read."""
+
+
+class BinaryStream(Protocol):
+    def read(self, size: int = -1, /) -> bytes: ...
+    def close(self) -> None: ...
+    def __enter__(self) -> BinaryStream: ...
+    def __exit__(self, *exc: object) -> None: ...
+
+
+class DecompressingStream:
+    """A gzip (any number of members, as `cat a.gz b.gz` makes) or bz2 stream over a raw
+    byte stream, decompressed with the standard library's incremental decompressors
+    (zlib, bz2), so that a damaged file yields every byte before the damage: `read`
+    returns them, and the next `read` raises `DamagedStreamError` saying where the
+    damage is (decompressed and compressed offsets)."""
+
+    KINDS = ("gzip", "bz2")
+    RAW_CHUNK = 1 << 18
+
+    def __init__(self, raw: pa.NativeFile, kind: str) -> None:
+        self.raw, self.kind = raw, kind
+        self._decompressor = self._new()
+        self._chunks: list[bytes] = []  # decompressed, not yet handed out
+        self._pending = 0  # their bytes
+        self._error: str | None = None
+        self._eof = False
+        self._raw_offset = 0
+        self._offset = 0  # decompressed bytes handed out
+        self._started = False  # whether the current member received any input
+
+    def _new(self) -> zlib._Decompress | bz2.BZ2Decompressor:
+        return zlib.decompressobj(wbits=16 + zlib.MAX_WBITS) if self.kind == "gzip" else bz2.BZ2Decompressor()
+
+    def _fill(self, size: int) -> None:
+        while not self._eof and self._error is None and (size < 0 or self._pending < size):
+            chunk = self.raw.read(self.RAW_CHUNK)
+            if not chunk:
+                self._eof = True
+                if self._started and not self._decompressor.eof:
+                    self._error = "the compressed stream ends before its end marker (a truncated file)"
+                break
+            self._raw_offset += len(chunk)
+            while chunk:
+                try:
+                    out = self._decompressor.decompress(chunk)
+                except (zlib.error, OSError, EOFError) as err:
+                    self._error = f"corrupt {self.kind} data ({err})"
+                    break
+                self._chunks.append(out)
+                self._pending += len(out)
+                self._started = True
+                if not self._decompressor.eof:
+                    break
+                chunk = self._decompressor.unused_data  # the next member of a multi-member file
+                self._decompressor, self._started = self._new(), False
+                if chunk.strip(b"\0") == b"":  # trailing zero padding, as some tools write
+                    chunk = b""
+
+    def read(self, size: int = -1, /) -> bytes:
+        self._fill(size)
+        if not self._pending and self._error is not None:
+            raise DamagedStreamError(
+                f"{self._error}, after {self._offset:,} decompressed bytes "
+                f"(within the first {self._raw_offset:,} compressed bytes)"
+            )
+        data = b"".join(self._chunks)
+        out, rest = (data, b"") if size < 0 or size >= len(data) else (data[:size], data[size:])
+        self._chunks, self._pending = ([rest] if rest else []), len(rest)
+        self._offset += len(out)
+        return out
+
+    def close(self) -> None:
+        self.raw.close()
+
+    def __enter__(self) -> DecompressingStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def open_random_access(location: str | os.PathLike) -> pa.NativeFile:

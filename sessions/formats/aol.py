@@ -5,6 +5,8 @@ Quirks of the real files, all handled here:
 - a query without a click has empty ItemRank and ClickURL;
 - a query with several clicks appears once per click (same user, text and time):
   each row is an event, as the log gives it;
+- a query-only row may have its empty ItemRank and ClickURL trimmed (three fields, as
+  the AOL readme describes such rows): a query without a click;
 - `-` stands for a query the log does not hold: rejected as `placeholder_query`;
 - bytes that are not UTF-8 (Latin-1 leftovers): rejected as `bad_encoding`.
 
@@ -53,5 +55,6 @@ AOL = DelimitedFormat(
     columns=AOL_COLUMNS,
     build=_build,
     header="optional",
+    short_fields=3,
     checks=_CHECKS,
 )

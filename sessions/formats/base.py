@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import polars as pl
@@ -53,11 +53,20 @@ Builder = Callable[[Columns], dict[str, pl.Expr]]
 
 @dataclass(frozen=True)
 class Parsed:
-    """One block of a file: its accepted events and its rejected records."""
+    """One block of a file: its accepted events and its rejected records.
+
+    `skipped` counts the lines of the block that are not records at all and so take
+    no row id, by kind: `header` (a header line repeated inside a file, as when parts
+    are joined with `cat`) and `layout` (Webis-SMC's separator and blank lines).
+    `damage` says why the file's compressed stream broke off after this block (its
+    last record is then rejected as `truncated_stream`); None for a sound file.
+    """
 
     events: pl.DataFrame  # EVENT_SCHEMA
     rejected: pl.DataFrame  # REJECTED_SCHEMA
     rows_read: int  # records the block held, counted before they were split
+    skipped: dict[str, int] = field(default_factory=dict)
+    damage: str | None = None
 
     @property
     def n_records(self) -> int:
@@ -68,7 +77,7 @@ class Parsed:
         if offset == 0:
             return self
         shift = pl.col("row_id") + offset
-        return Parsed(self.events.with_columns(shift), self.rejected.with_columns(shift), self.rows_read)
+        return replace(self, events=self.events.with_columns(shift), rejected=self.rejected.with_columns(shift))
 
 
 class LogFormat(ABC):
@@ -81,18 +90,24 @@ class LogFormat(ABC):
         """Parsed blocks of one file, in order, with local row ids."""
 
 
-def text_checks(n_fields: pl.Expr | None = None, expected: int = 0, optional_trailing: int = 0) -> list[Check]:
-    """The checks on a text record before its fields are looked at: encoding,
-    binary junk, blank lines and, for delimited records, the number of fields
-    (`n_fields` against `expected`, of which `optional_trailing` may be missing)."""
+def text_checks(
+    n_fields: pl.Expr | None = None, expected: int = 0, optional_trailing: int = 0, short_fields: int | None = None
+) -> list[Check]:
+    """The checks on a text record before its fields are looked at: a broken
+    compressed stream, encoding, binary junk, blank lines and, for delimited records,
+    the number of fields (`n_fields` against `expected`, of which `optional_trailing`
+    may be missing; or exactly `short_fields`, a short form the format allows)."""
     text = pl.col("text")
     checks: list[Check] = [
+        (pl.col("damaged"), Reason.TRUNCATED_STREAM),
         (text.is_null(), Reason.BAD_ENCODING),
         (has_control_chars(text), Reason.CONTROL_CHARS),
         (text.str.strip_chars() == "", Reason.EMPTY_LINE),
     ]
     if n_fields is not None:
         wrong = ~n_fields.is_between(expected - optional_trailing, expected)
+        if short_fields is not None:
+            wrong = wrong & (n_fields != short_fields)
         checks += [
             (wrong & ~pl.col("terminated"), Reason.TRUNCATED_LINE),
             (wrong, Reason.WRONG_FIELD_COUNT),
@@ -109,13 +124,22 @@ def value_checks() -> list[Check]:
     ]
 
 
-def finalize(frame: pl.LazyFrame, *, source: str, source_file: str, checks: Sequence[Check], raw: pl.Expr) -> Parsed:
+def finalize(
+    frame: pl.LazyFrame,
+    *,
+    source: str,
+    source_file: str,
+    checks: Sequence[Check],
+    raw: pl.Expr,
+    skipped: dict[str, int] | None = None,
+    damage: str | None = None,
+) -> Parsed:
     """Split a block into events and rejected rows by the first failing check.
 
     `frame` holds `row_id`, `line_no` and any of the canonical event columns (those
     it lacks come out null). `checks` are tried in order; a record is rejected with
     the reason of the first one that holds. `raw` renders a record for the rejected
-    table; it is evaluated on rejected records only.
+    table; it is evaluated on rejected records only. `skipped`, `damage`: see `Parsed`.
     """
     names = frame.collect_schema().names()
     canonical = [
@@ -141,4 +165,6 @@ def finalize(frame: pl.LazyFrame, *, source: str, source_file: str, checks: Sequ
         events.collect().cast(EVENT_SCHEMA),  # type: ignore[arg-type]
         rejected.collect().cast(REJECTED_SCHEMA),  # type: ignore[arg-type]
         rows_read=df.height,
+        skipped={k: v for k, v in (skipped or {}).items() if v},
+        damage=damage,
     )

@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 from sessions import storage
 from sessions.fields import ISO_TIME_FORMATS, to_utc
 from sessions.formats.base import Builder, Check, Columns, LogFormat, Parsed, finalize, text_checks, value_checks
-from sessions.records import DEFAULT_BLOCK_BYTES, iter_records
+from sessions.records import DEFAULT_BLOCK_BYTES, iter_blocks, split_records
 from sessions.schema import Reason
 
 RECORD = "_record"
@@ -93,11 +93,12 @@ class JsonLinesFormat(LogFormat):
     def parse_file(self, path: str | Path, *, block_bytes: int = DEFAULT_BLOCK_BYTES) -> Iterator[Parsed]:
         next_row = 0
         fields = JsonFields(self.names)
-        for block in iter_records(path, block_bytes=block_bytes):
-            lf = block.lazy().with_row_index("row_id", offset=next_row).with_columns(**self.build(fields))
+        for block in iter_blocks(path, block_bytes=block_bytes):
+            records = split_records(block)
+            lf = records.lazy().with_row_index("row_id", offset=next_row).with_columns(**self.build(fields))
             not_object = ~pl.col("text").str.json_path_match("$").str.starts_with("{").fill_null(False)
             checks = [*text_checks(), (not_object, Reason.BAD_JSON), *value_checks()]
             raw = pl.coalesce("text", "undecodable")
-            parsed = finalize(lf, source=self.name, source_file=str(path), checks=checks, raw=raw)
+            parsed = finalize(lf, source=self.name, source_file=str(path), checks=checks, raw=raw, damage=block.damage)
             next_row += parsed.n_records
             yield parsed

@@ -10,13 +10,17 @@ Each block of a file is split into fields one of two ways, with the same result:
   polars' CSV reader, which is several times faster;
 - careful: anything else is split record by record (`records.split_records`), so
   each bad record gets its own reason and line number.
+
+A line that repeats the header (parts of a log joined with `cat`, each with its
+header) is not a record: it is skipped, takes no row id, and is counted in
+`Parsed.skipped`, as are layout lines.
 """
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
@@ -26,7 +30,7 @@ import polars as pl
 from sessions.fields import split_delimited
 from sessions.formats.base import Builder, Check, Columns, LogFormat, Parsed, finalize, text_checks, value_checks
 from sessions.parallel import ordered_map
-from sessions.records import DEFAULT_BLOCK_BYTES, Block, iter_blocks, split_records, utf8_ok
+from sessions.records import BOM, DEFAULT_BLOCK_BYTES, Block, iter_blocks, split_records, utf8_ok
 from sessions.schema import Reason
 
 
@@ -58,6 +62,9 @@ class DelimitedFormat(LogFormat):
         header: whether the first line names the columns: never, always, or when it
             starts with the first of `columns` (AOL files have one, fragments may not).
         optional_trailing: how many trailing columns a record may leave out.
+        short_fields: a record may also hold only its first `short_fields` fields
+            (AOL's query-only rows with the empty ItemRank and ClickURL trimmed, as
+            the AOL readme describes them); the rest are then null.
         layout: lines that are layout rather than records (Webis-SMC separators);
             they are neither events nor rejected and get no row id.
         checks: format-specific checks, tried after the value checks.
@@ -73,16 +80,18 @@ class DelimitedFormat(LogFormat):
     multiline: bool = False
     header: Literal["none", "optional", "required"] = "none"
     optional_trailing: int = 0
+    short_fields: int | None = None
     layout: Callable[[pl.Expr], pl.Expr] | None = None
     checks: tuple[Check, ...] = ()
     fast: bool = True
 
     def parse_file(self, path: str | Path, *, block_bytes: int = DEFAULT_BLOCK_BYTES) -> Iterator[Parsed]:
-        blocks = iter_blocks(path, quote=self.quote if self.multiline else None, block_bytes=block_bytes)
+        blocks = iter_blocks(path, quote=self.quote if self.multiline else None, sep=self.sep, block_bytes=block_bytes)
         first = next(blocks, None)
         if first is None:
             return
-        names, first = self._read_header(first, path) if self.header != "none" else (self.columns, first)
+        has_header = self.header != "none" and (first.data or not first.damage)  # damaged before its first byte
+        names, first = self._read_header(first, path) if has_header else (self.columns, first)
         # Blocks are parsed two at a time (polars and numpy release the GIL); row ids
         # are local to a block until its place in the file is known.
         next_row = 0
@@ -95,8 +104,13 @@ class DelimitedFormat(LogFormat):
         careful = fields is None
         if fields is None:
             fields = self._careful_fields(block, names)
+        skipped = {}
+        if careful:
+            skipped = {kind: int(fields["_skip"].eq(kind).sum()) for kind in ("header", "layout")}
+            fields = fields.filter(pl.col("_skip").is_null()).drop("_skip")
         fields = fields.with_row_index("row_id")
-        return self._parse(fields.lazy(), names, careful=careful, source_file=source_file)
+        parsed = self._parse(fields.lazy(), names, careful=careful, source_file=source_file, skipped=skipped)
+        return replace(parsed, damage=block.damage)
 
     def _read_header(self, block: Block, path: str | Path) -> tuple[Sequence[str], Block]:
         first = block.first_line_text()
@@ -113,8 +127,8 @@ class DelimitedFormat(LogFormat):
         if not (self.fast and self.sep == "\t" and self.quote is None and self.layout is None):
             return None
         data, n = block.data, block.n_lines
-        if not n or b"\x7f" in data:
-            return None
+        if not n or b"\x7f" in data or block.damage or BOM in data or f"{names[0]}{self.sep}".encode() in data:
+            return None  # a broken stream, a byte-order mark or maybe a header line: the careful path
         arr = np.frombuffer(data, dtype=np.uint8)
         controls = np.bincount(arr[arr < 32], minlength=32)
         line_length = np.diff(block.newlines, prepend=-1)  # newline included
@@ -140,22 +154,34 @@ class DelimitedFormat(LogFormat):
         return frame.with_columns(
             line_no=pl.int_range(block.first_line, block.first_line + n, dtype=pl.Int64),
             terminated=pl.Series(terminated),
+            damaged=pl.lit(False),
             _n_fields=pl.lit(len(names), dtype=pl.UInt32),
         )
 
     def _careful_fields(self, block: Block, names: Sequence[str]) -> pl.DataFrame:
-        """Fields of each record of a block, checked one by one."""
-        records = split_records(block, self.quote if self.multiline else None)
-        if self.layout is not None:
-            records = records.filter(~self.layout(pl.col("text")).fill_null(False))
+        """Fields of each record of a block, checked one by one; `_skip` names the lines
+        that are not records (`header`, `layout`), null for records."""
+        records = split_records(block, self.quote if self.multiline else None, self.sep)
         split = split_delimited(pl.col("text"), self.sep, self.quote)
-        return records.with_columns(split.alias("_list")).select(
+        records = records.with_columns(split.alias("_list"))
+        skip = pl.lit(None, dtype=pl.String)
+        if self.header != "none":
+            stripped = pl.col("_list").list.eval(pl.element().str.strip_chars())
+            headers = {tuple(names), tuple(self.columns)}
+            is_header = pl.any_horizontal(stripped == pl.lit(list(h), dtype=pl.List(pl.String)) for h in headers)
+            skip = pl.when(is_header.fill_null(False)).then(pl.lit("header")).otherwise(skip)
+        if self.layout is not None:
+            skip = pl.when(self.layout(pl.col("text")).fill_null(False)).then(pl.lit("layout")).otherwise(skip)
+        return records.select(
             pl.exclude("_list"),
             *(pl.col("_list").list.get(i, null_on_oob=True).alias(field_name(i)) for i in range(len(names))),
             _n_fields=pl.col("_list").list.len(),
+            _skip=skip,
         )
 
-    def _parse(self, lf: pl.LazyFrame, names: Sequence[str], *, careful: bool, source_file: str) -> Parsed:
+    def _parse(
+        self, lf: pl.LazyFrame, names: Sequence[str], *, careful: bool, source_file: str, skipped: dict[str, int]
+    ) -> Parsed:
         try:
             built = self.build(Fields(names))
         except ValueError as err:
@@ -163,10 +189,10 @@ class DelimitedFormat(LogFormat):
         lf = lf.with_columns(**built)
         fields = [pl.col(field_name(i)) for i in range(len(names))]
         if careful:
-            checks = text_checks(pl.col("_n_fields"), len(names), self.optional_trailing)
+            checks = text_checks(pl.col("_n_fields"), len(names), self.optional_trailing, self.short_fields)
             raw = pl.coalesce("text", "undecodable")
         else:  # the block's bytes were checked: only a line of blank fields can be empty
             checks = [(pl.all_horizontal(f.str.strip_chars() == "" for f in fields), Reason.EMPTY_LINE)]
             raw = pl.concat_str(fields, separator=self.sep)
         checks += [*value_checks(), *self.checks]
-        return finalize(lf, source=self.name, source_file=source_file, checks=checks, raw=raw)
+        return finalize(lf, source=self.name, source_file=source_file, checks=checks, raw=raw, skipped=skipped)

@@ -38,7 +38,8 @@ BROKEN_AOL = (
     + b"142\tstaple.com\t2006-03-01 07:17:13\t1\thttp://www.staples.com\n"  # ok, click
     + b"142\tstaple.com\t2006-03-01 07:17:13\t3\thttp://www.officedepot.com\n"  # ok, 2nd click of the same query
     + b"142\t-\t2006-03-01 07:18:00\t\t\n"  # placeholder query
-    + b"217\tlottery\t2006-03-01\n"  # wrong field count (3)
+    + b"217\tlottery\t2006-03-01\n"  # a query-only row (3 fields) whose time has no clock: bad time
+    + b"217\tlottery\t2006-03-01 11:58:51\t\n"  # wrong field count (4)
     + b"217\ta\tb\t2006-03-01 11:58:51\t\t\t\n"  # wrong field count (7)
     + b"217\tlottery\tyesterday at noon\t\t\n"  # bad time
     + b"217\tlottery\t2006-13-45 25:00:00\t\t\n"  # impossible time
@@ -53,7 +54,7 @@ BROKEN_AOL = (
     + b"217\ttruncat"  # truncated last line
 )
 EXPECTED_REASONS = {
-    Reason.PLACEHOLDER_QUERY: 1, Reason.WRONG_FIELD_COUNT: 2, Reason.BAD_TIME: 2, Reason.EMPTY_TEXT: 1,
+    Reason.PLACEHOLDER_QUERY: 1, Reason.WRONG_FIELD_COUNT: 2, Reason.BAD_TIME: 3, Reason.EMPTY_TEXT: 1,
     Reason.BAD_ENCODING: 2, Reason.CONTROL_CHARS: 1, Reason.BAD_CLICK_RANK: 1, Reason.EMPTY_USER: 1,
     Reason.EMPTY_LINE: 1, Reason.TRUNCATED_LINE: 1,
 }  # fmt: skip
@@ -65,16 +66,16 @@ def test_every_kind_of_broken_aol_row_is_rejected_with_its_reason(tmp_path, comp
     path = tmp_path / ("user-ct-test-collection-01.txt" + (".gz" if compress else ""))
     path.write_bytes(gzip.compress(BROKEN_AOL) if compress else BROKEN_AOL)
     report, events, rejected = run(tmp_path, [path], "aol", block_bytes=block_bytes)
-    assert report.rows_in == 17 and report.rows_ok == 4 and report.rows_rejected == 13
+    assert report.rows_in == 18 and report.rows_ok == 4 and report.rows_rejected == 14
     assert report.rejected_by_reason == {str(k): v for k, v in EXPECTED_REASONS.items()}
     assert events["query"].to_list() == ["rentdirect.com", "staple.com", "staple.com", "café paris"]
     assert events["click_rank"].to_list() == [None, 1, 3, None]
     assert events["click_url"].to_list() == [None, "http://www.staples.com", "http://www.officedepot.com", None]
     assert events["ts"][0] == datetime(2006, 3, 1, 7, 17, 12, tzinfo=UTC)
-    assert events["row_id"].to_list() == [0, 1, 2, 15]
+    assert events["row_id"].to_list() == [0, 1, 2, 16]
     by_line = {r["line_no"]: r for r in rejected.iter_rows(named=True)}
-    assert by_line[11]["raw"] == "217\tcaf\\xe9 paris\t2006-03-01 11:58:51\t\t"  # bytes kept, escaped
-    assert by_line[18]["reason"] == Reason.TRUNCATED_LINE and by_line[18]["raw"] == "217\ttruncat"
+    assert by_line[12]["raw"] == "217\tcaf\\xe9 paris\t2006-03-01 11:58:51\t\t"  # bytes kept, escaped
+    assert by_line[19]["reason"] == Reason.TRUNCATED_LINE and by_line[19]["raw"] == "217\ttruncat"
     assert set(rejected["source_file"]) == {str(path)}
 
 

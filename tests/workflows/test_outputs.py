@@ -169,10 +169,11 @@ def test_what_killed_runs_left_is_removed_by_the_next_run(done):
     assert not [p for p in (done / "sessions").rglob(".*")]
 
 
-def test_a_log_without_one_good_row_gives_empty_sessions(tmp_path):
+def test_a_log_without_one_good_row_gives_empty_sessions_and_fails_naming_why(tmp_path):
     (tmp_path / "bad.tsv").write_text("x\ty\tnot a time\t\t\n")
     result = sessionflow("segment", tmp_path / "bad.tsv", "-f", "aol", "-o", tmp_path / "out", "--engine", "local")
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert f"most as bad_time (1), e.g. line 1 of {tmp_path / 'bad.tsv'}: 'x\\ty\\tnot a time\\t\\t'" in result.output
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert (report["rows_in"], report["rows_ok"], report["rows_rejected"], report["sessions"]) == (1, 0, 1, 0)
 

@@ -116,7 +116,7 @@ def _descendants_killed(process: subprocess.Popen) -> None:
 def test_a_killed_job_started_again_finishes_only_what_is_missing(models, tiny_taxonomy, tmp_path):
     session_uri, hierarchy_uri = models
     log = tmp_path / "log.tsv"
-    write_log(SynthConfig(users=300, rows=30_000, style="aol", seed=4), tiny_taxonomy, log)
+    write_log(SynthConfig(users=120, rows=10_000, style="aol", seed=4), tiny_taxonomy, log)
 
     def command(out) -> list[str]:
         return [sys.executable, "-m", "workflows.cli", "score", str(log), "-f", "aol", "--session-model", session_uri,
@@ -145,11 +145,11 @@ def test_a_killed_job_started_again_finishes_only_what_is_missing(models, tiny_t
         read_scores(tmp_path / "cut" / "scores.parquet"),
         read_scores(tmp_path / "whole" / "scores.parquet"),
     )
-    assert resumed.height == report["rows_ok"] == 30_000
+    assert resumed.height == report["rows_ok"] == 10_000
     assert resumed.equals(uninterrupted)
 
 
-def test_a_log_without_one_good_row_gives_an_empty_score_table(models, tmp_path):
+def test_a_log_without_one_good_row_gives_an_empty_score_table_and_fails_naming_why(models, tmp_path):
     session_uri, _ = models
     log = tmp_path / "bad.tsv"
     log.write_text(
@@ -158,7 +158,8 @@ def test_a_log_without_one_good_row_gives_an_empty_score_table(models, tmp_path)
     done = runner.invoke(
         app, ["score", str(log), "-f", "aol", "--session-model", session_uri, "-o", str(tmp_path / "o")]
     )
-    assert done.exit_code == 0, done.output
+    assert done.exit_code == 2
+    assert "nothing could be read: all 2 records were rejected, most as bad_time (1)" in done.output
     report = json.loads((tmp_path / "o" / "report.json").read_text())
     assert (report["rows_in"], report["rows_ok"], report["rows_rejected"], report["rows_out"]) == (2, 0, 2, 0)
     assert read_scores(tmp_path / "o" / "scores.parquet").columns[:5] == [

@@ -25,11 +25,20 @@ def ingest(job: IngestJob) -> None:
 
 
 def ingest_rows(report: dict) -> dict:
-    """The row accounting of a report, for a summary table."""
-    return {
+    """The row accounting of a report, for a summary table: rows by reason, lines and
+    files that are not records or logs (skipped), and each damaged file with where its
+    stream broke off."""
+    rows = {
         "rows in": report["rows_in"],
         "rows ok": report["rows_ok"],
         "rows rejected": report["rows_rejected"],
         **{f"  {reason}": n for reason, n in report["rejected_by_reason"].items()},
+        **{f"lines skipped ({kind})": n for kind, n in report.get("skipped_lines", {}).items()},
         "files": len(report["files"]),
     }
+    for skipped in report.get("skipped_files", []):
+        rows[f"  skipped {skipped['path']}"] = skipped["reason"]
+    for f in report["files"]:
+        if f.get("damage"):
+            rows[f"  DAMAGED {f['path']}"] = f"read up to the damage: {f['damage']}"
+    return rows

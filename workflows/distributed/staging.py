@@ -17,8 +17,10 @@ it. The jobs that use it: `workflows.distributed.data` and
 from __future__ import annotations
 
 import itertools
+import json
 import uuid
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 
 import polars as pl
@@ -52,6 +54,7 @@ def _parse_into_staging(
 ) -> pa.Table:
     counts = []
     for file, path in zip(batch["file"].to_pylist(), batch["path"].to_pylist(), strict=True):
+        count = FileCount(path)
         for block, parsed in enumerate(format_for(fmt, path, mapping).parse_file(path, block_bytes=block_bytes)):
             name = f"f{file:05d}-b{block:05d}.parquet"
             events = parsed.events.select(columns).with_columns(
@@ -62,15 +65,9 @@ def _parse_into_staging(
             if parsed.rejected.height:
                 rejected = parsed.rejected.with_columns(_file=pl.lit(file, pl.Int32))
                 write_parquet(rejected, storage.join(staging, "rejected", name))
-            counts.append(parsed.rejected.group_by("reason").len().with_columns(file=pl.lit(file)))
-            counts.append(pl.DataFrame({"reason": [None], "len": [parsed.events.height], "file": [file]}))
-    if not counts:
-        return pl.DataFrame(schema={"reason": pl.String, "len": pl.UInt32, "file": pl.Int64}).to_arrow()
-    return (
-        pl.concat(counts, how="vertical_relaxed")
-        .cast({"reason": pl.String, "len": pl.UInt32, "file": pl.Int64})
-        .to_arrow()
-    )
+            count.add(parsed)
+        counts.append({"file": file, "count": json.dumps(asdict(count))})
+    return pa.Table.from_pylist(counts, schema=pa.schema([("file", pa.int64()), ("count", pa.string())]))
 
 
 def collect(ds: ray.data.Dataset) -> pl.DataFrame:
@@ -79,20 +76,13 @@ def collect(ds: ray.data.Dataset) -> pl.DataFrame:
     return pl.from_arrow(pa.concat_tables(tables, promote_options="permissive")) if tables else pl.DataFrame()  # type: ignore[return-value]
 
 
-def _accounting(fmt: str, paths: list[str], counts: pl.DataFrame) -> tuple[IngestReport, dict[int, int]]:
-    """The ingest report from per-(file, reason) counts, and each file's row id offset."""
-    report = IngestReport(format=fmt)
-    for i, path in enumerate(paths):
-        mine = counts.filter(pl.col("file") == i) if counts.height else counts
-        rows_in = int(mine["len"].sum()) if mine.height else 0
-        rejected = int(mine.filter(pl.col("reason").is_not_null())["len"].sum()) if mine.height else 0
-        report.files.append(FileCount(path, rows_in, rows_in - rejected, rejected))
-    report.rows_in = sum(f.rows_in for f in report.files)
-    report.rows_ok = sum(f.rows_ok for f in report.files)
-    report.rows_rejected = sum(f.rows_rejected for f in report.files)
-    if counts.height:
-        reasons = counts.filter(pl.col("reason").is_not_null()).group_by("reason").agg(pl.col("len").sum())
-        report.rejected_by_reason = dict(reasons.sort("len", descending=True).iter_rows())
+def _accounting(
+    fmt: str, paths: list[str], counts: pl.DataFrame, skipped_files: list[dict[str, str]]
+) -> tuple[IngestReport, dict[int, int]]:
+    """The ingest report from the parse tasks' per-file counts, and each file's row id offset."""
+    by_file = {i: FileCount(**json.loads(c)) for i, c in counts.iter_rows()} if counts.height else {}
+    files = [by_file.get(i, FileCount(path)) for i, path in enumerate(paths)]
+    report = IngestReport.of_files(fmt, files, skipped_files)
     starts = itertools.accumulate((f.rows_in for f in report.files), initial=0)
     return report, dict(enumerate(itertools.islice(starts, len(paths))))
 
@@ -114,7 +104,8 @@ def stage(
 ) -> tuple[IngestReport, dict[int, int]]:
     """Parse the inputs into `staging` (events by bucket, rejected rows), one Ray task a
     file; returns the accounting and the row id offset of every file."""
-    paths = expand_inputs(inputs)
+    skipped_files: list[dict[str, str]] = []
+    paths = expand_inputs(inputs, skipped_files)
     for path in paths:  # wrong format options fail here, before any task starts
         format_for(fmt, path, mapping)
     files = ray.data.from_items([{"file": i, "path": p} for i, p in enumerate(paths)])
@@ -123,7 +114,7 @@ def stage(
         fn_kwargs={"fmt": fmt, "mapping": mapping, "block_bytes": block_bytes, "staging": staging,
                    "buckets": buckets, "columns": columns or list(EVENT_SCHEMA)},
     )  # fmt: skip
-    report, offsets = _accounting(fmt, paths, collect(counts))
+    report, offsets = _accounting(fmt, paths, collect(counts), skipped_files)
     report.check()
     return report, offsets
 

@@ -51,6 +51,34 @@ def require(value: Any, option: str, argument: bool = False) -> Any:
     return value
 
 
+def require_rows_read(report: dict, output: str) -> None:
+    """ValueError when no record of the inputs became an event (a job's `report` as a dict,
+    with `rows_in`, `rows_ok`; `output`: the job's output, which holds
+    `rejected.parquet`): the message names the most frequent reason with one rejected
+    record as an example, since a wrong --format, --map or time format is the usual
+    cause. The output stays: its rejected table accounts for every record."""
+    if report["rows_ok"]:
+        return
+    if not report["rows_in"]:
+        raise ValueError("nothing could be read: the inputs hold no records")
+    import polars as pl
+
+    from sessions import storage
+    from sessions.ingest import REJECTED_FILE
+    from sessions.io import scan_table
+
+    rejected = storage.join(output, REJECTED_FILE)
+    table = scan_table(rejected)
+    reason, count = table.group_by("reason").len().sort("len", "reason", descending=[True, False]).collect().row(0)
+    example = table.filter(pl.col("reason") == reason).head(1).collect().row(0, named=True)
+    raw = example["raw"] if len(example["raw"]) <= 160 else example["raw"][:160] + "..."
+    raise ValueError(
+        f"nothing could be read: all {report['rows_in']:,} records were rejected, most as {reason} ({count:,}), "
+        f"e.g. line {example['line_no']} of {example['source_file']}: {raw!r}; a wrong --format, --map or time "
+        f"format is the usual cause (every rejected record is in {rejected})"
+    )
+
+
 def mapping_of(text: str | None):  # -> ColumnMap | None
     """The `--map` of a table log, parsed; None when not given."""
     from sessions.formats import ColumnMap

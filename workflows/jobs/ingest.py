@@ -35,7 +35,8 @@ def run(job: IngestJob, on_rows: Callable[[int], None] | None = None) -> IngestR
     as a dataset of parts by bucket of users; locally one process streams them
     (`on_rows(n)` after each block). Both account for every row the same way and
     raise `sessions.ingest.AccountingError` when rows_in != rows_ok + rows_rejected.
-    ValueError / FileNotFoundError for bad settings or inputs.
+    ValueError / FileNotFoundError for bad settings or inputs, and when no record could
+    be read (`common.require_rows_read`: the output is written all the same).
     """
     common.require(job.inputs, "inputs", argument=True)
     fmt = common.require(job.format, "format")
@@ -49,12 +50,14 @@ def run(job: IngestJob, on_rows: Callable[[int], None] | None = None) -> IngestR
         with ray_runtime(job.address):
             from workflows.distributed import data  # imports ray: after the runtime's settings
 
-            return data.ingest(
+            report = data.ingest(
                 job.inputs, fmt, output, mapping=mapping, block_bytes=job.block_mb << 20, config=to_dict(job)
             )
-    from sessions.ingest import ingest
+    else:
+        from sessions.ingest import ingest
 
-    on_block = (lambda path, parsed: on_rows(parsed.rows_read)) if on_rows else None
-    return ingest(
-        job.inputs, fmt, output, mapping=mapping, block_bytes=job.block_mb << 20, on_block=on_block, config=to_dict(job)
-    )
+        on_block = (lambda path, parsed: on_rows(parsed.rows_read)) if on_rows else None
+        report = ingest(job.inputs, fmt, output, mapping=mapping, block_bytes=job.block_mb << 20, on_block=on_block,
+                        config=to_dict(job))  # fmt: skip
+    common.require_rows_read(report.to_dict(), output)
+    return report

@@ -63,7 +63,8 @@ class ScoreJob:
 
 def run(job: ScoreJob):  # -> ScoreReport
     """Score every row of `job.inputs` into OUTPUT/scores.parquet (see
-    `workflows.distributed.score_job`); ValueError / FileNotFoundError for bad settings or inputs."""
+    `workflows.distributed.score_job`); ValueError / FileNotFoundError for bad settings or inputs,
+    and when no record could be read (the output is written all the same)."""
     from workflows.distributed.runtime import ray_runtime
     from workflows.tracking.store import require_model, use_store
 
@@ -80,4 +81,6 @@ def run(job: ScoreJob):  # -> ScoreReport
     with ray_runtime(job.address):
         from workflows.distributed.score_job import score  # imports ray: after the runtime's settings
 
-        return score(job.inputs, job.format, output, job.score, mapping=mapping, overwrite=job.overwrite)
+        report = score(job.inputs, job.format, output, job.score, mapping=mapping, overwrite=job.overwrite)
+    common.require_rows_read(report.to_dict(), output)
+    return report

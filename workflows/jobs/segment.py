@@ -61,7 +61,8 @@ def run(job: SegmentJob, on_rows: Callable[[int], None] | None = None) -> Segmen
     The ray engine hash-shuffles users into buckets segmented by Ray tasks; the local
     one works through chunks of whole users in threads (`on_rows(n)` after each block
     read). Both give the same sessions and the same report (`sessions.pipeline.
-    write_segment_report`). ValueError / FileNotFoundError for bad settings or inputs.
+    write_segment_report`). ValueError / FileNotFoundError for bad settings or inputs,
+    and when no record could be read (the output is written all the same).
     """
     common.require(job.inputs, "inputs", argument=True)
     common.check_format(job.format)
@@ -80,10 +81,13 @@ def run(job: SegmentJob, on_rows: Callable[[int], None] | None = None) -> Segmen
         with ray_runtime(job.address):
             from workflows.distributed import data  # imports ray: after the runtime's settings
 
-            return data.segment(job.inputs, job.format, output, job.segment, job.missions, mapping=mapping,
-                                model_uri=job.model, config=config)  # fmt: skip
-    from sessions.pipeline import segment_logs
+            report = data.segment(job.inputs, job.format, output, job.segment, job.missions, mapping=mapping,
+                                  model_uri=job.model, config=config)  # fmt: skip
+    else:
+        from sessions.pipeline import segment_logs
 
-    on_block = (lambda path, parsed: on_rows(parsed.rows_read)) if on_rows else None
-    return segment_logs(job.inputs, job.format, output, job.segment, job.missions, mapping=mapping, scorer=scorer,
-                        embedder=scorer, config=config, on_block=on_block)  # fmt: skip
+        on_block = (lambda path, parsed: on_rows(parsed.rows_read)) if on_rows else None
+        report = segment_logs(job.inputs, job.format, output, job.segment, job.missions, mapping=mapping,
+                              scorer=scorer, embedder=scorer, config=config, on_block=on_block)  # fmt: skip
+    common.require_rows_read(report.to_dict(), output)
+    return report

@@ -1,0 +1,234 @@
+"""Logs as they come from the field (issue 16): each kind of fault read right or
+rejected with its reason, in every text format it can occur in, on both read paths
+(the fast polars path and the careful one)."""
+
+from __future__ import annotations
+
+import bz2
+import csv
+import gzip
+import io
+import json
+from dataclasses import replace
+
+import polars as pl
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sessions.formats import FORMATS, ColumnMap, format_for
+from sessions.ingest import ingest
+from sessions.io import read_table
+from sessions.records import BOM
+from sessions.schema import Reason
+
+AOL_HEADER = "AnonID\tQuery\tQueryTime\tItemRank\tClickURL\n"
+# Two good records of user 1001 in every text format (header included where the format has one).
+GOOD: dict[str, tuple[str, ColumnMap | None, str, str]] = {
+    # name: (file name, mapping, header, body)
+    "aol": ("user-ct-test-collection-01.txt", None, AOL_HEADER,
+            "1001\tcheap flights\t2006-03-01 07:17:12\t\t\n"
+            "1001\tcheap flights nyc\t2006-03-01 07:18:00\t1\thttp://a.com\n"),
+    "webis-smc": ("webis.txt", None, "UserID\tQuery\tTimeStamp\tClickRank\tClickDomain\tMissionID\tComment\n",
+                  "1001\tcheap flights\t2006-03-01 07:17:12\t\t\t1\n"
+                  "1001\tcheap flights nyc\t2006-03-01 07:18:00\t\t\t1\n"),
+    "gayo-avello": ("gayo.csv", None, "",
+                    "1;1001;cheap flights;;01/03/2006 07:17;1141197420;7\n"
+                    "2;1001;cheap flights nyc;;01/03/2006 07:18;1141197480;7\n"),
+    "midjourney": ("threads_0.csv", None,
+                   "text,args,channel_id,userid,timestamp,label,id,url_png,main_content,thread_id\n",
+                   "a cat,--v 4,c1,1001,2023-01-21 05:08:46,False,1,u,a cat,t1\n"
+                   "a cat on a roof,--v 4,c1,1001,2023-01-21 05:09:46,False,2,u,a cat,t1\n"),
+    "csv": ("log.csv", ColumnMap.parse("user=u,time=t,text=q"), "u,t,q\n",
+            "1001,2023-01-05 10:00:00,pizza\n1001,2023-01-05 10:01:00,pizza pan\n"),
+    "tsv": ("log.tsv", ColumnMap.parse("user=u,time=t,text=q"), "u\tt\tq\n",
+            "1001\t2023-01-05 10:00:00\tpizza\n1001\t2023-01-05 10:01:00\tpizza pan\n"),
+    "jsonl": ("log.jsonl", ColumnMap.parse("user=u,time=t,text=q"), "",
+              '{"u": "1001", "t": "2023-01-05 10:00:00", "q": "pizza"}\n'
+              '{"u": "1001", "t": "2023-01-05 10:01:00", "q": "pizza pan"}\n'),
+}  # fmt: skip
+TEXT_FORMATS = sorted(GOOD)
+
+
+def format_name(kind: str) -> str:
+    return kind if kind in FORMATS else "table"
+
+
+def ingest_bytes(tmp_path, kind: str, data: bytes, suffix: str = "", **kw) -> tuple[dict, pl.DataFrame, pl.DataFrame]:
+    name, mapping, _, _ = GOOD[kind]
+    path = tmp_path / (name + suffix)
+    path.write_bytes(data)
+    out = tmp_path / "out"
+    report = ingest([path], format_name(kind), out, mapping=mapping, **kw)
+    return report.to_dict(), read_table(out / "events.parquet"), read_table(out / "rejected.parquet")
+
+
+def both_paths(path, kind: str) -> list[pl.DataFrame]:
+    """The events of a file read by the fast path (where the format has one) and the careful one."""
+    _, mapping, _, _ = GOOD[kind]
+    fmt = format_for(format_name(kind), path, mapping)
+    readers = [fmt, replace(fmt, fast=False)] if hasattr(fmt, "fast") else [fmt]
+    return [pl.concat([p.events for p in reader.parse_file(path)]) for reader in readers]
+
+
+# ---- 1. byte-order marks ----
+@pytest.mark.parametrize("kind", TEXT_FORMATS)
+def test_a_byte_order_mark_is_not_text_in_any_format(tmp_path, kind):
+    _, _, header, body = GOOD[kind]
+    report, events, rejected = ingest_bytes(tmp_path, kind, BOM + (header + body).encode())
+    assert (report["rows_in"], report["rows_ok"]) == (2, 2), rejected.rows()
+    assert events["user_id"].to_list() == ["1001", "1001"]
+
+
+@pytest.mark.parametrize("kind", TEXT_FORMATS)
+def test_parts_joined_with_cat_keep_one_user_and_skip_repeated_headers(tmp_path, kind):
+    """Each part with its BOM and its header, joined: the second header and BOM are not records."""
+    _, _, header, body = GOOD[kind]
+    part = BOM + (header + body).encode()
+    report, events, _ = ingest_bytes(tmp_path, kind, part + part)
+    assert (report["rows_in"], report["rows_ok"], report["rows_rejected"]) == (4, 4, 0)
+    assert events["user_id"].unique().to_list() == ["1001"]
+    assert report["skipped_lines"] == ({"header": 1} if header else {})
+    path = next(p for p in tmp_path.iterdir() if p.is_file())
+    assert all(e["user_id"].to_list() == ["1001"] * 4 for e in both_paths(path, kind))
+
+
+def test_the_issues_aol_bom_examples(tmp_path):
+    with_header = BOM + b"AnonID\tQuery\tQueryTime\tItemRank\tClickURL\n1001\ta\t2006-03-01 07:17:12\t\t\n"
+    report, _, _ = ingest_bytes(tmp_path, "aol", with_header + b"1001\tb\t2006-03-01 07:18:12\t\t\n")
+    assert (report["rows_in"], report["rows_ok"]) == (2, 2)  # was 3 in, the header rejected as bad_time
+    path = tmp_path / "no-header.txt"
+    path.write_bytes(BOM + b"1001\ta\t2006-03-01 07:17:12\t\t\n1001\tb\t2006-03-01 07:18:12\t\t\n")
+    fast, careful = both_paths(path, "aol")
+    assert fast["user_id"].to_list() == careful["user_id"].to_list() == ["1001", "1001"]  # was "\ufeff1001" on one
+
+
+# ---- 2. lines and files that are not records ----
+def test_a_readme_in_an_input_directory_is_skipped_and_reported(tmp_path):
+    logs = tmp_path / "aol"
+    logs.mkdir()
+    (logs / "U500k_README.txt").write_text("500k User Session Collection\n-----\nThis collection ...\n" * 2)
+    (logs / "user-ct-test-collection-01.txt").write_text(AOL_HEADER + GOOD["aol"][3])
+    (logs / "checksums.md5").write_text("abc  user-ct-test-collection-01.txt\n")
+    report = ingest([logs], "aol", tmp_path / "out")
+    assert (report.rows_in, report.rows_ok) == (2, 2)
+    assert [(s["path"].rsplit("/", 1)[1], s["reason"]) for s in report.skipped_files] == [
+        ("U500k_README.txt", "documentation or a marker, by its name"),
+        ("checksums.md5", "a .md5 file"),
+    ]
+    named = ingest([logs / "U500k_README.txt"], "aol", tmp_path / "named")  # named on its own: read
+    assert named.rows_in == 6 and named.rows_ok == 0
+
+
+# ---- 3. AOL query-only rows with their empty trailing fields trimmed ----
+def test_aol_rows_of_three_fields_are_queries_without_a_click(tmp_path):
+    body = b"1001\tcheap flights\t2006-03-01 07:17:12\n1001\tcheap flights nyc\t2006-03-01 07:18:00\t1\thttp://a.com\n"
+    report, events, _ = ingest_bytes(tmp_path, "aol", AOL_HEADER.encode() + body)
+    assert (report["rows_in"], report["rows_ok"]) == (2, 2)
+    assert events.select("query", "click_rank", "click_url").rows() == [
+        ("cheap flights", None, None), ("cheap flights nyc", 1, "http://a.com")]  # fmt: skip
+    (tmp_path / "four").mkdir()
+    four, _, _ = ingest_bytes(tmp_path / "four", "aol", b"1001\tq\t2006-03-01 07:17:12\t1\n")
+    assert four["rejected_by_reason"] == {"wrong_field_count": 1}  # a click rank without its URL is still wrong
+
+
+# ---- 4. damaged compressed files ----
+# bz2 data comes out a whole block at a time: level 1 (blocks of 100 kB) gives a block before the cut.
+COMPRESSORS = {".gz": gzip.compress, ".bz2": lambda data: bz2.compress(data, compresslevel=1)}
+
+
+@pytest.mark.parametrize("suffix", sorted(COMPRESSORS))
+@pytest.mark.parametrize("kind", ["aol", "csv", "jsonl"])
+def test_a_compressed_file_cut_short_gives_every_record_before_the_cut(tmp_path, kind, suffix):
+    _, _, header, _ = GOOD[kind]
+    lines = [GOOD[kind][3].splitlines()[i % 2].replace("1001", str(1000 + i // 2)) for i in range(12_000)]
+    whole = (header + "\n".join(lines) + "\n").encode()
+    packed = COMPRESSORS[suffix](whole)
+    report, events, rejected = ingest_bytes(tmp_path, kind, packed[: len(packed) * 2 // 3], suffix)
+    truncated = rejected.filter(pl.col("reason") == Reason.TRUNCATED_STREAM)
+    assert truncated.height == 1 and report["rows_rejected"] == 1  # only what the cut destroyed
+    assert 4000 < events.height < 12_000
+    assert events["row_id"].to_list() == list(range(events.height))  # every record before the cut, in order
+    assert whole.decode().startswith(header + "\n".join(lines[: events.height]) + "\n" + truncated["raw"][0])
+    assert "ends before its end marker" in report["files"][0]["damage"]
+
+
+def test_a_file_that_is_not_compressed_at_all_is_one_rejected_record(tmp_path):
+    report, events, rejected = ingest_bytes(tmp_path, "aol", b"plain text\n", ".gz")
+    assert events.height == 0 and rejected["reason"].to_list() == [Reason.TRUNCATED_STREAM]
+    assert "corrupt gzip data" in report["files"][0]["damage"]
+
+
+def test_gzip_members_joined_with_cat_are_one_file(tmp_path):
+    _, _, header, body = GOOD["aol"]
+    joined = gzip.compress((header + body).encode()) + gzip.compress(body.encode())
+    report, _, _ = ingest_bytes(tmp_path, "aol", joined, ".gz")
+    assert (report["rows_in"], report["rows_ok"]) == (4, 4) and report["files"][0]["damage"] is None
+
+
+# ---- 5. CSV quoting as exporters write it ----
+def test_a_quote_inside_a_field_never_takes_the_following_lines(tmp_path):
+    body = (
+        "u1,2023-01-05 10:00:00,pizza\n"
+        'u1,2023-01-05 10:01:00,12" pizza pan\n'
+        "u1,2023-01-05 10:02:00,pizza stone\n"
+        'u2,2023-01-05 10:03:00,"best" pizza places\n'
+        'u3,2023-01-05 10:04:00,"a cat" sitting on a roof\n'
+        "u3,2023-01-05 10:05:00,a dog\n"
+    )
+    report, events, _ = ingest_bytes(tmp_path, "csv", ("u,t,q\n" + body).encode())
+    assert (report["rows_in"], report["rows_ok"]) == (6, 6)  # was 2 in: one truncated_line took four rows
+    expected = [row[2] for row in csv.reader(io.StringIO(body))]
+    assert events["query"].to_list() == expected
+    assert expected[1:5] == ['12" pizza pan', "pizza stone", "best pizza places", "a cat sitting on a roof"]
+
+
+# ---- 7. nothing read ----
+def test_nothing_read_is_an_error_naming_the_top_reason_and_an_example(tmp_path):
+    from typer.testing import CliRunner
+
+    from workflows.cli import app
+
+    path = tmp_path / "pg.csv"
+    path.write_text("u,t,q\nu1,yesterday,pizza\nu1,today,pan\n")
+    result = CliRunner().invoke(app, ["ingest", str(path), "-f", "table", "--map", "user=u,time=t,text=q",
+                                      "-o", str(tmp_path / "out"), "--engine", "local"])  # fmt: skip
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert f"all 2 records were rejected, most as bad_time (2), e.g. line 2 of {path}: 'u1,yesterday,pizza'" in (
+        " ".join(result.output.split())
+    )
+    assert json.loads((tmp_path / "out" / "report.json").read_text())["rows_rejected"] == 2  # accounted for
+
+
+# ---- every kind at once, property: a random log in every text format reads back ----
+@settings(max_examples=30, deadline=None)
+@given(
+    kind=st.sampled_from(["aol", "csv", "tsv", "jsonl"]),
+    queries=st.lists(st.text(alphabet='ab é,"\'x', min_size=1, max_size=12).filter(lambda q: q.strip() and q != "-"),
+                     min_size=1, max_size=15),
+    bom=st.booleans(), crlf=st.booleans(), repeat_header=st.booleans(),
+)  # fmt: skip
+def test_random_events_written_in_a_format_read_back_equal(tmp_path_factory, kind, queries, bom, crlf, repeat_header):
+    tmp = tmp_path_factory.mktemp("rt")
+    times = [f"2023-01-05 10:{i:02d}:00" for i in range(len(queries))]
+    if kind in ("aol", "tsv"):  # no quoting: a tab or newline cannot be in a field
+        queries = [q.replace("\t", " ") for q in queries]
+    rows = list(zip(["1001"] * len(queries), times, queries, strict=True))
+    buf = io.StringIO()
+    if kind == "aol":
+        header = AOL_HEADER.rstrip("\n")
+        lines = [f"{u}\t{q}\t{t}\t\t" for u, t, q in rows]
+    elif kind == "tsv":
+        header, lines = "u\tt\tq", ["\t".join(r) for r in rows]
+    elif kind == "jsonl":
+        header, lines = "", [json.dumps({"u": u, "t": t, "q": q}) for u, t, q in rows]
+    else:
+        csv.writer(buf, lineterminator="\n").writerows(rows)
+        header, lines = "u,t,q", buf.getvalue().splitlines()
+    half = len(lines) // 2
+    parts = [lines[:half], lines[half:]] if repeat_header and header else [lines]
+    text = "".join((header + "\n" if header else "") + "".join(line + "\n" for line in part) for part in parts)
+    data = (BOM if bom else b"") + text.replace("\n", "\r\n" if crlf else "\n").encode()
+    _, events, rejected = ingest_bytes(tmp, kind, data)
+    assert rejected.height == 0, rejected.rows()
+    assert events.select("user_id", "query").rows() == [(u, q) for u, _, q in rows]
