@@ -65,6 +65,36 @@ def test_ingest_on_ray_equals_local(ray_cluster, logs, tmp_path):
         assert same(read_table(tmp_path / "ray" / name), read_table(tmp_path / "local" / name))
 
 
+def test_logs_from_the_field_read_alike_on_both_engines(ray_cluster, tmp_path):
+    """A directory as people have them: a README, a part with a byte-order mark, parts
+    joined with `cat` (a repeated header), query-only rows of three fields, a download
+    cut short: the Ray engine reads, skips and reports what the local one does."""
+    import gzip
+
+    from workflows.distributed import data as ray_jobs
+
+    header = b"AnonID\tQuery\tQueryTime\tItemRank\tClickURL\n"
+    rows = [b"%d\tquery %d\t2006-03-01 07:%02d:00\t\t\n" % (1000 + i // 50, i, i % 60) for i in range(3000)]
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "U500k_README.txt").write_text("500k User Session Collection\n")
+    (logs / "user-ct-test-collection-01.txt").write_bytes(b"\xef\xbb\xbf" + header + b"".join(rows[:500]))
+    joined = header + b"".join(rows[500:900]) + header + b"".join(r.replace(b"\t\t\n", b"\n") for r in rows[900:1000])
+    (logs / "user-ct-test-collection-02.txt").write_bytes(joined)
+    packed = gzip.compress(header + b"".join(rows[1000:]))
+    (logs / "user-ct-test-collection-03.txt.gz").write_bytes(packed[: len(packed) // 2])
+    ray_report = ray_jobs.ingest([logs], "aol", tmp_path / "ray", buckets=3)
+    local_report = local_ingest([logs], "aol", tmp_path / "local")
+    for report in (ray_report, local_report):
+        assert report.skipped_lines == {"header": 1} and len(report.skipped_files) == 1
+        assert report.rejected_by_reason == {"truncated_stream": 1}
+        assert [f.damage is not None for f in report.files] == [False, False, True]
+        assert 1500 < report.rows_ok < 3000
+    assert ray_report.files == local_report.files
+    for name in ("events.parquet", "rejected.parquet"):
+        assert same(read_table(tmp_path / "ray" / name), read_table(tmp_path / "local" / name))
+
+
 def test_segment_on_ray_equals_local(ray_cluster, logs, tmp_path):
     from workflows.distributed import data as ray_jobs
 
