@@ -76,16 +76,19 @@ def processes_naming(text: str) -> list[psutil.Process]:
     return list(found.values())
 
 
-def stop(processes: list[psutil.Process]) -> list[int]:
+def stop(groups: dict[str, list[psutil.Process]]) -> dict[str, list[int]]:
+    """Stop every group's processes by PID, all at once: SIGTERM, then SIGKILL for those
+    still running after 5 s (a throwaway cluster has nothing to flush). The PIDs, by group."""
+    processes = [p for group in groups.values() for p in group]
     for p in processes:
         with contextlib.suppress(psutil.Error):
             p.terminate()
-    _, alive = psutil.wait_procs(processes, timeout=30)
+    _, alive = psutil.wait_procs(processes, timeout=5)
     for p in alive:
         with contextlib.suppress(psutil.Error):
             p.kill()
     psutil.wait_procs(alive, timeout=10)
-    return sorted(p.pid for p in processes)
+    return {name: sorted(p.pid for p in group) for name, group in groups.items()}
 
 
 def main(work: Path, log: Path, repo: Path) -> None:
@@ -97,7 +100,14 @@ def main(work: Path, log: Path, repo: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_", "MLFLOW_", "AWS_"))}
     env |= aws | {"PATH": f"{BIN}{os.pathsep}{env['PATH']}", "RAY_AUTH_MODE": "disabled"}
     os.environ.update(aws)
-    result: dict = {"stages": {}, "stopped": {}}
+    result: dict = {"stages": {}, "stopped": {}, "phase_seconds": {}}
+    clock = [time.monotonic()]
+
+    def phase(name: str) -> None:  # seconds since the last phase ended, for the test's printout
+        now = time.monotonic()
+        result["phase_seconds"][name] = round(now - clock[0], 1)
+        clock[0] = now
+
     started: dict[str, list[psutil.Process]] = {}
     head_dir, node_dir = work / "ray-head", work / "ray-node"
     try:
@@ -115,6 +125,7 @@ def main(work: Path, log: Path, repo: Path) -> None:
         from sessions import storage
 
         storage.copy_file(str(log), f"s3://{BUCKET}/logs/{log.name}")
+        phase("s3 endpoint")
 
         server = subprocess.Popen(
             [str(BIN / "mlflow"), "server", "--backend-store-uri", f"sqlite:///{work / 'mlflow.db'}",
@@ -125,6 +136,7 @@ def main(work: Path, log: Path, repo: Path) -> None:
         )  # fmt: skip
         started["mlflow server"] = [psutil.Process(server.pid)]
         wait_http(f"{tracking}/health")
+        phase("mlflow server")
 
         ray = str(BIN / "ray")
         run_checked(
@@ -140,6 +152,7 @@ def main(work: Path, log: Path, repo: Path) -> None:
         run_checked(
             ["unshare", "--mount", "--propagation", "private", "--fork", "sh", "-c", node], env=env, timeout=240
         )
+        phase("ray head and node")
 
         from ray.job_submission import JobSubmissionClient
         from ray.util.state import list_actors, list_nodes, list_tasks
@@ -183,6 +196,7 @@ def main(work: Path, log: Path, repo: Path) -> None:
             if item.node_id:
                 by_name.setdefault(name, set()).add(item.node_id)
         result["ran_on"] = {name: sorted(ids) for name, ids in sorted(by_name.items())}
+        phase("jobs and state")
 
         # Training without --storage on two nodes: refused at the start, in one line.
         refused = client.submit_job(entrypoint=commands["train"].split(" --storage")[0], runtime_env=job_env)
@@ -190,6 +204,7 @@ def main(work: Path, log: Path, repo: Path) -> None:
             time.sleep(1)
         result["no_storage"] = {"status": client.get_job_status(refused).value,
                                 "log": client.get_job_logs(refused)[-600:]}  # fmt: skip
+        phase("refused job")
 
         results = work / "results"
         for name in ("sessions/sessions.parquet", "sessions/report.json", "pairs/pairs.parquet", "scores/report.json"):
@@ -203,12 +218,14 @@ def main(work: Path, log: Path, repo: Path) -> None:
             else:
                 io.write_parquet(io.read_table(source), target)
         result["objects"] = storage.list_files(s3, recursive=True)
+        phase("results copied")
     finally:
-        result["stopped"]["ray"] = stop(processes_naming(str(head_dir)) + processes_naming(str(node_dir)))
-        for name, procs in reversed(started.items()):
-            result["stopped"][name] = stop([*procs, *(c for p in procs for c in _children(p))])
+        groups = {"ray": processes_naming(str(head_dir)) + processes_naming(str(node_dir))}
+        groups |= {name: [*procs, *(c for p in procs for c in _children(p))] for name, procs in started.items()}
+        result["stopped"] = stop(groups)
         mine = {os.getpid(), *(p.pid for p in psutil.Process().parents())}  # this driver and its launchers
         result["left_running"] = sorted(p.pid for p in processes_naming(str(work)) if p.pid not in mine and _alive(p))
+        phase("stopped")
         (work / "result.json").write_text(json.dumps(result, indent=1))
 
 
