@@ -25,25 +25,6 @@ TINY_EDGES = [
 ]  # fmt: skip
 
 
-# pytest-xdist (`-n 2 --dist loadgroup`, pyproject's addopts) runs the suite on two
-# workers. The modules whose tests start Ray jobs and train share one worker, one test
-# after another (their module-wide Ray and fixtures start once, and two trainings never
-# compete for this machine's two cores); the two-node cluster test is a group of its own
-# (mostly waiting on its subprocesses); every other test runs beside them.
-XDIST_GROUPS = {
-    "test_cluster": "cluster",
-    **dict.fromkeys(("test_demo", "test_score", "test_train_session", "test_train_hierarchy", "test_ray_engine",
-                     "test_private_ray"), "ray"),
-}  # fmt: skip
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        group = XDIST_GROUPS.get(item.module.__name__.rsplit(".", 1)[-1]) if item.module else None
-        if group:
-            item.add_marker(pytest.mark.xdist_group(group))
-
-
 @pytest.fixture(autouse=True)
 def only_loopback_listeners(request):
     """Every test: nothing this process or its descendants open listens beyond
