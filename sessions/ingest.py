@@ -149,7 +149,7 @@ def expand_inputs(inputs: Sequence[str | Path], skipped: list[dict[str, str]] | 
             files += found
             continue
         for f in found:
-            if (reason := not_log_reason(f)) is None or storage.name(f) == REPORT:
+            if (reason := not_log_reason(f)) is None:
                 files.append(f)
             elif skipped is not None:
                 skipped.append({"path": f, "reason": reason})
@@ -166,20 +166,20 @@ def expand_inputs(inputs: Sequence[str | Path], skipped: list[dict[str, str]] | 
 
 
 def iter_parsed(
-    inputs: Sequence[str | Path],
+    paths: Sequence[str],
     fmt: str,
     *,
     mapping: ColumnMap | None = None,
     block_bytes: int = DEFAULT_BLOCK_BYTES,
     files_at_once: int = 1,
 ) -> Iterator[tuple[str, Parsed]]:
-    """Parsed blocks of all inputs with global row ids: 0-based across the inputs.
+    """Parsed blocks of the files at `paths` (as `expand_inputs` gives them) with global
+    row ids: 0-based across the files.
 
     With `files_at_once` > 1, that many files are parsed side by side, each held in
     memory until its turn comes (for callers that keep every row anyway); with 1,
     blocks stream and memory stays bounded by the block size.
     """
-    paths = expand_inputs(inputs)
 
     def parse(path: str) -> Iterator[Parsed]:
         return format_for(fmt, path, mapping).parse_file(path, block_bytes=block_bytes)

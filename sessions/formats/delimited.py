@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -109,8 +109,8 @@ class DelimitedFormat(LogFormat):
             skipped = {kind: int(fields["_skip"].eq(kind).sum()) for kind in ("header", "layout")}
             fields = fields.filter(pl.col("_skip").is_null()).drop("_skip")
         fields = fields.with_row_index("row_id")
-        parsed = self._parse(fields.lazy(), names, careful=careful, source_file=source_file, skipped=skipped)
-        return replace(parsed, damage=block.damage)
+        return self._parse(fields.lazy(), names, careful=careful, source_file=source_file, skipped=skipped,
+                           damage=block.damage)  # fmt: skip
 
     def _read_header(self, block: Block, path: str | Path) -> tuple[Sequence[str], Block]:
         first = block.first_line_text()
@@ -180,7 +180,14 @@ class DelimitedFormat(LogFormat):
         )
 
     def _parse(
-        self, lf: pl.LazyFrame, names: Sequence[str], *, careful: bool, source_file: str, skipped: dict[str, int]
+        self,
+        lf: pl.LazyFrame,
+        names: Sequence[str],
+        *,
+        careful: bool,
+        source_file: str,
+        skipped: dict[str, int],
+        damage: str | None,
     ) -> Parsed:
         try:
             built = self.build(Fields(names))
@@ -195,4 +202,5 @@ class DelimitedFormat(LogFormat):
             checks = [(pl.all_horizontal(f.str.strip_chars() == "" for f in fields), Reason.EMPTY_LINE)]
             raw = pl.concat_str(fields, separator=self.sep)
         checks += [*value_checks(), *self.checks]
-        return finalize(lf, source=self.name, source_file=source_file, checks=checks, raw=raw, skipped=skipped)
+        return finalize(lf, source=self.name, source_file=source_file, checks=checks, raw=raw, skipped=skipped,
+                        damage=damage)  # fmt: skip
