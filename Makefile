@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install $(TORCH_WHEEL) -e '.[dev]'
-	$(BIN)/python -m compileall -q src
+	$(BIN)/python -m compileall -q sessions synth hierarchies models workflows
 	touch $@
 
 # WordNet 3.0: the user's nltk data, or Debian's wordnet-base + wordnet-sense-index.
