@@ -22,7 +22,8 @@ from typing import Protocol
 import polars as pl
 
 from sessions import storage
-from sessions.formats import ColumnMap, Parsed, format_for
+from sessions.formats import Parsed, format_for
+from sessions.formats.options import DEFAULT_READ, ReadOptions
 from sessions.io import MANIFEST, REPORT, ParquetSink, claim_output, parquet_rows, write_json
 from sessions.parallel import ordered_map
 from sessions.records import DEFAULT_BLOCK_BYTES
@@ -37,11 +38,17 @@ class AccountingError(RuntimeError):
     """Rows were lost or invented: rows_in != rows_ok + rows_rejected."""
 
 
+class DamagedInputError(ValueError):
+    """An input file is damaged and the job was told to be strict about it."""
+
+
 @dataclass
 class FileCount:
     """What one input file held: its records (events and rejected rows, by reason), the
-    lines that are not records (`skipped_lines`: repeated headers, layout), and, for a
-    damaged compressed file, where and why its stream broke off (`damage`)."""
+    lines that are not records (`skipped_lines`: repeated headers, layout), the events
+    whose wall time fell in an hour the zone's clocks repeat, by how they were read
+    (`repeated_hour`: `sessions.times.RepeatedHour`), and, for a damaged compressed
+    file, where and why its stream broke off (`damage`)."""
 
     path: str
     rows_in: int = 0
@@ -49,6 +56,7 @@ class FileCount:
     rows_rejected: int = 0
     rejected_by_reason: dict[str, int] = field(default_factory=dict)
     skipped_lines: dict[str, int] = field(default_factory=dict)
+    repeated_hour: dict[str, int] = field(default_factory=dict)
     damage: str | None = None
 
     def add(self, parsed: Parsed) -> None:
@@ -60,6 +68,8 @@ class FileCount:
             self.rejected_by_reason[reason] = self.rejected_by_reason.get(reason, 0) + n
         for kind, n in parsed.skipped.items():
             self.skipped_lines[kind] = self.skipped_lines.get(kind, 0) + n
+        for how, n in parsed.repeated_hour.items():
+            self.repeated_hour[how] = self.repeated_hour.get(how, 0) + n
         self.damage = parsed.damage or self.damage
 
 
@@ -69,7 +79,8 @@ class IngestReport:
 
     `skipped_files` lists the files of input directories and patterns that are not
     logs (`not_log_reason`) and were not read; `skipped_lines` counts the lines that
-    are not records, over all files.
+    are not records, `repeated_hour` the times read in an hour the clocks repeat, over
+    all files.
     """
 
     format: str
@@ -79,25 +90,38 @@ class IngestReport:
     rejected_by_reason: dict[str, int] = field(default_factory=dict)
     skipped_lines: dict[str, int] = field(default_factory=dict)
     skipped_files: list[dict[str, str]] = field(default_factory=list)
+    repeated_hour: dict[str, int] = field(default_factory=dict)
     files: list[FileCount] = field(default_factory=list)
     outputs: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
     config: dict = field(default_factory=dict)  # the job's settings, as the job gives them
 
     @classmethod
-    def of_files(cls, fmt: str, files: Sequence[FileCount], skipped_files: Sequence[dict[str, str]]) -> IngestReport:
-        """The report that adds up the counts of every file (both engines)."""
+    def of_files(
+        cls, fmt: str, files: Sequence[FileCount], skipped_files: Sequence[dict[str, str]], strict: bool = False
+    ) -> IngestReport:
+        """The report that adds up the counts of every file (both engines). With `strict`
+        (`--strict`), DamagedInputError naming the first damaged file instead."""
+        damaged = [f for f in files if f.damage]
+        if strict and damaged:
+            raise DamagedInputError(
+                f"{damaged[0].path}: damaged ({damaged[0].damage}); --strict refuses a damaged input (without it, "
+                "every record before the damage is read and the rest reported as truncated_stream)"
+            )
         report = cls(format=fmt, files=list(files), skipped_files=list(skipped_files))
         reasons: Counter[str] = Counter()
         skipped: Counter[str] = Counter()
+        repeated: Counter[str] = Counter()
         for f in files:
             report.rows_in += f.rows_in
             report.rows_ok += f.rows_ok
             report.rows_rejected += f.rows_rejected
             reasons.update(f.rejected_by_reason)
             skipped.update(f.skipped_lines)
+            repeated.update(f.repeated_hour)
         report.rejected_by_reason = dict(reasons.most_common())
         report.skipped_lines = dict(skipped)
+        report.repeated_hour = dict(repeated)
         return report
 
     def check(self) -> None:
@@ -169,7 +193,7 @@ def iter_parsed(
     paths: Sequence[str],
     fmt: str,
     *,
-    mapping: ColumnMap | None = None,
+    options: ReadOptions = DEFAULT_READ,
     block_bytes: int = DEFAULT_BLOCK_BYTES,
     files_at_once: int = 1,
 ) -> Iterator[tuple[str, Parsed]]:
@@ -182,7 +206,7 @@ def iter_parsed(
     """
 
     def parse(path: str) -> Iterator[Parsed]:
-        return format_for(fmt, path, mapping).parse_file(path, block_bytes=block_bytes)
+        return format_for(fmt, path, options).parse_file(path, block_bytes=block_bytes)
 
     per_file = map(parse, paths) if files_at_once <= 1 else ordered_map(lambda p: list(parse(p)), paths, files_at_once)
     offset = 0  # records in the files before this one
@@ -208,7 +232,7 @@ def read_logs(
     events: Sink,
     rejected: Sink,
     *,
-    mapping: ColumnMap | None = None,
+    options: ReadOptions = DEFAULT_READ,
     block_bytes: int = DEFAULT_BLOCK_BYTES,
     on_block: Callable[[str, Parsed], None] | None = None,
     files_at_once: int = 1,
@@ -222,7 +246,7 @@ def read_logs(
     start = time.perf_counter()
     skipped_files: list[dict[str, str]] = []
     files = {path: FileCount(path) for path in expand_inputs(inputs, skipped_files)}
-    parsed_blocks = iter_parsed(list(files), fmt, mapping=mapping, block_bytes=block_bytes,
+    parsed_blocks = iter_parsed(list(files), fmt, options=options, block_bytes=block_bytes,
                                 files_at_once=files_at_once)  # fmt: skip
     for path, parsed in parsed_blocks:
         files[path].add(parsed)
@@ -230,7 +254,7 @@ def read_logs(
         rejected.write(parsed.rejected)
         if on_block is not None:
             on_block(path, parsed)
-    report = IngestReport.of_files(fmt, list(files.values()), skipped_files)
+    report = IngestReport.of_files(fmt, list(files.values()), skipped_files, options.strict)
     report.rows_ok, report.rows_rejected = events.rows, rejected.rows
     report.seconds = round(time.perf_counter() - start, 3)
     report.check()
@@ -242,7 +266,7 @@ def ingest(
     fmt: str,
     output: str | Path,
     *,
-    mapping: ColumnMap | None = None,
+    options: ReadOptions = DEFAULT_READ,
     block_bytes: int = DEFAULT_BLOCK_BYTES,
     on_block: Callable[[str, Parsed], None] | None = None,
     config: dict | None = None,
@@ -260,7 +284,7 @@ def ingest(
         ParquetSink(storage.join(out, EVENTS_FILE), EVENT_SCHEMA) as events,
         ParquetSink(storage.join(out, REJECTED_FILE), REJECTED_SCHEMA) as rejected,
     ):
-        report = read_logs(inputs, fmt, events, rejected, mapping=mapping, block_bytes=block_bytes, on_block=on_block)
+        report = read_logs(inputs, fmt, events, rejected, options=options, block_bytes=block_bytes, on_block=on_block)
     finish_ingest(report, out, config or {"engine": "local"}, start)
     return report
 

@@ -14,7 +14,8 @@ from pathlib import Path
 import polars as pl
 
 from sessions import storage
-from sessions.formats import ColumnMap, Parsed
+from sessions.formats import Parsed
+from sessions.formats.options import DEFAULT_READ, ReadOptions
 from sessions.ingest import EVENTS_FILE, REJECTED_FILE, REPORT_FILE, IngestReport, read_logs
 from sessions.io import (
     MemorySink,
@@ -90,7 +91,7 @@ def load_events(
     fmt: str | None,
     output: str,
     *,
-    mapping: ColumnMap | None = None,
+    options: ReadOptions = DEFAULT_READ,
     block_bytes: int = DEFAULT_BLOCK_BYTES,
     on_block: Callable[[str, Parsed], None] | None = None,
     columns: Sequence[str] = ("row_id", "user_id", "ts", "query"),
@@ -106,7 +107,7 @@ def load_events(
     events = MemorySink(columns)
     with ParquetSink(storage.join(output, REJECTED_FILE), REJECTED_SCHEMA) as rejected:
         report = read_logs(
-            inputs, fmt, events, rejected, mapping=mapping, block_bytes=block_bytes, on_block=on_block,
+            inputs, fmt, events, rejected, options=options, block_bytes=block_bytes, on_block=on_block,
             files_at_once=default_workers(),  # every event is kept in memory anyway
         )  # fmt: skip
     return events.frame({c: EVENT_SCHEMA[c] for c in columns}), ingest_summary(report)
@@ -174,7 +175,7 @@ def segment_logs(
     seg: SegmentConfig,
     missions: MissionConfig,
     *,
-    mapping: ColumnMap | None = None,
+    options: ReadOptions = DEFAULT_READ,
     scorer: PairScorer | None = None,
     embedder: Embedder | None = None,
     config: dict | None = None,
@@ -188,7 +189,7 @@ def segment_logs(
     job's settings (by default the two configs)."""
     start = time.perf_counter()
     out = claim_output(output, SESSIONS_FILE, inputs=inputs)
-    events, ingest_report = load_events(inputs, fmt, out, mapping=mapping, block_bytes=block_bytes, on_block=on_block)
+    events, ingest_report = load_events(inputs, fmt, out, options=options, block_bytes=block_bytes, on_block=on_block)
     read_done = time.perf_counter()
     totals = {"rows": 0, "sessions": 0, "missions": 0}
     with ParquetSink(storage.join(out, SESSIONS_FILE), SESSIONS_SCHEMA) as sink:

@@ -51,6 +51,7 @@ class Reason(StrEnum):
     TRUNCATED_STREAM = "truncated_stream"  # what follows the break in a damaged compressed file
     BAD_JSON = "bad_json"
     EMPTY_USER = "empty_user"
+    UNKNOWN_USER = "unknown_user"  # a value that stands for no one (deleted_account, \\N, --unknown-user)
     BAD_TIME = "bad_time"
     EMPTY_TEXT = "empty_text"
     PLACEHOLDER_QUERY = "placeholder_query"  # AOL's "-": a query the log does not hold

@@ -33,7 +33,7 @@ def _build(f: Columns) -> dict[str, pl.Expr]:
     columns = {
         "user_id": f["AnonID"].str.strip_chars(),
         "query": f["Query"],
-        "ts": f.time("QueryTime", [AOL_TIME_FORMAT]),
+        "ts": f.time("QueryTime", AOL_TIME_FORMAT),
         "_rank_text": rank,
         "click_rank": rank.cast(pl.Int32, strict=False),
         "click_url": pl.when(f["ClickURL"] != "").then(f["ClickURL"]),

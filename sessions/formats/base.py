@@ -15,9 +15,11 @@ from pathlib import Path
 
 import polars as pl
 
-from sessions.fields import ISO_TIME_FORMATS, first_reason, has_control_chars, is_blank, parse_time
+from sessions.fields import first_reason, has_control_chars, is_blank
+from sessions.formats.options import ReadOptions
 from sessions.records import DEFAULT_BLOCK_BYTES
 from sessions.schema import EVENT_SCHEMA, REJECTED_SCHEMA, Reason
+from sessions.times import UTC_TIMES, RepeatedHour, TimeOptions, to_utc
 
 Check = tuple[pl.Expr, str]
 
@@ -30,6 +32,7 @@ class Columns(ABC):
     """
 
     names: list[str]
+    times: TimeOptions = UTC_TIMES
 
     def __contains__(self, name: str) -> bool:
         return name in self.names
@@ -42,9 +45,11 @@ class Columns(ABC):
     @abstractmethod
     def _get(self, name: str) -> pl.Expr: ...
 
-    def time(self, name: str, formats: Sequence[str] = ISO_TIME_FORMATS) -> pl.Expr:
-        """The column as UTC time stamps (null where it does not parse)."""
-        return parse_time(self[name].cast(pl.String), formats)
+    def time(self, name: str, known: str | None = None) -> pl.Expr:
+        """The column as UTC time stamps, read as `sessions.times.to_utc` reads text with
+        the job's time settings (null where it is not a time); `known`: the format's
+        own strptime format, if it has one."""
+        return to_utc(self[name], pl.String(), self.times, known)
 
 
 # Canonical columns (and private `_`-prefixed helpers) from a record's columns.
@@ -60,6 +65,9 @@ class Parsed:
     are joined with `cat`) and `layout` (Webis-SMC's separator and blank lines).
     `damage` says why the file's compressed stream broke off after this block (its
     last record is then rejected as `truncated_stream`); None for a sound file.
+    `repeated_hour` counts the events whose wall time fell in an hour the zone's
+    clocks repeat, by the instant they were read as (`earlier`, `later`:
+    `sessions.times.RepeatedHour`).
     """
 
     events: pl.DataFrame  # EVENT_SCHEMA
@@ -67,6 +75,7 @@ class Parsed:
     rows_read: int  # records the block held, counted before they were split
     skipped: dict[str, int] = field(default_factory=dict)
     damage: str | None = None
+    repeated_hour: dict[str, int] = field(default_factory=dict)
 
     @property
     def n_records(self) -> int:
@@ -81,13 +90,29 @@ class Parsed:
 
 
 class LogFormat(ABC):
-    """A log format: reads one file into canonical events and rejected records."""
+    """A log format: reads one file into canonical events and rejected records.
+
+    `options` are the job's read settings (`sessions.formats.format_for` binds them);
+    `unknown_users` the user values the format itself writes for no one.
+    """
 
     name: str
+    options: ReadOptions
+    unknown_users: tuple[str, ...]
+
+    def parse_file(self, path: str | Path, *, block_bytes: int = DEFAULT_BLOCK_BYTES) -> Iterator[Parsed]:
+        """Parsed blocks of one file, in order, with local row ids; the wall times of an
+        hour the zone repeats settled by file order (`sessions.times.RepeatedHour`)."""
+        return RepeatedHour(self.options.timezone).settle(self.read_blocks(path, block_bytes=block_bytes))
 
     @abstractmethod
-    def parse_file(self, path: str | Path, *, block_bytes: int = DEFAULT_BLOCK_BYTES) -> Iterator[Parsed]:
-        """Parsed blocks of one file, in order, with local row ids."""
+    def read_blocks(self, path: str | Path, *, block_bytes: int = DEFAULT_BLOCK_BYTES) -> Iterator[Parsed]:
+        """What `parse_file` gives, before the repeated hour is settled."""
+
+    def value_checks(self) -> list[Check]:
+        """The checks every event of this format must pass (`value_checks` with the
+        format's and the job's unknown users)."""
+        return value_checks((*self.unknown_users, *self.options.unknown_user))
 
 
 def text_checks(
@@ -115,10 +140,14 @@ def text_checks(
     return checks
 
 
-def value_checks() -> list[Check]:
-    """The checks every event must pass, whatever its format."""
+def value_checks(unknown_users: Sequence[str] = ()) -> list[Check]:
+    """The checks every event must pass, whatever its format: a user, and one that
+    stands for someone (not one of `unknown_users`, such as DiffusionDB's
+    `deleted_account`: records of unknown users are never linked to each other), a
+    time and a text."""
     return [
         (is_blank(pl.col("user_id")), Reason.EMPTY_USER),
+        (pl.col("user_id").str.strip_chars().is_in(list(unknown_users)), Reason.UNKNOWN_USER),
         (pl.col("ts").is_null(), Reason.BAD_TIME),
         (is_blank(pl.col("query")), Reason.EMPTY_TEXT),
     ]

@@ -9,17 +9,18 @@ collide with the input's own.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
 import pyarrow.parquet as pq
 
 from sessions import storage
-from sessions.fields import ISO_TIME_FORMATS, to_utc
-from sessions.formats.base import Builder, Check, Columns, LogFormat, Parsed, finalize, text_checks, value_checks
+from sessions.formats.base import Builder, Check, Columns, LogFormat, Parsed, finalize, text_checks
+from sessions.formats.options import ReadOptions
 from sessions.records import DEFAULT_BLOCK_BYTES, iter_blocks, split_records
 from sessions.schema import Reason
+from sessions.times import TimeOptions, to_utc
 
 RECORD = "_record"
 # Rows per Parquet batch, for a block of about DEFAULT_BLOCK_BYTES of prompt text.
@@ -29,22 +30,24 @@ _BYTES_PER_ROW = 256
 class StructFields(Columns):
     """Typed columns held in the `_record` struct."""
 
-    def __init__(self, schema: pl.Schema) -> None:
+    def __init__(self, schema: pl.Schema, times: TimeOptions) -> None:
         self.names = list(schema.names())
         self.schema = schema
+        self.times = times
 
     def _get(self, name: str) -> pl.Expr:
         return pl.col(RECORD).struct.field(name)
 
-    def time(self, name: str, formats: Sequence[str] = ISO_TIME_FORMATS) -> pl.Expr:
-        return to_utc(self[name], self.schema[name], formats)
+    def time(self, name: str, known: str | None = None) -> pl.Expr:
+        return to_utc(self[name], self.schema[name], self.times, known)
 
 
 class JsonFields(Columns):
     """Top-level values of a JSON object per line (as text)."""
 
-    def __init__(self, names: Sequence[str]) -> None:
+    def __init__(self, names: Sequence[str], times: TimeOptions) -> None:
         self.names = list(names)
+        self.times = times
 
     def _get(self, name: str) -> pl.Expr:
         key = name.replace("\\", "\\\\").replace("'", "\\'")
@@ -58,15 +61,17 @@ class ParquetFormat(LogFormat):
     name: str
     build: Builder
     checks: tuple[Check, ...] = ()
+    unknown_users: tuple[str, ...] = ()
+    options: ReadOptions = field(default_factory=ReadOptions)
 
-    def parse_file(self, path: str | Path, *, block_bytes: int = DEFAULT_BLOCK_BYTES) -> Iterator[Parsed]:
+    def read_blocks(self, path: str | Path, *, block_bytes: int = DEFAULT_BLOCK_BYTES) -> Iterator[Parsed]:
         reader = pq.ParquetFile(storage.open_random_access(path))
         batch_rows = max(1024, block_bytes // _BYTES_PER_ROW)
         next_row = 0
         for batch in reader.iter_batches(batch_size=batch_rows):
             df = pl.from_arrow(batch)
             assert isinstance(df, pl.DataFrame)
-            fields = StructFields(df.schema)
+            fields = StructFields(df.schema, self.options.times)
             lf = (
                 df.lazy()
                 .select(pl.struct(pl.all()).alias(RECORD))
@@ -74,7 +79,7 @@ class ParquetFormat(LogFormat):
                 .with_columns(line_no=pl.col("row_id") + 1)
                 .with_columns(**self.build(fields))
             )
-            checks = [*value_checks(), *self.checks]
+            checks = [*self.value_checks(), *self.checks]
             parsed = finalize(
                 lf, source=self.name, source_file=str(path), checks=checks, raw=pl.col(RECORD).struct.json_encode()
             )
@@ -89,15 +94,17 @@ class JsonLinesFormat(LogFormat):
     name: str
     names: tuple[str, ...]
     build: Builder
+    unknown_users: tuple[str, ...] = ()
+    options: ReadOptions = field(default_factory=ReadOptions)
 
-    def parse_file(self, path: str | Path, *, block_bytes: int = DEFAULT_BLOCK_BYTES) -> Iterator[Parsed]:
+    def read_blocks(self, path: str | Path, *, block_bytes: int = DEFAULT_BLOCK_BYTES) -> Iterator[Parsed]:
         next_row = 0
-        fields = JsonFields(self.names)
+        fields = JsonFields(self.names, self.options.times)
         for block in iter_blocks(path, block_bytes=block_bytes):
             records = split_records(block)
             lf = records.lazy().with_row_index("row_id", offset=next_row).with_columns(**self.build(fields))
             not_object = ~pl.col("text").str.json_path_match("$").str.starts_with("{").fill_null(False)
-            checks = [*text_checks(), (not_object, Reason.BAD_JSON), *value_checks()]
+            checks = [*text_checks(), (not_object, Reason.BAD_JSON), *self.value_checks()]
             raw = pl.coalesce("text", "undecodable")
             parsed = finalize(lf, source=self.name, source_file=str(path), checks=checks, raw=raw, damage=block.damage)
             next_row += parsed.n_records

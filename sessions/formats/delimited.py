@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -28,10 +28,12 @@ import numpy as np
 import polars as pl
 
 from sessions.fields import split_delimited
-from sessions.formats.base import Builder, Check, Columns, LogFormat, Parsed, finalize, text_checks, value_checks
+from sessions.formats.base import Builder, Check, Columns, LogFormat, Parsed, finalize, text_checks
+from sessions.formats.options import ReadOptions
 from sessions.parallel import ordered_map
 from sessions.records import BOM, DEFAULT_BLOCK_BYTES, Block, iter_blocks, split_records, utf8_ok
 from sessions.schema import Reason
+from sessions.times import TimeOptions
 
 
 def field_name(i: int) -> str:
@@ -41,8 +43,9 @@ def field_name(i: int) -> str:
 class Fields(Columns):
     """The fields of a record, one column `_f<i>` each, by the names of the header."""
 
-    def __init__(self, names: Sequence[str]) -> None:
+    def __init__(self, names: Sequence[str], times: TimeOptions) -> None:
         self.names = list(names)
+        self.times = times
 
     def _get(self, name: str) -> pl.Expr:
         return pl.col(field_name(self.names.index(name)))
@@ -70,6 +73,8 @@ class DelimitedFormat(LogFormat):
         checks: format-specific checks, tried after the value checks.
         fast: allow the fast path for clean tab-separated blocks (tests turn it off
             to compare both paths).
+        unknown_users: user values the format writes for no one.
+        options: the job's read settings.
     """
 
     name: str
@@ -84,8 +89,10 @@ class DelimitedFormat(LogFormat):
     layout: Callable[[pl.Expr], pl.Expr] | None = None
     checks: tuple[Check, ...] = ()
     fast: bool = True
+    unknown_users: tuple[str, ...] = ()
+    options: ReadOptions = field(default_factory=ReadOptions)
 
-    def parse_file(self, path: str | Path, *, block_bytes: int = DEFAULT_BLOCK_BYTES) -> Iterator[Parsed]:
+    def read_blocks(self, path: str | Path, *, block_bytes: int = DEFAULT_BLOCK_BYTES) -> Iterator[Parsed]:
         blocks = iter_blocks(path, quote=self.quote if self.multiline else None, sep=self.sep, block_bytes=block_bytes)
         first = next(blocks, None)
         if first is None:
@@ -190,7 +197,7 @@ class DelimitedFormat(LogFormat):
         damage: str | None,
     ) -> Parsed:
         try:
-            built = self.build(Fields(names))
+            built = self.build(Fields(names, self.options.times))
         except ValueError as err:
             raise ValueError(f"{source_file}: {err}") from None
         lf = lf.with_columns(**built)
@@ -201,6 +208,6 @@ class DelimitedFormat(LogFormat):
         else:  # the block's bytes were checked: only a line of blank fields can be empty
             checks = [(pl.all_horizontal(f.str.strip_chars() == "" for f in fields), Reason.EMPTY_LINE)]
             raw = pl.concat_str(fields, separator=self.sep)
-        checks += [*value_checks(), *self.checks]
+        checks += [*self.value_checks(), *self.checks]
         return finalize(lf, source=self.name, source_file=source_file, checks=checks, raw=raw, skipped=skipped,
                         damage=damage)  # fmt: skip

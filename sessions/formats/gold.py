@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import polars as pl
 
-from sessions.fields import epoch_seconds
 from sessions.formats.aol import AOL_TIME_FORMAT
 from sessions.formats.base import Columns
 from sessions.formats.delimited import DelimitedFormat
 from sessions.schema import Reason
+from sessions.times import epoch_to_utc
 
 WEBIS_COLUMNS = ("UserID", "Query", "TimeStamp", "ClickRank", "ClickDomain", "MissionID", "Comment")
 GAYO_COLUMNS = ("ID", "USER_ID", "QUERY", "URL", "DATETIME", "EPOCH", "SESSIONID")
@@ -38,7 +38,7 @@ def _webis(f: Columns) -> dict[str, pl.Expr]:
     return {
         "user_id": user,
         "query": f["Query"],
-        "ts": f.time("TimeStamp", [AOL_TIME_FORMAT]),
+        "ts": f.time("TimeStamp", AOL_TIME_FORMAT),
         "_rank_text": rank,
         "click_rank": rank.cast(pl.Int32, strict=False),
         "click_url": _nonempty(f["ClickDomain"]),
@@ -74,7 +74,7 @@ def _gayo(f: Columns) -> dict[str, pl.Expr]:
     return {
         "user_id": f["USER_ID"].str.strip_chars(),
         "query": f["QUERY"],
-        "ts": pl.coalesce(epoch_seconds(f["EPOCH"].str.strip_chars()), f.time("DATETIME", ["%d/%m/%Y %H:%M"])),
+        "ts": pl.coalesce(epoch_to_utc(f["EPOCH"].str.strip_chars()), f.time("DATETIME", "%d/%m/%Y %H:%M")),
         "click_url": _nonempty(f["URL"]),
         "gold_session": session,
     }

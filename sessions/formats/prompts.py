@@ -49,7 +49,8 @@ def _midjourney(f: Columns) -> dict[str, pl.Expr]:
     }
 
 
-DIFFUSIONDB = ParquetFormat(name="diffusiondb", build=_diffusiondb)
+# DiffusionDB writes `deleted_account` for every person who deleted an account.
+DIFFUSIONDB = ParquetFormat(name="diffusiondb", build=_diffusiondb, unknown_users=("deleted_account",))
 
 MIDJOURNEY = DelimitedFormat(
     name="midjourney",

@@ -3,8 +3,10 @@
 The kind is told by the file name (`.csv`, `.tsv`/`.tab`, `.jsonl`/`.ndjson`,
 `.parquet`, each optionally compressed), the columns by a mapping such as
 `user=author,time=created_at,text=prompt` (`session=` and `mission=` add gold labels).
-CSV follows RFC 4180 (quoted fields may hold commas, quotes and newlines); TSV has no
-quoting. Times may be date-times, epoch seconds, or ISO-8601 text.
+CSV is read as Python's `csv` reads it (quoted fields may hold commas, quotes and
+newlines); TSV has no quoting. Times are read by `sessions.times.to_utc` (ISO 8601 in
+its variants, RFC 2822, epoch numbers, typed date-times). The values exporters write
+for a missing value (`TABLE_UNKNOWN_USERS`) are no user.
 """
 
 from __future__ import annotations
@@ -19,7 +21,11 @@ from sessions import storage
 from sessions.formats.base import Columns, LogFormat
 from sessions.formats.columnar import JsonLinesFormat, ParquetFormat
 from sessions.formats.delimited import DelimitedFormat
+from sessions.formats.options import DEFAULT_READ, ReadOptions
 
+# What exporters write for a missing value: Postgres' and MySQL's text NULL, pandas'
+# and Python's str() of a missing value, JavaScript's undefined.
+TABLE_UNKNOWN_USERS = ("\\N", "NULL", "null", "None", "NaN", "nan", "undefined")
 _COMPRESSION_SUFFIXES = {".gz", ".bz2", ".zst", ".lz4"}
 
 
@@ -77,20 +83,22 @@ def table_kind(path: str | Path) -> str:
     return kind
 
 
-def table_format(path: str | Path, mapping: ColumnMap) -> LogFormat:
-    """The format that reads the table at path with the given column mapping."""
+def table_format(path: str | Path, mapping: ColumnMap, options: ReadOptions = DEFAULT_READ) -> LogFormat:
+    """The format that reads the table at path with the given column mapping and read settings."""
     kind = table_kind(path)
+    unknown = TABLE_UNKNOWN_USERS
     if kind == "parquet":
         with storage.open_random_access(path) as file:
             names = pq.read_schema(file).names
         _require(path, names, mapping)
-        return ParquetFormat(name="table", build=mapping.build)
+        return ParquetFormat(name="table", build=mapping.build, unknown_users=unknown, options=options)
     if kind == "jsonl":
-        return JsonLinesFormat(name="table", names=mapping.columns(), build=mapping.build)
+        return JsonLinesFormat(name="table", names=mapping.columns(), build=mapping.build, unknown_users=unknown,
+                               options=options)  # fmt: skip
     sep, quote = (",", '"') if kind == "csv" else ("\t", None)
     return DelimitedFormat(
         name="table", sep=sep, quote=quote, multiline=quote is not None, columns=mapping.columns(),
-        build=mapping.build, header="required",
+        build=mapping.build, header="required", unknown_users=unknown, options=options,
     )  # fmt: skip
 
 

@@ -10,22 +10,24 @@ import gzip
 import io
 import json
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 
 import polars as pl
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sessions.formats import FORMATS, ColumnMap, format_for
-from sessions.ingest import ingest
+from sessions.formats import FORMATS, ReadOptions, format_for
+from sessions.formats.options import DEFAULT_READ
+from sessions.ingest import DamagedInputError, ingest
 from sessions.io import read_table
 from sessions.records import BOM
 from sessions.schema import Reason
 
 AOL_HEADER = "AnonID\tQuery\tQueryTime\tItemRank\tClickURL\n"
 # Two good records of user 1001 in every text format (header included where the format has one).
-GOOD: dict[str, tuple[str, ColumnMap | None, str, str]] = {
-    # name: (file name, mapping, header, body)
+GOOD: dict[str, tuple[str, ReadOptions | None, str, str]] = {
+    # name: (file name, read options, header, body)
     "aol": ("user-ct-test-collection-01.txt", None, AOL_HEADER,
             "1001\tcheap flights\t2006-03-01 07:17:12\t\t\n"
             "1001\tcheap flights nyc\t2006-03-01 07:18:00\t1\thttp://a.com\n"),
@@ -39,11 +41,11 @@ GOOD: dict[str, tuple[str, ColumnMap | None, str, str]] = {
                    "text,args,channel_id,userid,timestamp,label,id,url_png,main_content,thread_id\n",
                    "a cat,--v 4,c1,1001,2023-01-21 05:08:46,False,1,u,a cat,t1\n"
                    "a cat on a roof,--v 4,c1,1001,2023-01-21 05:09:46,False,2,u,a cat,t1\n"),
-    "csv": ("log.csv", ColumnMap.parse("user=u,time=t,text=q"), "u,t,q\n",
+    "csv": ("log.csv", ReadOptions(map="user=u,time=t,text=q"), "u,t,q\n",
             "1001,2023-01-05 10:00:00,pizza\n1001,2023-01-05 10:01:00,pizza pan\n"),
-    "tsv": ("log.tsv", ColumnMap.parse("user=u,time=t,text=q"), "u\tt\tq\n",
+    "tsv": ("log.tsv", ReadOptions(map="user=u,time=t,text=q"), "u\tt\tq\n",
             "1001\t2023-01-05 10:00:00\tpizza\n1001\t2023-01-05 10:01:00\tpizza pan\n"),
-    "jsonl": ("log.jsonl", ColumnMap.parse("user=u,time=t,text=q"), "",
+    "jsonl": ("log.jsonl", ReadOptions(map="user=u,time=t,text=q"), "",
               '{"u": "1001", "t": "2023-01-05 10:00:00", "q": "pizza"}\n'
               '{"u": "1001", "t": "2023-01-05 10:01:00", "q": "pizza pan"}\n'),
 }  # fmt: skip
@@ -55,18 +57,18 @@ def format_name(kind: str) -> str:
 
 
 def ingest_bytes(tmp_path, kind: str, data: bytes, suffix: str = "", **kw) -> tuple[dict, pl.DataFrame, pl.DataFrame]:
-    name, mapping, _, _ = GOOD[kind]
+    name, options, _, _ = GOOD[kind]
     path = tmp_path / (name + suffix)
     path.write_bytes(data)
     out = tmp_path / "out"
-    report = ingest([path], format_name(kind), out, mapping=mapping, **kw)
+    report = ingest([path], format_name(kind), out, options=options or DEFAULT_READ, **kw)
     return report.to_dict(), read_table(out / "events.parquet"), read_table(out / "rejected.parquet")
 
 
 def both_paths(path, kind: str) -> list[pl.DataFrame]:
     """The events of a file read by the fast path (where the format has one) and the careful one."""
-    _, mapping, _, _ = GOOD[kind]
-    fmt = format_for(format_name(kind), path, mapping)
+    _, options, _, _ = GOOD[kind]
+    fmt = format_for(format_name(kind), path, options or DEFAULT_READ)
     readers = [fmt, replace(fmt, fast=False)] if hasattr(fmt, "fast") else [fmt]
     return [pl.concat([p.events for p in reader.parse_file(path)]) for reader in readers]
 
@@ -166,6 +168,24 @@ def test_gzip_members_joined_with_cat_are_one_file(tmp_path):
     assert (report["rows_in"], report["rows_ok"]) == (4, 4) and report["files"][0]["damage"] is None
 
 
+def test_strict_makes_a_damaged_file_an_error_naming_it(tmp_path):
+    from typer.testing import CliRunner
+
+    from workflows.cli import app
+
+    _, _, header, body = GOOD["aol"]
+    packed = gzip.compress((header + body * 3000).encode())
+    path = tmp_path / "user-ct-test-collection-02.txt.gz"
+    path.write_bytes(packed[: len(packed) // 2])
+    with pytest.raises(DamagedInputError, match=r"user-ct-test-collection-02\.txt\.gz: damaged \(.*end marker"):
+        ingest([path], "aol", tmp_path / "a", options=ReadOptions(strict=True))
+    assert not (tmp_path / "a" / "report.json").exists()  # nothing that looks complete
+    result = CliRunner().invoke(app, ["ingest", str(path), "-f", "aol", "-o", str(tmp_path / "b"), "--strict",
+                                      "--engine", "local"])  # fmt: skip
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert f"{path}: damaged" in " ".join(result.output.split())
+
+
 # ---- 5. CSV quoting as exporters write it ----
 def test_a_quote_inside_a_field_never_takes_the_following_lines(tmp_path):
     body = (
@@ -181,6 +201,144 @@ def test_a_quote_inside_a_field_never_takes_the_following_lines(tmp_path):
     expected = [row[2] for row in csv.reader(io.StringIO(body))]
     assert events["query"].to_list() == expected
     assert expected[1:5] == ['12" pizza pan', "pizza stone", "best pizza places", "a cat sitting on a roof"]
+
+
+# ---- 6. times in the forms logs really use ----
+A = datetime(2023, 3, 1, 10, 0, tzinfo=UTC)
+TEXT_TIMES = [  # (as written, the instant)
+    ("2023-03-01 10:00:00+00", A),  # Postgres
+    ("2023-03-01 10:02:30.25+00", A + timedelta(seconds=150.25)),
+    ("2023-03-01 11:00:00+01", A),
+    ("2023-03-01T11:00:00+0100", A),
+    ("2023-03-01T05:00:00-05:00", A),
+    ("2023-03-01T10:00:00Z", A),
+    ("2023-03-01 10:00:00Z", A),
+    ("2023-03-01 10:00:00 UTC", A),
+    ("2023-03-01T10:00:00.123456789Z", A + timedelta(microseconds=123456)),  # nanoseconds cut to microseconds
+    ("2023-03-01T10:00", A),
+    ("2023-03-01", A - timedelta(hours=10)),
+    ("Wed, 01 Mar 2023 10:00:00 +0000", A),  # RFC 2822
+    ("Wed, 01 Mar 2023 05:00:00 EST", A),
+    ("1677664800", A),  # epoch seconds, milliseconds, microseconds, nanoseconds, by magnitude
+    ("1677664800000", A),
+    ("1677664800000000", A),
+    ("1677664800000000000", A),
+    ("1677664800.25", A + timedelta(seconds=0.25)),
+    ("1677664800250.5", A + timedelta(seconds=0.2505)),
+]
+BAD_TIMES = ["2023-02-30 10:00:00", "yesterday", "2023", "10:00:00", "2023-03-01 25:00:00"]
+
+
+def write_table(path, rows: list[dict], kind: str) -> None:
+    """rows as a CSV, JSON lines or Parquet table (JSON numbers and Parquet values keep their type)."""
+    if kind == "csv":
+        with open(path, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+    elif kind == "jsonl":
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    else:
+        pl.DataFrame(rows, strict=False).write_parquet(path)
+
+
+def read_table_log(tmp_path, rows: list[dict], kind: str, **options) -> tuple[dict, pl.DataFrame, pl.DataFrame]:
+    path = tmp_path / f"log.{kind}"
+    write_table(path, rows, kind)
+    out = tmp_path / f"out-{kind}"
+    report = ingest([path], "table", out, options=ReadOptions(map="user=u,time=t,text=q", **options))
+    return report.to_dict(), read_table(out / "events.parquet"), read_table(out / "rejected.parquet")
+
+
+@pytest.mark.parametrize("kind", ["csv", "jsonl", "parquet"])
+def test_every_form_of_time_gives_its_instant_in_every_table_format(tmp_path, kind):
+    rows = [{"u": "1001", "t": t, "q": f"q{i}"} for i, (t, _) in enumerate(TEXT_TIMES)]
+    rows += [{"u": "1001", "t": t, "q": "bad"} for t in BAD_TIMES]
+    _, events, rejected = read_table_log(tmp_path, rows, kind)
+    assert events["ts"].to_list() == [instant for _, instant in TEXT_TIMES]
+    assert rejected["reason"].to_list() == [Reason.BAD_TIME] * len(BAD_TIMES)
+
+
+@pytest.mark.parametrize("kind", ["jsonl", "parquet"])
+def test_epoch_numbers_keep_their_fractions_the_same_in_json_and_parquet(tmp_path, kind):
+    """The issue's examples: epoch milliseconds and float seconds as numbers, not text."""
+    values = [1677664800000, 1677664800.25, 1677664800, 1677664800123456, 1677664800.123456]
+    rows = [{"u": "1001", "t": v, "q": f"q{i}"} for i, v in enumerate(values)]
+    _, events, rejected = read_table_log(tmp_path, rows, kind)
+    assert rejected.height == 0
+    assert events["ts"].to_list() == [A, A + timedelta(seconds=0.25), A, A + timedelta(microseconds=123456),
+                                      A + timedelta(microseconds=123456)]  # fmt: skip
+
+
+def test_the_issues_postgres_export_reads_every_row(tmp_path):
+    data = (
+        "user_id,created_at,query\n"
+        "u1,2023-03-01 10:00:00+00,pizza\n"
+        "u1,2023-03-01 10:02:30.25+00,pizza near me\n"
+        "u2,2023-03-01 11:00:00+01,flights\n"
+        "u2,2023-03-01 11:05:00+01,cheap flights\n"
+    )
+    path = tmp_path / "export.csv"
+    path.write_text(data)
+    report = ingest(
+        [path], "table", tmp_path / "out", options=ReadOptions(map="user=user_id,time=created_at,text=query")
+    )
+    events = read_table(tmp_path / "out" / "events.parquet")
+    assert (report.rows_ok, report.rows_rejected) == (4, 0)
+    assert events["ts"].to_list() == [A, A + timedelta(seconds=150.25), A, A + timedelta(minutes=5)]
+
+
+def test_time_unit_and_time_format_read_what_the_defaults_cannot(tmp_path):
+    rows = [{"u": "1001", "t": "1677664800", "q": "a"}]
+    _, events, _ = read_table_log(tmp_path, rows, "csv", time_unit="ms")
+    assert events["ts"].to_list() == [datetime(1970, 1, 20, 10, 1, 4, 800000, tzinfo=UTC)]
+    rows = [{"u": "1001", "t": "01/03/2023 10:00", "q": "a"}, {"u": "1001", "t": "2023-03-01 10:00:00", "q": "b"}]
+    _, events, rejected = read_table_log(tmp_path, rows, "jsonl", time_format="%d/%m/%Y %H:%M")
+    assert events["ts"].to_list() == [A] and rejected["reason"].to_list() == [Reason.BAD_TIME]  # the format alone
+    with pytest.raises(ValueError, match="--timezone 'Mars/Olympus': not a time zone"):
+        ReadOptions(timezone="Mars/Olympus")
+
+
+def test_naive_times_in_a_zone_settle_the_repeated_hour_by_file_order_across_blocks(tmp_path):
+    """America/New_York repeats 01:00-02:00 on 2023-11-05 and skips 02:00-03:00 on 2023-03-12."""
+    walls = ["00:50", "01:10", "01:50", "01:05", "01:20", "02:10"]  # the clock goes back after 01:50
+    lines = [f"1001\tq{i}\t2023-11-05 {w}:00\t\t" for i, w in enumerate(walls)]
+    lines += ["1002\tonce\t2023-11-05 01:30:00\t\t", "1003\tskipped hour\t2023-03-12 02:30:00\t\t"]
+    path = tmp_path / "user-ct-test-collection-01.txt"
+    path.write_text(AOL_HEADER + "\n".join(lines) + "\n")
+    options = ReadOptions(timezone="America/New_York")
+    report = ingest([path], "aol", tmp_path / "out", options=options, block_bytes=64)  # a few lines a block
+    events = read_table(tmp_path / "out" / "events.parquet")
+    utc = [t.strftime("%H:%M") for t in events["ts"]]
+    assert utc == ["04:50", "05:10", "05:50", "06:05", "06:20", "07:10", "05:30"]  # EDT, then EST after the fold
+    assert report.repeated_hour == {"earlier": 3, "later": 2}
+    assert report.rejected_by_reason == {"bad_time": 1}  # 02:30 did not happen that night
+
+
+# ---- 8. users that are not users ----
+def test_deleted_accounts_and_null_users_are_nobodys_and_never_linked(tmp_path):
+    from sessions.missions import MissionConfig
+    from sessions.pipeline import segment_logs
+    from sessions.segment import SegmentConfig
+
+    t = datetime(2022, 8, 1, 12, 0)
+    frame = pl.DataFrame({
+        "image_name": [f"{i}.png" for i in range(6)],
+        "prompt": ["a castle in the clouds", "a red sports car", "castle in the clouds, matte painting",
+                   "red sports car, studio light", "a cat", "a cat, oil painting"],
+        "user_name": ["deleted_account"] * 4 + ["a1b2", "a1b2"],
+        "timestamp": [t + timedelta(minutes=i) for i in range(6)],
+    })  # fmt: skip
+    path = tmp_path / "metadata.parquet"
+    frame.write_parquet(path)
+    report = segment_logs([path], "diffusiondb", str(tmp_path / "seg"), SegmentConfig(), MissionConfig())
+    sessions = read_table(tmp_path / "seg" / "sessions.parquet")
+    assert report.ingest["rejected_by_reason"] == {"unknown_user": 4}
+    assert sessions["user_id"].unique().to_list() == ["a1b2"] and sessions["session_id"].n_unique() == 1
+    rows = [{"u": u, "t": "2023-03-01 10:00:00", "q": "q"} for u in ("\\N", "None", "", "guest", "1001")]
+    report, events, rejected = read_table_log(tmp_path, rows, "csv", unknown_user=("guest",))
+    assert events["user_id"].to_list() == ["1001"]
+    assert rejected["reason"].to_list() == ["unknown_user", "unknown_user", "empty_user", "unknown_user"]
 
 
 # ---- 7. nothing read ----
@@ -232,3 +390,39 @@ def test_random_events_written_in_a_format_read_back_equal(tmp_path_factory, kin
     _, events, rejected = ingest_bytes(tmp, kind, data)
     assert rejected.height == 0, rejected.rows()
     assert events.select("user_id", "query").rows() == [(u, q) for u, _, q in rows]
+
+
+def render_time(instant: datetime, form: str, offset_minutes: int):
+    """One instant as a log might write it (`form`), in a zone `offset_minutes` east of UTC."""
+    local = instant + timedelta(minutes=offset_minutes)
+    sign, off = ("-" if offset_minutes < 0 else "+"), abs(offset_minutes)
+    hh, mm = divmod(off, 60)
+    epoch = instant - datetime(1970, 1, 1, tzinfo=UTC)
+    micros = epoch // timedelta(microseconds=1)
+    return {
+        "iso_space_colon": local.strftime("%Y-%m-%d %H:%M:%S.%f") + f"{sign}{hh:02d}:{mm:02d}",
+        "iso_t_basic": local.strftime("%Y-%m-%dT%H:%M:%S.%f") + f"{sign}{hh:02d}{mm:02d}",
+        "iso_z": instant.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        "iso_utc": instant.strftime("%Y-%m-%d %H:%M:%S.%f UTC"),
+        "epoch_us": micros,
+        "epoch_us_text": str(micros),
+        "epoch_s_float": micros / 1e6,
+        "epoch_ms_float_text": f"{micros / 1e3:.3f}",
+    }[form]
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    kind=st.sampled_from(["csv", "jsonl", "parquet"]),
+    instants=st.lists(st.datetimes(min_value=datetime(1995, 1, 1), max_value=datetime(2090, 1, 1),
+                                   timezones=st.just(UTC)), min_size=1, max_size=8),
+    form=st.sampled_from(["iso_space_colon", "iso_t_basic", "iso_z", "iso_utc", "epoch_us", "epoch_us_text",
+                          "epoch_s_float", "epoch_ms_float_text"]),
+    offset=st.integers(-12 * 60, 14 * 60),
+)  # fmt: skip
+def test_random_instants_in_any_form_read_back_to_the_microsecond(tmp_path_factory, kind, instants, form, offset):
+    tmp = tmp_path_factory.mktemp("times")
+    rows = [{"u": "1001", "t": render_time(t, form, offset), "q": f"q{i}"} for i, t in enumerate(instants)]
+    _, events, rejected = read_table_log(tmp, rows, kind)
+    assert rejected.height == 0, rejected.rows()
+    assert events["ts"].to_list() == instants

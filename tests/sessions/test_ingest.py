@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sessions.formats import ColumnMap
+from sessions.formats import ColumnMap, ReadOptions
 from sessions.ingest import AccountingError, IngestReport, ingest
 from sessions.io import read_table
 from sessions.schema import EVENT_SCHEMA, REJECTED_SCHEMA, Reason
@@ -196,8 +196,8 @@ def test_generic_tables_with_a_column_mapping(tmp_path, kind):
         path.write_text("\n".join(json.dumps(r) for r in rows) + "\n{not json\n")
     else:
         frame.write_parquet(path)
-    mapping = ColumnMap.parse("user=who,time=when,text=prompt,mission=thread")
-    _, events, rejected = run(tmp_path, [path], "table", mapping=mapping)
+    options = ReadOptions(map="user=who,time=when,text=prompt,mission=thread")
+    _, events, rejected = run(tmp_path, [path], "table", options=options)
     assert events.select("user_id", "query", "gold_mission").rows() == [
         ("ann", "red fox", "x"),
         ("ann", "red fox, snow", "x"),
@@ -211,7 +211,7 @@ def test_table_needs_its_mapped_columns(tmp_path):
     path = tmp_path / "log.csv"
     path.write_text("a,b\n1,2\n")
     with pytest.raises(ValueError, match=r"log\.csv: no column 'who'"):
-        ingest([path], "table", tmp_path / "out", mapping=ColumnMap.parse("user=who,time=a,text=b"))
+        ingest([path], "table", tmp_path / "out", options=ReadOptions(map="user=who,time=a,text=b"))
     with pytest.raises(ValueError, match="needs text=COLUMN"):
         ColumnMap.parse("user=a,time=b")
 

@@ -124,11 +124,11 @@ def test_mine_on_ray_equals_local(ray_cluster, logs, tmp_path):
 
 
 def test_bad_options_fail_before_any_task(ray_cluster, logs, tmp_path):
-    from sessions.formats import ColumnMap
+    from sessions.formats import ReadOptions
     from workflows.distributed import data as ray_jobs
 
     with pytest.raises(ValueError, match="applies to --format table only"):
-        ray_jobs.ingest(logs, "aol", tmp_path / "x", mapping=ColumnMap.parse("user=a,time=b,text=c"))
+        ray_jobs.ingest(logs, "aol", tmp_path / "x", options=ReadOptions(map="user=a,time=b,text=c"))
 
 
 def test_cluster_yaml_is_a_valid_ray_cluster_config(tmp_path):

@@ -34,6 +34,7 @@ def ingest_rows(report: dict) -> dict:
         "rows rejected": report["rows_rejected"],
         **{f"  {reason}": n for reason, n in report["rejected_by_reason"].items()},
         **{f"lines skipped ({kind})": n for kind, n in report.get("skipped_lines", {}).items()},
+        **{f"times in a repeated hour, read {how}": n for how, n in report.get("repeated_hour", {}).items() if n},
         "files": len(report["files"]),
     }
     for skipped in report.get("skipped_files", []):

@@ -19,7 +19,7 @@ import polars as pl
 import pyarrow as pa
 
 from sessions import storage
-from sessions.formats import ColumnMap
+from sessions.formats.options import DEFAULT_READ, ReadOptions
 from sessions.ingest import EVENTS_FILE, REJECTED_FILE, IngestReport, finish_ingest
 from sessions.io import claim_output, part_name, prepare_dataset, publish_dataset, run_id, write_parquet
 from sessions.missions import MissionConfig
@@ -82,7 +82,7 @@ def ingest(
     fmt: str,
     output: str | Path,
     *,
-    mapping: ColumnMap | None = None,
+    options: ReadOptions = DEFAULT_READ,
     block_bytes: int = DEFAULT_BLOCK_BYTES,
     buckets: int | None = None,
     config: dict | None = None,
@@ -94,7 +94,7 @@ def ingest(
     out = claim_output(output, EVENTS_FILE, inputs=inputs)
     staging = staging_dir(out)
     try:
-        report, offsets = stage(inputs, fmt, staging, buckets=n, mapping=mapping, block_bytes=block_bytes)
+        report, offsets = stage(inputs, fmt, staging, buckets=n, options=options, block_bytes=block_bytes)
         target = storage.join(out, EVENTS_FILE)
         prepare_dataset(target)
         job = {"offsets": offsets, "target": target, "run": run_id()}
@@ -146,7 +146,7 @@ def segment(
     seg: SegmentConfig,
     missions: MissionConfig,
     *,
-    mapping: ColumnMap | None = None,
+    options: ReadOptions = DEFAULT_READ,
     block_bytes: int = DEFAULT_BLOCK_BYTES,
     buckets: int | None = None,
     model_uri: str | None = None,
@@ -162,7 +162,7 @@ def segment(
     staging = staging_dir(out)
     n = bucket_count(buckets)
     try:
-        ingest_report, offsets = stage_inputs(inputs, fmt, out, staging, n, mapping, block_bytes)
+        ingest_report, offsets = stage_inputs(inputs, fmt, out, staging, n, options, block_bytes)
         read_done = time.perf_counter()
         common = log_common_terms(staging, offsets, missions)
         target = storage.join(out, SESSIONS_FILE)

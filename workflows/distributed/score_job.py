@@ -36,7 +36,7 @@ import ray
 
 from sessions import storage
 from sessions.buckets import user_bucket
-from sessions.formats import ColumnMap
+from sessions.formats.options import DEFAULT_READ, ReadOptions
 from sessions.ingest import REJECTED_FILE, REPORT_FILE
 from sessions.io import (
     claim_output,
@@ -90,7 +90,7 @@ def score(
     output: str | Path,
     cfg: ScoreConfig,
     *,
-    mapping: ColumnMap | None = None,
+    options: ReadOptions = DEFAULT_READ,
     block_bytes: int = DEFAULT_BLOCK_BYTES,
     overwrite: bool = False,
 ) -> ScoreReport:
@@ -102,7 +102,7 @@ def score(
     out = claim_output(output, SCORES_FILE, overwrite, inputs)
     work = storage.join(out, WORK_DIR)
     n = cfg.buckets or 4 * cluster_cpus()
-    job = _job_key(inputs, fmt, mapping, cfg, n)
+    job = _job_key(inputs, fmt, options, cfg, n)
     if storage.exists(storage.join(work, "job.json")) and read_json(storage.join(work, "job.json")) != job:
         storage.remove(work)  # another job's leftovers: start over
     write_json(job, storage.join(work, "job.json"))
@@ -114,7 +114,7 @@ def score(
         report.resumed["stage"] = 1
     else:
         storage.remove(staging)
-        ingest, offsets = stage_inputs(inputs, fmt, out, staging, n, mapping, block_bytes)
+        ingest, offsets = stage_inputs(inputs, fmt, out, staging, n, options, block_bytes)
         common = log_common_terms(staging, offsets, cfg.missions)
         write_json({"ingest": ingest, "offsets": offsets, "common": common}, staged)
     state = read_json(staged)
@@ -180,9 +180,7 @@ def _publish(work: str, out: str, report: ScoreReport, cfg: ScoreConfig) -> None
     storage.remove(work)
 
 
-def _job_key(
-    inputs: Sequence[str | Path], fmt: str | None, mapping: ColumnMap | None, cfg: ScoreConfig, n: int
-) -> dict:
+def _job_key(inputs: Sequence[str | Path], fmt: str | None, options: ReadOptions, cfg: ScoreConfig, n: int) -> dict:
     """What makes two runs the same job: the inputs as they are on disk, the models as
     registered now (an alias that moved is another job), and every setting."""
     files = []
@@ -194,8 +192,7 @@ def _job_key(
     if cfg.hierarchy_model:
         models["hierarchy_model"] = _version_of(cfg.hierarchy_model)
     settings = {k: v for k, v in asdict(cfg).items() if k not in ("workers", "gpus_per_worker", "batch_size")}
-    table = None if mapping is None else str(mapping)
-    return json.loads(json.dumps({"files": files, "format": fmt, "mapping": table, "buckets": n, **settings,
+    return json.loads(json.dumps({"files": files, "format": fmt, "read": asdict(options), "buckets": n, **settings,
                                   "models": models}, default=str))  # fmt: skip
 
 

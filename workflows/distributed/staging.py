@@ -29,7 +29,7 @@ import ray
 
 from sessions import storage
 from sessions.buckets import user_bucket
-from sessions.formats import ColumnMap, format_for
+from sessions.formats.options import DEFAULT_READ, ReadOptions, format_for
 from sessions.ingest import EVENTS_FILE, REJECTED_FILE, REPORT_FILE, FileCount, IngestReport, expand_inputs
 from sessions.io import STAGING_PREFIX, ParquetSink, copy_table, dataset_parts, read_json, read_parquet, write_parquet
 from sessions.lexicon import Lexicon
@@ -46,7 +46,7 @@ EVENT_COLUMNS = ["row_id", "user_id", "ts", "query"]
 def _parse_into_staging(
     batch: pa.Table,
     fmt: str,
-    mapping: ColumnMap | None,
+    options: ReadOptions,
     block_bytes: int,
     staging: str,
     buckets: int,
@@ -55,7 +55,7 @@ def _parse_into_staging(
     counts = []
     for file, path in zip(batch["file"].to_pylist(), batch["path"].to_pylist(), strict=True):
         count = FileCount(path)
-        for block, parsed in enumerate(format_for(fmt, path, mapping).parse_file(path, block_bytes=block_bytes)):
+        for block, parsed in enumerate(format_for(fmt, path, options).parse_file(path, block_bytes=block_bytes)):
             name = f"f{file:05d}-b{block:05d}.parquet"
             events = parsed.events.select(columns).with_columns(
                 _file=pl.lit(file, pl.Int32), _bucket=user_bucket(pl.col("user_id"), buckets)
@@ -77,12 +77,12 @@ def collect(ds: ray.data.Dataset) -> pl.DataFrame:
 
 
 def _accounting(
-    fmt: str, paths: list[str], counts: pl.DataFrame, skipped_files: list[dict[str, str]]
+    fmt: str, paths: list[str], counts: pl.DataFrame, skipped_files: list[dict[str, str]], strict: bool = False
 ) -> tuple[IngestReport, dict[int, int]]:
     """The ingest report from the parse tasks' per-file counts, and each file's row id offset."""
     by_file = {i: FileCount(**json.loads(c)) for i, c in counts.iter_rows()} if counts.height else {}
     files = [by_file.get(i, FileCount(path)) for i, path in enumerate(paths)]
-    report = IngestReport.of_files(fmt, files, skipped_files)
+    report = IngestReport.of_files(fmt, files, skipped_files, strict)
     starts = itertools.accumulate((f.rows_in for f in report.files), initial=0)
     return report, dict(enumerate(itertools.islice(starts, len(paths))))
 
@@ -98,7 +98,7 @@ def stage(
     staging: str,
     *,
     buckets: int,
-    mapping: ColumnMap | None = None,
+    options: ReadOptions = DEFAULT_READ,
     block_bytes: int = DEFAULT_BLOCK_BYTES,
     columns: list[str] | None = None,
 ) -> tuple[IngestReport, dict[int, int]]:
@@ -107,14 +107,14 @@ def stage(
     skipped_files: list[dict[str, str]] = []
     paths = expand_inputs(inputs, skipped_files)
     for path in paths:  # wrong format options fail here, before any task starts
-        format_for(fmt, path, mapping)
+        format_for(fmt, path, options)
     files = ray.data.from_items([{"file": i, "path": p} for i, p in enumerate(paths)])
     counts = files.map_batches(
         _parse_into_staging, batch_size=1, batch_format="pyarrow",
-        fn_kwargs={"fmt": fmt, "mapping": mapping, "block_bytes": block_bytes, "staging": staging,
+        fn_kwargs={"fmt": fmt, "options": options, "block_bytes": block_bytes, "staging": staging,
                    "buckets": buckets, "columns": columns or list(EVENT_SCHEMA)},
     )  # fmt: skip
-    report, offsets = _accounting(fmt, paths, collect(counts), skipped_files)
+    report, offsets = _accounting(fmt, paths, collect(counts), skipped_files, options.strict)
     report.check()
     return report, offsets
 
@@ -178,7 +178,7 @@ def stage_inputs(
     out: str,
     staging: str,
     buckets: int,
-    mapping: ColumnMap | None = None,
+    options: ReadOptions = DEFAULT_READ,
     block_bytes: int = DEFAULT_BLOCK_BYTES,
 ) -> tuple[dict, dict[int, int]]:
     """Events of raw logs (parsed by Ray tasks) or of an ingest directory into the
@@ -189,7 +189,7 @@ def stage_inputs(
         report = read_json(storage.join(source, REPORT_FILE))
         return report, stage_events(storage.join(source, EVENTS_FILE), staging, buckets)
     report, offsets = stage(
-        inputs, fmt, staging, buckets=buckets, mapping=mapping, block_bytes=block_bytes, columns=EVENT_COLUMNS
+        inputs, fmt, staging, buckets=buckets, options=options, block_bytes=block_bytes, columns=EVENT_COLUMNS
     )
     publish_rejected(staging, offsets, storage.join(out, REJECTED_FILE))
     return ingest_summary(report), offsets

@@ -19,7 +19,7 @@ import numpy as np
 import polars as pl
 
 from sessions import storage
-from sessions.formats import ColumnMap
+from sessions.formats.options import DEFAULT_READ, ReadOptions
 from sessions.ingest import REPORT_FILE
 from sessions.io import ParquetSink, claim_output, job_output, read_json, scan_table, write_json
 from sessions.pipeline import SESSIONS_FILE, load_events, segment_logs
@@ -60,7 +60,7 @@ def annotate_logs(
     output: str | Path,
     model_uri: str,
     threshold: float = DEFAULT_THRESHOLD,
-    mapping: ColumnMap | None = None,
+    options: ReadOptions = DEFAULT_READ,
 ) -> dict:
     """Sessions of `inputs` (see the module) -> `output/annotations.parquet`: the session
     rows plus `specificity` and `reformulation`; the report gains an `annotate` part."""
@@ -72,7 +72,7 @@ def annotate_logs(
         source = str(inputs[0])
         claim_output(out, ANNOTATIONS_FILE, inputs=inputs)
     else:
-        segment_logs(inputs, fmt, out, SegmentConfig(), MissionConfig(), mapping=mapping)
+        segment_logs(inputs, fmt, out, SegmentConfig(), MissionConfig(), options=options)
         source = out
     report = read_json(storage.join(source, REPORT_FILE))
     if source == out:
@@ -145,7 +145,7 @@ class AnnotateJob:
     overwrite: bool = common.overwrite()
     model: str = field(default="models:/hierarchy-model@champion", metadata={"help": HIERARCHY_MODEL_HELP})
     format: str | None = common.log_format()
-    map: str | None = common.column_map()
+    read: ReadOptions = common.read_options()
     threshold: float = field(default=DEFAULT_THRESHOLD, metadata={"help": THRESHOLD_HELP})
 
 
@@ -156,7 +156,6 @@ def run(job: AnnotateJob) -> dict:
     """
     common.require(job.inputs, "inputs", argument=True)
     common.check_format(job.format)
-    mapping = common.mapping_of(job.map)
     from workflows.tracking.store import require_model, use_store
 
     if len(job.inputs) == 1:
@@ -165,4 +164,4 @@ def run(job: AnnotateJob) -> dict:
     use_store()
     require_model(job.model)  # before the output is claimed
     output = common.output_dir(job.output, ANNOTATIONS_FILE, job.overwrite, job.inputs)
-    return annotate_logs(job.inputs, job.format, output, job.model, job.threshold, mapping)
+    return annotate_logs(job.inputs, job.format, output, job.model, job.threshold, job.read)

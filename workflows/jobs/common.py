@@ -26,9 +26,12 @@ def log_format(help: str = FORMAT_HELP) -> Any:
     return field(default=None, metadata={"help": help, "short": "-f"})
 
 
-def column_map() -> Any:
-    return field(default=None, metadata={
-        "help": "columns of a --format table: user=COL,time=COL,text=COL[,session=COL][,mission=COL]"})  # fmt: skip
+def read_options() -> Any:
+    """The read settings of a job that reads raw logs (`sessions.formats.ReadOptions`:
+    --map, --time-format, --time-unit, --timezone, --unknown-user, --strict)."""
+    from sessions.formats.options import ReadOptions
+
+    return field(default_factory=ReadOptions, metadata={"prefix": ""})
 
 
 def engine() -> Any:
@@ -77,13 +80,6 @@ def require_rows_read(report: dict, output: str) -> None:
         f"e.g. line {example['line_no']} of {example['source_file']}: {raw!r}; a wrong --format, --map or time "
         f"format is the usual cause (every rejected record is in {rejected})"
     )
-
-
-def mapping_of(text: str | None):  # -> ColumnMap | None
-    """The `--map` of a table log, parsed; None when not given."""
-    from sessions.formats import ColumnMap
-
-    return ColumnMap.parse(text) if text else None
 
 
 def check_format(fmt: str | None) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from sessions.formats.options import ReadOptions
 from sessions.ingest import EVENTS_FILE, IngestReport
 from workflows.config import to_dict
 from workflows.jobs import common
@@ -18,7 +19,7 @@ class IngestJob:
     format: str | None = common.log_format(common.FORMAT_HELP.replace("raw logs", "the logs"))
     output: str | None = common.output()
     overwrite: bool = common.overwrite()
-    map: str | None = common.column_map()
+    read: ReadOptions = common.read_options()
     block_mb: int = field(default=64, metadata={"help": "read this many MiB at a time (bounds memory)"})
     engine: common.Engine = common.engine()
     address: str | None = common.address()
@@ -41,7 +42,6 @@ def run(job: IngestJob, on_rows: Callable[[int], None] | None = None) -> IngestR
     common.require(job.inputs, "inputs", argument=True)
     fmt = common.require(job.format, "format")
     common.check_format(fmt)
-    mapping = common.mapping_of(job.map)
     common.check_log_inputs(job.inputs, fmt, ingested=False)
     output = common.output_dir(job.output, EVENTS_FILE, job.overwrite, job.inputs)
     if job.engine == "ray":
@@ -51,13 +51,13 @@ def run(job: IngestJob, on_rows: Callable[[int], None] | None = None) -> IngestR
             from workflows.distributed import data  # imports ray: after the runtime's settings
 
             report = data.ingest(
-                job.inputs, fmt, output, mapping=mapping, block_bytes=job.block_mb << 20, config=to_dict(job)
+                job.inputs, fmt, output, options=job.read, block_bytes=job.block_mb << 20, config=to_dict(job)
             )
     else:
         from sessions.ingest import ingest
 
         on_block = (lambda path, parsed: on_rows(parsed.rows_read)) if on_rows else None
-        report = ingest(job.inputs, fmt, output, mapping=mapping, block_bytes=job.block_mb << 20, on_block=on_block,
+        report = ingest(job.inputs, fmt, output, options=job.read, block_bytes=job.block_mb << 20, on_block=on_block,
                         config=to_dict(job))  # fmt: skip
     common.require_rows_read(report.to_dict(), output)
     return report

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+from sessions.formats.options import ReadOptions
 from sessions.missions import MissionConfig
 from sessions.reformulation import DEFAULT_THRESHOLD
 from sessions.segment import SegmentConfig
@@ -56,7 +57,7 @@ class ScoreJob:
     output: str | None = common.output()
     overwrite: bool = common.overwrite()
     format: str | None = common.log_format()
-    map: str | None = common.column_map()
+    read: ReadOptions = common.read_options()
     score: ScoreConfig = field(default_factory=ScoreConfig, metadata={"prefix": ""})
     address: str | None = common.address()
 
@@ -70,7 +71,6 @@ def run(job: ScoreJob):  # -> ScoreReport
 
     common.require(job.inputs, "inputs", argument=True)
     common.check_format(job.format)
-    mapping = common.mapping_of(job.map)
     common.check_output(job.output, job.inputs)
     use_store()
     for model in (job.score.session_model, job.score.hierarchy_model):
@@ -81,6 +81,6 @@ def run(job: ScoreJob):  # -> ScoreReport
     with ray_runtime(job.address):
         from workflows.distributed.score_job import score  # imports ray: after the runtime's settings
 
-        report = score(job.inputs, job.format, output, job.score, mapping=mapping, overwrite=job.overwrite)
+        report = score(job.inputs, job.format, output, job.score, options=job.read, overwrite=job.overwrite)
     common.require_rows_read(report.to_dict(), output)
     return report

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from sessions.formats.options import ReadOptions
 from sessions.missions import MissionConfig
 from sessions.pipeline import SESSIONS_FILE, SegmentReport
 from sessions.segment import SegmentConfig
@@ -27,7 +28,7 @@ class SegmentJob:
     output: str | None = common.output()
     overwrite: bool = common.overwrite()
     format: str | None = common.log_format()
-    map: str | None = common.column_map()
+    read: ReadOptions = common.read_options()
     segment: SegmentConfig = field(default_factory=SegmentConfig, metadata={"prefix": ""})
     missions: MissionConfig = field(default_factory=MissionConfig, metadata={"prefix": "mission-"})
     model: str | None = field(default=None, metadata={"help": MODEL_HELP})
@@ -66,7 +67,6 @@ def run(job: SegmentJob, on_rows: Callable[[int], None] | None = None) -> Segmen
     """
     common.require(job.inputs, "inputs", argument=True)
     common.check_format(job.format)
-    mapping = common.mapping_of(job.map)
     config = to_dict(job)  # the report records every setting of the job
     scorer = session_scorer(job.model) if job.engine == "local" else None  # a bad model: refused before the output
     if job.model and job.engine == "ray":
@@ -81,13 +81,13 @@ def run(job: SegmentJob, on_rows: Callable[[int], None] | None = None) -> Segmen
         with ray_runtime(job.address):
             from workflows.distributed import data  # imports ray: after the runtime's settings
 
-            report = data.segment(job.inputs, job.format, output, job.segment, job.missions, mapping=mapping,
+            report = data.segment(job.inputs, job.format, output, job.segment, job.missions, options=job.read,
                                   model_uri=job.model, config=config)  # fmt: skip
     else:
         from sessions.pipeline import segment_logs
 
         on_block = (lambda path, parsed: on_rows(parsed.rows_read)) if on_rows else None
-        report = segment_logs(job.inputs, job.format, output, job.segment, job.missions, mapping=mapping,
+        report = segment_logs(job.inputs, job.format, output, job.segment, job.missions, options=job.read,
                               scorer=scorer, embedder=scorer, config=config, on_block=on_block)  # fmt: skip
     common.require_rows_read(report.to_dict(), output)
     return report

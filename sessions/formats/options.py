@@ -1,0 +1,57 @@
+"""How raw logs are read beyond their format: the `--map` of a table, how times are
+written, which user values stand for no one, and whether a damaged file is an error.
+
+Every job that reads raw logs (ingest, segment, score, annotate) holds one
+`ReadOptions` as its `read` settings; the readers of both engines take it whole.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from sessions.times import TimeOptions, TimeUnit
+
+if TYPE_CHECKING:
+    from sessions.formats.table import ColumnMap
+
+
+@dataclass(frozen=True)
+class ReadOptions:
+    """The read settings of a job (see the module docstring); ValueError for a bad one."""
+
+    map: str | None = field(default=None, metadata={
+        "help": "columns of a --format table: user=COL,time=COL,text=COL[,session=COL][,mission=COL]"})  # fmt: skip
+    time_format: str | None = field(default=None, metadata={
+        "help": "strptime format of text times, e.g. '%d/%m/%Y %H:%M' (%z: an offset); none: ISO 8601/RFC 3339 in "
+                "all its variants, RFC 2822 or epoch numbers"})  # fmt: skip
+    time_unit: TimeUnit = field(default="auto", metadata={
+        "help": "unit of epoch numbers; auto: s, ms, us or ns, the one that puts the value in 1990..2100"})  # fmt: skip
+    timezone: str = field(default="UTC", metadata={
+        "help": "IANA zone of times written without an offset (DST-aware; the hour clocks repeat is read in file "
+                "order and counted in the report)"})  # fmt: skip
+    unknown_user: tuple[str, ...] = field(default=(), metadata={
+        "help": "user values that stand for no one, besides the format's own (DiffusionDB's deleted_account): "
+                "their records are rejected as unknown_user"})  # fmt: skip
+    strict: bool = field(default=False, metadata={
+        "help": "a damaged input (a compressed file cut off) is an error naming the file; default: read up to the "
+                "damage and report it"})  # fmt: skip
+
+    def __post_init__(self) -> None:
+        if self.map:
+            self.mapping  # noqa: B018 (checks --map)
+        self.times  # noqa: B018 (checks the time settings)
+
+    @property
+    def mapping(self) -> ColumnMap | None:
+        """The parsed `--map`, None when not given."""
+        from sessions.formats.table import ColumnMap
+
+        return ColumnMap.parse(self.map) if self.map else None
+
+    @property
+    def times(self) -> TimeOptions:
+        return TimeOptions(format=self.time_format, unit=self.time_unit, timezone=self.timezone)
+
+
+DEFAULT_READ = ReadOptions()  # the settings of a job given none (frozen: safe to share)

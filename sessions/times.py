@@ -1,0 +1,276 @@
+"""Time stamps in the forms logs really write them, to UTC microseconds.
+
+One function, `to_utc`, turns a time column of any type into `schema.TIMESTAMP`
+(UTC, microseconds), the same way for every format and both engines, so that one
+value gives one `ts` whether it comes from CSV, JSON lines or Parquet:
+
+- text, ISO 8601 / RFC 3339 as exporters write it: `T` or a space between date and
+  time, seconds optional, fractions to nanoseconds (kept to microseconds, the rest
+  cut), an offset `Z`, `+00`, `+0100`, `+01:00` (Postgres writes `+00`), ` UTC` or
+  ` GMT`, or none; a date alone is its midnight;
+- text, RFC 2822 (`Wed, 01 Mar 2023 10:00:00 +0000`, e-mail and HTTP headers);
+- epoch numbers, integers or floats, as numbers or text: seconds, milliseconds,
+  microseconds or nanoseconds by magnitude (`TimeOptions.unit` "auto": the unit under
+  which the value falls in 1990..2100; the four ranges do not overlap), or the unit
+  given; floats are rounded to the microsecond;
+- date-times of a typed column (Parquet, Arrow): aware ones converted, naive ones
+  read as wall times of the zone below; dates are their midnight;
+- with `TimeOptions.format` (`--time-format`), text is read with that strptime
+  format (chrono's, as polars uses it) and nothing else is tried.
+
+A value without an offset is a wall time of `TimeOptions.timezone` (IANA name,
+default UTC), DST-aware: a wall time that does not exist (the hour skipped when
+clocks go forward) is not a time (the record is rejected as `bad_time`); one that
+exists twice (the hour repeated when clocks go back) is first read as its earlier
+instant, and `RepeatedHour` then settles it by the order of the file.
+
+A value that none of these read is null, and its record is rejected as `bad_time`.
+"""
+
+from __future__ import annotations
+
+import zoneinfo
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Literal
+
+import polars as pl
+
+from sessions.schema import TIMESTAMP
+
+if TYPE_CHECKING:
+    from sessions.formats.base import Parsed
+
+TimeUnit = Literal["auto", "s", "ms", "us", "ns"]
+_US_PER_UNIT: dict[str, float] = {"s": 1e6, "ms": 1e3, "us": 1.0, "ns": 1e-3}
+# Plausible Unix epochs in seconds, 1990-01-01 .. 2100-01-01 (AOL is 2006, prompt logs
+# 2022+); in each finer unit the range is a thousand times further out, so a value's
+# magnitude tells its unit.
+_EPOCH_SECONDS = (631_152_000, 4_102_444_800)
+
+_ISO = (
+    r"^\s*(?<date>\d{4}-\d{2}-\d{2})"
+    r"(?:[T ](?<hh>\d{2}):(?<mm>\d{2})(?::(?<ss>\d{2})(?:[.,](?<frac>\d{1,9}))?)?)?"
+    r"\s*(?<zone>[Zz]|UTC|GMT|[+-]\d{2}(?::?\d{2})?)?\s*$"
+)
+_RFC2822 = (
+    r"^\s*(?:[A-Za-z]{3},\s*)?(?<day>\d{1,2})\s+(?<mon>[A-Za-z]{3})\s+(?<year>\d{4})\s+"
+    r"(?<hh>\d{2}):(?<mm>\d{2})(?::(?<ss>\d{2}))?\s*(?<zone>UT|UTC|GMT|Z|[+-]\d{4}|[ECMP][SD]T)?\s*$"
+)
+_EPOCH_TEXT = r"^\s*[+-]?\d+(?:\.\d*)?(?:[eE][+-]?\d+)?\s*$"
+_MONTHS = {m: f"{i:02d}" for i, m in enumerate(
+    ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), start=1)}  # fmt: skip
+# RFC 2822 section 4.3: the obsolete North American zone names, in minutes east of UTC.
+_RFC2822_ZONES = {"UT": 0, "UTC": 0, "GMT": 0, "Z": 0, "EST": -300, "EDT": -240, "CST": -360, "CDT": -300,
+                  "MST": -420, "MDT": -360, "PST": -480, "PDT": -420}  # fmt: skip
+_NAIVE = pl.Datetime("us")
+
+
+@dataclass(frozen=True)
+class TimeOptions:
+    """How a log's time values are read (`sessions.formats.ReadOptions` holds one).
+
+    Attributes:
+        format: a strptime format for text times (chrono's, as polars takes it, e.g.
+            `%d/%m/%Y %H:%M`; `%z` reads an offset); None: the forms of the module
+            docstring.
+        unit: the unit of epoch numbers, or "auto" (by magnitude).
+        timezone: the IANA zone of wall times written without an offset.
+
+    Raises ValueError for an unknown zone or a format polars cannot read.
+    """
+
+    format: str | None = None
+    unit: TimeUnit = "auto"
+    timezone: str = "UTC"
+
+    def __post_init__(self) -> None:
+        try:
+            zoneinfo.ZoneInfo(self.timezone)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"--timezone {self.timezone!r}: not a time zone (an IANA name: Europe/Berlin)") from None
+        if self.unit not in _US_PER_UNIT and self.unit != "auto":
+            raise ValueError(f"--time-unit {self.unit!r}: choose auto, s, ms, us or ns")
+        if self.format is not None:
+            try:
+                pl.Series(["2000-01-01"]).str.strptime(_NAIVE, self.format, strict=False)
+            except pl.exceptions.PolarsError as err:
+                raise ValueError(f"--time-format {self.format!r}: not a strptime format ({err})") from None
+
+
+UTC_TIMES = TimeOptions()  # the defaults: the forms above, unit by magnitude, naive times in UTC
+
+
+def to_utc(expr: pl.Expr, dtype: pl.DataType, options: TimeOptions = UTC_TIMES, known: str | None = None) -> pl.Expr:
+    """A time column of any dtype as `TIMESTAMP` (UTC microseconds); null where a value
+    is not a time.
+
+    `dtype` is the column's type (text for CSV and JSON lines, any for Parquet).
+    `known`: the format's own strptime format for text (AOL's), read alone and fast
+    unless `options.format` is given.
+    """
+    if isinstance(dtype, pl.Datetime):
+        if dtype.time_zone:
+            return expr.dt.convert_time_zone("UTC").dt.cast_time_unit("us")
+        return _localize(expr.dt.cast_time_unit("us"), options.timezone)
+    if isinstance(dtype, pl.Date):
+        return _localize(expr.cast(_NAIVE), options.timezone)
+    if dtype.is_numeric():
+        return epoch_to_utc(expr, options.unit, integer=dtype.is_integer())
+    text = expr.cast(pl.String)
+    if options.format is not None or known is not None:
+        return _with_format(text, options.format or known, options.timezone)  # type: ignore[arg-type]
+    return pl.coalesce(_iso(text, options.timezone), _rfc2822(text, options.timezone), _epoch_text(text, options.unit))
+
+
+def epoch_to_utc(expr: pl.Expr, unit: TimeUnit = "auto", *, integer: bool = True) -> pl.Expr:
+    """Unix epoch numbers as `TIMESTAMP`: in `unit`, or with "auto" in the unit under which
+    the value falls in 1990..2100 (null when none does). `integer`: the values are
+    integers, read exactly (nanoseconds cut to microseconds); else floats, rounded to
+    the microsecond."""
+    x = expr.cast(pl.Int64 if integer else pl.Float64, strict=False)
+
+    def micros(u: str) -> pl.Expr:
+        per = _US_PER_UNIT[u]
+        if integer:
+            return x // 1000 if u == "ns" else x * int(per)
+        return (x * per).round(0).cast(pl.Int64, strict=False)
+
+    if unit != "auto":
+        us = micros(unit)
+    else:
+        lo, hi = _EPOCH_SECONDS
+        magnitude = x.abs()
+        chain = pl.when(magnitude.is_between(lo, hi)).then(micros("s"))
+        for u, scale in (("ms", 1_000), ("us", 1_000_000), ("ns", 1_000_000_000)):
+            chain = chain.when(magnitude.is_between(lo * scale, hi * scale)).then(micros(u))
+        us = chain.otherwise(None)
+    return pl.from_epoch(us, time_unit="us").dt.replace_time_zone("UTC").cast(TIMESTAMP)
+
+
+def _epoch_text(text: pl.Expr, unit: TimeUnit) -> pl.Expr:
+    number = pl.when(text.str.contains(_EPOCH_TEXT)).then(text.str.strip_chars())
+    return pl.coalesce(epoch_to_utc(number, unit, integer=True), epoch_to_utc(number, unit, integer=False))
+
+
+def _iso(text: pl.Expr, timezone: str) -> pl.Expr:
+    g = text.str.extract_groups(_ISO)
+    field_ = g.struct.field
+    wall = pl.concat_str(
+        field_("date"), pl.lit("T"), field_("hh").fill_null("00"), pl.lit(":"), field_("mm").fill_null("00"),
+        pl.lit(":"), field_("ss").fill_null("00"), pl.lit("."), field_("frac").fill_null("0"),
+    ).str.strptime(_NAIVE, "%Y-%m-%dT%H:%M:%S%.f", strict=False)  # fmt: skip
+    return _at_offset(wall, _iso_offset_minutes(field_("zone")), timezone)
+
+
+def _iso_offset_minutes(zone: pl.Expr) -> pl.Expr:
+    digits = zone.str.replace(":", "", literal=True)
+    hours = digits.str.slice(1, 2).cast(pl.Int32, strict=False)
+    minutes = digits.str.slice(3, 2).cast(pl.Int32, strict=False).fill_null(0)
+    sign = pl.when(zone.str.starts_with("-")).then(-1).otherwise(1)
+    return pl.when(zone.str.contains(r"^[+-]")).then(sign * (hours * 60 + minutes)).when(zone.is_not_null()).then(0)
+
+
+def _rfc2822(text: pl.Expr, timezone: str) -> pl.Expr:
+    g = text.str.extract_groups(_RFC2822)
+    field_ = g.struct.field
+    month = field_("mon").str.to_lowercase().replace_strict(_MONTHS, default=None)
+    wall = pl.concat_str(
+        field_("year"), pl.lit("-"), month, pl.lit("-"), field_("day").str.zfill(2), pl.lit("T"), field_("hh"),
+        pl.lit(":"), field_("mm"), pl.lit(":"), field_("ss").fill_null("00"),
+    ).str.strptime(_NAIVE, "%Y-%m-%dT%H:%M:%S", strict=False)  # fmt: skip
+    zone = field_("zone")
+    numeric = zone.str.slice(1, 2).cast(pl.Int32, strict=False) * 60 + zone.str.slice(3, 2).cast(pl.Int32, strict=False)
+    signed = pl.when(zone.str.starts_with("-")).then(-numeric).otherwise(numeric)
+    named = zone.replace_strict(_RFC2822_ZONES, default=None, return_dtype=pl.Int32)
+    offset = pl.when(zone.str.contains(r"^[+-]")).then(signed).otherwise(named)
+    return _at_offset(wall, offset, timezone)
+
+
+def _with_format(text: pl.Expr, fmt: str, timezone: str) -> pl.Expr:
+    if any(z in fmt for z in ("%z", "%:z", "%#z", "%::z")):
+        return text.str.strptime(TIMESTAMP, fmt, strict=False)
+    return _localize(text.str.strptime(_NAIVE, fmt, strict=False), timezone)
+
+
+def _at_offset(wall: pl.Expr, offset_minutes: pl.Expr, timezone: str) -> pl.Expr:
+    """Wall times with their offset in minutes east of UTC (null: none written)."""
+    aware = (wall - pl.duration(minutes=offset_minutes)).dt.replace_time_zone("UTC")
+    return pl.when(offset_minutes.is_not_null()).then(aware).otherwise(_localize(wall, timezone)).cast(TIMESTAMP)
+
+
+def _localize(wall: pl.Expr, timezone: str, ambiguous: Literal["earliest", "latest"] = "earliest") -> pl.Expr:
+    """Naive wall times of `timezone` as UTC: null in the hour clocks skip, the earlier
+    instant in the hour they repeat (`RepeatedHour` settles those)."""
+    if timezone == "UTC":
+        return wall.dt.replace_time_zone("UTC").cast(TIMESTAMP)
+    local = wall.dt.replace_time_zone(timezone, ambiguous=ambiguous, non_existent="null")
+    return local.dt.convert_time_zone("UTC").cast(TIMESTAMP)
+
+
+@dataclass
+class RepeatedHour:
+    """Settles the wall times that a zone's clocks show twice, by file order.
+
+    When clocks go back (01:00-02:00 twice in America/New_York on 2023-11-05), a wall
+    time without an offset could be either instant. `to_utc` reads it as the earlier
+    one; this pass, given a file's blocks in order, moves a user's values to the later
+    instant from the first one whose wall time goes back within that hour (the second
+    pass of the clock) on: for one user `01:10, 01:50, 01:05, 01:20` are earlier,
+    earlier, later, later. A user whose values never go back keeps the earlier
+    instants. Each block's `Parsed.repeated_hour` says how many of its events fell in
+    a repeated hour and how they were read (`earlier`, `later`). The state lives
+    across blocks, so a repeated hour that straddles two blocks of a file is read as
+    one.
+    """
+
+    timezone: str
+    _seen: dict[tuple[str, date], tuple[datetime, bool]] = field(default_factory=dict)
+
+    def settle(self, blocks: Iterator[Parsed]) -> Iterator[Parsed]:
+        """The blocks of one file, in order, with their repeated-hour times settled."""
+        for parsed in blocks:
+            yield self._settle(parsed)
+
+    def _settle(self, parsed: Parsed) -> Parsed:
+        events = parsed.events
+        if self.timezone == "UTC" or not events.height:
+            return parsed
+        wall = pl.col("ts").dt.convert_time_zone(self.timezone).dt.replace_time_zone(None)
+        ambiguous = (
+            events.lazy()
+            .select(
+                pl.int_range(pl.len()).alias("i"),
+                "user_id",
+                wall.alias("wall"),
+                _localize(wall, self.timezone, "latest").alias("later"),
+            )
+            .filter(_localize(pl.col("wall"), self.timezone, "earliest") != pl.col("later"))
+            .collect()
+        )
+        if not ambiguous.height:
+            return parsed
+        later_rows, later_ts = [], []
+        for i, user, wall_time, later in ambiguous.iter_rows():
+            key = (user, wall_time.date())
+            latest, second = self._seen.get(key, (wall_time, False))
+            second = second or wall_time < latest
+            self._seen[key] = (max(latest, wall_time), second)
+            if second:
+                later_rows.append(i)
+                later_ts.append(later)
+        parsed = replace(
+            parsed, repeated_hour={"earlier": ambiguous.height - len(later_rows), "later": len(later_rows)}
+        )
+        if not later_rows:
+            return parsed
+        moved = pl.DataFrame({"i": later_rows, "later": later_ts}, schema={"i": pl.Int64, "later": TIMESTAMP})
+        events = (
+            events.with_row_index("i")
+            .with_columns(pl.col("i").cast(pl.Int64))
+            .join(moved, on="i", how="left", maintain_order="left")
+            .with_columns(ts=pl.coalesce("later", "ts"))
+            .drop("i", "later")
+        )
+        return replace(parsed, events=events)
