@@ -68,9 +68,12 @@ def test_ingest_on_ray_equals_local(ray_cluster, logs, tmp_path):
 def test_logs_from_the_field_read_alike_on_both_engines(ray_cluster, tmp_path):
     """A directory as people have them: a README, a part with a byte-order mark, parts
     joined with `cat` (a repeated header), query-only rows of three fields, a download
-    cut short: the Ray engine reads, skips and reports what the local one does."""
+    cut short, wall times of a zone whose clocks went back, a user that is no one: the
+    Ray engine reads, skips and reports what the local one does; `--strict` refuses."""
     import gzip
 
+    from sessions.formats import ReadOptions
+    from sessions.ingest import DamagedInputError
     from workflows.distributed import data as ray_jobs
 
     header = b"AnonID\tQuery\tQueryTime\tItemRank\tClickURL\n"
@@ -83,16 +86,22 @@ def test_logs_from_the_field_read_alike_on_both_engines(ray_cluster, tmp_path):
     (logs / "user-ct-test-collection-02.txt").write_bytes(joined)
     packed = gzip.compress(header + b"".join(rows[1000:]))
     (logs / "user-ct-test-collection-03.txt.gz").write_bytes(packed[: len(packed) // 2])
-    ray_report = ray_jobs.ingest([logs], "aol", tmp_path / "ray", buckets=3)
-    local_report = local_ingest([logs], "aol", tmp_path / "local")
+    fold = [b"5000\tq\t2006-10-29 01:%02d:00\t\t\n" % m for m in (10, 50, 5, 20)]  # New York's clocks went back
+    (logs / "user-ct-test-collection-04.txt").write_bytes(header + b"".join(fold) + b"-1\tq\t2006-10-29 03:00:00\n")
+    options = ReadOptions(timezone="America/New_York", unknown_user=("-1",))
+    ray_report = ray_jobs.ingest([logs], "aol", tmp_path / "ray", buckets=3, options=options)
+    local_report = local_ingest([logs], "aol", tmp_path / "local", options=options)
     for report in (ray_report, local_report):
         assert report.skipped_lines == {"header": 1} and len(report.skipped_files) == 1
-        assert report.rejected_by_reason == {"truncated_stream": 1}
-        assert [f.damage is not None for f in report.files] == [False, False, True]
+        assert report.rejected_by_reason == {"truncated_stream": 1, "unknown_user": 1}
+        assert [f.damage is not None for f in report.files] == [False, False, True, False]
+        assert report.repeated_hour == {"earlier": 2, "later": 2}
         assert 1500 < report.rows_ok < 3000
     assert ray_report.files == local_report.files
     for name in ("events.parquet", "rejected.parquet"):
         assert same(read_table(tmp_path / "ray" / name), read_table(tmp_path / "local" / name))
+    with pytest.raises(DamagedInputError, match=r"user-ct-test-collection-03\.txt\.gz: damaged"):
+        ray_jobs.ingest([logs], "aol", tmp_path / "strict", buckets=3, options=ReadOptions(strict=True))
 
 
 def test_segment_on_ray_equals_local(ray_cluster, logs, tmp_path):
