@@ -114,3 +114,31 @@ def compare(gold: pl.DataFrame, systems: dict[str, pl.DataFrame]) -> pl.DataFram
                     {"system": system, "level": level, "gold": gold_name, **segmentation_scores(joined, col, gold_col)}
                 )
     return pl.DataFrame(rows)
+
+
+# Users by the length of their history in the gold log (queries): heavy users (bots,
+# thousands of queries) are where linking can chain unrelated needs together.
+USER_SIZE_BUCKETS: tuple[tuple[int, int | None], ...] = ((1, 10), (11, 100), (101, 1000), (1001, None))
+
+
+def user_size_label(low: int, high: int | None) -> str:
+    return f"{low:,}-{high:,} queries" if high is not None else f"over {low - 1:,} queries"
+
+
+def compare_by_user_size(gold: pl.DataFrame, systems: dict[str, pl.DataFrame]) -> pl.DataFrame:
+    """`compare`'s rows for the users of each `USER_SIZE_BUCKETS` bucket (queries per user
+    in `gold`), with `users` (the bucket's label), `n_users` and `rows`; buckets without
+    users are left out. Pair counting is per user, so the buckets' pairs add up to
+    the whole log's."""
+    size = gold.group_by("user_id").len()
+    frames = []
+    for low, high in USER_SIZE_BUCKETS:
+        in_bucket = size.filter((pl.col("len") >= low) & (pl.col("len") <= (high or pl.col("len").max())))
+        if not in_bucket.height:
+            continue
+        part = gold.join(in_bucket.select("user_id"), on="user_id", how="semi")
+        scores = compare(part, systems).with_columns(
+            users=pl.lit(user_size_label(low, high)), n_users=pl.lit(in_bucket.height), rows=pl.lit(part.height)
+        )
+        frames.append(scores)
+    return pl.concat(frames) if frames else pl.DataFrame()

@@ -1,11 +1,19 @@
 """Missions: a user's sessions linked across time into one information need.
 
-The rule (lexical linking): two sessions of the same user belong to one mission when
-a query of one and a query of the other are lexically close (term overlap at least
+The rule (lexical linking): two sessions of the same user are linked when a query of
+one and a query of the other are lexically close (term overlap at least
 `min_overlap` or character 3-gram Jaccard at least `min_jaccard`, as in
-`sessions.text`); missions are the connected components of these links, so
-interleaved and multi-day missions come out whole (single linkage: A~B and B~C put
-A, B and C together).
+`sessions.text`). Missions grow from these links in time order, as single linkage
+does (A~B and B~C put A, B and C together, so interleaved and multi-day missions
+come out whole), with one bound: a session joins a mission of more than one session
+only when it holds one of the mission's core terms, a term that at least half of
+the mission's sessions hold (`CORE_SHARE`), or repeats one of its queries; a link to
+a lone session is enough. A
+session may so join several missions, which then become one. Without the bound, a
+heavy user's history percolates: with thousands of sessions, links through
+different terms chain unrelated needs into one mission (10,000 queries of 2,000
+topics gave one mission of 9,710 queries; with the bound the largest holds 505,
+and Webis-SMC-12's development F1 stays 0.800; docs/segmentation.md).
 
 With a session model (`Embedder`), sessions are also linked when the model's
 same-session probability of their centroids (the normalised mean of their queries'
@@ -32,6 +40,9 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from sessions.lexicon import Closeness, Lexicon, encode, pack, sorted_unique, unpack
+
+# A mission's core terms are those at least this share of its sessions hold.
+CORE_SHARE = 0.5
 
 
 class Embedder(Protocol):
@@ -103,11 +114,12 @@ def link_missions(
     n_sessions = int(session[-1]) + 1 if len(session) else 0
     user_starts = (sessions["user_id"] != sessions["user_id"].shift()).fill_null(True).to_numpy()
     user = np.cumsum(user_starts) - 1
-    a, b = _links(session, user, lexicon, lexicon.term_vocab.is_in(common.implode()).to_numpy(), cfg)
+    is_common = lexicon.term_vocab.is_in(common.implode()).to_numpy()
+    a, b = _links(session, user, lexicon, is_common, cfg)
     if embedder is not None and n_sessions > 1:
         ea, eb = _embedding_links(sessions["query"], starts, user, embedder, cfg)
         a, b = np.concatenate([a, ea]), np.concatenate([b, eb])
-    first = first_of_component(n_sessions, a, b)  # sessions are numbered in (user, time) order
+    first = grow_missions(n_sessions, a, b, _session_terms(session, lexicon, is_common))  # in (user, time) order
     # Number each user's missions by their first session: 0, 1, ... in time order.
     session_user = user[np.flatnonzero(starts)]
     opens = first == np.arange(n_sessions)  # the session that opens its mission
@@ -201,6 +213,92 @@ def _embedding_links(
             b.append(keep + k)
     empty = np.empty(0, dtype=np.int64)
     return (np.concatenate(a), np.concatenate(b)) if a else (empty, empty)
+
+
+def _session_terms(session: np.ndarray, lexicon: Lexicon, common: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """What `grow_missions` compares of every session, as CSR (offsets, codes): session
+    s holds codes[offsets[s]:offsets[s + 1]], its distinct content terms (codes >= 0)
+    and its distinct normalised queries (text id t as -1 - t)."""
+    offsets, codes = lexicon.term_codes
+    text = lexicon.text_id
+    counts = offsets[text + 1] - offsets[text]
+    occ_session = np.repeat(session, counts)
+    occ_term = codes[_spans(offsets[text], counts)]
+    keep = ~common[occ_term]
+    n_terms = len(common)
+    # texts after the terms in one code space (text t -> n_terms + t), then as -1 - t
+    pair_session, pair_code = unpack(sorted_unique(np.concatenate([
+        pack(occ_session[keep], occ_term[keep]), pack(session, n_terms + text)])))  # fmt: skip
+    pair_code = np.where(pair_code >= n_terms, n_terms - 1 - pair_code, pair_code)
+    n = int(session[-1]) + 1 if len(session) else 0
+    return np.concatenate(([0], np.cumsum(np.bincount(pair_session, minlength=n)))), pair_code
+
+
+def grow_missions(n: int, a: np.ndarray, b: np.ndarray, terms: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """For each of n sessions (numbered in user, time order), the first session of its
+    mission, from links a-b and each session's terms (`_session_terms`' CSR).
+
+    Sessions are taken in order; each joins every mission of an earlier session it is
+    linked to that is a lone session, holds one of its queries again, or of whose
+    sessions at least `CORE_SHARE` hold one of its terms (those missions become one),
+    or else opens a mission. Where
+    that bound never refuses a link (components of up to two sessions), this is
+    the connected components of the links, computed as such; the rest runs one
+    session at a time with union by size.
+    """
+    first = first_of_component(n, a, b)
+    component_size = np.bincount(first, minlength=n)[first]
+    big = component_size > 2
+    if not big.any():
+        return first
+    lo, hi = np.minimum(a, b), np.maximum(a, b)
+    keep = big[hi] & (lo != hi)
+    order = np.lexsort((lo[keep], hi[keep]))
+    later, earlier = hi[keep][order].tolist(), lo[keep][order].tolist()
+    offsets, codes = terms
+    parent: dict[int, int] = {}
+    size: dict[int, int] = {}
+    low: dict[int, int] = {}
+    held: dict[int, dict[int, int]] = {}  # a mission's terms -> how many of its sessions hold each
+
+    def find(x: int) -> int:
+        root = x
+        while parent.get(root, root) != root:
+            root = parent[root]
+        while x != root:
+            parent[x], x = root, parent[x]
+        return root
+
+    def union(x: int, y: int) -> int:
+        x, y = find(x), find(y)
+        if x == y:
+            return x
+        if size[x] < size[y]:
+            x, y = y, x
+        parent[y] = x
+        size[x] += size[y]
+        low[x] = min(low[x], low[y])
+        for term, count in held.pop(y).items():
+            held[x][term] = held[x].get(term, 0) + count
+        return x
+
+    i = 0
+    for s in np.flatnonzero(big).tolist():
+        mine = codes[offsets[s] : offsets[s + 1]].tolist()
+        parent[s], size[s], low[s], held[s] = s, 1, s, dict.fromkeys(mine, 1)
+        joined = s
+        while i < len(later) and later[i] == s:
+            group = find(earlier[i])
+            i += 1
+            if group == find(joined):
+                continue
+            counts, core = held[group], CORE_SHARE * size[group]
+            if size[group] == 1 or any(counts.get(c, 0) >= (1 if c < 0 else core) for c in mine):
+                joined = union(joined, group)
+    result = first.copy()
+    sessions_of_big = np.flatnonzero(big)
+    result[sessions_of_big] = [low[find(s)] for s in sessions_of_big.tolist()]
+    return result
 
 
 def first_of_component(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:

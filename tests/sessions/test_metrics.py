@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sessions.metrics import boundary_scores, compare, pair_counting
+from sessions.metrics import boundary_scores, compare, compare_by_user_size, pair_counting
 
 
 def frame(users: list[str], pred: list[str], gold: list[str]) -> pl.DataFrame:
@@ -86,3 +86,21 @@ def test_compare_scores_each_level_against_the_gold_present():
         ("sys", "sessions", "missions"), ("sys", "missions", "missions"), ("base", "sessions", "missions"),
     ]  # fmt: skip
     assert table.filter(level="missions")["f1"][0] == 1.0
+
+
+def test_scores_by_user_history_length_keep_heavy_users_apart():
+    """A light user grouped right and a heavy one (12 queries) chained into one mission:
+    the whole log's F1 mixes them; the buckets tell them apart."""
+    start = datetime(2023, 1, 1, tzinfo=UTC)
+    users = ["light"] * 4 + ["heavy"] * 12
+    gold = pl.DataFrame({
+        "row_id": range(16), "user_id": users, "ts": [start + timedelta(minutes=i) for i in range(16)],
+        "gold_mission": ["a", "a", "b", "b"] + [f"h{i // 3}" for i in range(12)],
+    })  # fmt: skip
+    system = pl.DataFrame({"row_id": range(16), "session_id": [str(i) for i in range(16)],
+                           "mission_id": ["a", "a", "b", "b"] + ["chain"] * 12})  # fmt: skip
+    table = compare_by_user_size(gold, {"sys": system}).filter(level="missions")
+    assert table.select("users", "n_users", "rows").rows() == [("1-10 queries", 1, 4), ("11-100 queries", 1, 12)]
+    assert table["f1"].to_list() == [1.0, pytest.approx(2 * (12 / 66) / (1 + 12 / 66))]  # 4 x C(3,2) of C(12,2)
+    whole = compare(gold, {"sys": system}).filter(level="missions")["f1"][0]
+    assert table["f1"][1] < whole < 1.0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Annotated
 
+import polars as pl
 import typer
 from rich.table import Table
 
@@ -44,10 +45,17 @@ def segmentation(job: EvaluateSegmentationJob, as_json: JsonOption = False) -> N
             by_gold.setdefault(row["gold"], {}).setdefault(row["system"], {})[row["level"]] = {
                 k: round(row[k], 4) for k in METRIC_HEADERS
             }
+        by_size: dict = {}
+        for row in result.by_user_size.iter_rows(named=True):
+            bucket = by_size.setdefault(row["users"], {"users": row["n_users"], "rows": row["rows"], "by_gold": {}})
+            bucket["by_gold"].setdefault(row["gold"], {}).setdefault(row["system"], {})[row["level"]] = {
+                k: round(row[k], 4) for k in METRIC_HEADERS
+            }
         # `gold` and `scores`: the log's first gold level (the only one of Webis-SMC-12 or
-        # Gayo-Avello); `by_gold`: every level it has (a synthetic log has both)
+        # Gayo-Avello); `by_gold`: every level it has (a synthetic log has both);
+        # `by_user_size`: the same for the users of each history length
         typer.echo(json.dumps({"gold": golds[0], "file": str(job.gt), "rows": gold.height, "scores": by_gold[golds[0]],
-                               "by_gold": by_gold}))  # fmt: skip
+                               "by_gold": by_gold, "by_user_size": by_size}))  # fmt: skip
         return
     users = gold["user_id"].n_unique()
     name = job.gt.rsplit("/", 1)[-1] if job.gt else ""
@@ -62,6 +70,25 @@ def segmentation(job: EvaluateSegmentationJob, as_json: JsonOption = False) -> N
         gold_cell = [row["gold"]] if len(golds) > 1 else []
         table.add_row(row["system"], row["level"], *gold_cell, *(f"{row[k]:.3f}" for k in METRIC_HEADERS))
     out.print(table)
+    out.print(user_size_table(result.by_user_size, golds))
+
+
+def user_size_table(by_size: pl.DataFrame, golds: list[str]) -> Table:
+    """Pair F1 of every system and level for the users of each history length (queries
+    per user), one column per length that has users: heavy users apart."""
+    buckets = by_size.select("users", "n_users").unique(maintain_order=True).rows()
+    table = Table(title="pair F1 by users' history length (users)")
+    table.add_column("system", no_wrap=True)
+    table.add_column("level")
+    if len(golds) > 1:
+        table.add_column("gold")
+    for label, n_users in buckets:
+        table.add_column(f"{label} ({n_users:,})", justify="right")
+    f1 = {(r["system"], r["level"], r["gold"], r["users"]): r["f1"] for r in by_size.iter_rows(named=True)}
+    for system, level, gold in by_size.select("system", "level", "gold").unique(maintain_order=True).rows():
+        gold_cell = [gold] if len(golds) > 1 else []
+        table.add_row(system, level, *gold_cell, *(f"{f1[(system, level, gold, label)]:.3f}" for label, _ in buckets))
+    return table
 
 
 def pairs(job: EvaluatePairsJob, as_json: JsonOption = False) -> None:

@@ -1,9 +1,10 @@
 """Segmentation methods scored against a log's ground truth, next to time-gap baselines.
 
 `evaluate_methods` serves `sessionflow evaluate segmentation` (`run`) and the demo: every method
-segments the labelled events (sessions, then missions), the time gaps of
+segments the labelled events (sessions, then missions; `groupings`), the time gaps of
 `sessions.metrics.BASELINE_GAP_MINUTES` segment them alone, and
-`sessions.metrics.compare` scores each against every gold level the log has.
+`sessions.metrics.compare` scores each against every gold level the log has (`run`
+also by users' history size, `compare_by_user_size`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
-from sessions.metrics import BASELINE_GAP_MINUTES, compare, gold_levels
+from sessions.metrics import BASELINE_GAP_MINUTES, compare, compare_by_user_size, gold_levels
 from sessions.missions import MissionConfig
 from sessions.pipeline import sessions_with_missions
 from sessions.segment import SegmentConfig, segment
@@ -35,10 +36,21 @@ def evaluate_methods(
     scorer=None,
     systems: Mapping[str, pl.DataFrame] | None = None,
 ) -> pl.DataFrame:
-    """`compare`'s rows for every method (its name -> its configs), for groupings made
-    elsewhere (`systems`: name -> frame with row_id, session_id[, mission_id]) and for
-    the time-gap baselines. With `scorer` (a session model) the methods it takes part
-    in are also scored with it, as `<name> + model`; `learned` only so."""
+    """`compare`'s rows for every grouping `groupings` makes of `gold`."""
+    return compare(gold, groupings(gold, methods, scorer, systems))
+
+
+def groupings(
+    gold: pl.DataFrame,
+    methods: Mapping[str, tuple[SegmentConfig, MissionConfig]],
+    scorer=None,
+    systems: Mapping[str, pl.DataFrame] | None = None,
+) -> dict[str, pl.DataFrame]:
+    """Every method's sessions and missions of `gold` (its name -> its configs), the
+    groupings made elsewhere (`systems`: name -> frame with row_id, session_id[,
+    mission_id]) and the time-gap baselines, by name. With `scorer` (a session model)
+    the methods it takes part in also run with it, as `<name> + model`; `learned`
+    only so. ValueError when `gold` has nothing to score against."""
     if not has_gold(gold):
         raise ValueError("the log has no gold sessions or missions to score against")
     systems = dict(systems or {})
@@ -49,7 +61,7 @@ def evaluate_methods(
             systems[f"{name} + model"] = sessions_with_missions(gold, seg, missions, scorer, scorer)
     for minutes in BASELINE_GAP_MINUTES:
         systems[f"time-gap {minutes} min"] = segment(gold, SegmentConfig(method="time", gap_minutes=minutes))
-    return compare(gold, systems)
+    return systems
 
 
 ALL = "all"
@@ -87,9 +99,11 @@ class EvaluateSegmentationJob:
 
 @dataclass(frozen=True)
 class SegmentationScores:
-    """`compare`'s rows (system, level, gold, metrics) and the labelled events scored."""
+    """`compare`'s rows (system, level, gold, metrics), the same by users' history size
+    (`compare_by_user_size`: heavy users apart) and the labelled events scored."""
 
     scores: pl.DataFrame
+    by_user_size: pl.DataFrame
     gold: pl.DataFrame
 
 
@@ -111,14 +125,15 @@ def run(job: EvaluateSegmentationJob) -> SegmentationScores:
     gold = events.frame()
     if job.pred is not None:
         predicted = read_table(job_output(job.pred, SESSIONS_FILE))
-        scores = evaluate_methods(gold, {}, systems={f"pred:{job.pred}": predicted})
+        systems = groupings(gold, {}, systems={f"pred:{job.pred}": predicted})
     else:
         everything = [*LEXICAL_METHODS, *(NEEDS_MODEL if job.model else ())]
         methods = everything if ALL in job.methods else (job.methods or ["cascade"])
         configs = {m: (dataclasses.replace(job.segment, method=m), job.missions) for m in methods}
-        scores = evaluate_methods(gold, configs, session_scorer(job.model))
+        systems = groupings(gold, configs, session_scorer(job.model))
+    scores = compare(gold, systems)
     if job.figure is not None:
         from workflows.figures import segmentation_bars
 
         segmentation_bars(scores, f"{storage.name(gt)}: {gold.height:,} queries", job.figure)
-    return SegmentationScores(scores, gold)
+    return SegmentationScores(scores, compare_by_user_size(gold, systems), gold)

@@ -1,0 +1,78 @@
+"""Missions grow by links with a bound (issue 16, kind 9): a session joins a mission of
+more than one session only through one of its core terms or a repeated query, so a
+heavy user's history does not chain into one mission."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sessions.missions import MissionConfig, first_of_component, grow_missions
+from sessions.pipeline import sessions_with_missions
+from sessions.segment import SegmentConfig
+
+
+def csr(sessions: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
+    """Term codes per session as `grow_missions` takes them (texts: negative codes)."""
+    return np.cumsum([0, *map(len, sessions)]), np.array([c for s in sessions for c in s], dtype=np.int64)
+
+
+def grow(n: int, links: list[tuple[int, int]], terms: list[list[int]]) -> list[int]:
+    a, b = (np.array(x, dtype=np.int64) for x in zip(*links, strict=True)) if links else (np.zeros(0, int),) * 2
+    return grow_missions(n, a, b, csr(terms)).tolist()
+
+
+def test_a_chain_through_different_terms_stops_where_no_core_term_is_shared():
+    # 0 {a b} - 1 {b c} - 2 {c d} - 3 {d e}: each linked to the one before only.
+    terms = [[0, 1], [1, 2], [2, 3], [3, 4]]
+    # 1 joins a lone session; 2 joins {0, 1} (c is in 1 of 2 sessions: half); 3 would
+    # join {0, 1, 2} through d, held by 1 of 3: refused, it opens a mission.
+    assert grow(4, [(0, 1), (1, 2), (2, 3)], terms) == [0, 0, 0, 3]
+    # single linkage, before: one mission
+    assert first_of_component(4, np.array([0, 1, 2]), np.array([1, 2, 3])).tolist() == [0, 0, 0, 0]
+
+
+def test_a_core_term_or_a_repeated_query_joins_and_joins_missions_together():
+    terms = [[0, 1, -1], [0, 2], [0, 3], [5, 6, -1], [9, -7]]
+    # 3 holds none of {0, 1, 2}'s terms in half its sessions but repeats query -1 of session 0
+    assert grow(4, [(0, 1), (1, 2), (2, 3)], terms[:4]) == [0, 0, 0, 0]
+    # a session linked to two missions and holding a core term of each makes them one
+    terms = [[0, 1], [0, 2], [5, 6], [5, 7], [0, 5]]
+    assert grow(5, [(0, 1), (2, 3), (1, 4), (3, 4)], terms) == [0, 0, 0, 0, 0]
+    assert grow(5, [(0, 1), (2, 3), (1, 4), (3, 4)], [*terms[:4], [0]]) == [0, 0, 2, 2, 0]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    n=st.integers(1, 14),
+    data=st.data(),
+)
+def test_missions_refine_the_linked_components_and_equal_them_where_no_bound_applies(n, data):
+    links = data.draw(st.lists(st.tuples(st.integers(0, n - 1), st.integers(0, n - 1)), max_size=3 * n))
+    terms = data.draw(st.lists(st.lists(st.integers(-3, 5), max_size=3, unique=True), min_size=n, max_size=n))
+    a, b = (np.array(x, dtype=np.int64) for x in zip(*links, strict=True)) if links else (np.zeros(0, int),) * 2
+    grown, components = grow_missions(n, a, b, csr(terms)), first_of_component(n, a, b)
+    for s in range(n):
+        assert grown[s] <= s and grown[grown[s]] == grown[s]  # labelled by its first session
+        assert components[grown[s]] == components[s]  # never across components
+    sizes = np.bincount(components, minlength=n)
+    small = sizes[components] <= 2
+    assert (grown[small] == components[small]).all()
+    if all(set(t) & {0} for t in terms):  # every session holds term 0: nothing is refused
+        assert (grown == components).all()
+
+
+def test_a_heavy_users_history_does_not_chain_into_one_mission():
+    """The issue's example: one user, 10,000 queries of 2,000 topics (5 queries each,
+    WordNet nouns drawn by frequency, gaps 1 s to 7 min). Single linkage made one
+    mission of 9,690 queries (1,938 topics); the same queries spread over 1,000 users
+    give one mission per topic, nearly."""
+    from synth.heavy import topic_stream
+
+    for users, fewest_missions, largest_at_most in ((1, 300, 600), (1_000, 1_950, 10)):
+        events = topic_stream(10_000, users=users)
+        missions = sessions_with_missions(events, SegmentConfig(), MissionConfig())
+        sizes = missions.group_by("mission_id").len()
+        assert sizes.height >= fewest_missions and sizes["len"].max() <= largest_at_most
+        assert missions.height == 10_000 and missions["row_id"].sort().to_list() == list(range(10_000))
