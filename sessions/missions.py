@@ -253,44 +253,42 @@ def grow_missions(n: int, a: np.ndarray, b: np.ndarray, terms: tuple[np.ndarray,
         return first
     lo, hi = np.minimum(a, b), np.maximum(a, b)
     keep = big[hi] & (lo != hi)
-    order = np.lexsort((lo[keep], hi[keep]))
-    later, earlier = hi[keep][order].tolist(), lo[keep][order].tolist()
-    offsets, codes = terms
-    parent: dict[int, int] = {}
-    size: dict[int, int] = {}
-    low: dict[int, int] = {}
-    held: dict[int, dict[int, int]] = {}  # a mission's terms -> how many of its sessions hold each
+    later, earlier = unpack(sorted_unique(pack(hi[keep], lo[keep])))  # each link once, by later session
+    later, earlier = later.tolist(), earlier.tolist()
+    offsets, codes = terms[0].tolist(), terms[1].tolist()
+    parent = list(range(n))
+    size = [1] * n
+    low = list(range(n))
+    held: dict[int, dict[int, int]] = {}  # a mission's codes -> how many of its sessions hold each
 
     def find(x: int) -> int:
         root = x
-        while parent.get(root, root) != root:
+        while parent[root] != root:
             root = parent[root]
-        while x != root:
+        while parent[x] != root:
             parent[x], x = root, parent[x]
         return root
 
-    def union(x: int, y: int) -> int:
-        x, y = find(x), find(y)
-        if x == y:
-            return x
+    def union(x: int, y: int) -> int:  # two roots
         if size[x] < size[y]:
             x, y = y, x
         parent[y] = x
         size[x] += size[y]
         low[x] = min(low[x], low[y])
-        for term, count in held.pop(y).items():
-            held[x][term] = held[x].get(term, 0) + count
+        into = held[x]
+        for code, count in held.pop(y).items():
+            into[code] = into.get(code, 0) + count
         return x
 
     i = 0
     for s in np.flatnonzero(big).tolist():
-        mine = codes[offsets[s] : offsets[s + 1]].tolist()
-        parent[s], size[s], low[s], held[s] = s, 1, s, dict.fromkeys(mine, 1)
-        joined = s
+        mine = codes[offsets[s] : offsets[s + 1]]
+        held[s] = dict.fromkeys(mine, 1)
+        joined = s  # the root of s's mission, all along
         while i < len(later) and later[i] == s:
             group = find(earlier[i])
             i += 1
-            if group == find(joined):
+            if group == joined:
                 continue
             counts, core = held[group], CORE_SHARE * size[group]
             if size[group] == 1 or any(counts.get(c, 0) >= (1 if c < 0 else core) for c in mine):
