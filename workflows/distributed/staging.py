@@ -29,7 +29,8 @@ import ray
 
 from sessions import storage
 from sessions.buckets import user_bucket
-from sessions.formats.options import DEFAULT_READ, ReadOptions, format_for
+from sessions.formats import format_for
+from sessions.formats.options import DEFAULT_READ, ReadOptions
 from sessions.ingest import EVENTS_FILE, REJECTED_FILE, REPORT_FILE, FileCount, IngestReport, expand_inputs
 from sessions.io import STAGING_PREFIX, ParquetSink, copy_table, dataset_parts, read_json, read_parquet, write_parquet
 from sessions.lexicon import Lexicon
