@@ -1,6 +1,7 @@
-"""`sessionflow score` on a real local Ray with models logged to a real MLflow store:
-every row accounted for, the scores equal to what the models give row by row and to
-the local engine's sessions, and a job killed half-way resumed to the same result."""
+"""`sessionflow score` on a real local Ray with models logged to a real MLflow store: a
+job killed half-way resumed to the result of an uninterrupted one, every row accounted
+for, the scores equal to what the models give row by row and to the local engine's
+sessions."""
 
 from __future__ import annotations
 
@@ -55,56 +56,6 @@ def read_scores(path) -> pl.DataFrame:
     return frame.sort("row_id")
 
 
-def test_scores_equal_the_models_row_by_row_and_the_local_sessions(models, tiny_taxonomy, tmp_path):
-    session_uri, hierarchy_uri = models
-    log = tmp_path / "log.tsv"
-    write_log(SynthConfig(users=25, rows=1_500, style="aol", seed=3), tiny_taxonomy, log)
-    with log.open("a") as f:
-        f.write("999\tbroken row\tnot a time\t\t\n")
-    done = runner.invoke(
-        app,
-        ["score", str(log), "-f", "aol", "--session-model", session_uri, "--hierarchy-model", hierarchy_uri,
-         "--embeddings", "--buckets", "4", "-o", str(tmp_path / "out")],
-    )  # fmt: skip
-    assert done.exit_code == 0, done.output
-    report = json.loads((tmp_path / "out" / "report.json").read_text())
-    assert (report["rows_in"], report["rows_ok"], report["rows_rejected"]) == (1_501, 1_500, 1)
-    assert not (tmp_path / "out" / ".score-work").exists()
-    scores = read_scores(tmp_path / "out" / "scores.parquet")
-    assert scores["row_id"].to_list() == list(range(1_500))  # the rejected row is the last one
-    assert read_table(tmp_path / "out" / "rejected.parquet")["row_id"].to_list() == [1_500]
-    assert report["distinct_texts"] == scores["query"].n_unique()
-
-    # p_same_prev: the model's own p_same of each (previous, current) query of a user
-    model = SessionScorer(session_uri)
-    ordered = scores.sort("user_id", "ts", "row_id")
-    prev = ordered.with_columns(prev=pl.col("query").shift(1).over("user_id")).filter(pl.col("prev").is_not_null())
-    expected = model(prev["prev"], prev["query"])
-    assert np.allclose(prev["p_same_prev"].to_numpy(), expected, atol=1e-5)
-    assert ordered.group_by("user_id").agg(pl.col("p_same_prev").first().is_null())["p_same_prev"].all()
-    assert 0.05 < (prev["p_same_prev"] >= 0.5).mean() < 0.95  # the calibration makes both decisions happen
-    vectors = model.embed(scores["query"])
-    assert np.allclose(np.stack(scores["embedding"].to_numpy()), vectors, atol=2e-3)  # float16
-
-    # sessions and missions: those of `segment --method cascade --model` on the local engine
-    local = segment_logs([log], "aol", tmp_path / "local", SegmentConfig(method="cascade"), MissionConfig(),
-                         scorer=model, embedder=model)  # fmt: skip
-    assert local.rows_out == 1_500
-    sessions = read_table(tmp_path / "local" / "sessions.parquet").sort("row_id")
-    assert scores["session_id"].to_list() == sessions["session_id"].to_list()
-    # Missions compare centroids of session vectors with a threshold: the two paths encode
-    # in batches of other lengths (float noise of ~1e-7), which can flip a link that sits
-    # on the threshold (a fresh clone met one among 25 users, renumbering that user's missions).
-    differ = scores.with_columns(ref=sessions["mission_id"]).filter(pl.col("mission_id") != pl.col("ref"))
-    assert differ["user_id"].n_unique() <= 2, differ["user_id"].unique().to_list()
-
-    # specificity and reformulation: the hierarchy model's norms, typed within sessions
-    assert set(scores["reformulation"].drop_nulls()) <= {"specialisation", "generalisation", "lateral", "repeat"}
-    firsts = scores.filter(pl.col("session_seq") == 0)
-    assert firsts["reformulation"].null_count() == firsts.height
-    assert scores["specificity"].min() > 0
-
-
 def _descendants_killed(process: subprocess.Popen) -> None:
     tree = psutil.Process(process.pid).children(recursive=True)
     for p in [*tree, psutil.Process(process.pid)]:
@@ -113,14 +64,23 @@ def _descendants_killed(process: subprocess.Popen) -> None:
     process.wait(timeout=60)
 
 
-def test_a_killed_job_started_again_finishes_only_what_is_missing(models, tiny_taxonomy, tmp_path):
+def test_a_killed_job_started_again_finishes_only_what_is_missing_and_scores_equal_the_models(
+    models, tiny_taxonomy, tmp_path
+):
+    """A job killed half-way and started again gives what an uninterrupted one gives,
+    row for row; and that (one scoring run serves both checks: each costs tens of
+    seconds here) equals what the models give row by row and the local engine's
+    sessions."""
     session_uri, hierarchy_uri = models
     log = tmp_path / "log.tsv"
     write_log(SynthConfig(users=120, rows=10_000, style="aol", seed=4), tiny_taxonomy, log)
+    with log.open("a") as f:
+        f.write("999\tbroken row\tnot a time\t\t\n")
 
     def command(out) -> list[str]:
         return [sys.executable, "-m", "workflows.cli", "score", str(log), "-f", "aol", "--session-model", session_uri,
-                "--hierarchy-model", hierarchy_uri, "--workers", "1", "--buckets", "16", "-o", str(out)]  # fmt: skip
+                "--hierarchy-model", hierarchy_uri, "--embeddings", "--workers", "1", "--buckets", "16",
+                "-o", str(out)]  # fmt: skip
 
     env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
     job = subprocess.Popen(command(tmp_path / "cut"), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -141,12 +101,53 @@ def test_a_killed_job_started_again_finishes_only_what_is_missing(models, tiny_t
 
     whole = runner.invoke(app, command(tmp_path / "whole")[3:])  # uninterrupted, here (the module's Ray)
     assert whole.exit_code == 0, whole.output
-    resumed, uninterrupted = (
+    resumed, scores = (
         read_scores(tmp_path / "cut" / "scores.parquet"),
         read_scores(tmp_path / "whole" / "scores.parquet"),
     )
     assert resumed.height == report["rows_ok"] == 10_000
-    assert resumed.equals(uninterrupted)
+    assert resumed.equals(scores)
+    check_scores_against_the_models(scores, tmp_path / "whole", log, session_uri, tmp_path)
+
+
+def check_scores_against_the_models(scores: pl.DataFrame, out, log, session_uri: str, tmp_path) -> None:
+    """Every row accounted for; each score what the models give for that row; sessions
+    those of the local engine with the same model."""
+    report = json.loads((out / "report.json").read_text())
+    assert (report["rows_in"], report["rows_ok"], report["rows_rejected"]) == (10_001, 10_000, 1)
+    assert not (out / ".score-work").exists()
+    assert scores["row_id"].to_list() == list(range(10_000))  # the rejected row is the last one
+    assert read_table(out / "rejected.parquet")["row_id"].to_list() == [10_000]
+    assert report["distinct_texts"] == scores["query"].n_unique()
+
+    # p_same_prev: the model's own p_same of each (previous, current) query of a user
+    model = SessionScorer(session_uri)
+    ordered = scores.sort("user_id", "ts", "row_id")
+    prev = ordered.with_columns(prev=pl.col("query").shift(1).over("user_id")).filter(pl.col("prev").is_not_null())
+    expected = model(prev["prev"], prev["query"])
+    assert np.allclose(prev["p_same_prev"].to_numpy(), expected, atol=1e-5)
+    assert ordered.group_by("user_id").agg(pl.col("p_same_prev").first().is_null())["p_same_prev"].all()
+    assert 0.05 < (prev["p_same_prev"] >= 0.5).mean() < 0.95  # the calibration makes both decisions happen
+    vectors = model.embed(scores["query"])
+    assert np.allclose(np.stack(scores["embedding"].to_numpy()), vectors, atol=2e-3)  # float16
+
+    # sessions and missions: those of `segment --method cascade --model` on the local engine
+    local = segment_logs([log], "aol", tmp_path / "local", SegmentConfig(method="cascade"), MissionConfig(),
+                         scorer=model, embedder=model)  # fmt: skip
+    assert local.rows_out == 10_000
+    sessions = read_table(tmp_path / "local" / "sessions.parquet").sort("row_id")
+    assert scores["session_id"].to_list() == sessions["session_id"].to_list()
+    # Missions compare centroids of session vectors with a threshold: the two paths encode
+    # in batches of other lengths (float noise of ~1e-7), which can flip a link that sits
+    # on the threshold (a fresh clone met one among 25 users, renumbering that user's missions).
+    differ = scores.with_columns(ref=sessions["mission_id"]).filter(pl.col("mission_id") != pl.col("ref"))
+    assert differ["user_id"].n_unique() <= 3, differ["user_id"].unique().to_list()  # of 120
+
+    # specificity and reformulation: the hierarchy model's norms, typed within sessions
+    assert set(scores["reformulation"].drop_nulls()) <= {"specialisation", "generalisation", "lateral", "repeat"}
+    firsts = scores.filter(pl.col("session_seq") == 0)
+    assert firsts["reformulation"].null_count() == firsts.height
+    assert scores["specificity"].min() > 0
 
 
 def test_a_log_without_one_good_row_gives_an_empty_score_table_and_fails_naming_why(models, tmp_path):
