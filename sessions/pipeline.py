@@ -117,7 +117,7 @@ def ingest_summary(report: IngestReport) -> dict:
     """The accounting of an ingest report, as a segmentation report repeats it."""
     d = report.to_dict()
     keys = ("format", "rows_in", "rows_ok", "rows_rejected", "rejected_by_reason", "skipped_lines", "skipped_files",
-            "files")  # fmt: skip
+            "repeated_hour", "files")  # fmt: skip
     return {k: d[k] for k in keys}
 
 

@@ -7,7 +7,8 @@ value gives one `ts` whether it comes from CSV, JSON lines or Parquet:
 - text, ISO 8601 / RFC 3339 as exporters write it: `T` or a space between date and
   time, seconds optional, fractions to nanoseconds (kept to microseconds, the rest
   cut), an offset `Z`, `+00`, `+0100`, `+01:00` (Postgres writes `+00`), ` UTC` or
-  ` GMT`, or none; a date alone is its midnight;
+  ` GMT`, or none; a date alone is its midnight; the basic format
+  (`20230301T100000Z`) too; not week dates, ordinal dates or `24:00`;
 - text, RFC 2822 (`Wed, 01 Mar 2023 10:00:00 +0000`, e-mail and HTTP headers);
 - epoch numbers, integers or floats, as numbers or text: seconds, milliseconds,
   microseconds or nanoseconds by magnitude (`TimeOptions.unit` "auto": the unit under
@@ -54,6 +55,8 @@ _ISO = (
     r"(?:[T ](?<hh>\d{2}):(?<mm>\d{2})(?::(?<ss>\d{2})(?:[.,](?<frac>\d{1,9}))?)?)?"
     r"\s*(?<zone>[Zz]|UTC|GMT|[+-]\d{2}(?::?\d{2})?)?\s*$"
 )
+# ISO 8601's basic format (`20230301T100000Z`, `20230301T100000.25+0100`): made extended first.
+_ISO_BASIC = r"^\s*(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})"
 _RFC2822 = (
     r"^\s*(?:[A-Za-z]{3},\s*)?(?<day>\d{1,2})\s+(?<mon>[A-Za-z]{3})\s+(?<year>\d{4})\s+"
     r"(?<hh>\d{2}):(?<mm>\d{2})(?::(?<ss>\d{2}))?\s*(?<zone>UT|UTC|GMT|Z|[+-]\d{4}|[ECMP][SD]T)?\s*$"
@@ -65,6 +68,9 @@ _MONTHS = {m: f"{i:02d}" for i, m in enumerate(
 _RFC2822_ZONES = {"UT": 0, "UTC": 0, "GMT": 0, "Z": 0, "EST": -300, "EDT": -240, "CST": -360, "CDT": -300,
                   "MST": -420, "MDT": -360, "PST": -480, "PDT": -420}  # fmt: skip
 _NAIVE = pl.Datetime("us")
+# Microseconds since the epoch of 0001-01-01 and 9999-12-31 23:59:59.999999: what a
+# datetime holds, so every `ts` reads back in Python too.
+_MIN_US, _MAX_US = -62_135_596_800_000_000, 253_402_300_799_999_999
 
 
 @dataclass(frozen=True)
@@ -124,6 +130,28 @@ def to_utc(expr: pl.Expr, dtype: pl.DataType, options: TimeOptions = UTC_TIMES, 
     return pl.coalesce(_iso(text, options.timezone), _rfc2822(text, options.timezone), _epoch_text(text, options.unit))
 
 
+def is_naive(expr: pl.Expr, dtype: pl.DataType, options: TimeOptions = UTC_TIMES, known: str | None = None) -> pl.Expr:
+    """Whether each value of a time column is a wall time without an offset of its own
+    (the values `timezone` applies to and `RepeatedHour` may settle): a naive
+    date-time or a date of a typed column; text read without an offset; never an
+    epoch number or an aware date-time."""
+    if isinstance(dtype, pl.Datetime):
+        return pl.lit(dtype.time_zone is None)
+    if isinstance(dtype, pl.Date):
+        return pl.lit(True)
+    if dtype.is_numeric():
+        return pl.lit(False)
+    text = expr.cast(pl.String)
+    fmt = options.format or known
+    if fmt is not None:
+        return pl.lit(not any(z in fmt for z in ("%z", "%:z", "%#z", "%::z")))
+    iso = text.str.replace(_ISO_BASIC, "${1}-${2}-${3}T${4}:${5}:${6}").str.extract_groups(_ISO)
+    rfc = text.str.extract_groups(_RFC2822)
+    iso_naive = iso.struct.field("date").is_not_null() & iso.struct.field("zone").is_null()
+    rfc_naive = rfc.struct.field("day").is_not_null() & rfc.struct.field("zone").is_null()
+    return (iso_naive | rfc_naive).fill_null(False)
+
+
 def epoch_to_utc(expr: pl.Expr, unit: TimeUnit = "auto", *, integer: bool = True) -> pl.Expr:
     """Unix epoch numbers as `TIMESTAMP`: in `unit`, or with "auto" in the unit under which
     the value falls in 1990..2100 (null when none does). `integer`: the values are
@@ -137,8 +165,9 @@ def epoch_to_utc(expr: pl.Expr, unit: TimeUnit = "auto", *, integer: bool = True
             return x // 1000 if u == "ns" else x * int(per)
         return (x * per).round(0).cast(pl.Int64, strict=False)
 
-    if unit != "auto":
-        us = micros(unit)
+    if unit != "auto":  # as the user says, within the years a datetime holds (1..9999)
+        holds = (x.cast(pl.Float64) * _US_PER_UNIT[unit]).is_between(_MIN_US, _MAX_US)  # before int64 could wrap
+        us = pl.when(holds).then(micros(unit))
     else:
         lo, hi = _EPOCH_SECONDS
         magnitude = x.abs()
@@ -155,7 +184,8 @@ def _epoch_text(text: pl.Expr, unit: TimeUnit) -> pl.Expr:
 
 
 def _iso(text: pl.Expr, timezone: str) -> pl.Expr:
-    g = text.str.extract_groups(_ISO)
+    extended = text.str.replace(_ISO_BASIC, "${1}-${2}-${3}T${4}:${5}:${6}")
+    g = extended.str.extract_groups(_ISO)
     field_ = g.struct.field
     wall = pl.concat_str(
         field_("date"), pl.lit("T"), field_("hh").fill_null("00"), pl.lit(":"), field_("mm").fill_null("00"),
@@ -214,7 +244,8 @@ class RepeatedHour:
     """Settles the wall times that a zone's clocks show twice, by file order.
 
     When clocks go back (01:00-02:00 twice in America/New_York on 2023-11-05), a wall
-    time without an offset could be either instant. `to_utc` reads it as the earlier
+    time without an offset could be either instant (a value with an offset of its own
+    is left as it is and not counted: `Parsed.naive`). `to_utc` reads it as the earlier
     one; this pass, given a file's blocks in order, moves a user's values to the later
     instant from the first one whose wall time goes back within that hour (the second
     pass of the clock) on: for one user `01:10, 01:50, 01:05, 01:20` are earlier,
@@ -238,15 +269,19 @@ class RepeatedHour:
         if self.timezone == "UTC" or not events.height:
             return parsed
         wall = pl.col("ts").dt.convert_time_zone(self.timezone).dt.replace_time_zone(None)
+        naive = parsed.naive if parsed.naive is not None else pl.repeat(True, events.height, eager=True)
         ambiguous = (
             events.lazy()
+            .with_columns(_naive=naive)
             .select(
                 pl.int_range(pl.len()).alias("i"),
                 "user_id",
                 wall.alias("wall"),
                 _localize(wall, self.timezone, "latest").alias("later"),
+                "_naive",
             )
-            .filter(_localize(pl.col("wall"), self.timezone, "earliest") != pl.col("later"))
+            .filter(pl.col("_naive") & (_localize(pl.col("wall"), self.timezone, "earliest") != pl.col("later")))
+            .drop("_naive")
             .collect()
         )
         if not ambiguous.height:

@@ -19,7 +19,7 @@ from sessions.fields import first_reason, has_control_chars, is_blank
 from sessions.formats.options import ReadOptions
 from sessions.records import DEFAULT_BLOCK_BYTES
 from sessions.schema import EVENT_SCHEMA, REJECTED_SCHEMA, Reason
-from sessions.times import UTC_TIMES, RepeatedHour, TimeOptions, to_utc
+from sessions.times import UTC_TIMES, RepeatedHour, TimeOptions, is_naive, to_utc
 
 Check = tuple[pl.Expr, str]
 
@@ -33,6 +33,7 @@ class Columns(ABC):
 
     names: list[str]
     times: TimeOptions = UTC_TIMES
+    time_source: tuple[str, str | None] | None = None  # the column `time` read, and its known format
 
     def __contains__(self, name: str) -> bool:
         return name in self.names
@@ -49,7 +50,20 @@ class Columns(ABC):
         """The column as UTC time stamps, read as `sessions.times.to_utc` reads text with
         the job's time settings (null where it is not a time); `known`: the format's
         own strptime format, if it has one."""
+        self.time_source = (name, known)
         return to_utc(self[name], pl.String(), self.times, known)
+
+    def dtype(self, name: str) -> pl.DataType:
+        """The column's type (text, but for typed columns)."""
+        return pl.String()
+
+    def with_naive(self, built: dict[str, pl.Expr]) -> dict[str, pl.Expr]:
+        """A builder's columns plus `_naive` (`sessions.times.is_naive` of the column its
+        `ts` was read from), for `finalize` to hand to `RepeatedHour`."""
+        if self.time_source is None:
+            return built
+        name, known = self.time_source
+        return {**built, "_naive": is_naive(self[name], self.dtype(name), self.times, known)}
 
 
 # Canonical columns (and private `_`-prefixed helpers) from a record's columns.
@@ -67,7 +81,8 @@ class Parsed:
     last record is then rejected as `truncated_stream`); None for a sound file.
     `repeated_hour` counts the events whose wall time fell in an hour the zone's
     clocks repeat, by the instant they were read as (`earlier`, `later`:
-    `sessions.times.RepeatedHour`).
+    `sessions.times.RepeatedHour`); `naive` says, per event, whether its time was
+    written without an offset (None: not known, taken as all).
     """
 
     events: pl.DataFrame  # EVENT_SCHEMA
@@ -76,6 +91,7 @@ class Parsed:
     skipped: dict[str, int] = field(default_factory=dict)
     damage: str | None = None
     repeated_hour: dict[str, int] = field(default_factory=dict)
+    naive: pl.Series | None = None
 
     @property
     def n_records(self) -> int:
@@ -179,6 +195,7 @@ def finalize(
     df = frame.with_columns(_reason=first_reason(checks)).collect()
     ok = pl.col("_reason").is_null()
     events = df.lazy().filter(ok).select(canonical).with_columns(source=pl.lit(source)).select(list(EVENT_SCHEMA))
+    naive = df.filter(ok)["_naive"] if "_naive" in df.columns else None
     rejected = (
         df.lazy()
         .filter(~ok)
@@ -196,4 +213,5 @@ def finalize(
         rows_read=df.height,
         skipped={k: v for k, v in (skipped or {}).items() if v},
         damage=damage,
+        naive=naive,
     )

@@ -39,7 +39,11 @@ class StructFields(Columns):
         return pl.col(RECORD).struct.field(name)
 
     def time(self, name: str, known: str | None = None) -> pl.Expr:
+        self.time_source = (name, known)
         return to_utc(self[name], self.schema[name], self.times, known)
+
+    def dtype(self, name: str) -> pl.DataType:
+        return self.schema[name]
 
 
 class JsonFields(Columns):
@@ -77,7 +81,7 @@ class ParquetFormat(LogFormat):
                 .select(pl.struct(pl.all()).alias(RECORD))
                 .with_row_index("row_id", offset=next_row)
                 .with_columns(line_no=pl.col("row_id") + 1)
-                .with_columns(**self.build(fields))
+                .with_columns(**fields.with_naive(self.build(fields)))
             )
             checks = [*self.value_checks(), *self.checks]
             parsed = finalize(
@@ -102,7 +106,8 @@ class JsonLinesFormat(LogFormat):
         fields = JsonFields(self.names, self.options.times)
         for block in iter_blocks(path, block_bytes=block_bytes):
             records = split_records(block)
-            lf = records.lazy().with_row_index("row_id", offset=next_row).with_columns(**self.build(fields))
+            built = fields.with_naive(self.build(fields))
+            lf = records.lazy().with_row_index("row_id", offset=next_row).with_columns(**built)
             not_object = ~pl.col("text").str.json_path_match("$").str.starts_with("{").fill_null(False)
             checks = [*text_checks(), (not_object, Reason.BAD_JSON), *self.value_checks()]
             raw = pl.coalesce("text", "undecodable")

@@ -197,7 +197,8 @@ class DelimitedFormat(LogFormat):
         damage: str | None,
     ) -> Parsed:
         try:
-            built = self.build(Fields(names, self.options.times))
+            columns = Fields(names, self.options.times)
+            built = columns.with_naive(self.build(columns))
         except ValueError as err:
             raise ValueError(f"{source_file}: {err}") from None
         lf = lf.with_columns(**built)

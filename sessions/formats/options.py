@@ -23,16 +23,17 @@ class ReadOptions:
     map: str | None = field(default=None, metadata={
         "help": "columns of a --format table: user=COL,time=COL,text=COL[,session=COL][,mission=COL]"})  # fmt: skip
     time_format: str | None = field(default=None, metadata={
-        "help": "strptime format of text times, e.g. '%d/%m/%Y %H:%M' (%z: an offset); none: ISO 8601/RFC 3339 in "
-                "all its variants, RFC 2822 or epoch numbers"})  # fmt: skip
+        "help": "strptime format of text times, e.g. '%d/%m/%Y %H:%M' (%z: an offset), then the only one read; "
+                "none: ISO 8601/RFC 3339 date-times and dates, RFC 2822 or epoch numbers"})  # fmt: skip
     time_unit: TimeUnit = field(default="auto", metadata={
         "help": "unit of epoch numbers; auto: s, ms, us or ns, the one that puts the value in 1990..2100"})  # fmt: skip
     timezone: str = field(default="UTC", metadata={
         "help": "IANA zone of times written without an offset (DST-aware; the hour clocks repeat is read in file "
                 "order and counted in the report)"})  # fmt: skip
     unknown_user: tuple[str, ...] = field(default=(), metadata={
-        "help": "user values that stand for no one, besides the format's own (DiffusionDB's deleted_account): "
-                "their records are rejected as unknown_user"})  # fmt: skip
+        "help": "user values that stand for no one (repeatable, or comma-separated), besides the format's own "
+                "(DiffusionDB's deleted_account; a table's \\N, NULL, null, None, NaN, nan, undefined): their "
+                "records are rejected as unknown_user"})  # fmt: skip
     strict: bool = field(default=False, metadata={
         "help": "a damaged input (a compressed file cut off) is an error naming the file; default: read up to the "
                 "damage and report it"})  # fmt: skip

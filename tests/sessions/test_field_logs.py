@@ -225,8 +225,10 @@ TEXT_TIMES = [  # (as written, the instant)
     ("1677664800000000000", A),
     ("1677664800.25", A + timedelta(seconds=0.25)),
     ("1677664800250.5", A + timedelta(seconds=0.2505)),
+    ("20230301T100000Z", A),  # ISO 8601's basic format
+    ("20230301T110000.5+0100", A + timedelta(seconds=0.5)),
 ]
-BAD_TIMES = ["2023-02-30 10:00:00", "yesterday", "2023", "10:00:00", "2023-03-01 25:00:00"]
+BAD_TIMES = ["2023-02-30 10:00:00", "yesterday", "2023", "10:00:00", "2023-03-01 25:00:00", "2023-03-01T24:00:00"]
 
 
 def write_table(path, rows: list[dict], kind: str) -> None:
@@ -289,9 +291,10 @@ def test_the_issues_postgres_export_reads_every_row(tmp_path):
 
 
 def test_time_unit_and_time_format_read_what_the_defaults_cannot(tmp_path):
-    rows = [{"u": "1001", "t": "1677664800", "q": "a"}]
-    _, events, _ = read_table_log(tmp_path, rows, "csv", time_unit="ms")
+    rows = [{"u": "1001", "t": "1677664800", "q": "a"}, {"u": "1001", "t": "1677664800000000", "q": "b"}]
+    _, events, rejected = read_table_log(tmp_path, rows, "csv", time_unit="ms")
     assert events["ts"].to_list() == [datetime(1970, 1, 20, 10, 1, 4, 800000, tzinfo=UTC)]
+    assert rejected["reason"].to_list() == [Reason.BAD_TIME]  # year 53,135: not a time a datetime holds
     rows = [{"u": "1001", "t": "01/03/2023 10:00", "q": "a"}, {"u": "1001", "t": "2023-03-01 10:00:00", "q": "b"}]
     _, events, rejected = read_table_log(tmp_path, rows, "jsonl", time_format="%d/%m/%Y %H:%M")
     assert events["ts"].to_list() == [A] and rejected["reason"].to_list() == [Reason.BAD_TIME]  # the format alone
@@ -426,3 +429,14 @@ def test_random_instants_in_any_form_read_back_to_the_microsecond(tmp_path_facto
     _, events, rejected = read_table_log(tmp, rows, kind)
     assert rejected.height == 0, rejected.rows()
     assert events["ts"].to_list() == instants
+
+
+@pytest.mark.parametrize("kind", ["csv", "jsonl", "parquet"])
+def test_a_time_with_its_own_offset_in_the_repeated_hour_stays_as_written(tmp_path, kind):
+    """Only wall times without an offset are settled by file order and counted: 01:10-04:00
+    is the first pass in New York even after the user's clock went back."""
+    times = ["2023-11-05 01:50:00", "2023-11-05 01:10:00-04:00", "2023-11-05 01:20:00", "2023-11-05 01:30:00-05:00"]
+    rows = [{"u": "1001", "t": t, "q": f"q{i}"} for i, t in enumerate(times)]
+    report, events, _ = read_table_log(tmp_path, rows, kind, timezone="America/New_York")
+    assert [t.strftime("%H:%M") for t in events["ts"]] == ["05:50", "05:10", "06:20", "06:30"]
+    assert report["repeated_hour"] == {"earlier": 1, "later": 1}
