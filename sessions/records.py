@@ -264,7 +264,7 @@ def split_records(block: Block, quote: str | None = None, sep: str = ",") -> pl.
     ).with_columns(
         pl.when("terminated")  # the line end (a newline inside a quoted field left open at the end is text)
         .then(pl.col("text").str.strip_suffix("\n").str.strip_suffix("\r"))
-        .otherwise("text")
+        .otherwise(pl.col("text").str.strip_suffix("\r"))  # a CRLF file cut before its last LF
         .str.strip_prefix("\ufeff")
     )
     if block.damage and terminated_last:  # broken off at a record boundary: the rest is one record

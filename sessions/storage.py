@@ -391,10 +391,15 @@ class DecompressingStream:
                 break
             self._raw_offset += len(chunk)
             while chunk:
+                backup = self._decompressor.copy() if self.kind == "gzip" else None
                 try:
                     out = self._decompressor.decompress(chunk)
                 except (zlib.error, OSError, EOFError) as err:
                     self._error = f"corrupt {self.kind} data ({err})"
+                    if backup is not None:  # what the chunk held before the damage
+                        self._decompressor = backup
+                        self._chunks.append(self._salvage(chunk))
+                        self._pending += len(self._chunks[-1])
                     break
                 self._chunks.append(out)
                 self._pending += len(out)
@@ -405,6 +410,26 @@ class DecompressingStream:
                 self._decompressor, self._started = self._new(), False
                 if chunk.strip(b"\0") == b"":  # trailing zero padding, as some tools write
                     chunk = b""
+
+    def _salvage(self, chunk: bytes, piece: int = 512) -> bytes:
+        """The bytes `chunk` decompresses to before the damage: fed `piece` bytes at a
+        time, then the failing piece a byte at a time, so that nothing before the
+        damaged byte is lost (a gzip trailer with a wrong checksum loses no data)."""
+        out = []
+        for start in range(0, len(chunk), piece):
+            backup = self._decompressor.copy()
+            try:
+                out.append(self._decompressor.decompress(chunk[start : start + piece]))
+                continue
+            except (zlib.error, OSError, EOFError):
+                self._decompressor = backup
+            for i in range(start, min(start + piece, len(chunk))):
+                try:
+                    out.append(self._decompressor.decompress(chunk[i : i + 1]))
+                except (zlib.error, OSError, EOFError):
+                    break
+            break
+        return b"".join(out)
 
     def read(self, size: int = -1, /) -> bytes:
         self._fill(size)

@@ -94,11 +94,17 @@ class TimeOptions:
     def __post_init__(self) -> None:
         try:
             zoneinfo.ZoneInfo(self.timezone)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            pl.Series([datetime(2000, 1, 1)]).dt.replace_time_zone(self.timezone)  # polars' zones, not only Python's
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError, pl.exceptions.PolarsError):
             raise ValueError(f"--timezone {self.timezone!r}: not a time zone (an IANA name: Europe/Berlin)") from None
         if self.unit not in _US_PER_UNIT and self.unit != "auto":
             raise ValueError(f"--time-unit {self.unit!r}: choose auto, s, ms, us or ns")
         if self.format is not None:
+            if not self.format.strip() or "%" not in self.format:
+                raise ValueError(f"--time-format {self.format!r}: no strptime directive (%Y, %m, %d, %H, ...)")
+            if "%Z" in self.format:
+                raise ValueError(f"--time-format {self.format!r}: %Z (a zone's name) is not read; use %z for an "
+                                 "offset, or --timezone for the zone of every time")  # fmt: skip
             try:
                 pl.Series(["2000-01-01"]).str.strptime(_NAIVE, self.format, strict=False)
             except pl.exceptions.PolarsError as err:
@@ -116,14 +122,28 @@ def to_utc(expr: pl.Expr, dtype: pl.DataType, options: TimeOptions = UTC_TIMES, 
     `known`: the format's own strptime format for text (AOL's), read alone and fast
     unless `options.format` is given.
     """
+    return _held(_to_utc(expr, dtype, options, known))
+
+
+def _held(ts: pl.Expr) -> pl.Expr:
+    """Null where a time is outside the years a Python datetime holds (1..9999), so that
+    every `ts` reads back anywhere."""
+    us = ts.dt.epoch("us")
+    return pl.when(us.is_between(_MIN_US, _MAX_US)).then(ts)
+
+
+def _to_utc(expr: pl.Expr, dtype: pl.DataType, options: TimeOptions, known: str | None) -> pl.Expr:
     if isinstance(dtype, pl.Datetime):
         if dtype.time_zone:
             return expr.dt.convert_time_zone("UTC").dt.cast_time_unit("us")
         return _localize(expr.dt.cast_time_unit("us"), options.timezone)
-    if isinstance(dtype, pl.Date):
-        return _localize(expr.cast(_NAIVE), options.timezone)
+    if isinstance(dtype, pl.Date):  # its first instant: midnight, or 01:00 where clocks skip midnight
+        midnight = expr.cast(_NAIVE)
+        return pl.coalesce(_localize(midnight, options.timezone),
+                           _localize(midnight + pl.duration(hours=1), options.timezone))  # fmt: skip
     if dtype.is_numeric():
-        return epoch_to_utc(expr, options.unit, integer=dtype.is_integer())
+        exact = dtype.is_integer() or (isinstance(dtype, pl.Decimal) and dtype.scale == 0)
+        return epoch_to_utc(expr, options.unit, integer=exact)
     text = expr.cast(pl.String)
     if options.format is not None or known is not None:
         return _with_format(text, options.format or known, options.timezone)  # type: ignore[arg-type]
@@ -144,7 +164,7 @@ def is_naive(expr: pl.Expr, dtype: pl.DataType, options: TimeOptions = UTC_TIMES
     text = expr.cast(pl.String)
     fmt = options.format or known
     if fmt is not None:
-        return pl.lit(not any(z in fmt for z in ("%z", "%:z", "%#z", "%::z")))
+        return pl.lit(not _aware_format(fmt))
     iso = text.str.replace(_ISO_BASIC, "${1}-${2}-${3}T${4}:${5}:${6}").str.extract_groups(_ISO)
     rfc = text.str.extract_groups(_RFC2822)
     iso_naive = iso.struct.field("date").is_not_null() & iso.struct.field("zone").is_null()
@@ -152,17 +172,24 @@ def is_naive(expr: pl.Expr, dtype: pl.DataType, options: TimeOptions = UTC_TIMES
     return (iso_naive | rfc_naive).fill_null(False)
 
 
-def epoch_to_utc(expr: pl.Expr, unit: TimeUnit = "auto", *, integer: bool = True) -> pl.Expr:
+def epoch_to_utc(
+    expr: pl.Expr, unit: TimeUnit = "auto", *, integer: bool = True, fraction_ns: pl.Expr | None = None
+) -> pl.Expr:
     """Unix epoch numbers as `TIMESTAMP`: in `unit`, or with "auto" in the unit under which
     the value falls in 1990..2100 (null when none does). `integer`: the values are
     integers, read exactly (nanoseconds cut to microseconds); else floats, rounded to
-    the microsecond."""
+    the microsecond. `fraction_ns`: with integers, a fraction of the unit (in
+    billionths) to add, cut to the microsecond (decimal text)."""
     x = expr.cast(pl.Int64 if integer else pl.Float64, strict=False)
 
     def micros(u: str) -> pl.Expr:
         per = _US_PER_UNIT[u]
         if integer:
-            return x // 1000 if u == "ns" else x * int(per)
+            us = x // 1000 if u == "ns" else x * int(per)
+            if fraction_ns is not None:  # a negative epoch's fraction counts back
+                part = (fraction_ns * int(per) // 1_000_000_000) if u != "ns" else pl.lit(0)
+                us = us + pl.when(x < 0).then(-part).otherwise(part)
+            return us
         return (x * per).round(0).cast(pl.Int64, strict=False)
 
     if unit != "auto":  # as the user says, within the years a datetime holds (1..9999)
@@ -170,7 +197,7 @@ def epoch_to_utc(expr: pl.Expr, unit: TimeUnit = "auto", *, integer: bool = True
         us = pl.when(holds).then(micros(unit))
     else:
         lo, hi = _EPOCH_SECONDS
-        magnitude = x.abs()
+        magnitude = x  # 1990..2100: never negative
         chain = pl.when(magnitude.is_between(lo, hi)).then(micros("s"))
         for u, scale in (("ms", 1_000), ("us", 1_000_000), ("ns", 1_000_000_000)):
             chain = chain.when(magnitude.is_between(lo * scale, hi * scale)).then(micros(u))
@@ -179,8 +206,16 @@ def epoch_to_utc(expr: pl.Expr, unit: TimeUnit = "auto", *, integer: bool = True
 
 
 def _epoch_text(text: pl.Expr, unit: TimeUnit) -> pl.Expr:
+    """Epoch numbers written as text: integers exactly; a decimal fraction cut to the
+    microsecond as ISO fractions are (read digit by digit, never through a float);
+    exponents through a float."""
     number = pl.when(text.str.contains(_EPOCH_TEXT)).then(text.str.strip_chars())
-    return pl.coalesce(epoch_to_utc(number, unit, integer=True), epoch_to_utc(number, unit, integer=False))
+    parts = number.str.extract_groups(r"^([+-]?\d+)\.(\d*)$")
+    whole, digits = parts.struct.field("1"), parts.struct.field("2")
+    # the fraction as nanoseconds of the unit: 9 digits, padded or cut
+    fraction = digits.str.pad_end(9, "0").str.slice(0, 9).cast(pl.Int64, strict=False)
+    decimal = epoch_to_utc(whole, unit, integer=True, fraction_ns=fraction)
+    return pl.coalesce(epoch_to_utc(number, unit, integer=True), decimal, epoch_to_utc(number, unit, integer=False))
 
 
 def _iso(text: pl.Expr, timezone: str) -> pl.Expr:
@@ -195,11 +230,21 @@ def _iso(text: pl.Expr, timezone: str) -> pl.Expr:
 
 
 def _iso_offset_minutes(zone: pl.Expr) -> pl.Expr:
+    """Minutes east of UTC of a written zone; null for none, -100,000 for one that cannot
+    be (hours over 23, minutes over 59), which `_at_offset` turns into no time."""
     digits = zone.str.replace(":", "", literal=True)
-    hours = digits.str.slice(1, 2).cast(pl.Int32, strict=False)
-    minutes = digits.str.slice(3, 2).cast(pl.Int32, strict=False).fill_null(0)
+    return _signed_offset(zone, digits.str.slice(1, 2), digits.str.slice(3, 2).fill_null("0"), numeric_zone=0)
+
+
+_BAD_OFFSET = -100_000
+
+
+def _signed_offset(zone: pl.Expr, hh: pl.Expr, mm: pl.Expr, numeric_zone: int | pl.Expr | None) -> pl.Expr:
+    hours, minutes = hh.cast(pl.Int32, strict=False), mm.cast(pl.Int32, strict=False).fill_null(0)  # "+00"
     sign = pl.when(zone.str.starts_with("-")).then(-1).otherwise(1)
-    return pl.when(zone.str.contains(r"^[+-]")).then(sign * (hours * 60 + minutes)).when(zone.is_not_null()).then(0)
+    valid = (hours <= 23) & (minutes <= 59)
+    numeric = pl.when(valid).then(sign * (hours * 60 + minutes)).otherwise(_BAD_OFFSET)
+    return pl.when(zone.str.contains(r"^[+-]")).then(numeric).when(zone.is_not_null()).then(numeric_zone)
 
 
 def _rfc2822(text: pl.Expr, timezone: str) -> pl.Expr:
@@ -211,15 +256,18 @@ def _rfc2822(text: pl.Expr, timezone: str) -> pl.Expr:
         pl.lit(":"), field_("mm"), pl.lit(":"), field_("ss").fill_null("00"),
     ).str.strptime(_NAIVE, "%Y-%m-%dT%H:%M:%S", strict=False)  # fmt: skip
     zone = field_("zone")
-    numeric = zone.str.slice(1, 2).cast(pl.Int32, strict=False) * 60 + zone.str.slice(3, 2).cast(pl.Int32, strict=False)
-    signed = pl.when(zone.str.starts_with("-")).then(-numeric).otherwise(numeric)
     named = zone.replace_strict(_RFC2822_ZONES, default=None, return_dtype=pl.Int32)
-    offset = pl.when(zone.str.contains(r"^[+-]")).then(signed).otherwise(named)
-    return _at_offset(wall, offset, timezone)
+    return _at_offset(wall, _signed_offset(zone, zone.str.slice(1, 2), zone.str.slice(3, 2), named), timezone)
+
+
+def _aware_format(fmt: str) -> bool:
+    """Whether values read with strptime format `fmt` carry their own offset: `%z` and its
+    variants, `%+` (ISO 8601 with offset) and `%s` (epoch seconds)."""
+    return any(z in fmt for z in ("%z", "%:z", "%#z", "%::z", "%+", "%s"))
 
 
 def _with_format(text: pl.Expr, fmt: str, timezone: str) -> pl.Expr:
-    if any(z in fmt for z in ("%z", "%:z", "%#z", "%::z")):
+    if _aware_format(fmt):
         return text.str.strptime(TIMESTAMP, fmt, strict=False)
     return _localize(text.str.strptime(_NAIVE, fmt, strict=False), timezone)
 
@@ -227,7 +275,9 @@ def _with_format(text: pl.Expr, fmt: str, timezone: str) -> pl.Expr:
 def _at_offset(wall: pl.Expr, offset_minutes: pl.Expr, timezone: str) -> pl.Expr:
     """Wall times with their offset in minutes east of UTC (null: none written)."""
     aware = (wall - pl.duration(minutes=offset_minutes)).dt.replace_time_zone("UTC")
-    return pl.when(offset_minutes.is_not_null()).then(aware).otherwise(_localize(wall, timezone)).cast(TIMESTAMP)
+    local = _localize(wall, timezone)
+    return pl.when(offset_minutes == _BAD_OFFSET).then(None).when(offset_minutes.is_not_null()).then(aware).otherwise(
+        local).cast(TIMESTAMP)  # fmt: skip
 
 
 def _localize(wall: pl.Expr, timezone: str, ambiguous: Literal["earliest", "latest"] = "earliest") -> pl.Expr:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from sessions import storage
@@ -27,6 +28,18 @@ RECORD = "_record"
 _BYTES_PER_ROW = 256
 
 
+def utc_timestamps(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """The batch with time stamps of a fixed-offset zone (`+05:30`, as pandas writes them)
+    as UTC ones: the same instants (Arrow stores UTC either way), in a zone polars takes."""
+    fields = [
+        pa.field(f.name, pa.timestamp(f.type.unit, "UTC"), f.nullable)
+        if pa.types.is_timestamp(f.type) and f.type.tz and f.type.tz[0] in "+-"
+        else f
+        for f in batch.schema
+    ]
+    return batch if fields == list(batch.schema) else batch.cast(pa.schema(fields))
+
+
 class StructFields(Columns):
     """Typed columns held in the `_record` struct."""
 
@@ -36,7 +49,12 @@ class StructFields(Columns):
         self.times = times
 
     def _get(self, name: str) -> pl.Expr:
-        return pl.col(RECORD).struct.field(name)
+        value = pl.col(RECORD).struct.field(name)
+        if self.schema[name].is_float():  # integer ids in a float column (pandas with a missing value): 1.0 is 1
+            whole = value.is_finite() & (value == value.floor()) & (value.abs() < 2.0**53)
+            return pl.when(whole).then(value.cast(pl.Int64, strict=False).cast(pl.String)).otherwise(
+                value.cast(pl.String))  # fmt: skip
+        return value
 
     def time(self, name: str, known: str | None = None) -> pl.Expr:
         self.time_source = (name, known)
@@ -73,7 +91,7 @@ class ParquetFormat(LogFormat):
         batch_rows = max(1024, block_bytes // _BYTES_PER_ROW)
         next_row = 0
         for batch in reader.iter_batches(batch_size=batch_rows):
-            df = pl.from_arrow(batch)
+            df = pl.from_arrow(utc_timestamps(batch))
             assert isinstance(df, pl.DataFrame)
             fields = StructFields(df.schema, self.options.times)
             lf = (

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from sessions import storage
@@ -23,9 +24,10 @@ from sessions.formats.columnar import JsonLinesFormat, ParquetFormat
 from sessions.formats.delimited import DelimitedFormat
 from sessions.formats.options import DEFAULT_READ, ReadOptions
 
-# What exporters write for a missing value: Postgres' and MySQL's text NULL, pandas'
-# and Python's str() of a missing value, JavaScript's undefined.
-TABLE_UNKNOWN_USERS = ("\\N", "NULL", "null", "None", "NaN", "nan", "undefined")
+# What exporters write for a missing value (matched whatever the case): Postgres' and
+# MySQL's text NULL, SQL's NULL, Python's None, NaN, R's NA and pandas' <NA>,
+# JavaScript's undefined.
+TABLE_UNKNOWN_USERS = ("\\N", "null", "none", "nan", "na", "<na>", "undefined")
 _COMPRESSION_SUFFIXES = {".gz", ".bz2", ".zst", ".lz4"}
 
 
@@ -89,8 +91,12 @@ def table_format(path: str | Path, mapping: ColumnMap, options: ReadOptions = DE
     unknown = TABLE_UNKNOWN_USERS
     if kind == "parquet":
         with storage.open_random_access(path) as file:
-            names = pq.read_schema(file).names
-        _require(path, names, mapping)
+            schema = pq.read_schema(file)
+        _require(path, schema.names, mapping)
+        for column in mapping.columns():
+            kind = schema.field(column).type
+            if pa.types.is_nested(kind) or pa.types.is_duration(kind) or pa.types.is_interval(kind):
+                raise ValueError(f"{path}: column {column!r} holds {kind}; map a column of text, numbers or times")
         return ParquetFormat(name="table", build=mapping.build, unknown_users=unknown, options=options)
     if kind == "jsonl":
         return JsonLinesFormat(name="table", names=mapping.columns(), build=mapping.build, unknown_users=unknown,
