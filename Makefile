@@ -13,15 +13,15 @@ DEMO_DIR ?= out/demo
 
 setup: $(STAMP) os-deps
 
-# Everything is compiled to bytecode at install time, the project's own sources too (an
-# editable install leaves them alone): where PYTHONDONTWRITEBYTECODE is set, as in many
-# CI images, nothing compiled later is kept, and every Ray worker would compile torch,
-# Ray and MLflow again (about 10 s a process on 2 cores).
+# --no-compile: a module is compiled to bytecode when it is first imported (a third of
+# the set-up's time went to compiling every module of every package). The bytecode must
+# then be kept: `test` and `demo` run without PYTHONDONTWRITEBYTECODE (set in many CI
+# images), or every Ray worker would compile torch, Ray and MLflow again (about 10 s a
+# process on 2 cores).
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install $(TORCH_WHEEL) -e '.[dev]'
-	$(BIN)/python -m compileall -q sessions synth hierarchies models workflows
+	$(BIN)/python -m pip install --no-compile $(TORCH_WHEEL) -e '.[dev]'
 	touch $@
 
 # WordNet 3.0: the user's nltk data, or Debian's wordnet-base + wordnet-sense-index.
@@ -32,10 +32,11 @@ os-deps: $(STAMP)
 
 # The whole system on a synthetic log (~8 min on 2 cores); runs go to ./mlflow.db.
 demo: setup
-	RAY_AUTH_MODE=disabled RAY_TRAIN_HEALTH_CHECK_INTERVAL_S=0.2 $(BIN)/sessionflow demo --output $(DEMO_DIR)
+	env -u PYTHONDONTWRITEBYTECODE RAY_AUTH_MODE=disabled RAY_TRAIN_HEALTH_CHECK_INTERVAL_S=0.2 \
+	  $(BIN)/sessionflow demo --output $(DEMO_DIR)
 
 test: setup
-	$(BIN)/python -m pytest
+	env -u PYTHONDONTWRITEBYTECODE $(BIN)/python -m pytest
 
 clean:
 	rm -rf $(VENV) out .pytest_cache

@@ -115,6 +115,8 @@ class Lexicon:
             self._trigrams = trigrams(self.texts)
         return self._trigrams
 
+    PAIRS_AT_ONCE = 1 << 18
+
     def close(self, a: np.ndarray, b: np.ndarray, rule: Closeness) -> np.ndarray:
         """Whether texts a[i] and b[i] are lexically close: the same, or term overlap
         >= rule.min_overlap, or 3-gram Jaccard >= rule.min_jaccard."""
@@ -124,14 +126,20 @@ class Lexicon:
         if not len(todo):
             return result
         ua, ub, inverse = distinct_pairs(a[todo], b[todo])
-        frame = pl.DataFrame({"ta": self.term_lists.gather(ua), "tb": self.term_lists.gather(ub)})
-        hit = frame.select(term_overlap(pl.col("ta"), pl.col("tb")) >= rule.min_overlap).to_series().to_numpy()
-        open_ = np.flatnonzero(~hit)
-        if len(open_):
-            grams = self.trigram_lists
-            frame = pl.DataFrame({"ga": grams.gather(ua[open_]), "gb": grams.gather(ub[open_])})
-            jaccard = frame.select(set_jaccard(pl.col("ga"), pl.col("gb"))).to_series().to_numpy()
-            hit[open_] = jaccard >= rule.min_jaccard
+        hit = np.zeros(len(ua), dtype=bool)
+        # Pairs a slice at a time: long texts (prompts of thirty terms and a few hundred
+        # 3-grams) held as lists for millions of pairs at once would take gigabytes.
+        for start in range(0, len(ua), self.PAIRS_AT_ONCE):
+            pa_, pb = ua[start : start + self.PAIRS_AT_ONCE], ub[start : start + self.PAIRS_AT_ONCE]
+            frame = pl.DataFrame({"ta": self.term_lists.gather(pa_), "tb": self.term_lists.gather(pb)})
+            part = frame.select(term_overlap(pl.col("ta"), pl.col("tb")) >= rule.min_overlap).to_series().to_numpy()
+            open_ = np.flatnonzero(~part)
+            if len(open_):
+                grams = self.trigram_lists
+                frame = pl.DataFrame({"ga": grams.gather(pa_[open_]), "gb": grams.gather(pb[open_])})
+                jaccard = frame.select(set_jaccard(pl.col("ga"), pl.col("gb"))).to_series().to_numpy()
+                part[open_] = jaccard >= rule.min_jaccard
+            hit[start : start + len(part)] = part
         result[todo] = hit[inverse]
         return result
 

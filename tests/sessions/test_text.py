@@ -74,3 +74,19 @@ def test_lexicon_closeness_matches_the_definition(pairs):
     expected = [reference_close(normalized[2 * i], normalized[2 * i + 1], rule) for i in range(len(pairs))]
     assert lexicon.close(a, b, rule).tolist() == expected
     assert pl.select(terms(pl.lit(pl.Series(["", "a b"])))).to_series().to_list() == [[], ["a", "b"]]
+
+
+def test_closeness_is_the_same_a_slice_of_pairs_at_a_time(monkeypatch):
+    """`Lexicon.close` works through pairs a slice at a time (memory stays bounded with long
+    prompts): the answers are those of all pairs at once."""
+    rng = np.random.default_rng(0)
+    words = [f"w{i}" for i in range(12)]
+    queries = pl.Series([" ".join(rng.choice(words, rng.integers(1, 6))) for _ in range(200)])
+    lexicon = Lexicon(queries)
+    a, b = rng.integers(0, 200, 3000), rng.integers(0, 200, 3000)
+    rule = Closeness(min_overlap=0.5, min_jaccard=0.3)
+    whole = lexicon.close(lexicon.text_id[a], lexicon.text_id[b], rule)
+    monkeypatch.setattr(Lexicon, "PAIRS_AT_ONCE", 7)
+    assert (
+        (lexicon.close(lexicon.text_id[a], lexicon.text_id[b], rule) == whole).all() and whole.any() and not whole.all()
+    )
