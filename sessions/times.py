@@ -165,8 +165,7 @@ def is_naive(expr: pl.Expr, dtype: pl.DataType, options: TimeOptions = UTC_TIMES
     fmt = options.format or known
     if fmt is not None:
         return pl.lit(not _aware_format(fmt))
-    iso = text.str.replace(_ISO_BASIC, "${1}-${2}-${3}T${4}:${5}:${6}").str.extract_groups(_ISO)
-    rfc = text.str.extract_groups(_RFC2822)
+    iso, rfc = _iso_groups(text), text.str.extract_groups(_RFC2822)
     iso_naive = iso.struct.field("date").is_not_null() & iso.struct.field("zone").is_null()
     rfc_naive = rfc.struct.field("day").is_not_null() & rfc.struct.field("zone").is_null()
     return (iso_naive | rfc_naive).fill_null(False)
@@ -218,9 +217,13 @@ def _epoch_text(text: pl.Expr, unit: TimeUnit) -> pl.Expr:
     return pl.coalesce(epoch_to_utc(number, unit, integer=True), decimal, epoch_to_utc(number, unit, integer=False))
 
 
+def _iso_groups(text: pl.Expr) -> pl.Expr:
+    """The parts of ISO 8601 text (`_ISO`'s groups), the basic format made extended first."""
+    return text.str.replace(_ISO_BASIC, "${1}-${2}-${3}T${4}:${5}:${6}").str.extract_groups(_ISO)
+
+
 def _iso(text: pl.Expr, timezone: str) -> pl.Expr:
-    extended = text.str.replace(_ISO_BASIC, "${1}-${2}-${3}T${4}:${5}:${6}")
-    g = extended.str.extract_groups(_ISO)
+    g = _iso_groups(text)
     field_ = g.struct.field
     wall = pl.concat_str(
         field_("date"), pl.lit("T"), field_("hh").fill_null("00"), pl.lit(":"), field_("mm").fill_null("00"),

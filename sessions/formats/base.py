@@ -47,11 +47,11 @@ class Columns(ABC):
     def _get(self, name: str) -> pl.Expr: ...
 
     def time(self, name: str, known: str | None = None) -> pl.Expr:
-        """The column as UTC time stamps, read as `sessions.times.to_utc` reads text with
-        the job's time settings (null where it is not a time); `known`: the format's
-        own strptime format, if it has one."""
+        """The column as UTC time stamps, read by `sessions.times.to_utc` as its type
+        (`dtype`) and the job's time settings say (null where it is not a time);
+        `known`: the format's own strptime format, if it has one."""
         self.time_source = (name, known)
-        return to_utc(self[name], pl.String(), self.times, known)
+        return to_utc(self[name], self.dtype(name), self.times, known)
 
     def dtype(self, name: str) -> pl.DataType:
         """The column's type (text, but for typed columns)."""

@@ -21,7 +21,7 @@ from sessions.formats.base import Builder, Check, Columns, LogFormat, Parsed, fi
 from sessions.formats.options import ReadOptions
 from sessions.records import DEFAULT_BLOCK_BYTES, iter_blocks, split_records
 from sessions.schema import Reason
-from sessions.times import TimeOptions, to_utc
+from sessions.times import TimeOptions
 
 RECORD = "_record"
 # Rows per Parquet batch, for a block of about DEFAULT_BLOCK_BYTES of prompt text.
@@ -55,10 +55,6 @@ class StructFields(Columns):
             return pl.when(whole).then(value.cast(pl.Int64, strict=False).cast(pl.String)).otherwise(
                 value.cast(pl.String))  # fmt: skip
         return value
-
-    def time(self, name: str, known: str | None = None) -> pl.Expr:
-        self.time_source = (name, known)
-        return to_utc(self[name], self.schema[name], self.times, known)
 
     def dtype(self, name: str) -> pl.DataType:
         return self.schema[name]
