@@ -20,6 +20,8 @@ Shapes: B texts of a batch, L tokens (the longest text of the batch, at most
 from __future__ import annotations
 
 import json
+import threading
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -110,15 +112,27 @@ class TextEncoder(nn.Module):
         return path
 
 
+_MODE_LOCKS: weakref.WeakKeyDictionary[nn.Module, threading.RLock] = weakref.WeakKeyDictionary()
+_MODE_LOCKS_LOCK = threading.Lock()
+
+
 @contextmanager
 def eval_mode(module: nn.Module) -> Iterator[None]:
-    """`module` in eval mode for the block, then back in the mode it was in."""
-    was_training = module.training
-    module.eval()
-    try:
-        yield
-    finally:
-        module.train(was_training)
+    """`module` in eval mode for the block, then back in the mode it was in.
+
+    Threads that use one module hold its lock for the block, one after the other:
+    the mode is the module's, not the thread's, and a thread leaving the block would
+    otherwise switch dropout back on under another thread's batches.
+    """
+    with _MODE_LOCKS_LOCK:
+        lock = _MODE_LOCKS.setdefault(module, threading.RLock())
+    with lock:
+        was_training = module.training
+        module.eval()
+        try:
+            yield
+        finally:
+            module.train(was_training)
 
 
 def by_length(

@@ -3,6 +3,8 @@ pair scores, calibration; the real MiniLM weights where the test is about meanin
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pytest
 import torch
@@ -55,6 +57,26 @@ def test_tiny_is_seeded_and_saves_and_loads(tiny, tmp_path):
     loaded = load_encoder(str(tmp_path / "enc"))
     assert loaded.name == "tiny" and loaded.max_length == tiny.max_length
     np.testing.assert_allclose(loaded.encode(["cute cats"]), x, atol=1e-6)
+
+
+def test_threads_encoding_with_one_encoder_get_what_one_thread_gets():
+    """`segment --model` encodes from several threads with one encoder. A fresh
+    encoder is in training mode (dropout on); two threads each switching it to eval
+    and back let one thread's batches run with the other's dropout (the local engine's
+    missions then differed run to run)."""
+    encoder = load_encoder("tiny", seed=3)
+    encoder.transformer.config.dropout = 0.5  # dropout that shows
+    for module in encoder.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.5
+    encoder.train()
+    texts = [f"query number {i} about {'cats' if i % 2 else 'new york hotels'}" for i in range(64)]
+    expected = encoder.encode(texts, batch_size=2)
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda _: encoder.encode(texts, batch_size=2), range(16)))
+    for got in results:
+        np.testing.assert_allclose(got, expected, atol=1e-5)
+    assert encoder.training  # and it is left in the mode it was in
 
 
 def test_distinct_texts_are_encoded_once():
