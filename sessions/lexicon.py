@@ -143,6 +143,26 @@ class Lexicon:
         result[todo] = hit[inverse]
         return result
 
+    def similarity(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """(n, 3) float64: term overlap, 3-gram Jaccard and the share of text a[i]'s
+        3-grams found in text b[i] (`sessions.text`), for texts a[i] and b[i]."""
+        out = np.zeros((len(a), 3))
+        if not len(a):
+            return out
+        ua, ub, inverse = distinct_pairs(a, b)
+        for start in range(0, len(ua), self.PAIRS_AT_ONCE):
+            pa_, pb = ua[start : start + self.PAIRS_AT_ONCE], ub[start : start + self.PAIRS_AT_ONCE]
+            terms_a, terms_b = self.term_lists.gather(pa_), self.term_lists.gather(pb)
+            grams_a, grams_b = self.trigram_lists.gather(pa_), self.trigram_lists.gather(pb)
+            part = pl.DataFrame({"ta": terms_a, "tb": terms_b, "ga": grams_a, "gb": grams_b}).select(
+                term_overlap(pl.col("ta"), pl.col("tb")).alias("overlap"),
+                set_jaccard(pl.col("ga"), pl.col("gb")).alias("jaccard"),
+                set_containment(pl.col("ga"), pl.col("gb")).alias("containment"),
+            )
+            rows = np.flatnonzero((inverse >= start) & (inverse < start + len(pa_)))
+            out[rows] = part.to_numpy()[inverse[rows] - start]
+        return out
+
     def contained(self, a: np.ndarray, b: np.ndarray, min_share: float) -> np.ndarray:
         """Whether at least `min_share` of text a[i]'s 3-grams occur in text b[i]."""
         result = np.zeros(len(a), dtype=bool)

@@ -3,12 +3,14 @@
 Pair counting, per user (Gayo-Avello 2009; Hagen et al. 2013): over all pairs of a
 user's queries, a pair is positive when both queries are in the same gold group
 (session or mission); precision, recall and F1 of the predicted same-group pairs,
-and the Rand index (agreement over all pairs). Computed from group sizes with
+the Rand index (agreement over all pairs) and the adjusted Rand index (Hubert &
+Arabie 1985, over the same within-user pairs). Computed from group sizes with
 C(n, 2) sums, never by listing pairs, so it scales to whole logs.
 
-Boundary scores: over consecutive queries of a user (ordered by time, then row id),
-a pair is positive when a new group starts; precision, recall and F1 of the
-predicted starts.
+Boundary scores (Gomes et al. 2019): over consecutive queries of a user (ordered
+by time, then row id), a pair is positive when a new group starts; precision,
+recall and F1 of the predicted starts, and the accuracy of the same-or-break
+decision over adjacent pairs (Sun et al. 2018).
 
 Rows are scored as the log gives them (a query with several clicks counts once per
 click row), like the published figures on these data sets.
@@ -18,7 +20,10 @@ from __future__ import annotations
 
 import polars as pl
 
-SCORE_KEYS = ("precision", "recall", "f1", "rand", "boundary_precision", "boundary_recall", "boundary_f1")
+SCORE_KEYS = (
+    "precision", "recall", "f1", "rand", "ari",
+    "boundary_precision", "boundary_recall", "boundary_f1", "adjacent_accuracy",
+)  # fmt: skip
 
 
 def _pairs(n: pl.Expr) -> pl.Expr:
@@ -46,7 +51,13 @@ def pair_counting(frame: pl.LazyFrame | pl.DataFrame, pred: str, gold: str, user
     c = dict(zip(counts["k"], counts["v"].fill_null(0).cast(pl.Float64), strict=True))
     precision, recall, f1 = _prf(c["both"], c["pred"], c["gold"])
     agree = c["all"] - c["pred"] - c["gold"] + 2 * c["both"]
-    return {"precision": precision, "recall": recall, "f1": f1, "rand": agree / c["all"] if c["all"] else 1.0}
+    # Adjusted Rand index (Hubert & Arabie 1985) over the same within-user pairs: the
+    # agreement above what groupings of these sizes give by chance.
+    expected = c["pred"] * c["gold"] / c["all"] if c["all"] else 0.0
+    best = (c["pred"] + c["gold"]) / 2
+    ari = (c["both"] - expected) / (best - expected) if best != expected else 1.0
+    rand = agree / c["all"] if c["all"] else 1.0
+    return {"precision": precision, "recall": recall, "f1": f1, "rand": rand, "ari": ari}
 
 
 def boundary_scores(
@@ -56,7 +67,8 @@ def boundary_scores(
     user: str = "user_id",
     order: tuple[str, ...] = ("ts", "row_id"),
 ) -> dict[str, float]:
-    """Precision, recall and F1 of predicted group starts over consecutive pairs."""
+    """Precision, recall and F1 of predicted group starts over consecutive pairs, and
+    `adjacent_accuracy`: the share of consecutive pairs decided as the gold does."""
     starts = (
         frame.lazy()
         .sort(user, *order)
@@ -69,12 +81,20 @@ def boundary_scores(
             tp=(pl.col("pred") & pl.col("gold")).sum(),
             predicted=pl.col("pred").sum(),
             actual=pl.col("gold").sum(),
+            agree=(pl.col("pred") == pl.col("gold")).sum(),
+            pairs=pl.len(),
         )
         .collect()
         .row(0, named=True)
     )
     precision, recall, f1 = _prf(starts["tp"], starts["predicted"], starts["actual"])
-    return {"boundary_precision": precision, "boundary_recall": recall, "boundary_f1": f1}
+    accuracy = starts["agree"] / starts["pairs"] if starts["pairs"] else 1.0
+    return {
+        "boundary_precision": precision,
+        "boundary_recall": recall,
+        "boundary_f1": f1,
+        "adjacent_accuracy": accuracy,
+    }
 
 
 def segmentation_scores(
@@ -118,7 +138,7 @@ def compare(gold: pl.DataFrame, systems: dict[str, pl.DataFrame]) -> pl.DataFram
 
 # Users by the length of their history in the gold log (queries): heavy users (bots,
 # thousands of queries) are where linking can chain unrelated needs together.
-USER_SIZE_BUCKETS: tuple[tuple[int, int | None], ...] = ((1, 10), (11, 100), (101, 1000), (1001, None))
+USER_SIZE_BUCKETS: tuple[tuple[int, int | None], ...] = ((1, 50), (51, 200), (201, None))
 
 
 def user_size_label(low: int, high: int | None) -> str:

@@ -9,6 +9,7 @@ import polars as pl
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from sklearn.metrics import adjusted_rand_score
 
 from sessions.metrics import boundary_scores, compare, compare_by_user_size, pair_counting
 
@@ -33,6 +34,8 @@ def test_pair_counting_by_hand():
     assert s["f1"] == pytest.approx(2 * (2 / 3) * 0.5 / (2 / 3 + 0.5))
     # agreement: 7 pairs; pred-pos 3, gold-pos 4, both 2 -> TN = 7 - 3 - 4 + 2 = 2; RI = (2 + 2) / 7
     assert s["rand"] == pytest.approx(4 / 7)
+    # ARI: expected both = 3 * 4 / 7; best = (3 + 4) / 2
+    assert s["ari"] == pytest.approx((2 - 12 / 7) / (3.5 - 12 / 7))
 
 
 def test_boundaries_by_hand():
@@ -40,6 +43,8 @@ def test_boundaries_by_hand():
     df = frame(["a"] * 4 + ["b"] * 2, ["p", "p", "q", "q", "r", "r"], ["x", "x", "x", "y", "z", "z"])
     s = boundary_scores(df, "pred", "gold")
     assert (s["boundary_precision"], s["boundary_recall"], s["boundary_f1"]) == (0.0, 0.0, 0.0)
+    # adjacent pairs: (0,1) same/same, (1,2) break/same, (2,3) same/break, (4,5) same/same
+    assert s["adjacent_accuracy"] == pytest.approx(2 / 4)
     same = boundary_scores(df, "gold", "gold")
     assert same["boundary_f1"] == 1.0
 
@@ -69,6 +74,8 @@ def test_pair_counting_equals_enumerating_pairs(rows):
         assert s["recall"] == pytest.approx(tp / (tp + fn))
     if tp + fp + fn + tn:
         assert s["rand"] == pytest.approx((tp + tn) / (tp + fp + fn + tn))
+    if len(set(users)) == 1 and len(set(pred)) + len(set(gold)) > 2:  # one user: the usual ARI of its queries
+        assert s["ari"] == pytest.approx(adjusted_rand_score(gold, pred))
 
 
 def test_compare_scores_each_level_against_the_gold_present():
@@ -89,18 +96,19 @@ def test_compare_scores_each_level_against_the_gold_present():
 
 
 def test_scores_by_user_history_length_keep_heavy_users_apart():
-    """A light user grouped right and a heavy one (12 queries) chained into one mission:
+    """A light user grouped right and a heavy one (60 queries) chained into one mission:
     the whole log's F1 mixes them; the buckets tell them apart."""
     start = datetime(2023, 1, 1, tzinfo=UTC)
-    users = ["light"] * 4 + ["heavy"] * 12
+    users = ["light"] * 4 + ["heavy"] * 60
     gold = pl.DataFrame({
-        "row_id": range(16), "user_id": users, "ts": [start + timedelta(minutes=i) for i in range(16)],
-        "gold_mission": ["a", "a", "b", "b"] + [f"h{i // 3}" for i in range(12)],
+        "row_id": range(64), "user_id": users, "ts": [start + timedelta(minutes=i) for i in range(64)],
+        "gold_mission": ["a", "a", "b", "b"] + [f"h{i // 3}" for i in range(60)],
     })  # fmt: skip
-    system = pl.DataFrame({"row_id": range(16), "session_id": [str(i) for i in range(16)],
-                           "mission_id": ["a", "a", "b", "b"] + ["chain"] * 12})  # fmt: skip
+    system = pl.DataFrame({"row_id": range(64), "session_id": [str(i) for i in range(64)],
+                           "mission_id": ["a", "a", "b", "b"] + ["chain"] * 60})  # fmt: skip
     table = compare_by_user_size(gold, {"sys": system}).filter(level="missions")
-    assert table.select("users", "n_users", "rows").rows() == [("1-10 queries", 1, 4), ("11-100 queries", 1, 12)]
-    assert table["f1"].to_list() == [1.0, pytest.approx(2 * (12 / 66) / (1 + 12 / 66))]  # 4 x C(3,2) of C(12,2)
+    assert table.select("users", "n_users", "rows").rows() == [("1-50 queries", 1, 4), ("51-200 queries", 1, 60)]
+    precision = 20 * 3 / (60 * 59 / 2)  # 20 x C(3,2) of C(60,2)
+    assert table["f1"].to_list() == [1.0, pytest.approx(2 * precision / (1 + precision))]
     whole = compare(gold, {"sys": system}).filter(level="missions")["f1"][0]
     assert table["f1"][1] < whole < 1.0

@@ -125,6 +125,37 @@ def test_evaluate_a_synthetic_log_against_both_golds_and_draw_the_bars(tmp_path,
     assert result.exit_code == 2 and "no gold sessions or missions" in result.output
 
 
+def test_crossval_estimates_each_system_on_users_it_never_saw(tmp_path, tiny_taxonomy):
+    from synth import SynthConfig, write_log
+
+    write_log(SynthConfig(users=24, rows=800, seed=5), tiny_taxonomy, tmp_path / "synth.tsv")
+    out = invoke("evaluate", "crossval", "--gt", str(tmp_path / "synth.tsv"), "-f", "aol", "--folds", "3",
+                 "--inner", "2", "--json")  # fmt: skip
+    cv = json.loads(out.output)
+    assert (cv["level"], cv["folds"], cv["users"], cv["rows"]) == ("sessions", 3, 24, 800)
+    systems = cv["systems"]
+    assert list(systems) == ["time-gap 30 min", "cascade", "cascade, chosen from the grid", "learned"]
+    for name, system in systems.items():
+        assert sum(system["chosen"].values()) == 3, name
+        assert set(system["mean"]) == {"f1", "precision", "recall", "ari", "boundary_f1", "adjacent_accuracy"}
+        assert all(0.0 <= v <= 1.0 for v in system["mean"].values()) and all(v >= 0 for v in system["sd"].values())
+        assert sum(b["users"] for b in system["by_user_size"].values()) == 24
+    assert set(systems["learned"]["chosen"]) <= {"gradient_boosting", "logistic"}
+    assert all(system["mean"]["f1"] > 0.7 for system in systems.values())  # a synthetic log is easy
+    table = invoke("evaluate", "crossval", "--gt", str(tmp_path / "synth.tsv"), "-f", "aol", "--folds", "2",
+                   "--inner", "2").output  # fmt: skip
+    assert "chosen by the inner folds" in table and "pair F1 by users' history length" in table
+
+    few = tmp_path / "few.tsv"
+    few.write_text("".join((tmp_path / "synth.tsv").read_text().splitlines(keepends=True)[:3]))
+    for args, message in (
+        ([str(few), "--folds", "5"], "needs at least 5 users"),
+        ([str(few), "--folds", "1"], "at least 2"),
+    ):
+        result = runner.invoke(app, ["evaluate", "crossval", "--gt", args[0], "-f", "aol", *args[1:]])
+        assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output
+
+
 def test_evaluate_a_saved_segmentation(gt, tmp_path):
     invoke(
         "segment", str(gt / "webis.txt"), "--format", "webis-smc", "--output", str(tmp_path / "s"), "--method", "time"

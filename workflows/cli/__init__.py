@@ -5,6 +5,7 @@
     sessionflow ingest out/synth.tsv.gz --format aol --output out/events
     sessionflow segment out/events --method cascade --output out/sessions
     sessionflow evaluate segmentation --gt webis-smc-12.dev.txt --format webis-smc --method all
+    sessionflow evaluate crossval --gt gayo-avello-2009.dev.csv --format gayo-avello
     sessionflow mine out/sessions --output out/pairs
     sessionflow train session --pairs out/pairs --model minilm-local --workers 2
     sessionflow evaluate pairs --model models:/session-model@champion --pairs out/pairs
@@ -29,6 +30,7 @@ from workflows.cli import annotate, demo, evaluate, ingest, mine, models, score,
 from workflows.cli.options import command
 from workflows.jobs.annotate import AnnotateJob
 from workflows.jobs.demo import DemoConfig
+from workflows.jobs.evaluate_crossval import EvaluateCrossvalJob
 from workflows.jobs.evaluate_hierarchy import EvaluateHierarchyJob
 from workflows.jobs.evaluate_pairs import EvaluatePairsJob
 from workflows.jobs.evaluate_reformulation import EvaluateReformulationJob
@@ -70,6 +72,7 @@ COMMANDS = [
     (train_app, "session", TrainSessionJob, train.session),
     (train_app, "hierarchy", TrainHierarchyJob, train.hierarchy),
     (evaluate_app, "segmentation", EvaluateSegmentationJob, evaluate.segmentation),
+    (evaluate_app, "crossval", EvaluateCrossvalJob, evaluate.crossval),
     (evaluate_app, "pairs", EvaluatePairsJob, evaluate.pairs),
     (evaluate_app, "hierarchy", EvaluateHierarchyJob, evaluate.hierarchy),
     (evaluate_app, "reformulation", EvaluateReformulationJob, evaluate.reformulation),

@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from workflows.cli.progress import out
+from workflows.jobs.evaluate_crossval import EvaluateCrossvalJob
 from workflows.jobs.evaluate_hierarchy import EvaluateHierarchyJob
 from workflows.jobs.evaluate_pairs import EvaluatePairsJob
 from workflows.jobs.evaluate_reformulation import EvaluateReformulationJob
@@ -71,6 +72,65 @@ def segmentation(job: EvaluateSegmentationJob, as_json: JsonOption = False) -> N
         table.add_row(row["system"], row["level"], *gold_cell, *(f"{row[k]:.3f}" for k in METRIC_HEADERS))
     out.print(table)
     out.print(user_size_table(result.by_user_size, golds))
+
+
+CV_KEYS = {"f1": "F1", "precision": "P", "recall": "R", "ari": "ARI", "boundary_f1": "bF1",
+           "adjacent_accuracy": "adjacent acc."}  # fmt: skip
+
+
+def crossval(job: EvaluateCrossvalJob, as_json: JsonOption = False) -> None:
+    """User-level nested cross-validation: the estimate to publish.
+
+    Users are dealt into --folds outer folds (stratified by history length). For each,
+    every system's candidates are scored by --inner folds of the other users alone;
+    the best is fitted on all of those users and scored on the outer fold, which took
+    no part in the choice. Prints mean ± standard deviation over the outer folds of
+    pair-counting F1, P, R, adjusted Rand index, boundary F1 and the accuracy on
+    adjacent pairs, at the file's gold level (sessions or missions); how often each
+    candidate was chosen; and pair F1 by users' history length (every user scored by
+    a choice made without them). Systems: a 30-minute time gap, the shipped cascade,
+    the cascade chosen from its grid, and the learned same-session classifier.
+    """
+    from workflows.jobs.evaluate_crossval import run
+
+    result = run(job)
+    table, chosen, by_size = result.table(), result.chosen(), result.by_user_size()
+    if as_json:
+        systems = {}
+        for row in table.iter_rows(named=True):
+            name = row["system"]
+            sizes = by_size.filter(system=name)
+            systems[name] = {
+                "mean": {k: round(row[f"{k}_mean"], 4) for k in CV_KEYS},
+                "sd": {k: round(row[f"{k}_sd"], 4) for k in CV_KEYS},
+                "chosen": chosen[name],
+                "by_user_size": {r["users"]: {"users": r["n_users"], "rows": r["rows"], "f1": round(r["f1"], 4)}
+                                 for r in sizes.iter_rows(named=True)},
+            }  # fmt: skip
+        gold = result.gold
+        typer.echo(json.dumps({"file": str(job.gt), "rows": gold.height, "users": gold["user_id"].n_unique(),
+                               "level": result.level, "folds": job.folds, "inner": job.inner, "seed": job.seed,
+                               "systems": systems}))  # fmt: skip
+        return
+    gold = result.gold
+    name = job.gt.rsplit("/", 1)[-1] if job.gt else ""
+    t = Table(title=f"{name}: {gold.height:,} queries, {gold['user_id'].n_unique()} users; "
+                    f"{result.level}, {job.folds} outer x {job.inner} inner folds of users (mean ± sd)")  # fmt: skip
+    t.add_column("system", no_wrap=True)
+    for header in CV_KEYS.values():
+        t.add_column(header, justify="right")
+    for row in table.iter_rows(named=True):
+        t.add_row(row["system"], *(f"{row[f'{k}_mean']:.3f} ± {row[f'{k}_sd']:.3f}" for k in CV_KEYS))
+    out.print(t)
+    c = Table(title="chosen by the inner folds (outer folds)")
+    c.add_column("system", no_wrap=True)
+    c.add_column("candidate")
+    c.add_column("folds", justify="right")
+    for system, counts in chosen.items():
+        for candidate, n in counts.items():
+            c.add_row(system, candidate, str(n))
+    out.print(c)
+    out.print(user_size_table(by_size, [result.level]))
 
 
 def user_size_table(by_size: pl.DataFrame, golds: list[str]) -> Table:

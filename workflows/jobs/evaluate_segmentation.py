@@ -64,6 +64,21 @@ def groupings(
     return systems
 
 
+def read_gold(gt: str, fmt: str) -> pl.DataFrame:
+    """The labelled events of a ground-truth file (`gold_session` and/or `gold_mission`).
+    ValueError for an unknown format or a file without labels."""
+    from sessions.ingest import read_logs
+    from sessions.io import MemorySink
+
+    common.check_format(fmt)
+    events, rejected = MemorySink(), MemorySink()
+    read_logs([gt], fmt, events, rejected)
+    gold = events.frame()
+    if not has_gold(gold):
+        raise ValueError(f"{gt}: no gold sessions or missions to score against (format {fmt})")
+    return gold
+
+
 ALL = "all"
 METHOD_HELP = "time, lexical, cascade, learned (needs --model) or all; repeatable (none given: cascade)"
 
@@ -113,16 +128,11 @@ def run(job: EvaluateSegmentationJob) -> SegmentationScores:
     ValueError / FileNotFoundError for bad settings or inputs.
     """
     from sessions import storage
-    from sessions.ingest import read_logs
-    from sessions.io import MemorySink, job_output, read_table
+    from sessions.io import job_output, read_table
     from sessions.pipeline import SESSIONS_FILE
 
     gt = common.require(job.gt, "gt")
-    fmt = common.require(job.format, "format")
-    common.check_format(fmt)
-    events, rejected = MemorySink(), MemorySink()
-    read_logs([gt], fmt, events, rejected)
-    gold = events.frame()
+    gold = read_gold(gt, common.require(job.format, "format"))
     if job.pred is not None:
         predicted = read_table(job_output(job.pred, SESSIONS_FILE))
         systems = groupings(gold, {}, systems={f"pred:{job.pred}": predicted})

@@ -1,0 +1,237 @@
+"""A supervised same-session classifier over consecutive queries.
+
+Each consecutive pair (previous, current) of a user's queries, in (ts, row_id)
+order, is described by `PAIR_FEATURES`: the gap, lexical similarities with the
+previous query and with the user's last `BACK` queries (the session so far, without
+depending on earlier decisions), repeats, the queries' lengths and the user's
+activity; with a session model, also its similarity of the pair. A scikit-learn
+classifier (gradient boosting by default: Friedman 2001, as
+`HistGradientBoostingClassifier`) learns P(same session | pair) from gold sessions
+or missions; a break is a pair below `threshold`. After Sun et al. (2018) and the
+pair classifiers of Jones & Klinkner (2008), Hagen et al. (2013).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import polars as pl
+
+from sessions.crossval import Method, Segmenter
+from sessions.lexicon import Lexicon
+from sessions.missions import MissionConfig, link_missions
+from sessions.segment import SESSION_COLUMNS, SegmentConfig, number_sessions, segment_ordered, user_time_order
+
+BACK = 5  # how many earlier queries of the user make "the session so far"
+PAIR_FEATURES: tuple[str, ...] = (
+    "log_gap_s",  # log1p of the gap to the previous query, seconds
+    "same_text",  # the same normalised query
+    "term_overlap",  # |A ∩ B| / min(|A|, |B|) with the previous query
+    "trigram_jaccard",  # character 3-gram Jaccard with the previous query
+    "trigram_containment",  # share of the query's 3-grams in the previous query
+    "best_jaccard_back",  # the best 3-gram Jaccard with the user's last BACK queries
+    "best_containment_back",  # the best containment in one of them
+    "repeat_back",  # the query is one of the last BACK queries again
+    "log_gap_back",  # log1p of the gap to the query BACK before, seconds
+    "terms",  # terms of the query
+    "terms_previous",  # terms of the previous query
+    "log_user_queries",  # log1p of the user's queries in the log
+    "log_user_median_gap_s",  # log1p of the user's median gap, seconds
+    "cascade_same",  # the shipped cascade puts the pair in one session
+)
+MODEL_FEATURES: tuple[str, ...] = (
+    "model_cosine",  # the session model's cosine of the pair
+    "best_model_cosine_back",  # its best cosine with the user's last BACK queries
+)
+Model = Literal["gradient_boosting", "logistic"]
+
+
+def model_features(ordered: pl.DataFrame, vectors: np.ndarray) -> np.ndarray:
+    """(n, len(MODEL_FEATURES)) from unit vectors of each row's query (n, H)."""
+    n = ordered.height
+    first = (ordered["user_id"] != ordered["user_id"].shift()).fill_null(True).to_numpy()
+    start = np.maximum.accumulate(np.where(first, np.arange(n), 0))
+    out = np.full((n, 2), np.nan)
+    rows = np.flatnonzero(~first)
+    out[rows, 0] = np.einsum("ij,ij->i", vectors[rows], vectors[rows - 1])
+    best = np.full(len(rows), -1.0)
+    for back in range(1, BACK + 1):
+        ok = np.flatnonzero(rows - back >= start[rows])
+        best[ok] = np.maximum(best[ok], np.einsum("ij,ij->i", vectors[rows[ok]], vectors[rows[ok] - back]))
+    out[rows, 1] = best
+    return out
+
+
+def pair_features(ordered: pl.DataFrame, lexicon: Lexicon | None = None) -> np.ndarray:
+    """(n, len(PAIR_FEATURES)) float64 for rows in `user_time_order` (`user_id`, `ts`,
+    `query`): row i describes the pair (i - 1, i); a user's first row is all NaN."""
+    n = ordered.height
+    lexicon = lexicon or Lexicon(ordered["query"])
+    user = ordered["user_id"]
+    first = (user != user.shift()).fill_null(True).to_numpy()
+    start = np.maximum.accumulate(np.where(first, np.arange(n), 0))  # the user's first row
+    ts = ordered["ts"].dt.epoch("us").to_numpy() / 1e6
+    gap = np.zeros(n)
+    gap[1:] = np.diff(ts)
+    tid = lexicon.text_id
+    out = np.full((n, len(PAIR_FEATURES)), np.nan)
+    rows = np.flatnonzero(~first)
+    if not len(rows):
+        return out
+    col = {name: k for k, name in enumerate(PAIR_FEATURES)}
+    out[rows, col["log_gap_s"]] = np.log1p(np.maximum(gap[rows], 0))
+    out[rows, col["same_text"]] = tid[rows] == tid[rows - 1]
+    sim = lexicon.similarity(tid[rows], tid[rows - 1])
+    out[rows, col["term_overlap"]], out[rows, col["trigram_jaccard"]] = sim[:, 0], sim[:, 1]
+    out[rows, col["trigram_containment"]] = sim[:, 2]
+    best_j, best_c, repeat = np.zeros(len(rows)), np.zeros(len(rows)), np.zeros(len(rows), dtype=bool)
+    for back in range(1, BACK + 1):
+        earlier = rows - back
+        ok = np.flatnonzero(earlier >= start[rows])
+        s = lexicon.similarity(tid[rows[ok]], tid[earlier[ok]])
+        best_j[ok], best_c[ok] = np.maximum(best_j[ok], s[:, 1]), np.maximum(best_c[ok], s[:, 2])
+        repeat[ok] |= tid[rows[ok]] == tid[earlier[ok]]
+    out[rows, col["best_jaccard_back"]], out[rows, col["best_containment_back"]] = best_j, best_c
+    out[rows, col["repeat_back"]] = repeat
+    back_row = np.maximum(rows - BACK, start[rows])
+    out[rows, col["log_gap_back"]] = np.log1p(np.maximum(ts[rows] - ts[back_row], 0))
+    n_terms = lexicon.term_lists.list.len().to_numpy()[tid]
+    out[rows, col["terms"]], out[rows, col["terms_previous"]] = n_terms[rows], n_terms[rows - 1]
+    stats = (
+        ordered.select(user=user, gap=pl.Series(np.where(first, np.nan, gap)).fill_nan(None))
+        .group_by("user", maintain_order=True)
+        .agg(queries=pl.len(), median_gap=pl.col("gap").median())
+    )
+    per_row = pl.DataFrame({"user": user}).join(stats, on="user", how="left", maintain_order="left")
+    out[rows, col["log_user_queries"]] = np.log1p(per_row["queries"].to_numpy()[rows])
+    out[rows, col["log_user_median_gap_s"]] = np.log1p(
+        np.maximum(per_row["median_gap"].fill_null(0).to_numpy()[rows], 0)
+    )
+    cascade = segment_ordered(
+        ordered.select("row_id", "user_id", "ts", "query"), SegmentConfig(method="cascade"), lexicon=lexicon
+    )
+    same = (cascade["session_id"] == cascade["session_id"].shift()).fill_null(False).to_numpy()
+    out[rows, col["cascade_same"]] = same[rows]
+    return out
+
+
+@dataclass(frozen=True)
+class LearnedConfig:
+    """The classifier of `--method learned`."""
+
+    model: Model = field(default="gradient_boosting", metadata={"help": "gradient_boosting or logistic"})
+    threshold: float = field(default=0.5, metadata={"help": "a pair below this P(same session) breaks"})
+    seed: int = field(default=0, metadata={"help": "the classifier's random seed"})
+
+    def __post_init__(self) -> None:
+        if self.model not in ("gradient_boosting", "logistic"):
+            raise ValueError(f"unknown model {self.model!r}; choose gradient_boosting or logistic")
+        if not 0.0 < self.threshold < 1.0:
+            raise ValueError("threshold must be in (0, 1)")
+
+
+def make_classifier(cfg: LearnedConfig):
+    """The scikit-learn estimator of `cfg` (unfitted)."""
+    if cfg.model == "logistic":
+        from sklearn.impute import SimpleImputer
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
+        return make_pipeline(SimpleImputer(), StandardScaler(), LogisticRegression(C=1.0, max_iter=1000))
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    return HistGradientBoostingClassifier(
+        max_iter=200, learning_rate=0.05, max_leaf_nodes=15, min_samples_leaf=20, l2_regularization=1.0,
+        random_state=cfg.seed,
+    )  # fmt: skip
+
+
+def same_labels(ordered: pl.DataFrame, gold: str) -> np.ndarray:
+    """1 where row i is in the same gold group as row i - 1 (same user), else 0; -1
+    on a user's first row and where either gold value is missing."""
+    g = ordered[gold]
+    same_user = (ordered["user_id"] == ordered["user_id"].shift()).fill_null(False).to_numpy()
+    known = (g.is_not_null() & g.shift().is_not_null()).fill_null(False).to_numpy()
+    same = (g == g.shift()).fill_null(False).to_numpy()
+    return np.where(same_user & known, same.astype(np.int8), -1)
+
+
+@dataclass
+class SameSessionClassifier:
+    """A fitted classifier of consecutive pairs: `p_same(ordered)` and `breaks(ordered)`."""
+
+    estimator: object
+    cfg: LearnedConfig
+    features: Sequence[str] = PAIR_FEATURES
+
+    @classmethod
+    def fit(cls, features: np.ndarray, labels: np.ndarray, cfg: LearnedConfig) -> SameSessionClassifier:
+        """Fit on the rows whose label is 0 or 1 (`same_labels`). ValueError when the
+        labels hold only one class."""
+        use = labels >= 0
+        if len(np.unique(labels[use])) < 2:
+            raise ValueError("the training pairs hold only one class: nothing to learn a break from")
+        estimator = make_classifier(cfg)
+        estimator.fit(features[use], labels[use])
+        return cls(estimator, cfg)
+
+    def p_same(self, features: np.ndarray) -> np.ndarray:
+        """P(same session) of each row's pair (NaN features: a user's first row -> 0)."""
+        p = np.zeros(len(features))
+        rows = np.flatnonzero(~np.isnan(features).all(axis=1))
+        if len(rows):
+            p[rows] = self.estimator.predict_proba(features[rows])[:, 1]
+        return p
+
+    def breaks(self, features: np.ndarray) -> np.ndarray:
+        """True where a session starts (every user's first row included)."""
+        return self.p_same(features) < self.cfg.threshold
+
+
+class LearnedMethod(Method):
+    """`SameSessionClassifier` as a candidate of `sessions.crossval.nested_cv`: features
+    of every user's pairs computed once (`prepare`), the classifier fitted on the
+    training users' gold (`gold_session` where the log has it, else `gold_mission`),
+    missions linked by the rule (`sessions.missions.link_missions`) on its sessions."""
+
+    def __init__(self, cfg: LearnedConfig, missions: MissionConfig | None = None, embed=None) -> None:
+        self.cfg, self.missions, self.embed = cfg, missions or MissionConfig(), embed
+        self._ordered: pl.DataFrame | None = None
+        self._features: np.ndarray | None = None
+
+    def prepare(self, events: pl.DataFrame) -> None:
+        self._ordered = user_time_order(events).with_columns(_i=pl.int_range(pl.len()))
+        self._features = pair_features(self._ordered)
+        if self.embed is not None:
+            vectors = self.embed(self._ordered["query"])
+            self._features = np.hstack([self._features, model_features(self._ordered, vectors)])
+
+    def _rows(self, events: pl.DataFrame) -> tuple[pl.DataFrame, np.ndarray]:
+        if self._ordered is None or self._features is None:
+            self.prepare(events)
+        assert self._ordered is not None and self._features is not None
+        part = self._ordered.join(events.select("row_id"), on="row_id", how="semi")
+        return part, self._features[part["_i"].to_numpy()]
+
+    def fit(self, train: pl.DataFrame) -> Segmenter:
+        part, features = self._rows(train)
+        gold = (
+            "gold_session"
+            if "gold_session" in part.columns and part["gold_session"].null_count() < part.height
+            else "gold_mission"
+        )
+        classifier = SameSessionClassifier.fit(features, same_labels(part, gold), self.cfg)
+
+        def segmenter(events: pl.DataFrame) -> pl.DataFrame:
+            rows, x = self._rows(events)
+            first = (rows["user_id"] != rows["user_id"].shift()).fill_null(True)
+            sessions = number_sessions(
+                rows.with_columns(first=first, _break=pl.Series(classifier.breaks(x)) | first)
+            ).select(SESSION_COLUMNS)
+            return link_missions(sessions, self.missions).select("row_id", "session_id", "mission_id")
+
+        return segmenter

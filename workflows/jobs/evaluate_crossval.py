@@ -1,0 +1,141 @@
+"""`sessionflow evaluate crossval`: user-level nested cross-validation of the
+segmentation methods on a ground-truth file (`sessions.crossval`).
+
+Systems, each scored on outer folds of users it never saw:
+
+- `time-gap 30 min`: the usual baseline (its sessions are its missions);
+- `cascade`: the shipped settings, as they are (nothing chosen);
+- `cascade, chosen from the grid`: the cascade's settings (`CASCADE_GRID`; on a
+  log of gold missions also `MISSION_GRID`) chosen per outer fold by the inner
+  folds: the estimate of the procedure that chose the defaults;
+- `learned`: the same-session classifier (`sessions.learned`), gradient boosting
+  or logistic regression as the inner folds choose, fitted on the outer fold's
+  training users.
+
+The level scored is the file's gold: sessions (Gayo-Avello) or missions
+(Webis-SMC-12); selection maximises its pair F1.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from dataclasses import dataclass, field
+
+import polars as pl
+
+from sessions.crossval import CVResult, Method, RuleMethod, chosen_counts, nested_cv
+from sessions.learned import LearnedConfig, LearnedMethod
+from sessions.missions import MissionConfig
+from sessions.pipeline import sessions_with_missions
+from sessions.segment import SegmentConfig, segment
+from workflows.jobs import common
+from workflows.jobs.evaluate_segmentation import read_gold
+
+# The settings the defaults were chosen from (docs/segmentation.md): few knobs, few values.
+CASCADE_GRID: dict[str, tuple] = {
+    "join_within_s": (0.0, 60.0),
+    "break_after_minutes": (90.0, 180.0, 360.0),
+    "min_jaccard": (0.05, 0.1, 0.2),
+}
+MISSION_GRID: dict[str, tuple] = {"window": (3, 10), "min_jaccard": (0.25, 0.3)}
+BASELINE_MINUTES = 30
+
+
+@dataclass(frozen=True)
+class EvaluateCrossvalJob:
+    """What `sessionflow evaluate crossval` cross-validates, on which truth."""
+
+    gt: str | None = field(default=None, metadata={"help": "a ground-truth file"})
+    format: str | None = common.log_format("webis-smc (missions) or gayo-avello (sessions)")
+    folds: int = field(default=5, metadata={"help": "outer folds of users"})
+    inner: int = field(default=4, metadata={"help": "inner folds (of each outer fold's training users)"})
+    seed: int = field(default=0, metadata={"help": "how users are dealt into folds"})
+
+    def __post_init__(self) -> None:
+        if self.folds < 2 or self.inner < 2:
+            raise ValueError("--folds and --inner must be at least 2")
+
+
+@dataclass(frozen=True)
+class CrossvalScores:
+    """Each system's `CVResult`, the level scored and the labelled events."""
+
+    results: dict[str, CVResult]
+    level: str
+    gold: pl.DataFrame
+
+    def table(self) -> pl.DataFrame:
+        """system, folds, then `<key>_mean` and `<key>_sd` of the scored level."""
+        rows = []
+        for name, result in self.results.items():
+            s = result.summary().filter(level=self.level, gold=self.level)
+            rows.append(s.drop("level", "gold").with_columns(system=pl.lit(name)))
+        return pl.concat(rows).select("system", pl.exclude("system"))
+
+    def chosen(self) -> dict[str, dict[str, int]]:
+        """Per system, how many outer folds chose each of its candidates."""
+        return {name: chosen_counts(result) for name, result in self.results.items()}
+
+    def by_user_size(self) -> pl.DataFrame:
+        """Pair-counting scores of each system's out-of-fold groups, by users' history length."""
+        frames = [
+            r.by_user_size(self.gold).filter(level=self.level, gold=self.level).with_columns(system=pl.lit(name))
+            for name, r in self.results.items()
+        ]
+        return pl.concat(frames)
+
+
+def grid(base, values: dict[str, tuple]) -> dict[str, object]:
+    """Every combination of `values` over the dataclass `base`, named `k=v, ...`."""
+    names = list(values)
+    return {
+        ", ".join(f"{k}={v:g}" for k, v in zip(names, combo, strict=True)): dataclasses.replace(
+            base, **dict(zip(names, combo, strict=True))
+        )
+        for combo in itertools.product(*(values[k] for k in names))
+    }
+
+
+def rule(seg: SegmentConfig, missions: MissionConfig) -> RuleMethod:
+    return RuleMethod(lambda events: sessions_with_missions(events, seg, missions))
+
+
+def time_gap(minutes: float) -> RuleMethod:
+    cfg = SegmentConfig(method="time", gap_minutes=minutes)
+    return RuleMethod(lambda events: segment(events, cfg).with_columns(mission_id=pl.col("session_id")))
+
+
+def systems(level: str) -> dict[str, dict[str, Method]]:
+    """The systems cross-validated at `level`, each as its candidates."""
+    seg, missions = SegmentConfig(), MissionConfig()
+    cascades = grid(seg, CASCADE_GRID)
+    chosen: dict[str, Method] = {}
+    if level == "missions":
+        for (sn, s), (mn, m) in itertools.product(cascades.items(), grid(missions, MISSION_GRID).items()):
+            chosen[f"{sn}; missions {mn}"] = rule(s, m)
+    else:
+        chosen = {name: rule(s, missions) for name, s in cascades.items()}
+    return {
+        f"time-gap {BASELINE_MINUTES} min": {"30 min": time_gap(BASELINE_MINUTES)},
+        "cascade": {"shipped": rule(seg, missions)},
+        "cascade, chosen from the grid": chosen,
+        "learned": {m: LearnedMethod(LearnedConfig(model=m)) for m in ("gradient_boosting", "logistic")},
+    }
+
+
+def run(job: EvaluateCrossvalJob) -> CrossvalScores:
+    """Nested cross-validation of every system of `systems` on `job.gt`.
+
+    ValueError / FileNotFoundError for bad settings or inputs (fewer users than folds).
+    """
+    gt = common.require(job.gt, "gt")
+    gold = read_gold(gt, common.require(job.format, "format"))
+    level = (
+        "sessions" if "gold_session" in gold.columns and gold["gold_session"].null_count() < gold.height else "missions"
+    )
+    results = {
+        name: nested_cv(gold, candidates, (level, level, "f1"), outer=job.folds, inner=job.inner, seed=job.seed)
+        for name, candidates in systems(level).items()
+    }
+    return CrossvalScores(results, level, gold)
