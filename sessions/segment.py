@@ -80,16 +80,6 @@ class SegmentConfig:
         default=0.5,
         metadata={"help": "learned, and cascade with a session model: same session when p_same is at least this"},
     )
-    resume_jaccard: float = field(
-        default=1.0,
-        metadata={
-            "help": "cascade: across a long gap, a query this close (3-gram Jaccard) continues its session (1: off)"
-        },
-    )
-    lookahead: int = field(
-        default=0,
-        metadata={"help": "cascade: a break is undone when one of the next this many queries returns (0: off)"},
-    )
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -206,49 +196,8 @@ def _breaks(df: pl.DataFrame, cfg: SegmentConfig, scorer: PairScorer | None, lex
     close[rows] = lexicon.close(lexicon.text_id[rows - 1], lexicon.text_id[rows], cfg.closeness)
     if cfg.method == "cascade" and scorer is not None:  # the model decides what lexical evidence would break
         close |= _scored_same(df, middle & ~close, scorer, cfg.min_p_same)
-    if cfg.method == "cascade" and cfg.resume_jaccard < 1.0:  # the same need again after a long gap
-        resumed = np.flatnonzero(long_gap & ~first)
-        again = lexicon.close(
-            lexicon.text_id[resumed - 1], lexicon.text_id[resumed], Closeness(1.0, cfg.resume_jaccard)
-        )
-        decided_break = decided_break.copy()
-        decided_break[resumed[again]] = False
     breaks = decided_break | (middle & ~close)
-    breaks = breaks & ~_close_to_session_so_far(lexicon, breaks, np.flatnonzero(breaks & middle), cfg)
-    if cfg.method == "cascade" and cfg.lookahead > 0:
-        breaks = _interruptions_joined(lexicon, breaks, middle, decided_break, cfg)
-    return breaks
-
-
-def _interruptions_joined(
-    lexicon: Lexicon, breaks: np.ndarray, middle: np.ndarray, decided: np.ndarray, cfg: SegmentConfig
-) -> np.ndarray:
-    """Breaks undone where the user returns: a break at row i (one lexical evidence
-    made) is undone, with every break up to row j, when row j (i < j <= i +
-    `lookahead`, no decided break in (i, j]) is lexically close to row i - 1 or to
-    the session so far. The queries between were an interruption (the weather,
-    then back to the topic)."""
-    n = len(breaks)
-    rows = np.flatnonzero(breaks & middle)
-    if not len(rows):
-        return breaks
-    decided_before = np.cumsum(decided)  # decided breaks in rows 0..r
-    tid = lexicon.text_id
-    join_to = np.full(n, -1)
-    for k in range(1, cfg.lookahead + 1):
-        j = rows + k
-        ok = j < n
-        ok[ok] = decided_before[j[ok]] == decided_before[rows[ok]]
-        i, j = rows[ok], j[ok]
-        back = lexicon.close(tid[i - 1], tid[j], cfg.closeness) | lexicon.contained(
-            tid[j], tid[i - 1], cfg.min_containment
-        )
-        join_to[i[back]] = np.maximum(join_to[i[back]], j[back])
-    starts = np.flatnonzero(join_to >= 0)
-    cover = np.zeros(n + 1, dtype=np.int64)
-    np.add.at(cover, starts, 1)
-    np.add.at(cover, join_to[starts] + 1, -1)
-    return breaks & ~(np.cumsum(cover)[:n] > 0)
+    return breaks & ~_close_to_session_so_far(lexicon, breaks, np.flatnonzero(breaks & middle), cfg)
 
 
 def _scored_same(df: pl.DataFrame, rows: np.ndarray, scorer: PairScorer, threshold: float) -> np.ndarray:

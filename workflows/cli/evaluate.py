@@ -19,13 +19,13 @@ from workflows.jobs.evaluate_segmentation import EvaluateSegmentationJob
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the results as one JSON object.")]
 
 METRIC_HEADERS = {
-    "precision": "P", "recall": "R", "f1": "F1", "rand": "Rand",
-    "boundary_precision": "bP", "boundary_recall": "bR", "boundary_f1": "bF1",
+    "precision": "P", "recall": "R", "f1": "F1", "rand": "Rand", "ari": "ARI",
+    "boundary_precision": "bP", "boundary_recall": "bR", "boundary_f1": "bF1", "adjacent_accuracy": "adj. acc.",
 }  # fmt: skip
 
 
 def segmentation(job: EvaluateSegmentationJob, as_json: JsonOption = False) -> None:
-    """Pair-counting P/R/F1, Rand index and boundary P/R/F1 of sessions and missions.
+    """Pair-counting P/R/F1, (adjusted) Rand index, boundary P/R/F1 and adjacent-pair accuracy.
 
     Scores per user over all pairs of a user's queries (positive: same gold
     session or mission), next to time-gap baselines of 5, 15, 26, 30 and 60
@@ -33,7 +33,8 @@ def segmentation(job: EvaluateSegmentationJob, as_json: JsonOption = False) -> N
     log (`sessionflow synth`) both; both levels of every system are scored against
     the gold the file has. With --model
     (a session model), `cascade` is scored without and with the model (its middle
-    stage and mission links), and `learned` becomes available.
+    stage and mission links), and `learned` becomes available. These are figures
+    on every user of the file; `evaluate crossval` gives the estimates to quote.
     """
     from workflows.jobs.evaluate_segmentation import run
 
