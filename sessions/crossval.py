@@ -136,10 +136,18 @@ def nested_cv(
 
     `selection` is the (predicted level, gold level, `SCORE_KEYS` key) the inner
     folds maximise (ties: the first candidate given). Outer and inner folds come from
-    `user_folds` with `seed`. ValueError for fewer users than folds or no candidate.
+    `user_folds` with `seed`. ValueError for too few users for the folds (one line,
+    naming how many are needed) or no candidate.
     """
     if not candidates:
         raise ValueError("no candidate to cross-validate")
+    users = gold["user_id"].n_unique()
+    if outer < 2 or inner < 2 or users - math.ceil(users / outer) < inner:
+        fewest = next(n for n in range(2, 4 * (outer + inner)) if n - math.ceil(n / max(outer, 2)) >= max(inner, 2))
+        raise ValueError(
+            f"nested cross-validation with {outer} outer and {inner} inner folds (at least 2 each) needs "
+            f"at least {fewest} users; the data have {users}"
+        )
     folds = user_folds(gold, outer, seed)
     for method in candidates.values():
         method.prepare(gold)

@@ -149,7 +149,7 @@ def test_crossval_estimates_each_system_on_users_it_never_saw(tmp_path, tiny_tax
     few = tmp_path / "few.tsv"
     few.write_text("".join((tmp_path / "synth.tsv").read_text().splitlines(keepends=True)[:3]))
     for args, message in (
-        ([str(few), "--folds", "5"], "needs at least 5 users"),
+        ([str(few), "--folds", "5"], "(at least 2 each) needs at least 5 users; the data have 1"),
         ([str(few), "--folds", "1"], "at least 2"),
     ):
         result = runner.invoke(app, ["evaluate", "crossval", "--gt", args[0], "-f", "aol", *args[1:]])

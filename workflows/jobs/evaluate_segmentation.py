@@ -132,9 +132,11 @@ def run(job: EvaluateSegmentationJob) -> SegmentationScores:
     from sessions.pipeline import SESSIONS_FILE
 
     gt = common.require(job.gt, "gt")
-    gold = read_gold(gt, common.require(job.format, "format"))
-    if job.pred is not None:
-        predicted = read_table(job_output(job.pred, SESSIONS_FILE))
+    fmt = common.require(job.format, "format")
+    # a segmentation to score is checked first: an unfinished one is named as such
+    predicted = read_table(job_output(job.pred, SESSIONS_FILE)) if job.pred is not None else None
+    gold = read_gold(gt, fmt)
+    if predicted is not None:
         systems = groupings(gold, {}, systems={f"pred:{job.pred}": predicted})
     else:
         everything = [*LEXICAL_METHODS, *(NEEDS_MODEL if job.model else ())]
