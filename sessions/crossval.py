@@ -142,8 +142,12 @@ def nested_cv(
     if not candidates:
         raise ValueError("no candidate to cross-validate")
     users = gold["user_id"].n_unique()
-    if outer < 2 or inner < 2 or users - math.ceil(users / outer) < inner:
-        fewest = next(n for n in range(2, 4 * (outer + inner)) if n - math.ceil(n / max(outer, 2)) >= max(inner, 2))
+
+    def enough(n: int) -> bool:
+        return n >= outer and n - math.ceil(n / outer) >= inner
+
+    if outer < 2 or inner < 2 or not enough(users):
+        fewest = next(n for n in range(2, 4 * (outer + inner)) if outer < 2 or inner < 2 or enough(n))
         raise ValueError(
             f"nested cross-validation with {outer} outer and {inner} inner folds (at least 2 each) needs "
             f"at least {fewest} users; the data have {users}"

@@ -19,6 +19,7 @@ from typing import Literal
 
 import numpy as np
 import polars as pl
+from threadpoolctl import threadpool_limits
 
 from sessions.crossval import Method, Segmenter
 from sessions.lexicon import Lexicon
@@ -164,27 +165,35 @@ def same_labels(ordered: pl.DataFrame, gold: str) -> np.ndarray:
 class SameSessionClassifier:
     """A fitted classifier of consecutive pairs: `p_same(ordered)` and `breaks(ordered)`."""
 
-    estimator: object
+    estimator: object | None  # None: the training pairs held one class, `constant`
     cfg: LearnedConfig
+    constant: float = 0.0
     features: Sequence[str] = PAIR_FEATURES
 
     @classmethod
     def fit(cls, features: np.ndarray, labels: np.ndarray, cfg: LearnedConfig) -> SameSessionClassifier:
-        """Fit on the rows whose label is 0 or 1 (`same_labels`). ValueError when the
-        labels hold only one class."""
+        """Fit on the rows whose label is 0 or 1 (`same_labels`). Training pairs of one
+        class (or none) leave nothing to learn: the classifier then answers that class
+        (P = 1 or 0) for every pair. Fitting runs on one thread: the data are small,
+        and OpenMP threads of a busy machine made a 0.3 s fit take minutes."""
         use = labels >= 0
-        if len(np.unique(labels[use])) < 2:
-            raise ValueError("the training pairs hold only one class: nothing to learn a break from")
+        classes = np.unique(labels[use])
+        if len(classes) < 2:
+            return cls(None, cfg, constant=float(classes[0]) if len(classes) else 0.0)
         estimator = make_classifier(cfg)
-        estimator.fit(features[use], labels[use])
+        with threadpool_limits(1):
+            estimator.fit(features[use], labels[use])
         return cls(estimator, cfg)
 
     def p_same(self, features: np.ndarray) -> np.ndarray:
         """P(same session) of each row's pair (NaN features: a user's first row -> 0)."""
         p = np.zeros(len(features))
         rows = np.flatnonzero(~np.isnan(features).all(axis=1))
-        if len(rows):
-            p[rows] = self.estimator.predict_proba(features[rows])[:, 1]
+        if len(rows) and self.estimator is None:
+            p[rows] = self.constant
+        elif len(rows):
+            with threadpool_limits(1):
+                p[rows] = self.estimator.predict_proba(features[rows])[:, 1]
         return p
 
     def breaks(self, features: np.ndarray) -> np.ndarray:

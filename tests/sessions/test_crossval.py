@@ -117,11 +117,15 @@ def test_pair_features_describe_each_pair_with_its_predecessor():
     assert x[2, col["repeat_back"]] == 0 and x[1, col["repeat_back"]] == 1
 
 
-def test_the_classifier_learns_breaks_from_gold_sessions_and_refuses_one_class():
+def test_the_classifier_learns_breaks_from_gold_sessions_and_answers_the_one_class_it_saw():
     gold = labelled([30] * 12, session_len=5)
     method = LearnedMethod(LearnedConfig(model="logistic"))
     method.prepare(gold)
     grouped = method.fit(gold)(gold).sort("row_id")
     assert grouped["session_id"].to_list() == gold["gold_session"].to_list()  # the hour gaps, learned
-    with pytest.raises(ValueError, match="only one class"):
-        SameSessionClassifier.fit(np.zeros((4, 2)), np.array([-1, 1, 1, 1]), LearnedConfig())
+    x = np.array([[np.nan, np.nan], [0.0, 1.0], [1.0, 0.0], [2.0, 2.0]])  # row 0: a user's first query
+    only_same = SameSessionClassifier.fit(x, np.array([-1, 1, 1, 1]), LearnedConfig())
+    assert only_same.p_same(x).tolist() == [0.0, 1.0, 1.0, 1.0]
+    assert only_same.breaks(x).tolist() == [True, False, False, False]
+    none = SameSessionClassifier.fit(x, np.array([-1, -1, -1, -1]), LearnedConfig())
+    assert none.breaks(x).all()

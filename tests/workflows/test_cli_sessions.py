@@ -134,17 +134,21 @@ def test_crossval_estimates_each_system_on_users_it_never_saw(tmp_path, tiny_tax
     cv = json.loads(out.output)
     assert (cv["level"], cv["folds"], cv["users"], cv["rows"]) == ("sessions", 3, 24, 800)
     systems = cv["systems"]
-    assert list(systems) == ["time-gap 30 min", "cascade", "cascade, chosen from the grid", "learned"]
+    assert list(systems) == ["time-gap 30 min", "cascade (shipped settings)", "cascade, chosen from the grid",
+                             "learned classifier"]  # fmt: skip
     for name, system in systems.items():
         assert sum(system["chosen"].values()) == 3, name
         assert set(system["mean"]) == {"f1", "precision", "recall", "ari", "boundary_f1", "adjacent_accuracy"}
         assert all(0.0 <= v <= 1.0 for v in system["mean"].values()) and all(v >= 0 for v in system["sd"].values())
         assert sum(b["users"] for b in system["by_user_size"].values()) == 24
-    assert set(systems["learned"]["chosen"]) <= {"gradient_boosting", "logistic"}
+    assert set(systems["learned classifier"]["chosen"]) <= {"gradient_boosting", "logistic"}
     assert all(system["mean"]["f1"] > 0.7 for system in systems.values())  # a synthetic log is easy
     table = invoke("evaluate", "crossval", "--gt", str(tmp_path / "synth.tsv"), "-f", "aol", "--folds", "2",
                    "--inner", "2").output  # fmt: skip
-    assert "chosen by the inner folds" in table and "pair F1 by users' history length" in table
+    assert "the candidate each outer fold's inner folds chose" in table and "pair F1 by users' history length" in table
+    missions = json.loads(invoke("evaluate", "crossval", "--gt", str(tmp_path / "synth.tsv"), "-f", "aol", "--folds",
+                                 "2", "--inner", "2", "--level", "missions", "--json").output)  # fmt: skip
+    assert missions["level"] == "missions" and set(missions["systems"]) == set(systems)
 
     few = tmp_path / "few.tsv"
     few.write_text("".join((tmp_path / "synth.tsv").read_text().splitlines(keepends=True)[:3]))

@@ -75,8 +75,8 @@ def segmentation(job: EvaluateSegmentationJob, as_json: JsonOption = False) -> N
     out.print(user_size_table(result.by_user_size, golds))
 
 
-CV_KEYS = {"f1": "F1", "precision": "P", "recall": "R", "ari": "ARI", "boundary_f1": "bF1",
-           "adjacent_accuracy": "adjacent acc."}  # fmt: skip
+CV_KEYS = {"f1": "pair F1", "precision": "pair P", "recall": "pair R", "ari": "ARI", "boundary_f1": "boundary F1",
+           "adjacent_accuracy": "adj. acc."}  # fmt: skip
 
 
 def crossval(job: EvaluateCrossvalJob, as_json: JsonOption = False) -> None:
@@ -90,7 +90,10 @@ def crossval(job: EvaluateCrossvalJob, as_json: JsonOption = False) -> None:
     adjacent pairs, at the file's gold level (sessions or missions); how often each
     candidate was chosen; and pair F1 by users' history length (every user scored by
     a choice made without them). Systems: a 30-minute time gap, the shipped cascade,
-    the cascade chosen from its grid, and the learned same-session classifier.
+    the cascade chosen from its grid (the figure to quote: the shipped settings
+    were chosen on development users), and the learned same-session classifier.
+    On mission gold the cascade links missions and the time gap's sessions are its
+    missions. A `synth` log (--format aol) has both levels: --level picks one.
     """
     from workflows.jobs.evaluate_crossval import run
 
@@ -123,10 +126,10 @@ def crossval(job: EvaluateCrossvalJob, as_json: JsonOption = False) -> None:
     for row in table.iter_rows(named=True):
         t.add_row(row["system"], *(f"{row[f'{k}_mean']:.3f} ± {row[f'{k}_sd']:.3f}" for k in CV_KEYS))
     out.print(t)
-    c = Table(title="chosen by the inner folds (outer folds)")
+    c = Table(title="the candidate each outer fold's inner folds chose")
     c.add_column("system", no_wrap=True)
     c.add_column("candidate")
-    c.add_column("folds", justify="right")
+    c.add_column("outer folds", justify="right")
     for system, counts in chosen.items():
         for candidate, n in counts.items():
             c.add_row(system, candidate, str(n))
