@@ -41,6 +41,7 @@ class Method:
         """Work that needs no labels, done once for all users (by default none)."""
 
     def fit(self, train: pl.DataFrame) -> Segmenter:
+        """A segmenter fitted on `train` (labelled events of the training users)."""
         raise NotImplementedError
 
 
@@ -143,18 +144,25 @@ def nested_cv(
         raise ValueError("no candidate to cross-validate")
     users = gold["user_id"].n_unique()
 
-    def enough(n: int) -> bool:
+    def enough(n: int) -> bool:  # outer folds, and inner ones in what is left of each
         return n >= outer and n - math.ceil(n / outer) >= inner
 
     if outer < 2 or inner < 2 or not enough(users):
-        fewest = next(n for n in range(2, 4 * (outer + inner)) if outer < 2 or inner < 2 or enough(n))
+        lo, hi = max(outer, 2), max(outer, 2) + 2 * max(inner, 2) + 2  # enough(hi) holds; enough grows with n
+        while outer >= 2 and inner >= 2 and lo < hi:
+            mid = (lo + hi) // 2
+            lo, hi = (lo, mid) if enough(mid) else (mid + 1, hi)
+        fewest = lo
         raise ValueError(
             f"nested cross-validation with {outer} outer and {inner} inner folds (at least 2 each) needs "
             f"at least {fewest} users; the data have {users}"
         )
+    if not gold.group_by("user_id").len().filter(pl.col("len") > 1).height:
+        raise ValueError("nothing to score: no user has two labelled queries")
     folds = user_folds(gold, outer, seed)
+    unlabelled = gold.select("row_id", "user_id", "ts", "query")
     for method in candidates.values():
-        method.prepare(gold)
+        method.prepare(unlabelled)
     with_fold = gold.join(folds, on="user_id")
     rows, predicted = [], []
     for f in range(outer):
@@ -184,7 +192,8 @@ def nested_cv(
 def chosen_counts(result: CVResult) -> dict[str, int]:
     """How many outer folds chose each candidate."""
     per_fold = result.folds.unique("fold", keep="first")
-    return dict(per_fold.group_by("chosen").len().sort("len", descending=True).iter_rows())
+    counts = per_fold.group_by("chosen").len().sort(["len", "chosen"], descending=[True, False])
+    return dict(counts.iter_rows())
 
 
 def cv_table(

@@ -13,7 +13,7 @@ pair classifiers of Jones & Klinkner (2008), Hagen et al. (2013).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -204,11 +204,17 @@ class SameSessionClassifier:
 class LearnedMethod(Method):
     """`SameSessionClassifier` as a candidate of `sessions.crossval.nested_cv`: features
     of every user's pairs computed once (`prepare`), the classifier fitted on the
-    training users' gold (`gold_session` where the log has it, else `gold_mission`),
-    missions linked by the rule (`sessions.missions.link_missions`) on its sessions."""
+    training users' `gold` column (consecutive queries in one gold session, or in one
+    gold mission), missions linked by the rule (`sessions.missions.link_missions`) on its sessions."""
 
-    def __init__(self, cfg: LearnedConfig, missions: MissionConfig | None = None, embed=None) -> None:
-        self.cfg, self.missions, self.embed = cfg, missions or MissionConfig(), embed
+    def __init__(
+        self,
+        cfg: LearnedConfig,
+        missions: MissionConfig | None = None,
+        embed: Callable[[pl.Series], np.ndarray] | None = None,
+        gold: str = "gold_session",
+    ) -> None:
+        self.cfg, self.missions, self.embed, self.gold = cfg, missions or MissionConfig(), embed, gold
         self._ordered: pl.DataFrame | None = None
         self._features: np.ndarray | None = None
 
@@ -228,12 +234,8 @@ class LearnedMethod(Method):
 
     def fit(self, train: pl.DataFrame) -> Segmenter:
         part, features = self._rows(train)
-        gold = (
-            "gold_session"
-            if "gold_session" in part.columns and part["gold_session"].null_count() < part.height
-            else "gold_mission"
-        )
-        classifier = SameSessionClassifier.fit(features, same_labels(part, gold), self.cfg)
+        part = part.join(train.select("row_id", self.gold), on="row_id", how="left", maintain_order="left")
+        classifier = SameSessionClassifier.fit(features, same_labels(part, self.gold), self.cfg)
 
         def segmenter(events: pl.DataFrame) -> pl.DataFrame:
             rows, x = self._rows(events)

@@ -27,6 +27,7 @@ SCORE_KEYS = (
 
 
 def _pairs(n: pl.Expr) -> pl.Expr:
+    n = n.cast(pl.Int64)  # group sizes come as u32: n * (n - 1) overflows past 65,536 rows
     return (n * (n - 1) // 2).sum()
 
 

@@ -38,6 +38,16 @@ def test_pair_counting_by_hand():
     assert s["ari"] == pytest.approx((2 - 12 / 7) / (3.5 - 12 / 7))
 
 
+def test_pair_counts_of_a_user_past_65536_queries_do_not_overflow():
+    """Group sizes come as u32; C(70,000, 2) needs 64 bits (AOL has such bot users)."""
+    n = 70_000
+    df = frame(["bot"] * n, ["p"] * n, ["a"] * (n // 2) + ["b"] * (n // 2))
+    s = pair_counting(df, "pred", "gold")
+    both = 2 * (n // 2) * (n // 2 - 1) // 2
+    assert s["recall"] == 1.0 and s["precision"] == pytest.approx(both / (n * (n - 1) // 2))
+    assert 0.0 <= s["rand"] <= 1.0 and s["ari"] == pytest.approx(0.0, abs=1e-9)  # one group: no better than chance
+
+
 def test_boundaries_by_hand():
     # gold starts at rows 3 (a); pred at rows 2 (a); users' first rows are not scored
     df = frame(["a"] * 4 + ["b"] * 2, ["p", "p", "q", "q", "r", "r"], ["x", "x", "x", "y", "z", "z"])

@@ -146,8 +146,13 @@ def test_crossval_estimates_each_system_on_users_it_never_saw(tmp_path, tiny_tax
     table = invoke("evaluate", "crossval", "--gt", str(tmp_path / "synth.tsv"), "-f", "aol", "--folds", "2",
                    "--inner", "2").output  # fmt: skip
     assert "the candidate each outer fold's inner folds chose" in table and "pair F1 by users' history length" in table
-    missions = json.loads(invoke("evaluate", "crossval", "--gt", str(tmp_path / "synth.tsv"), "-f", "aol", "--folds",
-                                 "2", "--inner", "2", "--level", "missions", "--json").output)  # fmt: skip
+    # rows rejected, and rows or users without a label at the level, are counted, not lost
+    damaged = tmp_path / "damaged.tsv"
+    lines = (tmp_path / "synth.tsv").read_text().splitlines(keepends=True)
+    damaged.write_text("".join([*lines, "999\tbroken\tnot a time\t\t\t999/s0\t999/m0\t\t\n"]))
+    missions = json.loads(invoke("evaluate", "crossval", "--gt", str(damaged), "-f", "aol", "--folds", "2", "--inner",
+                                 "2", "--level", "missions", "--json").output)  # fmt: skip
+    assert missions["rejected"] == {"bad_time": 1} and missions["rows"] == 800
     assert missions["level"] == "missions" and set(missions["systems"]) == set(systems)
 
     few = tmp_path / "few.tsv"
@@ -155,6 +160,8 @@ def test_crossval_estimates_each_system_on_users_it_never_saw(tmp_path, tiny_tax
     for args, message in (
         ([str(few), "--folds", "5"], "(at least 2 each) needs at least 5 users; the data have 1"),
         ([str(few), "--folds", "1"], "at least 2"),
+        ([str(tmp_path / "synth.tsv"), "--folds", "100000000000"], "needs at least 100000000000 users"),  # at once
+        ([str(tmp_path / "synth.tsv"), "--seed", "-1"], "--seed -1: must not be negative"),
     ):
         result = runner.invoke(app, ["evaluate", "crossval", "--gt", args[0], "-f", "aol", *args[1:]])
         assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output

@@ -56,12 +56,17 @@ def segmentation(job: EvaluateSegmentationJob, as_json: JsonOption = False) -> N
         # `gold` and `scores`: the log's first gold level (the only one of Webis-SMC-12 or
         # Gayo-Avello); `by_gold`: every level it has (a synthetic log has both);
         # `by_user_size`: the same for the users of each history length
+        # `rows`: read and segmented; `rejected`: rows not read, by reason; `unlabelled`:
+        # rows read without a label, by level (segmented, not scored)
         typer.echo(json.dumps({"gold": golds[0], "file": str(job.gt), "rows": gold.height, "scores": by_gold[golds[0]],
-                               "by_gold": by_gold, "by_user_size": by_size}))  # fmt: skip
+                               "by_gold": by_gold, "by_user_size": by_size, "rejected": result.read.rejected,
+                               "unlabelled": result.read.unlabelled()}))  # fmt: skip
         return
     users = gold["user_id"].n_unique()
     name = job.gt.rsplit("/", 1)[-1] if job.gt else ""
-    table = Table(title=f"{name}: {gold.height:,} queries, {users} users, gold {' and '.join(golds)}")
+    not_scored = result.read.accounting()
+    table = Table(title=f"{name}: {gold.height:,} queries, {users} users, gold {' and '.join(golds)}"
+                        + (f"\n(not scored: {not_scored})" if not_scored else ""))  # fmt: skip
     table.add_column("system", no_wrap=True)
     table.add_column("level")
     if len(golds) > 1:
@@ -112,14 +117,23 @@ def crossval(job: EvaluateCrossvalJob, as_json: JsonOption = False) -> None:
                                  for r in sizes.iter_rows(named=True)},
             }  # fmt: skip
         gold = result.gold
+        # `rows`, `users`: those cross-validated (users with a label at `level`); `rejected`:
+        # rows not read, by reason; `unlabelled`: rows read without a label, by level;
+        # `users_unlabelled`: users left out for having no label at `level`
         typer.echo(json.dumps({"file": str(job.gt), "rows": gold.height, "users": gold["user_id"].n_unique(),
                                "level": result.level, "folds": job.folds, "inner": job.inner, "seed": job.seed,
-                               "systems": systems}))  # fmt: skip
+                               "rejected": result.read.rejected, "unlabelled": result.read.unlabelled(),
+                               "users_unlabelled": result.users_unlabelled, "systems": systems}))  # fmt: skip
         return
     gold = result.gold
     name = job.gt.rsplit("/", 1)[-1] if job.gt else ""
+    left_out = result.users_unlabelled
+    not_scored = "; ".join(filter(None, [
+        result.read.accounting(), f"{left_out:,} users without a gold {result.level[:-1]} left out" if left_out else "",
+    ]))  # fmt: skip
     t = Table(title=f"{name}: {gold.height:,} queries, {gold['user_id'].n_unique()} users; "
-                    f"{result.level}, {job.folds} outer x {job.inner} inner folds of users (mean ± sd)")  # fmt: skip
+                    f"{result.level}, {job.folds} outer x {job.inner} inner folds of users (mean ± sd)"
+                    + (f"\n(not scored: {not_scored})" if not_scored else ""))  # fmt: skip
     t.add_column("system", no_wrap=True)
     for header in CV_KEYS.values():
         t.add_column(header, justify="right")

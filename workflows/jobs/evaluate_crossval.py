@@ -35,7 +35,7 @@ from sessions.missions import MissionConfig
 from sessions.pipeline import sessions_with_missions
 from sessions.segment import SegmentConfig, segment
 from workflows.jobs import common
-from workflows.jobs.evaluate_segmentation import read_gold
+from workflows.jobs.evaluate_segmentation import GoldLog, read_gold
 
 # The settings the defaults were chosen from (docs/segmentation.md): few knobs, few values.
 CASCADE_GRID: dict[str, tuple] = {
@@ -66,6 +66,8 @@ class EvaluateCrossvalJob:
     def __post_init__(self) -> None:
         if self.folds < 2 or self.inner < 2:
             raise ValueError("--folds and --inner must be at least 2")
+        if self.seed < 0:
+            raise ValueError(f"--seed {self.seed}: must not be negative")
         if self.level not in (None, "sessions", "missions"):
             raise ValueError(f"--level {self.level}: choose sessions or missions")
 
@@ -77,6 +79,8 @@ class CrossvalScores:
     results: dict[str, CVResult]
     level: str
     gold: pl.DataFrame
+    read: GoldLog
+    users_unlabelled: int  # users without a label at `level`: left out of the folds
 
     def table(self) -> pl.DataFrame:
         """system, folds, then `<key>_mean` and `<key>_sd` of the scored level."""
@@ -111,10 +115,12 @@ def grid(base, values: dict[str, tuple]) -> dict[str, object]:
 
 
 def rule(seg: SegmentConfig, missions: MissionConfig) -> RuleMethod:
+    """The cascade with these settings, sessions and missions, as a candidate."""
     return RuleMethod(lambda events: sessions_with_missions(events, seg, missions))
 
 
 def time_gap(minutes: float) -> RuleMethod:
+    """Sessions cut at gaps over `minutes`, each its own mission, as a candidate."""
     cfg = SegmentConfig(method="time", gap_minutes=minutes)
     return RuleMethod(lambda events: segment(events, cfg).with_columns(mission_id=pl.col("session_id")))
 
@@ -132,7 +138,10 @@ def systems(level: str) -> dict[str, dict[str, Method]]:
         f"time-gap {BASELINE_MINUTES} min": {"30 min": time_gap(BASELINE_MINUTES)},
         "cascade (shipped settings)": {"shipped": rule(seg, missions)},
         "cascade, chosen from the grid": chosen,
-        "learned classifier": {m: LearnedMethod(LearnedConfig(model=m)) for m in ("gradient_boosting", "logistic")},
+        "learned classifier": {
+            m: LearnedMethod(LearnedConfig(model=m), gold=f"gold_{level[:-1]}")
+            for m in ("gradient_boosting", "logistic")
+        },
     }
 
 
@@ -142,13 +151,18 @@ def run(job: EvaluateCrossvalJob) -> CrossvalScores:
     ValueError / FileNotFoundError for bad settings or inputs (fewer users than folds).
     """
     gt = common.require(job.gt, "gt")
-    gold = read_gold(gt, common.require(job.format, "format"))
+    read = read_gold(gt, common.require(job.format, "format"))
+    gold = read.events
     present = [name for _, name in gold_levels(gold)]
     level = job.level or present[0]
     if level not in present:
         raise ValueError(f"--level {level}: {gt} has gold {' and '.join(present)} only")
+    column = dict((name, col) for col, name in gold_levels(gold))[level]
+    labelled = gold.filter(pl.col(column).is_not_null().any().over("user_id"))
+    users_unlabelled = gold["user_id"].n_unique() - labelled["user_id"].n_unique()
+    gold = labelled
     results = {
         name: nested_cv(gold, candidates, (level, level, "f1"), outer=job.folds, inner=job.inner, seed=job.seed)
         for name, candidates in systems(level).items()
     }
-    return CrossvalScores(results, level, gold)
+    return CrossvalScores(results, level, gold, read, users_unlabelled)

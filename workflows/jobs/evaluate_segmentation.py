@@ -64,8 +64,28 @@ def groupings(
     return systems
 
 
-def read_gold(gt: str, fmt: str) -> pl.DataFrame:
-    """The labelled events of a ground-truth file (`gold_session` and/or `gold_mission`).
+@dataclass(frozen=True)
+class GoldLog:
+    """A ground-truth file as read: its events (`gold_session` and/or `gold_mission`,
+    null where a row has no label) and the rows not read, by reason."""
+
+    events: pl.DataFrame
+    rejected: dict[str, int]
+
+    def unlabelled(self) -> dict[str, int]:
+        """Rows read without a label, by gold level: they are segmented, not scored."""
+        return {name: int(self.events[col].null_count()) for col, name in gold_levels(self.events)}
+
+    def accounting(self) -> str:
+        """What was not scored, in words ('' when every row was)."""
+        parts = [f"{n:,} rows rejected ({', '.join(f'{r} {c:,}' for r, c in self.rejected.items())})"
+                 for n in [sum(self.rejected.values())] if n]  # fmt: skip
+        parts += [f"{n:,} rows without a gold {level[:-1]}" for level, n in self.unlabelled().items() if n]
+        return "; ".join(parts)
+
+
+def read_gold(gt: str, fmt: str) -> GoldLog:
+    """The labelled events of a ground-truth file and the rows rejected, by reason.
     ValueError for an unknown format or a file without labels."""
     from sessions.ingest import read_logs
     from sessions.io import MemorySink
@@ -76,7 +96,9 @@ def read_gold(gt: str, fmt: str) -> pl.DataFrame:
     gold = events.frame()
     if not has_gold(gold):
         raise ValueError(f"{gt}: no gold sessions or missions to score against (format {fmt})")
-    return gold
+    reasons = rejected.frame()
+    counts = reasons.group_by("reason").len().sort("reason").iter_rows() if reasons.height else []
+    return GoldLog(gold, dict(counts))
 
 
 ALL = "all"
@@ -120,6 +142,7 @@ class SegmentationScores:
     scores: pl.DataFrame
     by_user_size: pl.DataFrame
     gold: pl.DataFrame
+    read: GoldLog
 
 
 def run(job: EvaluateSegmentationJob) -> SegmentationScores:
@@ -135,7 +158,8 @@ def run(job: EvaluateSegmentationJob) -> SegmentationScores:
     fmt = common.require(job.format, "format")
     # a segmentation to score is checked first: an unfinished one is named as such
     predicted = read_table(job_output(job.pred, SESSIONS_FILE)) if job.pred is not None else None
-    gold = read_gold(gt, fmt)
+    read = read_gold(gt, fmt)
+    gold = read.events
     if predicted is not None:
         systems = groupings(gold, {}, systems={f"pred:{job.pred}": predicted})
     else:
@@ -148,4 +172,4 @@ def run(job: EvaluateSegmentationJob) -> SegmentationScores:
         from workflows.figures import segmentation_bars
 
         segmentation_bars(scores, f"{storage.name(gt)}: {gold.height:,} queries", job.figure)
-    return SegmentationScores(scores, compare_by_user_size(gold, systems), gold)
+    return SegmentationScores(scores, compare_by_user_size(gold, systems), gold, read)
