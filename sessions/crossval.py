@@ -20,7 +20,7 @@ independent); a learned segmenter fits on them.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -194,20 +194,3 @@ def chosen_counts(result: CVResult) -> dict[str, int]:
     per_fold = result.folds.unique("fold", keep="first")
     counts = per_fold.group_by("chosen").len().sort(["len", "chosen"], descending=[True, False])
     return dict(counts.iter_rows())
-
-
-def cv_table(
-    results: Mapping[str, CVResult], keys: Sequence[str] = ("f1", "ari", "boundary_f1", "adjacent_accuracy")
-) -> pl.DataFrame:
-    """One row per (system, level, gold): `mean ± sd` of `keys` over outer folds."""
-    frames = []
-    for name, result in results.items():
-        s = result.summary()
-        frames.append(
-            s.select(
-                pl.lit(name).alias("system"), "level", "gold", "folds",
-                *[pl.format("{} ± {}", pl.col(f"{k}_mean").round(3), pl.col(f"{k}_sd").round(3)).alias(k)
-                  for k in keys],
-            )
-        )  # fmt: skip
-    return pl.concat(frames)

@@ -13,7 +13,7 @@ pair classifiers of Jones & Klinkner (2008), Hagen et al. (2013).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -43,27 +43,7 @@ PAIR_FEATURES: tuple[str, ...] = (
     "log_user_median_gap_s",  # log1p of the user's median gap, seconds
     "cascade_same",  # the shipped cascade puts the pair in one session
 )
-MODEL_FEATURES: tuple[str, ...] = (
-    "model_cosine",  # the session model's cosine of the pair
-    "best_model_cosine_back",  # its best cosine with the user's last BACK queries
-)
 Model = Literal["gradient_boosting", "logistic"]
-
-
-def model_features(ordered: pl.DataFrame, vectors: np.ndarray) -> np.ndarray:
-    """(n, len(MODEL_FEATURES)) from unit vectors of each row's query (n, H)."""
-    n = ordered.height
-    first = (ordered["user_id"] != ordered["user_id"].shift()).fill_null(True).to_numpy()
-    start = np.maximum.accumulate(np.where(first, np.arange(n), 0))
-    out = np.full((n, 2), np.nan)
-    rows = np.flatnonzero(~first)
-    out[rows, 0] = np.einsum("ij,ij->i", vectors[rows], vectors[rows - 1])
-    best = np.full(len(rows), -1.0)
-    for back in range(1, BACK + 1):
-        ok = np.flatnonzero(rows - back >= start[rows])
-        best[ok] = np.maximum(best[ok], np.einsum("ij,ij->i", vectors[rows[ok]], vectors[rows[ok] - back]))
-    out[rows, 1] = best
-    return out
 
 
 def pair_features(ordered: pl.DataFrame, lexicon: Lexicon | None = None) -> np.ndarray:
@@ -211,19 +191,15 @@ class LearnedMethod(Method):
         self,
         cfg: LearnedConfig,
         missions: MissionConfig | None = None,
-        embed: Callable[[pl.Series], np.ndarray] | None = None,
         gold: str = "gold_session",
     ) -> None:
-        self.cfg, self.missions, self.embed, self.gold = cfg, missions or MissionConfig(), embed, gold
+        self.cfg, self.missions, self.gold = cfg, missions or MissionConfig(), gold
         self._ordered: pl.DataFrame | None = None
         self._features: np.ndarray | None = None
 
     def prepare(self, events: pl.DataFrame) -> None:
         self._ordered = user_time_order(events).with_columns(_i=pl.int_range(pl.len()))
         self._features = pair_features(self._ordered)
-        if self.embed is not None:
-            vectors = self.embed(self._ordered["query"])
-            self._features = np.hstack([self._features, model_features(self._ordered, vectors)])
 
     def _rows(self, events: pl.DataFrame) -> tuple[pl.DataFrame, np.ndarray]:
         if self._ordered is None or self._features is None:
