@@ -46,7 +46,9 @@ class Leaf:
 
     `path` is the chain of field names from the job's config (("missions",
     "min_jaccard")); `type` the field's type with `None` removed (`optional` says
-    whether None is allowed); `option` the command-line name without dashes.
+    whether None is allowed); `option` the command-line name without dashes; `shown`
+    the default as help gives it, where a value would mislead (metadata "shown": a
+    default that depends on another setting).
     """
 
     path: tuple[str, ...]
@@ -58,6 +60,7 @@ class Leaf:
     option: str
     argument: bool
     short: str | None
+    shown: str | None = None  # what help shows as the default, when not the value itself
 
     @property
     def key(self) -> str:
@@ -128,6 +131,7 @@ def leaves(cls: type, prefix: str = "", path: tuple[str, ...] = (), default: Any
             option=prefix + meta.get("option", f.name).replace("_", "-"),
             argument=bool(meta.get("argument")),
             short=meta.get("short"),
+            shown=meta.get("shown"),
         )
 
 

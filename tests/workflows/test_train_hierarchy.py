@@ -36,6 +36,8 @@ def test_lookup_poincare_on_two_workers_reconstructs_the_mammals(store, tmp_path
     assert 0.0 < m["link_map"] < m["map"]  # held-out pairs are harder than seen ones
     assert m["spearman_norm_depth"] > 0.5
     assert outcome.registered is None and outcome.model_uri.endswith("/table")
+    params = store.get_run(outcome.run_id).data.params
+    assert params["lr"] == "25.0" and params["epochs"] == "60"  # the value used: the lookup default, and as given
     logged = {a.path for a in store.list_artifacts(outcome.run_id)}
     assert outcome.figures == ["specificity_by_depth.png"] and set(outcome.figures) <= logged  # a disk at dim 2 only
     history = store.get_metric_history(outcome.run_id, "map")
@@ -95,7 +97,7 @@ def test_a_run_killed_and_resumed_ends_where_an_uninterrupted_run_ends(store, ki
     steps redone after the checkpoint are the same steps: the result is the same table."""
     cfg = HierarchyTrainConfig(
         model="lookup", dim=5, holdout="edges", max_steps=300, epochs=100, batch_size=128, negatives=20,
-        eval_every=100, patience=100, workers=1, max_failures=1,
+        burnin_epochs=1, eval_every=100, patience=100, workers=1, max_failures=1,
     )  # fmt: skip
     whole = train_hierarchy(cfg, experiment="uninterrupted", storage=str(tmp_path / "whole"))
 

@@ -34,6 +34,7 @@ def steps(cfg: HierarchyTrainConfig, split: Split, count: int | None = None) -> 
     """The task on one worker (rank 0 of 1) for `count` steps (None: the whole run), as
     `train_loop_per_worker` runs it: (task, model, the loss of every step)."""
     task = HierarchyTask(cfg, HierarchyData(split))
+    cfg = task.cfg  # with its model's defaults
     torch.manual_seed(cfg.seed)
     batches = Batches(task.examples, cfg.batch_size, cfg.seed, rank=0, size=1)
     total = batches.total_steps(cfg.epochs, cfg.max_steps)
@@ -95,10 +96,12 @@ def test_a_short_poincare_run_on_the_mammals_beats_a_random_embedding():
 
 
 @pytest.mark.slow
-def test_the_lookup_table_reaches_the_papers_numbers_at_dim_5():
+def test_the_lookup_tables_defaults_reach_the_papers_numbers_at_dim_5():
+    """Nickel & Kiela (2017): mammals at dim 5, MAP 0.927, mean rank 1.26; the defaults
+    (150 epochs, a burn-in of 10, batch 256, 50 negatives, lr 25) give 0.965 / 1.22."""
     split = split_edges(wordnet_mammals(), 0.0, 0)
-    cfg = HierarchyTrainConfig(model="lookup", dim=5, epochs=150, burnin_epochs=10, batch_size=256, negatives=50)
-    task, model, _ = steps(cfg, split)  # lr 25 (Riemannian SGD), ~4,000 steps
+    cfg = HierarchyTrainConfig(model="lookup", dim=5)  # no other setting: a default is a promise
+    task, model, _ = steps(cfg, split)  # Riemannian SGD, ~3,800 steps
     metrics = task.evaluate(model, 0, 1)
     assert metrics["map"] >= 0.92 and metrics["mean_rank"] <= 1.3
 

@@ -58,7 +58,8 @@ def _given(value: Any, leaf: Leaf) -> Any:
 
 def annotation(leaf: Leaf) -> Any:
     """The typer annotation of one setting: its type (None when not given) and option."""
-    default = " [required]" if leaf.default is dataclasses.MISSING else f" [{_shown(leaf.default)}]"
+    shown = leaf.shown or _shown(leaf.default)
+    default = " [required]" if leaf.default is dataclasses.MISSING else f" [{shown}]"
     help_text = leaf.help
     if leaf.argument:
         tp = list[str] if leaf.sequence else str

@@ -26,7 +26,10 @@ def evaluate_hierarchy(uri: str, **overrides) -> tuple[dict[str, float], Hierarc
 
     run_id = run_of(uri)
     trained = mlflow.artifacts.load_dict(f"runs:/{run_id}/config.json")
-    cfg = HierarchyTrainConfig(**{**trained, **{k: v for k, v in overrides.items() if v is not None}})
+    if trained.get("lr") == 0:  # runs logged before the models' own defaults recorded "the default" as 0
+        trained["lr"] = None
+    given = {k: v for k, v in overrides.items() if v is not None}
+    cfg = HierarchyTrainConfig(**{**trained, **given}).resolved()
     data = load_data(cfg)
     with tempfile.TemporaryDirectory() as tmp:
         if cfg.lookup:

@@ -67,6 +67,7 @@ class HierarchyTask(TrainTask):
     unit = "edges"
 
     def __init__(self, cfg: HierarchyTrainConfig, data: HierarchyData) -> None:
+        cfg = cfg.resolved()  # the model's own defaults for what was not given
         self.cfg, self.data, self.split = cfg, data, data.split
         # Euclidean gradients of points near the ball's boundary are large by nature (the
         # Riemannian step rescales them): clipping them would freeze the lookup table
@@ -105,7 +106,7 @@ class HierarchyTask(TrainTask):
         import geoopt
         import torch
 
-        cfg, lr = self.cfg, self.cfg.learning_rate
+        cfg, lr = self.cfg, self.cfg.lr
         if cfg.lookup:
             optimizer = geoopt.optim.RiemannianSGD(model.parameters(), lr=lr)
         else:
