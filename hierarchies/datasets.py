@@ -83,6 +83,22 @@ class Hierarchy:
         return Hierarchy(self.names[nodes], self.texts[nodes], edges[keep], self.direct[keep], self.depth[nodes])
 
 
+class PairIndex:
+    """Whether (a, b) node pairs are among a set of pairs (a closure: is b an ancestor
+    of a?), vectorised: each pair coded a * n + b, looked up in a sorted array."""
+
+    def __init__(self, pairs: np.ndarray, n_nodes: int) -> None:
+        self.n = n_nodes
+        self.keys = np.unique(pairs[:, 0].astype(np.int64) * n_nodes + pairs[:, 1])  # (m,) sorted
+
+    def contains(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Bool array of the broadcast shape of `a` and `b` (node indices)."""
+        code = np.asarray(a, dtype=np.int64) * self.n + np.asarray(b, dtype=np.int64)
+        if not len(self.keys):
+            return np.zeros(code.shape, dtype=bool)
+        return self.keys[np.searchsorted(self.keys, code).clip(max=len(self.keys) - 1)] == code
+
+
 def node_texts(nodes: pl.DataFrame, gloss: bool = False) -> pl.Series:
     """Readable text of each node: its lemmas joined by ", ", then ": gloss" if asked."""
     text = pl.col("lemmas").list.join(", ")

@@ -7,6 +7,8 @@
   Kendall's tau of the norms against the levels and hierarchical retrieval;
   `pretrained_chain_metrics` gives the same numbers for the pretrained encoder (the
   baselines);
+- `hit_metrics`: the F1 of HiT's protocol (He et al. 2024; `hierarchies.hit`),
+  multi-hop inference and mixed-hop prediction, random and hard negatives;
 - `node_points`: the points of every node, from a lookup table or by encoding texts
   (each DDP worker a share, merged with `models.shards.merge_shards`).
 
@@ -23,6 +25,8 @@ import torch
 
 from hierarchies.datasets import Split
 from hierarchies.hierarcaps import retrieval_task
+from hierarchies.hit import KINDS as HIT_KINDS
+from hierarchies.hit import HitSplits, choose_and_score
 from hierarchies.metrics import (
     chain_retrieval,
     kendall_levels,
@@ -75,6 +79,48 @@ def evaluate_points(
     # the distance from the origin of the ball grows with the Euclidean norm: the same order
     metrics["spearman_norm_depth"] = spearman_norm_depth(np.linalg.norm(points, axis=1), split.full.depth)
     return metrics
+
+
+@torch.no_grad()
+def hit_metrics(
+    points: np.ndarray,
+    distance: Distance,
+    norm: Callable[[torch.Tensor], torch.Tensor],
+    splits: HitSplits,
+    tasks: tuple[str, ...],
+    device: Any = "cpu",
+    block: int = 65_536,
+) -> dict[str, float]:
+    """HiT's protocol (`hierarchies.hit`, He et al. 2024) for the points of every node.
+
+    points: (n, d) of `splits.hierarchy`'s nodes; distance(x, y) and norm(x) (the
+    distance from the origin) over torch tensors, the model's own; tasks: of
+    `hierarchies.hit.TASKS`. For each task and kind of negatives (`rn`, `hn`), λ and the
+    threshold are chosen on the validation pairs and the test pairs scored: keys
+    `{task}_{f1,precision,recall,val_f1,lambda,threshold}_{kind}`, and
+    `{task}_test_positives`.
+    """
+    x = torch.from_numpy(points).to(device)  # (n, d)
+    node_norm = norm(x).cpu().numpy()  # (n,)
+
+    def parts(pairs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        d = np.concatenate(
+            [distance(x[pairs[i : i + block, 0]], x[pairs[i : i + block, 1]]).cpu().numpy()
+             for i in range(0, len(pairs), block)]
+        )  # (p,), a block of pairs at a time  # fmt: skip
+        return d, node_norm[pairs[:, 0]], node_norm[pairs[:, 1]]
+
+    out: dict[str, float] = {}
+    for task in tasks:
+        out[f"{task}_test_positives"] = len(splits.test[task].positives)
+        for kind in HIT_KINDS:
+            (val_pairs, val_labels), (test_pairs, test_labels) = (
+                splits.val[task].labelled(kind),
+                splits.test[task].labelled(kind),
+            )
+            scored = choose_and_score(parts(val_pairs), parts(test_pairs), val_labels, test_labels)
+            out |= {f"{task}_{key}_{kind}": value for key, value in scored.items()}
+    return out
 
 
 def chain_metrics(module: Any, chains: np.ndarray, rank: int = 0, size: int = 1) -> dict[str, float]:

@@ -35,6 +35,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from hierarchies.datasets import PairIndex
+
 MANIFOLDS = ("poincare", "euclidean", "order")
 
 
@@ -129,15 +131,25 @@ def distances(model: LookupEmbedding, u_idx: np.ndarray, budget: int = 1 << 22) 
 class NegativeSampler:
     """Draws, for each child u, nodes that are neither u nor an ancestor of u.
 
+    edges: (m, 2) (child, ancestor) training pairs: the ancestors, and the frequencies
+    of the burn-in; exclude: the pairs that are never negatives, when not those.
+
     Uniform draws, or by frequency (how often a node is an ancestor, plus one, to the
     power 0.75, as the reference's burn-in). A draw that hits u or an ancestor is
     redrawn a few times; one still bad then is marked invalid (left out of the loss),
     which happens only when u has almost no non-ancestors.
     """
 
-    def __init__(self, edges: np.ndarray, n_nodes: int, rng: np.random.Generator, rounds: int = 10) -> None:
+    def __init__(
+        self,
+        edges: np.ndarray,
+        n_nodes: int,
+        rng: np.random.Generator,
+        rounds: int = 10,
+        exclude: np.ndarray | None = None,
+    ) -> None:
         self.n, self.rng, self.rounds = n_nodes, rng, rounds
-        self.keys = np.unique(edges[:, 0] * n_nodes + edges[:, 1])  # sorted (child, ancestor) codes
+        self.ancestors = PairIndex(edges if exclude is None else exclude, n_nodes)
         counts = (1.0 + np.bincount(edges[:, 1], minlength=n_nodes)) ** 0.75  # (n,)
         self.cdf = np.cumsum(counts / counts.sum())  # (n,)
 
@@ -148,10 +160,7 @@ class NegativeSampler:
 
     def excluded(self, u: np.ndarray, t: np.ndarray) -> np.ndarray:
         """(B, k) True where t[i, j] is u[i] itself or one of its ancestors: never a negative of u[i]."""
-        code = u[:, None] * self.n + t  # (B, k)
-        at = np.searchsorted(self.keys, code).clip(max=max(len(self.keys) - 1, 0))
-        hit = self.keys[at] == code if len(self.keys) else np.zeros(code.shape, dtype=bool)
-        return hit | (t == u[:, None])
+        return self.ancestors.contains(u[:, None], t) | (t == u[:, None])
 
     def __call__(self, u: np.ndarray, k: int, by_frequency: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """(negatives (B, k), valid (B, k)) for the children `u` (B,)."""

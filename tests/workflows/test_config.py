@@ -78,7 +78,10 @@ def test_every_field_has_its_option(words, config):
 
 @pytest.mark.parametrize(("words", "config"), CASES, ids=IDS)
 def test_yaml_values_survive_when_the_option_is_not_given(words, config, tmp_path):
-    tried = 0
+    """Every setting changed in a YAML file and not given as an option comes out of
+    --print-config as the file has it: all at once in one file when the config takes
+    them together, else one file per setting."""
+    changes = []
     for leaf in leaves(config):
         value = changed(leaf)
         if value is None:
@@ -87,14 +90,31 @@ def test_yaml_values_survive_when_the_option_is_not_given(words, config, tmp_pat
             build(config, nested(leaf, value))
         except ValueError:
             continue  # a value the config's own checks reject alone (shares that must add up, ...)
+        changes.append((leaf, value))
+    assert changes
+    together = {}
+    for leaf, value in changes:
+        together = merged(together, nested(leaf, value))
+    try:
+        build(config, together)
+        files = [(together, changes)]
+    except ValueError:  # some values reject each other
+        files = [(nested(leaf, value), [(leaf, value)]) for leaf, value in changes]
+    for values, expected in files:
         path = tmp_path / "c.yaml"
-        path.write_text(yaml.safe_dump(to_dict_value(nested(leaf, value))))
+        path.write_text(yaml.safe_dump(to_dict_value(values)))
         result = runner.invoke(app, [*words, "--config", str(path), "--print-config"])
-        assert result.exit_code == 0, (leaf.key, result.output)
+        assert result.exit_code == 0, ([leaf.key for leaf, _ in expected], result.output)
         printed = yaml.safe_load(result.output)
-        assert get_dict(printed, leaf.path) == to_dict_value(value), leaf.key
-        tried += 1
-    assert tried > 0
+        for leaf, value in expected:
+            assert get_dict(printed, leaf.path) == to_dict_value(value), leaf.key
+
+
+def merged(a: dict, b: dict) -> dict:
+    out = dict(a)
+    for key, value in b.items():
+        out[key] = merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
 
 
 def to_dict_value(value):

@@ -215,6 +215,12 @@ def hierarchy(job: EvaluateHierarchyJob, as_json: JsonOption = False) -> None:
     captions: the more general ones, nearest first), next to the pretrained
     encoder's (kendall_tau_pretrained_norm, pretrained_cosine_*). The data and
     held-out split default to the model's own.
+
+    --protocol hit adds HiT's F1 (He et al. 2024): multi_hop_f1_rn / _hn and
+    mixed_hop_f1_rn / _hn (random or sibling negatives, 10 per true pair), each at the
+    λ and threshold chosen on the validation pairs (multi_hop_lambda_rn,
+    multi_hop_threshold_rn, ...), for a model trained with --holdout hit-multi or
+    hit-mixed, or a text model trained on other data.
     """
     from workflows.jobs.evaluate_hierarchy import run
 

@@ -5,6 +5,11 @@ A model is found by `models:/hierarchy-model@champion`, `models:/NAME/VERSION`,
 held-out split and seed it was trained with, so link prediction scores the same
 held-out pairs (unless told otherwise). On HierarCaps the pretrained encoder's
 numbers come alongside (`pretrained_cosine_*`, `kendall_tau_pretrained_norm`).
+
+`--protocol hit` scores HiT's tasks (He et al. 2024; `hierarchies.hit`): on the data a
+model trained on, only with the split it trained with (`--holdout hit-multi` or
+`hit-mixed`), since any other would test it on pairs it trained on; a text model
+trained on other data (HierarCaps, say) on `--data`'s mixed-hop split, both tasks.
 """
 
 from __future__ import annotations
@@ -17,9 +22,17 @@ from typing import Literal
 from workflows.jobs.train_hierarchy import HierarchyTrainConfig
 from workflows.training.hierarchy import evaluate_with_baselines, load_data, load_model
 
+PROTOCOLS = ("reconstruction", "hit")
 
-def evaluate_hierarchy(uri: str, **overrides) -> tuple[dict[str, float], HierarchyTrainConfig]:
-    """Metrics of the model at `uri` on its data (or `data=`, `holdout=`, ... in `overrides`)."""
+
+def evaluate_hierarchy(
+    uri: str, protocol: str = "reconstruction", **overrides
+) -> tuple[dict[str, float], HierarchyTrainConfig]:
+    """Metrics of the model at `uri` on its data (or `data=`, `holdout=`, ... in `overrides`).
+
+    protocol `hit`: also HiT's F1 (`hit_split` says which split). ValueError when the
+    protocol cannot score this model fairly.
+    """
     import mlflow
 
     from workflows.tracking.store import run_of
@@ -29,6 +42,10 @@ def evaluate_hierarchy(uri: str, **overrides) -> tuple[dict[str, float], Hierarc
     if trained.get("lr") == 0:  # runs logged before the models' own defaults recorded "the default" as 0
         trained["lr"] = None
     given = {k: v for k, v in overrides.items() if v is not None}
+    if protocol == "hit":
+        given["holdout"] = hit_split(trained, given)
+    elif protocol != "reconstruction":
+        raise ValueError(f"protocol must be one of {', '.join(PROTOCOLS)}, got {protocol!r}")
     cfg = HierarchyTrainConfig(**{**trained, **given}).resolved()
     data = load_data(cfg)
     with tempfile.TemporaryDirectory() as tmp:
@@ -42,6 +59,30 @@ def evaluate_hierarchy(uri: str, **overrides) -> tuple[dict[str, float], Hierarc
     return evaluate_with_baselines(model, data, cfg), cfg
 
 
+def hit_split(trained: dict, given: dict) -> str:
+    """The HiT split (`hit-multi` or `hit-mixed`) to score a model trained with the
+    config `trained`, on the data and holdout in `given` (or its own).
+
+    ValueError when every HiT split of that data holds pairs the model trained on (it
+    trained on the same data without HiT's split, or with the other one), or names a
+    holdout that is not HiT's.
+    """
+    data, holdout = given.get("data", trained["data"]), given.get("holdout")
+    if holdout is not None and not holdout.startswith("hit-"):
+        raise ValueError(f"--protocol hit holds out HiT's pairs: --holdout hit-multi or hit-mixed, not {holdout}")
+    if data != trained["data"]:
+        if trained["model"] == "lookup":
+            raise ValueError(f"a lookup table places only the nodes of its own data ({trained['data']}), not {data}")
+        return holdout or "hit-mixed"
+    own = trained["holdout"]
+    if not own.startswith("hit-") or (holdout or own) != own or given.get("seed", trained["seed"]) != trained["seed"]:
+        raise ValueError(
+            f"this model trained on {data} with holdout {own} (seed {trained['seed']}): HiT's test pairs were "
+            "among its training pairs; train with --holdout hit-multi or hit-mixed, or evaluate on other --data"
+        )
+    return own
+
+
 @dataclass(frozen=True)
 class EvaluateHierarchyJob:
     """What `sessionflow evaluate hierarchy` evaluates, on what (by default the model's own data)."""
@@ -50,14 +91,17 @@ class EvaluateHierarchyJob:
         "help": "models:/hierarchy-model@champion, models:/NAME/VERSION, runs:/RUN_ID or a run id"})  # fmt: skip
     data: str | None = field(default=None, metadata={
         "help": "wordnet-mammals, wordnet-nouns or hierarcaps:DIR (none: the model's)"})  # fmt: skip
-    holdout: Literal["none", "edges", "nodes"] | None = field(default=None, metadata={
+    holdout: Literal["none", "edges", "nodes", "hit-multi", "hit-mixed"] | None = field(default=None, metadata={
         "help": "held out for link prediction (none given: the model's)"})  # fmt: skip
     holdout_share: float | None = field(default=None, metadata={"help": "share held out (none: the model's)"})
     max_eval_nodes: int | None = field(default=None, metadata={
         "help": "rank the ancestors of at most this many nodes (none: the model's)"})  # fmt: skip
+    protocol: Literal["reconstruction", "hit"] = field(default="reconstruction", metadata={
+        "help": "reconstruction and link prediction (Nickel & Kiela 2017), or also HiT's multi-hop and "
+                "mixed-hop F1 (He et al. 2024) on the split the model trained with"})  # fmt: skip
 
 
 def run(job: EvaluateHierarchyJob) -> tuple[dict[str, float], HierarchyTrainConfig]:
     """`evaluate_hierarchy` with the job's settings: the metrics and the config they were computed with."""
-    return evaluate_hierarchy(job.model, data=job.data, holdout=job.holdout, holdout_share=job.holdout_share,
-                              max_eval_nodes=job.max_eval_nodes)  # fmt: skip
+    return evaluate_hierarchy(job.model, job.protocol, data=job.data, holdout=job.holdout,
+                              holdout_share=job.holdout_share, max_eval_nodes=job.max_eval_nodes)  # fmt: skip

@@ -36,7 +36,7 @@ from workflows.training.loop import Trained, TrainOutcome, train_best
 
 EXPERIMENT = "hierarchy-model"
 DATA = ("wordnet-mammals", "wordnet-nouns", "hierarcaps:PATH")
-HOLDOUTS = ("none", "edges", "nodes")
+HOLDOUTS = ("none", "edges", "nodes", "hit-multi", "hit-mixed")
 # Each kind of model's best measured setting (docs/hierarchy-model.md, with the runs
 # that show it): a setting not given takes its model's value. The lookup table's is
 # Nickel & Kiela's (2017) mammals recipe, Riemannian SGD at lr 25 after a burn-in of
@@ -76,7 +76,12 @@ class HierarchyTrainConfig:
     mobius_layers: int = field(default=0, metadata={"help": "Mobius linear layers after expmap0"})
     gloss: bool = field(default=False, metadata={"help": "node text = lemmas and the WordNet gloss"})
     holdout: str = field(
-        default="none", metadata={"help": "held out for link prediction", "choices": ("none", "edges", "nodes")}
+        default="none",
+        metadata={
+            "help": "held out for link prediction: a share of the edges or nodes, or the test pairs of HiT's "
+            "multi-hop or mixed-hop task (He et al. 2024: trains on direct edges only, entity names as texts)",
+            "choices": HOLDOUTS,
+        },
     )
     holdout_share: float = field(default=0.1, metadata={"help": "share of edges or nodes held out"})
     epochs: int | None = field(
@@ -145,6 +150,8 @@ class HierarchyTrainConfig:
         manifolds = ("poincare", "euclidean", "order") if self.lookup else ("poincare", "euclidean")
         if self.manifold not in manifolds:
             raise ValueError(f"manifold must be one of {manifolds} for model {self.model!r}")
+        if self.gloss and self.holdout.startswith("hit-"):
+            raise ValueError("HiT's protocol names each entity (its first lemma): no --gloss")
         if self.lookup and self.holdout == "nodes":
             raise ValueError("a lookup table cannot embed held-out nodes: use --holdout edges or a text model")
         for name in ("dim", "epochs", "batch_size", "negatives", "eval_every", "patience", "workers"):

@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from hierarchies.datasets import Split, split_edges, split_nodes
+from hierarchies.datasets import Hierarchy, PairIndex, Split, split_edges, split_nodes
+from hierarchies.hit import TASKS, HitSplits, hit_splits, hit_wordnet
 from workflows.training.loop import TrainTask
 
 if TYPE_CHECKING:
@@ -38,6 +39,8 @@ class HierarchyData:
 
     split: Split
     chains: np.ndarray | None = None  # HierarCaps test hierarchies (n, 4), general first
+    hit: HitSplits | None = None  # HiT's protocol (`--holdout hit-multi` or `hit-mixed`)
+    hit_tasks: tuple[str, ...] = ()  # the tasks whose test pairs the model never trained on
 
 
 def load_data(cfg: HierarchyTrainConfig) -> HierarchyData:
@@ -46,7 +49,22 @@ def load_data(cfg: HierarchyTrainConfig) -> HierarchyData:
         from hierarchies.hierarcaps import read_test_chains, train_hierarchy
 
         return HierarchyData(split_edges(train_hierarchy(cfg.hierarcaps), 0.0), read_test_chains(cfg.hierarcaps))
+    if cfg.holdout.startswith("hit-"):
+        return hit_data(hit_wordnet(cfg.data), cfg.holdout, cfg.seed)
     return HierarchyData(_wordnet_split(cfg))
+
+
+def hit_data(h: Hierarchy, holdout: str, seed: int) -> HierarchyData:
+    """HiT's protocol on `h` (`hierarchies.hit`): training on the task's training edges
+    (direct edges only), its test positives held out for link prediction, and the
+    tasks scored at every evaluation: `hit-multi` multi-hop inference; `hit-mixed`
+    mixed-hop prediction, and multi-hop too (its test pairs are transitive: no model
+    of either task trained on them)."""
+    splits = hit_splits(h, seed)
+    task = {"hit-multi": "multi_hop", "hit-mixed": "mixed_hop"}[holdout]
+    keep = PairIndex(splits.train[task], h.n_nodes).contains(h.edges[:, 0], h.edges[:, 1])
+    split = Split(h, h.with_edges(keep), np.arange(h.n_nodes), splits.test[task].positives, np.empty(0, np.int64))
+    return HierarchyData(split, hit=splits, hit_tasks=TASKS if task == "mixed_hop" else (task,))
 
 
 def _wordnet_split(cfg: HierarchyTrainConfig) -> Split:
@@ -85,7 +103,11 @@ class HierarchyTask(TrainTask):
         from models.poincare import LookupEmbedding, NegativeSampler
 
         self.rank = rank
-        self.sampler = NegativeSampler(self.edges, self.split.full.n_nodes, np.random.default_rng(self.cfg.seed))
+        # HiT's closed world: no ancestor is a negative, held out or not (`hierarchies.hit`)
+        known = self.split.full.edges if self.data.hit is not None else None
+        self.sampler = NegativeSampler(
+            self.edges, self.split.full.n_nodes, np.random.default_rng(self.cfg.seed), exclude=known
+        )
         if self.cfg.lookup:
             model = LookupEmbedding(self.split.full.n_nodes, self.cfg.dim, self.cfg.manifold, seed=self.cfg.seed)
             if resume:
@@ -174,7 +196,7 @@ def evaluate_model(
 ) -> dict:
     """`models.hierarchy_metrics.evaluate_points` of every node (`points` (n, d), encoded here unless
     given), and for HierarCaps `chain_metrics`; the workers share the encoding."""
-    from models.hierarchy_metrics import chain_metrics, evaluate_points, node_points
+    from models.hierarchy_metrics import chain_metrics, evaluate_points, hit_metrics, node_points
 
     if points is None:
         points = node_points(module, data.split.full.texts, rank, size)
@@ -182,6 +204,8 @@ def evaluate_model(
     metrics = evaluate_points(points, module.distance, data.split, cfg.max_eval_nodes, cfg.seed, device)
     if data.chains is not None:
         metrics |= chain_metrics(module, data.chains, rank, size)
+    if data.hit is not None:
+        metrics |= hit_metrics(points, module.distance, module.norm, data.hit, data.hit_tasks, device)
     return metrics
 
 
