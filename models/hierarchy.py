@@ -1,9 +1,14 @@
 """The hierarchy text model: text -> a point of the Poincaré ball (or of R^d).
 
-    encoder (mean-pooled transformer) -> linear -> learned scale -> expmap0 on
-    geoopt.PoincareBall(c) [-> Möbius linear layers]
+Two heads (`HEADS`):
 
-`manifold="euclidean"` stops after the scale: the flat twin, for comparison.
+- `expmap0`: encoder (mean-pooled transformer) -> linear -> learned scale -> expmap0
+  on geoopt.PoincareBall(c) [-> Möbius linear layers]; `manifold="euclidean"` stops
+  after the scale: the flat twin, for comparison;
+- `hit` (Hierarchy Transformers, He et al. 2024): the encoder's mean-pooled vector,
+  not normalised, *is* the point, on the ball of curvature 1/H (radius √H, H the
+  encoder's width); no layer is added (He et al. report that rescaling into the unit
+  ball trains worse).
 
 The distance from the origin says how specific a text is (general texts near the
 origin); distances between points hold the hierarchy. The head after the encoder
@@ -12,10 +17,13 @@ flattens everything deeper than a tangent norm of about 3. Tangent vectors are
 clipped to `max_tangent_norm` before `expmap0`, and points are projected back into
 the ball after every Möbius layer, so no NaN can come out.
 
-Training (`hierarchy_loss`) uses the ranking loss of Nickel & Kiela 2017 (each child
-nearer its ancestor than to non-ancestors; `models.poincare.distance_softmax_loss`)
-plus a norm term: a child lies `margin` farther from the origin than its ancestor,
-per level between them, so that the norm reads as depth.
+Training (`hierarchy_loss`) ranks each child nearer its ancestor than to
+non-ancestors, by the distance softmax of Nickel & Kiela 2017
+(`models.poincare.distance_softmax_loss`) or by HiT's triplet hinge (the ancestor
+nearer by a margin than each negative), plus a norm term: a child lies `margin`
+farther from the origin than its ancestor, per level between them, so that the norm
+reads as depth (`level`), or at least `margin` farther (`order`: HiT's centripetal
+loss).
 `hierarchy_batch_loss` encodes a batch of node pairs and calls it.
 
 Shapes: B rows of a batch (texts in `forward`, (child, ancestor) pairs in the losses),
@@ -52,8 +60,16 @@ class MobiusLinear(nn.Module):
         return self.ball.projx(self.ball.mobius_add(y, self.ball.expmap0(self.bias)))
 
 
+HEADS = ("expmap0", "hit")
+
+
 class HierarchyTextModel(nn.Module):
-    """encoder -> linear -> scale -> expmap0 [-> Möbius layers]; `forward` gives float64 points."""
+    """A text encoder and a head (`HEADS`, see the module docstring); `forward` gives
+    float64 points (B, d): d = `dim` for `expmap0`, the encoder's width for `hit`
+    (whose curvature is then 1 / width, whatever `curvature` says).
+
+    ValueError for a head, manifold or Möbius layers that do not go together.
+    """
 
     def __init__(
         self,
@@ -64,22 +80,38 @@ class HierarchyTextModel(nn.Module):
         curvature: float = 1.0,
         mobius_layers: int = 0,
         max_tangent_norm: float = 6.0,
+        head: str = "expmap0",
         seed: int = 0,
     ) -> None:
         super().__init__()
         torch.manual_seed(seed)
         if manifold not in ("poincare", "euclidean"):
             raise ValueError(f"manifold must be poincare or euclidean, got {manifold!r}")
+        if head not in HEADS:
+            raise ValueError(f"head must be one of {HEADS}, got {head!r}")
         if manifold == "euclidean" and mobius_layers:
             raise ValueError("Möbius layers live on the ball: manifold euclidean takes none")
-        self.encoder = encoder
+        if head == "hit" and (manifold != "poincare" or mobius_layers):
+            raise ValueError("HiT's head is the encoder itself on the ball: no Möbius layers, manifold poincare")
+        if head == "hit" and encoder.normalize:
+            raise ValueError("HiT's head takes the encoder's vectors as they are: load it with normalize=False")
+        self.encoder, self.head = encoder, head
+        if head == "hit":
+            dim, curvature = encoder.dim, 1.0 / encoder.dim  # the ball of radius √H
         self.kind, self.dim, self.curvature, self.max_tangent_norm = manifold, dim, curvature, max_tangent_norm
         self.ball = geoopt.PoincareBall(c=curvature) if manifold == "poincare" else geoopt.Euclidean(ndim=1)
-        self.project = nn.Linear(encoder.dim, dim)
-        self.log_scale = nn.Parameter(torch.zeros(()))
+        if head == "expmap0":
+            self.project = nn.Linear(encoder.dim, dim)
+            self.log_scale = nn.Parameter(torch.zeros(()))
         self.mobius = nn.ModuleList(MobiusLinear(dim, self.ball) for _ in range(mobius_layers))
 
+    @property
+    def device(self) -> torch.device:
+        return next(self.encoder.parameters()).device
+
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        if self.head == "hit":
+            return self.ball.projx(self.encoder(input_ids, attention_mask).double())  # (B, H)
         tangent = (self.project(self.encoder(input_ids, attention_mask)) * self.log_scale.exp()).double()  # (B, d)
         if self.kind == "euclidean":
             return tangent
@@ -93,8 +125,7 @@ class HierarchyTextModel(nn.Module):
     def embed(self, texts: Sequence[str]) -> torch.Tensor:
         """Points of `texts` (one padded batch), with gradients."""
         tokens = self.encoder.tokenize(texts)
-        device = self.project.weight.device
-        return self(tokens["input_ids"].to(device), tokens["attention_mask"].to(device))
+        return self(tokens["input_ids"].to(self.device), tokens["attention_mask"].to(self.device))
 
     @torch.no_grad()
     def points(self, texts: Sequence[str], batch_size: int = 256) -> np.ndarray:
@@ -115,7 +146,7 @@ class HierarchyTextModel(nn.Module):
         directory = Path(directory)
         self.encoder.save(directory / "encoder")
         head = {k: v for k, v in self.state_dict().items() if not k.startswith("encoder.")}
-        settings = {"dim": self.dim, "manifold": self.kind, "curvature": self.curvature,
+        settings = {"dim": self.dim, "manifold": self.kind, "curvature": self.curvature, "head": self.head,
                     "mobius_layers": len(self.mobius), "max_tangent_norm": self.max_tangent_norm}  # fmt: skip
         torch.save({"settings": settings, "head": head}, directory / "head.pt")
         return directory
@@ -133,6 +164,7 @@ def load_hierarchy_model(directory: str | Path) -> HierarchyTextModel:
 
 
 NORM_LOSSES = ("level", "order")
+RANKINGS = ("softmax", "triplet")
 
 
 def hierarchy_loss(
@@ -145,6 +177,8 @@ def hierarchy_loss(
     margin: float = 0.5,
     levels: torch.Tensor | None = None,
     norm_loss: str = "level",
+    ranking: str = "softmax",
+    triplet_margin: float = 5.0,
 ) -> torch.Tensor:
     """Ranking loss over distances plus a norm term.
 
@@ -155,18 +189,30 @@ def hierarchy_loss(
 
     The norm term: `level` asks the child to lie `margin` x levels farther from the
     origin than its ancestor, no more and no less (squared error), so that the norm
-    grows evenly with depth; `order` only asks for at least `margin` (a hinge).
+    grows evenly with depth; `order` only asks for at least `margin` (a hinge: HiT's
+    centripetal loss, He et al. 2024, with their margin 0.1).
+
+    The ranking: `softmax`, the distance softmax over the negatives (Nickel & Kiela
+    2017); `triplet`, HiT's hyperbolic clustering loss, the mean over valid (child,
+    negative) of max(0, d(child, ancestor) − d(child, negative) + `triplet_margin`)
+    (their margin: 5.0).
     """
     if norm_loss not in NORM_LOSSES:
         raise ValueError(f"norm_loss must be one of {NORM_LOSSES}, got {norm_loss!r}")
+    if ranking not in RANKINGS:
+        raise ValueError(f"ranking must be one of {RANKINGS}, got {ranking!r}")
     d_pos = model.distance(child, ancestor)  # (B,)
     d_neg = model.distance(child[:, None, :], negatives[None, :, :])  # (B, K)
-    ranking = distance_softmax_loss(d_pos, d_neg, valid)
+    if ranking == "softmax":
+        rank_term = distance_softmax_loss(d_pos, d_neg, valid)
+    else:
+        hinge = F.relu(d_pos[:, None] - d_neg + triplet_margin) * valid  # (B, K)
+        rank_term = hinge.sum() / valid.sum().clamp_min(1)
     gap = model.norm(child) - model.norm(ancestor)  # (B,)
     levels = torch.ones_like(gap) if levels is None else levels.to(gap).clamp_min(1)
     level, order = (gap - margin * levels).square(), F.relu(margin - gap)
     norm_term = (level if norm_loss == "level" else order).mean()  # ()
-    return ranking + norm_weight * norm_term
+    return rank_term + norm_weight * norm_term
 
 
 def hierarchy_batch_loss(
@@ -180,6 +226,8 @@ def hierarchy_batch_loss(
     norm_weight: float = 1.0,
     margin: float = 0.5,
     norm_loss: str = "level",
+    ranking: str = "softmax",
+    triplet_margin: float = 5.0,
 ) -> torch.Tensor:
     """`hierarchy_loss` of a batch of (child, ancestor) node pairs: encode, then the math.
 
@@ -195,10 +243,10 @@ def hierarchy_batch_loss(
     """
     nodes, where = np.unique(np.concatenate([batch[:, 0], batch[:, 1], negatives]), return_inverse=True)  # (U,)
     tokens = module.encoder.tokenize(texts[nodes].tolist())  # (U, L)
-    device = module.project.weight.device
+    device = module.device
     points = model(tokens["input_ids"].to(device), tokens["attention_mask"].to(device))  # (U, d)
     b = len(batch)
     child, ancestor, negative = points[where[:b]], points[where[b : 2 * b]], points[where[2 * b :]]  # (B|B|K, d)
     levels = torch.from_numpy(depth[batch[:, 0]] - depth[batch[:, 1]]).to(device)  # (B,)
     return hierarchy_loss(module, child, ancestor, negative, torch.from_numpy(valid).to(device),
-                          norm_weight, margin, levels, norm_loss)  # fmt: skip
+                          norm_weight, margin, levels, norm_loss, ranking, triplet_margin)  # fmt: skip

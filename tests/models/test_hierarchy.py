@@ -74,6 +74,45 @@ def test_the_euclidean_twin_has_no_mobius_layers():
         HierarchyTextModel(encoder, dim=3, manifold="euclidean", mobius_layers=1)
 
 
+def test_hits_head_puts_the_encoders_own_vectors_in_a_ball_of_radius_sqrt_width(tmp_path):
+    """He et al. 2024: no layer after the encoder; the mean-pooled vector (not
+    normalised) is the point, on the ball of curvature 1/H; saved and loaded whole."""
+    encoder = load_encoder("tiny", normalize=False, seed=1)
+    model = HierarchyTextModel(encoder, dim=3, head="hit", seed=1)  # dim: the encoder's width, whatever is asked
+    points = model.points(TEXTS)
+    width = encoder.dim
+    assert points.shape == (5, width) and model.ball.c.item() == pytest.approx(1 / width)
+    assert np.allclose(points, encoder.encode(TEXTS), atol=1e-5)  # the encoder's vectors themselves
+    assert (np.linalg.norm(points, axis=1) < np.sqrt(width)).all()
+    assert not [n for n, p in model.named_parameters() if p.requires_grad and not n.startswith("encoder.")]
+    again = load_hierarchy_model(model.save(tmp_path / "hit"))
+    assert again.head == "hit" and np.allclose(again.points(TEXTS), points)
+    with pytest.raises(ValueError, match="normalize=False"):
+        HierarchyTextModel(load_encoder("tiny", seed=1), dim=3, head="hit")
+    with pytest.raises(ValueError, match="Möbius"):
+        HierarchyTextModel(encoder, dim=3, head="hit", mobius_layers=1)
+
+
+def test_the_triplet_ranking_is_hits_hinge_over_the_valid_negatives(model):
+    child, ancestor, negatives, valid = _batch(model)
+    got = hierarchy_loss(model, child, ancestor, negatives, valid, norm_weight=0.0, ranking="triplet",
+                         triplet_margin=5.0)  # fmt: skip
+    d_pos = model.distance(child, ancestor)
+    want = np.mean([max(0.0, float(d_pos[i] - model.distance(child[i], negatives[k]) + 5.0))
+                    for i in range(len(child)) for k in range(len(negatives)) if valid[i, k]])  # fmt: skip
+    assert got.item() == pytest.approx(want)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(30):
+        optimizer.zero_grad()
+        hierarchy_loss(model, *_batch(model), ranking="triplet", triplet_margin=0.5, norm_loss="order").backward()
+        optimizer.step()
+    c, a, n, v = _batch(model)
+    d_pos, d_neg = model.distance(c, a), model.distance(c[:, None], n[None])
+    assert (d_pos[:, None] < d_neg)[v].float().mean() > 0.9  # ancestors nearer than (almost) every negative
+    with pytest.raises(ValueError, match="ranking"):
+        hierarchy_loss(model, c, a, n, v, ranking="cosine")
+
+
 # recorded from the text model's branch of `HierarchyTask.loss`, before it became `hierarchy_batch_loss`
 RECORDED_BATCH_LOSSES = [2.8922378011613548, 3.3133721396186147, 2.8754013904927005]
 

@@ -73,6 +73,14 @@ class HierarchyTrainConfig:
     )
     dim: int = field(default=10, metadata={"help": "dimensions of the embedding"})
     curvature: float = field(default=1.0, metadata={"help": "curvature of the Poincare ball (its negative)"})
+    head: str = field(
+        default="expmap0",
+        metadata={
+            "help": "text model: expmap0 (linear, scale, expmap0 to the unit ball) or hit (the encoder's vectors "
+            "are the points, in a ball of radius sqrt(width): Hierarchy Transformers, He et al. 2024)",
+            "choices": ("expmap0", "hit"),
+        },
+    )
     mobius_layers: int = field(default=0, metadata={"help": "Mobius linear layers after expmap0"})
     gloss: bool = field(default=False, metadata={"help": "node text = lemmas and the WordNet gloss"})
     holdout: str = field(
@@ -115,6 +123,15 @@ class HierarchyTrainConfig:
         default=1.0, metadata={"help": "weight of the norm term (general texts near the origin)"}
     )
     margin: float = field(default=0.5, metadata={"help": "norm gap per level between a child and its ancestor"})
+    ranking: str = field(
+        default="softmax",
+        metadata={
+            "help": "text model: softmax (distance softmax over the negatives, Nickel & Kiela 2017) or triplet "
+            "(HiT's hinge: the ancestor nearer than each negative by --triplet-margin)",
+            "choices": ("softmax", "triplet"),
+        },
+    )
+    triplet_margin: float = field(default=5.0, metadata={"help": "ranking triplet: the margin (HiT: 5.0)"})
     norm_loss: str = field(
         default="level",
         metadata={
@@ -143,6 +160,10 @@ class HierarchyTrainConfig:
             raise ValueError(f"data must be one of {', '.join(DATA)}, got {self.data!r}")
         if self.hierarcaps and (self.lookup or self.holdout != "none"):
             raise ValueError("HierarCaps trains text models, evaluated on its test hierarchies (no --holdout)")
+        if self.head not in ("expmap0", "hit") or self.ranking not in ("softmax", "triplet"):
+            raise ValueError(f"head must be expmap0 or hit, ranking softmax or triplet: {self.head}, {self.ranking}")
+        if self.head == "hit" and (self.lookup or self.manifold != "poincare" or self.mobius_layers):
+            raise ValueError("--head hit is a text model's encoder on the ball: no lookup, Mobius layers or euclidean")
         if self.norm_loss not in ("level", "order"):
             raise ValueError(f"norm_loss must be level or order, got {self.norm_loss!r}")
         if self.holdout not in HOLDOUTS:
@@ -157,7 +178,15 @@ class HierarchyTrainConfig:
         for name in ("dim", "epochs", "batch_size", "negatives", "eval_every", "patience", "workers"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
-        for name in ("max_steps", "encoder_lr", "burnin_epochs", "norm_weight", "margin", "max_failures"):
+        for name in (
+            "max_steps",
+            "encoder_lr",
+            "burnin_epochs",
+            "norm_weight",
+            "margin",
+            "triplet_margin",
+            "max_failures",
+        ):
             if getattr(self, name) is not None and getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative")
         if self.lr is not None and self.lr <= 0:

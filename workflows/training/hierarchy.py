@@ -118,10 +118,11 @@ class HierarchyTask(TrainTask):
 
         if resume:
             return load_hierarchy_model(resume).to(device)
-        encoder = load_encoder(self.cfg.model, max_length=self.cfg.max_length, seed=self.cfg.seed)
+        cfg = self.cfg
+        encoder = load_encoder(cfg.model, max_length=cfg.max_length, normalize=cfg.head != "hit", seed=cfg.seed)
         return HierarchyTextModel(
-            encoder, self.cfg.dim, manifold=self.cfg.manifold, curvature=self.cfg.curvature,
-            mobius_layers=self.cfg.mobius_layers, seed=self.cfg.seed,
+            encoder, cfg.dim, manifold=cfg.manifold, curvature=cfg.curvature, mobius_layers=cfg.mobius_layers,
+            head=cfg.head, seed=cfg.seed,
         ).to(device)  # fmt: skip
 
     def optimizer(self, model, total_steps: int):
@@ -136,8 +137,9 @@ class HierarchyTask(TrainTask):
             encoder = {id(p) for p in module.encoder.parameters()}
             head = [p for p in module.parameters() if id(p) not in encoder and p.requires_grad]
             trainable = [p for p in module.encoder.parameters() if p.requires_grad]
+            groups = [{"params": trainable, "lr": cfg.encoder_lr}, {"params": head, "lr": lr}]
             optimizer = geoopt.optim.RiemannianAdam(
-                [{"params": trainable, "lr": cfg.encoder_lr}, {"params": head, "lr": lr}]
+                [g for g in groups if g["params"]]  # HiT's head has no parameters of its own
             )
         burnin = cfg.burnin_epochs * self.steps_per_epoch
         factor = cfg.burnin_lr_factor
@@ -157,7 +159,8 @@ class HierarchyTask(TrainTask):
         negatives, valid = self.sampler.shared(batch[:, 0], cfg.negatives, self.split.nodes)
         full = self.split.full
         return hierarchy_batch_loss(model, module, full.texts, full.depth, batch, negatives, valid,
-                                    cfg.norm_weight, cfg.margin, cfg.norm_loss)  # fmt: skip
+                                    cfg.norm_weight, cfg.margin, cfg.norm_loss, cfg.ranking,
+                                    cfg.triplet_margin)  # fmt: skip
 
     def evaluate(self, module, rank: int, size: int) -> dict[str, float]:
         return evaluate_model(module, self.data, self.cfg, rank, size)
