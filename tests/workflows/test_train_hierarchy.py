@@ -63,6 +63,39 @@ def test_lookup_poincare_on_two_workers_holds_hits_multi_hop_pairs_out_and_score
     )
     assert refused.exit_code == 2 and "among its training pairs" in refused.output
     assert "Traceback" not in refused.output and len(refused.output.strip().splitlines()) == 1
+    missing = runner.invoke(app, ["evaluate", "hierarchy", "--model", "0" * 32, "--protocol", "hit"])
+    assert missing.exit_code == 2 and "0" * 32 in missing.output and "Traceback" not in missing.output
+
+
+MAMMALS_TABLE = {"data": "wordnet-mammals", "model": "lookup", "holdout": "hit-mixed", "seed": 0}
+NOUNS_TEXT = {"data": "wordnet-nouns", "model": "tiny", "holdout": "none", "seed": 0}
+CAPTIONS_TEXT = {"data": "hierarcaps:captions", "model": "tiny", "holdout": "none", "seed": 0}
+
+
+@pytest.mark.parametrize(
+    ("trained", "given", "split"),
+    [
+        (MAMMALS_TABLE, {}, "hit-mixed"),  # its own split
+        (MAMMALS_TABLE, {"holdout": "hit-multi"}, "hit-multi"),  # transitive test pairs: never trained on either
+        ({**MAMMALS_TABLE, "holdout": "hit-multi"}, {"holdout": "hit-mixed"}, "among its training pairs"),
+        ({**MAMMALS_TABLE, "holdout": "edges"}, {}, "among its training pairs"),
+        (NOUNS_TEXT, {"data": "wordnet-mammals"}, "the mammals are part of the nouns"),
+        ({**NOUNS_TEXT, "data": "wordnet-mammals", "holdout": "hit-mixed"}, {"data": "wordnet-nouns"}, "among its"),
+        (MAMMALS_TABLE, {"seed": 1}, "among its training pairs"),
+        (CAPTIONS_TEXT, {"data": "wordnet-nouns"}, "hit-mixed"),  # another hierarchy: a transfer
+        (CAPTIONS_TEXT, {}, "built on WordNet"),
+        ({**CAPTIONS_TEXT, "model": "lookup"}, {"data": "wordnet-mammals"}, "places only the nodes of its own"),
+        (MAMMALS_TABLE, {"holdout": "edges"}, "holds out HiT's pairs"),
+    ],
+)
+def test_hit_scores_a_model_only_on_pairs_it_never_trained_on(trained, given, split):
+    from workflows.jobs.evaluate_hierarchy import hit_split
+
+    if split.startswith("hit-"):
+        assert hit_split(trained, given) == split
+    else:
+        with pytest.raises(ValueError, match=split):
+            hit_split(trained, given)
 
 
 def test_text_model_on_two_workers_registers_serves_and_reports_level_order_and_retrieval(store, tmp_path):

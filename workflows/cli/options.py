@@ -31,6 +31,7 @@ import typer
 from workflows.cli.common import fail
 from workflows.config import Leaf, build, leaves, read_yaml, to_yaml
 
+PRINT_HELP = "Print the settings as YAML and stop (null: a default that depends on another setting)."
 CONFIG_HELP = "A YAML file of this command's settings (write one with --print-config); options given override it."
 # Bad settings or inputs (ValueError), and files or storage that cannot be read or
 # written (OSError: a missing file, `sessions.storage.StorageError`, an unreachable
@@ -102,7 +103,7 @@ def command(app: typer.Typer, config_cls: type, name: str | None = None) -> Call
             inspect.Parameter("config_file", inspect.Parameter.KEYWORD_ONLY, default=None,
                               annotation=Annotated[Path | None, typer.Option("--config", help=CONFIG_HELP)]),
             inspect.Parameter("print_config", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=Annotated[
-                bool, typer.Option("--print-config", help="Print the resolved settings as YAML and stop.")]),
+                bool, typer.Option("--print-config", help=PRINT_HELP)]),
             *(p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own),
         ]  # fmt: skip
 

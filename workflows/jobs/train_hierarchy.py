@@ -190,7 +190,7 @@ class HierarchyTrainConfig:
             if getattr(self, name) is not None and getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative")
         if self.lr is not None and self.lr <= 0:
-            raise ValueError("lr must be positive")
+            raise ValueError("lr must be positive (0 no longer means the model's default: leave it out, or null)")
         if self.max_length < 1 or self.max_eval_nodes < 1 or self.curvature <= 0:
             raise ValueError("max_length and max_eval_nodes must be at least 1, curvature positive")
         if not 0.0 <= self.holdout_share < 1.0:

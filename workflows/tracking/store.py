@@ -143,7 +143,7 @@ def _param_of(client: MlflowClient, name: str, version: str, param: str) -> str 
 
 def run_of(uri: str) -> str:
     """The MLflow run that logged the model at `uri` (or `uri` itself, a run id);
-    ValueError when the store has no such model, version or alias."""
+    ValueError when the store has no such model, version, alias or run."""
     from mlflow.exceptions import MlflowException
 
     client = use_store()
@@ -156,9 +156,10 @@ def run_of(uri: str) -> str:
                 return client.get_model_version_by_alias(name, ref).run_id
             name, _, version = uri.removeprefix("models:/").rpartition("/")
             return client.get_model_version(name, version).run_id
+        run_id = uri.removeprefix("runs:/").split("/")[0]
+        return client.get_run(run_id).info.run_id
     except MlflowException as err:
         raise ValueError(f"{uri}: {err.message.splitlines()[0]} (tracking store: {tracking_uri()})") from None
-    return uri.removeprefix("runs:/").split("/")[0]
 
 
 def require_model(uri: str) -> None:
