@@ -32,18 +32,46 @@ def roc_figure(labels: np.ndarray, scores: Mapping[str, np.ndarray], title: str,
 
 def poincare_disk(points: np.ndarray, labels: np.ndarray, depth: np.ndarray, title: str, path: Path,
                   max_labels: int = 60) -> Path:  # fmt: skip
-    """2-d points in the unit disk, coloured by depth; the shallowest nodes labelled."""
+    """2-d points in the unit disk, coloured by depth; up to `max_labels` nodes labelled,
+    the shallowest first, none overlapping another (`non_overlapping_labels`)."""
     if points.shape[1] != 2:
         raise ValueError(f"a disk plot needs 2-d points, got {points.shape[1]}-d")
     fig, ax = plt.subplots(figsize=(9, 9))
     ax.add_patch(plt.Circle((0, 0), 1.0, fill=False, color="grey", linewidth=1))
     dots = ax.scatter(points[:, 0], points[:, 1], c=depth, cmap="viridis", s=6, alpha=0.8)
-    for i in np.argsort(depth, kind="stable")[:max_labels]:
-        ax.annotate(str(labels[i]).split(",")[0], points[i], fontsize=6, alpha=0.9)
     fig.colorbar(dots, ax=ax, shrink=0.7, label="depth")
     ax.set(xlim=(-1.02, 1.02), ylim=(-1.02, 1.02), aspect="equal", title=title)
     ax.axis("off")
+    fig.tight_layout()  # the layout `_save` keeps: label extents are measured in it
+    texts = np.array([str(t).split(",")[0] for t in labels])
+    non_overlapping_labels(ax, points, texts, np.argsort(depth, kind="stable"), max_labels)
     return _save(fig, path, dpi=130)
+
+
+def non_overlapping_labels(ax, xy: np.ndarray, texts: np.ndarray, order: np.ndarray, most: int) -> list:
+    """Label the points `xy` (n, 2) with `texts` (n,) in `order`, keeping a label only
+    when its box overlaps no label kept before it and its text is not shown already;
+    at most `most`. Returns the matplotlib `Text`s kept, in order. Greedy, as map
+    labelling does: the first in `order` always wins. A label that would cross the axes'
+    edge (into a colour bar, say) is not kept either."""
+    renderer = ax.figure.canvas.get_renderer()
+    frame = ax.get_window_extent(renderer)
+    kept, boxes, shown = [], [], set()
+    for i in order:
+        if len(kept) >= most:
+            break
+        if texts[i] in shown:
+            continue
+        label = ax.annotate(texts[i], xy[i], xytext=(2, 2), textcoords="offset points", fontsize=6, alpha=0.9)
+        box = label.get_window_extent(renderer).expanded(1.05, 1.1)
+        inside = frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0 and box.y1 <= frame.y1
+        if not inside or any(box.overlaps(other) for other in boxes):
+            label.remove()
+            continue
+        kept.append(label)
+        boxes.append(box)
+        shown.add(texts[i])
+    return kept
 
 
 def specificity_by_depth(norms: np.ndarray, depth: np.ndarray, title: str, path: Path) -> Path:
