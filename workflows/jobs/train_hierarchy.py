@@ -11,7 +11,10 @@ Two kinds of model, one loop (`workflows.training.loop`):
   (a child `margin` per level farther from the origin than its ancestor).
 
 Examples are the (child, ancestor) pairs of the closure, less a held-out share of
-edges or nodes (`holdout`). Every evaluation computes reconstruction MAP and mean
+edges or nodes (`holdout`); with `hit-multi` or `hit-mixed`, the training edges of
+HiT's task (He et al. 2024, `hierarchies.hit`: direct edges only), whose F1 is then
+scored at every evaluation. Settings not given take their model's value
+(`MODEL_DEFAULTS`, resolved by `HierarchyTrainConfig.resolved`). Every evaluation computes reconstruction MAP and mean
 rank on the training pairs (the monitor: the best checkpoint is the one of highest
 `map`), link prediction on the held-out pairs, and Spearman(norm, depth). The text
 model is registered as `hierarchy-model` (pyfunc: text -> point, norm) with

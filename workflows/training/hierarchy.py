@@ -1,8 +1,8 @@
 """The hierarchy models' part of the shared Ray Train loop (`workflows.training.loop`).
 
 `HierarchyTask` trains one of two models on the (child, ancestor) pairs of a
-hierarchy's closure (`load_data`: WordNet, less a held-out share of edges or nodes;
-or HierarCaps):
+hierarchy's closure (`load_data`: WordNet, less a held-out share of edges or nodes,
+or HiT's training edges, `hit_data`; or HierarCaps):
 
 - a lookup table (`models.poincare`, Nickel & Kiela 2017): Riemannian SGD, negatives
   per pair (`NegativeSampler`; by frequency during the burn-in), `lookup_loss`;
