@@ -6,17 +6,20 @@ Two kinds of model, one loop (`workflows.training.loop`):
   Riemannian SGD with a burn-in (lr x `burnin_lr_factor`, negatives by frequency) and
   `negatives` sampled non-ancestors per pair; manifold poincare, euclidean or order;
 - `--model NAME` (an encoder name of the session model): the text model
-  (`models.hierarchy`), Riemannian Adam (the encoder at `encoder_lr`), negatives
-  shared by the batch (every node of the batch is encoded once), plus the norm term
-  (a child `margin` per level farther from the origin than its ancestor).
+  (`models.hierarchy`: `head` expmap0 or HiT's), Riemannian Adam (the encoder at
+  `encoder_lr`), negatives shared by the batch (every node of the batch is encoded
+  once), ranked by a distance softmax or HiT's triplet hinge (`ranking`), plus the
+  norm term (a child `margin` per level farther from the origin than its ancestor, or
+  at least `margin`: `norm_loss`).
 
 Examples are the (child, ancestor) pairs of the closure, less a held-out share of
 edges or nodes (`holdout`); with `hit-multi` or `hit-mixed`, the training edges of
 HiT's task (He et al. 2024, `hierarchies.hit`: direct edges only), whose F1 is then
 scored at every evaluation. Settings not given take their model's value
-(`MODEL_DEFAULTS`, resolved by `HierarchyTrainConfig.resolved`). Every evaluation computes reconstruction MAP and mean
-rank on the training pairs (the monitor: the best checkpoint is the one of highest
-`map`), link prediction on the held-out pairs, and Spearman(norm, depth). The text
+(`MODEL_DEFAULTS`, resolved by `HierarchyTrainConfig.resolved`). Every evaluation
+computes reconstruction MAP and mean rank on the training pairs (the monitor: the
+best checkpoint is the one of highest `map`), link prediction on the held-out pairs,
+and Spearman(norm, depth). The text
 model is registered as `hierarchy-model` (pyfunc: text -> point, norm) with
 `champion` on the best reconstruction MAP; lookup tables are logged, not registered
 (they cannot place a text they have not seen).
