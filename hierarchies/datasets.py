@@ -11,6 +11,7 @@ parent edges (the basic hierarchy), and each node's depth below its root.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -97,6 +98,27 @@ class PairIndex:
         if not len(self.keys):
             return np.zeros(code.shape, dtype=bool)
         return self.keys[np.searchsorted(self.keys, code).clip(max=len(self.keys) - 1)] == code
+
+
+def self_or_ancestor(ancestors: PairIndex, child: np.ndarray, other: np.ndarray) -> np.ndarray:
+    """(B, k) True where other[i, j] is child[i] (B,) itself or one of its ancestors:
+    never a negative of child[i]."""
+    return ancestors.contains(child[:, None], other) | (other == child[:, None])
+
+
+def draw_non_ancestors(
+    ancestors: PairIndex, child: np.ndarray, k: int, draw: Callable[[tuple[int, ...]], np.ndarray], rounds: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """k nodes for each child (B,) by `draw(shape)`, a draw that is the child or one of
+    its ancestors drawn again, up to `rounds` times: ((B, k) nodes, (B, k) still bad)."""
+    out = draw((len(child), k))
+    bad = self_or_ancestor(ancestors, child, out)
+    for _ in range(rounds):
+        if not bad.any():
+            break
+        out[bad] = draw((int(bad.sum()),))  # one per bad slot
+        bad = self_or_ancestor(ancestors, child, out)
+    return out, bad
 
 
 def node_texts(nodes: pl.DataFrame, gloss: bool = False) -> pl.Series:

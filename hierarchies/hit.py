@@ -31,12 +31,13 @@ The threshold is the exact best one (scikit-learn's precision-recall curve), not
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
 
-from hierarchies.datasets import Hierarchy, PairIndex, build_hierarchy
+from hierarchies.datasets import Hierarchy, PairIndex, build_hierarchy, draw_non_ancestors
 
 TASKS: tuple[str, ...] = ("multi_hop", "mixed_hop")
 KINDS: tuple[str, ...] = ("rn", "hn")  # random and hard (sibling) negatives
@@ -198,23 +199,18 @@ class _Negatives:
         parent = h.edges[h.direct]
         self.direct = pl.DataFrame({"child": parent[:, 0], "parent": parent[:, 1]})
 
-    def _excluded(self, child: np.ndarray, other: np.ndarray) -> np.ndarray:
-        return self.ancestors.contains(np.broadcast_to(child[:, None], other.shape), other) | (other == child[:, None])
-
     def random(self, child: np.ndarray) -> np.ndarray:
         """(k, 10) uniform draws, each neither the child nor an ancestor of it."""
-        out = self.rng.integers(0, self.h.n_nodes, (len(child), PER_POSITIVE))
-        for _ in range(100):
-            bad = self._excluded(child, out)
-            if not bad.any():
-                return out
-            out[bad] = self.rng.integers(0, self.h.n_nodes, int(bad.sum()))
-        stuck = sorted(set(self.h.names[child[bad.any(axis=1)]].tolist()))[:3]
-        raise ValueError(f"no negative for {', '.join(stuck)}: almost every node is an ancestor")
+        draw = functools.partial(self.rng.integers, 0, self.h.n_nodes)  # draw(shape)
+        out, bad = draw_non_ancestors(self.ancestors, child, PER_POSITIVE, draw, rounds=100)
+        if bad.any():
+            stuck = sorted(set(self.h.names[child[bad.any(axis=1)]].tolist()))[:3]
+            raise ValueError(f"no negative for {', '.join(stuck)}: almost every node is an ancestor")
+        return out
 
     def siblings(self, child: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """((u, 10) siblings padded with -1, (u,) how many) of each distinct child `u`, and
-        the row of each of `child` in them: ((k, 10), (k,))."""
+        """Each child's (k,) siblings that are not its ancestors, at most 10 drawn at random:
+        ((k, 10) padded with -1, (k,) how many)."""
         kids = np.unique(child)
         d = self.direct.filter(pl.col("child").is_in(kids))
         pairs = (
@@ -232,7 +228,8 @@ class _Negatives:
         lists = top["sibling"].to_list()
         for r, values in zip(row, lists, strict=True):
             table[r, : len(values)] = values
-        return table[np.searchsorted(kids, child)], (table >= 0).sum(axis=1)[np.searchsorted(kids, child)]
+        at = np.searchsorted(kids, child)
+        return table[at], (table[at] >= 0).sum(axis=1)
 
     def __call__(self, positives: np.ndarray) -> HitPairs:
         child = positives[:, 0]

@@ -35,7 +35,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from hierarchies.datasets import PairIndex
+from hierarchies.datasets import PairIndex, draw_non_ancestors, self_or_ancestor
 
 MANIFOLDS = ("poincare", "euclidean", "order")
 
@@ -160,17 +160,11 @@ class NegativeSampler:
 
     def excluded(self, u: np.ndarray, t: np.ndarray) -> np.ndarray:
         """(B, k) True where t[i, j] is u[i] itself or one of its ancestors: never a negative of u[i]."""
-        return self.ancestors.contains(u[:, None], t) | (t == u[:, None])
+        return self_or_ancestor(self.ancestors, u, t)
 
     def __call__(self, u: np.ndarray, k: int, by_frequency: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """(negatives (B, k), valid (B, k)) for the children `u` (B,)."""
-        t = self._draw((len(u), k), by_frequency)  # (B, k)
-        bad = self.excluded(u, t)
-        for _ in range(self.rounds):
-            if not bad.any():
-                break
-            t[bad] = self._draw((int(bad.sum()),), by_frequency)  # one per bad slot
-            bad = self.excluded(u, t)
+        t, bad = draw_non_ancestors(self.ancestors, u, k, lambda shape: self._draw(shape, by_frequency), self.rounds)
         return t, ~bad
 
     def shared(self, u: np.ndarray, k: int, candidates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

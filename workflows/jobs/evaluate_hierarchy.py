@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from workflows.jobs.train_hierarchy import HierarchyTrainConfig
+from workflows.jobs.train_hierarchy import WORDNET, HierarchyTrainConfig
 from workflows.training.hierarchy import evaluate_with_baselines, load_data, load_model
 
 PROTOCOLS = ("reconstruction", "hit")
@@ -69,13 +69,12 @@ def hit_split(trained: dict, given: dict) -> str:
     model trained on other data (HierarCaps) on `given`'s WordNet data, mixed-hop by
     default. ValueError otherwise, naming why.
     """
-    wordnet = ("wordnet-mammals", "wordnet-nouns")
     data, holdout = given.get("data", trained["data"]), given.get("holdout")
-    if data not in wordnet:
-        raise ValueError(f"HiT's protocol is built on WordNet: give --data {' or '.join(wordnet)} (not {data})")
+    if data not in WORDNET:
+        raise ValueError(f"HiT's protocol is built on WordNet: give --data {' or '.join(WORDNET)} (not {data})")
     if holdout is not None and not holdout.startswith("hit-"):
         raise ValueError(f"--protocol hit holds out HiT's pairs: --holdout hit-multi or hit-mixed, not {holdout}")
-    if trained["data"] not in wordnet:
+    if trained["data"] not in WORDNET:
         if trained["model"] == "lookup":
             raise ValueError(f"a lookup table places only the nodes of its own data ({trained['data']}), not {data}")
         return holdout or "hit-mixed"

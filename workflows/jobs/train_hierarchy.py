@@ -42,7 +42,10 @@ from workflows.training.loop import Trained, TrainOutcome, train_best
 
 EXPERIMENT = "hierarchy-model"
 DATA = ("wordnet-mammals", "wordnet-nouns", "hierarcaps:PATH")
+WORDNET = DATA[:2]
 HOLDOUTS = ("none", "edges", "nodes", "hit-multi", "hit-mixed")
+HEADS = ("expmap0", "hit")  # `models.hierarchy.HEADS`, not imported: the CLI starts without torch
+RANKINGS = ("softmax", "triplet")  # `models.hierarchy.RANKINGS`
 # Each kind of model's best measured setting (docs/hierarchy-model.md, with the runs
 # that show it): a setting not given takes its model's value. The lookup table's is
 # Nickel & Kiela's (2017) mammals recipe, Riemannian SGD at lr 25 after a burn-in of
@@ -84,7 +87,7 @@ class HierarchyTrainConfig:
         metadata={
             "help": "text model: expmap0 (linear, scale, expmap0 to the unit ball) or hit (the encoder's vectors "
             "are the points, in a ball of radius sqrt(width): Hierarchy Transformers, He et al. 2024)",
-            "choices": ("expmap0", "hit"),
+            "choices": HEADS,
         },
     )
     mobius_layers: int = field(default=0, metadata={"help": "Mobius linear layers after expmap0"})
@@ -134,7 +137,7 @@ class HierarchyTrainConfig:
         metadata={
             "help": "text model: softmax (distance softmax over the negatives, Nickel & Kiela 2017) or triplet "
             "(HiT's hinge: the ancestor nearer than each negative by --triplet-margin)",
-            "choices": ("softmax", "triplet"),
+            "choices": RANKINGS,
         },
     )
     triplet_margin: float = field(default=5.0, metadata={"help": "ranking triplet: the margin (HiT: 5.0)"})
@@ -162,11 +165,11 @@ class HierarchyTrainConfig:
     seed: int = field(default=0, metadata={"help": "seed of splits, order and initialisation"})
 
     def __post_init__(self) -> None:
-        if self.data not in DATA[:2] and not self.data.startswith("hierarcaps:"):
+        if self.data not in WORDNET and not self.data.startswith("hierarcaps:"):
             raise ValueError(f"data must be one of {', '.join(DATA)}, got {self.data!r}")
         if self.hierarcaps and (self.lookup or self.holdout != "none"):
             raise ValueError("HierarCaps trains text models, evaluated on its test hierarchies (no --holdout)")
-        if self.head not in ("expmap0", "hit") or self.ranking not in ("softmax", "triplet"):
+        if self.head not in HEADS or self.ranking not in RANKINGS:
             raise ValueError(f"head must be expmap0 or hit, ranking softmax or triplet: {self.head}, {self.ranking}")
         if self.head == "hit" and (self.lookup or self.manifold != "poincare" or self.mobius_layers):
             raise ValueError("--head hit is a text model's encoder on the ball: no lookup, Mobius layers or euclidean")
