@@ -173,20 +173,27 @@ def main(work: Path, log: Path, repo: Path) -> None:
             "score": f"sessionflow score {s3}/logs/ --format aol --output {s3}/scores "
             "--session-model models:/session-model@champion",
         }
-        # Two submissions of two commands each (a job's start costs seconds on every node); a
-        # stage's tasks and actors are told apart by their names.
-        stages = {"segment+mine": f"{commands['segment']} && {commands['mine']}",
-                  "train+score": f"{commands['train']} && {commands['score']}"}  # fmt: skip
-        for stage, command in stages.items():
-            began = time.monotonic()
-            submission = client.submit_job(entrypoint=command, runtime_env=job_env)
-            while (status := client.get_job_status(submission)).is_terminal() is False:
-                time.sleep(1)
-            logs = client.get_job_logs(submission)
-            (work / f"{stage}.log").write_text(logs)
-            if status.value != "SUCCEEDED":
-                raise RuntimeError(f"{stage}: {status.value}\n{logs[-4000:]}")
-            result["stages"][stage] = {"seconds": round(time.monotonic() - began, 1)}
+        # One submission of the four commands (a job's start costs seconds on every node; a
+        # stage's tasks and actors are told apart by their names), and beside it, once the
+        # pairs are there, training without --storage on two nodes: refused at its start.
+        began = time.monotonic()
+        pipeline = client.submit_job(entrypoint=" && ".join(commands.values()), runtime_env=job_env)
+        refused = None
+        while not client.get_job_status(pipeline).is_terminal() or refused is None:
+            if refused is None and storage.exists(f"{s3}/pairs/report.json"):
+                refused = client.submit_job(entrypoint=commands["train"].split(" --storage")[0], runtime_env=job_env)
+            elif refused is None and client.get_job_status(pipeline).is_terminal():
+                break  # the pipeline failed before its pairs: said below
+            time.sleep(1)
+        while refused is not None and not client.get_job_status(refused).is_terminal():
+            time.sleep(1)
+        logs = client.get_job_logs(pipeline)
+        (work / "pipeline.log").write_text(logs)
+        if (status := client.get_job_status(pipeline)).value != "SUCCEEDED":
+            raise RuntimeError(f"pipeline: {status.value}\n{logs[-4000:]}")
+        result["stages"]["pipeline"] = {"seconds": round(time.monotonic() - began, 1)}
+        result["no_storage"] = {"status": client.get_job_status(refused).value,
+                                "log": client.get_job_logs(refused)[-600:]}  # fmt: skip
         # Where every task and actor ran (each `sessionflow` command is a Ray job of its own, so all of them).
         tasks = list_tasks(address=address, limit=10_000, detail=True, raise_on_missing_output=False)
         actors = list_actors(address=address, limit=10_000, detail=True, raise_on_missing_output=False)
@@ -197,14 +204,6 @@ def main(work: Path, log: Path, repo: Path) -> None:
                 by_name.setdefault(name, set()).add(item.node_id)
         result["ran_on"] = {name: sorted(ids) for name, ids in sorted(by_name.items())}
         phase("jobs and state")
-
-        # Training without --storage on two nodes: refused at the start, in one line.
-        refused = client.submit_job(entrypoint=commands["train"].split(" --storage")[0], runtime_env=job_env)
-        while not client.get_job_status(refused).is_terminal():
-            time.sleep(1)
-        result["no_storage"] = {"status": client.get_job_status(refused).value,
-                                "log": client.get_job_logs(refused)[-600:]}  # fmt: skip
-        phase("refused job")
 
         results = work / "results"
         for name in ("sessions/sessions.parquet", "sessions/report.json", "pairs/pairs.parquet", "scores/report.json"):

@@ -8,14 +8,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from one_worker import steps
 
 from hierarchies.closure import transitive_closure
-from hierarchies.datasets import Hierarchy, Split, build_hierarchy, split_edges, split_nodes, wordnet_mammals
+from hierarchies.datasets import Hierarchy, build_hierarchy, split_edges, split_nodes, wordnet_mammals
 from workflows.jobs.train_hierarchy import HierarchyTrainConfig
-from workflows.training.hierarchy import HierarchyData, HierarchyTask
-from workflows.training.loop import Batches, LoopState, Worker, train_step
-
-CPU = torch.device("cpu")
+from workflows.training.loop import Batches
 
 # recorded from the shared loop's steps (one worker) before the task's loss moved to `models/`
 RECORDED_LOOKUP = [
@@ -28,25 +26,6 @@ RECORDED_TEXT = [2.913173496587386, 3.417156984013314, 3.8042919402035658, 2.668
 @pytest.fixture(scope="module")
 def tiny(tiny_taxonomy) -> Hierarchy:
     return build_hierarchy(transitive_closure(tiny_taxonomy.edges), tiny_taxonomy.edges, tiny_taxonomy.concepts)
-
-
-def steps(cfg: HierarchyTrainConfig, split: Split, count: int | None = None) -> tuple[HierarchyTask, object, list]:
-    """The task on one worker (rank 0 of 1) for `count` steps (None: the whole run), as
-    `train_loop_per_worker` runs it: (task, model, the loss of every step)."""
-    task = HierarchyTask(cfg, HierarchyData(split))
-    cfg = task.cfg  # with its model's defaults
-    torch.manual_seed(cfg.seed)
-    batches = Batches(task.examples, cfg.batch_size, cfg.seed, rank=0, size=1)
-    total = batches.total_steps(cfg.epochs, cfg.max_steps)
-    module = task.build(None, CPU, rank=0)
-    optimizer, schedule = task.optimizer(module, total)
-    worker = Worker(module, module, optimizer, schedule, torch.amp.GradScaler("cuda", enabled=False), None, LoopState())
-    module.train()
-    losses = [
-        train_step(task, worker, batches(step)[1], step, CPU).item()
-        for step in range(total if count is None else count)
-    ]
-    return task, module, losses
 
 
 def test_ten_lookup_steps_reproduce_the_recorded_losses(tiny):
