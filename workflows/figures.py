@@ -31,21 +31,63 @@ def roc_figure(labels: np.ndarray, scores: Mapping[str, np.ndarray], title: str,
 
 
 def poincare_disk(points: np.ndarray, labels: np.ndarray, depth: np.ndarray, title: str, path: Path,
-                  max_labels: int = 60) -> Path:  # fmt: skip
-    """2-d points in the unit disk, coloured by depth; up to `max_labels` nodes labelled,
-    the shallowest first, none overlapping another (`non_overlapping_labels`)."""
-    if points.shape[1] != 2:
-        raise ValueError(f"a disk plot needs 2-d points, got {points.shape[1]}-d")
+                  max_labels: int = 60, curvature: float = 1.0) -> Path:  # fmt: skip
+    """Points of a Poincaré ball of `curvature` (n, d) drawn in the unit disk
+    (`disk_points`: 2-d points as they are, more dimensions around the shallowest
+    node, said under the title), coloured by depth; up to `max_labels` nodes
+    labelled, the shallowest first, none overlapping another (`non_overlapping_labels`)."""
+    flat = disk_points(points, curvature, centre=int(np.argmin(depth)))  # the root at the centre
+    if points.shape[1] > 2:
+        title = f"{title}\n{points.shape[1]}-d ball drawn around its root: exact distances from it, directions by PCA"
     fig, ax = plt.subplots(figsize=(9, 9))
     ax.add_patch(plt.Circle((0, 0), 1.0, fill=False, color="grey", linewidth=1))
-    dots = ax.scatter(points[:, 0], points[:, 1], c=depth, cmap="viridis", s=6, alpha=0.8)
+    dots = ax.scatter(flat[:, 0], flat[:, 1], c=depth, cmap="viridis", s=6, alpha=0.8)
     fig.colorbar(dots, ax=ax, shrink=0.7, label="depth")
     ax.set(xlim=(-1.02, 1.02), ylim=(-1.02, 1.02), aspect="equal", title=title)
     ax.axis("off")
     fig.tight_layout()  # the layout `_save` keeps: label extents are measured in it
     texts = np.array([str(t).split(",")[0] for t in labels])
-    non_overlapping_labels(ax, points, texts, np.argsort(depth, kind="stable"), max_labels)
+    non_overlapping_labels(ax, flat, texts, np.argsort(depth, kind="stable"), max_labels)
     return _save(fig, path, dpi=130)
+
+
+def disk_points(points: np.ndarray, curvature: float = 1.0, centre: int | None = None) -> np.ndarray:
+    """Points of the Poincaré ball of curvature c (n, d) as points of the unit disk (n, 2).
+
+    The ball is scaled onto the unit ball (x √c). 2-d points are then the picture.
+    More dimensions are drawn from the point `centre` (the root; None: the point
+    nearest the origin), in the spirit of principal geodesic analysis (Fletcher et al.
+    2004) linearised there:
+
+    1. a Möbius translation, an isometry of the ball, takes the centre to the origin;
+    2. each point is taken to the tangent space there (log map);
+    3. its direction is that of its tangent vector projected on the plane of the two
+       principal axes of all tangent vectors (PCA about their mean);
+    4. its distance from the centre is its own, exactly (exp map of the full length).
+
+    So depth reads outward from the root as in the ball, and points of a plane
+    through the centre are drawn isometrically; the angles between other points are
+    a shadow of the ball's (a hierarchy needs more than two dimensions to keep its
+    ranks: the drawing's own reconstruction MAP is far below the model's).
+    """
+    x = np.asarray(points, dtype=np.float64) * np.sqrt(curvature)
+    if x.shape[1] == 2:
+        return x
+    c = x[np.argmin(np.linalg.norm(x, axis=1)) if centre is None else centre]
+    x = _mobius_add(np.broadcast_to(-c, x.shape), x)  # the centre at the origin
+    r = np.linalg.norm(x, axis=1, keepdims=True)
+    tangent = np.arctanh(np.minimum(r, 1 - 1e-15)) * x / np.maximum(r, 1e-300)  # logmap0 of the unit ball
+    _, _, axes = np.linalg.svd(tangent - tangent.mean(axis=0), full_matrices=False)
+    flat = tangent @ axes[:2].T  # (n, 2)
+    direction = flat / np.maximum(np.linalg.norm(flat, axis=1, keepdims=True), 1e-300)
+    return np.tanh(np.linalg.norm(tangent, axis=1, keepdims=True)) * direction  # expmap0 of the whole length
+
+
+def _mobius_add(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """x ⊕ y on the unit ball, row by row (Ungar's gyrovector addition, as geoopt's `mobius_add`)."""
+    xy = np.sum(x * y, axis=1, keepdims=True)
+    x2, y2 = np.sum(x * x, axis=1, keepdims=True), np.sum(y * y, axis=1, keepdims=True)
+    return ((1 + 2 * xy + y2) * x + (1 - x2) * y) / np.maximum(1 + 2 * xy + x2 * y2, 1e-300)
 
 
 def non_overlapping_labels(ax, xy: np.ndarray, texts: np.ndarray, order: np.ndarray, most: int) -> list:

@@ -1,14 +1,17 @@
-"""The Poincaré disk's labels: the shallowest first, none over another, however dense
-the points (the demo's disk was an unreadable clump of 60 labels)."""
+"""The Poincaré disk: labels the shallowest first, none over another, however dense the
+points (the demo's disk was an unreadable clump of 60 labels); a ball of more
+dimensions drawn by tangent PCA at the origin."""
 
 from __future__ import annotations
 
 import itertools
 
+import geoopt
 import matplotlib.pyplot as plt
 import numpy as np
+import torch
 
-from workflows.figures import non_overlapping_labels, poincare_disk
+from workflows.figures import disk_points, non_overlapping_labels, poincare_disk
 
 
 def test_labels_are_kept_greedily_and_never_overlap():
@@ -37,3 +40,26 @@ def test_the_disk_is_drawn_with_its_labels(tmp_path):
     path = poincare_disk(points, np.array([f"n{i}, more" for i in range(300)]), rng.integers(0, 6, 300), "t",
                          tmp_path / "disk.png")  # fmt: skip
     assert path.exists() and path.stat().st_size > 10_000
+
+
+def test_a_ball_is_drawn_around_its_root_at_exact_distances_from_it():
+    """A 6-d ball of curvature 1/4 (radius 2): the root is drawn at the centre, every
+    point at its own hyperbolic distance from the root, and points of a plane through
+    the root keep their distances to each other (that plane is drawn isometrically)."""
+    rng = np.random.default_rng(0)
+    ball, disk = geoopt.PoincareBall(c=0.25), geoopt.PoincareBall(c=1.0)
+    root = ball.expmap0(torch.from_numpy(rng.normal(size=6)))
+    basis = np.linalg.qr(rng.normal(size=(6, 2)))[0].T  # (2, 6) orthonormal
+    tangent = np.vstack([np.zeros(6), rng.normal(size=(49, 2)) @ basis])  # node 0: the root itself
+    plane = ball.mobius_add(root.expand(50, 6), ball.expmap0(torch.from_numpy(tangent))).numpy()
+    flat = disk_points(plane, curvature=0.25, centre=0)
+    assert np.allclose(flat[0], 0, atol=1e-12)
+    pairs = (np.arange(49), np.arange(1, 50))
+    before = ball.dist(*(torch.from_numpy(plane[i]) for i in pairs)).numpy() * 0.5  # × √c: the unit ball's
+    assert np.allclose(disk.dist(*(torch.from_numpy(flat[i]) for i in pairs)).numpy(), before, rtol=1e-8)
+
+    cloud = ball.expmap0(torch.from_numpy(rng.normal(size=(200, 6)))).numpy()
+    drawn = disk_points(cloud, curvature=0.25, centre=7)
+    from_root = ball.dist(torch.from_numpy(cloud[7]), torch.from_numpy(cloud)).numpy() * 0.5
+    assert np.allclose(disk.dist0(torch.from_numpy(drawn)).numpy(), from_root, rtol=1e-8, atol=1e-9)
+    assert np.array_equal(disk_points(drawn), drawn)  # 2-d unit-disk points are the picture

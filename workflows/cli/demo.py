@@ -12,7 +12,7 @@ def demo(cfg: DemoConfig) -> None:
     Generates a synthetic AOL-style log with ground truth (or takes --data), ingests
     it, segments it into sessions and missions, scores the segmentation against the
     truth next to time-gap baselines, mines pairs, fine-tunes the session model,
-    trains the hierarchy model on the WordNet mammals in 2-d, registers both in
+    trains the hierarchy model on the WordNet mammals (10-d), registers both in
     MLflow and scores the log with them. Writes OUTPUT/{events,sessions,pairs,scores},
     OUTPUT/figures/*.png and OUTPUT/summary.json; the figures and numbers also go to
     MLflow (the `demo` experiment and the two training runs). Every step takes the

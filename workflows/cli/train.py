@@ -31,10 +31,10 @@ def hierarchy(job: TrainHierarchyJob) -> None:
     which places texts it has never seen. Reconstruction MAP and mean rank, link
     prediction on held-out edges or nodes and Spearman(norm, depth) are logged to
     MLflow (on HierarCaps also Kendall's tau of norm against level on its test
-    hierarchies, next to the pretrained encoder's norm); at --dim 2 a Poincaré-disk
-    plot too. Text models are registered as
-    `hierarchy-model`; `champion` goes to the best reconstruction MAP among runs on
-    the same data and held-out split.
+    hierarchies, next to the pretrained encoder's norm); for a Poincaré ball a disk
+    plot too (more than 2 dimensions drawn around the root). Text models are
+    registered as `hierarchy-model`; `champion` goes to the best reconstruction MAP
+    among runs on the same data and held-out split.
     """
     from workflows.jobs.train_hierarchy import run
 

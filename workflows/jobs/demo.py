@@ -3,7 +3,7 @@
 A synthetic AOL-style log with ground truth (or the user's own log) is ingested,
 segmented into sessions and missions, scored against its truth next to time-gap
 baselines, mined for pairs; the session model is fine-tuned on the pairs and the
-hierarchy model on the WordNet mammals (2-d, to be drawn), both are registered in
+hierarchy model on the WordNet mammals (10-d, drawn around its root), both are registered in
 MLflow and score the log. Every step is the function its own command runs, on one
 local Ray (or the cluster of `address`). The figures go to OUTPUT/figures and to
 MLflow: the data's (session statistics, segmentation bars) to a run of the `demo`
@@ -50,8 +50,8 @@ def _demo_session() -> SessionTrainConfig:
 
 
 def _demo_hierarchy() -> HierarchyTrainConfig:
-    # 2-d, to be drawn as a Poincaré disk
-    return HierarchyTrainConfig(data="wordnet-mammals", dim=2, max_steps=300, batch_size=32, negatives=32,
+    # 10-d (the text model's default): MAP 0.554 at 300 steps, against 0.025 in 2-d; the disk is drawn around the root
+    return HierarchyTrainConfig(data="wordnet-mammals", max_steps=300, batch_size=32, negatives=32,
                                 eval_every=150, max_length=16)  # fmt: skip
 
 

@@ -242,10 +242,10 @@ def _finish(trained: Trained, data: HierarchyData, cfg, run_id: str, register: b
     mlflow.log_dict(cfg.to_dict(), "config.json")
     figures = []
     title = f"{cfg.data}: {cfg.model}, MAP {metrics['map']:.3f}"
-    if cfg.dim == 2 and cfg.manifold == "poincare":
-        figures.append(
-            poincare_disk(points, split.full.texts, split.full.depth, title, directory.parent / "poincare_disk.png")
-        )
+    if cfg.manifold == "poincare":  # more than 2 dimensions drawn around the root (disk_points)
+        disk = directory.parent / "poincare_disk.png"
+        curvature = getattr(model, "curvature", 1.0)  # a lookup table's ball has curvature 1
+        figures.append(poincare_disk(points, split.full.texts, split.full.depth, title, disk, curvature=curvature))
     if data.chains is None:  # WordNet: the norm of every node by its depth
         norms = norms_of(model, points)
         figures.append(
