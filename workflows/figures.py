@@ -36,7 +36,7 @@ def poincare_disk(points: np.ndarray, labels: np.ndarray, depth: np.ndarray, tit
     (`disk_points`: 2-d points as they are, more dimensions around the shallowest
     node, said under the title), coloured by depth; up to `max_labels` nodes
     labelled, the shallowest first, none overlapping another (`non_overlapping_labels`)."""
-    flat = disk_points(points, curvature, centre=int(np.argmin(depth)))  # the root at the centre
+    flat = disk_points(points, curvature, centre=int(np.argmin(depth)))  # beyond 2-d, the root at the centre
     if points.shape[1] > 2:
         title = f"{title}\n{points.shape[1]}-d ball drawn around its root: exact distances from it, directions by PCA"
     fig, ax = plt.subplots(figsize=(9, 9))
@@ -65,22 +65,35 @@ def disk_points(points: np.ndarray, curvature: float = 1.0, centre: int | None =
        principal axes of all tangent vectors (PCA about their mean);
     4. its distance from the centre is its own, exactly (exp map of the full length).
 
-    So depth reads outward from the root as in the ball, and points of a plane
-    through the centre are drawn isometrically; the angles between other points are
-    a shadow of the ball's (a hierarchy needs more than two dimensions to keep its
-    ranks: the drawing's own reconstruction MAP is far below the model's).
+    So depth reads outward from the root as in the ball; when every point lies on one
+    hyperbolic plane through the centre the drawing is an isometry of it; otherwise
+    the angles between points are a shadow of the ball's (a hierarchy needs more than
+    two dimensions to keep its ranks: the drawing's own reconstruction MAP is far below
+    the model's). A point whose tangent vector has no part in that plane is drawn
+    along the first axis, at its distance.
+
+    ValueError for anything but finite (n >= 1, d >= 2) points inside the ball, a
+    curvature that is not positive, or a centre that is not a row.
     """
-    x = np.asarray(points, dtype=np.float64) * np.sqrt(curvature)
+    x = np.asarray(points, dtype=np.float64) * np.sqrt(curvature) if curvature > 0 else None
+    if x is None or x.ndim != 2 or x.shape[0] < 1 or x.shape[1] < 2 or not np.isfinite(x).all():
+        raise ValueError(f"a disk needs finite (n, d >= 2) points and a curvature > 0, got {np.shape(points)}, "
+                         f"curvature {curvature}")  # fmt: skip
+    if (np.linalg.norm(x, axis=1) >= 1).any():
+        raise ValueError(f"points outside the Poincaré ball of curvature {curvature}")
+    if centre is not None and not 0 <= centre < len(x):
+        raise ValueError(f"centre {centre} is not one of the {len(x)} points")
     if x.shape[1] == 2:
         return x
     c = x[np.argmin(np.linalg.norm(x, axis=1)) if centre is None else centre]
     x = _mobius_add(np.broadcast_to(-c, x.shape), x)  # the centre at the origin
-    r = np.linalg.norm(x, axis=1, keepdims=True)
-    tangent = np.arctanh(np.minimum(r, 1 - 1e-15)) * x / np.maximum(r, 1e-300)  # logmap0 of the unit ball
+    r = np.minimum(np.linalg.norm(x, axis=1, keepdims=True), 1 - 1e-15)  # rounding after the translation
+    tangent = np.arctanh(r) * x / np.maximum(r, 1e-300)  # logmap0 of the unit ball: half the distance from 0
     _, _, axes = np.linalg.svd(tangent - tangent.mean(axis=0), full_matrices=False)
-    flat = tangent @ axes[:2].T  # (n, 2)
-    direction = flat / np.maximum(np.linalg.norm(flat, axis=1, keepdims=True), 1e-300)
-    return np.tanh(np.linalg.norm(tangent, axis=1, keepdims=True)) * direction  # expmap0 of the whole length
+    flat = tangent @ axes[:2].T if len(axes) >= 2 else np.zeros((len(x), 2))  # (n, 2)
+    length = np.linalg.norm(flat, axis=1, keepdims=True)
+    direction = np.where(length > 0, flat / np.maximum(length, 1e-300), np.array([1.0, 0.0]))
+    return r * direction  # expmap0 of the whole tangent length: tanh(artanh(r)) = r, the distance kept
 
 
 def _mobius_add(x: np.ndarray, y: np.ndarray) -> np.ndarray:

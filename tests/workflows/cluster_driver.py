@@ -192,6 +192,8 @@ def main(work: Path, log: Path, repo: Path) -> None:
         if (status := client.get_job_status(pipeline)).value != "SUCCEEDED":
             raise RuntimeError(f"pipeline: {status.value}\n{logs[-4000:]}")
         result["stages"]["pipeline"] = {"seconds": round(time.monotonic() - began, 1)}
+        if refused is None:
+            raise RuntimeError(f"the pipeline succeeded but {s3}/pairs/report.json was never seen")
         result["no_storage"] = {"status": client.get_job_status(refused).value,
                                 "log": client.get_job_logs(refused)[-600:]}  # fmt: skip
         # Where every task and actor ran (each `sessionflow` command is a Ray job of its own, so all of them).

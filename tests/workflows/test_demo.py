@@ -94,7 +94,7 @@ def test_figures_and_numbers_are_in_mlflow(demo):
     assert {"poincare_disk.png", "specificity_by_depth.png"} <= {
         a.path for a in client.list_artifacts(hierarchy.info.run_id)
     }
-    assert hierarchy.data.params["dim"] == "2" and hierarchy.data.params["data"] == "wordnet-mammals"
+    assert hierarchy.data.params["dim"] == "10" and hierarchy.data.params["data"] == "wordnet-mammals"
 
 
 def test_your_own_log_without_truth_skips_the_evaluation(demo, tmp_path):

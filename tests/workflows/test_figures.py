@@ -9,6 +9,7 @@ import itertools
 import geoopt
 import matplotlib.pyplot as plt
 import numpy as np
+import pytest
 import torch
 
 from workflows.figures import disk_points, non_overlapping_labels, poincare_disk
@@ -63,3 +64,19 @@ def test_a_ball_is_drawn_around_its_root_at_exact_distances_from_it():
     from_root = ball.dist(torch.from_numpy(cloud[7]), torch.from_numpy(cloud)).numpy() * 0.5
     assert np.allclose(disk.dist0(torch.from_numpy(drawn)).numpy(), from_root, rtol=1e-8, atol=1e-9)
     assert np.array_equal(disk_points(drawn), drawn)  # 2-d unit-disk points are the picture
+    assert np.allclose(disk_points(drawn * 2, curvature=0.25), drawn)  # the ball of radius 2, scaled onto the disk
+
+    axes = np.array([[0, 0, 0], [0.9, 0, 0], [-0.9, 0, 0], [0, 0.6, 0], [0, -0.6, 0], [0, 0, 0.3], [0, 0, -0.3]])
+    drawn = disk_points(axes)  # the root: the point nearest the origin; the third axis is not in the plane
+    assert np.allclose(np.linalg.norm(drawn, axis=1), [0, 0.9, 0.9, 0.6, 0.6, 0.3, 0.3])
+
+
+@pytest.mark.parametrize(
+    "points, curvature, centre",
+    [(np.zeros((3, 1)), 1.0, None), (np.zeros(3), 1.0, None), (np.full((3, 3), np.nan), 1.0, None),
+     (np.full((3, 3), 0.7), 1.0, None), (np.zeros((3, 3)), 0.0, None), (np.zeros((3, 3)), 1.0, 3),
+     (np.zeros((3, 3)), 1.0, -1), (np.zeros((0, 3)), 1.0, None)],
+)  # fmt: skip
+def test_what_is_not_a_ball_of_points_is_refused_in_one_line(points, curvature, centre):
+    with pytest.raises(ValueError):
+        disk_points(points, curvature, centre)

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 import threading
+from pathlib import Path
 
 import mlflow
 import numpy as np
 import pandas as pd
 import polars as pl
 import pytest
+import torch
 from one_worker import steps
 from typer.testing import CliRunner
 
@@ -44,7 +46,7 @@ def test_lookup_poincare_on_two_workers_holds_hits_multi_hop_pairs_out_and_score
     params = store.get_run(outcome.run_id).data.params
     assert params["lr"] == "25.0" and params["epochs"] == "150" and params["burnin_epochs"] == "10"  # as used
     logged = {a.path for a in store.list_artifacts(outcome.run_id)}
-    assert outcome.figures == ["specificity_by_depth.png"] and set(outcome.figures) <= logged  # a disk at dim 2 only
+    assert outcome.figures == ["poincare_disk.png", "specificity_by_depth.png"] and set(outcome.figures) <= logged
     history = store.get_metric_history(outcome.run_id, "multi_hop_f1_rn")
     assert sorted(h.step for h in history)[:2] == [100, 200]  # scored at every evaluation
 
@@ -166,6 +168,8 @@ def test_a_run_killed_and_resumed_ends_where_an_uninterrupted_run_ends(store, ki
     assert resumed.metrics["best_step"] == 300
     for key in ("map", "mean_rank", "link_map", "spearman_norm_depth"):
         assert resumed.metrics[key] == pytest.approx(whole[key], rel=1e-9), key
+    logged = torch.load(Path(mlflow.artifacts.download_artifacts(resumed.model_uri)) / "table.pt", weights_only=True)
+    assert torch.equal(logged["weight"], table.state_dict()["weight"])  # the same table, to the last bit
 
 
 def test_a_lookup_table_cannot_hold_out_nodes():
