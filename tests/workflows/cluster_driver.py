@@ -134,9 +134,7 @@ def main(work: Path, log: Path, repo: Path) -> None:
             env=env | {"MLFLOW_S3_ENDPOINT_URL": endpoint}, stdout=(work / "mlflow.log").open("w"),
             stderr=subprocess.STDOUT,
         )  # fmt: skip
-        started["mlflow server"] = [psutil.Process(server.pid)]
-        wait_http(f"{tracking}/health")
-        phase("mlflow server")
+        started["mlflow server"] = [psutil.Process(server.pid)]  # ready by the time both nodes are up
 
         ray = str(BIN / "ray")
         run_checked(
@@ -152,7 +150,8 @@ def main(work: Path, log: Path, repo: Path) -> None:
         run_checked(
             ["unshare", "--mount", "--propagation", "private", "--fork", "sh", "-c", node], env=env, timeout=240
         )
-        phase("ray head and node")
+        wait_http(f"{tracking}/health")
+        phase("mlflow server, ray head and node")
 
         from ray.job_submission import JobSubmissionClient
         from ray.util.state import list_actors, list_nodes, list_tasks
