@@ -75,32 +75,29 @@ def disk_points(points: np.ndarray, curvature: float = 1.0, centre: int | None =
     ValueError for anything but finite (n >= 1, d >= 2) points inside the ball, a
     curvature that is not positive, or a centre that is not a row.
     """
-    x = np.asarray(points, dtype=np.float64) * np.sqrt(curvature) if curvature > 0 else None
-    if x is None or x.ndim != 2 or x.shape[0] < 1 or x.shape[1] < 2 or not np.isfinite(x).all():
+    import geoopt
+    import torch
+
+    x = np.asarray(points, dtype=np.float64)
+    if curvature <= 0 or x.ndim != 2 or x.shape[0] < 1 or x.shape[1] < 2 or not np.isfinite(x).all():
         raise ValueError(f"a disk needs finite (n, d >= 2) points and a curvature > 0, got {np.shape(points)}, "
                          f"curvature {curvature}")  # fmt: skip
+    x = x * np.sqrt(curvature)  # onto the unit ball
     if (np.linalg.norm(x, axis=1) >= 1).any():
         raise ValueError(f"points outside the Poincaré ball of curvature {curvature}")
     if centre is not None and not 0 <= centre < len(x):
         raise ValueError(f"centre {centre} is not one of the {len(x)} points")
     if x.shape[1] == 2:
         return x
-    c = x[np.argmin(np.linalg.norm(x, axis=1)) if centre is None else centre]
-    x = _mobius_add(np.broadcast_to(-c, x.shape), x)  # the centre at the origin
-    r = np.minimum(np.linalg.norm(x, axis=1, keepdims=True), 1 - 1e-15)  # rounding after the translation
-    tangent = np.arctanh(r) * x / np.maximum(r, 1e-300)  # logmap0 of the unit ball: half the distance from 0
+    ball, y = geoopt.PoincareBall(c=1.0), torch.from_numpy(x)
+    c = y[np.argmin(np.linalg.norm(x, axis=1)) if centre is None else centre]
+    moved = ball.mobius_add(-c.expand_as(y), y, project=False)  # the centre at the origin
+    tangent = ball.logmap0(moved).numpy()
     _, _, axes = np.linalg.svd(tangent - tangent.mean(axis=0), full_matrices=False)
     flat = tangent @ axes[:2].T if len(axes) >= 2 else np.zeros((len(x), 2))  # (n, 2)
     length = np.linalg.norm(flat, axis=1, keepdims=True)
     direction = np.where(length > 0, flat / np.maximum(length, 1e-300), np.array([1.0, 0.0]))
-    return r * direction  # expmap0 of the whole tangent length: tanh(artanh(r)) = r, the distance kept
-
-
-def _mobius_add(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """x ⊕ y on the unit ball, row by row (Ungar's gyrovector addition, as geoopt's `mobius_add`)."""
-    xy = np.sum(x * y, axis=1, keepdims=True)
-    x2, y2 = np.sum(x * x, axis=1, keepdims=True), np.sum(y * y, axis=1, keepdims=True)
-    return ((1 + 2 * xy + y2) * x + (1 - x2) * y) / np.maximum(1 + 2 * xy + x2 * y2, 1e-300)
+    return np.linalg.norm(moved.numpy(), axis=1, keepdims=True) * direction  # the whole distance from the centre
 
 
 def non_overlapping_labels(ax, xy: np.ndarray, texts: np.ndarray, order: np.ndarray, most: int) -> list:

@@ -177,12 +177,10 @@ def main(work: Path, log: Path, repo: Path) -> None:
         # pairs are there, training without --storage on two nodes: refused at its start.
         began = time.monotonic()
         pipeline = client.submit_job(entrypoint=" && ".join(commands.values()), runtime_env=job_env)
-        refused = None
-        while not client.get_job_status(pipeline).is_terminal() or refused is None:
-            if refused is None and storage.exists(f"{s3}/pairs/report.json"):
+        refused, pairs = None, f"{s3}/pairs/report.json"
+        while not client.get_job_status(pipeline).is_terminal():
+            if refused is None and storage.exists(pairs):
                 refused = client.submit_job(entrypoint=commands["train"].split(" --storage")[0], runtime_env=job_env)
-            elif refused is None and client.get_job_status(pipeline).is_terminal():
-                break  # the pipeline failed before its pairs: said below
             time.sleep(1)
         while refused is not None and not client.get_job_status(refused).is_terminal():
             time.sleep(1)
@@ -192,7 +190,7 @@ def main(work: Path, log: Path, repo: Path) -> None:
             raise RuntimeError(f"pipeline: {status.value}\n{logs[-4000:]}")
         result["stages"]["pipeline"] = {"seconds": round(time.monotonic() - began, 1)}
         if refused is None:
-            raise RuntimeError(f"the pipeline succeeded but {s3}/pairs/report.json was never seen")
+            raise RuntimeError(f"the pipeline succeeded but {pairs} was never seen")
         result["no_storage"] = {"status": client.get_job_status(refused).value,
                                 "log": client.get_job_logs(refused)[-600:]}  # fmt: skip
         # Where every task and actor ran (each `sessionflow` command is a Ray job of its own, so all of them).
