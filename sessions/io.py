@@ -56,7 +56,8 @@ class ParquetSink:
     prepares the next frame (polars releases the GIL, so reading and writing share
     the cores); at most two frames wait. On a clean exit the manifest is written
     (`publish_dataset`); on an exception inside the `with` block the new parts are
-    deleted and whatever was published at `path` before is left as it was.
+    deleted, and so is the dataset's directory when nothing was published there
+    before; whatever was published at `path` before is left as it was.
 
     Example:
         >>> with ParquetSink("s3://bucket/out/events.parquet", EVENT_SCHEMA) as sink:
@@ -103,6 +104,8 @@ class ParquetSink:
             self._pool.shutdown()
             if failed:
                 storage.remove_files(storage.join(self.path, name) for name, _ in self._parts)
+                if not storage.list_files(self.path, recursive=True, hidden=True):  # nothing published here before
+                    storage.remove(self.path)
         if failed:
             return
         if not self._parts:  # an empty dataset still tells its schema

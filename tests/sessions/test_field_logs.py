@@ -180,6 +180,7 @@ def test_strict_makes_a_damaged_file_an_error_naming_it(tmp_path):
     with pytest.raises(DamagedInputError, match=r"user-ct-test-collection-02\.txt\.gz: damaged \(.*end marker"):
         ingest([path], "aol", tmp_path / "a", options=ReadOptions(strict=True))
     assert not (tmp_path / "a" / "report.json").exists()  # nothing that looks complete
+    assert not list((tmp_path / "a").glob("*.parquet"))  # nor an empty dataset folder
     result = CliRunner().invoke(app, ["ingest", str(path), "-f", "aol", "-o", str(tmp_path / "b"), "--strict",
                                       "--engine", "local"])  # fmt: skip
     assert result.exit_code == 2 and "Traceback" not in result.output
