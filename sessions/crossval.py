@@ -168,17 +168,7 @@ def nested_cv(
     for f in range(outer):
         train = with_fold.filter(pl.col("fold") != f).drop("fold")
         test = with_fold.filter(pl.col("fold") == f).drop("fold")
-        inner_folds = user_folds(train, inner, seed + 1 + f)
-        train_in = train.join(inner_folds, on="user_id")
-        inner_scores = {}
-        for name, method in candidates.items():
-            scores = []
-            for j in range(inner):
-                fit_on = train_in.filter(pl.col("fold") != j).drop("fold")
-                held = train_in.filter(pl.col("fold") == j).drop("fold")
-                scores.append(_score(held, method.fit(fit_on)(held), selection))
-            inner_scores[name] = float(np.mean(scores))
-        chosen = max(inner_scores, key=lambda name: inner_scores[name])  # first of the best
+        chosen, inner_scores = choose(train, candidates, selection, inner, seed + 1 + f)
         grouped = candidates[chosen].fit(train)(test)
         predicted.append(grouped)
         for score in compare(test, {"x": grouped}).drop("system").iter_rows(named=True):
@@ -187,6 +177,29 @@ def nested_cv(
                 "users": test["user_id"].n_unique(), "rows": test.height, **score,
             })  # fmt: skip
     return CVResult(pl.DataFrame(rows), pl.concat(predicted, how="diagonal_relaxed"), selection)
+
+
+def choose(
+    gold: pl.DataFrame,
+    candidates: Mapping[str, Method],
+    selection: tuple[str, str, str] = ("sessions", "sessions", "f1"),
+    folds: int = 4,
+    seed: int = 0,
+) -> tuple[str, dict[str, float]]:
+    """The candidate with the best mean `selection` score over `folds` user folds of
+    `gold` (`user_folds` with `seed`; ties: the first given), and every candidate's
+    mean score: the inner loop of `nested_cv`, and how a model fitted on all the
+    users is chosen. Candidates must be prepared (`Method.prepare`) on `gold`'s events."""
+    with_fold = gold.join(user_folds(gold, folds, seed), on="user_id")
+    means = {}
+    for name, method in candidates.items():
+        scores = []
+        for j in range(folds):
+            fit_on = with_fold.filter(pl.col("fold") != j).drop("fold")
+            held = with_fold.filter(pl.col("fold") == j).drop("fold")
+            scores.append(_score(held, method.fit(fit_on)(held), selection))
+        means[name] = float(np.mean(scores))
+    return max(means, key=lambda name: means[name]), means
 
 
 def chosen_counts(result: CVResult) -> dict[str, int]:

@@ -180,6 +180,18 @@ class SameSessionClassifier:
         """True where a session starts (every user's first row included)."""
         return self.p_same(features) < self.cfg.threshold
 
+    def session_breaks(self, ordered: pl.DataFrame, lexicon: Lexicon | None = None) -> np.ndarray:
+        """(n,) bool, True where a session starts, for rows in `user_time_order`
+        (`row_id`, `user_id`, `ts`, `query`; every user's first row True): the
+        classifier on `pair_features` (`sessions.segment.SessionClassifier`).
+        ValueError when the classifier was fitted on other features."""
+        if tuple(self.features) != PAIR_FEATURES:
+            raise ValueError(
+                f"the classifier was fitted on features {list(self.features)}; this version computes "
+                f"{list(PAIR_FEATURES)}: train it again (sessionflow train segmenter)"
+            )
+        return self.breaks(pair_features(ordered, lexicon))
+
 
 class LearnedMethod(Method):
     """`SameSessionClassifier` as a candidate of `sessions.crossval.nested_cv`: features
@@ -208,10 +220,14 @@ class LearnedMethod(Method):
         part = self._ordered.join(events.select("row_id"), on="row_id", how="semi")
         return part, self._features[part["_i"].to_numpy()]
 
-    def fit(self, train: pl.DataFrame) -> Segmenter:
+    def classifier(self, train: pl.DataFrame) -> SameSessionClassifier:
+        """The classifier fitted on the consecutive pairs of `train`'s users (labelled events)."""
         part, features = self._rows(train)
         part = part.join(train.select("row_id", self.gold), on="row_id", how="left", maintain_order="left")
-        classifier = SameSessionClassifier.fit(features, same_labels(part, self.gold), self.cfg)
+        return SameSessionClassifier.fit(features, same_labels(part, self.gold), self.cfg)
+
+    def fit(self, train: pl.DataFrame) -> Segmenter:
+        classifier = self.classifier(train)
 
         def segmenter(events: pl.DataFrame) -> pl.DataFrame:
             rows, x = self._rows(events)

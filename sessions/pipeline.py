@@ -33,7 +33,14 @@ from sessions.missions import Embedder, MissionConfig, common_terms, link_missio
 from sessions.parallel import default_workers, ordered_map
 from sessions.records import DEFAULT_BLOCK_BYTES
 from sessions.schema import EVENT_SCHEMA, REJECTED_SCHEMA
-from sessions.segment import PairScorer, SegmentConfig, segment_ordered, user_chunks, user_time_order
+from sessions.segment import (
+    PairScorer,
+    SegmentConfig,
+    SessionClassifier,
+    segment_ordered,
+    user_chunks,
+    user_time_order,
+)
 from sessions.segment import chunk_rows as default_chunk_rows
 
 SESSIONS_FILE = "sessions.parquet"
@@ -154,6 +161,12 @@ def iter_sessions(
 
     chunks = user_chunks(ordered["user_id"], chunk_rows or default_chunk_rows(ordered.height))
     yield from ordered_map(run, chunks, workers)
+
+
+def embedder_of(model: PairScorer | SessionClassifier | None) -> Embedder | None:
+    """What of a segmentation model mission linking takes: a session model's vectors
+    (it is an `Embedder`); a segmenter model (a `SessionClassifier`) has none."""
+    return None if model is None or isinstance(model, SessionClassifier) else model  # type: ignore[return-value]
 
 
 def sessions_with_missions(

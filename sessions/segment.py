@@ -15,8 +15,10 @@ same session or a break. The methods (`SegmentConfig.method`):
   session model), a pair that lexical evidence would break is joined when the
   scorer's same-session probability is at least `min_p_same` (a further stage of the
   cascade: the model sees only the cases the cheap evidence leaves open);
-- `learned`: a break when the scorer's same-session probability is below
-  `min_p_same`, whatever the gap.
+- `learned`: a model decides every consecutive pair, whatever the gap: a
+  `SessionClassifier` (the same-session classifier of `sessions.learned`, trained
+  on gold sessions: `sessionflow train segmenter`) with its own threshold, or a
+  `PairScorer` (the session model) with a break below `min_p_same`.
 
 "The session so far" is the session the pairwise decisions made up to the previous
 query: a query those decisions separate is joined back when at least
@@ -31,7 +33,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import asdict, dataclass, field
-from typing import Literal, Protocol
+from typing import Literal, Protocol, runtime_checkable
 
 import numpy as np
 import polars as pl
@@ -50,6 +52,17 @@ class PairScorer(Protocol):
     def __call__(self, a: pl.Series, b: pl.Series) -> np.ndarray: ...
 
 
+@runtime_checkable
+class SessionClassifier(Protocol):
+    """A model of consecutive pairs that decides where sessions start (`sessions.learned.
+    SameSessionClassifier`): it sees the gap and the session so far, not the texts alone."""
+
+    def session_breaks(self, ordered: pl.DataFrame, lexicon: Lexicon | None = None) -> np.ndarray:
+        """(n,) bool for rows in `user_time_order` (row_id, user_id, ts, query): True
+        where a session starts, every user's first row included."""
+        ...
+
+
 @dataclass(frozen=True)
 class SegmentConfig:
     """How sessions are cut; see the module docstring for each method."""
@@ -57,7 +70,7 @@ class SegmentConfig:
     method: Method = field(
         default="cascade",
         metadata={
-            "help": "how sessions are cut: time gap, lexical, cascade (Hagen et al. 2013), learned (session model)"
+            "help": "how sessions are cut: time gap, lexical, cascade (Hagen et al. 2013), learned (a model, --model)"
         },
     )
     gap_minutes: float = field(default=30.0, metadata={"help": "time: break after a gap of this many minutes"})
@@ -103,7 +116,9 @@ class SegmentConfig:
         return asdict(self)
 
 
-def segment(events: pl.DataFrame | pl.LazyFrame, cfg: SegmentConfig, scorer: PairScorer | None = None) -> pl.DataFrame:
+def segment(
+    events: pl.DataFrame | pl.LazyFrame, cfg: SegmentConfig, scorer: PairScorer | SessionClassifier | None = None
+) -> pl.DataFrame:
     """Sessions of canonical events: `SESSION_COLUMNS`, each user's events together in
     time order (users in order of first appearance when the input needs sorting).
 
@@ -116,12 +131,18 @@ def segment(events: pl.DataFrame | pl.LazyFrame, cfg: SegmentConfig, scorer: Pai
 
 
 def segment_ordered(
-    df: pl.DataFrame, cfg: SegmentConfig, scorer: PairScorer | None = None, lexicon: Lexicon | None = None
+    df: pl.DataFrame,
+    cfg: SegmentConfig,
+    scorer: PairScorer | SessionClassifier | None = None,
+    lexicon: Lexicon | None = None,
 ) -> pl.DataFrame:
     """`segment` of rows already in `user_time_order` (`lexicon`: of their queries, if
-    the caller has one to share)."""
+    the caller has one to share). ValueError for `learned` without a model, and for a
+    `SessionClassifier` with another method (it decides every pair or none)."""
     if cfg.method == "learned" and scorer is None:
-        raise ValueError("method 'learned' needs a session model (a PairScorer)")
+        raise ValueError("method 'learned' needs a model: a segmenter model or a session model")
+    if cfg.method != "learned" and isinstance(scorer, SessionClassifier):
+        raise ValueError(f"a segmenter model decides method 'learned' only, not {cfg.method!r}")
     df = df.with_columns(
         first=(pl.col("user_id") != pl.col("user_id").shift()).fill_null(True),
         gap_s=pl.col("ts").diff().dt.total_seconds(fractional=True),
@@ -175,11 +196,15 @@ def number_sessions(df: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _breaks(df: pl.DataFrame, cfg: SegmentConfig, scorer: PairScorer | None, lexicon: Lexicon | None) -> np.ndarray:
+def _breaks(
+    df: pl.DataFrame, cfg: SegmentConfig, scorer: PairScorer | SessionClassifier | None, lexicon: Lexicon | None
+) -> np.ndarray:
     first = df["first"].to_numpy()
     gap = df["gap_s"].fill_null(0.0).to_numpy()
     if cfg.method == "time":
         return first | (gap > cfg.gap_minutes * 60)
+    if isinstance(scorer, SessionClassifier):  # method learned (segment_ordered checked)
+        return first | scorer.session_breaks(df.select(SESSION_COLUMNS[:4]), lexicon)
     if cfg.method == "learned":
         assert scorer is not None
         return first | ~_scored_same(df, ~first, scorer, cfg.min_p_same)

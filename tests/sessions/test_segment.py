@@ -91,7 +91,7 @@ def test_a_pair_scorer_decides_what_the_cascade_would_break_and_all_of_learned()
     assert sessions_of(cascade) == ["u/0", "u/0", "u/1", "u/1", "u/1", "u/2"]
     assert sessions_of(learned) == ["u/0", "u/0", "u/1", "u/1", "u/2", "u/2"]
     assert calls == [3, 5]
-    with pytest.raises(ValueError, match="needs a session model"):
+    with pytest.raises(ValueError, match="needs a model"):
         segment(events, SegmentConfig(method="learned"))
 
 

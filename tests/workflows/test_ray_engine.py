@@ -104,8 +104,13 @@ def test_logs_from_the_field_read_alike_on_both_engines(ray_cluster, tmp_path):
         ray_jobs.ingest([logs], "aol", tmp_path / "strict", buckets=3, options=ReadOptions(strict=True))
 
 
-def test_segment_on_ray_equals_local(ray_cluster, logs, tmp_path):
+def test_segment_on_ray_equals_local(ray_cluster, logs, store, tmp_path):
+    import mlflow
+
+    from sessions.learned import LearnedConfig, LearnedMethod
     from workflows.distributed import data as ray_jobs
+    from workflows.jobs.evaluate_segmentation import read_gold
+    from workflows.tracking.segmenter_model import log_segmenter_model, segmentation_model
 
     seg, missions = SegmentConfig(), MissionConfig()
     ray_report = ray_jobs.segment(logs, "aol", tmp_path / "ray", seg, missions, buckets=4)
@@ -115,10 +120,18 @@ def test_segment_on_ray_equals_local(ray_cluster, logs, tmp_path):
     assert same(read_table(tmp_path / "ray" / "rejected.parquet"), read_table(tmp_path / "local" / "rejected.parquet"))
     assert ray_report.sessions == local_sessions["session_id"].n_unique()
     assert ray_report.missions == local_sessions["mission_id"].n_unique()
-    # from an ingest directory too, and with another number of buckets
+    # from an ingest directory too, with another number of buckets, and a registered segmenter model that
+    # each Ray task loads from the store (`--method learned --model models:/segmenter-model@champion`)
+    with mlflow.start_run():
+        gold = read_gold(str(logs[0]), "aol").events
+        uri = log_segmenter_model(LearnedMethod(LearnedConfig(model="logistic")).classifier(gold), "sessions")
+    learned = SegmentConfig(method="learned")
     local_ingest(logs, "aol", tmp_path / "events")
-    ray_jobs.segment([tmp_path / "events"], None, tmp_path / "ray2", seg, missions, buckets=2)
-    assert same(read_table(tmp_path / "ray2" / "sessions.parquet"), local_sessions)
+    ray_jobs.segment([tmp_path / "events"], None, tmp_path / "ray2", learned, missions, buckets=2, model_uri=uri)
+    segment_logs(logs, "aol", tmp_path / "local2", learned, missions, scorer=segmentation_model(uri))
+    by_model = read_table(tmp_path / "local2" / "sessions.parquet")
+    assert same(read_table(tmp_path / "ray2" / "sessions.parquet"), by_model)
+    assert not same(by_model, local_sessions)  # the model decided, not the cascade
 
 
 def test_mine_on_ray_equals_local(ray_cluster, logs, tmp_path):

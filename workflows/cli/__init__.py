@@ -6,6 +6,7 @@
     sessionflow segment out/events --method cascade --output out/sessions
     sessionflow evaluate segmentation --gt webis-smc-12.dev.txt --format webis-smc --method all
     sessionflow evaluate crossval --gt gayo-avello-2009.dev.csv --format gayo-avello
+    sessionflow train segmenter --gt gayo-avello-2009.dev.csv --format gayo-avello
     sessionflow mine out/sessions --output out/pairs
     sessionflow train session --pairs out/pairs --model minilm-local --workers 2
     sessionflow evaluate pairs --model models:/session-model@champion --pairs out/pairs
@@ -42,6 +43,7 @@ from workflows.jobs.score import ScoreJob
 from workflows.jobs.segment import SegmentJob
 from workflows.jobs.synth import SynthJob
 from workflows.jobs.train_hierarchy import TrainHierarchyJob
+from workflows.jobs.train_segmenter import TrainSegmenterJob
 from workflows.jobs.train_session import TrainSessionJob
 
 app = typer.Typer(
@@ -55,7 +57,8 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 evaluate_app = typer.Typer(help="Score results against ground truth.", no_args_is_help=True, rich_markup_mode=None)
-train_app = typer.Typer(help="Train models with Ray Train; runs and models go to MLflow.", no_args_is_help=True,
+train_app = typer.Typer(help="Train models (the encoders with Ray Train, the segmenter with scikit-learn); runs and "
+                        "models go to MLflow.", no_args_is_help=True,
                         rich_markup_mode=None)  # fmt: skip
 
 # every command: its job's config (the options), the function that runs it and prints
@@ -71,6 +74,7 @@ COMMANDS = [
     (app, "promote", PromoteJob, models.promote),
     (train_app, "session", TrainSessionJob, train.session),
     (train_app, "hierarchy", TrainHierarchyJob, train.hierarchy),
+    (train_app, "segmenter", TrainSegmenterJob, train.segmenter),
     (evaluate_app, "segmentation", EvaluateSegmentationJob, evaluate.segmentation),
     (evaluate_app, "crossval", EvaluateCrossvalJob, evaluate.crossval),
     (evaluate_app, "pairs", EvaluatePairsJob, evaluate.pairs),

@@ -17,7 +17,8 @@ def segment(job: SegmentJob) -> None:
     Methods: time (gap threshold), lexical (3-gram Jaccard and term overlap with the
     previous query and the session so far), cascade (short gaps join, long gaps
     break, lexical evidence decides in between; after Hagen et al. 2013), learned
-    (the session model's p_same of each consecutive pair, --model). With
+    (--model decides each consecutive pair: a segmenter model from `train
+    segmenter`, or a session model's p_same). With
     --engine ray (the default) users are hash-shuffled into buckets and segmented by
     Ray tasks; --engine local runs one process; both give the same sessions.
     """

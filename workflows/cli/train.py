@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from workflows.cli.progress import out, summary_table
 from workflows.jobs.train_hierarchy import TrainHierarchyJob
+from workflows.jobs.train_segmenter import TrainSegmenterJob
 from workflows.jobs.train_session import TrainSessionJob
 
 
@@ -40,6 +41,25 @@ def hierarchy(job: TrainHierarchyJob) -> None:
 
     cfg = job.hierarchy
     print_outcome(f"train hierarchy ({cfg.data}, {cfg.model}, {cfg.manifold}, dim {cfg.dim})", run(job))
+
+
+def segmenter(job: TrainSegmenterJob) -> None:
+    """Fit the same-session classifier on ground truth, with its nested CV estimate.
+
+    A scikit-learn classifier (gradient boosting or logistic regression; --classifier
+    auto lets inner folds choose) of P(same session) for each consecutive pair of a
+    user's queries, over the gap, lexical similarities with the previous query and
+    the user's last five, repeats, lengths, the user's activity and the shipped
+    cascade's decision. User-level nested cross-validation on --gt gives the estimate
+    (cv_f1_mean and the rest, mean and sd over outer folds), with the shipped cascade
+    on the same folds (cascade_cv_*); then the classifier is fitted on every user,
+    logged to MLflow and registered as `segmenter-model` (champion when its cv_f1_mean
+    is the best on the same file and level). Use it with `segment --method learned
+    --model models:/segmenter-model@champion`. One process, no Ray.
+    """
+    from workflows.jobs.train_segmenter import run
+
+    print_outcome(f"train segmenter ({job.gt}, {job.classifier})", run(job))
 
 
 def print_outcome(title: str, outcome) -> None:

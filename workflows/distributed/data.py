@@ -28,6 +28,7 @@ from sessions.pipeline import (
     SESSIONS_FILE,
     SESSIONS_SCHEMA,
     SegmentReport,
+    embedder_of,
     iter_sessions,
     write_segment_report,
 )
@@ -122,17 +123,14 @@ def _bucket_sessions(
     if model_uri:
         import mlflow
 
-        from workflows.tracking.session_model import SessionScorer
+        from workflows.tracking.segmenter_model import segmentation_model
 
         mlflow.set_tracking_uri(tracking)
-        model = SessionScorer(model_uri)
+        model = segmentation_model(model_uri)
     for directory in batch["dir"].to_pylist():
         events = read_bucket(directory, offsets)
-        parts = list(
-            iter_sessions(
-                events, seg, missions, model, common=pl.Series(common, dtype=pl.String), workers=1, embedder=model
-            )
-        )
+        terms = pl.Series(common, dtype=pl.String)
+        parts = list(iter_sessions(events, seg, missions, model, common=terms, workers=1, embedder=embedder_of(model)))
         sessions = pl.concat(parts) if parts else pl.DataFrame(schema=SESSIONS_SCHEMA)
         counts = {"sessions": sessions["session_id"].n_unique(), "missions": sessions["mission_id"].n_unique()}
         summaries.append({**_write_part(sessions, target, run, directory), **counts})

@@ -64,12 +64,17 @@ class EvaluateCrossvalJob:
     seed: int = field(default=0, metadata={"help": "how users are dealt into folds"})
 
     def __post_init__(self) -> None:
-        if self.folds < 2 or self.inner < 2:
-            raise ValueError("--folds and --inner must be at least 2")
-        if self.seed < 0:
-            raise ValueError(f"--seed {self.seed}: must not be negative")
-        if self.level not in (None, "sessions", "missions"):
-            raise ValueError(f"--level {self.level}: choose sessions or missions")
+        check_cv_settings(self.folds, self.inner, self.seed, self.level)
+
+
+def check_cv_settings(folds: int, inner: int, seed: int, level: str | None) -> None:
+    """ValueError in one line for folds or inner folds under 2, a negative seed, or an unknown level."""
+    if folds < 2 or inner < 2:
+        raise ValueError("--folds and --inner must be at least 2")
+    if seed < 0:
+        raise ValueError(f"--seed {seed}: must not be negative")
+    if level not in (None, "sessions", "missions"):
+        raise ValueError(f"--level {level}: choose sessions or missions")
 
 
 @dataclass(frozen=True)
@@ -145,24 +150,41 @@ def systems(level: str) -> dict[str, dict[str, Method]]:
     }
 
 
+@dataclass(frozen=True)
+class LabelledUsers:
+    """A ground-truth file's users with a label at `level` (`gold`), as cross-validation takes them."""
+
+    gold: pl.DataFrame  # the events of users with at least one label at `level`
+    level: str  # sessions or missions
+    column: str  # gold_session or gold_mission
+    read: GoldLog
+    users_unlabelled: int  # users without a label at `level`: left out
+
+
+def labelled_users(gt: str | None, fmt: str | None, level: str | None) -> LabelledUsers:
+    """Read `gt` and keep the users labelled at `level` (not set: sessions where the
+    file has them, else missions). ValueError / FileNotFoundError in one line for a
+    missing file or option, or a level the file does not have."""
+    gt = common.require(gt, "gt")
+    read = read_gold(gt, common.require(fmt, "format"))
+    present = dict((name, col) for col, name in gold_levels(read.events))
+    level = level or next(iter(present))
+    if level not in present:
+        raise ValueError(f"--level {level}: {gt} has gold {' and '.join(present)} only")
+    gold = read.events.filter(pl.col(present[level]).is_not_null().any().over("user_id"))
+    unlabelled = read.events["user_id"].n_unique() - gold["user_id"].n_unique()
+    return LabelledUsers(gold, level, present[level], read, unlabelled)
+
+
 def run(job: EvaluateCrossvalJob) -> CrossvalScores:
     """Nested cross-validation of every system of `systems` on `job.gt`.
 
     ValueError / FileNotFoundError for bad settings or inputs (fewer users than folds).
     """
-    gt = common.require(job.gt, "gt")
-    read = read_gold(gt, common.require(job.format, "format"))
-    gold = read.events
-    present = [name for _, name in gold_levels(gold)]
-    level = job.level or present[0]
-    if level not in present:
-        raise ValueError(f"--level {level}: {gt} has gold {' and '.join(present)} only")
-    column = dict((name, col) for col, name in gold_levels(gold))[level]
-    labelled = gold.filter(pl.col(column).is_not_null().any().over("user_id"))
-    users_unlabelled = gold["user_id"].n_unique() - labelled["user_id"].n_unique()
-    gold = labelled
+    users = labelled_users(job.gt, job.format, job.level)
+    gold, level = users.gold, users.level
     results = {
         name: nested_cv(gold, candidates, (level, level, "f1"), outer=job.folds, inner=job.inner, seed=job.seed)
         for name, candidates in systems(level).items()
     }
-    return CrossvalScores(results, level, gold, read, users_unlabelled)
+    return CrossvalScores(results, level, gold, users.read, users.users_unlabelled)

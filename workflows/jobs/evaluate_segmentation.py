@@ -17,8 +17,8 @@ import polars as pl
 
 from sessions.metrics import BASELINE_GAP_MINUTES, compare, compare_by_user_size, gold_levels
 from sessions.missions import MissionConfig
-from sessions.pipeline import sessions_with_missions
-from sessions.segment import SegmentConfig, segment
+from sessions.pipeline import embedder_of, sessions_with_missions
+from sessions.segment import SegmentConfig, SessionClassifier, segment
 from workflows.jobs import common
 from workflows.jobs.segment import LEXICAL_METHODS, MODEL_HELP, NEEDS_MODEL, check_method, session_scorer
 
@@ -48,17 +48,19 @@ def groupings(
 ) -> dict[str, pl.DataFrame]:
     """Every method's sessions and missions of `gold` (its name -> its configs), the
     groupings made elsewhere (`systems`: name -> frame with row_id, session_id[,
-    mission_id]) and the time-gap baselines, by name. With `scorer` (a session model)
-    the methods it takes part in also run with it, as `<name> + model`; `learned`
-    only so. ValueError when `gold` has nothing to score against."""
+    mission_id]) and the time-gap baselines, by name. With `scorer` (a session model,
+    or a segmenter model's classifier) the methods it takes part in also run with it,
+    as `<name> + model`; `learned` only so. ValueError when `gold` has nothing to
+    score against."""
     if not has_gold(gold):
         raise ValueError("the log has no gold sessions or missions to score against")
     systems = dict(systems or {})
+    with_model = ("learned",) if isinstance(scorer, SessionClassifier) else WITH_MODEL
     for name, (seg, missions) in methods.items():
         if seg.method != "learned":
             systems[name] = sessions_with_missions(gold, seg, missions)
-        if scorer is not None and seg.method in WITH_MODEL:
-            systems[f"{name} + model"] = sessions_with_missions(gold, seg, missions, scorer, scorer)
+        if scorer is not None and seg.method in with_model:
+            systems[f"{name} + model"] = sessions_with_missions(gold, seg, missions, scorer, embedder_of(scorer))
     for minutes in BASELINE_GAP_MINUTES:
         systems[f"time-gap {minutes} min"] = segment(gold, SegmentConfig(method="time", gap_minutes=minutes))
     return systems

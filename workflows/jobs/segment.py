@@ -15,8 +15,10 @@ from workflows.jobs import common
 LEXICAL_METHODS = ("time", "lexical", "cascade")  # need no model
 NEEDS_MODEL = ("learned",)
 MODEL_HELP = (
-    "a session model (models:/session-model@champion, models:/NAME/VERSION, runs:/...): decides `learned`, "
-    "the middle stage of `cascade`, and adds embedding links to missions"
+    "a model URI (models:/NAME@ALIAS, models:/NAME/VERSION, runs:/...): a segmenter model "
+    "(models:/segmenter-model@champion, `train segmenter`) decides `learned`; a session model "
+    "(models:/session-model@champion) decides `learned`, or the middle stage of `cascade`, and adds "
+    "embedding links to missions"
 )
 
 
@@ -42,18 +44,19 @@ class SegmentJob:
 def check_method(method: str, model: str | None) -> None:
     """ValueError for a method that needs a session model when none is given."""
     if method in NEEDS_MODEL and model is None:
-        raise ValueError(f"--method {method} needs --model (a session model)")
+        raise ValueError(f"--method {method} needs --model (a segmenter model or a session model)")
 
 
-def session_scorer(model: str | None):  # -> SessionScorer | None
-    """The session model at `model` (an MLflow model URI) as segmentation takes it; None without one."""
+def session_scorer(model: str | None):  # -> SameSessionClassifier | SessionScorer | None
+    """The model at `model` (an MLflow model URI) as segmentation takes it
+    (`workflows.tracking.segmenter_model.segmentation_model`); None without one."""
     if model is None:
         return None
-    from workflows.tracking.session_model import SessionScorer
+    from workflows.tracking.segmenter_model import segmentation_model
     from workflows.tracking.store import use_store
 
     use_store()
-    return SessionScorer(model)
+    return segmentation_model(model)
 
 
 def run(job: SegmentJob, on_rows: Callable[[int], None] | None = None) -> SegmentReport:
@@ -73,6 +76,10 @@ def run(job: SegmentJob, on_rows: Callable[[int], None] | None = None) -> Segmen
         from workflows.tracking.store import require_model
 
         require_model(job.model)
+    if job.model:
+        from workflows.tracking.segmenter_model import check_method as check_model
+
+        check_model(job.model, job.segment.method)
     common.check_log_inputs(job.inputs, job.format)
     output = common.output_dir(job.output, SESSIONS_FILE, job.overwrite, job.inputs)
     if job.engine == "ray":
@@ -84,10 +91,11 @@ def run(job: SegmentJob, on_rows: Callable[[int], None] | None = None) -> Segmen
             report = data.segment(job.inputs, job.format, output, job.segment, job.missions, options=job.read,
                                   model_uri=job.model, config=config)  # fmt: skip
     else:
-        from sessions.pipeline import segment_logs
+        from sessions.pipeline import embedder_of, segment_logs
 
         on_block = (lambda path, parsed: on_rows(parsed.rows_read)) if on_rows else None
         report = segment_logs(job.inputs, job.format, output, job.segment, job.missions, options=job.read,
-                              scorer=scorer, embedder=scorer, config=config, on_block=on_block)  # fmt: skip
+                              scorer=scorer, embedder=embedder_of(scorer), config=config,
+                              on_block=on_block)  # fmt: skip
     common.require_rows_read(report.to_dict(), output)
     return report

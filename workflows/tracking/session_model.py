@@ -104,9 +104,16 @@ class SessionScorer:
     `sessions.segment.PairScorer` (p_same of query pairs) and a
     `sessions.missions.Embedder` (vectors, and p_same of their dot products)."""
 
-    def __init__(self, uri: str) -> None:
+    def __init__(self, uri: str, loaded: mlflow.pyfunc.PyFuncModel | None = None) -> None:
+        """Load the session model at `uri` (or take it as `loaded` already); ValueError
+        in one line when there is none, or the model there is of another kind."""
+        from mlflow.exceptions import MlflowException
+
         self.uri = uri
-        model = load(uri).unwrap_python_model()
+        try:
+            model = (loaded or load(uri)).unwrap_python_model()
+        except MlflowException:
+            model = None
         if not isinstance(model, SessionModel) or model.encoder is None or model.calibration is None:
             raise ValueError(f"{uri} is not a session model")
         self.encoder, self.calibration = model.encoder, model.calibration

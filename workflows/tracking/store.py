@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import math
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -85,12 +85,12 @@ def training_run(experiment: str, job: str, params: Mapping[str, Any], run_name:
         yield run.info.run_id
 
 
-def pip_requirements() -> list[str]:
-    """`name==version` of the packages a logged model needs, local version tags removed."""
+def pip_requirements(names: Sequence[str] = REQUIREMENTS) -> list[str]:
+    """`name==version` of the packages a logged model needs (`names`, as installed), local version tags removed."""
     from importlib.metadata import PackageNotFoundError, version
 
     pins = []
-    for name in REQUIREMENTS:
+    for name in names:
         try:
             pins.append(f"{name}=={version(name).split('+')[0]}")
         except PackageNotFoundError:

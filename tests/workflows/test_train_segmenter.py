@@ -1,0 +1,68 @@
+"""`sessionflow train segmenter` on the real Gayo-Avello development users: the nested
+CV estimate it logs, the registered model, and `segment --method learned` with it
+(one engine here; the Ray engine's agreement is in test_ray_engine.py)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import mlflow
+import polars as pl
+import pytest
+from typer.testing import CliRunner
+
+from sessions.io import read_table
+from sessions.learned import LearnedConfig, LearnedMethod
+from workflows.cli import app
+from workflows.jobs.evaluate_segmentation import read_gold
+
+ROOT = Path(__file__).resolve().parents[2]
+GAYO = ROOT.parent / "shared" / "data" / "sessions-gt" / "gayo-avello-2009.dev.csv"
+runner = CliRunner()
+pytestmark = pytest.mark.skipif(not GAYO.exists(), reason="the shared ground truth is not here")
+
+
+def test_train_segmenter_logs_its_estimate_registers_and_segments_a_log(store, tmp_path):
+    trained = runner.invoke(app, ["train", "segmenter", "--gt", str(GAYO), "--format", "gayo-avello",
+                                  "--classifier", "logistic"])  # fmt: skip
+    assert trained.exit_code == 0, trained.output
+    assert "models:/segmenter-model/1" in trained.output and "0.862 ± 0.066" in trained.output
+
+    version = store.get_model_version_by_alias("segmenter-model", "champion")
+    run = store.get_run(version.run_id)
+    # the figures of docs/segmentation.md: the classifier (logistic) and the shipped cascade, nested CV, seed 0
+    assert run.data.metrics["cv_f1_mean"] == pytest.approx(0.862, abs=5e-4)
+    assert run.data.metrics["cascade_cv_f1_mean"] == pytest.approx(0.873, abs=5e-4)
+    assert run.data.metrics["cv_boundary_f1_mean"] == pytest.approx(0.915, abs=5e-4)
+    assert run.data.params["level"] == "sessions" and run.data.params["users"] == "80"
+    folds = json.loads(Path(mlflow.artifacts.download_artifacts(f"runs:/{run.info.run_id}/crossval.json")).read_text())
+    assert {row["fold"] for row in folds["folds"]} == set(range(5))
+
+    out = tmp_path / "learned"
+    segment = ["segment", str(GAYO), "--format", "gayo-avello", "--engine", "local", "--output"]
+    champion = "models:/segmenter-model@champion"
+    done = runner.invoke(app, [*segment, str(out), "--method", "learned", "--model", champion])
+    assert done.exit_code == 0, done.output
+    segmented = read_table(out / "sessions.parquet").sort("row_id")
+
+    # the same sessions as the classifier fitted here on every user, and as the pyfunc's predict
+    gold = read_gold(str(GAYO), "gayo-avello").events
+    method = LearnedMethod(LearnedConfig(model="logistic"))
+    expected = method.fit(gold)(gold).sort("row_id")
+    assert segmented["session_id"].to_list() == expected["session_id"].to_list()
+    naive_utc = gold.select("user_id", pl.col("ts").dt.replace_time_zone(None), "query", "row_id")  # as MLflow takes
+    served = mlflow.pyfunc.load_model("models:/segmenter-model/1").predict(naive_utc.to_pandas())
+    assert served.sort_values("row_id")["session_id"].tolist() == expected["session_id"].to_list()
+
+    # a segmenter model decides `learned` only: one line, no output
+    wrong = runner.invoke(app, [*segment, str(tmp_path / "c"), "--model", "models:/segmenter-model/1"])
+    assert wrong.exit_code == 2 and not (tmp_path / "c").exists()
+    assert "is a segmenter model: it decides --method learned, not cascade" in wrong.output
+    for bad, message in (
+        (["--classifier", "forest"], "--classifier forest: choose gradient_boosting, logistic or auto"),
+        (["--level", "missions"], "has gold sessions only"),
+        (["--threshold", "1.5"], "threshold must be in (0, 1)"),
+    ):
+        refused = runner.invoke(app, ["train", "segmenter", "--gt", str(GAYO), "--format", "gayo-avello", *bad])
+        assert refused.exit_code == 2 and message in refused.output, refused.output

@@ -1,0 +1,133 @@
+"""`sessionflow train segmenter`: the same-session classifier, fitted on ground truth,
+estimated by user-level nested cross-validation, tracked and registered in MLflow.
+
+1. The ground-truth file's users labelled at the level (`evaluate_crossval.labelled_users`).
+2. The estimate: `sessions.crossval.nested_cv` of the classifier (its model chosen
+   by the inner folds among `--classifier`), with the shipped cascade scored on the
+   same outer folds beside it; both logged as `cv_<score>_mean` / `_sd` and
+   `cascade_cv_<score>_mean` / `_sd`, with `crossval.json` (folds and choices).
+3. The model: chosen by the same procedure on all the users (`sessions.crossval.choose`)
+   and fitted on all of them; logged as a pyfunc (`workflows.tracking.segmenter_model`)
+   and registered as `segmenter-model`, `champion` when its nested pair F1 is the best
+   among versions trained on the same file at the same level.
+
+`sessionflow segment LOG --method learned --model models:/segmenter-model@champion`
+then cuts a log with it. It runs in one process (scikit-learn; no Ray).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import polars as pl
+
+from sessions.crossval import choose, nested_cv
+from sessions.learned import LearnedConfig, LearnedMethod, SameSessionClassifier
+from sessions.missions import MissionConfig
+from sessions.segment import SegmentConfig
+from workflows.jobs import common
+from workflows.jobs.evaluate_crossval import check_cv_settings, labelled_users, rule
+from workflows.training.loop import TrainOutcome
+
+EXPERIMENT = "segmenter-model"
+CLASSIFIERS = ("gradient_boosting", "logistic")
+
+
+@dataclass(frozen=True)
+class TrainSegmenterJob:
+    """What `sessionflow train segmenter` fits on, how it is chosen and estimated, and where it is recorded."""
+
+    gt: str | None = field(default=None, metadata={"help": "a ground-truth file (sessions or missions)"})
+    format: str | None = common.log_format("webis-smc (missions), gayo-avello (sessions), aol or diffusiondb (both)")
+    level: str | None = field(
+        default=None, metadata={"help": "the gold level fitted and scored: sessions or missions (default: sessions)"}
+    )
+    classifier: str = field(
+        default="auto", metadata={"help": "gradient_boosting, logistic, or auto (the inner folds choose)"}
+    )
+    threshold: float = field(default=0.5, metadata={"help": "a pair below this P(same session) breaks"})
+    folds: int = field(default=5, metadata={"help": "outer folds of users (the estimate)"})
+    inner: int = field(default=4, metadata={"help": "inner folds (the choice of classifier)"})
+    seed: int = field(default=0, metadata={"help": "how users are dealt into folds, and the classifier's seed"})
+    experiment: str = common.experiment(EXPERIMENT)
+    register: bool = common.register()
+
+    def __post_init__(self) -> None:
+        if self.classifier not in (*CLASSIFIERS, "auto"):
+            raise ValueError(f"--classifier {self.classifier}: choose {', '.join(CLASSIFIERS)} or auto")
+        LearnedConfig(threshold=self.threshold)  # its checks
+        check_cv_settings(self.folds, self.inner, self.seed, self.level)
+
+    def candidates(self, gold_column: str) -> dict[str, LearnedMethod]:
+        """The classifiers the inner folds choose among (one unless `auto`)."""
+        names = CLASSIFIERS if self.classifier == "auto" else (self.classifier,)
+        return {
+            name: LearnedMethod(LearnedConfig(model=name, threshold=self.threshold, seed=self.seed), gold=gold_column)
+            for name in names
+        }  # type: ignore[arg-type]
+
+
+def cv_metrics(summary: pl.DataFrame, level: str, prefix: str) -> dict[str, float]:
+    """`<prefix><score>_mean` / `_sd` of a `CVResult.summary` at `level` against its own gold."""
+    row = summary.filter(level=level, gold=level).drop("level", "gold", "folds").row(0, named=True)
+    return {f"{prefix}{key}": float(value) for key, value in row.items()}
+
+
+def run(job: TrainSegmenterJob, run_name: str | None = None) -> TrainOutcome:
+    """Estimate, fit, log and (optionally) register the classifier; see the module docstring.
+
+    ValueError / FileNotFoundError in one line for bad settings or inputs (a missing
+    file, too few users for the folds, consecutive pairs of one class only).
+    """
+    import mlflow
+
+    from workflows.tracking.segmenter_model import NAME, log_segmenter_model
+    from workflows.tracking.store import register as register_model
+    from workflows.tracking.store import training_run
+
+    users = labelled_users(job.gt, job.format, job.level)
+    gold, level = users.gold, users.level
+    selection = (level, level, "f1")
+    candidates = job.candidates(users.column)
+    events = gold.select("row_id", "user_id", "ts", "query")
+    for method in candidates.values():
+        method.prepare(events)
+    classifier, inner = choose(gold, candidates, selection, job.inner, job.seed)
+    fitted: SameSessionClassifier = candidates[classifier].classifier(gold)
+    if fitted.estimator is None:
+        raise ValueError(f"{job.gt}: every labelled consecutive pair is of one kind (all one {level[:-1]}, or all "
+                         "breaks): nothing to learn")  # fmt: skip
+    learned = nested_cv(gold, candidates, selection, outer=job.folds, inner=job.inner, seed=job.seed)
+    cascade = nested_cv(gold, {"shipped": rule(SegmentConfig(), MissionConfig())}, selection, job.folds, job.inner,
+                        job.seed)  # fmt: skip
+    metrics = {**cv_metrics(learned.summary(), level, "cv_"), **cv_metrics(cascade.summary(), level, "cascade_cv_")}
+    params = {
+        "gt": job.gt, "format": job.format, "level": level, "classifier": classifier, "classifier_choice":
+        job.classifier, "threshold": job.threshold, "folds": job.folds, "inner": job.inner, "seed": job.seed,
+        "users": gold["user_id"].n_unique(), "rows": gold.height, "users_unlabelled": users.users_unlabelled,
+    }  # fmt: skip
+    with training_run(job.experiment, "train segmenter", params, run_name) as run_id:
+        mlflow.log_metrics({**metrics, **{f"inner_f1_{name}": score for name, score in inner.items()}})
+        mlflow.log_dict(
+            {"folds": learned.folds.to_dicts(), "cascade_folds": cascade.folds.to_dicts(), "inner_f1": inner},
+            "crossval.json",
+        )
+        model_uri = log_segmenter_model(fitted, level)
+    registered, champion = (
+        register_model(model_uri, NAME, "cv_f1_mean", same=("gt", "level")) if job.register else (None, False)
+    )
+    return TrainOutcome(run_id, f"runs:/{run_id}/model", registered, champion, headline(metrics, classifier),
+                        "(none: fitted in one process)", [])  # fmt: skip
+
+
+HEADLINE = {"f1": "pair F1", "ari": "adjusted Rand", "boundary_f1": "boundary F1", "adjacent_accuracy": "adjacent acc."}
+
+
+def headline(metrics: dict[str, float], classifier: str) -> dict[str, str]:
+    """The figures `train segmenter` prints: nested CV mean ± sd of the classifier and of the cascade."""
+    out = {"classifier (chosen on all users)": classifier}
+    for prefix, system in (("cv_", "segmenter"), ("cascade_cv_", "shipped cascade")):
+        for key, name in HEADLINE.items():
+            mean, sd = metrics[f"{prefix}{key}_mean"], metrics[f"{prefix}{key}_sd"]
+            out[f"{system}: {name} (nested CV)"] = f"{mean:.3f} ± {sd:.3f}"
+    return out
