@@ -188,3 +188,49 @@ def test_a_figure_goes_to_a_uri(tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     assert storage.read_bytes(f"{memory_root}/f1.png")[:4] == b"\x89PNG"
     assert not Path("memory:").exists()
+
+
+MODEL_READERS = {
+    "segment (local)": ["segment", "logs", "-f", "aol", "-o", "out", "--method", "learned", "--engine", "local"],
+    "segment (ray)": ["segment", "logs", "-f", "aol", "-o", "out", "--engine", "ray"],
+    "score": ["score", "logs", "-f", "aol", "-o", "out", "--session-model"],
+    "annotate": ["annotate", "sessions", "-o", "out"],
+    "evaluate pairs": ["evaluate", "pairs", "--pairs", "pairs"],
+    "evaluate hierarchy": ["evaluate", "hierarchy"],
+}
+MODEL_MISTAKES = {  # the mistake: (the model URI, what the one line says)
+    "no store": ("models:/session-model@champion", "no MLflow store at"),
+    "unknown name": ("models:/sesion-model@champion", "registered models: session-model"),
+    "unknown version": ("models:/session-model/7", "session-model has versions 1 and aliases @champion -> 1"),
+    "unknown alias": ("models:/session-model@best", "session-model has versions 1 and aliases @champion -> 1"),
+}
+
+
+def test_every_command_that_reads_a_model_names_a_missing_one_in_one_line(done, monkeypatch, capsys):
+    """Each command with each mistake: one line naming the store and what it does hold;
+    exit 2; no output, and no store created. (One test: the set-up is shared.)"""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    monkeypatch.chdir(done)
+    uri = f"sqlite:///{done / 'mlflow.db'}"
+    client = MlflowClient(uri, registry_uri=uri)
+    client.create_registered_model("session-model")
+    run = client.create_run(client.create_experiment("x")).info.run_id
+    client.create_model_version("session-model", f"runs:/{run}/model", run_id=run)
+    client.set_registered_model_alias("session-model", "champion", "1")
+    elsewhere = done / "elsewhere" / "mlflow.db"
+    table = []
+    for mistake, (model, message) in MODEL_MISTAKES.items():
+        store = elsewhere if mistake == "no store" else done / "mlflow.db"
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{store}")
+        mlflow.set_tracking_uri(f"sqlite:///{store}")
+        for command, job in MODEL_READERS.items():
+            result = sessionflow(*job, *([] if job[-1] == "--session-model" else ["--model"]), model)
+            lines = result.output.strip().splitlines()
+            where = f"{command}, {mistake}: {result.output}"
+            assert result.exit_code == 2 and len(lines) == 1 and message in lines[0], where
+            assert not (done / "out").exists() and not elsewhere.exists(), where
+            table.append(f"| `{command}` | {mistake} | {lines[0]} |")
+    with capsys.disabled():  # the table of the closing note, with pytest -s
+        print("\n".join(["", "| command | mistake | message |", "|---|---|---|", *table]))

@@ -44,7 +44,7 @@ def hierarchy_specificity(uri: str) -> Specificity:
     from workflows.tracking.hierarchy_model import HierarchySpecificity
     from workflows.tracking.store import use_store
 
-    use_store()
+    use_store(existing=True)
     return HierarchySpecificity(uri)
 
 
@@ -161,7 +161,7 @@ def run(job: AnnotateJob) -> dict:
     if len(job.inputs) == 1:
         is_segment_output(job.inputs[0])  # IncompleteOutputError for an unfinished one
     common.check_output(job.output, job.inputs)
-    use_store()
+    use_store(existing=True)
     require_model(job.model)  # before the output is claimed
     output = common.output_dir(job.output, ANNOTATIONS_FILE, job.overwrite, job.inputs)
     return annotate_logs(job.inputs, job.format, output, job.model, job.threshold, job.read)

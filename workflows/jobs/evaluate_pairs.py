@@ -112,8 +112,8 @@ class EvaluatePairsJob:
 
 def run(job: EvaluatePairsJob) -> PairEvaluation:
     """The model and its baselines on the job's labelled pairs; ValueError / FileNotFoundError for bad inputs."""
-    from workflows.tracking.store import use_store
+    from workflows.tracking.store import require_model
 
     pairs = common.require(job.pairs, "pairs")
-    use_store()
+    require_model(job.model)  # a missing model named before the pairs are read
     return evaluate_pairs(job.model, read_pairs(pairs, None if job.split == "all" else job.split), job.baseline)

@@ -37,7 +37,7 @@ def compare(job: CompareJob):  # -> workflows.tracking.compare.Comparison
     from workflows.tracking.compare import compare as compare_runs
     from workflows.tracking.store import use_store
 
-    return compare_runs(use_store(), job.experiment, job.max_runs, list(job.metrics) or None,
+    return compare_runs(use_store(existing=True), job.experiment, job.max_runs, list(job.metrics) or None,
                         list(job.params) or None)  # fmt: skip
 
 
@@ -54,7 +54,7 @@ def promote(job: PromoteJob) -> tuple[str, str | None]:
     from workflows.tracking.store import promote as set_champion
 
     name, version = require(job.name, "name", argument=True), require(job.version, "version", argument=True)
-    client = use_store()
+    client = use_store(existing=True)
     try:
         before = client.get_model_version_by_alias(name, CHAMPION).version
     except MlflowException:

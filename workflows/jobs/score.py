@@ -72,7 +72,7 @@ def run(job: ScoreJob):  # -> ScoreReport
     common.require(job.inputs, "inputs", argument=True)
     common.check_format(job.format)
     common.check_output(job.output, job.inputs)
-    use_store()
+    use_store(existing=True)
     for model in (job.score.session_model, job.score.hierarchy_model):
         if model:
             require_model(model)  # before the output is claimed

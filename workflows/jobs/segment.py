@@ -55,7 +55,7 @@ def session_scorer(model: str | None):  # -> SameSessionClassifier | SessionScor
     from workflows.tracking.segmenter_model import segmentation_model
     from workflows.tracking.store import use_store
 
-    use_store()
+    use_store(existing=True)
     return segmentation_model(model)
 
 

@@ -38,10 +38,19 @@ def tracking_uri() -> str:
     return uri
 
 
-def use_store() -> MlflowClient:
+def use_store(existing: bool = False) -> MlflowClient:
     """Point mlflow at the project's store; a client for it. Warns (once) when the
-    store is a SQLite file in the temporary working directory of a `ray job submit`."""
+    store is a SQLite file in the temporary working directory of a `ray job submit`.
+
+    `existing`: the caller only reads (models, runs): ValueError in one line, creating
+    nothing, when the store is a SQLite file that is not there (a client would create
+    an empty one)."""
     uri = tracking_uri()
+    if existing and uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
+        raise ValueError(
+            f"no MLflow store at {uri.removeprefix('sqlite:///')}: run this where the models were trained "
+            "(their mlflow.db), or set MLFLOW_TRACKING_URI to their store"
+        )
     warn_if_ephemeral(uri)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
@@ -146,7 +155,7 @@ def run_of(uri: str) -> str:
     ValueError when the store has no such model, version, alias or run."""
     from mlflow.exceptions import MlflowException
 
-    client = use_store()
+    client = use_store(existing=True)
     try:
         if uri.startswith("models:/m-"):  # a logged model (MLflow 3)
             return mlflow.get_logged_model(uri.removeprefix("models:/")).source_run_id
@@ -159,7 +168,28 @@ def run_of(uri: str) -> str:
         run_id = uri.removeprefix("runs:/").split("/")[0]
         return client.get_run(run_id).info.run_id
     except MlflowException as err:
-        raise ValueError(f"{uri}: {err.message.splitlines()[0]} (tracking store: {tracking_uri()})") from None
+        registry = uri.startswith("models:/") and not uri.startswith("models:/m-")
+        known = f"; {registered(client, uri)}" if registry else ""
+        reason = err.message.splitlines()[0].rstrip(".")
+        raise ValueError(f"{uri}: {reason}{known} (tracking store: {tracking_uri()})") from None
+
+
+def registered(client: MlflowClient, uri: str) -> str:
+    """What the registry holds that `uri` (models:/NAME@ALIAS or models:/NAME/VERSION) may
+    have meant: the model's versions and aliases, or the names of the registered models."""
+    from mlflow.exceptions import MlflowException
+
+    ref = uri.removeprefix("models:/")
+    name = ref.partition("@")[0] if "@" in ref else ref.rpartition("/")[0] or ref
+    try:
+        model = client.get_registered_model(name)
+    except MlflowException:
+        names = sorted(m.name for m in client.search_registered_models())
+        return f"registered models: {', '.join(names)}" if names else "no model is registered there"
+    versions = sorted(int(v.version) for v in client.search_model_versions(f"name='{name}'"))
+    aliases = ", ".join(f"@{alias} -> {version}" for alias, version in sorted(model.aliases.items()))
+    found = f"{name} has versions {', '.join(map(str, versions)) or 'none'}"
+    return f"{found} and aliases {aliases}" if aliases else found
 
 
 def require_model(uri: str) -> None:
@@ -187,6 +217,8 @@ def load_pyfunc(uri: str) -> mlflow.pyfunc.PyFuncModel:
 
     if not uri:
         raise ValueError("a model URI is empty: give models:/NAME@ALIAS, models:/NAME/VERSION or runs:/RUN_ID/model")
+    if uri.startswith(("models:/", "runs:/")):
+        run_of(uri)  # the store and the model are there, or one line says what is
     try:
         return mlflow.pyfunc.load_model(uri)
     except MlflowException as err:
