@@ -24,13 +24,13 @@ import polars as pl
 from sessions import storage
 from sessions.formats import Parsed, format_for
 from sessions.formats.options import DEFAULT_READ, ReadOptions
-from sessions.io import MANIFEST, REPORT, ParquetSink, claim_output, parquet_rows, write_json
+from sessions.io import MANIFEST, REJECTED, REPORT, ParquetSink, claim_output, parquet_rows, write_json
 from sessions.parallel import ordered_map
 from sessions.records import DEFAULT_BLOCK_BYTES
 from sessions.schema import EVENT_SCHEMA, REJECTED_SCHEMA
 
 EVENTS_FILE = "events.parquet"
-REJECTED_FILE = "rejected.parquet"
+REJECTED_FILE = REJECTED
 REPORT_FILE = REPORT  # written last: the output is complete once it is there
 
 

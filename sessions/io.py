@@ -33,6 +33,7 @@ from sessions import storage
 
 MANIFEST = "_manifest.json"
 REPORT = "report.json"
+REJECTED = "rejected.parquet"  # the rows a job could not read, with their reasons
 STAGING_PREFIX = ".staging-"  # working directories of a run inside its output (distributed jobs)
 
 
@@ -256,6 +257,21 @@ def claim_output(out: str | Path, produces: str, overwrite: bool = False, inputs
     storage.make_dirs(out)
     storage.remove_leftovers(out, [STAGING_PREFIX])  # staging and temporary files of earlier runs that were killed
     return out
+
+
+def refuse_other_files(out: str | Path, produces: str, overwrite: bool = False) -> None:
+    """ValueError in one line when `out` is a directory of other files, no job's output
+    (neither `produces`, nor a report, nor rejected rows; hidden names aside), unless
+    `overwrite`, which writes beside them and keeps them. What a command checks before
+    it claims its output (`claim_output`), so that a user's directory is never mixed
+    with an output by mistake."""
+    names = storage.list_names(out)
+    if names and not overwrite and not {produces, REPORT, REJECTED} & set(names):
+        shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+        raise ValueError(
+            f"--output {out} holds other files ({shown}); choose a new or empty directory, or pass --overwrite "
+            "(which keeps them)"
+        )
 
 
 def _remove_outputs_of(out: str) -> None:

@@ -91,7 +91,10 @@ class SegmentConfig:
     )
     min_p_same: float = field(
         default=0.5,
-        metadata={"help": "learned, and cascade with a session model: same session when p_same is at least this"},
+        metadata={
+            "help": "with a session model, learned and cascade: same session when p_same is at least this "
+            "(a segmenter model has its own threshold)"
+        },
     )
 
     def __post_init__(self) -> None:

@@ -234,6 +234,15 @@ def list_dirs(location: str | os.PathLike) -> list[str]:
     )
 
 
+def list_names(location: str | os.PathLike) -> list[str]:
+    """The names of the files and directories directly under a directory, sorted (hidden
+    ones, starting with `.` or `_`, left out). Empty for a missing directory."""
+    fs, path = resolve(location)
+    with _errors(location):
+        entries = fs.get_file_info(pafs.FileSelector(path, allow_not_found=True))
+    return sorted(e.base_name for e in entries if not e.base_name.startswith((".", "_")))
+
+
 def remove_leftovers(location: str | os.PathLike, prefixes: Sequence[str] = ()) -> list[str]:
     """Delete what killed runs left directly under a directory: temporary files of
     `open_output` (`.NAME.tmp-ID`) and entries whose names start with one of

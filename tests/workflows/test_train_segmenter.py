@@ -23,6 +23,22 @@ runner = CliRunner()
 pytestmark = pytest.mark.skipif(not GAYO.exists(), reason="the shared ground truth is not here")
 
 
+def test_a_table_with_a_column_map_is_the_same_truth(tmp_path):
+    """`--format table --map ...` reaches the reader of every command that reads truth (`labelled_users`)."""
+    from sessions.formats.options import ReadOptions
+    from workflows.jobs.evaluate_crossval import labelled_users
+
+    gayo = labelled_users(str(GAYO), "gayo-avello", None).gold
+    table = tmp_path / "mine.csv"
+    gayo.select(person="user_id", when=pl.col("ts").dt.strftime("%Y-%m-%dT%H:%M:%SZ"), q="query",
+                s="gold_session").write_csv(table)  # fmt: skip
+    mapped = labelled_users(str(table), "table", None, ReadOptions(map="user=person,time=when,text=q,session=s"))
+    assert mapped.level == "sessions" and mapped.gold["user_id"].n_unique() == 80
+    assert mapped.gold.select("user_id", "ts", "query").equals(gayo.select("user_id", "ts", "query"))
+    refused = runner.invoke(app, ["train", "segmenter", "--gt", str(table), "--format", "table"])
+    assert refused.exit_code == 2 and "needs a column mapping: --map" in refused.output
+
+
 def test_train_segmenter_logs_its_estimate_registers_and_segments_a_log(store, tmp_path):
     trained = runner.invoke(app, ["train", "segmenter", "--gt", str(GAYO), "--format", "gayo-avello",
                                   "--classifier", "logistic"])  # fmt: skip
@@ -36,6 +52,7 @@ def test_train_segmenter_logs_its_estimate_registers_and_segments_a_log(store, t
     assert run.data.metrics["cascade_cv_f1_mean"] == pytest.approx(0.873, abs=5e-4)
     assert run.data.metrics["cv_boundary_f1_mean"] == pytest.approx(0.915, abs=5e-4)
     assert run.data.params["level"] == "sessions" and run.data.params["users"] == "80"
+    assert run.data.params["gt"] == str(GAYO.resolve())  # one file, however it was named
     folds = json.loads(Path(mlflow.artifacts.download_artifacts(f"runs:/{run.info.run_id}/crossval.json")).read_text())
     assert {row["fold"] for row in folds["folds"]} == set(range(5))
 
@@ -51,9 +68,13 @@ def test_train_segmenter_logs_its_estimate_registers_and_segments_a_log(store, t
     method = LearnedMethod(LearnedConfig(model="logistic"))
     expected = method.fit(gold)(gold).sort("row_id")
     assert segmented["session_id"].to_list() == expected["session_id"].to_list()
-    naive_utc = gold.select("user_id", pl.col("ts").dt.replace_time_zone(None), "query", "row_id")  # as MLflow takes
+    shuffled = gold.sample(fraction=1.0, shuffle=True, seed=1)  # the pyfunc answers in the order it is asked
+    # row_id orders queries of one time stamp (without it, their order in the frame does)
+    naive_utc = shuffled.select("user_id", pl.col("ts").dt.replace_time_zone(None), "query", "row_id")
     served = mlflow.pyfunc.load_model("models:/segmenter-model/1").predict(naive_utc.to_pandas())
-    assert served.sort_values("row_id")["session_id"].tolist() == expected["session_id"].to_list()
+    assert served["query"].tolist() == shuffled["query"].to_list() and "mission_id" in served.columns
+    by_row = dict(zip(expected["row_id"], expected["session_id"], strict=True))
+    assert served["session_id"].tolist() == [by_row[r] for r in shuffled["row_id"]]
 
     # a segmenter model decides `learned` only: one line, no output
     wrong = runner.invoke(app, [*segment, str(tmp_path / "c"), "--model", "models:/segmenter-model/1"])

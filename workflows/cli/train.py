@@ -64,13 +64,16 @@ def segmenter(job: TrainSegmenterJob) -> None:
 
 def print_outcome(title: str, outcome) -> None:
     """The summary every `train` command ends with: the run, the logged and registered model, the metrics."""
+    name, _, version = (outcome.registered or "").removeprefix("models:/").rpartition("/")
     rows = {
         "MLflow run": outcome.run_id,
         "logged model": outcome.model_uri,
         "registered": outcome.registered or "(not registered)",
-        "champion": "yes" if outcome.champion else "no",
+        "champion": "yes" if outcome.champion else (
+            f"no (`sessionflow promote {name} {version}` makes it)" if outcome.registered else "no"),
         **{k: round(v, 4) if isinstance(v, float) else v for k, v in outcome.metrics.items()},
-        "best checkpoint": outcome.checkpoint,
-        "figures": ", ".join(outcome.figures) or "(none)",
-    }
+    }  # fmt: skip
+    if outcome.checkpoint:  # trained with Ray Train
+        rows["best checkpoint"] = outcome.checkpoint
+        rows["figures"] = ", ".join(outcome.figures) or "(none)"
     out.print(summary_table(title, rows))

@@ -144,9 +144,13 @@ def output_dir(value: str | None, produces: str | None = None, overwrite: bool =
     until the job writes its report nothing there looks complete). Call it after the
     job's other settings are checked, so a job refused for them leaves the output as it
     was. ValueError when it is not given, is an existing file, overlaps an input or
-    holds another job's output (unless `overwrite`); FileNotFoundError when an input is
-    missing; StorageError when a filesystem cannot be reached."""
-    from sessions.io import claim_output
+    holds another job's output or other files (unless `overwrite`: `sessions.io.
+    refuse_other_files`); FileNotFoundError when an input is missing; StorageError
+    when a filesystem cannot be reached."""
+    from sessions.io import claim_output, refuse_other_files
 
     location = check_output(value, inputs)
-    return claim_output(location, produces, overwrite, inputs) if produces else location
+    if not produces:
+        return location
+    refuse_other_files(location, produces, overwrite)
+    return claim_output(location, produces, overwrite, inputs)

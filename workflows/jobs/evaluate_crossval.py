@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 import polars as pl
 
 from sessions.crossval import CVResult, Method, RuleMethod, chosen_counts, nested_cv
+from sessions.formats.options import DEFAULT_READ, ReadOptions
 from sessions.learned import LearnedConfig, LearnedMethod
 from sessions.metrics import gold_levels
 from sessions.missions import MissionConfig
@@ -55,6 +56,7 @@ class EvaluateCrossvalJob:
     format: str | None = common.log_format(
         "webis-smc (missions), gayo-avello (sessions), aol or diffusiondb (a `synth` log: both)"
     )
+    read: ReadOptions = common.read_options()
     level: str | None = field(
         default=None,
         metadata={"help": "the gold level scored and chosen on: sessions or missions (not set: sessions if there)"},
@@ -154,6 +156,7 @@ def systems(level: str) -> dict[str, dict[str, Method]]:
 class LabelledUsers:
     """A ground-truth file's users with a label at `level` (`gold`), as cross-validation takes them."""
 
+    gt: str  # the file
     gold: pl.DataFrame  # the events of users with at least one label at `level`
     level: str  # sessions or missions
     column: str  # gold_session or gold_mission
@@ -161,19 +164,21 @@ class LabelledUsers:
     users_unlabelled: int  # users without a label at `level`: left out
 
 
-def labelled_users(gt: str | None, fmt: str | None, level: str | None) -> LabelledUsers:
-    """Read `gt` and keep the users labelled at `level` (not set: sessions where the
-    file has them, else missions). ValueError / FileNotFoundError in one line for a
-    missing file or option, or a level the file does not have."""
+def labelled_users(
+    gt: str | None, fmt: str | None, level: str | None, options: ReadOptions = DEFAULT_READ
+) -> LabelledUsers:
+    """Read `gt` (with `options`) and keep the users labelled at `level` (not set:
+    sessions where the file has them, else missions). ValueError / FileNotFoundError in
+    one line for a missing file or option, or a level the file does not have."""
     gt = common.require(gt, "gt")
-    read = read_gold(gt, common.require(fmt, "format"))
+    read = read_gold(gt, common.require(fmt, "format"), options)
     present = dict((name, col) for col, name in gold_levels(read.events))
     level = level or next(iter(present))
     if level not in present:
         raise ValueError(f"--level {level}: {gt} has gold {' and '.join(present)} only")
     gold = read.events.filter(pl.col(present[level]).is_not_null().any().over("user_id"))
     unlabelled = read.events["user_id"].n_unique() - gold["user_id"].n_unique()
-    return LabelledUsers(gold, level, present[level], read, unlabelled)
+    return LabelledUsers(gt, gold, level, present[level], read, unlabelled)
 
 
 def run(job: EvaluateCrossvalJob) -> CrossvalScores:
@@ -181,7 +186,7 @@ def run(job: EvaluateCrossvalJob) -> CrossvalScores:
 
     ValueError / FileNotFoundError for bad settings or inputs (fewer users than folds).
     """
-    users = labelled_users(job.gt, job.format, job.level)
+    users = labelled_users(job.gt, job.format, job.level, job.read)
     gold, level = users.gold, users.level
     results = {
         name: nested_cv(gold, candidates, (level, level, "f1"), outer=job.folds, inner=job.inner, seed=job.seed)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
+from sessions.formats.options import DEFAULT_READ, ReadOptions
 from sessions.metrics import BASELINE_GAP_MINUTES, compare, compare_by_user_size, gold_levels
 from sessions.missions import MissionConfig
 from sessions.pipeline import embedder_of, sessions_with_missions
@@ -86,15 +87,16 @@ class GoldLog:
         return "; ".join(parts)
 
 
-def read_gold(gt: str, fmt: str) -> GoldLog:
-    """The labelled events of a ground-truth file and the rows rejected, by reason.
-    ValueError for an unknown format or a file without labels."""
+def read_gold(gt: str, fmt: str, options: ReadOptions = DEFAULT_READ) -> GoldLog:
+    """The labelled events of a ground-truth file (read with `options`: a `table`'s
+    --map, times) and the rows rejected, by reason. ValueError for an unknown format or
+    a file without labels."""
     from sessions.ingest import read_logs
     from sessions.io import MemorySink
 
     common.check_format(fmt)
     events, rejected = MemorySink(), MemorySink()
-    read_logs([gt], fmt, events, rejected)
+    read_logs([gt], fmt, events, rejected, options=options)
     gold = events.frame()
     if not has_gold(gold):
         raise ValueError(f"{gt}: no gold sessions or missions to score against (format {fmt})")
@@ -104,7 +106,9 @@ def read_gold(gt: str, fmt: str) -> GoldLog:
 
 
 ALL = "all"
-METHOD_HELP = "time, lexical, cascade, learned (needs --model) or all; repeatable (none given: cascade)"
+METHOD_HELP = (
+    "time, lexical, cascade, learned (needs --model) or all; repeatable (none given: cascade, and learned with --model)"
+)
 
 
 @dataclass(frozen=True)
@@ -115,6 +119,7 @@ class EvaluateSegmentationJob:
     format: str | None = common.log_format(
         "webis-smc (missions), gayo-avello (sessions), aol or diffusiondb (a `synth` log: both)"
     )
+    read: ReadOptions = common.read_options()
     pred: str | None = field(default=None, metadata={
         "help": "a `segment` output directory to score (instead of --method)"})  # fmt: skip
     methods: tuple[str, ...] = field(default=(), metadata={"help": METHOD_HELP, "option": "method"})
@@ -160,13 +165,13 @@ def run(job: EvaluateSegmentationJob) -> SegmentationScores:
     fmt = common.require(job.format, "format")
     # a segmentation to score is checked first: an unfinished one is named as such
     predicted = read_table(job_output(job.pred, SESSIONS_FILE)) if job.pred is not None else None
-    read = read_gold(gt, fmt)
+    read = read_gold(gt, fmt, job.read)
     gold = read.events
     if predicted is not None:
         systems = groupings(gold, {}, systems={f"pred:{job.pred}": predicted})
     else:
         everything = [*LEXICAL_METHODS, *(NEEDS_MODEL if job.model else ())]
-        methods = everything if ALL in job.methods else (job.methods or ["cascade"])
+        methods = everything if ALL in job.methods else (job.methods or ["cascade", *NEEDS_MODEL[: bool(job.model)]])
         configs = {m: (dataclasses.replace(job.segment, method=m), job.missions) for m in methods}
         systems = groupings(gold, configs, session_scorer(job.model))
     scores = compare(gold, systems)

@@ -10,7 +10,7 @@ class CompareJob:
     """Which runs `sessionflow compare` puts side by side, and what it shows of them."""
 
     experiment: str = field(default="session-model", metadata={
-        "help": "MLflow experiment: session-model or hierarchy-model"})  # fmt: skip
+        "help": "MLflow experiment: session-model, hierarchy-model or segmenter-model"})  # fmt: skip
     metrics: tuple[str, ...] = field(default=(), metadata={
         "help": "metrics to show, comma-separated (none: the experiment's key metrics)"})  # fmt: skip
     params: tuple[str, ...] = field(default=(), metadata={
@@ -27,7 +27,7 @@ class PromoteJob:
     """Which version `sessionflow promote` makes the champion."""
 
     name: str | None = field(default=None, metadata={
-        "help": "registered model: session-model or hierarchy-model", "argument": True})  # fmt: skip
+        "help": "registered model: session-model, hierarchy-model or segmenter-model", "argument": True})  # fmt: skip
     version: str | None = field(default=None, metadata={
         "help": "the version to give the `champion` alias", "argument": True})  # fmt: skip
 

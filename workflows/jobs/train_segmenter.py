@@ -21,7 +21,9 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
+from sessions import storage
 from sessions.crossval import choose, nested_cv
+from sessions.formats.options import ReadOptions
 from sessions.learned import LearnedConfig, LearnedMethod, SameSessionClassifier
 from sessions.missions import MissionConfig
 from sessions.segment import SegmentConfig
@@ -38,9 +40,17 @@ class TrainSegmenterJob:
     """What `sessionflow train segmenter` fits on, how it is chosen and estimated, and where it is recorded."""
 
     gt: str | None = field(default=None, metadata={"help": "a ground-truth file (sessions or missions)"})
-    format: str | None = common.log_format("webis-smc (missions), gayo-avello (sessions), aol or diffusiondb (both)")
+    format: str | None = common.log_format(
+        "webis-smc (missions), gayo-avello (sessions), table (--map ...,session=COL or mission=COL), aol or "
+        "diffusiondb (a `synth` log: both)"
+    )
+    read: ReadOptions = common.read_options()
     level: str | None = field(
-        default=None, metadata={"help": "the gold level fitted and scored: sessions or missions (default: sessions)"}
+        default=None,
+        metadata={
+            "help": "the gold level fitted and scored: sessions or missions (not set: sessions "
+            "where the file has them, else missions)"
+        },
     )
     classifier: str = field(
         default="auto", metadata={"help": "gradient_boosting, logistic, or auto (the inner folds choose)"}
@@ -85,25 +95,26 @@ def run(job: TrainSegmenterJob, run_name: str | None = None) -> TrainOutcome:
     from workflows.tracking.store import register as register_model
     from workflows.tracking.store import training_run
 
-    users = labelled_users(job.gt, job.format, job.level)
+    users = labelled_users(job.gt, job.format, job.level, job.read)
     gold, level = users.gold, users.level
     selection = (level, level, "f1")
     candidates = job.candidates(users.column)
     events = gold.select("row_id", "user_id", "ts", "query")
     for method in candidates.values():
         method.prepare(events)
+    learned = nested_cv(gold, candidates, selection, outer=job.folds, inner=job.inner, seed=job.seed)
     classifier, inner = choose(gold, candidates, selection, job.inner, job.seed)
     fitted: SameSessionClassifier = candidates[classifier].classifier(gold)
     if fitted.estimator is None:
         raise ValueError(f"{job.gt}: every labelled consecutive pair is of one kind (all one {level[:-1]}, or all "
                          "breaks): nothing to learn")  # fmt: skip
-    learned = nested_cv(gold, candidates, selection, outer=job.folds, inner=job.inner, seed=job.seed)
     cascade = nested_cv(gold, {"shipped": rule(SegmentConfig(), MissionConfig())}, selection, job.folds, job.inner,
                         job.seed)  # fmt: skip
     metrics = {**cv_metrics(learned.summary(), level, "cv_"), **cv_metrics(cascade.summary(), level, "cascade_cv_")}
     params = {
-        "gt": job.gt, "format": job.format, "level": level, "classifier": classifier, "classifier_choice":
-        job.classifier, "threshold": job.threshold, "folds": job.folds, "inner": job.inner, "seed": job.seed,
+        "gt": storage.absolute(users.gt), "format": job.format, "level": level, "classifier": classifier,
+        "classifier_choice": job.classifier, "threshold": job.threshold, "folds": job.folds, "inner": job.inner,
+        "seed": job.seed,
         "users": gold["user_id"].n_unique(), "rows": gold.height, "users_unlabelled": users.users_unlabelled,
     }  # fmt: skip
     with training_run(job.experiment, "train segmenter", params, run_name) as run_id:
@@ -116,18 +127,18 @@ def run(job: TrainSegmenterJob, run_name: str | None = None) -> TrainOutcome:
     registered, champion = (
         register_model(model_uri, NAME, "cv_f1_mean", same=("gt", "level")) if job.register else (None, False)
     )
-    return TrainOutcome(run_id, f"runs:/{run_id}/model", registered, champion, headline(metrics, classifier),
-                        "(none: fitted in one process)", [])  # fmt: skip
+    return TrainOutcome(run_id, f"runs:/{run_id}/model", registered, champion, headline(metrics, classifier, level),
+                        None, [])  # fmt: skip
 
 
 HEADLINE = {"f1": "pair F1", "ari": "adjusted Rand", "boundary_f1": "boundary F1", "adjacent_accuracy": "adjacent acc."}
 
 
-def headline(metrics: dict[str, float], classifier: str) -> dict[str, str]:
+def headline(metrics: dict[str, float], classifier: str, level: str) -> dict[str, str]:
     """The figures `train segmenter` prints: nested CV mean ± sd of the classifier and of the cascade."""
-    out = {"classifier (chosen on all users)": classifier}
-    for prefix, system in (("cv_", "segmenter"), ("cascade_cv_", "shipped cascade")):
+    out = {"level": level, "classifier (chosen on all users)": classifier}
+    for prefix, system in (("cv_", "segmenter: {} (nested CV)"), ("cascade_cv_", "shipped cascade: {} (same folds)")):
         for key, name in HEADLINE.items():
             mean, sd = metrics[f"{prefix}{key}_mean"], metrics[f"{prefix}{key}_sd"]
-            out[f"{system}: {name} (nested CV)"] = f"{mean:.3f} ± {sd:.3f}"
+            out[system.format(name)] = f"{mean:.3f} ± {sd:.3f}"
     return out

@@ -21,7 +21,9 @@ from mlflow.types import ColSpec, Schema
 
 import sessions.learned
 from sessions.learned import PAIR_FEATURES, SameSessionClassifier
-from sessions.segment import SESSION_COLUMNS, SegmentConfig, segment
+from sessions.missions import MissionConfig
+from sessions.pipeline import SESSIONS_SCHEMA, sessions_with_missions
+from sessions.segment import SegmentConfig
 from workflows.tracking.store import REQUIREMENTS, load_pyfunc, pip_requirements
 
 NAME = "segmenter-model"
@@ -38,29 +40,41 @@ SIGNATURE = ModelSignature(
 
 
 class SegmenterModel(mlflow.pyfunc.PythonModel):
-    """A log's rows (user_id, ts, query[, row_id]) -> their sessions
-    (`sessions.segment.SESSION_COLUMNS`, each user's rows together in time order).
-    `ts`: datetimes in UTC without a time zone (MLflow's datetime columns are naive)."""
+    """A log's rows (user_id, ts, query[, row_id]) -> the same rows, in the same order,
+    with `session_id`, `session_seq` and `mission_id` (`sessions.pipeline.SESSIONS_SCHEMA`;
+    missions linked by the rule, `sessions.missions`). `ts`: datetimes in UTC without a
+    time zone, as MLflow's datetime columns are, in and out. A user's queries of one time
+    stamp are taken in `row_id` order, without it in the frame's order."""
 
     def __init__(self, classifier: SameSessionClassifier) -> None:
         self.classifier = classifier
 
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
-        events = pl.from_pandas(model_input.reset_index(drop=True))
-        missing = {"user_id", "ts", "query"} - set(events.columns)
+        missing = {"user_id", "ts", "query"} - set(model_input.columns)
         if missing:
             raise ValueError(f"give columns user_id, ts and query; missing: {', '.join(sorted(missing))}")
+        frame = model_input.reset_index(drop=True).astype({"user_id": str})
+        events = pl.from_pandas(frame).with_row_index("_position")
         if "row_id" not in events.columns:
-            events = events.with_row_index("row_id").with_columns(pl.col("row_id").cast(pl.Int64))
-        ts = events["ts"]
-        if not isinstance(ts.dtype, pl.Datetime):
-            raise ValueError(f"ts must be a datetime column, not {ts.dtype}")
-        events = events.with_columns(
-            user_id=pl.col("user_id").cast(pl.String),
-            query=pl.col("query").cast(pl.String).fill_null(""),
-            ts=pl.col("ts").dt.replace_time_zone("UTC") if ts.dtype.time_zone is None else pl.col("ts"),  # type: ignore[union-attr]
+            events = events.with_columns(row_id=pl.col("_position").cast(pl.Int64))
+        ts = events["ts"].dtype
+        if not isinstance(ts, pl.Datetime):
+            raise ValueError(f"ts must be a datetime column, not {ts}")
+        utc = (
+            pl.col("ts").dt.replace_time_zone("UTC")
+            if ts.time_zone is None
+            else pl.col("ts").dt.convert_time_zone("UTC")
         )
-        return segment(events, SegmentConfig(method="learned"), self.classifier).select(SESSION_COLUMNS).to_pandas()
+        events = events.with_columns(query=pl.col("query").cast(pl.String).fill_null(""), ts=utc)
+        found = sessions_with_missions(events, SegmentConfig(method="learned"), MissionConfig(), self.classifier)
+        return (
+            events.select("_position", "row_id")
+            .join(found, on="row_id", how="left", maintain_order="left")
+            .sort("_position")
+            .select(list(SESSIONS_SCHEMA))
+            .with_columns(pl.col("ts").dt.replace_time_zone(None))
+            .to_pandas()
+        )
 
 
 def log_segmenter_model(classifier: SameSessionClassifier, level: str) -> str:

@@ -407,7 +407,7 @@ class TrainOutcome:
     registered: str | None  # models:/<name>/<version>; None when not registered
     champion: bool  # whether the registered version took the `champion` alias
     metrics: dict  # the final metrics, as logged at the run's last step
-    checkpoint: str  # the best checkpoint in Ray Train's storage (`Trained.where`)
+    checkpoint: str | None  # the best checkpoint in Ray Train's storage (`Trained.where`); None: no Ray Train
     figures: list[str]  # file names of the figures logged to the run
 
 
