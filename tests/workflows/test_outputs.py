@@ -234,3 +234,17 @@ def test_every_command_that_reads_a_model_names_a_missing_one_in_one_line(done, 
             table.append(f"| `{command}` | {mistake} | {lines[0]} |")
     with capsys.disabled():  # the table of the closing note, with pytest -s
         print("\n".join(["", "| command | mistake | message |", "|---|---|---|", *table]))
+
+
+def test_a_directory_of_other_files_is_refused_unless_overwrite_which_keeps_them(done):
+    (done / "mine").mkdir()
+    (done / "mine" / "notes.txt").write_text("mine")
+    refused = sessionflow("segment", done / "logs", "-f", "aol", "-o", done / "mine", "--engine", "local")
+    assert refused.exit_code == 2 and "holds other files (notes.txt)" in refused.output, refused.output
+    assert len(refused.output.strip().splitlines()) == 1 and sorted(p.name for p in (done / "mine").iterdir()) == [
+        "notes.txt"
+    ]
+    beside = sessionflow("segment", done / "logs", "-f", "aol", "-o", done / "mine", "--engine", "local", "--overwrite")
+    assert beside.exit_code == 0 and (done / "mine" / "notes.txt").read_text() == "mine"
+    again = sessionflow("segment", done / "logs", "-f", "aol", "-o", done / "mine", "--engine", "local")
+    assert again.exit_code == 0, again.output  # its own earlier output: no --overwrite needed
