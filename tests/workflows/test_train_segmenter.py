@@ -53,6 +53,16 @@ def test_train_segmenter_logs_its_estimate_registers_and_segments_a_log(store, t
     assert run.data.metrics["cv_boundary_f1_mean"] == pytest.approx(0.915, abs=5e-4)
     assert run.data.params["level"] == "sessions" and run.data.params["users"] == "80"
     assert run.data.params["gt"] == str(GAYO.resolve())  # one file, however it was named
+    # what a reviewer reads in the MLflow UI: a name, a description, what produced it, what it read
+    assert run.info.run_name == "logistic on gayo-avello-2009.dev.csv (sessions)"
+    assert "nested CV pair F1 0.862" in run.data.tags["mlflow.note.content"]
+    assert run.data.tags["version.mlflow"] == mlflow.__version__ and "version.scikit-learn" in run.data.tags
+    assert len(run.data.tags.get("git.commit", "0" * 40).removesuffix("-dirty")) == 40
+    (read,) = run.inputs.dataset_inputs
+    assert read.dataset.name == "ground truth" and read.dataset.digest and read.tags[0].value == "training"
+    assert 'mlflow.pyfunc.load_model("models:/segmenter-model/1")' in version.description
+    assert version.tags["cv_f1_mean"] == f"{run.data.metrics['cv_f1_mean']:.4f}"
+    assert "nested CV" in store.get_registered_model("segmenter-model").description
     folds = json.loads(Path(mlflow.artifacts.download_artifacts(f"runs:/{run.info.run_id}/crossval.json")).read_text())
     assert {row["fold"] for row in folds["folds"]} == set(range(5))
 

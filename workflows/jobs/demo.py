@@ -223,7 +223,7 @@ def _train_session(pairs: str, cfg: DemoConfig, checkpoints: str, summary: DemoS
     from workflows.jobs import train_session
 
     job = train_session.TrainSessionJob(pairs=pairs, session=cfg.session, storage=checkpoints)
-    outcome = train_session.run(job, run_name="demo")
+    outcome = train_session.run(job)
     keys = ("val_auc", "val_auc_not_fine_tuned", "val_auc_jaccard", "mission_silhouette_not_fine_tuned",
             "mission_silhouette", "steps")  # fmt: skip
     summary.numbers["train session model"] = {k: _round(outcome.metrics[k]) for k in keys if k in outcome.metrics}
@@ -236,7 +236,7 @@ def _train_hierarchy(cfg: DemoConfig, checkpoints: str, summary: DemoSummary, fi
     from workflows.jobs import train_hierarchy
 
     job = train_hierarchy.TrainHierarchyJob(hierarchy=cfg.hierarchy, storage=checkpoints)
-    outcome = train_hierarchy.run(job, run_name="demo")
+    outcome = train_hierarchy.run(job)
     keys = ("map", "mean_rank", "spearman_norm_depth", "steps")
     summary.numbers["train hierarchy model"] = {k: _round(outcome.metrics[k]) for k in keys if k in outcome.metrics}
     summary.models["hierarchy-model"] = outcome.registered
@@ -290,8 +290,14 @@ def _log_run(summary: DemoSummary, cfg: DemoConfig, output: str, figures: Path) 
     written to OUTPUT/summary.json)."""
     import mlflow
 
+    from workflows.tracking.store import provenance
+
     mlflow.set_experiment(EXPERIMENT)
-    with mlflow.start_run(run_name="demo", tags={"sessionflow.job": "demo"}) as run:
+    name = f"demo on {Path(summary.log).name} ({summary.format})"
+    note = ("The whole pipeline on a synthetic log: segment, mine, train both models, score; its numbers as "
+            "metrics (step.key), the training runs and registered models as tags.")  # fmt: skip
+    tags = {"sessionflow.job": "demo", "mlflow.note.content": note, **provenance()}
+    with mlflow.start_run(run_name=name, tags=tags) as run:
         summary.runs[EXPERIMENT] = run.info.run_id
         params = {**flat(cfg), "data": summary.log, "format": summary.format}
         for i in range(0, len(params), 100):  # MLflow takes at most 100 parameters a request

@@ -258,8 +258,12 @@ def _finish(trained: Trained, data: HierarchyData, cfg, run_id: str, register: b
         mlflow.log_artifacts(str(directory), "table")
         return TrainOutcome(run_id, f"runs:/{run_id}/table", None, False, metrics, trained.where, figures)
     model_uri = log_hierarchy_model(directory, cfg.model)
+    described = (f"{cfg.model} -> {cfg.manifold} ({cfg.dim}-d) on {cfg.data}, held out: {cfg.holdout}: "
+                 f"reconstruction MAP {metrics['map']:.4f}.")  # fmt: skip
     registered, champion = (
-        register_model(model_uri, NAME, "map", same=("data", "holdout")) if register else (None, False)
+        register_model(model_uri, NAME, "map", same=("data", "holdout"), description=described)
+        if register
+        else (None, False)
     )
     return TrainOutcome(run_id, f"runs:/{run_id}/model", registered, champion, metrics, trained.where, figures)
 
@@ -287,8 +291,11 @@ def run(job: TrainHierarchyJob, run_name: str | None = None) -> TrainOutcome:
     split = data.split
     params = {**cfg.to_dict(), "nodes": split.full.n_nodes, "train_edges": len(split.train_edges()),
               "test_edges": len(split.test_edges), "test_nodes": len(split.test_nodes)}  # fmt: skip
+    name = run_name or f"{cfg.model} {cfg.manifold} {cfg.dim}-d on {cfg.data}, held out: {cfg.holdout}"
+    description = (f"Hierarchy model: {cfg.data} ({split.full.n_nodes:,} nodes) embedded by {cfg.model} in a "
+                   f"{cfg.dim}-d {cfg.manifold}; held out: {cfg.holdout}.")  # fmt: skip
     with (
-        training_run(job.experiment, "train hierarchy", params, run_name) as run_id,
+        training_run(job.experiment, "train hierarchy", params, name, description) as run_id,
         train_best(HierarchyTask(cfg, data), run_id, "hierarchy-model", job.storage, job.address) as trained,
     ):
         return _finish(trained, data, cfg, run_id, job.register)

@@ -92,8 +92,8 @@ def run(job: TrainSegmenterJob, run_name: str | None = None) -> TrainOutcome:
     import mlflow
 
     from workflows.tracking.segmenter_model import NAME, log_segmenter_model
+    from workflows.tracking.store import log_table, training_run
     from workflows.tracking.store import register as register_model
-    from workflows.tracking.store import training_run
 
     users = labelled_users(job.gt, job.format, job.level, job.read)
     gold, level = users.gold, users.level
@@ -117,7 +117,12 @@ def run(job: TrainSegmenterJob, run_name: str | None = None) -> TrainOutcome:
         "seed": job.seed,
         "users": gold["user_id"].n_unique(), "rows": gold.height, "users_unlabelled": users.users_unlabelled,
     }  # fmt: skip
-    with training_run(job.experiment, "train segmenter", params, run_name) as run_id:
+    name = run_name or f"{classifier} on {storage.name(users.gt)} ({level})"
+    description = (f"Segmenter: {classifier} same-session classifier fitted on the {gold['user_id'].n_unique()} "
+                   f"users of {users.gt} ({level}); nested CV pair F1 {metrics['cv_f1_mean']:.3f} ± "
+                   f"{metrics['cv_f1_sd']:.3f} (shipped cascade {metrics['cascade_cv_f1_mean']:.3f}).")  # fmt: skip
+    with training_run(job.experiment, "train segmenter", params, name, description) as run_id:
+        log_table(gold, storage.absolute(users.gt), "ground truth", "training")
         mlflow.log_metrics({**metrics, **{f"inner_f1_{name}": score for name, score in inner.items()}})
         mlflow.log_dict(
             {"folds": learned.folds.to_dicts(), "cascade_folds": cascade.folds.to_dicts(), "inner_f1": inner},
@@ -125,7 +130,9 @@ def run(job: TrainSegmenterJob, run_name: str | None = None) -> TrainOutcome:
         )
         model_uri = log_segmenter_model(fitted, level)
     registered, champion = (
-        register_model(model_uri, NAME, "cv_f1_mean", same=("gt", "level")) if job.register else (None, False)
+        register_model(model_uri, NAME, "cv_f1_mean", same=("gt", "level"), description=description)
+        if job.register
+        else (None, False)
     )
     return TrainOutcome(run_id, f"runs:/{run_id}/model", registered, champion, headline(metrics, classifier, level),
                         None, [])  # fmt: skip

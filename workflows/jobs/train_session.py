@@ -152,7 +152,13 @@ def _finish(trained: Trained, val: pl.DataFrame, cfg, pairs_path: str, run_id: s
             mlflow.log_artifact(str(figure))
         mlflow.log_dict(cfg.to_dict(), "config.json")
         model_uri = log_session_model(trained.model, calibration, cfg.model, Path(tmp) / "model")
-    registered, champion = register_model(model_uri, NAME, "val_auc", same=("pairs",)) if register else (None, False)
+    described = (f"{cfg.model} fine-tuned on the pairs of {pairs_path}: validation AUC {metrics['val_auc']:.4f} "
+                 f"(not fine-tuned {metrics['val_auc_not_fine_tuned']:.4f}).")  # fmt: skip
+    registered, champion = (
+        register_model(model_uri, NAME, "val_auc", same=("pairs",), description=described)
+        if register
+        else (None, False)
+    )
     return TrainOutcome(run_id, f"runs:/{run_id}/model", registered, champion, metrics, trained.where,
                         [f.name for f in figures])  # fmt: skip
 
@@ -205,13 +211,18 @@ def run(job: TrainSessionJob, run_name: str | None = None) -> TrainOutcome:
     Returns the MLflow run, the logged and registered model and the metrics. ValueError /
     FileNotFoundError for bad settings or inputs (no pairs, fewer than one global batch).
     """
-    from workflows.tracking.store import training_run
+    from workflows.tracking.store import log_table, training_run
 
     pairs_path, cfg = common.require(job.pairs, "pairs"), job.session
     train, val = training_data(pairs_path, cfg)
     params = {**cfg.to_dict(), "pairs": pairs_path, "train_examples": train.height, "val_pairs": val.height}
+    name = run_name or f"{cfg.model} on {storage.name(pairs_path)}, {cfg.workers} worker(s), lr {cfg.lr:g}"
+    description = (f"Session model: {cfg.model} fine-tuned with InfoNCE on the training pairs of {pairs_path} "
+                   f"({train.height:,} examples), validated on {val.height:,} pairs of other users.")  # fmt: skip
     with (
-        training_run(job.experiment, "train session", params, run_name) as run_id,
+        training_run(job.experiment, "train session", params, name, description) as run_id,
         train_best(SessionTask(cfg, train, val), run_id, "session-model", job.storage, job.address) as trained,
     ):
+        log_table(train, pairs_path, "pairs (train)", "training")
+        log_table(val, pairs_path, "pairs (validation)", "validation")
         return _finish(trained, val, cfg, pairs_path, run_id, job.register)

@@ -81,17 +81,70 @@ def warn_if_ephemeral(uri: str) -> None:
         )
 
 
+# What each experiment and registered model is, as the MLflow UI shows it (its description).
+NOTES = {
+    "session-model": "Session model: a bi-encoder fine-tuned with InfoNCE on query pairs mined from sessions "
+    "(`sessionflow train session`); p(same session) of two queries. Headline metric: val_auc.",
+    "hierarchy-model": "Hierarchy model: WordNet or HierarCaps embedded in the Poincare ball, a lookup table or "
+    "a text encoder (`sessionflow train hierarchy`); a query's specificity is its norm. Headline metric: map.",
+    "segmenter-model": "Segmenter: a scikit-learn same-session classifier of consecutive queries, fitted on "
+    "ground truth (`sessionflow train segmenter`). Headline metric: cv_f1_mean (user-level nested CV).",
+}
+LIBRARIES = ("torch", "transformers", "ray", "mlflow", "polars", "scikit-learn", "geoopt")
+
+
+def provenance() -> dict[str, str]:
+    """Tags that say what produced a run: sessionflow's version, the git commit of its
+    sources (when they are a git checkout; `-dirty` with uncommitted changes), and the
+    versions of its key libraries."""
+    import subprocess
+    from importlib.metadata import PackageNotFoundError, version
+
+    tags = {}
+    for name in ("sessionflow", *LIBRARIES):
+        try:
+            tags[f"version.{name}"] = version(name)
+        except PackageNotFoundError:
+            continue
+    root = Path(__file__).resolve().parents[2]
+    try:
+        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
+                                timeout=10, check=True).stdout.strip()  # fmt: skip
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()  # fmt: skip
+        tags["git.commit"] = commit + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        pass  # not a git checkout (an installed package): the version says it
+    return tags
+
+
 @contextmanager
-def training_run(experiment: str, job: str, params: Mapping[str, Any], run_name: str | None = None) -> Iterator[str]:
-    """An MLflow run of `experiment` with `params` logged, active in the driver; yields its id.
+def training_run(
+    experiment: str, job: str, params: Mapping[str, Any], run_name: str | None = None, description: str = ""
+) -> Iterator[str]:
+    """An MLflow run of `experiment` named `run_name`, described by `description`, with
+    `params` logged and `provenance` tags, active in the driver; yields its id. The
+    experiment gets its description (`NOTES`) when it has none.
 
     The run ends FINISHED, or FAILED when the block raises.
     """
     use_store()
-    mlflow.set_experiment(experiment)
-    with mlflow.start_run(run_name=run_name, tags={"sessionflow.job": job}) as run:
+    found = mlflow.set_experiment(experiment)
+    if experiment in NOTES and "mlflow.note.content" not in (found.tags or {}):
+        mlflow.set_experiment_tag("mlflow.note.content", NOTES[experiment])
+    tags = {"sessionflow.job": job, **provenance(), **({"mlflow.note.content": description} if description else {})}
+    with mlflow.start_run(run_name=run_name, tags=tags) as run:
         mlflow.log_params(dict(params))
         yield run.info.run_id
+
+
+def log_table(frame: Any, source: str, name: str, context: str) -> None:
+    """Log a table the run read as an MLflow dataset input (`mlflow.log_input`: its
+    source, schema, row count and digest): `frame` a polars or pandas DataFrame."""
+    import mlflow.data
+
+    pandas = frame.to_pandas() if hasattr(frame, "to_pandas") else frame
+    mlflow.log_input(mlflow.data.from_pandas(pandas, source=source, name=name), context=context)
 
 
 def pip_requirements(names: Sequence[str] = REQUIREMENTS) -> list[str]:
@@ -126,11 +179,23 @@ def promote_if_best(client: MlflowClient, name: str, version: str, metric: str, 
     return True
 
 
-def register(model_uri: str, name: str, metric: str, same: tuple[str, ...] = ()) -> tuple[str, bool]:
-    """Register `model_uri` as a new version of `name`: (`models:/NAME/VERSION`, whether it took
-    the champion alias; see `promote_if_best`)."""
+def register(
+    model_uri: str, name: str, metric: str, same: tuple[str, ...] = (), description: str = ""
+) -> tuple[str, bool]:
+    """Register `model_uri` as a new version of `name` described by `description` (what it
+    was trained on, its headline metrics; how to load it is added) and tagged with its
+    run's `metric`: (`models:/NAME/VERSION`, whether it took the champion alias; see
+    `promote_if_best`). The registered model gets its description (`NOTES`) when it has none."""
+    client = use_store()
     version = str(mlflow.register_model(model_uri, name).version)
-    return f"models:/{name}/{version}", promote_if_best(use_store(), name, version, metric, same)
+    if name in NOTES and not client.get_registered_model(name).description:
+        client.update_registered_model(name, description=NOTES[name])
+    load = f'Load: mlflow.pyfunc.load_model("models:/{name}/{version}")'
+    client.update_model_version(name, version, description=f"{description} {load}".strip())
+    value = _metric_of(client, name, version, metric)
+    if not math.isnan(value):
+        client.set_model_version_tag(name, version, metric, f"{value:.4f}")
+    return f"models:/{name}/{version}", promote_if_best(client, name, version, metric, same)
 
 
 def promote(client: MlflowClient, name: str, version: str) -> None:
