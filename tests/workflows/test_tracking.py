@@ -67,7 +67,10 @@ def test_compare_lists_runs_side_by_side_and_promote_moves_the_champion(store):
     missing = runner.invoke(app, ["promote", "session-model", "9"])
     assert missing.exit_code == 2 and "version 9" in missing.output
     unknown = runner.invoke(app, ["compare", "--experiment", "nothing"])
-    assert unknown.exit_code == 2 and "no experiment" in unknown.output
+    assert unknown.exit_code == 2 and "no experiment" in unknown.output and "it has: Default" in unknown.output
+    for option in ("--metrics", "--params"):  # a name no run logged: one line, not an empty column
+        nothing = runner.invoke(app, ["compare", option, "val_acu"])
+        assert nothing.exit_code == 2 and f"{option} val_acu: no run of session-model logged it" in nothing.output
 
 
 def test_a_sqlite_store_inside_a_submitted_jobs_working_dir_warns_once(tmp_path, monkeypatch, caplog):

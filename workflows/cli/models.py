@@ -45,6 +45,8 @@ def compare(
             *(str(row[p]) if row[p] is not None else "" for p in result.params),
             *(_number(row[m]) for m in result.metrics),
         )  # fmt: skip
+    if result.not_shown:
+        table.caption = f"{result.not_shown} more metric(s) logged: choose with --metrics NAME,NAME"
     # as wide as the table needs: a comparison cut at the terminal's edge compares nothing
     width = Measurement.get(out, out.options.update_width(10_000), table).maximum
     Console(width=max(out.width, width)).print(table)

@@ -19,12 +19,15 @@ from workflows.tracking.store import CHAMPION
 KEY_METRICS = {
     "session-model": ("val_auc", "val_accuracy", "best_step", "steps", "pairs_per_s"),
     "hierarchy-model": ("map", "mean_rank", "link_map", "spearman_norm_depth", "kendall_tau", "steps"),
+    "segmenter-model": ("cv_f1_mean", "cv_f1_sd", "cv_boundary_f1_mean", "cv_ari_mean", "cascade_cv_f1_mean"),
 }
 KEY_PARAMS = {
     "session-model": ("model", "pairs", "workers", "batch_size", "lr", "max_steps", "temperature", "seed"),
     "hierarchy-model": ("data", "model", "manifold", "dim", "holdout", "norm_loss", "norm_weight", "max_steps", "seed"),
+    "segmenter-model": ("gt", "level", "classifier", "threshold", "folds", "seed"),
 }
-ALWAYS_PARAMS = ("model", "data")
+ALWAYS_PARAMS = ("model", "data", "gt")
+MOST_METRICS = 8  # of an experiment without key metrics, the first this many (by name) are shown
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,7 @@ class Comparison:
     metrics: list[str]
     rows: list[dict]  # run_id, run_name, started, status, version, champion, params..., metrics...
     champion: str | None  # the version holding the alias, if any
+    not_shown: int = 0  # metrics the runs logged that are not among `metrics`
 
     def to_dict(self) -> dict:
         return {"experiment": self.experiment, "champion": self.champion, "params": self.params,
@@ -47,16 +51,26 @@ def compare(
     metrics: list[str] | None = None,
     params: list[str] | None = None,
 ) -> Comparison:
-    """The latest `max_runs` runs of `experiment`, newest first."""
+    """The latest `max_runs` runs of `experiment`, newest first. ValueError in one line for
+    an unknown experiment, and for `metrics` or `params` none of those runs logged."""
     found = client.get_experiment_by_name(experiment)
     if found is None:
-        raise ValueError(f"no experiment {experiment!r} in {client.tracking_uri}")
+        names = sorted(e.name for e in client.search_experiments())
+        raise ValueError(f"no experiment {experiment!r} in {client.tracking_uri}; it has: {', '.join(names) or 'none'}")
     runs = client.search_runs([found.experiment_id], order_by=["attributes.start_time DESC"], max_results=max_runs)
     versions, champion = _versions(client, experiment)
+    logged = sorted({m for r in runs for m in r.data.metrics})
+    for kind, asked, have in (
+        ("metrics", metrics, logged),
+        ("params", params, {p for r in runs for p in r.data.params}),
+    ):
+        unknown = [name for name in asked or () if name not in have]
+        if unknown:
+            raise ValueError(f"--{kind} {','.join(unknown)}: no run of {experiment} logged it; they logged: "
+                             f"{', '.join(sorted(have)[:12])}{' ...' if len(have) > 12 else ''}")  # fmt: skip
     params = params or _varying_params(runs, KEY_PARAMS.get(experiment))
     if metrics is None:
-        metrics = [m for m in KEY_METRICS.get(experiment, ()) if any(m in r.data.metrics for r in runs)]
-        metrics = metrics or sorted({m for r in runs for m in r.data.metrics})
+        metrics = [m for m in KEY_METRICS.get(experiment, ()) if m in logged] or logged[:MOST_METRICS]
     rows = []
     for run in runs:
         version = versions.get(run.info.run_id)
@@ -69,7 +83,7 @@ def compare(
                 **{m: run.data.metrics.get(m) for m in metrics},
             }
         )  # fmt: skip
-    return Comparison(experiment, params, list(metrics), rows, champion)
+    return Comparison(experiment, params, list(metrics), rows, champion, len(set(logged) - set(metrics)))
 
 
 def _versions(client: MlflowClient, name: str) -> tuple[dict[str, str], str | None]:
