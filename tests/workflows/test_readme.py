@@ -1,0 +1,72 @@
+"""The README is tested by users: every `sessionflow` command it shows parses (its
+subcommands exist, its options exist and take the values shown), and the models it
+names are the aliases the demo and the training commands create."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+import typer.main
+
+from workflows.cli import app
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+REGISTERED = ("session-model", "hierarchy-model", "segmenter-model")
+
+
+def shown_commands(text: str) -> list[str]:
+    """Every `sessionflow ...` command line of the README's code blocks, continuation
+    lines joined, comments dropped (also after `ray job submit ... --`)."""
+    commands, blocks = [], re.findall(r"```(?:bash|sh)?\n(.*?)```", text, flags=re.S)
+    for block in blocks:
+        for line in block.replace("\\\n", " ").splitlines():
+            line = line.split(" -- ", 1)[1] if line.startswith("ray job submit") and " -- " in line else line
+            if line.strip().startswith("sessionflow "):
+                commands.append(line.split("  #")[0].split(" # ")[0].strip())
+    return commands
+
+
+def parse(args: list[str]):  # -> the (typer-vendored) click command
+    """Parse `args` as the shell would hand them to `sessionflow`, without running the
+    command: the CLI's own usage errors for an unknown option or a bad value,
+    LookupError for an unknown command."""
+    command = typer.main.get_command(app)
+    while hasattr(command, "get_command"):  # a group: its subcommand
+        name, args = args[0], args[1:]
+        found = command.get_command(command.context_class(command), name)
+        if found is None:
+            raise LookupError(f"no command {name!r}")
+        command = found
+    command.make_context(command.name or "sessionflow", list(args))
+    return command
+
+
+def test_every_command_the_readme_shows_parses():
+    commands = shown_commands(README.read_text())
+    assert len(commands) >= 30, "the README's commands were not found"
+    names = set()
+    for line in commands:
+        args = shlex.split(line)[1:]
+        names.add(parse(args).name)  # raises on anything the CLI would refuse before running
+    assert {"segment", "ingest", "mine", "score", "annotate", "session", "hierarchy", "segmenter", "crossval"} <= names
+
+
+def test_the_models_the_readme_names_are_aliases_that_exist_after_the_demo():
+    uris = re.findall(r"models:/[\w.-]+(?:[@/][\w.-]+)?", README.read_text())
+    assert uris
+    for uri in uris:
+        name, sep, ref = re.split(r"([@/])", uri.removeprefix("models:/"), maxsplit=1)
+        assert name in REGISTERED and sep == "@" and ref == "champion", uri
+
+
+@pytest.mark.parametrize(
+    ("bad", "says"),
+    [(["segment", "x", "--no-such-option"], "No such option"), (["train", "sesion"], "no command"),
+     (["train", "session", "--workers", "many"], "valid integer")],
+)  # fmt: skip
+def test_a_command_the_cli_refuses_is_caught(bad, says):
+    with pytest.raises(Exception, match=says):
+        parse(bad)
