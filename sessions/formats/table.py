@@ -66,10 +66,10 @@ class ColumnMap:
             "ts": f.time(self.time),
             "query": f[self.text].cast(pl.String),
         }
-        if self.session:
-            columns["gold_session"] = f[self.session].cast(pl.String)
-        if self.mission:
-            columns["gold_mission"] = f[self.mission].cast(pl.String)
+        for gold, column in (("gold_session", self.session), ("gold_mission", self.mission)):
+            if column:  # an empty or blank cell is no label, as a missing one
+                label = f[column].cast(pl.String).str.strip_chars()
+                columns[gold] = pl.when(label != "").then(label)
         return columns
 
 

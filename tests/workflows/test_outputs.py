@@ -14,6 +14,7 @@ from sessions import storage
 from workflows.cli import app
 
 runner = CliRunner()
+GOLD = Path(__file__).resolve().parents[3] / "shared" / "data" / "sessions-gt" / "gayo-avello-2009.dev.csv"
 LOG = "".join(f"{u}\tquery {u} {i}\t2006-03-01 0{i}:10:00\t\t\n" for u in (1, 2) for i in range(4))
 
 
@@ -232,6 +233,24 @@ def test_every_command_that_reads_a_model_names_a_missing_one_in_one_line(done, 
             assert result.exit_code == 2 and len(lines) == 1 and message in lines[0], where
             assert not (done / "out").exists() and not elsewhere.exists(), where
             table.append(f"| `{command}` | {mistake} | {lines[0]} |")
+    # a model of another kind: a segmenter where a session or hierarchy model is wanted
+    from sessions.learned import LearnedConfig, LearnedMethod
+    from workflows.jobs.evaluate_segmentation import read_gold
+    from workflows.tracking.segmenter_model import log_segmenter_model
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    mlflow.set_tracking_uri(uri)
+    gold = read_gold(str(GOLD), "gayo-avello").events
+    with mlflow.start_run():
+        segmenter = log_segmenter_model(LearnedMethod(LearnedConfig(model="logistic")).classifier(gold), "sessions")
+    for command, job in MODEL_READERS.items():
+        if command == "segment (local)":
+            job = [*job[:-4], "--engine", "local"]  # the cascade: a segmenter decides `learned` only
+        result = sessionflow(*job, *([] if job[-1] == "--session-model" else ["--model"]), segmenter)
+        lines = result.output.strip().splitlines()
+        assert result.exit_code == 2 and len(lines) == 1 and "is a segmenter model" in lines[0], result.output
+        assert not (done / "out").exists()
+        table.append(f"| `{command}` | a model of another kind | {lines[0]} |")
     with capsys.disabled():  # the table of the closing note, with pytest -s
         print("\n".join(["", "| command | mistake | message |", "|---|---|---|", *table]))
 

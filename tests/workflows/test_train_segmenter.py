@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import mlflow
+import pandas as pd
 import polars as pl
 import pytest
 from typer.testing import CliRunner
@@ -35,6 +36,13 @@ def test_a_table_with_a_column_map_is_the_same_truth(tmp_path):
     mapped = labelled_users(str(table), "table", None, ReadOptions(map="user=person,time=when,text=q,session=s"))
     assert mapped.level == "sessions" and mapped.gold["user_id"].n_unique() == 80
     assert mapped.gold.select("user_id", "ts", "query").equals(gayo.select("user_id", "ts", "query"))
+    blank = tmp_path / "blank.csv"  # an empty or blank label cell is no label: that user has none
+    first = gayo["user_id"][0]
+    label = pl.when(pl.col("user_id") == first).then(pl.lit(" ")).otherwise("gold_session")
+    gayo.select(person="user_id", when=pl.col("ts").dt.strftime("%Y-%m-%dT%H:%M:%SZ"), q="query",
+                s=label).write_csv(blank)  # fmt: skip
+    options = ReadOptions(map="user=person,time=when,text=q,session=s")
+    assert labelled_users(str(blank), "table", None, options).users_unlabelled == 1
     refused = runner.invoke(app, ["train", "segmenter", "--gt", str(table), "--format", "table"])
     assert refused.exit_code == 2 and "needs a column mapping: --map" in refused.output
 
@@ -85,6 +93,15 @@ def test_train_segmenter_logs_its_estimate_registers_and_segments_a_log(store, t
     assert served["query"].tolist() == shuffled["query"].to_list() and "mission_id" in served.columns
     by_row = dict(zip(expected["row_id"], expected["session_id"], strict=True))
     assert served["session_id"].tolist() == [by_row[r] for r in shuffled["row_id"]]
+
+    python_model = mlflow.pyfunc.load_model("models:/segmenter-model/1").unwrap_python_model()
+    mistakes = (({"row_id": [0, 0]}, "row_id must be unique"), ({"user_id": ["u", None]}, "1 rows have no user_id"),
+                ({"ts": [pd.NaT, pd.NaT]}, "2 rows have no ts"))  # fmt: skip
+    for bad, says in mistakes:
+        asked = pd.DataFrame({"user_id": ["u", "u"], "ts": pd.to_datetime(["2006-03-01 10:00", "2006-03-01 10:01"]),
+                              "query": ["a", "b"], **bad})  # fmt: skip
+        with pytest.raises(ValueError, match=says):
+            python_model.predict(None, asked)
 
     # a segmenter model decides `learned` only: one line, no output
     wrong = runner.invoke(app, [*segment, str(tmp_path / "c"), "--model", "models:/segmenter-model/1"])

@@ -162,6 +162,6 @@ def run(job: AnnotateJob) -> dict:
         is_segment_output(job.inputs[0])  # IncompleteOutputError for an unfinished one
     common.check_output(job.output, job.inputs)
     use_store(existing=True)
-    require_model(job.model)  # before the output is claimed
+    require_model(job.model, ("hierarchy",))  # before the output is claimed
     output = common.output_dir(job.output, ANNOTATIONS_FILE, job.overwrite, job.inputs)
     return annotate_logs(job.inputs, job.format, output, job.model, job.threshold, job.read)

@@ -35,8 +35,10 @@ def evaluate_hierarchy(
     """
     import mlflow
 
-    from workflows.tracking.store import run_of
+    from workflows.tracking.store import require_model, run_of
 
+    if uri.startswith("models:/"):  # a registered pyfunc (a lookup table is a run's artifact)
+        require_model(uri, ("hierarchy",))
     run_id = run_of(uri)
     trained = mlflow.artifacts.load_dict(f"runs:/{run_id}/config.json")
     if trained.get("lr") == 0:  # runs logged before the models' own defaults recorded "the default" as 0

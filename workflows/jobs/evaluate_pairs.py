@@ -115,5 +115,5 @@ def run(job: EvaluatePairsJob) -> PairEvaluation:
     from workflows.tracking.store import require_model
 
     pairs = common.require(job.pairs, "pairs")
-    require_model(job.model)  # a missing model named before the pairs are read
+    require_model(job.model, ("session",))  # a missing or wrong model named before the pairs are read
     return evaluate_pairs(job.model, read_pairs(pairs, None if job.split == "all" else job.split), job.baseline)

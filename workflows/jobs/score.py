@@ -73,9 +73,9 @@ def run(job: ScoreJob):  # -> ScoreReport
     common.check_format(job.format)
     common.check_output(job.output, job.inputs)
     use_store(existing=True)
-    for model in (job.score.session_model, job.score.hierarchy_model):
+    for model, kind in ((job.score.session_model, "session"), (job.score.hierarchy_model, "hierarchy")):
         if model:
-            require_model(model)  # before the output is claimed
+            require_model(model, (kind,))  # before the output is claimed
     common.check_log_inputs(job.inputs, job.format)
     output = common.output_dir(job.output, inputs=job.inputs)  # claimed by `score`, which may resume
     with ray_runtime(job.address):

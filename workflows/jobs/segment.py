@@ -71,15 +71,14 @@ def run(job: SegmentJob, on_rows: Callable[[int], None] | None = None) -> Segmen
     common.require(job.inputs, "inputs", argument=True)
     common.check_format(job.format)
     config = to_dict(job)  # the report records every setting of the job
-    scorer = session_scorer(job.model) if job.engine == "local" else None  # a bad model: refused before the output
-    if job.model and job.engine == "ray":
-        from workflows.tracking.store import require_model
-
-        require_model(job.model)
-    if job.model:
+    if job.model:  # a missing or wrong model: refused before the output
         from workflows.tracking.segmenter_model import check_method as check_model
+        from workflows.tracking.store import require_model, use_store
 
+        use_store(existing=True)
+        require_model(job.model, ("session", "segmenter"))
         check_model(job.model, job.segment.method)
+    scorer = session_scorer(job.model) if job.engine == "local" else None
     common.check_log_inputs(job.inputs, job.format)
     output = common.output_dir(job.output, SESSIONS_FILE, job.overwrite, job.inputs)
     if job.engine == "ray":

@@ -116,6 +116,7 @@ def run(job: TrainSegmenterJob, run_name: str | None = None) -> TrainOutcome:
         "classifier_choice": job.classifier, "threshold": job.threshold, "folds": job.folds, "inner": job.inner,
         "seed": job.seed,
         "users": gold["user_id"].n_unique(), "rows": gold.height, "users_unlabelled": users.users_unlabelled,
+        "rows_rejected": sum(users.read.rejected.values()),
     }  # fmt: skip
     name = run_name or f"{classifier} on {storage.name(users.gt)} ({level})"
     description = (f"Segmenter: {classifier} same-session classifier fitted on the {gold['user_id'].n_unique()} "
@@ -125,17 +126,25 @@ def run(job: TrainSegmenterJob, run_name: str | None = None) -> TrainOutcome:
         log_table(gold, storage.absolute(users.gt), "ground truth", "training")
         mlflow.log_metrics({**metrics, **{f"inner_f1_{name}": score for name, score in inner.items()}})
         mlflow.log_dict(
-            {"folds": learned.folds.to_dicts(), "cascade_folds": cascade.folds.to_dicts(), "inner_f1": inner},
+            {"folds": learned.folds.to_dicts(), "cascade_folds": cascade.folds.to_dicts(), "inner_f1": inner,
+             "rejected": users.read.rejected, "users_unlabelled": users.users_unlabelled},
             "crossval.json",
-        )
+        )  # fmt: skip
         model_uri = log_segmenter_model(fitted, level)
     registered, champion = (
         register_model(model_uri, NAME, "cv_f1_mean", same=("gt", "level"), description=description)
         if job.register
         else (None, False)
     )
-    return TrainOutcome(run_id, f"runs:/{run_id}/model", registered, champion, headline(metrics, classifier, level),
-                        None, [])  # fmt: skip
+    shown = headline(metrics, classifier, level)
+    rejected = ", ".join(f"{reason} {count:,}" for reason, count in users.read.rejected.items())
+    shown = {
+        "rows fitted (users)": f"{gold.height:,} ({gold['user_id'].n_unique():,})",
+        "rows rejected": rejected or "0",
+        "users without a label (left out)": users.users_unlabelled,
+        **shown,
+    }
+    return TrainOutcome(run_id, f"runs:/{run_id}/model", registered, champion, shown, None, [])
 
 
 HEADLINE = {"f1": "pair F1", "ari": "adjusted Rand", "boundary_f1": "boundary F1", "adjacent_accuracy": "adjacent acc."}

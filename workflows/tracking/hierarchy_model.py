@@ -27,6 +27,7 @@ from workflows.tracking.session_model import texts_of
 from workflows.tracking.store import load_pyfunc, pip_requirements
 
 NAME = "hierarchy-model"
+KIND = "hierarchy"  # `workflows.tracking.store.model_kind`
 SIGNATURE = ModelSignature(inputs=Schema([ColSpec("string", "text")]))
 
 
@@ -73,7 +74,7 @@ def log_hierarchy_model(model_dir: Path, base_model: str) -> str:
         input_example=pd.DataFrame({"text": ["mammal", "toy poodle"]}),
         pip_requirements=pip_requirements(),
         code_paths=[str(Path(models.encoder.__file__).resolve().parent)],  # the package `models`, shipped
-        metadata={"base_model": base_model},
+        metadata={"base_model": base_model, "kind": KIND},
     )
     return info.model_uri
 

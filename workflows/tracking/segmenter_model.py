@@ -53,13 +53,19 @@ class SegmenterModel(mlflow.pyfunc.PythonModel):
         missing = {"user_id", "ts", "query"} - set(model_input.columns)
         if missing:
             raise ValueError(f"give columns user_id, ts and query; missing: {', '.join(sorted(missing))}")
-        frame = model_input.reset_index(drop=True).astype({"user_id": str})
+        frame = model_input.reset_index(drop=True)
+        frame["user_id"] = frame["user_id"].map(lambda u: None if pd.isna(u) else str(u))
         events = pl.from_pandas(frame).with_row_index("_position")
         if "row_id" not in events.columns:
             events = events.with_columns(row_id=pl.col("_position").cast(pl.Int64))
         ts = events["ts"].dtype
         if not isinstance(ts, pl.Datetime):
             raise ValueError(f"ts must be a datetime column, not {ts}")
+        for column in ("user_id", "ts"):
+            if events[column].null_count():
+                raise ValueError(f"{events[column].null_count()} rows have no {column}: give every row one")
+        if events["row_id"].is_duplicated().any():
+            raise ValueError("row_id must be unique: it names each row of the answer")
         utc = (
             pl.col("ts").dt.replace_time_zone("UTC")
             if ts.time_zone is None

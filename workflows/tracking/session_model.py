@@ -27,6 +27,7 @@ from models.session import pair_scores
 from workflows.tracking.store import load_pyfunc, pip_requirements
 
 NAME = "session-model"
+KIND = "session"  # `workflows.tracking.store.model_kind`
 SIGNATURE = ModelSignature(
     inputs=Schema(
         [
@@ -79,7 +80,7 @@ def log_session_model(encoder_dir: Path, calibration: Calibration, base_model: s
         input_example=pd.DataFrame({"query_a": ["cute catd"], "query_b": ["cute cats"]}),
         pip_requirements=pip_requirements(),
         code_paths=[str(Path(models.encoder.__file__).resolve().parent)],  # the package `models`, shipped
-        metadata={"base_model": base_model},
+        metadata={"base_model": base_model, "kind": KIND},
     )
     return info.model_uri
 

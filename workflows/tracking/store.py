@@ -257,10 +257,48 @@ def registered(client: MlflowClient, uri: str) -> str:
     return f"{found} and aliases {aliases}" if aliases else found
 
 
-def require_model(uri: str) -> None:
+KINDS = {"session": "a session model", "hierarchy": "a hierarchy model", "segmenter": "a segmenter model"}
+
+
+def model_kind(uri: str) -> str | None:
+    """What the model at `uri` is (a key of `KINDS`), from its MLmodel file alone: the
+    `kind` of its metadata, else the inputs of its signature (session: query_a/query_b;
+    hierarchy: text; segmenter: user_id, ts); None when neither says."""
+    from mlflow.models import get_model_info
+
+    info = get_model_info(uri)
+    kind = (info.metadata or {}).get("kind")
+    if kind:
+        return kind
+    names = set(info.signature.inputs.input_names()) if info.signature is not None else set()
+    signs = (("session", "query_a"), ("hierarchy", "text"), ("segmenter", "user_id"))
+    found = [kind for kind, column in signs if column in names]
+    return found[0] if found else None
+
+
+def require_model(uri: str, kinds: tuple[str, ...] = ()) -> None:
     """Check, without loading it, that the store has a model at `uri` (models:/NAME@ALIAS,
-    models:/NAME/VERSION, runs:/RUN_ID/PATH or a local model directory), so that a job
-    refuses a missing model before it changes its output. ValueError in one line otherwise."""
+    models:/NAME/VERSION, runs:/RUN_ID/PATH or a local model directory), and, with
+    `kinds`, that it is one of those kinds (`model_kind`), so that a job refuses a
+    missing or wrong model before it changes its output. ValueError in one line otherwise."""
+    from mlflow.exceptions import MlflowException
+
+    _require_model(uri)
+    if kinds:
+        try:
+            kind = model_kind(uri)
+        except (MlflowException, OSError) as err:
+            raise ValueError(f"{uri}: cannot read its MLmodel file ({_first(err)})") from None
+        if kind is not None and kind not in kinds:
+            wanted = " or ".join(KINDS[k] for k in kinds)
+            raise ValueError(f"{uri} is {KINDS.get(kind, kind)}; this takes {wanted}")
+
+
+def _first(err: BaseException) -> str:
+    return (getattr(err, "message", None) or str(err)).splitlines()[0]
+
+
+def _require_model(uri: str) -> None:
     from mlflow.exceptions import MlflowException
 
     if not uri:
