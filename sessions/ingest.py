@@ -24,7 +24,7 @@ import polars as pl
 from sessions import storage
 from sessions.formats import Parsed, format_for
 from sessions.formats.options import DEFAULT_READ, ReadOptions
-from sessions.io import MANIFEST, REJECTED, REPORT, ParquetSink, claim_output, parquet_rows, write_json
+from sessions.io import MANIFEST, REJECTED, REPORT, ParquetSink, claim_output, parquet_rows, write_report
 from sessions.parallel import ordered_map
 from sessions.records import DEFAULT_BLOCK_BYTES
 from sessions.schema import EVENT_SCHEMA, REJECTED_SCHEMA
@@ -298,4 +298,4 @@ def finish_ingest(report: IngestReport, out: str, config: dict, start: float) ->
     report.outputs = {name: storage.join(out, name) for name in (EVENTS_FILE, REJECTED_FILE, REPORT_FILE)}
     report.config = config
     report.seconds = round(time.perf_counter() - start, 3)
-    write_json(report.to_dict(), storage.join(out, REPORT_FILE))
+    write_report(report.to_dict(), out)

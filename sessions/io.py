@@ -175,6 +175,15 @@ def write_json(obj: Any, path: str | Path) -> str:
     return storage.write_text(json.dumps(obj, indent=2, default=str) + "\n", path)
 
 
+def write_report(report: dict, out: str | Path) -> str:
+    """Write a job's `report.json` into its output directory `out`, last (the output is
+    complete once it is there), with what produced it: `command` (the command line)
+    and `versions` (`sessions.provenance.provenance`)."""
+    from sessions.provenance import command_line, provenance
+
+    return write_json({**report, "command": command_line(), "versions": dict(provenance())}, storage.join(out, REPORT))
+
+
 def read_json(path: str | Path) -> Any:
     return json.loads(storage.read_text(path))
 

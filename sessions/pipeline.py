@@ -26,7 +26,7 @@ from sessions.io import (
     parquet_rows,
     read_json,
     scan_table,
-    write_json,
+    write_report,
 )
 from sessions.lexicon import Lexicon
 from sessions.missions import Embedder, MissionConfig, common_terms, link_missions, term_users
@@ -238,5 +238,5 @@ def write_segment_report(
         seconds=round(end - start, 3),
         phase_seconds={"read": round(read_done - start, 3), "segment_and_write": round(end - read_done, 3)},
     )
-    write_json(report.to_dict(), storage.join(out, REPORT_FILE))
+    write_report(report.to_dict(), out)
     return report

@@ -267,3 +267,18 @@ def test_a_directory_of_other_files_is_refused_unless_overwrite_which_keeps_them
     assert beside.exit_code == 0 and (done / "mine" / "notes.txt").read_text() == "mine"
     again = sessionflow("segment", done / "logs", "-f", "aol", "-o", done / "mine", "--engine", "local")
     assert again.exit_code == 0, again.output  # its own earlier output: no --overwrite needed
+
+
+def test_every_report_says_what_produced_it(done):
+    """report.json of each job: its command line, sessionflow's version, the git commit, the key libraries."""
+    import importlib.metadata
+
+    from sessions.provenance import command_line
+
+    for output in ("events", "sessions", "pairs"):
+        report = json.loads((done / output / "report.json").read_text())
+        assert report["command"] == command_line()  # here, the test runner's; from the CLI, `sessionflow ...`
+        versions = report["versions"]
+        assert versions["version.sessionflow"] == importlib.metadata.version("sessionflow")
+        assert versions["version.polars"] == importlib.metadata.version("polars")
+        assert "git.commit" not in versions or len(versions["git.commit"].removesuffix("-dirty")) == 40

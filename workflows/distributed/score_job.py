@@ -48,6 +48,7 @@ from sessions.io import (
     run_id,
     write_json,
     write_parquet,
+    write_report,
 )
 from sessions.records import DEFAULT_BLOCK_BYTES
 from workflows.distributed.staging import (
@@ -154,7 +155,7 @@ def score(
     report.outputs = {name: storage.join(out, name) for name in (SCORES_FILE, REJECTED_FILE, REPORT_FILE)}
     report.seconds = round(time.perf_counter() - start, 3)
     report.phase_seconds = {k: round(v, 3) for k, v in phases.items()}
-    write_json(report.to_dict(), storage.join(out, REPORT_FILE))
+    write_report(report.to_dict(), out)
     return report
 
 

@@ -21,7 +21,7 @@ import polars as pl
 from sessions import storage
 from sessions.formats.options import DEFAULT_READ, ReadOptions
 from sessions.ingest import REPORT_FILE
-from sessions.io import ParquetSink, claim_output, job_output, read_json, scan_table, write_json
+from sessions.io import ParquetSink, claim_output, job_output, read_json, scan_table, write_report
 from sessions.pipeline import SESSIONS_FILE, load_events, segment_logs
 from sessions.reformulation import (
     DEFAULT_THRESHOLD,
@@ -90,7 +90,7 @@ def annotate_logs(
         "seconds": round(time.perf_counter() - start, 3),
     }  # fmt: skip
     report.setdefault("outputs", {})[ANNOTATIONS_FILE] = storage.join(out, ANNOTATIONS_FILE)
-    write_json(report, storage.join(out, REPORT_FILE))
+    write_report(report, out)
     return report
 
 

@@ -12,7 +12,7 @@ from typing import Literal
 import polars as pl
 
 from sessions import storage
-from sessions.io import job_output, read_table, write_json, write_parquet
+from sessions.io import job_output, read_table, write_parquet, write_report
 from sessions.pairs import MiningConfig, gold_pairs, mine_pairs
 from sessions.pipeline import SESSIONS_FILE, load_events
 from workflows.config import to_dict
@@ -91,5 +91,5 @@ def run(job: MineJob) -> dict:
         "outputs": {PAIRS_FILE: target, REPORT_FILE: storage.join(output, REPORT_FILE)},
         "seconds": round(time.perf_counter() - start, 3),
     }
-    write_json(report, storage.join(output, REPORT_FILE))
+    write_report(report, output)
     return report

@@ -18,6 +18,8 @@ from typing import Any
 import mlflow
 from mlflow.tracking import MlflowClient
 
+from sessions.provenance import provenance
+
 DEFAULT_STORE = "mlflow.db"
 CHAMPION = "champion"
 # Requirements of the logged pyfunc models, pinned to what is installed (MLflow's own
@@ -90,32 +92,6 @@ NOTES = {
     "segmenter-model": "Segmenter: a scikit-learn same-session classifier of consecutive queries, fitted on "
     "ground truth (`sessionflow train segmenter`). Headline metric: cv_f1_mean (user-level nested CV).",
 }
-LIBRARIES = ("torch", "transformers", "ray", "mlflow", "polars", "scikit-learn", "geoopt")
-
-
-def provenance() -> dict[str, str]:
-    """Tags that say what produced a run: sessionflow's version, the git commit of its
-    sources (when they are a git checkout; `-dirty` with uncommitted changes), and the
-    versions of its key libraries."""
-    import subprocess
-    from importlib.metadata import PackageNotFoundError, version
-
-    tags = {}
-    for name in ("sessionflow", *LIBRARIES):
-        try:
-            tags[f"version.{name}"] = version(name)
-        except PackageNotFoundError:
-            continue
-    root = Path(__file__).resolve().parents[2]
-    try:
-        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
-                                timeout=10, check=True).stdout.strip()  # fmt: skip
-        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=10).stdout.strip()  # fmt: skip
-        tags["git.commit"] = commit + ("-dirty" if dirty else "")
-    except (OSError, subprocess.SubprocessError):
-        pass  # not a git checkout (an installed package): the version says it
-    return tags
 
 
 @contextmanager
