@@ -9,7 +9,7 @@ TORCH_WHEEL := $(firstword $(wildcard $(WHEELS)/torch-*+cpu-cp311-*.whl))
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= out/demo
 
-.PHONY: setup os-deps demo test clean
+.PHONY: setup os-deps demo docs test clean
 
 setup: $(STAMP) os-deps
 
@@ -30,10 +30,14 @@ os-deps: $(STAMP)
 	  || test -f /usr/share/wordnet/data.noun \
 	  || scripts/install-wordnet.sh
 
-# The whole system on a synthetic log (~8 min on 2 cores); runs go to ./mlflow.db.
+# The whole system on a synthetic log (~9 min on 2 cores); runs go to ./mlflow.db.
 demo: setup
 	env -u PYTHONDONTWRITEBYTECODE RAY_AUTH_MODE=disabled RAY_TRAIN_HEALTH_CHECK_INTERVAL_S=0.2 \
 	  $(BIN)/sessionflow demo --output $(DEMO_DIR)
+
+# The README's demo table and docs/demo-summary.json from the last demo's summary.
+docs: setup
+	$(BIN)/python -m workflows.jobs.demo_docs $(DEMO_DIR)/summary.json
 
 test: setup
 	env -u PYTHONDONTWRITEBYTECODE $(BIN)/python -m pytest

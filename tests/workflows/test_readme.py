@@ -70,3 +70,15 @@ def test_the_models_the_readme_names_are_aliases_that_exist_after_the_demo():
 def test_a_command_the_cli_refuses_is_caught(bad, says):
     with pytest.raises(Exception, match=says):
         parse(bad)
+
+
+def test_the_readme_demo_table_is_generated_from_the_committed_summary():
+    """`make docs` writes the table from a demo's summary.json (docs/demo-summary.json, a
+    copy of the last run's): the README cannot show figures no run printed."""
+    import json
+
+    from workflows.jobs.demo_docs import SUMMARY_COPY, readme_block, readme_table
+
+    summary = json.loads(SUMMARY_COPY.read_text())
+    assert readme_block(README.read_text()) == readme_table(summary)
+    assert summary["numbers"]["ingest"]["rows_in"] == summary["numbers"]["synth"]["rows"]

@@ -1,6 +1,6 @@
 """The `sessionflow` command line.
 
-    sessionflow demo                          # all of the below on a synthetic log, ~8 min
+    sessionflow demo                          # all of the below on a synthetic log, ~9 min
     sessionflow synth --users 1000 --rows 400000 --style aol --output out/synth.tsv.gz
     sessionflow ingest out/synth.tsv.gz --format aol --output out/events
     sessionflow segment out/events --method cascade --output out/sessions

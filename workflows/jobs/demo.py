@@ -58,7 +58,7 @@ def _demo_hierarchy() -> HierarchyTrainConfig:
 @dataclass(frozen=True)
 class DemoConfig:
     """The whole demo: its log, and the settings of every step, each the config its own
-    command takes (defaults: ~8 min on 2 cores). The scoring step's models are the
+    command takes (defaults: ~9 min on 2 cores). The scoring step's models are the
     two the demo trains."""
 
     output: str = common.output(default="out/demo")
