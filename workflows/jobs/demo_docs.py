@@ -2,7 +2,7 @@
 
     python -m workflows.jobs.demo_docs out/demo/summary.json
 
-copies the summary to `docs/demo-summary.json` and rewrites the README between the
+copies the summary to `docs/demo-summary.json` and its figures to `docs/figures`, and rewrites the README between the
 markers `<!-- demo-table -->` and `<!-- /demo-table -->` with `readme_table` of it,
 so that the figures the README shows are those a run of the code printed; a test
 checks that the README's table is `readme_table(docs/demo-summary.json)`.
@@ -19,6 +19,15 @@ from workflows.jobs.demo import DemoConfig
 ROOT = Path(__file__).resolve().parents[2]
 START, END = "<!-- demo-table -->", "<!-- /demo-table -->"
 SUMMARY_COPY = ROOT / "docs" / "demo-summary.json"
+# the demo's figures (OUTPUT/figures) -> the README's (docs/figures)
+FIGURES = {
+    "session_statistics.png": "demo-session-statistics.png",
+    "segmentation.png": "demo-segmentation.png",
+    "session-model_val_roc.png": "demo-session-model-roc.png",
+    "session-model_mission_pca.png": "demo-mission-pca.png",
+    "hierarchy-model_poincare_disk.png": "demo-poincare-disk.png",
+    "hierarchy-model_specificity_by_depth.png": "demo-specificity-by-depth.png",
+}
 
 
 def readme_table(summary: dict) -> str:
@@ -67,7 +76,10 @@ def readme_block(readme: str) -> str:
 
 
 def update(summary_path: Path, readme_path: Path = ROOT / "README.md") -> None:
-    """Copy the summary to docs/demo-summary.json and write its table into the README."""
+    """Copy the summary to docs/demo-summary.json and its figures to docs/figures (`FIGURES`),
+    and write its table into the README."""
+    import shutil
+
     summary = json.loads(summary_path.read_text())
     readme = readme_path.read_text()
     readme_block(readme)  # the markers are there
@@ -75,6 +87,9 @@ def update(summary_path: Path, readme_path: Path = ROOT / "README.md") -> None:
     after = rest.split(END, 1)[1]
     readme_path.write_text(f"{before}{START}\n{readme_table(summary)}\n{END}{after}")
     SUMMARY_COPY.write_text(json.dumps(summary, indent=1) + "\n")
+    for figure in map(Path, summary["figures"]):
+        if figure.name in FIGURES and figure.exists():
+            shutil.copy(figure, SUMMARY_COPY.parent / "figures" / FIGURES[figure.name])
 
 
 if __name__ == "__main__":
