@@ -124,7 +124,7 @@ def run(job: TrainSegmenterJob, run_name: str | None = None) -> TrainOutcome:
                    f"{metrics['cv_f1_sd']:.3f} (shipped cascade {metrics['cascade_cv_f1_mean']:.3f}).")  # fmt: skip
     with training_run(job.experiment, "train segmenter", params, name, description) as run_id:
         log_table(gold, storage.absolute(users.gt), "ground truth", "training")
-        mlflow.log_metrics({**metrics, **{f"inner_f1_{name}": score for name, score in inner.items()}})
+        mlflow.log_metrics({**metrics, **{f"inner_f1_{candidate}": score for candidate, score in inner.items()}})
         mlflow.log_dict(
             {"folds": learned.folds.to_dicts(), "cascade_folds": cascade.folds.to_dicts(), "inner_f1": inner,
              "rejected": users.read.rejected, "users_unlabelled": users.users_unlabelled},

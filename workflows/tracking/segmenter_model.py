@@ -1,7 +1,7 @@
 """The registered `segmenter-model`: an MLflow pyfunc around the same-session classifier.
 
     model = mlflow.pyfunc.load_model("models:/segmenter-model@champion")
-    model.predict(pd.DataFrame({"user_id": [...], "ts": [...], "query": [...]}))  # -> session_id, session_seq
+    model.predict(pd.DataFrame({"user_id": [...], "ts": [...], "query": [...]}))  # + sessions, missions
 
 The classifier (`sessions.learned.SameSessionClassifier`: a scikit-learn estimator
 over `sessions.learned.PAIR_FEATURES`, and its threshold) is pickled with the
@@ -24,7 +24,7 @@ from sessions.learned import PAIR_FEATURES, SameSessionClassifier
 from sessions.missions import MissionConfig
 from sessions.pipeline import SESSIONS_SCHEMA, sessions_with_missions
 from sessions.segment import SegmentConfig
-from workflows.tracking.store import REQUIREMENTS, load_pyfunc, pip_requirements
+from workflows.tracking.store import REQUIREMENTS, load_pyfunc, model_kind, pip_requirements
 
 NAME = "segmenter-model"
 SIGNATURE = ModelSignature(
@@ -130,10 +130,9 @@ def check_method(uri: str, method: str) -> None:
     """ValueError in one line when the model at `uri` cannot take part in `method`:
     a segmenter model decides `learned` only. Reads the model's metadata, not its weights."""
     from mlflow.exceptions import MlflowException
-    from mlflow.models import get_model_info
 
     try:
-        kind = (get_model_info(uri).metadata or {}).get("kind")
+        kind = model_kind(uri)
     except (MlflowException, OSError):
         return  # no model there: loading it says so
     if kind == "segmenter" and method != "learned":
