@@ -14,7 +14,6 @@ from sessions import storage
 from workflows.cli import app
 
 runner = CliRunner()
-GOLD = Path(__file__).resolve().parents[3] / "shared" / "data" / "sessions-gt" / "gayo-avello-2009.dev.csv"
 LOG = "".join(f"{u}\tquery {u} {i}\t2006-03-01 0{i}:10:00\t\t\n" for u in (1, 2) for i in range(4))
 
 
@@ -234,13 +233,22 @@ def test_every_command_that_reads_a_model_names_a_missing_one_in_one_line(done, 
             assert not (done / "out").exists() and not elsewhere.exists(), where
             table.append(f"| `{command}` | {mistake} | {lines[0]} |")
     # a model of another kind: a segmenter where a session or hierarchy model is wanted
+    from datetime import UTC, datetime, timedelta
+
+    import polars as pl
+
     from sessions.learned import LearnedConfig, LearnedMethod
-    from workflows.jobs.evaluate_segmentation import read_gold
     from workflows.tracking.segmenter_model import log_segmenter_model
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     mlflow.set_tracking_uri(uri)
-    gold = read_gold(str(GOLD), "gayo-avello").events
+    minutes = [0, 1, 2, 300, 301, 302]  # two sessions a user, three hours apart
+    gold = pl.DataFrame({
+        "row_id": range(12), "user_id": ["a"] * 6 + ["b"] * 6,
+        "ts": [datetime(2006, 3, 1, tzinfo=UTC) + timedelta(minutes=m) for m in minutes * 2],
+        "query": ["cats", "cute cats", "cat toys", "tax", "tax forms", "irs"] * 2,
+        "gold_session": ["a0", "a0", "a0", "a1", "a1", "a1", "b0", "b0", "b0", "b1", "b1", "b1"],
+    })  # fmt: skip
     with mlflow.start_run():
         segmenter = log_segmenter_model(LearnedMethod(LearnedConfig(model="logistic")).classifier(gold), "sessions")
     for command, job in MODEL_READERS.items():
