@@ -28,5 +28,6 @@ def demo(cfg: DemoConfig) -> None:
     out.print(summary_table("models and runs", {**summary.models, **{f"run {k}": v for k, v in summary.runs.items()}}))
     out.print(summary_table("outputs", summary.outputs))
     out.print("figures:\n" + "\n".join(f"  {f}" for f in summary.figures))
+    out.print("(the Ray workers' own output is in Ray's log files; a local Ray's: /tmp/ray/session_latest/logs)")
     out.print(f"\nfinished in {summary.seconds['total']:.0f} s. To browse the runs, models and figures:")
     out.print(f"  {summary.mlflow_ui}   # then open http://127.0.0.1:5000", highlight=False, soft_wrap=True)

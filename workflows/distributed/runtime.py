@@ -25,14 +25,16 @@ def check_engine(engine: str) -> Engine:
 
 
 @contextmanager
-def ray_runtime(address: str | None = None, num_cpus: int | None = None) -> Iterator[None]:
+def ray_runtime(address: str | None = None, num_cpus: int | None = None, worker_output: bool = True) -> Iterator[None]:
     """Ray for the duration of a job.
 
     A local instance (no address, no RAY_ADDRESS) gets `num_cpus` (all by default),
     runs without the dashboard (so without the state API: see `quiet_local_workers`),
     without token authentication (which protects shared clusters, not a private
     local one) and on the loopback address only; it is shut down afterwards. From a
-    cluster the job only disconnects.
+    cluster the job only disconnects. Without `worker_output` the workers' stdout and
+    stderr stay in Ray's log files (a local Ray's: /tmp/ray/session_latest/logs) instead of the driver's terminal
+    (their errors still reach the driver, as the exceptions of their tasks).
     """
     local = address is None and not os.environ.get("RAY_ADDRESS")
     if local:
@@ -48,9 +50,10 @@ def ray_runtime(address: str | None = None, num_cpus: int | None = None) -> Iter
     if local:
         hook = f"{__name__}.quiet_local_workers"
         ray.init(num_cpus=num_cpus, include_dashboard=False, logging_level=logging.WARNING,
-                 runtime_env={"worker_process_setup_hook": hook}, _node_ip_address=LOOPBACK)  # fmt: skip
+                 runtime_env={"worker_process_setup_hook": hook}, _node_ip_address=LOOPBACK,
+                 log_to_driver=worker_output)  # fmt: skip
     else:
-        ray.init(address=address, logging_level=logging.WARNING)
+        ray.init(address=address, logging_level=logging.WARNING, log_to_driver=worker_output)
     from ray.data import DataContext
 
     DataContext.get_current().enable_progress_bars = True

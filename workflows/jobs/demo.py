@@ -126,7 +126,10 @@ def run(cfg: DemoConfig, on_step: Callable[[str], None] = lambda step: None) -> 
         summary.seconds[name] = round(time.perf_counter() - began, 1)
 
     use_store()
-    with ray_runtime(cfg.address):
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()  # "Loading weights" bars: the steps report what matters
+    with ray_runtime(cfg.address, worker_output=False):  # the steps report; Ray's workers write to its log files
         _quiet_ray_data_console()
         if data is None:
             with step("synth"):

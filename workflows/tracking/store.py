@@ -27,8 +27,22 @@ CHAMPION = "champion"
 REQUIREMENTS = ("torch", "transformers", "numpy", "pandas", "scikit-learn", "geoopt", "mlflow")
 
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-for _name in ("mlflow.store.db.utils", "alembic.runtime.migration"):  # "Creating initial MLflow database tables..."
-    logging.getLogger(_name).setLevel(logging.WARNING)
+for _name in ("mlflow.store.db.utils", "alembic.runtime.migration", "mlflow.tracking.fluent"):
+    logging.getLogger(_name).setLevel(logging.WARNING)  # "Creating initial MLflow database tables...", "Creating..."
+
+
+class _Routine(logging.Filter):
+    """Drops MLflow's notes on what every model logged here does by design (a python
+    model pickled with cloudpickle, its input example checked): said once in the docs,
+    not at every run. Its other warnings (dependency mismatches on load) pass."""
+
+    ROUTINE = ("Passing a Python object as `python_model`", "Validating input example against model signature")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(self.ROUTINE)
+
+
+logging.getLogger("mlflow.pyfunc").addFilter(_Routine())
 
 
 def tracking_uri() -> str:
@@ -117,10 +131,14 @@ def training_run(
 def log_table(frame: Any, source: str, name: str, context: str) -> None:
     """Log a table the run read as an MLflow dataset input (`mlflow.log_input`: its
     source, schema, row count and digest): `frame` a polars or pandas DataFrame."""
+    import warnings
+
     import mlflow.data
 
     pandas = frame.to_pandas() if hasattr(frame, "to_pandas") else frame
-    mlflow.log_input(mlflow.data.from_pandas(pandas, source=source, name=name), context=context)
+    with warnings.catch_warnings():  # a path source "can be interpreted in multiple ways"; integer columns' hint
+        warnings.simplefilter("ignore", UserWarning)
+        mlflow.log_input(mlflow.data.from_pandas(pandas, source=source, name=name), context=context)
 
 
 def pip_requirements(names: Sequence[str] = REQUIREMENTS) -> list[str]:
