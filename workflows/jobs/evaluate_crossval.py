@@ -146,7 +146,7 @@ def systems(level: str) -> dict[str, dict[str, Method]]:
         chosen = {f"missions {name}": rule(seg, m) for name, m in grid(missions, MISSION_GRID).items()}
     else:
         chosen = {name: rule(s, missions) for name, s in grid(seg, CASCADE_GRID).items()}
-    linked = {}  # the baselines with mission linking: on mission gold, what linking adds to each
+    # the simpler rules; on mission gold with the cascade's linking, so that what linking adds is apart
     if level == "missions":
         linked = {
             f"time-gap {BASELINE_MINUTES} min + linking": {

@@ -172,15 +172,10 @@ def run(job: EvaluateSegmentationJob) -> SegmentationScores:
     else:
         everything = [*LEXICAL_METHODS, *(NEEDS_MODEL if job.model else ())]
         methods = everything if ALL in job.methods else (job.methods or ["cascade", *NEEDS_MODEL[: bool(job.model)]])
-        if job.model:
-            from workflows.tracking.segmenter_model import check_method as check_model
-            from workflows.tracking.store import require_model, use_store
+        if job.model:  # a model that no method takes is a mistake, not a silent no-op
+            from workflows.tracking.segmenter_model import require_segmentation_model
 
-            use_store(existing=True)
-            require_model(job.model, ("session", "segmenter"))
-            if "learned" not in methods:  # a model that no method takes is a mistake, not a silent no-op
-                for method in methods:
-                    check_model(job.model, method)
+            require_segmentation_model(job.model, methods)
         configs = {m: (dataclasses.replace(job.segment, method=m), job.missions) for m in methods}
         systems = groupings(gold, configs, session_scorer(job.model))
     scores = compare(gold, systems)

@@ -72,12 +72,9 @@ def run(job: SegmentJob, on_rows: Callable[[int], None] | None = None) -> Segmen
     common.check_format(job.format)
     config = to_dict(job)  # the report records every setting of the job
     if job.model:  # a missing or wrong model: refused before the output
-        from workflows.tracking.segmenter_model import check_method as check_model
-        from workflows.tracking.store import require_model, use_store
+        from workflows.tracking.segmenter_model import require_segmentation_model
 
-        use_store(existing=True)
-        require_model(job.model, ("session", "segmenter"))
-        check_model(job.model, job.segment.method)
+        require_segmentation_model(job.model, [job.segment.method])
     scorer = session_scorer(job.model) if job.engine == "local" else None
     common.check_log_inputs(job.inputs, job.format)
     output = common.output_dir(job.output, SESSIONS_FILE, job.overwrite, job.inputs)

@@ -99,9 +99,7 @@ def run(job: TrainSegmenterJob, run_name: str | None = None) -> TrainOutcome:
     gold, level = users.gold, users.level
     selection = (level, level, "f1")
     candidates = job.candidates(users.column)
-    events = gold.select("row_id", "user_id", "ts", "query")
-    for method in candidates.values():
-        method.prepare(events)
+    # nested_cv prepares the candidates (pair features once), which `choose` and the fit then reuse
     learned = nested_cv(gold, candidates, selection, outer=job.folds, inner=job.inner, seed=job.seed)
     classifier, inner = choose(gold, candidates, selection, job.inner, job.seed)
     fitted: SameSessionClassifier = candidates[classifier].classifier(gold)

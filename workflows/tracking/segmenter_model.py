@@ -11,6 +11,7 @@ either kind of model `segment --method learned` takes: this one, or a session mo
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import mlflow
@@ -24,7 +25,7 @@ from sessions.learned import PAIR_FEATURES, SameSessionClassifier
 from sessions.missions import MissionConfig
 from sessions.pipeline import SESSIONS_SCHEMA, sessions_with_missions
 from sessions.segment import SegmentConfig
-from workflows.tracking.store import REQUIREMENTS, load_pyfunc, model_kind, pip_requirements
+from workflows.tracking.store import REQUIREMENTS, load_pyfunc, pip_requirements, require_model
 
 NAME = "segmenter-model"
 SIGNATURE = ModelSignature(
@@ -126,14 +127,10 @@ def segmentation_model(uri: str):  # -> SameSessionClassifier | SessionScorer
     return SessionScorer(uri, loaded)
 
 
-def check_method(uri: str, method: str) -> None:
-    """ValueError in one line when the model at `uri` cannot take part in `method`:
-    a segmenter model decides `learned` only. Reads the model's metadata, not its weights."""
-    from mlflow.exceptions import MlflowException
-
-    try:
-        kind = model_kind(uri)
-    except (MlflowException, OSError):
-        return  # no model there: loading it says so
-    if kind == "segmenter" and method != "learned":
-        raise ValueError(f"{uri} is a segmenter model: it decides --method learned, not {method}")
+def require_segmentation_model(uri: str, methods: Sequence[str]) -> None:
+    """ValueError in one line, before any output, unless the store has at `uri` a model
+    that one of `methods` takes: a session model (any), or a segmenter model (`learned`
+    only). Reads the MLmodel file, not the weights (`store.require_model`)."""
+    kind = require_model(uri, ("session", "segmenter"))
+    if kind == "segmenter" and "learned" not in methods:
+        raise ValueError(f"{uri} is a segmenter model: it decides --method learned, not {methods[0]}")

@@ -270,22 +270,25 @@ def model_kind(uri: str) -> str | None:
     return found[0] if found else None
 
 
-def require_model(uri: str, kinds: tuple[str, ...] = ()) -> None:
+def require_model(uri: str, kinds: tuple[str, ...] = ()) -> str | None:
     """Check, without loading it, that the store has a model at `uri` (models:/NAME@ALIAS,
     models:/NAME/VERSION, runs:/RUN_ID/PATH or a local model directory), and, with
     `kinds`, that it is one of those kinds (`model_kind`), so that a job refuses a
-    missing or wrong model before it changes its output. ValueError in one line otherwise."""
+    missing or wrong model before it changes its output. ValueError in one line otherwise.
+    Returns the model's kind when `kinds` asked for it (None: not asked, or not known)."""
     from mlflow.exceptions import MlflowException
 
     _require_model(uri)
-    if kinds:
-        try:
-            kind = model_kind(uri)
-        except (MlflowException, OSError) as err:
-            raise ValueError(f"{uri}: cannot read its MLmodel file ({_first(err)})") from None
-        if kind is not None and kind not in kinds:
-            wanted = " or ".join(KINDS[k] for k in kinds)
-            raise ValueError(f"{uri} is {KINDS.get(kind, kind)}; this takes {wanted}")
+    if not kinds:
+        return None
+    try:
+        kind = model_kind(uri)
+    except (MlflowException, OSError) as err:
+        raise ValueError(f"{uri}: cannot read its MLmodel file ({_first(err)})") from None
+    if kind is not None and kind not in kinds:
+        wanted = " or ".join(KINDS[k] for k in kinds)
+        raise ValueError(f"{uri} is {KINDS.get(kind, kind)}; this takes {wanted}")
+    return kind
 
 
 def _first(err: BaseException) -> str:
