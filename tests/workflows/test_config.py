@@ -74,6 +74,8 @@ def test_every_field_has_its_option(words, config):
         else:
             assert f"--{leaf.option}" in result.output, leaf
     assert "--config" in result.output and "--print-config" in result.output
+    # no Python type spelled out (typer's `INPUTS <list[str]>`), no default shown twice
+    assert "list[" not in result.output and "[default:" not in result.output
 
 
 @pytest.mark.parametrize(("words", "config"), CASES, ids=IDS)

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import typer
+from typer.core import TyperArgument, TyperCommand
 
 from workflows.cli.common import fail
 from workflows.config import Leaf, build, leaves, read_yaml, to_yaml
@@ -83,6 +84,18 @@ def annotation(leaf: Leaf) -> Any:
     return Annotated[tp | None, typer.Option(*decls, **kwargs)]
 
 
+class _Command(TyperCommand):
+    """A typer command whose arguments' help rows show their name and help, not the
+    Python type typer would add (`INPUTS <list[str]>`): what an argument takes (files,
+    directories, URIs) is in its help."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for param in self.params:
+            if isinstance(param, TyperArgument):
+                param.display_type = lambda ctx: ""  # type: ignore[method-assign]
+
+
 def command(app: typer.Typer, config_cls: type, name: str | None = None) -> Callable[[Callable], Callable]:
     """Register `fn(config, **extras)` on `app` with options derived from `config_cls`.
 
@@ -126,7 +139,7 @@ def command(app: typer.Typer, config_cls: type, name: str | None = None) -> Call
         run.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
         run.__annotations__ = {p.name: p.annotation for p in params}
         run.__name__, run.__doc__ = fn.__name__, fn.__doc__
-        app.command(name)(run)
+        app.command(name, cls=_Command)(run)
         return fn
 
     return register
