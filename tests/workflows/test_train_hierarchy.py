@@ -47,8 +47,9 @@ def test_lookup_poincare_on_two_workers_holds_hits_multi_hop_pairs_out_and_score
     assert params["lr"] == "25.0" and params["epochs"] == "150" and params["burnin_epochs"] == "10"  # as used
     logged = {a.path for a in store.list_artifacts(outcome.run_id)}
     assert outcome.figures == ["poincare_disk.png", "specificity_by_depth.png"] and set(outcome.figures) <= logged
-    history = store.get_metric_history(outcome.run_id, "multi_hop_f1_rn")
+    history = store.get_metric_history(outcome.run_id, "eval/multi_hop_f1_rn")
     assert sorted(h.step for h in history)[:2] == [100, 200]  # scored at every evaluation
+    assert len(store.get_metric_history(outcome.run_id, "multi_hop_f1_rn")) == 1  # the model's, once
 
     evaluated = runner.invoke(app, ["evaluate", "hierarchy", "--model", outcome.run_id, "--protocol", "hit", "--json"])
     assert evaluated.exit_code == 0, evaluated.output

@@ -84,7 +84,11 @@ def test_two_workers_train_resume_after_a_killed_worker_log_register_and_serve(
 
     assert first.registered == "models:/session-model/1" and first.champion
     assert run_info.data.params["model"] == "tiny" and run_info.data.params["workers"] == "2"
-    assert sorted({m.step for m in store.get_metric_history(first.run_id, "val_auc")}) == [20, 40, 60]
+    assert sorted({m.step for m in store.get_metric_history(first.run_id, "eval/val_auc")}) == [20, 40, 60]
+    # the model's own value once, at the last step; the curve is eval/val_auc
+    assert [(m.step, m.value) for m in store.get_metric_history(first.run_id, "val_auc")] == [
+        (60, pytest.approx(first.metrics["val_auc"]))
+    ]
     assert {"val_roc.png", "config.json"} <= {a.path for a in store.list_artifacts(first.run_id)}
     assert run_info.data.metrics["val_auc"] == pytest.approx(first.metrics["val_auc"])
     assert 0.5 < first.metrics["val_auc"] <= 1.0

@@ -237,7 +237,7 @@ def _finish(trained: Trained, data: HierarchyData, cfg, run_id: str, register: b
     points = node_points(model, split.full.texts)  # once, for the metrics and the figures
     metrics = evaluate_with_baselines(model, data, cfg, points)
     metrics |= {"best_step": trained.state["best_step"], "steps": last}
-    # at the last step, after the loop's own values: the run shows the logged model's
+    # once, at the last step (the loop's evaluations are the eval/ curves): the logged model's
     mlflow.log_metrics(metrics, step=last)
     mlflow.log_dict(cfg.to_dict(), "config.json")
     figures = []

@@ -146,7 +146,7 @@ def _finish(trained: Trained, val: pl.DataFrame, cfg, pairs_path: str, run_id: s
             figures.append(path)
             metrics |= {"mission_silhouette_not_fine_tuned": silhouettes["not fine-tuned"],
                         "mission_silhouette": silhouettes["fine-tuned"]}  # fmt: skip
-        # at the last step, after the loop's own values: the run shows the registered model's
+        # once, at the last step (the loop's evaluations are the eval/ curves): the registered model's
         mlflow.log_metrics(metrics, step=trained.last_step)
         for figure in figures:
             mlflow.log_artifact(str(figure))

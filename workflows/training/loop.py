@@ -53,6 +53,9 @@ class LoopSettings(Protocol):
     seed: int
 
 
+EVAL_PREFIX = "eval/"  # the evaluations during training, logged as eval/val_auc, eval/map, ...
+
+
 class TrainTask(ABC):
     """A model's part of the loop. Built on the driver and shipped to every worker,
     so it should carry its data as Ray object references, not as tables: `prepare`
@@ -250,7 +253,10 @@ def evaluate_and_checkpoint(
         f"best_{task.monitor}": state.best, "best_step": state.best_step, "stopped_early": stop and not done,
     }  # fmt: skip
     if log:
-        log.metrics(step + 1, {**evaluated, f"best_{task.monitor}": state.best}, flush=True)
+        # the curves, as `eval/<name>`: the driver logs the model's own values under the plain
+        # names once, at the last step (the run's headline: what was registered)
+        history = {**evaluated, f"best_{task.monitor}": state.best}
+        log.metrics(step + 1, {f"{EVAL_PREFIX}{k}": v for k, v in history.items()}, flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         if rank == 0:
             save_checkpoint(task, worker, Path(tmp))
