@@ -35,9 +35,11 @@ demo: setup
 	env -u PYTHONDONTWRITEBYTECODE RAY_AUTH_MODE=disabled RAY_TRAIN_HEALTH_CHECK_INTERVAL_S=0.2 \
 	  $(BIN)/sessionflow demo --output $(DEMO_DIR)
 
-# The README's demo table and docs/demo-summary.json from the last demo's summary.
+# From the last demo: the README's demo table, docs/demo-summary.json and docs/figures, the
+# notebooks executed on it (docs/notebooks), and MLflow UI screenshots where a Chromium is found.
 docs: setup
-	$(BIN)/python -m workflows.jobs.demo_docs $(DEMO_DIR)/summary.json
+	env -u PYTHONDONTWRITEBYTECODE RAY_AUTH_MODE=disabled HF_HUB_OFFLINE=1 \
+	  $(BIN)/python -m workflows.jobs.demo_docs $(DEMO_DIR)/summary.json
 
 test: setup
 	env -u PYTHONDONTWRITEBYTECODE $(BIN)/python -m pytest

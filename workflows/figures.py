@@ -170,24 +170,29 @@ def session_statistics(sessions: pl.DataFrame, title: str, path: Path) -> Path:
 
 def segmentation_bars(scores: pl.DataFrame, title: str, path: str | Path, metric: str = "f1") -> Path:
     """`metric` of every system against every gold level (`sessions.metrics.compare`'s
-    rows), as grouped bars: one group per gold level, one bar per system."""
+    rows), as bars: a panel per gold level. Against gold sessions, each system's
+    sessions; against gold missions, each system's sessions as they are and, where it
+    links them into missions, its missions (`<system> + linking`, hatched), so that
+    what the linking adds is seen apart from the segmentation. A system keeps its colour
+    in every panel."""
     golds = scores["gold"].unique(maintain_order=True).to_list()
     systems = scores["system"].unique(maintain_order=True).to_list()
-    fig, axes = plt.subplots(1, len(golds), figsize=(5.5 * len(golds), 4), squeeze=False)
+    fig, axes = plt.subplots(1, len(golds), figsize=(6 * len(golds), 4.2), squeeze=False)
     colours = plt.get_cmap("tab10")
     for ax, gold in zip(axes[0], golds, strict=True):
-        # each system's grouping of the gold's own level (missions for mission gold), else its sessions
-        level = "missions" if gold == "missions" else "sessions"
         rows = scores.filter(pl.col("gold") == gold)
-        values = []
-        for system in systems:
+        bars = []  # (label, value, colour index, linked)
+        for i, system in enumerate(systems):
             mine = rows.filter(pl.col("system") == system)
-            best = mine.filter(pl.col("level") == level)
-            values.append(float((best if best.height else mine.filter(pl.col("level") == "sessions"))[metric][0]))
-        bars = ax.bar(range(len(systems)), values, color=[colours(i % 10) for i in range(len(systems))])
-        ax.bar_label(bars, fmt="%.2f", fontsize=7)
-        ax.set_xticks(range(len(systems)), systems, rotation=35, ha="right", fontsize=8)
-        note = " (time gaps: their sessions)" if gold == "missions" else ""
+            bars.append((system, float(mine.filter(pl.col("level") == "sessions")[metric][0]), i, False))
+            linked = mine.filter(pl.col("level") == "missions")
+            if gold == "missions" and linked.height:
+                bars.append((f"{system} + linking", float(linked[metric][0]), i, True))
+        drawn = ax.bar(range(len(bars)), [b[1] for b in bars], color=[colours(b[2] % 10) for b in bars],
+                       hatch=["//" if b[3] else "" for b in bars], edgecolor="white")  # fmt: skip
+        ax.bar_label(drawn, fmt="%.2f", fontsize=7)
+        ax.set_xticks(range(len(bars)), [b[0] for b in bars], rotation=35, ha="right", fontsize=8)
+        note = ": sessions, and linked into missions" if gold == "missions" else ""
         ax.set(ylim=(0, 1.05), ylabel=f"{metric} (pair counting)", title=f"against gold {gold}{note}")
     fig.suptitle(title)
     return _save(fig, path, dpi=120)

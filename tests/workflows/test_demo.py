@@ -63,6 +63,10 @@ def test_every_step_runs_and_every_row_is_accounted_for(demo):
     # the cascade's missions beat linking 30-minute sessions, as on Webis-SMC-12
     seg = n["evaluate segmentation"]
     assert seg["cascade missions F1"] > seg["time missions F1"] + 0.2
+    # the strongest time gap a procedure can claim, chosen by the inner folds in each of 5 outer folds
+    for level in ("sessions", "missions"):
+        assert sum(seg[f"time gap chosen by CV {level}"].values()) == 5
+        assert 0 < seg[f"time gap chosen by CV {level} F1"] <= 1
     assert 0 < n["train session model"]["val_auc"] <= 1 and n["train session model"]["steps"] == 6
     assert n["train hierarchy model"]["steps"] == 6 and 0 < n["train hierarchy model"]["map"] <= 1
     assert summary["models"] == {"session-model": "models:/session-model/1",

@@ -72,6 +72,24 @@ def test_a_command_the_cli_refuses_is_caught(bad, says):
         parse(bad)
 
 
+def test_the_rendered_notebooks_have_the_notebooks_code_as_it_is():
+    """`make docs` executes the notebooks on the demo and renders them into docs/notebooks:
+    a notebook changed since it was last rendered fails here (run `make demo docs`)."""
+    import nbformat
+
+    from workflows.jobs.demo_docs import NOTEBOOKS, RENDERED
+
+    notebooks = sorted(NOTEBOOKS.glob("*.ipynb"))
+    assert notebooks and {p.stem for p in notebooks} == {p.stem for p in RENDERED.glob("*.md")}
+    for path in notebooks:
+        rendered = (RENDERED / f"{path.stem}.md").read_text()
+        for cell in nbformat.read(path, as_version=4).cells:
+            if cell.cell_type == "code":
+                assert f"```python\n{cell.source}\n```" in rendered, (path.name, cell.source[:80])
+        images = [line.split("](", 1)[1].rstrip(")") for line in rendered.splitlines() if line.startswith("![")]
+        assert images and all((RENDERED / image).is_file() for image in images), path.name  # each draws
+
+
 def test_the_readme_demo_table_is_generated_from_the_committed_summary():
     """`make docs` writes the table from a demo's summary.json (docs/demo-summary.json, a
     copy of the last run's): the README cannot show figures no run printed."""

@@ -193,8 +193,10 @@ def _segment(events: str, out: str, cfg: DemoConfig, summary: DemoSummary, figur
 
 
 def _evaluate(events_dir: str, cfg: DemoConfig, summary: DemoSummary, figures: Path) -> None:
-    from sessions.metrics import GOLD_LEVELS
+    from sessions.crossval import chosen_counts, nested_cv
+    from sessions.metrics import GOLD_LEVELS, gold_levels
     from workflows.figures import segmentation_bars
+    from workflows.jobs.evaluate_crossval import time_gap_grid
     from workflows.jobs.evaluate_segmentation import evaluate_methods, has_gold
     from workflows.jobs.segment import LEXICAL_METHODS
 
@@ -209,9 +211,15 @@ def _evaluate(events_dir: str, cfg: DemoConfig, summary: DemoSummary, figures: P
     title = f"{storage.name(summary.log)}: {events.height:,} queries"
     segmentation_bars(scores, title, figures / "segmentation.png")
     headline = scores.filter(pl.col("system").is_in(LEXICAL_METHODS) & (pl.col("level") == pl.col("gold")))
-    summary.numbers["evaluate segmentation"] = {
-        f"{row['system']} {row['level']} F1": round(row["f1"], 4) for row in headline.iter_rows(named=True)
-    }
+    numbers = {f"{row['system']} {row['level']} F1": round(row["f1"], 4) for row in headline.iter_rows(named=True)}
+    # the strongest time-gap baseline a procedure can claim: the gap chosen by inner folds of users
+    for column, level in gold_levels(events):
+        labelled_users = events.filter(pl.col(column).is_not_null().any().over("user_id"))
+        cv = nested_cv(labelled_users, time_gap_grid(), (level, level, "f1"))
+        mean = cv.summary().filter((pl.col("level") == level) & (pl.col("gold") == level))["f1_mean"][0]
+        numbers[f"time gap chosen by CV {level} F1"] = round(mean, 4)
+        numbers[f"time gap chosen by CV {level}"] = chosen_counts(cv)
+    summary.numbers["evaluate segmentation"] = numbers
 
 
 def _mine(sessions: str, out: str, cfg: DemoConfig, summary: DemoSummary) -> None:

@@ -137,6 +137,12 @@ def time_gap(minutes: float) -> RuleMethod:
     return RuleMethod(lambda events: segment(events, cfg).with_columns(mission_id=pl.col("session_id")))
 
 
+def time_gap_grid() -> dict[str, Method]:
+    """The time-gap baselines (`BASELINE_GAP_MINUTES`) as candidates, named `<minutes> min`:
+    the inner folds choose among them the strongest gap a procedure can claim."""
+    return {f"{m:g} min": time_gap(m) for m in BASELINE_GAP_MINUTES}
+
+
 def systems(level: str) -> dict[str, dict[str, Method]]:
     """The systems cross-validated at `level`, each as its candidates."""
     seg, missions = SegmentConfig(), MissionConfig()
@@ -158,7 +164,7 @@ def systems(level: str) -> dict[str, dict[str, Method]]:
         linked = {"lexical": {"lexical": rule(SegmentConfig(method="lexical"), missions)}}
     return {
         f"time-gap {BASELINE_MINUTES} min": {"30 min": time_gap(BASELINE_MINUTES)},
-        "time gap, chosen from the grid": {f"{m:g} min": time_gap(m) for m in BASELINE_GAP_MINUTES},
+        "time gap, chosen from the grid": time_gap_grid(),
         **linked,
         "cascade (shipped settings)": {"shipped": rule(seg, missions)},
         "cascade, chosen from the grid": chosen,
