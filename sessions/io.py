@@ -246,7 +246,7 @@ def claim_output(out: str | Path, produces: str, overwrite: bool = False, inputs
     Refuses (ValueError) an output that is one of the inputs, lies inside one or holds
     one (a job never writes where it reads), a file, and a directory holding another
     job's finished output (its `report.json` without `produces` beside it) unless
-    `overwrite`, which deletes what that job wrote (`_remove_outputs_of`). Then removes the directory's
+    `overwrite`, which deletes what that job wrote (`remove_outputs_of`). Then removes the directory's
     `report.json`, so that until the job writes its new report nothing there looks
     complete. Returns `out` as a string (a local path made absolute).
     """
@@ -261,7 +261,7 @@ def claim_output(out: str | Path, produces: str, overwrite: bool = False, inputs
                 f"--output {out} holds another job's output (no {produces} beside its {REPORT}); "
                 "choose another directory or pass --overwrite"
             )
-        _remove_outputs_of(out)  # --overwrite: that job's outputs go, not mixed with this one's
+        remove_outputs_of(out)  # --overwrite: that job's outputs go, not mixed with this one's
     storage.remove(report)
     storage.make_dirs(out)
     storage.remove_leftovers(out, [STAGING_PREFIX])  # staging and temporary files of earlier runs that were killed
@@ -283,7 +283,7 @@ def refuse_other_files(out: str | Path, produces: str, overwrite: bool = False) 
         )
 
 
-def _remove_outputs_of(out: str) -> None:
+def remove_outputs_of(out: str) -> None:
     """Delete what the job whose report is in `out` wrote there (its report's `outputs`),
     and nothing else: a directory that merely holds a file named report.json keeps its
     files. ValueError when that report is not a sessionflow job's."""

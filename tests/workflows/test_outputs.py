@@ -169,13 +169,18 @@ def test_what_killed_runs_left_is_removed_by_the_next_run(done):
     assert not [p for p in (done / "sessions").rglob(".*")]
 
 
-def test_a_log_without_one_good_row_gives_empty_sessions_and_fails_naming_why(tmp_path):
-    (tmp_path / "bad.tsv").write_text("x\ty\tnot a time\t\t\n")
-    result = sessionflow("segment", tmp_path / "bad.tsv", "-f", "aol", "-o", tmp_path / "out", "--engine", "local")
-    assert result.exit_code == 2 and "Traceback" not in result.output
-    assert f"most as bad_time (1), e.g. line 1 of {tmp_path / 'bad.tsv'}: 'x\\ty\\tnot a time\\t\\t'" in result.output
-    report = json.loads((tmp_path / "out" / "report.json").read_text())
-    assert (report["rows_in"], report["rows_ok"], report["rows_rejected"], report["sessions"]) == (1, 0, 1, 0)
+def test_a_failed_command_leaves_nothing_that_looks_like_output(done):
+    """Nothing read: the output the command created is gone again; from the last output of
+    the same command, written over, what the failed run wrote is gone."""
+    (done / "bad.tsv").write_text("x\ty\tnot a time\t\t\n")
+    for out in (done / "new", done / "sessions"):
+        result = sessionflow("segment", done / "bad.tsv", "-f", "aol", "-o", out, "--engine", "local")
+        assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1
+        assert f"most as bad_time (1), e.g. line 1 of {done / 'bad.tsv'}: 'x\\ty\\tnot a time\\t\\t'" in result.output
+    assert not (done / "new").exists()
+    assert (done / "sessions").is_dir() and not [p for p in (done / "sessions").iterdir() if not p.name.startswith(".")]
+    mined = sessionflow("mine", done / "sessions", "-o", done / "pairs-2", "--engine", "local")
+    assert mined.exit_code == 2 and not (done / "pairs-2").exists()
 
 
 def test_a_figure_goes_to_a_uri(tmp_path, monkeypatch):

@@ -30,14 +30,11 @@ import typer
 from typer.core import TyperArgument, TyperCommand
 
 from workflows.cli.common import fail
+from workflows.jobs.common import USER_ERRORS, nothing_left_on_error
 from workflows.config import Leaf, build, leaves, read_yaml, to_yaml
 
 PRINT_HELP = "Print the settings as YAML and stop (null: a default that depends on another setting)."
 CONFIG_HELP = "A YAML file of this command's settings (write one with --print-config); options given override it."
-# Bad settings or inputs (ValueError), and files or storage that cannot be read or
-# written (OSError: a missing file, `sessions.storage.StorageError`, an unreachable
-# endpoint): one line each, no traceback.
-USER_ERRORS = (ValueError, OSError)
 
 
 def _shown(value: Any) -> str:
@@ -132,7 +129,8 @@ def command(app: typer.Typer, config_cls: type, name: str | None = None) -> Call
                 typer.echo(to_yaml(config), nl=False)
                 return
             try:
-                fn(config, **extras)
+                with nothing_left_on_error():  # one line, and no output left behind
+                    fn(config, **extras)
             except USER_ERRORS as err:
                 raise fail(str(err)) from None
 

@@ -3,11 +3,16 @@ factory each, so every command words and checks them alike."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import field
 from typing import Any, Literal
 
 Engine = Literal["ray", "local"]
+# Bad settings or inputs (ValueError) and files or storage that cannot be read or
+# written (OSError, `sessions.storage.StorageError`): what a user can put right
+USER_ERRORS = (ValueError, OSError)
+_CREATED: list[str] = []  # output directories claimed where nothing was, by the jobs running now
 FORMAT_HELP = "format of raw logs: aol, webis-smc, gayo-avello, diffusiondb, midjourney or table"
 
 
@@ -59,7 +64,9 @@ def require_rows_read(report: dict, output: str) -> None:
     with `rows_in`, `rows_ok`; `output`: the job's output, which holds
     `rejected.parquet`): the message names the most frequent reason with one rejected
     record as an example, since a wrong --format, --map or time format is the usual
-    cause. The output stays: its rejected table accounts for every record."""
+    cause. What the job wrote is deleted (`sessions.io.remove_outputs_of`: nothing there
+    looks like output), and the command line deletes an output directory it created
+    (`nothing_left_on_error`)."""
     if report["rows_ok"]:
         return
     if not report["rows_in"]:
@@ -70,15 +77,19 @@ def require_rows_read(report: dict, output: str) -> None:
     from sessions.ingest import REJECTED_FILE
     from sessions.io import scan_table
 
-    rejected = storage.join(output, REJECTED_FILE)
-    table = scan_table(rejected)
-    reason, count = table.group_by("reason").len().sort("len", "reason", descending=[True, False]).collect().row(0)
+    from sessions.io import remove_outputs_of
+
+    table = scan_table(storage.join(output, REJECTED_FILE))
+    reasons = table.group_by("reason").len().sort("len", "reason", descending=[True, False]).collect()
+    (reason, count), others = reasons.row(0), reasons.slice(1, 3).rows()
     example = table.filter(pl.col("reason") == reason).head(1).collect().row(0, named=True)
     raw = example["raw"] if len(example["raw"]) <= 160 else example["raw"][:160] + "..."
+    also = "".join(f", {r} ({n:,})" for r, n in others)
+    remove_outputs_of(output)
     raise ValueError(
-        f"nothing could be read: all {report['rows_in']:,} records were rejected, most as {reason} ({count:,}), "
+        f"nothing could be read: all {report['rows_in']:,} records were rejected, most as {reason} ({count:,}){also}, "
         f"e.g. line {example['line_no']} of {example['source_file']}: {raw!r}; a wrong --format, --map or time "
-        f"format is the usual cause (every rejected record is in {rejected})"
+        "format is the usual cause"
     )
 
 
@@ -147,10 +158,36 @@ def output_dir(value: str | None, produces: str | None = None, overwrite: bool =
     holds another job's output or other files (unless `overwrite`: `sessions.io.
     refuse_other_files`); FileNotFoundError when an input is missing; StorageError
     when a filesystem cannot be reached."""
+    from sessions import storage
     from sessions.io import claim_output, refuse_other_files
 
     location = check_output(value, inputs)
     if not produces:
         return location
     refuse_other_files(location, produces, overwrite)
-    return claim_output(location, produces, overwrite, inputs)
+    created = not storage.exists(location)
+    location = claim_output(location, produces, overwrite, inputs)
+    if created:
+        _CREATED.append(location)
+    return location
+
+
+@contextmanager
+def nothing_left_on_error() -> Iterator[None]:
+    """Run a job so that, when it fails with a user's error (`USER_ERRORS`: bad settings or
+    inputs, nothing read, storage out of reach), every output directory it created
+    (`output_dir` where nothing was) is deleted again: a failed command leaves nothing
+    that looks like output. A directory that was there keeps what it held, less the
+    report the claim removed, so it does not look complete either. Other exceptions (a
+    crash, an interrupt) keep the output for the job's resume."""
+    from sessions import storage
+
+    start = len(_CREATED)
+    try:
+        yield
+    except USER_ERRORS:
+        for location in reversed(_CREATED[start:]):
+            storage.remove(location)
+        raise
+    finally:
+        del _CREATED[start:]
