@@ -75,9 +75,7 @@ def require_rows_read(report: dict, output: str) -> None:
 
     from sessions import storage
     from sessions.ingest import REJECTED_FILE
-    from sessions.io import scan_table
-
-    from sessions.io import remove_outputs_of
+    from sessions.io import remove_outputs_of, scan_table
 
     table = scan_table(storage.join(output, REJECTED_FILE))
     reasons = table.group_by("reason").len().sort("len", "reason", descending=[True, False]).collect()
