@@ -38,6 +38,7 @@ demo: setup
 # From the last demo: the README's demo table, docs/demo-summary.json and docs/figures, the
 # notebooks executed on it (docs/notebooks), and MLflow UI screenshots where a Chromium is found.
 docs: setup
+	$(BIN)/python -m pip install --quiet -e '.[dev,docs]'
 	env -u PYTHONDONTWRITEBYTECODE RAY_AUTH_MODE=disabled HF_HUB_OFFLINE=1 \
 	  $(BIN)/python -m workflows.jobs.demo_docs $(DEMO_DIR)/summary.json
 
