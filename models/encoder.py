@@ -136,15 +136,21 @@ def eval_mode(module: nn.Module) -> Iterator[None]:
 
 
 def by_length(
-    texts: Sequence[str], batch_size: int, width: int, dtype: type, embed: Callable[[list[str]], torch.Tensor]
+    texts: Sequence[str],
+    batch_size: int,
+    width: int,
+    dtype: type,
+    embed: Callable[[list[str]], torch.Tensor | np.ndarray],
 ) -> np.ndarray:
     """`embed` over `texts` in batches of similar length (each padded only to its longest
-    member); rows of `dtype` in the order given."""
+    member); rows of `dtype` in the order given. `embed` answers a tensor (on any
+    device) or an array, (B, width)."""
     order = np.argsort([len(t) for t in texts], kind="stable")  # (n,)
     out = np.empty((len(texts), width), dtype=dtype)  # (n, width)
     for start in range(0, len(texts), batch_size):
         rows = order[start : start + batch_size]
-        out[rows] = embed([texts[i] for i in rows]).cpu().numpy().astype(dtype, copy=False)  # (B, width)
+        vectors = embed([texts[i] for i in rows])
+        out[rows] = vectors.cpu().numpy() if isinstance(vectors, torch.Tensor) else vectors  # (B, width)
     return out
 
 

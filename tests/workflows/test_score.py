@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import mlflow
 import numpy as np
@@ -155,3 +156,49 @@ def test_a_log_without_one_good_row_fails_naming_why_and_leaves_no_output(models
     assert done.exit_code == 2
     assert "nothing could be read: all 2 records were rejected, most as bad_time (1), empty_query (1)" in done.output
     assert not (tmp_path / "o").exists()
+
+
+def test_the_onnx_int8_backend_is_exported_once_logged_beside_the_model_and_scores_what_it_gives(
+    models, store, tmp_path
+):
+    """`--backend onnx-int8`: the session model's encoder exported once (logged in the
+    model's run as onnx/), the actors encode with it, the report names the backend, and
+    p_same_prev is the calibration of the int8 vectors' dot products, row by row."""
+    from models.onnx_encoder import OnnxTextEncoder
+    from sessions.segment import user_time_order
+    from workflows.tracking.session_model import CALIBRATION_FILE, onnx_encoder_dir
+    from workflows.tracking.store import run_of
+
+    session_uri, _ = models
+    log = tmp_path / "log.tsv"
+    log.write_text("AnonID\tQuery\tQueryTime\tItemRank\tClickURL\n" + "".join(
+        f"{u}\t{q}\t2006-03-01 10:{m:02d}:00\t\t\n" for u in (1, 2) for m, q in
+        enumerate(["cute cats", "cute cat toys", "cat food", "new york", "weather"])))  # fmt: skip
+    exported = []
+    for out in ("a", "b"):
+        done = runner.invoke(app, ["score", str(log), "-f", "aol", "--session-model", session_uri,
+                                   "--backend", "onnx-int8", "-o", str(tmp_path / out)])  # fmt: skip
+        assert done.exit_code == 0, done.output
+        logged = Path(store.get_run(run_of(session_uri)).info.artifact_uri.removeprefix("file://")) / "onnx"
+        exported.append((logged / "model-int8.onnx").stat().st_mtime_ns)
+    assert exported[0] == exported[1]  # exported by the first job only
+    report = json.loads((tmp_path / "a" / "report.json").read_text())
+    assert report["backend"] == "onnx-int8" and report["rows_out"] == 10
+    logged = [a.path for a in store.list_artifacts(run_of(session_uri), "onnx")]
+    assert {"onnx/model.onnx", "onnx/model-int8.onnx", f"onnx/{CALIBRATION_FILE}"} <= set(logged)
+
+    directory = onnx_encoder_dir(session_uri)
+    calibration = Calibration(**json.loads((Path(directory) / CALIBRATION_FILE).read_text()))
+    scores = user_time_order(read_scores(tmp_path / "b" / "scores.parquet"))
+    vectors = OnnxTextEncoder(directory, "onnx-int8").encode(scores["query"].to_list())
+    dots = (vectors[1:] * vectors[:-1]).sum(1)
+    same_user = (scores["user_id"][1:] == scores["user_id"][:-1]).to_numpy()
+    np.testing.assert_allclose(scores["p_same_prev"].to_numpy()[1:][same_user], calibration(dots[same_user]),
+                               atol=1e-4)  # fmt: skip
+
+
+def test_an_onnx_backend_on_gpus_is_refused_in_one_line(models, tmp_path):
+    session_uri, _ = models
+    done = runner.invoke(app, ["score", str(tmp_path / "x.tsv"), "-f", "aol", "--session-model", session_uri,
+                               "--backend", "onnx", "--gpus-per-worker", "1", "-o", str(tmp_path / "o")])  # fmt: skip
+    assert done.exit_code == 2 and "--backend onnx runs on CPUs" in done.output and not (tmp_path / "o").exists()

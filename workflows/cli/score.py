@@ -29,7 +29,8 @@ def score(job: ScoreJob) -> None:
     report = run(job)
     resumed = {k: v for k, v in report.resumed.items() if v}
     rows = {
-        **ingest_rows(report.to_dict()), "distinct texts": report.distinct_texts, "sessions": report.sessions,
+        **ingest_rows(report.to_dict()), "backend": report.backend, "distinct texts": report.distinct_texts,
+        "sessions": report.sessions,
         "missions": report.missions, "resumed (units found done)": resumed or "no", "seconds": report.seconds,
         "peak RSS (MiB)": peak_rss_mib(), **report.outputs,
     }  # fmt: skip

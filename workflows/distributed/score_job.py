@@ -71,6 +71,7 @@ WORK_DIR = ".score-work"
 @dataclass
 class ScoreReport:
     ingest: dict
+    backend: str = "torch"  # the session encoder's runtime (`ScoreConfig.backend`)
     rows_out: int = 0
     sessions: int = 0
     missions: int = 0
@@ -107,7 +108,7 @@ def score(
     if storage.exists(storage.join(work, "job.json")) and read_json(storage.join(work, "job.json")) != job:
         storage.remove(work)  # another job's leftovers: start over
     write_json(job, storage.join(work, "job.json"))
-    report = ScoreReport(ingest={}, config=job)
+    report = ScoreReport(ingest={}, config=job, backend=cfg.backend)
     phases = {}
 
     staged, staging = storage.join(work, "staged.json"), storage.join(work, "staging")
@@ -137,6 +138,10 @@ def score(
     todo = [p for p in partitions if f"{p}.json" not in done]
     report.resumed["encode"] = len(partitions) - len(todo)
     if todo:
+        if cfg.backend != "torch":
+            from workflows.tracking.session_model import onnx_encoder_dir
+
+            onnx_encoder_dir(cfg.session_model)  # exported once, here, before the actors read it
         _encode(todo, work, cfg)
     report.distinct_texts = sum(read_json(storage.join(work, "encoded", f"{p}.json"))["texts"] for p in partitions)
     phases["encode"] = time.perf_counter() - tick
@@ -258,9 +263,17 @@ class Encoder:
         mlflow.set_registry_uri(tracking)
         self.device = torch.device("cuda" if cfg.gpus_per_worker and torch.cuda.is_available() else "cpu")
         self.cfg, self.work = cfg, work
-        session = SessionScorer(cfg.session_model)
-        self.session = session.encoder.to(self.device)
-        write_json(session.calibration.to_dict(), storage.join(work, "calibration.json"))  # for stage 4
+        if cfg.backend == "torch":
+            session = SessionScorer(cfg.session_model)
+            self.session, calibration = session.encoder.to(self.device), session.calibration.to_dict()
+        else:
+            from models.onnx_encoder import OnnxTextEncoder
+            from workflows.tracking.session_model import CALIBRATION_FILE, onnx_encoder_dir
+
+            directory = onnx_encoder_dir(cfg.session_model)  # the driver exported it: a download
+            self.session = OnnxTextEncoder(directory, cfg.backend, threads)
+            calibration = json.loads((Path(directory) / CALIBRATION_FILE).read_text())
+        write_json(calibration, storage.join(work, "calibration.json"))  # for stage 4
         self.hierarchy = None
         if cfg.hierarchy_model:
             from workflows.tracking.hierarchy_model import load

@@ -7,6 +7,7 @@ settings (`ScoreConfig`, which the demo holds too) and the job's entry point.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from typing import Literal
 
 from sessions.formats.options import ReadOptions
 from sessions.missions import MissionConfig
@@ -16,6 +17,9 @@ from workflows.jobs import common
 from workflows.jobs.annotate import THRESHOLD_HELP
 
 SCORE_METHODS = ("cascade", "learned")  # the session model takes part in both
+# how the session model's encoder runs: eager torch (the reference), or its ONNX export on
+# ONNX Runtime, float or int8 (`models.onnx_encoder`; exported once, logged beside the model)
+Backend = Literal["torch", "onnx", "onnx-int8"]
 
 
 @dataclass(frozen=True)
@@ -26,6 +30,9 @@ class ScoreConfig:
     hierarchy_model: str | None = field(default=None, metadata={
         "help": "a hierarchy model: adds specificity and reformulation"})  # fmt: skip
     embeddings: bool = field(default=False, metadata={"help": "also write each query's vector (float16)"})
+    backend: Backend = field(default="torch", metadata={
+        "help": "the session encoder's runtime: torch (eager, the reference), onnx or onnx-int8 (ONNX Runtime, CPU; "
+                "exported once and logged beside the model)"})  # fmt: skip
     workers: int = field(default=0, metadata={
         "help": "encoding actors (0: one per CPU, or per GPU share with --gpus-per-worker)"})  # fmt: skip
     gpus_per_worker: float = field(default=0.0, metadata={"help": "GPUs per encoding actor (0: CPU)"})
@@ -44,6 +51,8 @@ class ScoreConfig:
             raise ValueError("buckets and threshold must not be negative")
         if self.batch_size < 1 or self.workers < 0 or self.gpus_per_worker < 0:
             raise ValueError("batch_size must be at least 1, workers and gpus_per_worker at least 0")
+        if self.backend != "torch" and self.gpus_per_worker:
+            raise ValueError(f"--backend {self.backend} runs on CPUs; on GPUs score with --backend torch")
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -100,6 +100,31 @@ def p_same(model: mlflow.pyfunc.PyFuncModel, a: list[str], b: list[str]) -> np.n
     return out["p_same"].to_numpy(dtype=np.float64)
 
 
+ONNX_ARTIFACTS = "onnx"  # in the run of a session model: its encoder exported (`models.onnx_encoder`)
+CALIBRATION_FILE = "calibration.json"  # beside the export: the model's calibration
+
+
+def onnx_encoder_dir(uri: str) -> str:
+    """A local directory with the session model at `uri` exported to ONNX, float and int8
+    (`models.onnx_encoder.export`): the copy logged beside the model in its run (`onnx/`),
+    exported and logged there by the first caller. ValueError in one line when `uri` is
+    no session model."""
+    import tempfile
+
+    from models.onnx_encoder import export
+    from workflows.tracking.store import run_of, use_store
+
+    run_id = run_of(uri)
+    client = use_store(existing=True)
+    if not client.list_artifacts(run_id, ONNX_ARTIFACTS):
+        with tempfile.TemporaryDirectory() as tmp:
+            scorer = SessionScorer(uri)
+            export(scorer.encoder, tmp, int8=True)
+            (Path(tmp) / CALIBRATION_FILE).write_text(json.dumps(scorer.calibration.to_dict()))
+            client.log_artifacts(run_id, tmp, ONNX_ARTIFACTS)
+    return mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=ONNX_ARTIFACTS)
+
+
 class SessionScorer:
     """A logged session model as segmentation and mission linking use it: a
     `sessions.segment.PairScorer` (p_same of query pairs) and a

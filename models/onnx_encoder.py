@@ -1,0 +1,95 @@
+"""A `TextEncoder` served by ONNX Runtime: exported once, optionally int8-quantized.
+
+`export(encoder, directory, int8=...)` writes the whole encoder (transformer, mean
+pooling, unit length) as one ONNX graph with dynamic batch and token axes
+(`torch.onnx.export`, the TorchScript exporter), its tokenizer and its settings;
+with `int8` also `model-int8.onnx`, ONNX Runtime's dynamic quantization of it
+(`onnxruntime.quantization.quantize_dynamic`): the MatMul weights stored as int8,
+one scale per output channel, the activations quantized on the fly. Quantizing the
+MatMuls alone and per channel is what sentence-transformers' own int8 exports do
+(`export_dynamic_quantized_onnx_model`); quantizing the embedding tables too costs
+far more accuracy (mean cosine to the float model 0.965 against 0.992 on AOL queries).
+
+`OnnxTextEncoder` encodes like `TextEncoder.encode` (length-sorted batches, each
+padded to its longest text; float32 rows in the order given), so the two serve the
+same callers. Shapes: B texts of a batch, L tokens, H the width of the vectors.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from models.encoder import SETTINGS_FILE, TextEncoder, by_length
+
+MODEL_FILES = {"onnx": "model.onnx", "onnx-int8": "model-int8.onnx"}  # by backend
+
+
+def export(encoder: TextEncoder, directory: str | Path, int8: bool = True, opset: int = 17) -> Path:
+    """Write `encoder` as ONNX into `directory` (`model.onnx`, with `int8` also
+    `model-int8.onnx`), with its tokenizer and settings; returns the directory.
+    The graph takes `input_ids` and `attention_mask` (int64, (B, L)) and gives
+    `embedding` (float32, (B, H)), as `encoder.forward` does."""
+    import torch
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    path = Path(directory)
+    path.mkdir(parents=True, exist_ok=True)
+    example = encoder.tokenize(["a query", "another query of more words"])
+    axes = {0: "batch", 1: "tokens"}
+    was_training = encoder.training
+    encoder.eval()
+    try:
+        torch.onnx.export(
+            encoder, (example["input_ids"], example["attention_mask"]), str(path / MODEL_FILES["onnx"]),
+            dynamo=False, opset_version=opset, input_names=["input_ids", "attention_mask"],
+            output_names=["embedding"],
+            dynamic_axes={"input_ids": axes, "attention_mask": axes, "embedding": {0: "batch"}},
+        )  # fmt: skip
+    finally:
+        encoder.train(was_training)
+    if int8:
+        quantize_dynamic(path / MODEL_FILES["onnx"], path / MODEL_FILES["onnx-int8"], op_types_to_quantize=["MatMul"],
+                         per_channel=True, weight_type=QuantType.QInt8)  # fmt: skip
+    encoder.tokenizer.save_pretrained(path)
+    settings = {"max_length": encoder.max_length, "normalize": encoder.normalize, "name": encoder.name,
+                "dim": encoder.dim}  # fmt: skip
+    (path / SETTINGS_FILE).write_text(json.dumps(settings, indent=2))
+    return path
+
+
+class OnnxTextEncoder:
+    """An exported encoder (`export`) on ONNX Runtime's CPU provider, `threads` threads
+    within an operator (None: ONNX Runtime's default, all cores)."""
+
+    def __init__(self, directory: str | Path, backend: str = "onnx-int8", threads: int | None = None) -> None:
+        import onnxruntime as ort
+        from transformers import AutoTokenizer
+
+        if backend not in MODEL_FILES:
+            raise ValueError(f"backend {backend!r}: an ONNX encoder is onnx or onnx-int8")
+        path = Path(directory)
+        settings = json.loads((path / SETTINGS_FILE).read_text())
+        self.max_length, self.name, self.dim = settings["max_length"], settings["name"], settings["dim"]
+        self.backend = backend
+        self.tokenizer = AutoTokenizer.from_pretrained(path)
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+        self.session = ort.InferenceSession(str(path / MODEL_FILES[backend]), options,
+                                            providers=["CPUExecutionProvider"])  # fmt: skip
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Vectors of one batch of texts: float32, (B, H)."""
+        batch = self.tokenizer(list(texts), padding=True, truncation=True, max_length=self.max_length,
+                               return_tensors="np")  # fmt: skip
+        feeds = {name: batch[name].astype(np.int64) for name in ("input_ids", "attention_mask")}
+        return self.session.run(None, feeds)[0]
+
+    def encode(self, texts: Sequence[str], batch_size: int = 256) -> np.ndarray:
+        """Vectors of many texts (float32, (n, H), in the order given), in length-sorted batches."""
+        return by_length(texts, batch_size, self.dim, np.float32, self.embed)

@@ -1,0 +1,44 @@
+"""The ONNX export of a text encoder (`models.onnx_encoder`): the float graph computes
+what the torch module computes; the int8 graph stays close to it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from models.encoder import load_encoder
+from models.onnx_encoder import OnnxTextEncoder, export
+
+TEXTS = ["cute cats", "cute cat toys", "new york", "", "a much longer query about the weather in new york city",
+         "ünïcödé querý", "cats"] * 5  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    encoder = load_encoder("tiny", seed=5)
+    return encoder, export(encoder, tmp_path_factory.mktemp("onnx"), int8=True)
+
+
+def test_the_float_graph_gives_the_torch_encoders_vectors_for_any_batch_and_length(exported):
+    encoder, directory = exported
+    onnx = OnnxTextEncoder(directory, "onnx", threads=1)
+    assert onnx.dim == encoder.dim and onnx.max_length == encoder.max_length
+    for batch_size in (1, 3, 256):  # batches of other sizes and lengths than the export's example
+        np.testing.assert_allclose(onnx.encode(TEXTS, batch_size), encoder.encode(TEXTS, batch_size), atol=1e-5)
+    assert encoder.training  # the export leaves the module in the mode it found it
+
+
+def test_the_int8_graph_is_close_to_the_float_one(exported):
+    encoder, directory = exported
+    int8 = OnnxTextEncoder(directory, "onnx-int8", threads=1).encode(TEXTS)
+    reference = encoder.encode(TEXTS)
+    cosines = (int8 * reference).sum(1)
+    assert int8.shape == reference.shape and int8.dtype == np.float32
+    assert np.allclose(np.linalg.norm(int8, axis=1), 1.0, atol=1e-4)  # the normalisation is in the graph
+    assert cosines.min() > 0.9 and not np.allclose(int8, reference, atol=1e-6)  # close, and really quantized
+
+
+def test_an_unknown_backend_is_refused(exported):
+    _, directory = exported
+    with pytest.raises(ValueError, match="onnx or onnx-int8"):
+        OnnxTextEncoder(directory, "torch")
