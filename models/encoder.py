@@ -164,6 +164,23 @@ def tiny_transformer(seed: int = 0) -> DistilBertModel:
         return DistilBertModel(config)
 
 
+def check_encoder(name: str) -> None:
+    """ValueError in one line when `name` is no encoder `load_encoder` can load: not one of
+    its own names, not a local model directory, not a Hub id at hand (in the cache, or
+    on the Hub when online). Reads the configuration only, so a job can check its model
+    before it starts workers."""
+    from transformers import AutoConfig
+
+    if name in (TINY, MINILM_LOCAL):
+        return
+    try:
+        AutoConfig.from_pretrained(name)
+    except (OSError, ValueError) as err:
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else err.__class__.__name__
+        raise ValueError(f"--model {name}: no such encoder ({reason}); give minilm-local, tiny, a Hugging Face "
+                         "model id or a model directory") from None  # fmt: skip
+
+
 def load_encoder(name: str, *, max_length: int = 32, normalize: bool = True, seed: int = 0) -> TextEncoder:
     """The encoder called `name` (see the module docstring)."""
     if name == TINY:

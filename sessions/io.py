@@ -275,7 +275,9 @@ def refuse_other_files(out: str | Path, produces: str, overwrite: bool = False) 
     it claims its output (`claim_output`), so that a user's directory is never mixed
     with an output by mistake."""
     names = storage.list_names(out)
-    if names and not overwrite and not {produces, REPORT, REJECTED} & set(names):
+    # a job's: its report, its product, or its rejected rows as a dataset (a user's file of that name is not)
+    ours = {produces, REPORT} & set(names) or (REJECTED in names and storage.is_dir(storage.join(out, REJECTED)))
+    if names and not overwrite and not ours:
         shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
         raise ValueError(
             f"--output {out} holds other files ({shown}); choose a new or empty directory, or pass --overwrite "

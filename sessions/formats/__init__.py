@@ -26,15 +26,24 @@ def format_for(name: str, path: str | Path, options: ReadOptions = DEFAULT_READ)
     Parquet by the file name; the other formats have fixed columns and take no
     mapping. ValueError for an unknown format or a mapping that does not fit.
     """
+    check_format(name, options)
     if name == "table":
-        if options.mapping is None:
-            raise ValueError("--format table needs a column mapping: --map user=COL,time=COL,text=COL")
         return table_format(path, options.mapping, options)
-    if name not in FORMATS:
-        raise ValueError(f"unknown format {name!r}; choose one of {', '.join(FORMAT_NAMES)}")
-    if options.mapping is not None:
-        raise ValueError(f"--map applies to --format table only; {name} has fixed columns")
     return replace(FORMATS[name], options=options)  # type: ignore[type-var]
 
 
-__all__ = ["FORMATS", "FORMAT_NAMES", "ColumnMap", "LogFormat", "Parsed", "ReadOptions", "format_for"]
+def check_format(name: str, options: ReadOptions = DEFAULT_READ) -> None:
+    """ValueError in one line for an unknown format, a `table` without a column mapping,
+    or a mapping given to a format of fixed columns: what `format_for` refuses, checked
+    before a job reads anything."""
+    if name == "table":
+        if options.mapping is None:
+            raise ValueError("--format table needs a column mapping: --map user=COL,time=COL,text=COL")
+        return
+    if name not in FORMATS:
+        raise ValueError(f"unknown --format {name!r}; choose one of {', '.join(FORMAT_NAMES)}")
+    if options.mapping is not None:
+        raise ValueError(f"--map applies to --format table only; {name} has fixed columns")
+
+
+__all__ = ["FORMATS", "FORMAT_NAMES", "ColumnMap", "LogFormat", "Parsed", "ReadOptions", "check_format", "format_for"]

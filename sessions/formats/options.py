@@ -35,8 +35,8 @@ class ReadOptions:
                 "(DiffusionDB's deleted_account; a table's \\N, NULL, null, None, NaN, nan, undefined): their "
                 "records are rejected as unknown_user"})  # fmt: skip
     strict: bool = field(default=False, metadata={
-        "help": "a damaged input (a compressed file cut off) is an error naming the file; default: read up to the "
-                "damage and report it"})  # fmt: skip
+        "help": "a damaged input (a compressed file cut off) is an error naming the file, not read up to the "
+                "damage and reported"})  # fmt: skip
 
     def __post_init__(self) -> None:
         if self.map:

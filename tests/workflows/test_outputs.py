@@ -296,3 +296,39 @@ def test_every_report_says_what_produced_it(done):
         assert versions["version.sessionflow"] == importlib.metadata.version("sessionflow")
         assert versions["version.polars"] == importlib.metadata.version("polars")
         assert "git.commit" not in versions or len(versions["git.commit"].removesuffix("-dirty")) == 40
+
+
+def test_a_failed_command_removes_the_parents_it_created_and_nothing_of_the_users(done):
+    (done / "bad.tsv").write_text("x\ty\tnot a time\t\t\n")
+    result = sessionflow("ingest", done / "bad.tsv", "-f", "aol", "-o", done / "new" / "a" / "b", "--engine", "local")
+    assert result.exit_code == 2 and not (done / "new").exists()
+    # a user's own file named like a job's rejected rows is no job output: the directory is refused
+    mine = done / "mine"
+    mine.mkdir()
+    (mine / "rejected.parquet").write_text("the user's")
+    result = sessionflow("ingest", done / "logs", "-f", "aol", "-o", mine, "--engine", "local")
+    assert result.exit_code == 2 and "holds other files (rejected.parquet)" in result.output
+    assert (mine / "rejected.parquet").read_text() == "the user's"
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["segment", "logs", "-f", "table"], "--format table needs a column mapping"),
+        (["train", "session", "--pairs", "pairs", "--model", "no-such/encoder"], "no-such/encoder: no such encoder"),
+        (["train", "hierarchy", "--model", "no-such/encoder"], "no-such/encoder: no such encoder"),
+    ],
+)  # fmt: skip
+def test_settings_that_cannot_work_are_refused_before_anything_starts(done, monkeypatch, args, says):
+    """One line, exit 2, before Ray or MLflow start: no output, no store."""
+    monkeypatch.chdir(done)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    result = sessionflow(*args, "-o", "out") if args[0] == "segment" else sessionflow(*args)
+    assert result.exit_code == 2 and says in result.output and len(result.output.strip().splitlines()) == 1
+    assert not (done / "out").exists() and not (done / "mlflow.db").exists()
+
+
+def test_a_file_store_is_named_in_one_line(done, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", str(done / "mlruns"))
+    result = sessionflow("compare", "--experiment", "session-model")
+    assert result.exit_code == 2 and "is a file store, which MLflow 3 no longer serves" in result.output

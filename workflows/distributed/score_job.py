@@ -59,12 +59,12 @@ from workflows.distributed.staging import (
     read_bucket,
     stage_inputs,
 )
+from workflows.jobs.score import SCORES_FILE
 from workflows.tracking.store import tracking_uri
 
 if TYPE_CHECKING:
     from workflows.jobs.score import ScoreConfig
 
-SCORES_FILE = "scores.parquet"
 WORK_DIR = ".score-work"
 
 

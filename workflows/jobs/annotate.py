@@ -155,7 +155,7 @@ def run(job: AnnotateJob) -> dict:
     ValueError / FileNotFoundError for bad settings or inputs.
     """
     common.require(job.inputs, "inputs", argument=True)
-    common.check_format(job.format)
+    common.check_format(job.format, job.read)
     from workflows.tracking.store import require_model, use_store
 
     if len(job.inputs) == 1:
@@ -164,4 +164,6 @@ def run(job: AnnotateJob) -> dict:
     use_store(existing=True)
     require_model(job.model, ("hierarchy",))  # before the output is claimed
     output = common.output_dir(job.output, ANNOTATIONS_FILE, job.overwrite, job.inputs)
-    return annotate_logs(job.inputs, job.format, output, job.model, job.threshold, job.read)
+    report = annotate_logs(job.inputs, job.format, output, job.model, job.threshold, job.read)
+    common.require_rows_read(report, output)
+    return report

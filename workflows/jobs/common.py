@@ -91,12 +91,15 @@ def require_rows_read(report: dict, output: str) -> None:
     )
 
 
-def check_format(fmt: str | None) -> None:
-    """ValueError for a format that no reader knows (None: not given, fine)."""
-    from sessions.formats import FORMAT_NAMES
+def check_format(fmt: str | None, options: Any = None) -> None:
+    """ValueError for a format that no reader knows, and with the job's read `options`
+    (`ReadOptions`) for a `table` without --map or a --map of another format
+    (`sessions.formats.check_format`); None: no format given, fine."""
+    from sessions.formats import DEFAULT_READ
+    from sessions.formats import check_format as check
 
-    if fmt is not None and fmt not in FORMAT_NAMES:
-        raise ValueError(f"unknown --format {fmt!r}; choose one of {', '.join(FORMAT_NAMES)}")
+    if fmt is not None:
+        check(fmt, options or DEFAULT_READ)
 
 
 def experiment(default: str) -> Any:
@@ -156,17 +159,27 @@ def output_dir(value: str | None, produces: str | None = None, overwrite: bool =
     holds another job's output or other files (unless `overwrite`: `sessions.io.
     refuse_other_files`); FileNotFoundError when an input is missing; StorageError
     when a filesystem cannot be reached."""
-    from sessions import storage
     from sessions.io import claim_output, refuse_other_files
 
     location = check_output(value, inputs)
-    if not produces:
-        return location
-    refuse_other_files(location, produces, overwrite)
-    created = not storage.exists(location)
-    location = claim_output(location, produces, overwrite, inputs)
+    created = _first_missing(location)  # what a failure deletes again (`nothing_left_on_error`)
+    if produces:
+        refuse_other_files(location, produces, overwrite)
+        location = claim_output(location, produces, overwrite, inputs)
     if created:
-        _CREATED.append(location)
+        _CREATED.append(created)
+    return location
+
+
+def _first_missing(location: str) -> str | None:
+    """The outermost directory that writing `location` creates: `location` itself, or the
+    first of its parents that is not there (`-o new/a/b`: new); None when it is there."""
+    from sessions import storage
+
+    if storage.exists(location):
+        return None
+    while (parent := storage.parent(location)) != location and not storage.exists(parent):
+        location = parent
     return location
 
 
@@ -174,7 +187,8 @@ def output_dir(value: str | None, produces: str | None = None, overwrite: bool =
 def nothing_left_on_error() -> Iterator[None]:
     """Run a job so that, when it fails with a user's error (`USER_ERRORS`: bad settings or
     inputs, nothing read, storage out of reach), every output directory it created
-    (`output_dir` where nothing was) is deleted again: a failed command leaves nothing
+    (`output_dir` where nothing was, with the parents it created) is deleted again: a
+    failed command leaves nothing
     that looks like output. A directory that was there keeps what it held, less the
     report the claim removed, so it does not look complete either. Other exceptions (a
     crash, an interrupt) keep the output for the job's resume."""

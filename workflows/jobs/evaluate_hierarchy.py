@@ -34,13 +34,20 @@ def evaluate_hierarchy(
     protocol cannot score this model fairly.
     """
     import mlflow
+    from mlflow.exceptions import MlflowException
 
-    from workflows.tracking.store import require_model, run_of
+    from workflows.tracking.store import require_model, run_of, use_store
 
     if uri.startswith("models:/"):  # a registered pyfunc (a lookup table is a run's artifact)
         require_model(uri, ("hierarchy",))
     run_id = run_of(uri)
-    trained = mlflow.artifacts.load_dict(f"runs:/{run_id}/config.json")
+    job = use_store(existing=True).get_run(run_id).data.tags.get("sessionflow.job")
+    if job not in (None, "train hierarchy"):  # runs of earlier versions carry no job tag
+        raise ValueError(f"{uri}: run {run_id} is a {job} run, not a hierarchy model's")
+    try:
+        trained = mlflow.artifacts.load_dict(f"runs:/{run_id}/config.json")
+    except (MlflowException, OSError):
+        raise ValueError(f"{uri}: run {run_id} has no config.json: not a hierarchy model's run") from None
     if trained.get("lr") == 0:  # runs logged before the models' own defaults recorded "the default" as 0
         trained["lr"] = None
     given = {k: v for k, v in overrides.items() if v is not None}

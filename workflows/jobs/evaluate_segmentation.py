@@ -94,7 +94,7 @@ def read_gold(gt: str, fmt: str, options: ReadOptions = DEFAULT_READ) -> GoldLog
     from sessions.ingest import read_logs
     from sessions.io import MemorySink
 
-    common.check_format(fmt)
+    common.check_format(fmt, options)
     events, rejected = MemorySink(), MemorySink()
     read_logs([gt], fmt, events, rejected, options=options)
     gold = events.frame()

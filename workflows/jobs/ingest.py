@@ -41,7 +41,7 @@ def run(job: IngestJob, on_rows: Callable[[int], None] | None = None) -> IngestR
     """
     common.require(job.inputs, "inputs", argument=True)
     fmt = common.require(job.format, "format")
-    common.check_format(fmt)
+    common.check_format(fmt, job.read)
     common.check_log_inputs(job.inputs, fmt, ingested=False)
     output = common.output_dir(job.output, EVENTS_FILE, job.overwrite, job.inputs)
     if job.engine == "ray":

@@ -16,6 +16,7 @@ from sessions.segment import SegmentConfig
 from workflows.jobs import common
 from workflows.jobs.annotate import THRESHOLD_HELP
 
+SCORES_FILE = "scores.parquet"
 SCORE_METHODS = ("cascade", "learned")  # the session model takes part in both
 # how the session model's encoder runs: eager torch (the reference), or its ONNX export on
 # ONNX Runtime, float or int8 (`models.onnx_encoder`; exported once, logged beside the model)
@@ -79,14 +80,14 @@ def run(job: ScoreJob):  # -> ScoreReport
     from workflows.tracking.store import require_model, use_store
 
     common.require(job.inputs, "inputs", argument=True)
-    common.check_format(job.format)
+    common.check_format(job.format, job.read)
     common.check_output(job.output, job.inputs)
     use_store(existing=True)
     for model, kind in ((job.score.session_model, "session"), (job.score.hierarchy_model, "hierarchy")):
         if model:
             require_model(model, (kind,))  # before the output is claimed
     common.check_log_inputs(job.inputs, job.format)
-    output = common.output_dir(job.output, inputs=job.inputs)  # claimed by `score`, which may resume
+    output = common.output_dir(job.output, SCORES_FILE, job.overwrite, job.inputs)  # `score` may resume there
     with ray_runtime(job.address):
         from workflows.distributed.score_job import score  # imports ray: after the runtime's settings
 

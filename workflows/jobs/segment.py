@@ -69,7 +69,7 @@ def run(job: SegmentJob, on_rows: Callable[[int], None] | None = None) -> Segmen
     and when no record could be read (the output is written all the same).
     """
     common.require(job.inputs, "inputs", argument=True)
-    common.check_format(job.format)
+    common.check_format(job.format, job.read)
     config = to_dict(job)  # the report records every setting of the job
     if job.model:  # a missing or wrong model: refused before the output
         from workflows.tracking.segmenter_model import require_segmentation_model

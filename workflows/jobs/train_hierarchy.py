@@ -284,9 +284,12 @@ def run(job: TrainHierarchyJob, run_name: str | None = None) -> TrainOutcome:
 
     ValueError / FileNotFoundError for bad settings or data.
     """
+    from models.encoder import check_encoder
     from workflows.tracking.store import training_run
 
     cfg = job.hierarchy.resolved()
+    if not cfg.lookup:
+        check_encoder(cfg.model)  # before any worker starts
     data = load_data(cfg)
     split = data.split
     params = {**cfg.to_dict(), "nodes": split.full.n_nodes, "train_edges": len(split.train_edges()),

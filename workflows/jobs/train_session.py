@@ -211,9 +211,11 @@ def run(job: TrainSessionJob, run_name: str | None = None) -> TrainOutcome:
     Returns the MLflow run, the logged and registered model and the metrics. ValueError /
     FileNotFoundError for bad settings or inputs (no pairs, fewer than one global batch).
     """
+    from models.encoder import check_encoder
     from workflows.tracking.store import log_table, training_run
 
     pairs_path, cfg = common.require(job.pairs, "pairs"), job.session
+    check_encoder(cfg.model)  # before any worker starts
     train, val = training_data(pairs_path, cfg)
     params = {**cfg.to_dict(), "pairs": pairs_path, "train_examples": train.height, "val_pairs": val.height}
     name = run_name or f"{cfg.model} on {storage.name(pairs_path)}, {cfg.workers} worker(s), lr {cfg.lr:g}"

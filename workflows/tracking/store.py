@@ -60,8 +60,13 @@ def use_store(existing: bool = False) -> MlflowClient:
 
     `existing`: the caller only reads (models, runs): ValueError in one line, creating
     nothing, when the store is a SQLite file that is not there (a client would create
-    an empty one)."""
+    an empty one). ValueError also for a file store (a path or file://), which MLflow 3
+    refuses unless MLFLOW_ALLOW_FILE_STORE is set."""
     uri = tracking_uri()
+    file_store = "://" not in uri or uri.startswith("file:")
+    if file_store and os.environ.get("MLFLOW_ALLOW_FILE_STORE", "").lower() not in ("1", "true"):
+        raise ValueError(f"MLFLOW_TRACKING_URI={uri} is a file store, which MLflow 3 no longer serves: give "
+                         "sqlite:///PATH/mlflow.db or an http(s):// tracking server")  # fmt: skip
     if existing and uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
         raise ValueError(
             f"no MLflow store at {uri.removeprefix('sqlite:///')}: run this where the models were trained "
