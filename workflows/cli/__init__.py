@@ -23,6 +23,7 @@ May import: typer, rich, `workflows.jobs` (configs and `run`), `workflows.config
 
 from __future__ import annotations
 
+import os
 import sys
 
 import typer
@@ -45,6 +46,10 @@ from workflows.jobs.synth import SynthJob
 from workflows.jobs.train_hierarchy import TrainHierarchyJob
 from workflows.jobs.train_segmenter import TrainSegmenterJob
 from workflows.jobs.train_session import TrainSessionJob
+
+# No weight-loading bars (transformers draws them through huggingface_hub's switch); the
+# Ray workers a command starts inherit the setting.
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 app = typer.Typer(
     name="sessionflow",

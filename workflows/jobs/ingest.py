@@ -37,7 +37,7 @@ def run(job: IngestJob, on_rows: Callable[[int], None] | None = None) -> IngestR
     (`on_rows(n)` after each block). Both account for every row the same way and
     raise `sessions.ingest.AccountingError` when rows_in != rows_ok + rows_rejected.
     ValueError / FileNotFoundError for bad settings or inputs, and when no record could
-    be read (`common.require_rows_read`: the output is written all the same).
+    be read (`common.require_rows_read`: what the job wrote is deleted again).
     """
     common.require(job.inputs, "inputs", argument=True)
     fmt = common.require(job.format, "format")

@@ -75,7 +75,7 @@ class ScoreJob:
 def run(job: ScoreJob):  # -> ScoreReport
     """Score every row of `job.inputs` into OUTPUT/scores.parquet (see
     `workflows.distributed.score_job`); ValueError / FileNotFoundError for bad settings or inputs,
-    and when no record could be read (the output is written all the same)."""
+    and when no record could be read (what the job wrote is deleted again)."""
     from workflows.distributed.runtime import ray_runtime
     from workflows.tracking.store import require_model, use_store
 

@@ -66,7 +66,7 @@ def run(job: SegmentJob, on_rows: Callable[[int], None] | None = None) -> Segmen
     one works through chunks of whole users in threads (`on_rows(n)` after each block
     read). Both give the same sessions and the same report (`sessions.pipeline.
     write_segment_report`). ValueError / FileNotFoundError for bad settings or inputs,
-    and when no record could be read (the output is written all the same).
+    and when no record could be read (what the job wrote is deleted again).
     """
     common.require(job.inputs, "inputs", argument=True)
     common.check_format(job.format, job.read)
