@@ -279,28 +279,44 @@ def ui_screenshots(store: Path, out: Path = ROOT / "docs" / "figures", size: tup
         page.set_default_timeout(timeout_s * 1000)
         first = True
         for name, ui in pages.items():
-            page.goto(f"{url}/{ui.route}")
-            page.get_by_text(ui.wait_for, exact=True).first.wait_for()
-            if first:  # settings the UI keeps in the browser's storage for the pages that follow
-                _click_if_there(page.get_by_role("button", name="Close"))  # the assistant's panel
-                _click_if_there(page.get_by_text("Model training", exact=True))
-                page.wait_for_timeout(1500)  # the page drawn again in that view
-                first = False
-            if ui.columns or ui.hide:
-                page.get_by_role("button", name="Columns", exact=True).click()
-                search = page.get_by_placeholder("Search columns")
-                menu = search.locator("xpath=ancestor::*[.//*[@role='tree']][1]")  # the menu, not the table
-                for column in (*ui.hide, *ui.columns):  # each click toggles the column
-                    search.fill(column)
-                    # the part of each name that matches is highlighted: the innermost item of just this name
-                    menu.locator("span", has_text=re.compile(f"^{re.escape(column)}$")).last.click()
-                page.keyboard.press("Escape")
-            page.mouse.move(0, size[1] - 1)  # no hover tool bars on the charts
-            page.wait_for_timeout(1500)  # charts and tables drawn
-            page.screenshot(path=str(out / name))
+            for attempt in range(2):  # a page drawn slowly gets a second chance
+                try:
+                    _photograph(page, f"{url}/{ui.route}", ui, out / name, first, size)
+                    break
+                except PlaywrightError as err:
+                    if attempt:
+                        raise RuntimeError(f"{name}: {str(err).splitlines()[0]}") from None
+            first = False
             written.append(out / name)
         browser.close()
     return written
+
+
+def _photograph(page, url: str, ui: UIPage, path: Path, first: bool, size: tuple[int, int]) -> None:
+    """One page of `ui_screenshots`, as `ui` asks, into `path`; Playwright's errors as they come."""
+    page.goto(url)
+    page.get_by_text(ui.wait_for, exact=True).first.wait_for()
+    if first:  # settings the UI keeps in the browser's storage for the pages that follow
+        _click_if_there(page.get_by_role("button", name="Close"))  # the assistant's panel
+        _click_if_there(page.get_by_text("Model training", exact=True))
+        page.wait_for_timeout(1500)  # the page drawn again in that view
+    if ui.columns or ui.hide:
+        columns = page.get_by_role("button", name="Columns", exact=True)
+        columns.click()
+        _click_if_there(page.get_by_text("Reset to defaults", exact=True))  # a second attempt starts over
+        search = page.get_by_placeholder("Search columns")
+        page.wait_for_timeout(500)
+        if not search.is_visible():  # the reset closed the menu
+            columns.click()
+        menu = search.locator("xpath=ancestor::*[.//*[@role='tree']][1]")  # the menu, not the table
+        for column in (*ui.hide, *ui.columns):  # each click toggles the column
+            search.fill(column)
+            # the part of each name that matches is highlighted: the innermost item of just this name
+            menu.locator("span", has_text=re.compile(f"^{re.escape(column)}$")).last.click()
+        page.keyboard.press("Escape")
+    page.mouse.move(0, size[1] - 1)  # no hover tool bars on the charts
+    page.wait_for_timeout(1500)  # charts and tables drawn
+    page.screenshot(path=str(path))
 
 
 def _click_if_there(locator) -> None:
