@@ -68,13 +68,12 @@ def peer(log: Path, result: Path, gpu: bool, backend: str, sample: int, work: Pa
         from sentence_transformers import export_dynamic_quantized_onnx_model
 
         local = work / "peer-minilm"  # the export writes beside the model: a copy, not the package's files
-        if not (local / "onnx" / "model_qint8_avx2.onnx").exists():
+        if not list(local.glob("onnx/model_*avx2.onnx")):
             shutil.rmtree(local, ignore_errors=True)
             shutil.copytree(source, local)
             export_dynamic_quantized_onnx_model(SentenceTransformer(str(local), backend="onnx"), "avx2", str(local))
-        model = SentenceTransformer(
-            str(local), backend="onnx", model_kwargs={"file_name": "onnx/model_qint8_avx2.onnx"}
-        )
+        (int8,) = local.glob("onnx/model_*avx2.onnx")  # model_quint8_avx2.onnx in sentence-transformers 5
+        model = SentenceTransformer(str(local), backend="onnx", model_kwargs={"file_name": f"onnx/{int8.name}"})
     else:
         model = SentenceTransformer(source, device="cuda" if gpu else "cpu")
     model.max_seq_length = 32
@@ -214,7 +213,7 @@ def main() -> None:
     if "torch" in outputs:
         for backend, out in outputs.items():
             if backend != "torch":
-                share = changed_share(outputs["torch"], out)
+                share = changed_share(outputs["torch"] / "scores.parquet", out / "scores.parquet")
                 print(f"rows whose session / mission differ from torch's with {backend}: "
                       f"{share['session']:.4%} / {share['mission']:.4%}")  # fmt: skip
 
