@@ -201,9 +201,9 @@ def main() -> None:
         outputs[backend], phases[backend] = out, report["phase_seconds"]
         table.append((f"sessionflow score --backend {backend}, end to end", seconds, rows / seconds, gib))
 
-    print(f"{'run':<72}{'seconds':>9}{'rows/s':>10}{'peak GiB':>10}")
+    print(f"{'run':<90}{'seconds':>9}{'rows/s':>10}{'peak GiB':>10}")
     for name, seconds, rate, gib in table:
-        print(f"{name:<72}{seconds:>9.1f}{rate:>10,.0f}{gib:>10.1f}")
+        print(f"{name:<90}{seconds:>9.1f}{rate:>10,.0f}{gib:>10.1f}")
     for backend, phase in phases.items():
         print(f"sessionflow {backend} phases (s): {phase}")
     reference = peer_rates.get("onnx-int8")
