@@ -154,7 +154,7 @@ def test_a_log_without_one_good_row_fails_naming_why_and_leaves_no_output(models
         app, ["score", str(log), "-f", "aol", "--session-model", session_uri, "-o", str(tmp_path / "o")]
     )
     assert done.exit_code == 2
-    assert "nothing could be read: all 2 records were rejected, most as bad_time (1), empty_query (1)" in done.output
+    assert "nothing could be read: all 2 records were rejected, most as bad_time (1), empty_text (1)" in done.output
     assert not (tmp_path / "o").exists()
 
 
