@@ -20,6 +20,7 @@ Shapes: B texts of a batch, L tokens (the longest text of the batch, at most
 from __future__ import annotations
 
 import json
+import os
 import threading
 import weakref
 from collections.abc import Callable, Iterator, Sequence
@@ -173,8 +174,9 @@ def check_encoder(name: str) -> None:
 
     if name in (TINY, MINILM_LOCAL):
         return
+    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")  # as set now, not at import
     try:
-        AutoConfig.from_pretrained(name)
+        AutoConfig.from_pretrained(name, local_files_only=offline)
     except (OSError, ValueError) as err:
         reason = str(err).strip().splitlines()[0] if str(err).strip() else err.__class__.__name__
         raise ValueError(f"--model {name}: no such encoder ({reason}); give minilm-local, tiny, a Hugging Face "

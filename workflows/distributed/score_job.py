@@ -51,6 +51,7 @@ from sessions.io import (
     write_report,
 )
 from sessions.records import DEFAULT_BLOCK_BYTES
+from workflows.distributed.scoring import SCORES_FILE
 from workflows.distributed.staging import (
     bucket_dirs,
     collect,
@@ -59,7 +60,6 @@ from workflows.distributed.staging import (
     read_bucket,
     stage_inputs,
 )
-from workflows.jobs.score import SCORES_FILE
 from workflows.tracking.store import tracking_uri
 
 if TYPE_CHECKING:

@@ -29,6 +29,8 @@ from sessions.pipeline import SESSIONS_SCHEMA, iter_sessions
 from sessions.reformulation import DEFAULT_THRESHOLD, reformulation
 from sessions.segment import SegmentConfig, user_time_order
 
+SCORES_FILE = "scores.parquet"  # the table `sessionflow score` writes (a dataset)
+
 SCORE_SCHEMA: dict[str, pl.DataType] = {
     "row_id": pl.Int64(),
     "user_id": pl.String(),

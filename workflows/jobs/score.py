@@ -16,7 +16,6 @@ from sessions.segment import SegmentConfig
 from workflows.jobs import common
 from workflows.jobs.annotate import THRESHOLD_HELP
 
-SCORES_FILE = "scores.parquet"
 SCORE_METHODS = ("cascade", "learned")  # the session model takes part in both
 # how the session model's encoder runs: eager torch (the reference), or its ONNX export on
 # ONNX Runtime, float or int8 (`models.onnx_encoder`; exported once, logged beside the model)
@@ -77,6 +76,7 @@ def run(job: ScoreJob):  # -> ScoreReport
     `workflows.distributed.score_job`); ValueError / FileNotFoundError for bad settings or inputs,
     and when no record could be read (what the job wrote is deleted again)."""
     from workflows.distributed.runtime import ray_runtime
+    from workflows.distributed.scoring import SCORES_FILE  # no ray: before the runtime's settings
     from workflows.tracking.store import require_model, use_store
 
     common.require(job.inputs, "inputs", argument=True)
