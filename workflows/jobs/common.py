@@ -6,7 +6,10 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from sessions.formats.options import ReadOptions
 
 Engine = Literal["ray", "local"]
 # Bad settings or inputs (ValueError) and files or storage that cannot be read or
@@ -91,9 +94,9 @@ def require_rows_read(report: dict, output: str) -> None:
     )
 
 
-def check_format(fmt: str | None, options: Any = None) -> None:
+def check_format(fmt: str | None, options: ReadOptions | None = None) -> None:
     """ValueError for a format that no reader knows, and with the job's read `options`
-    (`ReadOptions`) for a `table` without --map or a --map of another format
+    for a `table` without --map or a --map of another format
     (`sessions.formats.check_format`); None: no format given, fine."""
     from sessions.formats import DEFAULT_READ
     from sessions.formats import check_format as check
@@ -188,10 +191,9 @@ def nothing_left_on_error() -> Iterator[None]:
     """Run a job so that, when it fails with a user's error (`USER_ERRORS`: bad settings or
     inputs, nothing read, storage out of reach), every output directory it created
     (`output_dir` where nothing was, with the parents it created) is deleted again: a
-    failed command leaves nothing
-    that looks like output. A directory that was there keeps what it held, less the
-    report the claim removed, so it does not look complete either. Other exceptions (a
-    crash, an interrupt) keep the output for the job's resume."""
+    failed command leaves nothing that looks like output. A directory that was there
+    keeps what it held, less the report the claim removed, so it does not look complete
+    either. Other exceptions (a crash, an interrupt) keep the output for the job's resume."""
     from sessions import storage
 
     start = len(_CREATED)

@@ -250,23 +250,20 @@ def ui_screenshots(store: Path, out: Path = ROOT / "docs" / "figures", size: tup
     with _environment(MLFLOW_TRACKING_URI=f"sqlite:///{store.resolve()}"):
         client = use_store(existing=True)
 
-    def fill(route: str) -> str:
-        for kind in ("experiment", "run"):
-            while f"{{{kind}:" in route:
-                name = route.split(f"{{{kind}:", 1)[1].split("}", 1)[0]
-                experiment = client.get_experiment_by_name(name)
-                if experiment is None:
-                    raise RuntimeError(f"{store} has no experiment {name!r}: run `make demo` first")
-                value = experiment.experiment_id
-                if kind == "run":
-                    runs = client.search_runs([value], order_by=["attributes.start_time DESC"], max_results=1)
-                    if not runs:
-                        raise RuntimeError(f"experiment {name!r} of {store} has no run")
-                    value = runs[0].info.run_id
-                route = route.replace(f"{{{kind}:{name}}}", value)
-        return route
+    def resolved(match: re.Match) -> str:  # {experiment:NAME} -> its id, {run:NAME} -> its latest run's id
+        kind, name = match.groups()
+        experiment = client.get_experiment_by_name(name)
+        if experiment is None:
+            raise RuntimeError(f"{store} has no experiment {name!r}: run `make demo` first")
+        if kind == "experiment":
+            return experiment.experiment_id
+        runs = client.search_runs([experiment.experiment_id], order_by=["attributes.start_time DESC"], max_results=1)
+        if not runs:
+            raise RuntimeError(f"experiment {name!r} of {store} has no run")
+        return runs[0].info.run_id
 
-    pages = {name: dataclasses.replace(page, route=fill(page.route)) for name, page in UI_PAGES.items()}
+    pages = {name: dataclasses.replace(page, route=re.sub(r"\{(experiment|run):([^}]+)\}", resolved, page.route))
+             for name, page in UI_PAGES.items()}  # fmt: skip
     out.mkdir(parents=True, exist_ok=True)
     written = []
     with _mlflow_server(store) as url, sync_playwright() as playwright:
