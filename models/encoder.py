@@ -36,6 +36,7 @@ MINILM_LOCAL = "minilm-local"
 TINY = "tiny"
 CLUSTER_DEFAULT = "distilbert-base-uncased"
 SETTINGS_FILE = "sessionflow_encoder.json"
+TRAIN_TEXTS_PER_PASS = 64  # texts per forward pass in training on a CPU (`forward_by_length`)
 
 
 def minilm_path() -> str:
@@ -146,13 +147,52 @@ def by_length(
     """`embed` over `texts` in batches of similar length (each padded only to its longest
     member); rows of `dtype` in the order given. `embed` answers a tensor (on any
     device) or an array, (B, width)."""
-    order = np.argsort([len(t) for t in texts], kind="stable")  # (n,)
     out = np.empty((len(texts), width), dtype=dtype)  # (n, width)
-    for start in range(0, len(texts), batch_size):
-        rows = order[start : start + batch_size]
+    for rows in length_batches([len(t) for t in texts], batch_size):
         vectors = embed([texts[i] for i in rows])
         out[rows] = vectors.cpu().numpy() if isinstance(vectors, torch.Tensor) else vectors  # (B, width)
     return out
+
+
+def length_batches(lengths: Sequence[int], batch_size: int) -> list[np.ndarray]:
+    """Positions (int64 arrays) of items in batches of at most `batch_size` and similar
+    length: sorted by `lengths` (stable), cut in that order. Every position once."""
+    order = np.argsort(np.asarray(lengths, dtype=np.int64), kind="stable")  # (n,)
+    return [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
+
+
+def forward_by_length(
+    model: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    encoder: TextEncoder,
+    texts: Sequence[str],
+    device: torch.device,
+) -> torch.Tensor:
+    """`model`'s outputs (n, d) for n texts, in the order given, with gradients: the texts
+    sorted by token count and run in passes of `TRAIN_TEXTS_PER_PASS` (on a CPU; one pass
+    on a GPU), each padded only to its longest member.
+
+    `model` takes (input_ids, attention_mask), (B, L) each, and answers (B, d): the
+    encoder, a model around it, or their DDP wrapper (several forward passes before one
+    backward are fine under DDP: each parameter's gradient is summed before its hook).
+    `encoder` tokenizes. One pass padded to the longest of all texts spends most of a
+    CPU's work on padding when queries are short: on this project's 2-core machine,
+    all-MiniLM-L6-v2 with batches of 64 (anchor, positive, negative) triplets went from
+    1.00x to 1.21-1.29x the pairs/s of sentence-transformers' MNRL step (which pads
+    anchors, positives and negatives each to their own longest) this way
+    (`benchmarks/train_session.py`, docs/session-model.md). A GPU pays little for
+    padding and much for each extra pass, so it gets one (not measured here).
+    """
+    per_pass = len(texts) if device.type != "cpu" else TRAIN_TEXTS_PER_PASS
+    lengths = [len(ids) for ids in encoder.tokenizer(list(texts), truncation=True, max_length=encoder.max_length)
+               ["input_ids"]]  # fmt: skip
+    parts, positions = [], []
+    for rows in length_batches(lengths, max(1, per_pass)):
+        tokens = encoder.tokenize([texts[i] for i in rows])  # (B, L): L the longest of this pass
+        parts.append(model(tokens["input_ids"].to(device), tokens["attention_mask"].to(device)))  # (B, d)
+        positions.append(rows)
+    inverse = np.empty(len(texts), dtype=np.int64)
+    inverse[np.concatenate(positions)] = np.arange(len(texts))
+    return torch.cat(parts)[torch.from_numpy(inverse).to(device)]  # (n, d)
 
 
 def tiny_transformer(seed: int = 0) -> DistilBertModel:

@@ -42,7 +42,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from models.encoder import TextEncoder, by_length, eval_mode, load_encoder
+from models.encoder import TextEncoder, by_length, eval_mode, forward_by_length, load_encoder
 from models.poincare import distance_softmax_loss
 
 
@@ -236,15 +236,14 @@ def hierarchy_batch_loss(
     depth: (n,) int, each node's depth (the norm term's levels are depth differences);
     batch: (B, 2) int node indices (child, ancestor); negatives: (K,) node indices
     shared by the batch, valid: (B, K) bool, as `NegativeSampler.shared` draws them.
-    Every distinct node of the batch is encoded once, in one padded forward pass.
+    Every distinct node of the batch is encoded once (`models.encoder.forward_by_length`).
 
         negatives, valid = sampler.shared(batch[:, 0], 64, training_nodes)
         loss = hierarchy_batch_loss(model, model, h.texts, h.depth, batch, negatives, valid)
     """
     nodes, where = np.unique(np.concatenate([batch[:, 0], batch[:, 1], negatives]), return_inverse=True)  # (U,)
-    tokens = module.encoder.tokenize(texts[nodes].tolist())  # (U, L)
     device = module.device
-    points = model(tokens["input_ids"].to(device), tokens["attention_mask"].to(device))  # (U, d)
+    points = forward_by_length(model, module.encoder, texts[nodes].tolist(), device)  # (U, d)
     b = len(batch)
     child, ancestor, negative = points[where[:b]], points[where[b : 2 * b]], points[where[2 * b :]]  # (B|B|K, d)
     levels = torch.from_numpy(depth[batch[:, 0]] - depth[batch[:, 1]]).to(device)  # (B,)

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from models.encoder import TextEncoder
+from models.encoder import TextEncoder, forward_by_length
 from models.losses import batch_info_nce
 
 
@@ -34,16 +34,15 @@ def triplet_loss(
     `model` is what runs the forward pass (the encoder itself, or its DDP wrapper);
     `encoder` tokenizes. anchors, positives, negatives: B texts each; ids: (B, 3) int64
     text ids of (anchor, positive, negative), on the model's device (equal text, equal
-    id: duplicates are masked). All texts go through one forward pass, padded together;
-    the loss (a scalar) is `models.losses.batch_info_nce` (van den Oord et al. 2018).
+    id: duplicates are masked). The texts go through `models.encoder.forward_by_length`
+    (passes of texts of similar length); the loss (a scalar) is
+    `models.losses.batch_info_nce` (van den Oord et al. 2018).
 
         loss = triplet_loss(encoder, encoder, ["cheap flights"], ["flights to paris"], ["tax forms"],
                             torch.tensor([[0, 1, 2]]), temperature=0.05)
     """
     n = len(anchors)
-    tokens = encoder.tokenize([*anchors, *positives, *negatives])  # (3 B, L)
-    device = ids.device
-    vectors = model(tokens["input_ids"].to(device), tokens["attention_mask"].to(device))  # (3 B, H)
+    vectors = forward_by_length(model, encoder, [*anchors, *positives, *negatives], ids.device)  # (3 B, H)
     return batch_info_nce(vectors[:n], vectors[n : 2 * n], vectors[2 * n :], ids, temperature)
 
 

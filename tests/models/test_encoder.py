@@ -8,15 +8,24 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+import models.encoder as encoder_module
 from models.calibration import Calibration, best_threshold, pair_metrics
-from models.encoder import load_encoder
+from models.encoder import forward_by_length, load_encoder
 from models.session import distinct, pair_scores
 
 
 @pytest.fixture(scope="module")
 def tiny():
     return load_encoder("tiny", seed=3)
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    with pytest.MonkeyPatch.context() as patch:
+        yield patch
 
 
 @pytest.fixture(scope="module")
@@ -45,6 +54,29 @@ def test_length_sorted_batches_keep_the_order_given(tiny):
     one_by_one = np.stack([tiny.encode([t])[0] for t in texts])
     np.testing.assert_allclose(tiny.encode(texts, batch_size=2), one_by_one, atol=1e-5)
     assert np.allclose(np.linalg.norm(one_by_one, axis=1), 1.0, atol=1e-5)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    texts=st.lists(st.text(alphabet="abc xyz", min_size=0, max_size=40), min_size=1, max_size=30),
+    per_pass=st.integers(1, 8),
+)
+def test_training_passes_by_length_give_one_padded_pass_in_order(tiny, monkeypatch_module, texts, per_pass):
+    monkeypatch_module.setattr(encoder_module, "TRAIN_TEXTS_PER_PASS", per_pass)
+    tiny.eval()  # no dropout: the two must agree
+    tokens = tiny.tokenize(texts)
+    one_pass = tiny(tokens["input_ids"], tokens["attention_mask"])  # (n, H)
+    by_length = forward_by_length(tiny, tiny, texts, torch.device("cpu"))  # (n, H)
+    torch.testing.assert_close(by_length, one_pass, atol=1e-5, rtol=1e-4)
+    weights = torch.randn(one_pass.shape, generator=torch.Generator().manual_seed(len(texts)))  # (n, H)
+    gradients = []
+    for vectors in (one_pass, by_length):  # the same gradients: each row's reaches its own text
+        tiny.zero_grad(set_to_none=True)
+        (vectors * weights).sum().backward()
+        gradients.append([p.grad.clone() for p in tiny.parameters() if p.requires_grad])
+    for a, b in zip(*gradients, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-3)
+    tiny.zero_grad(set_to_none=True)
 
 
 def test_tiny_is_seeded_and_saves_and_loads(tiny, tmp_path):

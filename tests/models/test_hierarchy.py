@@ -113,8 +113,11 @@ def test_the_triplet_ranking_is_hits_hinge_over_the_valid_negatives(model):
         hierarchy_loss(model, c, a, n, v, ranking="cosine")
 
 
-# recorded from the text model's branch of `HierarchyTask.loss`, before it became `hierarchy_batch_loss`
-RECORDED_BATCH_LOSSES = [2.8922378011613548, 3.3133721396186147, 2.8754013904927005]
+# recorded from `hierarchy_batch_loss` once its texts went through `forward_by_length` (length-sorted
+# passes: dropout's draws fall on other rows than in the one padded pass before, whose record was
+# [2.8922378011613548, 3.3133721396186147, 2.8754013904927005]; without dropout both give the same
+# losses to 1e-7)
+RECORDED_BATCH_LOSSES = [2.892237808644369, 3.3716369691611487, 2.875173099036143]
 
 
 def test_three_steps_of_the_batch_loss_reproduce_the_recorded_losses(tiny_hierarchy):

@@ -17,8 +17,11 @@ TRIPLETS = [
     ("cute cats", "cute cat pictures", "new york hotels"),
     ("new york hotels", "hotels in new york", "cheap flights"),
 ]
-# recorded from the training step as `SessionTask.loss` runs it (AdamW lr 1e-3, decay 0.01)
-RECORDED = [0.4190003573894501, 1.085139274597168, 0.14757001399993896]
+# recorded from the training step as `SessionTask.loss` runs it (AdamW lr 1e-3, decay 0.01), since
+# its texts go through `forward_by_length` (length-sorted passes: dropout's draws fall on other rows
+# than in the one padded pass before, whose record was [0.4190003573894501, 1.085139274597168,
+# 0.14757001399993896]; in eval mode, without dropout, both give the same losses to 1e-6)
+RECORDED = [0.5980264544487, 0.44246330857276917, 0.1174764409661293]
 
 
 def test_three_adamw_steps_reproduce_the_recorded_losses():
