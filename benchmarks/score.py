@@ -24,7 +24,8 @@ sentence-transformers on every row, torch and ONNX int8.
      encode a uniform sample of that many rows and their rows/s is measured on it (a
      peer's rate does not depend on the log's size: it encodes every row alike);
    - sessionflow: `sessionflow score` end to end (parse, encode each distinct text
-     once on a local Ray, sessions, missions, write), with `--embeddings`, once per
+     once, sessions, missions, write; with its default `--engine auto`: one process for
+     inputs up to 16 MiB, a local Ray above, the engine named in the table), with `--embeddings`, once per
      --backends (the ONNX export is made before the timed runs, as a registered
      model's is made once and logged beside it).
 3. Prints rows/s and peak memory of each, each backend's rate against the ONNX int8
@@ -199,7 +200,8 @@ def main() -> None:
         report = json.loads((out / "report.json").read_text())
         assert report["rows_ok"] == rows and report["backend"] == backend, report
         outputs[backend], phases[backend] = out, report["phase_seconds"]
-        table.append((f"sessionflow score --backend {backend}, end to end", seconds, rows / seconds, gib))
+        table.append((f"sessionflow score --backend {backend}, end to end (engine {report['engine']})", seconds,
+                      rows / seconds, gib))  # fmt: skip
 
     print(f"{'run':<90}{'seconds':>9}{'rows/s':>10}{'peak GiB':>10}")
     for name, seconds, rate, gib in table:

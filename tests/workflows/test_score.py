@@ -80,7 +80,7 @@ def test_a_killed_job_started_again_finishes_only_what_is_missing_and_scores_equ
     def command(out) -> list[str]:
         return [sys.executable, "-m", "workflows.cli", "score", str(log), "-f", "aol", "--session-model", session_uri,
                 "--hierarchy-model", hierarchy_uri, "--embeddings", "--workers", "1", "--buckets", "16",
-                "-o", str(out)]  # fmt: skip
+                "--engine", "ray", "-o", str(out)]  # fmt: skip
 
     env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
     job = subprocess.Popen(command(tmp_path / "cut"), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -102,6 +102,27 @@ def test_a_killed_job_started_again_finishes_only_what_is_missing_and_scores_equ
     resumed = read_scores(tmp_path / "cut" / "scores.parquet")
     assert resumed.height == report["rows_ok"] == 10_000
     check_scores_against_the_models(resumed, tmp_path / "cut", log, session_uri, tmp_path)
+
+    # the in-process engine (what `--engine auto` takes for a log this small) gives the same scores
+    local_command = [a for a in command(tmp_path / "one")[3:] if a != "ray"]
+    local_command[local_command.index("--engine") + 1 : local_command.index("--engine") + 1] = ["local"]
+    done = runner.invoke(app, local_command)
+    assert done.exit_code == 0, done.output
+    one = json.loads((tmp_path / "one" / "report.json").read_text())
+    assert (one["engine"], report["engine"]) == ("local", "ray")
+    assert one["engine_reason"] == "--engine local" and report["engine_reason"] == "--engine ray"
+    assert {k: one[k] for k in ("rows_in", "rows_ok", "rows_rejected", "distinct_texts", "sessions")} == {
+        k: report[k] for k in ("rows_in", "rows_ok", "rows_rejected", "distinct_texts", "sessions")}  # fmt: skip
+    local = read_scores(tmp_path / "one" / "scores.parquet")
+    assert local["session_id"].to_list() == resumed["session_id"].to_list()
+    assert local["reformulation"].to_list() == resumed["reformulation"].to_list()
+    np.testing.assert_allclose(local["p_same_prev"].to_numpy(), resumed["p_same_prev"].to_numpy(), atol=1e-5)
+    np.testing.assert_allclose(local["specificity"].to_numpy(), resumed["specificity"].to_numpy(), rtol=1e-6)
+    np.testing.assert_allclose(np.stack(local["embedding"].to_numpy()), np.stack(resumed["embedding"].to_numpy()),
+                               atol=2e-3)  # fmt: skip
+    differ = local.filter(pl.col("mission_id") != resumed["mission_id"])  # a link on the threshold (see below)
+    assert differ["user_id"].n_unique() <= 3, differ["user_id"].unique().to_list()
+    assert read_table(tmp_path / "one" / "rejected.parquet")["row_id"].to_list() == [10_000]
 
 
 def check_scores_against_the_models(scores: pl.DataFrame, out, log, session_uri: str, tmp_path) -> None:
@@ -162,7 +183,8 @@ def test_the_onnx_int8_backend_is_exported_once_logged_beside_the_model_and_scor
     models, store, tmp_path
 ):
     """`--backend onnx-int8`: the session model's encoder exported once (logged in the
-    model's run as onnx/), the actors encode with it, the report names the backend, and
+    model's run as onnx/), the job encodes with it (in one process: `--engine auto` on a log
+    this small), the report names the backend and the engine, and
     p_same_prev is the calibration of the int8 vectors' dot products, row by row."""
     from models.onnx_encoder import OnnxTextEncoder
     from sessions.segment import user_time_order
@@ -183,7 +205,7 @@ def test_the_onnx_int8_backend_is_exported_once_logged_beside_the_model_and_scor
         exported.append((logged / "model-int8.onnx").stat().st_mtime_ns)
     assert exported[0] == exported[1]  # exported by the first job only
     report = json.loads((tmp_path / "a" / "report.json").read_text())
-    assert report["backend"] == "onnx-int8" and report["rows_out"] == 10
+    assert report["backend"] == "onnx-int8" and report["rows_out"] == 10 and report["engine"] == "local"
     logged = [a.path for a in store.list_artifacts(run_of(session_uri), "onnx")]
     assert {"onnx/model.onnx", "onnx/model-int8.onnx", f"onnx/{CALIBRATION_FILE}"} <= set(logged)
 
@@ -195,6 +217,29 @@ def test_the_onnx_int8_backend_is_exported_once_logged_beside_the_model_and_scor
     same_user = (scores["user_id"][1:] == scores["user_id"][:-1]).to_numpy()
     np.testing.assert_allclose(scores["p_same_prev"].to_numpy()[1:][same_user], calibration(dots[same_user]),
                                atol=1e-4)  # fmt: skip
+
+
+def test_auto_scores_a_small_log_in_one_process_and_a_large_one_or_a_cluster_on_ray(tmp_path, monkeypatch):
+    from workflows.jobs.score import LOCAL_MAX_BYTES, ScoreJob, choose_engine
+
+    log = tmp_path / "log.tsv"
+    log.write_text("AnonID\tQuery\tQueryTime\tItemRank\tClickURL\n1\tcats\t2006-03-01 10:00:00\t\t\n")
+    size = log.stat().st_size
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    assert choose_engine(ScoreJob(inputs=(str(log),))) == (
+        "local", f"inputs of {size:,} bytes, at most {LOCAL_MAX_BYTES:,}: one process")  # fmt: skip
+    monkeypatch.setattr("workflows.jobs.score.LOCAL_MAX_BYTES", size - 1)
+    assert choose_engine(ScoreJob(inputs=(str(log),)))[0] == "ray"
+    assert choose_engine(ScoreJob(inputs=(str(log),), engine="local")) == ("local", "--engine local")
+    monkeypatch.setattr("workflows.jobs.score.LOCAL_MAX_BYTES", size)
+    assert choose_engine(ScoreJob(inputs=(str(log),), address="10.0.0.1:6379")) == (
+        "ray", "a Ray cluster is named (10.0.0.1:6379)")  # fmt: skip
+    monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:6379")  # as `ray job submit` sets it
+    assert choose_engine(ScoreJob(inputs=(str(log),)))[0] == "ray"
+    done = runner.invoke(app, ["score", str(log), "-f", "aol", "--engine", "local", "--address", "10.0.0.1:6379",
+                               "-o", str(tmp_path / "o")])  # fmt: skip
+    assert done.exit_code == 2 and "--engine local runs in this process" in done.output
+    assert not (tmp_path / "o").exists()
 
 
 def test_an_onnx_backend_on_gpus_is_refused_in_one_line(models, tmp_path):

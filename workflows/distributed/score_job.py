@@ -26,7 +26,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -51,7 +50,7 @@ from sessions.io import (
     write_report,
 )
 from sessions.records import DEFAULT_BLOCK_BYTES
-from workflows.distributed.scoring import SCORES_FILE
+from workflows.distributed.scoring import SCORES_FILE, ScoreReport, empty_scores, job_settings, write_part
 from workflows.distributed.staging import (
     bucket_dirs,
     collect,
@@ -68,24 +67,6 @@ if TYPE_CHECKING:
 WORK_DIR = ".score-work"
 
 
-@dataclass
-class ScoreReport:
-    ingest: dict
-    backend: str = "torch"  # the session encoder's runtime (`ScoreConfig.backend`)
-    rows_out: int = 0
-    sessions: int = 0
-    missions: int = 0
-    distinct_texts: int = 0
-    resumed: dict[str, int] = field(default_factory=dict)  # units found done, by stage
-    config: dict = field(default_factory=dict)
-    outputs: dict[str, str] = field(default_factory=dict)
-    seconds: float = 0.0
-    phase_seconds: dict[str, float] = field(default_factory=dict)
-
-    def to_dict(self) -> dict:
-        return {**self.ingest, **{k: v for k, v in self.__dict__.items() if k != "ingest"}}
-
-
 def score(
     inputs: Sequence[str | Path],
     fmt: str | None,
@@ -95,6 +76,7 @@ def score(
     options: ReadOptions = DEFAULT_READ,
     block_bytes: int = DEFAULT_BLOCK_BYTES,
     overwrite: bool = False,
+    reason: str = "",
 ) -> ScoreReport:
     """Score `inputs` (raw logs or an ingest directory) into `output` (see the module);
     ValueError when `output` holds another job's output and not `overwrite`."""
@@ -104,11 +86,11 @@ def score(
     out = claim_output(output, SCORES_FILE, overwrite, inputs)
     work = storage.join(out, WORK_DIR)
     n = cfg.buckets or 4 * cluster_cpus()
-    job = _job_key(inputs, fmt, options, cfg, n)
+    job = job_settings(inputs, fmt, options, cfg, buckets=n)
     if storage.exists(storage.join(work, "job.json")) and read_json(storage.join(work, "job.json")) != job:
         storage.remove(work)  # another job's leftovers: start over
     write_json(job, storage.join(work, "job.json"))
-    report = ScoreReport(ingest={}, config=job, backend=cfg.backend)
+    report = ScoreReport(ingest={}, config=job, backend=cfg.backend, engine="ray", engine_reason=reason)
     phases = {}
 
     staged, staging = storage.join(work, "staged.json"), storage.join(work, "staging")
@@ -167,8 +149,6 @@ def score(
 def _publish(work: str, out: str, report: ScoreReport, cfg: ScoreConfig) -> None:
     """Check the accounting, publish `scores.parquet` (the manifest of the parts the
     buckets wrote into it), remove the work directory."""
-    from workflows.distributed.scoring import HIERARCHY_SCHEMA, SCORE_SCHEMA
-
     scored = storage.join(work, "scored")
     counts = [read_json(f) for f in storage.list_files(scored, suffix=".json")]
     report.rows_out = sum(c["rows"] for c in counts)
@@ -178,35 +158,11 @@ def _publish(work: str, out: str, report: ScoreReport, cfg: ScoreConfig) -> None
         raise RuntimeError(f"{report.rows_out} scored rows for {report.ingest['rows_ok']} accepted events")
     target = storage.join(out, SCORES_FILE)
     parts = [(c["part"], c["rows"]) for c in counts]
-    if not parts:  # no accepted row at all: an empty dataset (without embeddings, whose width is unknown)
-        schema = {**SCORE_SCHEMA, **(HIERARCHY_SCHEMA if cfg.hierarchy_model else {})}
+    if not parts:  # no accepted row at all: an empty dataset
         parts = [(part_name(run_id(), 0), 0)]
-        write_parquet(pl.DataFrame(schema=schema), storage.join(target, parts[0][0]))
+        write_part(empty_scores(cfg.hierarchy_model is not None), target, parts[0][0])
     publish_dataset(target, parts)
     storage.remove(work)
-
-
-def _job_key(inputs: Sequence[str | Path], fmt: str | None, options: ReadOptions, cfg: ScoreConfig, n: int) -> dict:
-    """What makes two runs the same job: the inputs as they are on disk, the models as
-    registered now (an alias that moved is another job), and every setting."""
-    files = []
-    for location in storage.expand(inputs):  # raw logs, or the files of an ingest output
-        size, mtime = storage.size_and_mtime(location)
-        local = storage.local_path(location)
-        files.append({"path": str(local.resolve()) if local else location, "bytes": size, "mtime": mtime})
-    models = {"session_model": _version_of(cfg.session_model)}
-    if cfg.hierarchy_model:
-        models["hierarchy_model"] = _version_of(cfg.hierarchy_model)
-    settings = {k: v for k, v in asdict(cfg).items() if k not in ("workers", "gpus_per_worker", "batch_size")}
-    return json.loads(json.dumps({"files": files, "format": fmt, "read": asdict(options), "buckets": n, **settings,
-                                  "models": models}, default=str))  # fmt: skip
-
-
-def _version_of(uri: str) -> str:
-    """The run and version an URI stands for today (`models:/NAME@ALIAS` follows the alias)."""
-    from workflows.tracking.store import run_of
-
-    return f"{uri} -> run {run_of(uri)}"
 
 
 # ---- stage 2: each bucket's distinct texts, by text partition ----
@@ -254,31 +210,14 @@ class Encoder:
 
     def __init__(self, cfg: ScoreConfig, work: str, tracking: str, threads: int) -> None:
         import mlflow
-        import torch
 
-        from workflows.tracking.session_model import SessionScorer
+        from workflows.distributed.scoring import TextEncoders
 
-        torch.set_num_threads(threads)
         mlflow.set_tracking_uri(tracking)
         mlflow.set_registry_uri(tracking)
-        self.device = torch.device("cuda" if cfg.gpus_per_worker and torch.cuda.is_available() else "cpu")
         self.cfg, self.work = cfg, work
-        if cfg.backend == "torch":
-            session = SessionScorer(cfg.session_model)
-            self.session, calibration = session.encoder.to(self.device), session.calibration.to_dict()
-        else:
-            from models.onnx_encoder import OnnxTextEncoder
-            from workflows.tracking.session_model import CALIBRATION_FILE, onnx_encoder_dir
-
-            directory = onnx_encoder_dir(cfg.session_model)  # the driver exported it: a download
-            self.session = OnnxTextEncoder(directory, cfg.backend, threads)
-            calibration = json.loads((Path(directory) / CALIBRATION_FILE).read_text())
-        write_json(calibration, storage.join(work, "calibration.json"))  # for stage 4
-        self.hierarchy = None
-        if cfg.hierarchy_model:
-            from workflows.tracking.hierarchy_model import load
-
-            self.hierarchy = load(cfg.hierarchy_model).to(self.device)
+        self.encoders = TextEncoders(cfg, threads, gpu=bool(cfg.gpus_per_worker))
+        write_json(self.encoders.calibration, storage.join(work, "calibration.json"))  # for stage 4
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         counts = []
@@ -287,21 +226,10 @@ class Encoder:
         return pa.table({"texts": counts})
 
     def encode_partition(self, part: str) -> int:
-        import numpy as np
-
-        from workflows.tracking.hierarchy_model import norms
-
         shares = {storage.name(f).removesuffix(".parquet"): read_parquet(f)
                   for f in storage.list_files(storage.join(self.work, "texts", part))}  # fmt: skip
         texts = pl.concat(shares.values())["text"].unique().sort()
-        vectors = self.session.encode(texts.to_list(), batch_size=self.cfg.batch_size)
-        if self.hierarchy is not None:
-            specificity = norms(self.hierarchy, self.hierarchy.points(texts.to_list(), batch_size=self.cfg.batch_size))
-        else:
-            specificity = np.full(len(texts), np.nan)
-        encoded = pl.DataFrame({"text": texts, "specificity": specificity}).with_columns(
-            vector=pl.Series(vectors, dtype=pl.Array(pl.Float32, vectors.shape[1]))
-        )
+        encoded = self.encoders.encode(texts, self.cfg.batch_size)
         for bucket, share in shares.items():  # each user bucket's share, beside that bucket
             encoded_share = share.join(encoded, on="text", how="left", maintain_order="left")
             write_parquet(encoded_share, storage.join(self.work, "encoded", bucket, f"{part}.parquet"))
@@ -322,7 +250,6 @@ def _score_bucket(
     batch: pa.Table, offsets: dict[int, int], work: str, common: list[str], cfg: ScoreConfig, target: str, run: str
 ) -> pa.Table:
     import numpy as np
-    import pyarrow.parquet as pq
 
     from models.calibration import Calibration
     from workflows.distributed.scoring import TextTable, score_events
@@ -340,8 +267,7 @@ def _score_bucket(
             embeddings=cfg.embeddings,
         )  # fmt: skip
         part = part_name(run, int(name.removeprefix("bucket=")))
-        with storage.open_output(storage.join(target, part)) as stream:
-            pq.write_table(scored, stream)
+        write_part(scored, target, part)
         sessions, missions = (_distinct(scored, c) for c in ("session_id", "mission_id"))
         done = {"part": part, "rows": scored.num_rows, "sessions": sessions, "missions": missions}
         write_json(done, storage.join(work, "scored", f"{name}.json"))  # the bucket is done

@@ -16,18 +16,27 @@ and specificity from a hierarchy model. `score_events` then gives every event
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
 from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import polars as pl
 import pyarrow as pa
 
 from models.calibration import Calibration
+from sessions import storage
+from sessions.formats.options import ReadOptions
 from sessions.missions import MissionConfig
 from sessions.pipeline import SESSIONS_SCHEMA, iter_sessions
 from sessions.reformulation import DEFAULT_THRESHOLD, reformulation
 from sessions.segment import SegmentConfig, user_time_order
+
+if TYPE_CHECKING:
+    from workflows.jobs.score import ScoreConfig
 
 SCORES_FILE = "scores.parquet"  # the table `sessionflow score` writes (a dataset)
 
@@ -119,3 +128,120 @@ def score_events(
         half = pa.array(table.vectors[scored["_row"].to_numpy()].astype(np.float16).ravel(), type=pa.float16())
         out = out.append_column("embedding", pa.FixedSizeListArray.from_arrays(half, table.vectors.shape[1]))
     return out
+
+
+@dataclass
+class ScoreReport:
+    """What a score job read and wrote (both engines); `report.json` holds the same."""
+
+    ingest: dict
+    backend: str = "torch"  # the session encoder's runtime (`ScoreConfig.backend`)
+    engine: str = "ray"  # ray (staged buckets, an actor pool, resumable) or local (one process)
+    engine_reason: str = ""  # why that engine (`--engine auto` chooses by the inputs' size)
+    rows_out: int = 0
+    sessions: int = 0
+    missions: int = 0
+    distinct_texts: int = 0
+    resumed: dict[str, int] = field(default_factory=dict)  # units found done, by stage
+    config: dict = field(default_factory=dict)
+    outputs: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
+    phase_seconds: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {**self.ingest, **{k: v for k, v in self.__dict__.items() if k != "ingest"}}
+
+
+class TextEncoders:
+    """The registered models of a score job, loaded to encode texts: the session model's
+    encoder (eager torch, or its ONNX export on ONNX Runtime: `ScoreConfig.backend`) with
+    its calibration, and the hierarchy model's text model when `cfg` names one. One
+    instance per encoding actor of the Ray path, one in the process of the local path.
+
+    `threads`: torch's (and ONNX Runtime's) intra-op threads; `gpu`: the torch models on
+    the first GPU when there is one. The ONNX export must exist already
+    (`workflows.tracking.session_model.onnx_encoder_dir`, called once by the job).
+    """
+
+    def __init__(self, cfg: ScoreConfig, threads: int, gpu: bool = False) -> None:
+        import torch
+
+        torch.set_num_threads(threads)
+        device = torch.device("cuda" if gpu and torch.cuda.is_available() else "cpu")
+        if cfg.backend == "torch":
+            from workflows.tracking.session_model import SessionScorer
+
+            scorer = SessionScorer(cfg.session_model)
+            self.session, self.calibration = scorer.encoder.to(device), scorer.calibration.to_dict()
+        else:
+            from models.onnx_encoder import OnnxTextEncoder
+            from workflows.tracking.session_model import CALIBRATION_FILE, onnx_encoder_dir
+
+            directory = onnx_encoder_dir(cfg.session_model)  # exported already: a download at most
+            self.session = OnnxTextEncoder(directory, cfg.backend, threads)
+            self.calibration = json.loads((Path(directory) / CALIBRATION_FILE).read_text())
+        self.hierarchy = None
+        if cfg.hierarchy_model:
+            from workflows.tracking.hierarchy_model import load
+
+            self.hierarchy = load(cfg.hierarchy_model).to(device)
+
+    def encode(self, texts: pl.Series, batch_size: int) -> pl.DataFrame:
+        """`text` (as given), `specificity` (float64, NaN without a hierarchy model) and
+        `vector` (the session model's unit vector, an Array of float32) of distinct `texts`."""
+        from workflows.tracking.hierarchy_model import norms
+
+        vectors = self.session.encode(texts.to_list(), batch_size=batch_size)  # (n, H)
+        if self.hierarchy is not None:
+            specificity = norms(self.hierarchy, self.hierarchy.points(texts.to_list(), batch_size=batch_size))
+        else:
+            specificity = np.full(len(texts), np.nan)
+        return pl.DataFrame({"text": texts, "specificity": specificity}).with_columns(
+            vector=pl.Series(vectors, dtype=pl.Array(pl.Float32, vectors.shape[1]))
+        )
+
+    def table(self, encoded: pl.DataFrame) -> TextTable:
+        """The `TextTable` of what `encode` answered."""
+        return TextTable(encoded["text"], encoded["vector"].to_numpy().astype(np.float32),
+                         encoded["specificity"].to_numpy(), Calibration(**self.calibration))  # fmt: skip
+
+
+def write_part(scored: pa.Table, target: str, part: str) -> None:
+    """One part file of the `scores.parquet` dataset at `target`, written atomically."""
+    import pyarrow.parquet as pq
+
+    with storage.open_output(storage.join(target, part)) as stream:
+        pq.write_table(scored, stream)
+
+
+def job_settings(
+    inputs: Sequence[str | Path], fmt: str | None, options: ReadOptions, cfg: ScoreConfig, buckets: int | None = None
+) -> dict:
+    """What makes two score runs the same job (the Ray engine resumes only the same job;
+    the report's `config`): the inputs as they are on disk, the models as registered
+    now (an alias that moved is another job), and every setting that changes a result."""
+    files = []
+    for location in storage.expand(inputs):  # raw logs, or the files of an ingest output
+        size, mtime = storage.size_and_mtime(location)
+        local = storage.local_path(location)
+        files.append({"path": str(local.resolve()) if local else location, "bytes": size, "mtime": mtime})
+    models = {"session_model": _version_of(cfg.session_model)}
+    if cfg.hierarchy_model:
+        models["hierarchy_model"] = _version_of(cfg.hierarchy_model)
+    settings = {k: v for k, v in asdict(cfg).items() if k not in ("workers", "gpus_per_worker", "batch_size")}
+    layout = {} if buckets is None else {"buckets": buckets}
+    return json.loads(json.dumps({"files": files, "format": fmt, "read": asdict(options), **layout, **settings,
+                                  "models": models}, default=str))  # fmt: skip
+
+
+def _version_of(uri: str) -> str:
+    """The run and version an URI stands for today (`models:/NAME@ALIAS` follows the alias)."""
+    from workflows.tracking.store import run_of
+
+    return f"{uri} -> run {run_of(uri)}"
+
+
+def empty_scores(hierarchy: bool) -> pa.Table:
+    """The scores of no event: SCORE_SCHEMA (and HIERARCHY_SCHEMA with a hierarchy model),
+    without embeddings, whose width is unknown."""
+    return pl.DataFrame(schema={**SCORE_SCHEMA, **(HIERARCHY_SCHEMA if hierarchy else {})}).to_arrow()

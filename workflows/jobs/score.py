@@ -1,13 +1,22 @@
-"""`sessionflow score`: a whole log scored with the registered models, on Ray, resumably.
+"""`sessionflow score`: a whole log scored with the registered models.
 
-The Ray job itself is `workflows.distributed.score_job`; this module holds its
-settings (`ScoreConfig`, which the demo holds too) and the job's entry point.
+Two engines give the same scores: the Ray job (`workflows.distributed.score_job`:
+staged buckets of users, a pool of encoding actors, resumable after a kill, any
+cluster) and, for a small log on this machine, one process (`score_in_process`: no
+Ray to start, no actors to load, no staging; not resumable, which a job of a few
+minutes does not need). `--engine auto` (the default) chooses by the inputs' size on
+disk (`LOCAL_MAX_BYTES`). This module holds the settings (`ScoreConfig`, which the
+demo holds too), the in-process engine and the job's entry point.
 """
 
 from __future__ import annotations
 
+import os
+import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Literal
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
 from sessions.formats.options import ReadOptions
 from sessions.missions import MissionConfig
@@ -20,6 +29,16 @@ SCORE_METHODS = ("cascade", "learned")  # the session model takes part in both
 # how the session model's encoder runs: eager torch (the reference), or its ONNX export on
 # ONNX Runtime, float or int8 (`models.onnx_encoder`; exported once, logged beside the model)
 Backend = Literal["torch", "onnx", "onnx-int8"]
+ScoreEngine = Literal["auto", "ray", "local"]
+# `--engine auto` scores inputs of at most this many bytes on disk in one process: below
+# it, starting Ray and an actor pool (about 10 s here) is a large share of the job, and a
+# job killed half-way loses minutes at most (the Ray engine resumes; this one does not).
+# The first 60,000 rows of the AOL sample are 4.6 MB as text, the whole sample 5.9 MB gzipped.
+LOCAL_MAX_BYTES = 16 << 20
+
+if TYPE_CHECKING:
+    from sessions.formats.options import ReadOptions as ReadOptionsType
+    from workflows.distributed.scoring import ScoreReport
 
 
 @dataclass(frozen=True)
@@ -68,7 +87,14 @@ class ScoreJob:
     format: str | None = common.log_format()
     read: ReadOptions = common.read_options()
     score: ScoreConfig = field(default_factory=ScoreConfig, metadata={"prefix": ""})
+    engine: ScoreEngine = field(default="auto", metadata={
+        "help": f"auto (local for inputs of at most {LOCAL_MAX_BYTES >> 20} MiB on disk without --address, "
+                "else ray), ray (a local Ray or the cluster; resumable) or local (one process)"})  # fmt: skip
     address: str | None = common.address()
+
+    def __post_init__(self) -> None:
+        if self.engine == "local" and self.address:
+            raise ValueError(f"--engine local runs in this process; --address {self.address} names a Ray cluster")
 
 
 def run(job: ScoreJob):  # -> ScoreReport
@@ -87,10 +113,113 @@ def run(job: ScoreJob):  # -> ScoreReport
         if model:
             require_model(model, (kind,))  # before the output is claimed
     common.check_log_inputs(job.inputs, job.format)
+    engine, reason = choose_engine(job)
     output = common.output_dir(job.output, SCORES_FILE, job.overwrite, job.inputs)  # `score` may resume there
-    with ray_runtime(job.address):
-        from workflows.distributed.score_job import score  # imports ray: after the runtime's settings
+    if engine == "local":
+        report = score_in_process(job.inputs, job.format, output, job.score, options=job.read, overwrite=job.overwrite,
+                                  reason=reason)  # fmt: skip
+    else:
+        with ray_runtime(job.address):
+            from workflows.distributed.score_job import score  # imports ray: after the runtime's settings
 
-        report = score(job.inputs, job.format, output, job.score, options=job.read, overwrite=job.overwrite)
+            report = score(job.inputs, job.format, output, job.score, options=job.read, overwrite=job.overwrite,
+                           reason=reason)  # fmt: skip
     common.require_rows_read(report.to_dict(), output)
+    return report
+
+
+def choose_engine(job: ScoreJob) -> tuple[str, str]:
+    """(engine, why): `job.engine`, or for `auto` local when the inputs hold at most
+    `LOCAL_MAX_BYTES` on disk and no cluster is named (`--address`, `RAY_ADDRESS`, as
+    `ray job submit` sets it), else ray."""
+    from sessions import storage
+
+    if job.engine != "auto":
+        return job.engine, f"--engine {job.engine}"
+    cluster = job.address or os.environ.get("RAY_ADDRESS")
+    if cluster:
+        return "ray", f"a Ray cluster is named ({cluster})"
+    size = sum(storage.size_and_mtime(location)[0] for location in storage.expand(job.inputs))
+    if size <= LOCAL_MAX_BYTES:
+        return "local", f"inputs of {size:,} bytes, at most {LOCAL_MAX_BYTES:,}: one process"
+    return "ray", f"inputs of {size:,} bytes, over {LOCAL_MAX_BYTES:,}: Ray"
+
+
+def score_in_process(
+    inputs: Sequence[str | Path],
+    fmt: str | None,
+    output: str | Path,
+    cfg: ScoreConfig,
+    *,
+    options: ReadOptionsType | None = None,
+    overwrite: bool = False,
+    reason: str = "",
+) -> ScoreReport:
+    """Score `inputs` (raw logs or an ingest directory) in this process into `output`:
+    the same `scores.parquet`, `rejected.parquet` and `report.json` as the Ray engine,
+    the same scores row for row (the same reading, the same `TextEncoders`, the same
+    `score_events` over all users at once). Every distinct text is encoded once, with
+    every CPU's thread; the events and the texts' vectors are held in memory, which is
+    why `--engine auto` takes it for small logs only. ValueError when `output` holds
+    another job's output and not `overwrite`."""
+    from sessions import storage
+    from sessions.formats.options import DEFAULT_READ
+    from sessions.ingest import REJECTED_FILE, REPORT_FILE
+    from sessions.io import claim_output, part_name, prepare_dataset, publish_dataset, run_id, write_report
+    from sessions.lexicon import Lexicon
+    from sessions.missions import common_terms, term_users
+    from sessions.pipeline import load_events
+    from workflows.distributed.scoring import (
+        SCORES_FILE,
+        ScoreReport,
+        TextEncoders,
+        empty_scores,
+        job_settings,
+        score_events,
+        write_part,
+    )
+
+    start = time.perf_counter()
+    options = options or DEFAULT_READ
+    out = claim_output(output, SCORES_FILE, overwrite, inputs)
+    report = ScoreReport(ingest={}, backend=cfg.backend, engine="local", engine_reason=reason,
+                         config=job_settings(inputs, fmt, options, cfg))  # fmt: skip
+    events, report.ingest = load_events(inputs, fmt, out, options=options)
+    phases = {"read": time.perf_counter() - start}
+
+    tick = time.perf_counter()
+    hierarchy = cfg.hierarchy_model is not None
+    if not events.height:  # nothing read: an empty table (the caller says why, from the rejected rows)
+        scored = empty_scores(hierarchy)
+    else:
+        if cfg.backend != "torch":
+            from workflows.tracking.session_model import onnx_encoder_dir
+
+            onnx_encoder_dir(cfg.session_model)  # exported once and logged beside the model
+        encoders = TextEncoders(cfg, threads=os.cpu_count() or 1, gpu=bool(cfg.gpus_per_worker))
+        texts = events["query"].unique().sort()
+        table = encoders.table(encoders.encode(texts, cfg.batch_size))
+        report.distinct_texts = len(texts)
+        phases["encode"] = time.perf_counter() - tick
+        tick = time.perf_counter()
+        common = common_terms(term_users(Lexicon(events["query"]), events["user_id"]), events["user_id"].n_unique(),
+                              cfg.missions)  # fmt: skip
+        scored = score_events(events, table, cfg.segment, cfg.missions, common, hierarchy=hierarchy,
+                              threshold=cfg.threshold, embeddings=cfg.embeddings)  # fmt: skip
+    target = storage.join(out, SCORES_FILE)
+    prepare_dataset(target)
+    part = part_name(run_id(), 0)
+    write_part(scored, target, part)
+    publish_dataset(target, [(part, scored.num_rows)])
+    phases["score"] = time.perf_counter() - tick
+
+    report.rows_out = scored.num_rows
+    if report.rows_out != report.ingest["rows_ok"]:
+        raise RuntimeError(f"{report.rows_out} scored rows for {report.ingest['rows_ok']} accepted events")
+    report.sessions = len(set(scored["session_id"].to_pylist()))
+    report.missions = len(set(scored["mission_id"].to_pylist()))
+    report.outputs = {name: storage.join(out, name) for name in (SCORES_FILE, REJECTED_FILE, REPORT_FILE)}
+    report.seconds = round(time.perf_counter() - start, 3)
+    report.phase_seconds = {k: round(v, 3) for k, v in phases.items()}
+    write_report(report.to_dict(), out)
     return report
