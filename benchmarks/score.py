@@ -103,7 +103,13 @@ def session_model(work: Path) -> str:
     from workflows.tracking.session_model import log_session_model
 
     mlflow.set_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])
-    with mlflow.start_run():
+    experiment = mlflow.get_experiment_by_name("benchmark-score")
+    experiment_id = (
+        experiment.experiment_id
+        if experiment
+        else mlflow.create_experiment("benchmark-score", artifact_location=str(work / "artifacts"))
+    )  # beside the store, not in the working directory
+    with mlflow.start_run(experiment_id=experiment_id):
         encoder_dir = load_encoder("minilm-local").save(work / "minilm")
         uri = log_session_model(encoder_dir, Calibration(20.0, -14.0), "minilm-local", work / "model")
     uri_file.write_text(uri)

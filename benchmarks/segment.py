@@ -5,8 +5,9 @@
 1. Builds (once, in --work) a 36,389,567-row AOL-shaped log: the real sample tiled
    with fresh user ids and shifted times, as ten gzipped collection files.
 2. Times `sessionflow segment --method cascade --engine local` on it in a child process (parse +
-   sessions + missions + write), with its peak RSS, next to (a) polars only reading
-   the same files (`pl.read_csv`, all columns as text).
+   sessions + missions + write), with its peak RSS and the seconds of each of its steps
+   (the report's `profile_seconds`: read, order, lexicon, sessions, missions, write),
+   next to (a) polars only reading the same files (`pl.read_csv`, all columns as text).
 3. On a 1M-row slice, runs a straightforward pandas implementation of the same
    cascade rules (pandas for the table work, Python per pair for the lexical
    evidence) and sessionflow's `segment` (sessions only, the same rules), checks that
@@ -154,6 +155,10 @@ def main() -> None:
         f"{report['sessions']:,} sessions, {report['missions']:,} missions"
     )
     print(f"segmenting costs {ours_s / read_s:.2f}x the bare read")
+    profile = report["profile_seconds"]  # seconds by step, summed over the threads that ran it
+    total = sum(profile.values())
+    print("steps (seconds summed over threads, share of their sum): " + ", ".join(
+        f"{step} {seconds:.1f} s {seconds / total:.0%}" for step, seconds in profile.items()))  # fmt: skip
 
     slice_path = work / "slice-1m.tsv"
     if not slice_path.exists():

@@ -10,7 +10,8 @@ of a `mine` output), the same model, batch size and sequence length, in this ord
    weights, in a plain loop in this process (AdamW, the same learning rate);
 2. sessionflow's Ray Train loop (`sessionflow train session`), one worker using every
    CPU, read from the per-step throughput it logs to MLflow;
-3. the same with two DDP workers (gloo), each half the batch (the same global batch).
+3. the same with two DDP workers (gloo; nccl on GPUs, skipped with one GPU), each half
+   the batch (the same global batch).
 
 Warm-up steps are left out of every figure; rates are training pairs (examples) per
 second, and the ratio of (2) to (1) is printed. `--gpu` runs (2) and (3) on GPUs and
@@ -110,6 +111,9 @@ def main() -> None:
     print(f"sentence-transformers MNRL, one process:   {peer:8.1f} pairs/s")
     one = ours_pairs_per_s(args.pairs, args.model, 1, args.batch_size, args.steps, args.warmup, args.gpu)
     print(f"sessionflow, Ray Train, 1 worker:          {one:8.1f} pairs/s  ({one / peer:.2f}x the peer)")
+    if args.gpu and torch.cuda.device_count() < 2:
+        print("sessionflow, Ray Train, 2 DDP workers:     skipped (one GPU: a worker takes a whole GPU)")
+        return
     two = ours_pairs_per_s(args.pairs, args.model, 2, args.batch_size, args.steps, args.warmup, args.gpu)
     print(f"sessionflow, Ray Train, 2 DDP workers:     {two:8.1f} pairs/s  ({two / one:.2f}x one worker)")
 

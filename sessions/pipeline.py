@@ -6,8 +6,11 @@ distributes the same `segment` and `link_missions` functions per user partition.
 
 from __future__ import annotations
 
+import threading
 import time
+from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -66,10 +69,39 @@ class SegmentReport:
     config: dict = field(default_factory=dict)
     outputs: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
-    phase_seconds: dict[str, float] = field(default_factory=dict)  # read, segment (with missions), write
+    phase_seconds: dict[str, float] = field(default_factory=dict)  # wall: read, segment_and_write
+    # the local engine's steps (`Profile`): seconds in each, summed over the threads that ran it
+    profile_seconds: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return {**self.ingest, **{k: v for k, v in self.__dict__.items() if k != "ingest"}}
+
+
+class Profile:
+    """Seconds a job spends in each of its steps, summed over the threads that ran it
+    (thread-safe; a step's seconds can exceed the wall time when threads run it side by
+    side). `seconds` maps a step's name to its seconds.
+
+        profile = Profile()
+        with profile.step("sessions"):
+            ...
+    """
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = defaultdict(float)
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def step(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            with self._lock:
+                self.seconds[name] += time.perf_counter() - start
+
+    def rounded(self) -> dict[str, float]:
+        return {name: round(seconds, 3) for name, seconds in self.seconds.items()}
 
 
 def is_ingest_output(path: str | Path) -> bool:
@@ -137,6 +169,7 @@ def iter_sessions(
     common: pl.Series | None = None,
     workers: int | None = None,
     embedder: Embedder | None = None,
+    profile: Profile | None = None,
 ) -> Iterator[pl.DataFrame]:
     """Sessions and missions of canonical events (`SESSIONS_SCHEMA`), a chunk of whole
     users at a time, in user order.
@@ -147,16 +180,24 @@ def iter_sessions(
     `common` is the log's common terms (`missions.common_terms`), computed from these
     events when not given: a caller holding only part of a log passes the log's.
     A session model takes part as `scorer` (segmentation) and `embedder` (missions).
+    `profile` takes the seconds of each step: order (by user and time), lexicon (the
+    queries' terms and 3-grams, and the common terms), sessions (pair features, session
+    ids), missions.
     """
-    ordered = user_time_order(events.lazy().select("row_id", "user_id", "ts", "query").collect())
-    lexicon = Lexicon(ordered["query"])  # the log's, shared by every chunk (each text processed once)
-    if common is None:
-        common = common_terms(term_users(lexicon, ordered["user_id"]), ordered["user_id"].n_unique(), missions)
+    profile = profile or Profile()  # a caller that keeps none: unread
+    with profile.step("order"):
+        ordered = user_time_order(events.lazy().select("row_id", "user_id", "ts", "query").collect())
+    with profile.step("lexicon"):
+        lexicon = Lexicon(ordered["query"])  # the log's, shared by every chunk (each text processed once)
+        if common is None:
+            common = common_terms(term_users(lexicon, ordered["user_id"]), ordered["user_id"].n_unique(), missions)
 
     def run(chunk: tuple[int, int]) -> pl.DataFrame:
-        part, part_lexicon = ordered.slice(*chunk), lexicon.rows(*chunk)
-        sessions = segment_ordered(part, seg, scorer, part_lexicon)
-        linked = link_missions(sessions, missions, part_lexicon, common, embedder)
+        with profile.step("sessions"):
+            part, part_lexicon = ordered.slice(*chunk), lexicon.rows(*chunk)
+            sessions = segment_ordered(part, seg, scorer, part_lexicon)
+        with profile.step("missions"):
+            linked = link_missions(sessions, missions, part_lexicon, common, embedder)
         return linked.select(list(SESSIONS_SCHEMA))
 
     chunks = user_chunks(ordered["user_id"], chunk_rows or default_chunk_rows(ordered.height))
@@ -205,23 +246,36 @@ def segment_logs(
     events, ingest_report = load_events(inputs, fmt, out, options=options, block_bytes=block_bytes, on_block=on_block)
     read_done = time.perf_counter()
     totals = {"rows": 0, "sessions": 0, "missions": 0}
-    with ParquetSink(storage.join(out, SESSIONS_FILE), SESSIONS_SCHEMA) as sink:
-        for part in iter_sessions(events, seg, missions, scorer, embedder=embedder):
-            sink.write(part)
+    profile = Profile()
+    profile.seconds["read"] = read_done - start  # parse and validation
+    sink = ParquetSink(storage.join(out, SESSIONS_FILE), SESSIONS_SCHEMA)
+    with sink:
+        for part in iter_sessions(events, seg, missions, scorer, embedder=embedder, profile=profile):
+            with profile.step("write"):  # what writing holds the job up: the sink writes in the background
+                sink.write(part)
             totals["rows"] += part.height
             totals["sessions"] += part["session_id"].n_unique()  # users, hence sessions, never span chunks
             totals["missions"] += part["mission_id"].n_unique()
+        write_started = time.perf_counter()
+    profile.seconds["write"] += time.perf_counter() - write_started  # the last parts and the manifest
     config = config or {"segment": seg.to_dict(), "missions": missions.to_dict(), "engine": "local"}
-    return write_segment_report(out, ingest_report, totals, config, start, read_done)
+    return write_segment_report(out, ingest_report, totals, config, start, read_done, profile.rounded())
 
 
 def write_segment_report(
-    out: str, ingest: dict, totals: dict[str, int], config: dict, start: float, read_done: float
+    out: str,
+    ingest: dict,
+    totals: dict[str, int],
+    config: dict,
+    start: float,
+    read_done: float,
+    profile: dict[str, float] | None = None,
 ) -> SegmentReport:
     """The report of a segmentation, checked and written to `out/report.json` (both engines).
 
     `totals`: rows, sessions and missions written (parts never split a user, so the
-    parts' counts add up); `start`, `read_done`: `time.perf_counter()` readings.
+    parts' counts add up); `start`, `read_done`: `time.perf_counter()` readings;
+    `profile`: seconds by step (`Profile`), when the engine keeps one.
     Raises RuntimeError when the session rows are not the accepted events.
     """
     rows_out = parquet_rows(storage.join(out, SESSIONS_FILE))
@@ -237,6 +291,7 @@ def write_segment_report(
         outputs={name: storage.join(out, name) for name in (SESSIONS_FILE, REJECTED_FILE, REPORT_FILE)},
         seconds=round(end - start, 3),
         phase_seconds={"read": round(read_done - start, 3), "segment_and_write": round(end - read_done, 3)},
+        profile_seconds=profile or {},
     )
     write_report(report.to_dict(), out)
     return report

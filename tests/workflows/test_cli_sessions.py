@@ -62,6 +62,11 @@ def test_segment_from_raw_and_from_ingest_output_agree(gt, tmp_path):
     report = json.loads((tmp_path / "a" / "report.json").read_text())
     assert (report["rows_in"], report["rows_ok"], report["sessions"], report["missions"]) == (9, 9, 6, 4)
     assert report["config"]["segment"]["method"] == "cascade"
+    # the local engine's profile: every step timed, within the job's wall time (one chunk: no threads side by side)
+    profile = report["profile_seconds"]
+    assert set(profile) == {"read", "order", "lexicon", "sessions", "missions", "write"}
+    assert all(s >= 0 for s in profile.values()) and sum(profile.values()) <= report["seconds"] + 0.01
+    assert profile["read"] == report["phase_seconds"]["read"]
 
 
 def test_segment_options_and_config_file(gt, tmp_path):

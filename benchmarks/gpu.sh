@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# sessionflow's GPU figures in one run, each against its peer on the same GPU:
+#
+#   1. session training: sentence-transformers' MNRL against `sessionflow train session`
+#      (minilm-local, bf16 autocast, global batch 256, max length 32), pairs/s per GPU
+#      (benchmarks/train_session.py --gpu);
+#   2. hierarchy training: `sessionflow train hierarchy` on the WordNet mammals (the text
+#      model, minilm-local, dim 10, bf16), its steps/s and reconstruction MAP;
+#   3. scoring: sentence-transformers `encode()` of every row against `sessionflow score
+#      --gpus-per-worker 1` end to end on a 2,000,000-row AOL-shaped log, rows/s per GPU
+#      (benchmarks/score.py --gpu).
+#
+# Usage, from the repository root of a GPU machine after `make setup` and
+# `scripts/install-wordnet.sh` (about 8 minutes on one H200-class GPU):
+#
+#   bash benchmarks/gpu.sh                 # prints every figure; logs under $WORK (default /tmp/sessionflow-gpu)
+#   bash benchmarks/gpu.sh --cpu-check     # the same steps at a toy size on CPU (about 6 minutes on 2 cores):
+#                                          # checks the script itself on a machine without a GPU
+#
+# The training data are synthetic (`sessionflow synth`: no data of ../shared is needed),
+# the store a SQLite file in $WORK. Nothing here is a pass/fail on time: it prints ratios.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-.venv/bin/python}
+WORK=${WORK:-/tmp/sessionflow-gpu}
+GPU=(--gpu)
+ROWS=2000000 PEER_ROWS=200000 TRAIN_STEPS=400 WARMUP=10 BATCH=256 HIERARCHY_STEPS=1500 SYNTH_ROWS=200000 SYNTH_USERS=500
+if [[ "${1:-}" == "--cpu-check" ]]; then
+    GPU=()
+    ROWS=20000 PEER_ROWS=2000 TRAIN_STEPS=6 WARMUP=2 BATCH=16 HIERARCHY_STEPS=20 SYNTH_ROWS=20000 SYNTH_USERS=100
+    WORK=${WORK}-cpu-check
+elif [[ -n "${1:-}" ]]; then
+    echo "usage: bash benchmarks/gpu.sh [--cpu-check]" >&2
+    exit 2
+elif ! "$PYTHON" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)"; then
+    echo "error: no GPU visible to torch; on a machine without one, run: bash benchmarks/gpu.sh --cpu-check" >&2
+    exit 2
+fi
+"$PYTHON" -c "from hierarchies.datasets import noun_graph; noun_graph()" 2>/dev/null || {
+    echo "error: WordNet 3.0 is not readable by nltk; run scripts/install-wordnet.sh first" >&2
+    exit 2
+}
+
+mkdir -p "$WORK"
+export RAY_AUTH_MODE=disabled RAY_TRAIN_HEALTH_CHECK_INTERVAL_S=0.2 HF_HUB_OFFLINE=1 HF_HUB_DISABLE_PROGRESS_BARS=1
+export MLFLOW_TRACKING_URI="sqlite:///$WORK/mlflow.db" PYTHONUNBUFFERED=1
+SF=("$PYTHON" -m workflows.cli)
+"$PYTHON" -c "import torch; print('device:', torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'CPU only',
+      '| torch', torch.__version__)"
+start=$(date +%s)
+
+echo "== 0. training pairs: a synthetic log ($SYNTH_ROWS rows), segmented and mined"
+if [[ ! -f "$WORK/pairs/report.json" ]]; then
+    "${SF[@]}" synth --users "$SYNTH_USERS" --rows "$SYNTH_ROWS" -o "$WORK/log.tsv" >/dev/null
+    "${SF[@]}" segment "$WORK/log.tsv" -f aol --engine local -o "$WORK/sessions" --overwrite >/dev/null
+    "${SF[@]}" mine "$WORK/sessions" --engine local -o "$WORK/pairs" --overwrite >/dev/null
+fi
+
+echo "== 1. session training, minilm-local, bf16, batch $BATCH, $TRAIN_STEPS steps"
+"$PYTHON" benchmarks/train_session.py --pairs "$WORK/pairs" --batch-size "$BATCH" --steps "$TRAIN_STEPS" \
+    --warmup "$WARMUP" "${GPU[@]}" 2>"$WORK/train_session.err" | tee "$WORK/train_session.txt"
+
+echo "== 2. hierarchy training, WordNet mammals, minilm-local, dim 10, $HIERARCHY_STEPS steps"
+t0=$(date +%s.%N)
+"${SF[@]}" train hierarchy --data wordnet-mammals --model minilm-local --dim 10 --max-steps "$HIERARCHY_STEPS" \
+    --eval-every "$HIERARCHY_STEPS" --experiment benchmark-gpu --no-register "${GPU[@]}" \
+    >"$WORK/hierarchy.out" 2>"$WORK/hierarchy.err"
+t1=$(date +%s.%N)
+"$PYTHON" - "$t0" "$t1" "$HIERARCHY_STEPS" <<'EOF'
+import sys
+from mlflow.tracking import MlflowClient
+client = MlflowClient()
+(run,) = client.search_runs([client.get_experiment_by_name("benchmark-gpu").experiment_id],
+                            order_by=["attributes.start_time DESC"], max_results=1)
+metrics, seconds, steps = run.data.metrics, float(sys.argv[2]) - float(sys.argv[1]), int(sys.argv[3])
+print(f"sessionflow train hierarchy: {steps} steps in {seconds:.0f} s end to end ({steps / seconds:.1f} steps/s with "
+      f"the start), reconstruction MAP {metrics['map']:.3f}, mean rank {metrics['mean_rank']:.1f}")
+EOF
+
+echo "== 3. scoring $ROWS AOL-shaped rows against sentence-transformers on the same device"
+"$PYTHON" benchmarks/score.py --work "$WORK/score" --rows "$ROWS" --peer-rows "$PEER_ROWS" --peers torch \
+    --backends torch "${GPU[@]}" 2>"$WORK/score.err" | tee "$WORK/score.txt"
+
+echo "== done in $(( $(date +%s) - start )) s; logs in $WORK"
