@@ -62,10 +62,12 @@ def test_segment_from_raw_and_from_ingest_output_agree(gt, tmp_path):
     report = json.loads((tmp_path / "a" / "report.json").read_text())
     assert (report["rows_in"], report["rows_ok"], report["sessions"], report["missions"]) == (9, 9, 6, 4)
     assert report["config"]["segment"]["method"] == "cascade"
-    # the local engine's profile: every step timed, within the job's wall time (one chunk: no threads side by side)
+    # the local engine's profile: every step timed; the steps of the main thread, one after the other, within
+    # the job's wall time (chunks of users are segmented by threads side by side, so their steps may add up to more)
     profile = report["profile_seconds"]
     assert set(profile) == {"read", "order", "lexicon", "sessions", "missions", "write"}
-    assert all(s >= 0 for s in profile.values()) and sum(profile.values()) <= report["seconds"] + 0.01
+    assert all(s >= 0 for s in profile.values())
+    assert profile["read"] + profile["order"] + profile["lexicon"] <= report["seconds"]
     assert profile["read"] == report["phase_seconds"]["read"]
 
 
