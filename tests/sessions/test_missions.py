@@ -8,7 +8,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sessions.missions import MissionConfig, first_of_component, grow_missions
+from sessions.missions import CORE_SHARE, MissionConfig, first_of_component, grow_missions
 from sessions.pipeline import sessions_with_missions
 from sessions.segment import SegmentConfig
 
@@ -61,6 +61,41 @@ def test_missions_refine_the_linked_components_and_equal_them_where_no_bound_app
     assert (grown[small] == components[small]).all()
     if all(set(t) & {0} for t in terms):  # every session holds term 0: nothing is refused
         assert (grown == components).all()
+
+
+def grow_reference(n: int, a: np.ndarray, b: np.ndarray, terms: tuple[np.ndarray, np.ndarray]) -> list[int]:
+    """The rule of `grow_missions` in plain Python, session by session (the oracle of its
+    compiled loop): each session joins every mission of an earlier linked session that
+    is one session, holds one of its queries (code < 0), or of whose sessions at least
+    `CORE_SHARE` hold one of its terms."""
+    offsets, codes = terms
+    mission = list(range(n))  # session -> the sessions of its mission, by first session
+    members: dict[int, list[int]] = {s: [s] for s in range(n)}
+    for s in range(n):
+        mine = set(codes[offsets[s] : offsets[s + 1]].tolist())
+        earlier = sorted({min(x, y) for x, y in zip(a.tolist(), b.tolist(), strict=True) if max(x, y) == s and x != y})
+        for e in earlier:
+            group, joined = mission[e], mission[s]
+            if group == joined:
+                continue
+            held = [set(codes[offsets[m] : offsets[m + 1]].tolist()) for m in members[group]]
+            if len(held) > 1 and not any(sum(c in h for h in held) >= (1 if c < 0 else CORE_SHARE * len(held))
+                                         for c in mine):  # fmt: skip
+                continue
+            first, other = min(group, joined), max(group, joined)
+            for m in members.pop(other):
+                mission[m] = first
+                members[first].append(m)
+    return mission
+
+
+@settings(max_examples=300, deadline=None)
+@given(n=st.integers(1, 16), data=st.data())
+def test_the_compiled_growth_is_the_rule_session_by_session(n, data):
+    links = data.draw(st.lists(st.tuples(st.integers(0, n - 1), st.integers(0, n - 1)), max_size=3 * n))
+    terms = data.draw(st.lists(st.lists(st.integers(-4, 6), max_size=4, unique=True), min_size=n, max_size=n))
+    a, b = (np.array(x, dtype=np.int64) for x in zip(*links, strict=True)) if links else (np.zeros(0, int),) * 2
+    assert grow_missions(n, a, b, csr(terms)).tolist() == grow_reference(n, a, b, csr(terms))
 
 
 def test_a_heavy_users_history_does_not_chain_into_one_mission():
