@@ -98,6 +98,10 @@ def main() -> None:
     os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.2")
     work = Path(tempfile.mkdtemp(prefix="bench-train-"))
     os.environ.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{work / 'mlflow.db'}")
+    import mlflow
+
+    if mlflow.get_experiment_by_name("benchmark-train-session") is None:  # artifacts beside the store, not in the cwd
+        mlflow.create_experiment("benchmark-train-session", artifact_location=str(work / "artifacts"))
     torch.set_num_threads(os.cpu_count() or 1)
 
     cfg = SessionTrainConfig(model=args.model, max_val_pairs=200)
