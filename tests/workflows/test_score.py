@@ -197,6 +197,9 @@ def test_the_onnx_int8_backend_is_exported_once_logged_beside_the_model_and_scor
         f"{u}\t{q}\t2006-03-01 10:{m:02d}:00\t\t\n" for u in (1, 2) for m, q in
         enumerate(["cute cats", "cute cat toys", "cat food", "new york", "weather"])))  # fmt: skip
     exported = []
+    leftover = tmp_path / "b" / ".score-work" / "staged.json"  # an interrupted Ray job's work in the output
+    leftover.parent.mkdir(parents=True)
+    leftover.write_text("{}")
     for out in ("a", "b"):
         done = runner.invoke(app, ["score", str(log), "-f", "aol", "--session-model", session_uri,
                                    "--backend", "onnx-int8", "-o", str(tmp_path / out)])  # fmt: skip
@@ -204,6 +207,7 @@ def test_the_onnx_int8_backend_is_exported_once_logged_beside_the_model_and_scor
         logged = Path(store.get_run(run_of(session_uri)).info.artifact_uri.removeprefix("file://")) / "onnx"
         exported.append((logged / "model-int8.onnx").stat().st_mtime_ns)
     assert exported[0] == exported[1]  # exported by the first job only
+    assert not leftover.parent.exists()  # the finished output holds no other job's work for a later run to trust
     report = json.loads((tmp_path / "a" / "report.json").read_text())
     assert report["backend"] == "onnx-int8" and report["rows_out"] == 10 and report["engine"] == "local"
     logged = [a.path for a in store.list_artifacts(run_of(session_uri), "onnx")]
@@ -220,14 +224,19 @@ def test_the_onnx_int8_backend_is_exported_once_logged_beside_the_model_and_scor
 
 
 def test_auto_scores_a_small_log_in_one_process_and_a_large_one_or_a_cluster_on_ray(tmp_path, monkeypatch):
-    from workflows.jobs.score import LOCAL_MAX_BYTES, ScoreJob, choose_engine
+    import gzip
+
+    from workflows.jobs.score import COMPRESSED_TEXT_RATIO, LOCAL_MAX_BYTES, ScoreJob, choose_engine, text_bytes
 
     log = tmp_path / "log.tsv"
     log.write_text("AnonID\tQuery\tQueryTime\tItemRank\tClickURL\n1\tcats\t2006-03-01 10:00:00\t\t\n")
     size = log.stat().st_size
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
-    assert choose_engine(ScoreJob(inputs=(str(log),))) == (
-        "local", f"inputs of {size:,} bytes, at most {LOCAL_MAX_BYTES:,}: one process")  # fmt: skip
+    assert choose_engine(ScoreJob(inputs=(str(log), str(log)))) == (  # a file named twice is read once
+        "local", f"inputs of about {size:,} bytes of text, at most {LOCAL_MAX_BYTES:,}: one process")  # fmt: skip
+    packed = tmp_path / "log.tsv.gz"
+    packed.write_bytes(gzip.compress(log.read_bytes()))
+    assert text_bytes([str(packed)]) == packed.stat().st_size * COMPRESSED_TEXT_RATIO  # never taken for smaller
     monkeypatch.setattr("workflows.jobs.score.LOCAL_MAX_BYTES", size - 1)
     assert choose_engine(ScoreJob(inputs=(str(log),)))[0] == "ray"
     assert choose_engine(ScoreJob(inputs=(str(log),), engine="local")) == ("local", "--engine local")

@@ -1,4 +1,4 @@
-"""`sessionflow score`: a whole log scored with the registered models (Ray)."""
+"""`sessionflow score`: a whole log scored with the registered models."""
 
 from __future__ import annotations
 
@@ -9,27 +9,30 @@ from workflows.jobs.score import ScoreJob
 
 
 def score(job: ScoreJob) -> None:
-    """Score every row of a log with the registered models, on Ray.
+    """Score every row of a log with the registered models.
 
-    Every distinct query is encoded once by a pool of actors (each loads the models
-    once; a GPU each with --gpus-per-worker) and joined back to every event. Writes
-    OUTPUT/scores.parquet, a row per accepted input row: row_id, user_id, ts, query,
-    p_same_prev (the same-session probability with the user's previous query),
-    session_id, session_seq and mission_id (found with the session model: by default
-    the cascade, where it decides the pairs lexical evidence would break; --method
-    learned lets it decide every pair);
+    Every distinct query is encoded once and joined back to every event: in one
+    process for a small log (--engine auto: inputs of at most 16 MiB of text, no
+    cluster named), else on Ray by a pool of actors that load the models once each (a
+    GPU each with --gpus-per-worker). Writes OUTPUT/scores.parquet, a row per accepted
+    input row: row_id, user_id, ts, query, p_same_prev (the same-session probability
+    with the user's previous query), session_id, session_seq and mission_id (found
+    with the session model: by default the cascade, where it decides the pairs
+    lexical evidence would break; --method learned lets it decide every pair);
     with --hierarchy-model also specificity and reformulation (specialisation,
     generalisation, lateral, repeat); with --embeddings the vector (float16). Also
-    OUTPUT/rejected.parquet and OUTPUT/report.json (row accounting). Resumable: a
-    job stopped half-way and started again with the same arguments finishes only
-    what is missing (its work is kept in OUTPUT/.score-work until the end).
+    OUTPUT/rejected.parquet and OUTPUT/report.json (row accounting, the engine and
+    why). On Ray it is resumable: a job stopped half-way and started again with the
+    same arguments finishes only what is missing (its work is kept in
+    OUTPUT/.score-work until the end); the one-process engine starts over.
     """
     from workflows.jobs.score import run
 
     report = run(job)
     resumed = {k: v for k, v in report.resumed.items() if v}
     rows = {
-        **ingest_rows(report.to_dict()), "backend": report.backend, "distinct texts": report.distinct_texts,
+        **ingest_rows(report.to_dict()), "engine": f"{report.engine} ({report.engine_reason})",
+        "backend": report.backend, "distinct texts": report.distinct_texts,
         "sessions": report.sessions,
         "missions": report.missions, "resumed (units found done)": resumed or "no", "seconds": report.seconds,
         "peak RSS (MiB)": peak_rss_mib(), **report.outputs,

@@ -50,7 +50,14 @@ from sessions.io import (
     write_report,
 )
 from sessions.records import DEFAULT_BLOCK_BYTES
-from workflows.distributed.scoring import SCORES_FILE, ScoreReport, empty_scores, job_settings, write_part
+from workflows.distributed.scoring import (
+    SCORES_FILE,
+    WORK_DIR,
+    ScoreReport,
+    empty_scores,
+    job_settings,
+    write_part,
+)
 from workflows.distributed.staging import (
     bucket_dirs,
     collect,
@@ -63,8 +70,6 @@ from workflows.tracking.store import tracking_uri
 
 if TYPE_CHECKING:
     from workflows.jobs.score import ScoreConfig
-
-WORK_DIR = ".score-work"
 
 
 def score(

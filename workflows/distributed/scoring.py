@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from workflows.jobs.score import ScoreConfig
 
 SCORES_FILE = "scores.parquet"  # the table `sessionflow score` writes (a dataset)
+WORK_DIR = ".score-work"  # the Ray engine's work, kept in the output until the job ends (it resumes from it)
 
 SCORE_SCHEMA: dict[str, pl.DataType] = {
     "row_id": pl.Int64(),
@@ -159,13 +160,15 @@ class TextEncoders:
     instance per encoding actor of the Ray path, one in the process of the local path.
 
     `threads`: torch's (and ONNX Runtime's) intra-op threads; `gpu`: the torch models on
-    the first GPU when there is one. The ONNX export must exist already
+    the first GPU (ValueError when torch sees none). The ONNX export must exist already
     (`workflows.tracking.session_model.onnx_encoder_dir`, called once by the job).
     """
 
     def __init__(self, cfg: ScoreConfig, threads: int, gpu: bool = False) -> None:
         import torch
 
+        if gpu and not torch.cuda.is_available():
+            raise ValueError("--gpus-per-worker: no GPU is visible to torch here")
         torch.set_num_threads(threads)
         device = torch.device("cuda" if gpu and torch.cuda.is_available() else "cpu")
         if cfg.backend == "torch":

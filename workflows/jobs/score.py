@@ -30,11 +30,16 @@ SCORE_METHODS = ("cascade", "learned")  # the session model takes part in both
 # ONNX Runtime, float or int8 (`models.onnx_encoder`; exported once, logged beside the model)
 Backend = Literal["torch", "onnx", "onnx-int8"]
 ScoreEngine = Literal["auto", "ray", "local"]
-# `--engine auto` scores inputs of at most this many bytes on disk in one process: below
+# `--engine auto` scores inputs of at most this many bytes of text in one process: below
 # it, starting Ray and an actor pool (about 10 s here) is a large share of the job, and a
 # job killed half-way loses minutes at most (the Ray engine resumes; this one does not).
-# The first 60,000 rows of the AOL sample are 4.6 MB as text, the whole sample 5.9 MB gzipped.
+# The first 60,000 rows of the AOL sample are 4.6 MB as text. A compressed file or a
+# Parquet file counts COMPRESSED_TEXT_RATIO times its size on disk, at the top of how much
+# query logs compress (the AOL sample gzipped 5.3x, synthetic AOL logs 5.7x), so that a
+# compressed log is never taken for smaller than it is.
 LOCAL_MAX_BYTES = 16 << 20
+COMPRESSED_TEXT_RATIO = 8
+_COMPRESSED = (".gz", ".bz2", ".zst", ".xz", ".lz4", ".parquet")
 
 if TYPE_CHECKING:
     from sessions.formats.options import ReadOptions as ReadOptionsType
@@ -53,10 +58,12 @@ class ScoreConfig:
         "help": "the session encoder's runtime: torch (eager, the reference), onnx or onnx-int8 (ONNX Runtime, CPU; "
                 "exported once and logged beside the model)"})  # fmt: skip
     workers: int = field(default=0, metadata={
-        "help": "encoding actors (0: one per CPU, or per GPU share with --gpus-per-worker)"})  # fmt: skip
+        "help": "encoding actors of the ray engine (0: one per CPU, or per GPU share with "
+                "--gpus-per-worker)"})  # fmt: skip
     gpus_per_worker: float = field(default=0.0, metadata={"help": "GPUs per encoding actor (0: CPU)"})
     batch_size: int = field(default=256, metadata={"help": "texts per forward pass"})
-    buckets: int = field(default=0, metadata={"help": "buckets of users and of texts (0: 4 per CPU of the cluster)"})
+    buckets: int = field(default=0, metadata={
+        "help": "buckets of users and of texts of the ray engine (0: 4 per CPU of the cluster)"})  # fmt: skip
     segment: SegmentConfig = field(default_factory=SegmentConfig, metadata={
         "prefix": "", "choices": {"method": SCORE_METHODS}})  # fmt: skip
     missions: MissionConfig = field(default_factory=MissionConfig, metadata={"prefix": "mission-"})
@@ -88,7 +95,7 @@ class ScoreJob:
     read: ReadOptions = common.read_options()
     score: ScoreConfig = field(default_factory=ScoreConfig, metadata={"prefix": ""})
     engine: ScoreEngine = field(default="auto", metadata={
-        "help": f"auto (local for inputs of at most {LOCAL_MAX_BYTES >> 20} MiB on disk without --address, "
+        "help": f"auto (local for inputs of at most {LOCAL_MAX_BYTES >> 20} MiB of text without --address, "
                 "else ray), ray (a local Ray or the cluster; resumable) or local (one process)"})  # fmt: skip
     address: str | None = common.address()
 
@@ -130,19 +137,30 @@ def run(job: ScoreJob):  # -> ScoreReport
 
 def choose_engine(job: ScoreJob) -> tuple[str, str]:
     """(engine, why): `job.engine`, or for `auto` local when the inputs hold at most
-    `LOCAL_MAX_BYTES` on disk and no cluster is named (`--address`, `RAY_ADDRESS`, as
-    `ray job submit` sets it), else ray."""
-    from sessions import storage
+    `LOCAL_MAX_BYTES` of text (`text_bytes`) and no cluster is named (`--address`,
+    `RAY_ADDRESS`, as `ray job submit` sets it), else ray."""
 
     if job.engine != "auto":
         return job.engine, f"--engine {job.engine}"
     cluster = job.address or os.environ.get("RAY_ADDRESS")
     if cluster:
         return "ray", f"a Ray cluster is named ({cluster})"
-    size = sum(storage.size_and_mtime(location)[0] for location in storage.expand(job.inputs))
+    size = text_bytes(job.inputs)
     if size <= LOCAL_MAX_BYTES:
-        return "local", f"inputs of {size:,} bytes, at most {LOCAL_MAX_BYTES:,}: one process"
-    return "ray", f"inputs of {size:,} bytes, over {LOCAL_MAX_BYTES:,}: Ray"
+        return "local", f"inputs of about {size:,} bytes of text, at most {LOCAL_MAX_BYTES:,}: one process"
+    return "ray", f"inputs of about {size:,} bytes of text, over {LOCAL_MAX_BYTES:,}: Ray"
+
+
+def text_bytes(inputs: Sequence[str | Path]) -> int:
+    """About how many bytes of text the inputs hold: each file once, a compressed or
+    Parquet file `COMPRESSED_TEXT_RATIO` times its size on disk."""
+    from sessions import storage
+
+    total = 0
+    for location in dict.fromkeys(storage.expand(inputs)):  # a file named twice is read once
+        size = storage.size_and_mtime(location)[0]
+        total += size * COMPRESSED_TEXT_RATIO if str(location).lower().endswith(_COMPRESSED) else size
+    return total
 
 
 def score_in_process(
@@ -171,6 +189,7 @@ def score_in_process(
     from sessions.pipeline import load_events
     from workflows.distributed.scoring import (
         SCORES_FILE,
+        WORK_DIR,
         ScoreReport,
         TextEncoders,
         empty_scores,
@@ -182,6 +201,7 @@ def score_in_process(
     start = time.perf_counter()
     options = options or DEFAULT_READ
     out = claim_output(output, SCORES_FILE, overwrite, inputs)
+    storage.remove(storage.join(out, WORK_DIR))  # an interrupted Ray job's work: stale once this job writes here
     report = ScoreReport(ingest={}, backend=cfg.backend, engine="local", engine_reason=reason,
                          config=job_settings(inputs, fmt, options, cfg))  # fmt: skip
     events, report.ingest = load_events(inputs, fmt, out, options=options)
