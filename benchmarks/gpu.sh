@@ -7,14 +7,14 @@
 #   2. hierarchy training: `sessionflow train hierarchy` on the WordNet mammals (the text
 #      model, minilm-local, dim 10, bf16), its steps/s and reconstruction MAP;
 #   3. scoring: sentence-transformers `encode()` of every row against `sessionflow score
-#      --gpus-per-worker 1` end to end on a 2,000,000-row AOL-shaped log, rows/s per GPU
+#      --engine ray --gpus-per-worker 1` end to end on a 2,000,000-row AOL-shaped log, rows/s per GPU
 #      (benchmarks/score.py --gpu).
 #
 # Usage, from the repository root of a GPU machine after `make setup` and
 # `scripts/install-wordnet.sh` (about 8 minutes on one H200-class GPU):
 #
 #   bash benchmarks/gpu.sh                 # prints every figure; logs under $WORK (default /tmp/sessionflow-gpu)
-#   bash benchmarks/gpu.sh --cpu-check     # the same steps at a toy size on CPU (about 6 minutes on 2 cores):
+#   bash benchmarks/gpu.sh --cpu-check     # the same steps at a toy size on CPU (about 4 minutes on 2 cores):
 #                                          # checks the script itself on a machine without a GPU
 #
 # The training data are synthetic (`sessionflow synth`: no data of ../shared is needed),
@@ -57,7 +57,7 @@ if [[ ! -f "$WORK/pairs/report.json" ]]; then
     "${SF[@]}" mine "$WORK/sessions" --engine local -o "$WORK/pairs" --overwrite >/dev/null
 fi
 
-echo "== 1. session training, minilm-local, bf16, batch $BATCH, $TRAIN_STEPS steps"
+echo "== 1. session training, minilm-local, batch $BATCH, $TRAIN_STEPS steps (bf16 autocast on a GPU)"
 "$PYTHON" benchmarks/train_session.py --pairs "$WORK/pairs" --batch-size "$BATCH" --steps "$TRAIN_STEPS" \
     --warmup "$WARMUP" "${GPU[@]}" 2>"$WORK/train_session.err" | tee "$WORK/train_session.txt"
 
@@ -80,6 +80,6 @@ EOF
 
 echo "== 3. scoring $ROWS AOL-shaped rows against sentence-transformers on the same device"
 "$PYTHON" benchmarks/score.py --work "$WORK/score" --rows "$ROWS" --peer-rows "$PEER_ROWS" --peers torch \
-    --backends torch "${GPU[@]}" 2>"$WORK/score.err" | tee "$WORK/score.txt"
+    --backends torch --engine ray "${GPU[@]}" 2>"$WORK/score.err" | tee "$WORK/score.txt"
 
 echo "== done in $(( $(date +%s) - start )) s; logs in $WORK"

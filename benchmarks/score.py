@@ -144,6 +144,7 @@ def main() -> None:
     parser.add_argument("--peer-python", default=sys.executable, help="a python with sentence-transformers[onnx]")
     parser.add_argument("--peer-rows", type=int, default=0, help="the peers encode a sample of this many rows (0: all)")
     parser.add_argument("--gpu", action="store_true", help="On the GPU: the peer's model, one actor per GPU (torch).")
+    parser.add_argument("--engine", default="auto", choices=("auto", "ray", "local"), help="sessionflow score's engine")
     parser.add_argument("--peer", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--peer-backend", default="torch", help=argparse.SUPPRESS)
     parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)
@@ -201,7 +202,7 @@ def main() -> None:
             onnx_encoder_dir(uri)  # the export, once, as for a registered model
         out = work / f"scored-{backend}"
         command = [*cli, "score", str(log), "-f", "aol", "--session-model", uri, "--embeddings", "--backend", backend,
-                   *gpus, "-o", str(out), "--overwrite"]  # fmt: skip
+                   *gpus, "--engine", args.engine, "-o", str(out), "--overwrite"]  # fmt: skip
         seconds, gib = run_measured(command, ROOT, env)
         report = json.loads((out / "report.json").read_text())
         assert report["rows_ok"] == rows and report["backend"] == backend, report

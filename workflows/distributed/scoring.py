@@ -231,7 +231,8 @@ def job_settings(
     models = {"session_model": _version_of(cfg.session_model)}
     if cfg.hierarchy_model:
         models["hierarchy_model"] = _version_of(cfg.hierarchy_model)
-    settings = {k: v for k, v in asdict(cfg).items() if k not in ("workers", "gpus_per_worker", "batch_size")}
+    # not how many do the work; the batch size stays: int8's scores depend on the batches (docs/scoring.md)
+    settings = {k: v for k, v in asdict(cfg).items() if k not in ("workers", "gpus_per_worker")}
     layout = {} if buckets is None else {"buckets": buckets}
     return json.loads(json.dumps({"files": files, "format": fmt, "read": asdict(options), **layout, **settings,
                                   "models": models}, default=str))  # fmt: skip

@@ -145,19 +145,23 @@ def choose_engine(job: ScoreJob) -> tuple[str, str]:
     cluster = job.address or os.environ.get("RAY_ADDRESS")
     if cluster:
         return "ray", f"a Ray cluster is named ({cluster})"
-    size = text_bytes(job.inputs)
+    size = text_bytes(job.inputs, job.format)
     if size <= LOCAL_MAX_BYTES:
         return "local", f"inputs of about {size:,} bytes of text, at most {LOCAL_MAX_BYTES:,}: one process"
     return "ray", f"inputs of about {size:,} bytes of text, over {LOCAL_MAX_BYTES:,}: Ray"
 
 
-def text_bytes(inputs: Sequence[str | Path]) -> int:
-    """About how many bytes of text the inputs hold: each file once, a compressed or
-    Parquet file `COMPRESSED_TEXT_RATIO` times its size on disk."""
+def text_bytes(inputs: Sequence[str | Path], fmt: str | None) -> int:
+    """About how many bytes of text the inputs hold: each file that will be read once
+    (not the READMEs and checksums of a directory, `sessions.ingest.expand_inputs`), a
+    compressed or Parquet file `COMPRESSED_TEXT_RATIO` times its size on disk."""
     from sessions import storage
+    from sessions.ingest import expand_inputs
+    from sessions.pipeline import ingest_source
 
+    files = storage.expand(inputs) if ingest_source(inputs, fmt) else expand_inputs(inputs)
     total = 0
-    for location in dict.fromkeys(storage.expand(inputs)):  # a file named twice is read once
+    for location in dict.fromkeys(files):  # a file named twice is read once
         size = storage.size_and_mtime(location)[0]
         total += size * COMPRESSED_TEXT_RATIO if str(location).lower().endswith(_COMPRESSED) else size
     return total

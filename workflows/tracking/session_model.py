@@ -107,8 +107,10 @@ CALIBRATION_FILE = "calibration.json"  # beside the export: the model's calibrat
 def onnx_encoder_dir(uri: str) -> str:
     """A local directory with the session model at `uri` exported to ONNX, float and int8
     (`models.onnx_encoder.export`): the copy logged beside the model in its run (`onnx/`),
-    exported and logged there by the first caller. ValueError in one line when `uri` is
-    no session model."""
+    exported and logged there by the first caller, downloaded once per run into
+    `<temp dir>/sessionflow-onnx/<run id>` (every later caller on the machine, each actor
+    of a job too, reuses that copy). ValueError in one line when `uri` is no session model."""
+    import shutil
     import tempfile
 
     from models.onnx_encoder import export
@@ -122,7 +124,19 @@ def onnx_encoder_dir(uri: str) -> str:
             export(scorer.encoder, tmp, int8=True)
             (Path(tmp) / CALIBRATION_FILE).write_text(json.dumps(scorer.calibration.to_dict()))
             client.log_artifacts(run_id, tmp, ONNX_ARTIFACTS)
-    return mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=ONNX_ARTIFACTS)
+    local = Path(tempfile.gettempdir()) / "sessionflow-onnx" / run_id
+    if not (local / CALIBRATION_FILE).is_file():  # the copy appears whole: renamed into place below
+        local.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=local.parent, prefix=f".{run_id}-"))
+        downloaded = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=ONNX_ARTIFACTS,
+                                                         dst_path=str(staging))  # fmt: skip
+        try:
+            Path(downloaded).rename(local)  # atomic: another process's copy may have won meanwhile
+        except OSError:
+            if not (local / CALIBRATION_FILE).is_file():
+                raise
+        shutil.rmtree(staging, ignore_errors=True)
+    return str(local)
 
 
 class SessionScorer:
