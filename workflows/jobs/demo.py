@@ -270,7 +270,7 @@ def _score(events: str, out: str, cfg: DemoConfig, summary: DemoSummary) -> None
     summary.numbers["score"] = {
         "rows": report.rows_out, "distinct_texts": report.distinct_texts, "sessions": report.sessions,
         "missions": report.missions, "rows_per_second": round(report.rows_out / max(report.seconds, 1e-9), 1),
-        "reformulations": dict(reformulations.iter_rows()),
+        "engine": report.engine, "reformulations": dict(reformulations.iter_rows()),
     }  # fmt: skip
     summary.outputs["scores"] = storage.join(out, "scores.parquet")
 
