@@ -204,6 +204,7 @@ def test_the_onnx_int8_backend_is_exported_once_logged_beside_the_model_and_scor
         done = runner.invoke(app, ["score", str(log), "-f", "aol", "--session-model", session_uri,
                                    "--backend", "onnx-int8", "-o", str(tmp_path / out)])  # fmt: skip
         assert done.exit_code == 0, done.output
+        assert "engine" in done.output and "resumed" not in done.output  # one process: it names itself, never resumes
         logged = Path(store.get_run(run_of(session_uri)).info.artifact_uri.removeprefix("file://")) / "onnx"
         exported.append((logged / "model-int8.onnx").stat().st_mtime_ns)
     assert exported[0] == exported[1]  # exported by the first job only

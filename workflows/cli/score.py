@@ -30,11 +30,12 @@ def score(job: ScoreJob) -> None:
 
     report = run(job)
     resumed = {k: v for k, v in report.resumed.items() if v}
+    resuming = {"resumed (units found done)": resumed or "no"} if report.engine == "ray" else {}  # one process: never
     rows = {
         **ingest_rows(report.to_dict()), "engine": f"{report.engine} ({report.engine_reason})",
         "backend": report.backend, "distinct texts": report.distinct_texts,
         "sessions": report.sessions,
-        "missions": report.missions, "resumed (units found done)": resumed or "no", "seconds": report.seconds,
+        "missions": report.missions, **resuming, "seconds": report.seconds,
         "peak RSS (MiB)": peak_rss_mib(), **report.outputs,
     }  # fmt: skip
     out.print(summary_table("score", rows))
