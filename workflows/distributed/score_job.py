@@ -254,18 +254,16 @@ def _run_of(job: dict) -> str:
 def _score_bucket(
     batch: pa.Table, offsets: dict[int, int], work: str, common: list[str], cfg: ScoreConfig, target: str, run: str
 ) -> pa.Table:
-    import numpy as np
 
     from models.calibration import Calibration
-    from workflows.distributed.scoring import TextTable, score_events
+    from workflows.distributed.scoring import TextTable, distinct_count, score_events
 
     calibration = Calibration(**read_json(storage.join(work, "calibration.json")))
     rows = []
     for directory in batch["dir"].to_pylist():
         name = storage.name(directory)
         encoded = pl.concat([read_parquet(f) for f in storage.list_files(storage.join(work, "encoded", name))])
-        table = TextTable(encoded["text"], encoded["vector"].to_numpy().astype(np.float32),
-                          encoded["specificity"].to_numpy(), calibration)  # fmt: skip
+        table = TextTable.of(encoded, calibration)
         scored = score_events(
             read_bucket(directory, offsets), table, cfg.segment, cfg.missions, pl.Series(common, dtype=pl.String),
             hierarchy=cfg.hierarchy_model is not None, threshold=cfg.threshold,
@@ -273,14 +271,8 @@ def _score_bucket(
         )  # fmt: skip
         part = part_name(run, int(name.removeprefix("bucket=")))
         write_part(scored, target, part)
-        sessions, missions = (_distinct(scored, c) for c in ("session_id", "mission_id"))
+        sessions, missions = (distinct_count(scored, c) for c in ("session_id", "mission_id"))
         done = {"part": part, "rows": scored.num_rows, "sessions": sessions, "missions": missions}
         write_json(done, storage.join(work, "scored", f"{name}.json"))  # the bucket is done
         rows.append(scored.num_rows)
     return pa.table({"rows": rows})
-
-
-def _distinct(table: pa.Table, column: str) -> int:
-    import pyarrow.compute as pc
-
-    return len(pc.unique(table[column]))

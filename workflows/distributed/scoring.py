@@ -65,6 +65,12 @@ class TextTable:
     specificity: np.ndarray
     calibration: Calibration
 
+    @classmethod
+    def of(cls, encoded: pl.DataFrame, calibration: Calibration) -> TextTable:
+        """The table of `TextEncoders.encode`'s frame (text, specificity, vector)."""
+        return cls(encoded["text"], encoded["vector"].to_numpy().astype(np.float32),
+                   encoded["specificity"].to_numpy(), calibration)  # fmt: skip
+
     @cached_property
     def _keys(self) -> pl.DataFrame:
         return pl.DataFrame({"text": self.texts, "_row": np.arange(len(self.texts))})
@@ -94,7 +100,7 @@ def score_events(
     table: TextTable,
     seg: SegmentConfig,
     missions: MissionConfig,
-    common: pl.Series,
+    common: pl.Series | None = None,
     *,
     hierarchy: bool = False,
     threshold: float = DEFAULT_THRESHOLD,
@@ -103,7 +109,8 @@ def score_events(
     """Scores of `events` (whole users; row_id, user_id, ts, query), in user and time
     order: SCORE_SCHEMA, then HIERARCHY_SCHEMA with `hierarchy`, then `embedding`
     (fixed-size lists of float16) with `embeddings`. `seg`: learned, or cascade (the
-    model decides what lexical evidence would break); `common`: the log's common terms."""
+    model decides what lexical evidence would break); `common`: the log's common terms
+    (None: counted over `events`, for a caller that holds the whole log)."""
     ordered = user_time_order(events.select("row_id", "user_id", "ts", "query"))
     rows = table.rows(ordered["query"])
     vectors = table.vectors[rows]
@@ -160,8 +167,9 @@ class TextEncoders:
     instance per encoding actor of the Ray path, one in the process of the local path.
 
     `threads`: torch's (and ONNX Runtime's) intra-op threads; `gpu`: the torch models on
-    the first GPU (ValueError when torch sees none). The ONNX export must exist already
-    (`workflows.tracking.session_model.onnx_encoder_dir`, called once by the job).
+    the first GPU (ValueError when torch sees none). An ONNX backend reads the export
+    `workflows.tracking.session_model.onnx_encoder_dir` makes on first use (the Ray
+    engine's driver makes it before its actors start, so that they only download it).
     """
 
     def __init__(self, cfg: ScoreConfig, threads: int, gpu: bool = False) -> None:
@@ -170,7 +178,7 @@ class TextEncoders:
         if gpu and not torch.cuda.is_available():
             raise ValueError("--gpus-per-worker: no GPU is visible to torch here")
         torch.set_num_threads(threads)
-        device = torch.device("cuda" if gpu and torch.cuda.is_available() else "cpu")
+        device = torch.device("cuda" if gpu else "cpu")
         if cfg.backend == "torch":
             from workflows.tracking.session_model import SessionScorer
 
@@ -180,7 +188,7 @@ class TextEncoders:
             from models.onnx_encoder import OnnxTextEncoder
             from workflows.tracking.session_model import CALIBRATION_FILE, onnx_encoder_dir
 
-            directory = onnx_encoder_dir(cfg.session_model)  # exported already: a download at most
+            directory = onnx_encoder_dir(cfg.session_model)
             self.session = OnnxTextEncoder(directory, cfg.backend, threads)
             self.calibration = json.loads((Path(directory) / CALIBRATION_FILE).read_text())
         self.hierarchy = None
@@ -202,11 +210,6 @@ class TextEncoders:
         return pl.DataFrame({"text": texts, "specificity": specificity}).with_columns(
             vector=pl.Series(vectors, dtype=pl.Array(pl.Float32, vectors.shape[1]))
         )
-
-    def table(self, encoded: pl.DataFrame) -> TextTable:
-        """The `TextTable` of what `encode` answered."""
-        return TextTable(encoded["text"], encoded["vector"].to_numpy().astype(np.float32),
-                         encoded["specificity"].to_numpy(), Calibration(**self.calibration))  # fmt: skip
 
 
 def write_part(scored: pa.Table, target: str, part: str) -> None:
@@ -249,3 +252,10 @@ def empty_scores(hierarchy: bool) -> pa.Table:
     """The scores of no event: SCORE_SCHEMA (and HIERARCHY_SCHEMA with a hierarchy model),
     without embeddings, whose width is unknown."""
     return pl.DataFrame(schema={**SCORE_SCHEMA, **(HIERARCHY_SCHEMA if hierarchy else {})}).to_arrow()
+
+
+def distinct_count(table: pa.Table, column: str) -> int:
+    """How many distinct values `column` of `table` holds (sessions, missions of scores)."""
+    import pyarrow.compute as pc
+
+    return pc.count_distinct(table[column]).as_py()

@@ -42,7 +42,6 @@ COMPRESSED_TEXT_RATIO = 8
 _COMPRESSED = (".gz", ".bz2", ".zst", ".xz", ".lz4", ".parquet")
 
 if TYPE_CHECKING:
-    from sessions.formats.options import ReadOptions as ReadOptionsType
     from workflows.distributed.scoring import ScoreReport
 
 
@@ -173,7 +172,7 @@ def score_in_process(
     output: str | Path,
     cfg: ScoreConfig,
     *,
-    options: ReadOptionsType | None = None,
+    options: ReadOptions | None = None,
     overwrite: bool = False,
     reason: str = "",
 ) -> ScoreReport:
@@ -184,18 +183,19 @@ def score_in_process(
     every CPU's thread; the events and the texts' vectors are held in memory, which is
     why `--engine auto` takes it for small logs only. ValueError when `output` holds
     another job's output and not `overwrite`."""
+    from models.calibration import Calibration
     from sessions import storage
     from sessions.formats.options import DEFAULT_READ
     from sessions.ingest import REJECTED_FILE, REPORT_FILE
     from sessions.io import claim_output, part_name, prepare_dataset, publish_dataset, run_id, write_report
-    from sessions.lexicon import Lexicon
-    from sessions.missions import common_terms, term_users
     from sessions.pipeline import load_events
     from workflows.distributed.scoring import (
         SCORES_FILE,
         WORK_DIR,
         ScoreReport,
         TextEncoders,
+        TextTable,
+        distinct_count,
         empty_scores,
         job_settings,
         score_events,
@@ -216,20 +216,15 @@ def score_in_process(
     if not events.height:  # nothing read: an empty table (the caller says why, from the rejected rows)
         scored = empty_scores(hierarchy)
     else:
-        if cfg.backend != "torch":
-            from workflows.tracking.session_model import onnx_encoder_dir
-
-            onnx_encoder_dir(cfg.session_model)  # exported once and logged beside the model
         encoders = TextEncoders(cfg, threads=os.cpu_count() or 1, gpu=bool(cfg.gpus_per_worker))
         texts = events["query"].unique().sort()
-        table = encoders.table(encoders.encode(texts, cfg.batch_size))
+        table = TextTable.of(encoders.encode(texts, cfg.batch_size), Calibration(**encoders.calibration))
         report.distinct_texts = len(texts)
         phases["encode"] = time.perf_counter() - tick
         tick = time.perf_counter()
-        common = common_terms(term_users(Lexicon(events["query"]), events["user_id"]), events["user_id"].n_unique(),
-                              cfg.missions)  # fmt: skip
-        scored = score_events(events, table, cfg.segment, cfg.missions, common, hierarchy=hierarchy,
-                              threshold=cfg.threshold, embeddings=cfg.embeddings)  # fmt: skip
+        # the log's common terms: counted over these events, the whole log
+        scored = score_events(events, table, cfg.segment, cfg.missions, hierarchy=hierarchy, threshold=cfg.threshold,
+                              embeddings=cfg.embeddings)  # fmt: skip
     target = storage.join(out, SCORES_FILE)
     prepare_dataset(target)
     part = part_name(run_id(), 0)
@@ -240,8 +235,7 @@ def score_in_process(
     report.rows_out = scored.num_rows
     if report.rows_out != report.ingest["rows_ok"]:
         raise RuntimeError(f"{report.rows_out} scored rows for {report.ingest['rows_ok']} accepted events")
-    report.sessions = len(set(scored["session_id"].to_pylist()))
-    report.missions = len(set(scored["mission_id"].to_pylist()))
+    report.sessions, report.missions = (distinct_count(scored, c) for c in ("session_id", "mission_id"))
     report.outputs = {name: storage.join(out, name) for name in (SCORES_FILE, REJECTED_FILE, REPORT_FILE)}
     report.seconds = round(time.perf_counter() - start, 3)
     report.phase_seconds = {k: round(v, 3) for k, v in phases.items()}
