@@ -2,9 +2,10 @@
 
 Logs repeat themselves: the same queries come back from user to user and day to
 day. A `Lexicon` encodes the queries of a log once (a categorical code per row),
-normalises each distinct text once, and answers questions about pairs of rows by
-working on the distinct pairs of normalised texts only, so the cost follows the
-log's vocabulary rather than its length.
+normalises each distinct text once and holds its terms and character 3-grams as
+integer `Sets`; questions about pairs of rows are answered by intersecting those
+sets in a compiled merge (numba), with no per-pair Python and no per-pair lists, so
+a pair costs a few dozen integer comparisons whatever the log's length.
 """
 
 from __future__ import annotations
@@ -12,10 +13,11 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 import polars as pl
 
-from sessions.text import normalize, set_containment, set_jaccard, term_overlap, terms, trigrams
+from sessions.text import normalize, terms, trigram_codes
 
 
 def encode(values: pl.Series) -> tuple[np.ndarray, pl.Series]:
@@ -25,7 +27,7 @@ def encode(values: pl.Series) -> tuple[np.ndarray, pl.Series]:
     codes = categorical.to_physical()
     distinct = categorical.unique()
     by_code = pl.DataFrame({"code": distinct.to_physical(), "value": distinct.cast(pl.String)}).sort("code")
-    return codes.to_numpy().astype(np.int64), by_code["value"].rename(values.name)
+    return codes.to_numpy().astype(np.int64, copy=False), by_code["value"].rename(values.name)
 
 
 def sorted_unique(keys: np.ndarray) -> np.ndarray:
@@ -45,12 +47,161 @@ def unpack(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return (keys >> np.uint64(32)).astype(np.int64), (keys & np.uint64(0xFFFFFFFF)).astype(np.int64)
 
 
-def distinct_pairs(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The distinct (a, b) pairs of two int arrays below 2**32, and for each input pair
-    the index of its distinct pair."""
-    keys = pack(a, b)
-    unique = sorted_unique(keys)
-    return (*unpack(unique), np.searchsorted(unique, keys))
+@dataclass(frozen=True)
+class Sets:
+    """One set of integer codes per text, compressed by rows: text t's set is
+    codes[offsets[t]:offsets[t + 1]], sorted and without repeats.
+
+    offsets: (n + 1,) int64; codes: (offsets[-1],) int64 or uint64.
+    """
+
+    offsets: np.ndarray
+    codes: np.ndarray
+
+    @classmethod
+    def of(cls, offsets: np.ndarray, codes: np.ndarray) -> Sets:
+        """The sets of rows given in any order and with repeats (same layout)."""
+        offsets, codes = _sorted_sets(offsets.astype(np.int64, copy=False), codes)
+        return cls(offsets, codes)
+
+    @property
+    def sizes(self) -> np.ndarray:
+        """(n,) int64: the size of each text's set."""
+        return np.diff(self.offsets)
+
+    def intersections(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """(len(a),) int64: |set(a[i]) ∩ set(b[i])| for text ids a[i], b[i]."""
+        return _intersections(self.offsets, self.codes, a.astype(np.int64, copy=False), b.astype(np.int64, copy=False))
+
+
+@numba.njit(cache=True, nogil=True)
+def _sorted_sets(offsets: np.ndarray, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`Sets.of`, compiled: each row's codes sorted, repeats dropped."""
+    out = np.empty_like(codes)
+    out_offsets = np.empty_like(offsets)
+    out_offsets[0] = 0
+    k = 0
+    for row in range(len(offsets) - 1):
+        lo, hi, start = offsets[row], offsets[row + 1], k
+        if hi - lo > 32:  # a long prompt
+            for value in np.sort(codes[lo:hi]):
+                if k == start or value != out[k - 1]:
+                    out[k] = value
+                    k += 1
+        else:  # a query's few terms or 3-grams: insertion into place, no allocation
+            for j in range(lo, hi):
+                value, at = codes[j], k
+                while at > start and out[at - 1] > value:
+                    at -= 1
+                if at > start and out[at - 1] == value:
+                    continue  # a repeat
+                for q in range(k, at, -1):
+                    out[q] = out[q - 1]
+                out[at] = value
+                k += 1
+        out_offsets[row + 1] = k
+    return out_offsets, out[:k].copy()
+
+
+@numba.njit(cache=True, nogil=True)
+def _shared(offsets: np.ndarray, codes: np.ndarray, x: int, y: int) -> int:
+    """|set(x) ∩ set(y)|: a merge of the two sorted runs."""
+    i, i_end, j, j_end = offsets[x], offsets[x + 1], offsets[y], offsets[y + 1]
+    shared = 0
+    while i < i_end and j < j_end:
+        if codes[i] < codes[j]:
+            i += 1
+        elif codes[i] > codes[j]:
+            j += 1
+        else:
+            shared += 1
+            i += 1
+            j += 1
+    return shared
+
+
+@numba.njit(cache=True, nogil=True)
+def _intersections(offsets: np.ndarray, codes: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """`Sets.intersections`, compiled."""
+    out = np.zeros(len(a), dtype=np.int64)
+    for i in range(len(a)):
+        out[i] = _shared(offsets, codes, a[i], b[i])
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _overlap(shared: int, size_a: int, size_b: int) -> float:
+    """Term overlap |A ∩ B| / min(|A|, |B|), 0 when either is empty."""
+    smaller = min(size_a, size_b)
+    return shared / smaller if smaller > 0 else 0.0
+
+
+@numba.njit(cache=True, nogil=True)
+def _jaccard(shared: int, size_a: int, size_b: int) -> float:
+    """Jaccard |A ∩ B| / |A ∪ B|, 0 when both are empty."""
+    union = size_a + size_b - shared
+    return shared / union if union > 0 else 0.0
+
+
+@numba.njit(cache=True, nogil=True)
+def _similarity(
+    term_offsets: np.ndarray, term_codes: np.ndarray, gram_offsets: np.ndarray, gram_codes: np.ndarray,
+    a: np.ndarray, b: np.ndarray,
+) -> np.ndarray:  # fmt: skip
+    """`Lexicon.similarity`, compiled."""
+    out = np.zeros((len(a), 3))
+    for i in range(len(a)):
+        x, y = a[i], b[i]
+        terms_x, terms_y = term_offsets[x + 1] - term_offsets[x], term_offsets[y + 1] - term_offsets[y]
+        out[i, 0] = _overlap(_shared(term_offsets, term_codes, x, y), terms_x, terms_y)
+        grams_x, grams_y = gram_offsets[x + 1] - gram_offsets[x], gram_offsets[y + 1] - gram_offsets[y]
+        shared = _shared(gram_offsets, gram_codes, x, y)
+        out[i, 1] = _jaccard(shared, grams_x, grams_y)
+        out[i, 2] = _containment(shared, grams_x)
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _containment(shared: int, size_a: int) -> float:
+    """Containment |A ∩ B| / |A|, 0 when A is empty."""
+    return shared / size_a if size_a > 0 else 0.0
+
+
+@numba.njit(cache=True, nogil=True)
+def _contained(offsets: np.ndarray, codes: np.ndarray, a: np.ndarray, b: np.ndarray, min_share: float) -> np.ndarray:
+    """`Lexicon.contained`, compiled."""
+    out = np.zeros(len(a), dtype=np.bool_)
+    for i in range(len(a)):
+        out[i] = _containment(_shared(offsets, codes, a[i], b[i]), offsets[a[i] + 1] - offsets[a[i]]) >= min_share
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def is_close(
+    term_offsets: np.ndarray, term_codes: np.ndarray, gram_offsets: np.ndarray, gram_codes: np.ndarray,
+    x: int, y: int, min_overlap: float, min_jaccard: float,
+) -> bool:  # fmt: skip
+    """`Lexicon.close` of one pair of texts, for compiled callers (numba): the tables are
+    `Lexicon.tables`; each measure is computed only while the pair is still open."""
+    if x == y:
+        return True
+    terms_x, terms_y = term_offsets[x + 1] - term_offsets[x], term_offsets[y + 1] - term_offsets[y]
+    if _overlap(_shared(term_offsets, term_codes, x, y), terms_x, terms_y) >= min_overlap:
+        return True
+    grams_x, grams_y = gram_offsets[x + 1] - gram_offsets[x], gram_offsets[y + 1] - gram_offsets[y]
+    return _jaccard(_shared(gram_offsets, gram_codes, x, y), grams_x, grams_y) >= min_jaccard
+
+
+@numba.njit(cache=True, nogil=True)
+def _close(
+    term_offsets: np.ndarray, term_codes: np.ndarray, gram_offsets: np.ndarray, gram_codes: np.ndarray,
+    a: np.ndarray, b: np.ndarray, min_overlap: float, min_jaccard: float,
+) -> np.ndarray:  # fmt: skip
+    """`Lexicon.close`, compiled."""
+    out = np.zeros(len(a), dtype=np.bool_)
+    for i in range(len(a)):
+        out[i] = is_close(term_offsets, term_codes, gram_offsets, gram_codes, a[i], b[i], min_overlap, min_jaccard)
+    return out
 
 
 @dataclass(frozen=True)
@@ -65,7 +216,12 @@ class Lexicon:
     """The normalised texts, terms and 3-grams of a column of queries.
 
     `text_id[i]` is the id of row i's normalised text; the questions take arrays of
-    text ids, so that callers can pair any rows they like.
+    text ids, so that callers can pair any rows they like. The measures (after
+    `sessions.text`), each 0 when its denominator is:
+
+    - term overlap |A ∩ B| / min(|A|, |B|) over the texts' sets of terms;
+    - 3-gram Jaccard |A ∩ B| / |A ∪ B| over their sets of character 3-grams;
+    - 3-gram containment |A ∩ B| / |A|: the share of a's 3-grams found in b.
     """
 
     def __init__(self, queries: pl.Series) -> None:
@@ -73,103 +229,80 @@ class Lexicon:
         norm_codes, self.texts = encode(pl.select(normalize(pl.lit(distinct))).to_series())
         self.text_id = norm_codes[codes]
         self._terms: pl.Series | None = None
-        self._trigrams: pl.Series | None = None
-        self._term_csr: tuple[np.ndarray, np.ndarray] | None = None
+        self._term_sets: Sets | None = None
         self._term_vocab: pl.Series | None = None
+        self._trigram_sets: Sets | None = None
 
     def rows(self, offset: int, length: int) -> Lexicon:
         """The same lexicon for a slice of the rows (sharing every per-text table, which
         are computed first so that views used from several threads only read them)."""
-        _ = self.term_lists, self.trigram_lists, self.term_vocab
+        _ = self.term_lists, self.term_sets, self.trigram_sets
         view = copy.copy(self)
         view.text_id = self.text_id[offset : offset + length]
         return view
 
     @property
     def term_lists(self) -> pl.Series:
+        """Each text's terms as a list, in text order, repeats kept."""
         if self._terms is None:
             self._terms = pl.select(terms(pl.lit(self.texts))).to_series()
         return self._terms
 
     @property
-    def term_codes(self) -> tuple[np.ndarray, np.ndarray]:
-        """Distinct terms of every text as integer codes, compressed by rows: the terms
-        of text t are codes[offsets[t]:offsets[t + 1]]."""
-        if self._term_csr is None:
-            lists = self.term_lists.list.unique(maintain_order=True)
-            counts = lists.list.len().to_numpy().astype(np.int64)
+    def term_sets(self) -> Sets:
+        """Each text's distinct terms as term codes (`term_vocab[code]` is the term)."""
+        if self._term_sets is None:
+            lists = self.term_lists
+            counts = lists.list.len().to_numpy().astype(np.int64, copy=False)
             codes, self._term_vocab = encode(lists.explode(empty_as_null=False).drop_nulls())
-            self._term_csr = (np.concatenate(([0], np.cumsum(counts))), codes)
-        return self._term_csr
+            self._term_sets = Sets.of(np.concatenate(([0], np.cumsum(counts))), codes)
+        return self._term_sets
 
     @property
     def term_vocab(self) -> pl.Series:
         """The distinct terms, by term code."""
-        _ = self.term_codes
+        _ = self.term_sets
         assert self._term_vocab is not None
         return self._term_vocab
 
     @property
-    def trigram_lists(self) -> pl.Series:
-        if self._trigrams is None:
-            self._trigrams = trigrams(self.texts)
-        return self._trigrams
+    def trigram_sets(self) -> Sets:
+        """Each text's distinct character 3-grams (`sessions.text.trigram_codes`)."""
+        if self._trigram_sets is None:
+            self._trigram_sets = Sets.of(*trigram_codes(self.texts))
+        return self._trigram_sets
 
-    PAIRS_AT_ONCE = 1 << 18
+    @property
+    def tables(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(term offsets, term codes, 3-gram offsets, 3-gram codes): the `Sets` that
+        compiled callers of `is_close` take."""
+        terms_, grams = self.term_sets, self.trigram_sets
+        return terms_.offsets, terms_.codes, grams.offsets, grams.codes
 
     def close(self, a: np.ndarray, b: np.ndarray, rule: Closeness) -> np.ndarray:
         """Whether texts a[i] and b[i] are lexically close: the same, or term overlap
-        >= rule.min_overlap, or 3-gram Jaccard >= rule.min_jaccard."""
-        same = a == b
-        result = same.copy()
-        todo = np.flatnonzero(~same)
-        if not len(todo):
-            return result
-        ua, ub, inverse = distinct_pairs(a[todo], b[todo])
-        hit = np.zeros(len(ua), dtype=bool)
-        # Pairs a slice at a time: long texts (prompts of thirty terms and a few hundred
-        # 3-grams) held as lists for millions of pairs at once would take gigabytes.
-        for start in range(0, len(ua), self.PAIRS_AT_ONCE):
-            pa_, pb = ua[start : start + self.PAIRS_AT_ONCE], ub[start : start + self.PAIRS_AT_ONCE]
-            frame = pl.DataFrame({"ta": self.term_lists.gather(pa_), "tb": self.term_lists.gather(pb)})
-            part = frame.select(term_overlap(pl.col("ta"), pl.col("tb")) >= rule.min_overlap).to_series().to_numpy()
-            open_ = np.flatnonzero(~part)
-            if len(open_):
-                grams = self.trigram_lists
-                frame = pl.DataFrame({"ga": grams.gather(pa_[open_]), "gb": grams.gather(pb[open_])})
-                jaccard = frame.select(set_jaccard(pl.col("ga"), pl.col("gb"))).to_series().to_numpy()
-                part[open_] = jaccard >= rule.min_jaccard
-            hit[start : start + len(part)] = part
-        result[todo] = hit[inverse]
-        return result
+        >= rule.min_overlap, or 3-gram Jaccard >= rule.min_jaccard. (n,) bool."""
+        return _close(*self.tables, a.astype(np.int64, copy=False), b.astype(np.int64, copy=False),
+                      rule.min_overlap, rule.min_jaccard)  # fmt: skip
 
     def similarity(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        """(n, 3) float64: term overlap, 3-gram Jaccard and the share of text a[i]'s
-        3-grams found in text b[i] (`sessions.text`), for texts a[i] and b[i]."""
-        out = np.zeros((len(a), 3))
-        if not len(a):
-            return out
-        ua, ub, inverse = distinct_pairs(a, b)
-        for start in range(0, len(ua), self.PAIRS_AT_ONCE):
-            pa_, pb = ua[start : start + self.PAIRS_AT_ONCE], ub[start : start + self.PAIRS_AT_ONCE]
-            terms_a, terms_b = self.term_lists.gather(pa_), self.term_lists.gather(pb)
-            grams_a, grams_b = self.trigram_lists.gather(pa_), self.trigram_lists.gather(pb)
-            part = pl.DataFrame({"ta": terms_a, "tb": terms_b, "ga": grams_a, "gb": grams_b}).select(
-                term_overlap(pl.col("ta"), pl.col("tb")).alias("overlap"),
-                set_jaccard(pl.col("ga"), pl.col("gb")).alias("jaccard"),
-                set_containment(pl.col("ga"), pl.col("gb")).alias("containment"),
-            )
-            rows = np.flatnonzero((inverse >= start) & (inverse < start + len(pa_)))
-            out[rows] = part.to_numpy()[inverse[rows] - start]
-        return out
+        """(n, 3) float64: term overlap, 3-gram Jaccard and 3-gram containment of text
+        a[i] in text b[i] (see the class docstring), for texts a[i] and b[i]."""
+        terms_, grams = self.term_sets, self.trigram_sets
+        return _similarity(terms_.offsets, terms_.codes, grams.offsets, grams.codes, a.astype(np.int64, copy=False),
+                           b.astype(np.int64, copy=False))  # fmt: skip
 
     def contained(self, a: np.ndarray, b: np.ndarray, min_share: float) -> np.ndarray:
-        """Whether at least `min_share` of text a[i]'s 3-grams occur in text b[i]."""
-        result = np.zeros(len(a), dtype=bool)
-        if not len(a):
-            return result
-        ua, ub, inverse = distinct_pairs(a, b)
-        grams = self.trigram_lists
-        frame = pl.DataFrame({"ga": grams.gather(ua), "gb": grams.gather(ub)})
-        share = frame.select(set_containment(pl.col("ga"), pl.col("gb"))).to_series().to_numpy()
-        return (share >= min_share)[inverse]
+        """Whether at least `min_share` of text a[i]'s 3-grams occur in text b[i]. (n,) bool."""
+        grams = self.trigram_sets
+        return _contained(
+            grams.offsets, grams.codes, a.astype(np.int64, copy=False), b.astype(np.int64, copy=False), min_share
+        )
+
+
+def trigram_jaccard(a: pl.Series, b: pl.Series) -> pl.Series:
+    """Character 3-gram Jaccard of the normalised queries a[i] and b[i] (0 when both
+    are empty), as a Float64 series named `jaccard`."""
+    lexicon = Lexicon(pl.concat([a.cast(pl.String), b.cast(pl.String)]))
+    ids = lexicon.text_id
+    return pl.Series("jaccard", lexicon.similarity(ids[: len(a)], ids[len(a) :])[:, 1])

@@ -40,7 +40,7 @@ import polars as pl
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from sessions.lexicon import Closeness, Lexicon, encode, pack, sorted_unique, unpack
+from sessions.lexicon import Lexicon, encode, is_close, pack, sorted_unique, unpack
 
 # A mission's core terms are those at least this share of its sessions hold.
 CORE_SHARE = 0.5
@@ -136,15 +136,34 @@ def link_missions(
 
 def term_users(lexicon: Lexicon, user_id: pl.Series) -> pl.DataFrame:
     """`term`, `users`: how many of these rows' users typed each term. Partitions that
-    split no user can be added up (`users` summed by term)."""
+    split no user can be added up (`users` summed by term). Rows in any order; rows
+    already grouped by user (as `segment.user_time_order` leaves them) are not sorted."""
     user, _ = encode(user_id)
-    offsets, codes = lexicon.term_codes
-    pair_user, pair_text = unpack(sorted_unique(pack(user, lexicon.text_id)))  # who typed which text
-    counts = offsets[pair_text + 1] - offsets[pair_text]
-    term = codes[_spans(offsets[pair_text], counts)]
-    term_of_pair, _ = unpack(sorted_unique(pack(term, np.repeat(pair_user, counts))))  # who used which term
-    users = np.bincount(term_of_pair, minlength=len(lexicon.term_vocab))
+    text = lexicon.text_id
+    if len(user) and (np.diff(user) < 0).any():  # codes follow first appearance: grouped rows never decrease
+        order = np.argsort(user, kind="stable")
+        user, text = user[order], text[order]
+    sets = lexicon.term_sets
+    users = _term_user_counts(
+        user, text.astype(np.int64, copy=False), sets.offsets, sets.codes, len(lexicon.term_vocab)
+    )
     return pl.DataFrame({"term": lexicon.term_vocab, "users": users}).filter(pl.col("users") > 0)
+
+
+@numba.njit(cache=True, nogil=True)
+def _term_user_counts(
+    user: np.ndarray, text: np.ndarray, offsets: np.ndarray, codes: np.ndarray, n_terms: int
+) -> np.ndarray:
+    """`term_users`' counts, compiled: rows grouped by user, each term counted once per
+    user (the last user seen to type it)."""
+    last = np.full(n_terms, -1, dtype=np.int64)
+    count = np.zeros(n_terms, dtype=np.int64)
+    for i in range(len(user)):
+        for j in range(offsets[text[i]], offsets[text[i] + 1]):
+            if last[codes[j]] != user[i]:
+                last[codes[j]] = user[i]
+                count[codes[j]] += 1
+    return count
 
 
 def common_terms(counts: pl.DataFrame, n_users: int, cfg: MissionConfig) -> pl.Series:
@@ -155,42 +174,75 @@ def common_terms(counts: pl.DataFrame, n_users: int, cfg: MissionConfig) -> pl.S
     return totals.filter(pl.col("users") >= floor)["term"].sort()
 
 
-def _spans(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    """Indices starts[i] .. starts[i] + counts[i] - 1 for every i, concatenated."""
-    ends = np.cumsum(counts)
-    return np.repeat(starts - (ends - counts), counts) + np.arange(ends[-1] if len(ends) else 0)
-
-
 def _links(
     session: np.ndarray, user: np.ndarray, lexicon: Lexicon, common: np.ndarray, cfg: MissionConfig
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Linked session pairs (a, b) of one user, from rows' session, user and text codes."""
-    text = lexicon.text_id
-    # The first row of each (session, text): a session's distinct queries, in time order.
-    key = pack(session, text)
-    order = np.argsort(key, kind="stable")
-    keep = np.ones(len(key), dtype=bool)
-    keep[order[1:]] = key[order[1:]] != key[order[:-1]]
-    rows = np.flatnonzero(keep)
-    # Each such row once per distinct content term of its text, sorted by (term, row):
-    # by term, then time.
-    offsets, codes = lexicon.term_codes
-    counts = offsets[text[rows] + 1] - offsets[text[rows]]
-    occ_row = np.repeat(rows, counts)
-    occ_term = codes[_spans(offsets[text[rows]], counts)]
-    content = ~common[occ_term]
-    occ_row, occ_term = occ_row[content], occ_term[content]
-    order = np.argsort(pack(occ_term, occ_row))
-    occ_row, occ_term = occ_row[order], occ_term[order]
-    occ_user, occ_session, occ_text = user[occ_row], session[occ_row], text[occ_row]
-    pairs = []
-    for k in range(1, cfg.window + 1):  # each occurrence with the k-th next one of its term
-        ok = (occ_term[:-k] == occ_term[k:]) & (occ_user[:-k] == occ_user[k:]) & (occ_session[:-k] != occ_session[k:])
-        at = np.flatnonzero(ok)
-        pairs.append((occ_session[at], occ_session[at + k], occ_text[at], occ_text[at + k]))
-    sa, sb, ta, tb = (np.concatenate(column) for column in zip(*pairs, strict=True))
-    close = lexicon.close(ta, tb, Closeness(min_overlap=cfg.min_overlap, min_jaccard=cfg.min_jaccard))
-    return sa[close], sb[close]
+    """Linked session pairs (a, b) of one user, from rows' session, user and text codes
+    (rows in user, time order, sessions numbered in that order)."""
+    text = lexicon.text_id.astype(np.int64, copy=False)
+    sets = lexicon.term_sets
+    occ_term, occ_row = _term_occurrences(session, text, sets.offsets, sets.codes, common)
+    return _window_links(occ_term, session[occ_row], user[occ_row], text[occ_row], cfg.window, *lexicon.tables,
+                         cfg.min_overlap, cfg.min_jaccard)  # fmt: skip
+
+
+@numba.njit(cache=True, nogil=True)
+def _term_occurrences(
+    session: np.ndarray, text: np.ndarray, offsets: np.ndarray, codes: np.ndarray, common: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The occurrences of content terms (`common` false) in each session's distinct
+    queries (the first row of each (session, text)), as (term, row) sorted by term,
+    then row: a counting sort over the term codes, two passes over the rows."""
+    n_terms = len(common)
+    seen = np.full(len(offsets) - 1, -1, dtype=np.int64)  # the last session each text was seen in
+    start = np.zeros(n_terms + 1, dtype=np.int64)
+    for row in range(len(text)):
+        t = text[row]
+        if seen[t] != session[row]:
+            seen[t] = session[row]
+            for j in range(offsets[t], offsets[t + 1]):
+                if not common[codes[j]]:
+                    start[codes[j] + 1] += 1
+    start = np.cumsum(start)
+    occ_term = np.empty(start[-1], dtype=np.int64)
+    occ_row = np.empty(start[-1], dtype=np.int64)
+    seen[:] = -1
+    for row in range(len(text)):
+        t = text[row]
+        if seen[t] != session[row]:
+            seen[t] = session[row]
+            for j in range(offsets[t], offsets[t + 1]):
+                c = codes[j]
+                if not common[c]:
+                    occ_term[start[c]], occ_row[start[c]] = c, row
+                    start[c] += 1
+    return occ_term, occ_row
+
+
+@numba.njit(cache=True, nogil=True)
+def _window_links(
+    occ_term: np.ndarray, occ_session: np.ndarray, occ_user: np.ndarray, occ_text: np.ndarray, window: int,
+    term_offsets: np.ndarray, term_codes: np.ndarray, gram_offsets: np.ndarray, gram_codes: np.ndarray,
+    min_overlap: float, min_jaccard: float,
+) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """Each occurrence (sorted by term, then row) with each of the next `window`
+    occurrences of its term by the same user that sit in another session: the pairs of
+    sessions (a, b), a < b, whose two texts are close (`lexicon.is_close`)."""
+    a = np.empty(max(16, len(occ_term)), dtype=np.int64)
+    b = np.empty_like(a)
+    links = 0
+    for i in range(len(occ_term)):
+        for j in range(i + 1, min(i + window + 1, len(occ_term))):
+            if occ_term[j] != occ_term[i] or occ_user[j] != occ_user[i]:
+                break  # terms ascend, and a term's users are grouped
+            if occ_session[j] != occ_session[i] and is_close(
+                term_offsets, term_codes, gram_offsets, gram_codes, occ_text[i], occ_text[j], min_overlap, min_jaccard
+            ):
+                if links == len(a):  # grow by doubling
+                    a, b = np.concatenate((a, np.empty_like(a))), np.concatenate((b, np.empty_like(b)))
+                a[links], b[links] = occ_session[i], occ_session[j]
+                links += 1
+    return a[:links].copy(), b[:links].copy()
 
 
 def _embedding_links(
@@ -220,19 +272,39 @@ def _session_terms(session: np.ndarray, lexicon: Lexicon, common: np.ndarray) ->
     """What `grow_missions` compares of every session, as CSR (offsets, codes): session
     s holds codes[offsets[s]:offsets[s + 1]], its distinct content terms (codes >= 0)
     and its distinct normalised queries (text id t as -1 - t)."""
-    offsets, codes = lexicon.term_codes
-    text = lexicon.text_id
-    counts = offsets[text + 1] - offsets[text]
-    occ_session = np.repeat(session, counts)
-    occ_term = codes[_spans(offsets[text], counts)]
-    keep = ~common[occ_term]
-    n_terms = len(common)
-    # texts after the terms in one code space (text t -> n_terms + t), then as -1 - t
-    pair_session, pair_code = unpack(sorted_unique(np.concatenate([
-        pack(occ_session[keep], occ_term[keep]), pack(session, n_terms + text)])))  # fmt: skip
-    pair_code = np.where(pair_code >= n_terms, n_terms - 1 - pair_code, pair_code)
+    sets = lexicon.term_sets
     n = int(session[-1]) + 1 if len(session) else 0
-    return np.concatenate(([0], np.cumsum(np.bincount(pair_session, minlength=n)))), pair_code
+    return _session_codes(session, lexicon.text_id.astype(np.int64, copy=False), sets.offsets, sets.codes, common, n)
+
+
+@numba.njit(cache=True, nogil=True)
+def _session_codes(
+    session: np.ndarray, text: np.ndarray, offsets: np.ndarray, codes: np.ndarray, common: np.ndarray, n: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """`_session_terms`, compiled: one pass over the rows (sessions contiguous, numbered
+    in row order), each code kept once per session."""
+    n_terms = len(common)
+    last = np.full(n_terms + len(offsets) - 1, -1, dtype=np.int64)  # the last session holding each code
+    bound = len(text)
+    for row in range(len(text)):
+        bound += offsets[text[row] + 1] - offsets[text[row]]
+    out = np.empty(bound, dtype=np.int64)
+    out_offsets = np.zeros(n + 1, dtype=np.int64)
+    k = 0
+    for row in range(len(text)):
+        s, t = session[row], text[row]
+        for j in range(offsets[t], offsets[t + 1]):
+            c = codes[j]
+            if not common[c] and last[c] != s:
+                last[c] = s
+                out[k] = c
+                k += 1
+        if last[n_terms + t] != s:
+            last[n_terms + t] = s
+            out[k] = -1 - t
+            k += 1
+        out_offsets[s + 1] = k
+    return out_offsets, out[:k].copy()
 
 
 def grow_missions(n: int, a: np.ndarray, b: np.ndarray, terms: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
@@ -257,17 +329,16 @@ def grow_missions(n: int, a: np.ndarray, b: np.ndarray, terms: tuple[np.ndarray,
     lo, hi = np.minimum(a, b), np.maximum(a, b)
     keep = big[hi] & (lo != hi)
     later, earlier = unpack(sorted_unique(pack(hi[keep], lo[keep])))  # each link once, by later session
-    offsets, codes = terms
+    offsets, codes = (np.asarray(x, dtype=np.int64) for x in terms)
     shift = max(0, -int(codes.min())) if len(codes) else 0  # codes of texts are negative
     width = int(codes.max()) + shift + 1 if len(codes) else 1
-    low = _grow(n, np.flatnonzero(big), later, earlier, offsets.astype(np.int64), codes.astype(np.int64), shift,
-                width, CORE_SHARE)  # fmt: skip
+    low = _grow(n, np.flatnonzero(big), later, earlier, offsets, codes, shift, width, CORE_SHARE)
     result = first.copy()
     result[big] = low[big]
     return result
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _find(parent: np.ndarray, x: int) -> int:
     root = x
     while parent[root] != root:
@@ -277,7 +348,7 @@ def _find(parent: np.ndarray, x: int) -> int:
     return root
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _grow(
     n: int,
     sessions: np.ndarray,

@@ -29,8 +29,9 @@ from dataclasses import asdict, dataclass, field
 import polars as pl
 
 from sessions.buckets import user_bucket
+from sessions.lexicon import trigram_jaccard
 from sessions.parallel import ordered_map
-from sessions.text import near_duplicate_key, normalize, terms, trigram_jaccard
+from sessions.text import near_duplicate_key, normalize, terms
 
 KINDS = ("positive", "random", "same_user", "lexical_hard")
 PAIR_SCHEMA: dict[str, pl.DataType] = {

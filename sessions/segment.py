@@ -253,6 +253,7 @@ def _close_to_session_so_far(lexicon: Lexicon, breaks: np.ndarray, rows: np.ndar
         ok = member >= previous_start
         if not ok.any():
             break
+        ok &= ~rejoin[rows]  # joined back already
         hit = lexicon.contained(tid[rows[ok]], tid[member[ok]], cfg.min_containment)
         rejoin[rows[ok][hit]] = True
     return rejoin

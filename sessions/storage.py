@@ -31,7 +31,6 @@ import os
 import posixpath
 import re
 import uuid
-import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import timedelta
@@ -40,6 +39,7 @@ from typing import Protocol
 
 import pyarrow as pa
 import pyarrow.fs as pafs
+from zlib_ng import zlib_ng
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*)://")
 # pyarrow's native filesystems; every other scheme goes through fsspec.
@@ -368,10 +368,11 @@ class BinaryStream(Protocol):
 
 class DecompressingStream:
     """A gzip (any number of members, as `cat a.gz b.gz` makes) or bz2 stream over a raw
-    byte stream, decompressed with the standard library's incremental decompressors
-    (zlib, bz2), so that a damaged file yields every byte before the damage: `read`
-    returns them, and the next `read` raises `DamagedStreamError` saying where the
-    damage is (decompressed and compressed offsets)."""
+    byte stream, decompressed with incremental decompressors (zlib-ng's drop-in `zlib`
+    for gzip, twice as fast as the standard library's here; the standard library's
+    bz2), so that a damaged file yields every byte before the damage: `read` returns
+    them, and the next `read` raises `DamagedStreamError` saying where the damage is
+    (decompressed and compressed offsets)."""
 
     KINDS = ("gzip", "bz2")
     RAW_CHUNK = 1 << 18
@@ -387,8 +388,8 @@ class DecompressingStream:
         self._offset = 0  # decompressed bytes handed out
         self._started = False  # whether the current member received any input
 
-    def _new(self) -> zlib._Decompress | bz2.BZ2Decompressor:
-        return zlib.decompressobj(wbits=16 + zlib.MAX_WBITS) if self.kind == "gzip" else bz2.BZ2Decompressor()
+    def _new(self) -> zlib_ng._Decompress | bz2.BZ2Decompressor:
+        return zlib_ng.decompressobj(wbits=16 + zlib_ng.MAX_WBITS) if self.kind == "gzip" else bz2.BZ2Decompressor()
 
     def _fill(self, size: int) -> None:
         while not self._eof and self._error is None and (size < 0 or self._pending < size):
@@ -403,7 +404,7 @@ class DecompressingStream:
                 backup = self._decompressor.copy() if self.kind == "gzip" else None
                 try:
                     out = self._decompressor.decompress(chunk)
-                except (zlib.error, OSError, EOFError) as err:
+                except (zlib_ng.error, OSError, EOFError) as err:
                     self._error = f"corrupt {self.kind} data ({err})"
                     if backup is not None:  # what the chunk held before the damage
                         self._decompressor = backup
@@ -430,12 +431,12 @@ class DecompressingStream:
             try:
                 out.append(self._decompressor.decompress(chunk[start : start + piece]))
                 continue
-            except (zlib.error, OSError, EOFError):
+            except (zlib_ng.error, OSError, EOFError):
                 self._decompressor = backup
             for i in range(start, min(start + piece, len(chunk))):
                 try:
                     out.append(self._decompressor.decompress(chunk[i : i + 1]))
-                except (zlib.error, OSError, EOFError):
+                except (zlib_ng.error, OSError, EOFError):
                     break
             break
         return b"".join(out)
@@ -447,9 +448,19 @@ class DecompressingStream:
                 f"{self._error}, after {self._offset:,} decompressed bytes "
                 f"(within the first {self._raw_offset:,} compressed bytes)"
             )
-        data = b"".join(self._chunks)
-        out, rest = (data, b"") if size < 0 or size >= len(data) else (data[:size], data[size:])
-        self._chunks, self._pending = ([rest] if rest else []), len(rest)
+        if size < 0 or size >= self._pending:
+            taken, self._chunks = self._chunks, []
+        else:  # whole chunks up to `size`, and the part of the next one that fills it (one copy of the data)
+            taken, held = [], 0
+            while held + len(self._chunks[0]) <= size:
+                held += len(self._chunks[0])
+                taken.append(self._chunks.pop(0))
+            if held < size:
+                head = self._chunks[0]
+                taken.append(head[: size - held])
+                self._chunks[0] = head[size - held :]
+        out = b"".join(taken)
+        self._pending -= len(out)
         self._offset += len(out)
         return out
 

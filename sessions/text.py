@@ -13,7 +13,9 @@ for their boilerplate. On the development data this lifts cascade's session F1 f
   which catches typos and morphology (`cute catd`, `lyric`/`lyrics`).
 
 3-grams are built in numpy from the Arrow buffers (code points packed three to a
-uint64) and compared with polars' list set operations; nothing loops per row.
+uint64). Pairs are compared on integer sets (`sessions.lexicon.Sets`: each text's
+sorted distinct codes, intersected by a compiled merge); nothing loops per row in
+Python.
 """
 
 from __future__ import annotations
@@ -51,28 +53,11 @@ def terms(norm: pl.Expr) -> pl.Expr:
     return pl.when(norm == "").then(pl.lit([], dtype=pl.List(pl.String))).otherwise(norm.str.split(" "))
 
 
-def term_overlap(a: pl.Expr, b: pl.Expr) -> pl.Expr:
-    """|A ∩ B| / min(|A|, |B|) of two term lists taken as sets; 0 when either is empty."""
-    smaller = pl.min_horizontal(a.list.n_unique(), b.list.n_unique())
-    return pl.when(smaller > 0).then(a.list.set_intersection(b).list.len() / smaller).otherwise(0.0)
-
-
-def set_jaccard(a: pl.Expr, b: pl.Expr) -> pl.Expr:
-    """|A ∩ B| / |A ∪ B| of two lists taken as sets; 0 when both are empty."""
-    inter = a.list.set_intersection(b).list.len()
-    union = a.list.n_unique() + b.list.n_unique() - inter
-    return pl.when(union > 0).then(inter / union).otherwise(0.0)
-
-
-def set_containment(a: pl.Expr, b: pl.Expr) -> pl.Expr:
-    """|A ∩ B| / |A|: the share of a's elements found in b; 0 when a is empty."""
-    size = a.list.n_unique()
-    return pl.when(size > 0).then(a.list.set_intersection(b).list.len() / size).otherwise(0.0)
-
-
-def trigrams(norm: pl.Series) -> pl.Series:
-    """Character 3-grams of each normalised query padded with spaces, as a list of
-    uint64 codes (three 21-bit code points); an empty query has none."""
+def trigram_codes(norm: pl.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Character 3-grams of each normalised query padded with spaces (` cute cats ` ->
+    ` cu`, `cut`, ...) as uint64 codes (three 21-bit code points), compressed by rows:
+    (offsets (n + 1,) int64, codes (offsets[-1],) uint64), the 3-grams of query i
+    being codes[offsets[i]:offsets[i + 1]] in text order. An empty query has none."""
     padded = pl.select(pl.when(norm == "").then(pl.lit("")).otherwise(" " + norm + " ")).to_series()
     arr = padded.to_arrow().cast(pa.large_string())
     if isinstance(arr, pa.ChunkedArray):
@@ -85,9 +70,7 @@ def trigrams(norm: pl.Series) -> pl.Series:
     start = np.repeat(cp_offsets[:-1] - out_offsets[:-1], count) + np.arange(out_offsets[-1])
     cp64 = cp.astype(np.uint64)
     every = (cp64[:-2] << np.uint64(42)) | (cp64[1:-1] << np.uint64(21)) | cp64[2:]  # 3-grams at every position
-    codes = every[start]
-    values = pa.LargeListArray.from_arrays(pa.array(out_offsets, pa.int64()), pa.array(codes, pa.uint64()))
-    return pl.Series(norm.name, values)
+    return out_offsets.astype(np.int64), every[start]
 
 
 def _code_points(data: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -110,14 +93,3 @@ def _code_points(data: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.
     keep = (data & 0xC0) != 0x80  # drop continuation bytes
     before = np.concatenate(([0], np.cumsum(keep)))
     return cp[keep], before[offsets]
-
-
-def trigram_jaccard(a: pl.Series, b: pl.Series) -> pl.Series:
-    """Character 3-gram Jaccard of the normalised texts a[i] and b[i] (0 when both are empty)."""
-    grams = pl.DataFrame(
-        {
-            "a": trigrams(pl.select(normalize(pl.lit(a))).to_series()),
-            "b": trigrams(pl.select(normalize(pl.lit(b))).to_series()),
-        }
-    )
-    return grams.select(set_jaccard(pl.col("a"), pl.col("b")).alias("jaccard")).to_series()

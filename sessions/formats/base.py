@@ -161,12 +161,10 @@ def value_checks(unknown_users: Sequence[str] = ()) -> list[Check]:
     stands for someone (not one of `unknown_users`, such as DiffusionDB's
     `deleted_account`: records of unknown users are never linked to each other), a
     time and a text. Unknown users match whatever their case (`NULL`, `Null`)."""
+    unknown = pl.col("user_id").str.strip_chars().str.to_lowercase().is_in([u.lower() for u in unknown_users])
     return [
         (is_blank(pl.col("user_id")), Reason.EMPTY_USER),
-        (
-            pl.col("user_id").str.strip_chars().str.to_lowercase().is_in([u.lower() for u in unknown_users]),
-            Reason.UNKNOWN_USER,
-        ),
+        *([(unknown, Reason.UNKNOWN_USER)] if unknown_users else []),
         (pl.col("ts").is_null(), Reason.BAD_TIME),
         (is_blank(pl.col("query")), Reason.EMPTY_TEXT),
     ]

@@ -31,7 +31,7 @@ from sessions.fields import split_delimited
 from sessions.formats.base import Builder, Check, Columns, LogFormat, Parsed, finalize, text_checks
 from sessions.formats.options import ReadOptions
 from sessions.parallel import ordered_map
-from sessions.records import BOM, DEFAULT_BLOCK_BYTES, Block, iter_blocks, split_records, utf8_ok
+from sessions.records import DEFAULT_BLOCK_BYTES, Block, byte_census, iter_blocks, split_records, utf8_ok
 from sessions.schema import Reason
 from sessions.times import TimeOptions
 
@@ -107,17 +107,16 @@ class DelimitedFormat(LogFormat):
             next_row += parsed.n_records
 
     def _parse_block(self, block: Block, names: Sequence[str], source_file: str) -> Parsed:
-        fields = self._fast_fields(block, names)
-        careful = fields is None
-        if fields is None:
-            fields = self._careful_fields(block, names)
+        fast = self._fast_fields(block, names)
+        careful = fast is None
+        fields, maybe_blank = (self._careful_fields(block, names), True) if fast is None else fast
         skipped = {}
         if careful:
             skipped = {kind: int(fields["_skip"].eq(kind).sum()) for kind in ("header", "layout")}
             fields = fields.filter(pl.col("_skip").is_null()).drop("_skip")
         fields = fields.with_row_index("row_id")
-        return self._parse(fields.lazy(), names, careful=careful, source_file=source_file, skipped=skipped,
-                           damage=block.damage)  # fmt: skip
+        return self._parse(fields.lazy(), names, careful=careful, maybe_blank=maybe_blank, source_file=source_file,
+                           skipped=skipped, damage=block.damage)  # fmt: skip
 
     def _read_header(self, block: Block, path: str | Path) -> tuple[Sequence[str], Block]:
         first = block.first_line_text()
@@ -129,21 +128,20 @@ class DelimitedFormat(LogFormat):
         header = pl.select(split_delimited(pl.lit(first), self.sep, self.quote)).item()
         return [h.strip().removeprefix("\ufeff") for h in header], block.after_first_line()  # a BOM is not a name
 
-    def _fast_fields(self, block: Block, names: Sequence[str]) -> pl.DataFrame | None:
-        """Fields of a clean tab-separated block via polars' CSV reader, or None."""
+    def _fast_fields(self, block: Block, names: Sequence[str]) -> tuple[pl.DataFrame, bool] | None:
+        """Fields of a clean tab-separated block via polars' CSV reader, and whether
+        any of its lines may be blank (`ByteCensus.blank_candidates`); or None."""
         if not (self.fast and self.sep == "\t" and self.quote is None and self.layout is None):
             return None
         data, n = block.data, block.n_lines
-        if not n or b"\x7f" in data or block.damage or BOM in data or f"{names[0]}{self.sep}".encode() in data:
-            return None  # a broken stream, a byte-order mark or maybe a header line: the careful path
-        arr = np.frombuffer(data, dtype=np.uint8)
-        controls = np.bincount(arr[arr < 32], minlength=32)
-        line_length = np.diff(block.newlines, prepend=-1)  # newline included
+        if not n or block.damage or f"{names[0]}{self.sep}".encode() in data:
+            return None  # a broken stream or maybe a header line: the careful path
+        census = byte_census(data, block.newlines, self.sep)
         if (
-            controls.sum() != controls[9] + controls[10] + controls[13]  # control bytes: binary junk
-            or controls[9] != (len(names) - 1) * n  # and polars refuses a line with too many: none has too few
-            or (line_length == 1).any()  # empty lines
-            or ((line_length == 2) & (arr[block.newlines - 1] == 13)).any()
+            census.controls  # binary junk
+            or census.separators != (len(names) - 1) * n  # polars refuses a line with too many: none has too few
+            or census.empty_lines
+            or census.bom
             or not utf8_ok(data)
         ):
             return None
@@ -158,12 +156,13 @@ class DelimitedFormat(LogFormat):
             return None
         terminated = np.ones(n, dtype=bool)
         terminated[-1] = data.endswith(b"\n")
-        return frame.with_columns(
+        frame = frame.with_columns(
             line_no=pl.int_range(block.first_line, block.first_line + n, dtype=pl.Int64),
             terminated=pl.Series(terminated),
             damaged=pl.lit(False),
             _n_fields=pl.lit(len(names), dtype=pl.UInt32),
         )
+        return frame, census.blank_candidates > 0
 
     def _careful_fields(self, block: Block, names: Sequence[str]) -> pl.DataFrame:
         """Fields of each record of a block, checked one by one; `_skip` names the lines
@@ -192,6 +191,7 @@ class DelimitedFormat(LogFormat):
         names: Sequence[str],
         *,
         careful: bool,
+        maybe_blank: bool,
         source_file: str,
         skipped: dict[str, int],
         damage: str | None,
@@ -206,8 +206,8 @@ class DelimitedFormat(LogFormat):
         if careful:
             checks = text_checks(pl.col("_n_fields"), len(names), self.optional_trailing, self.short_fields)
             raw = pl.coalesce("text", "undecodable")
-        else:  # the block's bytes were checked: only a line of blank fields can be empty
-            checks = [(pl.all_horizontal(f.str.strip_chars() == "" for f in fields), Reason.EMPTY_LINE)]
+        else:  # the block's bytes were checked: only a line of blank fields can be empty, if any may be
+            checks = [(pl.all_horizontal(f.str.strip_chars() == "" for f in fields), Reason.EMPTY_LINE)] * maybe_blank
             raw = pl.concat_str(fields, separator=self.sep)
         checks += [*self.value_checks(), *self.checks]
         return finalize(lf, source=self.name, source_file=source_file, checks=checks, raw=raw, skipped=skipped,

@@ -253,9 +253,21 @@ clean_line = st.builds(
 )  # fmt: skip
 
 
-@settings(max_examples=40, deadline=None)
+# Lines that test what the fast path's byte census decides: fields of (Unicode) whitespace
+# only, a byte-order mark or a DEL inside a field.
+odd_line = st.one_of(
+    st.lists(st.text(alphabet=" \u3000\u00a0\u2003", max_size=3), min_size=5, max_size=5).map(
+        lambda fields: "\t".join(fields).encode()
+    ),
+    st.builds(lambda q, junk, first: (f"{junk}7\t{q}" if first else f"7\t{q}{junk}") + "\t2006-03-01 00:00:00\t\t",
+              st.text(alphabet="ab ", max_size=3), st.sampled_from(["\ufeff", "\x7f", "\u3000"]), st.booleans(),
+              ).map(str.encode),
+)  # fmt: skip
+
+
+@settings(max_examples=60, deadline=None)
 @given(
-    lines=st.lists(st.one_of(clean_line, clean_line, aol_line), min_size=1, max_size=30),
+    lines=st.lists(st.one_of(clean_line, clean_line, aol_line, odd_line), min_size=1, max_size=30),
     block=st.integers(30, 400),
     crlf=st.booleans(),
 )

@@ -5,12 +5,15 @@ heavy user's history does not chain into one mission."""
 from __future__ import annotations
 
 import numpy as np
+import polars as pl
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sessions.missions import CORE_SHARE, MissionConfig, first_of_component, grow_missions
+from sessions.lexicon import Lexicon
+from sessions.missions import CORE_SHARE, MissionConfig, first_of_component, grow_missions, term_users
 from sessions.pipeline import sessions_with_missions
 from sessions.segment import SegmentConfig
+from sessions.text import normalize
 
 
 def csr(sessions: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
@@ -111,3 +114,27 @@ def test_a_heavy_users_history_does_not_chain_into_one_mission():
         sizes = missions.group_by("mission_id").len()
         assert sizes.height >= fewest_missions and sizes["len"].max() <= largest_at_most
         assert missions.height == 10_000 and missions["row_id"].sort().to_list() == list(range(10_000))
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from("uvwxyz"), st.lists(st.sampled_from(["cats", "dogs", "the", "nyc", "é"]),
+                                                              max_size=3)), min_size=1, max_size=30))  # fmt: skip
+def test_term_users_count_each_user_once_in_any_row_order(rows):
+    """Rows grouped by user or not, a term counts the distinct users who typed it; two
+    parts that split no user add up to the whole."""
+    queries = pl.Series([" ".join(words) for _, words in rows])
+    users = pl.Series([u for u, _ in rows])
+    expected: dict[str, set[str]] = {}
+    for user, words in rows:
+        for word in set(normalize_terms(" ".join(words))):
+            expected.setdefault(word, set()).add(user)
+    got = term_users(Lexicon(queries), users)
+    assert dict(zip(got["term"], got["users"], strict=True)) == {t: len(u) for t, u in expected.items()}
+    part = users.is_in(["u", "v"])
+    halves = pl.concat([term_users(Lexicon(queries.filter(p)), users.filter(p)) for p in (part, ~part)])
+    added = halves.group_by("term").agg(pl.col("users").sum())
+    assert dict(zip(added["term"], added["users"], strict=True)) == {t: len(u) for t, u in expected.items()}
+
+
+def normalize_terms(query: str) -> list[str]:
+    return pl.select(normalize(pl.lit(query))).item().split()

@@ -4,6 +4,8 @@ one that looks complete, and one-line errors for locations that cannot work."""
 
 from __future__ import annotations
 
+import gzip
+import itertools
 import json
 
 import polars as pl
@@ -241,3 +243,21 @@ def test_what_killed_runs_left_is_removed(tmp_path):
         storage.write_text("", str(tmp_path / name))
     assert sorted(storage.remove_leftovers(str(tmp_path), [io.STAGING_PREFIX])) == [".staging-1", ".x.parquet.tmp-abc"]
     assert sorted(p.name for p in tmp_path.iterdir()) == [".keep-me", "keep.parquet"]
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.binary(max_size=3000), min_size=1, max_size=4), st.lists(st.integers(1, 5000), min_size=1))
+def test_a_gzip_stream_read_in_any_sizes_gives_every_byte_once(tmp_path_factory, members, sizes):
+    """`open_input` of a multi-member gzip file (as `cat a.gz b.gz` makes) hands out its
+    bytes in order whatever the sizes asked for: `read(n)` gives n bytes until the end."""
+    path = tmp_path_factory.mktemp("gz") / "log.txt.gz"
+    path.write_bytes(b"".join(gzip.compress(m) for m in members))
+    expected, got = b"".join(members), []
+    with storage.open_input(path) as stream:
+        for size in itertools.cycle(sizes):
+            piece = stream.read(size)
+            assert len(piece) == min(size, len(expected) - sum(map(len, got)))
+            got.append(piece)
+            if sum(map(len, got)) == len(expected) and not stream.read(1):
+                break
+    assert b"".join(got) == expected

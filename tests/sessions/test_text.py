@@ -7,8 +7,8 @@ import polars as pl
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sessions.lexicon import Closeness, Lexicon, distinct_pairs, encode
-from sessions.text import normalize, set_jaccard, term_overlap, terms, trigrams
+from sessions.lexicon import Closeness, Lexicon, Sets, encode, trigram_jaccard
+from sessions.text import normalize, terms, trigram_codes
 
 
 def norm(*queries: str) -> list[str]:
@@ -31,23 +31,37 @@ def reference_grams(text: str) -> list[int]:
 @settings(max_examples=80, deadline=None)
 @given(st.lists(st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=12), min_size=1, max_size=8))
 def test_trigrams_are_character_trigrams_for_any_unicode(texts):
-    got = trigrams(pl.Series(texts)).to_list()
+    offsets, codes = trigram_codes(pl.Series(texts))
+    got = [codes[offsets[i] : offsets[i + 1]].tolist() for i in range(len(texts))]
     assert got == [reference_grams(t) for t in texts]
 
 
-def test_set_measures_treat_lists_as_sets():
-    df = pl.DataFrame({"a": [["girl", "girl", "tgp"], ["x"], []], "b": [["tgp", "models"], ["y"], ["z"]]})
-    assert df.select(term_overlap(pl.col("a"), pl.col("b"))).to_series().to_list() == [0.5, 0.0, 0.0]
-    assert df.select(set_jaccard(pl.col("a"), pl.col("b"))).to_series().to_list() == [1 / 3, 0.0, 0.0]
+def test_set_measures_treat_texts_as_sets():
+    """Repeated terms count once; an empty text has overlap, Jaccard and containment 0."""
+    lexicon = Lexicon(pl.Series(["girl girl tgp", "tgp models", "x", "y", "", "z"]))
+    ids = lexicon.text_id
+    sim = lexicon.similarity(ids[[0, 2, 4]], ids[[1, 3, 5]])
+    assert sim[:, 0].tolist() == [0.5, 0.0, 0.0]
+    assert sim[2].tolist() == [0.0, 0.0, 0.0]
+    assert trigram_jaccard(pl.Series(["cute cats"]), pl.Series(["cute cats"])).to_list() == [1.0]
+    assert trigram_jaccard(pl.Series([""]), pl.Series([""])).to_list() == [0.0]
 
 
-def test_encode_and_distinct_pairs_round_trip():
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.lists(st.integers(-3, 40), max_size=45), min_size=1, max_size=12), st.data())
+def test_sets_intersect_as_python_sets(rows, data):
+    offsets = np.concatenate(([0], np.cumsum([len(r) for r in rows])))
+    sets = Sets.of(offsets, np.array([x for r in rows for x in r], dtype=np.int64))
+    assert sets.sizes.tolist() == [len(set(r)) for r in rows]
+    a = np.array(data.draw(st.lists(st.integers(0, len(rows) - 1), min_size=1, max_size=20)))
+    b = np.array(data.draw(st.lists(st.integers(0, len(rows) - 1), min_size=len(a), max_size=len(a))))
+    assert sets.intersections(a, b).tolist() == [len(set(rows[i]) & set(rows[j])) for i, j in zip(a, b, strict=True)]
+
+
+def test_encode_round_trips():
     values = pl.Series(["b", "a", "b", "c", "a"])
     codes, distinct = encode(values)
     assert codes.tolist() == [0, 1, 0, 2, 1] and distinct.gather(codes).to_list() == values.to_list()
-    a, b = np.array([3, 1, 3, 0]), np.array([1, 2, 1, 0])
-    ua, ub, inverse = distinct_pairs(a, b)
-    assert len(ua) == 3 and (ua[inverse] == a).all() and (ub[inverse] == b).all()
 
 
 def reference_close(a: str, b: str, rule: Closeness) -> bool:
@@ -76,17 +90,24 @@ def test_lexicon_closeness_matches_the_definition(pairs):
     assert pl.select(terms(pl.lit(pl.Series(["", "a b"])))).to_series().to_list() == [[], ["a", "b"]]
 
 
-def test_closeness_is_the_same_a_slice_of_pairs_at_a_time(monkeypatch):
-    """`Lexicon.close` works through pairs a slice at a time (memory stays bounded with long
-    prompts): the answers are those of all pairs at once."""
-    rng = np.random.default_rng(0)
-    words = [f"w{i}" for i in range(12)]
-    queries = pl.Series([" ".join(rng.choice(words, rng.integers(1, 6))) for _ in range(200)])
+def reference_similarity(a: str, b: str) -> tuple[float, float, float]:
+    ta, tb = set(a.split()), set(b.split())
+    ga, gb = set(reference_grams(a)), set(reference_grams(b))
+    overlap = len(ta & tb) / min(len(ta), len(tb)) if ta and tb else 0.0
+    jaccard = len(ga & gb) / len(ga | gb) if ga | gb else 0.0
+    return overlap, jaccard, len(ga & gb) / len(ga) if ga else 0.0
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.lists(words, max_size=5), st.lists(words, max_size=5)), min_size=1, max_size=20))
+def test_lexicon_similarity_matches_the_definitions(pairs):
+    """Term overlap, 3-gram Jaccard and containment of any pair of queries (repeats,
+    empty texts, non-ASCII) are those of Python sets of the normalised texts."""
+    queries = pl.Series([" ".join(q) for pair in pairs for q in pair])
     lexicon = Lexicon(queries)
-    a, b = rng.integers(0, 200, 3000), rng.integers(0, 200, 3000)
-    rule = Closeness(min_overlap=0.5, min_jaccard=0.3)
-    whole = lexicon.close(lexicon.text_id[a], lexicon.text_id[b], rule)
-    monkeypatch.setattr(Lexicon, "PAIRS_AT_ONCE", 7)
-    assert (
-        (lexicon.close(lexicon.text_id[a], lexicon.text_id[b], rule) == whole).all() and whole.any() and not whole.all()
-    )
+    normalized = norm(*queries.to_list())
+    got = lexicon.similarity(lexicon.text_id[0::2], lexicon.text_id[1::2])
+    expected = [reference_similarity(normalized[2 * i], normalized[2 * i + 1]) for i in range(len(pairs))]
+    np.testing.assert_allclose(got, np.array(expected).reshape(-1, 3), rtol=0, atol=1e-12)
+    contained = lexicon.contained(lexicon.text_id[0::2], lexicon.text_id[1::2], 0.6)
+    assert contained.tolist() == [e[2] >= 0.6 for e in expected]

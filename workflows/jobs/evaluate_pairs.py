@@ -17,7 +17,7 @@ import numpy as np
 import polars as pl
 
 from sessions.io import is_complete, read_table
-from sessions.text import trigram_jaccard
+from sessions.lexicon import trigram_jaccard
 from workflows.jobs import common
 
 JACCARD = "3-gram Jaccard"

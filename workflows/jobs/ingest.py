@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from sessions.formats.options import ReadOptions
 from sessions.ingest import EVENTS_FILE, IngestReport
+from sessions.records import DEFAULT_BLOCK_BYTES
 from workflows.config import to_dict
 from workflows.jobs import common
 
@@ -20,7 +21,9 @@ class IngestJob:
     output: str | None = common.output()
     overwrite: bool = common.overwrite()
     read: ReadOptions = common.read_options()
-    block_mb: int = field(default=64, metadata={"help": "read this many MiB at a time (bounds memory)"})
+    block_mb: int = field(
+        default=DEFAULT_BLOCK_BYTES >> 20, metadata={"help": "read this many MiB at a time (bounds memory)"}
+    )
     engine: common.Engine = common.engine()
     address: str | None = common.address()
 
