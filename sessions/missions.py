@@ -37,8 +37,6 @@ from typing import Protocol
 import numba
 import numpy as np
 import polars as pl
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
 
 from sessions.lexicon import Lexicon, encode, is_close, pack, sorted_unique, unpack
 
@@ -138,9 +136,10 @@ def term_users(lexicon: Lexicon, user_id: pl.Series) -> pl.DataFrame:
     """`term`, `users`: how many of these rows' users typed each term. Partitions that
     split no user can be added up (`users` summed by term). Rows in any order; rows
     already grouped by user (as `segment.user_time_order` leaves them) are not sorted."""
-    user, _ = encode(user_id)
     text = lexicon.text_id
-    if len(user) and (np.diff(user) < 0).any():  # codes follow first appearance: grouped rows never decrease
+    user = (user_id != user_id.shift()).fill_null(True).cum_sum().cast(pl.Int64).to_numpy()  # runs of one user
+    if len(user) and user[-1] != user_id.n_unique():  # a user in several runs: group the rows
+        user, _ = encode(user_id)
         order = np.argsort(user, kind="stable")
         user, text = user[order], text[order]
     sets = lexicon.term_sets
@@ -366,9 +365,11 @@ def _grow(
     each session, the first session of its mission (valid for `sessions` only).
 
     Missions are a union-find forest, union by size; what each mission holds is one hash
-    map of (root, code) -> how many of its sessions hold the code (key root * width +
-    code + shift), and each root's codes a linked list of entries, so that a union moves
-    the smaller mission's counts into the larger's.
+    table (open addressing, `_Counts`) of (root, code) -> how many of its sessions hold
+    the code (key root * width + code + shift), and each root's codes a linked list of
+    entries, so that a union moves the smaller mission's counts into the larger's. A
+    mission's entries stay in the table when it joins another (its root is no longer a
+    root and is never asked again) until the table is rebuilt.
     """
     parent = np.arange(n)
     size = np.ones(n, dtype=np.int64)
@@ -377,13 +378,21 @@ def _grow(
     tail = np.full(n, -1, dtype=np.int64)
     entry_code = np.empty(len(codes), dtype=np.int64)
     entry_next = np.empty(len(codes), dtype=np.int64)
-    held = dict()  # (root, code) -> sessions of the root's mission holding the code
-    held[np.int64(-1)] = np.int64(0)  # (types the map: int64 -> int64)
+    held = 0  # the codes of `sessions`, the table's first keys
+    for s in sessions:
+        held += offsets[s + 1] - offsets[s]
+    keys = _table(2 * held)
+    counts = np.zeros(len(keys), dtype=np.int64)
+    filled = 0  # keys in the table
     used = 0
     i = 0
     for s in sessions:
         for j in range(offsets[s], offsets[s + 1]):
-            held[s * width + codes[j] + shift] = 1
+            if 2 * (filled + 1) > len(keys):
+                keys, counts, filled = _rebuilt(keys, counts, parent, width)
+            at = _slot(keys, s * width + codes[j] + shift)
+            keys[at], counts[at] = s * width + codes[j] + shift, 1
+            filled += 1
             entry_code[used], entry_next[used] = codes[j], -1
             if head[s] < 0:
                 head[s] = used
@@ -401,7 +410,8 @@ def _grow(
             core = core_share * size[group]
             j = offsets[s]
             while not allowed and j < offsets[s + 1]:
-                count = held.get(group * width + codes[j] + shift, 0)
+                at = _slot(keys, group * width + codes[j] + shift)
+                count = counts[at] if keys[at] >= 0 else 0
                 allowed = count >= 1 if codes[j] < 0 else count >= core
                 j += 1
             if not allowed:
@@ -409,18 +419,21 @@ def _grow(
             x, y = joined, group  # union by size: y's mission into x's
             if size[x] < size[y]:
                 x, y = y, x
-            parent[y] = x
             size[x] += size[y]
             low[x] = min(low[x], low[y])
-            e = head[y]
+            e = head[y]  # (y stays a root while its entries move: a rebuilt table keeps them)
             while e >= 0:
                 following = entry_next[e]
-                count = held.pop(y * width + entry_code[e] + shift)
+                count = counts[_slot(keys, y * width + entry_code[e] + shift)]
+                if 2 * (filled + 1) > len(keys):
+                    keys, counts, filled = _rebuilt(keys, counts, parent, width)
                 key = x * width + entry_code[e] + shift
-                if key in held:
-                    held[key] += count  # the entry is x's already
+                at = _slot(keys, key)
+                if keys[at] >= 0:
+                    counts[at] += count  # the entry is x's already
                 else:
-                    held[key] = count
+                    keys[at], counts[at] = key, count
+                    filled += 1
                     entry_next[e] = -1
                     if head[x] < 0:
                         head[x] = e
@@ -429,6 +442,7 @@ def _grow(
                     tail[x] = e
                 e = following
             head[y] = tail[y] = -1
+            parent[y] = x
             joined = x
     out = np.empty(n, dtype=np.int64)
     for s in sessions:
@@ -436,12 +450,64 @@ def _grow(
     return out
 
 
+@numba.njit(cache=True, nogil=True)
+def _table(entries: int) -> np.ndarray:
+    """The keys of an empty hash table for about `entries` keys: a power of two of
+    slots, each -1 (empty)."""
+    slots = 16
+    while slots < entries:
+        slots *= 2
+    return np.full(slots, -1, dtype=np.int64)
+
+
+@numba.njit(cache=True, nogil=True)
+def _slot(keys: np.ndarray, key: int) -> int:
+    """Where `key` is in the table, or the empty slot where it would go (linear probing
+    from a Fibonacci hash of the key)."""
+    mask = len(keys) - 1
+    at = np.int64((np.uint64(key) * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(32)) & mask
+    while keys[at] != -1 and keys[at] != key:
+        at = (at + 1) & mask
+    return at
+
+
+@numba.njit(cache=True, nogil=True)
+def _rebuilt(
+    keys: np.ndarray, counts: np.ndarray, parent: np.ndarray, width: int
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """The table without the entries of missions that joined another (their root is no
+    longer a root), with room for as many again: (keys, counts, entries)."""
+    live = 0
+    for at in range(len(keys)):
+        if keys[at] >= 0 and parent[keys[at] // width] == keys[at] // width:
+            live += 1
+    new_keys = _table(4 * live + 16)
+    new_counts = np.zeros(len(new_keys), dtype=np.int64)
+    for at in range(len(keys)):
+        if keys[at] >= 0 and parent[keys[at] // width] == keys[at] // width:
+            to = _slot(new_keys, keys[at])
+            new_keys[to], new_counts[to] = keys[at], counts[at]
+    return new_keys, new_counts, live
+
+
 def first_of_component(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """For each of n nodes, the smallest node of its connected component (edges a-b)."""
-    graph = coo_matrix((np.ones(len(a), dtype=np.int8), (a, b)), shape=(n, n))
-    _, label = connected_components(graph, directed=False)
-    order = np.argsort(label, kind="stable")  # nodes by component, ascending within
-    sorted_label = label[order]
-    group_start = np.flatnonzero(np.diff(sorted_label, prepend=-1) != 0)
-    smallest = order[group_start]  # per component, in label order
-    return smallest[label]
+    """For each of n nodes, the smallest node of its connected component (edges a-b):
+    (n,) int64."""
+    return _first_of_component(n, np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64))
+
+
+@numba.njit(cache=True, nogil=True)
+def _first_of_component(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """`first_of_component`, compiled: union-find whose roots are always their
+    component's smallest node (the smaller root becomes the parent), path compression."""
+    parent = np.arange(n)
+    for i in range(len(a)):
+        x, y = _find(parent, a[i]), _find(parent, b[i])
+        if x < y:
+            parent[y] = x
+        elif y < x:
+            parent[x] = y
+    out = np.empty(n, dtype=np.int64)
+    for i in range(n):
+        out[i] = _find(parent, i)
+    return out
