@@ -38,7 +38,7 @@ import numba
 import numpy as np
 import polars as pl
 
-from sessions.lexicon import Lexicon, encode, is_close, pack, sorted_unique, unpack
+from sessions.lexicon import Lexicon, encode, is_close
 
 # A mission's core terms are those at least this share of its sessions hold.
 CORE_SHARE = 0.5
@@ -325,9 +325,7 @@ def grow_missions(n: int, a: np.ndarray, b: np.ndarray, terms: tuple[np.ndarray,
     big = component_size > 2
     if not big.any():
         return first
-    lo, hi = np.minimum(a, b), np.maximum(a, b)
-    keep = big[hi] & (lo != hi)
-    later, earlier = unpack(sorted_unique(pack(hi[keep], lo[keep])))  # each link once, by later session
+    later, earlier = _by_later_session(n, np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64), big)
     offsets, codes = (np.asarray(x, dtype=np.int64) for x in terms)
     shift = max(0, -int(codes.min())) if len(codes) else 0  # codes of texts are negative
     width = int(codes.max()) + shift + 1 if len(codes) else 1
@@ -335,6 +333,37 @@ def grow_missions(n: int, a: np.ndarray, b: np.ndarray, terms: tuple[np.ndarray,
     result = first.copy()
     result[big] = low[big]
     return result
+
+
+@numba.njit(cache=True, nogil=True)
+def _by_later_session(n: int, a: np.ndarray, b: np.ndarray, big: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The links a-b between two sessions of big components, each once as (later,
+    earlier), sorted by later then earlier: a counting sort by the later session, then
+    each session's few earlier ones sorted in place."""
+    start = np.zeros(n + 1, dtype=np.int64)
+    for i in range(len(a)):
+        lo, hi = min(a[i], b[i]), max(a[i], b[i])
+        if lo != hi and big[hi]:
+            start[hi + 1] += 1
+    start = np.cumsum(start)
+    earlier = np.empty(start[-1], dtype=np.int64)
+    at = start[:-1].copy()
+    for i in range(len(a)):
+        lo, hi = min(a[i], b[i]), max(a[i], b[i])
+        if lo != hi and big[hi]:
+            earlier[at[hi]] = lo
+            at[hi] += 1
+    out_later = np.empty(len(earlier), dtype=np.int64)
+    out_earlier = np.empty(len(earlier), dtype=np.int64)
+    k = 0
+    for s in range(n):
+        group = earlier[start[s] : start[s + 1]]
+        group.sort()
+        for j in range(len(group)):
+            if j == 0 or group[j] != group[j - 1]:
+                out_later[k], out_earlier[k] = s, group[j]
+                k += 1
+    return out_later[:k].copy(), out_earlier[:k].copy()
 
 
 @numba.njit(cache=True, nogil=True)
