@@ -168,11 +168,19 @@ def _containment(shared: int, size_a: int) -> float:
 
 
 @numba.njit(cache=True, nogil=True)
-def _contained(offsets: np.ndarray, codes: np.ndarray, a: np.ndarray, b: np.ndarray, min_share: float) -> np.ndarray:
-    """`Lexicon.contained`, compiled."""
-    out = np.zeros(len(a), dtype=np.bool_)
-    for i in range(len(a)):
-        out[i] = _containment(_shared(offsets, codes, a[i], b[i]), offsets[a[i] + 1] - offsets[a[i]]) >= min_share
+def _contained_before(
+    offsets: np.ndarray, codes: np.ndarray, text: np.ndarray, rows: np.ndarray, earliest: np.ndarray, back: int,
+    min_share: float,
+) -> np.ndarray:  # fmt: skip
+    """`Lexicon.contained_before`, compiled: each row against its earlier rows, nearest
+    first, until one holds enough of its 3-grams."""
+    out = np.zeros(len(rows), dtype=np.bool_)
+    for i in range(len(rows)):
+        x = text[rows[i]]
+        for member in range(rows[i] - 1, max(earliest[i], rows[i] - back) - 1, -1):
+            if _containment(_shared(offsets, codes, x, text[member]), offsets[x + 1] - offsets[x]) >= min_share:
+                out[i] = True
+                break
     return out
 
 
@@ -292,12 +300,14 @@ class Lexicon:
         return _similarity(terms_.offsets, terms_.codes, grams.offsets, grams.codes, a.astype(np.int64, copy=False),
                            b.astype(np.int64, copy=False))  # fmt: skip
 
-    def contained(self, a: np.ndarray, b: np.ndarray, min_share: float) -> np.ndarray:
-        """Whether at least `min_share` of text a[i]'s 3-grams occur in text b[i]. (n,) bool."""
+    def contained_before(self, rows: np.ndarray, earliest: np.ndarray, back: int, min_share: float) -> np.ndarray:
+        """For each row r = rows[i]: whether at least `min_share` of its text's 3-grams
+        occur in the text of one of the rows r - 1, ..., r - back that are not before
+        row earliest[i]. (len(rows),) bool."""
         grams = self.trigram_sets
-        return _contained(
-            grams.offsets, grams.codes, a.astype(np.int64, copy=False), b.astype(np.int64, copy=False), min_share
-        )
+        return _contained_before(grams.offsets, grams.codes, self.text_id.astype(np.int64, copy=False),
+                                 rows.astype(np.int64, copy=False), earliest.astype(np.int64, copy=False), back,
+                                 min_share)  # fmt: skip
 
 
 def trigram_jaccard(a: pl.Series, b: pl.Series) -> pl.Series:

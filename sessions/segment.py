@@ -247,13 +247,5 @@ def _close_to_session_so_far(lexicon: Lexicon, breaks: np.ndarray, rows: np.ndar
         return rejoin
     starts = np.flatnonzero(breaks)
     previous_start = starts[np.searchsorted(starts, rows) - 1]  # start of the session before
-    tid = lexicon.text_id
-    for back in range(1, cfg.so_far_queries + 1):
-        member = rows - back
-        ok = member >= previous_start
-        if not ok.any():
-            break
-        ok &= ~rejoin[rows]  # joined back already
-        hit = lexicon.contained(tid[rows[ok]], tid[member[ok]], cfg.min_containment)
-        rejoin[rows[ok][hit]] = True
+    rejoin[rows] = lexicon.contained_before(rows, previous_start, cfg.so_far_queries, cfg.min_containment)
     return rejoin

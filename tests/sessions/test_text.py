@@ -109,5 +109,20 @@ def test_lexicon_similarity_matches_the_definitions(pairs):
     got = lexicon.similarity(lexicon.text_id[0::2], lexicon.text_id[1::2])
     expected = [reference_similarity(normalized[2 * i], normalized[2 * i + 1]) for i in range(len(pairs))]
     np.testing.assert_allclose(got, np.array(expected).reshape(-1, 3), rtol=0, atol=1e-12)
-    contained = lexicon.contained(lexicon.text_id[0::2], lexicon.text_id[1::2], 0.6)
-    assert contained.tolist() == [e[2] >= 0.6 for e in expected]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.lists(words, max_size=4), min_size=2, max_size=25), st.integers(1, 4), st.data())
+def test_containment_in_earlier_rows_matches_the_definition(queries, back, data):
+    """A row is contained before when at least the share of its 3-grams occurs in one of
+    its `back` previous rows, none before its earliest row."""
+    texts = [" ".join(q) for q in queries]
+    lexicon = Lexicon(pl.Series(texts))
+    rows = np.array(sorted(data.draw(st.sets(st.integers(1, len(texts) - 1), min_size=1))))
+    earliest = np.array([data.draw(st.integers(0, r)) for r in rows])
+    normalized = norm(*texts)
+    expected = [
+        any(reference_similarity(normalized[r], normalized[m])[2] >= 0.6 for m in range(max(e, r - back), r))
+        for r, e in zip(rows, earliest, strict=True)
+    ]
+    assert lexicon.contained_before(rows, earliest, back, 0.6).tolist() == expected
