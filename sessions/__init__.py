@@ -8,6 +8,6 @@ mission linking (`missions`), pair mining (`pairs`), metrics against ground trut
 (`pipeline`). Functions work on polars DataFrames or LazyFrames; none knows how it
 is distributed.
 
-May import: polars, pyarrow, fsspec, numpy, scipy. Not ray, torch, mlflow, nor any other
+May import: polars, pyarrow, fsspec, numpy, numba, zlib-ng, scikit-learn. Not ray, torch, mlflow, nor any other
 package of ours (`hierarchies/`, `synth/`, `models/`, `workflows/`).
 """

@@ -316,9 +316,8 @@ def grow_missions(n: int, a: np.ndarray, b: np.ndarray, terms: tuple[np.ndarray,
     or else opens a mission. Where
     that bound never refuses a link (components of up to two sessions), this is
     the connected components of the links, computed as such; the rest runs one
-    session at a time with union by size, in a loop compiled by numba (`_grow`: 4x
-    faster than the same loop in Python on a 1M-row AOL slice, and missions were 61%
-    of a 36M-row segmentation's steps; docs/segmentation.md, Speed).
+    session at a time with union by size, in a loop compiled by numba (`_grow`;
+    docs/segmentation.md, Speed).
     """
     first = first_of_component(n, a, b)
     component_size = np.bincount(first, minlength=n)[first]
