@@ -90,6 +90,13 @@ def test_train_segmenter_logs_its_estimate_registers_and_segments_a_log(gold_log
     (read,) = run.inputs.dataset_inputs
     assert read.dataset.name == "ground truth" and read.dataset.digest and read.tags[0].value == "training"
     assert 'mlflow.pyfunc.load_model("models:/segmenter-model/1")' in version.description
+    # the shipped package `sessions` is served with what it imports (its compiled kernels: numba)
+    requirements = (
+        Path(mlflow.artifacts.download_artifacts("models:/segmenter-model/1")) / "requirements.txt"
+    ).read_text()
+    assert {"numba", "zlib-ng", "polars", "pyarrow", "scikit-learn"} <= {
+        line.split("==")[0] for line in requirements.splitlines()
+    }
     assert version.tags["cv_f1_mean"] == f"{run.data.metrics['cv_f1_mean']:.4f}"
     assert "nested CV" in store.get_registered_model("segmenter-model").description
 

@@ -84,6 +84,10 @@ class SegmenterModel(mlflow.pyfunc.PythonModel):
         )
 
 
+# What the shipped package `sessions` imports beyond REQUIREMENTS (its docstring's list).
+SESSIONS_REQUIREMENTS = ("polars", "pyarrow", "fsspec", "numba", "zlib-ng")
+
+
 def log_segmenter_model(classifier: SameSessionClassifier, level: str) -> str:
     """Log the pyfunc to the active run; its model URI (`models:/m-...`)."""
     example = pd.DataFrame({
@@ -95,7 +99,7 @@ def log_segmenter_model(classifier: SameSessionClassifier, level: str) -> str:
         python_model=SegmenterModel(classifier),
         signature=SIGNATURE,
         input_example=example,
-        pip_requirements=pip_requirements((*REQUIREMENTS, "polars")),
+        pip_requirements=pip_requirements((*REQUIREMENTS, *SESSIONS_REQUIREMENTS)),
         code_paths=[str(Path(sessions.learned.__file__).resolve().parent)],  # the package `sessions`, shipped
         metadata={
             "kind": "segmenter",
