@@ -137,6 +137,8 @@ def main() -> None:
     work = Path(args.work)
     files = sorted(glob.glob(str(work / "log" / "*.txt.gz")))
     if not files:
+        if not Path(args.sample).is_file():
+            sys.exit(f"--sample {args.sample}: no such file (the AOL sample of ../shared/data, or its path)")
         files = [str(p) for p in tile(args.sample, args.rows, 10, str(work / "log"))]
     cfg = SegmentConfig()
 
@@ -166,9 +168,11 @@ def main() -> None:
         first.write_csv(slice_path, separator="\t", quote_style="never")
     ours, ours_slice_s = timed(sessionflow_sessions, str(slice_path), cfg)
     peer, peer_s = timed(pandas_cascade, str(slice_path), cfg)
+    slice_rows = peer.shape[0]  # SLICE, or the first file's rows when the log is smaller
     same = ours.sort("row_id")["session_id"].to_list() == peer.sort_values("row_id")["session_id"].tolist()
     print(
-        f"(b) 1M-row slice: pandas {SLICE / peer_s:,.0f} rows/s, sessionflow {SLICE / ours_slice_s:,.0f} rows/s: "
+        f"(b) {slice_rows:,}-row slice: pandas {slice_rows / peer_s:,.0f} rows/s, "
+        f"sessionflow {slice_rows / ours_slice_s:,.0f} rows/s: "
         f"{peer_s / ours_slice_s:.1f}x; same sessions: {same}"
     )
     if not same:
