@@ -70,8 +70,13 @@ class Sets:
         return np.diff(self.offsets)
 
     def intersections(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        """(len(a),) int64: |set(a[i]) ∩ set(b[i])| for text ids a[i], b[i]."""
-        return _intersections(self.offsets, self.codes, a.astype(np.int64, copy=False), b.astype(np.int64, copy=False))
+        """(len(a),) int64: |set(a[i]) ∩ set(b[i])| for text ids a[i], b[i]. ValueError
+        for arrays of other lengths or ids out of range."""
+        a, b = np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64)
+        if a.shape != b.shape:
+            raise ValueError(f"two arrays of one length, not {a.shape} and {b.shape}")
+        _check_ids(np.concatenate((a, b)), len(self.offsets) - 1, "text ids")
+        return _intersections(self.offsets, self.codes, a, b)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -233,7 +238,7 @@ class Lexicon:
     """
 
     def __init__(self, queries: pl.Series) -> None:
-        codes, distinct = encode(queries)
+        codes, distinct = encode(queries.fill_null(""))  # a missing query is an empty one
         norm_codes, self.texts = encode(pl.select(normalize(pl.lit(distinct))).to_series())
         self.text_id = norm_codes[codes]
         self._terms: pl.Series | None = None
@@ -289,30 +294,49 @@ class Lexicon:
 
     def close(self, a: np.ndarray, b: np.ndarray, rule: Closeness) -> np.ndarray:
         """Whether texts a[i] and b[i] are lexically close: the same, or term overlap
-        >= rule.min_overlap, or 3-gram Jaccard >= rule.min_jaccard. (n,) bool."""
-        return _close(*self.tables, a.astype(np.int64, copy=False), b.astype(np.int64, copy=False),
-                      rule.min_overlap, rule.min_jaccard)  # fmt: skip
+        >= rule.min_overlap, or 3-gram Jaccard >= rule.min_jaccard. (n,) bool.
+        ValueError for ids that are not text ids, or a and b of other lengths."""
+        return _close(*self.tables, *self._text_pairs(a, b), rule.min_overlap, rule.min_jaccard)
 
     def similarity(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """(n, 3) float64: term overlap, 3-gram Jaccard and 3-gram containment of text
-        a[i] in text b[i] (see the class docstring), for texts a[i] and b[i]."""
-        terms_, grams = self.term_sets, self.trigram_sets
-        return _similarity(terms_.offsets, terms_.codes, grams.offsets, grams.codes, a.astype(np.int64, copy=False),
-                           b.astype(np.int64, copy=False))  # fmt: skip
+        a[i] in text b[i] (see the class docstring), for texts a[i] and b[i].
+        ValueError as for `close`."""
+        return _similarity(*self.tables, *self._text_pairs(a, b))
+
+    def _text_pairs(self, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """a and b as int64 text ids, checked (the compiled kernels do not check bounds)."""
+        a, b = np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64)
+        if a.shape != b.shape or a.ndim != 1:
+            raise ValueError(f"pairs of texts need two 1-d arrays of one length, not {a.shape} and {b.shape}")
+        _check_ids(np.concatenate((a, b)), len(self.texts), "text ids")
+        return a, b
 
     def contained_before(self, rows: np.ndarray, earliest: np.ndarray, back: int, min_share: float) -> np.ndarray:
         """For each row r = rows[i]: whether at least `min_share` of its text's 3-grams
         occur in the text of one of the rows r - 1, ..., r - back that are not before
         row earliest[i]. (len(rows),) bool."""
+        rows, earliest = np.asarray(rows, dtype=np.int64), np.asarray(earliest, dtype=np.int64)
+        if rows.shape != earliest.shape or rows.ndim != 1:
+            raise ValueError(f"rows and earliest need one length, not {rows.shape} and {earliest.shape}")
+        _check_ids(np.concatenate((rows, earliest)), len(self.text_id), "rows")
         grams = self.trigram_sets
-        return _contained_before(grams.offsets, grams.codes, self.text_id.astype(np.int64, copy=False),
-                                 rows.astype(np.int64, copy=False), earliest.astype(np.int64, copy=False), back,
-                                 min_share)  # fmt: skip
+        return _contained_before(grams.offsets, grams.codes, self.text_id.astype(np.int64, copy=False), rows,
+                                 earliest, back, min_share)  # fmt: skip
+
+
+def _check_ids(ids: np.ndarray, n: int, what: str) -> None:
+    """ValueError unless every id is in [0, n)."""
+    if len(ids) and (ids.min() < 0 or ids.max() >= n):
+        raise ValueError(f"{what} must be in [0, {n}): got {ids.min()} .. {ids.max()}")
 
 
 def trigram_jaccard(a: pl.Series, b: pl.Series) -> pl.Series:
     """Character 3-gram Jaccard of the normalised queries a[i] and b[i] (0 when both
-    are empty), as a Float64 series named `jaccard`."""
+    are empty or missing), as a Float64 series named `jaccard`. ValueError for series
+    of other lengths."""
+    if len(a) != len(b):
+        raise ValueError(f"trigram_jaccard needs two series of one length, not {len(a)} and {len(b)}")
     lexicon = Lexicon(pl.concat([a.cast(pl.String), b.cast(pl.String)]))
     ids = lexicon.text_id
     return pl.Series("jaccard", lexicon.similarity(ids[: len(a)], ids[len(a) :])[:, 1])

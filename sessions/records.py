@@ -140,8 +140,16 @@ def iter_blocks(
             if eof and not buf and damage is None:
                 return
             newlines = np.flatnonzero(np.frombuffer(buf, dtype=np.uint8) == _NEWLINE)
-            cut = len(buf) if eof else _last_record_end(buf, newlines, quote, sep)
-            if cut == 0 and not eof:  # no complete record yet: keep reading
+            cut = _last_record_end(buf, newlines, quote, sep)
+            while eof and 0 < cut < len(buf):  # the file's last records, then what follows them on its own
+                block = Block(buf[:cut], next_line, newlines[newlines < cut], final=False)
+                next_line += block.n_lines
+                yield block
+                buf, newlines = buf[cut:], newlines[newlines >= cut] - cut
+                cut = _last_record_end(buf, newlines, quote, sep)
+            if eof:
+                cut = len(buf)
+            elif cut == 0:  # no complete record yet: keep reading
                 carry = buf
                 continue
             block = Block(buf[:cut], next_line, newlines[newlines < cut], final=eof, damage=damage)
@@ -214,13 +222,15 @@ def quoted_spans(arr: np.ndarray, quote: str, sep: str) -> tuple[np.ndarray, np.
 
 
 def _last_record_end(buf: bytes, newlines: np.ndarray, quote: str | None, sep: str) -> int:
-    """Offset just past the last complete record in buf, 0 if there is none."""
+    """Offset just past the last complete record in buf (which starts at a record's
+    start), 0 if there is none yet. A record still open `MAX_RECORD_BYTES` after its
+    start (an unclosed quote) ends at the first newline past that point, wherever the
+    blocks of the file fall."""
     ends = _quote_ok_newlines(np.frombuffer(buf, dtype=np.uint8), newlines, quote, sep)
     if len(ends):
         return int(ends[-1]) + 1
-    if len(buf) > MAX_RECORD_BYTES and len(newlines):  # an unclosed quote: give up on it
-        return int(newlines[-1]) + 1
-    return 0
+    past = newlines[newlines >= MAX_RECORD_BYTES]
+    return int(past[0]) + 1 if len(past) else 0
 
 
 def split_records(block: Block, quote: str | None = None, sep: str = ",") -> pl.DataFrame:

@@ -116,3 +116,20 @@ def test_records_and_fields_are_what_pythons_csv_reads(tmp_path_factory, pieces,
     got = df.select(split_delimited(pl.col("text"), ",", '"'))["text"].to_list()
     expected = list(csv.reader(io.StringIO(text, newline="")))
     assert [row or [""] for row in got] == [row or [""] for row in expected]
+
+
+@settings(max_examples=100, deadline=None)
+@given(pieces=csv_text, opener=st.integers(0, 60), block=st.integers(1, 90))
+def test_an_unclosed_quote_ends_where_it_ends_whatever_the_blocks(tmp_path_factory, pieces, opener, block):
+    """A record left open by a quote is cut at the first newline `MAX_RECORD_BYTES` past
+    its start: the records are the same for every block size (the breaker's 17 MiB CSV
+    gave other records with 16 MiB blocks than with 64 MiB ones)."""
+    from unittest import mock
+
+    text = "".join(pieces)
+    at = min(opener, len(text))
+    path = tmp_path_factory.mktemp("q") / "t.csv"
+    path.write_text(text[:at] + '"' + text[at:] + "\nx,y\n" * 8, encoding="utf-8")
+    with mock.patch("sessions.records.MAX_RECORD_BYTES", 24):
+        whole = records(path, quote='"', block_bytes=1 << 20)
+        assert records(path, quote='"', block_bytes=block).equals(whole)

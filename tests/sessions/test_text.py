@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import polars as pl
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -34,6 +35,21 @@ def test_trigrams_are_character_trigrams_for_any_unicode(texts):
     offsets, codes = trigram_codes(pl.Series(texts))
     got = [codes[offsets[i] : offsets[i + 1]].tolist() for i in range(len(texts))]
     assert got == [reference_grams(t) for t in texts]
+
+
+def test_bad_pairs_are_a_clear_error_and_missing_queries_are_empty():
+    """The compiled kernels read no bounds of their own: the arrays are checked first."""
+    lexicon = Lexicon(pl.Series(["cats", None, "dogs"]))
+    assert lexicon.similarity(lexicon.text_id[[0]], lexicon.text_id[[1]]).tolist() == [[0.0, 0.0, 0.0]]
+    with pytest.raises(ValueError, match="one length"):
+        lexicon.close(np.array([0, 1]), np.array([0]), Closeness(0.5, 0.1))
+    with pytest.raises(ValueError, match=r"text ids must be in \[0, 3\)"):
+        lexicon.similarity(np.array([0]), np.array([7]))
+    with pytest.raises(ValueError, match="rows must be in"):
+        lexicon.contained_before(np.array([5]), np.array([0]), 2, 0.6)
+    with pytest.raises(ValueError, match="one length"):
+        trigram_jaccard(pl.Series(["a"]), pl.Series(["a", "b"]))
+    assert trigram_jaccard(pl.Series(["cats", None]), pl.Series([None, None])).to_list() == [0.0, 0.0]
 
 
 def test_set_measures_treat_texts_as_sets():

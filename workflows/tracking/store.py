@@ -126,7 +126,11 @@ def training_run(
     use_store()
     found = mlflow.set_experiment(experiment)
     if experiment in NOTES and "mlflow.note.content" not in (found.tags or {}):
-        mlflow.set_experiment_tag("mlflow.note.content", NOTES[experiment])
+        try:
+            mlflow.set_experiment_tag("mlflow.note.content", NOTES[experiment])
+        except mlflow.exceptions.MlflowException:  # another job described it at the same moment (the insert raced)
+            if "mlflow.note.content" not in (mlflow.get_experiment(found.experiment_id).tags or {}):
+                raise
     tags = {"sessionflow.job": job, **provenance(), **({"mlflow.note.content": description} if description else {})}
     with mlflow.start_run(run_name=run_name, tags=tags) as run:
         mlflow.log_params(dict(params))
