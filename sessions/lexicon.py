@@ -30,23 +30,6 @@ def encode(values: pl.Series) -> tuple[np.ndarray, pl.Series]:
     return codes.to_numpy().astype(np.int64, copy=False), by_code["value"].rename(values.name)
 
 
-def sorted_unique(keys: np.ndarray) -> np.ndarray:
-    """The distinct values of an integer array, sorted (as np.unique, which numpy 2.4
-    makes far slower than a sort and a mask on large arrays)."""
-    ordered = np.sort(keys)
-    return ordered[np.concatenate(([True], ordered[1:] != ordered[:-1]))] if len(ordered) else ordered
-
-
-def pack(high: np.ndarray, low: np.ndarray) -> np.ndarray:
-    """Two non-negative int arrays below 2**32 as one uint64 key each (high first)."""
-    return (high.astype(np.uint64) << np.uint64(32)) | low.astype(np.uint64)
-
-
-def unpack(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The inverse of `pack`."""
-    return (keys >> np.uint64(32)).astype(np.int64), (keys & np.uint64(0xFFFFFFFF)).astype(np.int64)
-
-
 @dataclass(frozen=True)
 class Sets:
     """One set of integer codes per text, compressed by rows: text t's set is
