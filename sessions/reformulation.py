@@ -1,51 +1,70 @@
-"""How each query of a session reformulates the one before it, read from specificity.
+"""How each query of a session reformulates the one before it: what changed among its
+terms, and where a hierarchy model puts the changed terms.
 
-A hierarchy model gives every text a specificity (its distance from the origin:
-general texts near 0). Of two consecutive queries of a session, the later one is a
+Of two consecutive queries of a session, compared on their normalised terms (case,
+punctuation and stop words aside), the later one is a
 
-- `repeat`: the same text once normalised (case, punctuation and stop words aside);
-- `specialisation`: more specific by more than `threshold`;
-- `generalisation`: less specific by more than `threshold`;
-- `lateral`: otherwise: another text at about the same depth.
+- `repeat`: the same terms (in any order);
+- `specialisation`: terms added and none removed (`cats` -> `persian cats`), or the
+  terms put in place of the removed ones lie beneath them in the hierarchy;
+- `generalisation`: terms removed and none added, or the new terms lie above the
+  removed ones;
+- `lateral`: the new terms lie neither beneath nor above the removed ones.
 
-A session's first query has none (null). Any specificity works: the hierarchy
-model's norm, or a baseline such as the number of terms (`term_count`).
+The first two rules are the lexical reformulation types of the query-log literature
+(adding terms narrows, removing broadens: Huang & Efthimiadis 2009, "Analyzing and
+evaluating query reformulation strategies in web search logs"); only a replacement
+asks the hierarchy model, and it is asked about the replaced terms alone: the words
+a query keeps (`... pictures las vegas`) say nothing of the move and would dominate
+the points of the whole queries.
+
+"Beneath", from a model's points u (the removed terms) and v (the added ones), with
+d the model's distance and ‖x‖ a point's distance from the origin (its specificity):
+v is beneath u when ‖v‖ − ‖u‖ ≥ ratio · d(u, v), above when ‖u‖ − ‖v‖ ≥ ratio ·
+d(u, v). The move away from the origin must be at least `ratio` of the whole move: a
+child lies further out roughly along the way from its parent, a sibling sideways.
+This is HiT's subsumption score s(v ⊑ u) = −(d(u, v) + λ(‖u‖ − ‖v‖)) ≥ 0 with
+λ = 1/ratio (He et al. 2024, "Language Models as Hierarchy Encoders") at threshold 0,
+which makes the test independent of the model's scale (a ball's radius or curvature,
+a Euclidean model's units); by the triangle inequality |‖v‖ − ‖u‖| ≤ d(u, v), so a
+ratio above 1 calls every replacement lateral.
+
+A session's first query has none (null). Any geometry works (`Geometry`): a hierarchy
+model's (`workflows.tracking.hierarchy_model.HierarchyGeometry`), or the baseline
+`TermCount` (more terms = more specific).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Protocol
 
 import numpy as np
 import polars as pl
 
 from sessions.lexicon import encode
-from sessions.text import normalize
+from sessions.text import normalize, terms
 
 REFORMULATIONS = ("specialisation", "generalisation", "lateral", "repeat")
-# half the norm gap per level that `sessionflow train hierarchy` asks for (margin 0.5)
-DEFAULT_THRESHOLD = 0.25
+# the share of a replacement's move that must lead away from (towards) the origin; the
+# best of RATIO_GRID in user-level nested cross-validation (docs/hierarchy-model.md)
+DEFAULT_RATIO = 0.1
+RATIO_GRID = (0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.7)
 # the gold labels of `sessionflow synth` that the types above are judged on
 JUDGED = ("specialisation", "generalisation", "lateral")
 
-Specificity = Callable[[pl.Series], np.ndarray]  # texts -> one float per text
 
+class Geometry(Protocol):
+    """Where a model puts texts, as reformulation types use it."""
 
-def reformulation(session_id: pl.Expr, query: pl.Expr, specificity: pl.Expr, threshold: float) -> pl.Expr:
-    """The reformulation type of each row over rows in session order (see the module)."""
-    key = normalize(query)
-    delta = specificity - specificity.shift(1)
-    return (
-        pl.when((session_id != session_id.shift(1)).fill_null(True))
-        .then(pl.lit(None, dtype=pl.String))
-        .when(key == key.shift(1))
-        .then(pl.lit("repeat"))
-        .when(delta > threshold)
-        .then(pl.lit("specialisation"))
-        .when(delta < -threshold)
-        .then(pl.lit("generalisation"))
-        .otherwise(pl.lit("lateral"))
-    )
+    def specificity(self, texts: pl.Series) -> np.ndarray:
+        """(n,) float64: each text's distance from the origin (general texts small)."""
+        ...
+
+    def relate(self, earlier: pl.Series, later: pl.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Of n pairs of texts: (n,) distances d(earlier, later), (n,) specificity of
+        each earlier text, (n,) of each later one; float64."""
+        ...
 
 
 def per_distinct(texts: pl.Series, values: Callable[[list[str]], np.ndarray]) -> np.ndarray:
@@ -54,17 +73,112 @@ def per_distinct(texts: pl.Series, values: Callable[[list[str]], np.ndarray]) ->
     return np.asarray(values(distinct.to_list()), dtype=np.float64)[codes]
 
 
-def term_count(texts: pl.Series) -> np.ndarray:
-    """The baseline specificity: the number of normalised terms (longer = more specific)."""
-    frame = pl.DataFrame({"q": texts})
-    return frame.select(normalize(pl.col("q")).str.count_matches(r"\S+"))["q"].to_numpy().astype(np.float64)
+class TermCount:
+    """The baseline geometry: a text's specificity is its number of normalised terms,
+    and two texts are as far apart as their counts (so a replacement by more terms is a
+    specialisation, by fewer a generalisation, by as many lateral)."""
+
+    def specificity(self, texts: pl.Series) -> np.ndarray:
+        frame = pl.DataFrame({"q": texts})
+        return frame.select(normalize(pl.col("q")).str.count_matches(r"\S+"))["q"].to_numpy().astype(np.float64)
+
+    def relate(self, earlier: pl.Series, later: pl.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        a, b = self.specificity(earlier), self.specificity(later)
+        return np.abs(b - a), a, b
 
 
-def annotate(sessions: pl.DataFrame, specificity: Specificity, threshold: float) -> pl.DataFrame:
+def changed_terms(queries: pl.Series) -> pl.DataFrame:
+    """What changed from each query to the one in the row before it (whatever its
+    user or session; the first row against nothing), on normalised terms: `removed`
+    (the previous query's terms it lacks) and `added` (its terms the previous one
+    lacks), each in its query's order, joined by single spaces ("" for none).
+    (n,) queries -> n rows in the same order."""
+    rows = pl.DataFrame({"q": queries}).select(term=terms(normalize(pl.col("q")))).with_row_index("i")
+    now = rows.explode("term").drop_nulls()
+    before = rows.with_columns(pl.col("i") + 1).explode("term").drop_nulls()
+
+    def lacking(these: pl.DataFrame, others: pl.DataFrame, name: str) -> pl.DataFrame:
+        kept = these.join(others, on=["i", "term"], how="anti", maintain_order="left")
+        return kept.group_by("i", maintain_order=True).agg(pl.col("term").str.join(" ").alias(name))
+
+    out = rows.select("i")
+    for these, others, name in ((before, now, "removed"), (now, before, "added")):
+        out = out.join(lacking(these, others, name), on="i", how="left", maintain_order="left")
+    return out.select(pl.col("removed", "added").fill_null(""))
+
+
+def check_ratio(ratio: float) -> None:
+    """ValueError (one line) unless `ratio` is a positive number: a ratio of 0 would
+    call every move with any rise a specialisation."""
+    if not ratio > 0:
+        raise ValueError(f"--ratio must be positive (a share of the distance, e.g. {DEFAULT_RATIO}), not {ratio}")
+
+
+def direction(distance: np.ndarray, earlier: np.ndarray, later: np.ndarray, ratio: float) -> np.ndarray:
+    """(n,) int8 of n pairs of points: 1 where the later lies beneath the earlier
+    (‖later‖ − ‖earlier‖ ≥ ratio · distance, and > 0; see the module), −1 above, 0
+    neither (also for two points at one norm).
+    distance, earlier, later: (n,) the pairs' distances and norms. ValueError for a
+    ratio that is not positive."""
+    check_ratio(ratio)
+    rise = np.asarray(later, np.float64) - np.asarray(earlier, np.float64)
+    reach = ratio * np.asarray(distance, np.float64)
+    return np.where((rise > 0) & (rise >= reach), 1, np.where((rise < 0) & (-rise >= reach), -1, 0)).astype(np.int8)
+
+
+def replacements(sessions: pl.DataFrame, geometry: Geometry) -> pl.DataFrame:
+    """What the types of `sessions` (rows in session order, with `session_id` and
+    `query`) are decided on, a row each: `first` (of its session), `removed`, `added`
+    (`changed_terms`), and for a replacement in a session (terms removed and added) the
+    geometry's `distance`, `earlier` and `later` (norms) of the removed and the added
+    terms, null elsewhere. The geometry is asked about each distinct replacement once."""
+    frame = sessions.select(first=(pl.col("session_id") != pl.col("session_id").shift(1)).fill_null(True)).with_columns(
+        changed_terms(sessions["query"])
+    )
+    replaced = frame.filter(~pl.col("first") & (pl.col("removed") != "") & (pl.col("added") != ""))
+    pairs = replaced.select("removed", "added").unique(maintain_order=True)
+    distance, earlier, later = geometry.relate(pairs["removed"], pairs["added"])
+    pairs = pairs.with_columns(
+        distance=pl.Series(distance, dtype=pl.Float64), earlier=pl.Series(earlier, dtype=pl.Float64),
+        later=pl.Series(later, dtype=pl.Float64),
+    )  # fmt: skip
+    return frame.join(pairs, on=["removed", "added"], how="left", maintain_order="left")
+
+
+def types_of(replaced: pl.DataFrame, ratio: float = DEFAULT_RATIO) -> pl.Series:
+    """The type of each row of `replacements`' frame (`REFORMULATIONS`, null for a
+    session's first; see the module) at `ratio`. ValueError for a ratio that is not
+    positive."""
+    asked = replaced["distance"].is_not_null().to_numpy()
+    move = np.zeros(replaced.height, np.int8)
+    move[asked] = direction(*(replaced[c].to_numpy()[asked] for c in ("distance", "earlier", "later")), ratio)
+    typed = replaced.with_columns(move=pl.Series(move)).select(
+        pl.when(pl.col("first"))
+        .then(pl.lit(None, dtype=pl.String))
+        .when((pl.col("removed") == "") & (pl.col("added") == ""))
+        .then(pl.lit("repeat"))
+        .when((pl.col("removed") == "") | (pl.col("move") == 1))
+        .then(pl.lit("specialisation"))
+        .when((pl.col("added") == "") | (pl.col("move") == -1))
+        .then(pl.lit("generalisation"))
+        .otherwise(pl.lit("lateral"))
+        .alias("reformulation")
+    )
+    return typed["reformulation"]
+
+
+def reformulation_types(sessions: pl.DataFrame, geometry: Geometry, ratio: float = DEFAULT_RATIO) -> pl.Series:
+    """The type of each row (`REFORMULATIONS`, null for a session's first) of `sessions`
+    (rows in session order, with `session_id` and `query`): see the module."""
+    return types_of(replacements(sessions, geometry), ratio)
+
+
+def annotate(sessions: pl.DataFrame, geometry: Geometry, ratio: float = DEFAULT_RATIO) -> pl.DataFrame:
     """`sessions` (rows in user and time order, with `session_id` and `query`) plus
-    `specificity` (float64) and `reformulation` (one of REFORMULATIONS, or null)."""
-    return sessions.with_columns(specificity=pl.Series(specificity(sessions["query"]), dtype=pl.Float64)).with_columns(
-        reformulation=reformulation(pl.col("session_id"), pl.col("query"), pl.col("specificity"), threshold)
+    `specificity` (float64, each query's) and `reformulation` (`reformulation_types`)."""
+    return sessions.with_columns(
+        specificity=pl.Series(geometry.specificity(sessions["query"]), dtype=pl.Float64),
+        reformulation=reformulation_types(sessions, geometry, ratio),
     )
 
 
@@ -91,22 +205,18 @@ def accuracy(annotated: pl.DataFrame, gold: str = "gold_reformulation") -> dict:
             "recall": recall, "confusion": counts}  # fmt: skip
 
 
-def best_threshold(annotated: pl.DataFrame, grid: np.ndarray, gold: str = "gold_reformulation") -> float:
-    """The threshold of `grid` with the highest accuracy on `annotated` (which has
-    `specificity`): the same rows re-labelled at each threshold."""
-    scores = [
-        accuracy(
-            annotated.with_columns(
-                reformulation=reformulation(pl.col("session_id"), pl.col("query"), pl.col("specificity"), float(t))
-            ),
-            gold,
-        )["accuracy"]
-        for t in grid
-    ]
+def best_ratio(
+    sessions: pl.DataFrame, geometry: Geometry, grid: tuple[float, ...] = RATIO_GRID, gold: str = "gold_reformulation"
+) -> float:
+    """The ratio of `grid` whose types agree best with `gold` on `sessions` (the first
+    of equals)."""
+    replaced = replacements(sessions, geometry)
+    scores = [accuracy(sessions.with_columns(reformulation=types_of(replaced, r)), gold)["accuracy"] for r in grid]
     return float(grid[int(np.argmax(scores))])
 
 
 __all__ = [
-    "DEFAULT_THRESHOLD", "JUDGED", "REFORMULATIONS", "Specificity", "accuracy", "annotate", "best_threshold",
-    "per_distinct", "reformulation", "term_count",
+    "DEFAULT_RATIO", "JUDGED", "RATIO_GRID", "REFORMULATIONS", "Geometry", "TermCount", "accuracy", "annotate",
+    "best_ratio", "changed_terms", "check_ratio", "direction", "per_distinct", "reformulation_types", "replacements",
+    "types_of",
 ]  # fmt: skip

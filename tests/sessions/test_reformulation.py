@@ -1,59 +1,157 @@
-"""Reformulation types from specificity: exact labels on hand-made sessions, the
-accuracy against gold labels, and the threshold chosen on a grid."""
+"""Reformulation types from changed terms and a geometry: exact labels on hand-made
+sessions, the changed terms and the direction test against their definitions (any
+texts, any scale), the accuracy against gold labels, and the ratio chosen on a grid."""
 
 from __future__ import annotations
 
 import numpy as np
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from sessions.reformulation import accuracy, annotate, best_threshold, per_distinct, term_count
+from sessions.reformulation import (
+    TermCount,
+    accuracy,
+    annotate,
+    best_ratio,
+    changed_terms,
+    check_ratio,
+    direction,
+    per_distinct,
+    reformulation_types,
+)
+from sessions.text import normalize
 
-DEPTH = {"animal": 0.0, "dog": 1.0, "Dog!": 1.0, "toy poodle": 2.0, "cat": 1.1, "persian cat": 2.0}
+# a plane where norm is specificity: children further out along their parent's ray, siblings sideways
+POINTS = {
+    "animal": (1.0, 0.0), "dog": (2.0, 0.2), "toy poodle": (3.0, 0.3), "cat": (2.0, -0.5),
+}  # fmt: skip
 
 
-def by_depth(texts: pl.Series) -> np.ndarray:
-    return np.array([DEPTH[t] for t in texts.to_list()])
+class Plane:
+    """A Euclidean geometry of a few known texts; records what it is asked."""
+
+    def __init__(self) -> None:
+        self.asked: list[tuple[str, str]] = []
+
+    def point(self, text: str) -> np.ndarray:
+        return np.array(POINTS[text])
+
+    def specificity(self, texts: pl.Series) -> np.ndarray:
+        return np.array([np.linalg.norm(self.point(t)) if t in POINTS else 0.0 for t in texts.to_list()])
+
+    def relate(self, earlier: pl.Series, later: pl.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        self.asked += list(zip(earlier.to_list(), later.to_list(), strict=True))
+        a = np.array([self.point(t) for t in earlier.to_list()]).reshape(-1, 2)
+        b = np.array([self.point(t) for t in later.to_list()]).reshape(-1, 2)
+        return np.linalg.norm(a - b, axis=1), np.linalg.norm(a, axis=1), np.linalg.norm(b, axis=1)
 
 
 SESSIONS = pl.DataFrame(
     {
-        "session_id": ["u1/0"] * 6 + ["u1/1"] * 2 + ["u2/0"] * 2,
-        "query": ["animal", "dog", "toy poodle", "Dog!", "cat", "cat", "persian cat", "cat", "animal", "dog"],
-        "gold_reformulation": ["start", "specialisation", "specialisation", "generalisation", "lateral", "repeat",
-                               "start", "generalisation", "start", "lateral"],  # the last one: a wrong gold label
+        "session_id": ["u1/0"] * 7 + ["u1/1"] * 2 + ["u2/0"] * 2,
+        "query": ["animal", "dog", "Toy Poodle!", "the toy poodle", "dog", "cat", "cat pictures",
+                  "cat", "animal", "animal pictures", "dog pictures"],
+        "gold_reformulation": ["start", "specialisation", "specialisation", "repeat", "generalisation", "lateral",
+                               "specialisation", "start", "generalisation", "start", "lateral"],  # the last: wrong
     }
 )  # fmt: skip
 
 
-def test_each_pair_is_typed_against_the_query_before_it_in_its_session():
-    got = annotate(SESSIONS, by_depth, threshold=0.5)
-    assert got["specificity"].to_list() == [0.0, 1.0, 2.0, 1.0, 1.1, 1.1, 2.0, 1.1, 0.0, 1.0]
+def test_each_pair_is_typed_from_its_changed_terms_against_the_query_before_it_in_its_session():
+    plane = Plane()
+    got = annotate(SESSIONS, plane, ratio=0.5)
     assert got["reformulation"].to_list() == [
-        None, "specialisation", "specialisation", "generalisation", "lateral", "repeat",
+        None, "specialisation", "specialisation", "repeat", "generalisation", "lateral", "specialisation",
         None, "generalisation",
-        None, "specialisation",
+        None, "specialisation",  # only the changed terms are asked about: animal -> dog
     ]  # fmt: skip
+    # asked about replacements inside sessions only (not dog pictures -> cat), each distinct one once
+    assert plane.asked == [("animal", "dog"), ("dog", "toy poodle"), ("toy poodle", "dog"), ("dog", "cat"),
+                           ("cat", "animal")]  # fmt: skip
+    assert got["specificity"][0] == pytest.approx(1.0)
 
 
-def test_repeat_needs_the_same_normalised_text_as_the_previous_query():
-    frame = pl.DataFrame({"session_id": ["s"] * 3, "query": ["dog", "Dog!", "the dog"]})
-    got = annotate(frame, lambda t: np.zeros(len(t)), threshold=0.5)
-    assert got["reformulation"].to_list() == [None, "repeat", "repeat"]  # case, punctuation, stop words aside
+def test_added_terms_narrow_and_removed_terms_broaden_without_asking_the_model():
+    frame = pl.DataFrame({"session_id": ["s"] * 4, "query": ["cats", "persian cats", "persian cats", "cats"]})
+    plane = Plane()
+    assert reformulation_types(frame, plane).to_list() == [None, "specialisation", "repeat", "generalisation"]
+    assert plane.asked == []
+
+
+def test_repeat_needs_the_same_terms_as_the_previous_query():
+    frame = pl.DataFrame({"session_id": ["s"] * 4, "query": ["dog", "Dog!", "the dog", "dog the dog"]})
+    got = reformulation_types(frame, TermCount())
+    assert got.to_list() == [None, "repeat", "repeat", "repeat"]  # case, punctuation, stop words, repeats aside
+
+
+def test_the_term_count_replaces_by_more_terms_as_a_specialisation():
+    frame = pl.DataFrame({"session_id": ["s"] * 4, "query": ["red car", "blue sports car", "green car", "green"]})
+    assert reformulation_types(frame, TermCount()).to_list() == [None, "specialisation", "generalisation",
+                                                                 "generalisation"]  # fmt: skip
+    same = pl.DataFrame({"session_id": ["s"] * 2, "query": ["red car", "blue car"]})
+    assert reformulation_types(same, TermCount()).to_list() == [None, "lateral"]
 
 
 def test_accuracy_judges_only_the_hierarchy_types_and_counts_the_rest():
-    got = accuracy(annotate(SESSIONS, by_depth, threshold=0.5))
-    assert got["pairs"] == 6 and got["accuracy"] == pytest.approx(5 / 6, abs=1e-4)  # the repeat is not judged
+    got = accuracy(annotate(SESSIONS, Plane(), ratio=0.5))
+    assert got["pairs"] == 7 and got["accuracy"] == pytest.approx(6 / 7, abs=1e-4)  # the repeat is not judged
     assert got["recall"] == {"specialisation": 1.0, "generalisation": 1.0, "lateral": 0.5}
     assert got["confusion"]["lateral"] == {"lateral": 1, "specialisation": 1}
     assert got["confusion"]["repeat"] == {"repeat": 1}
 
 
-def test_the_best_threshold_separates_a_level_from_noise():
-    annotated = annotate(SESSIONS, by_depth, threshold=0.0)
-    assert accuracy(annotated)["recall"]["lateral"] == 0.0  # Dog! -> cat (+0.1) reads as a specialisation
-    assert 0.1 <= best_threshold(annotated, np.arange(0.0, 1.5, 0.05)) < 1.0
+def test_the_best_ratio_tells_a_child_from_a_sibling():
+    # dog -> cat rises by 0.05 over a distance of 0.7: a specialisation only below a ratio of 0.07
+    low = accuracy(annotate(SESSIONS, Plane(), ratio=0.05))
+    assert low["confusion"]["lateral"] == {"specialisation": 2}
+    assert best_ratio(SESSIONS, Plane(), grid=(0.05, 0.5, 0.99)) == 0.5
+
+
+def test_a_ratio_that_is_not_positive_is_refused_in_one_line():
+    for bad in (0.0, -0.1, float("nan")):
+        with pytest.raises(ValueError, match="--ratio must be positive"):
+            check_ratio(bad)
+        with pytest.raises(ValueError, match="--ratio must be positive"):
+            reformulation_types(SESSIONS, Plane(), bad)
+
+
+WORDS = st.lists(st.sampled_from(["cat", "Cats", "the", "persian", "dog", "new", "york", "é", "2006", "!"]),
+                 max_size=5).map(" ".join)  # fmt: skip
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(WORDS, min_size=1, max_size=8))
+def test_changed_terms_are_the_terms_one_query_lacks_of_the_other_in_order(queries):
+    got = changed_terms(pl.Series(queries, dtype=pl.String))
+    terms = [t.split() for t in pl.DataFrame({"q": queries}).select(normalize(pl.col("q")))["q"].to_list()]
+    for i, now in enumerate(terms):
+        before = terms[i - 1] if i else []
+        assert got["removed"][i] == " ".join(t for t in before if t not in set(now))
+        assert got["added"][i] == " ".join(t for t in now if t not in set(before))
+
+
+def triangle() -> st.SearchStrategy:
+    """Two points' norms and a distance that the triangle inequality allows."""
+    norm = st.floats(0.0, 50.0)
+    return st.tuples(norm, norm, st.floats(0.0, 50.0)).map(lambda t: (t[0], t[1], abs(t[0] - t[1]) + t[2]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(triangle(), min_size=1, max_size=20),
+    st.floats(0.01, 1.0),
+    st.sampled_from([2.0**k for k in range(-9, 10)]),
+)
+def test_the_direction_is_antisymmetric_and_free_of_the_models_scale(pairs, ratio, scale):
+    a, b, d = (np.array(x) for x in zip(*pairs, strict=True))
+    got = direction(d, a, b, ratio)
+    assert np.array_equal(direction(d, b, a, ratio), -got)
+    assert np.array_equal(direction(d * scale, a * scale, b * scale, ratio), got)
+    beneath = (b > a) & (b - a >= ratio * d)
+    assert np.array_equal(got == 1, beneath)
+    assert not direction(d, a, b, 1.0 + 1e-9)[b - a < d].any()  # above 1, only a move along a ray counts
 
 
 def test_specificity_is_computed_once_per_distinct_text():
@@ -66,4 +164,4 @@ def test_specificity_is_computed_once_per_distinct_text():
     texts = pl.Series(["dog", "cat", "dog", "toy poodle", "cat"])
     assert per_distinct(texts, lengths).tolist() == [3, 3, 3, 10, 3]
     assert len(seen) == 1 and sorted(seen[0]) == ["cat", "dog", "toy poodle"]
-    assert term_count(pl.Series(["the toy poodle", "Dog!", ""])).tolist() == [2.0, 1.0, 0.0]
+    assert TermCount().specificity(pl.Series(["the toy poodle", "Dog!", ""])).tolist() == [2.0, 1.0, 0.0]

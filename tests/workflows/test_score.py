@@ -26,10 +26,11 @@ from models.hierarchy import HierarchyTextModel
 from sessions.io import read_table
 from sessions.missions import MissionConfig
 from sessions.pipeline import segment_logs
+from sessions.reformulation import reformulation_types
 from sessions.segment import SegmentConfig
 from synth import SynthConfig, write_log
 from workflows.cli import app
-from workflows.tracking.hierarchy_model import log_hierarchy_model
+from workflows.tracking.hierarchy_model import HierarchyGeometry, log_hierarchy_model
 from workflows.tracking.session_model import SessionScorer, log_session_model
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("shared_ray")]
@@ -101,7 +102,7 @@ def test_a_killed_job_started_again_finishes_only_what_is_missing_and_scores_equ
 
     resumed = read_scores(tmp_path / "cut" / "scores.parquet")
     assert resumed.height == report["rows_ok"] == 10_000
-    check_scores_against_the_models(resumed, tmp_path / "cut", log, session_uri, tmp_path)
+    check_scores_against_the_models(resumed, tmp_path / "cut", log, models, tmp_path)
 
     # the in-process engine (what `--engine auto` takes for a log this small) gives the same scores
     local_command = [a for a in command(tmp_path / "one")[3:] if a != "ray"]
@@ -125,9 +126,10 @@ def test_a_killed_job_started_again_finishes_only_what_is_missing_and_scores_equ
     assert read_table(tmp_path / "one" / "rejected.parquet")["row_id"].to_list() == [10_000]
 
 
-def check_scores_against_the_models(scores: pl.DataFrame, out, log, session_uri: str, tmp_path) -> None:
+def check_scores_against_the_models(scores: pl.DataFrame, out, log, models: tuple[str, str], tmp_path) -> None:
     """Every row accounted for; each score what the models give for that row; sessions
     those of the local engine with the same model."""
+    session_uri, hierarchy_uri = models
     report = json.loads((out / "report.json").read_text())
     assert (report["rows_in"], report["rows_ok"], report["rows_rejected"]) == (10_001, 10_000, 1)
     assert not (out / ".score-work").exists()
@@ -158,11 +160,14 @@ def check_scores_against_the_models(scores: pl.DataFrame, out, log, session_uri:
     differ = scores.with_columns(ref=sessions["mission_id"]).filter(pl.col("mission_id") != pl.col("ref"))
     assert differ["user_id"].n_unique() <= 3, differ["user_id"].unique().to_list()  # of 120
 
-    # specificity and reformulation: the hierarchy model's norms, typed within sessions
-    assert set(scores["reformulation"].drop_nulls()) <= {"specialisation", "generalisation", "lateral", "repeat"}
+    # specificity and reformulation: the hierarchy model's norms, and what `annotate` types on these sessions
+    geometry = HierarchyGeometry(hierarchy_uri)
+    in_order = scores.sort("session_id", "session_seq")
+    assert np.allclose(in_order["specificity"].to_numpy(), geometry.specificity(in_order["query"]), atol=1e-6)
+    assert in_order["reformulation"].to_list() == reformulation_types(in_order, geometry).to_list()
+    assert set(in_order["reformulation"].drop_nulls()) == {"specialisation", "generalisation", "lateral", "repeat"}
     firsts = scores.filter(pl.col("session_seq") == 0)
     assert firsts["reformulation"].null_count() == firsts.height
-    assert scores["specificity"].min() > 0
 
 
 def test_a_log_without_one_good_row_fails_naming_why_and_leaves_no_output(models, tmp_path):

@@ -14,9 +14,12 @@ def annotate(job: AnnotateJob) -> None:
 
     Each query gets a specificity: its distance from the origin of the model's ball
     (general texts near 0). Each query after the first of a session gets a
-    reformulation type against the query before it: repeat (the same normalised
-    text), specialisation (specificity up by more than --threshold),
-    generalisation (down by more than it) or lateral. Sessions come from a
+    reformulation type against the query before it, from what changed among its
+    terms: repeat (the same terms), specialisation (terms added, none removed),
+    generalisation (terms removed, none added); terms replaced by others are a
+    specialisation when the model puts the new terms further from the origin by at
+    least --ratio of their distance from the old ones, a generalisation when
+    nearer, else lateral (HiT's subsumption score at 0). Sessions come from a
     `segment` output directory, or are found with the default cascade first.
     Writes OUTPUT/annotations.parquet (the session columns plus specificity and
     reformulation, a row per accepted event) and OUTPUT/report.json. One process:
@@ -29,4 +32,4 @@ def annotate(job: AnnotateJob) -> None:
     rows = {**ingest_rows(report), **{f"queries: {t}": n for t, n in sorted(part["reformulations"].items())},
             "seconds": part["seconds"], "peak RSS (MiB)": peak_rss_mib(),
             "annotations.parquet": report["outputs"]["annotations.parquet"]}  # fmt: skip
-    out.print(summary_table(f"annotate ({job.model}, threshold {job.threshold})", rows))
+    out.print(summary_table(f"annotate ({job.model}, ratio {job.ratio})", rows))

@@ -242,9 +242,10 @@ def reformulation(job: EvaluateReformulationJob, as_json: JsonOption = False) ->
 
     Judged in the log's gold sessions on the pairs whose gold type is specialisation
     (a WordNet hyponym), generalisation (a hypernym) or lateral (a sibling): accuracy
-    and each type's recall, for the hierarchy model's norm, for the number of terms
-    (longer = more specific) and for always answering lateral. The confusion
-    counts also show how repeats, typos and added or dropped terms are read.
+    and each type's recall, for the hierarchy model (what `annotate` does), for the
+    number of terms in its place (replaced by more terms = more specific) and for
+    always answering lateral. The confusion counts also show how repeats, typos and
+    added or dropped terms are read.
     """
     from workflows.jobs.evaluate_reformulation import run
 
@@ -255,11 +256,11 @@ def reformulation(job: EvaluateReformulationJob, as_json: JsonOption = False) ->
         return
     first = next(iter(results.values()))
     table = Table(title=f"{gt}: {first['pairs']:,} specialisation, generalisation and lateral pairs")
-    for header in ("specificity", "threshold", "accuracy", "specialisation", "generalisation", "lateral"):
-        table.add_column(header, justify="left" if header == "specificity" else "right")
+    for header in ("types from", "ratio", "accuracy", "specialisation", "generalisation", "lateral"):
+        table.add_column(header, justify="left" if header == "types from" else "right")
     for name, r in results.items():
         recall = r["recall"]
-        t = "" if r["threshold"] is None else f"{r['threshold']:.2f}"
+        t = "" if r["ratio"] is None else f"{r['ratio']:.2f}"
         table.add_row(name, t, f"{r['accuracy']:.3f}", *(f"{recall[k]:.3f}" for k in recall))
     out.print(table)
     confusion = Table(title="hierarchy model: gold type (rows) -> predicted", title_justify="left")

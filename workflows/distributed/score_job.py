@@ -139,7 +139,8 @@ def score(
     report.resumed["score"] = len(directories) - len(todo)
     target = storage.join(out, SCORES_FILE)
     prepare_dataset(target)
-    kwargs = {"offsets": offsets, "work": work, "common": common, "cfg": cfg, "target": target, "run": _run_of(job)}
+    kwargs = {"offsets": offsets, "work": work, "common": common, "cfg": cfg, "target": target, "run": _run_of(job),
+              "tracking": tracking_uri()}  # fmt: skip
     per_directory(todo, _score_bucket, kwargs)
     phases["score"] = time.perf_counter() - tick
 
@@ -252,11 +253,18 @@ def _run_of(job: dict) -> str:
 
 
 def _score_bucket(
-    batch: pa.Table, offsets: dict[int, int], work: str, common: list[str], cfg: ScoreConfig, target: str, run: str
+    batch: pa.Table,
+    offsets: dict[int, int],
+    work: str,
+    common: list[str],
+    cfg: ScoreConfig,
+    target: str,
+    run: str,
+    tracking: str,
 ) -> pa.Table:
 
     from models.calibration import Calibration
-    from workflows.distributed.scoring import TextTable, distinct_count, score_events
+    from workflows.distributed.scoring import TextTable, distinct_count, hierarchy_geometry, score_events
 
     calibration = Calibration(**read_json(storage.join(work, "calibration.json")))
     rows = []
@@ -266,8 +274,8 @@ def _score_bucket(
         table = TextTable.of(encoded, calibration)
         scored = score_events(
             read_bucket(directory, offsets), table, cfg.segment, cfg.missions, pl.Series(common, dtype=pl.String),
-            hierarchy=cfg.hierarchy_model is not None, threshold=cfg.threshold,
-            embeddings=cfg.embeddings,
+            hierarchy=hierarchy_geometry(cfg.hierarchy_model, tracking) if cfg.hierarchy_model else None,
+            ratio=cfg.ratio, embeddings=cfg.embeddings,
         )  # fmt: skip
         part = part_name(run, int(name.removeprefix("bucket=")))
         write_part(scored, target, part)

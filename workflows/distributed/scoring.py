@@ -16,6 +16,7 @@ and specificity from a hierarchy model. `score_events` then gives every event
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -32,7 +33,7 @@ from sessions import storage
 from sessions.formats.options import ReadOptions
 from sessions.missions import MissionConfig
 from sessions.pipeline import SESSIONS_SCHEMA, iter_sessions
-from sessions.reformulation import DEFAULT_THRESHOLD, reformulation
+from sessions.reformulation import DEFAULT_RATIO, Geometry, reformulation_types
 from sessions.segment import SegmentConfig, user_time_order
 
 if TYPE_CHECKING:
@@ -102,15 +103,17 @@ def score_events(
     missions: MissionConfig,
     common: pl.Series | None = None,
     *,
-    hierarchy: bool = False,
-    threshold: float = DEFAULT_THRESHOLD,
+    hierarchy: Geometry | None = None,
+    ratio: float = DEFAULT_RATIO,
     embeddings: bool = False,
 ) -> pa.Table:
     """Scores of `events` (whole users; row_id, user_id, ts, query), in user and time
-    order: SCORE_SCHEMA, then HIERARCHY_SCHEMA with `hierarchy`, then `embedding`
-    (fixed-size lists of float16) with `embeddings`. `seg`: learned, or cascade (the
-    model decides what lexical evidence would break); `common`: the log's common terms
-    (None: counted over `events`, for a caller that holds the whole log)."""
+    order: SCORE_SCHEMA, then HIERARCHY_SCHEMA with `hierarchy` (the hierarchy model
+    whose norms `table` holds as specificity; it types the reformulations at `ratio`,
+    `sessions.reformulation`), then `embedding` (fixed-size lists of float16) with
+    `embeddings`. `seg`: learned, or cascade (the model decides what lexical evidence
+    would break); `common`: the log's common terms (None: counted over `events`, for a
+    caller that holds the whole log)."""
     ordered = user_time_order(events.select("row_id", "user_id", "ts", "query"))
     rows = table.rows(ordered["query"])
     vectors = table.vectors[rows]
@@ -126,12 +129,11 @@ def score_events(
     )
     scored = found.join(extra, on="row_id", how="left", maintain_order="left")
     columns = list(SCORE_SCHEMA)
-    if hierarchy:
-        scored = scored.with_columns(
-            reformulation=reformulation(pl.col("session_id"), pl.col("query"), pl.col("specificity"), threshold)
-        )
+    if hierarchy is not None:
+        scored = scored.with_columns(reformulation=reformulation_types(scored, hierarchy, ratio))
         columns += list(HIERARCHY_SCHEMA)
-    out = scored.select(columns).cast({**SCORE_SCHEMA, **(HIERARCHY_SCHEMA if hierarchy else {})}).to_arrow()
+    out = scored.select(columns).cast({**SCORE_SCHEMA, **(HIERARCHY_SCHEMA if hierarchy is not None else {})})
+    out = out.to_arrow()
     if embeddings:
         half = pa.array(table.vectors[scored["_row"].to_numpy()].astype(np.float16).ravel(), type=pa.float16())
         out = out.append_column("embedding", pa.FixedSizeListArray.from_arrays(half, table.vectors.shape[1]))
@@ -196,6 +198,15 @@ class TextEncoders:
             from workflows.tracking.hierarchy_model import load
 
             self.hierarchy = load(cfg.hierarchy_model).to(device)
+        self.hierarchy_model = cfg.hierarchy_model
+
+    def hierarchy_geometry(self) -> Geometry | None:
+        """The loaded hierarchy model as the reformulation types use it (None without one)."""
+        from workflows.tracking.hierarchy_model import HierarchyGeometry
+
+        if self.hierarchy is None or self.hierarchy_model is None:
+            return None
+        return HierarchyGeometry(self.hierarchy_model, self.hierarchy)
 
     def encode(self, texts: pl.Series, batch_size: int) -> pl.DataFrame:
         """`text` (as given), `specificity` (float64, NaN without a hierarchy model) and
@@ -210,6 +221,20 @@ class TextEncoders:
         return pl.DataFrame({"text": texts, "specificity": specificity}).with_columns(
             vector=pl.Series(vectors, dtype=pl.Array(pl.Float32, vectors.shape[1]))
         )
+
+
+@functools.cache
+def hierarchy_geometry(uri: str, tracking: str) -> Geometry:
+    """The hierarchy model `uri` of the MLflow store `tracking` as the reformulation
+    types use it, loaded once per process (a Ray worker scores many buckets with it,
+    on the CPU, with the process's threads)."""
+    import mlflow
+
+    from workflows.tracking.hierarchy_model import HierarchyGeometry
+
+    mlflow.set_tracking_uri(tracking)
+    mlflow.set_registry_uri(tracking)
+    return HierarchyGeometry(uri)
 
 
 def write_part(scored: pa.Table, target: str, part: str) -> None:

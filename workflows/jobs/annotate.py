@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import polars as pl
 
 from sessions import storage
@@ -24,28 +23,28 @@ from sessions.ingest import REPORT_FILE
 from sessions.io import ParquetSink, claim_output, job_output, read_json, scan_table, write_report
 from sessions.pipeline import SESSIONS_FILE, load_events, segment_logs
 from sessions.reformulation import (
-    DEFAULT_THRESHOLD,
+    DEFAULT_RATIO,
     REFORMULATIONS,
-    Specificity,
+    Geometry,
+    TermCount,
     accuracy,
     annotate,
-    best_threshold,
-    term_count,
+    best_ratio,
+    check_ratio,
 )
 from sessions.segment import user_time_order
 from workflows.jobs import common
 
 ANNOTATIONS_FILE = "annotations.parquet"
-THRESHOLD_GRID = np.round(np.arange(0.0, 2.01, 0.05), 2)
 
 
-def hierarchy_specificity(uri: str) -> Specificity:
-    """The norm of a logged hierarchy model as a `Specificity` (each distinct text encoded once)."""
-    from workflows.tracking.hierarchy_model import HierarchySpecificity
+def hierarchy_geometry(uri: str) -> Geometry:
+    """A logged hierarchy model as a `sessions.reformulation.Geometry` (each distinct text encoded once a call)."""
+    from workflows.tracking.hierarchy_model import HierarchyGeometry
     from workflows.tracking.store import use_store
 
     use_store(existing=True)
-    return HierarchySpecificity(uri)
+    return HierarchyGeometry(uri)
 
 
 def is_segment_output(path: str | Path) -> bool:
@@ -59,7 +58,7 @@ def annotate_logs(
     fmt: str | None,
     output: str | Path,
     model_uri: str,
-    threshold: float = DEFAULT_THRESHOLD,
+    ratio: float = DEFAULT_RATIO,
     options: ReadOptions = DEFAULT_READ,
 ) -> dict:
     """Sessions of `inputs` (see the module) -> `output/annotations.parquet`: the session
@@ -78,14 +77,14 @@ def annotate_logs(
     if source == out:
         storage.remove(storage.join(out, REPORT_FILE))  # until the annotations are there too
     sessions = user_time_order(scan_table(storage.join(source, SESSIONS_FILE)).collect())
-    annotated = annotate(sessions, hierarchy_specificity(model_uri), threshold)
+    annotated = annotate(sessions, hierarchy_geometry(model_uri), ratio)
     with ParquetSink(storage.join(out, ANNOTATIONS_FILE), annotated.schema) as sink:
         sink.write(annotated)
     if annotated.height != report["rows_ok"]:
         raise RuntimeError(f"{annotated.height} annotated rows for {report['rows_ok']} accepted events")
     counts = annotated["reformulation"].fill_null("start").value_counts()  # start: a session's first query
     report["annotate"] = {
-        "model": model_uri, "threshold": threshold, "rows": annotated.height,
+        "model": model_uri, "ratio": ratio, "rows": annotated.height,
         "reformulations": {t: int(n) for t, n in counts.iter_rows() if t in (*REFORMULATIONS, "start")},
         "seconds": round(time.perf_counter() - start, 3),
     }  # fmt: skip
@@ -109,31 +108,33 @@ def evaluate_reformulations(
     model_uri: str,
     fmt: str = "aol",
     tune_on: str | Path | None = None,
-    threshold: float = DEFAULT_THRESHOLD,
+    ratio: float = DEFAULT_RATIO,
 ) -> dict[str, dict]:
     """Reformulation types against the gold of a synthetic log, in its gold sessions (so
-    that only the types are judged): the hierarchy model's norm, the number of terms,
-    and always `lateral` (the majority type). With `tune_on` (another synthetic log)
-    each method's threshold is the best there; else the model takes `threshold` and the
-    term count 0.5 (one more term = more specific)."""
-    methods: dict[str, tuple[Specificity, float]] = {
-        "hierarchy model": (hierarchy_specificity(model_uri), threshold),
-        "term count": (term_count, 0.5),
-    }
+    that only the types are judged): from the hierarchy model at `ratio`, from the
+    number of terms (`TermCount`, which no ratio changes), and always `lateral` (the
+    majority type). With `tune_on` (another synthetic log) the model's ratio is the best
+    of `RATIO_GRID` there. Per method: `ratio` and `sessions.reformulation.accuracy`."""
+    model = hierarchy_geometry(model_uri)
     if tune_on is not None:
-        dev = gold_sessions(tune_on, fmt)
-        methods = {name: (s, best_threshold(annotate(dev, s, t), THRESHOLD_GRID)) for name, (s, t) in methods.items()}
+        ratio = best_ratio(gold_sessions(tune_on, fmt), model)
     test = gold_sessions(log, fmt)
-    results = {name: {"threshold": t, **accuracy(annotate(test, s, t))} for name, (s, t) in methods.items()}
-    lateral = test.with_columns(specificity=pl.lit(0.0)).with_columns(
+    results = {
+        "hierarchy model": {"ratio": ratio, **accuracy(annotate(test, model, ratio))},
+        "term count": {"ratio": None, **accuracy(annotate(test, TermCount()))},
+    }
+    lateral = test.with_columns(
         reformulation=pl.when(pl.col("session_id") == pl.col("session_id").shift(1)).then(pl.lit("lateral"))
     )
-    results["always lateral"] = {"threshold": None, **accuracy(lateral)}
+    results["always lateral"] = {"ratio": None, **accuracy(lateral)}
     return results
 
 
 HIERARCHY_MODEL_HELP = "a hierarchy model: models:/hierarchy-model@champion, models:/NAME/VERSION or runs:/..."
-THRESHOLD_HELP = "specificity change beyond which a pair is a specialisation or generalisation"
+RATIO_HELP = (
+    "terms replaced by ones further from the origin by at least this share of their distance are a "
+    "specialisation (nearer: a generalisation; else lateral)"
+)
 
 
 @dataclass(frozen=True)
@@ -146,7 +147,10 @@ class AnnotateJob:
     model: str = field(default="models:/hierarchy-model@champion", metadata={"help": HIERARCHY_MODEL_HELP})
     format: str | None = common.log_format()
     read: ReadOptions = common.read_options()
-    threshold: float = field(default=DEFAULT_THRESHOLD, metadata={"help": THRESHOLD_HELP})
+    ratio: float = field(default=DEFAULT_RATIO, metadata={"help": RATIO_HELP})
+
+    def __post_init__(self) -> None:
+        check_ratio(self.ratio)
 
 
 def run(job: AnnotateJob) -> dict:
@@ -164,6 +168,6 @@ def run(job: AnnotateJob) -> dict:
     use_store(existing=True)
     require_model(job.model, ("hierarchy",))  # before the output is claimed
     output = common.output_dir(job.output, ANNOTATIONS_FILE, job.overwrite, job.inputs)
-    report = annotate_logs(job.inputs, job.format, output, job.model, job.threshold, job.read)
+    report = annotate_logs(job.inputs, job.format, output, job.model, job.ratio, job.read)
     common.require_rows_read(report, output)
     return report

@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from sessions.reformulation import DEFAULT_RATIO, check_ratio
 from workflows.jobs import common
-from workflows.jobs.annotate import DEFAULT_THRESHOLD, HIERARCHY_MODEL_HELP, THRESHOLD_HELP
+from workflows.jobs.annotate import HIERARCHY_MODEL_HELP, RATIO_HELP
 
 
 @dataclass(frozen=True)
@@ -19,14 +20,17 @@ class EvaluateReformulationJob:
     format: Literal["aol", "diffusiondb"] = field(default="aol", metadata={
         "help": "format of the log (the synth styles)", "short": "-f"})  # fmt: skip
     tune_on: str | None = field(default=None, metadata={
-        "help": "another synthetic log: each method's threshold is the best there"})  # fmt: skip
-    threshold: float = field(default=DEFAULT_THRESHOLD, metadata={"help": THRESHOLD_HELP})
+        "help": "another synthetic log: the model's --ratio is the best there"})  # fmt: skip
+    ratio: float = field(default=DEFAULT_RATIO, metadata={"help": RATIO_HELP})
+
+    def __post_init__(self) -> None:
+        check_ratio(self.ratio)
 
 
 def run(job: EvaluateReformulationJob) -> dict[str, dict]:
     """`workflows.jobs.annotate.evaluate_reformulations` with the job's settings: per
-    method its threshold, accuracy, recall by type and confusion counts."""
+    method its ratio, accuracy, recall by type and confusion counts."""
     from workflows.jobs.annotate import evaluate_reformulations
 
     gt = common.require(job.gt, "gt")
-    return evaluate_reformulations(gt, job.model, job.format, job.tune_on, job.threshold)
+    return evaluate_reformulations(gt, job.model, job.format, job.tune_on, job.ratio)

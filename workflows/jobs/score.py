@@ -20,10 +20,10 @@ from typing import TYPE_CHECKING, Literal
 
 from sessions.formats.options import ReadOptions
 from sessions.missions import MissionConfig
-from sessions.reformulation import DEFAULT_THRESHOLD
+from sessions.reformulation import DEFAULT_RATIO, check_ratio
 from sessions.segment import SegmentConfig
 from workflows.jobs import common
-from workflows.jobs.annotate import THRESHOLD_HELP
+from workflows.jobs.annotate import RATIO_HELP
 
 SCORE_METHODS = ("cascade", "learned")  # the session model takes part in both
 # how the session model's encoder runs: eager torch (the reference), or its ONNX export on
@@ -66,14 +66,15 @@ class ScoreConfig:
     segment: SegmentConfig = field(default_factory=SegmentConfig, metadata={
         "prefix": "", "choices": {"method": SCORE_METHODS}})  # fmt: skip
     missions: MissionConfig = field(default_factory=MissionConfig, metadata={"prefix": "mission-"})
-    threshold: float = field(default=DEFAULT_THRESHOLD, metadata={"help": THRESHOLD_HELP})
+    ratio: float = field(default=DEFAULT_RATIO, metadata={"help": f"with --hierarchy-model: {RATIO_HELP}"})
 
     def __post_init__(self) -> None:
         if self.segment.method not in SCORE_METHODS:
             raise ValueError(f"scoring method {self.segment.method!r}: score with cascade (the model decides what "
                              "lexical evidence would break) or learned (the model decides every pair)")  # fmt: skip
-        if self.buckets < 0 or self.threshold < 0:
-            raise ValueError("buckets and threshold must not be negative")
+        if self.buckets < 0:
+            raise ValueError("buckets must not be negative")
+        check_ratio(self.ratio)
         if self.batch_size < 1 or self.workers < 0 or self.gpus_per_worker < 0:
             raise ValueError("batch_size must be at least 1, workers and gpus_per_worker at least 0")
         if self.backend != "torch" and self.gpus_per_worker:
@@ -223,7 +224,8 @@ def score_in_process(
         phases["encode"] = time.perf_counter() - tick
         tick = time.perf_counter()
         # the log's common terms: counted over these events, the whole log
-        scored = score_events(events, table, cfg.segment, cfg.missions, hierarchy=hierarchy, threshold=cfg.threshold,
+        geometry = encoders.hierarchy_geometry()
+        scored = score_events(events, table, cfg.segment, cfg.missions, hierarchy=geometry, ratio=cfg.ratio,
                               embeddings=cfg.embeddings)  # fmt: skip
     target = storage.join(out, SCORES_FILE)
     prepare_dataset(target)

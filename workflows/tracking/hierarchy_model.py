@@ -22,6 +22,7 @@ from mlflow.types import ColSpec, Schema
 import models.encoder
 from models.hierarchy import HierarchyTextModel, load_hierarchy_model
 from models.poincare import LookupEmbedding
+from sessions.lexicon import encode
 from sessions.reformulation import per_distinct
 from workflows.tracking.session_model import texts_of
 from workflows.tracking.store import load_pyfunc, pip_requirements
@@ -53,15 +54,28 @@ def norms(model: HierarchyTextModel | LookupEmbedding, points: np.ndarray) -> np
     return model.norm(torch.from_numpy(points)).numpy()
 
 
-class HierarchySpecificity:
-    """A logged hierarchy model as the logs use it (`sessions.reformulation.Specificity`):
-    texts -> norm, each distinct text encoded once."""
+class HierarchyGeometry:
+    """A logged hierarchy model as the logs use it (`sessions.reformulation.Geometry`):
+    texts -> specificity (the norm), pairs of texts -> (distance, norms); each distinct
+    text encoded once per call. `model`: a loaded one (`load`), else `uri` is loaded."""
 
-    def __init__(self, uri: str) -> None:
-        self.uri, self.model = uri, load(uri)
+    def __init__(self, uri: str, model: HierarchyTextModel | None = None) -> None:
+        self.uri, self.model = uri, model if model is not None else load(uri)
 
-    def __call__(self, texts: pl.Series) -> np.ndarray:
+    def specificity(self, texts: pl.Series) -> np.ndarray:
         return per_distinct(texts, lambda distinct: norms(self.model, self.model.points(distinct)))
+
+    @torch.no_grad()
+    def relate(self, earlier: pl.Series, later: pl.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if len(earlier) != len(later):
+            raise ValueError(f"{len(earlier)} earlier texts for {len(later)} later ones")
+        if len(earlier) == 0:
+            return np.zeros(0), np.zeros(0), np.zeros(0)
+        codes, distinct = encode(pl.concat([earlier, later]))
+        points = torch.from_numpy(self.model.points(distinct.to_list()))  # (texts, d)
+        a, b = points[codes[: len(earlier)]], points[codes[len(earlier) :]]
+        distance = self.model.distance(a, b).double().numpy()
+        return distance, norms(self.model, a.numpy()), norms(self.model, b.numpy())
 
 
 def log_hierarchy_model(model_dir: Path, base_model: str) -> str:
