@@ -87,22 +87,26 @@ class TermCount:
         return np.abs(b - a), a, b
 
 
-def changed_terms(queries: pl.Series) -> pl.DataFrame:
-    """What changed from each query to the one in the row before it (whatever its
-    user or session; the first row against nothing), on normalised terms: `removed`
-    (the previous query's terms it lacks) and `added` (its terms the previous one
-    lacks), each in its query's order, joined by single spaces ("" for none).
-    (n,) queries -> n rows in the same order."""
-    rows = pl.DataFrame({"q": queries}).select(term=terms(normalize(pl.col("q")))).with_row_index("i")
-    now = rows.explode("term").drop_nulls()
-    before = rows.with_columns(pl.col("i") + 1).explode("term").drop_nulls()
+def changed_terms(earlier: pl.Series, later: pl.Series) -> pl.DataFrame:
+    """What changed from each earlier query to its later one, on their distinct
+    normalised terms: `removed` (the earlier query's terms the later lacks) and `added`
+    (the later query's terms the earlier lacks), each in order of first appearance,
+    joined by single spaces ("" for none; a null query has no terms). (n,) earlier,
+    (n,) later -> n rows in the same order. ValueError for series of other lengths."""
+    if len(earlier) != len(later):
+        raise ValueError(f"{len(earlier)} earlier queries for {len(later)} later ones")
+    pairs = pl.DataFrame({"a": earlier, "b": later}, schema={"a": pl.String, "b": pl.String})
+    pairs = pairs.select(
+        pl.col(c).pipe(normalize).fill_null("").pipe(terms).list.unique(maintain_order=True).alias(c) for c in "ab"
+    ).with_row_index("i")
+    a, b = (pairs.select("i", term=c).explode("term").drop_nulls() for c in ("a", "b"))
 
     def lacking(these: pl.DataFrame, others: pl.DataFrame, name: str) -> pl.DataFrame:
         kept = these.join(others, on=["i", "term"], how="anti", maintain_order="left")
         return kept.group_by("i", maintain_order=True).agg(pl.col("term").str.join(" ").alias(name))
 
-    out = rows.select("i")
-    for these, others, name in ((before, now, "removed"), (now, before, "added")):
+    out = pairs.select("i")
+    for these, others, name in ((a, b, "removed"), (b, a, "added")):
         out = out.join(lacking(these, others, name), on="i", how="left", maintain_order="left")
     return out.select(pl.col("removed", "added").fill_null(""))
 
@@ -129,20 +133,30 @@ def direction(distance: np.ndarray, earlier: np.ndarray, later: np.ndarray, rati
 def replacements(sessions: pl.DataFrame, geometry: Geometry) -> pl.DataFrame:
     """What the types of `sessions` (rows in session order, with `session_id` and
     `query`) are decided on, a row each: `first` (of its session), `removed`, `added`
-    (`changed_terms`), and for a replacement in a session (terms removed and added) the
-    geometry's `distance`, `earlier` and `later` (norms) of the removed and the added
-    terms, null elsewhere. The geometry is asked about each distinct replacement once."""
-    frame = sessions.select(first=(pl.col("session_id") != pl.col("session_id").shift(1)).fill_null(True)).with_columns(
-        changed_terms(sessions["query"])
+    (`changed_terms` against the row before), and for a replacement (terms removed and
+    added) the geometry's `distance`, `earlier` and `later` (norms) of the removed and
+    the added terms, null elsewhere. Terms are compared once per distinct pair of
+    consecutive normalised queries that differ, and the geometry asked about each
+    distinct replacement inside a session once."""
+    key = sessions.select(normalize(pl.col("query").cast(pl.String)).fill_null(""))["query"]
+    first = sessions.select((pl.col("session_id") != pl.col("session_id").shift(1)).fill_null(True))["session_id"]
+    frame = pl.DataFrame({"first": first, "key": key, "before": key.shift(1)})
+    pairs = frame.filter(~pl.col("first") & (pl.col("key") != pl.col("before")))
+    pairs = pairs.select("before", "key").unique(maintain_order=True)
+    pairs = pairs.with_columns(changed_terms(pairs["before"], pairs["key"]))
+    asked = (
+        pairs.filter((pl.col("removed") != "") & (pl.col("added") != ""))
+        .select("removed", "added")
+        .unique(maintain_order=True)
     )
-    replaced = frame.filter(~pl.col("first") & (pl.col("removed") != "") & (pl.col("added") != ""))
-    pairs = replaced.select("removed", "added").unique(maintain_order=True)
-    distance, earlier, later = geometry.relate(pairs["removed"], pairs["added"])
-    pairs = pairs.with_columns(
+    distance, earlier, later = geometry.relate(asked["removed"], asked["added"])
+    asked = asked.with_columns(
         distance=pl.Series(distance, dtype=pl.Float64), earlier=pl.Series(earlier, dtype=pl.Float64),
         later=pl.Series(later, dtype=pl.Float64),
     )  # fmt: skip
-    return frame.join(pairs, on=["removed", "added"], how="left", maintain_order="left")
+    pairs = pairs.join(asked, on=["removed", "added"], how="left", maintain_order="left")
+    frame = frame.join(pairs, on=["before", "key"], how="left", maintain_order="left")
+    return frame.select("first", pl.col("removed", "added").fill_null(""), "distance", "earlier", "later")
 
 
 def types_of(replaced: pl.DataFrame, ratio: float = DEFAULT_RATIO) -> pl.Series:

@@ -1,7 +1,7 @@
 """Lexical evidence between queries: normalised text, terms, character 3-grams.
 
-Queries are compared after `normalize`: lower case, every run of non-alphanumeric
-characters a single space, and function words and URL parts (`www`, `com`, `the`,
+Queries are compared after `normalize`: lower case, every run of characters other
+than letters, their combining marks and digits a single space, and function words and URL parts (`www`, `com`, `the`,
 `for`, ...) dropped, so that `www.kbb.com` and `www.boattrader.com` do not look alike
 for their boilerplate. On the development data this lifts cascade's session F1 from
 0.883 to 0.894 and boundary F1 from 0.900 to 0.912 (Gayo-Avello).
@@ -33,10 +33,11 @@ _STOP_RE = r"\b(?:" + "|".join(STOPWORDS) + r")\b"
 
 
 def normalize(query: pl.Expr) -> pl.Expr:
-    """Lower case, alphanumeric runs separated by single spaces, stop words dropped."""
+    """Lower case, runs of letters (with their combining marks: Devanagari's vowel signs,
+    a decomposed accent) and digits separated by single spaces, stop words dropped."""
     return (
         query.str.to_lowercase()
-        .str.replace_all(r"[^\p{L}\p{N}]+", " ")
+        .str.replace_all(r"[^\p{L}\p{M}\p{N}]+", " ")
         .str.replace_all(_STOP_RE, " ")
         .str.replace_all(r" {2,}", " ")
         .str.strip_chars()

@@ -183,6 +183,8 @@ def test_demo_holds_the_configs_of_its_steps():
         (["ingest", "x", "-f", "aol", "-o", "o", "--block-mb", "0"], "--block-mb must be at least 1"),
         (["annotate", "x", "-o", "o", "--ratio", "0"], "--ratio must be positive"),
         (["score", "x", "-o", "o", "--ratio", "-0.1"], "--ratio must be positive"),
+        (["score", "x", "-o", "o", "--hierarchy-model", ""], "not an empty string"),
+        (["score", "x", "-o", "o", "--session-model", ""], "not an empty string"),
         (["evaluate", "reformulation", "--gt", "g", "--ratio", "nan"], "is not a finite number"),
         (["segment", "x", "-o", "o", "--gap-minutes", "nan"], "is not a finite number"),
         (["segment", "x", "-o", "o", "--gap-minutes", "-5"], "gap_minutes must not be negative"),

@@ -74,6 +74,11 @@ class ScoreConfig:
                              "lexical evidence would break) or learned (the model decides every pair)")  # fmt: skip
         if self.buckets < 0:
             raise ValueError("buckets must not be negative")
+        if not self.session_model or self.hierarchy_model == "":
+            raise ValueError(
+                "--session-model and --hierarchy-model name a registered model "
+                "(models:/NAME@champion, models:/NAME/VERSION or runs:/ID/model), not an empty string"
+            )
         check_ratio(self.ratio)
         if self.batch_size < 1 or self.workers < 0 or self.gpus_per_worker < 0:
             raise ValueError("batch_size must be at least 1, workers and gpus_per_worker at least 0")

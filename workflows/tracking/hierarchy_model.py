@@ -50,8 +50,10 @@ class HierarchyModel(mlflow.pyfunc.PythonModel):
 
 
 def norms(model: HierarchyTextModel | LookupEmbedding, points: np.ndarray) -> np.ndarray:
-    """Distances from the origin of `points` (of either kind of model): the specificity of their texts."""
-    return model.norm(torch.from_numpy(points)).numpy()
+    """Distances from the origin of `points` (n, d) of either kind of model, on the model's
+    device: (n,) the specificity of their texts."""
+    device = next(model.parameters()).device
+    return model.norm(torch.from_numpy(points).to(device)).cpu().numpy()
 
 
 class HierarchyGeometry:
@@ -72,10 +74,11 @@ class HierarchyGeometry:
         if len(earlier) == 0:
             return np.zeros(0), np.zeros(0), np.zeros(0)
         codes, distinct = encode(pl.concat([earlier, later]))
-        points = torch.from_numpy(self.model.points(distinct.to_list()))  # (texts, d)
+        points = self.model.points(distinct.to_list())  # (texts, d)
         a, b = points[codes[: len(earlier)]], points[codes[len(earlier) :]]
-        distance = self.model.distance(a, b).double().numpy()
-        return distance, norms(self.model, a.numpy()), norms(self.model, b.numpy())
+        device = next(self.model.parameters()).device
+        distance = self.model.distance(torch.from_numpy(a).to(device), torch.from_numpy(b).to(device))
+        return distance.double().cpu().numpy(), norms(self.model, a), norms(self.model, b)
 
 
 def log_hierarchy_model(model_dir: Path, base_model: str) -> str:
