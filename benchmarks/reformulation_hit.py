@@ -2,6 +2,8 @@
 
     .venv/bin/python benchmarks/reformulation_hit.py runs:/RUN_ID/model [--log mammals|FILE] [--seed 2]
 
+Run where the model was trained (its `mlflow.db`), or set MLFLOW_TRACKING_URI to its store.
+
 `--log mammals` (the default): a synthetic log walked on the WordNet mammals only
 (`synth.Taxonomy` of the mammal closure that `--data wordnet-mammals` trains on, 300
 users, 15,000 rows), so that a model trained on the mammals knows its concepts;
@@ -98,9 +100,12 @@ def main() -> None:
     parser.add_argument("--log", default="mammals", help="mammals (walked on the mammals), or a synth log (AOL)")
     parser.add_argument("--seed", type=int, default=2, help="the mammals log's seed")
     args = parser.parse_args()
-    sessions = mammal_sessions(args.seed) if args.log == "mammals" else gold_sessions(args.log, "aol")
+    try:  # the model first: a store or a run that is not there is one line, before the log is made
+        model = hierarchy_geometry(args.model)
+        sessions = mammal_sessions(args.seed) if args.log == "mammals" else gold_sessions(args.log, "aol")
+    except (ValueError, FileNotFoundError) as e:
+        parser.error(str(e))
     gold, users = sessions["gold_reformulation"], sessions["user_id"].to_numpy()
-    model = hierarchy_geometry(args.model)
     start = time.perf_counter()
     replaced = replacements(sessions, model)
     seconds = time.perf_counter() - start

@@ -27,7 +27,7 @@ This is HiT's subsumption score s(v ⊑ u) = −(d(u, v) + λ(‖u‖ − ‖v�
 λ = 1/ratio (He et al. 2024, "Language Models as Hierarchy Encoders") at threshold 0,
 which makes the test independent of the model's scale (a ball's radius or curvature,
 a Euclidean model's units); by the triangle inequality |‖v‖ − ‖u‖| ≤ d(u, v), so a
-ratio above 1 calls every replacement lateral.
+ratio is in (0, 1] (above 1 every replacement would be lateral).
 
 A session's first query has none (null). Any geometry works (`Geometry`): a hierarchy
 model's (`workflows.tracking.hierarchy_model.HierarchyGeometry`), or the baseline
@@ -112,10 +112,10 @@ def changed_terms(earlier: pl.Series, later: pl.Series) -> pl.DataFrame:
 
 
 def check_ratio(ratio: float) -> None:
-    """ValueError (one line) unless `ratio` is a positive number: a ratio of 0 would
-    call every move with any rise a specialisation."""
-    if not ratio > 0:
-        raise ValueError(f"--ratio must be positive (a share of the distance, e.g. {DEFAULT_RATIO}), not {ratio}")
+    """ValueError (one line) unless 0 < `ratio` ≤ 1: at 0 every move with any rise
+    would be a specialisation, above 1 none would (|‖v‖ − ‖u‖| ≤ d(u, v))."""
+    if not 0 < ratio <= 1:
+        raise ValueError(f"--ratio must be in (0, 1] (a share of the distance, e.g. {DEFAULT_RATIO}), not {ratio}")
 
 
 def direction(distance: np.ndarray, earlier: np.ndarray, later: np.ndarray, ratio: float) -> np.ndarray:

@@ -109,12 +109,13 @@ def test_the_best_ratio_tells_a_child_from_a_sibling():
     assert best_ratio(SESSIONS, Plane(), grid=(0.05, 0.5, 0.99)) == 0.5
 
 
-def test_a_ratio_that_is_not_positive_is_refused_in_one_line():
-    for bad in (0.0, -0.1, float("nan")):
-        with pytest.raises(ValueError, match="--ratio must be positive"):
+def test_a_ratio_outside_0_to_1_is_refused_in_one_line():
+    for bad in (0.0, -0.1, float("nan"), 1.5, float("inf")):
+        with pytest.raises(ValueError, match=r"--ratio must be in \(0, 1\]"):
             check_ratio(bad)
-        with pytest.raises(ValueError, match="--ratio must be positive"):
+        with pytest.raises(ValueError, match=r"--ratio must be in \(0, 1\]"):
             reformulation_types(SESSIONS, Plane(), bad)
+    check_ratio(1.0)
 
 
 WORDS = st.lists(st.sampled_from(["cat", "Cats", "the", "persian", "dog", "new", "york", "é", "2006", "!"]),
@@ -168,7 +169,7 @@ def test_the_direction_is_antisymmetric_and_free_of_the_models_scale(pairs, rati
     assert np.array_equal(direction(d * scale, a * scale, b * scale, ratio), got)
     beneath = (b > a) & (b - a >= ratio * d)
     assert np.array_equal(got == 1, beneath)
-    assert not direction(d, a, b, 1.0 + 1e-9)[b - a < d].any()  # above 1, only a move along a ray counts
+    assert not direction(d, a, b, 1.0)[np.abs(b - a) < d].any()  # at 1, only a move along a ray counts
 
 
 def test_specificity_is_computed_once_per_distinct_text():

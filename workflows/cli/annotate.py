@@ -22,8 +22,10 @@ def annotate(job: AnnotateJob) -> None:
     nearer, else lateral (HiT's subsumption score at 0). Sessions come from a
     `segment` output directory, or are found with the default cascade first.
     Writes OUTPUT/annotations.parquet (the session columns plus specificity and
-    reformulation, a row per accepted event) and OUTPUT/report.json. One process:
-    for whole logs on a cluster see `sessionflow score`.
+    reformulation, a row per accepted event) and OUTPUT/report.json; from raw logs
+    also the sessions found (sessions.parquet) and the rows refused
+    (rejected.parquet). One process: for whole logs on a cluster see
+    `sessionflow score`.
     """
     from workflows.jobs.annotate import run
 

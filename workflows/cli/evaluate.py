@@ -256,11 +256,12 @@ def reformulation(job: EvaluateReformulationJob, as_json: JsonOption = False) ->
         return
     first = next(iter(results.values()))
     table = Table(title=f"{gt}: {first['pairs']:,} specialisation, generalisation and lateral pairs")
-    for header in ("types from", "ratio", "accuracy", "specialisation", "generalisation", "lateral"):
+    headers = ("types from", "ratio", "accuracy", "recall: specialisation", "generalisation", "lateral")
+    for header in headers:
         table.add_column(header, justify="left" if header == "types from" else "right")
     for name, r in results.items():
         recall = r["recall"]
-        t = "" if r["ratio"] is None else f"{r['ratio']:.2f}"
+        t = "" if r["ratio"] is None else f"{r['ratio']:g}"
         table.add_row(name, t, f"{r['accuracy']:.3f}", *(f"{recall[k]:.3f}" for k in recall))
     out.print(table)
     confusion = Table(title="hierarchy model: gold type (rows) -> predicted", title_justify="left")

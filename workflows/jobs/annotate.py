@@ -132,8 +132,9 @@ def evaluate_reformulations(
 
 HIERARCHY_MODEL_HELP = "a hierarchy model: models:/hierarchy-model@champion, models:/NAME/VERSION or runs:/..."
 RATIO_HELP = (
-    "terms replaced by ones further from the origin by at least this share of their distance are a "
-    "specialisation (nearer: a generalisation; else lateral)"
+    "in (0, 1]: terms replaced by ones further from the origin by at least this share of their distance are a "
+    "specialisation (nearer: a generalisation; else lateral); 0.1 suits the default recipe, 0.3 a model with "
+    "HiT's head"
 )
 
 

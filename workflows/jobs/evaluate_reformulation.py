@@ -20,7 +20,8 @@ class EvaluateReformulationJob:
     format: Literal["aol", "diffusiondb"] = field(default="aol", metadata={
         "help": "format of the log (the synth styles)", "short": "-f"})  # fmt: skip
     tune_on: str | None = field(default=None, metadata={
-        "help": "another synthetic log: the model's --ratio is the best there"})  # fmt: skip
+        "help": "another synthetic log: the model's ratio is the best of 0.05-0.7 there "
+                "(--ratio is then not used)"})  # fmt: skip
     ratio: float = field(default=DEFAULT_RATIO, metadata={"help": RATIO_HELP})
 
     def __post_init__(self) -> None:
