@@ -123,7 +123,7 @@ def direction(distance: np.ndarray, earlier: np.ndarray, later: np.ndarray, rati
     (‖later‖ − ‖earlier‖ ≥ ratio · distance, and > 0; see the module), −1 above, 0
     neither (also for two points at one norm).
     distance, earlier, later: (n,) the pairs' distances and norms. ValueError for a
-    ratio that is not positive."""
+    ratio outside (0, 1] (`check_ratio`)."""
     check_ratio(ratio)
     rise = np.asarray(later, np.float64) - np.asarray(earlier, np.float64)
     reach = ratio * np.asarray(distance, np.float64)
@@ -161,8 +161,7 @@ def replacements(sessions: pl.DataFrame, geometry: Geometry) -> pl.DataFrame:
 
 def types_of(replaced: pl.DataFrame, ratio: float = DEFAULT_RATIO) -> pl.Series:
     """The type of each row of `replacements`' frame (`REFORMULATIONS`, null for a
-    session's first; see the module) at `ratio`. ValueError for a ratio that is not
-    positive."""
+    session's first; see the module) at `ratio`. ValueError for a ratio outside (0, 1]."""
     asked = replaced["distance"].is_not_null().to_numpy()
     move = np.zeros(replaced.height, np.int8)
     move[asked] = direction(*(replaced[c].to_numpy()[asked] for c in ("distance", "earlier", "later")), ratio)
