@@ -81,9 +81,11 @@ def test_added_terms_narrow_and_removed_terms_broaden_without_asking_the_model()
 
 
 def test_repeat_needs_the_same_terms_as_the_previous_query():
-    frame = pl.DataFrame({"session_id": ["s"] * 4, "query": ["dog", "Dog!", "the dog", "dog the dog"]})
+    frame = pl.DataFrame({"session_id": ["s"] * 5, "query": ["dog", "Dog!", "the dog", "dog the dog", "ＤＯＧ"]})
     got = reformulation_types(frame, TermCount())
-    assert got.to_list() == [None, "repeat", "repeat", "repeat"]  # case, punctuation, stop words, repeats aside
+    assert got.to_list() == [None, "repeat", "repeat", "repeat", "repeat"]  # case, punctuation, stop words, NFKC
+    accents = pl.DataFrame({"session_id": ["s"] * 2, "query": ["caf\u00e9", "cafe\u0301"]})
+    assert reformulation_types(accents, TermCount()).to_list() == [None, "repeat"]
 
 
 def test_the_term_count_replaces_by_more_terms_as_a_specialisation():
