@@ -161,7 +161,7 @@ def check_scores_against_the_models(scores: pl.DataFrame, out, log, models: tupl
     assert differ["user_id"].n_unique() <= 3, differ["user_id"].unique().to_list()  # of 120
 
     # specificity and reformulation: the hierarchy model's norms, and what `annotate` types on these sessions
-    geometry = HierarchyGeometry(hierarchy_uri)
+    geometry = HierarchyGeometry.load(hierarchy_uri)
     in_order = scores.sort("session_id", "session_seq")
     assert np.allclose(in_order["specificity"].to_numpy(), geometry.specificity(in_order["query"]), atol=1e-6)
     assert in_order["reformulation"].to_list() == reformulation_types(in_order, geometry).to_list()

@@ -264,7 +264,7 @@ def _score_bucket(
 ) -> pa.Table:
 
     from models.calibration import Calibration
-    from workflows.distributed.scoring import TextTable, distinct_count, hierarchy_geometry, score_events
+    from workflows.distributed.scoring import TextTable, distinct_count, score_events, worker_hierarchy_geometry
 
     calibration = Calibration(**read_json(storage.join(work, "calibration.json")))
     rows = []
@@ -274,7 +274,7 @@ def _score_bucket(
         table = TextTable.of(encoded, calibration)
         scored = score_events(
             read_bucket(directory, offsets), table, cfg.segment, cfg.missions, pl.Series(common, dtype=pl.String),
-            hierarchy=hierarchy_geometry(cfg.hierarchy_model, tracking) if cfg.hierarchy_model else None,
+            hierarchy=worker_hierarchy_geometry(cfg.hierarchy_model, tracking) if cfg.hierarchy_model else None,
             ratio=cfg.ratio, embeddings=cfg.embeddings,
         )  # fmt: skip
         part = part_name(run, int(name.removeprefix("bucket=")))

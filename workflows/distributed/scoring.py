@@ -198,15 +198,12 @@ class TextEncoders:
             from workflows.tracking.hierarchy_model import load
 
             self.hierarchy = load(cfg.hierarchy_model).to(device)
-        self.hierarchy_model = cfg.hierarchy_model
 
     def hierarchy_geometry(self) -> Geometry | None:
         """The loaded hierarchy model as the reformulation types use it (None without one)."""
         from workflows.tracking.hierarchy_model import HierarchyGeometry
 
-        if self.hierarchy is None or self.hierarchy_model is None:
-            return None
-        return HierarchyGeometry(self.hierarchy_model, self.hierarchy)
+        return None if self.hierarchy is None else HierarchyGeometry(self.hierarchy)
 
     def encode(self, texts: pl.Series, batch_size: int) -> pl.DataFrame:
         """`text` (as given), `specificity` (float64, NaN without a hierarchy model) and
@@ -224,7 +221,7 @@ class TextEncoders:
 
 
 @functools.cache
-def hierarchy_geometry(uri: str, tracking: str) -> Geometry:
+def worker_hierarchy_geometry(uri: str, tracking: str) -> Geometry:
     """The hierarchy model `uri` of the MLflow store `tracking` as the reformulation
     types use it, loaded once per process (a Ray worker scores many buckets with it,
     on the CPU, with the process's threads)."""
@@ -234,7 +231,7 @@ def hierarchy_geometry(uri: str, tracking: str) -> Geometry:
 
     mlflow.set_tracking_uri(tracking)
     mlflow.set_registry_uri(tracking)
-    return HierarchyGeometry(uri)
+    return HierarchyGeometry.load(uri)
 
 
 def write_part(scored: pa.Table, target: str, part: str) -> None:

@@ -44,7 +44,7 @@ def hierarchy_geometry(uri: str) -> Geometry:
     from workflows.tracking.store import use_store
 
     use_store(existing=True)
-    return HierarchyGeometry(uri)
+    return HierarchyGeometry.load(uri)
 
 
 def is_segment_output(path: str | Path) -> bool:

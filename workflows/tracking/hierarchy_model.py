@@ -57,12 +57,17 @@ def norms(model: HierarchyTextModel | LookupEmbedding, points: np.ndarray) -> np
 
 
 class HierarchyGeometry:
-    """A logged hierarchy model as the logs use it (`sessions.reformulation.Geometry`):
+    """A hierarchy text model as the logs use it (`sessions.reformulation.Geometry`):
     texts -> specificity (the norm), pairs of texts -> (distance, norms); each distinct
-    text encoded once per call. `model`: a loaded one (`load`), else `uri` is loaded."""
+    text encoded once per call, on the model's device."""
 
-    def __init__(self, uri: str, model: HierarchyTextModel | None = None) -> None:
-        self.uri, self.model = uri, model if model is not None else load(uri)
+    def __init__(self, model: HierarchyTextModel) -> None:
+        self.model = model
+
+    @classmethod
+    def load(cls, uri: str) -> HierarchyGeometry:
+        """The logged hierarchy model `uri` (`models:/...`, `runs:/...`; `load`) of the current store."""
+        return cls(load(uri))
 
     def specificity(self, texts: pl.Series) -> np.ndarray:
         return per_distinct(texts, lambda distinct: norms(self.model, self.model.points(distinct)))
