@@ -13,6 +13,7 @@ from one_worker import steps
 from hierarchies.closure import transitive_closure
 from hierarchies.datasets import Hierarchy, build_hierarchy, split_edges, split_nodes, wordnet_mammals
 from workflows.jobs.train_hierarchy import HierarchyTrainConfig
+from workflows.training.hierarchy import HierarchyData, HierarchyTask
 from workflows.training.loop import Batches
 
 # recorded from the shared loop's steps (one worker) before the task's loss moved to `models/`
@@ -38,10 +39,40 @@ def test_ten_lookup_steps_reproduce_the_recorded_losses(tiny):
 
 
 def test_four_text_model_steps_reproduce_the_recorded_losses(tiny):
-    cfg = HierarchyTrainConfig(model="tiny", dim=4, negatives=8, batch_size=8, epochs=2, holdout="nodes",
-                               holdout_share=0.2, lr=1e-2)  # fmt: skip
+    cfg = HierarchyTrainConfig(
+        model="tiny",
+        dim=4,
+        negatives=8,
+        batch_size=8,
+        epochs=2,
+        holdout="nodes",
+        holdout_share=0.2,
+        lr=1e-2,
+        encoder_lr=3e-5,
+        schedule="constant",
+    )  # as recorded
     _, _, losses = steps(cfg, split_nodes(tiny, 0.2, 0), 4)
     assert losses == pytest.approx(RECORDED_TEXT, rel=1e-4)
+
+
+def test_the_learning_rate_follows_each_models_schedule(tiny):
+    """A lookup table: the burn-in's factor, then the full rate to the end; a text model
+    (its default `linear`): from the full rate down to 0 over the run, and the burn-in's
+    factor on top when it has one."""
+    split = split_edges(tiny, 0.0, 0)
+    lookup = HierarchyTask(
+        HierarchyTrainConfig(model="lookup", dim=2, batch_size=8, burnin_epochs=2), HierarchyData(split)
+    )
+    text = HierarchyTask(HierarchyTrainConfig(model="tiny", batch_size=8), HierarchyData(split))
+    assert (lookup.cfg.schedule, text.cfg.schedule) == ("constant", "linear")
+    assert (text.cfg.lr, text.cfg.encoder_lr) == (1e-2, 1e-4)
+    per_epoch = lookup.steps_per_epoch  # the same batches for both
+    assert [lookup.lr_factor(40)(s) for s in (0, 2 * per_epoch - 1, 2 * per_epoch, 39)] == [0.1, 0.1, 1.0, 1.0]
+    assert [text.lr_factor(40)(s) for s in (0, 10, 20, 39, 40)] == pytest.approx([1.0, 0.75, 0.5, 0.025, 0.0])
+    burnt = HierarchyTask(HierarchyTrainConfig(model="tiny", batch_size=8, burnin_epochs=1), HierarchyData(split))
+    assert burnt.lr_factor(40)(0) == pytest.approx(0.1) and burnt.lr_factor(40)(20) == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="schedule must be one of"):
+        HierarchyTrainConfig(schedule="cosine")
 
 
 def test_each_worker_takes_its_own_slice_of_the_same_global_batch():

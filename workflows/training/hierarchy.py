@@ -19,6 +19,7 @@ is `workflows.jobs.train_hierarchy`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -141,9 +142,18 @@ class HierarchyTask(TrainTask):
             optimizer = geoopt.optim.RiemannianAdam(
                 [g for g in groups if g["params"]]  # HiT's head has no parameters of its own
             )
-        burnin = cfg.burnin_epochs * self.steps_per_epoch
-        factor = cfg.burnin_lr_factor
-        return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: factor if step < burnin else 1.0)
+        return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, self.lr_factor(total_steps))
+
+    def lr_factor(self, total_steps: int) -> Callable[[int], float]:
+        """The learning rate's factor at each step (0-based) of a run of `total_steps`:
+        `burnin_lr_factor` during the burn-in, times 1 (`schedule` constant) or a linear
+        decay from 1 to 0 over the run (`linear`)."""
+        burnin, factor, linear = (
+            self.cfg.burnin_epochs * self.steps_per_epoch,
+            self.cfg.burnin_lr_factor,
+            self.cfg.schedule == "linear",
+        )
+        return lambda step: (factor if step < burnin else 1.0) * (max(0.0, 1.0 - step / total_steps) if linear else 1.0)
 
     def loss(self, model, module, rows: np.ndarray, step: int, device):
         from models.hierarchy import hierarchy_batch_loss
