@@ -51,8 +51,8 @@ RANKINGS = ("softmax", "triplet")  # `models.hierarchy.RANKINGS`
 # Nickel & Kiela's (2017) mammals recipe, Riemannian SGD at lr 25 after a burn-in of
 # 10 epochs at lr 2.5: reconstruction MAP 0.965 at dim 5 (the paper: 0.927). The text
 # model's: Riemannian Adam at 1e-2 for the head and 1e-4 for the encoder, decaying
-# linearly to 0 over 5 epochs: MAP 0.706, mean rank 6.4, Spearman(norm, depth) 0.957 on
-# the mammals at dim 10 (before: 1e-3 / 3e-5, constant: 0.680, 9.4, 0.888).
+# linearly to 0 over 5 epochs: MAP 0.707, mean rank 6.4, Spearman(norm, depth) 0.957 on
+# the mammals at dim 10 (before: 1e-3 / 3e-5, constant: 0.676, 9.0, 0.923).
 SCHEDULES = ("constant", "linear")
 MODEL_DEFAULTS: dict[str, dict[str, int | float | str]] = {
     "lookup": {"epochs": 150, "burnin_epochs": 10, "batch_size": 256, "negatives": 50, "lr": 25.0,
@@ -63,8 +63,9 @@ MODEL_DEFAULTS: dict[str, dict[str, int | float | str]] = {
 
 
 def _by_model(name: str) -> str:
-    lookup, text = (MODEL_DEFAULTS[model].get(name) for model in ("lookup", "text"))
-    return f"a text model: {text:g}" if lookup is None else f"lookup: {lookup:g}; a text model: {text:g}"
+    shown = {model: f"{own[name]:g}" if isinstance(own[name], float | int) else own[name]
+             for model, own in MODEL_DEFAULTS.items() if name in own}  # fmt: skip
+    return "; ".join(f"{'a text model' if model == 'text' else model}: {value}" for model, value in shown.items())
 
 
 @dataclass(frozen=True)
@@ -138,8 +139,8 @@ class HierarchyTrainConfig:
         metadata={
             "shown": "by model",
             "choices": SCHEDULES,
-            "help": "the learning rate over the run (after any burn-in factor): constant, or linear decay to 0 "
-            "(lookup: constant; a text model: linear)",
+            "help": "the learning rate over the run (times any burn-in factor): constant, or linear decay to 0 "
+            f"({_by_model('schedule')})",
         },
     )
     burnin_epochs: int | None = field(
