@@ -39,18 +39,8 @@ def test_ten_lookup_steps_reproduce_the_recorded_losses(tiny):
 
 
 def test_four_text_model_steps_reproduce_the_recorded_losses(tiny):
-    cfg = HierarchyTrainConfig(
-        model="tiny",
-        dim=4,
-        negatives=8,
-        batch_size=8,
-        epochs=2,
-        holdout="nodes",
-        holdout_share=0.2,
-        lr=1e-2,
-        encoder_lr=3e-5,
-        schedule="constant",
-    )  # as recorded
+    cfg = HierarchyTrainConfig(model="tiny", dim=4, negatives=8, batch_size=8, epochs=2, holdout="nodes",
+                               holdout_share=0.2, lr=1e-2, encoder_lr=3e-5, schedule="constant")  # fmt: skip
     _, _, losses = steps(cfg, split_nodes(tiny, 0.2, 0), 4)
     assert losses == pytest.approx(RECORDED_TEXT, rel=1e-4)
 

@@ -148,12 +148,13 @@ class HierarchyTask(TrainTask):
         """The learning rate's factor at each step (0-based) of a run of `total_steps`:
         `burnin_lr_factor` during the burn-in, times 1 (`schedule` constant) or a linear
         decay from 1 to 0 over the run (`linear`)."""
-        burnin, factor, linear = (
-            self.cfg.burnin_epochs * self.steps_per_epoch,
-            self.cfg.burnin_lr_factor,
-            self.cfg.schedule == "linear",
-        )
-        return lambda step: (factor if step < burnin else 1.0) * (max(0.0, 1.0 - step / total_steps) if linear else 1.0)
+        cfg, burnin = self.cfg, self.cfg.burnin_epochs * self.steps_per_epoch
+
+        def factor(step: int) -> float:
+            burning = cfg.burnin_lr_factor if step < burnin else 1.0
+            return burning * (max(0.0, 1.0 - step / total_steps) if cfg.schedule == "linear" else 1.0)
+
+        return factor
 
     def loss(self, model, module, rows: np.ndarray, step: int, device):
         from models.hierarchy import hierarchy_batch_loss
