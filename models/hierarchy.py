@@ -2,8 +2,9 @@
 
 Two heads (`HEADS`):
 
-- `expmap0`: encoder (mean-pooled transformer) -> linear -> learned scale -> expmap0
-  on geoopt.PoincareBall(c) [-> Möbius linear layers]; `manifold="euclidean"` stops
+- `expmap0`: encoder (mean-pooled transformer) -> linear, or an MLP of one hidden
+  layer (`hidden` > 0: linear, GELU, linear) -> learned scale -> expmap0 on
+  geoopt.PoincareBall(c) [-> Möbius linear layers]; `manifold="euclidean"` stops
   after the scale: the flat twin, for comparison;
 - `hit` (Hierarchy Transformers, He et al. 2024): the encoder's mean-pooled vector,
   not normalised, *is* the point, on the ball of curvature 1/H (radius √H, H the
@@ -24,7 +25,9 @@ nearer by a margin than each negative), plus a norm term: a child lies `margin`
 farther from the origin than its ancestor, per level between them, so that the norm
 reads as depth (`level`), or at least `margin` farther (`order`: HiT's centripetal
 loss).
-`hierarchy_batch_loss` encodes a batch of node pairs and calls it.
+`hierarchy_batch_loss` encodes a batch of node pairs and calls it; given the frozen
+encoder's vectors of every node, it runs the head alone (`HierarchyTextModel.place`):
+how a head is fitted before the encoder is fine-tuned (`workflows.training.hierarchy`).
 
 Shapes: B rows of a batch (texts in `forward`, (child, ancestor) pairs in the losses),
 K negatives shared by a batch, U distinct nodes of a batch, L tokens, d the point's
@@ -66,7 +69,8 @@ HEADS = ("expmap0", "hit")
 class HierarchyTextModel(nn.Module):
     """A text encoder and a head (`HEADS`, see the module docstring); `forward` gives
     float64 points (B, d): d = `dim` for `expmap0`, the encoder's width for `hit`
-    (whose curvature is then 1 / width, whatever `curvature` says).
+    (whose curvature is then 1 / width, whatever `curvature` says). `hidden`: the
+    width of the `expmap0` head's hidden layer (0: a linear map).
 
     ValueError for a head, manifold or Möbius layers that do not go together.
     """
@@ -81,6 +85,7 @@ class HierarchyTextModel(nn.Module):
         mobius_layers: int = 0,
         max_tangent_norm: float = 6.0,
         head: str = "expmap0",
+        hidden: int = 0,
         seed: int = 0,
     ) -> None:
         super().__init__()
@@ -93,15 +98,22 @@ class HierarchyTextModel(nn.Module):
             raise ValueError("Möbius layers live on the ball: manifold euclidean takes none")
         if head == "hit" and (manifold != "poincare" or mobius_layers):
             raise ValueError("HiT's head is the encoder itself on the ball: no Möbius layers, manifold poincare")
+        if head == "hit" and hidden:
+            raise ValueError("HiT's head adds no layer: no hidden width")
         if head == "hit" and encoder.normalize:
             raise ValueError("HiT's head takes the encoder's vectors as they are: load it with normalize=False")
         self.encoder, self.head = encoder, head
         if head == "hit":
             dim, curvature = encoder.dim, 1.0 / encoder.dim  # the ball of radius √H
         self.kind, self.dim, self.curvature, self.max_tangent_norm = manifold, dim, curvature, max_tangent_norm
+        self.hidden = hidden
         self.ball = geoopt.PoincareBall(c=curvature) if manifold == "poincare" else geoopt.Euclidean(ndim=1)
         if head == "expmap0":
-            self.project = nn.Linear(encoder.dim, dim)
+            self.project = (
+                nn.Sequential(nn.Linear(encoder.dim, hidden), nn.GELU(), nn.Linear(hidden, dim))
+                if hidden
+                else nn.Linear(encoder.dim, dim)
+            )
             self.log_scale = nn.Parameter(torch.zeros(()))
         self.mobius = nn.ModuleList(MobiusLinear(dim, self.ball) for _ in range(mobius_layers))
 
@@ -110,9 +122,13 @@ class HierarchyTextModel(nn.Module):
         return next(self.encoder.parameters()).device
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.place(self.encoder(input_ids, attention_mask))
+
+    def place(self, vectors: torch.Tensor) -> torch.Tensor:
+        """The head: the encoder's vectors (B, H) -> float64 points (B, d)."""
         if self.head == "hit":
-            return self.ball.projx(self.encoder(input_ids, attention_mask).double())  # (B, H)
-        tangent = (self.project(self.encoder(input_ids, attention_mask)) * self.log_scale.exp()).double()  # (B, d)
+            return self.ball.projx(vectors.double())  # (B, H)
+        tangent = (self.project(vectors) * self.log_scale.exp()).double()  # (B, d)
         if self.kind == "euclidean":
             return tangent
         norm = tangent.norm(dim=-1, keepdim=True).clamp_min(1e-15)  # (B, 1)
@@ -147,13 +163,14 @@ class HierarchyTextModel(nn.Module):
         self.encoder.save(directory / "encoder")
         head = {k: v for k, v in self.state_dict().items() if not k.startswith("encoder.")}
         settings = {"dim": self.dim, "manifold": self.kind, "curvature": self.curvature, "head": self.head,
-                    "mobius_layers": len(self.mobius), "max_tangent_norm": self.max_tangent_norm}  # fmt: skip
+                    "hidden": self.hidden, "mobius_layers": len(self.mobius),
+                    "max_tangent_norm": self.max_tangent_norm}  # fmt: skip
         torch.save({"settings": settings, "head": head}, directory / "head.pt")
         return directory
 
 
 def load_hierarchy_model(directory: str | Path) -> HierarchyTextModel:
-    """A model written by `HierarchyTextModel.save`."""
+    """A model written by `HierarchyTextModel.save` (one saved before `hidden` existed has a linear head)."""
     directory = Path(directory)
     saved = torch.load(directory / "head.pt", map_location="cpu", weights_only=False)
     model = HierarchyTextModel(load_encoder(str(directory / "encoder")), **saved["settings"])
@@ -228,6 +245,7 @@ def hierarchy_batch_loss(
     norm_loss: str = "level",
     ranking: str = "softmax",
     triplet_margin: float = 5.0,
+    vectors: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """`hierarchy_loss` of a batch of (child, ancestor) node pairs: encode, then the math.
 
@@ -236,14 +254,19 @@ def hierarchy_batch_loss(
     depth: (n,) int, each node's depth (the norm term's levels are depth differences);
     batch: (B, 2) int node indices (child, ancestor); negatives: (K,) node indices
     shared by the batch, valid: (B, K) bool, as `NegativeSampler.shared` draws them.
-    Every distinct node of the batch is encoded once (`models.encoder.forward_by_length`).
+    Every distinct node of the batch is encoded once (`models.encoder.forward_by_length`),
+    or, given `vectors` (n, H), the frozen encoder's vectors of every node, the head
+    alone places them (`HierarchyTextModel.place`) and the encoder does not run.
 
         negatives, valid = sampler.shared(batch[:, 0], 64, training_nodes)
         loss = hierarchy_batch_loss(model, model, h.texts, h.depth, batch, negatives, valid)
     """
     nodes, where = np.unique(np.concatenate([batch[:, 0], batch[:, 1], negatives]), return_inverse=True)  # (U,)
     device = module.device
-    points = forward_by_length(model, module.encoder, texts[nodes].tolist(), device)  # (U, d)
+    if vectors is None:
+        points = forward_by_length(model, module.encoder, texts[nodes].tolist(), device)  # (U, d)
+    else:
+        points = module.place(vectors[torch.from_numpy(nodes).to(vectors.device)])  # (U, d)
     b = len(batch)
     child, ancestor, negative = points[where[:b]], points[where[b : 2 * b]], points[where[2 * b :]]  # (B|B|K, d)
     levels = torch.from_numpy(depth[batch[:, 0]] - depth[batch[:, 1]]).to(device)  # (B,)

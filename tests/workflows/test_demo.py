@@ -24,7 +24,14 @@ NOTEBOOKS = sorted((Path(__file__).parents[2] / "notebooks").glob("*.ipynb"))
 TINY = {
     "synth": {"users": 150, "rows": 5_000},
     "session": {"model": "tiny", "max_steps": 6, "eval_every": 3, "batch_size": 16, "max_val_pairs": 300},
-    "hierarchy": {"model": "tiny", "max_steps": 6, "eval_every": 3, "batch_size": 16, "negatives": 16},
+    "hierarchy": {
+        "model": "tiny",
+        "max_steps": 6,
+        "eval_every": 3,
+        "batch_size": 16,
+        "negatives": 16,
+        "head_epochs": 2,
+    },
 }
 FIGURES = {
     "session_statistics.png", "segmentation.png", "session-model_val_roc.png", "session-model_mission_pca.png",

@@ -28,7 +28,7 @@ import numpy as np
 
 from hierarchies.datasets import Hierarchy, PairIndex, Split, split_edges, split_nodes
 from hierarchies.hit import TASKS, HitSplits, hit_splits, hit_wordnet
-from workflows.training.loop import TrainTask
+from workflows.training.loop import Batches, TrainTask
 
 if TYPE_CHECKING:
     from workflows.jobs.train_hierarchy import HierarchyTrainConfig
@@ -117,14 +117,53 @@ class HierarchyTask(TrainTask):
         from models.encoder import load_encoder
         from models.hierarchy import HierarchyTextModel, load_hierarchy_model
 
-        if resume:
+        if resume:  # its head was fitted before the checkpoint was written
             return load_hierarchy_model(resume).to(device)
         cfg = self.cfg
         encoder = load_encoder(cfg.model, max_length=cfg.max_length, normalize=cfg.head != "hit", seed=cfg.seed)
-        return HierarchyTextModel(
+        model = HierarchyTextModel(
             encoder, cfg.dim, manifold=cfg.manifold, curvature=cfg.curvature, mobius_layers=cfg.mobius_layers,
-            head=cfg.head, seed=cfg.seed,
+            head=cfg.head, hidden=cfg.hidden if cfg.head == "expmap0" else 0, seed=cfg.seed,
         ).to(device)  # fmt: skip
+        if cfg.head_epochs and cfg.head == "expmap0":  # HiT's head has nothing of its own to fit
+            self.fit_head(model)
+        return model
+
+    def fit_head(self, model) -> float:
+        """The first stage of LP-FT (Kumar et al. 2022, "Fine-Tuning can Distort Pretrained
+        Features"): `head_epochs` epochs of the head alone on the frozen encoder's vectors
+        of the training nodes (computed once, in eval mode), with the run's loss, batch
+        size and shared negatives, Riemannian Adam at `head_lr` decaying linearly to 0; the
+        encoder is fine-tuned after. Every worker fits the same head (the draws depend on
+        the seed and step alone; DDP starts from rank 0's anyway). Returns the last loss.
+        """
+        import geoopt
+        import torch
+
+        from models.hierarchy import hierarchy_batch_loss
+
+        cfg, full, nodes = self.cfg, self.split.full, self.split.nodes  # held-out nodes are never encoded
+        vectors = torch.zeros(full.n_nodes, model.encoder.dim, device=model.device)  # (n, H)
+        encoded = model.encoder.encode(full.texts[nodes].tolist())  # (N, H), eval mode: no dropout
+        vectors[torch.tensor(nodes, device=model.device)] = torch.from_numpy(encoded).to(model.device)
+        head = [p for name, p in model.named_parameters() if not name.startswith("encoder.")]
+        batches = Batches(len(self.edges), cfg.batch_size, cfg.seed, rank=0, size=1)
+        total = batches.total_steps(cfg.head_epochs, 0)
+        optimizer = geoopt.optim.RiemannianAdam(head, lr=cfg.head_lr)
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0 - step / total)
+        loss = torch.zeros(())
+        for step in range(total):
+            batch = self.edges[batches(step)[1]]
+            self.sampler.rng = np.random.default_rng([cfg.seed, step, 1 << 30])  # apart from `loss`'s draws
+            negatives, valid = self.sampler.shared(batch[:, 0], cfg.negatives, nodes)
+            loss = hierarchy_batch_loss(model, model, full.texts, full.depth, batch, negatives, valid,
+                                        cfg.norm_weight, cfg.margin, cfg.norm_loss, cfg.ranking,
+                                        cfg.triplet_margin, vectors)  # fmt: skip
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+        return float(loss)
 
     def optimizer(self, model, total_steps: int):
         import geoopt
@@ -168,7 +207,7 @@ class HierarchyTask(TrainTask):
             return lookup_loss(model, batch, negatives, valid, margin=1.0)
         # training nodes only: a held-out node's text is never seen, not even as a negative
         negatives, valid = self.sampler.shared(batch[:, 0], cfg.negatives, self.split.nodes)
-        full = self.split.full
+        full = self.split.full  # the encoder runs: fine-tuned with the head (`fit_head` fitted the head first)
         return hierarchy_batch_loss(model, module, full.texts, full.depth, batch, negatives, valid,
                                     cfg.norm_weight, cfg.margin, cfg.norm_loss, cfg.ranking,
                                     cfg.triplet_margin)  # fmt: skip
