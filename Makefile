@@ -30,7 +30,7 @@ os-deps: $(STAMP)
 	  || test -f /usr/share/wordnet/data.noun \
 	  || scripts/install-wordnet.sh
 
-# The whole system on a synthetic log (~9 min on 2 cores); runs go to ./mlflow.db.
+# The whole system on a synthetic log (~18 min on 2 cores); runs go to ./mlflow.db.
 demo: setup
 	env -u PYTHONDONTWRITEBYTECODE RAY_AUTH_MODE=disabled RAY_TRAIN_HEALTH_CHECK_INTERVAL_S=0.2 \
 	  $(BIN)/sessionflow demo --output $(DEMO_DIR)

@@ -39,6 +39,20 @@ def test_save_and_load_give_the_same_points(model, tmp_path):
     assert np.allclose(again.points(TEXTS), model.points(TEXTS))
 
 
+def test_a_hidden_layer_head_round_trips_and_a_model_saved_before_it_loads_as_linear(tmp_path):
+    wide = HierarchyTextModel(load_encoder("tiny", seed=1), dim=3, hidden=16, seed=1)
+    again = load_hierarchy_model(wide.save(tmp_path / "wide"))
+    assert again.hidden == 16 and np.allclose(again.points(TEXTS), wide.points(TEXTS))
+    linear = HierarchyTextModel(load_encoder("tiny", seed=1), dim=3, seed=1)
+    saved = torch.load(linear.save(tmp_path / "old") / "head.pt", weights_only=False)
+    del saved["settings"]["hidden"]  # as written before the head had a hidden layer
+    torch.save(saved, tmp_path / "old" / "head.pt")
+    old = load_hierarchy_model(tmp_path / "old")
+    assert old.hidden == 0 and np.allclose(old.points(TEXTS), linear.points(TEXTS))
+    with pytest.raises(ValueError, match="no hidden width"):
+        HierarchyTextModel(load_encoder("tiny", normalize=False, seed=1), dim=3, head="hit", hidden=8)
+
+
 def test_a_few_steps_put_ancestors_nearer_the_origin_than_children(model):
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
     for _ in range(30):

@@ -128,7 +128,11 @@ def test_text_model_on_two_workers_registers_serves_and_reports_level_order_and_
     assert "models:/hierarchy-model/1" in result.output
     run = store.get_run(store.get_model_version("hierarchy-model", "1").run_id)
     m, params = run.data.metrics, run.data.params
-    assert (params["lr"], params["encoder_lr"], params["schedule"]) == ("0.001", "3e-05", "linear")  # as used
+    assert (params["lr"], params["encoder_lr"], params["schedule"]) == ("0.01", "3e-05", "linear")  # given; by model
+    # the head fitted first (50 epochs of the training pairs in batches of 16), logged at step 0 by rank 0
+    pairs = int(params["train_edges"])
+    assert (params["hidden"], params["head_epochs"]) == ("512", "50") and m["head_fit_steps"] == 50 * (pairs // 16)
+    assert m["head_fit_seconds"] > 0 and np.isfinite(m["head_fit_loss"])
     assert -1.0 <= m["kendall_tau"] <= 1.0 and -1.0 <= m["kendall_tau_pretrained_norm"] <= 1.0
     for prefix in ("retrieval", "pretrained_cosine_retrieval"):
         # 3 ancestors per query: precision at 3 equals recall at 3; recall grows with k

@@ -109,6 +109,12 @@ def test_the_head_is_fitted_alone_before_fine_tuning_and_only_on_a_fresh_model(t
     assert torch.equal(again.project[0].weight, fitted.project[0].weight)
     with pytest.raises(ValueError, match="head_lr must be positive"):
         HierarchyTrainConfig(head_lr=0.0)
+    with pytest.raises(ValueError, match="adds no layer to fit"):
+        HierarchyTrainConfig(head="hit", hidden=8)
+    with pytest.raises(ValueError, match="the text model's: not for --model lookup"):
+        HierarchyTrainConfig(model="lookup", head_epochs=3)
+    hit = HierarchyTrainConfig(head="hit").resolved()  # the run records what trained
+    assert (hit.hidden, hit.head_epochs) == (0, 0)
 
 
 @pytest.mark.slow

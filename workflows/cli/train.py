@@ -28,8 +28,9 @@ def hierarchy(job: TrainHierarchyJob) -> None:
     """Embed a hierarchy in the Poincaré ball (or R^d) with Ray Train.
 
     `--model lookup` trains the reference of Nickel & Kiela 2017 (a point per node);
-    an encoder name trains the text model (encoder -> linear -> scale -> expmap0),
-    which places texts it has never seen. Reconstruction MAP and mean rank, link
+    an encoder name trains the text model (encoder -> a hidden layer -> scale ->
+    expmap0; the head fitted alone on the frozen encoder first, then fine-tuned with
+    it: LP-FT), which places texts it has never seen. Reconstruction MAP and mean rank, link
     prediction on held-out edges or nodes and Spearman(norm, depth) are logged to
     MLflow (on HierarCaps also Kendall's tau of norm against level on its test
     hierarchies, next to the pretrained encoder's norm); for a Poincaré ball a disk

@@ -98,8 +98,9 @@ class HierarchyTrainConfig:
     head: str = field(
         default="expmap0",
         metadata={
-            "help": "text model: expmap0 (linear, scale, expmap0 to the unit ball) or hit (the encoder's vectors "
-            "are the points, in a ball of radius sqrt(width): Hierarchy Transformers, He et al. 2024)",
+            "help": "text model: expmap0 (a hidden layer or linear, scale, expmap0 to the unit ball) or hit (the "
+            "encoder's vectors are the points, in a ball of radius sqrt(width): Hierarchy Transformers, "
+            "He et al. 2024)",
             "choices": HEADS,
         },
     )
@@ -116,14 +117,15 @@ class HierarchyTrainConfig:
         metadata={
             "shown": "by model",
             "help": "text model: epochs that fit the head alone on the frozen encoder's vectors before the "
-            f"encoder is fine-tuned (LP-FT, Kumar et al. 2022; 0: none) ({_by_model('head_epochs')})",
+            "encoder is fine-tuned (LP-FT, Kumar et al. 2022; 0: none; not limited by --max-steps) "
+            f"({_by_model('head_epochs')})",
         },
     )
     head_lr: float | None = field(
         default=None,
         metadata={
             "shown": "by model",
-            "help": "learning rate of the head fitted alone (head_epochs), decaying linearly to 0 "
+            "help": "text model: learning rate of the head fitted alone (head_epochs), decaying linearly to 0 "
             f"({_by_model('head_lr')})",
         },
     )
@@ -154,7 +156,10 @@ class HierarchyTrainConfig:
     )
     lr: float | None = field(
         default=None,
-        metadata={"shown": "by model", "help": f"learning rate (the text model's head) ({_by_model('lr')})"},
+        metadata={
+            "shown": "by model",
+            "help": f"learning rate (the text model's head while fine-tuned with the encoder) ({_by_model('lr')})",
+        },
     )
     encoder_lr: float | None = field(
         default=None,
@@ -225,6 +230,10 @@ class HierarchyTrainConfig:
             raise ValueError(f"head must be expmap0 or hit, ranking softmax or triplet: {self.head}, {self.ranking}")
         if self.head == "hit" and (self.lookup or self.manifold != "poincare" or self.mobius_layers):
             raise ValueError("--head hit is a text model's encoder on the ball: no lookup, Mobius layers or euclidean")
+        if self.head == "hit" and (self.hidden or self.head_epochs):
+            raise ValueError("--head hit adds no layer to fit: no --hidden or --head-epochs")
+        if self.lookup and any(getattr(self, name) is not None for name in ("hidden", "head_epochs", "head_lr")):
+            raise ValueError("--hidden, --head-epochs and --head-lr are the text model's: not for --model lookup")
         if self.schedule is not None and self.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
         if self.norm_loss not in ("level", "order"):
@@ -266,7 +275,9 @@ class HierarchyTrainConfig:
     def resolved(self) -> HierarchyTrainConfig:
         """This config with every setting not given (None) set to its model's value in
         `MODEL_DEFAULTS`: what trains, and what the run records."""
-        own = MODEL_DEFAULTS["lookup" if self.lookup else "text"]
+        own = dict(MODEL_DEFAULTS["lookup" if self.lookup else "text"])
+        if self.head == "hit":  # nothing of its own to fit: the run records what trained
+            own |= {"hidden": 0, "head_epochs": 0}
         return replace(self, **{name: value for name, value in own.items() if getattr(self, name) is None})
 
     @property

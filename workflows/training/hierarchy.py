@@ -135,8 +135,11 @@ class HierarchyTask(TrainTask):
         of the training nodes (computed once, in eval mode), with the run's loss, batch
         size and shared negatives, Riemannian Adam at `head_lr` decaying linearly to 0; the
         encoder is fine-tuned after. Every worker fits the same head (the draws depend on
-        the seed and step alone; DDP starts from rank 0's anyway). Returns the last loss.
+        the seed and step alone; DDP starts from rank 0's anyway). Returns the last loss;
+        `built` gives it with the steps and seconds (logged at step 0).
         """
+        import time
+
         import geoopt
         import torch
 
@@ -151,7 +154,7 @@ class HierarchyTask(TrainTask):
         total = batches.total_steps(cfg.head_epochs, 0)
         optimizer = geoopt.optim.RiemannianAdam(head, lr=cfg.head_lr)
         schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0 - step / total)
-        loss = torch.zeros(())
+        loss, start = torch.zeros(()), time.perf_counter()
         for step in range(total):
             batch = self.edges[batches(step)[1]]
             self.sampler.rng = np.random.default_rng([cfg.seed, step, 1 << 30])  # apart from `loss`'s draws
@@ -163,7 +166,12 @@ class HierarchyTask(TrainTask):
             loss.backward()
             optimizer.step()
             schedule.step()
-        return float(loss)
+        self.fitted = {"head_fit_loss": float(loss.detach()), "head_fit_steps": total,
+                       "head_fit_seconds": time.perf_counter() - start}  # fmt: skip
+        return self.fitted["head_fit_loss"]
+
+    def built(self) -> dict[str, float]:
+        return getattr(self, "fitted", {})
 
     def optimizer(self, model, total_steps: int):
         import geoopt

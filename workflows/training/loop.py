@@ -79,6 +79,11 @@ class TrainTask(ABC):
     def build(self, resume: Path | None, device: Any, rank: int) -> Any:
         """The model on `device` for the worker of rank `rank`: fresh, or the one saved by `save` in `resume`."""
 
+    def built(self) -> dict[str, float]:
+        """Metrics of what `build` did before the first step (a head fitted first, its loss
+        and seconds): rank 0 logs them at step 0 of a fresh run."""
+        return {}
+
     @abstractmethod
     def optimizer(self, model: Any, total_steps: int) -> tuple[Any, Any]:
         """(optimizer, learning-rate schedule or None) for `total_steps` steps."""
@@ -288,6 +293,8 @@ def train_loop_per_worker(config: dict) -> None:
     log = RankZeroLog(config["tracking_uri"], config["run_id"]) if rank == 0 else None
     if log and worker.state.step:
         log.tag("resumed_from_step", worker.state.step)
+    elif log and task.built():
+        log.metrics(0, task.built(), flush=True)
     losses: list[float] = []
     tick = time.perf_counter()
     worker.model.train()
