@@ -48,7 +48,7 @@ from sessions.text import normalize, terms
 REFORMULATIONS = ("specialisation", "generalisation", "lateral", "repeat")
 # the share of a replacement's move that must lead away from (towards) the origin; the
 # best of RATIO_GRID in user-level nested cross-validation (docs/hierarchy-model.md)
-DEFAULT_RATIO = 0.05
+DEFAULT_RATIO = 0.1
 RATIO_GRID = (0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.7)
 # the gold labels of `sessionflow synth` that the types above are judged on
 JUDGED = ("specialisation", "generalisation", "lateral")

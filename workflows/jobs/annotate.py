@@ -133,7 +133,7 @@ def evaluate_reformulations(
 HIERARCHY_MODEL_HELP = "a hierarchy model: models:/hierarchy-model@champion, models:/NAME/VERSION or runs:/..."
 RATIO_HELP = (
     "in (0, 1]: terms replaced by ones further from the origin by at least this share of their distance are a "
-    "specialisation (nearer: a generalisation; else lateral); 0.05 suits the default recipe, 0.3 a model with "
+    "specialisation (nearer: a generalisation; else lateral); 0.1 suits the default recipe, 0.3 a model with "
     "HiT's head"
 )
 
