@@ -114,7 +114,7 @@ def test_the_head_is_fitted_alone_before_fine_tuning_and_only_on_a_fresh_model(t
     with pytest.raises(ValueError, match="the text model's: not for --model lookup"):
         HierarchyTrainConfig(model="lookup", head_epochs=3)
     hit = HierarchyTrainConfig(head="hit").resolved()  # the run records what trained
-    assert (hit.hidden, hit.head_epochs) == (0, 0)
+    assert (hit.hidden, hit.head_epochs, hit.head_lr) == (0, 0, None)
 
 
 @pytest.mark.slow

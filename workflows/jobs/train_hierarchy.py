@@ -141,9 +141,17 @@ class HierarchyTrainConfig:
     )
     holdout_share: float = field(default=0.1, metadata={"help": "share of edges or nodes held out"})
     epochs: int | None = field(
-        default=None, metadata={"shown": "by model", "help": f"passes over the training pairs ({_by_model('epochs')})"}
+        default=None,
+        metadata={
+            "shown": "by model",
+            "help": f"passes over the training pairs (a text model: fine-tuning, after --head-epochs) "
+            f"({_by_model('epochs')})",
+        },
     )
-    max_steps: int = field(default=0, metadata={"help": "stop after this many steps (0: the epochs decide)"})
+    max_steps: int = field(
+        default=0,
+        metadata={"help": "stop after this many steps (0: the epochs decide; a text model's head fit is apart)"},
+    )
     batch_size: int | None = field(
         default=None, metadata={"shown": "by model", "help": f"pairs per worker and step ({_by_model('batch_size')})"}
     )
@@ -277,7 +285,7 @@ class HierarchyTrainConfig:
         `MODEL_DEFAULTS`: what trains, and what the run records."""
         own = dict(MODEL_DEFAULTS["lookup" if self.lookup else "text"])
         if self.head == "hit":  # nothing of its own to fit: the run records what trained
-            own |= {"hidden": 0, "head_epochs": 0}
+            own |= {"hidden": 0, "head_epochs": 0, "head_lr": None}
         return replace(self, **{name: value for name, value in own.items() if getattr(self, name) is None})
 
     @property
@@ -363,7 +371,9 @@ def run(job: TrainHierarchyJob, run_name: str | None = None) -> TrainOutcome:
     split = data.split
     params = {**cfg.to_dict(), "nodes": split.full.n_nodes, "train_edges": len(split.train_edges()),
               "test_edges": len(split.test_edges), "test_nodes": len(split.test_nodes)}  # fmt: skip
-    name = run_name or f"{cfg.model} {cfg.manifold} {cfg.dim}-d on {cfg.data}, held out: {cfg.holdout}"
+    # HiT's head keeps the encoder's width, whatever --dim says
+    width = "HiT's ball" if cfg.head == "hit" and not cfg.lookup else f"{cfg.manifold} {cfg.dim}-d"
+    name = run_name or f"{cfg.model} {width} on {cfg.data}, held out: {cfg.holdout}"
     description = (f"Hierarchy model: {cfg.data} ({split.full.n_nodes:,} nodes) embedded by {cfg.model} in a "
                    f"{cfg.dim}-d {cfg.manifold}; held out: {cfg.holdout}.")  # fmt: skip
     with (

@@ -23,7 +23,22 @@ KEY_METRICS = {
 }
 KEY_PARAMS = {
     "session-model": ("model", "pairs", "workers", "batch_size", "lr", "max_steps", "temperature", "seed"),
-    "hierarchy-model": ("data", "model", "manifold", "dim", "holdout", "norm_loss", "norm_weight", "max_steps", "seed"),
+    "hierarchy-model": (
+        "data",
+        "model",
+        "head",
+        "hidden",
+        "head_epochs",
+        "manifold",
+        "dim",
+        "holdout",
+        "ranking",
+        "norm_loss",
+        "margin",
+        "lr",
+        "max_steps",
+        "seed",
+    ),
     "segmenter-model": ("gt", "level", "classifier", "threshold", "folds", "seed"),
 }
 ALWAYS_PARAMS = ("model", "data", "gt")
