@@ -372,7 +372,7 @@ def run(job: TrainHierarchyJob, run_name: str | None = None) -> TrainOutcome:
     params = {**cfg.to_dict(), "nodes": split.full.n_nodes, "train_edges": len(split.train_edges()),
               "test_edges": len(split.test_edges), "test_nodes": len(split.test_nodes)}  # fmt: skip
     # HiT's head keeps the encoder's width, whatever --dim says
-    width = "HiT's ball" if cfg.head == "hit" and not cfg.lookup else f"{cfg.manifold} {cfg.dim}-d"
+    width = "HiT's ball" if cfg.head == "hit" else f"{cfg.manifold} {cfg.dim}-d"
     name = run_name or f"{cfg.model} {width} on {cfg.data}, held out: {cfg.holdout}"
     description = (f"Hierarchy model: {cfg.data} ({split.full.n_nodes:,} nodes) embedded by {cfg.model} in a "
                    f"{cfg.dim}-d {cfg.manifold}; held out: {cfg.holdout}.")  # fmt: skip

@@ -93,6 +93,7 @@ class HierarchyTask(TrainTask):
         self.clip_norm = None if cfg.lookup else 1.0
         self.edges = self.split.train_edges()  # indices into split.full
         self.steps_per_epoch = max(1, len(self.edges) // (cfg.workers * cfg.batch_size))
+        self.fitted: dict[str, float] = {}  # what `fit_head` did, for `built`
 
     @property
     def examples(self) -> int:
@@ -123,20 +124,20 @@ class HierarchyTask(TrainTask):
         encoder = load_encoder(cfg.model, max_length=cfg.max_length, normalize=cfg.head != "hit", seed=cfg.seed)
         model = HierarchyTextModel(
             encoder, cfg.dim, manifold=cfg.manifold, curvature=cfg.curvature, mobius_layers=cfg.mobius_layers,
-            head=cfg.head, hidden=cfg.hidden if cfg.head == "expmap0" else 0, seed=cfg.seed,
+            head=cfg.head, hidden=cfg.hidden, seed=cfg.seed,
         ).to(device)  # fmt: skip
-        if cfg.head_epochs and cfg.head == "expmap0":  # HiT's head has nothing of its own to fit
+        if cfg.head_epochs:  # 0 for HiT's head, which has nothing of its own to fit (`resolved`)
             self.fit_head(model)
         return model
 
-    def fit_head(self, model) -> float:
+    def fit_head(self, model) -> None:
         """The first stage of LP-FT (Kumar et al. 2022, "Fine-Tuning can Distort Pretrained
         Features"): `head_epochs` epochs of the head alone on the frozen encoder's vectors
         of the training nodes (computed once, in eval mode), with the run's loss, batch
         size and shared negatives, Riemannian Adam at `head_lr` decaying linearly to 0; the
         encoder is fine-tuned after. Every worker fits the same head (the draws depend on
-        the seed and step alone; DDP starts from rank 0's anyway). Returns the last loss;
-        `built` gives it with the steps and seconds (logged at step 0).
+        the seed and step alone; DDP starts from rank 0's anyway). `built` gives its last
+        loss, steps and seconds (logged at step 0).
         """
         import time
 
@@ -153,7 +154,7 @@ class HierarchyTask(TrainTask):
         batches = Batches(len(self.edges), cfg.batch_size, cfg.seed, rank=0, size=1)
         total = batches.total_steps(cfg.head_epochs, 0)
         optimizer = geoopt.optim.RiemannianAdam(head, lr=cfg.head_lr)
-        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0 - step / total)
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, linear_decay(total))
         loss, start = torch.zeros(()), time.perf_counter()
         for step in range(total):
             batch = self.edges[batches(step)[1]]
@@ -168,10 +169,9 @@ class HierarchyTask(TrainTask):
             schedule.step()
         self.fitted = {"head_fit_loss": float(loss.detach()), "head_fit_steps": total,
                        "head_fit_seconds": time.perf_counter() - start}  # fmt: skip
-        return self.fitted["head_fit_loss"]
 
     def built(self) -> dict[str, float]:
-        return getattr(self, "fitted", {})
+        return self.fitted
 
     def optimizer(self, model, total_steps: int):
         import geoopt
@@ -196,10 +196,11 @@ class HierarchyTask(TrainTask):
         `burnin_lr_factor` during the burn-in, times 1 (`schedule` constant) or a linear
         decay from 1 to 0 over the run (`linear`)."""
         cfg, burnin = self.cfg, self.cfg.burnin_epochs * self.steps_per_epoch
+        decay = linear_decay(total_steps)
 
         def factor(step: int) -> float:
             burning = cfg.burnin_lr_factor if step < burnin else 1.0
-            return burning * (max(0.0, 1.0 - step / total_steps) if cfg.schedule == "linear" else 1.0)
+            return burning * (decay(step) if cfg.schedule == "linear" else 1.0)
 
         return factor
 
@@ -231,6 +232,11 @@ class HierarchyTask(TrainTask):
             torch.save(module.state_dict(), directory / "table.pt")
         else:
             module.save(directory)
+
+
+def linear_decay(total_steps: int) -> Callable[[int], float]:
+    """A learning-rate factor from 1 at step 0 down to 0 at `total_steps` (0 after)."""
+    return lambda step: max(0.0, 1.0 - step / total_steps)
 
 
 def load_model(directory: Path, cfg: HierarchyTrainConfig, n_nodes: int) -> Any:

@@ -293,8 +293,8 @@ def train_loop_per_worker(config: dict) -> None:
     log = RankZeroLog(config["tracking_uri"], config["run_id"]) if rank == 0 else None
     if log and worker.state.step:
         log.tag("resumed_from_step", worker.state.step)
-    elif log and task.built():
-        log.metrics(0, task.built(), flush=True)
+    elif log and (built := task.built()):
+        log.metrics(0, built, flush=True)
     losses: list[float] = []
     tick = time.perf_counter()
     worker.model.train()
