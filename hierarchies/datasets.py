@@ -1,8 +1,9 @@
 """Hierarchies as index arrays for the embedding models, and their train/test splits.
 
-A `Hierarchy` is a vocabulary of nodes (WordNet synset ids), a text per node, the
-transitive closure as (child, ancestor) index pairs, which of those pairs are direct
-parent edges (the basic hierarchy), and each node's depth below its root.
+A `Hierarchy` is a vocabulary of nodes (WordNet synset ids), a text per node (and
+every name it goes by: `NodeNames`), the transitive closure as (child, ancestor)
+index pairs, which of those pairs are direct parent edges (the basic hierarchy), and
+each node's depth below its root.
 
     h = wordnet_mammals()                      # 1,180 nodes, 6,540 closure edges
     split = split_edges(h, share=0.1, seed=0)  # link prediction on held-out edges
@@ -12,13 +13,71 @@ parent edges (the basic hierarchy), and each node's depth below its root.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import polars as pl
+from scipy import sparse
 
 from hierarchies.closure import closure_nodes, depths, mammal_closure, transitive_closure
 from hierarchies.wordnet import noun_graph
+
+
+@dataclass(frozen=True)
+class NodeNames:
+    """Every name each node goes by: node i's are `texts[ptr[i]:ptr[i + 1]]`, its
+    `Hierarchy.texts` entry first. A WordNet synset is named by its lemmas joined
+    ("aardvark, ant bear, anteater, Orycteropus afer") and, when it has several, by each
+    lemma alone: a log writes one of them, and a text model trained on the joined form
+    alone places a single name worse (docs/hierarchy-model.md, "Reformulation types").
+
+    texts: (L,) str, L >= n; ptr: (n + 1,) int64, nondecreasing from 0 to L, every node at
+    least one name. ValueError otherwise.
+    """
+
+    texts: np.ndarray
+    ptr: np.ndarray
+
+    def __post_init__(self) -> None:
+        if self.ptr.ndim != 1 or self.ptr[0] != 0 or self.ptr[-1] != len(self.texts) or (np.diff(self.ptr) < 1).any():
+            raise ValueError(f"every node needs a name: ptr must rise from 0 to {len(self.texts)} by >= 1")
+
+    @classmethod
+    def single(cls, texts: np.ndarray) -> NodeNames:
+        """Each node named by its text alone."""
+        return cls(np.asarray(texts), np.arange(len(texts) + 1, dtype=np.int64))
+
+    @classmethod
+    def of(cls, names: list[list[str]]) -> NodeNames:
+        """From each node's names (its text first), repeats within a node dropped."""
+        names = [list(dict.fromkeys(each)) for each in names]
+        ptr = np.zeros(len(names) + 1, dtype=np.int64)
+        ptr[1:] = np.cumsum([len(each) for each in names])
+        return cls(np.array([name for each in names for name in each], dtype=str), ptr)
+
+    def first(self) -> np.ndarray:
+        """(n,) str, each node's first name (its `Hierarchy.texts` entry)."""
+        return self.texts[self.ptr[:-1]]
+
+    @property
+    def counts(self) -> np.ndarray:
+        """(n,) int64, how many names each node has."""
+        return np.diff(self.ptr)
+
+    def rows(self, nodes: np.ndarray) -> np.ndarray:
+        """(sum of counts,) int64, the rows in `texts` of every name of `nodes` (sorted indices)."""
+        counts = self.counts[nodes]
+        starts = np.repeat(self.ptr[nodes] - np.cumsum(counts) + counts, counts)
+        return starts + np.arange(counts.sum())
+
+    def draw(self, rng: np.random.Generator) -> np.ndarray:
+        """(n,) int64, the row in `texts` of one name per node, each drawn uniformly."""
+        return self.ptr[:-1] + (rng.random(len(self.ptr) - 1) * self.counts).astype(np.int64)
+
+    def subset(self, nodes: np.ndarray) -> NodeNames:
+        """The names of `nodes` (sorted indices), re-indexed."""
+        counts = self.counts[nodes]
+        return NodeNames(self.texts[self.rows(nodes)], np.concatenate([[0], np.cumsum(counts)]).astype(np.int64))
 
 
 @dataclass(frozen=True)
@@ -28,7 +87,8 @@ class Hierarchy:
     names: (n,) str, sorted node ids; texts: (n,) str, readable text of each node;
     edges: (m, 2) int64 (child, ancestor) pairs of the transitive closure;
     direct: (m,) bool, True where the pair is a direct parent edge;
-    depth: (n,) int64, shortest number of direct edges up to a root (a root is 0).
+    depth: (n,) int64, shortest number of direct edges up to a root (a root is 0);
+    aliases: every name of each node, its text first (`NodeNames`); by default the text alone.
     """
 
     names: np.ndarray
@@ -36,11 +96,16 @@ class Hierarchy:
     edges: np.ndarray
     direct: np.ndarray
     depth: np.ndarray
+    aliases: NodeNames = field(default=None)  # type: ignore[assignment]  # set in __post_init__
 
     def __post_init__(self) -> None:
         n, m = len(self.names), len(self.edges)
         if len(self.texts) != n or len(self.depth) != n:
             raise ValueError(f"{n} names, {len(self.texts)} texts and {len(self.depth)} depths")
+        if self.aliases is None:
+            object.__setattr__(self, "aliases", NodeNames.single(self.texts))
+        elif len(self.aliases.ptr) != n + 1 or not np.array_equal(self.aliases.first(), self.texts):
+            raise ValueError("aliases must give every node its names, its text first")
         if self.edges.shape != (m, 2) or self.direct.shape != (m,):
             raise ValueError(f"edges must be (m, 2) with one `direct` flag each, got {self.edges.shape}")
         if m and (self.edges.min() < 0 or self.edges.max() >= n):
@@ -72,7 +137,7 @@ class Hierarchy:
 
     def with_edges(self, keep: np.ndarray) -> Hierarchy:
         """The same vocabulary with only the edges where `keep` (a bool mask over edges)."""
-        return Hierarchy(self.names, self.texts, self.edges[keep], self.direct[keep], self.depth)
+        return Hierarchy(self.names, self.texts, self.edges[keep], self.direct[keep], self.depth, self.aliases)
 
     def subset(self, nodes: np.ndarray) -> Hierarchy:
         """The hierarchy on `nodes` (sorted indices), re-indexed; edges touching other nodes go."""
@@ -81,7 +146,10 @@ class Hierarchy:
         new[nodes] = np.arange(len(nodes))
         edges = new[self.edges]
         keep = (edges >= 0).all(axis=1)
-        return Hierarchy(self.names[nodes], self.texts[nodes], edges[keep], self.direct[keep], self.depth[nodes])
+        return Hierarchy(
+            self.names[nodes], self.texts[nodes], edges[keep], self.direct[keep], self.depth[nodes],
+            self.aliases.subset(nodes),
+        )  # fmt: skip
 
 
 class PairIndex:
@@ -129,6 +197,18 @@ def node_texts(nodes: pl.DataFrame, gloss: bool = False) -> pl.Series:
     return nodes.select(text.alias("text"))["text"]
 
 
+def node_names(nodes: pl.DataFrame, gloss: bool = False) -> NodeNames:
+    """Every name of each node: its text (`node_texts`), then, when it has several
+    lemmas, each lemma alone (with ": gloss" if asked)."""
+    texts = node_texts(nodes, gloss).to_list()
+    lemmas = nodes["lemmas"].to_list()
+    glosses = nodes["gloss"].to_list() if gloss else [None] * len(texts)
+    return NodeNames.of([
+        [text] + ([f"{lemma}: {g}" if gloss else lemma for lemma in each] if len(each) > 1 else [])
+        for text, each, g in zip(texts, lemmas, glosses, strict=True)
+    ])  # fmt: skip
+
+
 def build_hierarchy(
     closure: pl.DataFrame, parents: pl.DataFrame, nodes: pl.DataFrame | None = None, gloss: bool = False
 ) -> Hierarchy:
@@ -137,7 +217,8 @@ def build_hierarchy(
     closure: `id1` (child), `id2` (ancestor); parents: `child`, `parent`, the direct
     edges (those not in the closure are ignored); nodes: `id`, `lemmas` (list of
     readable lemmas) and, for `gloss`, `gloss`. Without `nodes`, a node's text is its id
-    up to the first "." with "_" as space (`toy_poodle.n.01` -> "toy poodle").
+    up to the first "." with "_" as space (`toy_poodle.n.01` -> "toy poodle"), its only
+    name; with them, a node of several lemmas is also named by each (`node_names`).
     """
     names = closure_nodes(closure)
     direct = parents.select(pl.col("child").alias("id1"), pl.col("parent").alias("id2")).unique()
@@ -147,6 +228,7 @@ def build_hierarchy(
     is_direct = closure["direct"].fill_null(False).to_numpy()
     depth = depths(closure.filter("direct").select(child="id1", parent="id2"))
     depth = pl.DataFrame({"id": names}).join(depth, on="id", how="left")["depth"].fill_null(0).to_numpy()
+    aliases = None
     if nodes is None:
         texts = names.str.split(".").list.first().str.replace_all("_", " ")
     else:
@@ -154,12 +236,14 @@ def build_hierarchy(
         if table["lemmas"].null_count():
             raise KeyError(f"no text for {table.filter(pl.col('lemmas').is_null())['id'].head(5).to_list()}")
         texts = node_texts(table, gloss)
+        aliases = node_names(table, gloss)
     return Hierarchy(
         names=vocabulary,
         texts=texts.to_numpy().astype(str),
         edges=edges.astype(np.int64),
         direct=is_direct.astype(bool),
         depth=depth.astype(np.int64),
+        aliases=aliases,
     )
 
 
@@ -214,18 +298,28 @@ def split_edges(h: Hierarchy, share: float, seed: int = 0) -> Split:
     return Split(h, h.with_edges(keep), nodes, h.edges[held], np.empty(0, dtype=np.int64))
 
 
+def homonym_groups(names: NodeNames) -> np.ndarray:
+    """(n,) int64, a group per node: the connected components of nodes linked by a shared name."""
+    n = len(names.ptr) - 1
+    _, name = np.unique(names.texts, return_inverse=True)  # (L,) a code per distinct name
+    node = np.repeat(np.arange(n), names.counts)  # (L,) the node of each name
+    links = sparse.coo_matrix((np.ones(len(node)), (node, n + name)), shape=(n + name.max(initial=-1) + 1,) * 2)
+    return sparse.csgraph.connected_components(links, directed=False)[1][:n].astype(np.int64)
+
+
 def split_nodes(h: Hierarchy, share: float, seed: int = 0) -> Split:
     """Hold out `share` of the nodes, drawn among the leaves, with every edge that touches them.
 
-    Nodes with the same text (homonyms: three `pony` synsets among the mammals) go to
-    the same side, and a text is held out only when all its nodes are leaves, so no
-    held-out text is seen in training; the count may overshoot by a homonym or two.
+    Nodes that share a name (homonyms: three `pony` synsets among the mammals; any of
+    their `aliases`) go to the same side, and a name is held out only when all its nodes
+    are leaves, so no held-out name is seen in training; the count may overshoot by a
+    homonym or two.
     The training hierarchy is re-indexed on the kept nodes. Removing leaves
     disconnects no kept node.
     """
     if not 0 <= share < 1:
         raise ValueError(f"share must be in [0, 1), got {share}")
-    _, group = np.unique(h.texts, return_inverse=True)  # one group per distinct text
+    group = homonym_groups(h.aliases)
     inner = np.ones(h.n_nodes, dtype=bool)
     inner[h.leaves()] = False
     eligible = np.flatnonzero(np.bincount(group, weights=inner) == 0)  # texts of leaves only

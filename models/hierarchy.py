@@ -246,27 +246,32 @@ def hierarchy_batch_loss(
     ranking: str = "softmax",
     triplet_margin: float = 5.0,
     vectors: torch.Tensor | None = None,
+    text_of: np.ndarray | None = None,
 ) -> torch.Tensor:
     """`hierarchy_loss` of a batch of (child, ancestor) node pairs: encode, then the math.
 
     model: what runs the forward pass (the model itself, or its DDP wrapper); module:
-    the model (tokenizer, distance, norm). texts: (n,) str, the text of every node;
+    the model (tokenizer, distance, norm). texts: (n,) str, the text of every node, or
+    with `text_of` (n,) int, the row in `texts` (L,) of the name each node goes by in
+    this batch (`hierarchies.datasets.NodeNames.draw`);
     depth: (n,) int, each node's depth (the norm term's levels are depth differences);
     batch: (B, 2) int node indices (child, ancestor); negatives: (K,) node indices
     shared by the batch, valid: (B, K) bool, as `NegativeSampler.shared` draws them.
     Every distinct node of the batch is encoded once (`models.encoder.forward_by_length`),
-    or, given `vectors` (n, H), the frozen encoder's vectors of every node, the head
-    alone places them (`HierarchyTextModel.place`) and the encoder does not run.
+    or, given `vectors` (n, H) (or (L, H), as `texts`), the frozen encoder's vectors of
+    every node, the head alone places them (`HierarchyTextModel.place`) and the encoder
+    does not run.
 
         negatives, valid = sampler.shared(batch[:, 0], 64, training_nodes)
         loss = hierarchy_batch_loss(model, model, h.texts, h.depth, batch, negatives, valid)
     """
     nodes, where = np.unique(np.concatenate([batch[:, 0], batch[:, 1], negatives]), return_inverse=True)  # (U,)
     device = module.device
+    rows = nodes if text_of is None else text_of[nodes]  # (U,) rows of `texts` / `vectors`
     if vectors is None:
-        points = forward_by_length(model, module.encoder, texts[nodes].tolist(), device)  # (U, d)
+        points = forward_by_length(model, module.encoder, texts[rows].tolist(), device)  # (U, d)
     else:
-        points = module.place(vectors[torch.from_numpy(nodes).to(vectors.device)])  # (U, d)
+        points = module.place(vectors[torch.from_numpy(rows).to(vectors.device)])  # (U, d)
     b = len(batch)
     child, ancestor, negative = points[where[:b]], points[where[b : 2 * b]], points[where[2 * b :]]  # (B|B|K, d)
     levels = torch.from_numpy(depth[batch[:, 0]] - depth[batch[:, 1]]).to(device)  # (B,)

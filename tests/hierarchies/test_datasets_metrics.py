@@ -11,7 +11,10 @@ from sklearn.metrics import average_precision_score
 from hierarchies.closure import transitive_closure
 from hierarchies.datasets import (
     Hierarchy,
+    NodeNames,
     build_hierarchy,
+    homonym_groups,
+    node_names,
     node_texts,
     split_edges,
     split_nodes,
@@ -45,6 +48,45 @@ def test_node_texts_are_readable_lemmas_and_optionally_the_gloss(mammals):
     assert mammals.texts[placental] == "placental, placental mammal, eutherian, eutherian mammal"
     nodes = pl.DataFrame({"lemmas": [["placental", "placental mammal"]], "gloss": ["mammals having a placenta"]})
     assert node_texts(nodes, gloss=True).to_list() == ["placental, placental mammal: mammals having a placenta"]
+
+
+def test_a_node_of_several_lemmas_goes_by_each_and_by_all_joined(mammals):
+    placental = mammals.index(["placental.n.01"])[0]
+    names = mammals.aliases
+    assert names.texts[names.ptr[placental] : names.ptr[placental + 1]].tolist() == [
+        "placental, placental mammal, eutherian, eutherian mammal",
+        "placental", "placental mammal", "eutherian", "eutherian mammal",
+    ]  # fmt: skip
+    assert np.array_equal(names.texts[names.ptr[:-1]], mammals.texts)  # its text first
+    one = np.flatnonzero(names.counts == 1)  # a single lemma: its text is its only name
+    assert len(one) and all("," not in t for t in mammals.texts[one])
+    nodes = pl.DataFrame({"lemmas": [["dog", "Canis familiaris"], ["cat"]], "gloss": ["a canine", "a feline"]})
+    assert node_names(nodes, gloss=True).texts.tolist() == [
+        "dog, Canis familiaris: a canine", "dog: a canine", "Canis familiaris: a canine", "cat: a feline",
+    ]  # fmt: skip
+    assert len(mammals.subset(np.array([placental])).aliases.texts) == 5
+
+
+def test_names_are_drawn_uniformly_and_indexed_by_node():
+    names = NodeNames.of([["a, b", "a", "b"], ["c"], ["d, e, d", "d", "e", "d"]])  # the repeat dropped
+    assert names.counts.tolist() == [3, 1, 3] and names.ptr.tolist() == [0, 3, 4, 7]
+    assert names.rows(np.array([0, 2])).tolist() == [0, 1, 2, 4, 5, 6]
+    assert names.subset(np.array([1, 2])).texts.tolist() == ["c", "d, e, d", "d", "e"]
+    draws = np.stack([names.draw(np.random.default_rng(seed)) for seed in range(3_000)])  # (3000, 3)
+    assert (draws[:, 1] == 3).all() and set(draws[:, 0]) == {0, 1, 2}
+    assert np.allclose(np.bincount(draws[:, 2] - 4) / 3_000, 1 / 3, atol=0.03)
+    assert np.array_equal(names.draw(np.random.default_rng(7)), names.draw(np.random.default_rng(7)))
+    with pytest.raises(ValueError, match="every node needs a name"):
+        NodeNames(np.array(["a"]), np.array([0, 1, 1]))
+    with pytest.raises(ValueError, match="its text first"):
+        Hierarchy(np.array(["x"]), np.array(["a"]), np.zeros((0, 2), np.int64), np.zeros(0, bool),
+                  np.zeros(1, np.int64), NodeNames.of([["b", "a"]]))  # fmt: skip
+
+
+def test_nodes_that_share_any_name_are_one_group():
+    names = NodeNames.of([["a, b", "a", "b"], ["b"], ["c"], ["c, d", "c", "d"], ["e"]])
+    group = homonym_groups(names)
+    assert group[0] == group[1] and group[2] == group[3] and len({group[0], group[2], group[4]}) == 3
 
 
 def test_a_hierarchy_from_name_tables(tiny):
@@ -81,6 +123,7 @@ def test_node_split_hides_held_out_nodes_and_their_texts(mammals):
     assert split.train.n_nodes == 1_180 - len(held) and split.train.n_edges == 6_540 - touching.sum()
     assert not set(mammals.names[held]) & set(split.train.names)
     assert not set(mammals.texts[held]) & set(split.train.texts)  # homonyms go together
+    assert not set(mammals.aliases.subset(held).texts) & set(split.train.aliases.texts)  # by any of their names
     assert np.array_equal(split.full.names[split.nodes], split.train.names)
     assert {tuple(e) for e in split.train_edges().tolist()} == {tuple(e) for e in mammals.edges[~touching].tolist()}
     assert np.array_equal(split_nodes(mammals, 0.1, seed=0).test_nodes, held)
@@ -88,6 +131,13 @@ def test_node_split_hides_held_out_nodes_and_their_texts(mammals):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("seed", range(5))
+def test_no_name_of_a_held_out_node_is_a_training_nodes(mammals, seed):
+    split = split_nodes(mammals, share=0.2, seed=seed)
+    held = set(mammals.aliases.subset(split.test_nodes).texts)
+    assert held and not held & set(mammals.aliases.subset(split.nodes).texts)
+
+
 def test_noun_hierarchy():
     nouns = wordnet_nouns()
     assert (nouns.n_nodes, nouns.n_edges) == (82_115, 743_241)

@@ -155,6 +155,26 @@ def test_three_steps_of_the_batch_loss_reproduce_the_recorded_losses(tiny_hierar
     assert losses == pytest.approx(RECORDED_BATCH_LOSSES, rel=1e-4)
 
 
+def test_each_node_goes_by_the_name_text_of_points_to(tiny_hierarchy):
+    """The loss with `text_of` is the loss of the texts it points at: here each node's text
+    at another row of a longer table of names, with other names around it."""
+    h = tiny_hierarchy
+    edges, n = h.edges[:8], h.n_nodes
+    negatives, valid = np.arange(n), np.ones((8, n), dtype=bool)
+    model = HierarchyTextModel(load_encoder("tiny", seed=0), dim=4, seed=0).eval()  # no dropout
+    names = np.concatenate([np.array([f"other {i}" for i in range(n)]), h.texts])  # (2n,)
+    args = (h.depth, edges, negatives, valid)
+    with torch.no_grad():
+        plain = hierarchy_batch_loss(model, model, h.texts, *args)
+        named = hierarchy_batch_loss(model, model, names, *args, text_of=np.arange(n) + n)
+        other = hierarchy_batch_loss(model, model, names, *args, text_of=np.arange(n))
+        vectors = torch.from_numpy(model.encoder.encode(names.tolist()))
+        frozen = hierarchy_batch_loss(model, model, names, *args, vectors=vectors, text_of=np.arange(n) + n)
+    assert named.item() == pytest.approx(plain.item(), rel=1e-6)
+    assert frozen.item() == pytest.approx(plain.item(), rel=1e-5)
+    assert other.item() != pytest.approx(plain.item(), rel=1e-3)
+
+
 def _batch(model):
     """Edges dog->mammal, toy poodle->dog, toy poodle->mammal, persian cat->cat, cat->mammal;
     every node a negative, except a child itself and its ancestors."""

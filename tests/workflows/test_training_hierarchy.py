@@ -113,19 +113,35 @@ def test_the_head_is_fitted_alone_before_fine_tuning_and_only_on_a_fresh_model(t
         HierarchyTrainConfig(head="hit", hidden=8)
     with pytest.raises(ValueError, match="the text model's: not for --model lookup"):
         HierarchyTrainConfig(model="lookup", head_epochs=3)
+    with pytest.raises(ValueError, match="the text model's: not for --model lookup"):
+        HierarchyTrainConfig(model="lookup", names="all")
+    with pytest.raises(ValueError, match="names must be one of"):
+        HierarchyTrainConfig(names="lemma")
+    assert HierarchyTrainConfig().resolved().names == "all"
+    assert HierarchyTrainConfig(model="lookup").resolved().names is None
     hit = HierarchyTrainConfig(head="hit").resolved()  # the run records what trained
     assert (hit.hidden, hit.head_epochs, hit.head_lr) == (0, 0, None)
 
 
 @pytest.mark.slow
-def test_the_text_models_fitted_head_reconstructs_the_mammals():
+def test_the_text_models_fitted_head_reconstructs_the_mammals_under_any_of_their_names():
     """The default recipe's first stage on real weights (all-MiniLM-L6-v2, frozen): 50
-    epochs of the 512-wide head at dim 10 reach reconstruction MAP 0.92 with the norm
-    reading as depth (docs/hierarchy-model.md; fine-tuning starts from there)."""
+    epochs of the 512-wide head at dim 10, each node under one of its names a step, reach
+    reconstruction MAP 0.91 on the joined lemmas with the norm reading as depth, and 0.87
+    on each node's first lemma alone, as a log writes it (0.56 for a head fitted on the
+    joined lemmas alone; docs/hierarchy-model.md; fine-tuning starts from there)."""
+    from models.hierarchy_metrics import node_points
+    from workflows.training.hierarchy import evaluate_model
+
     split = split_edges(wordnet_mammals(), 0.0, 0)
     task = HierarchyTask(HierarchyTrainConfig(model="minilm-local", dim=10), HierarchyData(split))
-    metrics = task.evaluate(task.build(None, CPU, 0), 0, 1)
-    assert metrics["map"] >= 0.88 and metrics["mean_rank"] <= 2.5 and metrics["spearman_norm_depth"] >= 0.95
+    model = task.build(None, CPU, 0)
+    metrics = task.evaluate(model, 0, 1)
+    assert metrics["map"] >= 0.88 and metrics["mean_rank"] <= 3 and metrics["spearman_norm_depth"] >= 0.95
+    names = split.full.aliases
+    first = names.texts[np.where(names.counts > 1, names.ptr[:-1] + 1, names.ptr[:-1])]  # (n,) the first lemma
+    alone = evaluate_model(model, HierarchyData(split), task.cfg, points=node_points(model, first))
+    assert alone["map"] >= 0.82 and alone["spearman_norm_depth"] >= 0.95
 
 
 @pytest.mark.parametrize(("manifold", "dim"), [("poincare", 2), ("order", 5)])

@@ -29,6 +29,7 @@ KEY_PARAMS = {
         "head",
         "hidden",
         "head_epochs",
+        "names",
         "manifold",
         "dim",
         "holdout",

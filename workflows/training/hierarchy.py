@@ -8,10 +8,11 @@ or HiT's training edges, `hit_data`; or HierarCaps):
   per pair (`NegativeSampler`; by frequency during the burn-in), `lookup_loss`;
 - the text model (`models.hierarchy`): Riemannian Adam (the encoder at its own
   rate), negatives shared by the batch (`NegativeSampler.shared`, drawn from the
-  training nodes only), `hierarchy_batch_loss`.
+  training nodes only), each node under one of its names (`names` all: drawn anew
+  every step from `Hierarchy.aliases`), `hierarchy_batch_loss`.
 
-The negatives of a step come from a generator seeded by (seed, rank, step), so a run
-resumed from a checkpoint redraws exactly the negatives of the run that died. Every
+The negatives and names of a step come from a generator seeded by (seed, rank, step),
+so a run resumed from a checkpoint redraws exactly the draws of the run that died. Every
 evaluation is `evaluate_model` (`models.hierarchy_metrics`: reconstruction, link
 prediction, Spearman(norm, depth), and on HierarCaps the chain metrics). The driver
 is `workflows.jobs.train_hierarchy`.
@@ -26,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from hierarchies.datasets import Hierarchy, PairIndex, Split, split_edges, split_nodes
+from hierarchies.datasets import Hierarchy, NodeNames, PairIndex, Split, split_edges, split_nodes
 from hierarchies.hit import TASKS, HitSplits, hit_splits, hit_wordnet
 from workflows.training.loop import Batches, TrainTask
 
@@ -94,6 +95,8 @@ class HierarchyTask(TrainTask):
         self.edges = self.split.train_edges()  # indices into split.full
         self.steps_per_epoch = max(1, len(self.edges) // (cfg.workers * cfg.batch_size))
         self.fitted: dict[str, float] = {}  # what `fit_head` did, for `built`
+        full = self.split.full  # a text model's names: all of each node's, or its text alone
+        self.names = full.aliases if cfg.names == "all" else NodeNames.single(full.texts)
 
     @property
     def examples(self) -> int:
@@ -133,11 +136,11 @@ class HierarchyTask(TrainTask):
     def fit_head(self, model) -> None:
         """The first stage of LP-FT (Kumar et al. 2022, "Fine-Tuning can Distort Pretrained
         Features"): `head_epochs` epochs of the head alone on the frozen encoder's vectors
-        of the training nodes (computed once, in eval mode), with the run's loss, batch
-        size and shared negatives, Riemannian Adam at `head_lr` decaying linearly to 0; the
-        encoder is fine-tuned after. Every worker fits the same head (the draws depend on
-        the seed and step alone; DDP starts from rank 0's anyway). `built` gives its last
-        loss, steps and seconds (logged at step 0).
+        of the training nodes' names (computed once, in eval mode), with the run's loss,
+        batch size, shared negatives and names drawn as `draw` does, Riemannian Adam at
+        `head_lr` decaying linearly to 0; the encoder is fine-tuned after. Every worker
+        fits the same head (the draws depend on the seed and step alone; DDP starts from
+        rank 0's anyway). `built` gives its last loss, steps and seconds (logged at step 0).
         """
         import time
 
@@ -147,9 +150,10 @@ class HierarchyTask(TrainTask):
         from models.hierarchy import hierarchy_batch_loss
 
         cfg, full, nodes = self.cfg, self.split.full, self.split.nodes  # held-out nodes are never encoded
-        vectors = torch.zeros(full.n_nodes, model.encoder.dim, device=model.device)  # (n, H)
-        encoded = model.encoder.encode(full.texts[nodes].tolist())  # (N, H), eval mode: no dropout
-        vectors[torch.tensor(nodes, device=model.device)] = torch.from_numpy(encoded).to(model.device)
+        texts, rows = self.names.texts, self.names.rows(nodes)
+        vectors = torch.zeros(len(texts), model.encoder.dim, device=model.device)  # (L, H), every name
+        encoded = model.encoder.encode(texts[rows].tolist())  # (names of N, H), eval mode: no dropout
+        vectors[torch.from_numpy(rows).to(model.device)] = torch.from_numpy(encoded).to(model.device)
         head = [p for name, p in model.named_parameters() if not name.startswith("encoder.")]
         batches = Batches(len(self.edges), cfg.batch_size, cfg.seed, rank=0, size=1)
         total = batches.total_steps(cfg.head_epochs, 0)
@@ -158,17 +162,26 @@ class HierarchyTask(TrainTask):
         loss, start = torch.zeros(()), time.perf_counter()
         for step in range(total):
             batch = self.edges[batches(step)[1]]
-            self.sampler.rng = np.random.default_rng([cfg.seed, step, 1 << 30])  # apart from `loss`'s draws
-            negatives, valid = self.sampler.shared(batch[:, 0], cfg.negatives, nodes)
-            loss = hierarchy_batch_loss(model, model, full.texts, full.depth, batch, negatives, valid,
+            rng = np.random.default_rng([cfg.seed, step, 1 << 30])  # apart from `loss`'s draws
+            negatives, valid, text_of = self.draw(batch, rng)
+            loss = hierarchy_batch_loss(model, model, texts, full.depth, batch, negatives, valid,
                                         cfg.norm_weight, cfg.margin, cfg.norm_loss, cfg.ranking,
-                                        cfg.triplet_margin, vectors)  # fmt: skip
+                                        cfg.triplet_margin, vectors, text_of)  # fmt: skip
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             schedule.step()
         self.fitted = {"head_fit_loss": float(loss.detach()), "head_fit_steps": total,
                        "head_fit_seconds": time.perf_counter() - start}  # fmt: skip
+
+    def draw(self, batch: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """A text model's draws for the (child, ancestor) pairs `batch` (B, 2): the shared
+        negatives (K,) among the training nodes (a held-out node's text is never seen, not
+        even as a negative), which are valid (B, K), and the row in `names.texts` of the
+        name each node goes by this step ((n,) int64)."""
+        self.sampler.rng = rng
+        negatives, valid = self.sampler.shared(batch[:, 0], self.cfg.negatives, self.split.nodes)
+        return negatives, valid, self.names.draw(rng)
 
     def built(self) -> dict[str, float]:
         return self.fitted
@@ -209,17 +222,17 @@ class HierarchyTask(TrainTask):
         from models.poincare import lookup_loss
 
         cfg, batch = self.cfg, self.edges[rows]
-        self.sampler.rng = np.random.default_rng([cfg.seed, self.rank, step])  # the same draws after a resume
+        rng = np.random.default_rng([cfg.seed, self.rank, step])  # the same draws after a resume
         if cfg.lookup:
+            self.sampler.rng = rng
             burnin = step < cfg.burnin_epochs * self.steps_per_epoch
             negatives, valid = self.sampler(batch[:, 0], cfg.negatives, by_frequency=burnin)
             return lookup_loss(model, batch, negatives, valid, margin=1.0)
-        # training nodes only: a held-out node's text is never seen, not even as a negative
-        negatives, valid = self.sampler.shared(batch[:, 0], cfg.negatives, self.split.nodes)
-        full = self.split.full  # the encoder runs: fine-tuned with the head (`fit_head` fitted the head first)
-        return hierarchy_batch_loss(model, module, full.texts, full.depth, batch, negatives, valid,
-                                    cfg.norm_weight, cfg.margin, cfg.norm_loss, cfg.ranking,
-                                    cfg.triplet_margin)  # fmt: skip
+        negatives, valid, text_of = self.draw(batch, rng)
+        # the encoder runs: fine-tuned with the head (`fit_head` fitted the head first)
+        return hierarchy_batch_loss(model, module, self.names.texts, self.split.full.depth, batch, negatives,
+                                    valid, cfg.norm_weight, cfg.margin, cfg.norm_loss, cfg.ranking,
+                                    cfg.triplet_margin, text_of=text_of)  # fmt: skip
 
     def evaluate(self, module, rank: int, size: int) -> dict[str, float]:
         return evaluate_model(module, self.data, self.cfg, rank, size)
