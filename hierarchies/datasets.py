@@ -39,7 +39,8 @@ class NodeNames:
     ptr: np.ndarray
 
     def __post_init__(self) -> None:
-        if self.ptr.ndim != 1 or self.ptr[0] != 0 or self.ptr[-1] != len(self.texts) or (np.diff(self.ptr) < 1).any():
+        ptr = self.ptr
+        if ptr.ndim != 1 or len(ptr) == 0 or ptr[0] != 0 or ptr[-1] != len(self.texts) or (np.diff(ptr) < 1).any():
             raise ValueError(f"every node needs a name: ptr must rise from 0 to {len(self.texts)} by >= 1")
 
     @classmethod
@@ -299,9 +300,11 @@ def split_edges(h: Hierarchy, share: float, seed: int = 0) -> Split:
 
 
 def homonym_groups(names: NodeNames) -> np.ndarray:
-    """(n,) int64, a group per node: the connected components of nodes linked by a shared name."""
+    """(n,) int64, a group per node: the connected components of nodes linked by a shared
+    name, case aside (`str.lower`: the encoders' tokenizers are uncased, so `Afghan` and
+    `afghan` are one text to them)."""
     n = len(names.ptr) - 1
-    _, name = np.unique(names.texts, return_inverse=True)  # (L,) a code per distinct name
+    _, name = np.unique(np.char.lower(names.texts.astype(str)), return_inverse=True)  # (L,) a code per name
     node = np.repeat(np.arange(n), names.counts)  # (L,) the node of each name
     links = sparse.coo_matrix((np.ones(len(node)), (node, n + name)), shape=(n + name.max(initial=-1) + 1,) * 2)
     return sparse.csgraph.connected_components(links, directed=False)[1][:n].astype(np.int64)
@@ -310,10 +313,10 @@ def homonym_groups(names: NodeNames) -> np.ndarray:
 def split_nodes(h: Hierarchy, share: float, seed: int = 0) -> Split:
     """Hold out `share` of the nodes, drawn among the leaves, with every edge that touches them.
 
-    Nodes that share a name (homonyms: three `pony` synsets among the mammals; any of
-    their `aliases`) go to the same side, and a name is held out only when all its nodes
-    are leaves, so no held-out name is seen in training; the count may overshoot by a
-    homonym or two.
+    Nodes that share a name, case aside (homonyms: three `pony` synsets among the
+    mammals; any of their `aliases`: `homonym_groups`) go to the same side, and a name
+    is held out only when all its nodes are leaves, so no held-out name is seen in
+    training; the count may overshoot by a homonym or two.
     The training hierarchy is re-indexed on the kept nodes. Removing leaves
     disconnects no kept node.
     """

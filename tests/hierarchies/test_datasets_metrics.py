@@ -78,15 +78,29 @@ def test_names_are_drawn_uniformly_and_indexed_by_node():
     assert np.array_equal(names.draw(np.random.default_rng(7)), names.draw(np.random.default_rng(7)))
     with pytest.raises(ValueError, match="every node needs a name"):
         NodeNames(np.array(["a"]), np.array([0, 1, 1]))
+    with pytest.raises(ValueError, match="every node needs a name"):
+        NodeNames(np.array([], dtype=str), np.array([], dtype=np.int64))
+    assert len(NodeNames.of([]).draw(np.random.default_rng(0))) == 0
     with pytest.raises(ValueError, match="its text first"):
         Hierarchy(np.array(["x"]), np.array(["a"]), np.zeros((0, 2), np.int64), np.zeros(0, bool),
                   np.zeros(1, np.int64), NodeNames.of([["b", "a"]]))  # fmt: skip
 
 
 def test_nodes_that_share_any_name_are_one_group():
-    names = NodeNames.of([["a, b", "a", "b"], ["b"], ["c"], ["c, d", "c", "d"], ["e"]])
-    group = homonym_groups(names)
+    names = NodeNames.of([["a, b", "a", "b"], ["b"], ["c"], ["C, d", "C", "d"], ["e"], ["É"], ["é"]])
+    group = homonym_groups(names)  # case aside: the encoders' tokenizers are uncased
     assert group[0] == group[1] and group[2] == group[3] and len({group[0], group[2], group[4]}) == 3
+    assert group[5] == group[6] and len(homonym_groups(NodeNames.of([]))) == 0
+
+
+@pytest.mark.slow
+def test_no_name_of_a_held_out_noun_is_a_training_nouns_case_aside():
+    """Among all nouns, 'afghan' (the blanket) and 'Afghan hound, Afghan' are one group:
+    an uncased tokenizer reads them alike (stop 34's breaker found 221 such leaks)."""
+    nouns = wordnet_nouns()
+    split = split_nodes(nouns, share=0.1, seed=0)
+    held = set(np.char.lower(nouns.aliases.subset(split.test_nodes).texts))
+    assert held and not held & set(np.char.lower(nouns.aliases.subset(split.nodes).texts))
 
 
 def test_a_hierarchy_from_name_tables(tiny):
@@ -130,14 +144,14 @@ def test_node_split_hides_held_out_nodes_and_their_texts(mammals):
     assert not np.array_equal(split_nodes(mammals, 0.1, seed=1).test_nodes, held)
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("seed", range(5))
 def test_no_name_of_a_held_out_node_is_a_training_nodes(mammals, seed):
     split = split_nodes(mammals, share=0.2, seed=seed)
-    held = set(mammals.aliases.subset(split.test_nodes).texts)
-    assert held and not held & set(mammals.aliases.subset(split.nodes).texts)
+    held = set(np.char.lower(mammals.aliases.subset(split.test_nodes).texts))
+    assert held and not held & set(np.char.lower(mammals.aliases.subset(split.nodes).texts))
 
 
+@pytest.mark.slow
 def test_noun_hierarchy():
     nouns = wordnet_nouns()
     assert (nouns.n_nodes, nouns.n_edges) == (82_115, 743_241)
