@@ -141,8 +141,9 @@ class HierarchyTrainConfig:
             "shown": "by model",
             "choices": NAMES,
             "help": "text model: the names a node trains under: all (each step one of them at random: its lemmas "
-            "joined, or one lemma alone, as a log writes it) or text (the lemmas joined alone); evaluated on the "
-            f"joined text either way ({_by_model('names')})",
+            "joined, or one lemma alone, as a log writes it; with --gloss each followed by the gloss) or text (the "
+            "lemmas joined alone); evaluated on the joined text either way; the same where a node has one name "
+            f"(HiT's protocol, HierarCaps) ({_by_model('names')})",
         },
     )
     gloss: bool = field(default=False, metadata={"help": "node text = lemmas and the WordNet gloss"})
@@ -255,9 +256,10 @@ class HierarchyTrainConfig:
             raise ValueError("--head hit is a text model's encoder on the ball: no lookup, Mobius layers or euclidean")
         if self.head == "hit" and (self.hidden or self.head_epochs):
             raise ValueError("--head hit adds no layer to fit: no --hidden or --head-epochs")
-        own = ("hidden", "head_epochs", "head_lr", "names")
-        if self.lookup and any(getattr(self, name) is not None for name in own):
-            raise ValueError("--hidden, --head-epochs, --head-lr, --names are the text model's: not for --model lookup")
+        given = [name for name in ("hidden", "head_epochs", "head_lr", "names") if getattr(self, name) is not None]
+        if self.lookup and given:
+            flags = ", ".join("--" + name.replace("_", "-") for name in given)
+            raise ValueError(f"{flags}: the text model's settings, not for --model lookup")
         if self.names is not None and self.names not in NAMES:
             raise ValueError(f"names must be one of {NAMES}, got {self.names!r}")
         if self.schedule is not None and self.schedule not in SCHEDULES:
@@ -391,7 +393,8 @@ def run(job: TrainHierarchyJob, run_name: str | None = None) -> TrainOutcome:
               "test_edges": len(split.test_edges), "test_nodes": len(split.test_nodes)}  # fmt: skip
     # HiT's head keeps the encoder's width, whatever --dim says
     width = "HiT's ball" if cfg.head == "hit" else f"{cfg.manifold} {cfg.dim}-d"
-    name = run_name or f"{cfg.model} {width} on {cfg.data}, held out: {cfg.holdout}"
+    named = ", joined lemmas alone" if cfg.names == "text" else ""  # the default names every run
+    name = run_name or f"{cfg.model} {width} on {cfg.data}{named}, held out: {cfg.holdout}"
     description = (f"Hierarchy model: {cfg.data} ({split.full.n_nodes:,} nodes) embedded by {cfg.model} in a "
                    f"{cfg.dim}-d {cfg.manifold}; held out: {cfg.holdout}.")  # fmt: skip
     with (
