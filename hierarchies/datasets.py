@@ -52,9 +52,8 @@ class NodeNames:
     def of(cls, names: list[list[str]]) -> NodeNames:
         """From each node's names (its text first), repeats within a node dropped."""
         names = [list(dict.fromkeys(each)) for each in names]
-        ptr = np.zeros(len(names) + 1, dtype=np.int64)
-        ptr[1:] = np.cumsum([len(each) for each in names])
-        return cls(np.array([name for each in names for name in each], dtype=str), ptr)
+        texts = np.array([name for each in names for name in each], dtype=str)
+        return cls(texts, _offsets(np.array([len(each) for each in names], dtype=np.int64)))
 
     def first(self) -> np.ndarray:
         """(n,) str, each node's first name (its `Hierarchy.texts` entry)."""
@@ -77,8 +76,12 @@ class NodeNames:
 
     def subset(self, nodes: np.ndarray) -> NodeNames:
         """The names of `nodes` (sorted indices), re-indexed."""
-        counts = self.counts[nodes]
-        return NodeNames(self.texts[self.rows(nodes)], np.concatenate([[0], np.cumsum(counts)]).astype(np.int64))
+        return NodeNames(self.texts[self.rows(nodes)], _offsets(self.counts[nodes]))
+
+
+def _offsets(counts: np.ndarray) -> np.ndarray:
+    """(k + 1,) int64 offsets of runs of `counts` (k,) laid end to end, from 0."""
+    return np.concatenate([[0], np.cumsum(counts, dtype=np.int64)]).astype(np.int64)
 
 
 @dataclass(frozen=True)
@@ -231,16 +234,16 @@ def build_hierarchy(
     depth = pl.DataFrame({"id": names}).join(depth, on="id", how="left")["depth"].fill_null(0).to_numpy()
     aliases = None
     if nodes is None:
-        texts = names.str.split(".").list.first().str.replace_all("_", " ")
+        texts = names.str.split(".").list.first().str.replace_all("_", " ").to_numpy().astype(str)
     else:
         table = pl.DataFrame({"id": names}).join(nodes, on="id", how="left")
         if table["lemmas"].null_count():
             raise KeyError(f"no text for {table.filter(pl.col('lemmas').is_null())['id'].head(5).to_list()}")
-        texts = node_texts(table, gloss)
         aliases = node_names(table, gloss)
+        texts = aliases.first()  # each node's first name is its text (`node_texts`)
     return Hierarchy(
         names=vocabulary,
-        texts=texts.to_numpy().astype(str),
+        texts=texts,
         edges=edges.astype(np.int64),
         direct=is_direct.astype(bool),
         depth=depth.astype(np.int64),
