@@ -193,6 +193,65 @@ def draw_non_ancestors(
     return out, bad
 
 
+class Siblings:
+    """Draws each child's siblings (the other children of its direct parents): the hard
+    negatives of Hierarchy Transformers (He et al. 2024, whose training data for hard
+    negatives pairs each (child, parent) with the child's siblings).
+
+    direct: (m, 2) (child, parent) direct edges, node indices below `n_nodes`; a draw
+    picks one of the child's parents uniformly, then one of that parent's children
+    uniformly (so not uniform over the siblings of a child of several parents).
+    """
+
+    def __init__(self, direct: np.ndarray, n_nodes: int) -> None:
+        self.n = n_nodes
+        self.parents_ptr, self.parents = _csr(direct[:, 0], direct[:, 1], n_nodes)  # by child
+        self.children_ptr, self.children = _csr(direct[:, 1], direct[:, 0], n_nodes)  # by parent
+
+    def draw(
+        self, child: np.ndarray, k: int, rng: np.random.Generator, ancestors: PairIndex, rounds: int = 10
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """k siblings of each child (B,): ((B, k) nodes, (B, k) valid). A draw that is the
+        child itself, one of its ancestors or a repeat within its row is drawn again, up
+        to `rounds` times; one still bad (a child of few or no siblings) is invalid."""
+        child = np.asarray(child, dtype=np.int64)
+        out = np.zeros((len(child), k), dtype=np.int64)
+        bad = np.ones(out.shape, dtype=bool)
+        for _ in range(rounds + 1):
+            row, col = np.nonzero(bad)
+            if not len(row):
+                break
+            out[row, col] = self._sibling(child[row], rng)
+            bad = self_or_ancestor(ancestors, child, out) | _repeats(out)
+        bad |= out < 0
+        return np.where(bad, 0, out), ~bad
+
+    def _sibling(self, child: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """(B,) one draw per child: a child of one of its parents, or -1 for a root."""
+        u, v = rng.random(len(child)), rng.random(len(child))  # drawn for every child: one stream
+        out = np.full(len(child), -1, dtype=np.int64)
+        count = self.parents_ptr[child + 1] - self.parents_ptr[child]
+        has = count > 0
+        parent = self.parents[self.parents_ptr[child[has]] + (u[has] * count[has]).astype(np.int64)]
+        kids = self.children_ptr[parent + 1] - self.children_ptr[parent]  # >= 1: the child is one
+        out[has] = self.children[self.children_ptr[parent] + (v[has] * kids).astype(np.int64)]
+        return out
+
+
+def _csr(key: np.ndarray, value: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(ptr (n + 1,), values): `values[ptr[i]:ptr[i + 1]]` are those of key i."""
+    order = np.argsort(key, kind="stable")
+    ptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(key, minlength=n), out=ptr[1:])
+    return ptr, np.asarray(value, dtype=np.int64)[order]
+
+
+def _repeats(rows: np.ndarray) -> np.ndarray:
+    """(B, k) True where rows[i, j] equals an earlier entry of row i."""
+    earlier = rows[:, :, None] == rows[:, None, :]  # (B, k, k)
+    return np.tril(earlier, -1).any(axis=2)
+
+
 def node_texts(nodes: pl.DataFrame, gloss: bool = False) -> pl.Series:
     """Readable text of each node: its lemmas joined by ", ", then ": gloss" if asked."""
     text = pl.col("lemmas").list.join(", ")

@@ -255,8 +255,10 @@ def hierarchy_batch_loss(
     with `text_of` (n,) int, the row in `texts` (L,) of the name each node goes by in
     this batch (`hierarchies.datasets.NodeNames.draw`);
     depth: (n,) int, each node's depth (the norm term's levels are depth differences);
-    batch: (B, 2) int node indices (child, ancestor); negatives: (K,) node indices
-    shared by the batch, valid: (B, K) bool, as `NegativeSampler.shared` draws them.
+    batch: (B, 2) int node indices (child, ancestor); negatives: (K,) node indices,
+    valid: (B, K) bool, which of them are negatives of each pair (as
+    `NegativeSampler.shared` draws them, shared by the batch; `HierarchyTask.draw` adds
+    each pair's own siblings).
     Every distinct node of the batch is encoded once (`models.encoder.forward_by_length`),
     or, given `vectors` (n, H) (or (L, H), as `texts`), the frozen encoder's vectors of
     every node, the head alone places them (`HierarchyTextModel.place`) and the encoder

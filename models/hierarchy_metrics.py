@@ -58,27 +58,33 @@ def evaluate_points(
 
     points: (n, d) the points of every node of `split.full`; distance(x, y): the
     model's distance over torch tensors (broadcasting over leading dims); reconstruction
-    ranks the ancestors of at most `max_nodes` children (a sample seeded by `seed`),
-    each among all nodes; device: the model's (a ball's curvature is a parameter, on
-    the GPU with the model). Keys: `mean_rank`, `map`, `link_mean_rank`, `link_map`
-    (when `split` holds pairs out) and `spearman_norm_depth`.
+    and link prediction each rank the ancestors of at most `max_nodes` children (a
+    sample seeded by `seed`: all of them on the mammals, 2,000 of the 74,401 nouns by
+    default), each among all nodes; device: the model's (a ball's curvature is a
+    parameter, on the GPU with the model). Keys: `mean_rank`, `map`, `link_mean_rank`,
+    `link_map` (when `split` holds pairs out) and `spearman_norm_depth`.
     """
     table = _Points(torch.from_numpy(points).to(device), distance)
     train_edges = split.train_edges()  # (m, 2) child, ancestor
-    children = np.unique(train_edges[:, 0])
-    if len(children) > max_nodes:
-        keep = np.random.default_rng(seed).choice(children, max_nodes, replace=False)
-        sample = train_edges[np.isin(train_edges[:, 0], keep)]
-    else:
-        sample = train_edges
     n = len(points)
-    metrics = dict(reconstruction(lambda u: distances(table, u), sample, n))
+    metrics = dict(reconstruction(lambda u: distances(table, u), _of_children(train_edges, max_nodes, seed), n))
     if len(split.test_edges):
-        linked = link_prediction(lambda u: distances(table, u), split.test_edges, train_edges, n)
+        held = _of_children(split.test_edges, max_nodes, seed)
+        linked = link_prediction(lambda u: distances(table, u), held, train_edges, n)
         metrics |= {f"link_{k}": v for k, v in linked.items()}
     # the distance from the origin of the ball grows with the Euclidean norm: the same order
     metrics["spearman_norm_depth"] = spearman_norm_depth(np.linalg.norm(points, axis=1), split.full.depth)
     return metrics
+
+
+def _of_children(edges: np.ndarray, most: int, seed: int) -> np.ndarray:
+    """The (child, ancestor) pairs `edges` (m, 2) of at most `most` children, drawn
+    uniformly (seeded) when there are more."""
+    children = np.unique(edges[:, 0])
+    if len(children) <= most:
+        return edges
+    keep = np.random.default_rng(seed).choice(children, most, replace=False)
+    return edges[np.isin(edges[:, 0], keep)]
 
 
 @torch.no_grad()

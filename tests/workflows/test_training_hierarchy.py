@@ -123,6 +123,33 @@ def test_the_head_is_fitted_alone_before_fine_tuning_and_only_on_a_fresh_model(t
     assert (hit.hidden, hit.head_epochs, hit.head_lr) == (0, 0, None)
 
 
+def test_each_pair_gets_its_own_siblings_besides_the_shared_negatives(tiny):
+    """`--sibling-negatives 2`: the batch's 8 shared negatives, then 2 per pair, valid for
+    that pair alone; the same draws from the same generator; without it, the draws of
+    before (the shared negatives and names alone, from the same stream)."""
+    split = split_edges(tiny, 0.0, 0)
+    base = HierarchyTrainConfig(model="tiny", dim=4, negatives=8, batch_size=8)
+    plain, hard = (HierarchyTask(replace(base, sibling_negatives=k), HierarchyData(split)) for k in (None, 2))
+    batch = hard.edges[:8]
+    negatives, valid, names = hard.draw(batch, np.random.default_rng(5))
+    assert negatives.shape == (8 + 16,) and valid.shape == (8, 24)
+    own = valid[:, 8:].reshape(8, 8, 2)
+    assert not own[~np.eye(8, dtype=bool)].any()  # another pair's siblings: never valid
+    direct = split.full.edges[split.full.direct]
+    for i, (child, _) in enumerate(batch):
+        for node in negatives[8 + 2 * i : 10 + 2 * i][own[i, i]]:
+            assert set(direct[direct[:, 0] == node, 1]) & set(direct[direct[:, 0] == child, 1])
+    again = hard.draw(batch, np.random.default_rng(5))
+    assert all(np.array_equal(x, y) for x, y in zip((negatives, valid, names), again, strict=True))
+    shared, shared_valid, _ = plain.draw(batch, np.random.default_rng(5))
+    assert np.array_equal(shared, negatives[:8]) and np.array_equal(shared_valid, valid[:, :8])
+    assert plain.cfg.sibling_negatives == 0 and hard.cfg.sibling_negatives == 2
+    with pytest.raises(ValueError, match=r"^--sibling-negatives: the text model's settings"):
+        HierarchyTrainConfig(model="lookup", sibling_negatives=2)
+    with pytest.raises(ValueError, match="sibling_negatives must not be negative"):
+        HierarchyTrainConfig(sibling_negatives=-1)
+
+
 @pytest.mark.slow
 def test_the_text_models_fitted_head_reconstructs_the_mammals_under_any_of_their_names():
     """The default recipe's first stage on real weights (all-MiniLM-L6-v2, frozen): 50

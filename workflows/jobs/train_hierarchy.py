@@ -68,7 +68,8 @@ MODEL_DEFAULTS: dict[str, dict[str, int | float | str]] = {
     "lookup": {"epochs": 150, "burnin_epochs": 10, "batch_size": 256, "negatives": 50, "lr": 25.0,
                "schedule": "constant"},
     "text": {"epochs": 5, "burnin_epochs": 0, "batch_size": 64, "negatives": 64, "lr": 1e-3, "encoder_lr": 3e-5,
-             "schedule": "linear", "hidden": 512, "head_epochs": 50, "head_lr": 1e-2, "names": "all"},
+             "schedule": "linear", "hidden": 512, "head_epochs": 50, "head_lr": 1e-2, "names": "all",
+             "sibling_negatives": 0},
 }  # fmt: skip
 
 
@@ -144,6 +145,15 @@ class HierarchyTrainConfig:
             "joined, or one lemma alone, as a log writes it; with --gloss each followed by the gloss) or text (the "
             "lemmas joined alone); evaluated on the joined text either way; the same where a node has one name "
             f"(HiT's protocol, HierarCaps) ({_by_model('names')})",
+        },
+    )
+    sibling_negatives: int | None = field(
+        default=None,
+        metadata={
+            "shown": "by model",
+            "help": "text model: hard negatives per pair, the child's siblings (other children of its direct "
+            "parents, never an ancestor), drawn anew each step and added to the batch's shared negatives for that "
+            f"pair alone (HiT's hard negatives, He et al. 2024) ({_by_model('sibling_negatives')})",
         },
     )
     gloss: bool = field(default=False, metadata={"help": "node text = lemmas and the WordNet gloss"})
@@ -231,7 +241,8 @@ class HierarchyTrainConfig:
     )
     max_length: int = field(default=32, metadata={"help": "tokens per node text at most"})
     max_eval_nodes: int = field(
-        default=2000, metadata={"help": "reconstruction ranks the ancestors of at most this many nodes"}
+        default=2000,
+        metadata={"help": "reconstruction and link prediction each rank the ancestors of at most this many nodes"},
     )
     eval_every: int = field(default=100, metadata={"help": "steps between evaluations and checkpoints"})
     patience: int = field(default=3, metadata={"help": "stop after this many evaluations without a better MAP"})
@@ -256,7 +267,8 @@ class HierarchyTrainConfig:
             raise ValueError("--head hit is a text model's encoder on the ball: no lookup, Mobius layers or euclidean")
         if self.head == "hit" and (self.hidden or self.head_epochs):
             raise ValueError("--head hit adds no layer to fit: no --hidden or --head-epochs")
-        given = [name for name in ("hidden", "head_epochs", "head_lr", "names") if getattr(self, name) is not None]
+        text_only = ("hidden", "head_epochs", "head_lr", "names", "sibling_negatives")
+        given = [name for name in text_only if getattr(self, name) is not None]
         if self.lookup and given:
             flags = ", ".join("--" + name.replace("_", "-") for name in given)
             raise ValueError(f"{flags}: the text model's settings, not for --model lookup")
@@ -288,6 +300,7 @@ class HierarchyTrainConfig:
             "margin",
             "triplet_margin",
             "max_failures",
+            "sibling_negatives",
         ):
             if getattr(self, name) is not None and getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative")

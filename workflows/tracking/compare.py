@@ -30,6 +30,7 @@ KEY_PARAMS = {
         "hidden",
         "head_epochs",
         "names",
+        "sibling_negatives",
         "manifold",
         "dim",
         "holdout",

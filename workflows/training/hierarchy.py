@@ -8,7 +8,8 @@ or HiT's training edges, `hit_data`; or HierarCaps):
   per pair (`NegativeSampler`; by frequency during the burn-in), `lookup_loss`;
 - the text model (`models.hierarchy`): Riemannian Adam (the encoder at its own
   rate), negatives shared by the batch (`NegativeSampler.shared`, drawn from the
-  training nodes only), each node under one of its names (`names` all: drawn anew
+  training nodes only) and, if asked, each pair's own (the child's siblings:
+  `hierarchies.datasets.Siblings`), each node under one of its names (`names` all: drawn anew
   every step from `Hierarchy.aliases`), `hierarchy_batch_loss`.
 
 The negatives and names of a step come from a generator seeded by (seed, rank, step),
@@ -27,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from hierarchies.datasets import Hierarchy, NodeNames, PairIndex, Split, split_edges, split_nodes
+from hierarchies.datasets import Hierarchy, NodeNames, PairIndex, Siblings, Split, split_edges, split_nodes
 from hierarchies.hit import TASKS, HitSplits, hit_splits, hit_wordnet
 from workflows.training.loop import Batches, TrainTask
 
@@ -97,6 +98,13 @@ class HierarchyTask(TrainTask):
         self.fitted: dict[str, float] = {}  # what `fit_head` did, for `built`
         full = self.split.full  # a text model's names: all of each node's, or its text alone
         self.names = full.aliases if cfg.names == "all" else NodeNames.single(full.texts)
+        train = self.split.train  # siblings by the training hierarchy's direct edges, in `full`'s indices
+        self.siblings = Siblings(self.split.nodes[train.edges[train.direct]], full.n_nodes)
+        from models.poincare import NegativeSampler
+
+        # HiT's closed world: no ancestor is a negative, held out or not (`hierarchies.hit`)
+        known = full.edges if data.hit is not None else None
+        self.sampler = NegativeSampler(self.edges, full.n_nodes, np.random.default_rng(cfg.seed), exclude=known)
 
     @property
     def examples(self) -> int:
@@ -105,14 +113,9 @@ class HierarchyTask(TrainTask):
     def build(self, resume: Path | None, device, rank: int):
         import torch
 
-        from models.poincare import LookupEmbedding, NegativeSampler
+        from models.poincare import LookupEmbedding
 
         self.rank = rank
-        # HiT's closed world: no ancestor is a negative, held out or not (`hierarchies.hit`)
-        known = self.split.full.edges if self.data.hit is not None else None
-        self.sampler = NegativeSampler(
-            self.edges, self.split.full.n_nodes, np.random.default_rng(self.cfg.seed), exclude=known
-        )
         if self.cfg.lookup:
             model = LookupEmbedding(self.split.full.n_nodes, self.cfg.dim, self.cfg.manifold, seed=self.cfg.seed)
             if resume:
@@ -175,12 +178,23 @@ class HierarchyTask(TrainTask):
                        "head_fit_seconds": time.perf_counter() - start}  # fmt: skip
 
     def draw(self, batch: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """A text model's draws for the (child, ancestor) pairs `batch` (B, 2): the shared
-        negatives (K,) among the training nodes (a held-out node's text is never seen, not
-        even as a negative), which are valid (B, K), and the row in `names.texts` of the
-        name each node goes by this step ((n,) int64)."""
+        """A text model's draws for the (child, ancestor) pairs `batch` (B, 2): the
+        negatives (K + B * S,) and which are valid for each pair (B, K + B * S), and the
+        row in `names.texts` of the name each node goes by this step ((n,) int64).
+
+        The first K negatives are shared by the batch, drawn among the training nodes (a
+        held-out node's text is never seen, not even as a negative); then, with
+        `sibling_negatives` S, pair i's own S siblings of its child (`Siblings`), valid
+        for pair i alone."""
         self.sampler.rng = rng
         negatives, valid = self.sampler.shared(batch[:, 0], self.cfg.negatives, self.split.nodes)
+        if self.cfg.sibling_negatives:
+            k, b = self.cfg.sibling_negatives, len(batch)
+            own, own_valid = self.siblings.draw(batch[:, 0], k, rng, self.sampler.ancestors)  # (B, S)
+            block = np.zeros((b, b, k), dtype=bool)  # pair i's siblings: its own columns only
+            block[np.arange(b), np.arange(b)] = own_valid
+            negatives = np.concatenate([negatives, own.ravel()])
+            valid = np.concatenate([valid, block.reshape(b, b * k)], axis=1)
         return negatives, valid, self.names.draw(rng)
 
     def built(self) -> dict[str, float]:
