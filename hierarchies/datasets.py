@@ -212,8 +212,10 @@ class Siblings:
         self, child: np.ndarray, k: int, rng: np.random.Generator, ancestors: PairIndex, rounds: int = 10
     ) -> tuple[np.ndarray, np.ndarray]:
         """k siblings of each child (B,): ((B, k) nodes, (B, k) valid). A draw that is the
-        child itself, one of its ancestors or a repeat within its row is drawn again, up
-        to `rounds` times; one still bad (a child of few or no siblings) is invalid."""
+        child itself, one of its `ancestors` (those the caller knows: the training pairs')
+        or a repeat within its row is drawn again, up to `rounds` times; a slot still bad
+        (a child of few or no siblings) is invalid and holds the child itself, so that it
+        names no node the batch would not hold anyway."""
         child = np.asarray(child, dtype=np.int64)
         out = np.zeros((len(child), k), dtype=np.int64)
         bad = np.ones(out.shape, dtype=bool)
@@ -224,7 +226,7 @@ class Siblings:
             out[row, col] = self._sibling(child[row], rng)
             bad = self_or_ancestor(ancestors, child, out) | _repeats(out)
         bad |= out < 0
-        return np.where(bad, 0, out), ~bad
+        return np.where(bad, child[:, None], out), ~bad
 
     def _sibling(self, child: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """(B,) one draw per child: a child of one of its parents, or -1 for a root."""
@@ -247,9 +249,14 @@ def _csr(key: np.ndarray, value: np.ndarray, n: int) -> tuple[np.ndarray, np.nda
 
 
 def _repeats(rows: np.ndarray) -> np.ndarray:
-    """(B, k) True where rows[i, j] equals an earlier entry of row i."""
-    earlier = rows[:, :, None] == rows[:, None, :]  # (B, k, k)
-    return np.tril(earlier, -1).any(axis=2)
+    """(B, k) True where rows[i, j] repeats another entry of row i (all but one of each value)."""
+    order = np.argsort(rows, axis=1, kind="stable")
+    ordered = np.take_along_axis(rows, order, axis=1)
+    repeat = np.zeros(rows.shape, dtype=bool)
+    repeat[:, 1:] = ordered[:, 1:] == ordered[:, :-1]
+    out = np.empty_like(repeat)
+    np.put_along_axis(out, order, repeat, axis=1)
+    return out
 
 
 def node_texts(nodes: pl.DataFrame, gloss: bool = False) -> pl.Series:

@@ -122,6 +122,7 @@ def test_a_child_of_few_siblings_gets_each_once_and_a_root_none():
     siblings = Siblings(direct, 5)
     nodes, valid = siblings.draw(np.array([1, 4, 0]), 3, np.random.default_rng(1), PairIndex(closure, 5))
     assert sorted(nodes[0][valid[0]].tolist()) == [2, 3] and valid.sum(axis=1).tolist() == [2, 0, 0]
+    assert (nodes[1:] == [[4], [0]]).all() and nodes[0][~valid[0]].tolist() == [1]  # unfilled: the child itself
     draws = np.concatenate([siblings.draw(np.array([1]), 1, np.random.default_rng(s), PairIndex(closure, 5))[0]
                             for s in range(2_000)])  # fmt: skip
     assert np.allclose(np.bincount(draws.ravel(), minlength=4)[2:] / 2_000, 0.5, atol=0.04)  # a itself redrawn

@@ -144,6 +144,11 @@ def test_each_pair_gets_its_own_siblings_besides_the_shared_negatives(tiny):
     shared, shared_valid, _ = plain.draw(batch, np.random.default_rng(5))
     assert np.array_equal(shared, negatives[:8]) and np.array_equal(shared_valid, valid[:, :8])
     assert plain.cfg.sibling_negatives == 0 and hard.cfg.sibling_negatives == 2
+    held = split_nodes(tiny, 0.3, 1)  # no held-out node's text is encoded, valid or not
+    task = HierarchyTask(replace(base, sibling_negatives=3, holdout="nodes"), HierarchyData(held))
+    for step in range(20):
+        batch = task.edges[np.random.default_rng(step).choice(len(task.edges), 8)]
+        assert not np.isin(task.draw(batch, np.random.default_rng(step))[0], held.test_nodes).any()
     with pytest.raises(ValueError, match=r"^--sibling-negatives: the text model's settings"):
         HierarchyTrainConfig(model="lookup", sibling_negatives=2)
     with pytest.raises(ValueError, match="sibling_negatives must not be negative"):

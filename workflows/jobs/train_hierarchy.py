@@ -152,8 +152,9 @@ class HierarchyTrainConfig:
         metadata={
             "shown": "by model",
             "help": "text model: hard negatives per pair, the child's siblings (other children of its direct "
-            "parents, never an ancestor), drawn anew each step and added to the batch's shared negatives for that "
-            f"pair alone (HiT's hard negatives, He et al. 2024) ({_by_model('sibling_negatives')})",
+            "parents, never an ancestor the training pairs show), drawn anew each step and added to the batch's "
+            "shared negatives for that pair alone (HiT's hard negatives, He et al. 2024) "
+            f"({_by_model('sibling_negatives')})",
         },
     )
     gloss: bool = field(default=False, metadata={"help": "node text = lemmas and the WordNet gloss"})
