@@ -19,7 +19,8 @@ up with the pair's random negatives when there are fewer. A model scores a pair
 s(u, v) = −(d(u, v) + λ(‖v‖ − ‖u‖)) (u the child, v the parent, ‖x‖ the distance
 of x from the origin); λ in 0.0, 0.1, ..., 4.9 and the threshold are those of the
 best F1 on the validation pairs, and the test F1 is that of those two (positives as
-the positive class, 1 : 10).
+the positive class, 1 : 10). When the best λ is 4.9, the top of HiT's grid, ours goes on
+to 50 (`BEYOND`): HiT's choice wherever their grid holds it.
 
 Built as their `construct.py` builds it, with three differences, all for
 reproducibility: every draw is seeded (theirs are not, so their splits exist only as
@@ -42,7 +43,11 @@ from hierarchies.datasets import Hierarchy, PairIndex, build_hierarchy, draw_non
 TASKS: tuple[str, ...] = ("multi_hop", "mixed_hop")
 KINDS: tuple[str, ...] = ("rn", "hn")  # random and hard (sibling) negatives
 PER_POSITIVE = 10
-LAMBDAS: tuple[float, ...] = tuple(round(0.1 * i, 1) for i in range(50))  # 0.0 ... 4.9
+LAMBDAS: tuple[float, ...] = tuple(round(0.1 * i, 1) for i in range(50))  # HiT's grid: 0.0 ... 4.9
+# searched too when the best λ of `LAMBDAS` is its last: λ weighs a norm difference against a
+# distance, a ratio that depends on the ball (HiT's radius √d, ours the unit ball), and on
+# all nouns a unit-ball model's best λ lies past 4.9 (11.5)
+BEYOND: tuple[float, ...] = tuple(5.0 + 0.5 * i for i in range(91))  # 5.0, 5.5, ..., 50.0
 EVAL_SHARE = 0.1  # of T for validation and test together; of E for mixed-hop
 
 
@@ -138,19 +143,24 @@ def choose_and_score(
     val_labels: np.ndarray,
     test_labels: np.ndarray,
     lambdas: tuple[float, ...] = LAMBDAS,
+    beyond: tuple[float, ...] = BEYOND,
 ) -> dict[str, float]:
     """λ and the threshold of the best validation F1, and the test pairs' precision,
     recall and F1 at them.
 
     val, test: (distance d(u, v), child norm ‖u‖, parent norm ‖v‖), each (p,) float,
-    for the labelled pairs of `HitPairs.labelled`. Keys: `f1`, `precision`, `recall`,
-    `val_f1`, `lambda`, `threshold`.
+    for the labelled pairs of `HitPairs.labelled`; λ among `lambdas`, and among
+    `beyond` too when the best of `lambdas` is its last (the smallest λ of the best F1
+    wins). Keys: `f1`, `precision`, `recall`, `val_f1`, `lambda`, `threshold`.
     """
     best = (-1.0, 0.0, 0.0)  # val F1, λ, threshold
-    for lam in lambdas:
-        f1, threshold = _best_threshold(hit_score(*val, lam), val_labels)
-        if f1 > best[0]:
-            best = (f1, lam, threshold)
+    for grid in (lambdas, beyond):
+        for lam in grid:
+            f1, threshold = _best_threshold(hit_score(*val, lam), val_labels)
+            if f1 > best[0]:
+                best = (f1, lam, threshold)
+        if best[1] != lambdas[-1]:
+            break
     val_f1, lam, threshold = best
     predicted = hit_score(*test, lam) >= threshold
     truth = test_labels.astype(bool)

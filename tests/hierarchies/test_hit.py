@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from hierarchies.closure import transitive_closure
 from hierarchies.datasets import Hierarchy, PairIndex, build_hierarchy
-from hierarchies.hit import KINDS, LAMBDAS, PER_POSITIVE, choose_and_score, hit_score, hit_splits, hit_wordnet
+from hierarchies.hit import BEYOND, KINDS, LAMBDAS, PER_POSITIVE, choose_and_score, hit_score, hit_splits, hit_wordnet
 
 
 def dag(parents_of: list[list[int]]) -> Hierarchy:
@@ -134,8 +134,10 @@ def test_lambda_and_threshold_are_those_of_the_best_validation_f1(seed, n):
     labels[0] = 1
     parts = tuple(rng.gamma(2.0, 1.0, 11 * n) + labels * rng.random() for _ in range(3))
     lambdas = LAMBDAS[::7]  # 0.0, 0.7, ..., 4.9
-    scored = choose_and_score(parts, parts, labels, labels, lambdas)
+    scored = choose_and_score(parts, parts, labels, labels, lambdas, beyond=())
     assert scored["val_f1"] == pytest.approx(brute_force(parts, labels, lambdas))
+    wider = choose_and_score(parts, parts, labels, labels, lambdas)  # past 4.9 only from its edge
+    assert wider == scored if scored["lambda"] < 4.9 else wider["val_f1"] >= scored["val_f1"]
     assert scored["f1"] == pytest.approx(scored["val_f1"])  # the same pairs: the same F1 at the chosen pair
 
 
@@ -149,5 +151,21 @@ def test_the_norm_term_separates_what_distance_alone_cannot():
     scored = choose_and_score((distance, child_norm, other_norm), (distance, child_norm, other_norm), labels, labels)
     assert scored["f1"] == 1.0 and scored["lambda"] > 0
     blind = choose_and_score((distance, child_norm, other_norm), (distance, child_norm, other_norm), labels, labels,
-                             lambdas=(0.0,))  # fmt: skip
+                             lambdas=(0.0,), beyond=())  # fmt: skip
     assert blind["f1"] == pytest.approx(2 / 3)  # every pair positive: precision 1/2, recall 1
+
+
+def test_the_grid_goes_past_hits_where_the_norm_must_weigh_more():
+    """Parents 4 to 12 away and one level up, siblings 2 away at the child's level:
+    every parent ranks first only for λ > 10, past HiT's grid (0.0 ... 4.9; the more the
+    larger λ), within ours."""
+    labels = np.tile(np.r_[1, 0, 0], 40).astype(np.int8)
+    distance = np.full(120, 2.0)
+    distance[labels == 1] = np.linspace(4.0, 12.0, 40)
+    child_norm = np.full(120, 3.0)
+    other_norm = np.where(labels == 1, 2.0, 3.0)
+    parts = (distance, child_norm, other_norm)
+    hits = choose_and_score(parts, parts, labels, labels, beyond=())
+    assert hits["f1"] < 1.0 and hits["lambda"] == 4.9  # at the top of HiT's grid: ours goes on
+    scored = choose_and_score(parts, parts, labels, labels)
+    assert scored["f1"] == 1.0 and 10.0 < scored["lambda"] <= BEYOND[-1]
