@@ -151,9 +151,9 @@ class HierarchyTrainConfig:
         default=None,
         metadata={
             "shown": "by model",
-            "help": "text model: hard negatives per pair, the child's siblings (other children of its direct "
-            "parents, never an ancestor the training pairs show), drawn anew each step and added to the batch's "
-            "shared negatives for that pair alone (HiT's hard negatives, He et al. 2024) "
+            "help": "text model: up to this many hard negatives per pair, the child's siblings (other children "
+            "of its direct parents, never an ancestor the training pairs show), drawn anew each step and added to "
+            "the batch's shared negatives for that pair alone (HiT's hard negatives, He et al. 2024) "
             f"({_by_model('sibling_negatives')})",
         },
     )
@@ -408,6 +408,7 @@ def run(job: TrainHierarchyJob, run_name: str | None = None) -> TrainOutcome:
     # HiT's head keeps the encoder's width, whatever --dim says
     width = "HiT's ball" if cfg.head == "hit" else f"{cfg.manifold} {cfg.dim}-d"
     named = ", joined lemmas alone" if cfg.names == "text" else ""  # the default names every run
+    named += f", {cfg.sibling_negatives} sibling negatives" if cfg.sibling_negatives else ""
     name = run_name or f"{cfg.model} {width} on {cfg.data}{named}, held out: {cfg.holdout}"
     description = (f"Hierarchy model: {cfg.data} ({split.full.n_nodes:,} nodes) embedded by {cfg.model} in a "
                    f"{cfg.dim}-d {cfg.manifold}; held out: {cfg.holdout}.")  # fmt: skip
