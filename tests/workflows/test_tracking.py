@@ -98,3 +98,21 @@ def test_a_sqlite_store_inside_a_submitted_jobs_working_dir_warns_once(tmp_path,
     monkeypatch.delenv("MLFLOW_TRACKING_URI")
     tracking.use_store()
     assert not [r for r in caplog.records if "temporary working directory" in r.getMessage()]
+
+
+def test_compare_shows_hits_f1_where_a_hierarchy_run_logged_it(store):
+    from workflows.tracking.compare import compare
+
+    mlflow.set_experiment("hierarchy-model")
+    with mlflow.start_run():
+        mlflow.log_params({"model": "minilm-local", "holdout": "none"})
+        mlflow.log_metrics({"map": 0.9, "steps": 80})
+    plain = compare(store, "hierarchy-model")
+    assert plain.metrics == ["map", "steps"]  # no run of HiT's protocol: no empty F1 columns
+    with mlflow.start_run():
+        mlflow.log_params({"model": "minilm-local", "holdout": "hit-mixed"})
+        mlflow.log_metrics({"map": 0.6, "steps": 80, "multi_hop_f1_rn": 0.86, "multi_hop_f1_hn": 0.83,
+                            "mixed_hop_f1_rn": 0.83, "mixed_hop_f1_hn": 0.77, "mixed_hop_lambda_hn": 3.7})  # fmt: skip
+    both = compare(store, "hierarchy-model")
+    assert both.metrics == ["map", "multi_hop_f1_rn", "multi_hop_f1_hn", "mixed_hop_f1_rn", "mixed_hop_f1_hn", "steps"]
+    assert [r["mixed_hop_f1_hn"] for r in both.rows] == [0.77, None] and both.not_shown == 1

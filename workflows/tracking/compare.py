@@ -18,7 +18,18 @@ from workflows.tracking.store import CHAMPION
 
 KEY_METRICS = {
     "session-model": ("val_auc", "val_accuracy", "best_step", "steps", "pairs_per_s"),
-    "hierarchy-model": ("map", "mean_rank", "link_map", "spearman_norm_depth", "kendall_tau", "steps"),
+    "hierarchy-model": (
+        "map",
+        "mean_rank",
+        "link_map",
+        "spearman_norm_depth",
+        "kendall_tau",
+        "multi_hop_f1_rn",
+        "multi_hop_f1_hn",
+        "mixed_hop_f1_rn",
+        "mixed_hop_f1_hn",
+        "steps",
+    ),
     "segmenter-model": ("cv_f1_mean", "cv_f1_sd", "cv_boundary_f1_mean", "cv_ari_mean", "cascade_cv_f1_mean"),
 }
 KEY_PARAMS = {
