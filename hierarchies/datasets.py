@@ -204,7 +204,6 @@ class Siblings:
     """
 
     def __init__(self, direct: np.ndarray, n_nodes: int) -> None:
-        self.n = n_nodes
         self.parents_ptr, self.parents = _csr(direct[:, 0], direct[:, 1], n_nodes)  # by child
         self.children_ptr, self.children = _csr(direct[:, 1], direct[:, 0], n_nodes)  # by parent
 
@@ -243,9 +242,7 @@ class Siblings:
 def _csr(key: np.ndarray, value: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     """(ptr (n + 1,), values): `values[ptr[i]:ptr[i + 1]]` are those of key i."""
     order = np.argsort(key, kind="stable")
-    ptr = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(np.bincount(key, minlength=n), out=ptr[1:])
-    return ptr, np.asarray(value, dtype=np.int64)[order]
+    return _offsets(np.bincount(key, minlength=n)), np.asarray(value, dtype=np.int64)[order]
 
 
 def _repeats(rows: np.ndarray) -> np.ndarray:

@@ -99,7 +99,8 @@ class HierarchyTask(TrainTask):
         full = self.split.full  # a text model's names: all of each node's, or its text alone
         self.names = full.aliases if cfg.names == "all" else NodeNames.single(full.texts)
         train = self.split.train  # siblings by the training hierarchy's direct edges, in `full`'s indices
-        self.siblings = Siblings(self.split.nodes[train.edges[train.direct]], full.n_nodes)
+        direct = self.split.nodes[train.edges[train.direct]]
+        self.siblings = Siblings(direct, full.n_nodes) if cfg.sibling_negatives else None
         from models.poincare import NegativeSampler
 
         # HiT's closed world: no ancestor is a negative, held out or not (`hierarchies.hit`)
@@ -188,7 +189,7 @@ class HierarchyTask(TrainTask):
         for pair i alone."""
         self.sampler.rng = rng
         negatives, valid = self.sampler.shared(batch[:, 0], self.cfg.negatives, self.split.nodes)
-        if self.cfg.sibling_negatives:
+        if self.siblings is not None:
             k, b = self.cfg.sibling_negatives, len(batch)
             own, own_valid = self.siblings.draw(batch[:, 0], k, rng, self.sampler.ancestors)  # (B, S)
             block = np.zeros((b, b, k), dtype=bool)  # pair i's siblings: its own columns only
