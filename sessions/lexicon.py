@@ -16,18 +16,21 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 import polars as pl
+import pyarrow.compute as pc
 
 from sessions.text import normalize, terms, trigram_codes
 
 
 def encode(values: pl.Series) -> tuple[np.ndarray, pl.Series]:
     """Dense codes of a string column (first occurrence = 0, 1, ...) and the distinct
-    values in code order: values == distinct.gather(codes)."""
-    categorical = values.cast(pl.Categorical(pl.Categories.random()))  # a fresh mapping: codes from 0
-    codes = categorical.to_physical()
-    distinct = categorical.unique()
-    by_code = pl.DataFrame({"code": distinct.to_physical(), "value": distinct.cast(pl.String)}).sort("code")
-    return codes.to_numpy().astype(np.int64, copy=False), by_code["value"].rename(values.name)
+    values in code order: values == distinct.gather(codes); (n,) int64 and a String
+    series. Arrow's hash-based dictionary encoding (`pyarrow.compute.dictionary_encode`).
+    ValueError for a column with nulls."""
+    if values.null_count():
+        raise ValueError(f"column {values.name!r}: {values.null_count()} nulls to encode (fill them first)")
+    encoded = pc.dictionary_encode(values.cast(pl.String).to_arrow())
+    codes = np.asarray(encoded.indices, dtype=np.int64)
+    return codes, pl.Series(values.name, encoded.dictionary, dtype=pl.String)
 
 
 @dataclass(frozen=True)

@@ -249,7 +249,7 @@ def _embedding_links(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Session pairs (a, b) of one user, at most `window` sessions apart, whose centroids
     the model puts in one session; each distinct query is embedded once."""
-    text, distinct = encode(query)
+    text, distinct = encode(query.fill_null(""))  # a missing query is an empty one, as in `Lexicon`
     vectors = embedder.embed(distinct)[text]
     first_rows = np.flatnonzero(starts)
     centroid = np.add.reduceat(vectors.astype(np.float64), first_rows, axis=0)
@@ -317,18 +317,21 @@ def grow_missions(n: int, a: np.ndarray, b: np.ndarray, terms: tuple[np.ndarray,
     that bound never refuses a link (components of up to two sessions), this is
     the connected components of the links, computed as such; the rest runs one
     session at a time with union by size, in a loop compiled by numba (`_grow`;
-    docs/segmentation.md, Speed).
+    docs/segmentation.md, Speed). Missions never leave the component of links they
+    grow in, so that loop takes one component at a time, each with a table of its own.
     """
     first = first_of_component(n, a, b)
     component_size = np.bincount(first, minlength=n)[first]
     big = component_size > 2
     if not big.any():
         return first
-    later, earlier = _by_later_session(n, np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64), big)
+    link_offsets, earlier = _by_later_session(n, np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64), big)
     offsets, codes = (np.asarray(x, dtype=np.int64) for x in terms)
     shift = max(0, -int(codes.min())) if len(codes) else 0  # codes of texts are negative
     width = int(codes.max()) + shift + 1 if len(codes) else 1
-    low = _grow(n, np.flatnonzero(big), later, earlier, offsets, codes, shift, width, CORE_SHARE)
+    sessions = np.flatnonzero(big)
+    sessions = sessions[np.argsort(first[sessions], kind="stable")]  # by component, then in order
+    low = _grow(n, sessions, first, link_offsets, earlier, offsets, codes, shift, width, CORE_SHARE)
     result = first.copy()
     result[big] = low[big]
     return result
@@ -336,9 +339,10 @@ def grow_missions(n: int, a: np.ndarray, b: np.ndarray, terms: tuple[np.ndarray,
 
 @numba.njit(cache=True, nogil=True)
 def _by_later_session(n: int, a: np.ndarray, b: np.ndarray, big: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The links a-b between two sessions of big components, each once as (later,
-    earlier), sorted by later then earlier: a counting sort by the later session, then
-    each session's few earlier ones sorted in place."""
+    """The links a-b between two sessions of big components, each once, by their later
+    session: CSR (offsets (n + 1,), earlier), session s's earlier sessions being
+    earlier[offsets[s]:offsets[s + 1]], ascending. A counting sort by the later session,
+    then each session's few earlier ones sorted by insertion."""
     start = np.zeros(n + 1, dtype=np.int64)
     for i in range(len(a)):
         lo, hi = min(a[i], b[i]), max(a[i], b[i])
@@ -352,17 +356,26 @@ def _by_later_session(n: int, a: np.ndarray, b: np.ndarray, big: np.ndarray) -> 
         if lo != hi and big[hi]:
             earlier[at[hi]] = lo
             at[hi] += 1
-    out_later = np.empty(len(earlier), dtype=np.int64)
-    out_earlier = np.empty(len(earlier), dtype=np.int64)
+    out_offsets = np.zeros(n + 1, dtype=np.int64)
+    out = np.empty(len(earlier), dtype=np.int64)
     k = 0
     for s in range(n):
-        group = earlier[start[s] : start[s + 1]]
-        group.sort()
-        for j in range(len(group)):
-            if j == 0 or group[j] != group[j - 1]:
-                out_later[k], out_earlier[k] = s, group[j]
+        lo, hi = start[s], start[s + 1]
+        if hi - lo > 32:
+            earlier[lo:hi].sort()
+        else:
+            for j in range(lo + 1, hi):  # insertion: a session's links are few
+                value, at = earlier[j], j
+                while at > lo and earlier[at - 1] > value:
+                    earlier[at] = earlier[at - 1]
+                    at -= 1
+                earlier[at] = value
+        for j in range(lo, hi):
+            if j == lo or earlier[j] != earlier[j - 1]:
+                out[k] = earlier[j]
                 k += 1
-    return out_later[:k].copy(), out_earlier[:k].copy()
+        out_offsets[s + 1] = k
+    return out_offsets, out[:k].copy()
 
 
 @numba.njit(cache=True, nogil=True)
@@ -379,7 +392,8 @@ def _find(parent: np.ndarray, x: int) -> int:
 def _grow(
     n: int,
     sessions: np.ndarray,
-    later: np.ndarray,
+    component: np.ndarray,
+    link_offsets: np.ndarray,
     earlier: np.ndarray,
     offsets: np.ndarray,
     codes: np.ndarray,
@@ -388,16 +402,18 @@ def _grow(
     core_share: float,
 ) -> np.ndarray:
     """`grow_missions`' loop, compiled (numba): `sessions` (the sessions of components of
-    more than two, ascending) taken in order, each joining the missions of its links
-    (later[i] = s, earlier[i] < s, sorted by later) that the bound allows. Returns, for
-    each session, the first session of its mission (valid for `sessions` only).
+    more than two, grouped by `component`, ascending within one) taken in order, each
+    joining the missions of its links (`_by_later_session`'s CSR: the earlier sessions
+    it is linked to) that the bound allows. Returns, for each session, the first session
+    of its mission (valid for `sessions` only).
 
-    Missions are a union-find forest, union by size; what each mission holds is one hash
-    table (open addressing, `_Counts`) of (root, code) -> how many of its sessions hold
-    the code (key root * width + code + shift), and each root's codes a linked list of
-    entries, so that a union moves the smaller mission's counts into the larger's. A
-    mission's entries stay in the table when it joins another (its root is no longer a
-    root and is never asked again) until the table is rebuilt.
+    Missions are a union-find forest, union by size; what each mission holds is a hash
+    table (open addressing, `_slot`) of (root, code) -> how many of its sessions hold
+    the code (key root * width + code + shift), one table per component, sized to it
+    (a small one stays in cache), and each root's codes a linked list of entries, so
+    that a union moves the smaller mission's counts into the larger's. A mission's
+    entries stay in the table when it joins another (its root is no longer a root and
+    is never asked again) until the table is rebuilt.
     """
     parent = np.arange(n)
     size = np.ones(n, dtype=np.int64)
@@ -406,75 +422,78 @@ def _grow(
     tail = np.full(n, -1, dtype=np.int64)
     entry_code = np.empty(len(codes), dtype=np.int64)
     entry_next = np.empty(len(codes), dtype=np.int64)
-    held = 0  # the codes of `sessions`, the table's first keys
-    for s in sessions:
-        held += offsets[s + 1] - offsets[s]
-    keys = _table(2 * held)
-    counts = np.zeros(len(keys), dtype=np.int64)
-    filled = 0  # keys in the table
+    out = np.empty(n, dtype=np.int64)
     used = 0
-    i = 0
-    for s in sessions:
-        for j in range(offsets[s], offsets[s + 1]):
-            if 2 * (filled + 1) > len(keys):
-                keys, counts, filled = _rebuilt(keys, counts, parent, width)
-            at = _slot(keys, s * width + codes[j] + shift)
-            keys[at], counts[at] = s * width + codes[j] + shift, 1
-            filled += 1
-            entry_code[used], entry_next[used] = codes[j], -1
-            if head[s] < 0:
-                head[s] = used
-            else:
-                entry_next[tail[s]] = used
-            tail[s] = used
-            used += 1
-        joined = s  # the root of s's mission, all along
-        while i < len(later) and later[i] == s:
-            group = _find(parent, earlier[i])
-            i += 1
-            if group == joined:
-                continue
-            allowed = size[group] == 1
-            core = core_share * size[group]
-            j = offsets[s]
-            while not allowed and j < offsets[s + 1]:
-                at = _slot(keys, group * width + codes[j] + shift)
-                count = counts[at] if keys[at] >= 0 else 0
-                allowed = count >= 1 if codes[j] < 0 else count >= core
-                j += 1
-            if not allowed:
-                continue
-            x, y = joined, group  # union by size: y's mission into x's
-            if size[x] < size[y]:
-                x, y = y, x
-            size[x] += size[y]
-            low[x] = min(low[x], low[y])
-            e = head[y]  # (y stays a root while its entries move: a rebuilt table keeps them)
-            while e >= 0:
-                following = entry_next[e]
-                count = counts[_slot(keys, y * width + entry_code[e] + shift)]
+    first = 0
+    while first < len(sessions):  # one component: sessions[first:last]
+        last, held = first, 0
+        while last < len(sessions) and component[sessions[last]] == component[sessions[first]]:
+            held += offsets[sessions[last] + 1] - offsets[sessions[last]]
+            last += 1
+        keys = _table(2 * held)
+        counts = np.zeros(len(keys), dtype=np.int64)
+        filled = 0  # keys in the table
+        for k in range(first, last):
+            s = sessions[k]
+            for j in range(offsets[s], offsets[s + 1]):
                 if 2 * (filled + 1) > len(keys):
                     keys, counts, filled = _rebuilt(keys, counts, parent, width)
-                key = x * width + entry_code[e] + shift
-                at = _slot(keys, key)
-                if keys[at] >= 0:
-                    counts[at] += count  # the entry is x's already
+                at = _slot(keys, s * width + codes[j] + shift)
+                keys[at], counts[at] = s * width + codes[j] + shift, 1
+                filled += 1
+                entry_code[used], entry_next[used] = codes[j], -1
+                if head[s] < 0:
+                    head[s] = used
                 else:
-                    keys[at], counts[at] = key, count
-                    filled += 1
-                    entry_next[e] = -1
-                    if head[x] < 0:
-                        head[x] = e
+                    entry_next[tail[s]] = used
+                tail[s] = used
+                used += 1
+            joined = s  # the root of s's mission, all along
+            for i in range(link_offsets[s], link_offsets[s + 1]):
+                group = _find(parent, earlier[i])
+                if group == joined:
+                    continue
+                allowed = size[group] == 1
+                core = core_share * size[group]
+                j = offsets[s]
+                while not allowed and j < offsets[s + 1]:
+                    at = _slot(keys, group * width + codes[j] + shift)
+                    count = counts[at] if keys[at] >= 0 else 0
+                    allowed = count >= 1 if codes[j] < 0 else count >= core
+                    j += 1
+                if not allowed:
+                    continue
+                x, y = joined, group  # union by size: y's mission into x's
+                if size[x] < size[y]:
+                    x, y = y, x
+                size[x] += size[y]
+                low[x] = min(low[x], low[y])
+                e = head[y]  # (y stays a root while its entries move: a rebuilt table keeps them)
+                while e >= 0:
+                    following = entry_next[e]
+                    count = counts[_slot(keys, y * width + entry_code[e] + shift)]
+                    if 2 * (filled + 1) > len(keys):
+                        keys, counts, filled = _rebuilt(keys, counts, parent, width)
+                    key = x * width + entry_code[e] + shift
+                    at = _slot(keys, key)
+                    if keys[at] >= 0:
+                        counts[at] += count  # the entry is x's already
                     else:
-                        entry_next[tail[x]] = e
-                    tail[x] = e
-                e = following
-            head[y] = tail[y] = -1
-            parent[y] = x
-            joined = x
-    out = np.empty(n, dtype=np.int64)
-    for s in sessions:
-        out[s] = low[_find(parent, s)]
+                        keys[at], counts[at] = key, count
+                        filled += 1
+                        entry_next[e] = -1
+                        if head[x] < 0:
+                            head[x] = e
+                        else:
+                            entry_next[tail[x]] = e
+                        tail[x] = e
+                    e = following
+                head[y] = tail[y] = -1
+                parent[y] = x
+                joined = x
+        for k in range(first, last):
+            out[sessions[k]] = low[_find(parent, sessions[k])]
+        first = last
     return out
 
 
