@@ -189,6 +189,7 @@ def iter_sessions(
         ordered = user_time_order(events.lazy().select("row_id", "user_id", "ts", "query").collect())
     with profile.step("lexicon"):
         lexicon = Lexicon(ordered["query"])  # the log's, shared by every chunk (each text processed once)
+        _ = lexicon.tables  # every per-text table, before the threads share it (each would build those missing)
         if common is None:
             common = common_terms(term_users(lexicon, ordered["user_id"]), ordered["user_id"].n_unique(), missions)
 
