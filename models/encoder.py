@@ -195,32 +195,36 @@ def forward_by_length(
     return torch.cat(parts)[torch.from_numpy(inverse).to(device)]  # (n, d)
 
 
+def tiny_config() -> DistilBertConfig:
+    """The configuration of `tiny_transformer`: 2 layers, 32 wide, MiniLM's vocabulary size."""
+    return DistilBertConfig(vocab_size=30522, dim=32, hidden_dim=64, n_layers=2, n_heads=2, max_position_embeddings=128)
+
+
 def tiny_transformer(seed: int = 0) -> DistilBertModel:
     """A 2-layer, 32-wide DistilBERT with seeded random weights (MiniLM's vocabulary size)."""
-    config = DistilBertConfig(
-        vocab_size=30522, dim=32, hidden_dim=64, n_layers=2, n_heads=2, max_position_embeddings=128
-    )
     with torch.random.fork_rng():
         torch.manual_seed(seed)
-        return DistilBertModel(config)
+        return DistilBertModel(tiny_config())
 
 
-def check_encoder(name: str) -> None:
-    """ValueError in one line when `name` is no encoder `load_encoder` can load: not one of
-    its own names, not a local model directory, not a Hub id at hand (in the cache, or
-    on the Hub when online). Reads the configuration only, so a job can check its model
-    before it starts workers."""
+def check_encoder(name: str) -> int:
+    """The width of the encoder called `name` (`TextEncoder.dim`: its transformer's
+    hidden size). ValueError in one line when `name` is no encoder `load_encoder` can
+    load: not one of its own names, not a local model directory, not a Hub id at hand
+    (in the cache, or on the Hub when online). Reads the configuration only, so a job
+    can check its model before it starts workers."""
     from transformers import AutoConfig
 
-    if name in (TINY, MINILM_LOCAL):
-        return
+    if name == TINY:
+        return int(tiny_config().hidden_size)
     offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")  # as set now, not at import
     try:
-        AutoConfig.from_pretrained(name, local_files_only=offline)
+        config = AutoConfig.from_pretrained(minilm_path() if name == MINILM_LOCAL else name, local_files_only=offline)
     except (OSError, ValueError) as err:
         reason = str(err).strip().splitlines()[0] if str(err).strip() else err.__class__.__name__
         raise ValueError(f"--model {name}: no such encoder ({reason}); give minilm-local, tiny, a Hugging Face "
                          "model id or a model directory") from None  # fmt: skip
+    return int(config.hidden_size)
 
 
 def load_encoder(name: str, *, max_length: int = 32, normalize: bool = True, seed: int = 0) -> TextEncoder:

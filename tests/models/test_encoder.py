@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 import models.encoder as encoder_module
 from models.calibration import Calibration, best_threshold, pair_metrics
-from models.encoder import forward_by_length, load_encoder
+from models.encoder import check_encoder, forward_by_length, load_encoder
 from models.session import distinct, pair_scores
 
 
@@ -89,6 +89,14 @@ def test_tiny_is_seeded_and_saves_and_loads(tiny, tmp_path):
     loaded = load_encoder(str(tmp_path / "enc"))
     assert loaded.name == "tiny" and loaded.max_length == tiny.max_length
     np.testing.assert_allclose(loaded.encode(["cute cats"]), x, atol=1e-6)
+
+
+def test_an_encoders_width_is_read_from_its_configuration_alone(tiny, minilm):
+    """What a job records as a `--head hit` model's dimensions, before any weights load."""
+    assert check_encoder("tiny") == tiny.dim == 32
+    assert check_encoder("minilm-local") == minilm.dim == 384
+    with pytest.raises(ValueError, match="no such encoder"):
+        check_encoder("/no/such/model")
 
 
 def test_threads_encoding_with_one_encoder_get_what_one_thread_gets():

@@ -99,7 +99,7 @@ class HierarchyTrainConfig:
             "choices": ("poincare", "euclidean", "order"),
         },
     )
-    dim: int = field(default=10, metadata={"help": "dimensions of the embedding"})
+    dim: int = field(default=10, metadata={"help": "dimensions of the embedding (--head hit: the encoder's width)"})
     curvature: float = field(default=1.0, metadata={"help": "curvature of the Poincare ball (its negative)"})
     head: str = field(
         default="expmap0",
@@ -400,12 +400,13 @@ def run(job: TrainHierarchyJob, run_name: str | None = None) -> TrainOutcome:
 
     cfg = job.hierarchy.resolved()
     if not cfg.lookup:
-        check_encoder(cfg.model)  # before any worker starts
+        encoder_width = check_encoder(cfg.model)  # before any worker starts
+        if cfg.head == "hit":  # HiT's head keeps the encoder's width, whatever --dim says: the run records it
+            cfg = replace(cfg, dim=encoder_width)
     data = load_data(cfg)
     split = data.split
     params = {**cfg.to_dict(), "nodes": split.full.n_nodes, "train_edges": len(split.train_edges()),
               "test_edges": len(split.test_edges), "test_nodes": len(split.test_nodes)}  # fmt: skip
-    # HiT's head keeps the encoder's width, whatever --dim says
     width = "HiT's ball" if cfg.head == "hit" else f"{cfg.manifold} {cfg.dim}-d"
     named = ", joined lemmas alone" if cfg.names == "text" else ""  # the default names every run
     named += f", {cfg.sibling_negatives} sibling negatives" if cfg.sibling_negatives else ""
