@@ -105,6 +105,21 @@ def test_encode_round_trips():
     values = pl.Series(["b", "a", "b", "c", "a"])
     codes, distinct = encode(values)
     assert codes.tolist() == [0, 1, 0, 2, 1] and distinct.gather(codes).to_list() == values.to_list()
+    with pytest.raises(ValueError, match="1 nulls"):
+        encode(pl.Series("query", ["a", None]))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.lists(st.text(st.characters(codec="utf-8"), max_size=4), max_size=12), min_size=1, max_size=4))
+def test_encode_numbers_values_in_order_of_first_occurrence(chunks):
+    """Any strings (empty, any script), a series in several chunks: codes 0, 1, ... by
+    first occurrence, int64, and the distinct values in code order."""
+    values = pl.concat([pl.Series("q", chunk, dtype=pl.String) for chunk in chunks], rechunk=False)
+    codes, distinct = encode(values)
+    flat = [v for chunk in chunks for v in chunk]
+    first_seen = list(dict.fromkeys(flat))
+    assert codes.dtype == np.int64 and codes.tolist() == [first_seen.index(v) for v in flat]
+    assert distinct.to_list() == first_seen and distinct.dtype == pl.String and distinct.name == "q"
 
 
 def reference_close(a: str, b: str, rule: Closeness) -> bool:
