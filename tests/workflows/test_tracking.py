@@ -116,3 +116,12 @@ def test_compare_shows_hits_f1_where_a_hierarchy_run_logged_it(store):
     both = compare(store, "hierarchy-model")
     assert both.metrics == ["map", "multi_hop_f1_rn", "multi_hop_f1_hn", "mixed_hop_f1_rn", "mixed_hop_f1_hn", "steps"]
     assert [r["mixed_hop_f1_hn"] for r in both.rows] == [0.77, None] and both.not_shown == 1
+
+
+def test_compare_prints_one_metric_column_in_one_form():
+    """A λ of 3 beside one of 3.9 reads 3.000 and 3.900; steps stay whole numbers."""
+    from workflows.cli.models import _numbers
+
+    assert _numbers([3.9, 3.0, None]) == ["3.900", "3.000", ""]
+    assert _numbers([80.0, 200.0]) == ["80", "200"]
+    assert _numbers([0.5, 12_345.6, float("nan")]) == ["0.500", "12,346", "nan"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -37,13 +38,14 @@ def compare(
     table = Table(title=f"{experiment}: {len(result.rows)} run(s), newest first ({champion})", box=box.SIMPLE_HEAD)
     for header in ("run", "started (UTC)", "status", "version", *result.params, *result.metrics):
         table.add_column(header, justify="right" if header in result.metrics else "left", no_wrap=True)
-    for row in result.rows:
+    metrics = {m: _numbers([row[m] for row in result.rows]) for m in result.metrics}
+    for i, row in enumerate(result.rows):
         started = datetime.fromtimestamp(row["started"] / 1000, UTC).strftime("%m-%d %H:%M")
         version = "" if row["version"] is None else f"v{row['version']}" + ("*" if row["champion"] else "")
         table.add_row(
             row["run_id"][:8], started, row["status"].lower(), version,
             *(str(row[p]) if row[p] is not None else "" for p in result.params),
-            *(_number(row[m]) for m in result.metrics),
+            *(metrics[m][i] for m in result.metrics),
         )  # fmt: skip
     if result.not_shown:
         table.caption = f"{result.not_shown} more metric(s) logged: choose with --metrics NAME,NAME"
@@ -62,7 +64,15 @@ def promote(job: PromoteJob) -> None:
     out.print(f"models:/{job.name}@{alias} -> models:/{job.name}/{job.version}{was}")
 
 
-def _number(value: float | None) -> str:
-    if value is None:
-        return ""
-    return f"{value:.3f}" if abs(value) < 1000 and value != int(value) else f"{value:,.0f}"
+def _numbers(values: list[float | None]) -> list[str]:
+    """One metric's column: whole numbers (steps, counts) as such where every value is
+    whole, else three decimals below 1,000 (a λ of 3 beside one of 3.9: 3.000, 3.900)."""
+    finite = [v for v in values if v is not None and math.isfinite(v)]
+    whole = all(v == int(v) for v in finite)
+
+    def cell(v: float | None) -> str:
+        if v is None or not math.isfinite(v):
+            return "" if v is None else str(v)  # nan, inf: as logged
+        return f"{v:,.0f}" if whole or abs(v) >= 1000 else f"{v:.3f}"
+
+    return [cell(v) for v in values]
