@@ -172,6 +172,12 @@ def choose_and_score(
             "threshold": threshold}  # fmt: skip
 
 
+def lambdas_at_search_end(metrics: dict[str, float]) -> list[str]:
+    """The λ keys of `hit_metrics`' output (`{task}_lambda_{kind}`) chosen at the last
+    value searched (`BEYOND[-1]`): the validation wanted a larger λ than any tried."""
+    return [key for key, value in metrics.items() if "_lambda_" in key and value >= BEYOND[-1]]
+
+
 def hit_score(distance: np.ndarray, child_norm: np.ndarray, parent_norm: np.ndarray, lam: float) -> np.ndarray:
     """s(u, v) = −(d(u, v) + λ(‖v‖ − ‖u‖)): higher when v is near u and nearer the origin."""
     return -(distance + lam * (parent_norm - child_norm))

@@ -13,7 +13,17 @@ from hypothesis import strategies as st
 
 from hierarchies.closure import transitive_closure
 from hierarchies.datasets import Hierarchy, PairIndex, build_hierarchy
-from hierarchies.hit import BEYOND, KINDS, LAMBDAS, PER_POSITIVE, choose_and_score, hit_score, hit_splits, hit_wordnet
+from hierarchies.hit import (
+    BEYOND,
+    KINDS,
+    LAMBDAS,
+    PER_POSITIVE,
+    choose_and_score,
+    hit_score,
+    hit_splits,
+    hit_wordnet,
+    lambdas_at_search_end,
+)
 
 
 def dag(parents_of: list[list[int]]) -> Hierarchy:
@@ -169,3 +179,11 @@ def test_the_grid_goes_past_hits_where_the_norm_must_weigh_more():
     assert hits["f1"] < 1.0 and hits["lambda"] == 4.9  # at the top of HiT's grid: ours goes on
     scored = choose_and_score(parts, parts, labels, labels)
     assert scored["f1"] == 1.0 and 10.0 < scored["lambda"] <= BEYOND[-1]
+    assert lambdas_at_search_end({"multi_hop_lambda_hn": scored["lambda"], "multi_hop_f1_hn": 1.0}) == []
+    # half the parents as before, half out to 51.8 away: the farthest ranks first only for λ > 49.8
+    distance[labels == 1] = np.r_[np.linspace(4.0, 6.8, 20), np.linspace(7.5, 51.8, 20)]
+    capped = choose_and_score(parts, parts, labels, labels)
+    assert capped["lambda"] == BEYOND[-1] == 50.0
+    assert lambdas_at_search_end({"mixed_hop_lambda_rn": capped["lambda"], "mixed_hop_f1_rn": 50.0}) == [
+        "mixed_hop_lambda_rn"
+    ]
