@@ -270,9 +270,10 @@ def _aware_format(fmt: str) -> bool:
 
 
 def _with_format(text: pl.Expr, fmt: str, timezone: str) -> pl.Expr:
+    # no cache of distinct values: a log's times are nearly all distinct (AOL's: 36 ns a row less)
     if _aware_format(fmt):
-        return text.str.strptime(TIMESTAMP, fmt, strict=False)
-    return _localize(text.str.strptime(_NAIVE, fmt, strict=False), timezone)
+        return text.str.strptime(TIMESTAMP, fmt, strict=False, cache=False)
+    return _localize(text.str.strptime(_NAIVE, fmt, strict=False, cache=False), timezone)
 
 
 def _at_offset(wall: pl.Expr, offset_minutes: pl.Expr, timezone: str) -> pl.Expr:
