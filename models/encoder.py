@@ -220,7 +220,7 @@ def check_encoder(name: str) -> int:
     offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")  # as set now, not at import
     try:
         config = AutoConfig.from_pretrained(minilm_path() if name == MINILM_LOCAL else name, local_files_only=offline)
-    except (OSError, ValueError) as err:
+    except (OSError, ValueError, ImportError) as err:  # ImportError: minilm-local's package is not installed
         reason = str(err).strip().splitlines()[0] if str(err).strip() else err.__class__.__name__
         raise ValueError(f"--model {name}: no such encoder ({reason}); give minilm-local, tiny, a Hugging Face "
                          "model id or a model directory") from None  # fmt: skip

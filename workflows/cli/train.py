@@ -38,10 +38,10 @@ def hierarchy(job: TrainHierarchyJob) -> None:
     registered as `hierarchy-model`; `champion` goes to the best reconstruction MAP
     among runs on the same data and held-out split.
     """
-    from workflows.jobs.train_hierarchy import run
+    from workflows.jobs.train_hierarchy import run, space
 
     cfg = job.hierarchy
-    print_outcome(f"train hierarchy ({cfg.data}, {cfg.model}, {cfg.manifold}, dim {cfg.dim})", run(job))
+    print_outcome(f"train hierarchy ({cfg.data}, {cfg.model}, {space(cfg)})", run(job))
 
 
 def segmenter(job: TrainSegmenterJob) -> None:

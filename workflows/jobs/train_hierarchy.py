@@ -334,6 +334,12 @@ class HierarchyTrainConfig:
         return asdict(self)
 
 
+def space(cfg: HierarchyTrainConfig) -> str:
+    """Where a run's points live, as its name and the console say it: HiT's ball (the
+    encoder's width, whatever --dim says) or the manifold and --dim."""
+    return "HiT's ball" if cfg.head == "hit" else f"{cfg.manifold} {cfg.dim}-d"
+
+
 def _finish(trained: Trained, data: HierarchyData, cfg, run_id: str, register: bool):
     import mlflow
 
@@ -407,7 +413,7 @@ def run(job: TrainHierarchyJob, run_name: str | None = None) -> TrainOutcome:
     split = data.split
     params = {**cfg.to_dict(), "nodes": split.full.n_nodes, "train_edges": len(split.train_edges()),
               "test_edges": len(split.test_edges), "test_nodes": len(split.test_nodes)}  # fmt: skip
-    width = "HiT's ball" if cfg.head == "hit" else f"{cfg.manifold} {cfg.dim}-d"
+    width = space(cfg)
     named = ", joined lemmas alone" if cfg.names == "text" else ""  # the default names every run
     named += f", {cfg.sibling_negatives} sibling negatives" if cfg.sibling_negatives else ""
     name = run_name or f"{cfg.model} {width} on {cfg.data}{named}, held out: {cfg.holdout}"
