@@ -1,6 +1,10 @@
 """Session segmentation at the AOL collection's size, against two peers.
 
-    .venv/bin/python benchmarks/segment.py --sample ../shared/data/aol/aol-top1000-clicked.tsv.gz
+    env -u PYTHONDONTWRITEBYTECODE .venv/bin/python benchmarks/segment.py \
+        --sample ../shared/data/aol/aol-top1000-clicked.tsv.gz
+
+(Where PYTHONDONTWRITEBYTECODE is set and no bytecode exists yet, every process compiles
+numba's and scipy's modules from source, about 2 s here: `make test` unsets it too.)
 
 1. Builds (once, in --work) a 36,389,567-row AOL-shaped log: the real sample tiled
    with fresh user ids and shifted times, as ten gzipped collection files.
