@@ -233,9 +233,10 @@ class Lexicon:
         self._trigram_sets: Sets | None = None
 
     def rows(self, offset: int, length: int) -> Lexicon:
-        """The same lexicon for a slice of the rows (sharing every per-text table, which
-        are computed first so that views used from several threads only read them)."""
-        _ = self.term_lists, self.term_sets, self.trigram_sets
+        """The same lexicon for a slice of the rows, sharing every per-text table (`tables`,
+        built here when missing: a caller handing views to several threads builds them
+        before, so that the threads only read them)."""
+        _ = self.tables
         view = copy.copy(self)
         view.text_id = self.text_id[offset : offset + length]
         return view

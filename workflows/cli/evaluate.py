@@ -222,6 +222,7 @@ def hierarchy(job: EvaluateHierarchyJob, as_json: JsonOption = False) -> None:
     multi_hop_threshold_rn, ...), for a model trained with --holdout hit-multi or
     hit-mixed, or a text model trained on other data.
     """
+    from hierarchies.hit import BEYOND, lambdas_at_search_end
     from workflows.jobs.evaluate_hierarchy import run
 
     metrics, cfg = run(job)
@@ -235,8 +236,6 @@ def hierarchy(job: EvaluateHierarchyJob, as_json: JsonOption = False) -> None:
     for key, value in metrics.items():
         table.add_row(key, f"{value:.4f}")
     out.print(table)
-    from hierarchies.hit import BEYOND, lambdas_at_search_end
-
     if capped := lambdas_at_search_end(metrics):
         out.print(f"note: {', '.join(capped)} at the end of the search ({BEYOND[-1]:g}): the validation pairs asked "
                   "for a larger λ; the F1 beside it may be short of what the model's points allow")  # fmt: skip

@@ -413,10 +413,9 @@ def run(job: TrainHierarchyJob, run_name: str | None = None) -> TrainOutcome:
     split = data.split
     params = {**cfg.to_dict(), "nodes": split.full.n_nodes, "train_edges": len(split.train_edges()),
               "test_edges": len(split.test_edges), "test_nodes": len(split.test_nodes)}  # fmt: skip
-    width = space(cfg)
     named = ", joined lemmas alone" if cfg.names == "text" else ""  # the default names every run
     named += f", {cfg.sibling_negatives} sibling negatives" if cfg.sibling_negatives else ""
-    name = run_name or f"{cfg.model} {width} on {cfg.data}{named}, held out: {cfg.holdout}"
+    name = run_name or f"{cfg.model} {space(cfg)} on {cfg.data}{named}, held out: {cfg.holdout}"
     description = (f"Hierarchy model: {cfg.data} ({split.full.n_nodes:,} nodes) embedded by {cfg.model} in a "
                    f"{cfg.dim}-d {cfg.manifold}; held out: {cfg.holdout}.")  # fmt: skip
     with (
