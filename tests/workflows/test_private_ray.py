@@ -5,6 +5,8 @@ sees what it must, and cover a driver that imported Ray before anything of ours.
 
 from __future__ import annotations
 
+import ipaddress
+import re
 import subprocess
 import sys
 import textwrap
@@ -13,20 +15,41 @@ import time
 import polars as pl
 import psutil
 import pytest
-from listeners import ListenerWatch
+from listeners import ListenerWatch, decode_address, is_loopback
 
 
 @pytest.mark.listens_everywhere
-def test_the_watch_sees_a_descendant_listening_on_every_interface():
+@pytest.mark.parametrize(
+    ("family", "kind", "everywhere", "shown"),
+    [("AF_INET", "SOCK_STREAM", "0.0.0.0", "on 0.0.0.0:"), ("AF_INET", "SOCK_DGRAM", "0.0.0.0", "on 0.0.0.0:"),
+     ("AF_INET6", "SOCK_STREAM", "::", "on [::]:")],
+)  # fmt: skip
+def test_the_watch_sees_a_descendant_listening_on_every_interface_and_not_on_loopback(family, kind, everywhere, shown):
     watch = ListenerWatch(interval=0.1)
     watch.start()
-    child = subprocess.Popen([sys.executable, "-c", textwrap.dedent("""
+    child = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
         import socket, time
-        s = socket.socket(); s.bind(("0.0.0.0", 0)); s.listen(); time.sleep(3)
-    """)])  # fmt: skip
+        loopback = socket.socket(socket.AF_INET, socket.{kind}); loopback.bind(("127.0.0.1", 0))
+        s = socket.socket(socket.{family}, socket.{kind}); s.bind(("{everywhere}", 0))
+        if socket.{kind} == socket.SOCK_STREAM:
+            s.listen(); loopback.listen()
+        print(loopback.getsockname()[1], s.getsockname()[1], flush=True)
+        time.sleep(2)
+    """)], stdout=subprocess.PIPE, text=True)  # fmt: skip
+    loopback_port, port = child.stdout.readline().split()
     child.wait(timeout=30)
     found = watch.stop()
-    assert any("on 0.0.0.0:" in f for f in found), found
+    assert len(found) == 1 and re.fullmatch(rf"python\S*\[{child.pid}\] {re.escape(shown)}{port}", found.pop()), found
+    assert loopback_port != port
+
+
+def test_the_kernels_addresses_are_read_in_host_byte_order():
+    assert decode_address("0100007F:1F90") == ("127.0.0.1", 8080)
+    assert decode_address("0202A8C0:0016") == ("192.168.2.2", 22)
+    assert decode_address("00000000000000000000000001000000:0050") == ("::1", 80)
+    mapped, _ = decode_address("0000000000000000FFFF00000100007F:0050")
+    assert ipaddress.ip_address(mapped).ipv4_mapped == ipaddress.ip_address("127.0.0.1") and is_loopback(mapped)
+    assert not is_loopback("192.168.2.2")
 
 
 def test_a_local_ray_is_private_even_when_ray_and_ray_data_were_imported_first():
