@@ -6,7 +6,8 @@ only interface is loopback (`unshare --net`), so that nothing started here can b
 reached from outside, whatever it binds to:
 
 - an S3 endpoint on 127.0.0.1 (moto's standalone server) standing in for the cloud;
-- `mlflow server` on 127.0.0.1, runs in SQLite, artifacts on that endpoint;
+- `mlflow server` on 127.0.0.1, runs in SQLite, artifacts on that endpoint (without
+  MLflow's job execution, three more processes this pipeline has no use for);
 - the head node (`ray start --head`, 1 CPU) and a second node (1 CPU) started in a
   mount namespace of its own with a private tmpfs over WORK: what one node writes
   under WORK (Ray's session files, spilled objects, working-dir copies) the other
@@ -131,7 +132,8 @@ def main(work: Path, log: Path, repo: Path) -> None:
             [str(BIN / "mlflow"), "server", "--backend-store-uri", f"sqlite:///{work / 'mlflow.db'}",
              "--artifacts-destination", f"s3://{BUCKET}/mlflow", "--host", "127.0.0.1", "--port", str(mlflow_port),
              "--workers", "1"],
-            env=env | {"MLFLOW_S3_ENDPOINT_URL": endpoint}, stdout=(work / "mlflow.log").open("w"),
+            env=env | {"MLFLOW_S3_ENDPOINT_URL": endpoint, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
+            stdout=(work / "mlflow.log").open("w"),
             stderr=subprocess.STDOUT,
         )  # fmt: skip
         started["mlflow server"] = [psutil.Process(server.pid)]  # ready by the time both nodes are up

@@ -66,7 +66,7 @@ def kill_a_worker(store) -> Callable[[threading.Thread, str, int, int], None]:
     def kill(thread: threading.Thread, experiment: str, after_step: int, workers: int) -> None:
         deadline = time.monotonic() + 300
         while thread.is_alive() and last_logged_step(store, experiment) < after_step and time.monotonic() < deadline:
-            time.sleep(0.1)
+            time.sleep(0.25)
         found = ray_train_workers()
         assert len(found) == workers
         found[-1].kill()
