@@ -83,8 +83,14 @@ def test_a_killed_job_started_again_finishes_only_what_is_missing_and_scores_equ
                 "--hierarchy-model", hierarchy_uri, "--embeddings", "--workers", "1", "--buckets", "16",
                 "--engine", "ray", "-o", str(out)]  # fmt: skip
 
+    # The job's driver runs on the module's Ray, as a job submitted to a cluster does: killed,
+    # its tasks and actors die with it (a job that started a Ray of its own takes it down too).
+    import ray
+
+    address = ["--address", ray.get_runtime_context().gcs_address]
     env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
-    job = subprocess.Popen(command(tmp_path / "cut"), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    job = subprocess.Popen(command(tmp_path / "cut") + address, env=env, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)  # fmt: skip
     encoded = tmp_path / "cut" / ".score-work" / "encoded"
     deadline = time.monotonic() + 300
     while job.poll() is None and len(list(encoded.glob("*.json"))) < 2 and time.monotonic() < deadline:
