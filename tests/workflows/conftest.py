@@ -4,9 +4,12 @@ one local Ray per module for the modules whose jobs run on Ray."""
 
 from __future__ import annotations
 
+import os
+import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import mlflow
 import psutil
@@ -27,9 +30,28 @@ def shared_ray() -> Iterator[None]:
         yield
 
 
+@pytest.fixture(scope="session")
+def empty_store(tmp_path_factory) -> Callable[[Path], str]:
+    """`empty_store(path)`: `sqlite:///PATH`, a new MLflow store with nothing in it, as
+    MLflow makes one (its schema by alembic's migrations, which take ~4 s a store
+    here, and the Default experiment): a copy of a store made once per working
+    directory, from which the Default experiment's artifact location is resolved."""
+    made: dict[str, Path] = {}
+
+    def copy(path: Path) -> str:
+        cwd = os.getcwd()
+        if cwd not in made:
+            made[cwd] = tmp_path_factory.mktemp("empty-store") / "mlflow.db"
+            MlflowClient(f"sqlite:///{made[cwd]}").search_experiments()
+        shutil.copyfile(made[cwd], path)
+        return f"sqlite:///{path}"
+
+    return copy
+
+
 @pytest.fixture
-def store(tmp_path, monkeypatch) -> MlflowClient:
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+def store(tmp_path, monkeypatch, empty_store) -> MlflowClient:
+    uri = empty_store(tmp_path / "mlflow.db")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
