@@ -33,8 +33,8 @@ def shared_ray() -> Iterator[None]:
 @pytest.fixture(scope="session")
 def empty_store(tmp_path_factory) -> Callable[[Path], str]:
     """`empty_store(path)`: `sqlite:///PATH`, a new MLflow store with nothing in it, as
-    MLflow makes one (its schema by alembic's migrations, which take ~4 s a store
-    here, and the Default experiment): a copy of a store made once per working
+    MLflow makes one (its schema by alembic's migrations, which take ~2 s a store
+    here, ~4 s the first, and the Default experiment): a copy of a store made once per working
     directory, from which the Default experiment's artifact location is resolved."""
     made: dict[str, Path] = {}
 
