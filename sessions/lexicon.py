@@ -38,7 +38,7 @@ class Sets:
     """One set of integer codes per text, compressed by rows: text t's set is
     codes[offsets[t]:offsets[t + 1]], sorted and without repeats.
 
-    offsets: (n + 1,) int64; codes: (offsets[-1],) int64 or uint64.
+    offsets: (n + 1,) int64; codes: (offsets[-1],) int64.
     """
 
     offsets: np.ndarray
@@ -47,7 +47,7 @@ class Sets:
     @classmethod
     def of(cls, offsets: np.ndarray, codes: np.ndarray) -> Sets:
         """The sets of rows given in any order and with repeats (same layout)."""
-        offsets, codes = _sorted_sets(offsets.astype(np.int64, copy=False), codes)
+        offsets, codes = _sorted_sets(offsets.astype(np.int64, copy=False), codes.astype(np.int64, copy=False))
         return cls(offsets, codes)
 
     @property

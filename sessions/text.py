@@ -14,7 +14,7 @@ boundary F1 from 0.900 to 0.912 (Gayo-Avello).
   which catches typos and morphology (`cute catd`, `lyric`/`lyrics`).
 
 3-grams are built in numpy from the Arrow buffers (code points packed three to a
-uint64). Pairs are compared on integer sets (`sessions.lexicon.Sets`: each text's
+non-negative int64). Pairs are compared on integer sets (`sessions.lexicon.Sets`: each text's
 sorted distinct codes, intersected by a compiled merge); nothing loops per row in
 Python.
 """
@@ -60,8 +60,9 @@ def terms(norm: pl.Expr) -> pl.Expr:
 
 def trigram_codes(norm: pl.Series) -> tuple[np.ndarray, np.ndarray]:
     """Character 3-grams of each normalised query padded with spaces (` cute cats ` ->
-    ` cu`, `cut`, ...) as uint64 codes (three 21-bit code points), compressed by rows:
-    (offsets (n + 1,) int64, codes (offsets[-1],) uint64), the 3-grams of query i
+    ` cu`, `cut`, ...) as int64 codes (three 21-bit code points in the low 63 bits, so
+    never negative, and ordered as the code points are), compressed by rows:
+    (offsets (n + 1,) int64, codes (offsets[-1],) int64), the 3-grams of query i
     being codes[offsets[i]:offsets[i + 1]] in text order. An empty query has none."""
     padded = pl.select(pl.when(norm == "").then(pl.lit("")).otherwise(" " + norm + " ")).to_series()
     arr = padded.to_arrow().cast(pa.large_string())
@@ -73,8 +74,8 @@ def trigram_codes(norm: pl.Series) -> tuple[np.ndarray, np.ndarray]:
     count = np.maximum(np.diff(cp_offsets) - 2, 0)
     out_offsets = np.concatenate(([0], np.cumsum(count)))
     start = np.repeat(cp_offsets[:-1] - out_offsets[:-1], count) + np.arange(out_offsets[-1])
-    cp64 = cp.astype(np.uint64)
-    every = (cp64[:-2] << np.uint64(42)) | (cp64[1:-1] << np.uint64(21)) | cp64[2:]  # 3-grams at every position
+    cp64 = cp.astype(np.int64)  # one dtype for every integer set: each compiled kernel has one signature
+    every = (cp64[:-2] << 42) | (cp64[1:-1] << 21) | cp64[2:]  # 3-grams at every position
     return out_offsets.astype(np.int64), every[start]
 
 

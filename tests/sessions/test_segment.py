@@ -149,3 +149,49 @@ def test_on_a_synthetic_log_cascade_beats_the_time_baseline_and_linking_finds_mi
     assert cascade_f1 > time_f1 + 0.04
     assert linked_missions > sequential_missions + 0.15
     assert cascade_f1 > 0.83 and linked_missions > 0.7
+
+
+KERNEL_CENSUS = """
+import sys
+import numba
+from sessions import lexicon, missions, records
+from sessions.missions import MissionConfig
+from sessions.pipeline import segment_logs
+from sessions.segment import SegmentConfig
+
+segment_logs([sys.argv[1]], "aol", sys.argv[2], SegmentConfig(), MissionConfig())
+for module in (records, lexicon, missions):
+    for name, obj in sorted(vars(module).items()):
+        if isinstance(obj, numba.core.registry.CPUDispatcher) and obj.py_func.__module__ == module.__name__:
+            print(module.__name__, name, len(obj.signatures))
+"""
+
+
+def test_each_compiled_kernel_is_compiled_for_one_signature(tmp_path):
+    """numba compiles a kernel once per distinct argument types, about a second each on
+    2 cores, and every fresh install and every node of a `ray job submit --working-dir`
+    pays it before its first row: the integer sets hold one dtype (3-grams too, as
+    non-negative int64), so a segmentation of ASCII and non-ASCII queries, short and
+    long (a prompt's 3-grams are sorted, not inserted), and a mission grown from three
+    sessions hours apart, asks each kernel for one."""
+    import subprocess
+    import sys
+
+    long = "a castle on a hill at dusk, oil painting, dramatic light, highly detailed"
+    rows = ["AnonID\tQuery\tQueryTime\tItemRank\tClickURL"] + [
+        f"{u}\t{q}\t2006-03-01 12:{m:02d}:00\t\t"
+        for u in (1, 2)
+        for m, q in enumerate(["cheap flights", "cheap flights paris", "café crème", "crème brûlée", long, "weather"])
+    ]
+    trips = ((1, "rome"), (6, "oslo"), (11, "bern"))  # three sessions, one mission
+    rows += [f"3\tflights to {city}\t2006-03-01 {hour:02d}:00:00\t\t" for hour, city in trips]
+    (tmp_path / "log.txt").write_text("\n".join(rows) + "\n")
+    done = subprocess.run(
+        [sys.executable, "-c", KERNEL_CENSUS, str(tmp_path / "log.txt"), str(tmp_path / "out")],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    census = {" ".join(line.split()[:2]): int(line.split()[2]) for line in done.stdout.splitlines()}
+    used = {kernel: n for kernel, n in census.items() if n}
+    assert {"sessions.records _histogram", "sessions.lexicon _sorted_sets", "sessions.missions _grow"} <= set(used)
+    assert all(n == 1 for n in used.values()), used
