@@ -47,7 +47,7 @@ from workflows.distributed.staging import (
     stage_inputs,
     staging_dir,
 )
-from workflows.tracking.store import tracking_uri
+from workflows.tracking.uri import tracking_uri
 
 
 # ---- ingest ----

@@ -66,7 +66,7 @@ from workflows.distributed.staging import (
     read_bucket,
     stage_inputs,
 )
-from workflows.tracking.store import tracking_uri
+from workflows.tracking.uri import tracking_uri
 
 if TYPE_CHECKING:
     from workflows.jobs.score import ScoreConfig

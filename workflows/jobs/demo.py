@@ -107,7 +107,8 @@ def run(cfg: DemoConfig, on_step: Callable[[str], None] = lambda step: None) -> 
     """Run every step on `cfg.data`, or on a synthetic log (see the module); `on_step(name)`
     as each step starts. ValueError / FileNotFoundError for bad settings or inputs."""
     from workflows.distributed.runtime import ray_runtime
-    from workflows.tracking.store import tracking_uri, use_store
+    from workflows.tracking.store import use_store
+    from workflows.tracking.uri import tracking_uri
 
     output, data, fmt = common.output_dir(cfg.output, inputs=[cfg.data] if cfg.data else []), cfg.data, cfg.format
     storage.remove(storage.join(output, SUMMARY_FILE))  # an earlier run's: written again once every step is done

@@ -19,8 +19,8 @@ import mlflow
 from mlflow.tracking import MlflowClient
 
 from sessions.provenance import provenance
+from workflows.tracking.uri import tracking_uri
 
-DEFAULT_STORE = "mlflow.db"
 CHAMPION = "champion"
 # Requirements of the logged pyfunc models, pinned to what is installed (MLflow's own
 # inference would drop the local `+cpu` tag of torch and ask for another build).
@@ -43,15 +43,6 @@ class _Routine(logging.Filter):
 
 
 logging.getLogger("mlflow.pyfunc").addFilter(_Routine())
-
-
-def tracking_uri() -> str:
-    """MLFLOW_TRACKING_URI, or sqlite:///<cwd>/mlflow.db; relative SQLite paths made absolute."""
-    uri = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{DEFAULT_STORE}"
-    prefix = "sqlite:///"
-    if uri.startswith(prefix) and not uri[len(prefix) :].startswith("/"):
-        uri = prefix + str(Path(uri[len(prefix) :]).resolve())
-    return uri
 
 
 def use_store(existing: bool = False) -> MlflowClient:

@@ -345,7 +345,7 @@ def fit(task: TrainTask, run_id: str, name: str, storage: str | None, cpus: int)
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
-    from workflows.tracking.store import tracking_uri
+    from workflows.tracking.uri import tracking_uri
     from workflows.training.rendezvous import BoundTorchConfig
 
     cfg = task.cfg
