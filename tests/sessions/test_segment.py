@@ -4,6 +4,7 @@ on synthetic logs whose truth is known."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -163,7 +164,7 @@ segment_logs([sys.argv[1]], "aol", sys.argv[2], SegmentConfig(), MissionConfig()
 for module in (records, lexicon, missions):
     for name, obj in sorted(vars(module).items()):
         if isinstance(obj, numba.core.registry.CPUDispatcher) and obj.py_func.__module__ == module.__name__:
-            print(module.__name__, name, len(obj.signatures))
+            print("kernel", module.__name__, name, len(obj.signatures))
 """
 
 
@@ -188,10 +189,11 @@ def test_each_compiled_kernel_is_compiled_for_one_signature(tmp_path):
     (tmp_path / "log.txt").write_text("\n".join(rows) + "\n")
     done = subprocess.run(
         [sys.executable, "-c", KERNEL_CENSUS, str(tmp_path / "log.txt"), str(tmp_path / "out")],
-        capture_output=True, text=True, timeout=600,
+        capture_output=True, text=True, timeout=600, cwd=Path(__file__).resolve().parents[2],
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
-    census = {" ".join(line.split()[:2]): int(line.split()[2]) for line in done.stdout.splitlines()}
+    lines = [line.split()[1:] for line in done.stdout.splitlines() if line.startswith("kernel ")]
+    census = {f"{module} {name}": int(n) for module, name, n in lines}
     used = {kernel: n for kernel, n in census.items() if n}
     assert {"sessions.records _histogram", "sessions.lexicon _sorted_sets", "sessions.missions _grow"} <= set(used)
     assert all(n == 1 for n in used.values()), used

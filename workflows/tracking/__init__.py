@@ -2,8 +2,8 @@
 
 The room: `uri` (the tracking URI, without importing mlflow: what Ray tasks hand
 on), `store` (training runs, registering, the `champion` alias, a model URI's run),
-`session_model` and `hierarchy_model` (the pyfunc models with their signatures, and
-loading them back for scoring) and `compare` (runs side by side).
+`session_model`, `hierarchy_model` and `segmenter_model` (the pyfunc models with
+their signatures, and loading them back for scoring) and `compare` (runs side by side).
 
 May import: mlflow, `models/`, `sessions/`. Not the jobs, the Ray layers or the CLI.
 """

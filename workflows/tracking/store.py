@@ -1,8 +1,9 @@
 """MLflow: where runs go, and the registry's `champion` alias.
 
-The tracking URI is MLFLOW_TRACKING_URI, else a SQLite store `mlflow.db` in the
-working directory (so `mlflow ui` in that directory shows every run). It is made
-absolute before it is handed to Ray workers, whose working directory may differ.
+The tracking URI (`workflows.tracking.uri.tracking_uri`) is MLFLOW_TRACKING_URI, else
+a SQLite store `mlflow.db` in the working directory (so `mlflow ui` in that directory
+shows every run), made absolute before it is handed to Ray workers, whose working
+directory may differ.
 """
 
 from __future__ import annotations
