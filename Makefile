@@ -15,7 +15,7 @@ setup: $(STAMP) os-deps
 
 # The packages are installed by uv (https://docs.astral.sh/uv/; pip fetches it, a few
 # seconds): on this project's machine the same packages pip resolves, in about 17 s
-# instead of about 140 s on 2 cores (about 30 s for the whole recipe). uv does not read
+# instead of 100-140 s with pip on 2 cores (about 30 s for the whole recipe). uv does not read
 # pip's configuration, so it is handed the local wheels (--find-links) and pip's index
 # (PIP_INDEX_URL, else pip's global.index-url, where one is set); where uv cannot
 # install (not fetched, or a package only an extra index of pip's configuration has),
@@ -41,7 +41,7 @@ os-deps: $(STAMP)
 	  || test -f /usr/share/wordnet/data.noun \
 	  || scripts/install-wordnet.sh
 
-# The whole system on a synthetic log (~18 min on 2 cores); runs go to ./mlflow.db.
+# The whole system on a synthetic log (~35 min on 2 cores: the README's demo table); runs go to ./mlflow.db.
 demo: setup
 	env -u PYTHONDONTWRITEBYTECODE RAY_AUTH_MODE=disabled RAY_TRAIN_HEALTH_CHECK_INTERVAL_S=0.2 \
 	  $(BIN)/sessionflow demo --output $(DEMO_DIR)
