@@ -15,16 +15,15 @@ setup: $(STAMP) os-deps
 
 # The packages are installed by uv (https://docs.astral.sh/uv/; pip fetches it, a few
 # seconds): on this project's machine the same packages pip resolves, in about 17 s
-# instead of 100-140 s with pip on 2 cores (about 30 s for the whole recipe). uv does not read
-# pip's configuration, so it is handed the local wheels (--find-links) and pip's index
-# (PIP_INDEX_URL, else pip's global.index-url, where one is set); where uv cannot
-# install (not fetched, or a package only an extra index of pip's configuration has),
-# pip installs instead. Neither compiles bytecode at install
-# (uv never does; pip --no-compile): a module is compiled when first imported (a third
-# of pip's time went to compiling every module of every package). The bytecode must
-# then be kept: `test` and `demo` run without PYTHONDONTWRITEBYTECODE (set in many CI
-# images), or every Ray worker would compile torch, Ray and MLflow again (about 10 s a
-# process on 2 cores).
+# instead of 100-140 s with pip on 2 cores (about 30 s for the whole recipe). uv does
+# not read pip's configuration, so it is handed the local wheels (--find-links) and
+# pip's index (PIP_INDEX_URL, else pip's global.index-url, where one is set); where uv
+# cannot install (not fetched, or a package only an extra index of pip's configuration
+# has), pip installs instead. Neither compiles bytecode at install (uv never does; pip
+# --no-compile): a module is compiled when first imported (a third of pip's time went
+# to compiling every module of every package). The bytecode must then be kept: `test`
+# and `demo` run without PYTHONDONTWRITEBYTECODE (set in many CI images), or every Ray
+# worker would compile torch, Ray and MLflow again (about 10 s a process on 2 cores).
 FIND_LINKS := $(if $(wildcard $(WHEELS)),--find-links $(WHEELS))
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,7 +40,8 @@ os-deps: $(STAMP)
 	  || test -f /usr/share/wordnet/data.noun \
 	  || scripts/install-wordnet.sh
 
-# The whole system on a synthetic log (~35 min on 2 cores: the README's demo table); runs go to ./mlflow.db.
+# The whole system on a synthetic log (~35 min on 2 cores: the README's demo table);
+# runs go to ./mlflow.db.
 demo: setup
 	env -u PYTHONDONTWRITEBYTECODE RAY_AUTH_MODE=disabled RAY_TRAIN_HEALTH_CHECK_INTERVAL_S=0.2 \
 	  $(BIN)/sessionflow demo --output $(DEMO_DIR)
