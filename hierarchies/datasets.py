@@ -182,14 +182,17 @@ def draw_non_ancestors(
     ancestors: PairIndex, child: np.ndarray, k: int, draw: Callable[[tuple[int, ...]], np.ndarray], rounds: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """k nodes for each child (B,) by `draw(shape)`, a draw that is the child or one of
-    its ancestors drawn again, up to `rounds` times: ((B, k) nodes, (B, k) still bad)."""
+    its ancestors drawn again, up to `rounds` times: ((B, k) nodes, (B, k) still bad).
+    Only the slots drawn again are looked up again (in row-major order, as `draw` fills them)."""
     out = draw((len(child), k))
     bad = self_or_ancestor(ancestors, child, out)
     for _ in range(rounds):
-        if not bad.any():
+        rows, cols = np.nonzero(bad)  # (r,) each, row-major
+        if not len(rows):
             break
-        out[bad] = draw((int(bad.sum()),))  # one per bad slot
-        bad = self_or_ancestor(ancestors, child, out)
+        redrawn = draw((len(rows),))  # one per bad slot
+        out[rows, cols] = redrawn
+        bad[rows, cols] = self_or_ancestor(ancestors, child[rows], redrawn[:, None])[:, 0]
     return out, bad
 
 

@@ -6,11 +6,12 @@ or HiT's training edges, `hit_data`; or HierarCaps):
 
 - a lookup table (`models.poincare`, Nickel & Kiela 2017): Riemannian SGD, negatives
   per pair (`NegativeSampler`; by frequency during the burn-in), `lookup_loss`;
-- the text model (`models.hierarchy`): Riemannian Adam (the encoder at its own
-  rate), negatives shared by the batch (`NegativeSampler.shared`, drawn from the
-  training nodes only) and, if asked, each pair's own (the child's siblings:
-  `hierarchies.datasets.Siblings`), each node under one of its names (`names` all: drawn anew
-  every step from `Hierarchy.aliases`), `hierarchy_batch_loss`.
+- the text model (`models.hierarchy`): Adam (`adam`: Riemannian Adam where a parameter
+  lives on a manifold; the encoder at its own rate), negatives shared by the batch
+  (`NegativeSampler.shared`, drawn from the training nodes only) and, if asked, each
+  pair's own (the child's siblings: `hierarchies.datasets.Siblings`), each node under
+  one of its names (`names` all: drawn anew every step from `Hierarchy.aliases`),
+  `hierarchy_batch_loss`.
 
 The negatives and names of a step come from a generator seeded by (seed, rank, step),
 so a run resumed from a checkpoint redraws exactly the draws of the run that died. Every
@@ -68,6 +69,21 @@ def hit_data(h: Hierarchy, holdout: str, seed: int) -> HierarchyData:
     keep = PairIndex(splits.train[task], h.n_nodes).contains(h.edges[:, 0], h.edges[:, 1])
     split = Split(h, h.with_edges(keep), np.arange(h.n_nodes), splits.test[task].positives, np.empty(0, np.int64))
     return HierarchyData(split, hit=splits, hit_tasks=TASKS if task == "mixed_hop" else (task,))
+
+
+def adam(groups: list[dict[str, Any]]):
+    """Adam over parameter `groups` (torch's form: dicts with "params" and "lr"): geoopt's
+    `RiemannianAdam` (Bécigneul & Ganea 2019) when a parameter lives on a manifold (a
+    `geoopt.ManifoldParameter`), else torch's `Adam` with its multi-tensor update. On
+    Euclidean parameters the two are one update, p − lr·m̂ / (√v̂ + ε), with the same
+    defaults; torch's takes 10.6 ms a step of the text model's head fit on the mammals
+    against 12.0 ms (2 cores), the same head to float rounding."""
+    import geoopt
+    import torch
+
+    if any(isinstance(p, geoopt.ManifoldParameter) for g in groups for p in g["params"]):
+        return geoopt.optim.RiemannianAdam(groups)
+    return torch.optim.Adam(groups, foreach=True)
 
 
 def _wordnet_split(cfg: HierarchyTrainConfig) -> Split:
@@ -141,14 +157,13 @@ class HierarchyTask(TrainTask):
         """The first stage of LP-FT (Kumar et al. 2022, "Fine-Tuning can Distort Pretrained
         Features"): `head_epochs` epochs of the head alone on the frozen encoder's vectors
         of the training nodes' names (computed once, in eval mode), with the run's loss,
-        batch size, shared negatives and names drawn as `draw` does, Riemannian Adam at
+        batch size, shared negatives and names drawn as `draw` does, Adam (`adam`) at
         `head_lr` decaying linearly to 0; the encoder is fine-tuned after. Every worker
         fits the same head (the draws depend on the seed and step alone; DDP starts from
         rank 0's anyway). `built` gives its last loss, steps and seconds (logged at step 0).
         """
         import time
 
-        import geoopt
         import torch
 
         from models.hierarchy import hierarchy_batch_loss
@@ -161,7 +176,7 @@ class HierarchyTask(TrainTask):
         head = [p for name, p in model.named_parameters() if not name.startswith("encoder.")]
         batches = Batches(len(self.edges), cfg.batch_size, cfg.seed, rank=0, size=1)
         total = batches.total_steps(cfg.head_epochs, 0)
-        optimizer = geoopt.optim.RiemannianAdam(head, lr=cfg.head_lr)
+        optimizer = adam([{"params": head, "lr": cfg.head_lr}])
         schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, linear_decay(total))
         loss, start = torch.zeros(()), time.perf_counter()
         for step in range(total):
@@ -214,9 +229,7 @@ class HierarchyTask(TrainTask):
             head = [p for p in module.parameters() if id(p) not in encoder and p.requires_grad]
             trainable = [p for p in module.encoder.parameters() if p.requires_grad]
             groups = [{"params": trainable, "lr": cfg.encoder_lr}, {"params": head, "lr": lr}]
-            optimizer = geoopt.optim.RiemannianAdam(
-                [g for g in groups if g["params"]]  # HiT's head has no parameters of its own
-            )
+            optimizer = adam([g for g in groups if g["params"]])  # HiT's head has no parameters of its own
         return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, self.lr_factor(total_steps))
 
     def lr_factor(self, total_steps: int) -> Callable[[int], float]:
