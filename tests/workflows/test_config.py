@@ -172,7 +172,7 @@ def test_demo_holds_the_configs_of_its_steps():
         (["demo", "--data", "log.tsv"], "--data and --format go together"),
         (["score", "x", "-o", "o", "--method", "time"], "Invalid value"),  # the choices score allows
         (["score", "x", "-o", "o", "--config", "{score_time}"], "score with cascade"),
-        (["ingest", "x", "-f", "aol", "-o", "o", "--config", "{engine}"], "engine: 'Local' is not one of ray, local"),
+        (["ingest", "x", "-f", "aol", "-o", "o", "--config", "{engine}"], "'Local' is not one of auto, ray, local"),
         (["segment", "x", "-o", "o", "--config", "{null}"], "segment: expected a mapping of its settings, got null"),
         (["segment", "-o", "o"], "missing INPUTS"),
         (["promote"], "missing NAME"),

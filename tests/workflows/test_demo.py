@@ -126,7 +126,7 @@ def test_your_own_log_without_truth_skips_the_evaluation(demo, tmp_path):
     )  # fmt: skip
     cfg = DemoConfig(data=str(log), format="aol", output=str(tmp_path / "out"))
     summary = DemoSummary(log=str(log), format="aol")
-    _ingest(str(log), "aol", str(tmp_path / "out" / "events"), summary)
+    _ingest(str(log), "aol", str(tmp_path / "out" / "events"), cfg, summary)
     _evaluate(str(tmp_path / "out" / "events"), cfg, summary, tmp_path / "figures")
     assert summary.numbers["ingest"]["rows_ok"] == 2_000
     assert summary.numbers["evaluate segmentation"] == {"skipped": "the log has no gold sessions or missions"}

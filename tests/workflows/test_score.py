@@ -235,36 +235,6 @@ def test_the_onnx_int8_backend_is_exported_once_logged_beside_the_model_and_scor
                                atol=1e-4)  # fmt: skip
 
 
-def test_auto_scores_a_small_log_in_one_process_and_a_large_one_or_a_cluster_on_ray(tmp_path, monkeypatch):
-    import gzip
-
-    from workflows.jobs.score import COMPRESSED_TEXT_RATIO, LOCAL_MAX_BYTES, ScoreJob, choose_engine, text_bytes
-
-    log = tmp_path / "log.tsv"
-    log.write_text("AnonID\tQuery\tQueryTime\tItemRank\tClickURL\n1\tcats\t2006-03-01 10:00:00\t\t\n")
-    size = log.stat().st_size
-    monkeypatch.delenv("RAY_ADDRESS", raising=False)
-    assert choose_engine(ScoreJob(inputs=(str(log), str(log)), format="aol")) == (  # a file named twice is read once
-        "local", f"inputs of about {size:,} bytes of text, at most {LOCAL_MAX_BYTES:,}: one process")  # fmt: skip
-    packed = tmp_path / "log.tsv.gz"
-    packed.write_bytes(gzip.compress(log.read_bytes()))
-    assert text_bytes([str(packed)], "aol") == packed.stat().st_size * COMPRESSED_TEXT_RATIO  # never smaller
-    (tmp_path / "U500k_README.txt").write_text("x" * (LOCAL_MAX_BYTES + 1))  # in the directory, never read
-    assert text_bytes([str(tmp_path)], "aol") == size + packed.stat().st_size * COMPRESSED_TEXT_RATIO
-    monkeypatch.setattr("workflows.jobs.score.LOCAL_MAX_BYTES", size - 1)
-    assert choose_engine(ScoreJob(inputs=(str(log),), format="aol"))[0] == "ray"
-    assert choose_engine(ScoreJob(inputs=(str(log),), format="aol", engine="local")) == ("local", "--engine local")
-    monkeypatch.setattr("workflows.jobs.score.LOCAL_MAX_BYTES", size)
-    assert choose_engine(ScoreJob(inputs=(str(log),), format="aol", address="10.0.0.1:6379")) == (
-        "ray", "a Ray cluster is named (10.0.0.1:6379)")  # fmt: skip
-    monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:6379")  # as `ray job submit` sets it
-    assert choose_engine(ScoreJob(inputs=(str(log),), format="aol"))[0] == "ray"
-    done = runner.invoke(app, ["score", str(log), "-f", "aol", "--engine", "local", "--address", "10.0.0.1:6379",
-                               "-o", str(tmp_path / "o")])  # fmt: skip
-    assert done.exit_code == 2 and "--engine local runs in this process" in done.output
-    assert not (tmp_path / "o").exists()
-
-
 def test_an_onnx_backend_on_gpus_is_refused_in_one_line(models, tmp_path):
     session_uri, _ = models
     done = runner.invoke(app, ["score", str(tmp_path / "x.tsv"), "-f", "aol", "--session-model", session_uri,

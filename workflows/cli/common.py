@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import resource
-from typing import Annotated
 
 import typer
 
@@ -11,13 +10,10 @@ from workflows.cli.progress import console
 
 FORMAT_HELP = "aol, webis-smc, gayo-avello, diffusiondb, midjourney or table"
 
-EngineOption = Annotated[
-    str, typer.Option(help="ray (a local Ray, or the cluster of --address / `ray job submit`) or local (one process).")
-]
-AddressOption = Annotated[
-    str | None,
-    typer.Option(help="Ray cluster address (ray://host:10001 or host:6379); default: RAY_ADDRESS or a local Ray."),
-]
+
+def engine_text(engine: str, why: str) -> str:
+    """The engine a job ran on and why (`workflows.jobs.common.choose_engine`), for a summary table."""
+    return f"{engine} ({why})"
 
 
 def peak_rss_mib() -> int:

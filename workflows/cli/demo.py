@@ -18,7 +18,9 @@ def demo(cfg: DemoConfig) -> None:
     MLflow (the `demo` experiment and the two training runs). Every step takes the
     settings of its own command, under a prefix: --segment-*, --mission-*,
     --mining-*, --session-*, --hierarchy-*, --score-* (the synthetic log's have
-    none). Uses a local Ray, or the cluster of --address / RAY_ADDRESS.
+    none). A log this small is ingested, segmented, mined and scored in this process
+    and the models trained on a local Ray (each command's default, --engine auto);
+    with --address or RAY_ADDRESS every step runs on that cluster.
     """
     from workflows.jobs.demo import run
 

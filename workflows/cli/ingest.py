@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from workflows.cli.common import peak_rss_mib
+from workflows.cli.common import engine_text, peak_rss_mib
 from workflows.cli.progress import out, rows_done, summary_table
 from workflows.jobs.ingest import IngestJob
 
@@ -18,10 +18,12 @@ def ingest(job: IngestJob) -> None:
     """
     from workflows.jobs.ingest import run
 
-    with rows_done(f"ingest {job.format}", show=job.engine == "local") as on_rows:
+    with rows_done(f"ingest {job.format}", show=job.engine != "ray") as on_rows:  # Ray: Ray's bars
         report = run(job, on_rows)
     out.print(summary_table(f"ingest {job.format}", ingest_rows(report.to_dict())))
-    out.print(summary_table("", {"seconds": report.seconds, "peak RSS (MiB)": peak_rss_mib(), **report.outputs}))
+    engine = engine_text(report.config["engine"], report.config["engine_reason"])
+    out.print(summary_table("", {"engine": engine, "seconds": report.seconds, "peak RSS (MiB)": peak_rss_mib(),
+                                 **report.outputs}))  # fmt: skip
 
 
 def ingest_rows(report: dict) -> dict:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from workflows.cli.common import peak_rss_mib
+from workflows.cli.common import engine_text, peak_rss_mib
 from workflows.cli.progress import out, summary_table
 from workflows.jobs.mine import MineJob
 
@@ -15,7 +15,8 @@ def mine(job: MineJob) -> None:
     session (case and spacing variants are not pairs). Negatives: random (another
     user), same_user (another mission), lexical_hard (shares a term, another
     session). Splits train/val/test by a hash of the user id: no user in two splits.
-    Users are mined in buckets (the same with --engine ray or local).
+    Users are mined in buckets (the same with --engine ray or local; auto, the
+    default: local for sessions of at most 16 MiB of text without a cluster).
 
     With --gold session|mission, SESSIONS is a log with ground-truth labels (or its
     `ingest` directory) and the pairs follow the labels, for `evaluate pairs`.
@@ -24,5 +25,6 @@ def mine(job: MineJob) -> None:
 
     report = run(job)
     table = {f"{s} {k}": n for s, kinds in sorted(report["by_split_and_kind"].items()) for k, n in kinds.items()}
-    out.print(summary_table("mine", {"pairs": report["pairs"], **table, "seconds": report["seconds"],
+    engine = engine_text(report["config"]["engine"], report["config"]["engine_reason"])
+    out.print(summary_table("mine", {"pairs": report["pairs"], **table, "engine": engine, "seconds": report["seconds"],
                                      "peak RSS (MiB)": peak_rss_mib(), **report["outputs"]}))  # fmt: skip

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from workflows.cli.common import peak_rss_mib
+from workflows.cli.common import engine_text, peak_rss_mib
 from workflows.cli.ingest import ingest_rows
 from workflows.cli.progress import out, summary_table
 from workflows.jobs.score import ScoreJob
@@ -32,7 +32,7 @@ def score(job: ScoreJob) -> None:
     resumed = {k: v for k, v in report.resumed.items() if v}
     resuming = {"resumed (units found done)": resumed or "no"} if report.engine == "ray" else {}  # one process: never
     rows = {
-        **ingest_rows(report.to_dict()), "engine": f"{report.engine} ({report.engine_reason})",
+        **ingest_rows(report.to_dict()), "engine": engine_text(report.engine, report.engine_reason),
         "backend": report.backend, "distinct texts": report.distinct_texts,
         "sessions": report.sessions,
         "missions": report.missions, **resuming, "seconds": report.seconds,

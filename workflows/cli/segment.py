@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from workflows.cli.common import peak_rss_mib
+from workflows.cli.common import engine_text, peak_rss_mib
 from workflows.cli.ingest import ingest_rows
 from workflows.cli.progress import out, rows_done, summary_table
 from workflows.jobs.segment import SegmentJob
@@ -19,15 +19,18 @@ def segment(job: SegmentJob) -> None:
     break, lexical evidence decides in between; after Hagen et al. 2013), learned
     (--model decides each consecutive pair: a segmenter model from `train
     segmenter`, or a session model's p_same). With
-    --engine ray (the default) users are hash-shuffled into buckets and segmented by
-    Ray tasks; --engine local runs one process; both give the same sessions.
+    --engine ray users are hash-shuffled into buckets and segmented by Ray tasks;
+    --engine local runs one process; both give the same sessions. --engine auto (the
+    default) runs inputs of at most 16 MiB of text in one process, larger ones and any
+    job given a cluster on Ray.
     """
     from workflows.jobs.segment import run
 
-    with rows_done(f"segment ({job.segment.method})", show=job.engine == "local") as on_rows:
+    with rows_done(f"segment ({job.segment.method})", show=job.engine != "ray") as on_rows:  # Ray: Ray's bars
         report = run(job, on_rows)
     rows = {
         **ingest_rows(report.to_dict()),
+        "engine": engine_text(report.config["engine"], report.config["engine_reason"]),
         "sessions": report.sessions,
         "missions": report.missions,
         "seconds": report.seconds,

@@ -3,15 +3,28 @@ factory each, so every command words and checks them alike."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     from sessions.formats.options import ReadOptions
 
-Engine = Literal["ray", "local"]
+Engine = Literal["auto", "ray", "local"]
+# `--engine auto` runs a job on inputs of at most this many bytes of text in one process:
+# below it, starting Ray (about 10 s here), its workers and an actor pool is a large share
+# of the job, and a job killed half-way loses minutes at most (the Ray engine of `score`
+# resumes; the one-process engines start over). The first 60,000 rows of the AOL sample
+# are 4.6 MB as text. A compressed file or a Parquet file counts COMPRESSED_TEXT_RATIO
+# times its size on disk, at the top of how much query logs compress (the AOL sample
+# gzipped 5.3x, synthetic AOL logs 5.7x), so that a compressed log is never taken for
+# smaller than it is.
+LOCAL_MAX_BYTES = 16 << 20
+COMPRESSED_TEXT_RATIO = 8
+_COMPRESSED = (".gz", ".bz2", ".zst", ".xz", ".lz4", ".parquet")
 # Bad settings or inputs (ValueError) and files or storage that cannot be read or
 # written (OSError, `sessions.storage.StorageError`): what a user can put right
 USER_ERRORS = (ValueError, OSError)
@@ -43,10 +56,50 @@ def read_options() -> Any:
 
 
 def engine() -> Any:
-    return field(
-        default="ray",
-        metadata={"help": "ray (a local Ray, or the cluster of --address or `ray job submit`) or local (one process)"},
-    )
+    return field(default="auto", metadata={
+        "help": f"auto (local for inputs of at most {LOCAL_MAX_BYTES >> 20} MiB of text without --address, "
+                "else ray), ray (a local Ray, or the cluster of --address or `ray job submit`) or local "
+                "(one process)"})  # fmt: skip
+
+
+def check_engine(engine: str, address: str | None) -> None:
+    """ValueError for `--engine local` with `--address` (a cluster it would not use)."""
+    if engine == "local" and address:
+        raise ValueError(f"--engine local runs in this process; --address {address} names a Ray cluster")
+
+
+def choose_engine(engine: str, address: str | None, inputs: Sequence[str | Path], fmt: str | None) -> tuple[str, str]:
+    """(engine, why): `engine` itself, or for `auto` local when `inputs` hold at most
+    `LOCAL_MAX_BYTES` of text (`text_bytes`) and no cluster is named (`address`, or
+    `RAY_ADDRESS`, as `ray job submit` sets it), else ray."""
+    if engine != "auto":
+        return engine, f"--engine {engine}"
+    cluster = address or os.environ.get("RAY_ADDRESS")
+    if cluster:
+        return "ray", f"a Ray cluster is named ({cluster})"
+    size = text_bytes(inputs, fmt)
+    if size <= LOCAL_MAX_BYTES:
+        return "local", f"inputs of about {size:,} bytes of text, at most {LOCAL_MAX_BYTES:,}: one process"
+    return "ray", f"inputs of about {size:,} bytes of text, over {LOCAL_MAX_BYTES:,}: Ray"
+
+
+def text_bytes(inputs: Sequence[str | Path], fmt: str | None) -> int:
+    """About how many bytes of text the inputs hold: raw logs in format `fmt`, each file
+    that will be read once (not the READMEs and checksums of a directory,
+    `sessions.ingest.expand_inputs`); an `ingest` output, or with `fmt` None a dataset
+    (`mine`'s sessions), every file. A compressed or Parquet file counts
+    `COMPRESSED_TEXT_RATIO` times its size on disk."""
+    from sessions import storage
+    from sessions.ingest import expand_inputs
+    from sessions.pipeline import ingest_source
+
+    raw = fmt is not None and not ingest_source(inputs, fmt)
+    files = expand_inputs(inputs) if raw else storage.expand(inputs)
+    total = 0
+    for location in dict.fromkeys(files):  # a file named twice is read once
+        size = storage.size_and_mtime(location)[0]
+        total += size * COMPRESSED_TEXT_RATIO if str(location).lower().endswith(_COMPRESSED) else size
+    return total
 
 
 def address() -> Any:

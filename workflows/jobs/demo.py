@@ -4,8 +4,9 @@ A synthetic AOL-style log with ground truth (or the user's own log) is ingested,
 segmented into sessions and missions, scored against its truth next to time-gap
 baselines, mined for pairs; the session model is fine-tuned on the pairs and the
 hierarchy model on the WordNet mammals (10-d, drawn around its root), both are registered in
-MLflow and score the log. Every step is the function its own command runs, on one
-local Ray (or the cluster of `address`). The figures go to OUTPUT/figures and to
+MLflow and score the log. Every step is the function its own command runs, with its
+defaults: for a log this small the data steps in this process (`--engine auto`) and
+training on a local Ray; every step on the cluster of `address`, when given. The figures go to OUTPUT/figures and to
 MLflow: the data's (session statistics, segmentation bars) to a run of the `demo`
 experiment, which also holds the summary and the ids of the two training runs, and
 the models' (ROC curves, mission PCA, Poincaré disk, specificity by depth) to their
@@ -138,7 +139,7 @@ def run(cfg: DemoConfig, on_step: Callable[[str], None] = lambda step: None) -> 
             with step("synth"):
                 summary.numbers["synth"] = _synth(summary.log, cfg)
         with step("ingest"):
-            _ingest(summary.log, summary.format, at("events"), summary)
+            _ingest(summary.log, summary.format, at("events"), cfg, summary)
         with step("segment"):
             _segment(at("events"), at("sessions"), cfg, summary, figures)
         with step("evaluate segmentation"):
@@ -172,10 +173,10 @@ def _synth(path: str, cfg: DemoConfig) -> dict:
     return {"rows": s.rows, "users": s.users, "sessions": s.sessions, "missions": s.missions}
 
 
-def _ingest(log: str, fmt: str, out: str, summary: DemoSummary) -> None:
+def _ingest(log: str, fmt: str, out: str, cfg: DemoConfig, summary: DemoSummary) -> None:
     from workflows.jobs import ingest
 
-    report = ingest.run(ingest.IngestJob(inputs=(str(log),), format=fmt, output=str(out)))
+    report = ingest.run(ingest.IngestJob(inputs=(str(log),), format=fmt, output=str(out), address=cfg.address))
     summary.numbers["ingest"] = {"rows_in": report.rows_in, "rows_ok": report.rows_ok,
                                  "rows_rejected": report.rows_rejected}  # fmt: skip
 
@@ -184,7 +185,8 @@ def _segment(events: str, out: str, cfg: DemoConfig, summary: DemoSummary, figur
     from workflows.figures import session_statistics
     from workflows.jobs import segment
 
-    job = segment.SegmentJob(inputs=(str(events),), output=str(out), segment=cfg.segment, missions=cfg.missions)
+    job = segment.SegmentJob(inputs=(str(events),), output=str(out), segment=cfg.segment, missions=cfg.missions,
+                             address=cfg.address)  # fmt: skip
     report = segment.run(job)
     sessions = read_table(storage.join(out, "sessions.parquet"))
     lengths = sessions.group_by("session_id").len()["len"]
@@ -230,7 +232,7 @@ def _evaluate(events_dir: str, cfg: DemoConfig, summary: DemoSummary, figures: P
 def _mine(sessions: str, out: str, cfg: DemoConfig, summary: DemoSummary) -> None:
     from workflows.jobs import mine
 
-    report = mine.run(mine.MineJob(sessions=str(sessions), output=str(out), mining=cfg.mining))
+    report = mine.run(mine.MineJob(sessions=str(sessions), output=str(out), mining=cfg.mining, address=cfg.address))
     summary.numbers["mine"] = {"pairs": report["pairs"], "positives": report["positives"],
                                "users_by_split": report["users_by_split"]}  # fmt: skip
 
@@ -265,7 +267,7 @@ def _score(events: str, out: str, cfg: DemoConfig, summary: DemoSummary) -> None
 
     settings = dataclasses.replace(cfg.score, session_model=summary.models["session-model"],
                                    hierarchy_model=summary.models["hierarchy-model"])  # fmt: skip
-    report = score.run(score.ScoreJob(inputs=(events,), output=out, score=settings))
+    report = score.run(score.ScoreJob(inputs=(events,), output=out, score=settings, address=cfg.address))
     reformulations = (
         scan_table(storage.join(out, "scores.parquet")).select("reformulation").drop_nulls()
         .group_by("reformulation").len().sort("reformulation").collect()

@@ -30,6 +30,7 @@ class IngestJob:
     def __post_init__(self) -> None:
         if self.block_mb < 1:
             raise ValueError("--block-mb must be at least 1")
+        common.check_engine(self.engine, self.address)
 
 
 def run(job: IngestJob, on_rows: Callable[[int], None] | None = None) -> IngestReport:
@@ -46,21 +47,23 @@ def run(job: IngestJob, on_rows: Callable[[int], None] | None = None) -> IngestR
     fmt = common.require(job.format, "format")
     common.check_format(fmt, job.read)
     common.check_log_inputs(job.inputs, fmt, ingested=False)
+    engine, why = common.choose_engine(job.engine, job.address, job.inputs, fmt)
+    config = {**to_dict(job), "engine": engine, "engine_reason": why}
     output = common.output_dir(job.output, EVENTS_FILE, job.overwrite, job.inputs)
-    if job.engine == "ray":
+    if engine == "ray":
         from workflows.distributed.runtime import ray_runtime
 
         with ray_runtime(job.address):
             from workflows.distributed import data  # imports ray: after the runtime's settings
 
             report = data.ingest(
-                job.inputs, fmt, output, options=job.read, block_bytes=job.block_mb << 20, config=to_dict(job)
+                job.inputs, fmt, output, options=job.read, block_bytes=job.block_mb << 20, config=config
             )
     else:
         from sessions.ingest import ingest
 
         on_block = (lambda path, parsed: on_rows(parsed.rows_read)) if on_rows else None
         report = ingest(job.inputs, fmt, output, options=job.read, block_bytes=job.block_mb << 20, on_block=on_block,
-                        config=to_dict(job))  # fmt: skip
+                        config=config)  # fmt: skip
     common.require_rows_read(report.to_dict(), output)
     return report

@@ -49,6 +49,7 @@ class MineJob:
     def __post_init__(self) -> None:
         if self.format is not None and self.gold is None:
             raise ValueError("--format reads a labelled log, with --gold; a `segment` output needs none")
+        common.check_engine(self.engine, self.address)
 
 
 def run(job: MineJob) -> dict:
@@ -68,15 +69,18 @@ def run(job: MineJob) -> dict:
         source = job_output(sessions, SESSIONS_FILE)  # a finished `segment` output
     if gold is not None:
         source = sessions
+        engine, why = "local", "--gold: a labelled log is mined in this process"
         columns = ("row_id", "user_id", "ts", "query", "gold_session", "gold_mission")
         events, _ = load_events([sessions], fmt, output, columns=columns)
         write_parquet(gold_pairs(events, gold, seed=cfg.seed), target)
-    elif job.engine == "ray":
+    elif (chosen := common.choose_engine(job.engine, job.address, [source], None))[0] == "ray":
+        engine, why = chosen
         with ray_runtime(job.address):
             from workflows.distributed import data  # imports ray: after the runtime's settings
 
             data.mine(source, target, cfg)
     else:
+        engine, why = chosen
         write_parquet(mine_pairs(read_table(source), cfg), target)
     pairs = read_table(target)
     counts = pairs.group_by("split", "kind").len().sort("split", "kind")
@@ -86,7 +90,7 @@ def run(job: MineJob) -> dict:
         "negatives": int((pairs["label"] == 0).sum()),
         "by_split_and_kind": {s: dict(zip(g["kind"], g["len"], strict=True)) for (s,), g in counts.group_by("split")},
         "users_by_split": dict(pairs.group_by("split").agg(pl.col("user_id").n_unique()).iter_rows()),
-        "config": to_dict(job),
+        "config": {**to_dict(job), "engine": engine, "engine_reason": why},  # every setting, as run
         "source": str(source),
         "outputs": {PAIRS_FILE: target, REPORT_FILE: storage.join(output, REPORT_FILE)},
         "seconds": round(time.perf_counter() - start, 3),

@@ -5,8 +5,9 @@ staged buckets of users, a pool of encoding actors, resumable after a kill, any
 cluster) and, for a small log on this machine, one process (`score_in_process`: no
 Ray to start, no actors to load, no staging; not resumable, which a job of a few
 minutes does not need). `--engine auto` (the default) chooses by the inputs' size on
-disk (`LOCAL_MAX_BYTES`). This module holds the settings (`ScoreConfig`, which the
-demo holds too), the in-process engine and the job's entry point.
+disk (`workflows.jobs.common.choose_engine`, as every data job does). This module
+holds the settings (`ScoreConfig`, which the demo holds too), the in-process engine
+and the job's entry point.
 """
 
 from __future__ import annotations
@@ -29,17 +30,6 @@ SCORE_METHODS = ("cascade", "learned")  # the session model takes part in both
 # how the session model's encoder runs: eager torch (the reference), or its ONNX export on
 # ONNX Runtime, float or int8 (`models.onnx_encoder`; exported once, logged beside the model)
 Backend = Literal["torch", "onnx", "onnx-int8"]
-ScoreEngine = Literal["auto", "ray", "local"]
-# `--engine auto` scores inputs of at most this many bytes of text in one process: below
-# it, starting Ray and an actor pool (about 10 s here) is a large share of the job, and a
-# job killed half-way loses minutes at most (the Ray engine resumes; this one does not).
-# The first 60,000 rows of the AOL sample are 4.6 MB as text. A compressed file or a
-# Parquet file counts COMPRESSED_TEXT_RATIO times its size on disk, at the top of how much
-# query logs compress (the AOL sample gzipped 5.3x, synthetic AOL logs 5.7x), so that a
-# compressed log is never taken for smaller than it is.
-LOCAL_MAX_BYTES = 16 << 20
-COMPRESSED_TEXT_RATIO = 8
-_COMPRESSED = (".gz", ".bz2", ".zst", ".xz", ".lz4", ".parquet")
 
 if TYPE_CHECKING:
     from workflows.distributed.scoring import ScoreReport
@@ -99,14 +89,11 @@ class ScoreJob:
     format: str | None = common.log_format()
     read: ReadOptions = common.read_options()
     score: ScoreConfig = field(default_factory=ScoreConfig, metadata={"prefix": ""})
-    engine: ScoreEngine = field(default="auto", metadata={
-        "help": f"auto (local for inputs of at most {LOCAL_MAX_BYTES >> 20} MiB of text without --address, "
-                "else ray), ray (a local Ray or the cluster; resumable) or local (one process)"})  # fmt: skip
+    engine: common.Engine = common.engine()  # the ray engine resumes a killed job
     address: str | None = common.address()
 
     def __post_init__(self) -> None:
-        if self.engine == "local" and self.address:
-            raise ValueError(f"--engine local runs in this process; --address {self.address} names a Ray cluster")
+        common.check_engine(self.engine, self.address)
 
 
 def run(job: ScoreJob):  # -> ScoreReport
@@ -125,7 +112,7 @@ def run(job: ScoreJob):  # -> ScoreReport
         if model:
             require_model(model, (kind,))  # before the output is claimed
     common.check_log_inputs(job.inputs, job.format)
-    engine, reason = choose_engine(job)
+    engine, reason = common.choose_engine(job.engine, job.address, job.inputs, job.format)
     output = common.output_dir(job.output, SCORES_FILE, job.overwrite, job.inputs)  # `score` may resume there
     if engine == "local":
         report = score_in_process(job.inputs, job.format, output, job.score, options=job.read, overwrite=job.overwrite,
@@ -138,38 +125,6 @@ def run(job: ScoreJob):  # -> ScoreReport
                            reason=reason)  # fmt: skip
     common.require_rows_read(report.to_dict(), output)
     return report
-
-
-def choose_engine(job: ScoreJob) -> tuple[str, str]:
-    """(engine, why): `job.engine`, or for `auto` local when the inputs hold at most
-    `LOCAL_MAX_BYTES` of text (`text_bytes`) and no cluster is named (`--address`,
-    `RAY_ADDRESS`, as `ray job submit` sets it), else ray."""
-
-    if job.engine != "auto":
-        return job.engine, f"--engine {job.engine}"
-    cluster = job.address or os.environ.get("RAY_ADDRESS")
-    if cluster:
-        return "ray", f"a Ray cluster is named ({cluster})"
-    size = text_bytes(job.inputs, job.format)
-    if size <= LOCAL_MAX_BYTES:
-        return "local", f"inputs of about {size:,} bytes of text, at most {LOCAL_MAX_BYTES:,}: one process"
-    return "ray", f"inputs of about {size:,} bytes of text, over {LOCAL_MAX_BYTES:,}: Ray"
-
-
-def text_bytes(inputs: Sequence[str | Path], fmt: str | None) -> int:
-    """About how many bytes of text the inputs hold: each file that will be read once
-    (not the READMEs and checksums of a directory, `sessions.ingest.expand_inputs`), a
-    compressed or Parquet file `COMPRESSED_TEXT_RATIO` times its size on disk."""
-    from sessions import storage
-    from sessions.ingest import expand_inputs
-    from sessions.pipeline import ingest_source
-
-    files = storage.expand(inputs) if ingest_source(inputs, fmt) else expand_inputs(inputs)
-    total = 0
-    for location in dict.fromkeys(files):  # a file named twice is read once
-        size = storage.size_and_mtime(location)[0]
-        total += size * COMPRESSED_TEXT_RATIO if str(location).lower().endswith(_COMPRESSED) else size
-    return total
 
 
 def score_in_process(

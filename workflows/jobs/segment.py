@@ -39,6 +39,7 @@ class SegmentJob:
 
     def __post_init__(self) -> None:
         check_method(self.segment.method, self.model)
+        common.check_engine(self.engine, self.address)
 
 
 def check_method(method: str, model: str | None) -> None:
@@ -70,15 +71,16 @@ def run(job: SegmentJob, on_rows: Callable[[int], None] | None = None) -> Segmen
     """
     common.require(job.inputs, "inputs", argument=True)
     common.check_format(job.format, job.read)
-    config = to_dict(job)  # the report records every setting of the job
     if job.model:  # a missing or wrong model: refused before the output
         from workflows.tracking.segmenter_model import require_segmentation_model
 
         require_segmentation_model(job.model, [job.segment.method])
-    scorer = session_scorer(job.model) if job.engine == "local" else None
     common.check_log_inputs(job.inputs, job.format)
+    engine, why = common.choose_engine(job.engine, job.address, job.inputs, job.format)
+    config = {**to_dict(job), "engine": engine, "engine_reason": why}  # every setting of the job, as run
+    scorer = session_scorer(job.model) if engine == "local" else None
     output = common.output_dir(job.output, SESSIONS_FILE, job.overwrite, job.inputs)
-    if job.engine == "ray":
+    if engine == "ray":
         from workflows.distributed.runtime import ray_runtime
 
         with ray_runtime(job.address):

@@ -1,0 +1,79 @@
+"""`--engine auto`, the default of every data job (ingest, segment, mine, score): one
+process for inputs of a few MiB of text on this machine, Ray for larger inputs or under
+a cluster (`workflows.jobs.common.choose_engine`); what ran, and why, in each report."""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from workflows.cli import app
+from workflows.jobs import common
+
+runner = CliRunner()
+LOG = "AnonID\tQuery\tQueryTime\tItemRank\tClickURL\n" + "".join(
+    f"{1 + i // 8}\tquery {i % 5}\t2006-03-01 10:{i % 60:02d}:00\t\t\n" for i in range(80)
+)
+
+
+def test_auto_weighs_the_inputs_as_text_and_a_named_cluster_first(tmp_path, monkeypatch):
+    log = tmp_path / "log.tsv"
+    log.write_text(LOG)
+    size = log.stat().st_size
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    most = common.LOCAL_MAX_BYTES
+    assert common.choose_engine("auto", None, [str(log), str(log)], "aol") == (  # a file named twice is read once
+        "local", f"inputs of about {size:,} bytes of text, at most {most:,}: one process")  # fmt: skip
+    packed = tmp_path / "log.tsv.gz"
+    packed.write_bytes(gzip.compress(log.read_bytes()))
+    assert common.text_bytes([str(packed)], "aol") == packed.stat().st_size * common.COMPRESSED_TEXT_RATIO
+    (tmp_path / "U500k_README.txt").write_text("x" * (common.LOCAL_MAX_BYTES + 1))  # in the directory, never read
+    assert common.text_bytes([str(tmp_path)], "aol") == size + packed.stat().st_size * common.COMPRESSED_TEXT_RATIO
+    monkeypatch.setattr(common, "LOCAL_MAX_BYTES", size - 1)
+    assert common.choose_engine("auto", None, [str(log)], "aol")[0] == "ray"
+    assert common.choose_engine("local", None, [str(log)], "aol") == ("local", "--engine local")
+    monkeypatch.setattr(common, "LOCAL_MAX_BYTES", size)
+    assert common.choose_engine("auto", "10.0.0.1:6379", [str(log)], "aol") == (
+        "ray", "a Ray cluster is named (10.0.0.1:6379)")  # fmt: skip
+    monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:6379")  # as `ray job submit` sets it
+    assert common.choose_engine("auto", None, [str(log)], "aol")[0] == "ray"
+
+
+def test_a_small_log_is_ingested_segmented_and_mined_in_this_process(tmp_path, monkeypatch):
+    """No flag: no Ray is started, and each report names the engine and why; the
+    sessions are those `--engine local` gives."""
+    import ray
+
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    (tmp_path / "log.tsv").write_text(LOG)
+    log, at = str(tmp_path / "log.tsv"), lambda name: str(tmp_path / name)
+    for args in (["ingest", log, "-f", "aol", "-o", at("events")], ["segment", log, "-f", "aol", "-o", at("sessions")],
+                 ["segment", at("events"), "-o", at("from-events")], ["mine", at("sessions"), "-o", at("pairs")],
+                 ["segment", log, "-f", "aol", "-o", at("local"), "--engine", "local"]):  # fmt: skip
+        done = runner.invoke(app, args)
+        assert done.exit_code == 0, done.output
+        assert "one process" in done.output or "--engine local" in done.output, done.output
+    assert not ray.is_initialized()
+    for name in ("events", "sessions", "from-events", "pairs"):
+        config = json.loads((tmp_path / name / "report.json").read_text())["config"]
+        assert config["engine"] == "local" and config["engine_reason"].endswith(": one process"), name
+    for name in ("sessions", "from-events"):
+        assert (tmp_path / name / "sessions.parquet" / "_manifest.json").exists()
+    from sessions.io import read_table
+
+    by_default, local = (read_table(tmp_path / d / "sessions.parquet").sort("row_id") for d in ("sessions", "local"))
+    assert by_default.equals(local)
+
+
+COMMANDS = [["ingest", "x.tsv", "-f", "aol"], ["segment", "x.tsv", "-f", "aol"], ["mine", "sessions"],
+            ["score", "x.tsv", "-f", "aol"]]  # fmt: skip
+
+
+@pytest.mark.parametrize("args", COMMANDS)
+def test_engine_local_with_an_address_is_refused_in_one_line(args, tmp_path):
+    done = runner.invoke(app, [*args, "-o", str(tmp_path / "o"), "--engine", "local", "--address", "10.0.0.1:6379"])
+    assert done.exit_code == 2 and "--engine local runs in this process" in done.output, done.output
+    assert "Traceback" not in done.output and not (tmp_path / "o").exists()
