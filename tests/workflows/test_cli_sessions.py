@@ -225,3 +225,18 @@ def test_mine_writes_pairs_and_counts(gt, tmp_path):
         app, ["mine", str(tmp_path / "nothing"), "--output", str(tmp_path / "p"), "--engine", "local"]
     )
     assert result.exit_code == 2 and "run `sessionflow segment` first" in result.output
+
+
+def test_mine_gold_accounts_for_every_row_of_the_labelled_log(gt, tmp_path):
+    """`mine --gold` reads a labelled log: its report and summary account for every row
+    (rows in = ok + rejected, the rejected ones in rejected.parquet with their reasons)."""
+    bad = tmp_path / "gayo-bad.csv"
+    bad.write_text(GAYO + "\ngarbage line without fields\n99;7;q;;notadate;xx;s9\n")
+    result = invoke("mine", str(bad), "--gold", "session", "-f", "gayo-avello", "-o", str(tmp_path / "p"))
+    report = json.loads((tmp_path / "p" / "report.json").read_text())
+    rejected = read_table(tmp_path / "p" / "rejected.parquet")
+    assert report["rows_in"] == report["rows_ok"] + report["rows_rejected"] and report["rows_rejected"] == 2
+    assert rejected.height == 2 and report["rejected_by_reason"] == dict(rejected["reason"].value_counts().iter_rows())
+    assert report["outputs"]["rejected.parquet"].endswith("rejected.parquet") and report["pairs"] > 0
+    assert report["config"]["engine"] == "local" and report["config"]["engine_reason"].startswith("--gold")
+    assert "rows rejected" in result.output

@@ -62,6 +62,10 @@ def test_a_small_log_is_ingested_segmented_and_mined_in_this_process(tmp_path, m
         assert config["engine"] == "local" and config["engine_reason"].endswith(": one process"), name
     for name in ("sessions", "from-events"):
         assert (tmp_path / name / "sessions.parquet" / "_manifest.json").exists()
+    # an ingest output weighs its events alone (not its rejected rows or report); a dataset every file
+    events = [p for p in (tmp_path / "events" / "events.parquet").rglob("*") if p.is_file() and p.name[0] not in "._"]
+    weight = sum(p.stat().st_size * (common.COMPRESSED_TEXT_RATIO if p.suffix == ".parquet" else 1) for p in events)
+    assert common.text_bytes([at("events")], None) == common.text_bytes([at("events/events.parquet")], None) == weight
     from sessions.io import read_table
 
     by_default, local = (read_table(tmp_path / d / "sessions.parquet").sort("row_id") for d in ("sessions", "local"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from workflows.cli.common import engine_text, peak_rss_mib
+from workflows.cli.ingest import ingest_rows
 from workflows.cli.progress import out, summary_table
 from workflows.jobs.mine import MineJob
 
@@ -19,12 +20,15 @@ def mine(job: MineJob) -> None:
     default: local for sessions of at most 16 MiB of text without a cluster).
 
     With --gold session|mission, SESSIONS is a log with ground-truth labels (or its
-    `ingest` directory) and the pairs follow the labels, for `evaluate pairs`.
+    `ingest` directory) and the pairs follow the labels, for `evaluate pairs` (mined
+    in this process, whatever --engine says: the report's engine_reason says so).
     """
     from workflows.jobs.mine import run
 
     report = run(job)
     table = {f"{s} {k}": n for s, kinds in sorted(report["by_split_and_kind"].items()) for k, n in kinds.items()}
     engine = engine_text(report["config"]["engine"], report["config"]["engine_reason"])
-    out.print(summary_table("mine", {"pairs": report["pairs"], **table, "engine": engine, "seconds": report["seconds"],
-                                     "peak RSS (MiB)": peak_rss_mib(), **report["outputs"]}))  # fmt: skip
+    rows = ingest_rows(report) if "rows_in" in report else {}  # --gold: the labelled log's rows
+    out.print(summary_table("mine", {**rows, "pairs": report["pairs"], **table, "engine": engine,
+                                     "seconds": report["seconds"], "peak RSS (MiB)": peak_rss_mib(),
+                                     **report["outputs"]}))  # fmt: skip

@@ -19,12 +19,14 @@ Engine = Literal["auto", "ray", "local"]
 # of the job, and a job killed half-way loses minutes at most (the Ray engine of `score`
 # resumes; the one-process engines start over). The first 60,000 rows of the AOL sample
 # are 4.6 MB as text. A compressed file or a Parquet file counts COMPRESSED_TEXT_RATIO
-# times its size on disk, at the top of how much query logs compress (the AOL sample
-# gzipped 5.3x, synthetic AOL logs 5.7x), so that a compressed log is never taken for
-# smaller than it is.
+# times its size on disk, above how much query logs compress (a 17 MB slice of the AOL
+# sample: gzip 5.3x, bzip2 6.3x, zstd -19 6.7x, Parquet 5.3x; synthetic AOL logs up to
+# 7.1x), so that a log of real queries is not taken for smaller than it is. It is an
+# estimate: a file of a few words repeated compresses more (a 20-word vocabulary as
+# Parquet, 17.5x) and may be taken for smaller.
 LOCAL_MAX_BYTES = 16 << 20
 COMPRESSED_TEXT_RATIO = 8
-_COMPRESSED = (".gz", ".bz2", ".zst", ".xz", ".lz4", ".parquet")
+_COMPRESSED = (".gz", ".bz2", ".zst", ".lz4", ".parquet")  # what the readers decompress (`sessions.storage`)
 # Bad settings or inputs (ValueError) and files or storage that cannot be read or
 # written (OSError, `sessions.storage.StorageError`): what a user can put right
 USER_ERRORS = (ValueError, OSError)
@@ -57,9 +59,9 @@ def read_options() -> Any:
 
 def engine() -> Any:
     return field(default="auto", metadata={
-        "help": f"auto (local for inputs of at most {LOCAL_MAX_BYTES >> 20} MiB of text without --address, "
-                "else ray), ray (a local Ray, or the cluster of --address or `ray job submit`) or local "
-                "(one process)"})  # fmt: skip
+        "help": f"auto (local for inputs of at most {LOCAL_MAX_BYTES >> 20} MiB of text when neither --address "
+                "nor RAY_ADDRESS names a cluster, else ray), ray (a local Ray, or the cluster of --address, "
+                "RAY_ADDRESS or `ray job submit`) or local (one process)"})  # fmt: skip
 
 
 def check_engine(engine: str, address: str | None) -> None:
@@ -86,15 +88,19 @@ def choose_engine(engine: str, address: str | None, inputs: Sequence[str | Path]
 def text_bytes(inputs: Sequence[str | Path], fmt: str | None) -> int:
     """About how many bytes of text the inputs hold: raw logs in format `fmt`, each file
     that will be read once (not the READMEs and checksums of a directory,
-    `sessions.ingest.expand_inputs`); an `ingest` output, or with `fmt` None a dataset
-    (`mine`'s sessions), every file. A compressed or Parquet file counts
+    `sessions.ingest.expand_inputs`); an `ingest` output, its events; with `fmt` None
+    a dataset (`mine`'s sessions), every file. A compressed or Parquet file counts
     `COMPRESSED_TEXT_RATIO` times its size on disk."""
     from sessions import storage
-    from sessions.ingest import expand_inputs
-    from sessions.pipeline import ingest_source
+    from sessions.ingest import EVENTS_FILE, expand_inputs
+    from sessions.pipeline import is_ingest_output
 
-    raw = fmt is not None and not ingest_source(inputs, fmt)
-    files = expand_inputs(inputs) if raw else storage.expand(inputs)
+    if len(inputs) == 1 and is_ingest_output(inputs[0]):
+        files = storage.expand([storage.join(inputs[0], EVENTS_FILE)])
+    elif fmt is None:
+        files = storage.expand(inputs)
+    else:
+        files = expand_inputs(inputs)
     total = 0
     for location in dict.fromkeys(files):  # a file named twice is read once
         size = storage.size_and_mtime(location)[0]

@@ -12,6 +12,7 @@ from typing import Literal
 import polars as pl
 
 from sessions import storage
+from sessions.ingest import REJECTED_FILE
 from sessions.io import job_output, read_table, write_parquet, write_report
 from sessions.pairs import MiningConfig, gold_pairs, mine_pairs
 from sessions.pipeline import SESSIONS_FILE, load_events
@@ -64,14 +65,15 @@ def run(job: MineJob) -> dict:
     cfg, gold, fmt = job.mining, job.gold, job.format
     start = time.perf_counter()
     target = storage.join(output, PAIRS_FILE)
-    source = sessions
+    source, accounting = sessions, {}
     if gold is None and storage.is_dir(sessions):
         source = job_output(sessions, SESSIONS_FILE)  # a finished `segment` output
     if gold is not None:
         source = sessions
         engine, why = "local", "--gold: a labelled log is mined in this process"
         columns = ("row_id", "user_id", "ts", "query", "gold_session", "gold_mission")
-        events, _ = load_events([sessions], fmt, output, columns=columns)
+        events, accounting = load_events([sessions], fmt, output, columns=columns)  # rejected rows: rejected.parquet
+        common.require_rows_read(accounting, output)
         write_parquet(gold_pairs(events, gold, seed=cfg.seed), target)
     elif (chosen := common.choose_engine(job.engine, job.address, [source], None))[0] == "ray":
         engine, why = chosen
@@ -84,7 +86,9 @@ def run(job: MineJob) -> dict:
         write_parquet(mine_pairs(read_table(source), cfg), target)
     pairs = read_table(target)
     counts = pairs.group_by("split", "kind").len().sort("split", "kind")
+    rejected = {REJECTED_FILE: storage.join(output, REJECTED_FILE)} if accounting else {}
     report = {
+        **accounting,  # a labelled log's rows: in = ok + rejected
         "pairs": pairs.height,
         "positives": int(pairs["label"].sum()),
         "negatives": int((pairs["label"] == 0).sum()),
@@ -92,7 +96,7 @@ def run(job: MineJob) -> dict:
         "users_by_split": dict(pairs.group_by("split").agg(pl.col("user_id").n_unique()).iter_rows()),
         "config": {**to_dict(job), "engine": engine, "engine_reason": why},  # every setting, as run
         "source": str(source),
-        "outputs": {PAIRS_FILE: target, REPORT_FILE: storage.join(output, REPORT_FILE)},
+        "outputs": {PAIRS_FILE: target, **rejected, REPORT_FILE: storage.join(output, REPORT_FILE)},
         "seconds": round(time.perf_counter() - start, 3),
     }
     write_report(report, output)
