@@ -81,8 +81,8 @@ def test_every_field_has_its_option(words, config):
 @pytest.mark.parametrize(("words", "config"), CASES, ids=IDS)
 def test_yaml_values_survive_when_the_option_is_not_given(words, config, tmp_path):
     """Every setting changed in a YAML file and not given as an option comes out of
-    --print-config as the file has it: all at once in one file when the config takes
-    them together, else one file per setting."""
+    --print-config as the file has it: in as few files as the config takes them
+    together (a setting goes into the first file whose settings it agrees with)."""
     changes = []
     for leaf in leaves(config):
         value = changed(leaf)
@@ -94,14 +94,17 @@ def test_yaml_values_survive_when_the_option_is_not_given(words, config, tmp_pat
             continue  # a value the config's own checks reject alone (shares that must add up, ...)
         changes.append((leaf, value))
     assert changes
-    together = {}
+    files: list[tuple[dict, list]] = []  # (values, the changes they hold)
     for leaf, value in changes:
-        together = merged(together, nested(leaf, value))
-    try:
-        build(config, together)
-        files = [(together, changes)]
-    except ValueError:  # some values reject each other
-        files = [(nested(leaf, value), [(leaf, value)]) for leaf, value in changes]
+        for i, (values, held) in enumerate(files):
+            try:
+                build(config, with_it := merged(values, nested(leaf, value)))
+            except ValueError:  # some values reject each other
+                continue
+            files[i] = (with_it, [*held, (leaf, value)])
+            break
+        else:
+            files.append((nested(leaf, value), [(leaf, value)]))
     for values, expected in files:
         path = tmp_path / "c.yaml"
         path.write_text(yaml.safe_dump(to_dict_value(values)))
