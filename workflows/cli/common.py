@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import resource
+from collections.abc import Mapping
+from typing import Any
 
 import typer
 
@@ -11,9 +13,10 @@ from workflows.cli.progress import console
 FORMAT_HELP = "aol, webis-smc, gayo-avello, diffusiondb, midjourney or table"
 
 
-def engine_text(engine: str, why: str) -> str:
-    """The engine a job ran on and why (`workflows.jobs.common.choose_engine`), for a summary table."""
-    return f"{engine} ({why})"
+def engine_text(record: Mapping[str, Any]) -> str:
+    """The engine a job ran on and why, from its report's `config` (or a score report,
+    which holds both itself): `engine` and `engine_reason` (`workflows.jobs.common.choose_engine`)."""
+    return f"{record['engine']} ({record['engine_reason']})"
 
 
 def peak_rss_mib() -> int:

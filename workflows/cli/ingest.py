@@ -21,9 +21,8 @@ def ingest(job: IngestJob) -> None:
     with rows_done(f"ingest {job.format}", show=job.engine != "ray") as on_rows:  # Ray: Ray's bars
         report = run(job, on_rows)
     out.print(summary_table(f"ingest {job.format}", ingest_rows(report.to_dict())))
-    engine = engine_text(report.config["engine"], report.config["engine_reason"])
-    out.print(summary_table("", {"engine": engine, "seconds": report.seconds, "peak RSS (MiB)": peak_rss_mib(),
-                                 **report.outputs}))  # fmt: skip
+    out.print(summary_table("", {"engine": engine_text(report.config), "seconds": report.seconds,
+                                 "peak RSS (MiB)": peak_rss_mib(), **report.outputs}))  # fmt: skip
 
 
 def ingest_rows(report: dict) -> dict:

@@ -31,8 +31,9 @@ def score(job: ScoreJob) -> None:
     report = run(job)
     resumed = {k: v for k, v in report.resumed.items() if v}
     resuming = {"resumed (units found done)": resumed or "no"} if report.engine == "ray" else {}  # one process: never
+    done = report.to_dict()
     rows = {
-        **ingest_rows(report.to_dict()), "engine": engine_text(report.engine, report.engine_reason),
+        **ingest_rows(done), "engine": engine_text(done),
         "backend": report.backend, "distinct texts": report.distinct_texts,
         "sessions": report.sessions,
         "missions": report.missions, **resuming, "seconds": report.seconds,

@@ -30,7 +30,7 @@ def segment(job: SegmentJob) -> None:
         report = run(job, on_rows)
     rows = {
         **ingest_rows(report.to_dict()),
-        "engine": engine_text(report.config["engine"], report.config["engine_reason"]),
+        "engine": engine_text(report.config),
         "sessions": report.sessions,
         "missions": report.missions,
         "seconds": report.seconds,

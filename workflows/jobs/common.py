@@ -10,6 +10,8 @@ from dataclasses import field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from workflows.config import to_dict
+
 if TYPE_CHECKING:
     from sessions.formats.options import ReadOptions
 
@@ -68,6 +70,12 @@ def check_engine(engine: str, address: str | None) -> None:
     """ValueError for `--engine local` with `--address` (a cluster it would not use)."""
     if engine == "local" and address:
         raise ValueError(f"--engine local runs in this process; --address {address} names a Ray cluster")
+
+
+def as_run(job: Any, engine: str, why: str) -> dict[str, Any]:
+    """Every setting of `job` (`workflows.config.to_dict`) with the engine that ran it
+    and why (`choose_engine`): the `config` a job's report records."""
+    return {**to_dict(job), "engine": engine, "engine_reason": why}
 
 
 def choose_engine(engine: str, address: str | None, inputs: Sequence[str | Path], fmt: str | None) -> tuple[str, str]:

@@ -6,8 +6,8 @@ baselines, mined for pairs; the session model is fine-tuned on the pairs and the
 hierarchy model on the WordNet mammals (10-d, drawn around its root), both are registered in
 MLflow and score the log. Every step is the function its own command runs, with its
 defaults: for a log this small the data steps in this process (`--engine auto`) and
-training on a local Ray; every step on the cluster of `address`, when given. The figures go to OUTPUT/figures and to
-MLflow: the data's (session statistics, segmentation bars) to a run of the `demo`
+training on a local Ray; every step on the cluster of `address`, when given. The
+figures go to OUTPUT/figures and to MLflow: the data's (session statistics, segmentation bars) to a run of the `demo`
 experiment, which also holds the summary and the ids of the two training runs, and
 the models' (ROC curves, mission PCA, Poincaré disk, specificity by depth) to their
 training runs.

@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from sessions.formats.options import ReadOptions
 from sessions.ingest import EVENTS_FILE, IngestReport
 from sessions.records import DEFAULT_BLOCK_BYTES
-from workflows.config import to_dict
 from workflows.jobs import common
 
 
@@ -48,7 +47,7 @@ def run(job: IngestJob, on_rows: Callable[[int], None] | None = None) -> IngestR
     common.check_format(fmt, job.read)
     common.check_log_inputs(job.inputs, fmt, ingested=False)
     engine, why = common.choose_engine(job.engine, job.address, job.inputs, fmt)
-    config = {**to_dict(job), "engine": engine, "engine_reason": why}
+    config = common.as_run(job, engine, why)
     output = common.output_dir(job.output, EVENTS_FILE, job.overwrite, job.inputs)
     if engine == "ray":
         from workflows.distributed.runtime import ray_runtime

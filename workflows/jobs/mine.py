@@ -16,7 +16,6 @@ from sessions.ingest import REJECTED_FILE
 from sessions.io import job_output, read_table, write_parquet, write_report
 from sessions.pairs import MiningConfig, gold_pairs, mine_pairs
 from sessions.pipeline import SESSIONS_FILE, load_events
-from workflows.config import to_dict
 from workflows.distributed.runtime import ray_runtime
 from workflows.jobs import common
 
@@ -69,21 +68,20 @@ def run(job: MineJob) -> dict:
     if gold is None and storage.is_dir(sessions):
         source = job_output(sessions, SESSIONS_FILE)  # a finished `segment` output
     if gold is not None:
-        source = sessions
         engine, why = "local", "--gold: a labelled log is mined in this process"
         columns = ("row_id", "user_id", "ts", "query", "gold_session", "gold_mission")
         events, accounting = load_events([sessions], fmt, output, columns=columns)  # rejected rows: rejected.parquet
         common.require_rows_read(accounting, output)
         write_parquet(gold_pairs(events, gold, seed=cfg.seed), target)
-    elif (chosen := common.choose_engine(job.engine, job.address, [source], None))[0] == "ray":
-        engine, why = chosen
-        with ray_runtime(job.address):
-            from workflows.distributed import data  # imports ray: after the runtime's settings
-
-            data.mine(source, target, cfg)
     else:
-        engine, why = chosen
-        write_parquet(mine_pairs(read_table(source), cfg), target)
+        engine, why = common.choose_engine(job.engine, job.address, [source], None)
+        if engine == "ray":
+            with ray_runtime(job.address):
+                from workflows.distributed import data  # imports ray: after the runtime's settings
+
+                data.mine(source, target, cfg)
+        else:
+            write_parquet(mine_pairs(read_table(source), cfg), target)
     pairs = read_table(target)
     counts = pairs.group_by("split", "kind").len().sort("split", "kind")
     rejected = {REJECTED_FILE: storage.join(output, REJECTED_FILE)} if accounting else {}
@@ -94,7 +92,7 @@ def run(job: MineJob) -> dict:
         "negatives": int((pairs["label"] == 0).sum()),
         "by_split_and_kind": {s: dict(zip(g["kind"], g["len"], strict=True)) for (s,), g in counts.group_by("split")},
         "users_by_split": dict(pairs.group_by("split").agg(pl.col("user_id").n_unique()).iter_rows()),
-        "config": {**to_dict(job), "engine": engine, "engine_reason": why},  # every setting, as run
+        "config": common.as_run(job, engine, why),
         "source": str(source),
         "outputs": {PAIRS_FILE: target, **rejected, REPORT_FILE: storage.join(output, REPORT_FILE)},
         "seconds": round(time.perf_counter() - start, 3),

@@ -9,7 +9,6 @@ from sessions.formats.options import ReadOptions
 from sessions.missions import MissionConfig
 from sessions.pipeline import SESSIONS_FILE, SegmentReport
 from sessions.segment import SegmentConfig
-from workflows.config import to_dict
 from workflows.jobs import common
 
 LEXICAL_METHODS = ("time", "lexical", "cascade")  # need no model
@@ -77,7 +76,7 @@ def run(job: SegmentJob, on_rows: Callable[[int], None] | None = None) -> Segmen
         require_segmentation_model(job.model, [job.segment.method])
     common.check_log_inputs(job.inputs, job.format)
     engine, why = common.choose_engine(job.engine, job.address, job.inputs, job.format)
-    config = {**to_dict(job), "engine": engine, "engine_reason": why}  # every setting of the job, as run
+    config = common.as_run(job, engine, why)
     scorer = session_scorer(job.model) if engine == "local" else None
     output = common.output_dir(job.output, SESSIONS_FILE, job.overwrite, job.inputs)
     if engine == "ray":
