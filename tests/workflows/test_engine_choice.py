@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import gzip
 import json
+import socket
+import time
 
 import pytest
 from typer.testing import CliRunner
 
 from workflows.cli import app
+from workflows.distributed.runtime import require_cluster
 from workflows.jobs import common
 
 runner = CliRunner()
@@ -81,3 +84,46 @@ def test_engine_local_with_an_address_is_refused_in_one_line(args, tmp_path):
     done = runner.invoke(app, [*args, "-o", str(tmp_path / "o"), "--engine", "local", "--address", "10.0.0.1:6379"])
     assert done.exit_code == 2 and "--engine local runs in this process" in done.output, done.output
     assert "Traceback" not in done.output and not (tmp_path / "o").exists()
+
+
+def _closed_port() -> int:
+    """A loopback port at which nothing listens (bound, then released)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_require_cluster_passes_a_listener_and_refuses_silence():
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        port = server.getsockname()[1]
+        for address in (f"127.0.0.1:{port}", f"ray://127.0.0.1:{port}", f"localhost:{port}"):
+            require_cluster(address, "--address")
+    port = _closed_port()
+    for address in (f"127.0.0.1:{port}", f"ray://localhost:{port}", "no-such-host.invalid:6379"):
+        with pytest.raises(ConnectionError, match=f"no Ray cluster answers at {address} \\(RAY_ADDRESS: "):
+            require_cluster(address, "RAY_ADDRESS")
+    for left_to_ray in ("auto", "local", "http://127.0.0.1:8265", "127.0.0.1"):
+        require_cluster(left_to_ray, "--address")
+
+
+@pytest.mark.parametrize("args", COMMANDS[:3])  # score's models would need training; it joins Ray the same way
+@pytest.mark.parametrize("named_by", ["--address", "RAY_ADDRESS"])
+def test_an_address_where_no_cluster_listens_is_refused_in_one_line(args, named_by, tmp_path, monkeypatch):
+    """Ray retries such an address for minutes (127.0.0.1:9: over 200 s); every job that
+    would join it says so in one line instead, and leaves no output behind."""
+    import ray
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "x.tsv").write_text(LOG)
+    assert runner.invoke(app, ["segment", "x.tsv", "-f", "aol", "-o", "sessions", "--engine", "local"]).exit_code == 0
+    address = f"127.0.0.1:{_closed_port()}"
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    given = ["--address", address] if named_by == "--address" else []
+    if named_by == "RAY_ADDRESS":
+        monkeypatch.setenv("RAY_ADDRESS", address)
+    started = time.monotonic()
+    done = runner.invoke(app, [*args, "-o", "o", *given])
+    assert done.exit_code == 2, done.output
+    assert f"no Ray cluster answers at {address} ({named_by}: connection refused)" in done.output
+    assert "Traceback" not in done.output and not (tmp_path / "o").exists() and not ray.is_initialized()
+    assert time.monotonic() - started < 60

@@ -1,27 +1,20 @@
-"""Where a job runs: one local process (`local`), or Ray (`ray`, the default).
+"""Ray for a job that runs on it (which engine runs a job: `workflows.jobs.common`).
 
-With Ray, a job joins the cluster it is given (`--address`), or the one it runs
-under (`ray job submit` sets RAY_ADDRESS), or else starts a private local Ray for
-its own duration, as `ray.init()` does.
+A job joins the cluster it is given (`--address`), or the one it runs under (`ray
+job submit` sets RAY_ADDRESS), or else starts a private local Ray for its own
+duration, as `ray.init()` does.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Literal
 
 LOOPBACK = "127.0.0.1"
-Engine = Literal["ray", "local"]
-ENGINES: tuple[str, ...] = ("ray", "local")
-
-
-def check_engine(engine: str) -> Engine:
-    if engine not in ENGINES:
-        raise ValueError(f"--engine {engine!r}: choose ray or local")
-    return engine  # type: ignore[return-value]
+CONNECT_TIMEOUT_S = 5.0
 
 
 @contextmanager
@@ -47,6 +40,8 @@ def ray_runtime(address: str | None = None, num_cpus: int | None = None, worker_
     if ray.is_initialized():
         yield
         return
+    if not local:
+        require_cluster(address or os.environ["RAY_ADDRESS"], "--address" if address else "RAY_ADDRESS")
     if local:
         hook = f"{__name__}.quiet_local_workers"
         ray.init(num_cpus=num_cpus, include_dashboard=False, logging_level=logging.WARNING,
@@ -61,6 +56,41 @@ def ray_runtime(address: str | None = None, num_cpus: int | None = None, worker_
         yield
     finally:
         ray.shutdown()
+
+
+def require_cluster(address: str, named_by: str, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
+    """Refuse, in one line, an address at which nothing listens.
+
+    `address` is what `ray.init` is given: `host:port` of a cluster's GCS (what
+    `ray start --head` prints and `ray job submit` sets in RAY_ADDRESS) or
+    `ray://host:port` (Ray Client). Ray itself retries such an address for minutes
+    (with `127.0.0.1:9`, over 200 s); this opens one TCP connection to it first, to
+    the host as given and to the one Ray would dial (it replaces a loopback host
+    with the node's address), and passes when either answers within `timeout_s`
+    seconds. `auto`, `local` and any other form are left to Ray. `named_by` (`--address`,
+    `RAY_ADDRESS`) is where the address came from, for the message.
+
+    Raises:
+        ConnectionError: neither answers (refused, unreachable, no such host).
+    """
+    target = address.removeprefix("ray://")
+    host, sep, port = target.rpartition(":")
+    if not sep or not port.isdigit() or not host or "/" in target:
+        return
+    from ray._private.services import resolve_ip_for_localhost
+
+    host = host.strip("[]")
+    why = ""
+    for candidate in dict.fromkeys((host, resolve_ip_for_localhost(host))):
+        try:
+            socket.create_connection((candidate, int(port)), timeout=timeout_s).close()
+            return
+        except OSError as err:
+            why = why or (err.strerror or type(err).__name__).lower()
+    raise ConnectionError(
+        f"no Ray cluster answers at {address} ({named_by}: {why}); start one there with `ray start --head`, "
+        "or name none to run on a private local Ray"
+    )
 
 
 def quiet_local_workers() -> None:
