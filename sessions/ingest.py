@@ -14,7 +14,7 @@ import posixpath
 import re
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -64,13 +64,21 @@ class FileCount:
         self.rows_in += parsed.rows_read
         self.rows_ok += parsed.events.height
         self.rows_rejected += parsed.rejected.height
-        for reason, n in parsed.rejected["reason"].value_counts().iter_rows():
-            self.rejected_by_reason[reason] = self.rejected_by_reason.get(reason, 0) + n
-        for kind, n in parsed.skipped.items():
-            self.skipped_lines[kind] = self.skipped_lines.get(kind, 0) + n
-        for how, n in parsed.repeated_hour.items():
-            self.repeated_hour[how] = self.repeated_hour.get(how, 0) + n
+        self.rejected_by_reason = tally(
+            self.rejected_by_reason, dict(parsed.rejected["reason"].value_counts().iter_rows())
+        )
+        self.skipped_lines = tally(self.skipped_lines, parsed.skipped)
+        self.repeated_hour = tally(self.repeated_hour, parsed.repeated_hour)
         self.damage = parsed.damage or self.damage
+
+
+def tally(*counts: Mapping[str, int]) -> dict[str, int]:
+    """The sum of `counts`, most common first, ties by name: one order whatever the
+    order counted in (the blocks of a file, the files of a job, one engine or the other)."""
+    total: Counter[str] = Counter()
+    for each in counts:
+        total.update(each)
+    return dict(sorted(total.items(), key=lambda item: (-item[1], item[0])))
 
 
 @dataclass
@@ -109,19 +117,13 @@ class IngestReport:
                 "every record before the damage is read and the rest reported as truncated_stream)"
             )
         report = cls(format=fmt, files=list(files), skipped_files=list(skipped_files))
-        reasons: Counter[str] = Counter()
-        skipped: Counter[str] = Counter()
-        repeated: Counter[str] = Counter()
         for f in files:
             report.rows_in += f.rows_in
             report.rows_ok += f.rows_ok
             report.rows_rejected += f.rows_rejected
-            reasons.update(f.rejected_by_reason)
-            skipped.update(f.skipped_lines)
-            repeated.update(f.repeated_hour)
-        report.rejected_by_reason = dict(reasons.most_common())
-        report.skipped_lines = dict(skipped)
-        report.repeated_hour = dict(repeated)
+        report.rejected_by_reason = tally(*(f.rejected_by_reason for f in files))
+        report.skipped_lines = tally(*(f.skipped_lines for f in files))
+        report.repeated_hour = tally(*(f.repeated_hour for f in files))
         return report
 
     def check(self) -> None:

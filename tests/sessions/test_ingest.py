@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sessions.formats import ColumnMap, ReadOptions
-from sessions.ingest import AccountingError, IngestReport, ingest
+from sessions.ingest import AccountingError, IngestReport, ingest, tally
 from sessions.io import read_table
 from sessions.schema import EVENT_SCHEMA, REJECTED_SCHEMA, Reason
 
@@ -283,3 +283,13 @@ def test_fast_and_careful_paths_agree(tmp_path_factory, lines, block, crlf):
     careful = list(replace(AOL, fast=False).parse_file(path, block_bytes=block))
     assert pl.concat([p.events for p in fast]).equals(pl.concat([p.events for p in careful]))
     assert pl.concat([p.rejected for p in fast]).equals(pl.concat([p.rejected for p in careful]))
+
+
+@given(st.lists(st.dictionaries(st.sampled_from([r.value for r in Reason]), st.integers(0, 5)), max_size=5))
+def test_counts_by_reason_come_in_one_order_whatever_order_they_were_counted_in(parts):
+    """A job's counts (per block, per file, per Ray task) are listed by count, then
+    name: the same report from either engine, whatever its blocks' order."""
+    summed = tally(*parts)
+    assert list(summed.items()) == sorted(summed.items(), key=lambda item: (-item[1], item[0]))
+    assert list(tally(*reversed(parts)).items()) == list(summed.items())
+    assert summed == {k: sum(p.get(k, 0) for p in parts) for p in parts for k in p}
