@@ -211,6 +211,16 @@ def test_evaluate_a_saved_segmentation(gt, tmp_path):
         ],
     )
     assert result.exit_code == 2 and "exclude each other" in result.output
+    # a segmentation of another log, or of this one read with other times, is refused, not scored on shared ids
+    invoke("segment", str(gt / "gayo.csv"), "-f", "gayo-avello", "-o", str(tmp_path / "other"))
+    invoke(
+        "segment", str(gt / "webis.txt"), "-f", "webis-smc", "-o", str(tmp_path / "shifted"), "--timezone", "Asia/Tokyo"
+    )
+    for pred in ("other", "shifted"):
+        result = runner.invoke(app, ["evaluate", "segmentation", "--gt", str(gt / "webis.txt"), "-f", "webis-smc",
+                                     "--pred", str(tmp_path / pred)])  # fmt: skip
+        assert result.exit_code == 2 and "segments another log: " in result.output, result.output
+        assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1
 
 
 def test_mine_writes_pairs_and_counts(gt, tmp_path):

@@ -67,6 +67,25 @@ def groupings(
     return systems
 
 
+def require_rows_of(gold: pl.DataFrame, predicted: pl.DataFrame, name: str) -> None:
+    """ValueError in one line unless `predicted` (a `segment` output) holds the rows of
+    `gold` and no others: under each row_id the same user, time (UTC) and text. Scores
+    join the two on row_id, so a segmentation of another log, of part of this one, or
+    of this one read with other times (`--timezone`) would be scored on whatever ids
+    they share."""
+    keys = ["row_id", "user_id", "ts", "query"]
+    ours, theirs = gold.select(keys), predicted.select(keys)
+    missing, extra = ours.join(theirs, on=keys, how="anti"), theirs.join(ours, on=keys, how="anti")
+    if missing.height or extra.height:
+        first = (missing if missing.height else extra).row(0, named=True)
+        raise ValueError(
+            f"{name} segments another log: {missing.height:,} of the ground truth's {ours.height:,} rows are not in "
+            f"it and {extra.height:,} of its {theirs.height:,} are not in the ground truth (the first: row "
+            f"{first['row_id']}, user {first['user_id']}, {first['ts']:%Y-%m-%d %H:%M:%S}, {first['query']!r}); "
+            "segment the ground-truth file itself, read as here (`sessionflow segment GT --format FORMAT`)"
+        )
+
+
 @dataclass(frozen=True)
 class GoldLog:
     """A ground-truth file as read: its events (`gold_session` and/or `gold_mission`,
@@ -121,7 +140,7 @@ class EvaluateSegmentationJob:
     )
     read: ReadOptions = common.read_options()
     pred: str | None = field(default=None, metadata={
-        "help": "a `segment` output directory to score (instead of --method)"})  # fmt: skip
+        "help": "a `segment` output of the --gt file to score (instead of --method; one of another log is refused)"})  # fmt: skip
     methods: tuple[str, ...] = field(default=(), metadata={"help": METHOD_HELP, "option": "method"})
     model: str | None = field(default=None, metadata={"help": MODEL_HELP})
     figure: str | None = field(
@@ -168,6 +187,7 @@ def run(job: EvaluateSegmentationJob) -> SegmentationScores:
     read = read_gold(gt, fmt, job.read)
     gold = read.events
     if predicted is not None:
+        require_rows_of(gold, predicted, f"--pred {job.pred}")
         systems = groupings(gold, {}, systems={f"pred:{job.pred}": predicted})
     else:
         everything = [*LEXICAL_METHODS, *(NEEDS_MODEL if job.model else ())]
