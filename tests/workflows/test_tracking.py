@@ -66,6 +66,9 @@ def test_compare_lists_runs_side_by_side_and_promote_moves_the_champion(store):
 
     missing = runner.invoke(app, ["promote", "session-model", "9"])
     assert missing.exit_code == 2 and "version 9" in missing.output
+    assert "session-model has versions 1, 2 and aliases @champion -> 2 (tracking store: sqlite:///" in missing.output
+    nameless = runner.invoke(app, ["promote", "session-modle", "1"])
+    assert nameless.exit_code == 2 and "registered models: session-model (tracking store: " in nameless.output
     unknown = runner.invoke(app, ["compare", "--experiment", "nothing"])
     assert unknown.exit_code == 2 and "no experiment" in unknown.output and "it has: Default" in unknown.output
     for option in ("--metrics", "--params"):  # a name no run logged: one line, not an empty column

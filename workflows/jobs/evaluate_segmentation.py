@@ -140,7 +140,7 @@ class EvaluateSegmentationJob:
     )
     read: ReadOptions = common.read_options()
     pred: str | None = field(default=None, metadata={
-        "help": "a `segment` output of the --gt file to score (instead of --method; one of another log is refused)"})  # fmt: skip
+        "help": "a `segment` output of the --gt file to score (instead of --method)"})  # fmt: skip
     methods: tuple[str, ...] = field(default=(), metadata={"help": METHOD_HELP, "option": "method"})
     model: str | None = field(default=None, metadata={"help": MODEL_HELP})
     figure: str | None = field(

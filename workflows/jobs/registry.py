@@ -50,7 +50,7 @@ def promote(job: PromoteJob) -> tuple[str, str | None]:
     from mlflow.exceptions import MlflowException
 
     from workflows.jobs.common import require
-    from workflows.tracking.store import CHAMPION, use_store
+    from workflows.tracking.store import CHAMPION, registered, tracking_uri, use_store
     from workflows.tracking.store import promote as set_champion
 
     name, version = require(job.name, "name", argument=True), require(job.version, "version", argument=True)
@@ -62,5 +62,7 @@ def promote(job: PromoteJob) -> tuple[str, str | None]:
     try:
         set_champion(client, name, version)
     except MlflowException as err:
-        raise ValueError(f"{name} version {version}: {err.message}") from None
+        reason = err.message.splitlines()[0].rstrip(".")
+        known = registered(client, f"models:/{name}/{version}")
+        raise ValueError(f"{name} version {version}: {reason}; {known} (tracking store: {tracking_uri()})") from None
     return CHAMPION, before
