@@ -207,7 +207,8 @@ def main() -> None:
         report = json.loads((out / "report.json").read_text())
         assert report["rows_ok"] == rows and report["backend"] == backend, report
         outputs[backend], phases[backend] = out, report["phase_seconds"]
-        table.append((f"sessionflow score --backend {backend}, end to end (engine {report['engine']})", seconds,
+        engine = report["config"]["engine"]
+        table.append((f"sessionflow score --backend {backend}, end to end (engine {engine})", seconds,
                       rows / seconds, gib))  # fmt: skip
 
     print(f"{'run':<90}{'seconds':>9}{'rows/s':>10}{'peak GiB':>10}")

@@ -116,8 +116,8 @@ def test_a_killed_job_started_again_finishes_only_what_is_missing_and_scores_equ
     done = runner.invoke(app, local_command)
     assert done.exit_code == 0, done.output
     one = json.loads((tmp_path / "one" / "report.json").read_text())
-    assert (one["engine"], report["engine"]) == ("local", "ray")
-    assert one["engine_reason"] == "--engine local" and report["engine_reason"] == "--engine ray"
+    assert (one["config"]["engine"], report["config"]["engine"]) == ("local", "ray")  # where every data job has it
+    assert (one["config"]["engine_reason"], report["config"]["engine_reason"]) == ("--engine local", "--engine ray")
     assert {k: one[k] for k in ("rows_in", "rows_ok", "rows_rejected", "distinct_texts", "sessions")} == {
         k: report[k] for k in ("rows_in", "rows_ok", "rows_rejected", "distinct_texts", "sessions")}  # fmt: skip
     local = read_scores(tmp_path / "one" / "scores.parquet")
@@ -221,7 +221,7 @@ def test_the_onnx_int8_backend_is_exported_once_logged_beside_the_model_and_scor
     assert exported[0] == exported[1]  # exported by the first job only
     assert not leftover.parent.exists()  # the finished output holds no other job's work for a later run to trust
     report = json.loads((tmp_path / "a" / "report.json").read_text())
-    assert report["backend"] == "onnx-int8" and report["rows_out"] == 10 and report["engine"] == "local"
+    assert report["backend"] == "onnx-int8" and report["rows_out"] == 10 and report["config"]["engine"] == "local"
     logged = [a.path for a in store.list_artifacts(run_of(session_uri), "onnx")]
     assert {"onnx/model.onnx", "onnx/model-int8.onnx", f"onnx/{CALIBRATION_FILE}"} <= set(logged)
 

@@ -14,8 +14,8 @@ FORMAT_HELP = "aol, webis-smc, gayo-avello, diffusiondb, midjourney or table"
 
 
 def engine_text(record: Mapping[str, Any]) -> str:
-    """The engine a job ran on and why, from its report's `config` (or a score report,
-    which holds both itself): `engine` and `engine_reason` (`workflows.jobs.common.choose_engine`)."""
+    """The engine a job ran on and why, from its report's `config`: `engine` and
+    `engine_reason` (`workflows.jobs.common.choose_engine`)."""
     return f"{record['engine']} ({record['engine_reason']})"
 
 

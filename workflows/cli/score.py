@@ -33,7 +33,7 @@ def score(job: ScoreJob) -> None:
     resuming = {"resumed (units found done)": resumed or "no"} if report.engine == "ray" else {}  # one process: never
     done = report.to_dict()
     rows = {
-        **ingest_rows(done), "engine": engine_text(done),
+        **ingest_rows(done), "engine": engine_text(done["config"]),
         "backend": report.backend, "distinct texts": report.distinct_texts,
         "sessions": report.sessions,
         "missions": report.missions, **resuming, "seconds": report.seconds,

@@ -95,7 +95,7 @@ def score(
     if storage.exists(storage.join(work, "job.json")) and read_json(storage.join(work, "job.json")) != job:
         storage.remove(work)  # another job's leftovers: start over
     write_json(job, storage.join(work, "job.json"))
-    report = ScoreReport(ingest={}, config=job, backend=cfg.backend, engine="ray", engine_reason=reason)
+    report = ScoreReport(ingest={}, config={**job, "engine": "ray", "engine_reason": reason}, backend=cfg.backend)
     phases = {}
 
     staged, staging = storage.join(work, "staged.json"), storage.join(work, "staging")

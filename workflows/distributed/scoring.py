@@ -146,17 +146,20 @@ class ScoreReport:
 
     ingest: dict
     backend: str = "torch"  # the session encoder's runtime (`ScoreConfig.backend`)
-    engine: str = "ray"  # ray (staged buckets, an actor pool, resumable) or local (one process)
-    engine_reason: str = ""  # why that engine (`--engine auto` chooses by the inputs' size)
     rows_out: int = 0
     sessions: int = 0
     missions: int = 0
     distinct_texts: int = 0
     resumed: dict[str, int] = field(default_factory=dict)  # units found done, by stage
-    config: dict = field(default_factory=dict)
+    config: dict = field(default_factory=dict)  # the job's settings, with the engine that ran and why
     outputs: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
     phase_seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def engine(self) -> str:
+        """ray (staged buckets, an actor pool, resumable) or local (one process)."""
+        return self.config["engine"]
 
     def to_dict(self) -> dict:
         return {**self.ingest, **{k: v for k, v in self.__dict__.items() if k != "ingest"}}

@@ -167,8 +167,8 @@ def score_in_process(
     options = options or DEFAULT_READ
     out = claim_output(output, SCORES_FILE, overwrite, inputs)
     storage.remove(storage.join(out, WORK_DIR))  # an interrupted Ray job's work: stale once this job writes here
-    report = ScoreReport(ingest={}, backend=cfg.backend, engine="local", engine_reason=reason,
-                         config=job_settings(inputs, fmt, options, cfg))  # fmt: skip
+    settings = {**job_settings(inputs, fmt, options, cfg), "engine": "local", "engine_reason": reason}
+    report = ScoreReport(ingest={}, backend=cfg.backend, config=settings)
     events, report.ingest = load_events(inputs, fmt, out, options=options)
     phases = {"read": time.perf_counter() - start}
 
