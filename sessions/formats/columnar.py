@@ -14,6 +14,7 @@ from pathlib import Path
 
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from sessions import storage
@@ -38,6 +39,43 @@ def utc_timestamps(batch: pa.RecordBatch) -> pa.RecordBatch:
         for f in batch.schema
     ]
     return batch if fields == list(batch.schema) else batch.cast(pa.schema(fields))
+
+
+def decoded_text(batch: pa.RecordBatch, columns: Sequence[str] = ()) -> tuple[pa.RecordBatch, pa.Array | None]:
+    """The batch with its binary columns as text, and the rows whose text is not UTF-8.
+
+    Parquet writers store text as `binary` as well as `string`; polars can neither
+    cast bytes that are not UTF-8 to text nor write binary into the rejected table's
+    JSON. Each binary column becomes a text one (bytes that are not UTF-8 escaped,
+    `\\xff`, as the rejected table shows them); the mask marks the rows where one of
+    `columns` (the mapped ones; every binary column when empty) held such bytes, for
+    their rejection as `bad_encoding` as a text log's; None when none did.
+    """
+    arrays, bad = list(batch.columns), None
+    for i, f in enumerate(batch.schema):
+        if not (pa.types.is_binary(f.type) or pa.types.is_large_binary(f.type)):
+            continue
+        text = pa.large_string() if pa.types.is_large_binary(f.type) else pa.string()
+        try:
+            arrays[i] = batch.column(i).cast(text)
+            continue
+        except pa.ArrowInvalid:  # some value is not UTF-8
+            values = batch.column(i).to_pylist()
+        valid = [v is None or _is_utf8(v) for v in values]
+        arrays[i] = pa.array([v if v is None else v.decode("utf-8", "backslashreplace") for v in values], text)
+        if not columns or f.name in columns:
+            column_bad = pa.array([not ok for ok in valid])
+            bad = column_bad if bad is None else pc.or_(bad, column_bad)
+    schema = pa.schema([pa.field(f.name, a.type, f.nullable) for f, a in zip(batch.schema, arrays, strict=True)])
+    return pa.RecordBatch.from_arrays(arrays, schema=schema), bad
+
+
+def _is_utf8(value: bytes) -> bool:
+    try:
+        value.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 class StructFields(Columns):
@@ -81,13 +119,15 @@ class ParquetFormat(LogFormat):
     checks: tuple[Check, ...] = ()
     unknown_users: tuple[str, ...] = ()
     options: ReadOptions = field(default_factory=ReadOptions)
+    columns: tuple[str, ...] = ()  # the columns `build` reads (all, when empty): their bytes must be UTF-8
 
     def read_blocks(self, path: str | Path, *, block_bytes: int = DEFAULT_BLOCK_BYTES) -> Iterator[Parsed]:
         reader = pq.ParquetFile(storage.open_random_access(path))
         batch_rows = max(1024, block_bytes // _BYTES_PER_ROW)
         next_row = 0
         for batch in reader.iter_batches(batch_size=batch_rows):
-            df = pl.from_arrow(utc_timestamps(batch))
+            batch, not_utf8 = decoded_text(utc_timestamps(batch), self.columns)
+            df = pl.from_arrow(batch)
             assert isinstance(df, pl.DataFrame)
             fields = StructFields(df.schema, self.options.times)
             lf = (
@@ -98,6 +138,9 @@ class ParquetFormat(LogFormat):
                 .with_columns(**fields.with_naive(self.build(fields)))
             )
             checks = [*self.value_checks(), *self.checks]
+            if not_utf8 is not None:
+                lf = lf.with_columns(_not_utf8=pl.lit(pl.Series(not_utf8)))
+                checks.insert(0, (pl.col("_not_utf8"), Reason.BAD_ENCODING))
             parsed = finalize(
                 lf, source=self.name, source_file=str(path), checks=checks, raw=pl.col(RECORD).struct.json_encode()
             )

@@ -97,7 +97,8 @@ def table_format(path: str | Path, mapping: ColumnMap, options: ReadOptions = DE
             kind = schema.field(column).type
             if pa.types.is_nested(kind) or pa.types.is_duration(kind) or pa.types.is_interval(kind):
                 raise ValueError(f"{path}: column {column!r} holds {kind}; map a column of text, numbers or times")
-        return ParquetFormat(name="table", build=mapping.build, unknown_users=unknown, options=options)
+        return ParquetFormat(name="table", build=mapping.build, unknown_users=unknown, options=options,
+                             columns=mapping.columns())  # fmt: skip
     if kind == "jsonl":
         return JsonLinesFormat(name="table", names=mapping.columns(), build=mapping.build, unknown_users=unknown,
                                options=options)  # fmt: skip

@@ -207,6 +207,40 @@ def test_generic_tables_with_a_column_mapping(tmp_path, kind):
     assert rejected["reason"].to_list() == expected
 
 
+def _reason_of_text(value: bytes | None) -> Reason | None:
+    """What a text value of a log makes of its row: None (an event), or the reason it is rejected."""
+    if value is None:
+        return Reason.EMPTY_TEXT
+    try:
+        return None if value.decode("utf-8").strip() else Reason.EMPTY_TEXT
+    except UnicodeDecodeError:
+        return Reason.BAD_ENCODING
+
+
+binary_text = st.lists(st.sampled_from([b"a", b" ", b"\xc3\xa9", b"\xff", b"\xe2"]), max_size=4).map(b"".join)
+
+
+@settings(max_examples=25, deadline=None)
+@given(texts=st.lists(st.one_of(st.none(), binary_text), min_size=1, max_size=12), large=st.booleans())
+def test_text_stored_as_parquet_binary_is_read_and_bytes_that_are_not_utf8_are_rejected(tmp_path_factory, texts, large):
+    """Parquet writers store text as binary too: a mapped binary column is read as text,
+    a value that is not UTF-8 rejects its row as bad_encoding (as in a text log), an
+    unmapped binary column (an image, say) rejects nothing, and no row is lost."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    tmp = tmp_path_factory.mktemp("binary")
+    kind, n = (pa.large_binary() if large else pa.binary()), len(texts)
+    pq.write_table(pa.table({"who": ["ann"] * n, "when": ["2024-05-01T10:00:00Z"] * n, "prompt": pa.array(texts, kind),
+                             "image": pa.array([b"\x89PNG\xff"] * n, kind)}), tmp / "log.parquet")  # fmt: skip
+    options = ReadOptions(map="user=who,time=when,text=prompt")
+    report, events, rejected = run(tmp, [tmp / "log.parquet"], "table", options=options)
+    reasons = [_reason_of_text(t) for t in texts]
+    assert events["query"].to_list() == [t.decode() for t, r in zip(texts, reasons, strict=True) if r is None]
+    assert rejected.sort("row_id")["reason"].to_list() == [r for r in reasons if r is not None]
+    assert report.rows_in == n
+
+
 def test_table_needs_its_mapped_columns(tmp_path):
     path = tmp_path / "log.csv"
     path.write_text("a,b\n1,2\n")

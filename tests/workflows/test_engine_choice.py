@@ -127,3 +127,15 @@ def test_an_address_where_no_cluster_listens_is_refused_in_one_line(args, named_
     assert f"no Ray cluster answers at {address} ({named_by}: connection refused)" in done.output
     assert "Traceback" not in done.output and not (tmp_path / "o").exists() and not ray.is_initialized()
     assert time.monotonic() - started < 60
+
+
+def test_a_users_error_raised_in_a_ray_task_is_that_error_without_rays_wrapping():
+    from ray.exceptions import RayTaskError
+
+    raised = ValueError("log.csv: no column 'who'")
+    raised.args = (raised.args[0] + "\nFailed to apply UDF transform after 1/1 attempts (total backoff 0.0s).",)
+    wrapped = RayTaskError("MapBatches(parse)", "Traceback (most recent call last): ...", raised).as_instanceof_cause()
+    assert isinstance(wrapped, ValueError) and str(wrapped) != str(raised)  # what a job would have printed
+    assert common.user_error(wrapped) is raised and str(raised) == "log.csv: no column 'who'"
+    assert common.user_error(RayTaskError("f", "...", RuntimeError("a bug")).as_instanceof_cause()) is None
+    assert common.user_error(KeyError("a bug")) is None and common.user_error(raised) is raised

@@ -152,6 +152,37 @@ def test_bad_options_fail_before_any_task(ray_cluster, logs, tmp_path):
         ray_jobs.ingest(logs, "aol", tmp_path / "x", options=ReadOptions(map="user=a,time=b,text=c"))
 
 
+CSV = "u,t,q\na,2023-01-01 10:00,hello\n"
+UNREADABLE = {  # a file a task cannot read: its name, its bytes, the format and mapping it is read with
+    "no such column": ("log.csv", CSV.encode(), ["table", "--map", "user=u,time=nope,text=q"]),
+    "a UTF-16 header": ("log.csv", CSV.encode("utf-16"), ["table", "--map", "user=u,time=t,text=q"]),
+    "another format's file": ("log.csv", CSV.encode(), ["midjourney"]),
+    "not Parquet": ("metadata.parquet", b"AnonID\tQuery\n", ["diffusiondb"]),
+}
+
+
+@pytest.mark.parametrize("case", UNREADABLE)
+def test_a_file_a_task_cannot_read_fails_in_one_line_as_in_one_process(ray_cluster, case, tmp_path):
+    """The same one-line error on both engines, and no output left: the parse task hands
+    the file's error back as data (a task that raised would bring Ray Data's traceback)."""
+    from typer.testing import CliRunner
+
+    from workflows.cli import app
+
+    name, data, fmt = UNREADABLE[case]
+    (tmp_path / "in").mkdir()
+    if fmt[0] == "table":  # a good file first: the error is the bad one's, whichever task reads it
+        (tmp_path / "in" / "a.csv").write_text(CSV)
+    (tmp_path / "in" / name).write_bytes(data)
+    said = {}
+    for engine in ("ray", "local"):
+        done = CliRunner().invoke(app, ["ingest", str(tmp_path / "in"), "-f", *fmt, "-o", str(tmp_path / engine),
+                                        "--engine", engine])  # fmt: skip
+        assert done.exit_code == 2 and "Traceback" not in done.output and not (tmp_path / engine).exists(), done.output
+        said[engine] = done.output.strip()
+    assert said["ray"] == said["local"] and len(said["ray"].splitlines()) == 1, said
+
+
 def test_cluster_yaml_is_a_valid_ray_cluster_config(tmp_path):
     from ray.autoscaler._private.util import prepare_config, validate_config
 

@@ -37,6 +37,7 @@ def ray_runtime(address: str | None = None, num_cpus: int | None = None, worker_
     if local:
         _single_machine_mode()
 
+    _report_tasks_errors()
     if ray.is_initialized():
         yield
         return
@@ -49,13 +50,23 @@ def ray_runtime(address: str | None = None, num_cpus: int | None = None, worker_
                  log_to_driver=worker_output)  # fmt: skip
     else:
         ray.init(address=address, logging_level=logging.WARNING, log_to_driver=worker_output)
-    from ray.data import DataContext
-
-    DataContext.get_current().enable_progress_bars = True
     try:
         yield
     finally:
         ray.shutdown()
+
+
+def _report_tasks_errors() -> None:
+    """Ray Data settings of this driver, which its datasets carry to their tasks:
+    progress bars, and a task's own exception handed back (as the `cause` of Ray's
+    `RayTaskError`, which `workflows.jobs.common.user_error` unwraps) rather than
+    Ray Data's `UserCodeException`, which keeps only its text: a bad input read by a
+    Ray task then ends in the one-line error the one-process engine gives."""
+    from ray.data import DataContext
+
+    context = DataContext.get_current()
+    context.enable_progress_bars = True
+    context.raise_original_map_exception = True
 
 
 def require_cluster(address: str, named_by: str, timeout_s: float = CONNECT_TIMEOUT_S) -> None:

@@ -53,22 +53,35 @@ def _parse_into_staging(
     buckets: int,
     columns: list[str],
 ) -> pa.Table:
+    """Each file of `batch` parsed into `staging`; a row per file: its `count` (a
+    FileCount as JSON), or the `error` that made it unreadable (a user's error, as the
+    one-process engine raises it: `USER_ERRORS`), which the driver raises in one line
+    (a task that failed would bring Ray Data's traceback to the terminal)."""
+    from workflows.jobs.common import USER_ERRORS
+
     counts = []
     for file, path in zip(batch["file"].to_pylist(), batch["path"].to_pylist(), strict=True):
         count = FileCount(path)
-        for block, parsed in enumerate(format_for(fmt, path, options).parse_file(path, block_bytes=block_bytes)):
-            name = f"f{file:05d}-b{block:05d}.parquet"
-            events = parsed.events.select(columns).with_columns(
-                _file=pl.lit(file, pl.Int32), _bucket=user_bucket(pl.col("user_id"), buckets)
-            )
-            for (bucket,), part in events.partition_by("_bucket", as_dict=True).items():
-                write_parquet(part.drop("_bucket"), storage.join(staging, "events", f"bucket={bucket:05d}", name))
-            if parsed.rejected.height:
-                rejected = parsed.rejected.with_columns(_file=pl.lit(file, pl.Int32))
-                write_parquet(rejected, storage.join(staging, "rejected", name))
-            count.add(parsed)
-        counts.append({"file": file, "count": json.dumps(asdict(count))})
-    return pa.Table.from_pylist(counts, schema=pa.schema([("file", pa.int64()), ("count", pa.string())]))
+        try:
+            for block, parsed in enumerate(format_for(fmt, path, options).parse_file(path, block_bytes=block_bytes)):
+                name = f"f{file:05d}-b{block:05d}.parquet"
+                events = parsed.events.select(columns).with_columns(
+                    _file=pl.lit(file, pl.Int32), _bucket=user_bucket(pl.col("user_id"), buckets)
+                )
+                for (bucket,), part in events.partition_by("_bucket", as_dict=True).items():
+                    write_parquet(part.drop("_bucket"), storage.join(staging, "events", f"bucket={bucket:05d}", name))
+                if parsed.rejected.height:
+                    rejected = parsed.rejected.with_columns(_file=pl.lit(file, pl.Int32))
+                    write_parquet(rejected, storage.join(staging, "rejected", name))
+                count.add(parsed)
+        except USER_ERRORS as err:
+            counts.append({"file": file, "count": None, "error": str(err)})
+            continue
+        counts.append({"file": file, "count": json.dumps(asdict(count)), "error": None})
+    return pa.Table.from_pylist(counts, schema=PARSE_COUNTS)
+
+
+PARSE_COUNTS = pa.schema([("file", pa.int64()), ("count", pa.string()), ("error", pa.string())])
 
 
 def collect(ds: ray.data.Dataset) -> pl.DataFrame:
@@ -80,8 +93,12 @@ def collect(ds: ray.data.Dataset) -> pl.DataFrame:
 def _accounting(
     fmt: str, paths: list[str], counts: pl.DataFrame, skipped_files: list[dict[str, str]], strict: bool = False
 ) -> tuple[IngestReport, dict[int, int]]:
-    """The ingest report from the parse tasks' per-file counts, and each file's row id offset."""
-    by_file = {i: FileCount(**json.loads(c)) for i, c in counts.iter_rows()} if counts.height else {}
+    """The ingest report from the parse tasks' per-file counts, and each file's row id
+    offset. ValueError: the first file (in input order) a task could not read, and why."""
+    errors = counts.filter(pl.col("error").is_not_null()).sort("file") if counts.height else counts
+    if errors.height:
+        raise ValueError(errors["error"][0])
+    by_file = {i: FileCount(**json.loads(c)) for i, c, _ in counts.iter_rows()} if counts.height else {}
     files = [by_file.get(i, FileCount(path)) for i, path in enumerate(paths)]
     report = IngestReport.of_files(fmt, files, skipped_files, strict)
     starts = itertools.accumulate((f.rows_in for f in report.files), initial=0)

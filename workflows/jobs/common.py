@@ -4,6 +4,7 @@ factory each, so every command words and checks them alike."""
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import field
@@ -266,9 +267,33 @@ def nothing_left_on_error() -> Iterator[None]:
     start = len(_CREATED)
     try:
         yield
-    except USER_ERRORS:
+    except Exception as err:
+        cause = user_error(err)
+        if cause is None:
+            raise
         for location in reversed(_CREATED[start:]):
             storage.remove(location)
-        raise
+        raise cause from None
     finally:
         del _CREATED[start:]
+
+
+def user_error(err: BaseException) -> BaseException | None:
+    """`err` when it is a user's error (`USER_ERRORS`), or the user's error a Ray task
+    raised and Ray handed back (`ray.exceptions.RayTaskError`, whose text is the task's
+    whole traceback: its `cause`, without the retry advice Ray Data appends to a failed
+    task's message); None for anything else."""
+    exceptions = sys.modules.get("ray.exceptions")  # no Ray imported: no Ray error
+    unwrapped = False
+    while exceptions is not None and isinstance(err, exceptions.RayTaskError) and err.cause is not None:
+        err, unwrapped = err.cause, True
+    if not isinstance(err, USER_ERRORS):
+        return None
+    if unwrapped and err.args and isinstance(err.args[0], str):
+        err.args = (err.args[0].split(RAY_DATA_RETRY_ADVICE, 1)[0], *err.args[1:])
+    return err
+
+
+# How Ray Data's advice on retries starts, appended to a failed task's exception message
+# (ray.data._internal.util._annotate_exception_with_retry_context).
+RAY_DATA_RETRY_ADVICE = "\nFailed to "
