@@ -30,6 +30,7 @@ A value that none of these read is null, and its record is rejected as `bad_time
 
 from __future__ import annotations
 
+import re
 import zoneinfo
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
@@ -105,10 +106,19 @@ class TimeOptions:
             if "%Z" in self.format:
                 raise ValueError(f"--time-format {self.format!r}: %Z (a zone's name) is not read; use %z for an "
                                  "offset, or --timezone for the zone of every time")  # fmt: skip
+            unknown = [d for d, letter in _DIRECTIVE.findall(self.format) if letter not in _DIRECTIVES]
+            if unknown:  # polars reads every time as null with them, as if the times were bad
+                raise ValueError(f"--time-format {self.format!r}: {unknown[0]} is not a strptime directive")
             try:
                 pl.Series(["2000-01-01"]).str.strptime(_NAIVE, self.format, strict=False)
             except pl.exceptions.PolarsError as err:
                 raise ValueError(f"--time-format {self.format!r}: not a strptime format ({err})") from None
+
+
+# A directive of a strptime format (with chrono's padding, width and colon modifiers:
+# %-d, %3f, %.f, %:z) and its letter; the letters chrono, which polars reads times with, knows.
+_DIRECTIVE = re.compile(r"(%[-_0^#]?\.?\d?:{0,3}(.))")
+_DIRECTIVES = frozenset("aAbBcCdDeFfgGhHIjklmMnpPrRsStTuUvVwWxXyYzZ%+")
 
 
 UTC_TIMES = TimeOptions()  # the defaults: the forms above, unit by magnitude, naive times in UTC

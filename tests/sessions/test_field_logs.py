@@ -301,6 +301,11 @@ def test_time_unit_and_time_format_read_what_the_defaults_cannot(tmp_path):
     assert events["ts"].to_list() == [A] and rejected["reason"].to_list() == [Reason.BAD_TIME]  # the format alone
     with pytest.raises(ValueError, match="--timezone 'Mars/Olympus': not a time zone"):
         ReadOptions(timezone="Mars/Olympus")
+    for wrong, directive in (("%Q", "%Q"), ("%Y-%m-%d %i", "%i"), ("%d.%m.%Y %H:%M %E", "%E")):  # every time null
+        with pytest.raises(ValueError, match=f"--time-format '{wrong}': {directive} is not a strptime directive"):
+            ReadOptions(time_format=wrong)
+    for right in ("%Y-%m-%d %H:%M:%S%.f", "%-d.%-m.%Y", "%Y-%m-%dT%H:%M:%S%:z", "%s", "%e %b %Y %I:%M %p", "%Y %% %j"):
+        ReadOptions(time_format=right)
 
 
 def test_naive_times_in_a_zone_settle_the_repeated_hour_by_file_order_across_blocks(tmp_path):
