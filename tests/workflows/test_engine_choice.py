@@ -139,3 +139,24 @@ def test_a_users_error_raised_in_a_ray_task_is_that_error_without_rays_wrapping(
     assert common.user_error(wrapped) is raised and str(raised) == "log.csv: no column 'who'"
     assert common.user_error(RayTaskError("f", "...", RuntimeError("a bug")).as_instanceof_cause()) is None
     assert common.user_error(KeyError("a bug")) is None and common.user_error(raised) is raised
+
+
+def test_a_jobs_api_address_names_no_cluster(tmp_path, monkeypatch):
+    """The README's cluster section exports RAY_ADDRESS=http://127.0.0.1:8265 for `ray job
+    submit`; a command run in that shell is not under a cluster: it runs here. Given as
+    --address, that URL is refused in one line (Ray would blame RAY_ADDRESS)."""
+    from workflows.distributed.runtime import named_cluster
+
+    (tmp_path / "log.tsv").write_text(LOG)
+    monkeypatch.setenv("RAY_ADDRESS", "http://127.0.0.1:8265")
+    assert named_cluster(None) is None and named_cluster("10.0.0.1:6379") == "10.0.0.1:6379"
+    assert common.choose_engine("auto", None, [str(tmp_path / "log.tsv")], "aol")[0] == "local"
+    monkeypatch.setenv("RAY_ADDRESS", "10.0.0.1:6379")  # as `ray job submit` sets it for its job
+    assert named_cluster(None) == "10.0.0.1:6379"
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "x.tsv").write_text(LOG)
+    assert runner.invoke(app, ["segment", "x.tsv", "-f", "aol", "-o", "sessions", "--engine", "local"]).exit_code == 0
+    for args in COMMANDS[:3]:
+        done = runner.invoke(app, [*args, "-o", str(tmp_path / "o"), "--address", "https://head:8265"])
+        assert done.exit_code == 2 and "--address https://head:8265: that is the Jobs API's address" in done.output
+        assert len(done.output.strip().splitlines()) == 1 and not (tmp_path / "o").exists()

@@ -21,7 +21,7 @@ CONNECT_TIMEOUT_S = 5.0
 def ray_runtime(address: str | None = None, num_cpus: int | None = None, worker_output: bool = True) -> Iterator[None]:
     """Ray for the duration of a job.
 
-    A local instance (no address, no RAY_ADDRESS) gets `num_cpus` (all by default),
+    A local instance (no cluster named: `named_cluster`) gets `num_cpus` (all by default),
     runs without the dashboard (so without the state API: see `quiet_local_workers`),
     without token authentication (which protects shared clusters, not a private
     local one) and on the loopback address only; it is shut down afterwards. From a
@@ -29,31 +29,48 @@ def ray_runtime(address: str | None = None, num_cpus: int | None = None, worker_
     stderr stay in Ray's log files (a local Ray's: /tmp/ray/session_latest/logs) instead of the driver's terminal
     (their errors still reach the driver, as the exceptions of their tasks).
     """
-    local = address is None and not os.environ.get("RAY_ADDRESS")
-    if local:
+    cluster = named_cluster(address)
+    if cluster is None:
         use_loopback_only()
     import ray
 
-    if local:
+    if cluster is None:
         _single_machine_mode()
 
     _report_tasks_errors()
     if ray.is_initialized():
         yield
         return
-    if not local:
-        require_cluster(address or os.environ["RAY_ADDRESS"], "--address" if address else "RAY_ADDRESS")
-    if local:
+    if cluster is not None:
+        require_cluster(cluster, "--address" if address else "RAY_ADDRESS")
+        ray.init(address=cluster, logging_level=logging.WARNING, log_to_driver=worker_output)
+    else:
         hook = f"{__name__}.quiet_local_workers"
-        ray.init(num_cpus=num_cpus, include_dashboard=False, logging_level=logging.WARNING,
+        ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, logging_level=logging.WARNING,
                  runtime_env={"worker_process_setup_hook": hook}, _node_ip_address=LOOPBACK,
                  log_to_driver=worker_output)  # fmt: skip
-    else:
-        ray.init(address=address, logging_level=logging.WARNING, log_to_driver=worker_output)
     try:
         yield
     finally:
         ray.shutdown()
+
+
+def named_cluster(address: str | None) -> str | None:
+    """The Ray cluster a job joins: `address` (`--address`), else RAY_ADDRESS (which
+    `ray job submit` sets to the cluster's address for the job it starts), else None:
+    a private local Ray. A RAY_ADDRESS that is an http(s) URL is the Jobs API's, set in
+    a shell for `ray job submit` itself (`export RAY_ADDRESS=http://127.0.0.1:8265`), not
+    a cluster a job can join: it names none. An http(s) `address`: ValueError."""
+    if address:
+        if address.lower().startswith(_JOBS_API):
+            raise ValueError(f"--address {address}: that is the Jobs API's address, for `ray job submit`; "
+                             "give the cluster's (host:6379, or ray://host:10001)")  # fmt: skip
+        return address
+    from_env = os.environ.get("RAY_ADDRESS")
+    return from_env if from_env and not from_env.lower().startswith(_JOBS_API) else None
+
+
+_JOBS_API = ("http://", "https://")
 
 
 def _report_tasks_errors() -> None:

@@ -3,7 +3,6 @@ factory each, so every command words and checks them alike."""
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -82,10 +81,13 @@ def as_run(job: Any, engine: str, why: str) -> dict[str, Any]:
 def choose_engine(engine: str, address: str | None, inputs: Sequence[str | Path], fmt: str | None) -> tuple[str, str]:
     """(engine, why): `engine` itself, or for `auto` local when `inputs` hold at most
     `LOCAL_MAX_BYTES` of text (`text_bytes`) and no cluster is named (`address`, or
-    `RAY_ADDRESS`, as `ray job submit` sets it), else ray."""
+    `RAY_ADDRESS`, as `ray job submit` sets it: `named_cluster`), else ray."""
+    from workflows.distributed.runtime import named_cluster
+
     if engine != "auto":
+        named_cluster(address)  # an address that names no cluster is refused whatever the engine
         return engine, f"--engine {engine}"
-    cluster = address or os.environ.get("RAY_ADDRESS")
+    cluster = named_cluster(address)
     if cluster:
         return "ray", f"a Ray cluster is named ({cluster})"
     size = text_bytes(inputs, fmt)
