@@ -70,8 +70,13 @@ class SegmentConfig:
     method: Method = field(
         default="cascade",
         metadata={
-            "help": "how sessions are cut (the choices this command takes): time (a gap), lexical, cascade (Hagen et "
-            "al. 2013: time rules, then lexical evidence), learned (a model decides every pair)"
+            "help": "how sessions are cut",
+            "choice_help": {
+                "time": "a gap",
+                "lexical": "lexical evidence alone",
+                "cascade": "Hagen et al. 2013: time rules, then lexical evidence",
+                "learned": "a model decides every pair",
+            },
         },
     )
     gap_minutes: float = field(default=30.0, metadata={"help": "time: break after a gap of this many minutes"})

@@ -48,7 +48,8 @@ class Leaf:
     "min_jaccard")); `type` the field's type with `None` removed (`optional` says
     whether None is allowed); `option` the command-line name without dashes; `shown`
     the default as help gives it, where a value would mislead (metadata "shown": a
-    default that depends on another setting).
+    default that depends on another setting); `choice_help` what each choice means
+    (metadata "choice_help"), for help to describe the choices this command takes.
     """
 
     path: tuple[str, ...]
@@ -61,6 +62,16 @@ class Leaf:
     argument: bool
     short: str | None
     shown: str | None = None  # what help shows as the default, when not the value itself
+    choice_help: Mapping[str, str] | None = None
+
+    @property
+    def described(self) -> str:
+        """`help`, followed by what each of `choices` means when the field says (those a
+        command narrowed them to: `score --method` names cascade and learned alone)."""
+        if not (self.choice_help and self.choices):
+            return self.help
+        each = (f"{c} ({self.choice_help[c]})" if self.choice_help.get(c) else c for c in self.choices)
+        return f"{self.help}: {', '.join(each)}"
 
     @property
     def key(self) -> str:
@@ -132,6 +143,7 @@ def leaves(cls: type, prefix: str = "", path: tuple[str, ...] = (), default: Any
             argument=bool(meta.get("argument")),
             short=meta.get("short"),
             shown=meta.get("shown"),
+            choice_help=meta.get("choice_help"),
         )
 
 

@@ -76,6 +76,11 @@ def test_every_field_has_its_option(words, config):
     assert "--config" in result.output and "--print-config" in result.output
     # no Python type spelled out (typer's `INPUTS <list[str]>`), no default shown twice
     assert "list[" not in result.output and "[default:" not in result.output
+    for leaf in leaves(config):  # choices described: those this command takes, and no other
+        if leaf.choice_help and leaf.choices:
+            said = " ".join(leaf.described.split())
+            assert " ".join(said.split()) in " ".join(result.output.split()), leaf.key
+            assert all(f"{c} (" not in said for c in set(leaf.choice_help) - set(leaf.choices)), said
 
 
 @pytest.mark.parametrize(("words", "config"), CASES, ids=IDS)

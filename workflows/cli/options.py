@@ -59,7 +59,7 @@ def annotation(leaf: Leaf) -> Any:
     """The typer annotation of one setting: its type (None when not given) and option."""
     shown = leaf.shown or _shown(leaf.default)
     default = " [required]" if leaf.default is dataclasses.MISSING else f" [{shown}]"
-    help_text = leaf.help
+    help_text = leaf.described
     if leaf.argument:
         tp = list[str] if leaf.sequence else str
         return Annotated[tp | None, typer.Argument(help=help_text, show_default=False, metavar=leaf.path[-1].upper())]

@@ -34,6 +34,10 @@ _COMPRESSED = (".gz", ".bz2", ".zst", ".lz4", ".parquet")  # what the readers de
 USER_ERRORS = (ValueError, OSError)
 _CREATED: list[str] = []  # output directories claimed where nothing was, by the jobs running now
 FORMAT_HELP = "format of raw logs: aol, webis-smc, gayo-avello, diffusiondb, midjourney or table"
+GOLD_FORMAT_HELP = (  # the formats that carry gold sessions or missions
+    "webis-smc (missions), gayo-avello (sessions), table (--map ...,session=COL and/or mission=COL), aol or "
+    "diffusiondb (a `synth` log: both)"
+)
 
 
 def inputs(

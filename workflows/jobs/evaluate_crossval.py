@@ -58,9 +58,7 @@ class EvaluateCrossvalJob:
     """What `sessionflow evaluate crossval` cross-validates, on which truth."""
 
     gt: str | None = field(default=None, metadata={"help": "a ground-truth file"})
-    format: str | None = common.log_format(
-        "webis-smc (missions), gayo-avello (sessions), aol or diffusiondb (a `synth` log: both)"
-    )
+    format: str | None = common.log_format(common.GOLD_FORMAT_HELP)
     read: ReadOptions = common.read_options()
     level: str | None = field(
         default=None,

@@ -135,9 +135,7 @@ class EvaluateSegmentationJob:
     """What `sessionflow evaluate segmentation` scores, against which truth."""
 
     gt: str | None = field(default=None, metadata={"help": "a ground-truth file"})
-    format: str | None = common.log_format(
-        "webis-smc (missions), gayo-avello (sessions), aol or diffusiondb (a `synth` log: both)"
-    )
+    format: str | None = common.log_format(common.GOLD_FORMAT_HELP)
     read: ReadOptions = common.read_options()
     pred: str | None = field(default=None, metadata={
         "help": "a `segment` output of the --gt file to score (instead of --method)"})  # fmt: skip

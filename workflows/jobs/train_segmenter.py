@@ -40,10 +40,7 @@ class TrainSegmenterJob:
     """What `sessionflow train segmenter` fits on, how it is chosen and estimated, and where it is recorded."""
 
     gt: str | None = field(default=None, metadata={"help": "a ground-truth file (sessions or missions)"})
-    format: str | None = common.log_format(
-        "webis-smc (missions), gayo-avello (sessions), table (--map ...,session=COL or mission=COL), aol or "
-        "diffusiondb (a `synth` log: both)"
-    )
+    format: str | None = common.log_format(common.GOLD_FORMAT_HELP)
     read: ReadOptions = common.read_options()
     level: str | None = field(
         default=None,
