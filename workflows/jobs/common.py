@@ -198,7 +198,10 @@ def storage() -> Any:
 
 
 def overwrite() -> Any:
-    help = "write where another job's output is, deleting the files its report.json lists first"
+    help = (
+        "write where another kind of job's output is, deleting the files its report.json lists first "
+        "(this command's own earlier output is replaced without it)"
+    )
     return field(default=False, metadata={"help": help})
 
 
