@@ -122,6 +122,7 @@ def test_cli_train_evaluate_and_learned_segmentation(pairs_dir, store, tmp_path)
     )
     assert evaluated.exit_code == 0, evaluated.output
     metrics = json.loads(evaluated.stdout)["metrics"]
+    assert json.loads(evaluated.stdout)["split"] == "test"
     names = list(metrics)
     assert names[0].startswith("session model") and names[1] == "tiny, not fine-tuned" and names[2] == "3-gram Jaccard"
     test_pairs = read_table(pairs_dir / "pairs.parquet").filter(pl.col("split") == "test")
@@ -137,6 +138,7 @@ def test_cli_train_evaluate_and_learned_segmentation(pairs_dir, store, tmp_path)
     )
     assert table.exit_code == 0, table.output
     assert "3-gram Jaccard" in table.output and "most confident right" in table.output
+    assert "pairs.csv (all): 2 pairs" in " ".join(table.output.split())  # a CSV has no splits: all of it is scored
 
     log = tmp_path / "log.tsv"
     write_log_rows(log)

@@ -180,7 +180,7 @@ def pairs(job: EvaluatePairsJob, as_json: JsonOption = False) -> None:
     from workflows.jobs.evaluate_pairs import run
 
     result = run(job)
-    pairs, split, examples = job.pairs, job.split, job.examples
+    pairs, split, examples = job.pairs, result.split, job.examples
     rounded = {name: {k: round(v, 4) if isinstance(v, float) else v for k, v in m.items()}
                for name, m in result.metrics.items()}  # fmt: skip
     if as_json:

@@ -9,6 +9,7 @@ bound, which flatters them).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -28,6 +29,7 @@ class PairEvaluation:
     pairs: pl.DataFrame  # query_a, query_b, label, p_same
     scores: dict[str, np.ndarray]  # scorer -> scores (the model's are p_same)
     metrics: dict[str, dict]  # scorer -> auc, accuracy, threshold, pairs, positives
+    split: str = "all"  # the split of the pairs scored: train, val or test of a `mine` output, or all
 
     def examples(self, n: int) -> tuple[pl.DataFrame, pl.DataFrame]:
         """The model's n most confident right and n most confident wrong pairs."""
@@ -39,9 +41,9 @@ class PairEvaluation:
         return p.filter("right").head(n).select(columns), p.filter(~pl.col("right")).head(n).select(columns)
 
 
-def read_pairs(path: str | Path, split: str | None = "test") -> pl.DataFrame:
+def read_pairs(path: str | Path, split: str | None = "test") -> tuple[pl.DataFrame, str]:
     """query_a, query_b, label of a `mine` output (one split, or all with None) or a CSV
-    (local paths or URIs)."""
+    (local paths or URIs), and the split read ("all" where the pairs have no `split`)."""
     from sessions import storage
 
     path = str(path)
@@ -58,12 +60,13 @@ def read_pairs(path: str | Path, split: str | None = "test") -> pl.DataFrame:
     missing = {"query_a", "query_b", "label"} - set(pairs.columns)
     if missing:
         raise ValueError(f"{path}: missing column(s) {', '.join(sorted(missing))}")
-    if split and "split" in pairs.columns:
+    split = split if split and "split" in pairs.columns else None
+    if split:
         pairs = pairs.filter(pl.col("split") == split)
     pairs = pairs.select(pl.col("query_a", "query_b").cast(pl.String), pl.col("label").cast(pl.Int8))
     if pairs["label"].n_unique() < 2:
-        raise ValueError(f"{path}: need positive and negative pairs (split {split})")
-    return pairs
+        raise ValueError(f"{path}: need positive and negative pairs" + (f" (split {split})" if split else ""))
+    return pairs, split or "all"
 
 
 def baseline_scores(pairs: pl.DataFrame, encoder, name: str) -> dict[str, np.ndarray]:
@@ -116,4 +119,5 @@ def run(job: EvaluatePairsJob) -> PairEvaluation:
 
     pairs = common.require(job.pairs, "pairs")
     require_model(job.model, ("session",))  # a missing or wrong model named before the pairs are read
-    return evaluate_pairs(job.model, read_pairs(pairs, None if job.split == "all" else job.split), job.baseline)
+    labelled, split = read_pairs(pairs, None if job.split == "all" else job.split)
+    return dataclasses.replace(evaluate_pairs(job.model, labelled, job.baseline), split=split)
