@@ -163,22 +163,32 @@ def expand_inputs(inputs: Sequence[str | Path], skipped: list[dict[str, str]] | 
     a directory stands for its files, sorted by name; a glob pattern for its matches).
 
     Files of a directory or pattern that are not logs (`not_log_reason`: a README, a
-    checksum file) are left out and appended to `skipped` as `{"path", "reason"}`;
-    a file named on its own is always kept. ValueError when the inputs take in a
-    sessionflow job's output (its report.json, or the parts of a dataset with a
-    manifest): an output is read as a whole, never parsed as a log; FileNotFoundError
-    when nothing but non-logs is left."""
+    checksum file) are left out; a file named on its own is always kept. A file the
+    inputs take in twice (named twice, named and in a directory named, linked to) is
+    read once, at its first place; a link in a directory that leads nowhere is no
+    file. Each of those is appended to `skipped` as `{"path", "reason"}`. ValueError
+    when the inputs take in a sessionflow job's output (its report.json, or the parts
+    of a dataset with a manifest): an output is read as a whole, never parsed as a
+    log; FileNotFoundError when nothing but non-logs is left."""
     files: list[str] = []
+    left_out: list[dict[str, str]] = []
+    first_place: dict[str, str] = {}  # storage.identity -> the input file read for it
     for item in inputs:
         found = storage.expand([item])
-        if found == [storage.absolute(item)]:  # a file named on its own
-            files += found
-            continue
+        named = found == [storage.absolute(item)]  # a file named on its own
         for f in found:
-            if (reason := not_log_reason(f)) is None:
+            if not named and (reason := not_log_reason(f)) is not None:
+                left_out.append({"path": f, "reason": reason})
+            elif (same := storage.identity(f)) in first_place:
+                left_out.append({"path": f, "reason": f"the same file as {first_place[same]}: read once"})
+            else:
+                first_place[same] = f
                 files.append(f)
-            elif skipped is not None:
-                skipped.append({"path": f, "reason": reason})
+        if not named and (directory := storage.local_path(item)) is not None and directory.is_dir():
+            broken = sorted(p for p in directory.rglob("*") if p.is_symlink() and not p.exists())
+            left_out += [{"path": str(p), "reason": "a link to nothing"} for p in broken]
+    if skipped is not None:
+        skipped += left_out
     datasets = {storage.parent(f) for f in files if f.endswith(".parquet")}
     for location in [*(f for f in files if storage.name(f) == REPORT), *sorted(datasets)]:
         if storage.name(location) == REPORT or storage.exists(storage.join(location, MANIFEST)):

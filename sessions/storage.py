@@ -595,16 +595,17 @@ def contains(outer: str | os.PathLike, inner: str | os.PathLike) -> bool:
         head = next((i for i, part in enumerate(parts) if _GLOB.search(part)), len(parts))
         return "/".join(parts[:head]) or "/"
 
-    a, b = _comparable(fixed(absolute(outer)), fixed(absolute(inner)))
+    a, b = identity(fixed(absolute(outer))), identity(fixed(absolute(inner)))
     return b == a or b.startswith(a.rstrip("/") + "/")
 
 
-def _comparable(a: str, b: str) -> tuple[str, str]:
-    """Two absolute locations in one form for comparing paths: local ones with symlinks
-    resolved, URIs without a trailing slash."""
-    if is_local(a) and is_local(b):
-        return os.path.realpath(resolve(a)[1]), os.path.realpath(resolve(b)[1])
-    return a.rstrip("/"), b.rstrip("/")
+def identity(location: str | os.PathLike) -> str:
+    """One form of a location for comparing it with others: a local path absolute with
+    its symlinks resolved (a file and a link to it are one), a URI without a trailing
+    slash."""
+    if is_local(location):
+        return os.path.realpath(resolve(location)[1])
+    return str(location).rstrip("/")
 
 
 def may_match_under(location: str | os.PathLike, directory: str | os.PathLike) -> bool:
@@ -619,7 +620,7 @@ def may_match_under(location: str | os.PathLike, directory: str | os.PathLike) -
     base = "/".join(parts[:head]) or "/"
     if not contains(base, directory):
         return False
-    a, b = _comparable(absolute(base), absolute(directory))
+    a, b = identity(absolute(base)), identity(absolute(directory))
     below = [p for p in b[len(a.rstrip("/")) :].split("/") if p]
     return _could_match(below, parts[head:])
 

@@ -67,8 +67,10 @@ def test_ingest_on_ray_equals_local(ray_cluster, logs, tmp_path):
 def test_logs_from_the_field_read_alike_on_both_engines(ray_cluster, tmp_path):
     """A directory as people have them: a README, a part with a byte-order mark, parts
     joined with `cat` (a repeated header), query-only rows of three fields, a download
-    cut short, wall times of a zone whose clocks went back, a user that is no one: the
-    Ray engine reads, skips and reports what the local one does; `--strict` refuses."""
+    cut short, wall times of a zone whose clocks went back, a user that is no one, a link
+    to a part, a link to nothing, a part named again: the Ray engine reads, skips and
+    reports what the local one does (a file once however often it is taken in);
+    `--strict` refuses."""
     import gzip
 
     from sessions.formats import ReadOptions
@@ -87,11 +89,20 @@ def test_logs_from_the_field_read_alike_on_both_engines(ray_cluster, tmp_path):
     (logs / "user-ct-test-collection-03.txt.gz").write_bytes(packed[: len(packed) // 2])
     fold = [b"5000\tq\t2006-10-29 01:%02d:00\t\t\n" % m for m in (10, 50, 5, 20)]  # New York's clocks went back
     (logs / "user-ct-test-collection-04.txt").write_bytes(header + b"".join(fold) + b"-1\tq\t2006-10-29 03:00:00\n")
+    (logs / "user-ct-test-collection-05.txt").symlink_to(logs / "user-ct-test-collection-01.txt")
+    (logs / "user-ct-test-collection-06.txt").symlink_to(tmp_path / "nowhere")
     options = ReadOptions(timezone="America/New_York", unknown_user=("-1",))
-    ray_report = ray_jobs.ingest([logs], "aol", tmp_path / "ray", buckets=3, options=options)
-    local_report = local_ingest([logs], "aol", tmp_path / "local", options=options)
+    inputs = [logs, logs / "user-ct-test-collection-02.txt"]
+    ray_report = ray_jobs.ingest(inputs, "aol", tmp_path / "ray", buckets=3, options=options)
+    local_report = local_ingest(inputs, "aol", tmp_path / "local", options=options)
+    assert ray_report.skipped_files == local_report.skipped_files
+    once = f"the same file as {logs / 'user-ct-test-collection-0%d.txt'}: read once"
+    assert [(Path(s["path"]).name, s["reason"]) for s in ray_report.skipped_files[1:]] == [
+        ("user-ct-test-collection-05.txt", once % 1), ("user-ct-test-collection-06.txt", "a link to nothing"),
+        ("user-ct-test-collection-02.txt", once % 2)]  # fmt: skip
+    assert ray_report.skipped_files[0]["path"].endswith("U500k_README.txt")
     for report in (ray_report, local_report):
-        assert report.skipped_lines == {"header": 1} and len(report.skipped_files) == 1
+        assert report.skipped_lines == {"header": 1} and len(report.files) == 4
         assert report.rejected_by_reason == {"truncated_stream": 1, "unknown_user": 1}
         assert [f.damage is not None for f in report.files] == [False, False, True, False]
         assert report.repeated_hour == {"earlier": 2, "later": 2}
