@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 
 import pytest
@@ -250,3 +251,19 @@ def test_mine_gold_accounts_for_every_row_of_the_labelled_log(gt, tmp_path):
     assert report["outputs"]["rejected.parquet"].endswith("rejected.parquet") and report["pairs"] > 0
     assert report["config"]["engine"] == "local" and report["config"]["engine_reason"].startswith("--gold")
     assert "rows rejected" in result.output
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "cause"),
+    [
+        ("cut.tsv.gz", gzip.compress(b"1\tq\t2006-03-01 00:00:00\t\t\n" * 50)[:20],
+         "the compressed input is cut short or damaged before its first whole record"),
+        ("latin1.tsv", b"1\tcaf\xe9\t2006-03-01 00:00:00\t\t\n", "the input is not UTF-8 text"),
+        ("other.tsv", b"1\tq\tyesterday\t\t\n", "a wrong --format, --map or time format is the usual cause"),
+    ],
+)  # fmt: skip
+def test_a_log_of_which_nothing_is_read_is_refused_with_its_likely_cause(name, data, cause, tmp_path):
+    (tmp_path / name).write_bytes(data)
+    done = runner.invoke(app, ["ingest", str(tmp_path / name), "-f", "aol", "-o", str(tmp_path / "o")])
+    assert done.exit_code == 2 and "nothing could be read: all 1 records were rejected" in done.output, done.output
+    assert cause in " ".join(done.output.split()) and not (tmp_path / "o").exists()

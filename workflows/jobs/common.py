@@ -140,10 +140,10 @@ def require_rows_read(report: dict, output: str) -> None:
     """ValueError when no record of the inputs became an event (a job's `report` as a dict,
     with `rows_in`, `rows_ok`; `output`: the job's output, which holds
     `rejected.parquet`): the message names the most frequent reason with one rejected
-    record as an example, since a wrong --format, --map or time format is the usual
-    cause. What the job wrote is deleted (`sessions.io.remove_outputs_of`: nothing there
-    looks like output), and the command line deletes an output directory it created
-    (`nothing_left_on_error`)."""
+    record as an example, and its usual cause (a wrong --format, --map or time format;
+    a file cut short; text that is not UTF-8). What the job wrote is deleted
+    (`sessions.io.remove_outputs_of`: nothing there looks like output), and the
+    command line deletes an output directory it created (`nothing_left_on_error`)."""
     if report["rows_ok"]:
         return
     if not report["rows_in"]:
@@ -161,11 +161,17 @@ def require_rows_read(report: dict, output: str) -> None:
     raw = example["raw"] if len(example["raw"]) <= 160 else example["raw"][:160] + "..."
     also = "".join(f", {r} ({n:,})" for r, n in others)
     remove_outputs_of(output)
+    cause = _NOTHING_READ_CAUSE.get(reason, "a wrong --format, --map or time format is the usual cause")
     raise ValueError(
         f"nothing could be read: all {report['rows_in']:,} records were rejected, most as {reason} ({count:,}){also}, "
-        f"e.g. line {example['line_no']} of {example['source_file']}: {raw!r}; a wrong --format, --map or time "
-        "format is the usual cause"
+        f"e.g. line {example['line_no']} of {example['source_file']}: {raw!r}; {cause}"
     )
+
+
+_NOTHING_READ_CAUSE = {  # why no record of a log was read, by the reason most of them were rejected for
+    "truncated_stream": "the compressed input is cut short or damaged before its first whole record",
+    "bad_encoding": "the input is not UTF-8 text (convert it, e.g. with iconv)",
+}
 
 
 def check_format(fmt: str | None, options: ReadOptions | None = None) -> None:
