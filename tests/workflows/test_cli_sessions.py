@@ -226,9 +226,12 @@ def test_evaluate_a_saved_segmentation(gt, tmp_path):
 
 def test_mine_writes_pairs_and_counts(gt, tmp_path):
     invoke("segment", str(gt / "gayo.csv"), "-f", "gayo-avello", "-o", str(tmp_path / "s"))
-    invoke("mine", str(tmp_path / "s"), "--output", str(tmp_path / "p"), "--seed", "1")
+    mined = invoke("mine", str(tmp_path / "s"), "--output", str(tmp_path / "p"), "--seed", "1")
     pairs = read_table(tmp_path / "p" / "pairs.parquet")
     report = json.loads((tmp_path / "p" / "report.json").read_text())
+    sessions = read_table(tmp_path / "s" / "sessions.parquet")
+    assert (report["rows_in"], report["rows_ok"], report["rows_rejected"]) == (sessions.height, sessions.height, 0)
+    assert f"rows in │ {sessions.height:,}" in " ".join(mined.output.split())
     assert report["pairs"] == pairs.height and report["positives"] == int(pairs["label"].sum())
     assert sum(n for kinds in report["by_split_and_kind"].values() for n in kinds.values()) == pairs.height
     assert pairs.columns == ["query_a", "query_b", "label", "kind", "user_id", "split"]

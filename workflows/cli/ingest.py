@@ -28,19 +28,19 @@ def ingest(job: IngestJob) -> None:
 def ingest_rows(report: dict) -> dict:
     """The row accounting of a report, for a summary table: rows by reason, lines and
     files that are not records or logs (skipped), and each damaged file with where its
-    stream broke off."""
+    stream broke off (what a report holds of them: `mine` of sessions has rows alone)."""
     rows = {
         "rows in": report["rows_in"],
         "rows ok": report["rows_ok"],
         "rows rejected": report["rows_rejected"],
-        **{f"  {reason}": n for reason, n in report["rejected_by_reason"].items()},
+        **{f"  {reason}": n for reason, n in report.get("rejected_by_reason", {}).items()},
         **{f"lines skipped ({kind})": n for kind, n in report.get("skipped_lines", {}).items()},
         **{f"times in a repeated hour, read {how}": n for how, n in report.get("repeated_hour", {}).items() if n},
-        "files": len(report["files"]),
+        **({"files": len(report["files"])} if "files" in report else {}),  # a table of events has none
     }
     for skipped in report.get("skipped_files", []):
         rows[f"  skipped {skipped['path']}"] = skipped["reason"]
-    for f in report["files"]:
+    for f in report.get("files", []):
         if f.get("damage"):
             rows[f"  DAMAGED {f['path']}"] = f"read up to the damage: {f['damage']}"
     return rows

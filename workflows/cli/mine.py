@@ -27,7 +27,6 @@ def mine(job: MineJob) -> None:
 
     report = run(job)
     table = {f"{s} {k}": n for s, kinds in sorted(report["by_split_and_kind"].items()) for k, n in kinds.items()}
-    rows = ingest_rows(report) if "rows_in" in report else {}  # --gold: the labelled log's rows
-    out.print(summary_table("mine", {**rows, "pairs": report["pairs"], **table, "engine": engine_text(report["config"]),
-                                     "seconds": report["seconds"], "peak RSS (MiB)": peak_rss_mib(),
-                                     **report["outputs"]}))  # fmt: skip
+    rows = {**ingest_rows(report), "pairs": report["pairs"], **table, "engine": engine_text(report["config"]),
+            "seconds": report["seconds"], "peak RSS (MiB)": peak_rss_mib(), **report["outputs"]}  # fmt: skip
+    out.print(summary_table("mine", rows))

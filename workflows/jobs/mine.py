@@ -13,7 +13,7 @@ import polars as pl
 
 from sessions import storage
 from sessions.ingest import REJECTED_FILE
-from sessions.io import job_output, read_table, write_parquet, write_report
+from sessions.io import job_output, parquet_rows, read_table, write_parquet, write_report
 from sessions.pairs import MiningConfig, gold_pairs, mine_pairs
 from sessions.pipeline import SESSIONS_FILE, load_events
 from workflows.distributed.runtime import ray_runtime
@@ -65,8 +65,10 @@ def run(job: MineJob) -> dict:
     start = time.perf_counter()
     target = storage.join(output, PAIRS_FILE)
     source, accounting = sessions, {}
-    if gold is None and storage.is_dir(sessions):
-        source = job_output(sessions, SESSIONS_FILE)  # a finished `segment` output
+    if gold is None:
+        source = job_output(sessions, SESSIONS_FILE) if storage.is_dir(sessions) else sessions  # a `segment` output
+        rows = parquet_rows(source)  # events, each segmented: every one is read, none rejected
+        accounting = {"rows_in": rows, "rows_ok": rows, "rows_rejected": 0}
     if gold is not None:
         engine, why = "local", "--gold: a labelled log is mined in this process"
         columns = ("row_id", "user_id", "ts", "query", "gold_session", "gold_mission")
@@ -84,9 +86,9 @@ def run(job: MineJob) -> dict:
             write_parquet(mine_pairs(read_table(source), cfg), target)
     pairs = read_table(target)
     counts = pairs.group_by("split", "kind").len().sort("split", "kind")
-    rejected = {REJECTED_FILE: storage.join(output, REJECTED_FILE)} if accounting else {}
+    rejected = {REJECTED_FILE: storage.join(output, REJECTED_FILE)} if gold is not None else {}
     report = {
-        **accounting,  # a labelled log's rows: in = ok + rejected
+        **accounting,  # the rows read: in = ok + rejected
         "pairs": pairs.height,
         "positives": int(pairs["label"].sum()),
         "negatives": int((pairs["label"] == 0).sum()),
