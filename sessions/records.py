@@ -107,6 +107,11 @@ def iter_blocks(
     holds the bytes after the last complete record with its `damage` set (the
     decompressed offset and pyarrow's words). Other read errors are raised.
 
+    Lines end with LF or CRLF, or, in a file whose first `LINE_ENDING_SNIFF_BYTES`
+    (or all) hold a carriage return and no LF, with CR alone (classic Mac OS, as
+    spreadsheets there save CSV): each such CR is then read as the LF it stands for,
+    as Python's `csv` and universal newlines read it.
+
     Args:
         path: a text file; `.gz`, `.bz2`, `.zst` and `.lz4` are decompressed.
         quote: the quote character of a CSV dialect whose quoted fields may hold
@@ -118,6 +123,7 @@ def iter_blocks(
     next_line = 1
     offset = 0  # decompressed bytes read so far
     started = False  # past the file's first bytes
+    ending: bytes | None = None  # the file's line ending, once known: LF (or CRLF) or CR alone
     with storage.open_input(path) as stream:
         while True:
             damage = None
@@ -131,12 +137,16 @@ def iter_blocks(
                 chunk, damage = b"", f"{str(err).splitlines()[0]}, after {offset:,} decompressed bytes"
             offset += len(chunk)
             eof = not chunk
+            if ending == _CR:
+                chunk = chunk.replace(_CR, b"\n")
             buf = carry + chunk if carry else chunk
             if not started:  # a byte-order mark that starts the file is not text
                 if len(buf) < len(BOM) and not eof:
                     carry = buf
                     continue
                 buf, started = buf.removeprefix(BOM), True
+            if ending is None and (ending := _line_ending(buf, eof)) == _CR:
+                buf = buf.replace(_CR, b"\n")  # what was carried and read so far; later chunks as they come
             if eof and not buf and damage is None:
                 return
             newlines = np.flatnonzero(np.frombuffer(buf, dtype=np.uint8) == _NEWLINE)
@@ -158,6 +168,21 @@ def iter_blocks(
             yield block
             if eof:
                 return
+
+
+LINE_ENDING_SNIFF_BYTES = 1 << 16
+_CR = b"\r"
+
+
+def _line_ending(head: bytes, eof: bool) -> bytes | None:
+    """The line ending of a file that starts with `head`: LF when it holds one (CRLF
+    files too), CR when it holds a CR and no LF in its first `LINE_ENDING_SNIFF_BYTES`
+    or in all of it (`eof`); None while too little has been read to tell."""
+    if b"\n" in head:
+        return b"\n"
+    if not eof and len(head) < LINE_ENDING_SNIFF_BYTES:
+        return None
+    return _CR if _CR in head else b"\n"
 
 
 def iter_records(

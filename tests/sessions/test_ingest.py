@@ -287,6 +287,31 @@ clean_line = st.builds(
 )  # fmt: skip
 
 
+@settings(max_examples=30, deadline=None)
+@given(
+    lines=st.lists(clean_line, min_size=1, max_size=20), block=st.integers(8, 120), kind=st.sampled_from(["aol", "csv"])
+)
+def test_a_file_whose_lines_end_with_cr_alone_reads_as_with_lf(tmp_path_factory, lines, block, kind):
+    """Classic Mac OS ends lines with CR alone (spreadsheets there save CSV so): such a
+    file gives the events and rejected rows its LF and CRLF twins give, at any block
+    size, as Python's csv module reads it."""
+    tmp = tmp_path_factory.mktemp("endings")
+    if kind == "csv":  # the same records as a quoted CSV table
+        fields = (line.split(b"\t")[:3] for line in lines)
+        header, lines = b"u,q,t", [b'%s,"%s",%s' % (u, q.replace(b'"', b'""'), t) for u, q, t in fields]
+        fmt, options = "table", {"options": ReadOptions(map="user=u,time=t,text=q")}
+    else:
+        header, fmt, options = AOL_HEADER.rstrip(b"\n"), "aol", {}
+    got = []
+    for name, ending in (("lf", b"\n"), ("crlf", b"\r\n"), ("cr", b"\r")):
+        path = tmp / f"{name}.{'csv' if kind == 'csv' else 'txt'}"
+        path.write_bytes(ending.join([header, *lines]) + ending)
+        report, events, rejected = run(tmp / name, [path], fmt, block_bytes=block, **options)
+        assert report.rows_in == len(lines)
+        got.append((events.drop("source").rows(), rejected.select("row_id", "line_no", "reason").rows()))
+    assert got[0] == got[1] == got[2]
+
+
 # Lines that test what the fast path's byte census decides: fields of (Unicode) whitespace
 # only, a byte-order mark or a DEL inside a field.
 odd_line = st.one_of(
