@@ -182,22 +182,33 @@ def _same_user(q: pl.DataFrame, cfg: MiningConfig) -> pl.DataFrame:
     ).filter(pl.col("mb").is_not_null() & (pl.col("ma") != pl.col("mb")) & (pl.col("ka") != pl.col("kb")))  # fmt: skip
 
 
+LEXICAL_HARD_MAX_BYTES = 4096
+
+
 def _lexical_hard(q: pl.DataFrame, cfg: MiningConfig) -> pl.DataFrame:
-    """Queries sharing a term, from different sessions, close in 3-grams."""
+    """Queries sharing a term, from different sessions, close in 3-grams.
+
+    A row per (query, term) carries the query's row number, not its text, and a query
+    of more than `LEXICAL_HARD_MAX_BYTES` (a pasted document, not a query: its terms
+    times its key would be the table's size, 4.5 TB for 3 MB of one repeated word)
+    proposes none; it is still mined for positives and other negatives."""
     norm = pl.select(normalize(pl.lit(q["query"]))).to_series()
     by_term = (
-        q.select("user_id", "split", "session_id", "query", "key")
+        q.select("user_id", "split", "session_id", "key")
+        .with_row_index("i")
         .with_columns(term=terms(pl.lit(norm)))
+        .filter(pl.col("key").str.len_bytes() <= LEXICAL_HARD_MAX_BYTES)
         .explode("term")
         .drop_nulls("term")
         .sort("split", "term", _rand("key", "term", seed=cfg.seed + 2))
     )
-    nxt = {c: pl.col(c).shift(-1).over("split", "term") for c in ("session_id", "query", "key")}
+    nxt = {c: pl.col(c).shift(-1).over("split", "term") for c in ("session_id", "i", "key")}
     cand = by_term.select(
-        "user_id", "split", query_a="query", ka="key", query_b=nxt["query"], kb=nxt["key"],
-        sa="session_id", sb=nxt["session_id"],
+        "user_id", "split", ia="i", ka="key", ib=nxt["i"], kb=nxt["key"], sa="session_id", sb=nxt["session_id"],
     ).filter(pl.col("sb").is_not_null() & (pl.col("sa") != pl.col("sb")) & (pl.col("ka") != pl.col("kb")))  # fmt: skip
     cand = cand.unique(["ka", "kb"], keep="first", maintain_order=True)
+    texts = q["query"]
+    cand = cand.with_columns(query_a=texts.gather(cand["ia"]), query_b=texts.gather(cand["ib"])).drop("ia", "ib")
     return cand.filter(trigram_jaccard(cand["query_a"], cand["query_b"]) >= cfg.min_hard_jaccard)
 
 

@@ -164,3 +164,19 @@ def test_gold_pairs_follow_the_labels():
     assert int(pairs["label"].sum()) == 3 + 1 + 1  # C(3,2) + C(2,2) + C(2,2)
     with pytest.raises(ValueError, match="gold_mission"):
         gold_pairs(events, "mission")
+
+
+def test_a_pasted_document_proposes_no_lexical_hard_negative(sessions):
+    """A "query" of thousands of terms (a pasted document) in a session: mining it for
+    lexical-hard negatives would cost its terms times its length (3 MB of one word:
+    4.5 TB); it proposes none, and is mined for the other kinds as any query."""
+    from sessions.pairs import LEXICAL_HARD_MAX_BYTES
+
+    document = " ".join(f"w{i % 700}" for i in range(2_000))
+    assert len(document) > LEXICAL_HARD_MAX_BYTES
+    pasted = sessions.head(1).with_columns(row_id=pl.lit(10**9, pl.Int64), query=pl.lit(document))
+    cfg = MiningConfig(seed=3)
+    mined = mine_pairs(pl.concat([sessions, pasted]), cfg)
+    with_document = mined.filter((pl.col("query_a") == document) | (pl.col("query_b") == document))
+    assert with_document.height and "lexical_hard" not in with_document["kind"].to_list()
+    assert set(with_document["kind"].to_list()) <= {"positive", "same_user", "random"}
