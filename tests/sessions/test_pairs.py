@@ -167,16 +167,20 @@ def test_gold_pairs_follow_the_labels():
 
 
 def test_a_pasted_document_proposes_no_lexical_hard_negative(sessions):
-    """A "query" of thousands of terms (a pasted document) in a session: mining it for
-    lexical-hard negatives would cost its terms times its length (3 MB of one word:
-    4.5 TB); it proposes none, and is mined for the other kinds as any query."""
-    from sessions.pairs import LEXICAL_HARD_MAX_BYTES
+    """A "query" of thousands of terms (a pasted document): mining it for lexical-hard
+    negatives would cost its terms times its length (3 MB of one word: 4.5 TB); it is
+    no candidate, even against a near copy of it in another session, and is mined for
+    the other kinds as any query."""
+    from sessions.pairs import LEXICAL_HARD_MAX_BYTES, _lexical_hard, distinct_queries
 
     document = " ".join(f"w{i % 700}" for i in range(2_000))
     assert len(document) > LEXICAL_HARD_MAX_BYTES
-    pasted = sessions.head(1).with_columns(row_id=pl.lit(10**9, pl.Int64), query=pl.lit(document))
+    user = sessions.group_by("user_id").agg(pl.col("session_id").n_unique().alias("n")).filter(pl.col("n") > 1)[0, 0]
+    two = sessions.filter(pl.col("user_id") == user).unique("session_id", keep="first", maintain_order=True).head(2)
+    pasted = pl.concat([sessions, two.with_columns(row_id=pl.Series([10**9, 10**9 + 1]),
+                                                   query=pl.Series([document, document + " w701"]))])  # fmt: skip
     cfg = MiningConfig(seed=3)
-    mined = mine_pairs(pl.concat([sessions, pasted]), cfg)
-    with_document = mined.filter((pl.col("query_a") == document) | (pl.col("query_b") == document))
-    assert with_document.height and "lexical_hard" not in with_document["kind"].to_list()
-    assert set(with_document["kind"].to_list()) <= {"positive", "same_user", "random"}
+    short = _lexical_hard(distinct_queries(pasted.filter(pl.col("user_id") == user), cfg), cfg)
+    assert not short.filter(pl.col("query_a").str.starts_with(document)).height
+    with_document = mine_pairs(pasted, cfg).filter(pl.col("query_a").str.starts_with(document))
+    assert with_document.height and set(with_document["kind"].to_list()) <= {"positive", "same_user", "random"}
