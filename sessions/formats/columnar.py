@@ -42,7 +42,8 @@ def utc_timestamps(batch: pa.RecordBatch) -> pa.RecordBatch:
 
 
 def decoded_text(batch: pa.RecordBatch, columns: Sequence[str] = ()) -> tuple[pa.RecordBatch, pa.Array | None]:
-    """The batch with its binary columns as text, and the rows whose text is not UTF-8.
+    """The batch with its binary and categorical columns as plain values (text for
+    binary), and the rows whose text is not UTF-8.
 
     Parquet writers store text as `binary` as well as `string`; polars can neither
     cast bytes that are not UTF-8 to text nor write binary into the rejected table's
@@ -53,14 +54,17 @@ def decoded_text(batch: pa.RecordBatch, columns: Sequence[str] = ()) -> tuple[pa
     """
     arrays, bad = list(batch.columns), None
     for i, f in enumerate(batch.schema):
-        if not (pa.types.is_binary(f.type) or pa.types.is_large_binary(f.type)):
+        if pa.types.is_dictionary(f.type):  # a categorical (pandas writes them): its values
+            arrays[i] = arrays[i].dictionary_decode()
+        kind = arrays[i].type
+        if not (pa.types.is_binary(kind) or pa.types.is_large_binary(kind)):
             continue
-        text = pa.large_string() if pa.types.is_large_binary(f.type) else pa.string()
+        text = pa.large_string() if pa.types.is_large_binary(kind) else pa.string()
         try:
-            arrays[i] = batch.column(i).cast(text)
+            arrays[i] = arrays[i].cast(text)
             continue
         except pa.ArrowInvalid:  # some value is not UTF-8
-            values = batch.column(i).to_pylist()
+            values = arrays[i].to_pylist()
         valid = [v is None or _is_utf8(v) for v in values]
         arrays[i] = pa.array([v if v is None else v.decode("utf-8", "backslashreplace") for v in values], text)
         if not columns or f.name in columns:
@@ -90,8 +94,11 @@ class StructFields(Columns):
         value = pl.col(RECORD).struct.field(name)
         if self.schema[name].is_float():  # integer ids in a float column (pandas with a missing value): 1.0 is 1
             whole = value.is_finite() & (value == value.floor()) & (value.abs() < 2.0**53)
-            return pl.when(whole).then(value.cast(pl.Int64, strict=False).cast(pl.String)).otherwise(
-                value.cast(pl.String))  # fmt: skip
+            return (
+                pl.when(whole).then(value.cast(pl.Int64, strict=False).cast(pl.String))
+                .when(value.is_nan()).then(None)  # pandas' missing value: no value, not the text "NaN"
+                .otherwise(value.cast(pl.String))
+            )  # fmt: skip
         return value
 
     def dtype(self, name: str) -> pl.DataType:

@@ -344,6 +344,16 @@ def test_deleted_accounts_and_null_users_are_nobodys_and_never_linked(tmp_path):
     sessions = read_table(tmp_path / "seg" / "sessions.parquet")
     assert report.ingest["rejected_by_reason"] == {"unknown_user": 4}
     assert sessions["user_id"].unique().to_list() == ["a1b2"] and sessions["session_id"].n_unique() == 1
+    # as pandas writes it: users as floats with NaN for a missing one, prompts as a categorical
+    import pyarrow.parquet as pq
+
+    table = frame.with_columns(user_name=pl.Series([1.0, float("nan"), None, 2.0, 2.0, float("nan")])).to_arrow()
+    table = table.set_column(1, "prompt", table.column("prompt").dictionary_encode())
+    pq.write_table(table, tmp_path / "pandas.parquet")
+    report = segment_logs([tmp_path / "pandas.parquet"], "diffusiondb", str(tmp_path / "pd"), SegmentConfig(),
+                          MissionConfig())  # fmt: skip
+    assert report.ingest["rejected_by_reason"] == {"empty_user": 3}  # never a user called "NaN"
+    assert read_table(tmp_path / "pd" / "sessions.parquet")["user_id"].to_list() == ["1", "2", "2"]
     rows = [{"u": u, "t": "2023-03-01 10:00:00", "q": "q"} for u in ("\\N", "None", "", "guest", "1001")]
     report, events, rejected = read_table_log(tmp_path, rows, "csv", unknown_user=("guest",))
     assert events["user_id"].to_list() == ["1001"]
