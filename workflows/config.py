@@ -311,8 +311,21 @@ def to_dict(config: Any) -> dict[str, Any]:
 
 
 def to_yaml(config: Any) -> str:
-    """The YAML a user can edit and pass back with `--config`."""
-    return yaml.safe_dump(to_dict(config), sort_keys=False, allow_unicode=True)
+    """The YAML a user can edit and pass back with `--config`: every setting but those
+    the command sets itself (a nested config's metadata "omit"), which `--config` refuses."""
+    return yaml.safe_dump(_settable(config, to_dict(config)), sort_keys=False, allow_unicode=True)
+
+
+def _settable(config: Any, values: dict[str, Any]) -> dict[str, Any]:
+    """`values` (`to_dict(config)`) without the settings of nested configs that their
+    field omits, at every depth."""
+    out = dict(values)
+    for f in dataclasses.fields(config):
+        child = getattr(config, f.name)
+        if dataclasses.is_dataclass(child) and isinstance(out.get(f.name), dict):
+            omitted = set(f.metadata.get("omit", ()))
+            out[f.name] = {k: v for k, v in _settable(child, out[f.name]).items() if k not in omitted}
+    return out
 
 
 def flat(config: Any) -> dict[str, Any]:

@@ -162,6 +162,17 @@ def test_printed_config_reads_back_to_itself(tmp_path):
     assert again.output == first.output
 
 
+@pytest.mark.parametrize(("words", "config"), CASES, ids=IDS)
+def test_every_commands_printed_config_reads_back(words, config, tmp_path):
+    """What --print-config prints, --config takes back as it is, for every command (a
+    setting a command sets itself is not printed: --config refuses it)."""
+    first = runner.invoke(app, [*words, "--print-config"])
+    assert first.exit_code == 0, first.output
+    (tmp_path / "c.yaml").write_text(first.output)
+    again = runner.invoke(app, [*words, "--config", str(tmp_path / "c.yaml"), "--print-config"])
+    assert again.exit_code == 0 and again.output == first.output, again.output
+
+
 def test_demo_holds_the_configs_of_its_steps():
     result = runner.invoke(app, ["demo", "--session-max-steps", "400", "--mission-window", "5", "--print-config"])
     assert result.exit_code == 0, result.output
