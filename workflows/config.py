@@ -217,6 +217,8 @@ def coerce(value: Any, tp: Any, name: str) -> Any:
         raise ValueError(f"{name}: {value!r} is not of type {type_name}")
     if tp is float and not math.isfinite(value):
         raise ValueError(f"{name}: {value!r} is not a finite number")
+    if tp is int and not -(2**63) <= value < 2**63:  # what numpy, polars and torch take: a 64-bit integer
+        raise ValueError(f"{name}: {value!r} is out of range (a 64-bit integer: at most {2**63 - 1:,})")
     return value
 
 

@@ -195,6 +195,8 @@ def test_demo_holds_the_configs_of_its_steps():
         (["segment", "x", "-o", "o", "--config", "{null}"], "segment: expected a mapping of its settings, got null"),
         (["segment", "-o", "o"], "missing INPUTS"),
         (["promote"], "missing NAME"),
+        (["mine", "s", "-o", "o", "--seed", str(2**64 - 1)], "mining.seed: 18446744073709551615 is out of range"),
+        (["segment", "x", "-o", "o", "--mission-window", str(2**63)], "is out of range (a 64-bit integer"),
         (["synth", "--style", "prompt", "-o", "m.tsv.gz"], "a prompt log is written as .parquet"),
         (["synth", "--click-probs", "0.5,0.6", "-o", "m.tsv"], "click_probs must be probabilities"),
         (["demo", "--config", "{demo_model}"], "set by this command itself"),
