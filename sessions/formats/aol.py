@@ -42,11 +42,12 @@ def _build(f: Columns) -> dict[str, pl.Expr]:
     return columns
 
 
-_RANK = pl.col("_rank_text")
-_CHECKS = (
-    (pl.col("query").str.strip_chars() == PLACEHOLDER_QUERY, Reason.PLACEHOLDER_QUERY),
-    ((_RANK != "") & pl.col("click_rank").is_null(), Reason.BAD_CLICK_RANK),
+# A click rank given that is not a rank (1 is the first result): AOL's ItemRank, Webis-SMC-12's ClickRank.
+BAD_CLICK_RANK = (
+    (pl.col("_rank_text") != "") & (pl.col("click_rank").is_null() | (pl.col("click_rank") < 1)),
+    Reason.BAD_CLICK_RANK,
 )
+_CHECKS = ((pl.col("query").str.strip_chars() == PLACEHOLDER_QUERY, Reason.PLACEHOLDER_QUERY), BAD_CLICK_RANK)
 
 
 AOL = DelimitedFormat(

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from sessions.formats.aol import AOL_TIME_FORMAT
+from sessions.formats.aol import AOL_TIME_FORMAT, BAD_CLICK_RANK
 from sessions.formats.base import Columns
 from sessions.formats.delimited import DelimitedFormat
 from sessions.schema import Reason
@@ -47,10 +47,7 @@ def _webis(f: Columns) -> dict[str, pl.Expr]:
     }
 
 
-_WEBIS_CHECKS = (
-    ((pl.col("_rank_text") != "") & pl.col("click_rank").is_null(), Reason.BAD_CLICK_RANK),
-    (pl.col("_mission").is_null(), Reason.MISSING_LABEL),
-)
+_WEBIS_CHECKS = (BAD_CLICK_RANK, (pl.col("_mission").is_null(), Reason.MISSING_LABEL))
 
 
 def _is_webis_layout(text: pl.Expr) -> pl.Expr:

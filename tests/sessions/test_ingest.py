@@ -48,6 +48,8 @@ BROKEN_AOL = (
     + b"\x00\x01\x02\xff\xfe junk \x07\n"  # binary junk (not UTF-8)
     + b"217\tnul\x00byte\t2006-03-01 11:58:51\t\t\n"  # control bytes in valid UTF-8
     + b"217\tlottery\t2006-03-01 11:58:51\tx\thttp://a.com\n"  # bad click rank
+    + b"217\tlottery\t2006-03-01 11:58:52\t0\thttp://a.com\n"  # bad click rank: ranks start at 1
+    + b"217\tlottery\t2006-03-01 11:58:53\t-2\thttp://a.com\n"  # bad click rank
     + b" \tlottery\t2006-03-01 11:58:51\t\t\n"  # empty user
     + b"\n"  # empty line
     + b"217\tcaf\xc3\xa9 paris\t2006-03-01 11:59:00\t\t\n"  # ok, UTF-8
@@ -55,7 +57,7 @@ BROKEN_AOL = (
 )
 EXPECTED_REASONS = {
     Reason.PLACEHOLDER_QUERY: 1, Reason.WRONG_FIELD_COUNT: 2, Reason.BAD_TIME: 3, Reason.EMPTY_TEXT: 1,
-    Reason.BAD_ENCODING: 2, Reason.CONTROL_CHARS: 1, Reason.BAD_CLICK_RANK: 1, Reason.EMPTY_USER: 1,
+    Reason.BAD_ENCODING: 2, Reason.CONTROL_CHARS: 1, Reason.BAD_CLICK_RANK: 3, Reason.EMPTY_USER: 1,
     Reason.EMPTY_LINE: 1, Reason.TRUNCATED_LINE: 1,
 }  # fmt: skip
 
@@ -66,16 +68,16 @@ def test_every_kind_of_broken_aol_row_is_rejected_with_its_reason(tmp_path, comp
     path = tmp_path / ("user-ct-test-collection-01.txt" + (".gz" if compress else ""))
     path.write_bytes(gzip.compress(BROKEN_AOL) if compress else BROKEN_AOL)
     report, events, rejected = run(tmp_path, [path], "aol", block_bytes=block_bytes)
-    assert report.rows_in == 18 and report.rows_ok == 4 and report.rows_rejected == 14
+    assert report.rows_in == 20 and report.rows_ok == 4 and report.rows_rejected == 16
     assert report.rejected_by_reason == {str(k): v for k, v in EXPECTED_REASONS.items()}
     assert events["query"].to_list() == ["rentdirect.com", "staple.com", "staple.com", "café paris"]
     assert events["click_rank"].to_list() == [None, 1, 3, None]
     assert events["click_url"].to_list() == [None, "http://www.staples.com", "http://www.officedepot.com", None]
     assert events["ts"][0] == datetime(2006, 3, 1, 7, 17, 12, tzinfo=UTC)
-    assert events["row_id"].to_list() == [0, 1, 2, 16]
+    assert events["row_id"].to_list() == [0, 1, 2, 18]
     by_line = {r["line_no"]: r for r in rejected.iter_rows(named=True)}
     assert by_line[12]["raw"] == "217\tcaf\\xe9 paris\t2006-03-01 11:58:51\t\t"  # bytes kept, escaped
-    assert by_line[19]["reason"] == Reason.TRUNCATED_LINE and by_line[19]["raw"] == "217\ttruncat"
+    assert by_line[21]["reason"] == Reason.TRUNCATED_LINE and by_line[21]["raw"] == "217\ttruncat"
     assert set(rejected["source_file"]) == {str(path)}
 
 
@@ -116,6 +118,10 @@ def test_webis_smc_missions_are_per_user_and_layout_lines_are_not_records(tmp_pa
     assert events["click_rank"].to_list() == [None, 8, None, 1]
     assert events["gold_session"].null_count() == 4
     assert rejected.select("row_id", "line_no", "reason").rows() == [(4, 11, Reason.MISSING_LABEL)]
+    negative = WEBIS.replace("\t8\thttp://www.sosmath.com", "\t-1\thttp://www.sosmath.com")  # a rank is 1 or more
+    path.write_text(negative)
+    _, _, rejected = run(tmp_path / "negative", [path], "webis-smc")
+    assert rejected.select("row_id", "reason").rows() == [(1, Reason.BAD_CLICK_RANK), (4, Reason.MISSING_LABEL)]
 
 
 def test_gayo_avello_quoted_queries_and_epoch_times(tmp_path):
