@@ -208,6 +208,7 @@ MODEL_MISTAKES = {  # the mistake: (the model URI, what the one line says)
     "unknown name": ("models:/sesion-model@champion", "registered models: session-model"),
     "unknown version": ("models:/session-model/7", "session-model has versions 1 and aliases @champion -> 1"),
     "unknown alias": ("models:/session-model@best", "session-model has versions 1 and aliases @champion -> 1"),
+    "a directory that is no model": ("../notamodel", "../notamodel: no model there (no MLmodel file)"),
 }
 
 
@@ -225,6 +226,7 @@ def test_every_command_that_reads_a_model_names_a_missing_one_in_one_line(done, 
     client.create_model_version("session-model", f"runs:/{run}/model", run_id=run)
     client.set_registered_model_alias("session-model", "champion", "1")
     elsewhere = done / "elsewhere" / "mlflow.db"
+    (done.parent / "notamodel").mkdir(exist_ok=True)
     table = []
     for mistake, (model, message) in MODEL_MISTAKES.items():
         store = elsewhere if mistake == "no store" else done / "mlflow.db"

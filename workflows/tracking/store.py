@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -210,11 +211,18 @@ def _param_of(client: MlflowClient, name: str, version: str, param: str) -> str 
     return client.get_run(run_id).data.params.get(param) if run_id else None
 
 
+_RUN_ID = re.compile(r"[0-9a-f]{32}")  # MLflow's run ids
+
+
 def run_of(uri: str) -> str:
     """The MLflow run that logged the model at `uri` (or `uri` itself, a run id);
-    ValueError when the store has no such model, version, alias or run."""
+    ValueError when the store has no such model, version, alias or run, or `uri` is a
+    path (a model directory has no run here)."""
     from mlflow.exceptions import MlflowException
 
+    if not uri.startswith(("models:/", "runs:/")) and not _RUN_ID.fullmatch(uri):  # a path
+        what = "a model directory, not a run's" if Path(uri, "MLmodel").exists() else "no model there (no MLmodel file)"
+        raise ValueError(f"{uri}: {what}; give models:/NAME@ALIAS, runs:/RUN_ID/model or a run id")
     client = use_store(existing=True)
     try:
         if uri.startswith("models:/m-"):  # a logged model (MLflow 3)
@@ -301,14 +309,16 @@ def _require_model(uri: str) -> None:
 
     if not uri:
         raise ValueError("a model URI is empty: give models:/NAME@ALIAS, models:/NAME/VERSION or runs:/RUN_ID/model")
+    if not uri.startswith(("models:/", "runs:/")):  # a model directory (a path or a URI)
+        if not Path(uri, "MLmodel").exists():
+            raise ValueError(f"{uri}: no model there (no MLmodel file); give models:/NAME@ALIAS or runs:/RUN_ID/model")
+        return
     run = run_of(uri)
     if uri.startswith("runs:/"):
         try:
             use_store().get_run(run)
         except MlflowException as err:
             raise ValueError(f"{uri}: {err.message.splitlines()[0]} (tracking store: {tracking_uri()})") from None
-    elif not uri.startswith("models:/") and not Path(uri, "MLmodel").exists():
-        raise ValueError(f"{uri}: no model there (no MLmodel file); give models:/NAME@ALIAS or runs:/RUN_ID/model")
 
 
 def load_pyfunc(uri: str) -> mlflow.pyfunc.PyFuncModel:
