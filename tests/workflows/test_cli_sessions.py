@@ -90,6 +90,11 @@ def test_segment_options_and_config_file(gt, tmp_path):
     assert result.exit_code == 2 and "unknown segment option(s) gap_minutse" in result.output
     result = runner.invoke(app, ["segment", str(gt / "gayo.csv"), "-o", str(tmp_path / "t"), "--engine", "local"])
     assert result.exit_code == 2 and "raw logs need --format" in result.output
+    invoke("ingest", str(gt / "gayo.csv"), "-f", "gayo-avello", "-o", str(tmp_path / "i"))
+    for fmt in ([], ["-f", "gayo-avello"]):  # the events of an ingest output, not the output: named as such
+        events = str(tmp_path / "i" / "events.parquet")
+        result = runner.invoke(app, ["segment", events, *fmt, "-o", str(tmp_path / "u")])
+        assert result.exit_code == 2 and "the events of an `ingest` output; give the output itself" in result.output
 
 
 def test_evaluate_segmentation_prints_a_table_and_json(gt):
