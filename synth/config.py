@@ -17,6 +17,11 @@ from typing import Literal
 Style = Literal["aol", "prompt"]
 
 
+MAX_SIGMA = 5.0  # a log-normal spread: e^(5 x 4 sd) is already 5e8 times the median
+MAX_USERS = 100_000_000
+MAX_ROWS_PER_USER = 10_000_000
+
+
 @dataclass(frozen=True)
 class SynthConfig:
     """What to generate and how it behaves.
@@ -101,6 +106,21 @@ class SynthConfig:
             raise ValueError("p_nav + p_continue + p_resume must not exceed 1")
         if self.seed < 0 or self.chunk_rows < 1 or (self.days is not None and self.days < 1):
             raise ValueError("seed must not be negative, chunk_rows and days (when given) at least 1")
+        for name in ("user_rows_median", "within_gap_median_s", "slow_gap_median_s", "between_gap_median_s"):
+            if not 0.0 < getattr(self, name) < 1e9:
+                raise ValueError(f"{name} must be positive (and under 1e9), not {getattr(self, name)}")
+        for name in ("user_rows_sigma", "within_gap_sigma", "between_gap_sigma"):  # log-space spreads
+            if not 0.0 <= getattr(self, name) <= MAX_SIGMA:
+                raise ValueError(f"{name} must be between 0 and {MAX_SIGMA}, not {getattr(self, name)}")
+        if not 0.0 <= self.min_break_s <= 30 * 86400:
+            raise ValueError(f"min_break_s must be between 0 and 30 days (2,592,000 s), not {self.min_break_s}")
+        if self.users > MAX_USERS or (self.rows or 0) > MAX_ROWS_PER_USER * self.users:
+            raise ValueError(f"users at most {MAX_USERS:,} and rows at most {MAX_ROWS_PER_USER:,} a user on average "
+                             "(the generator holds each user's rows and every user's plan in memory)")  # fmt: skip
+        first, days = self.window
+        if first.year > 9000 or days > 36_500:  # times a log's readers take (years up to 9999), with room for gaps
+            raise ValueError(f"start must be in year 9000 or before and days at most 36,500, not {first:%Y-%m-%d}, "
+                             f"{days}")  # fmt: skip
         for name in ("click_probs", "image_probs"):
             probs = getattr(self, name)
             if not probs or min(probs) < 0 or abs(sum(probs) - 1.0) > 1e-6:

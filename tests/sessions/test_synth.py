@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from datetime import UTC, datetime
 
 import polars as pl
 import pytest
@@ -159,5 +160,15 @@ def test_prompt_style_is_diffusiondb_with_style_modifier_edits(tmp_path, tiny_ta
 def test_bad_configs_fail_early():
     with pytest.raises(ValueError, match=r"rows \(5\) must be at least users"):
         SynthConfig(users=10, rows=5)
+    for settings, message in (  # each of these ended in a traceback, or in times no reader takes
+        ({"min_break_s": 1e15}, "min_break_s must be between 0 and 30 days"),
+        ({"users": 10**10}, "users at most 100,000,000"),
+        ({"rows": 10**11}, "rows at most 10,000,000 a user on average"),
+        ({"user_rows_sigma": 50.0}, "user_rows_sigma must be between 0 and 5.0"),
+        ({"user_rows_median": -5.0}, "user_rows_median must be positive"),
+        ({"start": datetime(9999, 12, 31, tzinfo=UTC)}, "start must be in year 9000 or before"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            SynthConfig(**{"users": 3, **settings})
     with pytest.raises(ValueError, match="style"):
         SynthConfig(users=10, style="bing")  # type: ignore[arg-type]
