@@ -125,7 +125,8 @@ def distinct_queries(sessions: pl.DataFrame, cfg: MiningConfig) -> pl.DataFrame:
 def mine_pairs(sessions: pl.DataFrame, cfg: MiningConfig) -> pl.DataFrame:
     """Positive and negative pairs (`PAIR_SCHEMA`), ordered by split, kind, user, texts."""
     bucketed = sessions.with_columns(_bucket=user_bucket(pl.col("user_id"), cfg.partitions))
-    parts = ordered_map(lambda b: mine_bucket(bucketed.filter(pl.col("_bucket") == b), cfg), range(cfg.partitions))
+    buckets = bucketed["_bucket"].unique().sort().to_list() or [0]  # those holding users: there may be fewer
+    parts = ordered_map(lambda b: mine_bucket(bucketed.filter(pl.col("_bucket") == b), cfg), buckets)
     return order_pairs(pl.concat(list(parts)))
 
 
