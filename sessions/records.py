@@ -108,9 +108,9 @@ def iter_blocks(
     decompressed offset and pyarrow's words). Other read errors are raised.
 
     Lines end with LF or CRLF, or, in a file whose first `LINE_ENDING_SNIFF_BYTES`
-    (or all) hold a carriage return and no LF, with CR alone (classic Mac OS, as
-    spreadsheets there save CSV): each such CR is then read as the LF it stands for,
-    as Python's `csv` and universal newlines read it.
+    (or all) hold more lone carriage returns than LFs, with CR alone (classic Mac OS,
+    whose spreadsheets save CSV so, an LF inside a quoted cell): each CR is then read
+    as the LF it stands for, as Python's `csv` and universal newlines read it.
 
     Args:
         path: a text file; `.gz`, `.bz2`, `.zst` and `.lz4` are decompressed.
@@ -145,8 +145,12 @@ def iter_blocks(
                     carry = buf
                     continue
                 buf, started = buf.removeprefix(BOM), True
-            if ending is None and (ending := _line_ending(buf, eof)) == _CR:
-                buf = buf.replace(_CR, b"\n")  # what was carried and read so far; later chunks as they come
+            if ending is None:  # the file's first bytes decide, before any block is handed on
+                if not eof and len(buf) < LINE_ENDING_SNIFF_BYTES:
+                    carry = buf
+                    continue
+                if (ending := _line_ending(buf[:LINE_ENDING_SNIFF_BYTES])) == _CR:
+                    buf = buf.replace(_CR, b"\n")  # what was read so far; later chunks as they come
             if eof and not buf and damage is None:
                 return
             newlines = np.flatnonzero(np.frombuffer(buf, dtype=np.uint8) == _NEWLINE)
@@ -174,15 +178,12 @@ LINE_ENDING_SNIFF_BYTES = 1 << 16
 _CR = b"\r"
 
 
-def _line_ending(head: bytes, eof: bool) -> bytes | None:
-    """The line ending of a file that starts with `head`: LF when it holds one (CRLF
-    files too), CR when it holds a CR and no LF in its first `LINE_ENDING_SNIFF_BYTES`
-    or in all of it (`eof`); None while too little has been read to tell."""
-    if b"\n" in head:
-        return b"\n"
-    if not eof and len(head) < LINE_ENDING_SNIFF_BYTES:
-        return None
-    return _CR if _CR in head else b"\n"
+def _line_ending(head: bytes) -> bytes:
+    """The line ending of a file that starts with `head`: CR when lone CRs (not of a
+    CRLF) outnumber its LFs, else LF (CRLF files too; a stray CR in a line does not
+    make a file of LF lines a CR one)."""
+    lone = head.count(_CR) - head.count(b"\r\n")
+    return _CR if lone > head.count(b"\n") else b"\n"
 
 
 def iter_records(

@@ -318,6 +318,24 @@ def test_a_file_whose_lines_end_with_cr_alone_reads_as_with_lf(tmp_path_factory,
     assert got[0] == got[1] == got[2]
 
 
+def test_a_cr_csv_with_a_line_break_in_a_quoted_cell_reads_as_pythons_csv_reads_it(tmp_path):
+    """Excel for Mac: rows end with CR, a line break inside a cell is an LF; a stray CR in
+    an LF file's line leaves it an LF file."""
+    import csv
+    import io
+
+    data = b'user,time,text\ru1,2023-03-01 10:00:00,"two\nlines"\ru1,2023-03-01 10:01:00,next\r'
+    (tmp_path / "mac.csv").write_bytes(data)
+    _, events, _ = run(
+        tmp_path / "mac", [tmp_path / "mac.csv"], "table", options=ReadOptions(map="user=user,time=time,text=text")
+    )
+    assert events["query"].to_list() == [row["text"] for row in csv.DictReader(io.StringIO(data.decode(), newline=""))]
+    stray = AOL_HEADER + b"1\tcar\rparts\t2006-03-01 00:00:00\t\t\n" + b"1\tb\t2006-03-01 00:01:00\t\t\n" * 3
+    (tmp_path / "stray.txt").write_bytes(stray)
+    report, events, _ = run(tmp_path / "stray", [tmp_path / "stray.txt"], "aol")
+    assert report.rows_in == 4 and events["query"].to_list() == ["car\rparts", "b", "b", "b"]  # read as written
+
+
 # Lines that test what the fast path's byte census decides: fields of (Unicode) whitespace
 # only, a byte-order mark or a DEL inside a field.
 odd_line = st.one_of(
