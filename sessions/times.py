@@ -106,9 +106,11 @@ class TimeOptions:
             if "%Z" in self.format:
                 raise ValueError(f"--time-format {self.format!r}: %Z (a zone's name) is not read; use %z for an "
                                  "offset, or --timezone for the zone of every time")  # fmt: skip
-            unknown = [d for d, letter in _DIRECTIVE.findall(self.format) if letter not in _DIRECTIVES]
+            unknown = [d for d, colons, letter in _DIRECTIVE.findall(self.format)
+                       if letter not in _DIRECTIVES or (colons and letter != "z")]  # fmt: skip
             if unknown:  # polars reads every time as null with them, as if the times were bad
-                raise ValueError(f"--time-format {self.format!r}: {unknown[0]} is not a strptime directive")
+                what = f"{unknown[0]} is not a strptime directive" if unknown[0] != "%" else "a % ends it"
+                raise ValueError(f"--time-format {self.format!r}: {what}")
             try:
                 pl.Series(["2000-01-01"]).str.strptime(_NAIVE, self.format, strict=False)
             except pl.exceptions.PolarsError as err:
@@ -116,8 +118,9 @@ class TimeOptions:
 
 
 # A directive of a strptime format (with chrono's padding, width and colon modifiers:
-# %-d, %3f, %.f, %:z) and its letter; the letters chrono, which polars reads times with, knows.
-_DIRECTIVE = re.compile(r"(%[-_0^#]?\.?\d?:{0,3}(.))")
+# %-d, %3f, %.f, %:z), its colons and its letter ('' for a % that ends the format); the
+# letters chrono, which polars reads times with, knows.
+_DIRECTIVE = re.compile(r"(%[-_0]?\.?\d?(:{0,3})(.?))")
 _DIRECTIVES = frozenset("aAbBcCdDeFfgGhHIjklmMnpPrRsStTuUvVwWxXyYzZ%+")
 
 

@@ -57,9 +57,9 @@ def decoded_text(batch: pa.RecordBatch, columns: Sequence[str] = ()) -> tuple[pa
         if pa.types.is_dictionary(f.type):  # a categorical (pandas writes them): its values
             arrays[i] = arrays[i].dictionary_decode()
         kind = arrays[i].type
-        if not (pa.types.is_binary(kind) or pa.types.is_large_binary(kind)):
+        if not (pa.types.is_binary(kind) or pa.types.is_large_binary(kind) or pa.types.is_binary_view(kind)):
             continue
-        text = pa.large_string() if pa.types.is_large_binary(kind) else pa.string()
+        text = {pa.large_binary(): pa.large_string(), pa.binary_view(): pa.string_view()}.get(kind, pa.string())
         try:
             arrays[i] = arrays[i].cast(text)
             continue

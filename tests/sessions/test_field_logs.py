@@ -301,9 +301,12 @@ def test_time_unit_and_time_format_read_what_the_defaults_cannot(tmp_path):
     assert events["ts"].to_list() == [A] and rejected["reason"].to_list() == [Reason.BAD_TIME]  # the format alone
     with pytest.raises(ValueError, match="--timezone 'Mars/Olympus': not a time zone"):
         ReadOptions(timezone="Mars/Olympus")
-    for wrong, directive in (("%Q", "%Q"), ("%Y-%m-%d %i", "%i"), ("%d.%m.%Y %H:%M %E", "%E")):  # every time null
+    for wrong, directive in (("%Q", "%Q"), ("%Y-%m-%d %i", "%i"), ("%d.%m.%Y %H:%M %E", "%E"), ("%:Z", "%:Z"),
+                             ("%#d", "%#")):  # fmt: skip
         with pytest.raises(ValueError, match=f"--time-format '{wrong}': {directive} is not a strptime directive"):
-            ReadOptions(time_format=wrong)
+            ReadOptions(time_format=wrong)  # polars would read every time as null
+    with pytest.raises(ValueError, match="a % ends it"):
+        ReadOptions(time_format="%Y-%m-%d %")
     for right in ("%Y-%m-%d %H:%M:%S%.f", "%-d.%-m.%Y", "%Y-%m-%dT%H:%M:%S%:z", "%s", "%e %b %Y %I:%M %p", "%Y %% %j"):
         ReadOptions(time_format=right)
 

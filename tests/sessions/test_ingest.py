@@ -227,18 +227,26 @@ binary_text = st.lists(st.sampled_from([b"a", b" ", b"\xc3\xa9", b"\xff", b"\xe2
 
 
 @settings(max_examples=25, deadline=None)
-@given(texts=st.lists(st.one_of(st.none(), binary_text), min_size=1, max_size=12), large=st.booleans())
-def test_text_stored_as_parquet_binary_is_read_and_bytes_that_are_not_utf8_are_rejected(tmp_path_factory, texts, large):
-    """Parquet writers store text as binary too: a mapped binary column is read as text,
-    a value that is not UTF-8 rejects its row as bad_encoding (as in a text log), an
-    unmapped binary column (an image, say) rejects nothing, and no row is lost."""
+@given(texts=st.lists(st.one_of(st.none(), binary_text), min_size=1, max_size=12),
+       kind=st.sampled_from(["binary", "large_binary", "binary_view", "dictionary"]))  # fmt: skip
+def test_text_stored_as_parquet_binary_is_read_and_bytes_that_are_not_utf8_are_rejected(tmp_path_factory, texts, kind):
+    """Parquet writers store text as binary too (plain, large, a view, a categorical of
+    it): a mapped binary column is read as text, a value that is not UTF-8 rejects its
+    row as bad_encoding (as in a text log), an unmapped binary column (an image, say)
+    rejects nothing, and no row is lost."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     tmp = tmp_path_factory.mktemp("binary")
-    kind, n = (pa.large_binary() if large else pa.binary()), len(texts)
-    pq.write_table(pa.table({"who": ["ann"] * n, "when": ["2024-05-01T10:00:00Z"] * n, "prompt": pa.array(texts, kind),
-                             "image": pa.array([b"\x89PNG\xff"] * n, kind)}), tmp / "log.parquet")  # fmt: skip
+    n = len(texts)
+
+    def column(values: list) -> pa.Array:
+        if kind == "dictionary":
+            return pa.array(values, pa.binary()).dictionary_encode()
+        return pa.array(values, getattr(pa, kind)())
+
+    pq.write_table(pa.table({"who": ["ann"] * n, "when": ["2024-05-01T10:00:00Z"] * n, "prompt": column(texts),
+                             "image": column([b"\x89PNG\xff"] * n)}), tmp / "log.parquet")  # fmt: skip
     options = ReadOptions(map="user=who,time=when,text=prompt")
     report, events, rejected = run(tmp, [tmp / "log.parquet"], "table", options=options)
     reasons = [_reason_of_text(t) for t in texts]
