@@ -172,14 +172,14 @@ def expand_inputs(inputs: Sequence[str | Path], skipped: list[dict[str, str]] | 
     log; FileNotFoundError when nothing but non-logs is left."""
     files: list[str] = []
     left_out: list[dict[str, str]] = []
-    first_place: dict[str, str] = {}  # storage.identity -> the input file read for it
+    first_place: dict[str, str] = {}  # storage.file_identity -> the input file read for it
     for item in inputs:
         found = storage.expand([item])
         named = found == [storage.absolute(item)]  # a file named on its own
         for f in found:
             if not named and (reason := not_log_reason(f)) is not None:
                 left_out.append({"path": f, "reason": reason})
-            elif (same := storage.identity(f)) in first_place:
+            elif (same := storage.file_identity(f)) in first_place:
                 left_out.append({"path": f, "reason": f"the same file as {first_place[same]}: read once"})
             else:
                 first_place[same] = f
@@ -187,8 +187,8 @@ def expand_inputs(inputs: Sequence[str | Path], skipped: list[dict[str, str]] | 
         if not named and (directory := storage.local_path(item)) is not None and directory.is_dir():
             broken = sorted(p for p in directory.rglob("*") if p.is_symlink() and not p.exists())
             left_out += [{"path": str(p), "reason": "a link to nothing"} for p in broken]
-    if skipped is not None:
-        skipped += left_out
+    if skipped is not None:  # each once, though a directory be named twice
+        skipped += list({entry["path"]: entry for entry in left_out}.values())
     datasets = {storage.parent(f) for f in files if f.endswith(".parquet")}
     for location in [*(f for f in files if storage.name(f) == REPORT), *sorted(datasets)]:
         if storage.name(location) == REPORT or storage.exists(storage.join(location, MANIFEST)):

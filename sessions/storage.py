@@ -599,6 +599,18 @@ def contains(outer: str | os.PathLike, inner: str | os.PathLike) -> bool:
     return b == a or b.startswith(a.rstrip("/") + "/")
 
 
+def file_identity(location: str | os.PathLike) -> str:
+    """What tells files apart: for a local file its device and inode (a link to it,
+    hard or symbolic, is the same file), else the location (`identity`)."""
+    if is_local(location):
+        try:
+            stat = os.stat(resolve(location)[1])
+            return f"inode:{stat.st_dev}:{stat.st_ino}"
+        except OSError:
+            pass
+    return identity(location)
+
+
 def identity(location: str | os.PathLike) -> str:
     """One form of a location for comparing it with others: a local path absolute with
     its symlinks resolved (a file and a link to it are one), a URI without a trailing

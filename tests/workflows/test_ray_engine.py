@@ -91,15 +91,17 @@ def test_logs_from_the_field_read_alike_on_both_engines(ray_cluster, tmp_path):
     (logs / "user-ct-test-collection-04.txt").write_bytes(header + b"".join(fold) + b"-1\tq\t2006-10-29 03:00:00\n")
     (logs / "user-ct-test-collection-05.txt").symlink_to(logs / "user-ct-test-collection-01.txt")
     (logs / "user-ct-test-collection-06.txt").symlink_to(tmp_path / "nowhere")
+    (logs / "user-ct-test-collection-07.txt").hardlink_to(logs / "user-ct-test-collection-04.txt")
     options = ReadOptions(timezone="America/New_York", unknown_user=("-1",))
-    inputs = [logs, logs / "user-ct-test-collection-02.txt"]
+    inputs = [logs, logs / "user-ct-test-collection-02.txt", logs]  # the directory named twice: listed once
     ray_report = ray_jobs.ingest(inputs, "aol", tmp_path / "ray", buckets=3, options=options)
     local_report = local_ingest(inputs, "aol", tmp_path / "local", options=options)
     assert ray_report.skipped_files == local_report.skipped_files
-    once = f"the same file as {logs / 'user-ct-test-collection-0%d.txt'}: read once"
+    name = {i: f"user-ct-test-collection-0{i}.txt" + (".gz" if i == 3 else "") for i in range(1, 8)}
+    once = {i: f"the same file as {logs / name[i]}: read once" for i in name}
     assert [(Path(s["path"]).name, s["reason"]) for s in ray_report.skipped_files[1:]] == [
-        ("user-ct-test-collection-05.txt", once % 1), ("user-ct-test-collection-06.txt", "a link to nothing"),
-        ("user-ct-test-collection-02.txt", once % 2)]  # fmt: skip
+        (name[5], once[1]), (name[7], once[4]), (name[6], "a link to nothing"), (name[2], once[2]),
+        (name[1], once[1]), (name[3], once[3]), (name[4], once[4])]  # fmt: skip
     assert ray_report.skipped_files[0]["path"].endswith("U500k_README.txt")
     for report in (ray_report, local_report):
         assert report.skipped_lines == {"header": 1} and len(report.files) == 4
