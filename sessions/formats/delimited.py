@@ -97,7 +97,8 @@ class DelimitedFormat(LogFormat):
         first = next(blocks, None)
         if first is None:
             return
-        has_header = self.header != "none" and (first.data or not first.damage)  # damaged before its first byte
+        # a stream damaged before its first whole line holds no header, only a truncated record
+        has_header = self.header != "none" and not (first.damage and not len(first.newlines))
         names, first = self._read_header(first, path) if has_header else (self.columns, first)
         # Blocks are parsed two at a time (polars and numpy release the GIL); row ids
         # are local to a block until its place in the file is known.

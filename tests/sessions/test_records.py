@@ -10,7 +10,7 @@ import polars as pl
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from sessions.records import BOM, RECORD_SCHEMA, iter_records
+from sessions.records import BOM, LINE_ENDING_SNIFF_BYTES, RECORD_SCHEMA, iter_records
 
 
 def records(path, **kw) -> pl.DataFrame:
@@ -60,11 +60,15 @@ def test_empty_file_has_no_records(tmp_path):
 @example(data=b"\r", block=1)  # a CRLF file cut before its last LF (found by hypothesis in CI's place)
 def test_any_bytes_any_block_size_reassemble_exactly(tmp_path_factory, data, block):
     """Records are exactly the newline-separated pieces of the file, however it is cut
-    (a byte-order mark that starts the file or a record is not text)."""
+    (a byte-order mark that starts the file or a record is not text; in a file whose
+    lone CRs outnumber its LFs, a CR is a newline)."""
     path = tmp_path_factory.mktemp("b") / "x.bin"
     path.write_bytes(data)
     df = records(path, block_bytes=block)
     body = data.removeprefix(BOM)
+    head = body[:LINE_ENDING_SNIFF_BYTES]
+    if head.count(b"\r") - head.count(b"\r\n") > head.count(b"\n"):
+        body = body.replace(b"\r", b"\n")
     pieces = body.split(b"\n") if body else []
     if body.endswith(b"\n"):
         pieces = pieces[:-1]

@@ -275,3 +275,19 @@ def test_a_log_of_which_nothing_is_read_is_refused_with_its_likely_cause(name, d
     done = runner.invoke(app, ["ingest", str(tmp_path / name), "-f", "aol", "-o", str(tmp_path / "o")])
     assert done.exit_code == 2 and "nothing could be read: all 1 records were rejected" in done.output, done.output
     assert cause in " ".join(done.output.split()) and not (tmp_path / "o").exists()
+
+
+def test_nothing_read_names_utf16_a_file_cut_before_any_record_and_mine_gold_alike(tmp_path):
+    utf16 = "AnonID\tQuery\tQueryTime\tItemRank\tClickURL\n1\tq\t2006-03-01 00:00:00\t\t\n".encode("utf-16")
+    (tmp_path / "u16.tsv").write_bytes(utf16)
+    (tmp_path / "cut.txt.gz").write_bytes(gzip.compress(b"599381\tq\t2006-03-01 01:14:05\t\t\t1\n" * 40)[:12])
+    (tmp_path / "gayo.csv").write_text("x\n")
+    for args, said in (
+        (["ingest", "u16.tsv", "-f", "aol"], "often UTF-16 (Excel's Unicode Text): convert it to UTF-8"),
+        (["ingest", "cut.txt.gz", "-f", "webis-smc"], "the compressed input is cut short or damaged before its first"),
+        (["mine", "gayo.csv", "--gold", "session", "-f", "gayo-avello"], "all 1 records were rejected"),
+    ):
+        args[1] = str(tmp_path / args[1])
+        done = runner.invoke(app, [*args, "-o", str(tmp_path / "o")])
+        assert done.exit_code == 2 and said in " ".join(done.output.split()), done.output
+        assert len(done.output.strip().splitlines()) == 1 and not (tmp_path / "o").exists()

@@ -147,12 +147,16 @@ def require_rows_read(report: dict, output: str) -> None:
     if report["rows_ok"]:
         return
     if not report["rows_in"]:
+        damaged = [f for f in report.get("files", []) if f.get("damage")]
+        if damaged:
+            raise ValueError(f"nothing could be read: {damaged[0]['path']} is cut short or damaged before its first "
+                             f"record ({damaged[0]['damage']})")  # fmt: skip
         raise ValueError("nothing could be read: the inputs hold no records")
     import polars as pl
 
     from sessions import storage
     from sessions.ingest import REJECTED_FILE
-    from sessions.io import remove_outputs_of, scan_table
+    from sessions.io import REPORT, remove_outputs_of, scan_table
 
     table = scan_table(storage.join(output, REJECTED_FILE))
     reasons = table.group_by("reason").len().sort("len", "reason", descending=[True, False]).collect()
@@ -160,7 +164,10 @@ def require_rows_read(report: dict, output: str) -> None:
     example = table.filter(pl.col("reason") == reason).head(1).collect().row(0, named=True)
     raw = example["raw"] if len(example["raw"]) <= 160 else example["raw"][:160] + "..."
     also = "".join(f", {r} ({n:,})" for r, n in others)
-    remove_outputs_of(output)
+    if storage.exists(storage.join(output, REPORT)):
+        remove_outputs_of(output)
+    else:  # a job that checks before its report is written (mine --gold): its rejected rows alone
+        storage.remove(storage.join(output, REJECTED_FILE))
     cause = _NOTHING_READ_CAUSE.get(reason, "a wrong --format, --map or time format is the usual cause")
     raise ValueError(
         f"nothing could be read: all {report['rows_in']:,} records were rejected, most as {reason} ({count:,}){also}, "
@@ -171,6 +178,8 @@ def require_rows_read(report: dict, output: str) -> None:
 _NOTHING_READ_CAUSE = {  # why no record of a log was read, by the reason most of them were rejected for
     "truncated_stream": "the compressed input is cut short or damaged before its first whole record",
     "bad_encoding": "the input is not UTF-8 text (convert it, e.g. with iconv)",
+    "control_chars": "text full of control bytes is often UTF-16 (Excel's Unicode Text): convert it to UTF-8, "
+    "e.g. with iconv -f UTF-16",
 }
 
 
