@@ -150,6 +150,9 @@ def test_a_jobs_api_address_names_no_cluster(tmp_path, monkeypatch):
     (tmp_path / "log.tsv").write_text(LOG)
     monkeypatch.setenv("RAY_ADDRESS", "http://127.0.0.1:8265")
     assert named_cluster(None) is None and named_cluster("10.0.0.1:6379") == "10.0.0.1:6379"
+    monkeypatch.setenv("RAY_ADDRESS", "local")  # Ray's word for "start a new local Ray"
+    assert named_cluster(None) is None
+    monkeypatch.setenv("RAY_ADDRESS", "http://127.0.0.1:8265")
     assert common.choose_engine("auto", None, [str(tmp_path / "log.tsv")], "aol")[0] == "local"
     monkeypatch.setenv("RAY_ADDRESS", "10.0.0.1:6379")  # as `ray job submit` sets it for its job
     assert named_cluster(None) == "10.0.0.1:6379"

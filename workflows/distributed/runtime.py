@@ -67,7 +67,9 @@ def named_cluster(address: str | None) -> str | None:
                              "give the cluster's (host:6379, or ray://host:10001)")  # fmt: skip
         return address
     from_env = os.environ.get("RAY_ADDRESS")
-    return from_env if from_env and not from_env.lower().startswith(_JOBS_API) else None
+    if not from_env or from_env == "local" or from_env.lower().startswith(_JOBS_API):  # "local": a new local Ray
+        return None
+    return from_env
 
 
 _JOBS_API = ("http://", "https://")

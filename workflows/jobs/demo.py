@@ -37,6 +37,7 @@ from synth import SynthConfig
 from workflows.config import flat, to_dict
 from workflows.jobs import common
 from workflows.jobs.score import ScoreConfig
+from workflows.jobs.segment import LEXICAL_METHODS
 from workflows.jobs.train_hierarchy import HierarchyTrainConfig
 from workflows.jobs.train_session import SessionTrainConfig
 
@@ -70,7 +71,9 @@ class DemoConfig:
     format: str | None = common.log_format("format of --data: aol, webis-smc, gayo-avello, diffusiondb, "
                                            "midjourney or table")  # fmt: skip
     synth: SynthConfig = field(default_factory=lambda: SynthConfig(users=600, rows=30_000), metadata={"prefix": ""})
-    segment: SegmentConfig = field(default_factory=SegmentConfig, metadata={"prefix": "segment-"})
+    segment: SegmentConfig = field(
+        default_factory=SegmentConfig, metadata={"prefix": "segment-", "choices": {"method": LEXICAL_METHODS}}
+    )  # learned needs the model trained later
     missions: MissionConfig = field(default_factory=MissionConfig, metadata={"prefix": "mission-"})
     mining: MiningConfig = field(default_factory=MiningConfig, metadata={"prefix": "mining-"})
     session: SessionTrainConfig = field(default_factory=_demo_session, metadata={"prefix": "session-"})
@@ -203,7 +206,6 @@ def _evaluate(events_dir: str, cfg: DemoConfig, summary: DemoSummary, figures: P
     from workflows.figures import segmentation_bars
     from workflows.jobs.evaluate_crossval import time_gap_grid
     from workflows.jobs.evaluate_segmentation import evaluate_methods, has_gold
-    from workflows.jobs.segment import LEXICAL_METHODS
 
     labelled = pl.any_horizontal(pl.col(col).is_not_null() for col, _ in GOLD_LEVELS)
     # the users with a truth, whole (segmentation is per user): nothing more in memory
