@@ -11,6 +11,7 @@ The only package that imports ray or mlflow. Its subpackages, outermost first:
 - `tracking`: MLflow (the store, registry and aliases, the pyfunc models, run
   comparison).
 
-Beside them `config` (YAML and dataclass configs, no typer) and `figures`
-(matplotlib). May import `sessions/`, `synth/`, `hierarchies/`, `models/`.
+Beside them `config` (YAML and dataclass configs, no typer), `errors` (what a user can
+put right, for every layer) and `figures` (matplotlib). May import `sessions/`,
+`synth/`, `hierarchies/`, `models/`.
 """

@@ -14,6 +14,7 @@ from pathlib import Path
 import mlflow
 import psutil
 import pytest
+import ray.data  # noqa: F401  (its loggers write to the stderr of their first import: here, not a CliRunner's)
 from mlflow.tracking import MlflowClient
 
 

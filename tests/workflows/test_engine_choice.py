@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from workflows.cli import app
 from workflows.distributed.runtime import require_cluster
+from workflows.errors import user_error
 from workflows.jobs import common
 
 runner = CliRunner()
@@ -136,9 +137,9 @@ def test_a_users_error_raised_in_a_ray_task_is_that_error_without_rays_wrapping(
     raised.args = (raised.args[0] + "\nFailed to apply UDF transform after 1/1 attempts (total backoff 0.0s).",)
     wrapped = RayTaskError("MapBatches(parse)", "Traceback (most recent call last): ...", raised).as_instanceof_cause()
     assert isinstance(wrapped, ValueError) and str(wrapped) != str(raised)  # what a job would have printed
-    assert common.user_error(wrapped) is raised and str(raised) == "log.csv: no column 'who'"
-    assert common.user_error(RayTaskError("f", "...", RuntimeError("a bug")).as_instanceof_cause()) is None
-    assert common.user_error(KeyError("a bug")) is None and common.user_error(raised) is raised
+    assert user_error(wrapped) is raised and str(raised) == "log.csv: no column 'who'"
+    assert user_error(RayTaskError("f", "...", RuntimeError("a bug")).as_instanceof_cause()) is None
+    assert user_error(KeyError("a bug")) is None and user_error(raised) is raised
 
 
 def test_a_jobs_api_address_names_no_cluster(tmp_path, monkeypatch):

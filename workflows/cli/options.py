@@ -31,7 +31,8 @@ from typer.core import TyperArgument, TyperCommand
 
 from workflows.cli.common import fail
 from workflows.config import Leaf, build, leaves, read_yaml, to_yaml
-from workflows.jobs.common import USER_ERRORS, nothing_left_on_error
+from workflows.errors import USER_ERRORS
+from workflows.jobs.common import nothing_left_on_error
 
 PRINT_HELP = "Print the settings as YAML and stop (null: a default that depends on another setting)."
 CONFIG_HELP = "A YAML file of this command's settings (write one with --print-config); options given override it."

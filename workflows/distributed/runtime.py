@@ -37,12 +37,13 @@ def ray_runtime(address: str | None = None, num_cpus: int | None = None, worker_
     if cluster is None:
         _single_machine_mode()
 
+    if cluster is not None and not ray.is_initialized():
+        require_cluster(cluster, "--address" if address else "RAY_ADDRESS")
     _report_tasks_errors()
     if ray.is_initialized():
         yield
         return
     if cluster is not None:
-        require_cluster(cluster, "--address" if address else "RAY_ADDRESS")
         ray.init(address=cluster, logging_level=logging.WARNING, log_to_driver=worker_output)
     else:
         hook = f"{__name__}.quiet_local_workers"
@@ -78,7 +79,7 @@ _JOBS_API = ("http://", "https://")
 def _report_tasks_errors() -> None:
     """Ray Data settings of this driver, which its datasets carry to their tasks:
     progress bars, and a task's own exception handed back (as the `cause` of Ray's
-    `RayTaskError`, which `workflows.jobs.common.user_error` unwraps) rather than
+    `RayTaskError`, which `workflows.errors.user_error` unwraps) rather than
     Ray Data's `UserCodeException`, which keeps only its text: a bad input read by a
     Ray task then ends in the one-line error the one-process engine gives."""
     from ray.data import DataContext

@@ -39,6 +39,7 @@ from sessions.pipeline import ingest_source, ingest_summary
 from sessions.records import DEFAULT_BLOCK_BYTES
 from sessions.schema import EVENT_SCHEMA, REJECTED_SCHEMA
 from workflows.distributed.runtime import cluster_cpus
+from workflows.errors import USER_ERRORS
 
 EVENT_COLUMNS = ["row_id", "user_id", "ts", "query"]
 
@@ -57,8 +58,6 @@ def _parse_into_staging(
     FileCount as JSON), or the `error` that made it unreadable (a user's error, as the
     one-process engine raises it: `USER_ERRORS`), which the driver raises in one line
     (a task that failed would bring Ray Data's traceback to the terminal)."""
-    from workflows.jobs.common import USER_ERRORS
-
     counts = []
     for file, path in zip(batch["file"].to_pylist(), batch["path"].to_pylist(), strict=True):
         count = FileCount(path)

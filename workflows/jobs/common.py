@@ -3,7 +3,6 @@ factory each, so every command words and checks them alike."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import field
@@ -11,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from workflows.config import to_dict
+from workflows.errors import user_error
 
 if TYPE_CHECKING:
     from sessions.formats.options import ReadOptions
@@ -29,9 +29,6 @@ Engine = Literal["auto", "ray", "local"]
 LOCAL_MAX_BYTES = 16 << 20
 COMPRESSED_TEXT_RATIO = 8
 _COMPRESSED = (".gz", ".bz2", ".zst", ".lz4", ".parquet")  # what the readers decompress (`sessions.storage`)
-# Bad settings or inputs (ValueError) and files or storage that cannot be read or
-# written (OSError, `sessions.storage.StorageError`): what a user can put right
-USER_ERRORS = (ValueError, OSError)
 _CREATED: list[str] = []  # output directories claimed where nothing was, by the jobs running now
 FORMAT_HELP = "format of raw logs: aol, webis-smc, gayo-avello, diffusiondb, midjourney or table"
 GOLD_FORMAT_HELP = (  # the formats that carry gold sessions or missions
@@ -300,24 +297,3 @@ def nothing_left_on_error() -> Iterator[None]:
         raise cause from None
     finally:
         del _CREATED[start:]
-
-
-def user_error(err: BaseException) -> BaseException | None:
-    """`err` when it is a user's error (`USER_ERRORS`), or the user's error a Ray task
-    raised and Ray handed back (`ray.exceptions.RayTaskError`, whose text is the task's
-    whole traceback: its `cause`, without the retry advice Ray Data appends to a failed
-    task's message); None for anything else."""
-    exceptions = sys.modules.get("ray.exceptions")  # no Ray imported: no Ray error
-    unwrapped = False
-    while exceptions is not None and isinstance(err, exceptions.RayTaskError) and err.cause is not None:
-        err, unwrapped = err.cause, True
-    if not isinstance(err, USER_ERRORS):
-        return None
-    if unwrapped and err.args and isinstance(err.args[0], str):
-        err.args = (err.args[0].split(RAY_DATA_RETRY_ADVICE, 1)[0], *err.args[1:])
-    return err
-
-
-# How Ray Data's advice on retries starts, appended to a failed task's exception message
-# (ray.data._internal.util._annotate_exception_with_retry_context).
-RAY_DATA_RETRY_ADVICE = "\nFailed to "

@@ -1,0 +1,30 @@
+"""What counts as a user's error, for every layer of `workflows`: the errors a command
+ends in one line (exit 2), leaving no output, rather than in a traceback."""
+
+from __future__ import annotations
+
+import sys
+
+# Bad settings or inputs (ValueError) and files or storage that cannot be read or
+# written (OSError, `sessions.storage.StorageError`): what a user can put right
+USER_ERRORS = (ValueError, OSError)
+
+# How Ray Data's advice on retries starts, appended to a failed task's exception message
+# (ray.data._internal.util._annotate_exception_with_retry_context).
+RAY_DATA_RETRY_ADVICE = "\nFailed to "
+
+
+def user_error(err: BaseException) -> BaseException | None:
+    """`err` when it is a user's error (`USER_ERRORS`), or the user's error a Ray task
+    raised and Ray handed back (`ray.exceptions.RayTaskError`, whose text is the task's
+    whole traceback: its `cause`, without the retry advice Ray Data appends to a failed
+    task's message); None for anything else."""
+    exceptions = sys.modules.get("ray.exceptions")  # no Ray imported: no Ray error
+    unwrapped = False
+    while exceptions is not None and isinstance(err, exceptions.RayTaskError) and err.cause is not None:
+        err, unwrapped = err.cause, True
+    if not isinstance(err, USER_ERRORS):
+        return None
+    if unwrapped and err.args and isinstance(err.args[0], str):
+        err.args = (err.args[0].split(RAY_DATA_RETRY_ADVICE, 1)[0], *err.args[1:])
+    return err
