@@ -64,22 +64,23 @@ def decoded_text(batch: pa.RecordBatch, columns: Sequence[str] = ()) -> tuple[pa
             arrays[i] = arrays[i].cast(text)
             continue
         except pa.ArrowInvalid:  # some value is not UTF-8
-            values = arrays[i].to_pylist()
-        valid = [v is None or _is_utf8(v) for v in values]
-        arrays[i] = pa.array([v if v is None else v.decode("utf-8", "backslashreplace") for v in values], text)
+            decoded = [_decoded(v) for v in arrays[i].to_pylist()]
+        arrays[i] = pa.array([value for value, _ in decoded], text)
         if not columns or f.name in columns:
-            column_bad = pa.array([not ok for ok in valid])
+            column_bad = pa.array([not utf8 for _, utf8 in decoded])
             bad = column_bad if bad is None else pc.or_(bad, column_bad)
     schema = pa.schema([pa.field(f.name, a.type, f.nullable) for f, a in zip(batch.schema, arrays, strict=True)])
     return pa.RecordBatch.from_arrays(arrays, schema=schema), bad
 
 
-def _is_utf8(value: bytes) -> bool:
+def _decoded(value: bytes | None) -> tuple[str | None, bool]:
+    """`value` as text (bytes that are not UTF-8 escaped) and whether it was UTF-8."""
+    if value is None:
+        return None, True
     try:
-        value.decode("utf-8")
+        return value.decode("utf-8"), True
     except UnicodeDecodeError:
-        return False
-    return True
+        return value.decode("utf-8", "backslashreplace"), False
 
 
 class StructFields(Columns):

@@ -2,7 +2,7 @@
 
 A job joins the cluster it is given (`--address`), or the one it runs under (`ray
 job submit` sets RAY_ADDRESS), or else starts a private local Ray for its own
-duration, as `ray.init()` does.
+duration (`ray.init(address="local")`: never one found running on the machine).
 """
 
 from __future__ import annotations

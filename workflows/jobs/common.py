@@ -86,7 +86,6 @@ def choose_engine(engine: str, address: str | None, inputs: Sequence[str | Path]
     from workflows.distributed.runtime import named_cluster
 
     if engine != "auto":
-        named_cluster(address)  # an address that names no cluster is refused whatever the engine
         return engine, f"--engine {engine}"
     cluster = named_cluster(address)
     if cluster:
