@@ -103,3 +103,35 @@ def test_preparing_the_task_is_left_to_the_jobs_ray_runtime():
     val = pl.DataFrame({"query_a": ["a", "a"], "query_b": ["b", "c"], "label": [1, 0]})
     task = SessionTask(SessionTrainConfig(model="tiny"), train, val)
     assert not ray.is_initialized() and task.examples == 1
+
+
+def test_a_local_rays_workers_find_their_own_cluster_beside_another_local_ray():
+    """Ray's state API, called in a worker (Ray Train's placement-group cleaner does),
+    looks for its cluster among the Ray instances on the machine unless RAY_ADDRESS
+    names it; beside another job's local Ray it found that one (as here) or raised
+    "Found multiple active Ray instances" (a traceback amid `train session`'s output)."""
+    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("RAY_")}
+    other = subprocess.Popen([sys.executable, "-c", textwrap.dedent("""
+        import time
+        from workflows.distributed.runtime import ray_runtime
+        with ray_runtime(num_cpus=1):
+            print("up", flush=True)
+            time.sleep(120)
+    """)], stdout=subprocess.PIPE, text=True, env=env)  # fmt: skip
+    try:
+        assert other.stdout.readline().strip() == "up"
+        code = textwrap.dedent("""
+            import ray
+            from ray._private.services import canonicalize_bootstrap_address
+            from workflows.distributed.runtime import ray_runtime
+
+            with ray_runtime(num_cpus=1):
+                found = ray.get(ray.remote(lambda: canonicalize_bootstrap_address(None)).remote())
+                print(found == ray.get_runtime_context().gcs_address, flush=True)
+        """)
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert done.stdout.strip().splitlines()[-1] == "True"
+    finally:
+        other.kill()
+        other.wait(timeout=60)

@@ -128,7 +128,16 @@ def quiet_local_workers() -> None:
     """Run in every worker of a local Ray: without a dashboard there is no state API,
     and Ray Train's placement-group cleaner would warn about it once a second for
     the whole run. (It removes the placement groups of a crashed trainer; a local
-    Ray is shut down with the job anyway.)"""
+    Ray is shut down with the job anyway.)
+
+    The worker's own cluster is also its RAY_ADDRESS: Ray's state API, which the
+    cleaner calls from a worker, otherwise looks for the cluster among the Ray
+    instances running on the machine: with more than one (another job's local Ray
+    beside this one) it took another's, or its thread died with a ConnectionError's
+    traceback."""
+    import ray
+
+    os.environ["RAY_ADDRESS"] = ray.get_runtime_context().gcs_address
     logging.getLogger("ray.train.v2._internal.execution.controller.placement_group_cleaner").setLevel(logging.ERROR)
 
 
