@@ -70,6 +70,19 @@ def test_lookup_poincare_on_two_workers_holds_hits_multi_hop_pairs_out_and_score
     assert "Traceback" not in refused.output and len(refused.output.strip().splitlines()) == 1
     missing = runner.invoke(app, ["evaluate", "hierarchy", "--model", "0" * 32, "--protocol", "hit"])
     assert missing.exit_code == 2 and "0" * 32 in missing.output and "Traceback" not in missing.output
+    # a lookup table reads no text: the commands that need a text model say so (it said "cannot read its MLmodel")
+    (tmp_path / "log.tsv").write_text(
+        "AnonID\tQuery\tQueryTime\tItemRank\tClickURL\n1\tcats\t2006-03-01 10:00:00\t\t\n"
+    )
+    for uri in (outcome.model_uri, f"runs:/{outcome.run_id}"):
+        log = [str(tmp_path / "log.tsv"), "-f", "aol", "-o", str(tmp_path / "out")]
+        for command, wanted in ((["annotate", *log, "--model", uri], "a hierarchy"),
+                                (["score", *log, "--session-model", uri], "a session")):  # fmt: skip
+            refused = runner.invoke(app, command)
+            lines = refused.output.strip().splitlines()
+            assert refused.exit_code == 2 and len(lines) == 1, refused.output
+            assert f"{uri}: a lookup table" in lines[0] and f"this takes {wanted} model" in lines[0], lines[0]
+            assert not (tmp_path / "out").exists()
 
 
 MAMMALS_TABLE = {"data": "wordnet-mammals", "model": "lookup", "holdout": "hit-mixed", "seed": 0}

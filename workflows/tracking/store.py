@@ -290,14 +290,45 @@ def require_model(uri: str, kinds: tuple[str, ...] = ()) -> str | None:
     _require_model(uri)
     if not kinds:
         return None
+    wanted = " or ".join(KINDS[k] for k in kinds)
     try:
         kind = model_kind(uri)
     except (MlflowException, OSError) as err:
-        raise ValueError(f"{uri}: cannot read its MLmodel file ({_first(err)})") from None
+        held = _held_instead(uri)
+        raise ValueError(f"{uri}: {held}; this takes {wanted}" if held else
+                         f"{uri}: cannot read its MLmodel file ({_first(err)})") from None  # fmt: skip
     if kind is not None and kind not in kinds:
-        wanted = " or ".join(KINDS[k] for k in kinds)
         raise ValueError(f"{uri} is {KINDS.get(kind, kind)}; this takes {wanted}")
     return kind
+
+
+def _held_instead(uri: str) -> str | None:
+    """For a `runs:/` URI with no model there, what its run holds instead: a lookup
+    table (`train hierarchy --model lookup` logs its points, not a model that reads
+    text) or a model at another path of the run. None when neither."""
+    from mlflow.exceptions import MlflowException
+
+    if not uri.startswith("runs:/"):
+        return None
+    run_id, client = run_of(uri), use_store()
+    try:
+        top = client.list_artifacts(run_id)
+        if any(a.path == "table" for a in top) and not any(a.path == "model" for a in top):
+            return (
+                "a lookup table (train hierarchy --model lookup), whose points are its data's nodes: it reads no text"
+            )
+        models = [
+            a.path
+            for a in top
+            if a.is_dir and any(f.path.endswith("/MLmodel") for f in client.list_artifacts(run_id, a.path))
+        ]
+    except (MlflowException, OSError):
+        return None
+    return (
+        f"no model at this path; run {run_id} logs {' and '.join(f'runs:/{run_id}/{m}' for m in models)}"
+        if models
+        else None
+    )
 
 
 def _first(err: BaseException) -> str:
