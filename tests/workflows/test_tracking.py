@@ -3,6 +3,11 @@
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
+
 import mlflow
 from mlflow.tracking import MlflowClient
 
@@ -95,8 +100,9 @@ def test_a_sqlite_store_inside_a_submitted_jobs_working_dir_warns_once(tmp_path,
 
     caplog.clear()
     monkeypatch.setattr(tracking, "_warned", set())
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://10.0.0.5:5000")  # a server: nothing to warn of
-    tracking.use_store()
+    with socket.create_server(("127.0.0.1", 0)) as server:  # a server (one that answers): nothing to warn of
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{server.getsockname()[1]}")
+        tracking.use_store()
     monkeypatch.delenv("RAY_JOB_CONFIG_JSON_ENV_VAR")  # not a submitted job: nothing either
     monkeypatch.delenv("MLFLOW_TRACKING_URI")
     tracking.use_store()
@@ -128,3 +134,46 @@ def test_compare_prints_one_metric_column_in_one_form():
     assert _numbers([3.9, 3.0, None]) == ["3.900", "3.000", ""]
     assert _numbers([80.0, 200.0]) == ["80", "200"]
     assert _numbers([0.5, 12_345.6, float("nan")]) == ["0.500", "12,346", "nan"]
+
+
+def test_a_store_that_cannot_be_opened_is_named_in_one_line(tmp_path, monkeypatch):
+    """A file that is no database, a server that does not answer (MLflow's client
+    retried it for minutes): one line, exit 2, from every command that reads the store."""
+    from typer.testing import CliRunner
+
+    from workflows.cli import app
+
+    bad = tmp_path / "bad.db"
+    bad.write_text("runs and models\n")
+    cases = {
+        f"sqlite:///{bad}": f"{bad}: not an MLflow store this can open (file is not a database)",
+        "http://127.0.0.1:9": "no MLflow tracking server answers at http://127.0.0.1:9 (MLFLOW_TRACKING_URI: "
+        "connection refused)",
+    }
+    for uri, message in cases.items():
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+        for command in (
+            ["compare"],
+            ["promote", "session-model", "1"],
+            ["evaluate", "hierarchy", "--model", "models:/hierarchy-model/1"],
+        ):
+            result = CliRunner().invoke(app, command)
+            lines = result.output.strip().splitlines()
+            assert result.exit_code == 2 and len(lines) == 1 and message in lines[0], (command, result.output)
+    assert bad.read_text() == "runs and models\n"
+
+
+def test_jobs_started_together_on_a_new_store_all_land(tmp_path):
+    """MLflow creates a new SQLite store's tables for tracking and for the registry
+    apart, the registry's without a lock: three jobs started together on a new store
+    all failed in its migrations and left it half-migrated for good."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    code = (
+        "import sys; from workflows.tracking.store import use_store; use_store().create_registered_model(sys.argv[1])"
+    )
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
+    jobs = [subprocess.Popen([sys.executable, "-c", code, f"m{i}"], env=env, stderr=subprocess.PIPE, text=True)
+            for i in range(3)]  # fmt: skip
+    failed = [job.stderr.read()[-2000:] for job in jobs if job.wait(timeout=300) != 0]
+    assert not failed, failed
+    assert sorted(m.name for m in MlflowClient(uri, registry_uri=uri).search_registered_models()) == ["m0", "m1", "m2"]

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from workflows.reach import CONNECT_TIMEOUT_S, unanswered
+
 LOOPBACK = "127.0.0.1"
-CONNECT_TIMEOUT_S = 5.0
 
 
 @contextmanager
@@ -111,13 +111,9 @@ def require_cluster(address: str, named_by: str, timeout_s: float = CONNECT_TIME
     from ray._private.services import resolve_ip_for_localhost
 
     host = host.strip("[]")
-    why = ""
-    for candidate in dict.fromkeys((host, resolve_ip_for_localhost(host))):
-        try:
-            socket.create_connection((candidate, int(port)), timeout=timeout_s).close()
-            return
-        except OSError as err:
-            why = why or (err.strerror or type(err).__name__).lower()
+    why = unanswered((host, resolve_ip_for_localhost(host)), int(port), timeout_s)
+    if why is None:
+        return
     raise ConnectionError(
         f"no Ray cluster answers at {address} ({named_by}: {why}); start one there with `ray start --head`, "
         "or name none to run on a private local Ray"

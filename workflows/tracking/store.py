@@ -16,11 +16,13 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import mlflow
 from mlflow.tracking import MlflowClient
 
 from sessions.provenance import provenance
+from workflows.reach import unanswered
 from workflows.tracking.uri import tracking_uri
 
 CHAMPION = "champion"
@@ -66,9 +68,51 @@ def use_store(existing: bool = False) -> MlflowClient:
             "(their mlflow.db), or set MLFLOW_TRACKING_URI to their store"
         )
     warn_if_ephemeral(uri)
+    if uri not in _opened:
+        _open(uri)
+        _opened.add(uri)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     return MlflowClient(uri)
+
+
+_opened: set[str] = set()
+
+
+def _open(uri: str) -> None:
+    """Reach the store once a process, so that what is wrong with it is said here in one
+    line (ValueError), before a job starts: an http(s) server that does not answer
+    (MLflow's client retries for minutes), a file that is not an MLflow database.
+
+    A new SQLite store is created under a lock that every sessionflow process takes: MLflow
+    3 creates a store's tables for its tracking and its registry side separately, the
+    registry's without a lock, and two jobs started together on a new store both ran
+    the schema's migrations and left it half-migrated for good."""
+    if uri.startswith(("http://", "https://")):
+        parts = urlsplit(uri)
+        why = unanswered([parts.hostname or ""], parts.port or (443 if parts.scheme == "https" else 80))
+        if why:
+            raise ValueError(f"no MLflow tracking server answers at {uri} (MLFLOW_TRACKING_URI: {why}); start it "
+                             "(`mlflow server --workers 1`), or unset MLFLOW_TRACKING_URI for ./mlflow.db")  # fmt: skip
+        return
+    if not uri.startswith("sqlite:///"):
+        return
+    import fcntl
+    import hashlib
+    import tempfile
+
+    from mlflow.exceptions import MlflowException
+    from sqlalchemy.exc import SQLAlchemyError
+
+    path = uri.removeprefix("sqlite:///")
+    key = hashlib.md5(path.encode(), usedforsecurity=False).hexdigest()
+    with open(Path(tempfile.gettempdir()) / f"sessionflow-store-{key}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file is closed
+        try:  # the client creates the tracking side's tables, a search the registry's
+            MlflowClient(uri, registry_uri=uri).search_registered_models(max_results=1)
+        except (MlflowException, SQLAlchemyError) as err:
+            reason = str(getattr(err, "orig", None) or _first(err)).splitlines()[0]
+            raise ValueError(f"{path}: not an MLflow store this can open ({reason})") from None
 
 
 _warned: set[str] = set()
