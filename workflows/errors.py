@@ -3,7 +3,9 @@ ends in one line (exit 2), leaving no output, rather than in a traceback."""
 
 from __future__ import annotations
 
+import signal
 import sys
+from types import FrameType
 
 # Bad settings or inputs (ValueError) and files or storage that cannot be read or
 # written (OSError, `sessions.storage.StorageError`): what a user can put right
@@ -28,3 +30,20 @@ def user_error(err: BaseException) -> BaseException | None:
     if unwrapped and err.args and isinstance(err.args[0], str):
         err.args = (err.args[0].split(RAY_DATA_RETRY_ADVICE, 1)[0], *err.args[1:])
     return err
+
+
+class Stopped(KeyboardInterrupt):
+    """A command stopped by SIGTERM (`kill`, `timeout`, a batch scheduler), raised in the
+    main thread as Ctrl-C raises KeyboardInterrupt, so that what a job started ends the
+    same way: its MLflow run marked FAILED, its Ray shut down."""
+
+
+def stop_on_sigterm() -> None:
+    """SIGTERM raises `Stopped` in the main thread from now on. Python's default ends the
+    process at once, with no cleanup: a training stopped so (before its Ray started,
+    whose driver handler exits in its own way) left its MLflow run RUNNING for good."""
+    signal.signal(signal.SIGTERM, _raise_stopped)
+
+
+def _raise_stopped(signum: int, frame: FrameType | None) -> None:
+    raise Stopped(signal.Signals(signum).name)

@@ -195,3 +195,39 @@ def test_a_run_killed_and_resumed_ends_where_an_uninterrupted_run_ends(store, ki
 def test_a_lookup_table_cannot_hold_out_nodes():
     with pytest.raises(ValueError, match="held-out nodes"):
         HierarchyTrainConfig(model="lookup", holdout="nodes")
+
+
+@pytest.mark.parametrize(("sent", "status", "said"), [("SIGTERM", 143, "stopped by SIGTERM"),
+                                                      ("SIGINT", 130, "stopped by Ctrl-C")])  # fmt: skip
+def test_a_training_stopped_by_a_signal_ends_its_run_and_says_so(sent, status, said, tmp_path):
+    """SIGTERM (`kill`, `timeout`, a scheduler) two seconds into the run (the task being
+    built, or Ray starting): Python's default ended the process at once and left its
+    MLflow run RUNNING for good, and Ray's (during its start) exited 15 without a word.
+    Now SIGTERM ends a command as Ctrl-C does: one line, the run FAILED, exit 128 + the
+    signal's number."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    job = subprocess.Popen(
+        [sys.executable, "-m", "workflows.cli", "train", "hierarchy", "--model", "tiny", "--dim", "4",
+         "--head-epochs", "100000", "--storage", str(tmp_path / "ray")],
+        env={**os.environ, "MLFLOW_TRACKING_URI": uri}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    client, deadline, runs = MlflowClient(uri), time.monotonic() + 240, []
+    while not runs and time.monotonic() < deadline and job.poll() is None:
+        time.sleep(1)
+        if (tmp_path / "mlflow.db").exists():
+            experiment = client.get_experiment_by_name("hierarchy-model")
+            runs = client.search_runs([experiment.experiment_id]) if experiment else []
+    assert runs and runs[0].info.status == "RUNNING", job.communicate(timeout=60)
+    time.sleep(2)  # into the head's fit
+    job.send_signal(getattr(signal, sent))
+    _, err = job.communicate(timeout=120)
+    assert job.returncode == status and err.strip().splitlines()[-1] == said, err[-3000:]
+    assert client.get_run(runs[0].info.run_id).info.status == "FAILED"

@@ -30,6 +30,7 @@ import typer
 
 from workflows.cli import annotate, demo, evaluate, ingest, mine, models, score, segment, synth, train
 from workflows.cli.options import command
+from workflows.errors import stop_on_sigterm
 from workflows.jobs.annotate import AnnotateJob
 from workflows.jobs.demo import DemoConfig
 from workflows.jobs.evaluate_crossval import EvaluateCrossvalJob
@@ -93,6 +94,7 @@ app.add_typer(evaluate_app, name="evaluate")
 
 
 def main() -> None:
+    stop_on_sigterm()
     app()
 
 

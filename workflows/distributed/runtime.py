@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -43,17 +45,41 @@ def ray_runtime(address: str | None = None, num_cpus: int | None = None, worker_
     if ray.is_initialized():
         yield
         return
-    if cluster is not None:
-        ray.init(address=cluster, logging_level=logging.WARNING, log_to_driver=worker_output)
-    else:
-        hook = f"{__name__}.quiet_local_workers"
-        ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, logging_level=logging.WARNING,
-                 runtime_env={"worker_process_setup_hook": hook}, _node_ip_address=LOOPBACK,
-                 log_to_driver=worker_output)  # fmt: skip
+    with _driver_sigterm_kept():
+        if cluster is not None:
+            ray.init(address=cluster, logging_level=logging.WARNING, log_to_driver=worker_output)
+        else:
+            hook = f"{__name__}.quiet_local_workers"
+            ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, logging_level=logging.WARNING,
+                     runtime_env={"worker_process_setup_hook": hook}, _node_ip_address=LOOPBACK,
+                     log_to_driver=worker_output)  # fmt: skip
     try:
         yield
     finally:
         ray.shutdown()
+
+
+@contextmanager
+def _driver_sigterm_kept() -> Iterator[None]:
+    """`ray.init` inside: a SIGTERM handler the driver had (a CLI's, `workflows.errors.
+    stop_on_sigterm`) is put back afterwards, and a SIGTERM during the init ends as that
+    handler ends one (`Stopped`). Ray replaces the driver's handler with its own, which
+    exits (sys.exit) with no word of why."""
+    from workflows.errors import Stopped
+
+    kept = signal.getsignal(signal.SIGTERM)
+    if not callable(kept) or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    try:
+        yield
+    except SystemExit:  # Ray's handler, during the init: what it started goes too
+        import ray
+
+        ray.shutdown()
+        raise Stopped("SIGTERM") from None
+    finally:
+        signal.signal(signal.SIGTERM, kept)
 
 
 def named_cluster(address: str | None) -> str | None:
