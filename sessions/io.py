@@ -170,6 +170,15 @@ def write_parquet(frame: pl.DataFrame, path: str | Path) -> str:
     return str(path)
 
 
+def write_table(frame: pl.DataFrame, path: str | Path) -> str:
+    """Write one frame as a table output: a dataset of one part with its manifest (the
+    layout of every table a job writes, whatever its size or engine: see ParquetSink);
+    returns the location."""
+    with ParquetSink(path, dict(frame.schema)) as sink:
+        sink.write(frame)
+    return str(path)
+
+
 def write_json(obj: Any, path: str | Path) -> str:
     """Write JSON atomically (indented, keys in the order given)."""
     return storage.write_text(json.dumps(obj, indent=2, default=str) + "\n", path)

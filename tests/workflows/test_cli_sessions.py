@@ -259,6 +259,7 @@ def test_mine_gold_accounts_for_every_row_of_the_labelled_log(gt, tmp_path):
     assert report["outputs"]["rejected.parquet"].endswith("rejected.parquet") and report["pairs"] > 0
     assert report["config"]["engine"] == "local" and report["config"]["engine_reason"].startswith("--gold")
     assert "rows rejected" in result.output
+    assert all((tmp_path / "p" / name / "_manifest.json").is_file() for name in ("pairs.parquet", "rejected.parquet"))
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,7 @@ import polars as pl
 
 from sessions import storage
 from sessions.ingest import REJECTED_FILE
-from sessions.io import job_output, parquet_rows, read_table, write_parquet, write_report
+from sessions.io import job_output, parquet_rows, read_table, write_report, write_table
 from sessions.pairs import MiningConfig, gold_pairs, mine_pairs
 from sessions.pipeline import SESSIONS_FILE, load_events
 from workflows.distributed.runtime import ray_runtime
@@ -74,7 +74,7 @@ def run(job: MineJob) -> dict:
         columns = ("row_id", "user_id", "ts", "query", "gold_session", "gold_mission")
         events, accounting = load_events([sessions], fmt, output, columns=columns)  # rejected rows: rejected.parquet
         common.require_rows_read(accounting, output)
-        write_parquet(gold_pairs(events, gold, seed=cfg.seed), target)
+        write_table(gold_pairs(events, gold, seed=cfg.seed), target)
     else:
         engine, why = common.choose_engine(job.engine, job.address, [source], None)
         if engine == "ray":
@@ -83,7 +83,7 @@ def run(job: MineJob) -> dict:
 
                 data.mine(source, target, cfg)
         else:
-            write_parquet(mine_pairs(read_table(source), cfg), target)
+            write_table(mine_pairs(read_table(source), cfg), target)
     pairs = read_table(target)
     counts = pairs.group_by("split", "kind").len().sort("split", "kind")
     rejected = {REJECTED_FILE: storage.join(output, REJECTED_FILE)} if gold is not None else {}
