@@ -25,8 +25,7 @@ def main() -> None:
     from models.calibration import pair_metrics
     from models.onnx_encoder import OnnxTextEncoder
     from models.session import pair_scores
-    from sessions.io import read_table
-    from workflows.jobs.train_session import pairs_file
+    from workflows.jobs.common import read_pairs_table
     from workflows.tracking.session_model import SessionScorer, onnx_encoder_dir
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -40,7 +39,7 @@ def main() -> None:
     encoders = {"torch": torch_encoder, **{b: OnnxTextEncoder(directory, b) for b in ("onnx", "onnx-int8")}}
     print(f"{'pairs':<28}{'n':>8}" + "".join(f"{b + ' AUC':>16}" for b in encoders) + f"{'int8 - torch':>14}")
     for path in args.pairs:
-        pairs = read_table(pairs_file(path))
+        pairs, _ = read_pairs_table(path)
         a, b, labels = pairs["query_a"].to_list(), pairs["query_b"].to_list(), pairs["label"].to_numpy()
         aucs = {name: pair_metrics(pair_scores(encoder, a, b), labels).auc for name, encoder in encoders.items()}
         row = "".join(f"{v:>16.4f}" for v in aucs.values())

@@ -1,5 +1,6 @@
 """The settings many jobs share (their inputs, output, log format, engine), one field
-factory each, so every command words and checks them alike."""
+factory each, so every command words and checks them alike; and the reader of the
+labelled pairs that `train session` and `evaluate pairs` both take (`read_pairs_table`)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from workflows.config import to_dict
 from workflows.errors import user_error
 
 if TYPE_CHECKING:
+    import polars as pl
+
     from sessions.formats.options import ReadOptions
 
 Engine = Literal["auto", "ray", "local"]
@@ -296,3 +299,118 @@ def nothing_left_on_error() -> Iterator[None]:
         raise cause from None
     finally:
         del _CREATED[start:]
+
+
+PAIR_COLUMNS = ("query_a", "query_b", "label")  # what every reader of labelled pairs needs
+_PRODUCTS = {  # a job's output directory, known by the table only that job writes there (annotate's beside sessions)
+    "annotations.parquet": ("annotate", "annotations"), "scores.parquet": ("score", "scores"),
+    "sessions.parquet": ("segment", "sessions"), "events.parquet": ("ingest", "events"),
+}  # fmt: skip
+
+
+def pairs_location(path: str) -> str:
+    """The pairs table that `path` names: a `mine` output's pairs.parquet, or `path`
+    itself (a file of pairs, Parquet or CSV, or a published Parquet dataset of them).
+    FileNotFoundError when nothing is there; ValueError in one line for a directory
+    that holds no pairs, naming what it holds when it is a sessionflow job's output
+    (a `segment` output: mine it first)."""
+    from sessions import storage
+    from sessions.io import is_complete
+    from workflows.jobs.mine import PAIRS_FILE
+
+    if not storage.exists(path):
+        raise FileNotFoundError(f"{path}: no pairs here; run `sessionflow mine` first")
+    if not storage.is_dir(path) or is_complete(path):
+        return path
+    if storage.exists(inside := storage.join(path, PAIRS_FILE)):
+        return inside
+    if storage.exists(storage.join(path, "pairs", PAIRS_FILE)):  # a `demo` output
+        raise ValueError(f"{path}: not a `mine` output (no {PAIRS_FILE} here); its pairs are in "
+                         f"{storage.join(path, 'pairs')}")  # fmt: skip
+    known = [(job, held) for name, (job, held) in _PRODUCTS.items() if storage.exists(storage.join(path, name))]
+    if not known:
+        raise ValueError(f"{path}: not a `mine` output (no {PAIRS_FILE} here); give the output directory of "
+                         "`sessionflow mine`, or a file of pairs")  # fmt: skip
+    job, held = known[0]
+    then = f"give `mine`'s output of it (`sessionflow mine {path} -o DIR`)" if job == "segment" else (
+        "segment it and mine the sessions" if job == "ingest" else "give `mine`'s output")  # fmt: skip
+    raise ValueError(f"{path}: {'an' if job[0] in 'aeiou' else 'a'} `{job}` output ({held}), not a `mine` output "
+                     f"(pairs); {then}")  # fmt: skip
+
+
+def read_pairs_table(path: str, columns: Sequence[str] = PAIR_COLUMNS) -> tuple[pl.DataFrame, str]:
+    """(the pairs, their location) of `path` (`pairs_location`: a `mine` output, a Parquet
+    file or dataset, or a .csv/.tsv/.csv.gz file of text), every one of their rows checked
+    (`check_pairs`): the one reader of labelled pairs, which `train session` and
+    `evaluate pairs` use before anything starts. ValueError in one line naming the file
+    for an empty file, an unreadable CSV, or a table without one of `columns` or with
+    bad pairs; FileNotFoundError when nothing is there."""
+    import polars as pl
+
+    from sessions import storage
+    from sessions.io import read_table
+
+    location = pairs_location(path)
+    if storage.is_file(location) and storage.size_and_mtime(location)[0] == 0:
+        raise ValueError(f"{location}: an empty file (0 bytes), no pairs; `mine` writes its pairs to pairs.parquet")
+    if storage.name(location).lower().endswith((".csv", ".tsv", ".csv.gz")):
+        try:
+            pairs = pl.read_csv(storage.read_bytes(location), infer_schema=False, empty_string_is_null=False)
+        except pl.exceptions.NoDataError:
+            raise ValueError(
+                f"{location}: an empty CSV, no pairs (a header query_a,query_b,label, then a pair a line)"
+            ) from None
+        except pl.exceptions.PolarsError as err:
+            reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise ValueError(f"{location}: not a CSV of pairs ({reason})") from None
+    else:
+        pairs = read_table(location)
+    missing = [c for c in columns if c not in pairs.columns]
+    if missing:
+        raise ValueError(f"{location}: missing column(s) {', '.join(missing)}; this reads {', '.join(columns)}")
+    return check_pairs(pairs, location), location
+
+
+def check_pairs(pairs: pl.DataFrame, name: str) -> pl.DataFrame:
+    """`pairs` (query_a, query_b, label, any other columns) with the texts as String and
+    the labels as Int8, after checking every row: ValueError in one line naming `name`
+    (the file), the column, how many pairs are bad and the first of them (row N: the
+    Nth pair, from 1, a CSV's header not counted) when there are no pairs, when a text
+    is missing, empty or only whitespace (no text; "NaN" is text), or when a label is
+    not exactly 0 or 1. Labels may be integers, booleans, floats or strings (CSV) whose
+    value is exactly 0 or 1 ("1", "1.0", " 0 "); anything else ("yes", 0.5, 2, -1,
+    NaN, empty) is refused, not guessed. What `mine` writes always passes."""
+    import polars as pl
+
+    from sessions.fields import is_blank
+
+    if not pairs.height:
+        raise ValueError(f"{name}: no pairs (a table of 0 rows)")
+
+    def refuse(bad: pl.Series, values: pl.Series, what: str, then: str) -> None:
+        count = int(bad.sum())
+        if count:
+            row = int(bad.arg_true()[0])
+            value = "null" if values[row] is None else repr(values[row])
+            raise ValueError(f"{name}: {count:,} {'pair' if count == 1 else 'pairs'} with {what} (first: row "
+                             f"{row + 1}, {value}); {then}")  # fmt: skip
+
+    texts = {}
+    for column in ("query_a", "query_b"):
+        try:
+            texts[column] = pairs[column].cast(pl.String)
+        except pl.exceptions.PolarsError:
+            raise ValueError(f"{name}: {column} holds {pairs[column].dtype}, not text") from None
+        blank = pl.select(is_blank(pl.lit(texts[column]))).to_series()
+        refuse(blank, pairs[column], f"no text in {column}", "every pair needs two texts (`mine` writes no others)")
+    label = pairs["label"]
+    if label.dtype == pl.String:
+        value = label.str.strip_chars().cast(pl.Float64, strict=False)
+    elif label.dtype.is_numeric() or label.dtype == pl.Boolean:
+        value = label.cast(pl.Float64)
+    else:
+        raise ValueError(f"{name}: label holds {label.dtype}, not 0 or 1")
+    bad = (value.is_null() | ~value.is_in([0.0, 1.0])).fill_null(True)
+    refuse(bad, label, "a label other than 0 or 1", "label is 1 for a pair of one session, 0 for a pair of two "
+           "(`mine` writes no others)")  # fmt: skip
+    return pairs.with_columns(texts[c].alias(c) for c in texts).with_columns(value.cast(pl.Int8).alias("label"))

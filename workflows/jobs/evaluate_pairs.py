@@ -17,7 +17,6 @@ from typing import Literal
 import numpy as np
 import polars as pl
 
-from sessions.io import is_complete, read_table
 from sessions.lexicon import trigram_jaccard
 from workflows.jobs import common
 
@@ -43,29 +42,17 @@ class PairEvaluation:
 
 def read_pairs(path: str | Path, split: str | None = "test") -> tuple[pl.DataFrame, str]:
     """query_a, query_b, label of a `mine` output (one split, or all with None) or a CSV
-    (local paths or URIs), and the split read ("all" where the pairs have no `split`)."""
-    from sessions import storage
-
-    path = str(path)
-    if storage.is_dir(path) and not is_complete(path):
-        path = storage.join(path, "pairs.parquet")
-    if not storage.exists(path):
-        raise FileNotFoundError(f"{path}: no pairs here")
-    name = storage.name(path).lower()
-    pairs = (
-        pl.read_csv(storage.read_bytes(path), infer_schema=False, empty_string_is_null=False)
-        if name.endswith((".csv", ".tsv", ".csv.gz"))
-        else read_table(path)
-    )
-    missing = {"query_a", "query_b", "label"} - set(pairs.columns)
-    if missing:
-        raise ValueError(f"{path}: missing column(s) {', '.join(sorted(missing))}")
+    (local paths or URIs), and the split read ("all" where the pairs have no `split`).
+    ValueError / FileNotFoundError in one line for pairs that are not there or bad
+    (`common.read_pairs_table`: every pair of the file is checked, whatever the split),
+    or a split without positive and negative pairs."""
+    pairs, location = common.read_pairs_table(str(path))
     split = split if split and "split" in pairs.columns else None
     if split:
         pairs = pairs.filter(pl.col("split") == split)
-    pairs = pairs.select(pl.col("query_a", "query_b").cast(pl.String), pl.col("label").cast(pl.Int8))
+    pairs = pairs.select("query_a", "query_b", "label")
     if pairs["label"].n_unique() < 2:
-        raise ValueError(f"{path}: need positive and negative pairs" + (f" (split {split})" if split else ""))
+        raise ValueError(f"{location}: need positive and negative pairs" + (f" (split {split})" if split else ""))
     return pairs, split or "all"
 
 

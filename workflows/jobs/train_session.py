@@ -80,19 +80,16 @@ class SessionTrainConfig:
         return asdict(self)
 
 
-def pairs_file(pairs_path: str) -> str:
-    """The pairs of a `mine` output directory, or `pairs_path` itself (a pairs file or dataset)."""
-    inside = storage.join(pairs_path, "pairs.parquet")
-    return inside if storage.exists(inside) else pairs_path
+PAIRS_COLUMNS = ("query_a", "query_b", "label", "kind", "user_id", "split")  # what training reads of `mine`'s pairs
 
 
 def training_data(pairs_path: str, cfg: SessionTrainConfig) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(training examples from the train split, validation pairs) of a `mine` output
-    (a local path or a URI)."""
-    source = pairs_file(pairs_path)
-    if not storage.exists(source):
-        raise FileNotFoundError(f"{pairs_path}: no pairs here; run `sessionflow mine` first")
-    pairs = read_table(source)
+    (a local path or a URI). ValueError / FileNotFoundError in one line, before any
+    worker starts, for pairs that are not there, not a `mine` output's, or bad
+    (`common.read_pairs_table`: every pair of the file, whatever its split), or too
+    few for a batch or a validation."""
+    pairs, _ = common.read_pairs_table(pairs_path, PAIRS_COLUMNS)
     train = triplets(pairs.filter(pl.col("split") == "train"), seed=cfg.seed)
     if cfg.max_train_examples:
         train = train.head(cfg.max_train_examples)
@@ -172,7 +169,7 @@ def mission_sample(pairs_path: str, seed: int, missions: int = 12, per_mission: 
     source = read_json(report).get("source", "")
     if not source or not is_complete(source) or "mission_id" not in scan_table(source).collect_schema():
         return None
-    users = read_table(pairs_file(pairs_path)).filter(pl.col("split") == "val")["user_id"].unique()
+    users = read_table(common.pairs_location(pairs_path)).filter(pl.col("split") == "val")["user_id"].unique()
     queries = (
         scan_table(source)
         .select("user_id", "query", "mission_id")

@@ -1,0 +1,210 @@
+"""The labelled pairs that `train session` and `evaluate pairs` read, checked alike
+before anything starts (`workflows.jobs.common.read_pairs_table`): a table with a
+missing or blank text, a label that is not exactly 0 or 1, no rows, a missing column,
+or a directory that is not a `mine` output is refused in one line naming the file,
+the column, how many pairs and the first of them; exit 2, no Ray, no MLflow run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+import pytest
+from typer.testing import CliRunner
+
+from sessions.io import read_table
+from workflows.cli import app
+from workflows.jobs.evaluate_pairs import read_pairs
+from workflows.jobs.train_session import SessionTrainConfig, training_data
+
+runner = CliRunner()
+LOG = "".join(
+    f"{u}\tquery {word} {u} {i}\t2006-03-01 0{i}:1{j}:00\t\t\n"
+    for u in range(30)
+    for i in range(6)
+    for j, word in enumerate(["cat", "dog"])
+)
+MLMODEL = "flavors:\n  python_function:\n    loader_module: mlflow.pyfunc.model\nmetadata:\n  kind: session\n"
+BAD_TEXTS = [None, "", " \t "]  # missing, empty, whitespace only
+BAD_LABELS = [None, "yes", "", "0.5", 0.5, float("nan"), 2, -1]
+
+
+def sessionflow(*args) -> tuple[int, list[str]]:
+    result = runner.invoke(app, [*map(str, args)])
+    return result.exit_code, result.output.strip().splitlines()
+
+
+@pytest.fixture(scope="module")
+def outputs(tmp_path_factory) -> Path:
+    """A log and its ingest, segment and mine outputs (local engine)."""
+    tmp = tmp_path_factory.mktemp("pairs-input")
+    (tmp / "log.tsv").write_text(LOG)
+    for args in (("ingest", tmp / "log.tsv", "-f", "aol", "-o", tmp / "events"),
+                 ("segment", tmp / "log.tsv", "-f", "aol", "-o", tmp / "sessions"),
+                 ("mine", tmp / "sessions", "-o", tmp / "pairs")):  # fmt: skip
+        code, lines = sessionflow(*args, "--engine", "local")
+        assert code == 0, lines
+    (tmp / "model").mkdir()
+    (tmp / "model" / "MLmodel").write_text(MLMODEL)  # a session model by its MLmodel alone: never loaded here
+    return tmp
+
+
+@pytest.fixture
+def nothing_starts(monkeypatch, tmp_path):
+    """Training, its MLflow run and the model's scoring replaced by failures: a refusal
+    must come before any of them. The working directory and the MLflow store are the
+    test's own, so anything written there shows."""
+    import workflows.jobs.evaluate_pairs
+    import workflows.jobs.train_session
+    import workflows.tracking.store
+
+    def started(*args, **kwargs):
+        raise RuntimeError("started: the pairs were not refused first")
+
+    monkeypatch.setattr(workflows.jobs.train_session, "train_best", started)
+    monkeypatch.setattr(workflows.tracking.store, "training_run", started)
+    monkeypatch.setattr(workflows.jobs.evaluate_pairs, "evaluate_pairs", started)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.chdir(tmp_path)
+    yield
+    import ray
+
+    assert not ray.is_initialized()
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name != "bad") == []
+
+
+def train(pairs) -> tuple[int, list[str]]:
+    return sessionflow("train", "session", "--pairs", pairs, "--model", "tiny", "--max-steps", "2", "--eval-every",
+                       "2", "--batch-size", "8", "--max-val-pairs", "50")  # fmt: skip
+
+
+def evaluate(outputs: Path, pairs) -> tuple[int, list[str]]:
+    return sessionflow("evaluate", "pairs", "--model", outputs / "model", "--pairs", pairs)
+
+
+COMMANDS = {"train session": lambda outputs, pairs: train(pairs), "evaluate pairs": evaluate}
+
+
+def refused(outputs: Path, command: str, pairs, *says: str) -> None:
+    """`command` on `pairs`: exit 2 and one line that says each of `says`."""
+    code, lines = COMMANDS[command](outputs, pairs)
+    assert code == 2 and len(lines) == 1, lines
+    assert all(s in lines[0] for s in says), lines
+
+
+def spoiled(outputs: Path, tmp_path: Path, column: str, value) -> tuple[Path, int]:
+    """A copy of the `mine` output whose pairs hold `value` in `column` at one row of
+    the train split (a label column turned into strings or floats to hold it), and
+    that row's number (from 1)."""
+    pairs = read_table(outputs / "pairs" / "pairs.parquet")
+    row = int(pairs["split"].eq("train").arg_true()[3])
+    if column == "label" and isinstance(value, str):
+        pairs = pairs.with_columns(pl.col("label").cast(pl.String))
+    elif column == "label" and isinstance(value, float):
+        pairs = pairs.with_columns(pl.col("label").cast(pl.Float64))
+    elif column == "label" and isinstance(value, int):
+        pairs = pairs.with_columns(pl.col("label").cast(pl.Int64))
+    values = pairs[column].to_list()
+    values[row] = value
+    pairs = pairs.with_columns(pl.Series(column, values, dtype=pairs[column].dtype, strict=False))
+    (tmp_path / "bad").mkdir()
+    pairs.write_parquet(tmp_path / "bad" / "pairs.parquet")
+    return tmp_path / "bad", row + 1
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [(c, v) for c in ("query_a", "query_b") for v in BAD_TEXTS] + [("label", v) for v in BAD_LABELS],
+)
+def test_a_bad_pair_is_refused_by_both_commands_in_one_line(outputs, tmp_path, nothing_starts, command, column,
+                                                            value):  # fmt: skip
+    """Any missing or blank text, any label but exactly 0 or 1, in any split (evaluate
+    reads the test split, the bad pair is in train): one line naming the file, the
+    column, one pair and its row. It was a Ray Train worker's TypeError retried for
+    minutes, a cast's traceback, scikit-learn's "multiclass format", or an AUC."""
+    bad, row = spoiled(outputs, tmp_path, column, value)
+    what = f"no text in {column}" if column != "label" else "a label other than 0 or 1"
+    shown = "null" if value is None else repr(value)
+    refused(outputs, command, bad, f"{bad / 'pairs.parquet'}: 1 pair with {what} (first: row {row}, {shown})")
+
+
+def test_every_query_a_empty_is_refused_with_the_count(outputs, tmp_path, nothing_starts):
+    pairs = read_table(outputs / "pairs" / "pairs.parquet").with_columns(query_a=pl.lit(""))
+    (tmp_path / "bad").mkdir()
+    pairs.write_parquet(tmp_path / "bad" / "pairs.parquet")
+    for command in COMMANDS:
+        refused(
+            outputs, command, tmp_path / "bad", f"{pairs.height:,} pairs with no text in query_a (first: row 1, '')"
+        )
+
+
+def test_a_csv_of_blank_texts_is_refused_and_nan_is_text(outputs, tmp_path, nothing_starts):
+    """The tester's CSV: an empty query_b at row 1, an empty query_a at row 2 (query_a
+    is checked first); "NaN" and "nan" are texts, and labels that are exactly 0 or 1
+    as text are read as such."""
+    csv = tmp_path / "bad" / "pairs.csv"
+    csv.parent.mkdir()
+    csv.write_text("query_a,query_b,label\ncats,,1\n,dogs,0\nNaN,nan,1\nbank,pizza,0\n")
+    refused(outputs, "evaluate pairs", csv, f"{csv}: 1 pair with no text in query_a (first: row 2, '')")
+    csv.write_text("query_a,query_b,label\ncats,kittens,1.0\nNaN,nan, 0\nbank,pizza,1\n")
+    pairs, split = read_pairs(csv)
+    assert split == "all" and pairs["label"].dtype == pl.Int8 and pairs["label"].to_list() == [1, 0, 1]
+    assert pairs["query_a"].to_list() == ["cats", "NaN", "bank"] and pairs["query_b"][1] == "nan"
+
+
+@pytest.mark.parametrize(
+    ("content", "says"),
+    [
+        ("", "an empty file (0 bytes), no pairs"),
+        ("query_a,query_b,label\n", "no pairs (a table of 0 rows)"),
+        ("query_a,query_b,label\ncats,dogs,yes\n", "1 pair with a label other than 0 or 1 (first: row 1, 'yes')"),
+        ("query_a,query_b,label\ncats,dogs,1\nbank,pizza,0.5\n", "(first: row 2, '0.5')"),
+        ("query_a,query_b,label\ncats,dogs,\n", "(first: row 1, '')"),
+    ],
+)
+def test_an_empty_or_unlabelled_csv_is_refused_in_one_line(outputs, tmp_path, nothing_starts, content, says):
+    csv = tmp_path / "bad" / "pairs.csv"
+    csv.parent.mkdir()
+    csv.write_text(content)
+    refused(outputs, "evaluate pairs", csv, f"{csv}: ", says)
+
+
+@pytest.mark.parametrize(
+    ("change", "says"),
+    [
+        (lambda p: p.drop("label"), "missing column(s) label; this reads query_a, query_b, label, kind, user_id"),
+        (lambda p: p.drop("split", "kind"), "missing column(s) kind, split"),
+        (lambda p: p.head(0), "no pairs (a table of 0 rows)"),
+    ],
+)
+def test_train_refuses_pairs_without_its_columns_or_rows(outputs, tmp_path, nothing_starts, change, says):
+    (tmp_path / "bad").mkdir()
+    change(read_table(outputs / "pairs" / "pairs.parquet")).write_parquet(tmp_path / "bad" / "pairs.parquet")
+    refused(outputs, "train session", tmp_path / "bad", f"{tmp_path / 'bad' / 'pairs.parquet'}: {says}")
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_what_is_not_a_mine_output_is_named(outputs, tmp_path, nothing_starts, command):
+    """A `segment` output (it said "an unfinished output (no _manifest.json)"), an
+    `ingest` output, a folder of CSVs: each named for what it is."""
+    sessions, events = outputs / "sessions", outputs / "events"
+    refused(outputs, command, sessions, f"{sessions}: a `segment` output (sessions), not a `mine` output (pairs); "
+            f"give `mine`'s output of it (`sessionflow mine {sessions} -o DIR`)")  # fmt: skip
+    refused(outputs, command, events, f"{events}: an `ingest` output (events), not a `mine` output (pairs)")
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "a.csv").write_text("query_a,query_b,label\ncats,dogs,1\n")
+    refused(outputs, command, tmp_path / "bad", f"{tmp_path / 'bad'}: not a `mine` output (no pairs.parquet here)")
+
+
+def test_what_mine_writes_passes_unchanged(outputs):
+    """The check refuses nothing of a `mine` output and changes none of its values."""
+    from workflows.jobs.common import read_pairs_table
+    from workflows.jobs.train_session import PAIRS_COLUMNS
+
+    mined = read_table(outputs / "pairs" / "pairs.parquet")
+    pairs, location = read_pairs_table(str(outputs / "pairs"), PAIRS_COLUMNS)
+    assert location == str(outputs / "pairs" / "pairs.parquet") and pairs.equals(mined)
+    train, val = training_data(str(outputs / "pairs"), SessionTrainConfig(batch_size=8, max_val_pairs=50))
+    assert train.height and val.height and val["label"].dtype == pl.Int8
