@@ -152,6 +152,10 @@ def test_a_csv_of_blank_texts_is_refused_and_nan_is_text(outputs, tmp_path, noth
     pairs, split = read_pairs(csv)
     assert split == "all" and pairs["label"].dtype == pl.Int8 and pairs["label"].to_list() == [1, 0, 1]
     assert pairs["query_a"].to_list() == ["cats", "NaN", "bank"] and pairs["query_b"][1] == "nan"
+    tsv = csv.with_suffix(".tsv")  # tab-separated, commas in the texts (it was read as a CSV: no such columns)
+    tsv.write_text("query_a\tquery_b\tlabel\ncats, cute\tkittens\t1\nbank\tpizza, hot\t0\n")
+    pairs, _ = read_pairs(tsv)
+    assert pairs["query_a"].to_list() == ["cats, cute", "bank"] and pairs["label"].to_list() == [1, 0]
 
 
 @pytest.mark.parametrize(

@@ -353,9 +353,12 @@ def read_pairs_table(path: str, columns: Sequence[str] = PAIR_COLUMNS) -> tuple[
     location = pairs_location(path)
     if storage.is_file(location) and storage.size_and_mtime(location)[0] == 0:
         raise ValueError(f"{location}: an empty file (0 bytes), no pairs; `mine` writes its pairs to pairs.parquet")
-    if storage.name(location).lower().endswith((".csv", ".tsv", ".csv.gz")):
+    name = storage.name(location).lower()
+    if name.endswith((".csv", ".tsv", ".csv.gz", ".tsv.gz")):
+        separator = "\t" if name.endswith((".tsv", ".tsv.gz")) else ","
         try:
-            pairs = pl.read_csv(storage.read_bytes(location), infer_schema=False, empty_string_is_null=False)
+            pairs = pl.read_csv(storage.read_bytes(location), separator=separator, infer_schema=False,
+                                empty_string_is_null=False)  # fmt: skip
         except pl.exceptions.NoDataError:
             raise ValueError(
                 f"{location}: an empty CSV, no pairs (a header query_a,query_b,label, then a pair a line)"
