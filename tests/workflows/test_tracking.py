@@ -79,6 +79,10 @@ def test_compare_lists_runs_side_by_side_and_promote_moves_the_champion(store):
     for option in ("--metrics", "--params"):  # a name no run logged: one line, not an empty column
         nothing = runner.invoke(app, ["compare", option, "val_acu"])
         assert nothing.exit_code == 2 and f"{option} val_acu: no run of session-model logged it" in nothing.output
+    with mlflow.start_run():  # a setting with no value (a lookup table's hidden width): MLflow logs "None"
+        mlflow.log_params({"model": "lookup", "lr": 1.0, "hidden": None})
+    table = runner.invoke(app, ["compare", "--params", "model,hidden"])
+    assert table.exit_code == 0 and "hidden" in table.stdout and "None" not in table.stdout, table.stdout
 
 
 def test_a_sqlite_store_inside_a_submitted_jobs_working_dir_warns_once(tmp_path, monkeypatch, caplog):

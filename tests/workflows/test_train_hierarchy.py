@@ -17,6 +17,7 @@ from one_worker import steps
 from typer.testing import CliRunner
 
 from workflows.cli import app
+from workflows.cli.progress import out
 from workflows.jobs.train_hierarchy import HierarchyTrainConfig, TrainHierarchyJob, run
 from workflows.training.hierarchy import load_data
 
@@ -43,6 +44,11 @@ def test_lookup_poincare_on_two_workers_holds_hits_multi_hop_pairs_out_and_score
     assert 0.0 < m["link_map"] < m["map"]  # transitive pairs ranked by distance alone are harder than seen ones
     assert m["spearman_norm_depth"] > 0.1  # 0.24: direct edges say less of depth than the closure (0.63)
     assert outcome.registered is None and outcome.model_uri.endswith("/table")
+    from workflows.cli.train import print_outcome
+
+    with out.capture() as shown:  # the summary says why (it said "(not registered)", as after --no-register)
+        print_outcome("train hierarchy", outcome)
+    assert "not registered: a lookup table reads no text" in " ".join(shown.get().split())
     params = store.get_run(outcome.run_id).data.params
     assert params["lr"] == "25.0" and params["epochs"] == "150" and params["burnin_epochs"] == "10"  # as used
     logged = {a.path for a in store.list_artifacts(outcome.run_id)}

@@ -44,7 +44,7 @@ def compare(
         version = "" if row["version"] is None else f"v{row['version']}" + ("*" if row["champion"] else "")
         table.add_row(
             row["run_id"][:8], started, row["status"].lower(), version,
-            *(str(row[p]) if row[p] is not None else "" for p in result.params),
+            *("" if row[p] in (None, "None") else str(row[p]) for p in result.params),  # MLflow logs None as "None"
             *(metrics[m][i] for m in result.metrics),
         )  # fmt: skip
     if result.not_shown:

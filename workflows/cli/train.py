@@ -66,10 +66,12 @@ def segmenter(job: TrainSegmenterJob) -> None:
 def print_outcome(title: str, outcome) -> None:
     """The summary every `train` command ends with: the run, the logged and registered model, the metrics."""
     name, _, version = (outcome.registered or "").removeprefix("models:/").rpartition("/")
+    lookup = outcome.model_uri.endswith("/table")  # a lookup table's points (`train hierarchy --model lookup`)
+    unregistered = "a lookup table reads no text, so it is logged only" if lookup else "--no-register"
     rows = {
         "MLflow run": outcome.run_id,
         "logged model": outcome.model_uri,
-        "registered": outcome.registered or "(not registered)",
+        "registered": outcome.registered or f"(not registered: {unregistered})",
         "champion": "yes" if outcome.champion else (
             f"no (`sessionflow promote {name} {version}` makes it)" if outcome.registered else "no"),
         **{k: round(v, 4) if isinstance(v, float) else v for k, v in outcome.metrics.items()},
