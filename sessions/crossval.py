@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import polars as pl
 
-from sessions.metrics import SCORE_KEYS, compare, compare_by_user_size
+from sessions.metrics import SCORE_KEYS, compare, compare_by_user_size, require_something_to_score
 
 # groups events: (row_id, user_id, ts, query, ...) -> (row_id, session_id[, mission_id])
 Segmenter = Callable[[pl.DataFrame], pl.DataFrame]
@@ -157,8 +157,7 @@ def nested_cv(
             f"nested cross-validation with {outer} outer and {inner} inner folds (at least 2 each) needs "
             f"at least {fewest} users; the data have {users}"
         )
-    if not gold.group_by("user_id").len().filter(pl.col("len") > 1).height:
-        raise ValueError("nothing to score: no user has two labelled queries")
+    require_something_to_score(gold)
     folds = user_folds(gold, outer, seed)
     unlabelled = gold.select("row_id", "user_id", "ts", "query")
     for method in candidates.values():

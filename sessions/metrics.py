@@ -38,6 +38,14 @@ def _prf(tp: float, predicted: float, actual: float) -> tuple[float, float, floa
     return precision, recall, f1
 
 
+def require_something_to_score(gold: pl.DataFrame | pl.LazyFrame, user: str = "user_id") -> None:
+    """ValueError in one line unless some user has two queries: pair counting, boundaries
+    and adjacent pairs have nothing to count otherwise, and every score would be 1.0 (the
+    convention for nothing to count), whatever a system did."""
+    if not gold.lazy().group_by(user).len().filter(pl.col("len") > 1).select(pl.len()).collect().item():
+        raise ValueError("nothing to score: no user has two labelled queries")
+
+
 def pair_counting(frame: pl.LazyFrame | pl.DataFrame, pred: str, gold: str, user: str = "user_id") -> dict[str, float]:
     """Pair-counting precision, recall, F1 and Rand index of `pred` against `gold`."""
     lf = frame.lazy()

@@ -292,3 +292,15 @@ def test_nothing_read_names_utf16_a_file_cut_before_any_record_and_mine_gold_ali
         done = runner.invoke(app, [*args, "-o", str(tmp_path / "o")])
         assert done.exit_code == 2 and said in " ".join(done.output.split()), done.output
         assert len(done.output.strip().splitlines()) == 1 and not (tmp_path / "o").exists()
+
+
+def test_a_truth_with_nothing_to_count_is_refused_not_scored_perfect(tmp_path):
+    """Pair counting, boundaries and adjacent pairs count nothing when no user has two
+    queries, and every score was 1.000 for every system: evaluate segmentation refuses
+    such a file in one line, as evaluate crossval does."""
+    rows = [f"{u};{700 + u};query {u};;01/03/2006 10:00;{1141207200 + u};s{u}" for u in range(3)]  # one query a user
+    (tmp_path / "gayo.csv").write_text("\n".join(rows) + "\n")
+    for command in ("segmentation", "crossval"):
+        done = runner.invoke(app, ["evaluate", command, "--gt", str(tmp_path / "gayo.csv"), "-f", "gayo-avello"])
+        lines = done.output.strip().splitlines()
+        assert done.exit_code == 2 and len(lines) == 1 and "no user has two labelled queries" in lines[0], done.output

@@ -16,7 +16,13 @@ from dataclasses import dataclass, field
 import polars as pl
 
 from sessions.formats.options import DEFAULT_READ, ReadOptions
-from sessions.metrics import BASELINE_GAP_MINUTES, compare, compare_by_user_size, gold_levels
+from sessions.metrics import (
+    BASELINE_GAP_MINUTES,
+    compare,
+    compare_by_user_size,
+    gold_levels,
+    require_something_to_score,
+)
 from sessions.missions import MissionConfig
 from sessions.pipeline import embedder_of, sessions_with_missions
 from sessions.segment import SegmentConfig, SessionClassifier, segment
@@ -119,6 +125,12 @@ def read_gold(gt: str, fmt: str, options: ReadOptions = DEFAULT_READ) -> GoldLog
     gold = events.frame()
     if not has_gold(gold):
         raise ValueError(f"{gt}: no gold sessions or missions to score against (format {fmt})")
+    try:
+        require_something_to_score(
+            gold.filter(pl.any_horizontal(pl.col(c).is_not_null() for c, _ in gold_levels(gold)))
+        )
+    except ValueError as err:
+        raise ValueError(f"{gt}: {err} ({gold.height:,} read)") from None
     reasons = rejected.frame()
     counts = reasons.group_by("reason").len().sort("reason").iter_rows() if reasons.height else []
     return GoldLog(gold, dict(counts))
