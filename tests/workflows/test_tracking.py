@@ -160,6 +160,7 @@ def test_a_store_that_cannot_be_opened_is_named_in_one_line(tmp_path, monkeypatc
             ["compare"],
             ["promote", "session-model", "1"],
             ["evaluate", "hierarchy", "--model", "models:/hierarchy-model/1"],
+            ["train", "segmenter", "--gt", "no.csv", "--format", "gayo-avello"],  # before its cross-validation
         ):
             result = CliRunner().invoke(app, command)
             lines = result.output.strip().splitlines()

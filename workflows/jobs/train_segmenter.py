@@ -89,9 +89,10 @@ def run(job: TrainSegmenterJob, run_name: str | None = None) -> TrainOutcome:
     import mlflow
 
     from workflows.tracking.segmenter_model import NAME, log_segmenter_model
-    from workflows.tracking.store import log_table, training_run
+    from workflows.tracking.store import log_table, training_run, use_store
     from workflows.tracking.store import register as register_model
 
+    use_store()  # a store that cannot be opened is named now, not after the cross-validation
     users = labelled_users(job.gt, job.format, job.level, job.read)
     gold, level = users.gold, users.level
     selection = (level, level, "f1")
