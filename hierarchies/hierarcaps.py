@@ -10,7 +10,12 @@ test file. A caption is a node; each caption's ancestors are the captions above 
 any chain it is part of (not closed across chains on purpose: a generic caption such
 as "man" sits in thousands of chains, and closing through it would make every chain's
 top an ancestor of unrelated images' captions); its depth is the highest level
-(0 = most general) it appears at.
+(0 = most general) it appears at. A caption twice in one chain is refused, with its
+line. Two captions that chains order both ways tell no order: the published training
+chains order 14 pairs of near-synonyms so ("food => dish" and "dish => food", "tv" and
+"television"), and both pairs of each are dropped (`two_way_pairs`, counted as the
+metric `dropped_two_way_pairs`); any other cycle through chains is refused
+(`hierarchies.datasets.refuse_cycles`).
 
 Hierarchical retrieval (`retrieval_task`, text only: the images are not used): the
 most specific caption of each test hierarchy asks for its ancestors, the other
@@ -32,19 +37,37 @@ TEST_FILE = "hierarcaps_test.csv"
 EXPANDED_FILE = "hierarcaps_test_expanded.csv.gz"
 
 
-def _chains(column: pl.Series) -> np.ndarray:
-    """(n, 4) captions of ` => `-joined chains; a chain of another length is an error."""
+def _chains(column: pl.Series, path: Path, lines: pl.Series) -> np.ndarray:
+    """(n, 4) captions of ` => `-joined chains, read from the `lines` (n,) of the CSV
+    file `path`. ValueError for none, a chain of another length or a caption twice in one
+    chain (its own ancestor), naming the line."""
+    if not len(column):
+        raise ValueError(f"no edges in {path}: it holds no chain")
     parts = column.str.split(SEPARATOR)
     bad = parts.list.len() != LEVELS
     if bad.any():
         raise ValueError(f"{int(bad.sum())} chains without {LEVELS} levels, e.g. {column.filter(bad)[0]!r}")
-    return np.asarray(parts.to_list(), dtype=object).astype(str)
+    chains = np.asarray(parts.to_list(), dtype=object).astype(str)
+    ordered = np.sort(chains, axis=1)
+    repeats = np.flatnonzero((ordered[:, 1:] == ordered[:, :-1]).any(axis=1))
+    if len(repeats):
+        row = repeats[0]
+        twice = str(ordered[row, 1:][ordered[row, 1:] == ordered[row, :-1]][0])
+        more = f" ({len(repeats)} such chains)" if len(repeats) > 1 else ""
+        raise ValueError(f"{path} line {lines[int(row)]}: {twice!r} twice in one chain, its own ancestor{more}")
+    return chains
+
+
+def _read(path: Path) -> pl.DataFrame:
+    """The CSV file `path` with `line`, each row's line in it (the header is line 1)."""
+    return pl.read_csv(path).with_row_index("line", offset=2)
 
 
 def read_test_chains(directory: str | Path) -> np.ndarray:
-    """The 1,000 test hierarchies as (n, 4) captions, general first."""
-    table = pl.read_csv(Path(directory) / TEST_FILE)
-    return _chains(table["captions"].str.strip_chars())
+    """The 1,000 test hierarchies as (n, 4) captions, general first (ValueError as `_chains`)."""
+    path = Path(directory) / TEST_FILE
+    table = _read(path)
+    return _chains(table["captions"].str.strip_chars(), path, table["line"])
 
 
 def retrieval_task(chains: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -60,16 +83,25 @@ def retrieval_task(chains: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarr
     return pool, index, queries, relevant
 
 
-def train_hierarchy(directory: str | Path) -> Hierarchy:
-    """The positive chains of the expanded file whose image is not a test image, as a closure."""
+def train_chains(directory: str | Path) -> np.ndarray:
+    """The positive chains (n, 4) of the expanded file whose image is not a test image
+    (ValueError as `_chains`, and for a test file without images)."""
     directory = Path(directory)
-    test_images = pl.read_csv(directory / TEST_FILE)["image_url"]
-    expanded = pl.read_csv(directory / EXPANDED_FILE).filter(~pl.col("image_url").is_in(test_images.implode()))
-    return chains_hierarchy(_chains(expanded["positive"].str.strip_chars()))
+    test_images = _read(directory / TEST_FILE)["image_url"]
+    path = directory / EXPANDED_FILE
+    expanded = _read(path).filter(~pl.col("image_url").is_in(test_images.implode()))
+    return _chains(expanded["positive"].str.strip_chars(), path, expanded["line"])
 
 
-def chains_hierarchy(chains: np.ndarray) -> Hierarchy:
-    """Captions of (n, levels) chains as nodes; every caption above another in a chain is its ancestor."""
+def train_hierarchy(directory: str | Path) -> Hierarchy:
+    """The training chains (`train_chains`) as a hierarchy (`chains_hierarchy`)."""
+    return chains_hierarchy(train_chains(directory))
+
+
+def _pairs(chains: np.ndarray) -> tuple[np.ndarray, pl.DataFrame]:
+    """The captions (n,) of (k, levels) chains, sorted, and every (child, ancestor) pair
+    of them once: `child`, `ancestor` (indices into the captions), `direct` (one level
+    apart in some chain), `two_way` (two captions that other chains order the other way)."""
     names, index = np.unique(chains, return_inverse=True)
     index = index.reshape(chains.shape)
     pairs = [
@@ -82,10 +114,27 @@ def chains_hierarchy(chains: np.ndarray) -> Hierarchy:
             "direct": np.concatenate([d for _, _, d in pairs]),
         }
     )
-    table = (
-        table.filter(pl.col("child") != pl.col("ancestor")).group_by("child", "ancestor").agg(pl.col("direct").any())
-    )
-    table = table.sort("child", "ancestor")
+    table = table.group_by("child", "ancestor").agg(pl.col("direct").any())
+    reverse = table.filter(pl.col("child") != pl.col("ancestor")).select(child="ancestor", ancestor="child")
+    two_way = table.join(reverse.with_columns(two_way=pl.lit(True)), on=["child", "ancestor"], how="left")
+    return names, two_way.with_columns(pl.col("two_way").fill_null(False))
+
+
+def two_way_pairs(chains: np.ndarray) -> np.ndarray:
+    """(k, 2) captions, each pair (a, b) with a < b that some of the (n, levels) `chains`
+    order a above b and others b above a: neither is the other's ancestor."""
+    names, table = _pairs(chains)
+    both = table.filter("two_way", pl.col("child") < pl.col("ancestor")).sort("child", "ancestor")
+    return names[both.select("child", "ancestor").to_numpy()].reshape(-1, 2)
+
+
+def chains_hierarchy(chains: np.ndarray) -> Hierarchy:
+    """Captions of (n, levels) chains as nodes; every caption above another in a chain is
+    its ancestor, but for pairs that other chains order the other way (`two_way_pairs`).
+    ValueError (`Hierarchy`) for a caption twice in a chain or a cycle through chains."""
+    names, table = _pairs(chains)
+    index = np.searchsorted(names, chains)
+    table = table.filter(~pl.col("two_way")).sort("child", "ancestor")
     depth = np.full(len(names), chains.shape[1], dtype=np.int64)
     np.minimum.at(depth, index.ravel(), np.tile(np.arange(chains.shape[1]), len(index)))
     return Hierarchy(

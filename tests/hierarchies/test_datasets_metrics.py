@@ -3,9 +3,13 @@ their edge and node splits, and the ranking metrics on hand-worked examples."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sklearn.metrics import average_precision_score
 
 from hierarchies.closure import transitive_closure
@@ -283,3 +287,48 @@ def test_link_prediction_ranks_the_held_out_pairs_of_a_sample_of_children(mammal
     keep = np.random.default_rng(3).choice(children, 40, replace=False)
     expected = ranked(split.test_edges[np.isin(split.test_edges[:, 0], keep)])
     assert some["link_map"] == pytest.approx(expected["map"]) and some["link_map"] != everything["link_map"]
+
+
+def _dag(draw_edges: list[tuple[int, int]], n: int) -> pl.DataFrame:
+    """Direct (child, parent) edges on nodes named n0, n1, ...: each pair as (larger, smaller) index, so a DAG."""
+    pairs = {(max(a, b), min(a, b)) for a, b in draw_edges if a != b} or {(1, 0)}
+    return pl.DataFrame({"child": [f"n{c}" for c, _ in pairs], "parent": [f"n{p}" for _, p in pairs]})
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(2, 12).flatmap(lambda n: st.tuples(st.just(n), st.lists(st.tuples(st.integers(0, n - 1),
+       st.integers(0, n - 1)), min_size=1, max_size=30), st.integers(0, 10**6))))  # fmt: skip
+def test_any_dag_is_a_hierarchy_and_any_back_edge_or_self_loop_is_refused(case):
+    """Every hierarchy is made by `Hierarchy`, which refuses a node that is its own
+    ancestor: through its closure (`build_hierarchy`, as WordNet's loaders build it) and
+    as given; a random DAG passes, the same DAG with one edge turned back or one self-loop
+    is one line naming the nodes."""
+    n, drawn, seed = case
+    direct = _dag(drawn, n)
+    h = build_hierarchy(transitive_closure(direct), direct)
+    assert h.n_edges >= len(direct) and not (h.edges[:, 0] == h.edges[:, 1]).any()
+    rng = np.random.default_rng(seed)
+    child, ancestor = h.edges[rng.integers(h.n_edges)]  # any closure pair, turned back: a cycle
+    back = pl.concat([direct, pl.DataFrame({"child": [h.names[ancestor]], "parent": [h.names[child]]})])
+    with pytest.raises(ValueError, match="not a hierarchy: its edges go round") as refused:
+        build_hierarchy(transitive_closure(back), back)
+    pairs = {tuple(e) for e in h.edges.tolist()}  # the nodes named lie between the two, now a cycle
+    between = {h.names[x] for x in range(n) if x in (child, ancestor) or {(child, x), (x, ancestor)} <= pairs}
+    named = set(re.findall(r"'(n\d+)'", str(refused.value)))
+    assert named and named <= between and "\n" not in str(refused.value)
+    node = f"n{rng.integers(n)}"
+    loop = pl.concat([direct, pl.DataFrame({"child": [node], "parent": [node]})])
+    with pytest.raises(ValueError, match="not a hierarchy"):
+        build_hierarchy(transitive_closure(loop), loop)
+    # as given, without a closure: a back edge, then a self-loop
+    for extra in (np.array([[ancestor, child]]), np.array([[child, child]])):
+        edges = np.concatenate([h.edges, extra])
+        with pytest.raises(ValueError, match=f"not a hierarchy.*'{h.names[child]}'"):
+            Hierarchy(h.names, h.texts, edges, np.zeros(len(edges), bool), h.depth)
+
+
+def test_a_long_cycle_is_named_by_a_few_of_its_nodes():
+    names = np.array([f"n{i}" for i in range(10)])
+    ring = np.stack([np.arange(10), (np.arange(10) + 1) % 10], axis=1)  # n0 -> n1 -> ... -> n9 -> n0
+    with pytest.raises(ValueError, match=r"'n\d' -> 'n\d' -> 'n\d' -> 'n\d' -> \.\.\. -> 'n\d' .*a cycle of 10"):
+        Hierarchy(names, names, ring, np.ones(10, bool), np.zeros(10, np.int64))

@@ -15,6 +15,7 @@ from hierarchies.hierarcaps import (
     read_test_chains,
     retrieval_task,
     train_hierarchy,
+    two_way_pairs,
 )
 from hierarchies.metrics import chain_retrieval
 
@@ -70,3 +71,61 @@ def test_retrieval_precision_and_recall_by_hand():
     assert got["retrieval_precision_at_1"] == 0.0 and got["retrieval_recall_at_1"] == 0.0  # 2 first
     assert got["retrieval_precision_at_2"] == 0.5 and got["retrieval_recall_at_2"] == 0.5  # 2, 0
     assert got["retrieval_precision_at_4"] == 0.5 and got["retrieval_recall_at_4"] == 1.0  # 2, 0, 3, 1
+
+
+def _directory(tmp_path, positives: list[str], test: list[str] | None = None, images: str = "t"):
+    """A HierarCaps directory: `test` chains (one of its own by default), their images
+    named `images` 0, 1, ..., and the expanded file's `positives`, of images i0, i1, ..."""
+    test = ["t => u => v => w"] if test is None else test
+    pl.DataFrame(
+        {"id": range(len(test)), "captions": test, "image_url": [f"{images}{i}" for i in range(len(test))]},
+        schema={"id": pl.Int64, "captions": pl.String, "image_url": pl.String},
+    ).write_csv(tmp_path / TEST_FILE)
+    expanded = pl.DataFrame(
+        {"positive": positives, "negative": positives, "image_url": [f"i{i}" for i in range(len(positives))]},
+        schema={"positive": pl.String, "negative": pl.String, "image_url": pl.String},
+    ).write_csv()
+    (tmp_path / EXPANDED_FILE).write_bytes(gzip.compress(expanded.encode()))
+    return tmp_path
+
+
+def test_a_caption_twice_in_a_chain_is_refused_with_its_line(tmp_path):
+    """It was dropped quietly: `cat => cat => cat => cat` gave a node without edges."""
+    directory = _directory(tmp_path, ["animal => dog => puppy => small puppy", "cat => cat => cat => cat"])
+    with pytest.raises(ValueError, match=r"hierarcaps_test_expanded.csv.gz line 3: 'cat' twice in one chain"):
+        train_hierarchy(directory)
+    _directory(tmp_path, ["a => b => c => d"], test=["a => b => c => d", "x => y => x => z"])
+    with pytest.raises(ValueError, match=r"hierarcaps_test.csv line 3: 'x' twice"):
+        read_test_chains(tmp_path)
+    with pytest.raises(ValueError, match="'cat' is its own ancestor"):  # chains given as they are
+        chains_hierarchy(np.array([["cat", "cat", "cat", "cat"]]))
+
+
+def test_chains_that_go_round_are_refused_and_pairs_ordered_both_ways_dropped_and_counted(tmp_path):
+    """The published chains order 14 pairs of near-synonyms both ways (food => dish, dish =>
+    food): such a pair tells no order, and both its pairs are left out; a cycle through
+    three chains or more is refused, naming its captions."""
+    chains = np.array([["animal", "dog", "puppy", "small puppy"], ["food", "dish", "soup", "hot soup"],
+                       ["dish", "food", "salad", "green salad"]])  # fmt: skip
+    assert two_way_pairs(chains).tolist() == [["dish", "food"]]
+    h = chains_hierarchy(chains)
+    pairs = {(h.names[c], h.names[a]) for c, a in h.edges}
+    assert ("dish", "food") not in pairs and ("food", "dish") not in pairs and ("soup", "food") in pairs
+    assert h.n_edges == 3 * 6 - 2
+    reversed_chain = np.array([["animal", "dog", "puppy", "small puppy"], ["small puppy", "puppy", "dog", "animal"]])
+    assert len(two_way_pairs(reversed_chain)) == 6 and chains_hierarchy(reversed_chain).n_edges == 0
+    round_ = np.array([["a", "b", "c", "d"], ["d", "e", "f", "g"], ["g", "h", "i", "a"]])  # a above d above g above a
+    with pytest.raises(ValueError, match=r"not a hierarchy: its edges go round, '[a-i]' -> "):
+        chains_hierarchy(round_)
+    with pytest.raises(ValueError, match="its edges go round"):
+        train_hierarchy(_directory(tmp_path, [" => ".join(chain) for chain in round_]))
+
+
+def test_files_without_chains_are_one_line_errors(tmp_path):
+    """A header-only file gave `IndexError: tuple index out of range`."""
+    with pytest.raises(ValueError, match=f"no edges in {tmp_path / EXPANDED_FILE}"):
+        train_hierarchy(_directory(tmp_path, []))
+    with pytest.raises(ValueError, match=r"no edges in .*: it holds no chain"):  # every image a test image
+        train_hierarchy(_directory(tmp_path, ["a => b => c => d"], test=["a => b => c => d"], images="i"))
+    with pytest.raises(ValueError, match=f"no edges in {tmp_path / TEST_FILE}"):
+        read_test_chains(_directory(tmp_path, ["a => b => c => d"], test=[]))

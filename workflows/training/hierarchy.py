@@ -45,14 +45,17 @@ class HierarchyData:
     chains: np.ndarray | None = None  # HierarCaps test hierarchies (n, 4), general first
     hit: HitSplits | None = None  # HiT's protocol (`--holdout hit-multi` or `hit-mixed`)
     hit_tasks: tuple[str, ...] = ()  # the tasks whose test pairs the model never trained on
+    dropped_two_way_pairs: int = 0  # HierarCaps pairs that chains order both ways (`hierarchies.hierarcaps`)
 
 
 def load_data(cfg: HierarchyTrainConfig) -> HierarchyData:
     """The hierarchy of `cfg.data`, its held-out part, and for HierarCaps the test chains."""
     if cfg.hierarcaps:
-        from hierarchies.hierarcaps import read_test_chains, train_hierarchy
+        from hierarchies.hierarcaps import chains_hierarchy, read_test_chains, train_chains, two_way_pairs
 
-        return HierarchyData(split_edges(train_hierarchy(cfg.hierarcaps), 0.0), read_test_chains(cfg.hierarcaps))
+        chains = train_chains(cfg.hierarcaps)
+        h, test = chains_hierarchy(chains), read_test_chains(cfg.hierarcaps)
+        return HierarchyData(split_edges(h, 0.0), test, dropped_two_way_pairs=2 * len(two_way_pairs(chains)))
     if cfg.holdout.startswith("hit-"):
         return hit_data(hit_wordnet(cfg.data), cfg.holdout, cfg.seed)
     return HierarchyData(_wordnet_split(cfg))
@@ -321,10 +324,12 @@ def evaluate_with_baselines(
     module, data: HierarchyData, cfg: HierarchyTrainConfig, points: np.ndarray | None = None
 ) -> dict[str, float]:
     """`evaluate_model` of a trained model, and on HierarCaps the pretrained encoder's
-    numbers next to it (`models.hierarchy_metrics.pretrained_chain_metrics`)."""
+    numbers next to it (`models.hierarchy_metrics.pretrained_chain_metrics`) and the
+    pairs the data's chains order both ways, left out of training (`dropped_two_way_pairs`)."""
     from models.hierarchy_metrics import pretrained_chain_metrics
 
     metrics = evaluate_model(module, data, cfg, points=points)
     if data.chains is not None:
         metrics |= pretrained_chain_metrics(cfg.model, data.chains, cfg.max_length)
+        metrics["dropped_two_way_pairs"] = data.dropped_two_way_pairs
     return metrics
