@@ -394,7 +394,9 @@ class Split:
 
 
 def split_edges(h: Hierarchy, share: float, seed: int = 0) -> Split:
-    """Hold out `share` of the closure edges, drawn among those that are not direct parent edges.
+    """Hold out `share` of the closure edges, drawn among those that are not direct parent edges
+    (0: none; ValueError for a share outside [0, 1), one that rounds to no edge, or more than
+    the non-direct edges).
 
     The direct edges all stay in training, so the basic hierarchy stays connected and
     every held-out pair is implied by training edges only through transitivity.
@@ -402,6 +404,8 @@ def split_edges(h: Hierarchy, share: float, seed: int = 0) -> Split:
     if not 0 <= share < 1:
         raise ValueError(f"share must be in [0, 1), got {share}")
     candidates, count = np.flatnonzero(~h.direct), round(share * h.n_edges)
+    if share and not count:
+        raise ValueError(f"a share of {share:g} holds out none of {h.n_edges} edges")
     if count > len(candidates):
         raise ValueError(f"asked to hold out {count} edges, only {len(candidates)} are not direct parent edges")
     held = np.sort(np.random.default_rng(seed).choice(candidates, size=count, replace=False))
@@ -423,7 +427,9 @@ def homonym_groups(names: NodeNames) -> np.ndarray:
 
 
 def split_nodes(h: Hierarchy, share: float, seed: int = 0) -> Split:
-    """Hold out `share` of the nodes, drawn among the leaves, with every edge that touches them.
+    """Hold out `share` of the nodes, drawn among the leaves, with every edge that touches them
+    (0: none; ValueError for a share outside [0, 1), one that rounds to no node, or more
+    than the leaves whose names no inner node has).
 
     Nodes that share a name, case aside (homonyms: three `pony` synsets among the
     mammals; any of their `aliases`: `homonym_groups`) go to the same side, and a name
@@ -441,6 +447,8 @@ def split_nodes(h: Hierarchy, share: float, seed: int = 0) -> Split:
     order = np.random.default_rng(seed).permutation(eligible)
     reached = np.cumsum(np.bincount(group)[order])  # nodes held out after each group
     target = round(share * h.n_nodes)
+    if share and not target:
+        raise ValueError(f"a share of {share:g} holds out none of {h.n_nodes} nodes")
     if target > (reached[-1] if len(reached) else 0):
         raise ValueError(f"asked to hold out {target} nodes, only {reached[-1] if len(reached) else 0} leaves can be")
     taken = order[: np.searchsorted(reached, target) + 1] if target else order[:0]

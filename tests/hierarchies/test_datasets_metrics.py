@@ -332,3 +332,11 @@ def test_a_long_cycle_is_named_by_a_few_of_its_nodes():
     ring = np.stack([np.arange(10), (np.arange(10) + 1) % 10], axis=1)  # n0 -> n1 -> ... -> n9 -> n0
     with pytest.raises(ValueError, match=r"'n\d' -> 'n\d' -> 'n\d' -> 'n\d' -> \.\.\. -> 'n\d' .*a cycle of 10"):
         Hierarchy(names, names, ring, np.ones(10, bool), np.zeros(10, np.int64))
+
+
+def test_a_share_that_rounds_to_nothing_is_refused(mammals):
+    assert len(split_edges(mammals, 0.0).test_edges) == 0  # 0: nothing held out, as asked
+    with pytest.raises(ValueError, match="holds out none of 6540 edges"):
+        split_edges(mammals, 1e-5)
+    with pytest.raises(ValueError, match="holds out none of 1180 nodes"):
+        split_nodes(mammals, 1e-4)

@@ -218,6 +218,7 @@ def test_demo_holds_the_configs_of_its_steps():
         (["mine", "s", "-o", "o", "--seed", "-1"], "seed must not be negative"),
         (["mine", "s", "-o", "o", "-f", "aol"], "--format reads a labelled log, with --gold"),
         (["compare", "--max-runs", "0"], "--max-runs must be at least 1"),
+        (["train", "hierarchy", "--holdout", "nodes", "--holdout-share", "0"], "holdout_share must be above 0 to hold"),
         (["synth", "--config", "{start}", "-o", "m.tsv"], "start: 5 is not a date and time"),
         (["segment", "x", "-o", "o", "--gap-minutes", "abc"], "Invalid value"),
     ],

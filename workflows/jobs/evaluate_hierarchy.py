@@ -3,7 +3,8 @@
 A model is found by `models:/hierarchy-model@champion`, `models:/NAME/VERSION`,
 `runs:/RUN_ID[/model]` or a bare run id; its run's `config.json` tells which data,
 held-out split and seed it was trained with, so link prediction scores the same
-held-out pairs (unless told otherwise). On HierarCaps the pretrained encoder's
+held-out pairs (unless told otherwise: a split of WordNet that would hold out pairs the
+model trained on is refused, `reconstruction_split`). On HierarCaps the pretrained encoder's
 numbers come alongside (`pretrained_cosine_*`, `kendall_tau_pretrained_norm`).
 
 `--protocol hit` scores HiT's tasks (He et al. 2024; `hierarchies.hit`): on the data a
@@ -55,7 +56,9 @@ def evaluate_hierarchy(
         given["holdout"] = hit_split(trained, given)
     elif protocol != "reconstruction":
         raise ValueError(f"protocol must be one of {', '.join(PROTOCOLS)}, got {protocol!r}")
-    cfg = HierarchyTrainConfig(**{**trained, **given}).resolved()
+    cfg = HierarchyTrainConfig(**{**trained, **given}).resolved()  # refuses a meaningless setting first
+    if protocol == "reconstruction":
+        reconstruction_split(trained, given)
     data = load_data(cfg)
     with tempfile.TemporaryDirectory() as tmp:
         if cfg.lookup:
@@ -97,6 +100,38 @@ def hit_split(trained: dict, given: dict) -> str:
             f"{'its own split' if own.startswith('hit-') else 'no HiT split of WordNet'}"
         )
     return wanted
+
+
+SPLIT = ("data", "holdout", "holdout_share", "seed")  # what draws the held-out pairs
+
+
+def reconstruction_split(trained: dict, given: dict) -> None:
+    """Refuse a held-out split in `given` (its data, holdout, holdout_share and seed over
+    those of `trained`, the model's config) that holds out pairs the model trained on,
+    so that link prediction would score seen pairs.
+
+    Fair: the model's own split; no holdout; a model trained on other data than WordNet
+    (HierarCaps), whose pairs no WordNet split holds; `--holdout edges` after a HiT split,
+    which trained on direct edges only while `split_edges` holds out none; a HiT split as
+    `hit_split` allows it. Any other split of WordNet draws other pairs than the model's
+    own (the mammals are part of the nouns) and holds out some it trained on.
+    ValueError otherwise, in one line.
+    """
+    own = {name: trained.get(name, getattr(HierarchyTrainConfig, name)) for name in SPLIT}  # a run's, or the default
+    wanted = {name: given.get(name, own[name]) for name in SPLIT}
+    if wanted["holdout"] == "none" or wanted == own or own["data"] not in WORDNET:
+        return
+    if wanted["holdout"].startswith("hit-"):
+        hit_split(trained, given)
+        return
+    if wanted["holdout"] == "edges" and own["holdout"].startswith("hit-"):
+        return
+    other = ", ".join(f"--{name.replace('_', '-')} {wanted[name]}" for name in SPLIT if wanted[name] != own[name])
+    raise ValueError(
+        f"this model trained on {own['data']} with holdout {own['holdout']} (share {own['holdout_share']:g}, seed "
+        f"{own['seed']}), so pairs held out by {other} are among its training pairs; link prediction scores it "
+        f"on its own split (leave them out) or none (--holdout none)"
+    )
 
 
 @dataclass(frozen=True)

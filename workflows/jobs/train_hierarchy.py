@@ -313,6 +313,8 @@ class HierarchyTrainConfig:
             raise ValueError("max_length and max_eval_nodes must be at least 1, curvature positive")
         if not 0.0 <= self.holdout_share < 1.0:
             raise ValueError("holdout_share must be in [0, 1)")
+        if self.holdout in ("edges", "nodes") and self.holdout_share == 0:
+            raise ValueError(f"holdout_share must be above 0 to hold out {self.holdout} (or --holdout none)")
 
     def resolved(self) -> HierarchyTrainConfig:
         """This config with every setting not given (None) set to its model's value in
