@@ -288,10 +288,12 @@ class HierarchyTrainConfig:
             raise ValueError("HiT's protocol names each entity (its first lemma): no --gloss")
         if self.lookup and self.holdout == "nodes":
             raise ValueError("a lookup table cannot embed held-out nodes: use --holdout edges or a text model")
-        for name in ("dim", "epochs", "batch_size", "negatives", "eval_every", "patience", "workers"):
+        for name in ("dim", "epochs", "batch_size", "negatives", "max_length", "max_eval_nodes", "eval_every",
+                     "patience", "workers"):  # fmt: skip
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
         for name in (
+            "mobius_layers",
             "max_steps",
             "hidden",
             "head_epochs",
@@ -302,15 +304,15 @@ class HierarchyTrainConfig:
             "triplet_margin",
             "max_failures",
             "sibling_negatives",
+            "seed",
         ):
             if getattr(self, name) is not None and getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative")
-        if self.head_lr is not None and self.head_lr <= 0:
-            raise ValueError("head_lr must be positive")
+        for name in ("curvature", "head_lr", "burnin_lr_factor"):
+            if getattr(self, name) is not None and getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive")
         if self.lr is not None and self.lr <= 0:
             raise ValueError("lr must be positive (0 no longer means the model's default: leave it out, or null)")
-        if self.max_length < 1 or self.max_eval_nodes < 1 or self.curvature <= 0:
-            raise ValueError("max_length and max_eval_nodes must be at least 1, curvature positive")
         if not 0.0 <= self.holdout_share < 1.0:
             raise ValueError("holdout_share must be in [0, 1)")
         if self.holdout in ("edges", "nodes") and self.holdout_share == 0:
