@@ -67,6 +67,11 @@ def trained_on_every_pair(store) -> str:
     [
         (["--holdout", "edges"], "so pairs held out by --holdout edges are among its training pairs"),
         (["--holdout", "edges", "--holdout-share", "0"], "holdout_share must be above 0 to hold out edges"),
+        (
+            ["--data", "wordnet-nouns", "--holdout", "none"],  # it was a state_dict size mismatch's traceback
+            "a lookup table places only the nodes of its own data (wordnet-mammals), not wordnet-nouns",
+        ),
+        (["--data", "wordnet-nouns", "--protocol", "hit"], "a lookup table places only the nodes of its own data"),
     ],
 )
 def test_evaluate_refuses_a_split_that_holds_out_training_pairs_in_one_line(trained_on_every_pair, args, says):

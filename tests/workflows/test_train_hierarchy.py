@@ -108,7 +108,6 @@ CAPTIONS_TEXT = {"data": "hierarcaps:captions", "model": "tiny", "holdout": "non
         (MAMMALS_TABLE, {"seed": 1}, "among its training pairs"),
         (CAPTIONS_TEXT, {"data": "wordnet-nouns"}, "hit-mixed"),  # another hierarchy: a transfer
         (CAPTIONS_TEXT, {}, "built on WordNet"),
-        ({**CAPTIONS_TEXT, "model": "lookup"}, {"data": "wordnet-mammals"}, "places only the nodes of its own"),
         (MAMMALS_TABLE, {"holdout": "edges"}, "holds out HiT's pairs"),
     ],
 )

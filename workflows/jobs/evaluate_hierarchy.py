@@ -52,6 +52,9 @@ def evaluate_hierarchy(
     if trained.get("lr") == 0:  # runs logged before the models' own defaults recorded "the default" as 0
         trained["lr"] = None
     given = {k: v for k, v in overrides.items() if v is not None}
+    if trained["model"] == "lookup" and given.get("data", trained["data"]) != trained["data"]:
+        raise ValueError(f"a lookup table places only the nodes of its own data ({trained['data']}), "
+                         f"not {given['data']}: score it on its own (no --data), or give a text model")  # fmt: skip
     if protocol == "hit":
         given["holdout"] = hit_split(trained, given)
     elif protocol != "reconstruction":
@@ -79,16 +82,15 @@ def hit_split(trained: dict, given: dict) -> str:
     trained on either is scored only on the data and split it trained with (or, after
     `hit-mixed`, on `hit-multi`, whose test pairs it never trained on either); a text
     model trained on other data (HierarCaps) on `given`'s WordNet data, mixed-hop by
-    default. ValueError otherwise, naming why.
+    default (a lookup table is scored on its own data alone: `evaluate_hierarchy` refuses
+    other data before). ValueError otherwise, naming why.
     """
     data, holdout = given.get("data", trained["data"]), given.get("holdout")
     if data not in WORDNET:
         raise ValueError(f"HiT's protocol is built on WordNet: give --data {' or '.join(WORDNET)} (not {data})")
     if holdout is not None and not holdout.startswith("hit-"):
         raise ValueError(f"--protocol hit holds out HiT's pairs: --holdout hit-multi or hit-mixed, not {holdout}")
-    if trained["data"] not in WORDNET:
-        if trained["model"] == "lookup":
-            raise ValueError(f"a lookup table places only the nodes of its own data ({trained['data']}), not {data}")
+    if trained["data"] not in WORDNET:  # a text model (a lookup table is scored on its own data alone)
         return holdout or "hit-mixed"
     own, wanted = trained["holdout"], holdout or trained["holdout"]
     fair = own.startswith("hit-") and wanted in (own, "hit-multi") and data == trained["data"]
