@@ -35,7 +35,17 @@ def user_error(err: BaseException) -> BaseException | None:
 class Stopped(KeyboardInterrupt):
     """A command stopped by SIGTERM (`kill`, `timeout`, a batch scheduler), raised in the
     main thread as Ctrl-C raises KeyboardInterrupt, so that what a job started ends the
-    same way: its MLflow run marked FAILED, its Ray shut down."""
+    same way: its MLflow run marked FAILED, its Ray shut down. (Inside a blocking Ray
+    call Ray raises a plain KeyboardInterrupt in its place: `stopped_by` says which.)"""
+
+
+_received: list[int] = []
+
+
+def stopped_by() -> str:
+    """What stopped this command, for its last line: `SIGTERM` once the handler of
+    `stop_on_sigterm` has run, else `Ctrl-C`."""
+    return "SIGTERM" if signal.SIGTERM in _received else "Ctrl-C"
 
 
 def stop_on_sigterm() -> None:
@@ -45,5 +55,11 @@ def stop_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, _raise_stopped)
 
 
+def sigterm_received() -> Stopped:
+    """Note that SIGTERM arrived (for `stopped_by`); the exception to raise for it."""
+    _received.append(signal.SIGTERM)
+    return Stopped("SIGTERM")
+
+
 def _raise_stopped(signum: int, frame: FrameType | None) -> None:
-    raise Stopped(signal.Signals(signum).name)
+    raise sigterm_received()

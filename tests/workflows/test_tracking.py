@@ -149,8 +149,10 @@ def test_a_store_that_cannot_be_opened_is_named_in_one_line(tmp_path, monkeypatc
 
     bad = tmp_path / "bad.db"
     bad.write_text("runs and models\n")
+    (tmp_path / "runs").mkdir()
     cases = {
         f"sqlite:///{bad}": f"{bad}: not an MLflow store this can open (file is not a database)",
+        f"sqlite:///{tmp_path / 'runs'}": f"{tmp_path / 'runs'} is a directory, not an MLflow store",  # retried ~110 s
         "http://127.0.0.1:9": "no MLflow tracking server answers at http://127.0.0.1:9 (MLFLOW_TRACKING_URI: "
         "connection refused)",
     }

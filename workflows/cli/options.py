@@ -32,7 +32,7 @@ from typer.core import TyperArgument, TyperCommand
 
 from workflows.cli.common import fail
 from workflows.config import Leaf, build, leaves, read_yaml, to_yaml
-from workflows.errors import USER_ERRORS, Stopped
+from workflows.errors import USER_ERRORS, stopped_by
 from workflows.jobs.common import nothing_left_on_error
 
 PRINT_HELP = "Print the settings as YAML and stop (null: a default that depends on another setting)."
@@ -135,10 +135,10 @@ def command(app: typer.Typer, config_cls: type, name: str | None = None) -> Call
                     fn(config, **extras)
             except USER_ERRORS as err:
                 raise fail(str(err)) from None
-            except KeyboardInterrupt as err:  # what the job started has ended (an MLflow run FAILED, Ray shut down)
-                stopped = isinstance(err, Stopped)
-                typer.echo(f"stopped by {'SIGTERM' if stopped else 'Ctrl-C'}", err=True)
-                raise typer.Exit(128 + (signal.SIGTERM if stopped else signal.SIGINT)) from None
+            except KeyboardInterrupt:  # what the job started has ended (an MLflow run FAILED, Ray shut down)
+                by = stopped_by()
+                typer.echo(f"stopped by {by}", err=True)
+                raise typer.Exit(128 + (signal.SIGTERM if by == "SIGTERM" else signal.SIGINT)) from None
 
         run.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
         run.__annotations__ = {p.name: p.annotation for p in params}

@@ -65,7 +65,7 @@ def _driver_sigterm_kept() -> Iterator[None]:
     stop_on_sigterm`) is put back afterwards, and a SIGTERM during the init ends as that
     handler ends one (`Stopped`). Ray replaces the driver's handler with its own, which
     exits (sys.exit) with no word of why."""
-    from workflows.errors import Stopped
+    from workflows.errors import sigterm_received
 
     kept = signal.getsignal(signal.SIGTERM)
     if not callable(kept) or threading.current_thread() is not threading.main_thread():
@@ -77,7 +77,7 @@ def _driver_sigterm_kept() -> Iterator[None]:
         import ray
 
         ray.shutdown()
-        raise Stopped("SIGTERM") from None
+        raise sigterm_received() from None
     finally:
         signal.signal(signal.SIGTERM, kept)
 

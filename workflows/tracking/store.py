@@ -105,6 +105,8 @@ def _open(uri: str) -> None:
     from sqlalchemy.exc import SQLAlchemyError
 
     path = uri.removeprefix("sqlite:///")
+    if Path(path).is_dir():  # MLflow retried opening it for about 110 s
+        raise ValueError(f"{path} is a directory, not an MLflow store: give sqlite:///{Path(path, 'mlflow.db')}")
     key = hashlib.md5(path.encode(), usedforsecurity=False).hexdigest()
     with open(Path(tempfile.gettempdir()) / f"sessionflow-store-{key}.lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file is closed
