@@ -55,9 +55,20 @@ def stop_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, _raise_stopped)
 
 
+def note_signal(signum: int) -> None:
+    """Note that `signum` arrived, for `stopped_by` and `signals_noted`: where another
+    handler (Ray's, Ray Train's) takes the signal, the command still ends as stopped."""
+    _received.append(signum)
+
+
+def signals_noted() -> int:
+    """How many stopping signals this process has noted."""
+    return len(_received)
+
+
 def sigterm_received() -> Stopped:
     """Note that SIGTERM arrived (for `stopped_by`); the exception to raise for it."""
-    _received.append(signal.SIGTERM)
+    note_signal(signal.SIGTERM)
     return Stopped("SIGTERM")
 
 

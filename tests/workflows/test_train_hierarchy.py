@@ -204,14 +204,16 @@ def test_a_lookup_table_cannot_hold_out_nodes():
 
 @pytest.mark.parametrize(("sent", "when", "said"), [("SIGTERM", "early", "stopped by SIGTERM"),
                                                     ("SIGTERM", "training", "stopped by SIGTERM"),
-                                                    ("SIGINT", "early", "stopped by Ctrl-C")])  # fmt: skip
+                                                    ("SIGINT", "training", "stopped by Ctrl-C")])  # fmt: skip
 def test_a_training_stopped_by_a_signal_ends_its_run_and_says_so(sent, when, said, tmp_path):
     """SIGTERM (`kill`, `timeout`, a scheduler) two seconds into the run (the task being
     built, or Ray starting), or once Ray Train's worker trains: Python's default ended
     the process at once and left its MLflow run RUNNING for good, and Ray's (during its
     start) exited 15 without a word. Now SIGTERM ends a command as Ctrl-C does: one line,
     the run FAILED, exit 128 + the signal's number. (Inside Ray's blocking calls Ray
-    raises a plain KeyboardInterrupt for it: the line still says SIGTERM.)"""
+    raises a plain KeyboardInterrupt for it: the line still says SIGTERM.) Ctrl-C while
+    the worker trains went to Ray Train's own handler, which aborts the run: the command
+    ended with exit 1 and no word; now it ends as Ctrl-C anywhere else does."""
     import os
     import signal
     import subprocess

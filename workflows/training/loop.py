@@ -26,7 +26,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import signal
 import tempfile
+import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
@@ -36,6 +38,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
+
+from workflows.errors import note_signal, signals_noted
 
 
 class LoopSettings(Protocol):
@@ -352,7 +356,7 @@ def fit(task: TrainTask, run_id: str, name: str, storage: str | None, cpus: int)
     storage_path, storage_fs = checkpoint_storage(storage)
     task.prepare()
     threads = max(1, cpus // cfg.workers) if not cfg.gpu else 2
-    trainer = TorchTrainer(
+    trainer = _noting_ctrl_c(TorchTrainer)(
         train_loop_per_worker,
         train_loop_config={"task": task, "threads": threads, "tracking_uri": tracking_uri(), "run_id": run_id},
         torch_config=TorchConfig() if cfg.gpu else BoundTorchConfig(),  # NCCL: Ray Train's own rendezvous
@@ -369,7 +373,45 @@ def fit(task: TrainTask, run_id: str, name: str, storage: str | None, cpus: int)
             failure_config=FailureConfig(max_failures=cfg.max_failures),
         ),
     )
-    return trainer.fit()
+    before, noted = signal.getsignal(signal.SIGINT), signals_noted()
+    try:
+        result = trainer.fit()
+    except BaseException as err:
+        if signals_noted() > noted and not isinstance(err, KeyboardInterrupt):
+            raise KeyboardInterrupt from err  # Ray Train's abort ends in SystemExit or a dead actor's error
+        raise
+    finally:
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, before)  # Ray Train leaves its handler, bound to a controller now gone
+    if signals_noted() > noted:
+        raise KeyboardInterrupt
+    return result
+
+
+def _noting_ctrl_c(trainer_cls: type) -> type:
+    """`trainer_cls` whose Ctrl-C handler notes the signal before Ray Train's own takes it.
+
+    During `fit` Ray Train 2.x (`DataParallelTrainer._register_sigint_handler`) answers
+    Ctrl-C by aborting the run: its controller actor exits, and the driver ends in
+    `SystemExit` or `RayActorError`, which read as a failure (exit 1, no message).
+    Noted (`workflows.errors.note_signal`), `fit` raises KeyboardInterrupt instead, so
+    that the command ends as any Ctrl-C does: its MLflow run FAILED, `stopped by Ctrl-C`,
+    exit 130. Where Ray Train registers no handler (a thread other than the main one,
+    or another version of it), Ctrl-C reaches the driver as KeyboardInterrupt anyway."""
+
+    class NotingCtrlC(trainer_cls):
+        def _register_sigint_handler(self, controller: Any) -> None:
+            super()._register_sigint_handler(controller)
+            ray_train_handler = signal.getsignal(signal.SIGINT)
+
+            def noted(signum: int, frame: Any) -> None:
+                note_signal(signum)
+                ray_train_handler(signum, frame)
+
+            signal.signal(signal.SIGINT, noted)
+
+    NotingCtrlC.__name__ = NotingCtrlC.__qualname__ = trainer_cls.__name__
+    return NotingCtrlC
 
 
 def checkpoint_storage(location: str | None) -> tuple[str | None, Any]:
