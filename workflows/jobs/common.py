@@ -302,10 +302,18 @@ def nothing_left_on_error() -> Iterator[None]:
 
 
 PAIR_COLUMNS = ("query_a", "query_b", "label")  # what every reader of labelled pairs needs
-_PRODUCTS = {  # a job's output directory, known by the table only that job writes there (annotate's beside sessions)
-    "annotations.parquet": ("annotate", "annotations"), "scores.parquet": ("score", "scores"),
-    "sessions.parquet": ("segment", "sessions"), "events.parquet": ("ingest", "events"),
-}  # fmt: skip
+
+
+def _job_tables() -> dict[str, tuple[str, str]]:
+    """A job's output directory, known by the table only that job writes there (annotate's
+    beside sessions, so first): table file -> (the job, what the table holds)."""
+    from sessions.ingest import EVENTS_FILE
+    from sessions.pipeline import SESSIONS_FILE
+    from workflows.distributed.scoring import SCORES_FILE
+    from workflows.jobs.annotate import ANNOTATIONS_FILE
+
+    return {ANNOTATIONS_FILE: ("annotate", "annotations"), SCORES_FILE: ("score", "scores"),
+            SESSIONS_FILE: ("segment", "sessions"), EVENTS_FILE: ("ingest", "events")}  # fmt: skip
 
 
 def pairs_location(path: str) -> str:
@@ -327,7 +335,7 @@ def pairs_location(path: str) -> str:
     if storage.exists(storage.join(path, "pairs", PAIRS_FILE)):  # a `demo` output
         raise ValueError(f"{path}: not a `mine` output (no {PAIRS_FILE} here); its pairs are in "
                          f"{storage.join(path, 'pairs')}")  # fmt: skip
-    known = [(job, held) for name, (job, held) in _PRODUCTS.items() if storage.exists(storage.join(path, name))]
+    known = [(job, held) for name, (job, held) in _job_tables().items() if storage.exists(storage.join(path, name))]
     if not known:
         raise ValueError(f"{path}: not a `mine` output (no {PAIRS_FILE} here); give the output directory of "
                          "`sessionflow mine`, or a file of pairs")  # fmt: skip
