@@ -34,6 +34,7 @@ def ray_runtime(address: str | None = None, num_cpus: int | None = None, worker_
     cluster = named_cluster(address)
     if cluster is None:
         use_loopback_only()
+        without_preemption_watcher()
     import ray
 
     if cluster is None:
@@ -175,6 +176,15 @@ def use_loopback_only() -> None:
     """
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+
+
+def without_preemption_watcher() -> None:
+    """No preemption watcher for Ray Train on a private local Ray (unless the variable is
+    set): Ray Train 2.x starts one more actor per worker group to poll the cluster for
+    nodes being drained (spot instances reclaimed), which a single machine never has;
+    on every training it cost a worker process's start and printed an error-level line
+    from Ray's core (ray-project/ray#53727). A cluster keeps it."""
+    os.environ.setdefault("RAY_TRAIN_ENABLE_PREEMPTION_WATCHER", "0")
 
 
 def _single_machine_mode() -> None:
