@@ -167,6 +167,11 @@ def test_a_store_that_cannot_be_opened_is_named_in_one_line(tmp_path, monkeypatc
             result = CliRunner().invoke(app, command)
             lines = result.output.strip().splitlines()
             assert result.exit_code == 2 and len(lines) == 1 and message in lines[0], (command, result.output)
+    # a new store under a file (MLflow's mkdir said only "[Errno 17] File exists: ...")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{bad}/runs/mlflow.db")
+    result = CliRunner().invoke(app, ["train", "segmenter", "--gt", "no.csv", "--format", "gayo-avello"])
+    message = f"{bad}/runs/mlflow.db: no MLflow store can be made there: {bad} is a file, not a directory"
+    assert result.exit_code == 2 and result.output.strip() == f"error: {message}", result.output
     assert bad.read_text() == "runs and models\n"
 
 

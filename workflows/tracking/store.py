@@ -107,6 +107,8 @@ def _open(uri: str) -> None:
     path = uri.removeprefix("sqlite:///")
     if Path(path).is_dir():  # MLflow retried opening it for about 110 s
         raise ValueError(f"{path} is a directory, not an MLflow store: give sqlite:///{Path(path, 'mlflow.db')}")
+    if blocking := next((p for p in Path(path).parents if p.exists() and not p.is_dir()), None):
+        raise ValueError(f"{path}: no MLflow store can be made there: {blocking} is a file, not a directory")
     key = hashlib.md5(path.encode(), usedforsecurity=False).hexdigest()
     with open(Path(tempfile.gettempdir()) / f"sessionflow-store-{key}.lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file is closed
@@ -115,6 +117,8 @@ def _open(uri: str) -> None:
         except (MlflowException, SQLAlchemyError) as err:
             reason = str(getattr(err, "orig", None) or _first(err)).splitlines()[0]
             raise ValueError(f"{path}: not an MLflow store this can open ({reason})") from None
+        except OSError as err:  # its directory cannot be made: permissions, a read-only disk
+            raise ValueError(f"{path}: no MLflow store can be made there ({err.strerror}: {err.filename})") from None
 
 
 _warned: set[str] = set()
