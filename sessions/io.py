@@ -253,28 +253,62 @@ def claim_output(out: str | Path, produces: str, overwrite: bool = False, inputs
     """Get an output directory ready for a job that reads `inputs` and writes `produces`.
 
     Refuses (ValueError) an output that is one of the inputs, lies inside one or holds
-    one (a job never writes where it reads), a file, and a directory holding another
-    job's finished output (its `report.json` without `produces` beside it) unless
-    `overwrite`, which deletes what that job wrote (`remove_outputs_of`). Then removes the directory's
-    `report.json`, so that until the job writes its new report nothing there looks
-    complete. Returns `out` as a string (a local path made absolute).
+    one (a job never writes where it reads), a file, a directory holding another job's
+    finished output (a `report.json` whose outputs do not include `produces`), and one
+    holding what a killed or failed job of another kind left (`unfinished_tables`),
+    unless `overwrite`, which deletes what that job wrote (`remove_outputs_of`, or those
+    tables). Then removes the directory's `report.json`, so that until the job writes
+    its new report nothing there looks complete. Returns `out` as a string (a local
+    path made absolute).
     """
     out = storage.absolute(out)  # the same directory for Ray workers, whose working directory differs
     if storage.is_file(out):
         raise ValueError(f"--output {out}: a file is there; the output is a directory")
     check_apart(out, inputs)
     report = storage.join(out, REPORT)
-    if storage.exists(report) and not storage.exists(storage.join(out, produces)):
+    if storage.exists(report) and produces not in _outputs_listed(report):
         if not overwrite:
             raise ValueError(
-                f"--output {out} holds another job's output (no {produces} beside its {REPORT}); "
+                f"--output {out} holds another job's output ({REPORT} lists no {produces}); "
                 "choose another directory or pass --overwrite"
             )
         remove_outputs_of(out)  # --overwrite: that job's outputs go, not mixed with this one's
+    elif not storage.exists(report) and (left := unfinished_tables(out, produces)):
+        if not overwrite:
+            raise ValueError(
+                f"--output {out} holds what another job left unfinished ({', '.join(left)}, no {REPORT}: it "
+                "was killed or failed); choose another directory, or pass --overwrite (which deletes it)"
+            )
+        for name in left:
+            storage.remove(storage.join(out, name))
     storage.remove(report)
     storage.make_dirs(out)
     storage.remove_leftovers(out, [STAGING_PREFIX])  # staging and temporary files of earlier runs that were killed
     return out
+
+
+def _report_outputs(report: str) -> dict[str, str] | None:
+    """The outputs a job's `report.json` lists, name -> location; None for another file of that name."""
+    try:
+        outputs = read_json(report).get("outputs")
+    except (ValueError, AttributeError):
+        return None
+    return outputs if isinstance(outputs, dict) else None
+
+
+def _outputs_listed(report: str) -> set[str]:
+    return set(_report_outputs(report) or {})
+
+
+def unfinished_tables(out: str | Path, produces: str) -> list[str]:
+    """Tables of another job that its run left unfinished in `out`: datasets (`*.parquet`
+    directories) other than `produces` and the rejected rows, without their manifest
+    (parts of a killed or failed job). A user's other files are not counted."""
+    return [
+        name for name in storage.list_names(out)
+        if name.endswith(".parquet") and name not in (produces, REJECTED)
+        and storage.is_dir(path := storage.join(out, name)) and not storage.exists(storage.join(path, MANIFEST))
+    ]  # fmt: skip
 
 
 def refuse_other_files(out: str | Path, produces: str, overwrite: bool = False) -> None:
@@ -284,8 +318,13 @@ def refuse_other_files(out: str | Path, produces: str, overwrite: bool = False) 
     it claims its output (`claim_output`), so that a user's directory is never mixed
     with an output by mistake."""
     names = storage.list_names(out)
-    # a job's: its report, its product, or its rejected rows as a dataset (a user's file of that name is not)
-    ours = {produces, REPORT} & set(names) or (REJECTED in names and storage.is_dir(storage.join(out, REJECTED)))
+    # a job's: its report, its product, its rejected rows as a dataset (a user's file of that name is not), or
+    # the unfinished tables of a killed job (which `claim_output` refuses, or deletes under `overwrite`)
+    ours = (
+        {produces, REPORT} & set(names)
+        or (REJECTED in names and storage.is_dir(storage.join(out, REJECTED)))
+        or unfinished_tables(out, produces)
+    )
     if names and not overwrite and not ours:
         shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
         raise ValueError(
@@ -299,11 +338,8 @@ def remove_outputs_of(out: str) -> None:
     and nothing else: a directory that merely holds a file named report.json keeps its
     files. ValueError when that report is not a sessionflow job's."""
     report = storage.join(out, REPORT)
-    try:
-        outputs = read_json(report).get("outputs")
-    except (ValueError, AttributeError):
-        outputs = None
-    if not isinstance(outputs, dict):
+    outputs = _report_outputs(report)
+    if outputs is None:
         raise ValueError(f"--output {out}: its {REPORT} is not a sessionflow job's report; choose another directory")
     for location in outputs.values():
         if isinstance(location, str) and storage.contains(out, location) and not storage.same_location(out, location):

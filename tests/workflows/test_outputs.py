@@ -140,6 +140,36 @@ def test_overwrite_replaces_another_jobs_output_whole(done):
                                                                      "sessions.parquet"]  # fmt: skip
 
 
+def test_what_a_killed_job_of_another_kind_left_is_refused_unless_overwrite_which_deletes_it(done):
+    """A `segment` killed while writing its sessions (their parts there, no manifest, no
+    report; its rejected rows finished): `mine` wrote its pairs beside them (exit 0)."""
+    killed = done / "sessions"
+    (killed / "report.json").unlink()
+    (killed / "sessions.parquet" / "_manifest.json").unlink()
+    before = snapshot(killed)
+    assert sessionflow("segment", done / "logs", "-f", "aol", "-o", done / "s2", "--engine", "local").exit_code == 0
+    refused = sessionflow("mine", done / "s2", "-o", killed)
+    assert refused.exit_code == 2, refused.output
+    assert f"--output {killed} holds what another job left unfinished (sessions.parquet, no report.json" in (
+        refused.output
+    )
+    assert snapshot(killed) == before
+    mined = sessionflow("mine", done / "s2", "-o", killed, "--overwrite")
+    assert mined.exit_code == 0, mined.output
+    assert sorted(p.name for p in killed.iterdir()) == ["pairs.parquet", "rejected.parquet", "report.json"]
+
+
+def test_a_finished_output_is_another_jobs_by_its_report_not_by_its_file_names(done):
+    """A `mine` output that also holds a `sessions.parquet` directory: `segment` took it
+    for its own output (its product was there beside a report) and wrote into it."""
+    (done / "pairs" / "sessions.parquet").mkdir()
+    result = sessionflow("segment", done / "logs", "-f", "aol", "-o", done / "pairs", "--engine", "local")
+    assert result.exit_code == 2 and "holds another job's output (report.json lists no sessions.parquet)" in (
+        result.output
+    ), result.output
+    assert (done / "pairs" / "pairs.parquet" / "_manifest.json").exists()
+
+
 def test_an_unfinished_output_is_not_read_as_finished(done):
     (done / "sessions" / "report.json").unlink()  # as while segment reruns there, or after it was killed
     for args in (("mine", done / "sessions", "-o", done / "p2"), ("annotate", done / "sessions", "-o", done / "a")):

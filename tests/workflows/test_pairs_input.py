@@ -202,6 +202,18 @@ def test_what_is_not_a_mine_output_is_named(outputs, tmp_path, nothing_starts, c
     refused(outputs, command, tmp_path / "bad", f"{tmp_path / 'bad'}: not a `mine` output (no pairs.parquet here)")
 
 
+@pytest.mark.parametrize("command", COMMANDS)
+def test_an_unfinished_mine_output_is_refused(outputs, tmp_path, nothing_starts, command):
+    """A `mine` output without its report (mine still running, failed or killed): `train
+    session` trained on it and registered a model; now it is refused as `mine`, `segment`
+    and `score` refuse an unfinished input."""
+    import shutil
+
+    shutil.copytree(outputs / "pairs", tmp_path / "bad")
+    (tmp_path / "bad" / "report.json").unlink()
+    refused(outputs, command, tmp_path / "bad", f"{tmp_path / 'bad'}: an unfinished output (no report.json")
+
+
 def test_what_mine_writes_passes_unchanged(outputs):
     """The check refuses nothing of a `mine` output and changes none of its values."""
     from workflows.jobs.common import read_pairs_table

@@ -317,21 +317,24 @@ def _job_tables() -> dict[str, tuple[str, str]]:
 
 
 def pairs_location(path: str) -> str:
-    """The pairs table that `path` names: a `mine` output's pairs.parquet, or `path`
-    itself (a file of pairs, Parquet or CSV, or a published Parquet dataset of them).
-    FileNotFoundError when nothing is there; ValueError in one line for a directory
-    that holds no pairs, naming what it holds when it is a sessionflow job's output
-    (a `segment` output: mine it first)."""
+    """The pairs table that `path` names: a finished `mine` output's pairs.parquet (or a
+    pairs.parquet file in the directory), or `path` itself (a file of pairs, Parquet or
+    CSV, or a published Parquet dataset of them). FileNotFoundError when nothing is
+    there (`IncompleteOutputError` for a `mine` output without its report); ValueError
+    in one line for a directory that holds no pairs, naming what it holds when it is a
+    sessionflow job's output (a `segment` output: mine it first)."""
     from sessions import storage
-    from sessions.io import is_complete
+    from sessions.io import is_complete, job_output
     from workflows.jobs.mine import PAIRS_FILE
 
     if not storage.exists(path):
         raise FileNotFoundError(f"{path}: no pairs here; run `sessionflow mine` first")
     if not storage.is_dir(path) or is_complete(path):
         return path
-    if storage.exists(inside := storage.join(path, PAIRS_FILE)):
-        return inside
+    if storage.is_file(inside := storage.join(path, PAIRS_FILE)):
+        return inside  # a file of pairs that someone named so
+    if storage.exists(inside):  # a `mine` output: refused without its report (mine running, failed or killed)
+        return job_output(path, PAIRS_FILE)
     if storage.exists(storage.join(path, "pairs", PAIRS_FILE)):  # a `demo` output
         raise ValueError(f"{path}: not a `mine` output (no {PAIRS_FILE} here); its pairs are in "
                          f"{storage.join(path, 'pairs')}")  # fmt: skip
