@@ -540,13 +540,19 @@ def make_dirs(location: str | os.PathLike) -> None:
 def check_writable_dir(location: str | os.PathLike, what: str = "output") -> None:
     """Make sure a directory can be written at `location` (made if missing), by writing
     and deleting a small probe file. ValueError when a file is there; StorageError (one
-    line) when the filesystem refuses (missing bucket, no permission)."""
+    line, naming `what`) when the filesystem refuses (missing bucket, no permission, a
+    file above it)."""
     if is_file(location):
         raise ValueError(f"{what} {location}: a file is there; a directory is needed")
-    make_dirs(location)
-    probe = join(location, f".probe-{os.getpid()}")
-    write_bytes(b"", probe)
-    remove(probe)
+    try:
+        make_dirs(location)
+        probe = join(location, f".probe-{os.getpid()}")
+        write_bytes(b"", probe)
+        remove(probe)
+    except StorageError as err:
+        raise StorageError(f"{what} {err}") from None
+    except OSError as err:
+        raise StorageError(f"{what} {location}: cannot be written ({err.strerror or _first_line(err)})") from None
 
 
 def remove(location: str | os.PathLike) -> None:

@@ -214,6 +214,19 @@ def test_an_unfinished_mine_output_is_refused(outputs, tmp_path, nothing_starts,
     refused(outputs, command, tmp_path / "bad", f"{tmp_path / 'bad'}: an unfinished output (no report.json")
 
 
+@pytest.mark.parametrize("trainer", ["session", "hierarchy"])
+def test_checkpoint_storage_that_cannot_be_written_is_refused_before_anything_starts(
+    outputs, tmp_path, nothing_starts, trainer
+):
+    """`--storage` at an unknown scheme or under a file: each try was refused only after
+    Ray had started, and left a FAILED MLflow run."""
+    (tmp_path / "bad").write_text("a file")
+    job = ["--pairs", outputs / "pairs", "--model", "tiny"] if trainer == "session" else ["--model", "lookup"]
+    for where, says in ((tmp_path / "bad" / "ckpt", "--storage"), ("foo://x/rr", "foo")):
+        code, lines = sessionflow("train", trainer, *job, "--storage", where)
+        assert code == 2 and len(lines) == 1 and says in lines[0], lines
+
+
 def test_what_mine_writes_passes_unchanged(outputs):
     """The check refuses nothing of a `mine` output and changes none of its values."""
     from workflows.jobs.common import read_pairs_table

@@ -41,7 +41,7 @@ from workflows.training.hierarchy import (
     load_data,
     load_model,
 )
-from workflows.training.loop import Trained, TrainOutcome, train_best
+from workflows.training.loop import Trained, TrainOutcome, require_storage, train_best
 
 EXPERIMENT = "hierarchy-model"
 DATA = ("wordnet-mammals", "wordnet-nouns", "hierarcaps:PATH")
@@ -415,6 +415,7 @@ def run(job: TrainHierarchyJob, run_name: str | None = None) -> TrainOutcome:
             cfg = replace(cfg, dim=encoder_width)
     data = load_data(cfg)
     split = data.split
+    require_storage(job.storage)
     params = {**cfg.to_dict(), "nodes": split.full.n_nodes, "train_edges": len(split.train_edges()),
               "test_edges": len(split.test_edges), "test_nodes": len(split.test_nodes)}  # fmt: skip
     named = ", joined lemmas alone" if cfg.names == "text" else ""  # the default names every run

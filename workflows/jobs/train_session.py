@@ -28,7 +28,7 @@ from sessions import storage
 from sessions.io import is_complete, read_json, read_table, scan_table
 from sessions.pairs import triplets
 from workflows.jobs import common
-from workflows.training.loop import Trained, TrainOutcome, train_best
+from workflows.training.loop import Trained, TrainOutcome, require_storage, train_best
 from workflows.training.session import SessionTask
 
 EXPERIMENT = "session-model"
@@ -214,6 +214,7 @@ def run(job: TrainSessionJob, run_name: str | None = None) -> TrainOutcome:
     pairs_path, cfg = common.require(job.pairs, "pairs"), job.session
     check_encoder(cfg.model)  # before any worker starts
     train, val = training_data(pairs_path, cfg)
+    require_storage(job.storage)
     params = {**cfg.to_dict(), "pairs": pairs_path, "train_examples": train.height, "val_pairs": val.height}
     name = run_name or f"{cfg.model} on {storage.name(pairs_path)}, {cfg.workers} worker(s), lr {cfg.lr:g}"
     description = (f"Session model: {cfg.model} fine-tuned with InfoNCE on the training pairs of {pairs_path} "

@@ -414,15 +414,26 @@ def _noting_ctrl_c(trainer_cls: type) -> type:
     return NotingCtrlC
 
 
+def require_storage(location: str | None) -> None:
+    """Check `--storage` for writing before a training job starts its MLflow run or Ray
+    (each refused try left a FAILED run, after Ray's start): ValueError for a file there
+    or a scheme no filesystem reads, StorageError for a missing bucket, an unreachable
+    endpoint or no permission (`sessions.storage.check_writable_dir`). None: Ray's
+    default, ~/ray_results."""
+    from sessions import storage
+
+    if location is not None:
+        storage.check_writable_dir(location, "--storage")
+
+
 def checkpoint_storage(location: str | None) -> tuple[str | None, Any]:
     """Ray Train's `storage_path` and `storage_filesystem` for `--storage` (a local path or
     any URI `sessions.storage` resolves; None: Ray's default, ~/ray_results).
 
     On a cluster of more than one node every worker writes its checkpoints there and the
     driver reads the best one back, so the storage must be a URI all of them reach:
-    ValueError at the start otherwise. The location is checked for writing here too (a
-    file there: ValueError; a missing bucket or no permission: StorageError), before
-    any worker starts.
+    ValueError at the start otherwise. (That the location can be written a job checks
+    before its run and its Ray start: `require_storage`.)
     """
     import ray
 
@@ -436,7 +447,6 @@ def checkpoint_storage(location: str | None) -> tuple[str | None, Any]:
         )
     if location is None:
         return None, None
-    storage.check_writable_dir(location, "--storage")
     if storage.is_local(location):
         return storage.resolve(location)[1], None
     fs, path = storage.resolve(location)
