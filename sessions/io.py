@@ -366,6 +366,9 @@ def job_output(directory: str | Path, name: str) -> str:
     FileNotFoundError when it has no `name`."""
     target = storage.join(storage.absolute(directory), name)
     if not storage.exists(target):
+        parent = storage.parent(storage.absolute(directory))
+        if storage.name(directory) == name and storage.exists(storage.join(parent, REPORT)):
+            raise FileNotFoundError(f"{directory}: the {name} of a job's output; give its directory, {parent}")
         raise FileNotFoundError(f"{directory}: no {name} here")
     if not storage.exists(storage.join(directory, REPORT)):
         raise IncompleteOutputError(

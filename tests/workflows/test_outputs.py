@@ -185,6 +185,10 @@ def test_another_jobs_output_or_a_non_parquet_file_is_named_not_misread(done):
     assert as_log.exit_code == 2 and "the output of another job" in as_log.output, as_log.output
     raw = sessionflow("mine", done / "logs" / "part-1.tsv", "-o", done / "p2")
     assert raw.exit_code == 2 and "not a Parquet file" in raw.output, raw.output
+    table = sessionflow(
+        "mine", done / "sessions" / "sessions.parquet", "-o", done / "p2"
+    )  # said "no sessions.parquet here"
+    assert table.exit_code == 2 and "the sessions.parquet of a job's output; give its directory, " in table.output
 
 
 def test_what_killed_runs_left_is_removed_by_the_next_run(done):
