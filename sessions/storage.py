@@ -286,12 +286,16 @@ def expand(inputs: Sequence[str | os.PathLike]) -> list[str]:
 
 
 def _missing_bucket(location: str) -> str:
-    """`; bucket B does not exist` when that is why an object store location is missing."""
+    """` (the bucket B does not exist)` when that is why an object store location is
+    missing, naming the S3 endpoint when AWS_ENDPOINT_URL sets one."""
     kind = scheme(location)
     if kind in ("", "file") or kind not in _NATIVE:
         return ""
     bucket = location[len(kind) + 3 :].split("/")[0]
-    return "" if exists(f"{kind}://{bucket}") else f" (the bucket {bucket} does not exist)"
+    if exists(f"{kind}://{bucket}"):
+        return ""
+    endpoint = os.environ.get("AWS_ENDPOINT_URL") if kind == "s3" else None  # a wrong one finds no bucket either
+    return f" (the bucket {bucket} does not exist{f' at AWS_ENDPOINT_URL {endpoint}' if endpoint else ''})"
 
 
 def _glob(pattern: str) -> list[str]:
