@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
@@ -35,6 +35,9 @@ MANIFEST = "_manifest.json"
 REPORT = "report.json"
 REJECTED = "rejected.parquet"  # the rows a job could not read, with their reasons
 STAGING_PREFIX = ".staging-"  # working directories of a run inside its output (distributed jobs)
+# The tables sessionflow's jobs write: ingest's EVENTS_FILE, segment's SESSIONS_FILE, mine's PAIRS_FILE, score's
+# SCORES_FILE, annotate's ANNOTATIONS_FILE (a test keeps them equal). Without a report, one is a killed run's.
+JOB_TABLES = ("events.parquet", "sessions.parquet", "pairs.parquet", "scores.parquet", "annotations.parquet")
 
 
 class IncompleteOutputError(FileNotFoundError):
@@ -249,37 +252,42 @@ def copy_table(src: str | Path, dst: str | Path) -> None:
     publish_dataset(dst, parts)
 
 
-def claim_output(out: str | Path, produces: str, overwrite: bool = False, inputs: Sequence[str | Path] = ()) -> str:
-    """Get an output directory ready for a job that reads `inputs` and writes `produces`.
+def claim_output(
+    out: str | Path, produces: str, overwrite: bool = False, inputs: Sequence[str | Path] = (),
+    also: Sequence[str] = (),
+) -> str:  # fmt: skip
+    """Get an output directory ready for a job that reads `inputs` and writes `produces`
+    (and the tables `also`, with its rejected rows and its report).
 
     Refuses (ValueError) an output that is one of the inputs, lies inside one or holds
     one (a job never writes where it reads), a file, a directory holding another job's
-    finished output (a `report.json` whose outputs do not include `produces`), and one
-    holding what a killed or failed job of another kind left (`unfinished_tables`),
-    unless `overwrite`, which deletes what that job wrote (`remove_outputs_of`, or those
-    tables). Then removes the directory's `report.json`, so that until the job writes
-    its new report nothing there looks complete. Returns `out` as a string (a local
-    path made absolute).
+    finished output (a `report.json` that lists no `produces`, or outputs this job does
+    not write), and one holding what a killed job of another kind left (`left_by_others`:
+    its tables, no report), unless `overwrite`, which deletes what that job wrote
+    (`remove_outputs_of`, or those tables and their rejected rows). Then removes the
+    directory's `report.json`, so that until the job writes its new report nothing
+    there looks complete. Returns `out` as a string (a local path made absolute).
     """
     out = storage.absolute(out)  # the same directory for Ray workers, whose working directory differs
     if storage.is_file(out):
         raise ValueError(f"--output {out}: a file is there; the output is a directory")
     check_apart(out, inputs)
-    report = storage.join(out, REPORT)
-    if storage.exists(report) and produces not in _outputs_listed(report):
+    report, writes = storage.join(out, REPORT), {produces, *also, REJECTED, REPORT}
+    listed = _outputs_listed(report) if storage.exists(report) else None
+    if listed is not None and (produces not in listed or not listed <= writes):
         if not overwrite:
             raise ValueError(
-                f"--output {out} holds another job's output ({REPORT} lists no {produces}); "
+                f"--output {out} holds another job's output ({REPORT} lists {', '.join(sorted(listed)) or 'nothing'}); "
                 "choose another directory or pass --overwrite"
             )
         remove_outputs_of(out)  # --overwrite: that job's outputs go, not mixed with this one's
-    elif not storage.exists(report) and (left := unfinished_tables(out, produces)):
+    elif listed is None and (left := left_by_others(out, writes)):
         if not overwrite:
             raise ValueError(
                 f"--output {out} holds what another job left unfinished ({', '.join(left)}, no {REPORT}: it "
                 "was killed or failed); choose another directory, or pass --overwrite (which deletes it)"
             )
-        for name in left:
+        for name in (*left, REJECTED):
             storage.remove(storage.join(out, name))
     storage.remove(report)
     storage.make_dirs(out)
@@ -300,15 +308,11 @@ def _outputs_listed(report: str) -> set[str]:
     return set(_report_outputs(report) or {})
 
 
-def unfinished_tables(out: str | Path, produces: str) -> list[str]:
-    """Tables of another job that its run left unfinished in `out`: datasets (`*.parquet`
-    directories) other than `produces` and the rejected rows, without their manifest
-    (parts of a killed or failed job). A user's other files are not counted."""
-    return [
-        name for name in storage.list_names(out)
-        if name.endswith(".parquet") and name not in (produces, REJECTED)
-        and storage.is_dir(path := storage.join(out, name)) and not storage.exists(storage.join(path, MANIFEST))
-    ]  # fmt: skip
+def left_by_others(out: str | Path, writes: Collection[str]) -> list[str]:
+    """The tables of sessionflow's jobs (`JOB_TABLES`) in `out` that a job writing `writes`
+    does not write: in a directory without a report, what a killed run of another job
+    left (a finished table's report may be all it missed). Other names are a user's."""
+    return [name for name in storage.list_names(out) if name in JOB_TABLES and name not in writes]
 
 
 def refuse_other_files(out: str | Path, produces: str, overwrite: bool = False) -> None:
@@ -319,11 +323,11 @@ def refuse_other_files(out: str | Path, produces: str, overwrite: bool = False) 
     with an output by mistake."""
     names = storage.list_names(out)
     # a job's: its report, its product, its rejected rows as a dataset (a user's file of that name is not), or
-    # the unfinished tables of a killed job (which `claim_output` refuses, or deletes under `overwrite`)
+    # the tables of a killed job (which `claim_output` refuses, or deletes under `overwrite`)
     ours = (
         {produces, REPORT} & set(names)
         or (REJECTED in names and storage.is_dir(storage.join(out, REJECTED)))
-        or unfinished_tables(out, produces)
+        or left_by_others(out, {produces})
     )
     if names and not overwrite and not ours:
         shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
@@ -370,11 +374,13 @@ def job_output(directory: str | Path, name: str) -> str:
         if storage.name(directory) == name and storage.exists(storage.join(parent, REPORT)):
             raise FileNotFoundError(f"{directory}: the {name} of a job's output; give its directory, {parent}")
         raise FileNotFoundError(f"{directory}: no {name} here")
-    if not storage.exists(storage.join(directory, REPORT)):
+    if not storage.exists(report := storage.join(directory, REPORT)):
         raise IncompleteOutputError(
             f"{directory}: an unfinished output (no {REPORT}: its job is still running, failed or was killed); "
             "run that job again"
         )
+    if name not in _outputs_listed(report):  # a killed job's table beside another job's output
+        raise IncompleteOutputError(f"{directory}: its {name} is no finished output ({REPORT} does not list it)")
     return target
 
 

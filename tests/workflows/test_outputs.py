@@ -156,7 +156,31 @@ def test_what_a_killed_job_of_another_kind_left_is_refused_unless_overwrite_whic
     assert snapshot(killed) == before
     mined = sessionflow("mine", done / "s2", "-o", killed, "--overwrite")
     assert mined.exit_code == 0, mined.output
-    assert sorted(p.name for p in killed.iterdir()) == ["pairs.parquet", "rejected.parquet", "report.json"]
+    assert sorted(p.name for p in killed.iterdir()) == ["pairs.parquet", "report.json"]  # its rejected rows too
+
+
+def test_a_job_killed_after_its_tables_before_its_report_is_caught_and_a_users_tables_kept(done):
+    """Killed between its tables' manifests and its report, a `segment` output looks
+    finished but for the report: `mine` wrote beside it, and a later `mine` of that
+    directory read its sessions. A user's own `mydata.parquet/` is no job's: kept."""
+    killed = done / "sessions"
+    (killed / "report.json").unlink()
+    (killed / "mydata.parquet").mkdir()
+    (killed / "mydata.parquet" / "part-0.parquet").write_bytes(b"PAR1")
+    refused = sessionflow("mine", done / "pairs", "-o", killed)
+    assert refused.exit_code == 2 and "holds what another job left unfinished (sessions.parquet, no report" in (
+        refused.output
+    ), refused.output
+    (done / "pairs" / "sessions.parquet").mkdir()  # a finished mine output with such a table beside it
+    (done / "pairs" / "sessions.parquet" / "_manifest.json").write_text("{}")
+    read = sessionflow("mine", done / "pairs", "-o", done / "p3")
+    assert read.exit_code == 2 and "its sessions.parquet is no finished output (report.json does not list it)" in (
+        read.output
+    ), read.output
+    assert sessionflow("segment", done / "logs", "-f", "aol", "-o", done / "s2", "--engine", "local").exit_code == 0
+    overwritten = sessionflow("mine", done / "s2", "-o", killed, "--overwrite")
+    assert overwritten.exit_code == 0, overwritten.output
+    assert sorted(p.name for p in killed.iterdir()) == ["mydata.parquet", "pairs.parquet", "report.json"]
 
 
 def test_a_finished_output_is_another_jobs_by_its_report_not_by_its_file_names(done):
@@ -164,10 +188,20 @@ def test_a_finished_output_is_another_jobs_by_its_report_not_by_its_file_names(d
     for its own output (its product was there beside a report) and wrote into it."""
     (done / "pairs" / "sessions.parquet").mkdir()
     result = sessionflow("segment", done / "logs", "-f", "aol", "-o", done / "pairs", "--engine", "local")
-    assert result.exit_code == 2 and "holds another job's output (report.json lists no sessions.parquet)" in (
+    assert result.exit_code == 2 and "holds another job's output (report.json lists pairs.parquet, report.json)" in (
         result.output
     ), result.output
     assert (done / "pairs" / "pairs.parquet" / "_manifest.json").exists()
+    # an `annotate` output lists sessions.parquet too, and annotations that `segment` does not write
+    annotated = done / "annotated"
+    annotated.mkdir()
+    (annotated / "annotations.parquet").mkdir()
+    (annotated / "report.json").write_text(json.dumps({"outputs": {n: str(annotated / n) for n in (
+        "sessions.parquet", "rejected.parquet", "annotations.parquet", "report.json")}}))  # fmt: skip
+    result = sessionflow("segment", done / "logs", "-f", "aol", "-o", annotated, "--engine", "local")
+    assert result.exit_code == 2 and "holds another job's output (report.json lists annotations.parquet" in (
+        result.output
+    ), result.output
 
 
 def test_an_unfinished_output_is_not_read_as_finished(done):
@@ -368,3 +402,14 @@ def test_a_file_store_is_named_in_one_line(done, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", str(done / "mlruns"))
     result = sessionflow("compare", "--experiment", "session-model")
     assert result.exit_code == 2 and "is a file store, which MLflow 3 no longer serves" in result.output
+
+
+def test_the_job_tables_are_the_tables_the_jobs_write():
+    from sessions.ingest import EVENTS_FILE
+    from sessions.io import JOB_TABLES
+    from sessions.pipeline import SESSIONS_FILE
+    from workflows.distributed.scoring import SCORES_FILE
+    from workflows.jobs.annotate import ANNOTATIONS_FILE
+    from workflows.jobs.mine import PAIRS_FILE
+
+    assert set(JOB_TABLES) == {EVENTS_FILE, SESSIONS_FILE, PAIRS_FILE, SCORES_FILE, ANNOTATIONS_FILE}

@@ -69,8 +69,9 @@ def annotate_logs(
     start, out = time.perf_counter(), str(output)
     if len(inputs) == 1 and is_segment_output(inputs[0]):
         source = str(inputs[0])
-        claim_output(out, ANNOTATIONS_FILE, inputs=inputs)
+        claim_output(out, ANNOTATIONS_FILE, inputs=inputs, also=[SESSIONS_FILE])
     else:
+        storage.remove(storage.join(out, ANNOTATIONS_FILE))  # its own, from a run before: segment_logs claims `out`
         segment_logs(inputs, fmt, out, SegmentConfig(), MissionConfig(), options=options)
         source = out
     report = read_json(storage.join(source, REPORT_FILE))
@@ -168,7 +169,7 @@ def run(job: AnnotateJob) -> dict:
     common.check_output(job.output, job.inputs)
     use_store(existing=True)
     require_model(job.model, ("hierarchy",))  # before the output is claimed
-    output = common.output_dir(job.output, ANNOTATIONS_FILE, job.overwrite, job.inputs)
+    output = common.output_dir(job.output, ANNOTATIONS_FILE, job.overwrite, job.inputs, also=[SESSIONS_FILE])
     report = annotate_logs(job.inputs, job.format, output, job.model, job.ratio, job.read)
     common.require_rows_read(report, output)
     return report

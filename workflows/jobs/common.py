@@ -244,9 +244,9 @@ def check_output(value: str | None, inputs: Sequence[str] = ()) -> str:
 
 
 def output_dir(value: str | None, produces: str | None = None, overwrite: bool = False,
-               inputs: Sequence[str] = ()) -> str:  # fmt: skip
+               inputs: Sequence[str] = (), also: Sequence[str] = ()) -> str:  # fmt: skip
     """The output directory of a job (a local path or a URI: `sessions.storage`), claimed
-    for a job that reads `inputs` and writes `produces` there (`sessions.io.claim_output`:
+    for a job that reads `inputs` and writes `produces` (and `also`) there (`sessions.io.claim_output`:
     until the job writes its report nothing there looks complete). Call it after the
     job's other settings are checked, so a job refused for them leaves the output as it
     was. ValueError when it is not given, is an existing file, overlaps an input or
@@ -259,7 +259,7 @@ def output_dir(value: str | None, produces: str | None = None, overwrite: bool =
     created = _first_missing(location)  # what a failure deletes again (`nothing_left_on_error`)
     if produces:
         refuse_other_files(location, produces, overwrite)
-        location = claim_output(location, produces, overwrite, inputs)
+        location = claim_output(location, produces, overwrite, inputs, also)
     if created:
         _CREATED.append(created)
     return location
