@@ -35,9 +35,11 @@ MANIFEST = "_manifest.json"
 REPORT = "report.json"
 REJECTED = "rejected.parquet"  # the rows a job could not read, with their reasons
 STAGING_PREFIX = ".staging-"  # working directories of a run inside its output (distributed jobs)
-# The tables sessionflow's jobs write: ingest's EVENTS_FILE, segment's SESSIONS_FILE, mine's PAIRS_FILE, score's
-# SCORES_FILE, annotate's ANNOTATIONS_FILE (a test keeps them equal). Without a report, one is a killed run's.
-JOB_TABLES = ("events.parquet", "sessions.parquet", "pairs.parquet", "scores.parquet", "annotations.parquet")
+# The table each sessionflow job writes -> that job: annotate's ANNOTATIONS_FILE (first: it sits beside sessions),
+# score's SCORES_FILE, segment's SESSIONS_FILE, ingest's EVENTS_FILE, mine's PAIRS_FILE (a test keeps them equal).
+# A directory is known by them; without a report, one is what a killed run left.
+JOB_TABLES = {"annotations.parquet": "annotate", "scores.parquet": "score", "sessions.parquet": "segment",
+              "events.parquet": "ingest", "pairs.parquet": "mine"}  # fmt: skip
 
 
 class IncompleteOutputError(FileNotFoundError):
@@ -324,10 +326,8 @@ def refuse_other_files(out: str | Path, produces: str, overwrite: bool = False) 
     names = storage.list_names(out)
     # a job's: its report, its product, its rejected rows as a dataset (a user's file of that name is not), or
     # the tables of a killed job (which `claim_output` refuses, or deletes under `overwrite`)
-    ours = (
-        {produces, REPORT} & set(names)
-        or (REJECTED in names and storage.is_dir(storage.join(out, REJECTED)))
-        or left_by_others(out, {produces})
+    ours = {produces, REPORT, *JOB_TABLES} & set(names) or (
+        REJECTED in names and storage.is_dir(storage.join(out, REJECTED))
     )
     if names and not overwrite and not ours:
         shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")

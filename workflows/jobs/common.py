@@ -304,18 +304,6 @@ def nothing_left_on_error() -> Iterator[None]:
 PAIR_COLUMNS = ("query_a", "query_b", "label")  # what every reader of labelled pairs needs
 
 
-def _job_tables() -> dict[str, tuple[str, str]]:
-    """A job's output directory, known by the table only that job writes there (annotate's
-    beside sessions, so first): table file -> (the job, what the table holds)."""
-    from sessions.ingest import EVENTS_FILE
-    from sessions.pipeline import SESSIONS_FILE
-    from workflows.distributed.scoring import SCORES_FILE
-    from workflows.jobs.annotate import ANNOTATIONS_FILE
-
-    return {ANNOTATIONS_FILE: ("annotate", "annotations"), SCORES_FILE: ("score", "scores"),
-            SESSIONS_FILE: ("segment", "sessions"), EVENTS_FILE: ("ingest", "events")}  # fmt: skip
-
-
 def pairs_location(path: str) -> str:
     """The pairs table that `path` names: a finished `mine` output's pairs.parquet (or a
     pairs.parquet file in the directory), or `path` itself (a file of pairs, Parquet or
@@ -324,7 +312,7 @@ def pairs_location(path: str) -> str:
     in one line for a directory that holds no pairs, naming what it holds when it is a
     sessionflow job's output (a `segment` output: mine it first)."""
     from sessions import storage
-    from sessions.io import is_complete, job_output
+    from sessions.io import JOB_TABLES, is_complete, job_output
     from workflows.jobs.mine import PAIRS_FILE
 
     if not storage.exists(path):
@@ -338,7 +326,8 @@ def pairs_location(path: str) -> str:
     if storage.exists(storage.join(path, "pairs", PAIRS_FILE)):  # a `demo` output
         raise ValueError(f"{path}: not a `mine` output (no {PAIRS_FILE} here); its pairs are in "
                          f"{storage.join(path, 'pairs')}")  # fmt: skip
-    known = [(job, held) for name, (job, held) in _job_tables().items() if storage.exists(storage.join(path, name))]
+    known = [(job, name.removesuffix(".parquet")) for name, job in JOB_TABLES.items()
+             if name != PAIRS_FILE and storage.exists(storage.join(path, name))]  # fmt: skip
     if not known:
         raise ValueError(f"{path}: not a `mine` output (no {PAIRS_FILE} here); give the output directory of "
                          "`sessionflow mine`, or a file of pairs")  # fmt: skip

@@ -413,9 +413,9 @@ def run(job: TrainHierarchyJob, run_name: str | None = None) -> TrainOutcome:
         encoder_width = check_encoder(cfg.model)  # before any worker starts
         if cfg.head == "hit":  # HiT's head keeps the encoder's width, whatever --dim says: the run records it
             cfg = replace(cfg, dim=encoder_width)
+    require_storage(job.storage)
     data = load_data(cfg)
     split = data.split
-    require_storage(job.storage)
     params = {**cfg.to_dict(), "nodes": split.full.n_nodes, "train_edges": len(split.train_edges()),
               "test_edges": len(split.test_edges), "test_nodes": len(split.test_nodes)}  # fmt: skip
     named = ", joined lemmas alone" if cfg.names == "text" else ""  # the default names every run
