@@ -40,6 +40,9 @@ STAGING_PREFIX = ".staging-"  # working directories of a run inside its output (
 # A directory is known by them; without a report, one is what a killed run left.
 JOB_TABLES = {"annotations.parquet": "annotate", "scores.parquet": "score", "sessions.parquet": "segment",
               "events.parquet": "ingest", "pairs.parquet": "mine"}  # fmt: skip
+# A job's work kept inside its output while the job may resume (score's WORK_DIR on Ray) -> that job: hidden,
+# so no user's; deleted when the job ends, so present only where one was killed.
+JOB_WORK = {".score-work": "score"}
 
 
 class IncompleteOutputError(FileNotFoundError):
@@ -311,10 +314,13 @@ def _outputs_listed(report: str) -> set[str]:
 
 
 def left_by_others(out: str | Path, writes: Collection[str]) -> list[str]:
-    """The tables of sessionflow's jobs (`JOB_TABLES`) in `out` that a job writing `writes`
-    does not write: in a directory without a report, what a killed run of another job
-    left (a finished table's report may be all it missed). Other names are a user's."""
-    return [name for name in storage.list_names(out) if name in JOB_TABLES and name not in writes]
+    """The tables of sessionflow's jobs (`JOB_TABLES`) and their work (`JOB_WORK`) in `out`
+    that a job writing `writes` does not write: in a directory without a report, what a
+    killed run of another job left (a finished table's report may be all it missed).
+    Other names are a user's."""
+    tables = [name for name in storage.list_names(out) if name in JOB_TABLES and name not in writes]
+    work = [name for name in JOB_WORK if name not in writes and storage.exists(storage.join(out, name))]
+    return tables + work
 
 
 def refuse_other_files(out: str | Path, produces: str, overwrite: bool = False) -> None:

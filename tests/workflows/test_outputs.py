@@ -159,6 +159,24 @@ def test_what_a_killed_job_of_another_kind_left_is_refused_unless_overwrite_whic
     assert sorted(p.name for p in killed.iterdir()) == ["pairs.parquet", "report.json"]  # its rejected rows too
 
 
+def test_the_work_a_killed_ray_score_left_is_refused_unless_overwrite_which_deletes_it(done):
+    """A Ray `score` killed before its first scores part leaves only its hidden work
+    (`.score-work/`: staged events, encoded texts) for a run again to resume from:
+    `segment` wrote its sessions beside it (exit 0) and kept it, however large."""
+    killed = done / "scored"
+    (killed / ".score-work" / "staging").mkdir(parents=True)
+    (killed / ".score-work" / "job.json").write_text("{}")
+    before = snapshot(killed)
+    refused = sessionflow("segment", done / "logs", "-f", "aol", "-o", killed, "--engine", "local")
+    assert refused.exit_code == 2 and f"--output {killed} holds what another job left unfinished (.score-work, no" in (
+        refused.output
+    ), refused.output
+    assert snapshot(killed) == before
+    written = sessionflow("segment", done / "logs", "-f", "aol", "-o", killed, "--engine", "local", "--overwrite")
+    assert written.exit_code == 0, written.output
+    assert sorted(p.name for p in killed.iterdir()) == ["rejected.parquet", "report.json", "sessions.parquet"]
+
+
 def test_a_job_killed_after_its_tables_before_its_report_is_caught_and_a_users_tables_kept(done):
     """Killed between its tables' manifests and its report, a `segment` output looks
     finished but for the report: `mine` wrote beside it, and a later `mine` of that
@@ -406,10 +424,11 @@ def test_a_file_store_is_named_in_one_line(done, monkeypatch):
 
 def test_the_job_tables_are_the_tables_the_jobs_write():
     from sessions.ingest import EVENTS_FILE
-    from sessions.io import JOB_TABLES
+    from sessions.io import JOB_TABLES, JOB_WORK
     from sessions.pipeline import SESSIONS_FILE
-    from workflows.distributed.scoring import SCORES_FILE
+    from workflows.distributed.scoring import SCORES_FILE, WORK_DIR
     from workflows.jobs.annotate import ANNOTATIONS_FILE
     from workflows.jobs.mine import PAIRS_FILE
 
     assert set(JOB_TABLES) == {EVENTS_FILE, SESSIONS_FILE, PAIRS_FILE, SCORES_FILE, ANNOTATIONS_FILE}
+    assert JOB_WORK == {WORK_DIR: "score"}

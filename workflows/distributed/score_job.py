@@ -88,7 +88,7 @@ def score(
     from workflows.distributed.runtime import cluster_cpus
 
     start = time.perf_counter()
-    out = claim_output(output, SCORES_FILE, overwrite, inputs)
+    out = claim_output(output, SCORES_FILE, overwrite, inputs, also=[WORK_DIR])
     work = storage.join(out, WORK_DIR)
     n = cfg.buckets or 4 * cluster_cpus()
     job = job_settings(inputs, fmt, options, cfg, buckets=n)

@@ -214,8 +214,8 @@ def storage() -> Any:
 def overwrite() -> Any:
     help = (
         "write where another kind of job's output is, deleting the files its report.json lists first, or "
-        "the tables a killed job of another kind left there (this command's own earlier output is replaced "
-        "without it; a directory of other files keeps them)"
+        "the tables (and a Ray score's .score-work) a killed job of another kind left there (this command's "
+        "own earlier output is replaced without it; a directory of other files keeps them)"
     )
     return field(default=False, metadata={"help": help})
 

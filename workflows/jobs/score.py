@@ -165,7 +165,7 @@ def score_in_process(
 
     start = time.perf_counter()
     options = options or DEFAULT_READ
-    out = claim_output(output, SCORES_FILE, overwrite, inputs)
+    out = claim_output(output, SCORES_FILE, overwrite, inputs, also=[WORK_DIR])
     storage.remove(storage.join(out, WORK_DIR))  # an interrupted Ray job's work: stale once this job writes here
     settings = {**job_settings(inputs, fmt, options, cfg), "engine": "local", "engine_reason": reason}
     report = ScoreReport(ingest={}, backend=cfg.backend, config=settings)
