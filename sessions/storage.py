@@ -137,7 +137,7 @@ def _errors(location: str | os.PathLike) -> Iterator[None]:
     except (StorageError, FileNotFoundError, IsADirectoryError, NotADirectoryError):
         raise
     except (OSError, pa.ArrowException) as err:
-        message = _first_line(err).split(" To create buckets")[0]
+        message = re.sub(r"^\[Errno \d+\] ", "", _first_line(err).split(" To create buckets")[0])
         hint = _HINTS.get(scheme(location))
         if len(message) > 240:  # cloud SDKs repeat their whole retry story
             message = message[:240].rsplit(" ", 1)[0] + " ..."
@@ -546,9 +546,9 @@ def check_writable_dir(location: str | os.PathLike, what: str = "output") -> Non
     and deleting a small probe file. ValueError when a file is there; StorageError (one
     line, naming `what`) when the filesystem refuses (missing bucket, no permission, a
     file above it)."""
-    if is_file(location):
-        raise ValueError(f"{what} {location}: a file is there; a directory is needed")
     try:
+        if is_file(location):
+            raise ValueError(f"{what} {location}: a file is there; a directory is needed")
         make_dirs(location)
         probe = join(location, f".probe-{os.getpid()}")
         write_bytes(b"", probe)
