@@ -159,6 +159,13 @@ def test_crossval_estimates_each_system_on_users_it_never_saw(tmp_path, tiny_tax
         assert sum(b["users"] for b in system["by_user_size"].values()) == 24
     assert set(systems["learned classifier"]["chosen"]) <= {"gradient_boosting", "logistic"}
     assert all(system["mean"]["f1"] > 0.7 for name, system in systems.items() if name != "lexical")  # synthetic: easy
+    # where each system errs, out of fold: adjacent pairs of one user (800 rows of 24 users: 776), by kind
+    errors = {name: system["errors_by_kind"] for name, system in systems.items()}
+    assert all(e["pairs"] == 776 for e in errors.values())
+    assert errors["time-gap 30 min"]["false join: lexically close"] + errors["time-gap 30 min"][
+        "false join: neither"] > 0  # fmt: skip
+    assert errors["cascade (shipped settings)"]["false break: lexically close"] == 0  # the cascade keeps those
+    assert errors["lexical"]["false break: repeat across a long gap"] == 0  # lexical ignores time
     # the table, at the other level; rows rejected are counted, not lost
     damaged = tmp_path / "damaged.tsv"
     lines = (tmp_path / "synth.tsv").read_text().splitlines(keepends=True)
@@ -171,6 +178,8 @@ def test_crossval_estimates_each_system_on_users_it_never_saw(tmp_path, tiny_tax
     assert "the candidate each outer fold's inner folds chose" in flat and "pair F1 by users' history length" in flat
     assert all(word in flat for word in ("time-gap", "shipped", "grid", "learned", "missions window="))
     assert "time-gap 30 min + linking" in flat and "lexical + linking" in flat  # what linking adds, apart
+    assert "false breaks among the 776 pairs of adjacent queries, by kind (missions, out of fold)" in flat
+    assert "false joins among the 776 pairs" in flat
 
     few = tmp_path / "few.tsv"
     few.write_text("".join((tmp_path / "synth.tsv").read_text().splitlines(keepends=True)[:3]))

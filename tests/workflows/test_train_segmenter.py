@@ -127,6 +127,10 @@ def test_train_segmenter_logs_its_estimate_registers_and_segments_a_log(gold_log
         with pytest.raises(ValueError, match=says):
             python_model.predict(None, asked)
 
+    # its nested CV is train segmenter's own: evaluate crossval --model takes a session model, says so in one line
+    crossval = runner.invoke(app, ["evaluate", "crossval", "--gt", str(gold_log), "-f", "aol", "--model", champion])
+    assert crossval.exit_code == 2 and "a segmenter model; `train segmenter` cross-validates those" in crossval.output
+
     # a segmenter model decides `learned` only: one line, no output
     wrong = runner.invoke(app, [*segment, str(tmp_path / "c"), "--model", "models:/segmenter-model/1"])
     assert wrong.exit_code == 2 and not (tmp_path / "c").exists()

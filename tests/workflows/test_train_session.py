@@ -104,7 +104,7 @@ def test_two_workers_train_resume_after_a_killed_worker_log_register_and_serve(
         model.predict(pd.DataFrame({"text": ["a"]}))
 
 
-def test_cli_train_evaluate_and_learned_segmentation(pairs_dir, store, tmp_path):
+def test_cli_train_evaluate_and_learned_segmentation(pairs_dir, store, tmp_path, tiny_taxonomy):
     trained = runner.invoke(
         app,
         ["train", "session", "--pairs", str(pairs_dir), "--model", "tiny", "--workers", "1", "--max-steps", "6",
@@ -153,6 +153,20 @@ def test_cli_train_evaluate_and_learned_segmentation(pairs_dir, store, tmp_path)
         assert report["rows_ok"] == 6 and report["config"]["model"] == "models:/session-model/1"
     missing = runner.invoke(app, ["segment", str(log), "--format", "aol", "--method", "learned", "--output", "x"])
     assert missing.exit_code == 2 and "needs --model" in missing.output
+
+    # in nested CV: the cascade with the model, its p_same chosen by the inner folds, and where it errs
+    from synth import SynthConfig, write_log
+    from workflows.jobs.evaluate_crossval import MODEL_GRID
+
+    write_log(SynthConfig(users=12, rows=300, seed=5), tiny_taxonomy, tmp_path / "synth.tsv")
+    cv = runner.invoke(app, ["evaluate", "crossval", "--gt", str(tmp_path / "synth.tsv"), "-f", "aol", "--folds", "2",
+                             "--inner", "2", "--model", "models:/session-model/1", "--json"])  # fmt: skip
+    assert cv.exit_code == 0, cv.output
+    systems = json.loads(cv.stdout)["systems"]
+    with_model = systems["cascade + session model, p_same chosen"]
+    assert set(with_model["chosen"]) <= {f"min_p_same={p:g}" for p in MODEL_GRID}
+    assert sum(with_model["chosen"].values()) == 2 and 0.0 <= with_model["mean"]["f1"] <= 1.0
+    assert with_model["errors_by_kind"]["pairs"] == systems["cascade (shipped settings)"]["errors_by_kind"]["pairs"]
 
 
 def write_log_rows(path: Path) -> None:

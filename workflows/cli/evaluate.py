@@ -93,17 +93,20 @@ def crossval(job: EvaluateCrossvalJob, as_json: JsonOption = False) -> None:
     no part in the choice. Prints mean ± standard deviation over the outer folds of
     pair-counting F1, P, R, adjusted Rand index, boundary F1 and the accuracy on
     adjacent pairs, at the file's gold level (sessions or missions); how often each
-    candidate was chosen; and pair F1 by users' history length (every user scored by
-    a choice made without them). Systems: a 30-minute time gap, the shipped cascade,
-    the cascade chosen from its grid (the figure to quote: the shipped settings
-    were chosen on development users), and the learned same-session classifier.
+    candidate was chosen; pair F1 by users' history length (every user scored by a
+    choice made without them); and each system's errors on adjacent queries by kind
+    (a repeat across a long gap, an interruption, the same topic in other words, ...).
+    Systems: a 30-minute time gap, the shipped cascade, the cascade chosen from its
+    grid (the figure to quote: the shipped settings were chosen on development users),
+    the learned same-session classifier, and with --model the cascade with a session
+    model (its min_p_same chosen by the inner folds).
     On mission gold the cascade links missions and the time gap's sessions are its
     missions. A `synth` log (--format aol) has both levels: --level picks one.
     """
     from workflows.jobs.evaluate_crossval import run
 
     result = run(job)
-    table, chosen, by_size = result.table(), result.chosen(), result.by_user_size()
+    table, chosen, by_size, errors = result.table(), result.chosen(), result.by_user_size(), result.errors_by_kind()
     if as_json:
         systems = {}
         for row in table.iter_rows(named=True):
@@ -115,6 +118,7 @@ def crossval(job: EvaluateCrossvalJob, as_json: JsonOption = False) -> None:
                 "chosen": chosen[name],
                 "by_user_size": {r["users"]: {"users": r["n_users"], "rows": r["rows"], "f1": round(r["f1"], 4)}
                                  for r in sizes.iter_rows(named=True)},
+                "errors_by_kind": errors[name],
             }  # fmt: skip
         gold = result.gold
         # `rows`, `users`: those cross-validated (users with a label at `level`); `rejected`:
@@ -149,6 +153,27 @@ def crossval(job: EvaluateCrossvalJob, as_json: JsonOption = False) -> None:
             c.add_row(system, candidate, str(n))
     out.print(c)
     out.print(user_size_table(by_size, [result.level]))
+    for table in error_kind_tables(errors, result.level):
+        out.print(table)
+
+
+def error_kind_tables(errors: dict[str, dict[str, int]], level: str) -> list[Table]:
+    """Each system's out-of-fold errors on adjacent queries, by kind (`sessions.error_kinds`):
+    a table of false breaks, one of false joins."""
+    from sessions.error_kinds import FALSE_BREAKS, FALSE_JOINS
+
+    pairs = next(iter(errors.values()))["pairs"] if errors else 0
+    tables = []
+    for total, kinds in (("false breaks", FALSE_BREAKS), ("false joins", FALSE_JOINS)):
+        table = Table(title=f"{total} among the {pairs:,} pairs of adjacent queries, by kind ({level}, out of fold)")
+        table.add_column("system", no_wrap=True)
+        table.add_column("all", justify="right")
+        for kind in kinds:
+            table.add_column(kind, justify="right", overflow="fold", min_width=max(map(len, kind.split())))
+        for system, counts in errors.items():
+            table.add_row(system, f"{counts[total]:,}", *(f"{counts[f'{total[:-1]}: {k}']:,}" for k in kinds))
+        tables.append(table)
+    return tables
 
 
 def user_size_table(by_size: pl.DataFrame, golds: list[str]) -> Table:

@@ -34,14 +34,16 @@ from dataclasses import dataclass, field
 import polars as pl
 
 from sessions.crossval import CVResult, Method, RuleMethod, chosen_counts, nested_cv
+from sessions.error_kinds import adjacent_errors
 from sessions.formats.options import DEFAULT_READ, ReadOptions
 from sessions.learned import LearnedConfig, LearnedMethod
 from sessions.metrics import BASELINE_GAP_MINUTES, gold_levels
 from sessions.missions import MissionConfig
-from sessions.pipeline import sessions_with_missions
-from sessions.segment import SegmentConfig, segment
+from sessions.pipeline import embedder_of, sessions_with_missions
+from sessions.segment import PairScorer, SegmentConfig, SessionClassifier, segment
 from workflows.jobs import common
 from workflows.jobs.evaluate_segmentation import GoldLog, read_gold
+from workflows.jobs.segment import session_scorer
 
 # The settings the defaults were chosen from (docs/segmentation.md): few knobs, few values.
 CASCADE_GRID: dict[str, tuple] = {
@@ -50,6 +52,9 @@ CASCADE_GRID: dict[str, tuple] = {
     "min_jaccard": (0.05, 0.1, 0.2),
 }
 MISSION_GRID: dict[str, tuple] = {"window": (3, 10), "min_jaccard": (0.25, 0.3)}
+# With a session model (--model): the p_same at which it joins what lexical evidence would break, and links
+# missions (one knob for both, as `evaluate segmentation --min-p-same` is usually given).
+MODEL_GRID: tuple[float, ...] = (0.2, 0.3, 0.5, 0.7, 0.9)
 BASELINE_MINUTES = 30
 
 
@@ -67,6 +72,14 @@ class EvaluateCrossvalJob:
     folds: int = field(default=5, metadata={"help": "outer folds of users"})
     inner: int = field(default=4, metadata={"help": "inner folds (of each outer fold's training users)"})
     seed: int = field(default=0, metadata={"help": "how users are dealt into folds"})
+    model: str | None = field(
+        default=None,
+        metadata={
+            "help": "a session model URI (models:/session-model@champion): adds the cascade with it, its "
+            f"min_p_same chosen from {', '.join(f'{p:g}' for p in MODEL_GRID)} by the inner folds (a segmenter "
+            "model is cross-validated by `train segmenter`)"
+        },
+    )
 
     def __post_init__(self) -> None:
         check_cv_settings(self.folds, self.inner, self.seed, self.level)
@@ -103,6 +116,17 @@ class CrossvalScores:
     def chosen(self) -> dict[str, dict[str, int]]:
         """Per system, how many outer folds chose each of its candidates."""
         return {name: chosen_counts(result) for name, result in self.results.items()}
+
+    def errors_by_kind(self) -> dict[str, dict[str, int]]:
+        """Per system, its out-of-fold errors on adjacent queries at the scored level, by
+        kind (`sessions.error_kinds.adjacent_errors`, told apart by the shipped cascade's
+        evidence): where each system loses, on users whose choice was made without them."""
+        column = {"sessions": "session_id", "missions": "mission_id"}[self.level]
+        gold = self.gold.select("row_id", "user_id", "ts", "query", gold=f"gold_{self.level[:-1]}")
+        return {
+            name: adjacent_errors(gold.join(r.out_of_fold.select("row_id", pred=column), on="row_id"), "pred", "gold")
+            for name, r in self.results.items()
+        }
 
     def by_user_size(self) -> pl.DataFrame:
         """Pair-counting scores of each system's out-of-fold groups, by users' history length."""
@@ -141,8 +165,9 @@ def time_gap_grid() -> dict[str, Method]:
     return {f"{m:g} min": time_gap(m) for m in BASELINE_GAP_MINUTES}
 
 
-def systems(level: str) -> dict[str, dict[str, Method]]:
-    """The systems cross-validated at `level`, each as its candidates."""
+def systems(level: str, scorer: PairScorer | None = None) -> dict[str, dict[str, Method]]:
+    """The systems cross-validated at `level`, each as its candidates; with `scorer` (a
+    session model) also the cascade with it, at each p_same of `MODEL_GRID`."""
     seg, missions = SegmentConfig(), MissionConfig()
     # each level's settings are chosen on its own gold: the session grid on sessions,
     # the mission grid (over the shipped sessions) on missions
@@ -170,7 +195,20 @@ def systems(level: str) -> dict[str, dict[str, Method]]:
             m: LearnedMethod(LearnedConfig(model=m), gold=f"gold_{level[:-1]}")
             for m in ("gradient_boosting", "logistic")
         },
+        **({"cascade + session model, p_same chosen": with_model(scorer)} if scorer is not None else {}),
     }
+
+
+def with_model(scorer: PairScorer) -> dict[str, Method]:
+    """The shipped cascade with a session model, as candidates named `min_p_same=p`: the
+    model joins what lexical evidence would break, and links missions, at p_same >= p."""
+    seg, missions = SegmentConfig(), MissionConfig()
+
+    def at(p: float) -> RuleMethod:
+        s, m = dataclasses.replace(seg, min_p_same=p), dataclasses.replace(missions, min_p_same=p)
+        return RuleMethod(lambda events: sessions_with_missions(events, s, m, scorer, embedder_of(scorer)))
+
+    return {f"min_p_same={p:g}": at(p) for p in MODEL_GRID}
 
 
 @dataclass(frozen=True)
@@ -202,15 +240,26 @@ def labelled_users(
     return LabelledUsers(gt, gold, level, present[level], read, unlabelled)
 
 
+def session_model(uri: str | None) -> PairScorer | None:
+    """The session model at `uri` (None without one). ValueError in one line for a
+    segmenter model, whose own nested CV is `train segmenter`'s, or no model there."""
+    scorer = session_scorer(uri)
+    if isinstance(scorer, SessionClassifier):
+        raise ValueError(f"--model {uri}: a segmenter model; `train segmenter` cross-validates those, "
+                         "give a session model (models:/session-model@champion)")  # fmt: skip
+    return scorer
+
+
 def run(job: EvaluateCrossvalJob) -> CrossvalScores:
     """Nested cross-validation of every system of `systems` on `job.gt`.
 
     ValueError / FileNotFoundError for bad settings or inputs (fewer users than folds).
     """
+    scorer = session_model(job.model)
     users = labelled_users(job.gt, job.format, job.level, job.read)
     gold, level = users.gold, users.level
     results = {
         name: nested_cv(gold, candidates, (level, level, "f1"), outer=job.folds, inner=job.inner, seed=job.seed)
-        for name, candidates in systems(level).items()
+        for name, candidates in systems(level, scorer).items()
     }
     return CrossvalScores(results, level, gold, users.read, users.users_unlabelled)
