@@ -101,7 +101,7 @@ def run(job: ScoreJob):  # -> ScoreReport
     `workflows.distributed.score_job`); ValueError / FileNotFoundError for bad settings or inputs,
     and when no record could be read (what the job wrote is deleted again)."""
     from workflows.distributed.runtime import ray_runtime
-    from workflows.distributed.scoring import SCORES_FILE  # no ray: before the runtime's settings
+    from workflows.distributed.scoring import SCORES_FILE, WORK_DIR  # no ray: before the runtime's settings
     from workflows.tracking.store import require_model, use_store
 
     common.require(job.inputs, "inputs", argument=True)
@@ -113,7 +113,8 @@ def run(job: ScoreJob):  # -> ScoreReport
             require_model(model, (kind,))  # before the output is claimed
     common.check_log_inputs(job.inputs, job.format)
     engine, reason = common.choose_engine(job.engine, job.address, job.inputs, job.format)
-    output = common.output_dir(job.output, SCORES_FILE, job.overwrite, job.inputs)  # `score` may resume there
+    # `score` may resume there, from its WORK_DIR
+    output = common.output_dir(job.output, SCORES_FILE, job.overwrite, job.inputs, also=[WORK_DIR])
     if engine == "local":
         report = score_in_process(job.inputs, job.format, output, job.score, options=job.read, overwrite=job.overwrite,
                                   reason=reason)  # fmt: skip
