@@ -138,6 +138,28 @@ def test_evaluate_a_synthetic_log_against_both_golds_and_draw_the_bars(tmp_path,
     assert result.exit_code == 2 and "no gold sessions or missions" in result.output
 
 
+@pytest.mark.parametrize(
+    "command", [("evaluate", "segmentation"), ("evaluate", "crossval"), ("train", "segmenter")], ids=" ".join
+)
+def test_a_gold_file_read_in_the_wrong_format_is_named_as_such_by_every_command_that_scores_against_it(
+    gt, tmp_path, monkeypatch, command
+):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")  # train segmenter's store
+    (tmp_path / "empty.csv").write_text("")
+    cases = [
+        ("webis.txt", "gayo-avello", "all 8 records were rejected, most as wrong_field_count (8)"),
+        ("gayo.csv", "webis-smc", "no column 'UserID'"),  # a format with a header names what it misses
+        ("empty.csv", "gayo-avello", "nothing could be read: the inputs hold no records"),
+    ]
+    for name, fmt, says in cases:
+        result = runner.invoke(app, [*command, "--gt", str(gt / name), "--format", fmt])
+        line = result.output.strip()
+        assert result.exit_code == 2 and len(line.splitlines()) == 1, result.output
+        assert line.startswith(f"error: {gt / name}: ") and says in line, line
+        if name == "webis.txt":
+            assert line.endswith("a wrong --format, --map or time format is the usual cause")
+
+
 def test_crossval_estimates_each_system_on_users_it_never_saw(tmp_path, tiny_taxonomy):
     from synth import SynthConfig, write_log
 

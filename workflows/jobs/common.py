@@ -138,37 +138,49 @@ def require(value: Any, option: str, argument: bool = False) -> Any:
 def require_rows_read(report: dict, output: str) -> None:
     """ValueError when no record of the inputs became an event (a job's `report` as a dict,
     with `rows_in`, `rows_ok`; `output`: the job's output, which holds
-    `rejected.parquet`): the message names the most frequent reason with one rejected
-    record as an example, and its usual cause (a wrong --format, --map or time format;
-    a file cut short; text that is not UTF-8). What the job wrote is deleted
+    `rejected.parquet`), in the line `nothing_read` gives. What the job wrote is deleted
     (`sessions.io.remove_outputs_of`: nothing there looks like output), and the
     command line deletes an output directory it created (`nothing_left_on_error`)."""
     if report["rows_ok"]:
         return
     if not report["rows_in"]:
-        damaged = [f for f in report.get("files", []) if f.get("damage")]
-        if damaged:
-            raise ValueError(f"nothing could be read: {damaged[0]['path']} is cut short or damaged before its first "
-                             f"record ({damaged[0]['damage']})")  # fmt: skip
-        raise ValueError("nothing could be read: the inputs hold no records")
-    import polars as pl
-
+        raise ValueError(nothing_read(report, None))
     from sessions import storage
     from sessions.ingest import REJECTED_FILE
     from sessions.io import REPORT, remove_outputs_of, scan_table
 
-    table = scan_table(storage.join(output, REJECTED_FILE))
+    message = nothing_read(report, scan_table(storage.join(output, REJECTED_FILE)))
+    if storage.exists(storage.join(output, REPORT)):
+        remove_outputs_of(output)
+    else:  # a job that checks before its report is written (mine --gold): its rejected rows alone
+        storage.remove(storage.join(output, REJECTED_FILE))
+    raise ValueError(message)
+
+
+def nothing_read(report: dict, rejected: pl.LazyFrame | pl.DataFrame | None) -> str:
+    """Why no record of the inputs became an event, in one line: a file cut short or
+    damaged before its first record, inputs without records, or the most frequent
+    reason of the `rejected` rows (`sessions.schema.REJECTED_SCHEMA`; None when
+    `report["rows_in"]` is 0) with one rejected record as an example and its usual
+    cause (a wrong --format, --map or time format; a file cut short; text that is not
+    UTF-8). `report`: an ingest report as a dict (`rows_in`, `files`). Every job that
+    reads raw records says it this way, whatever it keeps its rejected rows in."""
+    if not report["rows_in"] or rejected is None:
+        damaged = [f for f in report.get("files", []) if f.get("damage")]
+        if damaged:
+            return (f"nothing could be read: {damaged[0]['path']} is cut short or damaged before its first "
+                    f"record ({damaged[0]['damage']})")  # fmt: skip
+        return "nothing could be read: the inputs hold no records"
+    import polars as pl
+
+    table = rejected.lazy()
     reasons = table.group_by("reason").len().sort("len", "reason", descending=[True, False]).collect()
     (reason, count), others = reasons.row(0), reasons.slice(1, 3).rows()
     example = table.filter(pl.col("reason") == reason).head(1).collect().row(0, named=True)
     raw = example["raw"] if len(example["raw"]) <= 160 else example["raw"][:160] + "..."
     also = "".join(f", {r} ({n:,})" for r, n in others)
-    if storage.exists(storage.join(output, REPORT)):
-        remove_outputs_of(output)
-    else:  # a job that checks before its report is written (mine --gold): its rejected rows alone
-        storage.remove(storage.join(output, REJECTED_FILE))
     cause = _NOTHING_READ_CAUSE.get(reason, "a wrong --format, --map or time format is the usual cause")
-    raise ValueError(
+    return (
         f"nothing could be read: all {report['rows_in']:,} records were rejected, most as {reason} ({count:,}){also}, "
         f"e.g. line {example['line_no']} of {example['source_file']}: {raw!r}; {cause}"
     )

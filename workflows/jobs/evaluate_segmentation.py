@@ -25,6 +25,7 @@ from sessions.metrics import (
 )
 from sessions.missions import MissionConfig
 from sessions.pipeline import embedder_of, sessions_with_missions
+from sessions.schema import REJECTED_SCHEMA
 from sessions.segment import SegmentConfig, SessionClassifier, segment
 from workflows.jobs import common
 from workflows.jobs.segment import LEXICAL_METHODS, MODEL_HELP, NEEDS_MODEL, check_method, session_scorer
@@ -121,8 +122,10 @@ def read_gold(gt: str, fmt: str, options: ReadOptions = DEFAULT_READ) -> GoldLog
 
     common.check_format(fmt, options)
     events, rejected = MemorySink(), MemorySink()
-    read_logs([gt], fmt, events, rejected, options=options)
+    report = read_logs([gt], fmt, events, rejected, options=options)
     gold = events.frame()
+    if not gold.height:
+        raise ValueError(f"{gt}: {common.nothing_read(report.to_dict(), rejected.frame(REJECTED_SCHEMA))}")
     if not has_gold(gold):
         raise ValueError(f"{gt}: no gold sessions or missions to score against (format {fmt})")
     try:
