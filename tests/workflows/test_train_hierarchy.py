@@ -80,10 +80,15 @@ def test_lookup_poincare_on_two_workers_holds_hits_multi_hop_pairs_out_and_score
     (tmp_path / "log.tsv").write_text(
         "AnonID\tQuery\tQueryTime\tItemRank\tClickURL\n1\tcats\t2006-03-01 10:00:00\t\t\n"
     )
+    (tmp_path / "gold.csv").write_text("1;7;cats;;01/03/2006 10:00;1141207200;s1\n2;7;dogs;;01/03/2006 10:01;;s2\n")
     for uri in (outcome.model_uri, f"runs:/{outcome.run_id}"):
         log = [str(tmp_path / "log.tsv"), "-f", "aol", "-o", str(tmp_path / "out")]
+        gold = ["--gt", str(tmp_path / "gold.csv"), "-f", "gayo-avello", "--model", uri]
         for command, wanted in ((["annotate", *log, "--model", uri], "a hierarchy"),
-                                (["score", *log, "--session-model", uri], "a session")):  # fmt: skip
+                                (["score", *log, "--session-model", uri], "a session"),
+                                (["segment", *log, "--model", uri], "a session"),
+                                (["evaluate", "segmentation", *gold], "a session"),
+                                (["evaluate", "crossval", *gold], "a session")):  # fmt: skip
             refused = runner.invoke(app, command)
             lines = refused.output.strip().splitlines()
             assert refused.exit_code == 2 and len(lines) == 1, refused.output

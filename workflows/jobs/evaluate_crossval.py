@@ -40,7 +40,7 @@ from sessions.learned import LearnedConfig, LearnedMethod
 from sessions.metrics import BASELINE_GAP_MINUTES, gold_levels
 from sessions.missions import MissionConfig
 from sessions.pipeline import embedder_of, sessions_with_missions
-from sessions.segment import PairScorer, SegmentConfig, SessionClassifier, segment
+from sessions.segment import PairScorer, SegmentConfig, segment
 from workflows.jobs import common
 from workflows.jobs.evaluate_segmentation import GoldLog, read_gold
 from workflows.jobs.segment import session_scorer
@@ -241,13 +241,19 @@ def labelled_users(
 
 
 def session_model(uri: str | None) -> PairScorer | None:
-    """The session model at `uri` (None without one). ValueError in one line for a
-    segmenter model, whose own nested CV is `train segmenter`'s, or no model there."""
-    scorer = session_scorer(uri)
-    if isinstance(scorer, SessionClassifier):
+    """The session model at `uri` (None without one). ValueError in one line, before
+    the model is loaded, for a segmenter model (whose own nested CV is `train
+    segmenter`'s), another kind of model or a lookup table, or no model there
+    (`workflows.tracking.store.require_model`)."""
+    if uri is None:
+        return None
+    from workflows.tracking.store import require_model, use_store
+
+    use_store(existing=True)
+    if require_model(uri, ("session", "segmenter")) == "segmenter":
         raise ValueError(f"--model {uri}: a segmenter model; `train segmenter` cross-validates those, "
                          "give a session model (models:/session-model@champion)")  # fmt: skip
-    return scorer
+    return session_scorer(uri)
 
 
 def run(job: EvaluateCrossvalJob) -> CrossvalScores:
