@@ -290,7 +290,8 @@ def claim_output(
         if not overwrite:
             raise ValueError(
                 f"--output {out} holds what another job left unfinished ({', '.join(left)}, no {REPORT}: it "
-                "was killed or failed); choose another directory, or pass --overwrite (which deletes it)"
+                "was killed or failed); choose another directory, or pass --overwrite (which deletes what it left, "
+                "not your files)"
             )
         for name in (*left, REJECTED):
             storage.remove(storage.join(out, name))

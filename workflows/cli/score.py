@@ -30,7 +30,8 @@ def score(job: ScoreJob) -> None:
 
     report = run(job)
     resumed = {k: v for k, v in report.resumed.items() if v}
-    resuming = {"resumed (units found done)": resumed or "no"} if report.engine == "ray" else {}  # one process: never
+    found = ", ".join(f"{stage} {units:,}" for stage, units in resumed.items()) or "no"
+    resuming = {"resumed (units found done)": found} if report.engine == "ray" else {}  # one process: never
     done = report.to_dict()
     rows = {
         **ingest_rows(done), "engine": engine_text(done["config"]),
