@@ -167,7 +167,7 @@ def test_crossval_estimates_each_system_on_users_it_never_saw(tmp_path, tiny_tax
     out = invoke("evaluate", "crossval", "--gt", str(tmp_path / "synth.tsv"), "-f", "aol", "--folds", "3",
                  "--inner", "2", "--json")  # fmt: skip
     cv = json.loads(out.output)
-    assert (cv["level"], cv["folds"], cv["users"], cv["rows"]) == ("sessions", 3, 24, 800)
+    assert (cv["level"], cv["folds"], cv["users"], cv["rows"], cv["model"]) == ("sessions", 3, 24, 800, None)
     systems = cv["systems"]
     assert list(systems) == [
         "time-gap 30 min", "time gap, chosen from the grid", "lexical",

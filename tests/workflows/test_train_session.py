@@ -162,6 +162,7 @@ def test_cli_train_evaluate_and_learned_segmentation(pairs_dir, store, tmp_path,
     cv = runner.invoke(app, ["evaluate", "crossval", "--gt", str(tmp_path / "synth.tsv"), "-f", "aol", "--folds", "2",
                              "--inner", "2", "--model", "models:/session-model/1", "--json"])  # fmt: skip
     assert cv.exit_code == 0, cv.output
+    assert json.loads(cv.stdout)["model"] == "models:/session-model/1"
     systems = json.loads(cv.stdout)["systems"]
     with_model = systems["cascade + session model, p_same chosen"]
     assert set(with_model["chosen"]) <= {f"min_p_same={p:g}" for p in MODEL_GRID}

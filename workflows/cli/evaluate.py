@@ -123,11 +123,12 @@ def crossval(job: EvaluateCrossvalJob, as_json: JsonOption = False) -> None:
         gold = result.gold
         # `rows`, `users`: those cross-validated (users with a label at `level`); `rejected`:
         # rows not read, by reason; `unlabelled`: rows read without a label, by level;
-        # `users_unlabelled`: users left out for having no label at `level`
+        # `users_unlabelled`: users left out for having no label at `level`; `model`: --model (null: none)
         typer.echo(json.dumps({"file": str(job.gt), "rows": gold.height, "users": gold["user_id"].n_unique(),
                                "level": result.level, "folds": job.folds, "inner": job.inner, "seed": job.seed,
-                               "rejected": result.read.rejected, "unlabelled": result.read.unlabelled(),
-                               "users_unlabelled": result.users_unlabelled, "systems": systems}))  # fmt: skip
+                               "model": job.model, "rejected": result.read.rejected,
+                               "unlabelled": result.read.unlabelled(), "users_unlabelled": result.users_unlabelled,
+                               "systems": systems}))  # fmt: skip
         return
     gold = result.gold
     name = job.gt.rsplit("/", 1)[-1] if job.gt else ""
