@@ -227,6 +227,10 @@ def test_checkpoint_storage_that_cannot_be_written_is_refused_before_anything_st
         code, lines = sessionflow("train", trainer, *job, "--storage", where)
         assert code == 2 and len(lines) == 1 and lines[0].startswith(f"error: --storage {str(where)[:7]}"), lines
         assert "Errno" not in lines[0], lines
+    for empty in ("", " "):  # taken as the current directory, where checkpoints landed
+        code, lines = sessionflow("train", trainer, *job, "--storage", empty)
+        assert code == 2 and lines == [f"error: --storage {empty!r}: empty; give a directory or a URI, or leave it "
+                                       "out for Ray's default (~/ray_results)"], lines  # fmt: skip
 
 
 def test_what_mine_writes_passes_unchanged(outputs):

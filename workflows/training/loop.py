@@ -418,10 +418,14 @@ def require_storage(location: str | None) -> None:
     """Check `--storage` for writing before a training job starts its MLflow run or Ray
     (each refused try left a FAILED run, after Ray's start): ValueError for a file there
     or a scheme no filesystem reads, StorageError for a missing bucket, an unreachable
-    endpoint or no permission (`sessions.storage.check_writable_dir`). None: Ray's
-    default, ~/ray_results."""
+    endpoint or no permission (`sessions.storage.check_writable_dir`), and ValueError for
+    an empty or blank one (it was taken as the current directory). None: Ray's default,
+    ~/ray_results."""
     from sessions import storage
 
+    if location is not None and not location.strip():
+        raise ValueError(f"--storage {location!r}: empty; give a directory or a URI, or leave it out for "
+                         "Ray's default (~/ray_results)")  # fmt: skip
     if location is not None:
         storage.check_writable_dir(location, "--storage")
 
