@@ -86,13 +86,13 @@ def test_lookup_poincare_on_two_workers_holds_hits_multi_hop_pairs_out_and_score
         gold = ["--gt", str(tmp_path / "gold.csv"), "-f", "gayo-avello", "--model", uri]
         for command, wanted in ((["annotate", *log, "--model", uri], "a hierarchy"),
                                 (["score", *log, "--session-model", uri], "a session"),
-                                (["segment", *log, "--model", uri], "a session"),
-                                (["evaluate", "segmentation", *gold], "a session"),
+                                (["segment", *log, "--model", uri], "a session model or a segmenter"),
+                                (["evaluate", "segmentation", *gold], "a session model or a segmenter"),
                                 (["evaluate", "crossval", *gold], "a session")):  # fmt: skip
             refused = runner.invoke(app, command)
             lines = refused.output.strip().splitlines()
             assert refused.exit_code == 2 and len(lines) == 1, refused.output
-            assert f"{uri}: a lookup table" in lines[0] and f"this takes {wanted} model" in lines[0], lines[0]
+            assert f"{uri}: a lookup table" in lines[0] and lines[0].endswith(f"this takes {wanted} model"), lines[0]
             assert not (tmp_path / "out").exists()
 
 

@@ -187,6 +187,7 @@ def nothing_read(report: dict, rejected: pl.LazyFrame | pl.DataFrame | None) -> 
 
 
 _NOTHING_READ_CAUSE = {  # why no record of a log was read, by the reason most of them were rejected for
+    "truncated_line": "the input ends inside its first record: it is cut short",
     "truncated_stream": "the compressed input is cut short or damaged before its first whole record",
     "bad_encoding": "the input is not UTF-8 text (convert it, e.g. with iconv)",
     "control_chars": "text full of control bytes is often UTF-16 (Excel's Unicode Text): convert it to UTF-8, "

@@ -247,10 +247,10 @@ def session_model(uri: str | None) -> PairScorer | None:
     (`workflows.tracking.store.require_model`)."""
     if uri is None:
         return None
-    from workflows.tracking.store import require_model, use_store
+    from workflows.tracking.store import KINDS, require_model, use_store
 
     use_store(existing=True)
-    if require_model(uri, ("session", "segmenter")) == "segmenter":
+    if require_model(uri, ("session", "segmenter"), takes=KINDS["session"]) == "segmenter":
         raise ValueError(f"--model {uri}: a segmenter model; `train segmenter` cross-validates those, "
                          "give a session model (models:/session-model@champion)")  # fmt: skip
     return session_scorer(uri)

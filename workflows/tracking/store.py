@@ -329,18 +329,19 @@ def model_kind(uri: str) -> str | None:
     return found[0] if found else None
 
 
-def require_model(uri: str, kinds: tuple[str, ...] = ()) -> str | None:
+def require_model(uri: str, kinds: tuple[str, ...] = (), takes: str | None = None) -> str | None:
     """Check, without loading it, that the store has a model at `uri` (models:/NAME@ALIAS,
     models:/NAME/VERSION, runs:/RUN_ID/PATH or a local model directory), and, with
     `kinds`, that it is one of those kinds (`model_kind`), so that a job refuses a
-    missing or wrong model before it changes its output. ValueError in one line otherwise.
-    Returns the model's kind when `kinds` asked for it (None: not asked, or not known)."""
+    missing or wrong model before it changes its output. ValueError in one line otherwise,
+    saying what the job takes (`takes`, else the kinds). Returns the model's kind when
+    `kinds` asked for it (None: not asked, or not known)."""
     from mlflow.exceptions import MlflowException
 
     _require_model(uri)
     if not kinds:
         return None
-    wanted = " or ".join(KINDS[k] for k in kinds)
+    wanted = takes or " or ".join(KINDS[k] for k in kinds)
     try:
         kind = model_kind(uri)
     except (MlflowException, OSError) as err:
