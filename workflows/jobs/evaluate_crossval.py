@@ -43,7 +43,6 @@ from sessions.pipeline import embedder_of, sessions_with_missions
 from sessions.segment import PairScorer, SegmentConfig, segment
 from workflows.jobs import common
 from workflows.jobs.evaluate_segmentation import GoldLog, read_gold
-from workflows.jobs.segment import session_scorer
 
 # The settings the defaults were chosen from (docs/segmentation.md): few knobs, few values.
 CASCADE_GRID: dict[str, tuple] = {
@@ -247,13 +246,14 @@ def session_model(uri: str | None) -> PairScorer | None:
     (`workflows.tracking.store.require_model`)."""
     if uri is None:
         return None
+    from workflows.tracking.segmenter_model import segmentation_model
     from workflows.tracking.store import KINDS, require_model, use_store
 
     use_store(existing=True)
     if require_model(uri, ("session", "segmenter"), takes=KINDS["session"]) == "segmenter":
         raise ValueError(f"--model {uri}: a segmenter model; `train segmenter` cross-validates those, "
                          "give a session model (models:/session-model@champion)")  # fmt: skip
-    return session_scorer(uri)
+    return segmentation_model(uri)  # the store is open: what `segment.session_scorer` would do again
 
 
 def run(job: EvaluateCrossvalJob) -> CrossvalScores:

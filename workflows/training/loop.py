@@ -423,11 +423,12 @@ def require_storage(location: str | None) -> None:
     ~/ray_results."""
     from sessions import storage
 
-    if location is not None and not location.strip():
+    if location is None:
+        return
+    if not location.strip():
         raise ValueError(f"--storage {location!r}: empty; give a directory or a URI, or leave it out for "
                          "Ray's default (~/ray_results)")  # fmt: skip
-    if location is not None:
-        storage.check_writable_dir(location, "--storage")
+    storage.check_writable_dir(location, "--storage")
 
 
 def checkpoint_storage(location: str | None) -> tuple[str | None, Any]:
