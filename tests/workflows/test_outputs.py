@@ -288,6 +288,7 @@ MODEL_READERS = {
     "annotate": ["annotate", "sessions", "-o", "out"],
     "evaluate pairs": ["evaluate", "pairs", "--pairs", "pairs"],
     "evaluate hierarchy": ["evaluate", "hierarchy"],
+    "evaluate crossval": ["evaluate", "crossval"],
 }
 MODEL_MISTAKES = {  # the mistake: (the model URI, what the one line says)
     "no store": ("models:/session-model@champion", "no MLflow store at"),
@@ -295,6 +296,7 @@ MODEL_MISTAKES = {  # the mistake: (the model URI, what the one line says)
     "unknown version": ("models:/session-model/7", "session-model has versions 1 and aliases @champion -> 1"),
     "unknown alias": ("models:/session-model@best", "session-model has versions 1 and aliases @champion -> 1"),
     "a directory that is no model": ("../notamodel", "../notamodel: no model there (no MLmodel file)"),
+    "a run that logged no model": ("runs:/{run}/model", "runs:/{run}/model: run {run} logs no model"),
 }
 
 
@@ -315,6 +317,7 @@ def test_every_command_that_reads_a_model_names_a_missing_one_in_one_line(done, 
     (done.parent / "notamodel").mkdir(exist_ok=True)
     table = []
     for mistake, (model, message) in MODEL_MISTAKES.items():
+        model, message = model.format(run=run), message.format(run=run)
         store = elsewhere if mistake == "no store" else done / "mlflow.db"
         monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{store}")
         mlflow.set_tracking_uri(f"sqlite:///{store}")

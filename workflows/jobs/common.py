@@ -180,8 +180,11 @@ def nothing_read(report: dict, rejected: pl.LazyFrame | pl.DataFrame | None) -> 
     raw = example["raw"] if len(example["raw"]) <= 160 else example["raw"][:160] + "..."
     also = "".join(f", {r} ({n:,})" for r, n in others)
     cause = _NOTHING_READ_CAUSE.get(reason, "a wrong --format, --map or time format is the usual cause")
+    n = report["rows_in"]
+    everything = "its one record was rejected" if n == 1 else f"all {n:,} records were rejected"
+    most = f"as {reason}" if n == 1 else f"most as {reason} ({count:,}){also}"
     return (
-        f"nothing could be read: all {report['rows_in']:,} records were rejected, most as {reason} ({count:,}){also}, "
+        f"nothing could be read: {everything}, {most}, "
         f"e.g. line {example['line_no']} of {example['source_file']}: {raw!r}; {cause}"
     )
 

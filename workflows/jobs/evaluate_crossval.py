@@ -251,8 +251,8 @@ def session_model(uri: str | None) -> PairScorer | None:
 
     use_store(existing=True)
     if require_model(uri, ("session", "segmenter"), takes=KINDS["session"]) == "segmenter":
-        raise ValueError(f"--model {uri}: a segmenter model; `train segmenter` cross-validates those, "
-                         "give a session model (models:/session-model@champion)")  # fmt: skip
+        raise ValueError(f"{uri} is a segmenter model; this takes a session model "
+                         "(a segmenter's own nested CV is `train segmenter`'s)")  # fmt: skip
     return segmentation_model(uri)  # the store is open: what `segment.session_scorer` would do again
 
 

@@ -48,7 +48,7 @@ def evaluate_hierarchy(
     try:
         trained = mlflow.artifacts.load_dict(f"runs:/{run_id}/config.json")
     except (MlflowException, OSError):
-        raise ValueError(f"{uri}: run {run_id} has no config.json: not a hierarchy model's run") from None
+        raise ValueError(f"{uri}: run {run_id} logs no model (no config.json): not a hierarchy model's run") from None
     if trained.get("lr") == 0:  # runs logged before the models' own defaults recorded "the default" as 0
         trained["lr"] = None
     given = {k: v for k, v in overrides.items() if v is not None}

@@ -356,7 +356,8 @@ def require_model(uri: str, kinds: tuple[str, ...] = (), takes: str | None = Non
 def _held_instead(uri: str) -> str | None:
     """For a `runs:/` URI with no model there, what its run holds instead: a lookup
     table (`train hierarchy --model lookup` logs its points, not a model that reads
-    text) or a model at another path of the run. None when neither."""
+    text), a model at another path of the run, or no model at all. None when the
+    run's artifacts cannot be listed."""
     from mlflow.exceptions import MlflowException
 
     if not uri.startswith("runs:/"):
@@ -375,11 +376,9 @@ def _held_instead(uri: str) -> str | None:
         ]
     except (MlflowException, OSError):
         return None
-    return (
-        f"no model at this path; run {run_id} logs {' and '.join(f'runs:/{run_id}/{m}' for m in models)}"
-        if models
-        else None
-    )
+    if not models:
+        return f"run {run_id} logs no model"
+    return f"no model at this path; run {run_id} logs {' and '.join(f'runs:/{run_id}/{m}' for m in models)}"
 
 
 def _first(err: BaseException) -> str:
