@@ -23,6 +23,7 @@ a `TorchTrainer`; a job's driver turns the best checkpoint into a `TrainOutcome`
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -373,6 +374,7 @@ def fit(task: TrainTask, run_id: str, name: str, storage: str | None, cpus: int)
             failure_config=FailureConfig(max_failures=cfg.max_failures),
         ),
     )
+    _start_autoscaling_coordinator()
     before, noted = signal.getsignal(signal.SIGINT), signals_noted()
     try:
         result = trainer.fit()
@@ -386,6 +388,28 @@ def fit(task: TrainTask, run_id: str, name: str, storage: str | None, cpus: int)
     if signals_noted() > noted:
         raise KeyboardInterrupt
     return result
+
+
+def _start_autoscaling_coordinator(timeout_s: float = 120.0) -> None:
+    """Start Ray's autoscaling coordinator actor, and wait until it is up, before Ray Train asks it.
+
+    Ray Train 2.x's controller asks that actor for the workers' resources with a 5 s
+    timeout (`AUTOSCALING_REQUESTS_GET_TIMEOUT_S` in `ray.train.v2`), and its first ask
+    also starts the actor, a new Python process: on a small, busy machine that takes
+    longer, and the controller prints the timeout's traceback (harmless: it asks again,
+    and training goes on). Started here, the first ask finds the actor running. The actor
+    is Ray's own (named, detached, 0 CPUs), the one the controller would start; where a
+    Ray version has none, nothing is done."""
+    import ray
+
+    try:
+        from ray.data._internal.cluster_autoscaler.default_autoscaling_coordinator import (
+            get_or_create_autoscaling_coordinator,
+        )
+    except ImportError:
+        return
+    with contextlib.suppress(ray.exceptions.GetTimeoutError):  # slower still: Ray Train asks again every 20 s
+        ray.get(get_or_create_autoscaling_coordinator().__ray_ready__.remote(), timeout=timeout_s)
 
 
 def _noting_ctrl_c(trainer_cls: type) -> type:
