@@ -75,8 +75,9 @@ def is_local(location: str | os.PathLike) -> bool:
 
 
 @functools.lru_cache(maxsize=64)
-def _filesystem(kind: str, authority: str) -> pafs.FileSystem:
-    """One filesystem per scheme and bucket (S3 looks the bucket's region up once)."""
+def _filesystem(kind: str, authority: str, endpoint: str | None) -> pafs.FileSystem:
+    """One filesystem per scheme, bucket and `AWS_ENDPOINT_URL` (S3 looks the bucket's
+    region up once; a process that changes the endpoint gets a filesystem that asks it)."""
     uri = f"{kind}://{authority}/"
     if kind == "gs":  # without credentials its default retries go on for 15 minutes
         return pafs.GcsFileSystem(retry_time_limit=timedelta(seconds=GCS_RETRY_SECONDS))
@@ -114,7 +115,7 @@ def resolve(location: str | os.PathLike) -> tuple[pafs.FileSystem, str]:
     rest = text[len(kind) + 3 :]
     authority, _, key = rest.partition("/")
     try:
-        fs = _filesystem(kind, authority)
+        fs = _filesystem(kind, authority, os.environ.get("AWS_ENDPOINT_URL"))
     except StorageError:
         raise
     except (OSError, pa.ArrowException, ValueError) as err:
@@ -139,16 +140,31 @@ def _errors(location: str | os.PathLike) -> Iterator[None]:
     except (OSError, pa.ArrowException) as err:
         message = re.sub(r"^\[Errno \d+\] ", "", _first_line(err).split(" To create buckets")[0])
         hint = _HINTS.get(scheme(location))
+        if not is_local(location) and (reason := next((w for w in _UNREACHABLE if w in str(err)), None)):
+            raise StorageError(_unreachable(str(location), reason)) from None
         if len(message) > 240:  # cloud SDKs repeat their whole retry story
             message = message[:240].rsplit(" ", 1)[0] + " ..."
         if hint and any(w in message for w in _AUTH_WORDS):
             message += f" ({hint})"
-        elif any(w in message for w in ("resolve host", "Couldn't connect", "Could not connect", "Name or service")):
-            endpoint = ", and AWS_ENDPOINT_URL" if scheme(location) == "s3" else ""
-            message += f" (check the network{endpoint})"
         elif any(w in message for w in ("NoSuchBucket", "does not exist", "not found")):
             message += " (create the bucket first, or check its name)"
         raise StorageError(f"{location}: {message}") from None
+
+
+_UNREACHABLE = ("Couldn't resolve host", "Could not resolve host", "Couldn't connect", "Could not connect",
+                "Name or service not known", "Connection refused", "timed out")  # fmt: skip
+
+
+def _unreachable(location: str, reason: str) -> str:
+    """One line for an object store that does not answer: the bucket (not the key a job
+    happened to probe first, such as an input's `events.parquet`) and, for S3, the
+    endpoint asked."""
+    kind, rest = location.split("://", 1)
+    bucket = f"{kind}://{rest.split('/')[0]}"
+    endpoint = os.environ.get("AWS_ENDPOINT_URL") if kind.lower() == "s3" else None
+    where = f"the endpoint {endpoint} (AWS_ENDPOINT_URL)" if endpoint else "its object store"
+    hint = "check the network and AWS_ENDPOINT_URL" if kind.lower() == "s3" else "check the network"
+    return f"{bucket}: cannot reach {where}: {reason.lower()}; {hint}"
 
 
 def absolute(location: str | os.PathLike) -> str:

@@ -264,3 +264,27 @@ def test_a_gzip_stream_read_in_any_sizes_gives_every_byte_once(tmp_path_factory,
             if sum(map(len, got)) == len(expected) and not stream.read(1):
                 break
     assert b"".join(got) == expected
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "reason"),
+    [("http://127.0.0.1:9", "could not connect"), ("http://nohost.invalid:9000", "could not resolve host")],
+)
+def test_an_object_store_that_does_not_answer_is_named_by_bucket_and_endpoint_not_by_a_probed_key(
+    endpoint, reason, monkeypatch
+):
+    """Reading, listing, probing an input for `events.parquet` and writing all say which
+    endpoint did not answer, in one line naming the bucket the user gave (the probe's
+    key, `logs/events.parquet`, was named before)."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    said = f"s3://nowhere: cannot reach the endpoint {endpoint} (AWS_ENDPOINT_URL): {reason}; check the network"
+    for attempt in (
+        lambda: storage.exists("s3://nowhere/logs/events.parquet"),
+        lambda: storage.expand(["s3://nowhere/logs/"]),
+        lambda: storage.write_text("x", "s3://nowhere/out/report.json"),
+    ):
+        with pytest.raises(storage.StorageError) as err:
+            attempt()
+        assert str(err.value).startswith(said) and "\n" not in str(err.value), err.value
