@@ -51,6 +51,8 @@ class ColumnMap:
             key, sep, column = item.partition("=")
             if not sep or not column or key not in cls.KEYS:
                 raise ValueError(f"bad column mapping {item!r}: use KEY=COLUMN with KEY one of {', '.join(cls.KEYS)}")
+            if key in pairs:
+                raise ValueError(f"the column mapping gives {key} twice ({key}={pairs[key]}, {item}): give it once")
             pairs[key] = column
         missing = [k for k in ("user", "time", "text") if k not in pairs]
         if missing:

@@ -97,3 +97,45 @@ def test_bad_arguments_get_clear_errors(tmp_path):
     old.write_text("hierarchy:\n  model: lookup\n  lr: 0.0\n")
     result = runner.invoke(app, ["train", "hierarchy", "--config", str(old)])
     assert result.exit_code == 2 and "0 no longer means the model's default" in result.output
+
+
+@pytest.mark.parametrize(
+    "job", [["train", "segmenter", "--gt", "gold.csv", "-f", "gayo-avello"], ["train", "session", "--pairs", "p"],
+            ["train", "hierarchy"]],
+)  # fmt: skip
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [("", "--experiment '': empty"), ("   ", "--experiment '   ': empty"), ("x" * 600, "600 characters")],
+)
+def test_an_experiment_name_mlflow_refuses_is_refused_before_any_work(job, name, message, tmp_path):
+    """MLflow refused these only when the run started (after a nested CV, or Ray's
+    start), with a traceback; now one line, exit 2, and no MLflow store made."""
+    done = runner.invoke(app, [*job, "--experiment", name], env={"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/m.db"})
+    assert done.exit_code == 2 and message in done.output, done.output
+    assert len(done.output.strip().splitlines()) == 1 and not (tmp_path / "m.db").exists()
+
+
+def test_a_column_mapping_that_names_a_key_twice_is_refused(tmp_path):
+    (tmp_path / "log.csv").write_text("uid,q,t\n1,cats,2006-03-01 10:00:00\n")
+    spec = "user=uid,user=q,time=t,text=q"
+    log, out = str(tmp_path / "log.csv"), str(tmp_path / "o")
+    done = runner.invoke(app, ["segment", log, "-f", "table", "--map", spec, "-o", out])
+    assert done.exit_code == 2 and "the column mapping gives user twice (user=uid, user=q)" in done.output
+    assert not (tmp_path / "o").exists()
+
+
+def test_negative_examples_are_refused(tmp_path):
+    done = runner.invoke(app, ["evaluate", "pairs", "--pairs", str(tmp_path), "--examples", "-5"])
+    assert done.exit_code == 2 and "--examples -5: must be 0 or more" in done.output, done.output
+
+
+def test_json_output_is_strict_json_where_a_figure_is_not_finite(capsys):
+    """`evaluate pairs --json` wrote `"threshold": Infinity` (an ROC curve's first
+    threshold), which jq and JavaScript refuse: a figure that is not finite is null."""
+    from workflows.cli.common import echo_json
+
+    echo_json({"threshold": float("inf"), "metrics": [{"auc": float("nan"), "n": 3}, 0.5], "name": "x"})
+    printed = capsys.readouterr().out
+    assert json.loads(printed, parse_constant=lambda c: pytest.fail(f"not strict JSON: {c}")) == {
+        "threshold": None, "metrics": [{"auc": None, "n": 3}, 0.5], "name": "x"
+    }  # fmt: skip

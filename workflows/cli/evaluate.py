@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated
 
 import polars as pl
 import typer
 from rich.table import Table
 
+from workflows.cli.common import echo_json
 from workflows.cli.progress import out
 from workflows.jobs.evaluate_crossval import EvaluateCrossvalJob
 from workflows.jobs.evaluate_hierarchy import EvaluateHierarchyJob
@@ -58,9 +58,9 @@ def segmentation(job: EvaluateSegmentationJob, as_json: JsonOption = False) -> N
         # `by_user_size`: the same for the users of each history length
         # `rows`: read and segmented; `rejected`: rows not read, by reason; `unlabelled`:
         # rows read without a label, by level (segmented, not scored)
-        typer.echo(json.dumps({"gold": golds[0], "file": str(job.gt), "rows": gold.height, "scores": by_gold[golds[0]],
+        echo_json({"gold": golds[0], "file": str(job.gt), "rows": gold.height, "scores": by_gold[golds[0]],
                                "by_gold": by_gold, "by_user_size": by_size, "rejected": result.read.rejected,
-                               "unlabelled": result.read.unlabelled()}))  # fmt: skip
+                               "unlabelled": result.read.unlabelled()})  # fmt: skip
         return
     users = gold["user_id"].n_unique()
     name = job.gt.rsplit("/", 1)[-1] if job.gt else ""
@@ -124,11 +124,11 @@ def crossval(job: EvaluateCrossvalJob, as_json: JsonOption = False) -> None:
         # `rows`, `users`: those cross-validated (users with a label at `level`); `rejected`:
         # rows not read, by reason; `unlabelled`: rows read without a label, by level;
         # `users_unlabelled`: users left out for having no label at `level`; `model`: --model (null: none)
-        typer.echo(json.dumps({"file": str(job.gt), "rows": gold.height, "users": gold["user_id"].n_unique(),
+        echo_json({"file": str(job.gt), "rows": gold.height, "users": gold["user_id"].n_unique(),
                                "level": result.level, "folds": job.folds, "inner": job.inner, "seed": job.seed,
                                "model": job.model, "rejected": result.read.rejected,
                                "unlabelled": result.read.unlabelled(), "users_unlabelled": result.users_unlabelled,
-                               "systems": systems}))  # fmt: skip
+                               "systems": systems})  # fmt: skip
         return
     gold = result.gold
     name = job.gt.rsplit("/", 1)[-1] if job.gt else ""
@@ -210,7 +210,7 @@ def pairs(job: EvaluatePairsJob, as_json: JsonOption = False) -> None:
     rounded = {name: {k: round(v, 4) if isinstance(v, float) else v for k, v in m.items()}
                for name, m in result.metrics.items()}  # fmt: skip
     if as_json:
-        typer.echo(json.dumps({"pairs": str(pairs), "split": split, "metrics": rounded}))
+        echo_json({"pairs": str(pairs), "split": split, "metrics": rounded})
         return
     first = next(iter(rounded.values()))
     table = Table(title=f"{pairs} ({split}): {first['pairs']:,} pairs, {first['positives']:,} positive")
@@ -254,7 +254,7 @@ def hierarchy(job: EvaluateHierarchyJob, as_json: JsonOption = False) -> None:
     metrics, cfg = run(job)
     model = job.model
     if as_json:
-        print(json.dumps(metrics))
+        echo_json(metrics)
         return
     table = Table(title=f"{model}: {cfg.data}, holdout {cfg.holdout}")
     table.add_column("metric")
@@ -282,7 +282,7 @@ def reformulation(job: EvaluateReformulationJob, as_json: JsonOption = False) ->
     results = run(job)
     gt = job.gt
     if as_json:
-        typer.echo(json.dumps(results))
+        echo_json(results)
         return
     first = next(iter(results.values()))
     table = Table(title=f"{gt}: {first['pairs']:,} specialisation, generalisation and lateral pairs")

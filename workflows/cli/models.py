@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from datetime import UTC, datetime
 from typing import Annotated
@@ -13,6 +12,7 @@ from rich.console import Console
 from rich.measure import Measurement
 from rich.table import Table
 
+from workflows.cli.common import echo_json
 from workflows.cli.progress import out
 from workflows.jobs.registry import CompareJob, PromoteJob
 
@@ -32,7 +32,7 @@ def compare(
     result = compare_runs(job)
     experiment = job.experiment
     if as_json:
-        typer.echo(json.dumps(result.to_dict()))
+        echo_json(result.to_dict())
         return
     champion = f"* = champion, version {result.champion}" if result.champion else "no champion"
     table = Table(title=f"{experiment}: {len(result.rows)} run(s), newest first ({champion})", box=box.SIMPLE_HEAD)

@@ -213,6 +213,19 @@ def experiment(default: str) -> Any:
     return field(default=default, metadata={"help": "MLflow experiment of the run"})
 
 
+EXPERIMENT_NAME_MAX = 500  # MLflow's limit on an experiment's name (`mlflow.utils.validation`)
+
+
+def check_experiment(name: str) -> None:
+    """ValueError in one line for an --experiment MLflow would refuse (empty, blank, over
+    500 characters), checked when a job is set up: MLflow refused it only when the run
+    started, after a segmenter's nested CV or Ray's start, with a traceback."""
+    if not name.strip():
+        raise ValueError(f"--experiment {name!r}: empty; give a name, or leave it out for the job's own")
+    if len(name) > EXPERIMENT_NAME_MAX:
+        raise ValueError(f"--experiment: {len(name):,} characters; MLflow takes at most {EXPERIMENT_NAME_MAX}")
+
+
 def register() -> Any:
     return field(default=True, metadata={
         "help": "register the model and move `champion` to it if it is the best on the same data"})  # fmt: skip

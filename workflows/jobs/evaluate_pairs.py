@@ -104,6 +104,8 @@ def run(job: EvaluatePairsJob) -> PairEvaluation:
     """The model and its baselines on the job's labelled pairs; ValueError / FileNotFoundError for bad inputs."""
     from workflows.tracking.store import require_model
 
+    if job.examples < 0:
+        raise ValueError(f"--examples {job.examples}: must be 0 or more")
     pairs = common.require(job.pairs, "pairs")
     require_model(job.model, ("session",))  # a missing or wrong model named before the pairs are read
     labelled, split = read_pairs(pairs, None if job.split == "all" else job.split)

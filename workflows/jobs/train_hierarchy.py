@@ -399,6 +399,9 @@ class TrainHierarchyJob:
     storage: str | None = common.storage()
     address: str | None = common.address()
 
+    def __post_init__(self) -> None:
+        common.check_experiment(self.experiment)
+
 
 def run(job: TrainHierarchyJob, run_name: str | None = None) -> TrainOutcome:
     """Train, evaluate, log and (text models, optionally) register a hierarchy model; see the module docstring.

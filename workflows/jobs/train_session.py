@@ -201,6 +201,9 @@ class TrainSessionJob:
     storage: str | None = common.storage()
     address: str | None = common.address()
 
+    def __post_init__(self) -> None:
+        common.check_experiment(self.experiment)
+
 
 def run(job: TrainSessionJob, run_name: str | None = None) -> TrainOutcome:
     """Train, calibrate, log and (optionally) register a session model; see the module docstring.
