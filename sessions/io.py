@@ -269,9 +269,11 @@ def claim_output(
     finished output (a `report.json` that lists no `produces`, or outputs this job does
     not write), and one holding what a killed job of another kind left (`left_by_others`:
     its tables, no report), unless `overwrite`, which deletes what that job wrote
-    (`remove_outputs_of`, or those tables and their rejected rows). Then removes the
-    directory's `report.json`, so that until the job writes its new report nothing
-    there looks complete. Returns `out` as a string (a local path made absolute).
+    (`remove_outputs_of`, or those tables and their rejected rows). This job's own
+    earlier output is deleted the same way (its report lists it), so that no table of an
+    earlier run outlives this one. Then removes the directory's `report.json`, so that
+    until the job writes its new report nothing there looks complete. Returns `out` as a
+    string (a local path made absolute).
     """
     out = storage.absolute(out)  # the same directory for Ray workers, whose working directory differs
     if storage.is_file(out):
@@ -279,13 +281,15 @@ def claim_output(
     check_apart(out, inputs)
     report, writes = storage.join(out, REPORT), {produces, *also, REJECTED, REPORT}
     listed = _outputs_listed(report) if storage.exists(report) else None
-    if listed is not None and (produces not in listed or not listed <= writes):
-        if not overwrite:
+    if listed is not None:
+        if (produces not in listed or not listed <= writes) and not overwrite:
             raise ValueError(
                 f"--output {out} holds another job's output ({REPORT} lists {', '.join(sorted(listed)) or 'nothing'}); "
                 "choose another directory or pass --overwrite"
             )
-        remove_outputs_of(out)  # --overwrite: that job's outputs go, not mixed with this one's
+        # that job's outputs go (under --overwrite), and so do this job's own of an earlier run: none is mixed
+        # with this run's, nor outlives it where this run writes less (annotate of sessions writes no sessions)
+        remove_outputs_of(out)
     elif listed is None and (left := left_by_others(out, writes)):
         if not overwrite:
             raise ValueError(

@@ -130,3 +130,23 @@ def test_evaluate_reformulation_agrees_with_an_independent_count(hierarchy_uri, 
     assert results["term count"]["accuracy"] == pytest.approx(right / judged, abs=1e-4)
     model = results["hierarchy model"]
     assert model["ratio"] in RATIO_GRID and sum(model["confusion"]["specialisation"].values()) > 0
+
+
+def test_annotate_into_its_own_earlier_output_leaves_nothing_of_that_run(hierarchy_uri, tmp_path):
+    """An annotation of a raw log writes sessions, rejected rows and annotations; one of
+    a `segment` output into the same directory writes annotations only, and the first
+    run's sessions and rejected rows stayed beside them, of another log (a tester's
+    find). Now the earlier run's outputs go first, and the directory holds this run's."""
+    log = tmp_path / "log.tsv"
+    write_aol(log, ROWS)
+    segment = ["segment", str(log), "-f", "aol", "--method", "time", "--engine", "local", "-o", str(tmp_path / "s")]
+    assert runner.invoke(app, segment).exit_code == 0
+    out = str(tmp_path / "a")
+    raw = runner.invoke(app, ["annotate", str(log), "--format", "aol", "--model", hierarchy_uri, "-o", out])
+    assert raw.exit_code == 0 and {"sessions.parquet", "rejected.parquet"} <= {
+        p.name for p in (tmp_path / "a").iterdir()
+    }
+    again = runner.invoke(app, ["annotate", str(tmp_path / "s"), "--model", hierarchy_uri, "-o", out])
+    assert again.exit_code == 0, again.output
+    left = {p.name for p in (tmp_path / "a").iterdir()}
+    assert left == {"annotations.parquet", "report.json"}, left  # the sessions and rejected rows are the input's
