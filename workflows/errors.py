@@ -3,9 +3,11 @@ ends in one line (exit 2), leaving no output, rather than in a traceback."""
 
 from __future__ import annotations
 
+import _thread
 import signal
 import sys
 from types import FrameType
+from typing import Any
 
 # Bad settings or inputs (ValueError) and files or storage that cannot be read or
 # written (OSError, `sessions.storage.StorageError`): what a user can put right
@@ -51,8 +53,18 @@ def stopped_by() -> str:
 def stop_on_sigterm() -> None:
     """SIGTERM raises `Stopped` in the main thread from now on. Python's default ends the
     process at once, with no cleanup: a training stopped so (before its Ray started,
-    whose driver handler exits in its own way) left its MLflow run RUNNING for good."""
+    whose driver handler exits in its own way) left its MLflow run RUNNING for good.
+
+    A stop raised where Python ignores exceptions (a fork hook, such as `logging`'s
+    while Ray starts its processes; a `__del__`; a weakref callback) is not lost: it
+    reaches `sys.unraisablehook`, which delivers the signal again, to be raised in the
+    main thread's next line. Before, such a SIGTERM printed "Exception ignored in:
+    <function _releaseLock ...>" and the training went on."""
     signal.signal(signal.SIGTERM, _raise_stopped)
+    if sys.unraisablehook is not _deliver_again:
+        global _unraisablehook
+        _unraisablehook = sys.unraisablehook
+        sys.unraisablehook = _deliver_again
 
 
 def note_signal(signum: int) -> None:
@@ -74,3 +86,24 @@ def sigterm_received() -> Stopped:
 
 def _raise_stopped(signum: int, frame: FrameType | None) -> None:
     raise sigterm_received()
+
+
+_unraisablehook = sys.__unraisablehook__
+
+
+def _deliver_again(unraisable: Any) -> None:
+    """`sys.unraisablehook`: a stop (`Stopped`, or Ctrl-C's KeyboardInterrupt) that Python
+    would ignore is delivered again as the signal it came from, by a thread
+    (`_thread.interrupt_main` runs that signal's handler in the main thread, as the
+    signal itself would), so that it is raised once the code that ignores it has
+    returned (from here, the handler would run inside this hook and be ignored again);
+    anything else goes to the hook there was before. Where the main thread is still in
+    such code when the signal comes again, it comes back here, and goes again."""
+    if isinstance(unraisable.exc_value, KeyboardInterrupt):
+        sent = signal.SIGTERM if isinstance(unraisable.exc_value, Stopped) else signal.SIGINT
+        try:
+            _thread.start_new_thread(_thread.interrupt_main, (sent,))  # (threading's start waits for it)
+            return
+        except RuntimeError:  # no new thread at interpreter shutdown: it is ending anyway
+            pass
+    _unraisablehook(unraisable)

@@ -140,6 +140,8 @@ def test_an_output_of_another_job_is_kept_unless_overwrite(tmp_path):
     assert storage.exists(storage.join(out, "report.json"))
     io.claim_output(out, "events.parquet")  # the same job again: fine, and not complete until it is done
     assert not storage.exists(storage.join(out, "report.json"))
+    assert not storage.exists(storage.join(out, "events.parquet"))  # its earlier table is not mixed in
+    storage.write_text("", storage.join(out, "events.parquet"))
     io.write_json(
         {"outputs": {"events.parquet": storage.join(out, "events.parquet")}}, storage.join(out, "report.json")
     )

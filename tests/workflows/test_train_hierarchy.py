@@ -219,6 +219,7 @@ def test_a_training_stopped_by_a_signal_ends_its_run_and_says_so(sent, when, sai
     raises a plain KeyboardInterrupt for it: the line still says SIGTERM.) Ctrl-C while
     the worker trains went to Ray Train's own handler, which aborts the run: the command
     ended with exit 1 and no word; now it ends as Ctrl-C anywhere else does."""
+    import contextlib
     import os
     import signal
     import subprocess
@@ -242,17 +243,25 @@ def test_a_training_stopped_by_a_signal_ends_its_run_and_says_so(sent, when, sai
         except psutil.Error:
             return False
 
-    client, deadline, runs = MlflowClient(uri), time.monotonic() + 240, []
-    while (not runs or (when == "training" and not training())) and time.monotonic() < deadline and job.poll() is None:
-        time.sleep(1)
-        if (tmp_path / "mlflow.db").exists():
-            experiment = client.get_experiment_by_name("hierarchy-model")
-            runs = client.search_runs([experiment.experiment_id]) if experiment else []
-    assert runs and runs[0].info.status == "RUNNING", job.communicate(timeout=60)
-    time.sleep(2)  # into the head's fit, or the training steps
-    job.send_signal(getattr(signal, sent))
-    _, err = job.communicate(timeout=120)
-    status = 128 + getattr(signal, sent)
-    assert job.returncode == status and err.strip().splitlines()[-1] == said, err[-3000:]
-    assert "PreemptionWatcher" not in err  # a private local Ray runs no preemption watcher (its error line)
-    assert client.get_run(runs[0].info.run_id).info.status == "FAILED"
+    try:
+        client, deadline, runs = MlflowClient(uri), time.monotonic() + 240, []
+        while (
+            (not runs or (when == "training" and not training())) and time.monotonic() < deadline and job.poll() is None
+        ):
+            time.sleep(1)
+            if (tmp_path / "mlflow.db").exists():
+                experiment = client.get_experiment_by_name("hierarchy-model")
+                runs = client.search_runs([experiment.experiment_id]) if experiment else []
+        assert runs and runs[0].info.status == "RUNNING", job.communicate(timeout=60)
+        time.sleep(2)  # into the head's fit, or the training steps
+        job.send_signal(getattr(signal, sent))
+        _, err = job.communicate(timeout=120)
+        status = 128 + getattr(signal, sent)
+        assert job.returncode == status and err.strip().splitlines()[-1] == said, err[-3000:]
+        assert "PreemptionWatcher" not in err  # a private local Ray runs no preemption watcher (its error line)
+        assert client.get_run(runs[0].info.run_id).info.status == "FAILED"
+    finally:  # a job that did not stop must not leave its Ray (its workers) to the tests after it
+        if job.poll() is None:
+            for process in [*psutil.Process(job.pid).children(recursive=True), psutil.Process(job.pid)]:
+                with contextlib.suppress(psutil.Error):
+                    process.kill()
