@@ -8,10 +8,12 @@ collide with the input's own.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -94,12 +96,7 @@ class StructFields(Columns):
     def _get(self, name: str) -> pl.Expr:
         value = pl.col(RECORD).struct.field(name)
         if self.schema[name].is_float():  # integer ids in a float column (pandas with a missing value): 1.0 is 1
-            whole = value.is_finite() & (value == value.floor()) & (value.abs() < 2.0**53)
-            return (
-                pl.when(whole).then(value.cast(pl.Int64, strict=False).cast(pl.String))
-                .when(value.is_nan()).then(None)  # pandas' missing value: no value, not the text "NaN"
-                .otherwise(value.cast(pl.String))
-            )  # fmt: skip
+            return float_text(value)
         return value
 
     def dtype(self, name: str) -> pl.DataType:
@@ -107,15 +104,73 @@ class StructFields(Columns):
 
 
 class JsonFields(Columns):
-    """Top-level values of a JSON object per line (as text)."""
+    """Top-level values of a JSON object per line, as `json_values` extracted them into
+    the block's columns (as text)."""
 
     def __init__(self, names: Sequence[str], times: TimeOptions) -> None:
         self.names = list(names)
         self.times = times
 
     def _get(self, name: str) -> pl.Expr:
+        return pl.col(_JSON_VALUE + name)
+
+
+_JSON_VALUE = "_json:"  # the prefix of a block's column holding one key's value
+# A number in JSON's float notation, as serde_json writes one: with a fraction or exponent.
+_FLOAT_NOTATION = r"^-?(?:0|[1-9][0-9]*)(?:\.[0-9]+|(?:\.[0-9]+)?[eE][+-]?[0-9]+)$"
+
+
+def json_values(text: pl.Series, names: Sequence[str]) -> list[pl.Series]:
+    """The value of each top-level key in `names` of each JSON line of `text`, as text:
+    a string as itself, an integer as its digits, a float as `float_text` writes it
+    (599381.0 and 5.99381e5 are 599381, as in a Parquet float column), any other value
+    as its JSON; null where the key is absent, null, or the line is not a JSON object.
+
+    polars' `json_path_match` writes a string without its quotes and a number as
+    serde_json reads it, so its text cannot tell the number 599381.0 from the string
+    "599381.0" (which stays as written), reads an integer beyond 64 bits as a float
+    (1.2345678901234568e+20), and may miss a float's last digit (2.790089810189959e-90
+    as 2.7900898101899593e-90). Python's `json` reads those lines' values exactly: the
+    lines whose value is in float notation only (none, in a log whose ids are
+    integers or text)."""
+    out = []
+    for name in names:
         key = name.replace("\\", "\\\\").replace("'", "\\'")
-        return pl.col("text").str.json_path_match(f"$['{key}']")
+        value = text.str.json_path_match(f"$['{key}']")
+        looks = np.flatnonzero(value.str.contains(_FLOAT_NOTATION).fill_null(False).to_numpy())
+        floats = np.full(len(text), np.nan)
+        is_float = np.zeros(len(text), dtype=bool)
+        integers: list[str | None] = [None] * len(text)
+        for i, line in zip(looks, text.gather(looks).to_list(), strict=True):
+            try:
+                held = json.loads(line).get(name)
+            except (ValueError, TypeError, AttributeError):  # not JSON, not an object: rejected as bad_json
+                continue
+            if isinstance(held, float):
+                floats[i], is_float[i] = held, True
+            elif isinstance(held, int) and not isinstance(held, bool):
+                integers[i] = str(held)
+        if len(looks):
+            value = pl.select(
+                pl.when(pl.lit(is_float)).then(float_text(pl.lit(floats)))
+                .otherwise(pl.coalesce(pl.lit(pl.Series(integers, dtype=pl.String)), pl.lit(value)))
+            ).to_series()  # fmt: skip
+        out.append(value.alias(_JSON_VALUE + name))
+    return out
+
+
+def float_text(value: pl.Expr) -> pl.Expr:
+    """Floats as id text, one rule for every typed format (Parquet's float columns, JSON
+    lines' numbers): a whole number below 2**53 as its integer (599381.0 and 5.99381e5
+    are the user 599381, as the integer 599381 is: pandas writes an integer column with a
+    missing value as floats), NaN as no value (pandas' missing value, not the text
+    "NaN"), any other as polars writes the float (1.5, 1e300)."""
+    whole = value.is_finite() & (value == value.floor()) & (value.abs() < 2.0**53)
+    return (
+        pl.when(whole).then(value.cast(pl.Int64, strict=False).cast(pl.String))
+        .when(value.is_nan()).then(None)
+        .otherwise(value.cast(pl.String))
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -171,6 +226,7 @@ class JsonLinesFormat(LogFormat):
         fields = JsonFields(self.names, self.options.times)
         for block in iter_blocks(path, block_bytes=block_bytes):
             records = split_records(block)
+            records = records.with_columns(json_values(records["text"], self.names))
             built = fields.with_naive(self.build(fields))
             lf = records.lazy().with_row_index("row_id", offset=next_row).with_columns(**built)
             not_object = ~pl.col("text").str.json_path_match("$").str.starts_with("{").fill_null(False)

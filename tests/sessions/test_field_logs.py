@@ -273,6 +273,67 @@ def test_epoch_numbers_keep_their_fractions_the_same_in_json_and_parquet(tmp_pat
                                       A + timedelta(microseconds=123456)]  # fmt: skip
 
 
+@pytest.mark.parametrize("kind", ["jsonl", "parquet"])
+def test_an_id_written_as_an_integer_or_a_float_is_one_user_in_every_typed_format(tmp_path, kind):
+    """Two exports joined, one written by pandas (an integer column with a missing value
+    becomes floats): the user 599381 as 599381 and as 599381.0 was two users in JSON lines
+    (Parquet already read 1.0 as 1). A string stays as written, ids and queries alike."""
+    first = [{"u": 599381, "t": "2023-01-05 10:00:00", "q": "pizza"}, {"u": 7, "t": "2023-01-05 10:01:00", "q": "x"}]
+    second = [{"u": 599381.0, "t": "2023-01-05 10:02:00", "q": "pizza pan"}, {"u": None, "t": "2023-01-05 10:03:00",
+                                                                                "q": "y"}]  # fmt: skip
+    write_table(tmp_path / f"a.{kind}", first, kind)
+    write_table(tmp_path / f"b.{kind}", second, kind)
+    paths = [tmp_path / f"a.{kind}", tmp_path / f"b.{kind}"]
+    if kind == "jsonl":  # other ways JSON writes the same number, and strings that only look like one
+        (tmp_path / "c.jsonl").write_text(
+            '{"u": 5.99381e5, "t": "2023-01-05 10:04:00", "q": "pizza dough"}\n'
+            '{"u": 599381, "t": "2023-01-05 10:05:00", "q": 3.0}\n'
+            '{"u": "599381.0", "t": "2023-01-05 10:06:00", "q": "3.0"}\n'
+            '{"u": 1.5, "t": "2023-01-05 10:07:00", "q": "1e3"}\n'
+        )
+        paths.append(tmp_path / "c.jsonl")
+    report = ingest(paths, "table", tmp_path / "out", options=ReadOptions(map="user=u,time=t,text=q"))
+    events = read_table(tmp_path / "out" / "events.parquet").sort("ts")
+    want = [("599381", "pizza"), ("7", "x"), ("599381", "pizza pan")]
+    if kind == "jsonl":
+        want += [("599381", "pizza dough"), ("599381", "3"), ("599381.0", "3.0"), ("1.5", "1e3")]
+    assert events.select("user_id", "query").rows() == want
+    assert report.rows_rejected == 1  # the missing user: no value, not the text "NaN" or "None"
+    assert read_table(tmp_path / "out" / "rejected.parquet")["reason"].to_list() == [Reason.EMPTY_USER]
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    ids=st.lists(
+        st.one_of(
+            st.integers(-(2**80), 2**80),
+            st.floats(allow_nan=False, allow_infinity=False),
+            st.text(alphabet="0123456789.e-+", min_size=1, max_size=8),
+        ),
+        min_size=1,
+        max_size=8,
+    )
+)
+def test_a_json_number_reads_as_the_same_number_in_parquet_and_a_string_as_itself(tmp_path_factory, ids):
+    """Property: each float id in JSON lines is the text the same number gives in a
+    Parquet float column (a whole one as its integer), an integer is its digits (beyond
+    64 bits too: polars read 2**64 as 1.8446744073709552e+19), a string is its text."""
+    tmp = tmp_path_factory.mktemp("ids")
+    path = tmp / "log.jsonl"
+    path.write_text("".join(json.dumps({"u": u, "t": "2023-01-05 10:00:00", "q": "q"}) + "\n" for u in ids))
+    report = ingest([path], "table", tmp / "out", options=ReadOptions(map="user=u,time=t,text=q"))
+    got = read_table(tmp / "out" / "events.parquet").sort("row_id")["user_id"].to_list()
+    numbers = [u for u in ids if isinstance(u, float)]
+    from_parquet = iter([])
+    if numbers:
+        pl.DataFrame({"u": numbers, "t": ["2023-01-05 10:00:00"] * len(numbers), "q": ["q"] * len(numbers)},
+                     schema={"u": pl.Float64, "t": pl.String, "q": pl.String}).write_parquet(tmp / "log.parquet")  # fmt: skip
+        ingest([tmp / "log.parquet"], "table", tmp / "pq", options=ReadOptions(map="user=u,time=t,text=q"))
+        from_parquet = iter(read_table(tmp / "pq" / "events.parquet").sort("row_id")["user_id"].to_list())
+    assert report.rows_rejected == 0
+    assert got == [u if isinstance(u, str) else str(u) if isinstance(u, int) else next(from_parquet) for u in ids]
+
+
 def test_the_issues_postgres_export_reads_every_row(tmp_path):
     data = (
         "user_id,created_at,query\n"
