@@ -326,8 +326,8 @@ def test_a_json_number_reads_as_the_same_number_in_parquet_and_a_string_as_itsel
     numbers = [u for u in ids if isinstance(u, float)]
     from_parquet = iter([])
     if numbers:
-        pl.DataFrame({"u": numbers, "t": ["2023-01-05 10:00:00"] * len(numbers), "q": ["q"] * len(numbers)},
-                     schema={"u": pl.Float64, "t": pl.String, "q": pl.String}).write_parquet(tmp / "log.parquet")  # fmt: skip
+        table = {"u": numbers, "t": ["2023-01-05 10:00:00"] * len(numbers), "q": ["q"] * len(numbers)}
+        pl.DataFrame(table, schema={"u": pl.Float64, "t": pl.String, "q": pl.String}).write_parquet(tmp / "log.parquet")
         ingest([tmp / "log.parquet"], "table", tmp / "pq", options=ReadOptions(map="user=u,time=t,text=q"))
         from_parquet = iter(read_table(tmp / "pq" / "events.parquet").sort("row_id")["user_id"].to_list())
     assert report.rows_rejected == 0
