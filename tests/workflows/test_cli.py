@@ -39,12 +39,14 @@ def test_every_command_explains_itself(command, words):
 
 
 def test_synth_then_ingest_with_wordnet(tmp_path):
+    """Also: a progress bar is for a terminal; where stderr is not one, a job that went
+    well writes nothing there (the vanished bar left a blank line)."""
     log = tmp_path / "synth.tsv.gz"
     result = invoke("synth", "--users", "30", "--rows", "900", "--output", str(log), "--seed", "5")
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 0 and result.stderr == "", result.output
     out = tmp_path / "events"
     result = invoke("ingest", str(log), "--format", "aol", "--output", str(out), "--engine", "local")
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 0 and result.stderr == "", result.output
     report = json.loads((out / "report.json").read_text())
     assert (report["rows_in"], report["rows_ok"], report["rows_rejected"]) == (900, 900, 0)
     events = read_table(out / "events.parquet")

@@ -197,7 +197,7 @@ def test_demo_holds_the_configs_of_its_steps():
         (["promote"], "missing NAME"),
         (["mine", "s", "-o", "o", "--seed", str(2**64 - 1)], "mining.seed: 18446744073709551615 is out of range"),
         (["segment", "x", "-o", "o", "--mission-window", str(2**63)], "is out of range (a 64-bit integer"),
-        (["synth", "--style", "prompt", "-o", "m.tsv.gz"], "a prompt log is written as .parquet"),
+        (["synth", "--style", "prompt", "-o", "m.tsv.gz"], "the prompt style's log is written as .parquet"),
         (["synth", "--click-probs", "0.5,0.6", "-o", "m.tsv"], "click_probs must be probabilities"),
         (["demo", "--config", "{demo_model}"], "set by this command itself"),
         (["evaluate", "segmentation", "--config", "{eval_method}"], "method set by this command itself"),

@@ -17,7 +17,9 @@ out = Console(width=None if sys.stdout.isatty() else 160)  # results: summaries 
 
 @contextmanager
 def row_progress(description: str, total: int | None = None) -> Iterator[Progress]:
-    """A progress bar counting rows (a spinner when the total is unknown); task id 0."""
+    """A progress bar counting rows (a spinner when the total is unknown); task id 0.
+    Shown on a terminal only: where stderr is a file or a pipe, a bar that vanishes
+    when done (`transient`) left a blank line there."""
     columns = [
         SpinnerColumn(),
         TextColumn("{task.description}"),
@@ -26,7 +28,7 @@ def row_progress(description: str, total: int | None = None) -> Iterator[Progres
         TextColumn("rows"),
         TimeElapsedColumn(),
     ]
-    with Progress(*columns, console=console, transient=True) as progress:
+    with Progress(*columns, console=console, transient=True, disable=not console.is_terminal) as progress:
         progress.add_task(description, total=total)
         yield progress
 
