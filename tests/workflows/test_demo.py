@@ -131,11 +131,24 @@ def test_your_own_log_without_truth_skips_the_evaluation(demo, tmp_path):
     assert summary.numbers["ingest"]["rows_ok"] == 2_000
     assert summary.numbers["evaluate segmentation"] == {"skipped": "the log has no gold sessions or missions"}
     assert not (tmp_path / "figures").exists()  # no segmentation.png
+    # the same log as a table of the user's own columns: read with --map, as `ingest` reads it
+    from sessions.formats.options import ReadOptions
+
+    table = tmp_path / "mine.csv"
+    pl.read_csv(log, separator="\t").select(uid="AnonID", q="Query", at="QueryTime").write_csv(table)
+    cfg = DemoConfig(data=str(table), format="table", read=ReadOptions(map="user=uid,time=at,text=q"))
+    summary = DemoSummary(log=str(table), format="table")
+    _ingest(str(table), "table", str(tmp_path / "table" / "events"), cfg, summary)
+    assert summary.numbers["ingest"]["rows_ok"] == 2_000
 
 
 def test_data_needs_its_format():
     result = runner.invoke(app, ["demo", "--data", "log.tsv"])
     assert result.exit_code == 2 and "--data and --format go together" in result.output
+    result = runner.invoke(app, ["demo", "--data", "log.csv", "--format", "table"])
+    assert result.exit_code == 2 and "--format table needs a column mapping: --map" in result.output
+    result = runner.invoke(app, ["demo", "--map", "user=u,time=t,text=q"])  # was taken, and ignored
+    assert result.exit_code == 2 and "read --data; a synthetic log needs none" in result.output
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])

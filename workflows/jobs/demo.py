@@ -29,6 +29,7 @@ from pathlib import Path
 import polars as pl
 
 from sessions import storage
+from sessions.formats.options import ReadOptions
 from sessions.io import read_table, scan_table, write_json
 from sessions.missions import MissionConfig
 from sessions.pairs import MiningConfig
@@ -70,6 +71,7 @@ class DemoConfig:
         "help": "your own log (a file or a directory) instead of a synthetic one (with --format)"})  # fmt: skip
     format: str | None = common.log_format("format of --data: aol, webis-smc, gayo-avello, diffusiondb, "
                                            "midjourney or table")  # fmt: skip
+    read: ReadOptions = common.read_options()  # how --data is read (--map for a table), as `ingest` reads it
     synth: SynthConfig = field(default_factory=lambda: SynthConfig(users=600, rows=30_000), metadata={"prefix": ""})
     segment: SegmentConfig = field(
         default_factory=SegmentConfig, metadata={"prefix": "segment-", "choices": {"method": LEXICAL_METHODS}}
@@ -85,7 +87,10 @@ class DemoConfig:
     def __post_init__(self) -> None:
         if (self.data is None) != (self.format is None):
             raise ValueError("--data and --format go together (a log and its format), or neither (a synthetic log)")
-        common.check_format(self.format)
+        if self.data is None and self.read != ReadOptions():
+            raise ValueError("--map, --time-format, --time-unit, --timezone, --unknown-user and --strict read "
+                             "--data; a synthetic log needs none")  # fmt: skip
+        common.check_format(self.format, self.read)
         if self.segment.method == "learned":
             raise ValueError("--segment-method learned needs a session model, which the demo trains after segmenting")
 
@@ -179,7 +184,8 @@ def _synth(path: str, cfg: DemoConfig) -> dict:
 def _ingest(log: str, fmt: str, out: str, cfg: DemoConfig, summary: DemoSummary) -> None:
     from workflows.jobs import ingest
 
-    report = ingest.run(ingest.IngestJob(inputs=(str(log),), format=fmt, output=str(out), address=cfg.address))
+    job = ingest.IngestJob(inputs=(str(log),), format=fmt, output=str(out), read=cfg.read, address=cfg.address)
+    report = ingest.run(job)
     summary.numbers["ingest"] = {"rows_in": report.rows_in, "rows_ok": report.rows_ok,
                                  "rows_rejected": report.rows_rejected}  # fmt: skip
 
