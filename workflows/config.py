@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import types
 import typing
 from collections.abc import Iterator, Mapping
@@ -230,7 +231,31 @@ def build(cls: type[T], values: Mapping[str, Any] | None = None, overrides: Mapp
     values of the wrong type and whatever the configs' own checks reject.
     """
     nested = _nest(overrides or {})
-    return _build(cls, _merge(dict(values or {}), nested), ())
+    try:
+        return _build(cls, _merge(dict(values or {}), nested), ())
+    except _NestedError as err:
+        raise ValueError(_with_flags(cls, err.path, err.names, str(err))) from None
+
+
+class _NestedError(ValueError):
+    """A nested config's own check failed (`path`: where it sits; `names`: its fields)."""
+
+    def __init__(self, message: str, path: tuple[str, ...], names: list[str]) -> None:
+        super().__init__(message)
+        self.path, self.names = path, names
+
+
+def _with_flags(cls: type, path: tuple[str, ...], names: list[str], message: str) -> str:
+    """A nested config's message with its settings named by their command-line options:
+    a config's check names its fields (`window must be at least 1`), which the command
+    offers under a prefix (`--mission-window`, `demo`'s `--segment-min-overlap`)."""
+    flags = {leaf.path[-1]: f"--{leaf.option}" for leaf in leaves(cls) if leaf.path[:-1] == path}
+    for name in sorted(set(names) & set(flags), key=len, reverse=True):
+        # a name of two words or more anywhere (`break_after_minutes`); a one-word name
+        # where it starts the message only, as its subject (`rows` may be a plain word)
+        start = "" if "_" in name else "^"
+        message = re.sub(rf"{start}(?<![\w.-]){re.escape(name)}(?![\w-])", flags[name], message)
+    return message
 
 
 def _nest(overrides: Mapping[str, Any]) -> dict[str, Any]:
@@ -293,6 +318,10 @@ def _build(cls: type[T], values: Mapping[str, Any], path: tuple[str, ...]) -> T:
         return cls(**kwargs)
     except TypeError as err:
         raise ValueError(f"{where}{err}".strip()) from None
+    except ValueError as err:
+        if not path or isinstance(err, _NestedError):
+            raise
+        raise _NestedError(str(err), path, names) from None
 
 
 def to_dict(config: Any) -> dict[str, Any]:
