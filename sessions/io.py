@@ -257,6 +257,14 @@ def copy_table(src: str | Path, dst: str | Path) -> None:
     publish_dataset(dst, parts)
 
 
+def refuse_a_file(out: str) -> None:
+    """ValueError in one line when something other than a directory is at the output
+    `out`: a file, or a device such as /dev/null (whose listing failed with the OS's
+    words)."""
+    if storage.exists(out) and not storage.is_dir(out):
+        raise ValueError(f"--output {out}: a file is there; the output is a directory")
+
+
 def claim_output(
     out: str | Path, produces: str, overwrite: bool = False, inputs: Sequence[str | Path] = (),
     also: Sequence[str] = (),
@@ -276,8 +284,7 @@ def claim_output(
     string (a local path made absolute).
     """
     out = storage.absolute(out)  # the same directory for Ray workers, whose working directory differs
-    if storage.is_file(out):
-        raise ValueError(f"--output {out}: a file is there; the output is a directory")
+    refuse_a_file(out)
     check_apart(out, inputs)
     report, writes = storage.join(out, REPORT), {produces, *also, REJECTED, REPORT}
     listed = _outputs_listed(report) if storage.exists(report) else None

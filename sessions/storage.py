@@ -563,7 +563,7 @@ def check_writable_dir(location: str | os.PathLike, what: str = "output") -> Non
     line, naming `what`) when the filesystem refuses (missing bucket, no permission, a
     file above it)."""
     try:
-        if is_file(location):
+        if exists(location) and not is_dir(location):  # a file, or a device such as /dev/null
             raise ValueError(f"{what} {location}: a file is there; a directory is needed")
         make_dirs(location)
         probe = join(location, f".probe-{os.getpid()}")
@@ -573,6 +573,16 @@ def check_writable_dir(location: str | os.PathLike, what: str = "output") -> Non
         raise StorageError(f"{what} {err}") from None
     except OSError as err:
         raise StorageError(f"{what} {location}: cannot be written ({err.strerror or _first_line(err)})") from None
+
+
+def check_writable_file(location: str | os.PathLike, what: str = "output") -> None:
+    """Make sure a file can be written at `location` before a job's work, which writes it
+    last (`check_writable_dir` of its directory: made if missing). ValueError when a
+    directory is there, or a file where its directory should be; StorageError (one line,
+    naming `what`) when the filesystem refuses."""
+    if is_dir(location):
+        raise ValueError(f"{what} {location}: a directory is there; a file is needed")
+    check_writable_dir(parent(location), f"{what} {location}: its directory")
 
 
 def remove(location: str | os.PathLike) -> None:

@@ -284,6 +284,35 @@ def test_a_figure_goes_to_a_uri(tmp_path, monkeypatch):
     assert not Path("memory:").exists()
 
 
+@pytest.mark.parametrize("job", [["ingest", "logs", "-f", "aol", "--engine", "local"], ["annotate", "sessions"],
+                                 ["segment", "logs", "-f", "aol", "--engine", "local"],
+                                 ["mine", "sessions"]])  # fmt: skip
+def test_an_output_that_is_a_device_is_refused_in_one_line(done, monkeypatch, job):
+    """`-o /dev/null` (to see a job run, writing nothing) ended in the OS's words about
+    listing a directory."""
+    monkeypatch.chdir(done)
+    result = sessionflow(*job, "-o", "/dev/null")
+    assert result.exit_code == 2, result.output
+    assert result.output.strip() == "error: --output /dev/null: a file is there; the output is a directory"
+
+
+@pytest.mark.parametrize(
+    ("figure", "says"),
+    [("afile/f1.png", "--figure afile/f1.png: its directory afile: a file is there; a directory is needed"),
+     ("adir", "--figure adir: a directory is there; a file is needed")],
+)  # fmt: skip
+def test_a_figure_that_cannot_be_written_is_refused_before_the_work(tmp_path, monkeypatch, figure, says):
+    """The figure is drawn last: a place it cannot go ended the command in the OS's
+    words ([Errno 17] File exists: 'afile') after every method had run."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "afile").write_text("")
+    (tmp_path / "adir").mkdir()
+    gold = "\n".join(f"{i};7;query {i};;01/03/2006 10:0{i};{1141207200 + 60 * i};s{i // 2}" for i in range(6))
+    (tmp_path / "gayo.csv").write_text(gold + "\n")
+    result = sessionflow("evaluate", "segmentation", "--gt", "gayo.csv", "-f", "gayo-avello", "--figure", figure)
+    assert result.exit_code == 2 and result.output.strip() == f"error: {says}", result.output
+
+
 MODEL_READERS = {
     "segment (local)": ["segment", "logs", "-f", "aol", "-o", "out", "--method", "learned", "--engine", "local"],
     "segment (ray)": ["segment", "logs", "-f", "aol", "-o", "out", "--engine", "ray"],

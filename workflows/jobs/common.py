@@ -263,11 +263,10 @@ def check_output(value: str | None, inputs: Sequence[str] = ()) -> str:
     """The checks of `output_dir` that change nothing: the output is given, is not a file,
     every input is there and none overlaps the output. Returns the output location."""
     from sessions import storage
-    from sessions.io import check_apart
+    from sessions.io import check_apart, refuse_a_file
 
     location = storage.absolute(require(value, "output"))
-    if storage.is_file(location):
-        raise ValueError(f"--output {location}: a file is there; the output is a directory")
+    refuse_a_file(location)
     storage.expand(inputs)  # every input is there before anything of the output changes
     check_apart(location, inputs)
     return location

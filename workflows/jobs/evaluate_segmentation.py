@@ -195,6 +195,8 @@ def run(job: EvaluateSegmentationJob) -> SegmentationScores:
 
     gt = common.require(job.gt, "gt")
     fmt = common.require(job.format, "format")
+    if job.figure is not None:  # drawn last: a place it cannot go is named before the work
+        storage.check_writable_file(job.figure, "--figure")
     # a segmentation to score is checked first: an unfinished one is named as such
     predicted = read_table(job_output(job.pred, SESSIONS_FILE)) if job.pred is not None else None
     read = read_gold(gt, fmt, job.read)
