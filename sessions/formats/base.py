@@ -24,6 +24,20 @@ from sessions.times import UTC_TIMES, RepeatedHour, TimeOptions, is_naive, to_ut
 Check = tuple[pl.Expr, str]
 
 
+def column_index(names: Sequence[str], name: str) -> int:
+    """The position of the column `name` among a table's `names` (a header's, a
+    schema's). ValueError when no column has that name, or several do (a header
+    `uid,t,q,q`: which `q` is meant cannot be told, and the first was taken silently)."""
+    at = [i for i, n in enumerate(names) if n == name]
+    if not at:
+        raise ValueError(f"no column {name!r}; the columns are {list(names)}")
+    if len(at) > 1:
+        where = ", ".join(str(i + 1) for i in at)
+        raise ValueError(f"{len(at)} columns are named {name!r} (columns {where}): which is meant cannot be told; "
+                         "rename all but one")  # fmt: skip
+    return at[0]
+
+
 class Columns(ABC):
     """A record's named columns as expressions, whatever the file layout.
 
@@ -39,8 +53,7 @@ class Columns(ABC):
         return name in self.names
 
     def __getitem__(self, name: str) -> pl.Expr:
-        if name not in self.names:
-            raise ValueError(f"no column {name!r}; the columns are {self.names}")
+        column_index(self.names, name)
         return self._get(name)
 
     @abstractmethod

@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from sessions import storage
-from sessions.formats.base import Builder, Check, Columns, LogFormat, Parsed, finalize, text_checks
+from sessions.formats.base import Builder, Check, Columns, LogFormat, Parsed, column_index, finalize, text_checks
 from sessions.formats.options import ReadOptions
 from sessions.records import DEFAULT_BLOCK_BYTES, iter_blocks, split_records
 from sessions.schema import Reason
@@ -186,6 +186,12 @@ class ParquetFormat(LogFormat):
 
     def read_blocks(self, path: str | Path, *, block_bytes: int = DEFAULT_BLOCK_BYTES) -> Iterator[Parsed]:
         reader = pq.ParquetFile(storage.open_random_access(path))
+        names = reader.schema_arrow.names
+        for name in sorted({n for n in names if names.count(n) > 1}):  # polars holds no such table
+            try:
+                column_index(names, name)
+            except ValueError as err:
+                raise ValueError(f"{path}: {err}") from None
         batch_rows = max(1024, block_bytes // _BYTES_PER_ROW)
         next_row = 0
         for batch in reader.iter_batches(batch_size=batch_rows):

@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from sessions import storage
-from sessions.formats.base import Columns, LogFormat
+from sessions.formats.base import Columns, LogFormat, column_index
 from sessions.formats.columnar import JsonLinesFormat, ParquetFormat
 from sessions.formats.delimited import DelimitedFormat
 from sessions.formats.options import DEFAULT_READ, ReadOptions
@@ -115,3 +115,8 @@ def _require(path: str | Path, names: list[str], mapping: ColumnMap) -> None:
     missing = [c for c in mapping.columns() if c not in names]
     if missing:
         raise ValueError(f"{path}: no column {', '.join(map(repr, missing))}; the columns are {names}")
+    for column in mapping.columns():
+        try:
+            column_index(names, column)
+        except ValueError as err:
+            raise ValueError(f"{path}: {err}") from None

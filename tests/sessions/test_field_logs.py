@@ -334,6 +334,32 @@ def test_a_json_number_reads_as_the_same_number_in_parquet_and_a_string_as_itsel
     assert got == [u if isinstance(u, str) else str(u) if isinstance(u, int) else next(from_parquet) for u in ids]
 
 
+@pytest.mark.parametrize("kind", ["csv", "tsv", "parquet"])
+def test_a_mapped_column_named_twice_is_refused_not_taken_first(tmp_path, kind):
+    """A header `uid,t,q,q`: `--map text=q` took the first `q` silently."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / f"log.{kind}"
+    names, row = ["uid", "t", "q", "q", "x", "x"], ["1", "2023-01-05 10:00:00", "a", "b", "c", "d"]
+    for mapped in (True, False):
+        header = names if mapped else [*names[:3], "p", *names[4:]]
+        if kind == "parquet":
+            pq.write_table(pa.table([pa.array([v]) for v in row], names=header), path)
+        else:
+            sep = "," if kind == "csv" else "\t"
+            path.write_text(sep.join(header) + "\n" + sep.join(row) + "\n")
+        options = ReadOptions(map="user=uid,time=t,text=q")
+        if mapped:  # in every kind of table
+            with pytest.raises(ValueError, match=r"2 columns are named 'q' \(columns 3, 4\).*rename all but one"):
+                ingest([path], "table", tmp_path / "out", options=options)
+        elif kind == "parquet":  # polars holds no table of two columns of one name
+            with pytest.raises(ValueError, match=r"2 columns are named 'x' \(columns 5, 6\)"):
+                ingest([path], "table", tmp_path / "out", options=options)
+        else:  # a text table's columns it does not read may share a name
+            assert ingest([path], "table", tmp_path / "out", options=options).rows_ok == 1
+
+
 def test_the_issues_postgres_export_reads_every_row(tmp_path):
     data = (
         "user_id,created_at,query\n"
