@@ -118,6 +118,7 @@ def leaves(cls: type, prefix: str = "", path: tuple[str, ...] = (), default: Any
     about is a bug of the config, found by the tests that walk every command.
     """
     hints = typing.get_type_hints(cls)
+    own = {f.metadata.get("option", f.name).replace("_", "-") for f in dataclasses.fields(cls)}
     for f in dataclasses.fields(cls):
         meta = f.metadata
         tp, optional = _split_optional(hints[f.name])
@@ -138,7 +139,7 @@ def leaves(cls: type, prefix: str = "", path: tuple[str, ...] = (), default: Any
             type=tp,
             optional=optional,
             default=value,
-            help=meta["help"],
+            help=_under_prefix(meta["help"], own, prefix),
             choices=_choices(tp, meta),
             option=prefix + meta.get("option", f.name).replace("_", "-"),
             argument=bool(meta.get("argument")),
@@ -146,6 +147,14 @@ def leaves(cls: type, prefix: str = "", path: tuple[str, ...] = (), default: Any
             shown=meta.get("shown"),
             choice_help=meta.get("choice_help"),
         )
+
+
+def _under_prefix(text: str, options: set[str], prefix: str) -> str:
+    """`text` with the options of its own config it names (`--epochs`) under the prefix
+    the command gives them (`demo`'s `--hierarchy-epochs`)."""
+    if not prefix:
+        return text
+    return re.sub(r"(?<![\w-])--([a-z][a-z0-9-]*)", lambda m: f"--{prefix}{m[1]}" if m[1] in options else m[0], text)
 
 
 def read_yaml(path: str | Path | None) -> dict[str, Any]:

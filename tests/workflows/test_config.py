@@ -5,6 +5,7 @@ config prints as YAML that reads back to itself."""
 from __future__ import annotations
 
 import dataclasses
+import re
 from datetime import UTC, datetime
 
 import pytest
@@ -81,6 +82,17 @@ def test_every_field_has_its_option(words, config):
             said = " ".join(leaf.described.split())
             assert " ".join(said.split()) in " ".join(result.output.split()), leaf.key
             assert all(f"{c} (" not in said for c in set(leaf.choice_help) - set(leaf.choices)), said
+
+
+@pytest.mark.parametrize(("words", "config"), CASES, ids=IDS)
+def test_every_option_a_help_names_is_the_commands_own(words, config):
+    """A setting's help names its config's other settings by the command's options:
+    demo offers them under a prefix (`--hierarchy-epochs`), where they said `--epochs`."""
+    result = runner.invoke(app, [*words, "--help"], terminal_width=400)
+    offered = set(re.findall(r"^\s+(?:-\w, )?(--[a-z][a-z0-9-]*)", result.output, re.M))
+    for leaf in leaves(config):
+        named = set(re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*", leaf.help))
+        assert named <= offered, (leaf.key, named - offered)
 
 
 @pytest.mark.parametrize(("words", "config"), CASES, ids=IDS)

@@ -56,7 +56,7 @@ class ScoreConfig:
     segment: SegmentConfig = field(default_factory=SegmentConfig, metadata={
         "prefix": "", "choices": {"method": SCORE_METHODS}})  # fmt: skip
     missions: MissionConfig = field(default_factory=MissionConfig, metadata={"prefix": "mission-"})
-    ratio: float = field(default=DEFAULT_RATIO, metadata={"help": f"with --hierarchy-model: {RATIO_HELP}"})
+    ratio: float = field(default=DEFAULT_RATIO, metadata={"help": f"with a hierarchy model: {RATIO_HELP}"})
 
     def __post_init__(self) -> None:
         if self.segment.method not in SCORE_METHODS:

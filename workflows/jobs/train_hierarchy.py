@@ -177,7 +177,10 @@ class HierarchyTrainConfig:
     )
     max_steps: int = field(
         default=0,
-        metadata={"help": "stop after this many steps (0: the epochs decide; a text model's head fit is apart)"},
+        metadata={
+            "help": "stop after this many steps or after --epochs, whichever comes first (0: the epochs decide; "
+            "a text model's head fit is apart)"
+        },
     )
     batch_size: int | None = field(
         default=None, metadata={"shown": "by model", "help": f"pairs per worker and step ({_by_model('batch_size')})"}

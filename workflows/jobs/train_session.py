@@ -42,7 +42,10 @@ class SessionTrainConfig:
         default="minilm-local", metadata={"help": "encoder to fine-tune: minilm-local, tiny, a Hub id or a directory"}
     )
     epochs: int = field(default=1, metadata={"help": "passes over the training examples"})
-    max_steps: int = field(default=0, metadata={"help": "stop after this many steps (0: the epochs decide)"})
+    max_steps: int = field(
+        default=0,
+        metadata={"help": "stop after this many steps or after --epochs, whichever comes first (0: the epochs decide)"},
+    )
     batch_size: int = field(
         default=64, metadata={"help": "examples per worker and step (the global batch is workers x this)"}
     )
