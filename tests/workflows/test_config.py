@@ -245,6 +245,8 @@ def test_demo_holds_the_configs_of_its_steps():
         (["segment", "x", "-o", "o", "--join-within-s", "9999", "--break-after-minutes", "1"],
          "error: --join-within-s must not exceed --break-after-minutes"),
         (["demo", "--segment-min-overlap", "2"], "error: --segment-min-overlap must be in [0, 1]"),
+        # the demo scores its log with the hierarchy model it trains: a lookup table has no encoder
+        (["demo", "--hierarchy-model", "lookup"], "error: --hierarchy-model lookup: the demo scores its log"),
         (["mine", "s", "-o", "o", "--max-queries-per-session", "1"],
          "--max-pairs-per-session must be at least 1 and --max-queries-per-session at least 2"),
     ],
