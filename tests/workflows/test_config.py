@@ -245,6 +245,9 @@ def test_demo_holds_the_configs_of_its_steps():
         (["segment", "x", "-o", "o", "--join-within-s", "9999", "--break-after-minutes", "1"],
          "error: --join-within-s must not exceed --break-after-minutes"),
         (["demo", "--segment-min-overlap", "2"], "error: --segment-min-overlap must be in [0, 1]"),
+        (["train", "session", "--pairs", "p", "--lr", "-1"], "error: --lr must be positive"),
+        (["demo", "--session-lr", "-1"], "error: --session-lr must be positive"),
+        (["demo", "--session-weight-decay", "-1"], "error: --session-weight-decay must not be negative"),
         # the demo scores its log with the hierarchy model it trains: a lookup table has no encoder
         (["demo", "--hierarchy-model", "lookup"], "error: --hierarchy-model lookup: the demo scores its log"),
         (["mine", "s", "-o", "o", "--max-queries-per-session", "1"],

@@ -70,14 +70,16 @@ class SessionTrainConfig:
         for name in ("epochs", "batch_size", "eval_every", "patience", "workers", "max_val_pairs"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
-        if self.temperature <= 0 or self.lr <= 0:
-            raise ValueError("temperature and lr must be positive")
-        if self.max_steps < 0 or self.max_length < 1 or self.max_train_examples < 0 or self.max_failures < 0:
-            raise ValueError(
-                "max_steps, max_train_examples and max_failures must not be negative, max_length at least 1"
-            )
-        if not 0.0 <= self.warmup_share <= 1.0 or self.weight_decay < 0:
-            raise ValueError("warmup_share must be in [0, 1] and weight_decay not negative")
+        for name in ("temperature", "lr"):  # each check names the one setting that fails it
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive")
+        for name in ("max_steps", "max_train_examples", "max_failures", "weight_decay"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must not be negative")
+        if self.max_length < 1:
+            raise ValueError("max_length must be at least 1")
+        if not 0.0 <= self.warmup_share <= 1.0:
+            raise ValueError("warmup_share must be in [0, 1]")
 
     def to_dict(self) -> dict:
         return asdict(self)
