@@ -358,13 +358,19 @@ def refuse_other_files(out: str | Path, produces: str, overwrite: bool = False) 
 def remove_outputs_of(out: str) -> None:
     """Delete what the job whose report is in `out` wrote there (its report's `outputs`),
     and nothing else: a directory that merely holds a file named report.json keeps its
-    files. ValueError when that report is not a sessionflow job's."""
+    files. An output moved or copied to `out` has a report naming the old directory:
+    its tables (`JOB_TABLES`, `REJECTED`) are deleted by their names in `out`, and
+    nothing outside `out` ever is. ValueError when that report is not a sessionflow job's."""
     report = storage.join(out, REPORT)
     outputs = _report_outputs(report)
     if outputs is None:
         raise ValueError(f"--output {out}: its {REPORT} is not a sessionflow job's report; choose another directory")
     for location in outputs.values():
-        if isinstance(location, str) and storage.contains(out, location) and not storage.same_location(out, location):
+        if not isinstance(location, str):
+            continue
+        if not storage.contains(out, location) and (name := storage.name(location)) in {*JOB_TABLES, REJECTED}:
+            location = storage.join(out, name)  # written where the output was before it was moved or copied
+        if storage.contains(out, location) and not storage.same_location(out, location):
             storage.remove(location)
     storage.remove(report)
 

@@ -467,3 +467,20 @@ def test_the_job_tables_are_the_tables_the_jobs_write():
 
     assert set(JOB_TABLES) == {EVENTS_FILE, SESSIONS_FILE, PAIRS_FILE, SCORES_FILE, ANNOTATIONS_FILE}
     assert JOB_WORK == {WORK_DIR: "score"}
+
+
+@pytest.mark.parametrize("how", ["moved", "copied"])
+def test_overwrite_replaces_an_output_that_was_moved_or_copied(done, how):
+    """A report names its tables where its job wrote them: moved or copied, the output's
+    report named the old directory, --overwrite deleted the report alone and then refused
+    the tables it left as a killed job's (exit 2, a finished output made unfinished)."""
+    import shutil
+
+    moved = done / "moved"
+    (shutil.move if how == "moved" else shutil.copytree)(done / "events", moved)
+    original = snapshot(done / "events") if how == "copied" else {}
+    result = sessionflow("segment", done / "logs", "-f", "aol", "-o", moved, "--engine", "local", "--overwrite")
+    assert result.exit_code == 0, result.output
+    assert not (moved / "events.parquet").exists() and (moved / "sessions.parquet").is_dir()
+    assert json.loads((moved / "report.json").read_text())["rows_in"] == 8
+    assert (snapshot(done / "events") if how == "copied" else {}) == original  # nothing outside the output
