@@ -118,7 +118,7 @@ def leaves(cls: type, prefix: str = "", path: tuple[str, ...] = (), default: Any
     about is a bug of the config, found by the tests that walk every command.
     """
     hints = typing.get_type_hints(cls)
-    own = {f.metadata.get("option", f.name).replace("_", "-") for f in dataclasses.fields(cls)}
+    own = {_option(f) for f in dataclasses.fields(cls)}
     for f in dataclasses.fields(cls):
         meta = f.metadata
         tp, optional = _split_optional(hints[f.name])
@@ -141,12 +141,17 @@ def leaves(cls: type, prefix: str = "", path: tuple[str, ...] = (), default: Any
             default=value,
             help=_under_prefix(meta["help"], own, prefix),
             choices=_choices(tp, meta),
-            option=prefix + meta.get("option", f.name).replace("_", "-"),
+            option=prefix + _option(f),
             argument=bool(meta.get("argument")),
             short=meta.get("short"),
             shown=meta.get("shown"),
             choice_help=meta.get("choice_help"),
         )
+
+
+def _option(f: dataclasses.Field) -> str:
+    """The command-line option of a config field, before any prefix: `max-steps`."""
+    return f.metadata.get("option", f.name).replace("_", "-")
 
 
 def _under_prefix(text: str, options: set[str], prefix: str) -> str:

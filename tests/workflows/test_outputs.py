@@ -5,6 +5,7 @@ with its report, and cleaned of what killed runs left there."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -474,8 +475,6 @@ def test_overwrite_replaces_an_output_that_was_moved_or_copied(done, how):
     """A report names its tables where its job wrote them: moved or copied, the output's
     report named the old directory, --overwrite deleted the report alone and then refused
     the tables it left as a killed job's (exit 2, a finished output made unfinished)."""
-    import shutil
-
     moved = done / "moved"
     (shutil.move if how == "moved" else shutil.copytree)(done / "events", moved)
     original = snapshot(done / "events") if how == "copied" else {}

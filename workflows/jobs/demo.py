@@ -93,7 +93,7 @@ class DemoConfig:
         common.check_format(self.format, self.read)
         if self.segment.method == "learned":
             raise ValueError("--segment-method learned needs a session model, which the demo trains after segmenting")
-        if self.hierarchy.model == "lookup":
+        if self.hierarchy.lookup:
             raise ValueError("--hierarchy-model lookup: the demo scores its log with the hierarchy model it trains, "
                              "and a lookup table has points for its training nouns only (it is logged, not "
                              "registered); give an encoder (minilm-local, tiny, a Hub id)")  # fmt: skip
