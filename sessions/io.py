@@ -307,7 +307,7 @@ def claim_output(
         for name in (*left, REJECTED):
             storage.remove(storage.join(out, name))
     storage.remove(report)
-    storage.make_dirs(out)
+    storage.check_writable_dir(out, "--output")  # made, and written to once: refused in one line if it cannot be
     storage.remove_leftovers(out, [STAGING_PREFIX])  # staging and temporary files of earlier runs that were killed
     return out
 

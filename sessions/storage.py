@@ -30,6 +30,7 @@ import functools
 import os
 import posixpath
 import re
+import stat
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
@@ -130,6 +131,15 @@ def _first_line(err: BaseException) -> str:
     return text[0] if text else type(err).__name__
 
 
+def _reason(err: BaseException, local: bool = True) -> str:
+    """Why a filesystem call failed: for a `local` one the OS's words (`No such file or
+    directory`), not the library's sentence naming the path again; else (or without an
+    errno) the first line of the message."""
+    if local and isinstance(err, OSError) and err.errno:
+        return os.strerror(err.errno)
+    return re.sub(r"^\[Errno \d+\] ", "", _first_line(err))
+
+
 @contextmanager
 def _errors(location: str | os.PathLike) -> Iterator[None]:
     """OSError / ArrowException of a filesystem call, as one StorageError line."""
@@ -138,7 +148,7 @@ def _errors(location: str | os.PathLike) -> Iterator[None]:
     except (StorageError, FileNotFoundError, IsADirectoryError, NotADirectoryError):
         raise
     except (OSError, pa.ArrowException) as err:
-        message = re.sub(r"^\[Errno \d+\] ", "", _first_line(err).split(" To create buckets")[0])
+        message = _reason(err, is_local(location)).split(" To create buckets")[0]
         hint = _HINTS.get(scheme(location))
         if not is_local(location) and (reason := next((w for w in _UNREACHABLE if w in str(err)), None)):
             raise StorageError(_unreachable(str(location), reason)) from None
@@ -562,26 +572,30 @@ def check_writable_dir(location: str | os.PathLike, what: str = "output") -> Non
     and deleting a small probe file. ValueError when a file is there; StorageError (one
     line, naming `what`) when the filesystem refuses (missing bucket, no permission, a
     file above it)."""
+    if exists(location) and not is_dir(location):  # a file, or a device such as /dev/null
+        raise ValueError(f"{what} {location}: a file is there; a directory is needed")
+    probe = join(location, f".probe-{os.getpid()}")
     try:
-        if exists(location) and not is_dir(location):  # a file, or a device such as /dev/null
-            raise ValueError(f"{what} {location}: a file is there; a directory is needed")
         make_dirs(location)
-        probe = join(location, f".probe-{os.getpid()}")
         write_bytes(b"", probe)
         remove(probe)
-    except StorageError as err:
-        raise StorageError(f"{what} {err}") from None
+    except StorageError as err:  # named by the directory: the probe is not the user's file
+        raise StorageError(f"{what} {str(err).replace(probe, str(location))}") from None
     except OSError as err:
-        raise StorageError(f"{what} {location}: cannot be written ({err.strerror or _first_line(err)})") from None
+        raise StorageError(f"{what} {location}: cannot be written ({_reason(err)})") from None
 
 
 def check_writable_file(location: str | os.PathLike, what: str = "output") -> None:
     """Make sure a file can be written at `location` before a job's work, which writes it
     last (`check_writable_dir` of its directory: made if missing). ValueError when a
-    directory is there, or a file where its directory should be; StorageError (one line,
-    naming `what`) when the filesystem refuses."""
+    directory is there, something that is not a regular file (a device such as
+    /dev/null, a pipe, a socket: writing replaces a file by renaming onto it), or a file
+    where its directory should be; StorageError (one line, naming `what`) when the
+    filesystem refuses."""
     if is_dir(location):
         raise ValueError(f"{what} {location}: a directory is there; a file is needed")
+    if is_local(location) and os.path.exists(path := resolve(location)[1]) and not stat.S_ISREG(os.stat(path).st_mode):
+        raise ValueError(f"{what} {location}: a device, pipe or socket is there, not a regular file; a file is needed")
     check_writable_dir(parent(location), f"{what} {location}: its directory")
 
 

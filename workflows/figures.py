@@ -215,16 +215,34 @@ def embedding_projection(
     return _save(fig, path, dpi=120), silhouettes
 
 
+def figure_format(location: str | Path, what: str = "figure") -> str:
+    """The image format a figure is written in, named by the suffix of `location` (a path
+    or a URI): `png`, `svg`, `pdf`, ... as matplotlib writes them. ValueError in one line,
+    naming `what`, for a suffix it does not write or none (a figure is never written
+    under another name than the one given: matplotlib adds `.png` to a bare name)."""
+    suffix = storage.name(location).rpartition(".")[2].lower() if "." in storage.name(location) else ""
+    formats = plt.figure().canvas.get_supported_filetypes()
+    plt.close("all")
+    if suffix not in formats:
+        said = f"its suffix .{suffix} is not an image format" if suffix else "it has no suffix to name its format"
+        raise ValueError(f"{what} {location}: {said}; end it with {', '.join('.' + f for f in sorted(formats))}")
+    return suffix
+
+
+def check_figure(location: str | Path, what: str = "--figure") -> None:
+    """Before the work a figure ends: its format (`figure_format`) and that it can be
+    written there (`sessions.storage.check_writable_file`); ValueError / StorageError in
+    one line naming `what`."""
+    figure_format(location, what)
+    storage.check_writable_file(location, what)
+
+
 def _save(fig, path: str | Path, dpi: int) -> Path:
-    """Save and close `fig`; `path` a local path or a URI (`sessions.storage`), the format
-    by its suffix. Returns `path`."""
+    """Save and close `fig` at `path` (a local path or a URI: `sessions.storage`, written
+    whole or not at all), in the format its suffix names (`figure_format`). Returns `path`."""
     fig.tight_layout()
-    if storage.is_local(path):
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=dpi)
-    else:
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format=storage.name(path).rpartition(".")[2] or "png", dpi=dpi)
-        storage.write_bytes(buffer.getvalue(), path)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format=figure_format(path), dpi=dpi)
     plt.close(fig)
+    storage.write_bytes(buffer.getvalue(), path)
     return path

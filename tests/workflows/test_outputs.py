@@ -5,7 +5,9 @@ with its report, and cleaned of what killed runs left there."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import stat
 from pathlib import Path
 
 import pytest
@@ -297,21 +299,71 @@ def test_an_output_that_is_a_device_is_refused_in_one_line(done, monkeypatch, jo
     assert result.output.strip() == "error: --output /dev/null: a file is there; the output is a directory"
 
 
+FORMATS = ".avif, .eps, .gif, .jpeg, .jpg, .pdf, .pgf, .png, .ps, .raw, .rgba, .svg, .svgz, .tif, .tiff, .webp"
+
+
 @pytest.mark.parametrize(
     ("figure", "says"),
     [("afile/f1.png", "--figure afile/f1.png: its directory afile: a file is there; a directory is needed"),
-     ("adir", "--figure adir: a directory is there; a file is needed")],
+     ("adir.png", "--figure adir.png: a directory is there; a file is needed"),
+     ("pipe.png", "--figure pipe.png: a device, pipe or socket is there, not a regular file; a file is needed"),
+     ("/proc/f1.png", "--figure /proc/f1.png: its directory /proc: cannot be written (No such file or directory)"),
+     ("/dev/null", f"--figure /dev/null: it has no suffix to name its format; end it with {FORMATS}"),
+     ("f1", f"--figure f1: it has no suffix to name its format; end it with {FORMATS}"),
+     ("f1.txt", f"--figure f1.txt: its suffix .txt is not an image format; end it with {FORMATS}")],
 )  # fmt: skip
 def test_a_figure_that_cannot_be_written_is_refused_before_the_work(tmp_path, monkeypatch, figure, says):
     """The figure is drawn last: a place it cannot go ended the command in the OS's
-    words ([Errno 17] File exists: 'afile') after every method had run."""
+    words ([Errno 17] File exists: 'afile') after every method had run; a name without
+    an image suffix was written under another name (`/dev/null` made `/dev/null.png`,
+    `f1` made `f1.png`), or refused after the work in matplotlib's words; a probe's
+    name stood in the message of a directory that cannot be written."""
     monkeypatch.chdir(tmp_path)
     (tmp_path / "afile").write_text("")
-    (tmp_path / "adir").mkdir()
+    (tmp_path / "adir.png").mkdir()
+    os.mkfifo(tmp_path / "pipe.png")
     gold = "\n".join(f"{i};7;query {i};;01/03/2006 10:0{i};{1141207200 + 60 * i};s{i // 2}" for i in range(6))
     (tmp_path / "gayo.csv").write_text(gold + "\n")
+    before = sorted(tmp_path.iterdir())
     result = sessionflow("evaluate", "segmentation", "--gt", "gayo.csv", "-f", "gayo-avello", "--figure", figure)
     assert result.exit_code == 2 and result.output.strip() == f"error: {says}", result.output
+    assert sorted(tmp_path.iterdir()) == before and not Path("/dev/null.png").exists()
+
+
+@pytest.mark.parametrize(("name", "magic"), [("f1.svg", b"<?xml"), ("f1.PDF", b"%PDF"), ("f1.png", b"\x89PNG")])
+def test_a_figure_is_written_in_the_format_its_suffix_names_under_that_name(tmp_path, monkeypatch, name, magic):
+    monkeypatch.chdir(tmp_path)
+    gold = "\n".join(f"{i};7;query {i};;01/03/2006 10:0{i};{1141207200 + 60 * i};s{i // 2}" for i in range(6))
+    (tmp_path / "gayo.csv").write_text(gold + "\n")
+    result = sessionflow("evaluate", "segmentation", "--gt", "gayo.csv", "-f", "gayo-avello", "--figure", name)
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / name).read_bytes().startswith(magic)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["gayo.csv", name])
+
+
+@pytest.mark.parametrize(
+    ("job", "output", "says"),
+    [(["segment", "logs", "-f", "aol", "--engine", "local"], "/proc/out",
+      "--output /proc/out: cannot be written (No such file or directory)"),
+     (["synth", "--users", "2"], "/proc/x.tsv",
+      "--output /proc/x.tsv: its directory /proc: cannot be written (No such file or directory)"),
+     (["synth", "--users", "2"], "pipe.tsv",
+      "--output pipe.tsv: a device, pipe or socket is there, not a regular file; a file is needed"),
+     (["synth", "--users", "2"], "adir.tsv", "--output adir.tsv: a directory is there; a file is needed")],
+)  # fmt: skip
+def test_an_output_that_cannot_be_written_is_named_by_its_flag(tmp_path, monkeypatch, job, output, says):
+    """`segment -o /proc/out` and `synth -o /proc/x.tsv` said `[Errno 2] Cannot create
+    directory` (naming no flag; synth's named its temporary file); `synth -o` onto a
+    pipe or device replaced it with a regular file (written beside it, renamed onto it)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / "part-1.tsv").write_text(LOG)
+    os.mkfifo("pipe.tsv")
+    Path("adir.tsv").mkdir()
+    result = sessionflow(*job, "-o", output)
+    assert result.exit_code == 2, result.output
+    assert result.output.strip() == f"error: {says}"
+    assert stat.S_ISFIFO(os.stat("pipe.tsv").st_mode) and not list(Path("adir.tsv").iterdir())
 
 
 MODEL_READERS = {

@@ -156,9 +156,9 @@ class EvaluateSegmentationJob:
         "help": "a `segment` output of the --gt file to score (instead of --method)"})  # fmt: skip
     methods: tuple[str, ...] = field(default=(), metadata={"help": METHOD_HELP, "option": "method"})
     model: str | None = field(default=None, metadata={"help": MODEL_HELP})
-    figure: str | None = field(
-        default=None, metadata={"help": "also draw every F1 as bars into this PNG (a path or a URI)"}
-    )
+    figure: str | None = field(default=None, metadata={
+        "help": "also draw every F1 as bars into this image file, a path or a URI (its suffix names the format: "
+                ".png, .svg, .pdf, ...)"})  # fmt: skip
     segment: SegmentConfig = field(default_factory=SegmentConfig, metadata={"prefix": "", "omit": ("method",)})
     missions: MissionConfig = field(default_factory=MissionConfig, metadata={"prefix": "mission-"})
 
@@ -195,8 +195,10 @@ def run(job: EvaluateSegmentationJob) -> SegmentationScores:
 
     gt = common.require(job.gt, "gt")
     fmt = common.require(job.format, "format")
-    if job.figure is not None:  # drawn last: a place it cannot go is named before the work
-        storage.check_writable_file(job.figure, "--figure")
+    if job.figure is not None:  # drawn last: a name or place it cannot take is told before the work
+        from workflows.figures import check_figure
+
+        check_figure(job.figure)
     # a segmentation to score is checked first: an unfinished one is named as such
     predicted = read_table(job_output(job.pred, SESSIONS_FILE)) if job.pred is not None else None
     read = read_gold(gt, fmt, job.read)
