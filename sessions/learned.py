@@ -111,7 +111,7 @@ class LearnedConfig:
         if self.model not in ("gradient_boosting", "logistic"):
             raise ValueError(f"unknown model {self.model!r}; choose gradient_boosting or logistic")
         if not 0.0 < self.threshold < 1.0:
-            raise ValueError("threshold must be in (0, 1)")
+            raise ValueError(f"--threshold must be in (0, 1), not {self.threshold}")
 
 
 def make_classifier(cfg: LearnedConfig):

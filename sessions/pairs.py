@@ -75,7 +75,10 @@ class MiningConfig:
     def __post_init__(self) -> None:
         shares = self.random_share + self.same_user_share + self.lexical_hard_share
         if abs(shares - 1.0) > 1e-9:
-            raise ValueError(f"negative kind shares must add up to 1, not {shares}")
+            raise ValueError(
+                f"the negative kinds' shares random_share + same_user_share + lexical_hard_share "
+                f"must add up to 1, not {shares:g}"
+            )
         if self.negatives_per_positive < 0:
             raise ValueError("negatives_per_positive must not be negative")
         if min(self.train_share, self.val_share) < 0 or self.train_share + self.val_share > 1:

@@ -96,7 +96,7 @@ class SynthConfig:
         if self.users < 1:
             raise ValueError("users must be at least 1")
         if self.rows is not None and self.rows < self.users:
-            raise ValueError(f"rows ({self.rows}) must be at least users ({self.users}): every user has a row")
+            raise ValueError(f"--rows ({self.rows}) must be at least --users ({self.users}): every user has a row")
         if self.style not in ("aol", "prompt"):
             raise ValueError(f"style must be aol or prompt, not {self.style!r}")
         for name in ("p_burst_end", "p_switch", "p_nav", "p_continue", "p_resume", "p_slow_gap"):
@@ -104,8 +104,11 @@ class SynthConfig:
                 raise ValueError(f"{name} must be a probability")
         if self.p_nav + self.p_continue + self.p_resume > 1.0:
             raise ValueError("p_nav + p_continue + p_resume must not exceed 1")
-        if self.seed < 0 or self.chunk_rows < 1 or (self.days is not None and self.days < 1):
-            raise ValueError("seed must not be negative, chunk_rows and days (when given) at least 1")
+        if self.seed < 0:
+            raise ValueError("seed must not be negative")
+        for name in ("chunk_rows", "days"):
+            if (value := getattr(self, name)) is not None and value < 1:
+                raise ValueError(f"{name} must be at least 1 (when given), not {value}")
         for name in ("user_rows_median", "within_gap_median_s", "slow_gap_median_s", "between_gap_median_s"):
             if not 0.0 < getattr(self, name) < 1e9:
                 raise ValueError(f"{name} must be positive (and under 1e9), not {getattr(self, name)}")
@@ -115,12 +118,16 @@ class SynthConfig:
         if not 0.0 <= self.min_break_s <= 30 * 86400:
             raise ValueError(f"min_break_s must be between 0 and 30 days (2,592,000 s), not {self.min_break_s}")
         if self.users > MAX_USERS or (self.rows or 0) > MAX_ROWS_PER_USER * self.users:
-            raise ValueError(f"users at most {MAX_USERS:,} and rows at most {MAX_ROWS_PER_USER:,} a user on average "
-                             "(the generator holds each user's rows and every user's plan in memory)")  # fmt: skip
+            raise ValueError(
+                f"--users at most {MAX_USERS:,} and --rows at most {MAX_ROWS_PER_USER:,} a user on "
+                "average (the generator holds each user's rows and every user's plan in memory)"
+            )
         first, days = self.window
-        if first.year > 9000 or days > 36_500:  # times a log's readers take (years up to 9999), with room for gaps
-            raise ValueError(f"start must be in year 9000 or before and days at most 36,500, not {first:%Y-%m-%d}, "
-                             f"{days}")  # fmt: skip
+        # times a log's readers take (years up to 9999), with room for gaps
+        if first.year > 9000:
+            raise ValueError(f"start must be in year 9000 or before, not {first:%Y-%m-%d}")
+        if days > 36_500:
+            raise ValueError(f"days must be at most 36,500, not {days}")
         for name in ("click_probs", "image_probs"):
             probs = getattr(self, name)
             if not probs or min(probs) < 0 or abs(sum(probs) - 1.0) > 1e-6:

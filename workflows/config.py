@@ -264,12 +264,22 @@ def _with_flags(cls: type, path: tuple[str, ...], names: list[str], message: str
     a config's check names its fields (`window must be at least 1`), which the command
     offers under a prefix (`--mission-window`, `demo`'s `--segment-min-overlap`)."""
     flags = {leaf.path[-1]: f"--{leaf.option}" for leaf in leaves(cls) if leaf.path[:-1] == path}
+    own = {_option(f): flags[f.name] for f in dataclasses.fields(_config_at(cls, path)) if f.name in flags}
+    # an option of its own it names as such (`--ratio`), by the flag the command gives it (`--score-ratio`)
+    message = re.sub(r"(?<![\w-])--([a-z][a-z0-9-]*)", lambda m: own.get(m[1], m[0]), message)
     for name in sorted(set(names) & set(flags), key=len, reverse=True):
         # a name of two words or more anywhere (`break_after_minutes`); a one-word name
         # where it starts the message only, as its subject (`rows` may be a plain word)
         start = "" if "_" in name else "^"
         message = re.sub(rf"{start}(?<![\w.-]){re.escape(name)}(?![\w-])", flags[name], message)
     return message
+
+
+def _config_at(cls: type, path: tuple[str, ...]) -> type:
+    """The config class nested in `cls` at the chain of field names `path`."""
+    for name in path:
+        cls = _split_optional(typing.get_type_hints(cls)[name])[0]
+    return cls
 
 
 def _nest(overrides: Mapping[str, Any]) -> dict[str, Any]:

@@ -158,7 +158,7 @@ def test_prompt_style_is_diffusiondb_with_style_modifier_edits(tmp_path, tiny_ta
 
 
 def test_bad_configs_fail_early():
-    with pytest.raises(ValueError, match=r"rows \(5\) must be at least users"):
+    with pytest.raises(ValueError, match=r"--rows \(5\) must be at least --users"):
         SynthConfig(users=10, rows=5)
     for settings, message in (  # each of these ended in a traceback, or in times no reader takes
         ({"min_break_s": 1e15}, "min_break_s must be between 0 and 30 days"),

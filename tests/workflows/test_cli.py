@@ -93,7 +93,7 @@ def test_bad_arguments_get_clear_errors(tmp_path):
     )
     assert result.exit_code == 2 and "no such file" in result.output
     result = runner.invoke(app, ["synth", "--users", "10", "--rows", "3", "--output", str(tmp_path / "s.tsv")])
-    assert result.exit_code == 2 and "must be at least users" in result.output
+    assert result.exit_code == 2 and "must be at least --users" in result.output
     # an old --print-config file's `lr: 0.0` meant "the model's default"; now it is named
     old = tmp_path / "old.yaml"
     old.write_text("hierarchy:\n  model: lookup\n  lr: 0.0\n")

@@ -307,3 +307,23 @@ def test_defaults_print_as_the_dataclass_defaults():
         if config.__name__ == "PromoteJob":
             continue
         assert to_dict(build(config)) == to_dict(config())
+
+
+@pytest.mark.parametrize(("words", "config"), CASES, ids=IDS)
+def test_a_refused_number_is_told_by_its_own_flag(words, config):
+    """Every number a command refuses (-1, 0, 2 and a huge one, for each numeric setting
+    alone) is told in one line that names the option given, as the command spells it,
+    and no option the command lacks: `demo --score-ratio 0` said `--ratio`, and
+    `--score-batch-size 0` spoke of workers."""
+    options = {f"--{leaf.option}" for leaf in leaves(config)}
+    for leaf in leaves(config):
+        if leaf.type not in (int, float) or leaf.choices:
+            continue
+        for value in (-1, 0, 2, 10**12):
+            try:
+                build(config, overrides={leaf.key: leaf.type(value)})
+            except ValueError as err:
+                said = str(err)
+                named = set(re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*", said))
+                assert "\n" not in said and f"--{leaf.option}" in named, (leaf.key, value, said)
+                assert named <= options, (leaf.key, value, named - options)

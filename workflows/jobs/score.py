@@ -70,8 +70,11 @@ class ScoreConfig:
                 "(models:/NAME@champion, models:/NAME/VERSION or runs:/ID/model), not an empty string"
             )
         check_ratio(self.ratio)
-        if self.batch_size < 1 or self.workers < 0 or self.gpus_per_worker < 0:
-            raise ValueError("batch_size must be at least 1, workers and gpus_per_worker at least 0")
+        if self.batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        for name in ("workers", "gpus_per_worker"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must not be negative")
         if self.backend != "torch" and self.gpus_per_worker:
             raise ValueError(f"--backend {self.backend} runs on CPUs; on GPUs score with --backend torch")
 
