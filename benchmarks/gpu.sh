@@ -45,7 +45,7 @@ fi
 mkdir -p "$WORK"
 export RAY_AUTH_MODE=disabled RAY_TRAIN_HEALTH_CHECK_INTERVAL_S=0.2 HF_HUB_OFFLINE=1 HF_HUB_DISABLE_PROGRESS_BARS=1
 export MLFLOW_TRACKING_URI="sqlite:///$WORK/mlflow.db" PYTHONUNBUFFERED=1
-SF=("$PYTHON" -m workflows.cli)
+SF=("$PYTHON" -m workflows)
 "$PYTHON" -c "import torch; print('device:', torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'CPU only',
       '| torch', torch.__version__)"
 start=$(date +%s)

@@ -3,7 +3,8 @@
 The only package that imports ray or mlflow. Its subpackages, outermost first:
 
 - `cli`: the `sessionflow` command line; parses (options derived from each job's
-  config) and prints. Nothing else imports it.
+  config) and prints. Only `main` imports it: the console script, which installs the
+  stop handlers (`errors.stop_on_signals`) before that import.
 - `jobs`: one module per job, each a config dataclass and `run(config) -> result`,
   which decides the engine (Ray or one process) in one place.
 - `distributed`: Ray Data (the runtime, the staging shuffle, the data jobs, the

@@ -46,14 +46,40 @@ _received: list[int] = []
 
 def stopped_by() -> str:
     """What stopped this command, for its last line: `SIGTERM` once the handler of
-    `stop_on_sigterm` has run, else `Ctrl-C`."""
+    `stop_on_signals` has run, else `Ctrl-C`."""
     return "SIGTERM" if signal.SIGTERM in _received else "Ctrl-C"
 
 
-def stop_on_sigterm() -> None:
-    """SIGTERM raises `Stopped` in the main thread from now on. Python's default ends the
-    process at once, with no cleanup: a training stopped so (before its Ray started,
-    whose driver handler exits in its own way) left its MLflow run RUNNING for good.
+def stop_status() -> int:
+    """The exit status of a command that a stop ended: 128 + the signal's number, as a
+    shell reports a process the signal killed (143 for SIGTERM, 130 for Ctrl-C)."""
+    return 128 + (signal.SIGTERM if stopped_by() == "SIGTERM" else signal.SIGINT)
+
+
+def tell_stop() -> int:
+    """Say on stderr what stopped the command (`stopped by SIGTERM`, `stopped by Ctrl-C`);
+    returns its exit status (`stop_status`). `stop_told` says whether it was said."""
+    print(f"stopped by {stopped_by()}", file=sys.stderr, flush=True)
+    _told.append(True)
+    return stop_status()
+
+
+def stop_told() -> bool:
+    """Whether this process has said what stopped it (`tell_stop`)."""
+    return bool(_told)
+
+
+_told: list[bool] = []
+
+
+def stop_on_signals() -> None:
+    """From now on SIGTERM raises `Stopped` in the main thread, and Ctrl-C (SIGINT) its
+    KeyboardInterrupt, each noted (`note_signal`), so that a command tells a stop from a
+    failure wherever it lands (typer ends a KeyboardInterrupt it catches as exit 130,
+    without a word). Python's default for SIGTERM ends the process at once, with no
+    cleanup: a training stopped so (before its Ray started, whose driver handler exits
+    in its own way) left its MLflow run RUNNING for good. A SIGINT that is ignored (a
+    job started in the background by a shell, or under `nohup`) stays ignored.
 
     A stop raised where Python ignores exceptions (a fork hook, such as `logging`'s
     while Ray starts its processes; a `__del__`; a weakref callback) is not lost: it
@@ -61,6 +87,8 @@ def stop_on_sigterm() -> None:
     main thread's next line. Before, such a SIGTERM printed "Exception ignored in:
     <function _releaseLock ...>" and the training went on."""
     signal.signal(signal.SIGTERM, _raise_stopped)
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signal.signal(signal.SIGINT, _raise_interrupt)
     if sys.unraisablehook is not _deliver_again:
         global _unraisablehook
         _unraisablehook = sys.unraisablehook
@@ -86,6 +114,11 @@ def sigterm_received() -> Stopped:
 
 def _raise_stopped(signum: int, frame: FrameType | None) -> None:
     raise sigterm_received()
+
+
+def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
+    note_signal(signal.SIGINT)
+    raise KeyboardInterrupt
 
 
 _unraisablehook = sys.__unraisablehook__

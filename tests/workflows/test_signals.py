@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
-# A command's process (workflows.cli.main installs the handler), in which the signal
+# A command's process (workflows.main installs the handlers), in which the signal
 # arrives inside code whose exceptions Python ignores, then work goes on for 20 s.
 PROGRAM = """
 import os, signal, sys, time, weakref
-from workflows.errors import stop_on_sigterm, stopped_by
+from workflows.errors import stop_on_signals, stopped_by
 
-stop_on_sigterm()
+stop_on_signals()
 kind, sent = sys.argv[1], getattr(signal, sys.argv[2])
 try:
     if kind == "fork hook":  # logging's, while Ray starts its processes: what CI met
@@ -50,3 +52,55 @@ def test_a_stop_raised_where_python_ignores_exceptions_still_stops(kind, sent, s
     done = subprocess.run([sys.executable, "-c", PROGRAM, kind, sent], capture_output=True, text=True, timeout=60)
     assert done.stdout.strip() == f"stopped by {said}", done.stderr
     assert "Exception ignored" not in done.stderr
+
+
+# `sessionflow` itself (workflows.main), with the signal raised at one point of its start:
+# while the command line is imported, or while typer builds the command's config.
+STARTING = """
+import signal, sys
+import workflows.config
+from workflows.main import main
+
+point, sent = sys.argv[1], getattr(signal, sys.argv[2])
+if point == "import":
+    class RaiseOnImport:
+        def find_spec(self, name, path=None, target=None):
+            if name == "workflows.cli.options":
+                signal.raise_signal(sent)
+            return None
+    sys.meta_path.insert(0, RaiseOnImport())
+else:
+    build = workflows.config.build
+    def raising(*args, **kwargs):
+        signal.raise_signal(sent)
+        return build(*args, **kwargs)
+    workflows.config.build = raising
+sys.argv = ["sessionflow", "synth", "-o", "never.tsv", "--users", "3"]
+main()
+"""
+
+
+@pytest.mark.parametrize("point", ["import", "parse"])
+@pytest.mark.parametrize(("sent", "said", "status"), [("SIGTERM", "SIGTERM", 143), ("SIGINT", "Ctrl-C", 130)])
+def test_a_stop_while_the_command_starts_is_told_as_a_stop(tmp_path, point, sent, said, status):
+    """A stop in the first second or two (the imports) gave a KeyboardInterrupt traceback
+    (Ctrl-C) or ended with no word (SIGTERM), and one while typer built the command's
+    config ended as exit 130 with no word (typer's own catch), for SIGTERM too."""
+    done = subprocess.run([sys.executable, "-c", STARTING, point, sent], capture_output=True, text=True,
+                          timeout=120, cwd=tmp_path)  # fmt: skip
+    assert (done.returncode, done.stderr.strip()) == (status, f"stopped by {said}"), done.stderr
+    assert not (tmp_path / "never.tsv").exists()
+
+
+@pytest.mark.parametrize("sent", [signal.SIGTERM, signal.SIGINT])
+def test_a_stop_at_any_moment_ends_in_one_line(tmp_path, sent):
+    """The real command, stopped at moments from its first imports to its work: each
+    time one line on stderr, `stopped by ...`, and the signal's exit status."""
+    said = "SIGTERM" if sent == signal.SIGTERM else "Ctrl-C"
+    for delay in (0.05, 0.3, 0.8, 2.0):
+        job = subprocess.Popen([sys.executable, "-m", "workflows", "synth", "-o", "s.tsv", "--users", "20000"],
+                               cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+        time.sleep(delay)
+        job.send_signal(sent)
+        _, err = job.communicate(timeout=120)
+        assert (job.returncode, err.strip()) == (128 + sent, f"stopped by {said}"), (delay, err)

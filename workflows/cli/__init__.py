@@ -15,8 +15,8 @@
 
 The CLI only parses and prints: each command's options are derived from its job's
 config (`workflows.cli.options`), the job runs in `workflows.jobs`, and a module
-here prints its result. Nothing outside this package imports it. Heavy imports
-(ray, torch, mlflow) happen inside the jobs, so `--help` stays fast.
+here prints its result. Only the console script (`workflows.main`) imports it.
+Heavy imports (ray, torch, mlflow) happen inside the jobs, so `--help` stays fast.
 
 May import: typer, rich, `workflows.jobs` (configs and `run`), `workflows.config`.
 """
@@ -24,13 +24,11 @@ May import: typer, rich, `workflows.jobs` (configs and `run`), `workflows.config
 from __future__ import annotations
 
 import os
-import sys
 
 import typer
 
 from workflows.cli import annotate, demo, evaluate, ingest, mine, models, score, segment, synth, train
 from workflows.cli.options import command
-from workflows.errors import stop_on_sigterm
 from workflows.jobs.annotate import AnnotateJob
 from workflows.jobs.demo import DemoConfig
 from workflows.jobs.evaluate_crossval import EvaluateCrossvalJob
@@ -91,12 +89,3 @@ for target, name, config, fn in COMMANDS:
     command(target, config, name)(fn)
 app.add_typer(train_app, name="train")
 app.add_typer(evaluate_app, name="evaluate")
-
-
-def main() -> None:
-    stop_on_sigterm()
-    app()
-
-
-if __name__ == "__main__":
-    sys.exit(main())

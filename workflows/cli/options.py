@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-import signal
 import typing
 from collections.abc import Callable
 from datetime import datetime
@@ -32,7 +31,7 @@ from typer.core import TyperArgument, TyperCommand
 
 from workflows.cli.common import fail
 from workflows.config import Leaf, build, leaves, read_yaml, to_yaml
-from workflows.errors import USER_ERRORS, stopped_by
+from workflows.errors import USER_ERRORS, tell_stop
 from workflows.jobs.common import nothing_left_on_error
 
 PRINT_HELP = "Print the settings as YAML and stop (null: a default that depends on another setting)."
@@ -136,9 +135,7 @@ def command(app: typer.Typer, config_cls: type, name: str | None = None) -> Call
             except USER_ERRORS as err:
                 raise fail(str(err)) from None
             except KeyboardInterrupt:  # what the job started has ended (an MLflow run FAILED, Ray shut down)
-                by = stopped_by()
-                typer.echo(f"stopped by {by}", err=True)
-                raise typer.Exit(128 + (signal.SIGTERM if by == "SIGTERM" else signal.SIGINT)) from None
+                raise typer.Exit(tell_stop()) from None
 
         run.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
         run.__annotations__ = {p.name: p.annotation for p in params}

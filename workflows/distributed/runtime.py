@@ -63,7 +63,7 @@ def ray_runtime(address: str | None = None, num_cpus: int | None = None, worker_
 @contextmanager
 def _driver_sigterm_kept() -> Iterator[None]:
     """`ray.init` inside: a SIGTERM handler the driver had (a CLI's, `workflows.errors.
-    stop_on_sigterm`) is put back afterwards, and a SIGTERM during the init ends as that
+    stop_on_signals`) is put back afterwards, and a SIGTERM during the init ends as that
     handler ends one (`Stopped`). Ray replaces the driver's handler with its own, which
     exits (sys.exit) with no word of why."""
     from workflows.errors import sigterm_received
