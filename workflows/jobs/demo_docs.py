@@ -234,14 +234,19 @@ def chromium() -> str | None:
     return next((found for name in names if name and (found := shutil.which(name))), None)
 
 
+class NoBrowser(RuntimeError):
+    """No Chromium to photograph MLflow's UI with (`ui_screenshots`)."""
+
+
 def ui_screenshots(store: Path, out: Path = ROOT / "docs" / "figures", size: tuple[int, int] = (1440, 900),
                    timeout_s: float = 60) -> list[Path]:  # fmt: skip
     """Start `mlflow server` on the SQLite store `store` (127.0.0.1, a free port, one worker) and
     photograph each page of `UI_PAGES` into `out` with a headless Chromium driven by Playwright
     (`size` in pixels), as a user would see it: the *Model training* view, the assistant
     panel closed, a runs table with its key metric columns. Returns the PNG files.
-    FileNotFoundError without a store; RuntimeError when the server does not answer within 60 s,
-    no browser can be started, or a page does not show what it should within `timeout_s`."""
+    FileNotFoundError without a store; NoBrowser when no browser can be started; RuntimeError
+    when the server does not answer within 60 s or a page does not show what it should within
+    `timeout_s`."""
     from playwright.sync_api import Error as PlaywrightError
     from playwright.sync_api import sync_playwright
 
@@ -272,8 +277,8 @@ def ui_screenshots(store: Path, out: Path = ROOT / "docs" / "figures", size: tup
         try:
             browser = playwright.chromium.launch(executable_path=chromium(), args=["--no-sandbox"])
         except PlaywrightError as err:
-            raise RuntimeError(f"no browser to photograph with: {str(err).splitlines()[0]}; install Chromium "
-                               "(Debian: apt install chromium) or set SESSIONFLOW_CHROMIUM") from None  # fmt: skip
+            raise NoBrowser(f"no browser to photograph with ({str(err).splitlines()[0]}): install Chromium "
+                            "(Debian: apt install chromium) or set SESSIONFLOW_CHROMIUM") from None  # fmt: skip
         page = browser.new_context(viewport={"width": size[0], "height": size[1]}).new_page()
         page.set_default_timeout(timeout_s * 1000)
         first = True
@@ -369,9 +374,12 @@ def main(argv: list[str] | None = None) -> None:
     if not args.no_notebooks:
         for path in render_notebooks(args.summary.parent):
             print(f"rendered {path.relative_to(ROOT)}")
-    if not args.no_screenshots:
-        for path in ui_screenshots(Path("mlflow.db")):
-            print(f"photographed {path.relative_to(ROOT)}")
+    if not args.no_screenshots:  # where a browser is found (`chromium`): the others are done without
+        try:
+            for path in ui_screenshots(Path("mlflow.db")):
+                print(f"photographed {path.relative_to(ROOT)}")
+        except NoBrowser as err:
+            print(f"MLflow UI screenshots not taken: {err}", file=sys.stderr)
 
 
 if __name__ == "__main__":
