@@ -40,7 +40,7 @@ os-deps: $(STAMP)
 	  || test -f /usr/share/wordnet/data.noun \
 	  || scripts/install-wordnet.sh
 
-# The whole system on a synthetic log (~35 min on 2 cores: the README's demo table);
+# The whole system on a synthetic log (~10 min on 2 cores: the README's demo table);
 # runs go to ./mlflow.db.
 demo: setup
 	env -u PYTHONDONTWRITEBYTECODE RAY_AUTH_MODE=disabled RAY_TRAIN_HEALTH_CHECK_INTERVAL_S=0.2 \
