@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import polars as pl
+import polars.selectors as cs
 
 from sessions.fields import first_reason, has_control_chars, is_blank
 from sessions.formats.options import ReadOptions
@@ -169,13 +170,21 @@ def text_checks(
     return checks
 
 
+# The event's text fields, as a format's builder gives them (before their checks)
+TEXT_FIELDS = tuple(c for c, dtype in EVENT_SCHEMA.items() if dtype == pl.String() and c != "source")
+
+
 def value_checks(unknown_users: Sequence[str] = ()) -> list[Check]:
-    """The checks every event must pass, whatever its format: a user, and one that
-    stands for someone (not one of `unknown_users`, such as DiffusionDB's
+    """The checks every event must pass, whatever its format: its text fields free of
+    control characters as decoded (what a JSON line escapes, `"a\\u0001b"`, or a Parquet
+    string holds, as a text line's raw bytes are checked: `text_checks`), a user, and
+    one that stands for someone (not one of `unknown_users`, such as DiffusionDB's
     `deleted_account`: records of unknown users are never linked to each other), a
     time and a text. Unknown users match whatever their case (`NULL`, `Null`)."""
     unknown = pl.col("user_id").str.strip_chars().str.to_lowercase().is_in([u.lower() for u in unknown_users])
+    texts = cs.by_name(*TEXT_FIELDS, require_all=False) & cs.string()  # those the format has
     return [
+        (pl.any_horizontal(has_control_chars(texts), pl.lit(False)).fill_null(False), Reason.CONTROL_CHARS),
         (is_blank(pl.col("user_id")), Reason.EMPTY_USER),
         *([(unknown, Reason.UNKNOWN_USER)] if unknown_users else []),
         (pl.col("ts").is_null(), Reason.BAD_TIME),

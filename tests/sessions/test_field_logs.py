@@ -546,3 +546,43 @@ def test_a_time_with_its_own_offset_in_the_repeated_hour_stays_as_written(tmp_pa
     report, events, _ = read_table_log(tmp_path, rows, kind, timezone="America/New_York")
     assert [t.strftime("%H:%M") for t in events["ts"]] == ["05:50", "05:10", "06:20", "06:30"]
     assert report["repeated_hour"] == {"earlier": 1, "later": 1}
+
+
+CONTROL = [chr(c) for c in (*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F)]  # tab, LF and CR are text
+
+
+@pytest.mark.parametrize("kind", ["csv", "jsonl", "parquet"])
+def test_a_control_character_is_binary_junk_however_the_format_writes_it(tmp_path, kind):
+    """`{"q": "a\\u0001b"}` was read as the text `a<U+0001>b` while the same byte written
+    raw in the line was rejected as control_chars; a Parquet string was never checked."""
+    rows = [{"u": "1001", "t": "2023-01-05 10:00:00", "q": "a\x01b"},
+            {"u": "10\x00 01", "t": "2023-01-05 10:01:00", "q": "pizza"},
+            {"u": "1001", "t": "2023-01-05 10:02:00", "q": "pizza\tpan"}]  # fmt: skip
+    report, events, rejected = read_table_log(tmp_path, rows, kind)
+    assert rejected.sort("row_id").select("row_id", "reason").rows() == [(0, Reason.CONTROL_CHARS),
+                                                                         (1, Reason.CONTROL_CHARS)]  # fmt: skip
+    assert events["query"].to_list() == ["pizza\tpan"] and report["rows_rejected"] == 2
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    kind=st.sampled_from(["csv", "jsonl", "parquet"]),
+    texts=st.lists(
+        st.tuples(*(st.text(alphabet=[letter, " ", *CONTROL], max_size=4) for letter in "ab")),
+        min_size=1,
+        max_size=6,
+    ),
+)
+def test_a_record_is_junk_exactly_when_its_user_or_text_holds_a_control_character(tmp_path_factory, kind, texts):
+    """Property: in every table format a record whose user or text holds a control
+    character (other than tab, LF and CR) is rejected as control_chars; any other is
+    read as written (a user id without the spaces around it, in every format)."""
+    tmp = tmp_path_factory.mktemp("control")
+    rows = [{"u": f"u{user}", "t": f"2023-01-05 10:{i:02d}:00", "q": f"q{text}"}
+            for i, (user, text) in enumerate(texts)]  # fmt: skip
+    _, events, rejected = read_table_log(tmp, rows, kind)
+    junk = [i for i, r in enumerate(rows) if any(c in CONTROL for c in r["u"] + r["q"])]
+    assert sorted(rejected["row_id"].to_list()) == junk
+    assert set(rejected["reason"].to_list()) <= {Reason.CONTROL_CHARS}
+    kept = [(r["u"].strip(" "), r["q"]) for i, r in enumerate(rows) if i not in junk]
+    assert events.sort("row_id").select("user_id", "query").rows() == kept
