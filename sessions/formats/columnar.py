@@ -97,6 +97,8 @@ class StructFields(Columns):
         value = pl.col(RECORD).struct.field(name)
         if self.schema[name].is_float():  # integer ids in a float column (pandas with a missing value): 1.0 is 1
             return float_text(value)
+        if self.schema[name].is_decimal():
+            return decimal_text(value)
         return value
 
     def dtype(self, name: str) -> pl.DataType:
@@ -171,6 +173,13 @@ def float_text(value: pl.Expr) -> pl.Expr:
         .when(value.is_nan()).then(None)
         .otherwise(value.cast(pl.String))
     )  # fmt: skip
+
+
+def decimal_text(value: pl.Expr) -> pl.Expr:
+    """Decimals as id text, by the rule of `float_text`: a number, not its column's scale
+    (a decimal(10, 2) id 599381.00 is the user 599381, as the float 599381.0 and the
+    integer 599381 are; 1.50 is 1.5)."""
+    return value.cast(pl.String).str.replace(r"(\.[0-9]*?)0+$", "${1}").str.replace(r"\.$", "")
 
 
 @dataclass(frozen=True)

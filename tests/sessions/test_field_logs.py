@@ -586,3 +586,20 @@ def test_a_record_is_junk_exactly_when_its_user_or_text_holds_a_control_characte
     assert set(rejected["reason"].to_list()) <= {Reason.CONTROL_CHARS}
     kept = [(r["u"].strip(" "), r["q"]) for i, r in enumerate(rows) if i not in junk]
     assert events.sort("row_id").select("user_id", "query").rows() == kept
+
+
+def test_a_decimal_id_is_its_number_as_a_float_or_an_integer_id_is(tmp_path):
+    """A Parquet decimal(10, 2) id 599381.00 stayed `599381.00`: another user than the
+    integer 599381 and the float 599381.0 of another export of the same log."""
+    from decimal import Decimal
+
+    ids = [Decimal("599381.00"), Decimal("1.50"), Decimal("-5.00"), Decimal("100.00")]
+    table = {"u": ids, "t": ["2023-01-05 10:00:00"] * 4, "q": ["q"] * 4}
+    pl.DataFrame(table, schema={"u": pl.Decimal(10, 2), "t": pl.String, "q": pl.String}).write_parquet(
+        tmp_path / "log.parquet"
+    )
+    ingest([tmp_path / "log.parquet"], "table", tmp_path / "out", options=ReadOptions(map="user=u,time=t,text=q"))
+    got = read_table(tmp_path / "out" / "events.parquet").sort("row_id")["user_id"].to_list()
+    _, from_floats, _ = read_table_log(tmp_path, [{"u": float(i), "t": "2023-01-05 10:00:00", "q": "q"} for i in ids],
+                                       "parquet")  # fmt: skip
+    assert got == ["599381", "1.5", "-5", "100"] == from_floats.sort("row_id")["user_id"].to_list()
