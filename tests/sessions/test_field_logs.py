@@ -228,6 +228,8 @@ TEXT_TIMES = [  # (as written, the instant)
     ("1677664800250.5", A + timedelta(seconds=0.2505)),
     ("20230301T100000Z", A),  # ISO 8601's basic format
     ("20230301T110000.5+0100", A + timedelta(seconds=0.5)),
+    ("2023-03-01t10:00:00z", A),  # RFC 3339 5.6: t and z may be lower case
+    ("20230301t100000z", A),
 ]
 BAD_TIMES = ["2023-02-30 10:00:00", "yesterday", "2023", "10:00:00", "2023-03-01 25:00:00", "2023-03-01T24:00:00"]
 
@@ -512,6 +514,7 @@ def render_time(instant: datetime, form: str, offset_minutes: int):
         "iso_space_colon": local.strftime("%Y-%m-%d %H:%M:%S.%f") + f"{sign}{hh:02d}:{mm:02d}",
         "iso_t_basic": local.strftime("%Y-%m-%dT%H:%M:%S.%f") + f"{sign}{hh:02d}{mm:02d}",
         "iso_z": instant.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        "rfc3339_lower": instant.strftime("%Y-%m-%dt%H:%M:%S.%fz"),
         "iso_utc": instant.strftime("%Y-%m-%d %H:%M:%S.%f UTC"),
         "epoch_us": micros,
         "epoch_us_text": str(micros),
@@ -525,8 +528,8 @@ def render_time(instant: datetime, form: str, offset_minutes: int):
     kind=st.sampled_from(["csv", "jsonl", "parquet"]),
     instants=st.lists(st.datetimes(min_value=datetime(1995, 1, 1), max_value=datetime(2090, 1, 1),
                                    timezones=st.just(UTC)), min_size=1, max_size=8),
-    form=st.sampled_from(["iso_space_colon", "iso_t_basic", "iso_z", "iso_utc", "epoch_us", "epoch_us_text",
-                          "epoch_s_float", "epoch_ms_float_text"]),
+    form=st.sampled_from(["iso_space_colon", "iso_t_basic", "iso_z", "rfc3339_lower", "iso_utc", "epoch_us",
+                          "epoch_us_text", "epoch_s_float", "epoch_ms_float_text"]),
     offset=st.integers(-12 * 60, 14 * 60),
 )  # fmt: skip
 def test_random_instants_in_any_form_read_back_to_the_microsecond(tmp_path_factory, kind, instants, form, offset):
