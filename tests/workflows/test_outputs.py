@@ -349,12 +349,16 @@ def test_a_figure_is_written_in_the_format_its_suffix_names_under_that_name(tmp_
       "--output /proc/x.tsv: its directory /proc: cannot be written (No such file or directory)"),
      (["synth", "--users", "2"], "pipe.tsv",
       "--output pipe.tsv: a device, pipe or socket is there, not a regular file; a file is needed"),
-     (["synth", "--users", "2"], "adir.tsv", "--output adir.tsv: a directory is there; a file is needed")],
+     (["synth", "--users", "2"], "adir.tsv", "--output adir.tsv: a directory is there; a file is needed"),
+     (["segment", "logs", "-f", "aol", "--engine", "local"], "  ",
+      "--output '  ': only spaces; name a file or directory"),
+     (["synth", "--users", "2"], " ", "--output ' ': only spaces; name a file or directory")],
 )  # fmt: skip
 def test_an_output_that_cannot_be_written_is_named_by_its_flag(tmp_path, monkeypatch, job, output, says):
     """`segment -o /proc/out` and `synth -o /proc/x.tsv` said `[Errno 2] Cannot create
     directory` (naming no flag; synth's named its temporary file); `synth -o` onto a
-    pipe or device replaced it with a regular file (written beside it, renamed onto it)."""
+    pipe or device replaced it with a regular file (written beside it, renamed onto it);
+    `-o " "` made a directory named by a space."""
     monkeypatch.chdir(tmp_path)
     (tmp_path / "logs").mkdir()
     (tmp_path / "logs" / "part-1.tsv").write_text(LOG)
@@ -364,6 +368,7 @@ def test_an_output_that_cannot_be_written_is_named_by_its_flag(tmp_path, monkeyp
     assert result.exit_code == 2, result.output
     assert result.output.strip() == f"error: {says}"
     assert stat.S_ISFIFO(os.stat("pipe.tsv").st_mode) and not list(Path("adir.tsv").iterdir())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["adir.tsv", "logs", "pipe.tsv"]
 
 
 MODEL_READERS = {

@@ -128,10 +128,14 @@ def address() -> Any:
 
 
 def require(value: Any, option: str, argument: bool = False) -> Any:
-    """`value`, or ValueError naming the option (or positional argument) that must be given."""
+    """`value`, or ValueError naming the option (or positional argument) that must be given:
+    missing, empty, or only spaces (a shell variable that was not set: `-o "$OUT "`; a
+    directory named by spaces is never what was meant)."""
+    given = option.upper() if argument else f"--{option}"
     if value in (None, "", ()):
-        given = option.upper() if argument else f"--{option}"
         raise ValueError(f"missing {given} (or `{option.replace('-', '_')}:` in --config)")
+    if isinstance(value, str) and not value.strip():
+        raise ValueError(f"{given} {value!r}: only spaces; name a file or directory")
     return value
 
 
