@@ -158,7 +158,7 @@ def main() -> None:
     env = {**os.environ, "RAY_AUTH_MODE": "disabled", "HF_HUB_OFFLINE": "1",
            "MLFLOW_TRACKING_URI": f"sqlite:///{work / 'mlflow.db'}"}  # fmt: skip
     os.environ.update(env)
-    cli = [sys.executable, "-m", "workflows.cli"]
+    cli = [sys.executable, "-m", "workflows"]
     if args.log:
         log = work / f"{args.log.name.split('.')[0]}-{args.head or 'all'}.tsv"
         if not log.exists():

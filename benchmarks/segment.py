@@ -150,7 +150,7 @@ def main() -> None:
     print(f"input: {len(files)} gzipped AOL files, {read_rows:,} rows")
     print(f"(a) polars read only: {read_s:.1f} s ({read_rows / read_s:,.0f} rows/s)")
 
-    cmd = [sys.executable, "-m", "workflows.cli", "segment", *files, "--format", "aol", "--engine", "local"]
+    cmd = [sys.executable, "-m", "workflows", "segment", *files, "--format", "aol", "--engine", "local"]
     cmd += ["--output", str(work / "sessions")]
     _, ours_s = timed(lambda: subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL))
     peak_gib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024**2

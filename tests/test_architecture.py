@@ -24,7 +24,7 @@ FORBIDDEN = {
     "workflows.training": ("workflows.jobs", "workflows.cli"),
     "workflows.tracking": ("workflows.jobs", "workflows.cli", "workflows.distributed", "workflows.training"),
 }
-EXEMPT = {"workflows": ("workflows.cli",)}  # the CLI itself
+EXEMPT = {"workflows": ("workflows.cli", "workflows.main")}  # the CLI itself, and the console script that starts it
 
 
 def module_name(path: Path) -> str:

@@ -79,7 +79,7 @@ def test_a_killed_job_started_again_finishes_only_what_is_missing_and_scores_equ
         f.write("999\tbroken row\tnot a time\t\t\n")
 
     def command(out) -> list[str]:
-        return [sys.executable, "-m", "workflows.cli", "score", str(log), "-f", "aol", "--session-model", session_uri,
+        return [sys.executable, "-m", "workflows", "score", str(log), "-f", "aol", "--session-model", session_uri,
                 "--hierarchy-model", hierarchy_uri, "--embeddings", "--workers", "1", "--buckets", "16",
                 "--engine", "ray", "-o", str(out)]  # fmt: skip
 

@@ -232,7 +232,7 @@ def test_a_training_stopped_by_a_signal_ends_its_run_and_says_so(sent, when, sai
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     length = ["--head-epochs", "100000"] if when == "early" else ["--head-epochs", "1", "--max-steps", "100000"]
     job = subprocess.Popen(
-        [sys.executable, "-m", "workflows.cli", "train", "hierarchy", "--model", "tiny", "--dim", "4", *length,
+        [sys.executable, "-m", "workflows", "train", "hierarchy", "--model", "tiny", "--dim", "4", *length,
          "--storage", str(tmp_path / "ray")],
         env={**os.environ, "MLFLOW_TRACKING_URI": uri}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
