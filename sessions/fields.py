@@ -29,6 +29,10 @@ def split_delimited(text: pl.Expr, sep: str, quote: str | None) -> pl.Expr:
 
 
 def _csv_fields(texts: pl.Series, *, sep: str, quote: str) -> pl.Series:
+    longest = texts.str.len_chars().max() or 0
+    if longest > csv.field_size_limit():  # (131,072 by default: a longer field was read as a record of one field)
+        csv.field_size_limit(longest)  # raised, never lowered: readers in other threads may be using it
+
     def fields(record: str | None) -> list[str] | None:
         if record is None:
             return None

@@ -606,3 +606,15 @@ def test_a_decimal_id_is_its_number_as_a_float_or_an_integer_id_is(tmp_path):
     _, from_floats, _ = read_table_log(tmp_path, [{"u": float(i), "t": "2023-01-05 10:00:00", "q": "q"} for i in ids],
                                        "parquet")  # fmt: skip
     assert got == ["599381", "1.5", "-5", "100"] == from_floats.sort("row_id")["user_id"].to_list()
+
+
+@pytest.mark.parametrize("kind", ["csv", "gayo-avello"])
+def test_a_field_longer_than_pythons_csv_limit_is_read_whole(tmp_path, kind):
+    """A quoted format's field over 131,072 characters (Python csv's default limit) made
+    the record one field: rejected as wrong_field_count."""
+    text = "long " * 40_000  # 200,000 characters
+    body = {"csv": f'1001,2023-01-05 10:00:00,"{text}"\n',
+            "gayo-avello": f"1;1001;{text};;01/03/2006 07:17;1141197420;7\n"}[kind]  # fmt: skip
+    _, events, rejected = ingest_bytes(tmp_path, kind, (GOOD[kind][2] + body).encode())
+    assert rejected.height == 0, rejected["reason"].to_list()
+    assert events["query"].to_list() == [text]
