@@ -245,7 +245,12 @@ class JsonLinesFormat(LogFormat):
             built = fields.with_naive(self.build(fields))
             lf = records.lazy().with_row_index("row_id", offset=next_row).with_columns(**built)
             not_object = ~pl.col("text").str.json_path_match("$").str.starts_with("{").fill_null(False)
-            checks = [*text_checks(), (not_object, Reason.BAD_JSON), *self.value_checks()]
+            checks = [
+                *text_checks(),
+                (not_object & ~pl.col("terminated"), Reason.TRUNCATED_LINE),  # a last line, cut: not JSON
+                (not_object, Reason.BAD_JSON),
+                *self.value_checks(),
+            ]
             raw = pl.coalesce("text", "undecodable")
             parsed = finalize(lf, source=self.name, source_file=str(path), checks=checks, raw=raw, damage=block.damage)
             next_row += parsed.n_records

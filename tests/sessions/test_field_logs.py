@@ -618,3 +618,16 @@ def test_a_field_longer_than_pythons_csv_limit_is_read_whole(tmp_path, kind):
     _, events, rejected = ingest_bytes(tmp_path, kind, (GOOD[kind][2] + body).encode())
     assert rejected.height == 0, rejected["reason"].to_list()
     assert events["query"].to_list() == [text]
+
+
+@pytest.mark.parametrize("cut", [10, 25, 40])
+def test_a_json_lines_file_cut_inside_its_last_line_rejects_it_as_truncated(tmp_path, cut):
+    """A JSON-lines file cut inside its last record (a copy stopped half-way) said
+    bad_json; the delimited formats say truncated_line. A complete last line without
+    its newline is read."""
+    body = GOOD["jsonl"][3]
+    _, events, rejected = ingest_bytes(tmp_path, "jsonl", (body + body.splitlines()[0][:cut]).encode())
+    assert events.height == 2 and rejected.select("line_no", "reason").rows() == [(3, Reason.TRUNCATED_LINE)]
+    (tmp_path / "whole").mkdir()
+    _, whole, _ = ingest_bytes(tmp_path / "whole", "jsonl", body.rstrip("\n").encode())
+    assert whole.height == 2
