@@ -260,8 +260,12 @@ def copy_table(src: str | Path, dst: str | Path) -> None:
 def refuse_a_file(out: str) -> None:
     """ValueError in one line when something other than a directory is at the output
     `out`: a file, or a device such as /dev/null (whose listing failed with the OS's
-    words)."""
-    if storage.exists(out) and not storage.is_dir(out):
+    words); StorageError naming --output when its filesystem cannot be asked."""
+    try:
+        there = storage.exists(out) and not storage.is_dir(out)
+    except storage.StorageError as err:  # a scheme no filesystem handles, an endpoint that does not answer
+        raise storage.StorageError(f"--output {err}") from None
+    if there:
         raise ValueError(f"--output {out}: a file is there; the output is a directory")
 
 

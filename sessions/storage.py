@@ -572,10 +572,10 @@ def check_writable_dir(location: str | os.PathLike, what: str = "output") -> Non
     and deleting a small probe file. ValueError when a file is there; StorageError (one
     line, naming `what`) when the filesystem refuses (missing bucket, no permission, a
     file above it)."""
-    if exists(location) and not is_dir(location):  # a file, or a device such as /dev/null
-        raise ValueError(f"{what} {location}: a file is there; a directory is needed")
     probe = join(location, f".probe-{os.getpid()}")
     try:
+        if exists(location) and not is_dir(location):  # a file, or a device such as /dev/null
+            raise ValueError(f"{what} {location}: a file is there; a directory is needed")
         make_dirs(location)
         write_bytes(b"", probe)
         remove(probe)
@@ -592,9 +592,13 @@ def check_writable_file(location: str | os.PathLike, what: str = "output") -> No
     /dev/null, a pipe, a socket: writing replaces a file by renaming onto it), or a file
     where its directory should be; StorageError (one line, naming `what`) when the
     filesystem refuses."""
-    if is_dir(location):
-        raise ValueError(f"{what} {location}: a directory is there; a file is needed")
-    if is_local(location) and os.path.exists(path := resolve(location)[1]) and not stat.S_ISREG(os.stat(path).st_mode):
+    try:
+        if is_dir(location):
+            raise ValueError(f"{what} {location}: a directory is there; a file is needed")
+        path = resolve(location)[1]
+    except StorageError as err:  # a scheme no filesystem handles, an endpoint that does not answer
+        raise StorageError(f"{what} {err}") from None
+    if is_local(location) and os.path.exists(path) and not stat.S_ISREG(os.stat(path).st_mode):
         raise ValueError(f"{what} {location}: a device, pipe or socket is there, not a regular file; a file is needed")
     check_writable_dir(parent(location), f"{what} {location}: its directory")
 

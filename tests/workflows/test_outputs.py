@@ -540,3 +540,17 @@ def test_overwrite_replaces_an_output_that_was_moved_or_copied(done, how):
     assert not (moved / "events.parquet").exists() and (moved / "sessions.parquet").is_dir()
     assert json.loads((moved / "report.json").read_text())["rows_in"] == 8
     assert (snapshot(done / "events") if how == "copied" else {}) == original  # nothing outside the output
+
+
+@pytest.mark.parametrize("job", [["synth", "--users", "2", "-o", "foo://x/f.tsv"],
+                                 ["segment", "logs", "-f", "aol", "-o", "foo://x/out"],
+                                 ["evaluate", "segmentation", "--gt", "logs/part-1.tsv", "-f", "aol",
+                                  "--figure", "foo://x/f.png"]])  # fmt: skip
+def test_an_output_on_a_filesystem_nobody_handles_is_named_by_its_flag(tmp_path, monkeypatch, job):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / "part-1.tsv").write_text(LOG)
+    result = sessionflow(*job)
+    flag = "--figure" if "--figure" in job else "--output"
+    assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1, result.output
+    assert result.output.startswith(f"error: {flag} foo://x/: no installed filesystem handles foo://"), result.output
