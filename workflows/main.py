@@ -22,7 +22,7 @@ def main() -> None:
     try:
         from workflows.cli import app
 
-        app()
+        app(prog_name="sessionflow")  # its name in help and errors, run as `python -m workflows` too
     except KeyboardInterrupt:  # (`Stopped` is one) before typer's handling began
         sys.exit(tell_stop())
     except SystemExit:

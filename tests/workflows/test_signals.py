@@ -104,3 +104,11 @@ def test_a_stop_at_any_moment_ends_in_one_line(tmp_path, sent):
         job.send_signal(sent)
         _, err = job.communicate(timeout=120)
         assert (job.returncode, err.strip()) == (128 + sent, f"stopped by {said}"), (delay, err)
+
+
+def test_python_m_workflows_is_the_sessionflow_command(tmp_path):
+    """`python -m workflows` (a cluster's job, benchmarks/gpu.sh) runs the command that
+    the console script runs, under the same name."""
+    done = subprocess.run([sys.executable, "-m", "workflows", "synth", "--help"], capture_output=True, text=True,
+                          timeout=120, cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 0 and done.stdout.startswith("Usage: sessionflow synth"), done.stdout[:200]
