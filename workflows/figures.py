@@ -12,6 +12,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import polars as pl
+from matplotlib.backend_bases import FigureCanvasBase
 from sklearn.decomposition import PCA
 from sklearn.metrics import roc_auc_score, roc_curve, silhouette_score
 
@@ -220,9 +221,9 @@ def figure_format(location: str | Path, what: str = "figure") -> str:
     or a URI): `png`, `svg`, `pdf`, ... as matplotlib writes them. ValueError in one line,
     naming `what`, for a suffix it does not write or none (a figure is never written
     under another name than the one given: matplotlib adds `.png` to a bare name)."""
-    suffix = storage.name(location).rpartition(".")[2].lower() if "." in storage.name(location) else ""
-    formats = plt.figure().canvas.get_supported_filetypes()
-    plt.close("all")
+    _, dot, suffix = storage.name(location).rpartition(".")
+    suffix = suffix.lower() if dot else ""
+    formats = FigureCanvasBase.get_supported_filetypes()  # (no figure made, none of the caller's closed)
     if suffix not in formats:
         said = f"its suffix .{suffix} is not an image format" if suffix else "it has no suffix to name its format"
         raise ValueError(f"{what} {location}: {said}; end it with {', '.join('.' + f for f in sorted(formats))}")

@@ -7,7 +7,7 @@ from workflows.jobs.demo import DemoConfig
 
 
 def demo(cfg: DemoConfig) -> None:
-    """Run the whole system on one log and summarise it (about 35 minutes on 2 CPU cores).
+    """Run the whole system on one log and summarise it (about 10 minutes on 2 CPU cores).
 
     Generates a synthetic AOL-style log with ground truth (or takes --data), ingests
     it, segments it into sessions and missions, scores the segmentation against the

@@ -62,7 +62,7 @@ def _demo_hierarchy() -> HierarchyTrainConfig:
 @dataclass(frozen=True)
 class DemoConfig:
     """The whole demo: its log, and the settings of every step, each the config its own
-    command takes (defaults: ~35 min on 2 cores, 28 of them training the hierarchy model:
+    command takes (defaults: ~10 min on 2 cores, about half of it training the hierarchy model:
     the README's demo table). The scoring step's models are the
     two the demo trains."""
 
