@@ -41,6 +41,19 @@ class Stopped(KeyboardInterrupt):
     call Ray raises a plain KeyboardInterrupt in its place: `stopped_by` says which.)"""
 
 
+class Interrupted(KeyboardInterrupt):
+    """A command stopped by Ctrl-C (SIGINT), as `stop_on_signals` raises it.
+
+    A KeyboardInterrupt of its own class, not Python's: CPython (3.8 to 3.13,
+    `run_eval_code_obj` in Python/pythonrun.c) marks the process "ended by an unhandled
+    Ctrl-C" whenever a plain KeyboardInterrupt leaves code run from a string, which
+    `exec(str)` is (the code `dataclasses` and `namedtuple` make while a module is
+    imported), and a process run as `python -m` then kills itself with SIGINT at exit,
+    the interrupt caught or not: `python -m workflows` stopped during its imports said
+    `stopped by Ctrl-C` and died of the signal (status -2, not 130). CPython checks for
+    the class itself, not its subclasses."""
+
+
 _received: list[int] = []
 
 
@@ -118,7 +131,28 @@ def _raise_stopped(signum: int, frame: FrameType | None) -> None:
 
 def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
     note_signal(signal.SIGINT)
-    raise KeyboardInterrupt
+    raise Interrupted
+
+
+def ends_in_a_stop(err: BaseException) -> bool:
+    """Whether `err` ends the command as a stop (`tell_stop`) rather than as a failure: a
+    KeyboardInterrupt (`Stopped`, `Interrupted`, Ray's), or anything but an exit raised
+    once a stopping signal has been noted. What the handler raised inside a library may
+    come out as that library's error: pyo3's PanicException (a BaseException) from
+    polars' import, numba's "SystemError: CPUDispatcher(...) returned a result with an
+    exception set" from a compiled function's call; each printed a traceback."""
+    return isinstance(err, KeyboardInterrupt) or (bool(_received) and not isinstance(err, SystemExit))
+
+
+def ignore_stops() -> None:
+    """Ignore SIGINT and SIGTERM from here on: the command has said its last word and is
+    only exiting. A handler of Python's is set back to the signal's default while the
+    interpreter finalizes (CPython's `_PySignal_Fini`), and a signal then, a second
+    Ctrl-C or a SIGTERM in the half second that Ray's and torch's teardown take, killed
+    the process after its last line (status -2 or -15) or after its summary; an ignored
+    signal stays ignored. SIGKILL still ends it."""
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_IGN)
 
 
 _unraisablehook = sys.__unraisablehook__

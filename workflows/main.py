@@ -10,22 +10,28 @@ from __future__ import annotations
 
 import sys
 
-from workflows.errors import signals_noted, stop_on_signals, stop_told, tell_stop
+from workflows import errors
 
 
 def main() -> None:
     """Run the command line. A stop anywhere ends it as a stop during a job does (where
     what the job started is ended first: `workflows.cli.options`): `stopped by SIGTERM`
     or `stopped by Ctrl-C` on stderr, exit 143 or 130 (`workflows.errors.tell_stop`),
-    also while the command line is imported or parsed."""
-    stop_on_signals()
+    also while the command line is imported or parsed, and whatever a library made of
+    the stop (`workflows.errors.ends_in_a_stop`). Once it has ended, a stop more is
+    ignored (`workflows.errors.ignore_stops`): the process only exits."""
+    errors.stop_on_signals()
     try:
         from workflows.cli import app
 
         app(prog_name="sessionflow")  # its name in help and errors, run as `python -m workflows` too
-    except KeyboardInterrupt:  # (`Stopped` is one) before typer's handling began
-        sys.exit(tell_stop())
-    except SystemExit:
-        if signals_noted() and not stop_told():  # a stop typer caught: it ends one as exit 130, without a word
-            sys.exit(tell_stop())
+    except SystemExit:  # a stop typer caught ends as exit 130, without a word
+        if errors.signals_noted() and not errors.stop_told():
+            sys.exit(errors.tell_stop())
         raise
+    except BaseException as err:  # a stop before typer's handling began, or outside it
+        if errors.ends_in_a_stop(err):
+            sys.exit(errors.stop_status() if errors.stop_told() else errors.tell_stop())
+        raise
+    finally:
+        errors.ignore_stops()

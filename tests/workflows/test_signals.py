@@ -55,13 +55,30 @@ def test_a_stop_raised_where_python_ignores_exceptions_still_stops(kind, sent, s
 
 
 # `sessionflow` itself (workflows.main), with the signal raised at one point of its start:
-# while the command line is imported, or while typer builds the command's config.
+# while the command line is imported, while typer builds the command's config (in plain
+# code, or in code run from a string, as `dataclasses` runs its own), or inside a
+# library that makes its own error of the KeyboardInterrupt (pyo3's PanicException, a
+# BaseException; numba's SystemError), while the config is built or the job runs.
 STARTING = """
 import signal, sys
 import workflows.config
+import workflows.jobs.synth
 from workflows.main import main
 
 point, sent = sys.argv[1], getattr(signal, sys.argv[2])
+
+class PanicException(BaseException):
+    pass
+
+def library(error):
+    def raising(*args, **kwargs):
+        try:
+            signal.raise_signal(sent)
+        except KeyboardInterrupt as err:
+            raise error("the library's own words") from err
+    return raising
+
+build = workflows.config.build
 if point == "import":
     class RaiseOnImport:
         def find_spec(self, name, path=None, target=None):
@@ -69,24 +86,39 @@ if point == "import":
                 signal.raise_signal(sent)
             return None
     sys.meta_path.insert(0, RaiseOnImport())
-else:
-    build = workflows.config.build
+elif point == "parse":
     def raising(*args, **kwargs):
         signal.raise_signal(sent)
         return build(*args, **kwargs)
     workflows.config.build = raising
+elif point == "parse, in exec(str)":
+    def raising(*args, **kwargs):
+        exec("signal.raise_signal(sent)")
+        return build(*args, **kwargs)
+    workflows.config.build = raising
+elif point == "parse, in a library":
+    workflows.config.build = library(PanicException)
+else:
+    workflows.jobs.synth.run = library(SystemError)
 sys.argv = ["sessionflow", "synth", "-o", "never.tsv", "--users", "3"]
 main()
 """
 
 
-@pytest.mark.parametrize("point", ["import", "parse"])
+STARTS = ["import", "parse", "parse, in exec(str)", "parse, in a library", "job, in a library"]
+
+
+@pytest.mark.parametrize("point", STARTS)
 @pytest.mark.parametrize(("sent", "said", "status"), [("SIGTERM", "SIGTERM", 143), ("SIGINT", "Ctrl-C", 130)])
 def test_a_stop_while_the_command_starts_is_told_as_a_stop(tmp_path, point, sent, said, status):
     """A stop in the first second or two (the imports) gave a KeyboardInterrupt traceback
     (Ctrl-C) or ended with no word (SIGTERM), and one while typer built the command's
-    config ended as exit 130 with no word (typer's own catch), for SIGTERM too."""
-    done = subprocess.run([sys.executable, "-c", STARTING, point, sent], capture_output=True, text=True,
+    config ended as exit 130 with no word (typer's own catch), for SIGTERM too. CI met
+    the exec(str) one: `stopped by Ctrl-C`, then the process died of SIGINT (status -2,
+    CPython's mark of an unhandled Ctrl-C); what a library made of the stop was a
+    traceback (exit 1)."""
+    (tmp_path / "starting.py").write_text(STARTING)  # run as `python -m`, as CPython ends `-m workflows`
+    done = subprocess.run([sys.executable, "-m", "starting", point, sent], capture_output=True, text=True,
                           timeout=120, cwd=tmp_path)  # fmt: skip
     assert (done.returncode, done.stderr.strip()) == (status, f"stopped by {said}"), done.stderr
     assert not (tmp_path / "never.tsv").exists()
@@ -104,6 +136,24 @@ def test_a_stop_at_any_moment_ends_in_one_line(tmp_path, sent):
         job.send_signal(sent)
         _, err = job.communicate(timeout=120)
         assert (job.returncode, err.strip()) == (128 + sent, f"stopped by {said}"), (delay, err)
+
+
+@pytest.mark.parametrize("sent", [signal.SIGTERM, signal.SIGINT])
+def test_a_second_stop_while_the_command_ends_changes_nothing(tmp_path, sent):
+    """A second Ctrl-C (or SIGTERM) soon after the first came while the interpreter
+    finalized, where Python has set the signal back to its default: the process died of
+    it after saying `stopped by ...` (status -2 or -15), every second or third time."""
+    said = "SIGTERM" if sent == signal.SIGTERM else "Ctrl-C"
+    for gap in (0.0, 0.01, 0.02, 0.04, 0.08, 0.15):
+        job = subprocess.Popen([sys.executable, "-m", "workflows", "synth", "-o", "s.tsv", "--users", "20000"],
+                               cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+        time.sleep(2.0)
+        job.send_signal(sent)
+        time.sleep(gap)
+        if job.poll() is None:
+            job.send_signal(sent)
+        _, err = job.communicate(timeout=120)
+        assert (job.returncode, err.strip()) == (128 + sent, f"stopped by {said}"), (gap, err)
 
 
 def test_python_m_workflows_is_the_sessionflow_command(tmp_path):

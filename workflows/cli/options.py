@@ -31,7 +31,7 @@ from typer.core import TyperArgument, TyperCommand
 
 from workflows.cli.common import fail
 from workflows.config import Leaf, build, leaves, read_yaml, to_yaml
-from workflows.errors import USER_ERRORS, tell_stop
+from workflows.errors import USER_ERRORS, ends_in_a_stop, tell_stop
 from workflows.jobs.common import nothing_left_on_error
 
 PRINT_HELP = "Print the settings as YAML and stop (null: a default that depends on another setting)."
@@ -132,10 +132,12 @@ def command(app: typer.Typer, config_cls: type, name: str | None = None) -> Call
             try:
                 with nothing_left_on_error():  # one line, and no output left behind
                     fn(config, **extras)
-            except USER_ERRORS as err:
-                raise fail(str(err)) from None
-            except KeyboardInterrupt:  # what the job started has ended (an MLflow run FAILED, Ray shut down)
-                raise typer.Exit(tell_stop()) from None
+            except BaseException as err:
+                if ends_in_a_stop(err):  # what the job started has ended (an MLflow run FAILED, Ray shut down)
+                    raise typer.Exit(tell_stop()) from None
+                if isinstance(err, USER_ERRORS):
+                    raise fail(str(err)) from None
+                raise
 
         run.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
         run.__annotations__ = {p.name: p.annotation for p in params}
