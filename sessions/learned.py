@@ -24,6 +24,7 @@ from threadpoolctl import threadpool_limits
 from sessions.crossval import Method, Segmenter
 from sessions.lexicon import Lexicon
 from sessions.missions import MissionConfig, link_missions
+from sessions.seeds import check_seed
 from sessions.segment import SESSION_COLUMNS, SegmentConfig, number_sessions, segment_ordered, user_time_order
 
 BACK = 5  # how many earlier queries of the user make "the session so far"
@@ -112,6 +113,7 @@ class LearnedConfig:
             raise ValueError(f"unknown model {self.model!r}; choose gradient_boosting or logistic")
         if not 0.0 < self.threshold < 1.0:
             raise ValueError(f"--threshold must be in (0, 1), not {self.threshold}")
+        check_seed(self.seed)
 
 
 def make_classifier(cfg: LearnedConfig):

@@ -31,6 +31,7 @@ import polars as pl
 from sessions.buckets import user_bucket
 from sessions.lexicon import trigram_jaccard
 from sessions.parallel import ordered_map
+from sessions.seeds import check_seed
 from sessions.text import near_duplicate_key, normalize, terms
 
 KINDS = ("positive", "random", "same_user", "lexical_hard")
@@ -89,8 +90,7 @@ class MiningConfig:
             raise ValueError("max_pairs_per_session must be at least 1 and max_queries_per_session at least 2")
         if not 0.0 <= self.min_hard_jaccard <= 1.0:
             raise ValueError("min_hard_jaccard must be in [0, 1]")
-        if self.seed < 0:
-            raise ValueError("seed must not be negative")
+        check_seed(self.seed)
 
     def to_dict(self) -> dict:
         return asdict(self)

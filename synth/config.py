@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
 
+from sessions.seeds import check_seed
+
 Style = Literal["aol", "prompt"]
 
 
@@ -104,8 +106,7 @@ class SynthConfig:
                 raise ValueError(f"{name} must be a probability")
         if self.p_nav + self.p_continue + self.p_resume > 1.0:
             raise ValueError("p_nav + p_continue + p_resume must not exceed 1")
-        if self.seed < 0:
-            raise ValueError("seed must not be negative")
+        check_seed(self.seed)
         for name in ("chunk_rows", "days"):
             if (value := getattr(self, name)) is not None and value < 1:
                 raise ValueError(f"{name} must be at least 1 (when given), not {value}")

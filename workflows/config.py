@@ -80,6 +80,11 @@ class Leaf:
         return "__".join(self.path)
 
     @property
+    def given(self) -> str:
+        """How the command line names it: `--option`, or `OPTION` for a positional argument."""
+        return self.option.upper() if self.argument else f"--{self.option}"
+
+    @property
     def sequence(self) -> bool:
         return typing.get_origin(self.type) in (tuple, list)
 
@@ -249,6 +254,12 @@ def build(cls: type[T], values: Mapping[str, Any] | None = None, overrides: Mapp
         return _build(cls, _merge(dict(values or {}), nested), ())
     except _NestedError as err:
         raise ValueError(_with_flags(cls, err.path, err.names, str(err))) from None
+    except ValueError as err:  # a value of the wrong type: named by its flag where the command line gave it
+        name, colon, rest = str(err).partition(": ")
+        given = {".".join(leaf.path): leaf.given for leaf in leaves(cls) if (overrides or {}).get(leaf.key) is not None}
+        if colon and name in given:
+            raise ValueError(f"{given[name]}: {rest}") from None
+        raise
 
 
 class _NestedError(ValueError):

@@ -40,7 +40,10 @@ class ReadOptions:
 
     def __post_init__(self) -> None:
         if self.map:
-            self.mapping  # noqa: B018 (checks --map)
+            try:
+                self.mapping  # noqa: B018 (checks --map)
+            except ValueError as err:
+                raise ValueError(f"--map: {err}") from None
         self.times  # noqa: B018 (checks the time settings)
 
     @property

@@ -9,9 +9,11 @@ import pytest
 from typer.testing import CliRunner
 
 from sessions.io import read_table
+from sessions.seeds import MAX_SEED
 from workflows.cli import app
 
 runner = CliRunner()
+SEED_RANGE = f"must be a whole number from 0 to {MAX_SEED:,}"  # sessions.seeds.check_seed
 
 GAYO = "\n".join(
     [
@@ -209,7 +211,10 @@ def test_crossval_estimates_each_system_on_users_it_never_saw(tmp_path, tiny_tax
         ([str(few), "--folds", "5"], "(at least 2 each) needs at least 5 users; the data have 1"),
         ([str(few), "--folds", "1"], "at least 2"),
         ([str(tmp_path / "synth.tsv"), "--folds", "100000000000"], "needs at least 100000000000 users"),  # at once
-        ([str(tmp_path / "synth.tsv"), "--seed", "-1"], "--seed -1: must not be negative"),
+        (
+            [str(tmp_path / "synth.tsv"), "--seed", "-1"],
+            f"--seed {SEED_RANGE}, not -1",
+        ),
     ):
         result = runner.invoke(app, ["evaluate", "crossval", "--gt", args[0], "-f", "aol", *args[1:]])
         assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output

@@ -5,6 +5,7 @@ config prints as YAML that reads back to itself."""
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from datetime import UTC, datetime
 
@@ -12,10 +13,12 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from sessions.seeds import MAX_SEED
 from workflows.cli import COMMANDS, app
 from workflows.config import Leaf, build, leaves, to_dict
 
 runner = CliRunner()
+SEED_RANGE = f"must be a whole number from 0 to {MAX_SEED:,}"  # sessions.seeds.check_seed
 
 
 def argv(target, name: str) -> list[str]:
@@ -207,7 +210,7 @@ def test_demo_holds_the_configs_of_its_steps():
         (["segment", "x", "-o", "o", "--config", "{null}"], "segment: expected a mapping of its settings, got null"),
         (["segment", "-o", "o"], "missing INPUTS"),
         (["promote"], "missing NAME"),
-        (["mine", "s", "-o", "o", "--seed", str(2**64 - 1)], "mining.seed: 18446744073709551615 is out of range"),
+        (["mine", "s", "-o", "o", "--seed", str(2**64 - 1)], "error: --seed: 18446744073709551615 is out of range"),
         (["segment", "x", "-o", "o", "--mission-window", str(2**63)], "is out of range (a 64-bit integer"),
         (["synth", "--style", "prompt", "-o", "m.tsv.gz"], "the prompt style's log is written as .parquet"),
         (["synth", "--click-probs", "0.5,0.6", "-o", "m.tsv"], "--click-probs must be probabilities of 0, 1, 2, ... rows"),  # noqa: E501
@@ -227,13 +230,26 @@ def test_demo_holds_the_configs_of_its_steps():
         (["segment", "x", "-o", "o", "--config", "{null_float}"], "gap_minutes: must be set, not null"),
         (["segment", "x", "-o", "o", "--method", "learned"], "--method learned needs --model"),
         (["segment", "x", "-o", "o", "--config", "missing.yaml"], "--config missing.yaml: no such file"),
-        (["mine", "s", "-o", "o", "--seed", "-1"], "error: --seed must not be negative"),
+        (["mine", "s", "-o", "o", "--seed", "-1"], f"error: --seed {SEED_RANGE}, not -1"),
         (["mine", "s", "-o", "o", "-f", "aol"], "--format reads a labelled log, with --gold"),
         (["compare", "--max-runs", "0"], "--max-runs must be at least 1"),
         (["train", "hierarchy", "--mobius-layers", "-1"], "--mobius-layers must not be negative"),
         (["train", "hierarchy", "--burnin-lr-factor", "-1"], "--burnin-lr-factor must be positive"),
         (["train", "hierarchy", "--burnin-lr-factor", "0"], "--burnin-lr-factor must be positive"),
-        (["train", "hierarchy", "--seed", "-1"], "error: --seed must not be negative"),
+        (["train", "hierarchy", "--seed", "-1"], f"error: --seed {SEED_RANGE}, not -1"),
+        # every seed, by the same rule (`train session --seed -1` was an OverflowError in polars' hash)
+        (["train", "session", "--pairs", "p", "--seed", "-1"], f"error: --seed {SEED_RANGE}, not -1"),
+        (["demo", "--session-seed", "-1"], f"error: --session-seed {SEED_RANGE}, not -1"),
+        (["synth", "-o", "s.tsv", "--seed", "4294967296"], f"error: --seed {SEED_RANGE}, not 4294967296"),
+        (["train", "segmenter", "--gt", "g", "--seed", "2147483648"], f"error: --seed {SEED_RANGE}, not 2147483648"),
+        (["evaluate", "crossval", "--gt", "g", "--seed", "-1"], f"error: --seed {SEED_RANGE}, not -1"),
+        # a value of the wrong type given on the command line is named by its flag, not its YAML key
+        (["segment", "x", "-o", "o", "--min-overlap", "nan"], "error: --min-overlap: nan is not a finite number"),
+        (["demo", "--segment-min-overlap", "inf"], "error: --segment-min-overlap: inf is not a finite number"),
+        (["synth", "-o", "s.tsv", "--start", "2020-13-01"], "error: --start: '2020-13-01' is not of type datetime"),
+        (["synth", "-o", "s.tsv", "--seed", str(2**63)], "error: --seed: 9223372036854775808 is out of range"),
+        (["ingest", "x", "-f", "table", "--map", "user=u,time", "-o", "o"], "error: --map: bad column mapping 'time'"),
+        (["ingest", "x", "-f", "table", "--map", "user=u", "-o", "o"], "error: --map: the column mapping needs time="),
         (["train", "hierarchy", "--curvature", "0"], "error: --curvature must be positive"),
         (["train", "hierarchy", "--max-length", "0"], "error: --max-length must be at least 1"),
         (["train", "hierarchy", "--max-eval-nodes", "0"], "error: --max-eval-nodes must be at least 1"),
@@ -270,6 +286,22 @@ def test_bad_settings_are_one_line_errors(args, message, tmp_path):
     result = runner.invoke(app, args)
     assert result.exit_code == 2 and message in result.output, result.output
     assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(("words", "config"), CASES, ids=IDS)
+def test_every_seed_takes_what_every_random_generator_takes(words, config):
+    """Every `seed` setting, by one rule (`sessions.seeds.check_seed`): from 0 to 2**31 - 1,
+    refused at once beyond. `train session --seed -1` was taken, and its training ended
+    in an OverflowError from polars' hash; scikit-learn refused a seed above 2**32 - 1
+    after the work."""
+    for leaf in leaves(config):
+        if leaf.path[-1] != "seed":
+            continue
+        for value in (0, MAX_SEED):
+            build(config, overrides={leaf.key: value})
+        for value in (-1, MAX_SEED + 1, 2**32):
+            with pytest.raises(ValueError, match=rf"^--{leaf.option} must be a whole number from 0 to 2,147,483,647"):
+                build(config, overrides={leaf.key: value})
 
 
 def test_naive_yaml_times_are_utc(tmp_path):
@@ -319,9 +351,12 @@ def test_a_refused_number_is_told_by_its_own_flag(words, config):
     for leaf in leaves(config):
         if leaf.type not in (int, float) or leaf.choices:
             continue
-        for value in (-1, 0, 2, 10**12):
+        # and a value no number setting takes: not finite, or beyond 64 bits (`--min-overlap nan` was
+        # named `segment.min_overlap`, its YAML key)
+        odd = (math.nan, math.inf) if leaf.type is float else (2**63, -(2**64))
+        for value in (*map(leaf.type, (-1, 0, 2, 10**12)), *odd):
             try:
-                build(config, overrides={leaf.key: leaf.type(value)})
+                build(config, overrides={leaf.key: value})
             except ValueError as err:
                 said = str(err)
                 named = set(re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*", said))

@@ -40,6 +40,7 @@ from sessions.learned import LearnedConfig, LearnedMethod
 from sessions.metrics import BASELINE_GAP_MINUTES, gold_levels
 from sessions.missions import MissionConfig
 from sessions.pipeline import embedder_of, sessions_with_missions
+from sessions.seeds import check_seed
 from sessions.segment import PairScorer, SegmentConfig, segment
 from workflows.jobs import common
 from workflows.jobs.evaluate_segmentation import GoldLog, read_gold
@@ -85,11 +86,11 @@ class EvaluateCrossvalJob:
 
 
 def check_cv_settings(folds: int, inner: int, seed: int, level: str | None) -> None:
-    """ValueError in one line for folds or inner folds under 2, a negative seed, or an unknown level."""
+    """ValueError in one line for folds or inner folds under 2, a seed out of range
+    (`sessions.seeds.check_seed`), or an unknown level."""
     if folds < 2 or inner < 2:
         raise ValueError("--folds and --inner must be at least 2")
-    if seed < 0:
-        raise ValueError(f"--seed {seed}: must not be negative")
+    check_seed(seed, "--seed")
     if level not in (None, "sessions", "missions"):
         raise ValueError(f"--level {level}: choose sessions or missions")
 

@@ -33,6 +33,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+from sessions.seeds import check_seed
 from workflows.jobs import common
 from workflows.training.hierarchy import (
     HierarchyData,
@@ -307,10 +308,10 @@ class HierarchyTrainConfig:
             "triplet_margin",
             "max_failures",
             "sibling_negatives",
-            "seed",
         ):
             if getattr(self, name) is not None and getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative")
+        check_seed(self.seed)
         for name in ("curvature", "head_lr", "burnin_lr_factor"):
             if getattr(self, name) is not None and getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")

@@ -27,6 +27,7 @@ import polars as pl
 from sessions import storage
 from sessions.io import is_complete, read_json, read_table, scan_table
 from sessions.pairs import triplets
+from sessions.seeds import check_seed
 from workflows.jobs import common
 from workflows.training.loop import Trained, TrainOutcome, require_storage, train_best
 from workflows.training.session import SessionTask
@@ -80,6 +81,7 @@ class SessionTrainConfig:
             raise ValueError("max_length must be at least 1")
         if not 0.0 <= self.warmup_share <= 1.0:
             raise ValueError("warmup_share must be in [0, 1]")
+        check_seed(self.seed)
 
     def to_dict(self) -> dict:
         return asdict(self)
