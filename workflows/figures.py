@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import shutil
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -28,7 +29,7 @@ def roc_figure(labels: np.ndarray, scores: Mapping[str, np.ndarray], title: str,
     ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1)
     ax.set(xlabel="false positive rate", ylabel="true positive rate", title=title, xlim=(0, 1), ylim=(0, 1.01))
     ax.legend(loc="lower right", fontsize="small")
-    return _save(fig, path, dpi=120)
+    return save_figure(fig, path, dpi=120)
 
 
 def poincare_disk(points: np.ndarray, labels: np.ndarray, depth: np.ndarray, title: str, path: Path,
@@ -46,10 +47,10 @@ def poincare_disk(points: np.ndarray, labels: np.ndarray, depth: np.ndarray, tit
     fig.colorbar(dots, ax=ax, shrink=0.7, label="depth")
     ax.set(xlim=(-1.02, 1.02), ylim=(-1.02, 1.02), aspect="equal", title=title)
     ax.axis("off")
-    fig.tight_layout()  # the layout `_save` keeps: label extents are measured in it
+    fig.tight_layout()  # the layout `save_figure` keeps: label extents are measured in it
     texts = np.array([str(t).split(",")[0] for t in labels])
     non_overlapping_labels(ax, flat, texts, np.argsort(depth, kind="stable"), max_labels)
-    return _save(fig, path, dpi=130)
+    return save_figure(fig, path, dpi=130)
 
 
 def disk_points(points: np.ndarray, curvature: float = 1.0, centre: int | None = None) -> np.ndarray:
@@ -135,7 +136,7 @@ def specificity_by_depth(norms: np.ndarray, depth: np.ndarray, title: str, path:
     counts = [int(np.sum(depth == d)) for d in levels]
     ax.set_xticks(levels, [f"{d}\n({n})" for d, n in zip(levels, counts, strict=True)], fontsize=7)
     ax.set(xlabel="depth (nodes)", ylabel="norm: distance from the origin", title=title)
-    return _save(fig, path, dpi=120)
+    return save_figure(fig, path, dpi=120)
 
 
 def session_statistics(sessions: pl.DataFrame, title: str, path: Path) -> Path:
@@ -166,7 +167,7 @@ def session_statistics(sessions: pl.DataFrame, title: str, path: Path) -> Path:
     right.set(xscale="log", xlabel="gap to the user's previous query (s; the first bin: 1 s or less)", ylabel="queries")
     right.legend(fontsize="small")
     fig.suptitle(title)
-    return _save(fig, path, dpi=120)
+    return save_figure(fig, path, dpi=120)
 
 
 def segmentation_bars(scores: pl.DataFrame, title: str, path: str | Path, metric: str = "f1") -> Path:
@@ -196,7 +197,7 @@ def segmentation_bars(scores: pl.DataFrame, title: str, path: str | Path, metric
         note = ": sessions, and linked into missions" if gold == "missions" else ""
         ax.set(ylim=(0, 1.05), ylabel=f"{metric} (pair counting)", title=f"against gold {gold}{note}")
     fig.suptitle(title)
-    return _save(fig, path, dpi=120)
+    return save_figure(fig, path, dpi=120)
 
 
 def embedding_projection(
@@ -213,7 +214,7 @@ def embedding_projection(
         ax.scatter(xy[:, 0], xy[:, 1], c=codes, cmap="tab20", s=14, alpha=0.85)
         ax.set(title=f"{name}: silhouette {silhouettes[name]:.3f}", xticks=[], yticks=[])
     fig.suptitle(title)
-    return _save(fig, path, dpi=120), silhouettes
+    return save_figure(fig, path, dpi=120), silhouettes
 
 
 def figure_format(location: str | Path, what: str = "figure") -> str:
@@ -223,11 +224,25 @@ def figure_format(location: str | Path, what: str = "figure") -> str:
     under another name than the one given: matplotlib adds `.png` to a bare name)."""
     _, dot, suffix = storage.name(location).rpartition(".")
     suffix = suffix.lower() if dot else ""
-    formats = FigureCanvasBase.get_supported_filetypes()  # (no figure made, none of the caller's closed)
+    formats = writable_formats()
     if suffix not in formats:
-        said = f"its suffix .{suffix} is not an image format" if suffix else "it has no suffix to name its format"
+        if suffix == "pgf":
+            said = f"its suffix .pgf needs {matplotlib.rcParams['pgf.texsystem']} (TeX), which is not installed"
+        elif suffix:
+            said = f"its suffix .{suffix} is not an image format"
+        else:
+            said = "it has no suffix to name its format"
         raise ValueError(f"{what} {location}: {said}; end it with {', '.join('.' + f for f in sorted(formats))}")
     return suffix
+
+
+def writable_formats() -> list[str]:
+    """The formats (suffixes, lower case) matplotlib writes a figure in on this machine:
+    every one its canvas offers but `pgf` where the TeX program that it needs to set the
+    figure's text (`rcParams["pgf.texsystem"]`, xelatex by default) is not installed
+    (`--figure f.pgf` was taken, and failed after the work, in matplotlib's words)."""
+    formats = FigureCanvasBase.get_supported_filetypes()  # (no figure made, none of the caller's closed)
+    return [f for f in formats if f != "pgf" or shutil.which(matplotlib.rcParams["pgf.texsystem"])]
 
 
 def check_figure(location: str | Path, what: str = "--figure") -> None:
@@ -238,7 +253,7 @@ def check_figure(location: str | Path, what: str = "--figure") -> None:
     storage.check_writable_file(location, what)
 
 
-def _save(fig, path: str | Path, dpi: int) -> Path:
+def save_figure(fig, path: str | Path, dpi: int) -> Path:
     """Save and close `fig` at `path` (a local path or a URI: `sessions.storage`, written
     whole or not at all), in the format its suffix names (`figure_format`). Returns `path`."""
     fig.tight_layout()

@@ -10,11 +10,14 @@ import shutil
 import stat
 from pathlib import Path
 
+import matplotlib
+import matplotlib.pyplot as plt
 import pytest
 from typer.testing import CliRunner
 
 from sessions import storage
 from workflows.cli import app
+from workflows.figures import save_figure, writable_formats
 
 runner = CliRunner()
 LOG = "".join(f"{u}\tquery {u} {i}\t2006-03-01 0{i}:10:00\t\t\n" for u in (1, 2) for i in range(4))
@@ -299,7 +302,20 @@ def test_an_output_that_is_a_device_is_refused_in_one_line(done, monkeypatch, jo
     assert result.output.strip() == "error: --output /dev/null: a file is there; the output is a directory"
 
 
-FORMATS = ".avif, .eps, .gif, .jpeg, .jpg, .pdf, .pgf, .png, .ps, .raw, .rgba, .svg, .svgz, .tif, .tiff, .webp"
+FORMATS = ", ".join("." + f for f in sorted(writable_formats()))
+TEX = matplotlib.rcParams["pgf.texsystem"]
+
+
+def test_every_format_a_figure_is_taken_in_is_written_with_its_text(tmp_path):
+    """Each suffix `--figure` takes, a figure with a title and labels is written in it:
+    `.pgf` was taken where no TeX is installed, and the figure failed after the work."""
+    for suffix in writable_formats():
+        fig, ax = plt.subplots()
+        ax.plot([0, 1], [0, 1])
+        ax.set(title="a title", xlabel="x")
+        save_figure(fig, tmp_path / f"f.{suffix}", dpi=30)
+        assert (tmp_path / f"f.{suffix}").stat().st_size > 0
+    assert ("pgf" in writable_formats()) == (shutil.which(TEX) is not None)
 
 
 @pytest.mark.parametrize(
@@ -310,7 +326,9 @@ FORMATS = ".avif, .eps, .gif, .jpeg, .jpg, .pdf, .pgf, .png, .ps, .raw, .rgba, .
      ("/proc/f1.png", "--figure /proc/f1.png: its directory /proc: cannot be written (No such file or directory)"),
      ("/dev/null", f"--figure /dev/null: it has no suffix to name its format; end it with {FORMATS}"),
      ("f1", f"--figure f1: it has no suffix to name its format; end it with {FORMATS}"),
-     ("f1.txt", f"--figure f1.txt: its suffix .txt is not an image format; end it with {FORMATS}")],
+     ("f1.txt", f"--figure f1.txt: its suffix .txt is not an image format; end it with {FORMATS}"),
+     *[("f1.pgf", f"--figure f1.pgf: its suffix .pgf needs {TEX} (TeX), which is not installed; end it with {FORMATS}")
+       for _ in range(not shutil.which(TEX))]],
 )  # fmt: skip
 def test_a_figure_that_cannot_be_written_is_refused_before_the_work(tmp_path, monkeypatch, figure, says):
     """The figure is drawn last: a place it cannot go ended the command in the OS's
