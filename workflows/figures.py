@@ -245,14 +245,6 @@ def writable_formats() -> list[str]:
     return [f for f in formats if f != "pgf" or shutil.which(matplotlib.rcParams["pgf.texsystem"])]
 
 
-def check_figure(location: str | Path, what: str = "--figure") -> None:
-    """Before the work a figure ends: its format (`figure_format`) and that it can be
-    written there (`sessions.storage.check_writable_file`); ValueError / StorageError in
-    one line naming `what`."""
-    figure_format(location, what)
-    storage.check_writable_file(location, what)
-
-
 def save_figure(fig, path: str | Path, dpi: int) -> Path:
     """Save and close `fig` at `path` (a local path or a URI: `sessions.storage`, written
     whole or not at all), in the format its suffix names (`figure_format`). Returns `path`."""

@@ -572,3 +572,14 @@ def test_an_output_on_a_filesystem_nobody_handles_is_named_by_its_flag(tmp_path,
     flag = "--figure" if "--figure" in job else "--output"
     assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1, result.output
     assert result.output.startswith(f"error: {flag} foo://x/: no installed filesystem handles foo://"), result.output
+
+
+def test_a_figures_new_directory_is_not_left_by_a_command_that_fails(tmp_path, monkeypatch):
+    """`--figure new/sub/f1.png` makes `new/sub` before the work (to know that the figure
+    can go there): a command that then failed on its input left `new/` behind."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "gayo.csv").write_text("not;a;gayo-avello;log\n")
+    result = sessionflow("evaluate", "segmentation", "--gt", "gayo.csv", "-f", "gayo-avello",
+                         "--figure", "new/sub/f1.png")  # fmt: skip
+    assert result.exit_code == 2 and result.output.startswith("error: "), result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["gayo.csv"]

@@ -298,6 +298,24 @@ def output_dir(value: str | None, produces: str | None = None, overwrite: bool =
     return location
 
 
+def output_file(location: str, what: str = "--output") -> str:
+    """A job's output file, checked before the work that ends in writing it
+    (`sessions.storage.check_writable_file`, which makes its directory where none is:
+    ValueError / StorageError in one line naming `what`). The directories made for it
+    are deleted again when the job fails on a user's error (`nothing_left_on_error`), as
+    an `output_dir`'s are: `--figure new/f.png` left `new/` behind. Returns `location`."""
+    from sessions import storage
+
+    try:
+        created = _first_missing(storage.parent(location))
+    except storage.StorageError:  # out of reach: told by the check, naming `what`
+        created = None
+    if created:
+        _CREATED.append(created)
+    storage.check_writable_file(location, what)
+    return location
+
+
 def _first_missing(location: str) -> str | None:
     """The outermost directory that writing `location` creates: `location` itself, or the
     first of its parents that is not there (`-o new/a/b`: new); None when it is there."""
@@ -314,7 +332,8 @@ def _first_missing(location: str) -> str | None:
 def nothing_left_on_error() -> Iterator[None]:
     """Run a job so that, when it fails with a user's error (`USER_ERRORS`: bad settings or
     inputs, nothing read, storage out of reach), every output directory it created
-    (`output_dir` where nothing was, with the parents it created) is deleted again: a
+    (`output_dir` where nothing was, with the parents it created; the directories made
+    for an `output_file`) is deleted again: a
     failed command leaves nothing that looks like output. A directory that was there
     keeps what it held, less the report the claim removed, so it does not look complete
     either. Other exceptions (a crash, an interrupt) keep the output for the job's resume."""

@@ -196,9 +196,10 @@ def run(job: EvaluateSegmentationJob) -> SegmentationScores:
     gt = common.require(job.gt, "gt")
     fmt = common.require(job.format, "format")
     if job.figure is not None:  # drawn last: a name or place it cannot take is told before the work
-        from workflows.figures import check_figure
+        from workflows.figures import figure_format
 
-        check_figure(job.figure)
+        figure_format(job.figure, "--figure")
+        common.output_file(job.figure, "--figure")
     # a segmentation to score is checked first: an unfinished one is named as such
     predicted = read_table(job_output(job.pred, SESSIONS_FILE)) if job.pred is not None else None
     read = read_gold(gt, fmt, job.read)

@@ -31,7 +31,7 @@ def run(job: SynthJob, on_rows: Callable[[int], None] | None = None):  # -> synt
     suffixes = SUFFIXES[job.synth.style]
     if not storage.name(output).endswith(suffixes):
         raise ValueError(f"--output {output}: the {job.synth.style} style's log is written as {' or '.join(suffixes)}")
-    storage.check_writable_file(output, "--output")
+    common.output_file(output, "--output")
     on_chunk = (lambda chunk: on_rows(chunk.rows.height)) if on_rows else None
     return write_log(job.synth, Taxonomy.wordnet(), output, on_chunk=on_chunk)
 
