@@ -243,6 +243,9 @@ def test_demo_holds_the_configs_of_its_steps():
         (["synth", "-o", "s.tsv", "--seed", "4294967296"], f"error: --seed {SEED_RANGE}, not 4294967296"),
         (["train", "segmenter", "--gt", "g", "--seed", "2147483648"], f"error: --seed {SEED_RANGE}, not 2147483648"),
         (["evaluate", "crossval", "--gt", "g", "--seed", "-1"], f"error: --seed {SEED_RANGE}, not -1"),
+        # a list option given empty is an empty list, not "not given" (the default was kept, unsaid)
+        (["synth", "-o", "s.tsv", "--click-probs", ""], "error: --click-probs must be probabilities"),
+        (["synth", "-o", "s.tsv", "--click-probs", " , "], "error: --click-probs must be probabilities"),
         # a value of the wrong type given on the command line is named by its flag, not its YAML key
         (["segment", "x", "-o", "o", "--min-overlap", "nan"], "error: --min-overlap: nan is not a finite number"),
         (["demo", "--segment-min-overlap", "inf"], "error: --segment-min-overlap: inf is not a finite number"),

@@ -48,12 +48,16 @@ def _shown(value: Any) -> str:
 
 def _given(value: Any, leaf: Leaf) -> Any:
     """An option's value as the config takes it: None when not given; the values of a
-    list option split at commas (not those of a positional argument: file names)."""
+    list option split at commas (not those of a positional argument: file names). A
+    list option given only empty values (`--click-probs ''`) is an empty list, for the
+    config to take or refuse: it was taken as not given, the default kept unsaid."""
     if not isinstance(value, list | tuple):
         return value
+    if not value:
+        return None
     if not leaf.argument:
         value = [item.strip() for v in value for item in v.split(",") if item.strip()]
-    return value or None
+    return value
 
 
 def annotation(leaf: Leaf) -> Any:
