@@ -263,7 +263,7 @@ def build(cls: type[T], values: Mapping[str, Any] | None = None, overrides: Mapp
 
 
 class _NestedError(ValueError):
-    """A nested config's own check failed (`path`: where it sits; `names`: its fields)."""
+    """A config's own check failed (`path`: where it sits, () for the job's own; `names`: its fields)."""
 
     def __init__(self, message: str, path: tuple[str, ...], names: list[str]) -> None:
         super().__init__(message)
@@ -271,7 +271,7 @@ class _NestedError(ValueError):
 
 
 def _with_flags(cls: type, path: tuple[str, ...], names: list[str], message: str) -> str:
-    """A nested config's message with its settings named by their command-line options:
+    """A config's message with its settings named by their command-line options:
     a config's check names its fields (`window must be at least 1`), which the command
     offers under a prefix (`--mission-window`, `demo`'s `--segment-min-overlap`)."""
     flags = {leaf.path[-1]: f"--{leaf.option}" for leaf in leaves(cls) if leaf.path[:-1] == path}
@@ -354,7 +354,7 @@ def _build(cls: type[T], values: Mapping[str, Any], path: tuple[str, ...]) -> T:
     except TypeError as err:
         raise ValueError(f"{where}{err}".strip()) from None
     except ValueError as err:
-        if not path or isinstance(err, _NestedError):
+        if isinstance(err, _NestedError):
             raise
         raise _NestedError(str(err), path, names) from None
 

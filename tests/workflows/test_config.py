@@ -243,6 +243,9 @@ def test_demo_holds_the_configs_of_its_steps():
         (["synth", "-o", "s.tsv", "--seed", "4294967296"], f"error: --seed {SEED_RANGE}, not 4294967296"),
         (["train", "segmenter", "--gt", "g", "--seed", "2147483648"], f"error: --seed {SEED_RANGE}, not 2147483648"),
         (["evaluate", "crossval", "--gt", "g", "--seed", "-1"], f"error: --seed {SEED_RANGE}, not -1"),
+        # refused before the model loads, by the training config's own checks, and named by its flags
+        (["evaluate", "hierarchy", "--holdout-share", "2"], "error: --holdout-share must be in [0, 1)"),
+        (["evaluate", "hierarchy", "--max-eval-nodes", "0"], "error: --max-eval-nodes must be at least 1"),
         # a list option given empty is an empty list, not "not given" (the default was kept, unsaid)
         (["synth", "-o", "s.tsv", "--click-probs", ""], "error: --click-probs must be probabilities"),
         (["synth", "-o", "s.tsv", "--click-probs", " , "], "error: --click-probs must be probabilities"),

@@ -153,6 +153,12 @@ class EvaluateHierarchyJob:
         "help": "reconstruction and link prediction (Nickel & Kiela 2017), or also HiT's multi-hop and "
                 "mixed-hop F1 (He et al. 2024) on the split the model trained with"})  # fmt: skip
 
+    def __post_init__(self) -> None:
+        # the training config's checks of the numbers given, before the model loads (`--holdout-share 2` was
+        # taken until then); with no split of its own, so that a share is judged with the model's holdout later
+        given = {name: getattr(self, name) for name in ("holdout_share", "max_eval_nodes")}
+        HierarchyTrainConfig(holdout="none", **{name: value for name, value in given.items() if value is not None})
+
 
 def run(job: EvaluateHierarchyJob) -> tuple[dict[str, float], HierarchyTrainConfig]:
     """`evaluate_hierarchy` with the job's settings: the metrics and the config they were computed with."""
