@@ -25,13 +25,12 @@ def main() -> None:
         from workflows.cli import app
 
         app(prog_name="sessionflow")  # its name in help and errors, run as `python -m workflows` too
-    except SystemExit:  # a stop typer caught ends as exit 130, without a word
-        if errors.signals_noted() and not errors.stop_told():
-            sys.exit(errors.tell_stop())
-        raise
-    except BaseException as err:  # a stop before typer's handling began, or outside it
-        if errors.ends_in_a_stop(err):
-            sys.exit(errors.stop_status() if errors.stop_told() else errors.tell_stop())
-        raise
+    except BaseException as err:
+        errors.ignore_stops()  # it has ended: from here it only says how, and exits
+        stopped = errors.signals_noted() if isinstance(err, SystemExit) else errors.ends_in_a_stop(err)
+        if not stopped:
+            raise
+        # (typer ends a stop it caught as exit 130, without a word, for SIGTERM too)
+        sys.exit(errors.stop_status() if errors.stop_told() else errors.tell_stop())
     finally:
         errors.ignore_stops()
