@@ -527,9 +527,11 @@ def open_output(location: str | os.PathLike) -> Iterator[pa.NativeFile]:
     The bytes go to a temporary name beside it (`.NAME.tmp-ID`) and are moved into
     place on success (a rename on local disks; one copy on object stores, whose
     objects appear whole or not at all); on an exception the temporary file is
-    removed and `location` is left as it was.
+    removed and `location` is left as it was. A local symbolic link is written
+    through, as a shell's `>` writes it: its target is replaced, the link kept (the
+    rename replaced the link itself with a file).
     """
-    fs, path = resolve(location)
+    fs, path = resolve(written_at(location))
     tmp = posixpath.join(posixpath.dirname(path), f".{posixpath.basename(path)}.tmp-{uuid.uuid4().hex[:12]}")
     with _errors(location):
         fs.create_dir(posixpath.dirname(path), recursive=True)
@@ -546,6 +548,14 @@ def open_output(location: str | os.PathLike) -> Iterator[pa.NativeFile]:
             stream.close()
         _delete_quietly(fs, tmp)
         raise
+
+
+def written_at(location: str | os.PathLike) -> str:
+    """Where a file written at `location` lands (`open_output`): the target of a local
+    symbolic link (followed to its end, made if dangling), else `location` itself."""
+    if is_local(location) and os.path.islink(path := resolve(location)[1]):
+        return os.path.realpath(path)
+    return str(location)
 
 
 def write_bytes(data: bytes, location: str | os.PathLike) -> str:
@@ -600,7 +610,7 @@ def check_writable_file(location: str | os.PathLike, what: str = "output") -> No
         raise StorageError(f"{what} {err}") from None
     if is_local(location) and os.path.exists(path) and not stat.S_ISREG(os.stat(path).st_mode):
         raise ValueError(f"{what} {location}: a device, pipe or socket is there, not a regular file; a file is needed")
-    check_writable_dir(parent(location), f"{what} {location}: its directory")
+    check_writable_dir(parent(written_at(location)), f"{what} {location}: its directory")
 
 
 def remove(location: str | os.PathLike) -> None:

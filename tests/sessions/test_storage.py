@@ -129,6 +129,23 @@ def test_a_file_write_is_atomic(s3):
     assert every == ["r.json"]  # no temporary file left behind
 
 
+def test_a_file_written_at_a_symbolic_link_is_written_through_it(tmp_path):
+    """As a shell's `>` does: the link stays, its target holds the bytes (a figure or a
+    synth log written at a link replaced the link with a file); a dangling link's
+    target is made."""
+    (tmp_path / "shared").mkdir()
+    (tmp_path / "f.png").symlink_to(tmp_path / "shared" / "f.png")
+    (tmp_path / "dangling.tsv").symlink_to(tmp_path / "shared" / "new.tsv")
+    for name, target in (("f.png", "f.png"), ("f.png", "f.png"), ("dangling.tsv", "new.tsv")):
+        written = f"bytes of {name}".encode()
+        storage.write_bytes(written, tmp_path / name)
+        assert (tmp_path / name).is_symlink() and (tmp_path / "shared" / target).read_bytes() == written
+    assert sorted(p.name for p in (tmp_path / "shared").iterdir()) == ["f.png", "new.tsv"]  # no temporary file left
+    (tmp_path / "deep.png").symlink_to(tmp_path / "new" / "deeper" / "f.png")
+    storage.check_writable_file(tmp_path / "deep.png", "--figure")  # the target's directory, made as a file's is
+    assert (tmp_path / "new" / "deeper").is_dir()
+
+
 def test_an_output_of_another_job_is_kept_unless_overwrite(tmp_path):
     out = str(tmp_path / "out")
     io.write_json(

@@ -307,7 +307,7 @@ def output_file(location: str, what: str = "--output") -> str:
     from sessions import storage
 
     try:
-        created = _first_missing(storage.parent(location))
+        created = _first_missing(storage.parent(storage.written_at(location)))
     except storage.StorageError:  # out of reach: told by the check, naming `what`
         created = None
     if created:
