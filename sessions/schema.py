@@ -50,6 +50,7 @@ class Reason(StrEnum):
     TRUNCATED_LINE = "truncated_line"  # last line of a file, without newline and incomplete
     TRUNCATED_STREAM = "truncated_stream"  # what follows the break in a damaged compressed file
     BAD_JSON = "bad_json"
+    NESTED_VALUE = "nested_value"  # a JSON object or array where a user, time, text or label is read
     EMPTY_USER = "empty_user"
     UNKNOWN_USER = "unknown_user"  # a value that stands for no one (deleted_account, \\N, --unknown-user)
     BAD_TIME = "bad_time"

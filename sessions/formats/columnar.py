@@ -118,6 +118,7 @@ class JsonFields(Columns):
 
 
 _JSON_VALUE = "_json:"  # the prefix of a block's column holding one key's value
+NESTED = "_json_nested"  # a block's column: whether a line's value of a key read is an object or an array
 # A number in JSON's float notation, as serde_json writes one: with a fraction or exponent.
 _FLOAT_NOTATION = r"^-?(?:0|[1-9][0-9]*)(?:\.[0-9]+|(?:\.[0-9]+)?[eE][+-]?[0-9]+)$"
 
@@ -125,8 +126,12 @@ _FLOAT_NOTATION = r"^-?(?:0|[1-9][0-9]*)(?:\.[0-9]+|(?:\.[0-9]+)?[eE][+-]?[0-9]+
 def json_values(text: pl.Series, names: Sequence[str]) -> list[pl.Series]:
     """The value of each top-level key in `names` of each JSON line of `text`, as text:
     a string as itself, an integer as its digits, a float as `float_text` writes it
-    (599381.0 and 5.99381e5 are 599381, as in a Parquet float column), any other value
-    as its JSON; null where the key is absent, null, or the line is not a JSON object.
+    (599381.0 and 5.99381e5 are 599381, as in a Parquet float column), `true` or
+    `false` for a boolean; null where the key is absent, null, or the line is not a
+    JSON object. Last, a boolean Series `NESTED` (one per line): whether one of those
+    values is an object or an array, which no setting reads as a user, a time or a text
+    (the line is rejected as `nested_value`, as a Parquet column of them is refused:
+    the object's JSON text was taken as the query or the user).
 
     polars' `json_path_match` writes a string without its quotes and a number as
     serde_json reads it, so its text cannot tell the number 599381.0 from the string
@@ -136,10 +141,13 @@ def json_values(text: pl.Series, names: Sequence[str]) -> list[pl.Series]:
     lines whose value is in float notation only (none, in a log whose ids are
     integers or text)."""
     out = []
+    nested = np.zeros(len(text), dtype=bool)
     for name in names:
         key = name.replace("\\", "\\\\").replace("'", "\\'")
         value = text.str.json_path_match(f"$['{key}']")
-        looks = np.flatnonzero(value.str.contains(_FLOAT_NOTATION).fill_null(False).to_numpy())
+        # the values Python's json reads again: those in float notation, and those that may be an object
+        # or an array (or a string that starts as one: `json_path_match` writes both alike)
+        looks = np.flatnonzero(value.str.contains(_FLOAT_NOTATION + r"|^[\[{]").fill_null(False).to_numpy())
         floats = np.full(len(text), np.nan)
         is_float = np.zeros(len(text), dtype=bool)
         integers: list[str | None] = [None] * len(text)
@@ -152,13 +160,15 @@ def json_values(text: pl.Series, names: Sequence[str]) -> list[pl.Series]:
                 floats[i], is_float[i] = held, True
             elif isinstance(held, int) and not isinstance(held, bool):
                 integers[i] = str(held)
+            elif isinstance(held, dict | list):
+                nested[i] = True
         if len(looks):
             value = pl.select(
                 pl.when(pl.lit(is_float)).then(float_text(pl.lit(floats)))
                 .otherwise(pl.coalesce(pl.lit(pl.Series(integers, dtype=pl.String)), pl.lit(value)))
             ).to_series()  # fmt: skip
         out.append(value.alias(_JSON_VALUE + name))
-    return out
+    return [*out, pl.Series(NESTED, nested)]
 
 
 def float_text(value: pl.Expr) -> pl.Expr:
@@ -249,6 +259,7 @@ class JsonLinesFormat(LogFormat):
                 *text_checks(),
                 (not_object & ~pl.col("terminated"), Reason.TRUNCATED_LINE),  # a last line, cut: not JSON
                 (not_object, Reason.BAD_JSON),
+                (pl.col(NESTED), Reason.NESTED_VALUE),
                 *self.value_checks(),
             ]
             raw = pl.coalesce("text", "undecodable")

@@ -631,3 +631,56 @@ def test_a_json_lines_file_cut_inside_its_last_line_rejects_it_as_truncated(tmp_
     (tmp_path / "whole").mkdir()
     _, whole, _ = ingest_bytes(tmp_path / "whole", "jsonl", body.rstrip("\n").encode())
     assert whole.height == 2
+
+
+def test_a_json_object_or_array_where_a_value_is_read_is_rejected_as_nested_value(tmp_path):
+    """`{"u": {"x": 1}, ...}` gave the user `{"x":1}`, and an object as the query its
+    JSON text, where a Parquet column of them is refused: such a line is rejected as
+    nested_value. A string that starts as one is text; a boolean is its word; an object
+    under a key no setting reads is no matter."""
+    t = "2023-01-05 10:00:00"
+    rows = [
+        {"u": {"x": 1}, "t": t, "q": "an object as the user"},
+        {"u": [1, 2], "t": t, "q": "a list as the user"},
+        {"u": "1001", "t": {"at": t}, "q": "an object as the time"},
+        {"u": "1001", "t": t, "q": {"text": "pizza"}},
+        {"u": "1001", "t": t, "q": []},
+        {"u": "1001", "t": t, "q": "an object as the label", "s": {"id": 1}},
+        {"u": "{x", "t": t, "q": "[brackets] in the query", "s": "1"},
+        {"u": True, "t": t, "q": "a boolean user", "s": "1"},
+        {"u": "1002", "t": t, "q": "an object elsewhere", "s": "1", "other": {"a": [1]}},
+    ]
+    path = tmp_path / "log.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    report = ingest([path], "table", tmp_path / "out", options=ReadOptions(map="user=u,time=t,text=q,session=s"))
+    rejected = read_table(tmp_path / "out" / "rejected.parquet").sort("line_no")
+    assert rejected.select("line_no", "reason").rows() == [(i, Reason.NESTED_VALUE) for i in range(1, 7)]
+    events = read_table(tmp_path / "out" / "events.parquet").sort("row_id")
+    assert events.select("user_id", "query").rows() == [
+        ("{x", "[brackets] in the query"), ("true", "a boolean user"), ("1002", "an object elsewhere")]  # fmt: skip
+    assert report.to_dict()["rejected_by_reason"] == {"nested_value": 6}
+
+
+PRINTABLE = st.text(st.characters(exclude_categories=("Cc", "Cs")), max_size=6)  # (a control character: junk)
+JSON_SCALARS = st.one_of(PRINTABLE, st.integers(-(10**6), 10**6), st.booleans())
+JSON_VALUES = st.one_of(JSON_SCALARS, st.lists(JSON_SCALARS, max_size=2),
+                        st.dictionaries(st.text(max_size=3), JSON_SCALARS, max_size=2))  # fmt: skip
+
+
+@settings(max_examples=30, deadline=None)
+@given(users=st.lists(JSON_VALUES, min_size=1, max_size=8), texts=st.lists(JSON_VALUES, min_size=8, max_size=8))
+def test_a_json_line_is_nested_value_exactly_when_a_value_read_is_an_object_or_array(tmp_path_factory, users, texts):
+    """Whatever the values: a line is rejected as nested_value exactly when its user or
+    its text is an object or an array, and never for a string that looks like one."""
+    tmp_path = tmp_path_factory.mktemp("nested")
+    rows = [{"u": u, "t": "2023-01-05 10:00:00", "q": q} for u, q in zip(users, texts, strict=False)]
+    path = tmp_path / "log.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    ingest([path], "table", tmp_path / "out", options=ReadOptions(map="user=u,time=t,text=q"))
+    nested = {
+        i + 1 for i, row in enumerate(rows) if isinstance(row["u"], dict | list) or isinstance(row["q"], dict | list)
+    }
+    rejected = read_table(tmp_path / "out" / "rejected.parquet")
+    assert {
+        line for line, reason in rejected.select("line_no", "reason").rows() if reason == Reason.NESTED_VALUE
+    } == nested
