@@ -55,6 +55,23 @@ def write_log(
     return SynthSummary(location, cfg.style, rows, users, sessions, missions, round(time.perf_counter() - start, 2))
 
 
+def is_synthetic_log(path: str | Path) -> bool:
+    """Whether the file at `path` is a log `write_log` wrote: its TSV header (first line,
+    decompressed) or its Parquet schema has the gold columns. False for any other file,
+    and for one that cannot be read as either."""
+    location = str(path)
+    try:
+        if location.endswith(".parquet"):
+            with storage.open_random_access(location) as file:
+                names = pq.read_schema(file).names
+        else:
+            with storage.open_input(location) as stream:
+                names = stream.read(1 << 16).split(b"\n", 1)[0].decode("utf-8").rstrip("\r").split("\t")
+    except (OSError, ValueError, pa.ArrowException):
+        return False
+    return {"gold_session", "gold_mission", "gold_reformulation"} <= set(names)
+
+
 class _TsvWriter:
     def __init__(self, stream: pa.NativeFile, location: str) -> None:
         compression = {".gz": "gzip", ".bz2": "bz2", ".zst": "zstd"}.get(Path(location).suffix)

@@ -55,6 +55,23 @@ def test_synth_then_ingest_with_wordnet(tmp_path):
     assert events["gold_mission"].null_count() == 0
 
 
+@pytest.mark.parametrize(("name", "style"), [("log.tsv", "aol"), ("log.txt.gz", "aol"), ("metadata.parquet", "prompt")])
+def test_synth_replaces_its_own_log_and_keeps_any_other_file_unless_overwrite(tmp_path, name, style):
+    """`synth -o` onto a file replaced it without a word: a real log of the same name
+    (`user-ct-test-collection-01.txt`) was lost. A synthetic log is replaced, as a job
+    run again replaces its own output."""
+    log, words = tmp_path / name, ("synth", "--users", "3", "--style", style, "--output", str(tmp_path / name))
+    log.write_bytes(b"AnonID\tQuery\tQueryTime\n1\tmy own log\t2006-03-01 10:00:00\n")
+    refused = runner.invoke(app, words)
+    assert refused.exit_code == 2 and refused.output.strip() == (
+        f"error: --output {log}: a file that is not a synthetic log is there; --overwrite replaces it"
+    )
+    assert log.read_bytes().endswith(b"my own log\t2006-03-01 10:00:00\n")
+    assert invoke(*words, "--overwrite").exit_code == 0
+    first = log.read_bytes()
+    assert invoke(*words, "--seed", "7").exit_code == 0 and log.read_bytes() != first  # its own: replaced
+
+
 def test_bad_arguments_get_clear_errors(tmp_path):
     log = tmp_path / "x.tsv"
     log.write_text("AnonID\tQuery\tQueryTime\tItemRank\tClickURL\n")
