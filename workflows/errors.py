@@ -44,7 +44,7 @@ class Stopped(KeyboardInterrupt):
 class Interrupted(KeyboardInterrupt):
     """A command stopped by Ctrl-C (SIGINT), as `stop_on_signals` raises it.
 
-    A KeyboardInterrupt of its own class, not Python's: CPython (3.8 to 3.13,
+    A KeyboardInterrupt of its own class, not Python's: CPython since 3.8 (bpo-1054041;
     `run_eval_code_obj` in Python/pythonrun.c) marks the process "ended by an unhandled
     Ctrl-C" whenever a plain KeyboardInterrupt leaves code run from a string, which
     `exec(str)` is (the code `dataclasses` and `namedtuple` make while a module is
