@@ -72,6 +72,22 @@ def test_synth_replaces_its_own_log_and_keeps_any_other_file_unless_overwrite(tm
     assert invoke(*words, "--seed", "7").exit_code == 0 and log.read_bytes() != first  # its own: replaced
 
 
+@pytest.mark.parametrize(
+    ("words", "says"),
+    [(["ingest", "x", "-o", "o", "--engine", "bogus"],
+      "error: Invalid value for '--engine': 'bogus' is not one of 'auto', 'ray', 'local'; see 'sessionflow ingest"),
+     (["segment", "x", "-o", "o", "--gap-minutes", "abc"], "error: Invalid value for '--gap-minutes': Input should be"),
+     (["train", "session", "--no-such-option"], "error: No such option: --no-such-option"),
+     (["segment", "x", "-o"], "error: Option '-o' requires an argument")],
+)  # fmt: skip
+def test_a_mistake_the_command_line_parser_finds_is_one_line(words, says):
+    """An unknown option or a value of the wrong type was click's usage, a hint and the
+    error over four lines, where every other refusal is `error: ...` in one."""
+    result = runner.invoke(app, words, prog_name="sessionflow")
+    lines = result.output.strip().splitlines()
+    assert result.exit_code == 2 and len(lines) == 1 and lines[0].startswith(says), result.output
+
+
 def test_bad_arguments_get_clear_errors(tmp_path):
     log = tmp_path / "x.tsv"
     log.write_text("AnonID\tQuery\tQueryTime\tItemRank\tClickURL\n")

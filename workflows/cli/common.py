@@ -45,5 +45,10 @@ def peak_rss_mib() -> int:
 
 def fail(message: str) -> typer.Exit:
     """Print an error and give the exit to raise (status 2, as for bad usage)."""
-    console.print(f"[red]error:[/red] {message}", soft_wrap=True, highlight=False)
+    say_error(message)
     return typer.Exit(code=2)
+
+
+def say_error(message: str) -> None:
+    """Print `error: message`, the one line every refusal of a command ends in."""
+    console.print(f"[red]error:[/red] {message}", soft_wrap=True, highlight=False)

@@ -29,7 +29,12 @@ from typing import Annotated, Any, Literal
 import typer
 from typer.core import TyperArgument, TyperCommand
 
-from workflows.cli.common import fail
+from workflows.cli.common import fail, say_error
+
+try:  # typer 0.2x parses with a click of its own, typer._click; older typers with click
+    from typer._click.exceptions import UsageError
+except ImportError:
+    from click.exceptions import UsageError
 from workflows.config import Leaf, build, leaves, read_yaml, to_yaml
 from workflows.errors import USER_ERRORS, ends_in_a_stop, tell_stop
 from workflows.jobs.common import nothing_left_on_error
@@ -89,13 +94,32 @@ def annotation(leaf: Leaf) -> Any:
 class _Command(TyperCommand):
     """A typer command whose arguments' help rows show their name and help, not the
     Python type typer would add (`INPUTS <list[str]>`): what an argument takes (files,
-    directories, URIs) is in its help."""
+    directories, URIs) is in its help; and whose command-line mistakes that click finds
+    (an unknown option, a value of the wrong type or not among the choices) are told in
+    one line, as every other refusal (`_UsageError`)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         for param in self.params:
             if isinstance(param, TyperArgument):
                 param.display_type = lambda ctx: ""  # type: ignore[method-assign]
+
+    def make_context(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().make_context(*args, **kwargs)
+        except UsageError as err:
+            raise _UsageError(err.format_message(), err.ctx) from None
+
+
+class _UsageError(UsageError):
+    """A mistake click found on the command line, told as `error: ...; see 'sessionflow
+    segment --help'` and exit 2: click's own showed its usage and a hint over four lines
+    (and typer's parser began a wrong value's reason with "Value error, ")."""
+
+    def show(self, file: Any = None) -> None:
+        said = self.message.replace("Value error, ", "").rstrip(".")
+        hint = f"; see '{self.ctx.command_path} --help'" if self.ctx is not None else ""
+        say_error(f"{said}{hint}")
 
 
 def command(app: typer.Typer, config_cls: type, name: str | None = None) -> Callable[[Callable], Callable]:
