@@ -126,12 +126,14 @@ def sigterm_received() -> Stopped:
 
 
 def _raise_stopped(signum: int, frame: FrameType | None) -> None:
-    raise sigterm_received()
+    if not _ended:
+        raise sigterm_received()
 
 
 def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
-    note_signal(signal.SIGINT)
-    raise Interrupted
+    if not _ended:
+        note_signal(signal.SIGINT)
+        raise Interrupted
 
 
 def ends_in_a_stop(err: BaseException) -> bool:
@@ -145,14 +147,21 @@ def ends_in_a_stop(err: BaseException) -> bool:
 
 
 def ignore_stops() -> None:
-    """Ignore SIGINT and SIGTERM from here on: the command has said its last word and is
-    only exiting. A handler of Python's is set back to the signal's default while the
+    """Ignore SIGINT and SIGTERM from here on: the command has ended, and only says how
+    and exits. A handler of Python's is set back to the signal's default while the
     interpreter finalizes (CPython's `_PySignal_Fini`), and a signal then, a second
     Ctrl-C or a SIGTERM in the half second that Ray's and torch's teardown take, killed
     the process after its last line (status -2 or -15) or after its summary; an ignored
-    signal stays ignored. SIGKILL still ends it."""
+    signal stays ignored. SIGKILL still ends it. A signal that came just before, whose
+    handler Python runs only now (`signal.signal` runs those waiting), neither raises
+    nor counts: a Ctrl-C then a SIGTERM 20 ms apart raised the SIGTERM's `Stopped`
+    from here, a traceback."""
+    _ended.append(True)
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, signal.SIG_IGN)
+
+
+_ended: list[bool] = []  # `ignore_stops` has run
 
 
 _unraisablehook = sys.__unraisablehook__
