@@ -216,7 +216,8 @@ def test_demo_holds_the_configs_of_its_steps():
         (["synth", "--click-probs", "0.5,0.6", "-o", "m.tsv"], "--click-probs must be probabilities of 0, 1, 2, ... rows"),  # noqa: E501
         (["demo", "--config", "{demo_model}"], "set by this command itself"),
         (["evaluate", "segmentation", "--config", "{eval_method}"], "method set by this command itself"),
-        (["ingest", "x", "-f", "aol", "-o", "o", "--block-mb", "0"], "--block-mb must be at least 1"),
+        (["ingest", "x", "-f", "aol", "-o", "o", "--block-mb", "0"], "--block-mb must be from 1 to 1,024, not 0"),
+        (["ingest", "x", "-f", "aol", "-o", "o", "--block-mb", "2048"], "--block-mb must be from 1 to 1,024, not 2,"),
         (["annotate", "x", "-o", "o", "--ratio", "0"], "--ratio must be in (0, 1]"),
         (["score", "x", "-o", "o", "--ratio", "-0.1"], "--ratio must be in (0, 1]"),
         (["evaluate", "reformulation", "--gt", "g", "--ratio", "5"], "--ratio must be in (0, 1]"),

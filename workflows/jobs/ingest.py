@@ -10,6 +10,10 @@ from sessions.ingest import EVENTS_FILE, IngestReport
 from sessions.records import DEFAULT_BLOCK_BYTES
 from workflows.jobs import common
 
+# A block is held several times over while it is parsed, and Arrow's strings count their
+# bytes in 32 bits: 2**43 MiB was an OverflowError from pyarrow, 2 GiB a MemoryError.
+MAX_BLOCK_MB = 1024
+
 
 @dataclass(frozen=True)
 class IngestJob:
@@ -20,15 +24,14 @@ class IngestJob:
     output: str | None = common.output()
     overwrite: bool = common.overwrite()
     read: ReadOptions = common.read_options()
-    block_mb: int = field(
-        default=DEFAULT_BLOCK_BYTES >> 20, metadata={"help": "read this many MiB at a time (bounds memory)"}
-    )
+    block_mb: int = field(default=DEFAULT_BLOCK_BYTES >> 20, metadata={
+        "help": f"read this many MiB at a time, 1 to {MAX_BLOCK_MB:,} (bounds memory)"})  # fmt: skip
     engine: common.Engine = common.engine()
     address: str | None = common.address()
 
     def __post_init__(self) -> None:
-        if self.block_mb < 1:
-            raise ValueError("--block-mb must be at least 1")
+        if not 1 <= self.block_mb <= MAX_BLOCK_MB:
+            raise ValueError(f"--block-mb must be from 1 to {MAX_BLOCK_MB:,}, not {self.block_mb:,}")
         common.check_engine(self.engine, self.address)
 
 
