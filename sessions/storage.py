@@ -601,7 +601,10 @@ def check_writable_file(location: str | os.PathLike, what: str = "output") -> No
     directory is there, something that is not a regular file (a device such as
     /dev/null, a pipe, a socket: writing replaces a file by renaming onto it), or a file
     where its directory should be; StorageError (one line, naming `what`) when the
-    filesystem refuses."""
+    filesystem refuses. A name ending in `/` is a directory's: refused (`--figure t.png/`
+    wrote the file `t.png`)."""
+    if str(location).endswith("/"):
+        raise ValueError(f"{what} {location}: a directory's name (it ends with /); a file is needed")
     try:
         if is_dir(location):
             raise ValueError(f"{what} {location}: a directory is there; a file is needed")

@@ -247,6 +247,7 @@ def test_demo_holds_the_configs_of_its_steps():
         # refused before the model loads, by the training config's own checks, and named by its flags
         (["evaluate", "hierarchy", "--holdout-share", "2"], "error: --holdout-share must be in [0, 1)"),
         (["evaluate", "hierarchy", "--max-eval-nodes", "0"], "error: --max-eval-nodes must be at least 1"),
+        (["synth", "-o", "s.tsv/"], "error: --output s.tsv/: a directory's name (it ends with /); a file is needed"),
         # a list option given empty is an empty list, not "not given" (the default was kept, unsaid)
         (["synth", "-o", "s.tsv", "--click-probs", ""], "error: --click-probs must be probabilities"),
         (["synth", "-o", "s.tsv", "--click-probs", " , "], "error: --click-probs must be probabilities"),

@@ -327,6 +327,8 @@ def test_every_format_a_figure_is_taken_in_is_written_with_its_text(tmp_path):
      ("/dev/null", f"--figure /dev/null: it has no suffix to name its format; end it with {FORMATS}"),
      ("f1", f"--figure f1: it has no suffix to name its format; end it with {FORMATS}"),
      ("f1.txt", f"--figure f1.txt: its suffix .txt is not an image format; end it with {FORMATS}"),
+     ("adir.png/", "--figure adir.png/: a directory's name (it ends with /); a file is needed"),
+     ("new.png/", "--figure new.png/: a directory's name (it ends with /); a file is needed"),
      *[("f1.pgf", f"--figure f1.pgf: its suffix .pgf needs {TEX} (TeX), which is not installed; end it with {FORMATS}")
        for _ in range(not shutil.which(TEX))]],
 )  # fmt: skip
