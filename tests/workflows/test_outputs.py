@@ -356,7 +356,7 @@ def test_a_figure_is_written_in_the_format_its_suffix_names_under_that_name(tmp_
     gold = "\n".join(f"{i};7;query {i};;01/03/2006 10:0{i};{1141207200 + 60 * i};s{i // 2}" for i in range(6))
     (tmp_path / "gayo.csv").write_text(gold + "\n")
     result = sessionflow("evaluate", "segmentation", "--gt", "gayo.csv", "-f", "gayo-avello", "--figure", name)
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 0 and result.output.strip().endswith(f"figure: {name}"), result.output  # said where
     assert (tmp_path / name).read_bytes().startswith(magic)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["gayo.csv", name])
 

@@ -78,6 +78,8 @@ def segmentation(job: EvaluateSegmentationJob, as_json: JsonOption = False) -> N
         table.add_row(row["system"], row["level"], *gold_cell, *(f"{row[k]:.3f}" for k in METRIC_HEADERS))
     out.print(table)
     out.print(user_size_table(result.by_user_size, golds))
+    if job.figure is not None:  # where it went, as other commands list their outputs
+        out.print(f"figure: {job.figure}", soft_wrap=True, highlight=False)
 
 
 CV_KEYS = {"f1": "pair F1", "precision": "pair P", "recall": "pair R", "ari": "ARI", "boundary_f1": "boundary F1",

@@ -105,7 +105,10 @@ def training_data(pairs_path: str, cfg: SessionTrainConfig) -> tuple[pl.DataFram
         val = val.sample(cfg.max_val_pairs, seed=cfg.seed, shuffle=True)
     needed = cfg.workers * cfg.batch_size
     if train.height < needed:
-        raise ValueError(f"{train.height} training examples: fewer than one global batch ({needed})")
+        raise ValueError(
+            f"{train.height} training examples: fewer than one global batch ({needed}: {cfg.batch_size} a worker, "
+            f"{cfg.workers} workers); mine a larger log, or lower the batch size"
+        )
     if val["label"].n_unique() < 2:
         raise ValueError("the val split needs positive and negative pairs")
     return train, val
