@@ -585,3 +585,25 @@ def test_a_figures_new_directory_is_not_left_by_a_command_that_fails(tmp_path, m
                          "--figure", "new/sub/f1.png")  # fmt: skip
     assert result.exit_code == 2 and result.output.startswith("error: "), result.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["gayo.csv"]
+
+
+@pytest.mark.parametrize("stop", [KeyboardInterrupt, RuntimeError])
+def test_a_stopped_or_crashed_job_leaves_no_empty_directory_it_made(tmp_path, monkeypatch, stop):
+    """A `segment` stopped before its first table (Ctrl-C during Ray's start) left its
+    new, empty output directory; what a job wrote stays, for its resume."""
+    import sessions.pipeline
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "log.tsv").write_text("AnonID\tQuery\tQueryTime\tItemRank\tClickURL\n1\tq\t2006-03-01 10:00:00\t\t\n")
+
+    def stopped(inputs, fmt, output, *args, **kwargs):
+        if "kept" in output:
+            (Path(output) / "part.tmp").write_text("written")
+        raise stop()
+
+    monkeypatch.setattr(sessions.pipeline, "segment_logs", stopped)
+    for output in ("new/out", "kept/out"):
+        result = runner.invoke(app, ["segment", "log.tsv", "-f", "aol", "--engine", "local", "-o", output])
+        assert result.exit_code != 0 and isinstance(result.exception, stop | SystemExit), result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kept", "log.tsv"]
+    assert (tmp_path / "kept" / "out" / "part.tmp").read_text() == "written"

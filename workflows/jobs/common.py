@@ -4,8 +4,9 @@ labelled pairs that `train session` and `evaluate pairs` both take (`read_pairs_
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -336,21 +337,38 @@ def nothing_left_on_error() -> Iterator[None]:
     for an `output_file`) is deleted again: a
     failed command leaves nothing that looks like output. A directory that was there
     keeps what it held, less the report the claim removed, so it does not look complete
-    either. Other exceptions (a crash, an interrupt) keep the output for the job's resume."""
+    either. Other exceptions (a crash, an interrupt) keep the output for the job's resume,
+    but for the directories it created that are still empty (a `segment` stopped before
+    its first table left an empty output directory)."""
     from sessions import storage
 
     start = len(_CREATED)
     try:
         yield
-    except Exception as err:
+    except BaseException as err:
         cause = user_error(err)
         if cause is None:
+            for location in reversed(_CREATED[start:]):
+                _remove_empty_dirs(location)
             raise
         for location in reversed(_CREATED[start:]):
             storage.remove(location)
         raise cause from None
     finally:
         del _CREATED[start:]
+
+
+def _remove_empty_dirs(location: str) -> None:
+    """Delete the directories under a local `location`, and it, that hold nothing (not a
+    file at any depth); an object store keeps no directory without objects."""
+    from sessions import storage
+
+    if not storage.is_local(location):
+        return
+    root = storage.resolve(location)[1]
+    for here, _, _ in os.walk(root, topdown=False):
+        with suppress(OSError):  # not empty, or gone
+            os.rmdir(here)
 
 
 PAIR_COLUMNS = ("query_a", "query_b", "label")  # what every reader of labelled pairs needs
