@@ -21,6 +21,12 @@ def invoke(*args: str):
     return runner.invoke(app, list(args), catch_exceptions=False)
 
 
+def test_a_group_without_a_command_shows_its_help():
+    for words in ([], ["train"], ["evaluate"]):
+        result = runner.invoke(app, words, prog_name="sessionflow")
+        assert result.output.startswith(f"Usage: {' '.join(['sessionflow', *words])} [OPTIONS] COMMAND"), words
+
+
 def test_console_script_is_installed():
     script = Path(sys.executable).parent / "sessionflow"
     out = subprocess.run([str(script), "--help"], capture_output=True, text=True, check=True).stdout
@@ -78,11 +84,14 @@ def test_synth_replaces_its_own_log_and_keeps_any_other_file_unless_overwrite(tm
       "error: Invalid value for '--engine': 'bogus' is not one of 'auto', 'ray', 'local'; see 'sessionflow ingest"),
      (["segment", "x", "-o", "o", "--gap-minutes", "abc"], "error: Invalid value for '--gap-minutes': Input should be"),
      (["train", "session", "--no-such-option"], "error: No such option: --no-such-option"),
-     (["segment", "x", "-o"], "error: Option '-o' requires an argument")],
+     (["segment", "x", "-o"], "error: Option '-o' requires an argument"),
+     (["bogus"], "error: No such command 'bogus'; see 'sessionflow --help'"),
+     (["train", "sesion"], "error: No such command 'sesion'. Did you mean 'session'? See 'sessionflow train --help'"),
+     (["--bogus"], "error: No such option: --bogus; see 'sessionflow --help'")],
 )  # fmt: skip
 def test_a_mistake_the_command_line_parser_finds_is_one_line(words, says):
-    """An unknown option or a value of the wrong type was click's usage, a hint and the
-    error over four lines, where every other refusal is `error: ...` in one."""
+    """An unknown option, command or a value of the wrong type was click's usage, a hint
+    and the error over four lines, where every other refusal is `error: ...` in one."""
     result = runner.invoke(app, words, prog_name="sessionflow")
     lines = result.output.strip().splitlines()
     assert result.exit_code == 2 and len(lines) == 1 and lines[0].startswith(says), result.output

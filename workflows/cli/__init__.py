@@ -28,7 +28,7 @@ import os
 import typer
 
 from workflows.cli import annotate, demo, evaluate, ingest, mine, models, score, segment, synth, train
-from workflows.cli.options import command
+from workflows.cli.options import Group, command
 from workflows.jobs.annotate import AnnotateJob
 from workflows.jobs.demo import DemoConfig
 from workflows.jobs.evaluate_crossval import EvaluateCrossvalJob
@@ -59,11 +59,13 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
+    cls=Group,
 )
-evaluate_app = typer.Typer(help="Score results against ground truth.", no_args_is_help=True, rich_markup_mode=None)
+evaluate_app = typer.Typer(help="Score results against ground truth.", no_args_is_help=True, rich_markup_mode=None,
+                           cls=Group)  # fmt: skip
 train_app = typer.Typer(help="Train models (the encoders with Ray Train, the segmenter with scikit-learn); runs and "
                         "models go to MLflow.", no_args_is_help=True,
-                        rich_markup_mode=None)  # fmt: skip
+                        rich_markup_mode=None, cls=Group)  # fmt: skip
 
 # every command: its job's config (the options), the function that runs it and prints
 COMMANDS = [

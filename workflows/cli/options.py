@@ -21,20 +21,21 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import typer
-from typer.core import TyperArgument, TyperCommand
+from typer.core import TyperArgument, TyperCommand, TyperGroup
 
 from workflows.cli.common import fail, say_error
 
 try:  # typer 0.2x parses with a click of its own, typer._click; older typers with click
-    from typer._click.exceptions import UsageError
+    from typer._click.exceptions import NoArgsIsHelpError, UsageError
 except ImportError:
-    from click.exceptions import UsageError
+    from click.exceptions import NoArgsIsHelpError, UsageError
 from workflows.config import Leaf, build, leaves, read_yaml, to_yaml
 from workflows.errors import USER_ERRORS, ends_in_a_stop, tell_stop
 from workflows.jobs.common import nothing_left_on_error
@@ -105,10 +106,33 @@ class _Command(TyperCommand):
                 param.display_type = lambda ctx: ""  # type: ignore[method-assign]
 
     def make_context(self, *args: Any, **kwargs: Any) -> Any:
-        try:
+        with _one_line_usage_errors():
             return super().make_context(*args, **kwargs)
-        except UsageError as err:
-            raise _UsageError(err.format_message(), err.ctx) from None
+
+
+class Group(TyperGroup):
+    """A typer group (`sessionflow`, `sessionflow train`, `sessionflow evaluate`) whose
+    mistakes (`sessionflow bogus`, an unknown option of its own) are told in one line,
+    as its commands' are (`_UsageError`); with no command, it shows its help."""
+
+    def make_context(self, *args: Any, **kwargs: Any) -> Any:
+        with _one_line_usage_errors():
+            return super().make_context(*args, **kwargs)
+
+    def resolve_command(self, *args: Any, **kwargs: Any) -> Any:
+        with _one_line_usage_errors():
+            return super().resolve_command(*args, **kwargs)
+
+
+@contextmanager
+def _one_line_usage_errors() -> Iterator[None]:
+    """Re-raise click's usage errors as `_UsageError`, but the one that shows a group's help."""
+    try:
+        yield
+    except NoArgsIsHelpError:
+        raise
+    except UsageError as err:
+        raise _UsageError(err.format_message(), err.ctx) from None
 
 
 class _UsageError(UsageError):
@@ -118,8 +142,9 @@ class _UsageError(UsageError):
 
     def show(self, file: Any = None) -> None:
         said = self.message.replace("Value error, ", "").rstrip(".")
-        hint = f"; see '{self.ctx.command_path} --help'" if self.ctx is not None else ""
-        say_error(f"{said}{hint}")
+        if self.ctx is not None:  # after a question (`Did you mean 'session'?`), a sentence of its own
+            said += f"{' S' if said.endswith('?') else '; s'}ee '{self.ctx.command_path} --help'"
+        say_error(said)
 
 
 def command(app: typer.Typer, config_cls: type, name: str | None = None) -> Callable[[Callable], Callable]:
