@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 
 from sessions import storage
 from synth.config import SynthConfig
-from synth.generate import Chunk, generate
+from synth.generate import GOLD, Chunk, generate
 from synth.taxonomy import Taxonomy
 
 
@@ -69,7 +69,7 @@ def is_synthetic_log(path: str | Path) -> bool:
                 names = stream.read(1 << 16).split(b"\n", 1)[0].decode("utf-8").rstrip("\r").split("\t")
     except (OSError, ValueError, pa.ArrowException):
         return False
-    return {"gold_session", "gold_mission", "gold_reformulation"} <= set(names)
+    return set(GOLD) <= set(names)
 
 
 class _TsvWriter:

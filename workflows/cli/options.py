@@ -31,14 +31,14 @@ import typer
 from typer.core import TyperArgument, TyperCommand, TyperGroup
 
 from workflows.cli.common import fail, say_error
+from workflows.config import Leaf, build, leaves, read_yaml, to_yaml
+from workflows.errors import USER_ERRORS, ends_in_a_stop, tell_stop
+from workflows.jobs.common import nothing_left_on_error
 
 try:  # typer 0.2x parses with a click of its own, typer._click; older typers with click
     from typer._click.exceptions import NoArgsIsHelpError, UsageError
 except ImportError:
     from click.exceptions import NoArgsIsHelpError, UsageError
-from workflows.config import Leaf, build, leaves, read_yaml, to_yaml
-from workflows.errors import USER_ERRORS, ends_in_a_stop, tell_stop
-from workflows.jobs.common import nothing_left_on_error
 
 PRINT_HELP = "Print the settings as YAML and stop (null: a default that depends on another setting)."
 CONFIG_HELP = "A YAML file of this command's settings (write one with --print-config); options given override it."
