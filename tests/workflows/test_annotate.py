@@ -79,6 +79,15 @@ def test_annotate_types_each_pair_and_accounts_for_every_row(hierarchy_uri, tmp_
     assert report["annotate"]["reformulations"] == {
         "start": 3, "specialisation": 2, "generalisation": 2, "lateral": 1, "repeat": 1,
     }  # fmt: skip
+    # its outputs are its own: the segment run's tables, settings and command are named apart, as that run's
+    annotated = str(tmp_path / "a" / "annotations.parquet")
+    assert report["outputs"] == {"annotations.parquet": annotated, "report.json": str(tmp_path / "a" / "report.json")}
+    segmented_at = str(tmp_path / "s")
+    assert report["segmented"]["output"] == segmented_at and report["segmented"]["config"]["output"] == segmented_at
+    assert report["segmented"]["outputs"]["sessions.parquet"] == str(tmp_path / "s" / "sessions.parquet")
+    assert "config" not in report and "command" in report["segmented"]
+    assert (report["rows_in"], report["rows_ok"], report["rows_rejected"]) == (10, 9, 1)  # the segment run's rows
+    assert "sessions from" in done.output and "queries: first of a session" in done.output
 
     # raw logs: sessions are found first (the default cascade), every row accounted for
     annotate = ["annotate", str(log), "--format", "aol", "--model", hierarchy_uri, "-o", str(tmp_path / "r")]
@@ -90,6 +99,8 @@ def test_annotate_types_each_pair_and_accounts_for_every_row(hierarchy_uri, tmp_
     assert again["row_id"].to_list() == got["row_id"].to_list()
     assert again["specificity"].to_list() == pytest.approx(got["specificity"].to_list())
     assert read_table(tmp_path / "r" / "rejected.parquet").height == 1
+    assert set(report["outputs"]) == {"annotations.parquet", "sessions.parquet", "rejected.parquet", "report.json"}
+    assert all(str(tmp_path / "r") in line for line in raw.output.splitlines() if ".parquet" in line)
 
 
 def test_evaluate_reformulation_agrees_with_an_independent_count(hierarchy_uri, tiny_taxonomy, tmp_path):

@@ -8,6 +8,8 @@ from workflows.cli.ingest import ingest_rows
 from workflows.cli.progress import out, summary_table
 from workflows.jobs.annotate import AnnotateJob
 
+QUERY_KINDS = {"start": "first of a session"}  # the report's name for a query with no reformulation type
+
 
 def annotate(job: AnnotateJob) -> None:
     """Read a log for specialisation and generalisation with a hierarchy model.
@@ -31,7 +33,9 @@ def annotate(job: AnnotateJob) -> None:
 
     report = run(job)
     part = report["annotate"]
-    rows = {**ingest_rows(report), **{f"queries: {t}": n for t, n in sorted(part["reformulations"].items())},
+    kinds = {f"queries: {QUERY_KINDS.get(t, t)}": n for t, n in sorted(part["reformulations"].items())}
+    rows = {**ingest_rows(report), **kinds,
             "seconds": part["seconds"], "peak RSS (MiB)": peak_rss_mib(),
-            "annotations.parquet": report["outputs"]["annotations.parquet"]}  # fmt: skip
+            **({"sessions from": report["segmented"]["output"]} if "segmented" in report else {}),
+            **report["outputs"]}  # fmt: skip
     out.print(summary_table(f"annotate ({job.model}, ratio {job.ratio})", rows))

@@ -36,6 +36,7 @@ from sessions.segment import user_time_order
 from workflows.jobs import common
 
 ANNOTATIONS_FILE = "annotations.parquet"
+SEGMENT_RUN_KEYS = ("outputs", "config", "seconds", "command", "versions")  # of a segment report: that run's own
 
 
 def hierarchy_geometry(uri: str) -> Geometry:
@@ -77,6 +78,9 @@ def annotate_logs(
     report = read_json(storage.join(source, REPORT_FILE))
     if source == out:
         storage.remove(storage.join(out, REPORT_FILE))  # until the annotations are there too
+    else:  # the segment output's accounting of rows stands; what that job wrote and how is its own, named apart
+        report["segmented"] = {"output": source, **{key: report.pop(key, None) for key in SEGMENT_RUN_KEYS}}
+        report["outputs"] = {REPORT_FILE: storage.join(out, REPORT_FILE)}
     sessions = user_time_order(scan_table(storage.join(source, SESSIONS_FILE)).collect())
     annotated = annotate(sessions, hierarchy_geometry(model_uri), ratio)
     with ParquetSink(storage.join(out, ANNOTATIONS_FILE), annotated.schema) as sink:
@@ -89,7 +93,7 @@ def annotate_logs(
         "reformulations": {t: int(n) for t, n in counts.iter_rows() if t in (*REFORMULATIONS, "start")},
         "seconds": round(time.perf_counter() - start, 3),
     }  # fmt: skip
-    report.setdefault("outputs", {})[ANNOTATIONS_FILE] = storage.join(out, ANNOTATIONS_FILE)
+    report["outputs"] = {ANNOTATIONS_FILE: storage.join(out, ANNOTATIONS_FILE), **report["outputs"]}
     write_report(report, out)
     return report
 
