@@ -280,6 +280,17 @@ def test_mine_writes_pairs_and_counts(gt, tmp_path):
         app, ["mine", str(tmp_path / "nothing"), "--output", str(tmp_path / "p"), "--engine", "local"]
     )
     assert result.exit_code == 2 and "run `sessionflow segment` first" in result.output
+    assert "note: no pairs" not in mined.output
+
+
+def test_mine_of_sessions_without_a_pair_says_why_it_found_none(gt, tmp_path):
+    """Sessions of one query each give no positive, so no negative either: the summary says so."""
+    single = "\n".join(line for line in GAYO.splitlines() if line.split(";")[0] in ("1", "4", "7"))
+    (tmp_path / "single.csv").write_text(single + "\n")
+    invoke("segment", str(tmp_path / "single.csv"), "-f", "gayo-avello", "-o", str(tmp_path / "s"))
+    mined = invoke("mine", str(tmp_path / "s"), "--output", str(tmp_path / "p"))
+    assert json.loads((tmp_path / "p" / "report.json").read_text())["pairs"] == 0
+    assert "note: no pairs: no session holds two distinct queries" in " ".join(mined.output.split())
 
 
 def test_mine_gold_accounts_for_every_row_of_the_labelled_log(gt, tmp_path):

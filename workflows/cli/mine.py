@@ -30,3 +30,8 @@ def mine(job: MineJob) -> None:
     rows = {**ingest_rows(report), "pairs": report["pairs"], **table, "engine": engine_text(report["config"]),
             "seconds": report["seconds"], "peak RSS (MiB)": peak_rss_mib(), **report["outputs"]}  # fmt: skip
     out.print(summary_table("mine", rows))
+    if report["pairs"] == 0 and not job.gold:
+        out.print(
+            "note: no pairs: no session holds two distinct queries (a positive), and negatives are drawn as many as "
+            "the positives; `train session` needs pairs of sessions of two or more queries"
+        )
