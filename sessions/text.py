@@ -13,14 +13,15 @@ boundary F1 from 0.900 to 0.912 (Gayo-Avello).
   normalised text padded with one space each side (` cute cats ` -> ` cu`, `cut`, ...),
   which catches typos and morphology (`cute catd`, `lyric`/`lyrics`).
 
-3-grams are built in numpy from the Arrow buffers (code points packed three to a
-non-negative int64). Pairs are compared on integer sets (`sessions.lexicon.Sets`: each text's
+3-grams are read from the Arrow buffers by one compiled pass (code points packed
+three to a non-negative int64). Pairs are compared on integer sets (`sessions.lexicon.Sets`: each text's
 sorted distinct codes, intersected by a compiled merge); nothing loops per row in
 Python.
 """
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 import polars as pl
 import pyarrow as pa
@@ -63,39 +64,56 @@ def trigram_codes(norm: pl.Series) -> tuple[np.ndarray, np.ndarray]:
     ` cu`, `cut`, ...) as int64 codes (three 21-bit code points in the low 63 bits, so
     never negative, and ordered as the code points are), compressed by rows:
     (offsets (n + 1,) int64, codes (offsets[-1],) int64), the 3-grams of query i
-    being codes[offsets[i]:offsets[i + 1]] in text order. An empty query has none."""
-    padded = pl.select(pl.when(norm == "").then(pl.lit("")).otherwise(" " + norm + " ")).to_series()
-    arr = padded.to_arrow().cast(pa.large_string())
+    being codes[offsets[i]:offsets[i + 1]] in text order. An empty (or missing) query
+    has none. Read from the column's Arrow buffers by one compiled pass (`_trigrams`)."""
+    arr = norm.to_arrow().cast(pa.large_string())
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks()
+    if not len(arr):
+        return np.zeros(1, dtype=np.int64), np.zeros(0, dtype=np.int64)
     offsets = np.frombuffer(arr.buffers()[1], dtype=np.int64)[arr.offset : arr.offset + len(arr) + 1]
     data = np.frombuffer(arr.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[-1]]
-    cp, cp_offsets = _code_points(data, offsets - offsets[0])
-    count = np.maximum(np.diff(cp_offsets) - 2, 0)
-    out_offsets = np.concatenate(([0], np.cumsum(count)))
-    start = np.repeat(cp_offsets[:-1] - out_offsets[:-1], count) + np.arange(out_offsets[-1])
-    cp64 = cp.astype(np.int64)  # one dtype for every integer set: each compiled kernel has one signature
-    every = (cp64[:-2] << 42) | (cp64[1:-1] << 21) | cp64[2:]  # 3-grams at every position
-    return out_offsets.astype(np.int64), every[start]
+    return _trigrams(data, offsets - offsets[0])
 
 
-def _code_points(data: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Decode UTF-8 bytes to code points; offsets in bytes -> offsets in code points.
-
-    Bytes below 0x80 are their own code point; only the (usually rare) multi-byte
-    characters are assembled from their lead and continuation bytes."""
-    cp = data.astype(np.uint32)
-    multi = np.flatnonzero(data >= 0xC0)  # lead bytes of multi-byte characters
-    if not len(multi) and not (data >= 0x80).any():
-        return cp, offsets
-    first = cp[multi]
-    extra = (first >= 0xE0).astype(np.int64) + (first >= 0xF0) + 1  # continuation bytes
-    value = first & (0x3F >> extra)
-    padded = np.concatenate((cp, np.zeros(3, dtype=np.uint32)))
-    for k in (1, 2, 3):
-        more = extra >= k
-        value = np.where(more, (value << 6) | (padded[multi + k] & 0x3F), value)
-    cp[multi] = value
-    keep = (data & 0xC0) != 0x80  # drop continuation bytes
-    before = np.concatenate(([0], np.cumsum(keep)))
-    return cp[keep], before[offsets]
+@numba.njit(cache=True, nogil=True)
+def _trigrams(data: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`trigram_codes` of UTF-8 `data` (uint8) cut at byte `offsets` ((n + 1,) int64 from
+    0): each text decoded to code points and padded with a space at each end; a text of
+    L code points gives L 3-grams (none when empty). Valid UTF-8 assumed (an Arrow
+    string column's)."""
+    n = len(offsets) - 1
+    out_offsets = np.empty(n + 1, dtype=np.int64)
+    out_offsets[0] = 0
+    for i in range(n):  # a text's code points: its bytes that are not continuation bytes
+        chars = 0
+        for j in range(offsets[i], offsets[i + 1]):
+            chars += (data[j] & 0xC0) != 0x80
+        out_offsets[i + 1] = out_offsets[i] + chars
+    codes = np.empty(out_offsets[n], dtype=np.int64)
+    space, k = np.int64(32), 0
+    for i in range(n):
+        j, end = offsets[i], offsets[i + 1]
+        if j == end:
+            continue
+        before, last, started = space, space, False  # the two code points before, the padding first
+        while j < end:
+            lead = np.int64(data[j])
+            if lead < 0x80:
+                point, extra = lead, 0
+            elif lead >= 0xF0:
+                point, extra = lead & 0x07, 3
+            elif lead >= 0xE0:
+                point, extra = lead & 0x0F, 2
+            else:
+                point, extra = lead & 0x1F, 1
+            for q in range(1, extra + 1):
+                point = (point << 6) | (np.int64(data[j + q]) & 0x3F)
+            j += extra + 1
+            if started:
+                codes[k] = (before << 42) | (last << 21) | point
+                k += 1
+            before, last, started = last, point, True
+        codes[k] = (before << 42) | (last << 21) | space
+        k += 1
+    return out_offsets, codes
