@@ -41,7 +41,7 @@ def test_auto_weighs_the_inputs_as_text_and_a_named_cluster_first(tmp_path, monk
     assert common.choose_engine("local", None, [str(log)], "aol") == ("local", "--engine local")
     monkeypatch.setattr(common, "LOCAL_MAX_BYTES", size)
     assert common.choose_engine("auto", "10.0.0.1:6379", [str(log)], "aol") == (
-        "ray", "a Ray cluster is named (10.0.0.1:6379)")  # fmt: skip
+        "ray", "a Ray cluster is named: 10.0.0.1:6379")  # fmt: skip
     monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:6379")  # as `ray job submit` sets it
     assert common.choose_engine("auto", None, [str(log)], "aol")[0] == "ray"
 

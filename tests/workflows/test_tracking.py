@@ -132,12 +132,15 @@ def test_compare_shows_hits_f1_where_a_hierarchy_run_logged_it(store):
 
 
 def test_compare_prints_one_metric_column_in_one_form():
-    """A λ of 3 beside one of 3.9 reads 3.000 and 3.900; steps stay whole numbers."""
+    """A λ of 3 beside one of 3.9 reads 3.000 and 3.900; steps stay whole numbers; pairs/s
+    of 1,997 beside 50.452 read 1,997.3 and 50.5, not 1,997 and 50.452 (a new user's find:
+    fifty thousand at a glance)."""
     from workflows.cli.models import _numbers
 
     assert _numbers([3.9, 3.0, None]) == ["3.900", "3.000", ""]
     assert _numbers([80.0, 200.0]) == ["80", "200"]
-    assert _numbers([0.5, 12_345.6, float("nan")]) == ["0.500", "12,346", "nan"]
+    assert _numbers([0.5, 12_345.6, float("nan")]) == ["0.5", "12,345.6", "nan"]
+    assert _numbers([1_997.3, 50.452]) == ["1,997.3", "50.5"]
 
 
 def test_a_store_that_cannot_be_opened_is_named_in_one_line(tmp_path, monkeypatch):

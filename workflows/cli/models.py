@@ -65,14 +65,17 @@ def promote(job: PromoteJob) -> None:
 
 
 def _numbers(values: list[float | None]) -> list[str]:
-    """One metric's column: whole numbers (steps, counts) as such where every value is
-    whole, else three decimals below 1,000 (a λ of 3 beside one of 3.9: 3.000, 3.900)."""
+    """One metric's column, in one format: whole numbers (steps, counts) as such where
+    every value is whole; else three decimals (a λ of 3 beside one of 3.9: 3.000,
+    3.900), one where a value reaches 1,000 (pairs/s of 1,997.3 beside 50.5, never
+    1,997 beside 50.452, which reads as fifty thousand)."""
     finite = [v for v in values if v is not None and math.isfinite(v)]
     whole = all(v == int(v) for v in finite)
+    decimals = 0 if whole else 1 if any(abs(v) >= 1000 for v in finite) else 3
 
     def cell(v: float | None) -> str:
         if v is None or not math.isfinite(v):
             return "" if v is None else str(v)  # nan, inf: as logged
-        return f"{v:,.0f}" if whole or abs(v) >= 1000 else f"{v:.3f}"
+        return f"{v:,.{decimals}f}"
 
     return [cell(v) for v in values]

@@ -93,7 +93,7 @@ def choose_engine(engine: str, address: str | None, inputs: Sequence[str | Path]
         return engine, f"--engine {engine}"
     cluster = named_cluster(address)
     if cluster:
-        return "ray", f"a Ray cluster is named ({cluster})"
+        return "ray", f"a Ray cluster is named: {cluster}"
     size = text_bytes(inputs, fmt)
     if size <= LOCAL_MAX_BYTES:
         return "local", f"inputs of about {size:,} bytes of text, at most {LOCAL_MAX_BYTES:,}: one process"
