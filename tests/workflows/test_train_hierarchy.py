@@ -148,7 +148,7 @@ def test_text_model_on_two_workers_registers_serves_and_reports_level_order_and_
          "--storage", str(tmp_path / "ray")],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
-    assert "models:/hierarchy-model/1" in result.output
+    assert "models:/hierarchy-model/1" in result.output and "stopped │ --max-steps 8" in " ".join(result.output.split())
     run = store.get_run(store.get_model_version("hierarchy-model", "1").run_id)
     m, params = run.data.metrics, run.data.params
     assert (params["lr"], params["encoder_lr"], params["schedule"]) == ("0.01", "3e-05", "linear")  # given; by model

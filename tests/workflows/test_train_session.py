@@ -112,6 +112,7 @@ def test_cli_train_evaluate_and_learned_segmentation(pairs_dir, store, tmp_path,
     )  # fmt: skip
     assert trained.exit_code == 0, trained.output
     assert "models:/session-model/1" in trained.output and "runs:/" in trained.output
+    assert "stopped │ --max-steps 6" in " ".join(trained.output.split())  # why it ended where it did
     run = store.get_run(store.get_model_version("session-model", "1").run_id)
     assert run.info.run_name == "tiny on pairs, 1 worker(s), lr 0.001"
     assert "InfoNCE" in run.data.tags["mlflow.note.content"]

@@ -18,7 +18,7 @@ from models.encoder import eval_mode
 from models.hierarchy import hierarchy_batch_loss
 from workflows.jobs.train_hierarchy import HierarchyTrainConfig
 from workflows.training.hierarchy import HierarchyData, HierarchyTask
-from workflows.training.loop import Batches
+from workflows.training.loop import Batches, stop_reason
 
 CPU = torch.device("cpu")
 
@@ -81,6 +81,25 @@ def test_each_worker_takes_its_own_slice_of_the_same_global_batch():
         assert epoch == step // 6 and len(a) == len(b) == 8 and not set(a) & set(b)
     with pytest.raises(ValueError, match="fewer than one global batch"):
         Batches(15, 8, seed=0, rank=0, size=2)
+
+
+def test_a_run_says_why_it_ended_in_the_words_of_its_settings():
+    """A new user's `--max-steps 30` ended at step 20 with no word why: one epoch was 20 steps."""
+    from types import SimpleNamespace
+
+    def task(max_steps: int, epochs: int = 1) -> SimpleNamespace:
+        cfg = SimpleNamespace(max_steps=max_steps, epochs=epochs, patience=3)
+        return SimpleNamespace(cfg=cfg, monitor="val_auc")
+
+    assert (
+        stop_reason(task(30), 20, {"stopped_early": False})
+        == "the end of --epochs 1: 20 steps, fewer than --max-steps 30"
+    )
+    assert stop_reason(task(0, 2), 40, {}) == "the end of --epochs 2: 40 steps"
+    assert stop_reason(task(30), 30, {"stopped_early": False}) == "--max-steps 30"
+    assert (
+        stop_reason(task(30), 12, {"stopped_early": True}) == "early stopping: 3 evaluations without a better val_auc"
+    )
 
 
 def test_the_head_is_fitted_alone_before_fine_tuning_and_only_on_a_fresh_model(tiny, tmp_path):

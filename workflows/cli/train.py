@@ -76,6 +76,8 @@ def print_outcome(title: str, outcome) -> None:
             f"no (`sessionflow promote {name} {version}` makes it)" if outcome.registered else "no"),
         **{k: round(v, 4) if isinstance(v, float) else v for k, v in outcome.metrics.items()},
     }  # fmt: skip
+    if outcome.stopped:
+        rows["stopped"] = outcome.stopped
     if outcome.checkpoint:  # trained with Ray Train
         rows["best checkpoint"] = outcome.checkpoint
         rows["figures"] = ", ".join(outcome.figures) or "(none)"

@@ -381,7 +381,8 @@ def _finish(trained: Trained, data: HierarchyData, cfg, run_id: str, register: b
     figures = [f.name for f in figures]
     if cfg.lookup:
         mlflow.log_artifacts(str(directory), "table")
-        return TrainOutcome(run_id, f"runs:/{run_id}/table", None, False, metrics, trained.where, figures)
+        return TrainOutcome(run_id, f"runs:/{run_id}/table", None, False, metrics, trained.where, figures,
+                            trained.stopped)  # fmt: skip
     model_uri = log_hierarchy_model(directory, cfg.model)
     described = (f"{cfg.model} -> {cfg.manifold} ({cfg.dim}-d) on {cfg.data}, held out: {cfg.holdout}: "
                  f"reconstruction MAP {metrics['map']:.4f}.")  # fmt: skip
@@ -390,7 +391,8 @@ def _finish(trained: Trained, data: HierarchyData, cfg, run_id: str, register: b
         if register
         else (None, False)
     )
-    return TrainOutcome(run_id, f"runs:/{run_id}/model", registered, champion, metrics, trained.where, figures)
+    return TrainOutcome(run_id, f"runs:/{run_id}/model", registered, champion, metrics, trained.where, figures,
+                        trained.stopped)  # fmt: skip
 
 
 @dataclass(frozen=True)

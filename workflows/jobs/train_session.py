@@ -167,7 +167,7 @@ def _finish(trained: Trained, val: pl.DataFrame, cfg, pairs_path: str, run_id: s
         else (None, False)
     )
     return TrainOutcome(run_id, f"runs:/{run_id}/model", registered, champion, metrics, trained.where,
-                        [f.name for f in figures])  # fmt: skip
+                        [f.name for f in figures], trained.stopped)  # fmt: skip
 
 
 def mission_sample(pairs_path: str, seed: int, missions: int = 12, per_mission: int = 25) -> pl.DataFrame | None:

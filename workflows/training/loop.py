@@ -32,7 +32,7 @@ import tempfile
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -490,6 +490,7 @@ class Trained:
     state: dict  # the loop state saved with it (best_step, ...)
     last_step: int  # the run's last step (later than the best one after early stopping's patience)
     where: str  # the checkpoint in Ray Train's storage
+    stopped: str  # why the run ended there (`stop_reason`)
 
 
 @dataclass(frozen=True)
@@ -503,6 +504,7 @@ class TrainOutcome:
     metrics: dict  # the final metrics, as logged at the run's last step
     checkpoint: str | None  # the best checkpoint in Ray Train's storage (`Trained.where`); None: no Ray Train
     figures: list[str]  # file names of the figures logged to the run
+    stopped: str | None = None  # why training ended (`stop_reason`); None: no training loop
 
 
 @contextmanager
@@ -525,4 +527,17 @@ def train_best(task: TrainTask, run_id: str, name: str, storage: str | None, add
         state = json.loads((local / "state.json").read_text())
         last = int((result.metrics or {}).get("step", state["step"]))
         where = best.path if storage is None or is_local(storage) else f"{scheme(storage)}://{best.path}"
-        yield Trained(local / "model", state, last, where)
+        yield Trained(local / "model", state, last, where, stop_reason(task, last, (result.metrics or {})))
+
+
+def stop_reason(task: TrainTask, last_step: int, last_metrics: Mapping[str, Any]) -> str:
+    """Why a run ended at `last_step`, in the words of its settings: early stopping
+    (`stopped_early` in the metrics its last evaluation reported), --max-steps, or the
+    end of --epochs (which a --max-steps larger than the epochs' steps never reaches)."""
+    cfg = task.cfg
+    if last_metrics.get("stopped_early"):
+        return f"early stopping: {cfg.patience} evaluations without a better {task.monitor}"
+    if cfg.max_steps and last_step >= cfg.max_steps:
+        return f"--max-steps {cfg.max_steps}"
+    fewer = f", fewer than --max-steps {cfg.max_steps}" if cfg.max_steps else ""
+    return f"the end of --epochs {cfg.epochs}: {last_step} steps{fewer}"
