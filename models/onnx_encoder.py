@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -40,7 +41,9 @@ def export(encoder: TextEncoder, directory: str | Path, int8: bool = True, opset
     """Write `encoder` as ONNX into `directory` (`model.onnx`, with `int8` also
     `model-int8.onnx`), with its tokenizer and settings; returns the directory.
     The graph takes `input_ids` and `attention_mask` (int64, (B, L)) and gives
-    `embedding` (float32, (B, H)), as `encoder.forward` does."""
+    `embedding` (float32, (B, H)), as `encoder.forward` does. RuntimeError when the
+    exported graph does not give torch's embeddings on batches unlike the example it
+    was traced on (`_check_export`; the tracer's warnings are that question)."""
     import torch
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -51,12 +54,16 @@ def export(encoder: TextEncoder, directory: str | Path, int8: bool = True, opset
     was_training = encoder.training
     encoder.eval()
     try:
-        torch.onnx.export(
-            encoder, (example["input_ids"], example["attention_mask"]), str(path / MODEL_FILES["onnx"]),
-            dynamo=False, opset_version=opset, input_names=["input_ids", "attention_mask"],
-            output_names=["embedding"],
-            dynamic_axes={"input_ids": axes, "attention_mask": axes, "embedding": {0: "batch"}},
-        )  # fmt: skip
+        with warnings.catch_warnings():  # the tracer's cautions, answered for these inputs by `_check_export`
+            warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+            warnings.filterwarnings("ignore", message="Exporting aten::index operator", category=UserWarning)
+            torch.onnx.export(
+                encoder, (example["input_ids"], example["attention_mask"]), str(path / MODEL_FILES["onnx"]),
+                dynamo=False, opset_version=opset, input_names=["input_ids", "attention_mask"],
+                output_names=["embedding"],
+                dynamic_axes={"input_ids": axes, "attention_mask": axes, "embedding": {0: "batch"}},
+            )  # fmt: skip
+        _check_export(encoder, path / MODEL_FILES["onnx"])
     finally:
         encoder.train(was_training)
     if int8:
@@ -72,6 +79,38 @@ def export(encoder: TextEncoder, directory: str | Path, int8: bool = True, opset
                 "dim": encoder.dim}  # fmt: skip
     (path / SETTINGS_FILE).write_text(json.dumps(settings, indent=2))
     return path
+
+
+# Batches unlike the export's example (two short texts): one text, ones padded a lot and
+# a little, one cut at max_length, and non-ASCII; a traced graph that kept a shape or a
+# branch of the example as a constant differs from torch on some of them.
+CHECK_BATCHES = (
+    ["x"],
+    ["a", "cheap flights to new york city in march", "weather"],
+    ["lyrics " * 600, "café zürich 東京 ✓", "b"],
+)
+CHECK_TOLERANCE = 1e-4  # the largest difference of an embedding's coordinate from torch's
+
+
+def _check_export(encoder: TextEncoder, model: Path) -> None:
+    """RuntimeError unless the exported float graph at `model` gives torch's embeddings
+    (within `CHECK_TOLERANCE`) on `CHECK_BATCHES`: the TorchScript exporter traces the
+    example it is given, and warns that a trace might not generalise; this is the answer."""
+    import onnxruntime as ort
+    import torch
+
+    session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    for texts in CHECK_BATCHES:
+        batch = encoder.tokenize(texts)
+        with torch.inference_mode():
+            expected = encoder(**batch).numpy()
+        got = session.run(None, {k: v.numpy().astype(np.int64) for k, v in batch.items()})[0]
+        worst = float(np.abs(got - expected).max())
+        if not worst <= CHECK_TOLERANCE:
+            raise RuntimeError(
+                f"the ONNX export of {encoder.name} differs from torch by {worst:.2g} on a batch of {len(texts)} "
+                "text(s) (the trace does not generalise): score with --backend torch"
+            )
 
 
 class OnnxTextEncoder:

@@ -54,3 +54,23 @@ def test_exporting_int8_logs_no_advice_and_leaves_the_root_logger_as_it_was(tmp_
         export(load_encoder("tiny", seed=5), tmp_path, int8=True)
     assert not [r for r in caplog.records if "pre-processing" in r.getMessage()]
     assert logging.getLogger().filters == filters
+
+
+def test_an_export_warns_of_nothing_it_has_checked_and_refuses_a_graph_that_is_not_the_encoder(tmp_path):
+    """The tracer warns that its trace might not generalise, and that negative indices
+    would give wrong results: a new user read that as a failure. Each export is now
+    checked against torch on batches unlike the traced example instead, and one that
+    differs is refused."""
+    import warnings
+
+    import torch
+
+    from models.onnx_encoder import MODEL_FILES, _check_export
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        export(load_encoder("tiny", seed=5), tmp_path / "a", int8=False)
+    said = [w for w in caught if issubclass(w.category, torch.jit.TracerWarning | UserWarning)]
+    assert not said, [str(w.message) for w in said]
+    with pytest.raises(RuntimeError, match=r"differs from torch by .* --backend torch"):
+        _check_export(load_encoder("tiny", seed=6), tmp_path / "a" / MODEL_FILES["onnx"])  # another model's graph
