@@ -148,7 +148,7 @@ def mine_bucket(sessions: pl.DataFrame, cfg: MiningConfig) -> pl.DataFrame:
     def usable(candidates: pl.DataFrame) -> pl.DataFrame:  # never a text pair that is also positive
         return candidates.with_columns(_unordered("ka", "kb")).join(positive_texts, on=["_x", "_y"], how="anti")
 
-    quota = positives.group_by("split").len().select("split", n=(pl.col("len") * cfg.negatives_per_positive).round())
+    quota = positives.group_by("split").len().select("split", n=_quota(pl.col("len"), cfg))
     negatives = [
         _take(usable(_same_user(q, cfg)), quota, cfg.same_user_share, "same_user", cfg),
         _take(usable(_lexical_hard(q, cfg)), quota, cfg.lexical_hard_share, "lexical_hard", cfg),
@@ -158,6 +158,25 @@ def mine_bucket(sessions: pl.DataFrame, cfg: MiningConfig) -> pl.DataFrame:
     negatives.append(_take(usable(_random(q, cfg)), remaining, 1.0, "random", cfg))  # random fills what others lack
     pairs = pl.concat([positives.with_columns(kind=pl.lit("positive"), label=pl.lit(1)), *negatives], how="diagonal")
     return pairs.select([pl.col(c).cast(t) for c, t in PAIR_SCHEMA.items()])
+
+
+def _quota(positives: pl.Expr, cfg: MiningConfig) -> pl.Expr:
+    """The negatives a bucket's split asks for, given its positives."""
+    return (positives * cfg.negatives_per_positive).round()
+
+
+def negatives_short(pairs: pl.DataFrame, cfg: MiningConfig) -> dict[str, int]:
+    """Split -> the negatives `pairs` (`mine_pairs`' table, mined with `cfg`) holds
+    fewer than `negatives_per_positive` asks, summed over the buckets of users; splits
+    with none short are left out. Quotas hold per bucket, and the cross-user kinds pair
+    users of one bucket: in a small log a bucket may hold one user of a split, who has
+    no other user to draw a random negative from, and what the other kinds lack then
+    stays short."""
+    per_bucket = pairs.group_by(user_bucket(pl.col("user_id"), cfg.partitions).alias("bucket"), "split").agg(
+        asked=_quota(pl.col("label").sum(), cfg), drawn=(pl.col("label") == 0).sum()
+    )
+    short = per_bucket.group_by("split").agg((pl.col("asked") - pl.col("drawn")).clip(0).sum().cast(pl.Int64))
+    return {split: n for split, n in short.sort("split").iter_rows() if n}
 
 
 def _unordered(a: str, b: str) -> list[pl.Expr]:

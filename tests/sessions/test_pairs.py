@@ -8,7 +8,7 @@ import pytest
 from sessions.ingest import ingest
 from sessions.io import read_table
 from sessions.missions import MissionConfig
-from sessions.pairs import KINDS, MiningConfig, mine_pairs
+from sessions.pairs import KINDS, MiningConfig, mine_pairs, negatives_short
 from sessions.pipeline import sessions_with_missions
 from sessions.segment import SegmentConfig
 from sessions.text import near_duplicate_key, normalize, terms
@@ -131,6 +131,37 @@ def test_triplets_from_the_train_split(pairs):
     same = t.select(text_id(pl.col("anchor")) == pl.col("anchor_id")).to_series()
     assert same.all()
     assert triplets(train, seed=1).equals(t) and not triplets(train, seed=2).equals(t)
+
+
+def test_negatives_short_of_the_ratio_are_counted_by_split(pairs):
+    """Quotas hold per bucket of users, and random negatives pair users of one bucket: two
+    users alone in their buckets have no random negative to draw (a new user's 49-user log
+    had 360 negatives fewer than asked, unreported). The count is what each bucket asked
+    and lacked; with the two users in one bucket nothing is short."""
+    from sessions.buckets import user_bucket
+
+    users = [f"u{i}" for i in range(40)]
+    buckets = pl.select(user_bucket(pl.Series(users), 64)).to_series().to_list()
+    a, b = users[0], users[next(i for i, bucket in enumerate(buckets) if bucket != buckets[0])]
+    texts = {a: ["cheap flights", "rome hotels", "pasta recipe"], b: ["tax forms", "irs 1040", "weather report"]}
+    rows = [
+        (i, user, f"{user}/s", f"{user}/m", query) for user, queries in texts.items() for i, query in enumerate(queries)
+    ]
+    sessions = pl.DataFrame(
+        rows, schema=["row_id", "user_id", "session_id", "mission_id", "query"], orient="row"
+    ).with_columns(ts=pl.datetime(2006, 3, 1))
+    apart = MiningConfig(partitions=64, train_share=1.0, val_share=0.0)
+    mined = mine_pairs(sessions, apart)
+    assert (int(mined["label"].sum()), int((mined["label"] == 0).sum())) == (6, 0)  # C(3,2) a user; no negative
+    assert negatives_short(mined, apart) == {"train": 6}
+    together = MiningConfig(partitions=1, train_share=1.0, val_share=0.0)
+    mined = mine_pairs(sessions, together)
+    assert int((mined["label"] == 0).sum()) == 6 and negatives_short(mined, together) == {}
+    # 200 users in 8 buckets: a bucket's test split may lack a few; at one negative a positive, each split's
+    # negatives are its positives less what its buckets lacked
+    short = negatives_short(pairs, MiningConfig(seed=3))
+    counts = pairs.group_by("split").agg(pl.col("label").sum(), (pl.col("label") == 0).sum().alias("negatives"))
+    assert all(negatives == positives - short.get(split, 0) for split, positives, negatives in counts.rows())
 
 
 def test_gold_pairs_follow_the_labels():

@@ -30,6 +30,13 @@ def mine(job: MineJob) -> None:
     rows = {**ingest_rows(report), "pairs": report["pairs"], **table, "engine": engine_text(report["config"]),
             "seconds": report["seconds"], "peak RSS (MiB)": peak_rss_mib(), **report["outputs"]}  # fmt: skip
     out.print(summary_table("mine", rows))
+    if short := report["negatives_short"]:
+        by_split = ", ".join(f"{split} {n:,}" for split, n in short.items())
+        out.print(
+            f"note: {sum(short.values()):,} negatives fewer than --negatives-per-positive asks ({by_split}): random "
+            f"and lexical-hard negatives pair users of one bucket (--partitions {job.mining.partitions}), and these "
+            "splits have few users in a bucket; mine a larger log, or pass --partitions 1"
+        )
     if report["pairs"] == 0 and not job.gold:
         out.print(
             "note: no pairs: no session holds two distinct queries (a positive), and negatives are drawn as many as "

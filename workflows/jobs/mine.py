@@ -14,7 +14,7 @@ import polars as pl
 from sessions import storage
 from sessions.ingest import REJECTED_FILE
 from sessions.io import job_output, parquet_rows, read_table, write_report, write_table
-from sessions.pairs import MiningConfig, gold_pairs, mine_pairs
+from sessions.pairs import MiningConfig, gold_pairs, mine_pairs, negatives_short
 from sessions.pipeline import SESSIONS_FILE, load_events
 from workflows.distributed.runtime import ray_runtime
 from workflows.jobs import common
@@ -94,6 +94,7 @@ def run(job: MineJob) -> dict:
         "negatives": int((pairs["label"] == 0).sum()),
         "by_split_and_kind": {s: dict(zip(g["kind"], g["len"], strict=True)) for (s,), g in counts.group_by("split")},
         "users_by_split": dict(pairs.group_by("split").agg(pl.col("user_id").n_unique()).iter_rows()),
+        "negatives_short": {} if gold is not None else negatives_short(pairs, cfg),
         "config": common.as_run(job, engine, why),
         "source": str(source),
         "outputs": {PAIRS_FILE: target, **rejected, REPORT_FILE: storage.join(output, REPORT_FILE)},
