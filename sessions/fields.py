@@ -12,6 +12,9 @@ from collections.abc import Sequence
 import polars as pl
 
 _CONTROL = r"[\x00-\x08\x0B\x0C\x0E-\x1F\x7F]"
+# Unicode's white space (what polars' strip_chars() strips) but the control characters
+# among it (vertical tab, form feed): stripping those would hide them from the check.
+SPACES = "\t\n\r \x85\xa0\u1680" + "".join(map(chr, range(0x2000, 0x200B))) + "\u2028\u2029\u202f\u205f\u3000"
 
 
 def split_delimited(text: pl.Expr, sep: str, quote: str | None) -> pl.Expr:
@@ -47,6 +50,13 @@ def _csv_fields(texts: pl.Series, *, sep: str, quote: str) -> pl.Series:
 def has_control_chars(text: pl.Expr) -> pl.Expr:
     """True where the text holds NUL or other control bytes (tab, CR and LF excepted)."""
     return text.str.contains(_CONTROL)
+
+
+def strip_spaces(text: pl.Expr) -> pl.Expr:
+    """The text without the white space around it (`SPACES`); a control character there
+    stays, for `has_control_chars` to find (a JSON user `"u\\f"`: stripped to `u`
+    before, and read as a user where a CSV's raw bytes were rejected)."""
+    return text.str.strip_chars(SPACES)
 
 
 def is_blank(text: pl.Expr) -> pl.Expr:

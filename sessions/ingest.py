@@ -48,7 +48,8 @@ class FileCount:
     lines that are not records (`skipped_lines`: repeated headers, layout), the events
     whose wall time fell in an hour the zone's clocks repeat, by how they were read
     (`repeated_hour`: `sessions.times.RepeatedHour`), and, for a damaged compressed
-    file, where and why its stream broke off (`damage`)."""
+    file, where and why its stream broke off (`damage`); `read_as`, how its fields were
+    read where the file decided it (a TSV table written with CSV quoting)."""
 
     path: str
     rows_in: int = 0
@@ -58,6 +59,7 @@ class FileCount:
     skipped_lines: dict[str, int] = field(default_factory=dict)
     repeated_hour: dict[str, int] = field(default_factory=dict)
     damage: str | None = None
+    read_as: str | None = None
 
     def add(self, parsed: Parsed) -> None:
         """Count one parsed block of this file in."""
@@ -70,6 +72,7 @@ class FileCount:
         self.skipped_lines = tally(self.skipped_lines, parsed.skipped)
         self.repeated_hour = tally(self.repeated_hour, parsed.repeated_hour)
         self.damage = parsed.damage or self.damage
+        self.read_as = parsed.read_as or self.read_as
 
 
 def tally(*counts: Mapping[str, int]) -> dict[str, int]:

@@ -96,7 +96,8 @@ class Parsed:
     `repeated_hour` counts the events whose wall time fell in an hour the zone's
     clocks repeat, by the instant they were read as (`earlier`, `later`:
     `sessions.times.RepeatedHour`); `naive` says, per event, whether its time was
-    written without an offset (None: not known, taken as all).
+    written without an offset (None: not known, taken as all). `read_as` says how the
+    file's fields were read where the file itself decided it (a CSV-quoted TSV).
     """
 
     events: pl.DataFrame  # EVENT_SCHEMA
@@ -106,6 +107,7 @@ class Parsed:
     damage: str | None = None
     repeated_hour: dict[str, int] = field(default_factory=dict)
     naive: pl.Series | None = None
+    read_as: str | None = None
 
     @property
     def n_records(self) -> int:

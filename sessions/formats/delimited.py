@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -75,6 +75,8 @@ class DelimitedFormat(LogFormat):
             to compare both paths).
         unknown_users: user values the format writes for no one.
         options: the job's read settings.
+        read_as: how this file's fields are read, when the file itself decided it
+            (a CSV-quoted TSV table); given to every block, so that the report says so.
     """
 
     name: str
@@ -91,6 +93,7 @@ class DelimitedFormat(LogFormat):
     fast: bool = True
     unknown_users: tuple[str, ...] = ()
     options: ReadOptions = field(default_factory=ReadOptions)
+    read_as: str | None = None
 
     def read_blocks(self, path: str | Path, *, block_bytes: int = DEFAULT_BLOCK_BYTES) -> Iterator[Parsed]:
         blocks = iter_blocks(path, quote=self.quote if self.multiline else None, sep=self.sep, block_bytes=block_bytes)
@@ -104,7 +107,7 @@ class DelimitedFormat(LogFormat):
         # are local to a block until its place in the file is known.
         next_row = 0
         for parsed in ordered_map(lambda b: self._parse_block(b, names, str(path)), itertools.chain([first], blocks)):
-            yield parsed.shifted(next_row)
+            yield replace(parsed.shifted(next_row), read_as=self.read_as)
             next_row += parsed.n_records
 
     def _parse_block(self, block: Block, names: Sequence[str], source_file: str) -> Parsed:

@@ -4,13 +4,18 @@ The kind is told by the file name (`.csv`, `.tsv`/`.tab`, `.jsonl`/`.ndjson`,
 `.parquet`, each optionally compressed), the columns by a mapping such as
 `user=author,time=created_at,text=prompt` (`session=` and `mission=` add gold labels).
 CSV is read as Python's `csv` reads it (quoted fields may hold commas, quotes and
-newlines); TSV has no quoting. Times are read by `sessions.times.to_utc` (ISO 8601 in
+newlines). TSV comes both ways: raw (AOL's logs, `paste`, most exports of search
+logs, where `"new york"` is a phrase query, quotes and all) and CSV-quoted (what
+pandas' `to_csv(sep="\t")`, Python's `csv` and polars write). Each TSV file is read
+as its start shows it was written (`tsv_is_quoted`); the report says of each file
+read with quotes. Times are read by `sessions.times.to_utc` (ISO 8601 in
 its variants, RFC 2822, epoch numbers, typed date-times). The values exporters write
 for a missing value (`TABLE_UNKNOWN_USERS`) are no user.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from sessions import storage
+from sessions.fields import strip_spaces
 from sessions.formats.base import Columns, LogFormat, column_index
 from sessions.formats.columnar import JsonLinesFormat, ParquetFormat
 from sessions.formats.delimited import DelimitedFormat
@@ -29,6 +35,11 @@ from sessions.formats.options import DEFAULT_READ, ReadOptions
 # JavaScript's undefined.
 TABLE_UNKNOWN_USERS = ("\\N", "null", "none", "nan", "na", "<na>", "undefined")
 _COMPRESSION_SUFFIXES = {".gz", ".bz2", ".zst", ".lz4"}
+SNIFF_BYTES = 256 * 1024  # of a TSV's start, read to tell raw from CSV-quoted
+READ_AS_QUOTED = "TSV with CSV quoting: fields in double quotes read as its writer quoted them"
+# A field in double quotes, as a CSV writer makes one: any text, a quote doubled, up to a
+# closing quote that ends the field (possessive: no backtracking over a long sample).
+_QUOTED_FIELD = re.compile(r'"(?:[^"]++|"")*+"(?=\t|\r?\n|\r|$)')
 
 
 @dataclass(frozen=True)
@@ -64,7 +75,7 @@ class ColumnMap:
 
     def build(self, f: Columns) -> dict[str, pl.Expr]:
         columns = {
-            "user_id": f[self.user].cast(pl.String).str.strip_chars(),
+            "user_id": strip_spaces(f[self.user].cast(pl.String)),
             "ts": f.time(self.time),
             "query": f[self.text].cast(pl.String),
         }
@@ -104,11 +115,66 @@ def table_format(path: str | Path, mapping: ColumnMap, options: ReadOptions = DE
     if kind == "jsonl":
         return JsonLinesFormat(name="table", names=mapping.columns(), build=mapping.build, unknown_users=unknown,
                                options=options)  # fmt: skip
-    sep, quote = (",", '"') if kind == "csv" else ("\t", None)
+    quoted_tsv = kind == "tsv" and tsv_is_quoted(path)
+    sep, quote = (",", '"') if kind == "csv" else ("\t", '"' if quoted_tsv else None)
     return DelimitedFormat(
         name="table", sep=sep, quote=quote, multiline=quote is not None, columns=mapping.columns(),
         build=mapping.build, header="required", unknown_users=unknown, options=options,
+        read_as=READ_AS_QUOTED if quoted_tsv else None,
     )  # fmt: skip
+
+
+def tsv_is_quoted(path: str | Path) -> bool:
+    """Whether the TSV at `path` was written with CSV quoting, from its first
+    `SNIFF_BYTES` (decompressed): `looks_csv_quoted`. A start that cannot be read (a
+    damaged stream) reads as raw; the reader then reports the damage."""
+    try:
+        with storage.open_input(path) as stream:
+            head = stream.read(SNIFF_BYTES)
+    except storage.DamagedStreamError:
+        return False
+    return looks_csv_quoted(head.decode("utf-8", errors="replace").removeprefix("\ufeff"))
+
+
+def looks_csv_quoted(text: str) -> bool:
+    """Whether tab-separated `text` (a file's start, header first) is CSV-quoted.
+
+    Yes when every name of the header is in double quotes (a writer that quotes every
+    field, or every text: `QUOTE_ALL`, `QUOTE_NONNUMERIC`), or when some field is in
+    quotes as only a CSV writer puts it there (a quote doubled, a tab or a line break
+    inside) and none contradicts it: a field that starts with a quote and is no quoted
+    field (`"best" pizza places`), or one in quotes that a minimal-quoting writer would
+    have left bare (`"new york"`: a raw log's phrase query). A field cut by the end of
+    `text` is left out. Anything else is raw: a raw file keeps every character."""
+    header = text.split("\n", 1)[0].rstrip("\r")
+    names = header.split("\t")
+    if all(len(name) >= 2 and name[0] == name[-1] == '"' for name in names):
+        return True
+    quoted = contradicted = False
+    pos, end = len(header) + 1, len(text)
+    while pos < end:
+        if text[pos] == '"':
+            field = _QUOTED_FIELD.match(text, pos)
+            if field is None:
+                if not re.search(r'"(?:\t|\r|\n)', text[pos + 1 :]):
+                    break  # a quoted field cut by the sample's end: nothing more to tell
+                contradicted = True
+                break
+            inner = field.group()[1:-1]
+            if '""' in inner or "\t" in inner or "\n" in inner or "\r" in inner:
+                quoted = True
+            else:
+                contradicted = True
+                break
+            pos = field.end()
+        else:
+            tab, newline = text.find("\t", pos), text.find("\n", pos)
+            stops = [i for i in (tab, newline) if i >= 0]
+            if not stops:
+                break
+            pos = min(stops)
+        pos += 1  # past the separator
+    return quoted and not contradicted
 
 
 def _require(path: str | Path, names: list[str], mapping: ColumnMap) -> None:

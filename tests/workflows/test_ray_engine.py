@@ -116,6 +116,38 @@ def test_logs_from_the_field_read_alike_on_both_engines(ray_cluster, tmp_path):
         ray_jobs.ingest([logs], "aol", tmp_path / "strict", buckets=3, options=ReadOptions(strict=True))
 
 
+def test_a_tsv_table_written_with_csv_quoting_reads_alike_on_both_engines(ray_cluster, tmp_path):
+    """A TSV as pandas and Python's csv write it (a new user's find: quotes were kept as
+    text, a tab inside a quoted field rejected the row) beside a raw one with phrase
+    queries: each read as written, on either engine, and the report names the quoted one."""
+    import csv
+
+    from sessions.formats import ReadOptions
+    from sessions.formats.table import READ_AS_QUOTED
+    from workflows.distributed import data as ray_jobs
+
+    texts = ['12" pizza pan', '"best" pizza places', "tab\tinside", "line\nbreak", "plain"]
+    (tmp_path / "logs").mkdir()
+    with open(tmp_path / "logs" / "quoted.tsv", "w", newline="") as f:
+        writer = csv.writer(f, delimiter="\t")
+        writer.writerow(["u", "t", "q"])
+        writer.writerows(("7", f"2023-01-05 10:0{i}:00", q) for i, q in enumerate(texts))
+    raw = ['"new york" hotels', '"cheap flights"', '12" pizza pan']
+    lines = "".join(f"8\t2023-01-06 10:0{i}:00\t{q}\n" for i, q in enumerate(raw))
+    (tmp_path / "logs" / "raw.tsv").write_text("u\tt\tq\n" + lines)
+    options = ReadOptions(map="user=u,time=t,text=q")
+    inputs = [tmp_path / "logs"]
+    ray_report = ray_jobs.ingest(inputs, "table", tmp_path / "ray", buckets=2, options=options)
+    local_report = local_ingest(inputs, "table", tmp_path / "local", options=options)
+    assert ray_report.files == local_report.files
+    assert [(Path(f.path).name, f.read_as) for f in local_report.files] == [("quoted.tsv", READ_AS_QUOTED),
+                                                                          ("raw.tsv", None)]  # fmt: skip
+    for engine in ("ray", "local"):
+        events = read_table(tmp_path / engine / "events.parquet").sort("row_id")
+        assert events["query"].to_list() == texts + raw, engine
+        assert read_table(tmp_path / engine / "rejected.parquet").height == 0
+
+
 def test_segment_on_ray_equals_local(ray_cluster, logs, store, tmp_path):
     import mlflow
 

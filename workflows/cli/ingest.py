@@ -43,4 +43,6 @@ def ingest_rows(report: dict) -> dict:
     for f in report.get("files", []):
         if f.get("damage"):
             rows[f"  DAMAGED {f['path']}"] = f"read up to the damage: {f['damage']}"
+        if f.get("read_as"):
+            rows[f"  {f['path']}"] = f["read_as"]
     return rows
