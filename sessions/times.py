@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import re
 import zoneinfo
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Literal
@@ -160,7 +160,64 @@ def _to_utc(expr: pl.Expr, dtype: pl.DataType, options: TimeOptions, known: str 
     text = expr.cast(pl.String)
     if options.format is not None or known is not None:
         return _with_format(text, options.format or known, options.timezone)  # type: ignore[arg-type]
+    plain = lambda t, fmt: _with_format(t, fmt, options.timezone)  # noqa: E731
+    return _by_form(text, TIMESTAMP, plain=plain, general=lambda t: _any_form(t, options))
+
+
+def _any_form(text: pl.Expr, options: TimeOptions) -> pl.Expr:
+    """Text times of every form the module lists (`to_utc` without a format)."""
     return pl.coalesce(_iso(text, options.timezone), _rfc2822(text, options.timezone), _epoch_text(text, options.unit))
+
+
+def _any_form_naive(text: pl.Expr) -> pl.Expr:
+    """Whether text times of any form are written without an offset (`is_naive`)."""
+    iso, rfc = _iso_groups(text), text.str.extract_groups(_RFC2822)
+    iso_naive = iso.struct.field("date").is_not_null() & iso.struct.field("zone").is_null()
+    rfc_naive = rfc.struct.field("day").is_not_null() & rfc.struct.field("zone").is_null()
+    return (iso_naive | rfc_naive).fill_null(False)
+
+
+# The forms nearly every exporter writes (pandas, Postgres, Python's str(datetime)),
+# each a pattern with the strptime format that reads exactly what the general reader
+# reads of it (a wall time without an offset); `_by_form` reads them so.
+_PLAIN_FORMS = {
+    r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$": "%Y-%m-%d %H:%M:%S",
+    r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}$": "%Y-%m-%dT%H:%M:%S",
+    r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{1,9}$": "%Y-%m-%d %H:%M:%S%.f",
+    r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{1,9}$": "%Y-%m-%dT%H:%M:%S%.f",
+}
+
+
+def _by_form(
+    text: pl.Expr,
+    dtype: pl.DataType,
+    *,
+    plain: Callable[[pl.Expr, str], pl.Expr],
+    general: Callable[[pl.Expr], pl.Expr],
+) -> pl.Expr:
+    """`general(text)`, but each value of a plain form (`_PLAIN_FORMS`) read by
+    `plain(text, its strptime format)`, which gives the same for it: the general
+    reader tries every form on every value (about 10 µs a value; 30 ns for one
+    strptime), and a column is nearly always of one plain form."""
+
+    def read(values: pl.Series) -> pl.Series:
+        rest = values.alias("t").to_frame().with_row_index("i")
+        parts = []
+        for pattern, fmt in _PLAIN_FORMS.items():
+            if rest.is_empty():
+                break
+            hit = rest["t"].str.contains(pattern).fill_null(False)
+            if hit.any():
+                parts.append(rest.filter(hit).select("i", v=plain(pl.col("t"), fmt)))
+                rest = rest.filter(~hit)
+        if not rest.is_empty():
+            parts.append(rest.select("i", v=general(pl.col("t"))))
+        if not parts:
+            return pl.Series(values.name, [], dtype=dtype)
+        read_ = pl.concat([part.with_columns(pl.col("v").cast(dtype)) for part in parts]).sort("i")
+        return read_["v"].alias(values.name)
+
+    return text.map_batches(read, return_dtype=dtype, is_elementwise=True)
 
 
 def is_naive(expr: pl.Expr, dtype: pl.DataType, options: TimeOptions = UTC_TIMES, known: str | None = None) -> pl.Expr:
@@ -178,10 +235,7 @@ def is_naive(expr: pl.Expr, dtype: pl.DataType, options: TimeOptions = UTC_TIMES
     fmt = options.format or known
     if fmt is not None:
         return pl.lit(not _aware_format(fmt))
-    iso, rfc = _iso_groups(text), text.str.extract_groups(_RFC2822)
-    iso_naive = iso.struct.field("date").is_not_null() & iso.struct.field("zone").is_null()
-    rfc_naive = rfc.struct.field("day").is_not_null() & rfc.struct.field("zone").is_null()
-    return (iso_naive | rfc_naive).fill_null(False)
+    return _by_form(text, pl.Boolean(), plain=lambda t, fmt: pl.lit(True), general=_any_form_naive)
 
 
 def epoch_to_utc(
