@@ -1,15 +1,19 @@
 """Polars expressions that turn raw record text into typed fields.
 
-Everything here is vectorised: no Python function runs per row.
+Everything here is vectorised, but the records of a quoted format that hold a quote
+(or a CR, a NUL), which Python's `csv` splits one by one, as the formats promise.
 """
 
 from __future__ import annotations
 
 import csv
 import functools
+import re
 from collections.abc import Sequence
 
+import numpy as np
 import polars as pl
+import pyarrow as pa
 
 _CONTROL = r"[\x00-\x08\x0B\x0C\x0E-\x1F\x7F]"
 # Unicode's white space (what polars' strip_chars() strips) but the control characters
@@ -32,19 +36,34 @@ def split_delimited(text: pl.Expr, sep: str, quote: str | None) -> pl.Expr:
 
 
 def _csv_fields(texts: pl.Series, *, sep: str, quote: str) -> pl.Series:
-    longest = texts.str.len_chars().max() or 0
+    """Each record's fields as `csv` reads them: a record without a quote, a carriage
+    return or a NUL (nearly all), and not empty, is split as is, which is what `csv` does with it; the
+    rest go through `csv` itself. The lists are built through Arrow (polars' own
+    constructor makes a Series of each record: 7 of 9.6 s for 344,477 records)."""
+    special = (texts.str.contains(f"[{re.escape(quote)}\r\x00]") | (texts == "")).fill_null(False)  # csv: "" -> []
+    plain = texts.str.split(sep)
+    if not special.any():
+        return plain
+    at = special.arg_true()
+    records = texts.gather(at).to_list()
+    longest = max(map(len, records))
     if longest > csv.field_size_limit():  # (131,072 by default: a longer field was read as a record of one field)
         csv.field_size_limit(longest)  # raised, never lowered: readers in other threads may be using it
 
-    def fields(record: str | None) -> list[str] | None:
-        if record is None:
-            return None
+    def fields(record: str) -> list[str]:
         try:
             return next(csv.reader([record], delimiter=sep, quotechar=quote), [""])
         except csv.Error:  # a bare carriage return inside an unquoted field: one field, as written
             return [record]
 
-    return pl.Series([fields(t) for t in texts.to_list()], dtype=pl.List(pl.String))
+    parsed = [fields(record) for record in records]  # no record is null: `special` is false for those
+    offsets = np.cumsum([0, *map(len, parsed)], dtype=np.int64)
+    values = pa.array([f for row in parsed for f in row], type=pa.large_string())
+    lists = pl.Series(pa.LargeListArray.from_arrays(pa.array(offsets), values)).cast(pl.List(pl.String))
+    index = pl.Series(range(len(texts)), dtype=pl.Int64)
+    rows = pl.DataFrame({"i": index.filter(~special), "fields": plain.filter(~special)})
+    rows = pl.concat([rows, pl.DataFrame({"i": at.cast(pl.Int64), "fields": lists})]).sort("i")
+    return rows["fields"].alias(texts.name)
 
 
 def has_control_chars(text: pl.Expr) -> pl.Expr:
