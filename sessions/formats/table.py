@@ -15,6 +15,8 @@ for a missing value (`TABLE_UNKNOWN_USERS`) are no user.
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,9 +39,9 @@ TABLE_UNKNOWN_USERS = ("\\N", "null", "none", "nan", "na", "<na>", "undefined")
 _COMPRESSION_SUFFIXES = {".gz", ".bz2", ".zst", ".lz4"}
 SNIFF_BYTES = 256 * 1024  # of a TSV's start, read to tell raw from CSV-quoted
 READ_AS_QUOTED = "TSV with CSV quoting: fields in double quotes read as its writer quoted them"
-# A field in double quotes, as a CSV writer makes one: any text, a quote doubled, up to a
-# closing quote that ends the field (possessive: no backtracking over a long sample).
-_QUOTED_FIELD = re.compile(r'"(?:[^"]++|"")*+"(?=\t|\r?\n|\r|$)')
+# A field in double quotes, as a CSV writer makes one: any text, quotes doubled inside.
+_QUOTED_FIELD = re.compile(r'"(?:[^"]|"")*"')
+_LINE_END = re.compile(r"\r\n|\n|\r")
 
 
 @dataclass(frozen=True)
@@ -128,53 +130,72 @@ def tsv_is_quoted(path: str | Path) -> bool:
     """Whether the TSV at `path` was written with CSV quoting, from its first
     `SNIFF_BYTES` (decompressed): `looks_csv_quoted`. A start that cannot be read (a
     damaged stream) reads as raw; the reader then reports the damage."""
+    head = b""
     try:
         with storage.open_input(path) as stream:
-            head = stream.read(SNIFF_BYTES)
+            while len(head) < SNIFF_BYTES and (chunk := stream.read(SNIFF_BYTES - len(head))):
+                head += chunk
     except storage.DamagedStreamError:
         return False
-    return looks_csv_quoted(head.decode("utf-8", errors="replace").removeprefix("\ufeff"))
+    text = head.decode("utf-8", errors="replace").removeprefix("\ufeff")
+    return looks_csv_quoted(text, complete=len(head) < SNIFF_BYTES)
 
 
-def looks_csv_quoted(text: str) -> bool:
-    """Whether tab-separated `text` (a file's start, header first) is CSV-quoted.
+def looks_csv_quoted(text: str, complete: bool = True) -> bool:
+    """Whether tab-separated `text` (a file's start, header first; `complete`: the
+    whole file, else its last record may be cut and is left out) is CSV-quoted.
 
     Yes when every name of the header is in double quotes (a writer that quotes every
-    field, or every text: `QUOTE_ALL`, `QUOTE_NONNUMERIC`), or when some field is in
-    quotes as only a CSV writer puts it there (a quote doubled, a tab or a line break
-    inside) and none contradicts it: a field that starts with a quote and is no quoted
-    field (`"best" pizza places`), or one in quotes that a minimal-quoting writer would
-    have left bare (`"new york"`: a raw log's phrase query). A field cut by the end of
-    `text` is left out. Anything else is raw: a raw file keeps every character."""
-    header = text.split("\n", 1)[0].rstrip("\r")
-    names = header.split("\t")
+    field, or every text: `QUOTE_ALL`, `QUOTE_NONNUMERIC`). Else the body is read both
+    ways, split at every tab and line end (raw) and by Python's `csv` (quoted): when
+    one reading gives every record the header's number of fields and the other does
+    not, that one (a tab or a line break in a quoted text; an unclosed quote in a raw
+    log). When both do, only quoting's own marks tell: some field in quotes with a
+    quote doubled inside (`"12"" pizza"`), or empty (`""`: polars' empty text), and
+    none that contradicts quoting (`"best" pizza places`, or `"new york"`, which a
+    writer quoting only where it must never writes: a raw log's phrase query). When
+    neither does, raw: a raw reading keeps every character, and its misfits are
+    rejected with their reason."""
+    lines = _LINE_END.split(text)
+    names = lines[0].split("\t")
     if all(len(name) >= 2 and name[0] == name[-1] == '"' for name in names):
         return True
-    quoted = contradicted = False
-    pos, end = len(header) + 1, len(text)
-    while pos < end:
-        if text[pos] == '"':
-            field = _QUOTED_FIELD.match(text, pos)
-            if field is None:
-                if not re.search(r'"(?:\t|\r|\n)', text[pos + 1 :]):
-                    break  # a quoted field cut by the sample's end: nothing more to tell
-                contradicted = True
-                break
-            inner = field.group()[1:-1]
-            if '""' in inner or "\t" in inner or "\n" in inner or "\r" in inner:
-                quoted = True
-            else:
-                contradicted = True
-                break
-            pos = field.end()
-        else:
-            tab, newline = text.find("\t", pos), text.find("\n", pos)
-            stops = [i for i in (tab, newline) if i >= 0]
-            if not stops:
-                break
-            pos = min(stops)
-        pos += 1  # past the separator
-    return quoted and not contradicted
+    if len(text) > csv.field_size_limit():  # (131,072 by default; raised, never lowered: see sessions.fields)
+        csv.field_size_limit(len(text))
+    records: list[list[str]] = []
+    starts: list[int] = []  # the line each record begins on
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter="\t", quotechar='"')
+    try:
+        read = 0  # the lines read so far: where the next record begins
+        for record in reader:
+            starts.append(read)
+            records.append(record)
+            read = reader.line_num
+    except csv.Error:  # a NUL: not a file a CSV writer wrote
+        records, starts = [], []
+    # a cut sample: its last record is left out, in both readings (a quoted text may span lines)
+    end = len(lines) if complete else (starts[-1] if records else len(lines) - 1)
+    raw = [line.split("\t") for line in lines[1:end] if line]  # blank lines are neither's evidence
+    quoted = [record for record in records[1 : None if complete else -1] if record]
+    raw_fits = all(len(fields) == len(names) for fields in raw)
+    quoted_fits = bool(quoted) and all(len(fields) == len(names) for fields in quoted)
+    if raw_fits != quoted_fits:
+        return quoted_fits
+    if not raw_fits:
+        return False
+    marks = [_quoting_mark(field) for fields in raw for field in fields if field.startswith('"')]
+    return True in marks and False not in marks
+
+
+def _quoting_mark(field: str) -> bool | None:
+    """What one raw field that starts with a quote says of CSV quoting: True for a field
+    only a CSV writer makes (in quotes, a quote doubled inside, or empty), False for
+    one it never makes (unclosed, text after the closing quote, or quotes around a text
+    that needs none), None for none of these."""
+    if not _QUOTED_FIELD.fullmatch(field):
+        return False
+    inner = field[1:-1]
+    return inner == "" or '""' in inner
 
 
 def _require(path: str | Path, names: list[str], mapping: ColumnMap) -> None:
