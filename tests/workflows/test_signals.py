@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -182,3 +183,39 @@ def test_python_m_workflows_is_the_sessionflow_command(tmp_path):
     done = subprocess.run([sys.executable, "-m", "workflows", "synth", "--help"], capture_output=True, text=True,
                           timeout=120, cwd=tmp_path)  # fmt: skip
     assert done.returncode == 0 and done.stdout.startswith("Usage: sessionflow synth"), done.stdout[:200]
+
+
+# A Ray job's end: Ray's core worker sets SIGTERM back to its default while it shuts down.
+RAY_END = """
+import os, signal, time
+import ray
+from workflows.distributed.runtime import ray_runtime
+from workflows.errors import Stopped, stop_on_signals
+
+stop_on_signals()
+real_shutdown = ray.shutdown
+
+def shutdown_then_stop():
+    real_shutdown()  # the disposition is the default from about 0.3 s into it
+    os.kill(os.getpid(), signal.SIGTERM)  # a stop in the shutdown's last moments
+    time.sleep(0.3)
+
+ray.shutdown = shutdown_then_stop
+try:
+    with ray_runtime(num_cpus=1):
+        pass
+    print("went on")
+except Stopped:
+    print("stopped after the shutdown; Ray still up:", ray.is_initialized())
+"""
+
+
+@pytest.mark.slow
+def test_a_stop_while_ray_shuts_down_is_a_stop_not_a_silent_kill(tmp_path):
+    """The breaking helper's find: SIGTERM half a second after a Ray job wrote its report
+    ended the process with exit -15 and no word, Ray's shutdown having set SIGTERM back
+    to its default behind Python's back; now it is a stop, raised once Ray is down."""
+    done = subprocess.run([sys.executable, "-c", RAY_END], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "RAY_AUTH_MODE": "disabled"}, cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 0, (done.returncode, done.stderr[-2000:])
+    assert done.stdout.strip().splitlines()[-1] == "stopped after the shutdown; Ray still up: False"

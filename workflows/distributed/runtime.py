@@ -57,7 +57,56 @@ def ray_runtime(address: str | None = None, num_cpus: int | None = None, worker_
     try:
         yield
     finally:
+        _shut_down_keeping_handlers()
+
+
+def _shut_down_keeping_handlers() -> None:
+    """`ray.shutdown()`, with this process's stop handlers in force throughout. Ray's
+    core worker, shutting down, sets SIGTERM's disposition back to the default behind
+    Python's back (`signal.getsignal` still names the handler), about 0.3 s into a
+    shutdown of 1.5 s: a SIGTERM then, just after a Ray job had written its report,
+    ended the process with exit -15 and no word (the breaking helper's find). So the
+    shutdown runs in a thread while the main thread puts the handlers back every 5 ms
+    (only the main thread may), and a stop that arrives meanwhile is raised once the
+    shutdown is over, so that nothing Ray started outlives the command."""
+    import ray
+
+    if threading.current_thread() is not threading.main_thread():
         ray.shutdown()
+        return
+    failed: list[BaseException] = []
+
+    def shut_down() -> None:
+        try:
+            ray.shutdown()
+        except BaseException as err:  # raised in the main thread below
+            failed.append(err)
+
+    worker = threading.Thread(target=shut_down, name="ray-shutdown")
+    worker.start()
+    stop: BaseException | None = None
+    while worker.is_alive():
+        _handlers_reinstalled()
+        try:
+            worker.join(0.005)
+        except BaseException as err:  # a stop (our handlers raise it here): told after the shutdown
+            stop = stop or err
+    _handlers_reinstalled()
+    if stop is not None:
+        raise stop
+    if failed:
+        raise failed[0]
+
+
+def _handlers_reinstalled() -> None:
+    """Put the Python handlers of SIGTERM and SIGINT back at the C level, where another
+    library's C code may have set them to their default."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        handler = signal.getsignal(signum)
+        if handler is not None:  # None: a handler Python did not install, left as it is
+            signal.signal(signum, handler)
 
 
 @contextmanager
