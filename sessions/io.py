@@ -17,6 +17,7 @@ reading them back, on local disks and object stores alike (`sessions.storage`).
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections import deque
 from collections.abc import Collection, Sequence
@@ -172,9 +173,16 @@ def is_complete(path: str | Path) -> bool:
 
 
 def write_parquet(frame: pl.DataFrame, path: str | Path) -> str:
-    """Write one frame to a Parquet file atomically; returns the location."""
-    with storage.open_output(path) as stream:
-        frame.write_parquet(stream)
+    """Write one frame to a Parquet file atomically; returns the location.
+    StorageError (an OSError) in one line when the filesystem refuses the bytes (a
+    full disk, a quota), which polars reports inside a ComputeError."""
+    try:
+        with storage.open_output(path) as stream:
+            frame.write_parquet(stream)
+    except pl.exceptions.PolarsError as err:
+        if said := re.search(r"\[Errno (\d+)\] ([^\n]+)", str(err)):
+            raise storage.StorageError(f"{path}: {said.group(2).strip()}") from None
+        raise
     return str(path)
 
 

@@ -607,3 +607,41 @@ def test_a_stopped_or_crashed_job_leaves_no_empty_directory_it_made(tmp_path, mo
         assert result.exit_code != 0 and isinstance(result.exception, stop | SystemExit), result.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["kept", "log.tsv"]
     assert (tmp_path / "kept" / "out" / "part.tmp").read_text() == "written"
+
+
+@pytest.mark.parametrize(
+    "job",
+    [["ingest", "logs", "-f", "aol"], ["segment", "logs", "-f", "aol"], ["mine", "sessions"]],
+)
+def test_a_full_disk_is_one_line_naming_the_table_not_a_traceback(done, monkeypatch, job):
+    """The breaking helper's find (a 200 KiB tmpfs as the output): polars reports the
+    filesystem's refusal inside a ComputeError, which ended segment, mine, ingest and
+    annotate in a traceback; `score`, writing through pyarrow, said it in one line."""
+    import errno
+    import io
+    from contextlib import contextmanager
+
+    class Full(io.RawIOBase):
+        def writable(self) -> bool:
+            return True
+
+        def write(self, data) -> int:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    real = storage.open_output
+
+    @contextmanager
+    def full_for_tables(location):
+        if str(location).endswith(".parquet"):
+            yield Full()
+            return
+        with real(location) as stream:
+            yield stream
+
+    monkeypatch.setattr(storage, "open_output", full_for_tables)
+    result = sessionflow(*(done / a if a in ("logs", "sessions") else a for a in job), "-o", done / "full",
+                         "--engine", "local")  # fmt: skip
+    assert result.exit_code == 2, result.output
+    line = result.output.strip()
+    assert len(line.splitlines()) == 1 and line.startswith(f"error: {done / 'full'}/") and line.endswith(
+        "No space left on device")  # fmt: skip
