@@ -178,6 +178,32 @@ def test_a_store_that_cannot_be_opened_is_named_in_one_line(tmp_path, monkeypatc
     assert bad.read_text() == "runs and models\n"
 
 
+def test_a_store_that_cannot_be_written_is_named_before_a_job_writes(tmp_path, monkeypatch):
+    """A read-only store (the breaking helper bind-mounted one read-only): `train
+    session` failed at its first write with five tracebacks of `attempt to write a
+    readonly database`. Commands that write are refused in one line first; those that
+    only read (compare) read it. (As root only a read-only mount is unwritable, so
+    `os.access` answers as it would there.)"""
+    import mlflow
+    from typer.testing import CliRunner
+
+    from workflows.cli import app
+    from workflows.tracking import store as store_module
+
+    db = tmp_path / "mlflow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{db}")
+    mlflow.set_tracking_uri(f"sqlite:///{db}")
+    mlflow.MlflowClient().search_experiments()  # the store exists, writable, with its tables
+    real = os.access
+    monkeypatch.setattr(store_module.os, "access", lambda p, mode: False if mode == os.W_OK else real(p, mode))
+    result = CliRunner().invoke(app, ["train", "segmenter", "--gt", "no.csv", "--format", "gayo-avello"])
+    said = f"error: the MLflow store {db} cannot be written here (read-only)"
+    assert result.exit_code == 2 and result.output.strip().startswith(said), result.output
+    assert len(result.output.strip().splitlines()) == 1
+    read = CliRunner().invoke(app, ["compare"])  # reads: no run there yet, and that is what it says
+    assert "no experiment 'session-model'" in read.output and "cannot be written" not in read.output
+
+
 def test_jobs_started_together_on_a_new_store_all_land(tmp_path):
     """MLflow creates a new SQLite store's tables for tracking and for the registry
     apart, the registry's without a lock: three jobs started together on a new store

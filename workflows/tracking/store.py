@@ -67,6 +67,8 @@ def use_store(existing: bool = False) -> MlflowClient:
             f"no MLflow store at {uri.removeprefix('sqlite:///')}: run this where the models were trained "
             "(their mlflow.db), or set MLFLOW_TRACKING_URI to their store"
         )
+    if not existing and uri.startswith("sqlite:///"):
+        check_writable_store(Path(uri.removeprefix("sqlite:///")))
     warn_if_ephemeral(uri)
     if uri not in _opened:
         _open(uri)
@@ -77,6 +79,19 @@ def use_store(existing: bool = False) -> MlflowClient:
 
 
 _opened: set[str] = set()
+
+
+def check_writable_store(db: Path) -> None:
+    """ValueError in one line when a SQLite store that a job would write to cannot be
+    written: the file, or the directory SQLite keeps its journal in, read-only (a
+    read-only mount, permissions). Before, `train session` failed at its first write
+    with five tracebacks of `attempt to write a readonly database`."""
+    where = db if db.exists() else db.parent
+    if where.exists() and not (os.access(where, os.W_OK) and os.access(db.parent, os.W_OK)):
+        raise ValueError(
+            f"the MLflow store {db} cannot be written here (read-only): this command logs runs and models to it; "
+            "set MLFLOW_TRACKING_URI to a store it may write"
+        )
 
 
 def _open(uri: str) -> None:
@@ -362,7 +377,7 @@ def _held_instead(uri: str) -> str | None:
 
     if not uri.startswith("runs:/"):
         return None
-    run_id, client = run_of(uri), use_store()
+    run_id, client = run_of(uri), use_store(existing=True)
     try:
         top = client.list_artifacts(run_id)
         if any(a.path == "table" for a in top) and not any(a.path == "model" for a in top):
@@ -397,7 +412,7 @@ def _require_model(uri: str) -> None:
     run = run_of(uri)
     if uri.startswith("runs:/"):
         try:
-            use_store().get_run(run)
+            use_store(existing=True).get_run(run)
         except MlflowException as err:
             raise ValueError(f"{uri}: {err.message.splitlines()[0]} (tracking store: {tracking_uri()})") from None
 
