@@ -58,13 +58,25 @@ def _chains(column: pl.Series, path: Path, lines: pl.Series) -> np.ndarray:
     return chains
 
 
+COLUMNS = {TEST_FILE: ("captions", "image_url"), EXPANDED_FILE: ("positive", "image_url")}  # what is read of each
+
+
 def _read(path: Path) -> pl.DataFrame:
-    """The CSV file `path` with `line`, each row's line in it (the header is line 1)."""
-    return pl.read_csv(path).with_row_index("line", offset=2)
+    """The CSV file `path` with `line`, each row's line in it (the header is line 1).
+    ValueError naming the file for one without the columns read of it (`COLUMNS`)."""
+    table = pl.read_csv(path, infer_schema=False)
+    missing = [c for c in COLUMNS.get(path.name, ()) if c not in table.columns]
+    if missing:
+        raise ValueError(
+            f"{path}: no column {', '.join(map(repr, missing))} (its columns: {', '.join(table.columns)}); "
+            f"HierarCaps' {path.name} has {', '.join(COLUMNS[path.name])}"
+        )
+    return table.with_row_index("line", offset=2)
 
 
 def read_test_chains(directory: str | Path) -> np.ndarray:
-    """The 1,000 test hierarchies as (n, 4) captions, general first (ValueError as `_chains`)."""
+    """The 1,000 test hierarchies as (n, 4) captions, general first (ValueError as `_chains`,
+    and as `_read` for a file without its columns)."""
     path = Path(directory) / TEST_FILE
     table = _read(path)
     return _chains(table["captions"].str.strip_chars(), path, table["line"])

@@ -129,3 +129,18 @@ def test_files_without_chains_are_one_line_errors(tmp_path):
         train_hierarchy(_directory(tmp_path, ["a => b => c => d"], test=["a => b => c => d"], images="i"))
     with pytest.raises(ValueError, match=f"no edges in {tmp_path / TEST_FILE}"):
         read_test_chains(_directory(tmp_path, ["a => b => c => d"], test=[]))
+
+
+def test_files_without_the_columns_read_are_one_line_errors_naming_them(tmp_path):
+    """The breaking helper's find: a directory of other CSVs ended in polars'
+    ColumnNotFoundError traceback (`"image_url" not found`), from train and evaluate."""
+    (tmp_path / TEST_FILE).write_text("a,b\n1,2\n")
+    (tmp_path / EXPANDED_FILE).write_bytes(gzip.compress(b"a,b\n1,2\n"))
+    said = f"{tmp_path / TEST_FILE}: no column 'captions', 'image_url' (its columns: a, b)"
+    for read in (train_hierarchy, read_test_chains):
+        with pytest.raises(ValueError, match=said.replace("(", r"\(").replace(")", r"\)")):
+            read(tmp_path)
+    _directory(tmp_path, ["a => b => c => d"], test=["e => f => g => h"])  # a right test file, an expanded one without
+    (tmp_path / EXPANDED_FILE).write_bytes(gzip.compress(b"positive,negative\na => b => c => d,x\n"))
+    with pytest.raises(ValueError, match=r"no column 'image_url' \(its columns: positive, negative\)"):
+        train_hierarchy(tmp_path)
