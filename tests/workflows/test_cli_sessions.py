@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 
+import polars as pl
 import pytest
 from typer.testing import CliRunner
 
@@ -291,6 +292,23 @@ def test_mine_of_sessions_without_a_pair_says_why_it_found_none(gt, tmp_path):
     mined = invoke("mine", str(tmp_path / "s"), "--output", str(tmp_path / "p"))
     assert json.loads((tmp_path / "p" / "report.json").read_text())["pairs"] == 0
     assert "note: no pairs: no session holds two distinct queries" in " ".join(mined.output.split())
+
+
+def test_mine_gold_reads_a_table_with_its_map_and_only_then(tmp_path):
+    """`--help` offered `--format table` with --gold, which then asked for a --map that
+    mine did not have (the breaking helper's find): it has the read settings now."""
+    (tmp_path / "lab.csv").write_text(
+        "uid,ts,q,sess\n1,2023-01-05 10:00:00,cheap flights,a\n1,2023-01-05 10:01:00,flights rome,a\n"
+        "1,2023-01-05 12:00:00,pasta,b\n2,2023-01-05 10:00:00,tax forms,c\n2,2023-01-05 10:03:00,irs 1040,c\n"
+    )
+    invoke("mine", str(tmp_path / "lab.csv"), "--gold", "session", "-f", "table", "--map",
+           "user=uid,time=ts,text=q,session=sess", "-o", str(tmp_path / "p"))  # fmt: skip
+    pairs = read_table(tmp_path / "p" / "pairs.parquet")
+    positives = {frozenset(pair) for pair in pairs.filter(pl.col("label") == 1).select("query_a", "query_b").rows()}
+    assert positives == {frozenset(("cheap flights", "flights rome")), frozenset(("irs 1040", "tax forms"))}
+    refused = runner.invoke(app, ["mine", str(tmp_path / "p"), "--map", "user=uid,time=ts,text=q", "-o",
+                                  str(tmp_path / "q")])  # fmt: skip
+    assert refused.exit_code == 2 and "read a labelled log, with --gold" in refused.output
 
 
 def test_mine_gold_accounts_for_every_row_of_the_labelled_log(gt, tmp_path):

@@ -12,6 +12,7 @@ from typing import Literal
 import polars as pl
 
 from sessions import storage
+from sessions.formats.options import ReadOptions
 from sessions.ingest import REJECTED_FILE
 from sessions.io import job_output, parquet_rows, read_table, write_report, write_table
 from sessions.pairs import MiningConfig, gold_pairs, mine_pairs, negatives_short
@@ -42,6 +43,7 @@ class MineJob:
     overwrite: bool = common.overwrite()
     gold: Literal["session", "mission"] | None = field(default=None, metadata={"help": GOLD_HELP})
     format: str | None = common.log_format(f"with --gold: {common.FORMAT_HELP}")
+    read: ReadOptions = common.read_options()  # with --gold: how the labelled log is read (--map for a table)
     mining: MiningConfig = field(default_factory=MiningConfig, metadata={"prefix": ""})
     engine: common.Engine = common.engine()
     address: str | None = common.address()
@@ -49,6 +51,11 @@ class MineJob:
     def __post_init__(self) -> None:
         if self.format is not None and self.gold is None:
             raise ValueError("--format reads a labelled log, with --gold; a `segment` output needs none")
+        if self.read != ReadOptions() and self.gold is None:
+            raise ValueError(
+                "--map, --time-format, --time-unit, --timezone, --unknown-user and --strict read a labelled log, with "
+                "--gold; a `segment` output needs none"
+            )
         common.check_engine(self.engine, self.address)
 
 
@@ -57,7 +64,7 @@ def run(job: MineJob) -> dict:
     OUTPUT/pairs.parquet; write and return the report (counts by split and kind).
     ValueError / FileNotFoundError for bad settings or inputs."""
     sessions = common.require(job.sessions, "sessions", argument=True)
-    common.check_format(job.format)
+    common.check_format(job.format, job.read)
     if not storage.exists(sessions):
         raise FileNotFoundError(f"{sessions}: no sessions here; run `sessionflow segment` first")
     output = common.output_dir(job.output, PAIRS_FILE, job.overwrite, [sessions])
@@ -72,7 +79,8 @@ def run(job: MineJob) -> dict:
     if gold is not None:
         engine, why = "local", "--gold: a labelled log is mined in this process"
         columns = ("row_id", "user_id", "ts", "query", "gold_session", "gold_mission")
-        events, accounting = load_events([sessions], fmt, output, columns=columns)  # rejected rows: rejected.parquet
+        # the rejected rows go to rejected.parquet
+        events, accounting = load_events([sessions], fmt, output, options=job.read, columns=columns)
         common.require_rows_read(accounting, output)
         write_table(gold_pairs(events, gold, seed=cfg.seed), target)
     else:
