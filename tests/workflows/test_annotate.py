@@ -161,3 +161,20 @@ def test_annotate_into_its_own_earlier_output_leaves_nothing_of_that_run(hierarc
     assert again.exit_code == 0, again.output
     left = {p.name for p in (tmp_path / "a").iterdir()}
     assert left == {"annotations.parquet", "report.json"}, left  # the sessions and rejected rows are the input's
+
+
+def test_the_output_of_another_job_is_refused_naming_what_annotate_reads(hierarchy_uri, tmp_path):
+    """A `score` output given to annotate was refused as "this one reads raw logs (with
+    --format) or an `ingest` output", leaving out the `segment` output it reads too."""
+    log = tmp_path / "log.tsv"
+    write_aol(log, ROWS)
+    assert (
+        runner.invoke(app, ["segment", str(log), "-f", "aol", "--engine", "local", "-o", str(tmp_path / "s")]).exit_code
+        == 0
+    )
+    assert (
+        runner.invoke(app, ["mine", str(tmp_path / "s"), "--engine", "local", "-o", str(tmp_path / "p")]).exit_code == 0
+    )
+    done = runner.invoke(app, ["annotate", str(tmp_path / "p"), "--model", hierarchy_uri, "-o", str(tmp_path / "a")])
+    said = "the output of another job; annotate reads a `segment` output, an `ingest` output or raw logs"
+    assert done.exit_code == 2 and said in done.output and not (tmp_path / "a").exists()

@@ -21,7 +21,7 @@ from sessions import storage
 from sessions.formats.options import DEFAULT_READ, ReadOptions
 from sessions.ingest import REPORT_FILE
 from sessions.io import ParquetSink, claim_output, job_output, read_json, scan_table, write_report
-from sessions.pipeline import SESSIONS_FILE, load_events, segment_logs
+from sessions.pipeline import SESSIONS_FILE, is_ingest_output, load_events, segment_logs
 from sessions.reformulation import (
     DEFAULT_RATIO,
     REFORMULATIONS,
@@ -169,7 +169,11 @@ def run(job: AnnotateJob) -> dict:
     from workflows.tracking.store import require_model, use_store
 
     if len(job.inputs) == 1:
-        is_segment_output(job.inputs[0])  # IncompleteOutputError for an unfinished one
+        given = job.inputs[0]  # an unfinished `segment` or `ingest` output: IncompleteOutputError from these
+        another = storage.exists(storage.join(given, REPORT_FILE)) and not is_ingest_output(given)
+        if not is_segment_output(given) and another:
+            raise ValueError(f"{given}: the output of another job; annotate reads a `segment` output, an `ingest` "
+                             "output or raw logs (with --format)")  # fmt: skip
     common.check_output(job.output, job.inputs)
     use_store(existing=True)
     require_model(job.model, ("hierarchy",))  # before the output is claimed
