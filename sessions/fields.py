@@ -15,7 +15,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-_CONTROL = r"[\x00-\x08\x0B\x0C\x0E-\x1F\x7F]"
+_CONTROL = r"[\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]"  # C0 but tab, LF and CR; DEL; C1 (U+0080..U+009F)
 # Unicode's white space (what polars' strip_chars() strips) but the control characters
 # among it (vertical tab, form feed): stripping those would hide them from the check.
 SPACES = "\t\n\r \x85\xa0\u1680" + "".join(map(chr, range(0x2000, 0x200B))) + "\u2028\u2029\u202f\u205f\u3000"
@@ -67,7 +67,8 @@ def _csv_fields(texts: pl.Series, *, sep: str, quote: str) -> pl.Series:
 
 
 def has_control_chars(text: pl.Expr) -> pl.Expr:
-    """True where the text holds NUL or other control bytes (tab, CR and LF excepted)."""
+    """True where the text holds NUL or another control character: C0 (tab, CR and LF
+    excepted), DEL or C1 (U+0080..U+009F, NEL among them: mojibake or binary junk)."""
     return text.str.contains(_CONTROL)
 
 

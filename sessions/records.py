@@ -324,10 +324,11 @@ class ByteCensus:
     tab-separated blocks: whether polars' CSV reader may read them as they are.
 
     separators: bytes equal to the separator; controls: control bytes other than tab,
-    CR and LF, and DEL; empty_lines: lines with nothing before their LF but an optional
-    CR; blank_candidates: lines of whitespace bytes only (space, tab, CR) or bytes
-    above 0x7F (Unicode whitespace is multi-byte), the only lines whose fields can all
-    be blank; bom: whether a UTF-8 byte-order mark occurs anywhere.
+    CR and LF, DEL, and the C1 controls (U+0080..U+009F, two bytes each); empty_lines:
+    lines with nothing before their LF but an optional CR; blank_candidates: lines of
+    whitespace bytes only (space, tab, CR) or bytes above 0x7F (Unicode whitespace is
+    multi-byte), the only lines whose fields can all be blank; bom: whether a UTF-8
+    byte-order mark occurs anywhere.
     """
 
     separators: int
@@ -343,6 +344,9 @@ def byte_census(data: bytes, newlines: np.ndarray, sep: str) -> ByteCensus:
     arr = np.frombuffer(data, dtype=np.uint8)
     counts = _histogram(arr)
     controls = int(counts[:32].sum() - counts[9] - counts[10] - counts[13] + counts[127])
+    if counts[0xC2]:  # the lead byte of U+0080..U+00BF: among them the C1 controls, U+0080..U+009F
+        at = np.flatnonzero(arr[:-1] == 0xC2)
+        controls += int(((arr[at + 1] >= 0x80) & (arr[at + 1] <= 0x9F)).sum())
     bom = False
     if counts[BOM[0]]:  # a rare lead byte: look only where it occurs
         at = np.flatnonzero(arr[:-2] == BOM[0])

@@ -616,15 +616,30 @@ def test_a_control_character_is_binary_junk_however_the_format_writes_it(tmp_pat
     raw in the line was rejected as control_chars; a Parquet string was never checked;
     a user ending in a form feed (`{"u": "u\\f"}`, hypothesis' find) was stripped to `u`
     before the check, in JSON and Parquet alone."""
-    rows = [{"u": "1001", "t": "2023-01-05 10:00:00", "q": "a\x01b"},
-            {"u": "10\x00 01", "t": "2023-01-05 10:01:00", "q": "pizza"},
-            {"u": "1001", "t": "2023-01-05 10:02:00", "q": "pizza\tpan"},
-            {"u": "u\x0c", "t": "2023-01-05 10:03:00", "q": "q"},
-            {"u": "\x0b u", "t": "2023-01-05 10:04:00", "q": "q"}]  # fmt: skip
+    rows = [
+        {"u": "1001", "t": "2023-01-05 10:00:00", "q": "a\x01b"},
+        {"u": "10\x00 01", "t": "2023-01-05 10:01:00", "q": "pizza"},
+        {"u": "1001", "t": "2023-01-05 10:02:00", "q": "pizza\tpan"},
+        {"u": "u\x0c", "t": "2023-01-05 10:03:00", "q": "q"},
+        {"u": "\x0b u", "t": "2023-01-05 10:04:00", "q": "q"},
+        {"u": "1001", "t": "2023-01-05 10:05:00", "q": "next\x85line"},
+    ]  # fmt: skip  (C1's NEL: a helper's find)
     report, events, rejected = read_table_log(tmp_path, rows, kind)
     assert rejected.sort("row_id").select("row_id", "reason").rows() == [
-        (i, Reason.CONTROL_CHARS) for i in (0, 1, 3, 4)]  # fmt: skip
-    assert events["query"].to_list() == ["pizza\tpan"] and report["rows_rejected"] == 4
+        (i, Reason.CONTROL_CHARS) for i in (0, 1, 3, 4, 5)]  # fmt: skip
+    assert events["query"].to_list() == ["pizza\tpan"] and report["rows_rejected"] == 5
+
+
+def test_a_c1_control_anywhere_in_a_line_is_junk_on_the_fast_path_and_the_careful_one(tmp_path):
+    """U+0085 (NEL) passed ingest, segment and score (the breaking helper's find); the
+    careful path checks the whole line, so the fast one must see it too, in a field not
+    read (the AOL ClickURL) as in the query, and must let NBSP and other U+00A0.. be."""
+    path = tmp_path / "user-ct-test-collection-01.txt"
+    path.write_text(AOL_HEADER + "1\tnext\u0085line\t2006-03-01 07:17:12\t\t\n"
+                    "1\tcafé\u00a0crème ¿\t2006-03-01 07:18:12\t1\thttp://a.com\n"
+                    "1\tok\t2006-03-01 07:19:12\t1\thttp://b.com/\u0090\n")  # fmt: skip
+    fast, careful = both_paths(path, "aol")
+    assert fast["query"].to_list() == careful["query"].to_list() == ["café\u00a0crème ¿"]
 
 
 @settings(max_examples=25, deadline=None)
