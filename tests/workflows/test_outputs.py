@@ -518,6 +518,8 @@ def test_a_failed_command_removes_the_parents_it_created_and_nothing_of_the_user
         (["segment", "logs", "-f", "table"], "--format table needs a column mapping"),
         (["train", "session", "--pairs", "pairs", "--model", "no-such/encoder"], "no-such/encoder: no such encoder"),
         (["train", "hierarchy", "--model", "no-such/encoder"], "no-such/encoder: no such encoder"),
+        (["train", "hierarchy", "--model", "tiny", "--head", "hit", "--dim", "5"],  # it trained 32-d, without a word
+         "--head hit embeds in the encoder's own width: no --dim (given 5)"),
     ],
 )  # fmt: skip
 def test_settings_that_cannot_work_are_refused_before_anything_starts(done, monkeypatch, args, says):

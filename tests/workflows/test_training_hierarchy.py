@@ -132,6 +132,9 @@ def test_the_head_is_fitted_alone_before_fine_tuning_and_only_on_a_fresh_model(t
         HierarchyTrainConfig(head="hit", hidden=8)
     with pytest.raises(ValueError, match=r"^--head-epochs: the text model's settings, not for --model lookup"):
         HierarchyTrainConfig(model="lookup", head_epochs=3)
+    # what was ignored without a word (a breaking helper's find): Mobius layers beside a lookup table
+    with pytest.raises(ValueError, match=r"^--mobius-layers: the text model's setting, not for --model lookup"):
+        HierarchyTrainConfig(model="lookup", manifold="order", mobius_layers=2)
     with pytest.raises(ValueError, match=r"^--head-lr, --names: the text model's settings"):
         HierarchyTrainConfig(model="lookup", names="all", head_lr=0.1)
     with pytest.raises(ValueError, match="names must be one of"):

@@ -48,6 +48,7 @@ EXPERIMENT = "hierarchy-model"
 DATA = ("wordnet-mammals", "wordnet-nouns", "hierarcaps:PATH")
 WORDNET = DATA[:2]
 HOLDOUTS = ("none", "edges", "nodes", "hit-multi", "hit-mixed")
+DEFAULT_DIM = 10
 HEADS = ("expmap0", "hit")  # `models.hierarchy.HEADS`, not imported: the CLI starts without torch
 RANKINGS = ("softmax", "triplet")  # `models.hierarchy.RANKINGS`
 # Each kind of model's best measured setting (docs/hierarchy-model.md, with the runs
@@ -100,7 +101,9 @@ class HierarchyTrainConfig:
             "choices": ("poincare", "euclidean", "order"),
         },
     )
-    dim: int = field(default=10, metadata={"help": "dimensions of the embedding (--head hit: the encoder's width)"})
+    dim: int = field(
+        default=DEFAULT_DIM, metadata={"help": "dimensions of the embedding (--head hit: the encoder's width)"}
+    )
     curvature: float = field(default=1.0, metadata={"help": "curvature of the Poincare ball (its negative)"})
     head: str = field(
         default="expmap0",
@@ -272,6 +275,8 @@ class HierarchyTrainConfig:
             raise ValueError("--head hit is a text model's encoder on the ball: no lookup, Mobius layers or euclidean")
         if self.head == "hit" and (self.hidden or self.head_epochs):
             raise ValueError("--head hit adds no layer to fit: no --hidden or --head-epochs")
+        if self.lookup and self.mobius_layers:
+            raise ValueError("--mobius-layers: the text model's setting, not for --model lookup")
         text_only = ("hidden", "head_epochs", "head_lr", "names", "sibling_negatives")
         given = [name for name in text_only if getattr(self, name) is not None]
         if self.lookup and given:
@@ -418,9 +423,11 @@ def run(job: TrainHierarchyJob, run_name: str | None = None) -> TrainOutcome:
     from workflows.tracking.store import training_run
 
     cfg = job.hierarchy.resolved()
+    if cfg.head == "hit" and cfg.dim != DEFAULT_DIM:  # a --dim given beside it was lost without a word
+        raise ValueError(f"--head hit embeds in the encoder's own width: no --dim (given {cfg.dim})")
     if not cfg.lookup:
         encoder_width = check_encoder(cfg.model)  # before any worker starts
-        if cfg.head == "hit":  # HiT's head keeps the encoder's width, whatever --dim says: the run records it
+        if cfg.head == "hit":  # HiT's head keeps the encoder's width: the run records it
             cfg = replace(cfg, dim=encoder_width)
     require_storage(job.storage)
     data = load_data(cfg)
