@@ -184,14 +184,14 @@ def looks_csv_quoted(text: str, complete: bool = True) -> bool:
     if not raw_fits:
         return False
     marks = [_quoting_mark(field) for fields in raw for field in fields if field.startswith('"')]
-    return True in marks and False not in marks
+    return bool(marks) and all(marks)
 
 
-def _quoting_mark(field: str) -> bool | None:
+def _quoting_mark(field: str) -> bool:
     """What one raw field that starts with a quote says of CSV quoting: True for a field
     only a CSV writer makes (in quotes, a quote doubled inside, or empty), False for
     one it never makes (unclosed, text after the closing quote, or quotes around a text
-    that needs none), None for none of these."""
+    that needs none)."""
     if not _QUOTED_FIELD.fullmatch(field):
         return False
     inner = field[1:-1]
