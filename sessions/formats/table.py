@@ -31,6 +31,7 @@ from sessions.formats.base import Columns, LogFormat, column_index
 from sessions.formats.columnar import JsonLinesFormat, ParquetFormat
 from sessions.formats.delimited import DelimitedFormat
 from sessions.formats.options import DEFAULT_READ, ReadOptions
+from sessions.times import UTC_TIMES, TimeOptions, to_utc
 
 # What exporters write for a missing value (matched whatever the case): Postgres' and
 # MySQL's text NULL, SQL's NULL, Python's None, NaN, R's NA and pandas' <NA>,
@@ -117,7 +118,7 @@ def table_format(path: str | Path, mapping: ColumnMap, options: ReadOptions = DE
     if kind == "jsonl":
         return JsonLinesFormat(name="table", names=mapping.columns(), build=mapping.build, unknown_users=unknown,
                                options=options)  # fmt: skip
-    quoted_tsv = kind == "tsv" and tsv_is_quoted(path)
+    quoted_tsv = kind == "tsv" and tsv_is_quoted(path, mapping, options)
     sep, quote = (",", '"') if kind == "csv" else ("\t", '"' if quoted_tsv else None)
     return DelimitedFormat(
         name="table", sep=sep, quote=quote, multiline=quote is not None, columns=mapping.columns(),
@@ -126,10 +127,12 @@ def table_format(path: str | Path, mapping: ColumnMap, options: ReadOptions = DE
     )  # fmt: skip
 
 
-def tsv_is_quoted(path: str | Path) -> bool:
+def tsv_is_quoted(path: str | Path, mapping: ColumnMap | None = None, options: ReadOptions = DEFAULT_READ) -> bool:
     """Whether the TSV at `path` was written with CSV quoting, from its first
-    `SNIFF_BYTES` (decompressed): `looks_csv_quoted`. A start that cannot be read (a
-    damaged stream) reads as raw; the reader then reports the damage."""
+    `SNIFF_BYTES` (decompressed): `looks_csv_quoted`, a record being one whose user
+    (`mapping.user`) is not blank and whose time (`mapping.time`) reads as a time with
+    the job's settings. A start that cannot be read (a damaged stream) reads as raw;
+    the reader then reports the damage."""
     head = b""
     try:
         with storage.open_input(path) as stream:
@@ -138,24 +141,29 @@ def tsv_is_quoted(path: str | Path) -> bool:
     except storage.DamagedStreamError:
         return False
     text = head.decode("utf-8", errors="replace").removeprefix("\ufeff")
-    return looks_csv_quoted(text, complete=len(head) < SNIFF_BYTES)
+    user, time = (mapping.user, mapping.time) if mapping else (None, None)
+    return looks_csv_quoted(text, len(head) < SNIFF_BYTES, user=user, time=time, times=options.times)
 
 
-def looks_csv_quoted(text: str, complete: bool = True) -> bool:
+def looks_csv_quoted(
+    text: str, complete: bool = True, *, user: str | None = None, time: str | None = None,
+    times: TimeOptions = UTC_TIMES,
+) -> bool:  # fmt: skip
     """Whether tab-separated `text` (a file's start, header first; `complete`: the
     whole file, else its last record may be cut and is left out) is CSV-quoted.
 
     Yes when every name of the header is in double quotes (a writer that quotes every
     field, or every text: `QUOTE_ALL`, `QUOTE_NONNUMERIC`). Else the body is read both
     ways, split at every tab and line end (raw) and by Python's `csv` (quoted): when
-    one reading gives every record the header's number of fields and the other does
-    not, that one (a tab or a line break in a quoted text; an unclosed quote in a raw
-    log). When both do, only quoting's own marks tell: some field in quotes with a
-    quote doubled inside (`"12"" pizza"`), or empty (`""`: polars' empty text), and
-    none that contradicts quoting (`"best" pizza places`, or `"new york"`, which a
-    writer quoting only where it must never writes: a raw log's phrase query). When
-    neither does, raw: a raw reading keeps every character, and its misfits are
-    rejected with their reason."""
+    one reading gives every record the header's number of fields, a `user` not blank
+    and a `time` read as a time (`sessions.times.to_utc` with `times`), and the other
+    does not, that one (a tab or a line break in a quoted text; an unclosed quote in a
+    raw log; a text's line break followed by tabs, whose raw pieces are no records). When both do, only quoting's own
+    marks tell: some field in quotes with a quote doubled inside (`"12"" pizza"`), or
+    empty (`""`: polars' empty text), and none that contradicts quoting (`"best"
+    pizza places`, or `"new york"`, which a writer quoting only where it must never
+    writes: a raw log's phrase query). When neither does, raw: a raw reading keeps
+    every character, and its misfits are rejected with their reason."""
     lines = _LINE_END.split(text)
     names = lines[0].split("\t")
     if all(len(name) >= 2 and name[0] == name[-1] == '"' for name in names):
@@ -175,16 +183,32 @@ def looks_csv_quoted(text: str, complete: bool = True) -> bool:
         records, starts = [], []
     # a cut sample: its last record is left out, in both readings (a quoted text may span lines)
     end = len(lines) if complete else (starts[-1] if records else len(lines) - 1)
-    raw = [line.split("\t") for line in lines[1:end] if line]  # blank lines are neither's evidence
-    quoted = [record for record in records[1 : None if complete else -1] if record]
-    raw_fits = all(len(fields) == len(names) for fields in raw)
-    quoted_fits = bool(quoted) and all(len(fields) == len(names) for fields in quoted)
+    # blank lines and the header repeated (parts joined with `cat`) are neither's evidence: the reader skips them
+    raw = [fields for line in lines[1:end] if line and (fields := line.split("\t")) != names]
+    quoted = [record for record in records[1 : None if complete else -1] if record and record != names]
+    raw_fits = _all_records(raw, names, user, time, times)
+    quoted_fits = bool(quoted) and _all_records(quoted, names, user, time, times)
     if raw_fits != quoted_fits:
         return quoted_fits
     if not raw_fits:
         return False
     marks = [_quoting_mark(field) for fields in raw for field in fields if field.startswith('"')]
     return bool(marks) and all(marks)
+
+
+def _all_records(
+    rows: list[list[str]], names: list[str], user: str | None, time: str | None, times: TimeOptions
+) -> bool:
+    """Whether every row of one reading is a record: the header's number of fields, its
+    user not blank, its time read as a time (columns not in the header: not asked)."""
+    if any(len(fields) != len(names) for fields in rows):
+        return False
+    if user in names and any(not fields[names.index(user)].strip() for fields in rows):
+        return False
+    if time in names and rows:
+        values = pl.Series([fields[names.index(time)] for fields in rows], dtype=pl.String)
+        return not pl.select(to_utc(pl.lit(values), pl.String(), times)).to_series().has_nulls()
+    return True
 
 
 def _quoting_mark(field: str) -> bool:

@@ -263,27 +263,41 @@ def test_a_tsv_written_with_csv_quoting_reads_back_every_text(tmp_path_factory, 
     [
         ('u\tt\tq\n1\t2023-01-05\t"12"" pizza pan"\n', True, True),  # a doubled quote: only a CSV writer makes it
         ('u\tt\tq\n1\t2023-01-05\t"tab\tinside"\n1\t2023-01-05\tplain\n', True, True),  # raw misfits, csv fits
-        ('u\tt\tq\n1\t2\t"line\nbreak"\n1\t2\tplain\n', True, True),
+        ('u\tt\tq\n1\t2023-01-05\t"line\nbreak"\n1\t2023-01-05\tplain\n', True, True),
         ('"u"\t"t"\t"q"\n"1"\t"2023-01-05"\t"dog"\n', True, True),  # QUOTE_ALL: the header too
-        ('u\tt\tq\n1\t2\t""\n1\t2\tplain\n', True, True),  # polars writes an empty text so
-        ('u\tt\tq\r1\t2\t"he said ""hi"""\r1\t2\tplain\r', True, True),  # lines ended by CR alone
+        ('u\tt\tq\n1\t2023-01-05\t""\n1\t2023-01-05\tplain\n', True, True),  # polars writes an empty text so
+        ('u\tt\tq\r1\t2023-01-05\t"he said ""hi"""\r1\t2023-01-05\tplain\r', True, True),  # lines ended by CR alone
         ('u\tt\tq\n1\t2023-01-05\t"new york" hotels\n', True, False),  # a raw log's phrase query
         ('u\tt\tq\n1\t2023-01-05\t"new york"\n', True, False),  # quotes a minimal writer never adds
         ('u\tt\tq\n1\t2023-01-05\t"a ""b"""\n1\t2023-01-05\t"c d"\n', True, False),  # contradicted
         ('u\tt\tq\n1\t2023-01-05\t12" pizza pan\n', True, False),  # a quote inside a bare field: no evidence
-        ('u\tt\tq\n1\t2\t"new york city\n1\t2\tweather\n1\t2\ttv 32"\n', True, False),  # unclosed: raw fits
+        (
+            'u\tt\tq\n1\t2023-01-05\t"new york city\n1\t2023-01-05\tweather\n1\t2023-01-05\ttv 32"\n',
+            True,
+            False,
+        ),  # unclosed: raw fits
+        ('u\tt\tq\n1\t2023-01-05\t"a\n\t\t"\n', True, True),  # a line break then tabs: raw pieces without user or time
         # a cut sample's last record is left out, however it was cut (the breaking helper's finds)
-        ('u\tt\tq\n1\t2\t"a ""b"""\n1\t2\t"x ""y', False, True),
-        ('u\tt\tq\n1\t2\t"a ""b"""\n1\t2\t"yyy"', False, True),  # cut just after a doubled quote's first
-        ('u\tt\tq\n1\t2\t"a ""b"""\n1\t2\t"a ""q""\nnext line zz', False, True),  # cut in a text of two lines
+        ('u\tt\tq\n1\t2023-01-05\t"a ""b"""\n1\t2023-01-05\t"x ""y', False, True),
+        (
+            'u\tt\tq\n1\t2023-01-05\t"a ""b"""\n1\t2023-01-05\t"yyy"',
+            False,
+            True,
+        ),  # cut just after a doubled quote's first
+        (
+            'u\tt\tq\n1\t2023-01-05\t"a ""b"""\n1\t2023-01-05\t"a ""q""\nnext line zz',
+            False,
+            True,
+        ),  # cut in a text of two lines
         ('u\tt\tq\n1\t2023-01-05\t"x ""y"" z', False, False),  # nothing whole to tell by
         ("u\tt\tq\n", True, False),
+        ('u\tt\tq\n1\t2023-01-05\t"\nu\tt\tq\n1\t2023-01-05\ta\n', True, False),  # a repeated header is no record
     ],
 )
 def test_a_tsv_is_read_raw_unless_its_start_shows_csv_quoting(start, complete, quoted):
     from sessions.formats.table import looks_csv_quoted
 
-    assert looks_csv_quoted(start, complete) is quoted
+    assert looks_csv_quoted(start, complete, user="u", time="t") is quoted
 
 
 def write_table(path, rows: list[dict], kind: str) -> None:
