@@ -306,6 +306,14 @@ def test_mine_gold_reads_a_table_with_its_map_and_only_then(tmp_path):
     pairs = read_table(tmp_path / "p" / "pairs.parquet")
     positives = {frozenset(pair) for pair in pairs.filter(pl.col("label") == 1).select("query_a", "query_b").rows()}
     assert positives == {frozenset(("cheap flights", "flights rome")), frozenset(("irs 1040", "tax forms"))}
+    assert json.loads((tmp_path / "p" / "report.json").read_text())["unlabelled"] == 0
+    # a row without its label is read, in no pair, and counted (a new user's find: it went without a word)
+    (tmp_path / "lab2.csv").write_text((tmp_path / "lab.csv").read_text() + "2,2023-01-05 11:00:00,paris metro,\n")
+    mined = invoke("mine", str(tmp_path / "lab2.csv"), "--gold", "session", "-f", "table", "--map",
+                   "user=uid,time=ts,text=q,session=sess", "-o", str(tmp_path / "p2"))  # fmt: skip
+    report = json.loads((tmp_path / "p2" / "report.json").read_text())
+    assert (report["rows_in"], report["rows_ok"], report["unlabelled"]) == (6, 6, 1)
+    assert "rows without a gold session (in no pair) │ 1" in " ".join(mined.output.split())
     refused = runner.invoke(app, ["mine", str(tmp_path / "p"), "--map", "user=uid,time=ts,text=q", "-o",
                                   str(tmp_path / "q")])  # fmt: skip
     assert refused.exit_code == 2 and "read a labelled log, with --gold" in refused.output

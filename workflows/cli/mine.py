@@ -21,14 +21,17 @@ def mine(job: MineJob) -> None:
 
     With --gold session|mission, SESSIONS is a log with ground-truth labels (or its
     `ingest` directory) and the pairs follow the labels, for `evaluate pairs` (mined
-    in this process, whatever --engine says: the report's engine_reason says so).
+    in this process, whatever --engine says: the report's engine_reason says so);
+    rows without a label at that level are read, in no pair, and counted (unlabelled).
     """
     from workflows.jobs.mine import run
 
     report = run(job)
     table = {f"{s} {k}": n for s, kinds in sorted(report["by_split_and_kind"].items()) for k, n in kinds.items()}
-    rows = {**ingest_rows(report), "pairs": report["pairs"], **table, "engine": engine_text(report["config"]),
-            "seconds": report["seconds"], "peak RSS (MiB)": peak_rss_mib(), **report["outputs"]}  # fmt: skip
+    unlabelled = {f"rows without a gold {job.gold} (in no pair)": report["unlabelled"]} if report["unlabelled"] else {}
+    rows = {**ingest_rows(report), **unlabelled, "pairs": report["pairs"], **table,
+            "engine": engine_text(report["config"]), "seconds": report["seconds"], "peak RSS (MiB)": peak_rss_mib(),
+            **report["outputs"]}  # fmt: skip
     out.print(summary_table("mine", rows))
     if short := report["negatives_short"]:
         by_split = ", ".join(f"{split} {n:,}" for split, n in short.items())

@@ -71,7 +71,7 @@ def run(job: MineJob) -> dict:
     cfg, gold, fmt = job.mining, job.gold, job.format
     start = time.perf_counter()
     target = storage.join(output, PAIRS_FILE)
-    source, accounting = sessions, {}
+    source, accounting, unlabelled = sessions, {}, 0
     if gold is None:
         source = job_output(sessions, SESSIONS_FILE) if storage.is_dir(sessions) else sessions  # a `segment` output
         rows = parquet_rows(source)  # events, each segmented: every one is read, none rejected
@@ -82,6 +82,7 @@ def run(job: MineJob) -> dict:
         # the rejected rows go to rejected.parquet
         events, accounting = load_events([sessions], fmt, output, options=job.read, columns=columns)
         common.require_rows_read(accounting, output)
+        unlabelled = events[f"gold_{gold}"].null_count()  # read, but in no gold group: in no pair
         write_table(gold_pairs(events, gold, seed=cfg.seed), target)
     else:
         engine, why = common.choose_engine(job.engine, job.address, [source], None)
@@ -103,6 +104,7 @@ def run(job: MineJob) -> dict:
         "by_split_and_kind": {s: dict(zip(g["kind"], g["len"], strict=True)) for (s,), g in counts.group_by("split")},
         "users_by_split": dict(pairs.group_by("split").agg(pl.col("user_id").n_unique()).iter_rows()),
         "negatives_short": {} if gold is not None else negatives_short(pairs, cfg),
+        "unlabelled": unlabelled,  # with --gold: accepted rows without a label at the level, in no pair
         "config": common.as_run(job, engine, why),
         "source": str(source),
         "outputs": {PAIRS_FILE: target, **rejected, REPORT_FILE: storage.join(output, REPORT_FILE)},
