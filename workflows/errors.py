@@ -6,6 +6,8 @@ from __future__ import annotations
 import _thread
 import signal
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from types import FrameType
 from typing import Any
 
@@ -126,14 +128,41 @@ def sigterm_received() -> Stopped:
 
 
 def _raise_stopped(signum: int, frame: FrameType | None) -> None:
-    if not _ended:
+    if _deferring:
+        _deferred.append(note_signal(signal.SIGTERM) or signal.SIGTERM)
+    elif not _ended:
         raise sigterm_received()
 
 
 def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
-    if not _ended:
+    if _deferring:
+        _deferred.append(note_signal(signal.SIGINT) or signal.SIGINT)
+    elif not _ended:
         note_signal(signal.SIGINT)
         raise Interrupted
+
+
+@contextmanager
+def stops_deferred() -> Iterator[None]:
+    """Within, a stop (`stop_on_signals`' handlers) is noted, not raised; on leaving, it
+    is raised (SIGTERM's `Stopped` before Ctrl-C's `Interrupted`). For imports of C
+    extensions: an exception raised inside one's module initialisation can leave it half
+    made, and a Ctrl-C 0.3 s into `sessionflow synth`, while `workflows.cli` imported,
+    ended in glibc's `free(): invalid pointer` and status -6 at exit (CI met it)."""
+    _deferring.append(True)
+    try:
+        yield
+    finally:
+        _deferring.pop()
+    if _deferred and not _deferring:
+        sent, _deferred[:] = _deferred[:], []
+        if signal.SIGTERM in sent:
+            raise Stopped("SIGTERM")
+        raise Interrupted
+
+
+_deferring: list[bool] = []  # inside `stops_deferred`
+_deferred: list[int] = []  # the signals that came there
 
 
 def ends_in_a_stop(err: BaseException) -> bool:

@@ -22,7 +22,8 @@ def main() -> None:
     ignored (`workflows.errors.ignore_stops`): the process only exits."""
     errors.stop_on_signals()
     try:
-        from workflows.cli import app
+        with errors.stops_deferred():  # raised inside a C extension's import, a stop could corrupt it
+            from workflows.cli import app
 
         app(prog_name="sessionflow")  # its name in help and errors, run as `python -m workflows` too
     except BaseException as err:
