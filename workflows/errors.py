@@ -128,18 +128,21 @@ def sigterm_received() -> Stopped:
 
 
 def _raise_stopped(signum: int, frame: FrameType | None) -> None:
-    if _deferring:
-        _deferred.append(note_signal(signal.SIGTERM) or signal.SIGTERM)
-    elif not _ended:
-        raise sigterm_received()
+    _stop(signal.SIGTERM)
 
 
 def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
-    if _deferring:
-        _deferred.append(note_signal(signal.SIGINT) or signal.SIGINT)
-    elif not _ended:
-        note_signal(signal.SIGINT)
-        raise Interrupted
+    _stop(signal.SIGINT)
+
+
+def _stop(signum: int) -> None:
+    """The handlers' one rule: a stop is noted and raised (SIGTERM's `Stopped`, Ctrl-C's
+    `Interrupted`); inside `stops_deferred` only noted; after `ignore_stops`, nothing."""
+    if _ended and not _deferring:
+        return
+    note_signal(signum)
+    if not _deferring:
+        raise Stopped("SIGTERM") if signum == signal.SIGTERM else Interrupted
 
 
 @contextmanager
@@ -149,20 +152,18 @@ def stops_deferred() -> Iterator[None]:
     extensions: an exception raised inside one's module initialisation can leave it half
     made, and a Ctrl-C 0.3 s into `sessionflow synth`, while `workflows.cli` imported,
     ended in glibc's `free(): invalid pointer` and status -6 at exit (CI met it)."""
+    noted = len(_received)
     _deferring.append(True)
     try:
         yield
     finally:
         _deferring.pop()
-    if _deferred and not _deferring:
-        sent, _deferred[:] = _deferred[:], []
-        if signal.SIGTERM in sent:
-            raise Stopped("SIGTERM")
-        raise Interrupted
+    sent = _received[noted:]  # the stops that came within
+    if sent and not _deferring:
+        raise Stopped("SIGTERM") if signal.SIGTERM in sent else Interrupted
 
 
 _deferring: list[bool] = []  # inside `stops_deferred`
-_deferred: list[int] = []  # the signals that came there
 
 
 def ends_in_a_stop(err: BaseException) -> bool:

@@ -171,18 +171,17 @@ def looks_csv_quoted(
     if len(text) > csv.field_size_limit():  # (131,072 by default; raised, never lowered: see sessions.fields)
         csv.field_size_limit(len(text))
     records: list[list[str]] = []
-    starts: list[int] = []  # the line each record begins on
+    last_start = len(lines) - 1  # the line the last record begins on
     reader = csv.reader(io.StringIO(text, newline=""), delimiter="\t", quotechar='"')
     try:
         read = 0  # the lines read so far: where the next record begins
         for record in reader:
-            starts.append(read)
+            last_start, read = read, reader.line_num
             records.append(record)
-            read = reader.line_num
     except csv.Error:  # a NUL: not a file a CSV writer wrote
-        records, starts = [], []
+        records, last_start = [], len(lines) - 1
     # a cut sample: its last record is left out, in both readings (a quoted text may span lines)
-    end = len(lines) if complete else (starts[-1] if records else len(lines) - 1)
+    end = len(lines) if complete else last_start
     # blank lines and the header repeated (parts joined with `cat`) are neither's evidence: the reader skips them
     raw = [fields for line in lines[1:end] if line and (fields := line.split("\t")) != names]
     quoted = [record for record in records[1 : None if complete else -1] if record and record != names]

@@ -100,9 +100,7 @@ def _shut_down_keeping_handlers() -> None:
 
 def _handlers_reinstalled() -> None:
     """Put the Python handlers of SIGTERM and SIGINT back at the C level, where another
-    library's C code may have set them to their default."""
-    if threading.current_thread() is not threading.main_thread():
-        return
+    library's C code may have set them to their default (the main thread only)."""
     for signum in (signal.SIGTERM, signal.SIGINT):
         handler = signal.getsignal(signum)
         if handler is not None:  # None: a handler Python did not install, left as it is

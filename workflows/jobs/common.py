@@ -56,6 +56,16 @@ def log_format(help: str = FORMAT_HELP) -> Any:
     return field(default=None, metadata={"help": help, "short": "-f"})
 
 
+def refuse_read_options(read: Any, reads: str, needs_none: str) -> None:
+    """ValueError when read settings (`read_options`) are given to a job that reads no
+    log with them: they read `reads`, and `needs_none` needs none."""
+    from sessions.formats.options import ReadOptions
+
+    if read != ReadOptions():
+        raise ValueError(f"--map, --time-format, --time-unit, --timezone, --unknown-user and --strict read {reads}; "
+                         f"{needs_none} needs none")  # fmt: skip
+
+
 def read_options() -> Any:
     """The read settings of a job that reads raw logs (`sessions.formats.ReadOptions`:
     --map, --time-format, --time-unit, --timezone, --unknown-user, --strict)."""

@@ -87,9 +87,8 @@ class DemoConfig:
     def __post_init__(self) -> None:
         if (self.data is None) != (self.format is None):
             raise ValueError("--data and --format go together (a log and its format), or neither (a synthetic log)")
-        if self.data is None and self.read != ReadOptions():
-            raise ValueError("--map, --time-format, --time-unit, --timezone, --unknown-user and --strict read "
-                             "--data; a synthetic log needs none")  # fmt: skip
+        if self.data is None:
+            common.refuse_read_options(self.read, "--data", "a synthetic log")
         common.check_format(self.format, self.read)
         if self.segment.method == "learned":
             raise ValueError("--segment-method learned needs a session model, which the demo trains after segmenting")

@@ -51,11 +51,8 @@ class MineJob:
     def __post_init__(self) -> None:
         if self.format is not None and self.gold is None:
             raise ValueError("--format reads a labelled log, with --gold; a `segment` output needs none")
-        if self.read != ReadOptions() and self.gold is None:
-            raise ValueError(
-                "--map, --time-format, --time-unit, --timezone, --unknown-user and --strict read a labelled log, with "
-                "--gold; a `segment` output needs none"
-            )
+        if self.gold is None:
+            common.refuse_read_options(self.read, "a labelled log, with --gold", "a `segment` output")
         common.check_engine(self.engine, self.address)
 
 
