@@ -4,6 +4,7 @@ one local Ray per module for the modules whose jobs run on Ray."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import threading
@@ -80,16 +81,34 @@ def last_logged_step(store: MlflowClient, experiment: str) -> int:
     return max((m.step for m in history), default=0)
 
 
-@pytest.fixture
-def kill_a_worker(store) -> Callable[[threading.Thread, str, int, int], None]:
-    """`kill_a_worker(thread, experiment, after_step, workers)`: wait until the training
-    running in `thread` has logged `after_step`, check that it has `workers` Ray Train
-    workers, and kill the last of them."""
+def registered_checkpoints(storage: Path) -> int:
+    """How many checkpoints Ray Train's controller has registered for the run under
+    `storage`: those named in its checkpoint manager's snapshot. A worker's
+    `ray.train.report` returns once the report is queued; the controller registers it
+    when it next polls the worker, and a worker killed in between takes it along."""
+    for snapshot in storage.glob("*/checkpoint_manager_snapshot.json"):
+        try:
+            return len(json.loads(snapshot.read_text())["checkpoint_results"])
+        except (OSError, ValueError, KeyError):
+            return 0  # being written: read again
+    return 0
 
-    def kill(thread: threading.Thread, experiment: str, after_step: int, workers: int) -> None:
+
+@pytest.fixture
+def kill_a_worker(store) -> Callable[[threading.Thread, Path, str, int, int], None]:
+    """`kill_a_worker(thread, storage, experiment, after_step, workers)`: wait until the
+    training running in `thread` has logged `after_step` and Ray Train has registered a
+    checkpoint under `storage`, check that it has `workers` Ray Train workers, and kill
+    the last of them."""
+
+    def kill(thread: threading.Thread, storage: Path, experiment: str, after_step: int, workers: int) -> None:
         deadline = time.monotonic() + 300
-        while thread.is_alive() and last_logged_step(store, experiment) < after_step and time.monotonic() < deadline:
-            time.sleep(0.25)
+        while (
+            thread.is_alive()
+            and time.monotonic() < deadline
+            and (last_logged_step(store, experiment) < after_step or not registered_checkpoints(storage))
+        ):
+            time.sleep(0.1)
         found = ray_train_workers()
         assert len(found) == workers
         found[-1].kill()

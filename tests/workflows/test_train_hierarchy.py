@@ -190,7 +190,7 @@ def test_a_run_killed_and_resumed_ends_where_an_uninterrupted_run_ends(store, ki
     outcome: dict = {}
     thread = threading.Thread(target=lambda: outcome.update(r=train_hierarchy(cfg, storage=str(tmp_path / "cut"))))
     thread.start()
-    kill_a_worker(thread, "hierarchy-model", 150, workers=1)  # after the checkpoint of step 100 is registered
+    kill_a_worker(thread, tmp_path / "cut", "hierarchy-model", 150, workers=1)  # after step 100's checkpoint
     thread.join(timeout=600)
     resumed = outcome["r"]
     run = store.get_run(resumed.run_id)

@@ -66,9 +66,8 @@ def test_two_workers_train_resume_after_a_killed_worker_log_register_and_serve(
 
     thread = threading.Thread(target=run)
     thread.start()
-    # Kill once the checkpoint of step 20 is registered: rank 0 logs step 30 only after
-    # every rank's `ray.train.report` of step 20 has returned.
-    kill_a_worker(thread, "session-model", 30, workers=2)
+    # Kill once step 30 is logged and the checkpoint of step 20 is registered.
+    kill_a_worker(thread, storage, "session-model", 30, workers=2)
     assert list(storage.glob("*/checkpoint_*")), "no checkpoint was written"
     thread.join(timeout=600)
     first = outcome["result"]
