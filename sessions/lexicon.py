@@ -18,7 +18,7 @@ import numpy as np
 import polars as pl
 import pyarrow.compute as pc
 
-from sessions.text import normalize, terms, trigram_codes
+from sessions.text import normalize, per_text, terms, trigram_codes
 
 
 def encode(values: pl.Series) -> tuple[np.ndarray, pl.Series]:
@@ -225,7 +225,7 @@ class Lexicon:
 
     def __init__(self, queries: pl.Series) -> None:
         codes, distinct = encode(queries.fill_null(""))  # a missing query is an empty one
-        norm_codes, self.texts = encode(pl.select(normalize(pl.lit(distinct))).to_series())
+        norm_codes, self.texts = encode(per_text(normalize, distinct))
         self.text_id = norm_codes[codes]
         self._terms: pl.Series | None = None
         self._term_sets: Sets | None = None
@@ -245,7 +245,7 @@ class Lexicon:
     def term_lists(self) -> pl.Series:
         """Each text's terms as a list, in text order, repeats kept."""
         if self._terms is None:
-            self._terms = pl.select(terms(pl.lit(self.texts))).to_series()
+            self._terms = per_text(terms, self.texts)
         return self._terms
 
     @property

@@ -32,7 +32,7 @@ from sessions.buckets import user_bucket
 from sessions.lexicon import trigram_jaccard
 from sessions.parallel import ordered_map
 from sessions.seeds import check_seed
-from sessions.text import near_duplicate_key, normalize, terms
+from sessions.text import near_duplicate_key, normalize, per_text, terms
 
 KINDS = ("positive", "random", "same_user", "lexical_hard")
 PAIR_SCHEMA: dict[str, pl.DataType] = {
@@ -215,11 +215,11 @@ def _lexical_hard(q: pl.DataFrame, cfg: MiningConfig) -> pl.DataFrame:
     of more than `LEXICAL_HARD_MAX_BYTES` (a pasted document, not a query: its terms
     times its key would be the table's size, 4.5 TB for 3 MB of one repeated word)
     proposes none; it is still mined for positives and other negatives."""
-    norm = pl.select(normalize(pl.lit(q["query"]))).to_series()
+    norm = per_text(normalize, q["query"])
     by_term = (
         q.select("user_id", "split", "session_id", "key")
         .with_row_index("i")
-        .with_columns(term=terms(pl.lit(norm)))
+        .with_columns(term=per_text(terms, norm))
         .filter(pl.col("key").str.len_bytes() <= LEXICAL_HARD_MAX_BYTES)
         .explode("term")
         .drop_nulls("term")

@@ -33,18 +33,17 @@ from sessions.io import (
 )
 from sessions.lexicon import Lexicon
 from sessions.missions import Embedder, MissionConfig, common_terms, link_missions, term_users
-from sessions.parallel import default_workers, ordered_map
+from sessions.parallel import default_workers
 from sessions.records import DEFAULT_BLOCK_BYTES
 from sessions.schema import EVENT_SCHEMA, REJECTED_SCHEMA
 from sessions.segment import (
     PairScorer,
     SegmentConfig,
     SessionClassifier,
+    map_user_chunks,
     segment_ordered,
-    user_chunks,
     user_time_order,
 )
-from sessions.segment import chunk_rows as default_chunk_rows
 
 SESSIONS_FILE = "sessions.parquet"
 SESSIONS_SCHEMA: dict[str, pl.DataType] = {
@@ -192,20 +191,18 @@ def iter_sessions(
         ordered = user_time_order(events.lazy().select("row_id", "user_id", "ts", "query").collect())
     with profile.step("lexicon"):
         lexicon = Lexicon(ordered["query"])  # the log's, shared by every chunk (each text processed once)
-        _ = lexicon.tables  # every per-text table, before the threads share it (each would build those missing)
+        _ = lexicon.tables  # every per-text table (`map_user_chunks` would build them unprofiled)
         if common is None:
             common = common_terms(term_users(lexicon, ordered["user_id"]), ordered["user_id"].n_unique(), missions)
 
-    def run(chunk: tuple[int, int]) -> pl.DataFrame:
+    def run(part: pl.DataFrame, part_lexicon: Lexicon | None) -> pl.DataFrame:
         with profile.step("sessions"):
-            part, part_lexicon = ordered.slice(*chunk), lexicon.rows(*chunk)
             sessions = segment_ordered(part, seg, scorer, part_lexicon)
         with profile.step("missions"):
             linked = link_missions(sessions, missions, part_lexicon, common, embedder)
         return linked.select(list(SESSIONS_SCHEMA))
 
-    chunks = user_chunks(ordered["user_id"], chunk_rows or default_chunk_rows(ordered.height))
-    yield from ordered_map(run, chunks, workers)
+    yield from map_user_chunks(run, ordered, lexicon, chunk_rows, workers)
 
 
 def embedder_of(model: PairScorer | SessionClassifier | None) -> Embedder | None:

@@ -32,18 +32,20 @@ a grid, and checked by 5-fold cross-validation over users (`docs/segmentation.md
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
-from typing import Literal, Protocol, runtime_checkable
+from typing import Literal, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 import polars as pl
 
 from sessions.lexicon import Closeness, Lexicon, encode
-from sessions.parallel import default_workers
+from sessions.parallel import default_workers, ordered_map
 
 Method = Literal["time", "lexical", "cascade", "learned"]
 METHODS: tuple[str, ...] = ("time", "lexical", "cascade", "learned")
 SESSION_COLUMNS = ("row_id", "user_id", "ts", "query", "session_id", "session_seq")
+T = TypeVar("T")
 
 
 class PairScorer(Protocol):
@@ -134,9 +136,10 @@ def segment(
     `session_id` is `<user_id>/<n>` with n counting the user's sessions from 0, so it
     is unique over the whole output; `session_seq` is the position in the session.
     """
-    return segment_ordered(
-        user_time_order(events.lazy().select("row_id", "user_id", "ts", "query").collect()), cfg, scorer
-    )
+    ordered = user_time_order(events.lazy().select("row_id", "user_id", "ts", "query").collect())
+    lexicon = None if cfg.method == "time" else Lexicon(ordered["query"])  # each text processed once
+    parts = list(map_user_chunks(lambda part, lex: segment_ordered(part, cfg, scorer, lex), ordered, lexicon))
+    return pl.concat(parts) if parts else segment_ordered(ordered, cfg, scorer, lexicon)
 
 
 def segment_ordered(
@@ -145,7 +148,7 @@ def segment_ordered(
     scorer: PairScorer | SessionClassifier | None = None,
     lexicon: Lexicon | None = None,
 ) -> pl.DataFrame:
-    """`segment` of rows already in `user_time_order` (`lexicon`: of their queries, if
+    """`segment` of rows already in `user_time_order`, in this thread (`lexicon`: of their queries, if
     the caller has one to share). ValueError for `learned` without a model, and for a
     `SessionClassifier` with another method (it decides every pair or none)."""
     if cfg.method == "learned" and scorer is None:
@@ -172,6 +175,28 @@ def user_chunks(user_id: pl.Series, rows: int) -> list[tuple[int, int]]:
     cuts = np.unique(starts[np.minimum(np.searchsorted(starts, np.arange(0, len(user_id), rows)), len(starts) - 1)])
     edges = [*cuts.tolist(), len(user_id)] if len(user_id) else [0]
     return [(a, b - a) for a, b in itertools.pairwise(edges) if b > a]
+
+
+def map_user_chunks(
+    fn: Callable[[pl.DataFrame, Lexicon | None], T],
+    ordered: pl.DataFrame,
+    lexicon: Lexicon | None,
+    rows: int | None = None,
+    workers: int | None = None,
+) -> Iterator[T]:
+    """`fn(part, part_lexicon)` for chunks of whole users of `ordered` (rows in
+    `user_time_order`), side by side on `workers` threads (`parallel.ordered_map`),
+    results in user order. Chunks are of about `rows` rows (`chunk_rows` by default);
+    `lexicon` (of all of `ordered`'s queries, or None) is shared by every chunk
+    (`Lexicon.rows`), its tables built here, before the threads start. Users are
+    independent, so the chunks are: segmentation does not depend on the cut."""
+    if lexicon is not None:
+        _ = lexicon.tables  # each thread would build the tables missing, every one of them
+
+    def run(chunk: tuple[int, int]) -> T:
+        return fn(ordered.slice(*chunk), lexicon.rows(*chunk) if lexicon is not None else None)
+
+    return ordered_map(run, user_chunks(ordered["user_id"], rows or chunk_rows(ordered.height)), workers)
 
 
 def user_time_order(df: pl.DataFrame) -> pl.DataFrame:

@@ -9,16 +9,20 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sessions.ingest import ingest
 from sessions.io import read_table
+from sessions.lexicon import Lexicon
 from sessions.metrics import segmentation_scores
 from sessions.missions import MissionConfig, first_of_component, link_missions
 from sessions.pipeline import sessions_with_missions
-from sessions.segment import SegmentConfig, segment, user_chunks
+from sessions.segment import SegmentConfig, map_user_chunks, segment, segment_ordered, user_chunks, user_time_order
 from synth import SynthConfig, write_log
 
 T0 = datetime(2006, 3, 1, 12, tzinfo=UTC)
+QUERIES = ("cute cats", "cute cats pictures", "cute catd", "tax forms", "tax forms 2005", "weather", "")
 
 
 def log(*rows: tuple[str, float, str]) -> pl.DataFrame:
@@ -196,3 +200,26 @@ def test_each_compiled_kernel_is_compiled_for_one_signature(tmp_path):
     used = {f"{module} {name}": int(n) for module, name, n in lines if int(n)}  # kernels this run called
     assert {"sessions.records _histogram", "sessions.lexicon _sorted_sets", "sessions.missions _grow"} <= set(used)
     assert all(n == 1 for n in used.values()), used
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    rows=st.lists(
+        st.tuples(st.sampled_from("uvwxyz"), st.floats(0, 600, allow_nan=False), st.sampled_from(QUERIES)),
+        max_size=60,
+    ),
+    method=st.sampled_from(["time", "lexical", "cascade"]),
+    rows_per_chunk=st.integers(1, 40),
+)
+def test_segment_on_chunks_of_users_on_threads_is_segment_in_one_piece(rows, method, rows_per_chunk):
+    """`segment` cuts the log into chunks of whole users worked on side by side; any cut,
+    one user a chunk included, gives what one pass over the whole log gives."""
+    cfg = SegmentConfig(method=method)
+    events = log(*rows)
+    ordered = user_time_order(events)
+    whole = segment_ordered(ordered, cfg)  # one piece, this thread
+    assert segment(events, cfg).equals(whole)
+    lexicon = None if method == "time" else Lexicon(ordered["query"])
+    parts = list(map_user_chunks(lambda part, lex: segment_ordered(part, cfg, None, lex), ordered, lexicon,
+                                 rows_per_chunk, workers=3))  # fmt: skip
+    assert (pl.concat(parts) if parts else whole).equals(whole)

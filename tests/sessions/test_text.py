@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sessions.lexicon import Closeness, Lexicon, Sets, encode, trigram_jaccard
-from sessions.text import normalize, terms, trigram_codes
+from sessions.text import normalize, per_text, terms, trigram_codes
 
 
 def norm(*queries: str) -> list[str]:
@@ -184,3 +184,19 @@ def test_containment_in_earlier_rows_matches_the_definition(queries, back, data)
         for r, e in zip(rows, earliest, strict=True)
     ]
     assert lexicon.contained_before(rows, earliest, back, 0.6).tolist() == expected
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.text(max_size=12), max_size=30))
+def test_per_text_is_the_expression_row_for_row(texts):
+    s = pl.Series("query", texts, dtype=pl.String)
+    for expr in (normalize, terms):
+        assert per_text(expr, s).equals(pl.select(expr(pl.lit(s))).to_series())
+
+
+def test_per_text_keeps_the_order_of_a_column_cut_into_morsels():
+    """300,000 texts: more than one of the streaming engine's morsels, worked on side by side."""
+    s = pl.Series("query", [f"The {i} Query of {i % 7}" for i in range(300_000)])
+    out = per_text(normalize, s)
+    assert out.name == "query" and out[0] == "0 query 0" and out[-1] == "299999 query 0"
+    assert out.equals(pl.select(normalize(pl.lit(s))).to_series())
