@@ -29,7 +29,7 @@ def encode(values: pl.Series) -> tuple[np.ndarray, pl.Series]:
     if values.null_count():
         raise ValueError(f"column {values.name!r}: {values.null_count()} nulls to encode (fill them first)")
     encoded = pc.dictionary_encode(values.cast(pl.String).to_arrow())
-    codes = np.asarray(encoded.indices, dtype=np.int64)
+    codes = pl.from_arrow(encoded.indices).to_numpy().astype(np.int64)  # not np.asarray: it imports pandas
     return codes, pl.Series(values.name, encoded.dictionary, dtype=pl.String)
 
 
