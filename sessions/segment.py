@@ -135,7 +135,11 @@ def segment(
 
     `session_id` is `<user_id>/<n>` with n counting the user's sessions from 0, so it
     is unique over the whole output; `session_seq` is the position in the session.
+    Chunks of whole users are segmented side by side on threads (`map_user_chunks`),
+    so a `scorer` is called from several threads at once. ValueError as
+    `segment_ordered`.
     """
+    check_model(cfg, scorer)
     ordered = user_time_order(events.lazy().select("row_id", "user_id", "ts", "query").collect())
     lexicon = None if cfg.method == "time" else Lexicon(ordered["query"])  # each text processed once
     parts = list(map_user_chunks(lambda part, lex: segment_ordered(part, cfg, scorer, lex), ordered, lexicon))
@@ -148,19 +152,25 @@ def segment_ordered(
     scorer: PairScorer | SessionClassifier | None = None,
     lexicon: Lexicon | None = None,
 ) -> pl.DataFrame:
-    """`segment` of rows already in `user_time_order`, in this thread (`lexicon`: of their queries, if
-    the caller has one to share). ValueError for `learned` without a model, and for a
-    `SessionClassifier` with another method (it decides every pair or none)."""
-    if cfg.method == "learned" and scorer is None:
-        raise ValueError("method 'learned' needs a model: a segmenter model or a session model")
-    if cfg.method != "learned" and isinstance(scorer, SessionClassifier):
-        raise ValueError(f"a segmenter model decides method 'learned' only, not {cfg.method!r}")
+    """`segment` of rows already in `user_time_order`, in one piece, in this thread
+    (`lexicon`: of their queries, if the caller has one to share). ValueError as
+    `check_model`."""
+    check_model(cfg, scorer)
     df = df.with_columns(
         first=(pl.col("user_id") != pl.col("user_id").shift()).fill_null(True),
         gap_s=pl.col("ts").diff().dt.total_seconds(fractional=True),
     )
     breaks = _breaks(df, cfg, scorer, lexicon)
     return number_sessions(df.with_columns(_break=pl.Series(breaks))).select(SESSION_COLUMNS)
+
+
+def check_model(cfg: SegmentConfig, scorer: PairScorer | SessionClassifier | None) -> None:
+    """ValueError for method `learned` without a model, and for a `SessionClassifier`
+    with another method (it decides every pair or none)."""
+    if cfg.method == "learned" and scorer is None:
+        raise ValueError("method 'learned' needs a model: a segmenter model or a session model")
+    if cfg.method != "learned" and isinstance(scorer, SessionClassifier):
+        raise ValueError(f"a segmenter model decides method 'learned' only, not {cfg.method!r}")
 
 
 def chunk_rows(total: int, most: int = 2_000_000) -> int:
