@@ -70,8 +70,17 @@ def _grams(norm: str) -> set[str]:
     return {padded[i : i + 3] for i in range(len(padded) - 2)}
 
 
-def _close(a: str, b: str, cfg: SegmentConfig) -> bool:
-    if a == b:
+def _identity(query: str, norm: str) -> str | None:
+    """What sessionflow counts as one query: the normalised text; for a query without
+    terms, its case and spacing variants; a blank query is the same as no other."""
+    if norm:
+        return norm
+    raw = " ".join(query.lower().split())
+    return "\x00" + raw if raw else None
+
+
+def _close(a: str, b: str, same: bool, cfg: SegmentConfig) -> bool:
+    if same:
         return True
     ta, tb = set(a.split()) if a else set(), set(b.split()) if b else set()
     if ta and tb and len(ta & tb) / min(len(ta), len(tb)) >= cfg.min_overlap:
@@ -99,8 +108,10 @@ def pandas_cascade(path: str, cfg: SegmentConfig) -> pd.DataFrame:
     gap = df.groupby("AnonID")["ts"].diff().dt.total_seconds().fillna(0)
     long_gap = gap > cfg.break_after_minutes * 60
     middle = ~df["first"] & ~long_gap & (gap > cfg.join_within_s)
-    prev_norm = df["norm"].shift()
-    close = [middle[i] and _close(prev_norm[i], df["norm"][i], cfg) for i in range(len(df))]
+    df["ident"] = [_identity(q, n) for q, n in zip(df["Query"], df["norm"], strict=True)]
+    prev_norm, ident, prev_ident = df["norm"].shift(), df["ident"], df["ident"].shift()
+    same = [ident[i] is not None and ident[i] == prev_ident[i] for i in range(len(df))]
+    close = [middle[i] and _close(prev_norm[i], df["norm"][i], same[i], cfg) for i in range(len(df))]
     breaks = (df["first"] | long_gap | (middle & ~pd.Series(close))).to_numpy().copy()
     # The session so far: one pass over the rows the pairwise decisions separate.
     start_of = pd.Series(range(len(df))).where(breaks).ffill().astype(int).to_numpy()

@@ -18,7 +18,9 @@ import numpy as np
 import polars as pl
 import pyarrow.compute as pc
 
-from sessions.text import normalize, per_text, terms, trigram_codes
+from sessions.text import near_duplicate_key, normalize, per_text, terms, trigram_codes
+
+_NO_TERMS = "\x00"  # starts the key of a text without terms (no normalised text holds it)
 
 
 def encode(values: pl.Series) -> tuple[np.ndarray, pl.Series]:
@@ -215,7 +217,12 @@ class Lexicon:
     """The normalised texts, terms and 3-grams of a column of queries.
 
     `text_id[i]` is the id of row i's normalised text; the questions take arrays of
-    text ids, so that callers can pair any rows they like. The measures (after
+    text ids, so that callers can pair any rows they like. Two rows of one text id are
+    the same query to every caller; a query without terms (normalised to nothing:
+    stop words, punctuation, symbols, emoji) has a text of its own, shared only by its
+    case and spacing variants (`sessions.text.near_duplicate_key`), and a missing or
+    blank query one of its row's, so that no two such queries are judged the same
+    for the nothing they share. The measures (after
     `sessions.text`), each 0 when its denominator is:
 
     - term overlap |A ∩ B| / min(|A|, |B|) over the texts' sets of terms;
@@ -224,9 +231,20 @@ class Lexicon:
     """
 
     def __init__(self, queries: pl.Series) -> None:
-        codes, distinct = encode(queries.fill_null(""))  # a missing query is an empty one
-        norm_codes, self.texts = encode(per_text(normalize, distinct))
-        self.text_id = norm_codes[codes]
+        codes, distinct = encode(queries.fill_null(""))
+        norm = per_text(normalize, distinct)
+        # A query with no terms (stop words, punctuation, symbols, emoji: normalised to
+        # nothing) holds no lexical evidence: its text is its own, shared only by its case
+        # and spacing variants (`🍕` is not `🎉`, nor `the` `what is html`), and a missing
+        # or blank query's is its row's.
+        bare = np.flatnonzero((norm == "").to_numpy())  # distinct queries without terms
+        raw = pl.select(near_duplicate_key(pl.lit(distinct.gather(bare)))).to_series()
+        key_codes, keys = encode(norm.scatter(bare, _NO_TERMS + raw))
+        text_id = key_codes[codes]
+        blank = np.flatnonzero(np.isin(codes, bare[(raw == "").to_numpy()]))
+        text_id[blank] = len(keys) + np.arange(len(blank))
+        self.texts = pl.concat([keys.scatter(key_codes[bare], ""), pl.Series([""] * len(blank), dtype=pl.String)])
+        self.text_id = text_id
         self._terms: pl.Series | None = None
         self._term_sets: Sets | None = None
         self._term_vocab: pl.Series | None = None

@@ -70,7 +70,7 @@ def test_bad_pairs_are_a_clear_error_and_missing_queries_are_empty():
     assert lexicon.similarity(lexicon.text_id[[0]], lexicon.text_id[[1]]).tolist() == [[0.0, 0.0, 0.0]]
     with pytest.raises(ValueError, match="one length"):
         lexicon.close(np.array([0, 1]), np.array([0]), Closeness(0.5, 0.1))
-    with pytest.raises(ValueError, match=r"text ids must be in \[0, 3\)"):
+    with pytest.raises(ValueError, match=r"text ids must be in \[0, 4\)"):
         lexicon.similarity(np.array([0]), np.array([7]))
     with pytest.raises(ValueError, match="rows must be in"):
         lexicon.contained_before(np.array([5]), np.array([0]), 2, 0.6)
@@ -122,8 +122,11 @@ def test_encode_numbers_values_in_order_of_first_occurrence(chunks):
     assert distinct.to_list() == first_seen and distinct.dtype == pl.String and distinct.name == "q"
 
 
-def reference_close(a: str, b: str, rule: Closeness) -> bool:
-    if a == b:
+def reference_close(a: str, b: str, rule: Closeness, raw_a: str, raw_b: str) -> bool:
+    """Close by the definition, of normalised texts a and b of queries raw_a and raw_b: a
+    text without terms is the same only as its case and spacing variants, never blank."""
+    key_a, key_b = " ".join(raw_a.lower().split()), " ".join(raw_b.lower().split())
+    if a == b and (a or key_a == key_b != ""):
         return True
     ta, tb = set(a.split()), set(b.split())
     if ta and tb and len(ta & tb) / min(len(ta), len(tb)) >= rule.min_overlap:
@@ -143,7 +146,9 @@ def test_lexicon_closeness_matches_the_definition(pairs):
     rule = Closeness(min_overlap=0.5, min_jaccard=0.1)
     a, b = lexicon.text_id[0::2], lexicon.text_id[1::2]
     normalized = norm(*queries.to_list())
-    expected = [reference_close(normalized[2 * i], normalized[2 * i + 1], rule) for i in range(len(pairs))]
+    raw = queries.to_list()
+    expected = [reference_close(normalized[2 * i], normalized[2 * i + 1], rule, raw[2 * i], raw[2 * i + 1])
+                for i in range(len(pairs))]  # fmt: skip
     assert lexicon.close(a, b, rule).tolist() == expected
     assert pl.select(terms(pl.lit(pl.Series(["", "a b"])))).to_series().to_list() == [[], ["a", "b"]]
 
@@ -200,3 +205,26 @@ def test_per_text_keeps_the_order_of_a_column_cut_into_morsels():
     out = per_text(normalize, s)
     assert out.name == "query" and out[0] == "0 query 0" and out[-1] == "299999 query 0"
     assert out.equals(pl.select(normalize(pl.lit(s))).to_series())
+
+
+NO_TERMS = st.lists(st.sampled_from(["the", "of", "www", ".", "!", "?", " ", "\t", "🍕", "🎉", "\u0301", "T", "HE"]),
+                    max_size=8).map("".join)  # fmt: skip
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(NO_TERMS, st.none(), st.sampled_from(["cats", "Cats!", "cute cats"])), min_size=2,
+                max_size=8))  # fmt: skip
+def test_queries_without_terms_are_the_same_only_as_their_case_and_spacing_variants(queries):
+    """Of two queries without terms (normalised to nothing), the lexicon judges them the
+    same, and close, only when they are case and spacing variants of one query, never a
+    missing or blank one; queries with terms are the same as their normalised texts are."""
+    lexicon = Lexicon(pl.Series(queries, dtype=pl.String))
+    ids = lexicon.text_id
+    norm = pl.select(normalize(pl.lit(pl.Series(queries, dtype=pl.String)).fill_null(""))).to_series().to_list()
+    key = [" ".join(q.lower().split()) if q is not None else "" for q in queries]
+    for i in range(len(queries)):
+        for j in range(i + 1, len(queries)):
+            same = norm[i] == norm[j] if norm[i] or norm[j] else key[i] == key[j] != ""
+            assert (ids[i] == ids[j]) == same, (queries[i], queries[j])
+            close = lexicon.close(ids[[i]], ids[[j]], Closeness(0.5, 0.1))[0]
+            assert close == same or (norm[i] and norm[j]), (queries[i], queries[j])

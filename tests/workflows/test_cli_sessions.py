@@ -377,3 +377,23 @@ def test_a_truth_with_nothing_to_count_is_refused_not_scored_perfect(tmp_path):
         done = runner.invoke(app, ["evaluate", command, "--gt", str(tmp_path / "gayo.csv"), "-f", "gayo-avello"])
         lines = done.output.strip().splitlines()
         assert done.exit_code == 2 and len(lines) == 1 and "no user has two labelled queries" in lines[0], done.output
+
+
+def test_queries_without_terms_are_not_one_query_for_the_nothing_they_share(tmp_path):
+    """A new user's prompt log: `🍕` then `🎉` two hours apart were one session and one
+    mission (each normalises to nothing, and two empty texts counted as identical),
+    where `pizza` then `party` were two; so were `the` then `what is html`."""
+    (tmp_path / "emoji.csv").write_text(
+        "user,time,prompt\n"
+        "u1,2023-03-01T10:00:00Z,🍕\nu1,2023-03-01T12:00:00Z,🎉\n"
+        "u2,2023-03-01T10:00:00Z,pizza\nu2,2023-03-01T12:00:00Z,party\n"
+        "u3,2023-03-01T10:00:00Z,the\nu3,2023-03-01T12:00:00Z,what is html\n"
+        "u4,2023-03-01T10:00:00Z,🍕\nu4,2023-03-01T12:00:00Z,🍕\n"
+    )
+    for method in ("cascade", "lexical"):
+        out = tmp_path / method
+        invoke("segment", str(tmp_path / "emoji.csv"), "--format", "table", "--map", "user=user,time=time,text=prompt",
+               "--method", method, "--output", str(out))  # fmt: skip
+        got = read_table(out / "sessions.parquet").sort("row_id")
+        assert got["session_id"].to_list() == ["u1/0", "u1/1", "u2/0", "u2/1", "u3/0", "u3/1", "u4/0", "u4/0"], method
+        assert got["mission_id"].to_list() == ["u1/m0", "u1/m1", "u2/m0", "u2/m1", "u3/m0", "u3/m1", "u4/m0", "u4/m0"]
