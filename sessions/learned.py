@@ -156,14 +156,18 @@ class SameSessionClassifier:
     def fit(cls, features: np.ndarray, labels: np.ndarray, cfg: LearnedConfig) -> SameSessionClassifier:
         """Fit on the rows whose label is 0 or 1 (`same_labels`). Training pairs of one
         class (or none) leave nothing to learn: the classifier then answers that class
-        (P = 1 or 0) for every pair. Fitting runs on one thread: the data are small,
-        and OpenMP threads of a busy machine made a 0.3 s fit take minutes."""
+        (P = 1 or 0) for every pair. Fitting, and `p_same`, run on one OpenMP thread: the
+        data are small, and OpenMP threads of a busy machine made a 0.3 s fit take
+        minutes. OpenMP's limit is the calling thread's own, so threads that segment
+        side by side leave each other's alone; a limit on every library (BLAS too) is
+        the process's, and threads that set and restored it at overlapping times left
+        numpy's BLAS on one thread for good."""
         use = labels >= 0
         classes = np.unique(labels[use])
         if len(classes) < 2:
             return cls(None, cfg, constant=float(classes[0]) if len(classes) else 0.0)
         estimator = make_classifier(cfg)
-        with threadpool_limits(1):
+        with threadpool_limits(1, user_api="openmp"):
             estimator.fit(features[use], labels[use])
         return cls(estimator, cfg)
 
@@ -174,7 +178,7 @@ class SameSessionClassifier:
         if len(rows) and self.estimator is None:
             p[rows] = self.constant
         elif len(rows):
-            with threadpool_limits(1):
+            with threadpool_limits(1, user_api="openmp"):
                 p[rows] = self.estimator.predict_proba(features[rows])[:, 1]
         return p
 
