@@ -180,7 +180,10 @@ def chunk_rows(total: int, most: int = 2_000_000) -> int:
 
 def user_chunks(user_id: pl.Series, rows: int) -> list[tuple[int, int]]:
     """(offset, length) slices of about `rows` rows that never split a user (rows in
-    user order): independent units of work for threads or Ray tasks."""
+    user order): independent units of work for threads or Ray tasks. ValueError for
+    `rows` below 1 (or not a whole number), which would cut no chunk and drop every row."""
+    if isinstance(rows, bool) or not isinstance(rows, int | np.integer) or rows < 1:
+        raise ValueError(f"rows per chunk must be a whole number from 1, not {rows!r}")
     starts = np.flatnonzero((user_id != user_id.shift()).fill_null(True).to_numpy())
     cuts = np.unique(starts[np.minimum(np.searchsorted(starts, np.arange(0, len(user_id), rows)), len(starts) - 1)])
     edges = [*cuts.tolist(), len(user_id)] if len(user_id) else [0]

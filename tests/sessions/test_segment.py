@@ -110,6 +110,11 @@ def test_order_of_input_rows_does_not_matter_and_chunks_do_not_split_users():
     for offset, n in chunks:
         part = a.slice(offset, n)["user_id"]
         assert not set(part) & set(a["user_id"].slice(offset + n))  # no user continues past its chunk
+    for rows in (0, -1, 0.5):  # a breaking helper's find: -1 cut no chunk, and every row was dropped unsaid
+        with pytest.raises(ValueError, match="rows per chunk"):
+            user_chunks(a["user_id"], rows)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="rows per chunk"):
+        sessions_with_missions_chunked(events, -1)
 
 
 def test_missions_link_interleaved_and_resumed_sessions():
@@ -223,3 +228,9 @@ def test_segment_on_chunks_of_users_on_threads_is_segment_in_one_piece(rows, met
     parts = list(map_user_chunks(lambda part, lex: segment_ordered(part, cfg, None, lex), ordered, lexicon,
                                  rows_per_chunk, workers=3))  # fmt: skip
     assert (pl.concat(parts) if parts else whole).equals(whole)
+
+
+def sessions_with_missions_chunked(events: pl.DataFrame, chunk_rows: int) -> list[pl.DataFrame]:
+    from sessions.pipeline import iter_sessions
+
+    return list(iter_sessions(events, SegmentConfig(), MissionConfig(), chunk_rows=chunk_rows))
