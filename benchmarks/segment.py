@@ -70,15 +70,6 @@ def _grams(norm: str) -> set[str]:
     return {padded[i : i + 3] for i in range(len(padded) - 2)}
 
 
-def _identity(query: str, norm: str) -> str | None:
-    """What sessionflow counts as one query: the normalised text; for a query without
-    terms, its case and spacing variants; a blank query is the same as no other."""
-    if norm:
-        return norm
-    raw = " ".join(query.lower().split())
-    return "\x00" + raw if raw else None
-
-
 def _close(a: str, b: str, same: bool, cfg: SegmentConfig) -> bool:
     if same:
         return True
@@ -108,9 +99,14 @@ def pandas_cascade(path: str, cfg: SegmentConfig) -> pd.DataFrame:
     gap = df.groupby("AnonID")["ts"].diff().dt.total_seconds().fillna(0)
     long_gap = gap > cfg.break_after_minutes * 60
     middle = ~df["first"] & ~long_gap & (gap > cfg.join_within_s)
-    df["ident"] = [_identity(q, n) for q, n in zip(df["Query"], df["norm"], strict=True)]
-    prev_norm, ident, prev_ident = df["norm"].shift(), df["ident"], df["ident"].shift()
-    same = [ident[i] is not None and ident[i] == prev_ident[i] for i in range(len(df))]
+    # one query: the same normalised text; for queries without terms, case and spacing
+    # variants of one; a blank query is the same as no other
+    bare = df["norm"] == ""
+    raw = df.loc[bare, "Query"].str.lower().str.split().str.join(" ")
+    ident, blank = df["norm"].copy(), pd.Series(False, index=df.index)
+    ident[bare], blank[bare] = "\x00" + raw, raw == ""
+    same = ((ident == ident.shift()) & ~blank).to_numpy()
+    prev_norm = df["norm"].shift()
     close = [middle[i] and _close(prev_norm[i], df["norm"][i], same[i], cfg) for i in range(len(df))]
     breaks = (df["first"] | long_gap | (middle & ~pd.Series(close))).to_numpy().copy()
     # The session so far: one pass over the rows the pairwise decisions separate.
