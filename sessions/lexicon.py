@@ -241,7 +241,9 @@ class Lexicon:
         raw = pl.select(near_duplicate_key(pl.lit(distinct.gather(bare)))).to_series()
         key_codes, keys = encode(norm.scatter(bare, _NO_TERMS + raw))
         text_id = key_codes[codes]
-        blank = np.flatnonzero(np.isin(codes, bare[(raw == "").to_numpy()]))
+        is_blank = np.zeros(len(distinct), dtype=bool)
+        is_blank[bare[(raw == "").to_numpy()]] = True
+        blank = np.flatnonzero(is_blank[codes])
         text_id[blank] = len(keys) + np.arange(len(blank))
         self.texts = pl.concat([keys.scatter(key_codes[bare], ""), pl.Series([""] * len(blank), dtype=pl.String)])
         self.text_id = text_id

@@ -141,7 +141,9 @@ def segment(
     """
     check_model(cfg, scorer)
     ordered = user_time_order(events.lazy().select("row_id", "user_id", "ts", "query").collect())
-    lexicon = None if cfg.method == "time" else Lexicon(ordered["query"])  # each text processed once
+    # the chunks' shared lexicon, where `_breaks` reads one (lexical evidence, a segmenter model's features)
+    lexical = cfg.method in ("lexical", "cascade") or isinstance(scorer, SessionClassifier)
+    lexicon = Lexicon(ordered["query"]) if lexical else None
     parts = list(map_user_chunks(lambda part, lex: segment_ordered(part, cfg, scorer, lex), ordered, lexicon))
     return pl.concat(parts) if parts else segment_ordered(ordered, cfg, scorer, lexicon)
 
