@@ -154,60 +154,79 @@ def looks_csv_quoted(
 
     Yes when every name of the header is in double quotes (a writer that quotes every
     field, or every text: `QUOTE_ALL`, `QUOTE_NONNUMERIC`). Else the body is read both
-    ways, split at every tab and line end (raw) and by Python's `csv` (quoted): when
-    one reading gives every record the header's number of fields, a `user` not blank
-    and a `time` read as a time (`sessions.times.to_utc` with `times`), and the other
-    does not, that one (a tab or a line break in a quoted text; an unclosed quote in a
-    raw log; a text's line break followed by tabs, whose raw pieces are no records). When both do, only quoting's own
-    marks tell: some field in quotes with a quote doubled inside (`"12"" pizza"`), or
-    empty (`""`: polars' empty text), and none that contradicts quoting (`"best"
-    pizza places`, or `"new york"`, which a writer quoting only where it must never
-    writes: a raw log's phrase query). When neither does, raw: a raw reading keeps
-    every character, and its misfits are rejected with their reason."""
+    ways, split at every tab and line end (raw) and by Python's `csv` (quoted), and
+    each reading is scored by its records less the lines it cannot read as one, a
+    record being the header's number of fields with a `user` not blank and a `time`
+    read as a time (`sessions.times.to_utc` with `times`). The higher score wins: a
+    tab or a line break in a quoted text costs the raw reading lines; an unclosed
+    quote in a raw log costs the quoted reading the records it runs together; a
+    text's line break followed by tabs leaves raw pieces that are no records. A row
+    bad in itself (a time that is no time, a blank user) costs both readings alike, so
+    it decides nothing. When the two score the same, only quoting's own marks tell:
+    some field in quotes with a quote doubled inside (`"12"" pizza"`), or empty (`""`:
+    polars' empty text), and none that contradicts quoting (`"best" pizza places`, or
+    `"new york"`, which a writer quoting only where it must never writes: a raw log's
+    phrase query); without them, raw: a raw reading keeps every character, and its misfits are
+    rejected with their reason."""
     lines = _LINE_END.split(text)
     names = lines[0].split("\t")
     if all(len(name) >= 2 and name[0] == name[-1] == '"' for name in names):
         return True
     if len(text) > csv.field_size_limit():  # (131,072 by default; raised, never lowered: see sessions.fields)
         csv.field_size_limit(len(text))
-    records: list[list[str]] = []
+    records: list[tuple[list[str], int]] = []  # each record and how many lines it spans
     last_start = len(lines) - 1  # the line the last record begins on
     reader = csv.reader(io.StringIO(text, newline=""), delimiter="\t", quotechar='"')
     try:
         read = 0  # the lines read so far: where the next record begins
         for record in reader:
             last_start, read = read, reader.line_num
-            records.append(record)
+            records.append((record, read - last_start))
     except csv.Error:  # a NUL: not a file a CSV writer wrote
-        records, last_start = [], len(lines) - 1
+        return False
     # a cut sample: its last record is left out, in both readings (a quoted text may span lines)
     end = len(lines) if complete else last_start
     # blank lines and the header repeated (parts joined with `cat`) are neither's evidence: the reader skips them
     raw = [fields for line in lines[1:end] if line and (fields := line.split("\t")) != names]
-    quoted = [record for record in records[1 : None if complete else -1] if record and record != names]
-    raw_fits = _all_records(raw, names, user, time, times)
-    quoted_fits = bool(quoted) and _all_records(quoted, names, user, time, times)
-    if raw_fits != quoted_fits:
-        return quoted_fits
-    if not raw_fits:
-        return False
+    quoted = [(record, span) for record, span in records[1 : None if complete else -1] if record and record != names]
+    raw_fit = _fits(raw, names, user, time, times)
+    raw_score = sum(raw_fit) - raw_fit.count(False)
+    quoted_fit = _fits([record for record, _ in quoted], names, user, time, times)
+    if complete and quoted and quoted[-1][0] is records[-1][0] and _unclosed(text, last_start):
+        quoted_fit[-1] = False  # a quote that runs on to the end, which `csv` reads without a word: no field
+    quoted_score = sum(quoted_fit) - sum(span for (_, span), fit in zip(quoted, quoted_fit, strict=True) if not fit)
+    if raw_score != quoted_score:
+        return quoted_score > raw_score
     marks = [_quoting_mark(field) for fields in raw for field in fields if field.startswith('"')]
     return bool(marks) and all(marks)
 
 
-def _all_records(
+def _unclosed(text: str, start: int) -> bool:
+    """Whether the record that begins on line `start` of `text` (its last) opens a
+    quote that never closes: Python's `csv` reads it to the end without a word."""
+    at = [0, *(m.end() for m in _LINE_END.finditer(text))][start]
+    try:
+        list(csv.reader(io.StringIO(text[at:], newline=""), delimiter="\t", quotechar='"', strict=True))
+    except csv.Error:
+        return True
+    return False
+
+
+def _fits(
     rows: list[list[str]], names: list[str], user: str | None, time: str | None, times: TimeOptions
-) -> bool:
-    """Whether every row of one reading is a record: the header's number of fields, its
+) -> list[bool]:
+    """Whether each row of one reading is a record: the header's number of fields, its
     user not blank, its time read as a time (columns not in the header: not asked)."""
-    if any(len(fields) != len(names) for fields in rows):
-        return False
-    if user in names and any(not fields[names.index(user)].strip() for fields in rows):
-        return False
+    fit = [len(fields) == len(names) for fields in rows]
+    if user in names:
+        at = names.index(user)
+        fit = [ok and bool(fields[at].strip()) for ok, fields in zip(fit, rows, strict=True)]
     if time in names and rows:
-        values = pl.Series([fields[names.index(time)] for fields in rows], dtype=pl.String)
-        return not pl.select(to_utc(pl.lit(values), pl.String(), times)).to_series().has_nulls()
-    return True
+        at = names.index(time)
+        values = pl.Series([fields[at] if ok else None for ok, fields in zip(fit, rows, strict=True)], dtype=pl.String)
+        read = pl.select(to_utc(pl.lit(values), pl.String(), times)).to_series().is_not_null().to_list()
+        fit = [ok and r for ok, r in zip(fit, read, strict=True)]
+    return fit
 
 
 def _quoting_mark(field: str) -> bool:
