@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import polars as pl
 
-from sessions.metrics import SCORE_KEYS, compare, compare_by_user_size, require_something_to_score
+from sessions.metrics import GOLD_LEVELS, SCORE_KEYS, compare, compare_by_user_size
 
 # groups events: (row_id, user_id, ts, query, ...) -> (row_id, session_id[, mission_id])
 Segmenter = Callable[[pl.DataFrame], pl.DataFrame]
@@ -65,18 +65,31 @@ class RuleMethod(Method):
         return self._all.join(events.select("row_id"), on="row_id", how="semi")
 
 
-def user_folds(events: pl.DataFrame, k: int, seed: int = 0) -> pl.DataFrame:
+def user_folds(events: pl.DataFrame, k: int, seed: int = 0, label: str | None = None) -> pl.DataFrame:
     """`user_id`, `fold` (0 .. k-1) for every user of `events`: users sorted by their
     number of rows and dealt in blocks of k, each block shuffled (`seed`), so each fold
-    holds about 1/k of the users of every history length. ValueError when there are
-    fewer users than folds."""
-    size = events.group_by("user_id").len().sort(["len", "user_id"], descending=[True, False])
+    holds about 1/k of the users of every history length. With `label` (a gold column),
+    the users with something to score at it (`scored_users`) are dealt first, so that
+    every fold holds one when k of them exist: a fold without a pair to count would
+    score 1.0 by pair counting's convention, whatever a system did. ValueError when
+    there are fewer users than folds."""
+    size = events.group_by("user_id").len()
+    scored = scored_users(events, label) if label is not None else size["user_id"]
+    size = size.with_columns(scored=pl.col("user_id").is_in(scored.implode()))
+    size = size.sort(["scored", "len", "user_id"], descending=[True, True, False])
     n = size.height
     if n < k or k < 2:
         raise ValueError(f"{k}-fold cross-validation needs at least {max(k, 2)} users and k >= 2; got {n} users")
     rng = np.random.default_rng(seed)
     fold = np.concatenate([rng.permutation(k) for _ in range(math.ceil(n / k))])[:n]
     return size.select("user_id").with_columns(fold=pl.Series(fold, dtype=pl.Int32))
+
+
+def scored_users(gold: pl.DataFrame, label: str) -> pl.Series:
+    """The users with at least two rows labelled in column `label`: the only users
+    whose pairs, boundaries and adjacent pairs a score counts."""
+    counts = gold.filter(pl.col(label).is_not_null()).group_by("user_id").len()
+    return counts.filter(pl.col("len") > 1)["user_id"]
 
 
 @dataclass(frozen=True)
@@ -137,12 +150,14 @@ def nested_cv(
 
     `selection` is the (predicted level, gold level, `SCORE_KEYS` key) the inner
     folds maximise (ties: the first candidate given). Outer and inner folds come from
-    `user_folds` with `seed`. ValueError for too few users for the folds (one line,
-    naming how many are needed) or no candidate.
+    `user_folds` with `seed`, each fold given its share of the users with two queries
+    labelled at the selection's gold level (`scored_users`). ValueError for too few such
+    users for the folds (one line, naming how many are needed) or no candidate.
     """
     if not candidates:
         raise ValueError("no candidate to cross-validate")
-    users = gold["user_id"].n_unique()
+    label = _label(gold, selection)
+    users = scored_users(gold, label).len()
 
     def enough(n: int) -> bool:  # outer folds, and inner ones in what is left of each
         return n >= outer and n - math.ceil(n / outer) >= inner
@@ -155,10 +170,10 @@ def nested_cv(
         fewest = lo
         raise ValueError(
             f"nested cross-validation with {outer} outer and {inner} inner folds (at least 2 each) needs "
-            f"at least {fewest} users; the data have {users}"
+            f"at least {fewest} users with two queries labelled at the {selection[1]} level; the data have "
+            f"{users} (among {gold['user_id'].n_unique()} users)"
         )
-    require_something_to_score(gold)
-    folds = user_folds(gold, outer, seed)
+    folds = user_folds(gold, outer, seed, label)
     unlabelled = gold.select("row_id", "user_id", "ts", "query")
     for method in candidates.values():
         method.prepare(unlabelled)
@@ -189,7 +204,7 @@ def choose(
     `gold` (`user_folds` with `seed`; ties: the first given), and every candidate's
     mean score: the inner loop of `nested_cv`, and how a model fitted on all the
     users is chosen. Candidates must be prepared (`Method.prepare`) on `gold`'s events."""
-    with_fold = gold.join(user_folds(gold, folds, seed), on="user_id")
+    with_fold = gold.join(user_folds(gold, folds, seed, _label(gold, selection)), on="user_id")
     means = {}
     for name, method in candidates.items():
         scores = []
@@ -199,6 +214,14 @@ def choose(
             scores.append(_score(held, method.fit(fit_on)(held), selection))
         means[name] = float(np.mean(scores))
     return max(means, key=lambda name: means[name]), means
+
+
+def _label(gold: pl.DataFrame, selection: tuple[str, str, str]) -> str:
+    """The gold column `selection` scores against; ValueError when `gold` lacks it."""
+    column = dict((name, col) for col, name in GOLD_LEVELS).get(selection[1])
+    if column is None or column not in gold.columns:
+        raise ValueError(f"nothing to select on: no gold {selection[1]} in the labelled events")
+    return column
 
 
 def chosen_counts(result: CVResult) -> dict[str, int]:

@@ -127,5 +127,42 @@ def test_the_classifier_learns_breaks_from_gold_sessions_and_answers_the_one_cla
     only_same = SameSessionClassifier.fit(x, np.array([-1, 1, 1, 1]), LearnedConfig())
     assert only_same.p_same(x).tolist() == [0.0, 1.0, 1.0, 1.0]
     assert only_same.breaks(x).tolist() == [True, False, False, False]
-    none = SameSessionClassifier.fit(x, np.array([-1, -1, -1, -1]), LearnedConfig())
-    assert none.breaks(x).all()
+    # no pair at all (a breaking helper's table labelled every other row): it answered "break" for every pair,
+    # and cross-validation reported that as the learned classifier's estimate, 0.000 pair F1
+    with pytest.raises(ValueError, match="no two consecutive queries of one user are both labelled"):
+        SameSessionClassifier.fit(x, np.array([-1, -1, -1, -1]), LearnedConfig())
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(1, 30), st.booleans()), min_size=2, max_size=40),
+    st.integers(2, 5),
+    st.integers(0, 3),
+)
+def test_every_fold_holds_a_user_with_something_to_score_when_k_such_users_exist(users, k, seed):
+    """Property: however many users have one query, or no label, every fold of
+    `user_folds(..., label=)` holds a user with two labelled queries once k of them
+    exist (a fold without one had no pair to count and scored 1.0). The stratification
+    by history length is kept among the users of each kind."""
+    from sessions.crossval import scored_users
+
+    gold = labelled([n for n, _ in users])
+    unlabelled = [f"u{u}" for u, (_, has_label) in enumerate(users) if not has_label]
+    gold = gold.with_columns(gold_session=pl.when(pl.col("user_id").is_in(unlabelled)).then(None)
+                             .otherwise(pl.col("gold_session")))  # fmt: skip
+    scored = set(scored_users(gold, "gold_session"))
+    assert scored == {f"u{u}" for u, (n, has_label) in enumerate(users) if n > 1 and has_label}
+    if len(users) < k:
+        return
+    folds = user_folds(gold, k, seed, "gold_session")
+    assert folds.height == len(users)
+    if len(scored) >= k:
+        assert folds.filter(pl.col("user_id").is_in(list(scored)))["fold"].n_unique() == k
+
+
+def test_nested_cv_counts_only_users_with_something_to_score():
+    gold = labelled([3, 1, 1, 1, 1, 1, 1, 1, 1, 1])
+    with pytest.raises(ValueError, match=r"needs at least 3 users with two queries labelled at the sessions level; "
+                       r"the data have 1 \(among 10 users\)"):  # fmt: skip
+        nested_cv(gold, {"a": RuleMethod(lambda e: e.select("row_id", session_id=pl.col("user_id")))}, outer=3,
+                  inner=2)  # fmt: skip

@@ -209,7 +209,11 @@ def test_crossval_estimates_each_system_on_users_it_never_saw(tmp_path, tiny_tax
     few = tmp_path / "few.tsv"
     few.write_text("".join((tmp_path / "synth.tsv").read_text().splitlines(keepends=True)[:3]))
     for args, message in (
-        ([str(few), "--folds", "5"], "(at least 2 each) needs at least 5 users; the data have 1"),
+        (
+            [str(few), "--folds", "5"],
+            "(at least 2 each) needs at least 5 users with two queries labelled at the "
+            "sessions level; the data have 1 (among 1 users)",
+        ),
         ([str(few), "--folds", "1"], "at least 2"),
         ([str(tmp_path / "synth.tsv"), "--folds", "100000000000"], "needs at least 100000000000 users"),  # at once
         (
@@ -218,7 +222,26 @@ def test_crossval_estimates_each_system_on_users_it_never_saw(tmp_path, tiny_tax
         ),
     ):
         result = runner.invoke(app, ["evaluate", "crossval", "--gt", args[0], "-f", "aol", *args[1:]])
-        assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output
+        assert result.exit_code == 2 and message in " ".join(result.output.split()), result.output
+        assert "Traceback" not in result.output
+
+
+def test_crossval_refuses_folds_that_would_have_nothing_to_score(tmp_path, store):
+    """A breaking helper's table: one user with queries to score and four with one query
+    each. A fold of one one-query user has no pair to count and scored 1.0, so every
+    rule's mean was 0.800, though every rule joins the one user's three queries, which
+    the truth keeps apart (F1 0). Both commands that cross-validate refuse it in one line."""
+    light = tmp_path / "light.csv"
+    light.write_text(
+        "u,t,q,s\nh,1677664800,pizza,a\nh,1677664860,pizza dough,b\nh,1677664920,pizza oven,c\n"
+        + "".join(f"x{i},1677664800,hello,a\n" for i in range(1, 5))
+    )
+    for command in (["evaluate", "crossval"], ["train", "segmenter"]):
+        args = [*command, "--gt", str(light), "-f", "table", "--map", "user=u,time=t,text=q,session=s"]
+        result = runner.invoke(app, args)
+        line = " ".join(result.output.split())
+        assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+        assert "users with two queries labelled at the sessions level; the data have 1 (among 5 users)" in line, line
 
 
 def test_evaluate_a_saved_segmentation(gt, tmp_path):

@@ -103,8 +103,9 @@ def run(job: TrainSegmenterJob, run_name: str | None = None) -> TrainOutcome:
     classifier, inner = choose(gold, candidates, selection, job.inner, job.seed)
     fitted: SameSessionClassifier = candidates[classifier].classifier(gold)
     if fitted.estimator is None:
-        raise ValueError(f"{job.gt}: every labelled consecutive pair is of one kind (all one {level[:-1]}, or all "
-                         "breaks): nothing to learn")  # fmt: skip
+        raise ValueError(f"{job.gt}: every pair of consecutive queries both labelled is of one kind (all one "
+                         f"{level[:-1]}, or all breaks; a row without a label leaves out both its pairs): nothing to "
+                         "learn")  # fmt: skip
     cascade = nested_cv(gold, {"shipped": rule(SegmentConfig(), MissionConfig())}, selection, job.folds, job.inner,
                         job.seed)  # fmt: skip
     metrics = {**cv_metrics(learned.summary(), level, "cv_"), **cv_metrics(cascade.summary(), level, "cascade_cv_")}
