@@ -41,6 +41,7 @@ from sessions.segment import (
     SegmentConfig,
     SessionClassifier,
     map_user_chunks,
+    segment_input,
     segment_ordered,
     user_time_order,
 )
@@ -188,7 +189,7 @@ def iter_sessions(
     """
     profile = profile or Profile()  # a caller that keeps none: unread
     with profile.step("order"):
-        ordered = user_time_order(events.lazy().select("row_id", "user_id", "ts", "query").collect())
+        ordered = user_time_order(segment_input(events))
     with profile.step("lexicon"):
         lexicon = Lexicon(ordered["query"])  # the log's, shared by every chunk (each text processed once)
         _ = lexicon.tables  # every per-text table (`map_user_chunks` would build them unprofiled)

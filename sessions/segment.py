@@ -32,6 +32,7 @@ a grid, and checked by 5-fold cross-validation over users (`docs/segmentation.md
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Literal, Protocol, TypeVar, runtime_checkable
@@ -41,6 +42,7 @@ import polars as pl
 
 from sessions.lexicon import Closeness, Lexicon, encode
 from sessions.parallel import default_workers, ordered_map
+from sessions.schema import TIMESTAMP
 
 Method = Literal["time", "lexical", "cascade", "learned"]
 METHODS: tuple[str, ...] = ("time", "lexical", "cascade", "learned")
@@ -109,6 +111,8 @@ class SegmentConfig:
         if self.method not in METHODS:
             raise ValueError(f"unknown method {self.method!r}; choose one of {', '.join(METHODS)}")
         for name in ("gap_minutes", "join_within_s", "break_after_minutes"):
+            if math.isnan(getattr(self, name)):  # no gap compares with NaN: it would never break
+                raise ValueError(f"{name} must be a number, not NaN")
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative")
         if self.so_far_queries < 1:
@@ -130,22 +134,75 @@ class SegmentConfig:
 def segment(
     events: pl.DataFrame | pl.LazyFrame, cfg: SegmentConfig, scorer: PairScorer | SessionClassifier | None = None
 ) -> pl.DataFrame:
-    """Sessions of canonical events: `SESSION_COLUMNS`, each user's events together in
-    time order (users in order of first appearance when the input needs sorting).
+    """Sessions of canonical events (`segment_input`): `SESSION_COLUMNS`, each user's
+    events together in time order (users in order of first appearance when the input
+    needs sorting).
 
     `session_id` is `<user_id>/<n>` with n counting the user's sessions from 0, so it
     is unique over the whole output; `session_seq` is the position in the session.
     Chunks of whole users are segmented side by side on threads (`map_user_chunks`),
     so a `scorer` is called from several threads at once. ValueError as
-    `segment_ordered`.
+    `segment_input` and `segment_ordered`.
     """
     check_model(cfg, scorer)
-    ordered = user_time_order(events.lazy().select("row_id", "user_id", "ts", "query").collect())
+    ordered = user_time_order(segment_input(events))
     # the chunks' shared lexicon, where `_breaks` reads one (lexical evidence, a segmenter model's features)
     lexical = cfg.method in ("lexical", "cascade") or isinstance(scorer, SessionClassifier)
     lexicon = Lexicon(ordered["query"]) if lexical else None
     parts = list(map_user_chunks(lambda part, lex: segment_ordered(part, cfg, scorer, lex), ordered, lexicon))
     return pl.concat(parts) if parts else segment_ordered(ordered, cfg, scorer, lexicon)
+
+
+SEGMENT_INPUT: dict[str, str] = {  # the columns segmentation reads, and what each must hold
+    "row_id": "integers",
+    "user_id": "text or integers",
+    "ts": "datetimes, UTC",
+    "query": "text",
+}
+
+
+def segment_input(events: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
+    """The columns of `events` that segmentation reads (`SEGMENT_INPUT`: row_id Int64,
+    user_id String, ts Datetime, query String), as the canonical events of `sessionflow
+    ingest` hold them; user ids of integers, or a Categorical, are taken as their text.
+
+    ValueError in one line for anything else: not a polars frame (a pandas one:
+    `pl.from_pandas`), a column missing or of another type (float user ids are refused:
+    1.0 would be the user "1.0", where `ingest` reads "1"; text times: read them with
+    `sessions.times.to_utc`; a column of nulls alone, of any type, is taken), or a row
+    without a row_id, user_id or ts (segmentation
+    cannot place it; `ingest` rejects such records with their reason)."""
+    if not isinstance(events, pl.DataFrame | pl.LazyFrame):
+        kind = f"{type(events).__module__}.{type(events).__qualname__}"
+        raise ValueError(f"events must be a polars DataFrame or LazyFrame, not {kind} (pl.from_pandas converts one)")
+    schema = events.lazy().collect_schema()
+    need = ", ".join(f"{name} ({kind})" for name, kind in SEGMENT_INPUT.items())
+    missing = [name for name in SEGMENT_INPUT if name not in schema]
+    if missing:
+        raise ValueError(f"events lack {', '.join(missing)}: segmentation reads {need}")
+    fits = {
+        "row_id": schema["row_id"].is_integer(),
+        "user_id": schema["user_id"].is_integer() or schema["user_id"] in (pl.String, pl.Categorical, pl.Enum),
+        "ts": isinstance(schema["ts"], pl.Datetime),
+        "query": schema["query"] in (pl.String, pl.Categorical, pl.Enum),
+    }
+    wrong = [f"{name} is {schema[name]}" for name, ok in fits.items() if not ok and schema[name] != pl.Null]
+    if wrong:
+        raise ValueError(f"events' {', '.join(wrong)}: segmentation reads {need}")
+    frame = (
+        events.lazy()
+        .select(
+            pl.col("row_id").cast(pl.Int64),
+            pl.col("user_id").cast(pl.String),
+            pl.col("ts").cast(TIMESTAMP) if schema["ts"] == pl.Null else "ts",  # nulls only: no rows, or refused
+            pl.col("query").cast(pl.String),
+        )
+        .collect()
+    )
+    nulls = [f"{n:,} without {name}" for name in ("row_id", "user_id", "ts") if (n := frame[name].null_count())]
+    if nulls:
+        raise ValueError(f"events: {', '.join(nulls)}; segmentation cannot place a row without them")
+    return frame
 
 
 def segment_ordered(

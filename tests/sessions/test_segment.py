@@ -234,3 +234,40 @@ def sessions_with_missions_chunked(events: pl.DataFrame, chunk_rows: int) -> lis
     from sessions.pipeline import iter_sessions
 
     return list(iter_sessions(events, SegmentConfig(), MissionConfig(), chunk_rows=chunk_rows))
+
+
+def test_segment_and_sessions_refuse_in_one_line_what_they_cannot_place():
+    """A breaking helper's finds on the API: a row without a time was joined to its user's
+    session (a null gap is no break); a row without a user got the session None (two of
+    them: a multi-line polars error); float user ids became "1.0/0" where ingest reads
+    "1"; frames of other types or columns gave polars' errors of 4 to 9 lines; a NaN gap
+    never broke. Each is now one ValueError naming what is wrong; both entry points
+    (`segment`, `sessions_with_missions`) share the check."""
+    good = log(("a", 0, "x"), ("a", 1, "y"), ("b", 2, "z"))
+    cases = [
+        (good.with_columns(ts=pl.when(pl.col("row_id") == 1).then(None).otherwise("ts")), "1 without ts"),
+        (
+            good.with_columns(user_id=pl.when(pl.col("row_id") == 0).then(None).otherwise("user_id")),
+            "1 without user_id",
+        ),
+        (good.with_columns(user_id=pl.Series([1.0, 1.0, 2.0])), "user_id is Float64"),
+        (good.with_columns(ts=pl.col("ts").dt.strftime("%F %T")), "ts is String"),
+        (good.with_columns(query=pl.col("query").str.split(" ")), r"query is List\(String\)"),
+        (good.drop("row_id"), "events lack row_id"),
+        (pl.DataFrame(), "events lack row_id, user_id, ts, query"),
+        (good.to_pandas(), "must be a polars DataFrame or LazyFrame, not pandas"),
+    ]
+    for frame, says in cases:
+        both = (segment, lambda f, cfg: sessions_with_missions(f, cfg, MissionConfig()))
+        for call in both:
+            with pytest.raises(ValueError, match=says) as err:
+                call(frame, SegmentConfig())
+            assert "\n" not in str(err.value), str(err.value)
+    with pytest.raises(ValueError, match="gap_minutes must be a number, not NaN"):
+        SegmentConfig(method="time", gap_minutes=float("nan"))
+    # what is taken as it is: integer and categorical users (their text), a lazy frame
+    as_ints = good.with_columns(user_id=pl.Series([7, 7, 8]))
+    by_text = segment(good, SegmentConfig())["session_id"].str.replace("^a/", "7/").str.replace("^b/", "8/")
+    assert segment(as_ints, SegmentConfig())["session_id"].to_list() == by_text.to_list() == ["7/0", "7/1", "8/0"]
+    as_cat = good.with_columns(pl.col("user_id").cast(pl.Categorical)).lazy()
+    assert segment(as_cat, SegmentConfig()).equals(segment(good, SegmentConfig()))
