@@ -159,10 +159,12 @@ def looks_csv_quoted(
     record being the header's number of fields with a `user` not blank and a `time`
     read as a time (`sessions.times.to_utc` with `times`). The higher score wins: a
     tab or a line break in a quoted text costs the raw reading lines; an unclosed
-    quote in a raw log costs the quoted reading the records it runs together; a
+    quote in a raw log costs the quoted reading the records it runs together (a quoted
+    text whose later lines read raw as a record is none: `_holds_a_record_start`); a
     text's line break followed by tabs leaves raw pieces that are no records. A row
-    bad in itself (a time that is no time, a blank user) costs both readings alike, so
-    it decides nothing. When the two score the same, only quoting's own marks tell:
+    bad in itself (a time that is no time, a blank user, `""` for one) costs both
+    readings alike, so it decides nothing. When the two score the same, only quoting's
+    own marks tell, on the lines the raw reading reads as records:
     some field in quotes with a quote doubled inside (`"12"" pizza"`), or empty (`""`:
     polars' empty text), and none that contradicts quoting (`"best" pizza places`, or
     `"new york"`, which a writer quoting only where it must never writes: a raw log's
@@ -174,31 +176,55 @@ def looks_csv_quoted(
         return True
     if len(text) > csv.field_size_limit():  # (131,072 by default; raised, never lowered: see sessions.fields)
         csv.field_size_limit(len(text))
-    records: list[tuple[list[str], int]] = []  # each record and how many lines it spans
+    records: list[tuple[list[str], int, int]] = []  # each record, the line it begins on, how many lines it spans
     last_start = len(lines) - 1  # the line the last record begins on
     reader = csv.reader(io.StringIO(text, newline=""), delimiter="\t", quotechar='"')
     try:
         read = 0  # the lines read so far: where the next record begins
         for record in reader:
             last_start, read = read, reader.line_num
-            records.append((record, read - last_start))
+            records.append((record, last_start, read - last_start))
     except csv.Error:  # a NUL: not a file a CSV writer wrote
         return False
     # a cut sample: its last record is left out, in both readings (a quoted text may span lines)
     end = len(lines) if complete else last_start
     # blank lines and the header repeated (parts joined with `cat`) are neither's evidence: the reader skips them
     raw = [fields for line in lines[1:end] if line and (fields := line.split("\t")) != names]
-    quoted = [(record, span) for record, span in records[1 : None if complete else -1] if record and record != names]
-    raw_fit = _fits(raw, names, user, time, times)
+    quoted = [r for r in records[1 : None if complete else -1] if r[0] and r[0] != names]
+    raw_fit = _fits(raw, names, user, time, times, raw=True)
     raw_score = sum(raw_fit) - raw_fit.count(False)
-    quoted_fit = _fits([record for record, _ in quoted], names, user, time, times)
+    quoted_fit = _fits([record for record, _, _ in quoted], names, user, time, times)
+    for i, (_, start, span) in enumerate(quoted):
+        later = lines[start + 1 : start + span]
+        if quoted_fit[i] and span > 1 and _holds_a_record_start(later, names, user, time, times):
+            quoted_fit[i] = False  # a quoted text that runs raw records together: an unclosed quote in a raw log
     if complete and quoted and quoted[-1][0] is records[-1][0] and _unclosed(text, last_start):
         quoted_fit[-1] = False  # a quote that runs on to the end, which `csv` reads without a word: no field
-    quoted_score = sum(quoted_fit) - sum(span for (_, span), fit in zip(quoted, quoted_fit, strict=True) if not fit)
+    quoted_score = sum(quoted_fit) - sum(span for (_, _, span), fit in zip(quoted, quoted_fit, strict=True) if not fit)
     if raw_score != quoted_score:
         return quoted_score > raw_score
-    marks = [_quoting_mark(field) for fields in raw for field in fields if field.startswith('"')]
+    # quoting's marks, on the lines the raw reading reads as records (a quoted text's raw pieces say nothing)
+    marks = [_quoting_mark(f) for fields, ok in zip(raw, raw_fit, strict=True) if ok for f in fields if f[:1] == '"']
     return bool(marks) and all(marks)
+
+
+def _holds_a_record_start(
+    lines: list[str], names: list[str], user: str | None, time: str | None, times: TimeOptions
+) -> bool:
+    """Whether any of `lines` (a multi-line quoted text's later lines) reads raw as a
+    record (`_fits`: the header's number of fields, a user, a time). A text a CSV
+    writer quoted holds line breaks, rarely whole records; an unclosed quote in a raw
+    log runs on over the records after it. Without a user and a time to tell by, no."""
+    if user not in names or time not in names:
+        return False
+    return any(_fits([line.split("\t") for line in lines], names, user, time, times, raw=True))
+
+
+def _blank(value: str, raw: bool = False) -> bool:
+    """Whether a user field is blank; in the raw reading `""` too, which is how a CSV
+    writer writes an empty one (polars' `write_csv`)."""
+    value = value.strip()
+    return not value or (raw and value == '""')
 
 
 def _unclosed(text: str, start: int) -> bool:
@@ -213,14 +239,15 @@ def _unclosed(text: str, start: int) -> bool:
 
 
 def _fits(
-    rows: list[list[str]], names: list[str], user: str | None, time: str | None, times: TimeOptions
+    rows: list[list[str]], names: list[str], user: str | None, time: str | None, times: TimeOptions, raw: bool = False
 ) -> list[bool]:
-    """Whether each row of one reading is a record: the header's number of fields, its
-    user not blank, its time read as a time (columns not in the header: not asked)."""
+    """Whether each row of one reading (`raw`: split at tabs) is a record: the header's
+    number of fields, its user not blank (`_blank`), its time read as a time (columns
+    not in the header: not asked)."""
     fit = [len(fields) == len(names) for fields in rows]
     if user in names:
         at = names.index(user)
-        fit = [ok and bool(fields[at].strip()) for ok, fields in zip(fit, rows, strict=True)]
+        fit = [ok and not _blank(fields[at], raw) for ok, fields in zip(fit, rows, strict=True)]
     if time in names and rows:
         at = names.index(time)
         values = pl.Series([fields[at] if ok else None for ok, fields in zip(fit, rows, strict=True)], dtype=pl.String)

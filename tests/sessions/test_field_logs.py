@@ -274,12 +274,12 @@ def test_a_tsv_written_with_csv_quoting_reads_back_every_text(tmp_path_factory, 
     bad=st.lists(st.tuples(st.integers(0, 15), st.sampled_from(["time", "user"])), min_size=1, max_size=3),
 )  # fmt: skip
 def test_a_raw_tsv_with_bad_rows_is_read_raw(tmp_path_factory, queries, bad):
-    """Property, the other side of the test above: a raw TSV whose texts hold quotes
-    anywhere but at a field's start, with rows bad in themselves anywhere, is read raw,
-    every text as written. (A quote at a field's start, a phrase query's, is ambiguous
-    by nature; the examples of `test_a_tsv_is_read_raw_unless_its_start_shows_csv_quoting`
-    fix what it decides, bad rows around it included.)"""
-    queries = [f"x{q}" if q.startswith('"') else q for q in queries]
+    """Property, the other side of the test above: a raw TSV (AOL's way: quotes are
+    characters, `"new york` an unclosed phrase) with rows bad in themselves anywhere
+    is read raw, every text as written, unless a text is one only a CSV writer makes."""
+    from sessions.formats.table import _quoting_mark
+
+    queries = [f"x{q}" if q.startswith('"') and _quoting_mark(q) else q for q in queries]
     rows = [["1001", f"2023-01-05 10:{i:02d}:00", q] for i, q in enumerate(queries)]
     for at, kind in sorted(bad, reverse=True):
         rows.insert(min(at, len(rows)), ["1001", "not a time", "bad"] if kind == "time" else ["", "2023-01-05", "bad"])
@@ -340,6 +340,12 @@ def test_a_pandas_tsv_with_a_bad_row_first_keeps_every_text_as_written(tmp_path)
         ('u\tt\tq\n1\tnot a time\tx\n1\t2023-01-05\t"new york city\n1\t2023-01-05\tweather\n', True, False),
         ('u\tt\tq\n1\t2023-01-05\t"ab\n1\tnot a time\tbad\n1\t2023-01-05\tx"\n', True, False),  # runs 3 together
         ('u\tt\tq\n1\t2023-01-05\t"""\n1\tnot a time\tbad\n', True, False),  # a quote that never closes is no field
+        # a third helper's finds: a bad row holding a quoted tab or line break; polars' `""` for an empty user;
+        # an unclosed quote whose run ends in a raw record
+        ('u\tt\tq\nu1\t2024-01-01\t"say ""hi"""\nu2\tx\t"a\tb"\n', True, True),
+        ('u\tt\tq\nu1\t2024-01-01\t"say ""hi"""\n\t2024-01-01\t"a\nb"\n', True, True),
+        ('u\tt\tq\nu1\t2024-01-01\t"say ""hi"""\n""\t2024-01-01\tx\n', True, True),
+        ('u\tt\tq\nu1\t2024-01-01\t"\nu1\tnot a time\tbad\nu1\t2024-01-01\t12" pizza\n', True, False),
         # a cut sample's last record is left out, however it was cut (the breaking helper's finds)
         ('u\tt\tq\n1\t2023-01-05\t"a ""b"""\n1\t2023-01-05\t"x ""y', False, True),
         (
