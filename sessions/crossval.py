@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import polars as pl
 
-from sessions.metrics import GOLD_LEVELS, SCORE_KEYS, compare, compare_by_user_size
+from sessions.metrics import GOLD_LEVELS, SCORE_KEYS, compare, compare_by_user_size, scored_users
 
 # groups events: (row_id, user_id, ts, query, ...) -> (row_id, session_id[, mission_id])
 Segmenter = Callable[[pl.DataFrame], pl.DataFrame]
@@ -83,13 +83,6 @@ def user_folds(events: pl.DataFrame, k: int, seed: int = 0, label: str | None = 
     rng = np.random.default_rng(seed)
     fold = np.concatenate([rng.permutation(k) for _ in range(math.ceil(n / k))])[:n]
     return size.select("user_id").with_columns(fold=pl.Series(fold, dtype=pl.Int32))
-
-
-def scored_users(gold: pl.DataFrame, label: str) -> pl.Series:
-    """The users with at least two rows labelled in column `label`: the only users
-    whose pairs, boundaries and adjacent pairs a score counts."""
-    counts = gold.filter(pl.col(label).is_not_null()).group_by("user_id").len()
-    return counts.filter(pl.col("len") > 1)["user_id"]
 
 
 @dataclass(frozen=True)

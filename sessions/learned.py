@@ -143,6 +143,16 @@ def same_labels(ordered: pl.DataFrame, gold: str) -> np.ndarray:
     return np.where(same_user & known, same.astype(np.int8), -1)
 
 
+def labelled_pairs(gold: pl.DataFrame, column: str) -> int:
+    """How many pairs of consecutive queries of one user (in `user_time_order`) both
+    carry a label in `column`: what a learned segmenter learns from."""
+    ordered = user_time_order(gold.select("row_id", "user_id", "ts", column))
+    return int((same_labels(ordered, column) >= 0).sum())
+
+
+NO_PAIRS = "no two consecutive queries of one user are both labelled: a learned segmenter has no pair to learn from"
+
+
 @dataclass
 class SameSessionClassifier:
     """A fitted classifier of consecutive pairs: `p_same(ordered)` and `breaks(ordered)`."""
@@ -156,22 +166,18 @@ class SameSessionClassifier:
     def fit(cls, features: np.ndarray, labels: np.ndarray, cfg: LearnedConfig) -> SameSessionClassifier:
         """Fit on the rows whose label is 0 or 1 (`same_labels`). Training pairs of one
         class leave nothing to learn: the classifier then answers that class (P = 1 or
-        0) for every pair. No training pair at all (no two consecutive queries of a user
-        both labelled, as where every other row lacks its label) is a ValueError: an
-        answer learned from nothing would pass for an estimate. Fitting, and `p_same`, run on one OpenMP thread: the
+        0) for every pair; no pair at all (a fold whose users have no two consecutive
+        queries both labelled), a break. Callers that fit on a whole file refuse one
+        without any such pair first (`labelled_pairs`). Fitting, and `p_same`, run on one OpenMP thread: the
         data are small, and OpenMP threads of a busy machine made a 0.3 s fit take
         minutes. OpenMP's limit is the calling thread's own, so threads that segment
         side by side leave each other's alone; a limit on every library (BLAS too) is
         the process's, and threads that set and restored it at overlapping times left
         numpy's BLAS on one thread for good."""
         use = labels >= 0
-        if not use.any():
-            raise ValueError(
-                "no two consecutive queries of one user are both labelled: the segmenter has no pair to learn from"
-            )
         classes = np.unique(labels[use])
         if len(classes) < 2:
-            return cls(None, cfg, constant=float(classes[0]))
+            return cls(None, cfg, constant=float(classes[0]) if len(classes) else 0.0)
         estimator = make_classifier(cfg)
         with threadpool_limits(1, user_api="openmp"):
             estimator.fit(features[use], labels[use])

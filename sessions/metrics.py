@@ -154,18 +154,26 @@ def user_size_label(low: int, high: int | None) -> str:
     return f"{low:,}-{high:,} queries" if high is not None else f"over {low - 1:,} queries"
 
 
+def scored_users(gold: pl.DataFrame, label: str) -> pl.Series:
+    """The users with at least two rows labelled in column `label`: the only users
+    whose pairs, boundaries and adjacent pairs a score counts."""
+    counts = gold.filter(pl.col(label).is_not_null()).group_by("user_id").len()
+    return counts.filter(pl.col("len") > 1)["user_id"]
+
+
 def compare_by_user_size(gold: pl.DataFrame, systems: dict[str, pl.DataFrame]) -> pl.DataFrame:
     """`compare`'s rows for the users of each `USER_SIZE_BUCKETS` bucket (queries per user
     in `gold`), with `users` (the bucket's label), `n_users` and `rows`; buckets without
-    users are left out. Pair counting is per user, so the buckets' pairs add up to
-    the whole log's."""
+    a user with two labelled queries are left out (they have nothing to count, and
+    would score 1.0 whatever a system did). Pair counting is per user, so the
+    buckets' pairs add up to the whole log's."""
     size = gold.group_by("user_id").len()
     frames = []
     for low, high in USER_SIZE_BUCKETS:
         in_bucket = size.filter((pl.col("len") >= low) & (pl.col("len") <= (high or pl.col("len").max())))
-        if not in_bucket.height:
-            continue
         part = gold.join(in_bucket.select("user_id"), on="user_id", how="semi")
+        if not any(scored_users(part, column).len() for column, _ in gold_levels(gold)):
+            continue
         scores = compare(part, systems).with_columns(
             users=pl.lit(user_size_label(low, high)), n_users=pl.lit(in_bucket.height), rows=pl.lit(part.height)
         )

@@ -127,10 +127,8 @@ def test_the_classifier_learns_breaks_from_gold_sessions_and_answers_the_one_cla
     only_same = SameSessionClassifier.fit(x, np.array([-1, 1, 1, 1]), LearnedConfig())
     assert only_same.p_same(x).tolist() == [0.0, 1.0, 1.0, 1.0]
     assert only_same.breaks(x).tolist() == [True, False, False, False]
-    # no pair at all (a breaking helper's table labelled every other row): it answered "break" for every pair,
-    # and cross-validation reported that as the learned classifier's estimate, 0.000 pair F1
-    with pytest.raises(ValueError, match="no two consecutive queries of one user are both labelled"):
-        SameSessionClassifier.fit(x, np.array([-1, -1, -1, -1]), LearnedConfig())
+    none = SameSessionClassifier.fit(x, np.array([-1, -1, -1, -1]), LearnedConfig())  # a fold without a pair
+    assert none.breaks(x).all()
 
 
 @settings(max_examples=60, deadline=None)
@@ -144,7 +142,7 @@ def test_every_fold_holds_a_user_with_something_to_score_when_k_such_users_exist
     `user_folds(..., label=)` holds a user with two labelled queries once k of them
     exist (a fold without one had no pair to count and scored 1.0). The stratification
     by history length is kept among the users of each kind."""
-    from sessions.crossval import scored_users
+    from sessions.metrics import scored_users
 
     gold = labelled([n for n, _ in users])
     unlabelled = [f"u{u}" for u, (_, has_label) in enumerate(users) if not has_label]
@@ -166,3 +164,18 @@ def test_nested_cv_counts_only_users_with_something_to_score():
                        r"the data have 1 \(among 10 users\)"):  # fmt: skip
         nested_cv(gold, {"a": RuleMethod(lambda e: e.select("row_id", session_id=pl.col("user_id")))}, outer=3,
                   inner=2)  # fmt: skip
+
+
+def test_a_bucket_of_users_with_nothing_to_count_is_left_out_of_the_table_by_user_size():
+    """A third helper's find: three users of 60 queries with one label each made a
+    bucket "51-200 queries" with no pair to count, where every system scored 1.000."""
+    from sessions.metrics import compare_by_user_size
+
+    gold = labelled([6] * 6 + [60] * 3)
+    heavy = gold.group_by("user_id").len().filter(pl.col("len") == 60)["user_id"]
+    first = pl.col("row_id") == pl.col("row_id").min().over("user_id")
+    gold = gold.with_columns(gold_session=pl.when(pl.col("user_id").is_in(heavy.implode()) & ~first).then(None)
+                             .otherwise(pl.col("gold_session")))  # fmt: skip
+    system = gold.select("row_id", session_id=pl.col("user_id"))  # every user one session: wrong for the light ones
+    by_size = compare_by_user_size(gold, {"one session a user": system})
+    assert by_size["users"].to_list() == ["1-50 queries"] and by_size["f1"][0] < 1

@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from sessions.io import read_table
+from sessions.learned import NO_PAIRS
 from sessions.seeds import MAX_SEED
 from workflows.cli import app
 
@@ -242,6 +243,20 @@ def test_crossval_refuses_folds_that_would_have_nothing_to_score(tmp_path, store
         line = " ".join(result.output.split())
         assert result.exit_code == 2 and "Traceback" not in result.output, result.output
         assert "users with two queries labelled at the sessions level; the data have 1 (among 5 users)" in line, line
+    # every other row labelled: no pair of consecutive queries for a learned segmenter. Cross-validation reported
+    # the classifier fitted on nothing (it breaks every pair) as an estimate, 0.000; now the rules are estimated
+    # and the classifier is named as not estimated, and `train segmenter` refuses the file in one line
+    alternate = tmp_path / "alternate.csv"
+    alternate.write_text("u,t,q,s\n" + "".join(
+        f"u{u},{1677664800 + 60 * i + 20000 * (i == 4)},{q},{s}\n"
+        for u in range(6) for i, (q, s) in enumerate([("pizza 0", "a"), ("pizza 1", ""), ("pizza 2", "a"),
+                                                      ("x", ""), ("taxes 3", "b")])))  # fmt: skip
+    args = ["--gt", str(alternate), "-f", "table", "--map", "user=u,time=t,text=q,session=s"]
+    cv = json.loads(invoke("evaluate", "crossval", *args, "--json").output)
+    assert "learned classifier" not in cv["systems"] and cv["systems"]["cascade (shipped settings)"]["mean"]["f1"] == 1
+    assert cv["not_estimated"] == {"learned classifier": NO_PAIRS}
+    result = runner.invoke(app, ["train", "segmenter", *args])
+    assert result.exit_code == 2 and f"{alternate}: {NO_PAIRS}" in " ".join(result.output.split()), result.output
 
 
 def test_evaluate_a_saved_segmentation(gt, tmp_path):

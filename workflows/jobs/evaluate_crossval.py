@@ -36,7 +36,7 @@ import polars as pl
 from sessions.crossval import CVResult, Method, RuleMethod, chosen_counts, nested_cv
 from sessions.error_kinds import adjacent_errors
 from sessions.formats.options import DEFAULT_READ, ReadOptions
-from sessions.learned import LearnedConfig, LearnedMethod
+from sessions.learned import NO_PAIRS, LearnedConfig, LearnedMethod, labelled_pairs
 from sessions.metrics import BASELINE_GAP_MINUTES, gold_levels
 from sessions.missions import MissionConfig
 from sessions.pipeline import embedder_of, sessions_with_missions
@@ -56,6 +56,7 @@ MISSION_GRID: dict[str, tuple] = {"window": (3, 10), "min_jaccard": (0.25, 0.3)}
 # missions (one knob for both, as `evaluate segmentation --min-p-same` is usually given).
 MODEL_GRID: tuple[float, ...] = (0.2, 0.3, 0.5, 0.7, 0.9)
 BASELINE_MINUTES = 30
+LEARNED = "learned classifier"
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,7 @@ class CrossvalScores:
     gold: pl.DataFrame
     read: GoldLog
     users_unlabelled: int  # users without a label at `level`: left out of the folds
+    not_estimated: dict[str, str] = field(default_factory=dict)  # system -> why it has no estimate
 
     def table(self) -> pl.DataFrame:
         """system, folds, then `<key>_mean` and `<key>_sd` of the scored level."""
@@ -191,7 +193,7 @@ def systems(level: str, scorer: PairScorer | None = None) -> dict[str, dict[str,
         **linked,
         "cascade (shipped settings)": {"shipped": rule(seg, missions)},
         "cascade, chosen from the grid": chosen,
-        "learned classifier": {
+        LEARNED: {
             m: LearnedMethod(LearnedConfig(model=m), gold=f"gold_{level[:-1]}")
             for m in ("gradient_boosting", "logistic")
         },
@@ -265,8 +267,13 @@ def run(job: EvaluateCrossvalJob) -> CrossvalScores:
     scorer = session_model(job.model)
     users = labelled_users(job.gt, job.format, job.level, job.read)
     gold, level = users.gold, users.level
+    candidates_of = systems(level, scorer)
+    not_estimated = {}
+    if not labelled_pairs(gold, users.column):  # the rules are estimated all the same
+        del candidates_of[LEARNED]
+        not_estimated[LEARNED] = NO_PAIRS
     results = {
         name: nested_cv(gold, candidates, (level, level, "f1"), outer=job.folds, inner=job.inner, seed=job.seed)
-        for name, candidates in systems(level, scorer).items()
+        for name, candidates in candidates_of.items()
     }
-    return CrossvalScores(results, level, gold, users.read, users.users_unlabelled)
+    return CrossvalScores(results, level, gold, users.read, users.users_unlabelled, not_estimated)

@@ -24,7 +24,7 @@ import polars as pl
 from sessions import storage
 from sessions.crossval import choose, nested_cv
 from sessions.formats.options import ReadOptions
-from sessions.learned import LearnedConfig, LearnedMethod, SameSessionClassifier
+from sessions.learned import NO_PAIRS, LearnedConfig, LearnedMethod, SameSessionClassifier, labelled_pairs
 from sessions.missions import MissionConfig
 from sessions.segment import SegmentConfig
 from workflows.jobs import common
@@ -97,6 +97,8 @@ def run(job: TrainSegmenterJob, run_name: str | None = None) -> TrainOutcome:
     users = labelled_users(job.gt, job.format, job.level, job.read)
     gold, level = users.gold, users.level
     selection = (level, level, "f1")
+    if not labelled_pairs(gold, users.column):
+        raise ValueError(f"{job.gt}: {NO_PAIRS}")
     candidates = job.candidates(users.column)
     # nested_cv prepares the candidates (pair features once), which `choose` and the fit then reuse
     learned = nested_cv(gold, candidates, selection, outer=job.folds, inner=job.inner, seed=job.seed)
