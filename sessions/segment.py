@@ -40,6 +40,7 @@ from typing import Literal, Protocol, TypeVar, runtime_checkable
 import numpy as np
 import polars as pl
 
+from sessions.fields import is_blank
 from sessions.lexicon import Closeness, Lexicon, encode
 from sessions.parallel import default_workers, ordered_map
 from sessions.schema import TIMESTAMP
@@ -189,17 +190,22 @@ def segment_input(events: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
     wrong = [f"{name} is {schema[name]}" for name, ok in fits.items() if not ok and schema[name] != pl.Null]
     if wrong:
         raise ValueError(f"events' {', '.join(wrong)}: segmentation reads {need}")
-    frame = (
-        events.lazy()
-        .select(
-            pl.col("row_id").cast(pl.Int64),
-            pl.col("user_id").cast(pl.String),
-            pl.col("ts").cast(TIMESTAMP) if schema["ts"] == pl.Null else "ts",  # nulls only: no rows, or refused
-            pl.col("query").cast(pl.String),
+    try:
+        frame = (
+            events.lazy()
+            .select(
+                pl.col("row_id").cast(pl.Int64),
+                pl.col("user_id").cast(pl.String),
+                pl.col("ts").cast(TIMESTAMP) if schema["ts"] == pl.Null else "ts",  # nulls only: no rows, or refused
+                pl.col("query").cast(pl.String),
+            )
+            .collect()
         )
-        .collect()
-    )
+    except pl.exceptions.InvalidOperationError:  # the one cast that can fail: an unsigned id past 2**63 - 1
+        raise ValueError(f"events' row_id holds values beyond Int64 ({schema['row_id']}): number the rows") from None
     nulls = [f"{n:,} without {name}" for name in ("row_id", "user_id", "ts") if (n := frame[name].null_count())]
+    if blank := frame.select((is_blank(pl.col("user_id")) & pl.col("user_id").is_not_null()).sum()).item():
+        nulls.append(f"{blank:,} with a blank user_id")  # ingest rejects them as empty_user
     if nulls:
         raise ValueError(f"events: {', '.join(nulls)}; segmentation cannot place a row without them")
     return frame
