@@ -271,5 +271,7 @@ def test_segment_and_sessions_refuse_in_one_line_what_they_cannot_place():
     as_ints = good.with_columns(user_id=pl.Series([7, 7, 8]))
     by_text = segment(good, SegmentConfig())["session_id"].str.replace("^a/", "7/").str.replace("^b/", "8/")
     assert segment(as_ints, SegmentConfig())["session_id"].to_list() == by_text.to_list() == ["7/0", "7/1", "8/0"]
+    spaced = good.with_columns(user_id=pl.Series([" a", " a", "\tb"]))  # space first, not blank
+    assert segment(spaced, SegmentConfig())["session_id"].to_list() == [" a/0", " a/1", "\tb/0"]
     as_cat = good.with_columns(pl.col("user_id").cast(pl.Categorical)).lazy()
     assert segment(as_cat, SegmentConfig()).equals(segment(good, SegmentConfig()))
