@@ -73,9 +73,8 @@ def user_folds(events: pl.DataFrame, k: int, seed: int = 0, label: str | None = 
     every fold holds one when k of them exist: a fold without a pair to count would
     score 1.0 by pair counting's convention, whatever a system did. ValueError when
     there are fewer users than folds."""
-    size = events.group_by("user_id").len()
-    scored = scored_users(events, label) if label is not None else size["user_id"]
-    size = size.with_columns(scored=pl.col("user_id").is_in(scored.implode()))
+    scored = pl.col("user_id").is_in(scored_users(events, label).implode()) if label is not None else pl.lit(True)
+    size = events.group_by("user_id").len().with_columns(scored=scored)
     size = size.sort(["scored", "len", "user_id"], descending=[True, True, False])
     n = size.height
     if n < k or k < 2:

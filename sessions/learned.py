@@ -143,11 +143,12 @@ def same_labels(ordered: pl.DataFrame, gold: str) -> np.ndarray:
     return np.where(same_user & known, same.astype(np.int8), -1)
 
 
-def labelled_pairs(gold: pl.DataFrame, column: str) -> int:
-    """How many pairs of consecutive queries of one user (in `user_time_order`) both
-    carry a label in `column`: what a learned segmenter learns from."""
-    ordered = user_time_order(gold.select("row_id", "user_id", "ts", column))
-    return int((same_labels(ordered, column) >= 0).sum())
+def labelled_pairs(gold: pl.DataFrame, column: str) -> tuple[int, int]:
+    """(same group, break): the pairs of consecutive queries of one user (in
+    `user_time_order`) that both carry a label in `column`, by kind: what a learned
+    segmenter learns from."""
+    labels = same_labels(user_time_order(gold.select("row_id", "user_id", "ts", column)), column)
+    return int((labels == 1).sum()), int((labels == 0).sum())
 
 
 NO_PAIRS = "no two consecutive queries of one user are both labelled: a learned segmenter has no pair to learn from"
@@ -167,9 +168,9 @@ class SameSessionClassifier:
         """Fit on the rows whose label is 0 or 1 (`same_labels`). Training pairs of one
         class leave nothing to learn: the classifier then answers that class (P = 1 or
         0) for every pair; no pair at all (a fold whose users have no two consecutive
-        queries both labelled), a break. Callers that fit on a whole file refuse one
-        without any such pair first (`labelled_pairs`). Fitting, and `p_same`, run on one OpenMP thread: the
-        data are small, and OpenMP threads of a busy machine made a 0.3 s fit take
+        queries both labelled), a break. Callers that fit on a whole file refuse such a
+        file first (`labelled_pairs`). Fitting, and `p_same`, run on one OpenMP thread:
+        the data are small, and OpenMP threads of a busy machine made a 0.3 s fit take
         minutes. OpenMP's limit is the calling thread's own, so threads that segment
         side by side leave each other's alone; a limit on every library (BLAS too) is
         the process's, and threads that set and restored it at overlapping times left

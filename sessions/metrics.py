@@ -38,11 +38,11 @@ def _prf(tp: float, predicted: float, actual: float) -> tuple[float, float, floa
     return precision, recall, f1
 
 
-def require_something_to_score(gold: pl.DataFrame | pl.LazyFrame, user: str = "user_id") -> None:
-    """ValueError in one line unless some user has two queries: pair counting, boundaries
-    and adjacent pairs have nothing to count otherwise, and every score would be 1.0 (the
-    convention for nothing to count), whatever a system did."""
-    if not gold.lazy().group_by(user).len().filter(pl.col("len") > 1).select(pl.len()).collect().item():
+def require_something_to_score(gold: pl.DataFrame) -> None:
+    """ValueError in one line unless `has_something_to_score(gold)`: pair counting,
+    boundaries and adjacent pairs have nothing to count otherwise, and every score would
+    be 1.0 (the convention for nothing to count), whatever a system did."""
+    if not has_something_to_score(gold):
         raise ValueError("nothing to score: no user has two labelled queries")
 
 
@@ -161,6 +161,11 @@ def scored_users(gold: pl.DataFrame, label: str) -> pl.Series:
     return counts.filter(pl.col("len") > 1)["user_id"]
 
 
+def has_something_to_score(gold: pl.DataFrame) -> bool:
+    """Whether some user has two queries labelled at one of `gold`'s levels (`scored_users`)."""
+    return any(scored_users(gold, column).len() for column, _ in gold_levels(gold))
+
+
 def compare_by_user_size(gold: pl.DataFrame, systems: dict[str, pl.DataFrame]) -> pl.DataFrame:
     """`compare`'s rows for the users of each `USER_SIZE_BUCKETS` bucket (queries per user
     in `gold`), with `users` (the bucket's label), `n_users` and `rows`; buckets without
@@ -172,7 +177,7 @@ def compare_by_user_size(gold: pl.DataFrame, systems: dict[str, pl.DataFrame]) -
     for low, high in USER_SIZE_BUCKETS:
         in_bucket = size.filter((pl.col("len") >= low) & (pl.col("len") <= (high or pl.col("len").max())))
         part = gold.join(in_bucket.select("user_id"), on="user_id", how="semi")
-        if not any(scored_users(part, column).len() for column, _ in gold_levels(gold)):
+        if not has_something_to_score(part):
             continue
         scores = compare(part, systems).with_columns(
             users=pl.lit(user_size_label(low, high)), n_users=pl.lit(in_bucket.height), rows=pl.lit(part.height)

@@ -171,8 +171,8 @@ def segment_input(events: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
     `pl.from_pandas`), a column missing or of another type (float user ids are refused:
     1.0 would be the user "1.0", where `ingest` reads "1"; text times: read them with
     `sessions.times.to_utc`; a column of nulls alone, of any type, is taken), or a row
-    without a row_id, user_id or ts (segmentation
-    cannot place it; `ingest` rejects such records with their reason)."""
+    without a row_id, user_id or ts, or with a blank user (segmentation cannot place
+    it; `ingest` rejects such records with their reason)."""
     if not isinstance(events, pl.DataFrame | pl.LazyFrame):
         kind = f"{type(events).__module__}.{type(events).__qualname__}"
         raise ValueError(f"events must be a polars DataFrame or LazyFrame, not {kind} (pl.from_pandas converts one)")
@@ -203,13 +203,13 @@ def segment_input(events: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
         )
     except pl.exceptions.InvalidOperationError:  # the one cast that can fail: an unsigned id past 2**63 - 1
         raise ValueError(f"events' row_id holds values beyond Int64 ({schema['row_id']}): number the rows") from None
-    nulls = [f"{n:,} without {name}" for name in ("row_id", "user_id", "ts") if (n := frame[name].null_count())]
+    unplaced = [f"{n:,} without {name}" for name in ("row_id", "user_id", "ts") if (n := frame[name].null_count())]
     user = pl.col("user_id")
     maybe = frame.filter(user.str.contains(r"^\s") | (user.str.len_bytes() == 0))  # cheap: a blank one is among these
     if blank := maybe.select(is_blank(user).sum()).item():
-        nulls.append(f"{blank:,} with a blank user_id")  # ingest rejects them as empty_user
-    if nulls:
-        raise ValueError(f"events: {', '.join(nulls)}; segmentation cannot place a row without them")
+        unplaced.append(f"{blank:,} with a blank user_id")  # ingest rejects them as empty_user
+    if unplaced:
+        raise ValueError(f"events: {', '.join(unplaced)}; segmentation cannot place a row without them")
     return frame
 
 

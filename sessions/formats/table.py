@@ -164,12 +164,12 @@ def looks_csv_quoted(
     text's line break followed by tabs leaves raw pieces that are no records. A row
     bad in itself (a time that is no time, a blank user, `""` for one) costs both
     readings alike, so it decides nothing. When the two score the same, only quoting's
-    own marks tell, on the lines the raw reading reads as records:
-    some field in quotes with a quote doubled inside (`"12"" pizza"`), or empty (`""`:
-    polars' empty text), and none that contradicts quoting (`"best" pizza places`, or
-    `"new york"`, which a writer quoting only where it must never writes: a raw log's
-    phrase query); without them, raw: a raw reading keeps every character, and its misfits are
-    rejected with their reason."""
+    own marks tell, on the lines the raw reading reads as records: some field in quotes
+    with a quote doubled inside (`"12"" pizza"`), or empty (`""`: polars' empty text),
+    and none that contradicts quoting (`"best" pizza places`, or `"new york"`, which a
+    writer quoting only where it must never writes: a raw log's phrase query); without
+    them, raw: a raw reading keeps every character, and its misfits are rejected with
+    their reason."""
     lines = _LINE_END.split(text)
     names = lines[0].split("\t")
     if all(len(name) >= 2 and name[0] == name[-1] == '"' for name in names):

@@ -269,7 +269,7 @@ def run(job: EvaluateCrossvalJob) -> CrossvalScores:
     gold, level = users.gold, users.level
     candidates_of = systems(level, scorer)
     not_estimated = {}
-    if not labelled_pairs(gold, users.column):  # the rules are estimated all the same
+    if not sum(labelled_pairs(gold, users.column)):  # the rules are estimated all the same
         del candidates_of[LEARNED]
         not_estimated[LEARNED] = NO_PAIRS
     results = {

@@ -129,9 +129,7 @@ def read_gold(gt: str, fmt: str, options: ReadOptions = DEFAULT_READ) -> GoldLog
     if not has_gold(gold):
         raise ValueError(f"{gt}: no gold sessions or missions to score against (format {fmt})")
     try:
-        require_something_to_score(
-            gold.filter(pl.any_horizontal(pl.col(c).is_not_null() for c, _ in gold_levels(gold)))
-        )
+        require_something_to_score(gold)
     except ValueError as err:
         raise ValueError(f"{gt}: {err} ({gold.height:,} read)") from None
     reasons = rejected.frame()

@@ -97,17 +97,18 @@ def run(job: TrainSegmenterJob, run_name: str | None = None) -> TrainOutcome:
     users = labelled_users(job.gt, job.format, job.level, job.read)
     gold, level = users.gold, users.level
     selection = (level, level, "f1")
-    if not labelled_pairs(gold, users.column):
+    same, breaks = labelled_pairs(gold, users.column)
+    if not same + breaks:
         raise ValueError(f"{job.gt}: {NO_PAIRS}")
     candidates = job.candidates(users.column)
     # nested_cv prepares the candidates (pair features once), which `choose` and the fit then reuse
     learned = nested_cv(gold, candidates, selection, outer=job.folds, inner=job.inner, seed=job.seed)
     classifier, inner = choose(gold, candidates, selection, job.inner, job.seed)
-    fitted: SameSessionClassifier = candidates[classifier].classifier(gold)
-    if fitted.estimator is None:
+    if not same or not breaks:  # after the cross-validation, whose refusal of too few users comes first
         raise ValueError(f"{job.gt}: every pair of consecutive queries both labelled is of one kind (all one "
                          f"{level[:-1]}, or all breaks; a row without a label leaves out both its pairs): nothing to "
                          "learn")  # fmt: skip
+    fitted: SameSessionClassifier = candidates[classifier].classifier(gold)
     cascade = nested_cv(gold, {"shipped": rule(SegmentConfig(), MissionConfig())}, selection, job.folds, job.inner,
                         job.seed)  # fmt: skip
     metrics = {**cv_metrics(learned.summary(), level, "cv_"), **cv_metrics(cascade.summary(), level, "cascade_cv_")}
