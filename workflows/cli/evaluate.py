@@ -100,8 +100,9 @@ def crossval(job: EvaluateCrossvalJob, as_json: JsonOption = False) -> None:
     (a repeat across a long gap, an interruption, the same topic in other words, ...).
     Systems: a 30-minute time gap, the shipped cascade, the cascade chosen from its
     grid (the figure to quote: the shipped settings were chosen on development users),
-    the learned same-session classifier, and with --model the cascade with a session
-    model (its min_p_same chosen by the inner folds).
+    the learned same-session classifier (named as not estimated where no two
+    consecutive queries of a user are both labelled), and with --model the cascade
+    with a session model (its min_p_same chosen by the inner folds).
     On mission gold the cascade links missions and the time gap's sessions are its
     missions. A `synth` log (--format aol) has both levels: --level picks one.
     """
