@@ -19,7 +19,9 @@
 #
 # The training data are synthetic (`sessionflow synth`: no data of ../shared is needed),
 # the store a SQLite file in $WORK. Nothing here is a pass/fail on time: it prints ratios.
-set -euo pipefail
+# A step that fails is reported with the end of its log, and the steps after it still
+# run (each gives its own figures); the script then exits 1.
+set -uo pipefail
 cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-.venv/bin/python}
@@ -49,23 +51,31 @@ SF=("$PYTHON" -m workflows)
 "$PYTHON" -c "import torch; print('device:', torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'CPU only',
       '| torch', torch.__version__)"
 start=$(date +%s)
+failed=()
+step_failed() {  # step_failed NAME LOG: report a failed step with the end of its log; the next steps still run
+    failed+=("$1")
+    echo "!! $1 failed; the end of $2:"
+    tail -n 15 "$2" | sed 's/^/   /'
+}
 
-echo "== 0. training pairs: a synthetic log ($SYNTH_ROWS rows), segmented and mined"
+echo "[$(( $(date +%s) - start )) s] == 0. training pairs: a synthetic log ($SYNTH_ROWS rows), segmented and mined"
 if [[ ! -f "$WORK/pairs/report.json" ]]; then
-    "${SF[@]}" synth --users "$SYNTH_USERS" --rows "$SYNTH_ROWS" -o "$WORK/log.tsv" >/dev/null
-    "${SF[@]}" segment "$WORK/log.tsv" -f aol --engine local -o "$WORK/sessions" --overwrite >/dev/null
-    "${SF[@]}" mine "$WORK/sessions" --engine local -o "$WORK/pairs" --overwrite >/dev/null
+    { "${SF[@]}" synth --users "$SYNTH_USERS" --rows "$SYNTH_ROWS" -o "$WORK/log.tsv" \
+        && "${SF[@]}" segment "$WORK/log.tsv" -f aol --engine local -o "$WORK/sessions" --overwrite \
+        && "${SF[@]}" mine "$WORK/sessions" --engine local -o "$WORK/pairs" --overwrite; } >"$WORK/pairs.log" 2>&1 \
+        || step_failed "0. training pairs" "$WORK/pairs.log"
 fi
 
-echo "== 1. session training, minilm-local, batch $BATCH, $TRAIN_STEPS steps (bf16 autocast on a GPU)"
+echo "[$(( $(date +%s) - start )) s] == 1. session training, minilm-local, batch $BATCH, $TRAIN_STEPS steps (bf16 autocast on a GPU)"
 "$PYTHON" benchmarks/train_session.py --pairs "$WORK/pairs" --batch-size "$BATCH" --steps "$TRAIN_STEPS" \
-    --warmup "$WARMUP" "${GPU[@]}" 2>"$WORK/train_session.err" | tee "$WORK/train_session.txt"
+    --warmup "$WARMUP" "${GPU[@]}" 2>"$WORK/train_session.err" | tee "$WORK/train_session.txt" \
+    || step_failed "1. session training" "$WORK/train_session.err"
 
-echo "== 2. hierarchy training, WordNet mammals, minilm-local, dim 10, $HIERARCHY_STEPS steps"
+echo "[$(( $(date +%s) - start )) s] == 2. hierarchy training, WordNet mammals, minilm-local, dim 10, $HIERARCHY_STEPS steps"
 t0=$(date +%s.%N)
-"${SF[@]}" train hierarchy --data wordnet-mammals --model minilm-local --dim 10 --max-steps "$HIERARCHY_STEPS" \
+if "${SF[@]}" train hierarchy --data wordnet-mammals --model minilm-local --dim 10 --max-steps "$HIERARCHY_STEPS" \
     --eval-every "$HIERARCHY_STEPS" --experiment benchmark-gpu --no-register "${GPU[@]}" \
-    >"$WORK/hierarchy.out" 2>"$WORK/hierarchy.err"
+    >"$WORK/hierarchy.out" 2>"$WORK/hierarchy.err"; then
 t1=$(date +%s.%N)
 "$PYTHON" - "$t0" "$t1" "$HIERARCHY_STEPS" <<'EOF'
 import sys
@@ -77,9 +87,17 @@ metrics, seconds, steps = run.data.metrics, float(sys.argv[2]) - float(sys.argv[
 print(f"sessionflow train hierarchy: {steps} steps in {seconds:.0f} s end to end ({steps / seconds:.1f} steps/s with "
       f"the start), reconstruction MAP {metrics['map']:.3f}, mean rank {metrics['mean_rank']:.1f}")
 EOF
+else
+    step_failed "2. hierarchy training" "$WORK/hierarchy.err"
+fi
 
-echo "== 3. scoring $ROWS AOL-shaped rows against sentence-transformers on the same device"
+echo "[$(( $(date +%s) - start )) s] == 3. scoring $ROWS AOL-shaped rows against sentence-transformers on the same device"
 "$PYTHON" benchmarks/score.py --work "$WORK/score" --rows "$ROWS" --peer-rows "$PEER_ROWS" --peers torch \
-    --backends torch --engine ray "${GPU[@]}" 2>"$WORK/score.err" | tee "$WORK/score.txt"
+    --backends torch --engine ray "${GPU[@]}" 2>"$WORK/score.err" | tee "$WORK/score.txt" \
+    || step_failed "3. scoring" "$WORK/score.err"
 
 echo "== done in $(( $(date +%s) - start )) s; logs in $WORK"
+if (( ${#failed[@]} )); then
+    echo "failed: ${failed[*]}" >&2
+    exit 1
+fi
