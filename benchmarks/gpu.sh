@@ -5,13 +5,16 @@
 #      (minilm-local, bf16 autocast, global batch 256, max length 32), pairs/s per GPU
 #      (benchmarks/train_session.py --gpu);
 #   2. hierarchy training: `sessionflow train hierarchy` on the WordNet mammals (the text
-#      model, minilm-local, dim 10, bf16), its steps/s and reconstruction MAP;
+#      model, minilm-local, dim 10, bf16) with its default length, its steps/s and
+#      reconstruction MAP;
 #   3. scoring: sentence-transformers `encode()` of every row against `sessionflow score
-#      --engine ray --gpus-per-worker 1` end to end on a 2,000,000-row AOL-shaped log, rows/s per GPU
-#      (benchmarks/score.py --gpu).
+#      --engine ray --gpus-per-worker 0.25` (four encoding actors share each GPU: 1.8x the
+#      encoding rate of one actor a GPU on an H200, docs/scoring.md) end to end on a
+#      2,000,000-row AOL-shaped log, rows/s per GPU (benchmarks/score.py --gpu).
 #
 # Usage, from the repository root of a GPU machine after `make setup` and
-# `scripts/install-wordnet.sh` (about 8 minutes on one H200-class GPU):
+# `scripts/install-wordnet.sh` (7.8 minutes on one H200 with 16 CPUs, the scoring step at
+# one actor a GPU; docs/scoring.md has its output):
 #
 #   bash benchmarks/gpu.sh                 # prints every figure; logs under $WORK (default /tmp/sessionflow-gpu)
 #   bash benchmarks/gpu.sh --cpu-check     # the same steps at a toy size on CPU (about 4 minutes on 2 cores):
@@ -27,10 +30,13 @@ cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-.venv/bin/python}
 WORK=${WORK:-/tmp/sessionflow-gpu}
 GPU=(--gpu)
-ROWS=2000000 PEER_ROWS=200000 TRAIN_STEPS=400 WARMUP=10 BATCH=256 HIERARCHY_STEPS=1500 SYNTH_ROWS=200000 SYNTH_USERS=500
+ROWS=2000000 PEER_ROWS=200000 TRAIN_STEPS=400 WARMUP=10 BATCH=256 SYNTH_ROWS=200000 SYNTH_USERS=500
+HIERARCHY=()  # the defaults of `train hierarchy` (5 epochs of the mammals: 510 steps)
+SCORE_GPU=(--gpus-per-worker 0.25)  # benchmarks/score.py's default with --gpu, said here
 if [[ "${1:-}" == "--cpu-check" ]]; then
-    GPU=()
-    ROWS=20000 PEER_ROWS=2000 TRAIN_STEPS=6 WARMUP=2 BATCH=16 HIERARCHY_STEPS=20 SYNTH_ROWS=20000 SYNTH_USERS=100
+    GPU=() SCORE_GPU=()
+    ROWS=20000 PEER_ROWS=2000 TRAIN_STEPS=6 WARMUP=2 BATCH=16 SYNTH_ROWS=20000 SYNTH_USERS=100
+    HIERARCHY=(--max-steps 20 --eval-every 20)
     WORK=${WORK}-cpu-check
 elif [[ -n "${1:-}" ]]; then
     echo "usage: bash benchmarks/gpu.sh [--cpu-check]" >&2
@@ -71,19 +77,20 @@ echo "[$(( $(date +%s) - start )) s] == 1. session training, minilm-local, batch
     --warmup "$WARMUP" "${GPU[@]}" 2>"$WORK/train_session.err" | tee "$WORK/train_session.txt" \
     || step_failed "1. session training" "$WORK/train_session.err"
 
-echo "[$(( $(date +%s) - start )) s] == 2. hierarchy training, WordNet mammals, minilm-local, dim 10, $HIERARCHY_STEPS steps"
+echo "[$(( $(date +%s) - start )) s] == 2. hierarchy training, WordNet mammals, minilm-local, dim 10 ${HIERARCHY[*]}"
 t0=$(date +%s.%N)
-if "${SF[@]}" train hierarchy --data wordnet-mammals --model minilm-local --dim 10 --max-steps "$HIERARCHY_STEPS" \
-    --eval-every "$HIERARCHY_STEPS" --experiment benchmark-gpu --no-register "${GPU[@]}" \
+if "${SF[@]}" train hierarchy --data wordnet-mammals --model minilm-local --dim 10 "${HIERARCHY[@]}" \
+    --experiment benchmark-gpu --no-register "${GPU[@]}" \
     >"$WORK/hierarchy.out" 2>"$WORK/hierarchy.err"; then
 t1=$(date +%s.%N)
-"$PYTHON" - "$t0" "$t1" "$HIERARCHY_STEPS" <<'EOF'
+"$PYTHON" - "$t0" "$t1" <<'EOF'
 import sys
 from mlflow.tracking import MlflowClient
 client = MlflowClient()
 (run,) = client.search_runs([client.get_experiment_by_name("benchmark-gpu").experiment_id],
                             order_by=["attributes.start_time DESC"], max_results=1)
-metrics, seconds, steps = run.data.metrics, float(sys.argv[2]) - float(sys.argv[1]), int(sys.argv[3])
+metrics, seconds = run.data.metrics, float(sys.argv[2]) - float(sys.argv[1])
+steps = int(metrics["steps"])
 print(f"sessionflow train hierarchy: {steps} steps in {seconds:.0f} s end to end ({steps / seconds:.1f} steps/s with "
       f"the start), reconstruction MAP {metrics['map']:.3f}, mean rank {metrics['mean_rank']:.1f}")
 EOF
@@ -93,7 +100,7 @@ fi
 
 echo "[$(( $(date +%s) - start )) s] == 3. scoring $ROWS AOL-shaped rows against sentence-transformers on the same device"
 "$PYTHON" benchmarks/score.py --work "$WORK/score" --rows "$ROWS" --peer-rows "$PEER_ROWS" --peers torch \
-    --backends torch --engine ray "${GPU[@]}" 2>"$WORK/score.err" | tee "$WORK/score.txt" \
+    --backends torch --engine ray "${GPU[@]}" "${SCORE_GPU[@]}" 2>"$WORK/score.err" | tee "$WORK/score.txt" \
     || step_failed "3. scoring" "$WORK/score.err"
 
 echo "== done in $(( $(date +%s) - start )) s; logs in $WORK"

@@ -75,7 +75,7 @@ def ours_pairs_per_s(pairs: Path, model: str, workers: int, batch: int, steps: i
 
     cfg = SessionTrainConfig(
         model=model, workers=workers, batch_size=batch // workers, max_steps=steps, eval_every=steps,
-        max_val_pairs=200, gpu=gpu, lr=3e-5,
+        max_val_pairs=200, gpu=gpu, lr=3e-5, epochs=steps,  # the steps decide, as the peer's loop (past the end: again)
     )  # fmt: skip
     job = TrainSessionJob(pairs=str(pairs), session=cfg, experiment="benchmark-train-session", register=False)
     outcome = run(job)

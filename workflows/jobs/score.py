@@ -49,7 +49,9 @@ class ScoreConfig:
     workers: int = field(default=0, metadata={
         "help": "encoding actors of the ray engine (0: one per CPU, or per GPU share with "
                 "--gpus-per-worker)"})  # fmt: skip
-    gpus_per_worker: float = field(default=0.0, metadata={"help": "GPUs per encoding actor (0: CPU)"})
+    gpus_per_worker: float = field(default=0.0, metadata={
+        "help": "GPUs per encoding actor (0: CPU); a share runs several actors a GPU (0.25: four, 1.8x one actor's "
+                "rate on an H200)"})  # fmt: skip
     batch_size: int = field(default=256, metadata={"help": "texts per forward pass"})
     buckets: int = field(default=0, metadata={
         "help": "buckets of users and of texts of the ray engine (0: 4 per CPU of the cluster)"})  # fmt: skip
