@@ -245,6 +245,24 @@ def _single_machine_mode() -> None:
     ray_constants.ENABLE_RAY_CLUSTER = False
 
 
+def require_gpus(needed: float, address: str | None, option: str, alternative: str) -> None:
+    """Refuse, in one line, a job that asks for GPUs where it would start its own local
+    Ray (no cluster named: `named_cluster`) on a machine whose torch sees fewer than
+    `needed` (a training's workers, one GPU each; one scoring actor's share): Ray would
+    wait for them for ever (score's actors pend; Ray Train retries its worker group every
+    60 s). A named cluster is left to Ray: its autoscaler may add GPU nodes (cluster.yaml),
+    and its jobs wait for them. `option` names the setting and `alternative` what to do
+    instead, in the message. ValueError."""
+    if needed <= 0 or named_cluster(address) is not None:
+        return
+    import torch
+
+    have = torch.cuda.device_count()
+    if have < needed:
+        raise ValueError(f"{option}: the job needs {needed:g} GPU(s) and torch sees {have} on this machine "
+                         f"({alternative}, or run it on a Ray cluster with GPUs: --address)")  # fmt: skip
+
+
 def cluster_cpus() -> int:
     """CPUs Ray can schedule on (the whole cluster)."""
     import ray

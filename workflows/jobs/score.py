@@ -105,13 +105,14 @@ def run(job: ScoreJob):  # -> ScoreReport
     """Score every row of `job.inputs` into OUTPUT/scores.parquet (see
     `workflows.distributed.score_job`); ValueError / FileNotFoundError for bad settings or inputs,
     and when no record could be read (what the job wrote is deleted again)."""
-    from workflows.distributed.runtime import ray_runtime
+    from workflows.distributed.runtime import ray_runtime, require_gpus
     from workflows.distributed.scoring import SCORES_FILE, WORK_DIR  # no ray: before the runtime's settings
     from workflows.tracking.store import require_model, use_store
 
     common.require(job.inputs, "inputs", argument=True)
     common.check_format(job.format, job.read)
     common.check_output(job.output, job.inputs)
+    require_gpus(job.score.gpus_per_worker, job.address, "--gpus-per-worker", "score on CPUs: --gpus-per-worker 0")
     use_store(existing=True)
     for model, kind in ((job.score.session_model, "session"), (job.score.hierarchy_model, "hierarchy")):
         if model:

@@ -34,6 +34,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from sessions.seeds import check_seed
+from workflows.distributed.runtime import require_gpus
 from workflows.jobs import common
 from workflows.training.hierarchy import (
     HierarchyData,
@@ -423,6 +424,7 @@ def run(job: TrainHierarchyJob, run_name: str | None = None) -> TrainOutcome:
     from workflows.tracking.store import training_run
 
     cfg = job.hierarchy.resolved()
+    require_gpus(cfg.workers if cfg.gpu else 0, job.address, "--gpu", "train on CPUs without --gpu")
     if cfg.head == "hit" and cfg.dim != DEFAULT_DIM:  # a --dim given beside it was lost without a word
         raise ValueError(f"--head hit embeds in the encoder's own width: no --dim (given {cfg.dim})")
     if not cfg.lookup:

@@ -1,0 +1,71 @@
+"""GPUs asked for where none can come. A job that starts its own local Ray on a machine
+whose torch sees fewer GPUs than it asks for is refused in one line, before Ray, MLflow
+or its output start: Ray would wait for them for ever (score's actors pend; Ray Train
+retries its worker group every 60 s, with a traceback each time). A named cluster is
+left to Ray, whose autoscaler may add GPU nodes."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from workflows.cli import app
+from workflows.distributed.runtime import require_gpus
+
+runner = CliRunner()
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    needed=st.sampled_from([0.0, 0.1, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0]),
+    have=st.integers(0, 4),
+    address=st.sampled_from([None, "127.0.0.1:6379", "ray://head:10001"]),
+    env=st.sampled_from([None, "local", "http://127.0.0.1:8265", "10.0.0.5:6379"]),
+)
+def test_refused_exactly_when_an_own_local_ray_would_lack_gpus(needed, have, address, env):
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(torch.cuda, "device_count", lambda: have)
+        if env is None:
+            patch.delenv("RAY_ADDRESS", raising=False)
+        else:
+            patch.setenv("RAY_ADDRESS", env)
+        own_local_ray = address is None and env in (None, "local", "http://127.0.0.1:8265")
+        if own_local_ray and needed > 0 and have < needed:
+            with pytest.raises(ValueError, match=rf"^--gpu: the job needs {needed:g} GPU\(s\) and torch sees {have} "):
+                require_gpus(needed, address, "--gpu", "train on CPUs without --gpu")
+        else:
+            require_gpus(needed, address, "--gpu", "train on CPUs without --gpu")
+
+
+ASKING_FOR_GPUS = [
+    (["train", "session", "--pairs", "PAIRS", "--model", "tiny", "--gpu", "--workers", "2"], "--gpu"),
+    (["train", "hierarchy", "--data", "wordnet-mammals", "--model", "tiny", "--gpu"], "--gpu"),
+    (["score", "LOG", "-f", "aol", "--session-model", "models:/never-read/1", "--gpus-per-worker", "0.25",
+      "-o", "OUT"], "--gpus-per-worker"),
+]  # fmt: skip
+
+
+@pytest.mark.skipif(torch.cuda.device_count() > 0, reason="this machine has a GPU")
+@pytest.mark.parametrize(("command", "option"), ASKING_FOR_GPUS)
+def test_each_command_asking_for_gpus_on_a_machine_without_is_refused_before_it_starts(
+    command, option, tmp_path, monkeypatch
+):
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    store = tmp_path / "mlflow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{store}")
+    log = tmp_path / "log.tsv"
+    log.write_text("AnonID\tQuery\tQueryTime\tItemRank\tClickURL\n1\tcats\t2006-03-01 10:00:00\t\t\n")
+    places = {"PAIRS": str(tmp_path / "pairs"), "LOG": str(log), "OUT": str(tmp_path / "out")}
+    done = runner.invoke(app, [places.get(word, word) for word in command])
+    assert done.exit_code == 2, done.output
+    needed = "0.25" if option == "--gpus-per-worker" else "2" if "--workers" in command else "1"
+    lines = [line for line in done.output.splitlines() if line.strip()]
+    assert lines == [
+        f"error: {option}: the job needs {needed} GPU(s) and torch sees 0 on this machine "
+        f"({'score on CPUs: --gpus-per-worker 0' if option == '--gpus-per-worker' else 'train on CPUs without --gpu'}"
+        ", or run it on a Ray cluster with GPUs: --address)"
+    ], done.output
+    assert not store.exists() and not (tmp_path / "out").exists()  # no MLflow store opened, no output claimed
