@@ -5,8 +5,8 @@
 #      (minilm-local, bf16 autocast, global batch 256, max length 32), pairs/s per GPU
 #      (benchmarks/train_session.py --gpu);
 #   2. hierarchy training: `sessionflow train hierarchy` on the WordNet mammals (the text
-#      model, minilm-local, dim 10, bf16) with its default length, its steps/s and
-#      reconstruction MAP;
+#      model, minilm-local, dim 10) with its defaults (5 epochs; fp32: --amp is off by
+#      default), its steps/s and reconstruction MAP;
 #   3. scoring: sentence-transformers `encode()` of every row against `sessionflow score
 #      --engine ray --gpus-per-worker 0.25` (four encoding actors share each GPU: 1.8x the
 #      encoding rate of one actor a GPU on an H200, docs/scoring.md) end to end on a
@@ -17,7 +17,7 @@
 # one actor a GPU; docs/scoring.md has its output):
 #
 #   bash benchmarks/gpu.sh                 # prints every figure; logs under $WORK (default /tmp/sessionflow-gpu)
-#   bash benchmarks/gpu.sh --cpu-check     # the same steps at a toy size on CPU (about 4 minutes on 2 cores):
+#   bash benchmarks/gpu.sh --cpu-check     # the same steps at a toy size on CPU (5-6 minutes on 2 idle cores):
 #                                          # checks the script itself on a machine without a GPU
 #
 # The training data are synthetic (`sessionflow synth`: no data of ../shared is needed),
@@ -36,12 +36,13 @@ SCORE_GPU=(--gpus-per-worker 0.25)  # benchmarks/score.py's default with --gpu, 
 if [[ "${1:-}" == "--cpu-check" ]]; then
     GPU=() SCORE_GPU=()
     ROWS=20000 PEER_ROWS=2000 TRAIN_STEPS=6 WARMUP=2 BATCH=16 SYNTH_ROWS=20000 SYNTH_USERS=100
-    HIERARCHY=(--max-steps 20 --eval-every 20)
+    HIERARCHY=(--max-steps 20 --eval-every 20 --head-epochs 2)
     WORK=${WORK}-cpu-check
-elif [[ -n "${1:-}" ]]; then
+fi
+if (( $# > 1 )) || [[ -n "${1:-}" && "$1" != "--cpu-check" ]]; then
     echo "usage: bash benchmarks/gpu.sh [--cpu-check]" >&2
     exit 2
-elif ! "$PYTHON" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)"; then
+elif (( ${#GPU[@]} )) && ! "$PYTHON" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)"; then
     echo "error: no GPU visible to torch; on a machine without one, run: bash benchmarks/gpu.sh --cpu-check" >&2
     exit 2
 fi

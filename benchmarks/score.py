@@ -146,13 +146,20 @@ def main() -> None:
     parser.add_argument("--peer-python", default=sys.executable, help="a python with sentence-transformers[onnx]")
     parser.add_argument("--peer-rows", type=int, default=0, help="the peers encode a sample of this many rows (0: all)")
     parser.add_argument("--gpu", action="store_true", help="On the GPU: the peer's model and our actors (torch).")
-    parser.add_argument("--gpus-per-worker", type=float, default=0.25, help="with --gpu: GPUs per encoding actor "
-                        "of sessionflow score (0.25: four share a GPU, 1.8x one actor's rate on an H200)")  # fmt: skip
+    parser.add_argument("--gpus-per-worker", type=float, help="with --gpu: GPUs per encoding actor of sessionflow "
+                        "score (default 0.25: four share a GPU, 1.8x one actor's rate on an H200)")  # fmt: skip
     parser.add_argument("--engine", default="auto", choices=("auto", "ray", "local"), help="sessionflow score's engine")
     parser.add_argument("--peer", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--peer-backend", default="torch", help=argparse.SUPPRESS)
     parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.gpus_per_worker is not None and not args.gpu:
+        parser.error("--gpus-per-worker goes with --gpu")
+    if args.gpu and not args.peer:
+        import torch
+
+        if not torch.cuda.is_available():
+            parser.error("--gpu: no GPU is visible to torch here")
     work = Path(args.work)
     if args.peer:
         peer(args.peer, args.result, args.gpu, args.peer_backend, args.peer_rows, work)
@@ -200,7 +207,7 @@ def main() -> None:
     from workflows.tracking.session_model import onnx_encoder_dir
 
     outputs, phases = {}, {}
-    gpus = ["--gpus-per-worker", f"{args.gpus_per_worker:g}"] if args.gpu else []
+    gpus = ["--gpus-per-worker", f"{args.gpus_per_worker or 0.25:g}"] if args.gpu else []
     for backend in filter(None, args.backends.split(",")):
         if backend != "torch":
             onnx_encoder_dir(uri)  # the export, once, as for a registered model

@@ -16,14 +16,15 @@ from workflows.cli import app
 from workflows.distributed.runtime import require_gpus
 
 runner = CliRunner()
+JOBS_API = "http://127.0.0.1:8265"  # what a shell sets for `ray job submit`: names no cluster
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(
     needed=st.sampled_from([0.0, 0.1, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0]),
     have=st.integers(0, 4),
-    address=st.sampled_from([None, "127.0.0.1:6379", "ray://head:10001"]),
-    env=st.sampled_from([None, "local", "http://127.0.0.1:8265", "10.0.0.5:6379"]),
+    address=st.sampled_from([None, "", "local", "127.0.0.1:6379", "ray://head:10001", "auto"]),
+    env=st.sampled_from([None, "", "local", JOBS_API, "10.0.0.5:6379"]),
 )
 def test_refused_exactly_when_an_own_local_ray_would_lack_gpus(needed, have, address, env):
     with pytest.MonkeyPatch.context() as patch:
@@ -32,7 +33,8 @@ def test_refused_exactly_when_an_own_local_ray_would_lack_gpus(needed, have, add
             patch.delenv("RAY_ADDRESS", raising=False)
         else:
             patch.setenv("RAY_ADDRESS", env)
-        own_local_ray = address is None and env in (None, "local", "http://127.0.0.1:8265")
+        # Ray's `local` is a new local Ray, given as --address or as RAY_ADDRESS
+        own_local_ray = address == "local" or (not address and env in (None, "", "local", JOBS_API))
         if own_local_ray and needed > 0 and have < needed:
             with pytest.raises(ValueError, match=rf"^--gpu: the job needs {needed:g} GPU\(s\) and torch sees {have} "):
                 require_gpus(needed, address, "--gpu", "train on CPUs without --gpu")
@@ -40,19 +42,29 @@ def test_refused_exactly_when_an_own_local_ray_would_lack_gpus(needed, have, add
             require_gpus(needed, address, "--gpu", "train on CPUs without --gpu")
 
 
+TRAIN = "train on CPUs without --gpu"
+SCORE = "score on CPUs: --gpus-per-worker 0"
 ASKING_FOR_GPUS = [
-    (["train", "session", "--pairs", "PAIRS", "--model", "tiny", "--gpu", "--workers", "2"], "--gpu"),
-    (["train", "hierarchy", "--data", "wordnet-mammals", "--model", "tiny", "--gpu"], "--gpu"),
+    (["train", "session", "--pairs", "PAIRS", "--model", "tiny", "--gpu", "--workers", "2"], "--gpu", "2", TRAIN),
+    (["train", "session", "--pairs", "PAIRS", "--model", "tiny", "--gpu", "--address", "local"], "--gpu", "1", TRAIN),
+    (["train", "hierarchy", "--data", "wordnet-mammals", "--model", "tiny", "--gpu"], "--gpu", "1", TRAIN),
+    (["train", "hierarchy", "--data", "wordnet-mammals", "--model", "lookup", "--gpu"], "--gpu", "1", TRAIN),
     (["score", "LOG", "-f", "aol", "--session-model", "models:/never-read/1", "--gpus-per-worker", "0.25",
-      "-o", "OUT"], "--gpus-per-worker"),
+      "-o", "OUT"], "--gpus-per-worker", "0.25", SCORE),
+    (["score", "LOG", "-f", "aol", "--session-model", "models:/never-read/1", "--gpus-per-worker", "1",
+      "--engine", "ray", "--address", "local", "-o", "OUT"], "--gpus-per-worker", "1", SCORE),
+    (["demo", "-o", "OUT", "--session-gpu"], "--session-gpu", "2", "run the demo on CPUs without --session-gpu"),
+    (["demo", "-o", "OUT", "--hierarchy-gpu"], "--hierarchy-gpu", "1", "run the demo on CPUs without --hierarchy-gpu"),
+    (["demo", "-o", "OUT", "--score-gpus-per-worker", "0.25"], "--score-gpus-per-worker", "0.25",
+     "run the demo on CPUs without --score-gpus-per-worker"),
 ]  # fmt: skip
 
 
-@pytest.mark.skipif(torch.cuda.device_count() > 0, reason="this machine has a GPU")
-@pytest.mark.parametrize(("command", "option"), ASKING_FOR_GPUS)
+@pytest.mark.parametrize(("command", "option", "needed", "instead"), ASKING_FOR_GPUS)
 def test_each_command_asking_for_gpus_on_a_machine_without_is_refused_before_it_starts(
-    command, option, tmp_path, monkeypatch
+    command, option, needed, instead, tmp_path, monkeypatch
 ):
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)  # the machine without a GPU, on any machine
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
     store = tmp_path / "mlflow.db"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{store}")
@@ -61,11 +73,7 @@ def test_each_command_asking_for_gpus_on_a_machine_without_is_refused_before_it_
     places = {"PAIRS": str(tmp_path / "pairs"), "LOG": str(log), "OUT": str(tmp_path / "out")}
     done = runner.invoke(app, [places.get(word, word) for word in command])
     assert done.exit_code == 2, done.output
-    needed = "0.25" if option == "--gpus-per-worker" else "2" if "--workers" in command else "1"
     lines = [line for line in done.output.splitlines() if line.strip()]
-    assert lines == [
-        f"error: {option}: the job needs {needed} GPU(s) and torch sees 0 on this machine "
-        f"({'score on CPUs: --gpus-per-worker 0' if option == '--gpus-per-worker' else 'train on CPUs without --gpu'}"
-        ", or run it on a Ray cluster with GPUs: --address)"
-    ], done.output
+    assert lines == [f"error: {option}: the job needs {needed} GPU(s) and torch sees 0 on this machine ({instead}, "
+                     "or run it on a Ray cluster with GPUs: --address)"], done.output  # fmt: skip
     assert not store.exists() and not (tmp_path / "out").exists()  # no MLflow store opened, no output claimed

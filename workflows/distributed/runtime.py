@@ -132,10 +132,13 @@ def _driver_sigterm_kept() -> Iterator[None]:
 
 def named_cluster(address: str | None) -> str | None:
     """The Ray cluster a job joins: `address` (`--address`), else RAY_ADDRESS (which
-    `ray job submit` sets to the cluster's address for the job it starts), else None:
-    a private local Ray. A RAY_ADDRESS that is an http(s) URL is the Jobs API's, set in
-    a shell for `ray job submit` itself (`export RAY_ADDRESS=http://127.0.0.1:8265`), not
-    a cluster a job can join: it names none. An http(s) `address`: ValueError."""
+    `ray job submit` sets to the cluster's address for the job it starts), else None: a
+    private local Ray (also for `local`, given either way: Ray's word for a new one). A
+    RAY_ADDRESS that is an http(s) URL is the Jobs API's, set in a shell for `ray job
+    submit` itself (`export RAY_ADDRESS=http://127.0.0.1:8265`), not a cluster a job can
+    join: it names none. An http(s) `address`: ValueError."""
+    if address == "local":  # what Ray's `address="local"` means: a new local Ray, as for RAY_ADDRESS=local
+        return None
     if address:
         if address.lower().startswith(_JOBS_API):
             raise ValueError(f"--address {address}: that is the Jobs API's address, for `ray job submit`; "

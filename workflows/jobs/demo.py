@@ -119,10 +119,14 @@ class DemoSummary:
 def run(cfg: DemoConfig, on_step: Callable[[str], None] = lambda step: None) -> DemoSummary:
     """Run every step on `cfg.data`, or on a synthetic log (see the module); `on_step(name)`
     as each step starts. ValueError / FileNotFoundError for bad settings or inputs."""
-    from workflows.distributed.runtime import ray_runtime
+    from workflows.distributed.runtime import ray_runtime, require_gpus
     from workflows.tracking.store import use_store
     from workflows.tracking.uri import tracking_uri
 
+    for needed, option in ((cfg.session.workers if cfg.session.gpu else 0, "--session-gpu"),
+                           (cfg.hierarchy.workers if cfg.hierarchy.gpu else 0, "--hierarchy-gpu"),
+                           (cfg.score.gpus_per_worker, "--score-gpus-per-worker")):  # fmt: skip
+        require_gpus(needed, cfg.address, option, f"run the demo on CPUs without {option}")
     output, data, fmt = common.output_dir(cfg.output, inputs=[cfg.data] if cfg.data else []), cfg.data, cfg.format
     storage.remove(storage.join(output, SUMMARY_FILE))  # an earlier run's: written again once every step is done
     local = storage.local_path(output)
