@@ -17,7 +17,7 @@
 # one actor a GPU; docs/scoring.md has its output):
 #
 #   bash benchmarks/gpu.sh                 # prints every figure; logs under $WORK (default /tmp/sessionflow-gpu)
-#   bash benchmarks/gpu.sh --cpu-check     # the same steps at a toy size on CPU (5-6 minutes on 2 idle cores):
+#   bash benchmarks/gpu.sh --cpu-check     # the same steps at a toy size on CPU (about 4 minutes on 2 idle cores):
 #                                          # checks the script itself on a machine without a GPU
 #
 # The training data are synthetic (`sessionflow synth`: no data of ../shared is needed),
