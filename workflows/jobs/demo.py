@@ -41,6 +41,7 @@ from workflows.jobs.score import ScoreConfig
 from workflows.jobs.segment import LEXICAL_METHODS
 from workflows.jobs.train_hierarchy import HierarchyTrainConfig
 from workflows.jobs.train_session import SessionTrainConfig
+from workflows.training.loop import gpus_needed
 
 EXPERIMENT = "demo"
 SUMMARY_FILE = "summary.json"
@@ -123,8 +124,7 @@ def run(cfg: DemoConfig, on_step: Callable[[str], None] = lambda step: None) -> 
     from workflows.tracking.store import use_store
     from workflows.tracking.uri import tracking_uri
 
-    for needed, option in ((cfg.session.workers if cfg.session.gpu else 0, "--session-gpu"),
-                           (cfg.hierarchy.workers if cfg.hierarchy.gpu else 0, "--hierarchy-gpu"),
+    for needed, option in ((gpus_needed(cfg.session), "--session-gpu"), (gpus_needed(cfg.hierarchy), "--hierarchy-gpu"),
                            (cfg.score.gpus_per_worker, "--score-gpus-per-worker")):  # fmt: skip
         require_gpus(needed, cfg.address, option, f"run the demo on CPUs without {option}")
     output, data, fmt = common.output_dir(cfg.output, inputs=[cfg.data] if cfg.data else []), cfg.data, cfg.format

@@ -43,7 +43,7 @@ from workflows.training.hierarchy import (
     load_data,
     load_model,
 )
-from workflows.training.loop import Trained, TrainOutcome, require_storage, train_best
+from workflows.training.loop import Trained, TrainOutcome, gpus_needed, require_storage, train_best
 
 EXPERIMENT = "hierarchy-model"
 DATA = ("wordnet-mammals", "wordnet-nouns", "hierarcaps:PATH")
@@ -424,7 +424,7 @@ def run(job: TrainHierarchyJob, run_name: str | None = None) -> TrainOutcome:
     from workflows.tracking.store import training_run
 
     cfg = job.hierarchy.resolved()
-    require_gpus(cfg.workers if cfg.gpu else 0, job.address, "--gpu", "train on CPUs without --gpu")
+    require_gpus(gpus_needed(cfg), job.address, "--gpu", "train on CPUs without --gpu")
     if cfg.head == "hit" and cfg.dim != DEFAULT_DIM:  # a --dim given beside it was lost without a word
         raise ValueError(f"--head hit embeds in the encoder's own width: no --dim (given {cfg.dim})")
     if not cfg.lookup:

@@ -30,7 +30,7 @@ from sessions.pairs import triplets
 from sessions.seeds import check_seed
 from workflows.distributed.runtime import require_gpus
 from workflows.jobs import common
-from workflows.training.loop import Trained, TrainOutcome, require_storage, train_best
+from workflows.training.loop import Trained, TrainOutcome, gpus_needed, require_storage, train_best
 from workflows.training.session import SessionTask
 
 EXPERIMENT = "session-model"
@@ -225,7 +225,7 @@ def run(job: TrainSessionJob, run_name: str | None = None) -> TrainOutcome:
     from models.encoder import check_encoder
     from workflows.tracking.store import log_table, training_run
 
-    require_gpus(job.session.workers if job.session.gpu else 0, job.address, "--gpu", "train on CPUs without --gpu")
+    require_gpus(gpus_needed(job.session), job.address, "--gpu", "train on CPUs without --gpu")
     pairs_path, cfg = common.require(job.pairs, "pairs"), job.session
     check_encoder(cfg.model)  # before any worker starts
     train, val = training_data(pairs_path, cfg)

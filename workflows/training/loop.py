@@ -58,6 +58,11 @@ class LoopSettings(Protocol):
     seed: int
 
 
+def gpus_needed(cfg: LoopSettings) -> int:
+    """GPUs a training asks Ray for: one per worker with `gpu` (`fit`'s `ScalingConfig`), else none."""
+    return cfg.workers if cfg.gpu else 0
+
+
 EVAL_PREFIX = "eval/"  # the evaluations during training, logged as eval/val_auc, eval/map, ...
 
 
