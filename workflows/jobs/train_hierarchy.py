@@ -420,11 +420,11 @@ def run(job: TrainHierarchyJob, run_name: str | None = None) -> TrainOutcome:
 
     ValueError / FileNotFoundError for bad settings or data.
     """
+    cfg = job.hierarchy.resolved()
+    require_gpus(gpus_needed(cfg), job.address, "--gpu", "train on CPUs without --gpu")  # before the imports
     from models.encoder import check_encoder
     from workflows.tracking.store import training_run
 
-    cfg = job.hierarchy.resolved()
-    require_gpus(gpus_needed(cfg), job.address, "--gpu", "train on CPUs without --gpu")
     if cfg.head == "hit" and cfg.dim != DEFAULT_DIM:  # a --dim given beside it was lost without a word
         raise ValueError(f"--head hit embeds in the encoder's own width: no --dim (given {cfg.dim})")
     if not cfg.lookup:

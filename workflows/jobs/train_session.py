@@ -222,10 +222,10 @@ def run(job: TrainSessionJob, run_name: str | None = None) -> TrainOutcome:
     Returns the MLflow run, the logged and registered model and the metrics. ValueError /
     FileNotFoundError for bad settings or inputs (no pairs, fewer than one global batch).
     """
+    require_gpus(gpus_needed(job.session), job.address, "--gpu", "train on CPUs without --gpu")  # before the imports
     from models.encoder import check_encoder
     from workflows.tracking.store import log_table, training_run
 
-    require_gpus(gpus_needed(job.session), job.address, "--gpu", "train on CPUs without --gpu")
     pairs_path, cfg = common.require(job.pairs, "pairs"), job.session
     check_encoder(cfg.model)  # before any worker starts
     train, val = training_data(pairs_path, cfg)
