@@ -11,7 +11,7 @@ Metadata keys (all optional but `help`): `help` (one line), `choices` (derived f
 a `Literal` type when absent), `argument` (a positional argument on the command
 line), `short` (`-o`), `option` (the option's name when it is not the field's),
 `prefix` (for a nested config: put before its fields' option names, e.g.
-`mission-`), `omit` (for a nested config: its fields set by the job, not by the
+`mission-`), `omit` (for a nested config: its fields the job sets or ignores, not the
 user), and for a nested config `choices` as a mapping (a field of it -> the values
 this job allows). Plain dicts, so `sessions/` and `synth/` configs carry them without
 importing anything of `workflows/`.
@@ -316,7 +316,11 @@ def _merge(base: dict[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def _build(cls: type[T], values: Mapping[str, Any], path: tuple[str, ...]) -> T:
+def _build(cls: type[T], values: Mapping[str, Any], path: tuple[str, ...], default: Any = None) -> T:
+    """`cls` from the settings `values` gives; the others from `default` (the enclosing
+    config's default for this field, itself a `cls`) or, None, from `cls`'s own defaults.
+    A nested config's omitted settings are refused where `values` gives them, and only there:
+    a default's own are no user's."""
     if not isinstance(values, Mapping):
         raise ValueError(f"{'.'.join(path)}: expected a mapping of its settings, got {values!r}")
     hints = typing.get_type_hints(cls)
@@ -328,22 +332,25 @@ def _build(cls: type[T], values: Mapping[str, Any], path: tuple[str, ...]) -> T:
     kwargs: dict[str, Any] = {}
     for f in dataclasses.fields(cls):  # type: ignore[arg-type]
         tp, _ = _split_optional(hints[f.name])
+        start = _default(f) if default is None else getattr(default, f.name)
+        nested_start = None if start is dataclasses.MISSING else start  # a nested config's own default, or None
         if f.name not in values:
-            if is_config(tp) and _default(f) is not None:
-                kwargs[f.name] = _build(tp, dataclasses.asdict(_default(f)), (*path, f.name))
+            if is_config(tp) and nested_start is not None:
+                kwargs[f.name] = _build(tp, {}, (*path, f.name), nested_start)
+            elif default is not None:
+                kwargs[f.name] = start
             continue
         value = values[f.name]
         name = ".".join((*path, f.name))
         if is_config(tp):
-            if value is None and _default(f) is not None:
+            if value is None and start is not None:
                 raise ValueError(f"{name}: expected a mapping of its settings, got null")
             if value is not None and not isinstance(value, Mapping):
                 raise ValueError(f"{name}: expected a mapping of its settings, got {value!r}")
             fixed = sorted(set(f.metadata.get("omit", ())) & set(value or {}))
             if fixed:
-                raise ValueError(f"{name}: {', '.join(fixed)} set by this command itself, not a setting of it")
-            base = dataclasses.asdict(_default(f)) if _default(f) not in (None, dataclasses.MISSING) else {}
-            kwargs[f.name] = None if value is None else _build(tp, _merge(base, value), (*path, f.name))
+                raise ValueError(f"{name}: {', '.join(fixed)}: not a setting of this command (it sets or ignores it)")
+            kwargs[f.name] = None if value is None else _build(tp, value, (*path, f.name), nested_start)
         else:
             kwargs[f.name] = coerce(value, hints[f.name], name)
     missing = [f.name for f in dataclasses.fields(cls) if _default(f) is dataclasses.MISSING and f.name not in kwargs]  # type: ignore[arg-type]

@@ -214,8 +214,11 @@ def test_demo_holds_the_configs_of_its_steps():
         (["segment", "x", "-o", "o", "--mission-window", str(2**63)], "is out of range (a 64-bit integer"),
         (["synth", "--style", "prompt", "-o", "m.tsv.gz"], "the prompt style's log is written as .parquet"),
         (["synth", "--click-probs", "0.5,0.6", "-o", "m.tsv"], "--click-probs must be probabilities of 0, 1, 2, ... rows"),  # noqa: E501
-        (["demo", "--config", "{demo_model}"], "set by this command itself"),
-        (["evaluate", "segmentation", "--config", "{eval_method}"], "method set by this command itself"),
+        (["demo", "--config", "{demo_model}"], "score: session_model: not a setting of this command"),
+        (["evaluate", "segmentation", "--config", "{eval_method}"], "segment: method: not a setting of this command"),
+        # a setting nested two deep that the command ignores: only --method time reads the gap
+        (["score", "x", "-o", "o", "--config", "{score_gap}"], "score.segment: gap_minutes: not a setting of this"),
+        (["score", "x", "-o", "o", "--gap-minutes", "20"], "No such option: --gap-minutes"),
         (["ingest", "x", "-f", "aol", "-o", "o", "--block-mb", "0"], "--block-mb must be from 1 to 1,024, not 0"),
         (["ingest", "x", "-f", "aol", "-o", "o", "--block-mb", "2048"], "--block-mb must be from 1 to 1,024, not 2,"),
         (["annotate", "x", "-o", "o", "--ratio", "0"], "--ratio must be in (0, 1]"),
@@ -281,6 +284,7 @@ def test_demo_holds_the_configs_of_its_steps():
 def test_bad_settings_are_one_line_errors(args, message, tmp_path):
     files = {
         "{bad}": "segment:\n  typo: 1\n", "{score_time}": "score:\n  segment:\n    method: time\n",
+        "{score_gap}": "score:\n  segment:\n    gap_minutes: 20\n",
         "{engine}": "engine: Local\n", "{null}": "segment: null\n",
         "{demo_model}": "score:\n  session_model: models:/other/1\n",
         "{eval_method}": "segment:\n  method: time\n", "{scalar}": "segment: 5\n",

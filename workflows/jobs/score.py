@@ -55,8 +55,8 @@ class ScoreConfig:
     batch_size: int = field(default=256, metadata={"help": "texts per forward pass"})
     buckets: int = field(default=0, metadata={
         "help": "buckets of users and of texts of the ray engine (0: 4 per CPU of the cluster)"})  # fmt: skip
-    segment: SegmentConfig = field(default_factory=SegmentConfig, metadata={
-        "prefix": "", "choices": {"method": SCORE_METHODS}})  # fmt: skip
+    segment: SegmentConfig = field(default_factory=SegmentConfig, metadata={  # the time gap is only --method time's
+        "prefix": "", "choices": {"method": SCORE_METHODS}, "omit": ("gap_minutes",)})  # fmt: skip
     missions: MissionConfig = field(default_factory=MissionConfig, metadata={"prefix": "mission-"})
     ratio: float = field(default=DEFAULT_RATIO, metadata={"help": f"with a hierarchy model: {RATIO_HELP}"})
 
