@@ -192,6 +192,23 @@ def decimal_text(value: pl.Expr) -> pl.Expr:
     return value.cast(pl.String).str.replace(r"(\.[0-9]*?)0+$", "${1}").str.replace(r"\.$", "")
 
 
+def open_parquet(path: str | Path, reads_it: str) -> pq.ParquetFile:
+    """The Parquet file at `path` (any location `sessions.storage` reads), its footer read.
+
+    `reads_it` says, for the message, why the file is taken for Parquet and what to do
+    instead (`--format diffusiondb reads Parquet; ...`). ValueError, one line naming the
+    file, where it is no Parquet file: another kind of file given a Parquet format (a CSV
+    export of DiffusionDB, a CSV named .parquet), an empty file, or one cut off before its
+    footer (no row of it can be read without the footer, so the job stops rather than
+    reject rows it cannot count).
+    """
+    try:
+        return pq.ParquetFile(storage.open_random_access(path))
+    except pa.ArrowInvalid as err:
+        why = str(err).split(". ")[0].rstrip(".")
+        raise ValueError(f"{path}: not a Parquet file, or one cut off ({why}); {reads_it}") from None
+
+
 @dataclass(frozen=True)
 class ParquetFormat(LogFormat):
     """A Parquet log, read one row group batch at a time; `line_no` is the 1-based row."""
@@ -204,7 +221,7 @@ class ParquetFormat(LogFormat):
     columns: tuple[str, ...] = ()  # the columns `build` reads (all, when empty): their bytes must be UTF-8
 
     def read_blocks(self, path: str | Path, *, block_bytes: int = DEFAULT_BLOCK_BYTES) -> Iterator[Parsed]:
-        reader = pq.ParquetFile(storage.open_random_access(path))
+        reader = open_parquet(path, f"--format {self.name} reads Parquet (a table of another kind: --format table)")
         names = reader.schema_arrow.names
         for name in sorted({n for n in names if names.count(n) > 1}):  # polars holds no such table
             try:

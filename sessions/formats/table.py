@@ -23,12 +23,11 @@ from pathlib import Path
 
 import polars as pl
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from sessions import storage
 from sessions.fields import strip_spaces
 from sessions.formats.base import Columns, LogFormat, column_index
-from sessions.formats.columnar import JsonLinesFormat, ParquetFormat
+from sessions.formats.columnar import JsonLinesFormat, ParquetFormat, open_parquet
 from sessions.formats.delimited import DelimitedFormat
 from sessions.formats.options import DEFAULT_READ, ReadOptions
 from sessions.times import UTC_TIMES, TimeOptions, to_utc
@@ -106,8 +105,8 @@ def table_format(path: str | Path, mapping: ColumnMap, options: ReadOptions = DE
     kind = table_kind(path)
     unknown = TABLE_UNKNOWN_USERS
     if kind == "parquet":
-        with storage.open_random_access(path) as file:
-            schema = pq.read_schema(file)
+        with open_parquet(path, "a table named .parquet is read as Parquet: name it for its kind") as reader:
+            schema = reader.schema_arrow
         _require(path, schema.names, mapping)
         for column in mapping.columns():
             kind = schema.field(column).type

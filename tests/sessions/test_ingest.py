@@ -170,6 +170,36 @@ def test_diffusiondb_metadata_parquet(tmp_path):
     assert json.loads(rejected["raw"][1])["prompt"] == "a dog"  # the record as it was
 
 
+@settings(max_examples=40, deadline=None)
+@given(data=st.data())
+def test_a_file_taken_for_parquet_that_is_none_is_refused_in_one_line_naming_it(tmp_path_factory, data):
+    """Any file a Parquet format reads that is no Parquet file (another kind's bytes, an
+    empty file, a Parquet file cut off anywhere before its end) is a one-line ValueError
+    naming the file and what reads it as Parquet, for DiffusionDB's format and for a table
+    named .parquet alike; pyarrow's own message named no file (a user's DiffusionDB CSV)."""
+    t = datetime(2022, 8, 1, 12, 0, tzinfo=UTC)
+    whole_file = tmp_path_factory.mktemp("whole") / "metadata.parquet"
+    diffusiondb_frame(["a cat", "a dog"], ["u1", "u2"], [t, t]).write_parquet(whole_file)
+    whole = whole_file.read_bytes()
+    content = data.draw(st.one_of(
+        st.integers(0, len(whole) - 1).map(lambda cut: whole[:cut]),  # cut off, the empty file included
+        st.just(b"prompt,user_name,timestamp\na cat,u1,2022-08-01 12:00:00\n"),  # a CSV export
+        st.binary(max_size=64),
+    ), label="content")  # fmt: skip
+    tmp = tmp_path_factory.mktemp("bad")
+    path = tmp / "metadata.parquet"
+    path.write_bytes(content)
+    for fmt, options, reads_it in [
+        ("diffusiondb", ReadOptions(), "--format diffusiondb reads Parquet"),
+        ("table", ReadOptions(map="user=user_name,time=timestamp,text=prompt"), "a table named .parquet is read as"),
+    ]:
+        with pytest.raises(ValueError) as refused:
+            ingest([path], fmt, tmp / f"out-{fmt}", options=options)
+        message = str(refused.value)
+        assert message.startswith(f"{path}: not a Parquet file, or one cut off (") and reads_it in message, message
+        assert "\n" not in message  # the command deletes what it claimed: test_ray_engine, both engines
+
+
 def test_midjourney_threads_csv_keeps_thread_as_gold_mission(tmp_path):
     path = tmp_path / "threads_0.csv"
     path.write_text(

@@ -203,6 +203,8 @@ UNREADABLE = {  # a file a task cannot read: its name, its bytes, the format and
     "a UTF-16 header": ("log.csv", CSV.encode("utf-16"), ["table", "--map", "user=u,time=t,text=q"]),
     "another format's file": ("log.csv", CSV.encode(), ["midjourney"]),
     "not Parquet": ("metadata.parquet", b"AnonID\tQuery\n", ["diffusiondb"]),
+    "a Parquet file cut off": ("metadata.parquet", b"PAR1\x15\x04\x15", ["diffusiondb"]),
+    "a CSV named .parquet": ("log.parquet", CSV.encode(), ["table", "--map", "user=u,time=t,text=q"]),
 }
 
 
@@ -226,6 +228,9 @@ def test_a_file_a_task_cannot_read_fails_in_one_line_as_in_one_process(ray_clust
         assert done.exit_code == 2 and "Traceback" not in done.output and not (tmp_path / engine).exists(), done.output
         said[engine] = done.output.strip()
     assert said["ray"] == said["local"] and len(said["ray"].splitlines()) == 1, said
+    assert said["ray"].startswith(f"error: {tmp_path / 'in'}/"), said  # the file it is about
+    if name.endswith(".parquet"):
+        assert said["ray"].startswith(f"error: {tmp_path / 'in' / name}: not a Parquet file, or one cut off ("), said
 
 
 def test_cluster_yaml_is_a_valid_ray_cluster_config(tmp_path):
