@@ -179,6 +179,16 @@ def negatives_short(pairs: pl.DataFrame, cfg: MiningConfig) -> dict[str, int]:
     return {split: n for split, n in short.sort("split").iter_rows() if n}
 
 
+def empty_splits(pairs: pl.DataFrame, cfg: MiningConfig) -> list[str]:
+    """The splits `cfg` gives a share of the users (train, val, test) that hold no pair of
+    `pairs` (`mine_pairs`' table, mined with `cfg`): in a small log the hash of a few user
+    ids may deal none to a split, which `train session` (val) or `evaluate pairs` (test)
+    then finds empty."""
+    shares = {"train": cfg.train_share, "val": cfg.val_share, "test": 1 - cfg.train_share - cfg.val_share}
+    held = set(pairs["split"].unique().to_list())
+    return [split for split, share in shares.items() if share > 1e-9 and split not in held]
+
+
 def _unordered(a: str, b: str) -> list[pl.Expr]:
     return [pl.min_horizontal(a, b).alias("_x"), pl.max_horizontal(a, b).alias("_y")]
 

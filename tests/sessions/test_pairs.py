@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sessions.ingest import ingest
 from sessions.io import read_table
 from sessions.missions import MissionConfig
-from sessions.pairs import KINDS, MiningConfig, mine_pairs, negatives_short
+from sessions.pairs import KINDS, MiningConfig, empty_splits, mine_pairs, negatives_short, split_of
 from sessions.pipeline import sessions_with_missions
 from sessions.segment import SegmentConfig
 from sessions.text import near_duplicate_key, normalize, terms
@@ -162,6 +164,28 @@ def test_negatives_short_of_the_ratio_are_counted_by_split(pairs):
     short = negatives_short(pairs, MiningConfig(seed=3))
     counts = pairs.group_by("split").agg(pl.col("label").sum(), (pl.col("label") == 0).sum().alias("negatives"))
     assert all(negatives == positives - short.get(split, 0) for split, positives, negatives in counts.rows())
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    users=st.integers(1, 12),
+    shares=st.sampled_from([(0.8, 0.1), (1.0, 0.0), (0.0, 0.0), (0.5, 0.5), (0.0, 1.0), (0.3, 0.3)]),
+    seed=st.integers(0, 2**31 - 1),
+)
+def test_a_split_with_a_share_of_users_but_no_pair_is_named(users, shares, seed):
+    """`mine` names each split its shares give users that holds no pair (a 3-user log gave
+    no test pair, and `evaluate pairs` then said so, `mine` had not): exactly the splits of
+    share > 0 that the hash of these users' ids dealt none to."""
+    texts = ["cheap flights", "flights to rome"]
+    rows = [(i, f"user{u}", f"user{u}/s", f"user{u}/m", q) for u in range(users) for i, q in enumerate(texts)]
+    sessions = pl.DataFrame(
+        rows, schema=["row_id", "user_id", "session_id", "mission_id", "query"], orient="row"
+    ).with_columns(ts=pl.datetime(2006, 3, 1))
+    cfg = MiningConfig(train_share=shares[0], val_share=shares[1], seed=seed, partitions=1)
+    mined = mine_pairs(sessions, cfg)
+    dealt = set(pl.select(split_of(pl.Series([f"user{u}" for u in range(users)]), cfg)).to_series())
+    given_users = {"train": shares[0], "val": shares[1], "test": 1 - shares[0] - shares[1]}
+    assert empty_splits(mined, cfg) == [s for s, share in given_users.items() if share > 0 and s not in dealt]
 
 
 def test_gold_pairs_follow_the_labels():

@@ -320,6 +320,12 @@ def test_mine_writes_pairs_and_counts(gt, tmp_path):
     )
     assert result.exit_code == 2 and "run `sessionflow segment` first" in result.output
     assert "note: no pairs" not in mined.output
+    # a few users: the splits the hash dealt none of them to are named, in the report and the summary
+    absent = [split for split in ("train", "val", "test") if split not in report["by_split_and_kind"]]
+    assert absent and report["empty_splits"] == absent, report
+    assert f"note: no {' or '.join(absent)} pairs: users are dealt to the splits by a hash" in " ".join(
+        mined.output.split()
+    )
 
 
 def test_mine_of_sessions_without_a_pair_says_why_it_found_none(gt, tmp_path):

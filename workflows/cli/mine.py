@@ -40,6 +40,13 @@ def mine(job: MineJob) -> None:
             f"and lexical-hard negatives pair users of one bucket (--partitions {job.mining.partitions}), and these "
             "splits have few users in a bucket; mine a larger log, or pass --partitions 1"
         )
+    if empty := report["empty_splits"]:
+        m, users = job.mining, sum(report["users_by_split"].values())
+        out.print(
+            f"note: no {' or '.join(empty)} pairs: users are dealt to the splits by a hash of their id (train "
+            f"{m.train_share:g}, val {m.val_share:g}, the rest test) and none of the {users:,} users with pairs went "
+            "there; `train session` validates on val and `evaluate pairs` reads test: mine a larger log"
+        )
     if report["pairs"] == 0 and not job.gold:
         out.print(
             "note: no pairs: no session holds two distinct queries (a positive), and negatives are drawn as many as "

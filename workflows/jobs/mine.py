@@ -15,7 +15,7 @@ from sessions import storage
 from sessions.formats.options import ReadOptions
 from sessions.ingest import REJECTED_FILE
 from sessions.io import job_output, parquet_rows, read_table, write_report, write_table
-from sessions.pairs import MiningConfig, gold_pairs, mine_pairs, negatives_short
+from sessions.pairs import MiningConfig, empty_splits, gold_pairs, mine_pairs, negatives_short
 from sessions.pipeline import SESSIONS_FILE, load_events
 from workflows.distributed.runtime import ray_runtime
 from workflows.jobs import common
@@ -101,6 +101,7 @@ def run(job: MineJob) -> dict:
         "by_split_and_kind": {s: dict(zip(g["kind"], g["len"], strict=True)) for (s,), g in counts.group_by("split")},
         "users_by_split": dict(pairs.group_by("split").agg(pl.col("user_id").n_unique()).iter_rows()),
         "negatives_short": {} if gold is not None else negatives_short(pairs, cfg),
+        "empty_splits": [] if gold is not None or not pairs.height else empty_splits(pairs, cfg),
         "unlabelled": unlabelled,  # with --gold: accepted rows without a label at the level, in no pair
         "config": common.as_run(job, engine, why),
         "source": str(source),
