@@ -158,6 +158,8 @@ def test_a_store_that_cannot_be_opened_is_named_in_one_line(tmp_path, monkeypatc
         f"sqlite:///{tmp_path / 'runs'}": f"{tmp_path / 'runs'} is a directory, not an MLflow store",  # retried ~110 s
         "http://127.0.0.1:9": "no MLflow tracking server answers at http://127.0.0.1:9 (MLFLOW_TRACKING_URI: "
         "connection refused)",
+        # a scheme MLflow has no store for (the breaking helper's): MLflow's own exception, a traceback
+        "bogus://x": "MLFLOW_TRACKING_URI=bogus://x: MLflow keeps no store at such a URI; give sqlite:///",
     }
     for uri, message in cases.items():
         monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)

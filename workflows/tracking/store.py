@@ -111,6 +111,13 @@ def _open(uri: str) -> None:
                              "(`mlflow server --workers 1`), or unset MLFLOW_TRACKING_URI for ./mlflow.db")  # fmt: skip
         return
     if not uri.startswith("sqlite:///"):
+        from mlflow.exceptions import MlflowException
+
+        try:  # the client picks a store by the URI's scheme: one MLflow has none for fails here
+            MlflowClient(uri, registry_uri=uri)
+        except MlflowException:
+            raise ValueError(f"MLFLOW_TRACKING_URI={uri}: MLflow keeps no store at such a URI; give sqlite:///"
+                             "PATH/mlflow.db, an http(s):// tracking server or a database's URI") from None  # fmt: skip
         return
     import fcntl
     import hashlib
