@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass, field
 import polars as pl
 
 from sessions.buckets import user_bucket
+from sessions.fields import is_blank
 from sessions.lexicon import trigram_jaccard
 from sessions.parallel import ordered_map
 from sessions.seeds import check_seed
@@ -123,6 +124,43 @@ def distinct_queries(sessions: pl.DataFrame, cfg: MiningConfig) -> pl.DataFrame:
         .filter(pl.col("pos") < cfg.max_queries_per_session)
         .collect()
     )
+
+
+MINING_INPUT = (
+    "row_id",
+    "user_id",
+    "ts",
+    "query",
+    "session_id",
+    "mission_id",
+)  # what `segment` writes, and mining reads
+
+
+def check_sessions(sessions: pl.LazyFrame, where: str) -> None:
+    """Check a sessions table before mining it (`MINING_INPUT`, as `segment` writes them):
+    ValueError in one line, naming `where`, for a column missing or of another kind, or for
+    rows without a user, time, query, session or mission, or with a blank query. Mining
+    such rows went on quietly (null texts in positives, every user-less row one user) or
+    ended in polars' traceback; `segment` writes none, so a table that holds them was
+    written by something else. One pass over the columns."""
+    schema = sessions.collect_schema()
+    missing = [name for name in MINING_INPUT if name not in schema]
+    if missing:
+        raise ValueError(f"{where}: no column {', '.join(missing)}: mining reads the sessions `segment` writes "
+                         f"({', '.join(MINING_INPUT)})")  # fmt: skip
+    texts = ("user_id", "query", "session_id", "mission_id")
+    wrong = [f"{name} is {schema[name]}" for name in texts if schema[name] != pl.String]
+    wrong += [f"ts is {schema['ts']}"] if not isinstance(schema["ts"], pl.Datetime) else []
+    wrong += [f"row_id is {schema['row_id']}"] if not schema["row_id"].is_integer() else []
+    if wrong:
+        raise ValueError(f"{where}: {', '.join(wrong)}: mining reads the sessions `segment` writes (texts, a time)")
+    counts = sessions.select(
+        *[pl.col(name).null_count().alias(f"without {name}") for name in ("user_id", "ts", *texts[1:])],
+        (is_blank(pl.col("query")) & pl.col("query").is_not_null()).sum().alias("with a blank query"),
+    ).collect().row(0, named=True)  # fmt: skip
+    bad = [f"{n:,} rows {what}" for what, n in counts.items() if n]
+    if bad:
+        raise ValueError(f"{where}: {', '.join(bad)}: `segment` writes none; segment the log again")
 
 
 def mine_pairs(sessions: pl.DataFrame, cfg: MiningConfig) -> pl.DataFrame:

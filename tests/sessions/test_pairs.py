@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import polars as pl
 import pytest
 from hypothesis import given, settings
@@ -243,3 +245,31 @@ def test_a_pasted_document_proposes_no_lexical_hard_negative(sessions):
         pl.col("query_a").str.starts_with(document) | pl.col("query_b").str.starts_with(document)
     )
     assert with_document.height and set(with_document["kind"].to_list()) <= {"positive", "same_user", "random"}
+
+
+@pytest.mark.parametrize(
+    ("change", "says"),
+    [
+        (lambda s: s.drop("mission_id"), "no column mission_id: mining reads the sessions `segment` writes"),
+        (
+            lambda s: s.with_columns(query=pl.when(pl.col("row_id") % 3 == 0).then(None).otherwise("query")),
+            "rows without query: `segment` writes none",
+        ),
+        (
+            lambda s: s.with_columns(query=pl.when(pl.col("row_id") % 3 == 0).then(pl.lit(" \t")).otherwise("query")),
+            "rows with a blank query: `segment` writes none",
+        ),
+        (lambda s: s.with_columns(user_id=pl.lit(None, pl.String)), "rows without user_id: `segment` writes none"),
+        (lambda s: s.with_columns(pl.col("user_id").cast(pl.Categorical)), "user_id is Categorical: mining reads"),
+    ],
+    ids=["a column missing", "null queries", "blank queries", "no user", "another type"],
+)
+def test_a_sessions_table_segment_would_not_write_is_refused_before_mining(sessions, change, says):
+    """Null texts went into positives, user-less rows became one user, a missing column
+    was polars' traceback (the breaking helper's tables): one line instead, from
+    `sessionflow mine` before it claims its output (test_cli_sessions)."""
+    from sessions.pairs import check_sessions
+
+    check_sessions(sessions.lazy(), "sessions.parquet")  # what segment wrote passes
+    with pytest.raises(ValueError, match=r"^sessions\.parquet: .*" + re.escape(says)):
+        check_sessions(change(sessions).lazy(), "sessions.parquet")

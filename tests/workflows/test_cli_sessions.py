@@ -328,6 +328,18 @@ def test_mine_writes_pairs_and_counts(gt, tmp_path):
     )
 
 
+def test_mine_refuses_sessions_segment_would_not_write_before_claiming_its_output(gt, tmp_path):
+    invoke("segment", str(gt / "gayo.csv"), "-f", "gayo-avello", "-o", str(tmp_path / "s"))
+    table = tmp_path / "s" / "sessions.parquet"
+    parts = sorted(table.glob("*.parquet")) if table.is_dir() else [table]
+    for part in parts:
+        pl.read_parquet(part).with_columns(query=pl.lit(None, pl.String)).write_parquet(part)
+    result = runner.invoke(app, ["mine", str(tmp_path / "s"), "-o", str(tmp_path / "p"), "--engine", "local"])
+    lines = result.output.strip().splitlines()
+    assert result.exit_code == 2 and len(lines) == 1 and "rows without query: `segment` writes none" in lines[0]
+    assert not (tmp_path / "p").exists()
+
+
 def test_mine_of_sessions_without_a_pair_says_why_it_found_none(gt, tmp_path):
     """Sessions of one query each give no positive, so no negative either: the summary says so."""
     single = "\n".join(line for line in GAYO.splitlines() if line.split(";")[0] in ("1", "4", "7"))

@@ -14,8 +14,8 @@ import polars as pl
 from sessions import storage
 from sessions.formats.options import ReadOptions
 from sessions.ingest import REJECTED_FILE
-from sessions.io import job_output, parquet_rows, read_table, write_report, write_table
-from sessions.pairs import MiningConfig, empty_splits, gold_pairs, mine_pairs, negatives_short
+from sessions.io import job_output, parquet_rows, read_table, scan_table, write_report, write_table
+from sessions.pairs import MiningConfig, check_sessions, empty_splits, gold_pairs, mine_pairs, negatives_short
 from sessions.pipeline import SESSIONS_FILE, load_events
 from workflows.distributed.runtime import ray_runtime
 from workflows.jobs import common
@@ -64,13 +64,16 @@ def run(job: MineJob) -> dict:
     common.check_format(job.format, job.read)
     if not storage.exists(sessions):
         raise FileNotFoundError(f"{sessions}: no sessions here; run `sessionflow segment` first")
+    source = sessions
+    if job.gold is None:  # a `segment` output, checked before an output is claimed
+        source = job_output(sessions, SESSIONS_FILE) if storage.is_dir(sessions) else sessions
+        check_sessions(scan_table(source), source)
     output = common.output_dir(job.output, PAIRS_FILE, job.overwrite, [sessions])
     cfg, gold, fmt = job.mining, job.gold, job.format
     start = time.perf_counter()
     target = storage.join(output, PAIRS_FILE)
-    source, accounting, unlabelled = sessions, {}, 0
+    accounting, unlabelled = {}, 0
     if gold is None:
-        source = job_output(sessions, SESSIONS_FILE) if storage.is_dir(sessions) else sessions  # a `segment` output
         rows = parquet_rows(source)  # events, each segmented: every one is read, none rejected
         accounting = {"rows_in": rows, "rows_ok": rows, "rows_rejected": 0}
     if gold is not None:
