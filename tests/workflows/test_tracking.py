@@ -220,3 +220,34 @@ def test_jobs_started_together_on_a_new_store_all_land(tmp_path):
     failed = [job.stderr.read()[-2000:] for job in jobs if job.wait(timeout=300) != 0]
     assert not failed, failed
     assert sorted(m.name for m in MlflowClient(uri, registry_uri=uri).search_registered_models()) == ["m0", "m1", "m2"]
+
+
+class _Nothing(mlflow.pyfunc.PythonModel):
+    def predict(self, context, model_input, params=None):
+        return model_input
+
+
+def test_promote_refuses_a_champion_of_another_kind_for_the_projects_own_names(store):
+    """A session model registered as hierarchy-model (the breaking helper's) was made its
+    champion, which annotate, score and evaluate hierarchy then all refused. Promote now
+    refuses it first; the right kind, and names of the user's own, are promoted."""
+    from typer.testing import CliRunner
+
+    from workflows.cli import app
+
+    with mlflow.start_run():
+        info = mlflow.pyfunc.log_model(name="model", python_model=_Nothing(), metadata={"kind": "session"},
+                                       pip_requirements=["mlflow"])  # fmt: skip
+    for name in ("hierarchy-model", "session-model", "my-model"):
+        mlflow.register_model(info.model_uri, name)
+    runner = CliRunner()
+    wrong = runner.invoke(app, ["promote", "hierarchy-model", "1"])
+    assert wrong.exit_code == 2 and wrong.output.strip() == (
+        "error: hierarchy-model version 1 is a session model: the champion of hierarchy-model must be a hierarchy "
+        "model (register it under its own name)"
+    ), wrong.output
+    assert not store.get_registered_model("hierarchy-model").aliases  # no champion made
+    for name in ("session-model", "my-model"):
+        done = runner.invoke(app, ["promote", name, "1"])
+        assert done.exit_code == 0, done.output
+        assert str(store.get_model_version_by_alias(name, CHAMPION).version) == "1"

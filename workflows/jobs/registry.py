@@ -45,16 +45,26 @@ def promote(job: PromoteJob) -> tuple[str, str | None]:
     """Give `job.version` of `job.name` the champion alias; (the alias, the version that
     held it before or None).
 
-    ValueError when the model or version does not exist.
+    ValueError when the model or version does not exist, or when one of the project's own
+    names (session-model, hierarchy-model, segmenter-model) would get a champion of
+    another kind, which every job that loads it would then refuse.
     """
     from mlflow.exceptions import MlflowException
 
     from workflows.jobs.common import require
-    from workflows.tracking.store import CHAMPION, registered, tracking_uri, use_store
+    from workflows.tracking.store import CHAMPION, KINDS, model_kind, registered, tracking_uri, use_store
     from workflows.tracking.store import promote as set_champion
 
     name, version = require(job.name, "name", argument=True), require(job.version, "version", argument=True)
     client = use_store(existing=True)
+    kind = {f"{kind}-model": kind for kind in KINDS}.get(name)  # a name the jobs load their champion by
+    try:
+        held = model_kind(f"models:/{name}/{version}") if kind else None
+    except (MlflowException, OSError):  # no such version: said below, with the versions there are
+        held = None
+    if held is not None and held != kind:  # the jobs would refuse the champion it made
+        raise ValueError(f"{name} version {version} is {KINDS.get(held, held)}: the champion of {name} must be "
+                         f"{KINDS[kind]} (register it under its own name)")  # fmt: skip
     try:
         before = client.get_model_version_by_alias(name, CHAMPION).version
     except MlflowException:
