@@ -143,6 +143,22 @@ def test_evaluate_reformulation_agrees_with_an_independent_count(hierarchy_uri, 
     assert model["ratio"] in RATIO_GRID and sum(model["confusion"]["specialisation"].values()) > 0
 
 
+@pytest.mark.parametrize("where", ["--gt", "--tune-on"])
+def test_evaluate_reformulation_of_a_log_with_nothing_to_judge_says_so(hierarchy_uri, tiny_taxonomy, tmp_path, where):
+    """A one-row synthetic log (the breaking helper's) gave accuracy and recalls of 0.000 and
+    exit 0: 0 of 0 pairs. Now one line, for the log judged and the log the ratio is tuned on."""
+    write_log(SynthConfig(users=1, rows=1, style="aol", seed=1), tiny_taxonomy, tmp_path / "one.tsv")
+    write_log(SynthConfig(users=20, rows=1_000, style="aol", seed=2), tiny_taxonomy, tmp_path / "log.tsv")
+    logs = {"--gt": "log.tsv", "--tune-on": "log.tsv", where: "one.tsv"}
+    given = [word for option, name in logs.items() for word in (option, str(tmp_path / name))]
+    done = runner.invoke(app, ["evaluate", "reformulation", "--model", hierarchy_uri, *given])
+    assert done.exit_code == 2 and done.output.strip() == (
+        f"error: {tmp_path / 'one.tsv'}: no query in it is a specialisation, generalisation or lateral "
+        "reformulation of the one before it in its gold session: nothing to judge (a log of sessions of two or "
+        "more queries has them)"
+    ), done.output
+
+
 def test_annotate_into_its_own_earlier_output_leaves_nothing_of_that_run(hierarchy_uri, tmp_path):
     """An annotation of a raw log writes sessions, rejected rows and annotations; one of
     a `segment` output into the same directory writes annotations only, and the first

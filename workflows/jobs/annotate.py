@@ -24,6 +24,7 @@ from sessions.io import ParquetSink, claim_output, job_output, read_json, scan_t
 from sessions.pipeline import SESSIONS_FILE, is_ingest_output, load_events, segment_logs
 from sessions.reformulation import (
     DEFAULT_RATIO,
+    JUDGED,
     REFORMULATIONS,
     Geometry,
     TermCount,
@@ -105,6 +106,10 @@ def gold_sessions(log: str | Path, fmt: str) -> pl.DataFrame:
         events, _ = load_events([log], fmt, scratch, columns=columns)
     if events["gold_reformulation"].null_count() == events.height:
         raise ValueError(f"{log}: no gold_reformulation column (write one with `sessionflow synth`)")
+    if not events["gold_reformulation"].is_in(JUDGED).any():  # every score would be 0 of 0
+        raise ValueError(f"{log}: no query in it is a {', '.join(JUDGED[:-1])} or {JUDGED[-1]} reformulation of the "
+                         "one before it in its gold session: nothing to judge (a log of sessions of two or more "
+                         "queries has them)")  # fmt: skip
     return user_time_order(events).rename({"gold_session": "session_id"})
 
 
@@ -120,10 +125,11 @@ def evaluate_reformulations(
     number of terms (`TermCount`, which no ratio changes), and always `lateral` (the
     majority type). With `tune_on` (another synthetic log) the model's ratio is the best
     of `RATIO_GRID` there. Per method: `ratio` and `sessions.reformulation.accuracy`."""
+    test = gold_sessions(log, fmt)  # the logs are checked before the model loads
+    tuning = gold_sessions(tune_on, fmt) if tune_on is not None else None
     model = hierarchy_geometry(model_uri)
-    if tune_on is not None:
-        ratio = best_ratio(gold_sessions(tune_on, fmt), model)
-    test = gold_sessions(log, fmt)
+    if tuning is not None:
+        ratio = best_ratio(tuning, model)
     results = {
         "hierarchy model": {"ratio": ratio, **accuracy(annotate(test, model, ratio))},
         "term count": {"ratio": None, **accuracy(annotate(test, TermCount()))},
