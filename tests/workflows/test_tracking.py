@@ -204,6 +204,10 @@ def test_a_store_that_cannot_be_written_is_named_before_a_job_writes(tmp_path, m
     assert len(result.output.strip().splitlines()) == 1
     read = CliRunner().invoke(app, ["compare"])  # reads: no run there yet, and that is what it says
     assert "no experiment 'session-model'" in read.output and "cannot be written" not in read.output
+    moved = CliRunner().invoke(app, ["promote", "session-model", "1"])  # writes an alias: SQLAlchemy's traceback
+    assert moved.exit_code == 2 and moved.output.strip() == (
+        f"{said}: this command moves the champion alias in it; set MLFLOW_TRACKING_URI to a store it may write"
+    ), moved.output
 
 
 def test_jobs_started_together_on_a_new_store_all_land(tmp_path):

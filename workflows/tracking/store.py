@@ -81,15 +81,16 @@ def use_store(existing: bool = False) -> MlflowClient:
 _opened: set[str] = set()
 
 
-def check_writable_store(db: Path) -> None:
+def check_writable_store(db: Path, does: str = "logs runs and models to it") -> None:
     """ValueError in one line when a SQLite store that a job would write to cannot be
     written: the file, or the directory SQLite keeps its journal in, read-only (a
     read-only mount, permissions). Before, `train session` failed at its first write
-    with five tracebacks of `attempt to write a readonly database`."""
+    with five tracebacks of `attempt to write a readonly database`, and `promote` with
+    SQLAlchemy's. `does`: what the command writes, for the message."""
     where = db if db.exists() else db.parent
     if where.exists() and not (os.access(where, os.W_OK) and os.access(db.parent, os.W_OK)):
         raise ValueError(
-            f"the MLflow store {db} cannot be written here (read-only): this command logs runs and models to it; "
+            f"the MLflow store {db} cannot be written here (read-only): this command {does}; "
             "set MLFLOW_TRACKING_URI to a store it may write"
         )
 
