@@ -204,9 +204,15 @@ def open_parquet(path: str | Path, reads_it: str) -> pq.ParquetFile:
     """
     try:
         return pq.ParquetFile(storage.open_random_access(path))
-    except pa.ArrowInvalid as err:
-        why = str(err).split(". ")[0].rstrip(".")
-        raise ValueError(f"{path}: not a Parquet file, or one cut off ({why}); {reads_it}") from None
+    except (pa.ArrowInvalid, pa.ArrowIOError) as err:  # a footer that is none, or cannot be decoded (OSError)
+        if isinstance(err, FileNotFoundError):
+            raise
+        raise ValueError(f"{path}: not a Parquet file, or one cut off or damaged ({_first(err)}); {reads_it}") from None
+
+
+def _first(err: Exception) -> str:
+    """pyarrow's message, its first sentence on one line."""
+    return " ".join(str(err).split()).split(". ")[0].rstrip(".")
 
 
 @dataclass(frozen=True)
@@ -230,7 +236,7 @@ class ParquetFormat(LogFormat):
                 raise ValueError(f"{path}: {err}") from None
         batch_rows = max(1024, block_bytes // _BYTES_PER_ROW)
         next_row = 0
-        for batch in reader.iter_batches(batch_size=batch_rows):
+        for batch in _batches(reader, batch_rows, path):
             batch, not_utf8 = decoded_text(utc_timestamps(batch), self.columns)
             df = pl.from_arrow(batch)
             assert isinstance(df, pl.DataFrame)
@@ -251,6 +257,20 @@ class ParquetFormat(LogFormat):
             )
             next_row += parsed.n_records
             yield parsed
+
+
+def _batches(reader: pq.ParquetFile, rows: int, path: str | Path) -> Iterator[pa.RecordBatch]:
+    """`reader`'s record batches; a data page that cannot be decoded past a sound footer
+    (two files joined, flipped bytes) is a one-line ValueError naming the file."""
+    batches = reader.iter_batches(batch_size=rows)
+    while True:
+        try:
+            batch = next(batches)
+        except StopIteration:
+            return
+        except (pa.ArrowInvalid, pa.ArrowIOError) as err:
+            raise ValueError(f"{path}: a damaged Parquet file ({_first(err)})") from None
+        yield batch
 
 
 @dataclass(frozen=True)

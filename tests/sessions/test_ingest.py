@@ -185,6 +185,7 @@ def test_a_file_taken_for_parquet_that_is_none_is_refused_in_one_line_naming_it(
         st.integers(0, len(whole) - 1).map(lambda cut: whole[:cut]),  # cut off, the empty file included
         st.just(b"prompt,user_name,timestamp\na cat,u1,2022-08-01 12:00:00\n"),  # a CSV export
         st.binary(max_size=64),
+        st.just(whole[:4] + bytes(len(whole) - 8) + whole[-4:]),  # its ends whole, its footer zeroed: OSError
     ), label="content")  # fmt: skip
     tmp = tmp_path_factory.mktemp("bad")
     path = tmp / "metadata.parquet"
@@ -196,8 +197,21 @@ def test_a_file_taken_for_parquet_that_is_none_is_refused_in_one_line_naming_it(
         with pytest.raises(ValueError) as refused:
             ingest([path], fmt, tmp / f"out-{fmt}", options=options)
         message = str(refused.value)
-        assert message.startswith(f"{path}: not a Parquet file, or one cut off (") and reads_it in message, message
+        assert message.startswith(f"{path}: not a Parquet file, or one cut off or damaged (") and reads_it in message
         assert "\n" not in message  # the command deletes what it claimed: test_ray_engine, both engines
+
+
+def test_a_parquet_file_damaged_past_its_footer_is_named_in_one_line(tmp_path):
+    """Flipped bytes in a data page: pyarrow's `Corrupt ... data` named no file."""
+    t = datetime(2022, 8, 1, 12, 0, tzinfo=UTC)
+    frame = diffusiondb_frame([f"a cat {i}" for i in range(5000)], [f"u{i % 50}" for i in range(5000)], [t] * 5000)
+    frame.write_parquet(tmp_path / "good.parquet", compression="zstd")
+    damaged = bytearray((tmp_path / "good.parquet").read_bytes())
+    damaged[200:600] = bytes(b ^ 0xFF for b in damaged[200:600])
+    (tmp_path / "metadata.parquet").write_bytes(bytes(damaged))
+    with pytest.raises(ValueError, match=rf"^{tmp_path / 'metadata.parquet'}: a damaged Parquet file \(") as refused:
+        ingest([tmp_path / "metadata.parquet"], "diffusiondb", tmp_path / "out")
+    assert "\n" not in str(refused.value)
 
 
 def test_midjourney_threads_csv_keeps_thread_as_gold_mission(tmp_path):
