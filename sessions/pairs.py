@@ -154,10 +154,15 @@ def check_sessions(sessions: pl.LazyFrame, where: str) -> None:
     wrong += [f"row_id is {schema['row_id']}"] if not schema["row_id"].is_integer() else []
     if wrong:
         raise ValueError(f"{where}: {', '.join(wrong)}: mining reads the sessions `segment` writes (texts, a time)")
-    counts = sessions.select(
-        *[pl.col(name).null_count().alias(f"without {name}") for name in ("user_id", "ts", *texts[1:])],
-        (is_blank(pl.col("query")) & pl.col("query").is_not_null()).sum().alias("with a blank query"),
-    ).collect().row(0, named=True)  # fmt: skip
+    try:
+        counts = sessions.select(
+            *[pl.col(name).null_count().alias(f"without {name}") for name in ("row_id", "ts", *texts)],
+            *[(is_blank(pl.col(name)) & pl.col(name).is_not_null()).sum().alias(f"with a blank {name}")
+              for name in texts],
+        ).collect().row(0, named=True)  # fmt: skip
+    except pl.exceptions.PolarsError as err:  # a part of the table unlike the others, or damaged
+        reason = " ".join(str(err).split())[:200]
+        raise ValueError(f"{where}: cannot be read as one table ({reason}); segment the log again") from None
     bad = [f"{n:,} rows {what}" for what, n in counts.items() if n]
     if bad:
         raise ValueError(f"{where}: {', '.join(bad)}: `segment` writes none; segment the log again")

@@ -261,8 +261,13 @@ def test_a_pasted_document_proposes_no_lexical_hard_negative(sessions):
         ),
         (lambda s: s.with_columns(user_id=pl.lit(None, pl.String)), "rows without user_id: `segment` writes none"),
         (lambda s: s.with_columns(pl.col("user_id").cast(pl.Categorical)), "user_id is Categorical: mining reads"),
+        (
+            lambda s: s.with_columns(user_id=pl.when(pl.col("row_id") == 0).then(pl.lit(" ")).otherwise("user_id")),
+            "1 rows with a blank user_id: `segment` writes none",
+        ),
+        (lambda s: s.with_columns(row_id=pl.lit(None, pl.Int64)), "rows without row_id"),
     ],
-    ids=["a column missing", "null queries", "blank queries", "no user", "another type"],
+    ids=["a column missing", "null queries", "blank queries", "no user", "another type", "blank user", "no row_id"],
 )
 def test_a_sessions_table_segment_would_not_write_is_refused_before_mining(sessions, change, says):
     """Null texts went into positives, user-less rows became one user, a missing column
@@ -273,3 +278,15 @@ def test_a_sessions_table_segment_would_not_write_is_refused_before_mining(sessi
     check_sessions(sessions.lazy(), "sessions.parquet")  # what segment wrote passes
     with pytest.raises(ValueError, match=r"^sessions\.parquet: .*" + re.escape(says)):
         check_sessions(change(sessions).lazy(), "sessions.parquet")
+
+
+def test_a_sessions_table_whose_parts_differ_is_refused_in_one_line(sessions, tmp_path):
+    """One part of a `segment` output rewritten without a column (the breaking helper's)
+    was polars' traceback from the check itself."""
+    from sessions.pairs import check_sessions
+
+    (tmp_path / "t").mkdir()
+    sessions.write_parquet(tmp_path / "t" / "part-0.parquet")
+    sessions.drop("mission_id").write_parquet(tmp_path / "t" / "part-1.parquet")
+    with pytest.raises(ValueError, match=r"^t: cannot be read as one table \(.*\); segment the log again$"):
+        check_sessions(pl.scan_parquet(tmp_path / "t" / "*.parquet"), "t")
