@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import socket
 import subprocess
@@ -161,6 +162,8 @@ def test_a_store_that_cannot_be_opened_is_named_in_one_line(tmp_path, monkeypatc
         # a scheme MLflow has no store for (the breaking helper's): MLflow's own exception, a traceback
         "bogus://x": "MLFLOW_TRACKING_URI=bogus://x: MLflow keeps no store at such a URI; give sqlite:///",
     }
+    if importlib.util.find_spec("pyodbc") is None:  # a database whose driver is not installed: an ImportError
+        cases["mssql://nohost/db"] = "MLFLOW_TRACKING_URI=mssql://nohost/db: the database driver it needs is not"
     for uri, message in cases.items():
         monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
         for command in (
@@ -250,6 +253,12 @@ def test_promote_refuses_a_champion_of_another_kind_for_the_projects_own_names(s
         "error: hierarchy-model version 1 is a session model: the champion of hierarchy-model must be a hierarchy "
         "model (register it under its own name)"
     ), wrong.output
+    for spelled in (" 1", "1 ", "01"):  # the kind's check read no version of " 1"; MLflow moved the alias
+        again = runner.invoke(app, ["promote", "hierarchy-model", spelled])
+        assert again.exit_code == 2 and again.output == wrong.output, again.output
+    for nonsense in ("+1", "v1", "1.0"):
+        refused = runner.invoke(app, ["promote", "hierarchy-model", nonsense])
+        assert refused.output.strip() == f"error: VERSION {nonsense!r}: a version is a whole number (1, 2, ...)"
     assert not store.get_registered_model("hierarchy-model").aliases  # no champion made
     for name in ("session-model", "my-model"):
         done = runner.invoke(app, ["promote", name, "1"])

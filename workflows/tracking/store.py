@@ -119,6 +119,9 @@ def _open(uri: str) -> None:
         except MlflowException:
             raise ValueError(f"MLFLOW_TRACKING_URI={uri}: MLflow keeps no store at such a URI; give sqlite:///"
                              "PATH/mlflow.db, an http(s):// tracking server or a database's URI") from None  # fmt: skip
+        except ImportError as err:  # a database whose driver is not installed (psycopg, MySQLdb, pyodbc)
+            raise ValueError(f"MLFLOW_TRACKING_URI={uri}: the database driver it needs is not installed "
+                             f"({err}); install it, or use sqlite:///PATH/mlflow.db") from None  # fmt: skip
         return
     import fcntl
     import hashlib
