@@ -126,20 +126,15 @@ def distinct_queries(sessions: pl.DataFrame, cfg: MiningConfig) -> pl.DataFrame:
     )
 
 
-MINING_INPUT = (
-    "row_id",
-    "user_id",
-    "ts",
-    "query",
-    "session_id",
-    "mission_id",
-)  # what `segment` writes, and mining reads
+# the columns `segment` writes and mining reads
+MINING_INPUT = ("row_id", "user_id", "ts", "query", "session_id", "mission_id")
 
 
 def check_sessions(sessions: pl.LazyFrame, where: str) -> None:
     """Check a sessions table before mining it (`MINING_INPUT`, as `segment` writes them):
-    ValueError in one line, naming `where`, for a column missing or of another kind, or for
-    rows without a user, time, query, session or mission, or with a blank query. Mining
+    ValueError in one line, naming `where`, for a column missing or of another kind, a table
+    whose parts cannot be read as one, or rows without a row_id, user, time, query, session
+    or mission, or with a blank one of these texts (the ingest rule, `is_blank`). Mining
     such rows went on quietly (null texts in positives, every user-less row one user) or
     ended in polars' traceback; `segment` writes none, so a table that holds them was
     written by something else. One pass over the columns."""

@@ -256,7 +256,7 @@ def test_promote_refuses_a_champion_of_another_kind_for_the_projects_own_names(s
     for spelled in (" 1", "1 ", "01"):  # the kind's check read no version of " 1"; MLflow moved the alias
         again = runner.invoke(app, ["promote", "hierarchy-model", spelled])
         assert again.exit_code == 2 and again.output == wrong.output, again.output
-    for nonsense in ("+1", "v1", "1.0"):
+    for nonsense in ("+1", "v1", "1.0", "\u00b2"):  # a superscript two is a digit to str.isdigit
         refused = runner.invoke(app, ["promote", "hierarchy-model", nonsense])
         assert refused.output.strip() == f"error: VERSION {nonsense!r}: a version is a whole number (1, 2, ...)"
     assert not store.get_registered_model("hierarchy-model").aliases  # no champion made

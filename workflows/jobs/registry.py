@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -65,9 +66,9 @@ def promote(job: PromoteJob) -> tuple[str, str | None]:
     from workflows.tracking.store import promote as set_champion
 
     name, version = require(job.name, "name", argument=True), require(job.version, "version", argument=True)
-    if not version.strip().isdigit():
+    if not re.fullmatch(r"\s*[0-9]+\s*", version):
         raise ValueError(f"VERSION {version!r}: a version is a whole number (1, 2, ...)")
-    version = str(int(version))  # " 2" and "+2" named no version for the kind's check, yet MLflow moved the alias
+    version = str(int(version))  # " 2" named no version for the kind's check, yet MLflow moved the alias
     client = use_store(existing=True)
     if tracking_uri().startswith("sqlite:///"):
         check_writable_store(Path(tracking_uri().removeprefix("sqlite:///")), "moves the champion alias in it")
