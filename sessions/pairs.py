@@ -33,6 +33,7 @@ from sessions.fields import is_blank
 from sessions.lexicon import trigram_jaccard
 from sessions.parallel import ordered_map
 from sessions.seeds import check_seed
+from sessions.storage import first_line
 from sessions.text import near_duplicate_key, normalize, per_text, terms
 
 KINDS = ("positive", "random", "same_user", "lexical_hard")
@@ -156,8 +157,7 @@ def check_sessions(sessions: pl.LazyFrame, where: str) -> None:
               for name in texts],
         ).collect().row(0, named=True)  # fmt: skip
     except pl.exceptions.PolarsError as err:  # a part of the table unlike the others, or damaged
-        reason = " ".join(str(err).split())[:200]
-        raise ValueError(f"{where}: cannot be read as one table ({reason}); segment the log again") from None
+        raise ValueError(f"{where}: cannot be read as one table ({first_line(err)}); segment the log again") from None
     bad = [f"{n:,} rows {what}" for what, n in counts.items() if n]
     if bad:
         raise ValueError(f"{where}: {', '.join(bad)}: `segment` writes none; segment the log again")

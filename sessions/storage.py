@@ -120,13 +120,15 @@ def resolve(location: str | os.PathLike) -> tuple[pafs.FileSystem, str]:
     except StorageError:
         raise
     except (OSError, pa.ArrowException, ValueError) as err:
-        raise StorageError(f"{text}: {_first_line(err)}; {_HINTS.get(kind, 'check the URI')}") from None
+        raise StorageError(f"{text}: {first_line(err)}; {_HINTS.get(kind, 'check the URI')}") from None
     if kind in _NATIVE:
         return fs, f"{authority}/{key}".rstrip("/") if key else authority
     return fs, fs.handler.fs._strip_protocol(text).rstrip("/")  # type: ignore[attr-defined]
 
 
-def _first_line(err: BaseException) -> str:
+def first_line(err: BaseException) -> str:
+    """An exception's message, its first line (the exception's type where it has none):
+    for one-line errors that quote a library's reason (pyarrow, polars, fsspec)."""
     text = str(err).strip().splitlines()
     return text[0] if text else type(err).__name__
 
@@ -137,7 +139,7 @@ def _reason(err: BaseException, local: bool = True) -> str:
     errno) the first line of the message."""
     if local and isinstance(err, OSError) and err.errno:
         return os.strerror(err.errno)
-    return re.sub(r"^\[Errno \d+\] ", "", _first_line(err))
+    return re.sub(r"^\[Errno \d+\] ", "", first_line(err))
 
 
 @contextmanager

@@ -207,12 +207,14 @@ def open_parquet(path: str | Path, reads_it: str) -> pq.ParquetFile:
     except (pa.ArrowInvalid, pa.ArrowIOError) as err:  # a footer that is none, or cannot be decoded (OSError)
         if isinstance(err, FileNotFoundError):
             raise
-        raise ValueError(f"{path}: not a Parquet file, or one cut off or damaged ({_first(err)}); {reads_it}") from None
+        raise ValueError(
+            f"{path}: not a Parquet file, or one cut off or damaged ({_sentence(err)}); {reads_it}"
+        ) from None
 
 
-def _first(err: Exception) -> str:
-    """pyarrow's message, its first sentence on one line."""
-    return " ".join(str(err).split()).split(". ")[0].rstrip(".")
+def _sentence(err: Exception) -> str:
+    """pyarrow's reason, its first sentence (`Parquet magic bytes not found in footer`)."""
+    return storage.first_line(err).split(". ")[0].rstrip(".")
 
 
 @dataclass(frozen=True)
@@ -262,15 +264,10 @@ class ParquetFormat(LogFormat):
 def _batches(reader: pq.ParquetFile, rows: int, path: str | Path) -> Iterator[pa.RecordBatch]:
     """`reader`'s record batches; a data page that cannot be decoded past a sound footer
     (two files joined, flipped bytes) is a one-line ValueError naming the file."""
-    batches = reader.iter_batches(batch_size=rows)
-    while True:
-        try:
-            batch = next(batches)
-        except StopIteration:
-            return
-        except (pa.ArrowInvalid, pa.ArrowIOError) as err:
-            raise ValueError(f"{path}: a damaged Parquet file ({_first(err)})") from None
-        yield batch
+    try:
+        yield from reader.iter_batches(batch_size=rows)
+    except (pa.ArrowInvalid, pa.ArrowIOError) as err:
+        raise ValueError(f"{path}: a damaged Parquet file ({_sentence(err)})") from None
 
 
 @dataclass(frozen=True)

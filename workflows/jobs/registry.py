@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -54,24 +53,14 @@ def promote(job: PromoteJob) -> tuple[str, str | None]:
     from mlflow.exceptions import MlflowException
 
     from workflows.jobs.common import require
-    from workflows.tracking.store import (
-        CHAMPION,
-        KINDS,
-        check_writable_store,
-        model_kind,
-        registered,
-        tracking_uri,
-        use_store,
-    )
+    from workflows.tracking.store import CHAMPION, KINDS, model_kind, registered, tracking_uri, use_store
     from workflows.tracking.store import promote as set_champion
 
     name, version = require(job.name, "name", argument=True), require(job.version, "version", argument=True)
     if not re.fullmatch(r"\s*[0-9]+\s*", version):
         raise ValueError(f"VERSION {version!r}: a version is a whole number (1, 2, ...)")
     version = str(int(version))  # " 2" named no version for the kind's check, yet MLflow moved the alias
-    client = use_store(existing=True)
-    if tracking_uri().startswith("sqlite:///"):
-        check_writable_store(Path(tracking_uri().removeprefix("sqlite:///")), "moves the champion alias in it")
+    client = use_store(existing=True, writes="moves the champion alias in it")
     kind = {f"{kind}-model": kind for kind in KINDS}.get(name)  # a name the jobs load their champion by
     try:
         held = model_kind(f"models:/{name}/{version}") if kind else None

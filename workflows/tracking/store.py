@@ -49,14 +49,18 @@ class _Routine(logging.Filter):
 logging.getLogger("mlflow.pyfunc").addFilter(_Routine())
 
 
-def use_store(existing: bool = False) -> MlflowClient:
+def use_store(existing: bool = False, writes: str | None = None) -> MlflowClient:
     """Point mlflow at the project's store; a client for it. Warns (once) when the
     store is a SQLite file in the temporary working directory of a `ray job submit`.
 
     `existing`: the caller only reads (models, runs): ValueError in one line, creating
     nothing, when the store is a SQLite file that is not there (a client would create
     an empty one). ValueError also for a file store (a path or file://), which MLflow 3
-    refuses unless MLFLOW_ALLOW_FILE_STORE is set."""
+    refuses unless MLFLOW_ALLOW_FILE_STORE is set.
+
+    A SQLite store is checked for writing (`check_writable_store`) unless `existing`, or
+    where an `existing` store's caller still `writes` to it (what, for the message:
+    `promote` moves the champion alias in it)."""
     uri = tracking_uri()
     file_store = "://" not in uri or uri.startswith("file:")
     if file_store and os.environ.get("MLFLOW_ALLOW_FILE_STORE", "").lower() not in ("1", "true"):
@@ -67,8 +71,8 @@ def use_store(existing: bool = False) -> MlflowClient:
             f"no MLflow store at {uri.removeprefix('sqlite:///')}: run this where the models were trained "
             "(their mlflow.db), or set MLFLOW_TRACKING_URI to their store"
         )
-    if not existing and uri.startswith("sqlite:///"):
-        check_writable_store(Path(uri.removeprefix("sqlite:///")))
+    if (writes or not existing) and uri.startswith("sqlite:///"):
+        check_writable_store(Path(uri.removeprefix("sqlite:///")), writes or "logs runs and models to it")
     warn_if_ephemeral(uri)
     if uri not in _opened:
         _open(uri)
@@ -81,7 +85,7 @@ def use_store(existing: bool = False) -> MlflowClient:
 _opened: set[str] = set()
 
 
-def check_writable_store(db: Path, does: str = "logs runs and models to it") -> None:
+def check_writable_store(db: Path, does: str) -> None:
     """ValueError in one line when a SQLite store that a job would write to cannot be
     written: the file, or the directory SQLite keeps its journal in, read-only (a
     read-only mount, permissions). Before, `train session` failed at its first write
