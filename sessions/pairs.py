@@ -11,8 +11,11 @@ mission_id`):
   - `same_user`: the same user, another mission;
   - `lexical_hard`: a query that shares a term with it (character 3-gram Jaccard
     at least `min_hard_jaccard`) but is in another session, of the same or another user.
-  A negative that equals a positive pair of its bucket (below) is dropped; across
-  buckets one text pair can carry both labels (13 of 157,332 pairs on the AOL sample).
+  A text pair (its two queries' near-duplicate keys, in either order) is in a
+  split of a bucket (below) once: drawn from two sessions or users, or by two kinds,
+  one copy stays, and a negative that equals a positive pair of its bucket is dropped.
+  Across buckets one text pair can come twice, or carry both labels (on the AOL
+  sample 210 and 9 of 152,872 pairs).
 
 Splits are by user (a seeded hash of `user_id`), so no user is in two splits, and a
 pair's two queries come from users of the same split. Users are mined in
@@ -180,22 +183,40 @@ def order_pairs(pairs: pl.DataFrame) -> pl.DataFrame:
 def mine_bucket(sessions: pl.DataFrame, cfg: MiningConfig) -> pl.DataFrame:
     """The pairs of one bucket of users (`PAIR_SCHEMA`, unordered)."""
     q = distinct_queries(sessions, cfg)
-    positives = _positives(q, cfg)
-    positive_texts = positives.select(_unordered("ka", "kb")).unique()
+    positives = _once(_positives(q, cfg))
+    positive_texts = positives.select("_x", "_y").unique()
+    drawn = [pl.DataFrame(schema={"split": pl.String, "_x": pl.String, "_y": pl.String})]
 
-    def usable(candidates: pl.DataFrame) -> pl.DataFrame:  # never a text pair that is also positive
-        return candidates.with_columns(_unordered("ka", "kb")).join(positive_texts, on=["_x", "_y"], how="anti")
+    def usable(candidates: pl.DataFrame) -> pl.DataFrame:
+        """Once each, never a text pair positive in the bucket, nor one drawn already in its split."""
+        once = _once(candidates).join(positive_texts, on=["_x", "_y"], how="anti")
+        return once.join(pl.concat(drawn), on=["split", "_x", "_y"], how="anti")
 
     quota = positives.group_by("split").len().select("split", n=_quota(pl.col("len"), cfg))
-    negatives = [
-        _take(usable(_same_user(q, cfg)), quota, cfg.same_user_share, "same_user", cfg),
-        _take(usable(_lexical_hard(q, cfg)), quota, cfg.lexical_hard_share, "lexical_hard", cfg),
-    ]
+    negatives = []
+    for share, kind, candidates in (
+        (cfg.same_user_share, "same_user", _same_user),
+        (cfg.lexical_hard_share, "lexical_hard", _lexical_hard),
+    ):
+        negatives.append(_take(usable(candidates(q, cfg)), quota, share, kind, cfg))
+        drawn.append(negatives[-1].select("split", *_unordered("ka", "kb")))
     taken = pl.concat(negatives).group_by("split").len()
     remaining = quota.join(taken, on="split", how="left").select("split", n=pl.col("n") - pl.col("len").fill_null(0))
     negatives.append(_take(usable(_random(q, cfg)), remaining, 1.0, "random", cfg))  # random fills what others lack
     pairs = pl.concat([positives.with_columns(kind=pl.lit("positive"), label=pl.lit(1)), *negatives], how="diagonal")
     return pairs.select([pl.col(c).cast(t) for c, t in PAIR_SCHEMA.items()])
+
+
+def _once(candidates: pl.DataFrame) -> pl.DataFrame:
+    """Each text pair of `candidates` once per split, whatever its order (`_x`, `_y`: its
+    two near-duplicate keys, ordered): one from two sessions or users of a bucket, or
+    drawn both ways round, would weigh twice in training and evaluation. Which copy
+    stays (its user) does not depend on the order the rows came in."""
+    return (
+        candidates.with_columns(_unordered("ka", "kb"))
+        .sort("split", "_x", "_y", "user_id", "query_a", "query_b")
+        .unique(["split", "_x", "_y"], keep="first", maintain_order=True)
+    )
 
 
 def _quota(positives: pl.Expr, cfg: MiningConfig) -> pl.Expr:
