@@ -377,14 +377,18 @@ def open_input(location: str | os.PathLike, *, compression: str | None = "detect
         # On object stores each read of the raw stream is one ranged GET: read ahead in
         # large requests (pyarrow reads 64 KiB at a time otherwise: ~800 GETs per 50 MB).
         buffer = None if isinstance(fs, pafs.LocalFileSystem) else READ_AHEAD_BYTES
-        kind = _compression_of(path) if compression == "detect" else compression
+        kind = compression_of(path) if compression == "detect" else compression
         if kind in DecompressingStream.KINDS:
             return DecompressingStream(fs.open_input_stream(path, compression=None, buffer_size=buffer), kind)
         return fs.open_input_stream(path, compression=kind, buffer_size=buffer)
 
 
-def _compression_of(path: str) -> str | None:
-    return {".gz": "gzip", ".bz2": "bz2", ".zst": "zstd", ".lz4": "lz4"}.get(posixpath.splitext(path)[1].lower())
+COMPRESSIONS = {".gz": "gzip", ".bz2": "bz2", ".zst": "zstd", ".lz4": "lz4"}  # suffix -> what `open_input` undoes
+
+
+def compression_of(path: str | os.PathLike) -> str | None:
+    """The compression a file's name says it is in (`COMPRESSIONS`), or None."""
+    return COMPRESSIONS.get(posixpath.splitext(str(path))[1].lower())
 
 
 class DamagedStreamError(OSError):

@@ -9,6 +9,8 @@ collide with the input's own.
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -195,21 +197,43 @@ def decimal_text(value: pl.Expr) -> pl.Expr:
 def open_parquet(path: str | Path, reads_it: str) -> pq.ParquetFile:
     """The Parquet file at `path` (any location `sessions.storage` reads), its footer read.
 
+    A Parquet file compressed whole (`metadata.parquet.gz`, `.bz2`, `.zst`, `.lz4`:
+    `storage.COMPRESSIONS`) is decompressed into a temporary file first, since Parquet
+    is read from its footer, which a compressed stream reaches last; the temporary file
+    (as large as the file decompressed) is gone when the reader is closed.
+
     `reads_it` says, for the message, why the file is taken for Parquet and what to do
     instead (`--format diffusiondb reads Parquet; ...`). ValueError, one line naming the
     file, where it is no Parquet file: another kind of file given a Parquet format (a CSV
     export of DiffusionDB, a CSV named .parquet), an empty file, or one cut off before its
-    footer (no row of it can be read without the footer, so the job stops rather than
-    reject rows it cannot count).
+    footer, or compressed and damaged (no row of it can be read without the footer, so
+    the job stops rather than reject rows it cannot count).
     """
     try:
-        return pq.ParquetFile(storage.open_random_access(path))
+        return pq.ParquetFile(_seekable(path))
     except (pa.ArrowInvalid, pa.ArrowIOError) as err:  # a footer that is none, or cannot be decoded (OSError)
         if isinstance(err, FileNotFoundError):
             raise
         raise ValueError(
             f"{path}: not a Parquet file, or one cut off or damaged ({_sentence(err)}); {reads_it}"
         ) from None
+
+
+def _seekable(path: str | Path) -> pa.NativeFile:
+    """The file at `path` opened for random access; decompressed into an anonymous
+    temporary file when its name says it is compressed (see `open_parquet`)."""
+    kind = storage.compression_of(path)
+    if kind is None:
+        return storage.open_random_access(path)
+    spool = tempfile.TemporaryFile()  # noqa: SIM115 - the returned reader owns and closes it
+    try:
+        with storage.open_input(path) as stream:
+            shutil.copyfileobj(stream, spool, 16 << 20)
+    except storage.DamagedStreamError as err:
+        spool.close()
+        raise ValueError(f"{path}: a damaged {kind} file ({err}); a Parquet file is read from its end") from None
+    spool.seek(0)
+    return pa.PythonFile(spool, mode="r")
 
 
 def _sentence(err: Exception) -> str:

@@ -36,7 +36,6 @@ from sessions.times import UTC_TIMES, TimeOptions, to_utc
 # MySQL's text NULL, SQL's NULL, Python's None, NaN, R's NA and pandas' <NA>,
 # JavaScript's undefined.
 TABLE_UNKNOWN_USERS = ("\\N", "null", "none", "nan", "na", "<na>", "undefined")
-_COMPRESSION_SUFFIXES = {".gz", ".bz2", ".zst", ".lz4"}
 SNIFF_BYTES = 256 * 1024  # of a TSV's start, read to tell raw from CSV-quoted
 READ_AS_QUOTED = "TSV with CSV quoting: fields in double quotes read as its writer quoted them"
 # A field in double quotes, as a CSV writer makes one: any text, quotes doubled inside.
@@ -91,7 +90,7 @@ class ColumnMap:
 def table_kind(path: str | Path) -> str:
     """csv, tsv, jsonl or parquet, from the file name."""
     suffixes = [s.lower() for s in Path(path).suffixes]
-    while suffixes and suffixes[-1] in _COMPRESSION_SUFFIXES:
+    while suffixes and suffixes[-1] in storage.COMPRESSIONS:
         suffixes.pop()
     kind = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl",
             ".parquet": "parquet", ".pq": "parquet"}.get(suffixes[-1] if suffixes else "")  # fmt: skip

@@ -7,6 +7,7 @@ import json
 from datetime import UTC, datetime
 
 import polars as pl
+import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -199,6 +200,38 @@ def test_a_file_taken_for_parquet_that_is_none_is_refused_in_one_line_naming_it(
         message = str(refused.value)
         assert message.startswith(f"{path}: not a Parquet file, or one cut off or damaged (") and reads_it in message
         assert "\n" not in message  # the command deletes what it claimed: test_ray_engine, both engines
+
+
+@pytest.mark.parametrize("suffix", [".gz", ".bz2", ".zst", ".lz4"])
+@pytest.mark.parametrize("fmt", ["diffusiondb", "table"])
+def test_a_parquet_log_compressed_whole_reads_as_the_file_itself(tmp_path, suffix, fmt):
+    """`metadata.parquet.gz` (and the other compressions a log may come in) was refused as
+    no Parquet file, where every other kind of log is decompressed on the fly: the same
+    events and rejected rows as the file itself, and a damaged copy is one line."""
+    from sessions import storage
+
+    t = datetime(2022, 8, 1, 12, 0, tzinfo=UTC)
+    frame = diffusiondb_frame([f"a cat {i % 7}" for i in range(3000)] + [""], [f"u{i % 40}" for i in range(3001)],
+                              [t] * 3001)  # fmt: skip
+    frame.write_parquet(tmp_path / "metadata.parquet")
+    whole = (tmp_path / "metadata.parquet").read_bytes()
+    packed = tmp_path / "in" / f"metadata.parquet{suffix}"
+    packed.parent.mkdir()
+    with pa.CompressedOutputStream(str(packed), storage.compression_of(packed)) as out:
+        out.write(whole)
+    options = ReadOptions(map="user=user_name,time=timestamp,text=prompt") if fmt == "table" else ReadOptions()
+    _, plain_events, plain_rejected = run(tmp_path / "plain", [tmp_path / "metadata.parquet"], fmt, options=options)
+    report, events, rejected = run(tmp_path / "packed", [packed], fmt, options=options)
+    assert (report.rows_in, report.rows_ok) == (3001, 3000)
+    assert events.drop("source").equals(plain_events.drop("source"))
+    assert rejected.drop("source_file").equals(plain_rejected.drop("source_file"))
+    cut = tmp_path / "cut" / packed.name
+    cut.parent.mkdir()
+    cut.write_bytes(packed.read_bytes()[: packed.stat().st_size // 2])
+    with pytest.raises(ValueError) as refused:
+        ingest([cut], fmt, tmp_path / "cut-out", options=options)
+    assert str(refused.value).startswith(f"{cut}: ") and "\n" not in str(refused.value)
+    assert "damaged" in str(refused.value) or "not a Parquet file" in str(refused.value)
 
 
 def test_a_parquet_file_damaged_past_its_footer_is_named_in_one_line(tmp_path):

@@ -4,6 +4,7 @@ cluster config. A real local Ray runs these (started once for the module)."""
 from __future__ import annotations
 
 import copy
+import gzip
 import shutil
 from pathlib import Path
 
@@ -205,6 +206,7 @@ UNREADABLE = {  # a file a task cannot read: its name, its bytes, the format and
     "not Parquet": ("metadata.parquet", b"AnonID\tQuery\n", ["diffusiondb"]),
     "a Parquet file cut off": ("metadata.parquet", b"PAR1\x15\x04\x15", ["diffusiondb"]),
     "a CSV named .parquet": ("log.parquet", CSV.encode(), ["table", "--map", "user=u,time=t,text=q"]),
+    "a gzipped Parquet file cut off": ("metadata.parquet.gz", gzip.compress(b"PAR1" * 64)[:30], ["diffusiondb"]),
 }
 
 
