@@ -45,14 +45,15 @@ def test_compare_lists_runs_side_by_side_and_promote_moves_the_champion(store):
     runner = CliRunner()
     mlflow.set_experiment("session-model")
     store.create_registered_model("session-model")
-    runs = []
+    runs, models = [], []
     for lr, auc in ((1e-5, 0.81), (3e-5, 0.85), (1e-4, 0.79)):
         with mlflow.start_run() as run:
             mlflow.log_params({"model": "minilm-local", "lr": lr, "workers": 2, "eval_every": 100})
             mlflow.log_metrics({"val_auc": auc, "loss": 0.3})
+            models.append(_session_model() if len(runs) < 2 else None)
         runs.append(run.info.run_id)
-    v1 = store.create_model_version("session-model", f"runs:/{runs[0]}/model", runs[0]).version
-    v2 = store.create_model_version("session-model", f"runs:/{runs[1]}/model", runs[1]).version
+    v1 = store.create_model_version("session-model", models[0], runs[0]).version
+    v2 = store.create_model_version("session-model", models[1], runs[1]).version
     store.set_registered_model_alias("session-model", CHAMPION, v1)
 
     shown = runner.invoke(app, ["compare", "--json"])
@@ -232,6 +233,40 @@ def test_jobs_started_together_on_a_new_store_all_land(tmp_path):
 class _Nothing(mlflow.pyfunc.PythonModel):
     def predict(self, context, model_input, params=None):
         return model_input
+
+
+def _session_model() -> str:
+    """The URI of a pyfunc model of kind `session`, logged to the active run."""
+    return mlflow.pyfunc.log_model(name="model", python_model=_Nothing(), metadata={"kind": "session"},
+                                   pip_requirements=["mlflow"]).model_uri  # fmt: skip
+
+
+def test_promote_refuses_a_version_whose_model_files_are_gone(store):
+    """A version whose artifacts were deleted was made the champion, which every job then
+    refused to load (`cannot read its MLmodel file`): promote refuses it first, for the
+    project's names and a user's own alike, and the champion stays where it was."""
+    import shutil
+    from pathlib import Path
+    from urllib.parse import urlparse
+
+    from typer.testing import CliRunner
+
+    from workflows.cli import app
+
+    with mlflow.start_run():
+        kept, gone = _session_model(), _session_model()
+    for name in ("session-model", "my-model"):
+        for uri in (kept, gone):
+            mlflow.register_model(uri, name)
+        store.set_registered_model_alias(name, CHAMPION, "1")
+    where = store.get_model_version_download_uri("session-model", "2")
+    shutil.rmtree(Path(urlparse(where).path))
+    for name in ("session-model", "my-model"):
+        refused = CliRunner().invoke(app, ["promote", name, "2"])
+        assert refused.exit_code == 2, refused.output
+        assert refused.output.startswith(f"error: {name} version 2: its model files cannot be read ("), refused.output
+        assert len(refused.output.strip().splitlines()) == 1
+        assert str(store.get_model_version_by_alias(name, CHAMPION).version) == "1"
 
 
 def test_promote_refuses_a_champion_of_another_kind_for_the_projects_own_names(store):

@@ -56,7 +56,9 @@ def compare(
 
 def promote(job: PromoteJob) -> None:
     """Give VERSION of the registered model NAME the `champion` alias, whatever its
-    metrics (training moves it only to a better run on the same data)."""
+    metrics (training moves it only to a better run on the same data). The project's
+    own names take a model of their own kind only (a session model is not made the
+    champion of hierarchy-model); a name of your own takes any model."""
     from workflows.jobs.registry import promote as set_champion
 
     alias, before = set_champion(job)

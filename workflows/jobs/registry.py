@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from sessions.storage import first_line
+
 
 @dataclass(frozen=True)
 class CompareJob:
@@ -46,9 +48,10 @@ def promote(job: PromoteJob) -> tuple[str, str | None]:
     """Give `job.version` of `job.name` the champion alias; (the alias, the version that
     held it before or None).
 
-    ValueError when the model or version does not exist, or when one of the project's own
-    names (session-model, hierarchy-model, segmenter-model) would get a champion of
-    another kind, which every job that loads it would then refuse.
+    ValueError when the model or version does not exist, when the version's model files
+    cannot be read (deleted artifacts: a champion no one could load), or when one of the
+    project's own names (session-model, hierarchy-model, segmenter-model) would get a
+    champion of another kind, which every job that loads it would then refuse.
     """
     from mlflow.exceptions import MlflowException
 
@@ -62,11 +65,19 @@ def promote(job: PromoteJob) -> tuple[str, str | None]:
     version = str(int(version))  # " 2" named no version for the kind's check, yet MLflow moved the alias
     client = use_store(existing=True, writes="moves the champion alias in it")
     kind = {f"{kind}-model": kind for kind in KINDS}.get(name)  # a name the jobs load their champion by
+    held = None
     try:
-        held = model_kind(f"models:/{name}/{version}") if kind else None
-    except (MlflowException, OSError):  # no such version: said below, with the versions there are
-        held = None
-    if held is not None and held != kind:  # the jobs would refuse the champion it made
+        client.get_model_version(name, version)
+    except MlflowException:  # no such version: said below, with the versions there are
+        pass
+    else:
+        try:
+            held = model_kind(f"models:/{name}/{version}")
+        except (MlflowException, OSError) as err:
+            unreadable = f"{name} version {version}: its model files cannot be read ({first_line(err)})"
+            store = f"tracking store: {tracking_uri()}"
+            raise ValueError(f"{unreadable}; no job could load it as the champion ({store})") from None
+    if kind and held is not None and held != kind:  # the jobs would refuse the champion it made
         raise ValueError(f"{name} version {version} is {KINDS.get(held, held)}: the champion of {name} must be "
                          f"{KINDS[kind]} (register it under its own name)")  # fmt: skip
     try:
