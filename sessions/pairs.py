@@ -304,7 +304,10 @@ def _lexical_hard(q: pl.DataFrame, cfg: MiningConfig) -> pl.DataFrame:
     return cand.filter(trigram_jaccard(cand["query_a"], cand["query_b"]) >= cfg.min_hard_jaccard)
 
 
-def _random(q: pl.DataFrame, cfg: MiningConfig, draws: int = 3) -> pl.DataFrame:
+RANDOM_DRAWS = 3  # random negative candidates a query: the most that kind gives
+
+
+def _random(q: pl.DataFrame, cfg: MiningConfig, draws: int = RANDOM_DRAWS) -> pl.DataFrame:
     """Each query with `draws` queries of other users, all in one split (seeded shuffles)."""
     a = q.sort("split", _rand("key", "session_id", seed=cfg.seed + 3)).select(
         "user_id", "split", query_a="query", ka="key", i=pl.int_range(pl.len()).over("split")

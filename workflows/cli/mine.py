@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from sessions.pairs import RANDOM_DRAWS
 from workflows.cli.common import engine_text, peak_rss_mib
 from workflows.cli.ingest import ingest_rows
 from workflows.cli.progress import out, summary_table
@@ -36,9 +37,10 @@ def mine(job: MineJob) -> None:
     if short := report["negatives_short"]:
         by_split = ", ".join(f"{split} {n:,}" for split, n in short.items())
         out.print(
-            f"note: {sum(short.values()):,} negatives fewer than --negatives-per-positive asks ({by_split}): random "
-            f"and lexical-hard negatives pair users of one bucket (--partitions {job.mining.partitions}), and these "
-            "splits have few users in a bucket; mine a larger log, or pass --partitions 1"
+            f"note: {sum(short.values()):,} negatives fewer than --negatives-per-positive asks ({by_split}): "
+            f"negatives pair users of one bucket and split (--partitions {job.mining.partitions}), at most about "
+            f"{RANDOM_DRAWS} random ones a query and the hard ones its log holds; mine a larger log, ask for fewer, "
+            "or pass --partitions 1"
         )
     if empty := report["empty_splits"]:
         m, users = job.mining, sum(report["users_by_split"].values())
