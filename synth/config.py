@@ -85,7 +85,10 @@ class SynthConfig:
     image_probs: tuple[float, ...] = field(
         default=(0.0, 0.55, 0.2, 0.1, 0.15), metadata={"help": "prompt: probabilities of 0..4 images of a prompt"}
     )
-    chunk_rows: int = field(default=1_000_000, metadata={"help": "rows generated (and held in memory) at a time"})
+    chunk_rows: int = field(
+        default=1_000_000,
+        metadata={"help": "rows generated (and held in memory) at a time; a heavier user is refused, never split"},
+    )
 
     @property
     def window(self) -> tuple[datetime, int]:

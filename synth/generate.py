@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from synth.config import SynthConfig
+from synth.config import MAX_ROWS_PER_USER, SynthConfig
 from synth.render import (
     NAV_SITES,
     add_typos,
@@ -43,15 +43,36 @@ class Chunk:
 
 
 def user_budgets(cfg: SynthConfig) -> np.ndarray:
-    """Rows per user: heavy-tailed (log-normal), summing to cfg.rows when given."""
+    """Rows per user, shape (cfg.users,): heavy-tailed (log-normal), summing to cfg.rows
+    when given.
+
+    ValueError where the draw is more than the generator can hold: a user of more rows
+    than `chunk_rows` (a chunk is whole users, so that user's rows would all be in memory
+    at once: a median of 1e8 rows a user ran out of memory), or, without `rows`, more
+    rows in all than `MAX_ROWS_PER_USER` a user on average (the bound `rows` has).
+    """
     rng = np.random.default_rng([cfg.seed, 0x5E55])
     weights = np.exp(cfg.user_rows_sigma * rng.standard_normal(cfg.users))
     if cfg.rows is None:
-        return np.maximum(1, np.rint(cfg.user_rows_median * weights)).astype(np.int64)
-    share = (cfg.rows - cfg.users) * weights / weights.sum()  # every user has at least one row
-    budget = 1 + np.floor(share).astype(np.int64)
-    short = cfg.rows - int(budget.sum())
-    budget[np.argsort(share - np.floor(share))[::-1][:short]] += 1  # largest remainders
+        budget = np.rint(np.minimum(cfg.user_rows_median * weights, 2.0**62)).astype(np.int64)
+        budget = np.maximum(1, budget)
+        if budget.sum(dtype=np.float64) > MAX_ROWS_PER_USER * cfg.users:
+            raise ValueError(
+                f"--user-rows-median {cfg.user_rows_median:g} and --user-rows-sigma {cfg.user_rows_sigma:g} draw "
+                f"{budget.sum(dtype=np.float64):,.0f} rows, more than {MAX_ROWS_PER_USER:,} a user on average; "
+                "lower them, or give --rows"
+            )
+    else:
+        share = (cfg.rows - cfg.users) * weights / weights.sum()  # every user has at least one row
+        budget = 1 + np.floor(share).astype(np.int64)
+        short = cfg.rows - int(budget.sum())
+        budget[np.argsort(share - np.floor(share))[::-1][:short]] += 1  # largest remainders
+    if (heaviest := int(budget.max())) > cfg.chunk_rows:
+        raise ValueError(
+            f"the heaviest user draws {heaviest:,} rows, more than --chunk-rows {cfg.chunk_rows:,} (the rows held "
+            "in memory at a time; a user is never split): raise --chunk-rows, or lower --user-rows-median, "
+            "--user-rows-sigma or --rows"
+        )
     return budget
 
 
@@ -64,9 +85,13 @@ def chunk_bounds(budget: np.ndarray, chunk_rows: int) -> list[tuple[int, int]]:
 
 
 def generate(cfg: SynthConfig, taxonomy: Taxonomy) -> Iterator[Chunk]:
-    """The log, chunk by chunk, in user order."""
-    index = ConceptIndex(taxonomy)
+    """The log, chunk by chunk, in user order. The users' rows are drawn at the call, so
+    that settings the generator cannot hold (`user_budgets`) fail before any chunk."""
     budget = user_budgets(cfg)
+    return _chunks(cfg, ConceptIndex(taxonomy), budget)
+
+
+def _chunks(cfg: SynthConfig, index: ConceptIndex, budget: np.ndarray) -> Iterator[Chunk]:
     for number, (lo, hi) in enumerate(chunk_bounds(budget, cfg.chunk_rows)):
         rng = np.random.default_rng([cfg.seed, number + 1])
         yield _chunk(cfg, index, budget[lo:hi], FIRST_USER_ID + lo, rng)

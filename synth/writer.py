@@ -41,10 +41,11 @@ def write_log(
     start = time.perf_counter()
     location = str(path)
     rows = users = sessions = missions = 0
+    chunks = generate(cfg, taxonomy)  # settings it cannot hold fail here, before the output is opened
     with storage.open_output(location) as stream:
         writer = _TsvWriter(stream, location) if cfg.style == "aol" else _ParquetWriter(stream)
         with writer:
-            for chunk in generate(cfg, taxonomy):
+            for chunk in chunks:
                 writer.write(chunk.rows)
                 rows += chunk.rows.height
                 users += chunk.users

@@ -7,6 +7,8 @@ from datetime import UTC, datetime
 
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sessions.formats.aol import AOL_COLUMNS
 from sessions.formats.prompts import DIFFUSIONDB_COLUMNS
@@ -160,7 +162,7 @@ def test_prompt_style_is_diffusiondb_with_style_modifier_edits(tmp_path, tiny_ta
 def test_bad_configs_fail_early():
     with pytest.raises(ValueError, match=r"--rows \(5\) must be at least --users"):
         SynthConfig(users=10, rows=5)
-    for settings, message in (  # each of these ended in a traceback, or in times no reader takes
+    for given_settings, message in (  # each of these ended in a traceback, or in times no reader takes
         ({"min_break_s": 1e15}, "min_break_s must be between 0 and 30 days"),
         ({"users": 10**10}, "users at most 100,000,000"),
         ({"rows": 10**11}, "rows at most 10,000,000 a user on average"),
@@ -169,6 +171,45 @@ def test_bad_configs_fail_early():
         ({"start": datetime(9999, 12, 31, tzinfo=UTC)}, "start must be in year 9000 or before"),
     ):
         with pytest.raises(ValueError, match=message):
-            SynthConfig(**{"users": 3, **settings})
+            SynthConfig(**{"users": 3, **given_settings})
     with pytest.raises(ValueError, match="style"):
         SynthConfig(users=10, style="bing")  # type: ignore[arg-type]
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    users=st.integers(1, 50),
+    median=st.floats(1.0, 1e8),
+    sigma=st.floats(0.0, 5.0),
+    chunk_rows=st.integers(1, 10**6),
+    seed=st.integers(0, 2**16),
+)
+def test_a_log_the_generator_cannot_hold_is_refused_before_anything_is_written(
+    tmp_path_factory, tiny_taxonomy, users, median, sigma, chunk_rows, seed
+):
+    """A chunk is whole users, so a user drawn more rows than --chunk-rows held them all in
+    memory (a median of 1e8 rows a user ran out of memory and left its temporary file):
+    such settings are refused in one line before the output is opened; any other draw
+    keeps every chunk within --chunk-rows but for a user alone."""
+    cfg = SynthConfig(users=users, user_rows_median=median, user_rows_sigma=sigma, chunk_rows=chunk_rows, seed=seed)
+    tmp = tmp_path_factory.mktemp("held")
+    try:
+        budget = user_budgets(cfg)
+    except ValueError as refused:
+        assert "\n" not in str(refused)
+        with pytest.raises(ValueError, match=r"^(the heaviest user draws|--user-rows-median)"):
+            write_log(cfg, tiny_taxonomy, tmp / "log.tsv")
+        assert not list(tmp.iterdir())  # no output, no temporary file
+        return
+    assert budget.max() <= chunk_rows and budget.sum() <= 10_000_000 * users
+    for lo, hi in chunk_bounds(budget, chunk_rows):
+        assert hi - lo == 1 or budget[lo:hi].sum() <= 2 * chunk_rows
+
+
+def test_a_user_heavier_than_a_chunk_is_named_with_what_to_change():
+    with pytest.raises(ValueError) as refused:
+        user_budgets(SynthConfig(users=1, rows=2_000_000))
+    assert str(refused.value) == (
+        "the heaviest user draws 2,000,000 rows, more than --chunk-rows 1,000,000 (the rows held in memory at a "
+        "time; a user is never split): raise --chunk-rows, or lower --user-rows-median, --user-rows-sigma or --rows"
+    )
