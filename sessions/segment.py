@@ -86,7 +86,7 @@ class SegmentConfig:
     )
     gap_minutes: float = field(default=30.0, metadata={"help": "time: break after a gap of this many minutes"})
     join_within_s: float = field(default=0.0, metadata={"help": "cascade: gaps up to this many seconds join"})
-    break_after_minutes: float = field(default=180.0, metadata={"help": "cascade: gaps over this many minutes break"})
+    break_after_minutes: float = field(default=360.0, metadata={"help": "cascade: gaps over this many minutes break"})
     min_overlap: float = field(
         default=0.5, metadata={"help": "lexical evidence: term overlap with the previous query at least this"}
     )

@@ -29,10 +29,10 @@ def test_each_kind_is_told_apart_by_the_cascades_evidence():
         ("a", 0, "jaguar price", "g1", "p1"),
         ("a", 1, "weather boston", "g1", "p2"),  # interruption: the next query returns to the topic
         ("a", 2, "jaguar price uk", "g1", "p3"),  # interruption: the one before the last is close
-        ("a", 300, "jaguar price uk", "g1", "p4"),  # a repeat five hours later
-        ("a", 301, "porsche", "g1", "p5"),  # the same topic in other words
-        ("a", 302, "porsche 911", "g2", "p5"),  # a new task that shares a word: joined
-        ("a", 302, "cats", "g3", "p5"),  # the same time stamp: joined
+        ("a", 500, "jaguar price uk", "g1", "p4"),  # a repeat eight hours later
+        ("a", 501, "porsche", "g1", "p5"),  # the same topic in other words
+        ("a", 502, "porsche 911", "g2", "p5"),  # a new task that shares a word: joined
+        ("a", 502, "cats", "g3", "p5"),  # the same time stamp: joined
         ("b", 0, "tax forms", "h1", "q1"),  # another user: no pair with a's last query
         ("b", 1000, "tax forms 2005", "h1", "q1"),  # right: no error
         ("b", 1001, "x", None, "q1"),  # no gold: left out, its neighbours adjacent

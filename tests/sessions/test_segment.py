@@ -56,7 +56,7 @@ def test_cascade_joins_same_time_breaks_long_gaps_and_reads_the_queries_between(
         ("u", 2, "cute catd"),  # a typo: 3-gram evidence
         ("u", 3, "new york hotels"),  # a topic change within minutes: break
         ("u", 4, "hotels in new york cheap"),  # term overlap
-        ("u", 300, "hotels in new york cheap"),  # five hours later: break, however similar
+        ("u", 500, "hotels in new york cheap"),  # eight hours later: break, however similar
     )
     assert sessions_of(segment(events, SegmentConfig())) == ["u/0", "u/0", "u/0", "u/1", "u/1", "u/2"]
 
@@ -154,11 +154,13 @@ def test_on_a_synthetic_log_cascade_beats_the_time_baseline_and_linking_finds_mi
     cascade_f1 = score(SegmentConfig(), "session_id", "gold_session")
     sequential_missions = score(SegmentConfig(), "session_id", "gold_mission")
     linked_missions = score(SegmentConfig(), "mission_id", "gold_mission")
-    # measured (seed 11): sessions 0.791 by time, 0.856 by cascade; missions 0.542 from
-    # cascade's sessions alone, 0.738 linked
-    assert cascade_f1 > time_f1 + 0.04
+    # measured (seed 11): sessions 0.791 by time, 0.822 by cascade (0.856 with the 180-minute
+    # bound shipped before: the generator's sessions are bursts, which a topic resumed hours
+    # later does not join, where Gayo-Avello's annotators' sessions do); missions 0.567 from
+    # cascade's sessions alone, 0.756 linked
+    assert cascade_f1 > time_f1 + 0.02
     assert linked_missions > sequential_missions + 0.15
-    assert cascade_f1 > 0.83 and linked_missions > 0.7
+    assert cascade_f1 > 0.80 and linked_missions > 0.7
 
 
 KERNEL_CENSUS = """
@@ -193,7 +195,7 @@ def test_each_compiled_kernel_is_compiled_for_one_signature(tmp_path):
         for u in (1, 2)
         for m, q in enumerate(["cheap flights", "cheap flights paris", "café crème", "crème brûlée", long, "weather"])
     ]
-    trips = ((1, "rome"), (6, "oslo"), (11, "bern"))  # three sessions, one mission
+    trips = ((1, "rome"), (8, "oslo"), (15, "bern"))  # three sessions, one mission
     rows += [f"3\tflights to {city}\t2006-03-01 {hour:02d}:00:00\t\t" for hour, city in trips]
     (tmp_path / "log.txt").write_text("\n".join(rows) + "\n")
     done = subprocess.run(

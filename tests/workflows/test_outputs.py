@@ -449,7 +449,7 @@ def test_every_command_that_reads_a_model_names_a_missing_one_in_one_line(done, 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     mlflow.set_tracking_uri(uri)
     mlflow.set_experiment("Default")  # not the experiment an earlier test left active, of another store
-    minutes = [0, 1, 2, 300, 301, 302]  # two sessions a user, three hours apart
+    minutes = [0, 1, 2, 300, 301, 302]  # two sessions a user, five hours apart
     gold = pl.DataFrame({
         "row_id": range(12), "user_id": ["a"] * 6 + ["b"] * 6,
         "ts": [datetime(2006, 3, 1, tzinfo=UTC) + timedelta(minutes=m) for m in minutes * 2],
