@@ -30,7 +30,7 @@ import math
 import re
 import types
 import typing
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -316,11 +316,14 @@ def _merge(base: dict[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def _build(cls: type[T], values: Mapping[str, Any], path: tuple[str, ...], default: Any = None) -> T:
+def _build(
+    cls: type[T], values: Mapping[str, Any], path: tuple[str, ...], default: Any = None, omitted: Iterable[str] = ()
+) -> T:
     """`cls` from the settings `values` gives; the others from `default` (the enclosing
     config's default for this field, itself a `cls`) or, None, from `cls`'s own defaults.
     A nested config's omitted settings are refused where `values` gives them, and only there:
-    a default's own are no user's."""
+    a default's own are no user's. `omitted`: the settings of `cls` the enclosing field
+    omits, left out of the known ones an unknown setting's message lists."""
     if not isinstance(values, Mapping):
         raise ValueError(f"{'.'.join(path)}: expected a mapping of its settings, got {values!r}")
     hints = typing.get_type_hints(cls)
@@ -328,7 +331,8 @@ def _build(cls: type[T], values: Mapping[str, Any], path: tuple[str, ...], defau
     unknown = sorted(str(k) for k in set(values) - set(names))
     where = f"{'.'.join(path)} " if path else ""
     if unknown:
-        raise ValueError(f"unknown {where}option(s) {', '.join(unknown)}; known: {', '.join(names)}")
+        known = [name for name in names if name not in set(omitted)]
+        raise ValueError(f"unknown {where}option(s) {', '.join(unknown)}; known: {', '.join(known)}")
     kwargs: dict[str, Any] = {}
     for f in dataclasses.fields(cls):  # type: ignore[arg-type]
         tp, _ = _split_optional(hints[f.name])
@@ -347,10 +351,11 @@ def _build(cls: type[T], values: Mapping[str, Any], path: tuple[str, ...], defau
                 raise ValueError(f"{name}: expected a mapping of its settings, got null")
             if value is not None and not isinstance(value, Mapping):
                 raise ValueError(f"{name}: expected a mapping of its settings, got {value!r}")
-            fixed = sorted(set(f.metadata.get("omit", ())) & set(value or {}))
+            omit = f.metadata.get("omit", ())
+            fixed = sorted(set(omit) & set(value or {}))
             if fixed:
                 raise ValueError(f"{name}: {', '.join(fixed)}: not a setting of this command (it sets or ignores it)")
-            kwargs[f.name] = None if value is None else _build(tp, value, (*path, f.name), nested_start)
+            kwargs[f.name] = None if value is None else _build(tp, value, (*path, f.name), nested_start, omit)
         else:
             kwargs[f.name] = coerce(value, hints[f.name], name)
     missing = [f.name for f in dataclasses.fields(cls) if _default(f) is dataclasses.MISSING and f.name not in kwargs]  # type: ignore[arg-type]

@@ -219,6 +219,8 @@ def test_demo_holds_the_configs_of_its_steps():
         # a setting nested two deep that the command ignores: only --method time reads the gap
         (["score", "x", "-o", "o", "--config", "{score_gap}"], "score.segment: gap_minutes: not a setting of this"),
         (["score", "x", "-o", "o", "--gap-minutes", "20"], "No such option: --gap-minutes"),
+        # an unknown setting beside an omitted one: the known ones listed are those it may give
+        (["score", "x", "-o", "o", "--config", "{score_typo}"], "bogus; known: method, join_within_s, break_after"),
         (["ingest", "x", "-f", "aol", "-o", "o", "--block-mb", "0"], "--block-mb must be from 1 to 1,024, not 0"),
         (["ingest", "x", "-f", "aol", "-o", "o", "--block-mb", "2048"], "--block-mb must be from 1 to 1,024, not 2,"),
         (["annotate", "x", "-o", "o", "--ratio", "0"], "--ratio must be in (0, 1]"),
@@ -285,6 +287,7 @@ def test_bad_settings_are_one_line_errors(args, message, tmp_path):
     files = {
         "{bad}": "segment:\n  typo: 1\n", "{score_time}": "score:\n  segment:\n    method: time\n",
         "{score_gap}": "score:\n  segment:\n    gap_minutes: 20\n",
+        "{score_typo}": "score:\n  segment:\n    bogus: 3\n",
         "{engine}": "engine: Local\n", "{null}": "segment: null\n",
         "{demo_model}": "score:\n  session_model: models:/other/1\n",
         "{eval_method}": "segment:\n  method: time\n", "{scalar}": "segment: 5\n",
