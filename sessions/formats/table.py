@@ -10,7 +10,7 @@ pandas' `to_csv(sep="\t")`, Python's `csv` and polars write). Each TSV file is r
 as its start shows it was written (`tsv_is_quoted`); the report says of each file
 read with quotes. Times are read by `sessions.times.to_utc` (ISO 8601 in
 its variants, RFC 2822, epoch numbers, typed date-times). The values exporters write
-for a missing value (`TABLE_UNKNOWN_USERS`) are no user.
+for a missing value (`TABLE_UNKNOWN_USERS`) are no user, and no session or mission label.
 """
 
 from __future__ import annotations
@@ -81,9 +81,10 @@ class ColumnMap:
             "query": f[self.text].cast(pl.String),
         }
         for gold, column in (("gold_session", self.session), ("gold_mission", self.mission)):
-            if column:  # an empty or blank cell is no label, as a missing one
+            if column:  # an empty or blank cell, or a missing value's token (`NULL`, `nan`), is no label
                 label = f[column].cast(pl.String).str.strip_chars()
-                columns[gold] = pl.when(label != "").then(label)
+                missing = label.str.to_lowercase().is_in([token.lower() for token in TABLE_UNKNOWN_USERS])
+                columns[gold] = pl.when((label != "") & ~missing).then(label)
         return columns
 
 
