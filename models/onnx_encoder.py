@@ -115,7 +115,8 @@ def _check_export(encoder: TextEncoder, model: Path) -> None:
 
 class OnnxTextEncoder:
     """An exported encoder (`export`) on ONNX Runtime's CPU provider, `threads` threads
-    within an operator (None: ONNX Runtime's default, all cores)."""
+    within an operator (None: ONNX Runtime's default, all cores). ValueError in one line
+    where the directory holds no whole export (a file missing or damaged)."""
 
     def __init__(self, directory: str | Path, backend: str = "onnx-int8", threads: int | None = None) -> None:
         import onnxruntime as ort
@@ -124,16 +125,23 @@ class OnnxTextEncoder:
         if backend not in MODEL_FILES:
             raise ValueError(f"backend {backend!r}: an ONNX encoder is onnx or onnx-int8")
         path = Path(directory)
-        settings = json.loads((path / SETTINGS_FILE).read_text())
-        self.max_length, self.name, self.dim = settings["max_length"], settings["name"], settings["dim"]
-        self.backend = backend
-        self.tokenizer = AutoTokenizer.from_pretrained(path)
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(str(path / MODEL_FILES[backend]), options,
-                                            providers=["CPUExecutionProvider"])  # fmt: skip
+        try:
+            settings = json.loads((path / SETTINGS_FILE).read_text())
+            self.max_length, self.name, self.dim = settings["max_length"], settings["name"], settings["dim"]
+            self.tokenizer = AutoTokenizer.from_pretrained(path)
+            self.session = ort.InferenceSession(str(path / MODEL_FILES[backend]), options,
+                                                providers=["CPUExecutionProvider"])  # fmt: skip
+        except Exception as err:  # ONNX Runtime's errors (NoSuchFile, InvalidProtobuf) share no other base
+            reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
+            raise ValueError(
+                f"{path}: no whole ONNX export of a session model here ({reason}); a damaged export is made "
+                "again once it is deleted, here and as the onnx/ artifacts of the model's run"
+            ) from None
+        self.backend = backend
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Vectors of one batch of texts: float32, (B, H)."""

@@ -235,6 +235,45 @@ def test_the_onnx_int8_backend_is_exported_once_logged_beside_the_model_and_scor
                                atol=1e-4)  # fmt: skip
 
 
+def test_an_onnx_export_a_stopped_job_logged_in_part_is_made_again(models, store, tmp_path):
+    """A `score --backend onnx-int8` stopped while it logged the export left part of it in
+    the model's run (a cut-off model-int8.onnx, no calibration) and every later job failed
+    on it, on either engine, leaving a staging folder each time: an export counts only
+    with its marker, logged last, and a local copy without it is replaced. A damaged
+    export is one line, not ONNX Runtime's traceback."""
+    import tempfile
+
+    from models.onnx_encoder import OnnxTextEncoder
+    from workflows.tracking.session_model import EXPORT_COMPLETE, onnx_encoder_dir
+    from workflows.tracking.store import run_of
+
+    session_uri, _ = models
+    run_id = run_of(session_uri)
+    part = tmp_path / "part" / "onnx"
+    part.mkdir(parents=True)
+    (part / "model-int8.onnx").write_bytes(b"\x08\x07" * 1000)  # cut off
+    (part / "tokenizer_config.json").write_text("{}")
+    store.log_artifacts(run_id, str(part), "onnx")
+    cache = Path(tempfile.gettempdir()) / "sessionflow-onnx"
+    (cache / run_id).mkdir(parents=True, exist_ok=True)  # a copy of the part, as the first rerun made
+    (cache / run_id / "model-int8.onnx").write_bytes(b"\x08\x07")
+    log = tmp_path / "log.tsv"
+    log.write_text("AnonID\tQuery\tQueryTime\tItemRank\tClickURL\n1\tcute cats\t2006-03-01 10:00:00\t\t\n"
+                   "1\tcat toys\t2006-03-01 10:01:00\t\t\n")  # fmt: skip
+    done = runner.invoke(app, ["score", str(log), "-f", "aol", "--session-model", session_uri,
+                               "--backend", "onnx-int8", "-o", str(tmp_path / "out")])  # fmt: skip
+    assert done.exit_code == 0, done.output
+    assert EXPORT_COMPLETE in {Path(a.path).name for a in store.list_artifacts(run_id, "onnx")}
+    assert (cache / run_id / EXPORT_COMPLETE).is_file()
+    assert not list(cache.glob(f".{run_id}-*"))  # no staging folder left
+    directory = onnx_encoder_dir(session_uri)
+    assert OnnxTextEncoder(directory, "onnx-int8").encode(["cute cats"]).shape[0] == 1
+    (Path(directory) / "model-int8.onnx").write_bytes(b"\x08\x07")  # damaged by hand
+    with pytest.raises(ValueError, match=r"no whole ONNX export of a session model here \(") as refused:
+        OnnxTextEncoder(directory, "onnx-int8")
+    assert "\n" not in str(refused.value)
+
+
 def test_an_onnx_backend_on_gpus_is_refused_in_one_line(models, tmp_path):
     session_uri, _ = models
     done = runner.invoke(app, ["score", str(tmp_path / "x.tsv"), "-f", "aol", "--session-model", session_uri,

@@ -102,6 +102,7 @@ def p_same(model: mlflow.pyfunc.PyFuncModel, a: list[str], b: list[str]) -> np.n
 
 ONNX_ARTIFACTS = "onnx"  # in the run of a session model: its encoder exported (`models.onnx_encoder`)
 CALIBRATION_FILE = "calibration.json"  # beside the export: the model's calibration
+EXPORT_COMPLETE = "complete.json"  # logged after the rest of the export, and copied last: the export is whole
 
 
 def onnx_encoder_dir(uri: str) -> str:
@@ -109,7 +110,13 @@ def onnx_encoder_dir(uri: str) -> str:
     (`models.onnx_encoder.export`): the copy logged beside the model in its run (`onnx/`),
     exported and logged there by the first caller, downloaded once per run into
     `<temp dir>/sessionflow-onnx/<run id>` (every later caller on the machine, each actor
-    of a job too, reuses that copy). ValueError in one line when `uri` is no session model."""
+    of a job too, reuses that copy). ValueError in one line when `uri` is no session model.
+
+    Neither an artifact store nor a download is atomic, so an export counts only with its
+    `EXPORT_COMPLETE`, logged after the rest: one that a stopped job logged in part is
+    exported and logged again, and a local copy without it (a download cut short) is
+    replaced.
+    """
     import shutil
     import tempfile
 
@@ -118,24 +125,32 @@ def onnx_encoder_dir(uri: str) -> str:
 
     run_id = run_of(uri)
     client = use_store(existing=True)
-    if not client.list_artifacts(run_id, ONNX_ARTIFACTS):
+    if EXPORT_COMPLETE not in {Path(a.path).name for a in client.list_artifacts(run_id, ONNX_ARTIFACTS)}:
         with tempfile.TemporaryDirectory() as tmp:
+            files = Path(tmp) / ONNX_ARTIFACTS
             scorer = SessionScorer(uri)
-            export(scorer.encoder, tmp, int8=True)
-            (Path(tmp) / CALIBRATION_FILE).write_text(json.dumps(scorer.calibration.to_dict()))
-            client.log_artifacts(run_id, tmp, ONNX_ARTIFACTS)
+            export(scorer.encoder, files, int8=True)
+            (files / CALIBRATION_FILE).write_text(json.dumps(scorer.calibration.to_dict()))
+            client.log_artifacts(run_id, str(files), ONNX_ARTIFACTS)
+            marker = Path(tmp) / EXPORT_COMPLETE
+            marker.write_text(json.dumps({"files": sorted(p.name for p in files.iterdir())}))
+            client.log_artifact(run_id, str(marker), ONNX_ARTIFACTS)
     local = Path(tempfile.gettempdir()) / "sessionflow-onnx" / run_id
-    if not (local / CALIBRATION_FILE).is_file():  # the copy appears whole: renamed into place below
+    if not (local / EXPORT_COMPLETE).is_file():  # the copy appears whole: renamed into place below
         local.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(dir=local.parent, prefix=f".{run_id}-"))
-        downloaded = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=ONNX_ARTIFACTS,
-                                                         dst_path=str(staging))  # fmt: skip
         try:
-            Path(downloaded).rename(local)  # atomic: another process's copy may have won meanwhile
-        except OSError:
-            if not (local / CALIBRATION_FILE).is_file():
-                raise
-        shutil.rmtree(staging, ignore_errors=True)
+            downloaded = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=ONNX_ARTIFACTS,
+                                                             dst_path=str(staging))  # fmt: skip
+            if local.exists() and not (local / EXPORT_COMPLETE).is_file():  # an incomplete copy: never used
+                shutil.rmtree(local, ignore_errors=True)
+            try:
+                Path(downloaded).rename(local)  # atomic: another process's copy may have won meanwhile
+            except OSError:
+                if not (local / EXPORT_COMPLETE).is_file():
+                    raise
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
     return str(local)
 
 
