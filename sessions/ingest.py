@@ -195,9 +195,13 @@ def expand_inputs(inputs: Sequence[str | Path], skipped: list[dict[str, str]] | 
     datasets = {storage.parent(f) for f in files if f.endswith(".parquet")}
     for location in [*(f for f in files if storage.name(f) == REPORT), *sorted(datasets)]:
         if storage.name(location) == REPORT or storage.exists(storage.join(location, MANIFEST)):
+            where = storage.parent(location) if storage.name(location) == REPORT else location
+            if all(f.startswith(f"{where}/") for f in files):  # an output alone
+                raise ValueError(f"{where}: the output of a sessionflow job, not a raw log; give raw logs, or an "
+                                 "output directory to a command that reads it (without --format)")  # fmt: skip
             raise ValueError(
-                f"{storage.parent(location) if storage.name(location) == REPORT else location}: the output of a "
-                "sessionflow job among the raw logs; give an output alone, and raw logs without outputs"
+                f"{where}: the output of a sessionflow job among the raw logs; give an output alone, and raw logs "
+                "without outputs"
             )
     if not files:
         raise FileNotFoundError(f"{', '.join(map(str, inputs))}: no log files, only files that are not logs")

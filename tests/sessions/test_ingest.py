@@ -461,3 +461,18 @@ def test_counts_by_reason_come_in_one_order_whatever_order_they_were_counted_in(
     assert list(summed.items()) == sorted(summed.items(), key=lambda item: (-item[1], item[0]))
     assert list(tally(*reversed(parts)).items()) == list(summed.items())
     assert summed == {k: sum(p.get(k, 0) for p in parts) for p in parts for k in p}
+
+
+def test_an_output_given_as_a_log_is_named_for_what_it_is(tmp_path):
+    """An output given as raw logs, alone, was told to be given alone ("among the raw
+    logs"): alone it is named as no raw log; beside raw logs, as before."""
+    from sessions.ingest import expand_inputs
+
+    log = tmp_path / "log.tsv"
+    log.write_text("AnonID\tQuery\tQueryTime\tItemRank\tClickURL\n1\tcats\t2006-03-01 10:00:00\t\t\n")
+    ingest([log], "aol", tmp_path / "out")
+    for alone in (tmp_path / "out", tmp_path / "out" / "events.parquet"):
+        with pytest.raises(ValueError, match=f"^{alone}: the output of a sessionflow job, not a raw log; give raw"):
+            expand_inputs([alone])
+    with pytest.raises(ValueError, match="among the raw logs; give an output alone"):
+        expand_inputs([tmp_path / "out" / "events.parquet", log])

@@ -119,6 +119,10 @@ def test_train_segmenter_logs_its_estimate_registers_and_segments_a_log(gold_log
     assert served["session_id"].tolist() == [by_row[r] for r in shuffled["row_id"]]
 
     python_model = mlflow.pyfunc.load_model("models:/segmenter-model/1").unwrap_python_model()
+    asked = pd.DataFrame({"user_id": ["u", "u"], "ts": pd.to_datetime(["2006-03-01 10:00", "2006-03-01 10:01"]),
+                          "query": ["a", None]})  # fmt: skip
+    answered = python_model.predict(None, asked)["query"]
+    assert answered[0] == "a" and pd.isna(answered[1])  # was "": the rows as given
     mistakes = (({"row_id": [0, 0]}, "row_id must be unique"), ({"user_id": ["u", None]}, "1 rows have no user_id"),
                 ({"ts": [pd.NaT, pd.NaT]}, "2 rows have no ts"))  # fmt: skip
     for bad, says in mistakes:

@@ -72,12 +72,14 @@ class SegmenterModel(mlflow.pyfunc.PythonModel):
             if ts.time_zone is None
             else pl.col("ts").dt.convert_time_zone("UTC")
         )
-        events = events.with_columns(query=pl.col("query").cast(pl.String).fill_null(""), ts=utc)
+        given = events["query"].cast(pl.String)  # answered as given: a missing query stays missing
+        events = events.with_columns(query=given.fill_null(""), ts=utc)  # segmented as no text
         found = sessions_with_missions(events, SegmentConfig(method="learned"), MissionConfig(), self.classifier)
         return (
             events.select("_position", "row_id")
             .join(found, on="row_id", how="left", maintain_order="left")
             .sort("_position")
+            .with_columns(query=given)
             .select(list(SESSIONS_SCHEMA))
             .with_columns(pl.col("ts").dt.replace_time_zone(None))
             .to_pandas()
