@@ -229,8 +229,10 @@ def _seekable(path: str | Path) -> pa.NativeFile:
     try:
         with storage.open_input(path) as stream:
             shutil.copyfileobj(stream, spool, 16 << 20)
-    except storage.DamagedStreamError as err:
+    except OSError as err:  # DamagedStreamError (gzip, bz2), or pyarrow's for zstd and lz4 (`Truncated ...`)
         spool.close()
+        if isinstance(err, FileNotFoundError):
+            raise
         raise ValueError(f"{path}: a damaged {kind} file ({err}); a Parquet file is read from its end") from None
     spool.seek(0)
     return pa.PythonFile(spool, mode="r")

@@ -244,7 +244,7 @@ def test_an_onnx_export_a_stopped_job_logged_in_part_is_made_again(models, store
     import tempfile
 
     from models.onnx_encoder import OnnxTextEncoder
-    from workflows.tracking.session_model import EXPORT_COMPLETE, onnx_encoder_dir
+    from workflows.tracking.session_model import EXPORT_COMPLETE, onnx_calibration, onnx_encoder_dir
     from workflows.tracking.store import run_of
 
     session_uri, _ = models
@@ -272,6 +272,9 @@ def test_an_onnx_export_a_stopped_job_logged_in_part_is_made_again(models, store
     with pytest.raises(ValueError, match=r"no whole ONNX export of a session model here \(") as refused:
         OnnxTextEncoder(directory, "onnx-int8")
     assert "\n" not in str(refused.value)
+    (Path(directory) / "calibration.json").write_text("{bad")  # a bare JSON error had named no file
+    with pytest.raises(ValueError, match=rf"^{directory}/calibration.json: the export's calibration cannot be read"):
+        onnx_calibration(directory)
 
 
 def test_an_onnx_backend_on_gpus_is_refused_in_one_line(models, tmp_path):

@@ -254,19 +254,23 @@ def test_promote_refuses_a_version_whose_model_files_are_gone(store):
     from workflows.cli import app
 
     with mlflow.start_run():
-        kept, gone = _session_model(), _session_model()
+        kept, gone, part_gone = _session_model(), _session_model(), _session_model()
     for name in ("session-model", "my-model"):
-        for uri in (kept, gone):
+        for uri in (kept, gone, part_gone):
             mlflow.register_model(uri, name)
         store.set_registered_model_alias(name, CHAMPION, "1")
-    where = store.get_model_version_download_uri("session-model", "2")
-    shutil.rmtree(Path(urlparse(where).path))
-    for name in ("session-model", "my-model"):
-        refused = CliRunner().invoke(app, ["promote", name, "2"])
+    shutil.rmtree(Path(urlparse(store.get_model_version_download_uri("session-model", "2")).path))
+    # its MLmodel kept, a file the model loads gone: a project's name loads the model before it promotes it
+    (Path(urlparse(store.get_model_version_download_uri("session-model", "3")).path) / "python_model.pkl").unlink()
+    for name, version in (("session-model", "2"), ("my-model", "2"), ("session-model", "3")):
+        refused = CliRunner().invoke(app, ["promote", name, version])
         assert refused.exit_code == 2, refused.output
-        assert refused.output.startswith(f"error: {name} version 2: its model files cannot be read ("), refused.output
+        assert refused.output.startswith(f"error: {name} version {version}: its model files cannot be read ("), (
+            refused.output
+        )
         assert len(refused.output.strip().splitlines()) == 1
         assert str(store.get_model_version_by_alias(name, CHAMPION).version) == "1"
+    assert CliRunner().invoke(app, ["promote", "session-model", "1"]).exit_code == 0  # a whole one loads
 
 
 def test_promote_refuses_a_champion_of_another_kind_for_the_projects_own_names(store):

@@ -191,11 +191,11 @@ class TextEncoders:
             self.session, self.calibration = scorer.encoder.to(device), scorer.calibration.to_dict()
         else:
             from models.onnx_encoder import OnnxTextEncoder
-            from workflows.tracking.session_model import CALIBRATION_FILE, onnx_encoder_dir
+            from workflows.tracking.session_model import onnx_calibration, onnx_encoder_dir
 
             directory = onnx_encoder_dir(cfg.session_model)
             self.session = OnnxTextEncoder(directory, cfg.backend, threads)
-            self.calibration = json.loads((Path(directory) / CALIBRATION_FILE).read_text())
+            self.calibration = onnx_calibration(directory)
         self.hierarchy = None
         if cfg.hierarchy_model:
             from workflows.tracking.hierarchy_model import load

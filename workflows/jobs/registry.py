@@ -44,6 +44,13 @@ def compare(job: CompareJob):  # -> workflows.tracking.compare.Comparison
                         list(job.params) or None)  # fmt: skip
 
 
+def _unloadable(name: str, version: str, err: BaseException) -> ValueError:
+    from workflows.tracking.store import tracking_uri
+
+    unreadable = f"{name} version {version}: its model files cannot be read ({first_line(err)})"
+    return ValueError(f"{unreadable}; no job could load it as the champion (tracking store: {tracking_uri()})")
+
+
 def promote(job: PromoteJob) -> tuple[str, str | None]:
     """Give `job.version` of `job.name` the champion alias; (the alias, the version that
     held it before or None).
@@ -74,12 +81,17 @@ def promote(job: PromoteJob) -> tuple[str, str | None]:
         try:
             held = model_kind(f"models:/{name}/{version}")
         except (MlflowException, OSError) as err:
-            unreadable = f"{name} version {version}: its model files cannot be read ({first_line(err)})"
-            store = f"tracking store: {tracking_uri()}"
-            raise ValueError(f"{unreadable}; no job could load it as the champion ({store})") from None
+            raise _unloadable(name, version, err) from None
     if kind and held is not None and held != kind:  # the jobs would refuse the champion it made
         raise ValueError(f"{name} version {version} is {KINDS.get(held, held)}: the champion of {name} must be "
                          f"{KINDS[kind]} (register it under its own name)")  # fmt: skip
+    if kind and held == kind:  # the jobs load it: so does this, once (a weight file gone or cut leaves MLmodel)
+        import mlflow
+
+        try:
+            mlflow.pyfunc.load_model(f"models:/{name}/{version}")
+        except Exception as err:  # whatever a damaged model raises (OSError, safetensors', pickle's)
+            raise _unloadable(name, version, err) from None
     try:
         before = client.get_model_version_by_alias(name, CHAMPION).version
     except MlflowException:

@@ -24,6 +24,7 @@ import models.encoder
 from models.calibration import Calibration
 from models.encoder import TextEncoder, load_encoder
 from models.session import pair_scores
+from sessions.storage import first_line
 from workflows.tracking.store import load_pyfunc, pip_requirements
 
 NAME = "session-model"
@@ -152,6 +153,19 @@ def onnx_encoder_dir(uri: str) -> str:
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     return str(local)
+
+
+def onnx_calibration(directory: str | Path) -> dict:
+    """The calibration beside an ONNX export (`onnx_encoder_dir`), as `Calibration.to_dict`
+    wrote it; ValueError in one line naming the file where it is missing or damaged."""
+    path = Path(directory) / CALIBRATION_FILE
+    try:
+        return dict(json.loads(path.read_text()))
+    except (OSError, ValueError, TypeError) as err:
+        raise ValueError(
+            f"{path}: the export's calibration cannot be read ({first_line(err)}); a damaged export is made again "
+            "once it is deleted, here and as the onnx/ artifacts of the model's run"
+        ) from None
 
 
 class SessionScorer:
