@@ -28,6 +28,8 @@ import numpy as np
 from models.encoder import SETTINGS_FILE, TextEncoder, by_length
 
 MODEL_FILES = {"onnx": "model.onnx", "onnx-int8": "model-int8.onnx"}  # by backend
+# what a damaged export's one-line error advises (`OnnxTextEncoder`, and the calibration beside it)
+REMAKE_DAMAGED = "a damaged export is made again once it is deleted, here and as the onnx/ artifacts of the model's run"
 
 
 def _no_preprocessing_advice(record: logging.LogRecord) -> bool:
@@ -138,8 +140,7 @@ class OnnxTextEncoder:
         except Exception as err:  # ONNX Runtime's errors (NoSuchFile, InvalidProtobuf) share no other base
             reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
             raise ValueError(
-                f"{path}: no whole ONNX export of a session model here ({reason}); a damaged export is made "
-                "again once it is deleted, here and as the onnx/ artifacts of the model's run"
+                f"{path}: no whole ONNX export of a session model here ({reason}); {REMAKE_DAMAGED}"
             ) from None
         self.backend = backend
 

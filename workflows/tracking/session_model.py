@@ -158,13 +158,14 @@ def onnx_encoder_dir(uri: str) -> str:
 def onnx_calibration(directory: str | Path) -> dict:
     """The calibration beside an ONNX export (`onnx_encoder_dir`), as `Calibration.to_dict`
     wrote it; ValueError in one line naming the file where it is missing or damaged."""
+    from models.onnx_encoder import REMAKE_DAMAGED
+
     path = Path(directory) / CALIBRATION_FILE
     try:
         return dict(json.loads(path.read_text()))
     except (OSError, ValueError, TypeError) as err:
         raise ValueError(
-            f"{path}: the export's calibration cannot be read ({first_line(err)}); a damaged export is made again "
-            "once it is deleted, here and as the onnx/ artifacts of the model's run"
+            f"{path}: the export's calibration cannot be read ({first_line(err)}); {REMAKE_DAMAGED}"
         ) from None
 
 
