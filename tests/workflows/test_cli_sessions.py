@@ -328,6 +328,17 @@ def test_mine_writes_pairs_and_counts(gt, tmp_path):
     )
 
 
+def test_mine_short_of_negatives_offers_one_bucket_only_where_there_are_more(gt, tmp_path):
+    """The note on negatives short of the ratio offered `--partitions 1` even to a run of one bucket."""
+    invoke("segment", str(gt / "gayo.csv"), "-f", "gayo-avello", "-o", str(tmp_path / "s"))
+    for buckets, offered in (("8", True), ("1", False)):
+        mined = invoke("mine", str(tmp_path / "s"), "-o", str(tmp_path / f"p{buckets}"), "--partitions", buckets,
+                       "--negatives-per-positive", "40")  # fmt: skip
+        said = " ".join(mined.output.split())
+        assert f"negatives pair users of one bucket and split (--partitions {buckets})" in said, said
+        assert ("or pass --partitions 1" in said) is offered, said
+
+
 def test_mine_refuses_sessions_segment_would_not_write_before_claiming_its_output(gt, tmp_path):
     invoke("segment", str(gt / "gayo.csv"), "-f", "gayo-avello", "-o", str(tmp_path / "s"))
     table = tmp_path / "s" / "sessions.parquet"

@@ -36,11 +36,16 @@ def mine(job: MineJob) -> None:
     out.print(summary_table("mine", rows))
     if short := report["negatives_short"]:
         by_split = ", ".join(f"{split} {n:,}" for split, n in short.items())
+        buckets = job.mining.partitions
+        ways = (
+            "mine a larger log, ask for fewer, or pass --partitions 1"
+            if buckets > 1
+            else "mine a larger log or ask for fewer"
+        )
         out.print(
             f"note: {sum(short.values()):,} negatives fewer than --negatives-per-positive asks ({by_split}): "
-            f"negatives pair users of one bucket and split (--partitions {job.mining.partitions}), at most about "
-            f"{RANDOM_DRAWS} random ones a query and the hard ones its log holds; mine a larger log, ask for fewer, "
-            "or pass --partitions 1"
+            f"negatives pair users of one bucket and split (--partitions {buckets}), at most about "
+            f"{RANDOM_DRAWS} random ones a query and the hard ones its log holds; {ways}"
         )
     if empty := report["empty_splits"]:
         m, users = job.mining, sum(report["users_by_split"].values())
