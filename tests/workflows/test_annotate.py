@@ -194,3 +194,21 @@ def test_the_output_of_another_job_is_refused_naming_what_annotate_reads(hierarc
     done = runner.invoke(app, ["annotate", str(tmp_path / "p"), "--model", hierarchy_uri, "-o", str(tmp_path / "a")])
     said = "the output of another job; annotate reads a `segment` output, an `ingest` output or raw logs"
     assert done.exit_code == 2 and said in done.output and not (tmp_path / "a").exists()
+
+
+def test_annotate_of_a_job_output_given_read_settings_refuses_them(hierarchy_uri, tmp_path):
+    """A `segment` or `ingest` output holds events read already: --format, --timezone and
+    the other read settings given with it would change nothing, so they are refused."""
+    log = tmp_path / "log.tsv"
+    write_aol(log, ROWS)
+    for job in ("segment", "ingest"):
+        done = runner.invoke(app, [job, str(log), "-f", "aol", "--engine", "local", "-o", str(tmp_path / job)])
+        assert done.exit_code == 0, done.output
+        kind = f"a `{job}` output" if job == "segment" else "an `ingest` output"
+        out = tmp_path / f"a-{job}"
+        result = runner.invoke(app, ["annotate", str(tmp_path / job), "--model", hierarchy_uri, "-o", str(out),
+                                     "--timezone", "Europe/Rome"])  # fmt: skip
+        lines = result.output.strip().splitlines()
+        assert result.exit_code == 2 and len(lines) == 1, result.output
+        assert f"{kind}, its events read already" in lines[0] and "--timezone read raw logs" in lines[0], lines[0]
+        assert not out.exists()

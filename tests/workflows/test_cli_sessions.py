@@ -76,6 +76,22 @@ def test_segment_from_raw_and_from_ingest_output_agree(gt, tmp_path):
     assert profile["read"] == report["phase_seconds"]["read"]
 
 
+def test_an_ingest_output_given_read_settings_is_refused_naming_them(gt, tmp_path):
+    """`segment` of an `ingest` output took --format, --timezone and the rest and applied
+    none of them: the events were read already (a --timezone there shifted no time)."""
+    invoke("ingest", str(gt / "gayo.csv"), "--format", "gayo-avello", "--output", str(tmp_path / "ev"))
+    for given, named in (
+        (["--format", "gayo-avello"], "--format gayo-avello"),
+        (["--timezone", "Asia/Tokyo", "--strict"], "--timezone, --strict"),
+    ):
+        result = runner.invoke(app, ["segment", str(tmp_path / "ev"), *given, "-o", str(tmp_path / "s")])
+        lines = result.output.strip().splitlines()
+        assert result.exit_code == 2 and len(lines) == 1, result.output
+        assert f"an `ingest` output, its events read already with the settings that job was given; {named} read " \
+            "raw logs: leave them out" in lines[0], lines[0]  # fmt: skip
+        assert not (tmp_path / "s").exists()
+
+
 def test_segment_options_and_config_file(gt, tmp_path):
     config = tmp_path / "seg.yaml"
     config.write_text("segment:\n  method: time\n  gap_minutes: 1.5\nmissions:\n  window: 2\n")

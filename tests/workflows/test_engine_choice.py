@@ -10,8 +10,11 @@ import socket
 import time
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
+from sessions.formats.options import ReadOptions
 from workflows.cli import app
 from workflows.distributed.runtime import require_cluster
 from workflows.errors import user_error
@@ -165,3 +168,37 @@ def test_a_jobs_api_address_names_no_cluster(tmp_path, monkeypatch):
         done = runner.invoke(app, [*args, "-o", str(tmp_path / "o"), "--address", "https://head:8265"])
         assert done.exit_code == 2 and "--address https://head:8265: that is the Jobs API's address" in done.output
         assert len(done.output.strip().splitlines()) == 1 and not (tmp_path / "o").exists()
+
+
+@pytest.fixture(scope="module")
+def ingested(tmp_path_factory) -> str:
+    """An `ingest` output of LOG."""
+    where = tmp_path_factory.mktemp("ingested")
+    (where / "log.tsv").write_text(LOG)
+    done = runner.invoke(app, ["ingest", str(where / "log.tsv"), "-f", "aol", "--engine", "local", "-o",
+                               str(where / "out")])  # fmt: skip
+    assert done.exit_code == 0, done.output
+    return str(where / "out")
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    changed=st.sets(st.sampled_from(["map", "time_format", "time_unit", "timezone", "unknown_user", "strict"])),
+    fmt=st.sampled_from([None, "aol", "table"]),
+)
+def test_every_read_setting_given_with_an_ingest_output_is_named(ingested, changed, fmt):
+    """The kind of `test_an_ingest_output_given_read_settings_is_refused_naming_them`:
+    whichever read settings differ from the defaults (and a format) are named in one
+    ValueError; none given, the output is read as it is."""
+    values = {"map": "user=u,time=t,text=q", "time_format": "%Y", "time_unit": "ms", "timezone": "Asia/Tokyo",
+              "unknown_user": ("nobody",), "strict": True}  # fmt: skip
+    options = ReadOptions(**{name: values[name] for name in changed})
+    flags = ([f"--format {fmt}"] if fmt else []) + [f"--{n.replace('_', '-')}" for n in sorted(changed)]
+    if not flags:
+        common.check_log_inputs([ingested], fmt, options=options)
+        return
+    with pytest.raises(ValueError) as refused:
+        common.check_log_inputs([ingested], fmt, options=options)
+    said = str(refused.value)
+    assert "\n" not in said and said.startswith(f"{ingested}: an `ingest` output")
+    assert set(flags) == set(said.split("; ")[1].split(" read raw logs")[0].split(", ")), said

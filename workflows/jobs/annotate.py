@@ -180,6 +180,9 @@ def run(job: AnnotateJob) -> dict:
         if not is_segment_output(given) and another:
             raise ValueError(f"{given}: the output of another job; annotate reads a `segment` output, an `ingest` "
                              "output or raw logs (with --format)")  # fmt: skip
+        if another or is_ingest_output(given):
+            kind = "a `segment` output" if another else "an `ingest` output"
+            common.refuse_read_settings(given, kind, job.format, job.read)
     common.check_output(job.output, job.inputs)
     use_store(existing=True)
     require_model(job.model, ("hierarchy",))  # before the output is claimed

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
-from dataclasses import field
+from dataclasses import field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -264,14 +264,36 @@ def overwrite() -> Any:
     return field(default=False, metadata={"help": help})
 
 
-def check_log_inputs(inputs: Sequence[str], fmt: str | None, ingested: bool = True) -> None:
+def check_log_inputs(
+    inputs: Sequence[str], fmt: str | None, ingested: bool = True, options: ReadOptions | None = None
+) -> None:
     """Raw logs (or, when `ingested`, one `ingest` output) as a job reads them, checked
-    before the job touches its output: ValueError / FileNotFoundError as the readers raise."""
+    before the job touches its output: ValueError / FileNotFoundError as the readers raise,
+    and `refuse_read_settings` for an `ingest` output given a format or read `options`."""
     from sessions.ingest import expand_inputs
     from sessions.pipeline import ingest_source
 
     if not ingested or ingest_source(inputs, fmt) is None:
         expand_inputs(inputs)
+    else:
+        refuse_read_settings(inputs[0], "an `ingest` output", fmt, options)
+
+
+def refuse_read_settings(source: str, kind: str, fmt: str | None, options: ReadOptions | None) -> None:
+    """ValueError, naming the settings, where a job reading `source`, the output of a job
+    (`kind`: "an `ingest` output"), is given a --format or read `options` other than the
+    defaults: the events there were read already, by the settings that job was given, and
+    these would change nothing (a --timezone given there shifted no time, silently)."""
+    from sessions.formats import DEFAULT_READ
+
+    given = [f"--format {fmt}"] if fmt is not None else []
+    if options is not None:
+        given += [f"--{f.name.replace('_', '-')}" for f in fields(options)
+                  if getattr(options, f.name) != getattr(DEFAULT_READ, f.name)]  # fmt: skip
+    if given:
+        raise ValueError(f"{source}: {kind}, its events read already with the settings that job was given; "
+                         f"{', '.join(given)} read raw logs: leave them out, or read the raw logs again "
+                         "with them")  # fmt: skip
 
 
 def check_output(value: str | None, inputs: Sequence[str] = ()) -> str:

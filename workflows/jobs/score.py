@@ -117,7 +117,7 @@ def run(job: ScoreJob):  # -> ScoreReport
     for model, kind in ((job.score.session_model, "session"), (job.score.hierarchy_model, "hierarchy")):
         if model:
             require_model(model, (kind,))  # before the output is claimed
-    common.check_log_inputs(job.inputs, job.format)
+    common.check_log_inputs(job.inputs, job.format, options=job.read)
     engine, reason = common.choose_engine(job.engine, job.address, job.inputs, job.format)
     # `score` may resume there, from its WORK_DIR
     output = common.output_dir(job.output, SCORES_FILE, job.overwrite, job.inputs, also=[WORK_DIR])

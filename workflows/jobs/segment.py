@@ -74,7 +74,7 @@ def run(job: SegmentJob, on_rows: Callable[[int], None] | None = None) -> Segmen
         from workflows.tracking.segmenter_model import require_segmentation_model
 
         require_segmentation_model(job.model, [job.segment.method])
-    common.check_log_inputs(job.inputs, job.format)
+    common.check_log_inputs(job.inputs, job.format, options=job.read)
     engine, why = common.choose_engine(job.engine, job.address, job.inputs, job.format)
     config = common.as_run(job, engine, why)
     scorer = session_scorer(job.model) if engine == "local" else None
