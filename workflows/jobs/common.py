@@ -56,14 +56,22 @@ def log_format(help: str = FORMAT_HELP) -> Any:
     return field(default=None, metadata={"help": help, "short": "-f"})
 
 
-def refuse_read_options(read: Any, reads: str, needs_none: str) -> None:
-    """ValueError when read settings (`read_options`) are given to a job that reads no
-    log with them: they read `reads`, and `needs_none` needs none."""
-    from sessions.formats.options import ReadOptions
+def read_settings_given(options: ReadOptions | None) -> list[str]:
+    """The options of the read settings (`read_options`) set to other than their defaults,
+    as flags (`--timezone`), in the order of `ReadOptions`' fields."""
+    from sessions.formats import DEFAULT_READ
 
-    if read != ReadOptions():
-        raise ValueError(f"--map, --time-format, --time-unit, --timezone, --unknown-user and --strict read {reads}; "
-                         f"{needs_none} needs none")  # fmt: skip
+    if options is None:
+        return []
+    return [f"--{f.name.replace('_', '-')}" for f in fields(options)
+            if getattr(options, f.name) != getattr(DEFAULT_READ, f.name)]  # fmt: skip
+
+
+def refuse_read_options(read: ReadOptions, reads: str, needs_none: str) -> None:
+    """ValueError, naming them, when read settings (`read_options`) are given to a job
+    that reads no log with them: they read `reads`, and `needs_none` needs none."""
+    if given := read_settings_given(read):
+        raise ValueError(f"{', '.join(given)} read {reads}; {needs_none} needs none")
 
 
 def read_options() -> Any:
@@ -284,12 +292,7 @@ def refuse_read_settings(source: str, kind: str, fmt: str | None, options: ReadO
     (`kind`: "an `ingest` output"), is given a --format or read `options` other than the
     defaults: the events there were read already, by the settings that job was given, and
     these would change nothing (a --timezone given there shifted no time, silently)."""
-    from sessions.formats import DEFAULT_READ
-
-    given = [f"--format {fmt}"] if fmt is not None else []
-    if options is not None:
-        given += [f"--{f.name.replace('_', '-')}" for f in fields(options)
-                  if getattr(options, f.name) != getattr(DEFAULT_READ, f.name)]  # fmt: skip
+    given = ([f"--format {fmt}"] if fmt is not None else []) + read_settings_given(options)
     if given:
         raise ValueError(f"{source}: {kind}, its events read already with the settings that job was given; "
                          f"{', '.join(given)} read raw logs: leave them out, or read the raw logs again "
