@@ -210,5 +210,5 @@ def test_annotate_of_a_job_output_given_read_settings_refuses_them(hierarchy_uri
                                      "--timezone", "Europe/Rome"])  # fmt: skip
         lines = result.output.strip().splitlines()
         assert result.exit_code == 2 and len(lines) == 1, result.output
-        assert f"{kind}, its events read already" in lines[0] and "--timezone read raw logs" in lines[0], lines[0]
+        assert f"{kind}, its events read already" in lines[0] and "--timezone reads raw logs" in lines[0], lines[0]
         assert not out.exists()

@@ -81,14 +81,14 @@ def test_an_ingest_output_given_read_settings_is_refused_naming_them(gt, tmp_pat
     none of them: the events were read already (a --timezone there shifted no time)."""
     invoke("ingest", str(gt / "gayo.csv"), "--format", "gayo-avello", "--output", str(tmp_path / "ev"))
     for given, named in (
-        (["--format", "gayo-avello"], "--format gayo-avello"),
-        (["--timezone", "Asia/Tokyo", "--strict"], "--timezone, --strict"),
+        (["--format", "gayo-avello"], "--format gayo-avello reads"),
+        (["--timezone", "Asia/Tokyo", "--strict"], "--timezone and --strict read"),
     ):
         result = runner.invoke(app, ["segment", str(tmp_path / "ev"), *given, "-o", str(tmp_path / "s")])
         lines = result.output.strip().splitlines()
         assert result.exit_code == 2 and len(lines) == 1, result.output
-        assert f"an `ingest` output, its events read already with the settings that job was given; {named} read " \
-            "raw logs: leave them out" in lines[0], lines[0]  # fmt: skip
+        assert f"an `ingest` output, its events read already with the settings that job was given; {named} raw " \
+            "logs: leave them out" in lines[0], lines[0]  # fmt: skip
         assert not (tmp_path / "s").exists()
 
 
@@ -399,7 +399,7 @@ def test_mine_gold_reads_a_table_with_its_map_and_only_then(tmp_path):
     assert "rows without a gold session (in no pair) │ 1" in " ".join(mined.output.split())
     refused = runner.invoke(app, ["mine", str(tmp_path / "p"), "--map", "user=uid,time=ts,text=q", "-o",
                                   str(tmp_path / "q")])  # fmt: skip
-    assert refused.exit_code == 2 and "read a labelled log, with --gold" in refused.output
+    assert refused.exit_code == 2 and "error: --map reads a labelled log, with --gold" in refused.output
 
 
 def test_mine_gold_accounts_for_every_row_of_the_labelled_log(gt, tmp_path):

@@ -148,7 +148,7 @@ def test_data_needs_its_format():
     result = runner.invoke(app, ["demo", "--data", "log.csv", "--format", "table"])
     assert result.exit_code == 2 and "--format table needs a column mapping: --map" in result.output
     result = runner.invoke(app, ["demo", "--map", "user=u,time=t,text=q"])  # was taken, and ignored
-    assert result.exit_code == 2 and "error: --map read --data; a synthetic log needs none" in result.output
+    assert result.exit_code == 2 and "error: --map reads --data; a synthetic log needs none" in result.output
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])

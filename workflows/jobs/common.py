@@ -67,11 +67,18 @@ def read_settings_given(options: ReadOptions | None) -> list[str]:
             if getattr(options, f.name) != getattr(DEFAULT_READ, f.name)]  # fmt: skip
 
 
+def _they_read(flags: Sequence[str]) -> str:
+    """`--a reads`, `--a and --b read`, `--a, --b and --c read`."""
+    if len(flags) == 1:
+        return f"{flags[0]} reads"
+    return f"{', '.join(flags[:-1])} and {flags[-1]} read"
+
+
 def refuse_read_options(read: ReadOptions, reads: str, needs_none: str) -> None:
     """ValueError, naming them, when read settings (`read_options`) are given to a job
     that reads no log with them: they read `reads`, and `needs_none` needs none."""
     if given := read_settings_given(read):
-        raise ValueError(f"{', '.join(given)} read {reads}; {needs_none} needs none")
+        raise ValueError(f"{_they_read(given)} {reads}; {needs_none} needs none")
 
 
 def read_options() -> Any:
@@ -295,7 +302,7 @@ def refuse_read_settings(source: str, kind: str, fmt: str | None, options: ReadO
     given = ([f"--format {fmt}"] if fmt is not None else []) + read_settings_given(options)
     if given:
         raise ValueError(f"{source}: {kind}, its events read already with the settings that job was given; "
-                         f"{', '.join(given)} read raw logs: leave them out, or read the raw logs again "
+                         f"{_they_read(given)} raw logs: leave them out, or read the raw logs again "
                          "with them")  # fmt: skip
 
 
