@@ -11,17 +11,6 @@ from __future__ import annotations
 import signal
 import sys
 
-# A stop while `workflows.errors` itself imports (typing, contextlib: about 10 ms) came
-# before any handler of ours: noted here, with nothing imported but `signal`, and
-# delivered again once `errors.stop_on_signals` has put the real handlers in place.
-_EARLY: list[int] = []
-_INT_IGNORED = signal.getsignal(signal.SIGINT) is signal.SIG_IGN  # a background job's: stays ignored
-signal.signal(signal.SIGTERM, lambda signum, frame: _EARLY.append(signum))
-if not _INT_IGNORED:
-    signal.signal(signal.SIGINT, lambda signum, frame: _EARLY.append(signum))
-
-from workflows import errors  # noqa: E402 (after the early handlers)
-
 
 def main() -> None:
     """Run the command line. A stop anywhere ends it as a stop during a job does (where
@@ -30,11 +19,22 @@ def main() -> None:
     also while the command line is imported or parsed, and whatever a library made of
     the stop (`workflows.errors.ends_in_a_stop`). Once it has ended, a stop more is
     ignored (`workflows.errors.ignore_stops`): the process only exits."""
-    if not _INT_IGNORED:
-        signal.signal(signal.SIGINT, signal.default_int_handler)  # what stop_on_signals replaces
+    # A stop while `workflows.errors` itself imports (typing, contextlib: about 10 ms)
+    # came before any handler of ours: noted by handlers of `signal` alone, and raised
+    # again once `errors.stop_on_signals` has put the real ones in place.
+    early: list[int] = []
+    int_handler = signal.getsignal(signal.SIGINT)  # SIG_IGN for a background job: stays ignored
+    signal.signal(signal.SIGTERM, lambda signum, frame: early.append(signum))
+    ours = int_handler is signal.default_int_handler
+    if ours:
+        signal.signal(signal.SIGINT, lambda signum, frame: early.append(signum))
+    from workflows import errors
+
+    if ours:
+        signal.signal(signal.SIGINT, int_handler)  # Python's default: what stop_on_signals replaces
     errors.stop_on_signals()
     try:
-        for signum in _EARLY[:1]:  # a stop before the handlers: raised now, by them
+        for signum in early[:1]:  # a stop before the handlers: raised now, by them
             signal.raise_signal(signum)
         with errors.stops_deferred():  # raised inside a C extension's import, a stop could corrupt it
             from workflows.cli import app

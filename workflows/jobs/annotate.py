@@ -176,11 +176,12 @@ def run(job: AnnotateJob) -> dict:
 
     if len(job.inputs) == 1:
         given = job.inputs[0]  # an unfinished `segment` or `ingest` output: IncompleteOutputError from these
-        another = storage.exists(storage.join(given, REPORT_FILE)) and not is_ingest_output(given)
+        ingested = is_ingest_output(given)
+        another = storage.exists(storage.join(given, REPORT_FILE)) and not ingested
         if not is_segment_output(given) and another:
             raise ValueError(f"{given}: the output of another job; annotate reads a `segment` output, an `ingest` "
                              "output or raw logs (with --format)")  # fmt: skip
-        if another or is_ingest_output(given):
+        if another or ingested:
             kind = "a `segment` output" if another else "an `ingest` output"
             common.refuse_read_settings(given, kind, job.format, job.read)
     common.check_output(job.output, job.inputs)
