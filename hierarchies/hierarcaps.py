@@ -39,14 +39,21 @@ EXPANDED_FILE = "hierarcaps_test_expanded.csv.gz"
 
 def _chains(column: pl.Series, path: Path, lines: pl.Series) -> np.ndarray:
     """(n, 4) captions of ` => `-joined chains, read from the `lines` (n,) of the CSV
-    file `path`. ValueError for none, a chain of another length or a caption twice in one
-    chain (its own ancestor), naming the line."""
+    file `path`. ValueError naming the file and the first such line for none, an empty
+    field, a chain of another length or a caption twice in one chain (its own ancestor)."""
     if not len(column):
         raise ValueError(f"no edges in {path}: it holds no chain")
     parts = column.str.split(SEPARATOR)
-    bad = parts.list.len() != LEVELS
+    bad = (parts.list.len() != LEVELS).fill_null(True)
     if bad.any():
-        raise ValueError(f"{int(bad.sum())} chains without {LEVELS} levels, e.g. {column.filter(bad)[0]!r}")
+        rows = np.flatnonzero(bad.to_numpy())
+        chain = column[int(rows[0])]
+        more = f" ({len(rows)} such chains)" if len(rows) > 1 else ""
+        raise ValueError(
+            f"{path} line {lines[int(rows[0])]}: "
+            + (f"{chain!r} is not {LEVELS} captions joined by {SEPARATOR!r}" if chain else "no chain")
+            + more
+        )
     chains = np.asarray(parts.to_list(), dtype=object).astype(str)
     ordered = np.sort(chains, axis=1)
     repeats = np.flatnonzero((ordered[:, 1:] == ordered[:, :-1]).any(axis=1))
@@ -63,8 +70,17 @@ COLUMNS = {TEST_FILE: ("captions", "image_url"), EXPANDED_FILE: ("positive", "im
 
 def _read(path: Path) -> pl.DataFrame:
     """The CSV file `path` with `line`, each row's line in it (the header is line 1).
-    ValueError naming the file for one without the columns read of it (`COLUMNS`)."""
-    table = pl.read_csv(path, infer_schema=False)
+    ValueError naming the file for one that is empty, damaged (a cut gzip stream) or not
+    CSV, or without the columns read of it (`COLUMNS`); FileNotFoundError for none."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file (HierarCaps' directory holds {TEST_FILE} and {EXPANDED_FILE})")
+    try:
+        table = pl.read_csv(path, infer_schema=False)
+    except pl.exceptions.NoDataError:
+        raise ValueError(f"{path}: empty, not HierarCaps' {path.name} (no header)") from None
+    except (pl.exceptions.PolarsError, OSError) as err:
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ValueError(f"{path}: cannot be read as CSV ({reason})") from None
     missing = [c for c in COLUMNS.get(path.name, ()) if c not in table.columns]
     if missing:
         raise ValueError(

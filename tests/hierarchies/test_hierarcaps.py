@@ -7,6 +7,8 @@ import gzip
 import numpy as np
 import polars as pl
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from hierarchies.hierarcaps import (
     EXPANDED_FILE,
@@ -46,10 +48,58 @@ def test_training_never_sees_a_test_image(tmp_path):
     assert read_test_chains(tmp_path).tolist() == [["a", "b", "c", "d"]]
 
 
-def test_bad_chains_are_refused(tmp_path):
+def test_bad_chains_are_refused_naming_the_file_and_line(tmp_path):
+    """A chain of 3 captions said "1 chains without 4 levels, e.g. ..." without its file
+    or line, and an empty field ended in numpy's "setting an array element with a sequence"."""
     pl.DataFrame({"id": [0], "captions": ["a => b => c"], "image_url": ["i"]}).write_csv(tmp_path / TEST_FILE)
-    with pytest.raises(ValueError, match="without 4 levels"):
+    with pytest.raises(ValueError, match=r"hierarcaps_test.csv line 2: 'a => b => c' is not 4 captions joined by"):
         read_test_chains(tmp_path)
+    directory = _directory(tmp_path, ["a => b => c => d", "e => f", "g => h => i => j => k"])
+    with pytest.raises(ValueError, match=r"test_expanded.csv.gz line 3: 'e => f' is not 4 .* \(2 such chains\)$"):
+        train_hierarchy(directory)
+    expanded = b"positive,negative,image_url\na => b => c => d,x,i0\n,x,i1\n"  # line 3: no positive
+    (tmp_path / EXPANDED_FILE).write_bytes(gzip.compress(expanded))
+    with pytest.raises(ValueError, match=r"hierarcaps_test_expanded.csv.gz line 3: no chain$"):
+        train_hierarchy(tmp_path)
+
+
+def test_an_empty_or_damaged_file_is_a_one_line_error_naming_it(tmp_path):
+    """An empty `hierarcaps_test_expanded.csv.gz` (0 bytes, or gzip of nothing) ended in
+    polars' NoDataError traceback; a cut gzip stream said "unexpected end of file" alone."""
+    for empty in (b"", gzip.compress(b"")):
+        (_directory(tmp_path, ["a => b => c => d"]) / EXPANDED_FILE).write_bytes(empty)
+        with pytest.raises(ValueError, match=f"^{tmp_path / EXPANDED_FILE}: empty, not HierarCaps'"):
+            train_hierarchy(tmp_path)
+    (tmp_path / TEST_FILE).write_bytes(b"")
+    for read in (train_hierarchy, read_test_chains):
+        with pytest.raises(ValueError, match=f"^{tmp_path / TEST_FILE}: empty"):
+            read(tmp_path)
+    whole = gzip.compress(b"positive,negative,image_url\n" + b"a => b => c => d,x,i0\n" * 500)
+    (_directory(tmp_path, []) / EXPANDED_FILE).write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(ValueError, match=f"^{tmp_path / EXPANDED_FILE}: cannot be read as CSV \\(unexpected end"):
+        train_hierarchy(tmp_path)
+    (tmp_path / EXPANDED_FILE).unlink()
+    with pytest.raises(FileNotFoundError, match=f"^{tmp_path / EXPANDED_FILE}: no such file"):
+        train_hierarchy(tmp_path)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(which=st.sampled_from([TEST_FILE, EXPANDED_FILE]), cut=st.floats(0.0, 1.0), compressed=st.booleans())
+def test_any_cut_of_either_file_reads_or_is_one_error_naming_it(tmp_path, which, cut, compressed):
+    """The kind: a file of the directory cut anywhere, as it is stored (the expanded file
+    gzipped, the test file plain or gzipped bytes under its name), gives the chains
+    before the cut or one ValueError that names the file, never another exception."""
+    chains = [f"top{i} => mid{i} => low{i} => caption number {i}" for i in range(40)]
+    _directory(tmp_path, chains, test=[f"t{i} => u{i} => v{i} => w{i}" for i in range(20)])
+    data = (tmp_path / which).read_bytes()
+    if compressed and which == TEST_FILE:
+        data = gzip.compress(data)
+    (tmp_path / which).write_bytes(data[: int(len(data) * cut)])
+    for read in (train_hierarchy, read_test_chains):
+        try:
+            read(tmp_path)
+        except ValueError as err:
+            assert str(tmp_path) in str(err) and "\n" not in str(err), err
 
 
 def test_retrieval_asks_each_chain_for_its_more_general_captions():
