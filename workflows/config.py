@@ -30,7 +30,7 @@ import math
 import re
 import types
 import typing
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Hashable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -167,13 +167,32 @@ def _under_prefix(text: str, options: set[str], prefix: str) -> str:
     return re.sub(r"(?<![\w-])--([a-z][a-z0-9-]*)", lambda m: f"--{prefix}{m[1]}" if m[1] in options else m[0], text)
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing a key given twice in one mapping: YAML 1.2 says keys
+    are unique, and PyYAML would keep the last quietly (`epochs: 5` ... `epochs: 50`)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            line = key_node.start_mark.line + 1
+            if isinstance(key, Hashable) and key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"{key!r} given twice, on lines {seen[key]} and {line}", key_node.start_mark
+                )
+            if isinstance(key, Hashable):
+                seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
 def read_yaml(path: str | Path | None) -> dict[str, Any]:
     """The mapping in a YAML file ({} for None or an empty file); ValueError naming the
-    file when it cannot be read, is not YAML or is not a mapping."""
+    file when it cannot be read, is not YAML (a key twice in one mapping included) or is
+    not a mapping."""
     if path is None:
         return {}
     try:
-        data = yaml.safe_load(Path(path).read_text())
+        data = yaml.load(Path(path).read_text(), Loader=_UniqueKeyLoader)  # a SafeLoader
     except FileNotFoundError:
         raise ValueError(f"--config {path}: no such file") from None
     except (OSError, UnicodeDecodeError) as err:

@@ -236,6 +236,9 @@ def test_demo_holds_the_configs_of_its_steps():
         (["segment", "x", "-o", "o", "--config", "{null_float}"], "gap_minutes: must be set, not null"),
         (["segment", "x", "-o", "o", "--method", "learned"], "--method learned needs --model"),
         (["segment", "x", "-o", "o", "--config", "missing.yaml"], "--config missing.yaml: no such file"),
+        # a key twice in one mapping: PyYAML kept the last quietly (the top level, and nested)
+        (["segment", "x", "-o", "o", "--config", "{twice}"], "not valid YAML ('engine' given twice, on lines 1 and 4)"),
+        (["demo", "--config", "{twice_nested}"], "not valid YAML ('gap_minutes' given twice, on lines 2 and 4)"),
         (["mine", "s", "-o", "o", "--seed", "-1"], f"error: --seed {SEED_RANGE}, not -1"),
         (["mine", "s", "-o", "o", "-f", "aol"], "--format reads a labelled log, with --gold"),
         (["compare", "--max-runs", "0"], "--max-runs must be at least 1"),
@@ -293,6 +296,8 @@ def test_bad_settings_are_one_line_errors(args, message, tmp_path):
         "{eval_method}": "segment:\n  method: time\n", "{scalar}": "segment: 5\n",
         "{bool_int}": "segment:\n  so_far_queries: true\n", "{null_float}": "segment:\n  gap_minutes: null\n",
         "{start}": "synth:\n  start: 5\n",
+        "{twice}": "engine: local\nsegment:\n  method: time\nengine: ray\n",
+        "{twice_nested}": "segment:\n  gap_minutes: 20\n  method: time\n  gap_minutes: 30\nsynth:\n  gap_minutes: 1\n",
     }  # fmt: skip
     for i, arg in enumerate(args):
         if arg in files:
