@@ -31,7 +31,8 @@ class ReadOptions:
         "help": "IANA zone of times written without an offset (DST-aware; the hour clocks repeat is read in file "
                 "order and counted in the report)"})  # fmt: skip
     unknown_user: tuple[str, ...] = field(default=(), metadata={
-        "help": "user values that stand for no one (repeatable, or comma-separated), besides the format's own "
+        "help": "user values that stand for no one (repeatable, or comma-separated; one holding a comma: a list "
+                "in a --config file), besides the format's own "
                 "(DiffusionDB's deleted_account; a table's \\N, NULL, null, None, NaN, nan, undefined): their "
                 "records are rejected as unknown_user"})  # fmt: skip
     strict: bool = field(default=False, metadata={

@@ -480,3 +480,20 @@ def test_queries_without_terms_are_not_one_query_for_the_nothing_they_share(tmp_
         got = read_table(out / "sessions.parquet").sort("row_id")
         assert got["session_id"].to_list() == ["u1/0", "u1/1", "u2/0", "u2/1", "u3/0", "u3/1", "u4/0", "u4/0"], method
         assert got["mission_id"].to_list() == ["u1/m0", "u1/m1", "u2/m0", "u2/m1", "u3/m0", "u3/m1", "u4/m0", "u4/m0"]
+
+
+def test_an_unknown_user_holding_a_comma_is_named_in_a_config_list(tmp_path):
+    """On the command line `--unknown-user` splits at commas (`a,b` is two users); a user
+    value that holds a comma is named whole in a `--config` file's list."""
+    log = tmp_path / "log.csv"
+    log.write_text('u,t,q\n"guest, anonymous",2006-03-01 10:00:00,one\nguest,2006-03-01 10:01:00,two\n'
+                   "alice,2006-03-01 10:02:00,three\n")  # fmt: skip
+    (tmp_path / "c.yaml").write_text('read:\n  unknown_user: ["guest, anonymous"]\n')
+    args = ("ingest", str(log), "-f", "table", "--map", "user=u,time=t,text=q")
+    invoke(*args, "-o", str(tmp_path / "listed"), "--config", str(tmp_path / "c.yaml"))
+    invoke(*args, "-o", str(tmp_path / "split"), "--unknown-user", "guest, anonymous")
+    for out, rejected_user in (("listed", "guest, anonymous"), ("split", "guest")):
+        kept = read_table(tmp_path / out / "events.parquet")["user_id"].sort().to_list()
+        assert kept == sorted({"guest, anonymous", "guest", "alice"} - {rejected_user})
+        report = json.loads((tmp_path / out / "report.json").read_text())
+        assert report["rejected_by_reason"] == {"unknown_user": 1}
