@@ -113,7 +113,8 @@ def is_ingest_output(path: str | Path) -> bool:
 
 def ingest_source(inputs: Sequence[str | Path], fmt: str | None) -> str | None:
     """The `ingest` output that `inputs` name (one such directory), or None for raw logs.
-    ValueError for the output of another job, or raw logs without a format;
+    ValueError for the output of another job, a job's output given with other inputs, or
+    raw logs without a format;
     IncompleteOutputError for an unfinished `ingest` output."""
     if len(inputs) == 1 and is_ingest_output(inputs[0]):
         return str(inputs[0])
@@ -124,6 +125,10 @@ def ingest_source(inputs: Sequence[str | Path], fmt: str | None) -> str | None:
         raise ValueError(f"{inputs[0]}: the events of an `ingest` output; give the output itself, "
                          f"{storage.parent(inputs[0])}")  # fmt: skip
     if fmt is None:
+        outputs = [str(given) for given in inputs if storage.exists(storage.join(given, REPORT_FILE))]
+        if outputs and len(inputs) > 1:
+            raise ValueError(f"{outputs[0]}: the output of a sessionflow job, given with other inputs; this reads "
+                             "one output alone, or raw logs (with --format)")  # fmt: skip
         raise ValueError("raw logs need --format")
     return None
 

@@ -92,6 +92,27 @@ def test_an_ingest_output_given_read_settings_is_refused_naming_them(gt, tmp_pat
         assert not (tmp_path / "s").exists()
 
 
+def test_an_output_given_with_other_inputs_is_named_not_taken_for_raw_logs(gt, tmp_path):
+    """`segment ev ev` and `segment ev log` said "raw logs need --format": an `ingest`
+    output named twice, or with a raw log, is one job's output among other inputs
+    (with --format, `expand_inputs` says so already)."""
+    invoke("ingest", str(gt / "gayo.csv"), "--format", "gayo-avello", "--output", str(tmp_path / "ev"))
+    invoke("segment", str(tmp_path / "ev"), "--output", str(tmp_path / "seg"))
+    ev, seg, log = str(tmp_path / "ev"), str(tmp_path / "seg"), str(gt / "gayo.csv")
+    for args, named in (
+        (["segment", ev, ev], ev), (["segment", log, ev], ev), (["segment", seg, ev], seg),
+        (["segment", ev, log, "-f", "gayo-avello"], "the output of a sessionflow job among the raw logs"),
+    ):  # fmt: skip
+        result = runner.invoke(app, [*args, "-o", str(tmp_path / "out"), "--engine", "local"])
+        lines = result.output.strip().splitlines()
+        assert result.exit_code == 2 and len(lines) == 1, result.output
+        assert named in lines[0] and "raw logs need --format" not in lines[0], lines[0]
+        assert not (tmp_path / "out").exists()
+    result = runner.invoke(app, ["segment", ev, ev, "-o", str(tmp_path / "out")])
+    assert result.output.strip() == f"error: {ev}: the output of a sessionflow job, given with other inputs; this " \
+        "reads one output alone, or raw logs (with --format)"  # fmt: skip
+
+
 def test_segment_options_and_config_file(gt, tmp_path):
     config = tmp_path / "seg.yaml"
     config.write_text("segment:\n  method: time\n  gap_minutes: 1.5\nmissions:\n  window: 2\n")
