@@ -169,20 +169,33 @@ def _under_prefix(text: str, options: set[str], prefix: str) -> str:
 
 class _UniqueKeyLoader(yaml.SafeLoader):
     """PyYAML's safe loader, refusing a key given twice in one mapping: YAML 1.2 says keys
-    are unique, and PyYAML would keep the last quietly (`epochs: 5` ... `epochs: 50`)."""
+    are unique, and PyYAML would keep the last quietly (`epochs: 5` ... `epochs: 50`).
+    A key a merge (`<<: *defaults`) brings in may be given again: that is how a merge is
+    overridden."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: dict[Any, int] = {}
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            line = key_node.start_mark.line + 1
-            if isinstance(key, Hashable) and key in seen:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"{key!r} given twice, on lines {seen[key]} and {line}", key_node.start_mark
-                )
-            if isinstance(key, Hashable):
-                seen[key] = line
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[Any, int] = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=deep)
+                line = key_node.start_mark.line + 1
+                if isinstance(key, Hashable) and key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"{key!r} given twice, on lines {seen[key]} and {line}"
+                    )
+                if isinstance(key, Hashable):
+                    seen[key] = line
         return super().construct_mapping(node, deep=deep)
+
+
+def _yaml_problem(err: yaml.YAMLError) -> str:
+    """What PyYAML found wrong, and where (line and column, from 1), in one line."""
+    if not isinstance(err, yaml.MarkedYAMLError) or not err.problem:
+        return str(err).splitlines()[0]
+    mark = err.problem_mark
+    return err.problem + (f", line {mark.line + 1}, column {mark.column + 1}" if mark else "")
 
 
 def read_yaml(path: str | Path | None) -> dict[str, Any]:
@@ -198,7 +211,9 @@ def read_yaml(path: str | Path | None) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError) as err:
         raise ValueError(f"--config {path}: cannot be read as text ({err.__class__.__name__})") from None
     except yaml.YAMLError as err:
-        raise ValueError(f"--config {path}: not valid YAML ({str(err).splitlines()[0]})") from None
+        raise ValueError(f"--config {path}: not valid YAML ({_yaml_problem(err)})") from None
+    except RecursionError:
+        raise ValueError(f"--config {path}: nested too deeply to read (a job's settings are a few levels)") from None
     if data is None:
         return {}
     if not isinstance(data, dict):

@@ -239,6 +239,10 @@ def test_demo_holds_the_configs_of_its_steps():
         # a key twice in one mapping: PyYAML kept the last quietly (the top level, and nested)
         (["segment", "x", "-o", "o", "--config", "{twice}"], "not valid YAML ('engine' given twice, on lines 1 and 4)"),
         (["demo", "--config", "{twice_nested}"], "not valid YAML ('gap_minutes' given twice, on lines 2 and 4)"),
+        # what PyYAML found, with its line (a tab said only "while scanning for the next token"); a nesting past
+        # Python's recursion limit was a RecursionError traceback
+        (["segment", "x", "-o", "o", "--config", "{tab}"], "found character '\\t' cannot start any token, line 2,"),
+        (["segment", "x", "-o", "o", "--config", "{deep}"], "nested too deeply to read"),
         (["mine", "s", "-o", "o", "--seed", "-1"], f"error: --seed {SEED_RANGE}, not -1"),
         (["mine", "s", "-o", "o", "-f", "aol"], "--format reads a labelled log, with --gold"),
         (["compare", "--max-runs", "0"], "--max-runs must be at least 1"),
@@ -296,6 +300,7 @@ def test_bad_settings_are_one_line_errors(args, message, tmp_path):
         "{eval_method}": "segment:\n  method: time\n", "{scalar}": "segment: 5\n",
         "{bool_int}": "segment:\n  so_far_queries: true\n", "{null_float}": "segment:\n  gap_minutes: null\n",
         "{start}": "synth:\n  start: 5\n",
+        "{tab}": "segment:\n\tgap_minutes: 20\n", "{deep}": "segment: " + "{a: " * 600 + "1" + "}" * 600 + "\n",
         "{twice}": "engine: local\nsegment:\n  method: time\nengine: ray\n",
         "{twice_nested}": "segment:\n  gap_minutes: 20\n  method: time\n  gap_minutes: 30\nsynth:\n  gap_minutes: 1\n",
     }  # fmt: skip
@@ -382,3 +387,15 @@ def test_a_refused_number_is_told_by_its_own_flag(words, config):
                 named = set(re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*", said))
                 assert "\n" not in said and f"--{leaf.option}" in named, (leaf.key, value, said)
                 assert named <= options, (leaf.key, value, named - options)
+
+
+def test_a_merge_key_brings_settings_in_and_a_key_given_after_it_overrides_them(tmp_path):
+    """`<<: *defaults` is YAML's way to share settings; the check for a key given twice
+    (which broke merges when it ran first: "could not determine a constructor for the
+    tag ...merge") leaves a merged key free to be given again."""
+    path = tmp_path / "c.yaml"
+    path.write_text("segment:\n  <<: {gap_minutes: 20, method: time}\n  gap_minutes: 25\n")
+    result = runner.invoke(app, ["segment", "x", "-o", "o", "--config", str(path), "--print-config"])
+    assert result.exit_code == 0, result.output
+    printed = yaml.safe_load(result.output)["segment"]
+    assert (printed["gap_minutes"], printed["method"]) == (25.0, "time")
