@@ -241,7 +241,7 @@ def test_demo_holds_the_configs_of_its_steps():
         (["demo", "--config", "{twice_nested}"], "not valid YAML ('gap_minutes' given twice, on lines 2 and 4)"),
         # what PyYAML found, with its line (a tab said only "while scanning for the next token"); a nesting past
         # Python's recursion limit was a RecursionError traceback
-        (["segment", "x", "-o", "o", "--config", "{tab}"], "found character '\\t' cannot start any token, line 2,"),
+        (["segment", "x", "-o", "o", "--config", "{tab}"], "'\\t' that cannot start any token, line 2, "),
         (["segment", "x", "-o", "o", "--config", "{deep}"], "nested too deeply to read"),
         (["mine", "s", "-o", "o", "--seed", "-1"], f"error: --seed {SEED_RANGE}, not -1"),
         (["mine", "s", "-o", "o", "-f", "aol"], "--format reads a labelled log, with --gold"),
