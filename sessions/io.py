@@ -150,13 +150,22 @@ def publish_dataset(path: str | Path, parts: Sequence[tuple[str, int]]) -> None:
 
 def dataset_parts(path: str | Path) -> list[str]:
     """The files of a Parquet output: itself when it is one file, else the parts its
-    manifest lists. Raises IncompleteOutputError for a directory without a manifest,
-    FileNotFoundError when nothing is there, ValueError for a file that is not Parquet."""
+    manifest lists (`counted_parts`, whose errors it raises)."""
+    return [part for part, _ in counted_parts(path)]
+
+
+def counted_parts(path: str | Path) -> list[tuple[str, int]]:
+    """The files of a Parquet output with their rows, each file's footer read and its
+    rows checked against the manifest's count. Raises IncompleteOutputError for a
+    directory without a manifest, FileNotFoundError when nothing is there, ValueError
+    naming the file for one that is not Parquet, a manifest that cannot be read, and a
+    part cut short, overwritten or missing (read lazily, it failed at the first
+    `collect`, in a traceback that named no file)."""
     if storage.is_file(path):
         with storage.open_input(path, compression=None) as file:
             if file.read(4) != b"PAR1":
                 raise ValueError(f"{path}: not a Parquet file; give the output of the job that writes this table")
-        return [str(path)]
+        return [(str(path), _footer_rows(str(path), str(path)))]
     manifest = storage.join(path, MANIFEST)
     if not storage.exists(manifest):
         if storage.is_dir(path):
@@ -164,7 +173,33 @@ def dataset_parts(path: str | Path) -> list[str]:
                 f"{path}: an unfinished output (no {MANIFEST}); run the job that writes it again"
             )
         raise FileNotFoundError(f"{path}: no such file or directory")
-    return [storage.join(path, part["name"]) for part in read_json(manifest)["parts"]]
+    try:
+        listed = [(str(part["name"]), int(part["rows"])) for part in read_json(manifest)["parts"]]
+    except (ValueError, KeyError, TypeError) as err:
+        raise ValueError(f"{manifest}: not a manifest sessionflow wrote ({type(err).__name__}: {err}); "
+                         "run the job that writes this table again") from None  # fmt: skip
+    parts = []
+    for name, rows in listed:
+        part = storage.join(path, name)
+        if (found := _footer_rows(part, str(path))) != rows:
+            raise ValueError(f"{part}: {found:,} rows where {MANIFEST} lists {rows:,}; a part of {path} changed "
+                             "after its job wrote it: run that job again")  # fmt: skip
+        parts.append((part, rows))
+    return parts
+
+
+def _footer_rows(part: str, table: str) -> int:
+    """The rows a Parquet file's footer counts; ValueError naming it for one that cannot
+    be read as Parquet (cut short, overwritten) or is missing."""
+    try:
+        with storage.open_random_access(part) as file:
+            return pq.ParquetFile(file).metadata.num_rows
+    except FileNotFoundError:
+        raise ValueError(f"{part}: missing, a part of {table}: run the job that writes it again") from None
+    except (OSError, ValueError) as err:  # pyarrow's ArrowInvalid is a ValueError
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ValueError(f"{part}: not readable as Parquet ({reason}), a part of {table}: damaged after its job "
+                         "wrote it; run that job again") from None  # fmt: skip
 
 
 def is_complete(path: str | Path) -> bool:
@@ -238,12 +273,8 @@ def read_table(path: str | Path) -> pl.DataFrame:
 
 def parquet_rows(path: str | Path) -> int:
     """Rows in a Parquet file or published dataset (the manifest's count, checked
-    against each part's metadata)."""
-    total = 0
-    for part in dataset_parts(path):
-        with storage.open_random_access(part) as file:
-            total += pq.ParquetFile(file).metadata.num_rows
-    return total
+    against each part's metadata: `counted_parts`)."""
+    return sum(rows for _, rows in counted_parts(path))
 
 
 def copy_table(src: str | Path, dst: str | Path) -> None:
@@ -257,11 +288,10 @@ def copy_table(src: str | Path, dst: str | Path) -> None:
     prepare_dataset(dst)
     run = run_id()
     parts = []
-    for i, part in enumerate(dataset_parts(src)):
+    for i, (part, rows) in enumerate(counted_parts(src)):
         name = part_name(run, i)
         storage.copy_file(part, storage.join(dst, name))
-        with storage.open_random_access(part) as file:
-            parts.append((name, pq.ParquetFile(file).metadata.num_rows))
+        parts.append((name, rows))
     publish_dataset(dst, parts)
 
 

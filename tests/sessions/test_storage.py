@@ -8,6 +8,7 @@ import gzip
 import itertools
 import json
 import os
+from pathlib import Path
 
 import polars as pl
 import pytest
@@ -97,6 +98,51 @@ def test_a_dataset_is_complete_only_with_its_manifest(tmp_path, request, root_ki
     assert not io.is_complete(path)
     with pytest.raises(io.IncompleteOutputError, match="unfinished output"):
         io.read_table(path)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    sizes=st.lists(st.integers(1, 40), min_size=1, max_size=4),
+    which=st.integers(0, 3),
+    damage=st.sampled_from(["cut", "junk", "missing", "other table", "manifest junk", "manifest rows"]),
+    cut=st.floats(0.0, 0.99),
+)
+def test_a_damaged_part_of_a_dataset_is_named_by_every_reader(tmp_path_factory, sizes, which, damage, cut):
+    """The breaking helper's find: an `ingest` output's part cut to 5 KB or overwritten
+    ended `segment` and `mine` in polars' ComputeError traceback at the first `collect`
+    (a lazy scan reads a part's footer only then). Now every reader of a job's table
+    (`read_table`, `scan_table`, `parquet_rows`, `copy_table`) checks each part's footer
+    and rows against the manifest first: one ValueError naming the file."""
+    root = tmp_path_factory.mktemp("damaged")
+    path = str(root / "d.parquet")
+    with io.ParquetSink(path, SCHEMA) as sink:
+        for i, n in enumerate(sizes):
+            sink.write(pl.DataFrame({"a": list(range(i * 100, i * 100 + n))}))
+    parts = io.dataset_parts(path)
+    part = parts[which % len(parts)]
+    data = Path(part).read_bytes()
+    manifest = storage.join(path, io.MANIFEST)
+    named = part
+    if damage == "cut":
+        Path(part).write_bytes(data[: int(len(data) * cut)])
+    elif damage == "junk":
+        Path(part).write_bytes(b"not parquet at all" * int(1 + cut * 10))
+    elif damage == "missing":
+        os.remove(part)
+    elif damage == "other table":  # a valid Parquet file with another row count in its place
+        pl.DataFrame({"a": list(range(sizes[which % len(parts)] + 1))}).write_parquet(part)
+    elif damage == "manifest junk":
+        storage.write_text("{not json", manifest)
+        named = manifest
+    else:
+        listed = json.loads(storage.read_text(manifest))
+        listed["parts"][which % len(parts)]["rows"] += 1
+        storage.write_text(json.dumps(listed), manifest)
+    for read in (io.read_table, lambda p: io.scan_table(p).collect(), io.parquet_rows,
+                 lambda p: io.copy_table(p, str(root / "copy.parquet"))):  # fmt: skip
+        with pytest.raises(ValueError) as err:
+            read(path)
+        assert str(err.value).startswith(f"{named}: ") and "\n" not in str(err.value), err.value
 
 
 def test_an_empty_dataset_still_tells_its_schema(s3):

@@ -113,6 +113,22 @@ def test_an_output_given_with_other_inputs_is_named_not_taken_for_raw_logs(gt, t
         "reads one output alone, or raw logs (with --format)"  # fmt: skip
 
 
+def test_a_damaged_part_of_an_output_is_one_line_naming_it_for_segment_and_mine(gt, tmp_path):
+    """The example: an `ingest` output's part cut short gave `segment` a ComputeError
+    traceback and a half-made output; a `segment` output's part, `mine` likewise."""
+    invoke("ingest", str(gt / "gayo.csv"), "--format", "gayo-avello", "--output", str(tmp_path / "ev"))
+    invoke("segment", str(tmp_path / "ev"), "--output", str(tmp_path / "seg"))
+    for step, given, table in (("segment", "ev", "events.parquet"), ("mine", "seg", "sessions.parquet")):
+        part = sorted((tmp_path / given / table).glob("part-*.parquet"))[0]
+        part.write_bytes(part.read_bytes()[:300])
+        for engine in ("local", "ray"):
+            result = runner.invoke(app, [step, str(tmp_path / given), "-o", str(tmp_path / "out"), "--engine", engine])
+            lines = result.output.strip().splitlines()
+            assert result.exit_code == 2 and len(lines) == 1, result.output
+            assert lines[0].startswith(f"error: {part}: not readable as Parquet (") and "run that job again" in lines[0]
+            assert not (tmp_path / "out").exists()
+
+
 def test_segment_options_and_config_file(gt, tmp_path):
     config = tmp_path / "seg.yaml"
     config.write_text("segment:\n  method: time\n  gap_minutes: 1.5\nmissions:\n  window: 2\n")
