@@ -647,3 +647,22 @@ def test_a_full_disk_is_one_line_naming_the_table_not_a_traceback(done, monkeypa
     line = result.output.strip()
     assert len(line.splitlines()) == 1 and line.startswith(f"error: {done / 'full'}/") and line.endswith(
         "No space left on device")  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "job",
+    [["segment", "-f", "aol", "--engine", "local"], ["segment", "-f", "aol", "--engine", "ray"],
+     ["ingest", "-f", "aol", "--engine", "local"], ["annotate"], ["score", "-f", "aol"]],
+)  # fmt: skip
+@pytest.mark.parametrize("blank", ["", " ", "\t"])
+def test_an_input_named_by_nothing_is_refused_not_read_as_the_working_directory(tmp_path, monkeypatch, job, blank):
+    """The breaking helper's find: `segment '' -f aol` (a shell variable that was not
+    set: `segment "$LOG"`) read the working directory whole, and exited 0."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "aol.tsv").write_text(LOG)
+    for inputs in ([blank], ["aol.tsv", blank]):
+        result = sessionflow(job[0], *inputs, *job[1:], "-o", "out")
+        assert result.exit_code == 2, result.output
+        said = "empty" if not blank else "only spaces"
+        assert result.output.strip() == f"error: INPUTS {blank!r}: {said}; name a file or directory"
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["aol.tsv"]

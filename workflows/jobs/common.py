@@ -155,13 +155,15 @@ def address() -> Any:
 
 def require(value: Any, option: str, argument: bool = False) -> Any:
     """`value`, or ValueError naming the option (or positional argument) that must be given:
-    missing, empty, or only spaces (a shell variable that was not set: `-o "$OUT "`; a
-    directory named by spaces is never what was meant)."""
+    missing, empty, or only spaces, or (a list: the inputs) one of its items so (a shell
+    variable that was not set: `-o "$OUT "`, `segment "$LOG"`; a directory named by spaces
+    is never what was meant, and '' read the working directory whole)."""
     given = option.upper() if argument else f"--{option}"
     if value in (None, "", ()):
         raise ValueError(f"missing {given} (or `{option.replace('-', '_')}:` in --config)")
-    if isinstance(value, str) and not value.strip():
-        raise ValueError(f"{given} {value!r}: only spaces; name a file or directory")
+    for item in [value] if isinstance(value, str) else value if isinstance(value, list | tuple) else []:
+        if isinstance(item, str) and not item.strip():  # '' named the working directory, read whole
+            raise ValueError(f"{given} {item!r}: {'empty' if not item else 'only spaces'}; name a file or directory")
     return value
 
 
