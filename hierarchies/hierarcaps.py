@@ -24,6 +24,8 @@ captions of its chain, among the distinct captions of all test hierarchies.
 
 from __future__ import annotations
 
+import csv
+import gzip
 from pathlib import Path
 
 import numpy as np
@@ -37,23 +39,29 @@ TEST_FILE = "hierarcaps_test.csv"
 EXPANDED_FILE = "hierarcaps_test_expanded.csv.gz"
 
 
-def _chains(column: pl.Series, path: Path, lines: pl.Series) -> np.ndarray:
-    """(n, 4) captions of ` => `-joined chains, read from the `lines` (n,) of the CSV
-    file `path`. ValueError naming the file and the first such line for none, an empty
-    field, a chain of another length or a caption twice in one chain (its own ancestor)."""
+def _chains(column: pl.Series, path: Path, records: pl.Series) -> np.ndarray:
+    """(n, 4) captions of ` => `-joined chains (each caption stripped of the spaces around
+    it), read from the `records` (n,) of the CSV file `path` (0: the first after the
+    header). ValueError naming the file and the first such record's line for none, an
+    empty field, a chain of another length, an empty caption, or a caption twice in one
+    chain (its own ancestor)."""
     if not len(column):
         raise ValueError(f"no edges in {path}: it holds no chain")
-    parts = column.str.split(SEPARATOR)
-    bad = (parts.list.len() != LEVELS).fill_null(True)
-    if bad.any():
-        rows = np.flatnonzero(bad.to_numpy())
-        chain = column[int(rows[0])]
+    parts = column.str.split(SEPARATOR.strip()).list.eval(pl.element().str.strip_chars())
+    short = (parts.list.len() != LEVELS).fill_null(True).to_numpy()
+    empty = parts.list.eval(pl.element() == "").list.any().fill_null(False).to_numpy()
+    if (bad := short | empty).any():
+        rows = np.flatnonzero(bad)
+        row = int(rows[0])
+        chain = column[row]
         more = f" ({len(rows)} such chains)" if len(rows) > 1 else ""
-        raise ValueError(
-            f"{path} line {lines[int(rows[0])]}: "
-            + (f"{chain!r} is not {LEVELS} captions joined by {SEPARATOR!r}" if chain else "no chain")
-            + more
-        )
+        if not chain:
+            what = "no chain"
+        elif short[row]:
+            what = f"{chain!r} is not {LEVELS} captions joined by {SEPARATOR!r}"
+        else:
+            what = f"{chain!r} has an empty caption"
+        raise ValueError(f"{path} line {_line(path, records[row])}: {what}{more}")
     chains = np.asarray(parts.to_list(), dtype=object).astype(str)
     ordered = np.sort(chains, axis=1)
     repeats = np.flatnonzero((ordered[:, 1:] == ordered[:, :-1]).any(axis=1))
@@ -61,15 +69,34 @@ def _chains(column: pl.Series, path: Path, lines: pl.Series) -> np.ndarray:
         row = repeats[0]
         twice = str(ordered[row, 1:][ordered[row, 1:] == ordered[row, :-1]][0])
         more = f" ({len(repeats)} such chains)" if len(repeats) > 1 else ""
-        raise ValueError(f"{path} line {lines[int(row)]}: {twice!r} twice in one chain, its own ancestor{more}")
+        raise ValueError(
+            f"{path} line {_line(path, records[int(row)])}: {twice!r} twice in one chain, its own ancestor{more}"
+        )
     return chains
+
+
+def _line(path: Path, record: int) -> int:
+    """The line of `path` (from 1, the header's) on which CSV record `record` (0: the
+    first after the header) starts: a quoted caption may span lines. Read again only
+    to name a line in an error."""
+    with open(path, "rb") as raw:
+        gzipped = raw.read(2) == b"\x1f\x8b"
+    with (gzip.open if gzipped else open)(path, "rt", encoding="utf-8-sig", newline="", errors="replace") as text:
+        reader = csv.reader(text)
+        next(reader, None)
+        start = reader.line_num + 1
+        for index, _ in enumerate(reader):
+            if index == record:
+                return start
+            start = reader.line_num + 1
+    return start
 
 
 COLUMNS = {TEST_FILE: ("captions", "image_url"), EXPANDED_FILE: ("positive", "image_url")}  # what is read of each
 
 
 def _read(path: Path) -> pl.DataFrame:
-    """The CSV file `path` with `line`, each row's line in it (the header is line 1).
+    """The CSV file `path` with `record`, each row's index (0: the first after the header).
     ValueError naming the file for one that is empty, damaged (a cut gzip stream) or not
     CSV, or without the columns read of it (`COLUMNS`); FileNotFoundError for none."""
     if not path.is_file():
@@ -87,7 +114,7 @@ def _read(path: Path) -> pl.DataFrame:
             f"{path}: no column {', '.join(map(repr, missing))} (its columns: {', '.join(table.columns)}); "
             f"HierarCaps' {path.name} has {', '.join(COLUMNS[path.name])}"
         )
-    return table.with_row_index("line", offset=2)
+    return table.with_row_index("record")
 
 
 def read_test_chains(directory: str | Path) -> np.ndarray:
@@ -95,7 +122,7 @@ def read_test_chains(directory: str | Path) -> np.ndarray:
     and as `_read` for a file without its columns)."""
     path = Path(directory) / TEST_FILE
     table = _read(path)
-    return _chains(table["captions"].str.strip_chars(), path, table["line"])
+    return _chains(table["captions"].str.strip_chars(), path, table["record"])
 
 
 def retrieval_task(chains: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -118,7 +145,7 @@ def train_chains(directory: str | Path) -> np.ndarray:
     test_images = _read(directory / TEST_FILE)["image_url"]
     path = directory / EXPANDED_FILE
     expanded = _read(path).filter(~pl.col("image_url").is_in(test_images.implode()))
-    return _chains(expanded["positive"].str.strip_chars(), path, expanded["line"])
+    return _chains(expanded["positive"].str.strip_chars(), path, expanded["record"])
 
 
 def train_hierarchy(directory: str | Path) -> Hierarchy:

@@ -63,6 +63,25 @@ def test_bad_chains_are_refused_naming_the_file_and_line(tmp_path):
         train_hierarchy(tmp_path)
 
 
+def test_captions_are_stripped_an_empty_one_refused_and_lines_counted_as_the_file_has_them(tmp_path):
+    """The breaking helper's finds: `bird  =>   blue bird` made the nodes 'bird ' and
+    '  blue bird' beside 'bird' (44 captions of the published training chains have such
+    a space); `a =>  => c => d` made '' a node; and after a quoted caption over two
+    lines an error named the record's number, not its line."""
+    directory = _directory(tmp_path, ["bird  =>   blue bird => a blue bird => A blue bird on a branch ",
+                                      "bird => blue bird => a blue bird => a blue bird asleep"])  # fmt: skip
+    names = sorted(train_hierarchy(directory).names)
+    assert names == ["A blue bird on a branch", "a blue bird", "a blue bird asleep", "bird", "blue bird"]
+    expanded = 'positive,negative,image_url\n"a => b => c => d\nover two lines",x,i0\ne => f => g => h,x,i1\n' \
+        "p =>  => r => s,x,i2\n"  # fmt: skip
+    (tmp_path / EXPANDED_FILE).write_bytes(gzip.compress(expanded.encode()))
+    with pytest.raises(ValueError, match=r"test_expanded.csv.gz line 5: 'p =>  => r => s' has an empty caption$"):
+        train_hierarchy(tmp_path)
+    (tmp_path / EXPANDED_FILE).write_bytes(expanded.replace("p =>  => r", "p => r").encode())  # not gzipped: read too
+    with pytest.raises(ValueError, match=r"test_expanded.csv.gz line 5: 'p => r => s' is not 4 captions"):
+        train_hierarchy(tmp_path)
+
+
 def test_an_empty_or_damaged_file_is_a_one_line_error_naming_it(tmp_path):
     """An empty `hierarcaps_test_expanded.csv.gz` (0 bytes, or gzip of nothing) ended in
     polars' NoDataError traceback; a cut gzip stream said "unexpected end of file" alone."""
