@@ -51,6 +51,8 @@ def test_lookup_poincare_on_two_workers_holds_hits_multi_hop_pairs_out_and_score
     assert "not registered: a lookup table reads no text" in " ".join(shown.get().split())
     params = store.get_run(outcome.run_id).data.params
     assert params["lr"] == "25.0" and params["epochs"] == "150" and params["burnin_epochs"] == "10"  # as used
+    inputs = {i.dataset.name for i in store.get_run(outcome.run_id).inputs.dataset_inputs}
+    assert inputs == {"hierarchy pairs (train)", "hierarchy pairs (held out)"}
     logged = {a.path for a in store.list_artifacts(outcome.run_id)}
     assert outcome.figures == ["poincare_disk.png", "specificity_by_depth.png"] and set(outcome.figures) <= logged
     history = store.get_metric_history(outcome.run_id, "eval/multi_hop_f1_rn")
@@ -152,6 +154,12 @@ def test_text_model_on_two_workers_registers_serves_and_reports_level_order_and_
     run = store.get_run(store.get_model_version("hierarchy-model", "1").run_id)
     m, params = run.data.metrics, run.data.params
     assert (params["lr"], params["encoder_lr"], params["schedule"]) == ("0.01", "3e-05", "linear")  # given; by model
+    # the tables it read, as `train session` logs its pairs (a hierarchy run logged none, though the README said so)
+    inputs = {i.dataset.name: i.dataset for i in run.inputs.dataset_inputs}
+    assert sorted(inputs) == ["HierarCaps test chains", "hierarchy pairs (train)"]  # nothing held out on HierarCaps
+    assert json.loads(inputs["hierarchy pairs (train)"].profile)["num_rows"] == int(params["train_edges"])
+    assert json.loads(inputs["HierarCaps test chains"].profile)["num_rows"] == 6
+    assert inputs["hierarchy pairs (train)"].source == json.dumps({"uri": str(tmp_path)})
     # the head fitted first (50 epochs of the training pairs in batches of 16), logged at step 0 by rank 0
     pairs = int(params["train_edges"])
     assert (params["hidden"], params["head_epochs"]) == ("512", "50") and m["head_fit_steps"] == 50 * (pairs // 16)

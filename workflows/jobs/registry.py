@@ -13,7 +13,7 @@ class CompareJob:
     """Which runs `sessionflow compare` puts side by side, and what it shows of them."""
 
     experiment: str = field(default="session-model", metadata={
-        "help": "MLflow experiment: session-model, hierarchy-model or segmenter-model"})  # fmt: skip
+        "help": "MLflow experiment: session-model, hierarchy-model, segmenter-model, demo (any in it)"})  # fmt: skip
     metrics: tuple[str, ...] = field(default=(), metadata={
         "help": "metrics to show, comma-separated (none: the experiment's key metrics)"})  # fmt: skip
     params: tuple[str, ...] = field(default=(), metadata={

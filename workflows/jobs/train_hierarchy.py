@@ -445,4 +445,32 @@ def run(job: TrainHierarchyJob, run_name: str | None = None) -> TrainOutcome:
         training_run(job.experiment, "train hierarchy", params, name, description) as run_id,
         train_best(HierarchyTask(cfg, data), run_id, "hierarchy-model", job.storage, job.address) as trained,
     ):
+        _log_inputs(data, cfg)
         return _finish(trained, data, cfg, run_id, job.register)
+
+
+def _log_inputs(data: HierarchyData, cfg: HierarchyTrainConfig) -> None:
+    """The tables the run read, as MLflow dataset inputs (as `train session` logs its
+    pairs): the (child, ancestor) pairs trained on, those held out, and HierarCaps'
+    test chains, by node text."""
+    import numpy as np
+    import polars as pl
+
+    from hierarchies.datasets import Hierarchy
+    from sessions import storage
+    from workflows.tracking.store import log_table
+
+    split = data.split
+    source = storage.absolute(cfg.hierarcaps) if cfg.hierarcaps else f"{cfg.data} (WordNet 3.0, nltk)"
+
+    def pairs(h: Hierarchy, edges: np.ndarray) -> pl.DataFrame:
+        return pl.DataFrame({"child": h.texts[edges[:, 0]], "ancestor": h.texts[edges[:, 1]]},
+                            schema={"child": pl.String, "ancestor": pl.String})  # fmt: skip
+
+    log_table(pairs(split.train, split.train.edges), source, "hierarchy pairs (train)", "training")
+    if len(split.test_edges):
+        log_table(pairs(split.full, split.test_edges), source, "hierarchy pairs (held out)", "evaluation")
+    if data.chains is not None:
+        chains = pl.DataFrame(data.chains.astype(object), schema=[f"level_{i}" for i in range(data.chains.shape[1])],
+                              orient="row")  # fmt: skip
+        log_table(chains, source, "HierarCaps test chains", "evaluation")

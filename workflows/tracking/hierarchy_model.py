@@ -3,8 +3,10 @@
     model = mlflow.pyfunc.load_model("models:/hierarchy-model@champion")
     model.predict(pd.DataFrame({"text": ["mammal", "toy poodle"]}))  # -> point, norm
 
-`norm` is the distance from the origin (of the ball, or of R^d for a Euclidean
-model): the specificity of a text, general texts near 0.
+`norm` is the distance from the origin in the model's own metric (the Poincaré ball's:
+2 artanh(sqrt(c) |point|) / sqrt(c), unbounded, not the Euclidean length of `point`, which
+stays below 1; R^d's for a Euclidean model): the specificity of a text, general texts
+near 0.
 """
 
 from __future__ import annotations
