@@ -197,9 +197,8 @@ def _footer_rows(part: str, table: str) -> int:
     except FileNotFoundError:
         raise ValueError(f"{part}: missing, a part of {table}: run the job that writes it again") from None
     except (OSError, ValueError) as err:  # pyarrow's ArrowInvalid is a ValueError
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ValueError(f"{part}: not readable as Parquet ({reason}), a part of {table}: damaged after its job "
-                         "wrote it; run that job again") from None  # fmt: skip
+        raise ValueError(f"{part}: not readable as Parquet ({storage.first_line(err)}), a part of {table}: "
+                         "damaged after its job wrote it; run that job again") from None  # fmt: skip
 
 
 def is_complete(path: str | Path) -> bool:

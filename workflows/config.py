@@ -180,13 +180,14 @@ class _UniqueKeyLoader(yaml.SafeLoader):
                 if key_node.tag == "tag:yaml.org,2002:merge":
                     continue
                 key = self.construct_object(key_node, deep=deep)
+                if not isinstance(key, Hashable):  # refused by the safe loader itself, below
+                    continue
                 line = key_node.start_mark.line + 1
-                if isinstance(key, Hashable) and key in seen:
+                if key in seen:
                     raise yaml.constructor.ConstructorError(
                         None, None, f"{key!r} given twice, on lines {seen[key]} and {line}"
                     )
-                if isinstance(key, Hashable):
-                    seen[key] = line
+                seen[key] = line
         return super().construct_mapping(node, deep=deep)
 
 

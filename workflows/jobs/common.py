@@ -161,7 +161,8 @@ def require(value: Any, option: str, argument: bool = False) -> Any:
     given = option.upper() if argument else f"--{option}"
     if value in (None, "", ()):
         raise ValueError(f"missing {given} (or `{option.replace('-', '_')}:` in --config)")
-    for item in [value] if isinstance(value, str) else value if isinstance(value, list | tuple) else []:
+    items = (value,) if isinstance(value, str) else value if isinstance(value, list | tuple) else ()
+    for item in items:
         if isinstance(item, str) and not item.strip():  # '' named the working directory, read whole
             raise ValueError(f"{given} {item!r}: {'empty' if not item else 'only spaces'}; name a file or directory")
     return value
