@@ -53,8 +53,13 @@ docs: setup
 	env -u PYTHONDONTWRITEBYTECODE RAY_AUTH_MODE=disabled HF_HUB_OFFLINE=1 \
 	  $(BIN)/python -m workflows.jobs.demo_docs $(DEMO_DIR)/summary.json
 
+# Two pytest workers (pytest-xdist), a test module each at a time (module-scoped
+# fixtures such as the demo's run are made once): most of the suite waits on Ray, MLflow
+# and process starts, which two workers overlap on 2 cores (tests/conftest.py starts
+# the longest modules first). TEST_WORKERS=0 runs it in one process.
+TEST_WORKERS ?= 2
 test: setup
-	env -u PYTHONDONTWRITEBYTECODE $(BIN)/python -m pytest
+	env -u PYTHONDONTWRITEBYTECODE $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder
 
 clean:
 	rm -rf $(VENV) out .pytest_cache
