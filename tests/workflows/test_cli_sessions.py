@@ -458,7 +458,7 @@ def test_mine_gold_accounts_for_every_row_of_the_labelled_log(gt, tmp_path):
 @pytest.mark.parametrize(
     ("name", "data", "cause"),
     [
-        ("cut.tsv.gz", gzip.compress(b"1\tq\t2006-03-01 00:00:00\t\t\n" * 50)[:20],
+        ("cut.tsv.gz", gzip.compress(b"1\tq\t2006-03-01 00:00:00\t\t\n" * 50, mtime=0)[:20],
          "the compressed input is cut short or damaged before its first whole record"),
         ("latin1.tsv", b"1\tcaf\xe9\t2006-03-01 00:00:00\t\t\n", "the input is not UTF-8 text"),
         ("other.tsv", b"1\tq\tyesterday\t\t\n", "a wrong --format, --map or time format is the usual cause"),
