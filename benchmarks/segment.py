@@ -16,7 +16,7 @@ numba's and scipy's modules from source, about 2 s here: `make test` unsets it t
    cascade rules (pandas for the table work, Python per pair for the lexical
    evidence) and sessionflow's `segment` (sessions only, the same rules), checks that
    both give the same sessions, and prints rows/s of each: sessionflow's first call
-   (numba's start in the process, about 0.2 s here, and other first uses included) and the median of the five
+   (numba's start in the process, 0.2-1 s by machine, and other first uses included) and the median of the five
    calls after it (kernels loaded, as pandas' modules are before its call; one call
    varies by 10-20% on this machine).
 
@@ -37,6 +37,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import polars as pl
 
@@ -106,14 +107,14 @@ def pandas_cascade(path: str, cfg: SegmentConfig) -> pd.DataFrame:
     ident, blank = df["norm"].copy(), pd.Series(False, index=df.index)
     ident[bare], blank[bare] = "\x00" + raw, raw == ""
     same = ((ident == ident.shift()) & ~blank).to_numpy()
-    prev_norm = df["norm"].shift()
-    close = [middle[i] and _close(prev_norm[i], df["norm"][i], same[i], cfg) for i in range(len(df))]
+    norms = df["norm"].tolist()
+    pairs = zip(middle.tolist(), [None, *norms[:-1]], norms, same.tolist(), strict=True)
+    close = [m and _close(prev, norm, s, cfg) for m, prev, norm, s in pairs]
     breaks = (df["first"] | long_gap | (middle & ~pd.Series(close))).to_numpy().copy()
     # The session so far: one pass over the rows the pairwise decisions separate.
     start_of = pd.Series(range(len(df))).where(breaks).ffill().astype(int).to_numpy()
     rejoin = []
-    norms = df["norm"].tolist()
-    for i in [i for i in range(len(df)) if breaks[i] and middle[i]]:
+    for i in np.flatnonzero(breaks & middle.to_numpy()):
         previous_start = start_of[i - 1]
         members = range(i - 1, max(previous_start, i - cfg.so_far_queries) - 1, -1)
         if any(_contained(norms[i], norms[m], cfg.min_containment) for m in members):
