@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -75,21 +76,40 @@ def _chains(column: pl.Series, path: Path, records: pl.Series) -> np.ndarray:
     return chains
 
 
-def _line(path: Path, record: int) -> int:
-    """The line of `path` (from 1, the header's) on which CSV record `record` (0: the
-    first after the header) starts: a quoted caption may span lines. Read again only
-    to name a line in an error."""
+def _records(path: Path) -> Iterator[tuple[int, list[str]]]:
+    """Each CSV record of `path` (gzipped or not) with the line it starts on (from 1:
+    the header's, which comes first): a quoted caption may span lines. Python's csv
+    module, read again only to name a line in an error."""
     with open(path, "rb") as raw:
         gzipped = raw.read(2) == b"\x1f\x8b"
     with (gzip.open if gzipped else open)(path, "rt", encoding="utf-8-sig", newline="", errors="replace") as text:
         reader = csv.reader(text)
-        next(reader, None)
-        start = reader.line_num + 1
-        for index, _ in enumerate(reader):
-            if index == record:
-                return start
+        start = 1
+        for fields in reader:
+            yield start, fields
             start = reader.line_num + 1
+
+
+def _line(path: Path, record: int) -> int:
+    """The line of `path` (from 1, the header's) on which CSV record `record` (0: the
+    first after the header) starts."""
+    start = 1
+    for index, (start, _) in enumerate(_records(path)):
+        if index == record + 1:
+            return start
     return start
+
+
+def _ragged(path: Path) -> str:
+    """Where `path` first has a record with more fields than its header: "line N: K
+    fields, the header has M" (or "" when Python's csv module finds none)."""
+    header = None
+    for start, fields in _records(path):
+        if header is None:
+            header = len(fields)
+        elif len(fields) > header:
+            return f"line {start}: {len(fields)} fields, the header has {header}"
+    return ""
 
 
 COLUMNS = {TEST_FILE: ("captions", "image_url"), EXPANDED_FILE: ("positive", "image_url")}  # what is read of each
@@ -107,6 +127,8 @@ def _read(path: Path) -> pl.DataFrame:
         raise ValueError(f"{path}: empty, not HierarCaps' {path.name} (no header)") from None
     except (pl.exceptions.PolarsError, OSError) as err:
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        if "more fields" in reason and (where := _ragged(path)):
+            raise ValueError(f"{path} {where}") from None
         raise ValueError(f"{path}: cannot be read as CSV ({reason})") from None
     missing = [c for c in COLUMNS.get(path.name, ()) if c not in table.columns]
     if missing:

@@ -102,6 +102,20 @@ def test_an_empty_or_damaged_file_is_a_one_line_error_naming_it(tmp_path):
         train_hierarchy(tmp_path)
 
 
+@pytest.mark.parametrize("compressed", [False, True])
+@pytest.mark.parametrize("which", [TEST_FILE, EXPANDED_FILE])
+def test_a_record_with_more_fields_than_the_header_is_refused_naming_its_line(tmp_path, which, compressed):
+    """polars' "found more fields than defined in 'Schema'" named no line: the error now
+    names the line the record starts on (after a caption quoted over two lines, so
+    line and record differ) and how many fields it has, in either file, gzipped or not."""
+    _directory(tmp_path, ["a => b => c => d"])
+    header = b"id,captions,image_url\n" if which == TEST_FILE else b"positive,negative,image_url\n"
+    rows = b'"a => b => c\n => d",x,i0\n' + b"a => b => c => d,x,i1\n" + b"a => b => c => d,x,i2,extra\n"
+    (tmp_path / which).write_bytes(gzip.compress(header + rows, mtime=0) if compressed else header + rows)
+    with pytest.raises(ValueError, match=f"^{tmp_path / which} line 5: 4 fields, the header has 3$"):
+        read_test_chains(tmp_path) if which == TEST_FILE else train_hierarchy(tmp_path)
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(which=st.sampled_from([TEST_FILE, EXPANDED_FILE]), cut=st.floats(0.0, 1.0), compressed=st.booleans())
 def test_any_cut_of_either_file_reads_or_is_one_error_naming_it(tmp_path, which, cut, compressed):
