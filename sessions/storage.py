@@ -25,6 +25,7 @@ do (install a package, set credentials, create the bucket).
 from __future__ import annotations
 
 import bz2
+import errno
 import fnmatch
 import functools
 import os
@@ -309,8 +310,23 @@ def expand(inputs: Sequence[str | os.PathLike]) -> list[str]:
         elif kind == pafs.FileType.File:
             files.append(item)
         else:
-            raise FileNotFoundError(f"{item}: no such file or directory{_missing_bucket(item)}")
+            raise FileNotFoundError(
+                f"{item}: {_broken_link(item) or 'no such file or directory'}{_missing_bucket(item)}"
+            )
     return files
+
+
+def _broken_link(location: str) -> str:
+    """Why a local `location` that is a symbolic link reaches no file: "a symbolic link
+    that loops" or "a symbolic link to TARGET, which does not exist"; "" otherwise."""
+    if scheme(location) not in ("", "file") or not os.path.islink(location):
+        return ""
+    try:
+        os.stat(location)
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            return "a symbolic link that loops"
+    return f"a symbolic link to {os.readlink(location)}, which does not exist"
 
 
 def _missing_bucket(location: str) -> str:

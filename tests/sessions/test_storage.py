@@ -63,6 +63,20 @@ def test_missing_inputs_are_one_line_errors(tmp_path, missing):
         storage.expand([str(tmp_path / "empty")])
 
 
+def test_a_symbolic_link_that_reaches_no_file_says_why(tmp_path):
+    """A link loop and a dangling link said "no such file or directory", though the
+    name is there: each now says what the link is, as a one-line error."""
+    (tmp_path / "one").symlink_to(tmp_path / "two")
+    (tmp_path / "two").symlink_to(tmp_path / "one")
+    (tmp_path / "dangling").symlink_to(tmp_path / "gone.tsv")
+    with pytest.raises(FileNotFoundError, match=r"/one: a symbolic link that loops$"):
+        storage.expand([str(tmp_path / "one")])
+    with pytest.raises(FileNotFoundError, match=rf"/dangling: a symbolic link to {tmp_path}/gone.tsv, which does not"):
+        storage.expand([str(tmp_path / "dangling")])
+    (tmp_path / "gone.tsv").write_text("x\n")
+    assert storage.expand([str(tmp_path / "dangling")]) == [str(tmp_path / "dangling")]
+
+
 def test_a_scheme_nobody_handles_says_what_to_install():
     with pytest.raises(storage.StorageError) as err:
         storage.expand(["nosuchfs://bucket/logs"])
