@@ -240,15 +240,44 @@ def list_files(
     (temporary files, markers) are left out unless `hidden`. Empty for a missing directory."""
     fs, path = resolve(location)
     with _errors(location):
-        entries = fs.get_file_info(pafs.FileSelector(path, allow_not_found=True, recursive=recursive))
+        if recursive and isinstance(fs, pafs.LocalFileSystem):
+            found = _local_files(path)
+        else:
+            entries = fs.get_file_info(pafs.FileSelector(path, allow_not_found=True, recursive=recursive))
+            found = [entry.path for entry in entries if entry.type == pafs.FileType.File]
     files = []
-    for entry in entries:
-        relative = entry.path[len(path) :].lstrip("/")
-        if entry.type != pafs.FileType.File or (not hidden and any(p[:1] in "._" for p in relative.split("/"))):
-            continue
-        if entry.path.endswith(suffix):
-            files.append(_rebuild(str(location), path, entry.path))
+    for file in found:
+        relative = file[len(path) :].lstrip("/")
+        if (hidden or not any(p[:1] in "._" for p in relative.split("/"))) and file.endswith(suffix):
+            files.append(_rebuild(str(location), path, file))
     return sorted(files)
+
+
+def _local_files(root: str) -> list[str]:
+    """Every file below the local directory `root`, following links to directories
+    outside it, each directory entered once (by device and inode); a link to a directory
+    inside `root` is not entered, its files are listed under their own path. pyarrow's
+    recursive selector follows every link to about 40 levels, so a link back to an
+    ancestor listed the same files 40 times, and two such links 2^40 times."""
+    top = os.path.realpath(root)
+    seen: set[tuple[int, int]] = set()
+    files = []
+    for directory, subdirectories, names in os.walk(root, followlinks=True):
+        kept = []
+        for name in sorted(subdirectories):
+            full = os.path.join(directory, name)
+            if os.path.islink(full) and (os.path.realpath(full) + "/").startswith(top + "/"):
+                continue
+            try:
+                st = os.stat(full)
+            except OSError:
+                continue
+            if (st.st_dev, st.st_ino) not in seen:
+                seen.add((st.st_dev, st.st_ino))
+                kept.append(name)
+        subdirectories[:] = kept
+        files += [f for f in (os.path.join(directory, n) for n in names) if os.path.isfile(f)]
+    return files
 
 
 def list_dirs(location: str | os.PathLike) -> list[str]:

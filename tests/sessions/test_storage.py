@@ -77,6 +77,31 @@ def test_a_symbolic_link_that_reaches_no_file_says_why(tmp_path):
     assert storage.expand([str(tmp_path / "dangling")]) == [str(tmp_path / "dangling")]
 
 
+def test_links_to_directories_are_entered_once_and_a_loop_ends(tmp_path):
+    """Two links from a log directory to itself made `ingest DIR` list 2^40 paths (it
+    ran out of memory): pyarrow's recursive listing follows every link. A link back
+    into the directory is not entered (its files are listed under their own path), a
+    directory outside is entered once however many links lead to it."""
+    logs, outside = tmp_path / "logs", tmp_path / "outside"
+    for directory in (logs / "sub", outside):
+        directory.mkdir(parents=True)
+    for file in (logs / "a.tsv", logs / "sub" / "b.tsv", outside / "c.tsv"):
+        file.write_text("x\n")
+    (logs / "self").symlink_to(logs)
+    (logs / "self2").symlink_to(logs)
+    (logs / "sub" / "up").symlink_to(logs / "sub")
+    (logs / "far").symlink_to(outside)
+    (logs / "far2").symlink_to(outside)
+    (outside / "back").symlink_to(logs)
+    (outside / "me").symlink_to(outside)
+    assert storage.expand([str(logs)]) == [
+        str(logs / "a.tsv"),
+        str(logs / "far" / "c.tsv"),
+        str(logs / "sub" / "b.tsv"),
+    ]
+    assert storage.expand([str(logs / "**" / "*.tsv")]) == storage.expand([str(logs)])
+
+
 def test_a_scheme_nobody_handles_says_what_to_install():
     with pytest.raises(storage.StorageError) as err:
         storage.expand(["nosuchfs://bucket/logs"])
