@@ -126,12 +126,59 @@ class ParquetSink:
 
 
 def prepare_dataset(path: str | Path) -> None:
-    """Make `path` ready to receive the parts of a dataset: an older single file there
-    is removed (a dataset replaces it); an older dataset stays readable until the
-    new manifest replaces it."""
-    if storage.is_file(path):
-        storage.remove(path)
+    """Make `path` ready to receive the parts of a dataset: an older dataset there stays
+    readable until the new manifest replaces it. ValueError (`refuse_foreign_tables`)
+    when something else is there, which publishing would delete or write into: a file,
+    a symbolic link, a directory of other files."""
+    refuse_foreign_tables(storage.parent(path), [storage.name(path)])
     storage.make_dirs(path)
+
+
+# The files of a dataset (`part_name`, `MANIFEST`) and their temporary names while they are written
+# (`storage.open_output`: `.NAME.tmp-ID`): nothing else is in a table a job wrote.
+_DATASET_NAME = r"(?:part-[0-9a-f]{8}-\d{5,}\.parquet|_manifest\.json)"
+_DATASET_FILE = re.compile(rf"{_DATASET_NAME}|\.{_DATASET_NAME}\.tmp-[0-9a-f]{{12}}")
+
+
+def not_a_table(location: str | Path) -> str:
+    """Why what is at `location` is no table of a sessionflow job (a dataset of Parquet
+    parts and their manifest, finished or left by a killed run), in a few words: "a file",
+    "a symbolic link to TARGET", "a directory holding other files (NAME, ...)"; "" for a
+    job's table, an empty directory and nothing at all. A job replaces a table of its
+    own name and deletes the parts of earlier runs in it: so that neither ever deletes a
+    user's data of that name, only what this function passes is replaced."""
+    if link := storage.link_target(location):
+        return f"a symbolic link to {link}"
+    if not storage.exists(location):
+        return ""
+    if not storage.is_dir(location):
+        return "a file"
+    root = str(location).rstrip("/")
+    other = [f[len(root) + 1 :] for f in storage.list_files(location, recursive=True, hidden=True)]
+    other = [name for name in other if not _DATASET_FILE.fullmatch(name)]
+    if other:
+        shown = ", ".join(other[:3]) + (f" and {len(other) - 3} more" if len(other) > 3 else "")
+        return f"a directory holding other files ({shown})"
+    return ""
+
+
+def refuse_foreign_tables(out: str | Path, names: Collection[str]) -> None:
+    """ValueError in one line when an entry of `out` named like a table in `names` is no
+    job's table (`not_a_table`): a job would replace it, or delete it under --overwrite.
+    Refused with or without --overwrite, which never deletes a user's files."""
+    for name in sorted(names):
+        if why := not_a_table(storage.join(out, name)):
+            raise ValueError(
+                f"--output {out}: its {name} is {why}, not a table sessionflow wrote, which this job would replace "
+                "or delete; move it, or choose another directory"
+            )
+
+
+def remove_table(location: str | Path) -> None:
+    """Delete a job's table at `location` (nothing when none is there); ValueError
+    (`refuse_foreign_tables`) when what is there is no job's table."""
+    refuse_foreign_tables(storage.parent(location), [storage.name(location)])
+    storage.remove(location)
 
 
 def publish_dataset(path: str | Path, parts: Sequence[tuple[str, int]]) -> None:
@@ -314,7 +361,8 @@ def claim_output(
     (and the tables `also`, with its rejected rows and its report).
 
     Refuses (ValueError) an output that is one of the inputs, lies inside one or holds
-    one (a job never writes where it reads), a file, a directory holding another job's
+    one (a job never writes where it reads), a file, a directory where an entry named
+    like a job's table is a user's (`refuse_foreign_tables`), a directory holding another job's
     finished output (a `report.json` that lists no `produces`, or outputs this job does
     not write), and one holding what a killed job of another kind left (`left_by_others`:
     its tables, no report), unless `overwrite`, which deletes what that job wrote
@@ -328,6 +376,8 @@ def claim_output(
     refuse_a_file(out)
     check_apart(out, inputs)
     report, writes = storage.join(out, REPORT), {produces, *also, REJECTED, REPORT}
+    # what this job replaces, and what it deletes as another job's (under --overwrite)
+    refuse_foreign_tables(out, {produces, *also, REJECTED, *JOB_TABLES} - set(JOB_WORK))
     listed = _outputs_listed(report) if storage.exists(report) else None
     if listed is not None:
         if (produces not in listed or not listed <= writes) and not overwrite:
@@ -381,13 +431,13 @@ def refuse_other_files(out: str | Path, produces: str, overwrite: bool = False) 
     (neither `produces`, nor a report, nor rejected rows; hidden names aside), unless
     `overwrite`, which writes beside them and keeps them. What a command checks before
     it claims its output (`claim_output`), so that a user's directory is never mixed
-    with an output by mistake."""
+    with an output by mistake. A user's entry named like a table is refused even under
+    `overwrite` (`refuse_foreign_tables`)."""
+    refuse_foreign_tables(out, {produces, REJECTED, *JOB_TABLES})  # which --overwrite would not keep
     names = storage.list_names(out)
-    # a job's: its report, its product, its rejected rows as a dataset (a user's file of that name is not), or
-    # the tables of a killed job (which `claim_output` refuses, or deletes under `overwrite`)
-    ours = {produces, REPORT, *JOB_TABLES} & set(names) or (
-        REJECTED in names and storage.is_dir(storage.join(out, REJECTED))
-    )
+    # a job's: its report, its tables (checked above), of this job or of a killed one (which `claim_output`
+    # refuses, or deletes under `overwrite`)
+    ours = {produces, REPORT, REJECTED, *JOB_TABLES} & set(names)
     if names and not overwrite and not ours:
         shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
         raise ValueError(

@@ -345,6 +345,14 @@ def expand(inputs: Sequence[str | os.PathLike]) -> list[str]:
     return files
 
 
+def link_target(location: str | os.PathLike) -> str:
+    """Where a local symbolic link at `location` points (as written in the link); "" for
+    anything else, object stores' keys included (they have no links)."""
+    if not is_local(location) or not os.path.islink(path := resolve(location)[1]):
+        return ""
+    return os.readlink(path)
+
+
 def _broken_link(location: str) -> str:
     """Why a local `location` that is a symbolic link reaches no file: "a symbolic link
     that loops" or "a symbolic link to TARGET, which does not exist"; "" otherwise."""

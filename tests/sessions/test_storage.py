@@ -236,21 +236,73 @@ def test_an_output_of_another_job_is_kept_unless_overwrite(tmp_path):
     io.write_json(
         {"outputs": {"events.parquet": storage.join(out, "events.parquet")}}, storage.join(out, "report.json")
     )
-    storage.write_text("", storage.join(out, "events.parquet"))
+    io.write_table(pl.DataFrame({"a": [1]}), storage.join(out, "events.parquet"))
     with pytest.raises(ValueError, match=r"another job's output.*--overwrite"):
         io.claim_output(out, "sessions.parquet")
     assert storage.exists(storage.join(out, "report.json"))
     io.claim_output(out, "events.parquet")  # the same job again: fine, and not complete until it is done
     assert not storage.exists(storage.join(out, "report.json"))
     assert not storage.exists(storage.join(out, "events.parquet"))  # its earlier table is not mixed in
-    storage.write_text("", storage.join(out, "events.parquet"))
+    io.write_table(pl.DataFrame({"a": [1]}), storage.join(out, "events.parquet"))
     io.write_json(
         {"outputs": {"events.parquet": storage.join(out, "events.parquet")}}, storage.join(out, "report.json")
     )
     with pytest.raises(ValueError, match="a file is there"):
-        io.claim_output(storage.join(out, "events.parquet"), "x")
+        io.claim_output(storage.join(out, "report.json"), "x")
     io.claim_output(out, "sessions.parquet", overwrite=True)
     assert storage.list_files(out, hidden=True) == []  # replaced whole: nothing of the other job is mixed in
+
+
+# The names of a dataset's files (`io.part_name`, `io.MANIFEST`, and theirs while `storage.open_output` writes them),
+# and names a user's directory may hold, some of them nearly those
+DATASET_FILES = ["_manifest.json", "part-0a1b2c3d-00000.parquet", "part-0a1b2c3d-00001.parquet",
+                 "._manifest.json.tmp-0123456789ab", ".part-0a1b2c3d-00002.parquet.tmp-0123456789ab"]  # fmt: skip
+USER_FILES = ["part-0.parquet", "data.parquet", "notes.txt", "_manifest.json.bak", "sub/part-0a1b2c3d-00000.parquet",
+              ".hidden", "part-0A1B2C3D-00000.parquet", "_manifest.json.tmp-0123456789ab"]  # fmt: skip
+
+
+@settings(max_examples=40, deadline=None)
+@given(ours=st.sets(st.sampled_from(DATASET_FILES)), others=st.sets(st.sampled_from(USER_FILES)))
+def test_only_a_directory_of_parts_and_their_manifest_is_taken_for_a_jobs_table(tmp_path_factory, ours, others):
+    """A job replaces the table of its name in its output, and deletes the parts of
+    earlier runs in it: a user's directory of that name, holding any file that is not
+    one of a dataset's, is refused whole, with or without --overwrite."""
+    out = tmp_path_factory.mktemp("out")
+    for name in ours | others:
+        (out / "events.parquet" / name).parent.mkdir(parents=True, exist_ok=True)
+        (out / "events.parquet" / name).write_bytes(b"mine")
+    before = snapshot(out)
+    why = io.not_a_table(out / "events.parquet")
+    if not others:
+        assert why == ""
+        io.claim_output(out, "events.parquet")
+        return
+    assert why.startswith("a directory holding other files (") and min(others) in why
+    for job, overwrite in itertools.product(["events.parquet", "sessions.parquet"], [False, True]):
+        with pytest.raises(ValueError, match=r"its events\.parquet is a directory holding other files"):
+            io.claim_output(out, job, overwrite=overwrite)
+    assert snapshot(out) == before
+
+
+def snapshot(directory: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(directory)): p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("root_kind", ["local", "s3"])
+def test_a_file_or_directory_of_a_users_named_like_a_table_is_no_jobs_table(tmp_path, request, root_kind):
+    root = str(tmp_path) if root_kind == "local" else request.getfixturevalue("s3")
+    io.write_table(pl.DataFrame({"a": [1]}), storage.join(root, "ok", "sessions.parquet"))
+    storage.write_text("mine", storage.join(root, "file", "sessions.parquet"))
+    storage.write_text("mine", storage.join(root, "dir", "sessions.parquet", "notes.txt"))
+    assert io.not_a_table(storage.join(root, "ok", "sessions.parquet")) == ""
+    assert io.not_a_table(storage.join(root, "nothing", "sessions.parquet")) == ""
+    assert io.not_a_table(storage.join(root, "file", "sessions.parquet")) == "a file"
+    assert io.not_a_table(storage.join(root, "dir", "sessions.parquet")) == (
+        "a directory holding other files (notes.txt)"
+    )
+    with pytest.raises(ValueError, match=r"its sessions\.parquet is a file, not a table sessionflow wrote"):
+        io.write_table(pl.DataFrame({"a": [2]}), storage.join(root, "file", "sessions.parquet"))
+    assert storage.read_text(storage.join(root, "file", "sessions.parquet")) == "mine"
 
 
 AOL = "AnonID\tQuery\tQueryTime\tItemRank\tClickURL\n" + "".join(

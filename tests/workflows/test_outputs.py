@@ -484,6 +484,48 @@ def test_a_directory_of_other_files_is_refused_unless_overwrite_which_keeps_them
     assert again.exit_code == 0, again.output  # its own earlier output: no --overwrite needed
 
 
+USERS_ENTRIES = {  # what a user may keep under a table's name, made at `path` with their data in `data`
+    "a file": lambda path, data: path.write_text("my notes"),
+    "a directory of data": lambda path, data: shutil.copytree(data, path),
+    "a link to a directory of data": lambda path, data: path.symlink_to(data, target_is_directory=True),
+    "a link to a file": lambda path, data: path.symlink_to(data / "part-0.parquet"),
+    "a dangling link": lambda path, data: path.symlink_to(data / "nothing"),
+}
+# a job, and the name of a table it writes (its product, its rejected rows) or deletes as a killed job's
+JOBS_AND_NAMES = {
+    "ingest": (["ingest", "logs", "-f", "aol", "--engine", "local"], "events.parquet"),
+    "segment": (["segment", "logs", "-f", "aol", "--engine", "local"], "sessions.parquet"),
+    "segment rejected": (["segment", "logs", "-f", "aol", "--engine", "local"], "rejected.parquet"),
+    "segment, another job's table": (["segment", "logs", "-f", "aol", "--engine", "local"], "pairs.parquet"),
+    "mine": (["mine", "sessions"], "pairs.parquet"),
+    "mine, another job's table": (["mine", "sessions"], "events.parquet"),
+}
+
+
+@pytest.mark.parametrize("entry", USERS_ENTRIES)
+@pytest.mark.parametrize("job", JOBS_AND_NAMES)
+def test_a_users_entry_named_like_a_table_is_refused_and_kept_even_under_overwrite(done, monkeypatch, job, entry):
+    """A user's `events.parquet` (a file, a directory, a link to their data) in an output
+    without a report: `ingest` deleted it, and through a link wrote its parts into the
+    user's directory after deleting its files; `segment --overwrite` deleted another
+    job's name as a killed job's table."""
+    monkeypatch.chdir(done)
+    args, name = JOBS_AND_NAMES[job]
+    data = done / "mydata"
+    data.mkdir()
+    (data / "part-0.parquet").write_bytes(b"PAR1 my parquet")
+    (done / "out").mkdir()
+    USERS_ENTRIES[entry](done / "out" / name, data)
+    before = snapshot(done)
+    for flags in ([], ["--overwrite"]):
+        result = sessionflow(*args, "-o", "out", *flags)
+        assert result.exit_code == 2, result.output
+        assert result.output.strip().startswith(f"error: --output {done / 'out'}: its {name} is "), result.output
+        assert "not a table sessionflow wrote" in result.output and len(result.output.strip().splitlines()) == 1
+    assert snapshot(done) == before
+    assert sorted(os.listdir(done / "out")) == [name]
+
+
 def test_every_report_says_what_produced_it(done):
     """report.json of each job: its command line, sessionflow's version, the git commit, the key libraries."""
     import importlib.metadata
@@ -508,7 +550,7 @@ def test_a_failed_command_removes_the_parents_it_created_and_nothing_of_the_user
     mine.mkdir()
     (mine / "rejected.parquet").write_text("the user's")
     result = sessionflow("ingest", done / "logs", "-f", "aol", "-o", mine, "--engine", "local")
-    assert result.exit_code == 2 and "holds other files (rejected.parquet)" in result.output
+    assert result.exit_code == 2 and "its rejected.parquet is a file, not a table sessionflow wrote" in result.output
     assert (mine / "rejected.parquet").read_text() == "the user's"
 
 

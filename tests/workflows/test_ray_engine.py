@@ -190,6 +190,26 @@ def test_mine_on_ray_equals_local(ray_cluster, logs, tmp_path):
     assert local.height > 1000
 
 
+def test_a_users_data_named_like_a_table_is_refused_and_kept_on_ray(ray_cluster, logs, tmp_path):
+    """As on the local engine (tests/workflows/test_outputs.py): a link named like the
+    table to a user's directory had its files deleted and the job's parts written there."""
+    from workflows.distributed import data as ray_jobs
+
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("mine")
+    segment_logs(logs[:1], "aol", tmp_path / "s", SegmentConfig(), MissionConfig())
+    sessions = tmp_path / "s" / "sessions.parquet"
+    jobs = {"events.parquet": lambda out: ray_jobs.ingest(logs, "aol", out, buckets=2),
+            "pairs.parquet": lambda out: ray_jobs.mine(sessions, out / "pairs.parquet", MiningConfig())}  # fmt: skip
+    for name, job in jobs.items():
+        out = tmp_path / f"out-{name}"
+        out.mkdir()
+        (out / name).symlink_to(tmp_path / "mine")
+        with pytest.raises(ValueError, match=f"its {name} is a symbolic link to {tmp_path / 'mine'}, not a table"):
+            job(out)
+        assert sorted(p.name for p in (tmp_path / "mine").iterdir()) == ["notes.txt"]
+
+
 def test_bad_options_fail_before_any_task(ray_cluster, logs, tmp_path):
     from sessions.formats import ReadOptions
     from workflows.distributed import data as ray_jobs

@@ -20,7 +20,7 @@ import polars as pl
 from sessions import storage
 from sessions.formats.options import DEFAULT_READ, ReadOptions
 from sessions.ingest import REPORT_FILE
-from sessions.io import ParquetSink, claim_output, job_output, read_json, scan_table, write_report
+from sessions.io import ParquetSink, claim_output, job_output, read_json, remove_table, scan_table, write_report
 from sessions.pipeline import SESSIONS_FILE, is_ingest_output, load_events, segment_logs
 from sessions.reformulation import (
     DEFAULT_RATIO,
@@ -73,7 +73,7 @@ def annotate_logs(
         source = str(inputs[0])
         claim_output(out, ANNOTATIONS_FILE, inputs=inputs, also=[SESSIONS_FILE])
     else:
-        storage.remove(storage.join(out, ANNOTATIONS_FILE))  # its own, from a run before: segment_logs claims `out`
+        remove_table(storage.join(out, ANNOTATIONS_FILE))  # its own, from a run before: segment_logs claims `out`
         segment_logs(inputs, fmt, out, SegmentConfig(), MissionConfig(), options=options)
         source = out
     report = read_json(storage.join(source, REPORT_FILE))
