@@ -16,7 +16,9 @@ checks a block record by record into a polars DataFrame with the columns of
 `line_no` (1-based physical line where the record starts), `text` (the record without
 its line terminator, null when it is not valid UTF-8), `undecodable` (for those
 records only: the bytes with invalid sequences as `\\xNN` escapes, so nothing is lost)
-and `terminated` (false only for a last record that has no newline: a truncated file) and
+`terminated` (false only for a last record that has no newline: a truncated file),
+`unclosed` (true only for a record in which a quoted field is still open where the
+record ends: at the end of the file, or `MAX_RECORD_BYTES` on) and
 `damaged` (true only for what follows the last complete record of a compressed file
 whose stream breaks off, an interrupted download: see `iter_blocks`).
 
@@ -48,6 +50,7 @@ RECORD_SCHEMA: dict[str, pl.DataType] = {
     "text": pl.String(),
     "undecodable": pl.String(),
     "terminated": pl.Boolean(),
+    "unclosed": pl.Boolean(),
     "damaged": pl.Boolean(),
 }
 
@@ -202,16 +205,17 @@ def iter_records(
             yield frame
 
 
-def _quote_ok_newlines(arr: np.ndarray, newlines: np.ndarray, quote: str | None, sep: str) -> np.ndarray:
-    """Positions of the newlines that end a record (not inside a quoted field)."""
+def _quote_ok_newlines(arr: np.ndarray, newlines: np.ndarray, quote: str | None, sep: str) -> tuple[np.ndarray, bool]:
+    """Positions of the newlines that end a record (not inside a quoted field), and
+    whether a quoted field is still open at the end of `arr` (then in its last record)."""
     if quote is None:
-        return newlines
+        return newlines, False
     opens, closes = quoted_spans(arr, quote, sep)
     if not len(opens):
-        return newlines
+        return newlines, False
     span = np.searchsorted(opens, newlines, side="right") - 1
     inside = (span >= 0) & (newlines < closes[np.maximum(span, 0)])
-    return newlines[~inside]
+    return newlines[~inside], bool(closes[-1] == len(arr))
 
 
 def quoted_spans(arr: np.ndarray, quote: str, sep: str) -> tuple[np.ndarray, np.ndarray]:
@@ -252,7 +256,7 @@ def _last_record_end(buf: bytes, newlines: np.ndarray, quote: str | None, sep: s
     start), 0 if there is none yet. A record still open `MAX_RECORD_BYTES` after its
     start (an unclosed quote) ends at the first newline past that point, wherever the
     blocks of the file fall."""
-    ends = _quote_ok_newlines(np.frombuffer(buf, dtype=np.uint8), newlines, quote, sep)
+    ends, _ = _quote_ok_newlines(np.frombuffer(buf, dtype=np.uint8), newlines, quote, sep)
     if len(ends):
         return int(ends[-1]) + 1
     past = newlines[newlines >= MAX_RECORD_BYTES]
@@ -268,7 +272,7 @@ def split_records(block: Block, quote: str | None = None, sep: str = ",") -> pl.
     if len(data) >= 1 << 31:
         raise ValueError("block too large for 32-bit offsets; lower block_bytes")
     newlines = block.newlines
-    ends = _quote_ok_newlines(np.frombuffer(data, dtype=np.uint8), newlines, quote, sep)
+    ends, open_at_end = _quote_ok_newlines(np.frombuffer(data, dtype=np.uint8), newlines, quote, sep)
     terminated_last = len(ends) > 0 and ends[-1] == len(data) - 1
     if not terminated_last and not block.final:  # the reader cut inside a record: forced cut
         ends = np.append(ends, len(data) - 1)
@@ -287,6 +291,8 @@ def split_records(block: Block, quote: str | None = None, sep: str = ",") -> pl.
         undecodable[i] = data[starts[i] : stops[i]].rstrip(b"\r\n").decode("utf-8", "backslashreplace")
     terminated = np.ones(n, dtype=bool)
     terminated[-1] = terminated_last
+    unclosed = np.zeros(n, dtype=bool)
+    unclosed[-1] = open_at_end  # at the file's end, or where `iter_blocks` cut a record open too long
     damaged = np.zeros(n, dtype=bool)
     damaged[-1] = block.damage is not None and not terminated_last  # the record the damage cut off
     records = pl.DataFrame(
@@ -295,6 +301,7 @@ def split_records(block: Block, quote: str | None = None, sep: str = ",") -> pl.
             "text": pl.from_arrow(text),
             "undecodable": pl.Series(undecodable, dtype=pl.String),
             "terminated": terminated,
+            "unclosed": unclosed,
             "damaged": damaged,
         },
         schema=RECORD_SCHEMA,
@@ -313,7 +320,7 @@ def _damaged_rest(block: Block) -> pl.DataFrame:
     """What follows the last complete record of a broken stream, as one (empty) record."""
     return pl.DataFrame(
         {"line_no": [block.first_line + block.n_lines], "text": [""], "undecodable": [None], "terminated": [False],
-         "damaged": [True]},
+         "unclosed": [False], "damaged": [True]},
         schema=RECORD_SCHEMA,
     )  # fmt: skip
 

@@ -49,6 +49,7 @@ class Reason(StrEnum):
     WRONG_FIELD_COUNT = "wrong_field_count"
     TRUNCATED_LINE = "truncated_line"  # last line of a file, without newline and incomplete
     TRUNCATED_STREAM = "truncated_stream"  # what follows the break in a damaged compressed file
+    UNCLOSED_QUOTE = "unclosed_quote"  # a quoted field never closed: it ran on to the file's end, lines and all
     BAD_JSON = "bad_json"
     NESTED_VALUE = "nested_value"  # a JSON object or array where a user, time, text or label is read
     EMPTY_USER = "empty_user"

@@ -151,13 +151,16 @@ def text_checks(
     n_fields: pl.Expr | None = None, expected: int = 0, optional_trailing: int = 0, short_fields: int | None = None
 ) -> list[Check]:
     """The checks on a text record before its fields are looked at: a broken
-    compressed stream, encoding, binary junk, blank lines and, for delimited records,
+    compressed stream, encoding, a quoted field never closed, binary junk, blank lines and, for delimited records,
     the number of fields (`n_fields` against `expected`, of which `optional_trailing`
     may be missing; or exactly `short_fields`, a short form the format allows)."""
     text = pl.col("text")
     checks: list[Check] = [
         (pl.col("damaged"), Reason.TRUNCATED_STREAM),
         (text.is_null(), Reason.BAD_ENCODING),
+        # a quote left open: on a last line the file cut short, else a field that took every line after it
+        (pl.col("unclosed") & ~text.str.contains("\n", literal=True), Reason.TRUNCATED_LINE),
+        (pl.col("unclosed"), Reason.UNCLOSED_QUOTE),
         (has_control_chars(text), Reason.CONTROL_CHARS),
         (text.str.strip_chars() == "", Reason.EMPTY_LINE),
     ]

@@ -204,6 +204,26 @@ def test_a_quote_inside_a_field_never_takes_the_following_lines(tmp_path):
     assert expected[1:5] == ['12" pizza pan', "pizza stone", "best pizza places", "a cat sitting on a roof"]
 
 
+@pytest.mark.parametrize("kind", ["csv", "midjourney", "tsv"])
+@pytest.mark.parametrize("case", ["lines after it", "lines after it, no final newline", "the last line, cut"])
+def test_a_quote_never_closed_is_rejected_with_every_line_it_took(tmp_path, kind, case):
+    """A quoted field opened and never closed runs to the end of the file: the records
+    after it were read as its text and the record accepted (`u,t,"abc` then three rows:
+    2 rows in, 2 ok). It is rejected as `unclosed_quote`, its raw holding every line it
+    took; on a last line without its newline, the file is cut: `truncated_line`."""
+    _, _, header, body = GOOD[kind]
+    if kind == "tsv":  # quoted names: read as a CSV-quoted TSV, where quotes hold lines together
+        header = "\t".join(f'"{name}"' for name in header.rstrip("\n").split("\t")) + "\n"
+    first, second = body.splitlines(keepends=True)
+    after = first * 3 if case.startswith("lines after it") else ""
+    opened = ('"' + second + after).removesuffix("\n" if "newline" in case or not after else "")
+    report, events, rejected = ingest_bytes(tmp_path, kind, (header + first + opened).encode())
+    assert (report["rows_in"], report["rows_ok"], report["rows_rejected"]) == (2, 1, 1)
+    reason = Reason.TRUNCATED_LINE if case == "the last line, cut" else Reason.UNCLOSED_QUOTE
+    assert rejected.select("line_no", "raw", "reason").rows() == [(3 if header else 2, opened, reason)]
+    assert events.height == 1
+
+
 # ---- 6. times in the forms logs really use ----
 A = datetime(2023, 3, 1, 10, 0, tzinfo=UTC)
 TEXT_TIMES = [  # (as written, the instant)

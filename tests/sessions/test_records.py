@@ -99,6 +99,23 @@ def test_csv_records_survive_any_block_size(tmp_path_factory, rows, block):
     df = records(path, quote='"', block_bytes=block)
     parsed = list(csv.reader(io.StringIO("\n".join(df["text"].to_list()) + "\n")))
     assert parsed == rows
+    assert not df["unclosed"].any()
+
+
+@settings(max_examples=60, deadline=None)
+@given(rows=st.lists(st.lists(field, min_size=3, max_size=3), min_size=1, max_size=12), at=st.integers(0, 11),
+       after=st.text(alphabet=st.sampled_from(list("ab ,\n;é")), max_size=40), block=st.integers(1, 50))  # fmt: skip
+def test_a_quote_left_open_makes_its_record_the_last_and_unclosed(tmp_path_factory, rows, at, after, block):
+    """A quote opening a field that nothing closes: the records before it are read as
+    written, and it is the last record, marked `unclosed`, with all that follows it."""
+    at = min(at, len(rows))
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerows(rows[:at])
+    path = tmp_path_factory.mktemp("c") / "t.csv"
+    path.write_text(buf.getvalue() + '"' + after, encoding="utf-8")
+    df = records(path, quote='"', block_bytes=block)
+    assert list(csv.reader(io.StringIO("".join(t + "\n" for t in df["text"].to_list()[:-1])))) == rows[:at]
+    assert df["text"][-1] == '"' + after and df["unclosed"].to_list() == [False] * at + [True]
 
 
 # Any text at all of these pieces, well-formed CSV or not (stray and unbalanced quotes,

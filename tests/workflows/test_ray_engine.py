@@ -117,6 +117,22 @@ def test_logs_from_the_field_read_alike_on_both_engines(ray_cluster, tmp_path):
         ray_jobs.ingest([logs], "aol", tmp_path / "strict", buckets=3, options=ReadOptions(strict=True))
 
 
+def test_a_quote_never_closed_is_rejected_alike_on_both_engines(ray_cluster, tmp_path):
+    """The rows after an unclosed quote were one accepted query on both engines."""
+    from sessions.formats import ReadOptions
+    from workflows.distributed import data as ray_jobs
+
+    rows = "".join(f"u{i % 7},2023-01-05 10:{i % 60:02d}:00,query {i}\n" for i in range(400))
+    (tmp_path / "log.csv").write_text("u,t,q\n" + rows + 'u1,2023-01-05 11:00:00,"open\n' + rows)
+    options = ReadOptions(map="user=u,time=t,text=q")
+    reports = [job([tmp_path / "log.csv"], "table", tmp_path / name, options=options)
+               for job, name in ((ray_jobs.ingest, "ray"), (local_ingest, "local"))]  # fmt: skip
+    for report in reports:
+        assert (report.rows_in, report.rows_ok, report.rejected_by_reason) == (401, 400, {"unclosed_quote": 1})
+    for name in ("events.parquet", "rejected.parquet"):
+        assert same(read_table(tmp_path / "ray" / name), read_table(tmp_path / "local" / name))
+
+
 def test_a_tsv_table_written_with_csv_quoting_reads_alike_on_both_engines(ray_cluster, tmp_path):
     """A TSV as pandas and Python's csv write it (a new user's find: quotes were kept as
     text, a tab inside a quoted field rejected the row) beside a raw one with phrase

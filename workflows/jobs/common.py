@@ -226,6 +226,8 @@ _NOTHING_READ_CAUSE = {  # why no record of a log was read, by the reason most o
     "truncated_line": "the input ends inside its first record: it is cut short",
     "truncated_stream": "the compressed input is cut short or damaged before its first whole record",
     "bad_encoding": "the input is not UTF-8 text (convert it, e.g. with iconv)",
+    "unclosed_quote": "a quote in its first record opens a field that nothing closes, so the rest of the file "
+    "ran into it: close that quote (inside a quoted field CSV doubles a quote)",
     "control_chars": "text full of control bytes is often UTF-16 (Excel's Unicode Text): convert it to UTF-8, "
     "e.g. with iconv -f UTF-16",
 }
