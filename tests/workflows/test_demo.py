@@ -5,6 +5,7 @@ notebooks, executed against what it wrote."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import nbformat
@@ -140,6 +141,20 @@ def test_your_own_log_without_truth_skips_the_evaluation(demo, tmp_path):
     summary = DemoSummary(log=str(table), format="table")
     _ingest(str(table), "table", str(tmp_path / "table" / "events"), cfg, summary)
     assert summary.numbers["ingest"]["rows_ok"] == 2_000
+
+
+def test_a_log_too_small_to_evaluate_shows_what_ran_and_leaves_no_store(tmp_path, monkeypatch):
+    """The steps that ran said nothing of what they found (the summary came at the end)
+    and an empty mlflow.db was left, made before the first step."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["demo", "--users", "4", "--rows", "60", "-o", "out"])
+    assert result.exit_code == 2, result.output
+    said = " ".join(result.output.split())
+    assert "error: nested cross-validation with 5 outer and 4 inner folds" in said and "Traceback" not in said
+    assert all(f"{step} (" in said for step in ("synth", "ingest", "segment"))
+    assert re.search(r"rows_in\W+60\b", said)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # no out/, no mlflow.db
 
 
 def test_data_needs_its_format():

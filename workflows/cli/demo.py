@@ -24,9 +24,10 @@ def demo(cfg: DemoConfig) -> None:
     """
     from workflows.jobs.demo import run
 
-    summary = run(cfg, on_step=lambda step: console.rule(f"[bold]{step}"))
-    for step, numbers in summary.numbers.items():
-        out.print(summary_table(f"{step} ({summary.seconds.get(step, 0):.0f} s)", numbers))
+    def done(step: str, numbers: dict, seconds: float) -> None:
+        out.print(summary_table(f"{step} ({seconds:.0f} s)", numbers))
+
+    summary = run(cfg, on_step=lambda step: console.rule(f"[bold]{step}"), on_done=done)
     out.print(summary_table("models and runs", {**summary.models, **{f"run {k}": v for k, v in summary.runs.items()}}))
     out.print(summary_table("outputs", summary.outputs))
     out.print("figures:\n" + "\n".join(f"  {f}" for f in summary.figures))

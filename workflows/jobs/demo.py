@@ -117,11 +117,17 @@ class DemoSummary:
         return asdict(self)
 
 
-def run(cfg: DemoConfig, on_step: Callable[[str], None] = lambda step: None) -> DemoSummary:
+def run(
+    cfg: DemoConfig,
+    on_step: Callable[[str], None] = lambda step: None,
+    on_done: Callable[[str, dict, float], None] = lambda step, numbers, seconds: None,
+) -> DemoSummary:
     """Run every step on `cfg.data`, or on a synthetic log (see the module); `on_step(name)`
-    as each step starts. ValueError / FileNotFoundError for bad settings or inputs."""
+    as each step starts, `on_done(name, its numbers, its seconds)` as it ends (what ran is
+    shown even when a later step fails). ValueError / FileNotFoundError for bad settings
+    or inputs."""
     from workflows.distributed.runtime import ray_runtime, require_gpus
-    from workflows.tracking.store import use_store
+    from workflows.tracking.store import check_store
     from workflows.tracking.uri import tracking_uri
 
     for needed, option in ((gpus_needed(cfg.session), "--session-gpu"), (gpus_needed(cfg.hierarchy), "--hierarchy-gpu"),
@@ -143,8 +149,9 @@ def run(cfg: DemoConfig, on_step: Callable[[str], None] = lambda step: None) -> 
         began = time.perf_counter()
         yield
         summary.seconds[name] = round(time.perf_counter() - began, 1)
+        on_done(name, summary.numbers.get(name, {}), summary.seconds[name])
 
-    use_store()
+    check_store()  # named now if it cannot be used; a new SQLite store is made by the first training run
     from transformers.utils import logging as transformers_logging
 
     transformers_logging.disable_progress_bar()  # "Loading weights" bars: the steps report what matters
@@ -248,8 +255,9 @@ def _mine(sessions: str, out: str, cfg: DemoConfig, summary: DemoSummary) -> Non
     from workflows.jobs import mine
 
     report = mine.run(mine.MineJob(sessions=str(sessions), output=str(out), mining=cfg.mining, address=cfg.address))
+    short = {"negatives_short": report["negatives_short"]} if report["negatives_short"] else {}  # as `mine` says
     summary.numbers["mine"] = {"pairs": report["pairs"], "positives": report["positives"],
-                               "users_by_split": report["users_by_split"]}  # fmt: skip
+                               "users_by_split": report["users_by_split"], **short}  # fmt: skip
 
 
 def _train_session(pairs: str, cfg: DemoConfig, checkpoints: str, summary: DemoSummary, figures: Path) -> None:

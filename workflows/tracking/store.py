@@ -99,6 +99,29 @@ def check_writable_store(db: Path, does: str) -> None:
         )
 
 
+def check_store() -> None:
+    """`use_store`'s checks of the store a job will log to, made before the job's first
+    step, creating nothing: a SQLite store that is not there yet is made by the job's
+    first run (`use_store`), so a job that fails before it (`sessionflow demo` on a log
+    too small to evaluate) leaves no empty mlflow.db behind. ValueError in one line."""
+    uri = tracking_uri()
+    path = uri.removeprefix("sqlite:///")
+    if not uri.startswith("sqlite:///") or Path(path).exists():
+        use_store()
+        return
+    check_writable_store(Path(path), "logs runs and models to it")
+    _check_sqlite_path(path)
+
+
+def _check_sqlite_path(path: str) -> None:
+    """ValueError when no SQLite store can be at `path`: a directory is there, or a file
+    stands where one of its parent directories would be."""
+    if Path(path).is_dir():  # MLflow retried opening it for about 110 s
+        raise ValueError(f"{path} is a directory, not an MLflow store: give sqlite:///{Path(path, 'mlflow.db')}")
+    if blocking := next((p for p in Path(path).parents if p.exists() and not p.is_dir()), None):
+        raise ValueError(f"{path}: no MLflow store can be made there: {blocking} is a file, not a directory")
+
+
 def _open(uri: str) -> None:
     """Reach the store once a process, so that what is wrong with it is said here in one
     line (ValueError), before a job starts: an http(s) server that does not answer
@@ -135,10 +158,7 @@ def _open(uri: str) -> None:
     from sqlalchemy.exc import SQLAlchemyError
 
     path = uri.removeprefix("sqlite:///")
-    if Path(path).is_dir():  # MLflow retried opening it for about 110 s
-        raise ValueError(f"{path} is a directory, not an MLflow store: give sqlite:///{Path(path, 'mlflow.db')}")
-    if blocking := next((p for p in Path(path).parents if p.exists() and not p.is_dir()), None):
-        raise ValueError(f"{path}: no MLflow store can be made there: {blocking} is a file, not a directory")
+    _check_sqlite_path(path)
     key = hashlib.md5(path.encode(), usedforsecurity=False).hexdigest()
     with open(Path(tempfile.gettempdir()) / f"sessionflow-store-{key}.lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file is closed
