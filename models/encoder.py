@@ -19,6 +19,7 @@ Shapes: B texts of a batch, L tokens (the longest text of the batch, at most
 
 from __future__ import annotations
 
+import contextvars
 import json
 import os
 import threading
@@ -137,6 +138,21 @@ def eval_mode(module: nn.Module) -> Iterator[None]:
             module.train(was_training)
 
 
+_ON_ENCODED: contextvars.ContextVar[Callable[[int], None] | None] = contextvars.ContextVar("on_encoded", default=None)
+
+
+@contextmanager
+def encoding_progress(on_texts: Callable[[int], None] | None) -> Iterator[None]:
+    """Inside the block, `on_texts(n)` after each batch of n texts that any encoder of
+    this thread embeds (`by_length`: the torch and ONNX encoders, the hierarchy model's
+    points): a progress bar for a command whose work is encoding (`evaluate pairs`)."""
+    token = _ON_ENCODED.set(on_texts)
+    try:
+        yield
+    finally:
+        _ON_ENCODED.reset(token)
+
+
 def by_length(
     texts: Sequence[str],
     batch_size: int,
@@ -146,11 +162,14 @@ def by_length(
 ) -> np.ndarray:
     """`embed` over `texts` in batches of similar length (each padded only to its longest
     member); rows of `dtype` in the order given. `embed` answers a tensor (on any
-    device) or an array, (B, width)."""
+    device) or an array, (B, width). Reports each batch to `encoding_progress`."""
     out = np.empty((len(texts), width), dtype=dtype)  # (n, width)
+    on_texts = _ON_ENCODED.get()
     for rows in length_batches([len(t) for t in texts], batch_size):
         vectors = embed([texts[i] for i in rows])
         out[rows] = vectors.cpu().numpy() if isinstance(vectors, torch.Tensor) else vectors  # (B, width)
+        if on_texts is not None:
+            on_texts(len(rows))
     return out
 
 

@@ -79,6 +79,15 @@ def test_training_passes_by_length_give_one_padded_pass_in_order(tiny, monkeypat
     tiny.zero_grad(set_to_none=True)
 
 
+def test_every_batch_encoded_is_reported_inside_encoding_progress_only(tiny):
+    texts = ["a b c", "a", "a b", "a b c d", "b"]
+    seen: list[int] = []
+    with encoder_module.encoding_progress(seen.append):
+        tiny.encode(texts, batch_size=2)
+    tiny.encode(texts, batch_size=2)  # outside the block: not reported
+    assert seen == [2, 2, 1]
+
+
 def test_tiny_is_seeded_and_saves_and_loads(tiny, tmp_path):
     again = load_encoder("tiny", seed=3)
     other = load_encoder("tiny", seed=4)

@@ -140,6 +140,14 @@ def test_cli_train_evaluate_and_learned_segmentation(pairs_dir, store, tmp_path,
     assert "3-gram Jaccard" in table.output and "most confident right" in table.output
     # a CSV has no splits: all of it is scored (the title holds the path, which a narrow terminal folds anywhere)
     assert "pairs.csv(all):2pairs" in "".join(table.output.split())
+    from models.encoder import encoding_progress
+    from workflows.jobs.evaluate_pairs import EvaluatePairsJob
+    from workflows.jobs.evaluate_pairs import run as evaluate_pairs
+
+    encoded: list[int] = []  # what `evaluate pairs` shows on its progress bar: minutes on a CPU without one
+    with encoding_progress(encoded.append):
+        evaluate_pairs(EvaluatePairsJob(model="models:/session-model/1", pairs=str(csv)))
+    assert sum(encoded) == 2 * 3  # the model's 3 distinct texts, then its base encoder's
 
     log = tmp_path / "log.tsv"
     write_log_rows(log)

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from workflows.cli.common import echo_json
-from workflows.cli.progress import out
+from workflows.cli.progress import out, rows_done
 from workflows.jobs.evaluate_crossval import EvaluateCrossvalJob
 from workflows.jobs.evaluate_hierarchy import EvaluateHierarchyJob
 from workflows.jobs.evaluate_pairs import EvaluatePairsJob
@@ -208,9 +208,11 @@ def pairs(job: EvaluatePairsJob, as_json: JsonOption = False) -> None:
     (p_same >= 0.5); the baselines' at their best threshold on these pairs.
     Then the model's most confident right and wrong pairs.
     """
+    from models.encoder import encoding_progress
     from workflows.jobs.evaluate_pairs import run
 
-    result = run(job)
+    with rows_done("evaluate pairs: encoding", unit="texts") as on_texts, encoding_progress(on_texts):
+        result = run(job)  # the model's texts, then its base encoder's: minutes on a CPU for 10,000s of pairs
     pairs, split, examples = job.pairs, result.split, job.examples
     rounded = {name: {k: round(v, 4) if isinstance(v, float) else v for k, v in m.items()}
                for name, m in result.metrics.items()}  # fmt: skip

@@ -16,8 +16,8 @@ out = Console(width=None if sys.stdout.isatty() else 160)  # results: summaries 
 
 
 @contextmanager
-def row_progress(description: str, total: int | None = None) -> Iterator[Progress]:
-    """A progress bar counting rows (a spinner when the total is unknown); task id 0.
+def row_progress(description: str, total: int | None = None, unit: str = "rows") -> Iterator[Progress]:
+    """A progress bar counting rows, or another `unit` (a spinner when the total is unknown); task id 0.
     Shown on a terminal only: where stderr is a file or a pipe, a bar that vanishes
     when done (`transient`) left a blank line there."""
     columns = [
@@ -25,7 +25,7 @@ def row_progress(description: str, total: int | None = None) -> Iterator[Progres
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("rows"),
+        TextColumn(unit),
         TimeElapsedColumn(),
     ]
     with Progress(*columns, console=console, transient=True, disable=not console.is_terminal) as progress:
@@ -43,10 +43,10 @@ def summary_table(title: str, rows: Mapping[str, Any]) -> Table:
 
 
 @contextmanager
-def rows_done(description: str, show: bool = True) -> Iterator[Callable[[int], None] | None]:
-    """A callback advancing a row progress bar, shown from the first rows on (so that an
-    error found before reading is not preceded by one); None when `show` is false (a
-    Ray job shows Ray's own bars)."""
+def rows_done(description: str, show: bool = True, unit: str = "rows") -> Iterator[Callable[[int], None] | None]:
+    """A callback advancing a row progress bar (counting `unit`), shown from the first
+    rows on (so that an error found before reading is not preceded by one); None when
+    `show` is false (a Ray job shows Ray's own bars)."""
     if not show:
         yield None
         return
@@ -55,7 +55,7 @@ def rows_done(description: str, show: bool = True) -> Iterator[Callable[[int], N
 
         def advance(n: int) -> None:
             if not bar:
-                bar.append(stack.enter_context(row_progress(description)))
+                bar.append(stack.enter_context(row_progress(description, unit=unit)))
             bar[0].advance(0, n)
 
         yield advance
