@@ -91,13 +91,25 @@ class Block:
         cut = int(self.newlines[0]) + 1
         return Block(self.data[cut:], self.first_line + 1, self.newlines[1:] - cut, self.final, self.damage)
 
+    def first_line_bytes(self) -> bytes:
+        """The first line as read, without its newline."""
+        return self.data[: int(self.newlines[0]) if len(self.newlines) else len(self.data)]
+
     def first_line_text(self) -> str | None:
         """The first line, decoded (None when it is not valid UTF-8)."""
-        end = int(self.newlines[0]) if len(self.newlines) else len(self.data)
         try:
-            return self.data[:end].decode("utf-8").removesuffix("\r")
+            return self.first_line_bytes().decode("utf-8").removesuffix("\r")
         except UnicodeDecodeError:
             return None
+
+
+def not_utf8_advice(raw: bytes) -> str:
+    """What to do with text that is not UTF-8, judged by its bytes `raw` (a line or a
+    file's start): UTF-16 shows as a byte-order mark or a NUL in every other byte (Excel's
+    "Unicode Text", PowerShell's `>`); anything else is most often Latin-1 or Windows-1252."""
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")) or raw.count(0) * 3 >= len(raw) > 0:
+        return "it looks like UTF-16 (Excel's Unicode Text): convert it, e.g. with iconv -f UTF-16 -t UTF-8"
+    return "convert it to UTF-8, e.g. with iconv -f WINDOWS-1252 -t UTF-8 (or the encoding it was written in)"
 
 
 def iter_blocks(

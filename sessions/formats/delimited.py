@@ -31,7 +31,15 @@ from sessions.fields import split_delimited
 from sessions.formats.base import Builder, Check, Columns, LogFormat, Parsed, finalize, text_checks
 from sessions.formats.options import ReadOptions
 from sessions.parallel import ordered_map
-from sessions.records import DEFAULT_BLOCK_BYTES, Block, byte_census, iter_blocks, split_records, utf8_ok
+from sessions.records import (
+    DEFAULT_BLOCK_BYTES,
+    Block,
+    byte_census,
+    iter_blocks,
+    not_utf8_advice,
+    split_records,
+    utf8_ok,
+)
 from sessions.schema import Reason
 from sessions.times import TimeOptions
 
@@ -127,8 +135,8 @@ class DelimitedFormat(LogFormat):
         starts_like_header = first is not None and first.startswith(self.columns[0] + self.sep)
         if self.header == "optional" and not starts_like_header:
             return self.columns, block
-        if first is None:
-            raise ValueError(f"{path}: the header line is not valid UTF-8")
+        if first is None or "\x00" in first:  # UTF-16's NULs are valid UTF-8
+            raise ValueError(f"{path}: the header line is not UTF-8 text; {not_utf8_advice(block.first_line_bytes())}")
         header = pl.select(split_delimited(pl.lit(first), self.sep, self.quote)).item()
         return [h.strip().removeprefix("\ufeff") for h in header], block.after_first_line()  # a BOM is not a name
 

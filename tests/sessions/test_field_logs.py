@@ -95,6 +95,22 @@ def test_parts_joined_with_cat_keep_one_user_and_skip_repeated_headers(tmp_path,
     assert all(e["user_id"].to_list() == ["1001"] * 4 for e in both_paths(path, kind))
 
 
+@pytest.mark.parametrize("kind", ["webis-smc", "midjourney", "csv", "tsv"])
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be", "cp1252"])
+def test_a_header_in_another_encoding_says_which_and_how_to_convert_it(tmp_path, kind, encoding):
+    """Excel's "Unicode Text" (UTF-16) said only that the header was not valid UTF-8, or,
+    without a byte-order mark, that no column 'u' was among 'u\\x00', '\\x00t\\x00', ..."""
+    _, _, header, body = GOOD[kind]
+    if encoding == "cp1252":
+        header = header.replace(header[0], "\u00e9" + header[0], 1)  # a name with é
+    with pytest.raises(ValueError) as err:
+        ingest_bytes(tmp_path, kind, (header + body).encode(encoding))
+    said = str(err.value)
+    assert said.startswith(f"{tmp_path}/{GOOD[kind][0]}: the header line is not UTF-8 text; ") and "\n" not in said
+    convert = "iconv -f WINDOWS-1252 -t UTF-8" if encoding == "cp1252" else "looks like UTF-16 (Excel's Unicode Text)"
+    assert convert in said
+
+
 def test_the_issues_aol_bom_examples(tmp_path):
     with_header = BOM + b"AnonID\tQuery\tQueryTime\tItemRank\tClickURL\n1001\ta\t2006-03-01 07:17:12\t\t\n"
     report, _, _ = ingest_bytes(tmp_path, "aol", with_header + b"1001\tb\t2006-03-01 07:18:12\t\t\n")
