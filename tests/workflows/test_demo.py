@@ -157,6 +157,36 @@ def test_a_log_too_small_to_evaluate_shows_what_ran_and_leaves_no_store(tmp_path
     assert sorted(p.name for p in tmp_path.iterdir()) == []  # no out/, no mlflow.db
 
 
+USERS_FILES = {  # what a user's directory given as the demo's --output may hold: (path, bytes or a link's target)
+    "a file of their own": ("notes.txt", b"mine"),
+    "a summary.json of their own": ("summary.json", b'{"mine": 1}'),
+    "their figures": ("figures/plot.svg", b"<svg/>"),
+    "a link to their data": ("events", Path("data")),
+}
+
+
+@pytest.mark.parametrize("case", USERS_FILES)
+def test_a_directory_holding_a_users_files_is_refused_and_kept(tmp_path, monkeypatch, case):
+    """`demo -o DIR` deleted DIR's figures/ and summary.json and wrote its steps beside
+    the user's files."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.chdir(tmp_path)
+    name, content = USERS_FILES[case]
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "part-1.tsv").write_text("mine")
+    (tmp_path / "mine" / name).parent.mkdir(parents=True)
+    if isinstance(content, Path):
+        (tmp_path / "mine" / name).symlink_to(tmp_path / content)
+    else:
+        (tmp_path / "mine" / name).write_bytes(content)
+    before = {str(p): p.read_bytes() for p in sorted(tmp_path.rglob("*")) if p.is_file()}
+    result = runner.invoke(app, ["demo", "--users", "4", "--rows", "60", "-o", "mine"])
+    assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1, result.output
+    assert result.output.startswith(f"error: --output {tmp_path / 'mine'}")
+    assert {str(p): p.read_bytes() for p in sorted(tmp_path.rglob("*")) if p.is_file()} == before
+    assert not (tmp_path / "mlflow.db").exists()
+
+
 def test_data_needs_its_format():
     result = runner.invoke(app, ["demo", "--data", "log.tsv"])
     assert result.exit_code == 2 and "--data and --format go together" in result.output

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 import logging
 import shutil
 import tempfile
@@ -45,6 +46,11 @@ from workflows.training.loop import gpus_needed
 
 EXPERIMENT = "demo"
 SUMMARY_FILE = "summary.json"
+SYNTH_LOG = "synth-aol.tsv.gz"
+FIGURES_DIR = "figures"
+# What the demo writes in its output directory, each step's output under its own name: anything else there is
+# a user's, and the directory is refused (the demo replaces its summary and its figures whole)
+DEMO_ENTRIES = (SYNTH_LOG, "events", "sessions", "pairs", "ray-results", "scores", FIGURES_DIR, SUMMARY_FILE)
 DATA_FIGURES = ("session_statistics.png", "segmentation.png")  # logged to the demo run; the models' to theirs
 
 
@@ -134,12 +140,13 @@ def run(
                            (cfg.score.gpus_per_worker, "--score-gpus-per-worker")):  # fmt: skip
         require_gpus(needed, cfg.address, option, f"run the demo on CPUs without {option}")
     output, data, fmt = common.output_dir(cfg.output, inputs=[cfg.data] if cfg.data else []), cfg.data, cfg.format
+    refuse_users_files(output)
     storage.remove(storage.join(output, SUMMARY_FILE))  # an earlier run's: written again once every step is done
     local = storage.local_path(output)
     scratch = tempfile.TemporaryDirectory() if local is None else None  # figures are drawn locally
-    figures = (local if local is not None else Path(scratch.name)) / "figures"  # type: ignore[union-attr]
+    figures = (local if local is not None else Path(scratch.name)) / FIGURES_DIR  # type: ignore[union-attr]
     shutil.rmtree(figures, ignore_errors=True)
-    summary = DemoSummary(log=str(data or storage.join(output, "synth-aol.tsv.gz")), format=fmt or "aol")
+    summary = DemoSummary(log=str(data or storage.join(output, SYNTH_LOG)), format=fmt or "aol")
     at = functools.partial(storage.join, output)
     start = time.perf_counter()
 
@@ -177,14 +184,52 @@ def run(
     summary.seconds["total"] = round(time.perf_counter() - start, 1)
     for png in sorted(figures.glob("*.png")):
         if local is None:  # the figures go where the outputs are
-            storage.copy_file(png, at("figures", png.name))
-        summary.figures.append(at("figures", png.name))
+            storage.copy_file(png, at(FIGURES_DIR, png.name))
+        summary.figures.append(at(FIGURES_DIR, png.name))
     summary.outputs |= {"sessions": at("sessions"), "pairs": at("pairs"), "summary": at(SUMMARY_FILE)}
     summary.mlflow_ui = f"mlflow ui --backend-store-uri {tracking_uri()} --workers 1"
     _log_run(summary, cfg, output, figures)
     if scratch is not None:
         scratch.cleanup()
     return summary
+
+
+def refuse_users_files(output: str) -> None:
+    """ValueError in one line when the output directory holds anything the demo did not
+    write there (`DEMO_ENTRIES`): another name, a symbolic link under one of its names, a
+    summary.json that is no demo's, a figures/ holding anything but PNG files. The demo
+    deleted a user's figures/ and summary.json and wrote its steps beside their files."""
+    at = functools.partial(storage.join, output)
+    names = storage.list_names(output)
+    if other := [name for name in names if name not in DEMO_ENTRIES]:
+        shown = ", ".join(other[:3]) + (f" and {len(other) - 3} more" if len(other) > 3 else "")
+        raise ValueError(f"--output {output} holds other files ({shown}); the demo writes {', '.join(DEMO_ENTRIES)} "
+                         "there: choose a new or empty directory")  # fmt: skip
+    why = {name: f"a symbolic link to {link}" for name in names if (link := storage.link_target(at(name)))}
+    if SUMMARY_FILE in names and not _is_summary(at(SUMMARY_FILE)):
+        why.setdefault(SUMMARY_FILE, "not a demo's summary")
+    if FIGURES_DIR in names and not _only_figures(at(FIGURES_DIR)):
+        why.setdefault(FIGURES_DIR, "not the demo's figures (it holds more than PNG files)")
+    if why:
+        name, what = next(iter(why.items()))
+        raise ValueError(f"--output {output}: its {name} is {what}, which the demo would replace; move it, or "
+                         "choose a new or empty directory")  # fmt: skip
+
+
+def _is_summary(location: str) -> bool:
+    try:
+        found = json.loads(storage.read_text(location))
+    except (ValueError, UnicodeDecodeError, OSError):
+        return False
+    return isinstance(found, dict) and {"log", "numbers", "outputs"} <= set(found)
+
+
+def _only_figures(location: str) -> bool:
+    """Whether `location` is a directory of PNG files only (what the demo writes there)."""
+    if not storage.is_dir(location):
+        return False
+    files = storage.list_files(location, recursive=True, hidden=True)
+    return all(storage.parent(f) == location and f.endswith(".png") for f in files)
 
 
 # ---- the steps: each calls what its command calls ----
