@@ -447,22 +447,19 @@ def refuse_other_files(out: str | Path, produces: str, overwrite: bool = False) 
 
 
 def remove_outputs_of(out: str) -> None:
-    """Delete what the job whose report is in `out` wrote there (its report's `outputs`),
-    and nothing else: a directory that merely holds a file named report.json keeps its
-    files. An output moved or copied to `out` has a report naming the old directory:
-    its tables (`JOB_TABLES`, `REJECTED`) are deleted by their names in `out`, and
-    nothing outside `out` ever is. ValueError when that report is not a sessionflow job's."""
+    """Delete the tables that the job whose report is in `out` wrote there, by the names
+    its report's `outputs` give them (`JOB_TABLES`, `REJECTED`: each checked to be a
+    job's table, `remove_table`), then the report; nothing else. A location the report
+    gives is never deleted: an output moved or copied to `out` names its old place, and
+    one copied up from a subdirectory names that subdirectory, where a user's files may
+    be. ValueError when that report is not a sessionflow job's."""
     report = storage.join(out, REPORT)
     outputs = _report_outputs(report)
     if outputs is None:
         raise ValueError(f"--output {out}: its {REPORT} is not a sessionflow job's report; choose another directory")
-    for location in outputs.values():
-        if not isinstance(location, str):
-            continue
-        if not storage.contains(out, location) and (name := storage.name(location)) in {*JOB_TABLES, REJECTED}:
-            location = storage.join(out, name)  # written where the output was before it was moved or copied
-        if storage.contains(out, location) and not storage.same_location(out, location):
-            storage.remove(location)
+    for name in outputs:
+        if name in {*JOB_TABLES, REJECTED}:
+            remove_table(storage.join(out, name))
     storage.remove(report)
 
 

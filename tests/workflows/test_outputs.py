@@ -526,6 +526,22 @@ def test_a_users_entry_named_like_a_table_is_refused_and_kept_even_under_overwri
     assert sorted(os.listdir(done / "out")) == [name]
 
 
+def test_a_report_copied_up_from_a_subdirectory_deletes_nothing_there(done):
+    """An output copied up one level: its report named the subdirectory's tables, and a
+    rerun deleted them, a user's file among them, through the report's locations."""
+    up, sub = done / "up", done / "up" / "sub"
+    assert sessionflow("ingest", done / "logs", "-f", "aol", "-o", sub, "--engine", "local").exit_code == 0
+    for name in ("events.parquet", "rejected.parquet"):
+        shutil.copytree(sub / name, up / name)
+    shutil.copy(sub / "report.json", up / "report.json")
+    shutil.rmtree(sub / "events.parquet")
+    (sub / "events.parquet").write_text("the user's")
+    before = snapshot(sub)
+    rerun = sessionflow("ingest", done / "logs", "-f", "aol", "-o", up, "--engine", "local")
+    assert rerun.exit_code == 0, rerun.output
+    assert snapshot(sub) == before and (sub / "report.json").exists()
+
+
 def test_every_report_says_what_produced_it(done):
     """report.json of each job: its command line, sessionflow's version, the git commit, the key libraries."""
     import importlib.metadata
