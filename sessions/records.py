@@ -17,8 +17,9 @@ checks a block record by record into a polars DataFrame with the columns of
 its line terminator, null when it is not valid UTF-8), `undecodable` (for those
 records only: the bytes with invalid sequences as `\\xNN` escapes, so nothing is lost)
 `terminated` (false only for a last record that has no newline: a truncated file),
-`unclosed` (true only for a record in which a quoted field is still open where the
-record ends: at the end of the file, or `MAX_RECORD_BYTES` on) and
+`unclosed` (true only for a record in which a quoted field is left open: still open
+at the end of the file or `MAX_RECORD_BYTES` on, or "closed" only by a quote inside
+the text of a later line) and
 `damaged` (true only for what follows the last complete record of a compressed file
 whose stream breaks off, an interrupted download: see `iter_blocks`).
 
@@ -217,17 +218,27 @@ def iter_records(
             yield frame
 
 
-def _quote_ok_newlines(arr: np.ndarray, newlines: np.ndarray, quote: str | None, sep: str) -> tuple[np.ndarray, bool]:
-    """Positions of the newlines that end a record (not inside a quoted field), and
-    whether a quoted field is still open at the end of `arr` (then in its last record)."""
+def _quote_ok_newlines(
+    arr: np.ndarray, newlines: np.ndarray, quote: str | None, sep: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Positions of the newlines that end a record (not inside a quoted field), and the
+    openings of the quoted fields left open: one still open at the end of `arr` (in its
+    last record), and one that runs over a line end to a quote followed by more text, not
+    a separator or a line end. That quote is text of a later line (`"opens` ... `has a
+    "quote" inside`), where Python's csv in strict mode stops; read on, it took the lines
+    between as one field."""
     if quote is None:
-        return newlines, False
+        return newlines, newlines[:0]
     opens, closes = quoted_spans(arr, quote, sep)
     if not len(opens):
-        return newlines, False
+        return newlines, opens
     span = np.searchsorted(opens, newlines, side="right") - 1
     inside = (span >= 0) & (newlines < closes[np.maximum(span, 0)])
-    return newlines[~inside], bool(closes[-1] == len(arr))
+    after = arr[np.minimum(closes + 1, len(arr) - 1)]
+    text_after = (closes + 1 < len(arr)) & (after != ord(sep)) & (after != _NEWLINE) & (after != ord("\r"))
+    spans_lines = np.searchsorted(newlines, opens) < np.searchsorted(newlines, closes)
+    left_open = (closes == len(arr)) | (text_after & spans_lines)
+    return newlines[~inside], opens[left_open]
 
 
 def quoted_spans(arr: np.ndarray, quote: str, sep: str) -> tuple[np.ndarray, np.ndarray]:
@@ -284,7 +295,7 @@ def split_records(block: Block, quote: str | None = None, sep: str = ",") -> pl.
     if len(data) >= 1 << 31:
         raise ValueError("block too large for 32-bit offsets; lower block_bytes")
     newlines = block.newlines
-    ends, open_at_end = _quote_ok_newlines(np.frombuffer(data, dtype=np.uint8), newlines, quote, sep)
+    ends, left_open = _quote_ok_newlines(np.frombuffer(data, dtype=np.uint8), newlines, quote, sep)
     terminated_last = len(ends) > 0 and ends[-1] == len(data) - 1
     if not terminated_last and not block.final:  # the reader cut inside a record: forced cut
         ends = np.append(ends, len(data) - 1)
@@ -303,8 +314,8 @@ def split_records(block: Block, quote: str | None = None, sep: str = ",") -> pl.
         undecodable[i] = data[starts[i] : stops[i]].rstrip(b"\r\n").decode("utf-8", "backslashreplace")
     terminated = np.ones(n, dtype=bool)
     terminated[-1] = terminated_last
-    unclosed = np.zeros(n, dtype=bool)
-    unclosed[-1] = open_at_end  # at the file's end, or where `iter_blocks` cut a record open too long
+    unclosed = np.zeros(n, dtype=bool)  # at the file's end, where `iter_blocks` cut a record open too long, or
+    unclosed[np.searchsorted(starts, left_open, side="right") - 1] = True  # "closed" by a later line's text
     damaged = np.zeros(n, dtype=bool)
     damaged[-1] = block.damage is not None and not terminated_last  # the record the damage cut off
     records = pl.DataFrame(

@@ -140,6 +140,29 @@ def test_records_and_fields_are_what_pythons_csv_reads(tmp_path_factory, pieces,
 
 
 @settings(max_examples=200, deadline=None)
+@given(pieces=csv_text, block=st.integers(1, 40))
+def test_a_record_is_left_open_only_where_pythons_strict_csv_stops(tmp_path_factory, pieces, block):
+    """`unclosed` marks a record whose quoted field is left open (at the end of the file,
+    or "closed" by a quote in a later line's text): Python's csv, strict, refuses each
+    such record; a text it reads whole holds none."""
+
+    def strict_reads(text: str) -> bool:
+        try:
+            list(csv.reader(io.StringIO(text, newline=""), strict=True))
+        except csv.Error:
+            return False
+        return True
+
+    text = "".join(pieces)
+    path = tmp_path_factory.mktemp("q") / "t.csv"
+    path.write_bytes(text.encode())
+    df = records(path, quote='"', sep=",", block_bytes=block)
+    for record, left_open in zip(df["text"], df["unclosed"], strict=True):
+        assert not (left_open and strict_reads(record))
+    assert not (strict_reads(text) and df["unclosed"].any())
+
+
+@settings(max_examples=200, deadline=None)
 @given(
     rows=st.lists(st.one_of(st.none(), st.lists(st.sampled_from(["a", ",", "\t", '"', '""', "\r", "\x00", "é", " "]),
                                                 max_size=12).map("".join)), max_size=30),
