@@ -135,9 +135,10 @@ def prepare_dataset(path: str | Path) -> None:
 
 
 # The files of a dataset (`part_name`, `MANIFEST`) and their temporary names while they are written
-# (`storage.open_output`: `.NAME.tmp-ID`): nothing else is in a table a job wrote.
+# (`storage.open_output`: `.NAME.tmp-ID`): nothing else is in a table a job wrote, but what a file browser
+# leaves in any folder it shows (macOS Finder's .DS_Store, Windows Explorer's Thumbs.db and desktop.ini)
 _DATASET_NAME = r"(?:part-[0-9a-f]{8}-\d{5,}\.parquet|_manifest\.json)"
-_DATASET_FILE = re.compile(rf"{_DATASET_NAME}|\.{_DATASET_NAME}\.tmp-[0-9a-f]{{12}}")
+_DATASET_FILE = re.compile(rf"{_DATASET_NAME}|\.{_DATASET_NAME}\.tmp-[0-9a-f]{{12}}|\.DS_Store|Thumbs\.db|desktop\.ini")
 
 
 def not_a_table(location: str | Path) -> str:
@@ -169,8 +170,8 @@ def refuse_foreign_tables(out: str | Path, names: Collection[str]) -> None:
     for name in sorted(names):
         if why := not_a_table(storage.join(out, name)):
             raise ValueError(
-                f"--output {out}: its {name} is {why}, not a table sessionflow wrote, which this job would replace "
-                "or delete; move it, or choose another directory"
+                f"--output {out}: its {name} is {why}, not a table sessionflow wrote, and sessionflow's jobs replace "
+                "or delete what is under their tables' names; move it, or choose another directory"
             )
 
 

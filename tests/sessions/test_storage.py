@@ -253,10 +253,12 @@ def test_an_output_of_another_job_is_kept_unless_overwrite(tmp_path):
     assert storage.list_files(out, hidden=True) == []  # replaced whole: nothing of the other job is mixed in
 
 
-# The names of a dataset's files (`io.part_name`, `io.MANIFEST`, and theirs while `storage.open_output` writes them),
+# The names of a dataset's files (`io.part_name`, `io.MANIFEST`, theirs while `storage.open_output` writes them, and
+# what file browsers leave),
 # and names a user's directory may hold, some of them nearly those
 DATASET_FILES = ["_manifest.json", "part-0a1b2c3d-00000.parquet", "part-0a1b2c3d-00001.parquet",
-                 "._manifest.json.tmp-0123456789ab", ".part-0a1b2c3d-00002.parquet.tmp-0123456789ab"]  # fmt: skip
+                 "._manifest.json.tmp-0123456789ab", ".part-0a1b2c3d-00002.parquet.tmp-0123456789ab",
+                 ".DS_Store", "Thumbs.db"]  # fmt: skip
 USER_FILES = ["part-0.parquet", "data.parquet", "notes.txt", "_manifest.json.bak", "sub/part-0a1b2c3d-00000.parquet",
               ".hidden", "part-0A1B2C3D-00000.parquet", "_manifest.json.tmp-0123456789ab"]  # fmt: skip
 

@@ -526,6 +526,14 @@ def test_a_users_entry_named_like_a_table_is_refused_and_kept_even_under_overwri
     assert sorted(os.listdir(done / "out")) == [name]
 
 
+def test_what_a_file_browser_leaves_in_a_table_does_not_stop_a_rerun(done):
+    """Finder's .DS_Store in events.parquet/ made the table a user's directory, and a run
+    again into its own output was refused, with or without --overwrite."""
+    (done / "events" / "events.parquet" / ".DS_Store").write_bytes(b"Bud1")
+    rerun = sessionflow("ingest", done / "logs", "-f", "aol", "-o", done / "events", "--engine", "local")
+    assert rerun.exit_code == 0, rerun.output
+
+
 def test_a_report_copied_up_from_a_subdirectory_deletes_nothing_there(done):
     """An output copied up one level: its report named the subdirectory's tables, and a
     rerun deleted them, a user's file among them, through the report's locations."""

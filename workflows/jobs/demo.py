@@ -300,9 +300,9 @@ def _mine(sessions: str, out: str, cfg: DemoConfig, summary: DemoSummary) -> Non
     from workflows.jobs import mine
 
     report = mine.run(mine.MineJob(sessions=str(sessions), output=str(out), mining=cfg.mining, address=cfg.address))
-    short = {"negatives_short": report["negatives_short"]} if report["negatives_short"] else {}  # as `mine` says
+    notes = {key: report[key] for key in ("negatives_short", "empty_splits") if report[key]}  # as `mine` says them
     summary.numbers["mine"] = {"pairs": report["pairs"], "positives": report["positives"],
-                               "users_by_split": report["users_by_split"], **short}  # fmt: skip
+                               "users_by_split": report["users_by_split"], **notes}  # fmt: skip
 
 
 def _train_session(pairs: str, cfg: DemoConfig, checkpoints: str, summary: DemoSummary, figures: Path) -> None:
