@@ -148,19 +148,21 @@ def test_a_log_too_small_to_evaluate_shows_what_ran_and_leaves_no_store(tmp_path
     and an empty mlflow.db was left, made before the first step."""
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     monkeypatch.chdir(tmp_path)
+    (tmp_path / "out").mkdir()  # there and empty: the log and figures of the steps that ran were left in it
     result = runner.invoke(app, ["demo", "--users", "4", "--rows", "60", "-o", "out"])
     assert result.exit_code == 2, result.output
     said = " ".join(result.output.split())
     assert "error: nested cross-validation with 5 outer and 4 inner folds" in said and "Traceback" not in said
     assert all(f"{step} (" in said for step in ("synth", "ingest", "segment"))
     assert re.search(r"rows_in\W+60\b", said)
-    assert sorted(p.name for p in tmp_path.iterdir()) == []  # no out/, no mlflow.db
+    assert [p.name for p in tmp_path.rglob("*")] == ["out"]  # empty again, and no mlflow.db
 
 
 USERS_FILES = {  # what a user's directory given as the demo's --output may hold: (path, bytes or a link's target)
     "a file of their own": ("notes.txt", b"mine"),
     "a summary.json of their own": ("summary.json", b'{"mine": 1}'),
     "their figures": ("figures/plot.svg", b"<svg/>"),
+    "a figure of their own": ("figures/my-plot.png", b"\x89PNG"),
     "a link to their data": ("events", Path("data")),
 }
 

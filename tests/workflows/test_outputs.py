@@ -73,6 +73,8 @@ def test_an_output_overlapping_an_input_is_refused_and_the_input_kept(done, monk
         ["segment", "logs", "-f", "aol", "-o", "sessions", "--method", "learned", "--model", "models:/none/1",
          "--engine", "local"],  # a model that is not there
         ["mine", "nothing", "-o", "pairs"],
+        ["mine", "events", "-o", "pairs"],  # no sessions.parquet there: an ingest output
+        ["mine", "logs/part-1.tsv", "-o", "pairs"],  # no sessions table
         # missing models, each with --overwrite: checked before anything of the output goes
         ["segment", "logs", "-f", "aol", "-o", "sessions", "--method", "learned", "--model", "models:/none/1",
          "--engine", "ray", "--overwrite"],

@@ -364,6 +364,13 @@ def output_file(location: str, what: str = "--output") -> str:
     return location
 
 
+def removed_on_error(locations: Sequence[str]) -> None:
+    """Have `nothing_left_on_error` delete `locations` too when the running job fails with
+    a user's error, as it deletes the output directories the job created: what a job
+    writes into an existing empty directory (`sessionflow demo`'s steps)."""
+    _CREATED.extend(locations)
+
+
 def _first_missing(location: str) -> str | None:
     """The outermost directory that writing `location` creates: `location` itself, or the
     first of its parents that is not there (`-o new/a/b`: new); None when it is there."""

@@ -19,6 +19,7 @@ import dataclasses
 import functools
 import json
 import logging
+import re
 import shutil
 import tempfile
 import time
@@ -51,6 +52,8 @@ FIGURES_DIR = "figures"
 # What the demo writes in its output directory, each step's output under its own name: anything else there is
 # a user's, and the directory is refused (the demo replaces its summary and its figures whole)
 DEMO_ENTRIES = (SYNTH_LOG, "events", "sessions", "pairs", "ray-results", "scores", FIGURES_DIR, SUMMARY_FILE)
+# The names of its figures: the data's (DATA_FIGURES) and those of its training runs (`_fetch_figures`)
+DEMO_FIGURE = re.compile(r"(?:session_statistics|segmentation|(?:session|hierarchy)-model_\w+)\.png")
 DATA_FIGURES = ("session_statistics.png", "segmentation.png")  # logged to the demo run; the models' to theirs
 
 
@@ -141,6 +144,8 @@ def run(
         require_gpus(needed, cfg.address, option, f"run the demo on CPUs without {option}")
     output, data, fmt = common.output_dir(cfg.output, inputs=[cfg.data] if cfg.data else []), cfg.data, cfg.format
     refuse_users_files(output)
+    if not storage.list_names(output):  # an empty directory: a step that fails on a mistake leaves it empty again
+        common.removed_on_error([storage.join(output, name) for name in DEMO_ENTRIES])
     storage.remove(storage.join(output, SUMMARY_FILE))  # an earlier run's: written again once every step is done
     local = storage.local_path(output)
     scratch = tempfile.TemporaryDirectory() if local is None else None  # figures are drawn locally
@@ -197,8 +202,8 @@ def run(
 def refuse_users_files(output: str) -> None:
     """ValueError in one line when the output directory holds anything the demo did not
     write there (`DEMO_ENTRIES`): another name, a symbolic link under one of its names, a
-    summary.json that is no demo's, a figures/ holding anything but PNG files. The demo
-    deleted a user's figures/ and summary.json and wrote its steps beside their files."""
+    summary.json that is no demo's, a figures/ holding anything but the demo's figures. The
+    demo deleted a user's figures/ and summary.json and wrote its steps beside their files."""
     at = functools.partial(storage.join, output)
     names = storage.list_names(output)
     if other := [name for name in names if name not in DEMO_ENTRIES]:
@@ -209,7 +214,7 @@ def refuse_users_files(output: str) -> None:
     if SUMMARY_FILE in names and not _is_summary(at(SUMMARY_FILE)):
         why.setdefault(SUMMARY_FILE, "not a demo's summary")
     if FIGURES_DIR in names and not _only_figures(at(FIGURES_DIR)):
-        why.setdefault(FIGURES_DIR, "not the demo's figures (it holds more than PNG files)")
+        why.setdefault(FIGURES_DIR, "not the demo's figures (it holds files the demo does not write)")
     if why:
         name, what = next(iter(why.items()))
         raise ValueError(f"--output {output}: its {name} is {what}, which the demo would replace; move it, or "
@@ -225,11 +230,11 @@ def _is_summary(location: str) -> bool:
 
 
 def _only_figures(location: str) -> bool:
-    """Whether `location` is a directory of PNG files only (what the demo writes there)."""
+    """Whether `location` is a directory of the demo's figures only (`DEMO_FIGURE`)."""
     if not storage.is_dir(location):
         return False
     files = storage.list_files(location, recursive=True, hidden=True)
-    return all(storage.parent(f) == location and f.endswith(".png") for f in files)
+    return all(storage.parent(f) == location and DEMO_FIGURE.fullmatch(storage.name(f)) for f in files)
 
 
 # ---- the steps: each calls what its command calls ----

@@ -64,11 +64,11 @@ def run(job: MineJob) -> dict:
     common.check_format(job.format, job.read)
     if not storage.exists(sessions):
         raise FileNotFoundError(f"{sessions}: no sessions here; run `sessionflow segment` first")
-    output = common.output_dir(job.output, PAIRS_FILE, job.overwrite, [sessions])
     source = sessions
-    if job.gold is None:  # a `segment` output, checked before the output is written
-        source = job_output(sessions, SESSIONS_FILE) if storage.is_dir(sessions) else sessions
+    if job.gold is None:  # a `segment` output, checked before the output is claimed: a rerun refused for it
+        source = job_output(sessions, SESSIONS_FILE) if storage.is_dir(sessions) else sessions  # keeps its output
         check_sessions(scan_table(source), source)
+    output = common.output_dir(job.output, PAIRS_FILE, job.overwrite, [sessions])
     cfg, gold, fmt = job.mining, job.gold, job.format
     start = time.perf_counter()
     target = storage.join(output, PAIRS_FILE)
