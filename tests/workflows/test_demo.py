@@ -189,6 +189,29 @@ def test_a_directory_holding_a_users_files_is_refused_and_kept(tmp_path, monkeyp
     assert not (tmp_path / "mlflow.db").exists()
 
 
+@pytest.mark.parametrize(
+    ("store", "says"),
+    [
+        ("/proc/sessionflow-test/mlflow.db", "no MLflow store can be made there (No such file or directory: /proc/"),
+        ("/proc/mlflow.db", "no MLflow store can be made there (No such file or directory: /proc)"),
+        ("notes.txt/mlflow.db", "no MLflow store can be made there: {tmp}/notes.txt is a file, not a directory"),
+        ("out", "is a directory, not an MLflow store"),
+    ],
+)
+def test_a_store_that_cannot_be_made_is_named_before_the_first_step(tmp_path, monkeypatch, store, says):
+    """A new SQLite store is made by the first training run, after the data's steps: one
+    whose directory cannot be made or written ran those steps first (~40 s), then failed,
+    or MLflow retried it for minutes."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "notes.txt").write_text("mine")
+    (tmp_path / "out").mkdir()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{Path(tmp_path, store)}")
+    result = runner.invoke(app, ["demo", "--users", "4", "--rows", "60", "-o", "demo"])
+    assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1, result.output
+    assert says.format(tmp=tmp_path) in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt", "out"] and not any((tmp_path / "out").iterdir())
+
+
 def test_data_needs_its_format():
     result = runner.invoke(app, ["demo", "--data", "log.tsv"])
     assert result.exit_code == 2 and "--data and --format go together" in result.output

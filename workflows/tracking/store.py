@@ -12,8 +12,9 @@ import logging
 import math
 import os
 import re
+import tempfile
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -111,6 +112,28 @@ def check_store() -> None:
         return
     check_writable_store(Path(path), "logs runs and models to it")
     _check_sqlite_path(path)
+    _probe_new_store(Path(path))
+
+
+def _probe_new_store(db: Path) -> None:
+    """ValueError in one line when no file can be made where the SQLite store `db` would
+    be (a directory that cannot be made or written, whatever its permission bits say):
+    tried with a probe file, and the directories made for it removed again."""
+    made, here = [], db.parent
+    while not here.exists():
+        made.append(here)
+        here = here.parent
+    try:
+        db.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=db.parent, prefix=".sessionflow-probe-"):
+            pass
+    except OSError as err:
+        where = db.parent if ".sessionflow-probe-" in str(err.filename) else err.filename  # the probe is not theirs
+        raise ValueError(f"{db}: no MLflow store can be made there ({err.strerror}: {where})") from None
+    finally:
+        for directory in made:  # deepest first
+            with suppress(OSError):
+                directory.rmdir()
 
 
 def _check_sqlite_path(path: str) -> None:
@@ -152,7 +175,6 @@ def _open(uri: str) -> None:
         return
     import fcntl
     import hashlib
-    import tempfile
 
     from mlflow.exceptions import MlflowException
     from sqlalchemy.exc import SQLAlchemyError
