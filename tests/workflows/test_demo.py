@@ -209,7 +209,8 @@ def test_a_store_that_cannot_be_made_is_named_before_the_first_step(tmp_path, mo
     result = runner.invoke(app, ["demo", "--users", "4", "--rows", "60", "-o", "demo"])
     assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1, result.output
     assert says.format(tmp=tmp_path) in result.output
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt", "out"] and not any((tmp_path / "out").iterdir())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt", "out"]
+    assert not any((tmp_path / "out").iterdir())
 
 
 def test_data_needs_its_format():

@@ -184,6 +184,17 @@ def test_a_store_that_cannot_be_opened_is_named_in_one_line(tmp_path, monkeypatc
     assert bad.read_text() == "runs and models\n"
 
 
+def test_a_store_reached_through_a_link_into_a_new_directory_is_made_there(tmp_path, monkeypatch):
+    """./mlflow.db a link to a store in a directory not yet made: SQLite makes no
+    directory, and MLflow retried `unable to open database file` for minutes."""
+    from workflows.tracking.store import use_store
+
+    (tmp_path / "mlflow.db").symlink_to(tmp_path / "shared" / "runs" / "mlflow.db")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    use_store().search_experiments()
+    assert (tmp_path / "shared" / "runs" / "mlflow.db").is_file() and (tmp_path / "mlflow.db").is_symlink()
+
+
 def test_a_store_that_cannot_be_written_is_named_before_a_job_writes(tmp_path, monkeypatch):
     """A read-only store (the breaking helper bind-mounted one read-only): `train
     session` failed at its first write with five tracebacks of `attempt to write a

@@ -119,6 +119,7 @@ def _probe_new_store(db: Path) -> None:
     """ValueError in one line when no file can be made where the SQLite store `db` would
     be (a directory that cannot be made or written, whatever its permission bits say):
     tried with a probe file, and the directories made for it removed again."""
+    db = Path(os.path.realpath(db))  # where SQLite makes it: through a link
     made, here = [], db.parent
     while not here.exists():
         made.append(here)
@@ -185,6 +186,9 @@ def _open(uri: str) -> None:
     with open(Path(tempfile.gettempdir()) / f"sessionflow-store-{key}.lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file is closed
         try:  # the client creates the tracking side's tables, a search the registry's
+            # SQLite makes no directory: a store in one that is not there (a link's target, the URI resolves
+            # links) was retried for minutes
+            Path(os.path.realpath(path)).parent.mkdir(parents=True, exist_ok=True)
             MlflowClient(uri, registry_uri=uri).search_registered_models(max_results=1)
         except (MlflowException, SQLAlchemyError) as err:
             reason = str(getattr(err, "orig", None) or _first(err)).splitlines()[0]
