@@ -159,7 +159,7 @@ def text_checks(
         (pl.col("damaged"), Reason.TRUNCATED_STREAM),
         (text.is_null(), Reason.BAD_ENCODING),
         # a quote left open: on a last line the file cut short, else a field that took every line after it
-        (pl.col("unclosed") & ~text.str.contains("\n", literal=True), Reason.TRUNCATED_LINE),
+        (pl.col("unclosed") & ~pl.col("terminated") & ~text.str.contains("\n", literal=True), Reason.TRUNCATED_LINE),
         (pl.col("unclosed"), Reason.UNCLOSED_QUOTE),
         (has_control_chars(text), Reason.CONTROL_CHARS),
         (text.str.strip_chars() == "", Reason.EMPTY_LINE),

@@ -247,6 +247,19 @@ def test_a_quote_never_closed_is_rejected_with_every_line_it_took(tmp_path, kind
     assert events.height == 1 + bool(rest)
 
 
+def test_a_quote_left_open_past_the_longest_record_is_unclosed_not_a_cut_line(tmp_path, monkeypatch):
+    """A quoted field open on one line longer than `MAX_RECORD_BYTES`, mid-file, is cut
+    there; it said `truncated_line` (a file's last line, cut), and the records after it
+    are read."""
+    monkeypatch.setattr("sessions.records.MAX_RECORD_BYTES", 64)
+    _, _, header, body = GOOD["csv"]
+    first = body.splitlines(keepends=True)[0]
+    opened = 'u1,2023-01-05 10:00:00,"' + "x" * 100
+    report, _, rejected = ingest_bytes(tmp_path, "csv", (header + first + opened + "\n" + first * 3).encode())
+    assert (report["rows_in"], report["rows_ok"]) == (5, 4)
+    assert rejected.select("line_no", "raw", "reason").rows() == [(3, opened, Reason.UNCLOSED_QUOTE)]
+
+
 # ---- 6. times in the forms logs really use ----
 A = datetime(2023, 3, 1, 10, 0, tzinfo=UTC)
 TEXT_TIMES = [  # (as written, the instant)
