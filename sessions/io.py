@@ -35,7 +35,8 @@ from sessions import storage
 MANIFEST = "_manifest.json"
 REPORT = "report.json"
 REJECTED = "rejected.parquet"  # the rows a job could not read, with their reasons
-STAGING_PREFIX = ".staging-"  # working directories of a run inside its output (distributed jobs)
+STAGING_PREFIX = ".staging-"  # working directories of a run inside its output (distributed jobs), with an id:
+STAGING_NAME = re.compile(r"\.staging-[0-9a-f]{8}")  # `workflows.distributed.staging.staging_dir`'s
 # The table each sessionflow job writes -> that job: annotate's ANNOTATIONS_FILE (first: it sits beside sessions),
 # score's SCORES_FILE, segment's SESSIONS_FILE, ingest's EVENTS_FILE, mine's PAIRS_FILE (a test keeps them equal).
 # A directory is known by them; without a report, one is what a killed run left.
@@ -131,6 +132,8 @@ def prepare_dataset(path: str | Path) -> None:
     when something else is there, which publishing would delete or write into: a file,
     a symbolic link, a directory of other files."""
     refuse_foreign_tables(storage.parent(path), [storage.name(path)])
+    if storage.is_file(path):  # a table of an older sessionflow, one Parquet file (`not_a_table`): replaced
+        storage.remove(path)
     storage.make_dirs(path)
 
 
@@ -152,8 +155,8 @@ def not_a_table(location: str | Path) -> str:
         return f"a symbolic link to {link}"
     if not storage.exists(location):
         return ""
-    if not storage.is_dir(location):
-        return "a file"
+    if not storage.is_dir(location):  # a job's only when its report lists it: an older sessionflow's table
+        return "" if _older_table(location) else "a file"
     root = str(location).rstrip("/")
     other = [f[len(root) + 1 :] for f in storage.list_files(location, recursive=True, hidden=True)]
     other = [name for name in other if not _DATASET_FILE.fullmatch(name)]
@@ -161,6 +164,16 @@ def not_a_table(location: str | Path) -> str:
         shown = ", ".join(other[:3]) + (f" and {len(other) - 3} more" if len(other) > 3 else "")
         return f"a directory holding other files ({shown})"
     return ""
+
+
+def _older_table(location: str | Path) -> bool:
+    """Whether the file at `location` is a table that an older sessionflow wrote as one
+    Parquet file (`mine` did until 2026-12-02): its directory's report lists it."""
+    report = storage.join(storage.parent(location), REPORT)
+    if storage.name(location) not in (_outputs_listed(report) if storage.exists(report) else set()):
+        return False
+    with storage.open_input(location, compression=None) as file:
+        return file.read(4) == b"PAR1"
 
 
 def refuse_foreign_tables(out: str | Path, names: Collection[str]) -> None:
@@ -343,15 +356,22 @@ def copy_table(src: str | Path, dst: str | Path) -> None:
 
 
 def refuse_a_file(out: str) -> None:
-    """ValueError in one line when something other than a directory is at the output
-    `out`: a file, or a device such as /dev/null (whose listing failed with the OS's
-    words); StorageError naming --output when its filesystem cannot be asked."""
+    """ValueError in one line when no output directory can be at `out`: a file, a device
+    such as /dev/null (whose listing failed with the OS's words), a symbolic link to
+    nothing (which said "File exists"), a job's table; StorageError naming --output when
+    its filesystem cannot be asked."""
     try:
         there = storage.exists(out) and not storage.is_dir(out)
     except storage.StorageError as err:  # a scheme no filesystem handles, an endpoint that does not answer
         raise storage.StorageError(f"--output {err}") from None
     if there:
         raise ValueError(f"--output {out}: a file is there; the output is a directory")
+    if storage.is_local(out) and (link := storage.broken_link(out)):
+        raise ValueError(f"--output {out}: {link}")
+    if storage.exists(storage.join(out, MANIFEST)):  # written into, it would be no table to its own job
+        raise ValueError(
+            f"--output {out}: a table of a job's output ({MANIFEST} is there); give a directory of its own"
+        )
 
 
 def claim_output(
@@ -400,7 +420,7 @@ def claim_output(
             storage.remove(storage.join(out, name))
     storage.remove(report)
     storage.check_writable_dir(out, "--output")  # made, and written to once: refused in one line if it cannot be
-    storage.remove_leftovers(out, [STAGING_PREFIX])  # staging and temporary files of earlier runs that were killed
+    storage.remove_leftovers(out, [STAGING_NAME])  # staging and temporary files of earlier runs that were killed
     return out
 
 

@@ -301,15 +301,18 @@ def list_names(location: str | os.PathLike) -> list[str]:
     return sorted(e.base_name for e in entries if not e.base_name.startswith((".", "_")))
 
 
-def remove_leftovers(location: str | os.PathLike, prefixes: Sequence[str] = ()) -> list[str]:
+TEMPORARY = re.compile(r"\..+\.tmp-[0-9a-f]{12}")  # `open_output`'s temporary name of a file it writes
+
+
+def remove_leftovers(location: str | os.PathLike, patterns: Sequence[re.Pattern] = ()) -> list[str]:
     """Delete what killed runs left directly under a directory: temporary files of
-    `open_output` (`.NAME.tmp-ID`) and entries whose names start with one of
-    `prefixes`. Returns the names deleted."""
+    `open_output` (`TEMPORARY`) and entries whose whole names match one of `patterns`
+    (a name a job makes, with its random id: a user's `.staging-photos/` or
+    `.vimrc.tmp-1` is no job's). Returns the names deleted."""
     fs, path = resolve(location)
     with _errors(location):
         entries = fs.get_file_info(pafs.FileSelector(path, allow_not_found=True))
-    names = [e.base_name for e in entries if e.base_name.startswith(tuple(prefixes)) or (
-        e.base_name.startswith(".") and ".tmp-" in e.base_name)]  # fmt: skip
+    names = [e.base_name for e in entries if any(p.fullmatch(e.base_name) for p in (TEMPORARY, *patterns))]
     for leftover in names:
         remove(join(location, leftover))
     return names
@@ -340,7 +343,7 @@ def expand(inputs: Sequence[str | os.PathLike]) -> list[str]:
             files.append(item)
         else:
             raise FileNotFoundError(
-                f"{item}: {_broken_link(item) or 'no such file or directory'}{_missing_bucket(item)}"
+                f"{item}: {broken_link(item) or 'no such file or directory'}{_missing_bucket(item)}"
             )
     return files
 
@@ -353,7 +356,7 @@ def link_target(location: str | os.PathLike) -> str:
     return os.readlink(path)
 
 
-def _broken_link(location: str) -> str:
+def broken_link(location: str) -> str:
     """Why a local `location` that is a symbolic link reaches no file: "a symbolic link
     that loops" or "a symbolic link to TARGET, which does not exist"; "" otherwise."""
     if scheme(location) not in ("", "file") or not os.path.islink(location):

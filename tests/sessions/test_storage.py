@@ -399,11 +399,16 @@ def test_globstar_finds_what_the_directory_finds(files):
     storage.remove(root)
 
 
-def test_what_killed_runs_left_is_removed(tmp_path):
-    for name in (".staging-1/b/p.parquet", ".x.parquet.tmp-abc", "keep.parquet", ".keep-me"):
+def test_what_killed_runs_left_is_removed_and_a_users_hidden_files_kept(tmp_path):
+    """Any `.staging-*` entry and any hidden name holding `.tmp-` went, a user's
+    `.staging-photos/` and `.vimrc.tmp-1` among them: only the names jobs make go."""
+    ours = [".staging-0a1b2c3d/b/p.parquet", ".x.parquet.tmp-0123456789ab"]
+    users = ["keep.parquet", ".keep-me", ".staging-photos/a.jpg", ".vimrc.tmp-1", ".staging-0a1b2c3d9"]
+    for name in ours + users:
         storage.write_text("", str(tmp_path / name))
-    assert sorted(storage.remove_leftovers(str(tmp_path), [io.STAGING_PREFIX])) == [".staging-1", ".x.parquet.tmp-abc"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".keep-me", "keep.parquet"]
+    removed = storage.remove_leftovers(str(tmp_path), [io.STAGING_NAME])
+    assert sorted(removed) == [".staging-0a1b2c3d", ".x.parquet.tmp-0123456789ab"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(name.split("/")[0] for name in users)
 
 
 @settings(max_examples=40, deadline=None)

@@ -12,10 +12,12 @@ from pathlib import Path
 
 import matplotlib
 import matplotlib.pyplot as plt
+import polars as pl
 import pytest
 from typer.testing import CliRunner
 
 from sessions import storage
+from sessions.io import read_table
 from workflows.cli import app
 from workflows.figures import save_figure, writable_formats
 
@@ -193,7 +195,8 @@ def test_a_job_killed_after_its_tables_before_its_report_is_caught_and_a_users_t
     (killed / "report.json").unlink()
     (killed / "mydata.parquet").mkdir()
     (killed / "mydata.parquet" / "part-0.parquet").write_bytes(b"PAR1")
-    refused = sessionflow("mine", done / "pairs", "-o", killed)
+    assert sessionflow("segment", done / "logs", "-f", "aol", "-o", done / "s2", "--engine", "local").exit_code == 0
+    refused = sessionflow("mine", done / "s2", "-o", killed)
     assert refused.exit_code == 2 and "holds what another job left unfinished (sessions.parquet, no report" in (
         refused.output
     ), refused.output
@@ -203,7 +206,6 @@ def test_a_job_killed_after_its_tables_before_its_report_is_caught_and_a_users_t
     assert read.exit_code == 2 and "its sessions.parquet is no finished output (report.json does not list it)" in (
         read.output
     ), read.output
-    assert sessionflow("segment", done / "logs", "-f", "aol", "-o", done / "s2", "--engine", "local").exit_code == 0
     overwritten = sessionflow("mine", done / "s2", "-o", killed, "--overwrite")
     assert overwritten.exit_code == 0, overwritten.output
     assert sorted(p.name for p in killed.iterdir()) == ["mydata.parquet", "pairs.parquet", "report.json"]
@@ -534,6 +536,37 @@ def test_what_a_file_browser_leaves_in_a_table_does_not_stop_a_rerun(done):
     (done / "events" / "events.parquet" / ".DS_Store").write_bytes(b"Bud1")
     rerun = sessionflow("ingest", done / "logs", "-f", "aol", "-o", done / "events", "--engine", "local")
     assert rerun.exit_code == 0, rerun.output
+
+
+@pytest.mark.parametrize(
+    ("output", "says"),
+    [
+        ("dangling", "a symbolic link to {done}/nowhere, which does not exist"),  # said "File exists"
+        ("events/events.parquet", "a table of a job's output (_manifest.json is there); give a directory of its own"),
+    ],
+)
+def test_an_output_that_is_a_dangling_link_or_a_jobs_table_is_refused(done, output, says):
+    """A job written into another job's table (--overwrite) made that table no job's,
+    and its own job's rerun was refused."""
+    (done / "dangling").symlink_to(done / "nowhere")
+    before = snapshot(done / "events")
+    result = sessionflow("ingest", done / "logs", "-f", "aol", "-o", done / output, "--overwrite", "--engine", "local")
+    assert result.exit_code == 2 and result.output.strip() == f"error: --output {done / output}: " + says.format(
+        done=done
+    ), result.output
+    assert snapshot(done / "events") == before and not (done / "nowhere").exists()
+
+
+def test_a_table_an_older_sessionflow_wrote_as_one_file_is_replaced_by_a_rerun(done):
+    """`mine` wrote pairs.parquet as one Parquet file until 2026-12-02; its report lists
+    it: a rerun into that output replaces it (it was refused as a user's file)."""
+    table = done / "pairs" / "pairs.parquet"
+    pairs = pl.read_parquet(sorted(table.glob("part-*.parquet")))
+    shutil.rmtree(table)
+    pairs.write_parquet(table)
+    rerun = sessionflow("mine", done / "sessions", "-o", done / "pairs")
+    assert rerun.exit_code == 0, rerun.output
+    assert (table / "_manifest.json").exists() and read_table(table).height == pairs.height
 
 
 def test_a_report_copied_up_from_a_subdirectory_deletes_nothing_there(done):
