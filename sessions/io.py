@@ -170,7 +170,8 @@ def _older_table(location: str | Path) -> bool:
     """Whether the file at `location` is a table that an older sessionflow wrote as one
     Parquet file (`mine` did until 2026-12-02): its directory's report lists it."""
     report = storage.join(storage.parent(location), REPORT)
-    if storage.name(location) not in (_outputs_listed(report) if storage.exists(report) else set()):
+    listed = _outputs_listed(report) if storage.exists(report) else set()
+    if storage.name(location) not in listed or not storage.is_file(location):  # a FIFO would block the read
         return False
     with storage.open_input(location, compression=None) as file:
         return file.read(4) == b"PAR1"
