@@ -139,9 +139,12 @@ def prepare_dataset(path: str | Path) -> None:
 
 # The files of a dataset (`part_name`, `MANIFEST`) and their temporary names while they are written
 # (`storage.open_output`: `.NAME.tmp-ID`): nothing else is in a table a job wrote, but what a file browser
-# leaves in any folder it shows (macOS Finder's .DS_Store, Windows Explorer's Thumbs.db and desktop.ini)
+# leaves in any folder it shows (macOS Finder's .DS_Store and ._NAME, Windows Explorer's Thumbs.db and
+# desktop.ini, KDE Dolphin's .directory)
 _DATASET_NAME = r"(?:part-[0-9a-f]{8}-\d{5,}\.parquet|_manifest\.json)"
-_DATASET_FILE = re.compile(rf"{_DATASET_NAME}|\.{_DATASET_NAME}\.tmp-[0-9a-f]{{12}}|\.DS_Store|Thumbs\.db|desktop\.ini")
+_DATASET_FILE = re.compile(
+    rf"{_DATASET_NAME}|\.{_DATASET_NAME}\.tmp-[0-9a-f]{{12}}|\.DS_Store|\._.+|Thumbs\.db|desktop\.ini|\.directory"
+)
 
 
 def not_a_table(location: str | Path) -> str:
@@ -369,10 +372,14 @@ def refuse_a_file(out: str) -> None:
         raise ValueError(f"--output {out}: a file is there; the output is a directory")
     if storage.is_local(out) and (link := storage.broken_link(out)):
         raise ValueError(f"--output {out}: {link}")
-    if storage.exists(storage.join(out, MANIFEST)):  # written into, it would be no table to its own job
-        raise ValueError(
-            f"--output {out}: a table of a job's output ({MANIFEST} is there); give a directory of its own"
-        )
+    here = out
+    while True:  # written into, a table would be no table to its own job
+        if storage.exists(storage.join(here, MANIFEST)):
+            raise ValueError(f"--output {out}: {'a table' if here == out else 'inside a table'} of a job's output "
+                             f"({storage.join(here, MANIFEST)} is there); give a directory of its own")  # fmt: skip
+        if not (up := storage.parent(here)) or up == here or not storage.exists(up):
+            break
+        here = up
 
 
 def claim_output(
@@ -400,6 +407,8 @@ def claim_output(
     report, writes = storage.join(out, REPORT), {produces, *also, REJECTED, REPORT}
     # what this job replaces, and what it deletes as another job's (under --overwrite)
     refuse_foreign_tables(out, {produces, *also, REJECTED, *JOB_TABLES} - set(JOB_WORK))
+    if storage.exists(report) and _report_outputs(report) is None:  # a user's report.json: never deleted
+        raise ValueError(f"--output {out}: its {REPORT} is not a sessionflow job's report; choose another directory")
     listed = _outputs_listed(report) if storage.exists(report) else None
     if listed is not None:
         if (produces not in listed or not listed <= writes) and not overwrite:
@@ -426,12 +435,16 @@ def claim_output(
 
 
 def _report_outputs(report: str) -> dict[str, str] | None:
-    """The outputs a job's `report.json` lists, name -> location; None for another file of that name."""
+    """The outputs a job's `report.json` lists, name -> location; None for another file of
+    that name: not JSON, or outputs that are no job's (`{"outputs": {"plot": ...}}`, as
+    many tools write, was taken for a job's, and --overwrite deleted it)."""
     try:
         outputs = read_json(report).get("outputs")
     except (ValueError, AttributeError):
         return None
-    return outputs if isinstance(outputs, dict) else None
+    if not isinstance(outputs, dict) or not set(outputs) <= {*JOB_TABLES, REJECTED, REPORT}:
+        return None
+    return outputs
 
 
 def _outputs_listed(report: str) -> set[str]:

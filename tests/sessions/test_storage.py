@@ -258,7 +258,7 @@ def test_an_output_of_another_job_is_kept_unless_overwrite(tmp_path):
 # and names a user's directory may hold, some of them nearly those
 DATASET_FILES = ["_manifest.json", "part-0a1b2c3d-00000.parquet", "part-0a1b2c3d-00001.parquet",
                  "._manifest.json.tmp-0123456789ab", ".part-0a1b2c3d-00002.parquet.tmp-0123456789ab",
-                 ".DS_Store", "Thumbs.db"]  # fmt: skip
+                 ".DS_Store", "Thumbs.db", "._part-0a1b2c3d-00000.parquet", ".directory"]  # fmt: skip
 USER_FILES = ["part-0.parquet", "data.parquet", "notes.txt", "_manifest.json.bak", "sub/part-0a1b2c3d-00000.parquet",
               ".hidden", "part-0A1B2C3D-00000.parquet", "_manifest.json.tmp-0123456789ab"]  # fmt: skip
 

@@ -542,7 +542,16 @@ def test_what_a_file_browser_leaves_in_a_table_does_not_stop_a_rerun(done):
     ("output", "says"),
     [
         ("dangling", "a symbolic link to {done}/nowhere, which does not exist"),  # said "File exists"
-        ("events/events.parquet", "a table of a job's output (_manifest.json is there); give a directory of its own"),
+        (
+            "events/events.parquet",
+            "a table of a job's output ({done}/events/events.parquet/_manifest.json is "
+            "there); give a directory of its own",
+        ),
+        (
+            "events/events.parquet/sub",
+            "inside a table of a job's output ({done}/events/events.parquet/_manifest.json "
+            "is there); give a directory of its own",
+        ),
     ],
 )
 def test_an_output_that_is_a_dangling_link_or_a_jobs_table_is_refused(done, output, says):
@@ -555,6 +564,21 @@ def test_an_output_that_is_a_dangling_link_or_a_jobs_table_is_refused(done, outp
         done=done
     ), result.output
     assert snapshot(done / "events") == before and not (done / "nowhere").exists()
+
+
+def test_a_users_report_json_is_no_jobs_report_and_is_kept_under_overwrite(done):
+    """Any JSON with an "outputs" object (as many tools write) was another job's report:
+    --overwrite deleted it."""
+    (done / "mine").mkdir()
+    (done / "mine" / "report.json").write_text('{"title": "my experiment", "outputs": {"plot": "plot.png"}}')
+    before = snapshot(done / "mine")
+    for flags in ([], ["--overwrite"]):
+        result = sessionflow("ingest", done / "logs", "-f", "aol", "-o", done / "mine", "--engine", "local", *flags)
+        assert result.exit_code == 2 and result.output.strip() == (
+            f"error: --output {done / 'mine'}: its report.json is not a sessionflow job's report; choose another "
+            "directory"
+        ), result.output
+    assert snapshot(done / "mine") == before
 
 
 def test_a_table_an_older_sessionflow_wrote_as_one_file_is_replaced_by_a_rerun(done):

@@ -8,6 +8,7 @@ import os
 import socket
 import subprocess
 import sys
+from contextlib import closing
 
 import mlflow
 from mlflow.tracking import MlflowClient
@@ -182,6 +183,30 @@ def test_a_store_that_cannot_be_opened_is_named_in_one_line(tmp_path, monkeypatc
     message = f"{bad}/runs/mlflow.db: no MLflow store can be made there: {bad} is a file, not a directory"
     assert result.exit_code == 2 and result.output.strip() == f"error: {message}", result.output
     assert bad.read_text() == "runs and models\n"
+
+
+def test_a_database_of_other_tables_is_no_store_and_is_left_as_it_was(tmp_path, monkeypatch):
+    """MLflow added its tables to any SQLite file, a user's own database too, even for a
+    command that only reads a model."""
+    import sqlite3
+
+    from typer.testing import CliRunner
+
+    from workflows.cli import app
+
+    db = tmp_path / "app.db"
+    with closing(sqlite3.connect(db)) as connection:
+        connection.execute("CREATE TABLE customers (id INTEGER, name TEXT)")
+        connection.commit()
+    before = db.read_bytes()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{db}")
+    for command in (["compare"], ["evaluate", "hierarchy", "--model", "models:/hierarchy-model/1"]):
+        result = CliRunner().invoke(app, command)
+        assert result.exit_code == 2 and result.output.strip() == (
+            f"error: {db}: a SQLite database of other tables, not an MLflow store; set MLFLOW_TRACKING_URI to a "
+            "store of its own"
+        ), result.output
+    assert db.read_bytes() == before
 
 
 def test_a_store_reached_through_a_link_into_a_new_directory_is_made_there(tmp_path, monkeypatch):

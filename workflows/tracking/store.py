@@ -14,7 +14,7 @@ import os
 import re
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import closing, contextmanager, suppress
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -137,6 +137,22 @@ def _probe_new_store(db: Path) -> None:
                 directory.rmdir()
 
 
+def _other_database(path: str) -> bool:
+    """Whether `path` is a SQLite database holding tables, none of them MLflow's (its
+    `alembic_version` and `experiments`). A file that is no database is left for MLflow
+    to name; an empty file or none is a new store."""
+    import sqlite3
+
+    if not Path(path).is_file() or Path(path).stat().st_size == 0:
+        return False
+    try:
+        with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+            tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    except sqlite3.Error:
+        return False
+    return bool(tables) and not {"alembic_version", "experiments"} & tables
+
+
 def _check_sqlite_path(path: str) -> None:
     """ValueError when no SQLite store can be at `path`: a directory is there, or a file
     stands where one of its parent directories would be."""
@@ -182,6 +198,9 @@ def _open(uri: str) -> None:
 
     path = uri.removeprefix("sqlite:///")
     _check_sqlite_path(path)
+    if _other_database(path):  # MLflow would add its ~70 tables to it, even for a command that only reads
+        raise ValueError(f"{path}: a SQLite database of other tables, not an MLflow store; set "
+                         "MLFLOW_TRACKING_URI to a store of its own")  # fmt: skip
     key = hashlib.md5(path.encode(), usedforsecurity=False).hexdigest()
     with open(Path(tempfile.gettempdir()) / f"sessionflow-store-{key}.lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file is closed
