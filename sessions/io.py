@@ -45,6 +45,18 @@ JOB_TABLES = {"annotations.parquet": "annotate", "scores.parquet": "score", "ses
 # A job's work kept inside its output while the job may resume (score's WORK_DIR on Ray) -> that job: hidden,
 # so no user's; deleted when the job ends, so present only where one was killed.
 JOB_WORK = {".score-work": "score"}
+WORK_MARKER = "job.json"  # written first into a job's work: what the job was, to resume it
+
+
+def is_job_work(location: str | Path) -> bool:
+    """Whether `location` (named in `JOB_WORK`) is a job's work: a directory, not a link,
+    holding its `WORK_MARKER`, or nothing (a job killed before writing it). A user's
+    `.score-work/` was deleted whole."""
+    if storage.link_target(location) or not storage.is_dir(location):
+        return False
+    return storage.exists(storage.join(location, WORK_MARKER)) or not storage.list_files(
+        location, recursive=True, hidden=True
+    )
 
 
 class IncompleteOutputError(FileNotFoundError):
@@ -407,6 +419,10 @@ def claim_output(
     report, writes = storage.join(out, REPORT), {produces, *also, REJECTED, REPORT}
     # what this job replaces, and what it deletes as another job's (under --overwrite)
     refuse_foreign_tables(out, {produces, *also, REJECTED, *JOB_TABLES} - set(JOB_WORK))
+    for name in set(also) & set(JOB_WORK):  # this job's work, which it resumes from or deletes
+        if storage.exists(storage.join(out, name)) and not is_job_work(storage.join(out, name)):
+            raise ValueError(f"--output {out}: its {name} is no job's work (no {WORK_MARKER}), which this job would "
+                             "replace; move it, or choose another directory")  # fmt: skip
     if storage.exists(report) and _report_outputs(report) is None:  # a user's report.json: never deleted
         raise ValueError(f"--output {out}: its {REPORT} is not a sessionflow job's report; choose another directory")
     listed = _outputs_listed(report) if storage.exists(report) else None
@@ -457,7 +473,7 @@ def left_by_others(out: str | Path, writes: Collection[str]) -> list[str]:
     killed run of another job left (a finished table's report may be all it missed).
     Other names are a user's."""
     tables = [name for name in storage.list_names(out) if name in JOB_TABLES and name not in writes]
-    work = [name for name in JOB_WORK if name not in writes and storage.exists(storage.join(out, name))]
+    work = [name for name in JOB_WORK if name not in writes and is_job_work(storage.join(out, name))]
     return tables + work
 
 

@@ -187,6 +187,21 @@ def test_the_work_a_killed_ray_score_left_is_refused_unless_overwrite_which_dele
     assert sorted(p.name for p in killed.iterdir()) == ["rejected.parquet", "report.json", "sessions.parquet"]
 
 
+def test_a_users_score_work_is_no_jobs_work_and_is_kept(done):
+    """A user's own `.score-work/` was taken for a killed score's work: --overwrite deleted
+    it whole, and score would have."""
+    from sessions.io import claim_output
+
+    (done / "mine" / ".score-work").mkdir(parents=True)
+    (done / "mine" / ".score-work" / "thesis.txt").write_text("precious")
+    written = sessionflow("ingest", done / "logs", "-f", "aol", "-o", done / "mine", "--engine", "local", "--overwrite")
+    assert written.exit_code == 0, written.output
+    assert (done / "mine" / ".score-work" / "thesis.txt").read_text() == "precious"
+    with pytest.raises(ValueError, match=r"its \.score-work is no job's work \(no job\.json\)"):
+        claim_output(done / "mine", "scores.parquet", overwrite=True, also=[".score-work"])  # as score claims it
+    assert (done / "mine" / ".score-work" / "thesis.txt").read_text() == "precious"
+
+
 def test_a_job_killed_after_its_tables_before_its_report_is_caught_and_a_users_tables_kept(done):
     """Killed between its tables' manifests and its report, a `segment` output looks
     finished but for the report: `mine` wrote beside it, and a later `mine` of that

@@ -38,6 +38,7 @@ from sessions.buckets import user_bucket
 from sessions.formats.options import DEFAULT_READ, ReadOptions
 from sessions.ingest import REJECTED_FILE, REPORT_FILE
 from sessions.io import (
+    WORK_MARKER,
     claim_output,
     part_name,
     prepare_dataset,
@@ -92,9 +93,9 @@ def score(
     work = storage.join(out, WORK_DIR)
     n = cfg.buckets or 4 * cluster_cpus()
     job = job_settings(inputs, fmt, options, cfg, buckets=n)
-    if storage.exists(storage.join(work, "job.json")) and read_json(storage.join(work, "job.json")) != job:
+    if storage.exists(storage.join(work, WORK_MARKER)) and read_json(storage.join(work, WORK_MARKER)) != job:
         storage.remove(work)  # another job's leftovers: start over
-    write_json(job, storage.join(work, "job.json"))
+    write_json(job, storage.join(work, WORK_MARKER))
     report = ScoreReport(ingest={}, config={**job, "engine": "ray", "engine_reason": reason}, backend=cfg.backend)
     phases = {}
 
