@@ -477,10 +477,14 @@ def left_by_others(out: str | Path, writes: Collection[str]) -> list[str]:
     return tables + work
 
 
-def refuse_other_files(out: str | Path, produces: str, overwrite: bool = False) -> None:
+def refuse_other_files(
+    out: str | Path, produces: str, overwrite: bool = False,
+    advice: str = "choose a new or empty directory, or pass --overwrite (which keeps them)",
+) -> None:  # fmt: skip
     """ValueError in one line when `out` is a directory of other files, no job's output
     (neither `produces`, nor a report, nor rejected rows; hidden names aside), unless
-    `overwrite`, which writes beside them and keeps them. What a command checks before
+    `overwrite`, which writes beside them and keeps them (`advice`: what the message tells
+    to do, for a command without --overwrite). What a command checks before
     it claims its output (`claim_output`), so that a user's directory is never mixed
     with an output by mistake. A user's entry named like a table is refused even under
     `overwrite` (`refuse_foreign_tables`)."""
@@ -491,10 +495,7 @@ def refuse_other_files(out: str | Path, produces: str, overwrite: bool = False) 
     ours = {produces, REPORT, REJECTED, *JOB_TABLES} & set(names)
     if names and not overwrite and not ours:
         shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
-        raise ValueError(
-            f"--output {out} holds other files ({shown}); choose a new or empty directory, or pass --overwrite "
-            "(which keeps them)"
-        )
+        raise ValueError(f"--output {out} holds other files ({shown}); {advice}")
 
 
 def remove_outputs_of(out: str) -> None:

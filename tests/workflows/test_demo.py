@@ -164,6 +164,7 @@ USERS_FILES = {  # what a user's directory given as the demo's --output may hold
     "their figures": ("figures/plot.svg", b"<svg/>"),
     "a figure of their own": ("figures/my-plot.png", b"\x89PNG"),
     "a link to their data": ("events", Path("data")),
+    "their notes in a step's directory": ("events/notes.txt", b"mine"),  # found only when that step ran
 }
 
 

@@ -208,9 +208,10 @@ def test_the_onnx_int8_backend_is_exported_once_logged_beside_the_model_and_scor
         f"{u}\t{q}\t2006-03-01 10:{m:02d}:00\t\t\n" for u in (1, 2) for m, q in
         enumerate(["cute cats", "cute cat toys", "cat food", "new york", "weather"])))  # fmt: skip
     exported = []
-    leftover = tmp_path / "b" / ".score-work" / "staged.json"  # an interrupted Ray job's work in the output
-    leftover.parent.mkdir(parents=True)
-    leftover.write_text("{}")
+    leftover = tmp_path / "b" / ".score-work"  # an interrupted Ray job's work in the output, its job.json first
+    leftover.mkdir(parents=True)
+    (leftover / "job.json").write_text("{}")
+    (leftover / "staged.json").write_text("{}")
     for out in ("a", "b"):
         done = runner.invoke(app, ["score", str(log), "-f", "aol", "--session-model", session_uri,
                                    "--backend", "onnx-int8", "-o", str(tmp_path / out)])  # fmt: skip
@@ -219,7 +220,7 @@ def test_the_onnx_int8_backend_is_exported_once_logged_beside_the_model_and_scor
         logged = Path(store.get_run(run_of(session_uri)).info.artifact_uri.removeprefix("file://")) / "onnx"
         exported.append((logged / "model-int8.onnx").stat().st_mtime_ns)
     assert exported[0] == exported[1]  # exported by the first job only
-    assert not leftover.parent.exists()  # the finished output holds no other job's work for a later run to trust
+    assert not leftover.exists()  # the finished output holds no other job's work for a later run to trust
     report = json.loads((tmp_path / "a" / "report.json").read_text())
     assert report["backend"] == "onnx-int8" and report["rows_out"] == 10 and report["config"]["engine"] == "local"
     logged = [a.path for a in store.list_artifacts(run_of(session_uri), "onnx")]

@@ -32,7 +32,7 @@ import polars as pl
 
 from sessions import storage
 from sessions.formats.options import ReadOptions
-from sessions.io import read_table, scan_table, write_json
+from sessions.io import read_table, refuse_other_files, scan_table, write_json
 from sessions.missions import MissionConfig
 from sessions.pairs import MiningConfig
 from sessions.segment import SegmentConfig
@@ -52,6 +52,9 @@ FIGURES_DIR = "figures"
 # What the demo writes in its output directory, each step's output under its own name: anything else there is
 # a user's, and the directory is refused (the demo replaces its summary and its figures whole)
 DEMO_ENTRIES = (SYNTH_LOG, "events", "sessions", "pairs", "ray-results", "scores", FIGURES_DIR, SUMMARY_FILE)
+# The steps' output directories and the table each writes there (`refuse_other_files` checks them first)
+STEP_TABLES = {"events": "events.parquet", "sessions": "sessions.parquet", "pairs": "pairs.parquet",
+               "scores": "scores.parquet"}  # fmt: skip
 # The names of its figures: the data's (DATA_FIGURES) and those of its training runs (`_fetch_figures`)
 DEMO_FIGURE = re.compile(r"(?:session_statistics|segmentation|(?:session|hierarchy)-model_\w+)\.png")
 DATA_FIGURES = ("session_statistics.png", "segmentation.png")  # logged to the demo run; the models' to theirs
@@ -144,8 +147,8 @@ def run(
         require_gpus(needed, cfg.address, option, f"run the demo on CPUs without {option}")
     output, data, fmt = common.output_dir(cfg.output, inputs=[cfg.data] if cfg.data else []), cfg.data, cfg.format
     refuse_users_files(output)
-    if not storage.list_names(output):  # an empty directory: a step that fails on a mistake leaves it empty again
-        common.removed_on_error([storage.join(output, name) for name in DEMO_ENTRIES])
+    there = set(storage.list_names(output))  # what a step that fails on a mistake leaves: only what was there
+    common.removed_on_error([storage.join(output, name) for name in DEMO_ENTRIES if name not in there])
     storage.remove(storage.join(output, SUMMARY_FILE))  # an earlier run's: written again once every step is done
     local = storage.local_path(output)
     scratch = tempfile.TemporaryDirectory() if local is None else None  # figures are drawn locally
@@ -215,6 +218,9 @@ def refuse_users_files(output: str) -> None:
         why.setdefault(SUMMARY_FILE, "not a demo's summary")
     if FIGURES_DIR in names and not _only_figures(at(FIGURES_DIR)):
         why.setdefault(FIGURES_DIR, "not the demo's figures (it holds files the demo does not write)")
+    for name, table in STEP_TABLES.items():  # each step's own directory, checked as that step checks it, now
+        if name in names and not why:
+            refuse_other_files(at(name), table, advice="the demo writes its own there: choose a new or empty directory")
     if why:
         name, what = next(iter(why.items()))
         raise ValueError(f"--output {output}: its {name} is {what}, which the demo would replace; move it, or "
