@@ -608,6 +608,16 @@ def test_a_table_an_older_sessionflow_wrote_as_one_file_is_replaced_by_a_rerun(d
     assert (table / "_manifest.json").exists() and read_table(table).height == pairs.height
 
 
+def test_rows_that_are_not_utf8_are_named_with_how_to_convert_them(tmp_path):
+    """Excel's plain "CSV" on Windows is Windows-1252: its accented rows were rejected as
+    bad_encoding with a green exit and no word of why."""
+    (tmp_path / "w.csv").write_bytes(b"uid,ts,q\r\nu1,2023-03-01 10:00:00,caf\xe9\r\nu1,2023-03-01 10:01:00,plain\r\n")
+    result = sessionflow("ingest", tmp_path / "w.csv", "-f", "table", "--map", "user=uid,time=ts,text=q",
+                         "-o", tmp_path / "out")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "bad_encoding: records not UTF-8 text" in result.output and "iconv -f WINDOWS-1252 -t UTF-8" in result.output
+
+
 def test_a_report_copied_up_from_a_subdirectory_deletes_nothing_there(done):
     """An output copied up one level: its report named the subdirectory's tables, and a
     rerun deleted them, a user's file among them, through the report's locations."""

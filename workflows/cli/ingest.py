@@ -38,6 +38,10 @@ def ingest_rows(report: dict) -> dict:
         **{f"times in a repeated hour, read {how}": n for how, n in report.get("repeated_hour", {}).items() if n},
         **({"files": len(report["files"])} if "files" in report else {}),  # a table of events has none
     }
+    if report.get("rejected_by_reason", {}).get("bad_encoding"):  # a file of accented rows lost them quietly
+        from sessions.records import not_utf8_advice
+
+        rows["  bad_encoding: records not UTF-8 text"] = not_utf8_advice(b"")
     for skipped in report.get("skipped_files", []):
         rows[f"  skipped {skipped['path']}"] = skipped["reason"]
     for f in report.get("files", []):
