@@ -159,6 +159,11 @@ _DATASET_FILE = re.compile(
 )
 
 
+def first_names(names: Sequence[str]) -> str:
+    """The first three of `names` for a one-line message: "a, b, c and 4 more"."""
+    return ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+
+
 def not_a_table(location: str | Path) -> str:
     """Why what is at `location` is no table of a sessionflow job (a dataset of Parquet
     parts and their manifest, finished or left by a killed run), in a few words: "a file",
@@ -176,8 +181,7 @@ def not_a_table(location: str | Path) -> str:
     other = [f[len(root) + 1 :] for f in storage.list_files(location, recursive=True, hidden=True)]
     other = [name for name in other if not _DATASET_FILE.fullmatch(name)]
     if other:
-        shown = ", ".join(other[:3]) + (f" and {len(other) - 3} more" if len(other) > 3 else "")
-        return f"a directory holding other files ({shown})"
+        return f"a directory holding other files ({first_names(other)})"
     return ""
 
 
@@ -494,8 +498,7 @@ def refuse_other_files(
     # refuses, or deletes under `overwrite`)
     ours = {produces, REPORT, REJECTED, *JOB_TABLES} & set(names)
     if names and not overwrite and not ours:
-        shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
-        raise ValueError(f"--output {out} holds other files ({shown}); {advice}")
+        raise ValueError(f"--output {out} holds other files ({first_names(names)}); {advice}")
 
 
 def remove_outputs_of(out: str) -> None:

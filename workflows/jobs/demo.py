@@ -32,7 +32,7 @@ import polars as pl
 
 from sessions import storage
 from sessions.formats.options import ReadOptions
-from sessions.io import read_table, refuse_other_files, scan_table, write_json
+from sessions.io import first_names, read_table, refuse_other_files, scan_table, write_json
 from sessions.missions import MissionConfig
 from sessions.pairs import MiningConfig
 from sessions.segment import SegmentConfig
@@ -210,9 +210,8 @@ def refuse_users_files(output: str) -> None:
     at = functools.partial(storage.join, output)
     names = storage.list_names(output)
     if other := [name for name in names if name not in DEMO_ENTRIES]:
-        shown = ", ".join(other[:3]) + (f" and {len(other) - 3} more" if len(other) > 3 else "")
-        raise ValueError(f"--output {output} holds other files ({shown}); the demo writes {', '.join(DEMO_ENTRIES)} "
-                         "there: choose a new or empty directory")  # fmt: skip
+        raise ValueError(f"--output {output} holds other files ({first_names(other)}); the demo writes "
+                         f"{', '.join(DEMO_ENTRIES)} there: choose a new or empty directory")  # fmt: skip
     why = {name: f"a symbolic link to {link}" for name in names if (link := storage.link_target(at(name)))}
     if SUMMARY_FILE in names and not _is_summary(at(SUMMARY_FILE)):
         why.setdefault(SUMMARY_FILE, "not a demo's summary")
