@@ -205,8 +205,8 @@ def _open(uri: str) -> None:
     with open(Path(tempfile.gettempdir()) / f"sessionflow-store-{key}.lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file is closed
         try:  # the client creates the tracking side's tables, a search the registry's
-            # SQLite makes no directory: a store in one that is not there (a link's target, the URI resolves
-            # links) was retried for minutes
+            # SQLite makes no directory: a store in one that is not there (a link's target's) was retried for
+            # minutes
             Path(os.path.realpath(path)).parent.mkdir(parents=True, exist_ok=True)
             MlflowClient(uri, registry_uri=uri).search_registered_models(max_results=1)
         except (MlflowException, SQLAlchemyError) as err:
