@@ -165,7 +165,7 @@ def iter_blocks(
                 if not eof and len(buf) < LINE_ENDING_SNIFF_BYTES:
                     carry = buf
                     continue
-                if (ending := _line_ending(buf[:LINE_ENDING_SNIFF_BYTES])) == _CR:
+                if (ending := _line_ending(buf[:LINE_ENDING_SNIFF_BYTES], quote, sep)) == _CR:
                     buf = buf.replace(_CR, b"\n")  # what was read so far; later chunks as they come
             if eof and not buf and damage is None:
                 return
@@ -194,10 +194,20 @@ LINE_ENDING_SNIFF_BYTES = 1 << 16
 _CR = b"\r"
 
 
-def _line_ending(head: bytes) -> bytes:
+def _line_ending(head: bytes, quote: str | None = None, sep: str = ",") -> bytes:
     """The line ending of a file that starts with `head`: CR when lone CRs (not of a
     CRLF) outnumber its LFs, else LF (CRLF files too; a stray CR in a line does not
-    make a file of LF lines a CR one)."""
+    make a file of LF lines a CR one). With a `quote`, only the line ends outside quoted
+    fields count (`quoted_spans`, a CR or an LF each ending a line): a cell's line
+    breaks are its text, however many (an Excel "CSV (Macintosh)" file of CR lines whose
+    cells hold LFs; an LF file whose cells hold CRs)."""
+    if quote is not None and quote.encode() in head:
+        opens, closes = quoted_spans(np.frombuffer(head.replace(_CR, b"\n"), dtype=np.uint8), quote, sep)
+        depth = np.zeros(len(head) + 1, dtype=np.int64)  # a field still open at the end closes at len(head)
+        depth[opens] += 1
+        depth[closes] -= 1
+        outside = np.cumsum(depth[:-1]) == 0
+        head = np.frombuffer(head, dtype=np.uint8)[outside].tobytes()
     lone = head.count(_CR) - head.count(b"\r\n")
     return _CR if lone > head.count(b"\n") else b"\n"
 

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import polars as pl
 import pyarrow as pa
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from sessions.formats import ColumnMap, ReadOptions
@@ -419,6 +419,43 @@ def test_a_cr_csv_with_a_line_break_in_a_quoted_cell_reads_as_pythons_csv_reads_
     (tmp_path / "stray.txt").write_bytes(stray)
     report, events, _ = run(tmp_path / "stray", [tmp_path / "stray.txt"], "aol")
     assert report.rows_in == 4 and events["query"].to_list() == ["car\rparts", "b", "b", "b"]  # read as written
+
+
+def _excel_csv(rows: list[list[str]], ending: str) -> bytes:
+    """CSV as Excel writes it: a field quoted when it holds a comma, a quote, a CR or an
+    LF (Python's `csv.writer` leaves an LF unquoted under a CR line terminator)."""
+    quoted = ('"' + f.replace('"', '""') + '"' if any(c in f for c in ',"\r\n') else f for row in rows for f in row)
+    fields = iter(quoted)
+    return "".join(",".join(next(fields) for _ in row) + ending for row in rows).encode()
+
+
+cell = st.text(alphabet=st.sampled_from(list('ab,"\n\ré')), max_size=10)
+
+
+@settings(max_examples=40, deadline=None)
+@given(texts=st.lists(cell, min_size=1, max_size=8), ending=st.sampled_from(["\n", "\r\n", "\r"]),
+       block=st.integers(8, 200))  # fmt: skip
+@example(texts=["a\nb\nc\nd"] * 3, ending="\r", block=200)  # Excel for Mac: more LFs in cells than CR rows
+@example(texts=["a\rb\rc\rd"] * 3, ending="\n", block=200)  # an LF file whose cells hold CRs
+def test_line_breaks_inside_quoted_cells_do_not_decide_the_line_ending(tmp_path_factory, texts, ending, block):
+    """The rows of a CSV whose lines end with LF, CRLF or CR alone are Python's `csv`'s,
+    however many line breaks its quoted cells hold: only those outside quotes tell the
+    file's line ending. (Under CR line ends a cell's breaks are LFs, as Excel for Mac
+    writes them; the reader takes a lone CR there for the LF it stands for.)"""
+    import csv
+    import io
+
+    if ending == "\r":
+        texts = [t.replace("\r", "\n") for t in texts]
+    rows = [["user", "time", "text"], *(["u1", f"2023-03-01 10:{i:02d}:00", "x" + t] for i, t in enumerate(texts))]
+    tmp = tmp_path_factory.mktemp("cells")
+    data = _excel_csv(rows, ending)
+    (tmp / "t.csv").write_bytes(data)
+    report, events, rejected = run(
+        tmp, [tmp / "t.csv"], "table", block_bytes=block, options=ReadOptions(map="user=user,time=time,text=text")
+    )
+    assert rejected.height == 0 and report.rows_in == len(texts)
+    assert events["query"].to_list() == [row[2] for row in csv.reader(io.StringIO(data.decode(), newline=""))][1:]
 
 
 # Lines that test what the fast path's byte census decides: fields of (Unicode) whitespace
