@@ -7,8 +7,8 @@ CSV is read as Python's `csv` reads it (quoted fields may hold commas, quotes an
 newlines). TSV comes both ways: raw (AOL's logs, `paste`, most exports of search
 logs, where `"new york"` is a phrase query, quotes and all) and CSV-quoted (what
 pandas' `to_csv(sep="\t")`, Python's `csv` and polars write). Each TSV file is read
-as its start shows it was written (`tsv_is_quoted`); the report says of each file
-read with quotes. Times are read by `sessions.times.to_utc` (ISO 8601 in
+as its lines show it was written (`tsv_is_quoted`); the report says of each TSV
+file which way it was read. Times are read by `sessions.times.to_utc` (ISO 8601 in
 its variants, RFC 2822, epoch numbers, typed date-times). The values exporters write
 for a missing value (`TABLE_UNKNOWN_USERS`) are no user, and no session or mission label.
 """
@@ -18,6 +18,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+from collections.abc import Generator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,11 +37,14 @@ from sessions.times import UTC_TIMES, TimeOptions, to_utc
 # MySQL's text NULL, SQL's NULL, Python's None, NaN, R's NA and pandas' <NA>,
 # JavaScript's undefined.
 TABLE_UNKNOWN_USERS = ("\\N", "null", "none", "nan", "na", "<na>", "undefined")
-SNIFF_BYTES = 256 * 1024  # of a TSV's start, read to tell raw from CSV-quoted
+SNIFF_BYTES = 256 * 1024  # of a TSV's lines, read at a time to tell raw from CSV-quoted
+SCAN_BYTES = 1 << 20  # read at a time past a window that told nothing, to the next field that opens with a quote
 READ_AS_QUOTED = "TSV with CSV quoting: fields in double quotes read as its writer quoted them"
+READ_AS_RAW = "raw TSV: every tab ends a field and quotes are text, as written"
 # A field in double quotes, as a CSV writer makes one: any text, quotes doubled inside.
 _QUOTED_FIELD = re.compile(r'"(?:[^"]|"")*"')
 _LINE_END = re.compile(r"\r\n|\n|\r")
+_LINE_END_BYTES = re.compile(rb"\r\n|\n|\r")
 
 
 @dataclass(frozen=True)
@@ -122,26 +126,83 @@ def table_format(path: str | Path, mapping: ColumnMap, options: ReadOptions = DE
     return DelimitedFormat(
         name="table", sep=sep, quote=quote, multiline=quote is not None, columns=mapping.columns(),
         build=mapping.build, header="required", unknown_users=unknown, options=options,
-        read_as=READ_AS_QUOTED if quoted_tsv else None,
+        read_as=(READ_AS_QUOTED if quoted_tsv else READ_AS_RAW) if kind == "tsv" else None,
     )  # fmt: skip
 
 
 def tsv_is_quoted(path: str | Path, mapping: ColumnMap | None = None, options: ReadOptions = DEFAULT_READ) -> bool:
-    """Whether the TSV at `path` was written with CSV quoting, from its first
-    `SNIFF_BYTES` (decompressed): `looks_csv_quoted`, a record being one whose user
-    (`mapping.user`) is not blank and whose time (`mapping.time`) reads as a time with
-    the job's settings. A start that cannot be read (a damaged stream) reads as raw;
-    the reader then reports the damage."""
-    head = b""
+    """Whether the TSV at `path` was written with CSV quoting: `looks_csv_quoted` of its
+    first window that shows either way (`_quoting_verdict`), a record being one whose
+    user (`mapping.user`) is not blank and whose time (`mapping.time`) reads as a time
+    with the job's settings.
+
+    The first window is the file's first `SNIFF_BYTES` (decompressed). A writer that
+    quotes only where it must (pandas, Python's `csv`, polars) may write its first
+    quoted field anywhere, so a window that shows nothing (no field opens with a quote,
+    or none tells) is followed by the next: the header and `SNIFF_BYTES` from the next
+    line where a field opens with a quote. A file with no such line is read to its end
+    once, and raw. A stream that cannot be read (a damaged one) reads as raw from
+    there; the reader then reports the damage."""
+    user, time = (mapping.user, mapping.time) if mapping else (None, None)
     try:
         with storage.open_input(path) as stream:
-            while len(head) < SNIFF_BYTES and (chunk := stream.read(SNIFF_BYTES - len(head))):
-                head += chunk
-    except storage.DamagedStreamError:
+            windows = _sniff_windows(stream)
+            text, complete = next(windows)
+            while True:
+                verdict, judged = _quoting_verdict(text, complete, user=user, time=time, times=options.times)
+                if verdict is not None or complete:
+                    return bool(verdict)
+                text, complete = windows.send(judged)
+    except (storage.DamagedStreamError, StopIteration):  # damage; or no field opens with a quote after the last window
         return False
-    text = head.decode("utf-8", errors="replace").removeprefix("\ufeff")
-    user, time = (mapping.user, mapping.time) if mapping else (None, None)
-    return looks_csv_quoted(text, len(head) < SNIFF_BYTES, user=user, time=time, times=options.times)
+
+
+def _sniff_windows(stream: storage.BinaryStream) -> Generator[tuple[str, bool], int, None]:
+    """The windows `tsv_is_quoted` judges, in order: each the header line and up to
+    `SNIFF_BYTES` of the lines after it (decoded), and whether it holds the file's end.
+    Sent how many lines of the last window were judged (the header counted): the next
+    window begins at the first line after those where a field opens with a quote
+    (read on in `SCAN_BYTES` steps, memory bounded by a line). A window whose first
+    record it cannot hold whole gives way at its last line."""
+    buf, eof = b"", False
+
+    def fill(size: int) -> None:
+        nonlocal buf, eof
+        while len(buf) < size and not eof:
+            chunk = stream.read(max(size - len(buf), SCAN_BYTES))
+            buf, eof = buf + chunk, not chunk
+
+    fill(SNIFF_BYTES)
+    header_end = end.end() if (end := _LINE_END_BYTES.search(buf)) else len(buf)
+    header, buf = buf[:header_end], buf[header_end:]
+    while True:
+        fill(SNIFF_BYTES)
+        body, complete = buf[:SNIFF_BYTES], eof and len(buf) <= SNIFF_BYTES
+        judged = yield (header + body).decode("utf-8", errors="replace").removeprefix("\ufeff"), complete
+        starts = [0, *(m.end() for m in _LINE_END_BYTES.finditer(body))]
+        at = starts[judged - 1] if 0 < judged <= len(starts) else len(body)  # text line k is body line k - 1
+        if at == 0:  # its first record runs past the window (an unclosed quote): on from the window's last line
+            at = max((start for start in starts if start < len(body)), default=0) or len(body)
+        at_line = at < len(body) or body.endswith((b"\n", b"\r"))  # whether `at` begins a line
+        buf = buf[at:]
+        while (hit := _field_opening_quote(buf, at_line)) < 0:
+            if eof:
+                return
+            line = max(buf.rfind(b"\n"), buf.rfind(b"\r")) + 1  # keep the last line: a window starts at its start
+            buf, at_line = (buf[line:], at_line or line > 0) if len(buf) - line <= SNIFF_BYTES else (buf[-1:], False)
+            chunk = stream.read(SCAN_BYTES)
+            buf, eof = buf + chunk, not chunk
+        buf = buf[max(buf.rfind(b"\n", 0, hit), buf.rfind(b"\r", 0, hit)) + 1 :]
+
+
+def _field_opening_quote(buf: bytes, at_line: bool) -> int:
+    """Where in `buf` the first field that opens with a quote starts (after a tab or a
+    line end, or at 0 when `at_line`: `buf` begins a line), -1 if none does. (`find`:
+    a scan at memory speed; a quote inside a field is rare.)"""
+    at = buf.find(b'"')
+    while at >= 0 and not (buf[at - 1 : at] in (b"\t", b"\n", b"\r") if at else at_line):
+        at = buf.find(b'"', at + 1)
+    return at
 
 
 def looks_csv_quoted(
@@ -149,7 +210,19 @@ def looks_csv_quoted(
     times: TimeOptions = UTC_TIMES,
 ) -> bool:  # fmt: skip
     """Whether tab-separated `text` (a file's start, header first; `complete`: the
-    whole file, else its last record may be cut and is left out) is CSV-quoted.
+    whole file, else its last record may be cut and is left out) is CSV-quoted: the
+    verdict of `_quoting_verdict`, raw where it has none."""
+    return _quoting_verdict(text, complete, user=user, time=time, times=times)[0] is True
+
+
+def _quoting_verdict(
+    text: str, complete: bool = True, *, user: str | None = None, time: str | None = None,
+    times: TimeOptions = UTC_TIMES,
+) -> tuple[bool | None, int]:  # fmt: skip
+    """Whether tab-separated `text` (a header line, then lines of the file; `complete`:
+    they run to the file's end, else the last record may be cut and is left out) is
+    CSV-quoted, or None when nothing in it tells; and how many of its lines were judged
+    (the header counted; a cut window's last record starts the next).
 
     Yes when every name of the header is in double quotes (a writer that quotes every
     field, or every text: `QUOTE_ALL`, `QUOTE_NONNUMERIC`). Else the body is read both
@@ -168,11 +241,12 @@ def looks_csv_quoted(
     and none that contradicts quoting (`"best" pizza places`, or `"new york"`, which a
     writer quoting only where it must never writes: a raw log's phrase query); without
     them, raw: a raw reading keeps every character, and its misfits are rejected with
-    their reason."""
+    their reason; None when there are no marks either way, as where no field opens
+    with a quote (a window of such lines tells nothing: both readings read it alike)."""
     lines = _LINE_END.split(text)
     names = lines[0].split("\t")
     if all(len(name) >= 2 and name[0] == name[-1] == '"' for name in names):
-        return True
+        return True, len(lines)
     if len(text) > csv.field_size_limit():  # (131,072 by default; raised, never lowered: see sessions.fields)
         csv.field_size_limit(len(text))
     records: list[tuple[list[str], int, int]] = []  # each record, the line it begins on, how many lines it spans
@@ -184,7 +258,7 @@ def looks_csv_quoted(
             last_start, read = read, reader.line_num
             records.append((record, last_start, read - last_start))
     except csv.Error:  # a NUL: not a file a CSV writer wrote
-        return False
+        return False, len(lines)
     # a cut sample: its last record is left out, in both readings (a quoted text may span lines)
     end = len(lines) if complete else last_start
     # blank lines and the header repeated (parts joined with `cat`) are neither's evidence: the reader skips them
@@ -201,10 +275,10 @@ def looks_csv_quoted(
         quoted_fit[-1] = False  # a quote that runs on to the end, which `csv` reads without a word: no field
     quoted_score = sum(quoted_fit) - sum(span for (_, _, span), fit in zip(quoted, quoted_fit, strict=True) if not fit)
     if raw_score != quoted_score:
-        return quoted_score > raw_score
+        return quoted_score > raw_score, end
     # quoting's marks, on the lines the raw reading reads as records (a quoted text's raw pieces say nothing)
     marks = [_quoting_mark(f) for fields, ok in zip(raw, raw_fit, strict=True) if ok for f in fields if f[:1] == '"']
-    return bool(marks) and all(marks)
+    return (all(marks) if marks else None), end
 
 
 def _holds_a_record_start(

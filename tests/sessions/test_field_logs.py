@@ -11,6 +11,7 @@ import io
 import json
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from unittest import mock
 
 import polars as pl
 import pytest
@@ -19,6 +20,7 @@ from hypothesis import strategies as st
 
 from sessions.formats import FORMATS, ReadOptions, format_for
 from sessions.formats.options import DEFAULT_READ
+from sessions.formats.table import READ_AS_RAW, SNIFF_BYTES
 from sessions.ingest import DamagedInputError, ingest
 from sessions.io import read_table
 from sessions.records import BOM
@@ -296,18 +298,21 @@ BAD_TIMES = ["2023-02-30 10:00:00", "yesterday", "2023", "10:00:00", "2023-03-01
                      min_size=1, max_size=15),
     quoting=st.sampled_from([csv.QUOTE_MINIMAL, csv.QUOTE_ALL, csv.QUOTE_NONNUMERIC]),
     bad=st.lists(st.tuples(st.integers(0, 15), st.sampled_from(["time", "user"])), max_size=3),
+    plain=st.integers(0, 40), window=st.sampled_from([SNIFF_BYTES, 160, 500]),
 )  # fmt: skip
-def test_a_tsv_written_with_csv_quoting_reads_back_every_text(tmp_path_factory, queries, quoting, bad):
+def test_a_tsv_written_with_csv_quoting_reads_back_every_text(tmp_path_factory, queries, quoting, bad, plain, window):
     """pandas' `to_csv(sep="\t")`, Python's csv and polars quote a TSV's fields as CSV does:
     such a file is read as they wrote it (a quote, a tab, a line break inside a text),
     with the file named in the report; a raw TSV is read raw (the test above). Rows bad
     in themselves (a time that is no time, a blank user), anywhere, are rejected with
     their reason and change how no other row is read (a helper's find: one such row
     among a pandas TSV's first rows had the whole file read raw, its texts with their
-    quotes doubled)."""
+    quotes doubled). However many rows need no quotes before the first that does, past
+    the first window (`SNIFF_BYTES`, drawn small here, so that windows follow windows)."""
     from sessions.formats.table import READ_AS_QUOTED
 
     tmp = tmp_path_factory.mktemp("tsvq")
+    queries = [f"plain {i}" for i in range(plain)] + queries
     rows = [["1001", f"2023-01-05 10:{i:02d}:00", q] for i, q in enumerate(queries)]
     for at, kind in sorted(bad, reverse=True):
         rows.insert(min(at, len(rows)), ["1001", "not a time", "bad"] if kind == "time" else ["", "2023-01-05", "bad"])
@@ -315,12 +320,13 @@ def test_a_tsv_written_with_csv_quoting_reads_back_every_text(tmp_path_factory, 
     writer = csv.writer(buf, delimiter="\t", quoting=quoting, lineterminator="\n")
     writer.writerow(["u", "t", "q"])
     writer.writerows(rows)
-    report, events, rejected = ingest_bytes(tmp, "tsv", buf.getvalue().encode())
+    with mock.patch("sessions.formats.table.SNIFF_BYTES", window):
+        report, events, rejected = ingest_bytes(tmp, "tsv", buf.getvalue().encode())
     assert sorted(rejected["reason"].to_list()) == sorted(Reason.BAD_TIME if k == "time" else Reason.EMPTY_USER
                                                           for _, k in bad)  # fmt: skip
     assert events.sort("row_id")["query"].to_list() == queries
     quoted = quoting != csv.QUOTE_MINIMAL or any(c in q for q in queries for c in '"\t\n')
-    assert report["files"][0]["read_as"] == (READ_AS_QUOTED if quoted else None)
+    assert report["files"][0]["read_as"] == (READ_AS_QUOTED if quoted else READ_AS_RAW)
 
 
 @settings(max_examples=40, deadline=None)
@@ -328,22 +334,26 @@ def test_a_tsv_written_with_csv_quoting_reads_back_every_text(tmp_path_factory, 
     queries=st.lists(st.text(alphabet='ab é,"\'x ', min_size=1, max_size=12).filter(lambda q: q.strip()),
                      min_size=1, max_size=15),
     bad=st.lists(st.tuples(st.integers(0, 15), st.sampled_from(["time", "user"])), min_size=1, max_size=3),
+    plain=st.integers(0, 40), window=st.sampled_from([SNIFF_BYTES, 160, 500]),
 )  # fmt: skip
-def test_a_raw_tsv_with_bad_rows_is_read_raw(tmp_path_factory, queries, bad):
+def test_a_raw_tsv_with_bad_rows_is_read_raw(tmp_path_factory, queries, bad, plain, window):
     """Property, the other side of the test above: a raw TSV (AOL's way: quotes are
     characters, `"new york` an unclosed phrase) with rows bad in themselves anywhere
-    is read raw, every text as written, unless a text is one only a CSV writer makes."""
+    is read raw, every text as written, unless a text is one only a CSV writer makes;
+    after any number of rows without quotes (windows drawn small, as above)."""
     from sessions.formats.table import _quoting_mark
 
     queries = [f"x{q}" if q.startswith('"') and _quoting_mark(q) else q for q in queries]
+    queries = [f"plain {i}" for i in range(plain)] + queries
     rows = [["1001", f"2023-01-05 10:{i:02d}:00", q] for i, q in enumerate(queries)]
     for at, kind in sorted(bad, reverse=True):
         rows.insert(min(at, len(rows)), ["1001", "not a time", "bad"] if kind == "time" else ["", "2023-01-05", "bad"])
     text = "u\tt\tq\n" + "".join("\t".join(r) + "\n" for r in rows)
-    report, events, rejected = ingest_bytes(tmp_path_factory.mktemp("raw"), "tsv", text.encode())
+    with mock.patch("sessions.formats.table.SNIFF_BYTES", window):
+        report, events, rejected = ingest_bytes(tmp_path_factory.mktemp("raw"), "tsv", text.encode())
     assert events.sort("row_id")["query"].to_list() == queries
     assert rejected.height == len(bad)
-    assert report["files"][0]["read_as"] is None
+    assert report["files"][0]["read_as"] == READ_AS_RAW
 
 
 def test_a_pandas_tsv_with_a_bad_row_first_keeps_every_text_as_written(tmp_path):
@@ -366,6 +376,26 @@ def test_a_pandas_tsv_with_a_bad_row_first_keeps_every_text_as_written(tmp_path)
     assert events["query"].to_list() == texts
     assert rejected["reason"].to_list() == [Reason.BAD_TIME]
     assert (report.rows_in, report.rows_ok) == (6, 5)
+    assert report.to_dict()["files"][0]["read_as"] == READ_AS_QUOTED
+
+
+def test_a_pandas_tsv_whose_first_quoted_text_comes_past_the_first_window_is_read_with_quotes(tmp_path):
+    """The breaking helper's file: 12,000 rows that need no quotes, then texts pandas
+    quoted, past the first `SNIFF_BYTES`. It was read raw: `"new york" hotels` was
+    accepted wrapped in quotes with its own doubled, `"multi` accepted and `line"` rejected, the tab
+    row rejected. Now every text reads as written, and the report says how."""
+    import pandas as pd
+
+    from sessions.formats.table import READ_AS_QUOTED
+
+    texts = [f"plain query {i}" for i in range(12_000)] + ['"new york" hotels', "tab\there", "multi\nline", '12" pan']
+    times = [f"2023-01-05 10:{i // 60 % 60:02d}:{i % 60:02d}" for i in range(len(texts))]
+    path = tmp_path / "log.tsv"
+    pd.DataFrame({"uid": "7", "ts": times, "q": texts}).to_csv(path, sep="\t", index=False)
+    assert path.read_bytes().index(b'"') > SNIFF_BYTES
+    report = ingest([path], "table", tmp_path / "out", options=ReadOptions(map="user=uid,time=ts,text=q"))
+    assert read_table(tmp_path / "out" / "events.parquet").sort("row_id")["query"].to_list() == texts
+    assert (report.rows_in, report.rows_ok) == (len(texts), len(texts))
     assert report.to_dict()["files"][0]["read_as"] == READ_AS_QUOTED
 
 

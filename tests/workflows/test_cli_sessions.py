@@ -534,3 +534,17 @@ def test_an_unknown_user_holding_a_comma_is_named_in_a_config_list(tmp_path):
         assert kept == sorted({"guest, anonymous", "guest", "alice"} - {rejected_user})
         report = json.loads((tmp_path / out / "report.json").read_text())
         assert report["rejected_by_reason"] == {"unknown_user": 1}
+
+
+def test_the_summary_says_how_each_tsv_was_read_and_counts_files_read_alike():
+    """Each TSV table's reading (raw or CSV-quoted) is in the summary: by name for a few
+    files, as a count when more read alike (a directory of parts stays one line)."""
+    from sessions.formats.table import READ_AS_QUOTED, READ_AS_RAW
+    from workflows.cli.ingest import ingest_rows
+
+    files = [{"path": f"logs/part-{i}.tsv", "read_as": READ_AS_RAW} for i in range(5)]
+    files += [{"path": "logs/pandas.tsv", "read_as": READ_AS_QUOTED}, {"path": "logs/a.csv", "read_as": None}]
+    rows = ingest_rows({"rows_in": 9, "rows_ok": 9, "rows_rejected": 0, "files": files})
+    assert rows["  5 files (logs/part-0.tsv, ...)"] == READ_AS_RAW
+    assert rows["  logs/pandas.tsv"] == READ_AS_QUOTED
+    assert not any("a.csv" in name for name in rows) and rows["files"] == 7

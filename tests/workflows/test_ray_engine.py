@@ -140,7 +140,7 @@ def test_a_tsv_table_written_with_csv_quoting_reads_alike_on_both_engines(ray_cl
     import csv
 
     from sessions.formats import ReadOptions
-    from sessions.formats.table import READ_AS_QUOTED
+    from sessions.formats.table import READ_AS_QUOTED, READ_AS_RAW, SNIFF_BYTES
     from workflows.distributed import data as ray_jobs
 
     texts = ['12" pizza pan', '"best" pizza places', "tab\tinside", "line\nbreak", "plain"]
@@ -152,16 +152,25 @@ def test_a_tsv_table_written_with_csv_quoting_reads_alike_on_both_engines(ray_cl
     raw = ['"new york" hotels', '"cheap flights"', '12" pizza pan']
     lines = "".join(f"8\t2023-01-06 10:0{i}:00\t{q}\n" for i, q in enumerate(raw))
     (tmp_path / "logs" / "raw.tsv").write_text("u\tt\tq\n" + lines)
+    # pandas quotes only where it must: here the first quoted text comes past the first window
+    late = [f"plain {i}" for i in range(9_000)] + texts
+    with open(tmp_path / "logs" / "z-late.tsv", "w", newline="") as f:
+        writer = csv.writer(f, delimiter="\t")
+        writer.writerow(["u", "t", "q"])
+        writer.writerows(
+            ("9", f"2023-01-07 {i // 3600:02d}:{i // 60 % 60:02d}:{i % 60:02d}", q) for i, q in enumerate(late)
+        )
+    assert (tmp_path / "logs" / "z-late.tsv").read_bytes().index(b'"') > SNIFF_BYTES
     options = ReadOptions(map="user=u,time=t,text=q")
     inputs = [tmp_path / "logs"]
     ray_report = ray_jobs.ingest(inputs, "table", tmp_path / "ray", buckets=2, options=options)
     local_report = local_ingest(inputs, "table", tmp_path / "local", options=options)
     assert ray_report.files == local_report.files
-    assert [(Path(f.path).name, f.read_as) for f in local_report.files] == [("quoted.tsv", READ_AS_QUOTED),
-                                                                          ("raw.tsv", None)]  # fmt: skip
+    assert [(Path(f.path).name, f.read_as) for f in local_report.files] == [
+        ("quoted.tsv", READ_AS_QUOTED), ("raw.tsv", READ_AS_RAW), ("z-late.tsv", READ_AS_QUOTED)]  # fmt: skip
     for engine in ("ray", "local"):
         events = read_table(tmp_path / engine / "events.parquet").sort("row_id")
-        assert events["query"].to_list() == texts + raw, engine
+        assert events["query"].to_list() == texts + raw + late, engine
         assert read_table(tmp_path / engine / "rejected.parquet").height == 0
 
 

@@ -44,9 +44,13 @@ def ingest_rows(report: dict) -> dict:
         rows["  bad_encoding: records not UTF-8 text"] = not_utf8_advice(b"")
     for skipped in report.get("skipped_files", []):
         rows[f"  skipped {skipped['path']}"] = skipped["reason"]
+    read_as: dict[str, list[str]] = {}  # how a TSV table was read: each file's, a count where many read alike
     for f in report.get("files", []):
         if f.get("damage"):
             rows[f"  DAMAGED {f['path']}"] = f"read up to the damage: {f['damage']}"
         if f.get("read_as"):
-            rows[f"  {f['path']}"] = f["read_as"]
+            read_as.setdefault(f["read_as"], []).append(f["path"])
+    for how, paths in read_as.items():
+        named = paths if len(paths) <= 3 else [f"{len(paths):,} files ({paths[0]}, ...)"]
+        rows.update({f"  {path}": how for path in named})
     return rows
