@@ -461,7 +461,8 @@ def test_mine_gold_accounts_for_every_row_of_the_labelled_log(gt, tmp_path):
         ("cut.tsv.gz", gzip.compress(b"1\tq\t2006-03-01 00:00:00\t\t\n" * 50, mtime=0)[:20],
          "the compressed input is cut short or damaged before its first whole record"),
         ("latin1.tsv", b"1\tcaf\xe9\t2006-03-01 00:00:00\t\t\n", "the input is not UTF-8 text"),
-        ("other.tsv", b"1\tq\tyesterday\t\t\n", "a wrong --format, --map or time format is the usual cause"),
+        ("other.tsv", b"1\tq\tyesterday\t\t\n", "a wrong --format or --map (another column read as the time) is"),
+        ("dmy.tsv", b"1\tq\t05/01/2023 10:00\t\t\n", "or times in a form read only with a --time-format (e.g."),
     ],
 )  # fmt: skip
 def test_a_log_of_which_nothing_is_read_is_refused_with_its_likely_cause(name, data, cause, tmp_path):

@@ -195,8 +195,8 @@ def nothing_read(report: dict, rejected: pl.LazyFrame | pl.DataFrame | None) -> 
     damaged before its first record, inputs without records, or the most frequent
     reason of the `rejected` rows (`sessions.schema.REJECTED_SCHEMA`; None when
     `report["rows_in"]` is 0) with one rejected record as an example and its usual
-    cause (a wrong --format, --map or time format; a file cut short; text that is not
-    UTF-8). `report`: an ingest report as a dict (`rows_in`, `files`). Every job that
+    cause (a wrong --format or --map; times that need --time-format; a file cut short;
+    text that is not UTF-8). `report`: an ingest report as a dict (`rows_in`, `files`). Every job that
     reads raw records says it this way, whatever it keeps its rejected rows in."""
     if not report["rows_in"] or rejected is None:
         damaged = [f for f in report.get("files", []) if f.get("damage")]
@@ -223,6 +223,8 @@ def nothing_read(report: dict, rejected: pl.LazyFrame | pl.DataFrame | None) -> 
 
 
 _NOTHING_READ_CAUSE = {  # why no record of a log was read, by the reason most of them were rejected for
+    "bad_time": "a wrong --format or --map (another column read as the time) is the usual cause, or times "
+    "in a form read only with a --time-format (e.g. --time-format '%d/%m/%Y %H:%M' for 05/01/2023 10:00)",
     "truncated_line": "the input ends inside its first record: it is cut short",
     "truncated_stream": "the compressed input is cut short or damaged before its first whole record",
     "bad_encoding": "the input is not UTF-8 text (convert it, e.g. with iconv)",
