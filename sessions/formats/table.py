@@ -4,9 +4,11 @@ The kind is told by the file name (`.csv`, `.tsv`/`.tab`, `.jsonl`/`.ndjson`,
 `.parquet`, each optionally compressed), the columns by a mapping such as
 `user=author,time=created_at,text=prompt` (`session=` and `mission=` add gold labels).
 CSV is read as Python's `csv` reads it (quoted fields may hold commas, quotes and
-newlines). TSV comes both ways: raw (AOL's logs, `paste`, most exports of search
-logs, where `"new york"` is a phrase query, quotes and all) and CSV-quoted (what
-pandas' `to_csv(sep="\t")`, Python's `csv` and polars write). Each TSV file is read
+newlines), separated by commas, or by the `;` (Excel where the decimal mark is a
+comma), tab or `|` its header shows (`csv_separator`). TSV comes both ways: raw
+(AOL's logs, `paste`, most exports of search logs, where `"new york"` is a phrase
+query, quotes and all) and CSV-quoted (what pandas' `to_csv(sep="\t")`, Python's
+`csv` and polars write). Each TSV file is read
 as its lines show it was written (`tsv_is_quoted`); the report says of each TSV
 file which way it was read. Times are read by `sessions.times.to_utc` (ISO 8601 in
 its variants, RFC 2822, epoch numbers, typed date-times). The values exporters write
@@ -41,6 +43,7 @@ SNIFF_BYTES = 256 * 1024  # of a TSV's lines, read at a time to tell raw from CS
 SCAN_BYTES = 1 << 20  # read at a time past a window that told nothing, to the next field that opens with a quote
 READ_AS_QUOTED = "TSV with CSV quoting: fields in double quotes read as its writer quoted them"
 READ_AS_RAW = "raw TSV: every tab ends a field and quotes are text, as written"
+CSV_SEPARATORS = (",", ";", "\t", "|")  # a CSV's field separators, in the order tried (`csv_separator`)
 # A field in double quotes, as a CSV writer makes one: any text, quotes doubled inside.
 _QUOTED_FIELD = re.compile(r'"(?:[^"]|"")*"')
 _LINE_END = re.compile(r"\r\n|\n|\r")
@@ -121,13 +124,37 @@ def table_format(path: str | Path, mapping: ColumnMap, options: ReadOptions = DE
     if kind == "jsonl":
         return JsonLinesFormat(name="table", names=mapping.columns(), build=mapping.build, unknown_users=unknown,
                                options=options)  # fmt: skip
-    quoted_tsv = kind == "tsv" and tsv_is_quoted(path, mapping, options)
-    sep, quote = (",", '"') if kind == "csv" else ("\t", '"' if quoted_tsv else None)
+    if kind == "csv":
+        sep, quote = csv_separator(path, mapping), '"'
+        read_as = None if sep == "," else f"CSV separated by {sep!r}, as its header line shows"
+    else:
+        quoted_tsv = tsv_is_quoted(path, mapping, options)
+        sep, quote, read_as = "\t", '"' if quoted_tsv else None, READ_AS_QUOTED if quoted_tsv else READ_AS_RAW
     return DelimitedFormat(
         name="table", sep=sep, quote=quote, multiline=quote is not None, columns=mapping.columns(),
-        build=mapping.build, header="required", unknown_users=unknown, options=options,
-        read_as=(READ_AS_QUOTED if quoted_tsv else READ_AS_RAW) if kind == "tsv" else None,
+        build=mapping.build, header="required", unknown_users=unknown, options=options, read_as=read_as,
     )  # fmt: skip
+
+
+def csv_separator(path: str | Path, mapping: ColumnMap) -> str:
+    """The field separator of the CSV at `path`: a comma, unless its header line (read
+    as Python's `csv` reads it) holds every column of `mapping` only when split at
+    another of `CSV_SEPARATORS`: Excel writes `;` where the decimal mark is a comma,
+    and other tools a tab or `|` into a `.csv`. A header that holds them at none is
+    read at commas, and the reader names the columns it found."""
+    line = b""
+    try:
+        with storage.open_input(path) as stream:
+            while not _LINE_END_BYTES.search(line) and len(line) < SNIFF_BYTES and (chunk := stream.read(1 << 16)):
+                line += chunk
+    except storage.DamagedStreamError:
+        return ","
+    header = _LINE_END_BYTES.split(line, maxsplit=1)[0].decode("utf-8", errors="replace").removeprefix("\ufeff")
+    for sep in CSV_SEPARATORS:
+        names = [name.strip() for name in next(csv.reader([header], delimiter=sep, quotechar='"'), [])]
+        if all(column in names for column in mapping.columns()):
+            return sep
+    return ","
 
 
 def tsv_is_quoted(path: str | Path, mapping: ColumnMap | None = None, options: ReadOptions = DEFAULT_READ) -> bool:

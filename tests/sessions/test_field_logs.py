@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from sessions.formats import FORMATS, ReadOptions, format_for
 from sessions.formats.options import DEFAULT_READ
-from sessions.formats.table import READ_AS_RAW, SNIFF_BYTES
+from sessions.formats.table import CSV_SEPARATORS, READ_AS_RAW, SNIFF_BYTES
 from sessions.ingest import DamagedInputError, ingest
 from sessions.io import read_table
 from sessions.records import BOM
@@ -377,6 +377,29 @@ def test_a_pandas_tsv_with_a_bad_row_first_keeps_every_text_as_written(tmp_path)
     assert rejected["reason"].to_list() == [Reason.BAD_TIME]
     assert (report.rows_in, report.rows_ok) == (6, 5)
     assert report.to_dict()["files"][0]["read_as"] == READ_AS_QUOTED
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    texts=st.lists(st.text(alphabet='ab ,;|\t"\né', min_size=1, max_size=10).filter(str.strip), min_size=1,
+                   max_size=8),
+    sep=st.sampled_from(CSV_SEPARATORS),
+)  # fmt: skip
+def test_a_csv_separated_by_any_usual_separator_reads_back_every_text(tmp_path_factory, texts, sep):
+    """Excel writes `;` into a `.csv` where the decimal mark is a comma (a new user's
+    file said only "no column 'uid'; the columns are ['uid;ts;q']"), other tools a tab
+    or `|`: the header's split that holds the mapped columns tells the separator, and
+    every text reads back as written, with the report naming a separator not a comma."""
+    tmp = tmp_path_factory.mktemp("sep")
+    buf = io.StringIO()
+    writer = csv.writer(buf, delimiter=sep, lineterminator="\n")
+    writer.writerow(["uid", "ts", "q"])
+    writer.writerows(["7", f"2023-01-05 10:{i:02d}:00", t] for i, t in enumerate(texts))
+    (tmp / "log.csv").write_text(buf.getvalue())
+    report = ingest([tmp / "log.csv"], "table", tmp / "out", options=ReadOptions(map="user=uid,time=ts,text=q"))
+    assert read_table(tmp / "out" / "events.parquet").sort("row_id")["query"].to_list() == texts
+    read_as = report.to_dict()["files"][0]["read_as"]
+    assert read_as is None if sep == "," else read_as == f"CSV separated by {sep!r}, as its header line shows"
 
 
 def test_a_pandas_tsv_whose_first_quoted_text_comes_past_the_first_window_is_read_with_quotes(tmp_path):

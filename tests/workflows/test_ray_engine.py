@@ -161,16 +161,21 @@ def test_a_tsv_table_written_with_csv_quoting_reads_alike_on_both_engines(ray_cl
             ("9", f"2023-01-07 {i // 3600:02d}:{i // 60 % 60:02d}:{i % 60:02d}", q) for i, q in enumerate(late)
         )
     assert (tmp_path / "logs" / "z-late.tsv").read_bytes().index(b'"') > SNIFF_BYTES
+    excel = ["pizza, cheap", "a;b"]  # Excel's CSV where the decimal mark is a comma: fields separated by `;`
+    (tmp_path / "logs" / "excel.csv").write_text(
+        'u;t;q\n6;2023-01-04 10:00:00;pizza, cheap\n6;2023-01-04 10:01:00;"a;b"\n'
+    )
     options = ReadOptions(map="user=u,time=t,text=q")
     inputs = [tmp_path / "logs"]
     ray_report = ray_jobs.ingest(inputs, "table", tmp_path / "ray", buckets=2, options=options)
     local_report = local_ingest(inputs, "table", tmp_path / "local", options=options)
     assert ray_report.files == local_report.files
     assert [(Path(f.path).name, f.read_as) for f in local_report.files] == [
-        ("quoted.tsv", READ_AS_QUOTED), ("raw.tsv", READ_AS_RAW), ("z-late.tsv", READ_AS_QUOTED)]  # fmt: skip
+        ("excel.csv", "CSV separated by ';', as its header line shows"), ("quoted.tsv", READ_AS_QUOTED),
+        ("raw.tsv", READ_AS_RAW), ("z-late.tsv", READ_AS_QUOTED)]  # fmt: skip
     for engine in ("ray", "local"):
         events = read_table(tmp_path / engine / "events.parquet").sort("row_id")
-        assert events["query"].to_list() == texts + raw + late, engine
+        assert events["query"].to_list() == excel + texts + raw + late, engine
         assert read_table(tmp_path / engine / "rejected.parquet").height == 0
 
 
