@@ -145,15 +145,22 @@ class IngestReport:
 # U500k_README.txt): documentation, licences, checksums, markers of finished jobs.
 _NOT_LOG_NAMES = re.compile(r"readme|^(license|licence|copying|changelog|notice|authors|md5sums|sha\d*sums)\b",
                             re.IGNORECASE)  # fmt: skip
+_TABLE_SUFFIXES = {".csv", ".tsv", ".tab", ".jsonl", ".ndjson", ".parquet", ".pq"}
 _NOT_LOG_SUFFIXES = {".md", ".rst", ".html", ".htm", ".pdf", ".doc", ".docx", ".md5", ".sha1", ".sha256",
                      ".sha512", ".crc", ".py", ".sh", ".yaml", ".yml", ".toml", ".ini", ".cfg"}  # fmt: skip
 
 
 def not_log_reason(path: str) -> str | None:
     """Why a file found in an input directory or pattern is not a log (and is skipped),
-    or None. Files named one by one are always read."""
+    or None: a README, a licence or a checksum, by its name or suffix; never a file
+    named for a table (`.csv`, `.tsv`, `.jsonl`, `.parquet`, ...), whatever its stem.
+    Files named one by one are always read."""
     name = storage.name(path)
-    stem, suffix = posixpath.splitext(name[:-3] if name.lower().endswith(".gz") else name)
+    stem, suffix = posixpath.splitext(name)
+    if suffix.lower() in storage.COMPRESSIONS:  # `.csv.bz2`: named for what it holds
+        stem, suffix = posixpath.splitext(stem)
+    if suffix.lower() in _TABLE_SUFFIXES:  # named for a table (`notice-board.csv`): a log, whatever its name
+        return None
     if _NOT_LOG_NAMES.search(stem) or name in ("_SUCCESS", "_SUCCESS.crc"):
         return "documentation or a marker, by its name"
     if suffix.lower() in _NOT_LOG_SUFFIXES:

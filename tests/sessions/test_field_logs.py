@@ -130,9 +130,13 @@ def test_a_readme_in_an_input_directory_is_skipped_and_reported(tmp_path):
     (logs / "U500k_README.txt").write_text("500k User Session Collection\n-----\nThis collection ...\n" * 2)
     (logs / "user-ct-test-collection-01.txt").write_text(AOL_HEADER + GOOD["aol"][3])
     (logs / "checksums.md5").write_text("abc  user-ct-test-collection-01.txt\n")
+    (logs / "notice-board.tsv").write_text(AOL_HEADER + GOOD["aol"][3])  # named for a table: a log (was skipped)
+    (logs / "readme-clicks.tsv.bz2").write_bytes(bz2.compress((AOL_HEADER + GOOD["aol"][3]).encode()))
+    (logs / "README.txt.bz2").write_bytes(bz2.compress(b"what the files are\n"))
     report = ingest([logs], "aol", tmp_path / "out")
-    assert (report.rows_in, report.rows_ok) == (2, 2)
+    assert (report.rows_in, report.rows_ok) == (6, 6)
     assert [(s["path"].rsplit("/", 1)[1], s["reason"]) for s in report.skipped_files] == [
+        ("README.txt.bz2", "documentation or a marker, by its name"),
         ("U500k_README.txt", "documentation or a marker, by its name"),
         ("checksums.md5", "a .md5 file"),
     ]
