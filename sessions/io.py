@@ -534,12 +534,20 @@ def job_output(directory: str | Path, name: str) -> str:
     """The location of `name` (e.g. sessions.parquet) in the output directory of a job
     that has finished: its `report.json` is there. Raises IncompleteOutputError when
     the directory has `name` but no report (its job is running, failed or was killed),
-    FileNotFoundError when it has no `name`."""
+    FileNotFoundError when it has no `name` (naming the job whose output it is, and
+    the job that writes `name`)."""
     target = storage.join(storage.absolute(directory), name)
     if not storage.exists(target):
         parent = storage.parent(storage.absolute(directory))
         if storage.name(directory) == name and storage.exists(storage.join(parent, REPORT)):
             raise FileNotFoundError(f"{directory}: the {name} of a job's output; give its directory, {parent}")
+        report = storage.join(directory, REPORT)
+        held = sorted(set(_report_outputs(report) or ()) & set(JOB_TABLES)) if storage.exists(report) else []
+        if held and name in JOB_TABLES:  # another job's output: say whose, and which job makes what was sought
+            raise FileNotFoundError(
+                f"{directory}: no {name} here: it is the output of `{JOB_TABLES[held[0]]}` ({', '.join(held)}); "
+                f"`sessionflow {JOB_TABLES[name]}` writes {name}"
+            )
         raise FileNotFoundError(f"{directory}: no {name} here")
     if not storage.exists(report := storage.join(directory, REPORT)):
         raise IncompleteOutputError(

@@ -266,6 +266,9 @@ def test_another_jobs_output_or_a_non_parquet_file_is_named_not_misread(done):
         "mine", done / "sessions" / "sessions.parquet", "-o", done / "p2"
     )  # said "no sessions.parquet here"
     assert table.exit_code == 2 and "the sessions.parquet of a job's output; give its directory, " in table.output
+    pairs = sessionflow("mine", done / "pairs", "-o", done / "p2")  # said "no sessions.parquet here"
+    said = "no sessions.parquet here: it is the output of `mine` (pairs.parquet); `sessionflow segment` writes"
+    assert pairs.exit_code == 2 and said in " ".join(pairs.output.split()), pairs.output
 
 
 def test_what_killed_runs_left_is_removed_by_the_next_run(done):
