@@ -129,6 +129,28 @@ def _score(gold: pl.DataFrame, grouped: pl.DataFrame, selection: tuple[str, str,
     return float(rows[metric][0])
 
 
+def too_few_users(gold: pl.DataFrame, selection: tuple[str, str, str], outer: int = 5, inner: int = 4) -> str | None:
+    """Why `nested_cv` of `gold` with these folds cannot run, in one line (folds fewer
+    than 2, or fewer users with two queries labelled at the `selection`'s gold level
+    than the folds need, naming how many are needed), or None when it can."""
+    users = scored_users(gold, _label(gold, selection)).len()
+
+    def enough(n: int) -> bool:  # outer folds, and inner ones in what is left of each
+        return n >= outer and n - math.ceil(n / outer) >= inner
+
+    if outer >= 2 and inner >= 2 and enough(users):
+        return None
+    lo, hi = max(outer, 2), max(outer, 2) + 2 * max(inner, 2) + 2  # enough(hi) holds; enough grows with n
+    while outer >= 2 and inner >= 2 and lo < hi:
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if enough(mid) else (mid + 1, hi)
+    return (
+        f"nested cross-validation with {outer} outer and {inner} inner folds (at least 2 each) needs "
+        f"at least {lo} users with two queries labelled at the {selection[1]} level; the data have "
+        f"{users} (among {gold['user_id'].n_unique()} users)"
+    )
+
+
 def nested_cv(
     gold: pl.DataFrame,
     candidates: Mapping[str, Method],
@@ -149,22 +171,8 @@ def nested_cv(
     if not candidates:
         raise ValueError("no candidate to cross-validate")
     label = _label(gold, selection)
-    users = scored_users(gold, label).len()
-
-    def enough(n: int) -> bool:  # outer folds, and inner ones in what is left of each
-        return n >= outer and n - math.ceil(n / outer) >= inner
-
-    if outer < 2 or inner < 2 or not enough(users):
-        lo, hi = max(outer, 2), max(outer, 2) + 2 * max(inner, 2) + 2  # enough(hi) holds; enough grows with n
-        while outer >= 2 and inner >= 2 and lo < hi:
-            mid = (lo + hi) // 2
-            lo, hi = (lo, mid) if enough(mid) else (mid + 1, hi)
-        fewest = lo
-        raise ValueError(
-            f"nested cross-validation with {outer} outer and {inner} inner folds (at least 2 each) needs "
-            f"at least {fewest} users with two queries labelled at the {selection[1]} level; the data have "
-            f"{users} (among {gold['user_id'].n_unique()} users)"
-        )
+    if problem := too_few_users(gold, selection, outer, inner):
+        raise ValueError(problem)
     folds = user_folds(gold, outer, seed, label)
     unlabelled = gold.select("row_id", "user_id", "ts", "query")
     for method in candidates.values():

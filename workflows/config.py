@@ -164,7 +164,31 @@ def _under_prefix(text: str, options: set[str], prefix: str) -> str:
     the command gives them (`demo`'s `--hierarchy-epochs`)."""
     if not prefix:
         return text
-    return re.sub(r"(?<![\w-])--([a-z][a-z0-9-]*)", lambda m: f"--{prefix}{m[1]}" if m[1] in options else m[0], text)
+    return rename_flags(text, {option: f"--{prefix}{option}" for option in options})
+
+
+def rename_flags(message: str, flags: Mapping[str, str]) -> str:
+    """`message` with each option it names (`--batch-size`) by its flag in `flags`
+    (option without its dashes -> flag: `{"batch-size": "--session-batch-size"}`);
+    the others as they are."""
+    return re.sub(r"(?<![\w-])--([a-z][a-z0-9-]*)", lambda m: flags.get(m[1], m[0]), message)
+
+
+def flags_between(source: type, target: type, fields: Mapping[str, str]) -> dict[str, str]:
+    """How command config `target` names the options of `source`: for each nested
+    config `source` holds as field S and `target` as field T (`fields`: S -> T), each
+    option by its name in `source` (`train session`'s `batch-size`) -> its flag in
+    `target` (`demo`'s `--session-batch-size`). For `rename_flags`: a step's message
+    in the words of the command that ran it."""
+
+    def by_path(cls: type, field: str) -> dict[tuple[str, ...], str]:
+        return {leaf.path[1:]: leaf.option for leaf in leaves(cls) if leaf.path[0] == field}
+
+    flags: dict[str, str] = {}
+    for mine, theirs in fields.items():
+        named = by_path(target, theirs)
+        flags |= {option: f"--{named[path]}" for path, option in by_path(source, mine).items() if path in named}
+    return flags
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -312,7 +336,7 @@ def _with_flags(cls: type, path: tuple[str, ...], names: list[str], message: str
     flags = {leaf.path[-1]: f"--{leaf.option}" for leaf in leaves(cls) if leaf.path[:-1] == path}
     own = {_option(f): flags[f.name] for f in dataclasses.fields(_config_at(cls, path)) if f.name in flags}
     # an option of its own it names as such (`--ratio`), by the flag the command gives it (`--score-ratio`)
-    message = re.sub(r"(?<![\w-])--([a-z][a-z0-9-]*)", lambda m: own.get(m[1], m[0]), message)
+    message = rename_flags(message, own)
     for name in sorted(set(names) & set(flags), key=len, reverse=True):
         # a name of two words or more anywhere (`break_after_minutes`); a one-word name
         # where it starts the message only, as its subject (`rows` may be a plain word)

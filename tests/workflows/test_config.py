@@ -399,3 +399,21 @@ def test_a_merge_key_brings_settings_in_and_a_key_given_after_it_overrides_them(
     assert result.exit_code == 0, result.output
     printed = yaml.safe_load(result.output)["segment"]
     assert (printed["gap_minutes"], printed["method"]) == (25.0, "time")
+
+
+def test_a_demo_steps_message_names_the_demos_flags_for_its_commands_options():
+    """Every option of a demo step's command that the demo offers is renamed to the
+    demo's flag (a step's error said "lower the batch size", or `--backend`, where the
+    demo's option is `--session-batch-size`, `--score-backend`); the rest stay."""
+    from workflows.config import flags_between, rename_flags
+    from workflows.jobs.demo import STEP_CONFIGS, DemoConfig, step_message
+
+    demo_flags = {f"--{leaf.option}" for leaf in leaves(DemoConfig)}
+    for step, (job, fields) in STEP_CONFIGS.items():
+        flags = flags_between(job, DemoConfig, fields)
+        assert flags and set(flags) <= {leaf.option for leaf in leaves(job)}, step
+        assert set(flags.values()) <= demo_flags, step
+    said = step_message("score", "--backend onnx runs on CPUs; give --mission-window, --model or --x-y")
+    assert said == "--score-backend onnx runs on CPUs; give --score-mission-window, --model or --x-y"
+    assert step_message("segment", "--min-jaccard and --mission-window") == "--segment-min-jaccard and --mission-window"
+    assert step_message("ingest", "--map x") == "--map x" and rename_flags("a--b --c", {"b": "B", "c": "C"}) == "a--b C"

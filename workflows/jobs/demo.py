@@ -37,12 +37,13 @@ from sessions.missions import MissionConfig
 from sessions.pairs import MiningConfig
 from sessions.segment import SegmentConfig
 from synth import SynthConfig
-from workflows.config import flat, to_dict
+from workflows.config import flags_between, flat, rename_flags, to_dict
 from workflows.jobs import common
-from workflows.jobs.score import ScoreConfig
-from workflows.jobs.segment import LEXICAL_METHODS
-from workflows.jobs.train_hierarchy import HierarchyTrainConfig
-from workflows.jobs.train_session import SessionTrainConfig
+from workflows.jobs.mine import MineJob
+from workflows.jobs.score import ScoreConfig, ScoreJob
+from workflows.jobs.segment import LEXICAL_METHODS, SegmentJob
+from workflows.jobs.train_hierarchy import HierarchyTrainConfig, TrainHierarchyJob
+from workflows.jobs.train_session import SessionTrainConfig, TrainSessionJob
 from workflows.training.loop import gpus_needed
 
 EXPERIMENT = "demo"
@@ -162,7 +163,12 @@ def run(
     def step(name: str) -> Iterator[None]:
         on_step(name)
         began = time.perf_counter()
-        yield
+        try:
+            yield
+        except (ValueError, FileNotFoundError) as err:  # a step's command names its options, the demo its own
+            if (said := step_message(name, str(err))) == str(err):
+                raise
+            raise type(err)(said) from err
         summary.seconds[name] = round(time.perf_counter() - began, 1)
         on_done(name, summary.numbers.get(name, {}), summary.seconds[name])
 
@@ -242,6 +248,25 @@ def _only_figures(location: str) -> bool:
     return all(storage.parent(f) == location and DEMO_FIGURE.fullmatch(storage.name(f)) for f in files)
 
 
+# Each step's command (its job config) and which of its configs the demo holds under which field.
+STEP_CONFIGS: dict[str, tuple[type, dict[str, str]]] = {
+    "segment": (SegmentJob, {"segment": "segment", "missions": "missions"}),
+    "mine": (MineJob, {"mining": "mining"}),
+    "train session model": (TrainSessionJob, {"session": "session"}),
+    "train hierarchy model": (TrainHierarchyJob, {"hierarchy": "hierarchy"}),
+    "score": (ScoreJob, {"score": "score"}),
+}
+
+
+def step_message(step: str, message: str) -> str:
+    """A step's error `message` with the options of the step's command it names
+    (`--batch-size`) by the demo's flags for them (`--session-batch-size`)."""
+    if step not in STEP_CONFIGS:
+        return message
+    job, fields = STEP_CONFIGS[step]
+    return rename_flags(message, flags_between(job, DemoConfig, fields))
+
+
 # ---- the steps: each calls what its command calls ----
 def _synth(path: str, cfg: DemoConfig) -> dict:
     from workflows.jobs import synth
@@ -276,7 +301,7 @@ def _segment(events: str, out: str, cfg: DemoConfig, summary: DemoSummary, figur
 
 
 def _evaluate(events_dir: str, cfg: DemoConfig, summary: DemoSummary, figures: Path) -> None:
-    from sessions.crossval import chosen_counts, nested_cv
+    from sessions.crossval import chosen_counts, nested_cv, too_few_users
     from sessions.metrics import GOLD_LEVELS, compare, gold_levels
     from workflows.figures import segmentation_bars
     from workflows.jobs.evaluate_crossval import time_gap_grid
@@ -298,6 +323,9 @@ def _evaluate(events_dir: str, cfg: DemoConfig, summary: DemoSummary, figures: P
     # scored like the methods above (pair F1 over all users, each user grouped by the gap chosen without them)
     for column, level in gold_levels(events):
         labelled_users = events.filter(pl.col(column).is_not_null().any().over("user_id"))
+        if problem := too_few_users(labelled_users, (level, level, "f1")):  # a small labelled log: the rest stands
+            numbers[f"time gap chosen by CV {level}"] = f"not estimated: {problem}"
+            continue
         cv = nested_cv(labelled_users, time_gap_grid(), (level, level, "f1"))
         pooled = compare(labelled_users, {"cv": cv.out_of_fold})
         f1 = pooled.filter((pl.col("level") == level) & (pl.col("gold") == level))["f1"][0]

@@ -108,7 +108,7 @@ def training_data(pairs_path: str, cfg: SessionTrainConfig) -> tuple[pl.DataFram
     if train.height < needed:
         raise ValueError(
             f"{train.height} training examples: fewer than one global batch ({needed}: {cfg.batch_size} a worker, "
-            f"{cfg.workers} workers); mine a larger log, or lower the batch size"
+            f"{cfg.workers} workers); mine a larger log, or lower --batch-size or --workers"
         )
     if val["label"].n_unique() < 2:
         raise ValueError("the val split needs positive and negative pairs")
