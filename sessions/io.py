@@ -17,6 +17,7 @@ reading them back, on local disks and object stores alike (`sessions.storage`).
 from __future__ import annotations
 
 import json
+import os
 import re
 import uuid
 from collections import deque
@@ -37,6 +38,7 @@ REPORT = "report.json"
 REJECTED = "rejected.parquet"  # the rows a job could not read, with their reasons
 STAGING_PREFIX = ".staging-"  # working directories of a run inside its output (distributed jobs), with an id:
 STAGING_NAME = re.compile(r"\.staging-[0-9a-f]{8}")  # `workflows.distributed.staging.staging_dir`'s
+PREVIOUS_NAME = re.compile(r"\.previous-[0-9a-f]{8}")  # an earlier run's output, kept while a rerun runs (`set_aside`)
 # The table each sessionflow job writes -> that job: annotate's ANNOTATIONS_FILE (first: it sits beside sessions),
 # score's SCORES_FILE, segment's SESSIONS_FILE, ingest's EVENTS_FILE, mine's PAIRS_FILE (a test keeps them equal).
 # A directory is known by them; without a report, one is what a killed run left.
@@ -400,7 +402,7 @@ def refuse_a_file(out: str) -> None:
 
 def claim_output(
     out: str | Path, produces: str, overwrite: bool = False, inputs: Sequence[str | Path] = (),
-    also: Sequence[str] = (),
+    also: Sequence[str] = (), keep_previous: bool = False,
 ) -> str:  # fmt: skip
     """Get an output directory ready for a job that reads `inputs` and writes `produces`
     (and the tables `also`, with its rejected rows and its report).
@@ -414,8 +416,11 @@ def claim_output(
     (`remove_outputs_of`, or those tables and their rejected rows). This job's own
     earlier output is deleted the same way (its report lists it), so that no table of an
     earlier run outlives this one. Then removes the directory's `report.json`, so that
-    until the job writes its new report nothing there looks complete. Returns `out` as a
-    string (a local path made absolute).
+    until the job writes its new report nothing there looks complete. With
+    `keep_previous`, an output replaced on a local filesystem is moved aside instead of
+    deleted (`set_aside`), for the caller to restore if the job fails
+    (`restore_previous`) or to delete once it is done (`discard_previous`). Returns
+    `out` as a string (a local path made absolute).
     """
     out = storage.absolute(out)  # the same directory for Ray workers, whose working directory differs
     refuse_a_file(out)
@@ -427,9 +432,7 @@ def claim_output(
         if storage.exists(storage.join(out, name)) and not is_job_work(storage.join(out, name)):
             raise ValueError(f"--output {out}: its {name} is no job's work (no {WORK_MARKER}), which this job would "
                              "replace; move it, or choose another directory")  # fmt: skip
-    if storage.exists(report) and _report_outputs(report) is None:  # a user's report.json: never deleted
-        raise ValueError(f"--output {out}: its {REPORT} is not a sessionflow job's report; choose another directory")
-    listed = _outputs_listed(report) if storage.exists(report) else None
+    listed = set(job_report_outputs(out)) if storage.exists(report) else None  # a user's report.json: refused
     if listed is not None:
         if (produces not in listed or not listed <= writes) and not overwrite:
             raise ValueError(
@@ -438,7 +441,11 @@ def claim_output(
             )
         # that job's outputs go (under --overwrite), and so do this job's own of an earlier run: none is mixed
         # with this run's, nor outlives it where this run writes less (annotate of sessions writes no sessions)
-        remove_outputs_of(out)
+        if keep_previous and storage.is_local(out):
+            discard_previous(out)  # what a rerun killed before this finished output was written had set aside
+            set_aside(out)
+        else:
+            remove_outputs_of(out)
     elif listed is None and (left := left_by_others(out, writes)):
         if not overwrite:
             raise ValueError(
@@ -508,14 +515,73 @@ def remove_outputs_of(out: str) -> None:
     gives is never deleted: an output moved or copied to `out` names its old place, and
     one copied up from a subdirectory names that subdirectory, where a user's files may
     be. ValueError when that report is not a sessionflow job's."""
-    report = storage.join(out, REPORT)
-    outputs = _report_outputs(report)
-    if outputs is None:
-        raise ValueError(f"--output {out}: its {REPORT} is not a sessionflow job's report; choose another directory")
-    for name in outputs:
+    for name in job_report_outputs(out):
         if name in {*JOB_TABLES, REJECTED}:
             remove_table(storage.join(out, name))
-    storage.remove(report)
+    storage.remove(storage.join(out, REPORT))
+
+
+def job_report_outputs(out: str) -> dict[str, str]:
+    """The outputs the job's report in `out` lists, name -> location; ValueError when
+    the `report.json` there is no sessionflow job's (`_report_outputs`)."""
+    outputs = _report_outputs(storage.join(out, REPORT))
+    if outputs is None:
+        raise ValueError(f"--output {out}: its {REPORT} is not a sessionflow job's report; choose another directory")
+    return outputs
+
+
+def set_aside(out: str, names: Sequence[str] | None = None) -> str:
+    """Move an earlier run's output in the local directory `out` into a hidden
+    `out/.previous-<8 hex>/`, renamed, not copied, so that a rerun that fails on a
+    user's mistake can leave it as it was (`restore_previous`): the entries `names`
+    that are there, or by default the output of the job whose report is in `out` (the
+    tables its report lists, each checked to be a job's table, then the report).
+    Returns that directory. ValueError as `remove_outputs_of`."""
+    local = storage.local_path(out)
+    assert local is not None, f"{out}: set aside on a local filesystem only"
+    if names is None:
+        tables = [name for name in job_report_outputs(out) if name in {*JOB_TABLES, REJECTED}]
+        refuse_foreign_tables(out, tables)
+        names = [*tables, REPORT]
+    aside = local / f".previous-{uuid.uuid4().hex[:8]}"
+    aside.mkdir()
+    for name in names:
+        if os.path.lexists(local / name):
+            os.rename(local / name, aside / name)
+    return str(aside)
+
+
+def previous_output(out: str) -> str | None:
+    """The earlier output `set_aside` keeps in `out`, if any."""
+    local = storage.local_path(out)
+    if local is None or not local.is_dir():
+        return None
+    return next((str(p) for p in sorted(local.iterdir()) if PREVIOUS_NAME.fullmatch(p.name) and p.is_dir()), None)
+
+
+def restore_previous(out: str, writes: Collection[str]) -> None:
+    """Put back in `out` the earlier output `set_aside` kept there, after deleting what a
+    failed run wrote under the names it `writes` and under the names kept (tables each
+    checked to be a job's table). Nothing when none is kept."""
+    if (aside := previous_output(out)) is None:
+        return
+    local, kept = Path(out), sorted(os.listdir(aside))
+    for name in {*writes, *kept}:
+        if name in {*JOB_TABLES, REJECTED}:
+            remove_table(storage.join(out, name))
+        else:  # a report, a figure: what this job writes itself
+            storage.remove(storage.join(out, name))
+    for name in kept:
+        os.rename(Path(aside) / name, local / name)
+    os.rmdir(aside)
+
+
+def discard_previous(out: str) -> None:
+    """Delete the earlier outputs kept aside in `out` (`set_aside`): once the run that
+    replaced them is done, or when a finished output is set aside in their place."""
+    local = storage.local_path(out)
+    if local is not None and local.is_dir():
+        storage.remove_leftovers(out, [PREVIOUS_NAME])
 
 
 def check_apart(out: str | Path, inputs: Sequence[str | Path]) -> None:

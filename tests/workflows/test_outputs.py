@@ -284,9 +284,11 @@ def test_what_killed_runs_left_is_removed_by_the_next_run(done):
 
 
 def test_a_failed_command_leaves_nothing_that_looks_like_output(done):
-    """Nothing read: the output the command created is gone again; from the last output of
-    the same command, written over, what the failed run wrote is gone."""
+    """Nothing read: the output the command created is gone again; the last output of
+    the same command, which the failed rerun was to replace, is back as it was (it was
+    deleted as the rerun started, and the directory left empty)."""
     (done / "bad.tsv").write_text("x\ty\tnot a time\t\t\n")
+    before = snapshot(done / "sessions")
     for out in (done / "new", done / "sessions"):
         result = sessionflow("segment", done / "bad.tsv", "-f", "aol", "-o", out, "--engine", "local")
         assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1
@@ -295,9 +297,49 @@ def test_a_failed_command_leaves_nothing_that_looks_like_output(done):
         )
         assert said in result.output
     assert not (done / "new").exists()
-    assert (done / "sessions").is_dir() and not [p for p in (done / "sessions").iterdir() if not p.name.startswith(".")]
+    assert snapshot(done / "sessions") == before and not list((done / "sessions").glob(".*"))
     mined = sessionflow("mine", done / "sessions", "-o", done / "pairs-2", "--engine", "local")
-    assert mined.exit_code == 2 and not (done / "pairs-2").exists()
+    assert mined.exit_code == 0 and (done / "pairs-2" / "report.json").is_file()
+
+
+@pytest.mark.parametrize(
+    ("job", "out", "fails_by"),
+    [
+        (["ingest", "{bad}", "-f", "aol"], "events", "nothing could be read"),
+        (["ingest", "{logs}", "-f", "table", "--map", "user=a,time=b,text=c"], "events", "no column 'a'"),
+        (["segment", "{bad}", "-f", "aol"], "sessions", "nothing could be read"),
+        (["segment", "{logs}", "-f", "aol", "--time-format", "%d/%m/%Y"], "sessions", "nothing could be read"),
+        (["mine", "{events}"], "pairs", "it is the output of `ingest`"),
+    ],
+    ids=["ingest nothing read", "ingest a column not there", "segment nothing read", "segment a wrong time format",
+         "mine an ingest output"],
+)  # fmt: skip
+def test_a_rerun_that_fails_on_a_users_mistake_leaves_the_earlier_output_as_it_was(done, job, out, fails_by):
+    """A job run again into its own output deleted that output as it started: a rerun
+    that then failed on what only reading finds (nothing read, a `--map` column the file
+    lacks, a wrong `--time-format`) left the directory empty. Now the earlier output is
+    kept aside (`.previous-<hex>`, renamed) and put back, byte for byte; a rerun that
+    ends well deletes it."""
+    (done / "bad.tsv").write_text("x\ty\tnot a time\t\t\n")
+    where = {"bad": done / "bad.tsv", "logs": done / "logs", "events": done / "events"}
+    before = snapshot(done / out)
+    result = sessionflow(*(w.format(**where) for w in job), "-o", done / out, "--engine", "local")
+    assert result.exit_code == 2 and fails_by in " ".join(result.output.split()), result.output
+    assert snapshot(done / out) == before and not list((done / out).glob(".*"))
+
+
+def test_a_rerun_that_ends_well_or_is_killed_keeps_no_earlier_output_for_long(done):
+    """What a rerun keeps aside goes when it ends well; a rerun killed midway (its
+    claim made, nothing after) leaves it for the user, until the next run there is done."""
+    from sessions.io import REPORT, claim_output, previous_output
+
+    rerun = sessionflow("segment", done / "logs", "-f", "aol", "-o", done / "sessions", "--engine", "local")
+    assert rerun.exit_code == 0 and not list((done / "sessions").glob(".*"))
+    claim_output(done / "sessions", "sessions.parquet", keep_previous=True)  # what a killed rerun did, and no more
+    kept = previous_output(str(done / "sessions"))
+    assert kept is not None and (Path(kept) / REPORT).is_file() and not (done / "sessions" / REPORT).exists()
+    again = sessionflow("segment", done / "logs", "-f", "aol", "-o", done / "sessions", "--engine", "local")
+    assert again.exit_code == 0 and not list((done / "sessions").glob(".*"))
 
 
 def test_a_figure_goes_to_a_uri(tmp_path, monkeypatch):

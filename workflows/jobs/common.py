@@ -34,6 +34,7 @@ LOCAL_MAX_BYTES = 16 << 20
 COMPRESSED_TEXT_RATIO = 8
 _COMPRESSED = (".gz", ".bz2", ".zst", ".lz4", ".parquet")  # what the readers decompress (`sessions.storage`)
 _CREATED: list[str] = []  # output directories claimed where nothing was, by the jobs running now
+_REPLACED: list[tuple[str, set[str]]] = []  # output directories claimed by the jobs running now, with what each writes
 FORMAT_HELP = "format of raw logs: aol, webis-smc, gayo-avello, diffusiondb, midjourney or table"
 GOLD_FORMAT_HELP = (  # the formats that carry gold sessions or missions
     "webis-smc (missions), gayo-avello (sessions), table (--map ...,session=COL and/or mission=COL), aol or "
@@ -330,19 +331,22 @@ def output_dir(value: str | None, produces: str | None = None, overwrite: bool =
                inputs: Sequence[str] = (), also: Sequence[str] = ()) -> str:  # fmt: skip
     """The output directory of a job (a local path or a URI: `sessions.storage`), claimed
     for a job that reads `inputs` and writes `produces` (and `also`) there (`sessions.io.claim_output`:
-    until the job writes its report nothing there looks complete). Call it after the
+    until the job writes its report nothing there looks complete). An earlier output it
+    replaces on a local filesystem is kept aside until the job is done, and put back when
+    it fails on a user's error (`nothing_left_on_error`). Call it after the
     job's other settings are checked, so a job refused for them leaves the output as it
     was. ValueError when it is not given, is an existing file, overlaps an input or
     holds another job's output or other files (unless `overwrite`: `sessions.io.
     refuse_other_files`); FileNotFoundError when an input is missing; StorageError
     when a filesystem cannot be reached."""
-    from sessions.io import claim_output, refuse_other_files
+    from sessions.io import JOB_WORK, REJECTED, REPORT, claim_output, refuse_other_files
 
     location = check_output(value, inputs)
     created = _first_missing(location)  # what a failure deletes again (`nothing_left_on_error`)
     if produces:
         refuse_other_files(location, produces, overwrite)
-        location = claim_output(location, produces, overwrite, inputs, also)
+        location = claim_output(location, produces, overwrite, inputs, also, keep_previous=True)
+        _REPLACED.append((location, {produces, *also, REJECTED, REPORT} - set(JOB_WORK)))
     if created:
         _CREATED.append(created)
     return location
@@ -364,6 +368,26 @@ def output_file(location: str, what: str = "--output") -> str:
         _CREATED.append(created)
     storage.check_writable_file(location, what)
     return location
+
+
+def kept_aside(location: str, names: Sequence[str]) -> None:
+    """Have the entries `names` of the directory `location` (an earlier run's, which the
+    running job writes again) moved aside now and put back when the job fails on a user's
+    error, or deleted when it ends well (`nothing_left_on_error`), as `output_dir` keeps an
+    earlier output: `sessionflow demo`'s summary and figures. On an object store they are
+    deleted now."""
+    from sessions import storage
+    from sessions.io import discard_previous, set_aside
+
+    if not storage.is_local(location):
+        for name in names:
+            storage.remove(storage.join(location, name))
+        return
+    if not names:
+        return
+    discard_previous(location)
+    set_aside(location, names)
+    _REPLACED.append((location, set(names)))
 
 
 def removed_on_error(locations: Sequence[str]) -> None:
@@ -392,13 +416,17 @@ def nothing_left_on_error() -> Iterator[None]:
     (`output_dir` where nothing was, with the parents it created; the directories made
     for an `output_file`) is deleted again: a
     failed command leaves nothing that looks like output. A directory that was there
-    keeps what it held, less the report the claim removed, so it does not look complete
-    either. Other exceptions (a crash, an interrupt) keep the output for the job's resume,
-    but for the directories it created that are still empty (a `segment` stopped before
-    its first table left an empty output directory)."""
+    gets back the earlier output the claim kept aside (`sessions.io.restore_previous`,
+    local filesystems), or else keeps what it held, less the report the claim removed, so
+    it does not look complete either. Other exceptions (a crash, an interrupt) keep the
+    output for the job's resume, and the earlier output aside (`.previous-<8 hex>`, until
+    the next run there is done), but for the directories it created that are still empty
+    (a `segment` stopped before its first table left an empty output directory). A job
+    that ends well deletes the earlier output it kept aside."""
     from sessions import storage
+    from sessions.io import discard_previous, restore_previous
 
-    start = len(_CREATED)
+    start, replaced = len(_CREATED), len(_REPLACED)
     try:
         yield
     except BaseException as err:
@@ -407,11 +435,16 @@ def nothing_left_on_error() -> Iterator[None]:
             for location in reversed(_CREATED[start:]):
                 _remove_empty_dirs(location)
             raise
+        for location, writes in reversed(_REPLACED[replaced:]):
+            restore_previous(location, writes)
         for location in reversed(_CREATED[start:]):
             storage.remove(location)
         raise cause from None
+    else:
+        for location, _ in _REPLACED[replaced:]:
+            discard_previous(location)
     finally:
-        del _CREATED[start:]
+        del _CREATED[start:], _REPLACED[replaced:]
 
 
 def _remove_empty_dirs(location: str) -> None:

@@ -150,11 +150,13 @@ def run(
     refuse_users_files(output)
     there = set(storage.list_names(output))  # what a step that fails on a mistake leaves: only what was there
     common.removed_on_error([storage.join(output, name) for name in DEMO_ENTRIES if name not in there])
-    storage.remove(storage.join(output, SUMMARY_FILE))  # an earlier run's: written again once every step is done
+    # an earlier demo's, which this run writes again: kept aside until it is done, and back if it fails on a
+    # mistake, as each step keeps its own earlier output (the summary is written once every step is done)
+    again = [SUMMARY_FILE, FIGURES_DIR, *([SYNTH_LOG] if data is None else [])]
+    common.kept_aside(output, [name for name in again if name in there])
     local = storage.local_path(output)
     scratch = tempfile.TemporaryDirectory() if local is None else None  # figures are drawn locally
     figures = (local if local is not None else Path(scratch.name)) / FIGURES_DIR  # type: ignore[union-attr]
-    shutil.rmtree(figures, ignore_errors=True)
     summary = DemoSummary(log=str(data or storage.join(output, SYNTH_LOG)), format=fmt or "aol")
     at = functools.partial(storage.join, output)
     start = time.perf_counter()
