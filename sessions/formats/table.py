@@ -23,7 +23,9 @@ import re
 from collections.abc import Generator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
+import numpy as np
 import polars as pl
 import pyarrow as pa
 
@@ -33,6 +35,7 @@ from sessions.formats.base import Columns, LogFormat, column_index
 from sessions.formats.columnar import JsonLinesFormat, ParquetFormat, open_parquet
 from sessions.formats.delimited import DelimitedFormat
 from sessions.formats.options import DEFAULT_READ, ReadOptions
+from sessions.records import MAX_RECORD_BYTES
 from sessions.times import UTC_TIMES, TimeOptions, to_utc
 
 # What exporters write for a missing value (matched whatever the case): Postgres' and
@@ -48,6 +51,7 @@ CSV_SEPARATORS = (",", ";", "\t", "|")  # a CSV's field separators, in the order
 _QUOTED_FIELD = re.compile(r'"(?:[^"]|"")*"')
 _LINE_END = re.compile(r"\r\n|\n|\r")
 _LINE_END_BYTES = re.compile(rb"\r\n|\n|\r")
+_QUOTED_TEXT = re.compile(r'(?:[^"]|"")*')  # a quoted field's text, up to the quote that closes it
 
 
 @dataclass(frozen=True)
@@ -167,21 +171,30 @@ def tsv_is_quoted(path: str | Path, mapping: ColumnMap | None = None, options: R
     quotes only where it must (pandas, Python's `csv`, polars) may write its first
     quoted field anywhere, so a window that shows nothing (no field opens with a quote,
     or none tells) is followed by the next: the header and `SNIFF_BYTES` from the next
-    line where a field opens with a quote. A file with no such line is read to its end
-    once, and raw. A stream that cannot be read (a damaged one) reads as raw from
-    there; the reader then reports the damage."""
+    line where a field opens with a quote (more, up to `MAX_RECORD_BYTES`, where one
+    record is longer). A window that says quoted on `""` alone (polars' empty text, or a
+    raw log's empty phrase) is weak: the windows after it are judged too, and any that
+    says otherwise decides. A file with no such line is read to its end once, and raw;
+    so is one whose window holds no record in either reading (times that do not read
+    with the job's settings: its rows are rejected whichever way). A stream that cannot
+    be read (a damaged one) reads as raw from there; the reader then reports the
+    damage."""
     user, time = (mapping.user, mapping.time) if mapping else (None, None)
+    quoted = False  # what the windows judged so far say: raw, or quoted on `""` alone (weak)
     try:
         with storage.open_input(path) as stream:
             windows = _sniff_windows(stream)
             text, complete = next(windows)
             while True:
-                verdict, judged = _quoting_verdict(text, complete, user=user, time=time, times=options.times)
-                if verdict is not None or complete:
-                    return bool(verdict)
-                text, complete = windows.send(judged)
+                verdict = _quoting_verdict(text, complete, user=user, time=time, times=options.times)
+                if verdict.quoted is not None and not verdict.weak:
+                    return verdict.quoted
+                quoted = quoted or bool(verdict.quoted)
+                if complete or verdict.barren:
+                    return quoted
+                text, complete = windows.send(verdict.judged)
     except (storage.DamagedStreamError, StopIteration):  # damage; or no field opens with a quote after the last window
-        return False
+        return quoted
 
 
 def _sniff_windows(stream: storage.BinaryStream) -> Generator[tuple[str, bool], int, None]:
@@ -190,7 +203,9 @@ def _sniff_windows(stream: storage.BinaryStream) -> Generator[tuple[str, bool], 
     Sent how many lines of the last window were judged (the header counted): the next
     window begins at the first line after those where a field opens with a quote
     (read on in `SCAN_BYTES` steps, memory bounded by a line). A window whose first
-    record it cannot hold whole gives way at its last line."""
+    record it cannot hold whole is judged again four times as large, up to
+    `MAX_RECORD_BYTES` (a longer record is an unclosed quote's: the reader rejects it),
+    and then gives way at its last line."""
     buf, eof = b"", False
 
     def fill(size: int) -> None:
@@ -202,13 +217,18 @@ def _sniff_windows(stream: storage.BinaryStream) -> Generator[tuple[str, bool], 
     fill(SNIFF_BYTES)
     header_end = end.end() if (end := _LINE_END_BYTES.search(buf)) else len(buf)
     header, buf = buf[:header_end], buf[header_end:]
+    size = SNIFF_BYTES
     while True:
-        fill(SNIFF_BYTES)
-        body, complete = buf[:SNIFF_BYTES], eof and len(buf) <= SNIFF_BYTES
+        fill(size)
+        body, complete = buf[:size], eof and len(buf) <= size
         judged = yield (header + body).decode("utf-8", errors="replace").removeprefix("\ufeff"), complete
         starts = [0, *(m.end() for m in _LINE_END_BYTES.finditer(body))]
         at = starts[judged - 1] if 0 < judged <= len(starts) else len(body)  # text line k is body line k - 1
-        if at == 0:  # its first record runs past the window (an unclosed quote): on from the window's last line
+        if at == 0 and size < MAX_RECORD_BYTES:  # its first record is longer than the window: a larger one
+            size *= 4
+            continue
+        size = SNIFF_BYTES
+        if at == 0:  # a record longer than any (an unclosed quote): on from the window's last line
             at = max((start for start in starts if start < len(body)), default=0) or len(body)
         at_line = at < len(body) or body.endswith((b"\n", b"\r"))  # whether `at` begins a line
         buf = buf[at:]
@@ -224,12 +244,18 @@ def _sniff_windows(stream: storage.BinaryStream) -> Generator[tuple[str, bool], 
 
 def _field_opening_quote(buf: bytes, at_line: bool) -> int:
     """Where in `buf` the first field that opens with a quote starts (after a tab or a
-    line end, or at 0 when `at_line`: `buf` begins a line), -1 if none does. (`find`:
-    a scan at memory speed; a quote inside a field is rare.)"""
-    at = buf.find(b'"')
-    while at >= 0 and not (buf[at - 1 : at] in (b"\t", b"\n", b"\r") if at else at_line):
-        at = buf.find(b'"', at + 1)
-    return at
+    line end, or at 0 when `at_line`: `buf` begins a line), -1 if none does. (One
+    vectorised pass over the quotes: a log may hold one or more inside fields on every
+    line, `12" pizza pan`.)"""
+    data = np.frombuffer(buf, dtype=np.uint8)
+    quotes = np.flatnonzero(data == ord('"'))
+    if not len(quotes):
+        return -1
+    before = data[np.maximum(quotes - 1, 0)]
+    opens = (before == ord("\t")) | (before == ord("\n")) | (before == ord("\r"))
+    opens[quotes == 0] = at_line
+    first = np.flatnonzero(opens)
+    return int(quotes[first[0]]) if len(first) else -1
 
 
 def looks_csv_quoted(
@@ -239,41 +265,55 @@ def looks_csv_quoted(
     """Whether tab-separated `text` (a file's start, header first; `complete`: the
     whole file, else its last record may be cut and is left out) is CSV-quoted: the
     verdict of `_quoting_verdict`, raw where it has none."""
-    return _quoting_verdict(text, complete, user=user, time=time, times=times)[0] is True
+    return _quoting_verdict(text, complete, user=user, time=time, times=times).quoted is True
+
+
+class _Verdict(NamedTuple):
+    """What one window of a TSV says of its quoting (`_quoting_verdict`)."""
+
+    quoted: bool | None  # None: nothing tells
+    judged: int  # the lines judged, the header counted (a cut window's last record is the next one's first)
+    weak: bool = False  # quoted on `""` fields alone
+    barren: bool = False  # no record in either reading: the job's settings read none of its rows
 
 
 def _quoting_verdict(
     text: str, complete: bool = True, *, user: str | None = None, time: str | None = None,
     times: TimeOptions = UTC_TIMES,
-) -> tuple[bool | None, int]:  # fmt: skip
+) -> _Verdict:  # fmt: skip
     """Whether tab-separated `text` (a header line, then lines of the file; `complete`:
     they run to the file's end, else the last record may be cut and is left out) is
-    CSV-quoted, or None when nothing in it tells; and how many of its lines were judged
-    (the header counted; a cut window's last record starts the next).
+    CSV-quoted, or None when nothing in it tells; how many of its lines were judged
+    (the header counted; a cut window's last record starts the next); whether the
+    verdict is weak, or the window barren (`_Verdict`).
 
     Yes when every name of the header is in double quotes (a writer that quotes every
     field, or every text: `QUOTE_ALL`, `QUOTE_NONNUMERIC`). Else the body is read both
     ways, split at every tab and line end (raw) and by Python's `csv` (quoted), and
     each reading is scored by its records less the lines it cannot read as one, a
     record being the header's number of fields with a `user` not blank and a `time`
-    read as a time (`sessions.times.to_utc` with `times`). The higher score wins: a
-    tab or a line break in a quoted text costs the raw reading lines; an unclosed
-    quote in a raw log costs the quoted reading the records it runs together (a quoted
-    text whose later lines read raw as a record is none: `_holds_a_record_start`); a
-    text's line break followed by tabs leaves raw pieces that are no records. A row
-    bad in itself (a time that is no time, a blank user, `""` for one) costs both
-    readings alike, so it decides nothing. When the two score the same, only quoting's
-    own marks tell, on the lines the raw reading reads as records: some field in quotes
-    with a quote doubled inside (`"12"" pizza"`), or empty (`""`: polars' empty text),
-    and none that contradicts quoting (`"best" pizza places`, or `"new york"`, which a
-    writer quoting only where it must never writes: a raw log's phrase query); without
-    them, raw: a raw reading keeps every character, and its misfits are rejected with
-    their reason; None when there are no marks either way, as where no field opens
-    with a quote (a window of such lines tells nothing: both readings read it alike)."""
+    read as a time (`sessions.times.to_utc` with `times`): a tab or a line break in a
+    quoted text costs the raw reading lines; an unclosed quote in a raw log costs the
+    quoted reading the records it runs together (a quoted text holding a line that
+    reads raw as a record is none: `_holding_a_record_start`); a text's line break
+    followed by tabs leaves raw pieces that are no records. A row bad in itself (a time
+    that is no time, a blank user, `""` for one) costs both readings alike, so it
+    decides nothing. To the difference of the scores, quoting's own marks add, on the
+    lines both readings read as one record each: +1 for each line with a field only a
+    CSV writer makes (in quotes, a quote doubled inside: `"12"" pizza"`) and none no
+    CSV writer makes, -1 for each line with a field no CSV writer makes (`"best" pizza
+    places`, or `"new york"`, which a writer quoting only where it must never writes: a
+    raw log's phrase query). The sign decides (one text holding a pasted record weighs
+    as one line against the marks of the rest). At 0, quoted if the fields in quotes
+    are all a writer's, weakly so when they are only `""` (polars' empty text, or a raw
+    log's empty phrase); else raw, as a raw reading keeps every character and its
+    misfits are rejected with their reason; None without marks (a window where no field
+    opens with a quote tells nothing: both readings read it alike), and barren when
+    neither reading has a single record."""
     lines = _LINE_END.split(text)
     names = lines[0].split("\t")
     if all(len(name) >= 2 and name[0] == name[-1] == '"' for name in names):
-        return True, len(lines)
+        return _Verdict(True, len(lines))
     if len(text) > csv.field_size_limit():  # (131,072 by default; raised, never lowered: see sessions.fields)
         csv.field_size_limit(len(text))
     records: list[tuple[list[str], int, int]] = []  # each record, the line it begins on, how many lines it spans
@@ -285,39 +325,56 @@ def _quoting_verdict(
             last_start, read = read, reader.line_num
             records.append((record, last_start, read - last_start))
     except csv.Error:  # a NUL: not a file a CSV writer wrote
-        return False, len(lines)
+        return _Verdict(False, len(lines))
     # a cut sample: its last record is left out, in both readings (a quoted text may span lines)
     end = len(lines) if complete else last_start
     # blank lines and the header repeated (parts joined with `cat`) are neither's evidence: the reader skips them
-    raw = [fields for line in lines[1:end] if line and (fields := line.split("\t")) != names]
+    raw_lines = [(k, cut) for k, line in enumerate(lines[1:end], 1) if line and (cut := line.split("\t")) != names]
+    raw = [fields for _, fields in raw_lines]
     quoted = [r for r in records[1 : None if complete else -1] if r[0] and r[0] != names]
     raw_fit = _fits(raw, names, user, time, times, raw=True)
     raw_score = sum(raw_fit) - raw_fit.count(False)
     quoted_fit = _fits([record for record, _, _ in quoted], names, user, time, times)
-    for i, (_, start, span) in enumerate(quoted):
-        later = lines[start + 1 : start + span]
-        if quoted_fit[i] and span > 1 and _holds_a_record_start(later, names, user, time, times):
-            quoted_fit[i] = False  # a quoted text that runs raw records together: an unclosed quote in a raw log
+    spanning = [i for i, (_, _, span) in enumerate(quoted) if quoted_fit[i] and span > 1]
+    for i in _holding_a_record_start([quoted[i][1:] for i in spanning], lines, names, user, time, times):
+        quoted_fit[spanning[i]] = False  # a quoted text that runs raw records together: an unclosed quote in a raw log
     if complete and quoted and quoted[-1][0] is records[-1][0] and _unclosed(text, last_start):
         quoted_fit[-1] = False  # a quote that runs on to the end, which `csv` reads without a word: no field
     quoted_score = sum(quoted_fit) - sum(span for (_, _, span), fit in zip(quoted, quoted_fit, strict=True) if not fit)
-    if raw_score != quoted_score:
-        return quoted_score > raw_score, end
-    # quoting's marks, on the lines the raw reading reads as records (a quoted text's raw pieces say nothing)
-    marks = [_quoting_mark(f) for fields, ok in zip(raw, raw_fit, strict=True) if ok for f in fields if f[:1] == '"']
-    return (all(marks) if marks else None), end
+    if not any(raw_fit) and not any(quoted_fit):
+        return _Verdict(None, end, barren=bool(raw or quoted))
+    # quoting's marks, on the lines both readings read as one record each (a quoted text's raw pieces say nothing)
+    single = {start for _, start, span in quoted if span == 1}
+    opened = [[f for f in fields if f[:1] == '"'] for (k, fields), ok in zip(raw_lines, raw_fit, strict=True)
+              if ok and k in single]  # fmt: skip
+    marks = [_quoting_mark(f) for line in opened for f in line]
+    # a line only a CSV writer makes (a quote doubled inside a quoted field), and one no CSV writer makes
+    strong = sum(bool(line) and all(map(_quoting_mark, line)) and any(f != '""' for f in line) for line in opened)
+    contradicted = sum(not all(map(_quoting_mark, line)) for line in opened)
+    if tally := quoted_score - raw_score + strong - contradicted:
+        return _Verdict(tally > 0, end)
+    if not marks:
+        return _Verdict(None, end)
+    return _Verdict(all(marks), end, weak=all(marks) and not strong)
 
 
-def _holds_a_record_start(
-    lines: list[str], names: list[str], user: str | None, time: str | None, times: TimeOptions
-) -> bool:
-    """Whether any of `lines` (a multi-line quoted text's later lines) reads raw as a
-    record (`_fits`: the header's number of fields, a user, a time). A text a CSV
-    writer quoted holds line breaks, rarely whole records; an unclosed quote in a raw
-    log runs on over the records after it. Without a user and a time to tell by, no."""
-    if user not in names or time not in names:
-        return False
-    return any(_fits([line.split("\t") for line in lines], names, user, time, times, raw=True))
+def _holding_a_record_start(
+    spans: list[tuple[int, int]], lines: list[str], names: list[str], user: str | None, time: str | None,
+    times: TimeOptions,
+) -> list[int]:  # fmt: skip
+    """Which of the multi-line records at `spans` (the line each begins on, how many it
+    spans) hold a line that reads raw as a record (`_fits`: the header's number of
+    fields, a user, a time): of their lines after the first, the last up to the quote
+    that closes the text (what follows it is the rest of its own record, as where the
+    text is the first column). A text a CSV writer quoted holds line breaks, rarely
+    whole records; an unclosed quote in a raw log runs on over the records after it.
+    Without a user and a time to tell by, none. One reading of all their lines."""
+    if user not in names or time not in names or not spans:
+        return []
+    later = [[*lines[start + 1 : start + span - 1], _QUOTED_TEXT.match(lines[start + span - 1]).group()]  # type: ignore[union-attr]
+             for start, span in spans]  # fmt: skip
+    fits = iter(_fits([line.split("\t") for text in later for line in text], names, user, time, times, raw=True))
+    return [k for k, text in enumerate(later) if any([next(fits) for _ in text])]
 
 
 def _blank(value: str, raw: bool = False) -> bool:

@@ -303,8 +303,11 @@ BAD_TIMES = ["2023-02-30 10:00:00", "yesterday", "2023", "10:00:00", "2023-03-01
     quoting=st.sampled_from([csv.QUOTE_MINIMAL, csv.QUOTE_ALL, csv.QUOTE_NONNUMERIC]),
     bad=st.lists(st.tuples(st.integers(0, 15), st.sampled_from(["time", "user"])), max_size=3),
     plain=st.integers(0, 40), window=st.sampled_from([SNIFF_BYTES, 160, 500]),
+    order=st.permutations([0, 1, 2]), long=st.booleans(),
 )  # fmt: skip
-def test_a_tsv_written_with_csv_quoting_reads_back_every_text(tmp_path_factory, queries, quoting, bad, plain, window):
+def test_a_tsv_written_with_csv_quoting_reads_back_every_text(
+    tmp_path_factory, queries, quoting, bad, plain, window, order, long
+):
     """pandas' `to_csv(sep="\t")`, Python's csv and polars quote a TSV's fields as CSV does:
     such a file is read as they wrote it (a quote, a tab, a line break inside a text),
     with the file named in the report; a raw TSV is read raw (the test above). Rows bad
@@ -312,18 +315,22 @@ def test_a_tsv_written_with_csv_quoting_reads_back_every_text(tmp_path_factory, 
     their reason and change how no other row is read (a helper's find: one such row
     among a pandas TSV's first rows had the whole file read raw, its texts with their
     quotes doubled). However many rows need no quotes before the first that does, past
-    the first window (`SNIFF_BYTES`, drawn small here, so that windows follow windows)."""
+    the first window (`SNIFF_BYTES`, drawn small here, so that windows follow windows);
+    in any order of the columns (the breaking helper's find: with the text first, the
+    last line of a multi-line text holds the rest of its record and was taken for an
+    unclosed quote's run, so every such text was cut to its last line); with a text
+    longer than a window."""
     from sessions.formats.table import READ_AS_QUOTED
 
     tmp = tmp_path_factory.mktemp("tsvq")
-    queries = [f"plain {i}" for i in range(plain)] + queries
+    queries = [f"plain {i}" for i in range(plain)] + queries + (["a long text\n" * 60 + "end"] if long else [])
     rows = [["1001", f"2023-01-05 10:{i:02d}:00", q] for i, q in enumerate(queries)]
     for at, kind in sorted(bad, reverse=True):
         rows.insert(min(at, len(rows)), ["1001", "not a time", "bad"] if kind == "time" else ["", "2023-01-05", "bad"])
     buf = io.StringIO()
     writer = csv.writer(buf, delimiter="\t", quoting=quoting, lineterminator="\n")
-    writer.writerow(["u", "t", "q"])
-    writer.writerows(rows)
+    writer.writerow([["u", "t", "q"][k] for k in order])
+    writer.writerows([row[k] for k in order] for row in rows)
     with mock.patch("sessions.formats.table.SNIFF_BYTES", window):
         report, events, rejected = ingest_bytes(tmp, "tsv", buf.getvalue().encode())
     assert sorted(rejected["reason"].to_list()) == sorted(Reason.BAD_TIME if k == "time" else Reason.EMPTY_USER
@@ -474,12 +481,60 @@ def test_a_pandas_tsv_whose_first_quoted_text_comes_past_the_first_window_is_rea
         ('u\tt\tq\n1\t2023-01-05\t"x ""y"" z', False, False),  # nothing whole to tell by
         ("u\tt\tq\n", True, False),
         ('u\tt\tq\n1\t2023-01-05\t"\nu\tt\tq\n1\t2023-01-05\ta\n', True, False),  # a repeated header is no record
+        # the second breaking helper's finds: the text first (its last line holds the rest of its record); one text
+        # holding a pasted record against the marks of many; `""` alone is weak (a raw log's empty phrase too)
+        ('q\tu\tt\n"first\nsecond"\t1\t2023-01-05\nplain\t1\t2023-01-05\n', True, True),
+        (
+            "u\tt\tq\n" + '1\t2023-01-05\t"a ""b"" c"\n' * 6 + '1\t2023-01-05\t"why\nbob\t2023-01-05\tlogin"\n',
+            True,
+            True,
+        ),
+        (
+            "u\tt\tq\n" + '1\t2023-01-05\t"a ""b"" c"\n' * 2 + '1\t2023-01-05\t"why\nbob\t2023-01-05\tlogin"\n',
+            True,
+            False,
+        ),
+        ('u\tt\tq\n1\t2023-01-05\t""\n1\t2023-01-05\t"new york" pizza\n', True, False),
     ],
 )
 def test_a_tsv_is_read_raw_unless_its_start_shows_csv_quoting(start, complete, quoted):
     from sessions.formats.table import looks_csv_quoted
 
     assert looks_csv_quoted(start, complete, user="u", time="t") is quoted
+
+
+def test_a_window_that_says_quoted_on_empty_fields_alone_is_outweighed_by_any_later_one(tmp_path):
+    """The breaking helper's raw log: the query `""` at row 100 and phrase queries past the
+    first window, `"new york" pizza`: read quoted, the phrases lost their quotes. `""`
+    alone is weak (a raw log's empty phrase, or polars' empty text): the windows after
+    it are judged too. A polars TSV whose only quoted field is an empty text is quoted."""
+    from sessions.formats.table import ColumnMap, tsv_is_quoted
+
+    mapping = ColumnMap.parse("user=u,time=t,text=q")
+    lines = [f"u{i % 7}\t2023-01-05 10:{i // 60 % 60:02d}:{i % 60:02d}\tquery {i}" for i in range(400)]
+    raw = [*lines[:5], '7\t2023-01-05 11:00:00\t""', *lines[5:], '7\t2023-01-05 12:00:00\t"new york" pizza']
+    (tmp_path / "raw.tsv").write_text("u\tt\tq\n" + "\n".join(raw) + "\n")
+    (tmp_path / "polars.tsv").write_text("u\tt\tq\n" + "\n".join(raw[:-1]) + "\n")
+    with mock.patch("sessions.formats.table.SNIFF_BYTES", 500):
+        assert not tsv_is_quoted(tmp_path / "raw.tsv", mapping)
+        assert tsv_is_quoted(tmp_path / "polars.tsv", mapping)
+
+
+def test_a_window_where_no_row_reads_as_a_record_ends_the_search(tmp_path):
+    """Times that do not read with the job's settings (a `--time-format` forgotten):
+    no window could tell, and each was judged in full, 26 s for 49 MiB before the job
+    failed on its bad times. The first window without a record in either reading ends
+    the search: raw, and the reader rejects the rows with their reason."""
+    from sessions.formats import table
+
+    (tmp_path / "t.tsv").write_text("u\tt\tq\n" + 'u1\t05/01/2023\t"new york" things\n' * 5_000)
+    mapping = table.ColumnMap.parse("user=u,time=t,text=q")
+    with (
+        mock.patch.object(table, "_quoting_verdict", wraps=table._quoting_verdict) as judged,
+        mock.patch.object(table, "SNIFF_BYTES", 2_000),
+    ):
+        assert not table.tsv_is_quoted(tmp_path / "t.tsv", mapping)
+    assert judged.call_count == 1
 
 
 def write_table(path, rows: list[dict], kind: str) -> None:
