@@ -20,6 +20,9 @@ records only: the bytes with invalid sequences as `\\xNN` escapes, so nothing is
 `unclosed` (true only for a record in which a quoted field is left open: still open
 at the end of the file or `MAX_RECORD_BYTES` on, or "closed" only by a quote inside
 the text of a later line) and
+`escaped` (true only for a record in which a quoted field is closed by a quote after a
+backslash and text follows it: `"say \\"hi\\" now"`, a quote escaped with a backslash, as
+R's `write.table` writes by default, which CSV does not read) and
 `damaged` (true only for what follows the last complete record of a compressed file
 whose stream breaks off, an interrupted download: see `iter_blocks`).
 
@@ -52,6 +55,7 @@ RECORD_SCHEMA: dict[str, pl.DataType] = {
     "undecodable": pl.String(),
     "terminated": pl.Boolean(),
     "unclosed": pl.Boolean(),
+    "escaped": pl.Boolean(),
     "damaged": pl.Boolean(),
 }
 
@@ -230,25 +234,28 @@ def iter_records(
 
 def _quote_ok_newlines(
     arr: np.ndarray, newlines: np.ndarray, quote: str | None, sep: str
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Positions of the newlines that end a record (not inside a quoted field), and the
     openings of the quoted fields left open: one still open at the end of `arr` (in its
     last record), and one that runs over a line end to a quote followed by more text, not
     a separator or a line end. That quote is text of a later line (`"opens` ... `has a
     "quote" inside`), where Python's csv in strict mode stops; read on, it took the lines
-    between as one field."""
+    between as one field. Third, the openings of the quoted fields closed by a quote after
+    a backslash with text after it (`"say \\"hi\\" now"`: a backslash-escaping dialect, as
+    R's `write.table` writes by default; read as CSV, the text would lose its quote)."""
     if quote is None:
-        return newlines, newlines[:0]
+        return newlines, newlines[:0], newlines[:0]
     opens, closes = quoted_spans(arr, quote, sep)
     if not len(opens):
-        return newlines, opens
+        return newlines, opens, opens
     span = np.searchsorted(opens, newlines, side="right") - 1
     inside = (span >= 0) & (newlines < closes[np.maximum(span, 0)])
     after = arr[np.minimum(closes + 1, len(arr) - 1)]
     text_after = (closes + 1 < len(arr)) & (after != ord(sep)) & (after != _NEWLINE) & (after != ord("\r"))
     spans_lines = np.searchsorted(newlines, opens) < np.searchsorted(newlines, closes)
     left_open = (closes == len(arr)) | (text_after & spans_lines)
-    return newlines[~inside], opens[left_open]
+    escaped = text_after & (arr[np.maximum(closes - 1, 0)] == ord("\\")) & (closes > opens + 1)
+    return newlines[~inside], opens[left_open], opens[escaped & ~left_open]
 
 
 def quoted_spans(arr: np.ndarray, quote: str, sep: str) -> tuple[np.ndarray, np.ndarray]:
@@ -289,7 +296,7 @@ def _last_record_end(buf: bytes, newlines: np.ndarray, quote: str | None, sep: s
     start), 0 if there is none yet. A record still open `MAX_RECORD_BYTES` after its
     start (an unclosed quote) ends at the first newline past that point, wherever the
     blocks of the file fall."""
-    ends, _ = _quote_ok_newlines(np.frombuffer(buf, dtype=np.uint8), newlines, quote, sep)
+    ends, _, _ = _quote_ok_newlines(np.frombuffer(buf, dtype=np.uint8), newlines, quote, sep)
     if len(ends):
         return int(ends[-1]) + 1
     past = newlines[newlines >= MAX_RECORD_BYTES]
@@ -305,7 +312,7 @@ def split_records(block: Block, quote: str | None = None, sep: str = ",") -> pl.
     if len(data) >= 1 << 31:
         raise ValueError("block too large for 32-bit offsets; lower block_bytes")
     newlines = block.newlines
-    ends, left_open = _quote_ok_newlines(np.frombuffer(data, dtype=np.uint8), newlines, quote, sep)
+    ends, left_open, escaped_at = _quote_ok_newlines(np.frombuffer(data, dtype=np.uint8), newlines, quote, sep)
     terminated_last = len(ends) > 0 and ends[-1] == len(data) - 1
     if not terminated_last and not block.final:  # the reader cut inside a record: forced cut
         ends = np.append(ends, len(data) - 1)
@@ -326,6 +333,8 @@ def split_records(block: Block, quote: str | None = None, sep: str = ",") -> pl.
     terminated[-1] = terminated_last
     unclosed = np.zeros(n, dtype=bool)  # at the file's end, where `iter_blocks` cut a record open too long, or
     unclosed[np.searchsorted(starts, left_open, side="right") - 1] = True  # "closed" by a later line's text
+    escaped = np.zeros(n, dtype=bool)
+    escaped[np.searchsorted(starts, escaped_at, side="right") - 1] = True
     damaged = np.zeros(n, dtype=bool)
     damaged[-1] = block.damage is not None and not terminated_last  # the record the damage cut off
     records = pl.DataFrame(
@@ -335,6 +344,7 @@ def split_records(block: Block, quote: str | None = None, sep: str = ",") -> pl.
             "undecodable": pl.Series(undecodable, dtype=pl.String),
             "terminated": terminated,
             "unclosed": unclosed,
+            "escaped": escaped,
             "damaged": damaged,
         },
         schema=RECORD_SCHEMA,
@@ -353,7 +363,7 @@ def _damaged_rest(block: Block) -> pl.DataFrame:
     """What follows the last complete record of a broken stream, as one (empty) record."""
     return pl.DataFrame(
         {"line_no": [block.first_line + block.n_lines], "text": [""], "undecodable": [None], "terminated": [False],
-         "unclosed": [False], "damaged": [True]},
+         "unclosed": [False], "escaped": [False], "damaged": [True]},
         schema=RECORD_SCHEMA,
     )  # fmt: skip
 

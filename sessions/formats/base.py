@@ -161,6 +161,7 @@ def text_checks(
         # a quote left open: on a last line the file cut short, else a field that took every line after it
         (pl.col("unclosed") & ~pl.col("terminated") & ~text.str.contains("\n", literal=True), Reason.TRUNCATED_LINE),
         (pl.col("unclosed"), Reason.UNCLOSED_QUOTE),
+        (pl.col("escaped"), Reason.BACKSLASH_ESCAPE),
         (has_control_chars(text), Reason.CONTROL_CHARS),
         (text.str.strip_chars() == "", Reason.EMPTY_LINE),
     ]

@@ -172,6 +172,7 @@ class DelimitedFormat(LogFormat):
             line_no=pl.int_range(block.first_line, block.first_line + n, dtype=pl.Int64),
             terminated=pl.Series(terminated),
             unclosed=pl.lit(False),  # no quotes: a raw TSV
+            escaped=pl.lit(False),
             damaged=pl.lit(False),
             _n_fields=pl.lit(len(names), dtype=pl.UInt32),
         )

@@ -503,6 +503,19 @@ def test_a_tsv_is_read_raw_unless_its_start_shows_csv_quoting(start, complete, q
     assert looks_csv_quoted(start, complete, user="u", time="t") is quoted
 
 
+@pytest.mark.parametrize("kind", ["csv", "tsv"])
+def test_a_quote_escaped_with_a_backslash_is_rejected_with_its_reason_not_misread(tmp_path, kind):
+    """R's `write.table` escapes a quote with a backslash by default (`"say \\"hi\\" now"`),
+    which CSV does not read: its text was accepted as `say \\hi\\" now"`, silently. Such a
+    row is now rejected as `backslash_escape`, and the others read as written."""
+    sep = "," if kind == "csv" else "\t"
+    rows = [["u1", "2024-01-01 10:00:00", 'say \\"hi\\" now'], ["u1", "2024-01-01 10:01:00", "plain, a \\ b"]]
+    text = sep.join(['"u"', '"t"', '"q"']) + "\n" + "".join(sep.join(f'"{f}"' for f in row) + "\n" for row in rows)
+    _, events, rejected = ingest_bytes(tmp_path, kind, text.encode())
+    assert events["query"].to_list() == ["plain, a \\ b"]
+    assert rejected.select("line_no", "reason").rows() == [(2, Reason.BACKSLASH_ESCAPE)]
+
+
 def test_a_window_that_says_quoted_on_empty_fields_alone_is_outweighed_by_any_later_one(tmp_path):
     """The breaking helper's raw log: the query `""` at row 100 and phrase queries past the
     first window, `"new york" pizza`: read quoted, the phrases lost their quotes. `""`

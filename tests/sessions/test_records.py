@@ -121,7 +121,7 @@ def test_a_quote_left_open_makes_its_record_the_last_and_unclosed(tmp_path_facto
 # Any text at all of these pieces, well-formed CSV or not (stray and unbalanced quotes,
 # text after a closing quote, CRLF inside and outside quotes); no bare "\r", which csv
 # takes as a line end of its own.
-csv_text = st.lists(st.sampled_from(["a", "b", " ", ",", '"', '""', "\n", "\r\n", "é", '12" pan']), max_size=60)
+csv_text = st.lists(st.sampled_from(["a", "b", " ", ",", '"', '""', "\n", "\r\n", "é", '12" pan', "\\"]), max_size=60)
 
 
 @settings(max_examples=200, deadline=None)
@@ -160,6 +160,10 @@ def test_a_record_is_left_open_only_where_pythons_strict_csv_stops(tmp_path_fact
     for record, left_open in zip(df["text"], df["unclosed"], strict=True):
         assert not (left_open and strict_reads(record))
     assert not (strict_reads(text) and df["unclosed"].any())
+    # the same of `escaped`: a quoted field closed by a quote after a backslash, text after it
+    for record, escaped in zip(df["text"], df["escaped"], strict=True):
+        assert not (escaped and strict_reads(record))
+    assert not (strict_reads(text) and df["escaped"].any())
 
 
 @settings(max_examples=200, deadline=None)

@@ -42,6 +42,10 @@ def ingest_rows(report: dict) -> dict:
         from sessions.records import not_utf8_advice
 
         rows["  bad_encoding: records not UTF-8 text"] = not_utf8_advice(b"")
+    if report.get("rejected_by_reason", {}).get("backslash_escape"):  # R's write.table: its rows with a quote
+        from workflows.jobs.common import BACKSLASH_ADVICE
+
+        rows["  backslash_escape: quotes escaped with a backslash"] = BACKSLASH_ADVICE
     for skipped in report.get("skipped_files", []):
         rows[f"  skipped {skipped['path']}"] = skipped["reason"]
     read_as: dict[str, list[str]] = {}  # how a TSV table was read: each file's, a count where many read alike

@@ -223,12 +223,17 @@ def nothing_read(report: dict, rejected: pl.LazyFrame | pl.DataFrame | None) -> 
     )
 
 
+BACKSLASH_ADVICE = (
+    "its quotes are escaped with a backslash (R's write.table writes so by default), which CSV does "
+    'not read: write it with quotes doubled (write.table(..., qmethod = "double"), or write.csv)'
+)
 _NOTHING_READ_CAUSE = {  # why no record of a log was read, by the reason most of them were rejected for
     "bad_time": "a wrong --format or --map (another column read as the time) is the usual cause, or times "
     "in a form read only with a --time-format (e.g. --time-format '%d/%m/%Y %H:%M' for 05/01/2023 10:00)",
     "truncated_line": "the input ends inside its first record: it is cut short",
     "truncated_stream": "the compressed input is cut short or damaged before its first whole record",
     "bad_encoding": "the input is not UTF-8 text (convert it, e.g. with iconv)",
+    "backslash_escape": BACKSLASH_ADVICE,
     "unclosed_quote": "a quote in its first record opens a field that nothing closes, so the rest of the file "
     "ran into it: close that quote (inside a quoted field CSV doubles a quote)",
     "control_chars": "text full of control bytes is often UTF-16 (Excel's Unicode Text): convert it to UTF-8, "
