@@ -38,7 +38,8 @@ REPORT = "report.json"
 REJECTED = "rejected.parquet"  # the rows a job could not read, with their reasons
 STAGING_PREFIX = ".staging-"  # working directories of a run inside its output (distributed jobs), with an id:
 STAGING_NAME = re.compile(r"\.staging-[0-9a-f]{8}")  # `workflows.distributed.staging.staging_dir`'s
-PREVIOUS_NAME = re.compile(r"\.previous-[0-9a-f]{8}")  # an earlier run's output, kept while a rerun runs (`set_aside`)
+PREVIOUS_NAME = re.compile(r"\.previous-[0-9a-f]{12}")  # an earlier run's output, kept while a rerun runs (`set_aside`)
+PREVIOUS_MARKER = "set-aside.json"  # written first into what `set_aside` keeps: a user's `.previous-*` has none
 # The table each sessionflow job writes -> that job: annotate's ANNOTATIONS_FILE (first: it sits beside sessions),
 # score's SCORES_FILE, segment's SESSIONS_FILE, ingest's EVENTS_FILE, mine's PAIRS_FILE (a test keeps them equal).
 # A directory is known by them; without a report, one is what a killed run left.
@@ -428,6 +429,9 @@ def claim_output(
     report, writes = storage.join(out, REPORT), {produces, *also, REJECTED, REPORT}
     # what this job replaces, and what it deletes as another job's (under --overwrite)
     refuse_foreign_tables(out, {produces, *also, REJECTED, *JOB_TABLES} - set(JOB_WORK))
+    kept = None if storage.exists(report) else previous_output(out)
+    if kept is not None and kept not in _SET_ASIDE_HERE:  # a rerun stopped or killed: its earlier output back, judged
+        restore_previous(out, {*JOB_TABLES, REJECTED, REPORT})
     for name in set(also) & set(JOB_WORK):  # this job's work, which it resumes from or deletes
         if storage.exists(storage.join(out, name)) and not is_job_work(storage.join(out, name)):
             raise ValueError(f"--output {out}: its {name} is no job's work (no {WORK_MARKER}), which this job would "
@@ -532,56 +536,73 @@ def job_report_outputs(out: str) -> dict[str, str]:
 
 def set_aside(out: str, names: Sequence[str] | None = None) -> str:
     """Move an earlier run's output in the local directory `out` into a hidden
-    `out/.previous-<8 hex>/`, renamed, not copied, so that a rerun that fails on a
+    `out/.previous-<12 hex>/`, renamed, not copied, so that a rerun that fails on a
     user's mistake can leave it as it was (`restore_previous`): the entries `names`
-    that are there, or by default the output of the job whose report is in `out` (the
-    tables its report lists, each checked to be a job's table, then the report).
-    Returns that directory. ValueError as `remove_outputs_of`."""
+    that are there, or by default the output of the job whose report is in `out` (its
+    report first, so that a stop midway leaves nothing that looks finished, then the
+    tables its report lists, each checked to be a job's table). Its `PREVIOUS_MARKER`
+    lists them, and says once all are moved. Returns that directory. ValueError as
+    `remove_outputs_of`."""
     local = storage.local_path(out)
     assert local is not None, f"{out}: set aside on a local filesystem only"
     if names is None:
         tables = [name for name in job_report_outputs(out) if name in {*JOB_TABLES, REJECTED}]
         refuse_foreign_tables(out, tables)
-        names = [*tables, REPORT]
-    aside = local / f".previous-{uuid.uuid4().hex[:8]}"
+        names = [REPORT, *tables]
+    names = [name for name in names if os.path.lexists(local / name)]
+    aside = local / f".previous-{uuid.uuid4().hex[:12]}"
     aside.mkdir()
+    marker = aside / PREVIOUS_MARKER
+    marker.write_text(json.dumps({"names": names, "complete": False}))
     for name in names:
-        if os.path.lexists(local / name):
-            os.rename(local / name, aside / name)
+        os.rename(local / name, aside / name)
+    storage.write_text(json.dumps({"names": names, "complete": True}), str(marker))
+    _SET_ASIDE_HERE.add(str(aside))
     return str(aside)
 
 
+_SET_ASIDE_HERE: set[str] = set()  # what this process set aside: not a killed run's (a job claims twice: CLI, engine)
+
+
 def previous_output(out: str) -> str | None:
-    """The earlier output `set_aside` keeps in `out`, if any."""
+    """The earlier output `set_aside` keeps in `out` (a `.previous-<12 hex>/` holding its
+    marker), if any."""
     local = storage.local_path(out)
     if local is None or not local.is_dir():
         return None
-    return next((str(p) for p in sorted(local.iterdir()) if PREVIOUS_NAME.fullmatch(p.name) and p.is_dir()), None)
+    kept = (p for p in sorted(local.iterdir()) if PREVIOUS_NAME.fullmatch(p.name) and (p / PREVIOUS_MARKER).is_file())
+    return str(next(kept, "")) or None
 
 
 def restore_previous(out: str, writes: Collection[str]) -> None:
-    """Put back in `out` the earlier output `set_aside` kept there, after deleting what a
-    failed run wrote under the names it `writes` and under the names kept (tables each
-    checked to be a job's table). Nothing when none is kept."""
+    """Put back in `out` the earlier output `set_aside` kept there. Once all of it was
+    moved, a run may have written since: first delete what it wrote under the names it
+    `writes` and under the names kept (tables each checked to be a job's table). A stop
+    while it was being moved left the rest in place: nothing is deleted then. Nothing
+    when none is kept."""
     if (aside := previous_output(out)) is None:
         return
-    local, kept = Path(out), sorted(os.listdir(aside))
-    for name in {*writes, *kept}:
+    local, kept_at = storage.local_path(out), Path(aside)
+    assert local is not None
+    marker = json.loads((kept_at / PREVIOUS_MARKER).read_text())
+    kept = [name for name in marker["names"] if os.path.lexists(kept_at / name)]
+    for name in {*writes, *kept} if marker["complete"] else ():
         if name in {*JOB_TABLES, REJECTED}:
             remove_table(storage.join(out, name))
-        else:  # a report, a figure: what this job writes itself
+        else:  # a report, a figure: what the job writes itself
             storage.remove(storage.join(out, name))
     for name in kept:
-        os.rename(Path(aside) / name, local / name)
-    os.rmdir(aside)
+        os.rename(kept_at / name, local / name)
+    storage.remove(aside)
+    _SET_ASIDE_HERE.discard(aside)
 
 
 def discard_previous(out: str) -> None:
     """Delete the earlier outputs kept aside in `out` (`set_aside`): once the run that
     replaced them is done, or when a finished output is set aside in their place."""
-    local = storage.local_path(out)
-    if local is not None and local.is_dir():
-        storage.remove_leftovers(out, [PREVIOUS_NAME])
+    while (aside := previous_output(out)) is not None:
+        storage.remove(aside)
+        _SET_ASIDE_HERE.discard(aside)
 
 
 def check_apart(out: str | Path, inputs: Sequence[str | Path]) -> None:

@@ -366,7 +366,8 @@ def broken_link(location: str) -> str:
     except OSError as err:
         if err.errno == errno.ELOOP:
             return "a symbolic link that loops"
-    return f"a symbolic link to {os.readlink(location)}, which does not exist"
+        return f"a symbolic link to {os.readlink(location)}, which does not exist"
+    return ""  # it reaches its target
 
 
 def _missing_bucket(location: str) -> str:

@@ -342,6 +342,100 @@ def test_a_rerun_that_ends_well_or_is_killed_keeps_no_earlier_output_for_long(do
     assert again.exit_code == 0 and not list((done / "sessions").glob(".*"))
 
 
+def killed_rerun(out: Path, produces: str, stop_at_rename: int | None = None, monkeypatch=None) -> None:
+    """What a rerun killed after its claim leaves (as a new process finds it): the earlier
+    output set aside, and a part of its own table; or, with `stop_at_rename`, a claim
+    stopped while it was moving the earlier output aside."""
+    from sessions import io
+
+    if stop_at_rename is not None:
+        renamed, rename = [], os.rename
+
+        def stopping(a, b):
+            renamed.append(a)
+            if len(renamed) == stop_at_rename:
+                raise KeyboardInterrupt
+            rename(a, b)
+
+        monkeypatch.setattr(io.os, "rename", stopping)
+        with pytest.raises(KeyboardInterrupt):
+            io.claim_output(out, produces, keep_previous=True)
+        monkeypatch.setattr(io.os, "rename", rename)
+    else:
+        io.claim_output(out, produces, keep_previous=True)
+        (out / produces).mkdir()
+        (out / produces / ".part-0badf00d-00000.parquet.tmp-0123456789ab").write_text("half")
+    io._SET_ASIDE_HERE.clear()  # another process's
+
+
+def test_a_killed_reruns_earlier_output_is_back_before_another_job_may_take_the_directory(done):
+    """The breaking helper's find: after a killed rerun of `segment`, `ingest` took the
+    directory without --overwrite and deleted the earlier output kept aside."""
+    before = snapshot(done / "sessions")
+    killed_rerun(done / "sessions", "sessions.parquet")
+    result = sessionflow("ingest", done / "logs", "-f", "aol", "-o", done / "sessions", "--engine", "local")
+    assert result.exit_code == 2 and "holds another job's output" in result.output, result.output
+    assert snapshot(done / "sessions") == before and not list((done / "sessions").glob(".*"))
+
+
+def test_a_claim_stopped_while_setting_aside_loses_nothing(done, monkeypatch):
+    """Stopped between its renames, the claim left the report in place and some tables
+    aside, and the next run deleted them as a finished output's leftovers."""
+    (done / "bad.tsv").write_text("x\ty\tnot a time\t\t\n")
+    before = snapshot(done / "events")
+    killed_rerun(done / "events", "events.parquet", stop_at_rename=2, monkeypatch=monkeypatch)
+    result = sessionflow("ingest", done / "bad.tsv", "-f", "aol", "-o", done / "events", "--engine", "local")
+    assert result.exit_code == 2 and "nothing could be read" in result.output, result.output
+    assert snapshot(done / "events") == before and not list((done / "events").glob(".*"))
+
+
+def test_a_failed_rerun_restores_the_earlier_output_given_as_a_file_uri_or_failing_in_its_claim(done, monkeypatch):
+    """`-o file:///...` failed to put it back (a path taken for the URI); a user's error
+    raised by the claim itself, after it set the output aside, did not put it back."""
+    from sessions import storage
+
+    (done / "bad.tsv").write_text("x\ty\tnot a time\t\t\n")
+    before = snapshot(done / "events")
+    result = sessionflow(
+        "ingest", done / "bad.tsv", "-f", "aol", "-o", f"file://{done / 'events'}", "--engine", "local"
+    )
+    assert result.exit_code == 2 and "nothing could be read" in result.output, result.output
+    assert snapshot(done / "events") == before
+
+    def unwritable(location, what):
+        raise ValueError(f"{what} {location}: cannot be written")
+
+    monkeypatch.setattr(storage, "check_writable_dir", unwritable)
+    result = sessionflow("ingest", done / "logs", "-f", "aol", "-o", done / "events", "--engine", "local")
+    assert result.exit_code == 2 and "cannot be written" in result.output, result.output
+    assert snapshot(done / "events") == before and not list((done / "events").glob(".*"))
+
+
+def test_a_users_hidden_directory_named_like_a_kept_output_is_theirs(done):
+    """A dated backup `.previous-20261205/` was deleted by a run that ended well, and
+    emptied into the output by one that failed."""
+    (done / "bad.tsv").write_text("x\ty\tnot a time\t\t\n")
+    for name in (".previous-20261205", ".previous-0123456789ab"):
+        (done / "events" / name).mkdir()
+        (done / "events" / name / "report.json").write_text("{}")
+    before = snapshot(done / "events")
+    failed = sessionflow("ingest", done / "bad.tsv", "-f", "aol", "-o", done / "events", "--engine", "local")
+    assert failed.exit_code == 2 and snapshot(done / "events") == before
+    ended = sessionflow("ingest", done / "logs", "-f", "aol", "-o", done / "events", "--engine", "local")
+    assert ended.exit_code == 0 and sorted(p.name for p in (done / "events").glob(".*")) == [
+        ".previous-0123456789ab", ".previous-20261205"]  # fmt: skip
+
+
+def test_an_output_that_is_a_link_to_a_directory_is_written_there(done):
+    """Every output given as a symbolic link to a directory was refused as a link to one
+    that does not exist."""
+    (done / "real").mkdir()
+    (done / "link").symlink_to(done / "real")
+    result = sessionflow("ingest", done / "logs", "-f", "aol", "-o", done / "link", "--engine", "local")
+    assert result.exit_code == 0, result.output
+    assert (done / "real" / "report.json").is_file()
+
+
 def test_a_figure_goes_to_a_uri(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     gold = "\n".join(f"{i};7;query {i};;01/03/2006 10:0{i};{1141207200 + 60 * i};s{i // 2}" for i in range(6))

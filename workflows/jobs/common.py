@@ -344,14 +344,16 @@ def output_dir(value: str | None, produces: str | None = None, overwrite: bool =
     holds another job's output or other files (unless `overwrite`: `sessions.io.
     refuse_other_files`); FileNotFoundError when an input is missing; StorageError
     when a filesystem cannot be reached."""
+    from sessions import storage
     from sessions.io import JOB_WORK, REJECTED, REPORT, claim_output, refuse_other_files
 
     location = check_output(value, inputs)
     created = _first_missing(location)  # what a failure deletes again (`nothing_left_on_error`)
     if produces:
         refuse_other_files(location, produces, overwrite)
+        # before the claim: what it sets aside comes back if it then fails on a user's error too
+        _REPLACED.append((storage.absolute(location), {produces, *also, REJECTED, REPORT} - set(JOB_WORK)))
         location = claim_output(location, produces, overwrite, inputs, also, keep_previous=True)
-        _REPLACED.append((location, {produces, *also, REJECTED, REPORT} - set(JOB_WORK)))
     if created:
         _CREATED.append(created)
     return location
