@@ -37,7 +37,8 @@ MANIFEST = "_manifest.json"
 REPORT = "report.json"
 REJECTED = "rejected.parquet"  # the rows a job could not read, with their reasons
 STAGING_PREFIX = ".staging-"  # working directories of a run inside its output (distributed jobs), with an id:
-STAGING_NAME = re.compile(r"\.staging-[0-9a-f]{8}")  # `workflows.distributed.staging.staging_dir`'s
+STAGING_NAME = re.compile(r"\.staging-[0-9a-f]{12}")  # `workflows.distributed.staging.staging_dir`'s
+STAGING_MARKER = "staging.json"  # written first into a staging directory: a user's `.staging-*` has none
 PREVIOUS_NAME = re.compile(r"\.previous-[0-9a-f]{12}")  # an earlier run's output, kept while a rerun runs (`set_aside`)
 PREVIOUS_MARKER = "set-aside.json"  # written first into what `set_aside` keeps: a user's `.previous-*` has none
 # The table each sessionflow job writes -> that job: annotate's ANNOTATIONS_FILE (first: it sits beside sessions),
@@ -461,7 +462,8 @@ def claim_output(
             storage.remove(storage.join(out, name))
     storage.remove(report)
     storage.check_writable_dir(out, "--output")  # made, and written to once: refused in one line if it cannot be
-    storage.remove_leftovers(out, [STAGING_NAME])  # staging and temporary files of earlier runs that were killed
+    # staging and temporary files of earlier runs that were killed
+    storage.remove_leftovers(out, [STAGING_NAME], marker=STAGING_MARKER)
     return out
 
 

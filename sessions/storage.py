@@ -304,15 +304,20 @@ def list_names(location: str | os.PathLike) -> list[str]:
 TEMPORARY = re.compile(r"\..+\.tmp-[0-9a-f]{12}")  # `open_output`'s temporary name of a file it writes
 
 
-def remove_leftovers(location: str | os.PathLike, patterns: Sequence[re.Pattern] = ()) -> list[str]:
+def remove_leftovers(
+    location: str | os.PathLike, patterns: Sequence[re.Pattern] = (), marker: str | None = None
+) -> list[str]:
     """Delete what killed runs left directly under a directory: temporary files of
     `open_output` (`TEMPORARY`) and entries whose whole names match one of `patterns`
     (a name a job makes, with its random id: a user's `.staging-photos/` or
-    `.vimrc.tmp-1` is no job's). Returns the names deleted."""
+    `.vimrc.tmp-1` is no job's), holding the file `marker` where one is given (a
+    user's `.staging-20261205abcd/` has none). Returns the names deleted."""
     fs, path = resolve(location)
     with _errors(location):
         entries = fs.get_file_info(pafs.FileSelector(path, allow_not_found=True))
-    names = [e.base_name for e in entries if any(p.fullmatch(e.base_name) for p in (TEMPORARY, *patterns))]
+    names = [e.base_name for e in entries if TEMPORARY.fullmatch(e.base_name) or (
+        any(p.fullmatch(e.base_name) for p in patterns)
+        and (marker is None or exists(join(location, e.base_name, marker))))]  # fmt: skip
     for leftover in names:
         remove(join(location, leftover))
     return names

@@ -401,13 +401,17 @@ def test_globstar_finds_what_the_directory_finds(files):
 
 def test_what_killed_runs_left_is_removed_and_a_users_hidden_files_kept(tmp_path):
     """Any `.staging-*` entry and any hidden name holding `.tmp-` went, a user's
-    `.staging-photos/` and `.vimrc.tmp-1` among them: only the names jobs make go."""
-    ours = [".staging-0a1b2c3d/b/p.parquet", ".x.parquet.tmp-0123456789ab"]
-    users = ["keep.parquet", ".keep-me", ".staging-photos/a.jpg", ".vimrc.tmp-1", ".staging-0a1b2c3d9"]
+    `.staging-photos/` and `.vimrc.tmp-1` among them: only the names jobs make go, a
+    staging directory only with its marker (a user's dated `.staging-20261205abcd/` went
+    too, found by a breaking helper)."""
+    ours = [".staging-0a1b2c3d4e5f/b/p.parquet", f".staging-0a1b2c3d4e5f/{io.STAGING_MARKER}",
+            ".x.parquet.tmp-0123456789ab"]  # fmt: skip
+    users = ["keep.parquet", ".keep-me", ".staging-photos/a.jpg", ".vimrc.tmp-1", ".staging-0a1b2c3d4e5f9",
+             ".staging-20261205abcd/a.csv"]  # fmt: skip
     for name in ours + users:
         storage.write_text("", str(tmp_path / name))
-    removed = storage.remove_leftovers(str(tmp_path), [io.STAGING_NAME])
-    assert sorted(removed) == [".staging-0a1b2c3d", ".x.parquet.tmp-0123456789ab"]
+    removed = storage.remove_leftovers(str(tmp_path), [io.STAGING_NAME], marker=io.STAGING_MARKER)
+    assert sorted(removed) == [".staging-0a1b2c3d4e5f", ".x.parquet.tmp-0123456789ab"]
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(name.split("/")[0] for name in users)
 
 

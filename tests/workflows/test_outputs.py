@@ -272,7 +272,8 @@ def test_another_jobs_output_or_a_non_parquet_file_is_named_not_misread(done):
 
 
 def test_what_killed_runs_left_is_removed_by_the_next_run(done):
-    leftovers = [done / "sessions" / ".staging-0badf00d" / "b1" / "p.parquet",
+    leftovers = [done / "sessions" / ".staging-0badf00d0123" / "b1" / "p.parquet",
+                 done / "sessions" / ".staging-0badf00d0123" / "staging.json",
                  done / "sessions" / ".report.json.tmp-123456789abc",
                  done / "sessions" / "sessions.parquet" / ".part-0badf00d-00003.parquet.tmp-5424caa38671"]  # fmt: skip
     for path in leftovers:

@@ -32,7 +32,16 @@ from sessions.buckets import user_bucket
 from sessions.formats import format_for
 from sessions.formats.options import DEFAULT_READ, ReadOptions
 from sessions.ingest import EVENTS_FILE, REJECTED_FILE, REPORT_FILE, FileCount, IngestReport, expand_inputs
-from sessions.io import STAGING_PREFIX, ParquetSink, copy_table, dataset_parts, read_json, read_parquet, write_parquet
+from sessions.io import (
+    STAGING_MARKER,
+    STAGING_PREFIX,
+    ParquetSink,
+    copy_table,
+    dataset_parts,
+    read_json,
+    read_parquet,
+    write_parquet,
+)
 from sessions.lexicon import Lexicon
 from sessions.missions import MissionConfig, common_terms, term_users
 from sessions.pipeline import ingest_source, ingest_summary
@@ -171,7 +180,11 @@ def read_bucket(directory: str, offsets: dict[int, int], columns: list[str] | No
 
 
 def staging_dir(out: str) -> str:
-    return storage.join(out, f"{STAGING_PREFIX}{uuid.uuid4().hex[:8]}")
+    """A new staging directory in the output `out`, marked as a job's (`STAGING_MARKER`:
+    what a later run may delete as a killed one's leftover)."""
+    staging = storage.join(out, f"{STAGING_PREFIX}{uuid.uuid4().hex[:12]}")
+    storage.write_text('{"staging": true}\n', storage.join(staging, STAGING_MARKER))
+    return staging
 
 
 def bucket_count(requested: int | None) -> int:
