@@ -430,8 +430,11 @@ def claim_output(
     report, writes = storage.join(out, REPORT), {produces, *also, REJECTED, REPORT}
     # what this job replaces, and what it deletes as another job's (under --overwrite)
     refuse_foreign_tables(out, {produces, *also, REJECTED, *JOB_TABLES} - set(JOB_WORK))
+    # a rerun stopped or killed: its earlier output back, and judged; but not where that run left work to resume
+    # from (score's `.score-work`, whose finished buckets are parts of the table it was writing)
     kept = None if storage.exists(report) else previous_output(out)
-    if kept is not None and kept not in _SET_ASIDE_HERE:  # a rerun stopped or killed: its earlier output back, judged
+    resumable = any(is_job_work(storage.join(out, name)) for name in JOB_WORK)
+    if kept is not None and kept not in _SET_ASIDE_HERE and not resumable:
         restore_previous(out, {*JOB_TABLES, REJECTED, REPORT})
     for name in set(also) & set(JOB_WORK):  # this job's work, which it resumes from or deletes
         if storage.exists(storage.join(out, name)) and not is_job_work(storage.join(out, name)):

@@ -379,6 +379,28 @@ def test_a_killed_reruns_earlier_output_is_back_before_another_job_may_take_the_
     assert snapshot(done / "sessions") == before and not list((done / "sessions").glob(".*"))
 
 
+def test_a_killed_score_rerun_resumes_from_its_work_not_from_the_earlier_output(tmp_path):
+    """A Ray `score` killed midway resumes from `.score-work`, whose finished buckets are
+    parts of the table it was writing: the claim that puts a killed rerun's earlier output
+    back must not delete those parts then."""
+    import polars as pl
+
+    from sessions import io
+
+    out = tmp_path / "scored"
+    io.write_parquet(pl.DataFrame({"x": [1]}), out / "scores.parquet")
+    io.write_report({"outputs": {"scores.parquet": str(out / "scores.parquet")}}, out)
+    io.claim_output(out, "scores.parquet", also=[".score-work"], keep_previous=True)  # the rerun, then killed
+    (out / ".score-work").mkdir()
+    (out / ".score-work" / "job.json").write_text("{}")
+    io.prepare_dataset(out / "scores.parquet")
+    (out / "scores.parquet" / "part-0badf00d-00003.parquet").write_bytes(b"a finished bucket")
+    io._SET_ASIDE_HERE.clear()  # what a new process finds
+    io.claim_output(out, "scores.parquet", also=[".score-work"], keep_previous=True)  # the resumed rerun
+    assert (out / "scores.parquet" / "part-0badf00d-00003.parquet").read_bytes() == b"a finished bucket"
+    assert io.previous_output(str(out)) is not None and not (out / "report.json").exists()
+
+
 def test_a_claim_stopped_while_setting_aside_loses_nothing(done, monkeypatch):
     """Stopped between its renames, the claim left the report in place and some tables
     aside, and the next run deleted them as a finished output's leftovers."""
