@@ -24,6 +24,7 @@ import polars as pl
 from sessions import storage
 from sessions.formats import Parsed, format_for
 from sessions.formats.options import DEFAULT_READ, ReadOptions
+from sessions.formats.table import named_table_kind
 from sessions.io import MANIFEST, REJECTED, REPORT, ParquetSink, claim_output, parquet_rows, write_report
 from sessions.parallel import ordered_map
 from sessions.records import DEFAULT_BLOCK_BYTES
@@ -145,7 +146,6 @@ class IngestReport:
 # U500k_README.txt): documentation, licences, checksums, markers of finished jobs.
 _NOT_LOG_NAMES = re.compile(r"readme|^(license|licence|copying|changelog|notice|authors|md5sums|sha\d*sums)\b",
                             re.IGNORECASE)  # fmt: skip
-_TABLE_SUFFIXES = {".csv", ".tsv", ".tab", ".jsonl", ".ndjson", ".parquet", ".pq"}
 _NOT_LOG_SUFFIXES = {".md", ".rst", ".html", ".htm", ".pdf", ".doc", ".docx", ".md5", ".sha1", ".sha256",
                      ".sha512", ".crc", ".py", ".sh", ".yaml", ".yml", ".toml", ".ini", ".cfg"}  # fmt: skip
 
@@ -156,11 +156,9 @@ def not_log_reason(path: str) -> str | None:
     named for a table (`.csv`, `.tsv`, `.jsonl`, `.parquet`, ...), whatever its stem.
     Files named one by one are always read."""
     name = storage.name(path)
-    stem, suffix = posixpath.splitext(name)
-    if suffix.lower() in storage.COMPRESSIONS:  # `.csv.bz2`: named for what it holds
-        stem, suffix = posixpath.splitext(stem)
-    if suffix.lower() in _TABLE_SUFFIXES:  # named for a table (`notice-board.csv`): a log, whatever its name
+    if named_table_kind(name):  # named for a table (`notice-board.csv`, `x.tsv.bz2`): a log, whatever its stem
         return None
+    stem, suffix = posixpath.splitext(name[:-3] if name.lower().endswith(".gz") else name)
     if _NOT_LOG_NAMES.search(stem) or name in ("_SUCCESS", "_SUCCESS.crc"):
         return "documentation or a marker, by its name"
     if suffix.lower() in _NOT_LOG_SUFFIXES:

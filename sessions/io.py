@@ -450,7 +450,6 @@ def claim_output(
         # that job's outputs go (under --overwrite), and so do this job's own of an earlier run: none is mixed
         # with this run's, nor outlives it where this run writes less (annotate of sessions writes no sessions)
         if keep_previous and storage.is_local(out):
-            discard_previous(out)  # what a rerun killed before this finished output was written had set aside
             set_aside(out)
         else:
             remove_outputs_of(out)
@@ -546,10 +545,11 @@ def set_aside(out: str, names: Sequence[str] | None = None) -> str:
     that are there, or by default the output of the job whose report is in `out` (its
     report first, so that a stop midway leaves nothing that looks finished, then the
     tables its report lists, each checked to be a job's table). Its `PREVIOUS_MARKER`
-    lists them, and says once all are moved. Returns that directory. ValueError as
-    `remove_outputs_of`."""
+    lists them, and says once all are moved. What was set aside before is stale then
+    (`discard_previous`). Returns that directory. ValueError as `remove_outputs_of`."""
     local = storage.local_path(out)
     assert local is not None, f"{out}: set aside on a local filesystem only"
+    discard_previous(out)
     if names is None:
         tables = [name for name in job_report_outputs(out) if name in {*JOB_TABLES, REJECTED}]
         refuse_foreign_tables(out, tables)
@@ -576,7 +576,7 @@ def previous_output(out: str) -> str | None:
     if local is None or not local.is_dir():
         return None
     kept = (p for p in sorted(local.iterdir()) if PREVIOUS_NAME.fullmatch(p.name) and (p / PREVIOUS_MARKER).is_file())
-    return str(next(kept, "")) or None
+    return next((str(p) for p in kept), None)
 
 
 def restore_previous(out: str, writes: Collection[str]) -> None:

@@ -99,13 +99,23 @@ class ColumnMap:
         return columns
 
 
-def table_kind(path: str | Path) -> str:
-    """csv, tsv, jsonl or parquet, from the file name."""
+TABLE_KINDS = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl",
+               ".parquet": "parquet", ".pq": "parquet"}  # fmt: skip
+
+
+def named_table_kind(path: str | Path) -> str | None:
+    """csv, tsv, jsonl or parquet, as the file name says (its compression suffixes aside),
+    or None for a name of no table kind."""
     suffixes = [s.lower() for s in Path(path).suffixes]
     while suffixes and suffixes[-1] in storage.COMPRESSIONS:
         suffixes.pop()
-    kind = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl",
-            ".parquet": "parquet", ".pq": "parquet"}.get(suffixes[-1] if suffixes else "")  # fmt: skip
+    return TABLE_KINDS.get(suffixes[-1] if suffixes else "")
+
+
+def table_kind(path: str | Path) -> str:
+    """csv, tsv, jsonl or parquet, from the file name (`named_table_kind`); ValueError
+    for a name of no table kind."""
+    kind = named_table_kind(path)
     if kind is None:
         raise ValueError(f"{path}: cannot tell the table kind; name it .csv, .tsv, .jsonl or .parquet")
     return kind
@@ -254,8 +264,8 @@ def _field_opening_quote(buf: bytes, at_line: bool) -> int:
     before = data[np.maximum(quotes - 1, 0)]
     opens = (before == ord("\t")) | (before == ord("\n")) | (before == ord("\r"))
     opens[quotes == 0] = at_line
-    first = np.flatnonzero(opens)
-    return int(quotes[first[0]]) if len(first) else -1
+    opening = np.flatnonzero(opens)
+    return int(quotes[opening[0]]) if len(opening) else -1
 
 
 def looks_csv_quoted(
@@ -347,10 +357,11 @@ def _quoting_verdict(
     single = {start for _, start, span in quoted if span == 1}
     opened = [[f for f in fields if f[:1] == '"'] for (k, fields), ok in zip(raw_lines, raw_fit, strict=True)
               if ok and k in single]  # fmt: skip
-    marks = [_quoting_mark(f) for line in opened for f in line]
+    marked = [(line, [_quoting_mark(f) for f in line]) for line in opened]
+    marks = [mark for _, line_marks in marked for mark in line_marks]
     # a line only a CSV writer makes (a quote doubled inside a quoted field), and one no CSV writer makes
-    strong = sum(bool(line) and all(map(_quoting_mark, line)) and any(f != '""' for f in line) for line in opened)
-    contradicted = sum(not all(map(_quoting_mark, line)) for line in opened)
+    strong = sum(bool(ms) and all(ms) and any(f != '""' for f in line) for line, ms in marked)
+    contradicted = sum(not all(ms) for _, ms in marked)
     if tally := quoted_score - raw_score + strong - contradicted:
         return _Verdict(tally > 0, end)
     if not marks:

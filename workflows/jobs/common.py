@@ -384,15 +384,14 @@ def kept_aside(location: str, names: Sequence[str]) -> None:
     earlier output: `sessionflow demo`'s summary and figures. On an object store they are
     deleted now."""
     from sessions import storage
-    from sessions.io import discard_previous, set_aside
+    from sessions.io import set_aside
 
+    if not names:
+        return
     if not storage.is_local(location):
         for name in names:
             storage.remove(storage.join(location, name))
         return
-    if not names:
-        return
-    discard_previous(location)
     set_aside(location, names)
     _REPLACED.append((location, set(names)))
 
@@ -426,7 +425,7 @@ def nothing_left_on_error() -> Iterator[None]:
     gets back the earlier output the claim kept aside (`sessions.io.restore_previous`,
     local filesystems), or else keeps what it held, less the report the claim removed, so
     it does not look complete either. Other exceptions (a crash, an interrupt) keep the
-    output for the job's resume, and the earlier output aside (`.previous-<8 hex>`, until
+    output for the job's resume, and the earlier output aside (`.previous-<12 hex>`, until
     the next run there is done), but for the directories it created that are still empty
     (a `segment` stopped before its first table left an empty output directory). A job
     that ends well deletes the earlier output it kept aside."""
