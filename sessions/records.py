@@ -128,9 +128,11 @@ def iter_blocks(
     decompressed offset and pyarrow's words). Other read errors are raised.
 
     Lines end with LF or CRLF, or, in a file whose first `LINE_ENDING_SNIFF_BYTES`
-    (or all) hold more lone carriage returns than LFs, with CR alone (classic Mac OS,
-    whose spreadsheets save CSV so, an LF inside a quoted cell): each CR is then read
-    as the LF it stands for, as Python's `csv` and universal newlines read it.
+    (or all) hold more lone carriage returns than LFs outside quoted fields, with CR
+    alone (classic Mac OS, whose spreadsheets save CSV so, an LF inside a quoted cell):
+    each CR is then read as the LF it stands for, as Python's `csv` (`newline=""`) and
+    universal newlines read it, but for one inside a quoted field (with a `quote`),
+    which is the field's text, as Python's `csv` keeps it.
 
     Args:
         path: a text file; `.gz`, `.bz2`, `.zst` and `.lz4` are decompressed.
@@ -157,8 +159,6 @@ def iter_blocks(
                 chunk, damage = b"", f"{str(err).splitlines()[0]}, after {offset:,} decompressed bytes"
             offset += len(chunk)
             eof = not chunk
-            if ending == _CR:
-                chunk = chunk.replace(_CR, b"\n")
             buf = carry + chunk if carry else chunk
             if not started:  # a byte-order mark that starts the file is not text
                 if len(buf) < len(BOM) and not eof:
@@ -169,24 +169,28 @@ def iter_blocks(
                 if not eof and len(buf) < LINE_ENDING_SNIFF_BYTES:
                     carry = buf
                     continue
-                if (ending := _line_ending(buf[:LINE_ENDING_SNIFF_BYTES], quote, sep)) == _CR:
-                    buf = buf.replace(_CR, b"\n")  # what was read so far; later chunks as they come
+                ending = _line_ending(buf[:LINE_ENDING_SNIFF_BYTES], quote, sep)
             if eof and not buf and damage is None:
                 return
-            newlines = np.flatnonzero(np.frombuffer(buf, dtype=np.uint8) == _NEWLINE)
-            cut = _last_record_end(buf, newlines, quote, sep)
+            # `buf` as read; `lines`, the same bytes with each CR of a CR file an LF (the same length)
+            lines = buf.replace(_CR, b"\n") if (crs := ending == _CR) else buf
+            newlines = np.flatnonzero(np.frombuffer(lines, dtype=np.uint8) == _NEWLINE)
+            cut = _last_record_end(lines, newlines, quote, sep)
             while eof and 0 < cut < len(buf):  # the file's last records, then what follows them on its own
-                block = Block(buf[:cut], next_line, newlines[newlines < cut], final=False)
+                data = _as_read(buf, lines, cut, quote, sep) if crs else buf[:cut]
+                block = Block(data, next_line, newlines[newlines < cut], final=False)
                 next_line += block.n_lines
                 yield block
                 buf, newlines = buf[cut:], newlines[newlines >= cut] - cut
-                cut = _last_record_end(buf, newlines, quote, sep)
+                lines = lines[cut:] if crs else buf
+                cut = _last_record_end(lines, newlines, quote, sep)
             if eof:
                 cut = len(buf)
             elif cut == 0:  # no complete record yet: keep reading
                 carry = buf
                 continue
-            block = Block(buf[:cut], next_line, newlines[newlines < cut], final=eof, damage=damage)
+            data = _as_read(buf, lines, cut, quote, sep) if crs else buf[:cut]
+            block = Block(data, next_line, newlines[newlines < cut], final=eof, damage=damage)
             carry = buf[cut:]
             next_line += block.n_lines
             yield block
@@ -206,14 +210,33 @@ def _line_ending(head: bytes, quote: str | None = None, sep: str = ",") -> bytes
     breaks are its text, however many (an Excel "CSV (Macintosh)" file of CR lines whose
     cells hold LFs; an LF file whose cells hold CRs)."""
     if quote is not None and quote.encode() in head:
-        opens, closes = quoted_spans(np.frombuffer(head.replace(_CR, b"\n"), dtype=np.uint8), quote, sep)
-        depth = np.zeros(len(head) + 1, dtype=np.int64)  # a field still open at the end closes at len(head)
-        depth[opens] += 1
-        depth[closes] -= 1
-        outside = np.cumsum(depth[:-1]) == 0
-        head = np.frombuffer(head, dtype=np.uint8)[outside].tobytes()
+        inside = _inside_quotes(np.frombuffer(head.replace(_CR, b"\n"), dtype=np.uint8), quote, sep)
+        head = np.frombuffer(head, dtype=np.uint8)[~inside].tobytes()
     lone = head.count(_CR) - head.count(b"\r\n")
     return _CR if lone > head.count(b"\n") else b"\n"
+
+
+def _inside_quotes(arr: np.ndarray, quote: str, sep: str) -> np.ndarray:
+    """(len(arr),) bool: the bytes of `arr` (which starts at a record's start, its line
+    ends LFs) inside a quoted field (`quoted_spans`) from its opening quote on; a field
+    still open at the end runs to it."""
+    opens, closes = quoted_spans(arr, quote, sep)
+    depth = np.zeros(len(arr) + 1, dtype=np.int64)
+    depth[opens] += 1
+    depth[closes] -= 1
+    return np.cumsum(depth[:-1]) > 0
+
+
+def _as_read(buf: bytes, lines: bytes, cut: int, quote: str | None, sep: str) -> bytes:
+    """The first `cut` bytes of `buf` (whole records) of a file of CR lines as the reader
+    hands them on: `lines`' (where each CR is the LF it stands for), but for the CRs
+    inside quoted fields (with a `quote`), which are a cell's text and stay as written,
+    as Python's `csv` keeps them (a cell's `\r\n` whatever the file's line ends)."""
+    if quote is None or quote.encode() not in buf[:cut] or _CR not in buf[:cut]:
+        return lines[:cut]
+    kept = np.frombuffer(lines, dtype=np.uint8, count=cut).copy()
+    kept[_inside_quotes(kept, quote, sep) & (np.frombuffer(buf, dtype=np.uint8, count=cut) == _CR[0])] = _CR[0]
+    return kept.tobytes()
 
 
 def iter_records(

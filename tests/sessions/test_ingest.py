@@ -437,16 +437,15 @@ cell = st.text(alphabet=st.sampled_from(list('ab,"\n\ré')), max_size=10)
        block=st.integers(8, 200))  # fmt: skip
 @example(texts=["a\nb\nc\nd"] * 3, ending="\r", block=200)  # Excel for Mac: more LFs in cells than CR rows
 @example(texts=["a\rb\rc\rd"] * 3, ending="\n", block=200)  # an LF file whose cells hold CRs
+@example(texts=["a\r\nb", "c\rd"], ending="\r", block=200)  # a CR file whose cells hold CRs: read as an LF, once
 def test_line_breaks_inside_quoted_cells_do_not_decide_the_line_ending(tmp_path_factory, texts, ending, block):
     """The rows of a CSV whose lines end with LF, CRLF or CR alone are Python's `csv`'s,
     however many line breaks its quoted cells hold: only those outside quotes tell the
-    file's line ending. (Under CR line ends a cell's breaks are LFs, as Excel for Mac
-    writes them; the reader takes a lone CR there for the LF it stands for.)"""
+    file's line ending. A cell's CRs are its text under CR line ends too, as Python's
+    `csv` keeps them."""
     import csv
     import io
 
-    if ending == "\r":
-        texts = [t.replace("\r", "\n") for t in texts]
     rows = [["user", "time", "text"], *(["u1", f"2023-03-01 10:{i:02d}:00", "x" + t] for i, t in enumerate(texts))]
     tmp = tmp_path_factory.mktemp("cells")
     data = _excel_csv(rows, ending)
