@@ -53,8 +53,11 @@ def _csv_fields(texts: pl.Series, *, sep: str, quote: str) -> pl.Series:
     def fields(record: str) -> list[str]:
         try:
             return next(csv.reader([record], delimiter=sep, quotechar=quote), [""])
-        except csv.Error:  # a bare carriage return inside an unquoted field: one field, as written
-            return [record]
+        except csv.Error:  # a bare CR inside an unquoted field (csv's "new-line character seen"): text, as written
+            if "\r" not in record or _CR_STAND_IN in record:
+                return [record]
+            read = next(csv.reader([record.replace("\r", _CR_STAND_IN)], delimiter=sep, quotechar=quote), [""])
+            return [field.replace(_CR_STAND_IN, "\r") for field in read]
 
     parsed = [fields(record) for record in records]  # no record is null: `special` is false for those
     offsets = np.cumsum([0, *map(len, parsed)], dtype=np.int64)
@@ -64,6 +67,9 @@ def _csv_fields(texts: pl.Series, *, sep: str, quote: str) -> pl.Series:
     rows = pl.DataFrame({"i": index.filter(~special), "fields": plain.filter(~special)})
     rows = pl.concat([rows, pl.DataFrame({"i": at.cast(pl.Int64), "fields": lists})]).sort("i")
     return rows["fields"].alias(texts.name)
+
+
+_CR_STAND_IN = "\ue000"  # a private-use character: a CR's place while `csv` splits a record, which it cannot hold
 
 
 def has_control_chars(text: pl.Expr) -> pl.Expr:

@@ -421,6 +421,21 @@ def test_a_cr_csv_with_a_line_break_in_a_quoted_cell_reads_as_pythons_csv_reads_
     assert report.rows_in == 4 and events["query"].to_list() == ["car\rparts", "b", "b", "b"]  # read as written
 
 
+def test_a_lone_cr_that_pandas_writes_unquoted_is_a_texts_own(tmp_path):
+    """pandas (and Python's `csv` under an LF line terminator) leave a text's lone CR
+    unquoted: the text is read as written, as a stray CR in any other line is, not the
+    record rejected as `wrong_field_count` (4 of these 12 rows were)."""
+    import pandas as pd
+
+    texts = ["a\rb" if i % 3 == 0 else f"q{i}" for i in range(12)]
+    times = [f"2023-03-01 10:{i:02d}:00" for i in range(12)]
+    pd.DataFrame({"user": "u1", "time": times, "text": texts}).to_csv(tmp_path / "p.csv", index=False)
+    report, events, _ = run(
+        tmp_path / "o", [tmp_path / "p.csv"], "table", options=ReadOptions(map="user=user,time=time,text=text")
+    )
+    assert report.rows_in == report.rows_ok == 12 and events["query"].to_list() == texts
+
+
 def _excel_csv(rows: list[list[str]], ending: str) -> bytes:
     """CSV as Excel writes it: a field quoted when it holds a comma, a quote, a CR or an
     LF (Python's `csv.writer` leaves an LF unquoted under a CR line terminator)."""
