@@ -66,6 +66,8 @@ def test_the_kernels_addresses_are_read_in_host_byte_order():
 
 
 def test_a_local_ray_is_private_even_when_ray_and_ray_data_were_imported_first():
+    """A job's local Ray listens on the loopback address only, and is shut down after
+    it; its datasets' INFO lines stay in Ray's log file, off the job's console."""
     code = textwrap.dedent("""
         import os, time
         import ray, ray.data, ray.train  # imported before anything of ours: Ray read its settings already
@@ -85,6 +87,7 @@ def test_a_local_ray_is_private_even_when_ray_and_ray_data_were_imported_first()
     found = watch.stop()
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip().splitlines()[-1] == "127.0.0.1"
+    assert "Starting execution of Dataset" not in done.stdout + done.stderr
     assert not found, found
     assert time.monotonic() - started < 300
     assert not [p for p in psutil.Process().children(recursive=True) if "raylet" in p.name()]  # shut down

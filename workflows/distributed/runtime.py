@@ -43,6 +43,7 @@ def ray_runtime(address: str | None = None, num_cpus: int | None = None, worker_
     if cluster is not None and not ray.is_initialized():
         require_cluster(cluster, "--address" if address else "RAY_ADDRESS")
     _report_tasks_errors()
+    _quiet_ray_data_console()
     if ray.is_initialized():
         yield
         return
@@ -164,6 +165,19 @@ def _report_tasks_errors() -> None:
     context = DataContext.get_current()
     context.enable_progress_bars = True
     context.raise_original_map_exception = True
+
+
+def _quiet_ray_data_console() -> None:
+    """Ray Data's INFO lines ("Starting execution of Dataset ...", its plan, its progress
+    logged line by line where stdout is no terminal: some 10 lines a dataset) off the
+    console: a job reports what it did itself. Its log file in the Ray session
+    directory (`logs/ray-data/ray-data.log`) keeps them, and its warnings and errors
+    still reach the console, as do its progress bars on a terminal."""
+    import ray.data  # noqa: F401  (configures the `ray.data` logger and its handlers)
+
+    for handler in logging.getLogger("ray.data").handlers:
+        if isinstance(handler, logging.StreamHandler):  # the console; the session file is not one
+            handler.setLevel(logging.WARNING)
 
 
 def require_cluster(address: str, named_by: str, timeout_s: float = CONNECT_TIMEOUT_S) -> None:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
-import logging
 import re
 import shutil
 import tempfile
@@ -179,7 +178,6 @@ def run(
 
     transformers_logging.disable_progress_bar()  # "Loading weights" bars: the steps report what matters
     with ray_runtime(cfg.address, worker_output=False):  # the steps report; Ray's workers write to its log files
-        _quiet_ray_data_console()
         if data is None:
             with step("synth"):
                 summary.numbers["synth"] = _synth(summary.log, cfg)
@@ -386,16 +384,6 @@ def _score(events: str, out: str, cfg: DemoConfig, summary: DemoSummary) -> None
         "engine": report.engine, "reformulations": dict(reformulations.iter_rows()),
     }  # fmt: skip
     summary.outputs["scores"] = storage.join(out, "scores.parquet")
-
-
-def _quiet_ray_data_console() -> None:
-    """Ray Data's INFO lines off the terminal (the demo reports each step itself); its
-    log file in the Ray session directory keeps them."""
-    import ray.data  # noqa: F401  (configures the `ray.data` logger and its handlers)
-
-    for handler in logging.getLogger("ray.data").handlers:
-        if isinstance(handler, logging.StreamHandler):  # the console; the session file is not one
-            handler.setLevel(logging.WARNING)
 
 
 # ---- MLflow ----
