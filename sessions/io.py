@@ -419,9 +419,9 @@ def claim_output(
     earlier output is deleted the same way (its report lists it), so that no table of an
     earlier run outlives this one. Then removes the directory's `report.json`, so that
     until the job writes its new report nothing there looks complete. With
-    `keep_previous`, an output replaced on a local filesystem is moved aside instead of
-    deleted (`set_aside`), for the caller to restore if the job fails
-    (`restore_previous`) or to delete once it is done (`discard_previous`). Returns
+    `keep_previous`, an output replaced is moved aside instead of deleted (`set_aside`),
+    for the caller to restore if the job fails (`restore_previous`) or to delete once it
+    is done (`discard_previous`). Returns
     `out` as a string (a local path made absolute).
     """
     out = storage.absolute(out)  # the same directory for Ray workers, whose working directory differs
@@ -449,7 +449,7 @@ def claim_output(
             )
         # that job's outputs go (under --overwrite), and so do this job's own of an earlier run: none is mixed
         # with this run's, nor outlives it where this run writes less (annotate of sessions writes no sessions)
-        if keep_previous and storage.is_local(out):
+        if keep_previous:
             set_aside(out)
         else:
             remove_outputs_of(out)
@@ -539,65 +539,65 @@ def job_report_outputs(out: str) -> dict[str, str]:
 
 
 def set_aside(out: str, names: Sequence[str] | None = None) -> str:
-    """Move an earlier run's output in the local directory `out` into a hidden
-    `out/.previous-<12 hex>/`, renamed, not copied, so that a rerun that fails on a
-    user's mistake can leave it as it was (`restore_previous`): the entries `names`
-    that are there, or by default the output of the job whose report is in `out` (its
-    report first, so that a stop midway leaves nothing that looks finished, then the
-    tables its report lists, each checked to be a job's table). Its `PREVIOUS_MARKER`
-    lists them, and says once all are moved. What was set aside before is stale then
-    (`discard_previous`). Returns that directory. ValueError as `remove_outputs_of`."""
-    local = storage.local_path(out)
-    assert local is not None, f"{out}: set aside on a local filesystem only"
+    """Move an earlier run's output in the directory `out` into a hidden
+    `out/.previous-<12 hex>/` (`storage.move`: renamed on a local disk, moved object by
+    object by an object store), so that a rerun that fails on a user's mistake can
+    leave it as it was (`restore_previous`): the entries `names` that are there, or by
+    default the output of the job whose report is in `out` (its report first, so that a
+    stop midway leaves nothing that looks finished, then the tables its report lists,
+    each checked to be a job's table). Its `PREVIOUS_MARKER` lists them, and says once
+    all are moved. What was set aside before is stale then (`discard_previous`).
+    Returns that directory. ValueError as `remove_outputs_of`."""
     discard_previous(out)
     if names is None:
         tables = [name for name in job_report_outputs(out) if name in {*JOB_TABLES, REJECTED}]
         refuse_foreign_tables(out, tables)
         names = [REPORT, *tables]
-    names = [name for name in names if os.path.lexists(local / name)]
-    aside = local / f".previous-{uuid.uuid4().hex[:12]}"
-    aside.mkdir()
-    marker = aside / PREVIOUS_MARKER
-    marker.write_text(json.dumps({"names": names, "complete": False}))
+    names = [name for name in names if _there(storage.join(out, name))]
+    aside = storage.join(out, f".previous-{uuid.uuid4().hex[:12]}")
+    marker = storage.join(aside, PREVIOUS_MARKER)
+    storage.write_text(json.dumps({"names": names, "complete": False}), marker)
     for name in names:
-        os.rename(local / name, aside / name)
-    storage.write_text(json.dumps({"names": names, "complete": True}), str(marker))
-    _SET_ASIDE_HERE.add(str(aside))
-    return str(aside)
+        storage.move(storage.join(out, name), storage.join(aside, name))
+    storage.write_text(json.dumps({"names": names, "complete": True}), marker)
+    _SET_ASIDE_HERE.add(aside)
+    return aside
 
 
 _SET_ASIDE_HERE: set[str] = set()  # what this process set aside: not a killed run's (a job claims twice: CLI, engine)
 
 
+def _there(location: str) -> bool:
+    """Whether an entry is at `location` (on a local disk a link that leads nowhere too)."""
+    local = storage.local_path(location)
+    return os.path.lexists(local) if local is not None else storage.exists(location)
+
+
 def previous_output(out: str) -> str | None:
     """The earlier output `set_aside` keeps in `out` (a `.previous-<12 hex>/` holding its
     marker), if any."""
-    local = storage.local_path(out)
-    if local is None or not local.is_dir():
-        return None
-    kept = (p for p in sorted(local.iterdir()) if PREVIOUS_NAME.fullmatch(p.name) and (p / PREVIOUS_MARKER).is_file())
-    return next((str(p) for p in kept), None)
+    kept = (storage.join(out, name) for name in storage.hidden_names(out, PREVIOUS_NAME))
+    return next((aside for aside in kept if storage.is_file(storage.join(aside, PREVIOUS_MARKER))), None)
 
 
 def restore_previous(out: str, writes: Collection[str]) -> None:
     """Put back in `out` the earlier output `set_aside` kept there. Once all of it was
     moved, a run may have written since: first delete what it wrote under the names it
     `writes` and under the names kept (tables each checked to be a job's table). A stop
-    while it was being moved left the rest in place: nothing is deleted then. Nothing
-    when none is kept."""
+    while it was being moved left the rest in place: nothing is deleted then (on an
+    object store, a table it was moving when stopped is put back whole, object by
+    object). Nothing when none is kept."""
     if (aside := previous_output(out)) is None:
         return
-    local, kept_at = storage.local_path(out), Path(aside)
-    assert local is not None
-    marker = json.loads((kept_at / PREVIOUS_MARKER).read_text())
-    kept = [name for name in marker["names"] if os.path.lexists(kept_at / name)]
+    marker = json.loads(storage.read_text(storage.join(aside, PREVIOUS_MARKER)))
+    kept = [name for name in marker["names"] if _there(storage.join(aside, name))]
     for name in {*writes, *kept} if marker["complete"] else ():
         if name in {*JOB_TABLES, REJECTED}:
             remove_table(storage.join(out, name))
         else:  # a report, a figure: what the job writes itself
             storage.remove(storage.join(out, name))
     for name in kept:
-        os.rename(kept_at / name, local / name)
+        storage.move(storage.join(aside, name), storage.join(out, name))
     storage.remove(aside)
     _SET_ASIDE_HERE.discard(aside)
 

@@ -312,12 +312,10 @@ def remove_leftovers(
     (a name a job makes, with its random id: a user's `.staging-photos/` or
     `.vimrc.tmp-1` is no job's), holding the file `marker` where one is given (a
     user's `.staging-20261205abcd/` has none). Returns the names deleted."""
-    fs, path = resolve(location)
-    with _errors(location):
-        entries = fs.get_file_info(pafs.FileSelector(path, allow_not_found=True))
-    names = [e.base_name for e in entries if TEMPORARY.fullmatch(e.base_name) or (
-        any(p.fullmatch(e.base_name) for p in patterns)
-        and (marker is None or exists(join(location, e.base_name, marker))))]  # fmt: skip
+    names = hidden_names(location, TEMPORARY) + [
+        name for pattern in patterns for name in hidden_names(location, pattern)
+        if marker is None or exists(join(location, name, marker))
+    ]  # fmt: skip
     for leftover in names:
         remove(join(location, leftover))
     return names
@@ -705,6 +703,37 @@ def remove_files(locations: Iterable[str]) -> None:
 def _delete_quietly(fs: pafs.FileSystem, path: str) -> None:
     with suppress(OSError, pa.ArrowException):
         fs.delete_file(path)
+
+
+def move(src: str | os.PathLike, dst: str | os.PathLike) -> None:
+    """Move a file or a directory with everything under it to `dst` (not there yet; its
+    parent there), on one filesystem. A rename on the local filesystem (a link moves as
+    the link). On an object store, where nothing can be renamed, each object is moved
+    by the store (S3's server-side copy, then a delete): the bytes do not pass through
+    this machine, but a stop midway leaves part at each place."""
+    if (local := local_path(src)) is not None:
+        os.rename(local, resolve(dst)[1])
+        return
+    fs, path = resolve(src)
+    target = resolve(dst)[1]
+    with _errors(src):
+        if fs.get_file_info(path).type == pafs.FileType.File:
+            fs.move(path, target)
+            return
+        for entry in fs.get_file_info(pafs.FileSelector(path, recursive=True)):
+            if entry.type == pafs.FileType.File:
+                fs.move(entry.path, target + entry.path[len(path) :])
+        with suppress(OSError, pa.ArrowException):  # an object store's directory markers, where it keeps any
+            fs.delete_dir(path)
+
+
+def hidden_names(location: str | os.PathLike, pattern: re.Pattern) -> list[str]:
+    """The names directly under a directory that match `pattern` whole, hidden ones
+    (starting with `.`) included, sorted; empty for a missing directory."""
+    fs, path = resolve(location)
+    with _errors(location):
+        entries = fs.get_file_info(pafs.FileSelector(path, allow_not_found=True))
+    return sorted(e.base_name for e in entries if pattern.fullmatch(e.base_name))
 
 
 def copy_file(src: str | os.PathLike, dst: str | os.PathLike) -> None:

@@ -412,6 +412,35 @@ def test_a_claim_stopped_while_setting_aside_loses_nothing(done, monkeypatch):
     assert snapshot(done / "events") == before and not list((done / "events").glob(".*"))
 
 
+def test_on_an_object_store_a_failed_or_killed_rerun_keeps_the_earlier_output(tmp_path, s3):
+    """On S3 the earlier output was deleted as a rerun started (a move there is a copy):
+    a rerun that then read nothing left the output empty, and so did a killed one. Now
+    it is moved aside object by object, by the store, and back as it was."""
+    from sessions import io
+
+    def objects(prefix: str) -> dict[str, bytes]:
+        files = storage.list_files(prefix, recursive=True, hidden=True)
+        return {f.removeprefix(prefix): storage.read_bytes(f) for f in files}
+
+    storage.write_text(LOG, f"{s3}/logs/part-1.tsv")
+    storage.write_text("x\ty\tnot a time\t\t\n", f"{s3}/bad.tsv")
+    out = f"{s3}/sessions"
+    assert sessionflow("segment", f"{s3}/logs", "-f", "aol", "-o", out, "--engine", "local").exit_code == 0
+    before = objects(out)
+    assert f"/{io.REPORT}" in before and any(name.startswith("/sessions.parquet/part-") for name in before)
+    failed = sessionflow("segment", f"{s3}/bad.tsv", "-f", "aol", "-o", out, "--engine", "local")
+    assert failed.exit_code == 2 and "nothing could be read" in " ".join(failed.output.split()), failed.output
+    assert objects(out) == before
+    io.claim_output(out, "sessions.parquet", keep_previous=True)  # a rerun killed after its claim
+    io.write_table(pl.DataFrame({"half": [1]}), f"{out}/sessions.parquet")
+    io._SET_ASIDE_HERE.clear()  # what a new process finds
+    other = sessionflow("ingest", f"{s3}/logs", "-f", "aol", "-o", out, "--engine", "local")
+    assert other.exit_code == 2 and "holds another job's output" in other.output, other.output
+    assert objects(out) == before
+    again = sessionflow("segment", f"{s3}/logs", "-f", "aol", "-o", out, "--engine", "local")
+    assert again.exit_code == 0 and not [f for f in objects(out) if ".previous-" in f]
+
+
 def test_a_failed_rerun_restores_the_earlier_output_given_as_a_file_uri_or_failing_in_its_claim(done, monkeypatch):
     """`-o file:///...` failed to put it back (a path taken for the URI); a user's error
     raised by the claim itself, after it set the output aside, did not put it back."""

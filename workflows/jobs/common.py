@@ -337,7 +337,7 @@ def output_dir(value: str | None, produces: str | None = None, overwrite: bool =
     """The output directory of a job (a local path or a URI: `sessions.storage`), claimed
     for a job that reads `inputs` and writes `produces` (and `also`) there (`sessions.io.claim_output`:
     until the job writes its report nothing there looks complete). An earlier output it
-    replaces on a local filesystem is kept aside until the job is done, and put back when
+    replaces is kept aside until the job is done, and put back when
     it fails on a user's error (`nothing_left_on_error`). Call it after the
     job's other settings are checked, so a job refused for them leaves the output as it
     was. ValueError when it is not given, is an existing file, overlaps an input or
@@ -381,16 +381,10 @@ def kept_aside(location: str, names: Sequence[str]) -> None:
     """Have the entries `names` of the directory `location` (an earlier run's, which the
     running job writes again) moved aside now and put back when the job fails on a user's
     error, or deleted when it ends well (`nothing_left_on_error`), as `output_dir` keeps an
-    earlier output: `sessionflow demo`'s summary and figures. On an object store they are
-    deleted now."""
-    from sessions import storage
+    earlier output: `sessionflow demo`'s summary and figures."""
     from sessions.io import set_aside
 
     if not names:
-        return
-    if not storage.is_local(location):
-        for name in names:
-            storage.remove(storage.join(location, name))
         return
     set_aside(location, names)
     _REPLACED.append((location, set(names)))
@@ -422,8 +416,8 @@ def nothing_left_on_error() -> Iterator[None]:
     (`output_dir` where nothing was, with the parents it created; the directories made
     for an `output_file`) is deleted again: a
     failed command leaves nothing that looks like output. A directory that was there
-    gets back the earlier output the claim kept aside (`sessions.io.restore_previous`,
-    local filesystems), or else keeps what it held, less the report the claim removed, so
+    gets back the earlier output the claim kept aside (`sessions.io.restore_previous`),
+    or else keeps what it held, less the report the claim removed, so
     it does not look complete either. Other exceptions (a crash, an interrupt) keep the
     output for the job's resume, and the earlier output aside (`.previous-<12 hex>`, until
     the next run there is done), but for the directories it created that are still empty
