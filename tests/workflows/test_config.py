@@ -416,4 +416,6 @@ def test_a_demo_steps_message_names_the_demos_flags_for_its_commands_options():
     said = step_message("score", "--backend onnx runs on CPUs; give --mission-window, --model or --x-y")
     assert said == "--score-backend onnx runs on CPUs; give --score-mission-window, --model or --x-y"
     assert step_message("segment", "--min-jaccard and --mission-window") == "--segment-min-jaccard and --mission-window"
+    said = step_message("train session model", "raise --val-share, lower --batch-size or --seed")  # mine's, its own
+    assert said == "raise --mining-val-share, lower --session-batch-size or --session-seed"
     assert step_message("ingest", "--map x") == "--map x" and rename_flags("a--b --c", {"b": "B", "c": "C"}) == "a--b C"

@@ -181,12 +181,26 @@ def test_an_empty_or_unlabelled_csv_is_refused_in_one_line(outputs, tmp_path, no
         (lambda p: p.drop("label"), "missing column(s) label; this reads query_a, query_b, label, kind, user_id"),
         (lambda p: p.drop("split", "kind"), "missing column(s) kind, split"),
         (lambda p: p.head(0), "no pairs (a table of 0 rows)"),
+        (
+            lambda p: p.filter(pl.col("split") != "val"),
+            "the val split holds no pairs: `mine` put none of the log's users there (--val-share of them, by a "
+            "hash of user_id); mine a larger log or raise --val-share",
+        ),
+        (
+            lambda p: p.filter((pl.col("split") != "val") | (pl.col("label") == 1)),
+            "the val split's 60 pairs are all positive, and validation needs both; mine a larger log or raise "
+            "--val-share",
+        ),
     ],
+    ids=["no label", "no split, no kind", "no rows", "no val pairs", "val pairs of one label"],
 )
 def test_train_refuses_pairs_without_its_columns_or_rows(outputs, tmp_path, nothing_starts, change, says):
+    """Each refusal names what to change (a val split of one label said only "the val
+    split needs positive and negative pairs")."""
     (tmp_path / "bad").mkdir()
     change(read_table(outputs / "pairs" / "pairs.parquet")).write_parquet(tmp_path / "bad" / "pairs.parquet")
-    refused(outputs, "train session", tmp_path / "bad", f"{tmp_path / 'bad' / 'pairs.parquet'}: {says}")
+    said = f"{tmp_path / 'bad' / 'pairs.parquet'}: {says}" if "val split" not in says else says
+    refused(outputs, "train session", tmp_path / "bad", said)
 
 
 @pytest.mark.parametrize("command", COMMANDS)

@@ -260,11 +260,18 @@ STEP_CONFIGS: dict[str, tuple[type, dict[str, str]]] = {
 
 def step_message(step: str, message: str) -> str:
     """A step's error `message` with the options of the step's command it names
-    (`--batch-size`) by the demo's flags for them (`--session-batch-size`)."""
+    (`--batch-size`) by the demo's flags for them (`--session-batch-size`), and those
+    of another step's command (`train session` naming `mine`'s `--val-share`: the
+    demo's `--mining-val-share`) where only one other step has an option of that name."""
     if step not in STEP_CONFIGS:
         return message
+    others: dict[str, set[str]] = {}
+    for other, (job, fields) in STEP_CONFIGS.items():
+        for option, flag in flags_between(job, DemoConfig, fields).items() if other != step else ():
+            others.setdefault(option, set()).add(flag)
     job, fields = STEP_CONFIGS[step]
-    return rename_flags(message, flags_between(job, DemoConfig, fields))
+    unique = {option: flag for option, (flag, *more) in others.items() if not more}
+    return rename_flags(message, unique | flags_between(job, DemoConfig, fields))
 
 
 # ---- the steps: each calls what its command calls ----

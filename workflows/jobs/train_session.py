@@ -102,8 +102,6 @@ def training_data(pairs_path: str, cfg: SessionTrainConfig) -> tuple[pl.DataFram
     if cfg.max_train_examples:
         train = train.head(cfg.max_train_examples)
     val = pairs.filter(pl.col("split") == "val").select("query_a", "query_b", "label")
-    if val.height > cfg.max_val_pairs:
-        val = val.sample(cfg.max_val_pairs, seed=cfg.seed, shuffle=True)
     needed = cfg.workers * cfg.batch_size
     if train.height < needed:
         raise ValueError(
@@ -111,7 +109,14 @@ def training_data(pairs_path: str, cfg: SessionTrainConfig) -> tuple[pl.DataFram
             f"{cfg.workers} workers); mine a larger log, or lower --batch-size or --workers"
         )
     if val["label"].n_unique() < 2:
-        raise ValueError("the val split needs positive and negative pairs")
+        raise ValueError(
+            "the val split holds no pairs: `mine` put none of the log's users there (--val-share of them, by a hash "
+            "of user_id); mine a larger log or raise --val-share" if not val.height else
+            f"the val split's {val.height} pairs are all {'positive' if val['label'][0] else 'negative'}, and "
+            "validation needs both; mine a larger log or raise --val-share"
+        )  # fmt: skip
+    if val.height > cfg.max_val_pairs:
+        val = val.sample(cfg.max_val_pairs, seed=cfg.seed, shuffle=True)
     return train, val
 
 
