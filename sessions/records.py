@@ -232,7 +232,7 @@ def _as_read(buf: bytes, lines: bytes, cut: int, quote: str | None, sep: str) ->
     hands them on: `lines`' (where each CR is the LF it stands for), but for the CRs
     inside quoted fields (with a `quote`), which are a cell's text and stay as written,
     as Python's `csv` keeps them (a cell's `\r\n` whatever the file's line ends)."""
-    if quote is None or quote.encode() not in buf[:cut] or _CR not in buf[:cut]:
+    if quote is None or buf.find(quote.encode(), 0, cut) < 0 or buf.find(_CR, 0, cut) < 0:
         return lines[:cut]
     kept = np.frombuffer(lines, dtype=np.uint8, count=cut).copy()
     kept[_inside_quotes(kept, quote, sep) & (np.frombuffer(buf, dtype=np.uint8, count=cut) == _CR[0])] = _CR[0]
