@@ -463,11 +463,14 @@ def test_mine_gold_accounts_for_every_row_of_the_labelled_log(gt, tmp_path):
         ("latin1.tsv", b"1\tcaf\xe9\t2006-03-01 00:00:00\t\t\n", "the input is not UTF-8 text"),
         ("other.tsv", b"1\tq\tyesterday\t\t\n", "a wrong --format or --map (another column read as the time) is"),
         ("dmy.tsv", b"1\tq\t05/01/2023 10:00\t\t\n", "or times in a form read only with a --time-format (e.g."),
+        ("iso.tsv --time-format %d/%m/%Y", b"1\tq\t2023-01-05 10:00\t\t\n",  # a wrong one given: not "give one"
+         "the --time-format given ('%d/%m/%Y') does not read its time, or a wrong --format or --map"),
     ],
 )  # fmt: skip
 def test_a_log_of_which_nothing_is_read_is_refused_with_its_likely_cause(name, data, cause, tmp_path):
+    name, *options = name.split()
     (tmp_path / name).write_bytes(data)
-    done = runner.invoke(app, ["ingest", str(tmp_path / name), "-f", "aol", "-o", str(tmp_path / "o")])
+    done = runner.invoke(app, ["ingest", str(tmp_path / name), "-f", "aol", "-o", str(tmp_path / "o"), *options])
     assert done.exit_code == 2 and "nothing could be read: its one record was rejected, as " in done.output, done.output
     assert cause in " ".join(done.output.split()) and not (tmp_path / "o").exists()
 

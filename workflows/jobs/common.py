@@ -214,6 +214,12 @@ def nothing_read(report: dict, rejected: pl.LazyFrame | pl.DataFrame | None) -> 
     raw = example["raw"] if len(example["raw"]) <= 160 else example["raw"][:160] + "..."
     also = "".join(f", {r} ({n:,})" for r, n in others)
     cause = _NOTHING_READ_CAUSE.get(reason, "a wrong --format, --map or time format is the usual cause")
+    given = ((report.get("config") or {}).get("read") or {}).get("time_format")
+    if reason == "bad_time" and given:  # the usual cause's advice would be to give one
+        cause = (
+            f"the --time-format given ({given!r}) does not read its time, or a wrong --format or --map (another "
+            "column read as the time): without --time-format, ISO 8601 and epoch numbers are read"
+        )
     n = report["rows_in"]
     everything = "its one record was rejected" if n == 1 else f"all {n:,} records were rejected"
     most = f"as {reason}" if n == 1 else f"most as {reason} ({count:,}){also}"
