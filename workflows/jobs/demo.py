@@ -201,7 +201,7 @@ def run(
             storage.copy_file(png, at(FIGURES_DIR, png.name))
         summary.figures.append(at(FIGURES_DIR, png.name))
     summary.outputs |= {"sessions": at("sessions"), "pairs": at("pairs"), "summary": at(SUMMARY_FILE)}
-    summary.mlflow_ui = f"mlflow ui --backend-store-uri {tracking_uri()} --workers 1"
+    summary.mlflow_ui = f"{_mlflow_command()} ui --backend-store-uri {tracking_uri()} --workers 1"
     _log_run(summary, cfg, output, figures)
     if scratch is not None:
         scratch.cleanup()
@@ -394,6 +394,19 @@ def _score(events: str, out: str, cfg: DemoConfig, summary: DemoSummary) -> None
 
 
 # ---- MLflow ----
+def _mlflow_command() -> str:
+    """How to run the `mlflow` of this environment from the user's shell: `mlflow` when
+    that is the one the shell finds, else its path (`.venv/bin/mlflow`, relative to the
+    working directory where it lies below it)."""
+    import shutil
+    import sys
+
+    ours = Path(sys.executable).parent / "mlflow"
+    if not ours.is_file() or shutil.which("mlflow") == str(ours):
+        return "mlflow"
+    return str(ours.relative_to(Path.cwd())) if ours.is_relative_to(Path.cwd()) else str(ours)
+
+
 def _fetch_figures(run_id: str, names: list[str], prefix: str, figures: Path) -> None:
     """The figures a training run logged, copied to OUTPUT/figures as `<prefix>_<name>`."""
     import mlflow
