@@ -52,6 +52,12 @@ JOB_WORK = {".score-work": "score"}
 WORK_MARKER = "job.json"  # written first into a job's work: what the job was, to resume it
 
 
+def holds_job_work(out: str | Path) -> bool:
+    """Whether the output directory `out` holds a job's work to resume from (`JOB_WORK`:
+    a Ray `score`'s `.score-work`, whose finished buckets are parts of its table)."""
+    return any(is_job_work(storage.join(out, name)) for name in JOB_WORK)
+
+
 def is_job_work(location: str | Path) -> bool:
     """Whether `location` (named in `JOB_WORK`) is a job's work: a directory, not a link,
     holding its `WORK_MARKER`, or nothing (a job killed before writing it). A user's
@@ -433,8 +439,7 @@ def claim_output(
     # a rerun stopped or killed: its earlier output back, and judged; but not where that run left work to resume
     # from (score's `.score-work`, whose finished buckets are parts of the table it was writing)
     kept = None if storage.exists(report) else previous_output(out)
-    resumable = any(is_job_work(storage.join(out, name)) for name in JOB_WORK)
-    if kept is not None and kept not in _SET_ASIDE_HERE and not resumable:
+    if kept is not None and kept not in _SET_ASIDE_HERE and not holds_job_work(out):
         restore_previous(out, {*JOB_TABLES, REJECTED, REPORT})
     for name in set(also) & set(JOB_WORK):  # this job's work, which it resumes from or deletes
         if storage.exists(storage.join(out, name)) and not is_job_work(storage.join(out, name)):
@@ -602,6 +607,22 @@ def restore_previous(out: str, writes: Collection[str]) -> None:
     _SET_ASIDE_HERE.discard(aside)
 
 
+def refuse_set_aside(directory: str | Path) -> None:
+    """IncompleteOutputError, for a job that reads `directory`, when it holds no report
+    but an earlier output that a rerun there set aside (`set_aside`): that rerun is
+    running, or was killed (a stop puts it back: `restore_previous`). The line names
+    where the earlier output is and how it comes back. Nothing otherwise."""
+    if storage.exists(storage.join(directory, REPORT)) or (aside := previous_output(str(directory))) is None:
+        return
+    names = json.loads(storage.read_text(storage.join(aside, PREVIOUS_MARKER)))["names"]
+    jobs = sorted({JOB_TABLES[name] for name in names if name in JOB_TABLES}) or ["a job"]
+    raise IncompleteOutputError(
+        f"{directory}: a rerun of `{jobs[0]}` there is running, or was killed: the earlier output "
+        f"({', '.join(n for n in names if n != REPORT)}) is kept aside in {storage.name(aside)}/, and the next "
+        "job run into this directory puts it back first (or move its entries back yourself)"
+    )
+
+
 def discard_previous(out: str) -> None:
     """Delete the earlier outputs kept aside in `out` (`set_aside`): once the run that
     replaced them is done, or when a finished output is set aside in their place."""
@@ -629,6 +650,7 @@ def job_output(directory: str | Path, name: str) -> str:
     FileNotFoundError when it has no `name` (naming the job whose output it is, and
     the job that writes `name`)."""
     target = storage.join(storage.absolute(directory), name)
+    refuse_set_aside(directory)
     if not storage.exists(target):
         parent = storage.parent(storage.absolute(directory))
         if storage.name(directory) == name and storage.exists(storage.join(parent, REPORT)):

@@ -379,6 +379,33 @@ def test_a_killed_reruns_earlier_output_is_back_before_another_job_may_take_the_
     assert snapshot(done / "sessions") == before and not list((done / "sessions").glob(".*"))
 
 
+def test_a_stopped_rerun_puts_the_earlier_output_back_and_a_killed_ones_readers_say_where_it_is(done):
+    """The breaking helper's find: a `mine` rerun stopped or killed midway left the
+    earlier pairs aside, and `train session` and `evaluate pairs` then said the directory
+    was "not a `mine` output". A stop (Ctrl-C, SIGTERM) now puts them back; after a kill
+    each reader names where they are and how they come back."""
+    from workflows.jobs import common
+
+    before = snapshot(done / "pairs")
+    with pytest.raises(KeyboardInterrupt), common.nothing_left_on_error():
+        common.output_dir(str(done / "pairs"), "pairs.parquet", inputs=[str(done / "sessions")])
+        (done / "pairs" / "pairs.parquet").mkdir()
+        (done / "pairs" / "pairs.parquet" / ".part-0badf00d-00000.parquet.tmp-0123456789ab").write_text("half")
+        raise KeyboardInterrupt
+    assert snapshot(done / "pairs") == before and not list((done / "pairs").glob(".*"))
+    killed_rerun(done / "pairs", "pairs.parquet")
+    killed_rerun(done / "sessions", "sessions.parquet")
+    said = "a rerun of `{}` there is running, or was killed: the earlier output ({}) is kept aside in .previous-"
+    with pytest.raises(FileNotFoundError) as err:
+        common.pairs_location(str(done / "pairs"))
+    assert said.format("mine", "pairs.parquet") in str(err.value)
+    assert "and the next job run into this directory puts it back first" in str(err.value)
+    mined = sessionflow("mine", done / "sessions", "-o", done / "pairs-2", "--engine", "local")
+    assert mined.exit_code == 2 and said.format("segment", "sessions.parquet, rejected.parquet") in " ".join(
+        mined.output.split()
+    ), mined.output
+
+
 def test_a_killed_score_rerun_resumes_from_its_work_not_from_the_earlier_output(tmp_path):
     """A Ray `score` killed midway resumes from `.score-work`, whose finished buckets are
     parts of the table it was writing: the claim that puts a killed rerun's earlier output

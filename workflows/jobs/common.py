@@ -424,13 +424,15 @@ def nothing_left_on_error() -> Iterator[None]:
     failed command leaves nothing that looks like output. A directory that was there
     gets back the earlier output the claim kept aside (`sessions.io.restore_previous`),
     or else keeps what it held, less the report the claim removed, so
-    it does not look complete either. Other exceptions (a crash, an interrupt) keep the
-    output for the job's resume, and the earlier output aside (`.previous-<12 hex>`, until
-    the next run there is done), but for the directories it created that are still empty
-    (a `segment` stopped before its first table left an empty output directory). A job
-    that ends well deletes the earlier output it kept aside."""
+    it does not look complete either. Other exceptions (a crash, an interrupt) put the
+    earlier output back the same way, but where the job left work to resume from (a Ray
+    `score`'s `.score-work`: `sessions.io.holds_job_work`), which stays with the earlier
+    output aside (`.previous-<12 hex>`, until the next run there is done); the
+    directories it created that are still empty go (a `segment` stopped before its first
+    table left an empty output directory). A job that ends well deletes the earlier
+    output it kept aside."""
     from sessions import storage
-    from sessions.io import discard_previous, restore_previous
+    from sessions.io import discard_previous, holds_job_work, restore_previous
 
     start, replaced = len(_CREATED), len(_REPLACED)
     try:
@@ -438,6 +440,9 @@ def nothing_left_on_error() -> Iterator[None]:
     except BaseException as err:
         cause = user_error(err)
         if cause is None:
+            for location, writes in reversed(_REPLACED[replaced:]):  # what a stopped run wrote is no use to a rerun
+                if not holds_job_work(location):
+                    restore_previous(location, writes)
             for location in reversed(_CREATED[start:]):
                 _remove_empty_dirs(location)
             raise
@@ -477,13 +482,14 @@ def pairs_location(path: str) -> str:
     in one line for a directory that holds no pairs, naming what it holds when it is a
     sessionflow job's output (a `segment` output: mine it first)."""
     from sessions import storage
-    from sessions.io import JOB_TABLES, is_complete, job_output
+    from sessions.io import JOB_TABLES, is_complete, job_output, refuse_set_aside
     from workflows.jobs.mine import PAIRS_FILE
 
     if not storage.exists(path):
         raise FileNotFoundError(f"{path}: no pairs here; run `sessionflow mine` first")
     if not storage.is_dir(path) or is_complete(path):
         return path
+    refuse_set_aside(path)
     if storage.is_file(inside := storage.join(path, PAIRS_FILE)):
         return inside  # a file of pairs that someone named so
     if storage.exists(inside):  # a `mine` output: refused without its report (mine running, failed or killed)
