@@ -210,6 +210,27 @@ def test_a_run_killed_and_resumed_ends_where_an_uninterrupted_run_ends(store, ki
     assert torch.equal(logged["weight"], table.state_dict()["weight"])  # the same table, to the last bit
 
 
+@pytest.mark.parametrize("model", ["lookup", "tiny"])
+def test_a_batch_larger_than_the_data_is_refused_before_anything_starts(model, monkeypatch, tmp_path):
+    """The breaking helper's find: `--batch-size 100000` failed in every worker's first
+    step, was retried twice as a worker's failure, and ended in six tracebacks after
+    80 s. Now one line, exit 2, before the MLflow run and Ray start (as `train session`)."""
+    import workflows.jobs.train_hierarchy
+    import workflows.tracking.store
+
+    def started(*args, **kwargs):
+        raise RuntimeError("started: the batch size was not refused first")
+
+    monkeypatch.setattr(workflows.jobs.train_hierarchy, "train_best", started)
+    monkeypatch.setattr(workflows.tracking.store, "training_run", started)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    done = runner.invoke(app, ["train", "hierarchy", "--model", model, "--batch-size", "100000", "--no-register"])
+    lines = done.output.strip().splitlines()
+    assert done.exit_code == 2 and len(lines) == 1, done.output
+    said = "training examples: fewer than one global batch (100,000: 100,000 a worker, 1 worker); lower --batch-size"
+    assert lines[0].startswith("error: ") and said in lines[0] and not (tmp_path / "mlflow.db").exists()
+
+
 def test_a_lookup_table_cannot_hold_out_nodes():
     with pytest.raises(ValueError, match="held-out nodes"):
         HierarchyTrainConfig(model="lookup", holdout="nodes")

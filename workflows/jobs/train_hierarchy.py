@@ -43,7 +43,14 @@ from workflows.training.hierarchy import (
     load_data,
     load_model,
 )
-from workflows.training.loop import Trained, TrainOutcome, gpus_needed, require_storage, train_best
+from workflows.training.loop import (
+    Trained,
+    TrainOutcome,
+    gpus_needed,
+    require_one_global_batch,
+    require_storage,
+    train_best,
+)
 
 EXPERIMENT = "hierarchy-model"
 DATA = ("wordnet-mammals", "wordnet-nouns", "hierarcaps:PATH")
@@ -441,9 +448,11 @@ def run(job: TrainHierarchyJob, run_name: str | None = None) -> TrainOutcome:
     name = run_name or f"{cfg.model} {space(cfg)} on {cfg.data}{named}, held out: {cfg.holdout}"
     description = (f"Hierarchy model: {cfg.data} ({split.full.n_nodes:,} nodes) embedded by {cfg.model} in a "
                    f"{cfg.dim}-d {cfg.manifold}; held out: {cfg.holdout}.")  # fmt: skip
+    task = HierarchyTask(cfg, data)
+    require_one_global_batch(task.examples, cfg)
     with (
         training_run(job.experiment, "train hierarchy", params, name, description) as run_id,
-        train_best(HierarchyTask(cfg, data), run_id, "hierarchy-model", job.storage, job.address) as trained,
+        train_best(task, run_id, "hierarchy-model", job.storage, job.address) as trained,
     ):
         _log_inputs(data, cfg)
         return _finish(trained, data, cfg, run_id, job.register)

@@ -30,7 +30,14 @@ from sessions.pairs import triplets
 from sessions.seeds import check_seed
 from workflows.distributed.runtime import require_gpus
 from workflows.jobs import common
-from workflows.training.loop import Trained, TrainOutcome, gpus_needed, require_storage, train_best
+from workflows.training.loop import (
+    Trained,
+    TrainOutcome,
+    gpus_needed,
+    require_one_global_batch,
+    require_storage,
+    train_best,
+)
 from workflows.training.session import SessionTask
 
 EXPERIMENT = "session-model"
@@ -102,12 +109,7 @@ def training_data(pairs_path: str, cfg: SessionTrainConfig) -> tuple[pl.DataFram
     if cfg.max_train_examples:
         train = train.head(cfg.max_train_examples)
     val = pairs.filter(pl.col("split") == "val").select("query_a", "query_b", "label")
-    needed = cfg.workers * cfg.batch_size
-    if train.height < needed:
-        raise ValueError(
-            f"{train.height} training examples: fewer than one global batch ({needed}: {cfg.batch_size} a worker, "
-            f"{cfg.workers} workers); mine a larger log, or lower --batch-size or --workers"
-        )
+    require_one_global_batch(train.height, cfg, "mine a larger log, or ")
     if val["label"].n_unique() < 2:
         raise ValueError(
             "the val split holds no pairs: `mine` put none of the log's users there (--val-share of them, by a hash "

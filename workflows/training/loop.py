@@ -120,6 +120,20 @@ class LoopState:
     since_best: int = 0
 
 
+def require_one_global_batch(examples: int, cfg: LoopSettings, more: str = "") -> None:
+    """ValueError in one line when `examples` training examples fill no global batch
+    (`cfg.workers` x `cfg.batch_size`): what each worker's `Batches` would raise in its
+    first step, after Ray had started and retried it as a worker's failure. A job calls
+    it before its MLflow run and Ray start. `more`: what else would help, before the
+    settings ("mine a larger log, or ")."""
+    needed = cfg.workers * cfg.batch_size
+    if examples < needed:
+        raise ValueError(
+            f"{examples:,} training examples: fewer than one global batch ({needed:,}: {cfg.batch_size:,} a "
+            f"worker, {cfg.workers} worker{'s' if cfg.workers != 1 else ''}); {more}lower --batch-size or --workers"
+        )
+
+
 class Batches:
     """Which example rows each worker trains on at each step.
 
