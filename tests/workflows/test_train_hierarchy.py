@@ -231,6 +231,25 @@ def test_a_batch_larger_than_the_data_is_refused_before_anything_starts(model, m
     assert lines[0].startswith("error: ") and said in lines[0] and not (tmp_path / "mlflow.db").exists()
 
 
+TRAINERS = [["hierarchy", "--model", "lookup"], ["session", "--model", "tiny", "--pairs", "x"]]
+
+
+@pytest.mark.parametrize("command", TRAINERS, ids=["hierarchy", "session"])
+def test_more_workers_than_cpus_on_a_machines_own_ray_are_refused_at_once(command, monkeypatch, tmp_path):
+    """The breaking helper's find: `--workers 4` on a 2-core machine asked its own local
+    Ray for 4 CPUs, and Ray Train retried its worker group every 60 s for ever."""
+    import os
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    have = len(os.sched_getaffinity(0))
+    done = runner.invoke(app, ["train", *command, "--workers", str(have + 1), "--no-register"])
+    assert done.exit_code == 2 and done.output.strip() == (
+        f"error: --workers {have + 1}: each worker takes a CPU, and this machine has {have} (lower --workers, or "
+        "run it on a Ray cluster: --address)"
+    ), done.output
+
+
 def test_a_lookup_table_cannot_hold_out_nodes():
     with pytest.raises(ValueError, match="held-out nodes"):
         HierarchyTrainConfig(model="lookup", holdout="nodes")

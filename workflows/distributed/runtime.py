@@ -280,6 +280,20 @@ def require_gpus(needed: float, address: str | None, option: str, alternative: s
                          f"({alternative}, or run it on a Ray cluster with GPUs: --address)")  # fmt: skip
 
 
+def require_cpus(workers: int, address: str | None) -> None:
+    """Refuse, in one line, a training of more `workers` than this machine has CPUs
+    (`os.sched_getaffinity`: those this process may use) where it would start its own
+    local Ray (no cluster named): each worker takes a CPU at least, and Ray Train would
+    retry its worker group every 60 s for ever. A named cluster is left to Ray, as in
+    `require_gpus`. ValueError."""
+    if named_cluster(address) is not None:
+        return
+    have = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    if workers > have:
+        raise ValueError(f"--workers {workers}: each worker takes a CPU, and this machine has {have} (lower "
+                         "--workers, or run it on a Ray cluster: --address)")  # fmt: skip
+
+
 def cluster_cpus() -> int:
     """CPUs Ray can schedule on (the whole cluster)."""
     import ray

@@ -34,7 +34,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from sessions.seeds import check_seed
-from workflows.distributed.runtime import require_gpus
+from workflows.distributed.runtime import require_cpus, require_gpus
 from workflows.jobs import common
 from workflows.training.hierarchy import (
     HierarchyData,
@@ -429,6 +429,7 @@ def run(job: TrainHierarchyJob, run_name: str | None = None) -> TrainOutcome:
     """
     cfg = job.hierarchy.resolved()
     require_gpus(gpus_needed(cfg), job.address, "--gpu", "train on CPUs without --gpu")  # before the imports
+    require_cpus(cfg.workers, job.address)
     from models.encoder import check_encoder
     from workflows.tracking.store import training_run
 

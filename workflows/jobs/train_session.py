@@ -28,7 +28,7 @@ from sessions import storage
 from sessions.io import is_complete, read_json, read_table, scan_table
 from sessions.pairs import triplets
 from sessions.seeds import check_seed
-from workflows.distributed.runtime import require_gpus
+from workflows.distributed.runtime import require_cpus, require_gpus
 from workflows.jobs import common
 from workflows.training.loop import (
     Trained,
@@ -230,6 +230,7 @@ def run(job: TrainSessionJob, run_name: str | None = None) -> TrainOutcome:
     FileNotFoundError for bad settings or inputs (no pairs, fewer than one global batch).
     """
     require_gpus(gpus_needed(job.session), job.address, "--gpu", "train on CPUs without --gpu")  # before the imports
+    require_cpus(job.session.workers, job.address)
     from models.encoder import check_encoder
     from workflows.tracking.store import log_table, training_run
 
