@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import time
 import uuid
 from collections import deque
 from collections.abc import Collection, Sequence
@@ -41,6 +42,8 @@ STAGING_NAME = re.compile(r"\.staging-[0-9a-f]{12}")  # `workflows.distributed.s
 STAGING_MARKER = "staging.json"  # written first into a staging directory: a user's `.staging-*` has none
 PREVIOUS_NAME = re.compile(r"\.previous-[0-9a-f]{12}")  # an earlier run's output, kept while a rerun runs (`set_aside`)
 PREVIOUS_MARKER = "set-aside.json"  # written first into what `set_aside` keeps: a user's `.previous-*` has none
+LOCK = ".sessionflow-job.json"  # in a local output directory while a job writes there (`lock_output`)
+LOCK_WRITE_S = 10.0  # a lock still unread this long after it was made is a job killed as it made it
 # The table each sessionflow job writes -> that job: annotate's ANNOTATIONS_FILE (first: it sits beside sessions),
 # score's SCORES_FILE, segment's SESSIONS_FILE, ingest's EVENTS_FILE, mine's PAIRS_FILE (a test keeps them equal).
 # A directory is known by them; without a report, one is what a killed run left.
@@ -621,6 +624,90 @@ def refuse_set_aside(directory: str | Path) -> None:
         f"({', '.join(n for n in names if n != REPORT)}) is kept aside in {storage.name(aside)}/, and the next "
         "job run into this directory puts it back first (or move its entries back yourself)"
     )
+
+
+def lock_output(out: str) -> bool:
+    """Make the local output directory `out` this process's alone until `unlock_output`:
+    a file `LOCK` created exclusively (O_EXCL) that names the process (pid, its start
+    time, host, command). Two jobs writing to one directory at once mixed their tables,
+    and one's failure deleted what the other had finished. Re-entrant (a job claims
+    its output twice: CLI, engine). A lock whose process is gone (killed) is replaced.
+    Returns whether a lock was made; False on an object store (which has no exclusive
+    create here: two jobs there are not told apart) or when this process holds it.
+    Makes the directory (ValueError / StorageError in one line when it cannot be written).
+    ValueError in one line when another live process holds it."""
+    import socket
+    import sys
+
+    import psutil
+
+    if (local := storage.local_path(out)) is None:
+        return False
+    storage.check_writable_dir(out, "--output")  # made, or refused in one line naming --output
+    me = {"pid": os.getpid(), "started": psutil.Process().create_time(), "host": socket.gethostname(),
+          "command": " ".join(Path(sys.argv[0]).name.split() + sys.argv[1:2])}  # fmt: skip
+    path = local / LOCK
+    for _ in range(3):
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            holder = _lock_holder(path)
+            if holder is None:  # its job is gone
+                path.unlink(missing_ok=True)
+                continue
+            if (holder.get("pid"), holder.get("started"), holder.get("host")) == (me["pid"], me["started"], me["host"]):
+                return False
+            raise ValueError(
+                f"--output {out}: another sessionflow job is writing there now (process {holder.get('pid', '?')} "
+                f"on {holder.get('host', '?')}, `{holder.get('command', '?')}`); wait for it to end, or choose "
+                f"another directory (if none runs, delete {path})"
+            ) from None
+        with os.fdopen(fd, "w") as stream:
+            json.dump(me, stream)
+        return True
+    raise ValueError(f"--output {out}: other jobs keep claiming it; choose another directory")
+
+
+def _lock_holder(path: Path) -> dict | None:
+    """What the `LOCK` at `path` says of the process holding it; None when that process
+    is gone (not running on this host, or a new process under its pid), or the lock
+    is unreadable and older than `LOCK_WRITE_S` (killed as it was made). A lock of
+    another host is taken as held: its process cannot be seen from here."""
+    import socket
+
+    import psutil
+
+    try:
+        holder = json.loads(path.read_text())
+        pid, started, host = int(holder["pid"]), float(holder["started"]), str(holder["host"])
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError):  # being written now, or left half-written by a kill
+        try:
+            young = time.time() - path.stat().st_mtime < LOCK_WRITE_S
+        except FileNotFoundError:
+            return None
+        return {} if young else None
+    if host != socket.gethostname():
+        return holder
+    try:
+        alive = abs(psutil.Process(pid).create_time() - started) < 1.0
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        alive = False
+    return holder if alive else None
+
+
+def unlock_output(out: str) -> None:
+    """Remove the `LOCK` this process holds in `out` (`lock_output`); nothing when the
+    directory or its lock is gone, or the lock is another process's."""
+    if (local := storage.local_path(out)) is None:
+        return
+    path = local / LOCK
+    try:
+        if json.loads(path.read_text()).get("pid") == os.getpid():
+            path.unlink()
+    except (OSError, ValueError, AttributeError):
+        pass
 
 
 def discard_previous(out: str) -> None:

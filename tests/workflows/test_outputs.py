@@ -406,6 +406,48 @@ def test_a_stopped_rerun_puts_the_earlier_output_back_and_a_killed_ones_readers_
     ), mined.output
 
 
+def test_a_job_writing_to_an_output_keeps_other_jobs_out_until_it_ends(done):
+    """The breaking helper's find: two `mine` jobs into one new directory at once; one
+    failed, and its cleanup deleted the table the other had finished and reported. A job
+    now holds a local output alone (`.sessionflow-job.json`, made exclusively): another
+    is refused in one line and changes nothing; the lock of a job that is gone (killed,
+    or killed as it made the lock) does not keep anyone out."""
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import psutil
+
+    from sessions.io import LOCK
+
+    before = snapshot(done / "pairs")
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        held = {"pid": other.pid, "started": psutil.Process(other.pid).create_time(), "host": socket.gethostname(),
+                "command": "sessionflow mine"}  # fmt: skip
+        for out in (done / "pairs", done / "new"):
+            out.mkdir(exist_ok=True)
+            (out / LOCK).write_text(json.dumps(held))
+            refused = sessionflow("mine", done / "sessions", "-o", out, "--engine", "local")
+            assert refused.exit_code == 2 and " ".join(refused.output.split()) == (
+                f"error: --output {out}: another sessionflow job is writing there now (process {other.pid} on "
+                f"{socket.gethostname()}, `sessionflow mine`); wait for it to end, or choose another directory (if "
+                f"none runs, delete {out / LOCK})"
+            ), refused.output
+        assert snapshot(done / "pairs") == {LOCK: (done / "pairs" / LOCK).read_bytes(), **before}
+        assert [p.name for p in (done / "new").iterdir()] == [LOCK]
+    finally:
+        other.kill()
+        other.wait()
+    (done / "new" / LOCK).write_text("")  # killed as it made its lock: held while it may still be written
+    assert sessionflow("mine", done / "sessions", "-o", done / "new", "--engine", "local").exit_code == 2
+    os.utime(done / "new" / LOCK, (time.time() - 60, time.time() - 60))
+    for out in (done / "pairs", done / "new"):  # their jobs are gone
+        again = sessionflow("mine", done / "sessions", "-o", out, "--engine", "local")
+        assert again.exit_code == 0 and not (out / LOCK).exists() and (out / "report.json").is_file(), again.output
+
+
 def test_a_killed_score_rerun_resumes_from_its_work_not_from_the_earlier_output(tmp_path):
     """A Ray `score` killed midway resumes from `.score-work`, whose finished buckets are
     parts of the table it was writing: the claim that puts a killed rerun's earlier output

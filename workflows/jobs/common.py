@@ -35,6 +35,7 @@ COMPRESSED_TEXT_RATIO = 8
 _COMPRESSED = (".gz", ".bz2", ".zst", ".lz4", ".parquet")  # what the readers decompress (`sessions.storage`)
 _CREATED: list[str] = []  # output directories claimed where nothing was, by the jobs running now
 _REPLACED: list[tuple[str, set[str]]] = []  # output directories claimed by the jobs running now, with what each writes
+_LOCKED: list[str] = []  # local output directories the jobs running now hold (`sessions.io.lock_output`)
 FORMAT_HELP = "format of raw logs: aol, webis-smc, gayo-avello, diffusiondb, midjourney or table"
 GOLD_FORMAT_HELP = (  # the formats that carry gold sessions or missions
     "webis-smc (missions), gayo-avello (sessions), table (--map ...,session=COL and/or mission=COL), aol or "
@@ -351,17 +352,19 @@ def output_dir(value: str | None, produces: str | None = None, overwrite: bool =
     refuse_other_files`); FileNotFoundError when an input is missing; StorageError
     when a filesystem cannot be reached."""
     from sessions import storage
-    from sessions.io import JOB_WORK, REJECTED, REPORT, claim_output, refuse_other_files
+    from sessions.io import JOB_WORK, REJECTED, REPORT, claim_output, lock_output, refuse_other_files
 
     location = check_output(value, inputs)
     created = _first_missing(location)  # what a failure deletes again (`nothing_left_on_error`)
+    if lock_output(location):  # first: another job's output is never judged, restored or deleted by this one
+        _LOCKED.append(location)
+    if created:
+        _CREATED.append(created)
     if produces:
         refuse_other_files(location, produces, overwrite)
         # before the claim: what it sets aside comes back if it then fails on a user's error too
         _REPLACED.append((storage.absolute(location), {produces, *also, REJECTED, REPORT} - set(JOB_WORK)))
         location = claim_output(location, produces, overwrite, inputs, also, keep_previous=True)
-    if created:
-        _CREATED.append(created)
     return location
 
 
@@ -432,9 +435,14 @@ def nothing_left_on_error() -> Iterator[None]:
     table left an empty output directory). A job that ends well deletes the earlier
     output it kept aside."""
     from sessions import storage
-    from sessions.io import discard_previous, holds_job_work, restore_previous
+    from sessions.io import discard_previous, holds_job_work, restore_previous, unlock_output
 
-    start, replaced = len(_CREATED), len(_REPLACED)
+    start, replaced, locked = len(_CREATED), len(_REPLACED), len(_LOCKED)
+
+    def unlock() -> None:  # before an empty directory it made goes: its lock is all it holds
+        for location in _LOCKED[locked:]:
+            unlock_output(location)
+
     try:
         yield
     except BaseException as err:
@@ -443,11 +451,13 @@ def nothing_left_on_error() -> Iterator[None]:
             for location, writes in reversed(_REPLACED[replaced:]):  # what a stopped run wrote is no use to a rerun
                 if not holds_job_work(location):
                     restore_previous(location, writes)
+            unlock()
             for location in reversed(_CREATED[start:]):
                 _remove_empty_dirs(location)
             raise
         for location, writes in reversed(_REPLACED[replaced:]):
             restore_previous(location, writes)
+        unlock()
         for location in reversed(_CREATED[start:]):
             storage.remove(location)
         raise cause from None
@@ -455,7 +465,8 @@ def nothing_left_on_error() -> Iterator[None]:
         for location, _ in _REPLACED[replaced:]:
             discard_previous(location)
     finally:
-        del _CREATED[start:], _REPLACED[replaced:]
+        unlock()
+        del _CREATED[start:], _REPLACED[replaced:], _LOCKED[locked:]
 
 
 def _remove_empty_dirs(location: str) -> None:
