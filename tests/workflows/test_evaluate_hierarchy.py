@@ -66,7 +66,7 @@ def trained_on_every_pair(store) -> str:
     ("args", "says"),
     [
         (["--holdout", "edges"], "so pairs held out by --holdout edges are among its training pairs"),
-        (["--holdout", "edges", "--holdout-share", "0"], "holdout_share must be above 0 to hold out edges"),
+        (["--holdout", "edges", "--holdout-share", "0"], "--holdout-share must be above 0 to hold out edges"),
         (
             ["--data", "wordnet-nouns", "--holdout", "none"],  # it was a state_dict size mismatch's traceback
             "a lookup table places only the nodes of its own data (wordnet-mammals), not wordnet-nouns",

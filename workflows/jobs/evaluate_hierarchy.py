@@ -15,6 +15,7 @@ trained on other data (HierarCaps, say) on `--data`'s mixed-hop split, both task
 
 from __future__ import annotations
 
+import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,7 +60,11 @@ def evaluate_hierarchy(
         given["holdout"] = hit_split(trained, given)
     elif protocol != "reconstruction":
         raise ValueError(f"protocol must be one of {', '.join(PROTOCOLS)}, got {protocol!r}")
-    cfg = HierarchyTrainConfig(**{**trained, **given}).resolved()  # refuses a meaningless setting first
+    try:
+        cfg = HierarchyTrainConfig(**{**trained, **given}).resolved()  # refuses a meaningless setting first
+    except ValueError as err:  # in the words of this command's options: `holdout_share` is --holdout-share
+        raise ValueError(re.sub(r"\b(holdout_share|max_eval_nodes)\b", lambda m: "--" + m[1].replace("_", "-"),
+                                str(err))) from None  # fmt: skip
     if protocol == "reconstruction":
         reconstruction_split(trained, given)
     data = load_data(cfg)
