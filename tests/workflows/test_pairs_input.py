@@ -191,15 +191,20 @@ def test_an_empty_or_unlabelled_csv_is_refused_in_one_line(outputs, tmp_path, no
             "the val split's 60 pairs are all positive, and validation needs both; mine a larger log or raise "
             "--val-share",
         ),
+        (
+            lambda p: p.with_columns(split=pl.lit("test")),  # what `mine --gold` writes: the breaker's find
+            "the train split holds no pairs (test 540): give pairs mined with a --train-share above 0 (`mine "
+            "--gold` pairs are for `evaluate pairs`)",
+        ),
     ],
-    ids=["no label", "no split, no kind", "no rows", "no val pairs", "val pairs of one label"],
+    ids=["no label", "no split, no kind", "no rows", "no val pairs", "val pairs of one label", "no train pairs"],
 )
 def test_train_refuses_pairs_without_its_columns_or_rows(outputs, tmp_path, nothing_starts, change, says):
     """Each refusal names what to change (a val split of one label said only "the val
     split needs positive and negative pairs")."""
     (tmp_path / "bad").mkdir()
     change(read_table(outputs / "pairs" / "pairs.parquet")).write_parquet(tmp_path / "bad" / "pairs.parquet")
-    said = f"{tmp_path / 'bad' / 'pairs.parquet'}: {says}" if "val split" not in says else says
+    said = says if says.startswith("the ") else f"{tmp_path / 'bad' / 'pairs.parquet'}: {says}"  # a split's: no file
     refused(outputs, "train session", tmp_path / "bad", said)
 
 

@@ -109,6 +109,10 @@ def training_data(pairs_path: str, cfg: SessionTrainConfig) -> tuple[pl.DataFram
     if cfg.max_train_examples:
         train = train.head(cfg.max_train_examples)
     val = pairs.filter(pl.col("split") == "val").select("query_a", "query_b", "label")
+    if not train.height:  # `mine --gold` puts every pair in test, `--train-share 0` none in train
+        held = ", ".join(f"{split} {n:,}" for split, n in sorted(pairs["split"].value_counts().iter_rows()))
+        raise ValueError(f"the train split holds no pairs ({held}): give pairs mined with a --train-share above 0 "
+                         "(`mine --gold` pairs are for `evaluate pairs`)")  # fmt: skip
     require_one_global_batch(train.height, cfg, "mine a larger log, or ")
     if val["label"].n_unique() < 2:
         raise ValueError(
