@@ -684,6 +684,11 @@ MODEL_MISTAKES = {  # the mistake: (the model URI, what the one line says)
     "unknown name": ("models:/sesion-model@champion", "registered models: session-model"),
     "unknown version": ("models:/session-model/7", "session-model has versions 1 and aliases @champion -> 1"),
     "unknown alias": ("models:/session-model@best", "session-model has versions 1 and aliases @champion -> 1"),
+    "no version or alias": (
+        "models:/session-model",
+        "models:/session-model: no version or alias; give "
+        "models:/session-model/VERSION or models:/session-model@ALIAS (session-model has versions",
+    ),
     "a directory that is no model": ("../notamodel", "../notamodel: no model there (no MLmodel file)"),
     "a run that logged no model": ("runs:/{run}/model", "runs:/{run}/model: run {run} logs no model"),
 }

@@ -72,6 +72,10 @@ def test_compare_lists_runs_side_by_side_and_promote_moves_the_champion(store):
     table = runner.invoke(app, ["compare"])
     assert "v2*" in table.stdout and "v1 " in table.stdout and "0.850" in table.stdout
 
+    from workflows.tracking.store import run_of
+
+    latest = store.get_model_version("session-model", str(v2)).run_id  # MLflow's `latest`: the newest version
+    assert run_of("models:/session-model/latest") == run_of("models:/session-model/LATEST") == latest
     missing = runner.invoke(app, ["promote", "session-model", "9"])
     assert missing.exit_code == 2 and "version 9" in missing.output
     assert "session-model has versions 1, 2 and aliases @champion -> 2 (tracking store: sqlite:///" in missing.output

@@ -377,6 +377,12 @@ def run_of(uri: str) -> str:
             if ref:
                 return client.get_model_version_by_alias(name, ref).run_id
             name, _, version = uri.removeprefix("models:/").rpartition("/")
+            if not name:
+                raise ValueError(f"{uri}: no version or alias; give models:/{version}/VERSION or "
+                                 f"models:/{version}@ALIAS ({registered(client, uri)})")  # fmt: skip
+            if version.lower() == "latest":  # MLflow's word for a model's newest version
+                versions = client.search_model_versions(f"name='{name}'")
+                version = str(max((int(v.version) for v in versions), default=0)) if versions else "latest"
             return client.get_model_version(name, version).run_id
         run_id = uri.removeprefix("runs:/").split("/")[0]
         return client.get_run(run_id).info.run_id
