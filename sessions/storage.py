@@ -729,10 +729,13 @@ def move(src: str | os.PathLike, dst: str | os.PathLike) -> None:
 
 def hidden_names(location: str | os.PathLike, pattern: re.Pattern) -> list[str]:
     """The names directly under a directory that match `pattern` whole, hidden ones
-    (starting with `.`) included, sorted; empty for a missing directory."""
+    (starting with `.`) included, sorted; empty for a missing directory or a file."""
     fs, path = resolve(location)
     with _errors(location):
-        entries = fs.get_file_info(pafs.FileSelector(path, allow_not_found=True))
+        try:
+            entries = fs.get_file_info(pafs.FileSelector(path, allow_not_found=True))
+        except NotADirectoryError:
+            return []
     return sorted(e.base_name for e in entries if pattern.fullmatch(e.base_name))
 
 

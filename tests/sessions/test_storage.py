@@ -413,6 +413,11 @@ def test_what_killed_runs_left_is_removed_and_a_users_hidden_files_kept(tmp_path
     removed = storage.remove_leftovers(str(tmp_path), [io.STAGING_NAME], marker=io.STAGING_MARKER)
     assert sorted(removed) == [".staging-0a1b2c3d4e5f", ".x.parquet.tmp-0123456789ab"]
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(name.split("/")[0] for name in users)
+    assert storage.hidden_names(str(tmp_path), io.STAGING_NAME) == [".staging-20261205abcd"]  # a user's: no marker
+    # a file or nothing where a directory is looked into: no names (a reader given a file asked for its asides)
+    assert storage.hidden_names(str(tmp_path / "keep.parquet"), io.PREVIOUS_NAME) == []
+    assert storage.hidden_names(str(tmp_path / "nothing"), io.PREVIOUS_NAME) == []
+    assert io.previous_output(str(tmp_path / "keep.parquet")) is None
 
 
 @settings(max_examples=40, deadline=None)
