@@ -643,9 +643,16 @@ def lock_output(out: str) -> bool:
 
     if (local := storage.local_path(out)) is None:
         return False
-    storage.check_writable_dir(out, "--output")  # made, or refused in one line naming --output
     me = {"pid": os.getpid(), "started": psutil.Process().create_time(), "host": socket.gethostname(),
           "command": " ".join(Path(sys.argv[0]).name.split() + sys.argv[1:2])}  # fmt: skip
+    same = _process(me)
+    for above in local.parents:  # an output inside another job's: its failure would delete this one's with its own
+        if (held := _lock_holder(above / LOCK)) is not None and _process(held) != same:
+            raise ValueError(
+                f"--output {out}: it lies inside {above}, which another sessionflow job is writing now (process "
+                f"{held.get('pid', '?')}, `{held.get('command', '?')}`); choose a directory outside it"
+            )
+    storage.check_writable_dir(out, "--output")  # made, or refused in one line naming --output
     path = local / LOCK
     for _ in range(3):
         try:
@@ -655,7 +662,7 @@ def lock_output(out: str) -> bool:
             if holder is None:  # its job is gone
                 path.unlink(missing_ok=True)
                 continue
-            if (holder.get("pid"), holder.get("started"), holder.get("host")) == (me["pid"], me["started"], me["host"]):
+            if _process(holder) == same:
                 return False
             raise ValueError(
                 f"--output {out}: another sessionflow job is writing there now (process {holder.get('pid', '?')} "
@@ -666,6 +673,11 @@ def lock_output(out: str) -> bool:
             json.dump(me, stream)
         return True
     raise ValueError(f"--output {out}: other jobs keep claiming it; choose another directory")
+
+
+def _process(holder: dict) -> tuple:
+    """The process a lock names: (pid, start time, host)."""
+    return holder.get("pid"), holder.get("started"), holder.get("host")
 
 
 def _lock_holder(path: Path) -> dict | None:

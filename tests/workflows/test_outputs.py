@@ -437,6 +437,12 @@ def test_a_job_writing_to_an_output_keeps_other_jobs_out_until_it_ends(done):
             ), refused.output
         assert snapshot(done / "pairs") == {LOCK: (done / "pairs" / LOCK).read_bytes(), **before}
         assert [p.name for p in (done / "new").iterdir()] == [LOCK]
+        inside = sessionflow("mine", done / "sessions", "-o", done / "new" / "sub", "--engine", "local")
+        assert inside.exit_code == 2 and " ".join(inside.output.split()) == (  # the second helper's find
+            f"error: --output {done / 'new' / 'sub'}: it lies inside {done / 'new'}, which another sessionflow job "
+            f"is writing now (process {other.pid}, `sessionflow mine`); choose a directory outside it"
+        ), inside.output
+        assert not (done / "new" / "sub").exists()
     finally:
         other.kill()
         other.wait()
@@ -446,6 +452,23 @@ def test_a_job_writing_to_an_output_keeps_other_jobs_out_until_it_ends(done):
     for out in (done / "pairs", done / "new"):  # their jobs are gone
         again = sessionflow("mine", done / "sessions", "-o", out, "--engine", "local")
         assert again.exit_code == 0 and not (out / LOCK).exists() and (out / "report.json").is_file(), again.output
+
+
+def test_a_failed_job_deletes_only_its_own_output_not_what_others_wrote_in_the_parents_it_made(done):
+    """The second helper's find: `-o new/a` made `new/`, and when the job then read
+    nothing it deleted `new/` whole, with another job's finished `new/c` in it."""
+    from workflows.jobs import common
+
+    with pytest.raises(ValueError), common.nothing_left_on_error():
+        common.output_dir(str(done / "new" / "a"), "events.parquet", inputs=[str(done / "logs")])
+        (done / "new" / "c").mkdir()  # another job's output, finished meanwhile
+        (done / "new" / "c" / "report.json").write_text("{}")
+        raise ValueError("nothing could be read")
+    assert [p.name for p in (done / "new").iterdir()] == ["c"] and (done / "new" / "c" / "report.json").is_file()
+    with pytest.raises(ValueError), common.nothing_left_on_error():  # alone there: every directory it made goes
+        common.output_dir(str(done / "new2" / "a"), "events.parquet", inputs=[str(done / "logs")])
+        raise ValueError("nothing could be read")
+    assert not (done / "new2").exists()
 
 
 def test_a_killed_score_rerun_resumes_from_its_work_not_from_the_earlier_output(tmp_path):

@@ -33,7 +33,9 @@ Engine = Literal["auto", "ray", "local"]
 LOCAL_MAX_BYTES = 16 << 20
 COMPRESSED_TEXT_RATIO = 8
 _COMPRESSED = (".gz", ".bz2", ".zst", ".lz4", ".parquet")  # what the readers decompress (`sessions.storage`)
-_CREATED: list[str] = []  # output directories claimed where nothing was, by the jobs running now
+# What the jobs running now made where nothing was: (the outermost directory made, the job's own output in it,
+# deleted whole on a user's error; the rest only where empty, since another job may write beside it meanwhile)
+_CREATED: list[tuple[str, str | None]] = []
 _REPLACED: list[tuple[str, set[str]]] = []  # output directories claimed by the jobs running now, with what each writes
 _LOCKED: list[str] = []  # local output directories the jobs running now hold (`sessions.io.lock_output`)
 FORMAT_HELP = "format of raw logs: aol, webis-smc, gayo-avello, diffusiondb, midjourney or table"
@@ -359,7 +361,7 @@ def output_dir(value: str | None, produces: str | None = None, overwrite: bool =
     if lock_output(location):  # first: another job's output is never judged, restored or deleted by this one
         _LOCKED.append(location)
     if created:
-        _CREATED.append(created)
+        _CREATED.append((created, location))
     if produces:
         refuse_other_files(location, produces, overwrite)
         # before the claim: what it sets aside comes back if it then fails on a user's error too
@@ -381,7 +383,7 @@ def output_file(location: str, what: str = "--output") -> str:
     except storage.StorageError:  # out of reach: told by the check, naming `what`
         created = None
     if created:
-        _CREATED.append(created)
+        _CREATED.append((created, location))  # the file: in a directory this job made, no one else's
     storage.check_writable_file(location, what)
     return location
 
@@ -403,7 +405,7 @@ def removed_on_error(locations: Sequence[str]) -> None:
     """Have `nothing_left_on_error` delete `locations` too when the running job fails with
     a user's error, as it deletes the output directories the job created: what a job
     writes into an existing empty directory (`sessionflow demo`'s steps)."""
-    _CREATED.extend(locations)
+    _CREATED.extend((location, location) for location in locations)
 
 
 def _first_missing(location: str) -> str | None:
@@ -452,14 +454,16 @@ def nothing_left_on_error() -> Iterator[None]:
                 if not holds_job_work(location):
                     restore_previous(location, writes)
             unlock()
-            for location in reversed(_CREATED[start:]):
-                _remove_empty_dirs(location)
+            for top, _ in reversed(_CREATED[start:]):
+                _remove_empty_dirs(top)
             raise
         for location, writes in reversed(_REPLACED[replaced:]):
             restore_previous(location, writes)
         unlock()
-        for location in reversed(_CREATED[start:]):
-            storage.remove(location)
+        for top, own in reversed(_CREATED[start:]):
+            if own is not None:
+                storage.remove(own)
+            _remove_empty_dirs(top)  # the parents it made, unless another job wrote there meanwhile
         raise cause from None
     else:
         for location, _ in _REPLACED[replaced:]:
