@@ -301,6 +301,7 @@ def list_names(location: str | os.PathLike) -> list[str]:
     return sorted(e.base_name for e in entries if not e.base_name.startswith((".", "_")))
 
 
+_ANY_NAME = re.compile(r".*", re.S)  # every name (`hidden_names`)
 TEMPORARY = re.compile(r"\..+\.tmp-[0-9a-f]{12}")  # `open_output`'s temporary name of a file it writes
 
 
@@ -312,10 +313,13 @@ def remove_leftovers(
     (a name a job makes, with its random id: a user's `.staging-photos/` or
     `.vimrc.tmp-1` is no job's), holding the file `marker` where one is given (a
     user's `.staging-20261205abcd/` has none). Returns the names deleted."""
-    names = hidden_names(location, TEMPORARY) + [
-        name for pattern in patterns for name in hidden_names(location, pattern)
-        if marker is None or exists(join(location, name, marker))
-    ]  # fmt: skip
+
+    def ours(name: str) -> bool:  # one listing, each name judged
+        if TEMPORARY.fullmatch(name):
+            return True
+        return any(p.fullmatch(name) for p in patterns) and (marker is None or exists(join(location, name, marker)))
+
+    names = [name for name in hidden_names(location, _ANY_NAME) if ours(name)]
     for leftover in names:
         remove(join(location, leftover))
     return names

@@ -35,7 +35,7 @@ COMPRESSED_TEXT_RATIO = 8
 _COMPRESSED = (".gz", ".bz2", ".zst", ".lz4", ".parquet")  # what the readers decompress (`sessions.storage`)
 # What the jobs running now made where nothing was: (the outermost directory made, the job's own output in it,
 # deleted whole on a user's error; the rest only where empty, since another job may write beside it meanwhile)
-_CREATED: list[tuple[str, str | None]] = []
+_CREATED: list[tuple[str, str]] = []
 _REPLACED: list[tuple[str, set[str]]] = []  # output directories claimed by the jobs running now, with what each writes
 _LOCKED: list[str] = []  # local output directories the jobs running now hold (`sessions.io.lock_output`)
 FORMAT_HELP = "format of raw logs: aol, webis-smc, gayo-avello, diffusiondb, midjourney or table"
@@ -461,8 +461,7 @@ def nothing_left_on_error() -> Iterator[None]:
             restore_previous(location, writes)
         unlock()
         for top, own in reversed(_CREATED[start:]):
-            if own is not None:
-                storage.remove(own)
+            storage.remove(own)
             _remove_empty_dirs(top)  # the parents it made, unless another job wrote there meanwhile
         raise cause from None
     else:
