@@ -22,7 +22,7 @@ import re
 import time
 import uuid
 from collections import deque
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
@@ -636,15 +636,11 @@ def lock_output(out: str) -> bool:
     create here: two jobs there are not told apart) or when this process holds it.
     Makes the directory (ValueError / StorageError in one line when it cannot be written).
     ValueError in one line when another live process holds it."""
-    import socket
     import sys
-
-    import psutil
 
     if (local := storage.local_path(out)) is None:
         return False
-    me = {"pid": os.getpid(), "started": psutil.Process().create_time(), "host": socket.gethostname(),
-          "command": " ".join(Path(sys.argv[0]).name.split() + sys.argv[1:2])}  # fmt: skip
+    me = {**this_process(), "command": " ".join(Path(sys.argv[0]).name.split() + sys.argv[1:2])}
     same = _process(me)
     for above in local.parents:  # an output inside another job's: its failure would delete this one's with its own
         if (held := _lock_holder(above / LOCK)) is not None and _process(held) != same:
@@ -685,13 +681,9 @@ def _lock_holder(path: Path) -> dict | None:
     is gone (not running on this host, or a new process under its pid), or the lock
     is unreadable and older than `LOCK_WRITE_S` (killed as it was made). A lock of
     another host is taken as held: its process cannot be seen from here."""
-    import socket
-
-    import psutil
-
     try:
         holder = json.loads(path.read_text())
-        pid, started, host = int(holder["pid"]), float(holder["started"]), str(holder["host"])
+        running = process_running(holder)
     except FileNotFoundError:
         return None
     except (OSError, ValueError, KeyError, TypeError):  # being written now, or left half-written by a kill
@@ -700,13 +692,36 @@ def _lock_holder(path: Path) -> dict | None:
         except FileNotFoundError:
             return None
         return {} if young else None
+    return holder if running else None
+
+
+def this_process() -> dict:
+    """This process as `process_running` recognises it later: {"pid", "started" (its
+    start time, seconds since the epoch, UTC), "host"}. A pid alone is reused by the
+    system; the start time tells a new process under it apart."""
+    import socket
+
+    import psutil
+
+    return {"pid": os.getpid(), "started": psutil.Process().create_time(), "host": socket.gethostname()}
+
+
+def process_running(process: Mapping) -> bool:
+    """Whether the process `this_process` described (at least its "pid", "started" and
+    "host") still runs: on this host, the same pid started at the same time (within
+    1 s); a process of another host is taken as running, since it cannot be seen from
+    here. KeyError, ValueError or TypeError when `process` lacks or garbles a field."""
+    import socket
+
+    import psutil
+
+    pid, started, host = int(process["pid"]), float(process["started"]), str(process["host"])
     if host != socket.gethostname():
-        return holder
+        return True
     try:
-        alive = abs(psutil.Process(pid).create_time() - started) < 1.0
+        return abs(psutil.Process(pid).create_time() - started) < 1.0
     except (psutil.NoSuchProcess, psutil.AccessDenied):
-        alive = False
-    return holder if alive else None
+        return False
 
 
 def unlock_output(out: str) -> None:

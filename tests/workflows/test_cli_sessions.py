@@ -379,6 +379,10 @@ def test_mine_writes_pairs_and_counts(gt, tmp_path):
     assert f"note: no {' or '.join(absent)} pairs: users are dealt to the splits by a hash" in " ".join(
         mined.output.split()
     )
+    assert "--val-share 0" not in mined.output
+    # a split asked to be empty: `train session` would refuse the pairs, so `mine` says so
+    no_val = invoke("mine", str(tmp_path / "s"), "--output", str(tmp_path / "p0"), "--val-share", "0")
+    assert "note: --val-share 0: no pairs go to that split; `train session`" in " ".join(no_val.output.split())
 
 
 def test_mine_short_of_negatives_offers_one_bucket_only_where_there_are_more(gt, tmp_path):

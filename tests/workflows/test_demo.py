@@ -87,6 +87,7 @@ def test_every_step_runs_and_every_row_is_accounted_for(demo):
             assert image.format == "PNG" and min(image.size) >= 400
     assert summary["seconds"]["total"] >= sum(v for k, v in summary["seconds"].items() if k != "total") - 1
     assert f"mlflow ui --backend-store-uri sqlite:///{out.parent / 'mlflow.db'} --workers 1" in " ".join(stdout.split())
+    assert not re.findall(r"\d\.\d{4,}", stdout)  # each step's figures to three decimals, as in the docs
 
 
 def test_figures_and_numbers_are_in_mlflow(demo):

@@ -343,3 +343,33 @@ def test_promote_refuses_a_champion_of_another_kind_for_the_projects_own_names(s
         done = runner.invoke(app, ["promote", name, "1"])
         assert done.exit_code == 0, done.output
         assert str(store.get_model_version_by_alias(name, CHAMPION).version) == "1"
+
+
+def test_a_run_whose_job_was_killed_is_ended_killed_not_left_running(store):
+    """A job killed with SIGKILL cannot end its MLflow run: it stayed RUNNING in the UI and
+    in `compare` for ever. `compare` and the next training run of the experiment end it
+    KILLED, since its process is gone; a run whose process lives is left running."""
+    import json
+    import signal
+
+    from typer.testing import CliRunner
+
+    from workflows.cli import app
+    from workflows.tracking.store import ENDED_TAG, training_run
+
+    killed = subprocess.run(
+        [sys.executable, "-c", "import os, signal; from workflows.tracking.store import training_run\n"
+         "with training_run('session-model', 'train session', {'lr': 1}) as run_id:\n"
+         "    print(run_id, flush=True); os.kill(os.getpid(), signal.SIGKILL)"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    run_id = killed.stdout.strip()
+    assert store.get_run(run_id).info.status == "RUNNING"
+    with training_run("session-model", "train session", {"lr": 2}) as live:  # this process: alive
+        shown = CliRunner().invoke(app, ["compare", "--json"])
+        assert shown.exit_code == 0, shown.output
+        status = {r["run_id"]: r["status"] for r in json.loads(shown.stdout)["runs"]}
+        assert status == {run_id: "KILLED", live: "RUNNING"}
+    assert store.get_run(run_id).data.tags[ENDED_TAG].startswith("its process ended")
+    assert store.get_run(live).info.status == "FINISHED"

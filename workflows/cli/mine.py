@@ -54,6 +54,12 @@ def mine(job: MineJob) -> None:
             f"{m.train_share:g}, val {m.val_share:g}, the rest test) and none of the {users:,} users with pairs went "
             "there; `train session` validates on val and `evaluate pairs` reads test: mine a larger log"
         )
+    shares = {"--train-share": job.mining.train_share, "--val-share": job.mining.val_share}
+    if not job.gold and (unasked := [f"{option} 0" for option, share in shares.items() if share == 0]):
+        out.print(
+            f"note: {' and '.join(unasked)}: no pairs go to that split; `train session` trains on train and "
+            "validates on val, so it refuses these pairs (`evaluate pairs` reads test)"
+        )
     if report["pairs"] == 0 and not job.gold:
         out.print(
             "note: no pairs: no session holds two distinct queries (a positive), and negatives are drawn as many as "

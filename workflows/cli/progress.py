@@ -34,12 +34,24 @@ def row_progress(description: str, total: int | None = None, unit: str = "rows")
 
 
 def summary_table(title: str, rows: Mapping[str, Any]) -> Table:
+    """A two-column table of a job's numbers: integers with thousands separators,
+    floats to three decimals (the figures' precision in the docs), the rest as text."""
     table = Table(title=title, show_header=False, title_justify="left")
     table.add_column(style="bold")
     table.add_column()
     for key, value in rows.items():
-        table.add_row(key, f"{value:,}" if isinstance(value, int) else str(value))
+        table.add_row(key, _cell(value))
     return table
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:,.3f}"
+    return str(value)
 
 
 @contextmanager

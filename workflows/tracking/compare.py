@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
-from workflows.tracking.store import CHAMPION
+from workflows.tracking.store import CHAMPION, end_abandoned_runs
 
 KEY_METRICS = {
     "session-model": ("val_auc", "val_accuracy", "best_step", "steps", "pairs_per_s"),
@@ -85,6 +85,7 @@ def compare(
     if found is None:
         names = sorted(e.name for e in client.search_experiments())
         raise ValueError(f"no experiment {experiment!r} in {client.tracking_uri}; it has: {', '.join(names) or 'none'}")
+    end_abandoned_runs(client, [found.experiment_id])  # a killed job's run is KILLED, not RUNNING for ever
     runs = client.search_runs([found.experiment_id], order_by=["attributes.start_time DESC"], max_results=max_runs)
     versions, champion = _versions(client, experiment)
     logged = sorted({m for r in runs for m in r.data.metrics})

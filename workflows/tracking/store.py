@@ -8,6 +8,7 @@ directory may differ.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
@@ -22,11 +23,14 @@ from urllib.parse import urlsplit
 import mlflow
 from mlflow.tracking import MlflowClient
 
+from sessions.io import process_running, this_process
 from sessions.provenance import provenance
 from workflows.reach import unanswered
 from workflows.tracking.uri import tracking_uri
 
 CHAMPION = "champion"
+PROCESS_TAG = "sessionflow.process"  # the job's process: {"pid", "started", "host"} (`end_abandoned_runs`)
+ENDED_TAG = "sessionflow.ended"  # why a run ended that its job did not end
 # Requirements of the logged pyfunc models, pinned to what is installed (MLflow's own
 # inference would drop the local `+cpu` tag of torch and ask for another build).
 REQUIREMENTS = ("torch", "transformers", "numpy", "pandas", "scikit-learn", "geoopt", "mlflow")
@@ -269,10 +273,31 @@ def training_run(
         except mlflow.exceptions.MlflowException:  # another job described it at the same moment (the insert raced)
             if "mlflow.note.content" not in (mlflow.get_experiment(found.experiment_id).tags or {}):
                 raise
-    tags = {"sessionflow.job": job, **provenance(), **({"mlflow.note.content": description} if description else {})}
+    end_abandoned_runs(MlflowClient(), [found.experiment_id])
+    tags = {"sessionflow.job": job, PROCESS_TAG: json.dumps(this_process()), **provenance(),
+            **({"mlflow.note.content": description} if description else {})}  # fmt: skip
     with mlflow.start_run(run_name=run_name, tags=tags) as run:
         mlflow.log_params(dict(params))
         yield run.info.run_id
+
+
+def end_abandoned_runs(client: MlflowClient, experiment_ids: Sequence[str]) -> list[str]:
+    """Mark KILLED the RUNNING runs of `experiment_ids` whose job's process is gone from
+    this host (`kill -9`, a lost machine: a process killed so ends no run, which stayed
+    RUNNING in the UI and in `compare` for ever); returns their ids. A run's process is
+    the `PROCESS_TAG` `training_run` writes (`sessions.io.this_process`); runs of another
+    host, or without the tag, are left as they are: their process cannot be seen."""
+    ended = []
+    for run in client.search_runs(list(experiment_ids), "attributes.status = 'RUNNING'", max_results=1000):
+        try:
+            running = process_running(json.loads(run.data.tags[PROCESS_TAG]))
+        except (KeyError, ValueError, TypeError):
+            continue
+        if not running:
+            client.set_tag(run.info.run_id, ENDED_TAG, "its process ended without ending the run (killed)")
+            client.set_terminated(run.info.run_id, "KILLED")
+            ended.append(run.info.run_id)
+    return ended
 
 
 def log_table(frame: Any, source: str, name: str, context: str) -> None:
