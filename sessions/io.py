@@ -591,20 +591,25 @@ def previous_output(out: str) -> str | None:
 def restore_previous(out: str, writes: Collection[str]) -> None:
     """Put back in `out` the earlier output `set_aside` kept there. Once all of it was
     moved, a run may have written since: first delete what it wrote under the names it
-    `writes` and under the names kept (tables each checked to be a job's table). A stop
-    while it was being moved left the rest in place: nothing is deleted then (on an
+    `writes` and under the names kept (tables each checked to be a job's table), then
+    mark the restore begun. The entries go back with the report last, so that until all
+    are back nothing there looks finished. A stop while it was being set aside, or
+    while it was being put back, left the rest in place: nothing is deleted then (on an
     object store, a table it was moving when stopped is put back whole, object by
-    object). Nothing when none is kept."""
+    object), and the next call finishes the move. Nothing when none is kept."""
     if (aside := previous_output(out)) is None:
         return
-    marker = json.loads(storage.read_text(storage.join(aside, PREVIOUS_MARKER)))
+    marker_path = storage.join(aside, PREVIOUS_MARKER)
+    marker = json.loads(storage.read_text(marker_path))
     kept = [name for name in marker["names"] if _there(storage.join(aside, name))]
-    for name in {*writes, *kept} if marker["complete"] else ():
-        if name in {*JOB_TABLES, REJECTED}:
-            remove_table(storage.join(out, name))
-        else:  # a report, a figure: what the job writes itself
-            storage.remove(storage.join(out, name))
-    for name in kept:
+    if marker["complete"] and not marker.get("restoring"):
+        for name in {*writes, *kept}:
+            if name in {*JOB_TABLES, REJECTED}:
+                remove_table(storage.join(out, name))
+            else:  # a report, a figure: what the job writes itself
+                storage.remove(storage.join(out, name))
+        storage.write_text(json.dumps({**marker, "restoring": True}), marker_path)  # from here on, only moves
+    for name in sorted(kept, key=lambda name: name == REPORT):
         storage.move(storage.join(aside, name), storage.join(out, name))
     storage.remove(aside)
     _SET_ASIDE_HERE.discard(aside)
@@ -739,10 +744,17 @@ def unlock_output(out: str) -> None:
 
 def discard_previous(out: str) -> None:
     """Delete the earlier outputs kept aside in `out` (`set_aside`): once the run that
-    replaced them is done, or when a finished output is set aside in their place."""
+    replaced them is done, or when a finished output is set aside in their place. Also
+    a set-aside stopped as it began, before its marker was written (nothing moved yet: it
+    holds no more than the marker's temporary file, `storage.TEMPORARY`)."""
     while (aside := previous_output(out)) is not None:
         storage.remove(aside)
         _SET_ASIDE_HERE.discard(aside)
+    for name in storage.hidden_names(out, PREVIOUS_NAME):
+        begun = storage.join(out, name)
+        entries = storage.hidden_names(begun, storage.ANY_NAME)
+        if storage.is_dir(begun) and all(storage.TEMPORARY.fullmatch(entry) for entry in entries):
+            storage.remove(begun)
 
 
 def check_apart(out: str | Path, inputs: Sequence[str | Path]) -> None:

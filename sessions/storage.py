@@ -301,7 +301,7 @@ def list_names(location: str | os.PathLike) -> list[str]:
     return sorted(e.base_name for e in entries if not e.base_name.startswith((".", "_")))
 
 
-_ANY_NAME = re.compile(r".*", re.S)  # every name (`hidden_names`)
+ANY_NAME = re.compile(r".*", re.S)  # every name (`hidden_names`)
 TEMPORARY = re.compile(r"\..+\.tmp-[0-9a-f]{12}")  # `open_output`'s temporary name of a file it writes
 
 
@@ -319,7 +319,7 @@ def remove_leftovers(
             return True
         return any(p.fullmatch(name) for p in patterns) and (marker is None or exists(join(location, name, marker)))
 
-    names = [name for name in hidden_names(location, _ANY_NAME) if ours(name)]
+    names = [name for name in hidden_names(location, ANY_NAME) if ours(name)]
     for leftover in names:
         remove(join(location, leftover))
     return names

@@ -406,6 +406,52 @@ def test_a_stopped_rerun_puts_the_earlier_output_back_and_a_killed_ones_readers_
     ), mined.output
 
 
+@pytest.mark.parametrize("moved", [0, 1, 2])
+def test_a_restore_killed_midway_is_finished_by_the_next_job_not_lost(done, monkeypatch, moved):
+    """The third breaking helper's find: a failed rerun putting the earlier output back was
+    killed once its report was back but not its tables; the next job, seeing a report,
+    took the directory for finished and deleted the tables kept aside. The report now goes
+    back last, and the next job finishes the restore without deleting what is back."""
+    from sessions import io, storage
+
+    before = snapshot(done / "sessions")
+    killed_rerun(done / "sessions", "sessions.parquet")
+    calls, move = [], storage.move
+
+    def killed(a, b):  # a kill -9 after `moved` moves: nothing after it runs
+        if len(calls) == moved:
+            raise SystemExit("killed")
+        calls.append(a)
+        move(a, b)
+
+    monkeypatch.setattr(storage, "move", killed)
+    with pytest.raises(SystemExit):
+        io.restore_previous(str(done / "sessions"), {"sessions.parquet", "rejected.parquet", "report.json"})
+    monkeypatch.setattr(storage, "move", move)
+    assert not (done / "sessions" / "report.json").exists()  # nothing looks finished meanwhile
+    read = sessionflow("mine", done / "sessions", "-o", done / "pairs-2", "--engine", "local")
+    assert read.exit_code == 2 and "is kept aside in .previous-" in read.output, read.output
+    (done / "bad.tsv").write_text("x\ty\tnot a time\t\t\n")
+    failed = sessionflow("segment", done / "bad.tsv", "-f", "aol", "-o", done / "sessions", "--engine", "local")
+    assert failed.exit_code == 2 and "nothing could be read" in " ".join(failed.output.split()), failed.output
+    assert snapshot(done / "sessions") == before and not list((done / "sessions").glob(".*"))
+
+
+def test_a_set_aside_stopped_before_its_marker_leaves_nothing_behind(done):
+    """The third breaking helper's find: a SIGTERM as a rerun began to set the earlier
+    output aside left a `.previous-ID/` holding only its marker's temporary file, which
+    no later run removed (nothing had been moved: it is no earlier output)."""
+    begun = done / "pairs" / ".previous-0123456789ab"
+    begun.mkdir()
+    (begun / ".set-aside.json.tmp-0123456789ab").write_text('{"names": [')
+    users = done / "pairs" / ".previous-abcdefabcdef"  # a user's, named alike: not the job's
+    users.mkdir()
+    (users / "notes.txt").write_text("mine")
+    again = sessionflow("mine", done / "sessions", "-o", done / "pairs", "--engine", "local")
+    assert again.exit_code == 0, again.output
+    assert not begun.exists() and (users / "notes.txt").read_text() == "mine"
+
+
 def test_a_job_writing_to_an_output_keeps_other_jobs_out_until_it_ends(done):
     """The breaking helper's find: two `mine` jobs into one new directory at once; one
     failed, and its cleanup deleted the table the other had finished and reported. A job
