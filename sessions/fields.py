@@ -37,9 +37,10 @@ def split_delimited(text: pl.Expr, sep: str, quote: str | None) -> pl.Expr:
 
 def _csv_fields(texts: pl.Series, *, sep: str, quote: str) -> pl.Series:
     """Each record's fields as `csv` reads them: a record without a quote, a carriage
-    return or a NUL (nearly all), and not empty, is split as is, which is what `csv` does with it; the
-    rest go through `csv` itself. The lists are built through Arrow (polars' own
-    constructor makes a Series of each record: 7 of 9.6 s for 344,477 records)."""
+    return or a NUL (nearly all), and not empty, is split as is, which is what `csv`
+    does with it; the rest go through `csv` itself, with their CRs outside quotes kept
+    as text. The lists are built through Arrow (polars' own constructor makes a Series
+    of each record: 7 of 9.6 s for 344,477 records)."""
     special = (texts.str.contains(f"[{re.escape(quote)}\r\x00]") | (texts == "")).fill_null(False)  # csv: "" -> []
     plain = texts.str.split(sep)
     if not special.any():
@@ -51,13 +52,16 @@ def _csv_fields(texts: pl.Series, *, sep: str, quote: str) -> pl.Series:
         csv.field_size_limit(longest)  # raised, never lowered: readers in other threads may be using it
 
     def fields(record: str) -> list[str]:
+        # A CR outside quotes is text, as written: `csv` would stop at one inside a field ("new-line character
+        # seen") and drop those that end the record (`a,b\r`, of a line `a,b\r\r\n`), as a TSV's or an AOL
+        # line's are not. Inside quotes it is a cell's text for `csv` too.
+        stand_in = "\r" in record and _CR_STAND_IN not in record
         try:
-            return next(csv.reader([record], delimiter=sep, quotechar=quote), [""])
-        except csv.Error:  # a bare CR inside an unquoted field (csv's "new-line character seen"): text, as written
-            if "\r" not in record or _CR_STAND_IN in record:
-                return [record]
-            read = next(csv.reader([record.replace("\r", _CR_STAND_IN)], delimiter=sep, quotechar=quote), [""])
-            return [field.replace(_CR_STAND_IN, "\r") for field in read]
+            read = next(csv.reader([record.replace("\r", _CR_STAND_IN) if stand_in else record],
+                                   delimiter=sep, quotechar=quote), [""])  # fmt: skip
+        except csv.Error:
+            return [record]
+        return [field.replace(_CR_STAND_IN, "\r") for field in read] if stand_in else read
 
     parsed = [fields(record) for record in records]  # no record is null: `special` is false for those
     offsets = np.cumsum([0, *map(len, parsed)], dtype=np.int64)

@@ -436,6 +436,23 @@ def test_a_lone_cr_that_pandas_writes_unquoted_is_a_texts_own(tmp_path):
     assert report.rows_in == report.rows_ok == 12 and events["query"].to_list() == texts
 
 
+def test_a_cr_before_a_crlf_line_end_is_the_texts_own_whatever_the_separator(tmp_path):
+    """The third breaking helper's find: a text ending in a CR, in a file of CRLF lines,
+    kept its CR read as a TSV and lost it read as a CSV (Python's `csv` takes it for the
+    line's end). A CR outside quotes is text in both."""
+    texts = ["ends with cr\r", "plain", "two\r\rcrs\r"]
+    got = []
+    for sep, suffix in ((",", "csv"), ("\t", "tsv")):
+        lines = [sep.join(["user", "time", "text"])] + [sep.join(["u1", f"2024-01-01T10:0{i}:00Z", text])
+                                                       for i, text in enumerate(texts)]  # fmt: skip
+        (tmp_path / f"crs.{suffix}").write_bytes("".join(line + "\r\n" for line in lines).encode())
+        report, events, _ = run(tmp_path / suffix, [tmp_path / f"crs.{suffix}"], "table",
+                                options=ReadOptions(map="user=user,time=time,text=text"))  # fmt: skip
+        assert report.rows_in == report.rows_ok == 3
+        got.append(events["query"].to_list())
+    assert got == [texts, texts]
+
+
 def _excel_csv(rows: list[list[str]], ending: str) -> bytes:
     """CSV as Excel writes it: a field quoted when it holds a comma, a quote, a CR or an
     LF (Python's `csv.writer` leaves an LF unquoted under a CR line terminator)."""
