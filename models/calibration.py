@@ -18,12 +18,19 @@ import numpy as np
 
 @dataclass(frozen=True)
 class Calibration:
+    """Platt scaling (Platt 1999): p(same session) = sigmoid(slope * score + intercept),
+    float64 of the scores' shape (`__call__`); `fit` learns slope and intercept."""
+
     slope: float
     intercept: float
 
     @classmethod
     def fit(cls, scores: np.ndarray, labels: np.ndarray) -> Calibration:
-        """Platt scaling of `scores` against 0/1 `labels` (both classes needed)."""
+        """Platt scaling of `scores` against 0/1 `labels` (both classes needed).
+
+        scores, labels: (n,); ValueError when the labels hold one class only. A logistic
+        regression of C=1e4 (almost unregularised).
+        """
         labels = np.asarray(labels)
         if len(np.unique(labels)) < 2:
             raise ValueError("calibration needs positive and negative pairs")
@@ -37,6 +44,7 @@ class Calibration:
         return 1.0 / (1.0 + np.exp(-z))
 
     def to_dict(self) -> dict:
+        """{slope, intercept} as floats: the JSON of a session model's calibration file."""
         return asdict(self)
 
 
@@ -50,11 +58,16 @@ class PairMetrics:
     positives: int
 
     def to_dict(self) -> dict:
+        """{auc, accuracy, pairs, positives}: the metrics of a scorer in `evaluate pairs`' report."""
         return asdict(self)
 
 
 def pair_metrics(scores: np.ndarray, labels: np.ndarray, threshold: float = 0.5) -> PairMetrics:
-    """ROC AUC of `scores`, and accuracy of `scores >= threshold`."""
+    """ROC AUC of `scores`, and accuracy of `scores >= threshold`.
+
+    scores, labels: (n,), labels 0/1. `auc` is NaN unless the labels hold both classes,
+    `accuracy` NaN for no pairs.
+    """
     from sklearn.metrics import roc_auc_score
 
     labels = np.asarray(labels).astype(int)

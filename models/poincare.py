@@ -77,6 +77,7 @@ class LookupEmbedding(nn.Module):
     """One trainable point per node: a `geoopt.ManifoldParameter` (n, dim) on the ball or in R^dim.
 
     init: coordinates uniform in [-init, init], as Nickel & Kiela.
+    ValueError for a `manifold` not in MANIFOLDS.
     """
 
     def __init__(
@@ -135,7 +136,9 @@ class NegativeSampler:
     of the burn-in; exclude: the pairs that are never negatives, when not those.
 
     Uniform draws, or by frequency (how often a node is an ancestor, plus one, to the
-    power 0.75, as the reference's burn-in). A draw that hits u or an ancestor is
+    power 0.75: word2vec's smoothed unigram draw, Mikolov et al. 2013, as the burn-in of
+    Nickel & Kiela 2017's code draws, facebookresearch/poincare-embeddings
+    `hype/graph_dataset.pyx`, there without the plus one). A draw that hits u or an ancestor is
     redrawn a few times; one still bad then is marked invalid (left out of the loss),
     which happens only when u has almost no non-ancestors.
     """
@@ -181,7 +184,8 @@ class NegativeSampler:
 
 def lookup_loss(model: LookupEmbedding, batch: np.ndarray, neg: np.ndarray, valid: np.ndarray, margin: float = 1.0):
     """The loss of (child, ancestor) pairs `batch` (B, 2) against negatives `neg` (B, K) where `valid`:
-    the distance softmax, or the max-margin loss of order embeddings. `model` may be a DDP wrapper."""
+    the distance softmax, or the max-margin loss of order embeddings. `model` may be a DDP wrapper.
+    Returns a scalar () tensor."""
     table = getattr(model, "module", model)
     device = table.weight.device
     u = model(torch.from_numpy(batch[:, :1]).to(device))  # (B, 1, dim)

@@ -54,7 +54,11 @@ def distinct(texts: Sequence[str]) -> tuple[list[str], np.ndarray]:
 
 
 def pair_scores(encoder: TextEncoder, a: Sequence[str], b: Sequence[str], batch_size: int = 256) -> np.ndarray:
-    """Dot products of the vectors of a[i] and b[i]; every distinct text is encoded once."""
+    """Dot products of the vectors of a[i] and b[i]; every distinct text is encoded once.
+
+    a, b: n texts each -> (n,) float32 (cosines when the encoder normalizes, as the session
+    model's does); ValueError when a and b differ in length.
+    """
     if len(a) != len(b):
         raise ValueError(f"{len(a)} first queries for {len(b)} second ones")
     texts, positions = distinct([*a, *b])
