@@ -121,14 +121,20 @@ class Hierarchy:
 
     @property
     def n_nodes(self) -> int:
+        """n, the size of the vocabulary."""
         return len(self.names)
 
     @property
     def n_edges(self) -> int:
+        """m, the (child, ancestor) pairs of the closure."""
         return len(self.edges)
 
     def index(self, names: np.ndarray | list[str]) -> np.ndarray:
-        """The index of each name (every name must be in the vocabulary)."""
+        """The index of each name (every name must be in the vocabulary).
+
+        names (k,) str -> (k,) int64 node indices; KeyError naming up to five names not in
+        the vocabulary.
+        """
         names = np.asarray(names)
         at = np.searchsorted(self.names, names).clip(0, max(self.n_nodes - 1, 0))
         if names.size and (self.n_nodes == 0 or not np.array_equal(self.names[at], names)):
@@ -332,6 +338,9 @@ def build_hierarchy(
     readable lemmas) and, for `gloss`, `gloss`. Without `nodes`, a node's text is its id
     up to the first "." with "_" as space (`toy_poodle.n.01` -> "toy poodle"), its only
     name; with them, a node of several lemmas is also named by each (`node_names`).
+
+    KeyError naming up to five ids that `nodes` gives no lemmas; ValueError (`Hierarchy`)
+    when a node is its own ancestor or the edges go round.
     """
     names = closure_nodes(closure)
     direct = parents.select(pl.col("child").alias("id1"), pl.col("parent").alias("id2")).unique()

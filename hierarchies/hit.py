@@ -111,7 +111,9 @@ def hit_wordnet(data: str) -> Hierarchy:
 def hit_splits(h: Hierarchy, seed: int = 0) -> HitSplits:
     """Both tasks' splits and negatives of `h` (see the module docstring), seeded.
 
-    ValueError when `h` has too few direct or transitive pairs to hold any out.
+    ValueError when `h` has too few direct or transitive pairs to hold any out, or when
+    a child's random negatives are still itself or its ancestors after 100 redraws
+    (almost every node is its ancestor).
     """
     rng = np.random.default_rng(seed)
     direct, transitive = h.edges[h.direct], h.edges[~h.direct]

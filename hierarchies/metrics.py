@@ -101,6 +101,10 @@ def reconstruction(
 
     distance: an (n, n) matrix or a function of row indices -> (len(u), n) distances
     (then `n_nodes` is needed); rows are asked for `chunk` at a time.
+
+    Returns {mean_rank, map}. ValueError when `distance` is a function and `n_nodes` is
+    None, when no child in `edges` has an ancestor (no edges), or when `distance(u)` is
+    not (len(u), n_nodes).
     """
     return _ranking(distance, edges, np.empty((0, 2), dtype=np.int64), n_nodes, chunk)
 
@@ -111,7 +115,9 @@ def link_prediction(
     """Mean rank and MAP of held-out pairs, filtered: a node's training ancestors are no candidates.
 
     Each held-out ancestor v of u is ranked among the nodes that are ancestors of u
-    neither in `test_edges` nor in `train_edges` (and are not u).
+    neither in `test_edges` nor in `train_edges` (and are not u): the filtered setting of
+    Bordes et al. 2013 (TransE). test_edges (k, 2), train_edges (m, 2), (child, ancestor)
+    each. Returns {mean_rank, map}; ValueError as `reconstruction`.
     """
     return _ranking(distance, test_edges, train_edges, n_nodes, chunk)
 
@@ -126,7 +132,7 @@ def kendall_levels(norms_per_chain: np.ndarray | Sequence[np.ndarray]) -> float:
 
     norms_per_chain: one sequence of norms per chain, from the most general level
     (first) to the most specific (last), e.g. (n_chains, 4). A chain whose norms all
-    tie says nothing about the order and counts as 0.
+    tie says nothing about the order and counts as 0. ValueError when there is no chain.
     """
     taus = []
     for chain in norms_per_chain:
@@ -147,7 +153,9 @@ def chain_retrieval(
     texts a query may retrieve (for a hierarchy model: the more general ones);
     relevant: (queries, pool) the query's true ancestors. The top k eligible texts by
     distance are retrieved; precision@k = hits / k, recall@k = hits / relevant,
-    averaged over queries.
+    averaged over queries. recall@k divides by all of a query's relevant texts, eligible
+    or not (a query with none counts 0). Keys: `retrieval_precision_at_{k}` and
+    `retrieval_recall_at_{k}` for each k of `ks`.
     """
     ranked = np.argsort(np.where(eligible, distance, np.inf), axis=1, kind="stable")
     hits_sorted = np.take_along_axis(relevant & eligible, ranked, axis=1)

@@ -46,7 +46,7 @@ _CACHE_VERSION = 1  # bump when the cached tables change shape
 
 
 class WordNetNotFound(RuntimeError):
-    pass
+    """No WordNet 3.0 database where nltk or `WNSEARCHDIR` looks (`ensure_wordnet` says how to install one)."""
 
 
 def cache_dir() -> Path:
@@ -66,7 +66,8 @@ def lexnames_text() -> str:
 def build_nltk_copy(source: Path, nltk_dir: Path) -> Path:
     """Lay out a WordNet database directory the way nltk reads it: `nltk_dir/corpora/wordnet/`.
 
-    Idempotent; built in a temporary directory and renamed into place.
+    Idempotent; built in a temporary directory and renamed into place. Returns the
+    directory; WordNetNotFound when it is not built yet and `source` holds no `data.noun`.
     """
     target = nltk_dir / "corpora" / "wordnet"
     if (target / "lexnames").exists():
@@ -89,7 +90,10 @@ def build_nltk_copy(source: Path, nltk_dir: Path) -> Path:
 
 @cache
 def ensure_wordnet() -> str:
-    """Make WordNet loadable by nltk and say where it comes from."""
+    """Make WordNet loadable by nltk and say where it comes from: the directory nltk reads
+    WordNet from (nltk's own data, else a copy of `WNSEARCHDIR`, by default Debian's
+    `wordnet-base`, under `cache_dir()`). WordNetNotFound (a RuntimeError), saying how to
+    install it, when neither has it."""
     import nltk
 
     try:

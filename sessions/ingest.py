@@ -139,6 +139,7 @@ class IngestReport:
             )
 
     def to_dict(self) -> dict:
+        """The report as JSON-ready values (`report.json`)."""
         return asdict(self)
 
 
@@ -247,7 +248,9 @@ class Sink(Protocol):
 
     rows: int
 
-    def write(self, frame: pl.DataFrame) -> None: ...
+    def write(self, frame: pl.DataFrame) -> None:
+        """Take `frame` (rows of the sink's schema) and add its rows to `rows`."""
+        ...
 
 
 def read_logs(

@@ -82,6 +82,7 @@ def run_id() -> str:
 
 
 def part_name(run: str, index: int) -> str:
+    """The file name of a dataset's part `index` written by run `run`: `part-<run>-<index:05d>.parquet`."""
     return f"part-{run}-{index:05d}.parquet"
 
 
@@ -116,6 +117,8 @@ class ParquetSink:
         return self
 
     def write(self, frame: pl.DataFrame) -> None:
+        """Queue `frame` (cast to the schema) as the next part file; an empty frame writes nothing.
+        Waits while two frames wait: an earlier part that failed raises here, or on close."""
         assert self._pool is not None, "use ParquetSink as a context manager"
         if not frame.height:
             return
@@ -338,11 +341,15 @@ def write_report(report: dict, out: str | Path) -> str:
 
 
 def read_json(path: str | Path) -> Any:
+    """The JSON of a UTF-8 file at any location (`storage.read_text`); FileNotFoundError when
+    there is no file, ValueError when it is not UTF-8 JSON."""
     return json.loads(storage.read_text(path))
 
 
 def read_parquet(path: str | Path, columns: list[str] | None = None) -> pl.DataFrame:
-    """One Parquet file, from any location."""
+    """One Parquet file, from any location; `columns`: those only (all when None). A
+    dataset directory is read by `read_table`. FileNotFoundError or StorageError (one
+    line) when it cannot be opened."""
     if (local := storage.local_path(path)) is not None:
         return pl.read_parquet(local, columns=columns)
     with storage.open_random_access(path) as file:
@@ -350,7 +357,12 @@ def read_parquet(path: str | Path, columns: list[str] | None = None) -> pl.DataF
 
 
 def scan_table(path: str | Path) -> pl.LazyFrame:
-    """A Parquet output of any job (a file or a published dataset), lazily."""
+    """A Parquet output of any job (a file or a published dataset), lazily.
+
+    Raises as `counted_parts`: IncompleteOutputError for a directory without a manifest,
+    FileNotFoundError when nothing is there, ValueError naming the file for one that is not
+    Parquet, a manifest that cannot be read, and a part cut short, changed or missing.
+    """
     parts = dataset_parts(path)
     if all(storage.is_local(p) for p in parts):
         return pl.scan_parquet([storage.resolve(p)[1] for p in parts])
@@ -360,7 +372,7 @@ def scan_table(path: str | Path) -> pl.LazyFrame:
 
 
 def read_table(path: str | Path) -> pl.DataFrame:
-    """`scan_table`, collected."""
+    """`scan_table`, collected; raises as `scan_table`."""
     return scan_table(path).collect()
 
 
@@ -809,6 +821,7 @@ class MemorySink:
         self._frames: list[pl.DataFrame] = []
 
     def write(self, frame: pl.DataFrame) -> None:
+        """Keep `frame` (its chosen columns); an empty frame is dropped."""
         if frame.height:
             self._frames.append(frame.select(self._columns) if self._columns else frame)
             self.rows += frame.height

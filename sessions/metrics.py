@@ -47,7 +47,13 @@ def require_something_to_score(gold: pl.DataFrame) -> None:
 
 
 def pair_counting(frame: pl.LazyFrame | pl.DataFrame, pred: str, gold: str, user: str = "user_id") -> dict[str, float]:
-    """Pair-counting precision, recall, F1 and Rand index of `pred` against `gold`."""
+    """Pair-counting precision, recall, F1 and Rand index of `pred` against `gold`.
+
+    Over pairs of one user's rows only (Gayo-Avello 2009; Hagen et al. 2013). Keys:
+    precision, recall, f1, rand, ari (Hubert & Arabie 1985); 1.0 where nothing is
+    counted (f1 0.0 when precision and recall are). Rows with a null `gold` count as one
+    group: filter them first (`segmentation_scores` does).
+    """
     lf = frame.lazy()
     counts = pl.concat(
         [
@@ -77,7 +83,12 @@ def boundary_scores(
     order: tuple[str, ...] = ("ts", "row_id"),
 ) -> dict[str, float]:
     """Precision, recall and F1 of predicted group starts over consecutive pairs, and
-    `adjacent_accuracy`: the share of consecutive pairs decided as the gold does."""
+    `adjacent_accuracy`: the share of consecutive pairs decided as the gold does.
+
+    After Gomes et al. 2019 (boundaries) and Sun et al. 2018 (adjacent accuracy); each
+    user's first row is not scored; 1.0 where nothing is counted (f1 0.0 when precision
+    and recall are). Keys: boundary_precision, boundary_recall, boundary_f1,
+    adjacent_accuracy."""
     starts = (
         frame.lazy()
         .sort(user, *order)
@@ -151,6 +162,7 @@ USER_SIZE_BUCKETS: tuple[tuple[int, int | None], ...] = ((1, 50), (51, 200), (20
 
 
 def user_size_label(low: int, high: int | None) -> str:
+    """The label of a `USER_SIZE_BUCKETS` bucket: "1-50 queries", or "over 200 queries" without `high`."""
     return f"{low:,}-{high:,} queries" if high is not None else f"over {low - 1:,} queries"
 
 

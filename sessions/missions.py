@@ -48,17 +48,20 @@ class Embedder(Protocol):
     """A session model as mission linking uses it."""
 
     def embed(self, texts: pl.Series) -> np.ndarray:
-        """Unit vectors (one row per text)."""
+        """Unit vectors (one row per text): texts (n,) -> (n, H), row i for texts[i]
+        (float32 in this project's models)."""
         ...
 
     def p_same(self, scores: np.ndarray) -> np.ndarray:
-        """Same-session probability of dot products of such vectors."""
+        """Same-session probability of dot products of such vectors: (k,) -> (k,) in [0, 1]
+        (float64: the model's Platt calibration, `models.calibration.Calibration`)."""
         ...
 
 
 @dataclass(frozen=True)
 class MissionConfig:
-    """How sessions are linked into missions."""
+    """How sessions are linked into missions. ValueError for a threshold (`min_*`,
+    `common_term_share`) outside [0, 1], `window` or `common_term_min_users` below 1."""
 
     min_overlap: float = field(
         default=0.5, metadata={"help": "link two sessions when their term overlap is at least this"}
@@ -87,6 +90,7 @@ class MissionConfig:
             raise ValueError("common_term_share must be in [0, 1] and common_term_min_users at least 1")
 
     def to_dict(self) -> dict:
+        """The config as JSON-ready values (a report's `config`)."""
         return asdict(self)
 
 
@@ -104,6 +108,10 @@ def link_missions(
     `common_terms`) are computed here when not given; a caller working a log in parts
     passes the log's own, so that the result does not depend on the parts.
     `embedder` adds the session model's links.
+
+    Reads `user_id`, `session_id` and `query`. The rule (lexical single linkage bounded
+    by the missions' core terms) is this project's, chosen in docs/segmentation.md
+    ("Missions") on Webis-SMC-12's gold missions (Hagen et al. 2013).
     """
     lexicon = lexicon or Lexicon(sessions["query"])
     if common is None:
@@ -309,6 +317,7 @@ def _session_codes(
 def grow_missions(n: int, a: np.ndarray, b: np.ndarray, terms: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
     """For each of n sessions (numbered in user, time order), the first session of its
     mission, from links a-b and each session's terms (`_session_terms`' CSR).
+    a, b: (k,) int session indices, one link each; returns (n,) int64.
 
     Sessions are taken in order; each joins every mission of an earlier session it is
     linked to that is a lone session, holds one of its queries again, or of whose

@@ -52,7 +52,13 @@ PAIR_SCHEMA: dict[str, pl.DataType] = {
 
 @dataclass(frozen=True)
 class MiningConfig:
-    """How many pairs of which kinds; see the module docstring."""
+    """How many pairs of which kinds; see the module docstring.
+
+    ValueError when the negative kinds' shares do not add up to 1, for a negative
+    `negatives_per_positive`, a negative `train_share` or `val_share` or the two over 1
+    together, `partitions` or `max_pairs_per_session` below 1, `max_queries_per_session`
+    below 2, `min_hard_jaccard` outside [0, 1], or a seed outside 0..`sessions.seeds.MAX_SEED`.
+    """
 
     negatives_per_positive: float = field(default=1.0, metadata={"help": "negatives per positive pair (1.0: 50:50)"})
     random_share: float = field(default=0.4, metadata={"help": "share of negatives from another user"})
@@ -98,6 +104,7 @@ class MiningConfig:
         check_seed(self.seed)
 
     def to_dict(self) -> dict:
+        """The config as JSON-ready values."""
         return asdict(self)
 
 
@@ -414,6 +421,8 @@ def gold_pairs(
     Positives: distinct queries of one gold session (or mission); negatives, as many:
     half the same user's queries of other gold sessions (missions), half other users'.
     The mining rules of `mine_pairs`, with the gold labels as sessions and missions.
+    ValueError for a `level` other than session or mission, or events without a
+    `gold_<level>` value.
     """
     if level not in GOLD_LEVELS:
         raise ValueError(f"level {level!r}: choose session or mission")

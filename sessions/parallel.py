@@ -14,6 +14,7 @@ R = TypeVar("R")
 
 
 def default_workers() -> int:
+    """Threads a pool uses when not told: the machine's cores, at most 4 (1 when unknown)."""
     return max(1, min(4, os.cpu_count() or 1))
 
 

@@ -74,6 +74,7 @@ class SegmentReport:
     profile_seconds: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
+        """The report as JSON-ready values (`report.json`): the ingest's keys, then the segmentation's."""
         return {**self.ingest, **{k: v for k, v in self.__dict__.items() if k != "ingest"}}
 
 
@@ -93,6 +94,7 @@ class Profile:
 
     @contextmanager
     def step(self, name: str) -> Iterator[None]:
+        """Add the block's wall seconds (`time.perf_counter`) to step `name`, exception or not."""
         start = time.perf_counter()
         try:
             yield
@@ -101,6 +103,7 @@ class Profile:
                 self.seconds[name] += time.perf_counter() - start
 
     def rounded(self) -> dict[str, float]:
+        """`seconds`, each rounded to milliseconds (3 decimals), for a report."""
         return {name: round(seconds, 3) for name, seconds in self.seconds.items()}
 
 

@@ -6,7 +6,7 @@ quoted field that contains newlines, read as Python's `csv` module reads them
 quote inside a field, `12" pizza pan`, never takes the following lines with it).
 
 The file (a path or a URI: `sessions.storage`) is read through pyarrow's input
-streams, which decompress `.gz`, `.bz2` and `.zst` on the fly, in blocks of
+streams, which decompress `.gz`, `.bz2`, `.zst` and `.lz4` on the fly, in blocks of
 `block_bytes`; only one block (plus at most one
 unfinished record carried over) is ever in memory, so a 36M-row log streams.
 
@@ -125,7 +125,10 @@ def iter_blocks(
     A compressed stream that breaks off (a download cut short) or turns corrupt ends
     the file there: the records before the damage come in full, and the final block
     holds the bytes after the last complete record with its `damage` set (the
-    decompressed offset and pyarrow's words). Other read errors are raised.
+    decompressed offset and pyarrow's words). Other read errors are raised:
+    FileNotFoundError when no file is at `path`, StorageError (one line) when its
+    filesystem cannot be reached (`storage.open_input`), and the OSError or pyarrow
+    ArrowException of a read that fails otherwise.
 
     Lines end with LF or CRLF, or, in a file whose first `LINE_ENDING_SNIFF_BYTES`
     (or all) hold more lone carriage returns than LFs outside quoted fields, with CR
@@ -242,12 +245,15 @@ def _as_read(buf: bytes, lines: bytes, cut: int, quote: str | None, sep: str) ->
 def iter_records(
     path: str | Path, *, quote: str | None = None, sep: str = ",", block_bytes: int = DEFAULT_BLOCK_BYTES
 ) -> Iterator[pl.DataFrame]:
-    """Yield the records of a (possibly compressed) text file in blocks.
+    """Yield the records of a (possibly compressed) text file in blocks: `split_records`
+    of each of `iter_blocks`' blocks, those without a record left out. Each frame holds
+    the seven `RECORD_SCHEMA` columns; arguments and errors as `iter_blocks` and
+    `split_records`.
 
     Example:
         >>> for block in iter_records("user-ct-test-collection-01.txt.gz"):
         ...     block.columns
-        ['line_no', 'text', 'undecodable', 'terminated']
+        ['line_no', 'text', 'undecodable', 'terminated', 'unclosed', 'escaped', 'damaged']
     """
     for block in iter_blocks(path, quote=quote, sep=sep, block_bytes=block_bytes):
         frame = split_records(block, quote, sep)
@@ -328,7 +334,8 @@ def _last_record_end(buf: bytes, newlines: np.ndarray, quote: str | None, sep: s
 
 def split_records(block: Block, quote: str | None = None, sep: str = ",") -> pl.DataFrame:
     """The records of a block, with `RECORD_SCHEMA` columns, checked one by one
-    (`quote`, `sep`: as for `iter_blocks`)."""
+    (`quote`, `sep`: as for `iter_blocks`). ValueError for a block of 2 GiB (2**31 bytes)
+    or more, beyond 32-bit offsets: lower `block_bytes`."""
     data = block.data
     if not data:
         return _damaged_rest(block) if block.damage else pl.DataFrame(schema=RECORD_SCHEMA)

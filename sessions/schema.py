@@ -63,8 +63,10 @@ class Reason(StrEnum):
 
 
 def empty_events() -> pl.DataFrame:
+    """An event table of no rows, with `EVENT_SCHEMA`."""
     return pl.DataFrame(schema=EVENT_SCHEMA)
 
 
 def empty_rejected() -> pl.DataFrame:
+    """A rejected table of no rows, with `REJECTED_SCHEMA`."""
     return pl.DataFrame(schema=REJECTED_SCHEMA)

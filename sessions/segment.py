@@ -52,7 +52,9 @@ T = TypeVar("T")
 
 
 class PairScorer(Protocol):
-    """Same-session probability for pairs of queries (a[i], b[i]), as a float array."""
+    """Same-session probability for pairs of queries (a[i], b[i]), as a float array:
+    a, b (n,) String series -> (n,) p(same session) in [0, 1]. `segment` calls it from
+    several threads at once."""
 
     def __call__(self, a: pl.Series, b: pl.Series) -> np.ndarray: ...
 
@@ -70,7 +72,12 @@ class SessionClassifier(Protocol):
 
 @dataclass(frozen=True)
 class SegmentConfig:
-    """How sessions are cut; see the module docstring for each method."""
+    """How sessions are cut; see the module docstring for each method.
+
+    ValueError for an unknown method, a NaN or negative gap (`gap_minutes`,
+    `join_within_s`, `break_after_minutes`), `so_far_queries` below 1, `join_within_s`
+    over `break_after_minutes` x 60 s, or a threshold (`min_*`) outside [0, 1].
+    """
 
     method: Method = field(
         default="cascade",
@@ -126,9 +133,11 @@ class SegmentConfig:
 
     @property
     def closeness(self) -> Closeness:
+        """The thresholds of lexical evidence against the previous query (`min_overlap`, `min_jaccard`)."""
         return Closeness(min_overlap=self.min_overlap, min_jaccard=self.min_jaccard)
 
     def to_dict(self) -> dict:
+        """The config as JSON-ready values (a report's `config`)."""
         return asdict(self)
 
 

@@ -216,20 +216,25 @@ def _rebuild(location: str, fs_path: str, path: str) -> str:
 
 
 def info(location: str | os.PathLike) -> pafs.FileInfo:
+    """pyarrow's `FileInfo` of a location (type NotFound when nothing is there); StorageError,
+    one line, when its filesystem cannot be reached or asked."""
     fs, path = resolve(location)
     with _errors(location):
         return fs.get_file_info(path)
 
 
 def exists(location: str | os.PathLike) -> bool:
+    """Whether a file or a directory is at `location` (`info`, whose errors it raises)."""
     return info(location).type != pafs.FileType.NotFound
 
 
 def is_dir(location: str | os.PathLike) -> bool:
+    """Whether a directory is at `location` (`info`, whose errors it raises)."""
     return info(location).type == pafs.FileType.Directory
 
 
 def is_file(location: str | os.PathLike) -> bool:
+    """Whether a file is at `location` (`info`, whose errors it raises)."""
     return info(location).type == pafs.FileType.File
 
 
@@ -433,6 +438,9 @@ def open_input(location: str | os.PathLike, *, compression: str | None = "detect
     `DecompressingStream`, which hands out every byte before damage in the file (a
     download cut short, corrupt data) and then raises `DamagedStreamError`; pyarrow's
     own streams, used for `.zst` and `.lz4`, lose the bytes of the read that fails.
+
+    FileNotFoundError when `location` is not a file (missing, or a directory);
+    StorageError, one line, when its filesystem cannot be reached.
     """
     fs, path = resolve(location)
     with _errors(location):
@@ -460,6 +468,9 @@ class DamagedStreamError(OSError):
 
 
 class BinaryStream(Protocol):
+    """What `open_input` returns: a sequential binary stream (pyarrow's, or a
+    `DecompressingStream`) that closes on leaving a `with` block."""
+
     def read(self, size: int = -1, /) -> bytes: ...
     def close(self) -> None: ...
     def __enter__(self) -> BinaryStream: ...
@@ -582,11 +593,13 @@ def open_random_access(location: str | os.PathLike) -> pa.NativeFile:
 
 
 def read_bytes(location: str | os.PathLike) -> bytes:
+    """A whole file's bytes as stored (not decompressed); errors as `open_input`."""
     with open_input(location, compression=None) as stream:
         return stream.read()
 
 
 def read_text(location: str | os.PathLike) -> str:
+    """A whole file as UTF-8 text; errors as `read_bytes`, UnicodeDecodeError for other bytes."""
     return read_bytes(location).decode("utf-8")
 
 
@@ -636,6 +649,7 @@ def write_bytes(data: bytes, location: str | os.PathLike) -> str:
 
 
 def write_text(text: str, location: str | os.PathLike) -> str:
+    """Write `text` as UTF-8, atomically (`write_bytes`); returns the location."""
     return write_bytes(text.encode("utf-8"), location)
 
 

@@ -21,7 +21,11 @@ _NEW, _NAV, _CONTINUE, _RESUME = 0, 1, 2, 3
 
 @dataclass(frozen=True)
 class Structure:
-    """Query events of a chunk of users, in (user, time) order; one entry per event."""
+    """Query events of a chunk of users, in (user, time) order; one entry per event.
+
+    Each field is (n,) for n events: ts float64 seconds since the Unix epoch (UTC),
+    session_start bool, the others int indices (nav_site -1 where there is none).
+    """
 
     user: np.ndarray  # local user index in the chunk
     ts: np.ndarray  # seconds since the Unix epoch (float)
@@ -34,6 +38,7 @@ class Structure:
 
     @property
     def n_missions(self) -> int:
+        """Distinct missions of the chunk (`mission` is dense from 0)."""
         return int(self.mission.max()) + 1 if len(self.mission) else 0
 
 
@@ -57,7 +62,11 @@ def _lognormal(rng: np.random.Generator, median: float, sigma: float, n: int) ->
 
 
 def build_structure(queries: np.ndarray, cfg: SynthConfig, rng: np.random.Generator, n_sites: int) -> Structure:
-    """Events for users with the given numbers of queries (each at least 1)."""
+    """Events for users with the given numbers of queries (each at least 1).
+
+    queries: (n_users,) int; the events' `ts` are float64 seconds since the Unix epoch
+    (UTC), each user's placed inside `cfg.window` as far as their gaps fit in it.
+    """
     n_users, total = len(queries), int(queries.sum())
     user = np.repeat(np.arange(n_users), queries)
     user_start = np.cumsum(queries) - queries

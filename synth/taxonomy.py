@@ -73,6 +73,7 @@ class WeightedRows:
         self.total = before[ptr[1:]] - self.lo
 
     def count(self, rows: np.ndarray) -> np.ndarray:
+        """(k,) int64, how many members each of `rows` (k,) has."""
         return self.ptr[rows + 1] - self.ptr[rows]
 
     def draw(self, rows: np.ndarray, u: np.ndarray) -> np.ndarray:

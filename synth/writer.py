@@ -19,6 +19,9 @@ from synth.taxonomy import Taxonomy
 
 @dataclass(frozen=True)
 class SynthSummary:
+    """What `write_log` wrote: its location, style (aol or prompt), output rows (click rows
+    and extra images included), users, gold sessions and missions, and wall seconds (to 0.01 s)."""
+
     path: str
     style: str
     rows: int

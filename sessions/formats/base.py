@@ -111,6 +111,7 @@ class Parsed:
 
     @property
     def n_records(self) -> int:
+        """Records of the block: its events and its rejected rows."""
         return self.events.height + self.rejected.height
 
     def shifted(self, offset: int) -> Parsed:

@@ -45,6 +45,7 @@ from sessions.times import TimeOptions
 
 
 def field_name(i: int) -> str:
+    """The column of the i-th field (0-based) of a record: `_f<i>`."""
     return f"_f{i}"
 
 

@@ -56,6 +56,7 @@ class ReadOptions:
 
     @property
     def times(self) -> TimeOptions:
+        """The time settings as `TimeOptions` (ValueError for an unknown zone, unit or format)."""
         return TimeOptions(format=self.time_format, unit=self.time_unit, timezone=self.timezone)
 
 

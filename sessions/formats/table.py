@@ -83,9 +83,13 @@ class ColumnMap:
         return cls(**pairs)
 
     def columns(self) -> tuple[str, ...]:
+        """The table's columns the mapping reads: user, time, text, then session and mission when given."""
         return tuple(c for c in (self.user, self.time, self.text, self.session, self.mission) if c)
 
     def build(self, f: Columns) -> dict[str, pl.Expr]:
+        """The canonical columns of the mapped fields of `f`: `user_id` (spaces stripped), `ts`
+        (UTC, `Columns.time`), `query`, and `gold_session` / `gold_mission` when mapped (null for
+        an empty cell or a missing value's token, `TABLE_UNKNOWN_USERS`)."""
         columns = {
             "user_id": strip_spaces(f[self.user].cast(pl.String)),
             "ts": f.time(self.time),
