@@ -86,10 +86,12 @@ class Leaf:
 
     @property
     def sequence(self) -> bool:
+        """Whether the option takes several values (its type is a tuple or a list)."""
         return typing.get_origin(self.type) in (tuple, list)
 
 
 def is_config(tp: Any) -> bool:
+    """Whether `tp` is a dataclass type (a section of settings), not an instance or another type."""
     return isinstance(tp, type) and dataclasses.is_dataclass(tp)
 
 

@@ -255,6 +255,9 @@ class ParquetFormat(LogFormat):
     columns: tuple[str, ...] = ()  # the columns `build` reads (all, when empty): their bytes must be UTF-8
 
     def read_blocks(self, path: str | Path, *, block_bytes: int = DEFAULT_BLOCK_BYTES) -> Iterator[Parsed]:
+        """`LogFormat.read_blocks` over batches of at least 1,024 rows; besides `open_parquet`'s
+        and a damaged data page's ValueError, a ValueError naming the file for a schema that
+        names two columns alike (polars holds no such table)."""
         reader = open_parquet(path, f"--format {self.name} reads Parquet (a table of another kind: --format table)")
         names = reader.schema_arrow.names
         for name in sorted({n for n in names if names.count(n) > 1}):  # polars holds no such table

@@ -233,6 +233,9 @@ class Encoder:
         return pa.table({"texts": counts})
 
     def encode_partition(self, part: str) -> int:
+        """Encode the distinct texts of the staged partition `part` (work/texts/<part>/), write
+        each user bucket's share of them with their vectors to work/encoded/<bucket>/<part>.parquet,
+        then work/encoded/<part>.json (the partition is done); returns how many texts."""
         shares = {storage.name(f).removesuffix(".parquet"): read_parquet(f)
                   for f in storage.list_files(storage.join(self.work, "texts", part))}  # fmt: skip
         texts = pl.concat(shares.values())["text"].unique().sort()

@@ -162,6 +162,7 @@ class ScoreReport:
         return self.config["engine"]
 
     def to_dict(self) -> dict:
+        """The report as JSON-ready values (`report.json`): the ingest's keys, then the scoring's."""
         return {**self.ingest, **{k: v for k, v in self.__dict__.items() if k != "ingest"}}
 
 

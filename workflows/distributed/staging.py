@@ -114,6 +114,9 @@ def _accounting(
 
 
 def global_ids(df: pl.DataFrame, offsets: dict[int, int]) -> pl.DataFrame:
+    """`df` with global row ids: the row id offset of each row's file (`offsets`, by `_file`)
+    added to its `row_id`, and `_file` dropped. A `_file` not in `offsets` raises (polars'
+    `replace_strict`)."""
     shift = df["_file"].replace_strict(offsets, return_dtype=pl.Int64)
     return df.with_columns(pl.col("row_id") + shift).drop("_file")
 
@@ -146,6 +149,8 @@ def stage(
 
 
 def publish_rejected(staging: str, offsets: dict[int, int], path: str) -> None:
+    """The staged rejected rows, with global row ids and sorted by them, published as the
+    Parquet dataset `path` (an empty one when there are none)."""
     files = storage.list_files(storage.join(staging, "rejected"), suffix=".parquet")
     rejected = (
         pl.concat([read_parquet(f) for f in files])
@@ -157,6 +162,7 @@ def publish_rejected(staging: str, offsets: dict[int, int], path: str) -> None:
 
 
 def bucket_dirs(staging: str) -> list[str]:
+    """The directories of the staged event buckets (`staging`/events/*), sorted."""
     return storage.list_dirs(storage.join(staging, "events"))
 
 
@@ -188,6 +194,7 @@ def staging_dir(out: str) -> str:
 
 
 def bucket_count(requested: int | None) -> int:
+    """`requested` buckets of users, or (None or 0) four per CPU of the Ray cluster."""
     return requested or 4 * cluster_cpus()
 
 

@@ -64,7 +64,11 @@ def annotate_logs(
     options: ReadOptions = DEFAULT_READ,
 ) -> dict:
     """Sessions of `inputs` (see the module) -> `output/annotations.parquet`: the session
-    rows plus `specificity` and `reformulation`; the report gains an `annotate` part."""
+    rows plus `specificity` and `reformulation`; the report gains an `annotate` part.
+
+    ValueError / FileNotFoundError for inputs, an output or a model that will not do (as
+    `segment_logs`, `claim_output` and `hierarchy_geometry` raise them); RuntimeError when
+    the annotated rows do not add up to the accepted events (a bug, not a user's error)."""
     from sessions.missions import MissionConfig
     from sessions.segment import SegmentConfig
 

@@ -49,14 +49,17 @@ def inputs(
     help: str = "raw log files, directories (their files, by name) or glob patterns, local or URIs (s3://...), "
     "in order; or one `ingest` output",
 ) -> Any:
+    """The positional inputs of a job (a tuple of locations; none by default)."""
     return field(default_factory=tuple, metadata={"help": help, "argument": True})
 
 
 def output(help: str = "output directory", default: str | None = None) -> Any:
+    """`--output` / `-o`, the job's output directory (`default`: None unless given)."""
     return field(default=default, metadata={"help": help, "short": "-o"})
 
 
 def log_format(help: str = FORMAT_HELP) -> Any:
+    """`--format` / `-f`, the format of raw logs (None by default)."""
     return field(default=None, metadata={"help": help, "short": "-f"})
 
 
@@ -94,6 +97,7 @@ def read_options() -> Any:
 
 
 def engine() -> Any:
+    """`--engine`: auto (the default: `LOCAL_MAX_BYTES`), ray or local (`Engine`)."""
     return field(default="auto", metadata={
         "help": f"auto (local for inputs of at most {LOCAL_MAX_BYTES >> 20} MiB of text when neither --address "
                 "nor RAY_ADDRESS names a cluster, else ray), ray (a local Ray, or the cluster of --address, "
@@ -153,6 +157,7 @@ def text_bytes(inputs: Sequence[str | Path], fmt: str | None) -> int:
 
 
 def address() -> Any:
+    """`--address`, the Ray cluster to run on (None: RAY_ADDRESS or a local Ray)."""
     return field(default=None, metadata={
         "help": "Ray cluster address (ray://host:10001 or host:6379); none: RAY_ADDRESS or a local Ray"})  # fmt: skip
 
@@ -262,6 +267,7 @@ def check_format(fmt: str | None, options: ReadOptions | None = None) -> None:
 
 
 def experiment(default: str) -> Any:
+    """`--experiment`, the MLflow experiment of the run (`default`: the job's own; `check_experiment`)."""
     return field(default=default, metadata={"help": "MLflow experiment of the run"})
 
 
@@ -279,11 +285,13 @@ def check_experiment(name: str) -> None:
 
 
 def register() -> Any:
+    """`--register`, whether a trained model is registered (and made `champion` when best); True by default."""
     return field(default=True, metadata={
         "help": "register the model and move `champion` to it if it is the best on the same data"})  # fmt: skip
 
 
 def storage() -> Any:
+    """`--storage`, where Ray Train keeps checkpoints (None: ~/ray_results)."""
     return field(
         default=None,
         metadata={
@@ -293,6 +301,7 @@ def storage() -> Any:
 
 
 def overwrite() -> Any:
+    """`--overwrite`, False by default: whether a job may write over another kind of job's output."""
     help = (
         "write where another kind of job's output is, deleting the files its report.json lists first, or "
         "the tables (and a Ray score's .score-work) a killed job of another kind left there (this command's "

@@ -126,6 +126,7 @@ class DemoSummary:
     mlflow_ui: str = ""
 
     def to_dict(self) -> dict:
+        """The summary as JSON-ready values (`summary.json`, and the demo run's `summary.json` artifact)."""
         return asdict(self)
 
 

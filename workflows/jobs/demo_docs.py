@@ -362,6 +362,9 @@ def _mlflow_server(store: Path) -> Iterator[str]:
 
 
 def main(argv: list[str] | None = None) -> None:
+    """The command line of the module docstring (`argv`: sys.argv[1:] when None); exits with
+    an error line when the summary is missing. Screenshots are skipped, said on stderr,
+    where no browser is found."""
     parser = argparse.ArgumentParser(prog="python -m workflows.jobs.demo_docs", description=__doc__.split("\n")[0])
     parser.add_argument("summary", type=Path, help="the demo's summary.json (out/demo/summary.json)")
     parser.add_argument("--no-notebooks", action="store_true", help="do not execute and render the notebooks")

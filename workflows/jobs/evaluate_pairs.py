@@ -25,6 +25,9 @@ JACCARD = "3-gram Jaccard"
 
 @dataclass(frozen=True)
 class PairEvaluation:
+    """What `evaluate pairs` found: the pairs with the model's p_same, each scorer's scores and
+    metrics (`models.calibration.pair_metrics` at its threshold), and the split scored."""
+
     pairs: pl.DataFrame  # query_a, query_b, label, p_same
     scores: dict[str, np.ndarray]  # scorer -> scores (the model's are p_same)
     metrics: dict[str, dict]  # scorer -> auc, accuracy, threshold, pairs, positives

@@ -81,6 +81,7 @@ class ScoreConfig:
             raise ValueError(f"--backend {self.backend} runs on CPUs; on GPUs score with --backend torch")
 
     def to_dict(self) -> dict:
+        """The config as JSON-ready values."""
         return asdict(self)
 
 
@@ -150,7 +151,8 @@ def score_in_process(
     `score_events` over all users at once). Every distinct text is encoded once, with
     every CPU's thread; the events and the texts' vectors are held in memory, which is
     why `--engine auto` takes it for small logs only. ValueError when `output` holds
-    another job's output and not `overwrite`."""
+    another job's output and not `overwrite`; RuntimeError when the scored rows do not
+    add up to the accepted events (a bug, not a user's error)."""
     from models.calibration import Calibration
     from sessions import storage
     from sessions.formats.options import DEFAULT_READ

@@ -345,13 +345,16 @@ class HierarchyTrainConfig:
 
     @property
     def lookup(self) -> bool:
+        """Whether the model is a lookup table (`--model lookup`), not a text model."""
         return self.model == "lookup"
 
     @property
     def hierarcaps(self) -> Path | None:
+        """The directory of `--data hierarcaps:DIR`, None for other data."""
         return Path(self.data.removeprefix("hierarcaps:")) if self.data.startswith("hierarcaps:") else None
 
     def to_dict(self) -> dict:
+        """The config as JSON-ready values (the run's params and `config.json`)."""
         return asdict(self)
 
 

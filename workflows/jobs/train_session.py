@@ -92,6 +92,7 @@ class SessionTrainConfig:
         check_seed(self.seed)
 
     def to_dict(self) -> dict:
+        """The config as JSON-ready values (the run's params and `config.json`)."""
         return asdict(self)
 
 

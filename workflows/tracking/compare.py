@@ -60,6 +60,9 @@ MOST_METRICS = 8  # of an experiment without key metrics, the first this many (b
 
 @dataclass(frozen=True)
 class Comparison:
+    """The latest runs of an experiment side by side (`compare`): the params and metrics
+    shown, one row per run, newest first, and the registered version that is champion."""
+
     experiment: str
     params: list[str]
     metrics: list[str]
@@ -68,6 +71,7 @@ class Comparison:
     not_shown: int = 0  # metrics the runs logged that are not among `metrics`
 
     def to_dict(self) -> dict:
+        """{experiment, champion, params, metrics, runs}: what `sessionflow compare --json` prints."""
         return {"experiment": self.experiment, "champion": self.champion, "params": self.params,
                 "metrics": self.metrics, "runs": self.rows}  # fmt: skip
 

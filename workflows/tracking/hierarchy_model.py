@@ -76,6 +76,8 @@ class HierarchyGeometry:
 
     @torch.no_grad()
     def relate(self, earlier: pl.Series, later: pl.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """`Geometry.relate` by the model's geodesic distance and norms, (n,) float64 each;
+        ValueError when `earlier` and `later` differ in length."""
         if len(earlier) != len(later):
             raise ValueError(f"{len(earlier)} earlier texts for {len(later)} later ones")
         if len(earlier) == 0:
@@ -104,7 +106,11 @@ def log_hierarchy_model(model_dir: Path, base_model: str) -> str:
 
 
 def load(uri: str) -> HierarchyTextModel:
-    """The text model inside a logged hierarchy pyfunc (`models:/...`, `runs:/...`)."""
+    """The text model inside a logged hierarchy pyfunc (`models:/...`, `runs:/...`).
+
+    ValueError in one line when `uri` holds no model (`store.load_pyfunc`) or a model of
+    another kind.
+    """
     model = load_pyfunc(uri).unwrap_python_model()
     if not isinstance(model, HierarchyModel) or model.model is None:
         raise ValueError(f"{uri} is not a hierarchy model")

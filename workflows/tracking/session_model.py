@@ -97,6 +97,7 @@ def base_model_of(model: mlflow.pyfunc.PyFuncModel) -> str:
 
 
 def p_same(model: mlflow.pyfunc.PyFuncModel, a: list[str], b: list[str]) -> np.ndarray:
+    """The loaded session model's calibrated p(same session) of each pair (a[i], b[i]): (n,) float64."""
     out = model.predict(pd.DataFrame({"query_a": a, "query_b": b}))
     return out["p_same"].to_numpy(dtype=np.float64)
 

@@ -66,7 +66,8 @@ def hit_data(h: Hierarchy, holdout: str, seed: int) -> HierarchyData:
     (direct edges only), its test positives held out for link prediction, and the
     tasks scored at every evaluation: `hit-multi` multi-hop inference; `hit-mixed`
     mixed-hop prediction, and multi-hop too (its test pairs are transitive: no model
-    of either task trained on them)."""
+    of either task trained on them). KeyError for another `holdout`; ValueError as
+    `hierarchies.hit.hit_splits`."""
     splits = hit_splits(h, seed)
     task = {"hit-multi": "multi_hop", "hit-mixed": "mixed_hop"}[holdout]
     keep = PairIndex(splits.train[task], h.n_nodes).contains(h.edges[:, 0], h.edges[:, 1])
@@ -220,6 +221,10 @@ class HierarchyTask(TrainTask):
         return self.fitted
 
     def optimizer(self, model, total_steps: int):
+        """A lookup table: geoopt's Riemannian SGD (Bonnabel 2013, as Nickel & Kiela 2017) at `lr`;
+        the text model: `adam` (Riemannian Adam, Bécigneul & Ganea 2019, where a parameter lives on
+        a manifold), the encoder at `encoder_lr` and the head at `lr`. Both with a LambdaLR of
+        `lr_factor` (the burn-in, then constant or linear decay)."""
         import geoopt
         import torch
 
@@ -249,6 +254,10 @@ class HierarchyTask(TrainTask):
         return factor
 
     def loss(self, model, module, rows: np.ndarray, step: int, device):
+        """A lookup table: `lookup_loss` (Nickel & Kiela 2017's distance softmax, or Vendrov et
+        al. 2016's margin for order embeddings), each pair's negatives drawn by frequency during
+        the burn-in, uniformly after; the text model: `hierarchy_batch_loss` over `draw`'s
+        negatives and names. Draws seeded by (seed, rank, step); a scalar () tensor."""
         from models.hierarchy import hierarchy_batch_loss
         from models.poincare import lookup_loss
 

@@ -114,6 +114,10 @@ class TrainTask(ABC):
 
 @dataclass
 class LoopState:
+    """Where a training loop is, checkpointed with the model (`state.json`) and resumed from:
+    `step` steps done, the best `monitor` value so far (`best`, higher is better) after
+    `best_step`, and `since_best` evaluations without a better one (`patience`)."""
+
     step: int = 0
     best: float = -math.inf
     best_step: int = 0
@@ -352,6 +356,8 @@ class RankZeroLog:
         self.buffer: list = []
 
     def metrics(self, step: int, values: dict[str, float], flush: bool = False) -> None:
+        """Buffer `values` as metrics of `step` (stamped now, in ms); send the buffer when `flush`
+        or `step` is a multiple of `every`."""
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
@@ -361,11 +367,16 @@ class RankZeroLog:
             self.buffer = []
 
     def tag(self, key: str, value: Any) -> None:
+        """Set the run's tag `key` to `str(value)`, at once."""
         self.client.set_tag(self.run_id, key, str(value))
 
 
 def fit(task: TrainTask, run_id: str, name: str, storage: str | None, cpus: int):
-    """Run `task` on a `TorchTrainer` (inside a Ray runtime); the Ray Train `Result`."""
+    """Run `task` on a `TorchTrainer` (inside a Ray runtime); the Ray Train `Result`.
+
+    KeyboardInterrupt after Ctrl-C (noted: `_noting_ctrl_c`), whatever Ray Train ended
+    in; Ray Train's own errors otherwise.
+    """
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
@@ -529,7 +540,8 @@ class TrainOutcome:
 @contextmanager
 def train_best(task: TrainTask, run_id: str, name: str, storage: str | None, address: str | None) -> Iterator[Trained]:
     """Fit `task` on Ray (a local runtime, or the cluster at `address`) and yield its best checkpoint by
-    `task.monitor`, in a temporary directory removed afterwards."""
+    `task.monitor`, in a temporary directory removed afterwards. Raises as `fit`, and
+    RuntimeError when training reported no checkpoint."""
     from pyarrow import fs
 
     from sessions.storage import is_local, scheme

@@ -55,6 +55,8 @@ class SessionTask(TrainTask):
         return load_encoder(source, max_length=self.cfg.max_length, seed=self.cfg.seed).to(device)
 
     def optimizer(self, model, total_steps: int):
+        """AdamW (Loshchilov & Hutter 2019) at `lr` with `weight_decay`; the rate rises linearly
+        from 0 over the first `warmup_share` of the steps, then falls linearly to 0 at the last."""
         import torch
         from transformers import get_linear_schedule_with_warmup
 
@@ -63,6 +65,9 @@ class SessionTask(TrainTask):
         return optimizer, get_linear_schedule_with_warmup(optimizer, warmup, total_steps)
 
     def loss(self, model, module, rows: np.ndarray, step: int, device):
+        """InfoNCE (van den Oord et al. 2018) of the examples `rows` against the global batch's
+        positives and hard negatives (`models.session.triplet_loss`: the multiple-negatives
+        ranking loss of Henderson et al. 2017), at `temperature`; a scalar () float32 tensor."""
         from models.session import triplet_loss
 
         batch = self.train[rows]
