@@ -20,10 +20,14 @@ import tempfile
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import polars as pl
 
 from hierarchies.closure import depths
+
+if TYPE_CHECKING:
+    from nltk.corpus.reader.wordnet import WordNetCorpusReader
 
 DEBIAN_WORDNET = Path("/usr/share/wordnet")
 
@@ -115,7 +119,7 @@ def ensure_wordnet() -> str:
     return str(target)
 
 
-def wordnet():  # -> nltk.corpus.reader.WordNetCorpusReader
+def wordnet() -> WordNetCorpusReader:
     """nltk's WordNet reader, loaded from wherever `ensure_wordnet` found it."""
     ensure_wordnet()
     from nltk.corpus import wordnet as wn

@@ -182,7 +182,9 @@ class NegativeSampler:
         return negatives, valid
 
 
-def lookup_loss(model: LookupEmbedding, batch: np.ndarray, neg: np.ndarray, valid: np.ndarray, margin: float = 1.0):
+def lookup_loss(
+    model: LookupEmbedding, batch: np.ndarray, neg: np.ndarray, valid: np.ndarray, margin: float = 1.0
+) -> torch.Tensor:
     """The loss of (child, ancestor) pairs `batch` (B, 2) against negatives `neg` (B, K) where `valid`:
     the distance softmax, or the max-margin loss of order embeddings. `model` may be a DDP wrapper.
     Returns a scalar () tensor."""

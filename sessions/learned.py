@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import polars as pl
@@ -26,6 +26,10 @@ from sessions.lexicon import Lexicon
 from sessions.missions import MissionConfig, link_missions
 from sessions.seeds import check_seed
 from sessions.segment import SESSION_COLUMNS, SegmentConfig, number_sessions, segment_ordered, user_time_order
+
+if TYPE_CHECKING:
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.pipeline import Pipeline
 
 BACK = 5  # how many earlier queries of the user make "the session so far"
 PAIR_FEATURES: tuple[str, ...] = (
@@ -116,7 +120,7 @@ class LearnedConfig:
         check_seed(self.seed)
 
 
-def make_classifier(cfg: LearnedConfig):
+def make_classifier(cfg: LearnedConfig) -> Pipeline | HistGradientBoostingClassifier:
     """The scikit-learn estimator of `cfg` (unfitted)."""
     if cfg.model == "logistic":
         from sklearn.impute import SimpleImputer

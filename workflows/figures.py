@@ -6,6 +6,7 @@ import io
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import matplotlib
 
@@ -18,6 +19,10 @@ from sklearn.decomposition import PCA
 from sklearn.metrics import roc_auc_score, roc_curve, silhouette_score
 
 from sessions import storage
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 
 def roc_figure(labels: np.ndarray, scores: Mapping[str, np.ndarray], title: str, path: Path) -> Path:
@@ -102,7 +107,7 @@ def disk_points(points: np.ndarray, curvature: float = 1.0, centre: int | None =
     return np.linalg.norm(moved.numpy(), axis=1, keepdims=True) * direction  # the whole distance from the centre
 
 
-def non_overlapping_labels(ax, xy: np.ndarray, texts: np.ndarray, order: np.ndarray, most: int) -> list:
+def non_overlapping_labels(ax: Axes, xy: np.ndarray, texts: np.ndarray, order: np.ndarray, most: int) -> list:
     """Label the points `xy` (n, 2) with `texts` (n,) in `order`, keeping a label only
     when its box overlaps no label kept before it and its text is not shown already;
     at most `most`. Returns the matplotlib `Text`s kept, in order. Greedy, as map
@@ -245,7 +250,7 @@ def writable_formats() -> list[str]:
     return [f for f in formats if f != "pgf" or shutil.which(matplotlib.rcParams["pgf.texsystem"])]
 
 
-def save_figure(fig, path: str | Path, dpi: int) -> Path:
+def save_figure(fig: Figure, path: str | Path, dpi: int) -> Path:
     """Save and close `fig` at `path` (a local path or a URI: `sessions.storage`, written
     whole or not at all), in the format its suffix names (`figure_format`). Returns `path`."""
     fig.tight_layout()

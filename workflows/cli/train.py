@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from workflows.cli.progress import out, summary_table
 from workflows.jobs.train_hierarchy import TrainHierarchyJob
 from workflows.jobs.train_segmenter import TrainSegmenterJob
 from workflows.jobs.train_session import TrainSessionJob
+
+if TYPE_CHECKING:
+    from workflows.training.loop import TrainOutcome
 
 
 def session(job: TrainSessionJob) -> None:
@@ -63,7 +68,7 @@ def segmenter(job: TrainSegmenterJob) -> None:
     print_outcome(f"train segmenter ({job.gt}, {job.classifier})", run(job))
 
 
-def print_outcome(title: str, outcome) -> None:
+def print_outcome(title: str, outcome: TrainOutcome) -> None:
     """The summary every `train` command ends with: the run, the logged and registered model, the metrics."""
     name, _, version = (outcome.registered or "").removeprefix("models:/").rpartition("/")
     lookup = outcome.model_uri.endswith("/table")  # a lookup table's points (`train hierarchy --model lookup`)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import itertools
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 
@@ -166,7 +166,7 @@ def bucket_dirs(staging: str) -> list[str]:
     return storage.list_dirs(storage.join(staging, "events"))
 
 
-def per_directory(directories: Sequence[str], fn, kwargs: dict) -> pl.DataFrame:
+def per_directory(directories: Sequence[str], fn: Callable[..., pa.Table], kwargs: dict) -> pl.DataFrame:
     """`fn(batch, **kwargs)` on each directory (a batch of one row `dir`), one Ray task each;
     what the tasks return, gathered."""
     if not directories:

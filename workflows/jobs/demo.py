@@ -458,5 +458,5 @@ def _log_run(summary: DemoSummary, cfg: DemoConfig, output: str, figures: Path) 
         write_json(summary.to_dict(), storage.join(output, SUMMARY_FILE))
 
 
-def _round(value):
+def _round(value: object) -> object:
     return round(value, 4) if isinstance(value, float) else value

@@ -34,8 +34,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from workflows.jobs.demo import DemoConfig
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Locator, Page
 
 ROOT = Path(__file__).resolve().parents[2]
 START, END = "<!-- demo-table -->", "<!-- /demo-table -->"
@@ -296,7 +300,7 @@ def ui_screenshots(store: Path, out: Path = ROOT / "docs" / "figures", size: tup
     return written
 
 
-def _photograph(page, url: str, ui: UIPage, path: Path, first: bool, size: tuple[int, int]) -> None:
+def _photograph(page: Page, url: str, ui: UIPage, path: Path, first: bool, size: tuple[int, int]) -> None:
     """One page of `ui_screenshots`, as `ui` asks, into `path`; Playwright's errors as they come."""
     page.goto(url)
     page.get_by_text(ui.wait_for, exact=True).first.wait_for()
@@ -323,7 +327,7 @@ def _photograph(page, url: str, ui: UIPage, path: Path, first: bool, size: tuple
     page.screenshot(path=str(path))
 
 
-def _click_if_there(locator) -> None:
+def _click_if_there(locator: Locator) -> None:
     if locator.count():
         locator.first.click()
 

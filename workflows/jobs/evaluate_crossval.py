@@ -30,6 +30,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 from dataclasses import dataclass, field
+from typing import Any
 
 import polars as pl
 
@@ -139,7 +140,7 @@ class CrossvalScores:
         return pl.concat(frames)
 
 
-def grid(base, values: dict[str, tuple]) -> dict[str, object]:
+def grid(base: Any, values: dict[str, tuple]) -> dict[str, object]:
     """Every combination of `values` over the dataclass `base`, named `k=v, ...`."""
     names = list(values)
     return {

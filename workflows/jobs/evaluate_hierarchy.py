@@ -19,7 +19,7 @@ import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from workflows.jobs.train_hierarchy import WORDNET, HierarchyTrainConfig
 from workflows.training.hierarchy import evaluate_with_baselines, load_data, load_model
@@ -28,7 +28,7 @@ PROTOCOLS = ("reconstruction", "hit")
 
 
 def evaluate_hierarchy(
-    uri: str, protocol: str = "reconstruction", **overrides
+    uri: str, protocol: str = "reconstruction", **overrides: Any
 ) -> tuple[dict[str, float], HierarchyTrainConfig]:
     """Metrics of the model at `uri` on its data (or `data=`, `holdout=`, ... in `overrides`).
 

@@ -12,13 +12,16 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import polars as pl
 
 from sessions.lexicon import trigram_jaccard
 from workflows.jobs import common
+
+if TYPE_CHECKING:
+    from models.encoder import TextEncoder
 
 JACCARD = "3-gram Jaccard"
 
@@ -59,7 +62,7 @@ def read_pairs(path: str | Path, split: str | None = "test") -> tuple[pl.DataFra
     return pairs, split or "all"
 
 
-def baseline_scores(pairs: pl.DataFrame, encoder, name: str) -> dict[str, np.ndarray]:
+def baseline_scores(pairs: pl.DataFrame, encoder: TextEncoder, name: str) -> dict[str, np.ndarray]:
     """The baselines' scores of `pairs`: `encoder` (called `name`) not fine-tuned, by
     dot product, and 3-gram Jaccard."""
     from models.session import pair_scores

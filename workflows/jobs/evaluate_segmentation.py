@@ -26,7 +26,7 @@ from sessions.metrics import (
 from sessions.missions import MissionConfig
 from sessions.pipeline import embedder_of, sessions_with_missions
 from sessions.schema import REJECTED_SCHEMA
-from sessions.segment import SegmentConfig, SessionClassifier, segment
+from sessions.segment import PairScorer, SegmentConfig, SessionClassifier, segment
 from workflows.jobs import common
 from workflows.jobs.segment import LEXICAL_METHODS, MODEL_HELP, NEEDS_MODEL, check_method, session_scorer
 
@@ -41,7 +41,7 @@ def has_gold(events: pl.DataFrame) -> bool:
 def evaluate_methods(
     gold: pl.DataFrame,
     methods: Mapping[str, tuple[SegmentConfig, MissionConfig]],
-    scorer=None,
+    scorer: PairScorer | SessionClassifier | None = None,
     systems: Mapping[str, pl.DataFrame] | None = None,
 ) -> pl.DataFrame:
     """`compare`'s rows for every grouping `groupings` makes of `gold`."""
@@ -51,7 +51,7 @@ def evaluate_methods(
 def groupings(
     gold: pl.DataFrame,
     methods: Mapping[str, tuple[SegmentConfig, MissionConfig]],
-    scorer=None,
+    scorer: PairScorer | SessionClassifier | None = None,
     systems: Mapping[str, pl.DataFrame] | None = None,
 ) -> dict[str, pl.DataFrame]:
     """Every method's sessions and missions of `gold` (its name -> its configs), the

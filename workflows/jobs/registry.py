@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from sessions.storage import first_line
+
+if TYPE_CHECKING:
+    from workflows.tracking.compare import Comparison
 
 
 @dataclass(frozen=True)
@@ -35,7 +39,7 @@ class PromoteJob:
         "help": "the version to give the `champion` alias", "argument": True})  # fmt: skip
 
 
-def compare(job: CompareJob):  # -> workflows.tracking.compare.Comparison
+def compare(job: CompareJob) -> Comparison:
     """The runs of `job.experiment` in the tracking store, side by side; ValueError for an unknown experiment."""
     from workflows.tracking.compare import compare as compare_runs
     from workflows.tracking.store import use_store

@@ -102,7 +102,7 @@ class ScoreJob:
         common.check_engine(self.engine, self.address)
 
 
-def run(job: ScoreJob):  # -> ScoreReport
+def run(job: ScoreJob) -> ScoreReport:
     """Score every row of `job.inputs` into OUTPUT/scores.parquet (see
     `workflows.distributed.score_job`); ValueError / FileNotFoundError for bad settings or inputs,
     and when no record could be read (what the job wrote is deleted again)."""

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from sessions.formats.options import ReadOptions
 from sessions.missions import MissionConfig
 from sessions.pipeline import SESSIONS_FILE, SegmentReport
 from sessions.segment import SegmentConfig
 from workflows.jobs import common
+
+if TYPE_CHECKING:
+    from sessions.learned import SameSessionClassifier
+    from workflows.tracking.session_model import SessionScorer
 
 LEXICAL_METHODS = ("time", "lexical", "cascade")  # need no model
 NEEDS_MODEL = ("learned",)
@@ -47,7 +52,7 @@ def check_method(method: str, model: str | None) -> None:
         raise ValueError(f"--method {method} needs --model (a segmenter model or a session model)")
 
 
-def session_scorer(model: str | None):  # -> SameSessionClassifier | SessionScorer | None
+def session_scorer(model: str | None) -> SameSessionClassifier | SessionScorer | None:
     """The model at `model` (an MLflow model URI) as segmentation takes it
     (`workflows.tracking.segmenter_model.segmentation_model`); None without one."""
     if model is None:

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from synth import SynthConfig
 from workflows.jobs import common
+
+if TYPE_CHECKING:
+    from synth.writer import SynthSummary
 
 SUFFIXES = {"aol": (".tsv", ".txt", ".tsv.gz", ".txt.gz"), "prompt": (".parquet",)}
 
@@ -21,7 +25,7 @@ class SynthJob:
         "help": "replace a file at --output that is not a synthetic log (one is replaced without it)"})  # fmt: skip
 
 
-def run(job: SynthJob, on_rows: Callable[[int], None] | None = None):  # -> synth.writer summary
+def run(job: SynthJob, on_rows: Callable[[int], None] | None = None) -> SynthSummary:
     """Write the log of `job.synth` to `job.output` (`on_rows(n)` after each chunk).
 
     The topics come from WordNet's nouns (hierarchies.wordnet); ValueError for bad settings,

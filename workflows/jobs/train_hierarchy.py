@@ -364,7 +364,9 @@ def space(cfg: HierarchyTrainConfig) -> str:
     return "HiT's ball" if cfg.head == "hit" else f"{cfg.manifold} {cfg.dim}-d"
 
 
-def _finish(trained: Trained, data: HierarchyData, cfg, run_id: str, register: bool):
+def _finish(
+    trained: Trained, data: HierarchyData, cfg: HierarchyTrainConfig, run_id: str, register: bool
+) -> TrainOutcome:
     import mlflow
 
     from models.hierarchy_metrics import node_points

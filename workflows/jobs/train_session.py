@@ -127,7 +127,9 @@ def training_data(pairs_path: str, cfg: SessionTrainConfig) -> tuple[pl.DataFram
     return train, val
 
 
-def _finish(trained: Trained, val: pl.DataFrame, cfg, pairs_path: str, run_id: str, register: bool):
+def _finish(
+    trained: Trained, val: pl.DataFrame, cfg: SessionTrainConfig, pairs_path: str, run_id: str, register: bool
+) -> TrainOutcome:
     """Calibrate the best checkpoint, log figures and the model, register it."""
     import mlflow
 

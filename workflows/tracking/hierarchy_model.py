@@ -40,10 +40,12 @@ class HierarchyModel(mlflow.pyfunc.PythonModel):
     def __init__(self, model: HierarchyTextModel | None = None) -> None:
         self.model = model
 
-    def load_context(self, context) -> None:
+    def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
         self.model = load_hierarchy_model(context.artifacts["model"])
 
-    def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
+    def predict(
+        self, context: mlflow.pyfunc.PythonModelContext, model_input: pd.DataFrame, params: dict | None = None
+    ) -> pd.DataFrame:
         assert self.model is not None
         if "text" not in model_input.columns:
             raise ValueError("give a column text")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import mlflow
 import pandas as pd
@@ -26,6 +27,9 @@ from sessions.missions import MissionConfig
 from sessions.pipeline import SESSIONS_SCHEMA, sessions_with_missions
 from sessions.segment import SegmentConfig
 from workflows.tracking.store import REQUIREMENTS, load_pyfunc, pip_requirements, require_model
+
+if TYPE_CHECKING:
+    from workflows.tracking.session_model import SessionScorer
 
 NAME = "segmenter-model"
 SIGNATURE = ModelSignature(
@@ -50,7 +54,9 @@ class SegmenterModel(mlflow.pyfunc.PythonModel):
     def __init__(self, classifier: SameSessionClassifier) -> None:
         self.classifier = classifier
 
-    def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
+    def predict(
+        self, context: mlflow.pyfunc.PythonModelContext, model_input: pd.DataFrame, params: dict | None = None
+    ) -> pd.DataFrame:
         missing = {"user_id", "ts", "query"} - set(model_input.columns)
         if missing:
             raise ValueError(f"give columns user_id, ts and query; missing: {', '.join(sorted(missing))}")
@@ -114,7 +120,7 @@ def log_segmenter_model(classifier: SameSessionClassifier, level: str) -> str:
     return info.model_uri
 
 
-def segmentation_model(uri: str):  # -> SameSessionClassifier | SessionScorer
+def segmentation_model(uri: str) -> SameSessionClassifier | SessionScorer:
     """The model at `uri` as segmentation takes it: a segmenter model's classifier
     (`sessions.segment.SessionClassifier`: decides `learned`), or a session model's
     `SessionScorer` (a `PairScorer` and mission linking's `Embedder`). ValueError in

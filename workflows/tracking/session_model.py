@@ -47,11 +47,13 @@ class SessionModel(mlflow.pyfunc.PythonModel):
         self.encoder = encoder
         self.calibration = calibration
 
-    def load_context(self, context) -> None:
+    def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
         self.encoder = load_encoder(context.artifacts["encoder"])
         self.calibration = Calibration(**json.loads(Path(context.artifacts["calibration"]).read_text()))
 
-    def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
+    def predict(
+        self, context: mlflow.pyfunc.PythonModelContext, model_input: pd.DataFrame, params: dict | None = None
+    ) -> pd.DataFrame:
         assert self.encoder is not None and self.calibration is not None
         columns = set(model_input.columns)
         if {"query_a", "query_b"} <= columns:

@@ -34,6 +34,10 @@ from hierarchies.hit import TASKS, HitSplits, hit_splits, hit_wordnet
 from workflows.training.loop import Batches, TrainTask
 
 if TYPE_CHECKING:
+    import torch
+
+    from models.hierarchy import HierarchyTextModel
+    from models.poincare import LookupEmbedding
     from workflows.jobs.train_hierarchy import HierarchyTrainConfig
 
 
@@ -75,7 +79,7 @@ def hit_data(h: Hierarchy, holdout: str, seed: int) -> HierarchyData:
     return HierarchyData(split, hit=splits, hit_tasks=TASKS if task == "mixed_hop" else (task,))
 
 
-def adam(groups: list[dict[str, Any]]):
+def adam(groups: list[dict[str, Any]]) -> torch.optim.Optimizer:
     """Adam over parameter `groups` (torch's form: dicts with "params" and "lr"): geoopt's
     `RiemannianAdam` (Bécigneul & Ganea 2019) when a parameter lives on a manifold (a
     `geoopt.ManifoldParameter`), else torch's `Adam` with its multi-tensor update. On
@@ -131,7 +135,7 @@ class HierarchyTask(TrainTask):
     def examples(self) -> int:
         return len(self.edges)
 
-    def build(self, resume: Path | None, device, rank: int):
+    def build(self, resume: Path | None, device: Any, rank: int) -> Any:
         import torch
 
         from models.poincare import LookupEmbedding
@@ -157,7 +161,7 @@ class HierarchyTask(TrainTask):
             self.fit_head(model)
         return model
 
-    def fit_head(self, model) -> None:
+    def fit_head(self, model: HierarchyTextModel) -> None:
         """The first stage of LP-FT (Kumar et al. 2022, "Fine-Tuning can Distort Pretrained
         Features"): `head_epochs` epochs of the head alone on the frozen encoder's vectors
         of the training nodes' names (computed once, in eval mode), with the run's loss,
@@ -220,7 +224,7 @@ class HierarchyTask(TrainTask):
     def built(self) -> dict[str, float]:
         return self.fitted
 
-    def optimizer(self, model, total_steps: int):
+    def optimizer(self, model: Any, total_steps: int) -> tuple[Any, Any]:
         """A lookup table: geoopt's Riemannian SGD (Bonnabel 2013, as Nickel & Kiela 2017) at `lr`;
         the text model: `adam` (Riemannian Adam, Bécigneul & Ganea 2019, where a parameter lives on
         a manifold), the encoder at `encoder_lr` and the head at `lr`. Both with a LambdaLR of
@@ -253,7 +257,7 @@ class HierarchyTask(TrainTask):
 
         return factor
 
-    def loss(self, model, module, rows: np.ndarray, step: int, device):
+    def loss(self, model: Any, module: Any, rows: np.ndarray, step: int, device: Any) -> Any:
         """A lookup table: `lookup_loss` (Nickel & Kiela 2017's distance softmax, or Vendrov et
         al. 2016's margin for order embeddings), each pair's negatives drawn by frequency during
         the burn-in, uniformly after; the text model: `hierarchy_batch_loss` over `draw`'s
@@ -274,10 +278,10 @@ class HierarchyTask(TrainTask):
                                     valid, cfg.norm_weight, cfg.margin, cfg.norm_loss, cfg.ranking,
                                     cfg.triplet_margin, text_of=text_of)  # fmt: skip
 
-    def evaluate(self, module, rank: int, size: int) -> dict[str, float]:
+    def evaluate(self, module: Any, rank: int, size: int) -> dict[str, float]:
         return evaluate_model(module, self.data, self.cfg, rank, size)
 
-    def save(self, module, directory: Path) -> None:
+    def save(self, module: Any, directory: Path) -> None:
         import torch
 
         if self.cfg.lookup:
@@ -307,7 +311,7 @@ def load_model(directory: Path, cfg: HierarchyTrainConfig, n_nodes: int) -> Any:
 
 
 def evaluate_model(
-    module,
+    module: LookupEmbedding | HierarchyTextModel,
     data: HierarchyData,
     cfg: HierarchyTrainConfig,
     rank: int = 0,
@@ -330,7 +334,10 @@ def evaluate_model(
 
 
 def evaluate_with_baselines(
-    module, data: HierarchyData, cfg: HierarchyTrainConfig, points: np.ndarray | None = None
+    module: LookupEmbedding | HierarchyTextModel,
+    data: HierarchyData,
+    cfg: HierarchyTrainConfig,
+    points: np.ndarray | None = None,
 ) -> dict[str, float]:
     """`evaluate_model` of a trained model, and on HierarCaps the pretrained encoder's
     numbers next to it (`models.hierarchy_metrics.pretrained_chain_metrics`) and the

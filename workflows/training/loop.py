@@ -36,11 +36,14 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from workflows.errors import note_signal, signals_noted
+
+if TYPE_CHECKING:
+    from ray.train import Result
 
 
 class LoopSettings(Protocol):
@@ -371,7 +374,7 @@ class RankZeroLog:
         self.client.set_tag(self.run_id, key, str(value))
 
 
-def fit(task: TrainTask, run_id: str, name: str, storage: str | None, cpus: int):
+def fit(task: TrainTask, run_id: str, name: str, storage: str | None, cpus: int) -> Result:
     """Run `task` on a `TorchTrainer` (inside a Ray runtime); the Ray Train `Result`.
 
     KeyboardInterrupt after Ctrl-C (noted: `_noting_ctrl_c`), whatever Ray Train ended

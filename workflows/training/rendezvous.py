@@ -16,9 +16,13 @@ import os
 import socket
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from ray.train.torch import TorchConfig
 from ray.train.torch.config import _TorchBackend
+
+if TYPE_CHECKING:
+    from ray.train._internal.base_worker_group import BaseWorkerGroup
 
 _listener: socket.socket | None = None  # worker 0's bound socket, kept open for the store
 
@@ -51,7 +55,7 @@ def _join(address: str, port: int, fd: int | None, world_rank: int, world_size: 
 class _BoundTorchBackend(_TorchBackend):
     """Ray Train's torch backend, with the rendezvous of this module (CPU, gloo)."""
 
-    def on_start(self, worker_group, backend_config: BoundTorchConfig) -> None:  # type: ignore[override]
+    def on_start(self, worker_group: BaseWorkerGroup, backend_config: BoundTorchConfig) -> None:  # type: ignore[override]
         import ray
         from ray.train._internal.worker_group import WorkerGroup as V1WorkerGroup
         from ray.train.torch.config import _set_torch_distributed_env_vars
@@ -72,5 +76,5 @@ class BoundTorchConfig(TorchConfig):
     """`TorchConfig` whose rendezvous listens on the address of worker 0's node only (CPU training)."""
 
     @property
-    def backend_cls(self):  # type: ignore[override]
+    def backend_cls(self) -> type[_BoundTorchBackend]:  # type: ignore[override]
         return _BoundTorchBackend

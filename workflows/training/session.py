@@ -10,7 +10,7 @@ pairs (each worker scores a share). The driver is `workflows.jobs.train_session`
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
@@ -18,6 +18,8 @@ import polars as pl
 from workflows.training.loop import TrainTask
 
 if TYPE_CHECKING:
+    import torch
+
     from workflows.jobs.train_session import SessionTrainConfig
 
 
@@ -44,7 +46,7 @@ class SessionTask(TrainTask):
     def examples(self) -> int:
         return self.rows
 
-    def build(self, resume: Path | None, device, rank: int):
+    def build(self, resume: Path | None, device: Any, rank: int) -> Any:
         import ray
 
         from models.encoder import load_encoder
@@ -54,7 +56,7 @@ class SessionTask(TrainTask):
         source = str(resume) if resume else self.cfg.model
         return load_encoder(source, max_length=self.cfg.max_length, seed=self.cfg.seed).to(device)
 
-    def optimizer(self, model, total_steps: int):
+    def optimizer(self, model: Any, total_steps: int) -> tuple[Any, Any]:
         """AdamW (Loshchilov & Hutter 2019) at `lr` with `weight_decay`; the rate rises linearly
         from 0 over the first `warmup_share` of the steps, then falls linearly to 0 at the last."""
         import torch
@@ -64,7 +66,7 @@ class SessionTask(TrainTask):
         warmup = int(self.cfg.warmup_share * total_steps)
         return optimizer, get_linear_schedule_with_warmup(optimizer, warmup, total_steps)
 
-    def loss(self, model, module, rows: np.ndarray, step: int, device):
+    def loss(self, model: Any, module: Any, rows: np.ndarray, step: int, device: Any) -> Any:
         """InfoNCE (van den Oord et al. 2018) of the examples `rows` against the global batch's
         positives and hard negatives (`models.session.triplet_loss`: the multiple-negatives
         ranking loss of Henderson et al. 2017), at `temperature`; a scalar () float32 tensor."""
@@ -74,7 +76,7 @@ class SessionTask(TrainTask):
         return triplet_loss(model, module, batch["anchor"].to_list(), batch["positive"].to_list(),
                             batch["negative"].to_list(), self.ids[rows].to(device), self.cfg.temperature)  # fmt: skip
 
-    def evaluate(self, module, rank: int, size: int) -> dict[str, float]:
+    def evaluate(self, module: Any, rank: int, size: int) -> dict[str, float]:
         """ROC AUC of the dot product on the validation pairs, each worker scoring a share."""
         from models.calibration import pair_metrics
         from models.session import pair_scores
@@ -85,11 +87,11 @@ class SessionTask(TrainTask):
                               self.val.height)  # fmt: skip
         return {"val_auc": pair_metrics(scores, self.val["label"].to_numpy()).auc}
 
-    def save(self, module, directory: Path) -> None:
+    def save(self, module: Any, directory: Path) -> None:
         module.save(directory)
 
 
-def torch_ids(train: pl.DataFrame):
+def torch_ids(train: pl.DataFrame) -> torch.Tensor:
     """The text ids (n, 3) int64 of (anchor, positive, negative), which mark duplicates in a batch."""
     import torch
 
