@@ -178,8 +178,9 @@ class HierarchyTextModel(nn.Module):
 def load_hierarchy_model(directory: str | Path) -> HierarchyTextModel:
     """A model written by `HierarchyTextModel.save` (one saved before `hidden` existed has a linear head).
 
-    ValueError when `head.pt`'s weights are not those its settings make (not a hierarchy
-    model); FileNotFoundError without `head.pt`; errors of `load_encoder` for `encoder/`.
+    ValueError when `head.pt` names other weights than its settings make (not a hierarchy
+    model), torch's RuntimeError for weights of another shape; FileNotFoundError without
+    `head.pt`; errors of `load_encoder` for `encoder/`.
     `head.pt` is unpickled (weights_only=False): load only directories you trust.
     """
     directory = Path(directory)

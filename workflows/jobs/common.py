@@ -97,7 +97,7 @@ def read_options() -> Any:
 
 
 def engine() -> Any:
-    """`--engine`: auto (the default: `LOCAL_MAX_BYTES`), ray or local (`Engine`)."""
+    """`--engine`: auto (the default: local for small inputs, `LOCAL_MAX_BYTES`), ray or local (`Engine`)."""
     return field(default="auto", metadata={
         "help": f"auto (local for inputs of at most {LOCAL_MAX_BYTES >> 20} MiB of text when neither --address "
                 "nor RAY_ADDRESS names a cluster, else ray), ray (a local Ray, or the cluster of --address, "
