@@ -662,11 +662,14 @@ def lock_output(out: str) -> bool:
     for above in local.parents:  # an output inside another job's: its failure would delete this one's with its own
         if (held := _lock_holder(above / LOCK)) is not None and _process(held) != same:
             raise ValueError(
-                f"--output {out}: it lies inside {above}, which another sessionflow job is writing now (process "
-                f"{held.get('pid', '?')}, `{held.get('command', '?')}`); choose a directory outside it"
+                f"--output {out}: it lies inside {above}, which another sessionflow job is writing now "
+                f"({_holder_text(held)}); choose a directory outside it"
             )
     storage.check_writable_dir(out, "--output")  # made, or refused in one line naming --output
     path = local / LOCK
+    if os.path.lexists(path) and not path.is_file():
+        raise ValueError(f"--output {out}: {path} is in the way of this job's lock file (it is not a file); "
+                         "move it, or choose another directory")  # fmt: skip
     for _ in range(3):
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
@@ -678,14 +681,20 @@ def lock_output(out: str) -> bool:
             if _process(holder) == same:
                 return False
             raise ValueError(
-                f"--output {out}: another sessionflow job is writing there now (process {holder.get('pid', '?')} "
-                f"on {holder.get('host', '?')}, `{holder.get('command', '?')}`); wait for it to end, or choose "
-                f"another directory (if none runs, delete {path})"
+                f"--output {out}: another sessionflow job is writing there now ({_holder_text(holder)}); wait for "
+                f"it to end, or choose another directory (if none runs, delete {path})"
             ) from None
         with os.fdopen(fd, "w") as stream:
             json.dump(me, stream)
         return True
     raise ValueError(f"--output {out}: other jobs keep claiming it; choose another directory")
+
+
+def _holder_text(holder: dict) -> str:
+    """The process a lock names, for a message; {} is a lock being written (`_lock_holder`)."""
+    if not holder:
+        return f"its lock file, made under {LOCK_WRITE_S:g} s ago, is not complete yet"
+    return f"process {holder.get('pid', '?')} on {holder.get('host', '?')}, `{holder.get('command', '?')}`"
 
 
 def _process(holder: dict) -> tuple:
@@ -697,16 +706,18 @@ def _lock_holder(path: Path) -> dict | None:
     """What the `LOCK` at `path` says of the process holding it; None when that process
     is gone (not running on this host, or a new process under its pid), or the lock
     is unreadable and older than `LOCK_WRITE_S` (killed as it was made). A lock of
-    another host is taken as held: its process cannot be seen from here."""
+    another host is taken as held: its process cannot be seen from here. None too where
+    no file is at `path` (nothing there, a directory, or a file where a directory on the
+    way should be)."""
     try:
         holder = json.loads(path.read_text())
         running = process_running(holder)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
         return None
-    except (OSError, ValueError, KeyError, TypeError):  # being written now, or left half-written by a kill
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):  # being written now, or half-written by a kill
         try:
             young = time.time() - path.stat().st_mtime < LOCK_WRITE_S
-        except FileNotFoundError:
+        except OSError:
             return None
         return {} if young else None
     return holder if running else None

@@ -676,7 +676,10 @@ def check_writable_dir(location: str | os.PathLike, what: str = "output") -> Non
     except StorageError as err:  # named by the directory: the probe is not the user's file
         raise StorageError(f"{what} {str(err).replace(probe, str(location))}") from None
     except OSError as err:
-        raise StorageError(f"{what} {location}: cannot be written ({_reason(err)})") from None
+        local = local_path(location)
+        above = next((p for p in local.parents if p.is_file()), None) if local is not None else None
+        reason = f"{above} is a file, not a directory" if above is not None else _reason(err)
+        raise StorageError(f"{what} {location}: cannot be written ({reason})") from None
 
 
 def check_writable_file(location: str | os.PathLike, what: str = "output") -> None:

@@ -486,18 +486,45 @@ def test_a_job_writing_to_an_output_keeps_other_jobs_out_until_it_ends(done):
         inside = sessionflow("mine", done / "sessions", "-o", done / "new" / "sub", "--engine", "local")
         assert inside.exit_code == 2 and " ".join(inside.output.split()) == (  # the second helper's find
             f"error: --output {done / 'new' / 'sub'}: it lies inside {done / 'new'}, which another sessionflow job "
-            f"is writing now (process {other.pid}, `sessionflow mine`); choose a directory outside it"
+            f"is writing now (process {other.pid} on {socket.gethostname()}, `sessionflow mine`); choose a "
+            "directory outside it"
         ), inside.output
         assert not (done / "new" / "sub").exists()
     finally:
         other.kill()
         other.wait()
-    (done / "new" / LOCK).write_text("")  # killed as it made its lock: held while it may still be written
-    assert sessionflow("mine", done / "sessions", "-o", done / "new", "--engine", "local").exit_code == 2
+    (done / "new" / LOCK).write_text("[1, 2]")  # killed as it made its lock: held while it may still be written
+    young = sessionflow("mine", done / "sessions", "-o", done / "new", "--engine", "local")
+    assert young.exit_code == 2 and "(its lock file, made under 10 s ago, is not complete yet)" in " ".join(
+        young.output.split()
+    ), young.output
     os.utime(done / "new" / LOCK, (time.time() - 60, time.time() - 60))
     for out in (done / "pairs", done / "new"):  # their jobs are gone
         again = sessionflow("mine", done / "sessions", "-o", out, "--engine", "local")
         assert again.exit_code == 0 and not (out / LOCK).exists() and (out / "report.json").is_file(), again.output
+
+
+def test_what_stands_where_a_lock_or_an_output_directory_should_be_is_named_in_one_line(done):
+    """The third breaking helper's finds: a directory where the lock file goes said
+    "process ? on ?" for 10 s and then "[Errno 21] Is a directory" for ever; an output
+    below a regular file said "[Errno 20] Not a directory" naming the lock file."""
+    from sessions.io import LOCK
+
+    (done / "out" / LOCK).mkdir(parents=True)
+    for _ in range(2):  # young, then old
+        refused = sessionflow("mine", done / "sessions", "-o", done / "out", "--engine", "local")
+        assert refused.exit_code == 2 and " ".join(refused.output.split()) == (
+            f"error: --output {done / 'out'}: {done / 'out' / LOCK} is in the way of this job's lock file (it is "
+            "not a file); move it, or choose another directory"
+        ), refused.output
+        os.utime(done / "out" / LOCK, (0, 0))
+    inside = sessionflow("mine", done / "sessions", "-o", done / "out" / LOCK / "x", "--engine", "local")
+    assert inside.exit_code == 0, inside.output  # a directory named like a lock above it is no lock
+    (done / "file").write_text("a user's file")
+    below = sessionflow("mine", done / "sessions", "-o", done / "file" / "sub", "--engine", "local")
+    assert below.exit_code == 2 and " ".join(below.output.split()) == (
+        f"error: --output {done / 'file' / 'sub'}: cannot be written ({done / 'file'} is a file, not a directory)"
+    ), below.output
 
 
 def test_a_failed_job_deletes_only_its_own_output_not_what_others_wrote_in_the_parents_it_made(done):
