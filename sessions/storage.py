@@ -113,7 +113,7 @@ def resolve(location: str | os.PathLike) -> tuple[pafs.FileSystem, str]:
             if host not in ("", "localhost"):
                 raise StorageError(f"{text}: a file:// URI of another host ({host}); give a path on this machine")
             path = slash + rest
-        return pafs.LocalFileSystem(), os.path.abspath(os.path.expanduser(path))
+        return pafs.LocalFileSystem(), absolute(path)
     rest = text[len(kind) + 3 :]
     authority, _, key = rest.partition("/")
     try:
@@ -182,11 +182,19 @@ def _unreachable(location: str, reason: str) -> str:
 
 def absolute(location: str | os.PathLike) -> str:
     """A local path made absolute (against this process's working directory, so that a
-    Ray worker, whose working directory differs, finds the same file); URIs as they are."""
+    Ray worker, whose working directory differs, finds the same file); URIs as they are.
+    A `..` goes where the system takes it: after a symbolic link, to the parent of the
+    link's target (`link/../x`), not lexically to the link's own directory, where the job
+    would have written what `ls link/../x` does not show."""
     text = str(location)
-    if not (kind := scheme(text)):
-        return os.path.abspath(os.path.expanduser(text))
-    return kind + text[len(kind) :]  # the scheme in lower case (S3:// is s3://)
+    if kind := scheme(text):
+        return kind + text[len(kind) :]  # the scheme in lower case (S3:// is s3://)
+    path = os.path.abspath(os.path.expanduser(text))
+    parts = os.path.join(os.getcwd(), os.path.expanduser(text)).split(os.sep)
+    if ".." not in parts:
+        return path
+    last = len(parts) - 1 - parts[::-1].index("..")
+    return os.path.normpath(os.path.join(os.path.realpath(os.sep.join(parts[: last + 1])), *parts[last + 1 :]))
 
 
 def join(location: str | os.PathLike, *names: str) -> str:

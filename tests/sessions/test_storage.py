@@ -460,3 +460,25 @@ def test_an_object_store_that_does_not_answer_is_named_by_bucket_and_endpoint_no
         with pytest.raises(storage.StorageError) as err:
             attempt()
         assert str(err.value).startswith(said) and "\n" not in str(err.value), err.value
+
+
+@settings(max_examples=60, deadline=None)
+@given(steps=st.lists(st.sampled_from(["a", "far", "..", ".", "b", "deep", "x"]), min_size=1, max_size=7))
+def test_a_path_is_made_absolute_where_the_system_takes_it(tmp_path_factory, steps):
+    """The third breaking helper's find: `-o far/../x`, `far` a link to another directory,
+    wrote to the link's own directory (`..` taken lexically), not where `ls far/../x`
+    looks (the parent of the link's target). Any path of links, `.` and `..` now names
+    the place the system resolves it to."""
+    root = tmp_path_factory.mktemp("links")
+    (root / "a").mkdir()
+    (root / "b" / "deep").mkdir(parents=True)
+    (root / "a" / "far").symlink_to(root / "b" / "deep")
+    here = os.getcwd()
+    os.chdir(root / "a")
+    try:
+        path = os.path.join(*steps)
+        assert os.path.realpath(storage.absolute(path)) == os.path.realpath(path)
+        assert os.path.isabs(storage.absolute(path)) and ".." not in storage.absolute(path).split(os.sep)
+        assert storage.resolve(f"file://{root / 'a' / path}")[1] == storage.absolute(root / "a" / path)
+    finally:
+        os.chdir(here)
