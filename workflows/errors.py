@@ -67,16 +67,21 @@ def stopped_by() -> str:
 
 def stop_status() -> int:
     """The exit status of a command that a stop ended: 128 + the signal's number, as a
-    shell reports a process the signal killed (143 for SIGTERM, 130 for Ctrl-C)."""
+    shell reports a process the signal killed (143 for SIGTERM, 130 for Ctrl-C); once
+    told (`tell_stop`), that of the stop told, whatever came after: a SIGTERM 10 ms
+    after a Ctrl-C, between the line and the exit, made it `stopped by Ctrl-C`, exit 143."""
+    if _told:
+        return _told[0]
     return 128 + (signal.SIGTERM if stopped_by() == "SIGTERM" else signal.SIGINT)
 
 
 def tell_stop() -> int:
     """Say on stderr what stopped the command (`stopped by SIGTERM`, `stopped by Ctrl-C`);
     returns its exit status (`stop_status`). `stop_told` says whether it was said."""
-    print(f"stopped by {stopped_by()}", file=sys.stderr, flush=True)
-    _told.append(True)
-    return stop_status()
+    by = stopped_by()
+    print(f"stopped by {by}", file=sys.stderr, flush=True)
+    _told.append(128 + (signal.SIGTERM if by == "SIGTERM" else signal.SIGINT))
+    return _told[0]
 
 
 def stop_told() -> bool:
@@ -84,7 +89,7 @@ def stop_told() -> bool:
     return bool(_told)
 
 
-_told: list[bool] = []
+_told: list[int] = []  # the exit status of the stop told
 
 
 def stop_on_signals() -> None:
