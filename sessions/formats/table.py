@@ -158,8 +158,10 @@ def csv_separator(path: str | Path, mapping: ColumnMap) -> str:
     """The field separator of the CSV at `path`: a comma, unless its header line (read
     as Python's `csv` reads it) holds every column of `mapping` only when split at
     another of `CSV_SEPARATORS`: Excel writes `;` where the decimal mark is a comma,
-    and other tools a tab or `|` into a `.csv`. A header that holds them at none is
-    read at commas, and the reader names the columns it found."""
+    and other tools a tab or `|` into a `.csv`. A header that holds them at none (a
+    `--map` typo) is read where it holds the most of them, then where it has the most
+    columns, and the reader names the columns it found. ValueError in one line for a
+    first line that is Excel's separator hint (`sep=;`), not a header."""
     line = b""
     try:
         with storage.open_input(path) as stream:
@@ -168,11 +170,18 @@ def csv_separator(path: str | Path, mapping: ColumnMap) -> str:
     except storage.DamagedStreamError:
         return ","
     header = _LINE_END_BYTES.split(line, maxsplit=1)[0].decode("utf-8", errors="replace").removeprefix("\ufeff")
+    if re.fullmatch(r"sep=.", header.strip()):
+        raise ValueError(f"{path}: its first line, {header.strip()!r}, is Excel's separator hint, not a header line: "
+                         "delete that line (the separator is told from the header)")  # fmt: skip
+    best, fit = ",", (-1, -1)
     for sep in CSV_SEPARATORS:
         names = [name.strip() for name in next(csv.reader([header], delimiter=sep, quotechar='"'), [])]
-        if all(column in names for column in mapping.columns()):
+        held = sum(column in names for column in mapping.columns())
+        if held == len(mapping.columns()):
             return sep
-    return ","
+        if (held, len(names)) > fit:
+            best, fit = sep, (held, len(names))
+    return best
 
 
 def tsv_is_quoted(path: str | Path, mapping: ColumnMap | None = None, options: ReadOptions = DEFAULT_READ) -> bool:

@@ -411,6 +411,22 @@ def test_a_csv_separated_by_any_usual_separator_reads_back_every_text(tmp_path_f
     assert read_table(tmp / "out" / "events.parquet").sort("row_id")["query"].to_list() == texts
     read_as = report.to_dict()["files"][0]["read_as"]
     assert read_as is None if sep == "," else read_as == f"CSV separated by {sep!r}, as its header line shows"
+    # a --map typo (the new-user helper's find): the columns named are the header's, split at its separator
+    with pytest.raises(ValueError) as err:
+        ingest([tmp / "log.csv"], "table", tmp / "typo", options=ReadOptions(map="user=user,time=ts,text=q"))
+    assert str(err.value).endswith("no column 'user'; the columns are ['uid', 'ts', 'q']"), err.value
+
+
+def test_excels_separator_hint_is_named_in_one_line(tmp_path):
+    """The new-user helper's find: Excel's first line `sep=;` said "no column 'user';
+    the columns are ['sep=;']", and not what to do."""
+    (tmp_path / "log.csv").write_bytes(b"sep=;\r\nuser;time;text\r\na;2023-03-01 10:00:00;hello\r\n")
+    with pytest.raises(ValueError) as err:
+        ingest(
+            [tmp_path / "log.csv"], "table", tmp_path / "out", options=ReadOptions(map="user=user,time=time,text=text")
+        )
+    assert str(err.value) == (f"{tmp_path / 'log.csv'}: its first line, 'sep=;', is Excel's separator hint, not a "
+                              "header line: delete that line (the separator is told from the header)")  # fmt: skip
 
 
 def test_a_pandas_tsv_whose_first_quoted_text_comes_past_the_first_window_is_read_with_quotes(tmp_path):

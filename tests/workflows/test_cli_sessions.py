@@ -382,7 +382,16 @@ def test_mine_writes_pairs_and_counts(gt, tmp_path):
     assert "--val-share 0" not in mined.output
     # a split asked to be empty: `train session` would refuse the pairs, so `mine` says so
     no_val = invoke("mine", str(tmp_path / "s"), "--output", str(tmp_path / "p0"), "--val-share", "0")
-    assert "note: --val-share 0: no pairs go to that split; `train session`" in " ".join(no_val.output.split())
+    assert (
+        "note: no val pairs (--train-share 0.8, --val-share 0): `train session` validates on val and refuses "
+        "these pairs" in " ".join(no_val.output.split())
+    )
+    only_train = invoke("mine", str(tmp_path / "s"), "--output", str(tmp_path / "p1"), "--train-share", "1",
+                        "--val-share", "0")  # fmt: skip
+    assert (
+        "note: no val or test pairs (--train-share 1, --val-share 0): `train session` validates on val and "
+        "refuses these pairs; `evaluate pairs` reads test and finds none" in " ".join(only_train.output.split())
+    )
 
 
 def test_mine_short_of_negatives_offers_one_bucket_only_where_there_are_more(gt, tmp_path):

@@ -38,7 +38,8 @@ def mine(job: MineJob) -> None:
         by_split = ", ".join(f"{split} {n:,}" for split, n in short.items())
         buckets = job.mining.partitions
         ways = (
-            "mine a larger log, ask for fewer, or pass --partitions 1"
+            "mine a larger log, ask for fewer, or pass --partitions 1 (a text pair is then kept once among all "
+            "users of a split, not once a bucket: fewer positives where users share texts)"
             if buckets > 1
             else "mine a larger log or ask for fewer"
         )
@@ -54,11 +55,15 @@ def mine(job: MineJob) -> None:
             f"{m.train_share:g}, val {m.val_share:g}, the rest test) and none of the {users:,} users with pairs went "
             "there; `train session` validates on val and `evaluate pairs` reads test: mine a larger log"
         )
-    shares = {"--train-share": job.mining.train_share, "--val-share": job.mining.val_share}
-    if not job.gold and (unasked := [f"{option} 0" for option, share in shares.items() if share == 0]):
+    m = job.mining
+    shares = {"train": m.train_share, "val": m.val_share, "test": 1 - m.train_share - m.val_share}
+    if not job.gold and (unasked := [split for split, share in shares.items() if share <= 1e-9]):
+        uses = {"train": "`train session` trains on train and refuses these pairs",
+                "val": "`train session` validates on val and refuses these pairs",
+                "test": "`evaluate pairs` reads test and finds none"}  # fmt: skip
         out.print(
-            f"note: {' and '.join(unasked)}: no pairs go to that split; `train session` trains on train and "
-            "validates on val, so it refuses these pairs (`evaluate pairs` reads test)"
+            f"note: no {' or '.join(unasked)} pairs (--train-share {m.train_share:g}, --val-share {m.val_share:g}): "
+            f"{'; '.join(uses[split] for split in unasked)}"
         )
     if report["pairs"] == 0 and not job.gold:
         out.print(
