@@ -453,9 +453,8 @@ def claim_output(
     refuse_foreign_tables(out, {produces, *also, REJECTED, *JOB_TABLES} - set(JOB_WORK))
     # a rerun stopped or killed: its earlier output back, and judged; but not where that run left work to resume
     # from (score's `.score-work`, whose finished buckets are parts of the table it was writing)
-    kept = None if storage.exists(report) else previous_output(out)
-    if kept is not None and kept not in _SET_ASIDE_HERE and not holds_job_work(out):
-        restore_previous(out, {*JOB_TABLES, REJECTED, REPORT})
+    if not storage.exists(report):
+        restore_killed(out, {*JOB_TABLES, REJECTED, REPORT})
     for name in set(also) & set(JOB_WORK):  # this job's work, which it resumes from or deletes
         if storage.exists(storage.join(out, name)) and not is_job_work(storage.join(out, name)):
             raise ValueError(f"--output {out}: its {name} is no job's work (no {WORK_MARKER}), which this job would "
@@ -627,6 +626,16 @@ def restore_previous(out: str, writes: Collection[str]) -> None:
     _SET_ASIDE_HERE.discard(aside)
 
 
+def restore_killed(out: str, writes: Collection[str]) -> None:
+    """Put back the earlier output that a rerun killed in `out` left aside (`set_aside`),
+    deleting first what it wrote under the names `writes` (`restore_previous`); not one
+    this process set aside, nor one kept while that run left work to resume from
+    (`holds_job_work`: a Ray `score`'s finished buckets)."""
+    kept = previous_output(out)
+    if kept is not None and kept not in _SET_ASIDE_HERE and not holds_job_work(out):
+        restore_previous(out, writes)
+
+
 def refuse_set_aside(directory: str | Path) -> None:
     """IncompleteOutputError, for a job that reads `directory`, when it holds no report
     but an earlier output that a rerun there set aside (`set_aside`): that rerun is
@@ -663,7 +672,7 @@ def lock_output(out: str) -> bool:
         if (held := _lock_holder(above / LOCK)) is not None and _process(held) != same:
             raise ValueError(
                 f"--output {out}: it lies inside {above}, which another sessionflow job is writing now "
-                f"({_holder_text(held)}); choose a directory outside it"
+                f"({_holder_text(held)}); choose a directory outside it (if none runs, delete {above / LOCK})"
             )
     storage.check_writable_dir(out, "--output")  # made, or refused in one line naming --output
     path = local / LOCK

@@ -156,12 +156,20 @@ def test_a_rerun_too_small_to_train_on_shows_what_ran_and_leaves_the_earlier_dem
     - the failed rerun left the two runs mixed (`events/` and `sessions/` of the failed
       run, `pairs/`, `scores/` of the earlier one) and no summary: now every step's
       earlier output, the synthetic log, the figures and the summary are put back, byte
-      for byte, and no store is left (an empty mlflow.db was made before the first step)."""
+      for byte, and no store is left (an empty mlflow.db was made before the first step);
+    - (the third breaking helper's find) a rerun killed before it left the summary, the
+      figures and the synthetic log aside, which no later run put back: now the next one
+      puts them back first."""
     import shutil
+
+    from sessions import io
 
     out = tmp_path / "out"
     shutil.copytree(demo[0], out, symlinks=True)
     before = {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+    io.set_aside(str(out), ["summary.json", "figures", "synth-aol.tsv.gz"])  # a rerun killed as it synthesized
+    (out / "synth-aol.tsv.gz").write_bytes(b"half")
+    io._SET_ASIDE_HERE.clear()  # another process's
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     result = runner.invoke(app, ["demo", "--users", "4", "--rows", "60", "-o", str(out)])
     assert result.exit_code == 2, result.output

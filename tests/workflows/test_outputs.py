@@ -487,7 +487,7 @@ def test_a_job_writing_to_an_output_keeps_other_jobs_out_until_it_ends(done):
         assert inside.exit_code == 2 and " ".join(inside.output.split()) == (  # the second helper's find
             f"error: --output {done / 'new' / 'sub'}: it lies inside {done / 'new'}, which another sessionflow job "
             f"is writing now (process {other.pid} on {socket.gethostname()}, `sessionflow mine`); choose a "
-            "directory outside it"
+            f"directory outside it (if none runs, delete {done / 'new' / LOCK})"
         ), inside.output
         assert not (done / "new" / "sub").exists()
     finally:

@@ -31,7 +31,7 @@ import polars as pl
 
 from sessions import storage
 from sessions.formats.options import ReadOptions
-from sessions.io import first_names, read_table, refuse_other_files, scan_table, write_json
+from sessions.io import first_names, read_table, refuse_other_files, restore_killed, scan_table, write_json
 from sessions.missions import MissionConfig
 from sessions.pairs import MiningConfig
 from sessions.segment import SegmentConfig
@@ -148,11 +148,13 @@ def run(
         require_gpus(needed, cfg.address, option, f"run the demo on CPUs without {option}")
     output, data, fmt = common.output_dir(cfg.output, inputs=[cfg.data] if cfg.data else []), cfg.data, cfg.format
     refuse_users_files(output)
+    # an earlier demo's, which this run writes again: kept aside until it is done, and back if it fails on a
+    # mistake, as each step keeps its own earlier output (the summary is written once every step is done); what
+    # a killed rerun left aside comes back first
+    again = [SUMMARY_FILE, FIGURES_DIR, *([SYNTH_LOG] if data is None else [])]
+    restore_killed(output, [SUMMARY_FILE, FIGURES_DIR, SYNTH_LOG])
     there = set(storage.list_names(output))  # what a step that fails on a mistake leaves: only what was there
     common.removed_on_error([storage.join(output, name) for name in DEMO_ENTRIES if name not in there])
-    # an earlier demo's, which this run writes again: kept aside until it is done, and back if it fails on a
-    # mistake, as each step keeps its own earlier output (the summary is written once every step is done)
-    again = [SUMMARY_FILE, FIGURES_DIR, *([SYNTH_LOG] if data is None else [])]
     common.kept_aside(output, [name for name in again if name in there])
     local = storage.local_path(output)
     scratch = tempfile.TemporaryDirectory() if local is None else None  # figures are drawn locally
