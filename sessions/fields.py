@@ -55,13 +55,13 @@ def _csv_fields(texts: pl.Series, *, sep: str, quote: str) -> pl.Series:
         # A CR outside quotes is text, as written: `csv` would stop at one inside a field ("new-line character
         # seen") and drop those that end the record (`a,b\r`, of a line `a,b\r\r\n`), as a TSV's or an AOL
         # line's are not. Inside quotes it is a cell's text for `csv` too.
-        stand_in = "\r" in record and _CR_STAND_IN not in record
+        stand_in = _stand_in(record) if "\r" in record else None
         try:
-            read = next(csv.reader([record.replace("\r", _CR_STAND_IN) if stand_in else record],
+            read = next(csv.reader([record.replace("\r", stand_in) if stand_in else record],
                                    delimiter=sep, quotechar=quote), [""])  # fmt: skip
         except csv.Error:
             return [record]
-        return [field.replace(_CR_STAND_IN, "\r") for field in read] if stand_in else read
+        return [field.replace(stand_in, "\r") for field in read] if stand_in else read
 
     parsed = [fields(record) for record in records]  # no record is null: `special` is false for those
     offsets = np.cumsum([0, *map(len, parsed)], dtype=np.int64)
@@ -73,7 +73,11 @@ def _csv_fields(texts: pl.Series, *, sep: str, quote: str) -> pl.Series:
     return rows["fields"].alias(texts.name)
 
 
-_CR_STAND_IN = "\ue000"  # a private-use character: a CR's place while `csv` splits a record, which it cannot hold
+def _stand_in(record: str) -> str | None:
+    """A character for a CR's place while `csv` splits `record`: the first of Unicode's
+    private-use area (U+E000..U+F8FF) that `record` does not hold (icon fonts' and some
+    emoji's texts use them too); None for a record that holds all 6,400."""
+    return next((c for c in map(chr, range(0xE000, 0xF900)) if c not in record), None)
 
 
 def has_control_chars(text: pl.Expr) -> pl.Expr:

@@ -454,7 +454,7 @@ def claim_output(
     # a rerun stopped or killed: its earlier output back, and judged; but not where that run left work to resume
     # from (score's `.score-work`, whose finished buckets are parts of the table it was writing)
     if not storage.exists(report):
-        restore_killed(out, {*JOB_TABLES, REJECTED, REPORT})
+        restore_killed(out)
     for name in set(also) & set(JOB_WORK):  # this job's work, which it resumes from or deletes
         if storage.exists(storage.join(out, name)) and not is_job_work(storage.join(out, name)):
             raise ValueError(f"--output {out}: its {name} is no job's work (no {WORK_MARKER}), which this job would "
@@ -472,7 +472,7 @@ def claim_output(
             set_aside(out)
         else:
             remove_outputs_of(out)
-    elif listed is None and (left := left_by_others(out, writes)):
+    elif listed is None and previous_output(out) not in _SET_ASIDE_HERE and (left := left_by_others(out, writes)):
         if not overwrite:
             raise ValueError(
                 f"--output {out} holds what another job left unfinished ({', '.join(left)}, no {REPORT}: it "
@@ -626,14 +626,16 @@ def restore_previous(out: str, writes: Collection[str]) -> None:
     _SET_ASIDE_HERE.discard(aside)
 
 
-def restore_killed(out: str, writes: Collection[str]) -> None:
+def restore_killed(out: str) -> None:
     """Put back the earlier output that a rerun killed in `out` left aside (`set_aside`),
-    deleting first what it wrote under the names `writes` (`restore_previous`); not one
-    this process set aside, nor one kept while that run left work to resume from
+    deleting first only what stands under the names still kept aside (what that run
+    wrote in their place: `restore_previous`); an entry under another name, or one moved
+    back already (by a put-back the kill cut short, or by hand), stays. Not an earlier
+    output this process set aside, nor one kept while that run left work to resume from
     (`holds_job_work`: a Ray `score`'s finished buckets)."""
     kept = previous_output(out)
     if kept is not None and kept not in _SET_ASIDE_HERE and not holds_job_work(out):
-        restore_previous(out, writes)
+        restore_previous(out, ())
 
 
 def refuse_set_aside(directory: str | Path) -> None:
@@ -645,10 +647,11 @@ def refuse_set_aside(directory: str | Path) -> None:
         return
     names = json.loads(storage.read_text(storage.join(aside, PREVIOUS_MARKER)))["names"]
     jobs = sorted({JOB_TABLES[name] for name in names if name in JOB_TABLES}) or ["a job"]
+    kept = [name for name in names if _there(storage.join(aside, name))]
     raise IncompleteOutputError(
-        f"{directory}: a rerun of `{jobs[0]}` there is running, or was killed: the earlier output "
-        f"({', '.join(n for n in names if n != REPORT)}) is kept aside in {storage.name(aside)}/, and the next "
-        "job run into this directory puts it back first (or move its entries back yourself)"
+        f"{directory}: a rerun of `{jobs[0]}` there is running, or was killed: the earlier output is kept aside "
+        f"in {storage.name(aside)}/ ({', '.join(kept)}), and the next job run into this directory puts it back "
+        f"first (or move those back yourself, then delete {storage.name(aside)}/)"
     )
 
 

@@ -185,7 +185,8 @@ def absolute(location: str | os.PathLike) -> str:
     Ray worker, whose working directory differs, finds the same file); URIs as they are.
     A `..` goes where the system takes it: after a symbolic link, to the parent of the
     link's target (`link/../x`), not lexically to the link's own directory, where the job
-    would have written what `ls link/../x` does not show."""
+    would have written what `ls link/../x` does not show. ValueError in one line for a
+    `..` after a link that leads nowhere (a missing target, a loop)."""
     text = str(location)
     if kind := scheme(text):
         return kind + text[len(kind) :]  # the scheme in lower case (S3:// is s3://)
@@ -194,7 +195,18 @@ def absolute(location: str | os.PathLike) -> str:
     if ".." not in parts:
         return path
     last = len(parts) - 1 - parts[::-1].index("..")
-    return os.path.normpath(os.path.join(os.path.realpath(os.sep.join(parts[: last + 1])), *parts[last + 1 :]))
+    head = os.sep.join(parts[: last + 1])
+    try:
+        resolved = os.path.realpath(head, strict=True)
+    except OSError:  # a part missing (taken lexically, as `mkdir -p` makes it), or a link that leads nowhere
+        for i in range(1, last + 1):
+            if os.path.islink(link := os.sep.join(parts[:i]) or os.sep) and not os.path.exists(link):
+                raise ValueError(
+                    f"{text}: {link} is a symbolic link that leads nowhere ({os.readlink(link)}: missing, or a "
+                    "loop of links), so the `..` after it names no directory"
+                ) from None
+        resolved = os.path.realpath(head)
+    return os.path.normpath(os.path.join(resolved, *parts[last + 1 :]))
 
 
 def join(location: str | os.PathLike, *names: str) -> str:

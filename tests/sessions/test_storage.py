@@ -463,20 +463,28 @@ def test_an_object_store_that_does_not_answer_is_named_by_bucket_and_endpoint_no
 
 
 @settings(max_examples=60, deadline=None)
-@given(steps=st.lists(st.sampled_from(["a", "far", "..", ".", "b", "deep", "x"]), min_size=1, max_size=7))
+@given(steps=st.lists(st.sampled_from(["a", "far", "gone", "..", ".", "b", "deep", "x"]), min_size=1, max_size=7))
 def test_a_path_is_made_absolute_where_the_system_takes_it(tmp_path_factory, steps):
     """The third breaking helper's find: `-o far/../x`, `far` a link to another directory,
     wrote to the link's own directory (`..` taken lexically), not where `ls far/../x`
     looks (the parent of the link's target). Any path of links, `.` and `..` now names
-    the place the system resolves it to."""
+    the place the system resolves it to; a `..` after a link that leads nowhere (the
+    fourth breaking helper's find: it made up the missing target's directories) is
+    refused in one line."""
     root = tmp_path_factory.mktemp("links")
     (root / "a").mkdir()
     (root / "b" / "deep").mkdir(parents=True)
     (root / "a" / "far").symlink_to(root / "b" / "deep")
+    (root / "a" / "gone").symlink_to(root / "missing" / "deep")
     here = os.getcwd()
     os.chdir(root / "a")
     try:
         path = os.path.join(*steps)
+        before = steps[: len(steps) - steps[::-1].index("..") - 1] if ".." in steps else []
+        if any(os.path.islink(p) and not os.path.exists(p) for p in itertools.accumulate(before, os.path.join)):
+            with pytest.raises(ValueError, match="is a symbolic link that leads nowhere"):
+                storage.absolute(path)
+            return
         assert os.path.realpath(storage.absolute(path)) == os.path.realpath(path)
         assert os.path.isabs(storage.absolute(path)) and ".." not in storage.absolute(path).split(os.sep)
         assert storage.resolve(f"file://{root / 'a' / path}")[1] == storage.absolute(root / "a" / path)

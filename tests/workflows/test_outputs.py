@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import stat
 from pathlib import Path
@@ -395,14 +396,19 @@ def test_a_stopped_rerun_puts_the_earlier_output_back_and_a_killed_ones_readers_
     assert snapshot(done / "pairs") == before and not list((done / "pairs").glob(".*"))
     killed_rerun(done / "pairs", "pairs.parquet")
     killed_rerun(done / "sessions", "sessions.parquet")
-    said = "a rerun of `{}` there is running, or was killed: the earlier output ({}) is kept aside in .previous-"
+    said = (
+        r"a rerun of `{}` there is running, or was killed: the earlier output is kept aside in (\.previous-\w+)/ \({}\)"
+    )
     with pytest.raises(FileNotFoundError) as err:
         common.pairs_location(str(done / "pairs"))
-    assert said.format("mine", "pairs.parquet") in str(err.value)
-    assert "and the next job run into this directory puts it back first" in str(err.value)
+    aside = re.search(said.format("mine", "report.json, pairs.parquet"), str(err.value))
+    assert aside and str(err.value).endswith(
+        f"and the next job run into this directory puts it back first (or move those back yourself, then delete "
+        f"{aside[1]}/)"
+    ), err.value
     mined = sessionflow("mine", done / "sessions", "-o", done / "pairs-2", "--engine", "local")
-    assert mined.exit_code == 2 and said.format("segment", "sessions.parquet, rejected.parquet") in " ".join(
-        mined.output.split()
+    assert mined.exit_code == 2 and re.search(
+        said.format("segment", "report.json, sessions.parquet, rejected.parquet"), " ".join(mined.output.split())
     ), mined.output
 
 
@@ -430,11 +436,53 @@ def test_a_restore_killed_midway_is_finished_by_the_next_job_not_lost(done, monk
     monkeypatch.setattr(storage, "move", move)
     assert not (done / "sessions" / "report.json").exists()  # nothing looks finished meanwhile
     read = sessionflow("mine", done / "sessions", "-o", done / "pairs-2", "--engine", "local")
-    assert read.exit_code == 2 and "is kept aside in .previous-" in read.output, read.output
+    still = ", ".join(["report.json", *["sessions.parquet", "rejected.parquet"][moved:]])  # the report goes last
+    assert read.exit_code == 2 and re.search(
+        rf"is kept aside in \.previous-\w+/ \({still}\)", " ".join(read.output.split())
+    ), read.output
     (done / "bad.tsv").write_text("x\ty\tnot a time\t\t\n")
     failed = sessionflow("segment", done / "bad.tsv", "-f", "aol", "-o", done / "sessions", "--engine", "local")
     assert failed.exit_code == 2 and "nothing could be read" in " ".join(failed.output.split()), failed.output
     assert snapshot(done / "sessions") == before and not list((done / "sessions").glob(".*"))
+
+
+def test_a_killed_reruns_put_back_deletes_only_what_stands_in_place_of_what_is_still_aside(done):
+    """The fourth breaking helper's finds: after a killed rerun, the next job deleted every
+    job table in the directory before it put the earlier output back: the tables a user
+    had moved back by hand, as the refusal advised (only the report left aside), and a
+    complete table of another job copied in; a killed demo rerun on `--data` made the
+    next one delete the earlier demo's synthetic log, which it had not set aside."""
+    from sessions import io
+
+    before = snapshot(done / "sessions")
+    killed_rerun(done / "sessions", "sessions.parquet")
+    aside = next((done / "sessions").glob(".previous-*"))
+    shutil.rmtree(done / "sessions" / "sessions.parquet")  # the killed run's half table, then the user's moves
+    for name in ("sessions.parquet", "rejected.parquet"):
+        (aside / name).rename(done / "sessions" / name)
+    shutil.copytree(done / "events" / "events.parquet", done / "sessions" / "events.parquet")  # another job's
+    (done / "sessions" / "synth-aol.tsv.gz").write_bytes(b"a log")  # a name the rerun did not set aside
+    io._SET_ASIDE_HERE.clear()
+    (done / "bad.tsv").write_text("x\ty\tnot a time\t\t\n")
+    failed = sessionflow("segment", done / "bad.tsv", "-f", "aol", "-o", done / "sessions", "--engine", "local")
+    assert failed.exit_code == 2, failed.output
+    after = snapshot(done / "sessions")
+    assert after == {**before, **{k: v for k, v in after.items() if k.startswith(("events.parquet", "synth-aol"))}}
+    assert after["synth-aol.tsv.gz"] == b"a log" and any(k.startswith("events.parquet/") for k in after)
+
+
+def test_a_report_this_job_set_aside_is_not_taken_for_a_missing_one(done):
+    """The fourth breaking helper's find: beside an `ingest` output, a finished table of
+    another job; an `ingest` rerun said the directory "holds what another job left
+    unfinished (sessions.parquet, no report.json ...)": its own first claim had set the
+    report aside, and its second (the engine's) took the report for missing."""
+    before = snapshot(done / "events")
+    shutil.copytree(done / "sessions" / "sessions.parquet", done / "events" / "sessions.parquet")
+    (done / "bad.tsv").write_text("x\ty\tnot a time\t\t\n")
+    failed = sessionflow("ingest", done / "bad.tsv", "-f", "aol", "-o", done / "events", "--engine", "local")
+    assert failed.exit_code == 2 and "nothing could be read" in " ".join(failed.output.split()), failed.output
+    after = snapshot(done / "events")
+    assert {k: v for k, v in after.items() if not k.startswith("sessions.parquet/")} == before
 
 
 def test_a_set_aside_stopped_before_its_marker_leaves_nothing_behind(done):

@@ -152,7 +152,7 @@ def run(
     # mistake, as each step keeps its own earlier output (the summary is written once every step is done); what
     # a killed rerun left aside comes back first
     again = [SUMMARY_FILE, FIGURES_DIR, *([SYNTH_LOG] if data is None else [])]
-    restore_killed(output, [SUMMARY_FILE, FIGURES_DIR, SYNTH_LOG])
+    restore_killed(output)
     there = set(storage.list_names(output))  # what a step that fails on a mistake leaves: only what was there
     common.removed_on_error([storage.join(output, name) for name in DEMO_ENTRIES if name not in there])
     common.kept_aside(output, [name for name in again if name in there])
