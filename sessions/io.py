@@ -723,7 +723,7 @@ def _lock_holder(path: Path) -> dict | None:
     way should be)."""
     try:
         holder = json.loads(path.read_text())
-        running = process_running(holder)
+        running = process_running(holder, other_boot=False)
     except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
         return None
     except (OSError, ValueError, KeyError, TypeError, AttributeError):  # being written now, or half-written by a kill
@@ -737,31 +737,54 @@ def _lock_holder(path: Path) -> dict | None:
 
 def this_process() -> dict:
     """This process as `process_running` recognises it later: {"pid", "started" (its
-    start time, seconds since the epoch, UTC), "host"}. A pid alone is reused by the
-    system; the start time tells a new process under it apart."""
+    start time, seconds since the epoch, UTC), "host", and on Linux "boot" (the kernel's
+    boot id) and "pid_namespace" (the inode of its PID namespace)}. A pid alone is
+    reused by the system; the start time tells a new process under it apart; a host
+    name alone is shared by containers and by machines named alike."""
     import socket
 
     import psutil
 
-    return {"pid": os.getpid(), "started": psutil.Process().create_time(), "host": socket.gethostname()}
+    return {"pid": os.getpid(), "started": psutil.Process().create_time(), "host": socket.gethostname(),
+            **_process_space()}  # fmt: skip
 
 
-def process_running(process: Mapping) -> bool:
+def process_running(process: Mapping, other_boot: bool = True) -> bool:
     """Whether the process `this_process` described (at least its "pid", "started" and
-    "host") still runs: on this host, the same pid started at the same time (within
-    1 s); a process of another host is taken as running, since it cannot be seen from
-    here. KeyError, ValueError or TypeError when `process` lacks or garbles a field."""
+    "host") still runs: where this process can see it (the same host, PID namespace and
+    boot), the same pid started at the same time (within 1 s). One it cannot see is
+    taken as running: another host's, or another PID namespace's (a container sharing
+    the host's name); one of another boot of a host so named is taken as `other_boot`
+    (False for a lock on a local disk: this machine's, gone with the reboot; True for a
+    run in a shared tracking store: another machine may bear the name). KeyError,
+    ValueError or TypeError when `process` lacks or garbles a field."""
     import socket
 
     import psutil
 
     pid, started, host = int(process["pid"]), float(process["started"]), str(process["host"])
-    if host != socket.gethostname():
+    here = _process_space()
+    seen = {key: process.get(key, here.get(key)) for key in ("boot", "pid_namespace")}  # an older record: as here
+    if host != socket.gethostname() or seen["pid_namespace"] != here.get("pid_namespace"):
         return True
+    if seen["boot"] != here.get("boot"):
+        return other_boot
     try:
         return abs(psutil.Process(pid).create_time() - started) < 1.0
     except (psutil.NoSuchProcess, psutil.AccessDenied):
         return False
+
+
+def _process_space() -> dict[str, str]:
+    """Where this process's pid means something, on Linux: {"boot": the boot id,
+    "pid_namespace": the PID namespace's inode}; {} elsewhere (or unreadable)."""
+    space = {}
+    try:
+        space["boot"] = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        space["pid_namespace"] = str(os.stat("/proc/self/ns/pid").st_ino)
+    except OSError:
+        pass
+    return space
 
 
 def unlock_output(out: str) -> None:

@@ -538,6 +538,10 @@ def test_a_job_writing_to_an_output_keeps_other_jobs_out_until_it_ends(done):
             f"directory outside it (if none runs, delete {done / 'new' / LOCK})"
         ), inside.output
         assert not (done / "new" / "sub").exists()
+        # its process alive by pid and start time, but of an earlier boot: this machine's lock, gone with the reboot
+        (done / "pairs" / LOCK).write_text(json.dumps({**held, "boot": "before-a-reboot"}))
+        rebooted = sessionflow("mine", done / "sessions", "-o", done / "pairs", "--engine", "local")
+        assert rebooted.exit_code == 0 and not (done / "pairs" / LOCK).exists(), rebooted.output
     finally:
         other.kill()
         other.wait()
