@@ -256,6 +256,34 @@ def test_a_stop_while_ray_shuts_down_is_a_stop_not_a_silent_kill(tmp_path):
     assert done.stdout.strip().splitlines()[-1] == "stopped after the shutdown; Ray still up: False"
 
 
+TWICE_IN_RAY_INIT = """
+import os, signal, sys, threading, time
+keep = signal.signal
+def watched(signum, handler):  # SIGTERM as Ray's handler is put in place, and again 5 ms later
+    done = keep(signum, handler)
+    if signum == signal.SIGTERM and "ray" in str(getattr(handler, "__module__", "")):
+        again = lambda: (time.sleep(0.005), os.kill(os.getpid(), signal.SIGTERM))
+        threading.Thread(target=again, daemon=True).start()
+        os.kill(os.getpid(), signal.SIGTERM)
+    return done
+signal.signal = watched
+sys.argv = ["sessionflow", "ingest", "log.tsv", "-f", "aol", "-o", "out", "--engine", "ray"]
+from workflows.main import main
+main()
+"""
+
+
+def test_a_sigterm_sent_twice_while_ray_starts_is_told_as_one_stop(tmp_path):
+    """The fourth breaking helper's find: SIGTERM twice, milliseconds apart, while a job
+    started its Ray: the first went to Ray's handler (caught: the command's is put back
+    after `ray.init`), the second came while what Ray had started shut down, with Ray's
+    handler still in place, and the command ended with status 15 and no word."""
+    (tmp_path / "log.tsv").write_text("AnonID\tQuery\tQueryTime\tItemRank\tClickURL\n1\ta\t2006-03-01 00:00:00\t\t\n")
+    done = subprocess.run([sys.executable, "-c", TWICE_IN_RAY_INIT], capture_output=True, text=True, timeout=180,
+                          env={**os.environ, "RAY_AUTH_MODE": "disabled"}, cwd=tmp_path)  # fmt: skip
+    assert (done.returncode, done.stderr.strip().splitlines()[-1:]) == (143, ["stopped by SIGTERM"]), done.stderr
+
+
 DEFERRED = """
 import signal, sys
 from workflows.errors import Interrupted, Stopped, stop_on_signals, stops_deferred, stopped_by

@@ -112,8 +112,9 @@ def _handlers_reinstalled() -> None:
 def _driver_sigterm_kept() -> Iterator[None]:
     """`ray.init` inside: a SIGTERM handler the driver had (a CLI's, `workflows.errors.
     stop_on_signals`) is put back afterwards, and a SIGTERM during the init ends as that
-    handler ends one (`Stopped`). Ray replaces the driver's handler with its own, which
-    exits (sys.exit) with no word of why."""
+    handler ends one (`Stopped`), as the stop told, whatever stop follows while what Ray
+    started shuts down. Ray replaces the driver's handler with its own, which exits
+    (sys.exit) with no word of why."""
     from workflows.errors import sigterm_received
 
     kept = signal.getsignal(signal.SIGTERM)
@@ -123,10 +124,12 @@ def _driver_sigterm_kept() -> Iterator[None]:
     try:
         yield
     except SystemExit:  # Ray's handler, during the init: what it started goes too
-        import ray
-
-        ray.shutdown()
-        raise sigterm_received() from None
+        # noted, and the driver's handler back, before the shutdown: a second stop during it (a SIGTERM sent
+        # twice) raised Ray's SystemExit(15) again, and the command ended with status 15 and no word
+        stopped = sigterm_received()
+        signal.signal(signal.SIGTERM, kept)
+        _shut_down_keeping_handlers()
+        raise stopped from None
     finally:
         signal.signal(signal.SIGTERM, kept)
 
