@@ -154,6 +154,9 @@ def table_format(path: str | Path, mapping: ColumnMap, options: ReadOptions = DE
     )  # fmt: skip
 
 
+_SEPARATOR_HINT = re.compile(r'(?i)"?sep=(.)"?\1*')  # `sep=;` (Excel's), quoted, or padded by a re-save: `sep=;;;`
+
+
 def csv_separator(path: str | Path, mapping: ColumnMap) -> str:
     """The field separator of the CSV at `path`: a comma, unless its header line (read
     as Python's `csv` reads it) holds every column of `mapping` only when split at
@@ -170,9 +173,9 @@ def csv_separator(path: str | Path, mapping: ColumnMap) -> str:
     except storage.DamagedStreamError:
         return ","
     header = _LINE_END_BYTES.split(line, maxsplit=1)[0].decode("utf-8", errors="replace").removeprefix("\ufeff")
-    if re.fullmatch(r"sep=.", header.strip()):
-        raise ValueError(f"{path}: its first line, {header.strip()!r}, is Excel's separator hint, not a header line: "
-                         "delete that line (the separator is told from the header)")  # fmt: skip
+    if _SEPARATOR_HINT.fullmatch(header.strip(" \r\n")):
+        raise ValueError(f"{path}: its first line, {header.strip(' ')!r}, is Excel's separator hint, not a header "
+                         "line: delete that line (the separator is told from the header)")  # fmt: skip
     best, fit = ",", (-1, -1)
     for sep in CSV_SEPARATORS:
         names = [name.strip() for name in next(csv.reader([header], delimiter=sep, quotechar='"'), [])]

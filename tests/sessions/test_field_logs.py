@@ -417,16 +417,21 @@ def test_a_csv_separated_by_any_usual_separator_reads_back_every_text(tmp_path_f
     assert str(err.value).endswith("no column 'user'; the columns are ['uid', 'ts', 'q']"), err.value
 
 
-def test_excels_separator_hint_is_named_in_one_line(tmp_path):
+@pytest.mark.parametrize("hint", ["sep=;", "sep=\t", "sep=;;;", "SEP=;", '"sep=;"', "\ufeffsep=|"])
+def test_excels_separator_hint_is_named_in_one_line(tmp_path, hint):
     """The new-user helper's find: Excel's first line `sep=;` said "no column 'user';
-    the columns are ['sep=;']", and not what to do."""
-    (tmp_path / "log.csv").write_bytes(b"sep=;\r\nuser;time;text\r\na;2023-03-01 10:00:00;hello\r\n")
+    the columns are ['sep=;']", and not what to do; the second breaking helper's: a tab's
+    hint, one padded by a re-save, in upper case or quoted, said `['sep=', '']`."""
+    sep = hint.split("=")[1][0]
+    lines = [hint, sep.join(["user", "time", "text"]), sep.join(["a", "2023-03-01 10:00:00", "hello"])]
+    (tmp_path / "log.csv").write_bytes("".join(line + "\r\n" for line in lines).encode())
     with pytest.raises(ValueError) as err:
         ingest(
             [tmp_path / "log.csv"], "table", tmp_path / "out", options=ReadOptions(map="user=user,time=time,text=text")
         )
-    assert str(err.value) == (f"{tmp_path / 'log.csv'}: its first line, 'sep=;', is Excel's separator hint, not a "
-                              "header line: delete that line (the separator is told from the header)")  # fmt: skip
+    assert str(err.value) == (f"{tmp_path / 'log.csv'}: its first line, {hint.removeprefix(chr(0xFEFF))!r}, is "
+                              "Excel's separator hint, not a header line: delete that line (the separator is told "
+                              "from the header)")  # fmt: skip
 
 
 def test_a_pandas_tsv_whose_first_quoted_text_comes_past_the_first_window_is_read_with_quotes(tmp_path):
