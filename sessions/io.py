@@ -806,6 +806,9 @@ def discard_previous(out: str) -> None:
     a set-aside stopped as it began, before its marker was written (nothing moved yet: it
     holds no more than the marker's temporary file, `storage.TEMPORARY`)."""
     while (aside := previous_output(out)) is not None:
+        entries = storage.hidden_names(aside, storage.ANY_NAME)  # its marker last: a kill midway leaves it marked
+        for name in sorted(entries, key=lambda name: name == PREVIOUS_MARKER):
+            storage.remove(storage.join(aside, name))
         storage.remove(aside)
         _SET_ASIDE_HERE.discard(aside)
     for name in storage.hidden_names(out, PREVIOUS_NAME):

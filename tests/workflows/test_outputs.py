@@ -485,6 +485,21 @@ def test_a_report_this_job_set_aside_is_not_taken_for_a_missing_one(done):
     assert {k: v for k, v in after.items() if not k.startswith("sessions.parquet/")} == before
 
 
+def test_an_earlier_output_kept_aside_is_deleted_marker_last(done, monkeypatch):
+    """The fourth breaking helper's find: deleting a set-aside removed its entries in the
+    directory's order, its marker before a table; a kill there left a hidden copy of a
+    table that no later job knew for the job's, nor removed. Its marker now goes last."""
+    from sessions import io, storage
+
+    killed_rerun(done / "sessions", "sessions.parquet")
+    aside = next((done / "sessions").glob(".previous-*"))
+    removed, remove = [], storage.remove
+    monkeypatch.setattr(storage, "remove", lambda location: (removed.append(storage.name(location)), remove(location)))
+    io.discard_previous(str(done / "sessions"))
+    assert not aside.exists() and removed[-2:] == ["set-aside.json", aside.name], removed
+    assert {"report.json", "sessions.parquet", "rejected.parquet"} <= set(removed[:-2]), removed
+
+
 def test_a_set_aside_stopped_before_its_marker_leaves_nothing_behind(done):
     """The third breaking helper's find: a SIGTERM as a rerun began to set the earlier
     output aside left a `.previous-ID/` holding only its marker's temporary file, which
