@@ -79,7 +79,7 @@ def print_outcome(title: str, outcome: TrainOutcome) -> None:
         "registered": outcome.registered or f"(not registered: {unregistered})",
         "champion": "yes" if outcome.champion else (
             f"no (`sessionflow promote {name} {version}` makes it)" if outcome.registered else "no"),
-        **{k: round(v, 4) if isinstance(v, float) else v for k, v in outcome.metrics.items()},
+        **outcome.metrics,  # floats to three decimals, as every summary shows them (`summary_table`)
     }  # fmt: skip
     if outcome.stopped:
         rows["stopped"] = outcome.stopped

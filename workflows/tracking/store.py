@@ -29,7 +29,7 @@ from workflows.reach import unanswered
 from workflows.tracking.uri import tracking_uri
 
 CHAMPION = "champion"
-PROCESS_TAG = "sessionflow.process"  # the job's process: {"pid", "started", "host"} (`end_abandoned_runs`)
+PROCESS_TAG = "sessionflow.process"  # the job's process, `sessions.io.this_process` (`end_abandoned_runs`)
 ENDED_TAG = "sessionflow.ended"  # why a run ended that its job did not end
 # Requirements of the logged pyfunc models, pinned to what is installed (MLflow's own
 # inference would drop the local `+cpu` tag of torch and ask for another build).
@@ -282,11 +282,12 @@ def training_run(
 
 
 def end_abandoned_runs(client: MlflowClient, experiment_ids: Sequence[str]) -> list[str]:
-    """Mark KILLED the RUNNING runs of `experiment_ids` whose job's process is gone from
-    this host (`kill -9`, a lost machine: a process killed so ends no run, which stayed
-    RUNNING in the UI and in `compare` for ever); returns their ids. A run's process is
-    the `PROCESS_TAG` `training_run` writes (`sessions.io.this_process`); runs of another
-    host, or without the tag, are left as they are: their process cannot be seen."""
+    """Mark KILLED the RUNNING runs of `experiment_ids` whose job's process is gone (`kill
+    -9`: a process killed so ends no run, which stayed RUNNING in the UI and in `compare`
+    for ever), and tag them `ENDED_TAG`; returns their ids. A run's process is the
+    `PROCESS_TAG` `training_run` writes (`sessions.io.this_process`). Runs whose process
+    this one cannot see (another host, PID namespace or boot: `process_running`), and
+    runs without the tag, are left as they are."""
     ended = []
     for run in client.search_runs(list(experiment_ids), "attributes.status = 'RUNNING'", max_results=1000):
         try:
