@@ -16,6 +16,7 @@ reading them back, on local disks and object stores alike (`sessions.storage`).
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -775,9 +776,11 @@ def process_running(process: Mapping, other_boot: bool = True) -> bool:
         return False
 
 
+@functools.cache
 def _process_space() -> dict[str, str]:
     """Where this process's pid means something, on Linux: {"boot": the boot id,
-    "pid_namespace": the PID namespace's inode}; {} elsewhere (or unreadable)."""
+    "pid_namespace": the PID namespace's inode}; {} elsewhere (or unreadable). Read once:
+    neither changes while the process runs."""
     space = {}
     try:
         space["boot"] = Path("/proc/sys/kernel/random/boot_id").read_text().strip()

@@ -190,10 +190,9 @@ def absolute(location: str | os.PathLike) -> str:
     text = str(location)
     if kind := scheme(text):
         return kind + text[len(kind) :]  # the scheme in lower case (S3:// is s3://)
-    path = os.path.abspath(os.path.expanduser(text))
     parts = os.path.join(os.getcwd(), os.path.expanduser(text)).split(os.sep)
     if ".." not in parts:
-        return path
+        return os.path.normpath(os.sep.join(parts))  # os.path.abspath
     last = len(parts) - 1 - parts[::-1].index("..")
     head = os.sep.join(parts[: last + 1])
     try:

@@ -70,9 +70,8 @@ def stop_status() -> int:
     shell reports a process the signal killed (143 for SIGTERM, 130 for Ctrl-C); once
     told (`tell_stop`), that of the stop told, whatever came after: a SIGTERM 10 ms
     after a Ctrl-C, between the line and the exit, made it `stopped by Ctrl-C`, exit 143."""
-    if _told:
-        return _told[0]
-    return 128 + (signal.SIGTERM if stopped_by() == "SIGTERM" else signal.SIGINT)
+    by = _told[0] if _told else stopped_by()
+    return 128 + (signal.SIGTERM if by == "SIGTERM" else signal.SIGINT)
 
 
 def tell_stop() -> int:
@@ -80,8 +79,8 @@ def tell_stop() -> int:
     returns its exit status (`stop_status`). `stop_told` says whether it was said."""
     by = stopped_by()
     print(f"stopped by {by}", file=sys.stderr, flush=True)
-    _told.append(128 + (signal.SIGTERM if by == "SIGTERM" else signal.SIGINT))
-    return _told[0]
+    _told.append(by)
+    return stop_status()
 
 
 def stop_told() -> bool:
@@ -89,7 +88,7 @@ def stop_told() -> bool:
     return bool(_told)
 
 
-_told: list[int] = []  # the exit status of the stop told
+_told: list[str] = []  # the stop told (`stopped_by`)
 
 
 def stop_on_signals() -> None:
