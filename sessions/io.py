@@ -43,7 +43,7 @@ STAGING_NAME = re.compile(r"\.staging-[0-9a-f]{12}")  # `workflows.distributed.s
 STAGING_MARKER = "staging.json"  # written first into a staging directory: a user's `.staging-*` has none
 PREVIOUS_NAME = re.compile(r"\.previous-[0-9a-f]{12}")  # an earlier run's output, kept while a rerun runs (`set_aside`)
 PREVIOUS_MARKER = "set-aside.json"  # written first into what `set_aside` keeps: a user's `.previous-*` has none
-LOCK = ".sessionflow-job.json"  # in a local output directory while a job writes there (`lock_output`)
+LOCK = ".sessionflow-job.json"  # in an output directory while a job writes there (`lock_output`)
 LOCK_WRITE_S = 10.0  # a lock still unread this long after it was made is a job killed as it made it
 # The table each sessionflow job writes -> that job: annotate's ANNOTATIONS_FILE (first: it sits beside sessions),
 # score's SCORES_FILE, segment's SESSIONS_FILE, ingest's EVENTS_FILE, mine's PAIRS_FILE (a test keeps them equal).
@@ -657,20 +657,25 @@ def refuse_set_aside(directory: str | Path) -> None:
 
 
 def lock_output(out: str) -> bool:
-    """Make the local output directory `out` this process's alone until `unlock_output`:
-    a file `LOCK` created exclusively (O_EXCL) that names the process (pid, its start
-    time, host, command). Two jobs writing to one directory at once mixed their tables,
-    and one's failure deleted what the other had finished. Re-entrant (a job claims
-    its output twice: CLI, engine). A lock whose process is gone (killed) is replaced.
-    Returns whether a lock was made; False on an object store (which has no exclusive
-    create here: two jobs there are not told apart) or when this process holds it.
-    Makes the directory (ValueError / StorageError in one line when it cannot be written).
-    ValueError in one line when another live process holds it."""
+    """Make the output directory `out` this process's alone until `unlock_output`: a
+    lock `LOCK` in it that names the process (pid, its start time, host, command), made
+    so that no other job can make it too: locally a file created exclusively (O_EXCL), on
+    S3 an object written on the condition that none is there (`sessions.leases`: a lease
+    its holder renews, taken over once it lapses). Two jobs writing to one directory at
+    once mixed their tables, and one's failure deleted what the other had finished.
+    Re-entrant (a job claims its output twice: CLI, engine). A lock whose process is gone
+    (killed) is replaced. Returns whether a lock was made; False when this process holds
+    it already, and on an object store other than S3 or an S3-compatible store without
+    conditional writes (no exclusive create there: two jobs are not told apart; the latter
+    is warned of). Makes the directory (ValueError / StorageError in one line when it
+    cannot be written). ValueError in one line when another live process holds it."""
     import sys
 
+    me = {**this_process(), "command": " ".join(Path(sys.argv[0]).name.split() + sys.argv[1:2])}
+    if storage.scheme(out) == "s3":
+        return _lock_on_s3(out, me)
     if (local := storage.local_path(out)) is None:
         return False
-    me = {**this_process(), "command": " ".join(Path(sys.argv[0]).name.split() + sys.argv[1:2])}
     same = _process(me)
     for above in local.parents:  # an output inside another job's: its failure would delete this one's with its own
         if (held := _lock_holder(above / LOCK)) is not None and _process(held) != same:
@@ -701,6 +706,62 @@ def lock_output(out: str) -> bool:
             json.dump(me, stream)
         return True
     raise ValueError(f"--output {out}: other jobs keep claiming it; choose another directory")
+
+
+_LEASES: dict[str, Any] = {}  # the S3 output locks this process holds (`sessions.leases.Lease`), by output
+
+
+def _lock_on_s3(out: str, me: dict) -> bool:
+    """`lock_output` of an `s3://` output: the lock object `LOCK` taken as a lease."""
+    import logging
+
+    from sessions import leases
+
+    where = f"s3://{storage.resolve(out)[1]}"
+    if where in _LEASES:
+        return False
+
+    def gone(holder: dict) -> bool:  # seen from here to have ended: this machine's, no longer running
+        try:
+            return not process_running(holder, other_boot=False)
+        except (KeyError, ValueError, TypeError):
+            return False
+
+    def held_text(holder: dict, age_s: float) -> str:
+        told = _holder_text(holder) if holder else "a lock sessionflow cannot read"
+        return f"{told}; its lock was renewed {age_s:.0f} s ago, one not renewed for {leases.LEASE_S:g} s is taken over"
+
+    bucket, _, key = where.removeprefix("s3://").partition("/")
+    names = key.split("/") if key else []  # an output at the bucket's root lies inside nothing
+    for above in (f"s3://{'/'.join([bucket, *names[:i]])}" for i in range(len(names) - 1, -1, -1)):
+        try:  # an output inside another job's
+            found = leases.read(storage.join(above, LOCK))
+        except OSError:
+            break  # out of reach: told in one line by the check below
+        if found and found[1] < leases.LEASE_S and not gone(found[0]) and _process(found[0]) != _process(me):
+            raise ValueError(
+                f"--output {out}: it lies inside {above}, which another sessionflow job is writing now "
+                f"({held_text(*found[:2])}); choose a directory outside it (if none runs, delete "
+                f"{storage.join(above, LOCK)})"
+            )
+    storage.check_writable_dir(out, "--output")
+    lock = storage.join(where, LOCK)
+    try:
+        _LEASES[where] = leases.acquire(lock, me, gone)
+    except leases.Held as held:
+        raise ValueError(
+            f"--output {out}: another sessionflow job is writing there now ({held_text(held.holder, held.age_s)}); "
+            f"wait for it to end, or choose another directory (if none runs, delete {lock})"
+        ) from None
+    except leases.NotSupported:
+        logging.getLogger("sessionflow").warning(
+            "warning: --output %s: this S3-compatible store does not support conditional writes, so this job "
+            "cannot lock its output: another job writing there at the same time would not be told apart", out,
+        )  # fmt: skip
+        return False
+    except OSError as err:
+        raise storage.StorageError(f"--output {out}: its lock {err}") from None  # err names the lock
+    return True
 
 
 def _holder_text(holder: dict) -> str:
@@ -793,6 +854,10 @@ def _process_space() -> dict[str, str]:
 def unlock_output(out: str) -> None:
     """Remove the `LOCK` this process holds in `out` (`lock_output`); nothing when the
     directory or its lock is gone, or the lock is another process's."""
+    if storage.scheme(out) == "s3":
+        if (lease := _LEASES.pop(f"s3://{storage.resolve(out)[1]}", None)) is not None:
+            lease.release()
+        return
     if (local := storage.local_path(out)) is None:
         return
     path = local / LOCK

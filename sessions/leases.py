@@ -1,0 +1,196 @@
+"""An output lock on S3: a lease object made and kept by conditional writes.
+
+`sessions.io.lock_output` makes a local output directory one job's with a file created
+exclusively (O_EXCL), which names the process holding it. pyarrow's filesystems have no
+exclusive create on an object store, but S3 has had conditional writes since 2024: a
+PutObject with `If-None-Match: *` fails (412 Precondition Failed) when the key exists,
+and one with `If-Match: <ETag>` when the object is no longer the version read. Those
+make a lock that two machines cannot both take.
+
+A job on another machine cannot be asked whether it still runs, so the lock is a
+*lease* (Gray & Cheriton 1989): its holder rewrites it every `RENEW_S` seconds, and a
+lock not rewritten for `LEASE_S` seconds belongs to a job that is gone (killed, its
+machine lost). Its age is judged by the store's own clock (the object's LastModified
+against the Date of the store's answer), never by this machine's. A gone holder's lock
+is taken over by a conditional write on the version read, so that of two jobs taking
+over one stale lock only one wins. Where the holder ran on this very machine (the same
+host, boot and PID namespace) and is no longer running, the lock is taken over at once.
+
+Credentials and the endpoint come from the standard AWS variables and files, as for
+pyarrow's S3 filesystem (`AWS_ENDPOINT_URL` for an S3-compatible store). A store that
+does not implement conditional writes answers 501 Not Implemented: the job then runs
+unlocked, with a warning (`NotSupported`).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from contextlib import suppress
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+LEASE_S = 60.0  # a lock not rewritten for this long (the store's clock) is a gone job's
+RENEW_S = 15.0  # how often the holder rewrites its lock
+_RACE = ("PreconditionFailed", "ConditionalRequestConflict", "NoSuchKey", "404")  # another writer got there first
+_UNSUPPORTED = ("NotImplemented", "501")
+
+
+class Held(Exception):
+    """The lock is another job's: `holder` is what it says of the process (its record,
+    {} when unreadable) and `age_s` how long ago, in seconds by the store's clock, it was
+    last rewritten."""
+
+    def __init__(self, holder: dict, age_s: float) -> None:
+        super().__init__(holder, age_s)
+        self.holder, self.age_s = holder, age_s
+
+
+class NotSupported(Exception):
+    """The store does not implement conditional writes (501): no lock can be made there."""
+
+
+class Lease:
+    """A lock object this process made (`acquire`), rewritten every `RENEW_S` seconds by
+    a daemon thread until `release`. `lost` says why it was lost meanwhile (another job
+    took it over after `LEASE_S` without a rewrite, or it was deleted), else None."""
+
+    def __init__(self, location: str, bucket: str, key: str, body: bytes, etag: str) -> None:
+        self.location, self._bucket, self._key, self._body, self.etag = location, bucket, key, body, etag
+        self.lost: str | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._renew, name="sessionflow-lease", daemon=True)
+        self._thread.start()
+
+    def _renew(self) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        while not self._stop.wait(RENEW_S):
+            try:
+                put = _client().put_object(Bucket=self._bucket, Key=self._key, Body=self._body, IfMatch=self.etag)
+                self.etag = put["ETag"]
+            except ClientError as err:
+                if _code(err) in _RACE:
+                    self.lost = "another job took it over, or it was deleted"
+                    logging.getLogger("sessionflow").warning(
+                        "warning: %s: this job's lock is no longer its own (%s); another job may be writing "
+                        "to this output now", self.location, self.lost,
+                    )  # fmt: skip
+                    return
+            except BotoCoreError:  # the store out of reach for a moment: the next rewrite may get through
+                continue
+
+    def release(self) -> None:
+        """Stop rewriting the lock and delete it, unless another job holds it now."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        self._stop.set()
+        self._thread.join()
+        if self.lost:
+            return
+        try:
+            _client().delete_object(Bucket=self._bucket, Key=self._key, IfMatch=self.etag)
+        except ClientError as err:
+            if _code(err) in _UNSUPPORTED:  # a store without conditional deletes: it is still ours
+                with suppress(ClientError, BotoCoreError):
+                    _client().delete_object(Bucket=self._bucket, Key=self._key)
+        except BotoCoreError:
+            pass  # out of reach: the lease lapses by itself after LEASE_S
+
+
+def acquire(location: str, record: dict, gone: Callable[[dict], bool]) -> Lease:
+    """Take the lock object at `location` (`s3://bucket/key`) for this process, whose
+    `record` (a JSON-ready dict) it holds. `gone(holder)` says whether the process a lock
+    names is known to have ended (seen from here); a lock is taken over when it has, or
+    when it was not rewritten for `LEASE_S` seconds.
+
+    Raises Held when another job holds it; NotSupported when the store lacks conditional
+    writes; OSError (the store's answer, one line) for any other failure, such as
+    missing credentials or bucket."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    bucket, key = _bucket_key(location)
+    body = json.dumps(record).encode()
+    try:
+        for _ in range(5):
+            try:
+                etag = _client().put_object(Bucket=bucket, Key=key, Body=body, IfNoneMatch="*")["ETag"]
+                return Lease(location, bucket, key, body, etag)
+            except ClientError as err:
+                if _code(err) in _UNSUPPORTED:
+                    raise NotSupported(location) from None
+                if _code(err) not in _RACE:
+                    raise
+            held = read(location)
+            if held is None:  # deleted since: try again
+                continue
+            holder, age_s, seen = held
+            if age_s < LEASE_S and not (holder and gone(holder)):
+                raise Held(holder, age_s)
+            try:
+                etag = _client().put_object(Bucket=bucket, Key=key, Body=body, IfMatch=seen)["ETag"]
+                return Lease(location, bucket, key, body, etag)
+            except ClientError as err:
+                if _code(err) not in _RACE:
+                    raise
+    except (ClientError, BotoCoreError) as err:
+        raise OSError(f"{location}: {_message(err)}") from None
+    raise Held({}, 0.0)  # taken and retaken while we looked, five times over
+
+
+def read(location: str) -> tuple[dict, float, str] | None:
+    """The lock object at `location`: (its record, {} when unreadable; its age in seconds
+    by the store's clock; its ETag), or None when there is none. OSError in one line when
+    the store cannot be asked."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    bucket, key = _bucket_key(location)
+    try:
+        got = _client().get_object(Bucket=bucket, Key=key)
+        raw = got["Body"].read()
+    except ClientError as err:
+        if _code(err) in ("NoSuchKey", "404", "NoSuchBucket"):
+            return None
+        raise OSError(f"{location}: {_message(err)}") from None
+    except BotoCoreError as err:
+        raise OSError(f"{location}: {_message(err)}") from None
+    try:
+        holder = json.loads(raw)
+        holder = holder if isinstance(holder, dict) else {}
+    except ValueError:
+        holder = {}
+    date = got["ResponseMetadata"].get("HTTPHeaders", {}).get("date")
+    now = parsedate_to_datetime(date).timestamp() if date else time.time()
+    return holder, max(0.0, now - got["LastModified"].timestamp()), got["ETag"]
+
+
+def _bucket_key(location: str) -> tuple[str, str]:
+    bucket, _, key = location.split("://", 1)[1].partition("/")
+    return bucket, key
+
+
+def _code(err: Any) -> str:
+    return str(err.response.get("Error", {}).get("Code", ""))
+
+
+def _message(err: BaseException) -> str:
+    return str(err).splitlines()[0] if str(err) else type(err).__name__
+
+
+@functools.cache
+def _client_for(endpoint: str | None) -> Any:
+    import boto3
+    from botocore.config import Config
+
+    config = Config(connect_timeout=5, read_timeout=20, retries={"max_attempts": 3, "mode": "standard"})
+    return boto3.session.Session().client("s3", endpoint_url=endpoint or None, config=config)
+
+
+def _client() -> Any:
+    """One S3 client per `AWS_ENDPOINT_URL` (boto3's clients are thread-safe)."""
+    return _client_for(os.environ.get("AWS_ENDPOINT_URL"))

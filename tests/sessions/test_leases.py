@@ -1,0 +1,218 @@
+"""The output lock on S3 (`sessions.leases`, `sessions.io.lock_output`), on a local
+S3 endpoint (moto's server on 127.0.0.1) standing in for the cloud's object store.
+
+Before it, two jobs writing to one `s3://` output at once were not told apart: locally
+the lock is a file made exclusively, and pyarrow has no exclusive create on a store."""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import boto3
+import psutil
+import pytest
+from typer.testing import CliRunner
+
+from sessions import io, leases
+from sessions.io import LOCK
+from workflows.cli import app
+
+LOG = "".join(f"{u}\tquery {u} {i}\t2006-03-01 0{i}:10:00\t\t\n" for u in (1, 2) for i in range(4))
+
+
+def sessionflow(*args: object):
+    return CliRunner().invoke(app, [*map(str, args)])
+
+
+def keys(bucket_uri: str) -> list[str]:
+    bucket = bucket_uri.removeprefix("s3://")
+    return sorted(o["Key"] for o in boto3.client("s3").list_objects_v2(Bucket=bucket).get("Contents", []))
+
+
+def put_lock(location: str, holder: dict) -> None:
+    bucket, _, key = location.removeprefix("s3://").partition("/")
+    boto3.client("s3").put_object(Bucket=bucket, Key=key, Body=json.dumps(holder).encode())
+
+
+def test_of_jobs_taking_one_lock_at_once_exactly_one_wins(s3):
+    """Two takers at the same moment, twenty times: one lease, and the other is told who holds it."""
+    for round_ in range(20):
+        location = f"{s3}/race-{round_}/{LOCK}"
+        won, held, start = [], [], threading.Barrier(2)
+
+        def take(name: str, location: str = location, won: list = won, held: list = held,
+                 start: threading.Barrier = start) -> None:  # fmt: skip
+            start.wait()
+            try:
+                won.append((name, leases.acquire(location, {"name": name}, gone=lambda holder: False)))
+            except leases.Held as err:
+                held.append(err.holder["name"])
+
+        takers = [threading.Thread(target=take, args=(name,)) for name in ("a", "b")]
+        for taker in takers:
+            taker.start()
+        for taker in takers:
+            taker.join()
+        assert len(won) == 1 and held == [won[0][0]], (won, held)
+        won[0][1].release()
+    assert keys(s3) == []
+
+
+def test_a_lease_is_renewed_while_held_and_a_lost_one_is_told_and_left_alone(s3, monkeypatch, caplog):
+    monkeypatch.setattr(leases, "RENEW_S", 0.1)
+    monkeypatch.setattr(leases, "LEASE_S", 1.0)
+    location = f"{s3}/out/{LOCK}"
+    lease = leases.acquire(location, {"name": "first"}, gone=lambda holder: False)
+    time.sleep(1.5)  # past LEASE_S: kept only by the renewals
+    with pytest.raises(leases.Held) as err:
+        leases.acquire(location, {"name": "second"}, gone=lambda holder: False)
+    assert err.value.holder == {"name": "first"} and err.value.age_s < 1.0
+    put_lock(location, {"name": "another"})  # taken over (or rewritten by hand) behind its back
+    with caplog.at_level(logging.WARNING, logger="sessionflow"):
+        for _ in range(50):
+            if lease.lost:
+                break
+            time.sleep(0.05)
+    assert lease.lost and f"{location}: this job's lock is no longer its own" in caplog.text
+    lease.release()  # not its own: left to the job holding it
+    assert leases.read(location)[0] == {"name": "another"}
+
+
+def test_an_s3_output_is_one_jobs_until_it_ends_and_a_gone_jobs_lock_lets_the_next_in(tmp_path, s3, monkeypatch):
+    """The CLI end to end: a live job's lock (of another machine, which cannot be asked)
+    keeps a second job out, in one line, and nothing is written; one of this machine whose
+    process ended is taken over at once, another machine's once it is not renewed for
+    LEASE_S; an output inside a locked one is refused; a job leaves no lock behind."""
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / "part-1.tsv").write_text(LOG)
+    out, lock = f"{s3}/events", f"{s3}/events/{LOCK}"
+    elsewhere = {
+        "pid": 4242,
+        "started": time.time(),
+        "host": f"not-{socket.gethostname()}",
+        "command": "sessionflow ingest",
+    }
+    put_lock(lock, elsewhere)
+    refused = sessionflow("ingest", tmp_path / "logs", "-f", "aol", "-o", out, "--engine", "local")
+    assert refused.exit_code == 2, refused.output
+    message = " ".join(refused.output.split())
+    assert message.startswith(
+        f"error: --output {out}: another sessionflow job is writing there now (process 4242 on "
+        f"not-{socket.gethostname()}, `sessionflow ingest`; its lock was renewed "
+    ) and message.endswith(
+        f"s ago, one not renewed for {leases.LEASE_S:g} s is taken over); wait for it to end, or choose another "
+        f"directory (if none runs, delete {lock})"
+    ), message
+    inside = sessionflow("ingest", tmp_path / "logs", "-f", "aol", "-o", f"{out}/sub", "--engine", "local")
+    assert inside.exit_code == 2 and f"error: --output {out}/sub: it lies inside {out}, which another sessionflow " \
+        "job is writing now (process 4242" in " ".join(inside.output.split()), inside.output  # fmt: skip
+    assert [k for k in keys(s3) if not k.endswith("/")] == [f"events/{LOCK}"]  # nothing written
+
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    pid = int(ended.stdout)
+    assert not psutil.pid_exists(pid)
+    put_lock(lock, {**io.this_process(), "pid": pid, "command": "sessionflow ingest"})  # this machine's, ended
+    taken = sessionflow("ingest", tmp_path / "logs", "-f", "aol", "-o", out, "--engine", "local")
+    assert taken.exit_code == 0, taken.output
+    assert f"events/{LOCK}" not in keys(s3) and "events/report.json" in keys(s3)
+
+    put_lock(lock, elsewhere)
+    monkeypatch.setattr(leases, "LEASE_S", 1.0)
+    time.sleep(2.0)  # not renewed: its job is gone
+    lapsed = sessionflow("ingest", tmp_path / "logs", "-f", "aol", "-o", out, "--engine", "local")
+    assert lapsed.exit_code == 0, lapsed.output
+    assert f"events/{LOCK}" not in keys(s3)
+
+
+@pytest.fixture
+def store_without(s3_endpoint, s3, monkeypatch):
+    """`store_without(methods)`: an S3-compatible endpoint on 127.0.0.1 that lacks
+    conditional writes for those HTTP methods (as stores older than S3's 2024 conditional
+    writes do: 501 NotImplemented for an If-None-Match or If-Match header), standing in
+    for such a store (none can be installed here); every other request goes on to the
+    moto endpoint. AWS_ENDPOINT_URL points at it."""
+    import http.client
+    import http.server
+
+    target = s3_endpoint.removeprefix("http://")
+    servers = []
+
+    def start(methods: set[str]) -> None:
+        class Forward(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # answers a client's `Expect: 100-continue` before its body
+
+            def _any(self) -> None:
+                if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+                    body = b""
+                    while size := int(self.rfile.readline().split(b";")[0], 16):
+                        body += self.rfile.read(size)
+                        self.rfile.readline()
+                    self.rfile.readline()
+                else:
+                    body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if self.command in methods and ("If-None-Match" in self.headers or "If-Match" in self.headers):
+                    reply = b"<Error><Code>NotImplemented</Code><Message>A header you provided implies " \
+                            b"functionality that is not implemented</Message></Error>"  # fmt: skip
+                    self.send_response(501)
+                    self.send_header("Content-Length", str(len(reply)))
+                    self.end_headers()
+                    self.wfile.write(reply)
+                    return
+                upstream = http.client.HTTPConnection(target, timeout=30)
+                headers = {
+                    k: v
+                    for k, v in self.headers.items()
+                    if k.lower() not in ("expect", "connection", "transfer-encoding", "content-length")
+                }
+                upstream.request(self.command, self.path, body=body or None, headers=headers)
+                answer = upstream.getresponse()
+                data = answer.read()
+                self.send_response(answer.status)
+                for name, value in answer.getheaders():  # a HEAD's Content-Length is the object's size
+                    if name.lower() not in ("transfer-encoding", "connection", "date", "server", "content-length"):
+                        self.send_header(name, value)
+                size = answer.getheader("Content-Length") if self.command == "HEAD" else len(data)
+                self.send_header("Content-Length", str(size or 0))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _any
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Forward)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{server.server_address[1]}")
+
+    yield start
+    for server in servers:
+        server.shutdown()
+
+
+def test_a_store_without_conditional_writes_runs_the_job_unlocked_and_says_so(tmp_path, s3, store_without, caplog):
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / "part-1.tsv").write_text(LOG)
+    store_without({"PUT", "DELETE"})
+    with caplog.at_level(logging.WARNING, logger="sessionflow"):
+        ran = sessionflow("ingest", tmp_path / "logs", "-f", "aol", "-o", f"{s3}/events", "--engine", "local")
+    assert ran.exit_code == 0, ran.output
+    assert f"--output {s3}/events: this S3-compatible store does not support conditional writes" in caplog.text
+    assert "events/report.json" in keys(s3) and f"events/{LOCK}" not in keys(s3)
+
+
+def test_a_store_without_conditional_deletes_still_has_the_lock_deleted(tmp_path, s3, store_without, caplog):
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / "part-1.tsv").write_text(LOG)
+    store_without({"DELETE"})
+    with caplog.at_level(logging.WARNING, logger="sessionflow"):
+        ran = sessionflow("ingest", tmp_path / "logs", "-f", "aol", "-o", f"{s3}/events", "--engine", "local")
+    assert ran.exit_code == 0 and "conditional" not in caplog.text, ran.output
+    assert "events/report.json" in keys(s3) and f"events/{LOCK}" not in keys(s3)
