@@ -66,13 +66,13 @@ def test_of_jobs_taking_one_lock_at_once_exactly_one_wins(s3):
 
 def test_a_lease_is_renewed_while_held_and_a_lost_one_is_told_and_left_alone(s3, monkeypatch, caplog):
     monkeypatch.setattr(leases, "RENEW_S", 0.1)
-    monkeypatch.setattr(leases, "LEASE_S", 1.0)
+    monkeypatch.setattr(leases, "LEASE_S", 2.5)  # the store's times are in whole seconds: an age is off by up to 1
     location = f"{s3}/out/{LOCK}"
     lease = leases.acquire(location, {"name": "first"}, gone=lambda holder: False)
-    time.sleep(1.5)  # past LEASE_S: kept only by the renewals
+    time.sleep(3.0)  # past LEASE_S: kept only by the renewals
     with pytest.raises(leases.Held) as err:
         leases.acquire(location, {"name": "second"}, gone=lambda holder: False)
-    assert err.value.holder == {"name": "first"} and err.value.age_s < 1.0
+    assert err.value.holder == {"name": "first"} and err.value.age_s <= 1.0
     put_lock(location, {"name": "another"})  # taken over (or rewritten by hand) behind its back
     with caplog.at_level(logging.WARNING, logger="sessionflow"):
         for _ in range(50):
