@@ -11,6 +11,7 @@ a pair costs a few dozen integer comparisons whatever the log's length.
 from __future__ import annotations
 
 import copy
+import itertools
 from dataclasses import dataclass
 
 import numba
@@ -18,8 +19,10 @@ import numpy as np
 import polars as pl
 import pyarrow.compute as pc
 
+from sessions.parallel import default_workers, ordered_map
 from sessions.text import near_duplicate_key, normalize, per_text, terms, trigram_codes
 
+SORT_PART = 1 << 20  # codes a thread sorts at least, in `Sets.of`
 _NO_TERMS = "\x00"  # starts the key of a text without terms (no normalised text holds it)
 
 
@@ -48,9 +51,25 @@ class Sets:
 
     @classmethod
     def of(cls, offsets: np.ndarray, codes: np.ndarray) -> Sets:
-        """The sets of rows given in any order and with repeats (same layout)."""
-        offsets, codes = _sorted_sets(offsets.astype(np.int64, copy=False), codes.astype(np.int64, copy=False))
-        return cls(offsets, codes)
+        """The sets of rows given in any order and with repeats (same layout). Rows are
+        sorted in parts of at least `SORT_PART` codes side by side (`parallel.ordered_map`:
+        the compiled sort releases the GIL)."""
+        offsets, codes = offsets.astype(np.int64, copy=False), codes.astype(np.int64, copy=False)
+        parts = min(default_workers(), len(codes) // SORT_PART)
+        if parts < 2:
+            return cls(*_sorted_sets(offsets, codes))
+        rows = len(offsets) - 1
+        cuts = np.searchsorted(offsets, np.linspace(0, offsets[-1], parts + 1)).clip(0, rows)
+        edges = np.unique(np.concatenate(([0], cuts, [rows]))).tolist()
+
+        def sort(edge: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+            first, last = offsets[edge[0]], offsets[edge[1]]
+            return _sorted_sets(offsets[edge[0] : edge[1] + 1] - first, codes[first:last])
+
+        done = list(ordered_map(sort, itertools.pairwise(edges)))
+        shifts = np.cumsum([0] + [len(part_codes) for _, part_codes in done[:-1]])
+        stitched = [part_offsets[1:] + shift for (part_offsets, _), shift in zip(done, shifts, strict=True)]
+        return cls(np.concatenate([[0], *stitched]), np.concatenate([part_codes for _, part_codes in done]))
 
     @property
     def sizes(self) -> np.ndarray:
@@ -295,7 +314,9 @@ class Lexicon:
     @property
     def tables(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(term offsets, term codes, 3-gram offsets, 3-gram codes): the `Sets` that
-        compiled callers of `is_close` take."""
+        compiled callers of `is_close` take. The two are built side by side when missing."""
+        if self._term_sets is None and self._trigram_sets is None:  # independent: each thread sets its own fields
+            list(ordered_map(lambda build: build(), [lambda: self.term_sets, lambda: self.trigram_sets]))
         terms_, grams = self.term_sets, self.trigram_sets
         return terms_.offsets, terms_.codes, grams.offsets, grams.codes
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import unicodedata
 
 import numpy as np
@@ -10,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from sessions import lexicon as lexicon_module
 from sessions.lexicon import Closeness, Lexicon, Sets, encode, trigram_jaccard
 from sessions.text import normalize, per_text, terms, trigram_codes
 
@@ -91,11 +93,19 @@ def test_set_measures_treat_texts_as_sets():
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.lists(st.integers(-3, 40), max_size=45), min_size=1, max_size=12), st.data())
-def test_sets_intersect_as_python_sets(rows, data):
+@given(
+    st.lists(st.lists(st.integers(-3, 40), max_size=45), min_size=1, max_size=12),
+    st.data(),
+    st.sampled_from([1, 7, 1 << 40]),
+)
+def test_sets_intersect_as_python_sets(rows, data, sort_part):
+    """Sorted in one piece, or in parts side by side (`SORT_PART` codes a part at least)."""
     offsets = np.concatenate(([0], np.cumsum([len(r) for r in rows])))
-    sets = Sets.of(offsets, np.array([x for r in rows for x in r], dtype=np.int64))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(lexicon_module, "SORT_PART", sort_part)
+        sets = Sets.of(offsets, np.array([x for r in rows for x in r], dtype=np.int64))
     assert sets.sizes.tolist() == [len(set(r)) for r in rows]
+    assert [sets.codes[a:b].tolist() for a, b in itertools.pairwise(sets.offsets)] == [sorted(set(r)) for r in rows]
     a = np.array(data.draw(st.lists(st.integers(0, len(rows) - 1), min_size=1, max_size=20)))
     b = np.array(data.draw(st.lists(st.integers(0, len(rows) - 1), min_size=len(a), max_size=len(a))))
     assert sets.intersections(a, b).tolist() == [len(set(rows[i]) & set(rows[j])) for i, j in zip(a, b, strict=True)]
