@@ -711,6 +711,35 @@ def lock_output(out: str) -> bool:
 _LEASES: dict[str, Any] = {}  # the S3 output locks this process holds (`sessions.leases.Lease`), by output
 
 
+def _confirm_lock(location: str) -> None:
+    """Before a change at `location` (`storage.check_changes_with`): `sessions.leases.
+    LeaseLost` when it lies in an S3 output whose lock this process held and has lost."""
+    if not _LEASES or storage.scheme(location) != "s3":
+        return
+    where = f"s3://{storage.resolve(location)[1]}"
+    for output, lease in list(_LEASES.items()):
+        if where == output or where.startswith(output + "/"):
+            lease.confirm()
+
+
+storage.check_changes_with(_confirm_lock)
+
+
+def lock_lost(out: str) -> bool:
+    """Whether this process held the lock of the S3 output `out` and has lost it (asked of
+    the store where it is not `fresh`: `sessions.leases.Lease.confirm`): the output may be
+    another job's now, and nothing of this job may touch it, its clean-up included."""
+    from sessions.leases import LeaseLost
+
+    lease = _LEASES.get(f"s3://{storage.resolve(out)[1]}") if storage.scheme(out) == "s3" else None
+    try:
+        if lease is not None:
+            lease.confirm()
+    except LeaseLost:
+        return True
+    return False
+
+
 def _lock_on_s3(out: str, me: dict) -> bool:
     """`lock_output` of an `s3://` output: the lock object `LOCK` taken as a lease."""
     import logging
@@ -727,9 +756,11 @@ def _lock_on_s3(out: str, me: dict) -> bool:
         except (KeyError, ValueError, TypeError):
             return False
 
-    def held_text(holder: dict, age_s: float) -> str:
-        told = _holder_text(holder) if holder else "a lock sessionflow cannot read"
-        return f"{told}; its lock was renewed {age_s:.0f} s ago, one not renewed for {leases.LEASE_S:g} s is taken over"
+    def held_text(holder: dict, age_s: float) -> str:  # who holds it, for "... a job is writing there now (...)"
+        lapse = f"one not renewed for {leases.LEASE_S:g} s is taken over"
+        if not holder:  # no process to name: nothing to tell of a job but the lock's age
+            return f"its lock, which sessionflow cannot read, was written {age_s:.0f} s ago; {lapse}"
+        return f"{_holder_text(holder)}; its lock was renewed {age_s:.0f} s ago, {lapse}"
 
     bucket, _, key = where.removeprefix("s3://").partition("/")
     names = key.split("/") if key else []  # an output at the bucket's root lies inside nothing
@@ -740,7 +771,8 @@ def _lock_on_s3(out: str, me: dict) -> bool:
             break  # out of reach: told in one line by the check below
         if found and found[1] < leases.LEASE_S and not gone(found[0]) and _process(found[0]) != _process(me):
             raise ValueError(
-                f"--output {out}: it lies inside {above}, which another sessionflow job is writing now "
+                f"--output {out}: it lies inside {above}, which {'another sessionflow job' if found[0] else 'a job'} "
+                "is writing now "
                 f"({held_text(*found[:2])}); choose a directory outside it (if none runs, delete "
                 f"{storage.join(above, LOCK)})"
             )
@@ -750,8 +782,9 @@ def _lock_on_s3(out: str, me: dict) -> bool:
         _LEASES[where] = leases.acquire(lock, me, gone)
     except leases.Held as held:
         raise ValueError(
-            f"--output {out}: another sessionflow job is writing there now ({held_text(held.holder, held.age_s)}); "
-            f"wait for it to end, or choose another directory (if none runs, delete {lock})"
+            f"--output {out}: {'another sessionflow job' if held.holder else 'a job'} is writing there now "
+            f"({held_text(held.holder, held.age_s)}); wait for it to end, or choose another directory (if none "
+            f"runs, delete {lock})"
         ) from None
     except leases.NotSupported:
         logging.getLogger("sessionflow").warning(

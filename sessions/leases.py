@@ -18,8 +18,16 @@ host, boot and PID namespace) and is no longer running, the lock is taken over a
 
 Credentials and the endpoint come from the standard AWS variables and files, as for
 pyarrow's S3 filesystem (`AWS_ENDPOINT_URL` for an S3-compatible store). A store that
-does not implement conditional writes answers 501 Not Implemented: the job then runs
+does not implement conditional writes answers 501 Not Implemented, or ignores the
+condition (a second conditional write of the new lock is taken): the job then runs
 unlocked, with a warning (`NotSupported`).
+
+A job that stalls past `LEASE_S` (paused, swapped out, cut off from the store) may find
+its lock taken over: `Lease.confirm`, asked before each change to the output
+(`sessions.io`), then raises `LeaseLost`, and the job stops without touching the output
+again. A lease cannot fence the writes already under way when it lapses (no object
+store checks a token on every write): a part file being written then lands beside the
+other job's tables, under a name of its own that no manifest lists.
 """
 
 from __future__ import annotations
@@ -52,38 +60,79 @@ class Held(Exception):
 
 
 class NotSupported(Exception):
-    """The store does not implement conditional writes (501): no lock can be made there."""
+    """The store does not implement conditional writes: it answers 501 to them, or takes
+    a write that its condition should have refused. No lock can be made there."""
+
+
+class LeaseLost(OSError):
+    """This job's lock is no longer its own: another job took it over (it was not renewed
+    for `LEASE_S` seconds: the job stalled, paused or cut off from the store), or it was
+    deleted, or it could not be confirmed. The job must stop without touching the output,
+    which may be the other job's now."""
 
 
 class Lease:
     """A lock object this process made (`acquire`), rewritten every `RENEW_S` seconds by
     a daemon thread until `release`. `lost` says why it was lost meanwhile (another job
-    took it over after `LEASE_S` without a rewrite, or it was deleted), else None."""
+    took it over after `LEASE_S` without a rewrite, or it was deleted), else None;
+    `confirm` is asked before each change to the output."""
 
     def __init__(self, location: str, bucket: str, key: str, body: bytes, etag: str) -> None:
         self.location, self._bucket, self._key, self._body, self.etag = location, bucket, key, body, etag
         self.lost: str | None = None
+        self._renewed = time.monotonic()  # when a write of it last succeeded
+        self._writing = threading.Lock()  # one conditional rewrite at a time: each changes the ETag the next needs
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._renew, name="sessionflow-lease", daemon=True)
         self._thread.start()
+
+    def _rewrite(self) -> None:
+        """Rewrite the lock on the condition that it is still the version this process
+        wrote last; `lost` set and LeaseLost raised when it is not. Network errors are raised."""
+        from botocore.exceptions import ClientError
+
+        with self._writing:
+            if self.lost:
+                raise LeaseLost(f"{self.location}: this job's lock is no longer its own ({self.lost})")
+            try:
+                put = _client().put_object(Bucket=self._bucket, Key=self._key, Body=self._body, IfMatch=self.etag)
+            except ClientError as err:
+                if _code(err) not in _RACE:
+                    raise
+                self.lost = f"another job took it over after {LEASE_S:g} s without a renewal, or it was deleted"
+                raise LeaseLost(f"{self.location}: this job's lock is no longer its own ({self.lost})") from None
+            self.etag, self._renewed = put["ETag"], time.monotonic()
 
     def _renew(self) -> None:
         from botocore.exceptions import BotoCoreError, ClientError
 
         while not self._stop.wait(RENEW_S):
             try:
-                put = _client().put_object(Bucket=self._bucket, Key=self._key, Body=self._body, IfMatch=self.etag)
-                self.etag = put["ETag"]
-            except ClientError as err:
-                if _code(err) in _RACE:
-                    self.lost = "another job took it over, or it was deleted"
-                    logging.getLogger("sessionflow").warning(
-                        "warning: %s: this job's lock is no longer its own (%s); another job may be writing "
-                        "to this output now", self.location, self.lost,
-                    )  # fmt: skip
-                    return
-            except BotoCoreError:  # the store out of reach for a moment: the next rewrite may get through
+                self._rewrite()
+            except LeaseLost as err:
+                logging.getLogger("sessionflow").warning("warning: %s; this job stops at its next write", err)
+                return
+            except (ClientError, BotoCoreError):  # the store out of reach for a moment: the next may get through
                 continue
+
+    def fresh(self) -> bool:
+        """Whether the lock was written less than `LEASE_S` / 2 ago by this machine's
+        clock: no other job can have taken it over since (that takes `LEASE_S` without
+        a write, by the store's clock)."""
+        return not self.lost and time.monotonic() - self._renewed < LEASE_S / 2
+
+    def confirm(self) -> None:
+        """LeaseLost unless the lock is still this process's: known at once while it is
+        `fresh`, else by a conditional rewrite (a job that stalled past a renewal: paused,
+        swapped out, cut off from the store). LeaseLost too when the store cannot be asked."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        if self.fresh():
+            return
+        try:
+            self._rewrite()
+        except (ClientError, BotoCoreError) as err:
+            raise LeaseLost(f"{self.location}: this job's lock cannot be confirmed ({_message(err)})") from None
 
     def release(self) -> None:
         """Stop rewriting the lock and delete it, unless another job holds it now."""
@@ -93,10 +142,12 @@ class Lease:
         self._thread.join()
         if self.lost:
             return
+        fresh = self.fresh()
         try:
             _client().delete_object(Bucket=self._bucket, Key=self._key, IfMatch=self.etag)
         except ClientError as err:
-            if _code(err) in _UNSUPPORTED:  # a store without conditional deletes: it is still ours
+            # a store without conditional deletes: delete it only where no other job can hold it yet
+            if _code(err) in _UNSUPPORTED and fresh:
                 with suppress(ClientError, BotoCoreError):
                     _client().delete_object(Bucket=self._bucket, Key=self._key)
         except BotoCoreError:
@@ -116,10 +167,12 @@ def acquire(location: str, record: dict, gone: Callable[[dict], bool]) -> Lease:
 
     bucket, key = _bucket_key(location)
     body = json.dumps(record).encode()
+    holder, age_s = {}, 0.0
     try:
         for _ in range(5):
             try:
                 etag = _client().put_object(Bucket=bucket, Key=key, Body=body, IfNoneMatch="*")["ETag"]
+                _refused_again(bucket, key, body)
                 return Lease(location, bucket, key, body, etag)
             except ClientError as err:
                 if _code(err) in _UNSUPPORTED:
@@ -140,7 +193,23 @@ def acquire(location: str, record: dict, gone: Callable[[dict], bool]) -> Lease:
                     raise
     except (ClientError, BotoCoreError) as err:
         raise OSError(f"{location}: {_message(err)}") from None
-    raise Held({}, 0.0)  # taken and retaken while we looked, five times over
+    raise Held(holder, age_s)  # taken and retaken while we looked, five times over
+
+
+def _refused_again(bucket: str, key: str, body: bytes) -> None:
+    """NotSupported (the lock deleted again) when the store takes a second write of the
+    key just made on the condition that none is there: it ignores the condition, as a
+    store predating S3's conditional writes may, and a lock there keeps no one out."""
+    from botocore.exceptions import ClientError
+
+    try:
+        _client().put_object(Bucket=bucket, Key=key, Body=body, IfNoneMatch="*")
+    except ClientError as err:
+        if _code(err) in _RACE:
+            return
+        raise
+    _client().delete_object(Bucket=bucket, Key=key)
+    raise NotSupported(f"s3://{bucket}/{key}")
 
 
 def read(location: str) -> tuple[dict, float, str] | None:

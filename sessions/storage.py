@@ -33,7 +33,7 @@ import posixpath
 import re
 import stat
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import timedelta
 from pathlib import Path
@@ -58,6 +58,23 @@ _HINTS = {
 _AUTH_WORDS = ("ACCESS_DENIED", "credentials", "Forbidden", "403", "InvalidAccessKey", "OAuth2", "authenticate")
 READ_AHEAD_BYTES = 8 << 20  # one request's worth of a remote file read sequentially
 GCS_RETRY_SECONDS = 20  # how long a gs:// call retries before failing (pyarrow's default: 15 minutes)
+
+
+_CHANGE_CHECKS: list[Callable[[str], None]] = []  # see `check_changes_with`
+
+
+def check_changes_with(check: Callable[[str], None]) -> None:
+    """Have `check(location)` called before every change that replaces, moves or deletes
+    what is at a location (`open_output`'s move into place, `move`, `remove`,
+    `remove_files`), in this process; an exception it raises stops the change.
+    `sessions.io` confirms there that the lock of an S3 output is still the job's."""
+    _CHANGE_CHECKS.append(check)
+
+
+def _changing(*locations: str | os.PathLike) -> None:
+    for check in _CHANGE_CHECKS:
+        for location in locations:
+            check(str(location))
 
 
 class StorageError(OSError):
@@ -641,6 +658,7 @@ def open_output(location: str | os.PathLike) -> Iterator[pa.NativeFile]:
     try:
         yield stream
         stream.close()
+        _changing(location)
         with _errors(location):
             if fs.get_file_info(path).type == pafs.FileType.Directory:  # an older dataset of the same name
                 fs.delete_dir(path)
@@ -724,6 +742,7 @@ def check_writable_file(location: str | os.PathLike, what: str = "output") -> No
 
 def remove(location: str | os.PathLike) -> None:
     """Delete a file or a directory with everything under it; nothing if it is not there."""
+    _changing(location)
     fs, path = resolve(location)
     with _errors(location):
         kind = fs.get_file_info(path).type
@@ -735,6 +754,8 @@ def remove(location: str | os.PathLike) -> None:
 
 def remove_files(locations: Iterable[str]) -> None:
     """Delete files (missing ones are fine)."""
+    locations = list(locations)
+    _changing(*locations)
     for location in locations:
         fs, path = resolve(location)
         _delete_quietly(fs, path)
@@ -751,6 +772,7 @@ def move(src: str | os.PathLike, dst: str | os.PathLike) -> None:
     the link). On an object store, where nothing can be renamed, each object is moved
     by the store (S3's server-side copy, then a delete): the bytes do not pass through
     this machine, but a stop midway leaves part at each place."""
+    _changing(src, dst)
     if (local := local_path(src)) is not None:
         os.rename(local, resolve(dst)[1])
         return

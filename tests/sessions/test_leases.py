@@ -132,9 +132,10 @@ def test_an_s3_output_is_one_jobs_until_it_ends_and_a_gone_jobs_lock_lets_the_ne
 
 @pytest.fixture
 def store_without(s3_endpoint, s3, monkeypatch):
-    """`store_without(methods)`: an S3-compatible endpoint on 127.0.0.1 that lacks
-    conditional writes for those HTTP methods (as stores older than S3's 2024 conditional
-    writes do: 501 NotImplemented for an If-None-Match or If-Match header), standing in
+    """`store_without(methods, ignore=False)`: an S3-compatible endpoint on 127.0.0.1 that
+    lacks conditional writes for those HTTP methods (as stores older than S3's 2024
+    conditional writes do: 501 NotImplemented for an If-None-Match or If-Match header;
+    with `ignore`, every such header dropped: the write is taken whatever it asks), standing in
     for such a store (none can be installed here); every other request goes on to the
     moto endpoint. AWS_ENDPOINT_URL points at it."""
     import http.client
@@ -143,7 +144,7 @@ def store_without(s3_endpoint, s3, monkeypatch):
     target = s3_endpoint.removeprefix("http://")
     servers = []
 
-    def start(methods: set[str]) -> None:
+    def start(methods: set[str], ignore: bool = False) -> None:
         class Forward(http.server.BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"  # answers a client's `Expect: 100-continue` before its body
 
@@ -156,7 +157,11 @@ def store_without(s3_endpoint, s3, monkeypatch):
                     self.rfile.readline()
                 else:
                     body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                if self.command in methods and ("If-None-Match" in self.headers or "If-Match" in self.headers):
+                conditional = "If-None-Match" in self.headers or "If-Match" in self.headers
+                if ignore:  # a store that takes the write whatever its condition
+                    for name in ("If-None-Match", "If-Match"):
+                        del self.headers[name]
+                elif self.command in methods and conditional:
                     reply = b"<Error><Code>NotImplemented</Code><Message>A header you provided implies " \
                             b"functionality that is not implemented</Message></Error>"  # fmt: skip
                     self.send_response(501)
@@ -216,3 +221,111 @@ def test_a_store_without_conditional_deletes_still_has_the_lock_deleted(tmp_path
         ran = sessionflow("ingest", tmp_path / "logs", "-f", "aol", "-o", f"{s3}/events", "--engine", "local")
     assert ran.exit_code == 0 and "conditional" not in caplog.text, ran.output
     assert "events/report.json" in keys(s3) and f"events/{LOCK}" not in keys(s3)
+
+
+STALLED = """
+import sys, time
+from sessions import io, leases
+leases.LEASE_S, leases.RENEW_S = 2.0, float(sys.argv[1])  # a job whose renewals stall (RENEW_S past LEASE_S)
+claim, pause = io.claim_output, float(sys.argv[2])
+def slow_claim(*args, **kwargs):  # ... right after it claimed its output
+    claimed = claim(*args, **kwargs)
+    time.sleep(pause)
+    return claimed
+io.claim_output = slow_claim
+sys.argv = ["sessionflow", *sys.argv[3:]]
+from workflows.main import main
+main()
+"""
+
+
+def test_a_job_whose_lock_was_taken_over_stops_without_touching_the_output(tmp_path, s3):
+    """The breaking helper's find: a job that stalled past the lease (paused, cut off
+    from the store) found its lock taken over by a second job, which finished; the first
+    then went on, replaced the second's tables and report and exited 0. It now confirms
+    its lock before each change to the output, and stops (exit 2, one line) leaving
+    the second job's output as that job wrote it."""
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / "part-1.tsv").write_text(LOG)
+    (tmp_path / "other.tsv").write_text(LOG.replace("query", "other"))
+    out = f"{s3}/events"
+    first = subprocess.Popen([sys.executable, "-c", STALLED, "1000", "6", "ingest", str(tmp_path / "logs"), "-f",
+                              "aol", "-o", out, "--engine", "local"], stderr=subprocess.PIPE, text=True)  # fmt: skip
+    for _ in range(200):
+        if f"events/{LOCK}" in keys(s3):
+            break
+        time.sleep(0.05)
+    time.sleep(2.5)  # its lock not renewed for LEASE_S
+    second = subprocess.run([sys.executable, "-c", STALLED, "0.5", "0", "ingest", str(tmp_path / "other.tsv"), "-f",
+                             "aol", "-o", out, "--engine", "local"], capture_output=True, text=True)  # fmt: skip
+    assert second.returncode == 0, second.stderr
+    written = {key: boto3.client("s3").get_object(Bucket=s3[5:], Key=key)["ETag"] for key in keys(s3)}
+    assert first.wait(timeout=60) == 2
+    said = first.stderr.read().strip().splitlines()
+    assert said[-1] == (
+        f"error: {out}/{LOCK}: this job's lock is no longer its own (another job took it over after 2 s without a "
+        "renewal, or it was deleted)"
+    ), said
+    assert {key: boto3.client("s3").get_object(Bucket=s3[5:], Key=key)["ETag"] for key in keys(s3)} == written
+    report = json.loads(boto3.client("s3").get_object(Bucket=s3[5:], Key="events/report.json")["Body"].read())
+    assert report["files"][0]["path"] == str(tmp_path / "other.tsv")
+
+
+def test_a_failed_job_deletes_the_output_it_made_before_it_lets_another_job_in(tmp_path, s3):
+    """The breaking helper's find: a job failing on a user's error released its lock, then
+    deleted the output it had created; a second job let in between lost its output to
+    that deletion. The output goes first now, the lock with it."""
+    from workflows.jobs import common
+
+    order = []
+    from sessions import storage
+
+    remove, unlock = storage.remove, io.unlock_output
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("sessions.storage.remove", lambda location: (order.append(("remove", location)),
+                                                                   remove(location))[1])  # fmt: skip
+        patch.setattr("sessions.io.unlock_output", lambda location: (order.append(("unlock", location)),
+                                                                     unlock(location))[1])  # fmt: skip
+        with pytest.raises(ValueError), common.nothing_left_on_error():
+            common.output_dir(f"{s3}/made", "events.parquet")
+            raise ValueError("a user's error")
+    assert order.index(("remove", f"{s3}/made")) < order.index(("unlock", f"{s3}/made")), order
+    assert keys(s3) == []
+
+
+def test_a_store_that_ignores_the_condition_is_told_as_one_without_conditional_writes(s3, store_without):
+    """The breaking helper's find: a store that takes `If-None-Match: *` and writes anyway
+    gave every job the lock, with no warning. A second conditional write of the new lock
+    is now asked to fail; where it does not, the store lacks conditional writes."""
+    store_without(set(), ignore=True)
+    with pytest.raises(leases.NotSupported):
+        leases.acquire(f"{s3}/out/{LOCK}", {"name": "a"}, gone=lambda holder: False)
+    assert keys(s3) == []
+
+
+def test_without_conditional_deletes_a_lock_not_known_to_be_its_own_is_left_to_lapse(s3, store_without, monkeypatch):
+    """The breaking helper's find: on a store answering 501 to a conditional delete, a job
+    deleted the lock unconditionally, though another job may have taken it over since its
+    last renewal. It deletes it so only while no one can have (`Lease.fresh`)."""
+    store_without({"DELETE"})
+    monkeypatch.setattr(leases, "RENEW_S", 1000.0)  # renewals stalled ...
+    monkeypatch.setattr(leases, "LEASE_S", 0.5)  # ... past half the lease
+    location = f"{s3}/out/{LOCK}"
+    lease = leases.acquire(location, {"name": "first"}, gone=lambda holder: False)
+    time.sleep(0.4)
+    put_lock(location, {"name": "taker"})  # taken over meanwhile, as far as the store knows
+    lease.release()
+    assert leases.read(location)[0] == {"name": "taker"}
+
+
+def test_an_unreadable_lock_is_told_as_such(tmp_path, s3):
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / "part-1.tsv").write_text(LOG)
+    bucket = s3.removeprefix("s3://")
+    boto3.client("s3").put_object(Bucket=bucket, Key=f"events/{LOCK}", Body=b"\x00\xffnot json")
+    refused = sessionflow("ingest", tmp_path / "logs", "-f", "aol", "-o", f"{s3}/events", "--engine", "local")
+    message = " ".join(refused.output.split())
+    assert refused.exit_code == 2 and message.startswith(
+        f"error: --output {s3}/events: a job is writing there now (its lock, which sessionflow cannot read, was "
+        "written "
+    ), message

@@ -446,11 +446,11 @@ def nothing_left_on_error() -> Iterator[None]:
     table left an empty output directory). A job that ends well deletes the earlier
     output it kept aside."""
     from sessions import storage
-    from sessions.io import discard_previous, holds_job_work, restore_previous, unlock_output
+    from sessions.io import discard_previous, holds_job_work, lock_lost, restore_previous, unlock_output
 
     start, replaced, locked = len(_CREATED), len(_REPLACED), len(_LOCKED)
 
-    def unlock() -> None:  # before an empty directory it made goes: its lock is all it holds
+    def unlock() -> None:
         for location in _LOCKED[locked:]:
             unlock_output(location)
 
@@ -458,19 +458,26 @@ def nothing_left_on_error() -> Iterator[None]:
         yield
     except BaseException as err:
         cause = user_error(err)
+        # an S3 output whose lock another job took over (this job stalled) may be that job's now: left alone
+        lost = [location for location in _LOCKED[locked:] if lock_lost(location)]
+        created = [(top, own) for top, own in reversed(_CREATED[start:])
+                   if not any(storage.contains(location, own) for location in lost)]  # fmt: skip
+        replaced_here = [(location, writes) for location, writes in reversed(_REPLACED[replaced:])
+                         if not any(storage.contains(out, location) for out in lost)]  # fmt: skip
         if cause is None:
-            for location, writes in reversed(_REPLACED[replaced:]):  # what a stopped run wrote is no use to a rerun
+            for location, writes in replaced_here:  # what a stopped run wrote is no use to a rerun
                 if not holds_job_work(location):
                     restore_previous(location, writes)
-            unlock()
-            for top, _ in reversed(_CREATED[start:]):
+            unlock()  # before an empty directory it made goes: its lock is all it holds
+            for top, _ in created:
                 _remove_empty_dirs(top)
             raise
-        for location, writes in reversed(_REPLACED[replaced:]):
+        for location, writes in replaced_here:
             restore_previous(location, writes)
+        for _, own in created:
+            storage.remove(own)  # its lock with it: no other job takes the output before it is gone
         unlock()
-        for top, own in reversed(_CREATED[start:]):
-            storage.remove(own)
+        for top, _ in created:
             _remove_empty_dirs(top)  # the parents it made, unless another job wrote there meanwhile
         raise cause from None
     else:
