@@ -80,7 +80,7 @@ class Lease:
     def __init__(self, location: str, bucket: str, key: str, body: bytes, etag: str) -> None:
         self.location, self._bucket, self._key, self._body, self.etag = location, bucket, key, body, etag
         self.lost: str | None = None
-        self._renewed = time.monotonic()  # when a write of it last succeeded
+        self._renewed = _clock()  # when a write of it last succeeded
         self._writing = threading.Lock()  # one conditional rewrite at a time: each changes the ETag the next needs
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._renew, name="sessionflow-lease", daemon=True)
@@ -101,7 +101,7 @@ class Lease:
                     raise
                 self.lost = f"another job took it over after {LEASE_S:g} s without a renewal, or it was deleted"
                 raise LeaseLost(f"{self.location}: this job's lock is no longer its own ({self.lost})") from None
-            self.etag, self._renewed = put["ETag"], time.monotonic()
+            self.etag, self._renewed = put["ETag"], _clock()
 
     def _renew(self) -> None:
         from botocore.exceptions import BotoCoreError, ClientError
@@ -117,9 +117,9 @@ class Lease:
 
     def fresh(self) -> bool:
         """Whether the lock was written less than `LEASE_S` / 2 ago by this machine's
-        clock: no other job can have taken it over since (that takes `LEASE_S` without
-        a write, by the store's clock)."""
-        return not self.lost and time.monotonic() - self._renewed < LEASE_S / 2
+        clock (`_clock`): no other job can have taken it over since (that takes `LEASE_S`
+        without a write, by the store's clock)."""
+        return not self.lost and _clock() - self._renewed < LEASE_S / 2
 
     def confirm(self) -> None:
         """LeaseLost unless the lock is still this process's: known at once while it is
@@ -236,6 +236,14 @@ def read(location: str) -> tuple[dict, float, str] | None:
     date = got["ResponseMetadata"].get("HTTPHeaders", {}).get("date")
     now = parsedate_to_datetime(date).timestamp() if date else time.time()
     return holder, max(0.0, now - got["LastModified"].timestamp()), got["ETag"]
+
+
+def _clock() -> float:
+    """Seconds on a clock that goes on while the machine is suspended (a laptop asleep,
+    a VM paused): Linux's CLOCK_BOOTTIME; `time.monotonic` elsewhere (which stops then
+    on Linux, and would take a lease held across a suspend for a fresh one)."""
+    boottime = getattr(time, "CLOCK_BOOTTIME", None)
+    return time.clock_gettime(boottime) if boottime is not None else time.monotonic()
 
 
 def _bucket_key(location: str) -> tuple[str, str]:
