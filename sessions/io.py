@@ -725,19 +725,20 @@ def _confirm_lock(location: str) -> None:
 storage.check_changes_with(_confirm_lock)
 
 
-def lock_lost(out: str) -> bool:
-    """Whether this process held the lock of the S3 output `out` and has lost it (asked of
-    the store where it is not `fresh`: `sessions.leases.Lease.confirm`): the output may be
-    another job's now, and nothing of this job may touch it, its clean-up included."""
+def lock_lost(out: str) -> str | None:
+    """Why this process no longer holds the lock of the S3 output `out` it held (asked of
+    the store where it is not `fresh`: `sessions.leases.Lease.confirm`), in one line for
+    the user; None while it holds it, and for any other output. The output may be another
+    job's now: nothing of this job may touch it, its clean-up included."""
     from sessions.leases import LeaseLost
 
     lease = _LEASES.get(f"s3://{storage.resolve(out)[1]}") if storage.scheme(out) == "s3" else None
     try:
         if lease is not None:
             lease.confirm()
-    except LeaseLost:
-        return True
-    return False
+    except LeaseLost as err:
+        return f"--output {out}: {err}; the job stopped without touching the output again"
+    return None
 
 
 def _lock_on_s3(out: str, me: dict) -> bool:

@@ -23,18 +23,20 @@ condition (a second conditional write of the new lock is taken): the job then ru
 unlocked, with a warning (`NotSupported`).
 
 A job that stalls past `LEASE_S` (paused, swapped out, cut off from the store) may find
-its lock taken over: `Lease.confirm`, asked before each change to the output
-(`sessions.io`), then raises `LeaseLost`, and the job stops without touching the output
-again. A lease cannot fence the writes already under way when it lapses (no object
-store checks a token on every write): a part file being written then lands beside the
-other job's tables, under a name of its own that no manifest lists.
+its lock taken over: `Lease.confirm`, asked before each change to the output (each
+object moved or deleted, each file put in place: `sessions.io`), then raises
+`LeaseLost`, and the job stops without touching the output again. A lease cannot fence
+a change already under way when it lapses, since no object store checks a token on
+every write (Kleppmann's fencing tokens): a job that stalls for `LEASE_S` between its
+check and the one change that follows it still makes that change on waking (a part file
+lands beside the other job's tables, under a name no manifest lists; one object moved
+or deleted). The window is one request long; the stall must outlast the lease.
 """
 
 from __future__ import annotations
 
 import functools
 import json
-import logging
 import os
 import threading
 import time
@@ -77,8 +79,9 @@ class Lease:
     took it over after `LEASE_S` without a rewrite, or it was deleted), else None;
     `confirm` is asked before each change to the output."""
 
-    def __init__(self, location: str, bucket: str, key: str, body: bytes, etag: str) -> None:
-        self.location, self._bucket, self._key, self._body, self.etag = location, bucket, key, body, etag
+    def __init__(self, location: str, record: dict, etag: str) -> None:
+        self.location, self.record, self.etag = location, record, etag
+        (self._bucket, self._key), self._body = _bucket_key(location), json.dumps(record).encode()
         self.lost: str | None = None
         self._renewed = _clock()  # when a write of it last succeeded
         self._writing = threading.Lock()  # one conditional rewrite at a time: each changes the ETag the next needs
@@ -93,15 +96,20 @@ class Lease:
 
         with self._writing:
             if self.lost:
-                raise LeaseLost(f"{self.location}: this job's lock is no longer its own ({self.lost})")
+                raise LeaseLost(f"this job's lock {self.location} is no longer its own ({self.lost})")
             try:
-                put = _client().put_object(Bucket=self._bucket, Key=self._key, Body=self._body, IfMatch=self.etag)
+                self.etag = _client().put_object(Bucket=self._bucket, Key=self._key, Body=self._body,
+                                                 IfMatch=self.etag)["ETag"]  # fmt: skip
             except ClientError as err:
                 if _code(err) not in _RACE:
                     raise
-                self.lost = f"another job took it over after {LEASE_S:g} s without a renewal, or it was deleted"
-                raise LeaseLost(f"{self.location}: this job's lock is no longer its own ({self.lost})") from None
-            self.etag, self._renewed = put["ETag"], _clock()
+                # a rewrite whose answer was lost, retried by the client: the lock is this one's all the same
+                # (where the store's ETag is not the MD5 of the body, the retry's condition no longer holds)
+                if (held := read(self.location)) is None or held[0] != self.record:
+                    self.lost = f"another job took it over after {LEASE_S:g} s without a renewal, or it was deleted"
+                    raise LeaseLost(f"this job's lock {self.location} is no longer its own ({self.lost})") from None
+                self.etag = held[2]
+            self._renewed = _clock()
 
     def _renew(self) -> None:
         from botocore.exceptions import BotoCoreError, ClientError
@@ -109,10 +117,13 @@ class Lease:
         while not self._stop.wait(RENEW_S):
             try:
                 self._rewrite()
-            except LeaseLost as err:
-                logging.getLogger("sessionflow").warning("warning: %s; this job stops at its next write", err)
+            except LeaseLost:  # told by the job, which stops at its next change to the output (`confirm`)
                 return
-            except (ClientError, BotoCoreError):  # the store out of reach for a moment: the next may get through
+            except (
+                ClientError,
+                BotoCoreError,
+                OSError,
+            ):  # the store out of reach for a moment: the next may get through
                 continue
 
     def fresh(self) -> bool:
@@ -131,8 +142,10 @@ class Lease:
             return
         try:
             self._rewrite()
-        except (ClientError, BotoCoreError) as err:
-            raise LeaseLost(f"{self.location}: this job's lock cannot be confirmed ({_message(err)})") from None
+        except LeaseLost:
+            raise
+        except (ClientError, BotoCoreError, OSError) as err:
+            raise LeaseLost(f"this job's lock {self.location} cannot be confirmed ({_message(err)})") from None
 
     def release(self) -> None:
         """Stop rewriting the lock and delete it, unless another job holds it now."""
@@ -173,7 +186,7 @@ def acquire(location: str, record: dict, gone: Callable[[dict], bool]) -> Lease:
             try:
                 etag = _client().put_object(Bucket=bucket, Key=key, Body=body, IfNoneMatch="*")["ETag"]
                 _refused_again(bucket, key, body)
-                return Lease(location, bucket, key, body, etag)
+                return Lease(location, record, etag)
             except ClientError as err:
                 if _code(err) in _UNSUPPORTED:
                     raise NotSupported(location) from None
@@ -183,11 +196,13 @@ def acquire(location: str, record: dict, gone: Callable[[dict], bool]) -> Lease:
             if held is None:  # deleted since: try again
                 continue
             holder, age_s, seen = held
+            if holder == record:  # made by this very call, its answer lost and the write retried by the client
+                return Lease(location, record, seen)
             if age_s < LEASE_S and not (holder and gone(holder)):
                 raise Held(holder, age_s)
             try:
                 etag = _client().put_object(Bucket=bucket, Key=key, Body=body, IfMatch=seen)["ETag"]
-                return Lease(location, bucket, key, body, etag)
+                return Lease(location, record, etag)
             except ClientError as err:
                 if _code(err) not in _RACE:
                     raise

@@ -709,7 +709,9 @@ def check_writable_dir(location: str | os.PathLike, what: str = "output") -> Non
             raise ValueError(f"{what} {location}: a file is there; a directory is needed")
         make_dirs(location)
         write_bytes(b"", probe)
-        remove(probe)
+        fs, path = resolve(probe)
+        with _errors(probe):  # this process's own probe: deleted whatever else may hold the directory now
+            fs.delete_file(path)
     except StorageError as err:  # named by the directory: the probe is not the user's file
         raise StorageError(f"{what} {str(err).replace(probe, str(location))}") from None
     except OSError as err:
@@ -784,6 +786,7 @@ def move(src: str | os.PathLike, dst: str | os.PathLike) -> None:
             return
         for entry in fs.get_file_info(pafs.FileSelector(path, recursive=True)):
             if entry.type == pafs.FileType.File:
+                _changing(_rebuild(str(src), path, entry.path))  # each object: a move of many takes a while
                 fs.move(entry.path, target + entry.path[len(path) :])
         with suppress(OSError, pa.ArrowException):  # an object store's directory markers, where it keeps any
             fs.delete_dir(path)

@@ -64,7 +64,7 @@ def test_of_jobs_taking_one_lock_at_once_exactly_one_wins(s3):
     assert keys(s3) == []
 
 
-def test_a_lease_is_renewed_while_held_and_a_lost_one_is_told_and_left_alone(s3, monkeypatch, caplog):
+def test_a_lease_is_renewed_while_held_and_a_lost_one_is_told_and_left_alone(s3, monkeypatch):
     monkeypatch.setattr(leases, "RENEW_S", 0.1)
     monkeypatch.setattr(leases, "LEASE_S", 2.5)  # the store's times are in whole seconds: an age is off by up to 1
     location = f"{s3}/out/{LOCK}"
@@ -74,12 +74,13 @@ def test_a_lease_is_renewed_while_held_and_a_lost_one_is_told_and_left_alone(s3,
         leases.acquire(location, {"name": "second"}, gone=lambda holder: False)
     assert err.value.holder == {"name": "first"} and err.value.age_s <= 1.0
     put_lock(location, {"name": "another"})  # taken over (or rewritten by hand) behind its back
-    with caplog.at_level(logging.WARNING, logger="sessionflow"):
-        for _ in range(50):
-            if lease.lost:
-                break
-            time.sleep(0.05)
-    assert lease.lost and f"{location}: this job's lock is no longer its own" in caplog.text
+    for _ in range(50):
+        if lease.lost:
+            break
+        time.sleep(0.05)
+    assert lease.lost, "the renewals did not find it"
+    with pytest.raises(leases.LeaseLost, match=f"this job's lock {location} is no longer its own"):
+        lease.confirm()  # asked before the job's next change to the output
     lease.release()  # not its own: left to the job holding it
     assert leases.read(location)[0] == {"name": "another"}
 
@@ -135,7 +136,9 @@ def store_without(s3_endpoint, s3, monkeypatch):
     """`store_without(methods, ignore=False)`: an S3-compatible endpoint on 127.0.0.1 that
     lacks conditional writes for those HTTP methods (as stores older than S3's 2024
     conditional writes do: 501 NotImplemented for an If-None-Match or If-Match header;
-    with `ignore`, every such header dropped: the write is taken whatever it asks), standing in
+    with `ignore`, every such header dropped: the write is taken whatever it asks; with
+    `drop_first_answer`, the first conditional create is done but its answer never
+    comes: a network fault the client retries after), standing in
     for such a store (none can be installed here); every other request goes on to the
     moto endpoint. AWS_ENDPOINT_URL points at it."""
     import http.client
@@ -144,7 +147,9 @@ def store_without(s3_endpoint, s3, monkeypatch):
     target = s3_endpoint.removeprefix("http://")
     servers = []
 
-    def start(methods: set[str], ignore: bool = False) -> None:
+    def start(methods: set[str], ignore: bool = False, drop_first_answer: bool = False) -> None:
+        dropped = []
+
         class Forward(http.server.BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"  # answers a client's `Expect: 100-continue` before its body
 
@@ -169,6 +174,7 @@ def store_without(s3_endpoint, s3, monkeypatch):
                     self.end_headers()
                     self.wfile.write(reply)
                     return
+                first_create = drop_first_answer and not dropped and "If-None-Match" in self.headers
                 upstream = http.client.HTTPConnection(target, timeout=30)
                 headers = {
                     k: v
@@ -178,6 +184,10 @@ def store_without(s3_endpoint, s3, monkeypatch):
                 upstream.request(self.command, self.path, body=body or None, headers=headers)
                 answer = upstream.getresponse()
                 data = answer.read()
+                if first_create:  # written, but the answer is lost on the way back: the client tries again
+                    dropped.append(self.path)
+                    self.close_connection = True
+                    return
                 self.send_response(answer.status)
                 for name, value in answer.getheaders():  # a HEAD's Content-Length is the object's size
                     if name.lower() not in ("transfer-encoding", "connection", "date", "server", "content-length"):
@@ -262,10 +272,10 @@ def test_a_job_whose_lock_was_taken_over_stops_without_touching_the_output(tmp_p
     written = {key: boto3.client("s3").get_object(Bucket=s3[5:], Key=key)["ETag"] for key in keys(s3)}
     assert first.wait(timeout=60) == 2
     said = first.stderr.read().strip().splitlines()
-    assert said[-1] == (
-        f"error: {out}/{LOCK}: this job's lock is no longer its own (another job took it over after 2 s without a "
-        "renewal, or it was deleted)"
-    ), said
+    assert said == [
+        f"error: --output {out}: this job's lock {out}/{LOCK} is no longer its own (another job took it over after 2 s "
+        "without a renewal, or it was deleted); the job stopped without touching the output again"
+    ], said
     assert {key: boto3.client("s3").get_object(Bucket=s3[5:], Key=key)["ETag"] for key in keys(s3)} == written
     report = json.loads(boto3.client("s3").get_object(Bucket=s3[5:], Key="events/report.json")["Body"].read())
     assert report["files"][0]["path"] == str(tmp_path / "other.tsv")
@@ -329,3 +339,15 @@ def test_an_unreadable_lock_is_told_as_such(tmp_path, s3):
         f"error: --output {s3}/events: a job is writing there now (its lock, which sessionflow cannot read, was "
         "written "
     ), message
+
+
+def test_a_lock_made_by_a_write_whose_answer_was_lost_is_the_jobs_own(tmp_path, s3, store_without):
+    """The second breaking helper's find: the answer to the write that made the lock was
+    lost, the client wrote again, the store refused (the lock was there: this job's), and
+    the job refused itself, naming its own process, its lock left behind."""
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / "part-1.tsv").write_text(LOG)
+    store_without(set(), drop_first_answer=True)
+    ran = sessionflow("ingest", tmp_path / "logs", "-f", "aol", "-o", f"{s3}/events", "--engine", "local")
+    assert ran.exit_code == 0, ran.output
+    assert "events/report.json" in keys(s3) and f"events/{LOCK}" not in keys(s3)

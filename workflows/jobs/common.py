@@ -459,7 +459,7 @@ def nothing_left_on_error() -> Iterator[None]:
     except BaseException as err:
         cause = user_error(err)
         # an S3 output whose lock another job took over (this job stalled) may be that job's now: left alone
-        lost = [location for location in _LOCKED[locked:] if lock_lost(location)]
+        lost = {location: why for location in _LOCKED[locked:] if (why := lock_lost(location))}
         created = [(top, own) for top, own in reversed(_CREATED[start:])
                    if not any(storage.contains(location, own) for location in lost)]  # fmt: skip
         replaced_here = [(location, writes) for location, writes in reversed(_REPLACED[replaced:])
@@ -479,6 +479,8 @@ def nothing_left_on_error() -> Iterator[None]:
         unlock()
         for top, _ in created:
             _remove_empty_dirs(top)  # the parents it made, unless another job wrote there meanwhile
+        if lost:  # what the job then met (a table taken from under it, its lock refused) follows from it
+            raise OSError(next(iter(lost.values()))) from None
         raise cause from None
     else:
         for location, _ in _REPLACED[replaced:]:
