@@ -119,12 +119,8 @@ class Lease:
                 self._rewrite()
             except LeaseLost:  # told by the job, which stops at its next change to the output (`confirm`)
                 return
-            except (
-                ClientError,
-                BotoCoreError,
-                OSError,
-            ):  # the store out of reach for a moment: the next may get through
-                continue
+            except (ClientError, BotoCoreError, OSError):
+                continue  # the store out of reach for a moment: the next rewrite may get through
 
     def fresh(self) -> bool:
         """Whether the lock was written less than `LEASE_S` / 2 ago by this machine's

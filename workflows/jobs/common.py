@@ -444,7 +444,9 @@ def nothing_left_on_error() -> Iterator[None]:
     output aside (`.previous-<12 hex>`, until the next run there is done); the
     directories it created that are still empty go (a `segment` stopped before its first
     table left an empty output directory). A job that ends well deletes the earlier
-    output it kept aside."""
+    output it kept aside. An S3 output whose lock the job has lost (it stalled past its
+    lease and another job took the output over: `sessions.io.lock_lost`) is left as it
+    is, and that loss is the error the job ends with."""
     from sessions import storage
     from sessions.io import discard_previous, holds_job_work, lock_lost, restore_previous, unlock_output
 
