@@ -728,8 +728,10 @@ storage.check_changes_with(_confirm_lock)
 def lock_lost(out: str) -> str | None:
     """Why this process no longer holds the lock of the S3 output `out` it held (asked of
     the store where it is not `fresh`: `sessions.leases.Lease.confirm`), in one line for
-    the user; None while it holds it, and for any other output. The output may be another
-    job's now: nothing of this job may touch it, its clean-up included."""
+    the user: another job took it over, or it was deleted. The output may be another
+    job's now: nothing of this job may touch it, its clean-up included. None while it
+    holds it, when the store cannot be asked now (out of reach is not taken over), and
+    for any other output."""
     from sessions.leases import LeaseLost
 
     lease = _LEASES.get(f"s3://{storage.resolve(out)[1]}") if storage.scheme(out) == "s3" else None
@@ -737,7 +739,8 @@ def lock_lost(out: str) -> str | None:
         if lease is not None:
             lease.confirm()
     except LeaseLost as err:
-        return f"--output {out}: {err}; the job stopped without touching the output again"
+        if lease.lost:
+            return f"--output {out}: {err}; the job stopped without touching the output again"
     return None
 
 

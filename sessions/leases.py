@@ -81,7 +81,8 @@ class Lease:
 
     def __init__(self, location: str, record: dict, etag: str) -> None:
         self.location, self.record, self.etag = location, record, etag
-        (self._bucket, self._key), self._body = _bucket_key(location), json.dumps(record).encode()
+        self._bucket, self._key = _bucket_key(location)
+        self._writes = 0  # the lock as `acquire` wrote it is `_body(record, 0)`
         self.lost: str | None = None
         self._renewed = _clock()  # when a write of it last succeeded
         self._writing = threading.Lock()  # one conditional rewrite at a time: each changes the ETag the next needs
@@ -97,15 +98,15 @@ class Lease:
         with self._writing:
             if self.lost:
                 raise LeaseLost(f"this job's lock {self.location} is no longer its own ({self.lost})")
+            self._writes += 1  # each rewrite's body differs, so its ETag does: a taker's condition on the last fails
             try:
-                self.etag = _client().put_object(Bucket=self._bucket, Key=self._key, Body=self._body,
-                                                 IfMatch=self.etag)["ETag"]  # fmt: skip
+                self.etag = _client().put_object(Bucket=self._bucket, Key=self._key, IfMatch=self.etag,
+                                                 Body=_body(self.record, self._writes))["ETag"]  # fmt: skip
             except ClientError as err:
                 if _code(err) not in _RACE:
                     raise
                 # a rewrite whose answer was lost, retried by the client: the lock is this one's all the same
-                # (where the store's ETag is not the MD5 of the body, the retry's condition no longer holds)
-                if (held := read(self.location)) is None or held[0] != self.record:
+                if (held := read(self.location)) is None or _identity(held[0]) != self.record:
                     self.lost = f"another job took it over after {LEASE_S:g} s without a renewal, or it was deleted"
                     raise LeaseLost(f"this job's lock {self.location} is no longer its own ({self.lost})") from None
                 self.etag = held[2]
@@ -175,7 +176,7 @@ def acquire(location: str, record: dict, gone: Callable[[dict], bool]) -> Lease:
     from botocore.exceptions import BotoCoreError, ClientError
 
     bucket, key = _bucket_key(location)
-    body = json.dumps(record).encode()
+    body = _body(record, 0)
     holder, age_s = {}, 0.0
     try:
         for _ in range(5):
@@ -192,7 +193,7 @@ def acquire(location: str, record: dict, gone: Callable[[dict], bool]) -> Lease:
             if held is None:  # deleted since: try again
                 continue
             holder, age_s, seen = held
-            if holder == record:  # made by this very call, its answer lost and the write retried by the client
+            if _identity(holder) == record:  # made by this very call, its answer lost and the write retried
                 return Lease(location, record, seen)
             if age_s < LEASE_S and not (holder and gone(holder)):
                 raise Held(holder, age_s)
@@ -247,6 +248,18 @@ def read(location: str) -> tuple[dict, float, str] | None:
     date = got["ResponseMetadata"].get("HTTPHeaders", {}).get("date")
     now = parsedate_to_datetime(date).timestamp() if date else time.time()
     return holder, max(0.0, now - got["LastModified"].timestamp()), got["ETag"]
+
+
+def _body(record: dict, writes: int) -> bytes:
+    """The lock's bytes: its holder's `record`, and how many times it rewrote it (`written`),
+    so that every rewrite has an ETag of its own (S3's is the MD5 of the bytes): a taker's
+    condition on a version read before a late renewal then fails."""
+    return json.dumps({**record, "written": writes}).encode()
+
+
+def _identity(holder: dict) -> dict:
+    """A lock's record without its count of rewrites: the process that holds it."""
+    return {key: value for key, value in holder.items() if key != "written"}
 
 
 def _clock() -> float:
