@@ -708,7 +708,12 @@ def lock_output(out: str) -> bool:
     raise ValueError(f"--output {out}: other jobs keep claiming it; choose another directory")
 
 
-_LEASES: dict[str, Any] = {}  # the S3 output locks this process holds (`sessions.leases.Lease`), by output
+_LEASES: dict[str, Any] = {}  # the S3 output locks this process holds (`sessions.leases.Lease`), by `_on_s3`
+
+
+def _on_s3(location: str) -> str:
+    """An `s3://` location in one spelling (`S3://b/x/` and `s3://b/x` are one output)."""
+    return f"s3://{storage.resolve(location)[1]}"
 
 
 def _confirm_lock(location: str) -> None:
@@ -716,7 +721,7 @@ def _confirm_lock(location: str) -> None:
     LeaseLost` when it lies in an S3 output whose lock this process held and has lost."""
     if not _LEASES or storage.scheme(location) != "s3":
         return
-    where = f"s3://{storage.resolve(location)[1]}"
+    where = _on_s3(location)
     for output, lease in list(_LEASES.items()):
         if where == output or where.startswith(output + "/"):
             lease.confirm()
@@ -734,7 +739,7 @@ def lock_lost(out: str) -> str | None:
     for any other output."""
     from sessions.leases import LeaseLost
 
-    lease = _LEASES.get(f"s3://{storage.resolve(out)[1]}") if storage.scheme(out) == "s3" else None
+    lease = _LEASES.get(_on_s3(out)) if storage.scheme(out) == "s3" else None
     try:
         if lease is not None:
             lease.confirm()
@@ -750,7 +755,7 @@ def _lock_on_s3(out: str, me: dict) -> bool:
 
     from sessions import leases
 
-    where = f"s3://{storage.resolve(out)[1]}"
+    where = _on_s3(out)
     if where in _LEASES:
         return False
 
@@ -892,7 +897,7 @@ def unlock_output(out: str) -> None:
     """Remove the `LOCK` this process holds in `out` (`lock_output`); nothing when the
     directory or its lock is gone, or the lock is another process's."""
     if storage.scheme(out) == "s3":
-        if (lease := _LEASES.pop(f"s3://{storage.resolve(out)[1]}", None)) is not None:
+        if (lease := _LEASES.pop(_on_s3(out), None)) is not None:
             lease.release()
         return
     if (local := storage.local_path(out)) is None:
