@@ -81,7 +81,7 @@ class Lease:
 
     def __init__(self, location: str, record: dict, etag: str) -> None:
         self.location, self.record, self.etag = location, record, etag
-        self._bucket, self._key = _bucket_key(location)
+        self._bucket, self._key = bucket_key(location)
         self._writes = 0  # the lock as `acquire` wrote it is `_body(record, 0)`
         self.lost: str | None = None
         self._renewed = _clock()  # when a write of it last succeeded
@@ -100,7 +100,7 @@ class Lease:
                 raise LeaseLost(f"this job's lock {self.location} is no longer its own ({self.lost})")
             self._writes += 1  # each rewrite's body differs, so its ETag does: a taker's condition on the last fails
             try:
-                self.etag = _client().put_object(Bucket=self._bucket, Key=self._key, IfMatch=self.etag,
+                self.etag = s3_client().put_object(Bucket=self._bucket, Key=self._key, IfMatch=self.etag,
                                                  Body=_body(self.record, self._writes))["ETag"]  # fmt: skip
             except ClientError as err:
                 if _code(err) not in _RACE:
@@ -154,12 +154,12 @@ class Lease:
             return
         fresh = self.fresh()
         try:
-            _client().delete_object(Bucket=self._bucket, Key=self._key, IfMatch=self.etag)
+            s3_client().delete_object(Bucket=self._bucket, Key=self._key, IfMatch=self.etag)
         except ClientError as err:
             # a store without conditional deletes: delete it only where no other job can hold it yet
             if _code(err) in _UNSUPPORTED and fresh:
                 with suppress(ClientError, BotoCoreError):
-                    _client().delete_object(Bucket=self._bucket, Key=self._key)
+                    s3_client().delete_object(Bucket=self._bucket, Key=self._key)
         except BotoCoreError:
             pass  # out of reach: the lease lapses by itself after LEASE_S
 
@@ -175,13 +175,13 @@ def acquire(location: str, record: dict, gone: Callable[[dict], bool]) -> Lease:
     missing credentials or bucket."""
     from botocore.exceptions import BotoCoreError, ClientError
 
-    bucket, key = _bucket_key(location)
+    bucket, key = bucket_key(location)
     body = _body(record, 0)
     holder, age_s = {}, 0.0
     try:
         for _ in range(5):
             try:
-                etag = _client().put_object(Bucket=bucket, Key=key, Body=body, IfNoneMatch="*")["ETag"]
+                etag = s3_client().put_object(Bucket=bucket, Key=key, Body=body, IfNoneMatch="*")["ETag"]
                 _refused_again(bucket, key, body)
                 return Lease(location, record, etag)
             except ClientError as err:
@@ -198,7 +198,7 @@ def acquire(location: str, record: dict, gone: Callable[[dict], bool]) -> Lease:
             if age_s < LEASE_S and not (holder and gone(holder)):
                 raise Held(holder, age_s)
             try:
-                etag = _client().put_object(Bucket=bucket, Key=key, Body=body, IfMatch=seen)["ETag"]
+                etag = s3_client().put_object(Bucket=bucket, Key=key, Body=body, IfMatch=seen)["ETag"]
                 return Lease(location, record, etag)
             except ClientError as err:
                 if _code(err) not in _RACE:
@@ -215,12 +215,12 @@ def _refused_again(bucket: str, key: str, body: bytes) -> None:
     from botocore.exceptions import ClientError
 
     try:
-        _client().put_object(Bucket=bucket, Key=key, Body=body, IfNoneMatch="*")
+        s3_client().put_object(Bucket=bucket, Key=key, Body=body, IfNoneMatch="*")
     except ClientError as err:
         if _code(err) in _RACE:
             return
         raise
-    _client().delete_object(Bucket=bucket, Key=key)
+    s3_client().delete_object(Bucket=bucket, Key=key)
     raise NotSupported(f"s3://{bucket}/{key}")
 
 
@@ -230,9 +230,9 @@ def read(location: str) -> tuple[dict, float, str] | None:
     the store cannot be asked."""
     from botocore.exceptions import BotoCoreError, ClientError
 
-    bucket, key = _bucket_key(location)
+    bucket, key = bucket_key(location)
     try:
-        got = _client().get_object(Bucket=bucket, Key=key)
+        got = s3_client().get_object(Bucket=bucket, Key=key)
         raw = got["Body"].read()
     except ClientError as err:
         if _code(err) in ("NoSuchKey", "404", "NoSuchBucket"):
@@ -270,7 +270,8 @@ def _clock() -> float:
     return time.clock_gettime(boottime) if boottime is not None else time.monotonic()
 
 
-def _bucket_key(location: str) -> tuple[str, str]:
+def bucket_key(location: str) -> tuple[str, str]:
+    """The bucket and the key of an `s3://bucket/key` location."""
     bucket, _, key = location.split("://", 1)[1].partition("/")
     return bucket, key
 
@@ -292,6 +293,8 @@ def _client_for(endpoint: str | None) -> Any:
     return boto3.session.Session().client("s3", endpoint_url=endpoint or None, config=config)
 
 
-def _client() -> Any:
-    """One S3 client per `AWS_ENDPOINT_URL` (boto3's clients are thread-safe)."""
+def s3_client() -> Any:
+    """A boto3 S3 client for the endpoint of `AWS_ENDPOINT_URL` (AWS itself when it is not
+    set), one per endpoint (boto3's clients are thread-safe): 5 s to connect, 20 s to read,
+    three attempts."""
     return _client_for(os.environ.get("AWS_ENDPOINT_URL"))

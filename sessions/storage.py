@@ -133,6 +133,12 @@ def resolve(location: str | os.PathLike) -> tuple[pafs.FileSystem, str]:
         return pafs.LocalFileSystem(), absolute(path)
     rest = text[len(kind) + 3 :]
     authority, _, key = rest.partition("/")
+    if any(part in ("", ".", "..") for part in key.rstrip("/").split("/")) and key.rstrip("/"):
+        fixed = posixpath.normpath("/" + key).lstrip("/")
+        raise StorageError(
+            f"{text}: an object store's keys are names, not paths: a '.', '..' or empty part in one names "
+            f"no folder there; write {kind}://{authority}/{fixed}"
+        )
     try:
         fs = _filesystem(kind, authority, os.environ.get("AWS_ENDPOINT_URL"))
     except StorageError:
@@ -176,11 +182,14 @@ def _errors(location: str | os.PathLike) -> Iterator[None]:
             message = message[:240].rsplit(" ", 1)[0] + " ..."
         if hint and any(w in message for w in _AUTH_WORDS):
             message += f" ({hint})"
-        elif any(w in message for w in ("NoSuchBucket", "does not exist", "not found")):
+        elif _NO_BUCKET.search(message):
             message += " (create the bucket first, or check its name)"
         raise StorageError(f"{location}: {message}") from None
 
 
+# a missing bucket in the words of pyarrow (S3, GCS) and the AWS SDK; not a missing key ("NO_SUCH_KEY ...
+# The specified key does not exist"), for which creating the bucket is no advice
+_NO_BUCKET = re.compile(r"NoSuchBucket|NO_SUCH_BUCKET|bucket '[^']*' not found|bucket does not exist", re.IGNORECASE)
 _UNREACHABLE = ("Couldn't resolve host", "Could not resolve host", "Couldn't connect", "Could not connect",
                 "Name or service not known", "Connection refused", "timed out")  # fmt: skip
 
@@ -653,7 +662,8 @@ def open_output(location: str | os.PathLike) -> Iterator[pa.NativeFile]:
     fs, path = resolve(written_at(location))
     tmp = posixpath.join(posixpath.dirname(path), f".{posixpath.basename(path)}.tmp-{uuid.uuid4().hex[:12]}")
     with _errors(location):
-        fs.create_dir(posixpath.dirname(path), recursive=True)
+        if _keeps_dirs(location):
+            fs.create_dir(posixpath.dirname(path), recursive=True)
         stream = fs.open_output_stream(tmp)
     try:
         yield stream
@@ -690,9 +700,19 @@ def write_text(text: str, location: str | os.PathLike) -> str:
     return write_bytes(text.encode("utf-8"), location)
 
 
+def _keeps_dirs(location: str | os.PathLike) -> bool:
+    """Whether directories are made before files are written in them: everywhere but S3,
+    whose directories are key prefixes (`make_dirs`)."""
+    return scheme(location) != "s3"
+
+
 def make_dirs(location: str | os.PathLike) -> None:
-    """Create a directory and its parents (nothing to do on object stores, whose
-    directories are key prefixes; done anyway where the filesystem keeps them)."""
+    """Create a directory and its parents where the filesystem keeps directories. Nothing
+    on S3, whose directories are key prefixes: pyarrow's `create_dir` would write an empty
+    marker object for each level, the bucket's existing folders included, which stay
+    after the job (a failed one, too); other stores get what their filesystem does."""
+    if not _keeps_dirs(location):
+        return
     fs, path = resolve(location)
     with _errors(location):
         fs.create_dir(path, recursive=True)
@@ -761,6 +781,37 @@ def remove_files(locations: Iterable[str]) -> None:
     for location in locations:
         fs, path = resolve(location)
         _delete_quietly(fs, path)
+
+
+def remove_empty_dirs(location: str | os.PathLike) -> None:
+    """Delete the directories at and under `location` that hold nothing (no file at any
+    depth): for a job's clean-up of the directories it made. Locally each is an `rmdir`,
+    so a directory another process has written into meanwhile stays. On S3 a directory
+    is a key prefix, and what stays of one is its markers, the empty objects whose key
+    ends in `/` (pyarrow's `create_dir` writes them, and its `delete_dir` writes the
+    parent's); they are deleted one by one, only while nothing but markers is under the
+    prefix, so no object of another job goes with them. Other object stores: nothing
+    (their markers stay). Errors are ignored: a clean-up must not hide the job's own."""
+    if is_local(location):
+        root = resolve(location)[1]
+        for here, _, _ in os.walk(root, topdown=False):
+            with suppress(OSError):  # not empty, or gone
+                os.rmdir(here)
+        return
+    if scheme(location) != "s3":
+        return
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from sessions.leases import bucket_key, s3_client
+
+    bucket, key = bucket_key(absolute(location))
+    prefix = key.rstrip("/") + "/"
+    with suppress(BotoCoreError, ClientError):
+        found = s3_client().list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1000).get("Contents", [])
+        if len(found) == 1000 or any(not o["Key"].endswith("/") or o["Size"] for o in found):
+            return  # an object that is not a marker: the directory is not empty
+        for marker in sorted((o["Key"] for o in found), key=len, reverse=True):
+            s3_client().delete_object(Bucket=bucket, Key=marker)
 
 
 def _delete_quietly(fs: pafs.FileSystem, path: str) -> None:

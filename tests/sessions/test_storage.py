@@ -344,6 +344,44 @@ def test_a_bucket_that_does_not_exist_is_named(s3):
     assert "\n" not in str(err.value) and "create the bucket" in str(err.value)
 
 
+@pytest.mark.parametrize(
+    ("location", "fixed"),
+    [("s3://bkt/./x", "s3://bkt/x"), ("s3://bkt/a/./b/", "s3://bkt/a/b"), ("s3://bkt/z/../w", "s3://bkt/w"),
+     ("s3://bkt//y", "s3://bkt/y"), ("gs://bkt/a//b/c", "gs://bkt/a/b/c"), ("s3://bkt/../x", "s3://bkt/x")],
+)  # fmt: skip
+def test_a_dot_or_empty_part_in_an_object_stores_key_is_refused_naming_the_key_meant(location, fixed):
+    """`-o s3://b/./x` failed in a CopyObject deep in the job (the SDK sends `./x` for
+    one request and `x` for another), with a missing bucket's advice; and `s3://b//y`
+    with pyarrow's "Empty path component". A key is a name, not a path: refused in one
+    line at once, the key meant named."""
+    with pytest.raises(storage.StorageError) as err:
+        storage.resolve(location)
+    assert str(err.value) == (
+        f"{location}: an object store's keys are names, not paths: a '.', '..' or empty part in one names "
+        f"no folder there; write {fixed}"
+    )
+
+
+def test_keys_with_dots_inside_their_names_and_a_trailing_slash_are_keys(s3):
+    for location in (f"{s3}/a.b/..c/.d", f"{s3}/dir/", s3):
+        storage.resolve(location)
+
+
+@pytest.mark.parametrize(
+    ("message", "advice"),
+    [("Bucket 'nope' not found.", True),  # pyarrow's S3, writing
+     ("An error occurred (NoSuchBucket) when calling the ListObjectsV2 operation: The specified bucket does not exist",
+      True),  # the AWS SDK
+     ("When copying key 'x/.t' in bucket 'bkt' to key 'x/t' in bucket 'bkt': AWS Error NO_SUCH_KEY during "
+      "CopyObject operation: The specified key does not exist.", False),  # a key; the bucket is there
+     ("Path does not exist 'bkt/x'", False)],
+)  # fmt: skip
+def test_the_advice_to_create_the_bucket_is_given_for_a_missing_bucket_only(message, advice):
+    with pytest.raises(storage.StorageError) as err, storage._errors("s3://bkt/x"):
+        raise OSError(message)
+    assert ("create the bucket first" in str(err.value)) is advice, str(err.value)
+
+
 def test_a_missing_bucket_is_named_under_a_pattern_and_refused_as_training_storage(s3):
     bucket = s3.removeprefix("s3://").split("/")[0]
     with pytest.raises(FileNotFoundError, match=rf"no file matches \(the bucket {bucket}-nope does not exist"):

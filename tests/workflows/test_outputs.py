@@ -673,6 +673,27 @@ def test_on_an_object_store_a_failed_or_killed_rerun_keeps_the_earlier_output(tm
     assert again.exit_code == 0 and not [f for f in objects(out) if ".previous-" in f]
 
 
+def test_on_an_object_store_a_failed_job_leaves_no_directory_marker_of_the_folders_it_made(s3):
+    """A job that failed on its input into a new `s3://B/new/out` deleted its output, and
+    pyarrow then wrote the empty marker `new/` in its place (its `delete_dir` keeps the
+    parent): a `new` folder the job had made stayed in the bucket. A marker of a folder
+    that holds another object is not the job's to delete."""
+    import boto3
+
+    bucket = s3.removeprefix("s3://")
+
+    def keys() -> list[str]:
+        return sorted(o["Key"] for o in client.list_objects_v2(Bucket=bucket).get("Contents", []))
+
+    client = boto3.client("s3")  # as a user's tools write objects: no folder markers
+    client.put_object(Bucket=bucket, Key="in/bad.tsv", Body=b"x\ty\tnot a time\t\t\n")
+    client.put_object(Bucket=bucket, Key="kept/file.txt", Body=b"a user's file")
+    for out in (f"{s3}/new/deeper/out", f"{s3}/kept/new/out"):
+        failed = sessionflow("segment", f"{s3}/in/bad.tsv", "-f", "aol", "-o", out, "--engine", "local")
+        assert failed.exit_code == 2 and "nothing could be read" in " ".join(failed.output.split()), failed.output
+        assert keys() == ["in/bad.tsv", "kept/file.txt"], (out, keys())
+
+
 def test_a_failed_rerun_restores_the_earlier_output_given_as_a_file_uri_or_failing_in_its_claim(done, monkeypatch):
     """`-o file:///...` failed to put it back (a path taken for the URI); a user's error
     raised by the claim itself, after it set the output aside, did not put it back."""

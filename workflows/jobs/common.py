@@ -4,9 +4,8 @@ labelled pairs that `train session` and `evaluate pairs` both take (`read_pairs_
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -472,7 +471,7 @@ def nothing_left_on_error() -> Iterator[None]:
                     restore_previous(location, writes)
             unlock()  # before an empty directory it made goes: its lock is all it holds
             for top, _ in created:
-                _remove_empty_dirs(top)
+                storage.remove_empty_dirs(top)
             raise
         for location, writes in replaced_here:
             restore_previous(location, writes)
@@ -480,7 +479,7 @@ def nothing_left_on_error() -> Iterator[None]:
             storage.remove(own)  # its lock with it: no other job takes the output before it is gone
         unlock()
         for top, _ in created:
-            _remove_empty_dirs(top)  # the parents it made, unless another job wrote there meanwhile
+            storage.remove_empty_dirs(top)  # the parents it made, unless another job wrote there meanwhile
         if lost:  # what the job then met (a table taken from under it, its lock refused) follows from it
             raise OSError(next(iter(lost.values()))) from None
         raise cause from None
@@ -490,19 +489,6 @@ def nothing_left_on_error() -> Iterator[None]:
     finally:
         unlock()
         del _CREATED[start:], _REPLACED[replaced:], _LOCKED[locked:]
-
-
-def _remove_empty_dirs(location: str) -> None:
-    """Delete the directories under a local `location`, and it, that hold nothing (not a
-    file at any depth); an object store keeps no directory without objects."""
-    from sessions import storage
-
-    if not storage.is_local(location):
-        return
-    root = storage.resolve(location)[1]
-    for here, _, _ in os.walk(root, topdown=False):
-        with suppress(OSError):  # not empty, or gone
-            os.rmdir(here)
 
 
 PAIR_COLUMNS = ("query_a", "query_b", "label")  # what every reader of labelled pairs needs
