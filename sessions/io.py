@@ -842,21 +842,25 @@ def _lock_holder(path: Path) -> dict | None:
 def this_process() -> dict:
     """This process as `process_running` recognises it later: {"pid", "started" (its
     start time, seconds since the epoch, UTC), "host", and on Linux "boot" (the kernel's
-    boot id) and "pid_namespace" (the inode of its PID namespace)}. A pid alone is
-    reused by the system; the start time tells a new process under it apart; a host
-    name alone is shared by containers and by machines named alike."""
+    boot id), "pid_namespace" (the inode of its PID namespace) and "start_ticks" (its
+    start in clock ticks since boot)}. A pid alone is reused by the system; the start
+    time tells a new process under it apart; a host name alone is shared by containers
+    and by machines named alike."""
     import socket
 
     import psutil
 
+    ticks = _start_ticks(os.getpid())
     return {"pid": os.getpid(), "started": psutil.Process().create_time(), "host": socket.gethostname(),
-            **_process_space()}  # fmt: skip
+            **_process_space(), **({"start_ticks": ticks} if ticks is not None else {})}  # fmt: skip
 
 
 def process_running(process: Mapping, other_boot: bool = True) -> bool:
     """Whether the process `this_process` described (at least its "pid", "started" and
     "host") still runs: where this process can see it (the same host, PID namespace and
-    boot), the same pid started at the same time (within 1 s). One it cannot see is
+    boot), the same pid started at the same time: the same clock tick since boot where
+    both sides know it (Linux), else within 1 s of the recorded epoch seconds, which
+    a step of the wall clock (NTP, a VM's clock set) moves for every process. One it cannot see is
     taken as running: another host's, or another PID namespace's (a container sharing
     the host's name); one of another boot of a host so named is taken as `other_boot`
     (False for a lock on a local disk: this machine's, gone with the reboot; True for a
@@ -873,10 +877,24 @@ def process_running(process: Mapping, other_boot: bool = True) -> bool:
         return True
     if seen["boot"] != here.get("boot"):
         return other_boot
+    if "start_ticks" in process and (ticks := _start_ticks(pid)) is not None:
+        return ticks == int(process["start_ticks"])
     try:
         return abs(psutil.Process(pid).create_time() - started) < 1.0
     except (psutil.NoSuchProcess, psutil.AccessDenied):
         return False
+
+
+def _start_ticks(pid: int) -> int | None:
+    """When process `pid` started, in clock ticks since boot (field 22 of Linux's
+    `/proc/PID/stat`, proc(5)): unlike psutil's `create_time`, which adds it to a boot
+    time derived from the wall clock, it does not move when the wall clock is set. None
+    where there is no such file (no such process, or not Linux)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:
+        return None
+    return int(stat[stat.rindex(b")") + 2 :].split()[19])  # after the command's name, which may hold spaces
 
 
 @functools.cache

@@ -571,6 +571,41 @@ def test_a_job_writing_to_an_output_keeps_other_jobs_out_until_it_ends(done):
         assert again.exit_code == 0 and not (out / LOCK).exists() and (out / "report.json").is_file(), again.output
 
 
+def test_a_running_jobs_lock_holds_across_a_step_of_the_wall_clock(done, monkeypatch):
+    """A process was known by its pid and its start time as psutil gives it, which is
+    its start in ticks since boot added to a boot time derived from the wall clock: set
+    the clock an hour ahead (NTP, a VM's clock) and every running job looked gone, its
+    output free for a second job. The ticks since boot (Linux's /proc/PID/stat) do not
+    move; a pid reused by a new process still tells itself apart by them."""
+    import subprocess
+    import sys
+
+    import psutil
+
+    from sessions.io import LOCK
+
+    if not Path("/proc/self/stat").exists():
+        pytest.skip("start ticks are read from Linux's /proc")
+    job = subprocess.Popen([sys.executable, "-c", "import json, time; from sessions import io; "
+                            "print(json.dumps(io.this_process()), flush=True); time.sleep(60)"],
+                           stdout=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        held = {**json.loads(job.stdout.readline()), "command": "sessionflow mine"}
+        (done / "pairs" / LOCK).write_text(json.dumps(held))
+        create_time = psutil.Process.create_time
+        monkeypatch.setattr(psutil.Process, "create_time", lambda self: create_time(self) + 3600.0)  # the step
+        refused = sessionflow("mine", done / "sessions", "-o", done / "pairs", "--engine", "local")
+        assert refused.exit_code == 2 and "another sessionflow job is writing there now" in refused.output
+        # the same pid, started at another tick: a new process under a reused pid, not the job
+        (done / "pairs" / LOCK).write_text(json.dumps({**held, "start_ticks": held["start_ticks"] - 1}))
+        monkeypatch.undo()
+        reused = sessionflow("mine", done / "sessions", "-o", done / "pairs", "--engine", "local")
+        assert reused.exit_code == 0 and not (done / "pairs" / LOCK).exists(), reused.output
+    finally:
+        job.kill()
+        job.wait()
+
+
 def test_what_stands_where_a_lock_or_an_output_directory_should_be_is_named_in_one_line(done):
     """The third breaking helper's finds: a directory where the lock file goes said
     "process ? on ?" for 10 s and then "[Errno 21] Is a directory" for ever; an output
