@@ -262,3 +262,16 @@ def test_what_mine_writes_passes_unchanged(outputs):
     assert location == str(outputs / "pairs" / "pairs.parquet") and pairs.equals(mined)
     train, val = training_data(str(outputs / "pairs"), SessionTrainConfig(batch_size=8, max_val_pairs=50))
     assert train.height and val.height and val["label"].dtype == pl.Int8
+
+
+def test_the_auc_against_each_kind_of_negative_ranks_the_positives_against_that_kind_alone():
+    """`evaluate pairs` on pairs with kinds: which negatives a scorer cannot tell apart."""
+    import numpy as np
+
+    from workflows.jobs.evaluate_pairs import auc_by_negative_kind
+
+    pairs = pl.DataFrame({"kind": ["positive", "positive", "random", "same_user", "same_user"]})
+    scores, labels = np.array([0.9, 0.8, 0.1, 0.85, 0.2]), np.array([1, 1, 0, 0, 0])
+    # against random: both positives above its one negative; against same_user: 0.9 > 0.85, 0.8 < 0.85, both > 0.2
+    assert auc_by_negative_kind(scores, labels, pairs) == {"auc_vs_random": 1.0, "auc_vs_same_user": 0.75}
+    assert auc_by_negative_kind(scores, labels, pairs.rename({"kind": "other"})) == {}

@@ -128,6 +128,17 @@ def test_cli_train_evaluate_and_learned_segmentation(pairs_dir, store, tmp_path,
     test_pairs = read_table(pairs_dir / "pairs.parquet").filter(pl.col("split") == "test")
     assert all(m["pairs"] == test_pairs.height for m in metrics.values())
     assert metrics["3-gram Jaccard"]["auc"] > 0.6  # synthetic sessions share words
+    # each scorer against each kind of negative alone, here Jaccard's, computed apart
+    from sklearn.metrics import roc_auc_score
+
+    from sessions.lexicon import trigram_jaccard
+
+    kinds = sorted(test_pairs.filter(pl.col("label") == 0)["kind"].unique())
+    assert len(kinds) >= 2 and all(f"auc_vs_{kind}" in m for m in metrics.values() for kind in kinds)
+    for kind in kinds:
+        chosen = test_pairs.filter((pl.col("label") == 1) | (pl.col("kind") == kind))
+        jaccard = trigram_jaccard(chosen["query_a"], chosen["query_b"]).to_numpy()
+        assert metrics["3-gram Jaccard"][f"auc_vs_{kind}"] == round(roc_auc_score(chosen["label"], jaccard), 4)
 
     csv = tmp_path / "pairs.csv"
     pd.DataFrame(
@@ -138,6 +149,7 @@ def test_cli_train_evaluate_and_learned_segmentation(pairs_dir, store, tmp_path,
     )
     assert table.exit_code == 0, table.output
     assert "3-gram Jaccard" in table.output and "most confident right" in table.output
+    assert "AUC vs" not in table.output  # pairs without kinds
     # a CSV has no splits: all of it is scored (the title holds the path, which a narrow terminal folds anywhere)
     assert "pairs.csv(all):2pairs" in "".join(table.output.split())
     from models.encoder import encoding_progress

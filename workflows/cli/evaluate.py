@@ -205,8 +205,9 @@ def pairs(job: EvaluatePairsJob, as_json: JsonOption = False) -> None:
 
     Baselines on the same pairs: character 3-gram Jaccard, and the pretrained encoder
     without fine-tuning. The model's accuracy is at its calibrated threshold
-    (p_same >= 0.5); the baselines' at their best threshold on these pairs.
-    Then the model's most confident right and wrong pairs.
+    (p_same >= 0.5); the baselines' at their best threshold on these pairs. Pairs
+    with a kind (a `mine` output) also get each scorer's AUC against each kind of
+    negative alone. Then the model's most confident right and wrong pairs.
     """
     from models.encoder import encoding_progress
     from workflows.jobs.evaluate_pairs import run
@@ -220,14 +221,17 @@ def pairs(job: EvaluatePairsJob, as_json: JsonOption = False) -> None:
         echo_json({"pairs": str(pairs), "split": split, "metrics": rounded})
         return
     first = next(iter(rounded.values()))
+    kinds = [key for key in first if key.startswith("auc_vs_")]
     table = Table(title=f"{pairs} ({split}): {first['pairs']:,} pairs, {first['positives']:,} positive")
-    for header in ("scorer", "AUC", "accuracy", "at threshold"):
+    for header in ("scorer", "AUC", *(f"AUC vs {k.removeprefix('auc_vs_')}" for k in kinds), "accuracy",
+                   "at threshold"):  # fmt: skip
         table.add_column(header, justify="left" if header == "scorer" else "right")
     for name, m in rounded.items():
-        table.add_row(name, f"{m['auc']:.3f}", f"{m['accuracy']:.3f}", f"{m['threshold']:.3f}")
+        table.add_row(name, f"{m['auc']:.3f}", *(f"{m[k]:.3f}" for k in kinds), f"{m['accuracy']:.3f}",
+                      f"{m['threshold']:.3f}")  # fmt: skip
     out.print(table)
     right, wrong = result.examples(examples)
-    for title, frame in (("most confident right", right), ("most confident wrong", wrong)):
+    for title, frame in (("most confident right", right), ("most confident wrong", wrong)) if examples else ():
         t = Table(title=f"session model: {title}", title_justify="left")
         for header in ("query_a", "query_b", "label", "p_same"):
             t.add_column(header, justify="right" if header in ("label", "p_same") else "left")

@@ -4,7 +4,9 @@ Baselines on the same pairs: character 3-gram Jaccard (`sessions.text`), and the
 encoder the model was fine-tuned from, without fine-tuning (dot product). The model's
 accuracy is at its calibrated threshold (p_same >= 0.5); the baselines have no
 calibration, so theirs is at their best threshold on these very pairs (an upper
-bound, which flatters them).
+bound, which flatters them). Pairs that name their negatives' kind (`mine`'s `kind`:
+`random`, `same_user`, `lexical_hard`) also get each scorer's AUC of the positives
+against each kind alone (`auc_vs_<kind>`): which negatives a model cannot tell apart.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ class PairEvaluation:
 
     pairs: pl.DataFrame  # query_a, query_b, label, p_same
     scores: dict[str, np.ndarray]  # scorer -> scores (the model's are p_same)
-    metrics: dict[str, dict]  # scorer -> auc, accuracy, threshold, pairs, positives
+    metrics: dict[str, dict]  # scorer -> auc, accuracy, threshold, pairs, positives[, auc_vs_<kind>]
     split: str = "all"  # the split of the pairs scored: train, val or test of a `mine` output, or all
 
     def examples(self, n: int) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -47,8 +49,9 @@ class PairEvaluation:
 
 
 def read_pairs(path: str | Path, split: str | None = "test") -> tuple[pl.DataFrame, str]:
-    """query_a, query_b, label of a `mine` output (one split, or all with None) or a CSV
-    (local paths or URIs), and the split read ("all" where the pairs have no `split`).
+    """query_a, query_b, label (and kind, where the pairs have it) of a `mine` output (one
+    split, or all with None) or a CSV (local paths or URIs), and the split read ("all"
+    where the pairs have no `split`).
     ValueError / FileNotFoundError in one line for pairs that are not there or bad
     (`common.read_pairs_table`: every pair of the file is checked, whatever the split),
     or a split without positive and negative pairs."""
@@ -56,7 +59,7 @@ def read_pairs(path: str | Path, split: str | None = "test") -> tuple[pl.DataFra
     split = split if split and "split" in pairs.columns else None
     if split:
         pairs = pairs.filter(pl.col("split") == split)
-    pairs = pairs.select("query_a", "query_b", "label")
+    pairs = pairs.select("query_a", "query_b", "label", *(["kind"] if "kind" in pairs.columns else []))
     if pairs["label"].n_unique() < 2:
         raise ValueError(f"{location}: need positive and negative pairs" + (f" (split {split})" if split else ""))
     return pairs, split or "all"
@@ -74,7 +77,9 @@ def baseline_scores(pairs: pl.DataFrame, encoder: TextEncoder, name: str) -> dic
 
 
 def evaluate_pairs(model_uri: str, pairs: pl.DataFrame, baseline: str | None = None) -> PairEvaluation:
-    """The model's p_same and both baselines' scores on `pairs`, with AUC and accuracy."""
+    """The model's p_same and both baselines' scores on `pairs`, with AUC and accuracy, and
+    where `pairs` has a `kind` column the AUC against each kind of negative
+    (`auc_by_negative_kind`)."""
     from models.calibration import best_threshold, pair_metrics
     from models.encoder import load_encoder
     from workflows.tracking import session_model
@@ -88,8 +93,26 @@ def evaluate_pairs(model_uri: str, pairs: pl.DataFrame, baseline: str | None = N
     metrics = {}
     for i, (name, s) in enumerate(scores.items()):
         threshold = 0.5 if i == 0 else best_threshold(s, labels)
-        metrics[name] = {**pair_metrics(s, labels, threshold).to_dict(), "threshold": threshold}
+        metrics[name] = {**pair_metrics(s, labels, threshold).to_dict(), "threshold": threshold,
+                         **auc_by_negative_kind(s, labels, pairs)}  # fmt: skip
     return PairEvaluation(pairs.with_columns(p_same=pl.Series(p)), scores, metrics)
+
+
+def auc_by_negative_kind(scores: np.ndarray, labels: np.ndarray, pairs: pl.DataFrame) -> dict[str, float]:
+    """{"auc_vs_<kind>": ROC AUC of the positives against the negatives of that kind
+    alone}, for each kind of negative in `pairs["kind"]` (sorted by name); {} when the
+    pairs carry no kind. scores, labels: (n,) aligned with `pairs`."""
+    from sklearn.metrics import roc_auc_score
+
+    if "kind" not in pairs.columns:
+        return {}
+    kinds = pairs["kind"].to_numpy()
+    positive = labels == 1
+    out = {}
+    for kind in sorted({k for k, label in zip(kinds, labels, strict=True) if label == 0 and k is not None}):
+        chosen = positive | ((labels == 0) & (kinds == kind))
+        out[f"auc_vs_{kind}"] = float(roc_auc_score(labels[chosen], scores[chosen])) if positive.any() else float("nan")
+    return out
 
 
 @dataclass(frozen=True)
