@@ -142,10 +142,10 @@ class LogFormat(ABC):
     def read_blocks(self, path: str | Path, *, block_bytes: int = DEFAULT_BLOCK_BYTES) -> Iterator[Parsed]:
         """What `parse_file` gives, before the repeated hour is settled."""
 
-    def value_checks(self) -> list[Check]:
+    def value_checks(self, bytes_checked: bool = False) -> list[Check]:
         """The checks every event of this format must pass (`value_checks` with the
-        format's and the job's unknown users)."""
-        return value_checks((*self.unknown_users, *self.options.unknown_user))
+        format's and the job's unknown users, and `bytes_checked`)."""
+        return value_checks((*self.unknown_users, *self.options.unknown_user), bytes_checked)
 
 
 def text_checks(
@@ -181,17 +181,20 @@ def text_checks(
 TEXT_FIELDS = tuple(c for c, dtype in EVENT_SCHEMA.items() if dtype == pl.String() and c != "source")
 
 
-def value_checks(unknown_users: Sequence[str] = ()) -> list[Check]:
+def value_checks(unknown_users: Sequence[str] = (), bytes_checked: bool = False) -> list[Check]:
     """The checks every event must pass, whatever its format: its text fields free of
     control characters as decoded (what a JSON line escapes, `"a\\u0001b"`, or a Parquet
-    string holds, as a text line's raw bytes are checked: `text_checks`), a user, and
+    string holds, as a text line's raw bytes are checked: `text_checks`; not checked again
+    when `bytes_checked`, for fields cut from bytes found free of them, as a clean
+    tab-separated block's are: `records.byte_census`), a user, and
     one that stands for someone (not one of `unknown_users`, such as DiffusionDB's
     `deleted_account`: records of unknown users are never linked to each other), a
     time and a text. Unknown users match whatever their case (`NULL`, `Null`)."""
     unknown = pl.col("user_id").str.strip_chars().str.to_lowercase().is_in([u.lower() for u in unknown_users])
     texts = cs.by_name(*TEXT_FIELDS, require_all=False) & cs.string()  # those the format has
+    controls = pl.any_horizontal(has_control_chars(texts), pl.lit(False)).fill_null(False)
     return [
-        (pl.any_horizontal(has_control_chars(texts), pl.lit(False)).fill_null(False), Reason.CONTROL_CHARS),
+        *([(controls, Reason.CONTROL_CHARS)] if not bytes_checked else []),
         (is_blank(pl.col("user_id")), Reason.EMPTY_USER),
         *([(unknown, Reason.UNKNOWN_USER)] if unknown_users else []),
         (pl.col("ts").is_null(), Reason.BAD_TIME),

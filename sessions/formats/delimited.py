@@ -221,10 +221,10 @@ class DelimitedFormat(LogFormat):
         if careful:
             checks = text_checks(pl.col("_n_fields"), len(names), self.optional_trailing, self.short_fields)
             raw = pl.coalesce("text", "undecodable")
-        else:  # the block's bytes were checked: only a line of blank fields can be empty, if any line may be
+        else:  # the block's bytes were checked (no control byte): only a line of blank fields can be empty
             blank = pl.all_horizontal(f.str.strip_chars() == "" for f in fields)
             checks = [(blank, Reason.EMPTY_LINE)] if maybe_blank else []
             raw = pl.concat_str(fields, separator=self.sep)
-        checks += [*self.value_checks(), *self.checks]
+        checks += [*self.value_checks(bytes_checked=not careful), *self.checks]
         return finalize(lf, source=self.name, source_file=source_file, checks=checks, raw=raw, skipped=skipped,
                         damage=damage)  # fmt: skip

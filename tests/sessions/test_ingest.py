@@ -490,13 +490,14 @@ def test_line_breaks_inside_quoted_cells_do_not_decide_the_line_ending(tmp_path_
 
 
 # Lines that test what the fast path's byte census decides: fields of (Unicode) whitespace
-# only, a byte-order mark or a DEL inside a field.
+# only, a byte-order mark, or a control character (C0, DEL, C1) inside a field, which only
+# the census looks for on the fast path (its fields are not checked again).
 odd_line = st.one_of(
     st.lists(st.text(alphabet=" \u3000\u00a0\u2003", max_size=3), min_size=5, max_size=5).map(
         lambda fields: "\t".join(fields).encode()
     ),
     st.builds(lambda q, junk, first: (f"{junk}7\t{q}" if first else f"7\t{q}{junk}") + "\t2006-03-01 00:00:00\t\t",
-              st.text(alphabet="ab ", max_size=3), st.sampled_from(["\ufeff", "\x7f", "\u3000"]), st.booleans(),
+              st.text(alphabet="ab ", max_size=3), st.sampled_from(["\ufeff", "\x7f", "\u3000", "\x01", "\x0c", "\u0085", "\u009f"]), st.booleans(),
               ).map(str.encode),
 )  # fmt: skip
 
