@@ -865,12 +865,13 @@ def process_running(process: Mapping, other_boot: bool = True) -> bool:
     the host's name); one of another boot of a host so named is taken as `other_boot`
     (False for a lock on a local disk: this machine's, gone with the reboot; True for a
     run in a shared tracking store: another machine may bear the name). KeyError,
-    ValueError or TypeError when `process` lacks or garbles a field."""
+    ValueError or TypeError when `process` lacks or garbles a field (a pid or start tick
+    that is not a whole number from 0)."""
     import socket
 
     import psutil
 
-    pid, started, host = int(process["pid"]), float(process["started"]), str(process["host"])
+    pid, started, host = _whole(process["pid"]), float(process["started"]), str(process["host"])
     here = _process_space()
     seen = {key: process.get(key, here.get(key)) for key in ("boot", "pid_namespace")}  # an older record: as here
     if host != socket.gethostname() or seen["pid_namespace"] != here.get("pid_namespace"):
@@ -878,11 +879,19 @@ def process_running(process: Mapping, other_boot: bool = True) -> bool:
     if seen["boot"] != here.get("boot"):
         return other_boot
     if "start_ticks" in process and (ticks := _start_ticks(pid)) is not None:
-        return ticks == int(process["start_ticks"])
+        return ticks == _whole(process["start_ticks"])
     try:
         return abs(psutil.Process(pid).create_time() - started) < 1.0
     except (psutil.NoSuchProcess, psutil.AccessDenied):
         return False
+
+
+def _whole(value: object) -> int:
+    """A record's pid or clock ticks: a whole number from 0 (JSON's), else ValueError
+    (a string, a bool, a fraction, NaN or infinity, a negative or absurd one)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 1 << 63:
+        raise ValueError(f"not a process's number: {value!r}")
+    return value
 
 
 def _start_ticks(pid: int) -> int | None:

@@ -763,15 +763,44 @@ def check_writable_file(location: str | os.PathLike, what: str = "output") -> No
 
 
 def remove(location: str | os.PathLike) -> None:
-    """Delete a file or a directory with everything under it; nothing if it is not there."""
+    """Delete a file or a directory with everything under it; nothing if it is not there.
+    On S3 the objects go by key (boto3's DeleteObjects, a thousand a request): pyarrow's
+    `delete_dir` and `delete_file` write an empty marker of the parent folder after
+    (apache/arrow#36275), which stayed where a failed job deleted the output it made."""
     _changing(location)
     fs, path = resolve(location)
     with _errors(location):
         kind = fs.get_file_info(path).type
-        if kind == pafs.FileType.Directory:
+        if scheme(location) == "s3" and "/" in path and kind != pafs.FileType.NotFound:
+            _delete_s3(str(location), kind == pafs.FileType.Directory)
+        elif kind == pafs.FileType.Directory:
             fs.delete_dir(path)
         elif kind == pafs.FileType.File:
             fs.delete_file(path)
+
+
+def _delete_s3(location: str, directory: bool) -> None:
+    """Delete the object at an S3 `location`, or every object under it (a `directory`),
+    markers included; OSError (for `_errors`) when the store refuses or cannot be reached."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from sessions.leases import bucket_key, s3_client
+
+    bucket, key = bucket_key(absolute(location))
+    key = key.rstrip("/")
+    client = s3_client()
+    try:
+        keys = [key]
+        if directory:
+            for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"{key}/"):
+                keys += [entry["Key"] for entry in page.get("Contents", [])]
+        for start in range(0, len(keys), 1000):
+            batch = [{"Key": k} for k in keys[start : start + 1000]]
+            answer = client.delete_objects(Bucket=bucket, Delete={"Objects": batch, "Quiet": True})
+            if errors := answer.get("Errors"):
+                raise OSError(f"{errors[0].get('Key')}: {errors[0].get('Code')} {errors[0].get('Message')}")
+    except (BotoCoreError, ClientError) as err:
+        raise OSError(str(err)) from None
 
 
 def remove_files(locations: Iterable[str]) -> None:

@@ -497,7 +497,8 @@ odd_line = st.one_of(
         lambda fields: "\t".join(fields).encode()
     ),
     st.builds(lambda q, junk, first: (f"{junk}7\t{q}" if first else f"7\t{q}{junk}") + "\t2006-03-01 00:00:00\t\t",
-              st.text(alphabet="ab ", max_size=3), st.sampled_from(["\ufeff", "\x7f", "\u3000", "\x01", "\x0c", "\u0085", "\u009f"]), st.booleans(),
+              st.text(alphabet="ab ", max_size=3),
+              st.sampled_from(["\ufeff", "\x7f", "\u3000", "\x01", "\x0c", "\u0085", "\u009f"]), st.booleans(),
               ).map(str.encode),
 )  # fmt: skip
 

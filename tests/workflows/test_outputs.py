@@ -606,6 +606,19 @@ def test_a_running_jobs_lock_holds_across_a_step_of_the_wall_clock(done, monkeyp
         job.wait()
 
 
+@pytest.mark.parametrize("field", ["pid", "start_ticks"])
+@pytest.mark.parametrize("value", [float("inf"), float("nan"), -5, 1 << 70, True, "7", None, 1.5])
+def test_a_garbled_process_record_is_refused_as_garbled(field, value):
+    """The breaker's find: `start_ticks: Infinity` (JSON reads it back) raised
+    OverflowError through every caller (the locks, `compare`), and -5, 10**40 or `true`
+    took a live job for gone where "abc" or null did not. Every such value is a
+    ValueError now, which each caller takes as an unreadable record."""
+    from sessions import io
+
+    with pytest.raises(ValueError, match="not a process's number"):
+        io.process_running({**io.this_process(), field: value})
+
+
 def test_what_stands_where_a_lock_or_an_output_directory_should_be_is_named_in_one_line(done):
     """The third breaking helper's finds: a directory where the lock file goes said
     "process ? on ?" for 10 s and then "[Errno 21] Is a directory" for ever; an output
@@ -711,8 +724,8 @@ def test_on_an_object_store_a_failed_or_killed_rerun_keeps_the_earlier_output(tm
 def test_on_an_object_store_a_failed_job_leaves_no_directory_marker_of_the_folders_it_made(s3):
     """A job that failed on its input into a new `s3://B/new/out` deleted its output, and
     pyarrow then wrote the empty marker `new/` in its place (its `delete_dir` keeps the
-    parent): a `new` folder the job had made stayed in the bucket. A marker of a folder
-    that holds another object is not the job's to delete."""
+    parent): a `new` folder the job had made stayed in the bucket, and under a folder
+    that held a user's object, `kept/out` left the marker `kept/` (the breaker's find)."""
     import boto3
 
     bucket = s3.removeprefix("s3://")
@@ -723,7 +736,7 @@ def test_on_an_object_store_a_failed_job_leaves_no_directory_marker_of_the_folde
     client = boto3.client("s3")  # as a user's tools write objects: no folder markers
     client.put_object(Bucket=bucket, Key="in/bad.tsv", Body=b"x\ty\tnot a time\t\t\n")
     client.put_object(Bucket=bucket, Key="kept/file.txt", Body=b"a user's file")
-    for out in (f"{s3}/new/deeper/out", f"{s3}/kept/new/out"):
+    for out in (f"{s3}/new/deeper/out", f"{s3}/kept/new/out", f"{s3}/kept/out"):
         failed = sessionflow("segment", f"{s3}/in/bad.tsv", "-f", "aol", "-o", out, "--engine", "local")
         assert failed.exit_code == 2 and "nothing could be read" in " ".join(failed.output.split()), failed.output
         assert keys() == ["in/bad.tsv", "kept/file.txt"], (out, keys())

@@ -275,3 +275,35 @@ def test_the_auc_against_each_kind_of_negative_ranks_the_positives_against_that_
     # against random: both positives above its one negative; against same_user: 0.9 > 0.85, 0.8 < 0.85, both > 0.2
     assert auc_by_negative_kind(scores, labels, pairs) == {"auc_vs_random": 1.0, "auc_vs_same_user": 0.75}
     assert auc_by_negative_kind(scores, labels, pairs.rename({"kind": "other"})) == {}
+    # the breaker's finds: a blank or missing kind is no kind (a CSV keeps blanks as "")
+    blank = pairs.with_columns(kind=pl.Series(["", None, "random", " ", None]))
+    assert auc_by_negative_kind(scores, labels, blank) == {"auc_vs_random": 1.0}
+
+
+def test_kinds_are_read_from_a_text_column_and_shown_as_written(tmp_path, monkeypatch):
+    """The breaker's finds: a numeric `kind` column gave "AUC vs nan"; a kind named `[/]`
+    broke the table (read as Rich markup)."""
+    import numpy as np
+
+    import workflows.jobs.evaluate_pairs as evaluate_pairs
+
+    numeric = tmp_path / "numeric.parquet"
+    pl.DataFrame({"query_a": ["a", "b"], "query_b": ["c", "d"], "label": [1, 0], "kind": [None, 2.0]}).write_parquet(
+        numeric
+    )
+    assert "kind" not in read_pairs(numeric, None)[0].columns
+    odd = tmp_path / "odd.csv"
+    odd.write_text("query_a,query_b,label,kind\na,c,1,positive\nb,d,0,[/]\ne,f,0,[bold]x\n")
+    assert read_pairs(odd, None)[0]["kind"].to_list() == ["positive", "[/]", "[bold]x"]
+
+    def scored(model_uri, pairs, baseline=None):
+        s, labels = np.array([0.9, 0.1, 0.2]), pairs["label"].to_numpy()
+        metrics = {"session model": {"auc": 1.0, "accuracy": 1.0, "pairs": 3, "positives": 1, "threshold": 0.5,
+                                     **evaluate_pairs.auc_by_negative_kind(s, labels, pairs)}}  # fmt: skip
+        return evaluate_pairs.PairEvaluation(pairs.with_columns(p_same=pl.Series(s)), {"session model": s}, metrics)
+
+    monkeypatch.setattr(evaluate_pairs, "evaluate_pairs", scored)
+    monkeypatch.setattr("workflows.tracking.store.require_model", lambda uri, kinds: None)
+    shown = CliRunner().invoke(app, ["evaluate", "pairs", "--model", "m", "--pairs", str(odd), "--examples", "0"])
+    assert shown.exit_code == 0, shown.output
+    assert "AUC vs [/]" in shown.output and "AUC vs [bold]x" in shown.output

@@ -6,6 +6,7 @@ from typing import Annotated
 
 import polars as pl
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from workflows.cli.common import echo_json
@@ -223,7 +224,7 @@ def pairs(job: EvaluatePairsJob, as_json: JsonOption = False) -> None:
     first = next(iter(rounded.values()))
     kinds = [key for key in first if key.startswith("auc_vs_")]
     table = Table(title=f"{pairs} ({split}): {first['pairs']:,} pairs, {first['positives']:,} positive")
-    for header in ("scorer", "AUC", *(f"AUC vs {k.removeprefix('auc_vs_')}" for k in kinds), "accuracy",
+    for header in ("scorer", "AUC", *(f"AUC vs {escape(k.removeprefix('auc_vs_'))}" for k in kinds), "accuracy",
                    "at threshold"):  # fmt: skip
         table.add_column(header, justify="left" if header == "scorer" else "right")
     for name, m in rounded.items():

@@ -49,9 +49,9 @@ class PairEvaluation:
 
 
 def read_pairs(path: str | Path, split: str | None = "test") -> tuple[pl.DataFrame, str]:
-    """query_a, query_b, label (and kind, where the pairs have it) of a `mine` output (one
-    split, or all with None) or a CSV (local paths or URIs), and the split read ("all"
-    where the pairs have no `split`).
+    """query_a, query_b, label (and kind, where the pairs have it as text) of a `mine`
+    output (one split, or all with None) or a CSV (local paths or URIs), and the split
+    read ("all" where the pairs have no `split`).
     ValueError / FileNotFoundError in one line for pairs that are not there or bad
     (`common.read_pairs_table`: every pair of the file is checked, whatever the split),
     or a split without positive and negative pairs."""
@@ -59,7 +59,8 @@ def read_pairs(path: str | Path, split: str | None = "test") -> tuple[pl.DataFra
     split = split if split and "split" in pairs.columns else None
     if split:
         pairs = pairs.filter(pl.col("split") == split)
-    pairs = pairs.select("query_a", "query_b", "label", *(["kind"] if "kind" in pairs.columns else []))
+    kinds = "kind" in pairs.columns and pairs.schema["kind"] in (pl.String, pl.Categorical, pl.Enum)
+    pairs = pairs.select("query_a", "query_b", "label", *([pl.col("kind").cast(pl.String)] if kinds else []))
     if pairs["label"].n_unique() < 2:
         raise ValueError(f"{location}: need positive and negative pairs" + (f" (split {split})" if split else ""))
     return pairs, split or "all"
@@ -100,8 +101,9 @@ def evaluate_pairs(model_uri: str, pairs: pl.DataFrame, baseline: str | None = N
 
 def auc_by_negative_kind(scores: np.ndarray, labels: np.ndarray, pairs: pl.DataFrame) -> dict[str, float]:
     """{"auc_vs_<kind>": ROC AUC of the positives against the negatives of that kind
-    alone}, for each kind of negative in `pairs["kind"]` (sorted by name); {} when the
-    pairs carry no kind. scores, labels: (n,) aligned with `pairs`."""
+    alone}, for each kind of negative in `pairs["kind"]` (sorted by name; a missing or
+    blank kind is none); {} when the pairs carry no kind. scores, labels: (n,) aligned
+    with `pairs`."""
     from sklearn.metrics import roc_auc_score
 
     if "kind" not in pairs.columns:
@@ -109,7 +111,8 @@ def auc_by_negative_kind(scores: np.ndarray, labels: np.ndarray, pairs: pl.DataF
     kinds = pairs["kind"].to_numpy()
     positive = labels == 1
     out = {}
-    for kind in sorted({k for k, label in zip(kinds, labels, strict=True) if label == 0 and k is not None}):
+    named = {k for k, label in zip(kinds, labels, strict=True) if label == 0 and isinstance(k, str) and k.strip()}
+    for kind in sorted(named):
         chosen = positive | ((labels == 0) & (kinds == kind))
         out[f"auc_vs_{kind}"] = float(roc_auc_score(labels[chosen], scores[chosen])) if positive.any() else float("nan")
     return out
