@@ -228,7 +228,7 @@ def finalize(
     df = frame.with_columns(_reason=first_reason(checks)).collect()
     ok = pl.col("_reason").is_null()
     events = df.lazy().filter(ok).select(canonical).with_columns(source=pl.lit(source)).select(list(EVENT_SCHEMA))
-    naive = df.filter(ok)["_naive"] if "_naive" in df.columns else None
+    naive = df["_naive"].filter(df["_reason"].is_null()) if "_naive" in df.columns else None  # not every column
     rejected = (
         df.lazy()
         .filter(~ok)
