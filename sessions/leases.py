@@ -289,7 +289,10 @@ def _client_for(endpoint: str | None) -> Any:
     import boto3
     from botocore.config import Config
 
-    config = Config(connect_timeout=5, read_timeout=20, retries={"max_attempts": 3, "mode": "standard"})
+    config = Config(  # checksums only where an operation needs one: S3-compatible stores refuse the SDK's default CRCs
+        connect_timeout=5, read_timeout=20, retries={"max_attempts": 3, "mode": "standard"},
+        request_checksum_calculation="when_required", response_checksum_validation="when_required",
+    )  # fmt: skip
     return boto3.session.Session().client("s3", endpoint_url=endpoint or None, config=config)
 
 

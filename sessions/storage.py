@@ -764,43 +764,49 @@ def check_writable_file(location: str | os.PathLike, what: str = "output") -> No
 
 def remove(location: str | os.PathLike) -> None:
     """Delete a file or a directory with everything under it; nothing if it is not there.
-    On S3 the objects go by key (boto3's DeleteObjects, a thousand a request): pyarrow's
-    `delete_dir` and `delete_file` write an empty marker of the parent folder after
-    (apache/arrow#36275), which stayed where a failed job deleted the output it made."""
+    On S3, pyarrow's `delete_dir` and `delete_file` then write an empty marker of the
+    parent folder (apache/arrow#36275), which stayed where a failed job deleted the
+    output it made: a marker that was not there before is deleted again."""
     _changing(location)
     fs, path = resolve(location)
     with _errors(location):
         kind = fs.get_file_info(path).type
-        if scheme(location) == "s3" and "/" in path and kind != pafs.FileType.NotFound:
-            _delete_s3(str(location), kind == pafs.FileType.Directory)
-        elif kind == pafs.FileType.Directory:
+        if kind == pafs.FileType.NotFound:
+            return
+        marker = _parent_marker(str(location), path)
+        if kind == pafs.FileType.Directory:
             fs.delete_dir(path)
         elif kind == pafs.FileType.File:
             fs.delete_file(path)
+        if marker is not None:
+            marker()
 
 
-def _delete_s3(location: str, directory: bool) -> None:
-    """Delete the object at an S3 `location`, or every object under it (a `directory`),
-    markers included; OSError (for `_errors`) when the store refuses or cannot be reached."""
+def _parent_marker(location: str, path: str) -> Callable[[], None] | None:
+    """For an S3 `location` below a folder whose marker object is missing: what deletes
+    the marker pyarrow writes there on a deletion (one DeleteObject, errors ignored);
+    None elsewhere, or where the marker is there already (a user's, or pyarrow's)."""
+    if scheme(location) != "s3" or path.count("/") < 2:  # `bucket/key`: the parent is the bucket
+        return None
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from sessions.leases import bucket_key, s3_client
+    from sessions.leases import s3_client
 
-    bucket, key = bucket_key(absolute(location))
-    key = key.rstrip("/")
-    client = s3_client()
+    bucket, key = path.split("/", 1)
+    folder = posixpath.dirname(key) + "/"
     try:
-        keys = [key]
-        if directory:
-            for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"{key}/"):
-                keys += [entry["Key"] for entry in page.get("Contents", [])]
-        for start in range(0, len(keys), 1000):
-            batch = [{"Key": k} for k in keys[start : start + 1000]]
-            answer = client.delete_objects(Bucket=bucket, Delete={"Objects": batch, "Quiet": True})
-            if errors := answer.get("Errors"):
-                raise OSError(f"{errors[0].get('Key')}: {errors[0].get('Code')} {errors[0].get('Message')}")
-    except (BotoCoreError, ClientError) as err:
-        raise OSError(str(err)) from None
+        s3_client().head_object(Bucket=bucket, Key=folder)
+        return None
+    except ClientError:  # 404: no marker
+        pass
+    except BotoCoreError:
+        return None
+
+    def delete() -> None:
+        with suppress(BotoCoreError, ClientError):
+            s3_client().delete_object(Bucket=bucket, Key=folder)
+
+    return delete
 
 
 def remove_files(locations: Iterable[str]) -> None:
