@@ -25,6 +25,7 @@ import uuid
 from collections import deque
 from collections.abc import Collection, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import suppress
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -679,10 +680,7 @@ def lock_output(out: str) -> bool:
     same = _process(me)
     for above in local.parents:  # an output inside another job's: its failure would delete this one's with its own
         if (held := _lock_holder(above / LOCK)) is not None and _process(held) != same:
-            raise ValueError(
-                f"--output {out}: it lies inside {above}, which another sessionflow job is writing now "
-                f"({_holder_text(held)}); choose a directory outside it (if none runs, delete {above / LOCK})"
-            )
+            raise ValueError(_nested_refusal(out, str(above), _holder_text(held), "above"))
     storage.check_writable_dir(out, "--output")  # made, or refused in one line naming --output
     path = local / LOCK
     if os.path.lexists(path) and not path.is_file():
@@ -704,8 +702,38 @@ def lock_output(out: str) -> bool:
             ) from None
         with os.fdopen(fd, "w") as stream:
             json.dump(me, stream)
+        # Two jobs into nested outputs that start together each looked above before either
+        # had its lock: the one failing deleted the other's output with its own. Each looks
+        # again once its lock is made, so that of two such jobs at least one sees the other.
+        if (other := _live_lock_near(local, same)) is not None:
+            path.unlink(missing_ok=True)
+            where, held, side = other
+            raise ValueError(_nested_refusal(out, where, _holder_text(held), side))
         return True
     raise ValueError(f"--output {out}: other jobs keep claiming it; choose another directory")
+
+
+def _live_lock_near(local: Path, same: tuple) -> tuple[str, dict, str] | None:
+    """A lock of another live job in a directory above the local output `local` or inside
+    it: (that directory, its holder, "above" or "inside"), or None."""
+    for above in local.parents:
+        if (held := _lock_holder(above / LOCK)) is not None and _process(held) != same:
+            return str(above), held, "above"
+    for here, _, files in os.walk(local):
+        inside = LOCK in files and Path(here) != local
+        if inside and (held := _lock_holder(Path(here) / LOCK)) is not None and _process(held) != same:
+            return here, held, "inside"
+    return None
+
+
+def _nested_refusal(out: str, where: str, holder_text: str, side: str) -> str:
+    """The one line refusing an output nested with another job's running one."""
+    lock = storage.join(where, LOCK)
+    if side == "above":
+        return (f"--output {out}: it lies inside {where}, which another sessionflow job is writing now "
+                f"({holder_text}); choose a directory outside it (if none runs, delete {lock})")  # fmt: skip
+    return (f"--output {out}: another sessionflow job is writing inside it now, at {where} ({holder_text}); wait "
+            f"for it to end, or choose another directory (if none runs, delete {lock})")  # fmt: skip
 
 
 _LEASES: dict[str, Any] = {}  # the S3 output locks this process holds (`sessions.leases.Lease`), by `_on_s3`
@@ -773,18 +801,21 @@ def _lock_on_s3(out: str, me: dict) -> bool:
 
     bucket, _, key = where.removeprefix("s3://").partition("/")
     names = key.split("/") if key else []  # an output at the bucket's root lies inside nothing
-    for above in (f"s3://{'/'.join([bucket, *names[:i]])}" for i in range(len(names) - 1, -1, -1)):
-        try:  # an output inside another job's
-            found = leases.read(storage.join(above, LOCK))
-        except OSError:
-            break  # out of reach: told in one line by the check below
-        if found and found[1] < leases.LEASE_S and not gone(found[0]) and _process(found[0]) != _process(me):
-            raise ValueError(
-                f"--output {out}: it lies inside {above}, which {'another sessionflow job' if found[0] else 'a job'} "
-                "is writing now "
-                f"({held_text(*found[:2])}); choose a directory outside it (if none runs, delete "
-                f"{storage.join(above, LOCK)})"
-            )
+
+    def above_locks() -> list[tuple[str, tuple[dict, float, str], str]]:  # an output inside another job's
+        locks = []
+        for above in (f"s3://{'/'.join([bucket, *names[:i]])}" for i in range(len(names) - 1, -1, -1)):
+            try:
+                found = leases.read(storage.join(above, LOCK))
+            except OSError:
+                break  # out of reach: told in one line by the check below
+            if found:
+                locks.append((above, found, "above"))
+        return locks
+
+    for above, (holder, age_s, _), side in above_locks():
+        if age_s < leases.LEASE_S and not gone(holder) and _process(holder) != _process(me):
+            raise ValueError(_nested_refusal(out, above, held_text(holder, age_s), side))
     storage.check_writable_dir(out, "--output")
     lock = storage.join(where, LOCK)
     try:
@@ -803,7 +834,31 @@ def _lock_on_s3(out: str, me: dict) -> bool:
         return False
     except OSError as err:
         raise storage.StorageError(f"--output {out}: its lock {err}") from None  # err names the lock
+    # as locally (`lock_output`): above and inside again, once the lock is made
+    for found in [*above_locks(), *_locks_inside(where, lock)]:
+        holder, age_s, _ = found[1]
+        if age_s < leases.LEASE_S and not gone(holder) and _process(holder) != _process(me):
+            _LEASES.pop(where).release()
+            raise ValueError(_nested_refusal(out, found[0], held_text(holder, age_s), found[2]))
     return True
+
+
+def _locks_inside(where: str, own: str) -> list[tuple[str, tuple[dict, float, str], str]]:
+    """The S3 locks in folders inside the output `where` (not its own lock `own`): (their
+    folder, `sessions.leases.read` of each, "inside"); none when the store cannot be listed."""
+    from sessions import leases
+
+    try:
+        found = [f for f in storage.list_files(where, recursive=True, hidden=True) if storage.name(f) == LOCK]
+    except OSError:
+        return []
+    locks = []
+    for location in found:
+        if _on_s3(location) != _on_s3(own):
+            with suppress(OSError):
+                if (read := leases.read(location)) is not None:
+                    locks.append((storage.parent(location), read, "inside"))
+    return locks
 
 
 def _holder_text(holder: dict) -> str:
@@ -830,7 +885,8 @@ def _lock_holder(path: Path) -> dict | None:
         running = process_running(holder, other_boot=False)
     except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
         return None
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):  # being written now, or half-written by a kill
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError):  # being written, or half-written
+        # by a kill (or garbled: JSON nested past Python's recursion limit raises RecursionError)
         try:
             young = time.time() - path.stat().st_mtime < LOCK_WRITE_S
         except OSError:
@@ -933,7 +989,7 @@ def unlock_output(out: str) -> None:
     try:
         if json.loads(path.read_text()).get("pid") == os.getpid():
             path.unlink()
-    except (OSError, ValueError, AttributeError):
+    except (OSError, ValueError, AttributeError, RecursionError):
         pass
 
 

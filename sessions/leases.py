@@ -243,7 +243,7 @@ def read(location: str) -> tuple[dict, float, str] | None:
     try:
         holder = json.loads(raw)
         holder = holder if isinstance(holder, dict) else {}
-    except ValueError:
+    except (ValueError, RecursionError):  # garbled (RecursionError: nested past Python's limit)
         holder = {}
     date = got["ResponseMetadata"].get("HTTPHeaders", {}).get("date")
     now = parsedate_to_datetime(date).timestamp() if date else time.time()

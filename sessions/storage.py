@@ -797,8 +797,9 @@ def _parent_marker(location: str, path: str) -> Callable[[], None] | None:
     try:
         s3_client().head_object(Bucket=bucket, Key=folder)
         return None
-    except ClientError:  # 404: no marker
-        pass
+    except ClientError as err:  # 404: no marker; any other answer (403, 500): not known, so not deleted
+        if str(err.response.get("Error", {}).get("Code")) not in ("404", "NoSuchKey", "NotFound"):
+            return None
     except BotoCoreError:
         return None
 

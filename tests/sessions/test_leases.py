@@ -394,3 +394,21 @@ def test_a_lock_out_of_reach_for_a_moment_is_not_a_lost_one(s3, s3_endpoint, mon
     )
     io.unlock_output(out)
     assert leases.read(f"{out}/{LOCK}")[0] == {"name": "taker"}
+
+
+def test_an_s3_output_with_another_jobs_running_output_inside_it_is_refused(tmp_path, s3):
+    """The second breaker's find, on S3: a job into `out` while another ran in
+    `out/inner` went on, and its failure deleted the other's output. Once its lock is
+    made, a job looks inside its output too, and steps back in one line."""
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / "part-1.tsv").write_text(LOG)
+    running = {"pid": 4242, "started": time.time(), "host": f"not-{socket.gethostname()}",
+               "command": "sessionflow ingest"}  # fmt: skip
+    put_lock(f"{s3}/out/inner/{LOCK}", running)
+    refused = sessionflow("ingest", tmp_path / "logs", "-f", "aol", "-o", f"{s3}/out", "--engine", "local",
+                          "--overwrite")  # fmt: skip
+    assert refused.exit_code == 2 and " ".join(refused.output.split()).startswith(
+        f"error: --output {s3}/out: another sessionflow job is writing inside it now, at {s3}/out/inner (process "
+        f"4242 on not-{socket.gethostname()}, `sessionflow ingest`; its lock was renewed "
+    ), refused.output
+    assert [k for k in keys(s3) if not k.endswith("/")] == [f"out/inner/{LOCK}"]

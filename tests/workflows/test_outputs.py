@@ -571,6 +571,66 @@ def test_a_job_writing_to_an_output_keeps_other_jobs_out_until_it_ends(done):
         assert again.exit_code == 0 and not (out / LOCK).exists() and (out / "report.json").is_file(), again.output
 
 
+def test_jobs_into_nested_outputs_started_together_see_each_other(done, monkeypatch):
+    """The second breaker's find (data loss): a failing job into `X/out` and a good one
+    into `X/out/inner`, started together, each looked for a lock above its output before
+    either had made its own; both ran, and the failing one's clean-up deleted the other's
+    finished output with its own. Each job now looks above and inside once its lock is
+    made, so that of two such jobs at least one sees the other; and a directory another
+    job wrote into before this one's lock is not this one's to delete."""
+    import subprocess
+    import sys
+
+    from sessions import io, storage
+    from sessions.io import LOCK
+
+    job = subprocess.Popen([sys.executable, "-c", "import json, time; from sessions import io; "
+                            "print(json.dumps(io.this_process()), flush=True); time.sleep(60)"],
+                           stdout=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        held = {**json.loads(job.stdout.readline()), "command": "sessionflow ingest"}
+        # the outer job: another job runs inside its output already
+        (done / "x" / "out" / "inner").mkdir(parents=True)
+        (done / "x" / "out" / "inner" / LOCK).write_text(json.dumps(held))
+        outer = sessionflow("mine", done / "sessions", "-o", done / "x" / "out", "--engine", "local", "--overwrite")
+        assert outer.exit_code == 2 and " ".join(outer.output.split()) == (
+            f"error: --output {done / 'x' / 'out'}: another sessionflow job is writing inside it now, at "
+            f"{done / 'x' / 'out' / 'inner'} (process {job.pid} on {held['host']}, `sessionflow ingest`); wait for "
+            f"it to end, or choose another directory (if none runs, delete {done / 'x' / 'out' / 'inner' / LOCK})"
+        ), outer.output
+        assert sorted(p.name for p in (done / "x" / "out").iterdir()) == ["inner"]  # its own lock gone with it
+        # the inner job: the outer one's lock appears after it looked above, before it made its own
+        check_writable_dir = storage.check_writable_dir
+
+        def outer_locks_meanwhile(location, what="output"):
+            check_writable_dir(location, what)
+            (done / "y" / "out" / LOCK).write_text(json.dumps(held))
+
+        (done / "y" / "out").mkdir(parents=True)
+        monkeypatch.setattr(storage, "check_writable_dir", outer_locks_meanwhile)
+        inner = sessionflow("mine", done / "sessions", "-o", done / "y" / "out" / "inner", "--engine", "local")
+        assert inner.exit_code == 2 and f"it lies inside {done / 'y' / 'out'}, which another sessionflow job is " \
+            "writing now" in " ".join(inner.output.split()), inner.output  # fmt: skip
+        assert not (done / "y" / "out" / "inner" / LOCK).exists()
+        # a job whose new output another job wrote into before its lock: a failure deletes none of it
+        (done / "y" / "out" / LOCK).unlink()
+
+        def another_job_writes_there(location, what="output"):
+            check_writable_dir(location, what)
+            (Path(location) / "theirs").mkdir(exist_ok=True)
+            (Path(location) / "theirs" / "report.json").write_text("{}")
+
+        monkeypatch.setattr(storage, "check_writable_dir", another_job_writes_there)
+        failed = sessionflow("ingest", done / "logs" / "part-1.tsv", "-f", "webis-smc", "-o", done / "z" / "out",
+                             "--engine", "local", "--overwrite")  # fmt: skip
+        assert failed.exit_code == 2, failed.output
+        assert (done / "z" / "out" / "theirs" / "report.json").is_file(), failed.output
+        assert io.LOCK not in [p.name for p in (done / "z" / "out").iterdir()]
+    finally:
+        job.kill()
+        job.wait()
+
+
 def test_a_running_jobs_lock_holds_across_a_step_of_the_wall_clock(done, monkeypatch):
     """A process was known by its pid and its start time as psutil gives it, which is
     its start in ticks since boot added to a boot time derived from the wall clock: set
@@ -617,6 +677,18 @@ def test_a_garbled_process_record_is_refused_as_garbled(field, value):
 
     with pytest.raises(ValueError, match="not a process's number"):
         io.process_running({**io.this_process(), field: value})
+
+
+def test_a_lock_nested_past_pythons_recursion_limit_is_a_garbled_one(done):
+    """The second breaker's find: such a lock file raised RecursionError, a traceback."""
+    import time
+
+    from sessions.io import LOCK
+
+    (done / "pairs" / LOCK).write_text("[" * 100_000 + "]" * 100_000)
+    os.utime(done / "pairs" / LOCK, (time.time() - 60, time.time() - 60))
+    taken = sessionflow("mine", done / "sessions", "-o", done / "pairs", "--engine", "local")
+    assert taken.exit_code == 0 and not (done / "pairs" / LOCK).exists(), taken.output
 
 
 def test_what_stands_where_a_lock_or_an_output_directory_should_be_is_named_in_one_line(done):

@@ -278,6 +278,8 @@ def test_the_auc_against_each_kind_of_negative_ranks_the_positives_against_that_
     # the breaker's finds: a blank or missing kind is no kind (a CSV keeps blanks as "")
     blank = pairs.with_columns(kind=pl.Series(["", None, "random", " ", None]))
     assert auc_by_negative_kind(scores, labels, blank) == {"auc_vs_random": 1.0}
+    padded = pairs.with_columns(kind=pl.Series(["positive", "positive", "random", "same_user ", " same_user"]))
+    assert auc_by_negative_kind(scores, labels, padded) == {"auc_vs_random": 1.0, "auc_vs_same_user": 0.75}
 
 
 def test_kinds_are_read_from_a_text_column_and_shown_as_written(tmp_path, monkeypatch):

@@ -362,12 +362,14 @@ def output_dir(value: str | None, produces: str | None = None, overwrite: bool =
     refuse_other_files`); FileNotFoundError when an input is missing; StorageError
     when a filesystem cannot be reached."""
     from sessions import storage
-    from sessions.io import JOB_WORK, REJECTED, REPORT, claim_output, lock_output, refuse_other_files
+    from sessions.io import JOB_WORK, LOCK, REJECTED, REPORT, claim_output, lock_output, refuse_other_files
 
     location = check_output(value, inputs)
     created = _first_missing(location)  # what a failure deletes again (`nothing_left_on_error`)
     if lock_output(location):  # first: another job's output is never judged, restored or deleted by this one
         _LOCKED.append(location)
+    if created and any(name != LOCK for name in storage.hidden_names(location, storage.ANY_NAME)):
+        created = None  # made by another job before this one's lock, not this one's to delete (a breaker's find)
     if created:
         _CREATED.append((created, location))
     if produces:

@@ -292,7 +292,7 @@ def end_abandoned_runs(client: MlflowClient, experiment_ids: Sequence[str]) -> l
     for run in client.search_runs(list(experiment_ids), "attributes.status = 'RUNNING'", max_results=1000):
         try:
             running = process_running(json.loads(run.data.tags[PROCESS_TAG]))
-        except (KeyError, ValueError, TypeError):
+        except (KeyError, ValueError, TypeError, RecursionError):  # no tag, or a garbled one
             continue
         if not running:
             client.set_tag(run.info.run_id, ENDED_TAG, "its process ended without ending the run (killed)")
