@@ -678,9 +678,8 @@ def lock_output(out: str) -> bool:
     if (local := storage.local_path(out)) is None:
         return False
     same = _process(me)
-    for above in local.parents:  # an output inside another job's: its failure would delete this one's with its own
-        if (held := _lock_holder(above / LOCK)) is not None and _process(held) != same:
-            raise ValueError(_nested_refusal(out, str(above), _holder_text(held), "above"))
+    if (other := _live_lock_above(local, same)) is not None:  # an output inside another job's: its failure
+        raise ValueError(_nested_refusal(out, *other))  # would delete this one's with its own
     storage.check_writable_dir(out, "--output")  # made, or refused in one line naming --output
     path = local / LOCK
     if os.path.lexists(path) and not path.is_file():
@@ -705,35 +704,41 @@ def lock_output(out: str) -> bool:
         # Two jobs into nested outputs that start together each looked above before either
         # had its lock: the one failing deleted the other's output with its own. Each looks
         # again once its lock is made, so that of two such jobs at least one sees the other.
-        if (other := _live_lock_near(local, same)) is not None:
+        if (other := _live_lock_above(local, same) or _live_lock_inside(local, same)) is not None:
             path.unlink(missing_ok=True)
-            where, held, side = other
-            raise ValueError(_nested_refusal(out, where, _holder_text(held), side))
+            raise ValueError(_nested_refusal(out, *other))
         return True
     raise ValueError(f"--output {out}: other jobs keep claiming it; choose another directory")
 
 
-def _live_lock_near(local: Path, same: tuple) -> tuple[str, dict, str] | None:
-    """A lock of another live job in a directory above the local output `local` or inside
-    it: (that directory, its holder, "above" or "inside"), or None."""
+def _live_lock_above(local: Path, same: tuple) -> tuple[str, str, str] | None:
+    """The lock of another live job in a directory above the local output `local`: (that
+    directory, its holder for a message, "above"), or None."""
     for above in local.parents:
         if (held := _lock_holder(above / LOCK)) is not None and _process(held) != same:
-            return str(above), held, "above"
-    for here, _, files in os.walk(local):
-        inside = LOCK in files and Path(here) != local
-        if inside and (held := _lock_holder(Path(here) / LOCK)) is not None and _process(held) != same:
-            return here, held, "inside"
+            return str(above), _holder_text(held), "above"
     return None
 
 
-def _nested_refusal(out: str, where: str, holder_text: str, side: str) -> str:
-    """The one line refusing an output nested with another job's running one."""
+def _live_lock_inside(local: Path, same: tuple) -> tuple[str, str, str] | None:
+    """The lock of another live job in a directory inside the local output `local`: (that
+    directory, its holder for a message, "inside"), or None."""
+    for here, _, files in os.walk(local):
+        inside = LOCK in files and Path(here) != local
+        if inside and (held := _lock_holder(Path(here) / LOCK)) is not None and _process(held) != same:
+            return here, _holder_text(held), "inside"
+    return None
+
+
+def _nested_refusal(out: str, where: str, holder_text: str, side: str, who: str = "another sessionflow job") -> str:
+    """The one line refusing an output nested with another job's running one (`who`: "a
+    job" where its lock cannot be read)."""
     lock = storage.join(where, LOCK)
     if side == "above":
-        return (f"--output {out}: it lies inside {where}, which another sessionflow job is writing now "
-                f"({holder_text}); choose a directory outside it (if none runs, delete {lock})")  # fmt: skip
-    return (f"--output {out}: another sessionflow job is writing inside it now, at {where} ({holder_text}); wait "
-            f"for it to end, or choose another directory (if none runs, delete {lock})")  # fmt: skip
+        return (f"--output {out}: it lies inside {where}, which {who} is writing now ({holder_text}); choose a "
+                f"directory outside it (if none runs, delete {lock})")  # fmt: skip
+    return (f"--output {out}: {who} is writing inside it now, at {where} ({holder_text}); wait for it to end, or "
+            f"choose another directory (if none runs, delete {lock})")  # fmt: skip
 
 
 _LEASES: dict[str, Any] = {}  # the S3 output locks this process holds (`sessions.leases.Lease`), by `_on_s3`
@@ -813,9 +818,15 @@ def _lock_on_s3(out: str, me: dict) -> bool:
                 locks.append((above, found, "above"))
         return locks
 
-    for above, (holder, age_s, _), side in above_locks():
+    def refusal(where: str, holder: dict, age_s: float, side: str) -> str | None:  # for a live lock of another job
         if age_s < leases.LEASE_S and not gone(holder) and _process(holder) != _process(me):
-            raise ValueError(_nested_refusal(out, above, held_text(holder, age_s), side))
+            who = "another sessionflow job" if holder else "a job"
+            return _nested_refusal(out, where, held_text(holder, age_s), side, who)
+        return None
+
+    for above, (holder, age_s, _), side in above_locks():
+        if reason := refusal(above, holder, age_s, side):
+            raise ValueError(reason)
     storage.check_writable_dir(out, "--output")
     lock = storage.join(where, LOCK)
     try:
@@ -835,11 +846,10 @@ def _lock_on_s3(out: str, me: dict) -> bool:
     except OSError as err:
         raise storage.StorageError(f"--output {out}: its lock {err}") from None  # err names the lock
     # as locally (`lock_output`): above and inside again, once the lock is made
-    for found in [*above_locks(), *_locks_inside(where, lock)]:
-        holder, age_s, _ = found[1]
-        if age_s < leases.LEASE_S and not gone(holder) and _process(holder) != _process(me):
+    for place, (holder, age_s, _), side in [*above_locks(), *_locks_inside(where, lock)]:
+        if reason := refusal(place, holder, age_s, side):
             _LEASES.pop(where).release()
-            raise ValueError(_nested_refusal(out, found[0], held_text(holder, age_s), found[2]))
+            raise ValueError(reason)
     return True
 
 
