@@ -631,6 +631,10 @@ def test_jobs_into_nested_outputs_started_together_see_each_other(done, monkeypa
         job.wait()
 
 
+@pytest.mark.xfail(
+    not Path("/proc/self/stat").exists(), strict=True,
+    reason="without Linux's /proc a process is known by psutil's start time alone, which a clock step moves",
+)  # fmt: skip
 def test_a_running_jobs_lock_holds_across_a_step_of_the_wall_clock(done, monkeypatch):
     """A process was known by its pid and its start time as psutil gives it, which is
     its start in ticks since boot added to a boot time derived from the wall clock: set
@@ -644,8 +648,6 @@ def test_a_running_jobs_lock_holds_across_a_step_of_the_wall_clock(done, monkeyp
 
     from sessions.io import LOCK
 
-    if not Path("/proc/self/stat").exists():
-        pytest.skip("start ticks are read from Linux's /proc")
     job = subprocess.Popen([sys.executable, "-c", "import json, time; from sessions import io; "
                             "print(json.dumps(io.this_process()), flush=True); time.sleep(60)"],
                            stdout=subprocess.PIPE, text=True)  # fmt: skip

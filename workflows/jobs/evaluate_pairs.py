@@ -101,20 +101,20 @@ def evaluate_pairs(model_uri: str, pairs: pl.DataFrame, baseline: str | None = N
 
 def auc_by_negative_kind(scores: np.ndarray, labels: np.ndarray, pairs: pl.DataFrame) -> dict[str, float]:
     """{"auc_vs_<kind>": ROC AUC of the positives against the negatives of that kind
-    alone}, for each kind of negative in `pairs["kind"]` (sorted by name, spaces around
-    it ignored; a missing or blank kind is none); {} when the pairs carry no kind. scores, labels: (n,) aligned
-    with `pairs`."""
-    from sklearn.metrics import roc_auc_score
+    alone (`models.calibration.pair_metrics`)}, for each kind of negative in the text
+    column `pairs["kind"]` (sorted by name, spaces around it ignored; a missing or blank
+    kind is none); {} when the pairs carry no kind. scores, labels: (n,) aligned with
+    `pairs`."""
+    from models.calibration import pair_metrics
 
     if "kind" not in pairs.columns:
         return {}
-    kinds = pairs["kind"].to_numpy()
-    positive = labels == 1
+    kinds = pairs["kind"].str.strip_chars().fill_null("").to_numpy()  # " x" is x
+    negative = labels == 0
     out = {}
-    kinds = np.array([k.strip() if isinstance(k, str) else "" for k in kinds], dtype=object)  # " x" is x
-    for kind in sorted({k for k, label in zip(kinds, labels, strict=True) if label == 0 and k}):
-        chosen = positive | ((labels == 0) & (kinds == kind))
-        out[f"auc_vs_{kind}"] = float(roc_auc_score(labels[chosen], scores[chosen])) if positive.any() else float("nan")
+    for kind in sorted(set(kinds[negative]) - {""}):
+        chosen = ~negative | (kinds == kind)
+        out[f"auc_vs_{kind}"] = pair_metrics(scores[chosen], labels[chosen]).auc
     return out
 
 
