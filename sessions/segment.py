@@ -311,12 +311,11 @@ def number_sessions(df: pl.DataFrame) -> pl.DataFrame:
     breaks, first = df["_break"].to_numpy(), df["first"].to_numpy()
     nth = np.cumsum(breaks) - 1  # global session number
     number = nth - nth[np.flatnonzero(first)][np.cumsum(first) - 1]  # within the user
-    index = np.arange(len(breaks))
-    seq = index - np.flatnonzero(breaks)[nth]
-    return df.with_columns(
-        session_id=pl.concat_str([pl.col("user_id"), pl.lit("/"), pl.Series(number).cast(pl.String)]),
-        session_seq=pl.Series(seq, dtype=pl.Int32),
-    )
+    starts = np.flatnonzero(breaks)
+    seq = np.arange(len(breaks)) - starts[nth]
+    # each session's id written once, at its first row, then repeated down its rows
+    ids = df.select(pl.format("{}/{}", pl.col("user_id").gather(starts), pl.Series(number[starts]))).to_series()
+    return df.with_columns(session_id=ids.gather(nth), session_seq=pl.Series(seq, dtype=pl.Int32))
 
 
 def _breaks(
