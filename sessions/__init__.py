@@ -8,6 +8,7 @@ mission linking (`missions`), pair mining (`pairs`), metrics against ground trut
 (`pipeline`). Functions work on polars DataFrames or LazyFrames; none knows how it
 is distributed.
 
-May import: polars, pyarrow, fsspec, numpy, numba, zlib-ng, scikit-learn. Not ray, torch, mlflow, nor any other
-package of ours (`hierarchies/`, `synth/`, `models/`, `workflows/`).
+May import: polars, pyarrow, fsspec, numpy, numba, zlib-ng, zstandard, lz4, scikit-learn (and boto3, where
+an S3 output is locked). Not ray, torch, mlflow, nor any other package of ours (`hierarchies/`, `synth/`,
+`models/`, `workflows/`).
 """

@@ -61,9 +61,6 @@ RECORD_SCHEMA: dict[str, pl.DataType] = {
 
 BOM = b"\xef\xbb\xbf"  # U+FEFF in UTF-8
 _NEWLINE = ord("\n")
-# What pyarrow's decompressing streams say when the compressed data breaks off or is
-# corrupt (gzip/zlib, bz2, zstd, lz4), as opposed to an error of the storage itself.
-_DAMAGE_WORDS = ("compressed", "inflate", "decompress", "zlib", "bz2", "zstd", "lz4", "gzip", "deflate")
 
 
 @dataclass(frozen=True)
@@ -124,8 +121,8 @@ def iter_blocks(
 
     A compressed stream that breaks off (a download cut short) or turns corrupt ends
     the file there: the records before the damage come in full, and the final block
-    holds the bytes after the last complete record with its `damage` set (the
-    decompressed offset and pyarrow's words). Other read errors are raised:
+    holds the bytes after the last complete record with its `damage` set (what
+    `storage.DamagedStreamError` says: the damage and its offsets). Other read errors are raised:
     FileNotFoundError when no file is at `path`, StorageError (one line) when its
     filesystem cannot be reached (`storage.open_input`), and the OSError or pyarrow
     ArrowException of a read that fails otherwise.
@@ -146,7 +143,6 @@ def iter_blocks(
     """
     carry = b""
     next_line = 1
-    offset = 0  # decompressed bytes read so far
     started = False  # past the file's first bytes
     ending: bytes | None = None  # the file's line ending, once known: LF (or CRLF) or CR alone
     with storage.open_input(path) as stream:
@@ -156,11 +152,6 @@ def iter_blocks(
                 chunk = stream.read(block_bytes)
             except storage.DamagedStreamError as err:
                 chunk, damage = b"", str(err)
-            except (OSError, pa.ArrowException) as err:  # pyarrow's .zst and .lz4 streams
-                if not any(word in str(err).lower() for word in _DAMAGE_WORDS):
-                    raise
-                chunk, damage = b"", f"{str(err).splitlines()[0]}, after {offset:,} decompressed bytes"
-            offset += len(chunk)
             eof = not chunk
             buf = carry + chunk if carry else chunk
             if not started:  # a byte-order mark that starts the file is not text

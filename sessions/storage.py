@@ -39,8 +39,10 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Protocol
 
+import lz4.frame
 import pyarrow as pa
 import pyarrow.fs as pafs
+import zstandard
 from zlib_ng import zlib_ng
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*)://")
@@ -477,12 +479,9 @@ def _match_name(name: str, pattern: str) -> bool:
 
 def open_input(location: str | os.PathLike, *, compression: str | None = "detect") -> BinaryStream:
     """A sequential binary stream over a file; `.gz`, `.bz2`, `.zst`, `.lz4` are
-    decompressed on the fly (`compression="detect"`). Streams: nothing is read whole.
-
-    `.gz` and `.bz2` (the compressions logs are published in) are decompressed by
-    `DecompressingStream`, which hands out every byte before damage in the file (a
-    download cut short, corrupt data) and then raises `DamagedStreamError`; pyarrow's
-    own streams, used for `.zst` and `.lz4`, lose the bytes of the read that fails.
+    decompressed on the fly (`compression="detect"`) by `DecompressingStream`, which
+    hands out every byte before damage in the file (a download cut short, corrupt
+    data) and then raises `DamagedStreamError`. Streams: nothing is read whole.
 
     FileNotFoundError when `location` is not a file (missing, or a directory);
     StorageError, one line, when its filesystem cannot be reached.
@@ -495,9 +494,8 @@ def open_input(location: str | os.PathLike, *, compression: str | None = "detect
         # large requests (pyarrow reads 64 KiB at a time otherwise: ~800 GETs per 50 MB).
         buffer = None if isinstance(fs, pafs.LocalFileSystem) else READ_AHEAD_BYTES
         kind = compression_of(path) if compression == "detect" else compression
-        if kind in DecompressingStream.KINDS:
-            return DecompressingStream(fs.open_input_stream(path, compression=None, buffer_size=buffer), kind)
-        return fs.open_input_stream(path, compression=kind, buffer_size=buffer)
+        raw = fs.open_input_stream(path, compression=None, buffer_size=buffer)
+        return raw if kind is None else DecompressingStream(raw, kind)
 
 
 COMPRESSIONS = {".gz": "gzip", ".bz2": "bz2", ".zst": "zstd", ".lz4": "lz4"}  # suffix -> what `open_input` undoes
@@ -506,6 +504,16 @@ COMPRESSIONS = {".gz": "gzip", ".bz2": "bz2", ".zst": "zstd", ".lz4": "lz4"}  # 
 def compression_of(path: str | os.PathLike) -> str | None:
     """The compression a file's name says it is in (`COMPRESSIONS`), or None."""
     return COMPRESSIONS.get(posixpath.splitext(str(path))[1].lower())
+
+
+class _Decompressor(Protocol):
+    """What `DecompressingStream` asks of an incremental decompressor (zlib's, bz2's,
+    python-zstandard's `decompressobj()`, python-lz4's `LZ4FrameDecompressor`)."""
+
+    eof: bool  # the member or frame ended
+    unused_data: bytes | None  # the input given after its end (python-lz4: None for none)
+
+    def decompress(self, data: bytes, /) -> bytes: ...
 
 
 class DamagedStreamError(OSError):
@@ -523,17 +531,26 @@ class BinaryStream(Protocol):
 
 
 class DecompressingStream:
-    """A gzip (any number of members, as `cat a.gz b.gz` makes) or bz2 stream over a raw
-    byte stream, decompressed with incremental decompressors (zlib-ng's drop-in `zlib`
-    for gzip, twice as fast as the standard library's here; the standard library's
-    bz2), so that a damaged file yields every byte before the damage: `read` returns
-    them, and the next `read` raises `DamagedStreamError` saying where the damage is
-    (decompressed and compressed offsets)."""
+    """A gzip, bz2, zstd or LZ4 stream over a raw byte stream (any number of members or
+    frames, as `cat a.gz b.gz` makes), decompressed with incremental decompressors, so
+    that a damaged file yields every byte before the damage: `read` returns them, and
+    the next `read` raises `DamagedStreamError` saying where the damage is (decompressed
+    and compressed offsets). The decompressors: zlib-ng's drop-in `zlib` for gzip (twice
+    as fast as the standard library's here), the standard library's bz2, python-zstandard
+    and python-lz4's LZ4 frame format (what the `zstd` and `lz4` tools write; pyarrow's
+    own streams for these lose every byte of a read that meets the damage, which was the
+    whole of a file under one read). Data comes out as the format decodes it: a zstd or
+    LZ4 block, a bz2 block at a time; the gzip chunk that holds corrupt data is salvaged
+    byte by byte. ValueError for another `kind`."""
 
-    KINDS = ("gzip", "bz2")
+    KINDS = ("gzip", "bz2", "zstd", "lz4")
     RAW_CHUNK = 1 << 18
+    # what each decompressor raises on corrupt data (python-lz4: RuntimeError)
+    _ERRORS = (zlib_ng.error, OSError, EOFError, zstandard.ZstdError, RuntimeError)
 
     def __init__(self, raw: pa.NativeFile, kind: str) -> None:
+        if kind not in self.KINDS:
+            raise ValueError(f"no decompressor for {kind!r}: one of {', '.join(self.KINDS)}")
         self.raw, self.kind = raw, kind
         self._decompressor = self._new()
         self._chunks: list[bytes] = []  # decompressed, not yet handed out
@@ -544,8 +561,14 @@ class DecompressingStream:
         self._offset = 0  # decompressed bytes handed out
         self._started = False  # whether the current member received any input
 
-    def _new(self) -> zlib_ng._Decompress | bz2.BZ2Decompressor:
-        return zlib_ng.decompressobj(wbits=16 + zlib_ng.MAX_WBITS) if self.kind == "gzip" else bz2.BZ2Decompressor()
+    def _new(self) -> _Decompressor:
+        if self.kind == "gzip":
+            return zlib_ng.decompressobj(wbits=16 + zlib_ng.MAX_WBITS)
+        if self.kind == "zstd":
+            return zstandard.ZstdDecompressor().decompressobj()
+        if self.kind == "lz4":
+            return lz4.frame.LZ4FrameDecompressor()
+        return bz2.BZ2Decompressor()
 
     def _fill(self, size: int) -> None:
         while not self._eof and self._error is None and (size < 0 or self._pending < size):
@@ -560,7 +583,7 @@ class DecompressingStream:
                 backup = self._decompressor.copy() if self.kind == "gzip" else None
                 try:
                     out = self._decompressor.decompress(chunk)
-                except (zlib_ng.error, OSError, EOFError) as err:
+                except self._ERRORS as err:
                     self._error = f"corrupt {self.kind} data ({err})"
                     if backup is not None:  # what the chunk held before the damage
                         self._decompressor = backup
@@ -572,7 +595,7 @@ class DecompressingStream:
                 self._started = True
                 if not self._decompressor.eof:
                     break
-                chunk = self._decompressor.unused_data  # the next member of a multi-member file
+                chunk = self._decompressor.unused_data or b""  # the next member (python-lz4: None for none)
                 self._decompressor, self._started = self._new(), False
                 if chunk.strip(b"\0") == b"":  # trailing zero padding, as some tools write
                     chunk = b""
@@ -587,12 +610,12 @@ class DecompressingStream:
             try:
                 out.append(self._decompressor.decompress(chunk[start : start + piece]))
                 continue
-            except (zlib_ng.error, OSError, EOFError):
+            except self._ERRORS:
                 self._decompressor = backup
             for i in range(start, min(start + piece, len(chunk))):
                 try:
                     out.append(self._decompressor.decompress(chunk[i : i + 1]))
-                except (zlib_ng.error, OSError, EOFError):
+                except self._ERRORS:
                     break
             break
         return b"".join(out)

@@ -229,7 +229,7 @@ def _seekable(path: str | Path) -> pa.NativeFile:
     try:
         with storage.open_input(path) as stream:
             shutil.copyfileobj(stream, spool, 16 << 20)
-    except OSError as err:  # DamagedStreamError (gzip, bz2), or pyarrow's for zstd and lz4 (`Truncated ...`)
+    except OSError as err:  # DamagedStreamError (any compression), or the storage's own
         spool.close()
         if isinstance(err, FileNotFoundError):
             raise

@@ -13,8 +13,10 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from unittest import mock
 
+import lz4.frame
 import polars as pl
 import pytest
+import zstandard
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -157,8 +159,14 @@ def test_aol_rows_of_three_fields_are_queries_without_a_click(tmp_path):
 
 
 # ---- 4. damaged compressed files ----
-# bz2 data comes out a whole block at a time: level 1 (blocks of 100 kB) gives a block before the cut.
-COMPRESSORS = {".gz": gzip.compress, ".bz2": lambda data: bz2.compress(data, compresslevel=1)}
+# bz2, zstd and LZ4 data come out a whole block at a time: bz2 level 1 (blocks of 100 kB),
+# zstd's 128 KiB blocks and LZ4's 64 KiB ones give blocks before the cut.
+COMPRESSORS = {
+    ".gz": gzip.compress,
+    ".bz2": lambda data: bz2.compress(data, compresslevel=1),
+    ".zst": lambda data: zstandard.ZstdCompressor().compress(data),
+    ".lz4": lambda data: lz4.frame.compress(data, block_size=lz4.frame.BLOCKSIZE_MAX64KB),
+}
 
 
 @pytest.mark.parametrize("suffix", sorted(COMPRESSORS))
@@ -177,10 +185,11 @@ def test_a_compressed_file_cut_short_gives_every_record_before_the_cut(tmp_path,
     assert "ends before its end marker" in report["files"][0]["damage"]
 
 
-def test_a_file_that_is_not_compressed_at_all_is_one_rejected_record(tmp_path):
-    report, events, rejected = ingest_bytes(tmp_path, "aol", b"plain text\n", ".gz")
+@pytest.mark.parametrize(("suffix", "kind"), [(".gz", "gzip"), (".bz2", "bz2"), (".zst", "zstd"), (".lz4", "lz4")])
+def test_a_file_that_is_not_compressed_at_all_is_one_rejected_record(tmp_path, suffix, kind):
+    report, events, rejected = ingest_bytes(tmp_path, "aol", b"plain text\n", suffix)
     assert events.height == 0 and rejected["reason"].to_list() == [Reason.TRUNCATED_STREAM]
-    assert "corrupt gzip data" in report["files"][0]["damage"]
+    assert f"corrupt {kind} data" in report["files"][0]["damage"]
 
 
 def test_gzip_members_joined_with_cat_are_one_file(tmp_path):

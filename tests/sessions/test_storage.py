@@ -4,14 +4,17 @@ one that looks complete, and one-line errors for locations that cannot work."""
 
 from __future__ import annotations
 
+import bz2
 import gzip
 import itertools
 import json
 import os
 from pathlib import Path
 
+import lz4.frame
 import polars as pl
 import pytest
+import zstandard
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pyarrow.fs import FileSelector
@@ -458,13 +461,23 @@ def test_what_killed_runs_left_is_removed_and_a_users_hidden_files_kept(tmp_path
     assert io.previous_output(str(tmp_path / "keep.parquet")) is None
 
 
-@settings(max_examples=40, deadline=None)
+COMPRESSORS = {
+    ".gz": gzip.compress,
+    ".bz2": bz2.compress,
+    ".zst": lambda data: zstandard.ZstdCompressor().compress(data),
+    ".lz4": lz4.frame.compress,
+}
+
+
+@pytest.mark.parametrize("suffix", sorted(COMPRESSORS))
+@settings(max_examples=25, deadline=None)
 @given(st.lists(st.binary(max_size=3000), min_size=1, max_size=4), st.lists(st.integers(1, 5000), min_size=1))
-def test_a_gzip_stream_read_in_any_sizes_gives_every_byte_once(tmp_path_factory, members, sizes):
-    """`open_input` of a multi-member gzip file (as `cat a.gz b.gz` makes) hands out its
-    bytes in order whatever the sizes asked for: `read(n)` gives n bytes until the end."""
-    path = tmp_path_factory.mktemp("gz") / "log.txt.gz"
-    path.write_bytes(b"".join(gzip.compress(m) for m in members))
+def test_a_compressed_stream_read_in_any_sizes_gives_every_byte_once(tmp_path_factory, suffix, members, sizes):
+    """`open_input` of a file of several members or frames of one compression (as `cat
+    a.gz b.gz` makes) hands out its bytes in order whatever the sizes asked for:
+    `read(n)` gives n bytes until the end."""
+    path = tmp_path_factory.mktemp("packed") / f"log.txt{suffix}"
+    path.write_bytes(b"".join(COMPRESSORS[suffix](m) for m in members))
     expected, got = b"".join(members), []
     with storage.open_input(path) as stream:
         for size in itertools.cycle(sizes):

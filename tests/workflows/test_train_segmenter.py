@@ -94,7 +94,7 @@ def test_train_segmenter_logs_its_estimate_registers_and_segments_a_log(gold_log
     requirements = (
         Path(mlflow.artifacts.download_artifacts("models:/segmenter-model/1")) / "requirements.txt"
     ).read_text()
-    assert {"numba", "zlib-ng", "polars", "pyarrow", "scikit-learn"} <= {
+    assert {"numba", "zlib-ng", "zstandard", "lz4", "polars", "pyarrow", "scikit-learn"} <= {
         line.split("==")[0] for line in requirements.splitlines()
     }
     assert version.tags["cv_f1_mean"] == f"{run.data.metrics['cv_f1_mean']:.4f}"

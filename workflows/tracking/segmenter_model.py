@@ -93,7 +93,7 @@ class SegmenterModel(mlflow.pyfunc.PythonModel):
 
 
 # What the shipped package `sessions` imports beyond REQUIREMENTS (its docstring's list).
-SESSIONS_REQUIREMENTS = ("polars", "pyarrow", "fsspec", "numba", "zlib-ng")
+SESSIONS_REQUIREMENTS = ("polars", "pyarrow", "fsspec", "numba", "zlib-ng", "zstandard", "lz4")
 
 
 def log_segmenter_model(classifier: SameSessionClassifier, level: str) -> str:
