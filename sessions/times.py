@@ -17,7 +17,13 @@ value gives one `ts` whether it comes from CSV, JSON lines or Parquet:
 - date-times of a typed column (Parquet, Arrow): aware ones converted, naive ones
   read as wall times of the zone below; dates are their midnight;
 - with `TimeOptions.format` (`--time-format`), text is read with that strptime
-  format (chrono's, as polars uses it) and nothing else is tried.
+  format and nothing else is tried. polars reads it with chrono, whose directives are
+  Python's but for two: `%f` is read as Python reads it, a fraction of a second after
+  a `.` (`%S.%f`: `.5` is half a second; chrono alone would read 5 nanoseconds), and
+  `%y` puts 69 in 2069 (Python: 1969; 00-68 and 70-99 agree).
+
+No text form takes a second of 60 (`10:00:60`): Python's and pandas' readers refuse
+it, where chrono reads it as a leap second and polars moves it to the next minute.
 
 A value without an offset is a wall time of `TimeOptions.timezone` (IANA name,
 default UTC), DST-aware: a wall time that does not exist (the hour skipped when
@@ -79,13 +85,15 @@ class TimeOptions:
     """How a log's time values are read (`sessions.formats.ReadOptions` holds one).
 
     Attributes:
-        format: a strptime format for text times (chrono's, as polars takes it, e.g.
-            `%d/%m/%Y %H:%M`; `%z` reads an offset); None: the forms of the module
-            docstring.
+        format: a strptime format for text times (e.g. `%d/%m/%Y %H:%M`; `%z` reads
+            an offset; `%S.%f` seconds and their fraction; chrono's own directives,
+            as polars takes them, too: see the module docstring); None: the forms of
+            the module docstring.
         unit: the unit of epoch numbers, or "auto" (by magnitude).
         timezone: the IANA zone of wall times written without an offset.
 
-    Raises ValueError for an unknown zone or a format polars cannot read.
+    Raises ValueError, one line, for an unknown zone or a format polars cannot read
+    (`%f` anywhere but after a `.`, `%I` without `%p`, ...).
     """
 
     format: str | None = None
@@ -111,10 +119,12 @@ class TimeOptions:
             if unknown:  # polars reads every time as null with them, as if the times were bad
                 what = f"{unknown[0]} is not a strptime directive" if unknown[0] != "%" else "a % ends it"
                 raise ValueError(f"--time-format {self.format!r}: {what}")
+            fmt = chrono_format(self.format)  # ValueError for %f anywhere but after a '.'
             try:
-                pl.Series(["2000-01-01"]).str.strptime(_NAIVE, self.format, strict=False)
+                pl.Series(["2000-01-01"]).str.strptime(_NAIVE, fmt, strict=False)
             except pl.exceptions.PolarsError as err:
-                raise ValueError(f"--time-format {self.format!r}: not a strptime format ({err})") from None
+                why = str(err).strip().splitlines()[0].rstrip(".")  # polars adds the expression on more lines
+                raise ValueError(f"--time-format {self.format!r}: not a strptime format ({why})") from None
 
 
 # A directive of a strptime format (with chrono's padding, width and colon modifiers:
@@ -122,6 +132,70 @@ class TimeOptions:
 # letters chrono, which polars reads times with, knows.
 _DIRECTIVE = re.compile(r"(%[-_0]?\.?\d?(:{0,3})(.?))")
 _DIRECTIVES = frozenset("aAbBcCdDeFfgGhHIjklmMnpPrRsStTuUvVwWxXyYzZ%+")
+# The directives that read a time's seconds (`%S`, and `%T`, `%X`, `%r`, which hold it),
+# each with its seconds read only where they are written 60: a literal 6, then the 0
+# read as the second (chrono reads one digit as well as two).
+_WITH_SECONDS = {"S": "6%S", "T": "%H:%M:6%S", "X": "%H:%M:6%S", "r": "%I:%M:6%S %p"}
+
+
+def chrono_format(fmt: str) -> str:
+    """A strptime format as chrono, which polars parses times with, reads it the way
+    Python's `strptime` does: `.%f` (a fraction of a second of 1 to 6 digits after a
+    dot; chrono's `%f` is a count of nanoseconds, so `.5` would be 5 ns) becomes
+    chrono's `%.f` (a dot and 1 to 9 digits, or nothing). Every other directive is
+    left as written, chrono's own (`%.3f`, `%:z`, `%-d`) included. ValueError, one line,
+    for a `%f` that does not follow a `.`, which chrono cannot read as a fraction."""
+    out, last = [], 0
+    for match in _DIRECTIVE.finditer(fmt):
+        out.append(fmt[last : match.start()])
+        last = match.end()
+        if match.group(0) != "%f":
+            out.append(match.group(0))
+        elif out[-1].endswith("."):
+            out[-1] = out[-1][:-1]
+            out.append("%.f")
+        else:
+            raise ValueError(f"--time-format {fmt!r}: %f (a fraction of a second) is read after a '.' only, "
+                             "as in %S.%f")  # fmt: skip
+    return "".join([*out, fmt[last:]])
+
+
+def _leap_format(fmt: str) -> str | None:
+    """`fmt` (chrono's) read only where a time's seconds are written 60 (`_WITH_SECONDS`;
+    the literal 60 would do, but chrono refuses a fraction of a second without its
+    second); None when it reads no seconds."""
+    out, last, found = [], 0, False
+    for match in _DIRECTIVE.finditer(fmt):
+        out.append(fmt[last : match.start()])
+        last = match.end()
+        directive, _, letter = match.groups()
+        seconds = _WITH_SECONDS.get(letter) if directive in (f"%{letter}", f"%-{letter}", f"%0{letter}") else None
+        found = found or seconds is not None
+        out.append(seconds if seconds is not None else directive)
+    return "".join([*out, fmt[last:]]) if found else None
+
+
+def _strptime(text: pl.Expr, dtype: pl.Datetime, fmt: str) -> pl.Expr:
+    """Text times read with strptime format `fmt` (chrono's) as `dtype`, null where
+    one does not read, or reads only as a leap second: chrono takes a second of 60
+    at any minute, and polars turns it into the next minute's first second (`10:00:60`
+    into 10:01:00), a time the text does not hold; Python's and pandas' readers refuse
+    it. Such a value reads as second 0 of a minute, so only those are read again, with
+    `_leap_format`: a value that it reads has its seconds written 60."""
+    parsed = text.str.strptime(dtype, fmt, strict=False, cache=False)  # a log's times are nearly all distinct
+    leap = _leap_format(fmt)
+    if leap is None:
+        return parsed
+
+    def no_leap_second(both: list[pl.Series]) -> pl.Series:
+        values, texts = both
+        rows = (values.dt.second() == 0).fill_null(False).arg_true()
+        if rows.is_empty():
+            return values
+        leaped = texts.gather(rows).str.strptime(dtype, leap, strict=False, cache=False).is_not_null()
+        return values.scatter(rows.filter(leaped), None) if leaped.any() else values
+
+    return pl.map_batches([parsed, text], no_leap_second, return_dtype=dtype, is_elementwise=True)
 
 
 UTC_TIMES = TimeOptions()  # the defaults: the forms above, unit by magnitude, naive times in UTC
@@ -293,10 +367,17 @@ def _iso(text: pl.Expr, timezone: str) -> pl.Expr:
     g = _iso_groups(text)
     field_ = g.struct.field
     wall = pl.concat_str(
-        field_("date"), pl.lit("T"), field_("hh").fill_null("00"), pl.lit(":"), field_("mm").fill_null("00"),
-        pl.lit(":"), field_("ss").fill_null("00"), pl.lit("."), field_("frac").fill_null("0"),
-    ).str.strptime(_NAIVE, "%Y-%m-%dT%H:%M:%S%.f", strict=False)  # fmt: skip
-    return _at_offset(wall, _iso_offset_minutes(field_("zone")), timezone)
+        field_("date"),
+        pl.lit("T"),
+        field_("hh").fill_null("00"),
+        pl.lit(":"),
+        field_("mm").fill_null("00"),
+        pl.lit(":"),
+        field_("ss").fill_null("00"),
+        pl.lit("."),
+        field_("frac").fill_null("0"),
+    )
+    return _at_offset(_strptime(wall, _NAIVE, "%Y-%m-%dT%H:%M:%S%.f"), _iso_offset_minutes(field_("zone")), timezone)
 
 
 def _iso_offset_minutes(zone: pl.Expr) -> pl.Expr:
@@ -322,9 +403,19 @@ def _rfc2822(text: pl.Expr, timezone: str) -> pl.Expr:
     field_ = g.struct.field
     month = field_("mon").str.to_lowercase().replace_strict(_MONTHS, default=None)
     wall = pl.concat_str(
-        field_("year"), pl.lit("-"), month, pl.lit("-"), field_("day").str.zfill(2), pl.lit("T"), field_("hh"),
-        pl.lit(":"), field_("mm"), pl.lit(":"), field_("ss").fill_null("00"),
-    ).str.strptime(_NAIVE, "%Y-%m-%dT%H:%M:%S", strict=False)  # fmt: skip
+        field_("year"),
+        pl.lit("-"),
+        month,
+        pl.lit("-"),
+        field_("day").str.zfill(2),
+        pl.lit("T"),
+        field_("hh"),
+        pl.lit(":"),
+        field_("mm"),
+        pl.lit(":"),
+        field_("ss").fill_null("00"),
+    )
+    wall = _strptime(wall, _NAIVE, "%Y-%m-%dT%H:%M:%S")
     zone = field_("zone")
     named = zone.replace_strict(_RFC2822_ZONES, default=None, return_dtype=pl.Int32)
     return _at_offset(wall, _signed_offset(zone, zone.str.slice(1, 2), zone.str.slice(3, 2), named), timezone)
@@ -337,10 +428,10 @@ def _aware_format(fmt: str) -> bool:
 
 
 def _with_format(text: pl.Expr, fmt: str, timezone: str) -> pl.Expr:
-    # no cache of distinct values: a log's times are nearly all distinct (AOL's: 36 ns a row less)
+    fmt = chrono_format(fmt)
     if _aware_format(fmt):
-        return text.str.strptime(TIMESTAMP, fmt, strict=False, cache=False)
-    return _localize(text.str.strptime(_NAIVE, fmt, strict=False, cache=False), timezone)
+        return _strptime(text, TIMESTAMP, fmt)
+    return _localize(_strptime(text, _NAIVE, fmt), timezone)
 
 
 def _at_offset(wall: pl.Expr, offset_minutes: pl.Expr, timezone: str) -> pl.Expr:

@@ -23,8 +23,9 @@ class ReadOptions:
     map: str | None = field(default=None, metadata={
         "help": "columns of a --format table: user=COL,time=COL,text=COL[,session=COL][,mission=COL]"})  # fmt: skip
     time_format: str | None = field(default=None, metadata={
-        "help": "strptime format of text times, e.g. '%d/%m/%Y %H:%M' (%z: an offset), then the only one read; "
-                "none: ISO 8601/RFC 3339 date-times and dates, RFC 2822 or epoch numbers"})  # fmt: skip
+        "help": "strptime format of text times, e.g. '%d/%m/%Y %H:%M' (%z: an offset; %S.%f: seconds and their "
+                "fraction, as Python reads them), then the only one read; none: ISO 8601/RFC 3339 date-times and "
+                "dates, RFC 2822 or epoch numbers"})  # fmt: skip
     time_unit: TimeUnit = field(default="auto", metadata={
         "help": "unit of epoch numbers; auto: s, ms, us or ns, the one that puts the value in 1990..2100"})  # fmt: skip
     timezone: str = field(default="UTC", metadata={

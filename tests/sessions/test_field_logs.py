@@ -10,7 +10,7 @@ import gzip
 import io
 import json
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from unittest import mock
 
 import lz4.frame
@@ -302,7 +302,10 @@ TEXT_TIMES = [  # (as written, the instant)
     ("2023-03-01t10:00:00z", A),  # RFC 3339 5.6: t and z may be lower case
     ("20230301t100000z", A),
 ]
-BAD_TIMES = ["2023-02-30 10:00:00", "yesterday", "2023", "10:00:00", "2023-03-01 25:00:00", "2023-03-01T24:00:00"]
+BAD_TIMES = ["2023-02-30 10:00:00", "yesterday", "2023", "10:00:00", "2023-03-01 25:00:00", "2023-03-01T24:00:00",
+             # a second of 60, in every form (chrono reads it as a leap second, polars as the next minute)
+             "2023-03-01 10:00:60", "2023-03-01T10:00:60Z", "2023-03-01 10:00:60.5", "2016-12-31T23:59:60Z",
+             "Wed, 01 Mar 2023 10:00:60 +0000", "20230301T100060Z"]  # fmt: skip
 
 
 @settings(max_examples=40, deadline=None)
@@ -744,6 +747,75 @@ def test_time_unit_and_time_format_read_what_the_defaults_cannot(tmp_path):
         ReadOptions(time_format="%Y-%m-%d %")
     for right in ("%Y-%m-%d %H:%M:%S%.f", "%-d.%-m.%Y", "%Y-%m-%dT%H:%M:%S%:z", "%s", "%e %b %Y %I:%M %p", "%Y %% %j"):
         ReadOptions(time_format=right)
+
+
+@pytest.mark.parametrize(
+    ("fmt", "why"),
+    [
+        ("%Y-%m-%d %H:%M:%S,%f", "%f (a fraction of a second) is read after a '.' only, as in %S.%f"),
+        ("%Y%m%d%H%M%S%f", "%f (a fraction of a second) is read after a '.' only"),
+        ("%I:%M %d/%m/%Y", "not a strptime format (Invalid format string: Please either specify both 12-hour"),
+        ("%Y-%m-%d %H:%M %p", "not a strptime format (Invalid format string"),
+    ],
+)
+def test_a_time_format_polars_cannot_read_as_written_is_refused_in_one_line(fmt, why):
+    """The breaking helper's finds: polars' refusal came with its expression on more lines."""
+    with pytest.raises(ValueError) as refused:
+        ReadOptions(time_format=fmt)
+    assert str(refused.value).startswith(f"--time-format {fmt!r}: {why}") and "\n" not in str(refused.value)
+
+
+TIME_FORMATS = [  # strptime formats as a user writes them for Python, and how each writes a datetime
+    "%Y-%m-%d %H:%M:%S.%f", "%d/%m/%Y %H:%M:%S.%f", "%Y%m%dT%H%M%S.%f", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M:%S %z",
+    "%m/%d/%Y %I:%M:%S %p", "%Y-%m-%dT%H:%M:%S.%f%z", "%d.%m.%y %H:%M",
+]  # fmt: skip
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    fmt=st.sampled_from(TIME_FORMATS),
+    when=st.datetimes(min_value=datetime(1970, 1, 1), max_value=datetime(2068, 12, 31)),
+    digits=st.integers(1, 6),
+    offset=st.integers(-14 * 60, 14 * 60),
+    leap=st.booleans(),
+)
+def test_a_time_format_reads_each_time_as_pythons_strptime_does(tmp_path_factory, fmt, when, digits, offset, leap):
+    """Property: with `--time-format`, a time reads as Python's `datetime.strptime` reads
+    it with that format (the breaking helper's find: `.%f` was read by chrono, `.5` as 5
+    nanoseconds, so `10:00:00.5` was 10:00:00), and one whose seconds read 60 is no
+    time, as Python's says (chrono took it for a leap second, polars for the next
+    minute)."""
+    text = when.replace(tzinfo=timezone(timedelta(minutes=offset))).strftime(fmt)
+    if "%f" in fmt:  # 1 to 6 digits of fraction, as people write them
+        whole, fraction = text.split(".", 1)
+        text = f"{whole}.{fraction[:digits]}{fraction[6:]}"
+    if leap and "%S" in fmt:  # the seconds written as 60
+        at = len(when.strftime(fmt[: fmt.index("%S")]))
+        text = text[:at] + "60" + text[at + 2 :]
+    try:
+        expected = datetime.strptime(text, fmt)
+    except ValueError:
+        expected = None
+    assert (expected is None) == (leap and "%S" in fmt)
+    tmp = tmp_path_factory.mktemp("fmt")
+    _, events, rejected = read_table_log(tmp, [{"u": "1", "t": text, "q": "q"}], "csv", time_format=fmt)
+    if expected is None:
+        assert rejected["reason"].to_list() == [Reason.BAD_TIME], text
+        return
+    if expected.tzinfo is None:
+        expected = expected.replace(tzinfo=UTC)
+    assert events["ts"].to_list() == [expected.astimezone(UTC)], text
+
+
+def test_aols_own_time_form_and_chronos_directives_take_no_second_of_60(tmp_path):
+    body = b"1001\tcheap flights\t2006-03-01 07:17:60\n1001\tcheap flights nyc\t2006-03-01 07:18:00\n"
+    report, events, _ = ingest_bytes(tmp_path, "aol", AOL_HEADER.encode() + body)
+    assert report["rejected_by_reason"] == {"bad_time": 1} and events["query"].to_list() == ["cheap flights nyc"]
+    rows = [{"u": "1", "t": t, "q": "q"} for t in ("01/03/2023 10:00:60", "01/03/2023 10:00:00", "01/03/2023 10:00:0")]
+    for i, fmt in enumerate(("%d/%m/%Y %T", "%d/%m/%Y %X", "%d/%m/%Y %H:%M:%-S")):  # %T, %X: chrono's %H:%M:%S
+        (tmp_path / str(i)).mkdir()
+        _, events, rejected = read_table_log(tmp_path / str(i), rows, "csv", time_format=fmt)
+        assert rejected["reason"].to_list() == [Reason.BAD_TIME] and events["ts"].to_list() == [A, A], fmt
 
 
 def test_naive_times_in_a_zone_settle_the_repeated_hour_by_file_order_across_blocks(tmp_path):
