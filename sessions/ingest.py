@@ -50,7 +50,10 @@ class FileCount:
     whose wall time fell in an hour the zone's clocks repeat, by how they were read
     (`repeated_hour`: `sessions.times.RepeatedHour`), and, for a damaged compressed
     file, where and why its stream broke off (`damage`); `read_as`, how its fields were
-    read where the file decided it (a TSV table written with CSV quoting)."""
+    read where the file decided it (a TSV table written with CSV quoting);
+    `rejected_lines_by_reason`, the physical lines the rejected rows took, by reason
+    (more than their rows where a row took several: a quote left open takes every
+    line up to the next one that closes it)."""
 
     path: str
     rows_in: int = 0
@@ -61,6 +64,7 @@ class FileCount:
     repeated_hour: dict[str, int] = field(default_factory=dict)
     damage: str | None = None
     read_as: str | None = None
+    rejected_lines_by_reason: dict[str, int] = field(default_factory=dict)
 
     def add(self, parsed: Parsed) -> None:
         """Count one parsed block of this file in."""
@@ -74,6 +78,7 @@ class FileCount:
         self.repeated_hour = tally(self.repeated_hour, parsed.repeated_hour)
         self.damage = parsed.damage or self.damage
         self.read_as = parsed.read_as or self.read_as
+        self.rejected_lines_by_reason = tally(self.rejected_lines_by_reason, parsed.rejected_lines)
 
 
 def tally(*counts: Mapping[str, int]) -> dict[str, int]:
@@ -91,8 +96,9 @@ class IngestReport:
 
     `skipped_files` lists the files of input directories and patterns that are not
     logs (`not_log_reason`) and were not read; `skipped_lines` counts the lines that
-    are not records, `repeated_hour` the times read in an hour the clocks repeat, over
-    all files.
+    are not records, `repeated_hour` the times read in an hour the clocks repeat,
+    `rejected_lines_by_reason` the physical lines the rejected rows took (`FileCount`),
+    over all files.
     """
 
     format: str
@@ -103,6 +109,7 @@ class IngestReport:
     skipped_lines: dict[str, int] = field(default_factory=dict)
     skipped_files: list[dict[str, str]] = field(default_factory=list)
     repeated_hour: dict[str, int] = field(default_factory=dict)
+    rejected_lines_by_reason: dict[str, int] = field(default_factory=dict)
     files: list[FileCount] = field(default_factory=list)
     outputs: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
@@ -128,6 +135,7 @@ class IngestReport:
         report.rejected_by_reason = tally(*(f.rejected_by_reason for f in files))
         report.skipped_lines = tally(*(f.skipped_lines for f in files))
         report.repeated_hour = tally(*(f.repeated_hour for f in files))
+        report.rejected_lines_by_reason = tally(*(f.rejected_lines_by_reason for f in files))
         return report
 
     def check(self) -> None:

@@ -166,8 +166,8 @@ def load_events(
 def ingest_summary(report: IngestReport) -> dict:
     """The accounting of an ingest report, as a segmentation report repeats it."""
     d = report.to_dict()
-    keys = ("format", "rows_in", "rows_ok", "rows_rejected", "rejected_by_reason", "skipped_lines", "skipped_files",
-            "repeated_hour", "files")  # fmt: skip
+    keys = ("format", "rows_in", "rows_ok", "rows_rejected", "rejected_by_reason", "rejected_lines_by_reason",
+            "skipped_lines", "skipped_files", "repeated_hour", "files")  # fmt: skip
     return {k: d[k] for k in keys}
 
 

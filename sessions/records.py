@@ -24,7 +24,9 @@ the text of a later line) and
 backslash and text follows it: `"say \\"hi\\" now"`, a quote escaped with a backslash, as
 R's `write.table` writes by default, which CSV does not read) and
 `damaged` (true only for what follows the last complete record of a compressed file
-whose stream breaks off, an interrupted download: see `iter_blocks`).
+whose stream breaks off, an interrupted download: see `iter_blocks`) and
+`lines` (the physical lines the record takes: more than one for a quoted field that
+holds line breaks, or a quote left open that took the lines after it).
 
 A UTF-8 byte-order mark is not part of a record: the one that starts a file is dropped
 before anything is read, and one at the start of a record (files joined with `cat`)
@@ -57,6 +59,7 @@ RECORD_SCHEMA: dict[str, pl.DataType] = {
     "unclosed": pl.Boolean(),
     "escaped": pl.Boolean(),
     "damaged": pl.Boolean(),
+    "lines": pl.Int64(),
 }
 
 BOM = b"\xef\xbb\xbf"  # U+FEFF in UTF-8
@@ -238,13 +241,13 @@ def iter_records(
 ) -> Iterator[pl.DataFrame]:
     """Yield the records of a (possibly compressed) text file in blocks: `split_records`
     of each of `iter_blocks`' blocks, those without a record left out. Each frame holds
-    the seven `RECORD_SCHEMA` columns; arguments and errors as `iter_blocks` and
+    the `RECORD_SCHEMA` columns; arguments and errors as `iter_blocks` and
     `split_records`.
 
     Example:
         >>> for block in iter_records("user-ct-test-collection-01.txt.gz"):
         ...     block.columns
-        ['line_no', 'text', 'undecodable', 'terminated', 'unclosed', 'escaped', 'damaged']
+        ['line_no', 'text', 'undecodable', 'terminated', 'unclosed', 'escaped', 'damaged', 'lines']
     """
     for block in iter_blocks(path, quote=quote, sep=sep, block_bytes=block_bytes):
         frame = split_records(block, quote, sep)
@@ -358,6 +361,8 @@ def split_records(block: Block, quote: str | None = None, sep: str = ",") -> pl.
     escaped[np.searchsorted(starts, escaped_at, side="right") - 1] = True
     damaged = np.zeros(n, dtype=bool)
     damaged[-1] = block.damage is not None and not terminated_last  # the record the damage cut off
+    lines = np.searchsorted(newlines, stops) - np.searchsorted(newlines, starts)  # line ends inside each
+    lines[-1] += not (len(newlines) and newlines[-1] == stops[-1] - 1)  # a last line without its line end
     records = pl.DataFrame(
         {
             "line_no": block.first_line + np.searchsorted(newlines, starts),
@@ -367,6 +372,7 @@ def split_records(block: Block, quote: str | None = None, sep: str = ",") -> pl.
             "unclosed": unclosed,
             "escaped": escaped,
             "damaged": damaged,
+            "lines": lines,
         },
         schema=RECORD_SCHEMA,
     ).with_columns(
@@ -384,7 +390,7 @@ def _damaged_rest(block: Block) -> pl.DataFrame:
     """What follows the last complete record of a broken stream, as one (empty) record."""
     return pl.DataFrame(
         {"line_no": [block.first_line + block.n_lines], "text": [""], "undecodable": [None], "terminated": [False],
-         "unclosed": [False], "escaped": [False], "damaged": [True]},
+         "unclosed": [False], "escaped": [False], "damaged": [True], "lines": [1]},
         schema=RECORD_SCHEMA,
     )  # fmt: skip
 

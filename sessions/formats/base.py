@@ -108,6 +108,7 @@ class Parsed:
     repeated_hour: dict[str, int] = field(default_factory=dict)
     naive: pl.Series | None = None
     read_as: str | None = None
+    rejected_lines: dict[str, int] = field(default_factory=dict)  # physical lines the rejected rows took, by reason
 
     @property
     def n_records(self) -> int:
@@ -214,10 +215,11 @@ def finalize(
 ) -> Parsed:
     """Split a block into events and rejected rows by the first failing check.
 
-    `frame` holds `row_id`, `line_no` and any of the canonical event columns (those
-    it lacks come out null). `checks` are tried in order; a record is rejected with
-    the reason of the first one that holds. `raw` renders a record for the rejected
-    table; it is evaluated on rejected records only. `skipped`, `damage`: see `Parsed`.
+    `frame` holds `row_id`, `line_no`, optionally `lines` (the physical lines each
+    record takes, 1 where absent) and any of the canonical event columns (those it
+    lacks come out null). `checks` are tried in order; a record is rejected with the
+    reason of the first one that holds. `raw` renders a record for the rejected table;
+    it is evaluated on rejected records only. `skipped`, `damage`: see `Parsed`.
     """
     names = frame.collect_schema().names()
     canonical = [
@@ -229,6 +231,8 @@ def finalize(
     ok = pl.col("_reason").is_null()
     events = df.lazy().filter(ok).select(canonical).with_columns(source=pl.lit(source)).select(list(EVENT_SCHEMA))
     naive = df["_naive"].filter(df["_reason"].is_null()) if "_naive" in df.columns else None  # not every column
+    lines = pl.col("lines") if "lines" in df.columns else pl.lit(1, dtype=pl.Int64)
+    rejected_lines = df.lazy().filter(~ok).group_by("_reason").agg(lines.sum()).collect().rows()
     rejected = (
         df.lazy()
         .filter(~ok)
@@ -247,4 +251,5 @@ def finalize(
         skipped={k: v for k, v in (skipped or {}).items() if v},
         damage=damage,
         naive=naive,
+        rejected_lines=dict(rejected_lines),
     )

@@ -807,6 +807,27 @@ def test_a_time_format_reads_each_time_as_pythons_strptime_does(tmp_path_factory
     assert events["ts"].to_list() == [expected.astimezone(UTC)], text
 
 
+def test_a_quote_left_open_is_one_rejected_row_with_the_lines_it_took(tmp_path):
+    """The breaking helper's example: in 40,000 records, one stray opening quote took
+    22,001 lines into one `unclosed_quote` row, and the report and summary said only
+    "1 rejected". Both now give the lines it took."""
+    from workflows.cli.ingest import ingest_rows
+
+    lines = ["user,time,text"]
+    for i in range(40_000):
+        text = f"plain {i} " + "w" * 50
+        text = '"unclosed start 8000' if i == 8000 else 'has a "quote" inside' if i == 30_000 else text
+        lines.append(f"u{i % 100},2023-03-01 10:{i % 60:02d}:00,{text}")
+    path = tmp_path / "unc.csv"
+    path.write_text("\n".join(lines) + "\n")
+    report = ingest([path], "table", tmp_path / "out", options=ReadOptions(map="user=user,time=time,text=text"))
+    assert (report.rows_in, report.rows_rejected) == (18_000, 1)
+    assert report.rejected_lines_by_reason == {"unclosed_quote": 22_001} == report.files[0].rejected_lines_by_reason
+    assert ingest_rows(report.to_dict())["  unclosed_quote"] == "1 (22,001 lines of the file)"
+    rejected = read_table(tmp_path / "out" / "rejected.parquet")
+    assert rejected["line_no"].to_list() == [8_002]
+
+
 def test_aols_own_time_form_and_chronos_directives_take_no_second_of_60(tmp_path):
     body = b"1001\tcheap flights\t2006-03-01 07:17:60\n1001\tcheap flights nyc\t2006-03-01 07:18:00\n"
     report, events, _ = ingest_bytes(tmp_path, "aol", AOL_HEADER.encode() + body)

@@ -124,6 +124,24 @@ def test_a_quote_left_open_makes_its_record_the_last_and_unclosed(tmp_path_facto
 csv_text = st.lists(st.sampled_from(["a", "b", " ", ",", '"', '""', "\n", "\r\n", "é", '12" pan', "\\"]), max_size=60)
 
 
+@settings(max_examples=100, deadline=None)
+@given(pieces=csv_text, block=st.integers(1, 40))
+def test_the_lines_of_the_records_add_up_to_the_lines_of_the_file(tmp_path_factory, pieces, block):
+    """Property: each record's `lines` are the physical lines from its first to the next
+    record's, so that they add up to the file's (a quote left open takes the rest: the
+    breaking helper's file of 40,000 records, one opening quote taking 22,001 of them,
+    reported one rejected row and nothing of its size)."""
+    text = "".join(pieces)
+    path = tmp_path_factory.mktemp("l") / "t.csv"
+    path.write_bytes(text.encode())
+    df = records(path, quote='"', block_bytes=block)
+    physical = text.count("\n") + (1 if text and not text.endswith("\n") else 0)
+    assert df["lines"].sum() == physical
+    starts = df["line_no"].to_list()
+    assert df["lines"].to_list() == [b - a for a, b in zip(starts, [*starts[1:], physical + 1][: len(starts)],
+                                                           strict=True)]  # fmt: skip
+
+
 @settings(max_examples=200, deadline=None)
 @given(pieces=csv_text, block=st.integers(1, 40))
 def test_records_and_fields_are_what_pythons_csv_reads(tmp_path_factory, pieces, block):

@@ -26,14 +26,17 @@ def ingest(job: IngestJob) -> None:
 
 
 def ingest_rows(report: dict) -> dict:
-    """The row accounting of a report, for a summary table: rows by reason, lines and
-    files that are not records or logs (skipped), and each damaged file with where its
-    stream broke off (what a report holds of them: `mine` of sessions has rows alone)."""
+    """The row accounting of a report, for a summary table: rows by reason (with the
+    lines they took, where more than one a row: a quote left open takes the lines after
+    it), lines and files that are not records or logs (skipped), and each damaged file
+    with where its stream broke off (what a report holds of them: `mine` of sessions has
+    rows alone)."""
+    rejected, lines = report.get("rejected_by_reason", {}), report.get("rejected_lines_by_reason", {})
     rows = {
         "rows in": report["rows_in"],
         "rows ok": report["rows_ok"],
         "rows rejected": report["rows_rejected"],
-        **{f"  {reason}": n for reason, n in report.get("rejected_by_reason", {}).items()},
+        **{f"  {reason}": _with_lines(n, lines.get(reason, n)) for reason, n in rejected.items()},
         **{f"lines skipped ({kind})": n for kind, n in report.get("skipped_lines", {}).items()},
         **{f"times in a repeated hour, read {how}": n for how, n in report.get("repeated_hour", {}).items() if n},
         **({"files": len(report["files"])} if "files" in report else {}),  # a table of events has none
@@ -58,3 +61,8 @@ def ingest_rows(report: dict) -> dict:
         named = paths if len(paths) <= 3 else [f"{len(paths):,} files ({paths[0]}, ...)"]
         rows.update({f"  {path}": how for path in named})
     return rows
+
+
+def _with_lines(rows: int, lines: int) -> int | str:
+    """A count of rejected rows, with the lines they took where more than one a row."""
+    return rows if lines <= rows else f"{rows:,} ({lines:,} lines of the file)"
