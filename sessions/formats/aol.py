@@ -47,7 +47,9 @@ BAD_CLICK_RANK = (
     (pl.col("_rank_text") != "") & (pl.col("click_rank").is_null() | (pl.col("click_rank") < 1)),
     Reason.BAD_CLICK_RANK,
 )
-_CHECKS = ((pl.col("query").str.strip_chars() == PLACEHOLDER_QUERY, Reason.PLACEHOLDER_QUERY), BAD_CLICK_RANK)
+# AOL's `-` for a query the log does not hold: rejected in AOL and in the files drawn from it (sessions.formats.gold)
+PLACEHOLDER = (pl.col("query").str.strip_chars() == PLACEHOLDER_QUERY, Reason.PLACEHOLDER_QUERY)
+_CHECKS = (PLACEHOLDER, BAD_CLICK_RANK)
 
 
 AOL = DelimitedFormat(

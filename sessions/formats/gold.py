@@ -10,14 +10,15 @@
   Time comes from EPOCH (seconds, to the minute), or the date text when EPOCH is bad.
 
 Header, dashed and blank lines are layout: they are not records and take no row id,
-so `row_id` is the index among query rows.
+so `row_id` is the index among query rows. Both are drawn from the AOL log, whose `-`
+stands for a query it does not hold: rejected as `placeholder_query`, as in AOL files.
 """
 
 from __future__ import annotations
 
 import polars as pl
 
-from sessions.formats.aol import AOL_TIME_FORMAT, BAD_CLICK_RANK
+from sessions.formats.aol import AOL_TIME_FORMAT, BAD_CLICK_RANK, PLACEHOLDER
 from sessions.formats.base import Columns
 from sessions.formats.delimited import DelimitedFormat
 from sessions.schema import Reason
@@ -47,7 +48,7 @@ def _webis(f: Columns) -> dict[str, pl.Expr]:
     }
 
 
-_WEBIS_CHECKS = (BAD_CLICK_RANK, (pl.col("_mission").is_null(), Reason.MISSING_LABEL))
+_WEBIS_CHECKS = (PLACEHOLDER, BAD_CLICK_RANK, (pl.col("_mission").is_null(), Reason.MISSING_LABEL))
 
 
 def _is_webis_layout(text: pl.Expr) -> pl.Expr:
@@ -84,5 +85,5 @@ GAYO_AVELLO = DelimitedFormat(
     columns=GAYO_COLUMNS,
     build=_gayo,
     layout=lambda text: text.str.strip_chars() == "",
-    checks=((pl.col("gold_session").is_null(), Reason.MISSING_LABEL),),
+    checks=(PLACEHOLDER, (pl.col("gold_session").is_null(), Reason.MISSING_LABEL)),
 )

@@ -807,6 +807,22 @@ def test_a_time_format_reads_each_time_as_pythons_strptime_does(tmp_path_factory
     assert events["ts"].to_list() == [expected.astimezone(UTC)], text
 
 
+@pytest.mark.parametrize("kind", ["aol", "webis-smc", "gayo-avello", "csv"])
+def test_aols_placeholder_query_is_rejected_in_aol_and_the_files_drawn_from_it(tmp_path, kind):
+    """The breaking helper's find: Webis-SMC-12 took AOL's `-` (a query the log does not
+    hold) as the query `-`. In AOL and the files drawn from it (Webis-SMC-12,
+    Gayo-Avello) it is `placeholder_query`; another table's `-` is its text."""
+    _, _, header, body = GOOD[kind]
+    first = body.splitlines()[0]
+    placeholder = first.replace("cheap flights", " - ") if kind != "csv" else first.replace("pizza", "-")
+    report, events, rejected = ingest_bytes(tmp_path, kind, (header + placeholder + "\n" + body).encode())
+    if kind == "csv":
+        assert report["rows_rejected"] == 0 and events["query"].to_list()[0] == "-"
+    else:
+        assert report["rejected_by_reason"] == {"placeholder_query": 1} and events.height == 2
+        assert rejected["line_no"].to_list() == [1 + (header != "")]
+
+
 def test_a_quote_left_open_is_one_rejected_row_with_the_lines_it_took(tmp_path):
     """The breaking helper's example: in 40,000 records, one stray opening quote took
     22,001 lines into one `unclosed_quote` row, and the report and summary said only
