@@ -159,6 +159,9 @@ _NOT_LOG_SUFFIXES = {".md", ".rst", ".html", ".htm", ".pdf", ".doc", ".docx", ".
                      ".sha512", ".crc", ".py", ".sh", ".yaml", ".yml", ".toml", ".ini", ".cfg"}  # fmt: skip
 
 
+HIDDEN_REASON = "a hidden file (a name on its path starts with '.' or '_'): name it to read it"
+
+
 def not_log_reason(path: str) -> str | None:
     """Why a file found in an input directory or pattern is not a log (and is skipped),
     or None: a README, a licence or a checksum, by its name or suffix; never a file
@@ -180,7 +183,9 @@ def expand_inputs(inputs: Sequence[str | Path], skipped: list[dict[str, str]] | 
     a directory stands for its files, sorted by name; a glob pattern for its matches).
 
     Files of a directory or pattern that are not logs (`not_log_reason`: a README, a
-    checksum file) are left out; a file named on its own is always kept. A file the
+    checksum file) are left out, and so are a directory's hidden files (a name on the
+    path starting with `.` or `_`: `.DS_Store`, Spark's `_SUCCESS`); a file named on its
+    own is always kept. A file the
     inputs take in twice (named twice, named and in a directory named, linked to) is
     read once, at its first place; a link in a directory that leads nowhere is no
     file. Each of those is appended to `skipped` as `{"path", "reason"}`. ValueError
@@ -201,6 +206,9 @@ def expand_inputs(inputs: Sequence[str | Path], skipped: list[dict[str, str]] | 
             else:
                 first_place[same] = f
                 files.append(f)
+        if not named and storage.is_dir(directory := storage.absolute(item)):
+            hidden = sorted(set(storage.list_files(directory, recursive=True, hidden=True)) - set(found))
+            left_out += [{"path": f, "reason": HIDDEN_REASON} for f in hidden]
         if not named and (directory := storage.local_path(item)) is not None and directory.is_dir():
             broken = sorted(p for p in directory.rglob("*") if p.is_symlink() and not p.exists())
             left_out += [{"path": str(p), "reason": "a link to nothing"} for p in broken]

@@ -382,8 +382,8 @@ def expand(inputs: Sequence[str | os.PathLike]) -> list[str]:
     sorted by name; hidden files left out), a glob pattern (`*`, `?`, `[...]` in the
     last components) for its matches, sorted.
 
-    Raises FileNotFoundError for a missing file, an empty directory or a pattern
-    matching nothing."""
+    Raises FileNotFoundError for a missing file (or one that is not a regular file:
+    a pipe, a device), an empty directory or a pattern matching nothing."""
     files: list[str] = []
     for item in map(absolute, inputs):
         if _GLOB.search(item) and not exists(item):
@@ -400,6 +400,8 @@ def expand(inputs: Sequence[str | os.PathLike]) -> list[str]:
             files += found
         elif kind == pafs.FileType.File:
             files.append(item)
+        elif is_local(item) and os.path.exists(resolve(item)[1]):  # a FIFO, a socket, a device
+            raise FileNotFoundError(f"{item}: not a regular file (a pipe, socket or device): write it to a file")
         else:
             raise FileNotFoundError(
                 f"{item}: {broken_link(item) or 'no such file or directory'}{_missing_bucket(item)}"

@@ -146,6 +146,27 @@ def test_a_readme_in_an_input_directory_is_skipped_and_reported(tmp_path):
     assert named.rows_in == 6 and named.rows_ok == 0
 
 
+def test_hidden_files_of_an_input_directory_are_listed_as_skipped_and_read_when_named(tmp_path):
+    """The breaking helper's find: a directory's hidden files (`.b.txt`, Spark's `_SUCCESS`,
+    a file under `_tmp/`) were left out and listed nowhere; and a pipe given as an input
+    was "no such file or directory"."""
+    import os
+
+    from sessions.ingest import HIDDEN_REASON
+
+    logs = tmp_path / "aol"
+    (logs / "_tmp").mkdir(parents=True)
+    for name in ("a.txt", ".b.txt", "_SUCCESS", "_tmp/c.txt"):
+        (logs / name).write_text(AOL_HEADER + GOOD["aol"][3])
+    report = ingest([logs], "aol", tmp_path / "out")
+    assert report.rows_in == 2 and [(s["path"], s["reason"]) for s in report.skipped_files] == [
+        (str(logs / name), HIDDEN_REASON) for name in (".b.txt", "_SUCCESS", "_tmp/c.txt")]  # fmt: skip
+    assert ingest([logs / ".b.txt"], "aol", tmp_path / "named").rows_in == 2  # named on its own: read
+    os.mkfifo(tmp_path / "pipe.txt")
+    with pytest.raises(FileNotFoundError, match=r"pipe.txt: not a regular file \(a pipe, socket or device\)"):
+        ingest([tmp_path / "pipe.txt"], "aol", tmp_path / "piped")
+
+
 # ---- 3. AOL query-only rows with their empty trailing fields trimmed ----
 def test_aol_rows_of_three_fields_are_queries_without_a_click(tmp_path):
     body = b"1001\tcheap flights\t2006-03-01 07:17:12\n1001\tcheap flights nyc\t2006-03-01 07:18:00\t1\thttp://a.com\n"
