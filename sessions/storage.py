@@ -542,11 +542,13 @@ class DecompressingStream:
     and python-lz4's LZ4 frame format (what the `zstd` and `lz4` tools write; pyarrow's
     own streams for these lose every byte of a read that meets the damage, which was the
     whole of a file under one read). Data comes out as the format decodes it: a zstd or
-    LZ4 block, a bz2 block at a time; the gzip chunk that holds corrupt data is salvaged
-    byte by byte. ValueError for another `kind`."""
+    LZ4 block, a bz2 block at a time, and damage loses the blocks that the 4 KiB of
+    compressed data fed with it completes (`PIECE`); the gzip chunk that holds corrupt
+    data is salvaged byte by byte. ValueError for another `kind`."""
 
     KINDS = ("gzip", "bz2", "zstd", "lz4")
     RAW_CHUNK = 1 << 18
+    PIECE = 1 << 12  # compressed bytes fed at a time to a decompressor but gzip's
     # what each decompressor raises on corrupt data (python-lz4: RuntimeError)
     _ERRORS = (zlib_ng.error, OSError, EOFError, zstandard.ZstdError, RuntimeError)
 
@@ -580,24 +582,29 @@ class DecompressingStream:
                 if self._started and not self._decompressor.eof:
                     self._error = "the compressed stream ends before its end marker (a truncated file)"
                 break
-            self._raw_offset += len(chunk)
             while chunk:
+                # gzip's decompressor is fed the whole chunk and salvaged on damage; the others,
+                # which cannot be copied, a piece at a time, so that damage loses one piece's output
+                piece = len(chunk) if self.kind == "gzip" else self.PIECE
+                fed, chunk = chunk[:piece], chunk[piece:]
+                self._raw_offset += len(fed)
                 backup = self._decompressor.copy() if self.kind == "gzip" else None
                 try:
-                    out = self._decompressor.decompress(chunk)
+                    out = self._decompressor.decompress(fed)
                 except self._ERRORS as err:
                     self._error = f"corrupt {self.kind} data ({err})"
                     if backup is not None:  # what the chunk held before the damage
                         self._decompressor = backup
-                        self._chunks.append(self._salvage(chunk))
+                        self._chunks.append(self._salvage(fed))
                         self._pending += len(self._chunks[-1])
                     break
                 self._chunks.append(out)
                 self._pending += len(out)
                 self._started = True
                 if not self._decompressor.eof:
-                    break
-                chunk = self._decompressor.unused_data or b""  # the next member (python-lz4: None for none)
+                    continue
+                # the next member or frame: what this one left of the piece, then the rest
+                chunk = (self._decompressor.unused_data or b"") + chunk  # python-lz4: None for none
                 self._decompressor, self._started = self._new(), False
                 if chunk.strip(b"\0") == b"":  # trailing zero padding, as some tools write
                     chunk = b""
