@@ -582,11 +582,12 @@ class DecompressingStream:
                 if self._started and not self._decompressor.eof:
                     self._error = "the compressed stream ends before its end marker (a truncated file)"
                 break
-            while chunk:
+            view, at = memoryview(chunk), 0
+            while at < len(view):
                 # gzip's decompressor is fed the whole chunk and salvaged on damage; the others,
                 # which cannot be copied, a piece at a time, so that damage loses one piece's output
-                piece = len(chunk) if self.kind == "gzip" else self.PIECE
-                fed, chunk = chunk[:piece], chunk[piece:]
+                fed = view[at:] if self.kind == "gzip" else view[at : at + self.PIECE]
+                at += len(fed)
                 self._raw_offset += len(fed)
                 backup = self._decompressor.copy() if self.kind == "gzip" else None
                 try:
@@ -604,12 +605,13 @@ class DecompressingStream:
                 if not self._decompressor.eof:
                     continue
                 # the next member or frame: what this one left of the piece, then the rest
-                chunk = (self._decompressor.unused_data or b"") + chunk  # python-lz4: None for none
+                chunk = (self._decompressor.unused_data or b"") + view[at:]  # python-lz4: None for none
                 self._decompressor, self._started = self._new(), False
                 if chunk.strip(b"\0") == b"":  # trailing zero padding, as some tools write
                     chunk = b""
+                view, at = memoryview(chunk), 0
 
-    def _salvage(self, chunk: bytes, piece: int = 512) -> bytes:
+    def _salvage(self, chunk: bytes | memoryview, piece: int = 512) -> bytes:
         """The bytes `chunk` decompresses to before the damage: fed `piece` bytes at a
         time, then the failing piece a byte at a time, so that nothing before the
         damaged byte is lost (a gzip trailer with a wrong checksum loses no data)."""
