@@ -78,11 +78,18 @@ def test_segment_from_raw_and_from_ingest_output_agree(gt, tmp_path):
 
 def test_an_ingest_output_given_read_settings_is_refused_naming_them(gt, tmp_path):
     """`segment` of an `ingest` output took --format, --timezone and the rest and applied
-    none of them: the events were read already (a --timezone there shifted no time)."""
+    none of them: the events were read already (a --timezone there shifted no time). A
+    setting named on the command line at its default value is given all the same (a
+    breaking helper's find: `--timezone UTC` went unsaid); a --config file's defaults are
+    not, since `--print-config` writes every setting there."""
     invoke("ingest", str(gt / "gayo.csv"), "--format", "gayo-avello", "--output", str(tmp_path / "ev"))
+    printed = runner.invoke(app, ["segment", str(tmp_path / "ev"), "-o", str(tmp_path / "p"), "--print-config"])
+    (tmp_path / "printed.yaml").write_text(printed.output)
+    invoke("segment", str(tmp_path / "ev"), "--config", str(tmp_path / "printed.yaml"), "-o", str(tmp_path / "p"))
     for given, named in (
         (["--format", "gayo-avello"], "--format gayo-avello reads"),
         (["--timezone", "Asia/Tokyo", "--strict"], "--timezone and --strict read"),
+        (["--timezone", "UTC"], "--timezone reads"),
     ):
         result = runner.invoke(app, ["segment", str(tmp_path / "ev"), *given, "-o", str(tmp_path / "s")])
         lines = result.output.strip().splitlines()

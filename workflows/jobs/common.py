@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -62,15 +63,24 @@ def log_format(help: str = FORMAT_HELP) -> Any:
     return field(default=None, metadata={"help": help, "short": "-f"})
 
 
+# The read settings (`ReadOptions` field names) that the command line named, whatever their
+# values: `workflows.cli.options` sets it around the job it runs, so that `--timezone UTC`,
+# the default written out, is a setting given too (not a --config file's: `--print-config`
+# writes every setting there).
+NAMED_READ_SETTINGS: ContextVar[frozenset[str]] = ContextVar("named_read_settings", default=frozenset())
+
+
 def read_settings_given(options: ReadOptions | None) -> list[str]:
     """The options of the read settings (`read_options`) set to other than their defaults,
-    as flags (`--timezone`), in the order of `ReadOptions`' fields."""
+    or named on the command line (`NAMED_READ_SETTINGS`), as flags (`--timezone`), in the
+    order of `ReadOptions`' fields."""
     from sessions.formats import DEFAULT_READ
 
     if options is None:
         return []
+    named = NAMED_READ_SETTINGS.get()
     return [f"--{f.name.replace('_', '-')}" for f in fields(options)
-            if getattr(options, f.name) != getattr(DEFAULT_READ, f.name)]  # fmt: skip
+            if getattr(options, f.name) != getattr(DEFAULT_READ, f.name) or f.name in named]  # fmt: skip
 
 
 def _they_read(flags: Sequence[str]) -> str:
