@@ -33,6 +33,7 @@ import posixpath
 import re
 import stat
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import timedelta
@@ -543,12 +544,17 @@ class DecompressingStream:
     own streams for these lose every byte of a read that meets the damage, which was the
     whole of a file under one read). Data comes out as the format decodes it: a zstd or
     LZ4 block, a bz2 block at a time, and damage loses the blocks that the 4 KiB of
-    compressed data fed with it completes (`PIECE`); the gzip chunk that holds corrupt
-    data is salvaged byte by byte. ValueError for another `kind`."""
+    compressed data fed with it completes (`PIECE`; less where a byte decompresses to
+    much, so that a small file of a huge ratio is decompressed a few MiB at a time as it
+    is read); the gzip chunk that holds corrupt data is salvaged byte by byte. Zero
+    bytes after a member (padding some tools write) are no data. ValueError for another
+    `kind`."""
 
     KINDS = ("gzip", "bz2", "zstd", "lz4")
     RAW_CHUNK = 1 << 18
-    PIECE = 1 << 12  # compressed bytes fed at a time to a decompressor but gzip's
+    PIECE = 1 << 12  # compressed bytes fed at a time to a decompressor but gzip's, at most
+    MIN_PIECE = 64  # and at least, where each byte decompresses to much (`OUTPUT_PIECE`)
+    OUTPUT_PIECE = 1 << 22  # the output aimed at by each piece fed
     # what each decompressor raises on corrupt data (python-lz4: RuntimeError)
     _ERRORS = (zlib_ng.error, OSError, EOFError, zstandard.ZstdError, RuntimeError)
 
@@ -557,8 +563,11 @@ class DecompressingStream:
             raise ValueError(f"no decompressor for {kind!r}: one of {', '.join(self.KINDS)}")
         self.raw, self.kind = raw, kind
         self._decompressor = self._new()
-        self._chunks: list[bytes] = []  # decompressed, not yet handed out
+        self._chunks: deque[bytes | memoryview] = deque()  # decompressed, not yet handed out
         self._pending = 0  # their bytes
+        self._raw: memoryview = memoryview(b"")  # read, not yet fed to the decompressor
+        self._members = 0  # members or frames ended
+        self._piece = self.MIN_PIECE  # compressed bytes fed next (`_feed`): a little, until the ratio is seen
         self._error: str | None = None
         self._eof = False
         self._raw_offset = 0
@@ -575,41 +584,57 @@ class DecompressingStream:
         return bz2.BZ2Decompressor()
 
     def _fill(self, size: int) -> None:
+        """Decompress until `size` bytes are pending (all, for a negative size), the
+        stream ends or damage is met. Compressed data is fed no further than that, so
+        that a small file of a huge ratio (a gigabyte of one byte in 60 KB of zstd) is
+        decompressed as it is read, not a 256 KiB read's worth at once."""
         while not self._eof and self._error is None and (size < 0 or self._pending < size):
-            chunk = self.raw.read(self.RAW_CHUNK)
-            if not chunk:
-                self._eof = True
-                if self._started and not self._decompressor.eof:
-                    self._error = "the compressed stream ends before its end marker (a truncated file)"
-                break
-            view, at = memoryview(chunk), 0
-            while at < len(view):
-                # gzip's decompressor is fed the whole chunk and salvaged on damage; the others,
-                # which cannot be copied, a piece at a time, so that damage loses one piece's output
-                fed = view[at:] if self.kind == "gzip" else view[at : at + self.PIECE]
-                at += len(fed)
-                self._raw_offset += len(fed)
-                backup = self._decompressor.copy() if self.kind == "gzip" else None
-                try:
-                    out = self._decompressor.decompress(fed)
-                except self._ERRORS as err:
-                    self._error = f"corrupt {self.kind} data ({err})"
-                    if backup is not None:  # what the chunk held before the damage
-                        self._decompressor = backup
-                        self._chunks.append(self._salvage(fed))
-                        self._pending += len(self._chunks[-1])
+            if not len(self._raw):
+                chunk = self.raw.read(self.RAW_CHUNK)
+                if not chunk:
+                    self._eof = True
+                    if self._started and not self._decompressor.eof:
+                        self._error = "the compressed stream ends before its end marker (a truncated file)"
                     break
-                self._chunks.append(out)
-                self._pending += len(out)
-                self._started = True
-                if not self._decompressor.eof:
-                    continue
-                # the next member or frame: what this one left of the piece, then the rest
-                chunk = (self._decompressor.unused_data or b"") + view[at:]  # python-lz4: None for none
-                self._decompressor, self._started = self._new(), False
-                if chunk.strip(b"\0") == b"":  # trailing zero padding, as some tools write
-                    chunk = b""
-                view, at = memoryview(chunk), 0
+                self._raw = memoryview(chunk)
+            self._feed(size)
+
+    def _feed(self, size: int) -> None:
+        """Feed the raw bytes held (`_raw`) to the decompressor until `size` bytes are
+        pending, they run out, or damage is met (`_fill`)."""
+        while len(self._raw) and self._error is None and (size < 0 or self._pending < size):
+            if self._members and not self._started:  # after a member: zero padding, as some tools write, is no data
+                rest = bytes(self._raw).lstrip(b"\0")
+                self._raw_offset += len(self._raw) - len(rest)
+                self._raw = memoryview(rest)
+                if not rest:
+                    break
+            # gzip's decompressor is fed all that is held and salvaged on damage; the others,
+            # which cannot be copied, a piece at a time, so that damage loses one piece's output
+            fed = self._raw if self.kind == "gzip" else self._raw[: self._piece]
+            self._raw = self._raw[len(fed) :]
+            self._raw_offset += len(fed)
+            backup = self._decompressor.copy() if self.kind == "gzip" else None
+            try:
+                out = self._decompressor.decompress(fed)
+            except self._ERRORS as err:
+                self._error = f"corrupt {self.kind} data ({err})"
+                if backup is not None:  # what the chunk held before the damage
+                    self._decompressor = backup
+                    self._chunks.append(self._salvage(fed))
+                    self._pending += len(self._chunks[-1])
+                break
+            self._chunks.append(out)
+            self._pending += len(out)
+            self._started = True
+            if self.kind != "gzip":  # about OUTPUT_PIECE out of each piece fed: a huge ratio is fed a little at a time
+                ratio = len(out) / len(fed)
+                self._piece = max(self.MIN_PIECE, min(self.PIECE, int(self.OUTPUT_PIECE / max(ratio, 1))))
+            if self._decompressor.eof:  # the next member or frame: what this one left, then the rest held
+                left = self._decompressor.unused_data or b""  # python-lz4: None for none
+                self._raw_offset -= len(left)
+                self._raw = memoryview(left + self._raw) if left else self._raw
+                self._decompressor, self._started, self._members = self._new(), False, self._members + 1
 
     def _salvage(self, chunk: bytes | memoryview, piece: int = 512) -> bytes:
         """The bytes `chunk` decompresses to before the damage: fed `piece` bytes at a
@@ -639,14 +664,14 @@ class DecompressingStream:
                 f"(within the first {self._raw_offset:,} compressed bytes)"
             )
         if size < 0 or size >= self._pending:
-            taken, self._chunks = self._chunks, []
+            taken, self._chunks = list(self._chunks), deque()
         else:  # whole chunks up to `size`, and the part of the next one that fills it (one copy of the data)
             taken, held = [], 0
             while held + len(self._chunks[0]) <= size:
                 held += len(self._chunks[0])
-                taken.append(self._chunks.pop(0))
-            if held < size:
-                head = self._chunks[0]
+                taken.append(self._chunks.popleft())
+            if held < size:  # a view of the rest: a huge chunk read in small pieces is not copied again each time
+                head = memoryview(self._chunks[0])
                 taken.append(head[: size - held])
                 self._chunks[0] = head[size - held :]
         out = b"".join(taken)

@@ -169,7 +169,8 @@ def _leap_format(fmt: str) -> str | None:
         out.append(fmt[last : match.start()])
         last = match.end()
         directive, _, letter = match.groups()
-        seconds = _WITH_SECONDS.get(letter) if directive in (f"%{letter}", f"%-{letter}", f"%0{letter}") else None
+        plain = directive in (f"%{letter}", *(f"%{pad}{letter}" for pad in "-_0"))  # no width, no colons
+        seconds = _WITH_SECONDS.get(letter) if plain else None
         found = found or seconds is not None
         out.append(seconds if seconds is not None else directive)
     return "".join([*out, fmt[last:]]) if found else None

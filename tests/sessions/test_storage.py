@@ -552,6 +552,41 @@ def test_damage_inside_one_frame_keeps_the_blocks_decoded_before_it(tmp_path, su
     assert len(reachable) > 0.5 * len(text)
 
 
+@pytest.mark.parametrize("suffix", [".zst", ".lz4"])
+def test_a_small_file_of_a_huge_ratio_is_decompressed_as_it_is_read(tmp_path, suffix):
+    """The breaking helper's find: 62 KB of zstd holding 2 GB of newlines took 3.9 GB and
+    26 minutes to read (each 256 KiB read decompressed whole, then the rest of that
+    output copied again at each small read). Here 256 MiB of newlines, read 1 MiB at a
+    time, never hold more than a few MiB at once."""
+    import tracemalloc
+
+    data = b"\n" * (256 << 20)
+    path = tmp_path / f"bomb.txt{suffix}"
+    path.write_bytes(zstandard.ZstdCompressor().compress(data) if suffix == ".zst" else lz4.frame.compress(data))
+    del data
+    read = 0
+    tracemalloc.start()
+    try:
+        with storage.open_input(path) as stream:
+            while piece := stream.read(1 << 20):
+                read += len(piece)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert read == 256 << 20 and peak < 32 << 20
+
+
+@pytest.mark.parametrize("suffix", sorted(COMPRESSORS))
+def test_zero_padding_after_the_last_member_is_no_damage_however_long(tmp_path, suffix):
+    """The breaking helper's find: padding that ran past the 256 KiB read it began in
+    made the file DAMAGED (one `truncated_stream` row; `--strict` refused it)."""
+    body = b"".join(b"1001\tq %d\t2006-03-01 07:17:12\t\t\n" % i for i in range(2_000))
+    path = tmp_path / f"log.txt{suffix}"
+    path.write_bytes(COMPRESSORS[suffix](body) + b"\0" * (storage.DecompressingStream.RAW_CHUNK + 4_097))
+    with storage.open_input(path) as stream:
+        assert stream.read() == body and stream.read() == b""
+
+
 @pytest.mark.parametrize(
     ("endpoint", "reason"),
     [("http://127.0.0.1:9", "could not connect"), ("http://nohost.invalid:9000", "could not resolve host")],
