@@ -196,7 +196,8 @@ def expand_inputs(inputs: Sequence[str | Path], skipped: list[dict[str, str]] | 
     left_out: list[dict[str, str]] = []
     first_place: dict[str, str] = {}  # storage.file_identity -> the input file read for it
     for item in inputs:
-        found = storage.expand([item])
+        hidden: list[str] = []  # a directory's
+        found = storage.expand([item], hidden)
         named = found == [storage.absolute(item)]  # a file named on its own
         for f in found:
             if not named and (reason := not_log_reason(f)) is not None:
@@ -206,9 +207,7 @@ def expand_inputs(inputs: Sequence[str | Path], skipped: list[dict[str, str]] | 
             else:
                 first_place[same] = f
                 files.append(f)
-        if not named and storage.is_dir(directory := storage.absolute(item)):
-            hidden = sorted(set(storage.list_files(directory, recursive=True, hidden=True)) - set(found))
-            left_out += [{"path": f, "reason": HIDDEN_REASON} for f in hidden]
+        left_out += [{"path": f, "reason": HIDDEN_REASON} for f in hidden]
         if not named and (directory := storage.local_path(item)) is not None and directory.is_dir():
             broken = sorted(p for p in directory.rglob("*") if p.is_symlink() and not p.exists())
             left_out += [{"path": str(p), "reason": "a link to nothing"} for p in broken]

@@ -300,10 +300,15 @@ def list_files(
             found = [entry.path for entry in entries if entry.type == pafs.FileType.File]
     files = []
     for file in found:
-        relative = file[len(path) :].lstrip("/")
-        if (hidden or not any(p[:1] in "._" for p in relative.split("/"))) and file.endswith(suffix):
+        if (hidden or not is_hidden(file[len(path) :])) and file.endswith(suffix):
             files.append(_rebuild(str(location), path, file))
     return sorted(files)
+
+
+def is_hidden(relative: str) -> bool:
+    """Whether a path under a directory (relative to it) is hidden: a name on it starts
+    with `.` or `_` (temporary files, markers: `.DS_Store`, Spark's `_SUCCESS`)."""
+    return any(part[:1] in "._" for part in relative.strip("/").split("/"))
 
 
 def _local_files(root: str) -> list[str]:
@@ -378,10 +383,11 @@ def remove_leftovers(
     return names
 
 
-def expand(inputs: Sequence[str | os.PathLike]) -> list[str]:
+def expand(inputs: Sequence[str | os.PathLike], hidden: list[str] | None = None) -> list[str]:
     """Input files in the order given: a directory stands for its files (recursively,
-    sorted by name; hidden files left out), a glob pattern (`*`, `?`, `[...]` in the
-    last components) for its matches, sorted.
+    sorted by name; hidden files left out, and appended to `hidden` where given: one
+    listing serves both), a glob pattern (`*`, `?`, `[...]` in the last components) for
+    its matches, sorted.
 
     Raises FileNotFoundError for a missing file (or one that is not a regular file:
     a pipe, a device), an empty directory or a pattern matching nothing."""
@@ -395,7 +401,10 @@ def expand(inputs: Sequence[str | os.PathLike]) -> list[str]:
             continue
         kind = info(item).type
         if kind == pafs.FileType.Directory:
-            found = list_files(item, recursive=True)
+            found = list_files(item, recursive=True, hidden=hidden is not None)
+            if hidden is not None:
+                hidden += [f for f in found if is_hidden(f[len(item) :])]
+                found = [f for f in found if not is_hidden(f[len(item) :])]
             if not found:
                 raise FileNotFoundError(f"{item}: empty directory")
             files += found
@@ -603,7 +612,7 @@ class DecompressingStream:
         """Feed the raw bytes held (`_raw`) to the decompressor until `size` bytes are
         pending, they run out, or damage is met (`_fill`)."""
         while len(self._raw) and self._error is None and (size < 0 or self._pending < size):
-            if self._members and not self._started:  # after a member: zero padding, as some tools write, is no data
+            if self._members and not self._started and self._raw[0] == 0:  # after a member: zero padding is no data
                 rest = bytes(self._raw).lstrip(b"\0")
                 self._raw_offset += len(self._raw) - len(rest)
                 self._raw = memoryview(rest)
