@@ -170,7 +170,8 @@ def not_log_reason(path: str) -> str | None:
     name = storage.name(path)
     if named_table_kind(name):  # named for a table (`notice-board.csv`, `x.tsv.bz2`): a log, whatever its stem
         return None
-    stem, suffix = posixpath.splitext(name[:-3] if name.lower().endswith(".gz") else name)
+    packed = posixpath.splitext(name)[1].lower() in storage.COMPRESSIONS  # `NOTES.pdf.bz2` is a .pdf
+    stem, suffix = posixpath.splitext(posixpath.splitext(name)[0] if packed else name)
     if _NOT_LOG_NAMES.search(stem) or name in ("_SUCCESS", "_SUCCESS.crc"):
         return "documentation or a marker, by its name"
     if suffix.lower() in _NOT_LOG_SUFFIXES:

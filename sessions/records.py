@@ -125,7 +125,8 @@ def iter_blocks(
     A compressed stream that breaks off (a download cut short) or turns corrupt ends
     the file there: the records before the damage come in full, and the final block
     holds the bytes after the last complete record with its `damage` set (what
-    `storage.DamagedStreamError` says: the damage and its offsets). Other read errors are raised:
+    `storage.DamagedStreamError` says: the damage and its offsets). A zip or tar archive
+    (`archive_refusal`) is reported so too, as one empty final block, not read. Other read errors are raised:
     FileNotFoundError when no file is at `path`, StorageError (one line) when its
     filesystem cannot be reached (`storage.open_input`), and the OSError or pyarrow
     ArrowException of a read that fails otherwise.
@@ -138,7 +139,7 @@ def iter_blocks(
     which is the field's text, as Python's `csv` keeps it.
 
     Args:
-        path: a text file; `.gz`, `.bz2`, `.zst` and `.lz4` are decompressed.
+        path: a text file; gzip, bz2, zstd and LZ4 data are decompressed (`storage.open_input`).
         quote: the quote character of a CSV dialect whose quoted fields may hold
             newlines, or None when newlines always end a record (AOL, TSV).
         sep: the field separator of that dialect (where a quoted field can start).
@@ -167,6 +168,9 @@ def iter_blocks(
                     carry = buf
                     continue
                 ending = _line_ending(buf[:LINE_ENDING_SNIFF_BYTES], quote, sep)
+                if (archive := archive_refusal(buf)) is not None:  # not records: the file is reported, not read
+                    yield Block(b"", next_line, np.empty(0, dtype=np.intp), final=True, damage=archive)
+                    return
             if eof and not buf and damage is None:
                 return
             # `buf` as read; `lines`, the same bytes with each CR of a CR file an LF (the same length)
@@ -197,6 +201,18 @@ def iter_blocks(
 
 LINE_ENDING_SNIFF_BYTES = 1 << 16
 _CR = b"\r"
+
+
+def archive_refusal(head: bytes) -> str | None:
+    """Why a file (decompressed) whose first bytes are `head` is not read as records: a
+    zip archive (a local file header, PKWARE's APPNOTE 4.3.7, or an empty one's end
+    record) or a tar archive (`ustar` at offset 257, POSIX.1-1988 and GNU tar), whose
+    member headers would be read into the records around them; None for any other."""
+    if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
+        return "a zip archive, which is not read: unpack it (`unzip FILE`) and give the files it holds"
+    if head[257:262] == b"ustar":
+        return "a tar archive, which is not read: unpack it (`tar -xf FILE`) and give the files it holds"
+    return None
 
 
 def _line_ending(head: bytes, quote: str | None = None, sep: str = ",") -> bytes:

@@ -25,6 +25,7 @@ do (install a package, set credentials, create the bucket).
 from __future__ import annotations
 
 import bz2
+import codecs
 import errno
 import fnmatch
 import functools
@@ -490,10 +491,12 @@ def _match_name(name: str, pattern: str) -> bool:
 
 
 def open_input(location: str | os.PathLike, *, compression: str | None = "detect") -> BinaryStream:
-    """A sequential binary stream over a file; `.gz`, `.bz2`, `.zst`, `.lz4` are
-    decompressed on the fly (`compression="detect"`) by `DecompressingStream`, which
-    hands out every byte before damage in the file (a download cut short, corrupt
-    data) and then raises `DamagedStreamError`. Streams: nothing is read whole.
+    """A sequential binary stream over a file. With `compression="detect"`, gzip, bz2,
+    zstd and LZ4 data are decompressed on the fly, told by the file's first bytes
+    whatever its name (`compression_in`), by `DecompressingStream`, which hands out
+    every byte before damage in the file (a download cut short, corrupt data) and then
+    raises `DamagedStreamError`. `compression=None` gives the bytes as stored, a kind
+    of `DecompressingStream.KINDS` decompresses that. Streams: nothing is read whole.
 
     FileNotFoundError when `location` is not a file (missing, or a directory);
     StorageError, one line, when its filesystem cannot be reached.
@@ -505,9 +508,17 @@ def open_input(location: str | os.PathLike, *, compression: str | None = "detect
         # On object stores each read of the raw stream is one ranged GET: read ahead in
         # large requests (pyarrow reads 64 KiB at a time otherwise: ~800 GETs per 50 MB).
         buffer = None if isinstance(fs, pafs.LocalFileSystem) else READ_AHEAD_BYTES
-        kind = compression_of(path) if compression == "detect" else compression
         raw = fs.open_input_stream(path, compression=None, buffer_size=buffer)
-        return raw if kind is None else DecompressingStream(raw, kind)
+        if compression != "detect":
+            return raw if compression is None else DecompressingStream(raw, compression)
+        head = b""  # the first bytes tell the compression; they are handed out (or decompressed) first
+        while len(head) < HEAD_BYTES and (more := raw.read(HEAD_BYTES - len(head))):
+            head += more
+        kind = compression_in(head, path)
+        if kind == LZ4_LEGACY:
+            raw.close()
+            return _Refused(LZ4_LEGACY_REFUSAL)
+        return _Prefixed(raw, head) if kind is None else DecompressingStream(raw, kind, head=head)
 
 
 COMPRESSIONS = {".gz": "gzip", ".bz2": "bz2", ".zst": "zstd", ".lz4": "lz4"}  # suffix -> what `open_input` undoes
@@ -516,6 +527,92 @@ COMPRESSIONS = {".gz": "gzip", ".bz2": "bz2", ".zst": "zstd", ".lz4": "lz4"}  # 
 def compression_of(path: str | os.PathLike) -> str | None:
     """The compression a file's name says it is in (`COMPRESSIONS`), or None."""
     return COMPRESSIONS.get(posixpath.splitext(str(path))[1].lower())
+
+
+HEAD_BYTES = 16  # of a file, what `compression_in` looks at
+LZ4_LEGACY = "lz4-legacy"  # what `compression_in` says of LZ4's legacy format, which is not read
+LZ4_LEGACY_REFUSAL = (
+    "LZ4's legacy format (what `lz4 -l` writes) is not read: decompress it with `lz4 -d`, or recompress it without -l"
+)
+# The first bytes of each compression's data: gzip (RFC 1952: ID1 ID2 and deflate's CM),
+# zstd (RFC 8878), the LZ4 frame format (lz4_Frame_format.md), bzip2 ("BZh", the block
+# size 1-9, then the magic of a block, or of the end of an empty stream).
+_MAGIC = ((b"\x1f\x8b\x08", "gzip"), (b"\x28\xb5\x2f\xfd", "zstd"), (b"\x04\x22\x4d\x18", "lz4"),
+          (b"\x02\x21\x4c\x18", LZ4_LEGACY))  # fmt: skip
+_BZ2 = re.compile(rb"BZh[1-9](?:\x31\x41\x59\x26\x53\x59|\x17\x72\x45\x38\x50\x90)")
+_SKIPPABLE = re.compile(rb"[\x50-\x5f]\x2a\x4d\x18")  # a skippable frame (pzstd's first): zstd's and LZ4's alike
+
+
+def compression_in(head: bytes, path: str | os.PathLike = "") -> str | None:
+    """The compression of a file whose first bytes are `head` (`HEAD_BYTES` of them, or
+    the whole file), one of `DecompressingStream.KINDS`, `LZ4_LEGACY`, or None for data
+    as stored. The data decide, as `zcat -f` and polars do, whatever the name says: a
+    gzip log named `.txt` is decompressed, a `.gz` that a browser decompressed on
+    download is read as the text it holds. The name (`compression_of`) decides only
+    where the data cannot: a skippable frame, which zstd and LZ4 share (a name of
+    neither: zstd), and a file named compressed whose first bytes are neither any
+    compression's nor UTF-8 text nor Parquet's (`PAR1`): a damaged header, which its
+    decompressor then reports (`DamagedStreamError`)."""
+    for magic, kind in _MAGIC:
+        if head.startswith(magic):
+            return kind
+    if _BZ2.match(head):
+        return "bz2"
+    named = compression_of(path) if path else None
+    if _SKIPPABLE.match(head):
+        return named if named in ("zstd", "lz4") else "zstd"
+    if named is None or head.startswith(b"PAR1"):  # a Parquet file is its own
+        return None
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(head)  # a character cut at the end is no fault
+    except UnicodeDecodeError:
+        return named
+    return None
+
+
+class _Prefixed:
+    """A raw stream whose first bytes (`head`) were read already: they come first."""
+
+    def __init__(self, raw: pa.NativeFile, head: bytes) -> None:
+        self.raw, self._head = raw, head
+
+    def read(self, size: int = -1, /) -> bytes:
+        if not self._head:
+            return self.raw.read(size)
+        if 0 <= size <= len(self._head):
+            out, self._head = self._head[:size], self._head[size:]
+            return out
+        out, self._head = self._head + self.raw.read(-1 if size < 0 else size - len(self._head)), b""
+        return out
+
+    def close(self) -> None:
+        self.raw.close()
+
+    def __enter__(self) -> _Prefixed:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class _Refused:
+    """A stream of a file that is not read: its first `read` raises `DamagedStreamError`
+    with the reason, so that the file is reported as the readers report damage."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+    def read(self, size: int = -1, /) -> bytes:
+        raise DamagedStreamError(self.reason)
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> _Refused:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
 
 
 class _Decompressor(Protocol):
@@ -556,8 +653,9 @@ class DecompressingStream:
     compressed data fed with it completes (`PIECE`; less where a byte decompresses to
     much, so that a small file of a huge ratio is decompressed a few MiB at a time as it
     is read); the gzip chunk that holds corrupt data is salvaged byte by byte. Zero
-    bytes after a member (padding some tools write) are no data. ValueError for another
-    `kind`."""
+    bytes after a member (padding some tools write) are no data. `head`: bytes of `raw`
+    read already (`open_input`'s look at the first ones), decompressed first. ValueError
+    for another `kind`."""
 
     KINDS = ("gzip", "bz2", "zstd", "lz4")
     RAW_CHUNK = 1 << 18
@@ -567,14 +665,14 @@ class DecompressingStream:
     # what each decompressor raises on corrupt data (python-lz4: RuntimeError)
     _ERRORS = (zlib_ng.error, OSError, EOFError, zstandard.ZstdError, RuntimeError)
 
-    def __init__(self, raw: pa.NativeFile, kind: str) -> None:
+    def __init__(self, raw: pa.NativeFile, kind: str, *, head: bytes = b"") -> None:
         if kind not in self.KINDS:
             raise ValueError(f"no decompressor for {kind!r}: one of {', '.join(self.KINDS)}")
         self.raw, self.kind = raw, kind
         self._decompressor = self._new()
         self._chunks: deque[bytes | memoryview] = deque()  # decompressed, not yet handed out
         self._pending = 0  # their bytes
-        self._raw: memoryview = memoryview(b"")  # read, not yet fed to the decompressor
+        self._raw: memoryview = memoryview(head)  # read (`head`: by the caller), not yet fed to the decompressor
         self._members = 0  # members or frames ended
         self._piece = self.MIN_PIECE  # compressed bytes fed next (`_feed`): a little, until the ratio is seen
         self._error: str | None = None
@@ -636,9 +734,11 @@ class DecompressingStream:
             self._chunks.append(out)
             self._pending += len(out)
             self._started = True
-            if self.kind != "gzip":  # about OUTPUT_PIECE out of each piece fed: a huge ratio is fed a little at a time
+            if self.kind != "gzip" and out:  # OUTPUT_PIECE out of each piece: a huge ratio is fed a little at a time
                 ratio = len(out) / len(fed)
                 self._piece = max(self.MIN_PIECE, min(self.PIECE, int(self.OUTPUT_PIECE / max(ratio, 1))))
+            elif self.kind != "gzip":  # no output yet (a header, a block begun): the ratio is not seen, grow slowly
+                self._piece = min(self.PIECE, 2 * self._piece)
             if self._decompressor.eof:  # the next member or frame: what this one left, then the rest held
                 left = self._decompressor.unused_data or b""  # python-lz4: None for none
                 self._raw_offset -= len(left)

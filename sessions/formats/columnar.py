@@ -197,8 +197,8 @@ def decimal_text(value: pl.Expr) -> pl.Expr:
 def open_parquet(path: str | Path, reads_it: str) -> pq.ParquetFile:
     """The Parquet file at `path` (any location `sessions.storage` reads), its footer read.
 
-    A Parquet file compressed whole (`metadata.parquet.gz`, `.bz2`, `.zst`, `.lz4`:
-    `storage.COMPRESSIONS`) is decompressed into a temporary file first, since Parquet
+    A Parquet file compressed whole (`metadata.parquet.gz`: gzip, bz2, zstd or LZ4, told
+    by its first bytes, `storage.compression_in`) is decompressed into a temporary file first, since Parquet
     is read from its footer, which a compressed stream reaches last; the temporary file
     (as large as the file decompressed) is gone when the reader is closed.
 
@@ -221,10 +221,15 @@ def open_parquet(path: str | Path, reads_it: str) -> pq.ParquetFile:
 
 def _seekable(path: str | Path) -> pa.NativeFile:
     """The file at `path` opened for random access; decompressed into an anonymous
-    temporary file when its name says it is compressed (see `open_parquet`)."""
-    kind = storage.compression_of(path)
+    temporary file when its first bytes say it is compressed (see `open_parquet`)."""
+    file = storage.open_random_access(path)
+    kind = storage.compression_in(file.read(storage.HEAD_BYTES), path)
     if kind is None:
-        return storage.open_random_access(path)
+        file.seek(0)
+        return file
+    file.close()
+    if kind == storage.LZ4_LEGACY:
+        raise ValueError(f"{path}: {storage.LZ4_LEGACY_REFUSAL}")
     spool = tempfile.TemporaryFile()  # noqa: SIM115 - the returned reader owns and closes it
     try:
         with storage.open_input(path) as stream:

@@ -120,9 +120,14 @@ def table_kind(path: str | Path) -> str:
     """csv, tsv, jsonl or parquet, from the file name (`named_table_kind`); ValueError
     for a name of no table kind."""
     kind = named_table_kind(path)
+    if kind is None and (archive := ARCHIVE_NAME.search(str(path))) is not None:
+        raise ValueError(f"{path}: an archive ({archive[0]}), which is not read: unpack it and give the files it holds")
     if kind is None:
         raise ValueError(f"{path}: cannot tell the table kind; name it .csv, .tsv, .jsonl or .parquet")
     return kind
+
+
+ARCHIVE_NAME = re.compile(r"\.(zip|tar(\.(gz|bz2|zst|lz4|xz))?|tgz|tbz2|7z|rar)$", re.IGNORECASE)
 
 
 def table_format(path: str | Path, mapping: ColumnMap, options: ReadOptions = DEFAULT_READ) -> LogFormat:

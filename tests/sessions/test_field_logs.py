@@ -13,6 +13,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from unittest import mock
 
+import lz4.block
 import lz4.frame
 import polars as pl
 import pytest
@@ -135,12 +136,14 @@ def test_a_readme_in_an_input_directory_is_skipped_and_reported(tmp_path):
     (logs / "notice-board.tsv").write_text(AOL_HEADER + GOOD["aol"][3])  # named for a table: a log (was skipped)
     (logs / "readme-clicks.tsv.bz2").write_bytes(bz2.compress((AOL_HEADER + GOOD["aol"][3]).encode()))
     (logs / "README.txt.bz2").write_bytes(bz2.compress(b"what the files are\n"))
+    (logs / "collection.pdf.zst").write_bytes(zstandard.ZstdCompressor().compress(b"%PDF-1.4\n"))  # was read
     report = ingest([logs], "aol", tmp_path / "out")
     assert (report.rows_in, report.rows_ok) == (6, 6)
     assert [(s["path"].rsplit("/", 1)[1], s["reason"]) for s in report.skipped_files] == [
         ("README.txt.bz2", "documentation or a marker, by its name"),
         ("U500k_README.txt", "documentation or a marker, by its name"),
         ("checksums.md5", "a .md5 file"),
+        ("collection.pdf.zst", "a .pdf file"),
     ]
     named = ingest([logs / "U500k_README.txt"], "aol", tmp_path / "named")  # named on its own: read
     assert named.rows_in == 6 and named.rows_ok == 0
@@ -206,11 +209,89 @@ def test_a_compressed_file_cut_short_gives_every_record_before_the_cut(tmp_path,
     assert "ends before its end marker" in report["files"][0]["damage"]
 
 
+@pytest.mark.parametrize("kind", ["aol", "csv", "jsonl"])
+@pytest.mark.parametrize("packed", sorted(COMPRESSORS))
+@pytest.mark.parametrize("named", ["", ".gz", ".bz2", ".zst", ".lz4"])
+def test_the_data_tell_the_compression_whatever_the_name(tmp_path, kind, packed, named):
+    """A gzip log named `.txt` read as binary: every row `bad_encoding`, "convert it with
+    iconv". The first bytes tell the compression, as `zcat -f` and polars tell it: every
+    compression under every name (none, its own, another's) reads as the file itself."""
+    _, _, header, body = GOOD[kind]
+    text = (header + body * 500).encode()
+    (tmp_path / "plain").mkdir()
+    _, plain, _ = ingest_bytes(tmp_path / "plain", kind, text)
+    report, events, rejected = ingest_bytes(tmp_path, kind, COMPRESSORS[packed](text), named)
+    assert report["files"][0]["damage"] is None and rejected.height == 0
+    assert events.drop("source").equals(plain.drop("source")) and events.height == 1000
+
+
+@pytest.mark.parametrize("suffix", sorted(COMPRESSORS))
+@pytest.mark.parametrize("kind", ["aol", "csv", "jsonl"])
+def test_a_file_named_compressed_that_holds_text_is_read_as_that_text(tmp_path, kind, suffix):
+    """A `.gz` that a browser decompressed as it downloaded it (keeping the name) was one
+    `truncated_stream` record, "corrupt gzip data": its text is read, as `zcat -f` reads it."""
+    _, _, header, body = GOOD[kind]
+    text = (header + body).encode()
+    (tmp_path / "plain").mkdir()
+    _, plain, _ = ingest_bytes(tmp_path / "plain", kind, text)
+    report, events, _ = ingest_bytes(tmp_path, kind, text, suffix)
+    assert report["files"][0]["damage"] is None and events.drop("source").equals(plain.drop("source"))
+
+
 @pytest.mark.parametrize(("suffix", "kind"), [(".gz", "gzip"), (".bz2", "bz2"), (".zst", "zstd"), (".lz4", "lz4")])
-def test_a_file_that_is_not_compressed_at_all_is_one_rejected_record(tmp_path, suffix, kind):
-    report, events, rejected = ingest_bytes(tmp_path, "aol", b"plain text\n", suffix)
+def test_a_file_named_compressed_whose_head_is_neither_compressed_nor_text_is_damaged(tmp_path, suffix, kind):
+    """A compressed file whose first bytes are damaged (here gzip's first byte lost) is
+    not read as text: its decompressor reports the damage, one rejected record."""
+    packed = gzip.compress((AOL_HEADER + GOOD["aol"][3]).encode())[1:]
+    report, events, rejected = ingest_bytes(tmp_path, "aol", packed, suffix)
     assert events.height == 0 and rejected["reason"].to_list() == [Reason.TRUNCATED_STREAM]
     assert f"corrupt {kind} data" in report["files"][0]["damage"]
+
+
+@pytest.mark.parametrize("archive", ["zip", "tar", "tar.gz"])
+@pytest.mark.parametrize("kind", ["aol", "gayo-avello", "csv"])
+def test_an_archive_is_named_as_one_not_read_as_records(tmp_path, kind, archive):
+    """A `.tar.gz` of logs read its members' tar headers into the records around them
+    (each a `control_chars` row, a record lost with it); a `.zip` was every line
+    `bad_encoding`, "convert it with iconv". Either is now the damage of its file,
+    saying what to do, and the job's one-line error says it too; a table, whose kind
+    its name tells, is refused in one line by its name."""
+    import tarfile
+    import zipfile
+
+    from workflows.jobs.common import nothing_read
+
+    name, _, header, body = GOOD[kind]
+    member = tmp_path / name
+    member.write_text(header + body * 100)
+    packed = io.BytesIO()
+    if archive == "zip":
+        with zipfile.ZipFile(packed, "w", zipfile.ZIP_DEFLATED) as z:
+            z.write(member, name)
+    else:
+        with tarfile.open(fileobj=packed, mode="w:gz" if archive == "tar.gz" else "w") as t:
+            t.add(member, name)
+    (tmp_path / "archive").mkdir()
+    if kind == "csv":
+        with pytest.raises(ValueError, match=rf"log\.csv\.{archive}: an archive \(\.{archive}\), which is not read"):
+            ingest_bytes(tmp_path / "archive", kind, packed.getvalue(), f".{archive}")
+        return
+    report, events, rejected = ingest_bytes(tmp_path / "archive", kind, packed.getvalue(), f".{archive}")
+    assert events.height == 0 and set(rejected["reason"]) <= {Reason.TRUNCATED_STREAM}  # the file, not its bytes
+    told = f"a {archive.split('.')[0]} archive, which is not read: unpack it"
+    assert report["files"][0]["damage"].startswith(told)
+    assert told in nothing_read(report, rejected)
+
+
+def test_lz4s_legacy_format_is_refused_in_one_line(tmp_path):
+    """`lz4 -l` (LZ4's legacy format, which python-lz4 cannot read) read as corrupt LZ4
+    data; it is named, with what to do, as the damage of its file."""
+    text = (AOL_HEADER + GOOD["aol"][3]).encode()
+    legacy = b"\x02\x21\x4c\x18" + lz4.block.compress(text, store_size=False)
+    legacy = legacy[:4] + (len(legacy) - 4).to_bytes(4, "little") + legacy[4:]
+    report, events, rejected = ingest_bytes(tmp_path, "aol", legacy, ".lz4")
+    assert events.height == 0 and rejected["reason"].to_list() == [Reason.TRUNCATED_STREAM]
+    assert report["files"][0]["damage"].startswith("LZ4's legacy format (what `lz4 -l` writes) is not read")
 
 
 def test_gzip_members_joined_with_cat_are_one_file(tmp_path):

@@ -232,6 +232,14 @@ def test_a_parquet_log_compressed_whole_reads_as_the_file_itself(tmp_path, suffi
         ingest([cut], fmt, tmp_path / "cut-out", options=options)
     assert str(refused.value).startswith(f"{cut}: a damaged {storage.compression_of(cut)} file (")  # not "not Parquet"
     assert "\n" not in str(refused.value)
+    # the data tell the compression, not the name: compressed but named `.parquet`, and a `.gz` that is not
+    (tmp_path / "named").mkdir()
+    (tmp_path / "named" / "packed.parquet").write_bytes(packed.read_bytes())
+    (tmp_path / "named" / f"plain.parquet{suffix}").write_bytes(whole)
+    for name in ("packed.parquet", f"plain.parquet{suffix}"):
+        report, events, _ = run(tmp_path / f"out-{name}", [tmp_path / "named" / name], fmt, options=options)
+        assert (report.rows_in, report.rows_ok) == (3001, 3000) and events.drop("source").equals(
+            plain_events.drop("source"))  # fmt: skip
 
 
 def test_a_parquet_file_damaged_past_its_footer_is_named_in_one_line(tmp_path):

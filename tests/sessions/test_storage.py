@@ -491,6 +491,31 @@ def test_a_compressed_stream_read_in_any_sizes_gives_every_byte_once(tmp_path_fa
     assert b"".join(got) == expected
 
 
+@settings(max_examples=200, deadline=None)
+@given(st.sampled_from(sorted(COMPRESSORS)), st.binary(max_size=64), st.text(max_size=64),
+       st.sampled_from(["log.txt", "log.csv", *(f"log.txt{s}" for s in COMPRESSORS)]))  # fmt: skip
+def test_the_first_bytes_tell_the_compression_whatever_the_name(suffix, data, text, name):
+    """`compression_in`: any data compressed by any of the four is that compression under
+    any name (its first `HEAD_BYTES`, or all of a shorter file); text is no compression
+    under any name, a compressed file cut in its first bytes neither."""
+    packed = COMPRESSORS[suffix](data)
+    assert storage.compression_in(packed[: storage.HEAD_BYTES], name) == storage.COMPRESSIONS[suffix]
+    head = text.encode()[: storage.HEAD_BYTES]  # a character cut at the end as well
+    assert storage.compression_in(head, name) is None
+
+
+def test_zstd_and_lz4_skippable_frames_go_by_the_name(tmp_path):
+    """A skippable frame (pzstd writes one first) is zstd's and LZ4's alike: the name
+    tells which, zstd where it tells neither; either reads as the file."""
+    text = b"1001\tcheap flights\t2006-03-01 07:17:12\n" * 1000
+    skippable = b"\x50\x2a\x4d\x18" + (4).to_bytes(4, "little") + b"meta"
+    for name, packed in (("a.zst", zstandard.ZstdCompressor().compress(text)), ("a.lz4", lz4.frame.compress(text)),
+                         ("a.txt", zstandard.ZstdCompressor().compress(text))):  # fmt: skip
+        (tmp_path / name).write_bytes(skippable + packed)
+        with storage.open_input(tmp_path / name) as stream:
+            assert stream.read() == text
+
+
 @pytest.mark.parametrize("suffix", sorted(COMPRESSORS))
 def test_corrupt_data_loses_only_what_its_compression_cannot_decode(tmp_path, suffix):
     """The breaking helper's find: a corrupt byte in a 12.7 MB `.zst` lost 786 KB of

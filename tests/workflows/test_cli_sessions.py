@@ -479,7 +479,7 @@ def test_mine_gold_accounts_for_every_row_of_the_labelled_log(gt, tmp_path):
     ("name", "data", "cause"),
     [
         ("cut.tsv.gz", gzip.compress(b"1\tq\t2006-03-01 00:00:00\t\t\n" * 50, mtime=0)[:20],
-         "the compressed input is cut short or damaged before its first whole record"),
+         "the compressed stream ends before its end marker (a truncated file), after 9 decompressed bytes"),
         ("latin1.tsv", b"1\tcaf\xe9\t2006-03-01 00:00:00\t\t\n", "the input is not UTF-8 text"),
         ("other.tsv", b"1\tq\tyesterday\t\t\n", "a wrong --format or --map (another column read as the time) is"),
         ("dmy.tsv", b"1\tq\t05/01/2023 10:00\t\t\n", "or times in a form read only with a --time-format (e.g."),
@@ -502,7 +502,7 @@ def test_nothing_read_names_utf16_a_file_cut_before_any_record_and_mine_gold_ali
     (tmp_path / "gayo.csv").write_text("x\n")
     for args, said in (
         (["ingest", "u16.tsv", "-f", "aol"], "often UTF-16 (Excel's Unicode Text): convert it to UTF-8"),
-        (["ingest", "cut.txt.gz", "-f", "webis-smc"], "the compressed input is cut short or damaged before its first"),
+        (["ingest", "cut.txt.gz", "-f", "webis-smc"], "the compressed stream ends before its end marker (a truncated"),
         (["mine", "gayo.csv", "--gold", "session", "-f", "gayo-avello"], "its one record was rejected, as "),
     ):
         args[1] = str(tmp_path / args[1])

@@ -133,6 +133,30 @@ def test_a_quote_never_closed_is_rejected_alike_on_both_engines(ray_cluster, tmp
         assert same(read_table(tmp_path / "ray" / name), read_table(tmp_path / "local" / name))
 
 
+def test_the_data_tell_the_compression_alike_on_both_engines(ray_cluster, tmp_path):
+    """A zstd log named `.csv` and a `.csv.gz` holding text (a browser's download) read as
+    their text on both engines; one whose first bytes are neither is one damaged file."""
+    import zstandard
+
+    from sessions.formats import ReadOptions
+    from workflows.distributed import data as ray_jobs
+
+    rows = "u,t,q\n" + "".join(f"u{i % 7},2023-01-05 10:{i % 60:02d}:00,query {i}\n" for i in range(300))
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "a.csv").write_bytes(zstandard.ZstdCompressor().compress(rows.encode()))
+    (logs / "b.csv.gz").write_text(rows)
+    (logs / "c.csv.gz").write_bytes(gzip.compress(rows.encode())[1:])
+    options = ReadOptions(map="user=u,time=t,text=q")
+    reports = [job([logs], "table", tmp_path / name, options=options)
+               for job, name in ((ray_jobs.ingest, "ray"), (local_ingest, "local"))]  # fmt: skip
+    for report in reports:
+        assert (report.rows_in, report.rows_ok, report.rejected_by_reason) == (601, 600, {"truncated_stream": 1})
+        assert [f.damage is not None for f in report.files] == [False, False, True]
+    for name in ("events.parquet", "rejected.parquet"):
+        assert same(read_table(tmp_path / "ray" / name), read_table(tmp_path / "local" / name))
+
+
 def test_a_tsv_table_written_with_csv_quoting_reads_alike_on_both_engines(ray_cluster, tmp_path):
     """A TSV as pandas and Python's csv write it (a new user's find: quotes were kept as
     text, a tab inside a quoted field rejected the row) beside a raw one with phrase

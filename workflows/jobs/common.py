@@ -32,7 +32,6 @@ Engine = Literal["auto", "ray", "local"]
 # Parquet, 17.5x) and may be taken for smaller.
 LOCAL_MAX_BYTES = 16 << 20
 COMPRESSED_TEXT_RATIO = 8
-_COMPRESSED = (".gz", ".bz2", ".zst", ".lz4", ".parquet")  # what the readers decompress (`sessions.storage`)
 # What the jobs running now made where nothing was: (the outermost directory made, the job's own output in it,
 # deleted whole on a user's error; the rest only where empty, since another job may write beside it meanwhile)
 _CREATED: list[tuple[str, str]] = []
@@ -146,8 +145,10 @@ def text_bytes(inputs: Sequence[str | Path], fmt: str | None) -> int:
     """About how many bytes of text the inputs hold: raw logs in format `fmt`, each file
     that will be read once (not the READMEs and checksums of a directory,
     `sessions.ingest.expand_inputs`); an `ingest` output, its events; with `fmt` None
-    a dataset (`mine`'s sessions), every file. A compressed or Parquet file counts
-    `COMPRESSED_TEXT_RATIO` times its size on disk."""
+    a dataset (`mine`'s sessions), every file. A file named compressed
+    (`sessions.storage.COMPRESSIONS`; by its name, not its first bytes, so that no file
+    is opened for an estimate) or Parquet counts `COMPRESSED_TEXT_RATIO` times its size
+    on disk."""
     from sessions import storage
     from sessions.ingest import EVENTS_FILE, expand_inputs
     from sessions.pipeline import is_ingest_output
@@ -159,9 +160,10 @@ def text_bytes(inputs: Sequence[str | Path], fmt: str | None) -> int:
     else:
         files = expand_inputs(inputs)
     total = 0
+    packed = (*storage.COMPRESSIONS, ".parquet")
     for location in dict.fromkeys(files):  # a file named twice is read once
         size = storage.size_and_mtime(location)[0]
-        total += size * COMPRESSED_TEXT_RATIO if str(location).lower().endswith(_COMPRESSED) else size
+        total += size * COMPRESSED_TEXT_RATIO if str(location).lower().endswith(packed) else size
     return total
 
 
@@ -213,14 +215,14 @@ def nothing_read(report: dict, rejected: pl.LazyFrame | pl.DataFrame | None) -> 
     damaged before its first record, inputs without records, or the most frequent
     reason of the `rejected` rows (`sessions.schema.REJECTED_SCHEMA`; None when
     `report["rows_in"]` is 0) with one rejected record as an example and its usual
-    cause (a wrong --format or --map; times that need --time-format; a file cut short;
-    text that is not UTF-8). `report`: an ingest report as a dict (`rows_in`, `files`). Every job that
+    cause (a wrong --format or --map; times that need --time-format; text that is not
+    UTF-8), or for a `truncated_stream` what the file's reader said of it (a cut,
+    corrupt data, an archive). `report`: an ingest report as a dict (`rows_in`, `files`). Every job that
     reads raw records says it this way, whatever it keeps its rejected rows in."""
     if not report["rows_in"] or rejected is None:
         damaged = [f for f in report.get("files", []) if f.get("damage")]
         if damaged:
-            return (f"nothing could be read: {damaged[0]['path']} is cut short or damaged before its first "
-                    f"record ({damaged[0]['damage']})")  # fmt: skip
+            return f"nothing could be read: {damaged[0]['path']}: {damaged[0]['damage']}"
         return "nothing could be read: the inputs hold no records"
     import polars as pl
 
@@ -231,6 +233,9 @@ def nothing_read(report: dict, rejected: pl.LazyFrame | pl.DataFrame | None) -> 
     raw = example["raw"] if len(example["raw"]) <= 160 else example["raw"][:160] + "..."
     also = "".join(f", {r} ({n:,})" for r, n in others)
     cause = _NOTHING_READ_CAUSE.get(reason, "a wrong --format, --map or time format is the usual cause")
+    if reason == "truncated_stream":  # what the file's reader said of it (a cut, corrupt data, an archive)
+        said = [f["damage"] for f in report.get("files", []) if f.get("path") == example["source_file"]]
+        cause = next((damage for damage in said if damage), cause)
     given = ((report.get("config") or {}).get("read") or {}).get("time_format")
     if reason == "bad_time" and given:  # the usual cause's advice would be to give one
         cause = (
