@@ -139,7 +139,7 @@ def iter_blocks(
     which is the field's text, as Python's `csv` keeps it.
 
     Args:
-        path: a text file; gzip, bz2, zstd and LZ4 data are decompressed (`storage.open_input`).
+        path: a text file; gzip, bz2, xz, zstd and LZ4 data are decompressed (`storage.open_input`).
         quote: the quote character of a CSV dialect whose quoted fields may hold
             newlines, or None when newlines always end a record (AOL, TSV).
         sep: the field separator of that dialect (where a quoted field can start).

@@ -29,6 +29,7 @@ import codecs
 import errno
 import fnmatch
 import functools
+import lzma
 import os
 import posixpath
 import re
@@ -492,7 +493,7 @@ def _match_name(name: str, pattern: str) -> bool:
 
 def open_input(location: str | os.PathLike, *, compression: str | None = "detect") -> BinaryStream:
     """A sequential binary stream over a file. With `compression="detect"`, gzip, bz2,
-    zstd and LZ4 data are decompressed on the fly, told by the file's first bytes
+    xz, zstd and LZ4 data are decompressed on the fly, told by the file's first bytes
     whatever its name (`compression_in`), by `DecompressingStream`, which hands out
     every byte before damage in the file (a download cut short, corrupt data) and then
     raises `DamagedStreamError`. `compression=None` gives the bytes as stored, a kind
@@ -521,7 +522,13 @@ def open_input(location: str | os.PathLike, *, compression: str | None = "detect
         return _Prefixed(raw, head) if kind is None else DecompressingStream(raw, kind, head=head)
 
 
-COMPRESSIONS = {".gz": "gzip", ".bz2": "bz2", ".zst": "zstd", ".lz4": "lz4"}  # suffix -> what `open_input` undoes
+COMPRESSIONS = {
+    ".gz": "gzip",
+    ".bz2": "bz2",
+    ".xz": "xz",
+    ".zst": "zstd",
+    ".lz4": "lz4",
+}  # suffix -> what `open_input` undoes
 
 
 def compression_of(path: str | os.PathLike) -> str | None:
@@ -535,10 +542,11 @@ LZ4_LEGACY_REFUSAL = (
     "LZ4's legacy format (what `lz4 -l` writes) is not read: decompress it with `lz4 -d`, or recompress it without -l"
 )
 # The first bytes of each compression's data: gzip (RFC 1952: ID1 ID2 and deflate's CM),
-# zstd (RFC 8878), the LZ4 frame format (lz4_Frame_format.md), bzip2 ("BZh", the block
-# size 1-9, then the magic of a block, or of the end of an empty stream).
-_MAGIC = ((b"\x1f\x8b\x08", "gzip"), (b"\x28\xb5\x2f\xfd", "zstd"), (b"\x04\x22\x4d\x18", "lz4"),
-          (b"\x02\x21\x4c\x18", LZ4_LEGACY))  # fmt: skip
+# xz (the .xz file format, 2.1.1.1), zstd (RFC 8878), the LZ4 frame format
+# (lz4_Frame_format.md), bzip2 ("BZh", the block size 1-9, then the magic of a block, or
+# of the end of an empty stream).
+_MAGIC = ((b"\x1f\x8b\x08", "gzip"), (b"\xfd7zXZ\x00", "xz"), (b"\x28\xb5\x2f\xfd", "zstd"),
+          (b"\x04\x22\x4d\x18", "lz4"), (b"\x02\x21\x4c\x18", LZ4_LEGACY))  # fmt: skip
 _BZ2 = re.compile(rb"BZh[1-9](?:\x31\x41\x59\x26\x53\x59|\x17\x72\x45\x38\x50\x90)")
 _SKIPPABLE = re.compile(rb"[\x50-\x5f]\x2a\x4d\x18")  # a skippable frame (pzstd's first): zstd's and LZ4's alike
 
@@ -640,30 +648,31 @@ class BinaryStream(Protocol):
 
 
 class DecompressingStream:
-    """A gzip, bz2, zstd or LZ4 stream over a raw byte stream (any number of members or
-    frames, as `cat a.gz b.gz` makes), decompressed with incremental decompressors, so
-    that a damaged file yields every byte before the damage: `read` returns them, and
-    the next `read` raises `DamagedStreamError` saying where the damage is (decompressed
-    and compressed offsets). The decompressors: zlib-ng's drop-in `zlib` for gzip (twice
-    as fast as the standard library's here), the standard library's bz2, python-zstandard
-    and python-lz4's LZ4 frame format (what the `zstd` and `lz4` tools write; pyarrow's
-    own streams for these lose every byte of a read that meets the damage, which was the
-    whole of a file under one read). Data comes out as the format decodes it: a zstd or
-    LZ4 block, a bz2 block at a time, and damage loses the blocks that the 4 KiB of
-    compressed data fed with it completes (`PIECE`; less where a byte decompresses to
-    much, so that a small file of a huge ratio is decompressed a few MiB at a time as it
-    is read); the gzip chunk that holds corrupt data is salvaged byte by byte. Zero
-    bytes after a member (padding some tools write) are no data. `head`: bytes of `raw`
-    read already (`open_input`'s look at the first ones), decompressed first. ValueError
-    for another `kind`."""
+    """A gzip, bz2, xz, zstd or LZ4 stream over a raw byte stream (any number of
+    members, streams or frames, as `cat a.gz b.gz` makes), decompressed with
+    incremental decompressors, so that a damaged file yields every byte before the
+    damage: `read` returns them, and the next `read` raises `DamagedStreamError` saying
+    where the damage is (decompressed and compressed offsets). The decompressors:
+    zlib-ng's drop-in `zlib` for gzip (twice as fast as the standard library's here),
+    the standard library's bz2 and lzma (xz), python-zstandard and python-lz4's LZ4
+    frame format (what the `zstd` and `lz4` tools write; pyarrow's own streams for these
+    lose every byte of a read that meets the damage, which was the whole of a file under
+    one read). Data comes out as the format decodes it: a zstd or LZ4 block, a bz2 block
+    at a time, xz as it goes, and damage loses the blocks that the 4 KiB of compressed
+    data fed with it completes (`PIECE`; less where a byte decompresses to much, so that
+    a small file of a huge ratio is decompressed a few MiB at a time as it is read); the
+    gzip chunk that holds corrupt data is salvaged byte by byte. Zero bytes after a
+    member (padding some tools write) are no data. `head`: bytes of `raw` read already
+    (`open_input`'s look at the first ones), decompressed first. ValueError for another
+    `kind`."""
 
-    KINDS = ("gzip", "bz2", "zstd", "lz4")
+    KINDS = ("gzip", "bz2", "xz", "zstd", "lz4")
     RAW_CHUNK = 1 << 18
     PIECE = 1 << 12  # compressed bytes fed at a time to a decompressor but gzip's, at most
     MIN_PIECE = 64  # and at least, where each byte decompresses to much (`OUTPUT_PIECE`)
     OUTPUT_PIECE = 1 << 22  # the output aimed at by each piece fed
     # what each decompressor raises on corrupt data (python-lz4: RuntimeError)
-    _ERRORS = (zlib_ng.error, OSError, EOFError, zstandard.ZstdError, RuntimeError)
+    _ERRORS = (zlib_ng.error, OSError, EOFError, lzma.LZMAError, zstandard.ZstdError, RuntimeError)
 
     def __init__(self, raw: pa.NativeFile, kind: str, *, head: bytes = b"") -> None:
         if kind not in self.KINDS:
@@ -688,6 +697,8 @@ class DecompressingStream:
             return zstandard.ZstdDecompressor().decompressobj()
         if self.kind == "lz4":
             return lz4.frame.LZ4FrameDecompressor()
+        if self.kind == "xz":
+            return lzma.LZMADecompressor(format=lzma.FORMAT_XZ)
         return bz2.BZ2Decompressor()
 
     def _fill(self, size: int) -> None:

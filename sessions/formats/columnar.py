@@ -197,7 +197,7 @@ def decimal_text(value: pl.Expr) -> pl.Expr:
 def open_parquet(path: str | Path, reads_it: str) -> pq.ParquetFile:
     """The Parquet file at `path` (any location `sessions.storage` reads), its footer read.
 
-    A Parquet file compressed whole (`metadata.parquet.gz`: gzip, bz2, zstd or LZ4, told
+    A Parquet file compressed whole (`metadata.parquet.gz`: gzip, bz2, xz, zstd or LZ4, told
     by its first bytes, `storage.compression_in`) is decompressed into a temporary file first, since Parquet
     is read from its footer, which a compressed stream reaches last; the temporary file
     (as large as the file decompressed) is gone when the reader is closed.

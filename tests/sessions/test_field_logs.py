@@ -9,6 +9,7 @@ import csv
 import gzip
 import io
 import json
+import lzma
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from unittest import mock
@@ -184,10 +185,11 @@ def test_aol_rows_of_three_fields_are_queries_without_a_click(tmp_path):
 
 # ---- 4. damaged compressed files ----
 # bz2, zstd and LZ4 data come out a whole block at a time: bz2 level 1 (blocks of 100 kB),
-# zstd's 128 KiB blocks and LZ4's 64 KiB ones give blocks before the cut.
+# zstd's 128 KiB blocks and LZ4's 64 KiB ones give blocks before the cut; gzip and xz as they decode.
 COMPRESSORS = {
     ".gz": gzip.compress,
     ".bz2": lambda data: bz2.compress(data, compresslevel=1),
+    ".xz": lzma.compress,
     ".zst": lambda data: zstandard.ZstdCompressor().compress(data),
     ".lz4": lambda data: lz4.frame.compress(data, block_size=lz4.frame.BLOCKSIZE_MAX64KB),
 }
@@ -211,7 +213,7 @@ def test_a_compressed_file_cut_short_gives_every_record_before_the_cut(tmp_path,
 
 @pytest.mark.parametrize("kind", ["aol", "csv", "jsonl"])
 @pytest.mark.parametrize("packed", sorted(COMPRESSORS))
-@pytest.mark.parametrize("named", ["", ".gz", ".bz2", ".zst", ".lz4"])
+@pytest.mark.parametrize("named", ["", *COMPRESSORS])
 def test_the_data_tell_the_compression_whatever_the_name(tmp_path, kind, packed, named):
     """A gzip log named `.txt` read as binary: every row `bad_encoding`, "convert it with
     iconv". The first bytes tell the compression, as `zcat -f` and polars tell it: every
@@ -238,7 +240,8 @@ def test_a_file_named_compressed_that_holds_text_is_read_as_that_text(tmp_path, 
     assert report["files"][0]["damage"] is None and events.drop("source").equals(plain.drop("source"))
 
 
-@pytest.mark.parametrize(("suffix", "kind"), [(".gz", "gzip"), (".bz2", "bz2"), (".zst", "zstd"), (".lz4", "lz4")])
+@pytest.mark.parametrize(("suffix", "kind"), [(".gz", "gzip"), (".bz2", "bz2"), (".xz", "xz"), (".zst", "zstd"),
+                                               (".lz4", "lz4")])  # fmt: skip
 def test_a_file_named_compressed_whose_head_is_neither_compressed_nor_text_is_damaged(tmp_path, suffix, kind):
     """A compressed file whose first bytes are damaged (here gzip's first byte lost) is
     not read as text: its decompressor reports the damage, one rejected record."""
