@@ -1,7 +1,9 @@
 """Any table with a user, a time and a text column: CSV, TSV, JSON lines or Parquet.
 
 The kind is told by the file name (`.csv`, `.tsv`/`.tab`, `.jsonl`/`.ndjson`,
-`.parquet`, each optionally compressed), the columns by a mapping such as
+`.parquet`, each optionally compressed; a `.json` file is read as JSON lines when it
+is one object a line, as BigQuery and Hugging Face write `.json`:
+`json_lines_or_refuse`), the columns by a mapping such as
 `user=author,time=created_at,text=prompt` (`session=` and `mission=` add gold labels).
 CSV is read as Python's `csv` reads it (quoted fields may hold commas, quotes and
 newlines), separated by commas, or by the `;` (Excel where the decimal mark is a
@@ -103,13 +105,14 @@ class ColumnMap:
         return columns
 
 
-TABLE_KINDS = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl",
+TABLE_KINDS = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json",
                ".parquet": "parquet", ".pq": "parquet"}  # fmt: skip
 
 
 def named_table_kind(path: str | Path) -> str | None:
-    """csv, tsv, jsonl or parquet, as the file name says (its compression suffixes aside),
-    or None for a name of no table kind."""
+    """csv, tsv, jsonl, json (JSON lines or a JSON document: `json_lines_or_refuse`) or
+    parquet, as the file name says (its compression suffixes aside), or None for a name
+    of no table kind."""
     suffixes = [s.lower() for s in Path(path).suffixes]
     while suffixes and suffixes[-1] in storage.COMPRESSIONS:
         suffixes.pop()
@@ -117,14 +120,46 @@ def named_table_kind(path: str | Path) -> str | None:
 
 
 def table_kind(path: str | Path) -> str:
-    """csv, tsv, jsonl or parquet, from the file name (`named_table_kind`); ValueError
-    for a name of no table kind."""
+    """csv, tsv, jsonl or parquet, from the file name (`named_table_kind`; a `.json` file
+    is jsonl or refused, `json_lines_or_refuse`); ValueError for a name of no table
+    kind, or of an archive."""
     kind = named_table_kind(path)
     if kind is None and (archive := ARCHIVE_NAME.search(str(path))) is not None:
         raise ValueError(f"{path}: an archive ({archive[0]}), which is not read: unpack it and give the files it holds")
     if kind is None:
         raise ValueError(f"{path}: cannot tell the table kind; name it .csv, .tsv, .jsonl or .parquet")
+    if kind == "json":
+        json_lines_or_refuse(path)
+        return "jsonl"
     return kind
+
+
+def json_lines_or_refuse(path: str | Path) -> None:
+    """None when the `.json` file at `path` is JSON lines (one object a line: its first
+    line, after a byte-order mark and blank lines, is a whole `{...}`, or the file holds
+    nothing); ValueError in one line for a JSON document, an array or an object over
+    many lines, which is not read (a document is parsed whole, and a record of it could
+    not be rejected alone). A stream that cannot be read is taken for JSON lines: the
+    reader then reports its damage."""
+    head = b""
+    try:
+        with storage.open_input(path) as stream:
+            while not _LINE_END_BYTES.search(head.lstrip()) and len(head) < MAX_RECORD_BYTES:
+                chunk = stream.read(1 << 16)
+                if not chunk:
+                    break
+                head += chunk
+    except storage.DamagedStreamError:
+        return
+    text = head.removeprefix(b"\xef\xbb\xbf").lstrip()
+    first = _LINE_END_BYTES.split(text, maxsplit=1)[0].strip()
+    if not text or (first.startswith(b"{") and (first.endswith(b"}") or len(head) >= MAX_RECORD_BYTES)):
+        return
+    name = storage.name(path)
+    what, e_g = ("an array", f", e.g. jq -c '.[]' {name} > {name.split('.')[0]}.jsonl") if text.startswith(b"[") else (
+        "an object over many lines", "")  # fmt: skip
+    raise ValueError(f"{path}: a JSON document ({what}), not JSON lines, which a .json table is read as: write its "
+                     f"records one object a line{e_g}")  # fmt: skip
 
 
 ARCHIVE_NAME = re.compile(r"\.(zip|tar(\.(gz|bz2|zst|lz4|xz))?|tgz|tbz2|7z|rar)$", re.IGNORECASE)

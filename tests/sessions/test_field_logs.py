@@ -10,6 +10,7 @@ import gzip
 import io
 import json
 import lzma
+import re
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from unittest import mock
@@ -1215,6 +1216,40 @@ def test_a_json_lines_file_cut_inside_its_last_line_rejects_it_as_truncated(tmp_
     (tmp_path / "whole").mkdir()
     _, whole, _ = ingest_bytes(tmp_path / "whole", "jsonl", body.rstrip("\n").encode())
     assert whole.height == 2
+
+
+@pytest.mark.parametrize("suffix", ["", ".gz"])
+def test_a_json_file_of_one_object_a_line_is_json_lines_and_a_json_document_is_refused(tmp_path, suffix):
+    """`.json` was "cannot tell the table kind", though BigQuery and Hugging Face write
+    JSON lines so named: one object a line reads as `.jsonl` (a byte-order mark and
+    blank lines first, each a rejected `empty_line` as in `.jsonl`; an empty file); an
+    array or an object over many lines is refused in one line saying how to write it,
+    never read as lines of bad JSON."""
+    import gzip as gz
+
+    body = GOOD["jsonl"][3]
+    pack = gz.compress if suffix else (lambda data: data)
+    (tmp_path / "lines").mkdir()
+    _, expected, _ = ingest_bytes(tmp_path / "lines", "jsonl", body.encode())
+    options = GOOD["jsonl"][1]
+    for i, text in enumerate([body, "\ufeff\n\n" + body]):
+        (tmp_path / f"log{i}.json{suffix}").write_bytes(pack(text.encode()))
+        report = ingest([tmp_path / f"log{i}.json{suffix}"], "table", tmp_path / f"out{i}", options=options)
+        events = read_table(tmp_path / f"out{i}" / "events.parquet")
+        assert report.rows_ok == 2 and events.select("user_id", "ts", "query").equals(
+            expected.select("user_id", "ts", "query"))  # fmt: skip
+    (tmp_path / f"empty.json{suffix}").write_bytes(pack(b""))
+    assert ingest([tmp_path / f"empty.json{suffix}"], "table", tmp_path / "empty", options=options).rows_in == 0
+    records = [json.loads(line) for line in body.splitlines()]
+    for name, text, said in [
+        ("array", json.dumps(records), "a JSON document (an array), not JSON lines"),
+        ("pretty", json.dumps(records, indent=2), "a JSON document (an array), not JSON lines"),
+        ("object", json.dumps({"rows": records}, indent=2), "a JSON document (an object over many lines)"),
+    ]:
+        (tmp_path / f"{name}.json{suffix}").write_bytes(pack(text.encode()))
+        with pytest.raises(ValueError, match=re.escape(f"{name}.json{suffix}: {said}")) as refused:
+            ingest([tmp_path / f"{name}.json{suffix}"], "table", tmp_path / name, options=options)
+        assert "\n" not in str(refused.value) and ("jq -c '.[]'" in str(refused.value)) == (name != "object")
 
 
 def test_a_json_object_or_array_where_a_value_is_read_is_rejected_as_nested_value(tmp_path):
