@@ -206,11 +206,12 @@ _CR = b"\r"
 def archive_refusal(head: bytes) -> str | None:
     """Why a file (decompressed) whose first bytes are `head` is not read as records: a
     zip archive (a local file header, PKWARE's APPNOTE 4.3.7, or an empty one's end
-    record) or a tar archive (`ustar` at offset 257, POSIX.1-1988 and GNU tar), whose
-    member headers would be read into the records around them; None for any other."""
+    record) or a tar archive (its magic at offset 257: POSIX.1-1988's `ustar` and a NUL,
+    GNU tar's `ustar`, two spaces and a NUL), whose member headers would be read into
+    the records around them; None for any other (text holds no NUL)."""
     if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
         return "a zip archive, which is not read: unpack it (`unzip FILE`) and give the files it holds"
-    if head[257:262] == b"ustar":
+    if head[257:263] == b"ustar\x00" or head[257:265] == b"ustar  \x00":
         return "a tar archive, which is not read: unpack it (`tar -xf FILE`) and give the files it holds"
     return None
 
@@ -394,6 +395,8 @@ def split_records(block: Block, quote: str | None = None, sep: str = ",") -> pl.
     ).with_columns(
         pl.when("terminated")  # the line end (a newline inside a quoted field left open at the end is text)
         .then(pl.col("text").str.strip_suffix("\n").str.strip_suffix("\r"))
+        .when("unclosed")  # its last line end too, whatever ends the file's lines
+        .then(pl.col("text"))
         .otherwise(pl.col("text").str.strip_suffix("\r"))  # a CRLF file cut before its last LF
         .str.strip_prefix("\ufeff")
     )

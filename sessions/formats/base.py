@@ -161,7 +161,8 @@ def text_checks(
         (pl.col("damaged"), Reason.TRUNCATED_STREAM),
         (text.is_null(), Reason.BAD_ENCODING),
         # a quote left open: on a last line the file cut short, else a field that took every line after it
-        (pl.col("unclosed") & ~pl.col("terminated") & ~text.str.contains("\n", literal=True), Reason.TRUNCATED_LINE),
+        # (counted as the file ends its lines: a CR file's line breaks inside a quoted field stay CRs in `text`)
+        (pl.col("unclosed") & ~pl.col("terminated") & (pl.col("lines") <= 1), Reason.TRUNCATED_LINE),
         (pl.col("unclosed"), Reason.UNCLOSED_QUOTE),
         (pl.col("escaped"), Reason.BACKSLASH_ESCAPE),
         (has_control_chars(text), Reason.CONTROL_CHARS),
