@@ -463,6 +463,11 @@ class RepeatedHour:
     instant from the first one whose wall time goes back within that hour (the second
     pass of the clock) on: for one user `01:10, 01:50, 01:05, 01:20` are earlier,
     earlier, later, later. A user whose values never go back keeps the earlier
+    instants. A file written newest first (more of a user's consecutive times go down
+    than up, two of the repeated hour aside, in the first block with a repeated hour
+    that tells) is read the other way round:
+    `01:20, 01:05, 01:50, 01:10` are later, later, earlier, earlier, the turn being the
+    first wall time that goes up, and a user whose values never go up keeps the later
     instants. Each block's `Parsed.repeated_hour` says how many of its events fell in
     a repeated hour and how they were read (`earlier`, `later`). The state lives
     across blocks, so a repeated hour that straddles two blocks of a file is read as
@@ -471,6 +476,7 @@ class RepeatedHour:
 
     timezone: str
     _seen: dict[tuple[str, date], tuple[datetime, bool]] = field(default_factory=dict)
+    _newest_first: bool | None = None  # the file's order, told by the first block with a repeated hour
 
     def settle(self, blocks: Iterator[Parsed]) -> Iterator[Parsed]:
         """The blocks of one file, in order, with their repeated-hour times settled."""
@@ -499,13 +505,26 @@ class RepeatedHour:
         )
         if not ambiguous.height:
             return parsed
+        if self._newest_first is None:  # a user's consecutive times, but two of the repeated hour (the fold is a step)
+            both = pl.int_range(pl.len()).is_in(ambiguous["i"].implode())
+            told = (pl.col("user_id") == pl.col("user_id").shift()) & ~(both & both.shift())
+            steps = events.select(pl.when(told).then(pl.col("ts").diff().dt.total_seconds())).to_series()
+            down, up = int((steps < 0).sum()), int((steps > 0).sum())
+            self._newest_first = down > up if down or up else None  # no such two times yet: not told
+        newest_first = bool(self._newest_first)
         later_rows, later_ts = [], []
         for i, user, wall_time, later in ambiguous.iter_rows():
             key = (user, wall_time.date())
-            latest, second = self._seen.get(key, (wall_time, False))
-            second = second or wall_time < latest
-            self._seen[key] = (max(latest, wall_time), second)
-            if second:
+            extreme, turned = self._seen.get(
+                key, (wall_time, False)
+            )  # the latest wall time so far (newest first: earliest)
+            if newest_first:
+                turned = turned or wall_time > extreme
+                self._seen[key] = (min(extreme, wall_time), turned)
+            else:
+                turned = turned or wall_time < extreme
+                self._seen[key] = (max(extreme, wall_time), turned)
+            if turned != newest_first:  # after the turn oldest first, before it newest first
                 later_rows.append(i)
                 later_ts.append(later)
         parsed = replace(

@@ -20,7 +20,7 @@ import lz4.frame
 import polars as pl
 import pytest
 import zstandard
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from sessions.formats import FORMATS, ReadOptions, format_for
@@ -980,6 +980,40 @@ def test_naive_times_in_a_zone_settle_the_repeated_hour_by_file_order_across_blo
     assert utc == ["04:50", "05:10", "05:50", "06:05", "06:20", "07:10", "05:30"]  # EDT, then EST after the fold
     assert report.repeated_hour == {"earlier": 3, "later": 2}
     assert report.rejected_by_reason == {"bad_time": 1}  # 02:30 did not happen that night
+    # the same log written newest first (ORDER BY time DESC) reads as the same instants
+    newest = tmp_path / "newest" / "user-ct-test-collection-01.txt"
+    newest.parent.mkdir()
+    newest.write_text(AOL_HEADER + "\n".join(reversed(lines)) + "\n")
+    report = ingest([newest], "aol", tmp_path / "newest-out", options=options)
+    events = read_table(tmp_path / "newest-out" / "events.parquet")
+    assert [t.strftime("%H:%M") for t in events["ts"]] == ["06:30", *reversed(utc[:-1])]
+    assert report.repeated_hour == {"earlier": 2, "later": 3}  # 1002's one never turns: later, as the file reads
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(0, 119), min_size=2, max_size=12, unique=True), st.booleans())
+def test_a_users_repeated_hour_read_in_either_file_order_gives_the_true_instants(tmp_path_factory, minutes, newest):
+    """A user active on both passes of the repeated hour (minute m of 120: the first
+    pass, EDT, below 60), written oldest or newest first: every value is its true
+    instant, so that the order a log is written in changes nothing (newest first, the
+    values were read as if oldest first: most of them an hour off)."""
+    from sessions.formats import ReadOptions
+
+    first, second = [m for m in minutes if m < 60], [m - 60 for m in minutes if m >= 60]
+    # both passes, the clock seen going back (the first's latest wall time after the second's earliest), every
+    # wall time once: else nothing in the values tells the passes apart
+    assume(first and second and max(first) > min(second) and len({m % 60 for m in minutes}) == len(minutes))
+    fold = datetime(2023, 11, 5, 5, 0, tzinfo=UTC)  # 01:00 EDT; 01:00 EST is 06:00
+    truth = [fold - timedelta(minutes=30), *(fold + timedelta(minutes=m) for m in sorted(minutes))]
+    walls = ["2023-11-05 00:30:00", *(f"2023-11-05 01:{m % 60:02d}:00" for m in sorted(minutes))]
+    truth, walls = [*truth, fold + timedelta(minutes=150)], [*walls, "2023-11-05 02:30:00"]  # the user's times around
+    rows = list(zip(walls, truth, strict=True))[:: -1 if newest else 1]
+    tmp = tmp_path_factory.mktemp("fold")
+    path = tmp / "user-ct-test-collection-01.txt"
+    path.write_text(AOL_HEADER + "".join(f"1001\tq{i}\t{wall}\t\t\n" for i, (wall, _) in enumerate(rows)))
+    ingest([path], "aol", tmp / "out", options=ReadOptions(timezone="America/New_York"))
+    events = read_table(tmp / "out" / "events.parquet")
+    assert events["ts"].to_list() == [t for _, t in rows]
 
 
 # ---- 8. users that are not users ----
