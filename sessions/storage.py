@@ -40,7 +40,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import timedelta
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, Self
 
 import lz4.frame
 import pyarrow as pa
@@ -578,7 +578,20 @@ def compression_in(head: bytes, path: str | os.PathLike = "") -> str | None:
     return None
 
 
-class _Prefixed:
+class _Closing:
+    """What `open_input`'s own streams share: leaving a `with` block closes them."""
+
+    def close(self) -> None:
+        """Close what the stream reads from."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class _Prefixed(_Closing):
     """A raw stream whose first bytes (`head`) were read already: they come first."""
 
     def __init__(self, raw: pa.NativeFile, head: bytes) -> None:
@@ -596,14 +609,8 @@ class _Prefixed:
     def close(self) -> None:
         self.raw.close()
 
-    def __enter__(self) -> _Prefixed:
-        return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-class _Refused:
+class _Refused(_Closing):
     """A stream of a file that is not read: its first `read` raises `DamagedStreamError`
     with the reason, so that the file is reported as the readers report damage."""
 
@@ -612,15 +619,6 @@ class _Refused:
 
     def read(self, size: int = -1, /) -> bytes:
         raise DamagedStreamError(self.reason)
-
-    def close(self) -> None:
-        pass
-
-    def __enter__(self) -> _Refused:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        pass
 
 
 class _Decompressor(Protocol):
@@ -647,7 +645,7 @@ class BinaryStream(Protocol):
     def __exit__(self, *exc: object) -> None: ...
 
 
-class DecompressingStream:
+class DecompressingStream(_Closing):
     """A gzip, bz2, xz, zstd or LZ4 stream over a raw byte stream (any number of
     members, streams or frames, as `cat a.gz b.gz` makes), decompressed with
     incremental decompressors, so that a damaged file yields every byte before the
@@ -801,12 +799,6 @@ class DecompressingStream:
 
     def close(self) -> None:
         self.raw.close()
-
-    def __enter__(self) -> DecompressingStream:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def open_random_access(location: str | os.PathLike) -> pa.NativeFile:
