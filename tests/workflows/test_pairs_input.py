@@ -158,6 +158,23 @@ def test_a_csv_of_blank_texts_is_refused_and_nan_is_text(outputs, tmp_path, noth
     assert pairs["query_a"].to_list() == ["cats, cute", "bank"] and pairs["label"].to_list() == [1, 0]
 
 
+def test_a_split_that_the_pairs_do_not_have_is_refused_naming_theirs(tmp_path):
+    """The breaking helper's finds: `--split val` of a table without a split column
+    scored every pair, saying "(all)"; a split the table lacks (its column says `TEST`)
+    said "need positive and negative pairs". The default, test, reads a table without
+    splits whole, as all does."""
+    table = tmp_path / "pairs.csv"
+    table.write_text("query_a,query_b,label\ncats,kittens,1\nbank,pizza,0\n")
+    for split in ("test", None):
+        assert read_pairs(table, split)[1] == "all"
+    for split in ("train", "val"):
+        with pytest.raises(ValueError, match=rf"pairs.csv: no split column, so no split {split}: --split all reads"):
+            read_pairs(table, split)
+    table.write_text("query_a,query_b,label,split\ncats,kittens,1,TEST\nbank,pizza,0,TEST\ncat,dog,0,val\n")
+    with pytest.raises(ValueError, match=r"pairs.csv: no pairs in split test \(its splits: TEST, val\)"):
+        read_pairs(table)
+
+
 @pytest.mark.parametrize(
     ("content", "says"),
     [

@@ -51,14 +51,21 @@ class PairEvaluation:
 def read_pairs(path: str | Path, split: str | None = "test") -> tuple[pl.DataFrame, str]:
     """query_a, query_b, label (and kind, where the pairs have it as text) of a `mine`
     output (one split, or all with None) or a CSV (local paths or URIs), and the split
-    read ("all" where the pairs have no `split`).
+    read ("all" where the pairs have no `split`: read whole with "test", the default,
+    or None).
     ValueError / FileNotFoundError in one line for pairs that are not there or bad
     (`common.read_pairs_table`: every pair of the file is checked, whatever the split),
-    or a split without positive and negative pairs."""
+    a split other than test asked of pairs without splits, or a split without positive
+    and negative pairs (naming the splits the pairs have)."""
     pairs, location = common.read_pairs_table(str(path))
+    if split not in (None, "test") and "split" not in pairs.columns:
+        raise ValueError(f"{location}: no split column, so no split {split}: --split all reads every pair")
     split = split if split and "split" in pairs.columns else None
     if split:
+        splits = sorted(pairs["split"].drop_nulls().unique().cast(pl.String).to_list())
         pairs = pairs.filter(pl.col("split") == split)
+        if not pairs.height:
+            raise ValueError(f"{location}: no pairs in split {split} (its splits: {', '.join(splits) or 'none'})")
     kinds = "kind" in pairs.columns and pairs.schema["kind"] in (pl.String, pl.Categorical, pl.Enum)
     pairs = pairs.select("query_a", "query_b", "label", *([pl.col("kind").cast(pl.String)] if kinds else []))
     if pairs["label"].n_unique() < 2:
@@ -126,7 +133,8 @@ class EvaluatePairsJob:
         "help": "a session model: models:/session-model@champion, models:/NAME/VERSION, runs:/..."})  # fmt: skip
     pairs: str | None = field(default=None, metadata={
         "help": "a `mine` output directory, or a CSV with query_a, query_b, label"})  # fmt: skip
-    split: Literal["train", "val", "test", "all"] = field(default="test", metadata={"help": "split of a `mine` output"})
+    split: Literal["train", "val", "test", "all"] = field(default="test", metadata={
+        "help": "split of a `mine` output (a table without a split column: all, with test or all)"})  # fmt: skip
     baseline: str | None = field(default=None, metadata={
         "help": "encoder for the not-fine-tuned baseline (none: the one the model started from)"})  # fmt: skip
     examples: int = field(default=5, metadata={"help": "show this many most confident right and wrong pairs"})
