@@ -19,10 +19,18 @@ import numpy as np
 @dataclass(frozen=True)
 class Calibration:
     """Platt scaling (Platt 1999): p(same session) = sigmoid(slope * score + intercept),
-    float64 of the scores' shape (`__call__`); `fit` learns slope and intercept."""
+    float64 of the scores' shape (`__call__`); `fit` learns slope and intercept.
+    ValueError for a slope or intercept that is not a finite number (a damaged
+    calibration file's `NaN` made every probability missing)."""
 
     slope: float
     intercept: float
+
+    def __post_init__(self) -> None:
+        for name in ("slope", "intercept"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not np.isfinite(value):
+                raise ValueError(f"a calibration's {name} must be a finite number, not {value!r}")
 
     @classmethod
     def fit(cls, scores: np.ndarray, labels: np.ndarray) -> Calibration:

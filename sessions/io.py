@@ -439,9 +439,11 @@ def claim_output(
     not write), and one holding what a killed job of another kind left (`left_by_others`:
     its tables, no report), unless `overwrite`, which deletes what that job wrote
     (`remove_outputs_of`, or those tables and their rejected rows). This job's own
-    earlier output is deleted the same way (its report lists it), so that no table of an
-    earlier run outlives this one. Then removes the directory's `report.json`, so that
-    until the job writes its new report nothing there looks complete. With
+    earlier output is deleted the same way (its report lists it), and so are the rejected
+    rows a failed or killed run of any job left without a report (but beside work to
+    resume from, `holds_job_work`), so that no table of an earlier run outlives this
+    one. Then removes the directory's `report.json`, so that until the job writes its
+    new report nothing there looks complete. With
     `keep_previous`, an output replaced is moved aside instead of deleted (`set_aside`),
     for the caller to restore if the job fails (`restore_previous`) or to delete once it
     is done (`discard_previous`). Returns
@@ -483,6 +485,10 @@ def claim_output(
             )
         for name in (*left, REJECTED):
             storage.remove(storage.join(out, name))
+    # rejected rows a failed or killed run left: no report lists them, and no table of that run outlives this one
+    # (but where it left work to resume from, which they are part of: score's)
+    if listed is None and previous_output(out) not in _SET_ASIDE_HERE and not holds_job_work(out):
+        storage.remove(storage.join(out, REJECTED))
     storage.remove(report)
     storage.check_writable_dir(out, "--output")  # made, and written to once: refused in one line if it cannot be
     # staging and temporary files of earlier runs that were killed

@@ -1310,6 +1310,22 @@ def test_a_figures_new_directory_is_not_left_by_a_command_that_fails(tmp_path, m
     assert sorted(p.name for p in tmp_path.iterdir()) == ["gayo.csv"]
 
 
+def test_rejected_rows_a_failed_run_left_do_not_outlive_the_next_run(done):
+    """The breaking helper's find: a `score` that crashed after its claim left its
+    `rejected.parquet` and no report; `mine` into that directory took it (every job
+    writes rejected rows) and kept the stale table beside its own, which its report
+    does not list."""
+    import shutil
+
+    stale = done / "crashed"
+    stale.mkdir()
+    shutil.copytree(done / "events" / "rejected.parquet", stale / "rejected.parquet")
+    result = sessionflow("mine", done / "sessions", "-o", stale, "--engine", "local")
+    assert result.exit_code == 0, result.output
+    listed = json.loads((stale / "report.json").read_text())["outputs"]
+    assert sorted(p.name for p in stale.iterdir()) == sorted(Path(location).name for location in listed)
+
+
 @pytest.mark.parametrize("stop", [KeyboardInterrupt, RuntimeError])
 def test_a_stopped_or_crashed_job_leaves_no_empty_directory_it_made(tmp_path, monkeypatch, stop):
     """A `segment` stopped before its first table (Ctrl-C during Ray's start) left its

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import urlparse
 
 import mlflow
 import numpy as np
@@ -276,6 +277,35 @@ def test_an_onnx_export_a_stopped_job_logged_in_part_is_made_again(models, store
     (Path(directory) / "calibration.json").write_text("{bad")  # a bare JSON error had named no file
     with pytest.raises(ValueError, match=rf"^{directory}/calibration.json: the export's calibration cannot be read"):
         onnx_calibration(directory)
+
+
+@pytest.mark.parametrize("damage", ["weights cut short", "calibration NaN"])
+def test_a_session_model_whose_files_are_damaged_is_one_line_wherever_it_is_loaded(models, store, tmp_path, damage):
+    """The breaking helper's finds: a registered session model whose weight file was cut
+    short (a partial copy, a full disk) ended `score` and `evaluate pairs` in
+    safetensors' traceback, where `promote` said it in one line; a calibration of `NaN`
+    was promoted, and `score` wrote every probability as missing. Each is one line now,
+    and `score` leaves no output."""
+    session_uri, _ = models
+    location = Path(urlparse(mlflow.get_logged_model(session_uri.split("/")[-1]).artifact_location).path)
+    if damage == "weights cut short":
+        weights = next(location.rglob("*.safetensors"))
+        weights.write_bytes(weights.read_bytes()[:1000])
+    else:
+        next(location.rglob("calibration.json")).write_text('{"slope": NaN, "intercept": 0.0}')
+    version = mlflow.register_model(session_uri, "session-model").version
+    log = tmp_path / "log.tsv"
+    log.write_text("AnonID\tQuery\tQueryTime\tItemRank\tClickURL\n1\tcute cats\t2006-03-01 10:00:00\t\t\n"
+                   "1\tcat toys\t2006-03-01 10:01:00\t\t\n")  # fmt: skip
+    (tmp_path / "pairs.csv").write_text("query_a,query_b,label\ncats,kittens,1\nbank,pizza,0\n")
+    for args in (["score", str(log), "-f", "aol", "--session-model", session_uri, "-o", str(tmp_path / "out")],
+                 ["evaluate", "pairs", "--model", session_uri, "--pairs", str(tmp_path / "pairs.csv")],
+                 ["promote", "session-model", str(version)]):  # fmt: skip
+        refused = runner.invoke(app, args)
+        assert refused.exit_code == 2 and "Traceback" not in refused.output, refused.output
+        said = [line for line in refused.output.splitlines() if line.startswith("error: ")]  # beside weights' bars
+        assert len(said) == 1 and "its model files cannot be read (" in said[0], refused.output
+    assert not (tmp_path / "out").exists()
 
 
 def test_an_onnx_backend_on_gpus_is_refused_in_one_line(models, tmp_path):

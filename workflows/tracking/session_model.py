@@ -160,12 +160,13 @@ def onnx_encoder_dir(uri: str) -> str:
 
 def onnx_calibration(directory: str | Path) -> dict:
     """The calibration beside an ONNX export (`onnx_encoder_dir`), as `Calibration.to_dict`
-    wrote it; ValueError in one line naming the file where it is missing or damaged."""
+    wrote it; ValueError in one line naming the file where it is missing or damaged
+    (not a `Calibration`'s: its slope or intercept no finite number)."""
     from models.onnx_encoder import REMAKE_DAMAGED
 
     path = Path(directory) / CALIBRATION_FILE
     try:
-        return dict(json.loads(path.read_text()))
+        return Calibration(**json.loads(path.read_text())).to_dict()
     except (OSError, ValueError, TypeError) as err:
         raise ValueError(
             f"{path}: the export's calibration cannot be read ({first_line(err)}); {REMAKE_DAMAGED}"

@@ -25,6 +25,7 @@ from mlflow.tracking import MlflowClient
 
 from sessions.io import process_running, this_process
 from sessions.provenance import provenance
+from sessions.storage import first_line
 from workflows.reach import unanswered
 from workflows.tracking.uri import tracking_uri
 
@@ -531,7 +532,9 @@ def _require_model(uri: str) -> None:
 
 def load_pyfunc(uri: str) -> mlflow.pyfunc.PyFuncModel:
     """`mlflow.pyfunc.load_model(uri)`; ValueError naming `uri` when the store has no model there
-    (an unknown name, version, alias or run, or a path without an MLmodel file)."""
+    (an unknown name, version, alias or run, or a path without an MLmodel file), or its
+    files cannot be read (a weight file cut short: safetensors' error; a calibration
+    that is no number)."""
     from mlflow.exceptions import MlflowException
 
     if not uri:
@@ -544,3 +547,7 @@ def load_pyfunc(uri: str) -> mlflow.pyfunc.PyFuncModel:
         raise ValueError(f"{uri}: {err.message.splitlines()[0]} (tracking store: {tracking_uri()})") from None
     except OSError as err:
         raise ValueError(f"{uri}: no model there ({err.__class__.__name__})") from None
+    except Exception as err:  # whatever a damaged model raises as it loads (safetensors', pickle's, a calibration's)
+        raise ValueError(
+            f"{uri}: its model files cannot be read ({err.__class__.__name__}: {first_line(err)})"
+        ) from None
