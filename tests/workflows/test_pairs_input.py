@@ -213,8 +213,21 @@ def test_an_empty_or_unlabelled_csv_is_refused_in_one_line(outputs, tmp_path, no
             "the train split holds no pairs (test 540): give pairs mined with a --train-share above 0 (`mine "
             "--gold` pairs are for `evaluate pairs`)",
         ),
+        (
+            lambda p: p.filter((pl.col("split") != "train") | (pl.col("label") == 1)),  # --negatives-per-positive 0
+            "the train split's 230 pairs are all positive, and each training example needs a negative too: give "
+            "pairs mined with --negatives-per-positive above 0 (test 10, train 230, val 80)",
+        ),
     ],
-    ids=["no label", "no split, no kind", "no rows", "no val pairs", "val pairs of one label", "no train pairs"],
+    ids=[
+        "no label",
+        "no split, no kind",
+        "no rows",
+        "no val pairs",
+        "val pairs of one label",
+        "no train pairs",
+        "train pairs of one label",
+    ],
 )
 def test_train_refuses_pairs_without_its_columns_or_rows(outputs, tmp_path, nothing_starts, change, says):
     """Each refusal names what to change (a val split of one label said only "the val

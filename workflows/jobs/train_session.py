@@ -112,6 +112,15 @@ def training_data(pairs_path: str, cfg: SessionTrainConfig) -> tuple[pl.DataFram
     val = pairs.filter(pl.col("split") == "val").select("query_a", "query_b", "label")
     if not train.height:  # `mine --gold` puts every pair in test, `--train-share 0` none in train
         held = ", ".join(f"{split} {n:,}" for split, n in sorted(pairs["split"].value_counts().iter_rows()))
+        labels = pairs.filter(pl.col("split") == "train")["label"]
+        if len(labels):  # pairs of one label give no example: each needs a positive and a negative
+            one = (
+                "positive, and each training example needs a negative too: give pairs mined with "
+                "--negatives-per-positive above 0"
+                if labels[0]
+                else "negative: no example without a positive"
+            )
+            raise ValueError(f"the train split's {len(labels):,} pairs are all {one} ({held})")
         raise ValueError(f"the train split holds no pairs ({held}): give pairs mined with a --train-share above 0 "
                          "(`mine --gold` pairs are for `evaluate pairs`)")  # fmt: skip
     require_one_global_batch(train.height, cfg, "mine a larger log, or ")
