@@ -233,12 +233,12 @@ def tiny_transformer(seed: int = 0) -> DistilBertModel:
         return DistilBertModel(tiny_config())
 
 
-def check_encoder(name: str) -> int:
+def check_encoder(name: str, option: str = "--model") -> int:
     """The width of the encoder called `name` (`TextEncoder.dim`: its transformer's
-    hidden size). ValueError in one line when `name` is no encoder `load_encoder` can
-    load: not one of its own names, not a local model directory, not a Hub id at hand
-    (in the cache, or on the Hub when online). Reads the configuration only, so a job
-    can check its model before it starts workers."""
+    hidden size). ValueError in one line, naming the `option` that gave it, when `name`
+    is no encoder `load_encoder` can load: not one of its own names, not a local model
+    directory, not a Hub id at hand (in the cache, or on the Hub when online). Reads the
+    configuration only, so a job can check its model before it starts workers."""
     from transformers import AutoConfig
 
     if name == TINY:
@@ -248,7 +248,7 @@ def check_encoder(name: str) -> int:
         config = AutoConfig.from_pretrained(minilm_path() if name == MINILM_LOCAL else name, local_files_only=offline)
     except (OSError, ValueError, ImportError) as err:  # ImportError: minilm-local's package is not installed
         reason = str(err).strip().splitlines()[0] if str(err).strip() else err.__class__.__name__
-        raise ValueError(f"--model {name}: no such encoder ({reason}); give minilm-local, tiny, a Hugging Face "
+        raise ValueError(f"{option} {name}: no such encoder ({reason}); give minilm-local, tiny, a Hugging Face "
                          "model id or a model directory") from None  # fmt: skip
     return int(config.hidden_size)
 

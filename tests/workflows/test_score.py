@@ -308,6 +308,19 @@ def test_a_session_model_whose_files_are_damaged_is_one_line_wherever_it_is_load
     assert not (tmp_path / "out").exists()
 
 
+def test_a_baseline_that_is_no_encoder_is_refused_naming_the_option(models, tmp_path):
+    """The breaking helper's find: `evaluate pairs --baseline` of no encoder ended in
+    transformers' message (a Hub repo id's rules, a missing `model_type`), naming no
+    option, as `train session --model` does."""
+    session_uri, _ = models
+    (tmp_path / "pairs.csv").write_text("query_a,query_b,label\ncats,kittens,1\nbank,pizza,0\n")
+    for baseline in ("models:/session-model/2", str(tmp_path)):
+        refused = runner.invoke(app, ["evaluate", "pairs", "--model", session_uri, "--pairs",
+                                      str(tmp_path / "pairs.csv"), "--baseline", baseline])  # fmt: skip
+        assert refused.exit_code == 2 and refused.output.startswith(f"error: --baseline {baseline}: no such encoder (")
+        assert len(refused.output.strip().splitlines()) == 1, refused.output
+
+
 def test_an_onnx_backend_on_gpus_is_refused_in_one_line(models, tmp_path):
     session_uri, _ = models
     done = runner.invoke(app, ["score", str(tmp_path / "x.tsv"), "-f", "aol", "--session-model", session_uri,

@@ -136,17 +136,20 @@ class EvaluatePairsJob:
     split: Literal["train", "val", "test", "all"] = field(default="test", metadata={
         "help": "split of a `mine` output (a table without a split column: all, with test or all)"})  # fmt: skip
     baseline: str | None = field(default=None, metadata={
-        "help": "encoder for the not-fine-tuned baseline (none: the one the model started from)"})  # fmt: skip
+        "help": "encoder for the not-fine-tuned baseline (not given: the one the model started from)"})  # fmt: skip
     examples: int = field(default=5, metadata={"help": "show this many most confident right and wrong pairs"})
 
 
 def run(job: EvaluatePairsJob) -> PairEvaluation:
     """The model and its baselines on the job's labelled pairs; ValueError / FileNotFoundError for bad inputs."""
+    from models.encoder import check_encoder
     from workflows.tracking.store import require_model
 
     if job.examples < 0:
         raise ValueError(f"--examples {job.examples}: must be 0 or more")
     pairs = common.require(job.pairs, "pairs")
+    if job.baseline is not None:  # named before a model loads: transformers' own message named no option
+        check_encoder(job.baseline, "--baseline")
     require_model(job.model, ("session",))  # a missing or wrong model named before the pairs are read
     labelled, split = read_pairs(pairs, None if job.split == "all" else job.split)
     return dataclasses.replace(evaluate_pairs(job.model, labelled, job.baseline), split=split)
