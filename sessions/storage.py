@@ -522,13 +522,8 @@ def open_input(location: str | os.PathLike, *, compression: str | None = "detect
         return _Prefixed(raw, head) if kind is None else DecompressingStream(raw, kind, head=head)
 
 
-COMPRESSIONS = {
-    ".gz": "gzip",
-    ".bz2": "bz2",
-    ".xz": "xz",
-    ".zst": "zstd",
-    ".lz4": "lz4",
-}  # suffix -> what `open_input` undoes
+# a suffix -> the compression it names (what `open_input` undoes, whatever the name says)
+COMPRESSIONS = {".gz": "gzip", ".bz2": "bz2", ".xz": "xz", ".zst": "zstd", ".lz4": "lz4"}
 
 
 def compression_of(path: str | os.PathLike) -> str | None:
@@ -623,7 +618,7 @@ class _Refused(_Closing):
 
 class _Decompressor(Protocol):
     """What `DecompressingStream` asks of an incremental decompressor (zlib's, bz2's,
-    python-zstandard's `decompressobj()`, python-lz4's `LZ4FrameDecompressor`)."""
+    lzma's, python-zstandard's `decompressobj()`, python-lz4's `LZ4FrameDecompressor`)."""
 
     eof: bool  # the member or frame ended
     unused_data: bytes | None  # the input given after its end (python-lz4: None for none)
