@@ -31,7 +31,14 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
-from transformers import AutoModel, AutoTokenizer, DistilBertConfig, DistilBertModel, PreTrainedTokenizerBase
+from transformers import (
+    AutoModel,
+    AutoTokenizer,
+    DistilBertConfig,
+    DistilBertModel,
+    PretrainedConfig,
+    PreTrainedTokenizerBase,
+)
 
 MINILM_LOCAL = "minilm-local"
 TINY = "tiny"
@@ -233,15 +240,18 @@ def tiny_transformer(seed: int = 0) -> DistilBertModel:
         return DistilBertModel(tiny_config())
 
 
-def check_encoder(name: str, option: str = "--model") -> int:
+def check_encoder(name: str, option: str = "--model", max_length: int | None = None) -> int:
     """The width of the encoder called `name` (`TextEncoder.dim`: its transformer's
     hidden size). ValueError in one line, naming the `option` that gave it, when `name`
     is no encoder `load_encoder` can load: not one of its own names, not a local model
-    directory, not a Hub id at hand (in the cache, or on the Hub when online). Reads the
+    directory, not a Hub id at hand (in the cache, or on the Hub when online); or when
+    `max_length` (tokens a text is cut to) is above the positions the encoder has
+    (`max_position_embeddings`), which its first longer text would fail on. Reads the
     configuration only, so a job can check its model before it starts workers."""
     from transformers import AutoConfig
 
     if name == TINY:
+        _check_positions(tiny_config(), name, max_length)
         return int(tiny_config().hidden_size)
     offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")  # as set now, not at import
     try:
@@ -250,7 +260,16 @@ def check_encoder(name: str, option: str = "--model") -> int:
         reason = str(err).strip().splitlines()[0] if str(err).strip() else err.__class__.__name__
         raise ValueError(f"{option} {name}: no such encoder ({reason}); give minilm-local, tiny, a Hugging Face "
                          "model id or a model directory") from None  # fmt: skip
+    _check_positions(config, name, max_length)
     return int(config.hidden_size)
+
+
+def _check_positions(config: PretrainedConfig, name: str, max_length: int | None) -> None:
+    """ValueError when `max_length` tokens are more than the encoder's positions."""
+    positions = getattr(config, "max_position_embeddings", None)
+    if max_length is not None and positions is not None and max_length > positions:
+        raise ValueError(f"--max-length {max_length}: above the {positions} positions of the encoder {name}; "
+                         f"give at most {positions}")  # fmt: skip
 
 
 def load_encoder(name: str, *, max_length: int = 32, normalize: bool = True, seed: int = 0) -> TextEncoder:

@@ -1241,6 +1241,11 @@ def test_a_failed_command_removes_the_parents_it_created_and_nothing_of_the_user
         (["train", "hierarchy", "--model", "no-such/encoder"], "no-such/encoder: no such encoder"),
         (["train", "hierarchy", "--model", "tiny", "--head", "hit", "--dim", "5"],  # it trained 32-d, without a word
          "--head hit embeds in the encoder's own width: no --dim (given 5)"),
+        # the model it registered failed on its first longer text, in score and evaluate pairs (a breaker's find)
+        (["train", "session", "--pairs", "pairs", "--model", "tiny", "--max-length", "2000"],
+         "--max-length 2000: above the 128 positions of the encoder tiny; give at most 128"),
+        (["train", "hierarchy", "--model", "minilm-local", "--max-length", "513"],
+         "--max-length 513: above the 512 positions of the encoder minilm-local"),
     ],
 )  # fmt: skip
 def test_settings_that_cannot_work_are_refused_before_anything_starts(done, monkeypatch, args, says):

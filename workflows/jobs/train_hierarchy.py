@@ -441,7 +441,7 @@ def run(job: TrainHierarchyJob, run_name: str | None = None) -> TrainOutcome:
     if cfg.head == "hit" and cfg.dim != DEFAULT_DIM:  # a --dim given beside it was lost without a word
         raise ValueError(f"--head hit embeds in the encoder's own width: no --dim (given {cfg.dim})")
     if not cfg.lookup:
-        encoder_width = check_encoder(cfg.model)  # before any worker starts
+        encoder_width = check_encoder(cfg.model, max_length=cfg.max_length)  # before any worker starts
         if cfg.head == "hit":  # HiT's head keeps the encoder's width: the run records it
             cfg = replace(cfg, dim=encoder_width)
     require_storage(job.storage)

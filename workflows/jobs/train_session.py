@@ -251,7 +251,7 @@ def run(job: TrainSessionJob, run_name: str | None = None) -> TrainOutcome:
     from workflows.tracking.store import log_table, training_run
 
     pairs_path, cfg = common.require(job.pairs, "pairs"), job.session
-    check_encoder(cfg.model)  # before any worker starts
+    check_encoder(cfg.model, max_length=cfg.max_length)  # before any worker starts
     train, val = training_data(pairs_path, cfg)
     require_storage(job.storage)
     params = {**cfg.to_dict(), "pairs": pairs_path, "train_examples": train.height, "val_pairs": val.height}
