@@ -156,7 +156,9 @@ class IngestReport:
 _NOT_LOG_NAMES = re.compile(r"readme|^(license|licence|copying|changelog|notice|authors|md5sums|sha\d*sums)\b",
                             re.IGNORECASE)  # fmt: skip
 _NOT_LOG_SUFFIXES = {".md", ".rst", ".html", ".htm", ".pdf", ".doc", ".docx", ".md5", ".sha1", ".sha256",
-                     ".sha512", ".crc", ".py", ".sh", ".yaml", ".yml", ".toml", ".ini", ".cfg"}  # fmt: skip
+                     ".sha512", ".crc", ".py", ".sh", ".yaml", ".yml", ".toml", ".ini", ".cfg",
+                     # archives and images: DiffusionDB's download holds images/part-*.zip beside metadata.parquet
+                     ".zip", ".tar", ".tgz", ".7z", ".rar", ".png", ".jpg", ".jpeg", ".webp", ".gif"}  # fmt: skip
 
 
 HIDDEN_REASON = "a hidden file (a name on its path starts with '.' or '_'): name it to read it"

@@ -205,14 +205,20 @@ _CR = b"\r"
 
 def archive_refusal(head: bytes) -> str | None:
     """Why a file (decompressed) whose first bytes are `head` is not read as records: a
-    zip archive (a local file header, PKWARE's APPNOTE 4.3.7, or an empty one's end
-    record) or a tar archive (its magic at offset 257: POSIX.1-1988's `ustar` and a NUL,
-    GNU tar's `ustar`, two spaces and a NUL), whose member headers would be read into
-    the records around them; None for any other (text holds no NUL)."""
-    if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
+    zip archive (a local file header, PKWARE's APPNOTE 4.3.7, a spanned one's marker, or
+    an empty one's end record), a 7z archive, or a tar archive (its magic at offset 257:
+    POSIX.1-1988's `ustar` and a NUL, GNU tar's `ustar`, two spaces and a NUL), whose
+    member headers would be read into the records around them; or data compressed twice
+    (a compression's data inside: `storage.compression_in`). None for any other (text
+    holds no NUL)."""
+    if head.startswith((b"PK\x03\x04", b"PK\x05\x06", b"PK\x07\x08")):
         return "a zip archive, which is not read: unpack it (`unzip FILE`) and give the files it holds"
+    if head.startswith(b"7z\xbc\xaf\x27\x1c"):
+        return "a 7z archive, which is not read: unpack it (`7z x FILE`) and give the files it holds"
     if head[257:263] == b"ustar\x00" or head[257:265] == b"ustar  \x00":
         return "a tar archive, which is not read: unpack it (`tar -xf FILE`) and give the files it holds"
+    if (inner := storage.compression_in(head[: storage.HEAD_BYTES])) is not None:
+        return f"compressed twice ({inner} data inside its compression), which is not read: give it decompressed once"
     return None
 
 

@@ -25,7 +25,6 @@ do (install a package, set credentials, create the bucket).
 from __future__ import annotations
 
 import bz2
-import codecs
 import errno
 import fnmatch
 import functools
@@ -549,27 +548,22 @@ _SKIPPABLE = re.compile(rb"[\x50-\x5f]\x2a\x4d\x18")  # a skippable frame (pzstd
 def compression_in(head: bytes, path: str | os.PathLike = "") -> str | None:
     """The compression of a file whose first bytes are `head` (`HEAD_BYTES` of them, or
     the whole file), one of `DecompressingStream.KINDS`, `LZ4_LEGACY`, or None for data
-    as stored. The data decide, as `zcat -f` and polars do, whatever the name says: a
-    gzip log named `.txt` is decompressed, a `.gz` that a browser decompressed on
-    download is read as the text it holds. The name (`compression_of`) decides only
-    where the data cannot: a skippable frame, which zstd and LZ4 share (a name of
-    neither: zstd), and a file named compressed whose first bytes are neither any
-    compression's nor UTF-8 text nor Parquet's (`PAR1`): a damaged header, which its
-    decompressor then reports (`DamagedStreamError`)."""
+    as stored. The data decide, whatever the name says, as polars and `zcat -f` tell it:
+    a gzip log named `.txt` is decompressed, and a `.gz` that a browser decompressed on
+    download is read as the bytes it holds (text in any encoding, an archive: what the
+    readers then say of them). A skippable frame, which zstd and LZ4 share (pzstd writes
+    one first), is told by the frame after it where `head` holds its start, else by the
+    name (`compression_of`; a name of neither: zstd)."""
     for magic, kind in _MAGIC:
         if head.startswith(magic):
             return kind
     if _BZ2.match(head):
         return "bz2"
-    named = compression_of(path) if path else None
     if _SKIPPABLE.match(head):
-        return named if named in ("zstd", "lz4") else "zstd"
-    if named is None or head.startswith(b"PAR1"):  # a Parquet file is its own
-        return None
-    try:
-        codecs.getincrementaldecoder("utf-8")().decode(head)  # a character cut at the end is no fault
-    except UnicodeDecodeError:
-        return named
+        after = 8 + int.from_bytes(head[4:8], "little")  # the frame's magic and size, then its data
+        told = compression_in(head[after:]) if after < len(head) else None
+        named = compression_of(path) if path else None
+        return told if told in ("zstd", "lz4") else named if named in ("zstd", "lz4") else "zstd"
     return None
 
 
@@ -686,8 +680,8 @@ class DecompressingStream(_Closing):
     def _new(self) -> _Decompressor:
         if self.kind == "gzip":
             return zlib_ng.decompressobj(wbits=16 + zlib_ng.MAX_WBITS)
-        if self.kind == "zstd":
-            return zstandard.ZstdDecompressor().decompressobj()
+        if self.kind == "zstd":  # windows up to 2 GiB, as `zstd -d --long=31` reads (Pushshift's Reddit dumps)
+            return zstandard.ZstdDecompressor(max_window_size=1 << 31).decompressobj()
         if self.kind == "lz4":
             return lz4.frame.LZ4FrameDecompressor()
         if self.kind == "xz":

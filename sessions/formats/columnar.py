@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 from sessions import storage
 from sessions.formats.base import Builder, Check, Columns, LogFormat, Parsed, column_index, finalize, text_checks
 from sessions.formats.options import ReadOptions
-from sessions.records import DEFAULT_BLOCK_BYTES, iter_blocks, split_records
+from sessions.records import DEFAULT_BLOCK_BYTES, archive_refusal, iter_blocks, split_records
 from sessions.schema import Reason
 from sessions.times import TimeOptions
 
@@ -214,6 +214,10 @@ def open_parquet(path: str | Path, reads_it: str) -> pq.ParquetFile:
     except (pa.ArrowInvalid, pa.ArrowIOError) as err:  # a footer that is none, or cannot be decoded (OSError)
         if isinstance(err, FileNotFoundError):
             raise
+        with storage.open_input(path) as stream:  # an archive (DiffusionDB's images come zipped) says so
+            archive = archive_refusal(stream.read(1024))
+        if archive is not None:
+            raise ValueError(f"{path}: {archive}; {reads_it}") from None
         raise ValueError(
             f"{path}: not a Parquet file, or one cut off or damaged ({_sentence(err)}); {reads_it}"
         ) from None

@@ -37,7 +37,7 @@ from sessions.formats.base import Columns, LogFormat, column_index
 from sessions.formats.columnar import JsonLinesFormat, ParquetFormat, open_parquet
 from sessions.formats.delimited import DelimitedFormat
 from sessions.formats.options import DEFAULT_READ, ReadOptions
-from sessions.records import MAX_RECORD_BYTES
+from sessions.records import MAX_RECORD_BYTES, archive_refusal
 from sessions.times import UTC_TIMES, TimeOptions, to_utc
 
 # What exporters write for a missing value (matched whatever the case): Postgres' and
@@ -150,6 +150,8 @@ def json_lines_or_refuse(path: str | Path) -> None:
                     break
                 head += chunk
     except storage.DamagedStreamError:
+        return
+    if archive_refusal(head) is not None:  # no JSON at all: the reader reports what it is
         return
     text = head.removeprefix(b"\xef\xbb\xbf").lstrip()
     first = _LINE_END_BYTES.split(text, maxsplit=1)[0].strip()

@@ -139,6 +139,7 @@ def test_a_readme_in_an_input_directory_is_skipped_and_reported(tmp_path):
     (logs / "readme-clicks.tsv.bz2").write_bytes(bz2.compress((AOL_HEADER + GOOD["aol"][3]).encode()))
     (logs / "README.txt.bz2").write_bytes(bz2.compress(b"what the files are\n"))
     (logs / "collection.pdf.zst").write_bytes(zstandard.ZstdCompressor().compress(b"%PDF-1.4\n"))  # was read
+    (logs / "images.zip").write_bytes(b"PK\x05\x06" + bytes(18))  # DiffusionDB's images beside its metadata
     report = ingest([logs], "aol", tmp_path / "out")
     assert (report.rows_in, report.rows_ok) == (6, 6)
     assert [(s["path"].rsplit("/", 1)[1], s["reason"]) for s in report.skipped_files] == [
@@ -146,6 +147,7 @@ def test_a_readme_in_an_input_directory_is_skipped_and_reported(tmp_path):
         ("U500k_README.txt", "documentation or a marker, by its name"),
         ("checksums.md5", "a .md5 file"),
         ("collection.pdf.zst", "a .pdf file"),
+        ("images.zip", "a .zip file"),
     ]
     named = ingest([logs / "U500k_README.txt"], "aol", tmp_path / "named")  # named on its own: read
     assert named.rows_in == 6 and named.rows_ok == 0
@@ -243,13 +245,26 @@ def test_a_file_named_compressed_that_holds_text_is_read_as_that_text(tmp_path, 
 
 @pytest.mark.parametrize(("suffix", "kind"), [(".gz", "gzip"), (".bz2", "bz2"), (".xz", "xz"), (".zst", "zstd"),
                                                (".lz4", "lz4")])  # fmt: skip
-def test_a_file_named_compressed_whose_head_is_neither_compressed_nor_text_is_damaged(tmp_path, suffix, kind):
-    """A compressed file whose first bytes are damaged (here gzip's first byte lost) is
-    not read as text: its decompressor reports the damage, one rejected record."""
-    packed = gzip.compress((AOL_HEADER + GOOD["aol"][3]).encode())[1:]
-    report, events, rejected = ingest_bytes(tmp_path, "aol", packed, suffix)
-    assert events.height == 0 and rejected["reason"].to_list() == [Reason.TRUNCATED_STREAM]
-    assert f"corrupt {kind} data" in report["files"][0]["damage"]
+def test_a_file_named_compressed_that_holds_no_compressed_data_reads_as_stored(tmp_path, suffix, kind):
+    """The breaking helper's find: Latin-1 text named `.gz` (its first bytes no UTF-8)
+    was one `truncated_stream` row, "corrupt gzip data", where named `.csv` it read with
+    one `bad_encoding` row. The same bytes give the same rows whatever the name; where
+    nothing is read, the one line says what the name claims (a gzip whose first byte is
+    lost reads as the bytes they are)."""
+    text = "u,t,q\n1001,2023-01-05 10:00:00,caf\xe9 paris\n1001,2023-01-05 10:01:00,ny times\n".encode("latin-1")
+    (tmp_path / "plain").mkdir()
+    _, plain, plain_rejected = ingest_bytes(tmp_path / "plain", "csv", text)
+    report, events, rejected = ingest_bytes(tmp_path, "csv", text, suffix)
+    assert report["files"][0]["damage"] is None and rejected["reason"].to_list() == [Reason.BAD_ENCODING]
+    assert events.drop("source").equals(plain.drop("source")) and plain_rejected["reason"].to_list() == [
+        Reason.BAD_ENCODING]  # fmt: skip
+    from workflows.jobs.common import nothing_read
+
+    packed = gzip.compress((AOL_HEADER + GOOD["aol"][3]).encode())[1:]  # no gzip data any more
+    (tmp_path / f"log.txt{suffix}").write_bytes(packed)
+    cut = ingest([tmp_path / f"log.txt{suffix}"], "aol", tmp_path / "cut").to_dict()
+    said = nothing_read(cut, read_table(tmp_path / "cut" / "rejected.parquet"))
+    assert cut["rows_ok"] == 0 and f"its name says {kind}, but it does not hold {kind} data" in said
 
 
 @pytest.mark.parametrize("archive", ["zip", "tar", "tar.gz"])
@@ -285,6 +300,43 @@ def test_an_archive_is_named_as_one_not_read_as_records(tmp_path, kind, archive)
     told = f"a {archive.split('.')[0]} archive, which is not read: unpack it"
     assert report["files"][0]["damage"].startswith(told)
     assert told in nothing_read(report, rejected)
+
+
+def test_what_is_not_records_is_named_under_any_name(tmp_path):
+    """The breaking helper's finds: a zip named `.json` was "a JSON document"; a gzip of
+    a gzip (a server gzipping a `.gz` again) was 121 `bad_encoding` rows, "convert it
+    with iconv"; a 7z archive and a spanned zip were read as text; a zstd file written
+    with `--long=31` (Pushshift's Reddit dumps) was "corrupt zstd data"."""
+    import zipfile
+
+    from workflows.jobs.common import nothing_read
+
+    _, _, header, body = GOOD["jsonl"]
+    packed = io.BytesIO()
+    with zipfile.ZipFile(packed, "w") as z:
+        z.writestr("log.jsonl", header + body)
+    aol = (AOL_HEADER + GOOD["aol"][3]).encode()
+    cases = [
+        ("jsonl", "zip.json", packed.getvalue(), "a zip archive, which is not read"),
+        ("aol", "twice.gz", gzip.compress(gzip.compress(aol)), "compressed twice (gzip data inside its compression)"),
+        ("aol", "a.7z", b"7z\xbc\xaf\x27\x1c\x00\x04" + bytes(40), "a 7z archive, which is not read"),
+        ("aol", "spanned.zip", b"PK\x07\x08PK\x03\x04" + bytes(40), "a zip archive, which is not read"),
+    ]
+    for kind, name, data, said in cases:
+        options = GOOD[kind][1] or DEFAULT_READ
+        (tmp_path / name).write_bytes(data)
+        report = ingest([tmp_path / name], format_name(kind), tmp_path / f"out-{name}", options=options).to_dict()
+        assert report["rows_ok"] == 0 and report["files"][0]["damage"].startswith(said), (name, report["files"])
+        assert said in nothing_read(report, read_table(tmp_path / f"out-{name}" / "rejected.parquet"))
+    params = zstandard.ZstdCompressionParameters.from_level(3, window_log=28)  # above the default decoder's limit
+    long = io.BytesIO()
+    with zstandard.ZstdCompressor(compression_params=params).stream_writer(long, closefd=False) as writer:
+        writer.write(aol)
+    (tmp_path / "long.zst").write_bytes(long.getvalue())
+    assert ingest([tmp_path / "long.zst"], "aol", tmp_path / "out-long").rows_ok == 2
+    (tmp_path / "metadata.parquet").write_bytes(packed.getvalue())  # was "not a Parquet file, or one cut off"
+    with pytest.raises(ValueError, match=r"metadata\.parquet: a zip archive, which is not read: unpack it"):
+        ingest([tmp_path / "metadata.parquet"], "diffusiondb", tmp_path / "out-ddb")
 
 
 def test_lz4s_legacy_format_is_refused_in_one_line(tmp_path):

@@ -506,14 +506,21 @@ def test_the_first_bytes_tell_the_compression_whatever_the_name(suffix, data, te
     assert storage.compression_in(head, name) is None
 
 
-def test_zstd_and_lz4_skippable_frames_go_by_the_name(tmp_path):
-    """A skippable frame (pzstd writes one first) is zstd's and LZ4's alike: the name
-    tells which, zstd where it tells neither; either reads as the file."""
+def test_zstd_and_lz4_skippable_frames_go_by_the_frame_after_them(tmp_path):
+    """A skippable frame (pzstd writes one first) is zstd's and LZ4's alike: the frame
+    after it tells which where the first bytes hold its start (pzstd's output named
+    `.lz4` was corrupt LZ4, a breaker's find), else the name, zstd where it tells
+    neither; each reads as the file."""
     text = b"1001\tcheap flights\t2006-03-01 07:17:12\n" * 1000
-    skippable = b"\x50\x2a\x4d\x18" + (4).to_bytes(4, "little") + b"meta"
-    for name, packed in (("a.zst", zstandard.ZstdCompressor().compress(text)), ("a.lz4", lz4.frame.compress(text)),
-                         ("a.txt", zstandard.ZstdCompressor().compress(text))):  # fmt: skip
+    skippable = b"\x50\x2a\x4d\x18" + (4).to_bytes(4, "little") + b"meta"  # pzstd's: the frame after it in sight
+    long = b"\x50\x2a\x4d\x18" + (16).to_bytes(4, "little") + bytes(16)  # the frame after it out of sight: the name
+    zstd, lz4_frame = zstandard.ZstdCompressor().compress(text), lz4.frame.compress(text)
+    for name, packed in (("a.zst", zstd), ("a.lz4", lz4_frame), ("a.txt", zstd), ("b.lz4", zstd), ("c.zst", lz4_frame)):
         (tmp_path / name).write_bytes(skippable + packed)
+        with storage.open_input(tmp_path / name) as stream:
+            assert stream.read() == text
+    for name, packed in (("d.zst", zstd), ("d.lz4", lz4_frame), ("d.txt", zstd)):
+        (tmp_path / name).write_bytes(long + packed)
         with storage.open_input(tmp_path / name) as stream:
             assert stream.read() == text
 

@@ -217,8 +217,12 @@ def nothing_read(report: dict, rejected: pl.LazyFrame | pl.DataFrame | None) -> 
     `report["rows_in"]` is 0) with one rejected record as an example and its usual
     cause (a wrong --format or --map; times that need --time-format; text that is not
     UTF-8), or for a `truncated_stream` what the file's reader said of it (a cut,
-    corrupt data, an archive). `report`: an ingest report as a dict (`rows_in`, `files`). Every job that
-    reads raw records says it this way, whatever it keeps its rejected rows in."""
+    corrupt data, an archive), and of a file named compressed that holds no compressed
+    data, that its name says so. `report`: an ingest report as a dict (`rows_in`,
+    `files`). Every job that reads raw records says it this way, whatever it keeps its
+    rejected rows in."""
+    from sessions import storage
+
     if not report["rows_in"] or rejected is None:
         damaged = [f for f in report.get("files", []) if f.get("damage")]
         if damaged:
@@ -236,6 +240,9 @@ def nothing_read(report: dict, rejected: pl.LazyFrame | pl.DataFrame | None) -> 
     if reason == "truncated_stream":  # what the file's reader said of it (a cut, corrupt data, an archive)
         said = [f["damage"] for f in report.get("files", []) if f.get("path") == example["source_file"]]
         cause = next((damage for damage in said if damage), cause)
+    named = storage.compression_of(example["source_file"])
+    if named and reason in ("bad_encoding", "control_chars"):  # read as stored: its data are not what its name says
+        cause = f"its name says {named}, but it does not hold {named} data (damaged, or never compressed); {cause}"
     given = ((report.get("config") or {}).get("read") or {}).get("time_format")
     if reason == "bad_time" and given:  # the usual cause's advice would be to give one
         cause = (
