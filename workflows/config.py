@@ -286,6 +286,8 @@ def coerce(value: Any, tp: Any, name: str) -> Any:
             return value if value.tzinfo else value.replace(tzinfo=UTC)
         if tp is float and isinstance(value, int | str) and not isinstance(value, bool):
             value = float(value)
+        if tp is str and isinstance(value, int) and not isinstance(value, bool):  # YAML's `version: 2`, `-1`
+            value = str(value)
         if tp is int and isinstance(value, str):
             value = int(value)
         if tp is int and isinstance(value, float) and value.is_integer():

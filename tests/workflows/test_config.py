@@ -338,6 +338,20 @@ def test_naive_yaml_times_are_utc(tmp_path):
     assert yaml.safe_load(result.output)["synth"]["start"] == "2006-01-01T00:00:00+00:00"
 
 
+def test_a_yaml_number_where_text_is_read_is_that_text(tmp_path):
+    """The breaking helper's find: `promote --config` with `version: 1` said "1 is not of
+    type str", where the command line's `1` is text; a list of text takes numbers too."""
+    (tmp_path / "c.yaml").write_text("name: session-model\nversion: 1\n")
+    result = runner.invoke(app, ["promote", "--config", str(tmp_path / "c.yaml"), "--print-config"])
+    assert result.exit_code == 0 and yaml.safe_load(result.output)["version"] == "1", result.output
+    (tmp_path / "c.yaml").write_text("inputs: [log.tsv]\nread:\n  unknown_user: [-1, 0]\n")
+    result = runner.invoke(app, ["ingest", "--config", str(tmp_path / "c.yaml"), "--print-config"])
+    assert result.exit_code == 0 and yaml.safe_load(result.output)["read"]["unknown_user"] == ["-1", "0"], result.output
+    (tmp_path / "c.yaml").write_text("name: session-model\nversion: true\n")  # a boolean is no text
+    result = runner.invoke(app, ["promote", "--config", str(tmp_path / "c.yaml"), "--print-config"])
+    assert result.exit_code == 2 and "True is not of type str" in result.output, result.output
+
+
 def test_list_options_take_commas_and_repeats():
     result = runner.invoke(app, ["compare", "--metrics", "map,spearman_norm_depth", "--metrics", "mean_rank",
                                  "--print-config"])  # fmt: skip
