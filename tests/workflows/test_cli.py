@@ -149,11 +149,16 @@ def test_bad_arguments_get_clear_errors(tmp_path):
 )  # fmt: skip
 @pytest.mark.parametrize(
     ("name", "message"),
-    [("", "--experiment '': empty"), ("   ", "--experiment '   ': empty"), ("x" * 600, "600 characters")],
-)
+    [("", "--experiment '': empty"), ("   ", "--experiment '   ': empty"), ("x" * 600, "600 characters"),
+     ("another kind's", "the experiment of another kind of model")],
+)  # fmt: skip
 def test_an_experiment_name_mlflow_refuses_is_refused_before_any_work(job, name, message, tmp_path):
     """MLflow refused these only when the run started (after a nested CV, or Ray's
-    start), with a traceback; now one line, exit 2, and no MLflow store made."""
+    start), with a traceback; now one line, exit 2, and no MLflow store made. Another
+    kind of model's experiment (a breaker's find: `compare` then laid a session run
+    among the hierarchy runs, its columns blank) is refused too."""
+    if name == "another kind's":
+        name = "hierarchy-model" if job[1] != "hierarchy" else "session-model"
     done = runner.invoke(app, [*job, "--experiment", name], env={"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/m.db"})
     assert done.exit_code == 2 and message in done.output, done.output
     assert len(done.output.strip().splitlines()) == 1 and not (tmp_path / "m.db").exists()

@@ -295,10 +295,18 @@ def experiment(default: str) -> Any:
 EXPERIMENT_NAME_MAX = 500  # MLflow's limit on an experiment's name (`mlflow.utils.validation`)
 
 
-def check_experiment(name: str) -> None:
+def check_experiment(name: str, own: str) -> None:
     """ValueError in one line for an --experiment MLflow would refuse (empty, blank, over
     500 characters), checked when a job is set up: MLflow refused it only when the run
-    started, after a segmenter's nested CV or Ray's start, with a traceback."""
+    started, after a segmenter's nested CV or Ray's start, with a traceback; and for the
+    experiment of another kind of model (`workflows.tracking.store.NOTES`: session-model,
+    hierarchy-model, segmenter-model, whose runs `compare` lays side by side), which
+    this job's runs (of experiment `own` by default) would be mixed into."""
+    from workflows.tracking.store import NOTES
+
+    if name in NOTES and name != own:
+        raise ValueError(f"--experiment {name}: the experiment of another kind of model, whose runs `compare` "
+                         f"lays side by side; give a name of your own, or leave it out ({own})")  # fmt: skip
     if not name.strip():
         raise ValueError(f"--experiment {name!r}: empty; give a name, or leave it out for the job's own")
     if len(name) > EXPERIMENT_NAME_MAX:

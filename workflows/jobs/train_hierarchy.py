@@ -424,7 +424,7 @@ class TrainHierarchyJob:
     address: str | None = common.address()
 
     def __post_init__(self) -> None:
-        common.check_experiment(self.experiment)
+        common.check_experiment(self.experiment, EXPERIMENT)
 
 
 def run(job: TrainHierarchyJob, run_name: str | None = None) -> TrainOutcome:

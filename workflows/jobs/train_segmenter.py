@@ -60,7 +60,7 @@ class TrainSegmenterJob:
     register: bool = common.register()
 
     def __post_init__(self) -> None:
-        common.check_experiment(self.experiment)
+        common.check_experiment(self.experiment, EXPERIMENT)
         if self.classifier not in (*CLASSIFIERS, "auto"):
             raise ValueError(f"--classifier {self.classifier}: choose {', '.join(CLASSIFIERS)} or auto")
         LearnedConfig(threshold=self.threshold)  # its checks

@@ -236,7 +236,7 @@ class TrainSessionJob:
     address: str | None = common.address()
 
     def __post_init__(self) -> None:
-        common.check_experiment(self.experiment)
+        common.check_experiment(self.experiment, EXPERIMENT)
 
 
 def run(job: TrainSessionJob, run_name: str | None = None) -> TrainOutcome:
