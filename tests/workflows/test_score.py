@@ -308,6 +308,17 @@ def test_a_session_model_whose_files_are_damaged_is_one_line_wherever_it_is_load
     assert not (tmp_path / "out").exists()
 
 
+def test_a_pair_with_a_missing_query_has_no_probability(models):
+    """The breaking helper's find: the registered pyfunc scored a missing query (None, NaN)
+    as the empty text, p_same 0.63: "same session". Such a pair's p_same and score are NaN."""
+    import pandas as pd
+
+    session_uri, _ = models
+    out = mlflow.pyfunc.load_model(session_uri).predict(
+        pd.DataFrame({"query_a": [None, np.nan, "", "cats"], "query_b": ["baz", "baz", "baz", None]}))  # fmt: skip
+    assert out["p_same"].isna().to_list() == [True, True, False, True] and out["score"].isna().sum() == 3
+
+
 def test_a_baseline_that_is_no_encoder_is_refused_naming_the_option(models, tmp_path):
     """The breaking helper's find: `evaluate pairs --baseline` of no encoder ended in
     transformers' message (a Hub repo id's rules, a missing `model_type`), naming no

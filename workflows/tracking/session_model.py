@@ -41,7 +41,8 @@ SIGNATURE = ModelSignature(
 
 
 class SessionModel(mlflow.pyfunc.PythonModel):
-    """query_a, query_b -> p_same (and score, the dot product); query -> embedding."""
+    """query_a, query_b -> p_same (and score, the dot product; both NaN for a pair with a
+    missing query); query -> embedding."""
 
     def __init__(self, encoder: TextEncoder | None = None, calibration: Calibration | None = None) -> None:
         self.encoder = encoder
@@ -56,8 +57,9 @@ class SessionModel(mlflow.pyfunc.PythonModel):
     ) -> pd.DataFrame:
         assert self.encoder is not None and self.calibration is not None
         columns = set(model_input.columns)
-        if {"query_a", "query_b"} <= columns:
+        if {"query_a", "query_b"} <= columns:  # a pair with a missing query has no score (NaN), not an empty text's
             scores = pair_scores(self.encoder, texts_of(model_input["query_a"]), texts_of(model_input["query_b"]))
+            scores[(model_input["query_a"].isna() | model_input["query_b"].isna()).to_numpy()] = np.nan
             return pd.DataFrame({"p_same": self.calibration(scores), "score": scores})
         if "query" in columns:
             vectors = self.encoder.encode(texts_of(model_input["query"]))
