@@ -164,11 +164,15 @@ _NOT_LOG_SUFFIXES = {".md", ".rst", ".html", ".htm", ".pdf", ".doc", ".docx", ".
 HIDDEN_REASON = "a hidden file (a name on its path starts with '.' or '_'): name it to read it"
 
 
-def not_log_reason(path: str) -> str | None:
+NOT_A_TABLE_REASON = "no table by its name (--format table reads .csv, .tsv, .jsonl, .json, .parquet, compressed)"
+
+
+def not_log_reason(path: str, tables: bool = False) -> str | None:
     """Why a file found in an input directory or pattern is not a log (and is skipped),
     or None: a README, a licence or a checksum, by its name or suffix; never a file
-    named for a table (`.csv`, `.tsv`, `.jsonl`, `.parquet`, ...), whatever its stem.
-    Files named one by one are always read."""
+    named for a table (`.csv`, `.tsv`, `.jsonl`, `.parquet`, ...), whatever its stem;
+    with `tables` (`--format table`, which tells a table's kind by its name), any other
+    file (`NOT_A_TABLE_REASON`). Files named one by one are always read."""
     name = storage.name(path)
     if named_table_kind(name):  # named for a table (`notice-board.csv`, `x.tsv.bz2`): a log, whatever its stem
         return None
@@ -178,17 +182,19 @@ def not_log_reason(path: str) -> str | None:
         return "documentation or a marker, by its name"
     if suffix.lower() in _NOT_LOG_SUFFIXES:
         return f"a {suffix} file"
-    return None
+    return NOT_A_TABLE_REASON if tables else None
 
 
-def expand_inputs(inputs: Sequence[str | Path], skipped: list[dict[str, str]] | None = None) -> list[str]:
+def expand_inputs(
+    inputs: Sequence[str | Path], skipped: list[dict[str, str]] | None = None, fmt: str | None = None
+) -> list[str]:
     """Input files in the order given, local paths or URIs (`sessions.storage.expand`:
     a directory stands for its files, sorted by name; a glob pattern for its matches).
 
     Files of a directory or pattern that are not logs (`not_log_reason`: a README, a
-    checksum file) are left out, and so are a directory's hidden files (a name on the
-    path starting with `.` or `_`: `.DS_Store`, Spark's `_SUCCESS`); a file named on its
-    own is always kept. A file the
+    checksum file; for `fmt` table, any file not named for a table) are left out, and
+    so are a directory's hidden files (a name on the path starting with `.` or `_`:
+    `.DS_Store`, Spark's `_SUCCESS`); a file named on its own is always kept. A file the
     inputs take in twice (named twice, named and in a directory named, linked to) is
     read once, at its first place; a link in a directory that leads nowhere is no
     file. Each of those is appended to `skipped` as `{"path", "reason"}`. ValueError
@@ -203,7 +209,7 @@ def expand_inputs(inputs: Sequence[str | Path], skipped: list[dict[str, str]] | 
         found = storage.expand([item], hidden)
         named = found == [storage.absolute(item)]  # a file named on its own
         for f in found:
-            if not named and (reason := not_log_reason(f)) is not None:
+            if not named and (reason := not_log_reason(f, tables=fmt == "table")) is not None:
                 left_out.append({"path": f, "reason": reason})
             elif (same := storage.file_identity(f)) in first_place:
                 left_out.append({"path": f, "reason": f"the same file as {first_place[same]}: read once"})
@@ -290,7 +296,7 @@ def read_logs(
     """
     start = time.perf_counter()
     skipped_files: list[dict[str, str]] = []
-    files = {path: FileCount(path) for path in expand_inputs(inputs, skipped_files)}
+    files = {path: FileCount(path) for path in expand_inputs(inputs, skipped_files, fmt)}
     parsed_blocks = iter_parsed(list(files), fmt, options=options, block_bytes=block_bytes,
                                 files_at_once=files_at_once)  # fmt: skip
     for path, parsed in parsed_blocks:

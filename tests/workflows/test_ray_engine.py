@@ -142,6 +142,7 @@ def test_the_data_tell_the_compression_alike_on_both_engines(ray_cluster, tmp_pa
     import zstandard
 
     from sessions.formats import ReadOptions
+    from sessions.ingest import NOT_A_TABLE_REASON
     from workflows.distributed import data as ray_jobs
 
     rows = "u,t,q\n" + "".join(f"u{i % 7},2023-01-05 10:{i % 60:02d}:00,query {i}\n" for i in range(300))
@@ -153,12 +154,16 @@ def test_the_data_tell_the_compression_alike_on_both_engines(ray_cluster, tmp_pa
     with zipfile.ZipFile(packed, "w") as z:
         z.writestr("c.csv", rows)
     (logs / "c.csv.gz").write_bytes(packed.getvalue())
+    (logs / "notes.txt").write_text("what these files are\n")  # no table: it failed the job (a new user's find)
+    (logs / "d.zip").write_bytes(b"PK\x05\x06" + bytes(18))
     options = ReadOptions(map="user=u,time=t,text=q")
     reports = [job([logs], "table", tmp_path / name, options=options)
                for job, name in ((ray_jobs.ingest, "ray"), (local_ingest, "local"))]  # fmt: skip
     for report in reports:
         assert (report.rows_in, report.rows_ok, report.rejected_by_reason) == (601, 600, {"truncated_stream": 1})
         assert [f.damage is not None for f in report.files] == [False, False, True]
+        assert [(Path(s["path"]).name, s["reason"]) for s in report.skipped_files] == [
+            ("d.zip", "a .zip file"), ("notes.txt", NOT_A_TABLE_REASON)]  # fmt: skip
     for name in ("events.parquet", "rejected.parquet"):
         assert same(read_table(tmp_path / "ray" / name), read_table(tmp_path / "local" / name))
 

@@ -134,7 +134,7 @@ def stage(
     """Parse the inputs into `staging` (events by bucket, rejected rows), one Ray task a
     file; returns the accounting and the row id offset of every file."""
     skipped_files: list[dict[str, str]] = []
-    paths = expand_inputs(inputs, skipped_files)
+    paths = expand_inputs(inputs, skipped_files, fmt)
     for path in paths:  # wrong format options fail here, before any task starts
         format_for(fmt, path, options)
     files = ray.data.from_items([{"file": i, "path": p} for i, p in enumerate(paths)])

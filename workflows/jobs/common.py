@@ -158,7 +158,7 @@ def text_bytes(inputs: Sequence[str | Path], fmt: str | None) -> int:
     elif fmt is None:
         files = storage.expand(inputs)
     else:
-        files = expand_inputs(inputs)
+        files = expand_inputs(inputs, fmt=fmt)
     total = 0
     packed = (*storage.COMPRESSIONS, ".parquet")
     for location in dict.fromkeys(files):  # a file named twice is read once
@@ -349,7 +349,7 @@ def check_log_inputs(
     from sessions.pipeline import ingest_source
 
     if not ingested or ingest_source(inputs, fmt) is None:
-        expand_inputs(inputs)
+        expand_inputs(inputs, fmt=fmt)
     else:
         refuse_read_settings(inputs[0], "an `ingest` output", fmt, options)
 

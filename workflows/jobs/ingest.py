@@ -19,7 +19,9 @@ MAX_BLOCK_MB = 1024
 class IngestJob:
     """What `sessionflow ingest` reads and where it writes."""
 
-    inputs: tuple[str, ...] = common.inputs("log files or directories (their files, by name), in order")
+    inputs: tuple[str, ...] = common.inputs(
+        "log files, directories (their files, by name) or glob patterns, local or URIs (s3://...), in order"
+    )
     format: str | None = common.log_format(common.FORMAT_HELP.replace("raw logs", "the logs"))
     output: str | None = common.output()
     overwrite: bool = common.overwrite()
