@@ -10,6 +10,7 @@ Outputs in the directory: `events.parquet`, `rejected.parquet`, `report.json`.
 
 from __future__ import annotations
 
+import glob
 import posixpath
 import re
 import time
@@ -217,8 +218,15 @@ def expand_inputs(
                 first_place[same] = f
                 files.append(f)
         left_out += [{"path": f, "reason": HIDDEN_REASON} for f in hidden]
-        if not named and (directory := storage.local_path(item)) is not None and directory.is_dir():
-            broken = sorted(p for p in directory.rglob("*") if p.is_symlink() and not p.exists())
+        if (
+            not named
+            and (local := storage.local_path(item)) is not None
+            and (local.is_dir() or storage.is_pattern(item))
+        ):
+            links = local.rglob("*") if local.is_dir() else map(Path, glob.glob(str(local), recursive=True))
+            broken = sorted(
+                p for p in links if p.is_symlink() and not p.exists()
+            )  # a pattern's too (a new user's find)
             left_out += [{"path": str(p), "reason": "a link to nothing"} for p in broken]
     if skipped is not None:  # each once, though a directory be named twice
         skipped += list({entry["path"]: entry for entry in left_out}.values())

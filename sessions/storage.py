@@ -384,6 +384,12 @@ def remove_leftovers(
     return names
 
 
+def is_pattern(location: str | os.PathLike) -> bool:
+    """Whether `expand` takes `location` for a glob pattern: it holds `*`, `?` or `[`,
+    and no file is there by that very name."""
+    return bool(_GLOB.search(str(location))) and not exists(location)
+
+
 def expand(inputs: Sequence[str | os.PathLike], hidden: list[str] | None = None) -> list[str]:
     """Input files in the order given: a directory stands for its files (recursively,
     sorted by name; hidden files left out, and appended to `hidden` where given: one
@@ -394,7 +400,7 @@ def expand(inputs: Sequence[str | os.PathLike], hidden: list[str] | None = None)
     a pipe, a device), an empty directory or a pattern matching nothing."""
     files: list[str] = []
     for item in map(absolute, inputs):
-        if _GLOB.search(item) and not exists(item):
+        if is_pattern(item):
             matches = _glob(item)
             if not matches:
                 raise FileNotFoundError(f"{item}: no file matches{_missing_bucket(item)}")

@@ -153,6 +153,19 @@ def test_a_readme_in_an_input_directory_is_skipped_and_reported(tmp_path):
     assert named.rows_in == 6 and named.rows_ok == 0
 
 
+def test_a_link_to_nothing_is_listed_whether_a_directory_or_a_pattern_finds_it(tmp_path):
+    """A new user's find: a glob pattern dropped a link that leads nowhere without a
+    word, where the directory named lists it as "a link to nothing"."""
+    logs = tmp_path / "aol"
+    logs.mkdir()
+    (logs / "a.txt").write_text(AOL_HEADER + GOOD["aol"][3])
+    (logs / "dead.txt").symlink_to(tmp_path / "nowhere.txt")
+    for i, named in enumerate((logs, f"{logs}/*.txt")):
+        report = ingest([named], "aol", tmp_path / f"out-{i}")
+        assert report.rows_ok == 2 and report.skipped_files == [
+            {"path": str(logs / "dead.txt"), "reason": "a link to nothing"}]  # fmt: skip
+
+
 def test_hidden_files_of_an_input_directory_are_listed_as_skipped_and_read_when_named(tmp_path):
     """The breaking helper's find: a directory's hidden files (`.b.txt`, Spark's `_SUCCESS`,
     a file under `_tmp/`) were left out and listed nowhere; and a pipe given as an input
