@@ -299,10 +299,10 @@ def check_experiment(name: str, own: str) -> None:
     """ValueError in one line for an --experiment MLflow would refuse (empty, blank, over
     500 characters), checked when a job is set up: MLflow refused it only when the run
     started, after a segmenter's nested CV or Ray's start, with a traceback; and for the
-    experiment of another kind of model (`workflows.tracking.store.NOTES`: session-model,
+    experiment of another kind of model (`workflows.tracking.uri.NOTES`: session-model,
     hierarchy-model, segmenter-model, whose runs `compare` lays side by side), which
     this job's runs (of experiment `own` by default) would be mixed into."""
-    from workflows.tracking.store import NOTES
+    from workflows.tracking.uri import NOTES  # not `store`: no mlflow import before a job's checks
 
     if name in NOTES and name != own:
         raise ValueError(f"--experiment {name}: the experiment of another kind of model, whose runs `compare` "

@@ -27,7 +27,7 @@ from sessions.io import process_running, this_process
 from sessions.provenance import provenance
 from sessions.storage import first_line
 from workflows.reach import unanswered
-from workflows.tracking.uri import tracking_uri
+from workflows.tracking.uri import NOTES, tracking_uri
 
 CHAMPION = "champion"
 PROCESS_TAG = "sessionflow.process"  # the job's process, `sessions.io.this_process` (`end_abandoned_runs`)
@@ -243,17 +243,6 @@ def warn_if_ephemeral(uri: str) -> None:
             '--runtime-env-json \'{"env_vars": {"MLFLOW_TRACKING_URI": "http://HEAD:5000"}}\'',
             uri,
         )
-
-
-# What each experiment and registered model is, as the MLflow UI shows it (its description).
-NOTES = {
-    "session-model": "Session model: a bi-encoder fine-tuned with InfoNCE on query pairs mined from sessions "
-    "(`sessionflow train session`); p(same session) of two queries. Headline metric: val_auc.",
-    "hierarchy-model": "Hierarchy model: WordNet or HierarCaps embedded in the Poincare ball, a lookup table or "
-    "a text encoder (`sessionflow train hierarchy`); a query's specificity is its norm. Headline metric: map.",
-    "segmenter-model": "Segmenter: a scikit-learn same-session classifier of consecutive queries, fitted on "
-    "ground truth (`sessionflow train segmenter`). Headline metric: cv_f1_mean (user-level nested CV).",
-}
 
 
 @contextmanager

@@ -20,3 +20,16 @@ def tracking_uri() -> str:
     if uri.startswith(prefix) and not uri[len(prefix) :].startswith("/"):
         uri = prefix + str(Path(uri[len(prefix) :]).resolve())
     return uri
+
+
+# Each kind of model's own experiment (and registered model) and what it is, as the MLflow
+# UI shows it (its description, which `store` writes); the jobs refuse another kind's as
+# --experiment.
+NOTES = {
+    "session-model": "Session model: a bi-encoder fine-tuned with InfoNCE on query pairs mined from sessions "
+    "(`sessionflow train session`); p(same session) of two queries. Headline metric: val_auc.",
+    "hierarchy-model": "Hierarchy model: WordNet or HierarCaps embedded in the Poincare ball, a lookup table or "
+    "a text encoder (`sessionflow train hierarchy`); a query's specificity is its norm. Headline metric: map.",
+    "segmenter-model": "Segmenter: a scikit-learn same-session classifier of consecutive queries, fitted on "
+    "ground truth (`sessionflow train segmenter`). Headline metric: cv_f1_mean (user-level nested CV).",
+}
