@@ -25,7 +25,7 @@ import polars as pl
 from sessions import storage
 from sessions.formats import Parsed, format_for
 from sessions.formats.options import DEFAULT_READ, ReadOptions
-from sessions.formats.table import named_table_kind
+from sessions.formats.table import ARCHIVE_SUFFIXES, named_table_kind
 from sessions.io import MANIFEST, REJECTED, REPORT, ParquetSink, claim_output, parquet_rows, write_report
 from sessions.parallel import ordered_map
 from sessions.records import DEFAULT_BLOCK_BYTES
@@ -159,7 +159,7 @@ _NOT_LOG_NAMES = re.compile(r"readme|^(license|licence|copying|changelog|notice|
 _NOT_LOG_SUFFIXES = {".md", ".rst", ".html", ".htm", ".pdf", ".doc", ".docx", ".md5", ".sha1", ".sha256",
                      ".sha512", ".crc", ".py", ".sh", ".yaml", ".yml", ".toml", ".ini", ".cfg",
                      # archives and images: DiffusionDB's download holds images/part-*.zip beside metadata.parquet
-                     ".zip", ".tar", ".tgz", ".7z", ".rar", ".png", ".jpg", ".jpeg", ".webp", ".gif"}  # fmt: skip
+                     *ARCHIVE_SUFFIXES, ".png", ".jpg", ".jpeg", ".webp", ".gif"}  # fmt: skip
 
 
 HIDDEN_REASON = "a hidden file (a name on its path starts with '.' or '_'): name it to read it"
@@ -177,8 +177,7 @@ def not_log_reason(path: str, tables: bool = False) -> str | None:
     name = storage.name(path)
     if named_table_kind(name):  # named for a table (`notice-board.csv`, `x.tsv.bz2`): a log, whatever its stem
         return None
-    packed = posixpath.splitext(name)[1].lower() in storage.COMPRESSIONS  # `NOTES.pdf.bz2` is a .pdf
-    stem, suffix = posixpath.splitext(posixpath.splitext(name)[0] if packed else name)
+    stem, suffix = posixpath.splitext(storage.uncompressed_name(name))  # `NOTES.pdf.bz2` is a .pdf
     if _NOT_LOG_NAMES.search(stem) or name in ("_SUCCESS", "_SUCCESS.crc"):
         return "documentation or a marker, by its name"
     if suffix.lower() in _NOT_LOG_SUFFIXES:
@@ -223,10 +222,9 @@ def expand_inputs(
             and (local := storage.local_path(item)) is not None
             and (local.is_dir() or storage.is_pattern(item))
         ):
+            # a directory's links that lead nowhere, and a pattern's (glob.glob lists them; `expand` does not)
             links = local.rglob("*") if local.is_dir() else map(Path, glob.glob(str(local), recursive=True))
-            broken = sorted(
-                p for p in links if p.is_symlink() and not p.exists()
-            )  # a pattern's too (a new user's find)
+            broken = sorted(p for p in links if p.is_symlink() and not p.exists())
             left_out += [{"path": str(p), "reason": "a link to nothing"} for p in broken]
     if skipped is not None:  # each once, though a directory be named twice
         skipped += list({entry["path"]: entry for entry in left_out}.values())

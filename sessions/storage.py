@@ -536,6 +536,15 @@ def compression_of(path: str | os.PathLike) -> str | None:
     return COMPRESSIONS.get(posixpath.splitext(str(path))[1].lower())
 
 
+def uncompressed_name(path: str | os.PathLike) -> str:
+    """A file's name without the compression suffixes it ends with (`x.tsv.bz2`: `x.tsv`):
+    the name its kind (a table's, a README's) is told by."""
+    base = name(path)
+    while compression_of(base):
+        base = posixpath.splitext(base)[0]
+    return base
+
+
 HEAD_BYTES = 16  # of a file, what `compression_in` looks at
 LZ4_LEGACY = "lz4-legacy"  # what `compression_in` says of LZ4's legacy format, which is not read
 LZ4_LEGACY_REFUSAL = (

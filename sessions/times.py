@@ -515,9 +515,8 @@ class RepeatedHour:
         later_rows, later_ts = [], []
         for i, user, wall_time, later in ambiguous.iter_rows():
             key = (user, wall_time.date())
-            extreme, turned = self._seen.get(
-                key, (wall_time, False)
-            )  # the latest wall time so far (newest first: earliest)
+            # the latest wall time so far (newest first: the earliest), and whether the clock's turn was seen
+            extreme, turned = self._seen.get(key, (wall_time, False))
             if newest_first:
                 turned = turned or wall_time > extreme
                 self._seen[key] = (min(extreme, wall_time), turned)

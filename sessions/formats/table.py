@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import csv
 import io
+import posixpath
 import re
 from collections.abc import Generator
 from dataclasses import dataclass
@@ -113,10 +114,7 @@ def named_table_kind(path: str | Path) -> str | None:
     """csv, tsv, jsonl, json (JSON lines or a JSON document: `json_lines_or_refuse`) or
     parquet, as the file name says (its compression suffixes aside), or None for a name
     of no table kind."""
-    suffixes = [s.lower() for s in Path(path).suffixes]
-    while suffixes and suffixes[-1] in storage.COMPRESSIONS:
-        suffixes.pop()
-    return TABLE_KINDS.get(suffixes[-1] if suffixes else "")
+    return TABLE_KINDS.get(posixpath.splitext(storage.uncompressed_name(path))[1].lower())
 
 
 def table_kind(path: str | Path) -> str:
@@ -124,8 +122,10 @@ def table_kind(path: str | Path) -> str:
     is jsonl or refused, `json_lines_or_refuse`); ValueError for a name of no table
     kind, or of an archive."""
     kind = named_table_kind(path)
-    if kind is None and (archive := ARCHIVE_NAME.search(str(path))) is not None:
-        raise ValueError(f"{path}: an archive ({archive[0]}), which is not read: unpack it and give the files it holds")
+    stem, suffix = posixpath.splitext(storage.uncompressed_name(path))
+    if kind is None and suffix.lower() in ARCHIVE_SUFFIXES:  # its suffixes from the archive's on (`.tar.gz`)
+        shown = storage.name(path)[len(stem) :]
+        raise ValueError(f"{path}: an archive ({shown}), which is not read: unpack it and give the files it holds")
     if kind is None:
         raise ValueError(f"{path}: cannot tell the table kind; name it .csv, .tsv, .jsonl or .parquet")
     if kind == "json":
@@ -141,14 +141,8 @@ def json_lines_or_refuse(path: str | Path) -> None:
     many lines, which is not read (a document is parsed whole, and a record of it could
     not be rejected alone). A stream that cannot be read is taken for JSON lines: the
     reader then reports its damage."""
-    head = b""
     try:
-        with storage.open_input(path) as stream:
-            while not _LINE_END_BYTES.search(head.lstrip()) and len(head) < MAX_RECORD_BYTES:
-                chunk = stream.read(1 << 16)
-                if not chunk:
-                    break
-                head += chunk
+        head = _to_first_line_end(path, MAX_RECORD_BYTES, after_space=True)
     except storage.DamagedStreamError:
         return
     if archive_refusal(head) is not None:  # no JSON at all: the reader reports what it is
@@ -164,7 +158,20 @@ def json_lines_or_refuse(path: str | Path) -> None:
                      f"records one object a line{e_g}")  # fmt: skip
 
 
-ARCHIVE_NAME = re.compile(r"\.(zip|tar(\.(gz|bz2|zst|lz4|xz))?|tgz|tbz2|7z|rar)$", re.IGNORECASE)
+def _to_first_line_end(path: str | Path, limit: int, after_space: bool = False) -> bytes:
+    """The first bytes of the file at `path` (decompressed), read 64 KiB at a time until
+    they hold a line end (one after the leading white space, with `after_space`) or
+    `limit` bytes or more; `storage.DamagedStreamError` where the stream breaks first."""
+    head = b""
+    with storage.open_input(path) as stream:
+        while not _LINE_END_BYTES.search(head.lstrip() if after_space else head) and len(head) < limit:
+            if not (chunk := stream.read(1 << 16)):
+                break
+            head += chunk
+    return head
+
+
+ARCHIVE_SUFFIXES = (".zip", ".tar", ".tgz", ".tbz2", ".7z", ".rar")  # an archive's name (compressed or not)
 
 
 def table_format(path: str | Path, mapping: ColumnMap, options: ReadOptions = DEFAULT_READ) -> LogFormat:
@@ -207,11 +214,8 @@ def csv_separator(path: str | Path, mapping: ColumnMap) -> str:
     `--map` typo) is read where it holds the most of them, then where it has the most
     columns, and the reader names the columns it found. ValueError in one line for a
     first line that is Excel's separator hint (`sep=;`), not a header."""
-    line = b""
     try:
-        with storage.open_input(path) as stream:
-            while not _LINE_END_BYTES.search(line) and len(line) < SNIFF_BYTES and (chunk := stream.read(1 << 16)):
-                line += chunk
+        line = _to_first_line_end(path, SNIFF_BYTES)
     except storage.DamagedStreamError:
         return ","
     header = _LINE_END_BYTES.split(line, maxsplit=1)[0].decode("utf-8", errors="replace").removeprefix("\ufeff")
