@@ -20,10 +20,9 @@ import polars as pl
 import pyarrow.compute as pc
 
 from sessions.parallel import default_workers, ordered_map
-from sessions.text import near_duplicate_key, normalize, per_text, terms, trigram_codes
+from sessions.text import normalize, per_text, query_keys, terms, trigram_codes
 
 SORT_PART = 1 << 20  # codes a thread sorts at least, in `Sets.of`
-_NO_TERMS = "\x00"  # starts the key of a text without terms (no normalised text holds it)
 
 
 def encode(values: pl.Series) -> tuple[np.ndarray, pl.Series]:
@@ -254,15 +253,14 @@ class Lexicon:
         # nothing) holds no lexical evidence: its text is its own, shared only by its case
         # and spacing variants (`🍕` is not `🎉`, nor `the` `what is html`), and a missing
         # or blank query's is its row's.
-        bare = np.flatnonzero((norm == "").to_numpy())  # distinct queries without terms
-        raw = pl.select(near_duplicate_key(pl.lit(distinct.gather(bare)))).to_series()
-        key_codes, keys = encode(norm.scatter(bare, _NO_TERMS + raw))
+        keyed = query_keys(distinct, norm)
+        is_blank = keyed.is_null().to_numpy()
+        key_codes, keys = encode(keyed.fill_null(""))
         text_id = key_codes[codes]
-        is_blank = np.zeros(len(distinct), dtype=bool)
-        is_blank[bare[(raw == "").to_numpy()]] = True
         blank = np.flatnonzero(is_blank[codes])
         text_id[blank] = len(keys) + np.arange(len(blank))
-        self.texts = pl.concat([keys.scatter(key_codes[bare], ""), pl.Series([""] * len(blank), dtype=pl.String)])
+        bare = key_codes[(norm == "").to_numpy()]  # the keys of texts without terms
+        self.texts = pl.concat([keys.scatter(bare, ""), pl.Series([""] * len(blank), dtype=pl.String)])
         self.text_id = text_id
         self._terms: pl.Series | None = None
         self._term_sets: Sets | None = None

@@ -4,12 +4,15 @@ terms, and where a hierarchy model puts the changed terms.
 Of two consecutive queries of a session, compared on their normalised terms (case,
 punctuation and stop words aside), the later one is a
 
-- `repeat`: the same terms (in any order);
+- `repeat`: the same terms (in any order), or, for queries without terms (stop words,
+  symbols or emoji alone), the same text but for case and spacing, as segmentation
+  tells one query from another (`sessions.text.query_keys`);
 - `specialisation`: terms added and none removed (`cats` -> `persian cats`), or the
   terms put in place of the removed ones lie beneath them in the hierarchy;
 - `generalisation`: terms removed and none added, or the new terms lie above the
   removed ones;
-- `lateral`: the new terms lie neither beneath nor above the removed ones.
+- `lateral`: the new terms lie neither beneath nor above the removed ones, or no term
+  changed between two different queries without terms (`🍕` -> `🎉`).
 
 The first two rules are the lexical reformulation types of the query-log literature
 (adding terms narrows, removing broadens: Huang & Efthimiadis 2009, "Analyzing and
@@ -43,7 +46,7 @@ import numpy as np
 import polars as pl
 
 from sessions.lexicon import encode
-from sessions.text import normalize, terms
+from sessions.text import NO_TERMS, normalize, per_text, query_keys, terms
 
 REFORMULATIONS = ("specialisation", "generalisation", "lateral", "repeat")
 # the share of a replacement's move that must lead away from (towards) the origin; the
@@ -132,16 +135,18 @@ def direction(distance: np.ndarray, earlier: np.ndarray, later: np.ndarray, rati
 
 def replacements(sessions: pl.DataFrame, geometry: Geometry) -> pl.DataFrame:
     """What the types of `sessions` (rows in session order, with `session_id` and
-    `query`) are decided on, a row each: `first` (of its session), `removed`, `added`
-    (`changed_terms` against the row before), and for a replacement (terms removed and
-    added) the geometry's `distance`, `earlier` and `later` (norms) of the removed and
-    the added terms, null elsewhere. Terms are compared once per distinct pair of
-    consecutive normalised queries that differ, and the geometry asked about each
-    distinct replacement inside a session once."""
-    key = sessions.select(normalize(pl.col("query").cast(pl.String)).fill_null(""))["query"]
+    `query`) are decided on, a row each: `first` (of its session), `same` (the same
+    query as the row before, as segmentation tells it: `sessions.text.query_keys`),
+    `removed`, `added` (`changed_terms` against the row before), and for a replacement
+    (terms removed and added) the geometry's `distance`, `earlier` and `later` (norms)
+    of the removed and the added terms, null elsewhere. Terms are compared once per
+    distinct pair of consecutive queries that differ, and the geometry asked about
+    each distinct replacement inside a session once."""
+    codes, distinct = encode(sessions["query"].cast(pl.String).fill_null(""))
+    key = query_keys(distinct, per_text(normalize, distinct)).gather(codes)
     first = sessions.select((pl.col("session_id") != pl.col("session_id").shift(1)).fill_null(True))["session_id"]
     frame = pl.DataFrame({"first": first, "key": key, "before": key.shift(1)})
-    pairs = frame.filter(~pl.col("first") & (pl.col("key") != pl.col("before")))
+    pairs = frame.filter(~pl.col("first") & pl.col("key").ne_missing(pl.col("before")))
     pairs = pairs.select("before", "key").unique(maintain_order=True)
     pairs = pairs.with_columns(changed_terms(pairs["before"], pairs["key"]))
     asked = (
@@ -155,8 +160,17 @@ def replacements(sessions: pl.DataFrame, geometry: Geometry) -> pl.DataFrame:
         later=pl.Series(later, dtype=pl.Float64),
     )  # fmt: skip
     pairs = pairs.join(asked, on=["removed", "added"], how="left", maintain_order="left")
-    frame = frame.join(pairs, on=["before", "key"], how="left", maintain_order="left")
-    return frame.select("first", pl.col("removed", "added").fill_null(""), "distance", "earlier", "later")
+    frame = frame.join(pairs, on=["before", "key"], how="left", maintain_order="left", nulls_equal=True)
+    frame = frame.with_columns(pl.col("removed", "added").fill_null(""))
+    # the same terms (in any order), or the same text without terms; blank is no query's
+    has_terms = pl.col("key").is_not_null() & ~pl.col("key").str.starts_with(NO_TERMS)
+    unchanged = (pl.col("removed") == "") & (pl.col("added") == "")
+    same = (
+        ~pl.col("first")
+        & pl.col("key").is_not_null()
+        & (pl.col("key").eq_missing(pl.col("before")) | (unchanged & has_terms))
+    )
+    return frame.select("first", same.alias("same"), "removed", "added", "distance", "earlier", "later")
 
 
 def types_of(replaced: pl.DataFrame, ratio: float = DEFAULT_RATIO) -> pl.Series:
@@ -168,8 +182,10 @@ def types_of(replaced: pl.DataFrame, ratio: float = DEFAULT_RATIO) -> pl.Series:
     typed = replaced.with_columns(move=pl.Series(move)).select(
         pl.when(pl.col("first"))
         .then(pl.lit(None, dtype=pl.String))
-        .when((pl.col("removed") == "") & (pl.col("added") == ""))
+        .when(pl.col("same"))
         .then(pl.lit("repeat"))
+        .when((pl.col("removed") == "") & (pl.col("added") == ""))
+        .then(pl.lit("lateral"))
         .when((pl.col("removed") == "") | (pl.col("move") == 1))
         .then(pl.lit("specialisation"))
         .when((pl.col("added") == "") | (pl.col("move") == -1))

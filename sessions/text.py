@@ -66,6 +66,25 @@ def near_duplicate_key(query: pl.Expr) -> pl.Expr:
     return query.str.to_lowercase().str.replace_all(r"\s+", " ").str.strip_chars()
 
 
+NO_TERMS = "\x00"  # starts the key of a text without terms (no normalised text holds it)
+
+
+def query_keys(texts: pl.Series, norm: pl.Series) -> pl.Series:
+    """What two queries must share to be the same query to every rule (segmentation's
+    lexical evidence, reformulation types): (n,) texts and their (n,) `normalize`d
+    forms -> (n,) String keys. A text with terms is keyed by its normalised form; one
+    without terms (stop words, punctuation, symbols or emoji alone: normalised to
+    nothing) by `NO_TERMS` and its case-and-spacing form (`near_duplicate_key`), so that
+    `The` is `the` but neither `a` nor `🍕`; a missing or blank text's key is null, the
+    same as no other query's. ValueError for series of other lengths."""
+    if len(texts) != len(norm):
+        raise ValueError(f"{len(norm)} normalised texts for {len(texts)} texts")
+    bare = np.flatnonzero((norm == "").fill_null(True).to_numpy())
+    raw = pl.select(near_duplicate_key(pl.lit(texts.gather(bare), dtype=pl.String))).to_series()
+    keyed = (NO_TERMS + raw).set(raw.fill_null("") == "", None)
+    return norm.cast(pl.String).scatter(bare, keyed).alias(texts.name)
+
+
 def terms(norm: pl.Expr) -> pl.Expr:
     """The terms of a normalised query, as a list (empty for an empty query)."""
     return pl.when(norm == "").then(pl.lit([], dtype=pl.List(pl.String))).otherwise(norm.str.split(" "))

@@ -66,7 +66,7 @@ def test_any_bytes_any_block_size_reassemble_exactly(tmp_path_factory, data, blo
     path = tmp_path_factory.mktemp("b") / "x.bin"
     path.write_bytes(data)
     assume(storage.compression_in(data[: storage.HEAD_BYTES], path) is None)  # bytes as stored, not a compression's
-    assume(archive_refusal(data) is None)
+    assume(archive_refusal(data.removeprefix(BOM)) is None)  # the reader looks past a byte-order mark
     df = records(path, block_bytes=block)
     body = data.removeprefix(BOM)
     head = body[:LINE_ENDING_SNIFF_BYTES]

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from sessions.lexicon import Lexicon
 from sessions.reformulation import (
     TermCount,
     accuracy,
@@ -86,6 +87,33 @@ def test_repeat_needs_the_same_terms_as_the_previous_query():
     assert got.to_list() == [None, "repeat", "repeat", "repeat", "repeat"]  # case, punctuation, stop words, NFKC
     accents = pl.DataFrame({"session_id": ["s"] * 2, "query": ["caf\u00e9", "cafe\u0301"]})
     assert reformulation_types(accents, TermCount()).to_list() == [None, "repeat"]
+
+
+def test_queries_without_terms_repeat_only_their_own_text_as_segmentation_tells_it():
+    # stop words, symbols or emoji alone normalise to nothing, yet `the` is not `a`
+    queries = ["the", "a", "A", "🍕", "🎉", "🎉 ", None, None, "", "pizza", "the"]
+    frame = pl.DataFrame({"session_id": ["s"] * len(queries), "query": queries})
+    assert reformulation_types(frame, TermCount()).to_list() == [
+        None, "lateral", "repeat", "lateral", "lateral", "repeat", "lateral", "lateral", "lateral",
+        "specialisation", "generalisation",
+    ]  # fmt: skip
+
+
+QUERIES = st.sampled_from(["the", "The ", "a", "🍕", "🎉", "", "  ", "cat", "Cats", "cats dog", "dog cats", "é", "!"])
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(QUERIES | st.none(), min_size=2, max_size=10))
+def test_a_repeat_is_the_same_query_to_segmentation_or_the_same_terms(queries):
+    frame = pl.DataFrame(
+        {"session_id": ["s"] * len(queries), "query": queries}, schema={"session_id": pl.String, "query": pl.String}
+    )
+    got = reformulation_types(frame, TermCount()).to_list()
+    text_id = Lexicon(frame["query"]).text_id
+    norm = [pl.select(normalize(pl.lit(q, dtype=pl.String))).item() or "" for q in queries]
+    for i in range(1, len(queries)):
+        same_terms = norm[i] != "" and set(norm[i].split()) == set(norm[i - 1].split())
+        assert (got[i] == "repeat") == (text_id[i] == text_id[i - 1] or same_terms), (queries[i - 1], queries[i])
 
 
 def test_the_term_count_replaces_by_more_terms_as_a_specialisation():
