@@ -25,7 +25,7 @@ import polars as pl
 from sessions import storage
 from sessions.formats import Parsed, format_for
 from sessions.formats.options import DEFAULT_READ, ReadOptions
-from sessions.formats.table import ARCHIVE_SUFFIXES, named_table_kind
+from sessions.formats.table import ARCHIVE_SUFFIXES, TABLE_KINDS, named_table_kind
 from sessions.io import MANIFEST, REJECTED, REPORT, ParquetSink, claim_output, parquet_rows, write_report
 from sessions.parallel import ordered_map
 from sessions.records import DEFAULT_BLOCK_BYTES
@@ -165,7 +165,7 @@ _NOT_LOG_SUFFIXES = {".md", ".rst", ".html", ".htm", ".pdf", ".doc", ".docx", ".
 HIDDEN_REASON = "a hidden file (a name on its path starts with '.' or '_'): name it to read it"
 
 
-NOT_A_TABLE_REASON = "no table by its name (--format table reads .csv, .tsv, .jsonl, .json, .parquet, compressed)"
+NOT_A_TABLE_REASON = f"no table by its name (--format table reads {', '.join(TABLE_KINDS)}, compressed or not)"
 
 
 def not_log_reason(path: str, tables: bool = False) -> str | None:

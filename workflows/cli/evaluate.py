@@ -99,12 +99,14 @@ def crossval(job: EvaluateCrossvalJob, as_json: JsonOption = False) -> None:
     candidate was chosen; pair F1 by users' history length (every user scored by a
     choice made without them); and each system's errors on adjacent queries by kind
     (a repeat across a long gap, an interruption, the same topic in other words, ...).
-    Systems: a 30-minute time gap, the shipped cascade, the cascade chosen from its
-    grid (the figure to quote: the shipped settings were chosen on development users),
-    the learned same-session classifier (named as not estimated where no two
-    consecutive queries of a user are both labelled), and with --model the cascade
-    with a session model (its min_p_same chosen by the inner folds).
-    On mission gold the cascade links missions and the time gap's sessions are its
+    Systems: a 30-minute time gap, the time gap chosen from its grid, the lexical rule
+    (on mission gold: the 30-minute gap and the lexical rule, each with the cascade's
+    mission linking), the shipped cascade, the cascade chosen from its grid (the
+    figure to quote: the shipped settings were chosen on development users), the
+    learned same-session classifier (named as not estimated where no two consecutive
+    queries of a user are both labelled), and with --model the cascade with a session
+    model (its min_p_same chosen by the inner folds).
+    On mission gold the cascade links missions and the time gaps' sessions are their
     missions. A `synth` log (--format aol) has both levels: --level picks one.
     """
     from workflows.jobs.evaluate_crossval import run
