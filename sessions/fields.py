@@ -94,8 +94,10 @@ def strip_spaces(text: pl.Expr) -> pl.Expr:
 
 
 def is_blank(text: pl.Expr) -> pl.Expr:
-    """True where the text is missing or only whitespace."""
-    return text.is_null() | (text.str.strip_chars() == "")
+    """True where the text is missing, or holds nothing visible: only white space and
+    invisible format characters (Unicode category Cf: a byte-order mark, zero-width
+    space and joiners, a soft hyphen, tag characters), which a text shows as nothing."""
+    return text.is_null() | text.str.contains(r"^[\s\p{Cf}]*$")
 
 
 def first_reason(checks: Sequence[tuple[pl.Expr, str]]) -> pl.Expr:

@@ -564,3 +564,35 @@ def test_an_output_given_as_a_log_is_named_for_what_it_is(tmp_path):
             expand_inputs([alone])
     with pytest.raises(ValueError, match="among the raw logs; give an output alone"):
         expand_inputs([tmp_path / "out" / "events.parquet", log])
+
+
+INVISIBLE = ["\ufeff", "\u200b", "\u2060", "\u200d", "\u00ad", "\u180e", "\U000e0020"]  # Unicode Cf: shown as nothing
+
+
+@pytest.mark.parametrize("kind", ["aol", "csv", "tsv", "jsonl", "parquet"])
+def test_a_text_or_user_of_nothing_visible_is_empty_in_every_format(tmp_path, kind):
+    """Invisible format characters (a byte-order mark, zero-width space and joiners, a
+    soft hyphen) alone, or with spaces, are no text, as white space alone is not; beside
+    a visible character they are part of it."""
+    texts = [*INVISIBLE, " \u200b\u00a0", "\u200dcats", "👍\u200d🏽"]
+    users = ["ann"] * len(texts) + ["\u200b", " \ufeff"]
+    texts += ["dogs", "dogs"]
+    times = ["2024-05-01 10:00:00"] * len(texts)
+    path = tmp_path / f"log.{'txt' if kind == 'aol' else kind}"
+    if kind == "aol":
+        rows = [f"{u}\t{t}\t{ts}\t\t" for u, t, ts in zip(users, texts, times, strict=True)]
+        path.write_bytes(AOL_HEADER + "\n".join(rows).encode() + b"\n")
+        options = ReadOptions()
+    else:
+        frame = pl.DataFrame({"who": users, "when": times, "prompt": texts})
+        if kind == "jsonl":
+            frame.write_ndjson(path)
+        elif kind == "parquet":
+            frame.write_parquet(path)
+        else:
+            frame.write_csv(path, separator="," if kind == "csv" else "\t", quote_style="necessary")
+        options = ReadOptions(map="user=who,time=when,text=prompt")
+    report, events, rejected = run(tmp_path, [path], "aol" if kind == "aol" else "table", options=options)
+    assert events["query"].to_list() == ["\u200dcats", "👍\u200d🏽"]
+    assert rejected.sort("row_id")["reason"].to_list() == [Reason.EMPTY_TEXT] * 8 + [Reason.EMPTY_USER] * 2
+    assert report.rows_in == len(texts)

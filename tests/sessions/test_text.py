@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sessions import lexicon as lexicon_module
+from sessions.fields import is_blank
 from sessions.lexicon import Closeness, Lexicon, Sets, encode, trigram_jaccard
 from sessions.text import normalize, per_text, terms, trigram_codes
 
@@ -238,3 +239,14 @@ def test_queries_without_terms_are_the_same_only_as_their_case_and_spacing_varia
             assert (ids[i] == ids[j]) == same, (queries[i], queries[j])
             close = lexicon.close(ids[[i]], ids[[j]], Closeness(0.5, 0.1))[0]
             assert close == same or (norm[i] and norm[j]), (queries[i], queries[j])
+
+
+SHOWN_OR_NOT = ["a", "é", "7", "🍕", "\u0301", " ", "\t", "\u00a0", "\u3000", "\u2028",  # letters, marks, white space
+                "\u200b", "\ufeff", "\u200d", "\u00ad", "\u2060", "\U000e0020"]  # fmt: skip  # Cf
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from(SHOWN_OR_NOT), max_size=6).map("".join))
+def test_a_text_is_blank_exactly_when_it_shows_nothing(text):
+    shows_nothing = all(c.isspace() or unicodedata.category(c) == "Cf" for c in text)
+    assert pl.select(is_blank(pl.lit(text, dtype=pl.String))).item() == shows_nothing
