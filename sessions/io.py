@@ -1027,16 +1027,17 @@ def discard_previous(out: str) -> None:
             storage.remove(begun)
 
 
-def check_apart(out: str | Path, inputs: Sequence[str | Path]) -> None:
-    """ValueError when the output `out` is one of `inputs` (given, or the files they
-    expand to, symbolic links followed), lies inside one or holds one; and for an output
-    that would not outlive the process (memory://)."""
-    if storage.scheme(out) == "memory":
-        raise ValueError(f"--output {out}: memory:// lives only as long as this process; give a path or a URI")
+def check_apart(out: str | Path, inputs: Sequence[str | Path], what: str = "--output", lasting: bool = True) -> None:
+    """ValueError (one line, naming the option `what`) when the output `out` is one of
+    `inputs` (given, or the files they expand to, symbolic links followed), lies inside
+    one or holds one; and, for an output that later commands read (`lasting`), when it
+    would not outlive the process (memory://)."""
+    if lasting and storage.scheme(out) == "memory":
+        raise ValueError(f"{what} {out}: memory:// lives only as long as this process; give a path or a URI")
     files = storage.expand(inputs) if inputs else []
     for source in [*map(str, inputs), *files]:
         if storage.contains(out, source) or storage.may_match_under(source, out):
-            raise ValueError(f"--output {out} overlaps the input {source}; a job never writes where it reads")
+            raise ValueError(f"{what} {out} overlaps the input {source}; a job never writes where it reads")
 
 
 def job_output(directory: str | Path, name: str) -> str:

@@ -935,6 +935,32 @@ def test_a_figure_that_cannot_be_written_is_refused_before_the_work(tmp_path, mo
     assert sorted(tmp_path.iterdir()) == before and not Path("/dev/null.png").exists()
 
 
+def test_a_figure_never_goes_where_the_command_reads(tmp_path, monkeypatch):
+    """`--figure` over its own `--gt` (a file named for an image, or a link to it)
+    overwrote the ground truth with a PNG; one inside the `--pred` output went into its
+    table's directory, which `segment` then refused as holding other files."""
+    monkeypatch.chdir(tmp_path)
+    gold = "\n".join(f"{i};7;query {i};;01/03/2006 10:0{i};{1141207200 + 60 * i};s{i // 2}" for i in range(6)) + "\n"
+    (tmp_path / "gayo.png").write_text(gold)
+    (tmp_path / "gayo.csv").write_text(gold)
+    (tmp_path / "link.png").symlink_to(tmp_path / "gayo.csv")
+    assert sessionflow("segment", "gayo.csv", "-f", "gayo-avello", "--output", "seg").exit_code == 0
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    for gt, figure, extra, source in [
+        ("gayo.png", "gayo.png", [], "gayo.png"),
+        ("gayo.csv", "link.png", [], "gayo.csv"),
+        ("gayo.csv", "seg/sessions.parquet/f.png", ["--pred", "seg"], "seg"),
+    ]:
+        result = sessionflow("evaluate", "segmentation", "--gt", gt, "-f", "gayo-avello", "--figure", figure, *extra)
+        assert result.exit_code == 2, result.output
+        says = f"--figure {tmp_path / figure} overlaps the input {source}"
+        assert result.output.strip() == f"error: {says}; a job never writes where it reads"
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
+    result = sessionflow("evaluate", "segmentation", "--gt", "gayo.csv", "-f", "gayo-avello", "--pred", "seg",
+                         "--figure", "f.png")  # fmt: skip
+    assert result.exit_code == 0 and (tmp_path / "f.png").read_bytes().startswith(b"\x89PNG")
+
+
 @pytest.mark.parametrize(("name", "magic"), [("f1.svg", b"<?xml"), ("f1.PDF", b"%PDF"), ("f1.png", b"\x89PNG")])
 def test_a_figure_is_written_in_the_format_its_suffix_names_under_that_name(tmp_path, monkeypatch, name, magic):
     monkeypatch.chdir(tmp_path)

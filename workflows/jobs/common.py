@@ -410,13 +410,19 @@ def output_dir(value: str | None, produces: str | None = None, overwrite: bool =
     return location
 
 
-def output_file(location: str, what: str = "--output") -> str:
-    """A job's output file, checked before the work that ends in writing it
-    (`sessions.storage.check_writable_file`, which makes its directory where none is:
-    ValueError / StorageError in one line naming `what`). The directories made for it
-    are deleted again when the job fails on a user's error (`nothing_left_on_error`), as
-    an `output_dir`'s are: `--figure new/f.png` left `new/` behind. Returns `location`."""
+def output_file(location: str, what: str = "--output", inputs: Sequence[str] = ()) -> str:
+    """A job's output file, checked before the work that ends in writing it: apart from
+    the job's `inputs` (`sessions.io.check_apart`: not one of them, through a link
+    either, nor inside one; `--figure` over its own `--gt` destroyed it), and writable
+    (`sessions.storage.check_writable_file`, which makes its directory where none is).
+    ValueError / StorageError in one line naming `what`; FileNotFoundError when an
+    input is missing. The directories made for it are deleted again when the job fails
+    on a user's error (`nothing_left_on_error`), as an `output_dir`'s are: `--figure
+    new/f.png` left `new/` behind. Returns `location`."""
     from sessions import storage
+    from sessions.io import check_apart
+
+    check_apart(storage.absolute(location), inputs, what, lasting=False)  # memory:// refused for output directories
 
     try:
         created = _first_missing(storage.parent(storage.written_at(location)))

@@ -197,7 +197,7 @@ def run(job: EvaluateSegmentationJob) -> SegmentationScores:
         from workflows.figures import figure_format
 
         figure_format(job.figure, "--figure")
-        common.output_file(job.figure, "--figure")
+        common.output_file(job.figure, "--figure", inputs=[gt, *([job.pred] if job.pred is not None else [])])
     # a segmentation to score is checked first: an unfinished one is named as such
     predicted = read_table(job_output(job.pred, SESSIONS_FILE)) if job.pred is not None else None
     read = read_gold(gt, fmt, job.read)
