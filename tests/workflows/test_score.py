@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -106,6 +107,8 @@ def test_a_killed_job_started_again_finishes_only_what_is_missing_and_scores_equ
     assert again.exit_code == 0, again.output
     report = json.loads((tmp_path / "cut" / "report.json").read_text())
     assert report["resumed"]["stage"] == 1 and report["resumed"]["encode"] >= done_before
+    assert report["encoders"]["actors"] == 1 and "capped" not in report["encoders"]  # --workers 1
+    assert re.search(rf"encoding actors +│ 1 \({report['encoders']['cpus_each']} CPU each\)", again.output)
 
     resumed = read_scores(tmp_path / "cut" / "scores.parquet")
     assert resumed.height == report["rows_ok"] == 10_000
@@ -337,3 +340,25 @@ def test_an_onnx_backend_on_gpus_is_refused_in_one_line(models, tmp_path):
     done = runner.invoke(app, ["score", str(tmp_path / "x.tsv"), "-f", "aol", "--session-model", session_uri,
                                "--backend", "onnx", "--gpus-per-worker", "1", "-o", str(tmp_path / "o")])  # fmt: skip
     assert done.exit_code == 2 and "--backend onnx runs on CPUs" in done.output and not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize(
+    ("workers", "gpus", "resources", "partitions", "pool"),
+    [
+        (0, 0.0, {"CPU": 2.0}, 16, {"actors": 2, "cpus_each": 1, "gpus_each": 0.0}),  # one per CPU
+        (1, 0.0, {"CPU": 4.0}, 16, {"actors": 1, "cpus_each": 4, "gpus_each": 0.0}),  # its threads: the CPUs
+        (1000, 0.0, {"CPU": 2.0}, 16, {"actors": 2, "cpus_each": 1, "gpus_each": 0.0,
+                                       "capped": "--workers 1000: the cluster's 2 CPUs hold 2 of 1 CPU at once"}),
+        (8, 0.0, {"CPU": 16.0}, 3, {"actors": 3, "cpus_each": 2, "gpus_each": 0.0,
+                                    "capped": "--workers 8: 3 text partitions, one an actor"}),
+        (0, 0.25, {"CPU": 16.0, "GPU": 1.0}, 16, {"actors": 4, "cpus_each": 1, "gpus_each": 0.25}),
+        (9, 1.0, {"CPU": 16.0, "GPU": 2.0}, 16, {"actors": 2, "cpus_each": 1, "gpus_each": 1.0,
+                                                "capped": "--workers 9: the cluster's 2 GPUs hold 2 of 1 GPU at once"}),
+    ],
+)  # fmt: skip
+def test_the_encoding_pool_never_asks_for_more_than_the_cluster_holds(workers, gpus, resources, partitions, pool):
+    """`--workers 1000` on two CPUs asked Ray Data for a pool it could never start
+    (it warned that the job may hang) and the report said nothing of it."""
+    from workflows.distributed.score_job import encoding_pool
+
+    assert encoding_pool(workers, gpus, resources, partitions) == pool

@@ -32,6 +32,10 @@ def score(job: ScoreJob) -> None:
     resumed = {k: v for k, v in report.resumed.items() if v}
     found = ", ".join(f"{stage} {units:,}" for stage, units in resumed.items()) or "no"
     resuming = {"resumed (units found done)": found} if report.engine == "ray" else {}  # one process: never
+    if pool := report.encoders:  # the Ray engine's, when it encoded anything
+        each = f"{pool['gpus_each']:g} GPU" if pool["gpus_each"] else f"{pool['cpus_each']} CPU"
+        capped = f"; {pool['capped']}" if "capped" in pool else ""
+        resuming["encoding actors"] = f"{pool['actors']} ({each} each{capped})"
     done = report.to_dict()
     rows = {
         **ingest_rows(done), "engine": engine_text(done["config"]),

@@ -130,7 +130,7 @@ def score(
             from workflows.tracking.session_model import onnx_encoder_dir
 
             onnx_encoder_dir(cfg.session_model)  # exported once, here, before the actors read it
-        _encode(todo, work, cfg)
+        report.encoders = _encode(todo, work, cfg)
     report.distinct_texts = sum(read_json(storage.join(work, "encoded", f"{p}.json"))["texts"] for p in partitions)
     phases["encode"] = time.perf_counter() - tick
 
@@ -190,25 +190,44 @@ def _bucket_texts(batch: pa.Table, parts: int, work: str) -> pa.Table:
 
 
 # ---- stage 3: the actor pool ----
-def _encode(partitions: list[str], work: str, cfg: ScoreConfig) -> None:
-    """The text `partitions` through a pool of `Encoder` actors: by default one per CPU
-    (each with one torch thread), or one per `gpus_per_worker` GPUs."""
-    gpus = cfg.gpus_per_worker
-    resources = ray.cluster_resources()
-    if gpus:
-        workers = cfg.workers or max(1, int(resources.get("GPU", 0) / gpus))
-        cpus = 1.0
+def encoding_pool(workers: int, gpus_per_worker: float, resources: dict[str, float], partitions: int) -> dict:
+    """The pool of encoding actors a cluster with `resources` (`ray.cluster_resources()`)
+    runs for `partitions` text partitions: `workers` actors (0: one per CPU, or per
+    `gpus_per_worker` GPUs), at most what the cluster holds at once (more would wait for
+    resources that never come free: Ray Data warns that the job may hang) and at most
+    one a partition; each with `cpus_each` CPUs (its torch threads) and `gpus_each`
+    GPUs. Returns {"actors", "cpus_each", "gpus_each"}, with "capped" saying why when
+    fewer actors than asked run."""
+    if gpus_per_worker:
+        holds, cpus = max(1, int(resources.get("GPU", 0) / gpus_per_worker)), 1
+        unit = f"{resources.get('GPU', 0):g} GPUs hold {holds} of {gpus_per_worker:g} GPU"
     else:
-        workers = cfg.workers or max(1, int(resources.get("CPU", 1)))
-        cpus = max(1.0, int(resources.get("CPU", 1)) // workers)
+        holds = max(1, int(resources.get("CPU", 1)))
+        cpus = max(1, holds // (workers or holds))
+        unit = f"{holds} CPUs hold {holds} of 1 CPU"
+    actors = min(workers or holds, holds, partitions)
+    pool = {"actors": actors, "cpus_each": cpus, "gpus_each": gpus_per_worker}
+    if workers > holds:
+        pool["capped"] = f"--workers {workers}: the cluster's {unit} at once"
+    elif workers > partitions:
+        pool["capped"] = f"--workers {workers}: {partitions} text partitions, one an actor"
+    return pool
+
+
+def _encode(partitions: list[str], work: str, cfg: ScoreConfig) -> dict:
+    """The text `partitions` through a pool of `Encoder` actors (`encoding_pool`: by
+    default one per CPU, each with one torch thread, or one per `gpus_per_worker` GPUs).
+    Returns the pool that ran."""
+    pool = encoding_pool(cfg.workers, cfg.gpus_per_worker, ray.cluster_resources(), len(partitions))
     items = ray.data.from_items([{"part": p} for p in partitions])
     done = items.map_batches(
         Encoder,
-        fn_constructor_kwargs={"cfg": cfg, "work": work, "tracking": tracking_uri(), "threads": int(cpus)},
-        batch_size=1, batch_format="pyarrow", compute=ray.data.ActorPoolStrategy(size=min(workers, len(partitions))),
-        num_cpus=cpus, num_gpus=gpus,
+        fn_constructor_kwargs={"cfg": cfg, "work": work, "tracking": tracking_uri(), "threads": pool["cpus_each"]},
+        batch_size=1, batch_format="pyarrow", compute=ray.data.ActorPoolStrategy(size=pool["actors"]),
+        num_cpus=pool["cpus_each"], num_gpus=pool["gpus_each"],
     )  # fmt: skip
     collect(done)
+    return pool
 
 
 class Encoder:

@@ -151,6 +151,7 @@ class ScoreReport:
     missions: int = 0
     distinct_texts: int = 0
     resumed: dict[str, int] = field(default_factory=dict)  # units found done, by stage
+    encoders: dict = field(default_factory=dict)  # the Ray engine's pool of encoding actors (`encoding_pool`)
     config: dict = field(default_factory=dict)  # the job's settings, with the engine that ran and why
     outputs: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
