@@ -107,7 +107,7 @@ def test_a_killed_job_started_again_finishes_only_what_is_missing_and_scores_equ
     assert again.exit_code == 0, again.output
     report = json.loads((tmp_path / "cut" / "report.json").read_text())
     assert report["resumed"]["stage"] == 1 and report["resumed"]["encode"] >= done_before
-    assert report["encoders"]["actors"] == 1 and "capped" not in report["encoders"]  # --workers 1
+    assert report["encoders"]["actors"] == 1 and "note" not in report["encoders"]  # --workers 1
     assert re.search(rf"encoding actors +│ 1 \({report['encoders']['cpus_each']} CPU each\)", again.output)
 
     resumed = read_scores(tmp_path / "cut" / "scores.parquet")
@@ -347,18 +347,21 @@ def test_an_onnx_backend_on_gpus_is_refused_in_one_line(models, tmp_path):
     [
         (0, 0.0, {"CPU": 2.0}, 16, {"actors": 2, "cpus_each": 1, "gpus_each": 0.0}),  # one per CPU
         (1, 0.0, {"CPU": 4.0}, 16, {"actors": 1, "cpus_each": 4, "gpus_each": 0.0}),  # its threads: the CPUs
-        (1000, 0.0, {"CPU": 2.0}, 16, {"actors": 2, "cpus_each": 1, "gpus_each": 0.0,
-                                       "capped": "--workers 1000: the cluster's 2 CPUs hold 2 of 1 CPU at once"}),
-        (8, 0.0, {"CPU": 16.0}, 3, {"actors": 3, "cpus_each": 2, "gpus_each": 0.0,
-                                    "capped": "--workers 8: 3 text partitions, one an actor"}),
+        (1000, 0.0, {"CPU": 2.0}, 16, {"actors": 16, "cpus_each": 1, "gpus_each": 0.0,
+                                       "note": "--workers 1000: 16 text partitions, one an actor"}),
+        (8, 0.0, {"CPU": 2.0}, 16, {"actors": 8, "cpus_each": 1, "gpus_each": 0.0,
+                                   "note": "--workers 8: the cluster's 2 CPUs hold 2 actors of 1 CPU now; "
+                                           "the others wait for resources"}),
         (0, 0.25, {"CPU": 16.0, "GPU": 1.0}, 16, {"actors": 4, "cpus_each": 1, "gpus_each": 0.25}),
-        (9, 1.0, {"CPU": 16.0, "GPU": 2.0}, 16, {"actors": 2, "cpus_each": 1, "gpus_each": 1.0,
-                                                "capped": "--workers 9: the cluster's 2 GPUs hold 2 of 1 GPU at once"}),
+        (4, 1.0, {"CPU": 2.0}, 16, {"actors": 4, "cpus_each": 1, "gpus_each": 1.0,  # an autoscaler adds GPU nodes
+                                   "note": "--workers 4: the cluster's 0 GPUs hold 1 actor of 1 GPU now; "
+                                           "the others wait for resources"}),
     ],
 )  # fmt: skip
-def test_the_encoding_pool_never_asks_for_more_than_the_cluster_holds(workers, gpus, resources, partitions, pool):
-    """`--workers 1000` on two CPUs asked Ray Data for a pool it could never start
-    (it warned that the job may hang) and the report said nothing of it."""
+def test_the_encoding_pool_is_reported_with_why_it_is_not_what_was_asked(workers, gpus, resources, partitions, pool):
+    """`--workers 1000` on two CPUs ran as many actors as fit without a word in the
+    report; an autoscaling cluster (`cluster.yaml`: no GPU node until a job asks) still
+    gets the pool asked for."""
     from workflows.distributed.score_job import encoding_pool
 
     assert encoding_pool(workers, gpus, resources, partitions) == pool

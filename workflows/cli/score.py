@@ -34,8 +34,8 @@ def score(job: ScoreJob) -> None:
     resuming = {"resumed (units found done)": found} if report.engine == "ray" else {}  # one process: never
     if pool := report.encoders:  # the Ray engine's, when it encoded anything
         each = f"{pool['gpus_each']:g} GPU" if pool["gpus_each"] else f"{pool['cpus_each']} CPU"
-        capped = f"; {pool['capped']}" if "capped" in pool else ""
-        resuming["encoding actors"] = f"{pool['actors']} ({each} each{capped})"
+        note = f"; {pool['note']}" if "note" in pool else ""
+        resuming["encoding actors"] = f"{pool['actors']} ({each} each{note})"
     done = report.to_dict()
     rows = {
         **ingest_rows(done), "engine": engine_text(done["config"]),

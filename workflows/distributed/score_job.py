@@ -191,27 +191,32 @@ def _bucket_texts(batch: pa.Table, parts: int, work: str) -> pa.Table:
 
 # ---- stage 3: the actor pool ----
 def encoding_pool(workers: int, gpus_per_worker: float, resources: dict[str, float], partitions: int) -> dict:
-    """The pool of encoding actors a cluster with `resources` (`ray.cluster_resources()`)
-    runs for `partitions` text partitions: `workers` actors (0: one per CPU, or per
-    `gpus_per_worker` GPUs), at most what the cluster holds at once (more would wait for
-    resources that never come free: Ray Data warns that the job may hang) and at most
-    one a partition; each with `cpus_each` CPUs (its torch threads) and `gpus_each`
-    GPUs. Returns {"actors", "cpus_each", "gpus_each"}, with "capped" saying why when
-    fewer actors than asked run."""
+    """The pool of encoding actors for `partitions` text partitions on a cluster with
+    `resources` now (`ray.cluster_resources()`): `workers` actors (0: one per CPU, or
+    per `gpus_per_worker` GPUs, of those there now), at most one a partition; each with
+    `cpus_each` CPUs (its torch threads) and `gpus_each` GPUs. Returns {"actors",
+    "cpus_each", "gpus_each"}, and "note" when the pool is not what was asked: fewer
+    partitions than actors, or more actors than the cluster holds now (they start as
+    resources come, from an autoscaler's new nodes: `cluster.yaml` starts with no GPU
+    node; on a fixed cluster they never do, and Ray Data warns that the job may hang,
+    while the actors that fit do the work)."""
     if gpus_per_worker:
         holds, cpus = max(1, int(resources.get("GPU", 0) / gpus_per_worker)), 1
-        unit = f"{resources.get('GPU', 0):g} GPUs hold {holds} of {gpus_per_worker:g} GPU"
+        unit = f"{resources.get('GPU', 0):g} GPUs hold {holds} {_actors(holds)} of {gpus_per_worker:g} GPU"
     else:
         holds = max(1, int(resources.get("CPU", 1)))
         cpus = max(1, holds // (workers or holds))
-        unit = f"{holds} CPUs hold {holds} of 1 CPU"
-    actors = min(workers or holds, holds, partitions)
-    pool = {"actors": actors, "cpus_each": cpus, "gpus_each": gpus_per_worker}
-    if workers > holds:
-        pool["capped"] = f"--workers {workers}: the cluster's {unit} at once"
-    elif workers > partitions:
-        pool["capped"] = f"--workers {workers}: {partitions} text partitions, one an actor"
+        unit = f"{holds} CPUs hold {holds} {_actors(holds)} of 1 CPU"
+    pool = {"actors": min(workers or holds, partitions), "cpus_each": cpus, "gpus_each": gpus_per_worker}
+    if workers > partitions:
+        pool["note"] = f"--workers {workers}: {partitions} text partitions, one an actor"
+    elif workers > holds:
+        pool["note"] = f"--workers {workers}: the cluster's {unit} now; the others wait for resources"
     return pool
+
+
+def _actors(n: int) -> str:
+    return "actor" if n == 1 else "actors"
 
 
 def _encode(partitions: list[str], work: str, cfg: ScoreConfig) -> dict:
