@@ -10,7 +10,8 @@ mission_id`):
   - `random`: a query of another user (in the same split);
   - `same_user`: the same user, another mission;
   - `lexical_hard`: a query that shares a term with it (character 3-gram Jaccard
-    at least `min_hard_jaccard`) but is in another session, of the same or another user.
+    at least `min_hard_jaccard`) but is in another session, of the same or another user,
+    and never a text pair that one user's mission holds both of (one need).
   A text pair (its two queries' near-duplicate keys, in either order) is in a
   split of a bucket (below) once: drawn from two sessions or users, or by two kinds,
   one copy stays, and a negative that equals a positive pair of its bucket is dropped.
@@ -285,7 +286,10 @@ LEXICAL_HARD_MAX_BYTES = 4096
 
 
 def _lexical_hard(q: pl.DataFrame, cfg: MiningConfig) -> pl.DataFrame:
-    """Queries sharing a term, from different sessions, close in 3-grams.
+    """Queries sharing a term, from different sessions, close in 3-grams, and never two
+    texts that one user's mission holds both of: they are one need (`same_user`
+    negatives come from another mission too); on the AOL sample 8,181 of the 23,567
+    drawn were.
 
     A row per (query, term) carries the query's row number, not its text, and a query
     of more than `LEXICAL_HARD_MAX_BYTES` (a pasted document, not a query: its terms
@@ -306,6 +310,14 @@ def _lexical_hard(q: pl.DataFrame, cfg: MiningConfig) -> pl.DataFrame:
         "user_id", "split", ia="i", ka="key", ib=nxt["i"], kb=nxt["key"], sa="session_id", sb=nxt["session_id"],
     ).filter(pl.col("sb").is_not_null() & (pl.col("sa") != pl.col("sb")) & (pl.col("ka") != pl.col("kb")))  # fmt: skip
     cand = cand.unique(["ka", "kb"], keep="first", maintain_order=True)
+    # a text pair that some user's mission holds both of (drawn from these users or from others) is one need
+    held = q.select("user_id", "mission_id", "key").unique()
+    in_one = (
+        cand.select("ka", "kb")
+        .join(held, left_on="ka", right_on="key")
+        .join(held, left_on=["kb", "user_id", "mission_id"], right_on=["key", "user_id", "mission_id"], how="semi")
+    )
+    cand = cand.join(in_one.select("ka", "kb").unique(), on=["ka", "kb"], how="anti", maintain_order="left")
     texts = q["query"]
     cand = cand.with_columns(query_a=texts.gather(cand["ia"]), query_b=texts.gather(cand["ib"])).drop("ia", "ib")
     return cand.filter(trigram_jaccard(cand["query_a"], cand["query_b"]) >= cfg.min_hard_jaccard)

@@ -91,6 +91,15 @@ def test_negatives_mean_what_their_kind_says(pairs, sessions):
         terms(normalize(pl.col("query_a"))).list.set_intersection(terms(normalize(pl.col("query_b")))).list.len() > 0
     ).to_series()
     assert shares_term.all()
+    # never two queries of one user's mission (one need), as same_user never is
+    own = hard.join(of, left_on=["user_id", "ka"], right_on=["user_id", "key"]).join(
+        of, left_on=["user_id", "kb"], right_on=["user_id", "key"], suffix="_b"
+    )
+    assert own.height > 0  # the user's own queries are among them
+    one_mission = (pl.col("mission_id").list.len() == 1) & (pl.col("mission_id_b").list.len() == 1)
+    assert own.filter(
+        one_mission & (pl.col("mission_id").list.first() == pl.col("mission_id_b").list.first())
+    ).is_empty()
 
 
 def test_a_text_pair_has_one_label_within_a_bucket_and_rarely_two_overall(pairs):
@@ -110,9 +119,11 @@ def test_seeded_and_deterministic(sessions, pairs):
 
 
 def test_ratio_is_configurable(sessions):
-    pairs = mine_pairs(sessions, MiningConfig(negatives_per_positive=2.0))
+    cfg = MiningConfig(negatives_per_positive=2.0)
+    pairs = mine_pairs(sessions, cfg)
     pos = pairs.filter(kind="positive").height
-    assert abs((pairs.height - pos) - 2 * pos) <= 0.03 * pos
+    short = sum(negatives_short(pairs, cfg).values())  # what the kinds could not give, reported
+    assert (pairs.height - pos) + short == 2 * pos and short <= 0.05 * 2 * pos
     with pytest.raises(ValueError, match="add up to 1"):
         MiningConfig(random_share=0.5)
 

@@ -16,9 +16,10 @@ def mine(job: MineJob) -> None:
     OUTPUT/report.json (counts by kind and split). Positives: distinct queries of one
     session (case and spacing variants are not pairs). Negatives: random (another
     user), same_user (another mission), lexical_hard (shares a term, another
-    session). Splits train/val/test by a hash of the user id: no user in two splits.
-    Users are mined in buckets (the same with --engine ray or local; auto, the
-    default: local for sessions of at most 16 MiB of text without a cluster).
+    session, never two texts of one user's mission). Splits train/val/test by a
+    hash of the user id: no user in two splits. Users are mined in buckets (the
+    same with --engine ray or local; auto, the default: local for sessions of at
+    most 16 MiB of text without a cluster).
 
     With --gold session|mission, SESSIONS is a log with ground-truth labels (or its
     `ingest` directory) and the pairs follow the labels, for `evaluate pairs` (mined
