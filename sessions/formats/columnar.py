@@ -34,47 +34,86 @@ _BYTES_PER_ROW = 256
 
 
 def utc_timestamps(batch: pa.RecordBatch) -> pa.RecordBatch:
-    """The batch with time stamps of a fixed-offset zone (`+05:30`, as pandas writes them)
-    as UTC ones: the same instants (Arrow stores UTC either way), in a zone polars takes."""
+    """The batch with time stamps of any zone as UTC ones: the same instants (Arrow stores
+    UTC whatever the zone), in the one zone polars always takes (a fixed offset as
+    pandas writes it, `+05:30`, and a name it does not know, `UTC+05:30`, it refuses)."""
     fields = [
         pa.field(f.name, pa.timestamp(f.type.unit, "UTC"), f.nullable)
-        if pa.types.is_timestamp(f.type) and f.type.tz and f.type.tz[0] in "+-"
+        if pa.types.is_timestamp(f.type) and f.type.tz and f.type.tz != "UTC"
         else f
         for f in batch.schema
     ]
     return batch if fields == list(batch.schema) else batch.cast(pa.schema(fields))
 
 
-def decoded_text(batch: pa.RecordBatch, columns: Sequence[str] = ()) -> tuple[pa.RecordBatch, pa.Array | None]:
-    """The batch with its binary and categorical columns as plain values (text for
-    binary), and the rows whose text is not UTF-8.
+_AS_BYTES = {pa.string(): pa.binary(), pa.large_string(): pa.large_binary(), pa.string_view(): pa.binary_view()}
+_AS_TEXT = {pa.binary(): pa.string(), pa.large_binary(): pa.large_string(), pa.binary_view(): pa.string_view()}
 
-    Parquet writers store text as `binary` as well as `string`; polars can neither
-    cast bytes that are not UTF-8 to text nor write binary into the rejected table's
-    JSON. Each binary column becomes a text one (bytes that are not UTF-8 escaped,
-    `\\xff`, as the rejected table shows them); the mask marks the rows where one of
-    `columns` (the mapped ones; every binary column when empty) held such bytes, for
-    their rejection as `bad_encoding` as a text log's; None when none did.
+
+def decoded_text(batch: pa.RecordBatch, columns: Sequence[str] = ()) -> tuple[pa.RecordBatch, pa.Array | None]:
+    """The batch with its text, binary and categorical columns as plain text values,
+    each checked for UTF-8, every other column in a type polars holds, and the rows
+    whose text is not UTF-8.
+
+    Parquet writers store text as `binary` as well as `string`, and some (parquet-mr,
+    Hive, Go's) write bytes that are not UTF-8 into a `string` column, which pyarrow
+    reads without a check and polars then wrote into the events unread (or crashed on);
+    polars can neither cast such bytes to text nor write binary into the rejected
+    table's JSON. Each of these columns becomes a text one (bytes that are not UTF-8
+    escaped, `\\xff`, as the rejected table shows them); the mask marks the rows where
+    one of `columns` (the mapped ones; every such column when empty) held such bytes,
+    for their rejection as `bad_encoding` as a text log's; None when none did. A column
+    of a type polars does not hold (`decimal256`, BigQuery's BIGNUMERIC) becomes its
+    text (`polars_holds`).
     """
     arrays, bad = list(batch.columns), None
     for i, f in enumerate(batch.schema):
         if pa.types.is_dictionary(f.type):  # a categorical (pandas writes them): its values
             arrays[i] = arrays[i].dictionary_decode()
         kind = arrays[i].type
-        if not (pa.types.is_binary(kind) or pa.types.is_large_binary(kind) or pa.types.is_binary_view(kind)):
+        if kind in _AS_BYTES:  # checked as bytes are: the same bytes, looked at again
+            arrays[i], kind = arrays[i].view(_AS_BYTES[kind]), _AS_BYTES[kind]
+        if kind not in _AS_TEXT:
+            if not polars_holds(kind):
+                arrays[i] = _as_text(arrays[i])
             continue
-        text = {pa.large_binary(): pa.large_string(), pa.binary_view(): pa.string_view()}.get(kind, pa.string())
         try:
-            arrays[i] = arrays[i].cast(text)
+            arrays[i] = arrays[i].cast(_AS_TEXT[kind])  # checks every value is UTF-8
             continue
         except pa.ArrowInvalid:  # some value is not UTF-8
             decoded = [_decoded(v) for v in arrays[i].to_pylist()]
-        arrays[i] = pa.array([value for value, _ in decoded], text)
+        arrays[i] = pa.array([value for value, _ in decoded], _AS_TEXT[kind])
         if not columns or f.name in columns:
             column_bad = pa.array([not utf8 for _, utf8 in decoded])
             bad = column_bad if bad is None else pc.or_(bad, column_bad)
     schema = pa.schema([pa.field(f.name, a.type, f.nullable) for f, a in zip(batch.schema, arrays, strict=True)])
     return pa.RecordBatch.from_arrays(arrays, schema=schema), bad
+
+
+def polars_holds(kind: pa.DataType) -> bool:
+    """Whether polars takes an Arrow column of type `kind`: not `decimal256` (it panics),
+    nor a time stamp nested in a list or struct in a zone other than UTC (`+05:30`:
+    refused; a top-level one is made UTC, `utc_timestamps`), at any depth."""
+    if pa.types.is_decimal256(kind):
+        return False
+    if pa.types.is_timestamp(kind):
+        return kind.tz in (None, "UTC")
+    if pa.types.is_map(kind):
+        return polars_holds(kind.key_type) and polars_holds(kind.item_type)
+    if pa.types.is_struct(kind):
+        return all(polars_holds(kind.field(i).type) for i in range(kind.num_fields))
+    if isinstance(kind, pa.ListType | pa.LargeListType | pa.FixedSizeListType | pa.ListViewType):
+        return polars_holds(kind.value_type)
+    return True
+
+
+def _as_text(values: pa.Array) -> pa.Array:
+    """A column polars does not hold, as text: Arrow's cast (a decimal's digits), else each
+    value as JSON (a list or struct; what JSON lacks, as `str` writes it)."""
+    try:
+        return values.cast(pa.string())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return pa.array([None if v is None else json.dumps(v, default=str) for v in values.to_pylist()], pa.string())
 
 
 def _decoded(value: bytes | None) -> tuple[str | None, bool]:
@@ -210,7 +249,9 @@ def open_parquet(path: str | Path, reads_it: str) -> pq.ParquetFile:
     the job stops rather than reject rows it cannot count).
     """
     try:
-        return pq.ParquetFile(_seekable(path))
+        # int96 time stamps (Spark's, Hive's, Impala's) as microseconds: read as nanoseconds, a
+        # date outside 1677..2262 (9999-12-31, a warehouse's "never") wrapped round to another
+        return pq.ParquetFile(_seekable(path), coerce_int96_timestamp_unit="us")
     except (pa.ArrowInvalid, pa.ArrowIOError) as err:  # a footer that is none, or cannot be decoded (OSError)
         if isinstance(err, FileNotFoundError):
             raise
@@ -278,7 +319,12 @@ class ParquetFormat(LogFormat):
         next_row = 0
         for batch in _batches(reader, batch_rows, path):
             batch, not_utf8 = decoded_text(utc_timestamps(batch), self.columns)
-            df = pl.from_arrow(batch)
+            try:
+                df = pl.from_arrow(batch)
+            except (Exception, pl.exceptions.PanicException) as err:  # a type `polars_holds` does not know of
+                types = ", ".join(f"{f.name}: {f.type}" for f in batch.schema)
+                raise ValueError(f"{path}: a column polars cannot hold ({storage.first_line(err)}); its columns: "
+                                 f"{types}") from None  # fmt: skip
             assert isinstance(df, pl.DataFrame)
             fields = StructFields(df.schema, self.options.times)
             lf = (

@@ -50,7 +50,12 @@ def _midjourney(f: Columns) -> dict[str, pl.Expr]:
 
 
 # DiffusionDB writes `deleted_account` for every person who deleted an account.
-DIFFUSIONDB = ParquetFormat(name="diffusiondb", build=_diffusiondb, unknown_users=("deleted_account",))
+DIFFUSIONDB = ParquetFormat(
+    name="diffusiondb",
+    build=_diffusiondb,
+    unknown_users=("deleted_account",),
+    columns=("user_name", "timestamp", "prompt", *GOLD_COLUMNS),
+)  # the rest is not read
 
 MIDJOURNEY = DelimitedFormat(
     name="midjourney",

@@ -117,6 +117,63 @@ def test_logs_from_the_field_read_alike_on_both_engines(ray_cluster, tmp_path):
         ray_jobs.ingest([logs], "aol", tmp_path / "strict", buckets=3, options=ReadOptions(strict=True))
 
 
+def test_parquet_tables_as_warehouses_write_them_read_alike_on_both_engines(ray_cluster, tmp_path):
+    """Parquet that writers other than pyarrow make: bytes that are not UTF-8 in a
+    `string` column (ingested unread into the events, or a segmentation fault), a
+    decimal256 column (BigQuery's BIGNUMERIC: a Rust panic), time stamps in a zone
+    polars does not know (`UTC+05:30`) and nested ones at an offset (a traceback), int96
+    time stamps outside 1677..2262 (wrapped round to other dates) and a DiffusionDB
+    file with an extra binary column (every row `bad_encoding`)."""
+    from datetime import UTC, datetime
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from sessions.formats import ReadOptions
+    from workflows.distributed import data as ray_jobs
+
+    tables = tmp_path / "tables"
+    tables.mkdir()
+    times = pa.array([datetime(2023, 3, 1, 10, m) for m in range(4)], pa.timestamp("us"))
+    not_utf8 = pa.array([b"ok", b"caf\xe9", b"fine", b"x\xff"], pa.binary()).view(pa.string())
+    users = pa.array([b"u1", b"u\xe9", b"u1", b"u2"], pa.binary()).view(pa.string())
+    pq.write_table(pa.table({"uid": ["a", "a", "b", "b"], "ts": times, "q": not_utf8}), tables / "text.parquet")
+    pq.write_table(pa.table({"uid": users, "ts": times, "q": ["q1", "q2", "q3", "q4"], "note": not_utf8}),
+                   tables / "users.parquet")  # fmt: skip
+    wide = pa.array([599381, None, 7, 8]).cast(pa.decimal256(60, 2))
+    offset = pa.array([[datetime(2023, 1, 1, tzinfo=UTC)]] * 4, pa.list_(pa.timestamp("us", "+05:30")))
+    pq.write_table(pa.table({"uid": ["c"] * 4, "ts": times.cast(pa.timestamp("us", "UTC+05:30")), "q": list("wxyz"),
+                             "big": wide, "seen": offset}), tables / "warehouse.parquet")  # fmt: skip
+    far = pa.array([datetime(2300, 1, 1), datetime(1600, 1, 1), datetime(9999, 12, 31), None], pa.timestamp("us"))
+    pq.write_table(pa.table({"uid": ["d"] * 4, "ts": far, "q": list("abcd")}), tables / "spark.parquet",
+                   use_deprecated_int96_timestamps=True)  # fmt: skip
+    options = ReadOptions(map="user=uid,time=ts,text=q")
+    ray_report = ray_jobs.ingest([tables], "table", tmp_path / "ray", buckets=3, options=options)
+    local_report = local_ingest([tables], "table", tmp_path / "local", options=options)
+    events, rejected = (
+        read_table(tmp_path / "local" / "events.parquet"),
+        read_table(tmp_path / "local" / "rejected.parquet"),
+    )
+    assert events.sort("row_id").select("user_id", "query").rows() == [
+        ("d", "a"), ("d", "b"), ("d", "c"), ("a", "ok"), ("b", "fine"), ("u1", "q1"), ("u1", "q3"), ("u2", "q4"),
+        ("c", "w"), ("c", "x"), ("c", "y"), ("c", "z")]  # fmt: skip
+    assert events.filter(user_id="d")["ts"].dt.year().to_list() == [2300, 1600, 9999]
+    assert events.filter(user_id="c")["ts"].to_list() == [datetime(2023, 3, 1, 10, m, tzinfo=UTC) for m in range(4)]
+    assert rejected.sort("row_id").select("reason", "raw").rows() == [
+        ("bad_time", '{"uid":"d","ts":null,"q":"d"}'),
+        ("bad_encoding", '{"uid":"a","ts":"2023-03-01 10:01:00","q":"caf\\\\xe9"}'),
+        ("bad_encoding", '{"uid":"b","ts":"2023-03-01 10:03:00","q":"x\\\\xff"}'),
+        ("bad_encoding", '{"uid":"u\\\\xe9","ts":"2023-03-01 10:01:00","q":"q2","note":"caf\\\\xe9"}'),
+    ]  # the unmapped `note` rejects nothing
+    assert ray_report.rejected_by_reason == local_report.rejected_by_reason == {"bad_encoding": 3, "bad_time": 1}
+    for name in ("events.parquet", "rejected.parquet"):
+        assert same(read_table(tmp_path / "ray" / name), read_table(tmp_path / "local" / name))
+
+    ddb = pq.read_table(tables / "text.parquet").rename_columns(["user_name", "timestamp", "prompt"]).slice(0, 1)
+    pq.write_table(ddb.append_column("image_hash", pa.array([b"\x89\xff\x00"], pa.binary())), tmp_path / "m.parquet")
+    assert local_ingest([tmp_path / "m.parquet"], "diffusiondb", tmp_path / "ddb").rows_ok == 1
+
+
 def test_a_quote_never_closed_is_rejected_alike_on_both_engines(ray_cluster, tmp_path):
     """The rows after an unclosed quote were one accepted query on both engines."""
     from sessions.formats import ReadOptions
