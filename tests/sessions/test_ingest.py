@@ -323,12 +323,14 @@ binary_text = st.lists(st.sampled_from([b"a", b" ", b"\xc3\xa9", b"\xff", b"\xe2
 
 @settings(max_examples=25, deadline=None)
 @given(texts=st.lists(st.one_of(st.none(), binary_text), min_size=1, max_size=12),
-       kind=st.sampled_from(["binary", "large_binary", "binary_view", "dictionary"]))  # fmt: skip
+       kind=st.sampled_from(["binary", "large_binary", "binary_view", "dictionary", "string",
+                             "large_string"]))  # fmt: skip
 def test_text_stored_as_parquet_binary_is_read_and_bytes_that_are_not_utf8_are_rejected(tmp_path_factory, texts, kind):
     """Parquet writers store text as binary too (plain, large, a view, a categorical of
-    it): a mapped binary column is read as text, a value that is not UTF-8 rejects its
-    row as bad_encoding (as in a text log), an unmapped binary column (an image, say)
-    rejects nothing, and no row is lost."""
+    it), and some write bytes that are not UTF-8 into a string column unchecked: a
+    mapped column is read as text, a value that is not UTF-8 rejects its row as
+    bad_encoding (as in a text log), an unmapped column (an image, say) rejects
+    nothing, and no row is lost."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -338,6 +340,8 @@ def test_text_stored_as_parquet_binary_is_read_and_bytes_that_are_not_utf8_are_r
     def column(values: list) -> pa.Array:
         if kind == "dictionary":
             return pa.array(values, pa.binary()).dictionary_encode()
+        if kind in ("string", "large_string"):  # the bytes as written, unchecked
+            return pa.array(values, getattr(pa, kind.replace("string", "binary"))()).view(getattr(pa, kind)())
         return pa.array(values, getattr(pa, kind)())
 
     pq.write_table(pa.table({"who": ["ann"] * n, "when": ["2024-05-01T10:00:00Z"] * n, "prompt": column(texts),
