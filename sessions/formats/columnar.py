@@ -126,16 +126,25 @@ def _decoded(value: bytes | None) -> tuple[str | None, bool]:
         return value.decode("utf-8", "backslashreplace"), False
 
 
+_VALUE = "_value:"  # a block's column: the input's column at this position (`StructFields.columns`)
+
+
 class StructFields(Columns):
-    """Typed columns held in the `_record` struct."""
+    """Typed columns of a Parquet batch, each taken by its position (`columns`), never by
+    its name: polars reads a name `^...$` as a regular expression and `*` as every
+    column (a column named `^u.*$` mapped as the user read another one's values)."""
 
     def __init__(self, schema: pl.Schema, times: TimeOptions) -> None:
         self.names = list(schema.names())
         self.schema = schema
         self.times = times
 
+    def columns(self) -> list[pl.Expr]:
+        """The batch's columns under names of their positions, for `_get` to read."""
+        return [pl.nth(i).alias(f"{_VALUE}{i}") for i in range(len(self.names))]
+
     def _get(self, name: str) -> pl.Expr:
-        value = pl.col(RECORD).struct.field(name)
+        value = pl.col(f"{_VALUE}{self.names.index(name)}")
         if self.schema[name].is_float():  # integer ids in a float column (pandas with a missing value): 1.0 is 1
             return float_text(value)
         if self.schema[name].is_decimal():
@@ -329,7 +338,7 @@ class ParquetFormat(LogFormat):
             fields = StructFields(df.schema, self.options.times)
             lf = (
                 df.lazy()
-                .select(pl.struct(pl.all()).alias(RECORD))
+                .select(pl.struct(pl.all()).alias(RECORD), *fields.columns())
                 .with_row_index("row_id", offset=next_row)
                 .with_columns(line_no=pl.col("row_id") + 1)
                 .with_columns(**fields.with_naive(self.build(fields)))

@@ -600,3 +600,15 @@ def test_a_text_or_user_of_nothing_visible_is_empty_in_every_format(tmp_path, ki
     assert events["query"].to_list() == ["\u200dcats", "👍\u200d🏽"]
     assert rejected.sort("row_id")["reason"].to_list() == [Reason.EMPTY_TEXT] * 8 + [Reason.EMPTY_USER] * 2
     assert report.rows_in == len(texts)
+
+
+@pytest.mark.parametrize("kind", ["parquet", "jsonl", "csv"])
+def test_a_column_is_taken_by_its_name_as_written_never_as_a_pattern(tmp_path, kind):
+    """polars reads a column name `^...$` as a regular expression and `*` as every column:
+    a Parquet column named `^u.*$` mapped as the user read the values of `uother`."""
+    frame = pl.DataFrame({"^u.*$": ["ann", "bob"], "uother": ["X", "X"], "ts": ["2024-05-01 10:00:00"] * 2,
+                          "*": ["red fox", "owl"]})  # fmt: skip
+    path = tmp_path / f"log.{kind}"
+    getattr(frame, {"parquet": "write_parquet", "jsonl": "write_ndjson", "csv": "write_csv"}[kind])(path)
+    _, events, _ = run(tmp_path, [path], "table", options=ReadOptions(map="user=^u.*$,time=ts,text=*"))
+    assert events.select("user_id", "query").rows() == [("ann", "red fox"), ("bob", "owl")]
