@@ -29,8 +29,6 @@ from sessions.schema import Reason
 from sessions.times import TimeOptions
 
 RECORD = "_record"
-# Rows per Parquet batch, for a block of about DEFAULT_BLOCK_BYTES of prompt text.
-_BYTES_PER_ROW = 256
 
 
 def utc_timestamps(batch: pa.RecordBatch) -> pa.RecordBatch:
@@ -324,7 +322,7 @@ class ParquetFormat(LogFormat):
                 column_index(names, name)
             except ValueError as err:
                 raise ValueError(f"{path}: {err}") from None
-        batch_rows = max(1024, block_bytes // _BYTES_PER_ROW)
+        batch_rows = rows_per_batch(reader.metadata, block_bytes)
         next_row = 0
         for batch in _batches(reader, batch_rows, path):
             batch, not_utf8 = decoded_text(utc_timestamps(batch), self.columns)
@@ -352,6 +350,16 @@ class ParquetFormat(LogFormat):
             )
             next_row += parsed.n_records
             yield parsed
+
+
+def rows_per_batch(metadata: pq.FileMetaData, block_bytes: int) -> int:
+    """Rows of a Parquet file per batch read, for about `block_bytes` of its data
+    (uncompressed, every column: a row's image bytes beside its prompt count), at least
+    one: 65,536 rows of about 256 bytes at 16 MiB. Rows were 1,024 at least whatever
+    their size, 100 MiB of images a batch at `--block-mb 1` (5.6 GiB at its peak)."""
+    rows = sum(metadata.row_group(i).num_rows for i in range(metadata.num_row_groups))
+    data = sum(metadata.row_group(i).total_byte_size for i in range(metadata.num_row_groups))
+    return max(1, block_bytes * rows // data) if data else max(1, block_bytes // 256)
 
 
 def _batches(reader: pq.ParquetFile, rows: int, path: str | Path) -> Iterator[pa.RecordBatch]:

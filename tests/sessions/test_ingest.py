@@ -17,6 +17,7 @@ from sessions import storage
 from sessions.formats import ColumnMap, ReadOptions
 from sessions.ingest import AccountingError, IngestReport, ingest, tally
 from sessions.io import read_table
+from sessions.records import archive_refusal
 from sessions.schema import EVENT_SCHEMA, REJECTED_SCHEMA, Reason
 
 AOL_HEADER = b"AnonID\tQuery\tQueryTime\tItemRank\tClickURL\n"
@@ -205,6 +206,9 @@ def test_a_file_taken_for_parquet_that_is_none_is_refused_in_one_line_naming_it(
         if kind is not None:
             assert message.startswith(f"{path}: {storage.LZ4_LEGACY_REFUSAL}" if kind == storage.LZ4_LEGACY
                                       else f"{path}: a damaged {kind} file (")  # fmt: skip
+            continue
+        if (archive := archive_refusal(content)) is not None:  # bytes that start as an archive's (PK\x05\x06)
+            assert message.startswith(f"{path}: {archive}; ") and reads_it in message
             continue
         assert message.startswith(f"{path}: not a Parquet file, or one cut off or damaged (") and reads_it in message
 
@@ -612,3 +616,25 @@ def test_a_column_is_taken_by_its_name_as_written_never_as_a_pattern(tmp_path, k
     getattr(frame, {"parquet": "write_parquet", "jsonl": "write_ndjson", "csv": "write_csv"}[kind])(path)
     _, events, _ = run(tmp_path, [path], "table", options=ReadOptions(map="user=^u.*$,time=ts,text=*"))
     assert events.select("user_id", "query").rows() == [("ann", "red fox"), ("bob", "owl")]
+
+
+def test_a_parquet_batch_holds_about_a_block_of_data_whatever_its_rows_carry(tmp_path):
+    """Rows were read 1,024 a batch at least, whatever they carried: a prompt table with
+    each row's image beside it read 100 MiB a batch at `--block-mb 1`."""
+    import os
+
+    import pyarrow.parquet as pq
+
+    from sessions.formats import format_for
+    from sessions.formats.columnar import rows_per_batch
+
+    n = 60
+    table = pa.table({"uid": ["u"] * n, "ts": ["2024-05-01 10:00:00"] * n, "q": [f"prompt {i}" for i in range(n)],
+                      "image": pa.array([os.urandom(100_000) for _ in range(n)], pa.binary())})  # fmt: skip
+    pq.write_table(table, tmp_path / "images.parquet", row_group_size=20)
+    pq.write_table(table.drop_columns("image"), tmp_path / "prompts.parquet")
+    assert rows_per_batch(pq.ParquetFile(tmp_path / "images.parquet").metadata, 1 << 20) in range(9, 12)
+    assert rows_per_batch(pq.ParquetFile(tmp_path / "prompts.parquet").metadata, 16 << 20) > 65_536
+    fmt = format_for("table", str(tmp_path / "images.parquet"), ReadOptions(map="user=uid,time=ts,text=q"))
+    blocks = list(fmt.read_blocks(tmp_path / "images.parquet", block_bytes=1 << 20))
+    assert len(blocks) >= 6 and sum(b.n_records for b in blocks) == n
