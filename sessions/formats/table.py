@@ -91,12 +91,15 @@ class ColumnMap:
 
     def build(self, f: Columns) -> dict[str, pl.Expr]:
         """The canonical columns of the mapped fields of `f`: `user_id` (spaces stripped), `ts`
-        (UTC, `Columns.time`), `query`, and `gold_session` / `gold_mission` when mapped (null for
-        an empty cell or a missing value's token, `TABLE_UNKNOWN_USERS`)."""
+        (UTC, `Columns.time`), `query` (none for `\\N`, the text NULL of Postgres' COPY and
+        MySQL's OUTFILE, rejected as `empty_text`; `NULL` or `none` may be what someone
+        searched for), and `gold_session` / `gold_mission` when mapped (null for an empty
+        cell or a missing value's token, `TABLE_UNKNOWN_USERS`)."""
+        text = f[self.text].cast(pl.String)
         columns = {
             "user_id": strip_spaces(f[self.user].cast(pl.String)),
             "ts": f.time(self.time),
-            "query": f[self.text].cast(pl.String),
+            "query": pl.when(text != "\\N").then(text),
         }
         for gold, column in (("gold_session", self.session), ("gold_mission", self.mission)):
             if column:  # an empty or blank cell, or a missing value's token (`NULL`, `nan`), is no label

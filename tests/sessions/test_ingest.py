@@ -638,3 +638,20 @@ def test_a_parquet_batch_holds_about_a_block_of_data_whatever_its_rows_carry(tmp
     fmt = format_for("table", str(tmp_path / "images.parquet"), ReadOptions(map="user=uid,time=ts,text=q"))
     blocks = list(fmt.read_blocks(tmp_path / "images.parquet", block_bytes=1 << 20))
     assert len(blocks) >= 6 and sum(b.n_records for b in blocks) == n
+
+
+@pytest.mark.parametrize("kind", ["csv", "tsv", "jsonl", "parquet"])
+def test_a_tables_text_null_of_a_database_export_is_no_query(tmp_path, kind):
+    """Postgres' COPY and MySQL's OUTFILE write a missing text as `\\N`, which became the
+    query `\\N` (the same token is no user and no label); `NULL` or `none` may be what
+    someone searched for and stay queries."""
+    texts = ["\\N", "NULL", "none", "\\\\N", "a \\N b"]
+    frame = pl.DataFrame({"uid": ["u"] * len(texts), "ts": ["2024-05-01 10:00:00"] * len(texts), "q": texts})
+    path = tmp_path / f"log.{kind}"
+    if kind == "tsv":
+        frame.write_csv(path, separator="\t", quote_style="never")
+    else:
+        getattr(frame, {"parquet": "write_parquet", "jsonl": "write_ndjson", "csv": "write_csv"}[kind])(path)
+    _, events, rejected = run(tmp_path, [path], "table", options=ReadOptions(map="user=uid,time=ts,text=q"))
+    assert events["query"].to_list() == texts[1:]
+    assert rejected["reason"].to_list() == [Reason.EMPTY_TEXT]
