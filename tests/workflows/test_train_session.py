@@ -106,7 +106,7 @@ def test_two_workers_train_resume_after_a_killed_worker_log_register_and_serve(
 def test_cli_train_evaluate_and_learned_segmentation(pairs_dir, store, tmp_path, tiny_taxonomy):
     trained = runner.invoke(
         app,
-        ["train", "session", "--pairs", str(pairs_dir), "--model", "tiny", "--workers", "1", "--max-steps", "6",
+        ["train", "session", "--pairs", f"{pairs_dir}/", "--model", "tiny", "--workers", "1", "--max-steps", "6",
          "--eval-every", "3", "--batch-size", "16", "--lr", "1e-3", "--storage", str(tmp_path / "ray")],
     )  # fmt: skip
     assert trained.exit_code == 0, trained.output
@@ -114,6 +114,7 @@ def test_cli_train_evaluate_and_learned_segmentation(pairs_dir, store, tmp_path,
     assert "stopped │ --max-steps 6" in " ".join(trained.output.split())  # why it ended where it did
     run = store.get_run(store.get_model_version("session-model", "1").run_id)
     assert run.info.run_name == "tiny on pairs, 1 worker(s), lr 0.001"
+    assert run.data.params["pairs"] == str(pairs_dir)  # as the runs of the same pairs compare, however written
     assert "InfoNCE" in run.data.tags["mlflow.note.content"]
     assert sorted(i.dataset.name for i in run.inputs.dataset_inputs) == ["pairs (train)", "pairs (validation)"]
 

@@ -405,7 +405,7 @@ def _finish(
     described = (f"{cfg.model} -> {cfg.manifold} ({cfg.dim}-d) on {cfg.data}, held out: {cfg.holdout}: "
                  f"reconstruction MAP {metrics['map']:.4f}.")  # fmt: skip
     registered, champion = (
-        register_model(model_uri, NAME, "map", same=("data", "holdout"), description=described)
+        register_model(model_uri, NAME, "map", same=("data", "holdout", "holdout_share"), description=described)
         if register
         else (None, False)
     )

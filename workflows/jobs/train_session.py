@@ -254,7 +254,9 @@ def run(job: TrainSessionJob, run_name: str | None = None) -> TrainOutcome:
     check_encoder(cfg.model, max_length=cfg.max_length)  # before any worker starts
     train, val = training_data(pairs_path, cfg)
     require_storage(job.storage)
-    params = {**cfg.to_dict(), "pairs": pairs_path, "train_examples": train.height, "val_pairs": val.height}
+    # the pairs' absolute location: which versions compete for champion (`out/pairs/` is `out/pairs`)
+    params = {**cfg.to_dict(), "pairs": storage.absolute(pairs_path), "train_examples": train.height,
+              "val_pairs": val.height}  # fmt: skip
     name = run_name or f"{cfg.model} on {storage.name(pairs_path)}, {cfg.workers} worker(s), lr {cfg.lr:g}"
     description = (f"Session model: {cfg.model} fine-tuned with InfoNCE on the training pairs of {pairs_path} "
                    f"({train.height:,} examples), validated on {val.height:,} pairs of other users.")  # fmt: skip
