@@ -79,6 +79,11 @@ def test_annotate_types_each_pair_and_accounts_for_every_row(hierarchy_uri, tmp_
     assert report["annotate"]["reformulations"] == {
         "start": 3, "specialisation": 2, "generalisation": 2, "lateral": 1, "repeat": 1,
     }  # fmt: skip
+    # the model as the alias names it now, and the run behind it: still known when the alias moves
+    from workflows.tracking.store import run_of
+
+    model = report["annotate"]
+    assert (model["model"], model["model_run"]) == (hierarchy_uri, f"{hierarchy_uri} -> run {run_of(hierarchy_uri)}")
     # its outputs are its own: the segment run's tables, settings and command are named apart, as that run's
     annotated = str(tmp_path / "a" / "annotations.parquet")
     assert report["outputs"] == {"annotations.parquet": annotated, "report.json": str(tmp_path / "a" / "report.json")}

@@ -173,6 +173,7 @@ def test_cli_train_evaluate_and_learned_segmentation(pairs_dir, store, tmp_path,
         assert done.exit_code == 0, done.output
         report = json.loads((out / "report.json").read_text())
         assert report["rows_ok"] == 6 and report["config"]["model"] == "models:/session-model/1"
+        assert report["config"]["model_run"] == f"models:/session-model/1 -> run {run.info.run_id}"
     missing = runner.invoke(app, ["segment", str(log), "--format", "aol", "--method", "learned", "--output", "x"])
     assert missing.exit_code == 2 and "needs --model" in missing.output
 

@@ -258,21 +258,16 @@ def job_settings(
         size, mtime = storage.size_and_mtime(location)
         local = storage.local_path(location)
         files.append({"path": str(local.resolve()) if local else location, "bytes": size, "mtime": mtime})
-    models = {"session_model": _version_of(cfg.session_model)}
+    from workflows.tracking.store import pinned
+
+    models = {"session_model": pinned(cfg.session_model)}
     if cfg.hierarchy_model:
-        models["hierarchy_model"] = _version_of(cfg.hierarchy_model)
+        models["hierarchy_model"] = pinned(cfg.hierarchy_model)
     # not how many do the work; the batch size stays: int8's scores depend on the batches (docs/scoring.md)
     settings = {k: v for k, v in asdict(cfg).items() if k not in ("workers", "gpus_per_worker")}
     layout = {} if buckets is None else {"buckets": buckets}
     return json.loads(json.dumps({"files": files, "format": fmt, "read": asdict(options), **layout, **settings,
                                   "models": models}, default=str))  # fmt: skip
-
-
-def _version_of(uri: str) -> str:
-    """The run and version an URI stands for today (`models:/NAME@ALIAS` follows the alias)."""
-    from workflows.tracking.store import run_of
-
-    return f"{uri} -> run {run_of(uri)}"
 
 
 def empty_scores(hierarchy: bool) -> pa.Table:

@@ -71,6 +71,7 @@ def annotate_logs(
     the annotated rows do not add up to the accepted events (a bug, not a user's error)."""
     from sessions.missions import MissionConfig
     from sessions.segment import SegmentConfig
+    from workflows.tracking.store import pinned
 
     start, out = time.perf_counter(), str(output)
     if len(inputs) == 1 and is_segment_output(inputs[0]):
@@ -94,7 +95,7 @@ def annotate_logs(
         raise RuntimeError(f"{annotated.height} annotated rows for {report['rows_ok']} accepted events")
     counts = annotated["reformulation"].fill_null("start").value_counts()  # start: a session's first query
     report["annotate"] = {
-        "model": model_uri, "ratio": ratio, "rows": annotated.height,
+        "model": model_uri, "model_run": pinned(model_uri), "ratio": ratio, "rows": annotated.height,
         "reformulations": {t: int(n) for t, n in counts.iter_rows() if t in (*REFORMULATIONS, "start")},
         "seconds": round(time.perf_counter() - start, 3),
     }  # fmt: skip

@@ -82,6 +82,10 @@ def run(job: SegmentJob, on_rows: Callable[[int], None] | None = None) -> Segmen
     common.check_log_inputs(job.inputs, job.format, options=job.read)
     engine, why = common.choose_engine(job.engine, job.address, job.inputs, job.format)
     config = common.as_run(job, engine, why)
+    if job.model:  # the model the alias names now: the report still names it after the alias moves
+        from workflows.tracking.store import pinned
+
+        config["model_run"] = pinned(job.model)
     scorer = session_scorer(job.model) if engine == "local" else None
     output = common.output_dir(job.output, SESSIONS_FILE, job.overwrite, job.inputs)
     if engine == "ray":

@@ -375,6 +375,16 @@ def _param_of(client: MlflowClient, name: str, version: str, param: str) -> str 
 _RUN_ID = re.compile(r"[0-9a-f]{32}")  # MLflow's run ids
 
 
+def pinned(uri: str) -> str:
+    """What a model URI stands for now, for a report that must name the model after an
+    alias has moved: `URI -> run RUN_ID` (`run_of`: `models:/session-model@champion ->
+    run 3f2...`); a model directory (its `MLmodel` there) as given. ValueError as
+    `run_of`'s."""
+    if Path(uri, "MLmodel").exists():
+        return uri
+    return f"{uri} -> run {run_of(uri)}"
+
+
 def run_of(uri: str) -> str:
     """The MLflow run that logged the model at `uri` (or `uri` itself, a run id);
     ValueError when the store has no such model, version, alias or run, or `uri` is a
