@@ -29,6 +29,7 @@ from sessions.schema import Reason
 from sessions.times import TimeOptions
 
 RECORD = "_record"
+MIN_BATCH_ROWS = 64  # rows of a Parquet batch at least (`rows_per_batch`)
 
 
 def utc_timestamps(batch: pa.RecordBatch) -> pa.RecordBatch:
@@ -66,8 +67,14 @@ def decoded_text(batch: pa.RecordBatch, columns: Sequence[str] = ()) -> tuple[pa
     """
     arrays, bad = list(batch.columns), None
     for i, f in enumerate(batch.schema):
-        if pa.types.is_dictionary(f.type):  # a categorical (pandas writes them): its values
+        if isinstance(arrays[i], pa.ExtensionArray):  # a uuid, say: the values it is stored as
+            arrays[i] = arrays[i].storage
+        if pa.types.is_dictionary(arrays[i].type):  # a categorical (pandas writes them): its values
             arrays[i] = arrays[i].dictionary_decode()
+        if pa.types.is_fixed_size_binary(arrays[i].type):  # a hash: bytes as any binary's
+            arrays[i] = arrays[i].cast(pa.binary())
+        if pa.types.is_float16(arrays[i].type):  # exact in float32, where polars' floor of float16 is no floor
+            arrays[i] = arrays[i].cast(pa.float32())
         kind = arrays[i].type
         if kind in _AS_BYTES:  # checked as bytes are: the same bytes, looked at again
             arrays[i], kind = arrays[i].view(_AS_BYTES[kind]), _AS_BYTES[kind]
@@ -353,13 +360,16 @@ class ParquetFormat(LogFormat):
 
 
 def rows_per_batch(metadata: pq.FileMetaData, block_bytes: int) -> int:
-    """Rows of a Parquet file per batch read, for about `block_bytes` of its data
-    (uncompressed, every column: a row's image bytes beside its prompt count), at least
-    one: 65,536 rows of about 256 bytes at 16 MiB. Rows were 1,024 at least whatever
-    their size, 100 MiB of images a batch at `--block-mb 1` (5.6 GiB at its peak)."""
+    """Rows of a Parquet file per batch read, for about `block_bytes` of its data as the
+    footer sizes it (uncompressed, every column: a row's image bytes beside its prompt
+    count): from `MIN_BATCH_ROWS` (a batch is a part of the output) to one row per 256
+    bytes (65,536 at 16 MiB, what every file was read in before: a footer's sizes count
+    dictionary-encoded values once, and may be wrong). Rows were read 1,024 a batch
+    at least whatever their size, 100 MiB of images a batch at `--block-mb 1`."""
     rows = sum(metadata.row_group(i).num_rows for i in range(metadata.num_row_groups))
     data = sum(metadata.row_group(i).total_byte_size for i in range(metadata.num_row_groups))
-    return max(1, block_bytes * rows // data) if data else max(1, block_bytes // 256)
+    most = max(MIN_BATCH_ROWS, block_bytes // 256)
+    return min(most, max(MIN_BATCH_ROWS, block_bytes * rows // data)) if data > 0 else most
 
 
 def _batches(reader: pq.ParquetFile, rows: int, path: str | Path) -> Iterator[pa.RecordBatch]:

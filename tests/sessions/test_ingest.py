@@ -628,16 +628,17 @@ def test_a_parquet_batch_holds_about_a_block_of_data_whatever_its_rows_carry(tmp
     from sessions.formats import format_for
     from sessions.formats.columnar import rows_per_batch
 
-    n = 60
+    n = 300
     table = pa.table({"uid": ["u"] * n, "ts": ["2024-05-01 10:00:00"] * n, "q": [f"prompt {i}" for i in range(n)],
                       "image": pa.array([os.urandom(100_000) for _ in range(n)], pa.binary())})  # fmt: skip
-    pq.write_table(table, tmp_path / "images.parquet", row_group_size=20)
+    pq.write_table(table, tmp_path / "images.parquet", row_group_size=50)
     pq.write_table(table.drop_columns("image"), tmp_path / "prompts.parquet")
-    assert rows_per_batch(pq.ParquetFile(tmp_path / "images.parquet").metadata, 1 << 20) in range(9, 12)
-    assert rows_per_batch(pq.ParquetFile(tmp_path / "prompts.parquet").metadata, 16 << 20) > 65_536
+    assert rows_per_batch(pq.ParquetFile(tmp_path / "images.parquet").metadata, 1 << 20) == 64  # the least
+    assert rows_per_batch(pq.ParquetFile(tmp_path / "images.parquet").metadata, 16 << 20) in range(160, 170)
+    assert rows_per_batch(pq.ParquetFile(tmp_path / "prompts.parquet").metadata, 16 << 20) == 65_536  # the most
     fmt = format_for("table", str(tmp_path / "images.parquet"), ReadOptions(map="user=uid,time=ts,text=q"))
     blocks = list(fmt.read_blocks(tmp_path / "images.parquet", block_bytes=1 << 20))
-    assert len(blocks) >= 6 and sum(b.n_records for b in blocks) == n
+    assert len(blocks) == 5 and sum(b.n_records for b in blocks) == n
 
 
 @pytest.mark.parametrize("kind", ["csv", "tsv", "jsonl", "parquet"])
@@ -655,3 +656,22 @@ def test_a_tables_text_null_of_a_database_export_is_no_query(tmp_path, kind):
     _, events, rejected = run(tmp_path, [path], "table", options=ReadOptions(map="user=uid,time=ts,text=q"))
     assert events["query"].to_list() == texts[1:]
     assert rejected["reason"].to_list() == [Reason.EMPTY_TEXT]
+
+
+def test_parquet_hashes_uuids_and_half_floats_read_as_any_other_column(tmp_path):
+    """A fixed-size binary column (a hash) or a uuid beside the log ended the job in a
+    Rust panic as soon as a row was rejected (its raw record could not be written); a
+    float16 user id lost its fraction (2.5 was 2: polars' floor of float16 is none)."""
+    times = pa.array([datetime(2024, 1, 1, 12, m) for m in range(4)], pa.timestamp("us"))
+    hashes = pa.array([b"\xff\xfe", b"\xff\xfe", b"cd", None], pa.binary(2))
+    ids = pa.array([b"\xff" * 16, b"a" * 16, b"b" * 16, None], pa.binary(16)).cast(pa.uuid())
+    users = pa.array([2.5, 0.5, 2.0, 3.0], pa.float16())
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"u": users, "t": times, "q": ["x", "", None, "w"], "f": hashes, "id": ids}),
+                   tmp_path / "log.parquet")  # fmt: skip
+    _, events, rejected = run(
+        tmp_path, [tmp_path / "log.parquet"], "table", options=ReadOptions(map="user=u,time=t,text=q")
+    )
+    assert events["user_id"].to_list() == ["2.5", "3"]
+    assert [json.loads(r)["f"] for r in rejected.sort("row_id")["raw"]] == ["\\xff\\xfe", "cd"]
