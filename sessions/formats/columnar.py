@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,16 +33,35 @@ MIN_BATCH_ROWS = 64  # rows of a Parquet batch at least (`rows_per_batch`)
 
 
 def utc_timestamps(batch: pa.RecordBatch) -> pa.RecordBatch:
-    """The batch with time stamps of any zone as UTC ones: the same instants (Arrow stores
-    UTC whatever the zone), in the one zone polars always takes (a fixed offset as
-    pandas writes it, `+05:30`, and a name it does not know, `UTC+05:30`, it refuses)."""
-    fields = [
-        pa.field(f.name, pa.timestamp(f.type.unit, "UTC"), f.nullable)
-        if pa.types.is_timestamp(f.type) and f.type.tz and f.type.tz != "UTC"
-        else f
-        for f in batch.schema
-    ]
+    """The batch with time stamps of any zone as UTC ones, in lists and structs too: the
+    same instants (Arrow stores UTC whatever the zone), in the one zone polars always
+    takes (a fixed offset as pandas writes it, `+05:30`, and a name it does not know,
+    `UTC+05:30`, it refuses)."""
+    fields = [pa.field(f.name, _in(f.type, _utc), f.nullable) for f in batch.schema]
     return batch if fields == list(batch.schema) else batch.cast(pa.schema(fields))
+
+
+def _utc(kind: pa.DataType) -> pa.DataType:
+    zoned = pa.types.is_timestamp(kind) and kind.tz and kind.tz != "UTC"
+    return pa.timestamp(kind.unit, "UTC") if zoned else kind
+
+
+def _bytes(kind: pa.DataType) -> pa.DataType:
+    return _AS_BYTES.get(kind, kind)
+
+
+def _in(kind: pa.DataType, change: Callable[[pa.DataType], pa.DataType]) -> pa.DataType:
+    """`kind` with `change` made to it and to every type nested in it (lists, structs, maps)."""
+    if pa.types.is_struct(kind):
+        return change(pa.struct([kind.field(i).with_type(_in(kind.field(i).type, change))
+                                 for i in range(kind.num_fields)]))  # fmt: skip
+    if pa.types.is_map(kind):
+        return change(pa.map_(_in(kind.key_type, change), _in(kind.item_type, change)))
+    if isinstance(kind, pa.ListType):
+        return change(pa.list_(kind.value_field.with_type(_in(kind.value_type, change))))
+    if isinstance(kind, pa.LargeListType):
+        return change(pa.large_list(kind.value_field.with_type(_in(kind.value_type, change))))
+    return change(kind)
 
 
 _AS_BYTES = {pa.string(): pa.binary(), pa.large_string(): pa.large_binary(), pa.string_view(): pa.binary_view()}
@@ -79,6 +98,12 @@ def decoded_text(batch: pa.RecordBatch, columns: Sequence[str] = ()) -> tuple[pa
         if kind in _AS_BYTES:  # checked as bytes are: the same bytes, looked at again
             arrays[i], kind = arrays[i].view(_AS_BYTES[kind]), _AS_BYTES[kind]
         if kind not in _AS_TEXT:
+            if _in(kind, _bytes) != kind:  # text nested in lists or structs: its bytes, if any is not UTF-8
+                try:
+                    arrays[i].validate(full=True)
+                except pa.ArrowInvalid:
+                    arrays[i] = arrays[i].cast(_in(kind, _bytes))
+                    kind = arrays[i].type
             if not polars_holds(kind):
                 arrays[i] = _as_text(arrays[i])
             continue
@@ -101,6 +126,8 @@ def polars_holds(kind: pa.DataType) -> bool:
     refused; a top-level one is made UTC, `utc_timestamps`), at any depth."""
     if pa.types.is_decimal256(kind):
         return False
+    if kind in _AS_TEXT or pa.types.is_fixed_size_binary(kind):  # nested: polars writes no JSON of them
+        return False
     if pa.types.is_timestamp(kind):
         return kind.tz in (None, "UTC")
     if pa.types.is_map(kind):
@@ -118,7 +145,13 @@ def _as_text(values: pa.Array) -> pa.Array:
     try:
         return values.cast(pa.string())
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        return pa.array([None if v is None else json.dumps(v, default=str) for v in values.to_pylist()], pa.string())
+        return pa.array([None if v is None else json.dumps(v, default=_json_text) for v in values.to_pylist()],
+                        pa.string())  # fmt: skip
+
+
+def _json_text(value: object) -> str:
+    """What JSON lacks, as text: bytes decoded (those not UTF-8 escaped, `\\xff`), others by `str`."""
+    return _decoded(value)[0] if isinstance(value, bytes) else str(value)
 
 
 def _decoded(value: bytes | None) -> tuple[str | None, bool]:

@@ -668,10 +668,21 @@ def test_parquet_hashes_uuids_and_half_floats_read_as_any_other_column(tmp_path)
     users = pa.array([2.5, 0.5, 2.0, 3.0], pa.float16())
     import pyarrow.parquet as pq
 
-    pq.write_table(pa.table({"u": users, "t": times, "q": ["x", "", None, "w"], "f": hashes, "id": ids}),
-                   tmp_path / "log.parquet")  # fmt: skip
+    # nested: text that is not UTF-8 (the rejected table was written unreadable), bytes (a panic),
+    # a time stamp in a zone polars does not know (refused as "zoneinfo must be installed")
+    not_utf8 = pa.array([b"ok", b"\xff\xfe", b"\xc3", None]).view(pa.string())
+    nested = pa.StructArray.from_arrays(
+        [not_utf8, pa.array([b"\x00\xff", b"\xff", b"b", None]), pa.array(range(4), pa.timestamp("us", "UTC+05:30"))],
+        ["name", "img", "t"],
+    )
+    listed = pa.ListArray.from_arrays(pa.array(range(5), pa.int32()), not_utf8)
+    pq.write_table(pa.table({"u": users, "t": times, "q": ["x", "", None, "w"], "f": hashes, "id": ids, "s": nested,
+                             "l": listed}), tmp_path / "log.parquet")  # fmt: skip
     _, events, rejected = run(
         tmp_path, [tmp_path / "log.parquet"], "table", options=ReadOptions(map="user=u,time=t,text=q")
     )
     assert events["user_id"].to_list() == ["2.5", "3"]
-    assert [json.loads(r)["f"] for r in rejected.sort("row_id")["raw"]] == ["\\xff\\xfe", "cd"]
+    raws = [json.loads(r) for r in rejected.sort("row_id")["raw"]]  # the rejected table reads back
+    assert [r["f"] for r in raws] == ["\\xff\\xfe", "cd"]
+    assert [json.loads(r["l"]) for r in raws] == [["\\xff\\xfe"], ["\\xc3"]]
+    assert json.loads(raws[0]["s"])["name"] == "\\xff\\xfe" and json.loads(raws[0]["s"])["img"] == "\\xff"
