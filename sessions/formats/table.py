@@ -95,12 +95,9 @@ class ColumnMap:
         MySQL's OUTFILE, rejected as `empty_text`; `NULL` or `none` may be what someone
         searched for), and `gold_session` / `gold_mission` when mapped (null for an empty
         cell or a missing value's token, `TABLE_UNKNOWN_USERS`)."""
-        text = f[self.text].cast(pl.String)
-        columns = {
-            "user_id": strip_spaces(f[self.user].cast(pl.String)),
-            "ts": f.time(self.time),
-            "query": pl.when(text != "\\N").then(text),
-        }
+        columns = {"user_id": strip_spaces(f[self.user].cast(pl.String)), "ts": f.time(self.time)}  # in this order:
+        text = f[self.text].cast(pl.String)  # the first column missing is the one named
+        columns["query"] = pl.when(text != "\\N").then(text)
         for gold, column in (("gold_session", self.session), ("gold_mission", self.mission)):
             if column:  # an empty or blank cell, or a missing value's token (`NULL`, `nan`), is no label
                 label = f[column].cast(pl.String).str.strip_chars()
