@@ -122,9 +122,10 @@ def decoded_text(batch: pa.RecordBatch, columns: Sequence[str] = ()) -> tuple[pa
 
 def polars_holds(kind: pa.DataType) -> bool:
     """Whether polars takes an Arrow column of type `kind`, at any depth: not `decimal256`
-    (it panics), nor bytes or text nested in a list or struct (it writes no JSON of them:
-    a rejected row's raw record), nor a time stamp nested there in a zone other than UTC
-    (`utc_timestamps` makes them UTC first; a zone it cannot cast is refused)."""
+    (it panics), nor bytes nested in a list or struct (it writes no JSON of them: a
+    rejected row's raw record; nested text that is not UTF-8 is made bytes first, in
+    `decoded_text`), nor a time stamp nested there in a zone other than UTC
+    (`utc_timestamps` makes them UTC first)."""
     if pa.types.is_decimal256(kind):
         return False
     if kind in _AS_TEXT or pa.types.is_fixed_size_binary(kind):  # nested: polars writes no JSON of them
