@@ -132,13 +132,19 @@ def polars_holds(kind: pa.DataType) -> bool:
         return False
     if pa.types.is_timestamp(kind):
         return kind.tz in (None, "UTC")
-    if pa.types.is_map(kind):
-        return polars_holds(kind.key_type) and polars_holds(kind.item_type)
+    return all(polars_holds(inner) for inner in _nested(kind))
+
+
+def _nested(kind: pa.DataType) -> list[pa.DataType]:
+    """The types directly inside `kind`: a struct's fields', a map's key and item, a list's
+    values (of any list kind); none for any other."""
     if pa.types.is_struct(kind):
-        return all(polars_holds(kind.field(i).type) for i in range(kind.num_fields))
+        return [kind.field(i).type for i in range(kind.num_fields)]
+    if pa.types.is_map(kind):
+        return [kind.key_type, kind.item_type]
     if isinstance(kind, pa.ListType | pa.LargeListType | pa.FixedSizeListType | pa.ListViewType):
-        return polars_holds(kind.value_type)
-    return True
+        return [kind.value_type]
+    return []
 
 
 def _as_text(values: pa.Array) -> pa.Array:
