@@ -220,7 +220,24 @@ def _held(ts: pl.Expr) -> pl.Expr:
     return pl.when(us.is_between(_MIN_US, _MAX_US)).then(ts)
 
 
+def held_years(expr: pl.Expr, dtype: pl.DataType) -> pl.Expr:
+    """Whether each value of a `Datetime` or `Date` column falls in the years a Python
+    datetime holds (1..9999), compared by its stored integer (a time stamp in its unit,
+    a date in days): a Java writer's `Long.MAX_VALUE` milliseconds is no date polars can
+    cast or even print (it panics). True for a column of any other type."""
+    if isinstance(dtype, pl.Datetime):
+        per_us = _US_PER_UNIT[dtype.time_unit or "us"]
+        lo, hi = max(int(_MIN_US // per_us), -(2**63)), min(int(_MAX_US // per_us), 2**63 - 1)  # ns: every int64
+    elif isinstance(dtype, pl.Date):
+        lo, hi = _MIN_US // 86_400_000_000, _MAX_US // 86_400_000_000
+    else:
+        return pl.lit(True)
+    return expr.cast(pl.Int64).is_between(lo, hi).fill_null(True)
+
+
 def _to_utc(expr: pl.Expr, dtype: pl.DataType, options: TimeOptions, known: str | None) -> pl.Expr:
+    if isinstance(dtype, pl.Datetime | pl.Date):  # past the years 1..9999: null, as `_held` makes them
+        expr = pl.when(held_years(expr, dtype)).then(expr)
     if isinstance(dtype, pl.Datetime):
         if dtype.time_zone:
             return expr.dt.convert_time_zone("UTC").dt.cast_time_unit("us")

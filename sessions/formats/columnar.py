@@ -26,7 +26,7 @@ from sessions.formats.base import Builder, Check, Columns, LogFormat, Parsed, co
 from sessions.formats.options import ReadOptions
 from sessions.records import DEFAULT_BLOCK_BYTES, archive_refusal, iter_blocks, split_records
 from sessions.schema import Reason
-from sessions.times import TimeOptions
+from sessions.times import TimeOptions, held_years
 
 RECORD = "_record"
 MIN_BATCH_ROWS = 64  # rows of a Parquet batch at least (`rows_per_batch`)
@@ -384,7 +384,7 @@ class ParquetFormat(LogFormat):
             fields = StructFields(df.schema, self.options.times)
             lf = (
                 df.lazy()
-                .select(pl.struct(pl.all()).alias(RECORD), *fields.columns())
+                .select(pl.struct(record_values(df)).alias(RECORD), *fields.columns())
                 .with_row_index("row_id", offset=next_row)
                 .with_columns(line_no=pl.col("row_id") + 1)
                 .with_columns(**fields.with_naive(self.build(fields)))
@@ -398,6 +398,23 @@ class ParquetFormat(LogFormat):
             )
             next_row += parsed.n_records
             yield parsed
+
+
+def record_values(df: pl.DataFrame) -> list[pl.Expr]:
+    """`df`'s columns for a rejected record's raw JSON: each as it is, but a time stamp
+    or date column holding a value past the years 1..9999 (`times.held_years`), which
+    polars cannot write (it panics): that column as text, each value written as polars
+    writes it into JSON and the values past those years as the integer stored (a
+    Java writer's `Long.MAX_VALUE` milliseconds: "9223372036854775807")."""
+    values = []
+    for i, (name, dtype) in enumerate(df.schema.items()):
+        value = pl.nth(i)
+        if not df.select(held_years(value, dtype).all()).item():
+            held = pl.when(held_years(value, dtype)).then(value)
+            written = pl.struct(held.alias("v")).struct.json_encode().str.json_path_match("$.v")
+            value = pl.coalesce(written, value.cast(pl.Int64).cast(pl.String)).alias(name)
+        values.append(value)
+    return values
 
 
 def rows_per_batch(metadata: pq.FileMetaData, block_bytes: int) -> int:

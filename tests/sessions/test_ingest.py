@@ -686,3 +686,73 @@ def test_parquet_hashes_uuids_and_half_floats_read_as_any_other_column(tmp_path)
     assert [r["f"] for r in raws] == ["\\xff\\xfe", "cd"]
     assert [json.loads(r["l"]) for r in raws] == [["\\xff\\xfe"], ["\\xc3"]]
     assert json.loads(raws[0]["s"])["name"] == "\\xff\\xfe" and json.loads(raws[0]["s"])["img"] == "\\xff"
+
+
+_PER_SECOND = {"s": 1, "ms": 10**3, "us": 10**6, "ns": 10**9}
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_JAVA_LONG_MAX = 2**63 - 1  # what a Java writer leaves for "no time" (Long.MAX_VALUE)
+
+
+def _stored_time(kind: pa.DataType, value: int) -> tuple[datetime | None, str]:
+    """A time column's stored integer as the instant it is (None past the years 1..9999)
+    and as a rejected record's raw JSON shows it."""
+    from datetime import timedelta
+
+    if pa.types.is_date32(kind):
+        seconds, fraction = value * 86_400, 0
+    else:
+        seconds, rest = divmod(value, _PER_SECOND[kind.unit])
+        fraction = rest * 10**6 // _PER_SECOND[kind.unit]
+    if not -62_135_596_800 <= seconds <= 253_402_300_799:
+        return None, str(value)
+    instant = _EPOCH + timedelta(seconds=seconds, microseconds=fraction)
+    written = pl.Series([instant.replace(tzinfo=None)]).cast(pl.Datetime("us"))  # polars' JSON of the value
+    if pa.types.is_date32(kind):
+        written = written.cast(pl.Date)
+    elif kind.tz is not None:
+        written = written.dt.replace_time_zone("UTC")
+    return instant, json.loads(pl.DataFrame({"v": written}).select(pl.struct("v").struct.json_encode()).item())["v"]
+
+
+# Parquet has no seconds' unit (pyarrow writes `timestamp[s]` as milliseconds)
+time_kinds = st.sampled_from([pa.timestamp("us", "UTC"), pa.timestamp("ms"), pa.timestamp("us"), pa.timestamp("ns"),
+                              pa.timestamp("ms", "UTC"), pa.timestamp("ms", "+05:30"), pa.date32()])  # fmt: skip
+
+
+@settings(max_examples=40, deadline=None)
+@given(kind=time_kinds, values=st.lists(st.integers(-(2**63), 2**63 - 1), min_size=1, max_size=6), data=st.data())
+@example(kind=pa.timestamp("ms"), values=[1_000_000_000_000, _JAVA_LONG_MAX], data=None)
+@example(kind=pa.date32(), values=[10_000, 2**31 - 1], data=None)
+def test_a_parquet_time_past_the_years_a_datetime_holds_is_bad_time_and_shown_as_stored(
+    tmp_path_factory, kind, values, data
+):
+    """A Java writer's Long.MAX_VALUE milliseconds (or a date of 2^31 - 1 days) ended the
+    job in a Rust panic: a time stamp or date past the years 1..9999, in the mapped time
+    column, rejects its row as `bad_time`; in an unmapped column it rejects nothing; and
+    a rejected record shows such a value as the integer stored, every other as before."""
+    import pyarrow.parquet as pq
+
+    if pa.types.is_date32(kind):
+        values = [v % 2**32 - 2**31 for v in values]  # int32 days
+    elif kind.unit == "ns":
+        values = [v - v % 1000 if v >= -(2**62) else v + (-v) % 1000 for v in values]  # whole microseconds
+    n = len(values)
+    texts = ["x"] * n if data is None else data.draw(st.lists(st.sampled_from(["x", ""]), min_size=n, max_size=n))
+    when = pa.array(values, pa.int32() if pa.types.is_date32(kind) else pa.int64()).cast(kind)
+    columns = {"who": pa.array(["ann"] * n), "when": when, "q": pa.array(texts), "seen": when[::-1]}
+    tmp = tmp_path_factory.mktemp("times")
+    pq.write_table(pa.table(columns), tmp / "log.parquet")
+    report, events, rejected = run(
+        tmp, [tmp / "log.parquet"], "table", options=ReadOptions(map="user=who,time=when,text=q")
+    )
+    read = [_stored_time(kind, v) for v in values]
+    seen = read[::-1]
+    expected_ok = [i for i in range(n) if read[i][0] is not None and texts[i]]
+    assert events.sort("row_id")["row_id"].to_list() == expected_ok
+    assert events.sort("row_id")["ts"].to_list() == [read[i][0] for i in expected_ok]
+    by_row = {r: (reason, json.loads(raw)) for r, reason, raw in rejected.select("row_id", "reason", "raw").rows()}
+    for i in set(range(n)) - set(expected_ok):
+        reason, raw = by_row[i]
+        assert reason == (Reason.BAD_TIME if read[i][0] is None else Reason.EMPTY_TEXT)
+        assert (raw["when"], raw["seen"]) == (read[i][1], seen[i][1])
+    assert report.rows_in == n

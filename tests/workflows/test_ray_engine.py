@@ -122,7 +122,8 @@ def test_parquet_tables_as_warehouses_write_them_read_alike_on_both_engines(ray_
     `string` column (ingested unread into the events, or a segmentation fault), a
     decimal256 column (BigQuery's BIGNUMERIC: a Rust panic), time stamps in a zone
     polars does not know (`UTC+05:30`) and nested ones at an offset (a traceback), int96
-    time stamps outside 1677..2262 (wrapped round to other dates) and a DiffusionDB
+    time stamps outside 1677..2262 (wrapped round to other dates), a Java writer's
+    Long.MAX_VALUE milliseconds (a Rust panic) and a DiffusionDB
     file with an extra binary column (every row `bad_encoding`)."""
     from datetime import UTC, datetime
 
@@ -147,6 +148,8 @@ def test_parquet_tables_as_warehouses_write_them_read_alike_on_both_engines(ray_
     far = pa.array([datetime(2300, 1, 1), datetime(1600, 1, 1), datetime(9999, 12, 31), None], pa.timestamp("us"))
     pq.write_table(pa.table({"uid": ["d"] * 4, "ts": far, "q": list("abcd")}), tables / "spark.parquet",
                    use_deprecated_int96_timestamps=True)  # fmt: skip
+    java = pa.array([1_677_664_800_000, 2**63 - 1], pa.timestamp("ms"))  # Long.MAX_VALUE: a Rust panic
+    pq.write_table(pa.table({"uid": ["e", "e"], "ts": java, "q": ["e1", "e2"]}), tables / "writer-java.parquet")
     options = ReadOptions(map="user=uid,time=ts,text=q")
     ray_report = ray_jobs.ingest([tables], "table", tmp_path / "ray", buckets=3, options=options)
     local_report = local_ingest([tables], "table", tmp_path / "local", options=options)
@@ -156,7 +159,7 @@ def test_parquet_tables_as_warehouses_write_them_read_alike_on_both_engines(ray_
     )
     assert events.sort("row_id").select("user_id", "query").rows() == [
         ("d", "a"), ("d", "b"), ("d", "c"), ("a", "ok"), ("b", "fine"), ("u1", "q1"), ("u1", "q3"), ("u2", "q4"),
-        ("c", "w"), ("c", "x"), ("c", "y"), ("c", "z")]  # fmt: skip
+        ("c", "w"), ("c", "x"), ("c", "y"), ("c", "z"), ("e", "e1")]  # fmt: skip
     assert events.filter(user_id="d")["ts"].dt.year().to_list() == [2300, 1600, 9999]
     assert events.filter(user_id="c")["ts"].to_list() == [datetime(2023, 3, 1, 10, m, tzinfo=UTC) for m in range(4)]
     assert rejected.sort("row_id").select("reason", "raw").rows() == [
@@ -164,8 +167,9 @@ def test_parquet_tables_as_warehouses_write_them_read_alike_on_both_engines(ray_
         ("bad_encoding", '{"uid":"a","ts":"2023-03-01 10:01:00","q":"caf\\\\xe9"}'),
         ("bad_encoding", '{"uid":"b","ts":"2023-03-01 10:03:00","q":"x\\\\xff"}'),
         ("bad_encoding", '{"uid":"u\\\\xe9","ts":"2023-03-01 10:01:00","q":"q2","note":"caf\\\\xe9"}'),
+        ("bad_time", '{"uid":"e","ts":"9223372036854775807","q":"e2"}'),
     ]  # the unmapped `note` rejects nothing
-    assert ray_report.rejected_by_reason == local_report.rejected_by_reason == {"bad_encoding": 3, "bad_time": 1}
+    assert ray_report.rejected_by_reason == local_report.rejected_by_reason == {"bad_encoding": 3, "bad_time": 2}
     for name in ("events.parquet", "rejected.parquet"):
         assert same(read_table(tmp_path / "ray" / name), read_table(tmp_path / "local" / name))
 
