@@ -28,7 +28,7 @@ import numpy as np
 import polars as pl
 
 from sessions.fields import split_delimited
-from sessions.formats.base import Builder, Check, Columns, LogFormat, Parsed, finalize, text_checks
+from sessions.formats.base import Builder, Check, Columns, LogFormat, Parsed, column_index, finalize, text_checks
 from sessions.formats.options import ReadOptions
 from sessions.parallel import ordered_map
 from sessions.records import (
@@ -74,6 +74,9 @@ class DelimitedFormat(LogFormat):
         header: whether the first line names the columns: never, always, or when it
             starts with the first of `columns` (AOL files have one, fragments may not).
         optional_trailing: how many trailing columns a record may leave out.
+        unread_trailing: a record may also leave out the columns after the last of
+            `columns` (a table's mapped ones, which the builder reads), as Python's
+            `csv` and pandas read a row cut short; each such column is then null.
         short_fields: a record may also hold only its first `short_fields` fields
             (AOL's query-only rows with the empty ItemRank and ClickURL trimmed, as
             the AOL readme describes them); the rest are then null.
@@ -96,6 +99,7 @@ class DelimitedFormat(LogFormat):
     multiline: bool = False
     header: Literal["none", "optional", "required"] = "none"
     optional_trailing: int = 0
+    unread_trailing: bool = False
     short_fields: int | None = None
     layout: Callable[[pl.Expr], pl.Expr] | None = None
     checks: tuple[Check, ...] = ()
@@ -219,7 +223,10 @@ class DelimitedFormat(LogFormat):
         lf = lf.with_columns(**built)
         fields = [pl.col(field_name(i)) for i in range(len(names))]
         if careful:
-            checks = text_checks(pl.col("_n_fields"), len(names), self.optional_trailing, self.short_fields)
+            optional = self.optional_trailing
+            if self.unread_trailing:
+                optional = max(optional, len(names) - 1 - max(column_index(names, c) for c in self.columns))
+            checks = text_checks(pl.col("_n_fields"), len(names), optional, self.short_fields)
             raw = pl.coalesce("text", "undecodable")
         else:  # the block's bytes were checked (no control byte): only a line of blank fields can be empty
             blank = pl.all_horizontal(f.str.strip_chars() == "" for f in fields)
