@@ -219,7 +219,9 @@ class DelimitedFormat(LogFormat):
             columns = Fields(names, self.options.times)
             built = columns.with_naive(self.build(columns))
         except ValueError as err:
-            raise ValueError(f"{source_file}: {err}") from None
+            first_line = " (its first line: a table's first line names its columns)" if (
+                self.header == "required" and str(err).startswith("no column")) else ""  # fmt: skip
+            raise ValueError(f"{source_file}: {err}{first_line}") from None
         lf = lf.with_columns(**built)
         fields = [pl.col(field_name(i)) for i in range(len(names))]
         if careful:

@@ -601,7 +601,10 @@ def test_a_csv_separated_by_any_usual_separator_reads_back_every_text(tmp_path_f
     # a --map typo (the new-user helper's find): the columns named are the header's, split at its separator
     with pytest.raises(ValueError) as err:
         ingest([tmp / "log.csv"], "table", tmp / "typo", options=ReadOptions(map="user=user,time=ts,text=q"))
-    assert str(err.value).endswith("no column 'user'; the columns are ['uid', 'ts', 'q']"), err.value
+    said = (
+        "no column 'user'; the columns are ['uid', 'ts', 'q'] (its first line: a table's first line names its columns)"
+    )
+    assert str(err.value).endswith(said), err.value
 
 
 @pytest.mark.parametrize("hint", ["sep=;", "sep=\t", "sep=;;;", "SEP=;", '"sep=;"', "\ufeffsep=|"])

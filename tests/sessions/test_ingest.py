@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import lzma
+import re
 from datetime import UTC, datetime
 
 import polars as pl
@@ -363,6 +364,10 @@ def test_table_needs_its_mapped_columns(tmp_path):
     path.write_text("a,b\n1,2\n")
     with pytest.raises(ValueError, match=r"log\.csv: no column 'who'"):
         ingest([path], "table", tmp_path / "out", options=ReadOptions(map="user=who,time=a,text=b"))
+    path.write_text("u1,2023-01-01 10:00:00,hello\n")  # no header: its first row was named as the columns alone
+    said = "no column 'who'; the columns are ['u1', '2023-01-01 10:00:00', 'hello'] (its first line: a table's first"
+    with pytest.raises(ValueError, match=re.escape(said)):
+        ingest([path], "table", tmp_path / "out", options=ReadOptions(map="user=who,time=t,text=q"))
     with pytest.raises(ValueError, match="needs text=COLUMN"):
         ColumnMap.parse("user=a,time=b")
 
