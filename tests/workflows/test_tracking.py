@@ -36,6 +36,47 @@ def test_champion_moves_to_a_better_model_on_the_same_data_only(store):
     assert str(client.get_model_version_by_alias("m", CHAMPION).version) == better
 
 
+def test_a_hierarchy_model_is_champion_only_against_one_of_the_same_held_out_split(store):
+    """A hierarchy model's MAP is measured on the pairs its split holds out, which its
+    `--seed` draws as well as its data, holdout and share: one trained with another seed
+    took the alias on a better MAP over other pairs (the seed was not compared)."""
+    from workflows.jobs.train_hierarchy import SPLIT
+
+    def version(value: float, **split: object) -> str:
+        with mlflow.start_run() as run:
+            mlflow.log_params({"data": "wordnet-mammals", "holdout": "edges", "holdout_share": 0.1, "seed": 0, **split})
+            mlflow.log_metric("map", value)
+        return str(store.create_model_version("h", f"runs:/{run.info.run_id}/model", run.info.run_id).version)
+
+    store.create_registered_model("h")
+    assert promote_if_best(store, "h", version(0.5), "map", same=SPLIT)
+    for other in ({"seed": 1}, {"holdout_share": 0.2}, {"holdout": "nodes"}, {"data": "wordnet-nouns"}):
+        assert not promote_if_best(store, "h", version(0.9, **other), "map", same=SPLIT), other
+    assert promote_if_best(store, "h", version(0.6), "map", same=SPLIT)
+
+
+def test_a_segmenter_is_champion_only_against_one_estimated_on_the_same_folds(store):
+    """A segmenter's `cv_f1_mean` is the mean over outer folds that `--folds` and `--seed`
+    deal (seeds alone move it by about 0.01): one estimated on other folds took the
+    alias on a better mean over other folds."""
+    from workflows.jobs.train_segmenter import ESTIMATE
+
+    def version(value: float, **estimate: object) -> str:
+        with mlflow.start_run() as run:
+            mlflow.log_params({"gt": "/data/gayo.csv", "level": "sessions", "folds": 5, "seed": 0, "inner": 4,
+                               "classifier": "logistic", **estimate})  # fmt: skip
+            mlflow.log_metric("cv_f1_mean", value)
+        return str(store.create_model_version("s", f"runs:/{run.info.run_id}/model", run.info.run_id).version)
+
+    store.create_registered_model("s")
+    assert promote_if_best(store, "s", version(0.85), "cv_f1_mean", same=ESTIMATE)
+    for other in ({"seed": 1}, {"folds": 3}, {"level": "missions"}, {"gt": "/data/webis.txt"}):
+        assert not promote_if_best(store, "s", version(0.9, **other), "cv_f1_mean", same=ESTIMATE), other
+    # another classifier or inner procedure on the same outer folds is what the estimate compares
+    assert promote_if_best(store, "s", version(0.86, classifier="gradient_boosting", inner=3), "cv_f1_mean",
+                           same=ESTIMATE)  # fmt: skip
+
+
 def test_compare_lists_runs_side_by_side_and_promote_moves_the_champion(store):
     import json
 

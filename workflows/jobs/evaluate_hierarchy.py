@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from workflows.jobs.train_hierarchy import WORDNET, HierarchyTrainConfig
+from workflows.jobs.train_hierarchy import SPLIT, WORDNET, HierarchyTrainConfig
 from workflows.training.hierarchy import evaluate_with_baselines, load_data, load_model
 
 PROTOCOLS = ("reconstruction", "hit")
@@ -107,9 +107,6 @@ def hit_split(trained: dict, given: dict) -> str:
             f"{'its own split' if own.startswith('hit-') else 'no HiT split of WordNet'}"
         )
     return wanted
-
-
-SPLIT = ("data", "holdout", "holdout_share", "seed")  # what draws the held-out pairs
 
 
 def reconstruction_split(trained: dict, given: dict) -> None:

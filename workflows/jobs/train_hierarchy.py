@@ -56,6 +56,9 @@ EXPERIMENT = "hierarchy-model"
 DATA = ("wordnet-mammals", "wordnet-nouns", "hierarcaps:PATH")
 WORDNET = DATA[:2]
 HOLDOUTS = ("none", "edges", "nodes", "hit-multi", "hit-mixed")
+# The settings that draw the held-out pairs: a reconstruction MAP compares with another
+# only under the same (the champion; `evaluate hierarchy`'s split check).
+SPLIT = ("data", "holdout", "holdout_share", "seed")
 DEFAULT_DIM = 10
 HEADS = ("expmap0", "hit")  # `models.hierarchy.HEADS`, not imported: the CLI starts without torch
 RANKINGS = ("softmax", "triplet")  # `models.hierarchy.RANKINGS`
@@ -405,9 +408,7 @@ def _finish(
     described = (f"{cfg.model} -> {cfg.manifold} ({cfg.dim}-d) on {cfg.data}, held out: {cfg.holdout}: "
                  f"reconstruction MAP {metrics['map']:.4f}.")  # fmt: skip
     registered, champion = (
-        register_model(model_uri, NAME, "map", same=("data", "holdout", "holdout_share"), description=described)
-        if register
-        else (None, False)
+        register_model(model_uri, NAME, "map", same=SPLIT, description=described) if register else (None, False)
     )
     return TrainOutcome(run_id, f"runs:/{run_id}/model", registered, champion, metrics, trained.where, figures,
                         trained.stopped)  # fmt: skip
