@@ -14,8 +14,8 @@ top an ancestor of unrelated images' captions); its depth is the highest level
 line. Two captions that chains order both ways tell no order: the published training
 chains order 14 pairs of near-synonyms so ("food => dish" and "dish => food", "tv" and
 "television"), and both (child, ancestor) pairs of each are dropped (`two_way_pairs`;
-the metric `dropped_two_way_pairs` counts those dropped, twice the captions' pairs); any other cycle through chains is refused
-(`hierarchies.datasets.refuse_cycles`).
+the metric `dropped_two_way_pairs` counts those dropped, twice the captions' pairs);
+any other cycle through chains is refused (`hierarchies.datasets.refuse_cycles`).
 
 Hierarchical retrieval (`retrieval_task`, text only: the images are not used): the
 most specific caption of each test hierarchy asks for its ancestors, the other

@@ -80,6 +80,10 @@ def test_two_workers_train_resume_after_a_killed_worker_log_register_and_serve(
     redone = [s for s, n in times.items() if n == 2]  # steps between the checkpoint and the failure ran twice
     assert set(times.values()) <= {1, 2} and len(redone) < 20 + 10 and all(s > resumed for s in redone)
     assert first.metrics["steps"] == 60
+    throughput = [m.value for m in store.get_metric_history(first.run_id, "pairs_per_s")]  # each step's
+    assert [(m.step, m.value) for m in store.get_metric_history(first.run_id, "pairs_per_s_median")] == [
+        (60, pytest.approx(float(np.median(throughput))))
+    ]  # the run's own figure, which `compare` shows (it showed the last step's)
 
     assert first.registered == "models:/session-model/1" and first.champion
     assert run_info.data.params["model"] == "tiny" and run_info.data.params["workers"] == "2"

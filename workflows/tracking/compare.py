@@ -17,7 +17,7 @@ from mlflow.tracking import MlflowClient
 from workflows.tracking.store import CHAMPION, end_abandoned_runs
 
 KEY_METRICS = {
-    "session-model": ("val_auc", "val_accuracy", "best_step", "steps", "pairs_per_s"),
+    "session-model": ("val_auc", "val_accuracy", "best_step", "steps", "pairs_per_s_median"),
     "hierarchy-model": (
         "map",
         "mean_rank",

@@ -560,8 +560,25 @@ def train_best(task: TrainTask, run_id: str, name: str, storage: str | None, add
         fs.copy_files(best.path, str(local), source_filesystem=best.filesystem)
         state = json.loads((local / "state.json").read_text())
         last = int((result.metrics or {}).get("step", state["step"]))
+        log_median_throughput(run_id, task.unit, last)
         where = best.path if storage is None or is_local(storage) else f"{scheme(storage)}://{best.path}"
         yield Trained(local / "model", state, last, where, stop_reason(task, last, (result.metrics or {})))
+
+
+def log_median_throughput(run_id: str, unit: str, step: int) -> None:
+    """Log the median over a run's steps of its per-step throughput (`<unit>_per_s`, in
+    examples a second, rank 0's clock) as `<unit>_per_s_median`, at `step`: a run's own
+    figure for `compare`, where the per-step metric's latest value is one step's (the
+    first step's warm-up and the steps after an evaluation vary most). Nothing when
+    no step was logged."""
+    import statistics
+
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient()
+    history = client.get_metric_history(run_id, f"{unit}_per_s")
+    if history:
+        client.log_metric(run_id, f"{unit}_per_s_median", statistics.median(m.value for m in history), step=step)
 
 
 def stop_reason(task: TrainTask, last_step: int, last_metrics: Mapping[str, Any]) -> str:
