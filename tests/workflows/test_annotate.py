@@ -146,6 +146,7 @@ def test_evaluate_reformulation_agrees_with_an_independent_count(hierarchy_uri, 
     assert results["term count"]["accuracy"] == pytest.approx(right / judged, abs=1e-4)
     model = results["hierarchy model"]
     assert model["ratio"] in RATIO_GRID and sum(model["confusion"]["specialisation"].values()) > 0
+    assert model["ratio_at_grid_end"] == (model["ratio"] in (RATIO_GRID[0], RATIO_GRID[-1]))
 
 
 @pytest.mark.parametrize("where", ["--gt", "--tune-on"])

@@ -291,6 +291,7 @@ def reformulation(job: EvaluateReformulationJob, as_json: JsonOption = False) ->
     always answering lateral. The confusion counts also show how repeats, typos and
     added or dropped terms are read.
     """
+    from sessions.reformulation import RATIO_GRID
     from workflows.jobs.evaluate_reformulation import run
 
     results = run(job)
@@ -308,6 +309,10 @@ def reformulation(job: EvaluateReformulationJob, as_json: JsonOption = False) ->
         t = "" if r["ratio"] is None else f"{r['ratio']:g}"
         table.add_row(name, t, f"{r['accuracy']:.3f}", *(f"{recall[k]:.3f}" for k in recall))
     out.print(table)
+    if first.get("ratio_at_grid_end"):
+        out.print(f"note: ratio {first['ratio']:g}, the best on --tune-on, is an end of the ratios tried "
+                  f"({RATIO_GRID[0]:g} to {RATIO_GRID[-1]:g}): the best may lie beyond it (--ratio without --tune-on "
+                  "tries any)")  # fmt: skip
     confusion = Table(title="hierarchy model: gold type (rows) -> predicted", title_justify="left")
     predicted = ("specialisation", "generalisation", "lateral", "repeat")
     for header in ("gold", *predicted):

@@ -25,6 +25,7 @@ from sessions.pipeline import SESSIONS_FILE, is_ingest_output, load_events, segm
 from sessions.reformulation import (
     DEFAULT_RATIO,
     JUDGED,
+    RATIO_GRID,
     REFORMULATIONS,
     Geometry,
     TermCount,
@@ -129,14 +130,17 @@ def evaluate_reformulations(
     that only the types are judged): from the hierarchy model at `ratio`, from the
     number of terms (`TermCount`, which no ratio changes), and always `lateral` (the
     majority type). With `tune_on` (another synthetic log) the model's ratio is the best
-    of `RATIO_GRID` there. Per method: `ratio` and `sessions.reformulation.accuracy`."""
+    of `RATIO_GRID` there, and the model's `ratio_at_grid_end` says whether that best is
+    one of the grid's ends (the best may then lie beyond it). Per method: `ratio` and
+    `sessions.reformulation.accuracy`."""
     test = gold_sessions(log, fmt)  # the logs are checked before the model loads
     tuning = gold_sessions(tune_on, fmt) if tune_on is not None else None
     model = hierarchy_geometry(model_uri)
     if tuning is not None:
         ratio = best_ratio(tuning, model)
+    tuned = {"ratio_at_grid_end": ratio in (RATIO_GRID[0], RATIO_GRID[-1])} if tuning is not None else {}
     results = {
-        "hierarchy model": {"ratio": ratio, **accuracy(annotate(test, model, ratio))},
+        "hierarchy model": {"ratio": ratio, **tuned, **accuracy(annotate(test, model, ratio))},
         "term count": {"ratio": None, **accuracy(annotate(test, TermCount()))},
     }
     lateral = test.with_columns(
