@@ -60,6 +60,24 @@ class Fields(Columns):
         return pl.col(field_name(self.names.index(name)))
 
 
+REORDERED = "reordered header"  # `_skip` of a line holding the header's names in another order
+
+
+def _may_hold_header(data: bytes, names: Sequence[str], sep: str) -> bool:
+    """Whether `data` may hold a line of the header's `names` in any order: each name
+    occurs as a whole field (at a line's start or end, or between separators). First
+    each name anywhere, one search each: a block without the first name is done in one."""
+    encoded, s = [n.encode() for n in names], sep.encode()
+    if not all(name in data for name in encoded):
+        return False
+    return all(
+        data.startswith(name + s)
+        or data.endswith(s + name)
+        or any(f in data for f in (b"\n" + name + s, s + name + s, s + name + b"\n", s + name + b"\r"))
+        for name in encoded
+    )
+
+
 @dataclass(frozen=True)
 class DelimitedFormat(LogFormat):
     """A delimited text format.
@@ -129,6 +147,13 @@ class DelimitedFormat(LogFormat):
         fields, maybe_blank = (self._careful_fields(block, names), True) if fast is None else fast
         skipped = {}
         if careful:
+            reordered = fields.filter(pl.col("_skip") == REORDERED)
+            if reordered.height:
+                line, text = reordered.row(0, named=True)["line_no"], reordered.row(0, named=True)["text"]
+                raise ValueError(f"{source_file}: line {line} is the header with its columns in another order "
+                                 f"({text!r}, after {self.sep.join(names)!r}): files of other column orders "
+                                 f"joined into one, whose rows after it would be read in the first order; split it "
+                                 f"there, or export each part with the same columns in the same order")  # fmt: skip
             skipped = {kind: int(fields["_skip"].eq(kind).sum()) for kind in ("header", "layout")}
             fields = fields.filter(pl.col("_skip").is_null()).drop("_skip")
         fields = fields.with_row_index("row_id")
@@ -151,8 +176,8 @@ class DelimitedFormat(LogFormat):
         if not (self.fast and self.sep == "\t" and self.quote is None and self.layout is None):
             return None
         data, n = block.data, block.n_lines
-        if not n or block.damage or f"{names[0]}{self.sep}".encode() in data:
-            return None  # a broken stream or maybe a header line: the careful path
+        if not n or block.damage or _may_hold_header(data, names, self.sep):
+            return None  # a broken stream or maybe a header line (in any order): the careful path
         census = byte_census(data, block.newlines, self.sep)
         if (
             census.controls  # binary junk
@@ -195,6 +220,9 @@ class DelimitedFormat(LogFormat):
             headers = {tuple(names), tuple(self.columns)}
             is_header = pl.any_horizontal(stripped == pl.lit(list(h), dtype=pl.List(pl.String)) for h in headers)
             skip = pl.when(is_header.fill_null(False)).then(pl.lit("header")).otherwise(skip)
+            # the header's names in another order: files of other column orders joined (`cat a.csv b.csv`)
+            reordered = stripped.list.sort() == pl.lit(sorted(names), dtype=pl.List(pl.String))
+            skip = pl.when(skip.is_null() & reordered.fill_null(False)).then(pl.lit(REORDERED)).otherwise(skip)
         if self.layout is not None:
             skip = pl.when(self.layout(pl.col("text")).fill_null(False)).then(pl.lit("layout")).otherwise(skip)
         return records.select(

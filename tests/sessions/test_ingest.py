@@ -785,3 +785,33 @@ def test_a_table_row_may_leave_out_the_columns_after_its_last_mapped_one(tmp_pat
     assert events.sort("row_id")["row_id"].to_list() == read
     assert set(events["query"]) <= {"red fox"}
     assert rejected["reason"].to_list() == [Reason.WRONG_FIELD_COUNT] * (len(lengths) - len(read))
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    order=st.permutations(["user", "time", "q", "extra"]),
+    at=st.integers(0, 40),
+    kind=st.sampled_from(["csv", "tsv"]),
+    block=st.sampled_from([1 << 10, 16 << 20]),
+)
+@example(order=["q", "time", "user", "extra"], at=1, kind="csv", block=16 << 20)
+def test_a_header_repeated_in_another_order_is_refused_naming_its_line(tmp_path_factory, order, at, kind, block):
+    """Two exports of other column orders joined (`cat a.csv b.csv`): the second header
+    was one `bad_time` row and every row after it was read in the first order, user and
+    query swapped without a word. The header repeated as it is stays a skipped line; in
+    another order it is refused in one line that names it."""
+    sep = "," if kind == "csv" else "\t"
+    names = ["user", "time", "q", "extra"]
+    rows = [sep.join([f"u{i % 3}", f"2006-03-01 10:{i:02d}:00", f"query {i}", "x"]) for i in range(40)]
+    lines = [sep.join(names), *rows[:at], sep.join(order), *rows[at:]]
+    tmp = tmp_path_factory.mktemp("reordered")
+    (tmp / f"log.{kind}").write_text("\n".join(lines) + "\n")
+    options = ReadOptions(map="user=user,time=time,text=q")
+    if order == names:
+        report, events, _ = run(tmp, [tmp / f"log.{kind}"], "table", options=options, block_bytes=block)
+        assert report.skipped_lines == {"header": 1} and events.height == 40
+        assert set(events["user_id"]) == {"u0", "u1", "u2"}
+        return
+    said = f"log.{kind}: line {at + 2} is the header with its columns in another order"
+    with pytest.raises(ValueError, match=re.escape(said)):
+        ingest([tmp / f"log.{kind}"], "table", tmp / "out", options=options, block_bytes=block)

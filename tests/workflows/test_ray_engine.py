@@ -194,6 +194,20 @@ def test_a_quote_never_closed_is_rejected_alike_on_both_engines(ray_cluster, tmp
         assert same(read_table(tmp_path / "ray" / name), read_table(tmp_path / "local" / name))
 
 
+def test_a_header_repeated_in_another_order_is_refused_alike_on_both_engines(ray_cluster, tmp_path):
+    """Exports of other column orders joined: the rows after the second header were read
+    in the first order (user and query swapped) on both engines; both refuse the file."""
+    from sessions.formats import ReadOptions
+    from workflows.distributed import data as ray_jobs
+
+    (tmp_path / "joined.tsv").write_text("user\ttime\tq\nu1\t2006-03-01 10:00:00\tfirst export\n"
+                                         "q\ttime\tuser\nsecond export\t2006-03-01 10:01:00\tu2\n")  # fmt: skip
+    options = ReadOptions(map="user=user,time=time,text=q")
+    for job in (ray_jobs.ingest, local_ingest):
+        with pytest.raises(ValueError, match=r"joined\.tsv: line 3 is the header with its columns in another order"):
+            job([tmp_path / "joined.tsv"], "table", tmp_path / job.__module__, options=options)
+
+
 def test_the_data_tell_the_compression_alike_on_both_engines(ray_cluster, tmp_path):
     """A zstd log named `.csv` and a `.csv.gz` holding text (a browser's download) read as
     their text on both engines; a zip named `.csv.gz` is one file not read."""
