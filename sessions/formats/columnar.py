@@ -32,13 +32,28 @@ RECORD = "_record"
 MIN_BATCH_ROWS = 64  # rows of a Parquet batch at least (`rows_per_batch`)
 
 
-def utc_timestamps(batch: pa.RecordBatch) -> pa.RecordBatch:
+def utc_timestamps(batch: pa.RecordBatch, int96: frozenset[str] = frozenset()) -> pa.RecordBatch:
     """The batch with time stamps of any zone as UTC ones, in lists and structs too: the
     same instants (Arrow stores UTC whatever the zone), in the one zone polars always
     takes (a fixed offset as pandas writes it, `+05:30`, and a name it does not know,
-    `UTC+05:30`, it refuses)."""
-    fields = [pa.field(f.name, _in(f.type, _utc), f.nullable) for f in batch.schema]
+    `UTC+05:30`, it refuses). The top-level columns named in `int96` (`int96_columns`),
+    which pyarrow reads without a zone, are UTC instants as well: Spark and Hive write
+    an int96 time stamp as its instant in UTC, and read it so (`--timezone` applies to
+    wall times, and an int96 is none; Impala's local int96, the exception, is not told
+    apart)."""
+    fields = [
+        pa.field(f.name, pa.timestamp(f.type.unit, "UTC") if f.name in int96 and pa.types.is_timestamp(f.type)
+                 and f.type.tz is None else _in(f.type, _utc), f.nullable)
+        for f in batch.schema
+    ]  # fmt: skip
     return batch if fields == list(batch.schema) else batch.cast(pa.schema(fields))
+
+
+def int96_columns(schema: pq.ParquetSchema) -> frozenset[str]:
+    """The top-level columns of a Parquet file stored as int96 time stamps (Spark's and
+    Hive's, and Impala's)."""
+    columns = (schema.column(i) for i in range(len(schema)))
+    return frozenset(c.path for c in columns if c.physical_type == "INT96" and "." not in c.path)
 
 
 def _utc(kind: pa.DataType) -> pa.DataType:
@@ -371,9 +386,10 @@ class ParquetFormat(LogFormat):
             except ValueError as err:
                 raise ValueError(f"{path}: {err}") from None
         batch_rows = rows_per_batch(reader.metadata, block_bytes)
+        int96 = int96_columns(reader.schema)
         next_row = 0
         for batch in _batches(reader, batch_rows, path):
-            batch, not_utf8 = decoded_text(utc_timestamps(batch), self.columns)
+            batch, not_utf8 = decoded_text(utc_timestamps(batch, int96), self.columns)
             try:
                 df = pl.from_arrow(batch)
             except (Exception, pl.exceptions.PanicException) as err:  # a type `polars_holds` does not know of

@@ -815,3 +815,21 @@ def test_a_header_repeated_in_another_order_is_refused_naming_its_line(tmp_path_
     said = f"log.{kind}: line {at + 2} is the header with its columns in another order"
     with pytest.raises(ValueError, match=re.escape(said)):
         ingest([tmp / f"log.{kind}"], "table", tmp / "out", options=options, block_bytes=block)
+
+
+@pytest.mark.parametrize("zone", [None, "UTC"])
+def test_int96_time_stamps_are_instants_that_no_timezone_shifts(tmp_path, zone):
+    """Spark and Hive write an int96 time stamp as its instant in UTC; it was read as a
+    wall time, and `--timezone America/New_York` moved every one by 4 or 5 hours (the
+    file's own schema saying UTC too). An int64 time stamp in UTC was right, and is the
+    reference."""
+    import pyarrow.parquet as pq
+
+    times = [datetime(2006, 3, 1, 10), datetime(2006, 7, 1, 10)]
+    table = pa.table(
+        {"user": ["u1", "u2"], "q": ["winter", "summer"], "time": pa.array(times, pa.timestamp("ns", zone))}
+    )
+    pq.write_table(table, tmp_path / "spark.parquet", use_deprecated_int96_timestamps=True)
+    options = ReadOptions(map="user=user,time=time,text=q", timezone="America/New_York")
+    _, events, _ = run(tmp_path, [tmp_path / "spark.parquet"], "table", options=options)
+    assert events.sort("row_id")["ts"].to_list() == [t.replace(tzinfo=UTC) for t in times]
