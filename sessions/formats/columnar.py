@@ -473,10 +473,11 @@ class JsonLinesFormat(LogFormat):
             records = records.with_columns(json_values(records["text"], self.names))
             built = fields.with_naive(self.build(fields))
             lf = records.lazy().with_row_index("row_id", offset=next_row).with_columns(**built)
-            not_object = ~pl.col("text").str.json_path_match("$").str.starts_with("{").fill_null(False)
+            parsed = pl.col("text").str.json_path_match("$")  # null where the line is no JSON at all
+            not_object = ~parsed.str.starts_with("{").fill_null(False)
             checks = [
                 *text_checks(),
-                (not_object & ~pl.col("terminated"), Reason.TRUNCATED_LINE),  # a last line, cut: not JSON
+                (parsed.is_null() & ~pl.col("terminated"), Reason.TRUNCATED_LINE),  # a last line, cut: not JSON
                 (not_object, Reason.BAD_JSON),
                 (pl.col(NESTED), Reason.NESTED_VALUE),
                 *self.value_checks(),

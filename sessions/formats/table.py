@@ -128,19 +128,22 @@ def table_kind(path: str | Path) -> str:
         raise ValueError(f"{path}: an archive ({shown}), which is not read: unpack it and give the files it holds")
     if kind is None:
         raise ValueError(f"{path}: cannot tell the table kind; name it .csv, .tsv, .jsonl or .parquet")
-    if kind == "json":
-        json_lines_or_refuse(path)
+    if kind in ("json", "jsonl"):
+        json_lines_or_refuse(path, named_lines=kind == "jsonl")
         return "jsonl"
     return kind
 
 
-def json_lines_or_refuse(path: str | Path) -> None:
+def json_lines_or_refuse(path: str | Path, named_lines: bool = False) -> None:
     """None when the `.json` file at `path` is JSON lines (one object a line: its first
     line, after a byte-order mark and blank lines, is a whole `{...}`, or the file holds
     nothing); ValueError in one line for a JSON document, an array or an object over
     many lines, which is not read (a document is parsed whole, and a record of it could
-    not be rejected alone). A stream that cannot be read is taken for JSON lines: the
-    reader then reports its damage."""
+    not be rejected alone). A file named JSON lines (`named_lines`: `.jsonl`, `.ndjson`)
+    is refused only for an array (`json.dump` of a list, `to_json(orient="records")`:
+    its one line was rejected as cut short); a line of it that is no object is
+    rejected alone. A stream that cannot be read is taken for JSON lines: the reader
+    then reports its damage."""
     try:
         head = _to_first_line_end(path, MAX_RECORD_BYTES, after_space=True)
     except storage.DamagedStreamError:
@@ -151,11 +154,20 @@ def json_lines_or_refuse(path: str | Path) -> None:
     first = _LINE_END_BYTES.split(text, maxsplit=1)[0].strip()
     if not text or (first.startswith(b"{") and (first.endswith(b"}") or len(head) >= MAX_RECORD_BYTES)):
         return
+    if named_lines and not text.startswith(b"["):
+        return
     name = storage.name(path)
-    what, e_g = ("an array", f", e.g. jq -c '.[]' {name} > {name.split('.')[0]}.jsonl") if text.startswith(b"[") else (
+    unpack = _CAT.get(storage.compression_of(path) or "")
+    jq = f"{unpack} {name} | jq -c '.[]'" if unpack else f"jq -c '.[]' {name}"
+    target = name.split(".")[0] + ("-lines.jsonl" if named_lines else ".jsonl")  # never over the file itself
+    what, e_g = ("an array", f", e.g. {jq} > {target}") if text.startswith(b"[") else (
         "an object over many lines", "")  # fmt: skip
-    raise ValueError(f"{path}: a JSON document ({what}), not JSON lines, which a .json table is read as: write its "
+    kind = "a JSON lines file" if named_lines else "a .json table"
+    raise ValueError(f"{path}: a JSON document ({what}), not JSON lines, which {kind} is read as: write its "
                      f"records one object a line{e_g}")  # fmt: skip
+
+
+_CAT = {"gzip": "zcat", "bz2": "bzcat", "xz": "xzcat", "zstd": "zstdcat", "lz4": "lz4cat"}  # a stream to jq
 
 
 def _to_first_line_end(path: str | Path, limit: int, after_space: bool = False) -> bytes:

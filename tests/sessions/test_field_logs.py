@@ -1322,6 +1322,9 @@ def test_a_json_lines_file_cut_inside_its_last_line_rejects_it_as_truncated(tmp_
     (tmp_path / "whole").mkdir()
     _, whole, _ = ingest_bytes(tmp_path / "whole", "jsonl", body.rstrip("\n").encode())
     assert whole.height == 2
+    (tmp_path / "json").mkdir()  # a whole last line of JSON that is no object is bad JSON, not cut short
+    _, _, not_object = ingest_bytes(tmp_path / "json", "jsonl", (body + "[1, 2]").encode())
+    assert not_object.select("line_no", "reason").rows() == [(3, Reason.BAD_JSON)]
 
 
 @pytest.mark.parametrize("suffix", ["", ".gz"])
@@ -1356,6 +1359,15 @@ def test_a_json_file_of_one_object_a_line_is_json_lines_and_a_json_document_is_r
         with pytest.raises(ValueError, match=re.escape(f"{name}.json{suffix}: {said}")) as refused:
             ingest([tmp_path / f"{name}.json{suffix}"], "table", tmp_path / name, options=options)
         assert "\n" not in str(refused.value) and ("jq -c '.[]'" in str(refused.value)) == (name != "object")
+        assert (f"zcat {name}.json.gz | jq" in str(refused.value)) == (name != "object" and suffix == ".gz")
+    # named JSON lines (`json.dump` of a list into `.jsonl`: its one line was "cut short"): an array is refused
+    # alike, to a file beside it, never over it; an object over many lines is read line by line (bad_json)
+    (tmp_path / f"array.jsonl{suffix}").write_bytes(pack(json.dumps(records).encode()))
+    with pytest.raises(ValueError, match=re.escape("a JSON document (an array), not JSON lines, which a JSON lines")):
+        ingest([tmp_path / f"array.jsonl{suffix}"], "table", tmp_path / "array-lines", options=options)
+    (tmp_path / f"object.jsonl{suffix}").write_bytes(pack(json.dumps(records[0], indent=2).encode()))
+    report = ingest([tmp_path / f"object.jsonl{suffix}"], "table", tmp_path / "object-lines", options=options)
+    assert report.rows_ok == 0 and report.rejected_by_reason == {"bad_json": report.rows_in - 1, "truncated_line": 1}
 
 
 def test_a_json_object_or_array_where_a_value_is_read_is_rejected_as_nested_value(tmp_path):
