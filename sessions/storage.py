@@ -397,7 +397,8 @@ def expand(inputs: Sequence[str | os.PathLike], hidden: list[str] | None = None)
     its matches, sorted.
 
     Raises FileNotFoundError for a missing file (or one that is not a regular file:
-    a pipe, a device), an empty directory or a pattern matching nothing."""
+    a pipe, a device), an empty directory or a pattern matching nothing; ValueError
+    for a directory of a Delta Lake or Iceberg table (`refuse_table_formats`)."""
     files: list[str] = []
     for item in map(absolute, inputs):
         if is_pattern(item):
@@ -408,10 +409,11 @@ def expand(inputs: Sequence[str | os.PathLike], hidden: list[str] | None = None)
             continue
         kind = info(item).type
         if kind == pafs.FileType.Directory:
-            found = list_files(item, recursive=True, hidden=hidden is not None)
+            found = list_files(item, recursive=True, hidden=True)
+            refuse_table_formats(item, found)
             if hidden is not None:
                 hidden += [f for f in found if is_hidden(f[len(item) :])]
-                found = [f for f in found if not is_hidden(f[len(item) :])]
+            found = [f for f in found if not is_hidden(f[len(item) :])]
             if not found:
                 raise FileNotFoundError(f"{item}: empty directory")
             files += found
@@ -424,6 +426,27 @@ def expand(inputs: Sequence[str | os.PathLike], hidden: list[str] | None = None)
                 f"{item}: {broken_link(item) or 'no such file or directory'}{_missing_bucket(item)}"
             )
     return files
+
+
+# A directory of a table format: its files include those of rows since removed or rewritten,
+# which only its log tells apart (Delta Lake's `_delta_log/`, Apache Iceberg's `metadata/`).
+_TABLE_FORMATS = (
+    (re.compile(r"(?:^|/)_delta_log/[^/]+\.json$"), "a Delta Lake table (its _delta_log)",
+     "deltalake: DeltaTable(PATH).to_pyarrow_table(), or Spark"),
+    (re.compile(r"(?:^|/)metadata/[^/]*\.metadata\.json$"), "an Apache Iceberg table (its metadata/)",
+     "pyiceberg: load_table(...).scan().to_arrow(), or Spark"),
+)  # fmt: skip
+
+
+def refuse_table_formats(directory: str, files: Sequence[str]) -> None:
+    """ValueError, one line, when the listing `files` of `directory` (hidden files
+    included) is that of a Delta Lake or Iceberg table: its part files would all be read,
+    those of rows deleted or rewritten since included, with nothing to say so."""
+    for pattern, what, tool in _TABLE_FORMATS:
+        if any(pattern.search(f[len(directory) :]) for f in files):
+            raise ValueError(f"{directory}: {what}, whose directory also holds the files of rows since deleted or "
+                             f"rewritten, which would be read as well: write its current rows as Parquet first "
+                             f"({tool}) and give that")  # fmt: skip
 
 
 def link_target(location: str | os.PathLike) -> str:

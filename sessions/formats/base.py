@@ -8,6 +8,7 @@ records came before the file, shifts them to global ids (`Parsed.shifted`).
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -37,6 +38,22 @@ def column_index(names: Sequence[str], name: str) -> int:
         raise ValueError(f"{len(at)} columns are named {name!r} (columns {where}): which is meant cannot be told; "
                          "rename all but one")  # fmt: skip
     return at[0]
+
+
+_PARTITION = re.compile(r"(?:^|/)([^/=]+)=([^/]*)/")  # a Hive-style partition directory: `dt=2006-03-01/`
+
+
+def partition_hint(path: str | Path, missing: Sequence[str]) -> str:
+    """What to add to "no column" when a `missing` column is a Hive-style partition in
+    `path` (`.../dt=2006-03-01/part-0.parquet`): its values are in the directory's name
+    only, and sessionflow reads the files' own columns. Empty otherwise."""
+    partitions = {key: value for key, value in _PARTITION.findall(str(path))}
+    named = [m for m in missing if m in partitions]
+    if not named:
+        return ""
+    shown = ", ".join(f"{m}={partitions[m]}/" for m in named)
+    return (f" ({shown} is a partition directory: its value is in the path alone, which is not read; write the "
+            f"column into the files)")  # fmt: skip
 
 
 class Columns(ABC):

@@ -28,7 +28,17 @@ import numpy as np
 import polars as pl
 
 from sessions.fields import split_delimited
-from sessions.formats.base import Builder, Check, Columns, LogFormat, Parsed, column_index, finalize, text_checks
+from sessions.formats.base import (
+    Builder,
+    Check,
+    Columns,
+    LogFormat,
+    Parsed,
+    column_index,
+    finalize,
+    partition_hint,
+    text_checks,
+)
 from sessions.formats.options import ReadOptions
 from sessions.parallel import ordered_map
 from sessions.records import (
@@ -247,9 +257,10 @@ class DelimitedFormat(LogFormat):
             columns = Fields(names, self.options.times)
             built = columns.with_naive(self.build(columns))
         except ValueError as err:
-            first_line = " (its first line: a table's first line names its columns)" if (
-                self.header == "required" and str(err).startswith("no column")) else ""  # fmt: skip
-            raise ValueError(f"{source_file}: {err}{first_line}") from None
+            hint = partition_hint(source_file, [c for c in self.columns if c not in names])
+            if not hint and self.header == "required" and str(err).startswith("no column"):
+                hint = " (its first line: a table's first line names its columns)"
+            raise ValueError(f"{source_file}: {err}{hint}") from None
         lf = lf.with_columns(**built)
         fields = [pl.col(field_name(i)) for i in range(len(names))]
         if careful:

@@ -34,7 +34,7 @@ import pyarrow as pa
 
 from sessions import storage
 from sessions.fields import strip_spaces
-from sessions.formats.base import Columns, LogFormat, column_index
+from sessions.formats.base import Columns, LogFormat, column_index, partition_hint
 from sessions.formats.columnar import JsonLinesFormat, ParquetFormat, open_parquet
 from sessions.formats.delimited import DelimitedFormat
 from sessions.formats.options import DEFAULT_READ, ReadOptions
@@ -513,7 +513,8 @@ def _quoting_mark(field: str) -> bool:
 def _require(path: str | Path, names: list[str], mapping: ColumnMap) -> None:
     missing = [c for c in mapping.columns() if c not in names]
     if missing:
-        raise ValueError(f"{path}: no column {', '.join(map(repr, missing))}; the columns are {names}")
+        raise ValueError(f"{path}: no column {', '.join(map(repr, missing))}; the columns are {names}"
+                         f"{partition_hint(path, missing)}")  # fmt: skip
     for column in mapping.columns():
         try:
             column_index(names, column)

@@ -370,6 +370,17 @@ def test_table_needs_its_mapped_columns(tmp_path):
         ingest([path], "table", tmp_path / "out", options=ReadOptions(map="user=who,time=t,text=q"))
     with pytest.raises(ValueError, match="needs text=COLUMN"):
         ColumnMap.parse("user=a,time=b")
+    # a Hive-style partition directory: the column is in the path alone (the error named only the file's columns)
+    import pyarrow.parquet as pq
+
+    part = tmp_path / "hive" / "dt=2006-03-01"
+    part.mkdir(parents=True)
+    pq.write_table(pa.table({"user": ["u1"], "q": ["a"]}), part / "part-0.parquet")
+    (part / "part-1.csv").write_text("user,q\nu1,a\n")
+    for name in ("part-0.parquet", "part-1.csv"):
+        said = "no column 'dt'; the columns are ['user', 'q'] (dt=2006-03-01/ is a partition directory: its value is"
+        with pytest.raises(ValueError, match=re.escape(said)):
+            ingest([part / name], "table", tmp_path / "out", options=ReadOptions(map="user=user,time=dt,text=q"))
 
 
 def test_accounting_error_is_loud():

@@ -12,6 +12,7 @@ import json
 import lzma
 import os
 import random
+import re
 from pathlib import Path
 
 import lz4.frame
@@ -58,6 +59,26 @@ def test_inputs_by_directory_and_pattern_in_name_order(tmp_path, memory_root):
         assert len(storage.expand([storage.join(root, "b.tsv"), storage.join(root, "a.tsv")])) == 2
     local = storage.expand([str(tmp_path / "logs")])
     assert local[0] == str(tmp_path / "logs" / "a.tsv")  # local paths stay paths, not URIs
+
+
+def test_a_delta_or_iceberg_table_is_refused_in_one_line_not_read_as_its_files(tmp_path, memory_root):
+    """A Delta Lake directory was read as every part file it holds, those of rows an
+    UPDATE or DELETE has since replaced included (its `_delta_log`, a hidden name, was
+    skipped): duplicated and stale rows without a word. Only its log tells the live
+    files, so the directory is refused, saying how to read it; a directory holding
+    another `metadata/` or a `_delta_log` name that is no log is read as before."""
+    tables = {"_delta_log/00000000000000000000.json": "a Delta Lake table (its _delta_log)",
+              "metadata/v2.metadata.json": "an Apache Iceberg table (its metadata/)"}  # fmt: skip
+    for (log, said), root in itertools.product(tables.items(), (str(tmp_path), memory_root)):
+        root = storage.join(root, log.split("/")[0].strip("_"))
+        for name in ("part-00000-a.snappy.parquet", "part-00001-b.snappy.parquet", log):
+            storage.write_text("x\n", storage.join(root, name))
+        with pytest.raises(ValueError, match=re.escape(said)) as refused:
+            storage.expand([root])
+        assert "\n" not in str(refused.value) and "would be read as well" in str(refused.value)
+    for name in ("metadata/notes.json", "_delta_log.txt", "docs/_delta_log"):
+        storage.write_text("x\n", storage.join(str(tmp_path / "plain"), name))
+    assert [storage.name(f) for f in storage.expand([str(tmp_path / "plain")])] == ["notes.json"]
 
 
 @pytest.mark.parametrize("missing", ["nothing-here", "*.nothing"])
