@@ -234,6 +234,32 @@ NESTED = "_json_nested"  # a block's column: whether a line's value of a key rea
 _FLOAT_NOTATION = r"^-?(?:0|[1-9][0-9]*)(?:\.[0-9]+|(?:\.[0-9]+)?[eE][+-]?[0-9]+)$"
 
 
+_JSON_TEXT = "_json_text"  # a block's column: each line as JSON (`python_json`)
+_NON_FINITE = r"NaN|Infinity"  # what Python's `json` writes for the floats JSON has no number for
+
+
+def python_json(text: pl.Series) -> pl.Series:
+    """`text`, but each line that is JSON only as Python's `json` writes it, with `NaN`,
+    `Infinity` or `-Infinity` for a float JSON has no number for (`json.dumps` of a row
+    holding pandas' missing value), as the JSON of the same values with each of those a
+    null: a missing value, as a NaN in a Parquet float column is (`float_text`). Such a
+    line was rejected as `bad_json` for a NaN under a key no setting reads. Other lines,
+    and a line that only holds the words in its strings, as they are."""
+    maybe = np.flatnonzero(text.str.contains(_NON_FINITE).fill_null(False).to_numpy())
+    fixed, at = [], []
+    seen: list[str] = []
+    for i, line in zip(maybe, text.gather(maybe).to_list(), strict=True):
+        seen.clear()
+        try:
+            value = json.loads(line, parse_constant=seen.append)  # each NaN or Infinity: None
+        except (ValueError, RecursionError):  # no JSON even to Python: rejected as bad_json
+            continue
+        if seen:
+            fixed.append(json.dumps(value, ensure_ascii=False))
+            at.append(i)
+    return text.clone().scatter(at, fixed) if at else text
+
+
 def json_values(text: pl.Series, names: Sequence[str]) -> list[pl.Series]:
     """The value of each top-level key in `names` of each JSON line of `text`, as text:
     a string as itself, an integer as its digits, a float as `float_text` writes it
@@ -470,10 +496,11 @@ class JsonLinesFormat(LogFormat):
         fields = JsonFields(self.names, self.options.times)
         for block in iter_blocks(path, block_bytes=block_bytes):
             records = split_records(block)
-            records = records.with_columns(json_values(records["text"], self.names))
+            records = records.with_columns(python_json(records["text"]).alias(_JSON_TEXT))
+            records = records.with_columns(json_values(records[_JSON_TEXT], self.names))
             built = fields.with_naive(self.build(fields))
             lf = records.lazy().with_row_index("row_id", offset=next_row).with_columns(**built)
-            parsed = pl.col("text").str.json_path_match("$")  # null where the line is no JSON at all
+            parsed = pl.col(_JSON_TEXT).str.json_path_match("$")  # null where the line is no JSON at all
             not_object = ~parsed.str.starts_with("{").fill_null(False)
             checks = [
                 *text_checks(),

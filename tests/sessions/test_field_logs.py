@@ -10,6 +10,7 @@ import gzip
 import io
 import json
 import lzma
+import math
 import re
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
@@ -20,7 +21,7 @@ import lz4.frame
 import polars as pl
 import pytest
 import zstandard
-from hypothesis import assume, given, settings
+from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
 from sessions.formats import FORMATS, ReadOptions, format_for
@@ -1489,3 +1490,46 @@ def test_a_missing_values_token_is_no_session_or_mission_label(tmp_path_factory,
     events = read_table(tmp / "out" / "events.parquet").sort("row_id")
     assert events["gold_session"].to_list() == ["s1", None, "s2"]
     assert events["gold_mission"].to_list() == ["m1", None, "m2"]
+
+
+json_value = st.one_of(st.sampled_from([float("nan"), float("inf"), float("-inf"), None, "NaN", "Infinity"]),
+                       st.text(alphabet="ab NaIfinty", min_size=1, max_size=6), st.integers(-5, 5))  # fmt: skip
+
+
+@settings(max_examples=60, deadline=None)
+@given(rows=st.lists(st.fixed_dictionaries({"u": json_value, "q": json_value, "extra": json_value}), max_size=8))
+@example(rows=[{"u": "1001", "q": "pizza", "extra": float("nan")}, {"u": float("nan"), "q": "x", "extra": 1}])
+def test_json_lines_as_pythons_json_writes_them_read_nan_and_infinity_as_missing(tmp_path_factory, rows):
+    """`json.dumps` of a row holding pandas' missing value writes `NaN` (and `Infinity`,
+    `-Infinity`), which JSON has no word for: such a line was `bad_json`, even for a NaN
+    under a key no setting reads. Each is a missing value now, as a NaN in a Parquet
+    float column is: the row is read, or rejected for the value that is missing; the
+    rejected record is the line as written; the words inside a string stay text."""
+    from sessions.formats.table import TABLE_UNKNOWN_USERS
+
+    tmp = tmp_path_factory.mktemp("nan")
+    t = "2023-01-05 10:00:00"
+    lines = "".join(json.dumps({"u": r["u"], "t": t, "q": r["q"], "extra": r["extra"]}) + "\n" for r in rows)
+    report, events, rejected = ingest_bytes(tmp, "jsonl", lines.encode())
+
+    def missing(v: object) -> bool:
+        return v is None or (isinstance(v, float) and not math.isfinite(v))
+
+    def reason(r: dict) -> str | None:
+        if missing(r["u"]) or (isinstance(r["u"], str) and not r["u"].strip()):
+            return "empty_user"
+        if isinstance(r["u"], str) and r["u"].strip().lower() in TABLE_UNKNOWN_USERS:
+            return "unknown_user"
+        if missing(r["q"]) or (isinstance(r["q"], str) and not r["q"].strip()):
+            return "empty_text"
+        return None
+
+    expected = [reason(r) for r in rows]
+    assert events.sort("row_id")["row_id"].to_list() == [i for i, e in enumerate(expected) if e is None]
+    assert events.sort("row_id")["query"].to_list() == [
+        str(r["q"]) for r, e in zip(rows, expected, strict=True) if e is None
+    ]
+    got = rejected.sort("row_id").select("row_id", "reason", "raw").rows()
+    assert [(i, e) for i, e in enumerate(expected) if e] == [(i, r) for i, r, _ in got]
+    assert [raw for _, _, raw in got] == [lines.splitlines()[i] for i, e in enumerate(expected) if e]
+    assert report["rows_in"] == len(rows)
