@@ -9,6 +9,7 @@ collide with the input's own.
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
@@ -235,23 +236,30 @@ _FLOAT_NOTATION = r"^-?(?:0|[1-9][0-9]*)(?:\.[0-9]+|(?:\.[0-9]+)?[eE][+-]?[0-9]+
 
 
 _JSON_TEXT = "_json_text"  # a block's column: each line as JSON (`python_json`)
-_NON_FINITE = r"NaN|Infinity"  # what Python's `json` writes for the floats JSON has no number for
+# what Python's `json` writes for the floats JSON has no number for, and a number past a double (`1e999`)
+_NON_FINITE = r"NaN|Infinity|[0-9][eE][+]?[0-9]{3}"
 
 
 def python_json(text: pl.Series) -> pl.Series:
     """`text`, but each line that is JSON only as Python's `json` writes it, with `NaN`,
     `Infinity` or `-Infinity` for a float JSON has no number for (`json.dumps` of a row
-    holding pandas' missing value), as the JSON of the same values with each of those a
-    null: a missing value, as a NaN in a Parquet float column is (`float_text`). Such a
-    line was rejected as `bad_json` for a NaN under a key no setting reads. Other lines,
-    and a line that only holds the words in its strings, as they are."""
+    holding pandas' missing value), or a number past a double (`1e999`, which Python reads
+    as an infinity), as the JSON of the same values with each of those a null: a missing
+    value, as a NaN in a Parquet float column is (`float_text`). Such a line was rejected
+    as `bad_json` for a NaN under a key no setting reads. Other lines, and a line that
+    only holds the words in its strings, as they are."""
     maybe = np.flatnonzero(text.str.contains(_NON_FINITE).fill_null(False).to_numpy())
     fixed, at = [], []
     seen: list[str] = []
+
+    def number(written: str) -> float | None:
+        value = float(written)
+        return value if math.isfinite(value) else seen.append(written)  # past a double: None
+
     for i, line in zip(maybe, text.gather(maybe).to_list(), strict=True):
         seen.clear()
         try:
-            value = json.loads(line, parse_constant=seen.append)  # each NaN or Infinity: None
+            value = json.loads(line, parse_constant=seen.append, parse_float=number)  # each NaN or Infinity: None
         except (ValueError, RecursionError):  # no JSON even to Python: rejected as bad_json
             continue
         if seen:
@@ -312,12 +320,14 @@ def float_text(value: pl.Expr) -> pl.Expr:
     """Floats as id text, one rule for every typed format (Parquet's float columns, JSON
     lines' numbers): a whole number below 2**53 as its integer (599381.0 and 5.99381e5
     are the user 599381, as the integer 599381 is: pandas writes an integer column with a
-    missing value as floats), NaN as no value (pandas' missing value, not the text
-    "NaN"), any other as polars writes the float (1.5, 1e300)."""
+    missing value as floats), NaN and the infinities as no value (pandas' missing value,
+    not the text "NaN"; a JSON line's `NaN` or `Infinity` as Python's `json` writes them,
+    `python_json`, or a number past a double, `1e999`, alike), any other as polars writes
+    the float (1.5, 1e300)."""
     whole = value.is_finite() & (value == value.floor()) & (value.abs() < 2.0**53)
     return (
         pl.when(whole).then(value.cast(pl.Int64, strict=False).cast(pl.String))
-        .when(value.is_nan()).then(None)
+        .when(~value.is_finite()).then(None)
         .otherwise(value.cast(pl.String))
     )  # fmt: skip
 

@@ -828,6 +828,25 @@ def test_a_header_repeated_in_another_order_is_refused_naming_its_line(tmp_path_
         ingest([tmp / f"log.{kind}"], "table", tmp / "out", options=options, block_bytes=block)
 
 
+def test_a_float_that_is_no_number_is_no_value_in_parquet_and_json_lines_alike(tmp_path):
+    """A NaN was no value in a Parquet float column while an infinity was the user
+    "inf"; a JSON line's `Infinity` (Python's `json`) is a missing value, so a Parquet
+    infinity, and a JSON number past a double (`1e999`), are one too: `empty_user`."""
+    import pyarrow.parquet as pq
+
+    users = [1.0, float("nan"), float("inf"), float("-inf"), 2.5]
+    t = "2023-01-05 10:00:00"
+    pq.write_table(pa.table({"u": users, "t": [t] * 5, "q": list("abcde")}), tmp_path / "log.parquet")
+    (tmp_path / "log.jsonl").write_text("".join(f'{{"u": {u}, "t": "{t}", "q": "{q}"}}\n'
+                                                for u, q in zip(["1.0", "NaN", "1e999", "-Infinity", "2.5"], "abcde",
+                                                                strict=True)))  # fmt: skip
+    options = ReadOptions(map="user=u,time=t,text=q")
+    for name in ("log.parquet", "log.jsonl"):
+        _, events, rejected = run(tmp_path / name.split(".")[1], [tmp_path / name], "table", options=options)
+        assert events.sort("row_id")["user_id"].to_list() == ["1", "2.5"], name
+        assert rejected.sort("row_id").select("row_id", "reason").rows() == [(i, "empty_user") for i in (1, 2, 3)]
+
+
 @pytest.mark.parametrize("zone", [None, "UTC"])
 def test_int96_time_stamps_are_instants_that_no_timezone_shifts(tmp_path, zone):
     """Spark and Hive write an int96 time stamp as its instant in UTC; it was read as a
