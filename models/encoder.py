@@ -114,9 +114,11 @@ class TextEncoder(nn.Module):
     @torch.inference_mode()
     def encode(self, texts: Sequence[str], batch_size: int = 256) -> np.ndarray:
         """Vectors of many texts (float32, in the order given), in length-sorted batches:
-        n texts -> (n, H), row i for texts[i]."""
+        n texts -> (n, H), row i for texts[i]; zeros for a text the tokenizer reads as
+        unknown tokens alone (`unread_texts`: no vector, a dot product of 0 with any)."""
         with eval_mode(self):
-            return by_length(texts, batch_size, self.dim, np.float32, self.embed)
+            vectors = by_length(texts, batch_size, self.dim, np.float32, self.embed)
+            return unread_as(vectors, self.tokenizer, texts, self.max_length, 0.0)
 
     def save(self, directory: str | Path) -> Path:
         """Weights, tokenizer and pooling settings, loadable with `load_encoder(directory)`."""
@@ -185,6 +187,31 @@ def by_length(
         if on_texts is not None:
             on_texts(len(rows))
     return out
+
+
+def unread_texts(tokenizer: PreTrainedTokenizerBase, texts: Sequence[str], max_length: int) -> np.ndarray:
+    """(n,) bool: the texts `tokenizer` reads as its unknown token alone, or as no token,
+    in the first `max_length` tokens (what the model reads of a text, its own tokens
+    around them).
+
+    A WordPiece vocabulary (MiniLM's, DistilBERT's) has no emoji and few scripts, and
+    reads a "word" past 100 characters as `[UNK]`: every such text (`😀🔥💯`, `🐱`) is the
+    one input `[CLS] [UNK] [SEP]` and gets the one vector, so two unrelated ones looked
+    alike to the model (a same-session probability of 0.945) and were linked. Nothing
+    of the text reaches the model: it has no vector (`unread_as`)."""
+    unknown = tokenizer.unk_token_id
+    ids = tokenizer(list(texts), add_special_tokens=False, truncation=True, max_length=max(max_length - 2, 1))
+    return np.array([all(t == unknown for t in row) for row in ids["input_ids"]], dtype=bool)
+
+
+def unread_as(
+    rows: np.ndarray, tokenizer: PreTrainedTokenizerBase, texts: Sequence[str], max_length: int, fill: float
+) -> np.ndarray:
+    """`rows` (n, width), one per text, with the rows of `unread_texts` set to `fill`
+    (zeros for a session model's vectors: a dot product of 0, no evidence either way;
+    NaN for a hierarchy model's points: no specificity)."""
+    rows[unread_texts(tokenizer, texts, max_length)] = fill
+    return rows
 
 
 def length_batches(lengths: Sequence[int], batch_size: int) -> list[np.ndarray]:

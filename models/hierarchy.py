@@ -45,7 +45,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from models.encoder import TextEncoder, by_length, eval_mode, forward_by_length, load_encoder
+from models.encoder import TextEncoder, by_length, eval_mode, forward_by_length, load_encoder, unread_as
 from models.poincare import distance_softmax_loss
 
 
@@ -148,9 +148,11 @@ class HierarchyTextModel(nn.Module):
 
     @torch.no_grad()
     def points(self, texts: Sequence[str], batch_size: int = 256) -> np.ndarray:
-        """float64 points of `texts`, in order; length-sorted batches: n texts -> (n, d), row i for texts[i]."""
+        """float64 points of `texts`, in order; length-sorted batches: n texts -> (n, d), row i for texts[i];
+        NaN for a text the tokenizer reads as unknown tokens alone (`models.encoder.unread_texts`: no point)."""
         with eval_mode(self):
-            return by_length(texts, batch_size, self.dim, np.float64, self.embed)
+            points = by_length(texts, batch_size, self.dim, np.float64, self.embed)
+            return unread_as(points, self.encoder.tokenizer, texts, self.encoder.max_length, np.nan)
 
     def distance(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Geodesic distance over the last dim, broadcasting."""

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from models.encoder import SETTINGS_FILE, TextEncoder, by_length
+from models.encoder import SETTINGS_FILE, TextEncoder, by_length, unread_as
 
 MODEL_FILES = {"onnx": "model.onnx", "onnx-int8": "model-int8.onnx"}  # by backend
 # what a damaged export's one-line error advises (`OnnxTextEncoder`, and the calibration beside it)
@@ -152,5 +152,7 @@ class OnnxTextEncoder:
         return self.session.run(None, feeds)[0]
 
     def encode(self, texts: Sequence[str], batch_size: int = 256) -> np.ndarray:
-        """Vectors of many texts (float32, (n, H), in the order given), in length-sorted batches."""
-        return by_length(texts, batch_size, self.dim, np.float32, self.embed)
+        """Vectors of many texts (float32, (n, H), in the order given), in length-sorted
+        batches; zeros for a text read as unknown tokens alone, as `TextEncoder.encode`."""
+        vectors = by_length(texts, batch_size, self.dim, np.float32, self.embed)
+        return unread_as(vectors, self.tokenizer, texts, self.max_length, 0.0)

@@ -163,3 +163,23 @@ def test_every_trainable_parameter_gets_a_gradient(name, tiny, minilm):
     assert sum(p.requires_grad for p in encoder.parameters()) >= len(list(encoder.parameters())) - 2
     encoder.zero_grad(set_to_none=True)
     encoder.eval()
+
+
+def test_a_text_the_tokenizer_reads_as_unknown_tokens_alone_has_no_vector(tiny, minilm):
+    """MiniLM's WordPiece vocabulary has no emoji, and reads a "word" past 100 characters
+    as `[UNK]`: `😀🔥💯` and `🐱` were the one input `[CLS] [UNK] [SEP]`, the one vector,
+    and two unrelated such queries looked the same to the model. Such a text has no
+    vector (zeros: a dot product of 0 with any); one with a word the model reads has one."""
+    from models.encoder import unread_texts
+
+    texts = ["😀🔥💯", "🐱", "🍕 🎉", "y" * 200, "🐱 cats", "cats", "北京 天气", "привет мир", "\u200b", "dog\u200dcat"]
+    for encoder in (minilm, tiny):  # tiny shares MiniLM's tokenizer
+        unread = unread_texts(encoder.tokenizer, texts, encoder.max_length)
+        assert unread.tolist() == [True, True, True, True, False, False, False, False, True, False]
+        vectors = encoder.encode(texts)
+        assert not vectors[unread].any() and np.allclose(np.linalg.norm(vectors[~unread], axis=1), 1, atol=1e-5)
+    # what the model reads of a text is its first max_length tokens
+    long = "🐱 " * 40 + "cats"
+    assert unread_texts(minilm.tokenizer, [long], 32).tolist() == [True]
+    assert unread_texts(minilm.tokenizer, [long], 64).tolist() == [False]
+    assert pair_scores(minilm, ["😀🔥💯"], ["🐱"]).tolist() == [0.0]

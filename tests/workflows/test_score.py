@@ -313,13 +313,14 @@ def test_a_session_model_whose_files_are_damaged_is_one_line_wherever_it_is_load
 
 def test_a_pair_with_a_missing_query_has_no_probability(models):
     """The breaking helper's find: the registered pyfunc scored a missing query (None, NaN)
-    as the empty text, p_same 0.63: "same session". Such a pair's p_same and score are NaN."""
+    as the empty text, p_same 0.63: "same session". Such a pair's p_same and score are NaN,
+    as are an empty query's, which has no token for the model to read (`unread_texts`)."""
     import pandas as pd
 
     session_uri, _ = models
     out = mlflow.pyfunc.load_model(session_uri).predict(
         pd.DataFrame({"query_a": [None, np.nan, "", "cats"], "query_b": ["baz", "baz", "baz", None]}))  # fmt: skip
-    assert out["p_same"].isna().to_list() == [True, True, False, True] and out["score"].isna().sum() == 3
+    assert out["p_same"].isna().to_list() == [True, True, True, True] and out["score"].isna().sum() == 4
 
 
 def test_a_baseline_that_is_no_encoder_is_refused_naming_the_option(models, tmp_path):
@@ -365,3 +366,32 @@ def test_the_encoding_pool_is_reported_with_why_it_is_not_what_was_asked(workers
     from workflows.distributed.score_job import encoding_pool
 
     assert encoding_pool(workers, gpus, resources, partitions) == pool
+
+
+def test_a_query_the_model_cannot_read_has_no_probability_nor_specificity(models, tmp_path):
+    """The breaking helper's find: every emoji-only query (and a "word" past 100
+    characters) was the one vector `[UNK]` gives, so `😀🔥💯` -> `🐱` scored a higher
+    p_same_prev than `cats` -> `big cats` and such queries shared one specificity. A
+    query the model cannot read has no p_same_prev with its neighbours, no specificity,
+    and the report counts them; the pyfunc gives such a pair no probability either."""
+    import pandas as pd
+
+    session_uri, hierarchy_uri = models
+    texts = ["cats", "big cats", "😀🔥💯", "🐱", "y" * 200, "cats again"]
+    rows = "".join(f"u1,2023-03-01T10:{i:02d}:00Z,{t}\n" for i, t in enumerate(texts))
+    (tmp_path / "log.csv").write_text("user,time,q\n" + rows)
+    done = runner.invoke(app, ["score", str(tmp_path / "log.csv"), "-f", "table", "--map", "user=user,time=time,text=q",
+                               "--session-model", session_uri, "--hierarchy-model", hierarchy_uri, "--engine", "local",
+                               "-o", str(tmp_path / "out")])  # fmt: skip
+    assert done.exit_code == 0, done.output
+    scores = read_scores(tmp_path / "out" / "scores.parquet")
+    unread = [False, False, True, True, True, False]
+    assert scores["specificity"].is_null().to_list() == unread
+    # the first query has no previous one; the others none where either side cannot be read
+    assert scores["p_same_prev"].is_null().to_list() == [True, False, True, True, True, True]
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert (report["distinct_texts"], report["unread_texts"]) == (6, 3)
+    assert "texts the model cannot read │ 3" in done.output
+    out = mlflow.pyfunc.load_model(session_uri).predict(pd.DataFrame({"query_a": ["😀🔥💯", "cats"],
+                                                                      "query_b": ["🐱", "big cats"]}))  # fmt: skip
+    assert out["p_same"].isna().to_list() == [True, False]

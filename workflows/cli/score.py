@@ -40,6 +40,8 @@ def score(job: ScoreJob) -> None:
     rows = {
         **ingest_rows(done), "engine": engine_text(done["config"]),
         "backend": report.backend, "distinct texts": report.distinct_texts,
+        **({"texts the model cannot read": f"{report.unread_texts:,} (unknown tokens alone: no p_same_prev)"}
+           if report.unread_texts else {}),
         "sessions": report.sessions,
         "missions": report.missions, **resuming, "seconds": report.seconds,
         "peak RSS (MiB)": peak_rss_mib(), **report.outputs,

@@ -131,7 +131,11 @@ def score(
 
             onnx_encoder_dir(cfg.session_model)  # exported once, here, before the actors read it
         report.encoders = _encode(todo, work, cfg)
-    report.distinct_texts = sum(read_json(storage.join(work, "encoded", f"{p}.json"))["texts"] for p in partitions)
+    counts = [read_json(storage.join(work, "encoded", f"{p}.json")) for p in partitions]
+    report.distinct_texts, report.unread_texts = (
+        sum(c["texts"] for c in counts),
+        sum(c.get("unread", 0) for c in counts),
+    )
     phases["encode"] = time.perf_counter() - tick
 
     tick = time.perf_counter()
@@ -267,7 +271,9 @@ class Encoder:
         for bucket, share in shares.items():  # each user bucket's share, beside that bucket
             encoded_share = share.join(encoded, on="text", how="left", maintain_order="left")
             write_parquet(encoded_share, storage.join(self.work, "encoded", bucket, f"{part}.parquet"))
-        write_json({"texts": len(texts)}, storage.join(self.work, "encoded", f"{part}.json"))  # the partition is done
+        unread = int((~encoded["vector"].to_numpy().any(axis=1)).sum()) if len(texts) else 0
+        write_json({"texts": len(texts), "unread": unread},
+                   storage.join(self.work, "encoded", f"{part}.json"))  # the partition is done  # fmt: skip
         return len(texts)
 
 

@@ -5,12 +5,15 @@ hands each bucket of users a `TextTable` of its texts: vectors of the session mo
 and specificity from a hierarchy model. `score_events` then gives every event
 
 - `p_same_prev`: the session model's same-session probability with the user's
-  previous query (null for a user's first query);
+  previous query (null for a user's first query, and where either query is one the
+  model cannot read: unknown tokens alone, `models.encoder.unread_texts`, such as an
+  emoji-only prompt, whose vector is zeros);
 - `session_id`, `session_seq`, `mission_id`: segmentation with the model (the
   cascade, where it decides what lexical evidence would break, or `learned`, where it
   decides every pair) and mission linking with it (`sessions.pipeline.iter_sessions`,
   the table as the model);
-- `specificity`, `reformulation` (with a hierarchy model; `sessions.reformulation`);
+- `specificity`, `reformulation` (with a hierarchy model; `sessions.reformulation`;
+  null specificity for a text the model cannot read);
 - `embedding` (float16, on request).
 """
 
@@ -72,6 +75,11 @@ class TextTable:
         return cls(encoded["text"], encoded["vector"].to_numpy().astype(np.float32),
                    encoded["specificity"].to_numpy(), calibration)  # fmt: skip
 
+    @property
+    def unread(self) -> int:
+        """How many of the texts the session model cannot read (zero vectors: `unread_texts`)."""
+        return int((~self.vectors.any(axis=1)).sum())
+
     @cached_property
     def _keys(self) -> pl.DataFrame:
         return pl.DataFrame({"text": self.texts, "_row": np.arange(len(self.texts))})
@@ -121,11 +129,15 @@ def score_events(
     dots = np.zeros(len(rows))
     if len(rows) > 1:
         dots[1:] = np.einsum("ij,ij->i", vectors[1:], vectors[:-1])
-    p_prev = np.where(same_user, table.calibration(dots), np.nan)
+    read = vectors.any(axis=1)  # a text read as unknown tokens alone has no vector (`models.encoder.unread_texts`)
+    both_read = np.concatenate([[False], read[1:] & read[:-1]]) if len(rows) else read
+    p_prev = np.where(same_user & both_read, table.calibration(dots), np.nan)
     parts = list(iter_sessions(ordered, seg, missions, table, common=common, workers=1, embedder=table))
     found = pl.concat(parts) if parts else pl.DataFrame(schema=SESSIONS_SCHEMA)
     extra = ordered.select("row_id").with_columns(
-        p_same_prev=pl.Series(p_prev).fill_nan(None), specificity=pl.Series(table.specificity[rows]), _row=rows
+        p_same_prev=pl.Series(p_prev).fill_nan(None),
+        specificity=pl.Series(table.specificity[rows]).fill_nan(None),
+        _row=rows,
     )
     scored = found.join(extra, on="row_id", how="left", maintain_order="left")
     columns = list(SCORE_SCHEMA)
@@ -150,6 +162,7 @@ class ScoreReport:
     sessions: int = 0
     missions: int = 0
     distinct_texts: int = 0
+    unread_texts: int = 0  # of those, read as unknown tokens alone: no vector, no p_same_prev (`unread_texts`)
     resumed: dict[str, int] = field(default_factory=dict)  # units found done, by stage
     encoders: dict = field(default_factory=dict)  # the Ray engine's pool of encoding actors (`encoding_pool`)
     config: dict = field(default_factory=dict)  # the job's settings, with the engine that ran and why

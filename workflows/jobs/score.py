@@ -189,7 +189,7 @@ def score_in_process(
         encoders = TextEncoders(cfg, threads=os.cpu_count() or 1, gpu=bool(cfg.gpus_per_worker))
         texts = events["query"].unique().sort()
         table = TextTable.of(encoders.encode(texts, cfg.batch_size), Calibration(**encoders.calibration))
-        report.distinct_texts = len(texts)
+        report.distinct_texts, report.unread_texts = len(texts), table.unread
         phases["encode"] = time.perf_counter() - tick
         tick = time.perf_counter()
         # the log's common terms: counted over these events, the whole log

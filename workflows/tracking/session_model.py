@@ -22,7 +22,7 @@ from mlflow.types import ColSpec, Schema
 
 import models.encoder
 from models.calibration import Calibration
-from models.encoder import TextEncoder, load_encoder
+from models.encoder import TextEncoder, load_encoder, unread_texts
 from models.session import pair_scores
 from sessions.storage import first_line
 from workflows.tracking.store import load_pyfunc, pip_requirements
@@ -58,8 +58,12 @@ class SessionModel(mlflow.pyfunc.PythonModel):
         assert self.encoder is not None and self.calibration is not None
         columns = set(model_input.columns)
         if {"query_a", "query_b"} <= columns:  # a pair with a missing query has no score (NaN), not an empty text's
-            scores = pair_scores(self.encoder, texts_of(model_input["query_a"]), texts_of(model_input["query_b"]))
+            a, b = texts_of(model_input["query_a"]), texts_of(model_input["query_b"])
+            scores = pair_scores(self.encoder, a, b)
             scores[(model_input["query_a"].isna() | model_input["query_b"].isna()).to_numpy()] = np.nan
+            # nor has a pair with a query the model cannot read (unknown tokens alone: an emoji, say)
+            unread = [unread_texts(self.encoder.tokenizer, t, self.encoder.max_length) for t in (a, b)]
+            scores[unread[0] | unread[1]] = np.nan
             return pd.DataFrame({"p_same": self.calibration(scores), "score": scores})
         if "query" in columns:
             vectors = self.encoder.encode(texts_of(model_input["query"]))
