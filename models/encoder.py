@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextvars
 import json
 import os
+import re
 import threading
 import weakref
 from collections.abc import Callable, Iterator, Sequence
@@ -189,6 +190,18 @@ def by_length(
     return out
 
 
+# A word of ASCII letters and digits (1 to 100: WordPiece reads a longer one as [UNK]) between
+# white space, ASCII punctuation or the text's ends, where a BERT tokenizer splits words.
+_ASCII_WORD = re.compile(r"(?:^|[\s!-/:-@\[-`{-~])[A-Za-z0-9]{1,100}(?=[\s!-/:-@\[-`{-~]|$)")
+
+
+def _read_early(text: str, tokens: int) -> bool:
+    """Whether `text` has a plain ASCII word (`_ASCII_WORD`) that starts within its first
+    `tokens` tokens, told by the characters before it (a token takes one at least)."""
+    word = _ASCII_WORD.search(text)
+    return word is not None and sum(not c.isspace() for c in text[: word.start()]) < tokens
+
+
 def unread_texts(tokenizer: PreTrainedTokenizerBase, texts: Sequence[str], max_length: int) -> np.ndarray:
     """(n,) bool: the texts `tokenizer` reads as its unknown token alone, or as no token,
     in the first `max_length` tokens (what the model reads of a text, its own tokens
@@ -199,9 +212,17 @@ def unread_texts(tokenizer: PreTrainedTokenizerBase, texts: Sequence[str], max_l
     one input `[CLS] [UNK] [SEP]` and gets the one vector, so two unrelated ones looked
     alike to the model (a same-session probability of 0.945) and were linked. Nothing
     of the text reaches the model: it has no vector (`unread_as`)."""
-    unknown = tokenizer.unk_token_id
-    ids = tokenizer(list(texts), add_special_tokens=False, truncation=True, max_length=max(max_length - 2, 1))
-    return np.array([all(t == unknown for t in row) for row in ids["input_ids"]], dtype=bool)
+    unread = np.zeros(len(texts), dtype=bool)
+    # A text with a word of ASCII letters and digits alone, at most 100 of them, among what the
+    # model reads, is read (a WordPiece vocabulary holds each such character): only the others are
+    # tokenized, none of AOL's queries. A token takes a character at least, so a word after fewer
+    # than `max_length - 2` characters that are not white space starts among those tokens.
+    maybe = [i for i, text in enumerate(texts) if not _read_early(text, max_length - 2)]
+    if maybe:
+        ids = tokenizer([texts[i] for i in maybe], add_special_tokens=False, truncation=True,
+                        max_length=max(max_length - 2, 1))["input_ids"]  # fmt: skip
+        unread[maybe] = [all(t == tokenizer.unk_token_id for t in row) for row in ids]
+    return unread
 
 
 def unread_as(

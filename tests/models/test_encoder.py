@@ -183,3 +183,23 @@ def test_a_text_the_tokenizer_reads_as_unknown_tokens_alone_has_no_vector(tiny, 
     assert unread_texts(minilm.tokenizer, [long], 32).tolist() == [True]
     assert unread_texts(minilm.tokenizer, [long], 64).tolist() == [False]
     assert pair_scores(minilm, ["😀🔥💯"], ["🐱"]).tolist() == [0.0]
+
+
+_MIXED = [*"ab1 .-_$é", "🐱", "😀", "北", "\u200b", "\u0301", "ﷺ", "\t"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(texts=st.lists(st.one_of(
+    st.text(alphabet=st.sampled_from(_MIXED), max_size=12),
+    st.builds(lambda c, n, pre, post: pre + c * n + post, st.sampled_from(["y", "7", "é"]), st.integers(95, 105),
+              st.sampled_from(["", " ", "🐱", "-", "a "]), st.sampled_from(["", " ", "🐱", ".", " b"])),
+), min_size=1, max_size=8))  # fmt: skip
+def test_unread_texts_is_the_tokenizers_own_rule_whatever_the_text(minilm, texts):
+    """`unread_texts` tokenizes only the texts without a plain ASCII word; the rest must
+    be what the tokenizer itself says: every token unknown, in what the model reads."""
+    from models.encoder import unread_texts
+
+    for max_length in (4, 32):
+        ids = minilm.tokenizer(texts, add_special_tokens=False, truncation=True, max_length=max_length - 2)
+        exact = [all(t == minilm.tokenizer.unk_token_id for t in row) for row in ids["input_ids"]]
+        assert unread_texts(minilm.tokenizer, texts, max_length).tolist() == exact
