@@ -421,3 +421,18 @@ def test_a_run_whose_job_was_killed_is_ended_killed_not_left_running(store):
         assert status == {run_id: "KILLED", live: "RUNNING", **dict.fromkeys(unseen, "RUNNING")}
     assert store.get_run(run_id).data.tags[ENDED_TAG].startswith("its process ended")
     assert store.get_run(live).info.status == "FINISHED"
+
+
+def test_a_run_id_as_compare_shows_it_is_named_as_a_part_of_one(store):
+    """`compare` shows a run id's first 8 digits; given one, `evaluate` said only "no
+    model there (no MLmodel file)", as of a path."""
+    import pytest
+
+    from workflows.tracking.store import require_model, run_of
+
+    for check in (require_model, run_of):
+        with pytest.raises(ValueError, match=r"b883f736: no model there \(no MLmodel file\), and not a whole run id "
+                                             r"\(8 of its 32 digits"):  # fmt: skip
+            check("b883f736")
+    with pytest.raises(ValueError, match=r"^notes: no model there \(no MLmodel file\); give"):
+        require_model("notes")

@@ -392,7 +392,7 @@ def run_of(uri: str) -> str:
     from mlflow.exceptions import MlflowException
 
     if not uri.startswith(("models:/", "runs:/")) and not _RUN_ID.fullmatch(uri):  # a path
-        what = "a model directory, not a run's" if Path(uri, "MLmodel").exists() else "no model there (no MLmodel file)"
+        what = "a model directory, not a run's" if Path(uri, "MLmodel").exists() else _no_model_there(uri)
         raise ValueError(f"{uri}: {what}; give models:/NAME@ALIAS, runs:/RUN_ID/model or a run id")
     client = use_store(existing=True)
     try:
@@ -508,6 +508,18 @@ def _held_instead(uri: str) -> str | None:
     return f"no model at this path; run {run_id} logs {' and '.join(f'runs:/{run_id}/{m}' for m in models)}"
 
 
+_RUN_ID_PART = re.compile(r"[0-9a-f]{1,31}")  # the first digits of a run id, as `compare` shows them
+
+
+def _no_model_there(path: str) -> str:
+    """Why a path that is no model directory is none: no MLmodel file, and, for a part of
+    a run id (`compare` shows its first 8 digits), what the whole id is needed for."""
+    if _RUN_ID_PART.fullmatch(path) and not Path(path).exists():
+        return (f"no model there (no MLmodel file), and not a whole run id ({len(path)} of its 32 digits: `compare` "
+                "shows the first 8, `compare --json` them all)")  # fmt: skip
+    return "no model there (no MLmodel file)"
+
+
 def _first(err: BaseException) -> str:
     return (getattr(err, "message", None) or str(err)).splitlines()[0]
 
@@ -519,7 +531,7 @@ def _require_model(uri: str) -> None:
         raise ValueError("a model URI is empty: give models:/NAME@ALIAS, models:/NAME/VERSION or runs:/RUN_ID/model")
     if not uri.startswith(("models:/", "runs:/")):  # a model directory (a path or a URI)
         if not Path(uri, "MLmodel").exists():
-            raise ValueError(f"{uri}: no model there (no MLmodel file); give models:/NAME@ALIAS or runs:/RUN_ID/model")
+            raise ValueError(f"{uri}: {_no_model_there(uri)}; give models:/NAME@ALIAS or runs:/RUN_ID/model")
         return
     run = run_of(uri)
     if uri.startswith("runs:/"):
