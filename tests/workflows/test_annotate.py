@@ -165,6 +165,18 @@ def test_evaluate_reformulation_of_a_log_with_nothing_to_judge_says_so(hierarchy
     ), done.output
 
 
+def test_evaluate_reformulation_tuned_on_the_log_it_judges_is_refused(hierarchy_uri, tiny_taxonomy, tmp_path):
+    """The breaking helper's find: `--tune-on` the `--gt` file itself chose the ratio on the
+    pairs it then scored (0.7 there), and printed that accuracy without a word."""
+    write_log(SynthConfig(users=20, rows=1_000, style="aol", seed=2), tiny_taxonomy, tmp_path / "log.tsv")
+    (tmp_path / "same.tsv").symlink_to(tmp_path / "log.tsv")
+    for tune_on in ("log.tsv", "same.tsv"):
+        done = runner.invoke(app, ["evaluate", "reformulation", "--model", hierarchy_uri, "--gt",
+                                   str(tmp_path / "log.tsv"), "--tune-on", str(tmp_path / tune_on)])  # fmt: skip
+        assert done.exit_code == 2 and done.output.strip().startswith(
+            f"error: --tune-on {tmp_path / tune_on} is the --gt log itself"), done.output  # fmt: skip
+
+
 def test_annotate_into_its_own_earlier_output_leaves_nothing_of_that_run(hierarchy_uri, tmp_path):
     """An annotation of a raw log writes sessions, rejected rows and annotations; one of
     a `segment` output into the same directory writes annotations only, and the first

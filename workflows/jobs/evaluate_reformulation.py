@@ -30,8 +30,15 @@ class EvaluateReformulationJob:
 
 def run(job: EvaluateReformulationJob) -> dict[str, dict]:
     """`workflows.jobs.annotate.evaluate_reformulations` with the job's settings: per
-    method its ratio, accuracy, recall by type and confusion counts."""
+    method its ratio, accuracy, recall by type and confusion counts. ValueError in one
+    line for a `--tune-on` that is the `--gt` file itself (a link to it included)."""
+    from sessions import storage
     from workflows.jobs.annotate import evaluate_reformulations
 
     gt = common.require(job.gt, "gt")
+    if job.tune_on is not None and storage.file_identity(job.tune_on) == storage.file_identity(gt):
+        raise ValueError(
+            f"--tune-on {job.tune_on} is the --gt log itself: the ratio would be chosen on the pairs it is then "
+            "scored on; give another synthetic log (sessionflow synth --seed 1 -o dev.tsv)"
+        )
     return evaluate_reformulations(gt, job.model, job.format, job.tune_on, job.ratio)
