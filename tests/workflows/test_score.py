@@ -282,7 +282,7 @@ def test_an_onnx_export_a_stopped_job_logged_in_part_is_made_again(models, store
         onnx_calibration(directory)
 
 
-@pytest.mark.parametrize("damage", ["weights cut short", "calibration NaN"])
+@pytest.mark.parametrize("damage", ["weights cut short", "weights deleted", "calibration NaN"])
 def test_a_session_model_whose_files_are_damaged_is_one_line_wherever_it_is_loaded(models, store, tmp_path, damage):
     """The breaking helper's finds: a registered session model whose weight file was cut
     short (a partial copy, a full disk) ended `score` and `evaluate pairs` in
@@ -294,6 +294,8 @@ def test_a_session_model_whose_files_are_damaged_is_one_line_wherever_it_is_load
     if damage == "weights cut short":
         weights = next(location.rglob("*.safetensors"))
         weights.write_bytes(weights.read_bytes()[:1000])
+    elif damage == "weights deleted":  # `score` said "no model there (OSError)" of a model that is there
+        next(location.rglob("*.safetensors")).unlink()
     else:
         next(location.rglob("calibration.json")).write_text('{"slope": NaN, "intercept": 0.0}')
     version = mlflow.register_model(session_uri, "session-model").version

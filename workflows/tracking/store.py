@@ -556,8 +556,12 @@ def load_pyfunc(uri: str) -> mlflow.pyfunc.PyFuncModel:
         return mlflow.pyfunc.load_model(uri)
     except MlflowException as err:
         raise ValueError(f"{uri}: {err.message.splitlines()[0]} (tracking store: {tracking_uri()})") from None
-    except OSError as err:
-        raise ValueError(f"{uri}: no model there ({err.__class__.__name__})") from None
+    except OSError as err:  # no MLmodel file, or a file of a model that is there (a weight file deleted)
+        if not uri.startswith(("models:/", "runs:/")) and not Path(uri, "MLmodel").exists():
+            raise ValueError(f"{uri}: {_no_model_there(uri)}") from None
+        raise ValueError(
+            f"{uri}: its model files cannot be read ({err.__class__.__name__}: {first_line(err)})"
+        ) from None
     except Exception as err:  # whatever a damaged model raises as it loads (safetensors', pickle's, a calibration's)
         raise ValueError(
             f"{uri}: its model files cannot be read ({err.__class__.__name__}: {first_line(err)})"
