@@ -433,3 +433,22 @@ def test_a_demo_steps_message_names_the_demos_flags_for_its_commands_options():
     said = step_message("train session model", "raise --val-share, lower --batch-size or --seed")  # mine's, its own
     assert said == "raise --mining-val-share, lower --session-batch-size or --session-seed"
     assert step_message("ingest", "--map x") == "--map x" and rename_flags("a--b --c", {"b": "B", "c": "C"}) == "a--b C"
+
+
+def test_a_setting_that_does_nothing_here_is_refused_in_one_line():
+    """The breaking helper's finds: `score --ratio` without a hierarchy model, and
+    `segment --min-p-same` without a session model to threshold, ran without a word
+    (the score report recorded the ratio all the same)."""
+    import pytest
+
+    from sessions.segment import SegmentConfig
+    from workflows.jobs.score import ScoreConfig
+    from workflows.jobs.segment import SegmentJob
+
+    with pytest.raises(ValueError, match=r"^--ratio types reformulations with a hierarchy model"):
+        ScoreConfig(ratio=0.5)
+    assert "ratio" not in ScoreConfig().to_dict() and ScoreConfig(hierarchy_model="h", ratio=0.5).to_dict()["ratio"]
+    for method, model in (("time", None), ("cascade", None), ("lexical", "models:/session-model@champion")):
+        with pytest.raises(ValueError, match=r"^--min-p-same is a session model's threshold"):
+            SegmentJob(inputs=("log",), segment=SegmentConfig(method=method, min_p_same=0.9), model=model)
+    SegmentJob(inputs=("log",), segment=SegmentConfig(method="cascade", min_p_same=0.9), model="models:/m@c")

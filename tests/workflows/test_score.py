@@ -384,8 +384,9 @@ def test_a_query_the_model_cannot_read_has_no_probability_nor_specificity(models
     (tmp_path / "log.csv").write_text("user,time,q\n" + rows)
     done = runner.invoke(app, ["score", str(tmp_path / "log.csv"), "-f", "table", "--map", "user=user,time=time,text=q",
                                "--session-model", session_uri, "--hierarchy-model", hierarchy_uri, "--engine", "local",
-                               "-o", str(tmp_path / "out")])  # fmt: skip
+                               "--workers", "2", "-o", str(tmp_path / "out")])  # fmt: skip
     assert done.exit_code == 0, done.output
+    assert "--workers is the ray engine's: not used" in " ".join(done.output.split())  # accepted without a word
     scores = read_scores(tmp_path / "out" / "scores.parquet")
     unread = [False, False, True, True, True, False]
     assert scores["specificity"].is_null().to_list() == unread

@@ -277,7 +277,7 @@ def job_settings(
     if cfg.hierarchy_model:
         models["hierarchy_model"] = pinned(cfg.hierarchy_model)
     # not how many do the work; the batch size stays: int8's scores depend on the batches (docs/scoring.md)
-    settings = {k: v for k, v in asdict(cfg).items() if k not in ("workers", "gpus_per_worker")}
+    settings = {k: v for k, v in cfg.to_dict().items() if k not in ("workers", "gpus_per_worker")}
     layout = {} if buckets is None else {"buckets": buckets}
     return json.loads(json.dumps({"files": files, "format": fmt, "read": asdict(options), **layout, **settings,
                                   "models": models}, default=str))  # fmt: skip

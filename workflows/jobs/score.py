@@ -72,6 +72,9 @@ class ScoreConfig:
                 "(models:/NAME@champion, models:/NAME/VERSION or runs:/ID/model), not an empty string"
             )
         check_ratio(self.ratio)
+        if self.ratio != DEFAULT_RATIO and self.hierarchy_model is None:
+            raise ValueError("--ratio types reformulations with a hierarchy model: give --hierarchy-model, or leave "
+                             "--ratio out")  # fmt: skip
         if self.batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         for name in ("workers", "gpus_per_worker"):
@@ -81,8 +84,11 @@ class ScoreConfig:
             raise ValueError(f"--backend {self.backend} runs on CPUs; on GPUs score with --backend torch")
 
     def to_dict(self) -> dict:
-        """The config as JSON-ready values."""
-        return asdict(self)
+        """The config as JSON-ready values (without `ratio` where no hierarchy model types reformulations)."""
+        config = asdict(self)
+        if self.hierarchy_model is None:
+            del config["ratio"]
+        return config
 
 
 @dataclass(frozen=True)
@@ -176,6 +182,9 @@ def score_in_process(
     options = options or DEFAULT_READ
     out = claim_output(output, SCORES_FILE, overwrite, inputs, also=[WORK_DIR])
     storage.remove(storage.join(out, WORK_DIR))  # an interrupted Ray job's work: stale once this job writes here
+    unused = [f"--{name}" for name in ("workers", "buckets") if getattr(cfg, name)]  # the ray engine's settings
+    if unused:
+        reason += f"; {' and '.join(unused)} {'are' if len(unused) > 1 else 'is'} the ray engine's: not used"
     settings = {**job_settings(inputs, fmt, options, cfg), "engine": "local", "engine_reason": reason}
     report = ScoreReport(ingest={}, backend=cfg.backend, config=settings)
     events, report.ingest = load_events(inputs, fmt, out, options=options)

@@ -44,6 +44,11 @@ class SegmentJob:
     def __post_init__(self) -> None:
         check_method(self.segment.method, self.model)
         common.check_engine(self.engine, self.address)
+        unused = self.model is None or self.segment.method in ("time", "lexical")
+        if unused and self.segment.min_p_same != SegmentConfig.min_p_same:
+            without = "" if self.model else " without --model"
+            raise ValueError(f"--min-p-same is a session model's threshold (--method learned or cascade with "
+                             f"--model): --method {self.segment.method}{without} has none")  # fmt: skip
 
 
 def check_method(method: str, model: str | None) -> None:
