@@ -110,6 +110,10 @@ def test_compare_lists_runs_side_by_side_and_promote_moves_the_champion(store):
     assert promoted.exit_code == 0, promoted.output
     assert "(was version 1)" in promoted.output
     assert str(store.get_model_version_by_alias("session-model", CHAMPION).version) == str(v2)
+    again = runner.invoke(app, ["promote", "session-model", str(v2)])  # said "(was version 2)"
+    assert again.exit_code == 0 and "(already the champion)" in again.output, again.output
+    twice = runner.invoke(app, ["compare", "--json", "--metrics", "val_auc,val_auc"])  # a column twice
+    assert json.loads(twice.stdout)["metrics"] == ["val_auc"]
     table = runner.invoke(app, ["compare"])
     assert "v2*" in table.stdout and "v1 " in table.stdout and "0.850" in table.stdout
 

@@ -62,7 +62,8 @@ def promote(job: PromoteJob) -> None:
     from workflows.jobs.registry import promote as set_champion
 
     alias, before = set_champion(job)
-    was = f" (was version {before})" if before is not None else ""
+    was = "" if before is None else " (already the champion)" if str(before) == str(job.version) else (
+        f" (was version {before})")  # fmt: skip
     out.print(f"models:/{job.name}@{alias} -> models:/{job.name}/{job.version}{was}")
 
 

@@ -85,6 +85,7 @@ def compare(
 ) -> Comparison:
     """The latest `max_runs` runs of `experiment`, newest first. ValueError in one line for
     an unknown experiment, and for `metrics` or `params` none of those runs logged."""
+    metrics, params = (list(dict.fromkeys(names)) if names else names for names in (metrics, params))  # once each
     found = client.get_experiment_by_name(experiment)
     if found is None:
         names = sorted(e.name for e in client.search_experiments())
