@@ -183,6 +183,12 @@ def test_a_split_that_the_pairs_do_not_have_is_refused_naming_theirs(tmp_path):
         ("query_a,query_b,label\ncats,dogs,yes\n", "1 pair with a label other than 0 or 1 (first: row 1, 'yes')"),
         ("query_a,query_b,label\ncats,dogs,1\nbank,pizza,0.5\n", "(first: row 2, '0.5')"),
         ("query_a,query_b,label\ncats,dogs,\n", "(first: row 1, '')"),
+        # said in polars' words, naming no line
+        (
+            "query_a,query_b,label\ncats,dogs,1\nfoo,bar,1,extra\n",
+            "not a CSV of pairs (line 3: 4 fields where the header has 3)",
+        ),
+        ('query_a,query_b,label\ncats,dogs,1\n"unclosed,x,1\n', "not a CSV of pairs (line 3: unexpected end of data)"),
     ],
 )
 def test_an_empty_or_unlabelled_csv_is_refused_in_one_line(outputs, tmp_path, nothing_starts, content, says):

@@ -567,6 +567,26 @@ def pairs_location(path: str) -> str:
                      f"(pairs); {then}")  # fmt: skip
 
 
+def _csv_fault(data: bytes, separator: str) -> str | None:
+    """Where and why Python's `csv` (strict) finds `data` no table: the first record whose
+    field count is not the header's, or a quote left open, by line; None where it finds
+    none (or the bytes are not UTF-8)."""
+    import csv
+    import io
+
+    try:
+        reader = csv.reader(io.StringIO(data.decode("utf-8-sig"), newline=""), delimiter=separator, strict=True)
+        header = next(reader, [])
+        for record in reader:
+            if record and len(record) != len(header):
+                return f"line {reader.line_num}: {len(record)} fields where the header has {len(header)}"
+    except csv.Error as err:
+        return f"line {reader.line_num}: {err}"
+    except UnicodeDecodeError:
+        return None
+    return None
+
+
 def read_pairs_table(path: str, columns: Sequence[str] = PAIR_COLUMNS) -> tuple[pl.DataFrame, str]:
     """(the pairs, their location) of `path` (`pairs_location`: a `mine` output, a Parquet
     file or dataset, or a .csv/.tsv/.csv.gz file of text), every one of their rows checked
@@ -585,15 +605,15 @@ def read_pairs_table(path: str, columns: Sequence[str] = PAIR_COLUMNS) -> tuple[
     name = storage.name(location).lower()
     if name.endswith((".csv", ".tsv", ".csv.gz", ".tsv.gz")):
         separator = "\t" if name.endswith((".tsv", ".tsv.gz")) else ","
+        data = storage.read_bytes(location)
         try:
-            pairs = pl.read_csv(storage.read_bytes(location), separator=separator, infer_schema=False,
-                                empty_string_is_null=False)  # fmt: skip
+            pairs = pl.read_csv(data, separator=separator, infer_schema=False, empty_string_is_null=False)
         except pl.exceptions.NoDataError:
             raise ValueError(
                 f"{location}: an empty CSV, no pairs (a header query_a,query_b,label, then a pair a line)"
             ) from None
         except pl.exceptions.PolarsError as err:
-            reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            reason = _csv_fault(data, separator) or (str(err).strip().splitlines() or [type(err).__name__])[0]
             raise ValueError(f"{location}: not a CSV of pairs ({reason})") from None
     else:
         pairs = read_table(location)
