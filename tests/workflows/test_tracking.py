@@ -165,6 +165,30 @@ def test_a_sqlite_store_inside_a_submitted_jobs_working_dir_warns_once(tmp_path,
     assert not [r for r in caplog.records if "temporary working directory" in r.getMessage()]
 
 
+def test_an_output_inside_a_submitted_jobs_working_dir_is_refused(tmp_path, monkeypatch):
+    """The breaking helper's find: `ray job submit --working-dir . -- sessionflow segment ...
+    --output out/seg` succeeded, its output written into the copy of the directory that Ray
+    deletes later, and the summary cut its path short. Such an output is refused in one
+    line before anything is written; one outside it, or a URI, is not."""
+    import json
+
+    import pytest
+
+    from workflows.jobs.common import check_output
+
+    (tmp_path / "pkg").mkdir()
+    monkeypatch.chdir(tmp_path / "pkg")
+    job = {"runtime_env": {"working_dir": "gcs://_ray_pkg_0123.zip"}, "metadata": {}}
+    monkeypatch.setenv("RAY_JOB_CONFIG_JSON_ENV_VAR", json.dumps(job))
+    for output in ("out/seg", str(tmp_path / "pkg" / "x"), "."):
+        with pytest.raises(ValueError, match=r"in this job's temporary working directory \(`ray job submit"):
+            check_output(output)
+    assert not (tmp_path / "pkg" / "out").exists()
+    assert check_output(str(tmp_path / "elsewhere")) == str(tmp_path / "elsewhere")
+    monkeypatch.delenv("RAY_JOB_CONFIG_JSON_ENV_VAR")  # not a submitted job: a relative output is the user's
+    assert check_output("out/seg") == str(tmp_path / "pkg" / "out" / "seg")
+
+
 def test_compare_shows_hits_f1_where_a_hierarchy_run_logged_it(store):
     from workflows.tracking.compare import compare
 

@@ -367,12 +367,18 @@ def refuse_read_settings(source: str, kind: str, fmt: str | None, options: ReadO
 
 
 def check_output(value: str | None, inputs: Sequence[str] = ()) -> str:
-    """The checks of `output_dir` that change nothing: the output is given, is not a file,
+    """The checks of `output_dir` that change nothing: the output is given, is not a file
+    nor in the temporary working directory of a `ray job submit` (`workflows.submitted`),
     every input is there and none overlaps the output. Returns the output location."""
     from sessions import storage
     from sessions.io import check_apart, refuse_a_file
+    from workflows.submitted import in_submitted_working_dir
 
     location = storage.absolute(require(value, "output"))
+    if storage.is_local(location) and in_submitted_working_dir(location):
+        raise ValueError(f"--output {value}: in this job's temporary working directory (`ray job submit "
+                         "--working-dir`), which Ray deletes with the job; give a URI every node reaches "
+                         "(s3://BUCKET/...) or a path outside it")  # fmt: skip
     refuse_a_file(location)
     storage.expand(inputs)  # every input is there before anything of the output changes
     check_apart(location, inputs)

@@ -228,14 +228,13 @@ def warn_if_ephemeral(uri: str) -> None:
     """A warning on stderr when `uri` is a SQLite file inside the working directory that
     `ray job submit --working-dir` unpacked for this job: that copy lives on the head
     node only and is deleted with the job, and with it the runs and registered models."""
-    config = os.environ.get("RAY_JOB_CONFIG_JSON_ENV_VAR")
-    if not config or not uri.startswith("sqlite:///") or uri in _warned:
+    from workflows.submitted import in_submitted_working_dir
+
+    if not uri.startswith("sqlite:///") or uri in _warned:
         return
-    import json
     import logging
 
-    working_dir = json.loads(config).get("runtime_env", {}).get("working_dir")
-    if working_dir and Path(uri.removeprefix("sqlite:///")).resolve().is_relative_to(Path.cwd().resolve()):
+    if in_submitted_working_dir(uri.removeprefix("sqlite:///")):
         _warned.add(uri)
         logging.getLogger("sessionflow").warning(
             "warning: MLflow store %s is in this job's temporary working directory; its runs and models are "
