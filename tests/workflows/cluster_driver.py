@@ -180,12 +180,18 @@ def main(work: Path, log: Path, repo: Path) -> None:
         began = time.monotonic()
         pipeline = client.submit_job(entrypoint=" && ".join(commands.values()), runtime_env=job_env)
         refused, pairs = None, f"{s3}/pairs/report.json"
+        # and a data job whose output is a local path of the head's, which the second node does not see
+        local_output = client.submit_job(entrypoint=f"sessionflow segment {s3}/logs/ --format aol --output "
+                                         f"{work}/local-sessions", runtime_env=job_env)  # fmt: skip
         while not client.get_job_status(pipeline).is_terminal():
             if refused is None and storage.exists(pairs):
                 refused = client.submit_job(entrypoint=commands["train"].split(" --storage")[0], runtime_env=job_env)
             time.sleep(1)
-        while refused is not None and not client.get_job_status(refused).is_terminal():
+        while any(j is not None and not client.get_job_status(j).is_terminal() for j in (refused, local_output)):
             time.sleep(1)
+        result["local_output"] = {"status": client.get_job_status(local_output).value,
+                                  "log": client.get_job_logs(local_output)[-600:],
+                                  "left": os.path.exists(f"{work}/local-sessions")}  # fmt: skip
         logs = client.get_job_logs(pipeline)
         (work / "pipeline.log").write_text(logs)
         if (status := client.get_job_status(pipeline)).value != "SUCCEEDED":

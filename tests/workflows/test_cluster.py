@@ -65,6 +65,12 @@ def test_two_nodes_without_a_shared_disk_run_the_pipeline_on_s3(tmp_path, tiny_t
     assert result["no_storage"]["status"] == "FAILED"
     assert "error: --storage (not set): this Ray cluster has 2 nodes" in result["no_storage"]["log"]
     assert "Traceback" not in result["no_storage"]["log"]
+    # So is a data job's local output (it failed later: "cannot concat empty list"), and it leaves nothing.
+    assert result["local_output"]["status"] == "FAILED" and not result["local_output"]["left"]
+    said = f"--output {work}/local-sessions: a local path that node "
+    assert said in result["local_output"]["log"] and "does not see as this one does (this Ray cluster has 2 nodes)" in (
+        result["local_output"]["log"])  # fmt: skip
+    assert "Traceback" not in result["local_output"]["log"]
 
     # Outputs on the endpoint only (nothing local), equal to the local engine's row for row.
     objects = result["objects"]

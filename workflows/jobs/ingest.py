@@ -55,9 +55,10 @@ def run(job: IngestJob, on_rows: Callable[[int], None] | None = None) -> IngestR
     config = common.as_run(job, engine, why)
     output = common.output_dir(job.output, EVENTS_FILE, job.overwrite, job.inputs)
     if engine == "ray":
-        from workflows.distributed.runtime import ray_runtime
+        from workflows.distributed.runtime import ray_runtime, require_seen_by_every_node
 
         with ray_runtime(job.address):
+            require_seen_by_every_node(output, job.inputs)
             from workflows.distributed import data  # imports ray: after the runtime's settings
 
             report = data.ingest(

@@ -17,7 +17,7 @@ from sessions.ingest import REJECTED_FILE
 from sessions.io import job_output, parquet_rows, read_table, scan_table, write_report, write_table
 from sessions.pairs import MiningConfig, check_sessions, empty_splits, gold_pairs, mine_pairs, negatives_short
 from sessions.pipeline import SESSIONS_FILE, load_events
-from workflows.distributed.runtime import ray_runtime
+from workflows.distributed.runtime import ray_runtime, require_seen_by_every_node
 from workflows.jobs import common
 
 PAIRS_FILE = "pairs.parquet"
@@ -88,6 +88,7 @@ def run(job: MineJob) -> dict:
         engine, why = common.choose_engine(job.engine, job.address, [source], None)
         if engine == "ray":
             with ray_runtime(job.address):
+                require_seen_by_every_node(output, [source])
                 from workflows.distributed import data  # imports ray: after the runtime's settings
 
                 data.mine(source, target, cfg)

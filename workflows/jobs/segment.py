@@ -94,9 +94,10 @@ def run(job: SegmentJob, on_rows: Callable[[int], None] | None = None) -> Segmen
     scorer = session_scorer(job.model) if engine == "local" else None
     output = common.output_dir(job.output, SESSIONS_FILE, job.overwrite, job.inputs)
     if engine == "ray":
-        from workflows.distributed.runtime import ray_runtime
+        from workflows.distributed.runtime import ray_runtime, require_seen_by_every_node
 
         with ray_runtime(job.address):
+            require_seen_by_every_node(output, job.inputs)
             from workflows.distributed import data  # imports ray: after the runtime's settings
 
             report = data.segment(job.inputs, job.format, output, job.segment, job.missions, options=job.read,
