@@ -121,7 +121,8 @@ def test_a_killed_job_started_again_finishes_only_what_is_missing_and_scores_equ
     assert done.exit_code == 0, done.output
     one = json.loads((tmp_path / "one" / "report.json").read_text())
     assert (one["config"]["engine"], report["config"]["engine"]) == ("local", "ray")  # where every data job has it
-    assert (one["config"]["engine_reason"], report["config"]["engine_reason"]) == ("--engine local", "--engine ray")
+    assert (one["config"]["engine_reason"], report["config"]["engine_reason"]) == (
+        "--engine local; --workers and --buckets are the ray engine's: not used", "--engine ray")  # fmt: skip
     assert {k: one[k] for k in ("rows_in", "rows_ok", "rows_rejected", "distinct_texts", "sessions")} == {
         k: report[k] for k in ("rows_in", "rows_ok", "rows_rejected", "distinct_texts", "sessions")}  # fmt: skip
     local = read_scores(tmp_path / "one" / "scores.parquet")
