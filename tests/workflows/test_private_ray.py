@@ -138,3 +138,29 @@ def test_a_local_rays_workers_find_their_own_cluster_beside_another_local_ray():
     finally:
         other.kill()
         other.wait(timeout=60)
+
+
+def test_a_local_ray_that_does_not_start_in_time_is_one_line(tmp_path, monkeypatch):
+    """The breaking helper's find: a local Ray whose processes did not come up in time (a
+    loaded machine) ended the command in Ray's bare Exception, a traceback and exit 1."""
+    import ray
+    from typer.testing import CliRunner
+
+    from workflows.cli import app
+
+    def timed_out(*args, **kwargs):
+        raise Exception("The current node timed out during startup. This could happen because some of the raylet "
+                        "failed to startup or the GCS has become overloaded.")  # fmt: skip
+
+    monkeypatch.setattr(ray, "init", timed_out)
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    (tmp_path / "log.tsv").write_text(
+        "AnonID\tQuery\tQueryTime\tItemRank\tClickURL\n1\tcats\t2006-03-01 10:00:00\t\t\n"
+    )
+    done = CliRunner().invoke(app, ["ingest", str(tmp_path / "log.tsv"), "-f", "aol", "--engine", "ray",
+                                    "-o", str(tmp_path / "out")])  # fmt: skip
+    assert done.exit_code == 2 and done.output.strip() == (
+        "error: a local Ray could not start (The current node timed out during startup. This could happen because "
+        "some of the raylet failed to startup or the GCS has become overloaded.); on a loaded machine try again, or "
+        "run the job with --engine local"), done.output  # fmt: skip
+    assert not (tmp_path / "out").exists()

@@ -30,7 +30,9 @@ def ray_runtime(address: str | None = None, num_cpus: int | None = None, worker_
     local one) and on the loopback address only; it is shut down afterwards. From a
     cluster the job only disconnects. Without `worker_output` the workers' stdout and
     stderr stay in Ray's log files (a local Ray's: /tmp/ray/session_latest/logs) instead of the driver's terminal
-    (their errors still reach the driver, as the exceptions of their tasks).
+    (their errors still reach the driver, as the exceptions of their tasks). OSError in one
+    line when a local instance does not start (Ray's own bare Exception: its processes did
+    not come up in time, as on an overloaded machine).
     """
     cluster = named_cluster(address)
     if cluster is None:
@@ -53,9 +55,16 @@ def ray_runtime(address: str | None = None, num_cpus: int | None = None, worker_
             ray.init(address=cluster, logging_level=logging.WARNING, log_to_driver=worker_output)
         else:
             hook = f"{__name__}.quiet_local_workers"
-            ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, logging_level=logging.WARNING,
-                     runtime_env={"worker_process_setup_hook": hook}, _node_ip_address=LOOPBACK,
-                     log_to_driver=worker_output)  # fmt: skip
+            try:
+                ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, logging_level=logging.WARNING,
+                         runtime_env={"worker_process_setup_hook": hook}, _node_ip_address=LOOPBACK,
+                         log_to_driver=worker_output)  # fmt: skip
+            except Exception as err:  # Ray raises a bare Exception when its processes do not start in time
+                if type(err) is not Exception:
+                    raise
+                why = (str(err).strip().splitlines() or ["no reason given"])[0]
+                raise OSError(f"a local Ray could not start ({why}); on a loaded machine try again, or run the job "
+                              "with --engine local") from None  # fmt: skip
     try:
         yield
     finally:
