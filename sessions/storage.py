@@ -186,8 +186,8 @@ def _errors(location: str | os.PathLike) -> Iterator[None]:
             message = message[:240].rsplit(" ", 1)[0] + " ..."
         if hint and any(w in message for w in _AUTH_WORDS):
             message += f" ({hint})"
-        elif _NO_BUCKET.search(message):
-            message += " (create the bucket first, or check its name)"
+        elif _NO_BUCKET.search(message):  # the SDK's sentence names the request and the key it was at
+            message = f"{_no_bucket(str(location))}: create the bucket first, or check its name"
         raise StorageError(f"{location}: {message}") from None
 
 
@@ -480,8 +480,16 @@ def _missing_bucket(location: str) -> str:
     bucket = location[len(kind) + 3 :].split("/")[0]
     if exists(f"{kind}://{bucket}"):
         return ""
-    endpoint = os.environ.get("AWS_ENDPOINT_URL") if kind == "s3" else None  # a wrong one finds no bucket either
-    return f" (the bucket {bucket} does not exist{f' at AWS_ENDPOINT_URL {endpoint}' if endpoint else ''})"
+    return f" ({_no_bucket(location)})"
+
+
+def _no_bucket(location: str) -> str:
+    """ "the bucket B does not exist", naming the S3 endpoint when AWS_ENDPOINT_URL sets one
+    (a wrong one finds no bucket either)."""
+    kind = scheme(location)
+    bucket = location[len(kind) + 3 :].split("/")[0]
+    endpoint = os.environ.get("AWS_ENDPOINT_URL") if kind == "s3" else None
+    return f"the bucket {bucket} does not exist{f' at AWS_ENDPOINT_URL {endpoint}' if endpoint else ''}"
 
 
 def _glob(pattern: str) -> list[str]:

@@ -369,6 +369,11 @@ def test_a_bucket_that_does_not_exist_is_named(s3):
     with pytest.raises(storage.StorageError) as err:
         io.write_json({}, f"s3://{bucket}-nope/out/report.json")
     assert "\n" not in str(err.value) and "create the bucket" in str(err.value)
+    # an output: the SDK's sentence named its probe's key and request, cut in the middle of its parentheses
+    with pytest.raises(storage.StorageError) as err:
+        storage.check_writable_dir(f"s3://{bucket}-nope/out", "--output")
+    assert str(err.value) == (f"--output s3://{bucket}-nope/out: the bucket {bucket}-nope does not exist at "
+                              f"AWS_ENDPOINT_URL {endpoint}: create the bucket first, or check its name")  # fmt: skip
 
 
 @pytest.mark.parametrize(
