@@ -16,11 +16,16 @@ from mlflow.tracking import MlflowClient
 from workflows.tracking.store import CHAMPION, promote_if_best
 
 
-def _version(client: MlflowClient, data: str, value: float) -> str:
+def _registered(client: MlflowClient, name: str, params: dict, metric: str, value: float) -> str:
+    """A new version of `name` from a run that logged `params` and `metric`: its number."""
     with mlflow.start_run() as run:
-        mlflow.log_param("data", data)
-        mlflow.log_metric("map", value)
-    return str(client.create_model_version("m", f"runs:/{run.info.run_id}/model", run.info.run_id).version)
+        mlflow.log_params(params)
+        mlflow.log_metric(metric, value)
+    return str(client.create_model_version(name, f"runs:/{run.info.run_id}/model", run.info.run_id).version)
+
+
+def _version(client: MlflowClient, data: str, value: float) -> str:
+    return _registered(client, "m", {"data": data}, "map", value)
 
 
 def test_champion_moves_to_a_better_model_on_the_same_data_only(store):
@@ -43,10 +48,8 @@ def test_a_hierarchy_model_is_champion_only_against_one_of_the_same_held_out_spl
     from workflows.jobs.train_hierarchy import SPLIT
 
     def version(value: float, **split: object) -> str:
-        with mlflow.start_run() as run:
-            mlflow.log_params({"data": "wordnet-mammals", "holdout": "edges", "holdout_share": 0.1, "seed": 0, **split})
-            mlflow.log_metric("map", value)
-        return str(store.create_model_version("h", f"runs:/{run.info.run_id}/model", run.info.run_id).version)
+        split = {"data": "wordnet-mammals", "holdout": "edges", "holdout_share": 0.1, "seed": 0, **split}
+        return _registered(store, "h", split, "map", value)
 
     store.create_registered_model("h")
     assert promote_if_best(store, "h", version(0.5), "map", same=SPLIT)
@@ -62,11 +65,9 @@ def test_a_segmenter_is_champion_only_against_one_estimated_on_the_same_folds(st
     from workflows.jobs.train_segmenter import ESTIMATE
 
     def version(value: float, **estimate: object) -> str:
-        with mlflow.start_run() as run:
-            mlflow.log_params({"gt": "/data/gayo.csv", "level": "sessions", "folds": 5, "seed": 0, "inner": 4,
-                               "classifier": "logistic", **estimate})  # fmt: skip
-            mlflow.log_metric("cv_f1_mean", value)
-        return str(store.create_model_version("s", f"runs:/{run.info.run_id}/model", run.info.run_id).version)
+        estimate = {"gt": "/data/gayo.csv", "level": "sessions", "folds": 5, "seed": 0, "inner": 4,
+                    "classifier": "logistic", **estimate}  # fmt: skip
+        return _registered(store, "s", estimate, "cv_f1_mean", value)
 
     store.create_registered_model("s")
     assert promote_if_best(store, "s", version(0.85), "cv_f1_mean", same=ESTIMATE)
