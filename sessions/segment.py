@@ -53,8 +53,9 @@ T = TypeVar("T")
 
 class PairScorer(Protocol):
     """Same-session probability for pairs of queries (a[i], b[i]), as a float array:
-    a, b (n,) String series -> (n,) p(same session) in [0, 1]. `segment` calls it from
-    several threads at once."""
+    a, b (n,) String series -> (n,) p(same session) in [0, 1], or NaN for a pair it cannot
+    judge (a query the model cannot read: `models.encoder.unread_texts`), which lexical
+    evidence then decides. `segment` calls it from several threads at once."""
 
     def __call__(self, a: pl.Series, b: pl.Series) -> np.ndarray: ...
 
@@ -329,7 +330,13 @@ def _breaks(
         return first | scorer.session_breaks(df.select(SESSION_COLUMNS[:4]), lexicon)
     if cfg.method == "learned":
         assert scorer is not None
-        return first | ~_scored_same(df, ~first, scorer, cfg.min_p_same)
+        p = _pair_scores(df, ~first, scorer)
+        same = p >= cfg.min_p_same
+        if (unjudged := np.flatnonzero(~first & np.isnan(p))).size:  # pairs the model cannot read: lexical evidence
+            lexicon = lexicon or Lexicon(df["query"])
+            ids = lexicon.text_id
+            same[unjudged] = lexicon.close(ids[unjudged - 1], ids[unjudged], cfg.closeness)
+        return first | ~same
     if cfg.method == "lexical":
         middle = ~first
         decided_break = first
@@ -348,13 +355,20 @@ def _breaks(
 
 
 def _scored_same(df: pl.DataFrame, rows: np.ndarray, scorer: PairScorer, threshold: float) -> np.ndarray:
-    """Whether the scorer puts each row with its predecessor (only `rows` are scored)."""
-    same = np.zeros(len(df), dtype=bool)
+    """Whether the scorer puts each row with its predecessor (only `rows` are scored; a
+    pair it cannot judge, NaN, is not put together)."""
+    return _pair_scores(df, rows, scorer) >= threshold
+
+
+def _pair_scores(df: pl.DataFrame, rows: np.ndarray, scorer: PairScorer) -> np.ndarray:
+    """The scorer's p_same of each of `rows` with its predecessor; NaN for the other rows
+    and for a pair the scorer cannot judge."""
+    p = np.full(len(df), np.nan)
     idx = np.flatnonzero(rows)
     if len(idx):
         query = df["query"]
-        same[idx] = np.asarray(scorer(query.gather(idx - 1), query.gather(idx))) >= threshold
-    return same
+        p[idx] = np.asarray(scorer(query.gather(idx - 1), query.gather(idx)), dtype=np.float64)
+    return p
 
 
 def _close_to_session_so_far(lexicon: Lexicon, breaks: np.ndarray, rows: np.ndarray, cfg: SegmentConfig) -> np.ndarray:

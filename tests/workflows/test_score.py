@@ -399,3 +399,16 @@ def test_a_query_the_model_cannot_read_has_no_probability_nor_specificity(models
     out = mlflow.pyfunc.load_model(session_uri).predict(pd.DataFrame({"query_a": ["😀🔥💯", "cats"],
                                                                       "query_b": ["🐱", "big cats"]}))  # fmt: skip
     assert out["p_same"].isna().to_list() == [True, False]
+    # where the model decides every pair (learned), the lexical evidence decides those it cannot read: a repeat
+    # of one emoji is one session, two others are two (the one [UNK] vector had made all three one)
+    emoji = "".join(f"u1,2023-03-01T10:{i:02d}:00Z,{t}\n" for i, t in enumerate(["🐱", "🐱", "😀🔥💯"]))
+    (tmp_path / "emoji.csv").write_text("user,time,q\n" + emoji)
+    for scorer in ("score", "segment"):
+        model = ["--session-model" if scorer == "score" else "--model", session_uri]
+        done = runner.invoke(app, [scorer, str(tmp_path / "emoji.csv"), "-f", "table", "--map",
+                                   "user=user,time=time,text=q", *model, "--method", "learned", "--engine", "local",
+                                   "-o", str(tmp_path / scorer)])  # fmt: skip
+        assert done.exit_code == 0, done.output
+        name = "scores.parquet" if scorer == "score" else "sessions.parquet"
+        got = read_table(tmp_path / scorer / name).sort("row_id")
+        assert got["session_seq"].to_list() == [0, 1, 0], scorer

@@ -95,7 +95,9 @@ class TextTable:
         return found["_row"].to_numpy()
 
     def __call__(self, a: pl.Series, b: pl.Series) -> np.ndarray:
-        return self.p_same(np.einsum("ij,ij->i", self.vectors[self.rows(a)], self.vectors[self.rows(b)]))
+        va, vb = self.vectors[self.rows(a)], self.vectors[self.rows(b)]
+        p = self.p_same(np.einsum("ij,ij->i", va, vb))
+        return np.where(va.any(axis=1) & vb.any(axis=1), p, np.nan)  # NaN: a query it cannot read
 
     def embed(self, texts: pl.Series) -> np.ndarray:
         return self.vectors[self.rows(texts)]

@@ -199,7 +199,13 @@ class SessionScorer:
         self.encoder, self.calibration = model.encoder, model.calibration
 
     def __call__(self, a: pl.Series, b: pl.Series) -> np.ndarray:
-        return self.calibration(pair_scores(self.encoder, a.to_list(), b.to_list()))
+        """p_same of each pair; NaN where the model cannot read a query (`unread_texts`)."""
+        texts_a, texts_b = a.to_list(), b.to_list()
+        p = self.calibration(pair_scores(self.encoder, texts_a, texts_b))
+        length = self.encoder.max_length
+        unread = unread_texts(self.encoder.tokenizer, texts_a, length) | unread_texts(
+            self.encoder.tokenizer, texts_b, length)  # fmt: skip
+        return np.where(unread, np.nan, p)
 
     def embed(self, texts: pl.Series) -> np.ndarray:
         return self.encoder.encode(texts.to_list())
