@@ -102,9 +102,10 @@ class DelimitedFormat(LogFormat):
         header: whether the first line names the columns: never, always, or when it
             starts with the first of `columns` (AOL files have one, fragments may not).
         optional_trailing: how many trailing columns a record may leave out.
-        unread_trailing: a record may also leave out the columns after the last of
-            `columns` (a table's mapped ones, which the builder reads), as Python's
-            `csv` and pandas read a row cut short; each such column is then null.
+        required: a record may also leave out the columns after the last of these (a
+            table's user, time and text: not its optional labels, nor the columns no
+            setting reads), as Python's `csv` and pandas read a row cut short; each
+            such column is then null (a label: none).
         short_fields: a record may also hold only its first `short_fields` fields
             (AOL's query-only rows with the empty ItemRank and ClickURL trimmed, as
             the AOL readme describes them); the rest are then null.
@@ -127,7 +128,7 @@ class DelimitedFormat(LogFormat):
     multiline: bool = False
     header: Literal["none", "optional", "required"] = "none"
     optional_trailing: int = 0
-    unread_trailing: bool = False
+    required: tuple[str, ...] = ()
     short_fields: int | None = None
     layout: Callable[[pl.Expr], pl.Expr] | None = None
     checks: tuple[Check, ...] = ()
@@ -265,8 +266,8 @@ class DelimitedFormat(LogFormat):
         fields = [pl.col(field_name(i)) for i in range(len(names))]
         if careful:
             optional = self.optional_trailing
-            if self.unread_trailing:
-                optional = max(optional, len(names) - 1 - max(column_index(names, c) for c in self.columns))
+            if self.required:
+                optional = max(optional, len(names) - 1 - max(column_index(names, c) for c in self.required))
             checks = text_checks(pl.col("_n_fields"), len(names), optional, self.short_fields)
             raw = pl.coalesce("text", "undecodable")
         else:  # the block's bytes were checked (no control byte): only a line of blank fields can be empty

@@ -34,8 +34,8 @@ class ReadOptions:
     unknown_user: tuple[str, ...] = field(default=(), metadata={
         "help": "user values that stand for no one (repeatable, or comma-separated; one holding a comma: a list "
                 "in a --config file), besides the format's own "
-                "(DiffusionDB's deleted_account; a table's \\N, NULL, null, None, NaN, nan, undefined): their "
-                "records are rejected as unknown_user"})  # fmt: skip
+                "(DiffusionDB's deleted_account; a table's \\N, NULL, None, NaN, NA, <NA>, undefined), each in "
+                "any case: their records are rejected as unknown_user"})  # fmt: skip
     strict: bool = field(default=False, metadata={
         "help": "a damaged input (a compressed file cut off) is an error naming the file, not read up to the "
                 "damage and reported"})  # fmt: skip

@@ -211,7 +211,8 @@ def table_format(path: str | Path, mapping: ColumnMap, options: ReadOptions = DE
         sep, quote, read_as = "\t", '"' if quoted_tsv else None, READ_AS_QUOTED if quoted_tsv else READ_AS_RAW
     return DelimitedFormat(
         name="table", sep=sep, quote=quote, multiline=quote is not None, columns=mapping.columns(),
-        build=mapping.build, header="required", unread_trailing=True, unknown_users=unknown, options=options,
+        build=mapping.build, header="required", required=(mapping.user, mapping.time, mapping.text),
+        unknown_users=unknown, options=options,
         read_as=read_as,
     )  # fmt: skip
 

@@ -776,25 +776,29 @@ def test_a_parquet_time_past_the_years_a_datetime_holds_is_bad_time_and_shown_as
 
 @settings(max_examples=30, deadline=None)
 @given(
-    order=st.permutations(["u", "t", "q", "a", "b", "c"]),
+    order=st.permutations(["u", "t", "q", "s", "b", "c"]),
     lengths=st.lists(st.integers(1, 7), min_size=1, max_size=8),
     kind=st.sampled_from(["csv", "tsv"]),
 )
-@example(order=["u", "t", "q", "a", "b", "c"], lengths=[6, 3, 4, 2, 7], kind="csv")
-def test_a_table_row_may_leave_out_the_columns_after_its_last_mapped_one(tmp_path_factory, order, lengths, kind):
+@example(order=["u", "t", "q", "s", "b", "c"], lengths=[6, 3, 4, 2, 7], kind="csv")
+def test_a_table_row_may_leave_out_the_columns_after_its_user_time_and_text(tmp_path_factory, order, lengths, kind):
     """A row cut short after its last mapped column (an export that leaves trailing empty
     cells out; Python's csv and pandas read it) was rejected as `wrong_field_count`: it is
-    read, its missing cells null; a row without a mapped cell, or with too many, is not."""
+    read, its missing cells null, a label among them none (as an empty label cell is); a
+    row without its user, time or text cell, or with too many cells, is not."""
     sep = "," if kind == "csv" else "\t"
-    values = {"u": "ann", "t": "2024-05-01 10:00:00", "q": "red fox", "a": "1", "b": "2", "c": "3"}
+    values = {"u": "ann", "t": "2024-05-01 10:00:00", "q": "red fox", "s": "g1", "b": "2", "c": "3"}
     tmp = tmp_path_factory.mktemp("ragged")
     lines = [sep.join(order)] + [sep.join(([values[c] for c in order] + ["extra"])[:n]) for n in lengths]
     (tmp / f"log.{kind}").write_text("\n".join(lines) + "\n")
-    _, events, rejected = run(tmp, [tmp / f"log.{kind}"], "table", options=ReadOptions(map="user=u,time=t,text=q"))
-    last_mapped = max(order.index(c) for c in "utq") + 1
-    read = [i for i, n in enumerate(lengths) if last_mapped <= n <= len(order)]
-    assert events.sort("row_id")["row_id"].to_list() == read
+    options = ReadOptions(map="user=u,time=t,text=q,session=s")
+    _, events, rejected = run(tmp, [tmp / f"log.{kind}"], "table", options=options)
+    required = max(order.index(c) for c in "utq") + 1
+    read = [i for i, n in enumerate(lengths) if required <= n <= len(order)]
+    events = events.sort("row_id")
+    assert events["row_id"].to_list() == read
     assert set(events["query"]) <= {"red fox"}
+    assert events["gold_session"].to_list() == ["g1" if lengths[i] > order.index("s") else None for i in read]
     assert rejected["reason"].to_list() == [Reason.WRONG_FIELD_COUNT] * (len(lengths) - len(read))
 
 

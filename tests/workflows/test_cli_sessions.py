@@ -76,6 +76,19 @@ def test_segment_from_raw_and_from_ingest_output_agree(gt, tmp_path):
     assert profile["read"] == report["phase_seconds"]["read"]
 
 
+@pytest.mark.parametrize("command", [["evaluate", "segmentation"], ["evaluate", "crossval"], ["train", "segmenter"]])
+@pytest.mark.parametrize("given", [[], ["--format", "gayo-avello"]])
+def test_an_ingest_output_as_gold_is_named_whether_or_not_a_format_is_given(gt, tmp_path, command, given):
+    """The new user's find: `evaluate segmentation --gt` an `ingest` output said "missing
+    --format", and with --format that the output takes none: each error undid the other."""
+    invoke("ingest", str(gt / "gayo.csv"), "--format", "gayo-avello", "--output", str(tmp_path / "ev"))
+    refused = runner.invoke(app, [*command, "--gt", str(tmp_path / "ev"), *given])
+    assert refused.exit_code == 2 and refused.output.strip() == (
+        f"error: --gt {tmp_path / 'ev'}: the output of a sessionflow job; --gt takes the labelled log itself (the "
+        "Gayo-Avello or Webis-SMC-12 file, a table mapped with session= or mission=) with its --format"
+    ), refused.output
+
+
 def test_an_ingest_output_given_read_settings_is_refused_naming_them(gt, tmp_path):
     """`segment` of an `ingest` output took --format, --timezone and the rest and applied
     none of them: the events were read already (a --timezone there shifted no time). A

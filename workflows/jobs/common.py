@@ -366,6 +366,22 @@ def refuse_read_settings(source: str, kind: str, fmt: str | None, options: ReadO
                          "with them")  # fmt: skip
 
 
+def gold_log(value: str | None) -> str:
+    """`--gt`, a labelled log as written (the Gayo-Avello or Webis-SMC-12 file, a table
+    mapped with session= or mission=): ValueError in one line when it is missing, or is
+    the output of a sessionflow job (an `ingest` of it), said before its `--format` is
+    asked for (that error, then the raw-log reader's "without --format", contradicted
+    each other)."""
+    from sessions import storage
+
+    gt = require(value, "gt")
+    if storage.is_dir(gt) and storage.exists(storage.join(gt, "report.json")):
+        raise ValueError(f"--gt {gt}: the output of a sessionflow job; --gt takes the labelled log itself (the "
+                         "Gayo-Avello or Webis-SMC-12 file, a table mapped with session= or mission=) with its "
+                         "--format")  # fmt: skip
+    return gt
+
+
 def check_output(value: str | None, inputs: Sequence[str] = ()) -> str:
     """The checks of `output_dir` that change nothing: the output is given, is not a file
     nor in the temporary working directory of a `ray job submit` (`workflows.submitted`),

@@ -232,7 +232,7 @@ def labelled_users(
     """Read `gt` (with `options`) and keep the users labelled at `level` (not set:
     sessions where the file has them, else missions). ValueError / FileNotFoundError in
     one line for a missing file or option, or a level the file does not have."""
-    gt = common.require(gt, "gt")
+    gt = common.gold_log(gt)
     read = read_gold(gt, common.require(fmt, "format"), options)
     present = dict((name, col) for col, name in gold_levels(read.events))
     level = level or next(iter(present))

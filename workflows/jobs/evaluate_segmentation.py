@@ -191,7 +191,7 @@ def run(job: EvaluateSegmentationJob) -> SegmentationScores:
     from sessions.io import job_output, read_table
     from sessions.pipeline import SESSIONS_FILE
 
-    gt = common.require(job.gt, "gt")
+    gt = common.gold_log(job.gt)
     fmt = common.require(job.format, "format")
     if job.figure is not None:  # drawn last: a name or place it cannot take is told before the work
         from workflows.figures import figure_format
