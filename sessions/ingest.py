@@ -163,6 +163,7 @@ _NOT_LOG_SUFFIXES = {".md", ".rst", ".html", ".htm", ".pdf", ".doc", ".docx", ".
 
 
 HIDDEN_REASON = "a hidden file (a name on its path starts with '.' or '_'): name it to read it"
+FOLDER_MARKER_REASON = "an object named like a folder (its key ends with '/'): a marker, not a log"
 
 
 NOT_A_TABLE_REASON = f"no table by its name (--format table reads {', '.join(TABLE_KINDS)}, compressed or not)"
@@ -216,7 +217,7 @@ def expand_inputs(
             else:
                 first_place[same] = f
                 files.append(f)
-        left_out += [{"path": f, "reason": HIDDEN_REASON} for f in hidden]
+        left_out += [{"path": f, "reason": FOLDER_MARKER_REASON if f.endswith("/") else HIDDEN_REASON} for f in hidden]
         if (
             not named
             and (local := storage.local_path(item)) is not None

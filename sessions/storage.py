@@ -298,7 +298,11 @@ def list_files(
             found = _local_files(path)
         else:
             entries = fs.get_file_info(pafs.FileSelector(path, allow_not_found=True, recursive=recursive))
-            found = [entry.path for entry in entries if entry.type == pafs.FileType.File]
+            # an object store's object named like a folder (`logs/sub/`, holding bytes) beside the folder's
+            # objects is listed as a file of the folder's name: kept as its key, `/` and all (`is_hidden`)
+            folders = {entry.path for entry in entries if entry.type == pafs.FileType.Directory}
+            found = [entry.path + ("/" if entry.path in folders else "") for entry in entries
+                     if entry.type == pafs.FileType.File]  # fmt: skip
     files = []
     for file in found:
         if (hidden or not is_hidden(file[len(path) :])) and file.endswith(suffix):
@@ -308,8 +312,9 @@ def list_files(
 
 def is_hidden(relative: str) -> bool:
     """Whether a path under a directory (relative to it) is hidden: a name on it starts
-    with `.` or `_` (temporary files, markers: `.DS_Store`, Spark's `_SUCCESS`)."""
-    return any(part[:1] in "._" for part in relative.strip("/").split("/"))
+    with `.` or `_` (temporary files, markers: `.DS_Store`, Spark's `_SUCCESS`), or it
+    ends with `/` (an object store's folder marker that holds bytes: `list_files`)."""
+    return relative.endswith("/") or any(part[:1] in "._" for part in relative.strip("/").split("/"))
 
 
 def _local_files(root: str) -> list[str]:

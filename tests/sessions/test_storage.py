@@ -701,3 +701,24 @@ def test_a_path_is_made_absolute_where_the_system_takes_it(tmp_path_factory, ste
         assert storage.resolve(f"file://{root / 'a' / path}")[1] == storage.absolute(root / "a" / path)
     finally:
         os.chdir(here)
+
+
+def test_a_folder_marker_that_holds_bytes_is_skipped_and_listed_not_read(s3, tmp_path):
+    """The breaking helper's find: an object named like a folder (`dm/sub/`, which some
+    tools write with bytes in it) beside the folder's objects was listed as the file
+    `dm/sub`, and the job failed with "s3://.../dm/sub: no such file"."""
+    import boto3
+
+    from sessions.ingest import FOLDER_MARKER_REASON
+
+    bucket = s3.removeprefix("s3://").split("/")[0]
+    client = boto3.client("s3")
+    prefix = s3.removeprefix(f"s3://{bucket}").strip("/")
+    key = f"{prefix}/dm" if prefix else "dm"
+    client.put_object(Bucket=bucket, Key=f"{key}/", Body=b"")
+    client.put_object(Bucket=bucket, Key=f"{key}/sub/", Body=b"a marker that holds bytes\n")
+    log = b"AnonID\tQuery\tQueryTime\tItemRank\tClickURL\n1\tcats\t2006-03-01 10:00:00\t\t\n"
+    client.put_object(Bucket=bucket, Key=f"{key}/sub/x.tsv", Body=log)
+    report = ingest([f"{s3}/dm/"], "aol", str(tmp_path / "out"))
+    assert (report.rows_in, report.rows_ok) == (1, 1)
+    assert report.skipped_files == [{"path": f"{s3}/dm/sub/", "reason": FOLDER_MARKER_REASON}]
