@@ -160,7 +160,7 @@ class DelimitedFormat(LogFormat):
         if careful:
             reordered = fields.filter(pl.col("_skip") == REORDERED)
             if reordered.height:
-                line, text = reordered.row(0, named=True)["line_no"], reordered.row(0, named=True)["text"]
+                line, text = reordered.select("line_no", "text").row(0)
                 raise ValueError(f"{source_file}: line {line} is the header with its columns in another order "
                                  f"({text!r}, after {self.sep.join(names)!r}): files of other column orders "
                                  f"joined into one, whose rows after it would be read in the first order; split it "

@@ -212,8 +212,7 @@ def table_format(path: str | Path, mapping: ColumnMap, options: ReadOptions = DE
     return DelimitedFormat(
         name="table", sep=sep, quote=quote, multiline=quote is not None, columns=mapping.columns(),
         build=mapping.build, header="required", required=(mapping.user, mapping.time, mapping.text),
-        unknown_users=unknown, options=options,
-        read_as=read_as,
+        unknown_users=unknown, options=options, read_as=read_as,
     )  # fmt: skip
 
 

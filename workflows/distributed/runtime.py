@@ -325,7 +325,7 @@ def require_seen_by_every_node(output: str, inputs: Sequence[str] = ()) -> None:
     read nothing, or write parts the driver never sees: the job failed later, with "cannot
     concat empty list", or "no such file" of a file that is there. A URI (s3://, gs://),
     and any path on a single machine, pass without a task. A node that does not answer
-    within `SEEN_TIMEOUT_S` seconds (busy) is not waited for."""
+    within `SEEN_TIMEOUT_S` seconds (busy), or is lost meanwhile, is not waited for."""
     import uuid
 
     import ray
@@ -334,8 +334,10 @@ def require_seen_by_every_node(output: str, inputs: Sequence[str] = ()) -> None:
     from sessions import storage
 
     nodes = [node for node in ray.nodes() if node.get("Alive")]
+    if len(nodes) < 2:
+        return
     files = [f for f in storage.expand(inputs) if storage.is_local(f)] if inputs else []
-    if len(nodes) < 2 or not (storage.is_local(output) or files):
+    if not (storage.is_local(output) or files):
         return
     marker = os.path.join(storage.resolve(output)[1], f".sessionflow-seen-{uuid.uuid4().hex}")
     checked = {marker: -1} if storage.is_local(output) else {}
@@ -349,7 +351,10 @@ def require_seen_by_every_node(output: str, inputs: Sequence[str] = ()) -> None:
                 .remote(checked) for node in nodes]  # fmt: skip
         ready, _ = ray.wait(seen, num_returns=len(seen), timeout=SEEN_TIMEOUT_S)
         for node, ref in zip(nodes, seen, strict=True):
-            missing = ray.get(ref) if ref in ready else None
+            try:
+                missing = ray.get(ref) if ref in ready else None
+            except Exception:  # a node lost while it answered: not waited for either
+                missing = None
             if missing:
                 what = f"--output {output}" if missing == marker else f"input {missing}"
                 raise ValueError(
