@@ -53,15 +53,21 @@ def distinct(texts: Sequence[str]) -> tuple[list[str], np.ndarray]:
     return list(index), positions
 
 
-def pair_scores(encoder: TextEncoder, a: Sequence[str], b: Sequence[str], batch_size: int = 256) -> np.ndarray:
+def pair_scores(
+    encoder: TextEncoder, a: Sequence[str], b: Sequence[str], batch_size: int = 256, unread: float = 0.0
+) -> np.ndarray:
     """Dot products of the vectors of a[i] and b[i]; every distinct text is encoded once.
 
     a, b: n texts each -> (n,) float32 (cosines when the encoder normalizes, as the session
-    model's does); ValueError when a and b differ in length.
+    model's does); ValueError when a and b differ in length. A pair with a text the
+    encoder cannot read (`models.encoder.unread_texts`: its vector is zeros) scores
+    `unread`: 0.0, the dot product, where every pair needs a number (an AUC, a
+    calibration's fit), NaN where such a pair has no score.
     """
     if len(a) != len(b):
         raise ValueError(f"{len(a)} first queries for {len(b)} second ones")
     texts, positions = distinct([*a, *b])
     vectors = encoder.encode(texts, batch_size=batch_size)  # (distinct texts, H)
     va, vb = vectors[positions[: len(a)]], vectors[positions[len(a) :]]  # (n, H) each
-    return np.einsum("ij,ij->i", va, vb)  # (n,)
+    dots = np.einsum("ij,ij->i", va, vb)  # (n,)
+    return dots if unread == 0.0 else np.where(va.any(axis=1) & vb.any(axis=1), dots, np.float32(unread))

@@ -341,7 +341,7 @@ def require_seen_by_every_node(output: str, inputs: Sequence[str] = ()) -> None:
         return
     marker = os.path.join(storage.resolve(output)[1], f".sessionflow-seen-{uuid.uuid4().hex}")
     checked = {marker: -1} if storage.is_local(output) else {}
-    checked |= {storage.resolve(f)[1]: os.path.getsize(storage.resolve(f)[1]) for f in files}
+    checked |= {path: os.path.getsize(path) for path in (storage.resolve(f)[1] for f in files)}
     if storage.is_local(output):
         with open(marker, "w"):
             pass

@@ -57,6 +57,7 @@ from workflows.distributed.scoring import (
     ScoreReport,
     empty_scores,
     job_settings,
+    unread_count,
     write_part,
 )
 from workflows.distributed.staging import (
@@ -271,7 +272,7 @@ class Encoder:
         for bucket, share in shares.items():  # each user bucket's share, beside that bucket
             encoded_share = share.join(encoded, on="text", how="left", maintain_order="left")
             write_parquet(encoded_share, storage.join(self.work, "encoded", bucket, f"{part}.parquet"))
-        unread = int((~encoded["vector"].to_numpy().any(axis=1)).sum()) if len(texts) else 0
+        unread = unread_count(encoded["vector"].to_numpy())
         write_json({"texts": len(texts), "unread": unread},
                    storage.join(self.work, "encoded", f"{part}.json"))  # the partition is done  # fmt: skip
         return len(texts)

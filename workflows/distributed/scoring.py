@@ -77,8 +77,8 @@ class TextTable:
 
     @property
     def unread(self) -> int:
-        """How many of the texts the session model cannot read (zero vectors: `unread_texts`)."""
-        return int((~self.vectors.any(axis=1)).sum())
+        """How many of the texts the session model cannot read (`unread_count`)."""
+        return unread_count(self.vectors)
 
     @cached_property
     def _keys(self) -> pl.DataFrame:
@@ -104,6 +104,12 @@ class TextTable:
 
     def p_same(self, scores: np.ndarray) -> np.ndarray:
         return self.calibration(scores)
+
+
+def unread_count(vectors: np.ndarray) -> int:
+    """How many of the (n, H) session vectors are zeros: texts the model cannot read
+    (`models.encoder.unread_texts`)."""
+    return int((~vectors.any(axis=1)).sum()) if len(vectors) else 0
 
 
 def score_events(

@@ -22,7 +22,7 @@ from mlflow.types import ColSpec, Schema
 
 import models.encoder
 from models.calibration import Calibration
-from models.encoder import TextEncoder, load_encoder, unread_texts
+from models.encoder import TextEncoder, load_encoder
 from models.session import pair_scores
 from sessions.storage import first_line
 from workflows.tracking.store import load_pyfunc, pip_requirements
@@ -58,12 +58,10 @@ class SessionModel(mlflow.pyfunc.PythonModel):
         assert self.encoder is not None and self.calibration is not None
         columns = set(model_input.columns)
         if {"query_a", "query_b"} <= columns:  # a pair with a missing query has no score (NaN), not an empty text's
-            a, b = texts_of(model_input["query_a"]), texts_of(model_input["query_b"])
-            scores = pair_scores(self.encoder, a, b)
-            scores[(model_input["query_a"].isna() | model_input["query_b"].isna()).to_numpy()] = np.nan
             # nor has a pair with a query the model cannot read (unknown tokens alone: an emoji, say)
-            unread = [unread_texts(self.encoder.tokenizer, t, self.encoder.max_length) for t in (a, b)]
-            scores[unread[0] | unread[1]] = np.nan
+            a, b = texts_of(model_input["query_a"]), texts_of(model_input["query_b"])
+            scores = pair_scores(self.encoder, a, b, unread=np.nan)
+            scores[(model_input["query_a"].isna() | model_input["query_b"].isna()).to_numpy()] = np.nan
             return pd.DataFrame({"p_same": self.calibration(scores), "score": scores})
         if "query" in columns:
             vectors = self.encoder.encode(texts_of(model_input["query"]))
@@ -200,12 +198,7 @@ class SessionScorer:
 
     def __call__(self, a: pl.Series, b: pl.Series) -> np.ndarray:
         """p_same of each pair; NaN where the model cannot read a query (`unread_texts`)."""
-        texts_a, texts_b = a.to_list(), b.to_list()
-        p = self.calibration(pair_scores(self.encoder, texts_a, texts_b))
-        length = self.encoder.max_length
-        unread = unread_texts(self.encoder.tokenizer, texts_a, length) | unread_texts(
-            self.encoder.tokenizer, texts_b, length)  # fmt: skip
-        return np.where(unread, np.nan, p)
+        return self.calibration(pair_scores(self.encoder, a.to_list(), b.to_list(), unread=np.nan))
 
     def embed(self, texts: pl.Series) -> np.ndarray:
         return self.encoder.encode(texts.to_list())
