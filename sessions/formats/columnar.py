@@ -453,20 +453,48 @@ class ParquetFormat(LogFormat):
 
 
 def record_values(df: pl.DataFrame) -> list[pl.Expr]:
-    """`df`'s columns for a rejected record's raw JSON: each as it is, but a time stamp
-    or date column holding a value past the years 1..9999 (`times.held_years`), which
-    polars cannot write (it panics): that column as text, each value written as polars
-    writes it into JSON and the values past those years as the integer stored (a
-    Java writer's `Long.MAX_VALUE` milliseconds: "9223372036854775807")."""
+    """`df`'s columns for a rejected record's raw JSON: each as it is, but a column holding
+    a time stamp or date past the years 1..9999 (`times.held_years`), at the top level or
+    in a list or struct, which polars cannot write (it panics): that column as text, a
+    value whose times are all held written as polars writes it into JSON, any other with
+    its times as the integers stored (a Java writer's `Long.MAX_VALUE` milliseconds:
+    "9223372036854775807"; a struct `{"t":9223372036854775807}`)."""
     values = []
     for i, (name, dtype) in enumerate(df.schema.items()):
         value = pl.nth(i)
-        if not df.select(held_years(value, dtype).all()).item():
-            held = pl.when(held_years(value, dtype)).then(value)
-            written = pl.struct(held.alias("v")).struct.json_encode().str.json_path_match("$.v")
-            value = pl.coalesce(written, value.cast(pl.Int64).cast(pl.String)).alias(name)
+        held = _times_held(value, dtype)
+        if not df.select(held.all()).item():
+            written, stored = (pl.struct(v.alias("v")).struct.json_encode().str.json_path_match("$.v")
+                               for v in (pl.when(held).then(value), value.cast(_times_stored(dtype))))  # fmt: skip
+            value = pl.coalesce(written, stored).alias(name)
         values.append(value)
     return values
+
+
+def _times_held(value: pl.Expr, dtype: pl.DataType) -> pl.Expr:
+    """Whether every time stamp and date in each value of a column of type `dtype`, at any
+    depth of lists, arrays and structs, falls in the years 1..9999 (`times.held_years`);
+    true for a value without any."""
+    if isinstance(dtype, pl.Struct):
+        fields = [_times_held(value.struct.field(f.name), f.dtype) for f in dtype.fields]
+        return pl.all_horizontal(fields).fill_null(True) if fields else pl.lit(True)
+    if isinstance(dtype, pl.List | pl.Array):
+        inner = _times_held(pl.element(), dtype.inner)  # type: ignore[arg-type]
+        return value.cast(pl.List(dtype.inner)).list.eval(inner).list.all().fill_null(True)
+    return held_years(value, dtype)
+
+
+def _times_stored(dtype: pl.DataType) -> pl.DataType:
+    """`dtype` with every time stamp (and date) in it the integer it is stored as."""
+    if isinstance(dtype, pl.Datetime | pl.Date):
+        return pl.Int64 if isinstance(dtype, pl.Datetime) else pl.Int32
+    if isinstance(dtype, pl.Struct):
+        return pl.Struct([pl.Field(f.name, _times_stored(f.dtype)) for f in dtype.fields])
+    if isinstance(dtype, pl.List):
+        return pl.List(_times_stored(dtype.inner))  # type: ignore[arg-type]
+    if isinstance(dtype, pl.Array):
+        return pl.Array(_times_stored(dtype.inner), dtype.shape)  # type: ignore[arg-type]
+    return dtype
 
 
 def rows_per_batch(metadata: pq.FileMetaData, block_bytes: int) -> int:

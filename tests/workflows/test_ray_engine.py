@@ -123,7 +123,7 @@ def test_parquet_tables_as_warehouses_write_them_read_alike_on_both_engines(ray_
     decimal256 column (BigQuery's BIGNUMERIC: a Rust panic), time stamps in a zone
     polars does not know (`UTC+05:30`) and nested ones at an offset (a traceback), int96
     time stamps outside 1677..2262 (wrapped round to other dates), a Java writer's
-    Long.MAX_VALUE milliseconds (a Rust panic) and a DiffusionDB
+    Long.MAX_VALUE milliseconds, at the top level or in a struct (a Rust panic) and a DiffusionDB
     file with an extra binary column (every row `bad_encoding`)."""
     from datetime import UTC, datetime
 
@@ -149,7 +149,9 @@ def test_parquet_tables_as_warehouses_write_them_read_alike_on_both_engines(ray_
     pq.write_table(pa.table({"uid": ["d"] * 4, "ts": far, "q": list("abcd")}), tables / "spark.parquet",
                    use_deprecated_int96_timestamps=True)  # fmt: skip
     java = pa.array([1_677_664_800_000, 2**63 - 1], pa.timestamp("ms"))  # Long.MAX_VALUE: a Rust panic
-    pq.write_table(pa.table({"uid": ["e", "e"], "ts": java, "q": ["e1", "e2"]}), tables / "writer-java.parquet")
+    stamped = pa.StructArray.from_arrays([java], ["at"])
+    pq.write_table(pa.table({"uid": ["e", "e"], "ts": java, "q": ["e1", "e2"], "meta": stamped}),
+                   tables / "writer-java.parquet")  # fmt: skip
     options = ReadOptions(map="user=uid,time=ts,text=q")
     ray_report = ray_jobs.ingest([tables], "table", tmp_path / "ray", buckets=3, options=options)
     local_report = local_ingest([tables], "table", tmp_path / "local", options=options)
@@ -167,7 +169,7 @@ def test_parquet_tables_as_warehouses_write_them_read_alike_on_both_engines(ray_
         ("bad_encoding", '{"uid":"a","ts":"2023-03-01 10:01:00","q":"caf\\\\xe9"}'),
         ("bad_encoding", '{"uid":"b","ts":"2023-03-01 10:03:00","q":"x\\\\xff"}'),
         ("bad_encoding", '{"uid":"u\\\\xe9","ts":"2023-03-01 10:01:00","q":"q2","note":"caf\\\\xe9"}'),
-        ("bad_time", '{"uid":"e","ts":"9223372036854775807","q":"e2"}'),
+        ("bad_time", '{"uid":"e","ts":"9223372036854775807","q":"e2","meta":"{\\"at\\":9223372036854775807}"}'),
     ]  # the unmapped `note` rejects nothing
     assert ray_report.rejected_by_reason == local_report.rejected_by_reason == {"bad_encoding": 3, "bad_time": 2}
     for name in ("events.parquet", "rejected.parquet"):
