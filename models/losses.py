@@ -58,17 +58,26 @@ def world() -> tuple[int, int]:
 
 
 def gather(x: torch.Tensor) -> torch.Tensor:
-    """`x` of every worker, concatenated in rank order; gradients flow to the local part.
+    """`x` of every worker, concatenated in rank order, differentiable: the gradient of
+    each worker's loss with respect to a part flows back to the worker that holds it
+    (`torch.distributed.nn.functional.all_gather`, whose backward sums them there), as
+    sentence-transformers' and open_clip's gathers with gradients do. So DDP's mean of
+    the workers' gradients is the gradient of the mean loss over the global batch: a
+    positive or negative gets its gradient as a candidate of every worker's anchors,
+    not only of its own worker's (with a detached gather, those cross terms are lost).
 
     (B, ...) on each of W workers -> (W B, ...). Every worker must pass the same shape:
     this is not checked, and `all_gather` fails or hangs otherwise.
     """
-    rank, size = world()
+    _, size = world()
     if size == 1:
         return x
+    if x.requires_grad:
+        from torch.distributed.nn.functional import all_gather
+
+        return torch.cat(all_gather(x.contiguous()))  # (W B, ...)
     parts = [torch.empty_like(x) for _ in range(size)]
-    dist.all_gather(parts, x.detach().contiguous())
-    parts[rank] = x
+    dist.all_gather(parts, x.contiguous())
     return torch.cat(parts)  # (W B, ...)
 
 

@@ -60,7 +60,7 @@ def _one_worker(rank: int, store: str, data: dict, out: dict) -> None:
     local = {k: v[rank * b : (rank + 1) * b].clone().requires_grad_(k != "ids") for k, v in data.items()}
     loss = batch_info_nce(local["a"], local["p"], local["n"], local["ids"], temperature=0.1)
     loss.backward()
-    out[rank] = (loss.item(), local["p"].grad.clone(), local["a"].grad.clone())
+    out[rank] = (loss.item(), *(local[k].grad.clone() for k in ("a", "p", "n")))
     dist.destroy_process_group()
 
 
@@ -80,16 +80,20 @@ def test_gathered_loss_equals_one_process_over_the_global_batch(tmp_path):
         results = dict(out)
 
     # one process: every anchor against all positives and negatives, rows of each worker
-    a = data["a"].clone().requires_grad_()
-    candidates = torch.cat([data["p"], data["n"]])
+    a, p, neg = (data[k].clone().requires_grad_() for k in ("a", "p", "n"))
+    candidates = torch.cat([p, neg])
     cand_ids = torch.cat([data["ids"][:, 1], data["ids"][:, 2]])
     mask = duplicate_mask(data["ids"][:, 0], data["ids"][:, 1], cand_ids, torch.arange(n))
     logits = (a @ candidates.T / 0.1).masked_fill(mask, torch.finfo(torch.float32).min)
     per_anchor = F.cross_entropy(logits, torch.arange(n), reduction="none")
+    per_anchor.mean().backward()  # the global batch's loss, whose gradient DDP's mean must be
     for rank in (0, 1):
         expected = per_anchor[rank * 4 : (rank + 1) * 4].mean().item()
-        loss, p_grad, a_grad = results[rank]
+        loss, *grads = results[rank]
         assert loss == pytest.approx(expected, rel=1e-5)
-        assert p_grad.abs().sum() > 0 and a_grad.abs().sum() > 0  # gradients reach the local part
+        # DDP averages the two workers' gradients: each vector's, halved, is the global one.
+        # A gather without gradient lost a candidate's terms from the other worker's anchors.
+        for local_grad, whole in zip(grads, (a, p, neg), strict=True):
+            torch.testing.assert_close(local_grad / 2, whole.grad[rank * 4 : (rank + 1) * 4], rtol=1e-5, atol=1e-6)
     # the duplicate is masked for anchor 1 (worker 0) and for anchor 5 (worker 1)
     assert mask[1, 5] and mask[5, 1] and not mask[1, 1] and not mask[5, 5]
