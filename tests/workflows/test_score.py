@@ -326,6 +326,28 @@ def test_a_pair_with_a_missing_query_has_no_probability(models):
     assert out["p_same"].isna().to_list() == [True, True, True, True] and out["score"].isna().sum() == 4
 
 
+def test_evaluate_pairs_scores_a_pair_the_model_cannot_read_as_no_evidence(models, tmp_path):
+    """The code reader's find: the pyfunc answers NaN for a pair with a query the model
+    cannot read (emoji alone), and `evaluate pairs` ended in scikit-learn's "Input
+    contains NaN". Such a pair scores the p_same of a dot product of 0, as training's
+    validation scores it, and is counted."""
+    from workflows.jobs.evaluate_pairs import evaluate_pairs, read_pairs
+    from workflows.tracking import session_model
+
+    session_uri, _ = models
+    (tmp_path / "pairs.csv").write_text("query_a,query_b,label\ncats,kittens,1\n\U0001f431,\U0001f600\U0001f525,1\n"
+                                        "bank,pizza,0\ncats,\U0001f431,0\n")  # fmt: skip
+    done = runner.invoke(app, ["evaluate", "pairs", "--model", session_uri, "--pairs", str(tmp_path / "pairs.csv"),
+                               "--json"])  # fmt: skip
+    assert done.exit_code == 0, done.output
+    shown = json.loads(done.stdout)
+    assert shown["unread_pairs"] == 2 and all(0 <= m["auc"] <= 1 for m in shown["metrics"].values())
+    result = evaluate_pairs(session_uri, read_pairs(tmp_path / "pairs.csv")[0])
+    no_evidence = session_model.p_same_at(session_model.load(session_uri), 0.0)
+    assert result.pairs["p_same"].to_list()[1::2] == pytest.approx([no_evidence] * 2)
+    assert not np.isnan(result.pairs["p_same"].to_numpy()).any()
+
+
 def test_a_baseline_that_is_no_encoder_is_refused_naming_the_option(models, tmp_path):
     """The breaking helper's find: `evaluate pairs --baseline` of no encoder ended in
     transformers' message (a Hub repo id's rules, a missing `model_type`), naming no

@@ -210,7 +210,9 @@ def pairs(job: EvaluatePairsJob, as_json: JsonOption = False) -> None:
     without fine-tuning. The model's accuracy is at its calibrated threshold
     (p_same >= 0.5); the baselines' at their best threshold on these pairs. Pairs
     with a kind (a `mine` output) also get each scorer's AUC against each kind of
-    negative alone. Then the model's most confident right and wrong pairs.
+    negative alone. A pair with a query the model cannot read (emoji alone) scores as a
+    dot product of 0, as in training's validation, and is counted. Then the model's
+    most confident right and wrong pairs.
     """
     from models.encoder import encoding_progress
     from workflows.jobs.evaluate_pairs import run
@@ -221,11 +223,13 @@ def pairs(job: EvaluatePairsJob, as_json: JsonOption = False) -> None:
     rounded = {name: {k: round(v, 4) if isinstance(v, float) else v for k, v in m.items()}
                for name, m in result.metrics.items()}  # fmt: skip
     if as_json:
-        echo_json({"pairs": str(pairs), "split": split, "metrics": rounded})
+        echo_json({"pairs": str(pairs), "split": split, "unread_pairs": result.unread_pairs, "metrics": rounded})
         return
     first = next(iter(rounded.values()))
     kinds = [key for key in first if key.startswith("auc_vs_")]
-    table = Table(title=f"{pairs} ({split}): {first['pairs']:,} pairs, {first['positives']:,} positive")
+    unread = f", {result.unread_pairs:,} with a query the model cannot read (no evidence: a dot product of 0)"
+    table = Table(title=f"{pairs} ({split}): {first['pairs']:,} pairs, {first['positives']:,} positive"
+                        + (unread if result.unread_pairs else ""))  # fmt: skip
     for header in ("scorer", "AUC", *(f"AUC vs {escape(k.removeprefix('auc_vs_'))}" for k in kinds), "accuracy",
                    "at threshold"):  # fmt: skip
         table.add_column(header, justify="left" if header == "scorer" else "right")

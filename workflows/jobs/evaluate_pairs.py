@@ -4,9 +4,13 @@ Baselines on the same pairs: character 3-gram Jaccard (`sessions.text`), and the
 encoder the model was fine-tuned from, without fine-tuning (dot product). The model's
 accuracy is at its calibrated threshold (p_same >= 0.5); the baselines have no
 calibration, so theirs is at their best threshold on these very pairs (an upper
-bound, which flatters them). Pairs that name their negatives' kind (`mine`'s `kind`:
-`random`, `same_user`, `lexical_hard`) also get each scorer's AUC of the positives
-against each kind alone (`auc_vs_<kind>`): which negatives a model cannot tell apart.
+bound, which flatters them). A pair with a query the model cannot read (emoji alone,
+a script its vocabulary lacks: `models.encoder.unread_texts`), whose p_same the
+model leaves NaN, scores the p_same of a dot product of 0, no evidence either way, as
+training's validation scores it; `unread_pairs` counts them. Pairs that name their
+negatives' kind (`mine`'s `kind`: `random`, `same_user`, `lexical_hard`) also get
+each scorer's AUC of the positives against each kind alone (`auc_vs_<kind>`): which
+negatives a model cannot tell apart.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ class PairEvaluation:
     scores: dict[str, np.ndarray]  # scorer -> scores (the model's are p_same)
     metrics: dict[str, dict]  # scorer -> auc, accuracy, threshold, pairs, positives[, auc_vs_<kind>]
     split: str = "all"  # the split of the pairs scored: train, val or test of a `mine` output, or all
+    unread_pairs: int = 0  # pairs with a query the model cannot read, scored at a dot product of 0
 
     def examples(self, n: int) -> tuple[pl.DataFrame, pl.DataFrame]:
         """The model's n most confident right and n most confident wrong pairs."""
@@ -87,7 +92,8 @@ def baseline_scores(pairs: pl.DataFrame, encoder: TextEncoder, name: str) -> dic
 def evaluate_pairs(model_uri: str, pairs: pl.DataFrame, baseline: str | None = None) -> PairEvaluation:
     """The model's p_same and both baselines' scores on `pairs`, with AUC and accuracy, and
     where `pairs` has a `kind` column the AUC against each kind of negative
-    (`auc_by_negative_kind`)."""
+    (`auc_by_negative_kind`); a pair with a query the model cannot read scores its
+    p_same at a dot product of 0 (`unread_pairs`)."""
     from models.calibration import best_threshold, pair_metrics
     from models.encoder import load_encoder
     from workflows.tracking import session_model
@@ -96,6 +102,8 @@ def evaluate_pairs(model_uri: str, pairs: pl.DataFrame, baseline: str | None = N
     a, b = pairs["query_a"].to_list(), pairs["query_b"].to_list()
     labels = pairs["label"].to_numpy()
     p = session_model.p_same(model, a, b)
+    unread = np.isnan(p)  # a query the model cannot read: no evidence either way
+    p[unread] = session_model.p_same_at(model, 0.0)
     base = baseline or session_model.base_model_of(model)
     scores = {f"session model ({model_uri})": p, **baseline_scores(pairs, load_encoder(base), base)}
     metrics = {}
@@ -103,7 +111,7 @@ def evaluate_pairs(model_uri: str, pairs: pl.DataFrame, baseline: str | None = N
         threshold = 0.5 if i == 0 else best_threshold(s, labels)
         metrics[name] = {**pair_metrics(s, labels, threshold).to_dict(), "threshold": threshold,
                          **auc_by_negative_kind(s, labels, pairs)}  # fmt: skip
-    return PairEvaluation(pairs.with_columns(p_same=pl.Series(p)), scores, metrics)
+    return PairEvaluation(pairs.with_columns(p_same=pl.Series(p)), scores, metrics, unread_pairs=int(unread.sum()))
 
 
 def auc_by_negative_kind(scores: np.ndarray, labels: np.ndarray, pairs: pl.DataFrame) -> dict[str, float]:

@@ -105,7 +105,14 @@ def base_model_of(model: mlflow.pyfunc.PyFuncModel) -> str:
 def p_same(model: mlflow.pyfunc.PyFuncModel, a: list[str], b: list[str]) -> np.ndarray:
     """The loaded session model's calibrated p(same session) of each pair (a[i], b[i]): (n,) float64."""
     out = model.predict(pd.DataFrame({"query_a": a, "query_b": b}))
-    return out["p_same"].to_numpy(dtype=np.float64)
+    return out["p_same"].to_numpy(dtype=np.float64, copy=True)
+
+
+def p_same_at(model: mlflow.pyfunc.PyFuncModel, score: float) -> float:
+    """The loaded session model's calibrated p(same session) of a dot product `score`
+    (at 0.0: no evidence either way, what training's validation scores a pair with a
+    query the model cannot read, `models.session.pair_scores`)."""
+    return float(model.unwrap_python_model().calibration(np.float64(score)))
 
 
 ONNX_ARTIFACTS = "onnx"  # in the run of a session model: its encoder exported (`models.onnx_encoder`)
