@@ -11,7 +11,7 @@ apply one: a scoring worker applies it to every row and never needs sklearn (abo
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
@@ -83,6 +83,19 @@ def pair_metrics(scores: np.ndarray, labels: np.ndarray, threshold: float = 0.5)
     auc = float(roc_auc_score(labels, scores)) if len(np.unique(labels)) == 2 else float("nan")
     accuracy = float(((scores >= threshold).astype(int) == labels).mean()) if len(labels) else float("nan")
     return PairMetrics(auc, accuracy, len(labels), int(labels.sum()))
+
+
+def calibrated_metrics(scores: np.ndarray, labels: np.ndarray) -> tuple[Calibration, PairMetrics]:
+    """A model's calibration fitted on its scores of labelled pairs (`Calibration.fit`),
+    and its metrics there: the AUC of the scores themselves, the accuracy of p_same >= 0.5.
+
+    The AUC is taken before calibration: a monotone map does not change it, but a slope
+    fitted negative (a model that ranks the pairs backwards) would turn it into 1 − AUC,
+    and such a model would report a good one. scores, labels: (n,); ValueError as `fit`.
+    """
+    calibration = Calibration.fit(scores, labels)
+    auc = pair_metrics(scores, labels).auc
+    return calibration, replace(pair_metrics(calibration(scores), labels), auc=auc)
 
 
 def best_threshold(scores: np.ndarray, labels: np.ndarray) -> float:

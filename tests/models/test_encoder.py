@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import models.encoder as encoder_module
-from models.calibration import Calibration, best_threshold, pair_metrics
+from models.calibration import Calibration, best_threshold, calibrated_metrics, pair_metrics
 from models.encoder import check_encoder, forward_by_length, load_encoder
 from models.session import distinct, pair_scores
 
@@ -150,6 +150,20 @@ def test_calibration_is_monotone_and_centred_between_the_classes():
     assert 0.4 < best_threshold(scores, labels) < 0.6
     with pytest.raises(ValueError, match="positive and negative"):
         Calibration.fit(scores[:10], labels[:10])
+
+
+def test_a_model_that_ranks_pairs_backwards_reports_its_own_auc_not_its_calibrations():
+    """The code reader's find: `train session` logged the AUC of the calibrated p_same,
+    and a Platt slope fitted negative turned a model's AUC of 0.23 into 0.77 (which could
+    take the champion alias). The AUC is that of the scores; the accuracy the calibrated one's."""
+    rng = np.random.default_rng(0)
+    scores = np.concatenate([rng.normal(0.3, 0.15, 500), rng.normal(0.7, 0.15, 500)])  # positives score low
+    labels = np.repeat([1, 0], 500)
+    calibration, m = calibrated_metrics(scores, labels)
+    assert calibration.slope < 0 and m.auc == pair_metrics(scores, labels).auc < 0.1
+    assert m.accuracy == pair_metrics(calibration(scores), labels).accuracy > 0.88  # p_same follows the fit
+    forwards, right = calibrated_metrics(-scores, labels)
+    assert forwards.slope > 0 and right.auc == pytest.approx(pair_metrics(forwards(-scores), labels).auc)
 
 
 @pytest.mark.parametrize("name", ["tiny", "minilm-local"])

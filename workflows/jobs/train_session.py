@@ -142,7 +142,7 @@ def _finish(
     """Calibrate the best checkpoint, log figures and the model, register it."""
     import mlflow
 
-    from models.calibration import Calibration, pair_metrics
+    from models.calibration import calibrated_metrics, pair_metrics
     from models.encoder import load_encoder
     from models.session import pair_scores
     from workflows.figures import embedding_projection, roc_figure
@@ -154,8 +154,7 @@ def _finish(
         encoder, pretrained = load_encoder(str(trained.model)), load_encoder(cfg.model, max_length=cfg.max_length)
         labels = val["label"].to_numpy()
         scores = pair_scores(encoder, val["query_a"].to_list(), val["query_b"].to_list())
-        calibration = Calibration.fit(scores, labels)
-        m = pair_metrics(calibration(scores), labels)
+        calibration, m = calibrated_metrics(scores, labels)  # the AUC of the scores, before calibration
         baselines = baseline_scores(val, pretrained, cfg.model)
         metrics = {
             "val_auc": m.auc, "val_accuracy": m.accuracy, "best_step": trained.state["best_step"],
