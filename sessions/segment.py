@@ -361,12 +361,13 @@ def _scored_same(df: pl.DataFrame, rows: np.ndarray, scorer: PairScorer, thresho
 
 
 def _pair_scores(df: pl.DataFrame, rows: np.ndarray, scorer: PairScorer) -> np.ndarray:
-    """The scorer's p_same of each of `rows` with its predecessor; NaN for the other rows
-    and for a pair the scorer cannot judge."""
+    """The scorer's p_same of each of `rows` with its predecessor; NaN for the other rows,
+    for a pair the scorer cannot judge and for one with a missing query (never asked)."""
     p = np.full(len(df), np.nan)
+    query = df["query"]
     idx = np.flatnonzero(rows)
+    idx = idx[(query.gather(idx - 1).is_not_null() & query.gather(idx).is_not_null()).to_numpy()]
     if len(idx):
-        query = df["query"]
         p[idx] = np.asarray(scorer(query.gather(idx - 1), query.gather(idx)), dtype=np.float64)
     return p
 

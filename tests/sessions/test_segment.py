@@ -100,6 +100,23 @@ def test_a_pair_scorer_decides_what_the_cascade_would_break_and_all_of_learned()
         segment(events, SegmentConfig(method="learned"))
 
 
+def test_a_pair_with_a_missing_query_is_never_asked_of_the_scorer_and_lexical_evidence_decides():
+    """The code reader's find: a missing query, which `segment` takes and lexical evidence
+    reads as no text, reached the session model, which ended in a TypeError (`len(None)`).
+    Such a pair has no p_same, as a query the model cannot read has none."""
+
+    def strict(a: pl.Series, b: pl.Series) -> np.ndarray:
+        assert not (a.null_count() or b.null_count()), "a missing query asked of the scorer"
+        return np.full(len(a), 0.9)
+
+    events = log(("u", 0, "cheap flights"), ("u", 1, "cheap flights to rome"), ("u", 2, "tax forms"),
+                 ("u", 3, "tax forms 2005"), ("u", 4, "hotels"))  # fmt: skip
+    events = events.with_columns(query=pl.when(pl.col("row_id") == 2).then(None).otherwise("query"))
+    for method in ("cascade", "learned"):
+        assert sessions_of(segment(events, SegmentConfig(method=method), scorer=strict)) == [
+            "u/0", "u/0", "u/1", "u/2", "u/2"]  # fmt: skip
+
+
 def test_order_of_input_rows_does_not_matter_and_chunks_do_not_split_users():
     events = log(*[(f"u{i % 7}", i * 3.0, f"query {i % 5}") for i in range(200)])
     shuffled = events.sample(fraction=1.0, shuffle=True, seed=1)
