@@ -300,6 +300,23 @@ def test_what_mine_writes_passes_unchanged(outputs):
     assert train.height and val.height and val["label"].dtype == pl.Int8
 
 
+def test_the_same_pairs_in_another_row_order_give_the_same_training_data(outputs, tmp_path):
+    """The code reader's find: the Ray engine's `mine` writes the pairs by bucket of users,
+    the local one in their canonical order, and `train session`'s seeded sample of the
+    validation pairs depended on the rows' order: the same pairs and seed gave another
+    validation set (and checkpoint, calibration, champion) by engine."""
+    from sessions.io import write_table
+
+    mined = read_table(outputs / "pairs" / "pairs.parquet")
+    shuffled = tmp_path / "shuffled.parquet"
+    write_table(mined.sample(fraction=1.0, shuffle=True, seed=3), shuffled)
+    cfg = SessionTrainConfig(batch_size=8, max_val_pairs=10)
+    assert mined.filter(pl.col("split") == "val").height > cfg.max_val_pairs  # a sample is drawn
+    for written, reordered in zip(training_data(str(outputs / "pairs"), cfg), training_data(str(shuffled), cfg),
+                                  strict=True):  # fmt: skip
+        assert written.equals(reordered)
+
+
 def test_the_auc_against_each_kind_of_negative_ranks_the_positives_against_that_kind_alone():
     """`evaluate pairs` on pairs with kinds: which negatives a scorer cannot tell apart."""
     import numpy as np

@@ -26,7 +26,7 @@ import polars as pl
 
 from sessions import storage
 from sessions.io import is_complete, read_json, read_table, scan_table
-from sessions.pairs import triplets
+from sessions.pairs import order_pairs, triplets
 from sessions.seeds import check_seed
 from workflows.distributed.runtime import require_cpus, require_gpus
 from workflows.jobs import common
@@ -104,8 +104,11 @@ def training_data(pairs_path: str, cfg: SessionTrainConfig) -> tuple[pl.DataFram
     (a local path or a URI). ValueError / FileNotFoundError in one line, before any
     worker starts, for pairs that are not there, not a `mine` output's, or bad
     (`common.read_pairs_table`: every pair of the file, whatever its split), or too
-    few for a batch or a validation."""
-    pairs, _ = common.read_pairs_table(pairs_path, PAIRS_COLUMNS)
+    few for a batch or a validation. The pairs are taken in their canonical order
+    (`sessions.pairs.order_pairs`), so that the same pairs give the same examples and
+    the same seeded sample of validation pairs however their rows were written (the Ray
+    engine's `mine` writes them by bucket of users, the local one in that order)."""
+    pairs = order_pairs(common.read_pairs_table(pairs_path, PAIRS_COLUMNS)[0])
     train = triplets(pairs.filter(pl.col("split") == "train"), seed=cfg.seed)
     if cfg.max_train_examples:
         train = train.head(cfg.max_train_examples)
