@@ -70,7 +70,11 @@ class MissionConfig:
         default=0.3, metadata={"help": "link two sessions when their 3-gram Jaccard is at least this"}
     )
     window: int = field(
-        default=10, metadata={"help": "compare a session with the next this many of the user's sessions sharing a term"}
+        default=10,
+        metadata={
+            "help": "compare a query with the next this many of the user's queries in other sessions "
+            "that share a term (with a session model, a session with its next this many)"
+        },
     )
     common_term_share: float = field(
         default=0.05, metadata={"help": "a term used by more than this share of the log's users links nothing"}
@@ -233,16 +237,21 @@ def _window_links(
     min_overlap: float, min_jaccard: float,
 ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """Each occurrence (sorted by term, then row) with each of the next `window`
-    occurrences of its term by the same user that sit in another session: the pairs of
-    sessions (a, b), a < b, whose two texts are close (`lexicon.is_close`)."""
+    occurrences of its term by the same user that sit in another session (those in its
+    own session, which come together, are passed over): the pairs of sessions (a, b),
+    a < b, whose two texts are close (`lexicon.is_close`)."""
     a = np.empty(max(16, len(occ_term)), dtype=np.int64)
     b = np.empty_like(a)
     links = 0
-    for i in range(len(occ_term)):
-        for j in range(i + 1, min(i + window + 1, len(occ_term))):
+    run_end = len(occ_term)  # the first occurrence past i's session (of its term and user)
+    for i in range(len(occ_term) - 1, -1, -1):
+        if i + 1 < len(occ_term) and not (occ_term[i + 1] == occ_term[i] and occ_user[i + 1] == occ_user[i]
+                                          and occ_session[i + 1] == occ_session[i]):  # fmt: skip
+            run_end = i + 1
+        for j in range(run_end, min(run_end + window, len(occ_term))):
             if occ_term[j] != occ_term[i] or occ_user[j] != occ_user[i]:
                 break  # terms ascend, and a term's users are grouped
-            if occ_session[j] != occ_session[i] and is_close(
+            if is_close(
                 term_offsets, term_codes, gram_offsets, gram_codes, occ_text[i], occ_text[j], min_overlap, min_jaccard
             ):
                 if links == len(a):  # grow by doubling

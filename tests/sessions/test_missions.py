@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sessions.lexicon import Lexicon
-from sessions.missions import CORE_SHARE, MissionConfig, first_of_component, grow_missions, term_users
+from sessions.missions import CORE_SHARE, MissionConfig, first_of_component, grow_missions, link_missions, term_users
 from sessions.pipeline import sessions_with_missions
 from sessions.segment import SegmentConfig
 from sessions.text import normalize
@@ -24,6 +24,20 @@ def csr(sessions: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
 def grow(n: int, links: list[tuple[int, int]], terms: list[list[int]]) -> list[int]:
     a, b = (np.array(x, dtype=np.int64) for x in zip(*links, strict=True)) if links else (np.zeros(0, int),) * 2
     return grow_missions(n, a, b, csr(terms)).tolist()
+
+
+def test_the_linking_window_counts_only_queries_in_other_sessions():
+    """The code reader's find: a term's later queries in the query's own session used up
+    the window, so with `window` 1 the same query in the next session was never compared
+    with it. The window is the next queries sharing a term that sit in other sessions."""
+    from datetime import datetime, timedelta
+
+    texts = ["foo bar zed", "foo apple berry", "bar egret fjord", "zed iris jade", "foo bar zed"]
+    t = datetime(2020, 1, 1)
+    rows = pl.DataFrame({"row_id": range(5), "user_id": ["u"] * 5, "ts": [t + timedelta(minutes=i) for i in range(5)],
+                         "query": texts, "session_id": ["u/0"] * 4 + ["u/1"]})  # fmt: skip
+    for window in (1, 2, 10):
+        assert link_missions(rows, MissionConfig(window=window))["mission_id"].to_list() == ["u/m0"] * 5
 
 
 def test_a_chain_through_different_terms_stops_where_no_core_term_is_shared():
