@@ -128,24 +128,29 @@ def test_hit_scores_a_model_only_on_pairs_it_never_trained_on(trained, given, sp
             hit_split(trained, given)
 
 
-def test_text_model_on_two_workers_registers_serves_and_reports_level_order_and_retrieval(store, tmp_path):
+def test_text_model_on_two_workers_registers_serves_and_reports_level_order_and_retrieval(store, tmp_path, monkeypatch):
     """A text model on a small HierarCaps (`train hierarchy` as the CLI runs it, two
     workers): registered and served as points in the ball; its level order and
-    retrieval figures, and what `evaluate hierarchy` gives again from the registry."""
+    retrieval figures, and what `evaluate hierarchy` gives again from the registry, run
+    in another directory (a relative `hierarcaps:DIR` was read again from there: another
+    hierarchy's figures, under the model's data name)."""
     import gzip
 
     from hierarchies.hierarcaps import EXPANDED_FILE, TEST_FILE
 
     animals = ["dog", "cat", "horse", "bird", "fish", "cow"]
     chains = [f"animal => {a} => a small {a} => a small {a} on the grass at {n}" for n in range(4) for a in animals]
+    captions = tmp_path / "captions"
+    captions.mkdir()
     pl.DataFrame({"id": range(6), "captions": chains[:6], "image_url": [f"t{i}" for i in range(6)]}).write_csv(
-        tmp_path / TEST_FILE
+        captions / TEST_FILE
     )
     expanded = pl.DataFrame({"positive": chains, "negative": chains[::-1], "image_url": [f"i{i}" for i in range(24)]})
-    (tmp_path / EXPANDED_FILE).write_bytes(gzip.compress(expanded.write_csv().encode()))
+    (captions / EXPANDED_FILE).write_bytes(gzip.compress(expanded.write_csv().encode()))
+    monkeypatch.chdir(tmp_path)
     result = runner.invoke(
         app,
-        ["train", "hierarchy", "--data", f"hierarcaps:{tmp_path}", "--model", "tiny", "--dim", "4", "--workers", "2",
+        ["train", "hierarchy", "--data", "hierarcaps:captions", "--model", "tiny", "--dim", "4", "--workers", "2",
          "--max-steps", "8", "--eval-every", "4", "--batch-size", "16", "--negatives", "8", "--lr", "1e-2",
          "--storage", str(tmp_path / "ray")],
     )  # fmt: skip
@@ -159,7 +164,8 @@ def test_text_model_on_two_workers_registers_serves_and_reports_level_order_and_
     assert sorted(inputs) == ["HierarCaps test chains", "hierarchy pairs (train)"]  # nothing held out on HierarCaps
     assert json.loads(inputs["hierarchy pairs (train)"].profile)["num_rows"] == int(params["train_edges"])
     assert json.loads(inputs["HierarCaps test chains"].profile)["num_rows"] == 6
-    assert inputs["hierarchy pairs (train)"].source == json.dumps({"uri": str(tmp_path)})
+    assert inputs["hierarchy pairs (train)"].source == json.dumps({"uri": str(captions)})
+    assert params["data"] == f"hierarcaps:{captions}"  # the directory read, wherever the run is evaluated
     # the head fitted first (50 epochs of the training pairs in batches of 16), logged at step 0 by rank 0
     pairs = int(params["train_edges"])
     assert (params["hidden"], params["head_epochs"]) == ("512", "50") and m["head_fit_steps"] == 50 * (pairs // 16)
@@ -176,6 +182,8 @@ def test_text_model_on_two_workers_registers_serves_and_reports_level_order_and_
     assert points.shape == (3, 4) and np.all(np.linalg.norm(points, axis=1) < 1)  # inside the ball
     assert np.allclose(points[1], points[2]) and np.all(np.isfinite(out["norm"]))
 
+    (tmp_path / "elsewhere" / "captions").mkdir(parents=True)  # another directory of that name, empty
+    monkeypatch.chdir(tmp_path / "elsewhere")
     evaluated = runner.invoke(app, ["evaluate", "hierarchy", "--model", "models:/hierarchy-model@champion", "--json"])
     assert evaluated.exit_code == 0, evaluated.output
     again = json.loads(evaluated.stdout)

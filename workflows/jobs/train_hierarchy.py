@@ -30,6 +30,7 @@ model is registered as `hierarchy-model` (pyfunc: text -> point, norm) with
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -340,11 +341,16 @@ class HierarchyTrainConfig:
 
     def resolved(self) -> HierarchyTrainConfig:
         """This config with every setting not given (None) set to its model's value in
-        `MODEL_DEFAULTS`: what trains, and what the run records."""
+        `MODEL_DEFAULTS`, and a HierarCaps directory as its absolute path: what trains,
+        and what the run records (`evaluate hierarchy`, run from another directory, reads
+        the same data, and two runs compare as of one data by the directory they read)."""
         own = dict(MODEL_DEFAULTS["lookup" if self.lookup else "text"])
         if self.head == "hit":  # nothing of its own to fit: the run records what trained
             own |= {"hidden": 0, "head_epochs": 0, "head_lr": None}
-        return replace(self, **{name: value for name, value in own.items() if getattr(self, name) is None})
+        given = {name: value for name, value in own.items() if getattr(self, name) is None}
+        if self.hierarcaps is not None:  # a relative directory was read again from wherever evaluation ran
+            given["data"] = f"hierarcaps:{os.path.abspath(self.hierarcaps)}"
+        return replace(self, **given)
 
     @property
     def lookup(self) -> bool:
