@@ -443,8 +443,15 @@ def gold_pairs(
         raise ValueError(f"these events carry no {label} labels")
     group = pl.col("user_id") + "/" + pl.col(label)
     sessions = events.filter(pl.col(label).is_not_null()).with_columns(session_id=group, mission_id=group)
-    cfg = MiningConfig(
+    cfg = gold_mining(seed, max_pairs_per_session)
+    return mine_pairs(sessions.select("row_id", "user_id", "ts", "query", "session_id", "mission_id"), cfg)
+
+
+def gold_mining(seed: int = 0, max_pairs_per_session: int = 10) -> MiningConfig:
+    """The mining settings `gold_pairs` mines by: negatives half other users' queries, half
+    the same user's other gold groups (no `lexical_hard`: a lexical rule would pick the
+    pairs a lexical baseline gets right), every user in split `test`, one partition."""
+    return MiningConfig(
         random_share=0.5, same_user_share=0.5, lexical_hard_share=0.0, train_share=0.0, val_share=0.0,
         seed=seed, max_pairs_per_session=max_pairs_per_session, partitions=1,
     )  # fmt: skip
-    return mine_pairs(sessions.select("row_id", "user_id", "ts", "query", "session_id", "mission_id"), cfg)

@@ -460,6 +460,8 @@ def test_mine_gold_reads_a_table_with_its_map_and_only_then(tmp_path):
     positives = {frozenset(pair) for pair in pairs.filter(pl.col("label") == 1).select("query_a", "query_b").rows()}
     assert positives == {frozenset(("cheap flights", "flights rome")), frozenset(("irs 1040", "tax forms"))}
     assert json.loads((tmp_path / "p" / "report.json").read_text())["unlabelled"] == 0
+    recorded = json.loads((tmp_path / "p" / "report.json").read_text())["config"]["mining"]
+    assert (recorded["random_share"], recorded["lexical_hard_share"], recorded["train_share"]) == (0.5, 0.0, 0.0)
     # a row without its label is read, in no pair, and counted (a new user's find: it went without a word)
     (tmp_path / "lab2.csv").write_text((tmp_path / "lab.csv").read_text() + "2,2023-01-05 11:00:00,paris metro,\n")
     mined = invoke("mine", str(tmp_path / "lab2.csv"), "--gold", "session", "-f", "table", "--map",

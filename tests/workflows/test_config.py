@@ -245,6 +245,9 @@ def test_demo_holds_the_configs_of_its_steps():
         (["segment", "x", "-o", "o", "--config", "{deep}"], "nested too deeply to read"),
         (["mine", "s", "-o", "o", "--seed", "-1"], f"error: --seed {SEED_RANGE}, not -1"),
         (["mine", "s", "-o", "o", "-f", "aol"], "--format reads a labelled log, with --gold"),
+        # the breaking helper's find: each was taken, unused, and recorded in the report as if used
+        (["mine", "s", "-o", "o", "--gold", "session", "--train-share", "0.5", "--max-pairs-per-session", "1"],
+         "error: --max-pairs-per-session, --train-share: not used with --gold, whose pairs follow fixed rules"),
         (["compare", "--max-runs", "0"], "--max-runs must be at least 1"),
         (["train", "hierarchy", "--mobius-layers", "-1"], "--mobius-layers must not be negative"),
         (["train", "hierarchy", "--burnin-lr-factor", "-1"], "--burnin-lr-factor must be positive"),

@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Literal
 
 import polars as pl
@@ -15,7 +15,15 @@ from sessions import storage
 from sessions.formats.options import ReadOptions
 from sessions.ingest import REJECTED_FILE
 from sessions.io import job_output, parquet_rows, read_table, scan_table, write_report, write_table
-from sessions.pairs import MiningConfig, check_sessions, empty_splits, gold_pairs, mine_pairs, negatives_short
+from sessions.pairs import (
+    MiningConfig,
+    check_sessions,
+    empty_splits,
+    gold_mining,
+    gold_pairs,
+    mine_pairs,
+    negatives_short,
+)
 from sessions.pipeline import SESSIONS_FILE, load_events
 from workflows.distributed.runtime import ray_runtime, require_seen_by_every_node
 from workflows.jobs import common
@@ -24,7 +32,8 @@ PAIRS_FILE = "pairs.parquet"
 REPORT_FILE = "report.json"
 GOLD_HELP = (
     "session or mission: pairs for evaluation from the log's ground-truth labels (webis-smc, gayo-avello, "
-    "synth logs), all in split test; half the negatives the same user's other sessions (missions), half other users'"
+    "synth logs), all in split test; half the negatives the same user's other sessions (missions), half other users' "
+    "(of the mining settings, only --seed applies)"
 )
 
 
@@ -53,6 +62,11 @@ class MineJob:
             raise ValueError("--format reads a labelled log, with --gold; a `segment` output needs none")
         if self.gold is None:
             common.refuse_read_options(self.read, "a labelled log, with --gold", "a `segment` output")
+        elif given := [f.name for f in fields(MiningConfig) if f.name != "seed"
+                       and getattr(self.mining, f.name) != getattr(MiningConfig(), f.name)]:  # fmt: skip
+            flags = ", ".join("--" + name.replace("_", "-") for name in given)
+            raise ValueError(f"{flags}: not used with --gold, whose pairs follow fixed rules (negatives half other "
+                             "users', half the same user's other groups; all in split test); --seed is")  # fmt: skip
         common.check_engine(self.engine, self.address)
 
 
@@ -107,7 +121,7 @@ def run(job: MineJob) -> dict:
         "negatives_short": {} if gold is not None else negatives_short(pairs, cfg),
         "empty_splits": [] if gold is not None or not pairs.height else empty_splits(pairs, cfg),
         "unlabelled": unlabelled,  # with --gold: accepted rows without a label at the level, in no pair
-        "config": common.as_run(job, engine, why),
+        "config": common.as_run(job, engine, why) | ({"mining": asdict(gold_mining(cfg.seed))} if gold else {}),
         "source": str(source),
         "outputs": {PAIRS_FILE: target, **rejected, REPORT_FILE: storage.join(output, REPORT_FILE)},
         "seconds": round(time.perf_counter() - start, 3),
