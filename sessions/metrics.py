@@ -173,6 +173,13 @@ def scored_users(gold: pl.DataFrame, label: str) -> pl.Series:
     return counts.filter(pl.col("len") > 1)["user_id"]
 
 
+def grouped_users(gold: pl.DataFrame, label: str) -> pl.Series:
+    """The users with two rows of one group in column `label`: those whose gold holds a
+    pair of one session (mission), the pairs whose recall pair counting measures."""
+    labelled = gold.filter(pl.col(label).is_not_null())
+    return labelled.group_by("user_id", label).len().filter(pl.col("len") > 1)["user_id"].unique()
+
+
 def has_something_to_score(gold: pl.DataFrame) -> bool:
     """Whether some user has two queries labelled at one of `gold`'s levels (`scored_users`)."""
     return any(scored_users(gold, column).len() for column, _ in gold_levels(gold))

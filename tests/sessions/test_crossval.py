@@ -166,6 +166,18 @@ def test_nested_cv_counts_only_users_with_something_to_score():
                   inner=2)  # fmt: skip
 
 
+def test_gold_without_two_queries_of_one_session_is_refused_not_scored_1():
+    """The breaking helper's find: a file of one query a session (every user with two
+    labelled queries) gave a learned segmenter 0.800 ± 0.447: four folds where it split
+    every query scored 1.0 (nothing to count), one where it joined a pair 0.0."""
+    every_query_alone = labelled([6] * 10, session_len=1)
+    split = RuleMethod(lambda e: e.select("row_id", session_id=pl.col("row_id").cast(pl.String)))
+    said = r"needs at least 5 users with two queries in one gold session, the pairs pair counting scores; the data "
+    with pytest.raises(ValueError, match=said + r"have 0 \(among 10 users with two labelled queries\)"):
+        nested_cv(every_query_alone, {"split": split})
+    nested_cv(labelled([6] * 10), {"split": split})  # sessions of three queries: scored
+
+
 def test_a_bucket_of_users_with_nothing_to_count_is_left_out_of_the_table_by_user_size():
     """A third helper's find: three users of 60 queries with one label each made a
     bucket "51-200 queries" with no pair to count, where every system scored 1.000."""
