@@ -34,8 +34,12 @@ def test_champion_moves_to_a_better_model_on_the_same_data_only(store):
     first = _version(client, "mammals", 0.5)
     assert promote_if_best(client, "m", first, "map", same=("data",))
     worse, better_elsewhere = _version(client, "mammals", 0.4), _version(client, "nouns", 0.9)
-    assert not promote_if_best(client, "m", worse, "map", same=("data",))
-    assert not promote_if_best(client, "m", better_elsewhere, "map", same=("data",))  # not comparable
+    kept = promote_if_best(client, "m", worse, "map", same=("data",))
+    assert not kept and kept.why == f"the champion, version {first}, has map 0.5000, this one 0.4000"
+    # not comparable; `train` said only "no" (a new user's find: the champion was another run's tiny model)
+    other = promote_if_best(client, "m", better_elsewhere, "map", same=("data",))
+    assert not other and other.why == (f"the champion, version {first}, was trained with another data (mammals; "
+                                       "this one nouns), so the two are not compared")  # fmt: skip
     better = _version(client, "mammals", 0.6)
     assert promote_if_best(client, "m", better, "map", same=("data",))
     assert str(client.get_model_version_by_alias("m", CHAMPION).version) == better

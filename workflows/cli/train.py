@@ -78,7 +78,8 @@ def print_outcome(title: str, outcome: TrainOutcome) -> None:
         "logged model": outcome.model_uri,
         "registered": outcome.registered or f"(not registered: {unregistered})",
         "champion": "yes" if outcome.champion else (
-            f"no (`sessionflow promote {name} {version}` makes it)" if outcome.registered else "no"),
+            f"no: {outcome.champion.why}; `sessionflow promote {name} {version}` makes it" if outcome.registered
+            else "no"),
         **outcome.metrics,  # floats to three decimals, as every summary shows them (`summary_table`)
     }  # fmt: skip
     if outcome.stopped:

@@ -382,6 +382,7 @@ def _finish(
     from workflows.figures import poincare_disk, specificity_by_depth
     from workflows.tracking.hierarchy_model import NAME, log_hierarchy_model
     from workflows.tracking.hierarchy_model import norms as norms_of
+    from workflows.tracking.store import Promotion
     from workflows.tracking.store import register as register_model
 
     split, directory, last = data.split, trained.model, trained.last_step
@@ -408,13 +409,15 @@ def _finish(
     figures = [f.name for f in figures]
     if cfg.lookup:
         mlflow.log_artifacts(str(directory), "table")
-        return TrainOutcome(run_id, f"runs:/{run_id}/table", None, False, metrics, trained.where, figures,
+        return TrainOutcome(run_id, f"runs:/{run_id}/table", None, Promotion(False), metrics, trained.where, figures,
                             trained.stopped)  # fmt: skip
     model_uri = log_hierarchy_model(directory, cfg.model)
     described = (f"{cfg.model} -> {cfg.manifold} ({cfg.dim}-d) on {cfg.data}, held out: {cfg.holdout}: "
                  f"reconstruction MAP {metrics['map']:.4f}.")  # fmt: skip
     registered, champion = (
-        register_model(model_uri, NAME, "map", same=SPLIT, description=described) if register else (None, False)
+        register_model(model_uri, NAME, "map", same=SPLIT, description=described)
+        if register
+        else (None, Promotion(False))
     )
     return TrainOutcome(run_id, f"runs:/{run_id}/model", registered, champion, metrics, trained.where, figures,
                         trained.stopped)  # fmt: skip

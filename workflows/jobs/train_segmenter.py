@@ -94,7 +94,7 @@ def run(job: TrainSegmenterJob, run_name: str | None = None) -> TrainOutcome:
     import mlflow
 
     from workflows.tracking.segmenter_model import NAME, log_segmenter_model
-    from workflows.tracking.store import log_table, training_run, use_store
+    from workflows.tracking.store import Promotion, log_table, training_run, use_store
     from workflows.tracking.store import register as register_model
 
     use_store()  # a store that cannot be opened is named now, not after the cross-validation
@@ -139,7 +139,7 @@ def run(job: TrainSegmenterJob, run_name: str | None = None) -> TrainOutcome:
     registered, champion = (
         register_model(model_uri, NAME, "cv_f1_mean", same=ESTIMATE, description=description)
         if job.register
-        else (None, False)
+        else (None, Promotion(False))
     )
     shown = headline(metrics, classifier, level)
     rejected = ", ".join(f"{reason} {count:,}" for reason, count in users.read.rejected.items())

@@ -151,6 +151,7 @@ def _finish(
     from workflows.figures import embedding_projection, roc_figure
     from workflows.jobs.evaluate_pairs import JACCARD, baseline_scores
     from workflows.tracking.session_model import NAME, log_session_model
+    from workflows.tracking.store import Promotion
     from workflows.tracking.store import register as register_model
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -190,7 +191,7 @@ def _finish(
     registered, champion = (
         register_model(model_uri, NAME, "val_auc", same=("pairs",), description=described)
         if register
-        else (None, False)
+        else (None, Promotion(False))
     )
     return TrainOutcome(run_id, f"runs:/{run_id}/model", registered, champion, metrics, trained.where,
                         [f.name for f in figures], trained.stopped)  # fmt: skip

@@ -16,6 +16,7 @@ import re
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import closing, contextmanager, suppress
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -316,32 +317,52 @@ def pip_requirements(names: Sequence[str] = REQUIREMENTS) -> list[str]:
     return pins
 
 
-def promote_if_best(client: MlflowClient, name: str, version: str, metric: str, same: tuple[str, ...] = ()) -> bool:
+@dataclass(frozen=True)
+class Promotion:
+    """Whether a registered version took the champion alias (true as a bool when it did),
+    and when not, why, in words: the champion kept it on a better metric, or was trained
+    on other data and is not compared."""
+
+    took: bool
+    why: str = ""
+
+    def __bool__(self) -> bool:
+        return self.took
+
+
+def promote_if_best(
+    client: MlflowClient, name: str, version: str, metric: str, same: tuple[str, ...] = ()
+) -> Promotion:
     """Give `version` the champion alias when its run's `metric` beats the champion's
-    (or there is none); True when it did. Runs whose params `same` differ from the
-    champion's (other data, say) are not comparable: the alias stays."""
+    (or there is none); true when it did. Runs whose params `same` differ from the
+    champion's (other data, say) are not comparable: the alias stays, and the
+    `Promotion` says which param differs."""
     mine = _metric_of(client, name, version, metric)
     try:
         current = client.get_model_version_by_alias(name, CHAMPION)
     except mlflow.exceptions.MlflowException:
         current = None
     if current is not None and str(current.version) != str(version):
-        if any(_param_of(client, name, current.version, p) != _param_of(client, name, version, p) for p in same):
-            return False
+        champion = f"the champion, version {current.version},"
+        for param in same:
+            theirs_param, mine_param = (_param_of(client, name, v, param) for v in (current.version, version))
+            if theirs_param != mine_param:
+                return Promotion(False, f"{champion} was trained with another {param} ({theirs_param}; this one "
+                                        f"{mine_param}), so the two are not compared")  # fmt: skip
         theirs = _metric_of(client, name, current.version, metric)
         if not math.isnan(theirs) and not mine > theirs:
-            return False
+            return Promotion(False, f"{champion} has {metric} {theirs:.4f}, this one {mine:.4f}")
     client.set_registered_model_alias(name, CHAMPION, version)
-    return True
+    return Promotion(True)
 
 
 def register(
     model_uri: str, name: str, metric: str, same: tuple[str, ...] = (), description: str = ""
-) -> tuple[str, bool]:
+) -> tuple[str, Promotion]:
     """Register `model_uri` as a new version of `name` described by `description` (what it
     was trained on, its headline metrics; how to load it is added) and tagged with its
-    run's `metric`: (`models:/NAME/VERSION`, whether it took the champion alias; see
-    `promote_if_best`). The registered model gets its description (`NOTES`) when it has none."""
+    run's `metric`: (`models:/NAME/VERSION`, whether it took the champion alias and why
+    not: `promote_if_best`). The registered model gets its description (`NOTES`) when it has none."""
     client = use_store()
     version = str(mlflow.register_model(model_uri, name).version)
     if name in NOTES and not client.get_registered_model(name).description:

@@ -45,6 +45,8 @@ from workflows.errors import note_signal, signals_noted
 if TYPE_CHECKING:
     from ray.train import Result
 
+    from workflows.tracking.store import Promotion
+
 
 class LoopSettings(Protocol):
     """The fields of a trainer's config that the loop reads."""
@@ -533,7 +535,7 @@ class TrainOutcome:
     run_id: str  # the MLflow run
     model_uri: str  # runs:/<run_id>/model (a lookup table: runs:/<run_id>/table)
     registered: str | None  # models:/<name>/<version>; None when not registered
-    champion: bool  # whether the registered version took the `champion` alias
+    champion: Promotion  # whether the registered version took the `champion` alias, and why not
     metrics: dict  # the final metrics, as logged at the run's last step
     checkpoint: str | None  # the best checkpoint in Ray Train's storage (`Trained.where`); None: no Ray Train
     figures: list[str]  # file names of the figures logged to the run
