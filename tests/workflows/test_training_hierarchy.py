@@ -137,6 +137,15 @@ def test_the_head_is_fitted_alone_before_fine_tuning_and_only_on_a_fresh_model(t
         HierarchyTrainConfig(model="lookup", manifold="order", mobius_layers=2)
     with pytest.raises(ValueError, match=r"^--head-lr, --names: the text model's settings"):
         HierarchyTrainConfig(model="lookup", names="all", head_lr=0.1)
+    # a tester's find: each was taken and recorded in the run's params, and trained the same table to the bit
+    unused = r"^--encoder-lr, --curvature, --ranking, --triplet-margin, --norm-weight, --margin: the text model's "
+    with pytest.raises(ValueError, match=unused + r"settings, not for --model lookup \(they change nothing\)"):
+        HierarchyTrainConfig(model="lookup", curvature=0.25, ranking="triplet", margin=0.1, norm_weight=5.0,
+                             triplet_margin=0.5, encoder_lr=1e-4)  # fmt: skip
+    with pytest.raises(ValueError, match=r"^--curvature: the Poincare ball's, not for --manifold euclidean"):
+        HierarchyTrainConfig(manifold="euclidean", curvature=0.5)
+    assert HierarchyTrainConfig(model="lookup", manifold="order", margin=0.5).resolved().margin == 0.5  # read there
+    assert HierarchyTrainConfig(model="lookup").resolved().encoder_lr is None
     with pytest.raises(ValueError, match="names must be one of"):
         HierarchyTrainConfig(names="lemma")
     assert HierarchyTrainConfig().resolved().names == "all"

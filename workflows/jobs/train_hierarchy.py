@@ -31,7 +31,7 @@ model is registered as `hierarchy-model` (pyfunc: text -> point, norm) with
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 from sessions.seeds import check_seed
@@ -55,6 +55,9 @@ from workflows.training.loop import (
 
 EXPERIMENT = "hierarchy-model"
 DATA = ("wordnet-mammals", "wordnet-nouns", "hierarcaps:PATH")
+# a text model's settings with defaults of their own, which a lookup table never reads (its
+# ball has curvature 1, its loss the distance softmax of Nickel & Kiela, its nodes no text)
+TEXT_MODEL_LOSS = ("curvature", "ranking", "triplet_margin", "norm_weight", "norm_loss", "max_length")
 WORDNET = DATA[:2]
 HOLDOUTS = ("none", "edges", "nodes", "hit-multi", "hit-mixed")
 # The settings that draw the held-out pairs: a reconstruction MAP compares with another
@@ -289,11 +292,17 @@ class HierarchyTrainConfig:
             raise ValueError("--head hit adds no layer to fit: no --hidden or --head-epochs")
         if self.lookup and self.mobius_layers:
             raise ValueError("--mobius-layers: the text model's setting, not for --model lookup")
-        text_only = ("hidden", "head_epochs", "head_lr", "names", "sibling_negatives")
+        text_only = ("hidden", "head_epochs", "head_lr", "names", "sibling_negatives", "encoder_lr")
         given = [name for name in text_only if getattr(self, name) is not None]
-        if self.lookup and given:
-            flags = ", ".join("--" + name.replace("_", "-") for name in given)
-            raise ValueError(f"{flags}: the text model's settings, not for --model lookup")
+        default = {f.name: f.default for f in fields(self)}
+        changed = [name for name in TEXT_MODEL_LOSS if getattr(self, name) != default[name]]
+        if self.manifold != "order":  # the margin of order embeddings (Vendrov et al. 2016) is a lookup's too
+            changed += ["margin"] if self.margin != default["margin"] else []
+        if self.lookup and given + changed:
+            flags = ", ".join("--" + name.replace("_", "-") for name in given + changed)
+            raise ValueError(f"{flags}: the text model's settings, not for --model lookup (they change nothing)")
+        if self.manifold == "euclidean" and self.curvature != default["curvature"]:
+            raise ValueError("--curvature: the Poincare ball's, not for --manifold euclidean (it changes nothing)")
         if self.names is not None and self.names not in NAMES:
             raise ValueError(f"names must be one of {NAMES}, got {self.names!r}")
         if self.schedule is not None and self.schedule not in SCHEDULES:

@@ -271,7 +271,7 @@ class HierarchyTask(TrainTask):
             self.sampler.rng = rng
             burnin = step < cfg.burnin_epochs * self.steps_per_epoch
             negatives, valid = self.sampler(batch[:, 0], cfg.negatives, by_frequency=burnin)
-            return lookup_loss(model, batch, negatives, valid, margin=1.0)
+            return lookup_loss(model, batch, negatives, valid, margin=cfg.margin)  # order embeddings' margin
         negatives, valid, text_of = self.draw(batch, rng)
         # the encoder runs: fine-tuned with the head (`fit_head` fitted the head first)
         return hierarchy_batch_loss(model, module, self.names.texts, self.split.full.depth, batch, negatives,
