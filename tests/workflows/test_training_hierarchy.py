@@ -144,6 +144,8 @@ def test_the_head_is_fitted_alone_before_fine_tuning_and_only_on_a_fresh_model(t
                              triplet_margin=0.5, encoder_lr=1e-4)  # fmt: skip
     with pytest.raises(ValueError, match=r"^--curvature: the Poincare ball's, not for --manifold euclidean"):
         HierarchyTrainConfig(manifold="euclidean", curvature=0.5)
+    with pytest.raises(ValueError, match=r"^--mobius-layers: Mobius layers live on the Poincare ball, not for"):
+        HierarchyTrainConfig(manifold="euclidean", mobius_layers=1)  # it failed in a Ray worker, 90 s in
     assert HierarchyTrainConfig(model="lookup", manifold="order", margin=0.5).resolved().margin == 0.5  # read there
     assert HierarchyTrainConfig(model="lookup").resolved().encoder_lr is None
     with pytest.raises(ValueError, match="names must be one of"):

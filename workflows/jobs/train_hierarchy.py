@@ -292,6 +292,8 @@ class HierarchyTrainConfig:
             raise ValueError("--head hit adds no layer to fit: no --hidden or --head-epochs")
         if self.lookup and self.mobius_layers:
             raise ValueError("--mobius-layers: the text model's setting, not for --model lookup")
+        if self.manifold == "euclidean" and self.mobius_layers:  # a worker's traceback after Ray had started
+            raise ValueError("--mobius-layers: Mobius layers live on the Poincare ball, not for --manifold euclidean")
         text_only = ("hidden", "head_epochs", "head_lr", "names", "sibling_negatives", "encoder_lr")
         given = [name for name in text_only if getattr(self, name) is not None]
         default = {f.name: f.default for f in fields(self)}
