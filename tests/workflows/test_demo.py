@@ -144,6 +144,26 @@ def test_your_own_log_without_truth_skips_the_evaluation(demo, tmp_path):
     assert summary.numbers["ingest"]["rows_ok"] == 2_000
 
 
+def test_a_table_demo_reads_its_map_once_and_its_later_steps_run(tmp_path, monkeypatch):
+    """The new user's find: the README's `demo --data my.csv --format table --map ...`
+    ingested the table, then its segment step refused the --map named on the command
+    line ("--map reads raw logs: leave them out"), as did mine and score. The read
+    settings are the ingest's; this log is too small to train on, so the demo ends at
+    its training step, in the demo's own words."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    (tmp_path / "my.csv").write_text(
+        "uid,ts,q\nalice,2024-03-01T09:00:00Z,cheap flights paris\nalice,2024-03-01T09:01:30Z,cheap flights june\n"
+        "bob,2024-03-02 10:00,best pizza nyc\nbob,2024-03-02 10:02,best pizza brooklyn\n"
+    )
+    read = ["--format", "table", "--map", "user=uid,time=ts,text=q", "--timezone", "UTC"]
+    result = runner.invoke(app, ["demo", "--data", str(tmp_path / "my.csv"), *read, "-o", str(tmp_path / "out")])
+    assert result.exit_code == 2 and "reads raw logs" not in result.output and "needs none" not in result.output
+    said = [line for line in result.output.splitlines() if line.startswith("error: ")]
+    assert len(said) == 1 and "--mining-negatives-per-positive" in said[0], result.output  # train session's step
+    steps = [line.strip("─ ") for line in result.output.splitlines() if line.startswith("─")]
+    assert steps == ["ingest", "segment", "evaluate segmentation", "mine", "train session model"], steps
+
+
 def test_a_rerun_too_small_to_train_on_shows_what_ran_and_leaves_the_earlier_demo_as_it_was(
     demo, tmp_path, monkeypatch
 ):

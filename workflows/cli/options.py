@@ -33,7 +33,7 @@ from typer.core import TyperArgument, TyperCommand, TyperGroup
 from workflows.cli.common import fail, say_error
 from workflows.config import Leaf, build, leaves, read_yaml, to_yaml
 from workflows.errors import USER_ERRORS, ends_in_a_stop, tell_stop
-from workflows.jobs.common import NAMED_READ_SETTINGS, nothing_left_on_error
+from workflows.jobs.common import naming_read_settings, nothing_left_on_error
 
 try:  # typer 0.2x parses with a click of its own, typer._click; older typers with click
     from typer._click.exceptions import NoArgsIsHelpError, UsageError
@@ -147,16 +147,6 @@ class _UsageError(UsageError):
         say_error(said)
 
 
-@contextmanager
-def _naming_read_settings(named: frozenset[str]) -> Iterator[None]:
-    """`NAMED_READ_SETTINGS` set to `named` within."""
-    token = NAMED_READ_SETTINGS.set(named)
-    try:
-        yield
-    finally:
-        NAMED_READ_SETTINGS.reset(token)
-
-
 def command(app: typer.Typer, config_cls: type, name: str | None = None) -> Callable[[Callable], Callable]:
     """Register `fn(config, **extras)` on `app` with options derived from `config_cls`.
 
@@ -196,7 +186,7 @@ def command(app: typer.Typer, config_cls: type, name: str | None = None) -> Call
             named = {by_key[key].path[-1] for key, value in given.items()
                      if value is not None and by_key[key].path[0] == "read"}  # fmt: skip
             try:
-                with nothing_left_on_error(), _naming_read_settings(frozenset(named)):  # one line, no output left
+                with nothing_left_on_error(), naming_read_settings(frozenset(named)):  # one line, no output left
                     fn(config, **extras)
             except BaseException as err:
                 if ends_in_a_stop(err):  # what the job started has ended (an MLflow run FAILED, Ray shut down)

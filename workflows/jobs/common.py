@@ -69,6 +69,17 @@ def log_format(help: str = FORMAT_HELP) -> Any:
 NAMED_READ_SETTINGS: ContextVar[frozenset[str]] = ContextVar("named_read_settings", default=frozenset())
 
 
+@contextmanager
+def naming_read_settings(named: frozenset[str]) -> Iterator[None]:
+    """`NAMED_READ_SETTINGS` set to `named` within: the read settings named on the command
+    line of the job that runs there (none, for the steps of a demo after its ingest)."""
+    token = NAMED_READ_SETTINGS.set(named)
+    try:
+        yield
+    finally:
+        NAMED_READ_SETTINGS.reset(token)
+
+
 def read_settings_given(options: ReadOptions | None) -> list[str]:
     """The options of the read settings (`read_options`) set to other than their defaults,
     or named on the command line (`NAMED_READ_SETTINGS`), as flags (`--timezone`), in the

@@ -186,18 +186,21 @@ def run(
                 summary.numbers["synth"] = _synth(summary.log, cfg)
         with step("ingest"):
             _ingest(summary.log, summary.format, at("events"), cfg, summary)
-        with step("segment"):
-            _segment(at("events"), at("sessions"), cfg, summary, figures)
-        with step("evaluate segmentation"):
-            _evaluate(at("events"), cfg, summary, figures)
-        with step("mine"):
-            _mine(at("sessions"), at("pairs"), cfg, summary)
-        with step("train session model"):
-            _train_session(at("pairs"), cfg, at("ray-results"), summary, figures)
-        with step("train hierarchy model"):
-            _train_hierarchy(cfg, at("ray-results"), summary, figures)
-        with step("score"):
-            _score(at("events"), at("scores"), cfg, summary)
+        # the read settings named on the command line were the ingest's: the steps after it read
+        # its events, which refuse a read setting named for them (`common.refuse_read_settings`)
+        with common.naming_read_settings(frozenset()):
+            with step("segment"):
+                _segment(at("events"), at("sessions"), cfg, summary, figures)
+            with step("evaluate segmentation"):
+                _evaluate(at("events"), cfg, summary, figures)
+            with step("mine"):
+                _mine(at("sessions"), at("pairs"), cfg, summary)
+            with step("train session model"):
+                _train_session(at("pairs"), cfg, at("ray-results"), summary, figures)
+            with step("train hierarchy model"):
+                _train_hierarchy(cfg, at("ray-results"), summary, figures)
+            with step("score"):
+                _score(at("events"), at("scores"), cfg, summary)
     summary.seconds["total"] = round(time.perf_counter() - start, 1)
     for png in sorted(figures.glob("*.png")):
         if local is None:  # the figures go where the outputs are
