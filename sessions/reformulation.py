@@ -204,9 +204,11 @@ def reformulation_types(sessions: pl.DataFrame, geometry: Geometry, ratio: float
 
 def annotate(sessions: pl.DataFrame, geometry: Geometry, ratio: float = DEFAULT_RATIO) -> pl.DataFrame:
     """`sessions` (rows in user and time order, with `session_id` and `query`) plus
-    `specificity` (float64, each query's) and `reformulation` (`reformulation_types`)."""
+    `specificity` (float64, each query's; null where the model cannot read the query,
+    `models.encoder.unread_texts`, as `score` writes it) and `reformulation`
+    (`reformulation_types`)."""
     return sessions.with_columns(
-        specificity=pl.Series(geometry.specificity(sessions["query"]), dtype=pl.Float64),
+        specificity=pl.Series(geometry.specificity(sessions["query"]), dtype=pl.Float64).fill_nan(None),
         reformulation=reformulation_types(sessions, geometry, ratio),
     )
 

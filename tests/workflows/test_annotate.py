@@ -108,6 +108,17 @@ def test_annotate_types_each_pair_and_accounts_for_every_row(hierarchy_uri, tmp_
     assert all(str(tmp_path / "r") in line for line in raw.output.splitlines() if ".parquet" in line)
 
 
+def test_a_query_the_model_cannot_read_has_no_specificity_as_score_writes_it(hierarchy_uri, tmp_path):
+    """A tester's find: `annotate` wrote NaN for a query the model reads as unknown tokens
+    alone (emoji), where `score` writes null: a column's mean was NaN."""
+    log = tmp_path / "log.tsv"
+    write_aol(log, [("7", "cat photos", "2006-03-01 10:00:00"), ("7", "\U0001f600\U0001f525", "2006-03-01 10:00:05")])
+    done = runner.invoke(app, ["annotate", str(log), "-f", "aol", "--model", hierarchy_uri, "-o", str(tmp_path / "a")])
+    assert done.exit_code == 0, done.output
+    got = read_table(tmp_path / "a" / "annotations.parquet").sort("row_id")
+    assert got["specificity"].is_null().to_list() == [False, True] and got["specificity"].is_nan().sum() == 0
+
+
 def test_evaluate_reformulation_agrees_with_an_independent_count(hierarchy_uri, tiny_taxonomy, tmp_path):
     for name, seed in (("dev", 1), ("test", 2)):
         write_log(SynthConfig(users=40, rows=3_000, style="aol", seed=seed), tiny_taxonomy, tmp_path / f"{name}.tsv")
