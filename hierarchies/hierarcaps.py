@@ -48,7 +48,7 @@ def _chains(column: pl.Series, path: Path, records: pl.Series) -> np.ndarray:
     chain (its own ancestor)."""
     if not len(column):
         raise ValueError(f"no edges in {path}: it holds no chain")
-    parts = column.str.split(SEPARATOR.strip()).list.eval(pl.element().str.strip_chars())
+    parts = column.str.split(SEPARATOR).list.eval(pl.element().str.strip_chars())  # "a=>b" is one caption
     short = (parts.list.len() != LEVELS).fill_null(True).to_numpy()
     empty = parts.list.eval(pl.element() == "").list.any().fill_null(False).to_numpy()
     if (bad := short | empty).any():
@@ -162,11 +162,12 @@ def retrieval_task(chains: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarr
 
 def train_chains(directory: str | Path) -> np.ndarray:
     """The positive chains (n, 4) of the expanded file whose image is not a test image
-    (ValueError as `_chains`, and for a test file without images)."""
+    (a row without an image is none: it trains) (ValueError as `_chains`, and for a
+    test file without images)."""
     directory = Path(directory)
     test_images = _read(directory / TEST_FILE)["image_url"]
     path = directory / EXPANDED_FILE
-    expanded = _read(path).filter(~pl.col("image_url").is_in(test_images.implode()))
+    expanded = _read(path).filter(~pl.col("image_url").is_in(test_images.drop_nulls().implode()).fill_null(False))
     return _chains(expanded["positive"].str.strip_chars(), path, expanded["record"])
 
 

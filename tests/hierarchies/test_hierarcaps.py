@@ -46,6 +46,12 @@ def test_training_never_sees_a_test_image(tmp_path):
     h = train_hierarchy(tmp_path)
     assert sorted(h.names) == ["e", "f", "g", "h"]
     assert read_test_chains(tmp_path).tolist() == [["a", "b", "c", "d"]]
+    # a row without an image is no test image: it trains (a tester's find: it was dropped without a word)
+    (tmp_path / EXPANDED_FILE).write_bytes(gzip.compress(b"positive,negative,image_url\np => q => r => s,x,\n"))
+    assert sorted(train_hierarchy(tmp_path).names) == ["p", "q", "r", "s"]
+    # captions are joined by " => ": "a=>b" is one caption, never two (a tester's find)
+    (tmp_path / EXPANDED_FILE).write_bytes(gzip.compress(b"positive,negative,image_url\np => q => r=>s => t,x,i\n"))
+    assert sorted(train_hierarchy(tmp_path).names) == ["p", "q", "r=>s", "t"]
 
 
 def test_bad_chains_are_refused_naming_the_file_and_line(tmp_path):
