@@ -140,6 +140,12 @@ def test_compare_lists_runs_side_by_side_and_promote_moves_the_champion(store):
         mlflow.log_params({"model": "lookup", "lr": 1.0, "hidden": None})
     table = runner.invoke(app, ["compare", "--params", "model,hidden"])
     assert table.exit_code == 0 and "hidden" in table.stdout and "None" not in table.stdout, table.stdout
+    # a version registered from another version has no run of its own (a tester's find: `evaluate hierarchy`
+    # ended in a TypeError, and `annotate` recorded "-> run None"): the run of the model it was made of
+    copy = mlflow.register_model(f"models:/session-model/{v2}", "production")
+    assert copy.run_id is None and run_of("models:/production/1") == latest
+    store.set_registered_model_alias("production", CHAMPION, copy.version)
+    assert run_of("models:/production@champion") == latest
 
 
 def test_a_sqlite_store_inside_a_submitted_jobs_working_dir_warns_once(tmp_path, monkeypatch, caplog):

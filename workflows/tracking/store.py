@@ -406,9 +406,11 @@ def pinned(uri: str) -> str:
 
 
 def run_of(uri: str) -> str:
-    """The MLflow run that logged the model at `uri` (or `uri` itself, a run id);
-    ValueError when the store has no such model, version, alias or run, or `uri` is a
-    path (a model directory has no run here)."""
+    """The MLflow run that logged the model at `uri` (or `uri` itself, a run id); for a
+    registered version made of another version (`mlflow.register_model("models:/a/1",
+    "b")`, which has no run of its own), the run of the model it was made of. ValueError
+    when the store has no such model, version, alias or run, or `uri` is a path (a model
+    directory has no run here)."""
     from mlflow.exceptions import MlflowException
 
     if not uri.startswith(("models:/", "runs:/")) and not _RUN_ID.fullmatch(uri):  # a path
@@ -421,7 +423,7 @@ def run_of(uri: str) -> str:
         if uri.startswith("models:/"):
             name, _, ref = uri.removeprefix("models:/").partition("@")
             if ref:
-                return client.get_model_version_by_alias(name, ref).run_id
+                return _run_of_version(client.get_model_version_by_alias(name, ref), uri)
             name, _, version = uri.removeprefix("models:/").rpartition("/")
             if not name:
                 raise ValueError(f"{uri}: no version or alias; give models:/{version}/VERSION or "
@@ -429,7 +431,7 @@ def run_of(uri: str) -> str:
             if version.lower() == "latest":  # MLflow's word for a model's newest version
                 versions = client.search_model_versions(f"name='{name}'")
                 version = str(max((int(v.version) for v in versions), default=0)) if versions else "latest"
-            return client.get_model_version(name, version).run_id
+            return _run_of_version(client.get_model_version(name, version), uri)
         run_id = uri.removeprefix("runs:/").split("/")[0]
         return client.get_run(run_id).info.run_id
     except MlflowException as err:
@@ -437,6 +439,18 @@ def run_of(uri: str) -> str:
         known = f"; {registered(client, uri)}" if registry else ""
         reason = err.message.splitlines()[0].rstrip(".")
         raise ValueError(f"{uri}: {reason}{known} (tracking store: {tracking_uri()})") from None
+
+
+def _run_of_version(version: Any, uri: str) -> str:
+    """The run of a registered model version, or of the model its `source` names when it
+    has none of its own (a version registered from another version or logged model)."""
+    if version.run_id:
+        return version.run_id
+    source = str(version.source or "")
+    if source.startswith(("models:/", "runs:/")) and source != uri:
+        return run_of(source)
+    raise ValueError(f"{uri}: version {version.version} of {version.name} has no MLflow run (its source: "
+                     f"{source or 'none'}); give the model it was registered from")  # fmt: skip
 
 
 def registered(client: MlflowClient, uri: str) -> str:
