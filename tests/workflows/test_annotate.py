@@ -188,6 +188,21 @@ def test_evaluate_reformulation_tuned_on_the_log_it_judges_is_refused(hierarchy_
             f"error: --tune-on {tmp_path / tune_on} is the --gt log itself"), done.output  # fmt: skip
 
 
+def test_evaluate_reformulation_of_a_lookup_table_says_what_it_is(hierarchy_uri, tiny_taxonomy, tmp_path):
+    """A tester's find: a lookup table's URI got MLflow's "Could not find an MLmodel
+    configuration file" where `annotate` and `score` say what the run holds."""
+    write_log(SynthConfig(users=20, rows=1_000, style="aol", seed=2), tiny_taxonomy, tmp_path / "log.tsv")
+    (tmp_path / "points").mkdir()
+    (tmp_path / "points" / "points.npy").write_bytes(b"x")
+    with mlflow.start_run() as run:  # what `train hierarchy --model lookup` logs: its points, no model
+        mlflow.log_artifacts(str(tmp_path / "points"), "table")
+    uri = f"runs:/{run.info.run_id}/table"
+    done = runner.invoke(app, ["evaluate", "reformulation", "--model", uri, "--gt", str(tmp_path / "log.tsv")])
+    assert done.exit_code == 2 and done.output.strip() == (
+        f"error: {uri}: a lookup table (train hierarchy --model lookup), whose points are its data's nodes: it "
+        "reads no text; this takes a hierarchy model"), done.output  # fmt: skip
+
+
 def test_annotate_into_its_own_earlier_output_leaves_nothing_of_that_run(hierarchy_uri, tmp_path):
     """An annotation of a raw log writes sessions, rejected rows and annotations; one of
     a `segment` output into the same directory writes annotations only, and the first

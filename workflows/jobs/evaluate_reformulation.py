@@ -34,8 +34,10 @@ def run(job: EvaluateReformulationJob) -> dict[str, dict]:
     line for a `--tune-on` that is the `--gt` file itself (a link to it included)."""
     from sessions import storage
     from workflows.jobs.annotate import evaluate_reformulations
+    from workflows.tracking.store import require_model
 
     gt = common.require(job.gt, "gt")
+    require_model(job.model, ("hierarchy",))  # a lookup table or a session model named, not MLflow's message
     if job.tune_on is not None and storage.file_identity(job.tune_on) == storage.file_identity(gt):
         raise ValueError(
             f"--tune-on {job.tune_on} is the --gt log itself: the ratio would be chosen on the pairs it is then "
