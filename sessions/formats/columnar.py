@@ -463,9 +463,10 @@ def record_values(df: pl.DataFrame) -> list[pl.Expr]:
     for i, (name, dtype) in enumerate(df.schema.items()):
         value = pl.nth(i)
         held = _times_held(value, dtype)
-        if not df.select(held.all()).item():
+        if not df.select(held.all()).item():  # polars' JSON writer reads a list's values past its nulls: null each
             written, stored = (pl.struct(v.alias("v")).struct.json_encode().str.json_path_match("$.v")
-                               for v in (pl.when(held).then(value), value.cast(_times_stored(dtype))))  # fmt: skip
+                               for v in (pl.when(held).then(_times_nulled(value, dtype)),
+                                         value.cast(_times_stored(dtype))))  # fmt: skip
             value = pl.coalesce(written, stored).alias(name)
         values.append(value)
     return values
@@ -473,21 +474,50 @@ def record_values(df: pl.DataFrame) -> list[pl.Expr]:
 
 def _times_held(value: pl.Expr, dtype: pl.DataType) -> pl.Expr:
     """Whether every time stamp and date in each value of a column of type `dtype`, at any
-    depth of lists, arrays and structs, falls in the years 1..9999 (`times.held_years`);
-    true for a value without any."""
+    depth of lists, arrays, maps and structs, falls in the years 1..9999
+    (`times.held_years`); true for a value without any."""
+    if isinstance(dtype, pl.Map):
+        return _times_held(value.cast(_entries(dtype)), _entries(dtype))
     if isinstance(dtype, pl.Struct):
         fields = [_times_held(value.struct.field(f.name), f.dtype) for f in dtype.fields]
         return pl.all_horizontal(fields).fill_null(True) if fields else pl.lit(True)
     if isinstance(dtype, pl.List | pl.Array):
         inner = _times_held(pl.element(), dtype.inner)  # type: ignore[arg-type]
-        return value.cast(pl.List(dtype.inner)).list.eval(inner).list.all().fill_null(True)
+        return _as_list(value, dtype).list.eval(inner).list.all().fill_null(True)
     return held_years(value, dtype)
+
+
+def _times_nulled(value: pl.Expr, dtype: pl.DataType) -> pl.Expr:
+    """`value` (of type `dtype`) with every time stamp and date past the years 1..9999
+    null, at any depth of lists, arrays (as lists), maps and structs: what polars can write."""
+    if isinstance(dtype, pl.Map):
+        return _times_nulled(value.cast(_entries(dtype)), _entries(dtype)).cast(dtype)
+    if isinstance(dtype, pl.Struct):
+        fields = [_times_nulled(value.struct.field(f.name), f.dtype).alias(f.name) for f in dtype.fields]
+        return pl.when(value.is_not_null()).then(pl.struct(fields)) if fields else value
+    if isinstance(dtype, pl.List | pl.Array):
+        return _as_list(value, dtype).list.eval(_times_nulled(pl.element(), dtype.inner))  # type: ignore[arg-type]
+    if isinstance(dtype, pl.Datetime | pl.Date):
+        return pl.when(held_years(value, dtype)).then(value)
+    return value
+
+
+def _entries(dtype: pl.Map) -> pl.List:
+    """A map type as the list of its entries (`key`, `value`), which polars casts both ways."""
+    return pl.List(pl.Struct({"key": dtype.key, "value": dtype.value}))
+
+
+def _as_list(value: pl.Expr, dtype: pl.List | pl.Array) -> pl.Expr:
+    """A list or array column as a list one (polars casts no array to a list)."""
+    return value.arr.to_list() if isinstance(dtype, pl.Array) else value
 
 
 def _times_stored(dtype: pl.DataType) -> pl.DataType:
     """`dtype` with every time stamp (and date) in it the integer it is stored as."""
     if isinstance(dtype, pl.Datetime | pl.Date):
         return pl.Int64 if isinstance(dtype, pl.Datetime) else pl.Int32
+    if isinstance(dtype, pl.Map):
+        return pl.Map(_times_stored(dtype.key), _times_stored(dtype.value))
     if isinstance(dtype, pl.Struct):
         return pl.Struct([pl.Field(f.name, _times_stored(f.dtype)) for f in dtype.fields])
     if isinstance(dtype, pl.List):

@@ -109,6 +109,9 @@ class DelimitedFormat(LogFormat):
         short_fields: a record may also hold only its first `short_fields` fields
             (AOL's query-only rows with the empty ItemRank and ClickURL trimmed, as
             the AOL readme describes them); the rest are then null.
+        rest_in_last: the last column is free text that holds the rest of a record, its
+            separators included (Webis-SMC's comment: a tab in it made the record
+            `wrong_field_count`, and its query and label were lost); without a quote only.
         layout: lines that are layout rather than records (Webis-SMC separators);
             they are neither events nor rejected and get no row id.
         checks: format-specific checks, tried after the value checks.
@@ -130,6 +133,7 @@ class DelimitedFormat(LogFormat):
     optional_trailing: int = 0
     required: tuple[str, ...] = ()
     short_fields: int | None = None
+    rest_in_last: bool = False
     layout: Callable[[pl.Expr], pl.Expr] | None = None
     checks: tuple[Check, ...] = ()
     fast: bool = True
@@ -236,12 +240,14 @@ class DelimitedFormat(LogFormat):
             skip = pl.when(skip.is_null() & reordered.fill_null(False)).then(pl.lit(REORDERED)).otherwise(skip)
         if self.layout is not None:
             skip = pl.when(self.layout(pl.col("text")).fill_null(False)).then(pl.lit("layout")).otherwise(skip)
-        return records.select(
-            pl.exclude("_list"),
-            *(pl.col("_list").list.get(i, null_on_oob=True).alias(field_name(i)) for i in range(len(names))),
-            _n_fields=pl.col("_list").list.len(),
-            _skip=skip,
-        )
+        fields = [pl.col("_list").list.get(i, null_on_oob=True).alias(field_name(i)) for i in range(len(names))]
+        n_fields = pl.col("_list").list.len()
+        if self.rest_in_last:  # the last column's text runs to the end of the record, separators and all
+            last = len(names) - 1
+            rest = pl.col("_list").list.slice(last).list.join(self.sep)
+            fields[last] = pl.when(n_fields > last).then(rest).alias(field_name(last))
+            n_fields = pl.min_horizontal(n_fields, pl.lit(len(names), dtype=pl.UInt32))
+        return records.select(pl.exclude("_list"), *fields, _n_fields=n_fields, _skip=skip)
 
     def _parse(
         self,

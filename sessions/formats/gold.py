@@ -65,6 +65,7 @@ WEBIS_SMC = DelimitedFormat(
     build=_webis,
     header="required",
     optional_trailing=1,
+    rest_in_last=True,  # a free-text comment may hold a tab
     layout=_is_webis_layout,
     checks=_WEBIS_CHECKS,
 )

@@ -127,6 +127,10 @@ def test_webis_smc_missions_are_per_user_and_layout_lines_are_not_records(tmp_pa
     path.write_text(negative)
     _, _, rejected = run(tmp_path / "negative", [path], "webis-smc")
     assert rejected.select("row_id", "reason").rows() == [(1, Reason.BAD_CLICK_RANK), (4, Reason.MISSING_LABEL)]
+    # a tab in the free-text comment (a breaking helper's find: the row was `wrong_field_count`, its query lost)
+    path.write_text(WEBIS.replace("Peter Pan was given there", "Peter Pan\twas given\t\tthere"))
+    _, tabbed, rejected = run(tmp_path / "tabbed", [path], "webis-smc")
+    assert tabbed.equals(events) and rejected.select("row_id", "reason").rows() == [(4, Reason.MISSING_LABEL)]
 
 
 def test_gayo_avello_quoted_queries_and_epoch_times(tmp_path):
@@ -745,9 +749,9 @@ def test_a_parquet_time_past_the_years_a_datetime_holds_is_bad_time_and_shown_as
     """A Java writer's Long.MAX_VALUE milliseconds (or a date of 2^31 - 1 days) ended the
     job in a Rust panic: a time stamp or date past the years 1..9999, in the mapped time
     column, rejects its row as `bad_time`; in an unmapped column, at the top level or in a
-    struct or list, it rejects nothing; and a rejected record shows such a value as the
-    integer stored, every other as before (a struct or list holding one: with its times
-    as stored, one whose times are all held as polars writes it)."""
+    struct, list or map, it rejects nothing; and a rejected record shows such a value as
+    the integer stored, every other as before (a struct, list or map holding one: with
+    its times as stored, one whose times are all held as polars writes it)."""
     import pyarrow.parquet as pq
 
     if pa.types.is_date32(kind):
@@ -760,8 +764,9 @@ def test_a_parquet_time_past_the_years_a_datetime_holds_is_bad_time_and_shown_as
     nest = pa.StructArray.from_arrays([when], ["t"])
     alongside = when.take(pa.array([j for i in range(n) for j in (i, n - 1 - i)]))  # row i: [when i, seen i]
     pairs = pa.ListArray.from_arrays(pa.array(range(0, 2 * n + 1, 2), pa.int32()), alongside)
+    stamps = pa.MapArray.from_arrays(pa.array(range(n + 1), pa.int32()), pa.array(["k"] * n), when)
     columns = {"who": pa.array(["ann"] * n), "when": when, "q": pa.array(texts), "seen": when[::-1], "nest": nest,
-               "pairs": pairs}  # fmt: skip
+               "pairs": pairs, "stamps": stamps}  # fmt: skip
     tmp = tmp_path_factory.mktemp("times")
     pq.write_table(pa.table(columns), tmp / "log.parquet")
     report, events, rejected = run(
@@ -777,8 +782,9 @@ def test_a_parquet_time_past_the_years_a_datetime_holds_is_bad_time_and_shown_as
         reason, raw = by_row[i]
         assert reason == (Reason.BAD_TIME if read[i][0] is None else Reason.EMPTY_TEXT)
         assert (raw["when"], raw["seen"]) == (read[i][1], seen[i][1])
-        nested = {k: json.loads(raw[k]) if isinstance(raw[k], str) else raw[k] for k in ("nest", "pairs")}
+        nested = {k: json.loads(raw[k]) if isinstance(raw[k], str) else raw[k] for k in ("nest", "pairs", "stamps")}
         assert nested["nest"] == {"t": values[i] if read[i][0] is None else read[i][1]}
+        assert nested["stamps"] == {"k": values[i] if read[i][0] is None else read[i][1]}
         pair = [values[i], values[n - 1 - i]] if None in (read[i][0], seen[i][0]) else [read[i][1], seen[i][1]]
         assert nested["pairs"] == pair
     assert report.rows_in == n
