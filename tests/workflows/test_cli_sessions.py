@@ -375,6 +375,20 @@ def test_evaluate_a_saved_segmentation(gt, tmp_path):
                                      "--pred", str(tmp_path / pred)])  # fmt: skip
         assert result.exit_code == 2 and "segments another log: " in result.output, result.output
         assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1
+    # a hand-made segmentation with a row in no session (a breaking helper's find: boundary scores passed over
+    # it, pair counting grouped such rows together, and both were scored without a word)
+    invoke("segment", str(gt / "webis.txt"), "-f", "webis-smc", "-o", str(tmp_path / "ours"))
+    holed = read_table(tmp_path / "ours" / "sessions.parquet")
+    (tmp_path / "holed").mkdir()
+    (tmp_path / "holed" / "report.json").write_bytes((tmp_path / "ours" / "report.json").read_bytes())
+    holed.with_columns(session_id=pl.when(pl.col("row_id") == 1).then(None).otherwise("session_id")).write_parquet(
+        tmp_path / "holed" / "sessions.parquet"
+    )
+    result = runner.invoke(app, ["evaluate", "segmentation", "--gt", str(gt / "webis.txt"), "-f", "webis-smc",
+                                 "--pred", str(tmp_path / "holed")])  # fmt: skip
+    assert result.exit_code == 2 and result.output.strip() == (
+        f"error: --pred {tmp_path / 'holed'}: 1 rows without a session_id (the first: row 1); `segment` "
+        "writes one for every row"), result.output  # fmt: skip
 
 
 def test_mine_writes_pairs_and_counts(gt, tmp_path):

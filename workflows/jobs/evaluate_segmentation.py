@@ -79,7 +79,8 @@ def require_rows_of(gold: pl.DataFrame, predicted: pl.DataFrame, name: str) -> N
     `gold` and no others: under each row_id the same user, time (UTC) and text. Scores
     join the two on row_id, so a segmentation of another log, of part of this one, or
     of this one read with other times (`--timezone`) would be scored on whatever ids
-    they share."""
+    they share. So is a row without a `session_id` (or `mission_id`): no grouping says
+    where it belongs."""
     keys = ["row_id", "user_id", "ts", "query"]
     ours, theirs = gold.select(keys), predicted.select(keys)
     missing, extra = ours.join(theirs, on=keys, how="anti"), theirs.join(ours, on=keys, how="anti")
@@ -91,6 +92,11 @@ def require_rows_of(gold: pl.DataFrame, predicted: pl.DataFrame, name: str) -> N
             f"{first['row_id']}, user {first['user_id']}, {first['ts']:%Y-%m-%d %H:%M:%S}, {first['query']!r}); "
             "segment the ground-truth file itself, read as here (`sessionflow segment GT --format FORMAT`)"
         )
+    for column in ("session_id", "mission_id"):  # boundary scores pass over a null, pair counting groups them
+        if column in predicted.columns and (nulls := predicted[column].null_count()):
+            row = predicted.filter(pl.col(column).is_null()).row(0, named=True)["row_id"]
+            raise ValueError(f"{name}: {nulls:,} rows without a {column} (the first: row {row}); `segment` writes "
+                             "one for every row")  # fmt: skip
 
 
 @dataclass(frozen=True)
