@@ -249,9 +249,9 @@ def finalize(
     ok = pl.col("_reason").is_null()
     events = df.lazy().filter(ok).select(canonical).with_columns(source=pl.lit(source)).select(list(EVENT_SCHEMA))
     naive = df["_naive"].filter(df["_reason"].is_null()) if "_naive" in df.columns else None  # not every column
-    lines = pl.col("lines") if "lines" in df.columns else pl.lit(1, dtype=pl.Int64)
+    lines = pl.col("lines").sum() if "lines" in df.columns else pl.len()  # a record without its count: one line
     rejected_lines = (  # most blocks reject nothing: no second pass over them
-        df.lazy().filter(~ok).group_by("_reason").agg(lines.sum()).collect().rows()
+        df.lazy().filter(~ok).group_by("_reason").agg(lines).collect().rows()
         if df["_reason"].null_count() < df.height else []
     )  # fmt: skip
     rejected = (

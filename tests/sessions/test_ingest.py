@@ -883,3 +883,28 @@ def test_int96_time_stamps_are_instants_that_no_timezone_shifts(tmp_path, zone):
     options = ReadOptions(map="user=user,time=time,text=q", timezone="America/New_York")
     _, events, _ = run(tmp_path, [tmp_path / "spark.parquet"], "table", options=options)
     assert events.sort("row_id")["ts"].to_list() == [t.replace(tzinfo=UTC) for t in times]
+
+
+@pytest.mark.parametrize("kind", ["aol", "parquet", "jsonl"])
+def test_the_lines_rejected_rows_took_count_every_row(tmp_path, kind):
+    """The engine-parity helper's find: where a reader keeps no count of a record's lines
+    (AOL's clean blocks, Parquet, JSON lines), each reason was counted as one line, however
+    many rows it rejected (20 placeholder queries: 1 line)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    users, queries = ["x"] * 20 + ["", "y"], ["-"] * 20 + ["cats", "cats"]
+    if kind == "aol":
+        path, options = tmp_path / "log.tsv", {}
+        rows = "".join(f"{u}\t{q}\t2006-03-01 00:00:00\t\t\n" for u, q in zip(users, queries, strict=True))
+        path.write_text("AnonID\tQuery\tQueryTime\tItemRank\tClickURL\n" + rows)
+    else:
+        table = pa.table({"u": users, "t": ["2006-03-01 00:00:00"] * 22, "q": [q if q != "-" else "" for q in queries]})
+        path, options = tmp_path / f"log.{kind}", {"options": ReadOptions(map="user=u,time=t,text=q")}
+        if kind == "parquet":
+            pq.write_table(table, path)
+        else:
+            path.write_text("".join(json.dumps(row) + "\n" for row in table.to_pylist()))
+    report, _, _ = run(tmp_path, [path], "aol" if kind == "aol" else "table", **options)
+    assert report.rejected_lines_by_reason == report.rejected_by_reason
+    assert sum(report.rejected_by_reason.values()) == 21
