@@ -189,6 +189,12 @@ def test_a_split_that_the_pairs_do_not_have_is_refused_naming_theirs(tmp_path):
             "not a CSV of pairs (line 3: 4 fields where the header has 3)",
         ),
         ('query_a,query_b,label\ncats,dogs,1\n"unclosed,x,1\n', "not a CSV of pairs (line 3: unexpected end of data)"),
+        # a breaking helper's find: "missing column(s) query_a, query_b, label; this reads query_a, query_b, label"
+        (
+            "query_a\tquery_b\tlabel\ncats\tdogs\t1\n",
+            "(its columns: 'query_a\\tquery_b\\tlabel': a tab-separated file (name it .tsv))",
+        ),
+        ("query_a, query_b, label\ncats, dogs, 1\n", "(its columns: 'query_a', ' query_b', ' label': spaces around"),
     ],
 )
 def test_an_empty_or_unlabelled_csv_is_refused_in_one_line(outputs, tmp_path, nothing_starts, content, says):

@@ -652,7 +652,15 @@ def read_pairs_table(path: str, columns: Sequence[str] = PAIR_COLUMNS) -> tuple[
         pairs = read_table(location)
     missing = [c for c in columns if c not in pairs.columns]
     if missing:
-        raise ValueError(f"{location}: missing column(s) {', '.join(missing)}; this reads {', '.join(columns)}")
+        header = ", ".join(map(repr, pairs.columns[:8])) + (", ..." if len(pairs.columns) > 8 else "")
+        other = next((sep for sep in ("\t", ",", ";", "|") if any(sep in c for c in pairs.columns)), None)
+        hint = {"\t": ": a tab-separated file (name it .tsv)", ",": ": a comma-separated file (name it .csv)"}.get(
+            other or "", f": split by {other!r}, where pairs are a CSV (,) or a TSV (tab)" if other else ""
+        )
+        if not hint and any(c.strip() != c and c.strip() in columns for c in pairs.columns):
+            hint = ": spaces around its names (write the header without them)"
+        raise ValueError(f"{location}: missing column(s) {', '.join(missing)}; this reads {', '.join(columns)} "
+                         f"(its columns: {header}{hint})")  # fmt: skip
     return check_pairs(pairs, location), location
 
 
