@@ -140,13 +140,14 @@ def test_gayo_avello_quoted_queries_and_epoch_times(tmp_path):
         '6178;5432676;"www.ww;tv.com";;07/03/2006 15:43;1141746180;2435\n'
         '6179;5432676;"say ""hi""";http://a.com;07/03/2006 15:44;;2435\n'  # no EPOCH: the date text
         "6180;5432676;bad;;;;2436\n"
+        "6181;5432676;to the second;;07/03/2006 15:45:30;;2435\n"  # a tester's find: it was bad_time
     )
     _, events, rejected = run(tmp_path, [path], "gayo-avello")
-    assert events["query"].to_list() == ["algebra - solving quadratic", "www.ww;tv.com", 'say "hi"']
-    assert events["gold_session"].to_list() == ["70", "2435", "2435"]
+    assert events["query"].to_list() == ["algebra - solving quadratic", "www.ww;tv.com", 'say "hi"', "to the second"]
+    assert events["gold_session"].to_list() == ["70", "2435", "2435", "2435"]
     assert events["ts"].to_list() == [
         datetime(2006, 3, 1, 1, 14, tzinfo=UTC), datetime(2006, 3, 7, 15, 43, tzinfo=UTC),
-        datetime(2006, 3, 7, 15, 44, tzinfo=UTC),
+        datetime(2006, 3, 7, 15, 44, tzinfo=UTC), datetime(2006, 3, 7, 15, 45, 30, tzinfo=UTC),
     ]  # fmt: skip
     assert rejected["reason"].to_list() == [Reason.BAD_TIME]
 
