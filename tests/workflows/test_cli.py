@@ -188,3 +188,15 @@ def test_json_output_is_strict_json_where_a_figure_is_not_finite(capsys):
     assert json.loads(printed, parse_constant=lambda c: pytest.fail(f"not strict JSON: {c}")) == {
         "threshold": None, "metrics": [{"auc": None, "n": 3}, 0.5], "name": "x"
     }  # fmt: skip
+
+
+def test_a_summary_shows_mappings_and_lists_as_their_items():
+    """The new user's find: the demo's tables printed Python's `{'15 min': 5}` and `['val', 'test']`."""
+    from rich.console import Console
+
+    from workflows.cli.progress import summary_table
+
+    console = Console(width=120, record=True)
+    console.print(summary_table("t", {"chosen": {"15 min": 5, "30 min": 1}, "empty": ["val", "test"], "none": {}}))
+    shown = " ".join(console.export_text().split())
+    assert "chosen │ 15 min: 5, 30 min: 1" in shown and "empty │ val, test" in shown and "none │ none" in shown

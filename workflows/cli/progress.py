@@ -35,7 +35,8 @@ def row_progress(description: str, total: int | None = None, unit: str = "rows")
 
 def summary_table(title: str, rows: Mapping[str, Any]) -> Table:
     """A two-column table of a job's numbers: integers with thousands separators,
-    floats to three decimals (the figures' precision in the docs), the rest as text."""
+    floats to three decimals (the figures' precision in the docs), a mapping as
+    `key: value` pairs and a list as its items, each so, the rest as text."""
     table = Table(title=title, show_header=False, title_justify="left")
     table.add_column(style="bold")
     table.add_column()
@@ -51,6 +52,10 @@ def _cell(value: Any) -> str:
         return f"{value:,}"
     if isinstance(value, float):
         return f"{value:,.3f}"
+    if isinstance(value, Mapping):  # {'15 min': 5} as 15 min: 5
+        return ", ".join(f"{key}: {_cell(item)}" for key, item in value.items()) or "none"
+    if isinstance(value, list | tuple):
+        return ", ".join(_cell(item) for item in value) or "none"
     return str(value)
 
 
