@@ -60,7 +60,7 @@ def world() -> tuple[int, int]:
 def gather(x: torch.Tensor) -> torch.Tensor:
     """`x` of every worker, concatenated in rank order, differentiable: the gradient of
     each worker's loss with respect to a part flows back to the worker that holds it
-    (`torch.distributed.nn.functional.all_gather`, whose backward sums them there), as
+    (torch's functional `all_gather_single`, whose backward sums them there), as
     sentence-transformers' and open_clip's gathers with gradients do. So DDP's mean of
     the workers' gradients is the gradient of the mean loss over the global batch: a
     positive or negative gets its gradient as a candidate of every worker's anchors,
@@ -72,10 +72,10 @@ def gather(x: torch.Tensor) -> torch.Tensor:
     _, size = world()
     if size == 1:
         return x
-    if x.requires_grad:
-        from torch.distributed.nn.functional import all_gather
+    if x.requires_grad:  # torch's functional collective, with autograd (torch.distributed.nn's is deprecated)
+        from torch.distributed._functional_collectives import all_gather_single
 
-        return torch.cat(all_gather(x.contiguous()))  # (W B, ...)
+        return all_gather_single(x.contiguous(), 0, dist.group.WORLD)  # (W B, ...)
     parts = [torch.empty_like(x) for _ in range(size)]
     dist.all_gather(parts, x.contiguous())
     return torch.cat(parts)  # (W B, ...)
