@@ -453,23 +453,43 @@ class ParquetFormat(LogFormat):
 
 
 def record_values(df: pl.DataFrame) -> list[pl.Expr]:
-    """`df`'s columns for a rejected record's raw JSON: each as it is, but a column holding
-    a time stamp or date past the years 1..9999 (`times.held_years`), at the top level or
-    in a list or struct, which polars cannot write (it panics): that column as text, a
-    value whose times are all held written as polars writes it into JSON, any other with
-    its times as the integers stored (a Java writer's `Long.MAX_VALUE` milliseconds:
-    "9223372036854775807"; a struct `{"t":9223372036854775807}`)."""
+    """`df`'s columns for a rejected record's raw JSON: each as it is, but
+    - a map whose keys are not text, which JSON cannot key by (polars refuses to write
+      it): the list of its entries, `{"key": ..., "value": ...}` each;
+    - a column holding a time stamp or date past the years 1..9999 (`times.held_years`),
+      at the top level or in a list, map or struct, which polars cannot write (it
+      panics): that column as text, a value whose times are all held written as polars
+      writes it into JSON, any other with its times as the integers stored (a Java
+      writer's `Long.MAX_VALUE` milliseconds: "9223372036854775807"; a struct
+      `{"t":9223372036854775807}`)."""
     values = []
     for i, (name, dtype) in enumerate(df.schema.items()):
-        value = pl.nth(i)
-        held = _times_held(value, dtype)
+        kind = _keyed_by_text(dtype)
+        value = pl.nth(i) if kind == dtype else pl.nth(i).cast(kind)
+        held = _times_held(value, kind)
         if not df.select(held.all()).item():  # polars' JSON writer reads a list's values past its nulls: null each
             written, stored = (pl.struct(v.alias("v")).struct.json_encode().str.json_path_match("$.v")
-                               for v in (pl.when(held).then(_times_nulled(value, dtype)),
-                                         value.cast(_times_stored(dtype))))  # fmt: skip
-            value = pl.coalesce(written, stored).alias(name)
-        values.append(value)
+                               for v in (pl.when(held).then(_times_nulled(value, kind)),
+                                         value.cast(_times_stored(kind))))  # fmt: skip
+            value = pl.coalesce(written, stored)
+        values.append(value.alias(name))
     return values
+
+
+def _keyed_by_text(dtype: pl.DataType) -> pl.DataType:
+    """`dtype` with every map whose keys are not text (at any depth) the list of its
+    entries (`_entries`), which polars writes into JSON."""
+    if isinstance(dtype, pl.Map):
+        key, value = _keyed_by_text(dtype.key), _keyed_by_text(dtype.value)
+        text = isinstance(key, pl.String | pl.Categorical | pl.Enum)
+        return pl.Map(key, value) if text else pl.List(pl.Struct({"key": key, "value": value}))
+    if isinstance(dtype, pl.Struct):
+        return pl.Struct([pl.Field(f.name, _keyed_by_text(f.dtype)) for f in dtype.fields])
+    if isinstance(dtype, pl.List):
+        return pl.List(_keyed_by_text(dtype.inner))  # type: ignore[arg-type]
+    if isinstance(dtype, pl.Array):
+        return pl.Array(_keyed_by_text(dtype.inner), dtype.shape)  # type: ignore[arg-type]
+    return dtype
 
 
 def _times_held(value: pl.Expr, dtype: pl.DataType) -> pl.Expr:

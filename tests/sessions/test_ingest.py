@@ -909,3 +909,25 @@ def test_the_lines_rejected_rows_took_count_every_row(tmp_path, kind):
     report, _, _ = run(tmp_path, [path], "aol" if kind == "aol" else "table", **options)
     assert report.rejected_lines_by_reason == report.rejected_by_reason
     assert sum(report.rejected_by_reason.values()) == 21
+
+
+def test_a_map_keyed_by_other_than_text_is_shown_as_its_entries(tmp_path):
+    """A tester's find: a Parquet map keyed by numbers or times (no JSON object can be)
+    ended the job in polars' "JSON Map keys must be String" as soon as a row was
+    rejected; a time key past the years 1..9999 in a Rust panic."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    big = 2**63 - 1
+    table = pa.table({
+        "u": ["a", "b", "c"], "t": ["2006-03-01 00:00:00"] * 3, "q": ["x", "", ""],
+        "by_number": pa.array([[(1, "x")], [(2, "y")], None], pa.map_(pa.int64(), pa.string())),
+        "by_time": pa.array([[(5, "x")], [(big, "y")], []], pa.map_(pa.timestamp("ms"), pa.string())),
+    })  # fmt: skip
+    pq.write_table(table, tmp_path / "log.parquet")
+    report, _, rejected = run(tmp_path, [tmp_path / "log.parquet"], "table",
+                              options=ReadOptions(map="user=u,time=t,text=q"))  # fmt: skip
+    assert (report.rows_ok, report.rejected_by_reason) == (1, {Reason.EMPTY_TEXT: 2})
+    raws = [json.loads(r) for r in rejected.sort("row_id")["raw"]]
+    assert [r["by_number"] for r in raws] == [[{"key": 2, "value": "y"}], None]
+    assert [json.loads(r["by_time"]) for r in raws] == [[{"key": big, "value": "y"}], []]
