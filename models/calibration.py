@@ -37,7 +37,9 @@ class Calibration:
         """Platt scaling of `scores` against 0/1 `labels` (both classes needed).
 
         scores, labels: (n,); ValueError when the labels hold one class only. A logistic
-        regression of C=1e4 (almost unregularised).
+        regression of C=1e4 (almost unregularised), whose slope may not be negative: a
+        model that ranks the pairs backwards gets slope 0 and the positives' share as its
+        p_same, no evidence either way (a negative slope had made it a good model).
         """
         labels = np.asarray(labels)
         if len(np.unique(labels)) < 2:
@@ -45,6 +47,9 @@ class Calibration:
         from sklearn.linear_model import LogisticRegression
 
         fit = LogisticRegression(C=1e4).fit(np.asarray(scores, dtype=np.float64).reshape(-1, 1), labels)
+        if fit.coef_[0, 0] < 0:  # a higher similarity never means a smaller p_same: no evidence, the base rate
+            share = float(np.mean(labels == np.max(labels)))
+            return cls(0.0, float(np.log(share / (1 - share))))
         return cls(float(fit.coef_[0, 0]), float(fit.intercept_[0]))
 
     def __call__(self, scores: np.ndarray) -> np.ndarray:
@@ -89,9 +94,10 @@ def calibrated_metrics(scores: np.ndarray, labels: np.ndarray) -> tuple[Calibrat
     """A model's calibration fitted on its scores of labelled pairs (`Calibration.fit`),
     and its metrics there: the AUC of the scores themselves, the accuracy of p_same >= 0.5.
 
-    The AUC is taken before calibration: a monotone map does not change it, but a slope
-    fitted negative (a model that ranks the pairs backwards) would turn it into 1 − AUC,
-    and such a model would report a good one. scores, labels: (n,); ValueError as `fit`.
+    The AUC is taken before calibration: a monotone map does not change it, and for a
+    model that ranks the pairs backwards (slope 0, `Calibration.fit`) it says so, where
+    the calibrated p_same, one value, would say 0.5 (and a negative slope, 1 − AUC: a
+    good model). scores, labels: (n,); ValueError as `fit`.
     """
     calibration = Calibration.fit(scores, labels)
     auc = pair_metrics(scores, labels).auc
