@@ -348,6 +348,16 @@ def test_evaluate_pairs_scores_a_pair_the_model_cannot_read_as_no_evidence(model
     assert not np.isnan(result.pairs["p_same"].to_numpy()).any()
 
 
+def test_a_runs_uri_without_the_models_path_names_the_model_the_run_logged(models):
+    """A tester's find: `runs:/RUN` of a run that logged a session model said "run RUN
+    logs no model": MLflow 3 keeps a run's models apart from its files."""
+    from workflows.tracking.store import require_model, run_of
+
+    run = run_of(models[0])
+    with pytest.raises(ValueError, match=rf"^runs:/{run}: no model at this path; run {run} logs runs:/{run}/model;"):
+        require_model(f"runs:/{run}", ("hierarchy",))
+
+
 def test_a_baseline_that_is_no_encoder_is_refused_naming_the_option(models, tmp_path):
     """The breaking helper's find: `evaluate pairs --baseline` of no encoder ended in
     transformers' message (a Hub repo id's rules, a missing `model_type`), naming no

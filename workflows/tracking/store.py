@@ -535,6 +535,9 @@ def _held_instead(uri: str) -> str | None:
             for a in top
             if a.is_dir and any(f.path.endswith("/MLmodel") for f in client.list_artifacts(run_id, a.path))
         ]
+        experiment = client.get_run(run_id).info.experiment_id  # MLflow 3 keeps a run's models apart from its files
+        logged = mlflow.search_logged_models([experiment], f"source_run_id = '{run_id}'", output_format="list")
+        models += sorted({m.name for m in logged} - set(models))
     except (MlflowException, OSError):
         return None
     if not models:
