@@ -38,8 +38,8 @@ def test_champion_moves_to_a_better_model_on_the_same_data_only(store):
     assert not kept and kept.why == f"the champion, version {first}, has map 0.5000, this one 0.4000"
     # not comparable; `train` said only "no" (a new user's find: the champion was another run's tiny model)
     other = promote_if_best(client, "m", better_elsewhere, "map", same=("data",))
-    assert not other and other.why == (f"the champion, version {first}, was trained with another data (mammals; "
-                                       "this one nouns), so the two are not compared")  # fmt: skip
+    assert not other and other.why == (f"the champion, version {first}, was trained with data mammals (this one "
+                                       "nouns), so the two are not compared")  # fmt: skip
     better = _version(client, "mammals", 0.6)
     assert promote_if_best(client, "m", better, "map", same=("data",))
     assert str(client.get_model_version_by_alias("m", CHAMPION).version) == better

@@ -347,7 +347,7 @@ def promote_if_best(
         for param in same:
             theirs_param, mine_param = (_param_of(client, name, v, param) for v in (current.version, version))
             if theirs_param != mine_param:
-                return Promotion(False, f"{champion} was trained with another {param} ({theirs_param}; this one "
+                return Promotion(False, f"{champion} was trained with {param} {theirs_param} (this one "
                                         f"{mine_param}), so the two are not compared")  # fmt: skip
         theirs = _metric_of(client, name, current.version, metric)
         if not math.isnan(theirs) and not mine > theirs:
