@@ -6,6 +6,7 @@ the mammals (Nickel & Kiela 2017's numbers at dim 5)."""
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -146,6 +147,15 @@ def test_the_head_is_fitted_alone_before_fine_tuning_and_only_on_a_fresh_model(t
         HierarchyTrainConfig(manifold="euclidean", curvature=0.5)
     with pytest.raises(ValueError, match=r"^--mobius-layers: Mobius layers live on the Poincare ball, not for"):
         HierarchyTrainConfig(manifold="euclidean", mobius_layers=1)  # it failed in a Ray worker, 90 s in
+    # a tester's finds: a lookup table on HierarCaps was told "(no --holdout)", given none; "~" was a directory
+    # of that name, and "hierarcaps:" the working directory
+    with pytest.raises(ValueError, match=r"^HierarCaps trains text models \(a lookup table places no caption"):
+        HierarchyTrainConfig(data="hierarcaps:x", model="lookup")
+    with pytest.raises(ValueError, match=r"^HierarCaps is evaluated on its own test hierarchies: no --holdout"):
+        HierarchyTrainConfig(data="hierarcaps:x", holdout="edges")
+    with pytest.raises(ValueError, match=r"^--data hierarcaps:DIR: give the directory"):
+        HierarchyTrainConfig(data="hierarcaps:")
+    assert HierarchyTrainConfig(data="hierarcaps:~/hc").resolved().data == f"hierarcaps:{Path.home() / 'hc'}"
     assert HierarchyTrainConfig(model="lookup", manifold="order", margin=0.5).resolved().margin == 0.5  # read there
     assert HierarchyTrainConfig(model="lookup").resolved().encoder_lr is None
     with pytest.raises(ValueError, match="names must be one of"):

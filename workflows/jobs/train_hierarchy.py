@@ -282,8 +282,13 @@ class HierarchyTrainConfig:
     def __post_init__(self) -> None:
         if self.data not in WORDNET and not self.data.startswith("hierarcaps:"):
             raise ValueError(f"data must be one of {', '.join(DATA)}, got {self.data!r}")
-        if self.hierarcaps and (self.lookup or self.holdout != "none"):
-            raise ValueError("HierarCaps trains text models, evaluated on its test hierarchies (no --holdout)")
+        if self.data == "hierarcaps:" or self.data.startswith("hierarcaps: "):
+            raise ValueError("--data hierarcaps:DIR: give the directory of HierarCaps' files after the colon")
+        if self.hierarcaps and self.lookup:
+            raise ValueError("HierarCaps trains text models (a lookup table places no caption it has not seen): "
+                             "give --model an encoder")  # fmt: skip
+        if self.hierarcaps and self.holdout != "none":
+            raise ValueError("HierarCaps is evaluated on its own test hierarchies: no --holdout")
         if self.head not in HEADS or self.ranking not in RANKINGS:
             raise ValueError(f"head must be expmap0 or hit, ranking softmax or triplet: {self.head}, {self.ranking}")
         if self.head == "hit" and (self.lookup or self.manifold != "poincare" or self.mobius_layers):
@@ -370,8 +375,8 @@ class HierarchyTrainConfig:
 
     @property
     def hierarcaps(self) -> Path | None:
-        """The directory of `--data hierarcaps:DIR`, None for other data."""
-        return Path(self.data.removeprefix("hierarcaps:")) if self.data.startswith("hierarcaps:") else None
+        """The directory of `--data hierarcaps:DIR` (`~` expanded), None for other data."""
+        return Path(self.data.removeprefix("hierarcaps:")).expanduser() if self.data.startswith("hierarcaps:") else None
 
     def to_dict(self) -> dict:
         """The config as JSON-ready values (the run's params and `config.json`)."""
