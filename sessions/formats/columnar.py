@@ -479,17 +479,26 @@ def record_values(df: pl.DataFrame) -> list[pl.Expr]:
 def _keyed_by_text(dtype: pl.DataType) -> pl.DataType:
     """`dtype` with every map whose keys are not text (at any depth) the list of its
     entries (`_entries`), which polars writes into JSON."""
+
+    def entries(kind: pl.DataType) -> pl.DataType:
+        text = isinstance(kind, pl.Map) and any(kind.key == t for t in (pl.String, pl.Categorical, pl.Enum))
+        return _entries(kind) if isinstance(kind, pl.Map) and not text else kind
+
+    return _within(dtype, entries)
+
+
+def _within(dtype: pl.DataType, change: Callable[[pl.DataType], pl.DataType]) -> pl.DataType:
+    """`dtype` with `change` made to it and to every type nested in it (lists, arrays, maps,
+    structs), innermost first: `_in` for polars' types."""
     if isinstance(dtype, pl.Map):
-        key, value = _keyed_by_text(dtype.key), _keyed_by_text(dtype.value)
-        text = isinstance(key, pl.String | pl.Categorical | pl.Enum)
-        return pl.Map(key, value) if text else pl.List(pl.Struct({"key": key, "value": value}))
-    if isinstance(dtype, pl.Struct):
-        return pl.Struct([pl.Field(f.name, _keyed_by_text(f.dtype)) for f in dtype.fields])
-    if isinstance(dtype, pl.List):
-        return pl.List(_keyed_by_text(dtype.inner))  # type: ignore[arg-type]
-    if isinstance(dtype, pl.Array):
-        return pl.Array(_keyed_by_text(dtype.inner), dtype.shape)  # type: ignore[arg-type]
-    return dtype
+        dtype = pl.Map(_within(dtype.key, change), _within(dtype.value, change))
+    elif isinstance(dtype, pl.Struct):
+        dtype = pl.Struct([pl.Field(f.name, _within(f.dtype, change)) for f in dtype.fields])
+    elif isinstance(dtype, pl.List):
+        dtype = pl.List(_within(dtype.inner, change))  # type: ignore[arg-type]
+    elif isinstance(dtype, pl.Array):
+        dtype = pl.Array(_within(dtype.inner, change), dtype.shape)  # type: ignore[arg-type]
+    return change(dtype)
 
 
 def _times_held(value: pl.Expr, dtype: pl.DataType) -> pl.Expr:
@@ -534,17 +543,7 @@ def _as_list(value: pl.Expr, dtype: pl.List | pl.Array) -> pl.Expr:
 
 def _times_stored(dtype: pl.DataType) -> pl.DataType:
     """`dtype` with every time stamp (and date) in it the integer it is stored as."""
-    if isinstance(dtype, pl.Datetime | pl.Date):
-        return pl.Int64 if isinstance(dtype, pl.Datetime) else pl.Int32
-    if isinstance(dtype, pl.Map):
-        return pl.Map(_times_stored(dtype.key), _times_stored(dtype.value))
-    if isinstance(dtype, pl.Struct):
-        return pl.Struct([pl.Field(f.name, _times_stored(f.dtype)) for f in dtype.fields])
-    if isinstance(dtype, pl.List):
-        return pl.List(_times_stored(dtype.inner))  # type: ignore[arg-type]
-    if isinstance(dtype, pl.Array):
-        return pl.Array(_times_stored(dtype.inner), dtype.shape)  # type: ignore[arg-type]
-    return dtype
+    return _within(dtype, lambda kind: pl.Int64 if kind == pl.Datetime else pl.Int32 if kind == pl.Date else kind)
 
 
 def rows_per_batch(metadata: pq.FileMetaData, block_bytes: int) -> int:
