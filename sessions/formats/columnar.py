@@ -142,7 +142,7 @@ def polars_holds(kind: pa.DataType) -> bool:
     rejected row's raw record; nested text that is not UTF-8 is made bytes first, in
     `decoded_text`), nor a time stamp nested there in a zone other than UTC
     (`utc_timestamps` makes them UTC first)."""
-    if pa.types.is_decimal256(kind):
+    if pa.types.is_decimal256(kind) or isinstance(kind, pa.BaseExtensionType):  # nested: a uuid's JSON panics
         return False
     if kind in _AS_TEXT or pa.types.is_fixed_size_binary(kind):  # nested: polars writes no JSON of them
         return False

@@ -931,3 +931,23 @@ def test_a_map_keyed_by_other_than_text_is_shown_as_its_entries(tmp_path):
     raws = [json.loads(r) for r in rejected.sort("row_id")["raw"]]
     assert [r["by_number"] for r in raws] == [[{"key": 2, "value": "y"}], None]
     assert [json.loads(r["by_time"]) for r in raws] == [[{"key": big, "value": "y"}], []]
+
+
+def test_a_uuid_nested_in_a_struct_or_list_is_shown_as_its_text(tmp_path):
+    """A tester's find: a uuid column nested in a struct or a list ended the job in a Rust
+    panic ("Writing BinaryView to JSON") as soon as a row was rejected."""
+    import uuid
+
+    import pyarrow.parquet as pq
+
+    ids = pa.ExtensionArray.from_storage(pa.uuid(), pa.array([b"a" * 16, b"b" * 16], pa.binary(16)))
+    table = pa.table({
+        "u": ["a", "b"], "t": ["2006-03-01 00:00:00"] * 2, "q": ["x", ""],
+        "s": pa.StructArray.from_arrays([ids], ["id"]),
+        "l": pa.ListArray.from_arrays(pa.array([0, 1, 2], pa.int32()), ids),
+    })  # fmt: skip
+    pq.write_table(table, tmp_path / "log.parquet")
+    _, _, rejected = run(tmp_path, [tmp_path / "log.parquet"], "table", options=ReadOptions(map="user=u,time=t,text=q"))
+    raw = json.loads(rejected["raw"][0])
+    text = str(uuid.UUID(bytes=b"b" * 16))
+    assert json.loads(raw["s"]) == {"id": text} and json.loads(raw["l"]) == [text]
