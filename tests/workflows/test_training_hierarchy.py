@@ -153,8 +153,9 @@ def test_the_head_is_fitted_alone_before_fine_tuning_and_only_on_a_fresh_model(t
         HierarchyTrainConfig(data="hierarcaps:x", model="lookup")
     with pytest.raises(ValueError, match=r"^HierarCaps is evaluated on its own test hierarchies: no --holdout"):
         HierarchyTrainConfig(data="hierarcaps:x", holdout="edges")
-    with pytest.raises(ValueError, match=r"^--data hierarcaps:DIR: give the directory"):
-        HierarchyTrainConfig(data="hierarcaps:")
+    for data in ("hierarcaps:", "hierarcaps: /d", "hierarcaps:\t"):
+        with pytest.raises(ValueError, match=r"^--data '.*': give the directory of HierarCaps' files right after"):
+            HierarchyTrainConfig(data=data)
     assert HierarchyTrainConfig(data="hierarcaps:~/hc").resolved().data == f"hierarcaps:{Path.home() / 'hc'}"
     assert HierarchyTrainConfig(model="lookup", manifold="order", margin=0.5).resolved().margin == 0.5  # read there
     assert HierarchyTrainConfig(model="lookup").resolved().encoder_lr is None

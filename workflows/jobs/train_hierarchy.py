@@ -283,8 +283,10 @@ class HierarchyTrainConfig:
     def __post_init__(self) -> None:
         if self.data not in WORDNET and not self.data.startswith("hierarcaps:"):
             raise ValueError(f"data must be one of {', '.join(DATA)}, got {self.data!r}")
-        if self.data == "hierarcaps:" or self.data.startswith("hierarcaps: "):
-            raise ValueError("--data hierarcaps:DIR: give the directory of HierarCaps' files after the colon")
+        directory = self.data.removeprefix("hierarcaps:") if self.data.startswith("hierarcaps:") else None
+        if directory is not None and (not directory.strip() or directory != directory.strip()):
+            raise ValueError(f"--data {self.data!r}: give the directory of HierarCaps' files right after the colon "
+                             "(hierarcaps:DIR, no space)")  # fmt: skip
         if self.hierarcaps and self.lookup:
             raise ValueError("HierarCaps trains text models (a lookup table places no caption it has not seen): "
                              "give --model an encoder")  # fmt: skip
