@@ -6,6 +6,7 @@ the column, how many pairs and the first of them; exit 2, no Ray, no MLflow run.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import polars as pl
@@ -321,6 +322,14 @@ def test_the_same_pairs_in_another_row_order_give_the_same_training_data(outputs
     for written, reordered in zip(training_data(str(outputs / "pairs"), cfg), training_data(str(shuffled), cfg),
                                   strict=True):  # fmt: skip
         assert written.equals(reordered)
+    # which runs compete for champion: the validation pairs' content, not where they were read (a new user's
+    # find: pairs mined again into the same directory, other users in val, were compared by that path)
+    from workflows.jobs.train_session import pairs_digest
+
+    val = training_data(str(outputs / "pairs"), cfg)[1]
+    assert pairs_digest(val) == pairs_digest(training_data(str(shuffled), cfg)[1])
+    assert pairs_digest(val) != pairs_digest(training_data(str(shuffled), replace(cfg, seed=1))[1])
+    assert pairs_digest(val) != pairs_digest(val.with_columns(label=1 - pl.col("label")))
 
 
 def test_the_auc_against_each_kind_of_negative_ranks_the_positives_against_that_kind_alone():

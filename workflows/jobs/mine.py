@@ -65,8 +65,9 @@ class MineJob:
         elif given := [f.name for f in fields(MiningConfig) if f.name != "seed"
                        and getattr(self.mining, f.name) != getattr(MiningConfig(), f.name)]:  # fmt: skip
             flags = ", ".join("--" + name.replace("_", "-") for name in given)
-            raise ValueError(f"{flags}: not used with --gold, whose pairs follow fixed rules (negatives half other "
-                             "users', half the same user's other groups; all in split test); --seed is")  # fmt: skip
+            raise ValueError(f"{flags}: not used with --gold, whose pairs follow fixed rules (negatives half "
+                             "other users', half the same user's other groups; all in split test): only --seed "
+                             "applies")  # fmt: skip
         common.check_engine(self.engine, self.address)
 
 

@@ -13,11 +13,12 @@ encoder before fine-tuning, 3-gram Jaccard), a PCA projection of the validation 
 largest missions before and after fine-tuning (when the sessions the pairs came from
 are at hand), and the pyfunc model, registers it as `session-model`, and moves the
 `champion` alias to it when its validation AUC is the best of the registered versions
-trained on the same pairs.
+validated on the same pairs (`pairs_digest`: their content, not where they were read).
 """
 
 from __future__ import annotations
 
+import hashlib
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -189,12 +190,20 @@ def _finish(
     described = (f"{cfg.model} fine-tuned on the pairs of {pairs_path}: validation AUC {metrics['val_auc']:.4f} "
                  f"(not fine-tuned {metrics['val_auc_not_fine_tuned']:.4f}).")  # fmt: skip
     registered, champion = (
-        register_model(model_uri, NAME, "val_auc", same=("pairs",), description=described)
+        register_model(model_uri, NAME, "val_auc", same=("val_pairs_digest",), description=described)
         if register
         else (None, Promotion(False))
     )
     return TrainOutcome(run_id, f"runs:/{run_id}/model", registered, champion, metrics, trained.where,
                         [f.name for f in figures], trained.stopped)  # fmt: skip
+
+
+def pairs_digest(pairs: pl.DataFrame) -> str:
+    """A digest of labelled pairs (`query_a`, `query_b`, `label`, in their order): the
+    SHA-256 of their text, its first 16 hex digits. Two runs validated on the same pairs
+    have the same digest, wherever the pairs were read from."""
+    rows = pairs.select(pl.concat_str("query_a", "query_b", pl.col("label").cast(pl.String), separator="\t"))
+    return hashlib.sha256("\n".join(rows.to_series().to_list()).encode()).hexdigest()[:16]
 
 
 def mission_sample(pairs_path: str, seed: int, missions: int = 12, per_mission: int = 25) -> pl.DataFrame | None:
@@ -257,9 +266,10 @@ def run(job: TrainSessionJob, run_name: str | None = None) -> TrainOutcome:
     check_encoder(cfg.model, max_length=cfg.max_length)  # before any worker starts
     train, val = training_data(pairs_path, cfg)
     require_storage(job.storage)
-    # the pairs' absolute location: which versions compete for champion (`out/pairs/` is `out/pairs`)
+    # the validation pairs themselves decide which versions compete for champion: pairs mined again into the
+    # same directory (another seed, other users in val) are other pairs, the same pairs anywhere the same
     params = {**cfg.to_dict(), "pairs": storage.absolute(pairs_path), "train_examples": train.height,
-              "val_pairs": val.height}  # fmt: skip
+              "val_pairs": val.height, "val_pairs_digest": pairs_digest(val)}  # fmt: skip
     name = run_name or f"{cfg.model} on {storage.name(pairs_path)}, {cfg.workers} worker(s), lr {cfg.lr:g}"
     description = (f"Session model: {cfg.model} fine-tuned with InfoNCE on the training pairs of {pairs_path} "
                    f"({train.height:,} examples), validated on {val.height:,} pairs of other users.")  # fmt: skip

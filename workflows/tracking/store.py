@@ -347,8 +347,10 @@ def promote_if_best(
         for param in same:
             theirs_param, mine_param = (_param_of(client, name, v, param) for v in (current.version, version))
             if theirs_param != mine_param:
-                return Promotion(False, f"{champion} was trained with {param} {theirs_param} (this one "
-                                        f"{mine_param}), so the two are not compared")  # fmt: skip
+                with_it = f"was trained with {param} {theirs_param}" if theirs_param is not None else (
+                    f"records no {param} (a run of an earlier version of sessionflow)")  # fmt: skip
+                return Promotion(False, f"{champion} {with_it} (this one {mine_param}), so the two are not "
+                                        "compared")  # fmt: skip
         theirs = _metric_of(client, name, current.version, metric)
         if not math.isnan(theirs) and not mine > theirs:
             return Promotion(False, f"{champion} has {metric} {theirs:.4f}, this one {mine:.4f}")
