@@ -346,6 +346,8 @@ def test_evaluate_pairs_scores_a_pair_the_model_cannot_read_as_no_evidence(model
     no_evidence = session_model.p_same_at(session_model.load(session_uri), 0.0)
     assert result.pairs["p_same"].to_list()[1::2] == pytest.approx([no_evidence] * 2)
     assert not np.isnan(result.pairs["p_same"].to_numpy()).any()
+    right, wrong = result.examples(5)  # a new user's find: unread pairs were listed as the most confident
+    assert set(right["query_a"]) | set(wrong["query_a"]) == {"cats", "bank"} and right.height + wrong.height == 2
 
 
 def test_a_runs_uri_without_the_models_path_names_the_model_the_run_logged(models):

@@ -37,18 +37,23 @@ class PairEvaluation:
     """What `evaluate pairs` found: the pairs with the model's p_same, each scorer's scores and
     metrics (`models.calibration.pair_metrics` at its threshold), and the split scored."""
 
-    pairs: pl.DataFrame  # query_a, query_b, label, p_same
+    pairs: pl.DataFrame  # query_a, query_b, label, p_same, unread (a query the model cannot read)
     scores: dict[str, np.ndarray]  # scorer -> scores (the model's are p_same)
     metrics: dict[str, dict]  # scorer -> auc, accuracy, threshold, pairs, positives[, auc_vs_<kind>]
     split: str = "all"  # the split of the pairs scored: train, val or test of a `mine` output, or all
     unread_pairs: int = 0  # pairs with a query the model cannot read, scored at a dot product of 0
 
     def examples(self, n: int) -> tuple[pl.DataFrame, pl.DataFrame]:
-        """The model's n most confident right and n most confident wrong pairs."""
-        p = self.pairs.with_columns(
-            right=(pl.col("p_same") >= 0.5).cast(pl.Int8) == pl.col("label"),
-            confidence=(pl.col("p_same") - 0.5).abs(),
-        ).sort("confidence", descending=True)
+        """The model's n most confident right and n most confident wrong pairs, of those it
+        read (a pair it cannot read is no decision of its own)."""
+        p = (
+            self.pairs.filter(~pl.col("unread"))
+            .with_columns(
+                right=(pl.col("p_same") >= 0.5).cast(pl.Int8) == pl.col("label"),
+                confidence=(pl.col("p_same") - 0.5).abs(),
+            )
+            .sort("confidence", descending=True)
+        )
         columns = ["query_a", "query_b", "label", "p_same"]
         return p.filter("right").head(n).select(columns), p.filter(~pl.col("right")).head(n).select(columns)
 
@@ -111,7 +116,8 @@ def evaluate_pairs(model_uri: str, pairs: pl.DataFrame, baseline: str | None = N
         threshold = 0.5 if i == 0 else best_threshold(s, labels)
         metrics[name] = {**pair_metrics(s, labels, threshold).to_dict(), "threshold": threshold,
                          **auc_by_negative_kind(s, labels, pairs)}  # fmt: skip
-    return PairEvaluation(pairs.with_columns(p_same=pl.Series(p)), scores, metrics, unread_pairs=int(unread.sum()))
+    scored = pairs.with_columns(p_same=pl.Series(p), unread=pl.Series(unread))
+    return PairEvaluation(scored, scores, metrics, unread_pairs=int(unread.sum()))
 
 
 def auc_by_negative_kind(scores: np.ndarray, labels: np.ndarray, pairs: pl.DataFrame) -> dict[str, float]:
