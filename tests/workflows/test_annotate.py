@@ -117,6 +117,8 @@ def test_a_query_the_model_cannot_read_has_no_specificity_as_score_writes_it(hie
     assert done.exit_code == 0, done.output
     got = read_table(tmp_path / "a" / "annotations.parquet").sort("row_id")
     assert got["specificity"].is_null().to_list() == [False, True] and got["specificity"].is_nan().sum() == 0
+    assert json.loads((tmp_path / "a" / "report.json").read_text())["annotate"]["unread_texts"] == 1
+    assert "queries the model cannot read (no specificity) │ 1" in " ".join(done.output.split())
 
 
 def test_evaluate_reformulation_agrees_with_an_independent_count(hierarchy_uri, tiny_taxonomy, tmp_path):

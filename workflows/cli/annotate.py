@@ -34,7 +34,8 @@ def annotate(job: AnnotateJob) -> None:
     report = run(job)
     part = report["annotate"]
     kinds = {f"queries: {QUERY_KINDS.get(t, t)}": n for t, n in sorted(part["reformulations"].items())}
-    rows = {**ingest_rows(report), **kinds,
+    unread = {"queries the model cannot read (no specificity)": part["unread_texts"]} if part["unread_texts"] else {}
+    rows = {**ingest_rows(report), **kinds, **unread,
             "seconds": part["seconds"], "peak RSS (MiB)": peak_rss_mib(),
             **({"sessions from": report["segmented"]["output"]} if "segmented" in report else {}),
             **report["outputs"]}  # fmt: skip

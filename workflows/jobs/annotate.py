@@ -98,6 +98,8 @@ def annotate_logs(
     report["annotate"] = {
         "model": model_uri, "model_run": pinned(model_uri), "ratio": ratio, "rows": annotated.height,
         "reformulations": {t: int(n) for t, n in counts.iter_rows() if t in (*REFORMULATIONS, "start")},
+        # queries the model cannot read (`models.encoder.unread_texts`): no specificity, as `score` counts them
+        "unread_texts": annotated["specificity"].null_count(),
         "seconds": round(time.perf_counter() - start, 3),
     }  # fmt: skip
     report["outputs"] = {ANNOTATIONS_FILE: storage.join(out, ANNOTATIONS_FILE), **report["outputs"]}
