@@ -370,7 +370,8 @@ def test_kinds_are_read_from_a_text_column_and_shown_as_written(tmp_path, monkey
         s, labels = np.array([0.9, 0.1, 0.2]), pairs["label"].to_numpy()
         metrics = {"session model": {"auc": 1.0, "accuracy": 1.0, "pairs": 3, "positives": 1, "threshold": 0.5,
                                      **evaluate_pairs.auc_by_negative_kind(s, labels, pairs)}}  # fmt: skip
-        return evaluate_pairs.PairEvaluation(pairs.with_columns(p_same=pl.Series(s)), {"session model": s}, metrics)
+        scored_pairs = pairs.with_columns(p_same=pl.Series(s), unread=False)  # every pair read
+        return evaluate_pairs.PairEvaluation(scored_pairs, {"session model": s}, metrics)
 
     monkeypatch.setattr(evaluate_pairs, "evaluate_pairs", scored)
     monkeypatch.setattr("workflows.tracking.store.require_model", lambda uri, kinds: None)
