@@ -466,11 +466,12 @@ def record_values(df: pl.DataFrame) -> list[pl.Expr]:
     for i, (name, dtype) in enumerate(df.schema.items()):
         kind = _keyed_by_text(dtype)
         value = pl.nth(i) if kind == dtype else pl.nth(i).cast(kind)
-        held = _times_held(value, kind)
-        if not df.select(held.all()).item():  # polars' JSON writer reads a list's values past its nulls: null each
+        held, stored_as = _times_held(value, kind), _times_stored(kind)
+        # only a column with times is looked at; polars' JSON writer reads a list's values past its nulls: null each
+        if stored_as != kind and not df.select(held.all()).item():
             written, stored = (pl.struct(v.alias("v")).struct.json_encode().str.json_path_match("$.v")
                                for v in (pl.when(held).then(_times_nulled(value, kind)),
-                                         value.cast(_times_stored(kind))))  # fmt: skip
+                                         value.cast(stored_as)))  # fmt: skip
             value = pl.coalesce(written, stored)
         values.append(value.alias(name))
     return values
