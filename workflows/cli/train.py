@@ -21,7 +21,8 @@ def session(job: TrainSessionJob) -> None:
     checkpoint each time, early stopping, and resumption from the last checkpoint
     when a worker fails. Then the best checkpoint is calibrated on the validation
     pairs and logged to MLflow, registered as `session-model`, and given the
-    `champion` alias when its validation AUC beats the current champion's.
+    `champion` alias when its validation AUC beats the current champion's, validated
+    on the same pairs (by their content); the summary says why not.
     """
     from workflows.jobs.train_session import run
 
