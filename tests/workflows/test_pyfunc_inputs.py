@@ -1,0 +1,97 @@
+"""The text models' pyfuncs read every input form MLflow hands them, as pandas would:
+a dict of lists is one text a row (MLflow gives it to the model as one row of lists)."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from models.calibration import Calibration
+from models.encoder import TINY, load_encoder
+from models.hierarchy import HierarchyTextModel
+from workflows.tracking.hierarchy_model import SIGNATURE as HIERARCHY_SIGNATURE
+from workflows.tracking.hierarchy_model import HierarchyModel
+from workflows.tracking.session_model import SIGNATURE as SESSION_SIGNATURE
+from workflows.tracking.session_model import SessionModel, text_rows
+
+
+def _saved(tmp_path_factory: pytest.TempPathFactory, model, signature, artifacts: dict[str, str]):
+    """`model` saved as an MLflow pyfunc with `signature` and `artifacts` and loaded back, as a
+    user loads a registered one."""
+    path = tmp_path_factory.mktemp("pyfunc") / "model"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # MLflow's note on pickling a Python object
+        mlflow.pyfunc.save_model(str(path), python_model=model, signature=signature, artifacts=artifacts,
+                                 pip_requirements=[])  # fmt: skip
+    return mlflow.pyfunc.load_model(str(path))
+
+
+@pytest.fixture(scope="module")
+def session_pyfunc(tmp_path_factory):
+    work = tmp_path_factory.mktemp("session")
+    load_encoder(TINY).save(work / "encoder")
+    (work / "calibration.json").write_text(json.dumps(Calibration(5.0, -2.0).to_dict()))
+    artifacts = {"encoder": str(work / "encoder"), "calibration": str(work / "calibration.json")}
+    return _saved(tmp_path_factory, SessionModel(), SESSION_SIGNATURE, artifacts)
+
+
+@pytest.fixture(scope="module")
+def hierarchy_pyfunc(tmp_path_factory):
+    work = tmp_path_factory.mktemp("hierarchy")
+    HierarchyTextModel(load_encoder(TINY), 3).save(work / "model")
+    return _saved(tmp_path_factory, HierarchyModel(), HIERARCHY_SIGNATURE, {"model": str(work / "model")})
+
+
+def test_a_dict_of_lists_scores_each_pair_as_the_frame_does(session_pyfunc):
+    # the API user's find: one p_same (of the text "['cute catd', 'paris hotels']") for two pairs
+    a, b = ["cute catd", "paris hotels"], ["cute cats", "flu symptoms"]
+    framed = session_pyfunc.predict(pd.DataFrame({"query_a": a, "query_b": b}))
+    listed = session_pyfunc.predict({"query_a": a, "query_b": b})
+    assert len(listed) == 2
+    pd.testing.assert_frame_equal(listed, framed)
+    embedded = session_pyfunc.predict({"query": ["cute cats", "new york", "x"]})
+    vectors = session_pyfunc.predict(pd.DataFrame({"query": ["cute cats", "new york", "x"]}))
+    np.testing.assert_allclose(np.stack(embedded["embedding"]), np.stack(vectors["embedding"]))
+    # a dict of one text a column and a list of dicts still read as before
+    assert len(session_pyfunc.predict({"query_a": "x", "query_b": "y"})) == 1
+    assert len(session_pyfunc.predict([{"query_a": "x", "query_b": "y"}, {"query_a": "z", "query_b": "w"}])) == 2
+
+
+def test_lists_of_other_lengths_or_a_list_in_a_frame_are_refused(session_pyfunc):
+    with pytest.raises(ValueError, match="lists of 2, 3 texts"):
+        session_pyfunc.predict({"query_a": ["a", "b"], "query_b": ["c", "d", "e"]})
+    with pytest.raises(ValueError, match="query_b: row 1 holds a list, not a text"):
+        session_pyfunc.predict(pd.DataFrame({"query_a": ["a", "b"], "query_b": ["c", ["d", "e"]]}))
+
+
+def test_the_hierarchy_model_reads_a_dict_of_lists_too(hierarchy_pyfunc):
+    texts = ["animal", "a small dog", "a small dog"]
+    listed = hierarchy_pyfunc.predict({"text": texts})
+    framed = hierarchy_pyfunc.predict(pd.DataFrame({"text": texts}))
+    assert len(listed) == 3
+    np.testing.assert_allclose(np.stack(listed["point"]), np.stack(framed["point"]))
+    np.testing.assert_allclose(listed["norm"], framed["norm"])
+
+
+texts = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=8)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(columns=st.integers(1, 3).flatmap(lambda k: st.integers(0, 6).flatmap(
+    lambda n: st.lists(st.lists(st.one_of(st.none(), texts), min_size=n, max_size=n), min_size=k, max_size=k))))  # fmt: skip
+def test_one_row_of_lists_is_the_frame_pandas_reads_from_the_dict(columns):
+    """The kind: whatever the lists (empty, one text, missing texts), the one row MLflow
+    hands over becomes the frame pandas builds from the same dict."""
+    given = {f"c{i}": values for i, values in enumerate(columns)}
+    one_row = pd.DataFrame([given])  # MLflow's form: each cell a whole list
+    pd.testing.assert_frame_equal(text_rows(one_row), pd.DataFrame(given), check_dtype=False)
+    framed = pd.DataFrame(given)
+    if len(framed) != 1:  # a frame of one text a row is left as it is
+        assert text_rows(framed) is framed
