@@ -83,9 +83,13 @@ def test_the_hierarchy_model_reads_a_dict_of_lists_too(hierarchy_pyfunc):
 texts = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=8)
 
 
+def _columns(k: int, n: int) -> st.SearchStrategy:
+    """k columns of n texts each, some missing."""
+    return st.lists(st.lists(st.one_of(st.none(), texts), min_size=n, max_size=n), min_size=k, max_size=k)
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(columns=st.integers(1, 3).flatmap(lambda k: st.integers(0, 6).flatmap(
-    lambda n: st.lists(st.lists(st.one_of(st.none(), texts), min_size=n, max_size=n), min_size=k, max_size=k))))  # fmt: skip
+@given(columns=st.tuples(st.integers(1, 3), st.integers(0, 6)).flatmap(lambda kn: _columns(*kn)))
 def test_one_row_of_lists_is_the_frame_pandas_reads_from_the_dict(columns):
     """The kind: whatever the lists (empty, one text, missing texts), the one row MLflow
     hands over becomes the frame pandas builds from the same dict."""
