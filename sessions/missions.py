@@ -98,6 +98,28 @@ class MissionConfig:
         return asdict(self)
 
 
+def require_session_order(sessions: pl.DataFrame) -> None:
+    """ValueError in one line unless `sessions` (rows with `user_id`, `session_id` and
+    optionally `ts`) hold each user's rows together, each session's rows together and,
+    with `ts`, each user's times in order: what `segment.segment` returns."""
+    same_user = (pl.col("user_id") == pl.col("user_id").shift()).fill_null(False)
+    checks = {
+        "users": (~same_user).sum() == pl.col("user_id").n_unique(),
+        "sessions": (pl.col("session_id") != pl.col("session_id").shift()).fill_null(True).sum()
+        == pl.col("session_id").n_unique(),
+    }
+    if "ts" in sessions.columns:
+        checks["ts"] = ~(same_user & (pl.col("ts") < pl.col("ts").shift())).any()
+    held = sessions.select(**checks).row(0, named=True)
+    broken = [what for what, ok in held.items() if not ok]
+    if broken:
+        what = {"users": "a user's rows", "sessions": "a session's rows", "ts": "a user's times"}[broken[0]]
+        raise ValueError(
+            f"{what} are out of order: link missions on rows in (user, time) order, as `segment` returns "
+            "them (`sessions.segment.user_time_order` sorts a frame so)"
+        )
+
+
 def link_missions(
     sessions: pl.DataFrame,
     cfg: MissionConfig,
@@ -113,10 +135,15 @@ def link_missions(
     passes the log's own, so that the result does not depend on the parts.
     `embedder` adds the session model's links.
 
-    Reads `user_id`, `session_id` and `query`. The rule (lexical single linkage bounded
-    by the missions' core terms) is this project's, chosen in docs/segmentation.md
-    ("Missions") on Webis-SMC-12's gold missions (Hagen et al. 2013).
+    Reads `user_id`, `session_id` and `query` (and `ts`, when there, to check the order).
+    The rule (lexical single linkage bounded by the missions' core terms) is this
+    project's, chosen in docs/segmentation.md ("Missions") on Webis-SMC-12's gold
+    missions (Hagen et al. 2013). ValueError in one line when the rows are not in that
+    order (each user's rows together, each session's too, times not going back), as
+    after a shuffle, a sort by another column or a join: links by row position would
+    cross sessions and users.
     """
+    require_session_order(sessions)
     lexicon = lexicon or Lexicon(sessions["query"])
     if common is None:
         common = common_terms(term_users(lexicon, sessions["user_id"]), sessions["user_id"].n_unique(), cfg)

@@ -152,3 +152,59 @@ def test_term_users_count_each_user_once_in_any_row_order(rows):
 
 def normalize_terms(query: str) -> list[str]:
     return pl.select(normalize(pl.lit(query))).item().split()
+
+
+def _segmented(seed: int) -> pl.DataFrame:
+    """A small segmented log of three users, as `segment` returns it."""
+    from datetime import datetime, timedelta
+
+    from sessions.segment import segment
+
+    rng = np.random.default_rng(seed)
+    words = ["cheap", "flights", "paris", "hotel", "rome", "flu", "symptoms", "cats", "dogs", "tickets"]
+    rows = [
+        (f"u{u}", datetime(2020, 1, 1) + timedelta(minutes=int(m)), " ".join(rng.choice(words, 2)))
+        for u in range(3)
+        for m in np.sort(rng.integers(0, 3000, 12))
+    ]
+    events = pl.DataFrame(rows, schema=["user_id", "ts", "query"], orient="row").with_row_index("row_id")
+    return segment(events.with_columns(pl.col("row_id").cast(pl.Int64)), SegmentConfig())
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 1000), shuffle=st.integers(0, 1000))
+def test_rows_out_of_user_time_order_are_refused_and_in_order_link_as_before(seed, shuffle):
+    """The API user's find: `link_missions` on segment's rows shuffled (a sort by another
+    column, a join) linked by row position across sessions and users, 50 missions where
+    the rows in order gave 294, with no word. The kind: any order but (user, time) is
+    refused; the same rows put back in order give the same missions."""
+    from sessions.segment import user_time_order
+
+    rows = _segmented(seed)
+    linked = link_missions(rows, MissionConfig())
+    shuffled = rows.sample(fraction=1.0, shuffle=True, seed=shuffle)
+    try:
+        again = link_missions(shuffled, MissionConfig())
+    except ValueError as err:
+        assert "out of order" in str(err) and "user_time_order" in str(err)
+        again = link_missions(user_time_order(shuffled), MissionConfig())
+    else:  # only an order that keeps every user's rows and times in order is taken
+        assert shuffled.equals(user_time_order(shuffled))
+    assert again.sort("row_id")["mission_id"].to_list() == linked.sort("row_id")["mission_id"].to_list()
+
+
+def test_each_kind_of_disorder_is_named():
+    import pytest
+
+    rows = _segmented(0)
+    users_apart = pl.concat([rows[:3], rows[20:23], rows[3:20], rows[23:]])
+    with pytest.raises(ValueError, match="a user's rows are out of order"):
+        link_missions(users_apart, MissionConfig())
+    first_user = rows.filter(pl.col("user_id") == "u0")
+    sessions_apart = first_user.sort("session_id", "query")  # each session's rows kept together, times not
+    backwards = first_user.reverse()
+    with pytest.raises(ValueError, match="out of order"):
+        link_missions(backwards, MissionConfig())
+    assert sessions_apart["session_id"].n_unique() > 1
+    with pytest.raises(ValueError, match="a user's times are out of order"):
+        link_missions(sessions_apart, MissionConfig())
