@@ -140,12 +140,19 @@ def compare(gold: pl.DataFrame, systems: dict[str, pl.DataFrame]) -> pl.DataFram
     `gold` (`row_id`, `user_id`, `ts`, `gold_session` and/or `gold_mission`).
 
     A system is a frame with `row_id`, `session_id` and optionally `mission_id`; one
-    without missions (a sequential baseline) is scored at the session level only.
+    without missions (a sequential baseline) is scored at the session level only. It
+    may hold rows beyond `gold`'s, never fewer: ValueError in one line when a row of
+    `gold` is not in it (scores join on `row_id`, so a system that lost rows would be
+    scored on those it kept).
     Returns one row per (system, predicted level, gold level) with `SCORE_KEYS`.
     """
     golds = gold_levels(gold)
     rows = []
     for system, pred in systems.items():
+        lost = gold.select("row_id").join(pred.select("row_id"), on="row_id", how="anti")
+        if lost.height:
+            raise ValueError(f"system {system} has no row for {lost.height:,} of the {gold.height:,} gold rows (the "
+                             f"first: row_id {lost['row_id'][0]}): a system is scored on every row")  # fmt: skip
         levels = [("sessions", "session_id"), ("missions", "mission_id")][: 1 + ("mission_id" in pred.columns)]
         joined = gold.join(pred.select("row_id", *(col for _, col in levels)), on="row_id")
         for gold_col, gold_name in golds:

@@ -103,6 +103,11 @@ def test_compare_scores_each_level_against_the_gold_present():
         ("sys", "sessions", "missions"), ("sys", "missions", "missions"), ("base", "sessions", "missions"),
     ]  # fmt: skip
     assert table.filter(level="missions")["f1"][0] == 1.0
+    # the API user's find: a system that lost rows was scored on those it kept (1.0 here)
+    with pytest.raises(ValueError, match=r"system lost has no row for 2 of the 4 gold rows \(the first: row_id 1\)"):
+        compare(gold, {"lost": system.filter(pl.col("row_id").is_in([0, 3]))})
+    more = pl.concat([system, pl.DataFrame({"row_id": [9], "session_id": ["s9"], "mission_id": ["z"]})])
+    assert compare(gold, {"sys": more}).equals(compare(gold, {"sys": system}))  # rows beyond gold's are no matter
 
 
 def test_scores_by_user_history_length_keep_heavy_users_apart():
