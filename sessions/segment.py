@@ -35,7 +35,7 @@ import itertools
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
-from typing import Literal, Protocol, TypeVar, runtime_checkable
+from typing import Literal, Protocol, TypeVar, get_args, runtime_checkable
 
 import numpy as np
 import polars as pl
@@ -46,7 +46,10 @@ from sessions.parallel import default_workers, ordered_map
 from sessions.schema import TIMESTAMP
 
 Method = Literal["time", "lexical", "cascade", "learned"]
-METHODS: tuple[str, ...] = ("time", "lexical", "cascade", "learned")
+"""How a user's consecutive queries are cut into sessions (the rules: `SegmentConfig`);
+`learned` alone needs a model, the others are rules over time and text."""
+METHODS: tuple[str, ...] = get_args(Method)
+NEEDS_MODEL: tuple[str, ...] = ("learned",)
 SESSION_COLUMNS = ("row_id", "user_id", "ts", "query", "session_id", "session_seq")
 T = TypeVar("T")
 
@@ -327,7 +330,11 @@ def _breaks(
     if cfg.method == "time":
         return first | (gap > cfg.gap_minutes * 60)
     if isinstance(scorer, SessionClassifier):  # method learned (segment_ordered checked)
-        return first | scorer.session_breaks(df.select(SESSION_COLUMNS[:4]), lexicon)
+        breaks = np.asarray(scorer.session_breaks(df.select(SESSION_COLUMNS[:4]), lexicon))
+        if breaks.shape != first.shape or breaks.dtype != np.bool_:
+            raise ValueError(f"{type(scorer).__name__}.session_breaks gave {breaks.dtype} of shape {breaks.shape} "
+                             f"for {len(first):,} rows: give one True or False a row")  # fmt: skip
+        return first | breaks
     if cfg.method == "learned":
         assert scorer is not None
         p = _pair_scores(df, ~first, scorer)

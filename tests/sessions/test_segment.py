@@ -100,6 +100,31 @@ def test_a_pair_scorer_decides_what_the_cascade_would_break_and_all_of_learned()
         segment(events, SegmentConfig(method="learned"))
 
 
+class EveryFifthMinute:
+    """A session classifier of one's own (`SessionClassifier`): a break where a query's
+    minute is a multiple of five."""
+
+    def __init__(self, result: str = "right") -> None:
+        self.result = result
+
+    def session_breaks(self, ordered: pl.DataFrame, lexicon: Lexicon | None = None) -> np.ndarray:
+        breaks = (ordered["ts"].dt.minute() % 5 == 0).to_numpy()
+        return {"right": breaks, "short": breaks[:2], "p": breaks.astype(float)}[self.result]
+
+
+def test_a_session_classifier_of_ones_own_decides_learned_and_a_wrong_answer_is_named():
+    events = log(("u", 1, "a"), ("u", 5, "b"), ("u", 6, "c"), ("v", 2, "d"), ("v", 10, "e"))
+    assert sessions_of(segment(events, SegmentConfig(method="learned"), EveryFifthMinute())) == [
+        "u/0", "u/1", "u/1", "v/0", "v/1",
+    ]  # fmt: skip
+    # the API user's find: numpy's "operands could not be broadcast together" named no one
+    wrong = r"EveryFifthMinute.session_breaks gave bool of shape \(2,\) for 3 rows: give one True or False a row"
+    with pytest.raises(ValueError, match=wrong):  # asked of u's three rows (each chunk holds whole users)
+        segment(events, SegmentConfig(method="learned"), EveryFifthMinute("short"))
+    with pytest.raises(ValueError, match="gave float64 of shape"):  # p_same is no decision
+        segment(events, SegmentConfig(method="learned"), EveryFifthMinute("p"))
+
+
 def test_a_pair_with_a_missing_query_is_never_asked_of_the_scorer_and_lexical_evidence_decides():
     """The code reader's find: a missing query, which `segment` takes and lexical evidence
     reads as no text, reached the session model, which ended in a TypeError (`len(None)`).

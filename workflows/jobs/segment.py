@@ -9,15 +9,14 @@ from typing import TYPE_CHECKING
 from sessions.formats.options import ReadOptions
 from sessions.missions import MissionConfig
 from sessions.pipeline import SESSIONS_FILE, SegmentReport
-from sessions.segment import SegmentConfig
+from sessions.segment import METHODS, NEEDS_MODEL, SegmentConfig
 from workflows.jobs import common
 
 if TYPE_CHECKING:
     from sessions.learned import SameSessionClassifier
     from workflows.tracking.session_model import SessionScorer
 
-LEXICAL_METHODS = ("time", "lexical", "cascade")  # need no model
-NEEDS_MODEL = ("learned",)
+LEXICAL_METHODS = tuple(m for m in METHODS if m not in NEEDS_MODEL)  # need no model
 MODEL_HELP = (
     "a model URI (models:/NAME@ALIAS, models:/NAME/VERSION, runs:/...): a segmenter model "
     "(models:/segmenter-model@champion, `train segmenter`) decides `learned`; a session model "
