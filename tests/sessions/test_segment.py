@@ -142,6 +142,29 @@ def test_a_pair_with_a_missing_query_is_never_asked_of_the_scorer_and_lexical_ev
             "u/0", "u/0", "u/1", "u/2", "u/2"]  # fmt: skip
 
 
+def test_a_prompt_logs_parameters_do_not_join_its_topics(tmp_path):
+    """A new user's find, end to end: a Midjourney user's three cat prompts, then two of a
+    city two hours later, every prompt ending in the same parameters: one session and
+    one mission; the prompts without them, two. Now two either way, the text kept."""
+    from sessions.pipeline import segment_logs
+
+    prompts = [(0, "a cat on a windowsill, oil painting"), (10, "a cat on a windowsill, golden hour"),
+               (20, "a fluffy cat on a windowsill, watercolor"), (7200, "cyberpunk city street at night, neon"),
+               (7210, "cyberpunk city street at night, rain")]  # fmt: skip
+    header = "text,args,channel_id,userid,timestamp,label,id,url_png,main_content,thread_id\n"
+    found = {}
+    for args in ("--ar 16:9 --v 5", ""):
+        path = tmp_path / f"threads{len(args)}.csv"
+        lines = [f'"{(p + " " + args).strip()}",{args},1,42,{T0 + timedelta(seconds=s)},0,{i},u,"{p}",\n'
+                 for i, (s, p) in enumerate(prompts)]  # fmt: skip
+        path.write_text(header + "".join(lines))
+        segment_logs([path], "midjourney", tmp_path / f"out{len(args)}", SegmentConfig(), MissionConfig())
+        out = read_table(tmp_path / f"out{len(args)}" / "sessions.parquet").sort("row_id")
+        found[args] = (out["session_id"].to_list(), out["mission_id"].to_list())
+        assert out["query"].to_list() == [(p + " " + args).strip() for _, p in prompts]  # read as typed
+    assert found["--ar 16:9 --v 5"] == found[""] == (["42/0"] * 3 + ["42/1"] * 2, ["42/m0"] * 3 + ["42/m1"] * 2)
+
+
 def test_order_of_input_rows_does_not_matter_and_chunks_do_not_split_users():
     events = log(*[(f"u{i % 7}", i * 3.0, f"query {i % 5}") for i in range(200)])
     shuffled = events.sample(fraction=1.0, shuffle=True, seed=1)

@@ -42,6 +42,44 @@ def test_normalize_gives_one_spelling_of_one_text():
     assert pl.select(terms(normalize(pl.lit("किताब कुताब")))).item().to_list() == ["किताब", "कुताब"]
 
 
+def test_a_prompts_trailing_parameters_are_no_terms():
+    """A new user's find: Midjourney's `--ar 16:9 --v 5`, at the end of every prompt of a
+    user, made unrelated prompts hours apart lexically close (one session, one mission)."""
+    assert norm(
+        "a castle, at dusk --ar 16:9 --v 5", "a castle --no text, logo --seed 7", "--ar 2:3",
+        "cat \u2014ar 3:2 \u2014v 6", "A cat --AR 16:9 --style raw", "anime girl --niji 5",
+    ) == ["castle dusk", "castle", "", "cat", "cat", "anime girl"]  # fmt: skip
+    # without a number among them they are words: web queries (AOL's `pci --video driver`, in a
+    # session about video drivers), a dash before a sentence, a flag the prompt may mean
+    assert norm(
+        "pci --video driver", "teenage girls --should be allowed to wear thongs", "cat --v 5 and more words after",
+        "a--b test", "anime girl --niji",
+    ) == [
+        "pci video driver", "teenage girls should be allowed wear thongs", "cat v 5 more words after", "b test",
+        "anime girl niji",
+    ]  # fmt: skip
+
+
+words = st.text(alphabet="abcdefghij ,", min_size=1, max_size=25).filter(lambda t: t.strip(" ,"))
+values = st.lists(st.sampled_from(["16:9", "5", "750", "raw", "0.5", "text,", "logo"]), max_size=3)
+names = st.sampled_from(["ar", "v", "no", "seed", "Stylize", "q2"])
+parameter = st.tuples(st.sampled_from(["--", "\u2014"]), names, values)
+
+
+@settings(max_examples=150, deadline=None)
+@given(prompt=words, parameters=st.lists(parameter, min_size=1, max_size=4), space=st.sampled_from([" ", "  ", "\t"]))
+def test_a_prompt_with_parameters_has_the_terms_of_the_prompt(prompt, parameters, space):
+    """The kind: any prompt, any parameters after it (each a name with up to three values,
+    a number among them), either dash, any spacing: the terms are the prompt's alone;
+    without a number, the parameters' words are terms too."""
+    tail = "".join(f"{space}{dash}{name}" + "".join(f" {v}" for v in vals) for dash, name, vals in parameters)
+    numbered = any(any(ch.isdigit() for ch in v) for _, _, vals in parameters for v in vals)
+    if numbered:
+        assert norm(prompt + tail) == norm(prompt)
+    else:
+        assert norm(prompt + tail) == norm(prompt + tail.replace("--", " ").replace("\u2014", " "))
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.text(alphabet=st.characters(blacklist_categories=("Cs", "Cn")), max_size=30))
 def test_normalize_splits_only_between_words(text):
