@@ -250,7 +250,7 @@ def test_an_onnx_export_a_stopped_job_logged_in_part_is_made_again(models, store
     import tempfile
 
     from models.onnx_encoder import OnnxTextEncoder
-    from workflows.tracking.session_model import EXPORT_COMPLETE, onnx_calibration, onnx_encoder_dir
+    from workflows.tracking.session_model import EXPORT_COMPLETE, load_onnx_session, onnx_calibration, onnx_encoder_dir
     from workflows.tracking.store import run_of
 
     session_uri, _ = models
@@ -281,6 +281,12 @@ def test_an_onnx_export_a_stopped_job_logged_in_part_is_made_again(models, store
     (Path(directory) / "calibration.json").write_text("{bad")  # a bare JSON error had named no file
     with pytest.raises(ValueError, match=rf"^{directory}/calibration.json: the export's calibration cannot be read"):
         onnx_calibration(directory)
+    # the score breaker's find: a damaged export in the store was named by its local copy alone,
+    # which, deleted, came back as damaged from the store; the message names the store's copy too
+    stored = f"{store.get_run(run_id).info.artifact_uri}/onnx"
+    with pytest.raises(ValueError, match=rf"\(the store's copy, of run {run_id}: {re.escape(stored)}\)$") as refused:
+        load_onnx_session(session_uri, "onnx-int8", 1)
+    assert str(refused.value).startswith(f"{directory}: no whole ONNX export") and "\n" not in str(refused.value)
 
 
 @pytest.mark.parametrize("damage", ["weights cut short", "weights deleted", "calibration NaN"])

@@ -213,12 +213,9 @@ class TextEncoders:
             scorer = SessionScorer(cfg.session_model)
             self.session, self.calibration = scorer.encoder.to(device), scorer.calibration.to_dict()
         else:
-            from models.onnx_encoder import OnnxTextEncoder
-            from workflows.tracking.session_model import onnx_calibration, onnx_encoder_dir
+            from workflows.tracking.session_model import load_onnx_session
 
-            directory = onnx_encoder_dir(cfg.session_model)
-            self.session = OnnxTextEncoder(directory, cfg.backend, threads)
-            self.calibration = onnx_calibration(directory)
+            self.session, self.calibration = load_onnx_session(cfg.session_model, cfg.backend, threads)
         self.hierarchy = None
         if cfg.hierarchy_model:
             from workflows.tracking.hierarchy_model import load

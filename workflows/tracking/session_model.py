@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import mlflow
 import numpy as np
@@ -27,6 +28,9 @@ from models.encoder import TextEncoder, load_encoder
 from models.session import pair_scores
 from sessions.storage import first_line
 from workflows.tracking.store import load_pyfunc, pip_requirements
+
+if TYPE_CHECKING:
+    from models.onnx_encoder import OnnxTextEncoder
 
 NAME = "session-model"
 KIND = "session"  # `workflows.tracking.store.model_kind`
@@ -203,6 +207,24 @@ def onnx_encoder_dir(uri: str) -> str:
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     return str(local)
+
+
+def load_onnx_session(uri: str, backend: str, threads: int) -> tuple[OnnxTextEncoder, dict]:
+    """The session model at `uri` exported to ONNX (`onnx_encoder_dir`) and loaded for
+    `backend` (`models.onnx_encoder.OnnxTextEncoder`, with `threads` intra-op threads),
+    and its calibration (`onnx_calibration`). ValueError in one line when the export is
+    damaged, naming both copies: the local one and the store's, where the damage may be
+    (a local copy is downloaded again from it)."""
+    from models.onnx_encoder import OnnxTextEncoder
+    from workflows.tracking.store import run_of, use_store
+
+    directory = onnx_encoder_dir(uri)
+    try:
+        return OnnxTextEncoder(directory, backend, threads), onnx_calibration(directory)
+    except ValueError as err:
+        run_id = run_of(uri)
+        stored = f"{use_store(existing=True).get_run(run_id).info.artifact_uri}/{ONNX_ARTIFACTS}"
+        raise ValueError(f"{err} (the store's copy, of run {run_id}: {stored})") from None
 
 
 def onnx_calibration(directory: str | Path) -> dict:
