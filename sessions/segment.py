@@ -175,10 +175,23 @@ SEGMENT_INPUT: dict[str, str] = {  # the columns segmentation reads, and what ea
 }
 
 
+def utc_times(ts: pl.Expr, dtype: pl.DataType) -> pl.Expr:
+    """`ts`, a column of `dtype` (a Datetime, or nulls alone), as `TIMESTAMP` (microseconds,
+    UTC), as `ingest` writes times: times without a zone are taken as UTC (the instants
+    kept, the zone named), times in another zone converted to it."""
+    if not isinstance(dtype, pl.Datetime):
+        return ts.cast(TIMESTAMP)  # nulls only: no rows, or refused
+    zoned = ts.dt.replace_time_zone("UTC") if dtype.time_zone is None else ts.dt.convert_time_zone("UTC")
+    return zoned.cast(TIMESTAMP)
+
+
 def segment_input(events: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
     """The columns of `events` that segmentation reads (`SEGMENT_INPUT`: row_id Int64,
     user_id String, ts Datetime, query String), as the canonical events of `sessionflow
-    ingest` hold them; user ids of integers, or a Categorical, are taken as their text.
+    ingest` hold them; user ids of integers, or a Categorical, are taken as their text,
+    and times as UTC in microseconds (`utc_times`: a Datetime without a zone is taken
+    as UTC, one in another zone converted), so that the sessions are those `segment`
+    writes, whatever the frame's zone.
 
     ValueError in one line for anything else: not a polars frame (a pandas one:
     `pl.from_pandas`), a column missing or of another type (float user ids are refused:
@@ -209,7 +222,7 @@ def segment_input(events: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
             .select(
                 pl.col("row_id").cast(pl.Int64),
                 pl.col("user_id").cast(pl.String),
-                pl.col("ts").cast(TIMESTAMP) if schema["ts"] == pl.Null else "ts",  # nulls only: no rows, or refused
+                utc_times(pl.col("ts"), schema["ts"]),
                 pl.col("query").cast(pl.String),
             )
             .collect()

@@ -165,6 +165,21 @@ def test_a_prompt_logs_parameters_do_not_join_its_topics(tmp_path):
     assert found["--ar 16:9 --v 5"] == found[""] == (["42/0"] * 3 + ["42/1"] * 2, ["42/m0"] * 3 + ["42/m1"] * 2)
 
 
+@settings(max_examples=30, deadline=None)
+@given(zone=st.sampled_from([None, "UTC", "Europe/Berlin", "America/Los_Angeles", "Asia/Kolkata"]),
+       unit=st.sampled_from(["ns", "us", "ms"]))  # fmt: skip
+def test_times_of_any_zone_and_unit_are_segmented_and_written_as_utc(zone, unit):
+    """The API user's find: a frame of naive times came out naive (`Datetime(us)`), where
+    `segment`'s files hold UTC, so the two would not concatenate. The kind: any zone (none
+    is UTC), any unit: the same sessions, and the same instants in `TIMESTAMP`."""
+    events = log(("u", 0, "cute cats"), ("u", 3, "tax forms"), ("v", 1, "weather"), ("u", 400, "cute cats"))
+    utc = segment(events, SegmentConfig())
+    given_ts = pl.col("ts").dt.replace_time_zone(None) if zone is None else pl.col("ts").dt.convert_time_zone(zone)
+    other = segment(events.with_columns(given_ts.dt.cast_time_unit(unit)), SegmentConfig())
+    assert other.schema["ts"] == pl.Datetime("us", "UTC")
+    assert other.equals(utc)
+
+
 def test_order_of_input_rows_does_not_matter_and_chunks_do_not_split_users():
     events = log(*[(f"u{i % 7}", i * 3.0, f"query {i % 5}") for i in range(200)])
     shuffled = events.sample(fraction=1.0, shuffle=True, seed=1)

@@ -524,6 +524,25 @@ def test_a_log_of_which_nothing_is_read_is_refused_with_its_likely_cause(name, d
     assert cause in " ".join(done.output.split()) and not (tmp_path / "o").exists()
 
 
+@pytest.mark.parametrize("mapped", ["meta.user", "usr"])
+def test_json_lines_without_a_mapped_key_are_refused_naming_the_key_and_the_keys_there_are(mapped, tmp_path):
+    """A new user's find: a nested field (`meta.user`), or a key no line has, was told as
+    "all rejected as empty_user", with the advice to check --map and nothing more."""
+    lines = [{"meta": {"user": u}, "created": "2024-01-01T10:00:00Z", "prompt": "x"} for u in "ab"]
+    (tmp_path / "chat.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    done = runner.invoke(app, ["ingest", str(tmp_path / "chat.jsonl"), "-f", "table", "--map",
+                               f"user={mapped},time=created,text=prompt", "-o", str(tmp_path / "o")])  # fmt: skip
+    said = " ".join(done.output.split())
+    assert done.exit_code == 2 and "all 2 records were rejected, most as empty_user (2)" in said, done.output
+    assert said.endswith(f"its line has no key '{mapped}' (its keys: meta, created, prompt); JSON lines are read by "
+                         "their top-level keys: flatten a nested one first (jq, or polars' unnest)")  # fmt: skip
+    # a key that is there with no value is the usual cause's, as before
+    (tmp_path / "null.jsonl").write_text(json.dumps({"usr": None, "created": "2024-01-01T10:00:00Z", "prompt": "x"}))
+    done = runner.invoke(app, ["ingest", str(tmp_path / "null.jsonl"), "-f", "table", "--map",
+                               "user=usr,time=created,text=prompt", "-o", str(tmp_path / "o")])  # fmt: skip
+    assert " ".join(done.output.split()).endswith("a wrong --format, --map or time format is the usual cause")
+
+
 def test_nothing_read_names_utf16_a_file_cut_before_any_record_and_mine_gold_alike(tmp_path):
     utf16 = "AnonID\tQuery\tQueryTime\tItemRank\tClickURL\n1\tq\t2006-03-01 00:00:00\t\t\n".encode("utf-16")
     (tmp_path / "u16.tsv").write_bytes(utf16)

@@ -254,7 +254,13 @@ def nothing_read(report: dict, rejected: pl.LazyFrame | pl.DataFrame | None) -> 
     named = storage.compression_of(example["source_file"])
     if named and reason in ("bad_encoding", "control_chars"):  # read as stored: its data are not what its name says
         cause = f"its name says {named}, but it does not hold {named} data (damaged, or never compressed); {cause}"
-    given = ((report.get("config") or {}).get("read") or {}).get("time_format")
+    read = (report.get("config") or {}).get("read") or {}
+    if absent := _absent_keys(example["raw"], read.get("map")):  # a JSON line without a mapped key
+        cause = (
+            f"its line has no key {', '.join(map(repr, absent))} (its keys: {', '.join(_json_keys(example['raw']))}); "
+            "JSON lines are read by their top-level keys: flatten a nested one first (jq, or polars' unnest)"
+        )
+    given = read.get("time_format")
     if reason == "bad_time" and given:  # the usual cause's advice would be to give one
         cause = (
             f"the --time-format given ({given!r}) does not read its time, or a wrong --format or --map (another "
@@ -267,6 +273,28 @@ def nothing_read(report: dict, rejected: pl.LazyFrame | pl.DataFrame | None) -> 
         f"nothing could be read: {everything}, {most}, "
         f"e.g. line {example['line_no']} of {example['source_file']}: {raw!r}; {cause}"
     )
+
+
+def _json_keys(raw: str) -> list[str]:
+    """The top-level keys of a JSON object's text; none where `raw` is no JSON object."""
+    import json
+
+    try:
+        held = json.loads(raw)
+    except ValueError:
+        return []
+    return list(held) if isinstance(held, dict) else []
+
+
+def _absent_keys(raw: str, spec: str | None) -> list[str]:
+    """The columns of the `--map` `spec` that the JSON object `raw` has no key for (none
+    where there is no map, or `raw` is no JSON object)."""
+    from sessions.formats.table import ColumnMap
+
+    keys = _json_keys(raw)
+    if not spec or not keys:
+        return []
+    return [column for column in ColumnMap.parse(spec).columns() if column not in keys]
 
 
 BACKSLASH_ADVICE = (
