@@ -71,10 +71,11 @@ class ColumnMap:
 
     @classmethod
     def parse(cls, spec: str) -> ColumnMap:
-        """`user=COL,time=COL,text=COL[,session=COL][,mission=COL]`."""
+        """`user=COL,time=COL,text=COL[,session=COL][,mission=COL]`; spaces around a key or
+        a column name are no part of it (`user = User ID`), as a CSV header's are not."""
         pairs: dict[str, str] = {}
         for item in filter(None, (p.strip() for p in spec.split(","))):
-            key, sep, column = item.partition("=")
+            key, sep, column = (part.strip() for part in item.partition("="))
             if not sep or not column or key not in cls.KEYS:
                 raise ValueError(f"bad column mapping {item!r}: use KEY=COLUMN with KEY one of {', '.join(cls.KEYS)}")
             if key in pairs:

@@ -375,6 +375,13 @@ def test_table_needs_its_mapped_columns(tmp_path):
         ingest([path], "table", tmp_path / "out", options=ReadOptions(map="user=who,time=t,text=q"))
     with pytest.raises(ValueError, match="needs text=COLUMN"):
         ColumnMap.parse("user=a,time=b")
+    # a new user's find: the header's names lose the spaces around them, a --map's kept one in front
+    assert ColumnMap.parse("user= User ID ,time = Created  At, text =Query Text") == ColumnMap(
+        user="User ID", time="Created  At", text="Query Text"
+    )
+    path.write_text(" User ID ;Created  At; Query Text\nu1;2023-01-01 10:00:00;hello\n")
+    spaced = ReadOptions(map="user= User ID ,time=Created  At,text= Query Text")
+    assert ingest([path], "table", tmp_path / "spaced", options=spaced).rows_ok == 1
     # a Hive-style partition directory: the column is in the path alone (the error named only the file's columns)
     import pyarrow.parquet as pq
 
