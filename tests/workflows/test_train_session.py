@@ -79,6 +79,12 @@ def test_two_workers_train_resume_after_a_killed_worker_log_register_and_serve(
     assert set(times) == set(range(1, 61)) and all(times[s] == 1 for s in range(1, resumed + 1))
     redone = [s for s, n in times.items() if n == 2]  # steps between the checkpoint and the failure ran twice
     assert set(times.values()) <= {1, 2} and len(redone) < 20 + 10 and all(s > resumed for s in redone)
+    # ... and drew the same: the same batches, and the same dropout masks (`step_seed`; torch was seeded once
+    # a worker start, so a resumed run drew other masks and ended elsewhere: the kill breaker's find)
+    twice = {}
+    for m in store.get_metric_history(first.run_id, "loss"):
+        twice.setdefault(m.step, []).append(m.value)
+    assert redone and all(twice[s][0] == pytest.approx(twice[s][1], rel=1e-6) for s in redone), twice
     assert first.metrics["steps"] == 60
     throughput = [m.value for m in store.get_metric_history(first.run_id, "pairs_per_s")]  # each step's
     assert [(m.step, m.value) for m in store.get_metric_history(first.run_id, "pairs_per_s_median")] == [

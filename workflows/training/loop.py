@@ -226,12 +226,22 @@ def save_checkpoint(task: TrainTask, worker: Worker, directory: Path) -> None:
     (directory / "state.json").write_text(json.dumps(dataclasses.asdict(worker.state)))
 
 
-def train_step(task: TrainTask, worker: Worker, rows: np.ndarray, step: int, device: Any) -> Any:
-    """One optimisation step on the examples `rows`: the task's loss (under autocast on GPU),
-    backward (scaled for fp16; DDP averages the gradients), gradient clipping at `task.clip_norm`,
-    the optimiser's and the schedule's steps. Returns this worker's loss (a scalar tensor)."""
+def step_seed(seed: int, rank: int, step: int) -> int:
+    """The seed of torch's random draws (dropout) of worker `rank` at `step` (0-based): a
+    function of the three alone, so that a resumed run draws what the run that died drew
+    at each step, and each worker draws its own masks (one seed for all had given every
+    worker the same ones)."""
+    return int(np.random.SeedSequence([seed, rank, step]).generate_state(1, dtype=np.uint64)[0] >> 1)
+
+
+def train_step(task: TrainTask, worker: Worker, rows: np.ndarray, step: int, device: Any, rank: int = 0) -> Any:
+    """One optimisation step on the examples `rows`: torch seeded by `step_seed`, the task's loss
+    (under autocast on GPU), backward (scaled for fp16; DDP averages the gradients), gradient
+    clipping at `task.clip_norm`, the optimiser's and the schedule's steps. Returns this worker's
+    loss (a scalar tensor)."""
     import torch
 
+    torch.manual_seed(step_seed(task.cfg.seed, rank, step))
     amp_dtype, optimizer, scaler = worker.amp_dtype, worker.optimizer, worker.scaler
     with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
         loss = task.loss(worker.model, worker.module, rows, step, device)
@@ -333,7 +343,7 @@ def train_loop_per_worker(config: dict) -> None:
     worker.model.train()
     for step in range(worker.state.step, total):
         epoch, rows = batches(step)
-        loss = train_step(task, worker, rows, step, device)
+        loss = train_step(task, worker, rows, step, device, rank)
         losses.append(mean_over_workers(loss, size))
         now = time.perf_counter()
         if log:
