@@ -646,21 +646,34 @@ def restore_killed(out: str) -> None:
         restore_previous(out, ())
 
 
-def refuse_set_aside(directory: str | Path) -> None:
+def refuse_unfinished(directory: str | Path) -> None:
     """IncompleteOutputError, for a job that reads `directory`, when it holds no report
-    but an earlier output that a rerun there set aside (`set_aside`): that rerun is
-    running, or was killed (a stop puts it back: `restore_previous`). The line names
-    where the earlier output is and how it comes back. Nothing otherwise."""
-    if storage.exists(storage.join(directory, REPORT)) or (aside := previous_output(str(directory))) is None:
+    but what a job leaves there while it writes: an earlier output that a rerun there
+    set aside (`set_aside`: that rerun is running, or was killed; a stop puts it back,
+    `restore_previous`; the line names where the earlier output is and how it comes
+    back), or the job's lock (`LOCK`: the job is running, failed or was killed before
+    it wrote a table, which readers had told as an empty directory or as raw logs
+    without --format). Nothing otherwise, and nothing for a file."""
+    if not storage.is_dir(directory) or storage.exists(storage.join(directory, REPORT)):
         return
-    names = json.loads(storage.read_text(storage.join(aside, PREVIOUS_MARKER)))["names"]
-    jobs = sorted({JOB_TABLES[name] for name in names if name in JOB_TABLES}) or ["a job"]
-    kept = [name for name in names if _there(storage.join(aside, name))]
-    raise IncompleteOutputError(
-        f"{directory}: a rerun of `{jobs[0]}` there is running, or was killed: the earlier output is kept aside "
-        f"in {storage.name(aside)}/ ({', '.join(kept)}), and the next job run into this directory puts it back "
-        f"first (or move those back yourself, then delete {storage.name(aside)}/)"
-    )
+    if (aside := previous_output(str(directory))) is not None:
+        names = json.loads(storage.read_text(storage.join(aside, PREVIOUS_MARKER)))["names"]
+        jobs = sorted({JOB_TABLES[name] for name in names if name in JOB_TABLES}) or ["a job"]
+        kept = [name for name in names if _there(storage.join(aside, name))]
+        raise IncompleteOutputError(
+            f"{directory}: a rerun of `{jobs[0]}` there is running, or was killed: the earlier output is kept aside "
+            f"in {storage.name(aside)}/ ({', '.join(kept)}), and the next job run into this directory puts it back "
+            f"first (or move those back yourself, then delete {storage.name(aside)}/)"
+        )
+    if storage.exists(lock := storage.join(directory, LOCK)):
+        try:
+            who = f"`{json.loads(storage.read_text(lock))['command']}`"
+        except (OSError, ValueError, KeyError, TypeError):  # a lock cut short: its job was killed writing it
+            who = "a sessionflow job"
+        raise IncompleteOutputError(
+            f"{directory}: an unfinished output of {who} (no {REPORT}: its job is still running, failed or was "
+            "killed); run that job again"
+        )
 
 
 def lock_output(out: str) -> bool:
@@ -1047,7 +1060,7 @@ def job_output(directory: str | Path, name: str) -> str:
     FileNotFoundError when it has no `name` (naming the job whose output it is, and
     the job that writes `name`)."""
     target = storage.join(storage.absolute(directory), name)
-    refuse_set_aside(directory)
+    refuse_unfinished(directory)
     if not storage.exists(target):
         parent = storage.parent(storage.absolute(directory))
         if storage.name(directory) == name and storage.exists(storage.join(parent, REPORT)):

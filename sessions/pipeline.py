@@ -28,6 +28,7 @@ from sessions.io import (
     job_output,
     parquet_rows,
     read_json,
+    refuse_unfinished,
     scan_table,
     write_report,
 )
@@ -110,7 +111,9 @@ class Profile:
 def is_ingest_output(path: str | Path) -> bool:
     """A directory written by `sessionflow ingest` (events, rejected rows, and the
     report that marks them complete). IncompleteOutputError for one whose report is
-    missing (its job did not finish)."""
+    missing (its job did not finish), and for a directory a job was killed in before it
+    wrote a table (`sessions.io.refuse_unfinished`)."""
+    refuse_unfinished(path)
     return storage.exists(storage.join(path, EVENTS_FILE)) and bool(job_output(path, EVENTS_FILE))
 
 

@@ -258,6 +258,28 @@ def test_an_unfinished_output_is_not_read_as_finished(done):
     assert evaluated.exit_code == 2 and "an unfinished output" in evaluated.output
 
 
+@pytest.mark.parametrize("tables", [False, True], ids=["lock alone", "lock and empty tables"])
+def test_a_directory_a_job_was_killed_in_before_its_tables_is_named_unfinished_by_every_reader(done, tables):
+    """The kill breaker's find: an `ingest` killed early leaves its lock alone (and maybe
+    empty table directories); `segment` said "raw logs need --format", `segment -f` and
+    `score` "empty directory", `mine` "no sessions.parquet here". Every reader now says
+    what it is, naming the job the lock names."""
+    killed = done / "killed"
+    killed.mkdir()
+    lock = {"pid": 999_999_999, "start": 0, "host": "x", "command": "sessionflow ingest"}
+    (killed / ".sessionflow-job.json").write_text(json.dumps(lock))
+    if tables:
+        (killed / "events.parquet").mkdir()
+        (killed / "rejected.parquet").mkdir()
+    for args in (["segment", killed], ["segment", killed, "-f", "aol"], ["score", killed, "--session-model", "x"],
+                 ["mine", killed], ["annotate", killed, "--model", "x"]):  # fmt: skip
+        result = sessionflow(*args, "-o", done / "out")
+        said = " ".join(result.output.split())
+        assert result.exit_code == 2 and f"{killed}: an unfinished output" in said, (args, result.output)
+        if not tables or args[0] == "score":
+            assert "of `sessionflow ingest` (no report.json: its job is still running, failed or was killed)" in said
+
+
 def test_another_jobs_output_or_a_non_parquet_file_is_named_not_misread(done):
     as_log = sessionflow("segment", done / "pairs", "-f", "aol", "-o", done / "s2", "--engine", "local")
     assert as_log.exit_code == 2 and "the output of another job" in as_log.output, as_log.output

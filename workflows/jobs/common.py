@@ -424,9 +424,10 @@ def gold_log(value: str | None) -> str:
 def check_output(value: str | None, inputs: Sequence[str] = ()) -> str:
     """The checks of `output_dir` that change nothing: the output is given, is not a file
     nor in the temporary working directory of a `ray job submit` (`workflows.submitted`),
-    every input is there and none overlaps the output. Returns the output location."""
+    every input is there (none a directory a job was killed in: `sessions.io.refuse_unfinished`)
+    and none overlaps the output. Returns the output location."""
     from sessions import storage
-    from sessions.io import check_apart, refuse_a_file
+    from sessions.io import check_apart, refuse_a_file, refuse_unfinished
     from workflows.submitted import in_submitted_working_dir
 
     location = storage.absolute(require(value, "output"))
@@ -435,6 +436,8 @@ def check_output(value: str | None, inputs: Sequence[str] = ()) -> str:
                          "--working-dir`), which Ray deletes with the job; give a URI every node reaches "
                          "(s3://BUCKET/...) or a path outside it")  # fmt: skip
     refuse_a_file(location)
+    for given in inputs:
+        refuse_unfinished(given)
     storage.expand(inputs)  # every input is there before anything of the output changes
     check_apart(location, inputs)
     return location
@@ -601,14 +604,14 @@ def pairs_location(path: str) -> str:
     in one line for a directory that holds no pairs, naming what it holds when it is a
     sessionflow job's output (a `segment` output: mine it first)."""
     from sessions import storage
-    from sessions.io import JOB_TABLES, is_complete, job_output, refuse_set_aside
+    from sessions.io import JOB_TABLES, is_complete, job_output, refuse_unfinished
     from workflows.jobs.mine import PAIRS_FILE
 
     if not storage.exists(path):
         raise FileNotFoundError(f"{path}: no pairs here; run `sessionflow mine` first")
     if not storage.is_dir(path) or is_complete(path):
         return path
-    refuse_set_aside(path)
+    refuse_unfinished(path)
     if storage.is_file(inside := storage.join(path, PAIRS_FILE)):
         return inside  # a file of pairs that someone named so
     if storage.exists(inside):  # a `mine` output: refused without its report (mine running, failed or killed)
