@@ -19,7 +19,8 @@ from models.hierarchy import HierarchyTextModel
 from workflows.tracking.hierarchy_model import SIGNATURE as HIERARCHY_SIGNATURE
 from workflows.tracking.hierarchy_model import HierarchyModel
 from workflows.tracking.session_model import SIGNATURE as SESSION_SIGNATURE
-from workflows.tracking.session_model import SessionModel, text_rows
+from workflows.tracking.session_model import SessionModel
+from workflows.tracking.store import rows_of
 
 
 def _saved(tmp_path_factory: pytest.TempPathFactory, model, signature, artifacts: dict[str, str]):
@@ -65,7 +66,7 @@ def test_a_dict_of_lists_scores_each_pair_as_the_frame_does(session_pyfunc):
 
 
 def test_lists_of_other_lengths_or_a_list_in_a_frame_are_refused(session_pyfunc):
-    with pytest.raises(ValueError, match="lists of 2, 3 texts"):
+    with pytest.raises(ValueError, match="lists of 2, 3 values"):
         session_pyfunc.predict({"query_a": ["a", "b"], "query_b": ["c", "d", "e"]})
     with pytest.raises(ValueError, match="query_b: row 1 holds a list, not a text"):
         session_pyfunc.predict(pd.DataFrame({"query_a": ["a", "b"], "query_b": ["c", ["d", "e"]]}))
@@ -95,7 +96,7 @@ def test_one_row_of_lists_is_the_frame_pandas_reads_from_the_dict(columns):
     hands over becomes the frame pandas builds from the same dict."""
     given = {f"c{i}": values for i, values in enumerate(columns)}
     one_row = pd.DataFrame([given])  # MLflow's form: each cell a whole list
-    pd.testing.assert_frame_equal(text_rows(one_row), pd.DataFrame(given), check_dtype=False)
+    pd.testing.assert_frame_equal(rows_of(one_row), pd.DataFrame(given), check_dtype=False)
     framed = pd.DataFrame(given)
     if len(framed) != 1:  # a frame of one text a row is left as it is
-        assert text_rows(framed) is framed
+        assert rows_of(framed) is framed

@@ -117,6 +117,17 @@ def test_train_segmenter_logs_its_estimate_registers_and_segments_a_log(gold_log
     assert served["query"].tolist() == shuffled["query"].to_list() and "mission_id" in served.columns
     by_row = dict(zip(expected["row_id"], expected["session_id"], strict=True))
     assert served["session_id"].tolist() == [by_row[r] for r in shuffled["row_id"]]
+    # the API user's finds: integer users (AOL's AnonID as pandas reads it) and times with a zone were
+    # refused by the signature, which `segment` takes; a dict of lists was one row. The same answer now.
+    in_kolkata = pl.col("ts").dt.replace_time_zone("UTC").dt.convert_time_zone("Asia/Kolkata")
+    zoned = naive_utc.with_columns(pl.col("user_id").cast(pl.Int64), in_kolkata)
+    model = mlflow.pyfunc.load_model("models:/segmenter-model/1")
+    for asked in (zoned.to_pandas(), zoned.to_dict(as_series=False)):
+        answered = model.predict(asked)
+        assert answered["session_id"].tolist() == served["session_id"].tolist()
+        assert answered["ts"].tolist() == served["ts"].tolist()  # in UTC, without a zone
+    with pytest.raises(ValueError, match="user_id holds floats: give texts or integers"):
+        model.predict(zoned.with_columns(pl.col("user_id").cast(pl.Float64)).to_pandas())
 
     python_model = mlflow.pyfunc.load_model("models:/segmenter-model/1").unwrap_python_model()
     asked = pd.DataFrame({"user_id": ["u", "u"], "ts": pd.to_datetime(["2006-03-01 10:00", "2006-03-01 10:01"]),

@@ -26,8 +26,8 @@ from models.hierarchy import HierarchyTextModel, load_hierarchy_model
 from models.poincare import LookupEmbedding
 from sessions.lexicon import encode
 from sessions.reformulation import per_distinct
-from workflows.tracking.session_model import text_rows, texts_of
-from workflows.tracking.store import load_pyfunc, pip_requirements
+from workflows.tracking.session_model import texts_of
+from workflows.tracking.store import load_pyfunc, pip_requirements, rows_of
 
 NAME = "hierarchy-model"
 KIND = "hierarchy"  # `workflows.tracking.store.model_kind`
@@ -47,7 +47,7 @@ class HierarchyModel(mlflow.pyfunc.PythonModel):
         self, context: mlflow.pyfunc.PythonModelContext, model_input: pd.DataFrame, params: dict | None = None
     ) -> pd.DataFrame:
         assert self.model is not None
-        model_input = text_rows(model_input)
+        model_input = rows_of(model_input)
         if "text" not in model_input.columns:
             raise ValueError("give a column text")
         points = self.model.points(texts_of(model_input["text"]))

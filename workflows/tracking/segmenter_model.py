@@ -20,13 +20,14 @@ import pandas as pd
 import polars as pl
 from mlflow.models import ModelSignature
 from mlflow.types import ColSpec, Schema
+from mlflow.types.schema import AnyType
 
 import sessions.learned
 from sessions.learned import PAIR_FEATURES, SameSessionClassifier
 from sessions.missions import MissionConfig
 from sessions.pipeline import SESSIONS_SCHEMA, sessions_with_missions
 from sessions.segment import SegmentConfig
-from workflows.tracking.store import REQUIREMENTS, load_pyfunc, pip_requirements, require_model
+from workflows.tracking.store import REQUIREMENTS, is_missing, load_pyfunc, pip_requirements, require_model, rows_of
 
 if TYPE_CHECKING:
     from workflows.tracking.session_model import SessionScorer
@@ -35,8 +36,8 @@ NAME = "segmenter-model"
 SIGNATURE = ModelSignature(
     inputs=Schema(
         [
-            ColSpec("string", "user_id"),
-            ColSpec("datetime", "ts"),
+            ColSpec(AnyType(), "user_id"),  # text or integers, as `segment` takes them
+            ColSpec(AnyType(), "ts"),  # datetimes with a zone or without (MLflow's datetime refuses a zone)
             ColSpec("string", "query"),
             ColSpec("long", "row_id", required=False),
         ]
@@ -47,9 +48,12 @@ SIGNATURE = ModelSignature(
 class SegmenterModel(mlflow.pyfunc.PythonModel):
     """A log's rows (user_id, ts, query[, row_id]) -> the same rows, in the same order,
     with `session_id`, `session_seq` and `mission_id` (`sessions.pipeline.SESSIONS_SCHEMA`;
-    missions linked by the rule, `sessions.missions`). `ts`: datetimes in UTC without a
-    time zone, as MLflow's datetime columns are, in and out. A user's queries of one time
-    stamp are taken in `row_id` order, without it in the frame's order."""
+    missions linked by the rule, `sessions.missions`), as a frame or a dict of lists
+    (`store.rows_of`). `user_id`: texts or integers (as `segment` reads them; floats are
+    refused: 599381.0 is no user's id as written). `ts`: datetimes, in UTC when they have
+    no zone, converted to UTC when they have one; answered in UTC without a zone, as
+    MLflow's datetime columns are. A user's queries of one time stamp are taken in
+    `row_id` order, without it in the frame's order."""
 
     def __init__(self, classifier: SameSessionClassifier) -> None:
         self.classifier = classifier
@@ -60,8 +64,14 @@ class SegmenterModel(mlflow.pyfunc.PythonModel):
         missing = {"user_id", "ts", "query"} - set(model_input.columns)
         if missing:
             raise ValueError(f"give columns user_id, ts and query; missing: {', '.join(sorted(missing))}")
-        frame = model_input.reset_index(drop=True)
-        frame["user_id"] = frame["user_id"].map(lambda u: None if pd.isna(u) else str(u))
+        frame = rows_of(model_input).reset_index(drop=True)
+        users = frame["user_id"]
+        if pd.api.types.is_float_dtype(users) or any(isinstance(u, float) and not is_missing(u) for u in users):
+            raise ValueError(
+                "user_id holds floats: give texts or integers (599381.0 would be the user '599381.0'; a pandas "
+                "column of integers with a missing value is float: cast it to Int64)"
+            )
+        frame["user_id"] = frame["user_id"].map(lambda u: None if is_missing(u) or u is pd.NA else str(u))
         events = pl.from_pandas(frame).with_row_index("_position")
         if "row_id" not in events.columns:
             events = events.with_columns(row_id=pl.col("_position").cast(pl.Int64))

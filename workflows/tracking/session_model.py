@@ -3,7 +3,7 @@
     model = mlflow.pyfunc.load_model("models:/session-model@champion")
     model.predict(pd.DataFrame({"query_a": ["cute catd"], "query_b": ["cute cats"]}))  # -> p_same
     model.predict(pd.DataFrame({"query": ["cute cats", "new york"]}))                # -> embedding
-    model.predict({"query": ["cute cats", "new york"]})  # a dict of lists: the same rows (`text_rows`)
+    model.predict({"query": ["cute cats", "new york"]})  # a dict of lists: the same rows (`store.rows_of`)
 
 Artifacts: the encoder directory (`TextEncoder.save`) and the calibration (JSON).
 `SessionScorer(uri)` is the same model as segmentation and mission linking take it.
@@ -27,7 +27,7 @@ from models.calibration import Calibration
 from models.encoder import TextEncoder, load_encoder
 from models.session import pair_scores
 from sessions.storage import first_line
-from workflows.tracking.store import load_pyfunc, pip_requirements
+from workflows.tracking.store import LIST_LIKE, is_missing, load_pyfunc, pip_requirements, rows_of
 
 if TYPE_CHECKING:
     from models.onnx_encoder import OnnxTextEncoder
@@ -61,7 +61,7 @@ class SessionModel(mlflow.pyfunc.PythonModel):
         self, context: mlflow.pyfunc.PythonModelContext, model_input: pd.DataFrame, params: dict | None = None
     ) -> pd.DataFrame:
         assert self.encoder is not None and self.calibration is not None
-        model_input = text_rows(model_input)
+        model_input = rows_of(model_input)
         columns = set(model_input.columns)
         if {"query_a", "query_b"} <= columns:  # a pair with a missing query has no score (NaN), not an empty text's
             # nor has a pair with a query the model cannot read (unknown tokens alone: an emoji, say)
@@ -75,43 +75,15 @@ class SessionModel(mlflow.pyfunc.PythonModel):
         raise ValueError("give columns query_a and query_b (-> p_same), or query (-> embedding)")
 
 
-LIST_LIKE = (list, tuple, np.ndarray)
-
-
-def text_rows(model_input: pd.DataFrame) -> pd.DataFrame:
-    """A text model's input with one text a cell: (n, columns).
-
-    MLflow hands a dict of lists (`model.predict({"query_a": [...], "query_b": [...]})`,
-    as serving's `inputs` JSON gives it too) to the model as one row whose cells are the
-    lists; pandas reads the same dict as one row a text, and so does this: each list
-    becomes a column. ValueError in one line when the lists differ in length.
-    """
-    if len(model_input) != 1 or not any(isinstance(v, LIST_LIKE) for v in model_input.iloc[0]):
-        return model_input
-    cells = model_input.iloc[0]
-    lengths = {len(v) for v in cells if isinstance(v, LIST_LIKE)}
-    if len(lengths) > 1 or not all(isinstance(v, LIST_LIKE) or _missing(v) for v in cells):
-        raise ValueError(
-            "give each column one text a row, or every column as a list of one length; got lists of "
-            f"{', '.join(str(len(v)) if isinstance(v, LIST_LIKE) else '1' for v in cells)} texts"
-        )
-    (n,) = lengths
-    return pd.DataFrame({c: list(v) if isinstance(v, LIST_LIKE) else [None] * n for c, v in cells.items()})
-
-
-def _missing(value: object) -> bool:
-    return value is None or (isinstance(value, float) and np.isnan(value))
-
-
 def texts_of(column: pd.Series) -> list[str]:
     """A text column as strings (a number as written, `str`), missing values as empty texts.
 
-    ValueError in one line when a cell holds a list or an array: a text a cell (`text_rows`
+    ValueError in one line when a cell holds a list or an array: a text a cell (`store.rows_of`
     reads a dict of lists), never the list's printed form."""
     listed = [i for i, v in enumerate(column) if isinstance(v, LIST_LIKE)]
     if listed:
         raise ValueError(f"{column.name}: row {listed[0]} holds a list, not a text; give one text a row")
-    return ["" if _missing(v) else str(v) for v in column]
+    return ["" if is_missing(v) else str(v) for v in column]
 
 
 def log_session_model(encoder_dir: Path, calibration: Calibration, base_model: str, work: Path) -> str:

@@ -22,6 +22,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import mlflow
+import numpy as np
+import pandas as pd
 from mlflow.tracking import MlflowClient
 
 from sessions.io import process_running, this_process
@@ -302,6 +304,36 @@ def log_table(frame: Any, source: str, name: str, context: str) -> None:
     with warnings.catch_warnings():  # a path source "can be interpreted in multiple ways"; integer columns' hint
         warnings.simplefilter("ignore", UserWarning)
         mlflow.log_input(mlflow.data.from_pandas(pandas, source=source, name=name), context=context)
+
+
+LIST_LIKE = (list, tuple, np.ndarray)  # a pyfunc input's cell that holds many values
+
+
+def is_missing(value: object) -> bool:
+    """Whether a pyfunc input's cell holds no value: None, or a float NaN (pandas' mark)."""
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def rows_of(model_input: pd.DataFrame) -> pd.DataFrame:
+    """A pyfunc's input with one value a cell: (n, columns), as every model of this project
+    reads it.
+
+    MLflow hands a dict of lists (`model.predict({"query_a": [...], "query_b": [...]})`,
+    as serving's `inputs` JSON gives it too) to the model as one row whose cells are the
+    lists; pandas reads the same dict as one row a value, and so does this: each list
+    becomes a column. ValueError in one line when the lists differ in length.
+    """
+    if len(model_input) != 1 or not any(isinstance(v, LIST_LIKE) for v in model_input.iloc[0]):
+        return model_input
+    cells = model_input.iloc[0]
+    lengths = {len(v) for v in cells if isinstance(v, LIST_LIKE)}
+    if len(lengths) > 1 or not all(isinstance(v, LIST_LIKE) or is_missing(v) for v in cells):
+        raise ValueError(
+            "give each column one value a row, or every column as a list of one length; got lists of "
+            f"{', '.join(str(len(v)) if isinstance(v, LIST_LIKE) else '1' for v in cells)} values"
+        )
+    (n,) = lengths
+    return pd.DataFrame({c: list(v) if isinstance(v, LIST_LIKE) else [None] * n for c, v in cells.items()})
 
 
 def pip_requirements(names: Sequence[str] = REQUIREMENTS) -> list[str]:
