@@ -100,23 +100,28 @@ class MissionConfig:
 
 def require_session_order(sessions: pl.DataFrame) -> None:
     """ValueError in one line unless `sessions` (rows with `user_id`, `session_id` and
-    optionally `ts`) hold each user's rows together, each session's rows together and,
-    with `ts`, each user's times in order: what `segment.segment` returns."""
-    same_user = (pl.col("user_id") == pl.col("user_id").shift()).fill_null(False)
+    optionally `ts`) hold each user's rows together, each of the user's sessions' rows
+    together (a session is a user's `session_id`: ids numbered per user, 0, 1, ..., are
+    sessions of their own users) and, with `ts`, each user's times in order: what
+    `segment.segment` returns. A row without a user or a session is refused too."""
+    for column in ("user_id", "session_id"):
+        if nulls := sessions[column].null_count():
+            raise ValueError(f"{nulls:,} rows without a {column}: link missions on sessions `segment` wrote")
+    new_user = (pl.col("user_id") != pl.col("user_id").shift()).fill_null(True)
+    new_session = new_user | (pl.col("session_id") != pl.col("session_id").shift()).fill_null(True)
     checks = {
-        "users": (~same_user).sum() == pl.col("user_id").n_unique(),
-        "sessions": (pl.col("session_id") != pl.col("session_id").shift()).fill_null(True).sum()
-        == pl.col("session_id").n_unique(),
+        "users": new_user.sum() == pl.col("user_id").n_unique(),
+        "sessions": new_session.sum() == pl.struct("user_id", "session_id").n_unique(),
     }
     if "ts" in sessions.columns:
-        checks["ts"] = ~(same_user & (pl.col("ts") < pl.col("ts").shift())).any()
+        checks["ts"] = ~(~new_user & (pl.col("ts") < pl.col("ts").shift())).any()
     held = sessions.select(**checks).row(0, named=True)
     broken = [what for what, ok in held.items() if not ok]
     if broken:
         what = {"users": "a user's rows", "sessions": "a session's rows", "ts": "a user's times"}[broken[0]]
         raise ValueError(
             f"{what} are out of order: link missions on rows in (user, time) order, as `segment` returns "
-            "them (`sessions.segment.user_time_order` sorts a frame so)"
+            "them (sort by user_id, ts and row_id: `sessions.segment.user_time_order`)"
         )
 
 
@@ -147,10 +152,10 @@ def link_missions(
     lexicon = lexicon or Lexicon(sessions["query"])
     if common is None:
         common = common_terms(term_users(lexicon, sessions["user_id"]), sessions["user_id"].n_unique(), cfg)
-    starts = (sessions["session_id"] != sessions["session_id"].shift()).fill_null(True).to_numpy()
+    user_starts = (sessions["user_id"] != sessions["user_id"].shift()).fill_null(True).to_numpy()
+    starts = user_starts | (sessions["session_id"] != sessions["session_id"].shift()).fill_null(True).to_numpy()
     session = np.cumsum(starts) - 1
     n_sessions = int(session[-1]) + 1 if len(session) else 0
-    user_starts = (sessions["user_id"] != sessions["user_id"].shift()).fill_null(True).to_numpy()
     user = np.cumsum(user_starts) - 1
     is_common = lexicon.term_vocab.is_in(common.implode()).to_numpy()
     a, b = _links(session, user, lexicon, is_common, cfg)

@@ -208,3 +208,21 @@ def test_each_kind_of_disorder_is_named():
     assert sessions_apart["session_id"].n_unique() > 1
     with pytest.raises(ValueError, match="a user's times are out of order"):
         link_missions(sessions_apart, MissionConfig())
+    with pytest.raises(ValueError, match="1 rows without a session_id"):
+        link_missions(rows.with_columns(pl.when(pl.int_range(pl.len()) != 3).then("session_id")), MissionConfig())
+
+
+def test_session_ids_are_a_users_own():
+    """The change breaker's finds: sessions numbered per user (0, 1 for each) were refused as
+    out of order, and an id ending one user's rows and starting the next's linked as one
+    session across the two. A session is a user's session_id."""
+    from datetime import datetime, timedelta
+
+    t = [datetime(2006, 3, 1) + timedelta(hours=h) for h in (0, 5, 0, 5)]
+    queries = ["cute cats", "cute cats videos", "new york hotels", "new york map"]
+    frame = pl.DataFrame({"user_id": ["u1", "u1", "u2", "u2"], "ts": t, "query": queries})
+    per_user = link_missions(frame.with_columns(session_id=pl.Series([0, 1, 0, 1])), MissionConfig())
+    unique = link_missions(frame.with_columns(session_id=pl.Series(["a", "b", "c", "d"])), MissionConfig())
+    assert per_user["mission_id"].to_list() == unique["mission_id"].to_list() == ["u1/m0", "u1/m0", "u2/m0", "u2/m0"]
+    shared = frame.with_columns(session_id=pl.Series(["x", "s", "s", "y"]), query=pl.Series(["cats", "ny"] * 2))
+    assert link_missions(shared, MissionConfig())["mission_id"].to_list() == ["u1/m0", "u1/m1", "u2/m0", "u2/m1"]
