@@ -33,7 +33,7 @@ from sessions.io import (
     write_report,
 )
 from sessions.lexicon import Lexicon
-from sessions.missions import Embedder, MissionConfig, common_terms, link_missions, term_users
+from sessions.missions import Embedder, MissionConfig, common_terms, link_ordered_missions, term_users
 from sessions.parallel import default_workers
 from sessions.records import DEFAULT_BLOCK_BYTES
 from sessions.schema import EVENT_SCHEMA, REJECTED_SCHEMA
@@ -211,7 +211,7 @@ def iter_sessions(
         with profile.step("sessions"):
             sessions = segment_ordered(part, seg, scorer, part_lexicon)
         with profile.step("missions"):
-            linked = link_missions(sessions, missions, part_lexicon, common, embedder)
+            linked = link_ordered_missions(sessions, missions, part_lexicon, common, embedder)  # segment's order
         return linked.select(list(SESSIONS_SCHEMA))
 
     yield from map_user_chunks(run, ordered, lexicon, chunk_rows, workers)
