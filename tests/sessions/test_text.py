@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from sessions import lexicon as lexicon_module
 from sessions.fields import is_blank
 from sessions.lexicon import Closeness, Lexicon, Sets, encode, trigram_jaccard
-from sessions.text import normalize, per_text, terms, trigram_codes
+from sessions.text import MIDJOURNEY_PARAMETERS, normalize, per_text, terms, trigram_codes
 
 
 def norm(*queries: str) -> list[str]:
@@ -46,15 +46,18 @@ def test_a_prompts_trailing_parameters_are_no_terms():
     """A new user's find: Midjourney's `--ar 16:9 --v 5`, at the end of every prompt of a
     user, made unrelated prompts hours apart lexically close (one session, one mission)."""
     assert norm(
-        "a castle, at dusk --ar 16:9 --v 5", "a castle --no text, logo --seed 7", "--ar 2:3",
-        "cat \u2014ar 3:2 \u2014v 6", "A cat --AR 16:9 --style raw", "anime girl --niji 5",
-    ) == ["castle dusk", "castle", "", "cat", "cat", "anime girl"]  # fmt: skip
-    # without a number among them they are words: web queries (AOL's `pci --video driver`, in a
-    # session about video drivers), a dash before a sentence, a flag the prompt may mean
+        "a castle, at dusk --ar 16:9 --v 5", "a castle --no text, logo, watermark, blurry --ar 16:9 --v 5",
+        "--ar 2:3", "cat \u2014ar 3:2 \u2014v 6", "A cat --AR 16:9 --style raw", "anime girl --niji 5",
+        "x --style raw --tile --niji", "x --sref https://s.mj.run/AbC1 --sw 100 --v 6.1",
+    ) == ["castle dusk", "castle", "", "cat", "cat", "anime girl", "x", "x"]  # fmt: skip
+    # other `--word`s are text (the change breaker's finds: web queries lost their words), and so is one
+    # parameter without a number: AOL's `pci --video driver`, in a session about video drivers
     assert norm(
-        "pci --video driver", "teenage girls --should be allowed to wear thongs", "cat --v 5 and more words after",
-        "a--b test", "anime girl --niji",
+        "pip install --upgrade pip 3", "ffmpeg --crf 23 video", "star wars \u2014episode 4",
+        "beethoven \u2014symphony no. 9", "pci --video driver", "teenage girls --should be allowed to wear thongs",
+        "cat --v 5 and more words after", "a--b test", "anime girl --niji",
     ) == [
+        "pip install upgrade pip 3", "ffmpeg crf 23 video", "star wars episode 4", "beethoven symphony no 9",
         "pci video driver", "teenage girls should be allowed wear thongs", "cat v 5 more words after", "b test",
         "anime girl niji",
     ]  # fmt: skip
@@ -62,22 +65,34 @@ def test_a_prompts_trailing_parameters_are_no_terms():
 
 words = st.text(alphabet="abcdefghij ,", min_size=1, max_size=25).filter(lambda t: t.strip(" ,"))
 values = st.lists(st.sampled_from(["16:9", "5", "750", "raw", "0.5", "text,", "logo"]), max_size=3)
-names = st.sampled_from(["ar", "v", "no", "seed", "Stylize", "q2"])
-parameter = st.tuples(st.sampled_from(["--", "\u2014"]), names, values)
+cased = st.sampled_from(MIDJOURNEY_PARAMETERS).flatmap(lambda n: st.sampled_from([n, n.upper(), n.title()]))
+
+
+def _tail(parameters: list[tuple[str, str, list[str]]], space: str) -> str:
+    return "".join(f"{space}{dash}{name}" + "".join(f" {v}" for v in vals) for dash, name, vals in parameters)
 
 
 @settings(max_examples=150, deadline=None)
-@given(prompt=words, parameters=st.lists(parameter, min_size=1, max_size=4), space=st.sampled_from([" ", "  ", "\t"]))
+@given(prompt=words, parameters=st.lists(st.tuples(st.sampled_from(["--", "\u2014"]), cased, values), min_size=1,
+       max_size=4), space=st.sampled_from([" ", "  ", "\t"]))  # fmt: skip
 def test_a_prompt_with_parameters_has_the_terms_of_the_prompt(prompt, parameters, space):
-    """The kind: any prompt, any parameters after it (each a name with up to three values,
-    a number among them), either dash, any spacing: the terms are the prompt's alone;
-    without a number, the parameters' words are terms too."""
-    tail = "".join(f"{space}{dash}{name}" + "".join(f" {v}" for v in vals) for dash, name, vals in parameters)
+    """The kind: any prompt, any of Midjourney's parameters after it (each with up to three
+    values), either dash, any case and spacing: two or more, or one with a number, leave
+    the prompt's terms alone; one without a number is text."""
+    tail = _tail(parameters, space)
     numbered = any(any(ch.isdigit() for ch in v) for _, _, vals in parameters for v in vals)
-    if numbered:
+    if numbered or len(parameters) > 1:
         assert norm(prompt + tail) == norm(prompt)
     else:
         assert norm(prompt + tail) == norm(prompt + tail.replace("--", " ").replace("\u2014", " "))
+
+
+@settings(max_examples=80, deadline=None)
+@given(prompt=words, parameters=st.lists(st.tuples(st.sampled_from(["--", "\u2014"]), st.sampled_from(
+       ["upgrade", "episode", "crf", "oneline", "recursive"]), values), min_size=1, max_size=4))  # fmt: skip
+def test_a_dash_before_any_other_word_is_text(prompt, parameters):
+    tail = _tail(parameters, " ")
+    assert norm(prompt + tail) == norm(prompt + tail.replace("--", " ").replace("\u2014", " "))
 
 
 @settings(max_examples=200, deadline=None)
