@@ -344,6 +344,7 @@ def _breaks(
         return first | (gap > cfg.gap_minutes * 60)
     if isinstance(scorer, SessionClassifier):  # method learned (segment_ordered checked)
         breaks = np.asarray(scorer.session_breaks(df.select(SESSION_COLUMNS[:4]), lexicon))
+        breaks = breaks.astype(bool) if breaks.size == 0 else breaks  # numpy reads an empty list as float64
         if breaks.shape != first.shape or breaks.dtype != np.bool_:
             raise ValueError(f"{type(scorer).__name__}.session_breaks gave {breaks.dtype} of shape {breaks.shape} "
                              f"for {len(first):,} rows: give one True or False a row")  # fmt: skip

@@ -109,7 +109,7 @@ class EveryFifthMinute:
 
     def session_breaks(self, ordered: pl.DataFrame, lexicon: Lexicon | None = None) -> np.ndarray:
         breaks = (ordered["ts"].dt.minute() % 5 == 0).to_numpy()
-        return {"right": breaks, "short": breaks[:2], "p": breaks.astype(float)}[self.result]
+        return {"right": breaks, "short": breaks[:2], "p": breaks.astype(float), "list": breaks.tolist()}[self.result]
 
 
 def test_a_session_classifier_of_ones_own_decides_learned_and_a_wrong_answer_is_named():
@@ -123,6 +123,10 @@ def test_a_session_classifier_of_ones_own_decides_learned_and_a_wrong_answer_is_
         segment(events, SegmentConfig(method="learned"), EveryFifthMinute("short"))
     with pytest.raises(ValueError, match="gave float64 of shape"):  # p_same is no decision
         segment(events, SegmentConfig(method="learned"), EveryFifthMinute("p"))
+    # a Python list is an answer too, the empty one of no rows included (numpy reads [] as float64)
+    as_list = EveryFifthMinute("list")
+    assert segment(events.head(0), SegmentConfig(method="learned"), as_list).height == 0
+    assert sessions_of(segment(events, SegmentConfig(method="learned"), as_list))[:3] == ["u/0", "u/1", "u/1"]
 
 
 def test_a_pair_with_a_missing_query_is_never_asked_of_the_scorer_and_lexical_evidence_decides():

@@ -72,6 +72,18 @@ def test_lists_of_other_lengths_or_a_list_in_a_frame_are_refused(session_pyfunc)
         session_pyfunc.predict(pd.DataFrame({"query_a": ["a", "b"], "query_b": ["c", ["d", "e"]]}))
 
 
+def test_a_missing_text_of_a_pandas_string_column_is_missing_not_the_text_na(session_pyfunc, hierarchy_pyfunc):
+    """The change breaker's find: pandas' NA (a `string` column's missing value) was embedded
+    and placed as the text "<NA>"; None and NaN were missing."""
+    given = pd.array(["cute cats", None], dtype="string")
+    na = np.stack(session_pyfunc.predict(pd.DataFrame({"query": given}))["embedding"])
+    none = np.stack(session_pyfunc.predict(pd.DataFrame({"query": ["cute cats", None]}))["embedding"])
+    np.testing.assert_allclose(na, none)
+    assert np.isnan(hierarchy_pyfunc.predict(pd.DataFrame({"text": given}))["norm"][1])
+    framed = session_pyfunc.predict(pd.DataFrame({"query_a": [["a", "b"]], "query_b": [pd.NA]}))  # a list beside NA
+    assert len(framed) == 2 and framed["p_same"].isna().all()
+
+
 def test_the_hierarchy_model_reads_a_dict_of_lists_too(hierarchy_pyfunc):
     texts = ["animal", "a small dog", "a small dog"]
     listed = hierarchy_pyfunc.predict({"text": texts})

@@ -287,6 +287,13 @@ def test_an_onnx_export_a_stopped_job_logged_in_part_is_made_again(models, store
     with pytest.raises(ValueError, match=rf"\(the store's copy, of run {run_id}: {re.escape(stored)}\)$") as refused:
         load_onnx_session(session_uri, "onnx-int8", 1)
     assert str(refused.value).startswith(f"{directory}: no whole ONNX export") and "\n" not in str(refused.value)
+    # the Ray engine says it in one line too, before any actor starts (each actor's traceback, 290 lines, before)
+    (Path(directory) / "calibration.json").write_text(json.dumps(Calibration(40.0, -36.0).to_dict()))
+    for engine in ("local", "ray"):
+        done = runner.invoke(app, ["score", str(log), "-f", "aol", "--session-model", session_uri, "--backend",
+                                   "onnx-int8", "--engine", engine, "-o", str(tmp_path / f"out-{engine}")])  # fmt: skip
+        said = done.output.strip()
+        assert done.exit_code == 2 and len(said.splitlines()) == 1 and "no whole ONNX export" in said, done.output
 
 
 @pytest.mark.parametrize("damage", ["weights cut short", "weights deleted", "calibration NaN"])

@@ -128,9 +128,11 @@ def score(
     report.resumed["encode"] = len(partitions) - len(todo)
     if todo:
         if cfg.backend != "torch":
-            from workflows.tracking.session_model import onnx_encoder_dir
+            from workflows.tracking.session_model import load_onnx_session
 
-            onnx_encoder_dir(cfg.session_model)  # exported once, here, before the actors read it
+            # exported once, here, before the actors read it, and loaded once: a damaged export is then
+            # one line, not every actor's traceback (the change breaker's find)
+            load_onnx_session(cfg.session_model, cfg.backend, 1)
         report.encoders = _encode(todo, work, cfg)
     counts = [read_json(storage.join(work, "encoded", f"{p}.json")) for p in partitions]
     report.distinct_texts, report.unread_texts = (

@@ -71,7 +71,7 @@ class SegmenterModel(mlflow.pyfunc.PythonModel):
                 "user_id holds floats: give texts or integers (599381.0 would be the user '599381.0'; a pandas "
                 "column of integers with a missing value is float: cast it to Int64)"
             )
-        frame["user_id"] = frame["user_id"].map(lambda u: None if is_missing(u) or u is pd.NA else str(u))
+        frame["user_id"] = frame["user_id"].map(lambda u: None if is_missing(u) else str(u))
         events = pl.from_pandas(frame).with_row_index("_position")
         if "row_id" not in events.columns:
             events = events.with_columns(row_id=pl.col("_position").cast(pl.Int64))

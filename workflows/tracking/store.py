@@ -310,8 +310,9 @@ LIST_LIKE = (list, tuple, np.ndarray)  # a pyfunc input's cell that holds many v
 
 
 def is_missing(value: object) -> bool:
-    """Whether a pyfunc input's cell holds no value: None, or a float NaN (pandas' mark)."""
-    return value is None or (isinstance(value, float) and math.isnan(value))
+    """Whether a pyfunc input's cell holds no value: None, a float NaN or pandas' NA (a
+    `string` column's missing value, which `str` writes as the text "<NA>")."""
+    return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
 
 
 def rows_of(model_input: pd.DataFrame) -> pd.DataFrame:
