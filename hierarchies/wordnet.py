@@ -49,8 +49,9 @@ _CATEGORY = {"noun": 1, "verb": 2, "adj": 3, "adv": 4}
 _CACHE_VERSION = 1  # bump when the cached tables change shape
 
 
-class WordNetNotFound(RuntimeError):
-    """No WordNet 3.0 database where nltk or `WNSEARCHDIR` looks (`ensure_wordnet` says how to install one)."""
+class WordNetNotFound(FileNotFoundError):
+    """No WordNet 3.0 database where nltk or `WNSEARCHDIR` looks (`ensure_wordnet` says how to install one):
+    a missing file, which every command says in one line."""
 
 
 def cache_dir() -> Path:
@@ -96,7 +97,7 @@ def build_nltk_copy(source: Path, nltk_dir: Path) -> Path:
 def ensure_wordnet() -> str:
     """Make WordNet loadable by nltk and say where it comes from: the directory nltk reads
     WordNet from (nltk's own data, else a copy of `WNSEARCHDIR`, by default Debian's
-    `wordnet-base`, under `cache_dir()`). WordNetNotFound (a RuntimeError), saying how to
+    `wordnet-base`, under `cache_dir()`). WordNetNotFound (a FileNotFoundError), saying how to
     install it, when neither has it."""
     import nltk
 

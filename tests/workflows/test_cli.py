@@ -200,3 +200,30 @@ def test_a_summary_shows_mappings_and_lists_as_their_items():
     console.print(summary_table("t", {"chosen": {"15 min": 5, "30 min": 1}, "empty": ["val", "test"], "none": {}}))
     shown = " ".join(console.export_text().split())
     assert "chosen │ 15 min: 5, 30 min: 1" in shown and "empty │ val, test" in shown and "none │ none" in shown
+
+
+@pytest.mark.parametrize("command", [["synth", "-o", "{tmp}/log.tsv"], ["train", "hierarchy", "--model", "lookup"]],
+                         ids=" ".join)  # fmt: skip
+def test_without_wordnet_a_command_says_how_to_install_it_in_one_line(tmp_path, monkeypatch, command):
+    """The hierarchy user's find: without WordNet, synth, train hierarchy and evaluate
+    hierarchy ended in a traceback of 55-67 lines (WordNetNotFound was a RuntimeError)."""
+    import nltk
+
+    from hierarchies.wordnet import ensure_wordnet
+
+    def nowhere(*_args, **_kwargs):
+        raise LookupError("no nltk data")
+
+    (tmp_path / "empty").mkdir()
+    monkeypatch.setattr(nltk.data, "find", nowhere)
+    monkeypatch.setenv("WNSEARCHDIR", str(tmp_path / "empty"))
+    monkeypatch.setenv("SESSIONFLOW_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
+    ensure_wordnet.cache_clear()
+    try:
+        done = runner.invoke(app, [part.format(tmp=tmp_path) for part in command])
+    finally:
+        ensure_wordnet.cache_clear()  # found again, as before, by the tests after this one
+    said = done.output.strip()
+    assert done.exit_code == 2 and len(said.splitlines()) == 1, done.output
+    assert said.startswith("error: WordNet 3.0 not found. Either run `python -m nltk.downloader wordnet`"), said

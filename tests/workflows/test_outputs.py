@@ -1036,6 +1036,11 @@ MODEL_READERS = {
 MODEL_MISTAKES = {  # the mistake: (the model URI, what the one line says)
     "no store": ("models:/session-model@champion", "no MLflow store at"),
     "unknown name": ("models:/sesion-model@champion", "registered models: session-model"),
+    # the hierarchy user's find: `score --hierarchy-model` without a session model did not say how to make one
+    "one of ours not trained yet": (
+        "models:/hierarchy-model@champion",
+        "registered models: session-model; `sessionflow train hierarchy` trains and registers hierarchy-model",
+    ),
     "unknown version": ("models:/session-model/7", "session-model has versions 1 and aliases @champion -> 1"),
     "unknown alias": ("models:/session-model@best", "session-model has versions 1 and aliases @champion -> 1"),
     "no version or alias": (

@@ -499,7 +499,9 @@ def registered(client: MlflowClient, uri: str) -> str:
         model = client.get_registered_model(name)
     except MlflowException:
         names = sorted(m.name for m in client.search_registered_models())
-        return f"registered models: {', '.join(names)}" if names else "no model is registered there"
+        held = f"registered models: {', '.join(names)}" if names else "no model is registered there"
+        made_by = REGISTERED_BY.get(name)  # one of this project's own: say which command makes it
+        return f"{held}; `sessionflow {made_by}` trains and registers {name}" if made_by else held
     versions = sorted(int(v.version) for v in client.search_model_versions(f"name='{name}'"))
     aliases = ", ".join(f"@{alias} -> {version}" for alias, version in sorted(model.aliases.items()))
     found = f"{name} has versions {', '.join(map(str, versions)) or 'none'}"
@@ -507,6 +509,9 @@ def registered(client: MlflowClient, uri: str) -> str:
 
 
 KINDS = {"session": "a session model", "hierarchy": "a hierarchy model", "segmenter": "a segmenter model"}
+# the commands that register this project's models, by their registered names
+REGISTERED_BY = {"session-model": "train session", "hierarchy-model": "train hierarchy",
+                 "segmenter-model": "train segmenter"}  # fmt: skip
 
 
 def model_kind(uri: str) -> str | None:
