@@ -36,22 +36,23 @@ STOPWORDS = (
 )  # fmt: skip
 _STOP_RE = r"\b(?:" + "|".join(STOPWORDS) + r")\b"
 # A prompt's parameters: Midjourney's settings written after the prompt (`--ar 16:9 --v 5`,
-# `--no text, logo --seed 7`; `—` where a keyboard turns `--` into an em dash), each a name of its
-# documentation (`MIDJOURNEY_PARAMETERS`, any case) with its values (a `--no` list, then up to three),
-# to the end of the text: two or more of them, or one with a number among its values. Shared by
-# every prompt of a user, they are no evidence that two prompts ask for one thing. Any other
-# `--word` is text: a web query's `pip install --upgrade pip 3`, `star wars —episode 4`, and
-# `pci --video driver` (AOL, one parameter without a number) keep their terms.
+# `--no text, logo --seed 7`; `—` or `–` where a keyboard turns `--` into a dash, `−−` of minus
+# signs), each a name of its documentation (`MIDJOURNEY_PARAMETERS`, any case) with its values (a
+# `--no` list, then up to three), to the end of the text: two or more of them, or one whose first
+# value is a number (`--v 5`, `--ar 16:9`). Shared by every prompt of a user, they are no evidence
+# that two prompts ask for one thing. Any other `--word` is text (a web query's `pip install
+# --upgrade pip 3`, `star wars —episode 4`), and so is one parameter followed by words (`movies
+# --stop loss 2008`, AOL's `pci --video driver`).
 MIDJOURNEY_PARAMETERS = (
     "ar", "aspect", "c", "chaos", "cref", "cw", "draft", "exp", "fast", "hd", "iw", "niji", "no", "oref", "ow", "p",
     "personalize", "profile", "q", "quality", "r", "raw", "relax", "repeat", "s", "sameseed", "seed", "sref", "stop",
     "style", "stylize", "sv", "sw", "test", "testp", "tile", "turbo", "upbeta", "uplight", "v", "version", "video",
     "w", "weird",
 )  # fmt: skip
-_NAME = r"(?:--|—)(?i:" + "|".join(MIDJOURNEY_PARAMETERS) + r")\b"
-_VALUE = r"\s+[^\s\-—]\S*"
+_NAME = r"(?:--|[—–]|−−)(?i:" + "|".join(MIDJOURNEY_PARAMETERS) + r")\b"
+_VALUE = r"\s+[^\s\-—–−]\S*"
 _PARAMETER = rf"{_NAME}(?:{_VALUE},)*(?:{_VALUE}){{0,3}}"
-_NUMBERED = rf"{_NAME}(?:{_VALUE},)*(?:{_VALUE}){{0,2}}\s+(?:[^\s\-—]\S*)?\p{{N}}\S*(?:{_VALUE}){{0,2}}"
+_NUMBERED = rf"{_NAME}\s+\p{{N}}\S*(?:{_VALUE}){{0,2}}"  # its first value a number
 PARAMETERS_RE = rf"(?:^|\s)(?:(?:{_PARAMETER}\s*){{2,}}|(?:{_PARAMETER}\s*)*{_NUMBERED}\s*(?:{_PARAMETER}\s*)*)$"
 
 
@@ -59,7 +60,7 @@ def normalize(query: pl.Expr) -> pl.Expr:
     """Unicode NFKC (one spelling for `café` and `cafe` + U+0301, `ＡＢＣ` and `ABC`, `ﬁ`
     and `fi`; ASCII text, which it leaves as is, skips it), a prompt's trailing
     Midjourney parameters dropped (`PARAMETERS_RE`: `a castle --ar 16:9 --v 5` is `a castle`,
-    while `pip install --upgrade pip 3` keeps its terms), lower case, runs of letters (with their
+    while `pip install --upgrade pip 3` and `movies --stop loss 2008` keep their terms), lower case, runs of letters (with their
     combining marks: Devanagari's vowel signs) and digits separated by single spaces,
     stop words dropped."""
     canonical = pl.when(query.str.contains(r"[^\x00-\x7F]")).then(query.str.normalize("NFKC")).otherwise(query)

@@ -48,18 +48,20 @@ def test_a_prompts_trailing_parameters_are_no_terms():
     assert norm(
         "a castle, at dusk --ar 16:9 --v 5", "a castle --no text, logo, watermark, blurry --ar 16:9 --v 5",
         "--ar 2:3", "cat \u2014ar 3:2 \u2014v 6", "A cat --AR 16:9 --style raw", "anime girl --niji 5",
-        "x --style raw --tile --niji", "x --sref https://s.mj.run/AbC1 --sw 100 --v 6.1",
-    ) == ["castle dusk", "castle", "", "cat", "cat", "anime girl", "x", "x"]  # fmt: skip
+        "x --style raw --tile --niji", "x --sref https://s.mj.run/AbC1 --sw 100 --v 6.1", "cat \u2013ar 3:2 \u2013v 6",
+        "cat \u2212\u2212ar 3:2",
+    ) == ["castle dusk", "castle", "", "cat", "cat", "anime girl", "x", "x", "cat", "cat"]  # fmt: skip
     # other `--word`s are text (the change breaker's finds: web queries lost their words), and so is one
     # parameter without a number: AOL's `pci --video driver`, in a session about video drivers
     assert norm(
         "pip install --upgrade pip 3", "ffmpeg --crf 23 video", "star wars \u2014episode 4",
         "beethoven \u2014symphony no. 9", "pci --video driver", "teenage girls --should be allowed to wear thongs",
-        "cat --v 5 and more words after", "a--b test", "anime girl --niji",
+        "cat --v 5 and more words after", "a--b test", "anime girl --niji", "movies --stop loss 2008",
+        "george --w bush 2004", "\u2014R Kelly 2004",
     ) == [
         "pip install upgrade pip 3", "ffmpeg crf 23 video", "star wars episode 4", "beethoven symphony no 9",
         "pci video driver", "teenage girls should be allowed wear thongs", "cat v 5 more words after", "b test",
-        "anime girl niji",
+        "anime girl niji", "movies stop loss 2008", "george w bush 2004", "r kelly 2004",
     ]  # fmt: skip
 
 
@@ -68,31 +70,41 @@ values = st.lists(st.sampled_from(["16:9", "5", "750", "raw", "0.5", "text,", "l
 cased = st.sampled_from(MIDJOURNEY_PARAMETERS).flatmap(lambda n: st.sampled_from([n, n.upper(), n.title()]))
 
 
+DASHES = ["--", "\u2014", "\u2013", "\u2212\u2212"]  # two hyphens, an em dash, an en dash, two minus signs
+
+
+def spaced(tail: str) -> str:
+    """`tail` with its dashes as spaces: its words as text."""
+    for dash in DASHES:
+        tail = tail.replace(dash, " ")
+    return tail
+
+
 def _tail(parameters: list[tuple[str, str, list[str]]], space: str) -> str:
     return "".join(f"{space}{dash}{name}" + "".join(f" {v}" for v in vals) for dash, name, vals in parameters)
 
 
 @settings(max_examples=150, deadline=None)
-@given(prompt=words, parameters=st.lists(st.tuples(st.sampled_from(["--", "\u2014"]), cased, values), min_size=1,
+@given(prompt=words, parameters=st.lists(st.tuples(st.sampled_from(DASHES), cased, values), min_size=1,
        max_size=4), space=st.sampled_from([" ", "  ", "\t"]))  # fmt: skip
 def test_a_prompt_with_parameters_has_the_terms_of_the_prompt(prompt, parameters, space):
     """The kind: any prompt, any of Midjourney's parameters after it (each with up to three
-    values), either dash, any case and spacing: two or more, or one with a number, leave
-    the prompt's terms alone; one without a number is text."""
+    values), any dash, any case and spacing: two or more, or one whose first value is a
+    number, leave the prompt's terms alone; one followed by a word is text."""
     tail = _tail(parameters, space)
-    numbered = any(any(ch.isdigit() for ch in v) for _, _, vals in parameters for v in vals)
+    numbered = any(vals and vals[0][0].isdigit() for _, _, vals in parameters)
     if numbered or len(parameters) > 1:
         assert norm(prompt + tail) == norm(prompt)
     else:
-        assert norm(prompt + tail) == norm(prompt + tail.replace("--", " ").replace("\u2014", " "))
+        assert norm(prompt + tail) == norm(prompt + spaced(tail))
 
 
 @settings(max_examples=80, deadline=None)
-@given(prompt=words, parameters=st.lists(st.tuples(st.sampled_from(["--", "\u2014"]), st.sampled_from(
+@given(prompt=words, parameters=st.lists(st.tuples(st.sampled_from(DASHES), st.sampled_from(
        ["upgrade", "episode", "crf", "oneline", "recursive"]), values), min_size=1, max_size=4))  # fmt: skip
 def test_a_dash_before_any_other_word_is_text(prompt, parameters):
     tail = _tail(parameters, " ")
-    assert norm(prompt + tail) == norm(prompt + tail.replace("--", " ").replace("\u2014", " "))
+    assert norm(prompt + tail) == norm(prompt + spaced(tail))
 
 
 @settings(max_examples=200, deadline=None)
