@@ -60,9 +60,9 @@ def normalize(query: pl.Expr) -> pl.Expr:
     """Unicode NFKC (one spelling for `café` and `cafe` + U+0301, `ＡＢＣ` and `ABC`, `ﬁ`
     and `fi`; ASCII text, which it leaves as is, skips it), a prompt's trailing
     Midjourney parameters dropped (`PARAMETERS_RE`: `a castle --ar 16:9 --v 5` is `a castle`,
-    while `pip install --upgrade pip 3` and `movies --stop loss 2008` keep their terms), lower case, runs of letters (with their
-    combining marks: Devanagari's vowel signs) and digits separated by single spaces,
-    stop words dropped."""
+    while `pip install --upgrade pip 3` and `movies --stop loss 2008` keep their terms),
+    lower case, runs of letters (with their combining marks: Devanagari's vowel signs)
+    and digits separated by single spaces, stop words dropped."""
     canonical = pl.when(query.str.contains(r"[^\x00-\x7F]")).then(query.str.normalize("NFKC")).otherwise(query)
     return (
         canonical.str.replace(PARAMETERS_RE, "")
