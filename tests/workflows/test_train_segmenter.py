@@ -128,6 +128,21 @@ def test_train_segmenter_logs_its_estimate_registers_and_segments_a_log(gold_log
         assert answered["ts"].tolist() == served["ts"].tolist()  # in UTC, without a zone
     with pytest.raises(ValueError, match="user_id holds floats: give texts or integers"):
         model.predict(zoned.with_columns(pl.col("user_id").cast(pl.Float64)).to_pandas())
+    # served (`mlflow models serve`: MLflow's scoring app), where JSON carries times as text: the
+    # second change breaker's find, every request form refused ("ts must be a datetime column")
+    from fastapi.testclient import TestClient
+    from mlflow.pyfunc.scoring_server import init
+
+    client = TestClient(init(model))
+    texts = zoned.with_columns(pl.col("ts").dt.strftime("%Y-%m-%dT%H:%M:%S%.f%:z"))
+    records = {"dataframe_records": texts.to_dicts()}
+    columns = {"inputs": texts.to_dict(as_series=False)}
+    for body in (records, columns):
+        answer = client.post("/invocations", json=body)
+        assert answer.status_code == 200, answer.text
+        assert [row["session_id"] for row in answer.json()["predictions"]] == served["session_id"].tolist()
+    refused = client.post("/invocations", json={"dataframe_records": [{"user_id": 1, "ts": "noon", "query": "a"}]})
+    assert refused.status_code == 400 and "give datetimes or ISO 8601 times" in refused.text
 
     python_model = mlflow.pyfunc.load_model("models:/segmenter-model/1").unwrap_python_model()
     asked = pd.DataFrame({"user_id": ["u", "u"], "ts": pd.to_datetime(["2006-03-01 10:00", "2006-03-01 10:01"]),

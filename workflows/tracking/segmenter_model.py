@@ -50,8 +50,9 @@ class SegmenterModel(mlflow.pyfunc.PythonModel):
     with `session_id`, `session_seq` and `mission_id` (`sessions.pipeline.SESSIONS_SCHEMA`;
     missions linked by the rule, `sessions.missions`), as a frame or a dict of lists
     (`store.rows_of`). `user_id`: texts or integers (as `segment` reads them; floats are
-    refused: 599381.0 is no user's id as written). `ts`: datetimes, in UTC when they have
-    no zone, converted to UTC when they have one; answered in UTC without a zone, as
+    refused: 599381.0 is no user's id as written). `ts`: datetimes or ISO 8601 texts (as
+    JSON serves them), in UTC when they have no zone, converted to UTC when they have
+    one; answered in UTC without a zone, as
     MLflow's datetime columns are. A user's queries of one time stamp are taken in
     `row_id` order, without it in the frame's order."""
 
@@ -72,6 +73,8 @@ class SegmenterModel(mlflow.pyfunc.PythonModel):
                 "column of integers with a missing value is float: cast it to Int64)"
             )
         frame["user_id"] = frame["user_id"].map(lambda u: None if is_missing(u) else str(u))
+        if pd.api.types.is_object_dtype(frame["ts"]) or pd.api.types.is_string_dtype(frame["ts"]):
+            frame["ts"] = iso_times(frame["ts"])  # JSON's times (served), or text given in Python
         events = pl.from_pandas(frame).with_row_index("_position")
         if "row_id" not in events.columns:
             events = events.with_columns(row_id=pl.col("_position").cast(pl.Int64))
@@ -100,6 +103,16 @@ class SegmenterModel(mlflow.pyfunc.PythonModel):
             .with_columns(pl.col("ts").dt.replace_time_zone(None))
             .to_pandas()
         )
+
+
+def iso_times(ts: pd.Series) -> pd.Series:
+    """Times written as ISO 8601 text (as JSON carries them to a served model, `mlflow models
+    serve`), or datetime objects, as UTC datetimes: a time without an offset is UTC.
+    ValueError in one line for text that is no ISO 8601 time."""
+    try:
+        return pd.to_datetime(ts, utc=True, format="ISO8601")
+    except (ValueError, TypeError) as err:
+        raise ValueError(f"ts: {str(err).splitlines()[0]}; give datetimes or ISO 8601 times") from None
 
 
 # What the shipped package `sessions` imports beyond REQUIREMENTS (its docstring's list).
