@@ -667,12 +667,16 @@ def refuse_unfinished(directory: str | Path) -> None:
         )
     if storage.exists(lock := storage.join(directory, LOCK)):
         try:
-            who = f"`{json.loads(storage.read_text(lock))['command']}`"
+            holder = json.loads(storage.read_text(lock))
+            who, running = f"`{holder['command']}`", process_running(holder, other_boot=False)
         except (OSError, ValueError, KeyError, TypeError):  # a lock cut short: its job was killed writing it
-            who = "a sessionflow job"
+            who, running = "a sessionflow job", False
+        if running:
+            raise IncompleteOutputError(f"{directory}: {who} is writing there now (process {holder['pid']}): "
+                                        "read it once that job has ended")  # fmt: skip
         raise IncompleteOutputError(
-            f"{directory}: an unfinished output of {who} (no {REPORT}: its job is still running, failed or was "
-            "killed); run that job again"
+            f"{directory}: an unfinished output of {who} (no {REPORT}: its job failed or was killed); run that job "
+            "again"
         )
 
 
@@ -691,7 +695,8 @@ def lock_output(out: str) -> bool:
     cannot be written). ValueError in one line when another live process holds it."""
     import sys
 
-    me = {**this_process(), "command": " ".join(Path(sys.argv[0]).name.split() + sys.argv[1:2])}
+    program = "sessionflow" if Path(sys.argv[0]).name == "__main__.py" else Path(sys.argv[0]).name  # python -m
+    me = {**this_process(), "command": " ".join([*program.split(), *sys.argv[1:2]])}
     if storage.scheme(out) == "s3":
         return _lock_on_s3(out, me)
     if (local := storage.local_path(out)) is None:

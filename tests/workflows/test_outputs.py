@@ -264,9 +264,13 @@ def test_a_directory_a_job_was_killed_in_before_its_tables_is_named_unfinished_b
     empty table directories); `segment` said "raw logs need --format", `segment -f` and
     `score` "empty directory", `mine` "no sessions.parquet here". Every reader now says
     what it is, naming the job the lock names."""
+    import socket
+
+    from sessions.io import this_process
+
     killed = done / "killed"
     killed.mkdir()
-    lock = {"pid": 999_999_999, "start": 0, "host": "x", "command": "sessionflow ingest"}
+    lock = {"pid": 999_999_999, "started": 0.0, "host": socket.gethostname(), "command": "sessionflow ingest"}
     (killed / ".sessionflow-job.json").write_text(json.dumps(lock))
     if tables:
         (killed / "events.parquet").mkdir()
@@ -277,7 +281,13 @@ def test_a_directory_a_job_was_killed_in_before_its_tables_is_named_unfinished_b
         said = " ".join(result.output.split())
         assert result.exit_code == 2 and f"{killed}: an unfinished output" in said, (args, result.output)
         if not tables or args[0] == "score":
-            assert "of `sessionflow ingest` (no report.json: its job is still running, failed or was killed)" in said
+            assert "of `sessionflow ingest` (no report.json: its job failed or was killed); run that job" in said
+    # a job that still runs there is named as running (the second change breaker's find: "run that job
+    # again" was refused, as the job was still writing)
+    (killed / ".sessionflow-job.json").write_text(json.dumps({**this_process(), "command": "sessionflow ingest"}))
+    result = sessionflow("segment", killed, "-o", done / "out")
+    said = " ".join(result.output.split())
+    assert result.exit_code == 2 and "`sessionflow ingest` is writing there now (process " in said, result.output
 
 
 def test_another_jobs_output_or_a_non_parquet_file_is_named_not_misread(done):
