@@ -1471,3 +1471,19 @@ def test_an_input_named_by_nothing_is_refused_not_read_as_the_working_directory(
         said = "empty" if not blank else "only spaces"
         assert result.output.strip() == f"error: INPUTS {blank!r}: {said}; name a file or directory"
         assert sorted(p.name for p in tmp_path.iterdir()) == ["aol.tsv"]
+
+
+@pytest.mark.parametrize(("argv0", "named"), [("/venv/bin/sessionflow", "sessionflow ingest"),
+                                               ("/src/workflows/__main__.py", "sessionflow ingest")])  # fmt: skip
+def test_a_lock_names_the_command_as_a_user_typed_it(tmp_path, monkeypatch, argv0, named):
+    """The second change breaker's find: `python -m workflows ingest` was named `__main__.py ingest`."""
+    from sessions.io import LOCK, lock_output, unlock_output
+
+    monkeypatch.setattr("sys.argv", [argv0, "ingest", "logs"])
+    out = str(tmp_path / "out")
+    (tmp_path / "out").mkdir()
+    assert lock_output(out)
+    try:
+        assert json.loads((tmp_path / "out" / LOCK).read_text())["command"] == named
+    finally:
+        unlock_output(out)
