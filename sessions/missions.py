@@ -103,8 +103,9 @@ def require_session_order(sessions: pl.DataFrame) -> None:
     optionally `ts`) hold each user's rows together, each of the user's sessions' rows
     together (a session is a user's `session_id`: ids numbered per user, 0, 1, ..., are
     sessions of their own users) and, with `ts`, each user's times in order: what
-    `segment.segment` returns. A row without a user or a session is refused too."""
-    for column in ("user_id", "session_id"):
+    `segment.segment` returns. A row without a user, a session or (with `ts`) a time is
+    refused too: `segment` places none such."""
+    for column in ("user_id", "session_id", *(["ts"] if "ts" in sessions.columns else [])):
         if nulls := sessions[column].null_count():
             raise ValueError(f"{nulls:,} rows without a {column}: link missions on sessions `segment` wrote")
     new_user = (pl.col("user_id") != pl.col("user_id").shift()).fill_null(True)

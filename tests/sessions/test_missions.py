@@ -210,6 +210,9 @@ def test_each_kind_of_disorder_is_named():
         link_missions(sessions_apart, MissionConfig())
     with pytest.raises(ValueError, match="1 rows without a session_id"):
         link_missions(rows.with_columns(pl.when(pl.int_range(pl.len()) != 3).then("session_id")), MissionConfig())
+    # times going back across a missing one were taken (the second change breaker's find)
+    with pytest.raises(ValueError, match="1 rows without a ts"):
+        link_missions(rows.with_columns(pl.when(pl.int_range(pl.len()) != 3).then("ts")), MissionConfig())
 
 
 def test_session_ids_are_a_users_own():
