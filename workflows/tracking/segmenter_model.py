@@ -52,9 +52,9 @@ class SegmenterModel(mlflow.pyfunc.PythonModel):
     (`store.rows_of`). `user_id`: texts or integers (as `segment` reads them; floats are
     refused: 599381.0 is no user's id as written). `ts`: datetimes or ISO 8601 texts (as
     JSON serves them), in UTC when they have no zone, converted to UTC when they have
-    one; answered in UTC without a zone, as
-    MLflow's datetime columns are. A user's queries of one time stamp are taken in
-    `row_id` order, without it in the frame's order."""
+    one; answered in UTC without a zone, as MLflow's datetime columns are. A user's
+    queries of one time stamp are taken in `row_id` order, without it in the frame's
+    order."""
 
     def __init__(self, classifier: SameSessionClassifier) -> None:
         self.classifier = classifier
