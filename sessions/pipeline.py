@@ -113,8 +113,10 @@ def is_ingest_output(path: str | Path) -> bool:
     report that marks them complete). IncompleteOutputError for one whose report is
     missing (its job did not finish), and for a directory a job was killed in before it
     wrote a table (`sessions.io.refuse_unfinished`)."""
-    refuse_unfinished(path)
-    return storage.exists(storage.join(path, EVENTS_FILE)) and bool(job_output(path, EVENTS_FILE))
+    if not storage.exists(storage.join(path, EVENTS_FILE)):
+        refuse_unfinished(path)  # (`job_output` makes the same check where the events are)
+        return False
+    return bool(job_output(path, EVENTS_FILE))
 
 
 def ingest_source(inputs: Sequence[str | Path], fmt: str | None) -> str | None:

@@ -255,10 +255,11 @@ def nothing_read(report: dict, rejected: pl.LazyFrame | pl.DataFrame | None) -> 
     if named and reason in ("bad_encoding", "control_chars"):  # read as stored: its data are not what its name says
         cause = f"its name says {named}, but it does not hold {named} data (damaged, or never compressed); {cause}"
     read = (report.get("config") or {}).get("read") or {}
-    if absent := _absent_keys(example["raw"], read.get("map")):  # a JSON line without a mapped key
+    keys = _json_keys(example["raw"])
+    if absent := _absent_keys(keys, read.get("map")):  # a JSON line without a mapped key
         cause = (
-            f"its line has no key {', '.join(map(repr, absent))} (its keys: {', '.join(_json_keys(example['raw']))}); "
-            "JSON lines are read by their top-level keys: flatten a nested one first (jq, or polars' unnest)"
+            f"its line has no key {', '.join(map(repr, absent))} (its keys: {', '.join(keys)}); JSON lines are "
+            "read by their top-level keys: flatten a nested one first (jq, or polars' unnest)"
         )
     given = read.get("time_format")
     if reason == "bad_time" and given:  # the usual cause's advice would be to give one
@@ -286,12 +287,11 @@ def _json_keys(raw: str) -> list[str]:
     return list(held) if isinstance(held, dict) else []
 
 
-def _absent_keys(raw: str, spec: str | None) -> list[str]:
-    """The columns of the `--map` `spec` that the JSON object `raw` has no key for (none
-    where there is no map, or `raw` is no JSON object)."""
+def _absent_keys(keys: list[str], spec: str | None) -> list[str]:
+    """The columns of the `--map` `spec` that a JSON object of top-level `keys` has no key
+    for (none where there is no map, or no object: no keys)."""
     from sessions.formats.table import ColumnMap
 
-    keys = _json_keys(raw)
     if not spec or not keys:
         return []
     return [column for column in ColumnMap.parse(spec).columns() if column not in keys]

@@ -67,7 +67,9 @@ class SegmenterModel(mlflow.pyfunc.PythonModel):
             raise ValueError(f"give columns user_id, ts and query; missing: {', '.join(sorted(missing))}")
         frame = rows_of(model_input).reset_index(drop=True)
         users = frame["user_id"]
-        if pd.api.types.is_float_dtype(users) or any(isinstance(u, float) and not is_missing(u) for u in users):
+        if pd.api.types.is_float_dtype(users) or (
+            pd.api.types.is_object_dtype(users) and any(isinstance(u, float) and not is_missing(u) for u in users)
+        ):
             raise ValueError(
                 "user_id holds floats: give texts or integers (599381.0 would be the user '599381.0'; a pandas "
                 "column of integers with a missing value is float: cast it to Int64)"
