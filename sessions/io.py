@@ -139,7 +139,10 @@ class ParquetSink:
         failed = True
         try:
             for future in self._pending:
-                future.result()
+                if exc_type is None:
+                    future.result()
+                else:  # waited for, not raised: the block's own error is the one its caller sees
+                    future.exception()
             failed = exc_type is not None
         finally:
             self._pool.shutdown()

@@ -214,6 +214,7 @@ class StructFields(Columns):
         return value
 
     def dtype(self, name: str) -> pl.DataType:
+        """The column's type as the Parquet file has it (a time, an integer, text, ...)."""
         return self.schema[name]
 
 

@@ -166,6 +166,21 @@ def test_a_dataset_is_complete_only_with_its_manifest(tmp_path, request, root_ki
         io.read_table(path)
 
 
+def test_a_with_block_that_fails_raises_its_own_error_when_a_write_failed_too(tmp_path, monkeypatch):
+    """The code reviewer's find: when the block raised and a part written in the
+    background failed as well, the caller saw the write's error (a full disk), its own
+    only as the `__context__`. The new parts are removed all the same."""
+    monkeypatch.setattr(io, "write_parquet", lambda frame, path: (_ for _ in ()).throw(OSError("disk full")))
+    path = tmp_path / "d.parquet"
+    with pytest.raises(KeyError, match="the caller's own"), io.ParquetSink(path, SCHEMA) as sink:
+        sink.write(pl.DataFrame({"a": [1]}))
+        raise KeyError("the caller's own")
+    assert not path.exists()
+    with pytest.raises(OSError, match="disk full"), io.ParquetSink(path, SCHEMA) as sink:  # alone, it is raised
+        sink.write(pl.DataFrame({"a": [1]}))
+    assert not path.exists()
+
+
 @settings(max_examples=40, deadline=None)
 @given(
     sizes=st.lists(st.integers(1, 40), min_size=1, max_size=4),

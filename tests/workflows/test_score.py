@@ -204,8 +204,7 @@ def test_the_onnx_int8_backend_is_exported_once_logged_beside_the_model_and_scor
     p_same_prev is the calibration of the int8 vectors' dot products, row by row."""
     from models.onnx_encoder import OnnxTextEncoder
     from sessions.segment import user_time_order
-    from workflows.tracking.session_model import CALIBRATION_FILE, onnx_encoder_dir
-    from workflows.tracking.store import run_of
+    from workflows.tracking.session_model import CALIBRATION_FILE, onnx_encoder_dir, onnx_export_location
 
     session_uri, _ = models
     log = tmp_path / "log.tsv"
@@ -222,14 +221,16 @@ def test_the_onnx_int8_backend_is_exported_once_logged_beside_the_model_and_scor
                                    "--backend", "onnx-int8", "-o", str(tmp_path / out)])  # fmt: skip
         assert done.exit_code == 0, done.output
         assert "engine" in done.output and "resumed" not in done.output  # one process: it names itself, never resumes
-        logged = Path(store.get_run(run_of(session_uri)).info.artifact_uri.removeprefix("file://")) / "onnx"
+        run_id, path = onnx_export_location(session_uri)
+        logged = Path(store.get_run(run_id).info.artifact_uri.removeprefix("file://")) / path
         exported.append((logged / "model-int8.onnx").stat().st_mtime_ns)
     assert exported[0] == exported[1]  # exported by the first job only
     assert not leftover.exists()  # the finished output holds no other job's work for a later run to trust
     report = json.loads((tmp_path / "a" / "report.json").read_text())
     assert report["backend"] == "onnx-int8" and report["rows_out"] == 10 and report["config"]["engine"] == "local"
-    logged = [a.path for a in store.list_artifacts(run_of(session_uri), "onnx")]
-    assert {"onnx/model.onnx", "onnx/model-int8.onnx", f"onnx/{CALIBRATION_FILE}"} <= set(logged)
+    logged = [a.path for a in store.list_artifacts(run_id, path)]
+    assert path.startswith("onnx/") and {f"{path}/{name}" for name in ("model.onnx", "model-int8.onnx",
+                                                                      CALIBRATION_FILE)} <= set(logged)  # fmt: skip
 
     directory = onnx_encoder_dir(session_uri)
     calibration = Calibration(**json.loads((Path(directory) / CALIBRATION_FILE).read_text()))
@@ -241,6 +242,26 @@ def test_the_onnx_int8_backend_is_exported_once_logged_beside_the_model_and_scor
                                atol=1e-4)  # fmt: skip
 
 
+def test_two_session_models_of_one_run_each_have_their_own_onnx_export(store, tmp_path):
+    """The code reviewer's find: the export was logged and cached by the model's run
+    alone, so the second session model that a run logged (a notebook's, a sweep's) was
+    scored with the first one's export: its ONNX vectors were 0.676 from its own."""
+    from models.onnx_encoder import OnnxTextEncoder
+    from workflows.tracking.session_model import SessionScorer, load_onnx_session, onnx_export_location
+
+    with mlflow.start_run():
+        uris = [log_session_model(load_encoder("tiny", seed=seed).save(tmp_path / f"enc{seed}"),
+                                  Calibration(40.0, -36.0 - seed), "tiny", tmp_path / f"w{seed}")
+                for seed in (1, 2)]  # fmt: skip
+    texts = ["cheap flights", "new york weather", "cute cats"]
+    for uri, seed in zip(uris, (1, 2), strict=True):
+        encoder, calibration = load_onnx_session(uri, "onnx", 1)
+        assert isinstance(encoder, OnnxTextEncoder)
+        np.testing.assert_allclose(encoder.encode(texts), SessionScorer(uri).encoder.encode(texts), atol=1e-5)
+        assert calibration["intercept"] == -36.0 - seed
+    assert len({onnx_export_location(uri) for uri in uris}) == 2
+
+
 def test_an_onnx_export_a_stopped_job_logged_in_part_is_made_again(models, store, tmp_path):
     """A `score --backend onnx-int8` stopped while it logged the export left part of it in
     the model's run (a cut-off model-int8.onnx, no calibration) and every later job failed
@@ -250,28 +271,31 @@ def test_an_onnx_export_a_stopped_job_logged_in_part_is_made_again(models, store
     import tempfile
 
     from models.onnx_encoder import OnnxTextEncoder
-    from workflows.tracking.session_model import EXPORT_COMPLETE, load_onnx_session, onnx_calibration, onnx_encoder_dir
-    from workflows.tracking.store import run_of
+    from workflows.tracking import session_model
+
+    load_onnx_session, onnx_calibration = session_model.load_onnx_session, session_model.onnx_calibration
+    onnx_encoder_dir, EXPORT_COMPLETE = session_model.onnx_encoder_dir, session_model.EXPORT_COMPLETE
 
     session_uri, _ = models
-    run_id = run_of(session_uri)
+    run_id, path = session_model.onnx_export_location(session_uri)
+    key = Path(path).name
     part = tmp_path / "part" / "onnx"
     part.mkdir(parents=True)
     (part / "model-int8.onnx").write_bytes(b"\x08\x07" * 1000)  # cut off
     (part / "tokenizer_config.json").write_text("{}")
-    store.log_artifacts(run_id, str(part), "onnx")
+    store.log_artifacts(run_id, str(part), path)
     cache = Path(tempfile.gettempdir()) / "sessionflow-onnx"
-    (cache / run_id).mkdir(parents=True, exist_ok=True)  # a copy of the part, as the first rerun made
-    (cache / run_id / "model-int8.onnx").write_bytes(b"\x08\x07")
+    (cache / key).mkdir(parents=True, exist_ok=True)  # a copy of the part, as the first rerun made
+    (cache / key / "model-int8.onnx").write_bytes(b"\x08\x07")
     log = tmp_path / "log.tsv"
     log.write_text("AnonID\tQuery\tQueryTime\tItemRank\tClickURL\n1\tcute cats\t2006-03-01 10:00:00\t\t\n"
                    "1\tcat toys\t2006-03-01 10:01:00\t\t\n")  # fmt: skip
     done = runner.invoke(app, ["score", str(log), "-f", "aol", "--session-model", session_uri,
                                "--backend", "onnx-int8", "-o", str(tmp_path / "out")])  # fmt: skip
     assert done.exit_code == 0, done.output
-    assert EXPORT_COMPLETE in {Path(a.path).name for a in store.list_artifacts(run_id, "onnx")}
-    assert (cache / run_id / EXPORT_COMPLETE).is_file()
-    assert not list(cache.glob(f".{run_id}-*"))  # no staging folder left
+    assert EXPORT_COMPLETE in {Path(a.path).name for a in store.list_artifacts(run_id, path)}
+    assert (cache / key / EXPORT_COMPLETE).is_file()
+    assert not list(cache.glob(f".{key}-*"))  # no staging folder left
     directory = onnx_encoder_dir(session_uri)
     assert OnnxTextEncoder(directory, "onnx-int8").encode(["cute cats"]).shape[0] == 1
     (Path(directory) / "model-int8.onnx").write_bytes(b"\x08\x07")  # damaged by hand
@@ -283,7 +307,7 @@ def test_an_onnx_export_a_stopped_job_logged_in_part_is_made_again(models, store
         onnx_calibration(directory)
     # the score breaker's find: a damaged export in the store was named by its local copy alone,
     # which, deleted, came back as damaged from the store; the message names the store's copy too
-    stored = f"{store.get_run(run_id).info.artifact_uri}/onnx"
+    stored = f"{store.get_run(run_id).info.artifact_uri}/{path}"
     with pytest.raises(ValueError, match=rf"\(the store's copy, of run {run_id}: {re.escape(stored)}\)$") as refused:
         load_onnx_session(session_uri, "onnx-int8", 1)
     assert str(refused.value).startswith(f"{directory}: no whole ONNX export") and "\n" not in str(refused.value)

@@ -75,6 +75,7 @@ class HierarchyGeometry:
         return cls(load(uri))
 
     def specificity(self, texts: pl.Series) -> np.ndarray:
+        """`sessions.reformulation.Geometry.specificity`: each text's distance from the origin (`norms`), (n,)."""
         return per_distinct(texts, lambda distinct: norms(self.model, self.model.points(distinct)))
 
     @torch.no_grad()

@@ -127,17 +127,33 @@ def p_same_at(model: mlflow.pyfunc.PyFuncModel, score: float) -> float:
     return float(model.unwrap_python_model().calibration(np.float64(score)))
 
 
-ONNX_ARTIFACTS = "onnx"  # in the run of a session model: its encoder exported (`models.onnx_encoder`)
+ONNX_ARTIFACTS = "onnx"  # in the run of a session model: its encoder exported, `onnx_export_location`
 CALIBRATION_FILE = "calibration.json"  # beside the export: the model's calibration
 EXPORT_COMPLETE = "complete.json"  # logged after the rest of the export, and copied last: the export is whole
 
 
+def onnx_export_location(uri: str) -> tuple[str, str]:
+    """Where the ONNX export of the session model at `uri` is logged: (the model's run id,
+    the artifact path in that run), `onnx/<model uuid>` (the `model_uuid` of its MLmodel
+    file). One run may log several models (a notebook's, a sweep's), and each has an
+    export of its own: keyed by the run alone, a second model of the run was scored with
+    the first one's export, its weights and calibration, without a word. ValueError in one
+    line when the store has no model at `uri` (`store.run_of`)."""
+    from mlflow.models import get_model_info
+
+    from workflows.tracking.store import run_of
+
+    run_id = run_of(uri)
+    return run_id, f"{ONNX_ARTIFACTS}/{get_model_info(uri).model_uuid}"
+
+
 def onnx_encoder_dir(uri: str) -> str:
     """A local directory with the session model at `uri` exported to ONNX, float and int8
-    (`models.onnx_encoder.export`): the copy logged beside the model in its run (`onnx/`),
-    exported and logged there by the first caller, downloaded once per run into
-    `<temp dir>/sessionflow-onnx/<run id>` (every later caller on the machine, each actor
-    of a job too, reuses that copy). ValueError in one line when `uri` is no session model.
+    (`models.onnx_encoder.export`): the copy logged beside the model in its run
+    (`onnx_export_location`), exported and logged there by the first caller, downloaded
+    once per model into `<temp dir>/sessionflow-onnx/<model uuid>` (every later caller on
+    the machine, each actor of a job too, reuses that copy; nothing removes it). ValueError
+    in one line when `uri` is no session model.
 
     Neither an artifact store nor a download is atomic, so an export counts only with its
     `EXPORT_COMPLETE`, logged after the rest: one that a stopped job logged in part is
@@ -148,26 +164,27 @@ def onnx_encoder_dir(uri: str) -> str:
     import tempfile
 
     from models.onnx_encoder import export
-    from workflows.tracking.store import run_of, use_store
+    from workflows.tracking.store import use_store
 
-    run_id = run_of(uri)
+    run_id, logged = onnx_export_location(uri)
     client = use_store(existing=True)
-    if EXPORT_COMPLETE not in {Path(a.path).name for a in client.list_artifacts(run_id, ONNX_ARTIFACTS)}:
+    if EXPORT_COMPLETE not in {Path(a.path).name for a in client.list_artifacts(run_id, logged)}:
         with tempfile.TemporaryDirectory() as tmp:
             files = Path(tmp) / ONNX_ARTIFACTS
             scorer = SessionScorer(uri)
             export(scorer.encoder, files, int8=True)
             (files / CALIBRATION_FILE).write_text(json.dumps(scorer.calibration.to_dict()))
-            client.log_artifacts(run_id, str(files), ONNX_ARTIFACTS)
+            client.log_artifacts(run_id, str(files), logged)
             marker = Path(tmp) / EXPORT_COMPLETE
             marker.write_text(json.dumps({"files": sorted(p.name for p in files.iterdir())}))
-            client.log_artifact(run_id, str(marker), ONNX_ARTIFACTS)
-    local = Path(tempfile.gettempdir()) / "sessionflow-onnx" / run_id
+            client.log_artifact(run_id, str(marker), logged)
+    key = Path(logged).name
+    local = Path(tempfile.gettempdir()) / "sessionflow-onnx" / key
     if not (local / EXPORT_COMPLETE).is_file():  # the copy appears whole: renamed into place below
         local.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(dir=local.parent, prefix=f".{run_id}-"))
+        staging = Path(tempfile.mkdtemp(dir=local.parent, prefix=f".{key}-"))
         try:
-            downloaded = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=ONNX_ARTIFACTS,
+            downloaded = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=logged,
                                                              dst_path=str(staging))  # fmt: skip
             if local.exists() and not (local / EXPORT_COMPLETE).is_file():  # an incomplete copy: never used
                 shutil.rmtree(local, ignore_errors=True)
@@ -188,14 +205,14 @@ def load_onnx_session(uri: str, backend: str, threads: int) -> tuple[OnnxTextEnc
     damaged, naming both copies: the local one and the store's, where the damage may be
     (a local copy is downloaded again from it)."""
     from models.onnx_encoder import OnnxTextEncoder
-    from workflows.tracking.store import run_of, use_store
+    from workflows.tracking.store import use_store
 
     directory = onnx_encoder_dir(uri)
     try:
         return OnnxTextEncoder(directory, backend, threads), onnx_calibration(directory)
     except ValueError as err:
-        run_id = run_of(uri)
-        stored = f"{use_store(existing=True).get_run(run_id).info.artifact_uri}/{ONNX_ARTIFACTS}"
+        run_id, logged = onnx_export_location(uri)
+        stored = f"{use_store(existing=True).get_run(run_id).info.artifact_uri}/{logged}"
         raise ValueError(f"{err} (the store's copy, of run {run_id}: {stored})") from None
 
 
@@ -238,7 +255,9 @@ class SessionScorer:
         return self.calibration(pair_scores(self.encoder, a.to_list(), b.to_list(), unread=np.nan))
 
     def embed(self, texts: pl.Series) -> np.ndarray:
+        """`sessions.missions.Embedder.embed`: (n,) texts -> (n, H) float32 unit vectors."""
         return self.encoder.encode(texts.to_list())
 
     def p_same(self, scores: np.ndarray) -> np.ndarray:
+        """`sessions.missions.Embedder.p_same`: the calibration of (k,) dot products, (k,) float64."""
         return self.calibration(scores)
