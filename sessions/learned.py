@@ -158,6 +158,19 @@ def labelled_pairs(gold: pl.DataFrame, column: str) -> tuple[int, int]:
 NO_PAIRS = "no two consecutive queries of one user are both labelled: a learned segmenter has no pair to learn from"
 
 
+def nothing_to_learn(same: int, breaks: int, level: str) -> str | None:
+    """Why a learned segmenter has nothing to learn from a file whose labelled consecutive
+    pairs (`labelled_pairs`) are `same` and `breaks` at `level` (sessions or missions), or
+    None when it has something: no such pair (`NO_PAIRS`), or pairs of one kind only,
+    which a classifier fitted on them answers for every pair (`SameSessionClassifier.fit`)."""
+    if not same + breaks:
+        return NO_PAIRS
+    if not same or not breaks:
+        return (f"every pair of consecutive queries both labelled is of one kind (all one {level[:-1]}, or all "
+                "breaks; a row without a label leaves out both its pairs): nothing to learn")  # fmt: skip
+    return None
+
+
 @dataclass
 class SameSessionClassifier:
     """A fitted classifier of consecutive pairs: `p_same(ordered)` and `breaks(ordered)`."""

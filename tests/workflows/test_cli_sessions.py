@@ -330,6 +330,17 @@ def test_crossval_refuses_folds_that_would_have_nothing_to_score(tmp_path, store
     assert cv["not_estimated"] == {"learned classifier": NO_PAIRS}
     result = runner.invoke(app, ["train", "segmenter", *args])
     assert result.exit_code == 2 and f"{alternate}: {NO_PAIRS}" in " ".join(result.output.split()), result.output
+    # the crossval user's find: every user one session. `train segmenter` refused it (nothing to learn) while
+    # cross-validation published the classifier that answers "same" for every pair as 1.000 ± 0.000
+    one = tmp_path / "one.csv"
+    one.write_text(alternate.read_text().replace(",b\n", ",a\n").replace(",\n", ",a\n"))
+    args = ["--gt", str(one), "-f", "table", "--map", "user=u,time=t,text=q,session=s"]
+    cv = json.loads(invoke("evaluate", "crossval", *args, "--json").output)
+    said = "every pair of consecutive queries both labelled is of one kind (all one session, or all breaks"
+    assert "learned classifier" not in cv["systems"] and cv["not_estimated"]["learned classifier"].startswith(said)
+    assert cv["systems"]["cascade (shipped settings)"]["mean"]["f1"] < 1  # the rules split what the truth joins
+    result = runner.invoke(app, ["train", "segmenter", *args])
+    assert result.exit_code == 2 and f"{one}: {said}" in " ".join(result.output.split()), result.output
 
 
 def test_evaluate_a_saved_segmentation(gt, tmp_path):

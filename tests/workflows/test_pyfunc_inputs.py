@@ -112,3 +112,28 @@ def test_one_row_of_lists_is_the_frame_pandas_reads_from_the_dict(columns):
     framed = pd.DataFrame(given)
     if len(framed) != 1:  # a frame of one text a row is left as it is
         assert rows_of(framed) is framed
+
+
+def test_a_served_model_reads_a_null_text_as_missing_in_every_request_form(session_pyfunc, hierarchy_pyfunc):
+    """The kind: a null in serving's `inputs` JSON (`mlflow models serve`) arrived as the
+    text "None" (MLflow parses those columns by the signature's string type with numpy's
+    str) and was scored as that query; `dataframe_records` gave a missing one. The
+    signatures' text columns are `AnyType` now, read by `store.text_cells`."""
+    from fastapi.testclient import TestClient
+    from mlflow.pyfunc.scoring_server import init
+
+    session, hierarchy = TestClient(init(session_pyfunc)), TestClient(init(hierarchy_pyfunc))
+    pairs = {"query_a": ["cute cats", None, "None"], "query_b": ["cute cat", "cute cats", "cute cats"]}
+    records = [dict(zip(pairs, row, strict=True)) for row in zip(*pairs.values(), strict=True)]
+    for body in ({"inputs": pairs}, {"dataframe_records": records}, {"dataframe_split": {
+            "columns": list(pairs), "data": [list(row) for row in zip(*pairs.values(), strict=True)]}}):  # fmt: skip
+        answer = session.post("/invocations", json=body)
+        assert answer.status_code == 200, answer.text
+        p_same = [row["p_same"] for row in answer.json()["predictions"]]
+        assert p_same[0] == p_same[0] and p_same[1] != p_same[1] and p_same[2] == p_same[2], (body, p_same)  # NaN
+        texts = {"inputs": {"text": ["animal", None]}}
+        norms = [row["norm"] for row in hierarchy.post("/invocations", json=texts).json()["predictions"]]
+        assert norms[0] == norms[0] and norms[1] != norms[1]
+    # a cell of a mapping is refused in one line, as a list is (was its printed form)
+    refused = session.post("/invocations", json={"inputs": {"query": [{"q": "cats"}]}})
+    assert refused.status_code == 400 and "query: row 0 holds a mapping, not a text" in refused.text

@@ -104,7 +104,8 @@ def crossval(job: EvaluateCrossvalJob, as_json: JsonOption = False) -> None:
     mission linking), the shipped cascade, the cascade chosen from its grid (the
     figure to quote: the shipped settings were chosen on development users), the
     learned same-session classifier (named as not estimated where no two consecutive
-    queries of a user are both labelled), and with --model the cascade with a session
+    queries of a user are both labelled, or all such pairs are of one kind), and with
+    --model the cascade with a session
     model (its min_p_same chosen by the inner folds).
     On mission gold the cascade links missions and the time gaps' sessions are their
     missions. A `synth` log (--format aol) has both levels: --level picks one.

@@ -37,7 +37,7 @@ import polars as pl
 from sessions.crossval import CVResult, Method, RuleMethod, chosen_counts, nested_cv
 from sessions.error_kinds import adjacent_errors
 from sessions.formats.options import DEFAULT_READ, ReadOptions
-from sessions.learned import NO_PAIRS, LearnedConfig, LearnedMethod, labelled_pairs
+from sessions.learned import LearnedConfig, LearnedMethod, labelled_pairs, nothing_to_learn
 from sessions.metrics import BASELINE_GAP_MINUTES, gold_levels
 from sessions.missions import MissionConfig
 from sessions.pipeline import embedder_of, sessions_with_missions
@@ -270,9 +270,10 @@ def run(job: EvaluateCrossvalJob) -> CrossvalScores:
     gold, level = users.gold, users.level
     candidates_of = systems(level, scorer)
     not_estimated = {}
-    if not sum(labelled_pairs(gold, users.column)):  # the rules are estimated all the same
+    unlearnable = nothing_to_learn(*labelled_pairs(gold, users.column), level)
+    if unlearnable:  # the rules are estimated all the same (a classifier of one kind scored 1.000 on all one session)
         del candidates_of[LEARNED]
-        not_estimated[LEARNED] = NO_PAIRS
+        not_estimated[LEARNED] = unlearnable
     results = {
         name: nested_cv(gold, candidates, (level, level, "f1"), outer=job.folds, inner=job.inner, seed=job.seed)
         for name, candidates in candidates_of.items()

@@ -24,7 +24,14 @@ import polars as pl
 from sessions import storage
 from sessions.crossval import choose, nested_cv
 from sessions.formats.options import ReadOptions
-from sessions.learned import NO_PAIRS, LearnedConfig, LearnedMethod, SameSessionClassifier, labelled_pairs
+from sessions.learned import (
+    NO_PAIRS,
+    LearnedConfig,
+    LearnedMethod,
+    SameSessionClassifier,
+    labelled_pairs,
+    nothing_to_learn,
+)
 from sessions.missions import MissionConfig
 from sessions.segment import SegmentConfig
 from workflows.jobs import common
@@ -101,17 +108,15 @@ def run(job: TrainSegmenterJob, run_name: str | None = None) -> TrainOutcome:
     users = labelled_users(job.gt, job.format, job.level, job.read)
     gold, level = users.gold, users.level
     selection = (level, level, "f1")
-    same, breaks = labelled_pairs(gold, users.column)
-    if not same + breaks:
+    unlearnable = nothing_to_learn(*labelled_pairs(gold, users.column), level)
+    if unlearnable == NO_PAIRS:
         raise ValueError(f"{job.gt}: {NO_PAIRS}")
     candidates = job.candidates(users.column)
     # nested_cv prepares the candidates (pair features once), which `choose` and the fit then reuse
     learned = nested_cv(gold, candidates, selection, outer=job.folds, inner=job.inner, seed=job.seed)
     classifier, inner = choose(gold, candidates, selection, job.inner, job.seed)
-    if not same or not breaks:  # after the cross-validation, whose refusal of too few users comes first
-        raise ValueError(f"{job.gt}: every pair of consecutive queries both labelled is of one kind (all one "
-                         f"{level[:-1]}, or all breaks; a row without a label leaves out both its pairs): nothing to "
-                         "learn")  # fmt: skip
+    if unlearnable:  # after the cross-validation, whose refusal of too few users comes first
+        raise ValueError(f"{job.gt}: {unlearnable}")
     fitted: SameSessionClassifier = candidates[classifier].classifier(gold)
     cascade = nested_cv(gold, {"shipped": rule(SegmentConfig(), MissionConfig())}, selection, job.folds, job.inner,
                         job.seed)  # fmt: skip

@@ -27,11 +27,11 @@ from models.poincare import LookupEmbedding
 from sessions.lexicon import encode
 from sessions.reformulation import per_distinct
 from workflows.tracking.session_model import texts_of
-from workflows.tracking.store import load_pyfunc, pip_requirements, rows_of
+from workflows.tracking.store import load_pyfunc, pip_requirements, rows_of, text_type
 
 NAME = "hierarchy-model"
 KIND = "hierarchy"  # `workflows.tracking.store.model_kind`
-SIGNATURE = ModelSignature(inputs=Schema([ColSpec("string", "text")]))
+SIGNATURE = ModelSignature(inputs=Schema([ColSpec(text_type(), "text")]))
 
 
 class HierarchyModel(mlflow.pyfunc.PythonModel):

@@ -27,6 +27,7 @@ from sessions.learned import PAIR_FEATURES, SameSessionClassifier
 from sessions.missions import MissionConfig
 from sessions.pipeline import SESSIONS_SCHEMA, sessions_with_missions
 from sessions.segment import SegmentConfig
+from workflows.tracking import store
 from workflows.tracking.store import REQUIREMENTS, is_missing, load_pyfunc, pip_requirements, require_model, rows_of
 
 if TYPE_CHECKING:
@@ -38,7 +39,7 @@ SIGNATURE = ModelSignature(
         [
             ColSpec(AnyType(), "user_id"),  # text or integers, as `segment` takes them
             ColSpec(AnyType(), "ts"),  # datetimes with a zone or without (MLflow's datetime refuses a zone)
-            ColSpec("string", "query"),
+            ColSpec(store.text_type(), "query"),
             ColSpec("long", "row_id", required=False),
         ]
     )
@@ -75,6 +76,7 @@ class SegmenterModel(mlflow.pyfunc.PythonModel):
                 "column of integers with a missing value is float: cast it to Int64)"
             )
         frame["user_id"] = frame["user_id"].map(lambda u: None if is_missing(u) else str(u))
+        frame["query"] = pd.Series(store.text_cells(frame["query"]), dtype=object, index=frame.index)
         if pd.api.types.is_object_dtype(frame["ts"]) or pd.api.types.is_string_dtype(frame["ts"]):
             frame["ts"] = iso_times(frame["ts"])  # JSON's times (served), or text given in Python
         events = pl.from_pandas(frame).with_row_index("_position")

@@ -27,7 +27,7 @@ from models.calibration import Calibration
 from models.encoder import TextEncoder, load_encoder
 from models.session import pair_scores
 from sessions.storage import first_line
-from workflows.tracking.store import LIST_LIKE, is_missing, load_pyfunc, pip_requirements, rows_of
+from workflows.tracking.store import load_pyfunc, pip_requirements, rows_of, text_cells, text_type
 
 if TYPE_CHECKING:
     from models.onnx_encoder import OnnxTextEncoder
@@ -37,9 +37,9 @@ KIND = "session"  # `workflows.tracking.store.model_kind`
 SIGNATURE = ModelSignature(
     inputs=Schema(
         [
-            ColSpec("string", "query_a", required=False),
-            ColSpec("string", "query_b", required=False),
-            ColSpec("string", "query", required=False),
+            ColSpec(text_type(), "query_a", required=False),
+            ColSpec(text_type(), "query_b", required=False),
+            ColSpec(text_type(), "query", required=False),
         ]
     )
 )
@@ -76,14 +76,9 @@ class SessionModel(mlflow.pyfunc.PythonModel):
 
 
 def texts_of(column: pd.Series) -> list[str]:
-    """A text column as strings (a number as written, `str`), missing values as empty texts.
-
-    ValueError in one line when a cell holds a list or an array: a text a cell (`store.rows_of`
-    reads a dict of lists), never the list's printed form."""
-    listed = [i for i, v in enumerate(column) if isinstance(v, LIST_LIKE)]
-    if listed:
-        raise ValueError(f"{column.name}: row {listed[0]} holds a list, not a text; give one text a row")
-    return ["" if is_missing(v) else str(v) for v in column]
+    """A text column as strings (`store.text_cells`), missing values as empty texts.
+    ValueError in one line when a cell holds a list, an array or a mapping."""
+    return ["" if text is None else text for text in text_cells(column)]
 
 
 def log_session_model(encoder_dir: Path, calibration: Calibration, base_model: str, work: Path) -> str:

@@ -309,6 +309,27 @@ def log_table(frame: Any, source: str, name: str, context: str) -> None:
 LIST_LIKE = (list, tuple, np.ndarray)  # a pyfunc input's cell that holds many values
 
 
+def text_type() -> Any:
+    """The type of a text column in this project's model signatures: MLflow's `AnyType`,
+    the cells read by `text_cells`. Not MLflow's string: a served model (`mlflow models
+    serve`) parses the `inputs` JSON by it with numpy's str, and a null arrived as the text
+    "None", scored as that query; a pyfunc cannot tell it from a query "None"."""
+    from mlflow.types.schema import AnyType
+
+    return AnyType()
+
+
+def text_cells(column: pd.Series) -> list[str | None]:
+    """A pyfunc input's text column, one `str` a cell (a number as written), None where
+    missing (`is_missing`). ValueError in one line for a cell holding a list, an array or a
+    mapping: one text a row (`rows_of` reads a dict of lists), never its printed form."""
+    for i, value in enumerate(column):
+        if isinstance(value, (*LIST_LIKE, dict)):
+            kind = "a mapping" if isinstance(value, dict) else "a list"
+            raise ValueError(f"{column.name}: row {i} holds {kind}, not a text; give one text a row")
+    return [None if is_missing(v) else str(v) for v in column]
+
+
 def is_missing(value: object) -> bool:
     """Whether a pyfunc input's cell holds no value: None, a float NaN or pandas' NA (a
     `string` column's missing value, which `str` writes as the text "<NA>")."""
