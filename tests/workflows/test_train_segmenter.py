@@ -53,7 +53,15 @@ def test_a_table_with_a_column_map_is_the_same_truth(gold_log, tmp_path):
     # an empty or blank label cell is no label: a user with only such cells has none
     label = pl.when(pl.col("user_id") == gold["user_id"][0]).then(pl.lit(" ")).otherwise("gold_session")
     gold.select(person="user_id", when=when, q="query", s=label).write_csv(blank)
-    assert labelled_users(str(blank), "table", None, options).users_unlabelled == 1
+    left_out = labelled_users(str(blank), "table", None, options)
+    assert left_out.users_unlabelled == 1
+    # the crossval user's find: the left-out user's rows were counted nowhere on their own, so the JSON's rows and
+    # rejected rows did not add up to the file's
+    their_rows = int((gold["user_id"] == gold["user_id"][0]).sum())
+    assert left_out.users_unlabelled_rows == their_rows and left_out.gold.height == gold.height - their_rows
+    said = json.loads(runner.invoke(app, ["evaluate", "crossval", "--gt", str(blank), "-f", "table", "--map",
+                                          options.map, "--json"]).output)  # fmt: skip
+    assert said["rows"] + said["users_unlabelled_rows"] + sum(said["rejected"].values()) == gold.height
     refused = runner.invoke(app, ["train", "segmenter", "--gt", str(table), "--format", "table"])
     assert refused.exit_code == 2 and "needs a column mapping: --map" in refused.output
 

@@ -129,20 +129,25 @@ def crossval(job: EvaluateCrossvalJob, as_json: JsonOption = False) -> None:
             }  # fmt: skip
         gold = result.gold
         # `rows`, `users`: those cross-validated (users with a label at `level`); `rejected`:
-        # rows not read, by reason; `unlabelled`: rows read without a label, by level;
-        # `users_unlabelled`: users left out for having no label at `level`; `model`: --model (null: none);
+        # rows not read, by reason; `unlabelled`: rows read without a label, by level, the left-out
+        # users' too; `users_unlabelled`, `users_unlabelled_rows`: users left out for having no label at
+        # `level`, and their rows (rows + users_unlabelled_rows + rejected = the file's rows); `model`: --model;
         # `not_estimated`: systems left out, and why (a learned one with no labelled consecutive pair)
         echo_json({"file": str(job.gt), "rows": gold.height, "users": gold["user_id"].n_unique(),
                                "level": result.level, "folds": job.folds, "inner": job.inner, "seed": job.seed,
                                "model": job.model, "rejected": result.read.rejected,
                                "unlabelled": result.read.unlabelled(), "users_unlabelled": result.users_unlabelled,
+                               "users_unlabelled_rows": result.users_unlabelled_rows,
                                "systems": systems, "not_estimated": result.not_estimated})  # fmt: skip
         return
     gold = result.gold
     name = job.gt.rsplit("/", 1)[-1] if job.gt else ""
-    left_out = result.users_unlabelled
+    left_out, their_rows = result.users_unlabelled, result.users_unlabelled_rows
     not_scored = "; ".join(filter(None, [
-        result.read.accounting(), f"{left_out:,} users without a gold {result.level[:-1]} left out" if left_out else "",
+        result.read.accounting(),
+        f"{left_out:,} user{'s' * (left_out != 1)} ({their_rows:,} row{'s' * (their_rows != 1)}) without a gold "
+        f"{result.level[:-1]} left out"
+        if left_out else "",
         *(f"{system} not estimated: {why}" for system, why in result.not_estimated.items()),
     ]))  # fmt: skip
     t = Table(title=f"{name}: {gold.height:,} queries, {gold['user_id'].n_unique()} users; "

@@ -106,6 +106,7 @@ class CrossvalScores:
     gold: pl.DataFrame
     read: GoldLog
     users_unlabelled: int  # users without a label at `level`: left out of the folds
+    users_unlabelled_rows: int  # their rows
     not_estimated: dict[str, str] = field(default_factory=dict)  # system -> why it has no estimate
 
     def table(self) -> pl.DataFrame:
@@ -225,6 +226,11 @@ class LabelledUsers:
     read: GoldLog
     users_unlabelled: int  # users without a label at `level`: left out
 
+    @property
+    def users_unlabelled_rows(self) -> int:
+        """The rows of the users left out: with `gold`'s and the rejected ones, every row of the file."""
+        return self.read.events.height - self.gold.height
+
 
 def labelled_users(
     gt: str | None, fmt: str | None, level: str | None, options: ReadOptions = DEFAULT_READ
@@ -278,4 +284,5 @@ def run(job: EvaluateCrossvalJob) -> CrossvalScores:
         name: nested_cv(gold, candidates, (level, level, "f1"), outer=job.folds, inner=job.inner, seed=job.seed)
         for name, candidates in candidates_of.items()
     }
-    return CrossvalScores(results, level, gold, users.read, users.users_unlabelled, not_estimated)
+    return CrossvalScores(results, level, gold, users.read, users.users_unlabelled, users.users_unlabelled_rows,
+                          not_estimated)  # fmt: skip

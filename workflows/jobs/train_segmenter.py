@@ -126,7 +126,7 @@ def run(job: TrainSegmenterJob, run_name: str | None = None) -> TrainOutcome:
         "classifier_choice": job.classifier, "threshold": job.threshold, "folds": job.folds, "inner": job.inner,
         "seed": job.seed,
         "users": gold["user_id"].n_unique(), "rows": gold.height, "users_unlabelled": users.users_unlabelled,
-        "rows_rejected": sum(users.read.rejected.values()),
+        "users_unlabelled_rows": users.users_unlabelled_rows, "rows_rejected": sum(users.read.rejected.values()),
     }  # fmt: skip
     name = run_name or f"{classifier} on {storage.name(users.gt)} ({level})"
     description = (f"Segmenter: {classifier} same-session classifier fitted on the {gold['user_id'].n_unique()} "
@@ -137,7 +137,8 @@ def run(job: TrainSegmenterJob, run_name: str | None = None) -> TrainOutcome:
         mlflow.log_metrics({**metrics, **{f"inner_f1_{candidate}": score for candidate, score in inner.items()}})
         mlflow.log_dict(
             {"folds": learned.folds.to_dicts(), "cascade_folds": cascade.folds.to_dicts(), "inner_f1": inner,
-             "rejected": users.read.rejected, "users_unlabelled": users.users_unlabelled},
+             "rejected": users.read.rejected, "users_unlabelled": users.users_unlabelled,
+             "users_unlabelled_rows": users.users_unlabelled_rows, "unlabelled": users.read.unlabelled()},
             "crossval.json",
         )  # fmt: skip
         model_uri = log_segmenter_model(fitted, level)
@@ -148,10 +149,12 @@ def run(job: TrainSegmenterJob, run_name: str | None = None) -> TrainOutcome:
     )
     shown = headline(metrics, classifier, level)
     rejected = ", ".join(f"{reason} {count:,}" for reason, count in users.read.rejected.items())
+    without = gold[users.column].null_count()  # rows of labelled users without a label: segmented, not learned from
     shown = {
-        "rows fitted (users)": f"{gold.height:,} ({gold['user_id'].n_unique():,})",
+        "rows of labelled users (users)": f"{gold.height:,} ({gold['user_id'].n_unique():,})"
+        + (f", {without:,} of them without a label" if without else ""),
         "rows rejected": rejected or "0",
-        "users without a label (left out)": users.users_unlabelled,
+        "users without a label (left out)": f"{users.users_unlabelled:,} ({users.users_unlabelled_rows:,} rows)",
         **shown,
     }
     return TrainOutcome(run_id, f"runs:/{run_id}/model", registered, champion, shown, None, [])
