@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from workflows.cli import app
-from workflows.distributed.runtime import require_gpus
+from workflows.distributed.runtime import cpus_per_worker, require_gpus
 
 runner = CliRunner()
 JOBS_API = "http://127.0.0.1:8265"  # what a shell sets for `ray job submit`: names no cluster
@@ -112,3 +112,14 @@ def test_a_training_refuses_gpus_before_importing_the_encoder_or_the_tracking(co
                           capture_output=True, text=True, env=env, timeout=120)  # fmt: skip
     assert done.stdout.splitlines()[-1] == "exit 2 imported []", done.stdout + done.stderr
     assert "the job needs 1 GPU(s) and torch sees 0" in done.stderr
+
+
+@settings(max_examples=200, deadline=None)
+@given(nodes=st.lists(st.integers(0, 64), min_size=1, max_size=6), workers=st.integers(1, 16))
+def test_cpus_per_worker_is_the_most_that_lets_every_worker_fit_on_a_node(nodes, workers):
+    """CPUs too: the most CPUs a training worker asks for lets every worker fit on one
+    node (`test_train_hierarchy.py` runs the cluster user's two one-CPU nodes for real)."""
+    fits = lambda t: sum(n // t for n in nodes) >= workers  # noqa: E731
+    t = cpus_per_worker(workers, nodes)
+    assert t >= 1 and (fits(t) or t == 1) and not any(fits(u) for u in range(t + 1, max(nodes) + 2))
+    assert cpus_per_worker(1, [1, 1]) == 1 and cpus_per_worker(2, [2]) == 1 and cpus_per_worker(1, [2]) == 2

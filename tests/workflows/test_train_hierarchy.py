@@ -258,6 +258,33 @@ def test_more_workers_than_cpus_on_a_machines_own_ray_are_refused_at_once(comman
     ), done.output
 
 
+def test_a_worker_asks_for_no_more_cpus_than_one_node_has(s3, tmp_path):
+    """The cluster user's find: on CPUs each worker asked for the whole cluster's CPUs
+    divided by the workers, so `--workers 1` on two one-CPU nodes asked for 2 CPUs, which
+    no node has, and Ray Train retried its worker group every 60 s for ever, without a
+    word. A real two-node Ray (Ray's own `cluster_utils.Cluster`: two raylets here),
+    checkpoints on the S3 endpoint as a cluster needs."""
+    import os
+    import subprocess
+    import sys
+
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(initialize_head=True, connect=False, head_node_args={"num_cpus": 1})
+    try:
+        cluster.add_node(num_cpus=1)
+        cluster.wait_for_nodes()
+        done = subprocess.run(
+            [sys.executable, "-m", "workflows", "train", "hierarchy", "--model", "lookup", "--dim", "2",
+             "--max-steps", "10", "--address", cluster.address, "--storage", f"{s3}/ray", "--no-register"],
+            env={**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"},
+            capture_output=True, text=True, timeout=240,
+        )  # fmt: skip
+    finally:
+        cluster.shutdown()
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
 def test_a_lookup_table_cannot_hold_out_nodes():
     with pytest.raises(ValueError, match="held-out nodes"):
         HierarchyTrainConfig(model="lookup", holdout="nodes")

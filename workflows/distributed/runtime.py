@@ -314,6 +314,27 @@ def cluster_cpus() -> int:
     return max(1, int(ray.cluster_resources().get("CPU", 1)))
 
 
+def node_cpus() -> list[int]:
+    """The CPUs of each live node of the Ray cluster (0 for a node that offers none)."""
+    import ray
+
+    return [int(node["Resources"].get("CPU", 0)) for node in ray.nodes() if node.get("Alive")]
+
+
+def cpus_per_worker(workers: int, nodes: Sequence[int]) -> int:
+    """The most CPUs each of `workers` training workers can ask for such that all of them
+    fit on nodes of `nodes` CPUs each (a worker runs on one node, `nodes[i] // t` workers
+    of t CPUs on node i); at least 1. The cluster's total divided by the workers is no
+    such number where nodes are many: one worker asked for the two CPUs of two one-CPU
+    nodes, which no node has, and Ray Train retried its worker group every 60 s for ever
+    without a word. Where not even 1 CPU a worker fits (fewer CPUs than workers), 1: the
+    cluster's autoscaler may add nodes."""
+    for t in range(max(1, sum(nodes) // max(1, workers)), 1, -1):
+        if sum(n // t for n in nodes) >= workers:
+            return t
+    return 1
+
+
 SEEN_TIMEOUT_S = 60.0  # how long `require_seen_by_every_node` waits for a busy node's answer
 
 

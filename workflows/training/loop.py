@@ -32,7 +32,7 @@ import tempfile
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -386,8 +386,10 @@ class RankZeroLog:
         self.client.set_tag(self.run_id, key, str(value))
 
 
-def fit(task: TrainTask, run_id: str, name: str, storage: str | None, cpus: int) -> Result:
-    """Run `task` on a `TorchTrainer` (inside a Ray runtime); the Ray Train `Result`.
+def fit(task: TrainTask, run_id: str, name: str, storage: str | None, nodes: Sequence[int]) -> Result:
+    """Run `task` on a `TorchTrainer` (inside a Ray runtime) whose nodes have `nodes` CPUs
+    each (`runtime.node_cpus`); the Ray Train `Result`. On CPUs each worker takes as
+    many threads as lets every worker fit on a node (`runtime.cpus_per_worker`).
 
     KeyboardInterrupt after Ctrl-C (noted: `_noting_ctrl_c`), whatever Ray Train ended
     in; Ray Train's own errors otherwise.
@@ -395,13 +397,14 @@ def fit(task: TrainTask, run_id: str, name: str, storage: str | None, cpus: int)
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
+    from workflows.distributed.runtime import cpus_per_worker
     from workflows.tracking.uri import tracking_uri
     from workflows.training.rendezvous import BoundTorchConfig
 
     cfg = task.cfg
     storage_path, storage_fs = checkpoint_storage(storage)
     task.prepare()
-    threads = max(1, cpus // cfg.workers) if not cfg.gpu else 2
+    threads = cpus_per_worker(cfg.workers, nodes) if not cfg.gpu else 2
     trainer = _noting_ctrl_c(TorchTrainer)(
         train_loop_per_worker,
         train_loop_config={"task": task, "threads": threads, "tracking_uri": tracking_uri(), "run_id": run_id},
@@ -560,10 +563,10 @@ def train_best(task: TrainTask, run_id: str, name: str, storage: str | None, add
     from pyarrow import fs
 
     from sessions.storage import is_local, scheme
-    from workflows.distributed.runtime import cluster_cpus, ray_runtime
+    from workflows.distributed.runtime import node_cpus, ray_runtime
 
     with ray_runtime(address):
-        result = fit(task, run_id, name, storage, cluster_cpus())
+        result = fit(task, run_id, name, storage, node_cpus())
     best = result.get_best_checkpoint(metric=task.monitor, mode="max")
     if best is None:
         raise RuntimeError("training reported no checkpoint")
