@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# sessionflow's GPU figures in one run, each against its peer on the same GPU:
+# sessionflow's GPU figures in one run, on the same GPU (training and scoring each
+# against sentence-transformers, as a ratio; the hierarchy has no such peer):
 #
 #   1. session training: sentence-transformers' MNRL against `sessionflow train session`
 #      (minilm-local, bf16 autocast, global batch 256, max length 32), pairs/s per GPU
@@ -73,7 +74,7 @@ if [[ ! -f "$WORK/pairs/report.json" ]]; then
         || step_failed "0. training pairs" "$WORK/pairs.log"
 fi
 
-echo "[$(( $(date +%s) - start )) s] == 1. session training, minilm-local, batch $BATCH, $TRAIN_STEPS steps (bf16 autocast on a GPU)"
+echo "[$(( $(date +%s) - start )) s] == 1. session training, minilm-local, batch $BATCH, $TRAIN_STEPS steps${GPU:+ (bf16 autocast)}"
 "$PYTHON" benchmarks/train_session.py --pairs "$WORK/pairs" --batch-size "$BATCH" --steps "$TRAIN_STEPS" \
     --warmup "$WARMUP" "${GPU[@]}" 2>"$WORK/train_session.err" | tee "$WORK/train_session.txt" \
     || step_failed "1. session training" "$WORK/train_session.err"

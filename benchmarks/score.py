@@ -1,9 +1,11 @@
 """Scoring a whole log: `sessionflow score` with each encoder backend against
 sentence-transformers on every row, torch and ONNX int8.
 
-    .venv/bin/python benchmarks/score.py                          # 2,000,000 AOL-shaped rows, CPU
-    .venv/bin/python benchmarks/score.py --log ../shared/data/aol/aol-top1000-clicked.tsv.gz --head 60000
-    .venv/bin/python benchmarks/score.py --gpu                    # on a GPU machine: four actors a GPU, torch
+    .venv/bin/python benchmarks/score.py --peer-python /tmp/stpeer/bin/python    # 2,000,000 AOL-shaped rows, CPU
+    .venv/bin/python benchmarks/score.py --log ../shared/data/aol/aol-top1000-clicked.tsv.gz --head 60000 \
+        --peer-python /tmp/stpeer/bin/python
+    .venv/bin/python benchmarks/score.py --peers torch            # without the ONNX peer's venv (below)
+    .venv/bin/python benchmarks/score.py --gpu --peers torch      # on a GPU machine: four actors a GPU, torch
 
 1. The log: (once, in --work) an AOL-shaped log from `sessionflow synth` (users issuing
    repeated queries, clicks as extra rows: 2M rows, about half of them distinct texts;
@@ -29,9 +31,9 @@ sentence-transformers on every row, torch and ONNX int8.
      inputs up to 16 MiB, a local Ray above, the engine named in the table), with `--embeddings`, once per
      --backends (the ONNX export is made before the timed runs, as a registered
      model's is made once and logged beside it).
-3. Prints rows/s and peak memory of each, each backend's rate against the ONNX int8
-   peer (target: 2x), and the share of rows whose session or mission differs from the
-   torch backend's.
+3. Prints rows/s and peak memory of each, each backend's rate against each peer run
+   (target: 2x the ONNX int8 peer), and the share of rows whose session or mission
+   differs from the torch backend's.
 """
 
 from __future__ import annotations
@@ -164,6 +166,13 @@ def main() -> None:
     if args.peer:
         peer(args.peer, args.result, args.gpu, args.peer_backend, args.peer_rows, work)
         return
+    onnx_peer = "onnx-int8" in args.peers.split(",")
+    import subprocess
+
+    if onnx_peer and subprocess.run([args.peer_python, "-c", "import optimum.onnxruntime, sentence_transformers"],
+                                    capture_output=True).returncode:  # fmt: skip
+        parser.error(f"the onnx-int8 peer needs sentence-transformers[onnx], which {args.peer_python} lacks: give "
+                     "--peer-python a venv that has it (this docstring says how), or --peers torch")  # fmt: skip
 
     work.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "RAY_AUTH_MODE": "disabled", "HF_HUB_OFFLINE": "1",
@@ -227,10 +236,11 @@ def main() -> None:
         print(f"{name:<90}{seconds:>9.1f}{rate:>10,.0f}{gib:>10.1f}")
     for backend, phase in phases.items():
         print(f"sessionflow {backend} phases (s): {phase}")
-    reference = peer_rates.get("onnx-int8")
-    for name, _, rate, _ in table:
-        if reference and name.startswith("sessionflow"):
-            print(f"{name.split(',')[0]} / sentence-transformers onnx-int8: {rate / reference:.2f}x (target: 2x)")
+    for peer_backend, reference in peer_rates.items():  # each run against each peer of the same run
+        target = " (target: 2x)" if peer_backend == "onnx-int8" else ""
+        for name, _, rate, _ in table:
+            if name.startswith("sessionflow"):
+                print(f"{name.split(',')[0]} / sentence-transformers {peer_backend}: {rate / reference:.2f}x{target}")
     if "torch" in outputs:
         for backend, out in outputs.items():
             if backend != "torch":

@@ -190,7 +190,7 @@ def report(runs: dict[str, dict], outputs: dict[str, str]) -> None:
     print(
         f"estimate: each added worker CPU adds about {per_worker * efficiency:,.0f} rows/s; a node of k CPUs "
         f"about k x that, while the shared storage keeps up; the full AOL collection ({ROWS:,} rows) on "
-        f"n 16-CPU nodes: about {rows / (per_worker * efficiency * 16):,.0f} s / n + the driver's fixed costs"
+        f"n 16-CPU nodes: about {ROWS / (per_worker * efficiency * 16):,.0f} s / n + the driver's fixed costs"
     )
 
 

@@ -71,7 +71,7 @@ def shuffle_run(files: list[str], buckets: int) -> list[dict]:
     def parse(batch: pa.Table) -> pa.Table:
         frames = []
         for path in batch["path"].to_pylist():
-            for parsed in format_for("aol", path, None).parse_file(path):
+            for parsed in format_for("aol", path).parse_file(path):
                 events = parsed.events.select("row_id", "user_id", "ts", "query")
                 frames.append(events.with_columns(_bucket=user_bucket(pl.col("user_id"), buckets)))
         return pl.concat(frames).to_arrow()

@@ -19,6 +19,7 @@ from pathlib import Path
 import polars as pl
 
 from sessions.ingest import ingest
+from sessions.io import scan_table
 from sessions.stats import log_stats
 
 
@@ -26,8 +27,8 @@ def main(synthetic: str, real: str) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         ingest([real], "aol", Path(tmp) / "real")
         ingest([synthetic], "aol", Path(tmp) / "synth")
-        real_events = pl.scan_parquet(Path(tmp) / "real" / "events.parquet")
-        synth_events = pl.scan_parquet(Path(tmp) / "synth" / "events.parquet")
+        real_events = scan_table(Path(tmp) / "real" / "events.parquet")  # a dataset: parts and a manifest
+        synth_events = scan_table(Path(tmp) / "synth" / "events.parquet")
         columns = {
             "real sample": log_stats(real_events),
             "synth, clicked rows": log_stats(synth_events.filter(pl.col("click_url").is_not_null())),

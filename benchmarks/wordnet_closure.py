@@ -10,8 +10,8 @@ With the reference mammal closure's path, the edges are also compared one for on
 
 from __future__ import annotations
 
+import argparse
 import os
-import sys
 import tempfile
 import time
 
@@ -61,4 +61,6 @@ def main(reference_csv: str | None) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else None)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("reference_csv", nargs="?", help="the reference's mammal closure, to compare edge for edge")
+    main(parser.parse_args().reference_csv)
