@@ -277,6 +277,15 @@ def exists(location: str | os.PathLike) -> bool:
     return info(location).type != pafs.FileType.NotFound
 
 
+def why_missing(location: str | os.PathLike, otherwise: str) -> str:
+    """Why nothing is at `location` (where `exists` said so), for a one-line error: that
+    its bucket does not exist (`_no_bucket`), for an object-store URI whose bucket is not
+    there (a job had said "no sessions here; run segment first" of a mistyped bucket),
+    else `otherwise`."""
+    missing = _missing_bucket(str(location))  # " (the bucket B does not exist ...)" or ""
+    return missing.removeprefix(" (").removesuffix(")") if missing else otherwise
+
+
 def is_dir(location: str | os.PathLike) -> bool:
     """Whether a directory is at `location` (`info`, whose errors it raises)."""
     return info(location).type == pafs.FileType.Directory

@@ -429,6 +429,25 @@ def test_the_advice_to_create_the_bucket_is_given_for_a_missing_bucket_only(mess
     assert ("create the bucket first" in str(err.value)) is advice, str(err.value)
 
 
+def test_a_jobs_input_in_a_missing_bucket_is_named_as_such(s3, tmp_path):
+    """The cluster user's find: `mine s3://typo/sessions` said "no sessions here; run
+    `sessionflow segment` first", `train session --pairs s3://typo/pairs` "no pairs here"."""
+    from typer.testing import CliRunner
+
+    from workflows.cli import app
+    from workflows.jobs.common import pairs_location
+
+    bucket = s3.removeprefix("s3://").split("/")[0]
+    said = f"the bucket {bucket}-nope does not exist at AWS_ENDPOINT_URL {os.environ['AWS_ENDPOINT_URL']}"
+    with pytest.raises(FileNotFoundError, match=f"^s3://{bucket}-nope/pairs: {said}$"):
+        pairs_location(f"s3://{bucket}-nope/pairs")
+    done = CliRunner().invoke(app, ["mine", f"s3://{bucket}-nope/sessions", "-o", str(tmp_path / "pairs")])
+    assert done.exit_code == 2 and done.output.strip() == f"error: s3://{bucket}-nope/sessions: {said}", done.output
+    with pytest.raises(FileNotFoundError, match="no pairs here; run `sessionflow mine` first"):  # the bucket is there
+        pairs_location(f"{s3}/pairs")
+    assert storage.why_missing(tmp_path / "x", "nothing") == "nothing"
+
+
 def test_a_missing_bucket_is_named_under_a_pattern_and_refused_as_training_storage(s3):
     bucket = s3.removeprefix("s3://").split("/")[0]
     with pytest.raises(FileNotFoundError, match=rf"no file matches \(the bucket {bucket}-nope does not exist"):

@@ -608,7 +608,7 @@ def pairs_location(path: str) -> str:
     from workflows.jobs.mine import PAIRS_FILE
 
     if not storage.exists(path):
-        raise FileNotFoundError(f"{path}: no pairs here; run `sessionflow mine` first")
+        raise FileNotFoundError(f"{path}: " + storage.why_missing(path, "no pairs here; run `sessionflow mine` first"))
     if not storage.is_dir(path) or is_complete(path):
         return path
     refuse_unfinished(path)
