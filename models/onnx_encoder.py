@@ -29,8 +29,8 @@ from models.encoder import SETTINGS_FILE, TextEncoder, by_length, unread_as
 
 MODEL_FILES = {"onnx": "model.onnx", "onnx-int8": "model-int8.onnx"}  # by backend
 # what a damaged export's one-line error advises (`OnnxTextEncoder`, and the calibration beside it)
-REMAKE_DAMAGED = ("a damaged export is made again once it is deleted, both here and as the onnx/ artifacts of the "
-                  "model's run")  # fmt: skip
+REMAKE_DAMAGED = ("a damaged export is made again once it is deleted, both here and as the model's onnx/<model uuid>/ "
+                  "artifacts in its run")  # fmt: skip
 
 
 def _no_preprocessing_advice(record: logging.LogRecord) -> bool:

@@ -141,8 +141,8 @@ class ParquetSink:
             for future in self._pending:
                 if exc_type is None:
                     future.result()
-                else:  # waited for, not raised: the block's own error is the one its caller sees
-                    future.exception()
+                elif (lost := future.exception()) is not None and exc is not None:  # the block's own error is
+                    exc.add_note(f"and a part's write failed too: {type(lost).__name__}: {lost}")  # what is raised
             failed = exc_type is not None
         finally:
             self._pool.shutdown()

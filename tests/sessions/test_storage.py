@@ -172,9 +172,10 @@ def test_a_with_block_that_fails_raises_its_own_error_when_a_write_failed_too(tm
     only as the `__context__`. The new parts are removed all the same."""
     monkeypatch.setattr(io, "write_parquet", lambda frame, path: (_ for _ in ()).throw(OSError("disk full")))
     path = tmp_path / "d.parquet"
-    with pytest.raises(KeyError, match="the caller's own"), io.ParquetSink(path, SCHEMA) as sink:
+    with pytest.raises(KeyError, match="the caller's own") as raised, io.ParquetSink(path, SCHEMA) as sink:
         sink.write(pl.DataFrame({"a": [1]}))
         raise KeyError("the caller's own")
+    assert raised.value.__notes__ == ["and a part's write failed too: OSError: disk full"]  # not lost either
     assert not path.exists()
     with pytest.raises(OSError, match="disk full"), io.ParquetSink(path, SCHEMA) as sink:  # alone, it is raised
         sink.write(pl.DataFrame({"a": [1]}))

@@ -4,6 +4,7 @@ a dict of lists is one text a row (MLflow gives it to the model as one row of li
 from __future__ import annotations
 
 import json
+import re
 import warnings
 
 import mlflow
@@ -137,3 +138,20 @@ def test_a_served_model_reads_a_null_text_as_missing_in_every_request_form(sessi
     # a cell of a mapping is refused in one line, as a list is (was its printed form)
     refused = session.post("/invocations", json={"inputs": {"query": [{"q": "cats"}]}})
     assert refused.status_code == 400 and "query: row 0 holds a mapping, not a text" in refused.text
+
+
+def test_text_cells_read_bytes_as_utf8_and_refuse_what_holds_many_values(session_pyfunc):
+    """The change breaker's find: with the signatures' text columns `AnyType`, bytes reached
+    `str` and were segmented as the text "b'cute cats'" (MLflow's string type had decoded
+    them). Bytes are UTF-8 text; a set is refused as a list is."""
+    from workflows.tracking.store import text_cells
+
+    given = pd.Series(["cute cats", b"cute cat toys", bytearray("caf\u00e9".encode()), None, 7, np.nan], name="q")
+    assert text_cells(given) == ["cute cats", "cute cat toys", "caf\u00e9", None, "7", None]
+    for bad, said in (({"a"}, "row 0 holds a set"), ({"a": 1}, "row 0 holds a mapping"),
+                      (b"\xff\xfe", "row 0 holds bytes that are no UTF-8 (invalid start byte at byte 0)")):  # fmt: skip
+        with pytest.raises(ValueError, match=re.escape(f"q: {said}")):
+            text_cells(pd.Series([bad], name="q"))
+    as_bytes = session_pyfunc.predict(pd.DataFrame({"query_a": [b"cute cats"], "query_b": [b"cute cat"]}))
+    as_text = session_pyfunc.predict(pd.DataFrame({"query_a": ["cute cats"], "query_b": ["cute cat"]}))
+    pd.testing.assert_frame_equal(as_bytes, as_text)

@@ -62,6 +62,10 @@ def test_a_table_with_a_column_map_is_the_same_truth(gold_log, tmp_path):
     said = json.loads(runner.invoke(app, ["evaluate", "crossval", "--gt", str(blank), "-f", "table", "--map",
                                           options.map, "--json"]).output)  # fmt: skip
     assert said["rows"] + said["users_unlabelled_rows"] + sum(said["rejected"].values()) == gold.height
+    # and the printed line counts them once (the left-out user's rows were also "rows without a gold session")
+    shown = " ".join(runner.invoke(app, ["evaluate", "crossval", "--gt", str(blank), "-f", "table", "--map",
+                                         options.map]).output.split())  # fmt: skip
+    assert f"(not scored: 1 user ({their_rows:,} rows) without a gold session left out)" in shown, shown
     refused = runner.invoke(app, ["train", "segmenter", "--gt", str(table), "--format", "table"])
     assert refused.exit_code == 2 and "needs a column mapping: --map" in refused.output
 

@@ -144,7 +144,7 @@ def crossval(job: EvaluateCrossvalJob, as_json: JsonOption = False) -> None:
     name = job.gt.rsplit("/", 1)[-1] if job.gt else ""
     left_out, their_rows = result.users_unlabelled, result.users_unlabelled_rows
     not_scored = "; ".join(filter(None, [
-        result.read.accounting(),
+        result.read.accounting(gold),
         f"{left_out:,} user{'s' * (left_out != 1)} ({their_rows:,} row{'s' * (their_rows != 1)}) without a gold "
         f"{result.level[:-1]} left out"
         if left_out else "",

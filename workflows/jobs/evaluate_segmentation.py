@@ -107,15 +107,20 @@ class GoldLog:
     events: pl.DataFrame
     rejected: dict[str, int]
 
-    def unlabelled(self) -> dict[str, int]:
-        """Rows read without a label, by gold level: they are segmented, not scored."""
-        return {name: int(self.events[col].null_count()) for col, name in gold_levels(self.events)}
+    def unlabelled(self, events: pl.DataFrame | None = None) -> dict[str, int]:
+        """Rows read without a label, by gold level: they are segmented, not scored (of
+        `events`, some of the rows read; default: all of them)."""
+        events = self.events if events is None else events
+        return {name: int(events[col].null_count()) for col, name in gold_levels(events)}
 
-    def accounting(self) -> str:
-        """What was not scored, in words ('' when every row was)."""
-        parts = [f"{n:,} rows rejected ({', '.join(f'{r} {c:,}' for r, c in self.rejected.items())})"
+    def accounting(self, scored: pl.DataFrame | None = None) -> str:
+        """What was not scored, in words ('' when every row was): the rows rejected, and
+        the rows without a label of `scored` (default: every row read; cross-validation
+        gives the rows of its labelled users, and names the users it left out apart)."""
+        parts = [f"{n:,} row{'s' * (n != 1)} rejected ({', '.join(f'{r} {c:,}' for r, c in self.rejected.items())})"
                  for n in [sum(self.rejected.values())] if n]  # fmt: skip
-        parts += [f"{n:,} rows without a gold {level[:-1]}" for level, n in self.unlabelled().items() if n]
+        unlabelled = self.unlabelled(scored).items()
+        parts += [f"{n:,} row{'s' * (n != 1)} without a gold {level[:-1]}" for level, n in unlabelled if n]
         return "; ".join(parts)
 
 

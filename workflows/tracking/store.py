@@ -320,14 +320,27 @@ def text_type() -> Any:
 
 
 def text_cells(column: pd.Series) -> list[str | None]:
-    """A pyfunc input's text column, one `str` a cell (a number as written), None where
-    missing (`is_missing`). ValueError in one line for a cell holding a list, an array or a
-    mapping: one text a row (`rows_of` reads a dict of lists), never its printed form."""
+    """A pyfunc input's text column, one `str` a cell (a number as written, bytes decoded
+    as UTF-8), None where missing (`is_missing`). ValueError in one line for a cell holding
+    a list, an array, a set or a mapping (one text a row: `rows_of` reads a dict of lists),
+    never its printed form, and for bytes that are no UTF-8."""
+    texts: list[str | None] = []
     for i, value in enumerate(column):
-        if isinstance(value, (*LIST_LIKE, dict)):
-            kind = "a mapping" if isinstance(value, dict) else "a list"
+        if isinstance(value, (*LIST_LIKE, set, frozenset, dict)):
+            kind = "a list"
+            if isinstance(value, dict):
+                kind = "a mapping"
+            elif isinstance(value, (set, frozenset)):
+                kind = "a set"
             raise ValueError(f"{column.name}: row {i} holds {kind}, not a text; give one text a row")
-    return [None if is_missing(v) else str(v) for v in column]
+        if isinstance(value, (bytes, bytearray)):
+            try:
+                value = bytes(value).decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise ValueError(f"{column.name}: row {i} holds bytes that are no UTF-8 ({err.reason} at byte "
+                                 f"{err.start}); give texts") from None  # fmt: skip
+        texts.append(None if is_missing(value) else str(value))
+    return texts
 
 
 def is_missing(value: object) -> bool:
