@@ -151,7 +151,8 @@ def leaves(cls: type, prefix: str = "", path: tuple[str, ...] = (), default: Any
             option=prefix + _option(f),
             argument=bool(meta.get("argument")),
             short=meta.get("short"),
-            shown=meta.get("shown"),
+            # a default of the command's own (demo's batch of 32) is shown as it is, not the field's "by model"
+            shown=meta.get("shown") if default is None or value == _default(f) else None,
             choice_help=meta.get("choice_help"),
         )
 

@@ -383,6 +383,16 @@ def test_defaults_print_as_the_dataclass_defaults():
         assert to_dict(build(config)) == to_dict(config())
 
 
+def test_help_shows_a_commands_own_default_where_it_overrides_the_fields():
+    """The demo user's find: `demo --help` said `--hierarchy-batch-size` and
+    `--hierarchy-negatives` default "by model" (64 for the text model), where the demo
+    trains with 32 of each, as `--print-config` says; `train hierarchy --help` keeps "by model"."""
+    demo = " ".join(runner.invoke(app, ["demo", "--help"], env={"COLUMNS": "200"}).output.split())
+    train = " ".join(runner.invoke(app, ["train", "hierarchy", "--help"], env={"COLUMNS": "200"}).output.split())
+    assert "(lookup: 256; a text model: 64) [32]" in demo and "(lookup: 50; a text model: 64) [32]" in demo
+    assert "(lookup: 256; a text model: 64) [by model]" in train
+
+
 @pytest.mark.parametrize(("words", "config"), CASES, ids=IDS)
 def test_a_refused_number_is_told_by_its_own_flag(words, config):
     """Every number a command refuses (-1, 0, 2 and a huge one, for each numeric setting
