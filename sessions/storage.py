@@ -57,6 +57,7 @@ _HINTS = {
     "gs": "set GOOGLE_APPLICATION_CREDENTIALS or log in with `gcloud auth application-default login`",
     "abfs": "set AZURE_STORAGE_ACCOUNT_NAME and a key or a login",
 }
+_HINTS["gcs"] = _HINTS["gs"]  # pyarrow's alias
 
 
 _AUTH_WORDS = ("ACCESS_DENIED", "credentials", "Forbidden", "403", "InvalidAccessKey", "OAuth2", "authenticate")
@@ -102,7 +103,7 @@ def _filesystem(kind: str, authority: str, endpoint: str | None) -> pafs.FileSys
     """One filesystem per scheme, bucket and `AWS_ENDPOINT_URL` (S3 looks the bucket's
     region up once; a process that changes the endpoint gets a filesystem that asks it)."""
     uri = f"{kind}://{authority}/"
-    if kind == "gs":  # without credentials its default retries go on for 15 minutes
+    if kind in ("gs", "gcs"):  # without credentials its default retries go on for 15 minutes (gcs:// too)
         return pafs.GcsFileSystem(retry_time_limit=timedelta(seconds=GCS_RETRY_SECONDS))
     if kind in _NATIVE:
         return pafs.FileSystem.from_uri(uri)[0]

@@ -460,6 +460,13 @@ def test_a_missing_bucket_is_named_under_a_pattern_and_refused_as_training_stora
     assert storage.list_files(f"{s3}/ray-results", hidden=True) == []
 
 
+def test_gcs_is_gs_with_its_short_retry_limit():
+    """The second change breaker's find: `gcs://`, pyarrow's alias of `gs://`, kept GCS's
+    default retries, so `mine gcs://nobucket/x` without credentials ran for 15 minutes
+    (and ignored SIGTERM inside pyarrow's call), where `gs://` ends in about 20 s."""
+    assert storage._filesystem("gcs", "b", None).equals(storage._filesystem("gs", "b", None))
+
+
 def test_contains_compares_locations_not_strings(tmp_path):
     (tmp_path / "logs").mkdir()
     (tmp_path / "link").symlink_to(tmp_path / "logs")

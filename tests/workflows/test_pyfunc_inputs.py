@@ -146,8 +146,9 @@ def test_text_cells_read_bytes_as_utf8_and_refuse_what_holds_many_values(session
     them). Bytes are UTF-8 text; a set is refused as a list is."""
     from workflows.tracking.store import text_cells
 
-    given = pd.Series(["cute cats", b"cute cat toys", bytearray("caf\u00e9".encode()), None, 7, np.nan], name="q")
-    assert text_cells(given) == ["cute cats", "cute cat toys", "caf\u00e9", None, "7", None]
+    given = pd.Series(["cute cats", b"cute cat toys", bytearray("caf\u00e9".encode()), None, 7, np.nan,
+                       np.float32("nan"), pd.NaT], name="q")  # fmt: skip
+    assert text_cells(given) == ["cute cats", "cute cat toys", "caf\u00e9", None, "7", None, None, None]
     for bad, said in (({"a"}, "row 0 holds a set"), ({"a": 1}, "row 0 holds a mapping"),
                       (b"\xff\xfe", "row 0 holds bytes that are no UTF-8 (invalid start byte at byte 0)")):  # fmt: skip
         with pytest.raises(ValueError, match=re.escape(f"q: {said}")):

@@ -78,9 +78,8 @@ def run(job: MineJob) -> dict:
     sessions = common.require(job.sessions, "sessions", argument=True)
     common.check_format(job.format, job.read)
     if not storage.exists(sessions):
-        raise FileNotFoundError(
-            f"{sessions}: " + storage.why_missing(sessions, "no sessions here; run `sessionflow segment` first")
-        )
+        otherwise = "no such labelled log" if job.gold else "no sessions here; run `sessionflow segment` first"
+        raise FileNotFoundError(f"{sessions}: {storage.why_missing(sessions, otherwise)}")
     source = sessions
     if job.gold is None:  # a `segment` output, checked before the output is claimed: a rerun refused for it
         source = job_output(sessions, SESSIONS_FILE) if storage.is_dir(sessions) else sessions  # keeps its output

@@ -75,8 +75,8 @@ class SegmenterModel(mlflow.pyfunc.PythonModel):
                 "user_id holds floats: give texts or integers (599381.0 would be the user '599381.0'; a pandas "
                 "column of integers with a missing value is float: cast it to Int64)"
             )
-        frame["user_id"] = frame["user_id"].map(lambda u: None if is_missing(u) else str(u))
-        frame["query"] = pd.Series(store.text_cells(frame["query"]), dtype=object, index=frame.index)
+        for column in ("user_id", "query"):  # text (bytes decoded) or None, as `store.text_cells` reads them
+            frame[column] = pd.Series(store.text_cells(frame[column]), dtype=object, index=frame.index)
         if pd.api.types.is_object_dtype(frame["ts"]) or pd.api.types.is_string_dtype(frame["ts"]):
             frame["ts"] = iso_times(frame["ts"])  # JSON's times (served), or text given in Python
         events = pl.from_pandas(frame).with_row_index("_position")

@@ -344,9 +344,11 @@ def text_cells(column: pd.Series) -> list[str | None]:
 
 
 def is_missing(value: object) -> bool:
-    """Whether a pyfunc input's cell holds no value: None, a float NaN or pandas' NA (a
-    `string` column's missing value, which `str` writes as the text "<NA>")."""
-    return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
+    """Whether a pyfunc input's cell holds no value: None, a float NaN (numpy's float32 too),
+    pandas' NA (a `string` column's missing value, which `str` writes as the text "<NA>")
+    or NaT."""
+    return (value is None or value is pd.NA or value is pd.NaT
+            or (isinstance(value, (float, np.floating)) and math.isnan(value)))  # fmt: skip
 
 
 def rows_of(model_input: pd.DataFrame) -> pd.DataFrame:
