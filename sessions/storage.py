@@ -60,7 +60,9 @@ _HINTS = {
 _HINTS["gcs"] = _HINTS["gs"]  # pyarrow's alias
 
 
-_AUTH_WORDS = ("ACCESS_DENIED", "credentials", "Forbidden", "403", "InvalidAccessKey", "OAuth2", "authenticate")
+# refused for want of credentials; `403` as a status, not inside a request id's hex (which made a missing bucket's
+# error, now and then, read as one of credentials)
+_AUTH = re.compile(r"ACCESS_DENIED|credentials|Forbidden|\b403\b|InvalidAccessKey|OAuth2|authenticate")
 READ_AHEAD_BYTES = 8 << 20  # one request's worth of a remote file read sequentially
 GCS_RETRY_SECONDS = 20  # how long a gs:// call retries before failing (pyarrow's default: 15 minutes)
 
@@ -185,10 +187,10 @@ def _errors(location: str | os.PathLike) -> Iterator[None]:
             raise StorageError(_unreachable(str(location), reason)) from None
         if len(message) > 240:  # cloud SDKs repeat their whole retry story
             message = message[:240].rsplit(" ", 1)[0] + " ..."
-        if hint and any(w in message for w in _AUTH_WORDS):
-            message += f" ({hint})"
-        elif _NO_BUCKET.search(message):  # the SDK's sentence names the request and the key it was at
+        if _NO_BUCKET.search(message):  # the SDK's sentence names the request and the key it was at
             message = f"{_no_bucket(str(location))}: create the bucket first, or check its name"
+        elif hint and _AUTH.search(message):
+            message += f" ({hint})"
         raise StorageError(f"{location}: {message}") from None
 
 

@@ -273,7 +273,7 @@ def test_crossval_estimates_each_system_on_users_it_never_saw(tmp_path, tiny_tax
                    "--level", "missions").output  # fmt: skip
     flat = " ".join(table.split())
     assert "800 queries, 24 users; missions, 2 outer x 2 inner folds" in flat
-    assert "(not scored: 1 rows rejected (bad_time 1))" in flat
+    assert "(not scored: 1 row rejected (bad_time 1))" in flat
     assert "the candidate each outer fold's inner folds chose" in flat and "pair F1 by users' history length" in flat
     assert all(word in flat for word in ("time-gap", "shipped", "grid", "learned", "missions window="))
     assert "time-gap 30 min + linking" in flat and "lexical + linking" in flat  # what linking adds, apart
