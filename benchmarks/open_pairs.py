@@ -52,8 +52,7 @@ def main() -> None:
     edges = [*GAPS_S, float("inf")]
     bucket = pl.lit(None, pl.String)
     for low, high in zip(reversed(edges[:-1]), reversed(edges[1:]), strict=True):
-        label = "0 s" if high == 0 else f"({low:g}, {high:g}] s"
-        bucket = pl.when(pl.col("gap") <= high).then(pl.lit(label)).otherwise(bucket)
+        bucket = pl.when(pl.col("gap") <= high).then(pl.lit(f"({low:g}, {high:g}] s")).otherwise(bucket)
     shares = (
         pairs.with_columns(bucket=pl.when(pl.col("gap") <= 0).then(pl.lit("0 s")).otherwise(bucket))
         .group_by("bucket", "broken")
