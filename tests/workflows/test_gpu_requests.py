@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from workflows.cli import app
-from workflows.distributed.runtime import cpus_per_worker, require_gpus
+from workflows.distributed.runtime import cpus_per_worker, require_gpus, workers_waiting
 
 runner = CliRunner()
 JOBS_API = "http://127.0.0.1:8265"  # what a shell sets for `ray job submit`: names no cluster
@@ -123,3 +123,43 @@ def test_cpus_per_worker_is_the_most_that_lets_every_worker_fit_on_a_node(nodes,
     t = cpus_per_worker(workers, nodes)
     assert t >= 1 and (fits(t) or t == 1) and not any(fits(u) for u in range(t + 1, max(nodes) + 2))
     assert cpus_per_worker(1, [1, 1]) == 1 and cpus_per_worker(2, [2]) == 1 and cpus_per_worker(1, [2]) == 2
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    nodes=st.lists(st.fixed_dictionaries({"CPU": st.integers(0, 8), "GPU": st.integers(0, 2)}), max_size=5),
+    workers=st.integers(1, 12),
+    gpu=st.booleans(),
+)
+def test_a_training_whose_workers_do_not_fit_the_nodes_says_so(nodes, workers, gpu):
+    """Where the workers do not all fit on the cluster's live nodes, Ray Train waits for an
+    autoscaler without a word (for ever on a cluster without one): a warning says so,
+    naming what each worker asks for and what each node offers; none where they fit."""
+    per_worker = {"CPU": 1, "GPU": 1} if gpu else {"CPU": cpus_per_worker(workers, [n["CPU"] for n in nodes])}
+    # brute force: place workers one by one on any node with room
+    room, placed = [dict(n) for n in nodes], 0
+    for _ in range(workers):
+        node = next((r for r in room if all(r[k] >= v for k, v in per_worker.items())), None)
+        if node is None:
+            break
+        placed += 1
+        for k, v in per_worker.items():
+            node[k] -= v
+    told = workers_waiting(workers, per_worker, nodes)
+    assert (told is None) == (placed == workers)
+    if told is not None:
+        assert told.startswith(f"warning: --workers {workers} of ") and f"hold {placed} such worker(s) now" in told
+        assert "\n" not in told
+
+
+def test_the_waiting_warning_names_each_node():
+    assert workers_waiting(3, {"CPU": 1}, [{"CPU": 1.0}, {"CPU": 1.0, "GPU": 0.0}]) == (
+        "warning: --workers 3 of 1 CPU each: the cluster's nodes hold 2 such worker(s) now (CPU per node: 1, 1); "
+        "Ray Train waits until its autoscaler adds nodes, without a word meanwhile (Ctrl-C stops; or lower --workers)"
+    )
+    assert workers_waiting(1, {"CPU": 1, "GPU": 1}, [{"CPU": 4.0}]) == (
+        "warning: --workers 1 of 1 CPU and 1 GPU each: the cluster's nodes hold 0 such worker(s) now (CPU per node: "
+        "4; GPU per node: 0); Ray Train waits until its autoscaler adds nodes, without a word meanwhile (Ctrl-C "
+        "stops; or lower --workers)"
+    )
+    assert workers_waiting(2, {"CPU": 2}, [{"CPU": 2.0}, {"CPU": 3.0}]) is None

@@ -263,26 +263,47 @@ def test_a_worker_asks_for_no_more_cpus_than_one_node_has(s3, tmp_path):
     divided by the workers, so `--workers 1` on two one-CPU nodes asked for 2 CPUs, which
     no node has, and Ray Train retried its worker group every 60 s for ever, without a
     word. A real two-node Ray (Ray's own `cluster_utils.Cluster`: two raylets here),
-    checkpoints on the S3 endpoint as a cluster needs."""
+    checkpoints on the S3 endpoint as a cluster needs. Then more workers than the nodes
+    hold: Ray Train waits for an autoscaler (this cluster has none: for ever), and the
+    job says so in a warning before it waits, where it had waited without a word."""
     import os
+    import signal
     import subprocess
     import sys
+    import time
 
     from ray.cluster_utils import Cluster
 
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
+    train = [sys.executable, "-m", "workflows", "train", "hierarchy", "--model", "lookup", "--dim", "2",
+             "--max-steps", "10", "--storage", f"{s3}/ray", "--no-register"]  # fmt: skip
+    warning = "warning: --workers 3 of 1 CPU each: the cluster's nodes hold 2 such worker(s) now (CPU per node: 1, 1)"
     cluster = Cluster(initialize_head=True, connect=False, head_node_args={"num_cpus": 1})
     try:
         cluster.add_node(num_cpus=1)
         cluster.wait_for_nodes()
-        done = subprocess.run(
-            [sys.executable, "-m", "workflows", "train", "hierarchy", "--model", "lookup", "--dim", "2",
-             "--max-steps", "10", "--address", cluster.address, "--storage", f"{s3}/ray", "--no-register"],
-            env={**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"},
-            capture_output=True, text=True, timeout=240,
-        )  # fmt: skip
+        done = subprocess.run([*train, "--address", cluster.address], env=env, capture_output=True, text=True,
+                              timeout=240)  # fmt: skip
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert "warning: --workers" not in done.stderr
+        with open(tmp_path / "waiting.err", "w+") as err:
+            waiting = subprocess.Popen([*train, "--address", cluster.address, "--workers", "3"], env=env,
+                                       stdout=subprocess.DEVNULL, stderr=err)  # fmt: skip
+            try:
+                deadline = time.monotonic() + 180
+                while warning not in (told := (tmp_path / "waiting.err").read_text()) and time.monotonic() < deadline:
+                    assert waiting.poll() is None, told[-3000:]
+                    time.sleep(0.5)
+                assert warning in told, told[-3000:]
+            finally:
+                waiting.send_signal(signal.SIGINT)
+                try:
+                    waiting.wait(timeout=60)
+                except subprocess.TimeoutExpired:
+                    waiting.kill()
+                    waiting.wait()
     finally:
         cluster.shutdown()
-    assert done.returncode == 0, done.stderr[-3000:]
 
 
 def test_a_lookup_table_cannot_hold_out_nodes():

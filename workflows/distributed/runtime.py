@@ -12,7 +12,7 @@ import logging
 import os
 import signal
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
 from workflows.reach import CONNECT_TIMEOUT_S, unanswered
@@ -314,11 +314,32 @@ def cluster_cpus() -> int:
     return max(1, int(ray.cluster_resources().get("CPU", 1)))
 
 
-def node_cpus() -> list[int]:
-    """The CPUs of each live node of the Ray cluster (0 for a node that offers none)."""
+def node_resources() -> list[dict[str, float]]:
+    """What each live node of the Ray cluster offers now, as Ray counts it (`{"CPU": 2.0,
+    "GPU": 1.0, "memory": ..., ...}`; a resource a node lacks is absent)."""
     import ray
 
-    return [int(node["Resources"].get("CPU", 0)) for node in ray.nodes() if node.get("Alive")]
+    return [dict(node["Resources"]) for node in ray.nodes() if node.get("Alive")]
+
+
+def workers_waiting(workers: int, per_worker: Mapping[str, float], nodes: Sequence[Mapping[str, float]]) -> str | None:
+    """A one-line warning when fewer than `workers` training workers, each asking for
+    `per_worker` ({"CPU": 1, "GPU": 1}), fit on the live `nodes` (`node_resources`) now,
+    a worker on one node; None when all of them fit. Ray Train then waits for the
+    cluster's autoscaler to add nodes, retrying its worker group every 60 s without a
+    word: on a cluster without one, for ever. (A local Ray is refused before it comes to
+    this: `require_cpus`, `require_gpus`.)"""
+    fit = sum(min(int(node.get(name, 0) // need) for name, need in per_worker.items() if need > 0) for node in nodes)
+    if fit >= workers:
+        return None
+    each = " and ".join(f"{need:g} {name}" for name, need in per_worker.items() if need > 0)
+    offered = "; ".join(
+        f"{name} per node: {', '.join(f'{node.get(name, 0):g}' for node in nodes) or 'no node'}"
+        for name, need in per_worker.items() if need > 0
+    )  # fmt: skip
+    return (f"warning: --workers {workers} of {each} each: the cluster's nodes hold {fit} such worker(s) now "
+            f"({offered}); Ray Train waits until its autoscaler adds nodes, without a word meanwhile (Ctrl-C "
+            "stops; or lower --workers)")  # fmt: skip
 
 
 def cpus_per_worker(workers: int, nodes: Sequence[int]) -> int:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import logging
 import math
 import signal
 import tempfile
@@ -386,10 +387,12 @@ class RankZeroLog:
         self.client.set_tag(self.run_id, key, str(value))
 
 
-def fit(task: TrainTask, run_id: str, name: str, storage: str | None, nodes: Sequence[int]) -> Result:
-    """Run `task` on a `TorchTrainer` (inside a Ray runtime) whose nodes have `nodes` CPUs
-    each (`runtime.node_cpus`); the Ray Train `Result`. On CPUs each worker takes as
-    many threads as lets every worker fit on a node (`runtime.cpus_per_worker`).
+def fit(task: TrainTask, run_id: str, name: str, storage: str | None, nodes: Sequence[Mapping[str, float]]) -> Result:
+    """Run `task` on a `TorchTrainer` (inside a Ray runtime) whose live nodes offer `nodes`
+    (`runtime.node_resources`); the Ray Train `Result`. On CPUs each worker takes as
+    many threads as lets every worker fit on a node (`runtime.cpus_per_worker`). Where
+    the workers do not all fit on those nodes (a cluster awaiting its autoscaler), a
+    warning says so on the `sessionflow` logger before Ray Train waits (`runtime.workers_waiting`).
 
     KeyboardInterrupt after Ctrl-C (noted: `_noting_ctrl_c`), whatever Ray Train ended
     in; Ray Train's own errors otherwise.
@@ -397,14 +400,17 @@ def fit(task: TrainTask, run_id: str, name: str, storage: str | None, nodes: Seq
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
-    from workflows.distributed.runtime import cpus_per_worker
+    from workflows.distributed.runtime import cpus_per_worker, workers_waiting
     from workflows.tracking.uri import tracking_uri
     from workflows.training.rendezvous import BoundTorchConfig
 
     cfg = task.cfg
     storage_path, storage_fs = checkpoint_storage(storage)
     task.prepare()
-    threads = cpus_per_worker(cfg.workers, nodes) if not cfg.gpu else 2
+    threads = cpus_per_worker(cfg.workers, [int(node.get("CPU", 0)) for node in nodes]) if not cfg.gpu else 2
+    per_worker = {"CPU": 1, "GPU": 1} if cfg.gpu else {"CPU": threads}
+    if waiting := workers_waiting(cfg.workers, per_worker, nodes):
+        logging.getLogger("sessionflow").warning(waiting)
     trainer = _noting_ctrl_c(TorchTrainer)(
         train_loop_per_worker,
         train_loop_config={"task": task, "threads": threads, "tracking_uri": tracking_uri(), "run_id": run_id},
@@ -563,10 +569,10 @@ def train_best(task: TrainTask, run_id: str, name: str, storage: str | None, add
     from pyarrow import fs
 
     from sessions.storage import is_local, scheme
-    from workflows.distributed.runtime import node_cpus, ray_runtime
+    from workflows.distributed.runtime import node_resources, ray_runtime
 
     with ray_runtime(address):
-        result = fit(task, run_id, name, storage, node_cpus())
+        result = fit(task, run_id, name, storage, node_resources())
     best = result.get_best_checkpoint(metric=task.monitor, mode="max")
     if best is None:
         raise RuntimeError("training reported no checkpoint")
