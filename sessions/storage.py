@@ -185,6 +185,8 @@ def _errors(location: str | os.PathLike) -> Iterator[None]:
         hint = _HINTS.get(scheme(location))
         if not is_local(location) and (reason := next((w for w in _UNREACHABLE if w in str(err)), None)):
             raise StorageError(_unreachable(str(location), reason)) from None
+        if scheme(location) == "s3" and _TLS.search(str(err)) and (plain := _plain_endpoint()):
+            raise StorageError(_tls_refused(str(location), plain)) from None
         if len(message) > 240:  # cloud SDKs repeat their whole retry story
             message = message[:240].rsplit(" ", 1)[0] + " ..."
         if _NO_BUCKET.search(message):  # the SDK's sentence names the request and the key it was at
@@ -199,6 +201,29 @@ def _errors(location: str | os.PathLike) -> Iterator[None]:
 _NO_BUCKET = re.compile(r"NoSuchBucket|NO_SUCH_BUCKET|bucket '[^']*' not found|bucket does not exist", re.IGNORECASE)
 _UNREACHABLE = ("Couldn't resolve host", "Could not resolve host", "Couldn't connect", "Could not connect",
                 "Name or service not known", "Connection refused", "timed out")  # fmt: skip
+
+
+# the AWS SDK's words (curl's) for a TLS handshake that met no TLS: an endpoint that speaks plain HTTP
+_TLS = re.compile(r"SSL connect error|wrong version number|ssl3_get_record", re.IGNORECASE)
+
+
+def _plain_endpoint() -> str | None:
+    """`AWS_ENDPOINT_URL` with http:// where it names no scheme or https:// (the SDK then
+    speaks TLS to it); None where it is unset or http:// already."""
+    endpoint = os.environ.get("AWS_ENDPOINT_URL", "").strip()
+    if not endpoint or endpoint.startswith("http://"):
+        return None
+    return "http://" + endpoint.removeprefix("https://")
+
+
+def _tls_refused(location: str, plain: str) -> str:
+    """One line for an S3 endpoint asked over TLS that answered without it (a local MinIO
+    or moto given as `127.0.0.1:9000`: an endpoint without a scheme is asked over https)."""
+    kind, rest = location.split("://", 1)
+    endpoint = os.environ.get("AWS_ENDPOINT_URL", "").strip()
+    return (f"{kind}://{rest.split('/')[0]}: the endpoint {endpoint} (AWS_ENDPOINT_URL) does not answer over "
+            f"HTTPS (an endpoint without http:// is asked over HTTPS); if it speaks plain HTTP, as a local MinIO "
+            f"or moto does, set AWS_ENDPOINT_URL={plain}")  # fmt: skip
 
 
 def _unreachable(location: str, reason: str) -> str:

@@ -392,6 +392,32 @@ def test_a_bucket_that_does_not_exist_is_named(s3):
                               f"AWS_ENDPOINT_URL {endpoint}: create the bucket first, or check its name")  # fmt: skip
 
 
+def test_an_endpoint_of_plain_http_given_without_its_scheme_is_named_with_the_fix(s3, monkeypatch):
+    """The cluster user's find: `AWS_ENDPOINT_URL=127.0.0.1:9000` (a local MinIO, moto)
+    is asked over HTTPS, and every job ended in the SDK's "curlCode: 35, SSL connect
+    error; ... wrong version number" (after its retries: about 6 s each here). Reads and
+    writes name the endpoint and the setting that works; so for https:// given."""
+    bucket = s3.removeprefix("s3://")
+    host = os.environ["AWS_ENDPOINT_URL"].removeprefix("http://")
+
+    def told(endpoint: str, fixed: str) -> str:
+        return (f"s3://{bucket}: the endpoint {endpoint} (AWS_ENDPOINT_URL) does not answer over HTTPS (an "
+                f"endpoint without http:// is asked over HTTPS); if it speaks plain HTTP, as a local MinIO or moto "
+                f"does, set AWS_ENDPOINT_URL={fixed}")  # fmt: skip
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", host)
+    with pytest.raises(storage.StorageError) as err:
+        storage.expand([f"{s3}/logs/"])
+    assert str(err.value) == told(host, f"http://{host}")
+    with pytest.raises(storage.StorageError) as err:
+        storage.check_writable_dir(f"{s3}/out", "--output")
+    assert str(err.value) == f"--output {told(host, f'http://{host}')}"
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"https://{host}/")
+    with pytest.raises(storage.StorageError) as err:
+        io.write_json({}, f"{s3}/out/report.json")
+    assert str(err.value) == told(f"https://{host}/", f"http://{host}/")
+
+
 @pytest.mark.parametrize(
     ("location", "fixed"),
     [("s3://bkt/./x", "s3://bkt/x"), ("s3://bkt/a/./b/", "s3://bkt/a/b"), ("s3://bkt/z/../w", "s3://bkt/w"),
