@@ -282,6 +282,16 @@ def test_a_worker_asks_for_no_more_cpus_than_one_node_has(s3, tmp_path):
     try:
         cluster.add_node(num_cpus=1)
         cluster.wait_for_nodes()
+        # no --storage on two nodes: refused before an MLflow run exists (it left a FAILED run)
+        local = [arg for arg in train if arg not in ("--storage", f"{s3}/ray")]
+        refused = subprocess.run([*local, "--address", cluster.address], env=env, capture_output=True, text=True,
+                                 timeout=240)  # fmt: skip
+        assert refused.returncode == 2 and refused.stderr.strip().splitlines()[-1] == (
+            "error: --storage (not set): this Ray cluster has 2 nodes; checkpoints need storage every node "
+            "reaches: an object store URI such as s3://BUCKET/ray-results"
+        ), refused.stderr[-3000:]
+        client = mlflow.MlflowClient(env["MLFLOW_TRACKING_URI"])
+        assert client.search_runs([e.experiment_id for e in client.search_experiments()]) == []  # not even FAILED
         done = subprocess.run([*train, "--address", cluster.address], env=env, capture_output=True, text=True,
                               timeout=240)  # fmt: skip
         assert done.returncode == 0, done.stderr[-3000:]

@@ -51,6 +51,7 @@ from workflows.training.loop import (
     require_one_global_batch,
     require_storage,
     train_best,
+    training_ray,
 )
 
 EXPERIMENT = "hierarchy-model"
@@ -486,6 +487,7 @@ def run(job: TrainHierarchyJob, run_name: str | None = None) -> TrainOutcome:
     task = HierarchyTask(cfg, data)
     require_one_global_batch(task.examples, cfg)
     with (
+        training_ray(job.address, job.storage),
         training_run(job.experiment, "train hierarchy", params, name, description) as run_id,
         train_best(task, run_id, "hierarchy-model", job.storage, job.address) as trained,
     ):

@@ -38,6 +38,7 @@ from workflows.training.loop import (
     require_one_global_batch,
     require_storage,
     train_best,
+    training_ray,
 )
 from workflows.training.session import SessionTask
 
@@ -274,6 +275,7 @@ def run(job: TrainSessionJob, run_name: str | None = None) -> TrainOutcome:
     description = (f"Session model: {cfg.model} fine-tuned with InfoNCE on the training pairs of {pairs_path} "
                    f"({train.height:,} examples), validated on {val.height:,} pairs of other users.")  # fmt: skip
     with (
+        training_ray(job.address, job.storage),
         training_run(job.experiment, "train session", params, name, description) as run_id,
         train_best(SessionTask(cfg, train, val), run_id, "session-model", job.storage, job.address) as trained,
     ):

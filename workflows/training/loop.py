@@ -562,8 +562,23 @@ class TrainOutcome:
 
 
 @contextmanager
+def training_ray(address: str | None, storage: str | None) -> Iterator[None]:
+    """Ray for a training job (a local runtime, or the cluster at `address`), entered
+    before its MLflow run: what only the cluster can tell is refused before a run exists
+    (`checkpoint_storage`: on several nodes, `--storage` every node reaches; a cluster
+    user's job had left a FAILED run for that settings error). `train_best` inside it
+    uses this Ray. ValueError as `checkpoint_storage`; OSError as `runtime.ray_runtime`."""
+    from workflows.distributed.runtime import ray_runtime
+
+    with ray_runtime(address):
+        checkpoint_storage(storage)
+        yield
+
+
+@contextmanager
 def train_best(task: TrainTask, run_id: str, name: str, storage: str | None, address: str | None) -> Iterator[Trained]:
-    """Fit `task` on Ray (a local runtime, or the cluster at `address`) and yield its best checkpoint by
+    """Fit `task` on Ray (that of `training_ray` when entered, else a local runtime or the
+    cluster at `address`, for the training alone) and yield its best checkpoint by
     `task.monitor`, in a temporary directory removed afterwards. Raises as `fit`, and
     RuntimeError when training reported no checkpoint."""
     from pyarrow import fs
