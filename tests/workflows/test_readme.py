@@ -100,3 +100,29 @@ def test_the_readme_demo_table_is_generated_from_the_committed_summary():
     summary = json.loads(SUMMARY_COPY.read_text())
     assert readme_block(README.read_text()) == readme_table(summary)
     assert summary["numbers"]["ingest"]["rows_in"] == summary["numbers"]["synth"]["rows"]
+
+
+def test_the_committed_summary_names_paths_in_the_repository_not_on_one_machine():
+    """`make docs` copied the demo's summary with its absolute paths (`/work/main/out/demo/...`,
+    one machine's checkout); the copy names them relative to the repository."""
+    import json
+
+    from workflows.jobs.demo_docs import ROOT, SUMMARY_COPY, relative_to_root
+
+    def strings(value):
+        if isinstance(value, dict):
+            yield from (s for item in value.values() for s in strings(item))
+        elif isinstance(value, list):
+            yield from (s for item in value for s in strings(item))
+        elif isinstance(value, str):
+            yield value
+
+    summary = json.loads(SUMMARY_COPY.read_text())
+    assert summary["log"] == "out/demo/synth-aol.tsv.gz"
+    assert not [s for s in strings(summary) if s.startswith("/") or "/work/main/" in s]
+    assert summary["mlflow_ui"] == ".venv/bin/mlflow ui --backend-store-uri sqlite:///mlflow.db --workers 1"
+    given = {"log": f"{ROOT}/out/demo/x.tsv", "figures": [f"{ROOT}/out/f.png", "/elsewhere/g.png"], "n": 3,
+             "name": f"{ROOT}x/out", "ui": f"mlflow ui --backend-store-uri sqlite:///{ROOT}/mlflow.db"}  # fmt: skip
+    assert relative_to_root(given) == {"log": "out/demo/x.tsv", "figures": ["out/f.png", "/elsewhere/g.png"],
+                                       "n": 3, "name": f"{ROOT}x/out",
+                                       "ui": "mlflow ui --backend-store-uri sqlite:///mlflow.db"}  # fmt: skip

@@ -34,7 +34,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from workflows.jobs.demo import DemoConfig
 
@@ -143,10 +143,23 @@ def update(summary_path: Path, readme_path: Path = ROOT / "README.md") -> None:
     before, rest = readme.split(START, 1)
     after = rest.split(END, 1)[1]
     readme_path.write_text(f"{before}{START}\n{readme_table(summary)}\n{END}{after}")
-    SUMMARY_COPY.write_text(json.dumps(summary, indent=1) + "\n")
+    SUMMARY_COPY.write_text(json.dumps(relative_to_root(summary), indent=1) + "\n")
     for figure in map(Path, summary["figures"]):
         if figure.name in FIGURES and figure.exists():
             shutil.copy(figure, SUMMARY_COPY.parent / "figures" / FIGURES[figure.name])
+
+
+def relative_to_root(value: Any) -> Any:
+    """`value` (a summary's JSON: dicts, lists, strings, numbers) with each path under the
+    repository (`ROOT`), alone or inside a string, written relative to it, so that the
+    committed copy names no one machine's checkout (`/home/me/sessionflow/out/demo/x` is
+    `out/demo/x`, `sqlite:////home/me/sessionflow/mlflow.db` is `sqlite:///mlflow.db`: the
+    commands run from the repository)."""
+    if isinstance(value, dict):
+        return {key: relative_to_root(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [relative_to_root(item) for item in value]
+    return value.replace(f"{ROOT}{os.sep}", "") if isinstance(value, str) else value
 
 
 NOTEBOOKS = ROOT / "notebooks"
