@@ -3,9 +3,11 @@ a dict of lists is one text a row (MLflow gives it to the model as one row of li
 
 from __future__ import annotations
 
+import datetime
 import json
 import re
 import warnings
+from decimal import Decimal
 
 import mlflow
 import numpy as np
@@ -156,3 +158,196 @@ def test_text_cells_read_bytes_as_utf8_and_refuse_what_holds_many_values(session
     as_bytes = session_pyfunc.predict(pd.DataFrame({"query_a": [b"cute cats"], "query_b": [b"cute cat"]}))
     as_text = session_pyfunc.predict(pd.DataFrame({"query_a": ["cute cats"], "query_b": ["cute cat"]}))
     pd.testing.assert_frame_equal(as_bytes, as_text)
+
+
+def _column(cells: list, name: str = "q") -> pd.Series:
+    """`cells` as one object column, each cell kept as the object it is (a list, a Series)."""
+    held = np.empty(len(cells), dtype=object)
+    for i, cell in enumerate(cells):
+        held[i] = cell
+    return pd.Series(held, dtype=object, name=name)
+
+
+def test_text_cells_read_every_kind_of_cell_by_one_rule():
+    """The reviewer's find: a memoryview, a generator, a pandas Series, a float, a bool or a
+    datetime in a text column was scored as its printed form ("<memory at 0x...>",
+    "<generator object ...>", "0    a\\ndtype: str", "1.5", "True"). Bytes of every kind
+    are UTF-8 text, numpy's str_ a text, integers their digits; anything else is refused
+    in one line naming the column, the row and what it holds."""
+    from workflows.tracking.store import text_cells
+
+    read = [memoryview(b"cute cats"), np.bytes_(b"caf\xc3\xa9"), np.str_("new york"), np.int64(911), 7,
+            np.datetime64("NaT"), bytearray(b"flu")]  # fmt: skip
+    assert text_cells(_column(read)) == ["cute cats", "caf\u00e9", "new york", "911", "7", None, "flu"]
+    assert all(type(text) is str for text in text_cells(_column(read)) if text is not None)
+    many = "not a text; give one text a row"
+    floats = "give texts or integers (a pandas column of integers with a missing value is float: cast it to Int64)"
+    refused = [
+        ((x for x in ["a"]), f"holds an iterator, {many}"),
+        (iter(["a"]), f"holds an iterator, {many}"),
+        (pd.Series(["a"]), f"holds a pandas Series, {many}"),
+        (("a", "b"), f"holds a tuple, {many}"),
+        (np.array("a"), f"holds an array, {many}"),
+        (range(2), f"holds a range, {many}"),
+        (frozenset({"a"}), f"holds a set, {many}"),
+        (1.5, f"holds a float (1.5), not a text; {floats}"),
+        (np.float32(599381.0), f"holds a float (599381.0), not a text; {floats}"),
+        (Decimal("1.50"), "holds a Decimal (1.50), not a text; give texts or integers"),
+        (True, "holds a bool, not a text; give texts"),
+        (np.bool_(False), "holds a bool, not a text; give texts"),
+        (pd.Timestamp("2006-03-01"), "holds a Timestamp, not a text; give texts"),
+        (datetime.date(2006, 3, 1), "holds a date, not a text; give texts"),
+        (np.datetime64("2006-03-01"), "holds a datetime64, not a text; give texts"),
+        (np.timedelta64(5, "s"), "holds a timedelta64, not a text; give texts"),  # an integer to numpy
+        (memoryview(np.arange(2, dtype=np.int32)), "holds a memoryview of 4-byte items, not a text; give texts"),
+        (object(), "holds an object, not a text; give texts"),
+        (bytearray(b"ok \xff"), "holds bytes that are no UTF-8 (invalid start byte at byte 3); give texts"),
+        (memoryview(b"\xc3"), "holds bytes that are no UTF-8 (unexpected end of data at byte 0); give texts"),
+        (np.bytes_(b"\xe9t\xe9"), "holds bytes that are no UTF-8 (invalid continuation byte at byte 0); give texts"),
+    ]
+    for cell, said in refused:
+        with pytest.raises(ValueError) as err:
+            text_cells(_column(["fine", cell], name="query_b"))
+        assert str(err.value) == f"query_b: row 1 {said}"
+
+
+REFUSED = object()  # a cell `text_cells` refuses in one line
+
+
+def _utf8(data: bytes) -> str | object:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return REFUSED
+
+
+_texts = st.text(max_size=6)
+_ints = st.integers(-(2**62), 2**62)
+# (a cell, what the documented rule makes of it: its text, None, or REFUSED)
+_cells = st.one_of(
+    _texts.map(lambda t: (t, t)),
+    _texts.map(lambda t: (np.str_(t), str(np.str_(t)))),  # numpy's str_ drops trailing NULs when made
+    st.one_of(st.binary(max_size=6), _texts.map(str.encode)).flatmap(
+        lambda b: st.sampled_from(
+            [
+                (b, _utf8(b)),
+                (bytearray(b), _utf8(b)),
+                (memoryview(b), _utf8(b)),
+                (np.bytes_(b), _utf8(bytes(np.bytes_(b)))),
+            ]
+        )
+    ),
+    _ints.map(lambda i: (i, str(i))),
+    _ints.map(lambda i: (np.int64(i), str(i))),
+    st.sampled_from([None, np.nan, np.float32("nan"), pd.NA, pd.NaT, np.datetime64("NaT"), np.timedelta64("NaT")]).map(
+        lambda m: (m, None)
+    ),
+    st.one_of(
+        st.floats(allow_nan=False),
+        st.floats(allow_nan=False, width=32).map(np.float32),
+        st.decimals(allow_nan=False),
+        st.fractions(),
+        st.complex_numbers(),
+        st.booleans(),
+        st.booleans().map(np.bool_),
+        st.datetimes(),
+        st.dates(),
+        st.times(),
+        st.timedeltas(),
+        st.datetimes().map(pd.Timestamp),
+        st.datetimes().map(np.datetime64),
+        st.timedeltas().map(np.timedelta64),
+        st.integers(0, 9).map(lambda i: np.timedelta64(i, "s")),
+        st.lists(_texts, max_size=3),
+        st.lists(_texts, max_size=3).map(tuple),
+        st.lists(_texts, max_size=3).map(np.array),
+        st.lists(_texts, max_size=3).map(pd.Series),
+        st.lists(_texts, max_size=3).map(lambda texts: (t for t in texts)),
+        st.lists(_texts, max_size=3).map(iter),
+        st.sets(_texts, max_size=3),
+        st.dictionaries(_texts, _texts, max_size=2),
+        st.integers(0, 3).map(range),
+        st.lists(st.integers(0, 9), max_size=3).map(lambda i: memoryview(np.array(i, dtype=np.int64))),
+        st.just(object()),
+    ).map(lambda v: (v, REFUSED)),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(cells=st.lists(_cells, min_size=1, max_size=5), name=st.sampled_from(["query", "query_a", "text"]))
+def test_every_cell_is_its_text_missing_or_refused_in_one_line(cells, name):
+    """The kind: whatever a text column's cells hold, each becomes the plain `str` (or None)
+    the documented rule gives it (`store.text_of`), or the column is refused with a one-line
+    ValueError naming the column and the first such row; never a printed form ('<... at 0x')."""
+    from workflows.tracking.store import text_cells
+
+    column = _column([cell for cell, _ in cells], name=name)
+    expected = [text for _, text in cells]
+    if REFUSED not in expected:
+        texts = text_cells(column)
+        assert texts == expected
+        assert all(text is None or type(text) is str for text in texts)
+        return
+    with pytest.raises(ValueError) as err:
+        text_cells(column)
+    message = str(err.value)
+    assert message.startswith(f"{name}: row {expected.index(REFUSED)} holds "), message
+    assert "\n" not in message and " at 0x" not in message and "<" not in message, message
+
+
+@pytest.fixture(scope="module")
+def segmenter_pyfunc(tmp_path_factory):
+    """The segmenter pyfunc around a classifier that joins every pair (what a fit on pairs of one
+    class gives), saved and loaded back as a user loads a registered one."""
+    from sessions.learned import LearnedConfig, SameSessionClassifier
+    from workflows.tracking.segmenter_model import SIGNATURE as SEGMENTER_SIGNATURE
+    from workflows.tracking.segmenter_model import SegmenterModel
+
+    model = SegmenterModel(SameSessionClassifier(None, LearnedConfig(), constant=1.0))
+    return _saved(tmp_path_factory, model, SEGMENTER_SIGNATURE, {})
+
+
+def test_the_loaded_pyfuncs_read_bytes_of_every_kind_and_refuse_other_cells(
+    session_pyfunc, hierarchy_pyfunc, segmenter_pyfunc
+):
+    """Through MLflow's load path (`mlflow.pyfunc.load_model` of a saved model): a memoryview,
+    numpy's bytes_ and str_ are the texts they hold in all three models, a generator, a float
+    and a datetime are refused in one line (they were scored as their printed form)."""
+    texts = ["cute cats", "caf\u00e9 paris"]
+    held = _column([memoryview(texts[0].encode()), np.bytes_(texts[1].encode())], name="query")
+    as_str = _column([np.str_(texts[0]), texts[1]], name="query")
+    plain = session_pyfunc.predict(pd.DataFrame({"query": texts}))["embedding"]
+    for cells in (held, as_str):
+        embedded = session_pyfunc.predict(pd.DataFrame({"query": cells}))["embedding"]
+        np.testing.assert_allclose(np.stack(embedded), np.stack(plain))
+        norms = hierarchy_pyfunc.predict(pd.DataFrame({"text": cells.rename("text")}))["norm"]
+        np.testing.assert_allclose(norms, hierarchy_pyfunc.predict(pd.DataFrame({"text": texts}))["norm"])
+    log = {"user_id": [7, 7], "ts": pd.to_datetime(["2006-03-01 10:00", "2006-03-01 10:01"])}
+    answered = segmenter_pyfunc.predict(pd.DataFrame({**log, "query": held}))
+    assert answered["query"].tolist() == texts and answered["user_id"].tolist() == ["7", "7"]
+    assert answered["session_id"].nunique() == 1
+    refusals = [
+        (session_pyfunc, {"query_a": texts, "query_b": _column(["a", (t for t in "ab")])},
+         "query_b: row 1 holds an iterator, not a text; give one text a row"),
+        (hierarchy_pyfunc, {"text": _column([pd.Timestamp("2006-03-01"), "a"])},
+         "text: row 0 holds a Timestamp, not a text; give texts"),
+        (segmenter_pyfunc, {**log, "query": _column(["a", 1.5])},
+         "query: row 1 holds a float (1.5), not a text; give texts or integers (a pandas column of integers "
+         "with a missing value is float: cast it to Int64)"),
+        (segmenter_pyfunc, {**log, "user_id": [599381.0, np.nan], "query": texts},
+         "user_id: row 0 holds a float (599381.0), not a text; give texts or integers (a pandas column of "
+         "integers with a missing value is float: cast it to Int64)"),
+    ]  # fmt: skip
+    for model, columns, said in refusals:
+        with pytest.raises(ValueError) as err:
+            model.predict(pd.DataFrame(columns))
+        assert str(err.value) == said
+
+
+def test_a_one_row_input_of_a_numpy_scalar_array_is_refused_in_one_line(hierarchy_pyfunc):
+    """`rows_of` took a 0-d array for a list and failed on its length ("len() of unsized
+    object", a TypeError): it is one cell, refused as an array."""
+    with pytest.raises(ValueError, match=re.escape("text: row 0 holds an array, not a text; give one text a row")):
+        hierarchy_pyfunc.predict({"text": np.array("animal")})
+    with pytest.raises(ValueError, match=re.escape("text: row 0 holds an array, not a text")):
+        hierarchy_pyfunc.predict(pd.DataFrame({"text": _column([np.array("animal")])}))

@@ -138,7 +138,9 @@ def test_train_segmenter_logs_its_estimate_registers_and_segments_a_log(gold_log
         answered = model.predict(asked)
         assert answered["session_id"].tolist() == served["session_id"].tolist()
         assert answered["ts"].tolist() == served["ts"].tolist()  # in UTC, without a zone
-    with pytest.raises(ValueError, match="user_id holds floats: give texts or integers"):
+    with pytest.raises(
+        ValueError, match=r"user_id: row 0 holds a float \(\d+\.0\), not a text; give texts or integers"
+    ):
         model.predict(zoned.with_columns(pl.col("user_id").cast(pl.Float64)).to_pandas())
     # served (`mlflow models serve`: MLflow's scoring app), where JSON carries times as text: the
     # second change breaker's find, every request form refused ("ts must be a datetime column")

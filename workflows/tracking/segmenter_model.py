@@ -28,7 +28,7 @@ from sessions.missions import MissionConfig
 from sessions.pipeline import SESSIONS_SCHEMA, sessions_with_missions
 from sessions.segment import SegmentConfig
 from workflows.tracking import store
-from workflows.tracking.store import REQUIREMENTS, is_missing, load_pyfunc, pip_requirements, require_model, rows_of
+from workflows.tracking.store import REQUIREMENTS, load_pyfunc, pip_requirements, require_model, rows_of
 
 if TYPE_CHECKING:
     from workflows.tracking.session_model import SessionScorer
@@ -50,8 +50,9 @@ class SegmenterModel(mlflow.pyfunc.PythonModel):
     """A log's rows (user_id, ts, query[, row_id]) -> the same rows, in the same order,
     with `session_id`, `session_seq` and `mission_id` (`sessions.pipeline.SESSIONS_SCHEMA`;
     missions linked by the rule, `sessions.missions`), as a frame or a dict of lists
-    (`store.rows_of`). `user_id`: texts or integers (as `segment` reads them; floats are
-    refused: 599381.0 is no user's id as written). `ts`: datetimes or ISO 8601 texts (as
+    (`store.rows_of`). `user_id` and `query`: texts or integers (as `segment` reads user ids;
+    floats are refused: 599381.0 is no user's id as written), read by `store.text_cells`,
+    which refuses any other cell in one line. `ts`: datetimes or ISO 8601 texts (as
     JSON serves them), in UTC when they have no zone, converted to UTC when they have
     one; answered in UTC without a zone, as MLflow's datetime columns are. A user's
     queries of one time stamp are taken in `row_id` order, without it in the frame's
@@ -67,15 +68,7 @@ class SegmenterModel(mlflow.pyfunc.PythonModel):
         if missing:
             raise ValueError(f"give columns user_id, ts and query; missing: {', '.join(sorted(missing))}")
         frame = rows_of(model_input).reset_index(drop=True)
-        users = frame["user_id"]
-        if pd.api.types.is_float_dtype(users) or (
-            pd.api.types.is_object_dtype(users) and any(isinstance(u, float) and not is_missing(u) for u in users)
-        ):
-            raise ValueError(
-                "user_id holds floats: give texts or integers (599381.0 would be the user '599381.0'; a pandas "
-                "column of integers with a missing value is float: cast it to Int64)"
-            )
-        for column in ("user_id", "query"):  # text (bytes decoded) or None, as `store.text_cells` reads them
+        for column in ("user_id", "query"):  # text, integers as their digits, or None; floats refused (`text_of`)
             frame[column] = pd.Series(store.text_cells(frame[column]), dtype=object, index=frame.index)
         if pd.api.types.is_object_dtype(frame["ts"]) or pd.api.types.is_string_dtype(frame["ts"]):
             frame["ts"] = iso_times(frame["ts"])  # JSON's times (served), or text given in Python

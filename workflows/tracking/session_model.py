@@ -77,7 +77,8 @@ class SessionModel(mlflow.pyfunc.PythonModel):
 
 def texts_of(column: pd.Series) -> list[str]:
     """A text column as strings (`store.text_cells`), missing values as empty texts.
-    ValueError in one line when a cell holds a list, an array or a mapping."""
+    ValueError in one line for a cell that holds no text (a float, a list, a mapping, ...:
+    `store.text_of`)."""
     return ["" if text is None else text for text in text_cells(column)]
 
 

@@ -11,10 +11,12 @@ from __future__ import annotations
 import json
 import logging
 import math
+import numbers
 import os
 import re
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from contextlib import closing, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -306,9 +308,6 @@ def log_table(frame: Any, source: str, name: str, context: str) -> None:
         mlflow.log_input(mlflow.data.from_pandas(pandas, source=source, name=name), context=context)
 
 
-LIST_LIKE = (list, tuple, np.ndarray)  # a pyfunc input's cell that holds many values
-
-
 def text_type() -> Any:
     """The type of a text column in this project's model signatures: MLflow's `AnyType`,
     the cells read by `text_cells`. Not MLflow's string: a served model (`mlflow models
@@ -320,35 +319,84 @@ def text_type() -> Any:
 
 
 def text_cells(column: pd.Series) -> list[str | None]:
-    """A pyfunc input's text column, one `str` a cell (a number as written, bytes decoded
-    as UTF-8), None where missing (`is_missing`). ValueError in one line for a cell holding
-    a list, an array, a set or a mapping (one text a row: `rows_of` reads a dict of lists),
-    never its printed form, and for bytes that are no UTF-8."""
-    texts: list[str | None] = []
-    for i, value in enumerate(column):
-        if isinstance(value, (*LIST_LIKE, set, frozenset, dict)):
-            kind = "a list"
-            if isinstance(value, dict):
-                kind = "a mapping"
-            elif isinstance(value, (set, frozenset)):
-                kind = "a set"
-            raise ValueError(f"{column.name}: row {i} holds {kind}, not a text; give one text a row")
-        if isinstance(value, (bytes, bytearray)):
-            try:
-                value = bytes(value).decode("utf-8")
-            except UnicodeDecodeError as err:
-                raise ValueError(f"{column.name}: row {i} holds bytes that are no UTF-8 ({err.reason} at byte "
-                                 f"{err.start}); give texts") from None  # fmt: skip
-        texts.append(None if is_missing(value) else str(value))
-    return texts
+    """A pyfunc input's text column, one `str` or None a cell, by one rule for every model
+    of this project (`text_of`). ValueError in one line, naming the column and the row, for
+    a cell that holds no text."""
+    return [text_of(value, column.name, row) for row, value in enumerate(column)]
+
+
+_NO_NUMBERS = (bool, np.bool_, np.timedelta64)  # no numbers to a reader, though Python's `numbers` counts them
+
+
+def text_of(value: object, column: object, row: int) -> str | None:
+    """One cell of a pyfunc input's text column (`column`, row `row`, for the message) as a
+    text:
+
+    - a `str` (numpy's `str_` too): that text;
+    - bytes, a `bytearray`, numpy's `bytes_` or a `memoryview` of bytes: decoded as UTF-8;
+    - an integer (Python's or numpy's, not a bool): its digits, as `segment` reads integer
+      user ids (AOL's AnonID, read by pandas as int64) and a query such as 911;
+    - missing (`is_missing`: None, NaN, pandas' NA, NaT): None.
+
+    ValueError in one line for anything else, never its printed form (which was scored as
+    a text, "<memory at 0x...>", "<generator object ...>"): a float (599381.0 is no text
+    as written: "599381" or "599381.0"?), a bool, a Decimal or other number, a datetime, a
+    cell of many values (a list, tuple, array, Series, set, mapping or iterator: one text
+    a row, `rows_of` reads a dict of lists), any other object; and bytes that are no UTF-8.
+    """
+    if isinstance(value, str):
+        return str.__str__(value)  # a plain str of a subclass's text (numpy's str_)
+    if isinstance(value, memoryview) and value.itemsize == 1:
+        value = value.tobytes()
+    if isinstance(value, (bytes, bytearray)):
+        try:
+            return bytes(value).decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise ValueError(f"{column}: row {row} holds bytes that are no UTF-8 ({err.reason} at byte "
+                             f"{err.start}); give texts") from None  # fmt: skip
+    if is_missing(value):
+        return None
+    number = isinstance(value, numbers.Number) and not isinstance(value, _NO_NUMBERS)
+    if number and isinstance(value, numbers.Integral):
+        return str(int(value))
+    if number:  # a float, a Decimal
+        floats = " (a pandas column of integers with a missing value is float: cast it to Int64)"
+        raise ValueError(f"{column}: row {row} holds {_kind(value)} ({value}), not a text; give texts or integers"
+                         f"{floats if isinstance(value, (float, np.floating)) else ''}")  # fmt: skip
+    many = isinstance(value, Iterable) and not isinstance(value, memoryview)
+    advice = "give one text a row" if many else "give texts"
+    raise ValueError(f"{column}: row {row} holds {_kind(value)}, not a text; {advice}")
+
+
+def _kind(value: object) -> str:
+    """What a cell that is no text holds, as `text_of`'s message names it: "a list", "a bool"."""
+    if isinstance(value, Mapping):
+        return "a mapping"
+    if isinstance(value, AbstractSet):
+        return "a set"
+    if isinstance(value, Iterator):
+        return "an iterator"  # a generator, `map`, `iter(...)`
+    if isinstance(value, memoryview):
+        return f"a memoryview of {value.itemsize}-byte items"
+    names = {list: "list", tuple: "tuple", np.ndarray: "array", pd.Series: "pandas Series", bool: "bool",
+             np.bool_: "bool", float: "float", np.floating: "float"}  # fmt: skip
+    name = next((n for kind, n in names.items() if isinstance(value, kind)), type(value).__name__)
+    return f"{'an' if name[0] in 'aeiouAEIOU' else 'a'} {name}"
 
 
 def is_missing(value: object) -> bool:
     """Whether a pyfunc input's cell holds no value: None, a float NaN (numpy's float32 too),
     pandas' NA (a `string` column's missing value, which `str` writes as the text "<NA>")
-    or NaT."""
+    or NaT (pandas' or numpy's)."""
     return (value is None or value is pd.NA or value is pd.NaT
-            or (isinstance(value, (float, np.floating)) and math.isnan(value)))  # fmt: skip
+            or (isinstance(value, (float, np.floating)) and math.isnan(value))
+            or (isinstance(value, (np.datetime64, np.timedelta64)) and bool(np.isnat(value))))  # fmt: skip
+
+
+def _listed(value: object) -> bool:
+    """Whether a one-row input's cell is a column of values (`rows_of`): a list, a tuple
+    or an array of one or more dimensions."""
+    return isinstance(value, (list, tuple)) or (isinstance(value, np.ndarray) and value.ndim > 0)
 
 
 def rows_of(model_input: pd.DataFrame) -> pd.DataFrame:
@@ -357,20 +405,21 @@ def rows_of(model_input: pd.DataFrame) -> pd.DataFrame:
 
     MLflow hands a dict of lists (`model.predict({"query_a": [...], "query_b": [...]})`,
     as serving's `inputs` JSON gives it too) to the model as one row whose cells are the
-    lists; pandas reads the same dict as one row a value, and so does this: each list
-    becomes a column. ValueError in one line when the lists differ in length.
+    lists (or tuples, or arrays); pandas reads the same dict as one row a value, and so
+    does this: each list becomes a column. ValueError in one line when the lists differ
+    in length. A cell of one value is then read by `text_cells`.
     """
-    if len(model_input) != 1 or not any(isinstance(v, LIST_LIKE) for v in model_input.iloc[0]):
+    if len(model_input) != 1 or not any(_listed(v) for v in model_input.iloc[0]):
         return model_input
     cells = model_input.iloc[0]
-    lengths = {len(v) for v in cells if isinstance(v, LIST_LIKE)}
-    if len(lengths) > 1 or not all(isinstance(v, LIST_LIKE) or is_missing(v) for v in cells):
+    lengths = {len(v) for v in cells if _listed(v)}
+    if len(lengths) > 1 or not all(_listed(v) or is_missing(v) for v in cells):
         raise ValueError(
             "give each column one value a row, or every column as a list of one length; got lists of "
-            f"{', '.join(str(len(v)) if isinstance(v, LIST_LIKE) else '1' for v in cells)} values"
+            f"{', '.join(str(len(v)) if _listed(v) else '1' for v in cells)} values"
         )
     (n,) = lengths
-    return pd.DataFrame({c: list(v) if isinstance(v, LIST_LIKE) else [None] * n for c, v in cells.items()})
+    return pd.DataFrame({c: list(v) if _listed(v) else [None] * n for c, v in cells.items()})
 
 
 def pip_requirements(names: Sequence[str] = REQUIREMENTS) -> list[str]:
