@@ -21,6 +21,13 @@ of the job's fields, nested configs as nested mappings; a key that is not a fiel
 is an error naming it), then the options given on the command line (an option
 not given is None and changes nothing). The resolved config is what the job
 records (report.json, MLflow) and what `--print-config` prints.
+
+A file's values are typed, as YAML types them (`coerce`): a number is a YAML number
+(`"30"` is text; `1e-4` is a number, as YAML 1.2 reads it), a list a YAML list.
+Every mistake is one line (`build`): a value the command line gave named by its
+flag, one of the file's by the file and its key, with the value given:
+
+    error: --config c.yaml: missions.window must be at least 1 (given: 0)
 """
 
 from __future__ import annotations
@@ -194,11 +201,16 @@ def flags_between(source: type, target: type, fields: Mapping[str, str]) -> dict
     return flags
 
 
+# YAML 1.2's floats that YAML 1.1, PyYAML's, reads as text: an exponent without a dot or
+# without its sign (`lr: 1e-4`, `1.0e5`); the file's numbers must be numbers (`coerce`)
+_EXPONENT_FLOAT = re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$")
+
+
 class _UniqueKeyLoader(yaml.SafeLoader):
     """PyYAML's safe loader, refusing a key given twice in one mapping: YAML 1.2 says keys
     are unique, and PyYAML would keep the last quietly (`epochs: 5` ... `epochs: 50`).
     A key a merge (`<<: *defaults`) brings in may be given again: that is how a merge is
-    overridden."""
+    overridden. `1e-4` is a float, as YAML 1.2 reads it (PyYAML's is the text '1e-4')."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         if isinstance(node, yaml.MappingNode):
@@ -216,6 +228,15 @@ class _UniqueKeyLoader(yaml.SafeLoader):
                     )
                 seen[key] = line
         return super().construct_mapping(node, deep=deep)
+
+
+class _Dumper(yaml.SafeDumper):
+    """PyYAML's safe dumper, quoting the text `_UniqueKeyLoader` would read as a float
+    (`'1e5'`), so that `to_yaml`'s file reads back to the same config."""
+
+
+for _cls in (_UniqueKeyLoader, _Dumper):
+    _cls.add_implicit_resolver("tag:yaml.org,2002:float", _EXPONENT_FLOAT, list("-+0123456789."))
 
 
 def _yaml_problem(err: yaml.YAMLError) -> str:
@@ -249,12 +270,18 @@ def read_yaml(path: str | Path | None) -> dict[str, Any]:
     return data
 
 
-def coerce(value: Any, tp: Any, name: str) -> Any:
+def coerce(value: Any, tp: Any, name: str, text: bool = False) -> Any:
     """`value` (from YAML or the command line) as the field type `tp`.
 
-    Sequences take a list (or a comma-separated string); datetimes an ISO 8601 string
-    or a YAML timestamp or date (UTC when it names no zone); floats must be finite;
-    None only where the type allows it. ValueError names the setting.
+    `text`: the value was given as text, on the command line, where a number, a list
+    of them or a date and time is read from its text. A YAML file's values are typed
+    (`text` False): a number must be a YAML number (`"30"` is text; `1e-4` is a number,
+    `_UniqueKeyLoader`), a list a YAML list (or, of text, a comma-separated string);
+    a whole number is taken as text (`version: 2`) and as a float (`gap_minutes: 30`),
+    an integral float as an int (`workers: 2.0`). Datetimes take an ISO 8601 string or
+    a YAML timestamp or date (UTC when it names no zone); floats must be finite; None
+    only where the type allows it. ValueError, in one line, names the setting `name`,
+    the value given and what it must be.
     """
     tp, optional = _split_optional(tp)
     if value is None:
@@ -270,12 +297,12 @@ def coerce(value: Any, tp: Any, name: str) -> Any:
         return value
     try:
         if origin in (tuple, list):
-            if isinstance(value, str):
+            (inner, *_) = typing.get_args(tp) or (str,)
+            if isinstance(value, str) and (text or inner is str):
                 value = [v.strip() for v in value.split(",") if v.strip()]
             if not isinstance(value, list | tuple):
                 raise ValueError(f"{name}: expected a list, got {value!r}")
-            (inner, *_) = typing.get_args(tp) or (str,)
-            converted = [coerce(v, inner, name) for v in value]
+            converted = [coerce(v, inner, name, text) for v in value]
             return tuple(converted) if origin is tuple else converted
         if tp is datetime:
             if isinstance(value, str):
@@ -285,6 +312,9 @@ def coerce(value: Any, tp: Any, name: str) -> Any:
             if not isinstance(value, datetime):
                 raise ValueError(f"{name}: {value!r} is not a date and time (ISO 8601)")
             return value if value.tzinfo else value.replace(tzinfo=UTC)
+        if tp in (int, float) and isinstance(value, str) and not text:
+            quoted = _quoted_number(value)
+            raise ValueError(f"{name}: {value!r} is not of type {type_name}{quoted}")
         if tp is float and isinstance(value, int | str) and not isinstance(value, bool):
             value = float(value)
         if tp is str and isinstance(value, int) and not isinstance(value, bool):  # YAML's `version: 2`, `-1`
@@ -306,24 +336,68 @@ def coerce(value: Any, tp: Any, name: str) -> Any:
     return value
 
 
-def build(cls: type[T], values: Mapping[str, Any] | None = None, overrides: Mapping[str, Any] | None = None) -> T:
+def _quoted_number(value: str) -> str:
+    """What to do about text a YAML file gives for a number: unquote it, where YAML reads
+    it unquoted as a number (`"30"`); else nothing to say ('' for `abc`, `nan`)."""
+    try:
+        number = yaml.load(value, Loader=_UniqueKeyLoader)
+    except (yaml.YAMLError, RecursionError):  # text that is no YAML value (`[[[...`)
+        return ""
+    plain = isinstance(number, int | float) and not isinstance(number, bool)
+    return " (a number in quotes: write it without them)" if plain else ""
+
+
+def build(
+    cls: type[T],
+    values: Mapping[str, Any] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    source: str | Path | None = None,
+) -> T:
     """An instance of config class `cls` from a mapping (a YAML file's) and overrides.
 
     `values` is nested like the config; `overrides` maps `Leaf.key`s (`missions__window`)
-    to values, None meaning "not given". Raises ValueError naming unknown keys,
-    values of the wrong type and whatever the configs' own checks reject.
+    to values as the command line gives them (text, read by `coerce`), None meaning
+    "not given"; `source` names the file `values` came from. Raises ValueError, in one
+    line, naming unknown keys, values of the wrong type and whatever the configs' own
+    checks reject: a setting the command line gave by its flag (`--gap-minutes`), one
+    of the file by its key, after the file's name (`--config c.yaml: segment.gap_minutes`).
     """
-    nested = _nest(overrides or {})
+    overrides = overrides or {}
+    settings = list(leaves(cls)) if overrides or values else []
+    given = {leaf.key: leaf for leaf in settings if overrides.get(leaf.key) is not None}
+    # the command line's values are text: read as the setting's type, and named by their flags if they are not
+    typed = {key: coerce(v, given[key].type, given[key].given, text=True) if key in given else v
+             for key, v in overrides.items()}  # fmt: skip
+    in_file = _in_file(settings, values or {}, overrides)
     try:
-        return _build(cls, _merge(dict(values or {}), nested), ())
+        return _build(cls, _merge(dict(values or {}), _nest(typed)), ())
     except _NestedError as err:
-        raise ValueError(_with_flags(cls, err.path, err.names, str(err))) from None
-    except ValueError as err:  # a value of the wrong type: named by its flag where the command line gave it
-        name, colon, rest = str(err).partition(": ")
-        given = {".".join(leaf.path): leaf.given for leaf in leaves(cls) if (overrides or {}).get(leaf.key) is not None}
-        if colon and name in given:
-            raise ValueError(f"{given[name]}: {rest}") from None
+        raise ValueError(_with_flags(cls, err.path, err.names, str(err), in_file, source)) from None
+    except _Unset:
         raise
+    except ValueError as err:  # a value of the file's (an unknown key, a wrong type): named by the file
+        if source is None:
+            raise
+        raise ValueError(f"--config {source}: {err}") from None
+
+
+def _in_file(
+    settings: Iterable[Leaf], values: Mapping[str, Any], overrides: Mapping[str, Any]
+) -> dict[tuple[str, ...], Any]:
+    """The `settings` (a config's `leaves`) a file's `values` give and the command line's
+    `overrides` do not: path -> the value as the file gives it."""
+    found: dict[tuple[str, ...], Any] = {}
+    for leaf in settings:
+        node: Any = values
+        for key in leaf.path:
+            node = node.get(key, dataclasses.MISSING) if isinstance(node, Mapping) else dataclasses.MISSING
+        if node is not dataclasses.MISSING and overrides.get(leaf.key) is None:
+            found[leaf.path] = node
+    return found
+
+
+class _Unset(ValueError):
+    """A setting with no default given nowhere: neither the file's nor the command line's."""
 
 
 class _NestedError(ValueError):
@@ -334,20 +408,58 @@ class _NestedError(ValueError):
         self.path, self.names = path, names
 
 
-def _with_flags(cls: type, path: tuple[str, ...], names: list[str], message: str) -> str:
-    """A config's message with its settings named by their command-line options:
-    a config's check names its fields (`window must be at least 1`), which the command
-    offers under a prefix (`--mission-window`, `demo`'s `--segment-min-overlap`)."""
-    flags = {leaf.path[-1]: f"--{leaf.option}" for leaf in leaves(cls) if leaf.path[:-1] == path}
+def _with_flags(
+    cls: type,
+    path: tuple[str, ...],
+    names: list[str],
+    message: str,
+    in_file: Mapping[tuple[str, ...], Any],
+    source: str | Path | None,
+) -> str:
+    """A config's message with its settings named as the user gave them: a config's
+    check names its fields (`window must be at least 1`), which the command offers
+    under a prefix (`--mission-window`, `demo`'s `--segment-min-overlap`); those the
+    file gave (`in_file`: path -> value, `_in_file`) by their key, after the file's name
+    and followed by the values the message does not show (`--config c.yaml:
+    missions.window must be at least 1 (given: 0)`)."""
+    here = [leaf for leaf in leaves(cls) if leaf.path[:-1] == path]
+    filed = {leaf.path[-1] for leaf in here if leaf.path in in_file}
+    flags = {leaf.path[-1]: ".".join(leaf.path) if leaf.path[-1] in filed else f"--{leaf.option}" for leaf in here}
     own = {_option(f): flags[f.name] for f in dataclasses.fields(_config_at(cls, path)) if f.name in flags}
+    # and a setting of a config it holds that the file gave, named by the command's flag (`--min-p-same`)
+    below = {leaf.option: leaf.path for leaf in leaves(cls) if leaf.path[: len(path)] == path and leaf.path in in_file}
+    named = set(re.findall(r"(?<![\w-])--([a-z][a-z0-9-]*)", message))
+    used = {
+        (*path, f.name) for f in dataclasses.fields(_config_at(cls, path)) if f.name in filed and _option(f) in named
+    }
     # an option of its own it names as such (`--ratio`), by the flag the command gives it (`--score-ratio`)
     message = rename_flags(message, own)
+    named = set(re.findall(r"(?<![\w-])--([a-z][a-z0-9-]*)", message))
+    used |= {below[option] for option in named & set(below)}
+    message = rename_flags(message, {option: ".".join(at) for option, at in below.items()})
     for name in sorted(set(names) & set(flags), key=len, reverse=True):
         # a name of two words or more anywhere (`break_after_minutes`); a one-word name
         # where it starts the message only, as its subject (`rows` may be a plain word)
         start = "" if "_" in name else "^"
-        message = re.sub(rf"{start}(?<![\w.-]){re.escape(name)}(?![\w-])", flags[name], message)
-    return message
+        message, n = re.subn(rf"{start}(?<![\w.-]){re.escape(name)}(?![\w-])", flags[name], message)
+        used |= {(*path, name)} if n and name in filed else set()
+    if not used or source is None:
+        return message
+    values = {".".join(at): in_file[at] for at in sorted(used)}
+    unseen = {key: value for key, value in values.items() if not _shows(message, value)}
+    if len(unseen) == 1 and len(values) == 1:
+        message += f" (given: {next(iter(unseen.values()))!r})"
+    elif unseen:
+        message += f" (given: {', '.join(f'{key}={value!r}' for key, value in unseen.items())})"
+    return f"--config {source}: {message}"
+
+
+def _shows(message: str, value: Any) -> bool:
+    """Whether `message` shows `value` already (a check's `..., not -1`)."""
+    texts = {repr(value), str(value)}
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        texts.add(f"{value:,}")
+    return any(re.search(rf"(?<![\w.]){re.escape(t)}(?![\w])", message) for t in texts)
 
 
 def _config_at(cls: type, path: tuple[str, ...]) -> type:
@@ -424,7 +536,7 @@ def _build(
             kwargs[f.name] = coerce(value, hints[f.name], name)
     missing = [f.name for f in dataclasses.fields(cls) if _default(f) is dataclasses.MISSING and f.name not in kwargs]  # type: ignore[arg-type]
     if missing:
-        raise ValueError(f"missing {where}option(s) {', '.join(missing)}")
+        raise _Unset(f"missing {where}option(s) {', '.join(missing)}")
     try:
         return cls(**kwargs)
     except TypeError as err:
@@ -455,7 +567,7 @@ def to_dict(config: Any) -> dict[str, Any]:
 def to_yaml(config: Any) -> str:
     """The YAML a user can edit and pass back with `--config`: every setting but those
     the command sets itself (a nested config's metadata "omit"), which `--config` refuses."""
-    return yaml.safe_dump(_settable(config, to_dict(config)), sort_keys=False, allow_unicode=True)
+    return yaml.dump(_settable(config, to_dict(config)), Dumper=_Dumper, sort_keys=False, allow_unicode=True)
 
 
 def _settable(config: Any, values: dict[str, Any]) -> dict[str, Any]:

@@ -7,10 +7,13 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
-from datetime import UTC, datetime
+import typing
+from datetime import UTC, date, datetime
 
 import pytest
 import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from sessions.seeds import MAX_SEED
@@ -465,3 +468,158 @@ def test_a_setting_that_does_nothing_here_is_refused_in_one_line():
         with pytest.raises(ValueError, match=r"^--min-p-same is a session model's threshold"):
             SegmentJob(inputs=("log",), segment=SegmentConfig(method=method, min_p_same=0.9), model=model)
     SegmentJob(inputs=("log",), segment=SegmentConfig(method="cascade", min_p_same=0.9), model="models:/m@c")
+
+
+# A file's value of the wrong type, range or key: one line naming the file, the key, the
+# value and what it must be. A quoted number was taken as the number (`gap_minutes: "30"`),
+# and a file's mistakes were told without the file, its range ones by the flag it did not
+# use (`--mission-window must be at least 1` for `missions: {window: 0}` in the file).
+FILE_ERRORS = [
+    (["segment", "x", "-o", "o"], 'segment: {gap_minutes: "30"}',
+     "segment.gap_minutes: '30' is not of type float (a number in quotes: write it without them)"),
+    (["train", "session", "--pairs", "p"], 'session: {workers: "2"}',
+     "session.workers: '2' is not of type int (a number in quotes: write it without them)"),
+    (["train", "session", "--pairs", "p"], "session: {workers: 2.5}", "session.workers: 2.5 is not of type int"),
+    (["train", "session", "--pairs", "p"], "session: {gpu: 1}", "session.gpu: 1 is not of type bool"),
+    (["train", "hierarchy"], "hierarchy: {dim: null}", "hierarchy.dim: must be set, not null"),
+    (["train", "hierarchy"], "hierarchy: {dim: [10]}", "hierarchy.dim: [10] is not of type int"),
+    (["synth", "-o", "s.tsv"], 'synth: {click_probs: "0.5,0.5"}', "synth.click_probs: expected a list, got '0.5,0.5'"),
+    (["segment", "x", "-o", "o"], "missions: {window: 0}", "missions.window must be at least 1 (given: 0)"),
+    (["segment", "x", "-o", "o"], "segment: {gap_minutes: -5}", "segment.gap_minutes must not be negative (given: -5)"),
+    (["mine", "s", "-o", "o"], "mining: {seed: -1}", f"mining.seed {SEED_RANGE}, not -1"),
+    (["segment", "x", "-o", "o"], "segment: {join_within_s: 9999, break_after_minutes: 1}",
+     "segment.join_within_s must not exceed segment.break_after_minutes "
+     "(given: segment.break_after_minutes=1, segment.join_within_s=9999)"),
+    # a job's check naming a setting of a config it holds
+    (["segment", "x", "-o", "o"], "segment: {min_p_same: 0.9}",
+     "segment.min_p_same is a session model's threshold (--method learned or cascade with --model): "
+     "--method cascade without --model has none (given: 0.9)"),
+    (["demo"], "score: {ratio: 0.5}",
+     "score.ratio types reformulations with a hierarchy model: give --hierarchy-model, or leave score.ratio out "
+     "(given: 0.5)"),
+    (["segment", "x", "-o", "o"], "segment: {typo: 1}",
+     "unknown segment option(s) typo; known: method, gap_minutes, join_within_s, break_after_minutes, min_overlap, "
+     "min_jaccard, min_containment, so_far_queries, min_p_same"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("words", "text", "message"), FILE_ERRORS, ids=[t for _, t, _ in FILE_ERRORS])
+def test_a_files_bad_value_is_named_by_the_file_and_its_key(words, text, message, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # where a command that took the value would write (`synth -o s.tsv`)
+    path = tmp_path / "c.yaml"
+    path.write_text(text + "\n")
+    result = runner.invoke(app, [*words, "--config", str(path)])
+    assert result.exit_code == 2 and result.output == f"error: --config {path}: {message}\n", result.output
+
+
+def test_the_command_line_still_names_its_flags_beside_a_file(tmp_path):
+    """The same mistake given as an option is told by the option, the file's other settings unnamed."""
+    path = tmp_path / "c.yaml"
+    path.write_text("segment: {gap_minutes: 5}\nmissions: {window: 3}\n")
+    result = runner.invoke(app, ["segment", "x", "-o", "o", "--config", str(path), "--mission-window", "0"])
+    assert result.output == "error: --mission-window must be at least 1\n", result.output
+    result = runner.invoke(app, ["segment", "x", "-o", "o", "--config", str(path), "--gap-minutes", "5",
+                                 "--break-after-minutes", "1", "--join-within-s", "9999"])  # fmt: skip
+    assert result.output == "error: --join-within-s must not exceed --break-after-minutes\n", result.output
+
+
+def test_yaml_numbers_with_an_exponent_are_numbers(tmp_path):
+    """PyYAML (YAML 1.1) reads `lr: 1e-4` as the text '1e-4', which the file's typing would
+    refuse; it is a float, as YAML 1.2 and JSON read it. Text that reads so is quoted
+    by --print-config, so that its file reads back."""
+    path = tmp_path / "c.yaml"
+    path.write_text("session: {lr: 1e-4, weight_decay: 2.5E+0, warmup_share: .5e-1}\n")
+    result = runner.invoke(app, ["train", "session", "--pairs", "p", "--config", str(path), "--print-config"])
+    assert result.exit_code == 0, result.output
+    session = yaml.safe_load(result.output)["session"]
+    assert (session["lr"], session["weight_decay"], session["warmup_share"]) == (1e-4, 2.5, 0.05)
+    path.write_text("inputs: [log.tsv]\nread: {unknown_user: ['1e5']}\n")
+    first = runner.invoke(app, ["ingest", "--config", str(path), "--print-config"])
+    assert "- '1e5'" in first.output, first.output
+    path.write_text(first.output)
+    assert runner.invoke(app, ["ingest", "--config", str(path), "--print-config"]).output == first.output
+
+
+def _right(leaf: Leaf, value) -> bool:
+    """Whether a YAML value is of the type of `leaf` (the rule `coerce` applies to a file's)."""
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if value is None:
+        return leaf.optional
+    if typing.get_origin(leaf.type) is typing.Literal:
+        return value in typing.get_args(leaf.type)
+    if leaf.sequence:
+        (inner,) = {*typing.get_args(leaf.type)} - {Ellipsis}
+        item = dataclasses.replace(leaf, type=inner, optional=False)
+        return (inner is str and isinstance(value, str)) or (
+            isinstance(value, list) and all(_right(item, v) for v in value)
+        )
+    if leaf.type is bool:
+        return isinstance(value, bool)
+    if leaf.type is int:
+        return number and math.isfinite(value) and value == int(value) and -(2**63) <= value < 2**63
+    if leaf.type is float:
+        return number and math.isfinite(value)
+    if leaf.type is str:
+        return isinstance(value, str) or (number and isinstance(value, int))
+    if leaf.type is datetime:
+        if isinstance(value, str):
+            try:
+                datetime.fromisoformat(value)
+            except ValueError:
+                return False
+            return True
+        return isinstance(value, date)
+    raise AssertionError(f"{leaf.key}: a type the test does not know: {leaf.type}")
+
+
+SCALARS = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8) | st.dates()
+YAML_VALUES = SCALARS | st.lists(SCALARS, max_size=3) | st.dictionaries(st.text(max_size=4), SCALARS, max_size=2)
+LEAVES = [(config, leaf) for _, _, config, _ in COMMANDS for leaf in leaves(config)]
+TYPE_WORDS = ("is not of type", "expected a list", "must be set, not null", "is not a finite number",
+              "is out of range (a 64-bit", "is not a date and time", "is not one of")  # fmt: skip
+
+
+def right_values(leaf: Leaf) -> st.SearchStrategy:
+    """Values of the leaf's own type, as a YAML file gives them (no int for text: the
+    next test's find, kept as text, `test_a_yaml_number_where_text_is_read_is_that_text`)."""
+    if leaf.choices:
+        return st.sampled_from(leaf.choices)
+    if leaf.sequence:
+        (inner,) = {*typing.get_args(leaf.type)} - {Ellipsis}
+        item = right_values(dataclasses.replace(leaf, type=inner, choices=None))
+        return st.lists(item, max_size=3)
+    return {
+        bool: st.booleans(),
+        int: st.integers(-(2**63), 2**63 - 1),
+        float: st.floats(allow_nan=False, allow_infinity=False) | st.integers(-(10**6), 10**6),
+        str: st.text(max_size=8),
+        datetime: st.datetimes(timezones=st.just(UTC)),
+    }[leaf.type]
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
+@given(data=st.data())
+def test_a_files_value_of_the_wrong_type_is_one_line_naming_its_key(data):
+    """For every setting of every command: any YAML value not of its type is a one-line
+    ValueError naming the file and the key; any value of its type is taken unchanged (an
+    int for a float as that float), or refused by a config's own check (a range), in one
+    line that names the file and the key and no type."""
+    config, leaf = data.draw(st.sampled_from(LEAVES), label="setting")
+    key = ".".join(leaf.path)
+    value = data.draw(YAML_VALUES.filter(lambda v: not _right(leaf, v)), label="wrong value")
+    with pytest.raises(ValueError) as err:
+        build(config, nested(leaf, value), source="c.yaml")
+    said = str(err.value)
+    assert "\n" not in said and said.startswith(f"--config c.yaml: {key}: "), said
+    assert any(word in said for word in TYPE_WORDS), said
+    value = data.draw(right_values(leaf), label="right value")
+    try:
+        built = build(config, nested(leaf, value), source="c.yaml")
+    except ValueError as err:  # a range, or a setting that does nothing here: told by the file's key too
+        said = str(err)
+        assert "\n" not in said and said.startswith("--config c.yaml: ") and key in said, said
+        assert not any(word in said for word in TYPE_WORDS), said
+    else:
+        taken = get(built, leaf.path)
+        assert taken == (tuple(value) if leaf.sequence else value), (key, value, taken)
+        assert leaf.type not in (int, float, str, bool) or type(taken) is leaf.type, (key, value, taken)

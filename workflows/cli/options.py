@@ -176,7 +176,7 @@ def command(app: typer.Typer, config_cls: type, name: str | None = None) -> Call
             extras = {p.name: values.pop(p.name) for p in own}
             given = {key: _given(value, by_key[key]) for key, value in values.items()}
             try:
-                config = build(config_cls, read_yaml(config_file), given)
+                config = build(config_cls, read_yaml(config_file), given, source=config_file)
             except USER_ERRORS as err:
                 raise fail(str(err)) from None
             if print_config:
