@@ -1,9 +1,12 @@
-"""Shared fixtures: small files written by the tests themselves, and a tiny concept
-hierarchy so that the synthetic-log tests need no WordNet."""
+"""Shared fixtures: a working directory of the session's own, small files written by the
+tests themselves, and a tiny concept hierarchy so that the synthetic-log tests need no
+WordNet."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from pathlib import Path
 
 # Ray, when a test starts one: no 2 s pause per report. (That a local Ray listens on
 # 127.0.0.1 only is the product's doing, checked below, not this file's.)
@@ -28,6 +31,24 @@ TINY_EDGES = [
     ("truck.n.01", "vehicle.n.01"), ("cab.n.01", "car.n.01"), ("coupe.n.01", "car.n.01"),
     ("artifact.n.01", "entity.n.01"), ("organism.n.01", "entity.n.01"),
 ]  # fmt: skip
+
+
+@pytest.fixture(scope="session", autouse=True)
+def scratch_working_directory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Every test (and every module's fixtures) runs in a working directory of the
+    session's own, not in the checkout it was started from: what is written relative to
+    it lands there. Run from the checkout, the suite left MLflow's files in it: a SQLite
+    store's default artifact root is `./mlruns`, resolved against the working directory
+    when a client first opens the store, so the Default experiment of every test's store
+    and each experiment a job made there kept its runs' artifacts in ./mlruns, whatever
+    MLFLOW_TRACKING_URI said; and a job given no MLFLOW_TRACKING_URI wrote ./mlflow.db.
+    A test that changes directory itself (`monkeypatch.chdir`) comes back here; a
+    subprocess started without `cwd` starts here."""
+    checkout = Path.cwd()
+    scratch = tmp_path_factory.mktemp("cwd")
+    os.chdir(scratch)
+    yield scratch
+    os.chdir(checkout)
 
 
 @pytest.fixture(autouse=True)

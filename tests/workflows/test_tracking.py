@@ -475,3 +475,27 @@ def test_a_run_id_as_compare_shows_it_is_named_as_a_part_of_one(store):
             check("b883f736")
     with pytest.raises(ValueError, match=r"^notes: no model there \(no MLmodel file\); give"):
         require_model("notes")
+
+
+def test_what_a_test_logs_to_mlflow_stays_out_of_the_checkout(store, monkeypatch, pytestconfig):
+    """MLflow resolves a SQLite store's default artifact root, `./mlruns`, against the
+    working directory, and a job given no MLFLOW_TRACKING_URI makes ./mlflow.db there:
+    run from the checkout, the suite left a ./mlruns of the Default experiment's and the
+    jobs' experiments' artifacts in it (test_annotate, test_tracking, test_train_segmenter,
+    ...), and a ./mlflow.db (test_cli_sessions, test_train_segmenter). Tests run in a
+    directory of the session's own (tests/conftest.py)."""
+    from pathlib import Path
+
+    from workflows.tracking.store import training_run
+    from workflows.tracking.uri import tracking_uri
+
+    checkout = pytestconfig.rootpath
+    with mlflow.start_run() as default_run:  # the Default experiment of a test's store
+        mlflow.log_text("logged", "a.txt")
+    with training_run("session-model", "test", {}) as job_run:  # an experiment a job makes
+        mlflow.log_text("logged", "a.txt")
+    for run_id in (default_run.info.run_id, job_run):
+        logged = Path(store.get_run(run_id).info.artifact_uri.removeprefix("file://")) / "a.txt"
+        assert logged.read_text() == "logged" and not logged.is_relative_to(checkout)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    assert not Path(tracking_uri().removeprefix("sqlite:///")).is_relative_to(checkout)
