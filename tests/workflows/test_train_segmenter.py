@@ -70,6 +70,20 @@ def test_a_table_with_a_column_map_is_the_same_truth(gold_log, tmp_path):
     assert refused.exit_code == 2 and "needs a column mapping: --map" in refused.output
 
 
+def test_a_refused_training_leaves_no_store_behind(gold_log, tmp_path, monkeypatch):
+    """The job opened its store before it read the ground truth, and opening a SQLite
+    store that is not there makes it: a command refused for its input (a table without
+    --map, an `ingest` output as --gt) left an empty ./mlflow.db in the user's directory
+    (and the test suite's in the checkout). The store is checked then, and made by the run."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    refused = runner.invoke(app, ["train", "segmenter", "--gt", str(gold_log), "--format", "table"])
+    assert refused.exit_code == 2 and refused.output.strip() == (
+        "error: --format table needs a column mapping: --map user=COL,time=COL,text=COL"
+    ), refused.output
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_train_segmenter_logs_its_estimate_registers_and_segments_a_log(gold_log, store, tmp_path):
     trained = runner.invoke(app, ["train", "segmenter", "--gt", str(gold_log), "--format", "aol",
                                   "--classifier", "logistic"])  # fmt: skip

@@ -101,10 +101,12 @@ def run(job: TrainSegmenterJob, run_name: str | None = None) -> TrainOutcome:
     import mlflow
 
     from workflows.tracking.segmenter_model import NAME, log_segmenter_model
-    from workflows.tracking.store import Promotion, log_table, training_run, use_store
+    from workflows.tracking.store import Promotion, check_store, log_table, training_run
     from workflows.tracking.store import register as register_model
 
-    use_store()  # a store that cannot be opened is named now, not after the cross-validation
+    # a store that cannot be opened is named now, not after the cross-validation; a new SQLite
+    # store is made by the run, so a refused log or option leaves no empty mlflow.db behind
+    check_store()
     users = labelled_users(job.gt, job.format, job.level, job.read)
     gold, level = users.gold, users.level
     selection = (level, level, "f1")
