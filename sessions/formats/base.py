@@ -18,7 +18,7 @@ import polars as pl
 import polars.selectors as cs
 
 from sessions.fields import first_reason, has_control_chars, is_blank
-from sessions.formats.options import ReadOptions
+from sessions.formats.options import ReadOptions, map_name
 from sessions.records import DEFAULT_BLOCK_BYTES
 from sessions.schema import EVENT_SCHEMA, REJECTED_SCHEMA, Reason
 from sessions.times import UTC_TIMES, RepeatedHour, TimeOptions, is_naive, to_utc
@@ -26,18 +26,45 @@ from sessions.times import UTC_TIMES, RepeatedHour, TimeOptions, is_naive, to_ut
 Check = tuple[pl.Expr, str]
 
 
-def column_index(names: Sequence[str], name: str) -> int:
+def column_index(names: Sequence[str], name: str, *, loose: bool = False) -> int:
     """The position of the column `name` among a table's `names` (a header's, a
-    schema's). ValueError when no column has that name, or several do (a header
-    `uid,t,q,q`: which `q` is meant cannot be told, and the first was taken silently)."""
+    schema's): the column named exactly so, in case and spaces (` user ` is not
+    `user`). With `loose` (a CSV or TSV header's names, which a hand-written header
+    pads: `user_id, time`), where none is, the one named so but for the white space
+    around it (`str.strip`'s). ValueError when no column has that name (the columns'
+    names shown quoted, with `near_names`), or several do (a header `uid,t,q,q`: which
+    `q` is meant cannot be told, and the first was taken silently)."""
     at = [i for i, n in enumerate(names) if n == name]
+    if not at and loose:
+        at = [i for i, n in enumerate(names) if n.strip() == name]
+        if len(at) > 1:
+            alike, written = ", ".join(repr(names[i]) for i in at), map_name(names[at[0]])
+            raise ValueError(f"{len(at)} columns are named {name!r} but for the spaces around it ({alike}): which is "
+                             f"meant cannot be told; map one as written, in double quotes: {written}")  # fmt: skip
     if not at:
-        raise ValueError(f"no column {name!r}; the columns are {list(names)}")
+        raise ValueError(f"no column {name!r}; the columns are {list(names)}{near_note(names, [name])}")
     if len(at) > 1:
         where = ", ".join(str(i + 1) for i in at)
         raise ValueError(f"{len(at)} columns are named {name!r} (columns {where}): which is meant cannot be told; "
                          "rename all but one")  # fmt: skip
     return at[0]
+
+
+def near_names(names: Sequence[str], missing: Sequence[str]) -> str:
+    """What to add to "no column" (in parentheses: `near_note`) where a `missing` name is one of
+    `names` but for its case or the white space around it (an export's `" user "`,
+    `User`): how `--map` writes the column (`map_name`). Empty otherwise."""
+    near = [n for m in missing for n in names
+            if n != m and n.strip().casefold() == m.strip().casefold()]  # fmt: skip
+    if not near:
+        return ""
+    shown = ", ".join(f"{n!r} as {map_name(n)}" for n in dict.fromkeys(near))
+    return f"a name is matched as written, in case and spaces: --map names {shown}"
+
+
+def near_note(names: Sequence[str], missing: Sequence[str]) -> str:
+    """`near_names` in parentheses after a space, or empty."""
+    return f" ({near})" if (near := near_names(names, missing)) else ""
 
 
 _PARTITION = re.compile(r"(?:^|/)([^/=]+)=([^/]*)/")  # a Hive-style partition directory: `dt=2006-03-01/`
@@ -67,11 +94,13 @@ class Columns(ABC):
     times: TimeOptions = UTC_TIMES
     time_source: tuple[str, str | None] | None = None  # the column `time` read, and its known format
 
+    loose: bool = False  # whether a name is also found but for the spaces around it (`column_index`)
+
     def __contains__(self, name: str) -> bool:
-        return name in self.names
+        return name in self.names or (self.loose and any(n.strip() == name for n in self.names))
 
     def __getitem__(self, name: str) -> pl.Expr:
-        column_index(self.names, name)
+        column_index(self.names, name, loose=self.loose)
         return self._get(name)
 
     @abstractmethod

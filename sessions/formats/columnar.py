@@ -194,11 +194,13 @@ _VALUE = "_value:"  # a block's column: the input's column at this position (`St
 class StructFields(Columns):
     """Typed columns of a Parquet batch, each taken by its position (`columns`), never by
     its name: polars reads a name `^...$` as a regular expression and `*` as every
-    column (a column named `^u.*$` mapped as the user read another one's values)."""
+    column (a column named `^u.*$` mapped as the user read another one's values).
+    `names` are the file's (Arrow's), `schema` polars' of the same columns in the same
+    order: polars renames a column named by the empty text (`column_1`)."""
 
-    def __init__(self, schema: pl.Schema, times: TimeOptions) -> None:
-        self.names = list(schema.names())
-        self.schema = schema
+    def __init__(self, names: Sequence[str], schema: pl.Schema, times: TimeOptions) -> None:
+        self.names = list(names)
+        self.dtypes = dict(zip(self.names, schema.dtypes(), strict=True))
         self.times = times
 
     def columns(self) -> list[pl.Expr]:
@@ -207,15 +209,15 @@ class StructFields(Columns):
 
     def _get(self, name: str) -> pl.Expr:
         value = pl.col(f"{_VALUE}{self.names.index(name)}")
-        if self.schema[name].is_float():  # integer ids in a float column (pandas with a missing value): 1.0 is 1
+        if self.dtypes[name].is_float():  # integer ids in a float column (pandas with a missing value): 1.0 is 1
             return float_text(value)
-        if self.schema[name].is_decimal():
+        if self.dtypes[name].is_decimal():
             return decimal_text(value)
         return value
 
     def dtype(self, name: str) -> pl.DataType:
         """The column's type as the Parquet file has it (a time, an integer, text, ...)."""
-        return self.schema[name]
+        return self.dtypes[name]
 
 
 class JsonFields(Columns):
@@ -434,7 +436,7 @@ class ParquetFormat(LogFormat):
                 raise ValueError(f"{path}: a column polars cannot hold ({storage.first_line(err)}); its columns: "
                                  f"{types}") from None  # fmt: skip
             assert isinstance(df, pl.DataFrame)
-            fields = StructFields(df.schema, self.options.times)
+            fields = StructFields(batch.schema.names, df.schema, self.options.times)
             lf = (
                 df.lazy()
                 .select(pl.struct(record_values(df)).alias(RECORD), *fields.columns())

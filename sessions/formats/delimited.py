@@ -36,6 +36,7 @@ from sessions.formats.base import (
     Parsed,
     column_index,
     finalize,
+    near_names,
     partition_hint,
     text_checks,
 )
@@ -62,12 +63,14 @@ def field_name(i: int) -> str:
 class Fields(Columns):
     """The fields of a record, one column `_f<i>` each, by the names of the header."""
 
+    loose = True  # a header's names are also found without the spaces around them (`user_id, time`)
+
     def __init__(self, names: Sequence[str], times: TimeOptions) -> None:
         self.names = list(names)
         self.times = times
 
     def _get(self, name: str) -> pl.Expr:
-        return pl.col(field_name(self.names.index(name)))
+        return pl.col(field_name(column_index(self.names, name, loose=True)))
 
 
 REORDERED = "reordered header"  # `_skip` of a line holding the header's names in another order
@@ -183,7 +186,8 @@ class DelimitedFormat(LogFormat):
         if first is None or "\x00" in first:  # UTF-16's NULs are valid UTF-8
             raise ValueError(f"{path}: the header line is not UTF-8 text; {not_utf8_advice(block.first_line_bytes())}")
         header = pl.select(split_delimited(pl.lit(first), self.sep, self.quote)).item()
-        return [h.strip().removeprefix("\ufeff") for h in header], block.after_first_line()  # a BOM is not a name
+        # names as written (` user `: mapped exactly, or by `user`: `Fields`); a BOM is not a name
+        return [h.removeprefix("\ufeff") for h in header], block.after_first_line()
 
     def _fast_fields(self, block: Block, names: Sequence[str]) -> tuple[pl.DataFrame, bool] | None:
         """Fields of a clean tab-separated block via polars' CSV reader, and whether
@@ -231,12 +235,16 @@ class DelimitedFormat(LogFormat):
         records = records.with_columns(split.alias("_list"))
         skip = pl.lit(None, dtype=pl.String)
         if self.header != "none":
-            stripped = pl.col("_list").list.eval(pl.element().str.strip_chars())
+
+            def stripped(fields: pl.Expr) -> pl.Expr:  # a line's fields as a header's names compare
+                return fields.list.eval(pl.element().str.strip_chars())
+
+            line = stripped(pl.col("_list"))
             headers = {tuple(names), tuple(self.columns)}
-            is_header = pl.any_horizontal(stripped == pl.lit(list(h), dtype=pl.List(pl.String)) for h in headers)
+            is_header = pl.any_horizontal(line == stripped(pl.lit(list(h), dtype=pl.List(pl.String))) for h in headers)
             skip = pl.when(is_header.fill_null(False)).then(pl.lit("header")).otherwise(skip)
             # the header's names in another order: files of other column orders joined (`cat a.csv b.csv`)
-            reordered = stripped.list.sort() == pl.lit(sorted(names), dtype=pl.List(pl.String))
+            reordered = line.list.sort() == stripped(pl.lit(list(names), dtype=pl.List(pl.String))).list.sort()
             skip = pl.when(skip.is_null() & reordered.fill_null(False)).then(pl.lit(REORDERED)).otherwise(skip)
         if self.layout is not None:
             skip = pl.when(self.layout(pl.col("text")).fill_null(False)).then(pl.lit("layout")).otherwise(skip)
@@ -264,8 +272,10 @@ class DelimitedFormat(LogFormat):
             columns = Fields(names, self.options.times)
             built = columns.with_naive(self.build(columns))
         except ValueError as err:
-            hint = partition_hint(source_file, [c for c in self.columns if c not in names])
-            if not hint and self.header == "required" and str(err).startswith("no column"):
+            missing = [c for c in self.columns if c not in columns]
+            hint = partition_hint(source_file, missing)
+            headless = self.header == "required" and str(err).startswith("no column")
+            if not hint and headless and not near_names(names, missing):  # names near the mapped ones: a header
                 hint = " (its first line: a table's first line names its columns)"
             raise ValueError(f"{source_file}: {err}{hint}") from None
         lf = lf.with_columns(**built)
@@ -273,7 +283,8 @@ class DelimitedFormat(LogFormat):
         if careful:
             optional = self.optional_trailing
             if self.required:
-                optional = max(optional, len(names) - 1 - max(column_index(names, c) for c in self.required))
+                last = max(column_index(names, c, loose=True) for c in self.required)
+                optional = max(optional, len(names) - 1 - last)
             checks = text_checks(pl.col("_n_fields"), len(names), optional, self.short_fields)
             raw = pl.coalesce("text", "undecodable")
         else:  # the block's bytes were checked (no control byte): only a line of blank fields can be empty

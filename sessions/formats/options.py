@@ -21,7 +21,10 @@ class ReadOptions:
     """The read settings of a job (see the module docstring); ValueError for a bad one."""
 
     map: str | None = field(default=None, metadata={
-        "help": "columns of a --format table: user=COL,time=COL,text=COL[,session=COL][,mission=COL]"})  # fmt: skip
+        "help": "columns of a --format table: user=COL,time=COL,text=COL[,session=COL][,mission=COL]; a name "
+                "is matched as written, in case and spaces (a CSV header's also without the spaces around it); "
+                'one with spaces around it, a comma or a leading quote in double quotes, a quote doubled: '
+                'user=" User ID "'})  # fmt: skip
     time_format: str | None = field(default=None, metadata={
         "help": "strptime format of text times, e.g. '%d/%m/%Y %H:%M' (%z: an offset; %S.%f: seconds and their "
                 "fraction, as Python reads them), then the only one read; none: ISO 8601/RFC 3339 date-times and "
@@ -59,6 +62,17 @@ class ReadOptions:
     def times(self) -> TimeOptions:
         """The time settings as `TimeOptions` (ValueError for an unknown zone, unit or format)."""
         return TimeOptions(format=self.time_format, unit=self.time_unit, timezone=self.timezone)
+
+
+def map_name(column: str) -> str:
+    """A column name as `--map` writes it (`ColumnMap.parse` reads it back as `column`):
+    as is, but in double quotes, a quote inside doubled, where the bare form would not
+    read back: an empty name, one with white space around it (`str.strip`'s, which a
+    bare name loses), a comma (which ends an item) or a leading quote. `" user "` for
+    ` user `, `"a,b"` for `a,b` (and for a name `"q"`, quotes and all, three quotes each side)."""
+    if column and column == column.strip() and "," not in column and not column.startswith('"'):
+        return column
+    return '"' + column.replace('"', '""') + '"'
 
 
 DEFAULT_READ = ReadOptions()  # the settings of a job given none (frozen: safe to share)

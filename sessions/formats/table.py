@@ -34,10 +34,10 @@ import pyarrow as pa
 
 from sessions import storage
 from sessions.fields import strip_spaces
-from sessions.formats.base import Columns, LogFormat, column_index, partition_hint
+from sessions.formats.base import Columns, LogFormat, column_index, near_note, partition_hint
 from sessions.formats.columnar import JsonLinesFormat, ParquetFormat, open_parquet
 from sessions.formats.delimited import DelimitedFormat
-from sessions.formats.options import DEFAULT_READ, ReadOptions
+from sessions.formats.options import DEFAULT_READ, ReadOptions, map_name
 from sessions.records import MAX_RECORD_BYTES, archive_refusal
 from sessions.times import UTC_TIMES, TimeOptions, to_utc
 
@@ -72,23 +72,37 @@ class ColumnMap:
     @classmethod
     def parse(cls, spec: str) -> ColumnMap:
         """`user=COL,time=COL,text=COL[,session=COL][,mission=COL]`; spaces around a key or
-        a column name are no part of it (`user = User ID`), as a CSV header's are not."""
+        a bare column name are no part of it (`user = User ID`), as a CSV header's are not.
+        A name in double quotes is read exactly, a quote doubled inside (`user=" user "`,
+        `text="a, b"`, `user=""` for a column named by the empty text; `map_name` writes
+        one so): a name with spaces around it, a comma or a leading quote is given so; one
+        with `=`, `:` or any other character may be bare (an item ends at its first `=`).
+        ValueError in one line for an item that is not `KEY=COLUMN`, a key given twice or
+        one of user, time and text missing."""
         pairs: dict[str, str] = {}
-        for item in filter(None, (p.strip() for p in spec.split(","))):
-            key, sep, column = (part.strip() for part in item.partition("="))
-            if not sep or not column or key not in cls.KEYS:
+        for key, column, item in _map_items(spec):
+            if key not in cls.KEYS:
                 raise ValueError(f"bad column mapping {item!r}: use KEY=COLUMN with KEY one of {', '.join(cls.KEYS)}")
             if key in pairs:
-                raise ValueError(f"the column mapping gives {key} twice ({key}={pairs[key]}, {item}): give it once")
+                raise ValueError(f"the column mapping gives {key} twice ({key}={map_name(pairs[key])}, {item}): "
+                                 "give it once")  # fmt: skip
             pairs[key] = column
         missing = [k for k in ("user", "time", "text") if k not in pairs]
         if missing:
             raise ValueError(f"the column mapping needs {', '.join(k + '=COLUMN' for k in missing)}")
         return cls(**pairs)
 
+    def spec(self) -> str:
+        """The mapping as `--map` writes it (`parse` reads it back): each name by `map_name`."""
+        return ",".join(f"{key}={map_name(column)}" for key, column in zip(self.KEYS, self._all(), strict=True)
+                        if column is not None)  # fmt: skip
+
+    def _all(self) -> tuple[str | None, ...]:
+        return self.user, self.time, self.text, self.session, self.mission
+
     def columns(self) -> tuple[str, ...]:
         """The table's columns the mapping reads: user, time, text, then session and mission when given."""
-        return tuple(c for c in (self.user, self.time, self.text, self.session, self.mission) if c)
+        return tuple(c for c in self._all() if c is not None)
 
     def build(self, f: Columns) -> dict[str, pl.Expr]:
         """The canonical columns of the mapped fields of `f`: `user_id` (spaces stripped), `ts`
@@ -100,11 +114,40 @@ class ColumnMap:
         text = f[self.text].cast(pl.String)  # the first column missing is the one named
         columns["query"] = pl.when(text != "\\N").then(text)
         for gold, column in (("gold_session", self.session), ("gold_mission", self.mission)):
-            if column:  # an empty or blank cell, or a missing value's token (`NULL`, `nan`), is no label
+            if column is not None:  # an empty or blank cell, or a missing value's token (`NULL`, `nan`), is no label
                 label = f[column].cast(pl.String).str.strip_chars()
                 missing = label.str.to_lowercase().is_in([token.lower() for token in TABLE_UNKNOWN_USERS])
                 columns[gold] = pl.when((label != "") & ~missing).then(label)
         return columns
+
+
+# One `--map` item whose column is in double quotes (a quote inside doubled), up to the comma after it.
+_QUOTED_ITEM = re.compile(r'([^=,]*)=\s*"((?:[^"]|"")*)"\s*(?:,|\Z)')
+
+
+def _map_items(spec: str) -> list[tuple[str, str, str]]:
+    """The items of a `--map` (`ColumnMap.parse`), each its key, its column and the item
+    as written (for a message); empty items (`a=b,,c=d`, a trailing comma) are none.
+    ValueError in one line for an item without `=` or a column, or whose column opens
+    a quote that does not end it (unclosed, or text after the closing quote)."""
+    items, at = [], 0
+    while at < len(spec):
+        if quoted := _QUOTED_ITEM.match(spec, at):
+            items.append((quoted[1].strip(), quoted[2].replace('""', '"'), quoted[0].rstrip(",").strip()))
+            at = quoted.end()
+            continue
+        end = len(spec) if (comma := spec.find(",", at)) < 0 else comma
+        item, at = spec[at:end].strip(), end + 1
+        if not item:
+            continue
+        key, sep, column = (part.strip() for part in item.partition("="))
+        if not sep or not column:
+            raise ValueError(f"bad column mapping {item!r}: use KEY=COLUMN with KEY one of {', '.join(ColumnMap.KEYS)}")
+        if column.startswith('"'):
+            raise ValueError(f"bad column mapping {item!r}: a name in double quotes ends at its closing quote, then a "
+                             'comma or the end (a quote inside is doubled: text="say ""hi""")')  # fmt: skip
+        items.append((key, column, item))
+    return items
 
 
 TABLE_KINDS = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json",
@@ -238,8 +281,8 @@ def csv_separator(path: str | Path, mapping: ColumnMap) -> str:
                          "line: delete that line (the separator is told from the header)")  # fmt: skip
     best, fit = ",", (-1, -1)
     for sep in CSV_SEPARATORS:
-        names = [name.strip() for name in next(csv.reader([header], delimiter=sep, quotechar='"'), [])]
-        held = sum(column in names for column in mapping.columns())
+        names = next(csv.reader([header], delimiter=sep, quotechar='"'), [])
+        held = sum(_at(names, column) is not None for column in mapping.columns())
         if held == len(mapping.columns()):
             return sep
         if (held, len(names)) > fit:
@@ -456,7 +499,7 @@ def _holding_a_record_start(
     text is the first column). A text a CSV writer quoted holds line breaks, rarely
     whole records; an unclosed quote in a raw log runs on over the records after it.
     Without a user and a time to tell by, none. One reading of all their lines."""
-    if user not in names or time not in names or not spans:
+    if _at(names, user) is None or _at(names, time) is None or not spans:
         return []
     later = [[*lines[start + 1 : start + span - 1], _QUOTED_TEXT.match(lines[start + span - 1]).group()]  # type: ignore[union-attr]
              for start, span in spans]  # fmt: skip
@@ -489,11 +532,9 @@ def _fits(
     number of fields, its user not blank (`_blank`), its time read as a time (columns
     not in the header: not asked)."""
     fit = [len(fields) == len(names) for fields in rows]
-    if user in names:
-        at = names.index(user)
+    if (at := _at(names, user)) is not None:
         fit = [ok and not _blank(fields[at], raw) for ok, fields in zip(fit, rows, strict=True)]
-    if time in names and rows:
-        at = names.index(time)
+    if (at := _at(names, time)) is not None and rows:
         values = pl.Series([fields[at] if ok else None for ok, fields in zip(fit, rows, strict=True)], dtype=pl.String)
         read = pl.select(to_utc(pl.lit(values), pl.String(), times)).to_series().is_not_null().to_list()
         fit = [ok and r for ok, r in zip(fit, read, strict=True)]
@@ -511,11 +552,23 @@ def _quoting_mark(field: str) -> bool:
     return inner == "" or '""' in inner
 
 
+def _at(names: list[str], name: str | None) -> int | None:
+    """Where a header's `names` hold the column `name`, as the reader finds it
+    (`column_index`, loose); None for none, or several."""
+    try:
+        return None if name is None else column_index(names, name, loose=True)
+    except ValueError:
+        return None
+
+
 def _require(path: str | Path, names: list[str], mapping: ColumnMap) -> None:
+    """ValueError in one line naming the file unless the Parquet schema's `names` hold
+    each mapped column once, named exactly so: the missing ones, with the columns there
+    are (`near_names`, `partition_hint`), or a name held twice (`column_index`)."""
     missing = [c for c in mapping.columns() if c not in names]
     if missing:
         raise ValueError(f"{path}: no column {', '.join(map(repr, missing))}; the columns are {names}"
-                         f"{partition_hint(path, missing)}")  # fmt: skip
+                         f"{near_note(names, missing)}{partition_hint(path, missing)}")  # fmt: skip
     for column in mapping.columns():
         try:
             column_index(names, column)

@@ -545,13 +545,23 @@ def test_json_lines_without_a_mapped_key_are_refused_naming_the_key_and_the_keys
                                f"user={mapped},time=created,text=prompt", "-o", str(tmp_path / "o")])  # fmt: skip
     said = " ".join(done.output.split())
     assert done.exit_code == 2 and "all 2 records were rejected, most as empty_user (2)" in said, done.output
-    assert said.endswith(f"its line has no key '{mapped}' (its keys: meta, created, prompt); JSON lines are read by "
-                         "their top-level keys: flatten a nested one first (jq, or polars' unnest)")  # fmt: skip
+    assert said.endswith(f"its line has no key '{mapped}' (its keys: 'meta', 'created', 'prompt'); JSON lines "
+                         "are read by their top-level keys: flatten a nested one first "
+                         "(jq, or polars' unnest)")  # fmt: skip
     # a key that is there with no value is the usual cause's, as before
     (tmp_path / "null.jsonl").write_text(json.dumps({"usr": None, "created": "2024-01-01T10:00:00Z", "prompt": "x"}))
     done = runner.invoke(app, ["ingest", str(tmp_path / "null.jsonl"), "-f", "table", "--map",
                                "user=usr,time=created,text=prompt", "-o", str(tmp_path / "o")])  # fmt: skip
     assert " ".join(done.output.split()).endswith("a wrong --format, --map or time format is the usual cause")
+    # a key with spaces around it: its keys quoted, so that the spaces show, and how --map names it
+    (tmp_path / "spaced.jsonl").write_text(json.dumps({" user ": "a", "created": "2024-01-01T10:00:00Z", "p": "x"}))
+    done = runner.invoke(app, ["ingest", str(tmp_path / "spaced.jsonl"), "-f", "table", "--map",
+                               "user=user,time=created,text=p", "-o", str(tmp_path / "o")])  # fmt: skip
+    assert done.exit_code == 2 and " ".join(done.output.split()).endswith(
+        "its line has no key 'user' (its keys: ' user ', 'created', 'p'; a name is matched as written, in case and "
+        "spaces: --map names ' user ' as \" user \"); JSON lines are read by their top-level keys: flatten a nested "
+        "one first (jq, or polars' unnest)"
+    ), done.output
 
 
 def test_nothing_read_names_utf16_a_file_cut_before_any_record_and_mine_gold_alike(tmp_path):

@@ -196,6 +196,39 @@ def test_a_quote_never_closed_is_rejected_alike_on_both_engines(ray_cluster, tmp
         assert same(read_table(tmp_path / "ray" / name), read_table(tmp_path / "local" / name))
 
 
+def test_columns_named_alike_but_for_spaces_are_mapped_alike_on_both_engines(ray_cluster, tmp_path):
+    """Columns `user` and ` user ` in each kind of table: `user=" user "` reads the
+    second on both engines (the `--map` lost its spaces: Parquet and JSON lines read
+    `user`, a CSV was refused); a name a table lacks is the same one line on both."""
+    from tables import write_table
+
+    from sessions.formats import ReadOptions
+    from workflows.distributed import data as ray_jobs
+
+    (tmp_path / "in").mkdir()
+    for kind in (".csv", ".tsv", ".jsonl", ".parquet"):
+        write_table(tmp_path / "in" / f"log{kind}", ["user", " user ", "time", "q, text"],
+                    [["a", "b", f"2023-01-0{i + 1}T10:00:00Z", kind] for i in range(3)])  # fmt: skip
+    options = ReadOptions(map='user=" user ",time=time,text="q, text"')
+    for job, name in ((ray_jobs.ingest, "ray"), (local_ingest, "local")):
+        assert job([tmp_path / "in"], "table", tmp_path / name, options=options).rows_ok == 12
+    events = read_table(tmp_path / "ray" / "events.parquet")
+    assert same(events, read_table(tmp_path / "local" / "events.parquet"))
+    assert set(events["user_id"]) == {"b"} and events["query"].value_counts().height == 4
+    said = ("no column 'user', 'query'; the columns are [' user ', 'time', 'query '] (a name is matched as written, "
+            """in case and spaces: --map names ' user ' as " user ", 'query ' as "query ")""")  # fmt: skip
+    write_table(tmp_path / "spaced.parquet", [" user ", "time", "query "], [["u1", "2023-01-01T10:00:00Z", "a"]])
+    for job in (ray_jobs.ingest, local_ingest):
+        with pytest.raises(ValueError) as err:
+            job(
+                [tmp_path / "spaced.parquet"],
+                "table",
+                tmp_path / "o",
+                options=ReadOptions(map="user=user,time=time,text=query"),
+            )
+        assert str(err.value) == f"{tmp_path / 'spaced.parquet'}: {said}", job
+
+
 def test_a_header_repeated_in_another_order_is_refused_alike_on_both_engines(ray_cluster, tmp_path):
     """Exports of other column orders joined: the rows after the second header were read
     in the first order (user and query swapped) on both engines; both refuse the file."""

@@ -233,6 +233,7 @@ def nothing_read(report: dict, rejected: pl.LazyFrame | pl.DataFrame | None) -> 
     `files`). Every job that reads raw records says it this way, whatever it keeps its
     rejected rows in."""
     from sessions import storage
+    from sessions.formats.base import near_names
 
     if not report["rows_in"] or rejected is None:
         damaged = [f for f in report.get("files", []) if f.get("damage")]
@@ -257,9 +258,10 @@ def nothing_read(report: dict, rejected: pl.LazyFrame | pl.DataFrame | None) -> 
     read = (report.get("config") or {}).get("read") or {}
     keys = _json_keys(example["raw"])
     if absent := _absent_keys(keys, read.get("map")):  # a JSON line without a mapped key
+        held = ", ".join(map(repr, keys)) + (f"; {near}" if (near := near_names(keys, absent)) else "")
         cause = (
-            f"its line has no key {', '.join(map(repr, absent))} (its keys: {', '.join(keys)}); JSON lines are "
-            "read by their top-level keys: flatten a nested one first (jq, or polars' unnest)"
+            f"its line has no key {', '.join(map(repr, absent))} (its keys: {held}); JSON lines are read by their "
+            "top-level keys: flatten a nested one first (jq, or polars' unnest)"
         )
     given = read.get("time_format")
     if reason == "bad_time" and given:  # the usual cause's advice would be to give one
