@@ -203,7 +203,7 @@ def flags_between(source: type, target: type, fields: Mapping[str, str]) -> dict
 
 # YAML 1.2's floats that YAML 1.1, PyYAML's, reads as text: an exponent without a dot or
 # without its sign (`lr: 1e-4`, `1.0e5`); the file's numbers must be numbers (`coerce`)
-_EXPONENT_FLOAT = re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$")
+_EXPONENT_FLOAT = re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9][0-9_]*)[eE][-+]?[0-9]+$")
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -327,6 +327,8 @@ def coerce(value: Any, tp: Any, name: str, text: bool = False) -> Any:
         if str(err).startswith(name):
             raise
         raise ValueError(f"{name}: {value!r} is not of type {type_name}") from None
+    except OverflowError:  # an integer beyond a float's range (YAML's ints have any length)
+        raise ValueError(f"{name}: an integer of {len(str(abs(value))):,} digits is beyond a float's range") from None
     if tp in (int, float, str, bool) and (not isinstance(value, tp) or (tp is not bool and isinstance(value, bool))):
         raise ValueError(f"{name}: {value!r} is not of type {type_name}")
     if tp is float and not math.isfinite(value):
@@ -482,11 +484,16 @@ def _nest(overrides: Mapping[str, Any]) -> dict[str, Any]:
     return nested
 
 
-def _merge(base: dict[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
+def _merge(base: dict[str, Any], top: Mapping[str, Any], path: tuple[str, ...] = ()) -> dict[str, Any]:
+    """`top` (the command line's settings, nested) over `base` (a file's). ValueError, as
+    `_build` words it, where the file gives a section of settings as something else
+    (`segment: 5`): the command line's settings of that section had replaced it unseen."""
     merged = dict(base)
     for key, value in top.items():
+        if isinstance(value, Mapping) and key in merged and not isinstance(merged[key], Mapping):
+            raise ValueError(f"{'.'.join((*path, key))}: expected a mapping of its settings, got {merged[key]!r}")
         if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
-            merged[key] = _merge(dict(merged[key]), value)
+            merged[key] = _merge(dict(merged[key]), value, (*path, key))
         else:
             merged[key] = value
     return merged

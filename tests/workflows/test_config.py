@@ -497,6 +497,13 @@ FILE_ERRORS = [
     (["demo"], "score: {ratio: 0.5}",
      "score.ratio types reformulations with a hierarchy model: give --hierarchy-model, or leave score.ratio out "
      "(given: 0.5)"),
+    # the change breaker's: an integer beyond a float's range (OverflowError's traceback), an exponent
+    # after a dot and no digit (float()'s words, no key)
+    (["segment", "x", "-o", "o"], f"segment: {{gap_minutes: 1{'0' * 400}}}",
+     "segment.gap_minutes: an integer of 401 digits is beyond a float's range"),
+    (["synth", "-o", "s.tsv"], f"synth: {{click_probs: [0.5, 1{'0' * 400}]}}",
+     "synth.click_probs: an integer of 401 digits is beyond a float's range"),
+    (["segment", "x", "-o", "o"], "segment: {gap_minutes: ._e5}", "segment.gap_minutes: '._e5' is not of type float"),
     (["segment", "x", "-o", "o"], "segment: {typo: 1}",
      "unknown segment option(s) typo; known: method, gap_minutes, join_within_s, break_after_minutes, min_overlap, "
      "min_jaccard, min_containment, so_far_queries, min_p_same"),
@@ -521,6 +528,17 @@ def test_the_command_line_still_names_its_flags_beside_a_file(tmp_path):
     result = runner.invoke(app, ["segment", "x", "-o", "o", "--config", str(path), "--gap-minutes", "5",
                                  "--break-after-minutes", "1", "--join-within-s", "9999"])  # fmt: skip
     assert result.output == "error: --join-within-s must not exceed --break-after-minutes\n", result.output
+
+
+def test_a_files_section_that_is_no_mapping_is_refused_beside_an_option_of_it(tmp_path):
+    """The change breaker's find: `segment: 5` in the file was refused, but with
+    `--gap-minutes 7` beside it the option's section replaced the file's without a word."""
+    path = tmp_path / "c.yaml"
+    path.write_text("segment: 5\n")
+    for extra in ([], ["--gap-minutes", "7"]):
+        result = runner.invoke(app, ["segment", "x", "-o", "o", "--config", str(path), *extra])
+        assert result.exit_code == 2, result.output
+        assert result.output == f"error: --config {path}: segment: expected a mapping of its settings, got 5\n"
 
 
 def test_yaml_numbers_with_an_exponent_are_numbers(tmp_path):
