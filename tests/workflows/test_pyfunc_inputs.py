@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import datetime
 import json
+import math
 import re
 import warnings
 from decimal import Decimal
+from fractions import Fraction
 
 import mlflow
 import numpy as np
 import pandas as pd
+import polars as pl
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -177,11 +180,15 @@ def test_text_cells_read_every_kind_of_cell_by_one_rule():
     from workflows.tracking.store import text_cells
 
     read = [memoryview(b"cute cats"), np.bytes_(b"caf\xc3\xa9"), np.str_("new york"), np.int64(911), 7,
-            np.datetime64("NaT"), bytearray(b"flu")]  # fmt: skip
-    assert text_cells(_column(read)) == ["cute cats", "caf\u00e9", "new york", "911", "7", None, "flu"]
+            np.datetime64("NaT"), bytearray(b"flu"), 599381.0, np.float32(1.5), 1e16, Decimal("599381.00"),
+            Decimal("1.50"), True, np.bool_(False)]  # fmt: skip
+    # numbers and booleans as `ingest` reads a typed table's (README): a whole float is its integer
+    assert text_cells(_column(read)) == ["cute cats", "caf\u00e9", "new york", "911", "7", None, "flu", "599381",
+                                         "1.5", "1e+16", "599381", "1.5", "true", "false"]  # fmt: skip
+    # a float column (pandas' integers with a missing value; served JSON's `[911, null]`): the same rule
+    assert text_cells(pd.Series([911, None, 2.5], name="q")) == ["911", None, "2.5"]
     assert all(type(text) is str for text in text_cells(_column(read)) if text is not None)
     many = "not a text; give one text a row"
-    floats = "give texts or integers (a pandas column of integers with a missing value is float: cast it to Int64)"
     refused = [
         ((x for x in ["a"]), f"holds an iterator, {many}"),
         (iter(["a"]), f"holds an iterator, {many}"),
@@ -190,11 +197,8 @@ def test_text_cells_read_every_kind_of_cell_by_one_rule():
         (np.array("a"), f"holds an array, {many}"),
         (range(2), f"holds a range, {many}"),
         (frozenset({"a"}), f"holds a set, {many}"),
-        (1.5, f"holds a float (1.5), not a text; {floats}"),
-        (np.float32(599381.0), f"holds a float (599381.0), not a text; {floats}"),
-        (Decimal("1.50"), "holds a Decimal (1.50), not a text; give texts or integers"),
-        (True, "holds a bool, not a text; give texts"),
-        (np.bool_(False), "holds a bool, not a text; give texts"),
+        (Fraction(1, 2), "holds a Fraction (1/2), not a text; give texts or numbers"),
+        (Decimal("Infinity"), "holds a Decimal (Infinity), not a text; give texts or numbers"),
         (pd.Timestamp("2006-03-01"), "holds a Timestamp, not a text; give texts"),
         (datetime.date(2006, 3, 1), "holds a date, not a text; give texts"),
         (np.datetime64("2006-03-01"), "holds a datetime64, not a text; give texts"),
@@ -212,6 +216,25 @@ def test_text_cells_read_every_kind_of_cell_by_one_rule():
 
 
 REFUSED = object()  # a cell `text_cells` refuses in one line
+
+
+def _float_text(x: float) -> str | None:
+    """A float as `ingest` reads a typed table's: a whole one below 2**53 its integer, an
+    infinity missing, another as polars writes it (README, "Reading any table")."""
+    if not math.isfinite(x):
+        return None
+    if x == int(x) and abs(x) < 2**53:
+        return str(int(x))
+    return pl.Series([x], dtype=pl.Float64).cast(pl.String).item()
+
+
+def _decimal_text(d: Decimal) -> str | object:
+    """A Decimal as its number, trailing zeros of its fraction dropped (599381.00 is 599381);
+    an infinite one refused."""
+    if not d.is_finite():
+        return REFUSED
+    text = format(d, "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 def _utf8(data: bytes) -> str | object:
@@ -242,14 +265,14 @@ _cells = st.one_of(
     st.sampled_from([None, np.nan, np.float32("nan"), pd.NA, pd.NaT, np.datetime64("NaT"), np.timedelta64("NaT")]).map(
         lambda m: (m, None)
     ),
+    st.floats(allow_nan=False).map(lambda x: (x, _float_text(x))),
+    st.floats(allow_nan=False, width=32).map(lambda x: (np.float32(x), _float_text(float(np.float32(x))))),
+    st.decimals(allow_nan=False).map(lambda d: (d, _decimal_text(d))),
+    st.booleans().map(lambda b: (b, "true" if b else "false")),
+    st.booleans().map(lambda b: (np.bool_(b), "true" if b else "false")),
     st.one_of(
-        st.floats(allow_nan=False),
-        st.floats(allow_nan=False, width=32).map(np.float32),
-        st.decimals(allow_nan=False),
         st.fractions(),
         st.complex_numbers(),
-        st.booleans(),
-        st.booleans().map(np.bool_),
         st.datetimes(),
         st.dates(),
         st.times(),
@@ -311,7 +334,7 @@ def test_the_loaded_pyfuncs_read_bytes_of_every_kind_and_refuse_other_cells(
     session_pyfunc, hierarchy_pyfunc, segmenter_pyfunc
 ):
     """Through MLflow's load path (`mlflow.pyfunc.load_model` of a saved model): a memoryview,
-    numpy's bytes_ and str_ are the texts they hold in all three models, a generator, a float
+    numpy's bytes_ and str_ are the texts they hold in all three models, a generator, a fraction
     and a datetime are refused in one line (they were scored as their printed form)."""
     texts = ["cute cats", "caf\u00e9 paris"]
     held = _column([memoryview(texts[0].encode()), np.bytes_(texts[1].encode())], name="query")
@@ -331,13 +354,14 @@ def test_the_loaded_pyfuncs_read_bytes_of_every_kind_and_refuse_other_cells(
          "query_b: row 1 holds an iterator, not a text; give one text a row"),
         (hierarchy_pyfunc, {"text": _column([pd.Timestamp("2006-03-01"), "a"])},
          "text: row 0 holds a Timestamp, not a text; give texts"),
-        (segmenter_pyfunc, {**log, "query": _column(["a", 1.5])},
-         "query: row 1 holds a float (1.5), not a text; give texts or integers (a pandas column of integers "
-         "with a missing value is float: cast it to Int64)"),
+        (segmenter_pyfunc, {**log, "query": _column(["a", Fraction(1, 2)])},
+         "query: row 1 holds a Fraction (1/2), not a text; give texts or numbers"),
         (segmenter_pyfunc, {**log, "user_id": [599381.0, np.nan], "query": texts},
-         "user_id: row 0 holds a float (599381.0), not a text; give texts or integers (a pandas column of "
-         "integers with a missing value is float: cast it to Int64)"),
+         "1 row has no user_id (the first: row 1): give every row one"),
     ]  # fmt: skip
+    # numbers as `ingest` reads them: pandas' float users (integers with a missing value) are the integers
+    floats = segmenter_pyfunc.predict(pd.DataFrame({**log, "user_id": [599381.0, 599381.0], "query": [911, 2.5]}))
+    assert floats["user_id"].tolist() == ["599381", "599381"] and floats["query"].tolist() == ["911", "2.5"]
     for model, columns, said in refusals:
         with pytest.raises(ValueError) as err:
             model.predict(pd.DataFrame(columns))

@@ -8,6 +8,7 @@ docs/segmentation.md, measured with the same command.)"""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import mlflow
@@ -152,10 +153,9 @@ def test_train_segmenter_logs_its_estimate_registers_and_segments_a_log(gold_log
         answered = model.predict(asked)
         assert answered["session_id"].tolist() == served["session_id"].tolist()
         assert answered["ts"].tolist() == served["ts"].tolist()  # in UTC, without a zone
-    with pytest.raises(
-        ValueError, match=r"user_id: row 0 holds a float \(\d+\.0\), not a text; give texts or integers"
-    ):
-        model.predict(zoned.with_columns(pl.col("user_id").cast(pl.Float64)).to_pandas())
+    # float users, as pandas holds integers with a missing value: read as `ingest` reads them, 599381.0 the user 599381
+    as_floats = model.predict(zoned.with_columns(pl.col("user_id").cast(pl.Float64)).to_pandas())
+    assert as_floats["session_id"].tolist() == served["session_id"].tolist()
     # served (`mlflow models serve`: MLflow's scoring app), where JSON carries times as text: the
     # second change breaker's find, every request form refused ("ts must be a datetime column")
     from fastapi.testclient import TestClient
@@ -177,12 +177,13 @@ def test_train_segmenter_logs_its_estimate_registers_and_segments_a_log(gold_log
                           "query": ["a", None]})  # fmt: skip
     answered = python_model.predict(None, asked)["query"]
     assert answered[0] == "a" and pd.isna(answered[1])  # was "": the rows as given
-    mistakes = (({"row_id": [0, 0]}, "row_id must be unique"), ({"user_id": ["u", None]}, "1 rows have no user_id"),
-                ({"ts": [pd.NaT, pd.NaT]}, "2 rows have no ts"))  # fmt: skip
+    mistakes = (({"row_id": [0, 0]}, "row_id must be unique"),
+                ({"user_id": ["u", None]}, "1 row has no user_id (the first: row 1)"),
+                ({"ts": [pd.NaT, pd.NaT]}, "2 rows have no ts (the first: row 0)"))  # fmt: skip
     for bad, says in mistakes:
         asked = pd.DataFrame({"user_id": ["u", "u"], "ts": pd.to_datetime(["2006-03-01 10:00", "2006-03-01 10:01"]),
                               "query": ["a", "b"], **bad})  # fmt: skip
-        with pytest.raises(ValueError, match=says):
+        with pytest.raises(ValueError, match=re.escape(says)):
             python_model.predict(None, asked)
 
     # its nested CV is train segmenter's own: evaluate crossval --model takes a session model, says so in one line

@@ -50,9 +50,9 @@ class SegmenterModel(mlflow.pyfunc.PythonModel):
     """A log's rows (user_id, ts, query[, row_id]) -> the same rows, in the same order,
     with `session_id`, `session_seq` and `mission_id` (`sessions.pipeline.SESSIONS_SCHEMA`;
     missions linked by the rule, `sessions.missions`), as a frame or a dict of lists
-    (`store.rows_of`). `user_id` and `query`: texts or integers (as `segment` reads user ids;
-    floats are refused: 599381.0 is no user's id as written), read by `store.text_cells`,
-    which refuses any other cell in one line. `ts`: datetimes or ISO 8601 texts (as
+    (`store.rows_of`). `user_id` and `query`: texts or numbers, read by `store.text_cells`
+    as `ingest` reads a typed table's (599381 and 599381.0 are the user 599381), which
+    refuses any other cell in one line. `ts`: datetimes or ISO 8601 texts (as
     JSON serves them), in UTC when they have no zone, converted to UTC when they have
     one; answered in UTC without a zone, as MLflow's datetime columns are. A user's
     queries of one time stamp are taken in `row_id` order, without it in the frame's
@@ -68,7 +68,7 @@ class SegmenterModel(mlflow.pyfunc.PythonModel):
         if missing:
             raise ValueError(f"give columns user_id, ts and query; missing: {', '.join(sorted(missing))}")
         frame = rows_of(model_input).reset_index(drop=True)
-        for column in ("user_id", "query"):  # text, integers as their digits, or None; floats refused (`text_of`)
+        for column in ("user_id", "query"):  # text, numbers as `ingest` reads them, or None (`store.text_of`)
             frame[column] = pd.Series(store.text_cells(frame[column]), dtype=object, index=frame.index)
         if pd.api.types.is_object_dtype(frame["ts"]) or pd.api.types.is_string_dtype(frame["ts"]):
             frame["ts"] = iso_times(frame["ts"])  # JSON's times (served), or text given in Python
@@ -79,8 +79,10 @@ class SegmenterModel(mlflow.pyfunc.PythonModel):
         if not isinstance(ts, pl.Datetime):
             raise ValueError(f"ts must be a datetime column, not {ts}")
         for column in ("user_id", "ts"):
-            if events[column].null_count():
-                raise ValueError(f"{events[column].null_count()} rows have no {column}: give every row one")
+            if n := events[column].null_count():
+                first = events["_position"].filter(events[column].is_null())[0]
+                raise ValueError(f"{n:,} {'row has' if n == 1 else 'rows have'} no {column} (the first: row {first}): "
+                                 "give every row one")  # fmt: skip
         if events["row_id"].is_duplicated().any():
             raise ValueError("row_id must be unique: it names each row of the answer")
         utc = (

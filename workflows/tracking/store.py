@@ -19,6 +19,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from contextlib import closing, contextmanager, suppress
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -26,8 +27,10 @@ from urllib.parse import urlsplit
 import mlflow
 import numpy as np
 import pandas as pd
+import polars as pl
 from mlflow.tracking import MlflowClient
 
+from sessions.formats.columnar import decimal_text, float_text
 from sessions.io import process_running, this_process
 from sessions.provenance import provenance
 from sessions.storage import first_line
@@ -321,7 +324,12 @@ def text_type() -> Any:
 def text_cells(column: pd.Series) -> list[str | None]:
     """A pyfunc input's text column, one `str` or None a cell, by one rule for every model
     of this project (`text_of`). ValueError in one line, naming the column and the row, for
-    a cell that holds no text."""
+    a cell that holds no text. A float column (integers with a missing value, as pandas
+    holds them: JSON's `[911, null]`, served, arrives so) is read at once, by `text_of`'s
+    rule for floats."""
+    if pd.api.types.is_float_dtype(column.dtype):
+        values = pl.Series("v", column.to_numpy(dtype=np.float64, na_value=np.nan))
+        return values.to_frame().select(float_text(pl.col("v"))).to_series().to_list()
     return [text_of(value, column.name, row) for row, value in enumerate(column)]
 
 
@@ -330,19 +338,25 @@ _NO_NUMBERS = (bool, np.bool_, np.timedelta64)  # no numbers to a reader, though
 
 def text_of(value: object, column: object, row: int) -> str | None:
     """One cell of a pyfunc input's text column (`column`, row `row`, for the message) as a
-    text:
+    text, by the rule `ingest` reads a typed table's values by (JSON lines, Parquet: README,
+    "Reading any table"), so that a model reads a log's values as `segment` does:
 
     - a `str` (numpy's `str_` too): that text;
     - bytes, a `bytearray`, numpy's `bytes_` or a `memoryview` of bytes: decoded as UTF-8;
-    - an integer (Python's or numpy's, not a bool): its digits, as `segment` reads integer
-      user ids (AOL's AnonID, read by pandas as int64) and a query such as 911;
+    - an integer (Python's or numpy's, not a bool): its digits (AOL's AnonID, read by
+      pandas as int64; a query such as 911);
+    - a float (numpy's too): a whole one below 2**53 its integer (599381.0 is the user
+      599381: pandas writes an integer column with a missing value as floats), another as
+      polars writes it (1.5); `sessions.formats.columnar.float_text`;
+    - a Decimal: its number (599381.00 is 599381, 1.50 is 1.5; `decimal_text`);
+    - a bool: its word (`true`, `false`);
     - missing (`is_missing`: None, NaN, pandas' NA, NaT): None.
 
     ValueError in one line for anything else, never its printed form (which was scored as
-    a text, "<memory at 0x...>", "<generator object ...>"): a float (599381.0 is no text
-    as written: "599381" or "599381.0"?), a bool, a Decimal or other number, a datetime, a
-    cell of many values (a list, tuple, array, Series, set, mapping or iterator: one text
-    a row, `rows_of` reads a dict of lists), any other object; and bytes that are no UTF-8.
+    a text, "<memory at 0x...>", "<generator object ...>"): a fraction or complex number,
+    a datetime, a cell of many values (a list, tuple, array, Series, set, mapping or
+    iterator: one text a row, `rows_of` reads a dict of lists), any other object; and
+    bytes that are no UTF-8.
     """
     if isinstance(value, str):
         return str.__str__(value)  # a plain str of a subclass's text (numpy's str_)
@@ -356,13 +370,17 @@ def text_of(value: object, column: object, row: int) -> str | None:
                              f"{err.start}); give texts") from None  # fmt: skip
     if is_missing(value):
         return None
+    if isinstance(value, (bool, np.bool_)):
+        return "true" if value else "false"
     number = isinstance(value, numbers.Number) and not isinstance(value, _NO_NUMBERS)
     if number and isinstance(value, numbers.Integral):
         return str(int(value))
-    if number:  # a float, a Decimal
-        floats = " (a pandas column of integers with a missing value is float: cast it to Int64)"
-        raise ValueError(f"{column}: row {row} holds {_kind(value)} ({value}), not a text; give texts or integers"
-                         f"{floats if isinstance(value, (float, np.floating)) else ''}")  # fmt: skip
+    if isinstance(value, (float, np.floating)):
+        return pl.select(float_text(pl.lit(float(value), dtype=pl.Float64))).item()
+    if isinstance(value, Decimal) and value.is_finite():  # its digits as written (`f`: no exponent), trimmed
+        return pl.select(decimal_text(pl.lit(format(value, "f"), dtype=pl.String))).item()
+    if number:  # a Fraction, a complex number, an infinite Decimal
+        raise ValueError(f"{column}: row {row} holds {_kind(value)} ({value}), not a text; give texts or numbers")
     many = isinstance(value, Iterable) and not isinstance(value, memoryview)
     advice = "give one text a row" if many else "give texts"
     raise ValueError(f"{column}: row {row} holds {_kind(value)}, not a text; {advice}")
