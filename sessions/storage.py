@@ -100,10 +100,20 @@ def is_local(location: str | os.PathLike) -> bool:
     return scheme(location) in ("", "file")
 
 
+def s3_endpoint() -> tuple[str, str] | None:
+    """The S3 endpoint the AWS SDK asks, and the variable that sets it: `AWS_ENDPOINT_URL_S3`
+    before `AWS_ENDPOINT_URL` (the SDK's own order); None where neither is set (AWS itself)."""
+    for variable in ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"):
+        if value := os.environ.get(variable):
+            return variable, value
+    return None
+
+
 @functools.lru_cache(maxsize=64)
 def _filesystem(kind: str, authority: str, endpoint: str | None) -> pafs.FileSystem:
-    """One filesystem per scheme, bucket and `AWS_ENDPOINT_URL` (S3 looks the bucket's
-    region up once; a process that changes the endpoint gets a filesystem that asks it)."""
+    """One filesystem per scheme, bucket and S3 endpoint (`s3_endpoint`, as text: S3 looks
+    the bucket's region up once; a process that changes the endpoint gets a filesystem
+    that asks it)."""
     uri = f"{kind}://{authority}/"
     if kind in ("gs", "gcs"):  # without credentials its default retries go on for 15 minutes (gcs:// too)
         return pafs.GcsFileSystem(retry_time_limit=timedelta(seconds=GCS_RETRY_SECONDS))
@@ -147,7 +157,7 @@ def resolve(location: str | os.PathLike) -> tuple[pafs.FileSystem, str]:
             f"no folder there; write {kind}://{authority}/{fixed}"
         )
     try:
-        fs = _filesystem(kind, authority, os.environ.get("AWS_ENDPOINT_URL"))
+        fs = _filesystem(kind, authority, str(s3_endpoint()))
     except StorageError:
         raise
     except (OSError, pa.ArrowException, ValueError) as err:
@@ -208,9 +218,9 @@ _TLS = re.compile(r"SSL connect error|wrong version number|ssl3_get_record", re.
 
 
 def _plain_endpoint() -> str | None:
-    """`AWS_ENDPOINT_URL` with http:// where it names no scheme or https:// (the SDK then
-    speaks TLS to it); None where it is unset or http:// already."""
-    endpoint = os.environ.get("AWS_ENDPOINT_URL", "").strip()
+    """The S3 endpoint (`s3_endpoint`) with http:// where it names no scheme or https://
+    (the SDK then speaks TLS to it); None where none is set or it is http:// already."""
+    endpoint = (s3_endpoint() or ("", ""))[1].strip()
     if not endpoint or endpoint.startswith("http://"):
         return None
     return "http://" + endpoint.removeprefix("https://")
@@ -220,10 +230,10 @@ def _tls_refused(location: str, plain: str) -> str:
     """One line for an S3 endpoint asked over TLS that answered without it (a local MinIO
     or moto given as `127.0.0.1:9000`: an endpoint without a scheme is asked over https)."""
     kind, rest = location.split("://", 1)
-    endpoint = os.environ.get("AWS_ENDPOINT_URL", "").strip()
-    return (f"{kind}://{rest.split('/')[0]}: the endpoint {endpoint} (AWS_ENDPOINT_URL) does not answer over "
-            f"HTTPS (an endpoint without http:// is asked over HTTPS); if it speaks plain HTTP, as a local MinIO "
-            f"or moto does, set AWS_ENDPOINT_URL={plain}")  # fmt: skip
+    variable, endpoint = s3_endpoint() or ("AWS_ENDPOINT_URL", "")
+    why = "" if endpoint.strip().startswith("https://") else " (an endpoint without http:// is asked over HTTPS)"
+    return (f"{kind}://{rest.split('/')[0]}: the endpoint {endpoint} ({variable}) does not answer over HTTPS{why}; "
+            f"if it speaks plain HTTP, as a local MinIO or moto does, set {variable}={plain}")  # fmt: skip
 
 
 def _unreachable(location: str, reason: str) -> str:
@@ -232,9 +242,9 @@ def _unreachable(location: str, reason: str) -> str:
     endpoint asked."""
     kind, rest = location.split("://", 1)
     bucket = f"{kind}://{rest.split('/')[0]}"
-    endpoint = os.environ.get("AWS_ENDPOINT_URL") if kind.lower() == "s3" else None
-    where = f"the endpoint {endpoint} (AWS_ENDPOINT_URL)" if endpoint else "its object store"
-    hint = "check the network and AWS_ENDPOINT_URL" if kind.lower() == "s3" else "check the network"
+    variable, endpoint = (s3_endpoint() if kind.lower() == "s3" else None) or ("AWS_ENDPOINT_URL", None)
+    where = f"the endpoint {endpoint} ({variable})" if endpoint else "its object store"
+    hint = f"check the network and {variable}" if kind.lower() == "s3" else "check the network"
     return f"{bucket}: cannot reach {where}: {reason.lower()}; {hint}"
 
 
@@ -530,8 +540,8 @@ def _no_bucket(location: str) -> str:
     (a wrong one finds no bucket either)."""
     kind = scheme(location)
     bucket = location[len(kind) + 3 :].split("/")[0]
-    endpoint = os.environ.get("AWS_ENDPOINT_URL") if kind == "s3" else None
-    return f"the bucket {bucket} does not exist{f' at AWS_ENDPOINT_URL {endpoint}' if endpoint else ''}"
+    variable, endpoint = (s3_endpoint() if kind == "s3" else None) or ("", None)
+    return f"the bucket {bucket} does not exist{f' at {variable} {endpoint}' if endpoint else ''}"
 
 
 def _glob(pattern: str) -> list[str]:

@@ -400,10 +400,10 @@ def test_an_endpoint_of_plain_http_given_without_its_scheme_is_named_with_the_fi
     bucket = s3.removeprefix("s3://")
     host = os.environ["AWS_ENDPOINT_URL"].removeprefix("http://")
 
-    def told(endpoint: str, fixed: str) -> str:
-        return (f"s3://{bucket}: the endpoint {endpoint} (AWS_ENDPOINT_URL) does not answer over HTTPS (an "
-                f"endpoint without http:// is asked over HTTPS); if it speaks plain HTTP, as a local MinIO or moto "
-                f"does, set AWS_ENDPOINT_URL={fixed}")  # fmt: skip
+    def told(endpoint: str, fixed: str, variable: str = "AWS_ENDPOINT_URL") -> str:
+        why = "" if endpoint.startswith("https://") else " (an endpoint without http:// is asked over HTTPS)"
+        return (f"s3://{bucket}: the endpoint {endpoint} ({variable}) does not answer over HTTPS{why}; if it "
+                f"speaks plain HTTP, as a local MinIO or moto does, set {variable}={fixed}")  # fmt: skip
 
     monkeypatch.setenv("AWS_ENDPOINT_URL", host)
     with pytest.raises(storage.StorageError) as err:
@@ -416,6 +416,12 @@ def test_an_endpoint_of_plain_http_given_without_its_scheme_is_named_with_the_fi
     with pytest.raises(storage.StorageError) as err:
         io.write_json({}, f"{s3}/out/report.json")
     assert str(err.value) == told(f"https://{host}/", f"http://{host}/")
+    # the SDK asks AWS_ENDPOINT_URL_S3 before AWS_ENDPOINT_URL (the change breaker's: the other was named)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", host)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://elsewhere.invalid:9000")
+    with pytest.raises(storage.StorageError) as err:
+        storage.expand([f"{s3}/logs/"])
+    assert str(err.value) == told(host, f"http://{host}", "AWS_ENDPOINT_URL_S3")
 
 
 @pytest.mark.parametrize(

@@ -155,11 +155,10 @@ def test_a_training_whose_workers_do_not_fit_the_nodes_says_so(nodes, workers, g
 def test_the_waiting_warning_names_each_node():
     assert workers_waiting(3, {"CPU": 1}, [{"CPU": 1.0}, {"CPU": 1.0, "GPU": 0.0}]) == (
         "warning: --workers 3 of 1 CPU each: the cluster's nodes hold 2 such worker(s) now (CPU per node: 1, 1); "
-        "Ray Train waits until its autoscaler adds nodes, without a word meanwhile (Ctrl-C stops; or lower --workers)"
+        "Ray Train waits until its autoscaler adds nodes, retrying every 60 s (Ctrl-C stops it; or lower --workers)"
     )
-    assert workers_waiting(1, {"CPU": 1, "GPU": 1}, [{"CPU": 4.0}]) == (
+    assert workers_waiting(1, {"CPU": 1, "GPU": 1}, [{"CPU": 4.0}]) == (  # none fits: fewer workers are no help
         "warning: --workers 1 of 1 CPU and 1 GPU each: the cluster's nodes hold 0 such worker(s) now (CPU per node: "
-        "4; GPU per node: 0); Ray Train waits until its autoscaler adds nodes, without a word meanwhile (Ctrl-C "
-        "stops; or lower --workers)"
+        "4; GPU per node: 0); Ray Train waits until its autoscaler adds nodes, retrying every 60 s (Ctrl-C stops it)"
     )
     assert workers_waiting(2, {"CPU": 2}, [{"CPU": 2.0}, {"CPU": 3.0}]) is None

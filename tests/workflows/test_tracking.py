@@ -250,6 +250,11 @@ def test_a_store_that_cannot_be_opened_is_named_in_one_line(tmp_path, monkeypatc
     }
     if importlib.util.find_spec("pyodbc") is None:  # a database whose driver is not installed: an ImportError
         cases["mssql://nohost/db"] = "MLFLOW_TRACKING_URI=mssql://nohost/db: the database driver it needs is not"
+
+    def no_ray(*args, **kwargs):  # a training names the store before Ray starts (tens of seconds on a cluster)
+        raise AssertionError("Ray started before the store was checked")
+
+    monkeypatch.setattr("workflows.distributed.runtime.ray_runtime", no_ray)
     for uri, message in cases.items():
         monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
         for command in (
@@ -257,6 +262,7 @@ def test_a_store_that_cannot_be_opened_is_named_in_one_line(tmp_path, monkeypatc
             ["promote", "session-model", "1"],
             ["evaluate", "hierarchy", "--model", "models:/hierarchy-model/1"],
             ["train", "segmenter", "--gt", "no.csv", "--format", "gayo-avello"],  # before its cross-validation
+            ["train", "hierarchy", "--model", "lookup", "--dim", "2", "--max-steps", "1"],
         ):
             result = CliRunner().invoke(app, command)
             lines = result.output.strip().splitlines()

@@ -324,11 +324,11 @@ def node_resources() -> list[dict[str, float]]:
 
 def workers_waiting(workers: int, per_worker: Mapping[str, float], nodes: Sequence[Mapping[str, float]]) -> str | None:
     """A one-line warning when fewer than `workers` training workers, each asking for
-    `per_worker` ({"CPU": 1, "GPU": 1}), fit on the live `nodes` (`node_resources`) now,
-    a worker on one node; None when all of them fit. Ray Train then waits for the
-    cluster's autoscaler to add nodes, retrying its worker group every 60 s without a
-    word: on a cluster without one, for ever. (A local Ray is refused before it comes to
-    this: `require_cpus`, `require_gpus`.)"""
+    `per_worker` ({"CPU": 1, "GPU": 1}), fit on the live `nodes` (`node_resources`: what
+    each offers, not what is free now), a worker on one node; None when all of them fit.
+    Ray Train then waits for the cluster's autoscaler to add nodes, retrying its worker
+    group every 60 s: on a cluster without one, for ever. (A local Ray is refused before
+    it comes to this: `require_cpus`, `require_gpus`.)"""
     fit = sum(min(int(node.get(name, 0) // need) for name, need in per_worker.items() if need > 0) for node in nodes)
     if fit >= workers:
         return None
@@ -337,9 +337,10 @@ def workers_waiting(workers: int, per_worker: Mapping[str, float], nodes: Sequen
         f"{name} per node: {', '.join(f'{node.get(name, 0):g}' for node in nodes) or 'no node'}"
         for name, need in per_worker.items() if need > 0
     )  # fmt: skip
+    lower = "; or lower --workers" if fit else ""
     return (f"warning: --workers {workers} of {each} each: the cluster's nodes hold {fit} such worker(s) now "
-            f"({offered}); Ray Train waits until its autoscaler adds nodes, without a word meanwhile (Ctrl-C "
-            "stops; or lower --workers)")  # fmt: skip
+            f"({offered}); Ray Train waits until its autoscaler adds nodes, retrying every 60 s (Ctrl-C stops it"
+            f"{lower})")  # fmt: skip
 
 
 def cpus_per_worker(workers: int, nodes: Sequence[int]) -> int:

@@ -466,25 +466,36 @@ def _start_autoscaling_coordinator(timeout_s: float = 120.0) -> None:
         ray.get(get_or_create_autoscaling_coordinator().__ray_ready__.remote(), timeout=timeout_s)
 
 
+ABORT_WAIT_S = 10.0  # how long Ctrl-C waits for Ray Train's controller to abort the run before the driver ends
+
+
 def _noting_ctrl_c(trainer_cls: type) -> type:
     """`trainer_cls` whose Ctrl-C handler notes the signal before Ray Train's own takes it.
 
     During `fit` Ray Train 2.x (`DataParallelTrainer._register_sigint_handler`) answers
     Ctrl-C by aborting the run: its controller actor exits, and the driver ends in
     `SystemExit` or `RayActorError`, which read as a failure (exit 1, no message).
-    Noted (`workflows.errors.note_signal`), `fit` raises KeyboardInterrupt instead, so
-    that the command ends as any Ctrl-C does: its MLflow run FAILED, `stopped by Ctrl-C`,
-    exit 130. Where Ray Train registers no handler (a thread other than the main one,
-    or another version of it), Ctrl-C reaches the driver as KeyboardInterrupt anyway."""
+    Here Ctrl-C is noted (`workflows.errors.note_signal`), the controller asked to abort as
+    Ray Train's handler asks it, for at most `ABORT_WAIT_S` seconds (a controller waiting
+    for resources answers none: Ray Train's handler then waited for ever, and took a third
+    Ctrl-C), and KeyboardInterrupt raised, so that the command ends as any Ctrl-C does: its
+    MLflow run FAILED, `stopped by Ctrl-C`, exit 130; the controller and its workers, the
+    driver's actors, end with its Ray. Where Ray Train registers no handler (a thread other
+    than the main one, or another version of it), Ctrl-C reaches the driver as
+    KeyboardInterrupt anyway."""
 
     class NotingCtrlC(trainer_cls):
         def _register_sigint_handler(self, controller: Any) -> None:
-            super()._register_sigint_handler(controller)
-            ray_train_handler = signal.getsignal(signal.SIGINT)
+            import ray
 
             def noted(signum: int, frame: Any) -> None:
                 note_signal(signum)
-                ray_train_handler(signum, frame)
+                # Ray Train's graceful abort, as its own handler asks it, but not waited for for ever: a
+                # controller waiting for its workers' resources (a cluster's autoscaler) answers no abort,
+                # and one Ctrl-C was ignored for minutes (the change breaker's find; three ended it)
+                with contextlib.suppress(ray.exceptions.GetTimeoutError, ray.exceptions.RayActorError):
+                    ray.get(controller.abort.remote(), timeout=ABORT_WAIT_S)
+                raise KeyboardInterrupt
 
             signal.signal(signal.SIGINT, noted)
 
