@@ -122,7 +122,9 @@ def test_the_committed_summary_names_paths_in_the_repository_not_on_one_machine(
     assert not [s for s in strings(summary) if s.startswith("/") or "/work/main/" in s]
     assert summary["mlflow_ui"] == ".venv/bin/mlflow ui --backend-store-uri sqlite:///mlflow.db --workers 1"
     given = {"log": f"{ROOT}/out/demo/x.tsv", "figures": [f"{ROOT}/out/f.png", "/elsewhere/g.png"], "n": 3,
-             "name": f"{ROOT}x/out", "ui": f"mlflow ui --backend-store-uri sqlite:///{ROOT}/mlflow.db"}  # fmt: skip
+             "name": f"{ROOT}x/out", "ui": f"mlflow ui --backend-store-uri sqlite:///{ROOT}/mlflow.db",
+             "inside": f"/x{ROOT}/y", "uri": f"file://{ROOT}/out"}  # fmt: skip
     assert relative_to_root(given) == {"log": "out/demo/x.tsv", "figures": ["out/f.png", "/elsewhere/g.png"],
                                        "n": 3, "name": f"{ROOT}x/out",
-                                       "ui": "mlflow ui --backend-store-uri sqlite:///mlflow.db"}  # fmt: skip
+                                       "ui": "mlflow ui --backend-store-uri sqlite:///mlflow.db",
+                                       "inside": f"/x{ROOT}/y", "uri": f"file://{ROOT}/out"}  # fmt: skip

@@ -151,15 +151,25 @@ def update(summary_path: Path, readme_path: Path = ROOT / "README.md") -> None:
 
 def relative_to_root(value: Any) -> Any:
     """`value` (a summary's JSON: dicts, lists, strings, numbers) with each path under the
-    repository (`ROOT`), alone or inside a string, written relative to it, so that the
-    committed copy names no one machine's checkout (`/home/me/sessionflow/out/demo/x` is
-    `out/demo/x`, `sqlite:////home/me/sessionflow/mlflow.db` is `sqlite:///mlflow.db`: the
-    commands run from the repository)."""
+    repository (`ROOT`), a string or a word of one (a command's), written relative to it,
+    so that the committed copy names no one machine's checkout (`/home/me/sessionflow/out/x`
+    is `out/x`, `sqlite:////home/me/sessionflow/mlflow.db` is `sqlite:///mlflow.db`: the
+    commands run from the repository). Any other word is kept (`/x/home/me/sessionflow/y`,
+    a `file://` URI, which cannot be relative)."""
     if isinstance(value, dict):
         return {key: relative_to_root(item) for key, item in value.items()}
     if isinstance(value, list):
         return [relative_to_root(item) for item in value]
-    return value.replace(f"{ROOT}{os.sep}", "") if isinstance(value, str) else value
+    if not isinstance(value, str):
+        return value
+    under = f"{ROOT}{os.sep}"
+    words = [
+        word[len(under) :] if word.startswith(under)
+        else f"sqlite:///{word[len('sqlite:///' + under) :]}" if word.startswith(f"sqlite:///{under}")
+        else word
+        for word in value.split(" ")
+    ]  # fmt: skip
+    return " ".join(words)
 
 
 NOTEBOOKS = ROOT / "notebooks"
