@@ -314,3 +314,33 @@ def test_a_stop_while_the_command_line_imports_is_raised_after_the_imports(sent,
     only noted, and raised once the imports are done: the same line, the same status."""
     done = subprocess.run([sys.executable, "-c", DEFERRED, *sent], capture_output=True, text=True, timeout=60)
     assert done.stdout.strip().splitlines() == ["the block ran to its end", said], done.stderr
+
+
+def test_a_trainings_ctrl_c_asks_the_controller_to_abort_once_and_waits_no_longer_than_its_bound(monkeypatch):
+    """One Ctrl-C asks Ray Train's controller to abort, waiting at most `ABORT_WAIT_S`
+    (a controller waiting for resources never answers: the job had ignored Ctrl-C for
+    minutes), then ends the command; a second raises at once (it waited another bound)."""
+    import ray
+
+    from workflows.errors import signals_noted
+    from workflows.training.loop import ABORT_WAIT_S, ctrl_c_handler
+
+    asked = []
+
+    class Abort:
+        def remote(self):
+            return "abort-ref"
+
+    class Controller:
+        abort = Abort()
+
+    def get(ref, timeout):  # the controller, busy waiting for resources, does not answer
+        asked.append((ref, timeout))
+        raise ray.exceptions.GetTimeoutError("no answer")
+
+    monkeypatch.setattr("workflows.errors._received", [])  # this process's record of stops, left as it was
+    handler, before = ctrl_c_handler(Controller(), get), signals_noted()
+    for _ in range(2):
+        with pytest.raises(KeyboardInterrupt):
+            handler(signal.SIGINT, None)
+    assert asked == [("abort-ref", ABORT_WAIT_S)] and signals_noted() == before + 2

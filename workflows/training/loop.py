@@ -33,7 +33,7 @@ import tempfile
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -486,21 +486,34 @@ def _noting_ctrl_c(trainer_cls: type) -> type:
 
     class NotingCtrlC(trainer_cls):
         def _register_sigint_handler(self, controller: Any) -> None:
-            import ray
-
-            def noted(signum: int, frame: Any) -> None:
-                note_signal(signum)
-                # Ray Train's graceful abort, as its own handler asks it, but not waited for for ever: a
-                # controller waiting for its workers' resources (a cluster's autoscaler) answers no abort,
-                # and one Ctrl-C was ignored for minutes (the change breaker's find; three ended it)
-                with contextlib.suppress(ray.exceptions.GetTimeoutError, ray.exceptions.RayActorError):
-                    ray.get(controller.abort.remote(), timeout=ABORT_WAIT_S)
-                raise KeyboardInterrupt
-
-            signal.signal(signal.SIGINT, noted)
+            signal.signal(signal.SIGINT, ctrl_c_handler(controller))
 
     NotingCtrlC.__name__ = NotingCtrlC.__qualname__ = trainer_cls.__name__
     return NotingCtrlC
+
+
+def ctrl_c_handler(controller: Any, get: Callable[..., Any] | None = None) -> Callable[[int, Any], None]:
+    """The SIGINT handler of a Ray Train run whose `controller` is an actor handle: it notes
+    the signal (`workflows.errors.note_signal`), asks the controller to abort, as Ray Train's
+    own handler does, waiting at most `ABORT_WAIT_S` seconds (`get`: `ray.get`), and raises
+    KeyboardInterrupt. A controller waiting for its workers' resources (a cluster's
+    autoscaler) answers no abort: one Ctrl-C was ignored for minutes, and three ended it
+    (the change breaker's find). A second Ctrl-C raises at once, asking nothing again."""
+    import ray
+
+    get = get or ray.get
+    asked = False
+
+    def handler(signum: int, frame: Any) -> None:
+        nonlocal asked
+        note_signal(signum)
+        if not asked:
+            asked = True
+            with contextlib.suppress(ray.exceptions.GetTimeoutError, ray.exceptions.RayActorError):
+                get(controller.abort.remote(), timeout=ABORT_WAIT_S)
+        raise KeyboardInterrupt
+
+    return handler
 
 
 def require_storage(location: str | None) -> None:
