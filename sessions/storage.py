@@ -195,8 +195,8 @@ def _errors(location: str | os.PathLike) -> Iterator[None]:
         hint = _HINTS.get(scheme(location))
         if not is_local(location) and (reason := next((w for w in _UNREACHABLE if w in str(err)), None)):
             raise StorageError(_unreachable(str(location), reason)) from None
-        if scheme(location) == "s3" and _TLS.search(str(err)) and (plain := _plain_endpoint()):
-            raise StorageError(_tls_refused(str(location), plain)) from None
+        if scheme(location) == "s3" and _TLS.search(str(err)) and (told := _tls_refused(str(location))):
+            raise StorageError(told) from None
         if len(message) > 240:  # cloud SDKs repeat their whole retry story
             message = message[:240].rsplit(" ", 1)[0] + " ..."
         if _NO_BUCKET.search(message):  # the SDK's sentence names the request and the key it was at
@@ -217,34 +217,34 @@ _UNREACHABLE = ("Couldn't resolve host", "Could not resolve host", "Couldn't con
 _TLS = re.compile(r"SSL connect error|wrong version number|ssl3_get_record", re.IGNORECASE)
 
 
-def _plain_endpoint() -> str | None:
-    """The S3 endpoint (`s3_endpoint`) with http:// where it names no scheme or https://
-    (the SDK then speaks TLS to it); None where none is set or it is http:// already."""
-    endpoint = (s3_endpoint() or ("", ""))[1].strip()
-    if not endpoint or endpoint.startswith("http://"):
+def _tls_refused(location: str) -> str | None:
+    """One line for an S3 endpoint (`s3_endpoint`) asked over TLS that answered without it
+    (a local MinIO or moto given as `127.0.0.1:9000`: an endpoint without a scheme is
+    asked over https), with the endpoint as http://; None where none is set or it is
+    http:// already."""
+    variable, endpoint = s3_endpoint() or ("", "")
+    if not endpoint.strip() or endpoint.strip().startswith("http://"):
         return None
-    return "http://" + endpoint.removeprefix("https://")
-
-
-def _tls_refused(location: str, plain: str) -> str:
-    """One line for an S3 endpoint asked over TLS that answered without it (a local MinIO
-    or moto given as `127.0.0.1:9000`: an endpoint without a scheme is asked over https)."""
-    kind, rest = location.split("://", 1)
-    variable, endpoint = s3_endpoint() or ("AWS_ENDPOINT_URL", "")
+    plain = "http://" + endpoint.strip().removeprefix("https://")
     why = "" if endpoint.strip().startswith("https://") else " (an endpoint without http:// is asked over HTTPS)"
-    return (f"{kind}://{rest.split('/')[0]}: the endpoint {endpoint} ({variable}) does not answer over HTTPS{why}; "
+    return (f"{_bucket(location)}: the endpoint {endpoint} ({variable}) does not answer over HTTPS{why}; "
             f"if it speaks plain HTTP, as a local MinIO or moto does, set {variable}={plain}")  # fmt: skip
+
+
+def _bucket(location: str) -> str:
+    """`scheme://bucket` of an object store's location."""
+    kind, rest = location.split("://", 1)
+    return f"{kind}://{rest.split('/')[0]}"
 
 
 def _unreachable(location: str, reason: str) -> str:
     """One line for an object store that does not answer: the bucket (not the key a job
     happened to probe first, such as an input's `events.parquet`) and, for S3, the
     endpoint asked."""
-    kind, rest = location.split("://", 1)
-    bucket = f"{kind}://{rest.split('/')[0]}"
-    variable, endpoint = (s3_endpoint() if kind.lower() == "s3" else None) or ("AWS_ENDPOINT_URL", None)
+    kind, bucket = scheme(location), _bucket(location)
+    variable, endpoint = (s3_endpoint() if kind == "s3" else None) or ("AWS_ENDPOINT_URL", None)
     where = f"the endpoint {endpoint} ({variable})" if endpoint else "its object store"
-    hint = f"check the network and {variable}" if kind.lower() == "s3" else "check the network"
+    hint = f"check the network and {variable}" if kind == "s3" else "check the network"
     return f"{bucket}: cannot reach {where}: {reason.lower()}; {hint}"
 
 

@@ -466,7 +466,7 @@ def run(job: TrainHierarchyJob, run_name: str | None = None) -> TrainOutcome:
     require_gpus(gpus_needed(cfg), job.address, "--gpu", "train on CPUs without --gpu")  # before the imports
     require_cpus(cfg.workers, job.address)
     from models.encoder import check_encoder
-    from workflows.tracking.store import check_store, training_run
+    from workflows.tracking.store import training_run
 
     if cfg.head == "hit" and cfg.dim != DEFAULT_DIM:  # a --dim given beside it was lost without a word
         raise ValueError(f"--head hit embeds in the encoder's own width: no --dim (given {cfg.dim})")
@@ -486,11 +486,10 @@ def run(job: TrainHierarchyJob, run_name: str | None = None) -> TrainOutcome:
                    f"{cfg.dim}-d {cfg.manifold}; held out: {cfg.holdout}.")  # fmt: skip
     task = HierarchyTask(cfg, data)
     require_one_global_batch(task.examples, cfg)
-    check_store()  # an unreachable store is named before Ray starts (tens of seconds on a cluster)
     with (
         training_ray(job.address, job.storage),
         training_run(job.experiment, "train hierarchy", params, name, description) as run_id,
-        train_best(task, run_id, "hierarchy-model", job.storage, job.address) as trained,
+        train_best(task, run_id, "hierarchy-model", job.storage) as trained,
     ):
         _log_inputs(data, cfg)
         return _finish(trained, data, cfg, run_id, job.register)

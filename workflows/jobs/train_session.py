@@ -261,7 +261,7 @@ def run(job: TrainSessionJob, run_name: str | None = None) -> TrainOutcome:
     require_gpus(gpus_needed(job.session), job.address, "--gpu", "train on CPUs without --gpu")  # before the imports
     require_cpus(job.session.workers, job.address)
     from models.encoder import check_encoder
-    from workflows.tracking.store import check_store, log_table, training_run
+    from workflows.tracking.store import log_table, training_run
 
     pairs_path, cfg = common.require(job.pairs, "pairs"), job.session
     check_encoder(cfg.model, max_length=cfg.max_length)  # before any worker starts
@@ -274,11 +274,10 @@ def run(job: TrainSessionJob, run_name: str | None = None) -> TrainOutcome:
     name = run_name or f"{cfg.model} on {storage.name(pairs_path)}, {cfg.workers} worker(s), lr {cfg.lr:g}"
     description = (f"Session model: {cfg.model} fine-tuned with InfoNCE on the training pairs of {pairs_path} "
                    f"({train.height:,} examples), validated on {val.height:,} pairs of other users.")  # fmt: skip
-    check_store()  # an unreachable store is named before Ray starts (tens of seconds on a cluster)
     with (
         training_ray(job.address, job.storage),
         training_run(job.experiment, "train session", params, name, description) as run_id,
-        train_best(SessionTask(cfg, train, val), run_id, "session-model", job.storage, job.address) as trained,
+        train_best(SessionTask(cfg, train, val), run_id, "session-model", job.storage) as trained,
     ):
         log_table(train, pairs_path, "pairs (train)", "training")
         log_table(val, pairs_path, "pairs (validation)", "validation")

@@ -333,9 +333,6 @@ def text_cells(column: pd.Series) -> list[str | None]:
     return [text_of(value, column.name, row) for row, value in enumerate(column)]
 
 
-_NO_NUMBERS = (bool, np.bool_, np.timedelta64)  # no numbers to a reader, though Python's `numbers` counts them
-
-
 def text_of(value: object, column: object, row: int) -> str | None:
     """One cell of a pyfunc input's text column (`column`, row `row`, for the message) as a
     text, by the rule `ingest` reads a typed table's values by (JSON lines, Parquet: README,
@@ -372,7 +369,8 @@ def text_of(value: object, column: object, row: int) -> str | None:
         return None
     if isinstance(value, (bool, np.bool_)):
         return "true" if value else "false"
-    number = isinstance(value, numbers.Number) and not isinstance(value, _NO_NUMBERS)
+    # a timedelta64 is no number to a reader, though numpy registers it as an integer
+    number = isinstance(value, numbers.Number) and not isinstance(value, np.timedelta64)
     if number and isinstance(value, numbers.Integral):
         return str(int(value))
     if isinstance(value, (float, np.floating)):
@@ -387,7 +385,7 @@ def text_of(value: object, column: object, row: int) -> str | None:
 
 
 def _kind(value: object) -> str:
-    """What a cell that is no text holds, as `text_of`'s message names it: "a list", "a bool"."""
+    """What a cell that is no text holds, as `text_of`'s message names it: "a list", "a Timestamp"."""
     if isinstance(value, Mapping):
         return "a mapping"
     if isinstance(value, AbstractSet):
@@ -396,8 +394,7 @@ def _kind(value: object) -> str:
         return "an iterator"  # a generator, `map`, `iter(...)`
     if isinstance(value, memoryview):
         return f"a memoryview of {value.itemsize}-byte items"
-    names = {list: "list", tuple: "tuple", np.ndarray: "array", pd.Series: "pandas Series", bool: "bool",
-             np.bool_: "bool", float: "float", np.floating: "float"}  # fmt: skip
+    names = {list: "list", tuple: "tuple", np.ndarray: "array", pd.Series: "pandas Series"}
     name = next((n for kind, n in names.items() if isinstance(value, kind)), type(value).__name__)
     return f"{'an' if name[0] in 'aeiouAEIOU' else 'a'} {name}"
 

@@ -588,30 +588,32 @@ class TrainOutcome:
 @contextmanager
 def training_ray(address: str | None, storage: str | None) -> Iterator[None]:
     """Ray for a training job (a local runtime, or the cluster at `address`), entered
-    before its MLflow run: what only the cluster can tell is refused before a run exists
-    (`checkpoint_storage`: on several nodes, `--storage` every node reaches; a cluster
-    user's job had left a FAILED run for that settings error). `train_best` inside it
-    uses this Ray. ValueError as `checkpoint_storage`; OSError as `runtime.ray_runtime`."""
+    before its MLflow run: the MLflow store is checked first (`store.check_store`: an
+    unreachable one is named before Ray's start, tens of seconds on a cluster), and what
+    only the cluster can tell is refused before a run exists (`checkpoint_storage`: on
+    several nodes, `--storage` every node reaches; a cluster user's job had left a FAILED
+    run for that settings error). `train_best` runs inside it. ValueError as
+    `check_store` and `checkpoint_storage`; OSError as `runtime.ray_runtime`."""
     from workflows.distributed.runtime import ray_runtime
+    from workflows.tracking.store import check_store
 
+    check_store()
     with ray_runtime(address):
         checkpoint_storage(storage)
         yield
 
 
 @contextmanager
-def train_best(task: TrainTask, run_id: str, name: str, storage: str | None, address: str | None) -> Iterator[Trained]:
-    """Fit `task` on Ray (that of `training_ray` when entered, else a local runtime or the
-    cluster at `address`, for the training alone) and yield its best checkpoint by
+def train_best(task: TrainTask, run_id: str, name: str, storage: str | None) -> Iterator[Trained]:
+    """Fit `task` on the Ray of `training_ray`, inside it, and yield its best checkpoint by
     `task.monitor`, in a temporary directory removed afterwards. Raises as `fit`, and
     RuntimeError when training reported no checkpoint."""
     from pyarrow import fs
 
     from sessions.storage import is_local, scheme
-    from workflows.distributed.runtime import node_resources, ray_runtime
+    from workflows.distributed.runtime import node_resources
 
-    with ray_runtime(address):
-        result = fit(task, run_id, name, storage, node_resources())
+    result = fit(task, run_id, name, storage, node_resources())
     best = result.get_best_checkpoint(metric=task.monitor, mode="max")
     if best is None:
         raise RuntimeError("training reported no checkpoint")
