@@ -100,10 +100,13 @@ def is_local(location: str | os.PathLike) -> bool:
     return scheme(location) in ("", "file")
 
 
+S3_ENDPOINT_VARIABLES = ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")  # the SDK's order (`s3_endpoint`)
+
+
 def s3_endpoint() -> tuple[str, str] | None:
     """The S3 endpoint the AWS SDK asks, and the variable that sets it: `AWS_ENDPOINT_URL_S3`
     before `AWS_ENDPOINT_URL` (the SDK's own order); None where neither is set (AWS itself)."""
-    for variable in ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"):
+    for variable in S3_ENDPOINT_VARIABLES:
         if value := os.environ.get(variable):
             return variable, value
     return None
@@ -200,7 +203,7 @@ def _errors(location: str | os.PathLike) -> Iterator[None]:
         if len(message) > 240:  # cloud SDKs repeat their whole retry story
             message = message[:240].rsplit(" ", 1)[0] + " ..."
         if _NO_BUCKET.search(message):  # the SDK's sentence names the request and the key it was at
-            message = f"{_no_bucket(str(location))}: create the bucket first, or check its name"
+            message = f"{_no_bucket(str(location))}{_CREATE_BUCKET}"
         elif hint and _AUTH.search(message):
             message += f" ({hint})"
         raise StorageError(f"{location}: {message}") from None
@@ -229,6 +232,31 @@ def _tls_refused(location: str) -> str | None:
     why = "" if endpoint.strip().startswith("https://") else " (an endpoint without http:// is asked over HTTPS)"
     return (f"{_bucket(location)}: the endpoint {endpoint} ({variable}) does not answer over HTTPS{why}; "
             f"if it speaks plain HTTP, as a local MinIO or moto does, set {variable}={plain}")  # fmt: skip
+
+
+def obstacle(message: str) -> tuple[str, str]:
+    """What stood in the way of a call that failed with the `StorageError` `message` (the
+    rules of `_errors`), and the message without the advice those rules end it with, for a
+    caller that gives advice of its own (a cluster's node that cannot reach what the driver
+    reaches: `workflows.distributed.nodes`). ("unreachable", ...) for a store that did not
+    answer (`_unreachable`; `_tls_refused`, kept whole), ("bucket", ...) for a missing bucket
+    (`_no_bucket`), ("credentials", ...) for a refusal for want of them (`_AUTH`), else ("",
+    `message`)."""
+    if ": cannot reach " in message:
+        return "unreachable", message.rsplit("; check the network", 1)[0]
+    if " does not answer over HTTPS" in message:
+        return "unreachable", message
+    if _NO_BUCKET_SAID.search(message):
+        return "bucket", message.removesuffix(_CREATE_BUCKET)
+    if _AUTH.search(message):
+        for hint in _HINTS.values():
+            message = message.removesuffix(f" ({hint})")
+        return "credentials", message
+    return "", message
+
+
+_CREATE_BUCKET = ": create the bucket first, or check its name"  # `_errors`' advice after `_no_bucket`
+_NO_BUCKET_SAID = re.compile(r"\bthe bucket \S+ does not exist\b")  # `_no_bucket`'s words
 
 
 def _bucket(location: str) -> str:
@@ -981,7 +1009,7 @@ def check_writable_dir(location: str | os.PathLike, what: str = "output") -> Non
     and deleting a small probe file. ValueError when a file is there; StorageError (one
     line, naming `what`) when the filesystem refuses (missing bucket, no permission, a
     file above it)."""
-    probe = join(location, f".probe-{os.getpid()}")
+    probe = join(location, f".probe-{os.getpid()}-{uuid.uuid4().hex[:12]}")  # unique: other machines probe it too
     try:
         if exists(location) and not is_dir(location):  # a file, or a device such as /dev/null
             raise ValueError(f"{what} {location}: a file is there; a directory is needed")
