@@ -171,6 +171,7 @@ def s3(s3_endpoint, monkeypatch, request) -> str:
 LONGEST_MODULES = (
     "test_train_hierarchy.py", "test_cluster.py", "test_training_hierarchy.py", "test_demo.py",
     "test_train_session.py", "test_score.py", "test_signals.py", "test_ray_engine.py", "test_private_ray.py",
+    "test_nodes.py",
 )  # fmt: skip
 
 

@@ -7,7 +7,6 @@ duration (`ray.init(address="local")`: never one found running on the machine).
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import signal
@@ -355,68 +354,3 @@ def cpus_per_worker(workers: int, nodes: Sequence[int]) -> int:
         if sum(n // t for n in nodes) >= workers:
             return t
     return 1
-
-
-SEEN_TIMEOUT_S = 60.0  # how long `require_seen_by_every_node` waits for a busy node's answer
-
-
-def require_seen_by_every_node(output: str, inputs: Sequence[str] = ()) -> None:
-    """On a Ray cluster of more than one node, ValueError in one line when a local path of
-    the job is not the same on every node: `output` (a directory the driver has made: a
-    file the driver writes there must be seen by every node's task) or a local input file
-    (every node must see it, of the same size). Nodes that share no file system there
-    read nothing, or write parts the driver never sees: the job failed later, with "cannot
-    concat empty list", or "no such file" of a file that is there. A URI (s3://, gs://),
-    and any path on a single machine, pass without a task. A node that does not answer
-    within `SEEN_TIMEOUT_S` seconds (busy), or is lost meanwhile, is not waited for."""
-    import uuid
-
-    import ray
-    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-
-    from sessions import storage
-
-    nodes = [node for node in ray.nodes() if node.get("Alive")]
-    if len(nodes) < 2:
-        return
-    files = [f for f in storage.expand(inputs) if storage.is_local(f)] if inputs else []
-    if not (storage.is_local(output) or files):
-        return
-    marker = os.path.join(storage.resolve(output)[1], f".sessionflow-seen-{uuid.uuid4().hex}")
-    checked = {marker: -1} if storage.is_local(output) else {}
-    checked |= {path: os.path.getsize(path) for path in (storage.resolve(f)[1] for f in files)}
-    if storage.is_local(output):
-        with open(marker, "w"):
-            pass
-    try:
-        sees = ray.remote(num_cpus=0, max_retries=0)(_sees_files)
-        seen = [sees.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node["NodeID"], soft=False))
-                .remote(checked) for node in nodes]  # fmt: skip
-        ready, _ = ray.wait(seen, num_returns=len(seen), timeout=SEEN_TIMEOUT_S)
-        for node, ref in zip(nodes, seen, strict=True):
-            try:
-                missing = ray.get(ref) if ref in ready else None
-            except Exception:  # a node lost while it answered: not waited for either
-                missing = None
-            if missing:
-                what = f"--output {output}" if missing == marker else f"input {missing}"
-                raise ValueError(
-                    f"{what}: a local path that node {node['NodeManagerAddress']} does not see as this one does (this "
-                    f"Ray cluster has {len(nodes)} nodes); give a URI every node reaches (s3://BUCKET/...), or a file "
-                    "system mounted alike on every node"
-                )
-    finally:
-        if storage.is_local(output):
-            with contextlib.suppress(OSError):
-                os.remove(marker)
-
-
-def _sees_files(files: dict[str, int]) -> str | None:
-    """The first of `files` (path -> size, -1: any) this process does not see as given; None."""
-    for path, size in files.items():
-        try:
-            if not os.path.isfile(path) or (size >= 0 and os.path.getsize(path) != size):
-                return path
-        except OSError:
-            return path
-    return None

@@ -55,10 +55,11 @@ def run(job: IngestJob, on_rows: Callable[[int], None] | None = None) -> IngestR
     config = common.as_run(job, engine, why)
     output = common.output_dir(job.output, EVENTS_FILE, job.overwrite, job.inputs)
     if engine == "ray":
-        from workflows.distributed.runtime import ray_runtime, require_seen_by_every_node
+        from workflows.distributed.nodes import require_every_node_reaches
+        from workflows.distributed.runtime import ray_runtime
 
         with ray_runtime(job.address):
-            require_seen_by_every_node(output, job.inputs)
+            require_every_node_reaches(output, job.inputs)
             from workflows.distributed import data  # imports ray: after the runtime's settings
 
             report = data.ingest(

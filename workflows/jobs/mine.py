@@ -25,7 +25,8 @@ from sessions.pairs import (
     negatives_short,
 )
 from sessions.pipeline import SESSIONS_FILE, load_events
-from workflows.distributed.runtime import ray_runtime, require_seen_by_every_node
+from workflows.distributed.nodes import require_every_node_reaches
+from workflows.distributed.runtime import ray_runtime
 from workflows.jobs import common
 
 PAIRS_FILE = "pairs.parquet"
@@ -104,7 +105,7 @@ def run(job: MineJob) -> dict:
         engine, why = common.choose_engine(job.engine, job.address, [source], None)
         if engine == "ray":
             with ray_runtime(job.address):
-                require_seen_by_every_node(output, [source])
+                require_every_node_reaches(output, [source])
                 from workflows.distributed import data  # imports ray: after the runtime's settings
 
                 data.mine(source, target, cfg)

@@ -93,10 +93,11 @@ def run(job: SegmentJob, on_rows: Callable[[int], None] | None = None) -> Segmen
     scorer = session_scorer(job.model) if engine == "local" else None
     output = common.output_dir(job.output, SESSIONS_FILE, job.overwrite, job.inputs)
     if engine == "ray":
-        from workflows.distributed.runtime import ray_runtime, require_seen_by_every_node
+        from workflows.distributed.nodes import require_every_node_reaches
+        from workflows.distributed.runtime import ray_runtime
 
         with ray_runtime(job.address):
-            require_seen_by_every_node(output, job.inputs)
+            require_every_node_reaches(output, job.inputs)
             from workflows.distributed import data  # imports ray: after the runtime's settings
 
             report = data.segment(job.inputs, job.format, output, job.segment, job.missions, options=job.read,

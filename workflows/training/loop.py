@@ -540,7 +540,8 @@ def checkpoint_storage(location: str | None) -> tuple[str | None, Any]:
     On a cluster of more than one node every worker writes its checkpoints there and the
     driver reads the best one back, so the storage must be a URI all of them reach:
     ValueError at the start otherwise. (That the location can be written a job checks
-    before its run and its Ray start: `require_storage`.)
+    before its run and its Ray start, `require_storage`, and on several nodes that every
+    node can write it, `training_ray`.)
     """
     import ray
 
@@ -590,16 +591,22 @@ def training_ray(address: str | None, storage: str | None) -> Iterator[None]:
     """Ray for a training job (a local runtime, or the cluster at `address`), entered
     before its MLflow run: the MLflow store is checked first (`store.check_store`: an
     unreachable one is named before Ray's start, tens of seconds on a cluster), and what
-    only the cluster can tell is refused before a run exists (`checkpoint_storage`: on
-    several nodes, `--storage` every node reaches; a cluster user's job had left a FAILED
-    run for that settings error). `train_best` runs inside it. ValueError as
-    `check_store` and `checkpoint_storage`; OSError as `runtime.ray_runtime`."""
+    only the cluster can tell is refused before a run exists: on several nodes, `--storage`
+    that is an object store URI (`checkpoint_storage`; a cluster user's job had left a
+    FAILED run for that settings error) and that every node can write
+    (`nodes.require_every_node_reaches`: a node without the store's credentials failed the
+    job at its first checkpoint, with a worker's traceback and a FAILED run). `train_best`
+    runs inside it. ValueError as `check_store` and `checkpoint_storage`; OSError as
+    `runtime.ray_runtime`, and StorageError (an OSError) naming a node that cannot write
+    `--storage`."""
+    from workflows.distributed.nodes import require_every_node_reaches
     from workflows.distributed.runtime import ray_runtime
     from workflows.tracking.store import check_store
 
     check_store()
     with ray_runtime(address):
         checkpoint_storage(storage)
+        require_every_node_reaches(storage, what="--storage")
         yield
 
 
