@@ -220,7 +220,7 @@ REFUSED = object()  # a cell `text_cells` refuses in one line
 
 def _float_text(x: float) -> str | None:
     """A float as `ingest` reads a typed table's: a whole one below 2**53 its integer, an
-    infinity missing, another as polars writes it (README, "Reading any table")."""
+    infinity missing, another as polars writes it (README, "Reading logs", the `table` format)."""
     if not math.isfinite(x):
         return None
     if x == int(x) and abs(x) < 2**53:

@@ -336,7 +336,7 @@ def text_cells(column: pd.Series) -> list[str | None]:
 def text_of(value: object, column: object, row: int) -> str | None:
     """One cell of a pyfunc input's text column (`column`, row `row`, for the message) as a
     text, by the rule `ingest` reads a typed table's values by (JSON lines, Parquet: README,
-    "Reading any table"), so that a model reads a log's values as `segment` does:
+    "Reading logs", the `table` format), so that a model reads a log's values as `segment` does:
 
     - a `str` (numpy's `str_` too): that text;
     - bytes, a `bytearray`, numpy's `bytes_` or a `memoryview` of bytes: decoded as UTF-8;
