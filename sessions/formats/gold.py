@@ -11,7 +11,9 @@
   the second) when EPOCH is missing or bad.
   The two disagree in two thirds of the development rows, and not as a bad value
   would: the text is an hour ahead in 2,202 of the 3,293 (a local time), equal in
-  1,088, 6 to 45 minutes off in 3; so a disagreement is not taken for damage.
+  1,088, 6 to 45 minutes off in 3; so a disagreement is not taken for damage. (The
+  epoch is the text read as Europe/London time: from 2006-03-26, British summer time,
+  an hour behind it; the 3 are that night's skipped hour, all given 01:00's epoch.)
 
 Header, dashed and blank lines are layout: they are not records and take no row id,
 so `row_id` is the index among query rows. Both are drawn from the AOL log, whose `-`
