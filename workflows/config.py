@@ -22,8 +22,10 @@ is an error naming it), then the options given on the command line (an option
 not given is None and changes nothing). The resolved config is what the job
 records (report.json, MLflow) and what `--print-config` prints.
 
-A file's values are typed, as YAML types them (`coerce`): a number is a YAML number
-(`"30"` is text; `1e-4` is a number, as YAML 1.2 reads it), a list a YAML list.
+A file's values are typed, as YAML 1.2 types them (`workflows.yaml_core`, `coerce`): a
+number is a YAML number (`"30"`, `1:30`, `1_000` are text; `1e-4`, `0x1F` are numbers), a
+boolean `true` or `false` (`no`, `on` are text), a list a YAML list; a number given as an
+option is read by the same rule.
 Every mistake is one line (`build`): a value the command line gave named by its
 flag, one of the file's by the file and its key, with the value given:
 
@@ -37,13 +39,15 @@ import math
 import re
 import types
 import typing
-from collections.abc import Hashable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
+
+from workflows import yaml_core
 
 T = TypeVar("T")
 
@@ -201,44 +205,6 @@ def flags_between(source: type, target: type, fields: Mapping[str, str]) -> dict
     return flags
 
 
-# YAML 1.2's floats that YAML 1.1, PyYAML's, reads as text: an exponent without a dot or
-# without its sign (`lr: 1e-4`, `1.0e5`); the file's numbers must be numbers (`coerce`)
-_EXPONENT_FLOAT = re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9][0-9_]*)[eE][-+]?[0-9]+$")
-
-
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """PyYAML's safe loader, refusing a key given twice in one mapping: YAML 1.2 says keys
-    are unique, and PyYAML would keep the last quietly (`epochs: 5` ... `epochs: 50`).
-    A key a merge (`<<: *defaults`) brings in may be given again: that is how a merge is
-    overridden. `1e-4` is a float, as YAML 1.2 reads it (PyYAML's is the text '1e-4')."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        if isinstance(node, yaml.MappingNode):
-            seen: dict[Any, int] = {}
-            for key_node, _ in node.value:
-                if key_node.tag == "tag:yaml.org,2002:merge":
-                    continue
-                key = self.construct_object(key_node, deep=deep)
-                if not isinstance(key, Hashable):  # refused by the safe loader itself, below
-                    continue
-                line = key_node.start_mark.line + 1
-                if key in seen:
-                    raise yaml.constructor.ConstructorError(
-                        None, None, f"{key!r} given twice, on lines {seen[key]} and {line}"
-                    )
-                seen[key] = line
-        return super().construct_mapping(node, deep=deep)
-
-
-class _Dumper(yaml.SafeDumper):
-    """PyYAML's safe dumper, quoting the text `_UniqueKeyLoader` would read as a float
-    (`'1e5'`), so that `to_yaml`'s file reads back to the same config."""
-
-
-for _cls in (_UniqueKeyLoader, _Dumper):
-    _cls.add_implicit_resolver("tag:yaml.org,2002:float", _EXPONENT_FLOAT, list("-+0123456789."))
-
-
 def _yaml_problem(err: yaml.YAMLError) -> str:
     """What PyYAML found wrong, and where (line and column, from 1), in one line."""
     if not isinstance(err, yaml.MarkedYAMLError) or not err.problem:
@@ -254,7 +220,7 @@ def read_yaml(path: str | Path | None) -> dict[str, Any]:
     if path is None:
         return {}
     try:
-        data = yaml.load(Path(path).read_text(), Loader=_UniqueKeyLoader)  # a SafeLoader
+        data = yaml.load(Path(path).read_text(), Loader=yaml_core.Loader)  # a SafeLoader, by YAML 1.2
     except FileNotFoundError:
         raise ValueError(f"--config {path}: no such file") from None
     except (OSError, UnicodeDecodeError) as err:
@@ -274,27 +240,37 @@ def coerce(value: Any, tp: Any, name: str, text: bool = False) -> Any:
     """`value` (from YAML or the command line) as the field type `tp`.
 
     `text`: the value was given as text, on the command line, where a number, a list
-    of them or a date and time is read from its text. A YAML file's values are typed
-    (`text` False): a number must be a YAML number (`"30"` is text; `1e-4` is a number,
-    `_UniqueKeyLoader`), a list a YAML list (or, of text, a comma-separated string);
-    a whole number is taken as text (`version: 2`) and as a float (`gap_minutes: 30`),
-    an integral float as an int (`workers: 2.0`). Datetimes take an ISO 8601 string or
-    a YAML timestamp or date (UTC when it names no zone); floats must be finite; None
-    only where the type allows it. ValueError, in one line, names the setting `name`,
-    the value given and what it must be.
+    of them or a date and time is read from its text, a number as a YAML file's would
+    be unquoted (`yaml_core.plain`). A YAML file's values are typed (`text` False), by
+    YAML 1.2 (`yaml_core`): a number must be a YAML number (`"30"`, `1:30`, `1_000` are
+    text; `1e-4`, `0x1F` are numbers), a list a YAML list (or, of text, a
+    comma-separated string); a number with a leading zero is refused (`010`: 8 to YAML
+    1.1, 10 to 1.2); a number is taken as text as it is written (`version: 007` is
+    '007') and a whole number as a float (`gap_minutes: 30`), an integral float as an
+    int (`workers: 2.0`). Datetimes take an ISO 8601 string or a date (UTC when it
+    names no zone); floats must be finite; None only where the type allows it.
+    ValueError, in one line, names the setting `name`, the value given and what it
+    must be.
     """
     tp, optional = _split_optional(tp)
     if value is None:
         if not optional:
             raise ValueError(f"{name}: must be set, not null")
         return None
+    if isinstance(value, yaml_core.Written):  # a file's number, or a flag's: for a text setting, the text written
+        if tp is str:
+            return value.text
+        if tp in (int, float):
+            if said := yaml_core.leading_zero(value.text):
+                raise ValueError(f"{name}: {said}")
+            value = value.number  # else it stays, to be refused as it was written (`010 is not of type bool`)
     origin = typing.get_origin(tp)
     type_name = getattr(tp, "__name__", str(tp))
     if origin is typing.Literal:
         allowed = typing.get_args(tp)
         if value not in allowed:
             raise ValueError(f"{name}: {value!r} is not one of {', '.join(map(str, allowed))}")
-        return value
+        return allowed[allowed.index(value)]  # the choice itself, not a `yaml_core.Written` equal to it
     try:
         if origin in (tuple, list):
             (inner, *_) = typing.get_args(tp) or (str,)
@@ -312,15 +288,17 @@ def coerce(value: Any, tp: Any, name: str, text: bool = False) -> Any:
             if not isinstance(value, datetime):
                 raise ValueError(f"{name}: {value!r} is not a date and time (ISO 8601)")
             return value if value.tzinfo else value.replace(tzinfo=UTC)
-        if tp in (int, float) and isinstance(value, str) and not text:
-            quoted = _quoted_number(value)
-            raise ValueError(f"{name}: {value!r} is not of type {type_name}{quoted}")
-        if tp is float and isinstance(value, int | str) and not isinstance(value, bool):
+        if tp in (int, float) and isinstance(value, str):
+            number = yaml_core.plain(value.strip()) if text else None  # a flag's, read as a file's
+            if isinstance(number, yaml_core.Written):
+                return coerce(number, tp, name)
+            raise ValueError(f"{name}: {_no_number(value, type_name, quoted=not text)}")
+        if tp is bool and isinstance(value, str):  # YAML 1.1's `yes`, `on`: text to YAML 1.2
+            raise ValueError(f"{name}: {value!r} is not of type bool (write true or false)")
+        if tp is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
-        if tp is str and isinstance(value, int) and not isinstance(value, bool):  # YAML's `version: 2`, `-1`
+        if tp is str and isinstance(value, int) and not isinstance(value, bool):  # `version: 2`, `-1`
             value = str(value)
-        if tp is int and isinstance(value, str):
-            value = int(value)
         if tp is int and isinstance(value, float) and value.is_integer():
             value = int(value)
     except ValueError as err:
@@ -338,15 +316,21 @@ def coerce(value: Any, tp: Any, name: str, text: bool = False) -> Any:
     return value
 
 
-def _quoted_number(value: str) -> str:
-    """What to do about text a YAML file gives for a number: unquote it, where YAML reads
-    it unquoted as a number (`"30"`); else nothing to say ('' for `abc`, `nan`)."""
+def _no_number(value: str, type_name: str, quoted: bool) -> str:
+    """Why text given for a number is refused, and what to write: a number of YAML 1.1's
+    that YAML 1.2 reads as text (`1:30`, `1_000`, `0b11`: `yaml_core.number_hint`), a
+    number in quotes (`quoted`: a file's text, `"30"`), a word Python reads as a number
+    that is not finite (`nan`, `inf`)."""
     try:
-        number = yaml.load(value, Loader=_UniqueKeyLoader)
-    except (yaml.YAMLError, RecursionError):  # text that is no YAML value (`[[[...`)
-        return ""
-    plain = isinstance(number, int | float) and not isinstance(number, bool)
-    return " (a number in quotes: write it without them)" if plain else ""
+        finite = math.isfinite(float(value))
+    except ValueError:
+        finite = True
+    if not finite:
+        return f"{value} is not a finite number"
+    hint = yaml_core.number_hint(value)
+    if not hint and quoted and isinstance(yaml_core.plain(value), yaml_core.Written):
+        hint = " (a number in quotes: write it without them)"
+    return f"{value!r} is not of type {type_name}{hint}"
 
 
 def build(
@@ -574,7 +558,7 @@ def to_dict(config: Any) -> dict[str, Any]:
 def to_yaml(config: Any) -> str:
     """The YAML a user can edit and pass back with `--config`: every setting but those
     the command sets itself (a nested config's metadata "omit"), which `--config` refuses."""
-    return yaml.dump(_settable(config, to_dict(config)), Dumper=_Dumper, sort_keys=False, allow_unicode=True)
+    return yaml.dump(_settable(config, to_dict(config)), Dumper=yaml_core.Dumper, sort_keys=False, allow_unicode=True)
 
 
 def _settable(config: Any, values: dict[str, Any]) -> dict[str, Any]:

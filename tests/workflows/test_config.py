@@ -281,7 +281,7 @@ def test_demo_holds_the_configs_of_its_steps():
         (["train", "hierarchy", "--max-eval-nodes", "0"], "error: --max-eval-nodes must be at least 1"),
         (["train", "hierarchy", "--holdout", "nodes", "--holdout-share", "0"], "--holdout-share must be above 0"),
         (["synth", "--config", "{start}", "-o", "m.tsv"], "start: 5 is not a date and time"),
-        (["segment", "x", "-o", "o", "--gap-minutes", "abc"], "Invalid value"),
+        (["segment", "x", "-o", "o", "--gap-minutes", "abc"], "error: --gap-minutes: 'abc' is not of type float"),
         # a nested config's check names its settings by the flags this command gives them
         (["segment", "x", "-o", "o", "--mission-window", "0"], "error: --mission-window must be at least 1"),
         (["segment", "x", "-o", "o", "--join-within-s", "9999", "--break-after-minutes", "1"],

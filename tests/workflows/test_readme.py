@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 import typer.main
 
-from workflows.cli import app
+from workflows.cli import COMMANDS, app
+from workflows.cli.options import _given
+from workflows.config import build, leaves
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 REGISTERED = ("session-model", "hierarchy-model", "segmenter-model")
@@ -32,16 +34,31 @@ def shown_commands(text: str) -> list[str]:
 def parse(args: list[str]):  # -> the (typer-vendored) click command
     """Parse `args` as the shell would hand them to `sessionflow`, without running the
     command: the CLI's own usage errors for an unknown option or a bad value,
-    LookupError for an unknown command."""
-    command = typer.main.get_command(app)
+    LookupError for an unknown command; and the settings given built into the command's
+    config (ValueError for a number that is none, `--workers many`, or one out of range),
+    but where a --config file gives more of them."""
+    command, words = typer.main.get_command(app), []
     while hasattr(command, "get_command"):  # a group: its subcommand
         name, args = args[0], args[1:]
         found = command.get_command(command.context_class(command), name)
         if found is None:
             raise LookupError(f"no command {name!r}")
-        command = found
-    command.make_context(command.name or "sessionflow", list(args))
+        command, words = found, [*words, name]
+    context = command.make_context(command.name or "sessionflow", list(args))
+    if context.params.get("config_file") is None:
+        config = CONFIGS[tuple(words)]
+        settings = {leaf.key: leaf for leaf in leaves(config)}
+        build(config, None, {key: _given(v, settings[key]) for key, v in context.params.items() if key in settings})
     return command
+
+
+def _words(target, name: str) -> tuple[str, ...]:
+    """The words that call a command: `segment`, `train session`."""
+    group = next((g.name for g in app.registered_groups if g.typer_instance is target), None)
+    return (group, name) if group else (name,)
+
+
+CONFIGS = {_words(target, name): config for target, name, config, _ in COMMANDS}
 
 
 def test_every_command_the_readme_shows_parses():
@@ -65,7 +82,8 @@ def test_the_models_the_readme_names_are_aliases_that_exist_after_the_demo():
 @pytest.mark.parametrize(
     ("bad", "says"),
     [(["segment", "x", "--no-such-option"], "No such option"), (["train", "sesion"], "no command"),
-     (["train", "session", "--workers", "many"], "valid integer")],
+     (["train", "session", "--workers", "many"], "--workers: 'many' is not of type int"),
+     (["segment", "x", "--gap-minutes", "1_000"], "no _ between digits: write 1000")],
 )  # fmt: skip
 def test_a_command_the_cli_refuses_is_caught(bad, says):
     with pytest.raises(Exception, match=says):

@@ -83,8 +83,8 @@ def annotation(leaf: Leaf) -> Any:
         tp = list[str]  # repeatable, and each value may list several, comma-separated
         (inner, *_) = typing.get_args(leaf.type) or (str,)
         kwargs["metavar"] = f"<{getattr(inner, '__name__', 'str')},...>"
-    elif leaf.type in (int, float):
-        tp = leaf.type
+    elif leaf.type in (int, float):  # read by the config as a --config file's number is (`config.coerce`)
+        tp, kwargs["metavar"] = str, f"<{leaf.type.__name__}>"
     else:
         tp = str
     if leaf.choices:

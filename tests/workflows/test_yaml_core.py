@@ -1,0 +1,309 @@
+"""A --config file, and a number given as an option, are read by YAML 1.2's core schema
+(`workflows.yaml_core`). PyYAML's YAML 1.1 read `gap_minutes: 1:30` as 90, `window: 010`
+as 8, `0b11` as 3, `1_000` as 1000, a name `no` or `on` as a boolean and `2006-03-01` as
+a date: a user's setting silently changed. Each is now read as YAML 1.2 reads it, or
+refused in one line that says what to write; never another value. `--print-config`
+writes what reads back the same, by YAML 1.2 and 1.1 alike."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import tempfile
+import typing
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from workflows import yaml_core
+from workflows.cli import COMMANDS, app
+from workflows.config import Leaf, build, leaves, read_yaml, to_dict, to_yaml
+
+runner = CliRunner()
+SEGMENT, SYNTH = ["segment", "x", "-o", "o"], ["synth", "-o", "s.tsv"]
+# a setting of each kind: the command that takes it, its keys in a file, its option
+FLOAT = (SEGMENT, ("segment", "gap_minutes"), "--gap-minutes")
+INT = (SEGMENT, ("missions", "window"), "--mission-window")
+TEXT = (SEGMENT, ("model",), "--model")
+TEXTS = (SEGMENT, ("read", "unknown_user"), "--unknown-user")
+BOOL = (SEGMENT, ("read", "strict"), None)  # --strict/--no-strict: no value to read
+CHOICE = (SEGMENT, ("segment", "method"), "--method")
+WHEN = (SYNTH, ("synth", "start"), "--start")
+
+
+@dataclasses.dataclass(frozen=True)
+class Refused:
+    """A one-line refusal that says `said` (after the setting's name)."""
+
+    said: str
+
+
+LEADING_ZERO = "has a leading zero, octal to YAML 1.1 and decimal to YAML 1.2: write"
+BASE_60 = "(YAML 1.1's base 60 is text to YAML 1.2: write one number)"
+# (setting, as written, what --print-config shows or the refusal); the old reading in the comment
+READINGS = [
+    (FLOAT, "1:30", Refused(f"'1:30' is not of type float {BASE_60}")),  # 90.0
+    (FLOAT, "1:30.5", Refused(f"'1:30.5' is not of type float {BASE_60}")),  # 90.5
+    (INT, "1:30", Refused(f"'1:30' is not of type int {BASE_60}")),  # 90
+    (INT, "010", Refused(f"010 {LEADING_ZERO} 10, or 0o10 for octal")),  # 8
+    (FLOAT, "010", Refused(f"010 {LEADING_ZERO} 10, or 0o10 for octal")),  # 8.0
+    (INT, "-010", Refused(f"-010 {LEADING_ZERO} -10")),  # -8
+    (INT, "09", Refused(f"09 {LEADING_ZERO} 9")),  # PyYAML: the text '09'
+    (INT, "0x1F", 31),
+    (INT, "0o17", 15),  # PyYAML: the text '0o17'
+    (INT, "0b11", Refused("'0b11' is not of type int (YAML 1.2 has no binary numbers: write 3)")),  # 3
+    (INT, "1_000", Refused("'1_000' is not of type int (YAML 1.2 reads no _ between digits: write 1000)")),  # 1000
+    (FLOAT, "1_000.5", Refused("'1_000.5' is not of type float (YAML 1.2 reads no _ between digits: write 1000.5)")),
+    (FLOAT, "1e-4", 0.0001),
+    (FLOAT, "0x10", 16.0),
+    (BOOL, "yes", Refused("'yes' is not of type bool (write true or false)")),  # True
+    (BOOL, "Off", Refused("'Off' is not of type bool (write true or false)")),  # False
+    (BOOL, "NO", Refused("'NO' is not of type bool (write true or false)")),  # False
+    (BOOL, "010", Refused("010 is not of type bool")),  # 8 is not of type bool
+    (BOOL, "true", True),
+    (BOOL, "False", False),
+    (CHOICE, "no", Refused("'no' is not one of")),  # False is not one of ...
+    (CHOICE, "0x1F", Refused("0x1F is not one of")),  # 31 is not one of ...
+    *((TEXT, word, word) for word in ("no", "on", "Yes", "OFF")),  # refused: False is not of type str
+    *((TEXT, number, number) for number in ("010", "007", "-010", "0x1F", "0b11", "1:30", "1_000", "+5")),  # '8', ...
+    (TEXT, "2006-03-01", "2006-03-01"),  # refused: datetime.date(2006, 3, 1) is not of type str
+    (TEXT, "1.10", "1.10"),  # refused: 1.1 is not of type str
+    (TEXT, "1e-4", "1e-4"),  # refused: 0.0001 is not of type str
+    (TEXT, "0o17", "0o17"),
+    (TEXTS, "010,no,0x1F,2006-03-01,1:30", ["010", "no", "0x1F", "2006-03-01", "1:30"]),  # ['8', ...] refused
+    (WHEN, "2006-03-01", "2006-03-01T00:00:00+00:00"),
+    (WHEN, "2006-03-01 10:00:00", "2006-03-01T10:00:00+00:00"),
+]
+IDS = [f"{setting[1][-1]}={written}" for setting, written, _ in READINGS]
+
+
+def file_text(path: tuple[str, ...], value: str, listed: bool = False) -> str:
+    """A YAML file giving the setting at `path` the plain scalar `value` (a list of the
+    comma-separated values, one an item, where `listed`)."""
+    lines = [f"{'  ' * i}{key}:" for i, key in enumerate(path[:-1])]
+    last = "  " * (len(path) - 1) + f"{path[-1]}:"
+    if listed:
+        return "\n".join([*lines, last, *(f"{'  ' * len(path)}- {v}" for v in value.split(","))]) + "\n"
+    return "\n".join([*lines, f"{last} {value}"]) + "\n"
+
+
+def get(mapping, path):
+    for key in path:
+        mapping = mapping[key]
+    return mapping
+
+
+@pytest.mark.parametrize(("setting", "written", "expected"), READINGS, ids=IDS)
+def test_a_yaml_1_1_form_in_a_file_is_read_as_yaml_1_2_reads_it_or_refused(setting, written, expected, tmp_path):
+    words, path, _ = setting
+    config = tmp_path / "c.yaml"
+    config.write_text(file_text(path, written, listed=setting is TEXTS))
+    result = runner.invoke(app, [*words, "--config", str(config), "--print-config"])
+    if isinstance(expected, Refused):
+        said = f"error: --config {config}: {'.'.join(path)}: {expected.said}"
+        assert result.exit_code == 2 and result.output.startswith(said), result.output
+        assert result.output.count("\n") == 1, result.output
+    else:
+        assert result.exit_code == 0, result.output
+        assert get(yaml.safe_load(result.output), path) == expected
+
+
+@pytest.mark.parametrize(
+    ("setting", "written", "expected"), [r for r in READINGS if r[0][2] and r[0] is not CHOICE],
+    ids=[i for i, r in zip(IDS, READINGS, strict=True) if r[0][2] and r[0] is not CHOICE],
+)  # fmt: skip
+def test_the_same_form_as_an_option_is_read_by_the_same_rule(setting, written, expected):
+    """An option's number was Python's: `--gap-minutes 1_000` was 1000, `0x1F` refused
+    by the parser; now it is the file's rule, and the same words say what to write."""
+    words, path, flag = setting
+    result = runner.invoke(app, [*words, flag, written, "--print-config"])
+    if isinstance(expected, Refused):
+        assert result.exit_code == 2 and result.output == f"error: {flag}: {expected.said}\n", result.output
+    else:
+        assert result.exit_code == 0, result.output
+        assert get(yaml.safe_load(result.output), path) == expected
+
+
+def test_a_choice_given_a_yaml_1_1_word_as_an_option_is_refused_by_the_parser():
+    result = runner.invoke(app, [*SEGMENT, "--method", "no"])
+    assert result.exit_code == 2 and "'no' is not one of 'time', 'lexical', 'cascade', 'learned'" in result.output
+
+
+def test_a_tag_does_not_bring_yaml_1_1_back(tmp_path):
+    """`!!int 010` is 10 (YAML 1.2's decimal), and `!!int 1_000`, `!!bool yes` no
+    YAML 1.2 value: refused with the line, as any YAML mistake."""
+    assert yaml.load("a: !!int 010\nb: !!float 1\n", Loader=yaml_core.Loader) == {"a": 10, "b": 1.0}
+    for text, said in (("!!int 1_000", "'1_000' is no YAML 1.2 integer"),
+                       ("!!bool yes", "'yes' is no YAML 1.2 boolean"),
+                       ("!!float 1:30", "'1:30' is no YAML 1.2 float")):  # fmt: skip
+        path = tmp_path / "c.yaml"
+        path.write_text(f"segment:\n  gap_minutes: {text}\n")
+        with pytest.raises(ValueError, match=rf"^--config {re.escape(str(path))}: not valid YAML \({re.escape(said)}"):
+            read_yaml(path)
+
+
+def test_a_merge_key_still_merges_and_an_equals_sign_is_text(tmp_path):
+    """`<<` is kept beside the 1.2 schema (PyYAML's 1.1 `=`, a "value" tag, made the whole
+    file invalid YAML; it is the text '=')."""
+    path = tmp_path / "c.yaml"
+    path.write_text("base: &b {gap_minutes: 20}\nsegment:\n  <<: *b\n  method: time\nmodel: =\n")
+    assert read_yaml(path) == {"base": {"gap_minutes": 20}, "segment": {"gap_minutes": 20, "method": "time"},
+                               "model": "="}  # fmt: skip
+
+
+# A YAML 1.1 form that YAML 1.2 reads otherwise, with YAML 1.2's reading: text (None here)
+# for all but a decimal with a leading zero (`010`: 1.1's octal 8, 1.2's 10)
+def _cased(word: str) -> st.SearchStrategy[str]:
+    return st.sampled_from([word, word.title(), word.upper()])
+
+
+def _written_times(when: datetime) -> st.SearchStrategy[str]:
+    """A date, or a date and time, as YAML 1.1 reads a timestamp (1.2: text)."""
+    return st.sampled_from([when.date().isoformat(), f"{when:%Y-%m-%d %H:%M:%S}", f"{when:%Y-%m-%dT%H:%M:%S}Z"])
+
+
+DIGITS = st.text("0123456789", min_size=1, max_size=4)
+SIGN = st.sampled_from(["", "-", "+"])
+BASE_60_FORMS = st.builds(
+    lambda sign, head, tail, fraction: f"{sign}{head}{''.join(f':{t:02d}' for t in tail)}{fraction}",
+    SIGN, st.integers(0, 999), st.lists(st.integers(0, 59), min_size=1, max_size=3),
+    st.sampled_from(["", ".5", ".25", "."]),
+)  # fmt: skip
+GROUPED = st.builds(
+    lambda sign, parts, fraction: f"{sign}{'_'.join(parts)}{fraction}",
+    SIGN,
+    st.lists(st.text("0123456789", min_size=1, max_size=3), min_size=2, max_size=4),
+    st.sampled_from(["", ".5", ".0_1"]),
+).filter(lambda text: not re.fullmatch(r"[-+]?0[0-9_]*", text))  # 1.1's octal with a _, below
+YAML_1_1_FORMS = st.one_of(
+    BASE_60_FORMS.map(lambda text: (text, None)),
+    GROUPED.map(lambda text: (text, None)),
+    st.builds(lambda sign, digits: f"{sign}0{digits}", SIGN, DIGITS).map(lambda text: (text, int(text))),
+    st.builds(lambda sign, bits: f"{sign}0b{bits}", SIGN, st.text("01_", min_size=1, max_size=6)).map(
+        lambda text: (text, None)
+    ),
+    st.builds(lambda digits: f"0x{digits}", st.text("0123456789abcdefABCDEF_", min_size=1, max_size=5))
+    .filter(lambda text: "_" in text)
+    .map(lambda text: (text, None)),
+    st.sampled_from(["yes", "no", "on", "off", "y", "n"]).flatmap(_cased).map(lambda text: (text, None)),
+    st.datetimes(datetime(1900, 1, 1), datetime(2100, 1, 1)).flatmap(_written_times).map(lambda text: (text, None)),
+    st.just(("=", None)),
+)
+LEAVES = [(config, leaf) for _, _, config, _ in COMMANDS for leaf in leaves(config)]
+REFUSED = object()
+
+
+def _taken(leaf: Leaf, written: str, reading: int | None) -> object:
+    """What a setting may hold for `written`, which YAML 1.2 reads as `reading` (None:
+    text); REFUSED where nothing but a refusal is right. Text is taken as written."""
+    if leaf.type is str:
+        return written
+    if leaf.type in (int, float) and reading is not None:
+        return leaf.type(reading)
+    if leaf.type is datetime and reading is None:
+        try:
+            when = datetime.fromisoformat(written)
+        except ValueError:
+            return REFUSED
+        return when if when.tzinfo else when.replace(tzinfo=UTC)
+    return REFUSED
+
+
+def _check(leaf: Leaf, name: str, built, err: ValueError | None, expected: object) -> None:
+    """Refused in one line naming the setting (`name`), or taken as `expected`: never another value."""
+    if err is not None:
+        said = str(err)
+        assert "\n" not in said and name in said, (leaf.key, said)
+        return
+    taken = built
+    for key in leaf.path:
+        taken = getattr(taken, key)
+    assert expected is not REFUSED and taken == expected, (leaf.key, taken, expected)
+
+
+def _build(config, values=None, overrides=None):
+    try:
+        return build(config, values, overrides, source="c.yaml"), None
+    except ValueError as err:
+        return None, err
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_any_yaml_1_1_only_form_for_any_setting_is_yaml_1_2s_value_or_one_line_refusal(data):
+    """For every setting of every command, any plain scalar that YAML 1.1 reads otherwise
+    than YAML 1.2 (base 60, a leading zero, binary, digits grouped by _, yes/no/on/off/y/n
+    in any case, dates and times, `=`), in a --config file and as the option, is YAML
+    1.2's value (text as written, for a text setting) or refused in one line naming the
+    setting (the file's key, the option): never YAML 1.1's value, or any other."""
+    config, leaf = data.draw(st.sampled_from(LEAVES), label="setting")
+    written, reading = data.draw(YAML_1_1_FORMS, label="written")
+    inner = dataclasses.replace(leaf, type=_item(leaf.type)) if leaf.sequence else leaf
+    expected = _taken(inner, written, reading)
+    expected = (expected,) if leaf.sequence and expected is not REFUSED else expected
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "c.yaml"
+        path.write_text(file_text(leaf.path, written, listed=leaf.sequence))
+        built, err = _build(config, read_yaml(path))
+    _check(leaf, ".".join(leaf.path), built, err, expected)
+    if leaf.type is bool:  # --x/--no-x: no value to read
+        return
+    built, err = _build(config, overrides={leaf.key: [written] if leaf.sequence else written})
+    _check(leaf, leaf.given, built, err, expected)
+
+
+def _item(tp) -> type:
+    (inner,) = {*typing.get_args(tp)} - {Ellipsis}
+    return inner
+
+
+# Text that reads as another value in YAML 1.1 or 1.2 unquoted: --print-config must quote it
+TRICKY_TEXT = st.sampled_from(["no", "On", "y", "010", "0o17", "0x1F", "1:30", "1_000", "0b11", "1e5", ".inf",
+                               "true", "null", "~", "", "2006-03-01", "=", "<<", "+5", "-.5", "1."])  # fmt: skip
+
+
+def right_values(leaf: Leaf) -> st.SearchStrategy:
+    """Values of the leaf's own type, text among them that YAML reads as another value unquoted."""
+    if leaf.choices:
+        return st.sampled_from(leaf.choices)
+    if leaf.sequence:
+        return st.lists(right_values(dataclasses.replace(leaf, type=_item(leaf.type), choices=None)), max_size=3)
+    return {
+        bool: st.booleans(),
+        int: st.integers(-(2**63), 2**63 - 1),
+        float: st.floats(allow_nan=False, allow_infinity=False) | st.integers(-(10**6), 10**6),
+        str: TRICKY_TEXT | st.text(max_size=8),
+        datetime: st.datetimes(timezones=st.just(UTC)),
+    }[leaf.type]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@given(data=st.data())
+def test_a_printed_config_reads_back_to_the_same_settings(data):
+    """For every setting of every command, any value it takes: what `--print-config`
+    prints (`to_yaml`), `--config` reads back to the same settings (`'no'`, `'010'`,
+    `'1e5'` are quoted, and stay text); and a YAML 1.1 reader (PyYAML's own) reads the
+    same values from it."""
+    config, leaf = data.draw(st.sampled_from(LEAVES), label="setting")
+    value = data.draw(right_values(leaf), label="value")
+    values: dict = {}
+    node = values
+    for key in leaf.path[:-1]:
+        node = node.setdefault(key, {})
+    node[leaf.path[-1]] = value
+    first, err = _build(config, values)
+    if err is not None:  # a value the config's own checks refuse (a range, a time zone): nothing to print
+        return
+    printed = to_yaml(first)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "c.yaml"
+        path.write_text(printed)
+        again, err = _build(config, read_yaml(path))
+    assert err is None, (leaf.key, value, printed, err)
+    assert to_dict(again) == to_dict(first), (leaf.key, value, printed)
+    assert yaml.safe_load(printed) == yaml.load(printed, Loader=yaml_core.Loader), printed

@@ -1,0 +1,194 @@
+"""YAML 1.2's core schema on PyYAML: how a --config file and a flag's number are read.
+
+PyYAML reads YAML 1.1, whose plain scalars mean more than they say: `gap_minutes: 1:30`
+is 90 (base 60), `window: 010` is 8 (octal), `0b11` is 3, `1_000` is 1000, `strict: on`
+and a name `no` are booleans, `2006-03-01` is a date. YAML 1.2's core schema
+(https://yaml.org/spec/1.2.2/#1032-tag-resolution), the one JSON's numbers follow, reads
+each of those as the text written. Besides text it has four kinds of plain scalar:
+null (`null`, `~`, nothing), booleans (`true`, `false`), integers (decimal, `0o` octal,
+`0x` hex) and floats (a dot or an exponent, `.inf`, `.nan`), the `CORE` patterns.
+
+`Loader` reads by them (PyYAML's safe constructors do the rest: mappings, lists, merge
+keys `<<`) and refuses a key given twice; `Dumper` quotes the text that either YAML 1.1
+or 1.2 would read as something else (`'no'`, `'010'`, `'1e5'`), so that what it writes
+reads back the same in both; `plain` reads a flag's text as a file would read it unquoted.
+
+Why PyYAML's own resolvers and no other library: yamlcore (a 1.2 core-schema loader for
+PyYAML by its maintainer, version 0.0.x) builds on PyYAML's BaseLoader without merge
+keys, which --config files use; ruamel.yaml reads YAML 1.2 by default but is another
+parser, with its own errors and API, for what is four patterns here.
+
+A number keeps the text it was written as (`Written.text`): a text setting takes that
+text (`version: 007` is '007', not '7'), and a number setting refuses a leading zero
+(`010`: 8 to YAML 1.1, 10 to YAML 1.2), with the rest of `config.coerce`'s rules.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Hashable
+from typing import Any, ClassVar
+
+import yaml
+
+_TAG = "tag:yaml.org,2002:"
+
+# YAML 1.2.2, 10.3.2: each tag's pattern, and the first characters of the scalars it may match
+CORE: dict[str, tuple[re.Pattern[str], str | list[str]]] = {
+    "null": (re.compile(r"~|null|Null|NULL|"), ["~", "n", "N", ""]),
+    "bool": (re.compile(r"true|True|TRUE|false|False|FALSE"), "tTfF"),
+    "int": (re.compile(r"[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+"), "-+0123456789"),
+    "float": (
+        re.compile(
+            r"[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN)"
+        ),
+        "-+0123456789.",
+    ),
+}
+
+# The plain scalars of YAML 1.1 that 1.2 reads as text, and what to write instead (`number_hint`)
+_SEXAGESIMAL = re.compile(r"[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?")  # 1:30 is 90, 1:30.5 is 90.5
+_GROUPED = re.compile(r"[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)(?:[eE][-+]?[0-9]+)?|0x[0-9a-fA-F_]+|0o[0-7_]+")
+_BINARY = re.compile(r"[-+]?0b[01_]+")
+_LEADING_ZERO = re.compile(r"[-+]?0[0-9]+")  # 010: octal 8 to YAML 1.1, decimal 10 to YAML 1.2
+
+
+class Written:
+    """A number as YAML read it, with the text it was written as (`text`)."""
+
+    text: str
+
+    def __new__(cls, value: Any, text: str) -> Any:
+        number = super().__new__(cls, value)  # type: ignore[call-arg]
+        number.text = text
+        return number
+
+    def __repr__(self) -> str:  # what a message shows: `010 is not of type bool`, not `10`
+        return self.text
+
+    @property
+    def number(self) -> int | float:
+        """The plain int or float: no text with it, for a config to hold and YAML to write."""
+        return int(self) if isinstance(self, int) else float(self)  # type: ignore[arg-type]
+
+
+class WrittenInt(Written, int):
+    """An integer of a YAML file, with its text (`0x1F`, `007`)."""
+
+
+class WrittenFloat(Written, float):
+    """A float of a YAML file, with its text (`1.10`, `1e-4`)."""
+
+
+def _int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> WrittenInt:
+    text = loader.construct_scalar(node)
+    if not CORE["int"][0].fullmatch(text):  # `!!int 1_000`: a tag does not change the schema
+        raise yaml.constructor.ConstructorError(None, None, f"{text!r} is no YAML 1.2 integer", node.start_mark)
+    base = {"0o": 8, "0x": 16}.get(text[:2])
+    return WrittenInt(int(text[2:], base) if base else int(text), text)
+
+
+def _float(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> WrittenFloat:
+    text = loader.construct_scalar(node)
+    if not CORE["float"][0].fullmatch(text) and not CORE["int"][0].fullmatch(text):
+        raise yaml.constructor.ConstructorError(None, None, f"{text!r} is no YAML 1.2 float", node.start_mark)
+    special = {".inf": math.inf, ".nan": math.nan}.get(text.lstrip("+-").lower())
+    if special is not None:
+        return WrittenFloat(-special if text.startswith("-") else special, text)
+    base = {"0o": 8, "0x": 16}.get(text[:2])  # `!!float 0x1F`: an integer's text, as a float
+    return WrittenFloat(int(text[2:], base) if base else float(text), text)
+
+
+def _bool(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> bool:
+    text = loader.construct_scalar(node)
+    if not CORE["bool"][0].fullmatch(text):  # `!!bool yes`
+        raise yaml.constructor.ConstructorError(None, None, f"{text!r} is no YAML 1.2 boolean", node.start_mark)
+    return text.lower() == "true"
+
+
+class Loader(yaml.SafeLoader):
+    """PyYAML's safe loader reading plain scalars by YAML 1.2's core schema (`CORE`), numbers
+    as `Written` ones, and refusing a key given twice in one mapping: YAML 1.2 says keys are
+    unique, and PyYAML would keep the last quietly (`epochs: 5` ... `epochs: 50`). A key a
+    merge (`<<: *defaults`) brings in may be given again: that is how a merge is overridden."""
+
+    yaml_implicit_resolvers: ClassVar[dict[Any, list[tuple[str, re.Pattern[str]]]]] = {}  # CORE's, not 1.1's
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[Any, int] = {}
+            for key_node, _ in node.value:
+                if key_node.tag == f"{_TAG}merge":
+                    continue
+                key = self.construct_object(key_node, deep=deep)
+                if not isinstance(key, Hashable):  # refused by the safe loader itself, below
+                    continue
+                line = key_node.start_mark.line + 1
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"{key!r} given twice, on lines {seen[key]} and {line}"
+                    )
+                seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+class Dumper(yaml.SafeDumper):
+    """PyYAML's safe dumper, quoting the text YAML 1.2 would read as another value besides
+    the text YAML 1.1 would (`'1e5'`, `'0o17'` as well as `'no'`, `'1:30'`): its file reads
+    back the same by `Loader` and by any YAML 1.1 reader."""
+
+    def represent_str(self, data: str) -> yaml.ScalarNode:
+        if "\x85" in data:  # PyYAML writes a NEL into single quotes as a line break, read back as a space
+            return self.represent_scalar(f"{_TAG}str", data, style='"')  # escaped: \N
+        return super().represent_str(data)
+
+
+for _tag, (_pattern, _first) in CORE.items():
+    _anchored = re.compile(rf"^(?:{_pattern.pattern})$")
+    Loader.add_implicit_resolver(_TAG + _tag, _anchored, list(_first))
+    Dumper.add_implicit_resolver(_TAG + _tag, _anchored, list(_first))
+Loader.add_implicit_resolver(f"{_TAG}merge", re.compile(r"^(?:<<)$"), ["<"])
+Loader.add_constructor(f"{_TAG}int", _int)
+Loader.add_constructor(f"{_TAG}float", _float)
+Loader.add_constructor(f"{_TAG}bool", _bool)
+Dumper.add_representer(str, Dumper.represent_str)
+
+
+def plain(text: str) -> Any:
+    """`text` as a YAML file gives it written unquoted: a flag's number read by the file's
+    rule (`0x1F` is 31, `1_000` and `1:30` are text); what no YAML scalar is stays text."""
+    loader = Loader("")
+    try:
+        tag = loader.resolve(yaml.ScalarNode, text, (True, False))
+        return loader.construct_object(yaml.ScalarNode(tag, text))
+    except yaml.YAMLError:  # `<<`, a merge key alone
+        return text
+    finally:
+        loader.dispose()
+
+
+def leading_zero(text: str) -> str | None:
+    """What to write for an integer written with a leading zero (`010`: 8 to YAML 1.1,
+    10 to YAML 1.2; a reader of either may have meant the other), or None for any other."""
+    if not _LEADING_ZERO.fullmatch(text):
+        return None
+    sign, digits = "-" if text.startswith("-") else "", text.lstrip("+-").lstrip("0") or "0"
+    octal = f", or 0o{digits} for octal" if not sign and set(digits) <= set("01234567") else ""
+    return f"{text} has a leading zero, octal to YAML 1.1 and decimal to YAML 1.2: write {sign}{digits}{octal}"
+
+
+def number_hint(text: str) -> str:
+    """What to say about `text` given where a number is read: how to write a number that
+    YAML 1.1 read and 1.2 does not (`1:30`, `1_000`, `0b11`), or '' for any other text."""
+    if _SEXAGESIMAL.fullmatch(text):
+        return " (YAML 1.1's base 60 is text to YAML 1.2: write one number)"
+    if _BINARY.fullmatch(text):
+        sign, digits = "-" if text.startswith("-") else "", text.lstrip("+-")[2:].replace("_", "")
+        return f" (YAML 1.2 has no binary numbers: write {sign}{int(digits, 2)})" if digits else ""
+    ungrouped = text.replace("_", "")
+    if "_" in text and _GROUPED.fullmatch(text) and isinstance(plain(ungrouped), Written):
+        if leading_zero(ungrouped):  # `0_10`: what to write is as ambiguous
+            return ""
+        return f" (YAML 1.2 reads no _ between digits: write {ungrouped})"
+    return ""
