@@ -530,6 +530,35 @@ def test_the_command_line_still_names_its_flags_beside_a_file(tmp_path):
     assert result.output == "error: --join-within-s must not exceed --break-after-minutes\n", result.output
 
 
+# Two settings in one message, one from the file and one from the command line: each named
+# as it was given (the file's by its key, after the file's name; the option by its flag)
+MIXED = [
+    (["segment", "x", "-o", "o", "--join-within-s", "9999"], "segment: {break_after_minutes: 1}",
+     "--join-within-s must not exceed segment.break_after_minutes (given: 1)"),
+    (["segment", "x", "-o", "o", "--break-after-minutes", "1"], "segment: {join_within_s: 9999}",
+     "segment.join_within_s must not exceed --break-after-minutes (given: 9999)"),
+    (["synth", "-o", "s.tsv", "--rows", "3"], "synth: {users: 10}",
+     "--rows (3) must be at least synth.users (10): every user has a row"),
+    (["segment", "x", "-o", "o", "--address", "ray://h:1"], "engine: local",
+     "engine local runs in this process; --address ray://h:1 names a Ray cluster"),
+    (["train", "hierarchy", "--mobius-layers", "2"], "hierarchy: {model: lookup}",
+     "--mobius-layers: the text model's setting, not for hierarchy.model lookup"),
+    (["train", "hierarchy", "--head", "hit"], "hierarchy: {hidden: 5}",
+     "--head hit adds no layer to fit: no hierarchy.hidden or --head-epochs (given: 5)"),
+    # one check named both, the second by its bare field name and the first by the flag not given:
+    # "--hierarchy-head must be expmap0 or hit, ranking softmax or triplet: expmap0, ="
+    (["demo"], "hierarchy: {ranking: '='}", "hierarchy.ranking must be softmax or triplet, not '='"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("words", "text", "message"), MIXED, ids=[m for _, _, m in MIXED])
+def test_a_message_of_two_settings_names_each_as_it_was_given(words, text, message, tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text(text + "\n")
+    result = runner.invoke(app, [*words, "--config", str(path), "--print-config"])
+    assert result.exit_code == 2 and result.output == f"error: --config {path}: {message}\n", result.output
+
+
 def test_a_files_section_that_is_no_mapping_is_refused_beside_an_option_of_it(tmp_path):
     """The change breaker's find: `segment: 5` in the file was refused, but with
     `--gap-minutes 7` beside it the option's section replaced the file's without a word."""

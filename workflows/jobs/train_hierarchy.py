@@ -293,8 +293,11 @@ class HierarchyTrainConfig:
                              "give --model an encoder")  # fmt: skip
         if self.hierarcaps and self.holdout != "none":
             raise ValueError("HierarCaps is evaluated on its own test hierarchies: no --holdout")
-        if self.head not in HEADS or self.ranking not in RANKINGS:
-            raise ValueError(f"head must be expmap0 or hit, ranking softmax or triplet: {self.head}, {self.ranking}")
+        # one setting a message: its subject is named as the user gave it (`_with_flags`), a second word is not
+        if self.head not in HEADS:
+            raise ValueError(f"head must be expmap0 or hit, not {self.head!r}")
+        if self.ranking not in RANKINGS:
+            raise ValueError(f"ranking must be softmax or triplet, not {self.ranking!r}")
         if self.head == "hit" and (self.lookup or self.manifold != "poincare" or self.mobius_layers):
             raise ValueError("--head hit is a text model's encoder on the ball: no lookup, Mobius layers or euclidean")
         if self.head == "hit" and (self.hidden or self.head_epochs):
