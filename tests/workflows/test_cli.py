@@ -228,3 +228,18 @@ def test_without_wordnet_a_command_says_how_to_install_it_in_one_line(tmp_path, 
     said = done.output.strip()
     assert done.exit_code == 2 and len(said.splitlines()) == 1, done.output
     assert said.startswith("error: WordNet 3.0 not found. Either run `python -m nltk.downloader wordnet`"), said
+
+
+def test_the_user_s_text_is_printed_as_written_never_read_as_markup(tmp_path):
+    """The YAML breaker's find: `--gap-minutes '[/]'` ended in rich's MarkupError
+    traceback, and `[bold]` in a path or value vanished from the message (`--output
+    o[bold]x` was told as `ox`); a summary's paths were read as markup too."""
+    result = invoke("segment", "--print-config", "--gap-minutes", "[/]")
+    lines = result.stderr.strip().splitlines()
+    assert result.exit_code == 2 and len(lines) == 1 and lines[0].startswith("error: ") and "[/]" in lines[0], lines
+    result = invoke("synth", "--users", "5", "--output", str(tmp_path / "o[bold]x"))
+    assert result.exit_code == 2 and f"--output {tmp_path / 'o[bold]x'}:" in result.stderr, result.stderr
+    log = tmp_path / "[red]d[/]" / "log.tsv"
+    result = invoke("synth", "--users", "5", "--rows", "50", "--output", str(log))
+    assert result.exit_code == 0 and log.exists(), result.output
+    assert "[red]d[/]" in " ".join(result.stdout.split()).replace(" │ ", "").replace("│", ""), result.stdout

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import typer
+from rich.text import Text
 
 from workflows.cli.progress import console
 
@@ -51,4 +52,4 @@ def fail(message: str) -> typer.Exit:
 
 def say_error(message: str) -> None:
     """Print `error: message`, the one line every refusal of a command ends in."""
-    console.print(f"[red]error:[/red] {message}", soft_wrap=True, highlight=False)
+    console.print(Text.assemble(("error:", "red"), " ", message), soft_wrap=True, highlight=False)

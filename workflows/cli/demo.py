@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from rich.text import Text
+
 from workflows.cli.progress import console, out, summary_table
 from workflows.jobs.demo import DemoConfig
 
@@ -27,7 +29,7 @@ def demo(cfg: DemoConfig) -> None:
     def done(step: str, numbers: dict, seconds: float) -> None:
         out.print(summary_table(f"{step} ({seconds:.0f} s)", numbers))
 
-    summary = run(cfg, on_step=lambda step: console.rule(f"[bold]{step}"), on_done=done)
+    summary = run(cfg, on_step=lambda step: console.rule(Text(step, style="bold")), on_done=done)
     out.print(summary_table("models and runs", {**summary.models, **{f"run {k}": v for k, v in summary.runs.items()}}))
     out.print(summary_table("outputs", summary.outputs))
     out.print("figures:\n" + "\n".join(f"  {f}" for f in summary.figures))

@@ -6,7 +6,6 @@ from typing import Annotated
 
 import polars as pl
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from workflows.cli.common import echo_json
@@ -236,7 +235,7 @@ def pairs(job: EvaluatePairsJob, as_json: JsonOption = False) -> None:
     unread = f", {result.unread_pairs:,} with a query the model cannot read (no evidence: a dot product of 0)"
     table = Table(title=f"{pairs} ({split}): {first['pairs']:,} pairs, {first['positives']:,} positive"
                         + (unread if result.unread_pairs else ""))  # fmt: skip
-    for header in ("scorer", "AUC", *(f"AUC vs {escape(k.removeprefix('auc_vs_'))}" for k in kinds), "accuracy",
+    for header in ("scorer", "AUC", *(f"AUC vs {k.removeprefix('auc_vs_')}" for k in kinds), "accuracy",
                    "at threshold"):  # fmt: skip
         table.add_column(header, justify="left" if header == "scorer" else "right")
     for name, m in rounded.items():

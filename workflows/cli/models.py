@@ -51,7 +51,7 @@ def compare(
         table.caption = f"{result.not_shown} more metric(s) logged: choose with --metrics NAME,NAME"
     # as wide as the table needs: a comparison cut at the terminal's edge compares nothing
     width = Measurement.get(out, out.options.update_width(10_000), table).maximum
-    Console(width=max(out.width, width)).print(table)
+    Console(width=max(out.width, width), markup=False).print(table)
 
 
 def promote(job: PromoteJob) -> None:

@@ -11,8 +11,11 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-console = Console(stderr=True)  # progress and errors
-out = Console(width=None if sys.stdout.isatty() else 160)  # results: summaries and tables (not cut in logs)
+# Neither console reads rich markup: what they print holds the user's own text (paths, queries, values
+# typed), where `[bold]` or `[/]` is text; markup had dropped it, or ended in a MarkupError traceback.
+# Style is given as such (`rich.text.Text`), never inside a string.
+console = Console(stderr=True, markup=False)  # progress and errors
+out = Console(width=None if sys.stdout.isatty() else 160, markup=False)  # results: summaries, tables (not cut in logs)
 
 
 @contextmanager
@@ -22,7 +25,7 @@ def row_progress(description: str, total: int | None = None, unit: str = "rows")
     when done (`transient`) left a blank line there."""
     columns = [
         SpinnerColumn(),
-        TextColumn("{task.description}"),
+        TextColumn("{task.description}", markup=False),
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn(unit),
