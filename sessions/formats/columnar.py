@@ -291,8 +291,7 @@ def json_values(text: pl.Series, names: Sequence[str]) -> list[pl.Series]:
     out = []
     nested = np.zeros(len(text), dtype=bool)
     for name in names:
-        key = name.replace("\\", "\\\\").replace("'", "\\'")
-        value = text.str.json_path_match(f"$['{key}']")
+        value = _path_match(text, name)
         # the values Python's json reads again: those in float notation, and those that may be an object
         # or an array (or a string that starts as one: `json_path_match` writes both alike)
         looks = np.flatnonzero(value.str.contains(_FLOAT_NOTATION + r"|^[\[{]").fill_null(False).to_numpy())
@@ -317,6 +316,27 @@ def json_values(text: pl.Series, names: Sequence[str]) -> list[pl.Series]:
             ).to_series()  # fmt: skip
         out.append(value.alias(_JSON_VALUE + name))
     return [*out, pl.Series(NESTED, nested)]
+
+
+def _path_match(text: pl.Series, name: str) -> pl.Series:
+    """polars' `json_path_match` of the top-level key `name` in each JSON line of `text`
+    (a string without its quotes, a number or an object as JSON text, `true`/`false`;
+    null where absent, null, or no JSON object). A name with a backslash or a quote, which
+    its JSON path cannot address (`$['\\']` is refused, `$['a\\b']` matched nothing and the
+    column was read as missing), is read by Python's `json`, line by line."""
+    if "\\" not in name and "'" not in name:
+        return text.str.json_path_match(f"$['{name}']")
+
+    def one(line: str | None) -> str | None:
+        try:
+            held = json.loads(line).get(name) if line is not None else None
+        except (ValueError, TypeError, AttributeError, RecursionError):  # not JSON, not an object
+            return None
+        if held is None or isinstance(held, str):
+            return held
+        return json.dumps(held, ensure_ascii=False)  # true/false, a number, an object or array as JSON
+
+    return pl.Series(text.name, [one(line) for line in text.to_list()], dtype=pl.String)
 
 
 def float_text(value: pl.Expr) -> pl.Expr:
