@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import polars as pl
 
+from sessions.fields import strip_spaces
 from sessions.formats.base import Columns
 from sessions.formats.delimited import DelimitedFormat
 from sessions.schema import GOLD_COLUMNS, Reason
@@ -31,7 +32,7 @@ PLACEHOLDER_QUERY = "-"
 def _build(f: Columns) -> dict[str, pl.Expr]:
     rank = f["ItemRank"].str.strip_chars()
     columns = {
-        "user_id": f["AnonID"].str.strip_chars(),
+        "user_id": strip_spaces(f["AnonID"]),
         "query": f["Query"],
         "ts": f.time("QueryTime", AOL_TIME_FORMAT),
         "_rank_text": rank,

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import polars as pl
 
+from sessions.fields import strip_spaces
 from sessions.formats.aol import AOL_TIME_FORMAT, BAD_CLICK_RANK, PLACEHOLDER
 from sessions.formats.base import Columns
 from sessions.formats.delimited import DelimitedFormat
@@ -39,7 +40,7 @@ def _nonempty(expr: pl.Expr) -> pl.Expr:
 
 
 def _webis(f: Columns) -> dict[str, pl.Expr]:
-    user = f["UserID"].str.strip_chars()
+    user = strip_spaces(f["UserID"])
     rank = f["ClickRank"].str.strip_chars()
     mission = _nonempty(f["MissionID"])
     return {
@@ -77,7 +78,7 @@ WEBIS_SMC = DelimitedFormat(
 def _gayo(f: Columns) -> dict[str, pl.Expr]:
     session = _nonempty(f["SESSIONID"])
     return {
-        "user_id": f["USER_ID"].str.strip_chars(),
+        "user_id": strip_spaces(f["USER_ID"]),
         "query": f["QUERY"],
         "ts": pl.coalesce(
             epoch_to_utc(f["EPOCH"].str.strip_chars()),

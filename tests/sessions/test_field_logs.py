@@ -119,6 +119,24 @@ def test_a_header_in_another_encoding_says_which_and_how_to_convert_it(tmp_path,
     assert convert in said
 
 
+@pytest.mark.parametrize("kind", TEXT_FORMATS)
+def test_a_user_id_loses_what_shows_nothing_around_it_in_every_format(tmp_path, kind):
+    """The new user's find: `1001\\u200b` was another user than `1001` in every format,
+    and a JSON line's `"\\ufeff1001"` too (misc/userws.*); white space and Unicode's
+    Default_Ignorable code points around a user id are no part of it, on the fast and
+    the careful path alike (a Webis-SMC-12 mission is its user's: `1001/1`)."""
+    _, _, header, body = GOOD[kind]
+    first, second = body.splitlines(keepends=True)
+    padded = first.replace("1001", "\ufeff1001\u200b", 1) + second.replace("1001", "\u3164 1001\u2060\u034f", 1)
+    report, events, rejected = ingest_bytes(tmp_path, kind, (header + padded).encode())
+    assert (report["rows_in"], report["rows_ok"]) == (2, 2), rejected.rows()
+    assert events["user_id"].to_list() == ["1001", "1001"]
+    if kind == "webis-smc":
+        assert events["gold_mission"].to_list() == ["1001/1", "1001/1"]
+    path = next(p for p in tmp_path.iterdir() if p.is_file())
+    assert all(e["user_id"].to_list() == ["1001", "1001"] for e in both_paths(path, kind))
+
+
 def test_the_issues_aol_bom_examples(tmp_path):
     with_header = BOM + b"AnonID\tQuery\tQueryTime\tItemRank\tClickURL\n1001\ta\t2006-03-01 07:17:12\t\t\n"
     report, _, _ = ingest_bytes(tmp_path, "aol", with_header + b"1001\tb\t2006-03-01 07:18:12\t\t\n")

@@ -13,10 +13,12 @@ import pyarrow as pa
 import pytest
 from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
+from invisible import IGNORABLES, SELECTORS, SPACES
 from tables import write_table
 
 from sessions import storage
 from sessions.formats import ColumnMap, ReadOptions
+from sessions.formats.table import TABLE_UNKNOWN_USERS
 from sessions.ingest import AccountingError, IngestReport, ingest, tally
 from sessions.io import read_table
 from sessions.records import archive_refusal
@@ -707,7 +709,10 @@ def test_an_output_given_as_a_log_is_named_for_what_it_is(tmp_path):
         expand_inputs([tmp_path / "out" / "events.parquet", log])
 
 
-INVISIBLE = ["\ufeff", "\u200b", "\u2060", "\u200d", "\u00ad", "\u180e", "\U000e0020"]  # Unicode Cf: shown as nothing
+# Unicode's Default_Ignorable code points, shown as nothing: format characters (Cf) and, the new user's, a
+# variation selector, the combining grapheme joiner, the Hangul fillers (no Cf: these four were a query)
+INVISIBLE = ["\ufeff", "\u200b", "\u2060", "\u200d", "\u00ad", "\u180e", "\U000e0020", "\U0001d173",
+             "\ufe0f", "\u034f", "\u115f", "\u3164"]  # fmt: skip
 
 
 @pytest.mark.parametrize("kind", ["aol", "csv", "tsv", "jsonl", "parquet"])
@@ -735,8 +740,93 @@ def test_a_text_or_user_of_nothing_visible_is_empty_in_every_format(tmp_path, ki
         options = ReadOptions(map="user=who,time=when,text=prompt")
     report, events, rejected = run(tmp_path, [path], "aol" if kind == "aol" else "table", options=options)
     assert events["query"].to_list() == ["\u200dcats", "👍\u200d🏽"]
-    assert rejected.sort("row_id")["reason"].to_list() == [Reason.EMPTY_TEXT] * 8 + [Reason.EMPTY_USER] * 2
+    reasons = [Reason.EMPTY_TEXT] * (len(INVISIBLE) + 1) + [Reason.EMPTY_USER] * 2
+    assert rejected.sort("row_id")["reason"].to_list() == reasons
     assert report.rows_in == len(texts)
+
+
+ENGLAND = "🏴\U000e0067\U000e0062\U000e0065\U000e006e\U000e0067\U000e007f"  # a flag: a black flag and six tags
+TIME = "2024-05-01 10:00:00"
+
+
+def write_log(path, users, texts) -> ReadOptions:
+    """A log of `users` and `texts` at one time, as the suffix of `path` says: an AOL
+    file (`.txt`), or a table (`write_table`); the options that read it."""
+    if path.suffix == ".txt":
+        rows = [f"{u}\t{t}\t{TIME}\t\t" for u, t in zip(users, texts, strict=True)]
+        path.write_bytes(AOL_HEADER + "\n".join(rows).encode() + b"\n")
+        return ReadOptions()
+    write_table(path, ["who", "when", "prompt"], [(u, TIME, t) for u, t in zip(users, texts, strict=True)])
+    return ReadOptions(map="user=who,time=when,text=prompt")
+
+
+@pytest.mark.parametrize("suffix", [".txt", ".csv", ".tsv", ".jsonl", ".parquet"])
+def test_what_shows_nothing_is_no_query_and_no_part_of_a_user_in_every_format(tmp_path, suffix):
+    """The new user's find: a query of U+FE0F, U+034F, U+115F or U+3164 alone was kept
+    where U+200D or U+1D173 alone was `empty_text` (misc/unicode.csv); a JSON user
+    `"\\ufeff123"` was another user than the CSV's `123`, and `123\\u200b` in both
+    (misc/userws.*). What renders as nothing (Default_Ignorable_Code_Point, White_Space)
+    is no text and no part of a user id around it, alike in every format; a selector
+    after a visible character is part of it (an emoji heart, a flag's tags)."""
+    rows = [
+        *[("ann", text) for text in ["\u200d", "\U0001d173", "\ufe0f", "\u034f", "\u115f", "\u3164"]],
+        ("ann", "👨\u200d👩\u200d👧"), ("ann", "❤\ufe0f"), ("ann", ENGLAND), ("ann", "\u3164cats\u200b"),
+        ("\ufeff123", "bom"), ("123\u200b", "zwsp after"), ("\u3164123\u2060", "fillers"), ("123 \u200d", "zwj"),
+        (f"\u200b{ENGLAND}\u200b", "flag"), ("❤\ufe0f\u200b", "heart"), ("a\u200bb", "inside"),
+        ("\u3164", "filler user"), ("\ufe0f\u200b ", "selector user"),
+    ]  # fmt: skip
+    path = tmp_path / f"log{suffix}"
+    options = write_log(path, [u for u, _ in rows], [t for _, t in rows])
+    report, events, rejected = run(tmp_path, [path], "aol" if suffix == ".txt" else "table", options=options)
+    assert rejected.sort("row_id")["reason"].to_list() == [Reason.EMPTY_TEXT] * 6 + [Reason.EMPTY_USER] * 2
+    assert events.sort("row_id").select("user_id", "query").rows() == [
+        ("ann", "👨\u200d👩\u200d👧"), ("ann", "❤\ufe0f"), ("ann", ENGLAND), ("ann", "\u3164cats\u200b"),
+        ("123", "bom"), ("123", "zwsp after"), ("123", "fillers"), ("123", "zwj"),
+        (ENGLAND, "flag"), ("❤\ufe0f", "heart"), ("a\u200bb", "inside"),
+    ]  # fmt: skip
+    assert report.rows_in == len(rows)
+
+
+_NOTHING = [*IGNORABLES, *SPACES]  # no tab, LF or CR: a text format's separators
+nothing = st.text(st.sampled_from(_NOTHING), max_size=4)
+_VISIBLE = st.characters(categories=["L", "M", "N", "P", "S"], exclude_characters='"\\-').filter(
+    lambda c: c not in IGNORABLES
+)  # no quote, backslash (`\\N`) or `-` (AOL's placeholder)
+visible = st.tuples(nothing, st.text(_VISIBLE, min_size=1, max_size=4), nothing).map("".join)
+# a user id with what shows nothing around it: after it, from a character that is no selector (`SELECTORS`)
+padded_user = st.tuples(
+    nothing,
+    st.text(_VISIBLE, min_size=1, max_size=4).filter(lambda u: u.lower() not in TABLE_UNKNOWN_USERS),  # (`NA`)
+    st.one_of(st.just(""), st.tuples(st.sampled_from(sorted(set(_NOTHING) - set(SELECTORS))), nothing).map("".join)),
+)
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    blank=st.lists(nothing, max_size=3),
+    shown=st.lists(visible, max_size=3),
+    users=st.lists(padded_user, max_size=3),
+    no_user=st.lists(nothing, max_size=2),
+)
+def test_what_shows_nothing_is_blank_and_stripped_around_a_user_in_every_format(
+    tmp_path_factory, blank, shown, users, no_user
+):
+    """Any text of Default_Ignorable code points and white space alone is `empty_text`,
+    and a user id of them `empty_user`; a text with one visible character is a query as
+    written; a user id with any of them around it is the bare id (but for selectors right
+    after it: `SELECTORS`), in AOL files, CSV, TSV, JSON lines and Parquet alike."""
+    rows = [("u", t) for t in blank] + [("u", t) for t in shown]
+    rows += [("".join(u), "q") for u in users] + [(u, "q") for u in no_user]
+    assume(rows)
+    expected_events = [("u", t) for t in shown] + [(u[1], "q") for u in users]
+    expected_rejected = [Reason.EMPTY_TEXT] * len(blank) + [Reason.EMPTY_USER] * len(no_user)
+    for suffix in (".txt", ".csv", ".tsv", ".jsonl", ".parquet"):
+        tmp = tmp_path_factory.mktemp("log")
+        options = write_log(tmp / f"log{suffix}", [u for u, _ in rows], [t for _, t in rows])
+        _, events, rejected = run(tmp, [tmp / f"log{suffix}"], "aol" if suffix == ".txt" else "table", options=options)
+        read = sorted(events.sort("row_id").select("user_id", "query").rows(), key=repr)
+        assert read == sorted(expected_events, key=repr), suffix
+        assert sorted(rejected["reason"].to_list()) == sorted(expected_rejected), suffix
 
 
 @pytest.mark.parametrize("kind", ["parquet", "jsonl", "csv"])

@@ -8,11 +8,12 @@ import unicodedata
 import numpy as np
 import polars as pl
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
+from invisible import IGNORABLES, SELECTORS, SPACES
 
 from sessions import lexicon as lexicon_module
-from sessions.fields import is_blank
+from sessions.fields import is_blank, strip_spaces
 from sessions.lexicon import Closeness, Lexicon, Sets, encode, trigram_jaccard
 from sessions.text import MIDJOURNEY_PARAMETERS, normalize, per_text, terms, trigram_codes
 
@@ -306,12 +307,50 @@ def test_queries_without_terms_are_the_same_only_as_their_case_and_spacing_varia
             assert close == same or (norm[i] and norm[j]), (queries[i], queries[j])
 
 
-SHOWN_OR_NOT = ["a", "é", "7", "🍕", "\u0301", " ", "\t", "\u00a0", "\u3000", "\u2028",  # letters, marks, white space
-                "\u200b", "\ufeff", "\u200d", "\u00ad", "\u2060", "\U000e0020"]  # fmt: skip  # Cf
+# letters, marks, symbols (the Braille blank is one: not ignorable), a format character that shows (the Arabic
+# number sign), white space, and any of Unicode's Default_Ignorable code points (the new user's: U+200D, U+1D173,
+# U+FE0F, U+034F, U+115F, U+3164; the last four were a text)
+SHOWN_OR_NOT = st.one_of(
+    st.sampled_from(["a", "é", "7", "🍕", "\u0301", "\u2800", "\u0600", "\t", "\n", "\r", *SPACES]),
+    st.sampled_from(["\u200d", "\U0001d173", "\ufe0f", "\u034f", "\u115f", "\u3164", *IGNORABLES]),
+)
 
 
-@settings(max_examples=200, deadline=None)
-@given(st.lists(st.sampled_from(SHOWN_OR_NOT), max_size=6).map("".join))
+@settings(max_examples=300, deadline=None)
+@given(st.lists(SHOWN_OR_NOT, max_size=6).map("".join))
+@example("\ufe0f")
+@example("\u3164")
+@example("\u0600")
+@example("👨\u200d👩\u200d👧")
+@example("❤\ufe0f")
 def test_a_text_is_blank_exactly_when_it_shows_nothing(text):
-    shows_nothing = all(c.isspace() or unicodedata.category(c) == "Cf" for c in text)
+    """Blank: white space and Default_Ignorable code points alone (DerivedCoreProperties.txt),
+    not Unicode's format characters (category Cf): a variation selector, the combining
+    grapheme joiner and the Hangul fillers are no Cf and show nothing; the Arabic number
+    sign is Cf and shows."""
+    shows_nothing = set(text) <= {*IGNORABLES, *SPACES, "\t", "\n", "\r"}
     assert pl.select(is_blank(pl.lit(text, dtype=pl.String))).item() == shows_nothing
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(SHOWN_OR_NOT, st.sampled_from(SELECTORS)), max_size=8).map("".join))
+@example("\ufeff123")
+@example("123\u200b")
+@example("❤\ufe0f\u200b")
+@example("\u200b🏴\U000e0067\U000e0062\U000e0065\U000e006e\U000e0067\U000e007f\u200b")
+def test_a_text_loses_what_shows_nothing_around_it_but_its_last_characters_selectors(text):
+    """`strip_spaces` (a user id's rule) cuts from each end of a text only what shows
+    nothing (white space, Default_Ignorable code points), all of it but the selectors
+    right after the last visible character (a variation selector, a flag's tags): what
+    is left is empty exactly when the text is blank, and begins with a visible character."""
+    nothing = {*IGNORABLES, *SPACES, "\t", "\n", "\r"}
+    kept = pl.select(strip_spaces(pl.lit(text, dtype=pl.String))).item()
+    assert (kept == "") == pl.select(is_blank(pl.lit(text, dtype=pl.String))).item()
+    start = len(text) - len(text.lstrip("".join(nothing)))
+    assert text[start:].startswith(kept), (text, kept)
+    end = start + len(kept)
+    assert set(text[:start] + text[end:]) <= nothing
+    if kept:
+        body = kept.rstrip("".join(SELECTORS))
+        assert body and body[-1] not in nothing and body[0] not in nothing, (text, kept)
+        assert text[end : end + 1] not in SELECTORS, (text, kept)  # (a selector after it: kept)

@@ -196,6 +196,46 @@ def test_a_quote_never_closed_is_rejected_alike_on_both_engines(ray_cluster, tmp
         assert same(read_table(tmp_path / "ray" / name), read_table(tmp_path / "local" / name))
 
 
+def test_what_shows_nothing_is_read_alike_on_both_engines(ray_cluster, tmp_path):
+    """The new user's files (misc/unicode.csv, misc/userws.*): a query of what renders as
+    nothing alone (U+FE0F, U+034F, U+115F, U+3164, U+200D) is `empty_text`, an emoji
+    sequence a query, and a user id padded with a byte-order mark or a zero-width space
+    the bare id, on the Ray engine as on the local one, in an AOL file, CSV, JSON lines
+    and Parquet."""
+    from tables import write_table
+
+    from sessions.formats import ReadOptions
+    from workflows.distributed import data as ray_jobs
+
+    users_texts = [("1", t) for t in ("\ufe0f", "\u034f", "\u115f", "\u3164", "\u200d")]
+    users_texts += [("1", "👨\u200d👩\u200d👧"), ("1", "❤\ufe0f"), ("\ufeff123", "bom"), ("123\u200b", "zwsp after")]
+    rows = [(u, q, f"2006-03-01 10:{m:02d}:00") for m, (u, q) in enumerate(users_texts)]
+    (tmp_path / "aol").mkdir()
+    (tmp_path / "aol" / "log.txt").write_text(
+        "AnonID\tQuery\tQueryTime\tItemRank\tClickURL\n" + "".join(f"{u}\t{q}\t{t}\t\t\n" for u, q, t in rows)
+    )
+    tables = [tmp_path / f"log.{kind}" for kind in ("csv", "jsonl", "parquet")]
+    for path in tables:
+        write_table(path, ["user", "query", "time"], rows)
+    for inputs, fmt, options in (
+        ([tmp_path / "aol" / "log.txt"], "aol", ReadOptions()),
+        (tables, "table", ReadOptions(map="user=user,time=time,text=query")),
+    ):
+        reports = [job(inputs, fmt, tmp_path / f"{fmt}-{name}", options=options)
+                   for job, name in ((ray_jobs.ingest, "ray"), (local_ingest, "local"))]  # fmt: skip
+        for report in reports:
+            assert report.rejected_by_reason == {"empty_text": 5 * len(inputs)}
+        for name in ("events.parquet", "rejected.parquet"):
+            assert same(read_table(tmp_path / f"{fmt}-ray" / name), read_table(tmp_path / f"{fmt}-local" / name))
+        events = read_table(tmp_path / f"{fmt}-ray" / "events.parquet").sort("row_id")
+        assert events.select("user_id", "query").rows() == [
+            ("1", "👨\u200d👩\u200d👧"),
+            ("1", "❤\ufe0f"),
+            ("123", "bom"),
+            ("123", "zwsp after"),
+        ] * len(inputs)
+
+
 def test_columns_named_alike_but_for_spaces_are_mapped_alike_on_both_engines(ray_cluster, tmp_path):
     """Columns `user` and ` user ` in each kind of table: `user=" user "` reads the
     second on both engines (the `--map` lost its spaces: Parquet and JSON lines read
