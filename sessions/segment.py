@@ -40,7 +40,7 @@ from typing import Literal, Protocol, TypeVar, get_args, runtime_checkable
 import numpy as np
 import polars as pl
 
-from sessions.fields import is_blank
+from sessions.fields import NOTHING, is_blank
 from sessions.lexicon import Closeness, Lexicon, encode
 from sessions.parallel import default_workers, ordered_map
 from sessions.schema import TIMESTAMP
@@ -231,7 +231,7 @@ def segment_input(events: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
         raise ValueError(f"events' row_id holds values beyond Int64 ({schema['row_id']}): number the rows") from None
     unplaced = [f"{n:,} without {name}" for name in ("row_id", "user_id", "ts") if (n := frame[name].null_count())]
     user = pl.col("user_id")
-    maybe = frame.filter(user.str.contains(r"^\s") | (user.str.len_bytes() == 0))  # cheap: a blank one is among these
+    maybe = frame.filter(user.str.contains(f"^{NOTHING}") | (user.str.len_bytes() == 0))  # cheap: any blank one is here
     if blank := maybe.select(is_blank(user).sum()).item():
         unplaced.append(f"{blank:,} with a blank user_id")  # ingest rejects them as empty_user
     if unplaced:

@@ -33,7 +33,7 @@ import polars as pl
 import pyarrow as pa
 
 from sessions import storage
-from sessions.fields import strip_spaces
+from sessions.fields import is_blank, strip_spaces
 from sessions.formats.base import Columns, LogFormat, column_index, near_note, partition_hint
 from sessions.formats.columnar import JsonLinesFormat, ParquetFormat, open_parquet
 from sessions.formats.delimited import DelimitedFormat
@@ -507,13 +507,6 @@ def _holding_a_record_start(
     return [k for k, text in enumerate(later) if any([next(fits) for _ in text])]
 
 
-def _blank(value: str, raw: bool = False) -> bool:
-    """Whether a user field is blank; in the raw reading `""` too, which is how a CSV
-    writer writes an empty one (polars' `write_csv`)."""
-    value = value.strip()
-    return not value or (raw and value == '""')
-
-
 def _unclosed(text: str, start: int) -> bool:
     """Whether the record that begins on line `start` of `text` (its last) opens a
     quote that never closes: Python's `csv` reads it to the end without a word."""
@@ -529,11 +522,15 @@ def _fits(
     rows: list[list[str]], names: list[str], user: str | None, time: str | None, times: TimeOptions, raw: bool = False
 ) -> list[bool]:
     """Whether each row of one reading (`raw`: split at tabs) is a record: the header's
-    number of fields, its user not blank (`_blank`), its time read as a time (columns
-    not in the header: not asked)."""
+    number of fields, its user not blank (`is_blank`, as the reader rejects one; in the
+    raw reading `""` too, which is how a CSV writer writes an empty one: polars'
+    `write_csv`), its time read as a time (columns not in the header: not asked)."""
     fit = [len(fields) == len(names) for fields in rows]
-    if (at := _at(names, user)) is not None:
-        fit = [ok and not _blank(fields[at], raw) for ok, fields in zip(fit, rows, strict=True)]
+    if (at := _at(names, user)) is not None and rows:
+        values = pl.lit(pl.Series([fields[at] if ok else None for ok, fields in zip(fit, rows, strict=True)],
+                                  dtype=pl.String))  # fmt: skip
+        blank = is_blank(values) | (strip_spaces(values) == '""') if raw else is_blank(values)
+        fit = [ok and not b for ok, b in zip(fit, pl.select(blank).to_series().to_list(), strict=True)]
     if (at := _at(names, time)) is not None and rows:
         values = pl.Series([fields[at] if ok else None for ok, fields in zip(fit, rows, strict=True)], dtype=pl.String)
         read = pl.select(to_utc(pl.lit(values), pl.String(), times)).to_series().is_not_null().to_list()

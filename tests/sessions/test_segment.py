@@ -341,6 +341,8 @@ def test_segment_and_sessions_refuse_in_one_line_what_they_cannot_place():
         (good.with_columns(query=pl.col("query").str.split(" ")), r"query is List\(String\)"),
         (good.drop("row_id"), "events lack row_id"),
         (good.with_columns(user_id=pl.Series(["a", " ", "b"])), "1 with a blank user_id"),  # a third helper's finds
+        # what renders as nothing (the new user's): a Hangul filler was a user; a zero-width space not looked at
+        (good.with_columns(user_id=pl.Series(["a", "\u3164", "\u200b"])), "2 with a blank user_id"),
         (good.with_columns(row_id=pl.Series([0, 1, 2**63], dtype=pl.UInt64)), "row_id holds values beyond Int64"),
         (pl.DataFrame(), "events lack row_id, user_id, ts, query"),
         (good.to_pandas(), "must be a polars DataFrame or LazyFrame, not pandas"),
