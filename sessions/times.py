@@ -17,10 +17,12 @@ value gives one `ts` whether it comes from CSV, JSON lines or Parquet:
 - date-times of a typed column (Parquet, Arrow): aware ones converted, naive ones
   read as wall times of the zone below; dates are their midnight;
 - with `TimeOptions.format` (`--time-format`), text is read with that strptime
-  format and nothing else is tried. polars reads it with chrono, whose directives are
-  Python's but for two: `%f` is read as Python reads it, a fraction of a second after
-  a `.` (`%S.%f`: `.5` is half a second; chrono alone would read 5 nanoseconds), and
-  `%y` puts 69 in 2069 (Python: 1969; 00-68 and 70-99 agree).
+  format and nothing else is tried; a format must read a whole date, from its year
+  down (`missing_date`: `%H:%M:%S` alone would put every time on 0001-01-01).
+  polars reads it with chrono, whose directives are Python's but for two: `%f` is
+  read as Python reads it, a fraction of a second after a `.` (`%S.%f`: `.5` is half
+  a second; chrono alone would read 5 nanoseconds), and `%y` puts 69 in 2069
+  (Python: 1969; 00-68 and 70-99 agree).
 
 No text form takes a second of 60 (`10:00:60`): Python's and pandas' readers refuse
 it, where chrono reads it as a leap second and polars moves it to the next minute.
@@ -92,8 +94,9 @@ class TimeOptions:
         unit: the unit of epoch numbers, or "auto" (by magnitude).
         timezone: the IANA zone of wall times written without an offset.
 
-    Raises ValueError, one line, for an unknown zone or a format polars cannot read
-    (`%f` anywhere but after a `.`, `%I` without `%p`, ...).
+    Raises ValueError, one line, for an unknown zone, a format polars cannot read
+    (`%f` anywhere but after a `.`, `%I` without `%p`, ...) or one without a whole date
+    (`missing_date`: no year, or a time of day without its day).
     """
 
     format: str | None = None
@@ -125,6 +128,8 @@ class TimeOptions:
             except pl.exceptions.PolarsError as err:
                 why = str(err).strip().splitlines()[0].rstrip(".")  # polars adds the expression on more lines
                 raise ValueError(f"--time-format {self.format!r}: not a strptime format ({why})") from None
+            if (lacks := missing_date(self.format)) is not None:
+                raise ValueError(f"--time-format {self.format!r}: {lacks}; {WHOLE_DATE_ADVICE}")
 
 
 # A directive of a strptime format (with chrono's padding, width and colon modifiers:
@@ -136,6 +141,53 @@ _DIRECTIVES = frozenset("aAbBcCdDeFfgGhHIjklmMnpPrRsStTuUvVwWxXyYzZ%+")
 # each with its seconds read only where they are written 60: a literal 6, then the 0
 # read as the second (chrono reads one digit as well as two).
 _WITH_SECONDS = {"S": "6%S", "T": "%H:%M:6%S", "X": "%H:%M:6%S", "r": "%I:%M:6%S %p"}
+
+
+# What each directive reads of a date and a time, as chrono reads it; a directive that
+# stands for several (chrono's %c is `%a %b %e %H:%M:%S %Y`, %F `%Y-%m-%d`, %D and %x
+# `%m/%d/%y`, %v `%e-%b-%Y`, %+ ISO 8601 whole, %T and %X `%H:%M:%S`, %R `%H:%M`, %r
+# `%I:%M:%S %p`) reads each of theirs; %s, an epoch, a whole instant. %G and %g, the
+# year of an ISO week, read with %V alone, %C with %y alone (else chrono reads nothing).
+_READS = {
+    **dict.fromkeys("YyGg", "year"), **dict.fromkeys("mbBh", "month"), **dict.fromkeys("de", "day"),
+    "j": "yearday", **dict.fromkeys("UWV", "week"), **dict.fromkeys("aAuw", "weekday"),
+    **dict.fromkeys("HkIl", "hour"), "M": "minute", "S": "second", "f": "second",
+    "c": "weekday month day hour minute second year", "F": "year month day", "D": "month day year",
+    "x": "month day year", "v": "day month year", "+": "year month day hour minute second",
+    "T": "hour minute second", "X": "hour minute second", "R": "hour minute", "r": "hour minute second",
+    "s": "instant",
+}  # fmt: skip
+WHOLE_DATE_ADVICE = (
+    "put the whole date in each time (e.g. 2006-03-01 10:00:01, with --time-format '%Y-%m-%d %H:%M:%S'; "
+    "a date held in the file's name alone, as a SogouQ log's, joined to each time first)"
+)
+
+
+def missing_date(fmt: str) -> str | None:
+    """What the strptime format `fmt` lacks of a date, in words, or None when it reads
+    one: a year (%Y, %y, or %G of an ISO week), and for anything finer the day it falls
+    on: a month and its day (%m or %b, and %d), a day of the year (%j) or a week and its
+    weekday (%U, %W or %V, and %a or %u); or an epoch (%s). A format that stops at the
+    year or the month (`%Y-%m`) reads each time as that year's or month's first instant:
+    what the text holds. One that skips a part reads it as chrono's default: a time
+    without a year is in year 1 (`%H:%M:%S`, syslog's `%b %d %H:%M:%S`), a day without
+    its month in January (`%Y-%d`), a time of day without its day on the first of the
+    month (`%Y-%m %H:%M`), so that a log of many days would be folded onto one, silently."""
+    parts = {part for *_, letter in _DIRECTIVE.findall(fmt) for part in _READS.get(letter, "").split()}
+    if "instant" in parts:
+        return None
+    day = {"month", "day"} <= parts or "yearday" in parts or {"week", "weekday"} <= parts
+    clock = bool(parts & {"hour", "minute", "second"})
+    if "year" not in parts:
+        if not parts - {"hour", "minute", "second"}:
+            return "it reads no date, only a time of day, and every time would be read on 0001-01-01"
+        return "it reads no year (%Y or %y), and every time would be read in the year 1"
+    if "day" in parts and "month" not in parts and not day:
+        return "it reads a day of the month (%d) without its month (%m or %b), which would be read as January"
+    if clock and not day:
+        return ("it reads a time of day without its day (%d with %m or %b, or %j), and every time would be read "
+                "on its month's first day (January's, where no month is read)")  # fmt: skip
+    return None
 
 
 def chrono_format(fmt: str) -> str:

@@ -962,6 +962,83 @@ def test_a_time_format_polars_cannot_read_as_written_is_refused_in_one_line(fmt,
     assert str(refused.value).startswith(f"--time-format {fmt!r}: {why}") and "\n" not in str(refused.value)
 
 
+@pytest.mark.parametrize(
+    ("fmt", "lacks"),
+    [
+        ("%H:%M:%S", "it reads no date, only a time of day, and every time would be read on 0001-01-01"),
+        ("%T", "it reads no date, only a time of day"),
+        ("2006-03-01 %H:%M", "it reads no date, only a time of day"),  # a date written in the format is no date read
+        ("%b %d %H:%M:%S", "it reads no year (%Y or %y), and every time would be read in the year 1"),  # syslog's
+        ("%d/%m %H:%M", "it reads no year (%Y or %y)"),
+        ("%Y-%d", "it reads a day of the month (%d) without its month (%m or %b), which would be read as January"),
+        ("%Y-%m %H:%M", "it reads a time of day without its day (%d with %m or %b, or %j), and every time would be "
+                        "read on its month's first day"),
+        ("%Y %H:%M:%S", "it reads a time of day without its day"),
+    ],
+)  # fmt: skip
+def test_a_time_format_without_a_whole_date_is_refused_in_one_line(fmt, lacks):
+    """A new user's find (SogouQ, whose date is in the file's name): `--time-format
+    '%H:%M:%S'` read every time as 0001-01-01 HH:MM:SS, exit 0, a log of many days
+    folded onto one. A format that skips a part of the date (no year, a day without its
+    month, a time without its day) is refused; one that stops at the year or month, a
+    date alone, an epoch or a composite that holds a date reads as before."""
+    from sessions.times import WHOLE_DATE_ADVICE
+
+    with pytest.raises(ValueError) as refused:
+        ReadOptions(time_format=fmt)
+    said = str(refused.value)
+    assert said.startswith(f"--time-format {fmt!r}: {lacks}") and said.endswith(WHOLE_DATE_ADVICE), said
+    assert "\n" not in said
+    whole = ["%Y", "%Y-%m", "%Y-%m-%d", "%y%m%d %H%M", "%Y %j %H:%M", "%s", "%c", "%F %T", "%D %R", "%x %X",
+             "%Y-%U-%w %H:%M", "%G-W%V-%u", "%e-%b-%Y %I:%M %p", "%v", "%+", "%d.%m.%Y %H:%M:%S.%f"]  # fmt: skip
+    for fmt in whole:
+        ReadOptions(time_format=fmt)
+
+
+# Directives a format is drawn from: Python's strftime writes each as chrono reads it back.
+DATE_DIRECTIVES = ["%Y", "%y", "%m", "%b", "%B", "%d", "%e", "%j", "%H:%M", "%H", "%M", "%S", "%I:%M %p", "%a",
+                   "%A", "%u", "%w", "%U", "%W", "%G", "%V", "%F", "%D", "%T", "%R"]  # fmt: skip
+
+
+def _truncations(when: datetime) -> set[datetime]:
+    """`when` cut to the year, month, day, hour, minute and second: what a format that
+    stops at one of them reads."""
+    day = when.replace(hour=0, minute=0, second=0)
+    return {day.replace(month=1, day=1), day.replace(day=1), day, when.replace(minute=0, second=0),
+            when.replace(second=0), when}  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    directives=st.lists(st.sampled_from(DATE_DIRECTIVES), min_size=1, max_size=5, unique=True),
+    sep=st.sampled_from([" ", "-", "/"]),
+    when=st.datetimes(min_value=datetime(2000, 2, 2, 1, 1, 1), max_value=datetime(2068, 12, 30)),
+)
+def test_a_time_format_is_refused_exactly_where_reading_would_invent_a_part_of_the_date(directives, sep, when):
+    """Property: for any strptime format drawn from date and time directives, a time
+    written with it and read back by polars is a truncation of that time (to the year,
+    month, day, ... second) or the format is refused for lacking a date
+    (`missing_date`), never both. Formats chrono cannot read (a time is null, or
+    polars refuses the format) fail loudly anyway and are left out."""
+    from sessions.times import TimeOptions, chrono_format, missing_date
+
+    when = when.replace(microsecond=0)
+    assume(when.month != 1 and when.day != 1 and when.hour not in (0, 12) and when.minute and when.second)
+    fmt = sep.join(directives)
+    try:
+        TimeOptions(format=fmt)
+        refused = False
+    except ValueError:
+        assume(missing_date(fmt) is not None)  # else chrono cannot read the format: refused for that
+        refused = True
+    try:
+        read = pl.Series([when.strftime(fmt)]).str.strptime(pl.Datetime("us"), chrono_format(fmt), strict=False)[0]
+    except pl.exceptions.PolarsError:  # a format chrono refuses (%H without %M): refused for that
+        read = None
+    assume(read is not None)  # a time chrono cannot read is bad_time: the job says so
+    assert (read not in _truncations(when)) == refused, (fmt, when, read)
+
+
 TIME_FORMATS = [  # strptime formats as a user writes them for Python, and how each writes a datetime
     "%Y-%m-%d %H:%M:%S.%f", "%d/%m/%Y %H:%M:%S.%f", "%Y%m%dT%H%M%S.%f", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M:%S %z",
     "%m/%d/%Y %I:%M:%S %p", "%Y-%m-%dT%H:%M:%S.%f%z", "%d.%m.%y %H:%M",

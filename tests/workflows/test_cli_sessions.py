@@ -564,6 +564,21 @@ def test_json_lines_without_a_mapped_key_are_refused_naming_the_key_and_the_keys
     ), done.output
 
 
+def test_a_sogou_log_with_a_time_format_of_the_time_of_day_alone_is_refused_before_any_output(tmp_path):
+    """A new user's example: SogouQ writes the time of day alone (its date is in the file's
+    name); `--time-format '%H:%M:%S'` wrote every ts as 0001-01-01 HH:MM:SS, exit 0."""
+    (tmp_path / "sogou.tsv").write_text("time\tuid\tquery\n00:00:01\t980801\tbaidu\n00:00:02\t980801\tsohu\n")
+    done = runner.invoke(app, ["ingest", str(tmp_path / "sogou.tsv"), "-f", "table", "--map",
+                               "user=uid,time=time,text=query", "--time-format", "%H:%M:%S",
+                               "-o", str(tmp_path / "o")])  # fmt: skip
+    assert done.exit_code == 2 and len(done.output.strip().splitlines()) == 1, done.output
+    assert "it reads no date, only a time of day" in done.output and not (tmp_path / "o").exists()
+    (tmp_path / "dated.tsv").write_text("time\tuid\tquery\n2011-12-30 00:00:01\t980801\tbaidu\n")
+    dated = ["--map", "user=uid,time=time,text=query", "--time-format", "%Y-%m-%d %H:%M:%S"]  # as the message says
+    invoke("ingest", str(tmp_path / "dated.tsv"), "-f", "table", *dated, "-o", str(tmp_path / "o"))
+    assert str(read_table(tmp_path / "o" / "events.parquet")["ts"][0]) == "2011-12-30 00:00:01+00:00"
+
+
 def test_nothing_read_names_utf16_a_file_cut_before_any_record_and_mine_gold_alike(tmp_path):
     utf16 = "AnonID\tQuery\tQueryTime\tItemRank\tClickURL\n1\tq\t2006-03-01 00:00:00\t\t\n".encode("utf-16")
     (tmp_path / "u16.tsv").write_bytes(utf16)

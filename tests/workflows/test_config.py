@@ -396,6 +396,26 @@ def test_help_shows_a_commands_own_default_where_it_overrides_the_fields():
     assert "(lookup: 256; a text model: 64) [by model]" in train
 
 
+READING = [(words, config) for words, config in CASES if "read" in {f.name for f in dataclasses.fields(config)}]
+
+
+@pytest.mark.parametrize(("words", "config"), READING, ids=[" ".join(words) for words, _ in READING])
+def test_a_time_format_without_a_date_is_refused_by_every_command_that_reads_logs(words, config, tmp_path):
+    """A new user's find: `--time-format '%H:%M:%S'` read every time as 0001-01-01. Every
+    command that reads raw logs refuses it in one line before it reads anything, given
+    on the command line or in a --config file (told there by its key)."""
+    (tmp_path / "c.yaml").write_text("read:\n  time_format: '%b %d %H:%M:%S'\n")
+    for options, said in (
+        (["--time-format", "%H:%M:%S"], "--time-format '%H:%M:%S': it reads no date, only a time of day, and every "
+                                         "time would be read on 0001-01-01; put the whole date in each time"),
+        (["--config", str(tmp_path / "c.yaml")], f"--config {tmp_path / 'c.yaml'}: read.time_format "
+                                                  "'%b %d %H:%M:%S': it reads no year (%Y or %y)"),
+    ):  # fmt: skip
+        done = runner.invoke(app, [*words, *options])
+        assert done.exit_code == 2 and " ".join(done.output.split()).startswith(f"error: {said}"), done.output
+        assert len(done.output.strip().splitlines()) == 1, done.output
+
+
 @pytest.mark.parametrize(("words", "config"), CASES, ids=IDS)
 def test_a_refused_number_is_told_by_its_own_flag(words, config):
     """Every number a command refuses (-1, 0, 2 and a huge one, for each numeric setting
