@@ -199,10 +199,13 @@ def expand_inputs(
     inputs take in twice (named twice, named and in a directory named, linked to) is
     read once, at its first place; a link in a directory that leads nowhere is no
     file. Each of those is appended to `skipped` as `{"path", "reason"}`. ValueError
-    when the inputs take in a sessionflow job's output (its report.json, or the parts
-    of a dataset with a manifest): an output is read as a whole, never parsed as a
-    log; FileNotFoundError when nothing but non-logs is left."""
+    when a directory or pattern takes in a log beside its compressed twin
+    (`refuse_compressed_twins`: `x.txt` and `x.txt.gz`), and when the inputs take in a
+    sessionflow job's output (its report.json, or the parts of a dataset with a
+    manifest): an output is read as a whole, never parsed as a log;
+    FileNotFoundError when nothing but non-logs is left."""
     files: list[str] = []
+    listed: set[str] = set()  # the files read that a directory or pattern brought in, not named on their own
     left_out: list[dict[str, str]] = []
     first_place: dict[str, str] = {}  # storage.file_identity -> the input file read for it
     for item in inputs:
@@ -217,6 +220,8 @@ def expand_inputs(
             else:
                 first_place[same] = f
                 files.append(f)
+                if not named:
+                    listed.add(f)
         left_out += [{"path": f, "reason": FOLDER_MARKER_REASON if f.endswith("/") else HIDDEN_REASON} for f in hidden]
         if (
             not named
@@ -227,6 +232,7 @@ def expand_inputs(
             links = local.rglob("*") if local.is_dir() else map(Path, glob.glob(str(local), recursive=True))
             broken = sorted(p for p in links if p.is_symlink() and not p.exists())
             left_out += [{"path": str(p), "reason": "a link to nothing"} for p in broken]
+    refuse_compressed_twins(files, listed)
     if skipped is not None:  # each once, though a directory be named twice
         skipped += list({entry["path"]: entry for entry in left_out}.values())
     datasets = {storage.parent(f) for f in files if f.endswith(".parquet")}
@@ -243,6 +249,36 @@ def expand_inputs(
     if not files:
         raise FileNotFoundError(f"{', '.join(map(str, inputs))}: no log files, only files that are not logs")
     return files
+
+
+def compressed_twins(files: Sequence[str]) -> list[list[str]]:
+    """The groups of `files` that are one name with and without a compression, or under
+    several (`x.txt` and `x.txt.gz`, `x.txt.bz2`: `storage.COMPRESSIONS`), in one
+    directory, in the order of `files`: what `gzip -k` and `gunzip -k` leave beside
+    each other. Told by name alone: no file is opened (a log's twin is as big as it)."""
+    groups: dict[tuple[str, str], list[str]] = {}
+    for f in files:
+        groups.setdefault((storage.parent(f), storage.uncompressed_name(f)), []).append(f)
+    return [group for group in groups.values() if len(group) > 1]
+
+
+def refuse_compressed_twins(files: Sequence[str], listed: set[str]) -> None:
+    """ValueError, one line, where the input `files` hold compressed twins
+    (`compressed_twins`) one of which a directory or pattern brought in (`listed`):
+    each record would be read twice, silently (a new user's `gzip -k`'d AOL file beside
+    its original: 6,086 rows for 3,043). Twins named each on its own are read: the user
+    said so. The first pair is named, with how many more there are."""
+    twins = [group for group in compressed_twins(files) if listed.intersection(group)]
+    if not twins:
+        return
+    first = twins[0]
+    more = f" (and {len(twins) - 1:,} more such names)" if len(twins) > 1 else ""
+    shown = " and ".join(storage.name(f) for f in first)
+    raise ValueError(
+        f"{storage.parent(first[0])}: holds {shown}{more}, most likely one log with and without its compression "
+        "(what gzip -k and gunzip -k leave), whose records would all be read twice: remove one, or name the files "
+        "to read (a file named is read)"
+    )
 
 
 def iter_parsed(

@@ -7,6 +7,7 @@ import json
 import lzma
 import re
 from datetime import UTC, datetime
+from pathlib import Path
 
 import polars as pl
 import pyarrow as pa
@@ -100,6 +101,69 @@ def test_row_ids_count_across_inputs_in_order_and_directories_expand(tmp_path):
     assert events.select("row_id", "query").rows() == [(0, "a"), (2, "b"), (3, "c")]
     assert rejected.select("row_id", "line_no").rows() == [(1, 3)]
     assert [f.rows_in for f in report.files] == [2, 1, 1]
+
+
+TWIN_REFUSAL = (r"holds user-ct-test-collection-01\.txt and user-ct-test-collection-01\.txt\.gz, most likely one "
+                r"log with and without its compression \(what gzip -k and gunzip -k leave\), whose records would all "
+                r"be read twice: remove one, or name the files to read \(a file named is read\)$")  # fmt: skip
+
+
+def test_a_log_beside_its_compressed_twin_is_refused_naming_both(tmp_path):
+    """A new user's find: `gzip -k` left user-ct-test-collection-01.txt.gz beside the
+    log, and the directory was read as both: 6,086 rows for 3,043, every query twice, no
+    word. A directory or pattern that takes in both is refused, naming the pair; twins
+    each named on their own are both read, as the user said."""
+    d = tmp_path / "dupdir"
+    d.mkdir()
+    log = AOL_HEADER + b"".join(b"%d\tq %d\t2006-03-01 07:%02d:00\t\t\n" % (i // 3, i, i % 60) for i in range(30))
+    (d / "U500k_README.txt").write_text("500k User Session Collection\n")
+    (d / "user-ct-test-collection-01.txt").write_bytes(log)
+    (d / "user-ct-test-collection-01.txt.gz").write_bytes(gzip.compress(log))
+    plain, packed = d / "user-ct-test-collection-01.txt", d / "user-ct-test-collection-01.txt.gz"
+    for inputs in ([d], [f"{d}/*"], [f"{d}/user-*"], [plain, d], [d, packed]):
+        with pytest.raises(ValueError, match=f"^{re.escape(str(d))}: {TWIN_REFUSAL}"):
+            ingest(inputs, "aol", tmp_path / "out")
+    report, events, _ = run(tmp_path, [plain, packed], "aol")  # named each on its own
+    assert report.rows_in == 60 and events.height == 60
+    # a README's twin is skipped with it, and twins in two directories are two logs
+    (d / "U500k_README.txt.gz").write_bytes(gzip.compress(b"500k User Session Collection\n"))
+    packed.rename(tmp_path / packed.name)
+    report, events, _ = run(tmp_path / "o2", [d, tmp_path / packed.name], "aol")
+    skipped = [str(d / "U500k_README.txt"), str(d / "U500k_README.txt.gz")]
+    assert report.rows_in == 60 and [s["path"] for s in report.skipped_files] == skipped
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    placed=st.lists(
+        st.tuples(st.sampled_from(["", "sub/"]), st.sampled_from(["a", "log-01", "part-2.tsv"]),
+                  st.sampled_from(["", ".gz", ".bz2", ".xz", ".zst", ".lz4", ".GZ"])),
+        min_size=1, max_size=8, unique=True),
+    how=st.sampled_from(["directory", "pattern", "named", "one named, then the directory"]),
+)  # fmt: skip
+def test_compressed_twins_a_directory_or_pattern_takes_in_are_refused_and_only_those(tmp_path_factory, placed, how):
+    """Property: for any directory of logs under names with and without compressions, in
+    it and in a subdirectory, the inputs are refused exactly where a directory or
+    pattern takes in two files of one name but for their compression in one directory
+    (a README's pair, skipped, never counts); otherwise every log is read once."""
+    from sessions.ingest import expand_inputs
+
+    d = tmp_path_factory.mktemp("twins")
+    (d / "sub").mkdir()
+    files = sorted(str(d / f"{where}{stem}.txt{suffix}") for where, stem, suffix in placed)
+    for f in files:
+        Path(f).write_text("x\n")
+    (d / "README.txt").write_text("about\n")
+    (d / "README.txt.gz").write_bytes(gzip.compress(b"about\n"))
+    names = {(where, stem) for where, stem, _ in placed}
+    twins = len(names) < len(placed)
+    inputs = {"directory": [d], "pattern": [f"{d}/**/*.txt*"], "named": files,
+              "one named, then the directory": [files[0], d]}  # fmt: skip
+    if twins and how != "named":
+        with pytest.raises(ValueError, match="most likely one log with and without its compression"):
+            expand_inputs(inputs[how], fmt="aol")
+    else:
+        assert sorted(expand_inputs(inputs[how], fmt="aol")) == files
 
 
 WEBIS = (

@@ -564,6 +564,29 @@ def test_json_lines_without_a_mapped_key_are_refused_naming_the_key_and_the_keys
     ), done.output
 
 
+@pytest.mark.parametrize(
+    "command",
+    [["ingest", "-f", "aol", "--engine", "local"], ["ingest", "-f", "aol", "--engine", "ray"],
+     ["segment", "-f", "aol", "--engine", "local"], ["segment", "-f", "aol", "--engine", "ray"],
+     ["mine", "--gold", "mission", "-f", "webis-smc"], ["evaluate", "crossval", "-f", "webis-smc", "--gt"]],
+    ids=lambda words: " ".join(words),
+)  # fmt: skip
+def test_a_directory_of_a_log_and_its_gzipped_twin_is_refused_by_every_command_on_either_engine(command, tmp_path):
+    """A new user's find: a directory holding a log and the same log gzipped beside it (`gzip
+    -k`) was read as both, every query twice, exit 0: each command that reads raw logs
+    refuses it in one line naming the pair, before it writes anything."""
+    d = tmp_path / "dupdir"
+    d.mkdir()
+    (d / "webis.txt").write_text(WEBIS)
+    (d / "webis.txt.gz").write_bytes(gzip.compress(WEBIS.encode()))
+    words = [*command, str(d)] if command[-1] == "--gt" else [command[0], str(d), *command[1:]]
+    done = runner.invoke(app, [*words, "-o", str(tmp_path / "o")] if command[0] != "evaluate" else words)
+    said = " ".join(done.output.split())
+    assert done.exit_code == 2 and said.startswith(f"error: {d}: holds webis.txt and webis.txt.gz, most likely one "
+                                                   "log with and without its compression"), done.output  # fmt: skip
+    assert len(done.output.strip().splitlines()) == 1 and not (tmp_path / "o").exists()
+
+
 def test_a_sogou_log_with_a_time_format_of_the_time_of_day_alone_is_refused_before_any_output(tmp_path):
     """A new user's example: SogouQ writes the time of day alone (its date is in the file's
     name); `--time-format '%H:%M:%S'` wrote every ts as 0001-01-01 HH:MM:SS, exit 0."""

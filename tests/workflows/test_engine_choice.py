@@ -35,7 +35,7 @@ def test_auto_weighs_the_inputs_as_text_and_a_named_cluster_first(tmp_path, monk
     most = common.LOCAL_MAX_BYTES
     assert common.choose_engine("auto", None, [str(log), str(log)], "aol") == (  # a file named twice is read once
         "local", f"inputs of about {size:,} bytes of text, at most {most:,}: one process")  # fmt: skip
-    packed = tmp_path / "log.tsv.gz"
+    packed = tmp_path / "later.tsv.gz"  # another log: a twin of log.tsv would be refused
     packed.write_bytes(gzip.compress(log.read_bytes()))
     assert common.text_bytes([str(packed)], "aol") == packed.stat().st_size * common.COMPRESSED_TEXT_RATIO
     (tmp_path / "U500k_README.txt").write_text("x" * (common.LOCAL_MAX_BYTES + 1))  # in the directory, never read
