@@ -23,7 +23,7 @@ from typing import Protocol
 import polars as pl
 
 from sessions import storage
-from sessions.formats import Parsed, format_for
+from sessions.formats import Parsed, format_for, reads_as_parquet
 from sessions.formats.options import DEFAULT_READ, ReadOptions
 from sessions.formats.table import ARCHIVE_SUFFIXES, TABLE_KINDS, named_table_kind
 from sessions.io import MANIFEST, REJECTED, REPORT, ParquetSink, claim_output, parquet_rows, write_report
@@ -54,7 +54,11 @@ class FileCount:
     read where the file decided it (a TSV table written with CSV quoting);
     `rejected_lines_by_reason`, the physical lines the rejected rows took, by reason
     (more than their rows where a row took several: a quote left open takes every
-    line up to the next one that closes it)."""
+    line up to the next one that closes it); `first_rejected`, while none of its records
+    has been read, the first rejected record of each reason (`{"line_no", "raw"}`, raw
+    cut to `EXAMPLE_CHARS` and one more character, which tells that it was longer): what
+    a file none of whose records was read is named by and why
+    (`workflows.jobs.common.why_rejected`), emptied once a record is read."""
 
     path: str
     rows_in: int = 0
@@ -66,6 +70,7 @@ class FileCount:
     damage: str | None = None
     read_as: str | None = None
     rejected_lines_by_reason: dict[str, int] = field(default_factory=dict)
+    first_rejected: dict[str, dict] = field(default_factory=dict)
 
     def add(self, parsed: Parsed) -> None:
         """Count one parsed block of this file in."""
@@ -80,6 +85,15 @@ class FileCount:
         self.damage = parsed.damage or self.damage
         self.read_as = parsed.read_as or self.read_as
         self.rejected_lines_by_reason = tally(self.rejected_lines_by_reason, parsed.rejected_lines)
+        if self.rows_ok:
+            self.first_rejected = {}
+        elif parsed.rejected.height:  # none read yet: this block's first record of each reason not seen
+            firsts = parsed.rejected.group_by("reason", maintain_order=True).first()
+            for reason, line_no, raw in firsts.select("reason", "line_no", "raw").iter_rows():
+                self.first_rejected.setdefault(reason, {"line_no": line_no, "raw": raw[: EXAMPLE_CHARS + 1]})
+
+
+EXAMPLE_CHARS = 160  # of a rejected record, what an example of it shows
 
 
 def tally(*counts: Mapping[str, int]) -> dict[str, int]:
@@ -167,23 +181,32 @@ FOLDER_MARKER_REASON = "an object named like a folder (its key ends with '/'): a
 
 
 NOT_A_TABLE_REASON = f"no table by its name (--format table reads {', '.join(TABLE_KINDS)}, compressed or not)"
+SPREADSHEET_SUFFIXES = (".xlsx", ".xlsm", ".xls", ".ods", ".numbers")  # a workbook (xlsx and ods are zip archives)
+SPREADSHEET_REASON = "a spreadsheet, which is not read: save its sheet as CSV and give that"
 
 
-def not_log_reason(path: str, tables: bool = False) -> str | None:
+def not_log_reason(path: str, fmt: str | None = None) -> str | None:
     """Why a file found in an input directory or pattern is not a log (and is skipped),
-    or None: a README, a licence or a checksum, by its name or suffix; never a file
-    named for a table (`.csv`, `.tsv`, `.jsonl`, `.parquet`, ...), whatever its stem;
-    with `tables` (`--format table`, which tells a table's kind by its name), any other
-    file (`NOT_A_TABLE_REASON`). Files named one by one are always read."""
+    or None: a README, a licence or a checksum, by its name or suffix, and a spreadsheet
+    (`SPREADSHEET_REASON`); never a file named for a table (`.csv`, `.tsv`, `.jsonl`,
+    `.parquet`, ...), whatever its stem, but for a Parquet file under a `fmt` that reads
+    text (aol, webis-smc, gayo-avello, midjourney: `reads_as_parquet`), which would be read
+    as lines of binary, every one rejected; with `fmt` table (which tells a table's kind
+    by its name), any other file (`NOT_A_TABLE_REASON`). Files named one by one are
+    always read."""
     name = storage.name(path)
+    if named_table_kind(name) == "parquet" and fmt is not None and not reads_as_parquet(fmt, name):
+        return f"a Parquet file, which --format {fmt} does not read (it reads text): read it with --format table"
     if named_table_kind(name):  # named for a table (`notice-board.csv`, `x.tsv.bz2`): a log, whatever its stem
         return None
     stem, suffix = posixpath.splitext(storage.uncompressed_name(name))  # `NOTES.pdf.bz2` is a .pdf
     if _NOT_LOG_NAMES.search(stem) or name in ("_SUCCESS", "_SUCCESS.crc"):
         return "documentation or a marker, by its name"
+    if suffix.lower() in SPREADSHEET_SUFFIXES:
+        return SPREADSHEET_REASON
     if suffix.lower() in _NOT_LOG_SUFFIXES:
         return f"a {suffix} file"
-    return NOT_A_TABLE_REASON if tables else None
+    return NOT_A_TABLE_REASON if fmt == "table" else None
 
 
 def expand_inputs(
@@ -193,7 +216,8 @@ def expand_inputs(
     a directory stands for its files, sorted by name; a glob pattern for its matches).
 
     Files of a directory or pattern that are not logs (`not_log_reason`: a README, a
-    checksum file; for `fmt` table, any file not named for a table) are left out, and
+    checksum file, a spreadsheet; a Parquet file for a `fmt` that reads text; for `fmt`
+    table, any file not named for a table) are left out, and
     so are a directory's hidden files (a name on the path starting with `.` or `_`:
     `.DS_Store`, Spark's `_SUCCESS`); a file named on its own is always kept. A file the
     inputs take in twice (named twice, named and in a directory named, linked to) is
@@ -213,7 +237,7 @@ def expand_inputs(
         found = storage.expand([item], hidden)
         named = found == [storage.absolute(item)]  # a file named on its own
         for f in found:
-            if not named and (reason := not_log_reason(f, tables=fmt == "table")) is not None:
+            if not named and (reason := not_log_reason(f, fmt)) is not None:
                 left_out.append({"path": f, "reason": reason})
             elif (same := storage.file_identity(f)) in first_place:
                 left_out.append({"path": f, "reason": f"the same file as {first_place[same]}: read once"})

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from sessions.formats.aol import AOL
 from sessions.formats.base import LogFormat, Parsed
+from sessions.formats.columnar import ParquetFormat
 from sessions.formats.gold import GAYO_AVELLO, WEBIS_SMC
 from sessions.formats.options import DEFAULT_READ, ReadOptions
 from sessions.formats.prompts import DIFFUSIONDB, MIDJOURNEY
@@ -32,6 +33,18 @@ def format_for(name: str, path: str | Path, options: ReadOptions = DEFAULT_READ)
     return replace(FORMATS[name], options=options)  # type: ignore[type-var]
 
 
+def reads_as_parquet(name: str | None, path: str | Path) -> bool:
+    """Whether the format `name` reads the file at `path` as Parquet: `table` a file named
+    for Parquet (`.parquet`, `.pq`, compressed or not), a format of Parquet logs
+    (diffusiondb) every file; the others (aol, webis-smc, gayo-avello, midjourney) read
+    text. False for an unknown name, or None."""
+    from sessions.formats.table import named_table_kind
+
+    if name == "table":
+        return named_table_kind(path) == "parquet"
+    return name is not None and isinstance(FORMATS.get(name), ParquetFormat)
+
+
 def check_format(name: str, options: ReadOptions = DEFAULT_READ) -> None:
     """ValueError in one line for an unknown format, a `table` without a column mapping,
     or a mapping given to a format of fixed columns: what `format_for` refuses, checked
@@ -46,4 +59,5 @@ def check_format(name: str, options: ReadOptions = DEFAULT_READ) -> None:
         raise ValueError(f"--map applies to --format table only; {name} has fixed columns")
 
 
-__all__ = ["FORMATS", "FORMAT_NAMES", "ColumnMap", "LogFormat", "Parsed", "ReadOptions", "check_format", "format_for"]
+__all__ = ["FORMATS", "FORMAT_NAMES", "ColumnMap", "LogFormat", "Parsed", "ReadOptions", "check_format", "format_for",
+           "reads_as_parquet"]  # fmt: skip

@@ -166,6 +166,32 @@ def test_compressed_twins_a_directory_or_pattern_takes_in_are_refused_and_only_t
         assert sorted(expand_inputs(inputs[how], fmt="aol")) == files
 
 
+@pytest.mark.parametrize("fmt", ["aol", "webis-smc", "gayo-avello", "midjourney", "diffusiondb", "table"])
+def test_a_parquet_file_under_a_format_of_text_and_a_spreadsheet_are_skipped_in_a_directory(tmp_path, fmt):
+    """A new user's find: a stray `.parquet` and an `.xlsx` in a directory read under
+    `--format aol` became rows of binary, every one rejected, and a DAMAGED zip. In a
+    directory or pattern, a Parquet file is left out under a format that reads text
+    (kept where it reads Parquet), a spreadsheet under every one, each listed with why;
+    named on its own, each is read (and what it is told, should nothing of it be read)."""
+    from sessions.formats import reads_as_parquet
+    from sessions.ingest import SPREADSHEET_REASON, expand_inputs
+
+    d = tmp_path / "logs"
+    d.mkdir()
+    for name in ("a.parquet", "b.parquet.gz", "sheet.xlsx", "old.XLS", "c.ods", "z-log.csv"):
+        (d / name).write_bytes(b"PAR1")
+    skipped: list[dict[str, str]] = []
+    found = expand_inputs([d, f"{d}/*.parquet*"], skipped, fmt)
+    parquet = [str(d / "a.parquet"), str(d / "b.parquet.gz")]
+    assert found == [*(parquet if reads_as_parquet(fmt, "a.parquet") else []), str(d / "z-log.csv")]
+    told = {Path(s["path"]).name: s["reason"] for s in skipped}
+    assert {told[n] for n in ("sheet.xlsx", "old.XLS", "c.ods")} == {SPREADSHEET_REASON}
+    if not reads_as_parquet(fmt, "a.parquet"):
+        said = f"a Parquet file, which --format {fmt} does not read (it reads text): read it with --format table"
+        assert told["a.parquet"] == told["b.parquet.gz"] == said
+    assert expand_inputs([d / "a.parquet"], fmt=fmt) == [str(d / "a.parquet")]  # named on its own
+
+
 WEBIS = (
     "UserID\tQuery\tTimeStamp\tClickRank\tClickDomain\tMissionID\tComment\n" + "-" * 40 + "\n" + "-" * 40 + "\n"
     "599381\talgebra - solving quadratic\t2006-03-01 01:14:05\t\t\t1\n"

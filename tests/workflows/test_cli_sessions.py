@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import gzip
 import json
+from pathlib import Path
 
+import hypothesis
 import polars as pl
 import pytest
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from sessions.io import read_table
@@ -585,6 +588,121 @@ def test_a_directory_of_a_log_and_its_gzipped_twin_is_refused_by_every_command_o
     assert done.exit_code == 2 and said.startswith(f"error: {d}: holds webis.txt and webis.txt.gz, most likely one "
                                                    "log with and without its compression"), done.output  # fmt: skip
     assert len(done.output.strip().splitlines()) == 1 and not (tmp_path / "o").exists()
+
+
+AOL_ROWS = "AnonID\tQuery\tQueryTime\tItemRank\tClickURL\n" + "".join(
+    f"{1 + i // 5}\tquery {i}\t2006-03-01 10:{i:02d}:00\t\t\n" for i in range(20)
+)
+
+
+def mixed_directory(d):
+    """A new user's `mixdir`: a good AOL file, a stray Parquet file, a UTF-16 TSV and a
+    workbook (an empty zip, as far as the reader sees)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    d.mkdir()
+    (d / "01-A.txt").write_text(AOL_ROWS)
+    (d / "notes.tsv").write_bytes(AOL_ROWS.encode("utf-16"))  # Excel's Unicode Text
+    pq.write_table(pa.table({"image": ["a.png", "b.png"], "prompt": ["x", "y"]}), d / "stray.parquet")
+    (d / "sheet.xlsx").write_bytes(b"PK\x05\x06" + bytes(18))
+    return d
+
+
+def alone(path, fmt: str, out) -> str:
+    """What a job says of the file at `path` named alone, of which nothing is read."""
+    from sessions.ingest import ingest
+    from sessions.io import scan_table
+    from workflows.jobs.common import nothing_read
+
+    report = ingest([path], fmt, out)
+    return nothing_read(report.to_dict(), scan_table(out / "rejected.parquet"))
+
+
+def test_a_file_of_a_directory_none_of_whose_records_is_read_is_named_with_what_it_would_get_alone(tmp_path):
+    """A new user's find: in a directory of a good AOL file, a stray Parquet file, a UTF-16
+    TSV and a workbook, the Parquet file became 9 rejected rows and the UTF-16 one 502,
+    exit 0, and the summary named neither: its one advice, to convert from Windows-1252,
+    was wrong for both. A Parquet file under a format of text and a spreadsheet are now
+    skipped by name and listed; a file none of whose records was read is named NOT READ
+    with why, in the words the file named alone fails with; the accounting holds."""
+    from sessions.ingest import SPREADSHEET_REASON
+    from workflows.cli.ingest import ingest_rows
+
+    d = mixed_directory(tmp_path / "mixdir")
+    done = runner.invoke(app, ["ingest", str(d), "-f", "aol", "-o", str(tmp_path / "o"), "--engine", "local"])
+    said = " ".join(done.output.split())
+    assert done.exit_code == 0 and "NOT READ" in said and "often UTF-16" in said, done.output
+    assert "WINDOWS-1252" not in said  # the only bad_encoding row is the UTF-16 file's, which says its own
+    report = json.loads((tmp_path / "o" / "report.json").read_text())
+    assert {s["path"]: s["reason"] for s in report["skipped_files"]} == {
+        str(d / "sheet.xlsx"): SPREADSHEET_REASON,
+        str(d / "stray.parquet"): "a Parquet file, which --format aol does not read (it reads text): read it with "
+                                  "--format table"}  # fmt: skip
+    assert [(f["path"], f["rows_in"], f["rows_ok"]) for f in report["files"]] == [
+        (str(d / "01-A.txt"), 20, 20), (str(d / "notes.tsv"), 22, 0)]  # fmt: skip
+    assert report["rows_in"] == report["rows_ok"] + report["rows_rejected"] == 42
+    rows = ingest_rows(report)
+    notes = d / "notes.tsv"
+    by_itself = alone(notes, "aol", tmp_path / "alone")  # "nothing could be read: ... e.g. line 2 of PATH: ..."
+    assert rows[f"  NOT READ {notes}"] == by_itself.removeprefix("nothing could be read: ").replace(f" of {notes}", "")
+    assert [k for k in rows if "NOT READ" in k or "bad_encoding:" in k] == [f"  NOT READ {notes}"]
+    # named alone, the Parquet file and the workbook say what they are
+    assert "it is a Parquet file (its first bytes are PAR1)" in alone(d / "stray.parquet", "aol", tmp_path / "p")
+    assert alone(d / "sheet.xlsx", "aol", tmp_path / "x").endswith(f"it is {SPREADSHEET_REASON}")
+    # of many such files, the first five are named with why, the others counted
+    files = [{"path": f"logs/part-{i}.txt", "rows_in": 1, "rows_ok": 0, "rejected_by_reason": {"bad_time": 1},
+              "first_rejected": {"bad_time": {"line_no": 1, "raw": "1\tq\tyesterday"}}} for i in range(7)]  # fmt: skip
+    rows = ingest_rows({"format": "aol", "rows_in": 7, "rows_ok": 0, "rows_rejected": 7, "files": files})
+    assert [k for k in rows if "NOT READ" in k] == [*(f"  NOT READ logs/part-{i}.txt" for i in range(5)),
+                                                    "  NOT READ 2 more files"]  # fmt: skip
+    assert rows["  NOT READ logs/part-0.txt"].startswith("its one record was rejected, as bad_time, e.g. line 1: ")
+    # a Parquet table read as Parquet, its texts not UTF-8, is told so, not that it was read as text
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from sessions.formats import ReadOptions
+    from sessions.ingest import ingest
+    from sessions.io import scan_table
+    from workflows.jobs.common import nothing_read
+
+    texts = pa.array([b"caf\xe9", b"\xff"], pa.binary()).view(pa.string())
+    pq.write_table(pa.table({"u": ["a", "b"], "t": ["2023-01-01 10:00:00"] * 2, "q": texts}), tmp_path / "t.parquet")
+    report = ingest([tmp_path / "t.parquet"], "table", tmp_path / "t", options=ReadOptions(map="user=u,time=t,text=q"))
+    said = nothing_read(report.to_dict(), scan_table(tmp_path / "t" / "rejected.parquet"))
+    assert said.endswith("the input is not UTF-8 text (convert it, e.g. with iconv)"), said
+
+
+BAD_AOL_LINES = ["1\tq\tyesterday\t\t\n", "x\ty\n", "1\t-\t2006-03-01 10:00:00\t\t\n", "\udcff\udcfe junk\n",
+                 "1\tnul\x00x\t2006-03-01 10:00:00\t\t\n"]  # fmt: skip
+
+
+@hypothesis.settings(max_examples=20, deadline=None)
+@hypothesis.given(
+    files=st.lists(st.tuples(st.integers(0, 2), st.lists(st.sampled_from(BAD_AOL_LINES), max_size=4)),
+                   min_size=2, max_size=4),
+)  # fmt: skip
+def test_the_summary_names_exactly_the_files_none_of_whose_records_was_read(tmp_path_factory, files):
+    """Property: for any directory of AOL files, each of some good and some rejected
+    records, the summary names NOT READ exactly the files that held records and none
+    read, each in the words `nothing_read` says of it named alone."""
+    from sessions.ingest import ingest
+    from workflows.cli.ingest import ingest_rows
+
+    tmp = tmp_path_factory.mktemp("dir")
+    (tmp / "logs").mkdir()
+    paths = []
+    for i, (good, bad) in enumerate(files):
+        path = tmp / "logs" / f"part-{i}.txt"
+        text = AOL_ROWS.splitlines(keepends=True)[: 1 + good] + bad
+        path.write_bytes("".join(text).encode("utf-8", "surrogateescape"))
+        paths.append(path)
+    rows = ingest_rows(ingest([tmp / "logs"], "aol", tmp / "out").to_dict())
+    named = {key.removeprefix("  NOT READ ") for key in rows if key.startswith("  NOT READ ")}
+    assert named == {str(p) for p, (good, bad) in zip(paths, files, strict=True) if not good and bad}
+    for i, path in enumerate(map(Path, sorted(named))):
+        by_itself = alone(path, "aol", tmp / f"alone-{i}").removeprefix("nothing could be read: ")
+        assert rows[f"  NOT READ {path}"] == by_itself.replace(f" of {path}", "")
 
 
 def test_a_sogou_log_with_a_time_format_of_the_time_of_day_alone_is_refused_before_any_output(tmp_path):

@@ -318,6 +318,38 @@ def test_the_data_tell_the_compression_alike_on_both_engines(ray_cluster, tmp_pa
         assert same(read_table(tmp_path / "ray" / name), read_table(tmp_path / "local" / name))
 
 
+def test_files_not_logs_and_files_of_which_nothing_is_read_are_told_alike_on_both_engines(ray_cluster, tmp_path):
+    """A new user's `mixdir` (a good AOL file, a stray Parquet file, a UTF-16 TSV, a
+    workbook) and a Parquet file named `.txt`: both engines skip the Parquet file and the
+    workbook by name, and report the files none of whose records was read with the same
+    first rejected records, so that the summary names them (NOT READ) with one why."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from workflows.cli.ingest import ingest_rows
+    from workflows.distributed import data as ray_jobs
+
+    aol = "AnonID\tQuery\tQueryTime\tItemRank\tClickURL\n" + "".join(
+        f"{1 + i // 5}\tquery {i}\t2006-03-01 10:{i:02d}:00\t\t\n" for i in range(20)
+    )
+    d = tmp_path / "mixdir"
+    d.mkdir()
+    (d / "01-A.txt").write_text(aol)
+    (d / "notes.tsv").write_bytes(aol.encode("utf-16"))
+    pq.write_table(pa.table({"prompt": ["x", "y"]}), d / "stray.parquet")
+    (d / "misnamed.txt").write_bytes((d / "stray.parquet").read_bytes())
+    (d / "sheet.xlsx").write_bytes(b"PK\x05\x06" + bytes(18))
+    reports = [job([d], "aol", tmp_path / name).to_dict()
+               for job, name in ((ray_jobs.ingest, "ray"), (local_ingest, "local"))]  # fmt: skip
+    for key in ("files", "skipped_files", "rows_in", "rows_ok", "rows_rejected"):
+        assert reports[0][key] == reports[1][key], key
+    rows = [{k: v for k, v in ingest_rows(r).items() if "NOT READ" in k} for r in reports]
+    assert rows[0] == rows[1] and list(rows[0]) == [f"  NOT READ {d / 'misnamed.txt'}", f"  NOT READ {d / 'notes.tsv'}"]
+    said = list(rows[0].values())
+    assert "it is a Parquet file (its first bytes are PAR1)" in said[0] and "often UTF-16" in said[1]
+    assert [s["path"] for s in reports[0]["skipped_files"]] == [str(d / "sheet.xlsx"), str(d / "stray.parquet")]
+
+
 def test_a_tsv_table_written_with_csv_quoting_reads_alike_on_both_engines(ray_cluster, tmp_path):
     """A TSV as pandas and Python's csv write it (a new user's find: quotes were kept as
     text, a tab inside a quoted field rejected the row) beside a raw one with phrase

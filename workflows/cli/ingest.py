@@ -28,10 +28,15 @@ def ingest(job: IngestJob) -> None:
 def ingest_rows(report: dict) -> dict:
     """The row accounting of a report, for a summary table: rows by reason (with the
     lines they took, where more than one a row: a quote left open takes the lines after
-    it), lines and files that are not records or logs (skipped), and each damaged file
-    with where its stream broke off (what a report holds of them: `mine` of sessions has
-    rows alone)."""
+    it), lines and files that are not records or logs (skipped), each file none of whose
+    records was read (NOT READ, with why: `common.file_not_read`, the words the file
+    named alone would fail with; past `NOT_READ_SHOWN` of them, how many more), and each
+    damaged file with where its stream broke off
+    (what a report holds of them: `mine` of sessions has rows alone)."""
+    from workflows.jobs.common import file_not_read, none_read
+
     rejected, lines = report.get("rejected_by_reason", {}), report.get("rejected_lines_by_reason", {})
+    not_read = [f for f in report.get("files", []) if none_read(f)]
     rows = {
         "rows in": report["rows_in"],
         "rows ok": report["rows_ok"],
@@ -41,7 +46,12 @@ def ingest_rows(report: dict) -> dict:
         **{f"times in a repeated hour, read {how}": n for how, n in report.get("repeated_hour", {}).items() if n},
         **({"files": len(report["files"])} if "files" in report else {}),  # a table of events has none
     }
-    if report.get("rejected_by_reason", {}).get("bad_encoding"):  # a file of accented rows lost them quietly
+    elsewhere = [f for f in report.get("files", []) if not none_read(f)]  # those named NOT READ below say theirs
+    if (
+        sum(f.get("rejected_by_reason", {}).get("bad_encoding", 0) for f in elsewhere)
+        if "files" in report
+        else rejected.get("bad_encoding")
+    ):  # a file of accented rows lost them quietly
         from sessions.records import not_utf8_advice
 
         rows["  bad_encoding: records not UTF-8 text"] = not_utf8_advice(b"")
@@ -51,6 +61,11 @@ def ingest_rows(report: dict) -> dict:
         rows["  backslash_escape: quotes escaped with a backslash"] = BACKSLASH_ADVICE
     for skipped in report.get("skipped_files", []):
         rows[f"  skipped {skipped['path']}"] = skipped["reason"]
+    rows.update({f"  NOT READ {f['path']}": file_not_read(f, report) for f in not_read[:NOT_READ_SHOWN]})
+    if len(not_read) > NOT_READ_SHOWN:  # a directory of many: the first ones tell what the rest most likely are
+        rows[f"  NOT READ {len(not_read) - NOT_READ_SHOWN:,} more files"] = (
+            "none of their records read either: each is in report.json's files, rows_ok 0, with its first_rejected"
+        )
     read_as: dict[str, list[str]] = {}  # how a TSV table was read: each file's, a count where many read alike
     for f in report.get("files", []):
         if f.get("damage"):
@@ -61,6 +76,9 @@ def ingest_rows(report: dict) -> dict:
         named = paths if len(paths) <= 3 else [f"{len(paths):,} files ({paths[0]}, ...)"]
         rows.update({f"  {path}": how for path in named})
     return rows
+
+
+NOT_READ_SHOWN = 5  # files none of whose records was read, named each with why; the rest counted
 
 
 def _with_lines(rows: int, lines: int) -> int | str:

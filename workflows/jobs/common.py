@@ -4,7 +4,7 @@ labelled pairs that `train session` and `evaluate pairs` both take (`read_pairs_
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import field, fields
@@ -223,18 +223,12 @@ def require_rows_read(report: dict, output: str) -> None:
 
 def nothing_read(report: dict, rejected: pl.LazyFrame | pl.DataFrame | None) -> str:
     """Why no record of the inputs became an event, in one line: a file cut short or
-    damaged before its first record, inputs without records, or the most frequent
-    reason of the `rejected` rows (`sessions.schema.REJECTED_SCHEMA`; None when
-    `report["rows_in"]` is 0) with one rejected record as an example and its usual
-    cause (a wrong --format or --map; times that need --time-format; text that is not
-    UTF-8), or for a `truncated_stream` what the file's reader said of it (a cut,
-    corrupt data, an archive), and of a file named compressed that holds no compressed
-    data, that its name says so. `report`: an ingest report as a dict (`rows_in`,
-    `files`). Every job that reads raw records says it this way, whatever it keeps its
-    rejected rows in."""
-    from sessions import storage
-    from sessions.formats.base import near_names
-
+    damaged before its first record, inputs without records, or, in `why_rejected`'s
+    words, the most frequent reason of the `rejected` rows
+    (`sessions.schema.REJECTED_SCHEMA`; None when `report["rows_in"]` is 0) with the
+    first rejected record of that reason as an example and its usual cause. `report`:
+    an ingest report as a dict (`rows_in`, `files`, `config`). Every job that reads raw
+    records says it this way, whatever it keeps its rejected rows in."""
     if not report["rows_in"] or rejected is None:
         damaged = [f for f in report.get("files", []) if f.get("damage")]
         if damaged:
@@ -243,20 +237,72 @@ def nothing_read(report: dict, rejected: pl.LazyFrame | pl.DataFrame | None) -> 
     import polars as pl
 
     table = rejected.lazy()
-    reasons = table.group_by("reason").len().sort("len", "reason", descending=[True, False]).collect()
-    (reason, count), others = reasons.row(0), reasons.slice(1, 3).rows()
-    example = table.filter(pl.col("reason") == reason).head(1).collect().row(0, named=True)
-    raw = example["raw"] if len(example["raw"]) <= 160 else example["raw"][:160] + "..."
+    counts = dict(table.group_by("reason").len().collect().iter_rows())
+    top = min(counts.items(), key=lambda item: (-item[1], item[0]))[0]
+    example = table.filter(pl.col("reason") == top).head(1).collect().row(0, named=True)
+    return f"nothing could be read: {why_rejected(counts, example['source_file'], example, report)}"
+
+
+def none_read(count: dict) -> bool:
+    """Whether one input file held records and none of them was read, short of a damaged
+    stream before its first record being all it held (the summary marks that DAMAGED,
+    with why). `count`: the file's `sessions.ingest.FileCount` as a dict."""
+    only_damage = count.get("damage") and set(count.get("rejected_by_reason") or {}) <= {"truncated_stream"}
+    return bool(count.get("rows_in")) and not count.get("rows_ok") and not only_damage
+
+
+def file_not_read(count: dict, report: dict) -> str | None:
+    """Why none of the records of one input file was read (`none_read`), as
+    `nothing_read` would say it of the file named alone (`why_rejected`); None where one
+    was. `count`: the file's `sessions.ingest.FileCount` as a dict, whose
+    `first_rejected` holds the example; `report`: the job's report as a dict."""
+    if not none_read(count):
+        return None
+    reasons = count["rejected_by_reason"]
+    top = min(reasons.items(), key=lambda item: (-item[1], item[0]))[0]
+    return why_rejected(reasons, count["path"], (count.get("first_rejected") or {}).get(top), report, of_file=True)
+
+
+def why_rejected(
+    counts: Mapping[str, int], source: str, example: Mapping | None, report: dict, of_file: bool = False
+) -> str:
+    """Why every one of some records was rejected, in words: how many, the most frequent
+    reasons (of `counts`, rejected rows by reason), the `example` (the first rejected
+    record of the most frequent reason, of the file `source`: `line_no`, `raw`; None,
+    none shown: a report of an older sessionflow kept none) and its usual cause: a
+    wrong --format or --map, times that need --time-format, text that is not UTF-8
+    (UTF-16's control bytes), Parquet read as text (told by its file's first bytes), a
+    spreadsheet (by its name); for a `truncated_stream` what the file's reader said of
+    it (a cut, corrupt data, an archive, in `report["files"]`), and of a file named
+    compressed that holds no compressed data, that its name says so. `report`: the
+    job's report as a dict (`format`, `files`, `config`). `of_file`: the records of one
+    file, which is not named again. `nothing_read` (the whole inputs) and
+    `file_not_read` (one file of several, in the summary) both say it so."""
+    from sessions import storage
+    from sessions.formats import reads_as_parquet
+    from sessions.formats.base import near_names
+    from sessions.ingest import EXAMPLE_CHARS, SPREADSHEET_REASON, SPREADSHEET_SUFFIXES
+
+    ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    (reason, count), others = ranked[0], ranked[1:4]
+    full = example["raw"] if example else ""
+    raw = full if len(full) <= EXAMPLE_CHARS else full[:EXAMPLE_CHARS] + "..."
     also = "".join(f", {r} ({n:,})" for r, n in others)
     cause = _NOTHING_READ_CAUSE.get(reason, "a wrong --format, --map or time format is the usual cause")
     if reason == "truncated_stream":  # what the file's reader said of it (a cut, corrupt data, an archive)
-        said = [f["damage"] for f in report.get("files", []) if f.get("path") == example["source_file"]]
+        said = [f["damage"] for f in report.get("files", []) if f.get("path") == source]
         cause = next((damage for damage in said if damage), cause)
-    named = storage.compression_of(example["source_file"])
+    named = storage.compression_of(source)
     if named and reason in ("bad_encoding", "control_chars"):  # read as stored: its data are not what its name says
         cause = f"its name says {named}, but it does not hold {named} data (damaged, or never compressed); {cause}"
+    text = not reads_as_parquet(report.get("format"), source)
+    if reason in _BINARY_REASONS and text and _holds_parquet(source):  # a Parquet file read as lines of text
+        cause = ("it is a Parquet file (its first bytes are PAR1), read as text here: read it with --format table "
+                 "and a --map, under a name ending .parquet")  # fmt: skip
+    if storage.uncompressed_name(source).lower().endswith(SPREADSHEET_SUFFIXES):
+        cause = f"it is {SPREADSHEET_REASON}"
     read = (report.get("config") or {}).get("read") or {}
-    keys = _json_keys(example["raw"])
+    keys = _json_keys(full)
     if absent := _absent_keys(keys, read.get("map")):  # a JSON line without a mapped key
         held = ", ".join(map(repr, keys)) + (f"; {near}" if (near := near_names(keys, absent)) else "")
         cause = (
@@ -269,13 +315,26 @@ def nothing_read(report: dict, rejected: pl.LazyFrame | pl.DataFrame | None) -> 
             f"the --time-format given ({given!r}) does not read its time, or a wrong --format or --map (another "
             "column read as the time): without --time-format, ISO 8601 and epoch numbers are read"
         )
-    n = report["rows_in"]
+    n = sum(counts.values())
     everything = "its one record was rejected" if n == 1 else f"all {n:,} records were rejected"
     most = f"as {reason}" if n == 1 else f"most as {reason} ({count:,}){also}"
-    return (
-        f"nothing could be read: {everything}, {most}, "
-        f"e.g. line {example['line_no']} of {example['source_file']}: {raw!r}; {cause}"
-    )
+    where = f"line {example['line_no']}" + ("" if of_file else f" of {source}") if example else ""
+    return f"{everything}, {most}{f', e.g. {where}: {raw!r}' if where else ''}; {cause}"
+
+
+_BINARY_REASONS = ("bad_encoding", "control_chars", "empty_line", "wrong_field_count")  # binary data read as text
+
+
+def _holds_parquet(location: str) -> bool:
+    """Whether the file at `location` starts with Parquet's magic bytes (`PAR1`), once
+    decompressed (a `.parquet.gz`); False where it cannot be read now."""
+    from sessions import storage
+
+    try:
+        with storage.open_input(location) as stream:
+            return stream.read(4) == b"PAR1"
+    except OSError:  # StorageError, DamagedStreamError: then nothing is told of it
+        return False
 
 
 def _json_keys(raw: str) -> list[str]:
