@@ -8,7 +8,11 @@ Quirks of the real files, all handled here:
 - a query-only row may have its empty ItemRank and ClickURL trimmed (three fields, as
   the AOL readme describes such rows): a query without a click;
 - `-` stands for a query the log does not hold: rejected as `placeholder_query`;
-- bytes that are not UTF-8 (Latin-1 leftovers): rejected as `bad_encoding`.
+- bytes that are not UTF-8 (Latin-1 leftovers): rejected as `bad_encoding`;
+- an AnonID or ItemRank written as a whole float (`1019251.0`, `3.0`: a part read and
+  written back by pandas, which writes an integer column with a missing value so) is
+  its integer (`integer_field`); a rank that is no whole number (`3.5`) is
+  `bad_click_rank`.
 
 Synthetic logs (`sessionflow synth --style aol`) add the columns `gold_session`,
 `gold_mission`, `gold_depth` and `gold_reformulation` after ClickURL; they are read
@@ -20,7 +24,7 @@ from __future__ import annotations
 import polars as pl
 
 from sessions.fields import strip_spaces
-from sessions.formats.base import Columns
+from sessions.formats.base import Columns, integer_field
 from sessions.formats.delimited import DelimitedFormat
 from sessions.schema import GOLD_COLUMNS, Reason
 
@@ -30,16 +34,17 @@ PLACEHOLDER_QUERY = "-"
 
 
 def _build(f: Columns) -> dict[str, pl.Expr]:
-    rank = f["ItemRank"].str.strip_chars()
     columns = {
-        "user_id": strip_spaces(f["AnonID"]),
+        "user_id": integer_field(f, "AnonID"),
         "query": f["Query"],
         "ts": f.time("QueryTime", AOL_TIME_FORMAT),
-        "_rank_text": rank,
-        "click_rank": rank.cast(pl.Int32, strict=False),
+        "_rank_text": strip_spaces(f["ItemRank"]),  # (a rank given: `BAD_CLICK_RANK`)
+        "click_rank": integer_field(f, "ItemRank").cast(pl.Int32, strict=False),
         "click_url": pl.when(f["ClickURL"] != "").then(f["ClickURL"]),
     }
     columns.update({gold: pl.when(f[gold] != "").then(f[gold]) for gold in GOLD_COLUMNS if gold in f})
+    if "gold_depth" in f:  # a synthetic log's WordNet depth: `3.0`, as pandas writes it back, is 3 (was no depth)
+        columns["gold_depth"] = pl.when(f["gold_depth"] != "").then(integer_field(f, "gold_depth"))
     return columns
 
 

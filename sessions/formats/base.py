@@ -17,7 +17,7 @@ from pathlib import Path
 import polars as pl
 import polars.selectors as cs
 
-from sessions.fields import first_reason, has_control_chars, is_blank
+from sessions.fields import first_reason, has_control_chars, integer_text, is_blank, strip_spaces
 from sessions.formats.options import ReadOptions, map_name
 from sessions.records import DEFAULT_BLOCK_BYTES
 from sessions.schema import EVENT_SCHEMA, REJECTED_SCHEMA, Reason
@@ -124,6 +124,15 @@ class Columns(ABC):
             return built
         name, known = self.time_source
         return {**built, "_naive": is_naive(self[name], self.dtype(name), self.times, known)}
+
+
+def integer_field(f: Columns, name: str) -> pl.Expr:
+    """The field `name` of a built-in format that holds an integer by definition (a
+    user id, a click rank, a mission or session number, epoch seconds): without the
+    white space around it (`strip_spaces`), and as its integer where written as a whole
+    float (`integer_text`: `1019251.0`, as pandas writes an integer column with a
+    missing value, is the user `1019251`; a rank `3.0` is 3)."""
+    return integer_text(strip_spaces(f[name]))
 
 
 # Canonical columns (and private `_`-prefixed helpers) from a record's columns.

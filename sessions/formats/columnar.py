@@ -23,6 +23,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from sessions import storage
+from sessions.fields import FLOAT_NOTATION, is_whole
 from sessions.formats.base import Builder, Check, Columns, LogFormat, Parsed, column_index, finalize, text_checks
 from sessions.formats.options import ReadOptions
 from sessions.records import DEFAULT_BLOCK_BYTES, archive_refusal, iter_blocks, split_records
@@ -234,8 +235,6 @@ class JsonFields(Columns):
 
 _JSON_VALUE = "_json:"  # the prefix of a block's column holding one key's value
 NESTED = "_json_nested"  # a block's column: whether a line's value of a key read is an object or an array
-# A number in JSON's float notation, as serde_json writes one: with a fraction or exponent.
-_FLOAT_NOTATION = r"^-?(?:0|[1-9][0-9]*)(?:\.[0-9]+|(?:\.[0-9]+)?[eE][+-]?[0-9]+)$"
 
 
 _JSON_TEXT = "_json_text"  # a block's column: each line as JSON (`python_json`)
@@ -294,7 +293,7 @@ def json_values(text: pl.Series, names: Sequence[str]) -> list[pl.Series]:
         value = _path_match(text, name)
         # the values Python's json reads again: those in float notation, and those that may be an object
         # or an array (or a string that starts as one: `json_path_match` writes both alike)
-        looks = np.flatnonzero(value.str.contains(_FLOAT_NOTATION + r"|^[\[{]").fill_null(False).to_numpy())
+        looks = np.flatnonzero(value.str.contains(FLOAT_NOTATION + r"|^[\[{]").fill_null(False).to_numpy())
         floats = np.full(len(text), np.nan)
         is_float = np.zeros(len(text), dtype=bool)
         integers: list[str | None] = [None] * len(text)
@@ -347,9 +346,8 @@ def float_text(value: pl.Expr) -> pl.Expr:
     not the text "NaN"; a JSON line's `NaN` or `Infinity` as Python's `json` writes them,
     `python_json`, or a number past a double, `1e999`, alike), any other as polars writes
     the float (1.5, 1e300)."""
-    whole = value.is_finite() & (value == value.floor()) & (value.abs() < 2.0**53)
     return (
-        pl.when(whole).then(value.cast(pl.Int64, strict=False).cast(pl.String))
+        pl.when(is_whole(value)).then(value.cast(pl.Int64, strict=False).cast(pl.String))
         .when(~value.is_finite()).then(None)
         .otherwise(value.cast(pl.String))
     )  # fmt: skip

@@ -15,6 +15,9 @@
   epoch is the text read as Europe/London time: from 2006-03-26, British summer time,
   an hour behind it; the 3 are that night's skipped hour, all given 01:00's epoch.)
 
+Their ids, ranks, mission and session numbers and epoch seconds are integers, read as
+such where written as whole floats (`integer_field`: `599381.0` is the user 599381).
+
 Header, dashed and blank lines are layout: they are not records and take no row id,
 so `row_id` is the index among query rows. Both are drawn from the AOL log, whose `-`
 stands for a query it does not hold: rejected as `placeholder_query`, as in AOL files.
@@ -26,7 +29,7 @@ import polars as pl
 
 from sessions.fields import strip_spaces
 from sessions.formats.aol import AOL_TIME_FORMAT, BAD_CLICK_RANK, PLACEHOLDER
-from sessions.formats.base import Columns
+from sessions.formats.base import Columns, integer_field
 from sessions.formats.delimited import DelimitedFormat
 from sessions.schema import Reason
 from sessions.times import epoch_to_utc
@@ -40,15 +43,14 @@ def _nonempty(expr: pl.Expr) -> pl.Expr:
 
 
 def _webis(f: Columns) -> dict[str, pl.Expr]:
-    user = strip_spaces(f["UserID"])
-    rank = f["ClickRank"].str.strip_chars()
-    mission = _nonempty(f["MissionID"])
+    user = integer_field(f, "UserID")
+    mission = _nonempty(integer_field(f, "MissionID"))
     return {
         "user_id": user,
         "query": f["Query"],
         "ts": f.time("TimeStamp", AOL_TIME_FORMAT),
-        "_rank_text": rank,
-        "click_rank": rank.cast(pl.Int32, strict=False),
+        "_rank_text": strip_spaces(f["ClickRank"]),  # (a rank given: `BAD_CLICK_RANK`)
+        "click_rank": integer_field(f, "ClickRank").cast(pl.Int32, strict=False),
         "click_url": _nonempty(f["ClickDomain"]),
         "_mission": mission,
         "gold_mission": user + "/" + mission,
@@ -76,12 +78,12 @@ WEBIS_SMC = DelimitedFormat(
 
 
 def _gayo(f: Columns) -> dict[str, pl.Expr]:
-    session = _nonempty(f["SESSIONID"])
+    session = _nonempty(integer_field(f, "SESSIONID"))
     return {
-        "user_id": strip_spaces(f["USER_ID"]),
+        "user_id": integer_field(f, "USER_ID"),
         "query": f["QUERY"],
         "ts": pl.coalesce(
-            epoch_to_utc(f["EPOCH"].str.strip_chars()),
+            epoch_to_utc(integer_field(f, "EPOCH")),
             f.time("DATETIME", "%d/%m/%Y %H:%M"),
             f.time("DATETIME", "%d/%m/%Y %H:%M:%S"),
         ),

@@ -236,6 +236,25 @@ def test_what_shows_nothing_is_read_alike_on_both_engines(ray_cluster, tmp_path)
         ] * len(inputs)
 
 
+def test_aol_parts_resaved_by_pandas_read_as_one_user_alike_on_both_engines(ray_cluster, tmp_path):
+    """An AOL part read and written back by pandas (`1019251.0`, ItemRank `3.0`): the user
+    1019251 is one user of 644 rows and the clicked rows keep their ranks 3 and 10, on
+    the Ray engine as on the local one (it was two users, and two rows `bad_click_rank`)."""
+    from tables import aol_parts_resaved_by_pandas
+
+    from workflows.distributed import data as ray_jobs
+
+    parts = aol_parts_resaved_by_pandas(tmp_path)
+    for job, name in ((ray_jobs.ingest, "ray"), (local_ingest, "local")):
+        report = job(parts, "aol", tmp_path / name)
+        assert (report.rows_in, report.rows_ok, report.rejected_by_reason) == (2500, 2499, {"empty_user": 1})
+        events = read_table(tmp_path / name / "events.parquet")
+        assert events.filter(pl.col("user_id") == "1019251").height == 644
+        assert events["click_rank"].drop_nulls().to_list() == [3, 10]
+    for name in ("events.parquet", "rejected.parquet"):
+        assert same(read_table(tmp_path / "ray" / name), read_table(tmp_path / "local" / name))
+
+
 def test_columns_named_alike_but_for_spaces_are_mapped_alike_on_both_engines(ray_cluster, tmp_path):
     """Columns `user` and ` user ` in each kind of table: `user=" user "` reads the
     second on both engines (the `--map` lost its spaces: Parquet and JSON lines read
