@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import polars as pl
 
+from sessions.fields import strip_spaces
 from sessions.formats.base import Columns, integer_field
 from sessions.formats.columnar import ParquetFormat
 from sessions.formats.delimited import DelimitedFormat
@@ -31,7 +32,7 @@ MIDJOURNEY_COLUMNS = (
 
 def _diffusiondb(f: Columns) -> dict[str, pl.Expr]:
     columns = {
-        "user_id": f["user_name"].cast(pl.String),
+        "user_id": strip_spaces(f["user_name"].cast(pl.String)),  # a hash: text, never a number
         "ts": f.time("timestamp"),
         "query": f["prompt"],
     }

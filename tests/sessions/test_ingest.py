@@ -273,6 +273,18 @@ def test_diffusiondb_metadata_parquet(tmp_path):
     assert json.loads(rejected["raw"][1])["prompt"] == "a dog"  # the record as it was
 
 
+def test_a_diffusiondb_user_loses_the_spaces_around_it_as_in_every_format(tmp_path):
+    """`--format diffusiondb` kept `' padded '` (another user than `padded`), where
+    `--format table` on the same file, and every other format, strip a user id; its own
+    `deleted_account ` check stripped it."""
+    t = datetime(2022, 8, 1, 12, 0, tzinfo=UTC)
+    users = [" padded ", "padded", "\u00a0a\t", "deleted_account "]
+    diffusiondb_frame(["a cat"] * 4, users, [t] * 4).write_parquet(tmp_path / "metadata.parquet")
+    _, events, rejected = run(tmp_path, [tmp_path / "metadata.parquet"], "diffusiondb")
+    assert events["user_id"].to_list() == ["padded", "padded", "a"]
+    assert rejected["reason"].to_list() == [Reason.UNKNOWN_USER]
+
+
 @settings(max_examples=40, deadline=None)
 @given(data=st.data())
 def test_a_file_taken_for_parquet_that_is_none_is_refused_in_one_line_naming_it(tmp_path_factory, data):
