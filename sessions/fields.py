@@ -120,15 +120,29 @@ def integer_text(text: pl.Expr) -> pl.Expr:
     return text.map_batches(_integer_text, return_dtype=pl.String)
 
 
-def _integer_text(values: pl.Series) -> pl.Series:
-    """`integer_text` of one block's column: looked at whole first, as one text (no `.`,
-    `e` or `E` in it, as in an AOL file's ids: nothing to read; a quarter of the time of
-    a look at each value), else value by value."""
+def is_whole_float(text: pl.Expr) -> pl.Expr:
+    """True where `integer_text` reads the text as an integer it does not show as written
+    (`1019251.0`, `1.019251E6`); false elsewhere, nulls included."""
+    return text.map_batches(_whole_floats, return_dtype=pl.Boolean)
+
+
+def _whole_floats(values: pl.Series) -> pl.Series:
+    """`is_whole_float` of one block's column: looked at whole first, as one text (no `.`,
+    `e` or `E` in it, as in an AOL file's ids: none; in less than half the time of a look
+    at each value), else value by value."""
     if not values.str.join("").str.contains(_MAY_BE_FLOAT).item():
-        return values
+        return pl.repeat(False, len(values), eager=True)
     number = pl.when(pl.col("t").str.contains(FLOAT_NOTATION)).then(pl.col("t").cast(pl.Float64, strict=False))
-    whole = pl.when(is_whole(number)).then(number.cast(pl.Int64, strict=False).cast(pl.String)).otherwise(pl.col("t"))
-    return values.to_frame("t").select(whole).to_series().alias(values.name)
+    return values.to_frame("t").select(is_whole(number).fill_null(False)).to_series()
+
+
+def _integer_text(values: pl.Series) -> pl.Series:
+    """`integer_text` of one block's column: the values `_whole_floats` finds as their integers."""
+    whole = _whole_floats(values)
+    if not whole.any():
+        return values
+    digits = values.cast(pl.Float64, strict=False).cast(pl.Int64, strict=False).cast(pl.String)
+    return pl.select(pl.when(whole).then(digits).otherwise(values)).to_series().alias(values.name)
 
 
 def has_control_chars(text: pl.Expr) -> pl.Expr:

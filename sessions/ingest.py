@@ -58,7 +58,9 @@ class FileCount:
     has been read, the first rejected record of each reason (`{"line_no", "raw"}`, raw
     cut to `EXAMPLE_CHARS` and one more character, which tells that it was longer): what
     a file none of whose records was read is named by and why
-    (`workflows.jobs.common.why_rejected`), emptied once a record is read."""
+    (`workflows.jobs.common.why_rejected`), emptied once a record is read; `float_users`, the
+    events of a `table` whose user id is text in whole-float notation (`599381.0`), read as
+    written (`Parsed.float_users`)."""
 
     path: str
     rows_in: int = 0
@@ -71,6 +73,7 @@ class FileCount:
     read_as: str | None = None
     rejected_lines_by_reason: dict[str, int] = field(default_factory=dict)
     first_rejected: dict[str, dict] = field(default_factory=dict)
+    float_users: int = 0
 
     def add(self, parsed: Parsed) -> None:
         """Count one parsed block of this file in."""
@@ -85,6 +88,7 @@ class FileCount:
         self.damage = parsed.damage or self.damage
         self.read_as = parsed.read_as or self.read_as
         self.rejected_lines_by_reason = tally(self.rejected_lines_by_reason, parsed.rejected_lines)
+        self.float_users += parsed.float_users
         if self.rows_ok:
             self.first_rejected = {}
         elif parsed.rejected.height:  # none read yet: this block's first record of each reason not seen

@@ -135,6 +135,12 @@ def integer_field(f: Columns, name: str) -> pl.Expr:
     return integer_text(strip_spaces(f[name]))
 
 
+# A builder's column: whether the user id is text in whole-float notation that `integer_text` would read as an
+# integer (`599381.0`: `sessions.fields.is_whole_float`), where a table's text is kept as written
+# (`Parsed.float_users`).
+FLOAT_USER = "_float_user"
+
+
 # Canonical columns (and private `_`-prefixed helpers) from a record's columns.
 Builder = Callable[[Columns], dict[str, pl.Expr]]
 
@@ -153,6 +159,8 @@ class Parsed:
     `sessions.times.RepeatedHour`); `naive` says, per event, whether its time was
     written without an offset (None: not known, taken as all). `read_as` says how the
     file's fields were read where the file itself decided it (a CSV-quoted TSV).
+    `float_users` counts the events whose user id a `table` holds as text in whole-float
+    notation (`599381.0`: `FLOAT_USER`), read as written.
     """
 
     events: pl.DataFrame  # EVENT_SCHEMA
@@ -164,6 +172,7 @@ class Parsed:
     naive: pl.Series | None = None
     read_as: str | None = None
     rejected_lines: dict[str, int] = field(default_factory=dict)  # physical lines the rejected rows took, by reason
+    float_users: int = 0
 
     @property
     def n_records(self) -> int:
@@ -275,7 +284,8 @@ def finalize(
     record takes, 1 where absent) and any of the canonical event columns (those it
     lacks come out null). `checks` are tried in order; a record is rejected with the
     reason of the first one that holds. `raw` renders a record for the rejected table;
-    it is evaluated on rejected records only. `skipped`, `damage`: see `Parsed`.
+    it is evaluated on rejected records only. `skipped`, `damage`: see `Parsed`; its
+    `float_users` are the events whose `FLOAT_USER` column, where `frame` has one, holds.
     """
     names = frame.collect_schema().names()
     canonical = [
@@ -287,6 +297,7 @@ def finalize(
     ok = pl.col("_reason").is_null()
     events = df.lazy().filter(ok).select(canonical).with_columns(source=pl.lit(source)).select(list(EVENT_SCHEMA))
     naive = df["_naive"].filter(df["_reason"].is_null()) if "_naive" in df.columns else None  # not every column
+    float_users = df.select(pl.col(FLOAT_USER).filter(ok).sum()).item() if FLOAT_USER in df.columns else 0
     lines = pl.col("lines").sum() if "lines" in df.columns else pl.len()  # a record without its count: one line
     rejected_lines = (  # most blocks reject nothing: no second pass over them
         df.lazy().filter(~ok).group_by("_reason").agg(lines).collect().rows()
@@ -311,4 +322,5 @@ def finalize(
         damage=damage,
         naive=naive,
         rejected_lines=dict(rejected_lines),
+        float_users=float_users,
     )

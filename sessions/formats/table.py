@@ -33,8 +33,8 @@ import polars as pl
 import pyarrow as pa
 
 from sessions import storage
-from sessions.fields import is_blank, strip_spaces
-from sessions.formats.base import Columns, LogFormat, column_index, near_note, partition_hint
+from sessions.fields import is_blank, is_whole_float, strip_spaces
+from sessions.formats.base import FLOAT_USER, Columns, LogFormat, column_index, near_note, partition_hint
 from sessions.formats.columnar import JsonLinesFormat, ParquetFormat, open_parquet
 from sessions.formats.delimited import DelimitedFormat
 from sessions.formats.options import DEFAULT_READ, ReadOptions, map_name
@@ -108,9 +108,11 @@ class ColumnMap:
         """The canonical columns of the mapped fields of `f`: `user_id` (spaces stripped), `ts`
         (UTC, `Columns.time`), `query` (none for `\\N`, the text NULL of Postgres' COPY and
         MySQL's OUTFILE, rejected as `empty_text`; `NULL` or `none` may be what someone
-        searched for), and `gold_session` / `gold_mission` when mapped (null for an empty
-        cell or a missing value's token, `TABLE_UNKNOWN_USERS`)."""
-        columns = {"user_id": strip_spaces(f[self.user].cast(pl.String)), "ts": f.time(self.time)}  # in this order:
+        searched for), `gold_session` / `gold_mission` when mapped (null for an empty
+        cell or a missing value's token, `TABLE_UNKNOWN_USERS`), and `FLOAT_USER` (a user
+        id such as `599381.0`, which a table's text keeps, counted for the summary)."""
+        user = strip_spaces(f[self.user].cast(pl.String))
+        columns = {"user_id": user, "ts": f.time(self.time)}  # in this order:
         text = f[self.text].cast(pl.String)  # the first column missing is the one named
         columns["query"] = pl.when(text != "\\N").then(text)
         for gold, column in (("gold_session", self.session), ("gold_mission", self.mission)):
@@ -118,6 +120,7 @@ class ColumnMap:
                 label = f[column].cast(pl.String).str.strip_chars()
                 missing = label.str.to_lowercase().is_in([token.lower() for token in TABLE_UNKNOWN_USERS])
                 columns[gold] = pl.when((label != "") & ~missing).then(label)
+        columns[FLOAT_USER] = is_whole_float(user)
         return columns
 
 

@@ -253,6 +253,15 @@ def test_aol_parts_resaved_by_pandas_read_as_one_user_alike_on_both_engines(ray_
         assert events["click_rank"].drop_nulls().to_list() == [3, 10]
     for name in ("events.parquet", "rejected.parquet"):
         assert same(read_table(tmp_path / "ray" / name), read_table(tmp_path / "local" / name))
+    # the same part as a table's CSV: its text kept as written, its float user ids counted alike
+    from sessions.formats import ReadOptions
+
+    options = ReadOptions(map="user=AnonID,time=QueryTime,text=Query")
+    table = tmp_path / "part-2.tsv"
+    table.write_bytes(parts[1].read_bytes())
+    tables = [job([table], "table", tmp_path / f"{name}-table", options=options)
+              for job, name in ((ray_jobs.ingest, "ray"), (local_ingest, "local"))]  # fmt: skip
+    assert tables[0].files == tables[1].files and tables[0].files[0].float_users == 999
 
 
 def test_columns_named_alike_but_for_spaces_are_mapped_alike_on_both_engines(ray_cluster, tmp_path):
