@@ -42,6 +42,21 @@ def test_aol_parts_resaved_by_pandas_keep_one_user_and_every_clicked_row(tmp_pat
     ]
 
 
+def test_a_synthetic_logs_depth_saved_back_by_pandas_is_kept(tmp_path):
+    """A synthetic AOL log's `gold_depth` (empty where a query has none) read and written
+    back by pandas is `3.0`: it was no depth, without a word."""
+    header = (
+        "AnonID\tQuery\tQueryTime\tItemRank\tClickURL\tgold_session\tgold_mission\tgold_depth\tgold_reformulation\n"
+    )
+    rows = [
+        f"7\tq{i}\t2006-03-01 07:0{i}:00\t\t\t7/s0\t7/m0\t{depth}\tnew\n" for i, depth in enumerate(["3.0", "", "4"])
+    ]
+    (tmp_path / "synth.txt").write_text(header + "".join(rows))
+    ingest([tmp_path / "synth.txt"], "aol", tmp_path / "out")
+    events = read_table(tmp_path / "out" / "events.parquet")
+    assert events.select("user_id", "gold_depth").rows() == [("7", 3), ("7", None), ("7", 4)]
+
+
 # ---- the property: an integer written any way a tool writes it ----
 def java(n: int) -> str:
     """`n` as Java's Double.toString writes a double from 10^7 on (Spark's CSV): `1.021164E7`."""
