@@ -95,7 +95,7 @@ def _stand_in(record: str) -> str | None:
 # A number in float notation, as JSON, Python, pandas, Java and R write one: a fraction, an exponent or both
 # (`599381.0`, `1.021164E7`, `1e+06`); not `+5`, `007.0`, `1.`, `.5`, `inf` or `NaN`.
 FLOAT_NOTATION = r"^-?(?:0|[1-9][0-9]*)(?:\.[0-9]+|(?:\.[0-9]+)?[eE][+-]?[0-9]+)$"
-_MAY_BE_FLOAT = "[.eE]"  # what a text in float notation holds: a block of ids without any is done in one look
+_MAY_BE_FLOAT = "[.eE]"  # what a text in float notation holds (`may_hold_float`)
 
 
 def is_whole(value: pl.Expr) -> pl.Expr:
@@ -109,40 +109,32 @@ def integer_text(text: pl.Expr) -> pl.Expr:
     """The text of a field that holds an integer by definition (a built-in format's
     user id, click rank, mission or session number, epoch seconds), its white space
     already stripped: where it is written in float notation (`FLOAT_NOTATION`) and is
-    a whole number below 2**53 (`is_whole`), its integer's digits (`1019251.0`,
+    a whole number below 2**53 (`is_whole_float`), its integer's digits (`1019251.0`,
     `1.019251E6` and `1019251` are one user; a rank `3.0` is 3), as a typed table's
     whole floats are read (`sessions.formats.columnar.float_text`): pandas writes an
     integer column with a missing value as floats, Spark and Java a double from 10^7
     on as `1.021164E7`, R a round number as `1e+06`. The text is read as a double, as
     those writers read it back. Any other text stays as written: a fraction (`3.5`,
     which a rank's check rejects), a float from 2**53 on, whose digits past a double's
-    are lost (`1.0234567890123457e+18`), an integer, a word, an empty field, null."""
-    return text.map_batches(_integer_text, return_dtype=pl.String)
+    are lost (`1.0234567890123457e+18`), an integer, a word, an empty field, null.
+    A reader that holds the column can skip it where `may_hold_float` says no."""
+    digits = text.cast(pl.Float64, strict=False).cast(pl.Int64, strict=False).cast(pl.String)
+    return pl.when(is_whole_float(text)).then(digits).otherwise(text)
 
 
 def is_whole_float(text: pl.Expr) -> pl.Expr:
     """True where `integer_text` reads the text as an integer it does not show as written
     (`1019251.0`, `1.019251E6`); false elsewhere, nulls included."""
-    return text.map_batches(_whole_floats, return_dtype=pl.Boolean)
+    number = pl.when(text.str.contains(FLOAT_NOTATION)).then(text.cast(pl.Float64, strict=False))
+    return is_whole(number).fill_null(False)
 
 
-def _whole_floats(values: pl.Series) -> pl.Series:
-    """`is_whole_float` of one block's column: looked at whole first, as one text (no `.`,
-    `e` or `E` in it, as in an AOL file's ids: none; in less than half the time of a look
-    at each value), else value by value."""
-    if not values.str.join("").str.contains(_MAY_BE_FLOAT).item():
-        return pl.repeat(False, len(values), eager=True)
-    number = pl.when(pl.col("t").str.contains(FLOAT_NOTATION)).then(pl.col("t").cast(pl.Float64, strict=False))
-    return values.to_frame("t").select(is_whole(number).fill_null(False)).to_series()
-
-
-def _integer_text(values: pl.Series) -> pl.Series:
-    """`integer_text` of one block's column: the values `_whole_floats` finds as their integers."""
-    whole = _whole_floats(values)
-    if not whole.any():
-        return values
-    digits = values.cast(pl.Float64, strict=False).cast(pl.Int64, strict=False).cast(pl.String)
-    return pl.select(pl.when(whole).then(digits).otherwise(values)).to_series().alias(values.name)
+def may_hold_float(values: pl.Series) -> bool:
+    """Whether a column of text may hold a number in float notation: a `.`, `e` or `E`
+    anywhere in it. A column without any (an AOL file's ids and ranks) is the same
+    under `integer_text`, which a reader then need not evaluate (a look at the column as
+    one text: 1.4 ms for 217,577 ids, where `integer_text` takes about 13)."""
+    return bool(values.str.join("").str.contains(_MAY_BE_FLOAT).item())
 
 
 def has_control_chars(text: pl.Expr) -> pl.Expr:

@@ -59,7 +59,7 @@ class FileCount:
     cut to `EXAMPLE_CHARS` and one more character, which tells that it was longer): what
     a file none of whose records was read is named by and why
     (`workflows.jobs.common.why_rejected`), emptied once a record is read; `float_users`, the
-    events of a `table` whose user id is text in whole-float notation (`599381.0`), read as
+    events of a CSV or TSV `table` whose user id is text in whole-float notation (`599381.0`), read as
     written (`Parsed.float_users`)."""
 
     path: str

@@ -11,7 +11,7 @@ Quirks of the real files, all handled here:
 - bytes that are not UTF-8 (Latin-1 leftovers): rejected as `bad_encoding`;
 - an AnonID or ItemRank written as a whole float (`1019251.0`, `3.0`: a part read and
   written back by pandas, which writes an integer column with a missing value so) is
-  its integer (`integer_field`); a rank that is no whole number (`3.5`) is
+  its integer (`Columns.integer`); a rank that is no whole number (`3.5`) is
   `bad_click_rank`.
 
 Synthetic logs (`sessionflow synth --style aol`) add the columns `gold_session`,
@@ -24,7 +24,7 @@ from __future__ import annotations
 import polars as pl
 
 from sessions.fields import strip_spaces
-from sessions.formats.base import Columns, integer_field
+from sessions.formats.base import Columns
 from sessions.formats.delimited import DelimitedFormat
 from sessions.schema import GOLD_COLUMNS, Reason
 
@@ -35,16 +35,16 @@ PLACEHOLDER_QUERY = "-"
 
 def _build(f: Columns) -> dict[str, pl.Expr]:
     columns = {
-        "user_id": integer_field(f, "AnonID"),
+        "user_id": f.integer("AnonID"),
         "query": f["Query"],
         "ts": f.time("QueryTime", AOL_TIME_FORMAT),
         "_rank_text": strip_spaces(f["ItemRank"]),  # (a rank given: `BAD_CLICK_RANK`)
-        "click_rank": integer_field(f, "ItemRank").cast(pl.Int32, strict=False),
+        "click_rank": f.integer("ItemRank").cast(pl.Int32, strict=False),
         "click_url": pl.when(f["ClickURL"] != "").then(f["ClickURL"]),
     }
     columns.update({gold: pl.when(f[gold] != "").then(f[gold]) for gold in GOLD_COLUMNS if gold in f})
     if "gold_depth" in f:  # a synthetic log's WordNet depth: `3.0`, as pandas writes it back, is 3 (was no depth)
-        columns["gold_depth"] = pl.when(f["gold_depth"] != "").then(integer_field(f, "gold_depth"))
+        columns["gold_depth"] = pl.when(f["gold_depth"] != "").then(f.integer("gold_depth"))
     return columns
 
 

@@ -117,6 +117,20 @@ class Columns(ABC):
         """The column's type (text, but for typed columns)."""
         return pl.String()
 
+    def integer(self, name: str) -> pl.Expr:
+        """The field `name` of a built-in format that holds an integer by definition (a
+        user id, a click rank, a mission or session number, epoch seconds), as text:
+        without the white space around it (`strip_spaces`), and as its integer where
+        written as a whole float (`integer_text`: `1019251.0`, as pandas writes an
+        integer column with a missing value, is the user `1019251`; a rank `3.0` is 3)."""
+        return integer_text(strip_spaces(self[name]))
+
+    def whole_float_text(self, name: str) -> pl.Expr:
+        """True where the column holds text in whole-float notation (`1019251.0`:
+        `is_whole_float`), which a text table keeps as written (`FLOAT_USER`); false in a
+        typed table, whose floats are read as their integers and strings as written."""
+        return pl.lit(False)
+
     def with_naive(self, built: dict[str, pl.Expr]) -> dict[str, pl.Expr]:
         """A builder's columns plus `_naive` (`sessions.times.is_naive` of the column its
         `ts` was read from), for `finalize` to hand to `RepeatedHour`."""
@@ -126,18 +140,8 @@ class Columns(ABC):
         return {**built, "_naive": is_naive(self[name], self.dtype(name), self.times, known)}
 
 
-def integer_field(f: Columns, name: str) -> pl.Expr:
-    """The field `name` of a built-in format that holds an integer by definition (a
-    user id, a click rank, a mission or session number, epoch seconds): without the
-    white space around it (`strip_spaces`), and as its integer where written as a whole
-    float (`integer_text`: `1019251.0`, as pandas writes an integer column with a
-    missing value, is the user `1019251`; a rank `3.0` is 3)."""
-    return integer_text(strip_spaces(f[name]))
-
-
 # A builder's column: whether the user id is text in whole-float notation that `integer_text` would read as an
-# integer (`599381.0`: `sessions.fields.is_whole_float`), where a table's text is kept as written
-# (`Parsed.float_users`).
+# integer (`599381.0`: `Columns.whole_float_text`), where a table's text is kept as written (`Parsed.float_users`).
 FLOAT_USER = "_float_user"
 
 
@@ -159,7 +163,7 @@ class Parsed:
     `sessions.times.RepeatedHour`); `naive` says, per event, whether its time was
     written without an offset (None: not known, taken as all). `read_as` says how the
     file's fields were read where the file itself decided it (a CSV-quoted TSV).
-    `float_users` counts the events whose user id a `table` holds as text in whole-float
+    `float_users` counts the events whose user id a CSV or TSV `table` holds in whole-float
     notation (`599381.0`: `FLOAT_USER`), read as written.
     """
 

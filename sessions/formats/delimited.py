@@ -27,7 +27,7 @@ from typing import Literal
 import numpy as np
 import polars as pl
 
-from sessions.fields import split_delimited
+from sessions.fields import is_whole_float, may_hold_float, split_delimited, strip_spaces
 from sessions.formats.base import (
     Builder,
     Check,
@@ -61,16 +61,29 @@ def field_name(i: int) -> str:
 
 
 class Fields(Columns):
-    """The fields of a record, one column `_f<i>` each, by the names of the header."""
+    """The fields of a record, one column `_f<i>` each, by the names of the header; with
+    the `block` they are read from, where a column may be seen to hold no float."""
 
     loose = True  # a header's names are also found without the spaces around them (`user_id, time`)
 
-    def __init__(self, names: Sequence[str], times: TimeOptions) -> None:
+    def __init__(self, names: Sequence[str], times: TimeOptions, block: pl.DataFrame | None = None) -> None:
         self.names = list(names)
         self.times = times
+        self.block = block
 
     def _get(self, name: str) -> pl.Expr:
         return pl.col(field_name(column_index(self.names, name, loose=True)))
+
+    def _may_hold_float(self, name: str) -> bool:
+        """Whether the block's column `name` may hold float notation (`may_hold_float`):
+        where it cannot, as an AOL file's ids and ranks, `integer_text` is the text."""
+        return self.block is None or may_hold_float(self.block[field_name(column_index(self.names, name, loose=True))])
+
+    def integer(self, name: str) -> pl.Expr:
+        return super().integer(name) if self._may_hold_float(name) else strip_spaces(self[name])
+
+    def whole_float_text(self, name: str) -> pl.Expr:
+        return is_whole_float(strip_spaces(self[name])) if self._may_hold_float(name) else pl.lit(False)
 
 
 REORDERED = "reordered header"  # `_skip` of a line holding the header's names in another order
@@ -175,7 +188,7 @@ class DelimitedFormat(LogFormat):
             skipped = {kind: int(fields["_skip"].eq(kind).sum()) for kind in ("header", "layout")}
             fields = fields.filter(pl.col("_skip").is_null()).drop("_skip")
         fields = fields.with_row_index("row_id")
-        return self._parse(fields.lazy(), names, careful=careful, maybe_blank=maybe_blank, source_file=source_file,
+        return self._parse(fields, names, careful=careful, maybe_blank=maybe_blank, source_file=source_file,
                            skipped=skipped, damage=block.damage)  # fmt: skip
 
     def _read_header(self, block: Block, path: str | Path) -> tuple[Sequence[str], Block]:
@@ -259,7 +272,7 @@ class DelimitedFormat(LogFormat):
 
     def _parse(
         self,
-        lf: pl.LazyFrame,
+        block: pl.DataFrame,
         names: Sequence[str],
         *,
         careful: bool,
@@ -269,7 +282,7 @@ class DelimitedFormat(LogFormat):
         damage: str | None,
     ) -> Parsed:
         try:
-            columns = Fields(names, self.options.times)
+            columns = Fields(names, self.options.times, block)
             built = columns.with_naive(self.build(columns))
         except ValueError as err:
             missing = [c for c in self.columns if c not in columns]
@@ -278,7 +291,7 @@ class DelimitedFormat(LogFormat):
             if not hint and headless and not near_names(names, missing):  # names near the mapped ones: a header
                 hint = " (its first line: a table's first line names its columns)"
             raise ValueError(f"{source_file}: {err}{hint}") from None
-        lf = lf.with_columns(**built)
+        lf = block.lazy().with_columns(**built)
         fields = [pl.col(field_name(i)) for i in range(len(names))]
         if careful:
             optional = self.optional_trailing

@@ -16,7 +16,7 @@
   an hour behind it; the 3 are that night's skipped hour, all given 01:00's epoch.)
 
 Their ids, ranks, mission and session numbers and epoch seconds are integers, read as
-such where written as whole floats (`integer_field`: `599381.0` is the user 599381).
+such where written as whole floats (`Columns.integer`: `599381.0` is the user 599381).
 
 Header, dashed and blank lines are layout: they are not records and take no row id,
 so `row_id` is the index among query rows. Both are drawn from the AOL log, whose `-`
@@ -29,7 +29,7 @@ import polars as pl
 
 from sessions.fields import strip_spaces
 from sessions.formats.aol import AOL_TIME_FORMAT, BAD_CLICK_RANK, PLACEHOLDER
-from sessions.formats.base import Columns, integer_field
+from sessions.formats.base import Columns
 from sessions.formats.delimited import DelimitedFormat
 from sessions.schema import Reason
 from sessions.times import epoch_to_utc
@@ -43,14 +43,14 @@ def _nonempty(expr: pl.Expr) -> pl.Expr:
 
 
 def _webis(f: Columns) -> dict[str, pl.Expr]:
-    user = integer_field(f, "UserID")
-    mission = _nonempty(integer_field(f, "MissionID"))
+    user = f.integer("UserID")
+    mission = _nonempty(f.integer("MissionID"))
     return {
         "user_id": user,
         "query": f["Query"],
         "ts": f.time("TimeStamp", AOL_TIME_FORMAT),
         "_rank_text": strip_spaces(f["ClickRank"]),  # (a rank given: `BAD_CLICK_RANK`)
-        "click_rank": integer_field(f, "ClickRank").cast(pl.Int32, strict=False),
+        "click_rank": f.integer("ClickRank").cast(pl.Int32, strict=False),
         "click_url": _nonempty(f["ClickDomain"]),
         "_mission": mission,
         "gold_mission": user + "/" + mission,
@@ -78,12 +78,12 @@ WEBIS_SMC = DelimitedFormat(
 
 
 def _gayo(f: Columns) -> dict[str, pl.Expr]:
-    session = _nonempty(integer_field(f, "SESSIONID"))
+    session = _nonempty(f.integer("SESSIONID"))
     return {
-        "user_id": integer_field(f, "USER_ID"),
+        "user_id": f.integer("USER_ID"),
         "query": f["QUERY"],
         "ts": pl.coalesce(
-            epoch_to_utc(integer_field(f, "EPOCH")),
+            epoch_to_utc(f.integer("EPOCH")),
             f.time("DATETIME", "%d/%m/%Y %H:%M"),
             f.time("DATETIME", "%d/%m/%Y %H:%M:%S"),
         ),

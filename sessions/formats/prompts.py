@@ -16,7 +16,7 @@ from __future__ import annotations
 import polars as pl
 
 from sessions.fields import strip_spaces
-from sessions.formats.base import Columns, integer_field
+from sessions.formats.base import Columns
 from sessions.formats.columnar import ParquetFormat
 from sessions.formats.delimited import DelimitedFormat
 from sessions.schema import GOLD_COLUMNS
@@ -43,7 +43,7 @@ def _diffusiondb(f: Columns) -> dict[str, pl.Expr]:
 def _midjourney(f: Columns) -> dict[str, pl.Expr]:
     thread = f["thread_id"].str.strip_chars()
     return {
-        "user_id": integer_field(f, "userid"),  # Discord's user id
+        "user_id": f.integer("userid"),  # Discord's user id
         "ts": f.time("timestamp"),
         "query": f["text"],
         "gold_mission": pl.when(thread != "").then(thread),

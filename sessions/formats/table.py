@@ -33,7 +33,7 @@ import polars as pl
 import pyarrow as pa
 
 from sessions import storage
-from sessions.fields import is_blank, is_whole_float, strip_spaces
+from sessions.fields import is_blank, strip_spaces
 from sessions.formats.base import FLOAT_USER, Columns, LogFormat, column_index, near_note, partition_hint
 from sessions.formats.columnar import JsonLinesFormat, ParquetFormat, open_parquet
 from sessions.formats.delimited import DelimitedFormat
@@ -120,7 +120,7 @@ class ColumnMap:
                 label = f[column].cast(pl.String).str.strip_chars()
                 missing = label.str.to_lowercase().is_in([token.lower() for token in TABLE_UNKNOWN_USERS])
                 columns[gold] = pl.when((label != "") & ~missing).then(label)
-        columns[FLOAT_USER] = is_whole_float(user)
+        columns[FLOAT_USER] = f.whole_float_text(self.user)
         return columns
 
 
