@@ -206,3 +206,20 @@ def test_credentials_passed_in_the_jobs_env_vars_reach_every_node(two_nodes, s3)
         require_every_node_reaches(f"{s3}/out", [])
     finally:
         ray.shutdown()
+
+
+def test_a_node_where_the_check_itself_fails_is_named_not_passed(two_nodes, tmp_path, monkeypatch):
+    """The breaker's find: any error of the check's task passed its node as "lost" (nodes
+    holding an older sessionflow, `ModuleNotFoundError` there), and the job died later in
+    a worker's traceback naming no node. The task's own error refuses in one line."""
+    from workflows.distributed import nodes
+    from workflows.distributed.runtime import ray_runtime
+
+    monkeypatch.setattr(nodes, "unreached", lambda reaches: 1 / 0)  # pickled by value: it fails on every node
+    (tmp_path / "out").mkdir()
+    with ray_runtime(two_nodes), pytest.raises(ValueError) as err:
+        nodes.require_every_node_reaches(str(tmp_path / "out"))
+    said = str(err.value)
+    assert said.startswith("node 127.0.0.1 could not run the job's check of its locations (ZeroDivisionError: ")
+    assert said.endswith("submit the job with `ray job submit --working-dir .` (this Ray cluster has 2 nodes)")
+    assert "\n" not in said

@@ -98,7 +98,9 @@ def require_every_node_reaches(output: str | None, inputs: Sequence[str] = (), *
         for node, ref in zip(nodes, asked, strict=True):
             try:
                 answer = ray.get(ref) if ref in ready else None
-            except Exception:  # a node lost while it answered: not waited for either
+            except ray.exceptions.RayTaskError as err:  # it ran there and failed: that node runs other code
+                raise could_not_check(node["NodeManagerAddress"], err, len(nodes)) from None
+            except ray.exceptions.RayError:  # a node lost while it answered: not waited for either
                 answer = None
             if answer is not None:
                 failed.append((node["NodeManagerAddress"], answer))
@@ -109,6 +111,22 @@ def require_every_node_reaches(output: str | None, inputs: Sequence[str] = (), *
         if marker is not None:
             with contextlib.suppress(OSError):
                 os.remove(marker)
+
+
+def could_not_check(node: str, err: BaseException, nodes: int) -> ValueError:
+    """The one-line error for a node at `node` where the check itself failed (`err`, Ray's
+    RayTaskError: its `cause` the exception raised there): such a node runs other code
+    than the driver (a breaker's nodes held an older sessionflow: `ModuleNotFoundError`),
+    and the job's own tasks would fail there later, in a worker's traceback naming no node."""
+    from sessions.storage import first_line
+
+    cause = getattr(err, "cause", None)
+    said = f"{type(cause).__name__}: {first_line(cause)}" if isinstance(cause, BaseException) else first_line(err)
+    return ValueError(
+        f"node {node} could not run the job's check of its locations ({said}); every node runs the job's code: "
+        f"install the driver's sessionflow on each node, or submit the job with `ray job submit --working-dir .` "
+        f"(this Ray cluster has {nodes} nodes)"
+    )
 
 
 def unreached(reaches: Sequence[Reach]) -> tuple[int, str] | None:
