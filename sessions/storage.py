@@ -213,7 +213,7 @@ def _errors(location: str | os.PathLike) -> Iterator[None]:
 # The specified key does not exist"), for which creating the bucket is no advice
 _NO_BUCKET = re.compile(r"NoSuchBucket|NO_SUCH_BUCKET|bucket '[^']*' not found|bucket does not exist", re.IGNORECASE)
 _UNREACHABLE = ("Couldn't resolve host", "Could not resolve host", "Couldn't connect", "Could not connect",
-                "Name or service not known", "Connection refused", "timed out")  # fmt: skip
+                "Name or service not known", "Connection refused", "timed out", "Timeout was reached")  # fmt: skip
 
 
 # the AWS SDK's words (curl's) for a TLS handshake that met no TLS: an endpoint that speaks plain HTTP
@@ -248,9 +248,11 @@ def obstacle(message: str) -> tuple[str, str]:
         return "unreachable", message
     if _NO_BUCKET_SAID.search(message):
         return "bucket", message.removesuffix(_CREATE_BUCKET)
+    for hint in _HINTS.values():  # the advice `_errors` and `resolve` append: its words are no cause
+        message = message.removesuffix(f" ({hint})").removesuffix(f"; {hint}")
+    if any(words in message for words in _UNREACHABLE):  # `resolve`'s (a region looked up at no endpoint)
+        return "unreachable", message
     if _AUTH.search(message):
-        for hint in _HINTS.values():
-            message = message.removesuffix(f" ({hint})")
         return "credentials", message
     return "", message
 

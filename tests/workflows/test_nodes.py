@@ -83,6 +83,16 @@ def test_ray_trains_checkpoints_are_probed_at_the_drivers_endpoint_and_the_nodes
          "--storage s3://bkt/ray: node 10.0.0.2 cannot write there: s3://bkt: cannot reach the endpoint "
          "https://s3.amazonaws.com (AWS_ENDPOINT_URL): timed out; every node must reach the store: check that "
          "node's network " + ON_TWO),
+        # `resolve`'s words where the node has no endpoint (a region looked up at AWS), its credentials hint after
+        # them: the breaker's case, told as credentials missing (the hint's word) where the store was not reached
+        (dict(what="--output", location="s3://bkt/out", write=True),
+         "--output s3://bkt/out: When resolving region for bucket 'bkt': AWS Error NETWORK_CONNECTION during "
+         "HeadBucket operation: curlCode: 28, Timeout was reached; set AWS credentials (AWS_ACCESS_KEY_ID/"
+         "AWS_SECRET_ACCESS_KEY, AWS_PROFILE or ~/.aws) and, for another endpoint than AWS, AWS_ENDPOINT_URL",
+         "--output s3://bkt/out: node 10.0.0.2 cannot write there: When resolving region for bucket 'bkt': AWS Error "
+         "NETWORK_CONNECTION during HeadBucket operation: curlCode: 28, Timeout was reached; every node must reach "
+         "the store: check that node's network and its AWS_ENDPOINT_URL (set it on each node, or pass it with `ray "
+         """job submit --runtime-env-json '{"env_vars": {"AWS_ENDPOINT_URL": ...}}'`) """ + ON_TWO),
         (dict(what="input", location="s3://bkt/in/a.gz", size=3),
          "s3://bkt/in/a.gz: the bucket bkt does not exist at AWS_ENDPOINT_URL http://10.0.0.9:9000",
          "input s3://bkt/in/a.gz: node 10.0.0.2 cannot read it: the bucket bkt does not exist at AWS_ENDPOINT_URL "
