@@ -320,13 +320,14 @@ def _no_number(value: str, type_name: str, quoted: bool) -> str:
     """Why text given for a number is refused, and what to write: a number of YAML 1.1's
     that YAML 1.2 reads as text (`1:30`, `1_000`, `0b11`: `yaml_core.number_hint`), a
     number in quotes (`quoted`: a file's text, `"30"`), a word Python reads as a number
-    that is not finite (`nan`, `inf`)."""
+    that is not finite (`nan`, `inf`). The text is shown as `repr` writes it: quoted, and
+    on one line whatever it holds (`'inf\\n'`, `' nan '`)."""
     try:
         finite = math.isfinite(float(value))
     except ValueError:
         finite = True
     if not finite:
-        return f"{value} is not a finite number"
+        return f"{value!r} is not a finite number"
     hint = yaml_core.number_hint(value)
     if not hint and quoted and isinstance(yaml_core.plain(value), yaml_core.Written):
         hint = " (a number in quotes: write it without them)"
@@ -495,7 +496,7 @@ def _build(
         raise ValueError(f"{'.'.join(path)}: expected a mapping of its settings, got {values!r}")
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
-    unknown = sorted(str(k) for k in set(values) - set(names))
+    unknown = sorted(yaml_core.shown_key(k) for k in set(values) - set(names))
     where = f"{'.'.join(path)} " if path else ""
     if unknown:
         known = [name for name in names if name not in set(omitted)]

@@ -168,6 +168,12 @@ def plain(text: str) -> Any:
         loader.dispose()
 
 
+def shown_key(key: Any) -> str:
+    """A mapping's key as a message names it: a word as it is (`gap_minutes`, `typo`), any
+    other by `repr`, quoted and on one line whatever it holds (`'a\\nb'`, `''`)."""
+    return key if isinstance(key, str) and re.fullmatch(r"[\w-]+", key, re.ASCII) else repr(key)
+
+
 def leading_zero(text: str) -> str | None:
     """What to write for an integer written with a leading zero (`010`: 8 to YAML 1.1,
     10 to YAML 1.2; a reader of either may have meant the other), or None for any other."""

@@ -270,8 +270,8 @@ def test_demo_holds_the_configs_of_its_steps():
         (["synth", "-o", "s.tsv", "--click-probs", ""], "error: --click-probs must be probabilities"),
         (["synth", "-o", "s.tsv", "--click-probs", " , "], "error: --click-probs must be probabilities"),
         # a value of the wrong type given on the command line is named by its flag, not its YAML key
-        (["segment", "x", "-o", "o", "--min-overlap", "nan"], "error: --min-overlap: nan is not a finite number"),
-        (["demo", "--segment-min-overlap", "inf"], "error: --segment-min-overlap: inf is not a finite number"),
+        (["segment", "x", "-o", "o", "--min-overlap", "nan"], "error: --min-overlap: 'nan' is not a finite number"),
+        (["demo", "--segment-min-overlap", "inf"], "error: --segment-min-overlap: 'inf' is not a finite number"),
         (["synth", "-o", "s.tsv", "--start", "2020-13-01"], "error: --start: '2020-13-01' is not of type datetime"),
         (["synth", "-o", "s.tsv", "--seed", str(2**63)], "error: --seed: 9223372036854775808 is out of range"),
         (["ingest", "x", "-f", "table", "--map", "user=u,time", "-o", "o"], "error: --map: bad column mapping 'time'"),

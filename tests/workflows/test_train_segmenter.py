@@ -199,8 +199,8 @@ def test_train_segmenter_logs_its_estimate_registers_and_segments_a_log(gold_log
     assert wrong.exit_code == 2 and not (tmp_path / "c").exists()
     assert "is a segmenter model: it decides --method learned, not cascade" in wrong.output
     for bad, message in (
-        (["--classifier", "forest"], "--classifier forest: choose gradient_boosting, logistic or auto"),
-        (["--level", "nothing"], "--level nothing: choose sessions or missions"),
+        (["--classifier", "forest"], "--classifier 'forest': choose gradient_boosting, logistic or auto"),
+        (["--level", "nothing"], "--level 'nothing': choose sessions or missions"),
         (["--threshold", "1.5"], "threshold must be in (0, 1)"),
     ):
         refused = runner.invoke(app, ["train", "segmenter", "--gt", str(gold_log), "--format", "aol", *bad])

@@ -307,3 +307,67 @@ def test_a_printed_config_reads_back_to_the_same_settings(data):
     assert err is None, (leaf.key, value, printed, err)
     assert to_dict(again) == to_dict(first), (leaf.key, value, printed)
     assert yaml.safe_load(printed) == yaml.load(printed, Loader=yaml_core.Loader), printed
+
+
+# A user's value in a message is shown as `repr` writes it: quoted, and on one line whatever it
+# holds. The YAML breaker's find: `--gap-minutes $'inf\n'` was told over two lines, `' nan '` unquoted.
+ONE_LINE = [
+    (["--gap-minutes", "inf\n"], None, "--gap-minutes: 'inf\\n' is not a finite number"),
+    (["--gap-minutes", " nan "], None, "--gap-minutes: ' nan ' is not a finite number"),
+    ([], 'segment:\n  gap_minutes: "inf\\n"\n', "segment.gap_minutes: 'inf\\n' is not a finite number"),
+    ([], "segment:\n  gap_minutes: |\n    inf\n", "segment.gap_minutes: 'inf\\n' is not a finite number"),
+    ([], 'segment:\n  "a\\nb": 1\n', "unknown segment option(s) 'a\\nb'; known: method, gap_minutes"),
+]
+
+
+@pytest.mark.parametrize(("options", "text", "said"), ONE_LINE, ids=[s for _, _, s in ONE_LINE])
+def test_a_value_with_a_line_break_is_told_quoted_on_one_line(options, text, said, tmp_path):
+    path = tmp_path / "c.yaml"
+    if text is not None:
+        path.write_text(text)
+        options = ["--config", str(path)]
+    result = runner.invoke(app, [*SEGMENT, *options, "--print-config"])
+    prefix = f"--config {path}: " if text is not None else ""
+    assert result.exit_code == 2 and result.output.startswith(f"error: {prefix}{said}"), result.output
+    assert result.output.count("\n") == 1, result.output
+
+
+BREAKS = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"  # each a line break to str.splitlines
+ODD_TEXT = st.builds(  # a word, a number, a choice or a date with line breaks, tabs or control characters about it
+    lambda before, word, after: before + word + after,
+    st.text(st.sampled_from([*BREAKS, "\t", "\x00", " "]), max_size=2),
+    st.sampled_from(["inf", "nan", "5", "1e3", "time", "sessions", "2006-03-01", "a,b", ""]),
+    st.text(st.sampled_from([*BREAKS, "\t", "\x1b", " "]), min_size=1, max_size=2),
+)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_any_text_a_setting_refuses_is_told_on_one_line(data):
+    """For every setting of every command, any text (line breaks of every kind, tabs,
+    control characters among it), given in a --config file or as the option: refused in
+    one line, which shows a line break as `repr` does (`'inf\\n'`); or taken."""
+    config, leaf = data.draw(st.sampled_from(LEAVES), label="setting")
+    value = data.draw(ODD_TEXT, label="text")
+    values: dict = {}
+    node = values
+    for key in leaf.path[:-1]:
+        node = node.setdefault(key, {})
+    node[leaf.path[-1]] = value
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "c.yaml"
+        path.write_text(yaml.dump(values, Dumper=yaml_core.Dumper))
+        _, err = _build(config, read_yaml(path))
+    # (the refusal, whether it is of the text itself: a line break in it, where a type is read)
+    shown = leaf.type is not str and not leaf.sequence and bool(set(value) & set(BREAKS))
+    tries = [(err, shown)]
+    if leaf.type is not bool:  # --x/--no-x: no value to read
+        _, err = _build(config, overrides={leaf.key: [value] if leaf.sequence else value})
+        number = leaf.type in (int, float) and isinstance(yaml_core.plain(value.strip()), yaml_core.Written)
+        tries.append((err, shown and not number))  # an option's number may have spaces about it: ` 5\n` is 5
+    for err, shown in tries:
+        if err is None:
+            continue
+        said = str(err)
+        assert said.splitlines() == [said], (leaf.key, value, said)
+        assert not shown or repr(value) in said, (leaf.key, value, said)

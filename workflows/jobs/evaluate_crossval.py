@@ -94,7 +94,7 @@ def check_cv_settings(folds: int, inner: int, seed: int, level: str | None) -> N
         raise ValueError("--folds and --inner must be at least 2")
     check_seed(seed, "--seed")
     if level not in (None, "sessions", "missions"):
-        raise ValueError(f"--level {level}: choose sessions or missions")
+        raise ValueError(f"--level {level!r}: choose sessions or missions")
 
 
 @dataclass(frozen=True)

@@ -178,7 +178,7 @@ class EvaluateSegmentationJob:
         known = (*LEXICAL_METHODS, *NEEDS_MODEL, ALL)
         for method in self.methods:
             if method not in known:
-                raise ValueError(f"--method {method}: choose one of {', '.join(known)}")
+                raise ValueError(f"--method {method!r}: choose one of {', '.join(known)}")
             check_method(method, self.model)
 
 

@@ -73,7 +73,7 @@ class TrainSegmenterJob:
     def __post_init__(self) -> None:
         common.check_experiment(self.experiment, EXPERIMENT)
         if self.classifier not in (*CLASSIFIERS, "auto"):
-            raise ValueError(f"--classifier {self.classifier}: choose {', '.join(CLASSIFIERS)} or auto")
+            raise ValueError(f"--classifier {self.classifier!r}: choose {', '.join(CLASSIFIERS)} or auto")
         LearnedConfig(threshold=self.threshold)  # its checks
         check_cv_settings(self.folds, self.inner, self.seed, self.level)
 
