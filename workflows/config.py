@@ -42,6 +42,7 @@ import typing
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -246,11 +247,12 @@ def coerce(value: Any, tp: Any, name: str, text: bool = False) -> Any:
     text; `1e-4`, `0x1F` are numbers), a list a YAML list (or, of text, a
     comma-separated string); a number with a leading zero is refused (`010`: 8 to YAML
     1.1, 10 to 1.2); a number is taken as text as it is written (`version: 007` is
-    '007') and a whole number as a float (`gap_minutes: 30`), an integral float as an
-    int (`workers: 2.0`). Datetimes take an ISO 8601 string or a date (UTC when it
-    names no zone); floats must be finite; None only where the type allows it.
-    ValueError, in one line, names the setting `name`, the value given and what it
-    must be.
+    '007'), and as a number by its exact value (`_number`): a whole one as a float
+    (`gap_minutes: 30`), one written as a float as an int when it is whole
+    (`workers: 2.0`, `1e3`), never through a float's rounding. Datetimes take an ISO
+    8601 string or a date (UTC when it names no zone); floats must be finite; None only
+    where the type allows it. ValueError, in one line, names the setting `name`, the
+    value given as it was written (`repr`: quoted, on one line) and what it must be.
     """
     tp, optional = _split_optional(tp)
     if value is None:
@@ -261,9 +263,8 @@ def coerce(value: Any, tp: Any, name: str, text: bool = False) -> Any:
         if tp is str:
             return value.text
         if tp in (int, float):
-            if said := yaml_core.leading_zero(value.text):
-                raise ValueError(f"{name}: {said}")
-            value = value.number  # else it stays, to be refused as it was written (`010 is not of type bool`)
+            return _number(value, tp, name)
+        # else refused below, as it was written (`010 is not of type bool`)
     origin = typing.get_origin(tp)
     type_name = getattr(tp, "__name__", str(tp))
     if origin is typing.Literal:
@@ -291,29 +292,72 @@ def coerce(value: Any, tp: Any, name: str, text: bool = False) -> Any:
         if tp in (int, float) and isinstance(value, str):
             number = yaml_core.plain(value.strip()) if text else None  # a flag's, read as a file's
             if isinstance(number, yaml_core.Written):
-                return coerce(number, tp, name)
+                return _number(number, tp, name)
             raise ValueError(f"{name}: {_no_number(value, type_name, quoted=not text)}")
         if tp is bool and isinstance(value, str):  # YAML 1.1's `yes`, `on`: text to YAML 1.2
             raise ValueError(f"{name}: {value!r} is not of type bool (write true or false)")
-        if tp is float and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
+        if tp in (int, float) and isinstance(value, int | float) and not isinstance(value, bool):
+            return _number(value, tp, name)  # a program's number (a file's is `Written`)
         if tp is str and isinstance(value, int) and not isinstance(value, bool):  # `version: 2`, `-1`
             value = str(value)
-        if tp is int and isinstance(value, float) and value.is_integer():
-            value = int(value)
     except ValueError as err:
         if str(err).startswith(name):
             raise
         raise ValueError(f"{name}: {value!r} is not of type {type_name}") from None
-    except OverflowError:  # an integer beyond a float's range (YAML's ints have any length)
-        raise ValueError(f"{name}: an integer of {len(str(abs(value))):,} digits is beyond a float's range") from None
     if tp in (int, float, str, bool) and (not isinstance(value, tp) or (tp is not bool and isinstance(value, bool))):
         raise ValueError(f"{name}: {value!r} is not of type {type_name}")
-    if tp is float and not math.isfinite(value):
-        raise ValueError(f"{name}: {value!r} is not a finite number")
-    if tp is int and not -(2**63) <= value < 2**63:  # what numpy, polars and torch take: a 64-bit integer
-        raise ValueError(f"{name}: {value!r} is out of range (a 64-bit integer: at most {2**63 - 1:,})")
     return value
+
+
+def _number(value: yaml_core.Written | int | float, tp: type, name: str) -> int | float:
+    """`value` as a setting of type `tp` (int or float), read from its exact value: a
+    file's or an option's number from its text (`yaml_core.Written.exact`), a program's
+    int or float as it is. An int setting takes a whole number (`2.0`, `1e3`) of 64 bits
+    (what numpy, polars and torch take); not `2.5`, nor `9007199254740993.0`, which a
+    float would round to a whole 9007199254740992. A float setting takes a finite number
+    a float holds: not `.inf`, `1e400` (beyond 1.8e308) nor `1e-400` (nearer 0 than
+    5e-324: it would be 0). ValueError, in one line naming `name` and the value as it was
+    written (`_as_written`), otherwise; for a leading zero (`010`) as
+    `yaml_core.leading_zero` says it."""
+    if isinstance(value, yaml_core.Written):
+        if said := yaml_core.leading_zero(value.text):
+            raise ValueError(f"{name}: {said}")
+        exact = value.exact
+    else:
+        exact = Decimal(value)
+    shown = _as_written(value)
+    if isinstance(exact, Decimal) and not exact.is_finite():
+        raise ValueError(f"{name}: {shown} is {'not a finite number' if tp is float else 'not of type int'}")
+    if tp is int:
+        if isinstance(exact, Decimal) and exact != exact.to_integral_value():
+            raise ValueError(f"{name}: {shown} is not of type int")
+        if not -(2**63) <= exact < 2**63:
+            raise ValueError(f"{name}: {shown} is out of range (a 64-bit integer: at most {2**63 - 1:,})")
+        return int(exact)
+    try:
+        number = float(exact)
+    except OverflowError:  # a long `0x` integer
+        number = math.inf
+    if math.isinf(number):
+        raise ValueError(f"{name}: {shown} is beyond a float's range (at most about 1.8e308)")
+    if number == 0 and exact != 0:
+        raise ValueError(f"{name}: {shown} is too near 0 for a float, which would read it as 0 (write 0 if 0 is meant)")
+    return number
+
+
+def _as_written(value: Any) -> str:
+    """`value` as a message shows it: as `repr` writes it, which for a file's or an
+    option's number is its text (`1e400`, `.5`), on one line; a number of over 60
+    characters by its length (`an integer of 5,000 digits`), not echoed."""
+    try:
+        shown = repr(value)
+    except ValueError:  # a program's int of over 4,300 digits, which Python does not write out
+        return "an integer of over 4,300 digits"
+    if len(shown) <= 60 or not isinstance(value, int | float | yaml_core.Written):
+        return shown
+    if re.fullmatch(r"[-+]?[0-9]+", shown):
+        return f"an integer of {len(shown.lstrip('+-')):,} digits"
+    return f"a number of {len(shown):,} characters"
 
 
 def _no_number(value: str, type_name: str, quoted: bool) -> str:
@@ -444,8 +488,12 @@ def _with_flags(
 def _shows(message: str, value: Any) -> bool:
     """Whether `message` shows `value` already (a check's `..., not -1`)."""
     texts = {repr(value), str(value)}
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        texts.add(f"{value:,}")
+    number = value.exact if isinstance(value, yaml_core.Written) else value  # a file's `0x10`, told as 16
+    if isinstance(number, Decimal) and number.is_finite() and abs(number) < 10**30:
+        number = int(number) if number == number.to_integral_value() else float(number)
+    if isinstance(number, int | float) and not isinstance(number, bool):
+        texts.add(f"{number:,}")
+        texts.add(repr(number))
     return any(re.search(rf"(?<![\w.]){re.escape(t)}(?![\w])", message) for t in texts)
 
 

@@ -19,8 +19,9 @@ keys, which --config files use; ruamel.yaml reads YAML 1.2 by default but is ano
 parser, with its own errors and API, for what is four patterns here.
 
 A number keeps the text it was written as (`Written.text`): a text setting takes that
-text (`version: 007` is '007', not '7'), and a number setting refuses a leading zero
-(`010`: 8 to YAML 1.1, 10 to YAML 1.2), with the rest of `config.coerce`'s rules.
+text (`version: 007` is '007', not '7'), and a number setting reads the number from it
+exactly (`Written.exact`), refusing a leading zero (`010`: 8 to YAML 1.1, 10 to YAML
+1.2), with the rest of `config.coerce`'s rules.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Hashable
+from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any, ClassVar
 
 import yaml
@@ -54,50 +57,75 @@ _BINARY = re.compile(r"[-+]?0b[01_]+")
 _LEADING_ZERO = re.compile(r"[-+]?0[0-9]+")  # 010: octal 8 to YAML 1.1, decimal 10 to YAML 1.2
 
 
+@dataclass(frozen=True, eq=False)
 class Written:
-    """A number as YAML read it, with the text it was written as (`text`)."""
+    """A number of a YAML file, or of a flag (`plain`), as it was written: `text`, which
+    YAML 1.2's core schema reads as an integer or a float (`kind`: `0x1F`, `007` int,
+    `1e-4`, `.inf`, `!!float 1` float).
+
+    No int or float is made of it when it is read: the setting it is given reads it from
+    the text (`config.coerce`), a text setting taking the text as it is, a number setting
+    the number to the digit (`exact`). So a float's rounding never makes an integer of
+    what is not one (`9007199254740993.0`), and a number of any length is read: Python
+    makes no int of over 4,300 decimal digits (and takes seconds over millions). It
+    equals what a YAML reader makes of it (`1.4 == 1.4`, `0x10 == 16`), as a key too."""
 
     text: str
+    kind: type = int
 
-    def __new__(cls, value: Any, text: str) -> Any:
-        number = super().__new__(cls, value)  # type: ignore[call-arg]
-        number.text = text
-        return number
-
-    def __repr__(self) -> str:  # what a message shows: `010 is not of type bool`, not `10`
+    def __repr__(self) -> str:  # what a message shows: `010 is not of type bool`, `1e400`, not `10`, `inf`
         return self.text
 
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Written):
+            other = other.read
+        elif not isinstance(other, int | float | Decimal):
+            return NotImplemented
+        return self.read == other
+
+    def __hash__(self) -> int:
+        return hash(self.read)  # Python's numbers hash alike when equal: 16, 16.0, Decimal(16)
+
     @property
-    def number(self) -> int | float:
-        """The plain int or float: no text with it, for a config to hold and YAML to write."""
-        return int(self) if isinstance(self, int) else float(self)  # type: ignore[arg-type]
+    def read(self) -> Decimal | int | float:
+        """What a YAML reader makes of it: an integer to the digit (`exact`), a float the
+        nearest float."""
+        if self.kind is int:
+            return self.exact
+        try:
+            return float(self.exact)
+        except OverflowError:  # `!!float 0x...` of over 256 hexadecimal digits
+            return math.inf if self.exact > 0 else -math.inf
+
+    @property
+    def exact(self) -> Decimal | int:
+        """Its value to the digit: a Decimal (`1e400`, `.5`; Infinity and NaN for `.inf`,
+        `.nan`), an int for a `0x` or `0o` integer (read in its base, in time linear in its
+        length, as a Decimal of a long int is not)."""
+        sign, body = ("-", self.text[1:]) if self.text[:1] in "+-" else ("", self.text)
+        special = {".inf": "Infinity", ".nan": "NaN"}.get(body.lower())
+        if special:
+            return Decimal(sign + special)
+        base = {"0o": 8, "0x": 16}.get(body[:2])
+        if base:
+            return int(sign + body[2:], base)
+        return Decimal(self.text)
 
 
-class WrittenInt(Written, int):
-    """An integer of a YAML file, with its text (`0x1F`, `007`)."""
-
-
-class WrittenFloat(Written, float):
-    """A float of a YAML file, with its text (`1.10`, `1e-4`)."""
-
-
-def _int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> WrittenInt:
+def _int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Written:
     text = loader.construct_scalar(node)
     if not CORE["int"][0].fullmatch(text):  # `!!int 1_000`: a tag does not change the schema
         raise yaml.constructor.ConstructorError(None, None, f"{text!r} is no YAML 1.2 integer", node.start_mark)
-    base = {"0o": 8, "0x": 16}.get(text[:2])
-    return WrittenInt(int(text[2:], base) if base else int(text), text)
+    return Written(text, int)
 
 
-def _float(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> WrittenFloat:
-    text = loader.construct_scalar(node)
+def _float(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Written:
+    text = loader.construct_scalar(node)  # an integer's text too (`!!float 0x1F`)
     if not CORE["float"][0].fullmatch(text) and not CORE["int"][0].fullmatch(text):
         raise yaml.constructor.ConstructorError(None, None, f"{text!r} is no YAML 1.2 float", node.start_mark)
-    special = {".inf": math.inf, ".nan": math.nan}.get(text.lstrip("+-").lower())
-    if special is not None:
-        return WrittenFloat(-special if text.startswith("-") else special, text)
-    base = {"0o": 8, "0x": 16}.get(text[:2])  # `!!float 0x1F`: an integer's text, as a float
-    return WrittenFloat(int(text[2:], base) if base else float(text), text)
+    return Written(text, float)
 
 
 def _bool(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> bool:

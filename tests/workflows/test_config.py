@@ -520,9 +520,9 @@ FILE_ERRORS = [
     # the change breaker's: an integer beyond a float's range (OverflowError's traceback), an exponent
     # after a dot and no digit (float()'s words, no key)
     (["segment", "x", "-o", "o"], f"segment: {{gap_minutes: 1{'0' * 400}}}",
-     "segment.gap_minutes: an integer of 401 digits is beyond a float's range"),
+     "segment.gap_minutes: an integer of 401 digits is beyond a float's range (at most about 1.8e308)"),
     (["synth", "-o", "s.tsv"], f"synth: {{click_probs: [0.5, 1{'0' * 400}]}}",
-     "synth.click_probs: an integer of 401 digits is beyond a float's range"),
+     "synth.click_probs: an integer of 401 digits is beyond a float's range (at most about 1.8e308)"),
     (["segment", "x", "-o", "o"], "segment: {gap_minutes: ._e5}", "segment.gap_minutes: '._e5' is not of type float"),
     (["segment", "x", "-o", "o"], "segment: {typo: 1}",
      "unknown segment option(s) typo; known: method, gap_minutes, join_within_s, break_after_minutes, min_overlap, "

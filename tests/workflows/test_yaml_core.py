@@ -8,27 +8,30 @@ writes what reads back the same, by YAML 1.2 and 1.1 alike."""
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import tempfile
 import typing
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from workflows import yaml_core
 from workflows.cli import COMMANDS, app
-from workflows.config import Leaf, build, leaves, read_yaml, to_dict, to_yaml
+from workflows.config import Leaf, build, coerce, leaves, read_yaml, to_dict, to_yaml
 
 runner = CliRunner()
 SEGMENT, SYNTH = ["segment", "x", "-o", "o"], ["synth", "-o", "s.tsv"]
 # a setting of each kind: the command that takes it, its keys in a file, its option
 FLOAT = (SEGMENT, ("segment", "gap_minutes"), "--gap-minutes")
 INT = (SEGMENT, ("missions", "window"), "--mission-window")
+ANY_INT = (SEGMENT, ("segment", "so_far_queries"), "--so-far-queries")  # at least 1, no more
 TEXT = (SEGMENT, ("model",), "--model")
 TEXTS = (SEGMENT, ("read", "unknown_user"), "--unknown-user")
 BOOL = (SEGMENT, ("read", "strict"), None)  # --strict/--no-strict: no value to read
@@ -44,6 +47,7 @@ class Refused:
 
 
 LEADING_ZERO = "has a leading zero, octal to YAML 1.1 and decimal to YAML 1.2: write"
+BEYOND_64_BITS = f"is out of range (a 64-bit integer: at most {2**63 - 1:,})"
 BASE_60 = "(YAML 1.1's base 60 is text to YAML 1.2: write one number)"
 # (setting, as written, what --print-config shows or the refusal); the old reading in the comment
 READINGS = [
@@ -78,8 +82,27 @@ READINGS = [
     (TEXTS, "010,no,0x1F,2006-03-01,1:30", ["010", "no", "0x1F", "2006-03-01", "1:30"]),  # ['8', ...] refused
     (WHEN, "2006-03-01", "2006-03-01T00:00:00+00:00"),
     (WHEN, "2006-03-01 10:00:00", "2006-03-01T10:00:00+00:00"),
+    # a number is read from its text, to the digit (the YAML breaker's finds: through a float,
+    # 9007199254740993.0 was ...992 and 1e-400 was 0 without a word; a number of over 4,300 digits
+    # was Python's "Exceeds the limit (4300 digits) for integer string conversion", naming no key,
+    # even for a text setting; 1e400 and .inf were told as inf, .5 as 0.5)
+    (ANY_INT, "9007199254740993.0", 9007199254740993),  # 9007199254740992
+    (ANY_INT, "10000000000000001e0", 10000000000000001),  # 10000000000000000
+    (ANY_INT, "1e-400", Refused("1e-400 is not of type int")),  # 0
+    (ANY_INT, ".5", Refused(".5 is not of type int")),
+    (ANY_INT, ".inf", Refused(".inf is not of type int")),
+    (ANY_INT, "1e400", Refused(f"1e400 {BEYOND_64_BITS}")),
+    (ANY_INT, "9" * 5000, Refused(f"an integer of 5,000 digits {BEYOND_64_BITS}")),
+    (FLOAT, "1e-400", Refused("1e-400 is too near 0 for a float, which would read it as 0 (write 0 if 0 is meant)")),
+    (FLOAT, "1e-300", 1e-300),
+    (FLOAT, "1e400", Refused("1e400 is beyond a float's range (at most about 1.8e308)")),
+    (FLOAT, "9" * 5000, Refused("an integer of 5,000 digits is beyond a float's range (at most about 1.8e308)")),
+    (FLOAT, ".inf", Refused(".inf is not a finite number")),
+    (FLOAT, "-.inf", Refused("-.inf is not a finite number")),
+    (FLOAT, ".nan", Refused(".nan is not a finite number")),
+    (TEXT, "1" * 5000, "1" * 5000),
 ]
-IDS = [f"{setting[1][-1]}={written}" for setting, written, _ in READINGS]
+IDS = [f"{setting[1][-1]}={written[:24]}" for setting, written, _ in READINGS]
 
 
 def file_text(path: tuple[str, ...], value: str, listed: bool = False) -> str:
@@ -371,3 +394,43 @@ def test_any_text_a_setting_refuses_is_told_on_one_line(data):
         said = str(err)
         assert said.splitlines() == [said], (leaf.key, value, said)
         assert not shown or repr(value) in said, (leaf.key, value, said)
+
+
+# A YAML 1.2 number as it may be written: sign, digits, a fraction, an exponent (of any size)
+NUMBER_TEXTS = st.builds(
+    lambda sign, whole, fraction, exponent: f"{sign}{whole}{fraction}{exponent}",
+    SIGN,
+    st.text("0123456789", max_size=22),
+    st.sampled_from(["", ".", ".5", ".25", ".0"]) | st.text("0123456789", max_size=22).map(lambda digits: "." + digits),
+    st.sampled_from(["", "e", "E"]).flatmap(lambda e: st.integers(-420, 420).map(lambda n: f"{e}{n:+d}" if e else "")),
+).filter(lambda text: yaml_core.CORE["float"][0].fullmatch(text) and not yaml_core.leading_zero(text))
+
+
+@settings(max_examples=150, deadline=None)
+@given(text=NUMBER_TEXTS)
+@example("9007199254740993.0")
+@example("10000000000000001e0")
+@example("1e-400")
+@example("2.5e-324")
+def test_a_number_setting_reads_the_number_written_to_the_digit(text):
+    """Any number as written, in a --config file and as an option: an int setting takes
+    it when it is a whole number of 64 bits, as that number exactly (through a float,
+    `9007199254740993.0` was ...992); a float setting when a float holds it, as
+    Python's float() of its text (`1e-400` was 0, `1e400` inf); else one line naming the
+    setting and the number as written."""
+    exact = Decimal(text)
+    whole = exact == exact.to_integral_value() and -(2**63) <= exact < 2**63
+    near = float(text)  # the float nearest the number written
+    held = math.isfinite(near) and (near != 0 or exact == 0)
+    file_value = yaml.load(f"k: {text}", Loader=yaml_core.Loader)["k"]
+    for tp, taken, expected in ((int, whole, int(exact) if whole else None), (float, held, near)):
+        for name, value, as_text in (("k", file_value, False), ("--k", text, True)):
+            if taken:
+                got = coerce(value, tp, name, text=as_text)
+                assert type(got) is tp and got == expected, (text, tp, got)
+                continue
+            with pytest.raises(ValueError) as err:
+                coerce(value, tp, name, text=as_text)
+            said = str(err.value)
+            assert said.startswith(f"{name}: ") and said.splitlines() == [said], said
+            assert text in said or "digits" in said or "characters" in said, said
