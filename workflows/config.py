@@ -245,14 +245,15 @@ def coerce(value: Any, tp: Any, name: str, text: bool = False) -> Any:
     be unquoted (`yaml_core.plain`). A YAML file's values are typed (`text` False), by
     YAML 1.2 (`yaml_core`): a number must be a YAML number (`"30"`, `1:30`, `1_000` are
     text; `1e-4`, `0x1F` are numbers), a list a YAML list (or, of text, a
-    comma-separated string); a number with a leading zero is refused (`010`: 8 to YAML
-    1.1, 10 to 1.2); a number is taken as text as it is written (`version: 007` is
-    '007'), and as a number by its exact value (`_number`): a whole one as a float
-    (`gap_minutes: 30`), one written as a float as an int when it is whole
-    (`workers: 2.0`, `1e3`), never through a float's rounding. Datetimes take an ISO
-    8601 string or a date (UTC when it names no zone); floats must be finite; None only
-    where the type allows it. ValueError, in one line, names the setting `name`, the
-    value given as it was written (`repr`: quoted, on one line) and what it must be.
+    comma-separated string or any one value: `unknown_user: 08` is ['08']); a number
+    with a leading zero is refused (`010`: 8 to YAML 1.1, 10 to 1.2); a number is taken
+    as text as it is written (`version: 007` is '007'), and as a number by its exact
+    value (`_number`): a whole one as a float (`gap_minutes: 30`), one written as a
+    float as an int when it is whole (`workers: 2.0`, `1e3`), never through a float's
+    rounding. Datetimes take an ISO 8601 string or a date (UTC when it names no zone);
+    floats must be finite; None only where the type allows it. ValueError, in one line,
+    names the setting `name`, the value given as it was written (`repr`: quoted, on one
+    line) and what it must be.
     """
     tp, optional = _split_optional(tp)
     if value is None:
@@ -277,6 +278,8 @@ def coerce(value: Any, tp: Any, name: str, text: bool = False) -> Any:
             (inner, *_) = typing.get_args(tp) or (str,)
             if isinstance(value, str) and (text or inner is str):
                 value = [v.strip() for v in value.split(",") if v.strip()]
+            elif inner is str and not isinstance(value, list | tuple | Mapping):  # one value, as its own list
+                value = [value]  # `unknown_user: 08` is ['08'], as `guest` is ['guest']
             if not isinstance(value, list | tuple):
                 raise ValueError(f"{name}: expected a list, got {value!r}")
             converted = [coerce(v, inner, name, text) for v in value]

@@ -617,9 +617,9 @@ def _right(leaf: Leaf, value) -> bool:
     if leaf.sequence:
         (inner,) = {*typing.get_args(leaf.type)} - {Ellipsis}
         item = dataclasses.replace(leaf, type=inner, optional=False)
-        return (inner is str and isinstance(value, str)) or (
-            isinstance(value, list) and all(_right(item, v) for v in value)
-        )
+        if isinstance(value, list):
+            return all(_right(item, v) for v in value)
+        return inner is str and not isinstance(value, dict) and _right(item, value)  # one text: a list of it
     if leaf.type is bool:
         return isinstance(value, bool)
     if leaf.type is int:

@@ -34,6 +34,7 @@ INT = (SEGMENT, ("missions", "window"), "--mission-window")
 ANY_INT = (SEGMENT, ("segment", "so_far_queries"), "--so-far-queries")  # at least 1, no more
 TEXT = (SEGMENT, ("model",), "--model")
 TEXTS = (SEGMENT, ("read", "unknown_user"), "--unknown-user")
+ONE_TEXT = (SEGMENT, ("read", "unknown_user"), "--unknown-user")  # given one value, not a list
 BOOL = (SEGMENT, ("read", "strict"), None)  # --strict/--no-strict: no value to read
 CHOICE = (SEGMENT, ("segment", "method"), "--method")
 WHEN = (SYNTH, ("synth", "start"), "--start")
@@ -80,6 +81,9 @@ READINGS = [
     (TEXT, "1e-4", "1e-4"),  # refused: 0.0001 is not of type str
     (TEXT, "0o17", "0o17"),
     (TEXTS, "010,no,0x1F,2006-03-01,1:30", ["010", "no", "0x1F", "2006-03-01", "1:30"]),  # ['8', ...] refused
+    # one value for a list of text is a list of that text as written: `unknown_user: 08` was refused,
+    # "expected a list, got 08" (the YAML breaker's find 4; YAML 1.1 had given ['08']), as were 0 and -1
+    *((ONE_TEXT, one, [one]) for one in ("08", "0o10", "+.5", "-.5", "-1", "0", "1e3", "guest", "-0x10", "1:30")),
     (WHEN, "2006-03-01", "2006-03-01T00:00:00+00:00"),
     (WHEN, "2006-03-01 10:00:00", "2006-03-01T10:00:00+00:00"),
     # a number is read from its text, to the digit (the YAML breaker's finds: through a float,
