@@ -230,11 +230,20 @@ def read_yaml(path: str | Path | None) -> dict[str, Any]:
         raise ValueError(f"--config {path}: not valid YAML ({_yaml_problem(err)})") from None
     except RecursionError:
         raise ValueError(f"--config {path}: nested too deeply to read (a job's settings are a few levels)") from None
+    except ValueError as err:  # a constructor's own (`!!timestamp 2006-13-01`: "month must be in 1..12")
+        raise ValueError(f"--config {path}: not valid YAML ({str(err).splitlines()[0]!r})") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ValueError(f"--config {path}: expected a mapping of a job's settings, got {type(data).__name__}")
+        raise ValueError(f"--config {path}: expected a mapping of a job's settings, got {_kind(data)}")
     return data
+
+
+def _kind(value: Any) -> str:
+    """What a YAML value is, in a user's words: `a number`, `text`, `a list`."""
+    kinds = [(yaml_core.Written, "a number"), (bool, "true or false"), (str, "text"), (list, "a list"),
+             (date, "a date"), (bytes, "binary data"), (yaml_core.Mistagged, f"{value!r}")]  # fmt: skip
+    return next((said for tp, said in kinds if isinstance(value, tp)), type(value).__name__)
 
 
 def coerce(value: Any, tp: Any, name: str, text: bool = False) -> Any:
@@ -260,6 +269,8 @@ def coerce(value: Any, tp: Any, name: str, text: bool = False) -> Any:
         if not optional:
             raise ValueError(f"{name}: must be set, not null")
         return None
+    if isinstance(value, yaml_core.Mistagged):  # `!!int 0b11`: no value of any type
+        raise ValueError(f"{name}: {value.said}")
     if isinstance(value, yaml_core.Written):  # a file's number, or a flag's: for a text setting, the text written
         if tp is str:
             return value.text
@@ -296,7 +307,7 @@ def coerce(value: Any, tp: Any, name: str, text: bool = False) -> Any:
             number = yaml_core.plain(value.strip()) if text else None  # a flag's, read as a file's
             if isinstance(number, yaml_core.Written):
                 return _number(number, tp, name)
-            raise ValueError(f"{name}: {_no_number(value, type_name, quoted=not text)}")
+            raise ValueError(f"{name}: {_no_number(value, type_name)}")
         if tp is bool and isinstance(value, str):  # YAML 1.1's `yes`, `on`: text to YAML 1.2
             raise ValueError(f"{name}: {value!r} is not of type bool (write true or false)")
         if tp in (int, float) and isinstance(value, int | float) and not isinstance(value, bool):
@@ -309,7 +320,7 @@ def coerce(value: Any, tp: Any, name: str, text: bool = False) -> Any:
         raise ValueError(f"{name}: {value!r} is not of type {type_name}") from None
     if tp in (int, float, str, bool) and (not isinstance(value, tp) or (tp is not bool and isinstance(value, bool))):
         raise ValueError(f"{name}: {value!r} is not of type {type_name}")
-    return value
+    return str(value) if tp is str else value  # a plain str, not a `yaml_core.NumberAsText`
 
 
 def _number(value: yaml_core.Written | int | float, tp: type, name: str) -> int | float:
@@ -363,12 +374,13 @@ def _as_written(value: Any) -> str:
     return f"a number of {len(shown):,} characters"
 
 
-def _no_number(value: str, type_name: str, quoted: bool) -> str:
+def _no_number(value: str, type_name: str) -> str:
     """Why text given for a number is refused, and what to write: a number of YAML 1.1's
-    that YAML 1.2 reads as text (`1:30`, `1_000`, `0b11`: `yaml_core.number_hint`), a
-    number in quotes (`quoted`: a file's text, `"30"`), a word Python reads as a number
-    that is not finite (`nan`, `inf`). The text is shown as `repr` writes it: quoted, and
-    on one line whatever it holds (`'inf\\n'`, `' nan '`)."""
+    that YAML 1.2 reads as text (`1:30`, `1_000`, `-0x10`: `yaml_core.number_hint`), a
+    file's number written as text (`yaml_core.NumberAsText`: `"30"`, `!!str 30`, a block
+    scalar), a word Python reads as a number that is not finite (`nan`, `inf`). The text
+    is shown as `repr` writes it: quoted, and on one line whatever it holds (`'inf\\n'`,
+    `' nan '`)."""
     try:
         finite = math.isfinite(float(value))
     except ValueError:
@@ -376,8 +388,11 @@ def _no_number(value: str, type_name: str, quoted: bool) -> str:
     if not finite:
         return f"{value!r} is not a finite number"
     hint = yaml_core.number_hint(value)
-    if not hint and quoted and isinstance(yaml_core.plain(value), yaml_core.Written):
-        hint = " (a number in quotes: write it without them)"
+    if not hint and isinstance(value, yaml_core.NumberAsText):
+        hint = {
+            "in quotes": " (a number in quotes: write it without them)",
+            "tagged !!str": " (a number tagged !!str: write it without the tag)",
+        }.get(value.how, f" (a number {value.how}: write it after the key, on its line)")
     return f"{value!r} is not of type {type_name}{hint}"
 
 

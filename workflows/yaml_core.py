@@ -21,7 +21,10 @@ parser, with its own errors and API, for what is four patterns here.
 A number keeps the text it was written as (`Written.text`): a text setting takes that
 text (`version: 007` is '007', not '7'), and a number setting reads the number from it
 exactly (`Written.exact`), refusing a leading zero (`010`: 8 to YAML 1.1, 10 to YAML
-1.2), with the rest of `config.coerce`'s rules.
+1.2), with the rest of `config.coerce`'s rules. A scalar tagged as what its text is not
+(`!!int 0b11`, `!!bool yes`) is kept as `Mistagged`, and text that would be a number
+written plain (`"30"`, `!!str 30`) as `NumberAsText`: the setting given it refuses it by
+its key, saying what to write, where PyYAML would stop the file at a line.
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ CORE: dict[str, tuple[re.Pattern[str], str | list[str]]] = {
 _SEXAGESIMAL = re.compile(r"[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?")  # 1:30 is 90, 1:30.5 is 90.5
 _GROUPED = re.compile(r"[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)(?:[eE][-+]?[0-9]+)?|0x[0-9a-fA-F_]+|0o[0-7_]+")
 _BINARY = re.compile(r"[-+]?0b[01_]+")
+_SIGNED_BASE = re.compile(r"([-+])0(?:x([0-9a-fA-F]+)|o([0-7]+))")  # -0x10: YAML 1.1's -16, text to 1.2
 _LEADING_ZERO = re.compile(r"[-+]?0[0-9]+")  # 010: octal 8 to YAML 1.1, decimal 10 to YAML 1.2
 
 
@@ -114,25 +118,73 @@ class Written:
         return Decimal(self.text)
 
 
-def _int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Written:
+@dataclass(frozen=True)
+class Mistagged:
+    """A scalar whose tag names a type its text is not to YAML 1.2 (`!!int 0b11`, `!!int
+    1_000`, `!!bool yes`, `!!null 5`; `tag`: int, float, bool or null): kept, for the
+    setting it is given to refuse by its key (`config.coerce`), where it stopped the
+    whole file, told by its line alone."""
+
+    text: str
+    tag: str
+
+    def __repr__(self) -> str:  # `!!int '0b11'`: the tag as written, the text quoted
+        return f"!!{self.tag} {self.text!r}"
+
+    @property
+    def said(self) -> str:
+        """Why no setting takes it, and what to write where YAML 1.1 read it (`write 3`)."""
+        noun = {"int": "integer", "bool": "boolean"}.get(self.tag, self.tag)
+        hint = " (write true or false)" if self.tag == "bool" else number_hint(self.text)
+        return f"{self!r} is no YAML 1.2 {noun}{hint}"
+
+
+class NumberAsText(str):
+    """Text that a YAML file would read as a number written plain, but that is written
+    otherwise (`how`: `"30"` in quotes, `!!str 30` tagged, `|-` a block scalar): for a
+    number setting to say what to write (`config.coerce`); else it is the text."""
+
+    how: str
+
+    def __new__(cls, text: str, how: str) -> NumberAsText:
+        made = super().__new__(cls, text)
+        made.how = how
+        return made
+
+
+def _int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Written | Mistagged:
     text = loader.construct_scalar(node)
     if not CORE["int"][0].fullmatch(text):  # `!!int 1_000`: a tag does not change the schema
-        raise yaml.constructor.ConstructorError(None, None, f"{text!r} is no YAML 1.2 integer", node.start_mark)
+        return Mistagged(text, "int")
     return Written(text, int)
 
 
-def _float(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Written:
+def _float(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Written | Mistagged:
     text = loader.construct_scalar(node)  # an integer's text too (`!!float 0x1F`)
     if not CORE["float"][0].fullmatch(text) and not CORE["int"][0].fullmatch(text):
-        raise yaml.constructor.ConstructorError(None, None, f"{text!r} is no YAML 1.2 float", node.start_mark)
+        return Mistagged(text, "float")
     return Written(text, float)
 
 
-def _bool(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> bool:
+def _bool(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> bool | Mistagged:
     text = loader.construct_scalar(node)
     if not CORE["bool"][0].fullmatch(text):  # `!!bool yes`
-        raise yaml.constructor.ConstructorError(None, None, f"{text!r} is no YAML 1.2 boolean", node.start_mark)
+        return Mistagged(text, "bool")
     return text.lower() == "true"
+
+
+def _null(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Mistagged | None:
+    text = loader.construct_scalar(node)  # PyYAML's own took `!!null 5` as null
+    return None if CORE["null"][0].fullmatch(text) else Mistagged(text, "null")
+
+
+def _str(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> str:
+    text = loader.construct_scalar(node)
+    if loader.resolve(yaml.ScalarNode, text, (True, False)) not in (f"{_TAG}int", f"{_TAG}float"):
+        return text
+    if node.style in ("'", '"'):
+        return NumberAsText(text, "in quotes")
+    return NumberAsText(text, "in a block scalar" if node.style else "tagged !!str")  # `|-`, `>-`; plain
 
 
 class Loader(yaml.SafeLoader):
@@ -142,6 +194,15 @@ class Loader(yaml.SafeLoader):
     merge (`<<: *defaults`) brings in may be given again: that is how a merge is overridden."""
 
     yaml_implicit_resolvers: ClassVar[dict[Any, list[tuple[str, re.Pattern[str]]]]] = {}  # CORE's, not 1.1's
+
+    def __init__(self, stream: Any) -> None:
+        super().__init__(stream)
+        self.sections: dict[int, str] = {}  # id of a mapping's node -> where it sits (`_sections`)
+
+    def compose_document(self) -> yaml.Node:
+        node = super().compose_document()
+        self.sections = _sections(node)
+        return node
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         if isinstance(node, yaml.MappingNode):
@@ -154,11 +215,37 @@ class Loader(yaml.SafeLoader):
                     continue
                 line = key_node.start_mark.line + 1
                 if key in seen:
+                    where = f" in {self.sections[id(node)]}" if self.sections.get(id(node)) else ""
                     raise yaml.constructor.ConstructorError(
-                        None, None, f"{key!r} given twice, on lines {seen[key]} and {line}"
+                        None, None, f"{key!r} given twice{where}, on lines {seen[key]} and {line}"
                     )
                 seen[key] = line
         return super().construct_mapping(node, deep=deep)
+
+
+def _sections(root: yaml.Node | None) -> dict[int, str]:
+    """Where each mapping of a document sits, for a message: id of its node -> the keys
+    that lead to it from the top (`segment`, `score.segment`; '' for the top; an item of
+    a list by its index, `items[0]`), by the first way to it in the file (an anchor's
+    node, where it is written). A mapping merged in (`<<: {...}`) sits where its keys go."""
+    found: dict[int, str] = {}
+    todo: list[tuple[yaml.Node, str]] = [(root, "")] if root is not None else []
+    while todo:  # depth first, in the file's order; a node met again (an alias) is not walked again
+        node, at = todo.pop()
+        if id(node) in found:
+            continue
+        found[id(node)] = at
+        if isinstance(node, yaml.SequenceNode):
+            todo.extend((item, f"{at}[{i}]") for i, item in reversed(list(enumerate(node.value))))
+        elif isinstance(node, yaml.MappingNode):
+            for key_node, value_node in reversed(node.value):
+                if key_node.tag == f"{_TAG}merge":
+                    sources = value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
+                    todo.extend((source, at) for source in reversed(sources))
+                    continue
+                key = shown_key(key_node.value) if isinstance(key_node, yaml.ScalarNode) else "(a key)"
+                todo.append((value_node, f"{at}.{key}" if at else key))
+    return found
 
 
 class Dumper(yaml.SafeDumper):
@@ -173,13 +260,15 @@ class Dumper(yaml.SafeDumper):
 
 
 for _tag, (_pattern, _first) in CORE.items():
-    _anchored = re.compile(rf"^(?:{_pattern.pattern})$")
+    _anchored = re.compile(rf"^(?:{_pattern.pattern})\Z")  # not `$`, which takes `5\n` for a number too
     Loader.add_implicit_resolver(_TAG + _tag, _anchored, list(_first))
     Dumper.add_implicit_resolver(_TAG + _tag, _anchored, list(_first))
 Loader.add_implicit_resolver(f"{_TAG}merge", re.compile(r"^(?:<<)$"), ["<"])
 Loader.add_constructor(f"{_TAG}int", _int)
 Loader.add_constructor(f"{_TAG}float", _float)
 Loader.add_constructor(f"{_TAG}bool", _bool)
+Loader.add_constructor(f"{_TAG}null", _null)
+Loader.add_constructor(f"{_TAG}str", _str)
 Dumper.add_representer(str, Dumper.represent_str)
 
 
@@ -217,6 +306,11 @@ def number_hint(text: str) -> str:
     YAML 1.1 read and 1.2 does not (`1:30`, `1_000`, `0b11`), or '' for any other text."""
     if _SEXAGESIMAL.fullmatch(text):
         return " (YAML 1.1's base 60 is text to YAML 1.2: write one number)"
+    if signed := _SIGNED_BASE.fullmatch(text):
+        base, digits = ("x", signed[2]) if signed[2] else ("o", signed[3])
+        number = int(digits, 16 if base == "x" else 8)
+        written = f"{signed[1].strip('+')}{number}" if number < 10**30 else "it in decimal"
+        return f" (YAML 1.2 has no sign before 0{base}: write {written})"
     if _BINARY.fullmatch(text):
         sign, digits = "-" if text.startswith("-") else "", text.lstrip("+-")[2:].replace("_", "")
         return f" (YAML 1.2 has no binary numbers: write {sign}{int(digits, 2)})" if digits else ""

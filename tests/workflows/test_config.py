@@ -241,7 +241,7 @@ def test_demo_holds_the_configs_of_its_steps():
         (["segment", "x", "-o", "o", "--config", "missing.yaml"], "--config missing.yaml: no such file"),
         # a key twice in one mapping: PyYAML kept the last quietly (the top level, and nested)
         (["segment", "x", "-o", "o", "--config", "{twice}"], "not valid YAML ('engine' given twice, on lines 1 and 4)"),
-        (["demo", "--config", "{twice_nested}"], "not valid YAML ('gap_minutes' given twice, on lines 2 and 4)"),
+        (["demo", "--config", "{twice_nested}"], "('gap_minutes' given twice in segment, on lines 2 and 4)"),
         # what PyYAML found, with its line (a tab said only "while scanning for the next token"); a nesting past
         # Python's recursion limit was a RecursionError traceback
         (["segment", "x", "-o", "o", "--config", "{tab}"], "'\\t' that cannot start any token, line 2, "),
