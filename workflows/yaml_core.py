@@ -190,37 +190,72 @@ def _str(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> str:
 class Loader(yaml.SafeLoader):
     """PyYAML's safe loader reading plain scalars by YAML 1.2's core schema (`CORE`), numbers
     as `Written` ones, and refusing a key given twice in one mapping: YAML 1.2 says keys are
-    unique, and PyYAML would keep the last quietly (`epochs: 5` ... `epochs: 50`). A key a
-    merge (`<<: *defaults`) brings in may be given again: that is how a merge is overridden."""
+    unique, and PyYAML would keep the last quietly (`epochs: 5` ... `epochs: 50`).
+
+    Merge keys (`<<: *defaults`, https://yaml.org/type/merge.html) are merged here
+    (`flatten_mapping`): a key a merge brings in may be given again beside it (that is how a
+    merge is overridden), and of a list of mappings merged (`<<: [*a, *b]`) the first
+    that gives a key wins. Each mapping's own keys are checked once, as written, merged in
+    or not: a key twice in a mapping merged in (`<<: {a: 1, a: 2}`) is refused, as is `<<`
+    twice (PyYAML took the last of either), and a mapping merged in one place and used
+    whole in another (`<<: &s {<<: *t, a: 1}` ... `x: *s`) is not refused for a key its
+    merge brought in."""
 
     yaml_implicit_resolvers: ClassVar[dict[Any, list[tuple[str, re.Pattern[str]]]]] = {}  # CORE's, not 1.1's
 
     def __init__(self, stream: Any) -> None:
         super().__init__(stream)
         self.sections: dict[int, str] = {}  # id of a mapping's node -> where it sits (`_sections`)
+        self.flattened: set[int] = set()  # ids of the mapping nodes checked and merged
 
     def compose_document(self) -> yaml.Node:
         node = super().compose_document()
         self.sections = _sections(node)
         return node
 
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        if isinstance(node, yaml.MappingNode):
-            seen: dict[Any, int] = {}
-            for key_node, _ in node.value:
-                if key_node.tag == f"{_TAG}merge":
-                    continue
-                key = self.construct_object(key_node, deep=deep)
-                if not isinstance(key, Hashable):  # refused by the safe loader itself, below
-                    continue
-                line = key_node.start_mark.line + 1
-                if key in seen:
-                    where = f" in {self.sections[id(node)]}" if self.sections.get(id(node)) else ""
+    def flatten_mapping(self, node: yaml.MappingNode) -> None:
+        """Check `node`'s own keys (`_unique`), then put the keys its merges bring in before
+        its own, the first mapping merged last (a mapping is built in order, the last of a
+        key winning). Once for each node: an alias's node is flattened already. PyYAML's
+        own kept the last mapping's key of `<<: [*a, *b]` where the key's text was not one
+        object in both (`key1`), the first's where it was (`k`)."""
+        if id(node) in self.flattened:
+            return
+        self.flattened.add(id(node))
+        self._unique(node)
+        merged: list[list[tuple[yaml.Node, yaml.Node]]] = []  # each mapping merged in, flattened, in order
+        own = []
+        for key_node, value_node in node.value:
+            if key_node.tag != f"{_TAG}merge":
+                own.append((key_node, value_node))
+                continue
+            sources = value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
+            for source in sources:
+                if not isinstance(source, yaml.MappingNode):
                     raise yaml.constructor.ConstructorError(
-                        None, None, f"{key!r} given twice{where}, on lines {seen[key]} and {line}"
-                    )
-                seen[key] = line
-        return super().construct_mapping(node, deep=deep)
+                        "while constructing a mapping", node.start_mark,
+                        f"expected a mapping or list of mappings for merging, but found {source.id}", source.start_mark,
+                    )  # fmt: skip
+                self.flatten_mapping(source)
+                merged.append(source.value)
+        node.value = [pair for pairs in reversed(merged) for pair in pairs] + own
+
+    def _unique(self, node: yaml.MappingNode) -> None:
+        """ConstructorError for a key given twice among `node`'s own (`<<` one of them),
+        naming the key, where the mapping sits and the two lines."""
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            merge = key_node.tag == f"{_TAG}merge"
+            key = "<<" if merge else self.construct_object(key_node)
+            if not isinstance(key, Hashable):  # refused by the safe loader itself, when it builds the mapping
+                continue
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                where = f" in {self.sections[id(node)]}" if self.sections.get(id(node)) else ""
+                lines = f"lines {seen[key]} and {line}" if line != seen[key] else f"line {line}"
+                hint = "; merge several mappings with one: <<: [*a, *b]" if merge else ""
+                raise yaml.constructor.ConstructorError(None, None, f"{key!r} given twice{where}, on {lines}{hint}")
+            seen[key] = line
 
 
 def _sections(root: yaml.Node | None) -> dict[int, str]:

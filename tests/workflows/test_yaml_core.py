@@ -476,3 +476,59 @@ def test_a_number_setting_reads_the_number_written_to_the_digit(text):
             said = str(err.value)
             assert said.startswith(f"{name}: ") and said.splitlines() == [said], said
             assert text in said or "digits" in said or "characters" in said, said
+
+
+# Merge keys, as https://yaml.org/type/merge.html has them (the YAML breaker's find 5): a key twice
+# in a mapping merged in, and `<<` twice, were taken (the last won); a mapping merged in one place
+# and used whole in another was refused for a key its own merge brought in; and PyYAML kept the
+# LAST of `<<: [*a, *b]` for a key of more than one character (the first for `k`)
+MERGES = [
+    ("segment:\n  <<: {min_overlap: 0.3, min_overlap: 0.2}\n",
+     Refused("not valid YAML ('min_overlap' given twice in segment, on line 2)")),
+    ("segment:\n  <<: {min_overlap: 0.3}\n  <<: {min_overlap: 0.2}\n",
+     Refused("not valid YAML ('<<' given twice in segment, on lines 2 and 3; merge several mappings with one: "
+             "<<: [*a, *b])")),
+    ("segment:\n  <<: &s\n    <<: {min_overlap: 0.3}\n    min_overlap: 0.4\n  gap_minutes: 5\nmissions: *s\n",
+     {("segment", "min_overlap"): 0.4, ("segment", "gap_minutes"): 5.0, ("missions", "min_overlap"): 0.4}),
+    ("segment:\n  <<: [{min_overlap: 0.3, gap_minutes: 5}, {min_overlap: 0.2, method: time}]\n",
+     {("segment", "min_overlap"): 0.3, ("segment", "gap_minutes"): 5.0, ("segment", "method"): "time"}),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("text", "expected"), MERGES, ids=[t.splitlines()[1].strip()[:40] for t, _ in MERGES])
+def test_a_merge_takes_each_key_once_and_the_first_mapping_wins(text, expected, tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    result = runner.invoke(app, [*SEGMENT, "--config", str(path), "--print-config"])
+    if isinstance(expected, Refused):
+        assert result.exit_code == 2 and result.output == f"error: --config {path}: {expected.said}\n", result.output
+        return
+    assert result.exit_code == 0, result.output
+    printed = yaml.safe_load(result.output)
+    assert {path: get(printed, path) for path in expected} == expected
+
+
+MERGE_KEYS = st.sampled_from(["k", "x", "key1", "gap", "min_overlap"])  # one character and more
+MERGED = st.dictionaries(MERGE_KEYS, st.integers(0, 9), max_size=4)
+
+
+@settings(max_examples=200, deadline=None)
+@given(sources=st.lists(MERGED, min_size=1, max_size=3), own=MERGED, nested=st.booleans())
+def test_a_merge_is_the_mappings_merged_in_the_first_winning_under_the_mappings_own(sources, own, nested):
+    """Any list of mappings merged into a mapping with keys of its own (and each merged
+    mapping itself made by a merge, `nested`): each key's value is the mapping's own, else
+    that of the first mapping merged that gives it, as YAML's merge key says."""
+    expected: dict = {}
+    for source in reversed(sources):
+        expected.update(source)
+    expected.update(own)
+
+    def flow(mapping: dict) -> str:
+        return "{" + ", ".join(f"{k}: {v}" for k, v in mapping.items()) + "}"
+
+    anchors = [f"s{i}: &s{i} " + (f"{{<<: {flow(s)}}}" if nested else flow(s)) for i, s in enumerate(sources)]
+    merges = ", ".join(f"*s{i}" for i in range(len(sources)))
+    own_keys = "".join(f"\n  {k}: {v}" for k, v in own.items())
+    loaded = yaml.load("\n".join(anchors) + f"\nm:\n  <<: [{merges}]{own_keys}\n", Loader=yaml_core.Loader)
+    assert loaded["m"] == expected
+    assert [loaded[f"s{i}"] for i in range(len(sources))] == sources  # a mapping merged in stays itself
