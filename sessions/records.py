@@ -2,8 +2,9 @@
 
 A record is a line; for quoted formats (CSV) it is a run of lines held together by a
 quoted field that contains newlines, read as Python's `csv` module reads them
-(`quoted_spans`: a quote opens a quoted field only at a field's start, so a stray
-quote inside a field, `12" pizza pan`, never takes the following lines with it).
+(`quoting.quoted_spans`: a quote opens a quoted field only at a field's start, so a
+stray quote inside a field, `12" pizza pan`, never takes the following lines with it),
+in RFC 4180 or with a backslash escaping a quote (`escape`: Spark's, R's).
 
 The file (a path or a URI: `sessions.storage`) is read through pyarrow's input
 streams, which decompress `.gz`, `.bz2`, `.zst` and `.lz4` on the fly, in blocks of
@@ -20,9 +21,10 @@ records only: the bytes with invalid sequences as `\\xNN` escapes, so nothing is
 `unclosed` (true only for a record in which a quoted field is left open: still open
 at the end of the file or `MAX_RECORD_BYTES` on, or "closed" only by a quote inside
 the text of a later line) and
-`escaped` (true only for a record in which a quoted field is closed by a quote after a
-backslash and text follows it: `"say \\"hi\\" now"`, a quote escaped with a backslash, as
-R's `write.table` writes by default, which CSV does not read) and
+`escaped` (true only, where no `escape` is read, for a record with a quote escaped with
+a backslash, as Spark and R's `write.table` write one by default: a quoted field closed
+by a quote after a backslash with text after it, `"say \\"hi\\" now"`, or closed at its
+escaped quote where RFC 4180 would run it on over the records after it, `"tv 32\\""`) and
 `damaged` (true only for what follows the last complete record of a compressed file
 whose stream breaks off, an interrupted download: see `iter_blocks`) and
 `lines` (the physical lines the record takes: more than one for a quoted field that
@@ -45,6 +47,7 @@ import polars as pl
 import pyarrow as pa
 
 from sessions import storage
+from sessions.quoting import quote_ok_newlines, quoted_spans
 
 DEFAULT_BLOCK_BYTES = 16 << 20
 # A record still open (unbalanced quote) after this many bytes is cut at a newline,
@@ -118,7 +121,12 @@ def not_utf8_advice(raw: bytes) -> str:
 
 
 def iter_blocks(
-    path: str | Path, *, quote: str | None = None, sep: str = ",", block_bytes: int = DEFAULT_BLOCK_BYTES
+    path: str | Path,
+    *,
+    quote: str | None = None,
+    sep: str = ",",
+    escape: str | None = None,
+    block_bytes: int = DEFAULT_BLOCK_BYTES,
 ) -> Iterator[Block]:
     """Blocks of whole records of a (possibly compressed) text file, in order.
 
@@ -143,6 +151,8 @@ def iter_blocks(
         quote: the quote character of a CSV dialect whose quoted fields may hold
             newlines, or None when newlines always end a record (AOL, TSV).
         sep: the field separator of that dialect (where a quoted field can start).
+        escape: the character that escapes a quote inside a quoted field in that
+            dialect (a backslash: Spark's, R's `write.table`), or None (RFC 4180).
         block_bytes: how many (decompressed) bytes to read at a time.
     """
     carry = b""
@@ -167,7 +177,7 @@ def iter_blocks(
                 if not eof and len(buf) < LINE_ENDING_SNIFF_BYTES:
                     carry = buf
                     continue
-                ending = _line_ending(buf[:LINE_ENDING_SNIFF_BYTES], quote, sep)
+                ending = _line_ending(buf[:LINE_ENDING_SNIFF_BYTES], quote, sep, escape)
                 if (archive := archive_refusal(buf)) is not None:  # not records: the file is reported, not read
                     yield Block(b"", next_line, np.empty(0, dtype=np.intp), final=True, damage=archive)
                     return
@@ -176,21 +186,21 @@ def iter_blocks(
             # `buf` as read; `lines`, the same bytes with each CR of a CR file an LF (the same length)
             lines = buf.replace(_CR, b"\n") if (crs := ending == _CR) else buf
             newlines = np.flatnonzero(np.frombuffer(lines, dtype=np.uint8) == _NEWLINE)
-            cut = _last_record_end(lines, newlines, quote, sep)
+            cut = _last_record_end(lines, newlines, quote, sep, escape, final=eof)
             while eof and 0 < cut < len(buf):  # the file's last records, then what follows them on its own
-                data = _as_read(buf, lines, cut, quote, sep) if crs else buf[:cut]
+                data = _as_read(buf, lines, cut, quote, sep, escape) if crs else buf[:cut]
                 block = Block(data, next_line, newlines[newlines < cut], final=False)
                 next_line += block.n_lines
                 yield block
                 buf, newlines = buf[cut:], newlines[newlines >= cut] - cut
                 lines = lines[cut:] if crs else buf
-                cut = _last_record_end(lines, newlines, quote, sep)
+                cut = _last_record_end(lines, newlines, quote, sep, escape, final=True)
             if eof:
                 cut = len(buf)
             elif cut == 0:  # no complete record yet: keep reading
                 carry = buf
                 continue
-            data = _as_read(buf, lines, cut, quote, sep) if crs else buf[:cut]
+            data = _as_read(buf, lines, cut, quote, sep, escape) if crs else buf[:cut]
             block = Block(data, next_line, newlines[newlines < cut], final=eof, damage=damage)
             carry = buf[cut:]
             next_line += block.n_lines
@@ -222,7 +232,7 @@ def archive_refusal(head: bytes) -> str | None:
     return None
 
 
-def _line_ending(head: bytes, quote: str | None = None, sep: str = ",") -> bytes:
+def _line_ending(head: bytes, quote: str | None = None, sep: str = ",", escape: str | None = None) -> bytes:
     """The line ending of a file that starts with `head`: CR when lone CRs (not of a
     CRLF) outnumber its LFs, else LF (CRLF files too; a stray CR in a line does not
     make a file of LF lines a CR one). With a `quote`, only the line ends outside quoted
@@ -230,24 +240,24 @@ def _line_ending(head: bytes, quote: str | None = None, sep: str = ",") -> bytes
     breaks are its text, however many (an Excel "CSV (Macintosh)" file of CR lines whose
     cells hold LFs; an LF file whose cells hold CRs)."""
     if quote is not None and quote.encode() in head:
-        inside = _inside_quotes(np.frombuffer(head.replace(_CR, b"\n"), dtype=np.uint8), quote, sep)
+        inside = _inside_quotes(np.frombuffer(head.replace(_CR, b"\n"), dtype=np.uint8), quote, sep, escape, False)
         head = np.frombuffer(head, dtype=np.uint8)[~inside].tobytes()
     lone = head.count(_CR) - head.count(b"\r\n")
     return _CR if lone > head.count(b"\n") else b"\n"
 
 
-def _inside_quotes(arr: np.ndarray, quote: str, sep: str) -> np.ndarray:
+def _inside_quotes(arr: np.ndarray, quote: str, sep: str, escape: str | None, final: bool = True) -> np.ndarray:
     """(len(arr),) bool: the bytes of `arr` (which starts at a record's start, its line
-    ends LFs) inside a quoted field (`quoted_spans`) from its opening quote on; a field
-    still open at the end runs to it."""
-    opens, closes = quoted_spans(arr, quote, sep)
+    ends LFs) inside a quoted field (`quoted_spans`, with `escape` and `final`) from its
+    opening quote on; a field still open at the end runs to it."""
+    opens, closes, _ = quoted_spans(arr, quote, sep, escape, final)
     depth = np.zeros(len(arr) + 1, dtype=np.int64)
     depth[opens] += 1
     depth[closes] -= 1
     return np.cumsum(depth[:-1]) > 0
 
 
-def _as_read(buf: bytes, lines: bytes, cut: int, quote: str | None, sep: str) -> bytes:
+def _as_read(buf: bytes, lines: bytes, cut: int, quote: str | None, sep: str, escape: str | None) -> bytes:
     """The first `cut` bytes of `buf` (whole records) of a file of CR lines as the reader
     hands them on: `lines`' (where each CR is the LF it stands for), but for the CRs
     inside quoted fields (with a `quote`), which are a cell's text and stay as written,
@@ -255,12 +265,17 @@ def _as_read(buf: bytes, lines: bytes, cut: int, quote: str | None, sep: str) ->
     if quote is None or buf.find(quote.encode(), 0, cut) < 0 or buf.find(_CR, 0, cut) < 0:
         return lines[:cut]
     kept = np.frombuffer(lines, dtype=np.uint8, count=cut).copy()
-    kept[_inside_quotes(kept, quote, sep) & (np.frombuffer(buf, dtype=np.uint8, count=cut) == _CR[0])] = _CR[0]
+    kept[_inside_quotes(kept, quote, sep, escape) & (np.frombuffer(buf, dtype=np.uint8, count=cut) == _CR[0])] = _CR[0]
     return kept.tobytes()
 
 
 def iter_records(
-    path: str | Path, *, quote: str | None = None, sep: str = ",", block_bytes: int = DEFAULT_BLOCK_BYTES
+    path: str | Path,
+    *,
+    quote: str | None = None,
+    sep: str = ",",
+    escape: str | None = None,
+    block_bytes: int = DEFAULT_BLOCK_BYTES,
 ) -> Iterator[pl.DataFrame]:
     """Yield the records of a (possibly compressed) text file in blocks: `split_records`
     of each of `iter_blocks`' blocks, those without a record left out. Each frame holds
@@ -272,86 +287,30 @@ def iter_records(
         ...     block.columns
         ['line_no', 'text', 'undecodable', 'terminated', 'unclosed', 'escaped', 'damaged', 'lines']
     """
-    for block in iter_blocks(path, quote=quote, sep=sep, block_bytes=block_bytes):
-        frame = split_records(block, quote, sep)
+    for block in iter_blocks(path, quote=quote, sep=sep, escape=escape, block_bytes=block_bytes):
+        frame = split_records(block, quote, sep, escape)
         if frame.height:
             yield frame
 
 
-def _quote_ok_newlines(
-    arr: np.ndarray, newlines: np.ndarray, quote: str | None, sep: str
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Positions of the newlines that end a record (not inside a quoted field), and the
-    openings of the quoted fields left open: one still open at the end of `arr` (in its
-    last record), and one that runs over a line end to a quote followed by more text, not
-    a separator or a line end. That quote is text of a later line (`"opens` ... `has a
-    "quote" inside`), where Python's csv in strict mode stops; read on, it took the lines
-    between as one field. Third, the openings of the quoted fields closed by a quote after
-    a backslash with text after it (`"say \\"hi\\" now"`: a backslash-escaping dialect, as
-    R's `write.table` writes by default; read as CSV, the text would lose its quote)."""
-    if quote is None:
-        return newlines, newlines[:0], newlines[:0]
-    opens, closes = quoted_spans(arr, quote, sep)
-    if not len(opens):
-        return newlines, opens, opens
-    span = np.searchsorted(opens, newlines, side="right") - 1
-    inside = (span >= 0) & (newlines < closes[np.maximum(span, 0)])
-    after = arr[np.minimum(closes + 1, len(arr) - 1)]
-    text_after = (closes + 1 < len(arr)) & (after != ord(sep)) & (after != _NEWLINE) & (after != ord("\r"))
-    spans_lines = np.searchsorted(newlines, opens) < np.searchsorted(newlines, closes)
-    left_open = (closes == len(arr)) | (text_after & spans_lines)
-    escaped = text_after & (arr[np.maximum(closes - 1, 0)] == ord("\\")) & (closes > opens + 1)
-    return newlines[~inside], opens[left_open], opens[escaped & ~left_open]
-
-
-def quoted_spans(arr: np.ndarray, quote: str, sep: str) -> tuple[np.ndarray, np.ndarray]:
-    """Where quoted fields open and close, as Python's `csv` reader (RFC 4180, not strict)
-    reads them: a quote opens a quoted field only at the start of a field (the start of
-    the data, or after a separator or a newline that is not quoted itself); inside one a
-    doubled quote stands for a quote and any other quote closes it; a quote anywhere
-    else is text (`12" pizza pan`). Returns the offsets of each opening and closing
-    quote (`len(arr)` for a field still open at the end). One pass over the quote
-    characters only."""
-    quotes = np.flatnonzero(arr == ord(quote))
-    if not len(quotes):
-        return quotes, quotes
-    before = arr[np.maximum(quotes - 1, 0)]
-    at_start = ((quotes == 0) | (before == ord(sep)) | (before == _NEWLINE)).tolist()
-    positions = quotes.tolist()
-    opens, closes = [], []
-    i, n, inside = 0, len(positions), False
-    while i < n:
-        if not inside:
-            if at_start[i]:
-                inside = True
-                opens.append(positions[i])
-            i += 1
-        elif i + 1 < n and positions[i + 1] == positions[i] + 1:  # a doubled quote: text
-            i += 2
-        else:
-            inside = False
-            closes.append(positions[i])
-            i += 1
-    if inside:
-        closes.append(len(arr))
-    return np.array(opens, dtype=np.int64), np.array(closes, dtype=np.int64)
-
-
-def _last_record_end(buf: bytes, newlines: np.ndarray, quote: str | None, sep: str) -> int:
+def _last_record_end(
+    buf: bytes, newlines: np.ndarray, quote: str | None, sep: str, escape: str | None, final: bool
+) -> int:
     """Offset just past the last complete record in buf (which starts at a record's
-    start), 0 if there is none yet. A record still open `MAX_RECORD_BYTES` after its
-    start (an unclosed quote) ends at the first newline past that point, wherever the
-    blocks of the file fall."""
-    ends, _, _ = _quote_ok_newlines(np.frombuffer(buf, dtype=np.uint8), newlines, quote, sep)
+    start), 0 if there is none yet (`final`: buf runs to the file's end). A record still
+    open `MAX_RECORD_BYTES` after its start (an unclosed quote) ends at the first newline
+    past that point, wherever the blocks of the file fall."""
+    ends, _, _ = quote_ok_newlines(np.frombuffer(buf, dtype=np.uint8), newlines, quote, sep, escape, final)
     if len(ends):
         return int(ends[-1]) + 1
     past = newlines[newlines >= MAX_RECORD_BYTES]
     return int(past[0]) + 1 if len(past) else 0
 
 
-def split_records(block: Block, quote: str | None = None, sep: str = ",") -> pl.DataFrame:
+def split_records(block: Block, quote: str | None = None, sep: str = ",", escape: str | None = None) -> pl.DataFrame:
     """The records of a block, with `RECORD_SCHEMA` columns, checked one by one
-    (`quote`, `sep`: as for `iter_blocks`). ValueError for a block of 2 GiB (2**31 bytes)
+    (`quote`, `sep`, `escape`: as for `iter_blocks`; a block ends where a record ends, so
+    a quoted field open at its end is left open, `quoted_spans`' `final`). ValueError for a block of 2 GiB (2**31 bytes)
     or more, beyond 32-bit offsets: lower `block_bytes`."""
     data = block.data
     if not data:
@@ -359,7 +318,7 @@ def split_records(block: Block, quote: str | None = None, sep: str = ",") -> pl.
     if len(data) >= 1 << 31:
         raise ValueError("block too large for 32-bit offsets; lower block_bytes")
     newlines = block.newlines
-    ends, left_open, escaped_at = _quote_ok_newlines(np.frombuffer(data, dtype=np.uint8), newlines, quote, sep)
+    ends, left_open, escaped_at = quote_ok_newlines(np.frombuffer(data, dtype=np.uint8), newlines, quote, sep, escape)
     terminated_last = len(ends) > 0 and ends[-1] == len(data) - 1
     if not terminated_last and not block.final:  # the reader cut inside a record: forced cut
         ends = np.append(ends, len(data) - 1)

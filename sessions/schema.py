@@ -50,7 +50,7 @@ class Reason(StrEnum):
     TRUNCATED_LINE = "truncated_line"  # last line of a file, without newline and incomplete
     TRUNCATED_STREAM = "truncated_stream"  # what follows the break in a damaged compressed file
     UNCLOSED_QUOTE = "unclosed_quote"  # a quoted field never closed: it ran on to the file's end, lines and all
-    BACKSLASH_ESCAPE = "backslash_escape"  # a quote escaped with a backslash (R's write.table), which CSV does not read
+    BACKSLASH_ESCAPE = "backslash_escape"  # a quote escaped with a backslash (Spark, R) in a file read as RFC 4180
     BAD_JSON = "bad_json"
     NESTED_VALUE = "nested_value"  # a JSON object or array where a user, time, text or label is read
     EMPTY_USER = "empty_user"

@@ -148,7 +148,9 @@ def test_the_lines_of_the_records_add_up_to_the_lines_of_the_file(tmp_path_facto
 @settings(max_examples=200, deadline=None)
 @given(pieces=csv_text, block=st.integers(1, 40))
 def test_records_and_fields_are_what_pythons_csv_reads(tmp_path_factory, pieces, block):
-    """Records and their fields, for any text and any block size, equal `csv.reader`'s rows."""
+    """Records and their fields, for any text and any block size, equal `csv.reader`'s
+    rows, up to a field closed where a backslash-escaping writer closed it (`escaped`,
+    `"tv 32\\""`), which `csv` runs on over the records after it."""
     from sessions.fields import split_delimited
 
     text = "".join(pieces)
@@ -157,6 +159,9 @@ def test_records_and_fields_are_what_pythons_csv_reads(tmp_path_factory, pieces,
     df = records(path, quote='"', sep=",", block_bytes=block)
     got = df.select(split_delimited(pl.col("text"), ",", '"'))["text"].to_list()
     expected = list(csv.reader(io.StringIO(text, newline="")))
+    if df["escaped"].any():  # csv's rows from the record closed so on are one
+        cut = df["escaped"].arg_true()[0]
+        got, expected = got[:cut], expected[:cut]
     assert [row or [""] for row in got] == [row or [""] for row in expected]
 
 

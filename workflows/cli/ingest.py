@@ -55,7 +55,7 @@ def ingest_rows(report: dict) -> dict:
         from sessions.records import not_utf8_advice
 
         rows["  bad_encoding: records not UTF-8 text"] = not_utf8_advice(b"")
-    if report.get("rejected_by_reason", {}).get("backslash_escape"):  # R's write.table: its rows with a quote
+    if report.get("rejected_by_reason", {}).get("backslash_escape"):  # Spark's, R's rows in an RFC 4180 file
         from workflows.jobs.common import BACKSLASH_ADVICE
 
         rows["  backslash_escape: quotes escaped with a backslash"] = BACKSLASH_ADVICE

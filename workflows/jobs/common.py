@@ -359,8 +359,9 @@ def _absent_keys(keys: list[str], spec: str | None) -> list[str]:
 
 
 BACKSLASH_ADVICE = (
-    "its quotes are escaped with a backslash (R's write.table writes so by default), which CSV does "
-    'not read: write it with quotes doubled (write.table(..., qmethod = "double"), or write.csv)'
+    "quotes escaped with a backslash (\\\"), as Spark's CSV and R's write.table write them, in a file whose "
+    "other quoted texts read as RFC 4180 (quotes doubled), as it was read: write it one way, with quotes "
+    """doubled (Spark: .option("escape", '"'); R: write.table(..., qmethod = "double"), or write.csv)"""
 )
 _NOTHING_READ_CAUSE = {  # why no record of a log was read, by the reason most of them were rejected for
     "bad_time": "a wrong --format or --map (another column read as the time) is the usual cause, or times "

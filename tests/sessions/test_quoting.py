@@ -1,0 +1,55 @@
+"""A delimited table's quotes, doubled (RFC 4180) or escaped with a backslash (Spark, R's
+`write.table`): where a file is read as RFC 4180, a record with an escaped quote is told
+why, alone, never run into the records after it (`sessions.quoting`)."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import polars as pl
+
+from sessions.formats import ReadOptions
+from sessions.ingest import read_logs
+from sessions.io import MemorySink
+from sessions.schema import EVENT_SCHEMA, REJECTED_SCHEMA, Reason
+
+MAP = ReadOptions(map="user=user,time=time,text=query")
+START = datetime(2024, 1, 1, 10, tzinfo=UTC)
+
+
+def read(path: Path) -> tuple[dict, pl.DataFrame, pl.DataFrame]:
+    """The report, events and rejected rows of a table read with `MAP`."""
+    events, rejected = MemorySink(), MemorySink()
+    report = read_logs([path], "table", events, rejected, options=MAP)
+    return report.to_dict(), events.frame(EVENT_SCHEMA).sort("row_id"), rejected.frame(REJECTED_SCHEMA)
+
+
+def python_csv(rows: list[list[str]], sep: str = ",", **dialect) -> str:
+    buf = io.StringIO()
+    csv.writer(buf, delimiter=sep, lineterminator="\n", **dialect).writerows(rows)
+    return buf.getvalue()
+
+
+def time_of(i: int) -> str:
+    return f"{START + timedelta(minutes=i):%Y-%m-%d %H:%M:%S}"
+
+
+def test_a_backslash_before_a_doubled_quote_is_rfc_4180_text_and_an_escaped_quote_its_own_row(tmp_path):
+    """RFC 4180 text with a backslash before a quote (`say \\"hi\\"`, written with its
+    quotes doubled) reads as RFC 4180 says; a row among them with a backslash-escaped quote (files of two
+    writers joined) is one `backslash_escape` row, wherever its escaped quote falls (the
+    end of its text, mid-text, the whole text), never one row taking the records after it."""
+    rfc = ['C:\\"dir"', 'say \\"hi\\"', 'a\\", b']  # texts with a backslash before a quote
+    rows = [["user", "time", "query"], *(["u", time_of(i), t] for i, t in enumerate(rfc))]
+    escaped = ['"tv 32\\""', '"say \\"hi\\" now"', '"\\""']
+    lines = [f"u,{time_of(10 + i)},{q}\nu,{time_of(20 + i)},after {i}\n" for i, q in enumerate(escaped)]
+    (tmp_path / "t.csv").write_text(python_csv(rows) + "".join(lines))
+    report, events, rejected = read(tmp_path / "t.csv")
+    assert events["query"].to_list() == [*rfc, "after 0", "after 1", "after 2"]
+    assert rejected.select("line_no", "reason").rows() == [(5, Reason.BACKSLASH_ESCAPE), (7, Reason.BACKSLASH_ESCAPE),
+                                                           (9, Reason.BACKSLASH_ESCAPE)]  # fmt: skip
+    assert report["rejected_lines_by_reason"] == {Reason.BACKSLASH_ESCAPE: 3}
+    assert report["files"][0]["read_as"] is None
