@@ -25,8 +25,9 @@ from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
 from sessions.formats import FORMATS, ReadOptions, format_for
+from sessions.formats.dialect import READ_AS_RAW, SNIFF_BYTES
 from sessions.formats.options import DEFAULT_READ
-from sessions.formats.table import CSV_SEPARATORS, READ_AS_RAW, SNIFF_BYTES
+from sessions.formats.table import CSV_SEPARATORS
 from sessions.ingest import DamagedInputError, ingest
 from sessions.io import read_table
 from sessions.records import BOM
@@ -526,7 +527,7 @@ def test_a_tsv_written_with_csv_quoting_reads_back_every_text(
     last line of a multi-line text holds the rest of its record and was taken for an
     unclosed quote's run, so every such text was cut to its last line); with a text
     longer than a window."""
-    from sessions.formats.table import READ_AS_QUOTED
+    from sessions.formats.dialect import READ_AS_QUOTED
 
     tmp = tmp_path_factory.mktemp("tsvq")
     queries = [f"plain {i}" for i in range(plain)] + queries + (["a long text\n" * 60 + "end"] if long else [])
@@ -537,7 +538,7 @@ def test_a_tsv_written_with_csv_quoting_reads_back_every_text(
     writer = csv.writer(buf, delimiter="\t", quoting=quoting, lineterminator="\n")
     writer.writerow([["u", "t", "q"][k] for k in order])
     writer.writerows([row[k] for k in order] for row in rows)
-    with mock.patch("sessions.formats.table.SNIFF_BYTES", window):
+    with mock.patch("sessions.formats.dialect.SNIFF_BYTES", window):
         report, events, rejected = ingest_bytes(tmp, "tsv", buf.getvalue().encode())
     assert sorted(rejected["reason"].to_list()) == sorted(Reason.BAD_TIME if k == "time" else Reason.EMPTY_USER
                                                           for _, k in bad)  # fmt: skip
@@ -558,7 +559,7 @@ def test_a_raw_tsv_with_bad_rows_is_read_raw(tmp_path_factory, queries, bad, pla
     characters, `"new york` an unclosed phrase) with rows bad in themselves anywhere
     is read raw, every text as written, unless a text is one only a CSV writer makes;
     after any number of rows without quotes (windows drawn small, as above)."""
-    from sessions.formats.table import _quoting_mark
+    from sessions.formats.dialect import _quoting_mark
 
     queries = [f"x{q}" if q.startswith('"') and _quoting_mark(q) else q for q in queries]
     queries = [f"plain {i}" for i in range(plain)] + queries
@@ -566,7 +567,7 @@ def test_a_raw_tsv_with_bad_rows_is_read_raw(tmp_path_factory, queries, bad, pla
     for at, kind in sorted(bad, reverse=True):
         rows.insert(min(at, len(rows)), ["1001", "not a time", "bad"] if kind == "time" else ["", "2023-01-05", "bad"])
     text = "u\tt\tq\n" + "".join("\t".join(r) + "\n" for r in rows)
-    with mock.patch("sessions.formats.table.SNIFF_BYTES", window):
+    with mock.patch("sessions.formats.dialect.SNIFF_BYTES", window):
         report, events, rejected = ingest_bytes(tmp_path_factory.mktemp("raw"), "tsv", text.encode())
     assert events.sort("row_id")["query"].to_list() == queries
     assert rejected.height == len(bad)
@@ -580,7 +581,7 @@ def test_a_pandas_tsv_with_a_bad_row_first_keeps_every_text_as_written(tmp_path)
     and a `wrong_field_count` row. Now only that row is rejected."""
     import pandas as pd
 
-    from sessions.formats.table import READ_AS_QUOTED
+    from sessions.formats.dialect import READ_AS_QUOTED
 
     texts = ["plain", '12" pizza pan', '"best" pizza places', "multi\nline", "tab\there"]
     frame = pd.DataFrame({"uid": ["7"] * 6, "ts": ["not a time"] + [f"2023-01-05 10:0{i}:00" for i in range(5)],
@@ -650,7 +651,7 @@ def test_a_pandas_tsv_whose_first_quoted_text_comes_past_the_first_window_is_rea
     row rejected. Now every text reads as written, and the report says how."""
     import pandas as pd
 
-    from sessions.formats.table import READ_AS_QUOTED
+    from sessions.formats.dialect import READ_AS_QUOTED
 
     texts = [f"plain query {i}" for i in range(12_000)] + ['"new york" hotels', "tab\there", "multi\nline", '12" pan']
     times = [f"2023-01-05 10:{i // 60 % 60:02d}:{i % 60:02d}" for i in range(len(texts))]
@@ -728,7 +729,7 @@ def test_a_pandas_tsv_whose_first_quoted_text_comes_past_the_first_window_is_rea
     ],
 )
 def test_a_tsv_is_read_raw_unless_its_start_shows_csv_quoting(start, complete, quoted):
-    from sessions.formats.table import looks_csv_quoted
+    from sessions.formats.dialect import looks_csv_quoted
 
     assert looks_csv_quoted(start, complete, user="u", time="t") is quoted
 
@@ -751,16 +752,15 @@ def test_a_window_that_says_quoted_on_empty_fields_alone_is_outweighed_by_any_la
     first window, `"new york" pizza`: read quoted, the phrases lost their quotes. `""`
     alone is weak (a raw log's empty phrase, or polars' empty text): the windows after
     it are judged too. A polars TSV whose only quoted field is an empty text is quoted."""
-    from sessions.formats.table import ColumnMap, tsv_is_quoted
+    from sessions.formats.dialect import tsv_is_quoted
 
-    mapping = ColumnMap.parse("user=u,time=t,text=q")
     lines = [f"u{i % 7}\t2023-01-05 10:{i // 60 % 60:02d}:{i % 60:02d}\tquery {i}" for i in range(400)]
     raw = [*lines[:5], '7\t2023-01-05 11:00:00\t""', *lines[5:], '7\t2023-01-05 12:00:00\t"new york" pizza']
     (tmp_path / "raw.tsv").write_text("u\tt\tq\n" + "\n".join(raw) + "\n")
     (tmp_path / "polars.tsv").write_text("u\tt\tq\n" + "\n".join(raw[:-1]) + "\n")
-    with mock.patch("sessions.formats.table.SNIFF_BYTES", 500):
-        assert not tsv_is_quoted(tmp_path / "raw.tsv", mapping)
-        assert tsv_is_quoted(tmp_path / "polars.tsv", mapping)
+    with mock.patch("sessions.formats.dialect.SNIFF_BYTES", 500):
+        assert not tsv_is_quoted(tmp_path / "raw.tsv", user="u", time="t")
+        assert tsv_is_quoted(tmp_path / "polars.tsv", user="u", time="t")
 
 
 def test_a_window_where_no_row_reads_as_a_record_ends_the_search(tmp_path):
@@ -768,15 +768,14 @@ def test_a_window_where_no_row_reads_as_a_record_ends_the_search(tmp_path):
     no window could tell, and each was judged in full, 26 s for 49 MiB before the job
     failed on its bad times. The first window without a record in either reading ends
     the search: raw, and the reader rejects the rows with their reason."""
-    from sessions.formats import table
+    from sessions.formats import dialect
 
     (tmp_path / "t.tsv").write_text("u\tt\tq\n" + 'u1\t05/01/2023\t"new york" things\n' * 5_000)
-    mapping = table.ColumnMap.parse("user=u,time=t,text=q")
     with (
-        mock.patch.object(table, "_quoting_verdict", wraps=table._quoting_verdict) as judged,
-        mock.patch.object(table, "SNIFF_BYTES", 2_000),
+        mock.patch.object(dialect, "_quoting_verdict", wraps=dialect._quoting_verdict) as judged,
+        mock.patch.object(dialect, "SNIFF_BYTES", 2_000),
     ):
-        assert not table.tsv_is_quoted(tmp_path / "t.tsv", mapping)
+        assert not dialect.tsv_is_quoted(tmp_path / "t.tsv", user="u", time="t")
     assert judged.call_count == 1
 
 
@@ -1247,7 +1246,7 @@ def test_random_events_written_in_a_format_read_back_equal(tmp_path_factory, kin
     if kind in ("aol", "tsv"):  # raw: a tab cannot be in a field
         queries = [q.replace("\t", " ") for q in queries]
     if kind == "tsv":  # the one text a raw TSV cannot hold unread: a whole field as only a CSV writer quotes one
-        from sessions.formats.table import _quoting_mark
+        from sessions.formats.dialect import _quoting_mark
 
         queries = [f"x{q}" if q.startswith('"') and _quoting_mark(q) else q for q in queries]
     rows = list(zip(["1001"] * len(queries), times, queries, strict=True))

@@ -788,7 +788,7 @@ def test_an_unknown_user_holding_a_comma_is_named_in_a_config_list(tmp_path):
 def test_the_summary_says_how_each_tsv_was_read_and_counts_files_read_alike():
     """Each TSV table's reading (raw or CSV-quoted) is in the summary: by name for a few
     files, as a count when more read alike (a directory of parts stays one line)."""
-    from sessions.formats.table import READ_AS_QUOTED, READ_AS_RAW
+    from sessions.formats.dialect import READ_AS_QUOTED, READ_AS_RAW
     from workflows.cli.ingest import ingest_rows
 
     files = [{"path": f"logs/part-{i}.tsv", "read_as": READ_AS_RAW} for i in range(5)]

@@ -385,7 +385,7 @@ def test_a_tsv_table_written_with_csv_quoting_reads_alike_on_both_engines(ray_cl
     import csv
 
     from sessions.formats import ReadOptions
-    from sessions.formats.table import READ_AS_QUOTED, READ_AS_RAW, SNIFF_BYTES
+    from sessions.formats.dialect import READ_AS_QUOTED, READ_AS_RAW, SNIFF_BYTES
     from workflows.distributed import data as ray_jobs
 
     texts = ['12" pizza pan', '"best" pizza places', "tab\tinside", "line\nbreak", "plain"]

@@ -1,0 +1,304 @@
+"""How a TSV table was written, raw or CSV-quoted, judged from its lines (`tsv_is_quoted`).
+
+A TSV comes both ways: raw (AOL's logs, `paste`, most exports of search logs, where
+`"new york"` is a phrase query, quotes and all) and CSV-quoted (what pandas'
+`to_csv(sep="\t")`, Python's `csv` and polars write). Each file is told a window of its
+lines at a time, and the report says which way it was read (`READ_AS_RAW`,
+`READ_AS_QUOTED`).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Generator
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import polars as pl
+
+from sessions import storage
+from sessions.fields import is_blank, strip_spaces
+from sessions.formats.base import column_index
+from sessions.records import MAX_RECORD_BYTES
+from sessions.times import UTC_TIMES, TimeOptions, to_utc
+
+SNIFF_BYTES = 256 * 1024  # of a TSV's lines, read at a time to tell raw from CSV-quoted
+SCAN_BYTES = 1 << 20  # read at a time past a window that told nothing, to the next field that opens with a quote
+READ_AS_QUOTED = "TSV with CSV quoting: fields in double quotes read as its writer quoted them"
+READ_AS_RAW = "raw TSV: every tab ends a field and quotes are text, as written"
+# A field in double quotes, as a CSV writer makes one: any text, quotes doubled inside.
+_QUOTED_FIELD = re.compile(r'"(?:[^"]|"")*"')
+_LINE_END = re.compile(r"\r\n|\n|\r")
+LINE_END_BYTES = re.compile(rb"\r\n|\n|\r")
+_QUOTED_TEXT = re.compile(r'(?:[^"]|"")*')  # a quoted field's text, up to the quote that closes it
+
+
+def tsv_is_quoted(
+    path: str | Path, *, user: str | None = None, time: str | None = None, times: TimeOptions = UTC_TIMES
+) -> bool:
+    """Whether the TSV at `path` was written with CSV quoting: `looks_csv_quoted` of its
+    first window that shows either way (`_quoting_verdict`), a record being one whose
+    `user` is not blank and whose `time` reads as a time (`times`: the job's settings).
+
+    The first window is the file's first `SNIFF_BYTES` (decompressed). A writer that
+    quotes only where it must (pandas, Python's `csv`, polars) may write its first
+    quoted field anywhere, so a window that shows nothing (no field opens with a quote,
+    or none tells) is followed by the next: the header and `SNIFF_BYTES` from the next
+    line where a field opens with a quote (more, up to `MAX_RECORD_BYTES`, where one
+    record is longer). A window that says quoted on `""` alone (polars' empty text, or a
+    raw log's empty phrase) is weak: the windows after it are judged too, and any that
+    says otherwise decides. A file with no such line is read to its end once, and raw;
+    so is one whose window holds no record in either reading (times that do not read
+    with the job's settings: its rows are rejected whichever way). A stream that cannot
+    be read (a damaged one) reads as raw from there; the reader then reports the
+    damage."""
+    quoted = False  # what the windows judged so far say: raw, or quoted on `""` alone (weak)
+    try:
+        with storage.open_input(path) as stream:
+            windows = _sniff_windows(stream)
+            text, complete = next(windows)
+            while True:
+                verdict = _quoting_verdict(text, complete, user=user, time=time, times=times)
+                if verdict.quoted is not None and not verdict.weak:
+                    return verdict.quoted
+                quoted = quoted or bool(verdict.quoted)
+                if complete or verdict.barren:
+                    return quoted
+                text, complete = windows.send(verdict.judged)
+    except (storage.DamagedStreamError, StopIteration):  # damage; or no field opens with a quote after the last window
+        return quoted
+
+
+def _sniff_windows(stream: storage.BinaryStream) -> Generator[tuple[str, bool], int, None]:
+    """The windows `tsv_is_quoted` judges, in order: each the header line and up to
+    `SNIFF_BYTES` of the lines after it (decoded), and whether it holds the file's end.
+    Sent how many lines of the last window were judged (the header counted): the next
+    window begins at the first line after those where a field opens with a quote
+    (read on in `SCAN_BYTES` steps, memory bounded by a line). A window whose first
+    record it cannot hold whole is judged again four times as large, up to
+    `MAX_RECORD_BYTES` (a longer record is an unclosed quote's: the reader rejects it),
+    and then gives way at its last line."""
+    buf, eof = b"", False
+
+    def fill(size: int) -> None:
+        nonlocal buf, eof
+        while len(buf) < size and not eof:
+            chunk = stream.read(max(size - len(buf), SCAN_BYTES))
+            buf, eof = buf + chunk, not chunk
+
+    fill(SNIFF_BYTES)
+    header_end = end.end() if (end := LINE_END_BYTES.search(buf)) else len(buf)
+    header, buf = buf[:header_end], buf[header_end:]
+    size = SNIFF_BYTES
+    while True:
+        fill(size)
+        body, complete = buf[:size], eof and len(buf) <= size
+        judged = yield (header + body).decode("utf-8", errors="replace").removeprefix("\ufeff"), complete
+        starts = [0, *(m.end() for m in LINE_END_BYTES.finditer(body))]
+        at = starts[judged - 1] if 0 < judged <= len(starts) else len(body)  # text line k is body line k - 1
+        if at == 0 and size < MAX_RECORD_BYTES:  # its first record is longer than the window: a larger one
+            size *= 4
+            continue
+        size = SNIFF_BYTES
+        if at == 0:  # a record longer than any (an unclosed quote): on from the window's last line
+            at = max((start for start in starts if start < len(body)), default=0) or len(body)
+        at_line = at < len(body) or body.endswith((b"\n", b"\r"))  # whether `at` begins a line
+        buf = buf[at:]
+        while (hit := _field_opening_quote(buf, at_line)) < 0:
+            if eof:
+                return
+            line = max(buf.rfind(b"\n"), buf.rfind(b"\r")) + 1  # keep the last line: a window starts at its start
+            buf, at_line = (buf[line:], at_line or line > 0) if len(buf) - line <= SNIFF_BYTES else (buf[-1:], False)
+            chunk = stream.read(SCAN_BYTES)
+            buf, eof = buf + chunk, not chunk
+        buf = buf[max(buf.rfind(b"\n", 0, hit), buf.rfind(b"\r", 0, hit)) + 1 :]
+
+
+def _field_opening_quote(buf: bytes, at_line: bool) -> int:
+    """Where in `buf` the first field that opens with a quote starts (after a tab or a
+    line end, or at 0 when `at_line`: `buf` begins a line), -1 if none does. (One
+    vectorised pass over the quotes: a log may hold one or more inside fields on every
+    line, `12" pizza pan`.)"""
+    if (first := buf.find(b'"')) < 0:  # most of a log: memchr's speed
+        return -1
+    data = np.frombuffer(buf, dtype=np.uint8)
+    quotes = first + np.flatnonzero(data[first:] == ord('"'))
+    before = data[np.maximum(quotes - 1, 0)]
+    opens = (before == ord("\t")) | (before == ord("\n")) | (before == ord("\r"))
+    opens[quotes == 0] = at_line
+    opening = np.flatnonzero(opens)
+    return int(quotes[opening[0]]) if len(opening) else -1
+
+
+def looks_csv_quoted(
+    text: str, complete: bool = True, *, user: str | None = None, time: str | None = None,
+    times: TimeOptions = UTC_TIMES,
+) -> bool:  # fmt: skip
+    """Whether tab-separated `text` (a file's start, header first; `complete`: the
+    whole file, else its last record may be cut and is left out) is CSV-quoted: the
+    verdict of `_quoting_verdict`, raw where it has none."""
+    return _quoting_verdict(text, complete, user=user, time=time, times=times).quoted is True
+
+
+class _Verdict(NamedTuple):
+    """What one window of a TSV says of its quoting (`_quoting_verdict`)."""
+
+    quoted: bool | None  # None: nothing tells
+    judged: int  # the lines judged, the header counted (a cut window's last record is the next one's first)
+    weak: bool = False  # quoted on `""` fields alone
+    barren: bool = False  # no record in either reading: the job's settings read none of its rows
+
+
+def _quoting_verdict(
+    text: str, complete: bool = True, *, user: str | None = None, time: str | None = None,
+    times: TimeOptions = UTC_TIMES,
+) -> _Verdict:  # fmt: skip
+    """Whether tab-separated `text` (a header line, then lines of the file; `complete`:
+    they run to the file's end, else the last record may be cut and is left out) is
+    CSV-quoted, or None when nothing in it tells; how many of its lines were judged
+    (the header counted; a cut window's last record starts the next); whether the
+    verdict is weak, or the window barren (`_Verdict`).
+
+    Yes when every name of the header is in double quotes (a writer that quotes every
+    field, or every text: `QUOTE_ALL`, `QUOTE_NONNUMERIC`). Else the body is read both
+    ways, split at every tab and line end (raw) and by Python's `csv` (quoted), and
+    each reading is scored by its records less the lines it cannot read as one, a
+    record being the header's number of fields with a `user` not blank and a `time`
+    read as a time (`sessions.times.to_utc` with `times`): a tab or a line break in a
+    quoted text costs the raw reading lines; an unclosed quote in a raw log costs the
+    quoted reading the records it runs together (a quoted text holding a line that
+    reads raw as a record is none: `_holding_a_record_start`); a text's line break
+    followed by tabs leaves raw pieces that are no records. A row bad in itself (a time
+    that is no time, a blank user, `""` for one) costs both readings alike, so it
+    decides nothing. To the difference of the scores, quoting's own marks add, on the
+    lines both readings read as one record each: +1 for each line with a field only a
+    CSV writer makes (in quotes, a quote doubled inside: `"12"" pizza"`) and none no
+    CSV writer makes, -1 for each line with a field no CSV writer makes (`"best" pizza
+    places`, or `"new york"`, which a writer quoting only where it must never writes: a
+    raw log's phrase query). The sign decides (one text holding a pasted record weighs
+    as one line against the marks of the rest). At 0, quoted if the fields in quotes
+    are all a writer's, weakly so when they are only `""` (polars' empty text, or a raw
+    log's empty phrase); else raw, as a raw reading keeps every character and its
+    misfits are rejected with their reason; None without marks (a window where no field
+    opens with a quote tells nothing: both readings read it alike), and barren when
+    neither reading has a single record."""
+    lines = _LINE_END.split(text)
+    names = lines[0].split("\t")
+    if all(len(name) >= 2 and name[0] == name[-1] == '"' for name in names):
+        return _Verdict(True, len(lines))
+    if len(text) > csv.field_size_limit():  # (131,072 by default; raised, never lowered: see sessions.fields)
+        csv.field_size_limit(len(text))
+    records: list[tuple[list[str], int, int]] = []  # each record, the line it begins on, how many lines it spans
+    last_start = len(lines) - 1  # the line the last record begins on
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter="\t", quotechar='"')
+    try:
+        read = 0  # the lines read so far: where the next record begins
+        for record in reader:
+            last_start, read = read, reader.line_num
+            records.append((record, last_start, read - last_start))
+    except csv.Error:  # a NUL: not a file a CSV writer wrote
+        return _Verdict(False, len(lines))
+    # a cut sample: its last record is left out, in both readings (a quoted text may span lines)
+    end = len(lines) if complete else last_start
+    # blank lines and the header repeated (parts joined with `cat`) are neither's evidence: the reader skips them
+    raw_lines = [(k, cut) for k, line in enumerate(lines[1:end], 1) if line and (cut := line.split("\t")) != names]
+    raw = [fields for _, fields in raw_lines]
+    quoted = [r for r in records[1 : None if complete else -1] if r[0] and r[0] != names]
+    raw_fit = _fits(raw, names, user, time, times, raw=True)
+    raw_score = sum(raw_fit) - raw_fit.count(False)
+    quoted_fit = _fits([record for record, _, _ in quoted], names, user, time, times)
+    spanning = [i for i, (_, _, span) in enumerate(quoted) if quoted_fit[i] and span > 1]
+    for i in _holding_a_record_start([quoted[i][1:] for i in spanning], lines, names, user, time, times):
+        quoted_fit[spanning[i]] = False  # a quoted text that runs raw records together: an unclosed quote in a raw log
+    if complete and quoted and quoted[-1][0] is records[-1][0] and _unclosed(text, last_start):
+        quoted_fit[-1] = False  # a quote that runs on to the end, which `csv` reads without a word: no field
+    quoted_score = sum(quoted_fit) - sum(span for (_, _, span), fit in zip(quoted, quoted_fit, strict=True) if not fit)
+    if not any(raw_fit) and not any(quoted_fit):
+        return _Verdict(None, end, barren=bool(raw or quoted))
+    # quoting's marks, on the lines both readings read as one record each (a quoted text's raw pieces say nothing)
+    single = {start for _, start, span in quoted if span == 1}
+    opened = [[f for f in fields if f[:1] == '"'] for (k, fields), ok in zip(raw_lines, raw_fit, strict=True)
+              if ok and k in single]  # fmt: skip
+    marked = [(line, [_quoting_mark(f) for f in line]) for line in opened]
+    marks = [mark for _, line_marks in marked for mark in line_marks]
+    # a line only a CSV writer makes (a quote doubled inside a quoted field), and one no CSV writer makes
+    strong = sum(bool(ms) and all(ms) and any(f != '""' for f in line) for line, ms in marked)
+    contradicted = sum(not all(ms) for _, ms in marked)
+    if tally := quoted_score - raw_score + strong - contradicted:
+        return _Verdict(tally > 0, end)
+    if not marks:
+        return _Verdict(None, end)
+    return _Verdict(all(marks), end, weak=all(marks) and not strong)
+
+
+def _holding_a_record_start(
+    spans: list[tuple[int, int]], lines: list[str], names: list[str], user: str | None, time: str | None,
+    times: TimeOptions,
+) -> list[int]:  # fmt: skip
+    """Which of the multi-line records at `spans` (the line each begins on, how many it
+    spans) hold a line that reads raw as a record (`_fits`: the header's number of
+    fields, a user, a time): of their lines after the first, the last up to the quote
+    that closes the text (what follows it is the rest of its own record, as where the
+    text is the first column). A text a CSV writer quoted holds line breaks, rarely
+    whole records; an unclosed quote in a raw log runs on over the records after it.
+    Without a user and a time to tell by, none. One reading of all their lines."""
+    if column_at(names, user) is None or column_at(names, time) is None or not spans:
+        return []
+    later = [[*lines[start + 1 : start + span - 1], _QUOTED_TEXT.match(lines[start + span - 1]).group()]  # type: ignore[union-attr]
+             for start, span in spans]  # fmt: skip
+    fits = iter(_fits([line.split("\t") for text in later for line in text], names, user, time, times, raw=True))
+    return [k for k, text in enumerate(later) if any([next(fits) for _ in text])]
+
+
+def _unclosed(text: str, start: int) -> bool:
+    """Whether the record that begins on line `start` of `text` (its last) opens a
+    quote that never closes: Python's `csv` reads it to the end without a word."""
+    at = [0, *(m.end() for m in _LINE_END.finditer(text))][start]
+    try:
+        list(csv.reader(io.StringIO(text[at:], newline=""), delimiter="\t", quotechar='"', strict=True))
+    except csv.Error:
+        return True
+    return False
+
+
+def _fits(
+    rows: list[list[str]], names: list[str], user: str | None, time: str | None, times: TimeOptions, raw: bool = False
+) -> list[bool]:
+    """Whether each row of one reading (`raw`: split at tabs) is a record: the header's
+    number of fields, its user not blank (`is_blank`, as the reader rejects one; in the
+    raw reading `""` too, which is how a CSV writer writes an empty one: polars'
+    `write_csv`), its time read as a time (columns not in the header: not asked)."""
+    fit = [len(fields) == len(names) for fields in rows]
+    if (at := column_at(names, user)) is not None and rows:
+        values = pl.lit(pl.Series([fields[at] if ok else None for ok, fields in zip(fit, rows, strict=True)],
+                                  dtype=pl.String))  # fmt: skip
+        blank = is_blank(values) | (strip_spaces(values) == '""') if raw else is_blank(values)
+        fit = [ok and not b for ok, b in zip(fit, pl.select(blank).to_series().to_list(), strict=True)]
+    if (at := column_at(names, time)) is not None and rows:
+        values = pl.Series([fields[at] if ok else None for ok, fields in zip(fit, rows, strict=True)], dtype=pl.String)
+        read = pl.select(to_utc(pl.lit(values), pl.String(), times)).to_series().is_not_null().to_list()
+        fit = [ok and r for ok, r in zip(fit, read, strict=True)]
+    return fit
+
+
+def _quoting_mark(field: str) -> bool:
+    """What one raw field that starts with a quote says of CSV quoting: True for a field
+    only a CSV writer makes (in quotes, a quote doubled inside, or empty), False for
+    one it never makes (unclosed, text after the closing quote, or quotes around a text
+    that needs none)."""
+    if not _QUOTED_FIELD.fullmatch(field):
+        return False
+    inner = field[1:-1]
+    return inner == "" or '""' in inner
+
+
+def column_at(names: list[str], name: str | None) -> int | None:
+    """Where a header's `names` hold the column `name`, as the reader finds it
+    (`column_index`, loose); None for none, or several."""
+    try:
+        return None if name is None else column_index(names, name, loose=True)
+    except ValueError:
+        return None
