@@ -7,14 +7,15 @@ is one object a line, as BigQuery and Hugging Face write `.json`:
 `user=author,time=created_at,text=prompt` (`session=` and `mission=` add gold labels).
 CSV is read as Python's `csv` reads it (quoted fields may hold commas, quotes and
 newlines), separated by commas, or by the `;` (Excel where the decimal mark is a
-comma), tab or `|` its header shows (`csv_separator`). TSV comes both ways: raw
-(AOL's logs, `paste`, most exports of search logs, where `"new york"` is a phrase
-query, quotes and all) and CSV-quoted (what pandas' `to_csv(sep="\t")`, Python's
-`csv` and polars write). Each TSV file is read
-as its lines show it was written (`dialect.tsv_is_quoted`); the report says of each TSV
-file which way it was read. Times are read by `sessions.times.to_utc` (ISO 8601 in
-its variants, RFC 2822, epoch numbers, typed date-times). The values exporters write
-for a missing value (`TABLE_UNKNOWN_USERS`) are no user, and no session or mission label.
+comma) or `|` its header shows (`csv_separator`). TSV comes both ways: raw (AOL's
+logs, `paste`, most exports of search logs, where `"new york"` is a phrase query,
+quotes and all) and CSV-quoted (what pandas' `to_csv(sep="\t")`, Python's `csv` and
+polars write). Each TSV file, and each `.csv` whose header is separated by tabs (an
+AOL slice saved by hand), is read as its lines show it was written
+(`dialect.tsv_is_quoted`); the report says of each which way it was read. Times are
+read by `sessions.times.to_utc` (ISO 8601 in its variants, RFC 2822, epoch numbers,
+typed date-times). The values exporters write for a missing value
+(`TABLE_UNKNOWN_USERS`) are no user, and no session or mission label.
 """
 
 from __future__ import annotations
@@ -237,12 +238,13 @@ def table_format(path: str | Path, mapping: ColumnMap, options: ReadOptions = DE
     if kind == "jsonl":
         return JsonLinesFormat(name="table", names=mapping.columns(), build=mapping.build, unknown_users=unknown,
                                options=options)  # fmt: skip
-    if kind == "csv":
-        sep, quote = csv_separator(path, mapping), '"'
-        read_as = None if sep == "," else f"CSV separated by {sep!r}, as its header line shows"
+    sep = csv_separator(path, mapping) if kind == "csv" else "\t"  # a tab-separated `.csv` is a TSV: read alike
+    if sep != "\t":
+        quote, read_as = '"', None if sep == "," else f"CSV separated by {sep!r}, as its header line shows"
     else:
         quoted_tsv = tsv_is_quoted(path, user=mapping.user, time=mapping.time, times=options.times)
-        sep, quote, read_as = "\t", '"' if quoted_tsv else None, READ_AS_QUOTED if quoted_tsv else READ_AS_RAW
+        quote, read_as = ('"', READ_AS_QUOTED) if quoted_tsv else (None, READ_AS_RAW)
+        read_as += " (a .csv separated by tabs, as its header line shows)" if kind == "csv" else ""
     return DelimitedFormat(
         name="table", sep=sep, quote=quote, multiline=quote is not None, columns=mapping.columns(),
         build=mapping.build, header="required", required=(mapping.user, mapping.time, mapping.text),
