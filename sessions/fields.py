@@ -15,6 +15,8 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
+from sessions.quoting import Quoting
+
 _CONTROL = r"[\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]"  # C0 but tab, LF and CR; DEL; C1 (U+0080..U+009F)
 # Unicode's white space (what polars' strip_chars() strips) but the control characters
 # among it (vertical tab, form feed): stripping those would hide them from the check.
@@ -33,27 +35,69 @@ _STRIPPED = "".join(rf"\x{{{ord(c):X}}}" for c in SPACES) + IGNORABLE  # (inside
 _SELECTORS = r"[\p{Variation_Selector}\x{E0020}-\x{E007F}]"
 
 
-def split_delimited(text: pl.Expr, sep: str, quote: str | None) -> pl.Expr:
+def split_delimited(text: pl.Expr, sep: str, quote: str | None, quoting: Quoting = Quoting.DOUBLED) -> pl.Expr:
     """Split each record into its list of fields.
 
     Without a quote character this is a plain split (AOL, TSV). With one, each record
     is split by Python's `csv` reader (RFC 4180, not strict), so every field is what
     `csv` reads: a quoted field may hold the separator, newlines and doubled quotes; a
     quote inside an unquoted field is text (`12" pizza pan`); text after a closing
-    quote stays in the field (`"best" pizza places` is `best pizza places`).
+    quote stays in the field (`"best" pizza places` is `best pizza places`). Where
+    `quoting` escapes a quote with a backslash, `csv`'s `escapechar` too, as
+    `escapes_kept` says: `\\"` is a quote and `\\\\` a backslash (inside quoted fields, or
+    anywhere: `Quoting`), a doubled quote a quote as before, and any other backslash text.
     """
     if quote is None:
         return text.str.split(sep)
-    return text.map_batches(functools.partial(_csv_fields, sep=sep, quote=quote), return_dtype=pl.List(pl.String))
+    split = functools.partial(_csv_fields, sep=sep, quote=quote, quoting=quoting)
+    return text.map_batches(split, return_dtype=pl.List(pl.String))
 
 
-def _csv_fields(texts: pl.Series, *, sep: str, quote: str) -> pl.Series:
+def escapes_kept(text: str, sep: str, quote: str, quoting: Quoting) -> str:
+    """`text` for `csv` with `escapechar="\\"` to read as `quoting` escapes: `\\"` a quote
+    and `\\\\` a backslash inside quoted fields (outside them too, `ESCAPED_ANYWHERE`);
+    every other backslash text, doubled here, which `csv` reads as one (a lone one, as
+    Spark and R write `C:\\dir`, that `csv` would drop: `C:dir`). `text` itself where
+    `quoting` escapes nothing. Quoted fields are told as `quoting.quoted_spans` tells
+    them, line ends ending a record outside them."""
+    if quoting.escape is None or quoting.escape not in text:
+        return text
+    if quoting is Quoting.ESCAPED_ANYWHERE:
+        return _ESCAPES.sub(_keep_lone, text)
+    kept, inside, start, i = [], False, True, 0
+    while i < len(text):
+        c = text[i]
+        if inside and c == "\\" and text[i + 1 : i + 2] in ("\\", quote):
+            kept.append(text[i : i + 2])  # an escape, kept
+            i += 2
+            continue
+        if inside and c == quote and text[i + 1 : i + 2] == quote:
+            kept.append(c + c)  # a doubled quote
+            i += 2
+            continue
+        if c == quote and (inside or start):
+            inside = not inside
+        kept.append("\\\\" if c == "\\" else c)  # a backslash that escapes nothing: text
+        start = not inside and c in (sep, "\n", "\r")
+        i += 1
+    return "".join(kept)
+
+
+_ESCAPES = re.compile(r'\\[\\"]|\\')  # left to right: an escaped quote or backslash, else a lone backslash
+
+
+def _keep_lone(match: re.Match[str]) -> str:
+    return match.group() if len(match.group()) == 2 else "\\\\"
+
+
+def _csv_fields(texts: pl.Series, *, sep: str, quote: str, quoting: Quoting) -> pl.Series:
     """Each record's fields as `csv` reads them: a record without a quote, a carriage
-    return or a NUL (nearly all), and not empty, is split as is, which is what `csv`
-    does with it; the rest go through `csv` itself, with their CRs outside quotes kept
-    as text. The lists are built through Arrow (polars' own constructor makes a Series
-    of each record: 7 of 9.6 s for 344,477 records)."""
-    special = (texts.str.contains(f"[{re.escape(quote)}\r\x00]") | (texts == "")).fill_null(False)  # csv: "" -> []
+    return or a NUL (nor a backslash, where `quoting` escapes) (nearly all), and not empty, is
+    split as is, which is what `csv` does with it; the rest go through `csv` itself, with
+    their CRs outside quotes kept as text. The lists are built through Arrow (polars' own
+    constructor makes a Series of each record: 7 of 9.6 s for 344,477 records)."""
+    specials = re.escape(quote + (quoting.escape or ""))
+    special = (texts.str.contains(f"[{specials}\r\x00]") | (texts == "")).fill_null(False)  # csv: "" -> []
     plain = texts.str.split(sep)
     if not special.any():
         return plain
@@ -68,9 +112,9 @@ def _csv_fields(texts: pl.Series, *, sep: str, quote: str) -> pl.Series:
         # seen") and drop those that end the record (`a,b\r`, of a line `a,b\r\r\n`), as a TSV's or an AOL
         # line's are not. Inside quotes it is a cell's text for `csv` too.
         stand_in = _stand_in(record) if "\r" in record else None
+        record = escapes_kept(record.replace("\r", stand_in) if stand_in else record, sep, quote, quoting)
         try:
-            read = next(csv.reader([record.replace("\r", stand_in) if stand_in else record],
-                                   delimiter=sep, quotechar=quote), [""])  # fmt: skip
+            read = next(csv.reader([record], delimiter=sep, quotechar=quote, escapechar=quoting.escape), [""])
         except csv.Error:
             return [record]
         return [field.replace(stand_in, "\r") for field in read] if stand_in else read

@@ -1,5 +1,5 @@
 """Where quoted fields open and close in a delimited text, in the two dialects of quoting
-that writers use.
+that writers use, and which of them a text was written in.
 
 RFC 4180 (Python's `csv`, pandas, polars, Excel, R's `write.csv`) doubles a quote inside
 a quoted field: `"say ""hi"" now"`. Spark's CSV (`df.write.csv`: quote `"`, escape `\\`),
@@ -12,10 +12,15 @@ on over the records after it (Spark's `"tv 32\\""`: one row took the next 1,000)
 `quoted_spans` finds the quoted fields in either dialect (`escape`), and in RFC 4180 also
 closes a field that it would leave open where a backslash-escaping writer closed it, so
 that one such text never takes the records after it; `quote_ok_newlines` tells from them
-which line ends end a record, and which records hold a quote left open or escaped.
+which line ends end a record, and which records hold a quote left open or escaped; and
+`read_records` reads a file's lines in one dialect, for `formats.table` to judge which
+dialect reads them (`escaped_anywhere`: and where a backslash escapes).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
 
 import numpy as np
 
@@ -151,3 +156,100 @@ def _left_open(arr: np.ndarray, opened: int, closed: int, sep: str) -> bool:
     """Whether the quoted field opened at `opened` and "closed" at `closed` is left open
     as `quote_ok_newlines` tells: closed by a quote with text after it, over a line end."""
     return not _ends_field_at(arr, closed + 1, sep) and bool((arr[opened:closed] == _NEWLINE).any())
+
+
+class Quoting(StrEnum):
+    """How a quote inside a quoted field is written: `DOUBLED` (RFC 4180: Python's `csv`,
+    pandas, polars, Excel, R's `write.csv`); `ESCAPED` with a backslash, as is a
+    backslash, inside quoted fields (Spark's CSV, MySQL's `OUTFILE`; R's `write.table`,
+    which leaves a backslash as it is); `ESCAPED_ANYWHERE`, outside them too (Python's
+    `csv` with `escapechar="\\"` and `doublequote=False`, and so pandas: `a\\"b` unquoted
+    for `a"b`, and `a\\\\b` for `a\\b`)."""
+
+    DOUBLED = "doubled"
+    ESCAPED = "escaped"
+    ESCAPED_ANYWHERE = "escaped anywhere"
+
+    @property
+    def escape(self) -> str | None:
+        """The escape character inside quoted fields (`ESCAPE`), None for none."""
+        return None if self is Quoting.DOUBLED else ESCAPE
+
+
+@dataclass(frozen=True)
+class Reading:
+    """The records of a table's lines (`read_records`) in one quoting dialect: each
+    record's first byte (`starts`), how many lines it takes (`lines`), and whether it
+    holds what no writer of that dialect writes (`malformed`: `read_records`)."""
+
+    starts: np.ndarray
+    lines: np.ndarray
+    malformed: np.ndarray
+
+
+def read_records(data: bytes, quote: str, sep: str, escape: str | None, complete: bool = True) -> Reading:
+    """The records of the lines `data` (which start at a record's start, their line ends
+    LFs; `complete`: to the file's end) as `quote_ok_newlines` ends them, with or without
+    an `escape`, and which of them hold what no writer of that dialect writes: a quoted
+    field left open (one that runs over the records after it), closed at an escaped quote
+    (RFC 4180's backslash-escape rows), or closed with text after it; a number of fields
+    other than the first record's (a header's); without an `escape`, a quote after an odd
+    run of backslashes outside quoted fields (`12\\" pizza`, as Python's `csv` writes a
+    quote with an `escapechar`, where an RFC 4180 writer quotes the field)."""
+    arr = np.frombuffer(data, dtype=np.uint8)
+    newlines = np.flatnonzero(arr == _NEWLINE)
+    ends, left_open, escaped = quote_ok_newlines(arr, newlines, quote, sep, escape, final=complete)
+    opens, closes, _ = quoted_spans(arr, quote, sep, escape, final=complete)
+    starts = np.concatenate(([0], ends + 1))
+    starts = starts[starts < len(arr)]
+
+    def record(at: np.ndarray) -> np.ndarray:  # the record of each offset
+        return np.searchsorted(starts, at, side="right") - 1
+
+    malformed = np.zeros(len(starts), dtype=bool)
+    malformed[record(left_open)] = malformed[record(escaped)] = True
+    malformed[record(closes[~ends_field(arr, closes + 1, sep)])] = True  # closed with text after it
+    seps = np.flatnonzero(arr == ord(sep))
+    fields = np.bincount(record(seps[~_within(seps, opens, closes)]), minlength=len(starts)) + 1
+    malformed |= fields != fields[:1]
+    if escape is None:  # a quote escaped outside quoted fields
+        quotes = np.flatnonzero(arr == ord(quote))
+        outside = ~_within(quotes, opens, closes, ends=True) & after_odd_backslashes(arr, quotes)
+        malformed[record(quotes[outside])] = True
+    first_line = np.searchsorted(newlines, starts)
+    lines = np.diff(np.append(first_line, len(newlines) + int(len(arr) > 0 and arr[-1] != _NEWLINE)))
+    return Reading(starts, lines, malformed)
+
+
+def doubles_quotes(data: bytes, quote: str, sep: str) -> bool:
+    """Whether the lines `data` (from a record's start) hold a quote doubled inside a
+    quoted field, as RFC 4180 reads them (`"12"" pizza"`), which only an RFC 4180 writer
+    writes: a backslash-escaping one writes `\\"` (and an empty text `""`, no quote inside)."""
+    arr = np.frombuffer(data, dtype=np.uint8)
+    opens, closes, _ = quoted_spans(arr, quote, sep, final=False)
+    return bool(_within(np.flatnonzero(arr == ord(quote)), opens, closes).any())
+
+
+def escaped_anywhere(data: bytes, quote: str, sep: str, complete: bool = True) -> bool:
+    """Whether the lines `data`, read with quotes escaped by a backslash, escape outside
+    quoted fields too (`Quoting.ESCAPED_ANYWHERE`): more quotes there after an odd run of
+    backslashes (`a\\"b`, Python's `csv`) than such runs before anything else (a lone
+    backslash, `C:\\dir`, which Python's `csv` doubles, where Spark and R write it so)."""
+    arr = np.frombuffer(data, dtype=np.uint8)
+    opens, closes, _ = quoted_spans(arr, quote, sep, ESCAPE, final=complete)
+    quotes = np.flatnonzero(arr == ord(quote))
+    escaped_quotes = ~_within(quotes, opens, closes, ends=True) & after_odd_backslashes(arr, quotes)
+    backslashes = np.flatnonzero(arr == _BACKSLASH)
+    after = backslashes[arr[np.minimum(backslashes + 1, len(arr) - 1)] != _BACKSLASH] + 1  # past each run
+    lone = (after < len(arr)) & (arr[np.minimum(after, len(arr) - 1)] != ord(quote)) & ~_within(after, opens, closes)
+    return int(escaped_quotes.sum()) > int((lone & after_odd_backslashes(arr, after)).sum())
+
+
+def _within(at: np.ndarray, opens: np.ndarray, closes: np.ndarray, ends: bool = False) -> np.ndarray:
+    """(len(at),) bool: whether each offset of `at` lies inside a quoted field (between
+    its opening and closing quotes; with `ends`, those quotes too)."""
+    if not len(opens):
+        return np.zeros(len(at), dtype=bool)
+    k = np.searchsorted(opens, at, side="right") - 1
+    close = closes[np.maximum(k, 0)]
+    return (k >= 0) & ((at <= close) if ends else (at < close)) & ((at > opens[np.maximum(k, 0)]) | ends)

@@ -42,6 +42,7 @@ from sessions.formats.base import (
 )
 from sessions.formats.options import ReadOptions
 from sessions.parallel import ordered_map
+from sessions.quoting import Quoting
 from sessions.records import (
     DEFAULT_BLOCK_BYTES,
     Block,
@@ -114,6 +115,8 @@ class DelimitedFormat(LogFormat):
         columns: the field names when a file has no header line.
         build: canonical columns from the named fields.
         quote: quote character of quoted fields, None for none (AOL, TSV).
+        quoting: how a quote inside them is written (`quoting.Quoting`): doubled (RFC
+            4180), or escaped with a backslash (Spark's CSV, R's `write.table`).
         multiline: whether a quoted field may hold newlines (CSV); only with quote.
         header: whether the first line names the columns: never, always, or when it
             starts with the first of `columns` (AOL files have one, fragments may not).
@@ -144,6 +147,7 @@ class DelimitedFormat(LogFormat):
     columns: tuple[str, ...]
     build: Builder
     quote: str | None = None
+    quoting: Quoting = Quoting.DOUBLED
     multiline: bool = False
     header: Literal["none", "optional", "required"] = "none"
     optional_trailing: int = 0
@@ -158,7 +162,8 @@ class DelimitedFormat(LogFormat):
     read_as: str | None = None
 
     def read_blocks(self, path: str | Path, *, block_bytes: int = DEFAULT_BLOCK_BYTES) -> Iterator[Parsed]:
-        blocks = iter_blocks(path, quote=self.quote if self.multiline else None, sep=self.sep, block_bytes=block_bytes)
+        quote = self.quote if self.multiline else None
+        blocks = iter_blocks(path, quote=quote, sep=self.sep, escape=self.quoting.escape, block_bytes=block_bytes)
         first = next(blocks, None)
         if first is None:
             return
@@ -198,7 +203,7 @@ class DelimitedFormat(LogFormat):
             return self.columns, block
         if first is None or "\x00" in first:  # UTF-16's NULs are valid UTF-8
             raise ValueError(f"{path}: the header line is not UTF-8 text; {not_utf8_advice(block.first_line_bytes())}")
-        header = pl.select(split_delimited(pl.lit(first), self.sep, self.quote)).item()
+        header = pl.select(split_delimited(pl.lit(first), self.sep, self.quote, self.quoting)).item()
         # names as written (` user `: mapped exactly, or by `user`: `Fields`); a BOM is not a name
         return [h.removeprefix("\ufeff") for h in header], block.after_first_line()
 
@@ -243,8 +248,8 @@ class DelimitedFormat(LogFormat):
     def _careful_fields(self, block: Block, names: Sequence[str]) -> pl.DataFrame:
         """Fields of each record of a block, checked one by one; `_skip` names the lines
         that are not records (`header`, `layout`), null for records."""
-        records = split_records(block, self.quote if self.multiline else None, self.sep)
-        split = split_delimited(pl.col("text"), self.sep, self.quote)
+        records = split_records(block, self.quote if self.multiline else None, self.sep, self.quoting.escape)
+        split = split_delimited(pl.col("text"), self.sep, self.quote, self.quoting)
         records = records.with_columns(split.alias("_list"))
         skip = pl.lit(None, dtype=pl.String)
         if self.header != "none":

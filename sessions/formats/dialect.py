@@ -1,10 +1,13 @@
-"""How a TSV table was written, raw or CSV-quoted, judged from its lines (`tsv_is_quoted`).
+"""How a CSV or TSV table was written, judged from its lines (`table_dialect`): raw or
+CSV-quoted (a TSV), and how a quote inside a quoted field is written (`quoting.Quoting`).
 
 A TSV comes both ways: raw (AOL's logs, `paste`, most exports of search logs, where
 `"new york"` is a phrase query, quotes and all) and CSV-quoted (what pandas'
-`to_csv(sep="\t")`, Python's `csv` and polars write). Each file is told a window of its
-lines at a time, and the report says which way it was read (`READ_AS_RAW`,
-`READ_AS_QUOTED`).
+`to_csv(sep="\t")`, Python's `csv` and polars write); a tab-separated `.csv` too (an AOL
+slice saved by hand). A quoted field's quote is doubled (RFC 4180) or escaped with a
+backslash (Spark's CSV, R's `write.table`, Python's `csv` with an `escapechar`). Each is
+told a window of a file's lines at a time, and the report says how each file was read
+(`Dialect.read_as`).
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import NamedTuple
 
@@ -20,67 +23,178 @@ import numpy as np
 import polars as pl
 
 from sessions import storage
-from sessions.fields import is_blank, strip_spaces
+from sessions.fields import escapes_kept, is_blank, split_delimited, strip_spaces
 from sessions.formats.base import column_index
-from sessions.records import MAX_RECORD_BYTES
+from sessions.quoting import Quoting, doubles_quotes, escaped_anywhere, read_records
+from sessions.records import BOM, MAX_RECORD_BYTES
 from sessions.times import UTC_TIMES, TimeOptions, to_utc
 
-SNIFF_BYTES = 256 * 1024  # of a TSV's lines, read at a time to tell raw from CSV-quoted
-SCAN_BYTES = 1 << 20  # read at a time past a window that told nothing, to the next field that opens with a quote
+SNIFF_BYTES = 256 * 1024  # of a table's lines, read at a time to tell how it was written
+SCAN_BYTES = 1 << 20  # read at a time past a window that told nothing, to the next line that may tell
 READ_AS_QUOTED = "TSV with CSV quoting: fields in double quotes read as its writer quoted them"
 READ_AS_RAW = "raw TSV: every tab ends a field and quotes are text, as written"
+READ_AS_ESCAPED = {  # how a quote inside a quoted field is escaped, where not doubled (`Quoting`)
+    Quoting.ESCAPED: "quotes escaped with a backslash (\\\") inside quoted fields, as Spark and R's "
+    "write.table write them",
+    Quoting.ESCAPED_ANYWHERE: "quotes escaped with a backslash (\\\") in any field, as Python's csv with an "
+    "escapechar writes them",
+}
 # A field in double quotes, as a CSV writer makes one: any text, quotes doubled inside.
 _QUOTED_FIELD = re.compile(r'"(?:[^"]|"")*"')
 _LINE_END = re.compile(r"\r\n|\n|\r")
 LINE_END_BYTES = re.compile(rb"\r\n|\n|\r")
 _QUOTED_TEXT = re.compile(r'(?:[^"]|"")*')  # a quoted field's text, up to the quote that closes it
+# The same where a backslash escapes a quote (`quoting.ESCAPE`), or itself, or any other character (as text)
+_ESCAPED_FIELD = re.compile(r'"(?:[^"\\]|\\.|"")*"')
+_ESCAPED_TEXT = re.compile(r'(?:[^"\\]|\\.|"")*')
 
 
-def tsv_is_quoted(
-    path: str | Path, *, user: str | None = None, time: str | None = None, times: TimeOptions = UTC_TIMES
-) -> bool:
-    """Whether the TSV at `path` was written with CSV quoting: `looks_csv_quoted` of its
-    first window that shows either way (`_quoting_verdict`), a record being one whose
-    `user` is not blank and whose `time` reads as a time (`times`: the job's settings).
+class Dialect(NamedTuple):
+    """How a CSV or TSV table's fields are quoted (`table_dialect`): `quote` None for a
+    raw TSV (no quoting); `quoting` how a quote inside a quoted field is written: doubled
+    (RFC 4180), or escaped with a backslash (Spark, R's `write.table`; `Quoting`)."""
 
-    The first window is the file's first `SNIFF_BYTES` (decompressed). A writer that
-    quotes only where it must (pandas, Python's `csv`, polars) may write its first
-    quoted field anywhere, so a window that shows nothing (no field opens with a quote,
-    or none tells) is followed by the next: the header and `SNIFF_BYTES` from the next
-    line where a field opens with a quote (more, up to `MAX_RECORD_BYTES`, where one
-    record is longer). A window that says quoted on `""` alone (polars' empty text, or a
-    raw log's empty phrase) is weak: the windows after it are judged too, and any that
-    says otherwise decides. A file with no such line is read to its end once, and raw;
-    so is one whose window holds no record in either reading (times that do not read
-    with the job's settings: its rows are rejected whichever way). A stream that cannot
-    be read (a damaged one) reads as raw from there; the reader then reports the
-    damage."""
-    quoted = False  # what the windows judged so far say: raw, or quoted on `""` alone (weak)
+    quote: str | None = '"'
+    quoting: Quoting = Quoting.DOUBLED
+
+    def read_as(self, sep: str, named_csv: bool) -> str | None:
+        """How the report says the file was read (None: a CSV of commas, RFC 4180, as
+        any CSV is read): the raw or quoted judgement of a TSV (`READ_AS_RAW`,
+        `READ_AS_QUOTED`), a quote escaped with a backslash (`READ_AS_ESCAPED`), and a
+        separator other than a `.csv`'s comma, as its header line shows."""
+        escaped = f", {READ_AS_ESCAPED[self.quoting]}" if self.quoting in READ_AS_ESCAPED else ""
+        if sep != "\t":
+            how = "CSV" if sep == "," else f"CSV separated by {sep!r}, as its header line shows"
+            return how + escaped if escaped or sep != "," else None
+        how = (READ_AS_QUOTED + escaped) if self.quote else READ_AS_RAW
+        return f"{how} (a .csv separated by tabs, as its header line shows)" if named_csv else how
+
+
+def table_dialect(
+    path: str | Path, sep: str = "\t", *, user: str | None = None, time: str | None = None,
+    times: TimeOptions = UTC_TIMES,
+) -> Dialect:  # fmt: skip
+    """How the CSV or TSV at `path`, separated by `sep`, was written (`Dialect`): judged
+    a window of its lines at a time, the first window that shows deciding.
+
+    How a quote inside a quoted field is written, doubled or escaped with a backslash, is
+    `_escape_verdict`'s of a window (RFC 4180 where none tells). A tab-separated table (a
+    `.tsv`, or a `.csv` whose header line is separated by tabs, as a hand-saved AOL slice
+    is: the same bytes are read alike, whatever their name) is also raw or CSV-quoted:
+    `looks_csv_quoted` of a window (`_quoting_verdict`, its quoted reading in the quoting
+    found so far), a record being one whose `user` is not blank and whose `time` reads
+    as a time (`times`: the job's settings). Any other table is CSV-quoted.
+
+    The first window is the file's first `SNIFF_BYTES` (decompressed). A writer may write
+    its first quoted field (a TSV's) or escaped quote anywhere, so a window that shows
+    nothing is followed by the next: the header and `SNIFF_BYTES` from the next line
+    where a field opens with a quote (while a TSV's quoting is not told), else where a
+    quote follows a backslash (more, up to `MAX_RECORD_BYTES`, where one record is
+    longer). A window that says quoted on `""` alone (polars' empty text, or a raw log's
+    empty phrase) is weak: the windows after it are judged too, and any that says
+    otherwise decides. A file with no such line is read to its end once: raw (a TSV),
+    RFC 4180 (quoted); so is a TSV whose window holds no record in either reading (times
+    that do not read with the job's settings: its rows are rejected whichever way). A
+    stream that cannot be read (a damaged one) reads so from there; the reader then
+    reports the damage."""
+    tsv = sep == "\t"
+    quoted: bool | None = None if tsv else True  # a TSV's quoting, once a window decides it
+    weak = False  # a TSV's window said quoted on `""` alone
+    quoting: Quoting | None = None  # the quoting dialect, once a window decides it
+
+    def found() -> Dialect:  # what the windows judged so far say (a TSV's: raw, unless one said quoted, even weakly)
+        quote = quoted if quoted is not None else weak
+        return Dialect(quote='"', quoting=quoting or Quoting.DOUBLED) if quote else Dialect(quote=None)
+
     try:
         with storage.open_input(path) as stream:
             windows = _sniff_windows(stream)
-            text, complete = next(windows)
+            data, complete = next(windows)
             while True:
-                verdict = _quoting_verdict(text, complete, user=user, time=time, times=times)
-                if verdict.quoted is not None and not verdict.weak:
-                    return verdict.quoted
-                quoted = quoted or bool(verdict.quoted)
-                if complete or verdict.barren:
-                    return quoted
-                text, complete = windows.send(verdict.judged)
-    except (storage.DamagedStreamError, StopIteration):  # damage; or no field opens with a quote after the last window
-        return quoted
+                judged = []
+                if quoting is None:
+                    quoting, lines = _escape_verdict(data, sep, complete, user=user, time=time, times=times)
+                    judged.append(lines)
+                if quoted is None:
+                    text = data.decode("utf-8", errors="replace")
+                    verdict = _quoting_verdict(text, complete, user=user, time=time, times=times,
+                                               quoting=quoting or Quoting.DOUBLED)  # fmt: skip
+                    if verdict.quoted is not None and not verdict.weak:
+                        quoted = verdict.quoted
+                    weak = weak or bool(verdict.quoted)
+                    if quoted is False or verdict.barren:
+                        return found()
+                    judged.append(verdict.judged)
+                if complete or (quoted and quoting is not None):
+                    return found()
+                # on to the next window that may tell: a field opening with a quote (a TSV's quoting), else a
+                # quote after a backslash (the quoting dialect)
+                data, complete = windows.send((min(judged), _field_opening_quote if quoted is None else _escaped_quote))
+    except (storage.DamagedStreamError, StopIteration):  # damage; or nothing more to judge after the last window
+        return found()
 
 
-def _sniff_windows(stream: storage.BinaryStream) -> Generator[tuple[str, bool], int, None]:
-    """The windows `tsv_is_quoted` judges, in order: each the header line and up to
-    `SNIFF_BYTES` of the lines after it (decoded), and whether it holds the file's end.
-    Sent how many lines of the last window were judged (the header counted): the next
-    window begins at the first line after those where a field opens with a quote
-    (read on in `SCAN_BYTES` steps, memory bounded by a line). A window whose first
-    record it cannot hold whole is judged again four times as large, up to
-    `MAX_RECORD_BYTES` (a longer record is an unclosed quote's: the reader rejects it),
-    and then gives way at its last line."""
+def _escape_verdict(
+    data: bytes, sep: str, complete: bool = True, *, user: str | None = None, time: str | None = None,
+    times: TimeOptions = UTC_TIMES,
+) -> tuple[Quoting | None, int]:  # fmt: skip
+    """How the lines `data` (a header line, then lines of the file from a record's start,
+    separated by `sep`; `complete`: to the file's end, else the last record may be cut and
+    is left out) write a quote inside a quoted field (`Quoting`), None where nothing in
+    them tells; and how many of their lines were judged (the header counted).
+
+    Where no quote follows a backslash, RFC 4180 where a quote is doubled inside a quoted
+    text (`quoting.doubles_quotes`: a backslash-escaping writer never doubles one), else
+    nothing tells.
+
+    Each reading, RFC 4180's and the backslash-escaping one's (`quoting.read_records`),
+    costs the lines of its records that no writer of it makes (`Reading.malformed`: a
+    quote left open, escaped outside quotes or closed with text after it, the wrong number
+    of fields) or that are no record (`_fits`: a blank user, a time that is no time). The
+    cheaper wins; at a tie, the one that reads more records (an escaped quote ending a
+    text, `",\\""`, read as RFC 4180, may run on to a later quote that a field's end
+    follows and read two records as one, all its fields in place). A text a writer of
+    either dialect wrote costs the other reading its record where their readings differ:
+    RFC 4180's `"a\\""b"` (`a\\"b`) is closed with text after it when escaped; Spark's `"tv
+    32\\""` runs on in RFC 4180 (or is closed at its escaped quote, a backslash-escape row).
+    Both read alike: nothing tells. Escaped: `ESCAPED_ANYWHERE` where escapes show outside
+    quoted fields too (`quoting.escaped_anywhere`)."""
+    data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+    n_lines = data.count(b"\n") + int(bool(data) and not data.endswith(b"\n"))
+    if b'\\"' not in data:  # no escape, but maybe a quote doubled inside a quoted text: only RFC 4180 does that
+        return Quoting.DOUBLED if doubles_quotes(data, '"', sep) else None, n_lines
+    scores, judged = [], n_lines
+    for quoting in (Quoting.DOUBLED, Quoting.ESCAPED):
+        reading = read_records(data, '"', sep, quoting.escape, complete)
+        bounds = zip(reading.starts, [*reading.starts[1:], len(data)], strict=True)
+        texts = [data[a:b].decode("utf-8", errors="replace").removesuffix("\n") for a, b in bounds]
+        rows = pl.select(split_delimited(pl.lit(pl.Series(texts, dtype=pl.String)), sep, '"', quoting)).to_series()
+        names, *rows = rows.to_list()
+        bad = reading.malformed[1:] | ~np.array(_fits(rows, names, user, time, times), dtype=bool)
+        lines = reading.lines[1:]
+        if not complete and len(lines):  # the last record may be cut: the next window's first
+            bad, lines = bad[:-1], lines[:-1]
+            judged = min(judged, int(reading.lines[:-1].sum()))
+        scores.append((int(lines[bad].sum()), -len(lines)))
+    if scores[0] == scores[1]:
+        return None, judged
+    if scores[0] < scores[1]:
+        return Quoting.DOUBLED, judged
+    return Quoting.ESCAPED_ANYWHERE if escaped_anywhere(data, '"', sep, complete) else Quoting.ESCAPED, judged
+
+
+def _sniff_windows(
+    stream: storage.BinaryStream,
+) -> Generator[tuple[bytes, bool], tuple[int, Callable[[bytes, bool], int]], None]:
+    """The windows `table_dialect` judges, in order: each the header line and up to
+    `SNIFF_BYTES` of the lines after it (a byte-order mark at the start left out), and
+    whether it holds the file's end. Sent how many lines of the last window were judged
+    (the header counted) and what tells: the next window begins at the first line after
+    those that holds what `telling` finds (its offset in a buffer, -1 for none; given
+    whether the buffer begins a line), read on in `SCAN_BYTES` steps, memory bounded by
+    a line. A window whose first record it cannot hold whole is judged again four times
+    as large, up to `MAX_RECORD_BYTES` (a longer record is an unclosed quote's: the
+    reader rejects it), and then gives way at its last line."""
     buf, eof = b"", False
 
     def fill(size: int) -> None:
@@ -90,13 +204,14 @@ def _sniff_windows(stream: storage.BinaryStream) -> Generator[tuple[str, bool], 
             buf, eof = buf + chunk, not chunk
 
     fill(SNIFF_BYTES)
+    buf = buf.removeprefix(BOM)
     header_end = end.end() if (end := LINE_END_BYTES.search(buf)) else len(buf)
     header, buf = buf[:header_end], buf[header_end:]
     size = SNIFF_BYTES
     while True:
         fill(size)
         body, complete = buf[:size], eof and len(buf) <= size
-        judged = yield (header + body).decode("utf-8", errors="replace").removeprefix("\ufeff"), complete
+        judged, telling = yield header + body, complete
         starts = [0, *(m.end() for m in LINE_END_BYTES.finditer(body))]
         at = starts[judged - 1] if 0 < judged <= len(starts) else len(body)  # text line k is body line k - 1
         if at == 0 and size < MAX_RECORD_BYTES:  # its first record is longer than the window: a larger one
@@ -107,7 +222,7 @@ def _sniff_windows(stream: storage.BinaryStream) -> Generator[tuple[str, bool], 
             at = max((start for start in starts if start < len(body)), default=0) or len(body)
         at_line = at < len(body) or body.endswith((b"\n", b"\r"))  # whether `at` begins a line
         buf = buf[at:]
-        while (hit := _field_opening_quote(buf, at_line)) < 0:
+        while (hit := telling(buf, at_line)) < 0:
             if eof:
                 return
             line = max(buf.rfind(b"\n"), buf.rfind(b"\r")) + 1  # keep the last line: a window starts at its start
@@ -115,6 +230,11 @@ def _sniff_windows(stream: storage.BinaryStream) -> Generator[tuple[str, bool], 
             chunk = stream.read(SCAN_BYTES)
             buf, eof = buf + chunk, not chunk
         buf = buf[max(buf.rfind(b"\n", 0, hit), buf.rfind(b"\r", 0, hit)) + 1 :]
+
+
+def _escaped_quote(buf: bytes, at_line: bool) -> int:
+    """Where in `buf` the first quote after a backslash is, -1 if none is (memchr's speed)."""
+    return buf.find(b'\\"')
 
 
 def _field_opening_quote(buf: bytes, at_line: bool) -> int:
@@ -135,12 +255,13 @@ def _field_opening_quote(buf: bytes, at_line: bool) -> int:
 
 def looks_csv_quoted(
     text: str, complete: bool = True, *, user: str | None = None, time: str | None = None,
-    times: TimeOptions = UTC_TIMES,
+    times: TimeOptions = UTC_TIMES, quoting: Quoting = Quoting.DOUBLED,
 ) -> bool:  # fmt: skip
     """Whether tab-separated `text` (a file's start, header first; `complete`: the
-    whole file, else its last record may be cut and is left out) is CSV-quoted: the
-    verdict of `_quoting_verdict`, raw where it has none."""
-    return _quoting_verdict(text, complete, user=user, time=time, times=times).quoted is True
+    whole file, else its last record may be cut and is left out) is CSV-quoted (its
+    quotes written as `quoting` writes them): the verdict of `_quoting_verdict`, raw
+    where it has none."""
+    return _quoting_verdict(text, complete, user=user, time=time, times=times, quoting=quoting).quoted is True
 
 
 class _Verdict(NamedTuple):
@@ -154,7 +275,7 @@ class _Verdict(NamedTuple):
 
 def _quoting_verdict(
     text: str, complete: bool = True, *, user: str | None = None, time: str | None = None,
-    times: TimeOptions = UTC_TIMES,
+    times: TimeOptions = UTC_TIMES, quoting: Quoting = Quoting.DOUBLED,
 ) -> _Verdict:  # fmt: skip
     """Whether tab-separated `text` (a header line, then lines of the file; `complete`:
     they run to the file's end, else the last record may be cut and is left out) is
@@ -165,7 +286,8 @@ def _quoting_verdict(
     Yes when every name of the header is in double quotes (a writer that quotes every
     field, or every text: `QUOTE_ALL`, `QUOTE_NONNUMERIC`). Else the body is read both
     ways, split at every tab and line end (raw) and by Python's `csv` (quoted), and
-    each reading is scored by its records less the lines it cannot read as one, a
+    each reading is scored by its records less the lines it cannot read as one (the
+    quoted one as `quoting` writes a quote, `fields.escapes_kept`), a
     record being the header's number of fields with a `user` not blank and a `time`
     read as a time (`sessions.times.to_utc` with `times`): a tab or a line break in a
     quoted text costs the raw reading lines; an unclosed quote in a raw log costs the
@@ -193,7 +315,8 @@ def _quoting_verdict(
         csv.field_size_limit(len(text))
     records: list[tuple[list[str], int, int]] = []  # each record, the line it begins on, how many lines it spans
     last_start = len(lines) - 1  # the line the last record begins on
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter="\t", quotechar='"')
+    reader = csv.reader(io.StringIO(escapes_kept(text, "\t", '"', quoting), newline=""), delimiter="\t",
+                        quotechar='"', escapechar=quoting.escape)  # fmt: skip
     try:
         read = 0  # the lines read so far: where the next record begins
         for record in reader:
@@ -211,9 +334,9 @@ def _quoting_verdict(
     raw_score = sum(raw_fit) - raw_fit.count(False)
     quoted_fit = _fits([record for record, _, _ in quoted], names, user, time, times)
     spanning = [i for i, (_, _, span) in enumerate(quoted) if quoted_fit[i] and span > 1]
-    for i in _holding_a_record_start([quoted[i][1:] for i in spanning], lines, names, user, time, times):
+    for i in _holding_a_record_start([quoted[i][1:] for i in spanning], lines, names, user, time, times, quoting):
         quoted_fit[spanning[i]] = False  # a quoted text that runs raw records together: an unclosed quote in a raw log
-    if complete and quoted and quoted[-1][0] is records[-1][0] and _unclosed(text, last_start):
+    if complete and quoted and quoted[-1][0] is records[-1][0] and _unclosed(text, last_start, quoting):
         quoted_fit[-1] = False  # a quote that runs on to the end, which `csv` reads without a word: no field
     quoted_score = sum(quoted_fit) - sum(span for (_, _, span), fit in zip(quoted, quoted_fit, strict=True) if not fit)
     if not any(raw_fit) and not any(quoted_fit):
@@ -222,7 +345,7 @@ def _quoting_verdict(
     single = {start for _, start, span in quoted if span == 1}
     opened = [[f for f in fields if f[:1] == '"'] for (k, fields), ok in zip(raw_lines, raw_fit, strict=True)
               if ok and k in single]  # fmt: skip
-    marked = [(line, [_quoting_mark(f) for f in line]) for line in opened]
+    marked = [(line, [_quoting_mark(f, quoting) for f in line]) for line in opened]
     marks = [mark for _, line_marks in marked for mark in line_marks]
     # a line only a CSV writer makes (a quote doubled inside a quoted field), and one no CSV writer makes
     strong = sum(bool(ms) and all(ms) and any(f != '""' for f in line) for line, ms in marked)
@@ -236,7 +359,7 @@ def _quoting_verdict(
 
 def _holding_a_record_start(
     spans: list[tuple[int, int]], lines: list[str], names: list[str], user: str | None, time: str | None,
-    times: TimeOptions,
+    times: TimeOptions, quoting: Quoting = Quoting.DOUBLED,
 ) -> list[int]:  # fmt: skip
     """Which of the multi-line records at `spans` (the line each begins on, how many it
     spans) hold a line that reads raw as a record (`_fits`: the header's number of
@@ -247,18 +370,22 @@ def _holding_a_record_start(
     Without a user and a time to tell by, none. One reading of all their lines."""
     if column_at(names, user) is None or column_at(names, time) is None or not spans:
         return []
-    later = [[*lines[start + 1 : start + span - 1], _QUOTED_TEXT.match(lines[start + span - 1]).group()]  # type: ignore[union-attr]
+    text = _ESCAPED_TEXT if quoting.escape else _QUOTED_TEXT
+    later = [[*lines[start + 1 : start + span - 1], text.match(lines[start + span - 1]).group()]  # type: ignore[union-attr]
              for start, span in spans]  # fmt: skip
     fits = iter(_fits([line.split("\t") for text in later for line in text], names, user, time, times, raw=True))
     return [k for k, text in enumerate(later) if any([next(fits) for _ in text])]
 
 
-def _unclosed(text: str, start: int) -> bool:
+def _unclosed(text: str, start: int, quoting: Quoting = Quoting.DOUBLED) -> bool:
     """Whether the record that begins on line `start` of `text` (its last) opens a
-    quote that never closes: Python's `csv` reads it to the end without a word."""
+    quote that never closes (a quote inside written as `quoting` writes it): Python's `csv`
+    reads it to the end without a word."""
     at = [0, *(m.end() for m in _LINE_END.finditer(text))][start]
+    rest = escapes_kept(text[at:], "\t", '"', quoting)
     try:
-        list(csv.reader(io.StringIO(text[at:], newline=""), delimiter="\t", quotechar='"', strict=True))
+        list(csv.reader(io.StringIO(rest, newline=""), delimiter="\t", quotechar='"', escapechar=quoting.escape,
+                        strict=True))  # fmt: skip
     except csv.Error:
         return True
     return False
@@ -284,15 +411,15 @@ def _fits(
     return fit
 
 
-def _quoting_mark(field: str) -> bool:
-    """What one raw field that starts with a quote says of CSV quoting: True for a field
-    only a CSV writer makes (in quotes, a quote doubled inside, or empty), False for
-    one it never makes (unclosed, text after the closing quote, or quotes around a text
-    that needs none)."""
-    if not _QUOTED_FIELD.fullmatch(field):
+def _quoting_mark(field: str, quoting: Quoting = Quoting.DOUBLED) -> bool:
+    """What one raw field that starts with a quote says of CSV quoting (its quotes
+    written as `quoting` writes them): True for a field only a CSV writer makes (in
+    quotes, a quote doubled or escaped inside, or empty), False for one it never makes
+    (unclosed, text after the closing quote, or quotes around a text that needs none)."""
+    if not (_ESCAPED_FIELD if quoting.escape else _QUOTED_FIELD).fullmatch(field):
         return False
     inner = field[1:-1]
-    return inner == "" or '""' in inner
+    return inner == "" or '""' in inner or (quoting.escape is not None and quoting.escape + '"' in inner)
 
 
 def column_at(names: list[str], name: str | None) -> int | None:

@@ -5,17 +5,15 @@ The kind is told by the file name (`.csv`, `.tsv`/`.tab`, `.jsonl`/`.ndjson`,
 is one object a line, as BigQuery and Hugging Face write `.json`:
 `json_lines_or_refuse`), the columns by a mapping such as
 `user=author,time=created_at,text=prompt` (`session=` and `mission=` add gold labels).
-CSV is read as Python's `csv` reads it (quoted fields may hold commas, quotes and
-newlines), separated by commas, or by the `;` (Excel where the decimal mark is a
-comma) or `|` its header shows (`csv_separator`). TSV comes both ways: raw (AOL's
-logs, `paste`, most exports of search logs, where `"new york"` is a phrase query,
-quotes and all) and CSV-quoted (what pandas' `to_csv(sep="\t")`, Python's `csv` and
-polars write). Each TSV file, and each `.csv` whose header is separated by tabs (an
-AOL slice saved by hand), is read as its lines show it was written
-(`dialect.tsv_is_quoted`); the report says of each which way it was read. Times are
-read by `sessions.times.to_utc` (ISO 8601 in its variants, RFC 2822, epoch numbers,
-typed date-times). The values exporters write for a missing value
-(`TABLE_UNKNOWN_USERS`) are no user, and no session or mission label.
+A CSV is separated by commas, or by the `;` (Excel where the decimal mark is a comma),
+tab or `|` its header shows (`csv_separator`), and read as Python's `csv` reads it
+(quoted fields may hold commas, quotes and newlines), or with a backslash escaping a
+quote where its writer escaped so (Spark, R's `write.table`); a TSV, and a `.csv`
+separated by tabs, is raw or CSV-quoted: each file is read as its lines show it was
+written (`dialect.table_dialect`), and the report says how of each read otherwise than
+as a CSV of commas is. Times are read by `sessions.times.to_utc` (ISO 8601 in
+its variants, RFC 2822, epoch numbers, typed date-times). The values exporters write
+for a missing value (`TABLE_UNKNOWN_USERS`) are no user, and no session or mission label.
 """
 
 from __future__ import annotations
@@ -34,7 +32,7 @@ from sessions.fields import strip_spaces
 from sessions.formats.base import FLOAT_USER, Columns, LogFormat, column_index, near_note, partition_hint
 from sessions.formats.columnar import JsonLinesFormat, ParquetFormat, open_parquet
 from sessions.formats.delimited import DelimitedFormat
-from sessions.formats.dialect import LINE_END_BYTES, READ_AS_QUOTED, READ_AS_RAW, SNIFF_BYTES, column_at, tsv_is_quoted
+from sessions.formats.dialect import LINE_END_BYTES, SNIFF_BYTES, column_at, table_dialect
 from sessions.formats.options import DEFAULT_READ, ReadOptions, map_name
 from sessions.records import MAX_RECORD_BYTES, archive_refusal
 
@@ -239,16 +237,12 @@ def table_format(path: str | Path, mapping: ColumnMap, options: ReadOptions = DE
         return JsonLinesFormat(name="table", names=mapping.columns(), build=mapping.build, unknown_users=unknown,
                                options=options)  # fmt: skip
     sep = csv_separator(path, mapping) if kind == "csv" else "\t"  # a tab-separated `.csv` is a TSV: read alike
-    if sep != "\t":
-        quote, read_as = '"', None if sep == "," else f"CSV separated by {sep!r}, as its header line shows"
-    else:
-        quoted_tsv = tsv_is_quoted(path, user=mapping.user, time=mapping.time, times=options.times)
-        quote, read_as = ('"', READ_AS_QUOTED) if quoted_tsv else (None, READ_AS_RAW)
-        read_as += " (a .csv separated by tabs, as its header line shows)" if kind == "csv" else ""
+    dialect = table_dialect(path, sep, user=mapping.user, time=mapping.time, times=options.times)
     return DelimitedFormat(
-        name="table", sep=sep, quote=quote, multiline=quote is not None, columns=mapping.columns(),
-        build=mapping.build, header="required", required=(mapping.user, mapping.time, mapping.text),
-        unknown_users=unknown, options=options, read_as=read_as,
+        name="table", sep=sep, quote=dialect.quote, quoting=dialect.quoting, multiline=dialect.quote is not None,
+        columns=mapping.columns(), build=mapping.build, header="required",
+        required=(mapping.user, mapping.time, mapping.text), unknown_users=unknown, options=options,
+        read_as=dialect.read_as(sep, named_csv=kind == "csv"),
     )  # fmt: skip
 
 

@@ -739,16 +739,21 @@ def test_a_tsv_is_read_raw_unless_its_start_shows_csv_quoting(start, complete, q
 
 
 @pytest.mark.parametrize("kind", ["csv", "tsv"])
-def test_a_quote_escaped_with_a_backslash_is_rejected_with_its_reason_not_misread(tmp_path, kind):
+def test_a_quote_escaped_with_a_backslash_is_read_as_its_writer_wrote_it(tmp_path, kind):
     """R's `write.table` escapes a quote with a backslash by default (`"say \\"hi\\" now"`),
-    which CSV does not read: its text was accepted as `say \\hi\\" now"`, silently. Such a
-    row is now rejected as `backslash_escape`, and the others read as written."""
+    which RFC 4180 does not read: its text was accepted as `say \\hi\\" now"`, silently,
+    then rejected as `backslash_escape`. The file is now read in its dialect, told in the
+    report (`read_as`); a backslash that escapes nothing is text, as R wrote it."""
+    from sessions.formats.dialect import READ_AS_ESCAPED
+    from sessions.quoting import Quoting
+
     sep = "," if kind == "csv" else "\t"
     rows = [["u1", "2024-01-01 10:00:00", 'say \\"hi\\" now'], ["u1", "2024-01-01 10:01:00", "plain, a \\ b"]]
     text = sep.join(['"u"', '"t"', '"q"']) + "\n" + "".join(sep.join(f'"{f}"' for f in row) + "\n" for row in rows)
-    _, events, rejected = ingest_bytes(tmp_path, kind, text.encode())
-    assert events["query"].to_list() == ["plain, a \\ b"]
-    assert rejected.select("line_no", "reason").rows() == [(2, Reason.BACKSLASH_ESCAPE)]
+    report, events, rejected = ingest_bytes(tmp_path, kind, text.encode())
+    assert events["query"].to_list() == ['say "hi" now', "plain, a \\ b"]
+    assert rejected.height == 0
+    assert report["files"][0]["read_as"].endswith(READ_AS_ESCAPED[Quoting.ESCAPED])
 
 
 def test_a_window_that_says_quoted_on_empty_fields_alone_is_outweighed_by_any_later_one(tmp_path):
@@ -756,15 +761,15 @@ def test_a_window_that_says_quoted_on_empty_fields_alone_is_outweighed_by_any_la
     first window, `"new york" pizza`: read quoted, the phrases lost their quotes. `""`
     alone is weak (a raw log's empty phrase, or polars' empty text): the windows after
     it are judged too. A polars TSV whose only quoted field is an empty text is quoted."""
-    from sessions.formats.dialect import tsv_is_quoted
+    from sessions.formats.dialect import table_dialect
 
     lines = [f"u{i % 7}\t2023-01-05 10:{i // 60 % 60:02d}:{i % 60:02d}\tquery {i}" for i in range(400)]
     raw = [*lines[:5], '7\t2023-01-05 11:00:00\t""', *lines[5:], '7\t2023-01-05 12:00:00\t"new york" pizza']
     (tmp_path / "raw.tsv").write_text("u\tt\tq\n" + "\n".join(raw) + "\n")
     (tmp_path / "polars.tsv").write_text("u\tt\tq\n" + "\n".join(raw[:-1]) + "\n")
     with mock.patch("sessions.formats.dialect.SNIFF_BYTES", 500):
-        assert not tsv_is_quoted(tmp_path / "raw.tsv", user="u", time="t")
-        assert tsv_is_quoted(tmp_path / "polars.tsv", user="u", time="t")
+        assert table_dialect(tmp_path / "raw.tsv", "\t", user="u", time="t").quote is None
+        assert table_dialect(tmp_path / "polars.tsv", "\t", user="u", time="t").quote == '"'
 
 
 def test_a_window_where_no_row_reads_as_a_record_ends_the_search(tmp_path):
@@ -779,7 +784,7 @@ def test_a_window_where_no_row_reads_as_a_record_ends_the_search(tmp_path):
         mock.patch.object(dialect, "_quoting_verdict", wraps=dialect._quoting_verdict) as judged,
         mock.patch.object(dialect, "SNIFF_BYTES", 2_000),
     ):
-        assert not dialect.tsv_is_quoted(tmp_path / "t.tsv", user="u", time="t")
+        assert dialect.table_dialect(tmp_path / "t.tsv", "\t", user="u", time="t").quote is None
     assert judged.call_count == 1
 
 

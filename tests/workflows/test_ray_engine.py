@@ -424,6 +424,50 @@ def test_a_tsv_table_written_with_csv_quoting_reads_alike_on_both_engines(ray_cl
         assert read_table(tmp_path / engine / "rejected.parquet").height == 0
 
 
+def test_a_table_is_read_in_the_dialect_it_was_written_in_alike_on_both_engines(ray_cluster, tmp_path):
+    """The new user's files: Spark's CSV (quotes escaped with a backslash: read so), a raw
+    AOL slice named `.csv` (read as a TSV), and an RFC 4180 CSV holding one Spark row (a
+    `backslash_escape` row of its own): each read alike on either engine, the report
+    saying how."""
+    from sessions.formats import ReadOptions
+    from sessions.formats.dialect import READ_AS_ESCAPED, READ_AS_RAW
+    from sessions.quoting import Quoting
+    from workflows.distributed import data as ray_jobs
+
+    (tmp_path / "logs").mkdir()
+    header = "user,time,query\n"
+    spark = ['samsung tv 32\\"', 'say \\"hi\\" now', '\\"', "a, b"]
+    (tmp_path / "logs" / "a-spark.csv").write_text(
+        header + "".join(f'u1,2006-03-01 10:0{i}:00,"{q}"\n' for i, q in enumerate(spark))
+    )
+    (tmp_path / "logs" / "b-tab.csv").write_text(
+        'user\ttime\tquery\nu2\t2006-03-01 11:00:00\t"new york" hotels\nu2\t2006-03-01 11:01:00\t"unclosed\n'
+        "u2\t2006-03-01 11:02:00\tnext row\n"
+    )
+    (tmp_path / "logs" / "c-rfc.csv").write_text(
+        header + 'u3,2006-03-01 12:00:00,"say \\""hi\\"""\nu3,2006-03-01 12:01:00,"tv 32\\""\n'
+        'u3,2006-03-01 12:02:00,"a\\""b"\nu3,2006-03-01 12:03:00,after\n'
+    )
+    options = ReadOptions(map="user=user,time=time,text=query")
+    inputs = [tmp_path / "logs"]
+    ray_report = ray_jobs.ingest(inputs, "table", tmp_path / "ray", buckets=2, options=options)
+    local_report = local_ingest(inputs, "table", tmp_path / "local", options=options)
+    assert ray_report.files == local_report.files
+    assert [(Path(f.path).name, f.read_as) for f in local_report.files] == [
+        ("a-spark.csv", "CSV, " + READ_AS_ESCAPED[Quoting.ESCAPED]),
+        ("b-tab.csv", READ_AS_RAW + " (a .csv separated by tabs, as its header line shows)"),
+        ("c-rfc.csv", None)]  # fmt: skip
+    for engine in ("ray", "local"):
+        events = read_table(tmp_path / engine / "events.parquet").sort("row_id")
+        assert events["query"].to_list() == [
+            'samsung tv 32"', 'say "hi" now', '"', "a, b", '"new york" hotels', '"unclosed', "next row",
+            'say \\"hi\\"', 'a\\"b', "after"]  # fmt: skip
+        rejected = read_table(tmp_path / engine / "rejected.parquet")
+        assert rejected.select("line_no", "reason").rows() == [(3, "backslash_escape")], engine
+    for name in ("events.parquet", "rejected.parquet"):
+        assert same(read_table(tmp_path / "ray" / name), read_table(tmp_path / "local" / name))
+
+
 def test_segment_on_ray_equals_local(ray_cluster, logs, store, tmp_path):
     import mlflow
 
