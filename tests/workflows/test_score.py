@@ -20,6 +20,8 @@ import polars as pl
 import psutil
 import pyarrow.dataset as ds
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from models.calibration import Calibration
@@ -418,28 +420,83 @@ def test_an_onnx_backend_on_gpus_is_refused_in_one_line(models, tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("workers", "gpus", "resources", "partitions", "pool"),
+    ("workers", "gpus", "nodes", "partitions", "pool"),
     [
-        (0, 0.0, {"CPU": 2.0}, 16, {"actors": 2, "cpus_each": 1, "gpus_each": 0.0}),  # one per CPU
-        (1, 0.0, {"CPU": 4.0}, 16, {"actors": 1, "cpus_each": 4, "gpus_each": 0.0}),  # its threads: the CPUs
-        (1000, 0.0, {"CPU": 2.0}, 16, {"actors": 16, "cpus_each": 1, "gpus_each": 0.0,
-                                       "note": "--workers 1000: 16 text partitions, one an actor"}),
-        (8, 0.0, {"CPU": 2.0}, 16, {"actors": 8, "cpus_each": 1, "gpus_each": 0.0,
-                                   "note": "--workers 8: the cluster's 2 CPUs hold 2 actors of 1 CPU now; "
-                                           "the others wait for resources"}),
-        (0, 0.25, {"CPU": 16.0, "GPU": 1.0}, 16, {"actors": 4, "cpus_each": 1, "gpus_each": 0.25}),
-        (4, 1.0, {"CPU": 2.0}, 16, {"actors": 4, "cpus_each": 1, "gpus_each": 1.0,  # an autoscaler adds GPU nodes
-                                   "note": "--workers 4: the cluster's 0 GPUs hold 1 actor of 1 GPU now; "
-                                           "the others wait for resources"}),
+        (0, 0.0, [{"CPU": 2.0}], 16, {"actors": 2, "cpus_each": 1, "gpus_each": 0.0}),  # one per CPU
+        (1, 0.0, [{"CPU": 4.0}], 16, {"actors": 1, "cpus_each": 4, "gpus_each": 0.0}),  # its threads: the CPUs
+        (1, 0.0, [{"CPU": 1.0}, {"CPU": 1.0}], 16, {"actors": 1, "cpus_each": 1, "gpus_each": 0.0}),  # one node's
+        (2, 0.0, [{"CPU": 4.0}, {"CPU": 2.0}], 16, {"actors": 2, "cpus_each": 2, "gpus_each": 0.0}),
+        (1000, 0.0, [{"CPU": 2.0}], 16, {"actors": 16, "cpus_each": 1, "gpus_each": 0.0,
+                                         "note": "--workers 1000: 16 text partitions, one an actor"}),
+        (8, 0.0, [{"CPU": 2.0}], 16, {"actors": 8, "cpus_each": 1, "gpus_each": 0.0,
+                                     "note": "--workers 8: the cluster's 2 CPUs hold 2 actors of 1 CPU now; "
+                                             "the others wait for resources"}),
+        (0, 0.25, [{"CPU": 16.0, "GPU": 1.0}], 16, {"actors": 4, "cpus_each": 1, "gpus_each": 0.25}),
+        (4, 1.0, [{"CPU": 2.0}], 16, {"actors": 4, "cpus_each": 1, "gpus_each": 1.0,  # an autoscaler adds GPU nodes
+                                     "note": "--workers 4: the cluster's 0 GPUs hold 1 actor of 1 GPU now; "
+                                             "the others wait for resources"}),
     ],
 )  # fmt: skip
-def test_the_encoding_pool_is_reported_with_why_it_is_not_what_was_asked(workers, gpus, resources, partitions, pool):
+def test_the_encoding_pool_is_reported_with_why_it_is_not_what_was_asked(workers, gpus, nodes, partitions, pool):
     """`--workers 1000` on two CPUs ran as many actors as fit without a word in the
     report; an autoscaling cluster (`cluster.yaml`: no GPU node until a job asks) still
-    gets the pool asked for."""
+    gets the pool asked for. `--workers 1` on two one-CPU nodes asked for an actor of 2
+    CPUs (the cluster's CPUs over the actors), which no node has: now one node's."""
     from workflows.distributed.score_job import encoding_pool
 
-    assert encoding_pool(workers, gpus, resources, partitions) == pool
+    assert encoding_pool(workers, gpus, nodes, partitions) == pool
+
+
+@given(
+    nodes=st.lists(st.integers(1, 8), min_size=1, max_size=4),
+    workers=st.integers(0, 12),
+    partitions=st.integers(1, 20),
+)
+def test_every_encoding_actor_fits_on_one_node(nodes, workers, partitions):
+    """The kind of the breaker's find: each actor asks for no more CPUs than one node
+    has, and where the nodes hold the actors, all of them fit at once, an actor a node."""
+    from workflows.distributed.score_job import encoding_pool
+
+    pool = encoding_pool(workers, 0.0, [{"CPU": float(n)} for n in nodes], partitions)
+    assert 1 <= pool["cpus_each"] <= max(nodes)
+    if pool["actors"] <= sum(nodes):
+        assert sum(n // pool["cpus_each"] for n in nodes) >= pool["actors"]
+
+
+def test_one_encoding_actor_on_two_one_cpu_nodes_scores_as_the_local_engine(models, tiny_taxonomy, tmp_path):
+    """The breaker's find on a real two-node Ray (Ray's own `cluster_utils.Cluster`: two
+    raylets of one CPU here): `score --engine ray --workers 1` asked for an encoding
+    actor of 2 CPUs, which no node has, and Ray waited for ever without a word (a
+    timeout fails it here). Now it finishes with the local engine's scores."""
+    from ray.cluster_utils import Cluster
+
+    session_uri, _ = models
+    log = tmp_path / "log.tsv"
+    write_log(SynthConfig(users=12, rows=300, style="aol", seed=5), tiny_taxonomy, log)
+    score = ["score", str(log), "-f", "aol", "--session-model", session_uri]
+    local = runner.invoke(app, [*score, "--engine", "local", "-o", str(tmp_path / "local")])
+    assert local.exit_code == 0, local.output
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
+    cluster = Cluster(initialize_head=True, connect=False, head_node_args={"num_cpus": 1})
+    try:
+        cluster.add_node(num_cpus=1)
+        cluster.wait_for_nodes()
+        done = subprocess.run([sys.executable, "-m", "workflows", *score, "--engine", "ray", "--workers", "1",
+                               "--buckets", "4", "--address", cluster.address, "-o", str(tmp_path / "ray")],
+                              env=env, capture_output=True, text=True, timeout=240)  # fmt: skip
+    finally:
+        cluster.shutdown()
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads((tmp_path / "ray" / "report.json").read_text())
+    assert report["encoders"] == {"actors": 1, "cpus_each": 1, "gpus_each": 0.0}
+    ray_scores, local_scores = (
+        read_scores(tmp_path / "ray" / "scores.parquet"),
+        read_scores(tmp_path / "local" / "scores.parquet"),
+    )
+    assert ray_scores.height == local_scores.height == report["rows_ok"] > 0
+    assert ray_scores["session_id"].to_list() == local_scores["session_id"].to_list()
+    np.testing.assert_allclose(ray_scores["p_same_prev"].to_numpy(), local_scores["p_same_prev"].to_numpy(), atol=1e-5)
+    assert ray_scores["reformulation"].to_list() == local_scores["reformulation"].to_list()
 
 
 def test_a_query_the_model_cannot_read_has_no_probability_nor_specificity(models, tmp_path):

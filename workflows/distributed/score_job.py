@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -197,22 +197,29 @@ def _bucket_texts(batch: pa.Table, parts: int, work: str) -> pa.Table:
 
 
 # ---- stage 3: the actor pool ----
-def encoding_pool(workers: int, gpus_per_worker: float, resources: dict[str, float], partitions: int) -> dict:
-    """The pool of encoding actors for `partitions` text partitions on a cluster with
-    `resources` now (`ray.cluster_resources()`): `workers` actors (0: one per CPU, or
-    per `gpus_per_worker` GPUs, of those there now), at most one a partition; each with
-    `cpus_each` CPUs (its torch threads) and `gpus_each` GPUs. Returns {"actors",
-    "cpus_each", "gpus_each"}, and "note" when the pool is not what was asked: fewer
-    partitions than actors, or more actors than the cluster holds now (they start as
-    resources come, from an autoscaler's new nodes: `cluster.yaml` starts with no GPU
-    node; on a fixed cluster they never do, and Ray Data warns that the job may hang,
-    while the actors that fit do the work)."""
+def encoding_pool(workers: int, gpus_per_worker: float, nodes: Sequence[Mapping[str, float]], partitions: int) -> dict:
+    """The pool of encoding actors for `partitions` text partitions on a cluster whose
+    live `nodes` offer what they do now (`runtime.node_resources()`: {"CPU": 2.0, "GPU":
+    1.0, ...} a node): `workers` actors (0: one per CPU, or per `gpus_per_worker` GPUs,
+    of those there now), at most one a partition; each with `cpus_each` CPUs (its torch
+    threads: the most that let every actor fit on one node, `runtime.cpus_per_worker`;
+    the cluster's CPUs divided by the actors asked two one-CPU nodes for an actor of 2
+    CPUs, which no node has, and Ray waited for ever without a word) and `gpus_each`
+    GPUs. Returns {"actors", "cpus_each", "gpus_each"}, and "note" when the pool is not
+    what was asked: fewer partitions than actors, or more actors than the cluster holds
+    now (they start as resources come, from an autoscaler's new nodes: `cluster.yaml`
+    starts with no GPU node; on a fixed cluster they never do, and Ray Data warns that
+    the job may hang, while the actors that fit do the work)."""
+    from workflows.distributed.runtime import cpus_per_worker
+
+    node_cpus = [int(node.get("CPU", 0)) for node in nodes]
     if gpus_per_worker:
-        holds, cpus = max(1, int(resources.get("GPU", 0) / gpus_per_worker)), 1
-        unit = f"{resources.get('GPU', 0):g} GPUs hold {holds} {_actors(holds)} of {gpus_per_worker:g} GPU"
+        gpus = sum(node.get("GPU", 0) for node in nodes)
+        holds, cpus = max(1, int(gpus / gpus_per_worker)), 1
+        unit = f"{gpus:g} GPUs hold {holds} {_actors(holds)} of {gpus_per_worker:g} GPU"
     else:
-        holds = max(1, int(resources.get("CPU", 1)))
-        cpus = max(1, holds // (workers or holds))
+        holds = max(1, sum(node_cpus))
+        cpus = cpus_per_worker(min(workers or holds, partitions), node_cpus)
         unit = f"{holds} CPUs hold {holds} {_actors(holds)} of 1 CPU"
     pool = {"actors": min(workers or holds, partitions), "cpus_each": cpus, "gpus_each": gpus_per_worker}
     if workers > partitions:
@@ -228,9 +235,12 @@ def _actors(n: int) -> str:
 
 def _encode(partitions: list[str], work: str, cfg: ScoreConfig) -> dict:
     """The text `partitions` through a pool of `Encoder` actors (`encoding_pool`: by
-    default one per CPU, each with one torch thread, or one per `gpus_per_worker` GPUs).
+    default one per CPU, each with one torch thread, or one per `gpus_per_worker` GPUs;
+    each with no more CPUs than one node has).
     Returns the pool that ran."""
-    pool = encoding_pool(cfg.workers, cfg.gpus_per_worker, ray.cluster_resources(), len(partitions))
+    from workflows.distributed.runtime import node_resources
+
+    pool = encoding_pool(cfg.workers, cfg.gpus_per_worker, node_resources(), len(partitions))
     items = ray.data.from_items([{"part": p} for p in partitions])
     done = items.map_batches(
         Encoder,
