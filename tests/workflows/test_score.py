@@ -496,7 +496,6 @@ def test_one_encoding_actor_on_two_one_cpu_nodes_scores_as_the_local_engine(mode
     assert ray_scores.height == local_scores.height == report["rows_ok"] > 0
     assert ray_scores["session_id"].to_list() == local_scores["session_id"].to_list()
     np.testing.assert_allclose(ray_scores["p_same_prev"].to_numpy(), local_scores["p_same_prev"].to_numpy(), atol=1e-5)
-    assert ray_scores["reformulation"].to_list() == local_scores["reformulation"].to_list()
 
 
 def test_a_query_the_model_cannot_read_has_no_probability_nor_specificity(models, tmp_path):
