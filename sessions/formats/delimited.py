@@ -204,8 +204,10 @@ class DelimitedFormat(LogFormat):
         if first is None or "\x00" in first:  # UTF-16's NULs are valid UTF-8
             raise ValueError(f"{path}: the header line is not UTF-8 text; {not_utf8_advice(block.first_line_bytes())}")
         header = pl.select(split_delimited(pl.lit(first), self.sep, self.quote, self.quoting)).item()
-        # names as written (` user `: mapped exactly, or by `user`: `Fields`); a BOM is not a name
-        return [h.removeprefix("\ufeff") for h in header], block.after_first_line()
+        # names as written (` user `: mapped exactly, or by `user`: `Fields`); a BOM that starts the line is no name's
+        # (one more after the file's own, which the reader dropped), one within it is text: a column named U+FEFF
+        # lost it, and `--map` then read another column (a hypothesis example: ` \ufeff ` for `\ufeff`)
+        return [header[0].removeprefix("\ufeff"), *header[1:]], block.after_first_line()
 
     def _fast_fields(self, block: Block, names: Sequence[str]) -> tuple[pl.DataFrame, bool] | None:
         """Fields of a clean tab-separated block via polars' CSV reader, and whether

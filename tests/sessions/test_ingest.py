@@ -587,6 +587,8 @@ def test_a_mapped_name_the_table_lacks_is_told_with_its_columns_quoted_and_the_n
 @example(name="\\", kind=".jsonl")  # JSON lines: polars' JSON path refused it (a traceback)
 @example(name="a\\b", kind=".jsonl")  # ... or matched nothing: every row without a user
 @example(name="''", kind=".jsonl")
+@example(name="\ufeff", kind=".csv")  # a BOM was taken from every header name: the decoy was read
+@example(name="\ufeff", kind=".tsv")
 def test_any_column_name_round_trips_through_map_and_is_found_in_every_table_kind(tmp_path_factory, name, kind):
     """Any column name reads back from `ColumnMap.spec` as itself, and that `--map` reads
     the column of exactly that name, beside one of the same name with spaces around it,
