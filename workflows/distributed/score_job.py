@@ -215,13 +215,14 @@ def encoding_pool(workers: int, gpus_per_worker: float, nodes: Sequence[Mapping[
     node_cpus = [int(node.get("CPU", 0)) for node in nodes]
     if gpus_per_worker:
         gpus = sum(node.get("GPU", 0) for node in nodes)
-        holds, cpus = max(1, int(gpus / gpus_per_worker)), 1
+        holds = max(1, int(gpus / gpus_per_worker))
         unit = f"{gpus:g} GPUs hold {holds} {_actors(holds)} of {gpus_per_worker:g} GPU"
     else:
         holds = max(1, sum(node_cpus))
-        cpus = cpus_per_worker(min(workers or holds, partitions), node_cpus)
         unit = f"{holds} CPUs hold {holds} {_actors(holds)} of 1 CPU"
-    pool = {"actors": min(workers or holds, partitions), "cpus_each": cpus, "gpus_each": gpus_per_worker}
+    actors = min(workers or holds, partitions)
+    cpus = 1 if gpus_per_worker else cpus_per_worker(actors, node_cpus)
+    pool = {"actors": actors, "cpus_each": cpus, "gpus_each": gpus_per_worker}
     if workers > partitions:
         pool["note"] = f"--workers {workers}: {partitions} text partitions, one an actor"
     elif workers > holds:
