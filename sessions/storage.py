@@ -39,7 +39,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import timedelta
 from pathlib import Path
-from typing import Protocol, Self
+from typing import Literal, Protocol, Self
 
 import lz4.frame
 import pyarrow as pa
@@ -84,9 +84,27 @@ def _changing(*locations: str | os.PathLike) -> None:
             check(str(location))
 
 
+Cause = Literal["unreachable", "bucket", "credentials", ""]
+
+
 class StorageError(OSError):
     """A location that cannot be resolved, read or written; the message is one line
-    naming it and what to do."""
+    naming it and what to do: `reason` (what happened, naming the location), then
+    `advice` (what to do, as appended: `"; check the network ..."`, `" (set AWS
+    credentials ...)"`; "" where the reason says it all). `cause` says what stood in the
+    way: "unreachable" (the store did not answer, or not over HTTPS), "bucket" (none of
+    that name), "credentials" (missing or refused), "" (anything else), for a caller that
+    gives advice of its own (a cluster's node that cannot reach what the driver reaches:
+    `workflows.distributed.nodes`). The fields pickle with the exception."""
+
+    def __init__(self, reason: str, advice: str = "", cause: Cause = "") -> None:
+        super().__init__(reason + advice)
+        self.reason, self.advice, self.cause = reason, advice, cause
+
+    def reworded(self, reason: str) -> StorageError:
+        """This error with another `reason` (the same location named in a caller's
+        words), its advice and cause kept."""
+        return StorageError(reason, self.advice, self.cause)
 
 
 def scheme(location: str | os.PathLike) -> str:
@@ -164,7 +182,10 @@ def resolve(location: str | os.PathLike) -> tuple[pafs.FileSystem, str]:
     except StorageError:
         raise
     except (OSError, pa.ArrowException, ValueError) as err:
-        raise StorageError(f"{text}: {first_line(err)}; {_HINTS.get(kind, 'check the URI')}") from None
+        said, hint = first_line(err), _HINTS.get(kind)
+        if hint is None:  # no store's advice: this is said with the reason, as a node's refusal quotes it
+            said += "; check the URI"
+        raise StorageError(f"{text}: {said}", f"; {hint}" if hint else "", _cause(said)) from None
     if kind in _NATIVE:
         return fs, f"{authority}/{key}".rstrip("/") if key else authority
     return fs, fs.handler.fs._strip_protocol(text).rstrip("/")  # type: ignore[attr-defined]
@@ -197,16 +218,26 @@ def _errors(location: str | os.PathLike) -> Iterator[None]:
         message = _reason(err, is_local(location)).split(" To create buckets")[0]
         hint = _HINTS.get(scheme(location))
         if not is_local(location) and (reason := next((w for w in _UNREACHABLE if w in str(err)), None)):
-            raise StorageError(_unreachable(str(location), reason)) from None
+            raise _unreachable(str(location), reason) from None
         if scheme(location) == "s3" and _TLS.search(str(err)) and (told := _tls_refused(str(location))):
-            raise StorageError(told) from None
+            raise told from None
         if len(message) > 240:  # cloud SDKs repeat their whole retry story
             message = message[:240].rsplit(" ", 1)[0] + " ..."
-        if _NO_BUCKET.search(message):  # the SDK's sentence names the request and the key it was at
-            message = f"{_no_bucket(str(location))}{_CREATE_BUCKET}"
-        elif hint and _AUTH.search(message):
-            message += f" ({hint})"
-        raise StorageError(f"{location}: {message}") from None
+        cause = _cause(message)
+        if cause == "bucket":  # the SDK's sentence names the request and the key it was at
+            raise StorageError(f"{location}: {_no_bucket(str(location))}", _CREATE_BUCKET, cause) from None
+        advice = f" ({hint})" if hint and cause == "credentials" else ""
+        raise StorageError(f"{location}: {message}", advice, cause) from None
+
+
+def _cause(said: str) -> Cause:
+    """What stood in the way of a call that failed with a library's words `said`
+    (`StorageError.cause`)."""
+    if any(words in said for words in _UNREACHABLE):
+        return "unreachable"
+    if _NO_BUCKET.search(said):
+        return "bucket"
+    return "credentials" if _AUTH.search(said) else ""
 
 
 # a missing bucket in the words of pyarrow (S3, GCS) and the AWS SDK; not a missing key ("NO_SUCH_KEY ...
@@ -220,8 +251,8 @@ _UNREACHABLE = ("Couldn't resolve host", "Could not resolve host", "Couldn't con
 _TLS = re.compile(r"SSL connect error|wrong version number|ssl3_get_record", re.IGNORECASE)
 
 
-def _tls_refused(location: str) -> str | None:
-    """One line for an S3 endpoint (`s3_endpoint`) asked over TLS that answered without it
+def _tls_refused(location: str) -> StorageError | None:
+    """The error for an S3 endpoint (`s3_endpoint`) asked over TLS that answered without it
     (a local MinIO or moto given as `127.0.0.1:9000`: an endpoint without a scheme is
     asked over https), with the endpoint as http://; None where none is set or it is
     http:// already."""
@@ -230,8 +261,10 @@ def _tls_refused(location: str) -> str | None:
         return None
     plain = "http://" + endpoint.strip().removeprefix("https://")
     why = "" if endpoint.strip().startswith("https://") else " (an endpoint without http:// is asked over HTTPS)"
-    return (f"{_bucket(location)}: the endpoint {endpoint} ({variable}) does not answer over HTTPS{why}; "
-            f"if it speaks plain HTTP, as a local MinIO or moto does, set {variable}={plain}")  # fmt: skip
+    # its fix names the endpoint the node asked: kept in the reason, which a node's refusal quotes
+    return StorageError(f"{_bucket(location)}: the endpoint {endpoint} ({variable}) does not answer over HTTPS"
+                        f"{why}; if it speaks plain HTTP, as a local MinIO or moto does, set {variable}={plain}",
+                        cause="unreachable")  # fmt: skip
 
 
 def obstacle(message: str) -> tuple[str, str]:
@@ -267,15 +300,15 @@ def _bucket(location: str) -> str:
     return f"{kind}://{rest.split('/')[0]}"
 
 
-def _unreachable(location: str, reason: str) -> str:
-    """One line for an object store that does not answer: the bucket (not the key a job
+def _unreachable(location: str, reason: str) -> StorageError:
+    """The error for an object store that does not answer: the bucket (not the key a job
     happened to probe first, such as an input's `events.parquet`) and, for S3, the
     endpoint asked."""
     kind, bucket = scheme(location), _bucket(location)
     variable, endpoint = (s3_endpoint() if kind == "s3" else None) or ("AWS_ENDPOINT_URL", None)
     where = f"the endpoint {endpoint} ({variable})" if endpoint else "its object store"
     hint = f"check the network and {variable}" if kind == "s3" else "check the network"
-    return f"{bucket}: cannot reach {where}: {reason.lower()}; {hint}"
+    return StorageError(f"{bucket}: cannot reach {where}: {reason.lower()}", f"; {hint}", "unreachable")
 
 
 def absolute(location: str | os.PathLike) -> str:
@@ -1021,7 +1054,7 @@ def check_writable_dir(location: str | os.PathLike, what: str = "output") -> Non
         with _errors(probe):  # this process's own probe: deleted whatever else may hold the directory now
             fs.delete_file(path)
     except StorageError as err:  # named by the directory: the probe is not the user's file
-        raise StorageError(f"{what} {str(err).replace(probe, str(location))}") from None
+        raise err.reworded(f"{what} {err.reason.replace(probe, str(location))}") from None
     except OSError as err:
         local = local_path(location)
         above = next((p for p in local.parents if p.is_file()), None) if local is not None else None
@@ -1044,7 +1077,7 @@ def check_writable_file(location: str | os.PathLike, what: str = "output") -> No
             raise ValueError(f"{what} {location}: a directory is there; a file is needed")
         path = resolve(location)[1]
     except StorageError as err:  # a scheme no filesystem handles, an endpoint that does not answer
-        raise StorageError(f"{what} {err}") from None
+        raise err.reworded(f"{what} {err.reason}") from None
     if is_local(location) and os.path.exists(path) and not stat.S_ISREG(os.stat(path).st_mode):
         raise ValueError(f"{what} {location}: a device, pipe or socket is there, not a regular file; a file is needed")
     check_writable_dir(parent(written_at(location)), f"{what} {location}: its directory")

@@ -116,25 +116,26 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def s3_endpoint(tmp_path_factory):
-    """An S3-compatible endpoint on 127.0.0.1 (moto's standalone server) standing in for
-    the cloud's object store, which cannot be reached here; its URL."""
+def moto_server(log: Path, env: dict[str, str] | None = None) -> Iterator[str]:
+    """moto's standalone server on 127.0.0.1 (with `env` added to its environment), its
+    output in `log`; its URL, once it answers."""
     import subprocess
     import sys
     import time
+    import urllib.error
     import urllib.request
 
     port = free_port()
-    log = tmp_path_factory.mktemp("moto") / "moto.log"
     with open(log, "w") as out:
         server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                                  stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
+                                  stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
         for _ in range(100):
             try:
                 urllib.request.urlopen(url, timeout=1)
+                break
+            except urllib.error.HTTPError:  # it answered (refusing a request that has no credentials)
                 break
             except OSError:
                 time.sleep(0.1)
@@ -142,6 +143,20 @@ def s3_endpoint(tmp_path_factory):
     finally:
         server.terminate()
         server.wait(timeout=20)
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint(tmp_path_factory):
+    """An S3-compatible endpoint on 127.0.0.1 (moto's standalone server) standing in for
+    the cloud's object store, which cannot be reached here; its URL."""
+    yield from moto_server(tmp_path_factory.mktemp("moto") / "moto.log")
+
+
+@pytest.fixture(scope="session")
+def s3_checking_credentials(tmp_path_factory):
+    """An S3-compatible endpoint on 127.0.0.1 that checks credentials, as a cloud's store
+    does (moto's endpoint takes any): it knows no key, so it refuses every request; its URL."""
+    yield from moto_server(tmp_path_factory.mktemp("moto") / "moto.log", {"INITIAL_NO_AUTH_ACTION_COUNT": "0"})
 
 
 S3_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",

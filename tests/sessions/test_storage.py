@@ -13,6 +13,7 @@ import lzma
 import os
 import random
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import lz4.frame
@@ -412,6 +413,7 @@ def test_an_endpoint_of_plain_http_given_without_its_scheme_is_named_with_the_fi
     with pytest.raises(storage.StorageError) as err:
         storage.check_writable_dir(f"{s3}/out", "--output")
     assert str(err.value) == f"--output {told(host, f'http://{host}')}"
+    assert (err.value.cause, err.value.reason) == ("unreachable", str(err.value))  # its fix names the endpoint
     monkeypatch.setenv("AWS_ENDPOINT_URL", f"https://{host}/")
     with pytest.raises(storage.StorageError) as err:
         io.write_json({}, f"{s3}/out/report.json")
@@ -493,6 +495,50 @@ def test_a_missing_bucket_is_named_under_a_pattern_and_refused_as_training_stora
     assert "\n" not in str(err.value) and f"{bucket}-nope" in str(err.value)
     storage.check_writable_dir(f"{s3}/ray-results")  # a bucket that is there: fine, and nothing left behind
     assert storage.list_files(f"{s3}/ray-results", hidden=True) == []
+
+
+def raised(attempt: Callable[[], object]) -> storage.StorageError:
+    """The StorageError `attempt()` raises, its message its reason and then its advice."""
+    with pytest.raises(storage.StorageError) as err:
+        attempt()
+    assert str(err.value) == err.value.reason + err.value.advice and "\n" not in str(err.value)
+    return err.value
+
+
+def test_what_stood_in_the_way_is_told_by_its_cause_with_the_advice_apart(s3, s3_checking_credentials, monkeypatch):
+    """`StorageError.cause` where each is raised, for a caller that gives advice of its own
+    (a cluster's node: `workflows.distributed.nodes`, which parsed the message for it), and
+    the reason apart from the advice the message ends with; the message as it was."""
+    bucket, where, hint = s3.removeprefix("s3://"), os.environ["AWS_ENDPOINT_URL"], storage._HINTS["s3"]
+    err = raised(lambda: storage.check_writable_dir(f"{s3}-nope/out", "--output"))  # the probe's error, reworded
+    assert (err.cause, err.advice) == ("bucket", ": create the bucket first, or check its name")
+    assert err.reason == f"--output {s3}-nope/out: the bucket {bucket}-nope does not exist at AWS_ENDPOINT_URL {where}"
+    with monkeypatch.context() as node:  # no credentials: the SDK asks anonymously, and may not write
+        node.setenv("AWS_ACCESS_KEY_ID", "")
+        node.setenv("AWS_SECRET_ACCESS_KEY", "")
+        err = raised(lambda: storage.check_writable_dir(f"{s3}/out", "--output"))
+    assert (err.cause, err.advice) == ("credentials", f" ({hint})") and "ACCESS_DENIED" in err.reason, err
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_checking_credentials)  # credentials refused: a key it does not know
+    err = raised(lambda: storage.info(f"{s3}/credentials.txt"))
+    assert (err.cause, err.advice) == ("credentials", f" ({hint})") and "ACCESS_DENIED" in err.reason, err
+
+
+def test_a_region_looked_up_where_no_endpoint_answers_is_unreachable_whatever_its_advice_names(monkeypatch):
+    """`resolve`'s error where AWS_ENDPOINT_URL is not set and AWS does not answer (the
+    region of the bucket is looked up there first: the breaker's case, its words here, as
+    this machine's answer is not every machine's): the store was not reached, though its
+    advice names credentials."""
+    said = ("When resolving region for bucket 'bkt': AWS Error NETWORK_CONNECTION during HeadBucket operation: "
+            "curlCode: 28, Timeout was reached")  # fmt: skip
+
+    def no_answer(*args: object) -> None:
+        raise OSError(said)
+
+    monkeypatch.setattr(storage, "_filesystem", no_answer)
+    err = raised(lambda: storage.resolve("s3://bkt/out"))
+    assert (err.reason, err.advice, err.cause) == (f"s3://bkt/out: {said}", f"; {storage._HINTS['s3']}", "unreachable")
+    err = raised(lambda: storage.check_writable_file("s3://bkt/out/report.json", "--figure"))  # reworded
+    assert (err.reason, err.cause) == (f"--figure s3://bkt/out/report.json: {said}", "unreachable")
 
 
 def test_gcs_is_gs_with_its_short_retry_limit():
@@ -748,6 +794,7 @@ def test_an_object_store_that_does_not_answer_is_named_by_bucket_and_endpoint_no
         with pytest.raises(storage.StorageError) as err:
             attempt()
         assert str(err.value).startswith(said) and "\n" not in str(err.value), err.value
+        assert (err.value.cause, err.value.advice) == ("unreachable", "; check the network and AWS_ENDPOINT_URL")
 
 
 @settings(max_examples=60, deadline=None)
