@@ -267,31 +267,7 @@ def _tls_refused(location: str) -> StorageError | None:
                         cause="unreachable")  # fmt: skip
 
 
-def obstacle(message: str) -> tuple[str, str]:
-    """What stood in the way of a call that failed with the `StorageError` `message` (the
-    rules of `_errors`), and the message without the advice those rules end it with, for a
-    caller that gives advice of its own (a cluster's node that cannot reach what the driver
-    reaches: `workflows.distributed.nodes`). ("unreachable", ...) for a store that did not
-    answer (`_unreachable`; `_tls_refused`, kept whole), ("bucket", ...) for a missing bucket
-    (`_no_bucket`), ("credentials", ...) for a refusal for want of them (`_AUTH`), else ("",
-    `message`)."""
-    if ": cannot reach " in message:
-        return "unreachable", message.rsplit("; check the network", 1)[0]
-    if " does not answer over HTTPS" in message:
-        return "unreachable", message
-    if _NO_BUCKET_SAID.search(message):
-        return "bucket", message.removesuffix(_CREATE_BUCKET)
-    for hint in _HINTS.values():  # the advice `_errors` and `resolve` append: its words are no cause
-        message = message.removesuffix(f" ({hint})").removesuffix(f"; {hint}")
-    if any(words in message for words in _UNREACHABLE):  # `resolve`'s (a region looked up at no endpoint)
-        return "unreachable", message
-    if _AUTH.search(message):
-        return "credentials", message
-    return "", message
-
-
 _CREATE_BUCKET = ": create the bucket first, or check its name"  # `_errors`' advice after `_no_bucket`
-_NO_BUCKET_SAID = re.compile(r"\bthe bucket \S+ does not exist\b")  # `_no_bucket`'s words
 
 
 def _bucket(location: str) -> str:

@@ -23,6 +23,11 @@ SUBMIT_KEYS = (
     '`ray job submit --runtime-env-json \'{"env_vars": {"AWS_ACCESS_KEY_ID": ..., "AWS_SECRET_ACCESS_KEY": ...}}\'`'
 )
 ON_TWO = "(this Ray cluster has 2 nodes; the job's driver reaches it)"
+ANOTHER_STORE = (
+    "that node asks another store than the driver does: give every node the driver's endpoint and credentials (set "
+    """them on each node, or pass them with `ray job submit --runtime-env-json '{"env_vars": {"AWS_ENDPOINT_URL": """
+    """..., "AWS_ACCESS_KEY_ID": ..., "AWS_SECRET_ACCESS_KEY": ...}}'`) """ + ON_TWO
+)
 
 
 def without_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -38,14 +43,14 @@ def test_a_node_without_credentials_answers_in_the_stores_words_and_is_told_what
     boto3.client("s3").put_object(Bucket=s3.removeprefix("s3://"), Key="in/log.tsv", Body=b"12345")
     without_credentials(monkeypatch)
     write, read = Reach("--output", f"{s3}/out", write=True), Reach("input", f"{s3}/in/log.tsv", size=5)
-    index, why = unreached([write, read])
-    assert index == 0 and "ACCESS_DENIED" in why, why
-    said = str(refusal(write, "10.0.0.2", why, 2))
+    index, why, cause = unreached([write, read])
+    assert index == 0 and "ACCESS_DENIED" in why and cause == "credentials", why
+    said = str(refusal(write, "10.0.0.2", why, cause, 2))
     assert said.startswith(f"--output {s3}/out: node 10.0.0.2 cannot write there: ") and "\n" not in said
     assert "ACCESS_DENIED" in said and "(set AWS credentials" not in said  # the node's advice: below
     assert said.endswith(f"; {CREDENTIALS}or pass them with {SUBMIT_KEYS} {ON_TWO}"), said
-    index, why = unreached([read])
-    said = str(refusal(read, "10.0.0.2", why, 3, failed=2))
+    index, why, cause = unreached([read])
+    said = str(refusal(read, "10.0.0.2", why, cause, 3, failed=2))
     assert said.startswith(f"input {s3}/in/log.tsv: node 10.0.0.2 cannot read it: ") and "ACCESS_DENIED" in said
     assert said.endswith("(this Ray cluster has 3 nodes; 1 other node cannot either; the job's driver reaches it)")
 
@@ -68,50 +73,51 @@ def test_ray_trains_checkpoints_are_probed_at_the_drivers_endpoint_and_the_nodes
 
 
 @pytest.mark.parametrize(
-    ("settings", "why", "said"),
+    ("settings", "why", "cause", "said"),
     [
         (dict(what="--output", location="s3://bkt/out", write=True),
-         "--output s3://bkt: cannot reach the endpoint http://10.0.0.9:9000 (AWS_ENDPOINT_URL): could not connect; "
-         "check the network and AWS_ENDPOINT_URL",
+         "--output s3://bkt: cannot reach the endpoint http://10.0.0.9:9000 (AWS_ENDPOINT_URL): could not connect",
+         "unreachable",
          "--output s3://bkt/out: node 10.0.0.2 cannot write there: s3://bkt: cannot reach the endpoint "
          "http://10.0.0.9:9000 (AWS_ENDPOINT_URL): could not connect; every node must reach the store: check that "
          "node's network and its AWS_ENDPOINT_URL (set it on each node, or pass it with `ray job submit "
          """--runtime-env-json '{"env_vars": {"AWS_ENDPOINT_URL": ...}}'`) """ + ON_TWO),
         (dict(what="--storage", location="s3://bkt/ray", write=True, env=(("AWS_ENDPOINT_URL", None),)),
-         "--storage s3://bkt: cannot reach the endpoint https://s3.amazonaws.com (AWS_ENDPOINT_URL): timed out; "
-         "check the network and AWS_ENDPOINT_URL",
+         "--storage s3://bkt: cannot reach the endpoint https://s3.amazonaws.com (AWS_ENDPOINT_URL): timed out",
+         "unreachable",
          "--storage s3://bkt/ray: node 10.0.0.2 cannot write there: s3://bkt: cannot reach the endpoint "
          "https://s3.amazonaws.com (AWS_ENDPOINT_URL): timed out; every node must reach the store: check that "
          "node's network " + ON_TWO),
-        # `resolve`'s words where the node has no endpoint (a region looked up at AWS), its credentials hint after
-        # them: the breaker's case, told as credentials missing (the hint's word) where the store was not reached
+        # `resolve`'s words where the node has no endpoint (a region looked up at AWS; its advice, which names
+        # credentials, not in the reason): the breaker's case, once told as credentials missing
         (dict(what="--output", location="s3://bkt/out", write=True),
          "--output s3://bkt/out: When resolving region for bucket 'bkt': AWS Error NETWORK_CONNECTION during "
-         "HeadBucket operation: curlCode: 28, Timeout was reached; set AWS credentials (AWS_ACCESS_KEY_ID/"
-         "AWS_SECRET_ACCESS_KEY, AWS_PROFILE or ~/.aws) and, for another endpoint than AWS, AWS_ENDPOINT_URL",
+         "HeadBucket operation: curlCode: 28, Timeout was reached", "unreachable",
          "--output s3://bkt/out: node 10.0.0.2 cannot write there: When resolving region for bucket 'bkt': AWS Error "
          "NETWORK_CONNECTION during HeadBucket operation: curlCode: 28, Timeout was reached; every node must reach "
          "the store: check that node's network and its AWS_ENDPOINT_URL (set it on each node, or pass it with `ray "
          """job submit --runtime-env-json '{"env_vars": {"AWS_ENDPOINT_URL": ...}}'`) """ + ON_TWO),
         (dict(what="input", location="s3://bkt/in/a.gz", size=3),
-         "s3://bkt/in/a.gz: the bucket bkt does not exist at AWS_ENDPOINT_URL http://10.0.0.9:9000",
+         "s3://bkt/in/a.gz: the bucket bkt does not exist at AWS_ENDPOINT_URL http://10.0.0.9:9000", "bucket",
          "input s3://bkt/in/a.gz: node 10.0.0.2 cannot read it: the bucket bkt does not exist at AWS_ENDPOINT_URL "
-         "http://10.0.0.9:9000; that node asks another store than the driver does: give every node the driver's "
-         "endpoint and credentials (set them on each node, or pass them with `ray job submit --runtime-env-json "
-         """'{"env_vars": {"AWS_ENDPOINT_URL": ..., "AWS_ACCESS_KEY_ID": ..., "AWS_SECRET_ACCESS_KEY": ...}}'`) """
-         + ON_TWO),
-        (dict(what="input", location="/data/a.gz", size=3), "",
+         "http://10.0.0.9:9000; " + ANOTHER_STORE),
+        # a file of another size, its key holding words of a refusal for credentials: the cause told, not the words
+        (dict(what="input", location="s3://bkt/403/credentials.gz", size=3),
+         "s3://bkt/403/credentials.gz: a file of 5 bytes there, not 3", "",
+         "input s3://bkt/403/credentials.gz: node 10.0.0.2 cannot read it: a file of 5 bytes there, not 3; "
+         + ANOTHER_STORE),
+        (dict(what="input", location="/data/a.gz", size=3), "", "",
          "input /data/a.gz: a local path that node 10.0.0.2 does not see as this one does (this Ray cluster has 2 "
          "nodes); give a URI every node reaches (s3://BUCKET/...), or a file system mounted alike on every node"),
-        (dict(what="--output", location="/out/.sessionflow-seen-0a1b", named="/out"), "",
+        (dict(what="--output", location="/out/.sessionflow-seen-0a1b", named="/out"), "", "",
          "--output /out: a local path that node 10.0.0.2 does not see as this one does (this Ray cluster has 2 "
          "nodes); give a URI every node reaches (s3://BUCKET/...), or a file system mounted alike on every node"),
     ],
 )  # fmt: skip
-def test_a_nodes_refusal_is_one_line_with_the_fix_for_its_reason(settings, why, said):
+def test_a_nodes_refusal_is_one_line_with_the_fix_for_its_reason(settings, why, cause, said):
     from workflows.distributed.nodes import Reach, refusal
 
-    assert str(refusal(Reach(**settings), "10.0.0.2", why, 2)) == said
+    assert str(refusal(Reach(**settings), "10.0.0.2", why, cause, 2)) == said
 
 
 @pytest.fixture(scope="module")
@@ -216,6 +222,29 @@ def test_credentials_passed_in_the_jobs_env_vars_reach_every_node(two_nodes, s3)
         require_every_node_reaches(f"{s3}/out", [])
     finally:
         ray.shutdown()
+
+
+@pytest.mark.parametrize(
+    ("what", "where", "cause", "failed"),
+    [("--output", "{s3}/out", "credentials", 1),  # the head node's Ray has no credentials
+     ("--output", "{s3}-nope/out", "bucket", 2),
+     ("--storage", "{s3}/ray", "unreachable", 2)],  # the driver's endpoint, which does not answer: each node asks it
+)  # fmt: skip
+def test_what_stood_in_a_nodes_way_comes_back_from_its_task_as_the_refusals_cause(
+    two_nodes, s3, what, where, cause, failed, monkeypatch
+):
+    """The check runs in a Ray task on each node: what stood in the way there comes back
+    (a cause of `sessions.storage`'s, not its words to parse) and is the refusal's."""
+    from workflows.distributed.nodes import require_every_node_reaches
+    from workflows.distributed.runtime import ray_runtime
+
+    if what == "--storage":
+        monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+    with ray_runtime(two_nodes), pytest.raises(storage.StorageError) as err:
+        require_every_node_reaches(where.format(s3=s3), what=what)
+    others = f"; {failed - 1} other node cannot either" if failed > 1 else ""
+    assert err.value.cause == cause and "\n" not in str(err.value)
+    assert err.value.advice.endswith(f"(this Ray cluster has 2 nodes{others}; the job's driver reaches it)"), err.value
 
 
 def test_a_node_where_the_check_itself_fails_is_named_not_passed(two_nodes, tmp_path, monkeypatch):

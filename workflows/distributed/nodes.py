@@ -17,6 +17,10 @@ import contextlib
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sessions.storage import Cause
 
 NODES_TIMEOUT_S = 60.0  # how long `require_every_node_reaches` waits for a busy node's answer
 
@@ -55,8 +59,8 @@ def require_every_node_reaches(output: str | None, inputs: Sequence[str] = (), *
       same size.
     A node that cannot reach a URI raises StorageError, one line naming the location,
     the node, its own reason (in `sessions.storage`'s words: credentials refused, the
-    endpoint unreachable, no such bucket) and what to do (`_advice`). On a single node
-    nothing is asked. A node that does not answer within `NODES_TIMEOUT_S` seconds (busy),
+    endpoint unreachable, no such bucket) and what to do about its cause (`_advice`). On
+    a single node nothing is asked. A node that does not answer within `NODES_TIMEOUT_S` seconds (busy),
     or is lost meanwhile, is not waited for.
     """
     import uuid
@@ -105,8 +109,8 @@ def require_every_node_reaches(output: str | None, inputs: Sequence[str] = (), *
             if answer is not None:
                 failed.append((node["NodeManagerAddress"], answer))
         if failed:
-            address, (index, reason) = failed[0]
-            raise refusal(reaches[index], address, reason, len(nodes), len(failed))
+            address, (index, why, cause) = failed[0]
+            raise refusal(reaches[index], address, why, cause, len(nodes), len(failed))
     finally:
         if marker is not None:
             with contextlib.suppress(OSError):
@@ -129,10 +133,12 @@ def could_not_check(node: str, err: BaseException, nodes: int) -> ValueError:
     )
 
 
-def unreached(reaches: Sequence[Reach]) -> tuple[int, str] | None:
-    """Run on a node: (index, why) of the first of `reaches` this process does not reach
-    as the driver does (why: `sessions.storage`'s one line for a URI; "" for a local path
-    not seen, or not of its size); None when it reaches them all."""
+def unreached(reaches: Sequence[Reach]) -> tuple[int, str, Cause] | None:
+    """Run on a node: (index, why, cause) of the first of `reaches` this process does not
+    reach as the driver does (why: `sessions.storage`'s reason for a URI, without its
+    advice; "" for a local path not seen, or not of its size; cause: its
+    `StorageError.cause`); None when it reaches them all. Plain values, not the error: they
+    come back to the driver from a Ray task on another node."""
     import pyarrow.fs as pafs
 
     from sessions import storage
@@ -140,7 +146,7 @@ def unreached(reaches: Sequence[Reach]) -> tuple[int, str] | None:
     for i, reach in enumerate(reaches):
         if storage.is_local(reach.location):
             if not _sees(reach.location, reach.size):
-                return i, ""
+                return i, "", ""
             continue
         try:
             with _environment(dict(reach.env)):
@@ -149,11 +155,14 @@ def unreached(reaches: Sequence[Reach]) -> tuple[int, str] | None:
                     continue
                 found = storage.info(reach.location)
                 if found.type == pafs.FileType.NotFound:
-                    return i, f"{reach.location}: {storage.why_missing(reach.location, 'no such file there')}"
+                    bucket = storage.why_missing(reach.location, "")  # "" where the bucket is there
+                    return i, f"{reach.location}: {bucket or 'no such file there'}", "bucket" if bucket else ""
                 if reach.size >= 0 and found.size != reach.size:
-                    return i, f"{reach.location}: a file of {found.size:,} bytes there, not {reach.size:,}"
+                    return i, f"{reach.location}: a file of {found.size:,} bytes there, not {reach.size:,}", ""
+        except storage.StorageError as err:
+            return i, err.reason, err.cause
         except (OSError, ValueError) as err:
-            return i, str(err)
+            return i, str(err), ""
     return None
 
 
@@ -184,10 +193,10 @@ def _environment(values: Mapping[str, str | None]) -> Iterator[None]:
         put(kept)
 
 
-def refusal(reach: Reach, node: str, why: str, nodes: int, failed: int = 1) -> Exception:
-    """The one-line error for a `reach` that the node at `node` did not reach, `why`
-    being its answer (`unreached`), on a cluster of `nodes` nodes of which `failed`
-    answered so: ValueError for a local path, StorageError for a URI."""
+def refusal(reach: Reach, node: str, why: str, cause: Cause, nodes: int, failed: int = 1) -> Exception:
+    """The one-line error for a `reach` that the node at `node` did not reach, `why` and
+    `cause` being its answer (`unreached`), on a cluster of `nodes` nodes of which `failed`
+    answered so: ValueError for a local path, StorageError for a URI (advised by `cause`)."""
     from sessions import storage
 
     others = f"; {failed - 1} other node{'s' if failed > 2 else ''} cannot either" if failed > 1 else ""
@@ -197,17 +206,17 @@ def refusal(reach: Reach, node: str, why: str, nodes: int, failed: int = 1) -> E
             f"cluster has {nodes} nodes{others}); give a URI every node reaches (s3://BUCKET/...), or a file system "
             "mounted alike on every node"
         )
-    kind, said = storage.obstacle(why)
-    said = said.removeprefix(f"{reach.what} ").removeprefix(f"{reach.location}: ").rstrip(".")
+    said = why.removeprefix(f"{reach.what} ").removeprefix(f"{reach.location}: ").rstrip(".")
     verb = "write there" if reach.write else "read it"
     return storage.StorageError(
-        f"{reach.what} {reach.location}: node {node} cannot {verb}: {said}; {_advice(kind, reach)} (this Ray "
-        f"cluster has {nodes} nodes{others}; the job's driver reaches it)"
+        f"{reach.what} {reach.location}: node {node} cannot {verb}: {said}",
+        f"; {_advice(cause, reach)} (this Ray cluster has {nodes} nodes{others}; the job's driver reaches it)",
+        cause,
     )
 
 
-def _advice(kind: str, reach: Reach) -> str:
-    """What to do about a node's `kind` of obstacle (`sessions.storage.obstacle`) to `reach`.
+def _advice(cause: Cause, reach: Reach) -> str:
+    """What to do about a node's `cause` of failing to reach `reach` (`StorageError.cause`).
 
     A node's processes see the environment of that node's Ray (what `ray start` had there)
     and the job's `env_vars` (`ray job submit --runtime-env-json`: Ray sets them for the
@@ -219,13 +228,13 @@ def _advice(kind: str, reach: Reach) -> str:
 
     s3 = storage.scheme(reach.location) == "s3"
     own_endpoint = s3 and not reach.env
-    if kind == "unreachable":
+    if cause == "unreachable":
         if not own_endpoint:
             return "every node must reach the store: check that node's network"
         return (f"every node must reach the store: check that node's network and its AWS_ENDPOINT_URL (set it on each "
                 f"node, or pass it with `{_submit('AWS_ENDPOINT_URL')}`)")  # fmt: skip
     keys = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY") if s3 else ()
-    if kind == "credentials":
+    if cause == "credentials":
         return (f"every node needs the store's credentials: set them on each node (or give the nodes an instance "
                 f"role), or pass them with `{_submit(*keys)}`")  # fmt: skip
     # a bucket or a file the driver finds and that node does not: it asks another store, or as another account
