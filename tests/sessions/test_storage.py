@@ -11,6 +11,7 @@ import itertools
 import json
 import lzma
 import os
+import pickle
 import random
 import re
 from collections.abc import Callable
@@ -498,10 +499,13 @@ def test_a_missing_bucket_is_named_under_a_pattern_and_refused_as_training_stora
 
 
 def raised(attempt: Callable[[], object]) -> storage.StorageError:
-    """The StorageError `attempt()` raises, its message its reason and then its advice."""
+    """The StorageError `attempt()` raises, its message its reason and then its advice, its
+    fields kept by pickle (a Ray task's error crosses to the driver so)."""
     with pytest.raises(storage.StorageError) as err:
         attempt()
     assert str(err.value) == err.value.reason + err.value.advice and "\n" not in str(err.value)
+    copy, fields = pickle.loads(pickle.dumps(err.value)), lambda e: (str(e), e.reason, e.advice, e.cause)
+    assert fields(copy) == fields(err.value)
     return err.value
 
 
