@@ -262,3 +262,21 @@ def test_a_node_where_the_check_itself_fails_is_named_not_passed(two_nodes, tmp_
     assert said.startswith("node 127.0.0.1 could not run the job's check of its locations (ZeroDivisionError: ")
     assert said.endswith("submit the job with `ray job submit --working-dir .` (this Ray cluster has 2 nodes)")
     assert "\n" not in said
+
+
+@pytest.mark.parametrize("answer", [(0, "s3://b/x: refused"), ("0", "", ""), (7, "", ""), (0, "", "sunspots"), "no"])
+def test_a_node_whose_check_answers_what_this_code_never_does_is_named(two_nodes, tmp_path, monkeypatch, answer):
+    """A node of another sessionflow runs its own `unreached` (Ray imports the function
+    by its module there): stop 70's answered (index, why), which this driver took apart
+    as (index, why, cause) in a ValueError traceback. Any answer of another shape is that
+    node running other code, refused in the line of a check that failed there."""
+    from workflows.distributed import nodes
+    from workflows.distributed.runtime import ray_runtime
+
+    monkeypatch.setattr(nodes, "unreached", lambda reaches: answer)  # pickled by value: every node answers it
+    (tmp_path / "out").mkdir()
+    with ray_runtime(two_nodes), pytest.raises(ValueError) as err:
+        nodes.require_every_node_reaches(str(tmp_path / "out"))
+    said = str(err.value)
+    assert said.startswith(f"node 127.0.0.1 could not run the job's check of its locations (it answered {answer!r}); ")
+    assert said.endswith("(this Ray cluster has 2 nodes)") and "\n" not in said

@@ -106,6 +106,8 @@ def require_every_node_reaches(output: str | None, inputs: Sequence[str] = (), *
                 raise could_not_check(node["NodeManagerAddress"], err, len(nodes)) from None
             except ray.exceptions.RayError:  # a node lost while it answered: not waited for either
                 answer = None
+            if answer is not None and not _is_answer(answer, len(reaches)):  # its `unreached` is another's
+                raise could_not_check(node["NodeManagerAddress"], f"it answered {answer!r}", len(nodes))
             if answer is not None:
                 failed.append((node["NodeManagerAddress"], answer))
         if failed:
@@ -117,20 +119,40 @@ def require_every_node_reaches(output: str | None, inputs: Sequence[str] = (), *
                 os.remove(marker)
 
 
-def could_not_check(node: str, err: BaseException, nodes: int) -> ValueError:
+def could_not_check(node: str, err: BaseException | str, nodes: int) -> ValueError:
     """The one-line error for a node at `node` where the check itself failed (`err`, Ray's
-    RayTaskError: its `cause` the exception raised there): such a node runs other code
-    than the driver (a breaker's nodes held an older sessionflow: `ModuleNotFoundError`),
-    and the job's own tasks would fail there later, in a worker's traceback naming no node."""
+    RayTaskError: its `cause` the exception raised there), or answered what this driver's
+    `unreached` never answers (`err`, a text saying what it answered): such a node runs
+    other code than the driver (a breaker's nodes held an older sessionflow:
+    `ModuleNotFoundError`; a node of stop 70's answered (index, why) alone), and the job's
+    own tasks would fail there later, in a worker's traceback naming no node."""
     from sessions.storage import first_line
 
     cause = getattr(err, "cause", None)
-    said = f"{type(cause).__name__}: {first_line(cause)}" if isinstance(cause, BaseException) else first_line(err)
+    if isinstance(err, str):
+        said = first_line(err)
+    elif isinstance(cause, BaseException):
+        said = f"{type(cause).__name__}: {first_line(cause)}"
+    else:
+        said = first_line(err)
     return ValueError(
         f"node {node} could not run the job's check of its locations ({said}); every node runs the job's code: "
         f"install the driver's sessionflow on each node, or submit the job with `ray job submit --working-dir .` "
         f"(this Ray cluster has {nodes} nodes)"
     )
+
+
+def _is_answer(answer: object, reaches: int) -> bool:
+    """Whether `answer` is one `unreached` of this code gives for `reaches` locations:
+    (index, why, cause), index within them, why text, cause one of `StorageError`'s."""
+    from typing import get_args
+
+    from sessions.storage import Cause
+
+    if not (isinstance(answer, tuple) and len(answer) == 3):
+        return False
+    index, why, cause = answer
+    return isinstance(index, int) and 0 <= index < reaches and isinstance(why, str) and cause in get_args(Cause)
 
 
 def unreached(reaches: Sequence[Reach]) -> tuple[int, str, Cause] | None:
