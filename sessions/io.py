@@ -413,7 +413,7 @@ def refuse_a_file(out: str) -> None:
     try:
         there = storage.exists(out) and not storage.is_dir(out)
     except storage.StorageError as err:  # a scheme no filesystem handles, an endpoint that does not answer
-        raise storage.StorageError(f"--output {err}") from None
+        raise err.reworded(f"--output {err.reason}") from None
     if there:
         raise ValueError(f"--output {out}: a file is there; the output is a directory")
     if storage.is_local(out) and (link := storage.broken_link(out)):
