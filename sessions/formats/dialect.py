@@ -15,7 +15,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import NamedTuple
 
@@ -33,6 +33,9 @@ SNIFF_BYTES = 256 * 1024  # of a table's lines, read at a time to tell how it wa
 SCAN_BYTES = 1 << 20  # read at a time past a window that told nothing, to the next line that may tell
 READ_AS_QUOTED = "TSV with CSV quoting: fields in double quotes read as its writer quoted them"
 READ_AS_RAW = "raw TSV: every tab ends a field and quotes are text, as written"
+# A raw log whose lines show CSV quoting, but not in every field (`log_dialect`): each field is read as written.
+READ_AS_MIXED = (" (though its lines look CSV-quoted: line {line} holds {field!r}, which no CSV writer writes: a "
+                 "raw part joined to a quoted one, or a quote that does not close)")  # fmt: skip
 READ_AS_ESCAPED = {  # how a quote inside a quoted field is escaped, where not doubled (`Quoting`)
     Quoting.ESCAPED: "quotes escaped with a backslash (\\\") inside quoted fields, as Spark and R's "
     "write.table write them",
@@ -52,10 +55,13 @@ _ESCAPED_TEXT = re.compile(r'(?:[^"\\]|\\.|"")*')
 class Dialect(NamedTuple):
     """How a CSV or TSV table's fields are quoted (`table_dialect`): `quote` None for a
     raw TSV (no quoting); `quoting` how a quote inside a quoted field is written: doubled
-    (RFC 4180), or escaped with a backslash (Spark, R's `write.table`; `Quoting`)."""
+    (RFC 4180), or escaped with a backslash (Spark, R's `write.table`; `Quoting`); `odd`,
+    for a raw log judged CSV-quoted (`log_dialect`), the first field of the file no CSV
+    writer writes (its line number and text), for which every field is read raw."""
 
     quote: str | None = '"'
     quoting: Quoting = Quoting.DOUBLED
+    odd: tuple[int, str] | None = None
 
     def read_as(self, sep: str, named_csv: bool) -> str | None:
         """How the report says the file was read (None: a CSV of commas, RFC 4180, as
@@ -67,6 +73,8 @@ class Dialect(NamedTuple):
             how = "CSV" if sep == "," else f"CSV separated by {sep!r}, as its header line shows"
             return how + escaped if escaped or sep != "," else None
         how = (READ_AS_QUOTED + escaped) if self.quote else READ_AS_RAW
+        if self.odd is not None:
+            how += READ_AS_MIXED.format(line=self.odd[0], field=self.odd[1])
         return f"{how} (a .csv separated by tabs, as its header line shows)" if named_csv else how
 
 
@@ -129,9 +137,83 @@ def table_dialect(
                     return found()
                 # on to the next window that may tell: a field opening with a quote (a TSV's quoting), else a
                 # quote after a backslash (the quoting dialect)
-                data, complete = windows.send((min(judged), _field_opening_quote if quoted is None else _escaped_quote))
+                data, complete = windows.send((min(judged), field_opening_quote if quoted is None else _escaped_quote))
     except (storage.DamagedStreamError, StopIteration):  # damage; or nothing more to judge after the last window
         return found()
+
+
+def log_dialect(
+    path: str | Path, sep: str = "\t", *, user: str | None = None, time: str | None = None,
+    times: TimeOptions = UTC_TIMES,
+) -> Dialect:  # fmt: skip
+    """How a log whose fields never hold its separator or a line break was written (AOL's
+    and Webis-SMC's, raw as their collections write them: `"free games"` is a phrase
+    query, quotes and all): raw, or CSV-quoted, as pandas' `to_csv(sep="\\t")` writes a
+    slice back (a field holding a quote in quotes, each quote inside doubled, so that
+    each such field holds a doubled quote: `"free ""games"`). `table_dialect`'s
+    judgement, and quoted only where the whole file bears it out (`_unwritten_fields`):
+    some field holds a quote only a CSV writer writes (`""` alone is a raw log's empty
+    phrase as much as polars' empty text), and none holds one no CSV writer writes. A raw
+    part joined to a quoted one (`cat`), or a quoted field that does not close on its
+    line, is read raw, every field as written, as the collection is (read quoted, its
+    raw `"free games"` would lose its quotes, another text read without a word), and
+    `Dialect.odd` names the first such field for the report. A raw log all of whose
+    quotes are so written (`"a""b"`) reads as a CSV writer's: the bytes cannot tell. A
+    file judged quoted is read once more here."""
+    dialect = table_dialect(path, sep, user=user, time=time, times=times)
+    if dialect.quote is None:
+        return dialect
+    odd, written = _unwritten_fields(path, sep, dialect.quoting)
+    if odd is not None:
+        return Dialect(quote=None, odd=odd)
+    return dialect if written else Dialect(quote=None)
+
+
+def _unwritten_fields(path: str | Path, sep: str, quoting: Quoting) -> tuple[tuple[int, str] | None, bool]:
+    """The first field after the header line of the file at `path` (its line number,
+    1-based, and its text) that holds a quote and that no CSV writer writes, a record
+    being a line and a field what lies between separators: one not in quotes (a writer
+    quotes every field that holds one), or one `_quoting_mark` says no writer makes
+    (quotes around a text that needs none, a quote that does not close, text after the
+    closing quote); in a file whose header names are all in quotes (`QUOTE_ALL`), any
+    field in quotes is a writer's, a quote inside written as `quoting` writes it. None
+    where there is none. And whether a field only a CSV writer writes was seen before
+    it: one in quotes holding a quote (or an escape), or any in a `QUOTE_ALL` file. Read
+    `SCAN_BYTES` at a time, memory bounded by a line; a damaged stream up to its damage."""
+    s = re.escape(sep)
+    holding_a_quote = re.compile(rf'(?:^|(?<={s}))[^{s}\r\n"]*"[^{s}\r\n]*', re.MULTILINE)
+    whole = _ESCAPED_FIELD if quoting.escape else _QUOTED_FIELD
+    all_quoted, written, line = None, False, 1  # the header's names all in quotes; a writer's field; `text`'s line
+    try:
+        for text in _whole_lines(path):
+            if all_quoted is None:
+                first, _, text = text.removeprefix("\ufeff").partition("\n")
+                all_quoted = written = all(len(n) >= 2 and n[0] == n[-1] == '"' for n in first.rstrip("\r").split(sep))
+                line += 1
+            for match in holding_a_quote.finditer(text):
+                field = match.group()
+                if field[0] == '"' and _quoting_mark(field, quoting):
+                    written = written or field != '""'
+                elif not (field[0] == '"' and all_quoted and whole.fullmatch(field)):
+                    return (line + text.count("\n", 0, match.start()), field), written
+            line += text.count("\n")
+    except storage.DamagedStreamError:
+        pass
+    return None, written
+
+
+def _whole_lines(path: str | Path) -> Iterator[str]:
+    """The text of the file at `path` (decompressed, UTF-8, a bad byte replaced), in
+    pieces of whole lines of about `SCAN_BYTES` each, memory bounded by a line."""
+    buf = b""
+    with storage.open_input(path) as stream:
+        while chunk := stream.read(SCAN_BYTES):
+            buf += chunk
+            if (cut := buf.rfind(b"\n") + 1) > 0:
+                yield buf[:cut].decode("utf-8", errors="replace")
+                buf = buf[cut:]
+    if buf:
+        yield buf.decode("utf-8", errors="replace")
 
 
 def _escape_verdict(
@@ -237,7 +319,7 @@ def _escaped_quote(buf: bytes, at_line: bool) -> int:
     return buf.find(b'\\"')
 
 
-def _field_opening_quote(buf: bytes, at_line: bool) -> int:
+def field_opening_quote(buf: bytes, at_line: bool) -> int:
     """Where in `buf` the first field that opens with a quote starts (after a tab or a
     line end, or at 0 when `at_line`: `buf` begins a line), -1 if none does. (One
     vectorised pass over the quotes: a log may hold one or more inside fields on every
