@@ -1,6 +1,13 @@
 """The AOL query log (Pass et al. 2006): `user-ct-test-collection-XX.txt[.gz]`.
 
-Tab-separated, no quoting, a header line `AnonID Query QueryTime ItemRank ClickURL`.
+Tab-separated, no quoting, a header line `AnonID Query QueryTime ItemRank ClickURL`:
+every field is read as written (`"free games"`, `free "games`, a lone `"` are queries,
+quotes and all). A file a user saved back with pandas (`to_csv(sep="\t")`) or another
+CSV writer, which puts a field holding a quote in quotes and doubles each quote inside
+(`free "games` becomes `"free ""games"`), is read as that writer quoted it, the
+texts it was given: its lines are judged when a field opens with a quote
+(`dialect.log_dialect`); a file mixing raw and quoted fields, or holding a quote that
+does not close on its line, is read raw, the report naming the first such field.
 Quirks of the real files, all handled here:
 - a query without a click has empty ItemRank and ClickURL;
 - a query with several clicks appears once per click (same user, text and time):
@@ -66,4 +73,5 @@ AOL = DelimitedFormat(
     header="optional",
     short_fields=3,
     checks=_CHECKS,
+    judge=("AnonID", "QueryTime"),  # raw as AOL wrote it, or CSV-quoted as pandas writes a slice back
 )

@@ -40,6 +40,7 @@ from sessions.formats.base import (
     partition_hint,
     text_checks,
 )
+from sessions.formats.dialect import field_opening_quote, log_dialect
 from sessions.formats.options import ReadOptions
 from sessions.parallel import ordered_map
 from sessions.quoting import Quoting
@@ -130,7 +131,8 @@ class DelimitedFormat(LogFormat):
             the AOL readme describes them); the rest are then null.
         rest_in_last: the last column is free text that holds the rest of a record, its
             separators included (Webis-SMC's comment: a tab in it made the record
-            `wrong_field_count`, and its query and label were lost); without a quote only.
+            `wrong_field_count`, and its query and label were lost); with a quote, a
+            field in quotes is one field (a CSV-quoted Webis-SMC file's, `judge`).
         layout: lines that are layout rather than records (Webis-SMC separators);
             they are neither events nor rejected and get no row id.
         checks: format-specific checks, tried after the value checks.
@@ -140,6 +142,12 @@ class DelimitedFormat(LogFormat):
         options: the job's read settings.
         read_as: how this file's fields are read, when the file itself decided it
             (a CSV-quoted TSV table); given to every block, so that the report says so.
+        judge: the user and time columns of a raw tab-separated log (AOL, Webis-SMC)
+            that a user may have saved back CSV-quoted (pandas' `to_csv(sep="\\t")`):
+            at the first block where a field opens with a quote, the file is judged
+            raw or quoted (`dialect.log_dialect`, by these columns) and read so from
+            there; the blocks before hold no quoted field, and read alike either way.
+            None: read as `quote` says.
     """
 
     name: str
@@ -160,6 +168,7 @@ class DelimitedFormat(LogFormat):
     unknown_users: tuple[str, ...] = ()
     options: ReadOptions = field(default_factory=ReadOptions)
     read_as: str | None = None
+    judge: tuple[str, str] | None = None
 
     def read_blocks(self, path: str | Path, *, block_bytes: int = DEFAULT_BLOCK_BYTES) -> Iterator[Parsed]:
         quote = self.quote if self.multiline else None
@@ -170,12 +179,34 @@ class DelimitedFormat(LogFormat):
         # a stream damaged before its first whole line holds no header, only a truncated record
         has_header = self.header != "none" and not (first.damage and not len(first.newlines))
         names, first = self._read_header(first, path) if has_header else (self.columns, first)
-        # Blocks are parsed two at a time (polars and numpy release the GIL); row ids
-        # are local to a block until its place in the file is known.
+        # Blocks are parsed two at a time (polars and numpy release the GIL), each by the format that reads it
+        # (`judge`); row ids are local to a block until its place in the file is known.
         next_row = 0
-        for parsed in ordered_map(lambda b: self._parse_block(b, names, str(path)), itertools.chain([first], blocks)):
-            yield replace(parsed.shifted(next_row), read_as=self.read_as)
+        readers = self._readers(itertools.chain([first], blocks), path)
+        for parsed in ordered_map(lambda read: read[0]._parse_block(read[1], names, str(path)), readers):
+            yield parsed.shifted(next_row)
             next_row += parsed.n_records
+
+    def _readers(self, blocks: Iterator[Block], path: str | Path) -> Iterator[tuple[DelimitedFormat, Block]]:
+        """Each block with the format that reads it: this one, until a block where a field
+        opens with a quote makes a `judge` judge the file (`as_written`) for it and the rest."""
+        reader = self
+        for block in blocks:
+            if reader.judge is not None and field_opening_quote(block.data, True) >= 0:
+                reader = reader.as_written(path)
+            yield reader, block
+
+    def as_written(self, path: str | Path) -> DelimitedFormat:
+        """This format as the raw log at `path` (tab-separated, its fields never holding a
+        tab or a line break) was written, judged by `dialect.log_dialect` from its
+        `judge` columns: raw, or CSV-quoted (a quote inside doubled, or escaped as the
+        judgement found), each record one line; the report saying how (`read_as`)."""
+        if self.judge is None:
+            return self
+        user, time = self.judge
+        dialect = log_dialect(path, self.sep, user=user, time=time, times=self.options.times)
+        return replace(self, quote=dialect.quote, quoting=dialect.quoting, judge=None,
+                       read_as=dialect.read_as(self.sep, named_csv=False))  # fmt: skip
 
     def _parse_block(self, block: Block, names: Sequence[str], source_file: str) -> Parsed:
         fast = self._fast_fields(block, names)
@@ -193,8 +224,9 @@ class DelimitedFormat(LogFormat):
             skipped = {kind: int(fields["_skip"].eq(kind).sum()) for kind in ("header", "layout")}
             fields = fields.filter(pl.col("_skip").is_null()).drop("_skip")
         fields = fields.with_row_index("row_id")
-        return self._parse(fields, names, careful=careful, maybe_blank=maybe_blank, source_file=source_file,
-                           skipped=skipped, damage=block.damage)  # fmt: skip
+        parsed = self._parse(fields, names, careful=careful, maybe_blank=maybe_blank, source_file=source_file,
+                             skipped=skipped, damage=block.damage)  # fmt: skip
+        return replace(parsed, read_as=self.read_as)
 
     def _read_header(self, block: Block, path: str | Path) -> tuple[Sequence[str], Block]:
         first = block.first_line_text()
@@ -211,8 +243,10 @@ class DelimitedFormat(LogFormat):
 
     def _fast_fields(self, block: Block, names: Sequence[str]) -> tuple[pl.DataFrame, bool] | None:
         """Fields of a clean tab-separated block via polars' CSV reader, and whether
-        any of its lines may be blank (`ByteCensus.blank_candidates`); or None."""
-        if not (self.fast and self.sep == "\t" and self.quote is None and self.layout is None):
+        any of its lines may be blank (`ByteCensus.blank_candidates`); or None. (A block
+        of a CSV-quoted log without a quote in it is clean too, where no record spans lines.)"""
+        unquoted = self.quote is None or (not self.multiline and self.quote.encode() not in block.data)
+        if not (self.fast and self.sep == "\t" and unquoted and self.layout is None):
             return None
         data, n = block.data, block.n_lines
         if not n or block.damage or _may_hold_header(data, names, self.sep):

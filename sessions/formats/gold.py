@@ -74,6 +74,7 @@ WEBIS_SMC = DelimitedFormat(
     rest_in_last=True,  # a free-text comment may hold a tab
     layout=_is_webis_layout,
     checks=_WEBIS_CHECKS,
+    judge=("UserID", "TimeStamp"),  # raw as published, or CSV-quoted as pandas writes it back, as AOL's (`aol.py`)
 )
 
 

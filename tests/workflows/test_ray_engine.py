@@ -264,6 +264,41 @@ def test_aol_parts_resaved_by_pandas_read_as_one_user_alike_on_both_engines(ray_
     assert tables[0].files == tables[1].files and tables[0].files[0].float_users == 999
 
 
+def test_an_aol_slice_saved_back_by_pandas_reads_the_texts_pandas_was_given_on_both_engines(ray_cluster, tmp_path):
+    """The user's AOL slice written back by pandas' `to_csv(sep="\\t")` (`"free games"` in
+    it as `\"\"\"free games\"\"\"`) reads as the texts pandas was given; the raw file of the
+    same queries as written; a raw row joined to the saved ones raw, every field as
+    written, the report naming it; each alike on either engine."""
+    import pandas as pd
+
+    from sessions.formats.dialect import READ_AS_MIXED, READ_AS_QUOTED, READ_AS_RAW
+    from workflows.distributed import data as ray_jobs
+
+    queries = ['"free games"', 'say "hi"', '"', "plain", 'free "games']
+    rows = [(1001, q, f"2006-03-01 10:0{i}:00", "", "") for i, q in enumerate(queries)]
+    frame = pd.DataFrame(rows, columns=["AnonID", "Query", "QueryTime", "ItemRank", "ClickURL"])
+    (tmp_path / "logs").mkdir()
+    frame.to_csv(tmp_path / "logs" / "a-saved.tsv", sep="\t", index=False)
+    raw = "".join("\t".join(map(str, row)) + "\n" for row in rows)
+    (tmp_path / "logs" / "b-raw.tsv").write_text("AnonID\tQuery\tQueryTime\tItemRank\tClickURL\n" + raw)
+    saved = (tmp_path / "logs" / "a-saved.tsv").read_text()
+    (tmp_path / "logs" / "c-mixed.tsv").write_text(saved + raw.splitlines(keepends=True)[0])
+    inputs = [tmp_path / "logs"]
+    ray_report = ray_jobs.ingest(inputs, "aol", tmp_path / "ray", buckets=2)
+    local_report = local_ingest(inputs, "aol", tmp_path / "local")
+    assert ray_report.files == local_report.files
+    mixed = READ_AS_RAW + READ_AS_MIXED.format(line=7, field='"free games"')
+    assert [(Path(f.path).name, f.read_as) for f in local_report.files] == [
+        ("a-saved.tsv", READ_AS_QUOTED), ("b-raw.tsv", READ_AS_RAW), ("c-mixed.tsv", mixed)]  # fmt: skip
+    as_saved = [line.split("\t")[1] for line in saved.splitlines()[1:]]
+    for engine in ("ray", "local"):
+        events = read_table(tmp_path / engine / "events.parquet").sort("row_id")
+        assert events["query"].to_list() == queries + queries + as_saved + ['"free games"'], engine
+        assert read_table(tmp_path / engine / "rejected.parquet").height == 0
+    for name in ("events.parquet", "rejected.parquet"):
+        assert same(read_table(tmp_path / "ray" / name), read_table(tmp_path / "local" / name))
+
+
 def test_columns_named_alike_but_for_spaces_are_mapped_alike_on_both_engines(ray_cluster, tmp_path):
     """Columns `user` and ` user ` in each kind of table: `user=" user "` reads the
     second on both engines (the `--map` lost its spaces: Parquet and JSON lines read

@@ -1,0 +1,125 @@
+"""A raw log of a built-in format (AOL's, Webis-SMC-12's: tab-separated, no quoting)
+that a user saved back with pandas' `to_csv(sep="\\t")` is read as the texts pandas was
+given; the collection's own raw files, quotes of every shape in them, read as written;
+a file mixing both, or with a quoted field that does not close, reads raw and says why
+(`sessions.formats.dialect.log_dialect`)."""
+
+from __future__ import annotations
+
+import io
+import re
+from pathlib import Path
+
+import pandas as pd
+import polars as pl
+import pytest
+from hypothesis import event, given, settings
+from hypothesis import strategies as st
+
+from sessions.formats.aol import AOL_COLUMNS
+from sessions.formats.dialect import READ_AS_MIXED, READ_AS_QUOTED, READ_AS_RAW
+from sessions.formats.gold import WEBIS_COLUMNS
+from sessions.ingest import read_logs
+from sessions.io import MemorySink
+from sessions.schema import EVENT_SCHEMA, REJECTED_SCHEMA
+
+# The user's example: AOL queries holding quotes, as the collection has them
+QUERIES = ['"free games"', 'say "hi"', '"', "plain query", 'free "games', '"unclosed', '""', 'a "b" c']
+
+
+def read(path: Path, fmt: str) -> tuple[dict, pl.DataFrame, pl.DataFrame]:
+    """The report, events (by row id) and rejected rows of one file read as `fmt`."""
+    events, rejected = MemorySink(), MemorySink()
+    report = read_logs([path], fmt, events, rejected)
+    return report.to_dict(), events.frame(EVENT_SCHEMA).sort("row_id"), rejected.frame(REJECTED_SCHEMA)
+
+
+def rows_of(fmt: str, queries: list[str], users: list[int] | None = None) -> pd.DataFrame:
+    """A log of `fmt`'s columns, one row a query, each a minute after the last."""
+    users = users or [1001] * len(queries)
+    times = [f"2006-03-{1 + i // 1440:02d} {i // 60 % 24:02d}:{i % 60:02d}:00" for i in range(len(queries))]
+    if fmt == "aol":
+        columns = list(zip(users, queries, times, [""] * len(queries), [""] * len(queries), strict=True))
+        return pd.DataFrame(columns, columns=list(AOL_COLUMNS), dtype=str)
+    columns = [(u, q, t, "", "", "1", "") for u, q, t in zip(users, queries, times, strict=True)]
+    return pd.DataFrame(columns, columns=list(WEBIS_COLUMNS), dtype=str)
+
+
+def raw_tsv(frame: pd.DataFrame) -> str:
+    """The log as its collection writes it: fields joined by tabs, nothing quoted."""
+    return "".join("\t".join(map(str, row)) + "\n" for row in [list(frame.columns), *frame.itertuples(index=False)])
+
+
+def pandas_tsv(frame: pd.DataFrame) -> str:
+    """The log as `df.to_csv(path, sep="\\t", index=False)` writes it."""
+    buf = io.StringIO()
+    frame.to_csv(buf, sep="\t", index=False)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("fmt", ["aol", "webis-smc"])
+def test_a_log_saved_back_by_pandas_reads_the_texts_pandas_was_given(tmp_path, fmt):
+    """pandas writes `"free games"` as `\"\"\"free games\"\"\"`: it was read so, three quotes
+    each side, another query; now the file reads as its writer quoted it, and says so."""
+    frame = rows_of(fmt, QUERIES)
+    path = tmp_path / "slice.tsv"
+    frame.to_csv(path, sep="\t", index=False)
+    assert '"""free games"""' in path.read_text()
+    report, events, rejected = read(path, fmt)
+    assert rejected.select("line_no", "reason").rows() == []
+    assert events["query"].to_list() == QUERIES
+    assert report["files"][0]["read_as"] == READ_AS_QUOTED
+
+
+@pytest.mark.parametrize("fmt", ["aol", "webis-smc"])
+def test_a_raw_part_joined_to_a_saved_one_or_an_unclosed_quote_reads_raw_and_says_where(tmp_path, fmt):
+    """Lines that look CSV-quoted but for one field no CSV writer writes (a raw part after
+    a saved one; a quoted field left open on its line): read as written, every field, as
+    the collection is, and the summary names that field (read quoted, the raw
+    `"free games"` was `free games` and `"unclosed` ran on, without a word)."""
+    saved = ['"free games"', 'say "hi"', '"', 'free "games', "plain"]
+    cases = {
+        "mixed": (pandas_tsv(rows_of(fmt, saved)), raw_tsv(rows_of(fmt, ['"free games"'])), '"free games"'),
+        "unclosed": (pandas_tsv(rows_of(fmt, saved)), raw_tsv(rows_of(fmt, ['"unclosed'])), '"unclosed'),
+    }
+    for name, (first, second, odd) in cases.items():
+        body = first + second.split("\n", 1)[1]  # the second part without its header
+        path = tmp_path / f"{name}.tsv"
+        path.write_text(body)
+        report, events, _ = read(path, fmt)
+        written = [line.split("\t")[1] for line in body.splitlines()[1:]]
+        assert events["query"].to_list() == written, name
+        assert report["files"][0]["read_as"] == READ_AS_RAW + READ_AS_MIXED.format(line=7, field=odd), name
+
+
+# A pandas-quoted field: in quotes, each quote inside doubled, at least one inside (`"free ""games"`)
+_CSV_WRITTEN = re.compile(r'"(?:[^"]|"")*""(?:[^"]|"")*"')
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    queries=st.lists(
+        st.text(alphabet=st.sampled_from('ab "\\;-'), min_size=1, max_size=8).filter(
+            lambda q: q.strip(" ") not in ("", "-")
+        ),
+        min_size=1,
+        max_size=12,
+    ),
+    fmt=st.sampled_from(["aol", "webis-smc"]),
+    writer=st.sampled_from(["raw", "pandas"]),
+)
+def test_aol_like_rows_read_back_exactly_whoever_wrote_them(tmp_path_factory, queries, fmt, writer):
+    """Random AOL-like queries with quotes (and backslashes) anywhere: written raw, as the
+    collection writes them, they read back as written; written by pandas' `to_csv`, they
+    read back as pandas was given them. (A raw file all of whose quote-holding queries are
+    such as a CSV writer writes, `"a""b"`, is the one the bytes cannot tell: left out.)"""
+    holding = [q for q in queries if '"' in q]
+    if writer == "raw" and holding and all(_CSV_WRITTEN.fullmatch(q) for q in holding):
+        return
+    event(f"{writer}, {'with' if holding else 'without'} quotes")
+    frame = rows_of(fmt, queries, users=[1001 + i % 3 for i in range(len(queries))])
+    path = tmp_path_factory.mktemp("log") / "log.tsv"
+    path.write_text(raw_tsv(frame) if writer == "raw" else pandas_tsv(frame))
+    report, events, rejected = read(path, fmt)
+    assert rejected.height == 0, rejected.rows()
+    assert events["query"].to_list() == queries, (path.read_text(), report["files"][0]["read_as"])
