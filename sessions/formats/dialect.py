@@ -180,40 +180,45 @@ def _unwritten_fields(path: str | Path, sep: str, quoting: Quoting) -> tuple[tup
     where there is none. And whether a field only a CSV writer writes was seen before
     it: one in quotes holding a quote (or an escape), or any in a `QUOTE_ALL` file. Read
     `SCAN_BYTES` at a time, memory bounded by a line; a damaged stream up to its damage."""
-    s = re.escape(sep)
-    holding_a_quote = re.compile(rf'(?:^|(?<={s}))[^{s}\r\n"]*"[^{s}\r\n]*', re.MULTILINE)
     whole = _ESCAPED_FIELD if quoting.escape else _QUOTED_FIELD
-    all_quoted, written, line = None, False, 1  # the header's names all in quotes; a writer's field; `text`'s line
+    s = sep.encode()
+    all_quoted, written, line = None, False, 1  # the header's names all in quotes; a writer's field; `data`'s line
     try:
-        for text in _whole_lines(path):
+        for data in _whole_lines(path):
+            at = 0  # where the lines to judge begin: after the header
             if all_quoted is None:
-                first, _, text = text.removeprefix("\ufeff").partition("\n")
-                all_quoted = written = all(len(n) >= 2 and n[0] == n[-1] == '"' for n in first.rstrip("\r").split(sep))
+                at = data.find(b"\n") + 1 or len(data)
+                names = data[:at].rstrip(b"\r\n").removeprefix(BOM).split(s)
+                all_quoted = written = all(len(n) >= 2 and n[:1] == n[-1:] == b'"' for n in names)
                 line += 1
-            for match in holding_a_quote.finditer(text):
-                field = match.group()
+            quote = data.find(b'"', at)
+            while quote >= 0:  # each field holding a quote, once (memchr's speed between them)
+                start = max(data.rfind(s, at, quote), data.rfind(b"\n", at, quote)) + 1 or at
+                end = min((e for e in (data.find(s, quote), data.find(b"\n", quote)) if e >= 0), default=len(data))
+                field = data[start:end].removesuffix(b"\r").decode("utf-8", errors="replace")
                 if field[0] == '"' and _quoting_mark(field, quoting):
                     written = written or field != '""'
                 elif not (field[0] == '"' and all_quoted and whole.fullmatch(field)):
-                    return (line + text.count("\n", 0, match.start()), field), written
-            line += text.count("\n")
+                    return (line + data.count(b"\n", at, start), field), written
+                quote = data.find(b'"', end)
+            line += data.count(b"\n", at)
     except storage.DamagedStreamError:
         pass
     return None, written
 
 
-def _whole_lines(path: str | Path) -> Iterator[str]:
-    """The text of the file at `path` (decompressed, UTF-8, a bad byte replaced), in
-    pieces of whole lines of about `SCAN_BYTES` each, memory bounded by a line."""
+def _whole_lines(path: str | Path) -> Iterator[bytes]:
+    """The bytes of the file at `path` (decompressed), in pieces of whole lines of about
+    `SCAN_BYTES` each, memory bounded by a line."""
     buf = b""
     with storage.open_input(path) as stream:
         while chunk := stream.read(SCAN_BYTES):
             buf += chunk
             if (cut := buf.rfind(b"\n") + 1) > 0:
-                yield buf[:cut].decode("utf-8", errors="replace")
+                yield buf[:cut]
                 buf = buf[cut:]
     if buf:
-        yield buf.decode("utf-8", errors="replace")
+        yield buf
 
 
 def _escape_verdict(
