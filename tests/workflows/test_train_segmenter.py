@@ -205,3 +205,26 @@ def test_train_segmenter_logs_its_estimate_registers_and_segments_a_log(gold_log
     ):
         refused = runner.invoke(app, ["train", "segmenter", "--gt", str(gold_log), "--format", "aol", *bad])
         assert refused.exit_code == 2 and message in refused.output, refused.output
+
+
+def test_a_missions_segmenter_scored_against_gold_sessions_is_said_to_be_one(gold_log, store):
+    """The evaluation breaker's find: a segmenter trained on missions (Webis-SMC-12's)
+    decides whether consecutive queries are of one mission, and `evaluate segmentation
+    --model` scored its runs of one mission against gold sessions (0.753 pair F1 on
+    Gayo-Avello's, where a sessions one scores 0.894) without a word. A note says so;
+    a sessions segmenter gets none."""
+    for level in ("missions", "sessions"):
+        trained = runner.invoke(app, ["train", "segmenter", "--gt", str(gold_log), "--format", "aol",
+                                      "--classifier", "logistic", "--level", level])  # fmt: skip
+        assert trained.exit_code == 0, trained.output
+    evaluate = ["evaluate", "segmentation", "--gt", str(gold_log), "--format", "aol", "--method", "learned"]
+    said = {v: runner.invoke(app, [*evaluate, "--model", f"models:/segmenter-model/{v}", "--json"]) for v in (1, 2)}
+    assert all(s.exit_code == 0 for s in said.values()), said
+    note = (
+        "models:/segmenter-model/1 was trained on gold missions: it joins consecutive queries of one mission, so its "
+        "sessions are runs of one mission, scored here against gold sessions"
+    )
+    assert json.loads(said[1].output)["notes"] == [note]
+    assert json.loads(said[2].output)["notes"] == []
+    printed = runner.invoke(app, [*evaluate, "--model", "models:/segmenter-model/1"])
+    assert f"note: {note}" in " ".join(printed.output.split())

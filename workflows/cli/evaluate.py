@@ -60,7 +60,7 @@ def segmentation(job: EvaluateSegmentationJob, as_json: JsonOption = False) -> N
         # rows read without a label, by level (segmented, not scored)
         echo_json({"gold": golds[0], "file": str(job.gt), "rows": gold.height, "scores": by_gold[golds[0]],
                                "by_gold": by_gold, "by_user_size": by_size, "rejected": result.read.rejected,
-                               "unlabelled": result.read.unlabelled()})  # fmt: skip
+                               "unlabelled": result.read.unlabelled(), "notes": list(result.notes)})  # fmt: skip
         return
     users = gold["user_id"].n_unique()
     name = job.gt.rsplit("/", 1)[-1] if job.gt else ""
@@ -77,6 +77,8 @@ def segmentation(job: EvaluateSegmentationJob, as_json: JsonOption = False) -> N
         gold_cell = [row["gold"]] if len(golds) > 1 else []
         table.add_row(row["system"], row["level"], *gold_cell, *(f"{row[k]:.3f}" for k in METRIC_HEADERS))
     out.print(table)
+    for note in result.notes:
+        out.print(f"note: {note}", soft_wrap=True, highlight=False)
     out.print(user_size_table(result.by_user_size, golds))
     if job.figure is not None:  # where it went, as other commands list their outputs
         out.print(f"figure: {job.figure}", soft_wrap=True, highlight=False)

@@ -161,6 +161,17 @@ def segmentation_model(uri: str) -> SameSessionClassifier | SessionScorer:
     return SessionScorer(uri, loaded)
 
 
+def segmenter_level(uri: str) -> str | None:
+    """The gold level ("sessions" or "missions") the segmenter model at `uri` was trained
+    on, from its MLmodel file alone (the `level` of its metadata, `log_segmenter_model`);
+    None for another kind of model. A missions one decides whether two consecutive
+    queries are of one mission, so its sessions are runs of one mission."""
+    from mlflow.models import get_model_info
+
+    metadata = get_model_info(uri).metadata or {}
+    return metadata.get("level") if metadata.get("kind") == "segmenter" else None
+
+
 def require_segmentation_model(uri: str, methods: Sequence[str]) -> None:
     """ValueError in one line, before any output, unless the store has at `uri` a model
     that one of `methods` takes: a session model (any), or a segmenter model (`learned`
