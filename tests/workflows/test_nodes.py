@@ -280,3 +280,52 @@ def test_a_node_whose_check_answers_what_this_code_never_does_is_named(two_nodes
     said = str(err.value)
     assert said.startswith(f"node 127.0.0.1 could not run the job's check of its locations (it answered {answer!r}); ")
     assert said.endswith("(this Ray cluster has 2 nodes)") and "\n" not in said
+
+
+@pytest.fixture(scope="module")
+def one_node(s3_endpoint) -> Iterator[str]:
+    """A one-node cluster's address (a `ray start` of its own, not the job's local Ray),
+    whose Ray has credentials but no `AWS_ENDPOINT_URL`: started from a shell that had
+    not exported it (the score breaker's)."""
+    from ray._private import ray_constants
+    from ray.cluster_utils import Cluster
+
+    lacking = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
+               "AWS_EC2_METADATA_DISABLED": "true", "AWS_ENDPOINT_URL": "", "AWS_ENDPOINT_URL_S3": ""}  # fmt: skip
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+        patch.setattr(ray_constants, "ENABLE_RAY_CLUSTER", False)
+        cluster = Cluster(initialize_head=True, connect=False, head_node_args={"num_cpus": 1, "env_vars": lacking})
+        try:
+            cluster.wait_for_nodes()
+            yield cluster.address
+        finally:
+            cluster.shutdown()
+
+
+@pytest.mark.slow
+def test_a_one_node_cluster_is_asked_too_where_the_driver_alone_has_the_endpoint(one_node, s3, tmp_path):
+    """The score breaker's find: on one node nothing was asked, so a Ray job into s3://
+    from a shell with AWS_ENDPOINT_URL, on a cluster whose `ray start` had none, failed in
+    a task with storage's advice to set the variables the user had set. A `ray start` of
+    one node is asked as any cluster is (the local Ray a job starts for itself is not:
+    its workers have the job's environment); a local path it sees passes."""
+    from workflows.distributed.nodes import require_every_node_reaches
+    from workflows.distributed.runtime import ray_runtime
+
+    log = tmp_path / "log.tsv"
+    log.write_text("AnonID\tQuery\tQueryTime\tItemRank\tClickURL\n1\tcats\t2006-03-01 10:00:00\t\t\n")
+    out = f"{s3}/sessions"
+    done = sessionflow("segment", str(log), "--format", "aol", "--engine", "ray", "--output", out,
+                       "--address", one_node)  # fmt: skip
+    last = done.stderr.strip().splitlines()[-1]
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-3000:]
+    assert last.startswith(f"error: --output {out}: node 127.0.0.1 cannot write there: "), last
+    assert last.endswith(
+        "every node must reach the store: check that node's network and its AWS_ENDPOINT_URL (set it on each node, or "
+        """pass it with `ray job submit --runtime-env-json '{"env_vars": {"AWS_ENDPOINT_URL": ...}}'`) (this Ray """
+        "cluster has 1 node; the job's driver reaches it)"
+    ), last
+    (tmp_path / "out").mkdir()
+    with ray_runtime(one_node):
+        require_every_node_reaches(str(tmp_path / "out"), [str(log)])

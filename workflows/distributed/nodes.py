@@ -59,8 +59,12 @@ def require_every_node_reaches(output: str | None, inputs: Sequence[str] = (), *
       same size.
     A node that cannot reach a URI raises StorageError, one line naming the location,
     the node, its own reason (in `sessions.storage`'s words: credentials refused, the
-    endpoint unreachable, no such bucket) and what to do about its cause (`_advice`). On
-    a single node nothing is asked. A node that does not answer within `NODES_TIMEOUT_S` seconds (busy),
+    endpoint unreachable, no such bucket) and what to do about its cause (`_advice`). A
+    single node is asked too, unless it is the local Ray this driver started
+    (`runtime.started_here`: its workers have the driver's environment): a one-node
+    cluster's workers have what its `ray start` had (the score breaker's: variables set
+    in the driver's shell alone, and a Ray task failed on the store with storage's advice
+    to set them, set as they were). A node that does not answer within `NODES_TIMEOUT_S` seconds (busy),
     or is lost meanwhile, is not waited for.
     """
     import uuid
@@ -69,9 +73,10 @@ def require_every_node_reaches(output: str | None, inputs: Sequence[str] = (), *
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     from sessions import storage
+    from workflows.distributed.runtime import started_here
 
     nodes = [node for node in ray.nodes() if node.get("Alive")]
-    if len(nodes) < 2:
+    if len(nodes) < 2 and started_here():
         return
     marker = None
     reaches = []
@@ -119,6 +124,10 @@ def require_every_node_reaches(output: str | None, inputs: Sequence[str] = (), *
                 os.remove(marker)
 
 
+def _nodes(n: int) -> str:
+    return f"{n} node" if n == 1 else f"{n} nodes"
+
+
 def could_not_check(node: str, err: BaseException | str, nodes: int) -> ValueError:
     """The one-line error for a node at `node` where the check itself failed (`err`, Ray's
     RayTaskError: its `cause` the exception raised there), or answered what this driver's
@@ -138,7 +147,7 @@ def could_not_check(node: str, err: BaseException | str, nodes: int) -> ValueErr
     return ValueError(
         f"node {node} could not run the job's check of its locations ({said}); every node runs the job's code: "
         f"install the driver's sessionflow on each node, or submit the job with `ray job submit --working-dir .` "
-        f"(this Ray cluster has {nodes} nodes)"
+        f"(this Ray cluster has {_nodes(nodes)})"
     )
 
 
@@ -225,14 +234,14 @@ def refusal(reach: Reach, node: str, why: str, cause: Cause, nodes: int, failed:
     if storage.is_local(reach.location):
         return ValueError(
             f"{reach.what} {reach.shown}: a local path that node {node} does not see as this one does (this Ray "
-            f"cluster has {nodes} nodes{others}); give a URI every node reaches (s3://BUCKET/...), or a file system "
+            f"cluster has {_nodes(nodes)}{others}); give a URI every node reaches (s3://BUCKET/...), or a file system "
             "mounted alike on every node"
         )
     said = why.removeprefix(f"{reach.what} ").removeprefix(f"{reach.location}: ").rstrip(".")
     verb = "write there" if reach.write else "read it"
     return storage.StorageError(
         f"{reach.what} {reach.location}: node {node} cannot {verb}: {said}",
-        f"; {_advice(cause, reach)} (this Ray cluster has {nodes} nodes{others}; the job's driver reaches it)",
+        f"; {_advice(cause, reach)} (this Ray cluster has {_nodes(nodes)}{others}; the job's driver reaches it)",
         cause,
     )
 

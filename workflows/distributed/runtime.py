@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from workflows.reach import CONNECT_TIMEOUT_S, unanswered
 
 LOOPBACK = "127.0.0.1"
+_started_here = False  # inside a `ray_runtime` whose local instance this process started
 
 
 @contextmanager
@@ -64,10 +65,21 @@ def ray_runtime(address: str | None = None, num_cpus: int | None = None, worker_
                 why = (str(err).strip().splitlines() or ["no reason given"])[0]
                 raise OSError(f"a local Ray could not start ({why}); on a loaded machine try again, or run the job "
                               "with --engine local") from None  # fmt: skip
+    global _started_here
+    _started_here = cluster is None
     try:
         yield
     finally:
+        _started_here = False
         _shut_down_keeping_handlers()
+
+
+def started_here() -> bool:
+    """Whether the Ray this process is connected to is the local instance `ray_runtime`
+    started for it: its workers are children of this process's raylet, started with this
+    process's environment. A cluster's (`ray start`, even on this machine) are not: they
+    have the environment its `ray start` had, and a job's `env_vars`."""
+    return _started_here
 
 
 def _shut_down_keeping_handlers() -> None:
