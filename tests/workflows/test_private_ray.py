@@ -164,3 +164,25 @@ def test_a_local_ray_that_does_not_start_in_time_is_one_line(tmp_path, monkeypat
         "some of the raylet failed to startup or the GCS has become overloaded.); on a loaded machine try again, or "
         "run the job with --engine local"), done.output  # fmt: skip
     assert not (tmp_path / "out").exists()
+
+
+def test_a_training_whose_local_ray_does_not_start_is_not_told_of_an_engine_it_has_not(tmp_path, monkeypatch):
+    """The new user's find: `train session` whose local Ray did not start in time was told
+    to "run the job with --engine local", an option no training has (`No such option:
+    --engine`). A training is told to try again; a data job keeps its way without Ray."""
+    import ray
+    from typer.testing import CliRunner
+
+    from workflows.cli import app
+
+    def timed_out(*args, **kwargs):
+        raise Exception("The current node timed out during startup.")
+
+    monkeypatch.setattr(ray, "init", timed_out)
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    done = CliRunner().invoke(app, ["train", "hierarchy", "--model", "lookup", "--dim", "2", "--max-steps", "2",
+                                    "--storage", str(tmp_path / "ray"), "--no-register"])  # fmt: skip
+    assert done.exit_code == 2 and done.output.strip() == (
+        "error: a local Ray could not start (The current node timed out during startup.); on a loaded machine try again"
+    ), done.output

@@ -17,11 +17,15 @@ from contextlib import contextmanager
 from workflows.reach import CONNECT_TIMEOUT_S, unanswered
 
 LOOPBACK = "127.0.0.1"
+WITHOUT_RAY = "run the job with --engine local"  # a data job's way without Ray (`ray_runtime`)
 _started_here = False  # inside a `ray_runtime` whose local instance this process started
 
 
 @contextmanager
-def ray_runtime(address: str | None = None, num_cpus: int | None = None, worker_output: bool = True) -> Iterator[None]:
+def ray_runtime(
+    address: str | None = None, num_cpus: int | None = None, worker_output: bool = True, *,
+    without_ray: str | None = None,
+) -> Iterator[None]:  # fmt: skip
     """Ray for the duration of a job.
 
     A local instance (no cluster named: `named_cluster`) gets `num_cpus` (all by default),
@@ -32,7 +36,8 @@ def ray_runtime(address: str | None = None, num_cpus: int | None = None, worker_
     stderr stay in Ray's log files (a local Ray's: /tmp/ray/session_latest/logs) instead of the driver's terminal
     (their errors still reach the driver, as the exceptions of their tasks). OSError in one
     line when a local instance does not start (Ray's own bare Exception: its processes did
-    not come up in time, as on an overloaded machine).
+    not come up in time, as on an overloaded machine), advising `without_ray` where the
+    job has a way to run without Ray (a data job's `--engine local`; a training has none).
     """
     cluster = named_cluster(address)
     if cluster is None:
@@ -63,8 +68,8 @@ def ray_runtime(address: str | None = None, num_cpus: int | None = None, worker_
                 if type(err) is not Exception:
                     raise
                 why = (str(err).strip().splitlines() or ["no reason given"])[0]
-                raise OSError(f"a local Ray could not start ({why}); on a loaded machine try again, or run the job "
-                              "with --engine local") from None  # fmt: skip
+                advice = "on a loaded machine try again" + (f", or {without_ray}" if without_ray else "")
+                raise OSError(f"a local Ray could not start ({why}); {advice}") from None
     global _started_here
     _started_here = cluster is None
     try:

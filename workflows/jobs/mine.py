@@ -26,7 +26,7 @@ from sessions.pairs import (
 )
 from sessions.pipeline import SESSIONS_FILE, load_events
 from workflows.distributed.nodes import require_every_node_reaches
-from workflows.distributed.runtime import ray_runtime
+from workflows.distributed.runtime import WITHOUT_RAY, ray_runtime
 from workflows.jobs import common
 
 PAIRS_FILE = "pairs.parquet"
@@ -104,7 +104,7 @@ def run(job: MineJob) -> dict:
     else:
         engine, why = common.choose_engine(job.engine, job.address, [source], None)
         if engine == "ray":
-            with ray_runtime(job.address):
+            with ray_runtime(job.address, without_ray=WITHOUT_RAY):
                 require_every_node_reaches(output, [source])
                 from workflows.distributed import data  # imports ray: after the runtime's settings
 

@@ -113,7 +113,7 @@ def run(job: ScoreJob) -> ScoreReport:
     `workflows.distributed.score_job`); ValueError / FileNotFoundError for bad settings or inputs,
     and when no record could be read (what the job wrote is deleted again)."""
     from workflows.distributed.nodes import require_every_node_reaches
-    from workflows.distributed.runtime import ray_runtime, require_gpus
+    from workflows.distributed.runtime import WITHOUT_RAY, ray_runtime, require_gpus
     from workflows.distributed.scoring import SCORES_FILE, WORK_DIR  # no ray: before the runtime's settings
     from workflows.tracking.store import require_model, use_store
 
@@ -133,7 +133,7 @@ def run(job: ScoreJob) -> ScoreReport:
         report = score_in_process(job.inputs, job.format, output, job.score, options=job.read, overwrite=job.overwrite,
                                   reason=reason)  # fmt: skip
     else:
-        with ray_runtime(job.address):
+        with ray_runtime(job.address, without_ray=WITHOUT_RAY):
             require_every_node_reaches(output, job.inputs)
             from workflows.distributed.score_job import score  # imports ray: after the runtime's settings
 

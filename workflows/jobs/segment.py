@@ -94,9 +94,9 @@ def run(job: SegmentJob, on_rows: Callable[[int], None] | None = None) -> Segmen
     output = common.output_dir(job.output, SESSIONS_FILE, job.overwrite, job.inputs)
     if engine == "ray":
         from workflows.distributed.nodes import require_every_node_reaches
-        from workflows.distributed.runtime import ray_runtime
+        from workflows.distributed.runtime import WITHOUT_RAY, ray_runtime
 
-        with ray_runtime(job.address):
+        with ray_runtime(job.address, without_ray=WITHOUT_RAY):
             require_every_node_reaches(output, job.inputs)
             from workflows.distributed import data  # imports ray: after the runtime's settings
 
