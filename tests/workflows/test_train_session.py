@@ -211,3 +211,28 @@ def write_log_rows(path: Path) -> None:
     ]  # fmt: skip
     lines = ["AnonID\tQuery\tQueryTime\tItemRank\tClickURL", *("\t".join((*r, "", "")) for r in rows)]
     path.write_text("\n".join(lines) + "\n")
+
+
+def test_a_fine_tuned_model_no_better_than_its_encoder_is_said_to_be_so():
+    """The new user's find: 10 steps gave validation AUC 0.9038 against 0.9041 for the
+    encoder not fine-tuned, which the summary showed as 0.904 and 0.904 beside "champion:
+    yes". A note gives both to four decimals; a model that beats its encoder gets none."""
+    from workflows.cli.progress import out
+    from workflows.cli.train import print_outcome
+    from workflows.jobs.train_session import fine_tuning_notes
+    from workflows.tracking.store import Promotion
+    from workflows.training.loop import TrainOutcome
+
+    worse = {"val_auc": 0.9038, "val_auc_not_fine_tuned": 0.9041}
+    (note,) = fine_tuning_notes(worse, "minilm-local")
+    assert note == (
+        "fine-tuning did not beat the encoder it started from on the validation pairs: AUC 0.9038, minilm-local not "
+        "fine-tuned 0.9041 (more steps, more pairs, or another --lr may)"
+    )
+    assert fine_tuning_notes({"val_auc": 0.9041, "val_auc_not_fine_tuned": 0.9041}, "m")  # equal is no gain either
+    assert fine_tuning_notes({"val_auc": 0.95, "val_auc_not_fine_tuned": 0.9041}, "m") == ()
+    outcome = TrainOutcome("r", "runs:/r/model", "models:/session-model/1", Promotion(True), worse, None, [],
+                           notes=(note,))  # fmt: skip
+    with out.capture() as printed:
+        print_outcome("train session", outcome)
+    assert f"note: {note}" in " ".join(printed.get().split())

@@ -89,3 +89,5 @@ def print_outcome(title: str, outcome: TrainOutcome) -> None:
         rows["best checkpoint"] = outcome.checkpoint
         rows["figures"] = ", ".join(outcome.figures) or "(none)"
     out.print(summary_table(title, rows))
+    for note in outcome.notes:
+        out.print(f"note: {note}", soft_wrap=True, highlight=False)
