@@ -132,7 +132,7 @@ def run(job: TrainSegmenterJob, run_name: str | None = None) -> TrainOutcome:
     }  # fmt: skip
     name = run_name or f"{classifier} on {storage.name(users.gt)} ({level})"
     description = (f"Segmenter: {classifier} same-session classifier fitted on the {gold['user_id'].n_unique()} "
-                   f"users of {users.gt} ({level}); nested CV pair F1 {metrics['cv_f1_mean']:.3f} ± "
+                   f"users of {storage.absolute(users.gt)} ({level}); nested CV pair F1 {metrics['cv_f1_mean']:.3f} ± "
                    f"{metrics['cv_f1_sd']:.3f} (shipped cascade {metrics['cascade_cv_f1_mean']:.3f}).")  # fmt: skip
     with training_run(job.experiment, "train segmenter", params, name, description) as run_id:
         log_table(gold, storage.absolute(users.gt), "ground truth", "training")

@@ -188,8 +188,8 @@ def _finish(
             mlflow.log_artifact(str(figure))
         mlflow.log_dict(cfg.to_dict(), "config.json")
         model_uri = log_session_model(trained.model, calibration, cfg.model, Path(tmp) / "model")
-    described = (f"{cfg.model} fine-tuned on the pairs of {pairs_path}: validation AUC {metrics['val_auc']:.4f} "
-                 f"(not fine-tuned {metrics['val_auc_not_fine_tuned']:.4f}).")  # fmt: skip
+    described = (f"{cfg.model} fine-tuned on the pairs of {storage.absolute(pairs_path)}: validation AUC "
+                 f"{metrics['val_auc']:.4f} (not fine-tuned {metrics['val_auc_not_fine_tuned']:.4f}).")  # fmt: skip
     registered, champion = (
         register_model(model_uri, NAME, "val_auc", same=("val_pairs_digest",), description=described)
         if register
