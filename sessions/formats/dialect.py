@@ -163,23 +163,29 @@ def log_dialect(
     dialect = table_dialect(path, sep, user=user, time=time, times=times)
     if dialect.quote is None:
         return dialect
-    odd, written = _unwritten_fields(path, sep, dialect.quoting)
+    odd, written = _unwritten_fields(path, sep, dialect.quoting, header=user)
     if odd is not None:
         return Dialect(quote=None, odd=odd)
     return dialect if written else Dialect(quote=None)
 
 
-def _unwritten_fields(path: str | Path, sep: str, quoting: Quoting) -> tuple[tuple[int, str] | None, bool]:
-    """The first field after the header line of the file at `path` (its line number,
-    1-based, and its text) that holds a quote and that no CSV writer writes, a record
-    being a line and a field what lies between separators: one not in quotes (a writer
-    quotes every field that holds one), or one `_quoting_mark` says no writer makes
-    (quotes around a text that needs none, a quote that does not close, text after the
-    closing quote); in a file whose header names are all in quotes (`QUOTE_ALL`), any
-    field in quotes is a writer's, a quote inside written as `quoting` writes it. None
-    where there is none. And whether a field only a CSV writer writes was seen before
-    it: one in quotes holding a quote (or an escape), or any in a `QUOTE_ALL` file. Read
-    `SCAN_BYTES` at a time, memory bounded by a line; a damaged stream up to its damage."""
+def _unwritten_fields(
+    path: str | Path, sep: str, quoting: Quoting, *, header: str | None = None
+) -> tuple[tuple[int, str] | None, bool]:
+    """The first field of the records of the file at `path` (its line number, 1-based,
+    and its text) that no CSV writer writes, a record being a line and a field what lies
+    between separators: one holding a quote not in quotes (a writer quotes every field
+    that holds one), or one `_quoting_mark` says no writer makes (quotes around a text
+    that needs none, a quote that does not close, text after the closing quote); in a
+    file whose header names are all in quotes (`QUOTE_ALL`), any field in quotes is a
+    writer's, a quote inside written as `quoting` writes it, and a line whose first field
+    is not in quotes (a raw part joined to it: the breaker's `cat`) is no such writer's
+    (its first field named). The first line is the header where it names the column
+    `header` (a log's header is optional: else it is a record, judged as the rest);
+    without `header`, always. None where there is none. And whether a field only a CSV
+    writer writes was seen before it: one in quotes holding a quote (or an escape), or
+    any in a `QUOTE_ALL` file. Read `SCAN_BYTES` at a time, memory bounded by a line; a
+    damaged stream up to its damage."""
     whole = _ESCAPED_FIELD if quoting.escape else _QUOTED_FIELD
     s = sep.encode()
     all_quoted, written, line = None, False, 1  # the header's names all in quotes; a writer's field; `data`'s line
@@ -187,11 +193,16 @@ def _unwritten_fields(path: str | Path, sep: str, quoting: Quoting) -> tuple[tup
         for data in _whole_lines(path):
             at = 0  # where the lines to judge begin: after the header
             if all_quoted is None:
-                at = data.find(b"\n") + 1 or len(data)
-                names = data[:at].rstrip(b"\r\n").removeprefix(BOM).split(s)
-                all_quoted = written = all(len(n) >= 2 and n[:1] == n[-1:] == b'"' for n in names)
-                line += 1
-            quote = data.find(b'"', at)
+                end = data.find(b"\n") + 1 or len(data)
+                names = data[:end].rstrip(b"\r\n").removeprefix(BOM).split(s)
+                if header is None or header.encode() in {n.strip(b'" ') for n in names}:
+                    all_quoted = written = all(len(n) >= 2 and n[:1] == n[-1:] == b'"' for n in names)
+                    at, line = end, line + 1
+                else:
+                    all_quoted = False
+            bare = _BARE_LINE.search(data, at) if all_quoted else None  # a line a QUOTE_ALL writer never writes
+            limit = bare.start() if bare else len(data)
+            quote = data.find(b'"', at, limit)
             while quote >= 0:  # each field holding a quote, once (memchr's speed between them)
                 start = max(data.rfind(s, at, quote), data.rfind(b"\n", at, quote)) + 1 or at
                 end = min((e for e in (data.find(s, quote), data.find(b"\n", quote)) if e >= 0), default=len(data))
@@ -200,11 +211,18 @@ def _unwritten_fields(path: str | Path, sep: str, quoting: Quoting) -> tuple[tup
                     written = written or field != '""'
                 elif not (field[0] == '"' and all_quoted and whole.fullmatch(field)):
                     return (line + data.count(b"\n", at, start), field), written
-                quote = data.find(b'"', end)
+                quote = data.find(b'"', end, limit)
+            if bare:
+                end = min((e for e in (data.find(s, limit), data.find(b"\n", limit)) if e >= 0), default=len(data))
+                field = data[limit:end].removesuffix(b"\r").decode("utf-8", errors="replace")
+                return (line + data.count(b"\n", at, limit), field), written
             line += data.count(b"\n", at)
     except storage.DamagedStreamError:
         pass
     return None, written
+
+
+_BARE_LINE = re.compile(rb"(?m)^[^\"\r\n]")  # a line whose first field does not open with a quote
 
 
 def _whole_lines(path: str | Path) -> Iterator[bytes]:

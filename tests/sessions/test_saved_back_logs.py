@@ -92,6 +92,33 @@ def test_a_raw_part_joined_to_a_saved_one_or_an_unclosed_quote_reads_raw_and_say
         assert report["files"][0]["read_as"] == READ_AS_RAW + READ_AS_MIXED.format(line=7, field=odd), name
 
 
+def test_a_raw_part_joined_to_a_quote_all_one_or_a_headerless_raw_log_keeps_its_quotes(tmp_path):
+    """The saved-back breaker's two silent changes of raw text. A raw part after a part
+    pandas wrote with `quoting=csv.QUOTE_ALL` (header and every field in quotes) read
+    quoted: the raw `"free games"` was `free games`, `"a""b"` was `a"b`. A log without its
+    header line (AOL's is optional) had its first line taken as one and never judged: a
+    raw `"free games"` there lost its quotes where a doubled quote below looked like a
+    writer's. Both read raw, every raw field as written, the odd field named. (AOL's:
+    Webis-SMC-12's reader needs its header line as written, and refuses a quoted one.)"""
+    import csv
+
+    fmt = "aol"
+
+    raw = ['"free games"', '"a""b"', "x"]
+    buf = io.StringIO()
+    rows_of(fmt, ['say "hi" now', "plain"]).to_csv(buf, sep="\t", index=False, quoting=csv.QUOTE_ALL)
+    joined = tmp_path / "quote-all-then-raw.tsv"
+    joined.write_text(buf.getvalue() + raw_tsv(rows_of(fmt, raw)).split("\n", 1)[1])
+    report, events, _ = read(joined, fmt)
+    assert events["query"].to_list()[-3:] == raw
+    assert report["files"][0]["read_as"] == READ_AS_RAW + READ_AS_MIXED.format(line=4, field="1001")
+    headerless = tmp_path / "headerless.tsv"
+    headerless.write_text(raw_tsv(rows_of(fmt, ['"free games"', "x", '"a ""b"""'])).split("\n", 1)[1])
+    report, events, _ = read(headerless, fmt)
+    assert events["query"].to_list() == ['"free games"', "x", '"a ""b"""']
+    assert report["files"][0]["read_as"] == READ_AS_RAW + READ_AS_MIXED.format(line=1, field='"free games"')
+
+
 # A pandas-quoted field: in quotes, each quote inside doubled, at least one inside (`"free ""games"`)
 _CSV_WRITTEN = re.compile(r'"(?:[^"]|"")*""(?:[^"]|"")*"')
 
@@ -106,20 +133,23 @@ _CSV_WRITTEN = re.compile(r'"(?:[^"]|"")*""(?:[^"]|"")*"')
         max_size=12,
     ),
     fmt=st.sampled_from(["aol", "webis-smc"]),
-    writer=st.sampled_from(["raw", "pandas"]),
+    writer=st.sampled_from(["raw", "raw, no header", "pandas"]),
 )
 def test_aol_like_rows_read_back_exactly_whoever_wrote_them(tmp_path_factory, queries, fmt, writer):
     """Random AOL-like queries with quotes (and backslashes) anywhere: written raw, as the
-    collection writes them, they read back as written; written by pandas' `to_csv`, they
+    collection writes them (AOL's with or without its header line), they read back as
+    written; written by pandas' `to_csv`, they
     read back as pandas was given them. (A raw file all of whose quote-holding queries are
     such as a CSV writer writes, `"a""b"`, is the one the bytes cannot tell: left out.)"""
     holding = [q for q in queries if '"' in q]
-    if writer == "raw" and holding and all(_CSV_WRITTEN.fullmatch(q) for q in holding):
+    if writer != "pandas" and holding and all(_CSV_WRITTEN.fullmatch(q) for q in holding):
         return
+    writer = "raw" if fmt != "aol" and writer == "raw, no header" else writer  # AOL's header line is optional
     event(f"{writer}, {'with' if holding else 'without'} quotes")
     frame = rows_of(fmt, queries, users=[1001 + i % 3 for i in range(len(queries))])
     path = tmp_path_factory.mktemp("log") / "log.tsv"
-    path.write_text(raw_tsv(frame) if writer == "raw" else pandas_tsv(frame))
+    text = pandas_tsv(frame) if writer == "pandas" else raw_tsv(frame)
+    path.write_text(text.split("\n", 1)[1] if writer == "raw, no header" else text)
     report, events, rejected = read(path, fmt)
     assert rejected.height == 0, rejected.rows()
     assert events["query"].to_list() == queries, (path.read_text(), report["files"][0]["read_as"])
