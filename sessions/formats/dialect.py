@@ -34,8 +34,9 @@ SCAN_BYTES = 1 << 20  # read at a time past a window that told nothing, to the n
 READ_AS_QUOTED = "TSV with CSV quoting: fields in double quotes read as its writer quoted them"
 READ_AS_RAW = "raw TSV: every tab ends a field and quotes are text, as written"
 # A raw log whose lines show CSV quoting, but not in every field (`log_dialect`): each field is read as written.
-READ_AS_MIXED = (" (though its lines look CSV-quoted: line {line} holds {field!r}, which no CSV writer writes: a "
-                 "raw part joined to a quoted one, or a quote that does not close)")  # fmt: skip
+READ_AS_MIXED = (" (though its lines look CSV-quoted: line {line} holds {field!r} between tabs, which no CSV "
+                 "writer writes: a raw part joined to a quoted one, a quote that does not close, or a tab inside "
+                 "quotes)")  # fmt: skip
 READ_AS_ESCAPED = {  # how a quote inside a quoted field is escaped, where not doubled (`Quoting`)
     Quoting.ESCAPED: "quotes escaped with a backslash (\\\") inside quoted fields, as Spark and R's "
     "write.table write them",

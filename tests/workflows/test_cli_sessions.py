@@ -797,3 +797,26 @@ def test_the_summary_says_how_each_tsv_was_read_and_counts_files_read_alike():
     assert rows["  5 files (logs/part-0.tsv, ...)"] == READ_AS_RAW
     assert rows["  logs/pandas.tsv"] == READ_AS_QUOTED
     assert not any("a.csv" in name for name in rows) and rows["files"] == 7
+
+
+def test_evaluate_says_how_a_gold_file_that_decides_its_quoting_was_read(tmp_path):
+    """The saved-back breaker's find: a Webis-SMC-12 file saved back by pandas is read as
+    its writer quoted it, or raw where one field says so, and `evaluate` did not say which
+    (a gold file read raw kept 72 queries in pandas' quotes, without a word). Its title
+    and --json say it, as `ingest`'s summary does."""
+    import pandas as pd
+
+    from sessions.formats.dialect import READ_AS_QUOTED
+    from sessions.formats.gold import WEBIS_COLUMNS
+
+    queries = ['"free games"', "free games online", 'say "hi"', "hi there", "cats", "cat food"]
+    rows = [(1 + i // 2 // 2, q, f"2012-01-01 10:{i:02d}:00", "", "", str(i // 2), "") for i, q in enumerate(queries)]
+    path = tmp_path / "webis-saved.txt"
+    pd.DataFrame(rows, columns=list(WEBIS_COLUMNS), dtype=str).to_csv(path, sep="\t", index=False)
+    assert '"""free games"""' in path.read_text()
+    evaluate = ["evaluate", "segmentation", "--gt", str(path), "--format", "webis-smc"]
+    said = runner.invoke(app, [*evaluate, "--json"])
+    assert said.exit_code == 0, said.output
+    assert json.loads(said.output)["read_as"] == READ_AS_QUOTED
+    printed = runner.invoke(app, evaluate)
+    assert f"(read as {READ_AS_QUOTED})" in " ".join(printed.output.split()), printed.output

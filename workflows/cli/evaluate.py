@@ -14,7 +14,7 @@ from workflows.jobs.evaluate_crossval import EvaluateCrossvalJob
 from workflows.jobs.evaluate_hierarchy import EvaluateHierarchyJob
 from workflows.jobs.evaluate_pairs import EvaluatePairsJob
 from workflows.jobs.evaluate_reformulation import EvaluateReformulationJob
-from workflows.jobs.evaluate_segmentation import EvaluateSegmentationJob
+from workflows.jobs.evaluate_segmentation import EvaluateSegmentationJob, GoldLog
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the results as one JSON object.")]
 
@@ -60,13 +60,14 @@ def segmentation(job: EvaluateSegmentationJob, as_json: JsonOption = False) -> N
         # rows read without a label, by level (segmented, not scored)
         echo_json({"gold": golds[0], "file": str(job.gt), "rows": gold.height, "scores": by_gold[golds[0]],
                                "by_gold": by_gold, "by_user_size": by_size, "rejected": result.read.rejected,
-                               "unlabelled": result.read.unlabelled(), "notes": list(result.notes)})  # fmt: skip
+                               "unlabelled": result.read.unlabelled(), "read_as": result.read.read_as,
+                               "notes": list(result.notes)})  # fmt: skip
         return
     users = gold["user_id"].n_unique()
     name = job.gt.rsplit("/", 1)[-1] if job.gt else ""
     not_scored = result.read.accounting()
     table = Table(title=f"{name}: {gold.height:,} queries, {users} users, gold {' and '.join(golds)}"
-                        + (f"\n(not scored: {not_scored})" if not_scored else ""))  # fmt: skip
+                        + (f"\n(not scored: {not_scored})" if not_scored else "") + read_as(result.read))  # fmt: skip
     table.add_column("system", no_wrap=True)
     table.add_column("level")
     if len(golds) > 1:
@@ -82,6 +83,13 @@ def segmentation(job: EvaluateSegmentationJob, as_json: JsonOption = False) -> N
     out.print(user_size_table(result.by_user_size, golds))
     if job.figure is not None:  # where it went, as other commands list their outputs
         out.print(f"figure: {job.figure}", soft_wrap=True, highlight=False)
+
+
+def read_as(read: GoldLog) -> str:
+    """A table title's line saying how the ground truth's fields were read, where the file
+    decided it (a TSV raw or CSV-quoted: the saved-back breaker's gold file read raw kept
+    72 queries in pandas' quotes, and `evaluate` did not say so); '' otherwise."""
+    return f"\n(read as {read.read_as})" if read.read_as else ""
 
 
 CV_KEYS = {"f1": "pair F1", "precision": "pair P", "recall": "pair R", "ari": "ARI", "boundary_f1": "boundary F1",
@@ -138,7 +146,7 @@ def crossval(job: EvaluateCrossvalJob, as_json: JsonOption = False) -> None:
                                "level": result.level, "folds": job.folds, "inner": job.inner, "seed": job.seed,
                                "model": job.model, "rejected": result.read.rejected,
                                "unlabelled": result.read.unlabelled(), "users_unlabelled": result.users_unlabelled,
-                               "users_unlabelled_rows": result.users_unlabelled_rows,
+                               "users_unlabelled_rows": result.users_unlabelled_rows, "read_as": result.read.read_as,
                                "systems": systems, "not_estimated": result.not_estimated})  # fmt: skip
         return
     gold = result.gold
@@ -153,7 +161,7 @@ def crossval(job: EvaluateCrossvalJob, as_json: JsonOption = False) -> None:
     ]))  # fmt: skip
     t = Table(title=f"{name}: {gold.height:,} queries, {gold['user_id'].n_unique()} users; "
                     f"{result.level}, {job.folds} outer x {job.inner} inner folds of users (mean ± sd)"
-                    + (f"\n(not scored: {not_scored})" if not_scored else ""))  # fmt: skip
+                    + (f"\n(not scored: {not_scored})" if not_scored else "") + read_as(result.read))  # fmt: skip
     t.add_column("system", no_wrap=True)
     for header in CV_KEYS.values():
         t.add_column(header, justify="right")

@@ -102,10 +102,13 @@ def require_rows_of(gold: pl.DataFrame, predicted: pl.DataFrame, name: str) -> N
 @dataclass(frozen=True)
 class GoldLog:
     """A ground-truth file as read: its events (`gold_session` and/or `gold_mission`,
-    null where a row has no label) and the rows not read, by reason."""
+    null where a row has no label), the rows not read, by reason, and how the file's
+    fields were read where the file decided it (a raw or CSV-quoted TSV: the report's
+    `read_as`; None where the format says it)."""
 
     events: pl.DataFrame
     rejected: dict[str, int]
+    read_as: str | None = None
 
     def unlabelled(self, events: pl.DataFrame | None = None) -> dict[str, int]:
         """Rows read without a label, by gold level: they are segmented, not scored (of
@@ -145,7 +148,8 @@ def read_gold(gt: str, fmt: str, options: ReadOptions = DEFAULT_READ) -> GoldLog
         raise ValueError(f"{gt}: {err} ({gold.height:,} read)") from None
     reasons = rejected.frame()
     counts = reasons.group_by("reason").len().sort("reason").iter_rows() if reasons.height else []
-    return GoldLog(gold, dict(counts))
+    read_as = sorted({f["read_as"] for f in report.to_dict().get("files", []) if f.get("read_as")})
+    return GoldLog(gold, dict(counts), "; ".join(read_as) or None)
 
 
 ALL = "all"
