@@ -820,3 +820,28 @@ def test_evaluate_says_how_a_gold_file_that_decides_its_quoting_was_read(tmp_pat
     assert json.loads(said.output)["read_as"] == READ_AS_QUOTED
     printed = runner.invoke(app, evaluate)
     assert f"(read as {READ_AS_QUOTED})" in " ".join(printed.output.split()), printed.output
+
+
+@pytest.mark.parametrize("fmt", ["aol", "table"])
+def test_a_log_saved_with_pandas_index_is_told_so(tmp_path, fmt):
+    """The saved-back breaker's find: pandas' default `to_csv(sep="\\t")` writes the
+    frame's index as a first column without a name, and an AOL slice so saved was
+    "nothing could be read ... a wrong --format, --map or time format is the usual
+    cause". The cause said is the index. (A table by --map reads it: the column is not
+    mapped.)"""
+    import pandas as pd
+
+    frame = pd.DataFrame({"AnonID": ["1001", "1001"], "Query": ["cats", "cat food"],
+                          "QueryTime": ["2006-03-01 10:00:00", "2006-03-01 10:01:00"], "ItemRank": ["", ""],
+                          "ClickURL": ["", ""]})  # fmt: skip
+    path = tmp_path / "slice.tsv"
+    frame.to_csv(path, sep="\t")
+    read = ["--map", "user=AnonID,time=QueryTime,text=Query"] if fmt == "table" else []
+    done = runner.invoke(app, ["ingest", str(path), "-f", fmt, *read, "-o", str(tmp_path / "out")])
+    if fmt == "table":
+        assert done.exit_code == 0, done.output
+        return
+    assert done.exit_code == 2 and done.output.strip().endswith(
+        "its first line begins with a column without a name, as pandas writes a frame's index (to_csv without "
+        "index=False): write it again with index=False"
+    ), done.output

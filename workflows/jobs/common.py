@@ -301,6 +301,9 @@ def why_rejected(
                  "and a --map, under a name ending .parquet")  # fmt: skip
     if storage.uncompressed_name(source).lower().endswith(SPREADSHEET_SUFFIXES):
         cause = f"it is {SPREADSHEET_REASON}"
+    if reason == "wrong_field_count" and example and example.get("line_no") == 1 and full[:1] in ("\t", ",", ";"):
+        cause = ("its first line begins with a column without a name, as pandas writes a frame's index (to_csv "
+                 "without index=False): write it again with index=False")  # fmt: skip
     read = (report.get("config") or {}).get("read") or {}
     keys = _json_keys(full)
     if absent := _absent_keys(keys, read.get("map")):  # a JSON line without a mapped key
