@@ -37,6 +37,9 @@ READ_AS_RAW = "raw TSV: every tab ends a field and quotes are text, as written"
 READ_AS_MIXED = (" (though its lines look CSV-quoted: line {line} holds {field!r} between tabs, which no CSV "
                  "writer writes: a raw part joined to a quoted one, a quote that does not close, or a tab inside "
                  "quotes)")  # fmt: skip
+# A raw log judged raw whose later lines hold a field only a CSV writer writes (`log_dialect`): read as written too.
+READ_AS_SAVED = (" (though line {line} holds {field!r} between tabs, as a CSV writer writes it: a part saved back "
+                 "CSV-quoted, by pandas' to_csv, keeps its quotes as text here)")  # fmt: skip
 READ_AS_ESCAPED = {  # how a quote inside a quoted field is escaped, where not doubled (`Quoting`)
     Quoting.ESCAPED: "quotes escaped with a backslash (\\\") inside quoted fields, as Spark and R's "
     "write.table write them",
@@ -58,11 +61,14 @@ class Dialect(NamedTuple):
     raw TSV (no quoting); `quoting` how a quote inside a quoted field is written: doubled
     (RFC 4180), or escaped with a backslash (Spark, R's `write.table`; `Quoting`); `odd`,
     for a raw log judged CSV-quoted (`log_dialect`), the first field of the file no CSV
-    writer writes (its line number and text), for which every field is read raw."""
+    writer writes (its line number and text), for which every field is read raw; `saved`,
+    for a raw log judged raw, the first field only a CSV writer writes (a part saved back
+    joined after a raw one), whose quotes are read as written."""
 
     quote: str | None = '"'
     quoting: Quoting = Quoting.DOUBLED
     odd: tuple[int, str] | None = None
+    saved: tuple[int, str] | None = None
 
     def read_as(self, sep: str, named_csv: bool) -> str | None:
         """How the report says the file was read (None: a CSV of commas, RFC 4180, as
@@ -76,6 +82,8 @@ class Dialect(NamedTuple):
         how = (READ_AS_QUOTED + escaped) if self.quote else READ_AS_RAW
         if self.odd is not None:
             how += READ_AS_MIXED.format(line=self.odd[0], field=self.odd[1])
+        if self.saved is not None:
+            how += READ_AS_SAVED.format(line=self.saved[0], field=self.saved[1])
         return f"{how} (a .csv separated by tabs, as its header line shows)" if named_csv else how
 
 
@@ -162,8 +170,9 @@ def log_dialect(
     quotes are so written (`"a""b"`) reads as a CSV writer's: the bytes cannot tell. A
     file judged quoted is read once more here."""
     dialect = table_dialect(path, sep, user=user, time=time, times=times)
-    if dialect.quote is None:
-        return dialect
+    if dialect.quote is None:  # a raw field seen first; a saved part further on is named (`Dialect.saved`)
+        _, written = _unwritten_fields(path, sep, dialect.quoting, header=user, find="written")
+        return Dialect(quote=None, saved=written) if written is not None else dialect
     odd, written = _unwritten_fields(path, sep, dialect.quoting, header=user)
     if odd is not None:
         return Dialect(quote=None, odd=odd)
@@ -171,8 +180,8 @@ def log_dialect(
 
 
 def _unwritten_fields(
-    path: str | Path, sep: str, quoting: Quoting, *, header: str | None = None
-) -> tuple[tuple[int, str] | None, bool]:
+    path: str | Path, sep: str, quoting: Quoting, *, header: str | None = None, find: str = "odd"
+) -> tuple[tuple[int, str] | None, tuple[int, str] | None]:
     """The first field of the records of the file at `path` (its line number, 1-based,
     and its text) that no CSV writer writes, a record being a line and a field what lies
     between separators: one holding a quote not in quotes (a writer quotes every field
@@ -183,13 +192,16 @@ def _unwritten_fields(
     is not in quotes (a raw part joined to it: the breaker's `cat`) is no such writer's
     (its first field named). The first line is the header where it names the column
     `header` (a log's header is optional: else it is a record, judged as the rest);
-    without `header`, always. None where there is none. And whether a field only a CSV
-    writer writes was seen before it: one in quotes holding a quote (or an escape), or
-    any in a `QUOTE_ALL` file. Read `SCAN_BYTES` at a time, memory bounded by a line; a
-    damaged stream up to its damage."""
+    without `header`, always. None where there is none. And the first field only a CSV
+    writer writes, where one was seen before it: one in quotes holding a quote (or an
+    escape), or in a `QUOTE_ALL` file its header line. With `find="written"`, read on
+    past fields no writer writes to that first writer's field (a raw part first, a saved
+    one after it), the first odd one given too. Read `SCAN_BYTES` at a time, memory
+    bounded by a line; a damaged stream up to its damage."""
     whole = _ESCAPED_FIELD if quoting.escape else _QUOTED_FIELD
     s = sep.encode()
-    all_quoted, written, line = None, False, 1  # the header's names all in quotes; a writer's field; `data`'s line
+    # the header's names all in quotes; the first odd field; the first writer's field; `data`'s line
+    all_quoted, odd, written, line = None, None, None, 1
     try:
         for data in _whole_lines(path):
             at = 0  # where the lines to judge begin: after the header
@@ -197,21 +209,31 @@ def _unwritten_fields(
                 end = data.find(b"\n") + 1 or len(data)
                 names = data[:end].rstrip(b"\r\n").removeprefix(BOM).split(s)
                 if header is None or header.encode() in {n.strip(b'" ') for n in names}:
-                    all_quoted = written = all(len(n) >= 2 and n[:1] == n[-1:] == b'"' for n in names)
+                    all_quoted = all(len(n) >= 2 and n[:1] == n[-1:] == b'"' for n in names)
+                    written = (1, data[:end].rstrip(b"\r\n").decode("utf-8", errors="replace")) if all_quoted else None
                     at, line = end, line + 1
                 else:
                     all_quoted = False
-            bare = _BARE_LINE.search(data, at) if all_quoted else None  # a line a QUOTE_ALL writer never writes
+                if written is not None and find == "written":
+                    return odd, written
+            # a line a QUOTE_ALL writer never writes (its first field not in quotes)
+            bare = _BARE_LINE.search(data, at) if all_quoted and find == "odd" else None
             limit = bare.start() if bare else len(data)
             quote = data.find(b'"', at, limit)
             while quote >= 0:  # each field holding a quote, once (memchr's speed between them)
                 start = max(data.rfind(s, at, quote), data.rfind(b"\n", at, quote)) + 1 or at
                 end = min((e for e in (data.find(s, quote), data.find(b"\n", quote)) if e >= 0), default=len(data))
                 field = data[start:end].removesuffix(b"\r").decode("utf-8", errors="replace")
+                where = line + data.count(b"\n", at, start)
                 if field[0] == '"' and _quoting_mark(field, quoting):
-                    written = written or field != '""'
+                    if written is None and field != '""':
+                        written = (where, field)
+                        if find == "written":
+                            return odd, written
                 elif not (field[0] == '"' and all_quoted and whole.fullmatch(field)):
-                    return (line + data.count(b"\n", at, start), field), written
+                    odd = odd or (where, field)
+                    if find == "odd":
+                        return odd, written
                 quote = data.find(b'"', end, limit)
             if bare:
                 end = min((e for e in (data.find(s, limit), data.find(b"\n", limit)) if e >= 0), default=len(data))
@@ -220,7 +242,7 @@ def _unwritten_fields(
             line += data.count(b"\n", at)
     except storage.DamagedStreamError:
         pass
-    return None, written
+    return odd, written
 
 
 _BARE_LINE = re.compile(rb"(?m)^[^\"\r\n]")  # a line whose first field does not open with a quote

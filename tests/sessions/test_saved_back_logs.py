@@ -17,7 +17,7 @@ from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from sessions.formats.aol import AOL_COLUMNS
-from sessions.formats.dialect import READ_AS_MIXED, READ_AS_QUOTED, READ_AS_RAW
+from sessions.formats.dialect import READ_AS_MIXED, READ_AS_QUOTED, READ_AS_RAW, READ_AS_SAVED
 from sessions.formats.gold import WEBIS_COLUMNS
 from sessions.ingest import read_logs
 from sessions.io import MemorySink
@@ -117,6 +117,22 @@ def test_a_raw_part_joined_to_a_quote_all_one_or_a_headerless_raw_log_keeps_its_
     report, events, _ = read(headerless, fmt)
     assert events["query"].to_list() == ['"free games"', "x", '"a ""b"""']
     assert report["files"][0]["read_as"] == READ_AS_RAW + READ_AS_MIXED.format(line=1, field='"free games"')
+
+
+@pytest.mark.parametrize("fmt", ["aol", "webis-smc"])
+def test_a_saved_part_after_a_raw_one_is_named_where_the_file_reads_raw(tmp_path, fmt):
+    """The saved-back breaker's find: a file whose raw part comes first (or a small mixed
+    one) was judged raw at its first lines and said only `raw TSV`: the saved part kept
+    pandas' triple quotes around `free games` without a hint that the file is mixed. Read as written
+    still (the bytes cannot say where a part begins), and the first field only a CSV
+    writer writes is named."""
+    raw = raw_tsv(rows_of(fmt, ['"free games"', "x"]))
+    saved = pandas_tsv(rows_of(fmt, ['"free games"', "plain"])).split("\n", 1)[1]
+    path = tmp_path / "raw-then-saved.tsv"
+    path.write_text(raw + saved)
+    report, events, _ = read(path, fmt)
+    assert events["query"].to_list() == ['"free games"', "x", '"""free games"""', "plain"]
+    assert report["files"][0]["read_as"] == READ_AS_RAW + READ_AS_SAVED.format(line=4, field='"""free games"""')
 
 
 # A pandas-quoted field: in quotes, each quote inside doubled, at least one inside (`"free ""games"`)
