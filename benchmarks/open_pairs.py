@@ -9,9 +9,13 @@ lexically close, nor close to the session so far: `segment --method lexical`), b
 gap between them: how many, and the share the gold keeps in one session; then the ROC
 AUC of the encoder's cosine (not fine-tuned) at telling those kept from those split,
 for the pairs within the cascade's 6-hour bound, of the gap, and of a logistic
-regression of both (user-level 5-fold CV) with the joins it would make at p >= 0.5. No
-gap with a majority kept together, and AUCs far from 1, say that neither the gap nor
-the text decides these pairs.
+regression of both (user-level 5-fold CV) with the joins it would make at p >= 0.5;
+with `--wordnet`, also WordNet's relatedness of the two queries (the best Wu & Palmer
+1994 similarity between the first three noun senses of a term of each, the terms the
+lexical rules compare: world knowledge a 6-layer encoder may lack, a rival product or
+an associate by name), its AUC and the joins it would make within 5 minutes. No gap
+with a majority kept together, and AUCs far from 1, say that neither the gap nor the
+text decides these pairs.
 """
 
 from __future__ import annotations
@@ -27,9 +31,34 @@ from sklearn.model_selection import GroupKFold
 from models.encoder import load_encoder
 from models.session import pair_scores
 from sessions.segment import SegmentConfig, segment, user_time_order
+from sessions.text import normalize, per_text
 from workflows.jobs.evaluate_segmentation import read_gold
 
 GAPS_S = [0, 60, 120, 300, 600, 1800, 3600, 6 * 3600]  # bucket edges: (edge_i, edge_i+1]; the first: 0 s
+WORDNET_SENSES = 3  # noun senses of a term compared (WordNet orders them by frequency)
+WORDNET_MAX_GAP_S = 300  # the joins a WordNet rule would make are counted within this gap
+
+
+def wordnet_relatedness(before: list[str], after: list[str]) -> np.ndarray:
+    """(n,) the best Wu & Palmer (1994) similarity in [0, 1] between a noun sense of a
+    term of `before[i]` and one of `after[i]` (terms as `sessions.text` makes them, of
+    three letters or more; the first `WORDNET_SENSES` senses of each), 0 where either
+    has none."""
+    from hierarchies.wordnet import wordnet
+
+    wn = wordnet()
+    senses = {}
+
+    def noun_senses(norm: str) -> list:  # of a normalised text's terms
+        for term in norm.split():
+            if term not in senses:
+                senses[term] = wn.synsets(term, wn.NOUN)[:WORDNET_SENSES] if len(term) > 2 else []
+        return [sense for term in norm.split() for sense in senses[term]]
+
+    norms = per_text(normalize, pl.Series(before + after)).to_list()
+    pairs = zip(norms[: len(before)], norms[len(before) :], strict=True)
+    return np.array([max((a.wup_similarity(b) or 0.0 for a in noun_senses(x) for b in noun_senses(y)), default=0.0)
+                     for x, y in pairs])  # fmt: skip
 
 
 def main() -> None:
@@ -37,6 +66,7 @@ def main() -> None:
     parser.add_argument("--gt", required=True, help="a ground-truth file with gold sessions")
     parser.add_argument("--format", required=True, help="its format (gayo-avello, webis-smc, aol, table)")
     parser.add_argument("--encoder", default="minilm-local")
+    parser.add_argument("--wordnet", action="store_true", help="also WordNet's relatedness of the pairs")
     args = parser.parse_args()
 
     gold = read_gold(args.gt, args.format).events
@@ -78,6 +108,15 @@ def main() -> None:
     joined = p_same >= 0.5
     print(f"both, logistic regression in user-level 5-fold CV: ROC AUC {roc_auc_score(labels, p_same):.3f}; at p >= 0.5"
           f" it joins {int(joined.sum())}, {int(labels[joined].sum())} of them kept together by the gold")  # fmt: skip
+    if args.wordnet:
+        related = wordnet_relatedness(open_pairs["before"].to_list(), open_pairs["query"].to_list())
+        near = open_pairs["gap"].to_numpy() <= WORDNET_MAX_GAP_S
+        print(f"WordNet's relatedness (best Wu-Palmer of the terms' noun senses): ROC AUC "
+              f"{roc_auc_score(labels, related):.3f}; of the {int(near.sum())} pairs within {WORDNET_MAX_GAP_S} s "
+              f"({int(labels[near].sum())} kept together), a rule joining those related at least ... would join: "
+              + ", ".join(
+                  f"{t}: {int((near & (related >= t)).sum())} ({int(labels[near & (related >= t)].sum())} right)"
+                  for t in (0.7, 0.8, 0.9)))  # fmt: skip
 
 
 if __name__ == "__main__":
