@@ -19,7 +19,10 @@ Quirks of the real files, all handled here:
 - an AnonID or ItemRank written as a whole float (`1019251.0`, `3.0`: a part read and
   written back by pandas, which writes an integer column with a missing value so) is
   its integer (`Columns.integer`); a rank that is no whole number (`3.5`) is
-  `bad_click_rank`.
+  `bad_click_rank`;
+- a file saved back by polars (`write_csv(separator="\t")`) writes an empty ItemRank or
+  ClickURL held as an empty text (not a null) as `""`: no click, as pandas' empty field
+  (`DelimitedFormat.plain`: these columns never hold a quote).
 
 Synthetic logs (`sessionflow synth --style aol`) add the columns `gold_session`,
 `gold_mission`, `gold_depth` and `gold_reformulation` after ClickURL; they are read
@@ -74,4 +77,5 @@ AOL = DelimitedFormat(
     short_fields=3,
     checks=_CHECKS,
     judge=("AnonID", "QueryTime"),  # raw as AOL wrote it, or CSV-quoted as pandas writes a slice back
+    plain=("ItemRank", "ClickURL", *GOLD_COLUMNS),
 )

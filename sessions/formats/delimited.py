@@ -62,19 +62,29 @@ def field_name(i: int) -> str:
     return f"_f{i}"
 
 
+EMPTY_QUOTED = '""'  # an empty text as a CSV writer quotes it (polars' write_csv, csv's QUOTE_NONNUMERIC, R)
+
+
 class Fields(Columns):
     """The fields of a record, one column `_f<i>` each, by the names of the header; with
-    the `block` they are read from, where a column may be seen to hold no float."""
+    the `block` they are read from, where a column may be seen to hold no float. The
+    columns `empty_quoted` read `""` (`EMPTY_QUOTED`) as the empty field it stands for
+    (`DelimitedFormat.plain`)."""
 
     loose = True  # a header's names are also found without the spaces around them (`user_id, time`)
 
-    def __init__(self, names: Sequence[str], times: TimeOptions, block: pl.DataFrame | None = None) -> None:
+    def __init__(
+        self, names: Sequence[str], times: TimeOptions, block: pl.DataFrame | None = None,
+        empty_quoted: Sequence[str] = (),
+    ) -> None:  # fmt: skip
         self.names = list(names)
         self.times = times
         self.block = block
+        self.empty_quoted = tuple(empty_quoted)
 
     def _get(self, name: str) -> pl.Expr:
-        return pl.col(field_name(column_index(self.names, name, loose=True)))
+        field = pl.col(field_name(column_index(self.names, name, loose=True)))
+        return pl.when(field == EMPTY_QUOTED).then(pl.lit("")).otherwise(field) if name in self.empty_quoted else field
 
     def _may_hold_float(self, name: str) -> bool:
         """Whether the block's column `name` may hold float notation (`may_hold_float`):
@@ -148,6 +158,13 @@ class DelimitedFormat(LogFormat):
             raw or quoted (`dialect.log_dialect`, by these columns) and read so from
             there; the blocks before hold no quoted field, and read alike either way.
             None: read as `quote` says.
+        plain: the columns of a raw log that never hold a quote (a click's rank and
+            URL, a mission number, a synthetic log's labels: none is text a user
+            typed), where `""` read raw is the empty field a CSV writer quoted (polars'
+            `write_csv` of an empty text, which pandas writes as nothing), as a quoted
+            reading of the file gives it: a slice saved so read raw (nothing in its
+            queries that only a writer writes) had every row without a click
+            rejected as `bad_click_rank`.
     """
 
     name: str
@@ -169,6 +186,7 @@ class DelimitedFormat(LogFormat):
     options: ReadOptions = field(default_factory=ReadOptions)
     read_as: str | None = None
     judge: tuple[str, str] | None = None
+    plain: tuple[str, ...] = ()
 
     def read_blocks(self, path: str | Path, *, block_bytes: int = DEFAULT_BLOCK_BYTES) -> Iterator[Parsed]:
         quote = self.quote if self.multiline else None
@@ -323,7 +341,7 @@ class DelimitedFormat(LogFormat):
         damage: str | None,
     ) -> Parsed:
         try:
-            columns = Fields(names, self.options.times, block)
+            columns = Fields(names, self.options.times, block, empty_quoted=() if self.quote else self.plain)
             built = columns.with_naive(self.build(columns))
         except ValueError as err:
             missing = [c for c in self.columns if c not in columns]

@@ -75,6 +75,7 @@ WEBIS_SMC = DelimitedFormat(
     layout=_is_webis_layout,
     checks=_WEBIS_CHECKS,
     judge=("UserID", "TimeStamp"),  # raw as published, or CSV-quoted as pandas writes it back, as AOL's (`aol.py`)
+    plain=("ClickRank", "ClickDomain", "MissionID"),
 )
 
 

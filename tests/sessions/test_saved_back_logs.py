@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 import polars as pl
 import pytest
-from hypothesis import event, given, settings
+from hypothesis import event, example, given, settings
 from hypothesis import strategies as st
 
 from sessions.formats.aol import AOL_COLUMNS
@@ -34,15 +34,20 @@ def read(path: Path, fmt: str) -> tuple[dict, pl.DataFrame, pl.DataFrame]:
     return report.to_dict(), events.frame(EVENT_SCHEMA).sort("row_id"), rejected.frame(REJECTED_SCHEMA)
 
 
-def rows_of(fmt: str, queries: list[str], users: list[int] | None = None) -> pd.DataFrame:
-    """A log of `fmt`'s columns, one row a query, each a minute after the last."""
+def rows_of(
+    fmt: str, queries: list[str], users: list[int] | None = None, ranks: list[int | None] | None = None
+) -> pd.DataFrame:
+    """A log of `fmt`'s columns, one row a query, each a minute after the last; the
+    rows of `ranks` given a click at that rank on `http://r<rank>.com` (else the click
+    fields empty texts)."""
     users = users or [1001] * len(queries)
+    ranks = ranks or [None] * len(queries)
+    clicks = [("", "") if r is None else (str(r), f"http://r{r}.com") for r in ranks]
     times = [f"2006-03-{1 + i // 1440:02d} {i // 60 % 24:02d}:{i % 60:02d}:00" for i in range(len(queries))]
+    rows = zip(users, queries, times, clicks, strict=True)
     if fmt == "aol":
-        columns = list(zip(users, queries, times, [""] * len(queries), [""] * len(queries), strict=True))
-        return pd.DataFrame(columns, columns=list(AOL_COLUMNS), dtype=str)
-    columns = [(u, q, t, "", "", "1", "") for u, q, t in zip(users, queries, times, strict=True)]
-    return pd.DataFrame(columns, columns=list(WEBIS_COLUMNS), dtype=str)
+        return pd.DataFrame([(u, q, t, *c) for u, q, t, c in rows], columns=list(AOL_COLUMNS), dtype=str)
+    return pd.DataFrame([(u, q, t, *c, "1", "") for u, q, t, c in rows], columns=list(WEBIS_COLUMNS), dtype=str)
 
 
 def raw_tsv(frame: pd.DataFrame) -> str:
@@ -55,6 +60,37 @@ def pandas_tsv(frame: pd.DataFrame) -> str:
     buf = io.StringIO()
     frame.to_csv(buf, sep="\t", index=False)
     return buf.getvalue()
+
+
+def polars_tsv(frame: pd.DataFrame) -> str:
+    """The log as polars' `write_csv(separator="\\t")` writes it: quoted where pandas
+    quotes, and an empty text (not a null) as `""`."""
+    return pl.from_pandas(frame).write_csv(separator="\t")
+
+
+def test_a_log_saved_by_polars_with_empty_texts_reads_no_click_where_none_was(tmp_path):
+    """A slice read with its empty click fields as empty texts (`fill_null("")`) and
+    written back by polars holds `""` in them, and no other quote: it read raw, and
+    every row without a click was `bad_click_rank`, the file "nothing could be read".
+    ItemRank and ClickURL (Webis-SMC's ClickRank, ClickDomain and MissionID) never
+    hold a quote, so `""` there is the empty field polars was given."""
+    for fmt in ("aol", "webis-smc"):
+        frame = rows_of(fmt, ["plain query", "another", "a third"], ranks=[None, 2, None])
+        path = tmp_path / f"{fmt}.tsv"
+        path.write_text(polars_tsv(frame))
+        assert '\t""\t' in path.read_text()
+        report, events, rejected = read(path, fmt)
+        assert rejected.height == 0, rejected.rows()
+        assert events["click_rank"].to_list() == [None, 2, None]
+        assert events["click_url"].to_list() == [None, "http://r2.com", None]
+        assert report["files"][0]["read_as"] == READ_AS_RAW  # the queries: nothing there only a writer writes
+        if fmt == "webis-smc":
+            assert events["gold_mission"].to_list() == ["1001/1"] * 3
+    # a raw log's `""` query is its own text still: the collection writes quotes in queries
+    path = tmp_path / "raw.tsv"
+    path.write_text(raw_tsv(rows_of("aol", ['""', "x"], ranks=[1, None])))
+    _, events, rejected = read(path, "aol")
+    assert rejected.height == 0 and events["query"].to_list() == ['""', "x"]
 
 
 @pytest.mark.parametrize("fmt", ["aol", "webis-smc"])
@@ -149,23 +185,28 @@ _CSV_WRITTEN = re.compile(r'"(?:[^"]|"")*""(?:[^"]|"")*"')
         max_size=12,
     ),
     fmt=st.sampled_from(["aol", "webis-smc"]),
-    writer=st.sampled_from(["raw", "raw, no header", "pandas"]),
+    writer=st.sampled_from(["raw", "raw, no header", "pandas", "polars"]),
+    ranks=st.lists(st.sampled_from([None, 1, 3]), min_size=12, max_size=12),
 )
-def test_aol_like_rows_read_back_exactly_whoever_wrote_them(tmp_path_factory, queries, fmt, writer):
-    """Random AOL-like queries with quotes (and backslashes) anywhere: written raw, as the
-    collection writes them (AOL's with or without its header line), they read back as
-    written; written by pandas' `to_csv`, they
-    read back as pandas was given them. (A raw file all of whose quote-holding queries are
-    such as a CSV writer writes, `"a""b"`, is the one the bytes cannot tell: left out.)"""
+@example(queries=["plain query", "x"], fmt="webis-smc", writer="polars", ranks=[None] * 12)  # no quote but `""`
+def test_aol_like_rows_read_back_exactly_whoever_wrote_them(tmp_path_factory, queries, fmt, writer, ranks):
+    """Random AOL-like queries with quotes (and backslashes) anywhere, with and without a
+    click: written raw, as the collection writes them (AOL's with or without its header
+    line), they read back as written; written by pandas' `to_csv` or polars' `write_csv`
+    (an empty click field `""`), they read back as the writer was given them. (A raw file
+    all of whose quote-holding queries are such as a CSV writer writes, `"a""b"`, is the
+    one the bytes cannot tell: left out.)"""
     holding = [q for q in queries if '"' in q]
-    if writer != "pandas" and holding and all(_CSV_WRITTEN.fullmatch(q) for q in holding):
+    if writer.startswith("raw") and holding and all(_CSV_WRITTEN.fullmatch(q) for q in holding):
         return
     writer = "raw" if fmt != "aol" and writer == "raw, no header" else writer  # AOL's header line is optional
     event(f"{writer}, {'with' if holding else 'without'} quotes")
-    frame = rows_of(fmt, queries, users=[1001 + i % 3 for i in range(len(queries))])
+    ranks = ranks[: len(queries)]
+    frame = rows_of(fmt, queries, users=[1001 + i % 3 for i in range(len(queries))], ranks=ranks)
     path = tmp_path_factory.mktemp("log") / "log.tsv"
-    text = pandas_tsv(frame) if writer == "pandas" else raw_tsv(frame)
+    text = {"pandas": pandas_tsv, "polars": polars_tsv}.get(writer, raw_tsv)(frame)
     path.write_text(text.split("\n", 1)[1] if writer == "raw, no header" else text)
     report, events, rejected = read(path, fmt)
     assert rejected.height == 0, rejected.rows()
     assert events["query"].to_list() == queries, (path.read_text(), report["files"][0]["read_as"])
+    assert events["click_rank"].to_list() == ranks
