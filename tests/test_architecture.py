@@ -5,6 +5,7 @@ source (imports under `if TYPE_CHECKING:` are for type hints only and not counte
 from __future__ import annotations
 
 import ast
+import contextlib
 import subprocess
 import sys
 from pathlib import Path
@@ -105,3 +106,59 @@ def test_the_modules_of_ray_tasks_import_no_library_their_tasks_do_not_use():
             "print(sorted({'torch', 'mlflow', 'transformers', 'sklearn'} & set(sys.modules)))")  # fmt: skip
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     assert out.stdout.strip() == "[]"
+
+
+# Modules that import libraries of extras of pyproject.toml, which their docstrings name
+EXTRAS = {"workflows/jobs/demo_docs.py": ("dev", "docs")}  # `make docs` installs both: notebooks, screenshots
+
+
+def installed_closure(requirements: list[str]) -> set[str]:
+    """The normalised names of the distributions `requirements` (PEP 508 strings) install,
+    with what they require in turn (their extras named in the requirement), as installed
+    here: what `pip install sessionflow` brings."""
+    from importlib.metadata import PackageNotFoundError, requires
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    seen: set[tuple[str, str]] = set()
+    todo = [(Requirement(r), "") for r in requirements]
+    while todo:
+        req, extra = todo.pop()
+        if req.marker is not None and not req.marker.evaluate({"extra": extra}):
+            continue
+        name = canonicalize_name(req.name)
+        for wanted in ("", *req.extras):
+            if (name, wanted) in seen:
+                continue
+            seen.add((name, wanted))
+            with contextlib.suppress(PackageNotFoundError):  # not installed here: what it requires is not known
+                todo += [(Requirement(r), wanted) for r in requires(name) or []]
+    return {name for name, _ in seen}
+
+
+def test_every_library_the_source_imports_is_a_dependency_of_the_install():
+    """A library imported by the packages but listed only under an extra (`dev`) is missing
+    from `pip install sessionflow`: psutil, imported by every job's output lock, was
+    `dev`'s, and a plain install ended every `ingest` in `ModuleNotFoundError`."""
+    import tomllib
+    from importlib.metadata import packages_distributions
+
+    from packaging.utils import canonicalize_name
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    runtime = installed_closure(project["dependencies"])
+    distributions = packages_distributions()
+    missing = []
+    for package in ("sessions", "synth", "hierarchies", "models", "workflows"):
+        for path in sources(package):
+            extras = EXTRAS.get(str(path.relative_to(ROOT)), ())
+            allowed = runtime.union(*(installed_closure(project["optional-dependencies"][e]) for e in extras))
+            for name in imports(path):
+                top = name.split(".")[0]
+                if top in sys.stdlib_module_names or top in ("sessions", "synth", "hierarchies", "models", "workflows"):
+                    continue
+                given = {canonicalize_name(d) for d in distributions.get(top, [top])}  # not installed: its name
+                if not given & allowed:
+                    missing.append(f"{path.relative_to(ROOT)} imports {top} ({', '.join(sorted(given))})")
+    assert not missing, "\n".join(sorted(set(missing)))
