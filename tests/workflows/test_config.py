@@ -564,7 +564,8 @@ MIXED = [
     (["train", "hierarchy", "--mobius-layers", "2"], "hierarchy: {model: lookup}",
      "--mobius-layers: the text model's setting, not for hierarchy.model lookup"),
     (["train", "hierarchy", "--head", "hit"], "hierarchy: {hidden: 5}",
-     "--head hit adds no layer to fit: no hierarchy.hidden or --head-epochs (given: 5)"),
+     "--head hit adds no layer to fit: no hierarchy.hidden, --head-epochs, --head-lr or --lr (the encoder trains at "
+     "--encoder-lr) (given: 5)"),
     # one check named both, the second by its bare field name and the first by the flag not given:
     # "--hierarchy-head must be expmap0 or hit, ranking softmax or triplet: expmap0, ="
     (["demo"], "hierarchy: {ranking: '='}", "hierarchy.ranking must be softmax or triplet, not '='"),

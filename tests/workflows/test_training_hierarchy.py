@@ -134,6 +134,10 @@ def test_the_head_is_fitted_alone_before_fine_tuning_and_only_on_a_fresh_model(t
         HierarchyTrainConfig(head_lr=0.0)
     with pytest.raises(ValueError, match="adds no layer to fit"):
         HierarchyTrainConfig(head="hit", hidden=8)
+    # the code review's find: a head's learning rates beside HiT were recorded as the run's and trained nothing
+    for given in ({"lr": 0.5}, {"head_lr": 2.0}):
+        with pytest.raises(ValueError, match=r"^--head hit adds no layer to fit: no --hidden, --head-epochs, --head"):
+            HierarchyTrainConfig(head="hit", **given)
     with pytest.raises(ValueError, match=r"^--head-epochs: the text model's settings, not for --model lookup"):
         HierarchyTrainConfig(model="lookup", head_epochs=3)
     # what was ignored without a word (a breaking helper's find): Mobius layers beside a lookup table
@@ -167,7 +171,8 @@ def test_the_head_is_fitted_alone_before_fine_tuning_and_only_on_a_fresh_model(t
     assert HierarchyTrainConfig().resolved().names == "all"
     assert HierarchyTrainConfig(model="lookup").resolved().names is None
     hit = HierarchyTrainConfig(head="hit").resolved()  # the run records what trained
-    assert (hit.hidden, hit.head_epochs, hit.head_lr) == (0, 0, None)
+    assert (hit.hidden, hit.head_epochs, hit.head_lr, hit.lr) == (0, 0, None, None)
+    assert hit.encoder_lr == 3e-5 and replace(hit).lr is None  # resolved, it is valid still
 
 
 def test_each_pair_gets_its_own_siblings_besides_the_shared_negatives(tiny):

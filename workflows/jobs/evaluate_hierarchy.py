@@ -52,6 +52,8 @@ def evaluate_hierarchy(
         raise ValueError(f"{uri}: run {run_id} logs no model (no config.json): not a hierarchy model's run") from None
     if trained.get("lr") == 0:  # runs logged before the models' own defaults recorded "the default" as 0
         trained["lr"] = None
+    if trained.get("head") == "hit":  # runs logged before HiT's refused a head's --lr recorded the unused default
+        trained["lr"] = None
     given = {k: v for k, v in overrides.items() if v is not None}
     if trained["model"] == "lookup" and given.get("data", trained["data"]) != trained["data"]:
         raise ValueError(f"a lookup table places only the nodes of its own data ({trained['data']}), "

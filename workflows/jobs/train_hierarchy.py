@@ -300,8 +300,10 @@ class HierarchyTrainConfig:
             raise ValueError(f"ranking must be softmax or triplet, not {self.ranking!r}")
         if self.head == "hit" and (self.lookup or self.manifold != "poincare" or self.mobius_layers):
             raise ValueError("--head hit is a text model's encoder on the ball: no lookup, Mobius layers or euclidean")
-        if self.head == "hit" and (self.hidden or self.head_epochs):
-            raise ValueError("--head hit adds no layer to fit: no --hidden or --head-epochs")
+        head_given = self.hidden or self.head_epochs or self.head_lr is not None or self.lr is not None  # 0: none
+        if self.head == "hit" and head_given:  # a learning rate given was recorded as the run's and trained nothing
+            raise ValueError("--head hit adds no layer to fit: no --hidden, --head-epochs, --head-lr or --lr (the "
+                             "encoder trains at --encoder-lr)")  # fmt: skip
         if self.lookup and self.mobius_layers:
             raise ValueError("--mobius-layers: the text model's setting, not for --model lookup")
         if self.manifold == "euclidean" and self.mobius_layers:  # a worker's traceback after Ray had started
@@ -369,7 +371,7 @@ class HierarchyTrainConfig:
         the same data, and two runs compare as of one data by the directory they read)."""
         own = dict(MODEL_DEFAULTS["lookup" if self.lookup else "text"])
         if self.head == "hit":  # nothing of its own to fit: the run records what trained
-            own |= {"hidden": 0, "head_epochs": 0, "head_lr": None}
+            own |= {"hidden": 0, "head_epochs": 0, "head_lr": None, "lr": None}
         given = {name: value for name, value in own.items() if getattr(self, name) is None}
         if self.hierarcaps is not None:  # a relative directory was read again from wherever evaluation ran
             given["data"] = f"hierarcaps:{os.path.abspath(self.hierarcaps)}"
