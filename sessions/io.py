@@ -1063,10 +1063,13 @@ def check_apart(out: str | Path, inputs: Sequence[str | Path], what: str = "--ou
 
 def job_output(directory: str | Path, name: str) -> str:
     """The location of `name` (e.g. sessions.parquet) in the output directory of a job
-    that has finished: its `report.json` is there. Raises IncompleteOutputError when
-    the directory has `name` but no report (its job is running, failed or was killed),
-    FileNotFoundError when it has no `name` (naming the job whose output it is, and
-    the job that writes `name`)."""
+    that has finished (its `report.json` is there), or a Parquet file of that name in a
+    directory without a report: a table of the user's own, named as a job names its
+    output (a job writes a directory of parts; a table filtered in pandas and written
+    back with `to_parquet` was "an unfinished output ... run that job again"). Raises
+    IncompleteOutputError when the directory has a dataset `name` but no report (its
+    job is running, failed or was killed), FileNotFoundError when it has no `name`
+    (naming the job whose output it is, and the job that writes `name`)."""
     target = storage.join(storage.absolute(directory), name)
     refuse_unfinished(directory)
     if not storage.exists(target):
@@ -1082,6 +1085,8 @@ def job_output(directory: str | Path, name: str) -> str:
             )
         raise FileNotFoundError(f"{directory}: no {name} here")
     if not storage.exists(report := storage.join(directory, REPORT)):
+        if storage.is_file(target):
+            return target
         raise IncompleteOutputError(
             f"{directory}: an unfinished output (no {REPORT}: its job is still running, failed or was killed); "
             "run that job again"

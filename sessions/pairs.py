@@ -64,7 +64,10 @@ class MiningConfig:
     negatives_per_positive: float = field(default=1.0, metadata={"help": "negatives per positive pair (1.0: 50:50)"})
     random_share: float = field(default=0.4, metadata={"help": "share of negatives from another user"})
     same_user_share: float = field(
-        default=0.3, metadata={"help": "share of negatives from the same user's other missions"}
+        default=0.3,
+        metadata={
+            "help": "share of negatives from the same user's other missions (never two texts that one mission holds)"
+        },
     )
     lexical_hard_share: float = field(
         default=0.3, metadata={"help": "share of negatives sharing a term, from another session"}
@@ -125,14 +128,18 @@ def _rand(*cols: str, seed: int) -> pl.Expr:
     return pl.struct(*cols).hash(seed=seed)
 
 
+SESSION = ("user_id", "session_id")  # a session: its user's (ids numbered per user, 0, 1, ..., as many tools write)
+
+
 def distinct_queries(sessions: pl.DataFrame, cfg: MiningConfig) -> pl.DataFrame:
-    """One row per distinct query (by near-duplicate key) of each session, in time order."""
+    """One row per distinct query (by near-duplicate key) of each session (`SESSION`), in
+    time order."""
     return (
         sessions.lazy()
         .sort("user_id", "ts", "row_id")
         .with_columns(key=near_duplicate_key(pl.col("query")))
-        .unique(["session_id", "key"], keep="first", maintain_order=True)
-        .with_columns(pos=pl.int_range(pl.len()).over("session_id"), split=split_of(pl.col("user_id"), cfg))
+        .unique([*SESSION, "key"], keep="first", maintain_order=True)
+        .with_columns(pos=pl.int_range(pl.len()).over(SESSION), split=split_of(pl.col("user_id"), cfg))
         .filter(pl.col("pos") < cfg.max_queries_per_session)
         .collect()
     )
@@ -193,11 +200,15 @@ def mine_bucket(sessions: pl.DataFrame, cfg: MiningConfig) -> pl.DataFrame:
     q = distinct_queries(sessions, cfg)
     positives = _once(_positives(q, cfg))
     positive_texts = positives.select("_x", "_y").unique()
+    held = sessions.select("user_id", "mission_id", key=near_duplicate_key(pl.col("query"))).unique()
     drawn = [pl.DataFrame(schema={"split": pl.String, "_x": pl.String, "_y": pl.String})]
 
-    def usable(candidates: pl.DataFrame) -> pl.DataFrame:
-        """Once each, never a text pair positive in the bucket, nor one drawn already in its split."""
+    def usable(candidates: pl.DataFrame, of_one_user: bool = True) -> pl.DataFrame:
+        """Once each, never a text pair positive in the bucket, nor (a pair of one user's
+        texts, or of one term) one that a mission of the bucket holds both of
+        (`one_need`), nor one drawn already in its split."""
         once = _once(candidates).join(positive_texts, on=["_x", "_y"], how="anti")
+        once = once.join(one_need(once, held), on=["_x", "_y"], how="anti") if of_one_user else once
         return once.join(pl.concat(drawn), on=["split", "_x", "_y"], how="anti")
 
     quota = positives.group_by("split").len().select("split", n=_quota(pl.col("len"), cfg))
@@ -210,7 +221,8 @@ def mine_bucket(sessions: pl.DataFrame, cfg: MiningConfig) -> pl.DataFrame:
         drawn.append(negatives[-1].select("split", *_unordered("ka", "kb")))
     taken = pl.concat(negatives).group_by("split").len()
     remaining = quota.join(taken, on="split", how="left").select("split", n=pl.col("n") - pl.col("len").fill_null(0))
-    negatives.append(_take(usable(_random(q, cfg)), remaining, 1.0, "random", cfg))  # random fills what others lack
+    # random fills what others lack; two users' texts, whose pairs a mission seldom holds: not searched (`one_need`)
+    negatives.append(_take(usable(_random(q, cfg), of_one_user=False), remaining, 1.0, "random", cfg))
     pairs = pl.concat([positives.with_columns(kind=pl.lit("positive"), label=pl.lit(1)), *negatives], how="diagonal")
     return pairs.select([pl.col(c).cast(t) for c, t in PAIR_SCHEMA.items()])
 
@@ -224,6 +236,30 @@ def _once(candidates: pl.DataFrame) -> pl.DataFrame:
         candidates.with_columns(_unordered("ka", "kb"))
         .sort("split", "_x", "_y", "user_id", "query_a", "query_b")
         .unique(["split", "_x", "_y"], keep="first", maintain_order=True)
+    )
+
+
+def one_need(candidates: pl.DataFrame, held: pl.DataFrame) -> pl.DataFrame:
+    """The text pairs of `candidates` (`_x`, `_y`: near-duplicate keys) that one mission
+    holds both of, whoever drew them: `held` (user_id, mission_id, key), the distinct
+    texts of each mission. Such a pair is one need, no negative of any kind: a text is
+    often searched in several missions, so a same-user pair drawn from two missions may
+    be held together by a third (18 of about 8,150 same_user negatives of a 150k-row AOL
+    slice, one of them two texts of one session: the new user's find), and the
+    positives, at most `max_pairs_per_session` a session, need not hold it. Searched
+    from the candidates, so a large mission's texts are never paired all with all; not
+    for random negatives, two users' texts: their candidates pair popular texts with
+    every mission holding them (2.8 of 5.9 s of mining the AOL sample), and none of
+    the 31,417 drawn there is held by one mission of its user."""
+    pairs = candidates.select("_x", "_y").unique()
+    texts = pl.concat([pairs["_x"], pairs["_y"]]).unique()
+    held = held.filter(pl.col("key").is_in(texts.implode()))
+    held = held.filter(pl.len().over("user_id", "mission_id") > 1)  # a mission holding one of them holds no pair
+    return (
+        pairs.join(held, left_on="_x", right_on="key")
+        .join(held, left_on=["_y", "user_id", "mission_id"], right_on=["key", "user_id", "mission_id"], how="semi")
+        .select("_x", "_y")
+        .unique()
     )
 
 
@@ -262,18 +298,19 @@ def _unordered(a: str, b: str) -> list[pl.Expr]:
 
 def _positives(q: pl.DataFrame, cfg: MiningConfig) -> pl.DataFrame:
     a = q.select("session_id", "user_id", "split", "pos", query_a="query", ka="key")
-    b = q.select("session_id", "pos", query_b="query", kb="key")
-    pairs = a.join(b, on="session_id").filter(pl.col("pos") < pl.col("pos_right"))
+    b = q.select("session_id", "user_id", "pos", query_b="query", kb="key")
+    pairs = a.join(b, on=SESSION).filter(pl.col("pos") < pl.col("pos_right"))
     return (
         pairs.with_columns(r=_rand("ka", "kb", "session_id", seed=cfg.seed))
-        .filter(pl.col("r").rank("ordinal").over("session_id") <= cfg.max_pairs_per_session)
+        .filter(pl.col("r").rank("ordinal").over(SESSION) <= cfg.max_pairs_per_session)
         .select("query_a", "query_b", "ka", "kb", "user_id", "split")
     )
 
 
 def _same_user(q: pl.DataFrame, cfg: MiningConfig) -> pl.DataFrame:
     """Each query with the next one, in a seeded shuffle of its user's queries, that is
-    from another mission."""
+    from another mission (and `mine_bucket` leaves out two texts that a third mission
+    holds both of, `one_need`)."""
     shuffled = q.sort("user_id", _rand("key", "session_id", seed=cfg.seed + 1))
     return shuffled.select(
         "user_id", "split", query_a="query", ka="key", ma="mission_id",
@@ -286,10 +323,9 @@ LEXICAL_HARD_MAX_BYTES = 4096
 
 
 def _lexical_hard(q: pl.DataFrame, cfg: MiningConfig) -> pl.DataFrame:
-    """Queries sharing a term, from different sessions, close in 3-grams, and never two
-    texts that one user's mission holds both of: they are one need (`same_user`
-    negatives come from another mission too); on the AOL sample 8,181 of the 23,567
-    drawn were.
+    """Queries sharing a term, from different sessions, close in 3-grams (`mine_bucket`
+    then leaves out two texts that one mission holds both of, `one_need`: on the AOL
+    sample 8,181 of the 23,567 drawn were).
 
     A row per (query, term) carries the query's row number, not its text, and a query
     of more than `LEXICAL_HARD_MAX_BYTES` (a pasted document, not a query: its terms
@@ -305,19 +341,13 @@ def _lexical_hard(q: pl.DataFrame, cfg: MiningConfig) -> pl.DataFrame:
         .drop_nulls("term")
         .sort("split", "term", _rand("key", "term", seed=cfg.seed + 2))
     )
-    nxt = {c: pl.col(c).shift(-1).over("split", "term") for c in ("session_id", "i", "key")}
+    nxt = {c: pl.col(c).shift(-1).over("split", "term") for c in ("user_id", "session_id", "i", "key")}
     cand = by_term.select(
         "user_id", "split", ia="i", ka="key", ib=nxt["i"], kb=nxt["key"], sa="session_id", sb=nxt["session_id"],
-    ).filter(pl.col("sb").is_not_null() & (pl.col("sa") != pl.col("sb")) & (pl.col("ka") != pl.col("kb")))  # fmt: skip
+        ub=nxt["user_id"],
+    ).filter(pl.col("sb").is_not_null() & ((pl.col("sa") != pl.col("sb")) | (pl.col("user_id") != pl.col("ub")))
+             & (pl.col("ka") != pl.col("kb"))).drop("ub")  # fmt: skip
     cand = cand.unique(["ka", "kb"], keep="first", maintain_order=True)
-    # a text pair that some user's mission holds both of (drawn from these users or from others) is one need
-    held = q.select("user_id", "mission_id", "key").unique()
-    in_one = (
-        cand.select("ka", "kb")
-        .join(held, left_on="ka", right_on="key")
-        .join(held, left_on=["kb", "user_id", "mission_id"], right_on=["key", "user_id", "mission_id"], how="semi")
-    )
-    cand = cand.join(in_one.select("ka", "kb").unique(), on=["ka", "kb"], how="anti", maintain_order="left")
     texts = q["query"]
     cand = cand.with_columns(query_a=texts.gather(cand["ia"]), query_b=texts.gather(cand["ib"])).drop("ia", "ib")
     return cand.filter(trigram_jaccard(cand["query_a"], cand["query_b"]) >= cfg.min_hard_jaccard)
@@ -441,7 +471,7 @@ def gold_pairs(
     label = f"gold_{level}"
     if label not in events.columns or events[label].null_count() == events.height:
         raise ValueError(f"these events carry no {label} labels")
-    group = pl.col("user_id") + "/" + pl.col(label)
+    group = pl.col(label)  # a user's: `SESSION` (`user/` before it made user `a`'s `b/c` and `a/b`'s `c` one group)
     sessions = events.filter(pl.col(label).is_not_null()).with_columns(session_id=group, mission_id=group)
     cfg = gold_mining(seed, max_pairs_per_session)
     return mine_pairs(sessions.select("row_id", "user_id", "ts", "query", "session_id", "mission_id"), cfg)

@@ -102,6 +102,81 @@ def test_negatives_mean_what_their_kind_says(pairs, sessions):
     ).is_empty()
 
 
+def held_by_one_mission(negatives: pl.DataFrame, sessions: pl.DataFrame) -> pl.DataFrame:
+    """The pairs of `negatives` whose two texts (near-duplicate keys) one mission of their
+    user holds both of, computed apart from mining: each mission's text set."""
+    sets = (
+        sessions.group_by("user_id", "mission_id")
+        .agg(near_duplicate_key(pl.col("query")).unique().alias("texts"))
+        .group_by("user_id")
+        .agg("texts")
+    )
+    return (
+        negatives.join(sets, on="user_id")
+        .explode("texts")
+        .filter(
+            pl.col("texts").list.contains(near_duplicate_key(pl.col("query_a")))
+            & pl.col("texts").list.contains(near_duplicate_key(pl.col("query_b")))
+        )
+    )
+
+
+def test_no_negative_is_two_texts_of_one_mission_of_its_user(pairs, sessions):
+    """The new user's find: `same_user` took two texts from two missions of the user, and
+    a third held both (once, one session: `craigslist washington dc` and `entertainment
+    jobs in washington dc` of AOL user 1019251, label 0); the positives, ten a session,
+    did not hold the pair. Every kind, on the synthetic log and on a log made so that
+    each of a user's texts is searched in a mission of its own and again, all together,
+    in a large one with all but two of them."""
+    assert held_by_one_mission(pairs.filter(pl.col("label") == 0), sessions).is_empty()
+    topics = ["cheap flights rome", "hotel deals paris", "museum tickets", "train times", "car hire", "weather"]
+    rows = []
+    for u in range(8):
+        texts = [f"{topic} {u}" for topic in topics]
+        for m, text in enumerate(texts):  # each text alone, a day apart
+            rows.append((f"u{u}", f"u{u}/s{m}", f"u{u}/m{m}", m * 1440, text))
+        rows += [(f"u{u}", f"u{u}/s9", f"u{u}/m9", 20_000 + i, text) for i, text in enumerate(texts[:4])]
+    log = pl.DataFrame(rows, schema=["user_id", "session_id", "mission_id", "minute", "query"], orient="row")
+    log = log.with_row_index("row_id").with_columns(ts=pl.datetime(2006, 3, 1) + pl.duration(minutes="minute"))
+    for seed in range(5):
+        cfg = MiningConfig(seed=seed, partitions=1, max_pairs_per_session=1, train_share=1.0, val_share=0.0)
+        mined = mine_pairs(log.drop("minute"), cfg)
+        negatives = mined.filter(pl.col("label") == 0)
+        assert negatives.height and held_by_one_mission(negatives, log).is_empty(), seed
+
+
+def test_sessions_are_their_users_whatever_their_ids(sessions):
+    """The breaker's find: positives were the texts of one `session_id`, whoever's, so a
+    sessions table numbered per user (`0`, `1`, ... for everyone, as most tools write)
+    paired two users' queries as one session (174 of 219 positives of the breaker's log),
+    and `--gold` joined user `a`'s gold session `b/c` with user `a/b`'s `c`. A session is
+    its user's: per-user ids mine as `segment`'s own do, and no positive spans users."""
+    numbered = sessions.with_columns(
+        session_id=pl.col("session_id").rank("dense").over("user_id").cast(pl.String),
+        mission_id=pl.col("mission_id").rank("dense").over("user_id").cast(pl.String),
+    )
+    assert numbered["session_id"].n_unique() < sessions["session_id"].n_unique() / 10  # ids shared by users
+    cfg = MiningConfig(seed=3)
+    mined = mine_pairs(numbered, cfg)
+    positives = mined.filter(pl.col("label") == 1)
+    by_segment = mine_pairs(sessions, cfg).filter(pl.col("label") == 1).height  # draws seeded by ids: about as many
+    assert abs(positives.height - by_segment) <= 0.01 * by_segment, (positives.height, by_segment)
+    of = where(numbered)
+    own = positives.with_columns(ka=near_duplicate_key(pl.col("query_a")), kb=near_duplicate_key(pl.col("query_b")))
+    own = own.join(of, left_on=["user_id", "ka"], right_on=["user_id", "key"]).join(
+        of, left_on=["user_id", "kb"], right_on=["user_id", "key"], suffix="_b"
+    )
+    assert own.height == positives.height  # both texts are the user's, in one of the user's sessions
+    assert own.select(pl.col("session_id").list.set_intersection("session_id_b").list.len().min()).item() > 0
+    from sessions.pairs import gold_pairs
+
+    events = pl.DataFrame({"row_id": range(4), "user_id": ["a", "a", "a/b", "a/b"], "query": ["x1", "x2", "y1", "y2"],
+                           "gold_session": ["b/c", "b/c", "c", "c"]})  # fmt: skip
+    events = events.with_columns(ts=pl.datetime(2006, 3, 1))
+    gold = gold_pairs(events).filter(pl.col("label") == 1)
+    assert sorted(gold.select("query_a", "query_b").rows()) == [("x1", "x2"), ("y1", "y2")]
+
+
 def test_a_text_pair_has_one_label_within_a_bucket_and_rarely_two_overall(pairs):
     from sessions.buckets import user_bucket
 

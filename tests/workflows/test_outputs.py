@@ -258,6 +258,28 @@ def test_an_unfinished_output_is_not_read_as_finished(done):
     assert evaluated.exit_code == 2 and "an unfinished output" in evaluated.output
 
 
+def test_a_table_of_ones_own_named_as_a_job_names_its_output_is_read(done):
+    """The new user's find: sessions filtered in pandas and written back with `to_parquet`
+    into a directory of their own (`edited/sessions.parquet`, a file: a job writes a
+    directory of parts) was "an unfinished output (no report.json: its job is still
+    running, failed or was killed); run that job again", of a job that never ran. It is
+    read, as a pairs.parquet file is by `train session`; a job's dataset without its
+    report is still refused."""
+    from sessions.io import read_table
+
+    sessions = read_table(done / "sessions" / "sessions.parquet")
+    edited = done / "edited"
+    edited.mkdir()
+    sessions.filter(pl.col("user_id") != sessions["user_id"][0]).write_parquet(edited / "sessions.parquet")
+    kept = pl.read_parquet(edited / "sessions.parquet").height
+    result = sessionflow("mine", edited, "-o", done / "p2", "--engine", "local")
+    assert result.exit_code == 0, result.output
+    assert json.loads((done / "p2" / "report.json").read_text())["rows_in"] == kept < sessions.height
+    evaluated = sessionflow("evaluate", "segmentation", "--gt", done / "logs" / "part-1.tsv", "-f", "aol",
+                            "--pred", edited)  # fmt: skip
+    assert "no gold sessions or missions to score against" in evaluated.output  # its --pred was read: the log's turn
+
+
 @pytest.mark.parametrize("tables", [False, True], ids=["lock alone", "lock and empty tables"])
 def test_a_directory_a_job_was_killed_in_before_its_tables_is_named_unfinished_by_every_reader(done, tables):
     """The kill breaker's find: an `ingest` killed early leaves its lock alone (and maybe

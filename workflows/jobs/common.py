@@ -677,9 +677,7 @@ def pairs_location(path: str) -> str:
     if not storage.is_dir(path) or is_complete(path):
         return path
     refuse_unfinished(path)
-    if storage.is_file(inside := storage.join(path, PAIRS_FILE)):
-        return inside  # a file of pairs that someone named so
-    if storage.exists(inside):  # a `mine` output: refused without its report (mine running, failed or killed)
+    if storage.exists(storage.join(path, PAIRS_FILE)):  # a `mine` output, refused without its report, or a file
         return job_output(path, PAIRS_FILE)
     if storage.exists(storage.join(path, "pairs", PAIRS_FILE)):  # a `demo` output
         raise ValueError(f"{path}: not a `mine` output (no {PAIRS_FILE} here); its pairs are in "

@@ -45,7 +45,8 @@ class MineJob:
     sessions: str | None = field(
         default=None,
         metadata={
-            "help": "a `segment` output directory (its sessions.parquet); with --gold, a labelled log",
+            "help": "a `segment` output directory (its sessions.parquet), or a sessions table of your own (a "
+            "Parquet file of segment's columns); with --gold, a labelled log",
             "argument": True,
         },
     )
