@@ -85,6 +85,9 @@ def _ranking(distance: Distance, test: np.ndarray, known: np.ndarray, n_nodes: i
         block = np.asarray(distance(us), dtype=np.float64)  # (len(us), n)
         if block.shape != (len(us), n_nodes):
             raise ValueError(f"distance gave {block.shape} for {len(us)} rows of {n_nodes} nodes")
+        if np.isnan(block).any():  # NaN compares false with all: it ranked as if it were a number
+            raise ValueError(f"{np.count_nonzero(np.isnan(block))} distances from nodes {us[0]}..{us[-1]} are NaN: "
+                             "a model of NaN points, whose training diverged")  # fmt: skip
         for u, d in zip(us, block, strict=True):
             excluded = np.append(known_anc[known_at[u] : known_at[u + 1]], u)
             ranks, ap = rank_row(d, pos[pos_at[u] : pos_at[u + 1]], excluded)
@@ -103,8 +106,8 @@ def reconstruction(
     (then `n_nodes` is needed); rows are asked for `chunk` at a time.
 
     Returns {mean_rank, map}. ValueError when `distance` is a function and `n_nodes` is
-    None, when no child in `edges` has an ancestor (no edges), or when `distance(u)` is
-    not (len(u), n_nodes).
+    None, when no child in `edges` has an ancestor (no edges), when `distance(u)` is
+    not (len(u), n_nodes), or holds a NaN distance (an infinite one ranks last).
     """
     return _ranking(distance, edges, np.empty((0, 2), dtype=np.int64), n_nodes, chunk)
 

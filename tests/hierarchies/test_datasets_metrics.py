@@ -223,6 +223,12 @@ def test_reconstruction_on_a_worked_example():
     assert reconstruction(lambda u: D[u], CHAIN, n_nodes=4, chunk=1) == metrics
     perfect = np.array([[0, 1, 1, 1], [0.1, 0, 1, 1], [0.2, 0.1, 0, 1], [0.1, 1, 1, 0]])  # ancestors first
     assert reconstruction(perfect, CHAIN) == {"mean_rank": 1.0, "map": 1.0}
+    # the hierarchy breaker's find: a node of NaN points (training diverged) ranked as if NaN were a number
+    with pytest.raises(ValueError, match=r"^4 distances from nodes 1\.\.1 are NaN: a model of NaN points"):
+        reconstruction(np.where(np.arange(4)[:, None] == 1, np.nan, perfect), CHAIN, chunk=1)
+    far = perfect.copy()
+    far[0, 3] = np.inf  # an infinite distance (a point on the ball's edge) ranks last
+    assert reconstruction(far, CHAIN) == {"mean_rank": 1.0, "map": 1.0}
 
 
 def test_link_prediction_filters_training_ancestors():

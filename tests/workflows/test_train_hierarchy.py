@@ -4,6 +4,7 @@ MLflow store; the text model registered and served; the CLI around them."""
 from __future__ import annotations
 
 import json
+import re
 import threading
 from pathlib import Path
 
@@ -189,6 +190,21 @@ def test_text_model_on_two_workers_registers_serves_and_reports_level_order_and_
     again = json.loads(evaluated.stdout)
     for key in ("kendall_tau", "retrieval_recall_at_5", "pretrained_cosine_retrieval_recall_at_5"):
         assert again[key] == pytest.approx(m[key]), key
+
+    # the hierarchy breaker's find: learning rates that drive the loss to NaN registered a model of NaN points,
+    # scored MAP 0.2 by ranks of NaN distances; the workers stop at the first NaN loss and no model is kept
+    monkeypatch.chdir(tmp_path)
+    diverged = runner.invoke(
+        app,
+        ["train", "hierarchy", "--data", "hierarcaps:captions", "--model", "tiny", "--dim", "4", "--manifold",
+         "euclidean", "--max-steps", "4", "--eval-every", "2", "--batch-size", "16", "--negatives", "8", "--lr",
+         "1e30", "--head-lr", "1e30", "--encoder-lr", "1e30", "--storage", str(tmp_path / "ray2")],
+    )  # fmt: skip
+    assert diverged.exit_code == 2, diverged.output
+    assert re.search(r"error: training diverged at step \d: its loss became nan, and no model is kept", diverged.output)
+    assert [str(v.version) for v in store.search_model_versions("name='hierarchy-model'")] == ["1"]
+    failed = store.search_runs([run.info.experiment_id], order_by=["start_time DESC"], max_results=1)[0]
+    assert failed.info.status == "FAILED" and failed.data.tags["diverged_at_step"].endswith(" nan")
 
 
 def test_a_run_killed_and_resumed_ends_where_an_uninterrupted_run_ends(store, kill_a_worker, tmp_path):

@@ -349,8 +349,12 @@ def train_loop_per_worker(config: dict) -> None:
         now = time.perf_counter()
         if log:
             log.metrics(step + 1, {"loss": losses[-1], f"{task.unit}_per_s": batches.per_step / (now - tick),
-                                   "epoch": epoch})  # fmt: skip
+                                   "epoch": epoch}, flush=not math.isfinite(losses[-1]))  # fmt: skip
         tick = now
+        if not math.isfinite(losses[-1]):  # the mean of every worker's: all stop here together (`train_best`)
+            if log:
+                log.tag(DIVERGED, f"{step + 1} {losses[-1]}")
+            break
 
         done = step + 1 == total
         if (step + 1) % cfg.eval_every and not done:
@@ -360,6 +364,14 @@ def train_loop_per_worker(config: dict) -> None:
         if stop:
             break
         tick = time.perf_counter()
+
+
+DIVERGED = "diverged_at_step"  # the run's tag, set by rank 0 when the loss is no longer finite: "STEP LOSS"
+
+
+class TrainingDiverged(ValueError):
+    """The loss of a training run became NaN or infinite (`train_best`): its settings
+    (learning rates, mostly) drive the model out of floats; no model is kept."""
 
 
 class RankZeroLog:
@@ -614,14 +626,21 @@ def training_ray(address: str | None, storage: str | None) -> Iterator[None]:
 @contextmanager
 def train_best(task: TrainTask, run_id: str, name: str, storage: str | None) -> Iterator[Trained]:
     """Fit `task` on the Ray of `training_ray`, inside it, and yield its best checkpoint by
-    `task.monitor`, in a temporary directory removed afterwards. Raises as `fit`, and
-    RuntimeError when training reported no checkpoint."""
+    `task.monitor`, in a temporary directory removed afterwards. Raises as `fit`,
+    TrainingDiverged when the loss stopped being finite (the workers stop there: a model
+    of NaN points was registered, scored by metrics of NaN distances), and RuntimeError
+    when training reported no checkpoint."""
+    from mlflow.tracking import MlflowClient
     from pyarrow import fs
 
     from sessions.storage import is_local, scheme
     from workflows.distributed.runtime import node_resources
 
     result = fit(task, run_id, name, storage, node_resources())
+    if diverged := MlflowClient().get_run(run_id).data.tags.get(DIVERGED):
+        step, loss = diverged.split()
+        raise TrainingDiverged(f"training diverged at step {step}: its loss became {loss}, and no model is kept; "
+                               "lower the learning rates (the settings ending in lr)")  # fmt: skip
     best = result.get_best_checkpoint(metric=task.monitor, mode="max")
     if best is None:
         raise RuntimeError("training reported no checkpoint")
