@@ -117,6 +117,8 @@ def test_compare_lists_runs_side_by_side_and_promote_moves_the_champion(store):
     assert str(store.get_model_version_by_alias("session-model", CHAMPION).version) == str(v2)
     again = runner.invoke(app, ["promote", "session-model", str(v2)])  # said "(was version 2)"
     assert again.exit_code == 0 and "(already the champion)" in again.output, again.output
+    padded = runner.invoke(app, ["promote", "session-model", f"0{v2}"])  # said "-> .../02 (was version 2)"
+    assert f"-> models:/session-model/{v2} (already the champion)" in padded.output, padded.output
     twice = runner.invoke(app, ["compare", "--json", "--metrics", "val_auc,val_auc"])  # a column twice
     assert json.loads(twice.stdout)["metrics"] == ["val_auc"]
     table = runner.invoke(app, ["compare"])
@@ -146,6 +148,11 @@ def test_compare_lists_runs_side_by_side_and_promote_moves_the_champion(store):
     assert copy.run_id is None and run_of("models:/production/1") == latest
     store.set_registered_model_alias("production", CHAMPION, copy.version)
     assert run_of("models:/production@champion") == latest
+    # the mine breaker's find: a run registered twice, its first version champion, showed its second, unmarked
+    v3 = store.create_model_version("session-model", models[1], runs[1]).version
+    shown = json.loads(runner.invoke(app, ["compare", "--json"]).stdout)["runs"]
+    by_run = {r["run_id"]: (r["version"], r["champion"]) for r in shown}
+    assert (by_run[runs[1]], by_run[runs[0]]) == ((str(v2), True), (str(v1), False)), v3
 
 
 def test_a_sqlite_store_inside_a_submitted_jobs_working_dir_warns_once(tmp_path, monkeypatch, caplog):

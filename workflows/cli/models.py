@@ -61,10 +61,10 @@ def promote(job: PromoteJob) -> None:
     champion of hierarchy-model); a name of your own takes any model."""
     from workflows.jobs.registry import promote as set_champion
 
-    alias, before = set_champion(job)
-    was = "" if before is None else " (already the champion)" if str(before) == str(job.version) else (
+    alias, version, before = set_champion(job)  # `01` is version 1: it was "-> .../01 (was version 1)"
+    was = "" if before is None else " (already the champion)" if str(before) == version else (
         f" (was version {before})")  # fmt: skip
-    out.print(f"models:/{job.name}@{alias} -> models:/{job.name}/{job.version}{was}")
+    out.print(f"models:/{job.name}@{alias} -> models:/{job.name}/{version}{was}")
 
 
 def _numbers(values: list[float | None]) -> list[str]:

@@ -55,9 +55,9 @@ def _unloadable(name: str, version: str, err: BaseException) -> ValueError:
     return ValueError(f"{unreadable}; no job could load it as the champion (tracking store: {tracking_uri()})")
 
 
-def promote(job: PromoteJob) -> tuple[str, str | None]:
-    """Give `job.version` of `job.name` the champion alias; (the alias, the version that
-    held it before or None).
+def promote(job: PromoteJob) -> tuple[str, str, str | None]:
+    """Give `job.version` of `job.name` the champion alias; (the alias, the version as
+    MLflow numbers it: `01` is 1, the version that held the alias before or None).
 
     ValueError when the model or version does not exist, when the version's model files
     cannot be read (deleted artifacts: a champion no one could load), or when one of the
@@ -106,4 +106,4 @@ def promote(job: PromoteJob) -> tuple[str, str | None]:
         reason = err.message.splitlines()[0].rstrip(".")
         known = registered(client, f"models:/{name}/{version}")
         raise ValueError(f"{name} version {version}: {reason}; {known} (tracking store: {tracking_uri()})") from None
-    return CHAMPION, before
+    return CHAMPION, version, before

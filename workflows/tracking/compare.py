@@ -121,7 +121,9 @@ def compare(
 
 
 def _versions(client: MlflowClient, name: str) -> tuple[dict[str, str], str | None]:
-    """Run id -> the version it registered under `name`, and the champion's version."""
+    """Run id -> the version it registered under `name` (its latest, or the champion where
+    it holds it: a run registered twice, its first version champion, showed its second
+    and no run the champion's mark), and the champion's version."""
     from mlflow.exceptions import MlflowException
 
     try:
@@ -133,6 +135,7 @@ def _versions(client: MlflowClient, name: str) -> tuple[dict[str, str], str | No
         champion = str(client.get_model_version_by_alias(name, CHAMPION).version)
     except MlflowException:
         champion = None
+    by_run |= {v.run_id: champion for v in versions if v.run_id and str(v.version) == champion}
     return by_run, champion
 
 
