@@ -121,7 +121,9 @@ class HierarchyTrainConfig:
     dim: int = field(
         default=DEFAULT_DIM, metadata={"help": "dimensions of the embedding (--head hit: the encoder's width)"}
     )
-    curvature: float = field(default=1.0, metadata={"help": "curvature of the Poincare ball (its negative)"})
+    curvature: float = field(
+        default=1.0, metadata={"help": "curvature of a text model's Poincare ball (its negative; a lookup's: 1)"}
+    )
     head: str = field(
         default="expmap0",
         metadata={
