@@ -20,7 +20,7 @@ from models.encoder import TextEncoder, forward_by_length
 from models.losses import batch_info_nce
 
 
-def triplet_loss(
+def info_nce_loss(
     model: nn.Module,
     encoder: TextEncoder,
     anchors: Sequence[str],
@@ -38,8 +38,8 @@ def triplet_loss(
     (passes of texts of similar length); the loss (a scalar) is
     `models.losses.batch_info_nce` (van den Oord et al. 2018).
 
-        loss = triplet_loss(encoder, encoder, ["cheap flights"], ["flights to paris"], ["tax forms"],
-                            torch.tensor([[0, 1, 2]]), temperature=0.05)
+        loss = info_nce_loss(encoder, encoder, ["cheap flights"], ["flights to paris"], ["tax forms"],
+                             torch.tensor([[0, 1, 2]]), temperature=0.05)
     """
     n = len(anchors)
     vectors = forward_by_length(model, encoder, [*anchors, *positives, *negatives], ids.device)  # (3 B, H)

@@ -1,4 +1,4 @@
-"""The session model's training step: a few AdamW steps of `triplet_loss` on the tiny
+"""The session model's training step: a few AdamW steps of `info_nce_loss` on the tiny
 encoder reproduce the recorded losses (a loss-regression test of the code that ships)."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from models.encoder import load_encoder
-from models.session import triplet_loss
+from models.session import info_nce_loss
 
 # (anchor, positive, hard negative); "cheap flights" is both an anchor and a negative,
 # so the duplicate mask takes part
@@ -34,7 +34,7 @@ def test_three_adamw_steps_reproduce_the_recorded_losses():
     optimizer = torch.optim.AdamW(encoder.parameters(), lr=1e-3, weight_decay=0.01)
     losses = []
     for _ in range(3):
-        loss = triplet_loss(encoder, encoder, anchors, positives, negatives, ids, temperature=0.05)
+        loss = info_nce_loss(encoder, encoder, anchors, positives, negatives, ids, temperature=0.05)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

@@ -1,7 +1,7 @@
 """The session model's part of the shared Ray Train loop (`workflows.training.loop`).
 
 `SessionTask`: the bi-encoder (`models.encoder.TextEncoder`) trained
-with InfoNCE on (anchor, positive, hard negative) batches (`models.session.triplet_loss`:
+with InfoNCE on (anchor, positive, hard negative) batches (`models.session.info_nce_loss`:
 in-batch negatives gathered from every DDP worker, duplicates masked), AdamW with a
 linear warm-up and decay, validated by the ROC AUC of the dot product on validation
 pairs (each worker scores a share). The driver is `workflows.jobs.train_session`.
@@ -68,12 +68,12 @@ class SessionTask(TrainTask):
 
     def loss(self, model: Any, module: Any, rows: np.ndarray, step: int, device: Any) -> Any:
         """InfoNCE (van den Oord et al. 2018) of the examples `rows` against the global batch's
-        positives and hard negatives (`models.session.triplet_loss`: the multiple-negatives
+        positives and hard negatives (`models.session.info_nce_loss`: the multiple-negatives
         ranking loss of Henderson et al. 2017), at `temperature`; a scalar () float32 tensor."""
-        from models.session import triplet_loss
+        from models.session import info_nce_loss
 
         batch = self.train[rows]
-        return triplet_loss(model, module, batch["anchor"].to_list(), batch["positive"].to_list(),
+        return info_nce_loss(model, module, batch["anchor"].to_list(), batch["positive"].to_list(),
                             batch["negative"].to_list(), self.ids[rows].to(device), self.cfg.temperature)  # fmt: skip
 
     def evaluate(self, module: Any, rank: int, size: int) -> dict[str, float]:
