@@ -60,13 +60,3 @@ class Reason(StrEnum):
     PLACEHOLDER_QUERY = "placeholder_query"  # AOL's "-": a query the log does not hold
     BAD_CLICK_RANK = "bad_click_rank"
     MISSING_LABEL = "missing_label"  # a ground-truth row without its session or mission
-
-
-def empty_events() -> pl.DataFrame:
-    """An event table of no rows, with `EVENT_SCHEMA`."""
-    return pl.DataFrame(schema=EVENT_SCHEMA)
-
-
-def empty_rejected() -> pl.DataFrame:
-    """A rejected table of no rows, with `REJECTED_SCHEMA`."""
-    return pl.DataFrame(schema=REJECTED_SCHEMA)

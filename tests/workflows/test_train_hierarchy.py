@@ -219,6 +219,9 @@ def test_a_run_killed_and_resumed_ends_where_an_uninterrupted_run_ends(store, ki
     task, table, _ = steps(cfg, load_data(cfg.resolved()).split)
     whole = task.evaluate(table, 0, 1)  # MAP 0.431: it rises at every evaluation, so the best step is the last
 
+    import tempfile
+
+    copies = set(Path(tempfile.gettempdir()).glob("sessionflow-resume-*"))  # the checkpoints a resume reads
     outcome: dict = {}
     thread = threading.Thread(target=lambda: outcome.update(r=train_hierarchy(cfg, storage=str(tmp_path / "cut"))))
     thread.start()
@@ -232,6 +235,7 @@ def test_a_run_killed_and_resumed_ends_where_an_uninterrupted_run_ends(store, ki
         assert resumed.metrics[key] == pytest.approx(whole[key], rel=1e-9), key
     logged = torch.load(Path(mlflow.artifacts.download_artifacts(resumed.model_uri)) / "table.pt", weights_only=True)
     assert torch.equal(logged["weight"], table.state_dict()["weight"])  # the same table, to the last bit
+    assert set(Path(tempfile.gettempdir()).glob("sessionflow-resume-*")) == copies  # the review's find: one was left
 
 
 @pytest.mark.parametrize("model", ["lookup", "tiny"])

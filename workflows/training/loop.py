@@ -194,25 +194,26 @@ def restore(task: TrainTask, checkpoint: Any, device: Any, total: int, rank: int
     import torch
 
     cfg = task.cfg
-    state, resume = LoopState(), None
-    if checkpoint:
-        resume = Path(tempfile.mkdtemp(prefix="sessionflow-resume-"))
-        checkpoint.to_directory(str(resume))
-        state = LoopState(**json.loads((resume / "state.json").read_text()))
-    module = task.build(resume / "model" if resume else None, device, rank)
-    model = ray.train.torch.prepare_model(module)  # DDP when there are several workers
-    optimizer, schedule = task.optimizer(model, total)
-    amp_dtype = None
-    if device.type == "cuda" and cfg.amp:
-        amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
-    if resume:
-        saved = torch.load(resume / "optimizer.pt", map_location=device, weights_only=False)
-        optimizer.load_state_dict(saved["optimizer"])
-        scaler.load_state_dict(saved["scaler"])
-        if schedule is not None:
-            schedule.load_state_dict(saved["schedule"])
-    return Worker(module, model, optimizer, schedule, scaler, amp_dtype, state)
+    with tempfile.TemporaryDirectory(prefix="sessionflow-resume-") as tmp:  # removed once loaded (it was left)
+        state, resume = LoopState(), None
+        if checkpoint:
+            resume = Path(tmp)
+            checkpoint.to_directory(str(resume))
+            state = LoopState(**json.loads((resume / "state.json").read_text()))
+        module = task.build(resume / "model" if resume else None, device, rank)
+        model = ray.train.torch.prepare_model(module)  # DDP when there are several workers
+        optimizer, schedule = task.optimizer(model, total)
+        amp_dtype = None
+        if device.type == "cuda" and cfg.amp:
+            amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
+        if resume:
+            saved = torch.load(resume / "optimizer.pt", map_location=device, weights_only=False)
+            optimizer.load_state_dict(saved["optimizer"])
+            scaler.load_state_dict(saved["scaler"])
+            if schedule is not None:
+                schedule.load_state_dict(saved["schedule"])
+        return Worker(module, model, optimizer, schedule, scaler, amp_dtype, state)
 
 
 def save_checkpoint(task: TrainTask, worker: Worker, directory: Path) -> None:
