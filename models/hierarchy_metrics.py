@@ -172,10 +172,7 @@ def pretrained_chain_metrics(encoder_name: str, chains: np.ndarray, max_length: 
 def node_points(module: Any, texts: np.ndarray, rank: int = 0, size: int = 1) -> np.ndarray:
     """float64 points (n, d) of every node: the table of a lookup model, or each worker's share of the
     texts (n,) encoded and merged on every worker (`models.shards.merge_shards`)."""
-    if isinstance(module, LookupEmbedding):
-        return (
-            module.weight.detach().abs().cpu().numpy()
-            if module.kind == "order"
-            else module.weight.detach().cpu().numpy()
-        )
+    if isinstance(module, LookupEmbedding):  # its forward's points (order embeddings: |x|), every node
+        with torch.no_grad():
+            return module(torch.arange(module.weight.shape[0], device=module.weight.device)).cpu().numpy()
     return merge_shards(module.points(texts[rank::size].tolist()), rank, size, len(texts))
