@@ -40,6 +40,8 @@ class Chunk:
     users: int
     sessions: int
     missions: int
+    late_users: int = 0  # users whose queries run past the window (`SynthConfig.window`): their bursts do not fit
+    last_ts: float = 0.0  # the chunk's last query, seconds since the Unix epoch (UTC)
 
 
 def user_budgets(cfg: SynthConfig) -> np.ndarray:
@@ -139,7 +141,10 @@ def _chunk(cfg: SynthConfig, index: ConceptIndex, budget: np.ndarray, first_id: 
         rows = pl.concat([_diffusiondb_columns(user_id, query, ts, rng), gold], how="horizontal")
     missions = int(np.count_nonzero(np.bincount(s.mission[event], minlength=s.n_missions)))
     sessions = int(np.count_nonzero(s.session_start[event] & (copy == 0)))
-    return Chunk(rows, users=len(budget), sessions=sessions, missions=missions)
+    first, days = cfg.window
+    late = s.ts >= first.timestamp() + days * 86400  # `min_break_s` between bursts outlasts the window
+    return Chunk(rows, users=len(budget), sessions=sessions, missions=missions,
+                 late_users=len(np.unique(s.user[late])), last_ts=float(s.ts.max(initial=0.0)))  # fmt: skip
 
 
 def _user_names(user_id: np.ndarray) -> pl.Series:

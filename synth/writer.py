@@ -20,7 +20,8 @@ from synth.taxonomy import Taxonomy
 @dataclass(frozen=True)
 class SynthSummary:
     """What `write_log` wrote: its location, style (aol or prompt), output rows (click rows
-    and extra images included), users, gold sessions and missions, and wall seconds (to 0.01 s)."""
+    and extra images included), users, gold sessions and missions, and wall seconds (to
+    0.01 s); `notes`, what it did other than asked (users whose histories outlast --days)."""
 
     path: str
     style: str
@@ -29,6 +30,7 @@ class SynthSummary:
     sessions: int
     missions: int
     seconds: float
+    notes: tuple[str, ...] = ()
 
 
 def write_log(
@@ -43,7 +45,8 @@ def write_log(
     """
     start = time.perf_counter()
     location = str(path)
-    rows = users = sessions = missions = 0
+    rows = users = sessions = missions = late = 0
+    last = 0.0
     chunks = generate(cfg, taxonomy)  # settings it cannot hold fail here, before the output is opened
     with storage.open_output(location) as stream:
         writer = _TsvWriter(stream, location) if cfg.style == "aol" else _ParquetWriter(stream)
@@ -54,9 +57,16 @@ def write_log(
                 users += chunk.users
                 sessions += chunk.sessions
                 missions += chunk.missions
+                late, last = late + chunk.late_users, max(last, chunk.last_ts)
                 if on_chunk is not None:
                     on_chunk(chunk)
-    return SynthSummary(location, cfg.style, rows, users, sessions, missions, round(time.perf_counter() - start, 2))
+    first, days = cfg.window
+    ends = (last - first.timestamp()) / 86400
+    notes = (f"{late:,} user(s) run past the {days} days of --days (the log ends {ends:.0f} days after it starts): "
+             f"their bursts, --min-break-s ({cfg.min_break_s:g} s) apart at least, do not fit; give more --days, or "
+             "fewer --rows per user",) if late else ()  # fmt: skip
+    seconds = round(time.perf_counter() - start, 2)
+    return SynthSummary(location, cfg.style, rows, users, sessions, missions, seconds, notes)
 
 
 def is_synthetic_log(path: str | Path) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -59,6 +60,14 @@ def test_synth_then_ingest_with_wordnet(tmp_path):
     topical = events.filter(pl.col("gold_depth").is_not_null())
     assert topical["gold_depth"].min() >= 3  # WordNet concepts below the abstract top levels
     assert events["gold_mission"].null_count() == 0
+    assert "note:" not in invoke("synth", "--users", "30", "--rows", "900", "--output", str(log), "--seed", "5").output
+    # the mine breaker's find: a user whose bursts, 20 minutes apart at least, outlast --days ran past it unsaid
+    heavy = invoke("synth", "--users", "1", "--rows", "4000", "--days", "10", "--output", str(log), "--seed", "5")
+    assert heavy.exit_code == 0, heavy.output
+    said = " ".join(heavy.output.split())
+    assert re.search(r"note: 1 user\(s\) run past the 10 days of --days \(the log ends \d+ days after it", said), said
+    times = pl.read_csv(log, separator="\t", quote_char=None, infer_schema=False)["QueryTime"].str.to_datetime()
+    assert (times.max() - times.min()).days >= 10  # what the note says
 
 
 @pytest.mark.parametrize(("name", "style"), [("log.tsv", "aol"), ("log.txt.gz", "aol"), ("metadata.parquet", "prompt")])

@@ -30,3 +30,5 @@ def synth(job: SynthJob) -> None:
         "output": summary.path,
     }
     out.print(summary_table(f"synth {style}", table))
+    for note in summary.notes:  # what it did other than asked: the mine breaker's find (a year's log for 92 days)
+        out.print(f"note: {note}", soft_wrap=True, highlight=False)
