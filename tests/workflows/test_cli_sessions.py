@@ -442,12 +442,22 @@ def test_mine_writes_pairs_and_counts(gt, tmp_path):
     )
 
 
-def test_mine_short_of_negatives_offers_one_bucket_only_where_there_are_more(gt, tmp_path):
-    """The note on negatives short of the ratio offered `--partitions 1` even to a run of one bucket."""
-    invoke("segment", str(gt / "gayo.csv"), "-f", "gayo-avello", "-o", str(tmp_path / "s"))
-    for buckets, offered in (("8", True), ("1", False)):
-        mined = invoke("mine", str(tmp_path / "s"), "-o", str(tmp_path / f"p{buckets}"), "--partitions", buckets,
-                       "--negatives-per-positive", "40")  # fmt: skip
+def test_mine_short_of_negatives_offers_one_bucket_only_where_there_are_more(tmp_path):
+    """The note on negatives short of the ratio offered `--partitions 1` even to a run of
+    one bucket, and to a log of one user, whom no bucket gives another user to draw
+    random negatives from (the mine breaker's find)."""
+
+    def log_of(users: int, name: str) -> str:
+        lines = [f"{100 + u}\tquery {i % 7} topic {(i + u) % 5}\t2006-03-01 {i // 6:02d}:{i * 7 % 60:02d}:00\t\t\n"
+                 for u in range(users) for i in range(20)]  # fmt: skip
+        (tmp_path / name).write_text("AnonID\tQuery\tQueryTime\tItemRank\tClickURL\n" + "".join(lines))
+        invoke("segment", str(tmp_path / name), "-f", "aol", "-o", str(tmp_path / f"{name}-s"))
+        return str(tmp_path / f"{name}-s")
+
+    many, one = log_of(12, "many.tsv"), log_of(1, "one.tsv")
+    for sessions, buckets, offered in ((many, "8", True), (many, "1", False), (one, "8", False)):
+        mined = invoke("mine", sessions, "-o", str(tmp_path / f"p{buckets}{offered}{len(sessions)}"), "--partitions",
+                       buckets, "--negatives-per-positive", "40")  # fmt: skip
         said = " ".join(mined.output.split())
         assert f"negatives pair users of one bucket and split (--partitions {buckets})" in said, said
         assert ("or pass --partitions 1" in said) is offered, said

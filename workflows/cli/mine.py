@@ -41,7 +41,7 @@ def mine(job: MineJob) -> None:
         ways = (
             "mine a larger log, ask for fewer, or pass --partitions 1 (a text pair is then kept once among all "
             "users of a split, not once a bucket: fewer positives where users share texts)"
-            if buckets > 1
+            if buckets > 1 and max(report["users_by_split"].values(), default=0) > 1  # else no bucket helps
             else "mine a larger log or ask for fewer"
         )
         out.print(
