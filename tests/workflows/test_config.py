@@ -288,6 +288,10 @@ def test_demo_holds_the_configs_of_its_steps():
          "error: --join-within-s must not exceed --break-after-minutes"),
         (["demo", "--segment-min-overlap", "2"], "error: --segment-min-overlap must be in [0, 1]"),
         (["train", "session", "--pairs", "p", "--lr", "-1"], "error: --lr must be positive"),
+        # the hierarchy breaker's find: a rate float32 cannot hold failed in a Ray worker's traceback
+        (["train", "session", "--pairs", "p", "--lr", "1e300"], "error: --lr must be at most 3.403e+38 (float32's"),
+        (["train", "hierarchy", "--encoder-lr", "1e39"], "error: --encoder-lr must be at most 3.403e+38 (float32's"),
+        (["demo", "--session-lr", "1e300"], "error: --session-lr must be at most 3.403e+38"),
         (["demo", "--session-lr", "-1"], "error: --session-lr must be positive"),
         (["demo", "--session-weight-decay", "-1"], "error: --session-weight-decay must not be negative"),
         # the demo scores its log with the hierarchy model it trains: a lookup table has no encoder

@@ -115,6 +115,18 @@ def read_options() -> Any:
     return field(default_factory=ReadOptions, metadata={"prefix": ""})
 
 
+FLOAT32_MAX = 3.4028234663852886e38
+
+
+def check_learning_rate(name: str, value: float | None) -> None:
+    """ValueError where a learning rate (not None) is above float32's largest number: the
+    optimiser's float32 arithmetic cannot hold it (`1e300` failed in a Ray worker's
+    traceback, "value cannot be converted to type float without overflow"). A rate that
+    fits but drives the loss out of floats stops the run as diverged (`TrainingDiverged`)."""
+    if value is not None and value > FLOAT32_MAX:
+        raise ValueError(f"{name} must be at most {FLOAT32_MAX:.4g} (float32's largest: the optimiser computes in it)")
+
+
 def engine() -> Any:
     """`--engine`: auto (the default: local for small inputs, `LOCAL_MAX_BYTES`), ray or local (`Engine`)."""
     return field(default="auto", metadata={

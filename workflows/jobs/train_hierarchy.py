@@ -361,6 +361,8 @@ class HierarchyTrainConfig:
                 raise ValueError(f"{name} must be positive")
         if self.lr is not None and self.lr <= 0:
             raise ValueError("lr must be positive (0 no longer means the model's default: leave it out, or null)")
+        for name in ("lr", "head_lr", "encoder_lr"):
+            common.check_learning_rate(name, getattr(self, name))
         if not 0.0 <= self.holdout_share < 1.0:
             raise ValueError("holdout_share must be in [0, 1)")
         if self.holdout in ("edges", "nodes") and self.holdout_share == 0:

@@ -84,6 +84,7 @@ class SessionTrainConfig:
         for name in ("temperature", "lr"):  # each check names the one setting that fails it
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
+        common.check_learning_rate("lr", self.lr)
         for name in ("max_steps", "max_train_examples", "max_failures", "weight_decay"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative")
