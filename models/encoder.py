@@ -320,6 +320,14 @@ def _check_positions(config: PretrainedConfig, name: str, max_length: int | None
                          f"give at most {positions}")  # fmt: skip
 
 
+def saved_settings(name: str) -> dict[str, object]:
+    """What a model directory `name` saved of its settings (`SETTINGS_FILE`: max_length,
+    normalize, name), read without its weights; {} for a name that is no such directory
+    (a Hub id, `minilm-local`, `tiny`)."""
+    settings_file = Path(name) / SETTINGS_FILE
+    return json.loads(settings_file.read_text()) if settings_file.is_file() else {}
+
+
 def load_encoder(
     name: str, *, max_length: int | None = None, normalize: bool | None = None, seed: int = 0
 ) -> TextEncoder:
@@ -338,8 +346,7 @@ def load_encoder(
         return TextEncoder(tiny_transformer(seed), tokenizer, max_length=32 if max_length is None else max_length,
                            normalize=True if normalize is None else normalize, name=name)  # fmt: skip
     source = minilm_path() if name == MINILM_LOCAL else name
-    settings_file = Path(source) / SETTINGS_FILE
-    saved = json.loads(settings_file.read_text()) if settings_file.is_file() else {}
+    saved = saved_settings(source)
     max_length = saved.get("max_length", 32) if max_length is None else max_length
     normalize = saved.get("normalize", True) if normalize is None else normalize
     name = saved.get("name") or name

@@ -103,6 +103,15 @@ def test_tiny_is_seeded_and_saves_and_loads(tiny, tmp_path):
     given = load_encoder(str(tmp_path / "enc"), max_length=8, normalize=False)
     assert (given.max_length, given.normalize, tiny.normalize) == (8, False, True)
     assert not np.allclose(np.linalg.norm(given.encode(["cute cats"]), axis=1), 1.0)
+    # ... and `train session` gives none unless asked: a model saved at another length trains at its own (the
+    # change breaker's find: the option's default of 32 then cut a model saved at 64 to 32)
+    from workflows.jobs.train_session import SessionTrainConfig
+
+    long = load_encoder("tiny", max_length=64)
+    long.save(tmp_path / "enc64")
+    assert SessionTrainConfig(model=str(tmp_path / "enc64")).resolved().max_length == 64
+    assert SessionTrainConfig(model=str(tmp_path / "enc64"), max_length=8).resolved().max_length == 8
+    assert SessionTrainConfig(model="tiny").resolved().max_length == 32
 
 
 def test_an_encoders_width_is_read_from_its_configuration_alone(tiny, minilm):

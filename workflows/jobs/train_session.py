@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import polars as pl
@@ -64,7 +64,9 @@ class SessionTrainConfig:
     weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay"})
     warmup_share: float = field(default=0.1, metadata={"help": "share of the steps spent warming the learning rate up"})
     temperature: float = field(default=0.05, metadata={"help": "InfoNCE temperature"})
-    max_length: int = field(default=32, metadata={"help": "tokens per query at most"})
+    max_length: int | None = field(
+        default=None, metadata={"help": "tokens per query at most (none: a trained model's own, else 32)"}
+    )
     eval_every: int = field(default=100, metadata={"help": "steps between validations, each one a checkpoint"})
     patience: int = field(default=3, metadata={"help": "stop after this many validations without a better AUC"})
     max_val_pairs: int = field(default=4000, metadata={"help": "validation pairs at most (a seeded sample)"})
@@ -77,6 +79,16 @@ class SessionTrainConfig:
     )
     seed: int = field(default=0, metadata={"help": "seed of the example order and initialisation"})
 
+    def resolved(self) -> SessionTrainConfig:
+        """This config with `max_length` not given (None) set to what the model directory
+        `model` saved (a trained model's own), else 32: what trains, and what the run
+        records. (A default of 32 cut a model saved at 64 to 32, without a word.)"""
+        if self.max_length is not None:
+            return self
+        from models.encoder import saved_settings
+
+        return replace(self, max_length=saved_settings(self.model).get("max_length", 32))
+
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "eval_every", "patience", "workers", "max_val_pairs"):
             if getattr(self, name) < 1:
@@ -88,7 +100,7 @@ class SessionTrainConfig:
         for name in ("max_steps", "max_train_examples", "max_failures", "weight_decay"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative")
-        if self.max_length < 1:
+        if self.max_length is not None and self.max_length < 1:
             raise ValueError("max_length must be at least 1")
         if not 0.0 <= self.warmup_share <= 1.0:
             raise ValueError("warmup_share must be in [0, 1]")
@@ -276,7 +288,7 @@ def run(job: TrainSessionJob, run_name: str | None = None) -> TrainOutcome:
     from models.encoder import check_encoder
     from workflows.tracking.store import log_table, training_run
 
-    pairs_path, cfg = common.require(job.pairs, "pairs"), job.session
+    pairs_path, cfg = common.require(job.pairs, "pairs"), job.session.resolved()
     check_encoder(cfg.model, max_length=cfg.max_length)  # before any worker starts
     train, val = training_data(pairs_path, cfg)
     require_storage(job.storage)
