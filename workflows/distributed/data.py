@@ -23,7 +23,7 @@ from sessions.formats.options import DEFAULT_READ, ReadOptions
 from sessions.ingest import EVENTS_FILE, REJECTED_FILE, IngestReport, finish_ingest
 from sessions.io import claim_output, part_name, prepare_dataset, publish_dataset, run_id, write_parquet
 from sessions.missions import MissionConfig
-from sessions.pairs import PAIR_SCHEMA, MiningConfig, mine_bucket
+from sessions.pairs import MINING_INPUT, PAIR_SCHEMA, MiningConfig, mine_bucket
 from sessions.pipeline import (
     SESSIONS_FILE,
     SESSIONS_SCHEMA,
@@ -191,7 +191,8 @@ def mine(sessions_path: str | Path, output: str | Path, cfg: MiningConfig) -> st
     target = str(output)
     staging = staging_dir(storage.parent(target))
     try:
-        offsets = stage_events(str(sessions_path), staging, cfg.partitions, list(SESSIONS_SCHEMA))
+        # what mining reads (`MINING_INPUT`): a sessions table of one's own need hold no more
+        offsets = stage_events(str(sessions_path), staging, cfg.partitions, list(MINING_INPUT))
         prepare_dataset(target)
         job = {"offsets": offsets, "cfg": cfg, "target": target, "run": run_id()}
         publish(target, per_directory(bucket_dirs(staging), _bucket_pairs, job), PAIR_SCHEMA)
