@@ -1061,10 +1061,11 @@ def check_apart(out: str | Path, inputs: Sequence[str | Path], what: str = "--ou
             raise ValueError(f"{what} {out} overlaps the input {source}; a job never writes where it reads")
 
 
-def job_output(directory: str | Path, name: str) -> str:
+def job_output(directory: str | Path, name: str, own_file: bool = False) -> str:
     """The location of `name` (e.g. sessions.parquet) in the output directory of a job
-    that has finished (its `report.json` is there), or a Parquet file of that name in a
-    directory without a report: a table of the user's own, named as a job names its
+    that has finished (its `report.json` is there), or, for a reader that takes a table
+    of the user's own (`own_file`: `mine`'s sessions, `train session`'s pairs), a
+    Parquet file of that name in a directory without a report, named as a job names its
     output (a job writes a directory of parts; a table filtered in pandas and written
     back with `to_parquet` was "an unfinished output ... run that job again"). Raises
     IncompleteOutputError when the directory has a dataset `name` but no report (its
@@ -1085,8 +1086,12 @@ def job_output(directory: str | Path, name: str) -> str:
             )
         raise FileNotFoundError(f"{directory}: no {name} here")
     if not storage.exists(report := storage.join(directory, REPORT)):
-        if storage.is_file(target):
-            return target
+        if storage.is_file(target):  # a job writes a directory of parts: this one is the user's
+            if own_file:
+                return target
+            raise IncompleteOutputError(f"{directory}: its {name} is a file no job wrote (a job writes a "
+                                        f"directory of parts, with {REPORT} beside it): give the file itself, "
+                                        f"{target}")  # fmt: skip
         raise IncompleteOutputError(
             f"{directory}: an unfinished output (no {REPORT}: its job is still running, failed or was killed); "
             "run that job again"

@@ -129,7 +129,13 @@ def ingest_source(inputs: Sequence[str | Path], fmt: str | None) -> str | None:
     if len(inputs) == 1 and storage.exists(storage.join(inputs[0], REPORT_FILE)):
         raise ValueError(f"{inputs[0]}: the output of another job; this one reads raw logs (with --format) "
                          "or an `ingest` output")  # fmt: skip
-    if len(inputs) == 1 and storage.name(inputs[0]) == EVENTS_FILE and is_ingest_output(storage.parent(inputs[0])):
+    given = inputs[0] if len(inputs) == 1 else None  # a job's events.parquet is a directory of parts; a file, a log
+    if (
+        given is not None
+        and storage.name(given) == EVENTS_FILE
+        and storage.is_dir(given)
+        and is_ingest_output(storage.parent(given))
+    ):
         raise ValueError(f"{inputs[0]}: the events of an `ingest` output; give the output itself, "
                          f"{storage.parent(inputs[0])}")  # fmt: skip
     if fmt is None:

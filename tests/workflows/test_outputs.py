@@ -278,6 +278,18 @@ def test_a_table_of_ones_own_named_as_a_job_names_its_output_is_read(done):
     evaluated = sessionflow("evaluate", "segmentation", "--gt", done / "logs" / "part-1.tsv", "-f", "aol",
                             "--pred", edited)  # fmt: skip
     assert "no gold sessions or missions to score against" in evaluated.output  # its --pred was read: the log's turn
+    # a log of one's own named events.parquet is no `ingest` output, and is read as itself (the change breaker's
+    # find: its directory counted as one, and the advice went round: "give the output itself", "no report.json")
+    raw = done / "raw"
+    raw.mkdir()
+    log = pl.DataFrame({"u": ["1", "1"], "t": ["2006-03-01 00:00:00"] * 2, "q": ["a", "b"]})
+    log.write_parquet(raw / "events.parquet")
+    said = " ".join(sessionflow("segment", raw, "-o", done / "s2").output.split())
+    assert "its events.parquet is a file no job wrote" in said, said
+    assert f"give the file itself, {raw / 'events.parquet'}" in said, said
+    result = sessionflow("segment", raw / "events.parquet", "-f", "table", "--map", "user=u,time=t,text=q", "-o",
+                         done / "s2", "--engine", "local")  # fmt: skip
+    assert result.exit_code == 0, result.output
 
 
 @pytest.mark.parametrize("tables", [False, True], ids=["lock alone", "lock and empty tables"])

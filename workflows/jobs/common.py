@@ -690,7 +690,7 @@ def pairs_location(path: str) -> str:
         return path
     refuse_unfinished(path)
     if storage.exists(storage.join(path, PAIRS_FILE)):  # a `mine` output, refused without its report, or a file
-        return job_output(path, PAIRS_FILE)
+        return job_output(path, PAIRS_FILE, own_file=True)
     if storage.exists(storage.join(path, "pairs", PAIRS_FILE)):  # a `demo` output
         raise ValueError(f"{path}: not a `mine` output (no {PAIRS_FILE} here); its pairs are in "
                          f"{storage.join(path, 'pairs')}")  # fmt: skip

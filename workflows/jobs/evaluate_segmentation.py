@@ -215,7 +215,7 @@ def run(job: EvaluateSegmentationJob) -> SegmentationScores:
         figure_format(job.figure, "--figure")
         common.output_file(job.figure, "--figure", inputs=[gt, *([job.pred] if job.pred is not None else [])])
     # a segmentation to score is checked first: an unfinished one is named as such
-    predicted = read_table(job_output(job.pred, SESSIONS_FILE)) if job.pred is not None else None
+    predicted = read_table(job_output(job.pred, SESSIONS_FILE, own_file=True)) if job.pred is not None else None
     read = read_gold(gt, fmt, job.read)
     gold, notes = read.events, ()
     if predicted is not None:

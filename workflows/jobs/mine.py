@@ -84,7 +84,7 @@ def run(job: MineJob) -> dict:
         raise FileNotFoundError(f"{sessions}: {storage.why_missing(sessions, otherwise)}")
     source = sessions
     if job.gold is None:  # a `segment` output, checked before the output is claimed: a rerun refused for it
-        source = job_output(sessions, SESSIONS_FILE) if storage.is_dir(sessions) else sessions  # keeps its output
+        source = job_output(sessions, SESSIONS_FILE, own_file=True) if storage.is_dir(sessions) else sessions
         check_sessions(scan_table(source), source)
     output = common.output_dir(job.output, PAIRS_FILE, job.overwrite, [sessions])
     cfg, gold, fmt = job.mining, job.gold, job.format
