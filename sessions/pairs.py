@@ -471,7 +471,7 @@ def gold_pairs(
     label = f"gold_{level}"
     if label not in events.columns or events[label].null_count() == events.height:
         raise ValueError(f"these events carry no {label} labels")
-    group = pl.col(label)  # a user's: `SESSION` (`user/` before it made user `a`'s `b/c` and `a/b`'s `c` one group)
+    group = pl.col("user_id") + "/" + pl.col(label)  # the draws' seed; a group is its user's (`SESSION`) all the same
     sessions = events.filter(pl.col(label).is_not_null()).with_columns(session_id=group, mission_id=group)
     cfg = gold_mining(seed, max_pairs_per_session)
     return mine_pairs(sessions.select("row_id", "user_id", "ts", "query", "session_id", "mission_id"), cfg)
