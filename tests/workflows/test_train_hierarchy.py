@@ -205,6 +205,17 @@ def test_text_model_on_two_workers_registers_serves_and_reports_level_order_and_
     assert [str(v.version) for v in store.search_model_versions("name='hierarchy-model'")] == ["1"]
     failed = store.search_runs([run.info.experiment_id], order_by=["start_time DESC"], max_results=1)[0]
     assert failed.info.status == "FAILED" and failed.data.tags["diverged_at_step"].endswith(" nan")
+    # a finite loss, then a step that drives the points to NaN just before an evaluation (the change breaker's
+    # find: the evaluation's NaN distances ended in a Ray traceback)
+    points = runner.invoke(
+        app,
+        ["train", "hierarchy", "--data", "hierarcaps:captions", "--model", "tiny", "--dim", "4", "--head-epochs", "0",
+         "--max-steps", "2", "--eval-every", "1", "--batch-size", "16", "--negatives", "8", "--lr", "1e30",
+         "--encoder-lr", "1e30", "--storage", str(tmp_path / "ray3")],
+    )  # fmt: skip
+    assert points.exit_code == 2, points.output
+    assert re.search(r"error: training diverged at step 1: the points of \d+ of its \d+ nodes became", points.output)
+    assert [str(v.version) for v in store.search_model_versions("name='hierarchy-model'")] == ["1"]
 
 
 def test_a_run_killed_and_resumed_ends_where_an_uninterrupted_run_ends(store, kill_a_worker, tmp_path):

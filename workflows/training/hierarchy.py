@@ -31,7 +31,7 @@ import numpy as np
 
 from hierarchies.datasets import Hierarchy, NodeNames, PairIndex, Siblings, Split, split_edges, split_nodes
 from hierarchies.hit import TASKS, HitSplits, hit_splits, hit_wordnet
-from workflows.training.loop import Batches, TrainTask
+from workflows.training.loop import Batches, ModelNotFinite, TrainTask
 
 if TYPE_CHECKING:
     import torch
@@ -324,6 +324,9 @@ def evaluate_model(
 
     if points is None:
         points = node_points(module, data.split.full.texts, rank, size)
+    if not np.isfinite(points).all():  # its metrics would rank NaN distances (every worker holds all points)
+        raise ModelNotFinite(f"the points of {np.count_nonzero(~np.isfinite(points).all(axis=1)):,} of its "
+                             f"{len(points):,} nodes became NaN or infinite")  # fmt: skip
     device = next(module.parameters()).device
     metrics = evaluate_points(points, module.distance, data.split, cfg.max_eval_nodes, cfg.seed, device)
     if data.chains is not None:

@@ -354,20 +354,34 @@ def train_loop_per_worker(config: dict) -> None:
         tick = now
         if not math.isfinite(losses[-1]):  # the mean of every worker's: all stop here together (`train_best`)
             if log:
-                log.tag(DIVERGED, f"{step + 1} {losses[-1]}")
+                log.tag(DIVERGED, f"{step + 1} its loss became {losses[-1]}")
             break
 
         done = step + 1 == total
         if (step + 1) % cfg.eval_every and not done:
             continue
-        stop = evaluate_and_checkpoint(task, worker, step, epoch, losses, done, rank, size, log)
+        try:
+            if not all(torch.isfinite(p).all() for p in worker.module.parameters()):  # a finite loss, then NaN
+                raise ModelNotFinite("its parameters became NaN or infinite")  # (every worker holds the same)
+            stop = evaluate_and_checkpoint(task, worker, step, epoch, losses, done, rank, size, log)
+        except ModelNotFinite as err:  # every worker finds it: the evaluation's outputs are merged on each
+            if log:
+                log.tag(DIVERGED, f"{step + 1} {err}")
+            break
         losses.clear()
         if stop:
             break
         tick = time.perf_counter()
 
 
-DIVERGED = "diverged_at_step"  # the run's tag, set by rank 0 when the loss is no longer finite: "STEP LOSS"
+DIVERGED = "diverged_at_step"  # the run's tag, set by rank 0 when the loss or the model stops being finite: "STEP WHY"
+
+
+class ModelNotFinite(ValueError):
+    """A task's evaluation found its model's outputs NaN or infinite (a hierarchy model's
+    points: a finite loss, then a step that drove them out of floats); its message says
+    what. The loop stops there as diverged; a job evaluating such a model says it in one
+    line."""
 
 
 class TrainingDiverged(ValueError):
@@ -639,9 +653,9 @@ def train_best(task: TrainTask, run_id: str, name: str, storage: str | None) -> 
 
     result = fit(task, run_id, name, storage, node_resources())
     if diverged := MlflowClient().get_run(run_id).data.tags.get(DIVERGED):
-        step, loss = diverged.split()
-        raise TrainingDiverged(f"training diverged at step {step}: its loss became {loss}, and no model is kept; "
-                               "lower the learning rates (the settings ending in lr)")  # fmt: skip
+        step, _, why = diverged.partition(" ")
+        raise TrainingDiverged(f"training diverged at step {step}: {why}, and no model is kept; lower the learning "
+                               "rates (the settings ending in lr)")  # fmt: skip
     best = result.get_best_checkpoint(metric=task.monitor, mode="max")
     if best is None:
         raise RuntimeError("training reported no checkpoint")
