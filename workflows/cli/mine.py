@@ -16,7 +16,8 @@ def mine(job: MineJob) -> None:
     OUTPUT/report.json (counts by kind and split). Positives: distinct queries of one
     session (case and spacing variants are not pairs). Negatives: random (another
     user), same_user (another mission), lexical_hard (shares a term, another
-    session); neither of the last two is two texts that one mission holds. Splits train/val/test by a
+    session); neither of the last two is two texts that one mission of the users
+    mined with them (their bucket) holds. Splits train/val/test by a
     hash of the user id: no user in two splits. Users are mined in buckets (the
     same with --engine ray or local; auto, the default: local for sessions of at
     most 16 MiB of text without a cluster).
