@@ -66,7 +66,8 @@ class MiningConfig:
     same_user_share: float = field(
         default=0.3,
         metadata={
-            "help": "share of negatives from the same user's other missions (never two texts that one mission holds)"
+            "help": "share of negatives from the same user's other missions (never two texts that one mission of "
+            "their bucket holds)"
         },
     )
     lexical_hard_share: float = field(
