@@ -164,7 +164,9 @@ def check_sessions(sessions: pl.LazyFrame, where: str) -> None:
         raise ValueError(f"{where}: no column {', '.join(missing)}: mining reads the sessions `segment` writes "
                          f"({', '.join(MINING_INPUT)})")  # fmt: skip
     texts = ("user_id", "query", "session_id", "mission_id")
-    wrong = [f"{name} is {schema[name]}" for name in texts if schema[name] != pl.String]
+    numbered = ("session_id", "mission_id")  # integers (`0, 1, ...` per user, as pandas writes them) are read as text
+    wrong = [f"{name} is {schema[name]}" for name in texts
+             if schema[name] != pl.String and not (name in numbered and schema[name].is_integer())]  # fmt: skip
     wrong += [f"ts is {schema['ts']}"] if not isinstance(schema["ts"], pl.Datetime) else []
     wrong += [f"row_id is {schema['row_id']}"] if not schema["row_id"].is_integer() else []
     if wrong:
@@ -172,7 +174,7 @@ def check_sessions(sessions: pl.LazyFrame, where: str) -> None:
     try:
         counts = sessions.select(
             *[pl.col(name).null_count().alias(f"without {name}") for name in ("row_id", "ts", *texts)],
-            *[(is_blank(pl.col(name)) & pl.col(name).is_not_null()).sum().alias(f"with a blank {name}")
+            *[(is_blank(pl.col(name).cast(pl.String)) & pl.col(name).is_not_null()).sum().alias(f"with a blank {name}")
               for name in texts],
         ).collect().row(0, named=True)  # fmt: skip
     except pl.exceptions.PolarsError as err:  # a part of the table unlike the others, or damaged
@@ -197,7 +199,9 @@ def order_pairs(pairs: pl.DataFrame) -> pl.DataFrame:
 
 
 def mine_bucket(sessions: pl.DataFrame, cfg: MiningConfig) -> pl.DataFrame:
-    """The pairs of one bucket of users (`PAIR_SCHEMA`, unordered)."""
+    """The pairs of one bucket of users (`PAIR_SCHEMA`, unordered); session and mission ids
+    written as integers are read as their text."""
+    sessions = sessions.with_columns(pl.col("session_id", "mission_id").cast(pl.String))
     q = distinct_queries(sessions, cfg)
     positives = _once(_positives(q, cfg))
     positive_texts = positives.select("_x", "_y").unique()

@@ -168,6 +168,13 @@ def test_sessions_are_their_users_whatever_their_ids(sessions):
     )
     assert own.height == positives.height  # both texts are the user's, in one of the user's sessions
     assert own.select(pl.col("session_id").list.set_intersection("session_id_b").list.len().min()).item() > 0
+    # ... and written as integers, as pandas and polars write such numbers: read as their text (the fresh user's
+    # find: "session_id is Int64 ...: mining reads the sessions `segment` writes")
+    from sessions.pairs import check_sessions
+
+    integers = numbered.with_columns(pl.col("session_id", "mission_id").cast(pl.Int64))
+    check_sessions(integers.lazy(), "integers")
+    assert mine_pairs(integers, cfg).equals(mined)
     from sessions.pairs import gold_pairs
 
     events = pl.DataFrame({"row_id": range(4), "user_id": ["a", "a", "a/b", "a/b"], "query": ["x1", "x2", "y1", "y2"],
