@@ -61,7 +61,9 @@ _WEBIS_CHECKS = (PLACEHOLDER, BAD_CLICK_RANK, (pl.col("_mission").is_null(), Rea
 
 
 def _is_webis_layout(text: pl.Expr) -> pl.Expr:
-    return text.str.contains(r"^\s*(-+\s*)?$")
+    """A separator line of dashes, or a blank one, its empty fields written as nothing or as
+    `""` (a whole file read by polars, which keeps these lines as rows, and written back)."""
+    return text.str.contains(r'^(\s|"")*(-+(\s|"")*)?$')
 
 
 WEBIS_SMC = DelimitedFormat(

@@ -86,6 +86,20 @@ def test_a_log_saved_by_polars_with_empty_texts_reads_no_click_where_none_was(tm
         assert report["files"][0]["read_as"] == READ_AS_RAW  # the queries: nothing there only a writer writes
         if fmt == "webis-smc":
             assert events["gold_mission"].to_list() == ["1001/1"] * 3
+    # Webis-SMC-12 as published, its separator and blank lines read by polars as rows and written back with
+    # `""` fields: layout still, not 923 rows of bad_time (the fresh user's find)
+    raw = raw_tsv(rows_of("webis-smc", ["plain query", "another"], ranks=[None, 2]))
+    header, first, second = raw.splitlines()
+    path = tmp_path / "published.txt"
+    path.write_text("\n".join([header, "-" * 40, first, "", "-" * 40, second, ""]) + "\n")
+    saved = tmp_path / "webis-polars.tsv"
+    pl.read_csv(path, separator="\t", quote_char=None, infer_schema=False).fill_null("").write_csv(
+        saved, separator="\t"
+    )
+    assert '\t""\t' in saved.read_text() and "-" * 40 + '\t""' in saved.read_text()
+    report, events, rejected = read(saved, "webis-smc")
+    assert rejected.height == 0 and events["query"].to_list() == ["plain query", "another"], rejected.rows()
+    assert report["skipped_lines"].get("layout", 0) >= 2, report["skipped_lines"]
     # a raw log's `""` query is its own text still: the collection writes quotes in queries
     path = tmp_path / "raw.tsv"
     path.write_text(raw_tsv(rows_of("aol", ['""', "x"], ranks=[1, None])))
