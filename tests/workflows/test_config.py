@@ -695,3 +695,16 @@ def test_a_files_value_of_the_wrong_type_is_one_line_naming_its_key(data):
         taken = get(built, leaf.path)
         assert taken == (tuple(value) if leaf.sequence else value), (key, value, taken)
         assert leaf.type not in (int, float, str, bool) or type(taken) is leaf.type, (key, value, taken)
+
+
+def test_a_second_config_file_is_refused_not_dropped(tmp_path):
+    """The mine breaker's find: `--config A --config B` read B alone, A's settings dropped unsaid."""
+    first, second = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    first.write_text("segment: {gap_minutes: 5}\n")
+    second.write_text("segment: {gap_minutes: 7}\n")
+    result = runner.invoke(app, ["segment", "x", "-o", "o", "--config", str(first), "--config", str(second)])
+    assert result.exit_code == 2, result.output
+    assert result.output == (f"error: --config given 2 times ({first}, {second}): give one file; options on the "
+                             "command line override its settings\n")  # fmt: skip
+    once = runner.invoke(app, ["segment", "x", "-o", "o", "--config", str(first), "--print-config"])
+    assert once.exit_code == 0 and "gap_minutes: 5.0" in once.output, once.output

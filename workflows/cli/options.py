@@ -164,15 +164,19 @@ def command(app: typer.Typer, config_cls: type, name: str | None = None) -> Call
             for leaf in settings
         ]
         params += [
-            inspect.Parameter("config_file", inspect.Parameter.KEYWORD_ONLY, default=None,
-                              annotation=Annotated[Path | None, typer.Option("--config", help=CONFIG_HELP)]),
+            inspect.Parameter("config_file", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Annotated[
+                list[Path] | None, typer.Option("--config", help=CONFIG_HELP, metavar="<path>")]),  # once: `run`
             inspect.Parameter("print_config", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=Annotated[
                 bool, typer.Option("--print-config", help=PRINT_HELP)]),
             *(p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own),
         ]  # fmt: skip
 
         def run(**values: Any) -> None:
-            config_file, print_config = values.pop("config_file"), values.pop("print_config")
+            config_files, print_config = values.pop("config_file") or [], values.pop("print_config")
+            if len(config_files) > 1:  # click kept the last one alone, the others' settings dropped unsaid
+                raise fail(f"--config given {len(config_files)} times ({', '.join(map(str, config_files))}): give "
+                           "one file; options on the command line override its settings")  # fmt: skip
+            config_file = config_files[0] if config_files else None
             extras = {p.name: values.pop(p.name) for p in own}
             given = {key: _given(value, by_key[key]) for key, value in values.items()}
             try:
