@@ -855,3 +855,16 @@ def test_a_log_saved_with_pandas_index_is_told_so(tmp_path, fmt):
         "its first line begins with a column without a name, as pandas writes a frame's index (to_csv without "
         "index=False): write it again with index=False"
     ), done.output
+
+
+def test_mine_gold_on_a_table_without_that_label_names_the_map_key(tmp_path):
+    """The mine breaker's find: `--gold mission` on a table mapped without `mission=` said
+    "these events carry no gold_mission labels", not where a table's labels come from."""
+    table = tmp_path / "g.csv"
+    table.write_text("u,t,q,s\n1,2006-03-01 00:00:00,a,x\n1,2006-03-01 00:01:00,b,x\n")
+    mined = runner.invoke(app, ["mine", str(table), "--gold", "mission", "-f", "table", "--map",
+                                "user=u,time=t,text=q,session=s", "-o", str(tmp_path / "p")])  # fmt: skip
+    assert mined.exit_code == 2 and not (tmp_path / "p").exists(), mined.output
+    said = " ".join(mined.output.split())
+    assert said == (f"error: --gold mission: no row of {table} has a mission label; a table's come from its column "
+                    "named by --map ...,mission=COLUMN")  # fmt: skip
