@@ -45,7 +45,7 @@ def parse(args: list[str]):  # -> the (typer-vendored) click command
             raise LookupError(f"no command {name!r}")
         command, words = found, [*words, name]
     context = command.make_context(command.name or "sessionflow", list(args))
-    if context.params.get("config_file") is None:
+    if not context.params.get("config_file"):  # none given (a list: --config is refused twice, not dropped)
         config = CONFIGS[tuple(words)]
         settings = {leaf.key: leaf for leaf in leaves(config)}
         build(config, None, {key: _given(v, settings[key]) for key, v in context.params.items() if key in settings})
