@@ -352,19 +352,16 @@ def train_loop_per_worker(config: dict) -> None:
             log.metrics(step + 1, {"loss": losses[-1], f"{task.unit}_per_s": batches.per_step / (now - tick),
                                    "epoch": epoch}, flush=not math.isfinite(losses[-1]))  # fmt: skip
         tick = now
-        if not math.isfinite(losses[-1]):  # the mean of every worker's: all stop here together (`train_best`)
-            if log:
-                log.tag(DIVERGED, f"{step + 1} its loss became {losses[-1]}")
-            break
-
         done = step + 1 == total
-        if (step + 1) % cfg.eval_every and not done:
-            continue
-        try:
+        try:  # every worker finds the same: the loss is all workers' mean, the evaluation's outputs merged on each
+            if not math.isfinite(losses[-1]):
+                raise ModelNotFinite(f"its loss became {losses[-1]}")
+            if (step + 1) % cfg.eval_every and not done:
+                continue
             if not all(torch.isfinite(p).all() for p in worker.module.parameters()):  # a finite loss, then NaN
-                raise ModelNotFinite("its parameters became NaN or infinite")  # (every worker holds the same)
+                raise ModelNotFinite("its parameters became NaN or infinite")
             stop = evaluate_and_checkpoint(task, worker, step, epoch, losses, done, rank, size, log)
-        except ModelNotFinite as err:  # every worker finds it: the evaluation's outputs are merged on each
+        except ModelNotFinite as err:  # all stop here together (`train_best`)
             if log:
                 log.tag(DIVERGED, f"{step + 1} {err}")
             break
@@ -378,14 +375,13 @@ DIVERGED = "diverged_at_step"  # the run's tag, set by rank 0 when the loss or t
 
 
 class ModelNotFinite(ValueError):
-    """A task's evaluation found its model's outputs NaN or infinite (a hierarchy model's
-    points: a finite loss, then a step that drove them out of floats); its message says
-    what. The loop stops there as diverged; a job evaluating such a model says it in one
-    line."""
+    """A model's loss, parameters or outputs (a hierarchy model's points, found by its
+    task's evaluation) became NaN or infinite; its message says which. The loop stops
+    there as diverged; a job evaluating such a model says it in one line."""
 
 
 class TrainingDiverged(ValueError):
-    """The loss of a training run became NaN or infinite (`train_best`): its settings
+    """A training run's loss or model became NaN or infinite (`train_best`): its settings
     (learning rates, mostly) drive the model out of floats; no model is kept."""
 
 
