@@ -165,13 +165,13 @@ def choose_and_score(
             break
     val_f1, lam, threshold = best
     predicted = hit_score(*test, lam) >= threshold
-    truth = test_labels.astype(bool)
-    tp = float(np.sum(predicted & truth))
-    precision = tp / max(float(predicted.sum()), 1.0)
-    recall = tp / max(float(truth.sum()), 1.0)
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return {"f1": f1, "precision": precision, "recall": recall, "val_f1": val_f1, "lambda": lam,
-            "threshold": threshold}  # fmt: skip
+    from sklearn.metrics import precision_recall_fscore_support
+
+    # a classifier's convention: nothing predicted (or nothing true) scores 0
+    precision, recall, f1, _ = precision_recall_fscore_support(test_labels.astype(bool), predicted, average="binary",
+                                                               zero_division=0.0)  # fmt: skip
+    return {"f1": float(f1), "precision": float(precision), "recall": float(recall), "val_f1": val_f1,
+            "lambda": lam, "threshold": threshold}  # fmt: skip
 
 
 def lambdas_at_search_end(metrics: dict[str, float]) -> list[str]:

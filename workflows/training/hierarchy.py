@@ -31,7 +31,7 @@ import numpy as np
 
 from hierarchies.datasets import Hierarchy, NodeNames, PairIndex, Siblings, Split, split_edges, split_nodes
 from hierarchies.hit import TASKS, HitSplits, hit_splits, hit_wordnet
-from workflows.training.loop import Batches, ModelNotFinite, TrainTask
+from workflows.training.loop import Batches, ModelNotFinite, TrainTask, steps_per_epoch
 
 if TYPE_CHECKING:
     import torch
@@ -118,7 +118,7 @@ class HierarchyTask(TrainTask):
         # Riemannian step rescales them): clipping them would freeze the lookup table
         self.clip_norm = None if cfg.lookup else 1.0
         self.edges = self.split.train_edges()  # indices into split.full
-        self.steps_per_epoch = max(1, len(self.edges) // (cfg.workers * cfg.batch_size))
+        self.steps_per_epoch = steps_per_epoch(len(self.edges), cfg.workers, cfg.batch_size)  # `Batches`' epochs
         self.fitted: dict[str, float] = {}  # what `fit_head` did, for `built`
         full = self.split.full  # a text model's names: all of each node's, or its text alone
         self.names = full.aliases if cfg.names == "all" else NodeNames.single(full.texts)

@@ -144,6 +144,13 @@ def require_one_global_batch(examples: int, cfg: LoopSettings, more: str = "") -
         )
 
 
+def steps_per_epoch(examples: int, workers: int, batch_size: int) -> int:
+    """Steps of one epoch of `examples` training examples: its full global batches of
+    `workers` x `batch_size` rows (the last, partial one left out, as `Batches` does); 0
+    when they fill none (`require_one_global_batch`)."""
+    return examples // (workers * batch_size)
+
+
 class Batches:
     """Which example rows each worker trains on at each step.
 
@@ -157,7 +164,7 @@ class Batches:
     def __init__(self, examples: int, batch_size: int, seed: int, rank: int, size: int) -> None:
         self.examples, self.seed, self.rank, self.size = examples, seed, rank, size
         self.per_step = size * batch_size
-        self.steps_per_epoch = examples // self.per_step
+        self.steps_per_epoch = steps_per_epoch(examples, size, batch_size)
         if self.steps_per_epoch == 0:
             raise ValueError(f"{examples} training examples: fewer than one global batch ({self.per_step})")
         self._order, self._epoch = np.empty(0, dtype=np.int64), -1
