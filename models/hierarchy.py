@@ -45,6 +45,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from models.choices import HEADS, NORM_LOSSES, RANKINGS, TEXT_MANIFOLDS
 from models.encoder import TextEncoder, by_length, eval_mode, forward_by_length, load_encoder, unread_as
 from models.poincare import distance_softmax_loss
 
@@ -62,9 +63,6 @@ class MobiusLinear(nn.Module):
         """Points (B, d) float64 on the ball -> (W ⊗ x) ⊕ b, (B, d), projected into the ball."""
         y = self.ball.mobius_matvec(self.weight, x)  # (B, d)
         return self.ball.projx(self.ball.mobius_add(y, self.ball.expmap0(self.bias)))
-
-
-HEADS = ("expmap0", "hit")
 
 
 class HierarchyTextModel(nn.Module):
@@ -91,7 +89,7 @@ class HierarchyTextModel(nn.Module):
     ) -> None:
         super().__init__()
         torch.manual_seed(seed)
-        if manifold not in ("poincare", "euclidean"):
+        if manifold not in TEXT_MANIFOLDS:
             raise ValueError(f"manifold must be poincare or euclidean, got {manifold!r}")
         if head not in HEADS:
             raise ValueError(f"head must be one of {HEADS}, got {head!r}")
@@ -192,10 +190,6 @@ def load_hierarchy_model(directory: str | Path) -> HierarchyTextModel:
     if unexpected or any(not key.startswith("encoder.") for key in missing):
         raise ValueError(f"{directory}: not a hierarchy model ({unexpected or missing})")
     return model
-
-
-NORM_LOSSES = ("level", "order")
-RANKINGS = ("softmax", "triplet")
 
 
 def hierarchy_loss(

@@ -36,8 +36,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from hierarchies.datasets import PairIndex, draw_non_ancestors, self_or_ancestor
-
-MANIFOLDS = ("poincare", "euclidean", "order")
+from models.choices import MANIFOLDS
 
 
 def poincare_distance(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -34,6 +34,7 @@ import os
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
+from models.choices import HEADS, MANIFOLDS, NORM_LOSSES, RANKINGS, TEXT_MANIFOLDS
 from sessions.seeds import check_seed
 from workflows.distributed.runtime import require_cpus, require_gpus
 from workflows.jobs import common
@@ -66,8 +67,6 @@ HOLDOUTS = ("none", "edges", "nodes", "hit-multi", "hit-mixed")
 # only under the same (the champion; `evaluate hierarchy`'s split check).
 SPLIT = ("data", "holdout", "holdout_share", "seed")
 DEFAULT_DIM = 10
-HEADS = ("expmap0", "hit")  # `models.hierarchy.HEADS`, not imported: the CLI starts without torch
-RANKINGS = ("softmax", "triplet")  # `models.hierarchy.RANKINGS`
 # Each kind of model's best measured setting (docs/hierarchy-model.md, with the runs
 # that show it): a setting not given takes its model's value. The lookup table's is
 # Nickel & Kiela's (2017) mammals recipe, Riemannian SGD at lr 25 after a burn-in of
@@ -115,7 +114,7 @@ class HierarchyTrainConfig:
         default="poincare",
         metadata={
             "help": "poincare or euclidean (order too, for lookup)",
-            "choices": ("poincare", "euclidean", "order"),
+            "choices": MANIFOLDS,
         },
     )
     dim: int = field(
@@ -263,7 +262,7 @@ class HierarchyTrainConfig:
         default="level",
         metadata={
             "help": "level: the gap is margin x levels (squared error); order: at least margin (hinge)",
-            "choices": ("level", "order"),
+            "choices": NORM_LOSSES,
         },
     )
     max_length: int = field(default=32, metadata={"help": "tokens per node text at most"})
@@ -325,11 +324,11 @@ class HierarchyTrainConfig:
             raise ValueError(f"names must be one of {NAMES}, got {self.names!r}")
         if self.schedule is not None and self.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
-        if self.norm_loss not in ("level", "order"):
+        if self.norm_loss not in NORM_LOSSES:
             raise ValueError(f"norm_loss must be level or order, got {self.norm_loss!r}")
         if self.holdout not in HOLDOUTS:
             raise ValueError(f"holdout must be one of {HOLDOUTS}, got {self.holdout!r}")
-        manifolds = ("poincare", "euclidean", "order") if self.lookup else ("poincare", "euclidean")
+        manifolds = MANIFOLDS if self.lookup else TEXT_MANIFOLDS
         if self.manifold not in manifolds:
             raise ValueError(f"manifold must be one of {manifolds} for model {self.model!r}")
         if self.gloss and self.holdout.startswith("hit-"):
