@@ -215,7 +215,7 @@ def test_evaluate_a_synthetic_log_against_both_golds_and_draw_the_bars(tmp_path,
     plain = tmp_path / "plain.tsv"
     plain.write_text("AnonID\tQuery\tQueryTime\tItemRank\tClickURL\n1\tcats\t2006-03-01 10:00:00\t\t\n")
     result = runner.invoke(app, ["evaluate", "segmentation", "--gt", str(plain), "-f", "aol"])
-    assert result.exit_code == 2 and "no gold sessions or missions" in result.output
+    assert result.exit_code == 2 and f"no row of {plain} has a session or mission label (format aol)" in result.output
 
 
 @pytest.mark.parametrize(
@@ -238,6 +238,37 @@ def test_a_gold_file_read_in_the_wrong_format_is_named_as_such_by_every_command_
         assert line.startswith(f"error: {gt / name}: ") and says in line, line
         if name == "webis.txt":
             assert line.endswith("a wrong --format, --map or time format is the usual cause")
+
+
+@pytest.mark.parametrize(
+    "command", [("evaluate", "segmentation"), ("evaluate", "crossval"), ("train", "segmenter")], ids=" ".join
+)
+def test_every_command_that_scores_against_a_table_says_what_reading_it_noted(tmp_path, monkeypatch, command):
+    """The evaluation commands read a labelled table as `segment` does, and tell what
+    `segment` tells of it (the gold breaker's finds): user ids that pandas wrote as whole
+    floats (`1.0`, an integer column with a missing value) are read as written, which
+    `segment` noted and these did not; and a table without a label column mapped is
+    told where a table's labels come from (`--map ...,session=COLUMN`), as `mine --gold`
+    tells it, where these said "no gold sessions or missions to score against"."""
+    import pandas as pd
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")  # train segmenter's store
+    rows = [(float(u), f"2006-03-01 {10 + s * 3:02d}:{q:02d}:00", f"topic{u}{s} query{q}", f"{u}-{s}")
+            for u in range(12) for s in range(2) for q in range(3)]  # fmt: skip
+    frame = pd.DataFrame(rows + [(None, "2006-03-01 10:00:00", "no user", "x")], columns=["u", "t", "q", "s"])
+    frame.to_csv(tmp_path / "gold.csv", index=False)  # users 0.0, 1.0, ...: a float column with a missing value
+    small = ["--folds", "2", "--inner", "2"] if command != ("evaluate", "segmentation") else []
+    spec = "user=u,time=t,text=q"
+    result = runner.invoke(app, [*command, "--gt", str(tmp_path / "gold.csv"), "-f", "table", "--map", spec, *small])
+    assert result.exit_code == 2 and result.output.strip() == (
+        f"error: no row of {tmp_path / 'gold.csv'} has a session or mission label; a table's come from its column "
+        "named by --map ...,session=COLUMN or mission=COLUMN"
+    )
+    result = runner.invoke(app, [*command, "--gt", str(tmp_path / "gold.csv"), "-f", "table", "--map",
+                                 f"{spec},session=s", *small])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    said = " ".join(result.output.split())  # the note as one line, however the terminal wrapped it
+    assert f"note: {tmp_path / 'gold.csv'}: user ids: 72 rows' user ids written as whole floats (599381.0)" in said
 
 
 def test_crossval_estimates_each_system_on_users_it_never_saw(tmp_path, tiny_taxonomy):

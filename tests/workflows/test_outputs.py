@@ -277,7 +277,7 @@ def test_a_table_of_ones_own_named_as_a_job_names_its_output_is_read(done):
     assert json.loads((done / "p2" / "report.json").read_text())["rows_in"] == kept < sessions.height
     evaluated = sessionflow("evaluate", "segmentation", "--gt", done / "logs" / "part-1.tsv", "-f", "aol",
                             "--pred", edited)  # fmt: skip
-    assert "no gold sessions or missions to score against" in evaluated.output  # its --pred was read: the log's turn
+    assert "has a session or mission label (format aol)" in evaluated.output  # its --pred was read: the log's turn
     # a log of one's own named events.parquet is no `ingest` output, and is read as itself (the change breaker's
     # find: its directory counted as one, and the advice went round: "give the output itself", "no report.json")
     raw = done / "raw"

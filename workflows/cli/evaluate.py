@@ -61,7 +61,7 @@ def segmentation(job: EvaluateSegmentationJob, as_json: JsonOption = False) -> N
         echo_json({"gold": golds[0], "file": str(job.gt), "rows": gold.height, "scores": by_gold[golds[0]],
                                "by_gold": by_gold, "by_user_size": by_size, "rejected": result.read.rejected,
                                "unlabelled": result.read.unlabelled(), "read_as": result.read.read_as,
-                               "notes": list(result.notes)})  # fmt: skip
+                               "notes": [*result.notes, *result.read.notes]})  # fmt: skip
         return
     users = gold["user_id"].n_unique()
     name = job.gt.rsplit("/", 1)[-1] if job.gt else ""
@@ -78,7 +78,7 @@ def segmentation(job: EvaluateSegmentationJob, as_json: JsonOption = False) -> N
         gold_cell = [row["gold"]] if len(golds) > 1 else []
         table.add_row(row["system"], row["level"], *gold_cell, *(f"{row[k]:.3f}" for k in METRIC_HEADERS))
     out.print(table)
-    for note in result.notes:
+    for note in (*result.notes, *result.read.notes):
         out.print(f"note: {note}", soft_wrap=True, highlight=False)
     out.print(user_size_table(result.by_user_size, golds))
     if job.figure is not None:  # where it went, as other commands list their outputs
@@ -141,13 +141,15 @@ def crossval(job: EvaluateCrossvalJob, as_json: JsonOption = False) -> None:
         # rows not read, by reason; `unlabelled`: rows read without a label, by level, the left-out
         # users' too; `users_unlabelled`, `users_unlabelled_rows`: users left out for having no label at
         # `level`, and their rows (rows + users_unlabelled_rows + rejected = the file's rows); `model`: --model;
-        # `not_estimated`: systems left out, and why (a learned one with no labelled consecutive pair)
+        # `not_estimated`: systems left out, and why (a learned one with no labelled consecutive pair); `notes`:
+        # what the reading noted (`common.reading_notes`: user ids written as floats, a damaged stream, ...)
         echo_json({"file": str(job.gt), "rows": gold.height, "users": gold["user_id"].n_unique(),
                                "level": result.level, "folds": job.folds, "inner": job.inner, "seed": job.seed,
                                "model": job.model, "rejected": result.read.rejected,
                                "unlabelled": result.read.unlabelled(), "users_unlabelled": result.users_unlabelled,
                                "users_unlabelled_rows": result.users_unlabelled_rows, "read_as": result.read.read_as,
-                               "systems": systems, "not_estimated": result.not_estimated})  # fmt: skip
+                               "systems": systems, "not_estimated": result.not_estimated,
+                               "notes": list(result.read.notes)})  # fmt: skip
         return
     gold = result.gold
     name = job.gt.rsplit("/", 1)[-1] if job.gt else ""
@@ -168,6 +170,8 @@ def crossval(job: EvaluateCrossvalJob, as_json: JsonOption = False) -> None:
     for row in table.iter_rows(named=True):
         t.add_row(row["system"], *(f"{row[f'{k}_mean']:.3f} ± {row[f'{k}_sd']:.3f}" for k in CV_KEYS))
     out.print(t)
+    for note in result.read.notes:
+        out.print(f"note: {note}", soft_wrap=True, highlight=False)
     c = Table(title="the candidate each outer fold's inner folds chose")
     c.add_column("system", no_wrap=True)
     c.add_column("candidate")

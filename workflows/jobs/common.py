@@ -275,6 +275,66 @@ def file_not_read(count: dict, report: dict) -> str | None:
     return why_rejected(reasons, count["path"], (count.get("first_rejected") or {}).get(top), report, of_file=True)
 
 
+NOT_READ_SHOWN = 5  # files none of whose records was read, named each with why; the rest counted
+# A table whose user ids are text in whole-float notation (`Parsed.float_users`), as pandas writes an integer column
+# with a missing value: read as written, they are other users than the same ids written as integers.
+FLOAT_USERS = ("{:,} rows' user ids written as whole floats (599381.0), read as written: another user than 599381 "
+               "(pandas writes an integer column with a missing value so: write it with .astype('Int64'), or as "
+               "Parquet, where 599381.0 is 599381)")  # fmt: skip
+
+
+def reading_notes(report: dict, read_as: bool = True) -> dict[str, str]:
+    """What a reading report (`IngestReport.to_dict()`) holds besides its counts, that a
+    user should be told, as (what, said) in the order shown: advice for rows rejected as
+    not UTF-8 or for backslash-escaped quotes, files and lines skipped (not records or
+    logs), each file none of whose records was read (NOT READ, with why:
+    `file_not_read`, the words the file named alone would fail with; past
+    `NOT_READ_SHOWN` of them, how many more), each damaged file with where its stream
+    broke off, how each table's fields were read where the file decided it (`read_as`:
+    False leaves it to a caller that says it otherwise), and each table whose user ids
+    are text as pandas writes floats (`FLOAT_USERS`). Every command that reads a log says
+    them: those that write its events (`ingest`, `segment`, `score`, ...) and those that
+    score against it (`evaluate segmentation`, `evaluate crossval`, `train segmenter`)."""
+    rejected = report.get("rejected_by_reason", {})
+    not_read = [f for f in report.get("files", []) if none_read(f)]
+    notes: dict[str, str] = {}
+    elsewhere = [f for f in report.get("files", []) if not none_read(f)]  # those named NOT READ below say theirs
+    if (
+        sum(f.get("rejected_by_reason", {}).get("bad_encoding", 0) for f in elsewhere)
+        if "files" in report
+        else rejected.get("bad_encoding")
+    ):  # a file of accented rows lost them quietly
+        from sessions.records import not_utf8_advice
+
+        notes["bad_encoding: records not UTF-8 text"] = not_utf8_advice(b"")
+    if rejected.get("backslash_escape"):  # Spark's, R's rows in an RFC 4180 file
+        notes["backslash_escape: quotes escaped with a backslash"] = BACKSLASH_ADVICE
+    for skipped in report.get("skipped_files", []):
+        notes[f"skipped {skipped['path']}"] = skipped["reason"]
+    notes.update({f"NOT READ {f['path']}": file_not_read(f, report) or "" for f in not_read[:NOT_READ_SHOWN]})
+    if len(not_read) > NOT_READ_SHOWN:  # a directory of many: the first ones tell what the rest most likely are
+        notes[f"NOT READ {len(not_read) - NOT_READ_SHOWN:,} more files"] = (
+            "none of their records read either: each is in report.json's files, rows_ok 0, with its first_rejected"
+        )
+    read_as_by: dict[str, list[str]] = {}  # how a TSV table was read: each file's, a count where many read alike
+    floats: dict[str, int] = {}  # user ids as pandas' floats, by file: each file's, a count where many
+    for f in report.get("files", []):
+        if f.get("damage"):
+            notes[f"DAMAGED {f['path']}"] = f"read up to the damage: {f['damage']}"
+        if f.get("read_as") and read_as:
+            read_as_by.setdefault(f["read_as"], []).append(f["path"])
+        if f.get("float_users"):  # a table's text is its text: 599381.0 is not the user 599381 of another file
+            floats[f["path"]] = f["float_users"]
+    for how, paths in read_as_by.items():
+        named = paths if len(paths) <= 3 else [f"{len(paths):,} files ({paths[0]}, ...)"]
+        notes.update(dict.fromkeys(named, how))
+    if len(floats) > 3:
+        first = next(iter(floats))
+        floats = {f"{len(floats):,} files ({first}, ...)": sum(floats.values())}
+    notes.update({f"{path}: user ids": FLOAT_USERS.format(n) for path, n in floats.items()})
+    return notes
+
+
 def why_rejected(
     counts: Mapping[str, int], source: str, example: Mapping | None, report: dict, of_file: bool = False
 ) -> str:
@@ -480,6 +540,18 @@ def refuse_read_settings(source: str, kind: str, fmt: str | None, options: ReadO
         raise ValueError(f"{source}: {kind}, its events read already with the settings that job was given; "
                          f"{_they_read(given)} raw logs: leave them out, or read the raw logs again "
                          "with them")  # fmt: skip
+
+
+def no_labels(log: str, levels: Sequence[str], fmt: str | None) -> str:
+    """Why a labelled log's rows give nothing to score or mine, in words: none of them has
+    a label at `levels` ("session", "mission"), and, for a `table`, where its labels come
+    from (`--map ...,session=COLUMN`), the setting a user most likely left out; for another
+    format, which one the file was read as."""
+    said = " or ".join(levels)
+    if fmt != "table":
+        return f"no row of {log} has a {said} label (format {fmt})"
+    columns = " or ".join(f"{level}=COLUMN" for level in levels)
+    return f"no row of {log} has a {said} label; a table's come from its column named by --map ...,{columns}"
 
 
 def gold_log(value: str | None) -> str:

@@ -104,11 +104,14 @@ class GoldLog:
     """A ground-truth file as read: its events (`gold_session` and/or `gold_mission`,
     null where a row has no label), the rows not read, by reason, and how the file's
     fields were read where the file decided it (a raw or CSV-quoted TSV: the report's
-    `read_as`; None where the format says it)."""
+    `read_as`; None where the format says it), and what else the reading noted
+    (`common.reading_notes`: user ids written as pandas writes floats, a damaged stream,
+    ...), as lines to show."""
 
     events: pl.DataFrame
     rejected: dict[str, int]
     read_as: str | None = None
+    notes: tuple[str, ...] = ()
 
     def unlabelled(self, events: pl.DataFrame | None = None) -> dict[str, int]:
         """Rows read without a label, by gold level: they are segmented, not scored (of
@@ -141,7 +144,7 @@ def read_gold(gt: str, fmt: str, options: ReadOptions = DEFAULT_READ) -> GoldLog
     if not gold.height:
         raise ValueError(f"{gt}: {common.nothing_read(report.to_dict(), rejected.frame(REJECTED_SCHEMA))}")
     if not has_gold(gold):
-        raise ValueError(f"{gt}: no gold sessions or missions to score against (format {fmt})")
+        raise ValueError(common.no_labels(gt, ("session", "mission"), fmt))
     try:
         require_something_to_score(gold)
     except ValueError as err:
@@ -149,7 +152,8 @@ def read_gold(gt: str, fmt: str, options: ReadOptions = DEFAULT_READ) -> GoldLog
     reasons = rejected.frame()
     counts = reasons.group_by("reason").len().sort("reason").iter_rows() if reasons.height else []
     read_as = sorted({f["read_as"] for f in report.to_dict().get("files", []) if f.get("read_as")})
-    return GoldLog(gold, dict(counts), "; ".join(read_as) or None)
+    notes = tuple(f"{what}: {said}" for what, said in common.reading_notes(report.to_dict(), read_as=False).items())
+    return GoldLog(gold, dict(counts), "; ".join(read_as) or None, notes)
 
 
 ALL = "all"

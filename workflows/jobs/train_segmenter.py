@@ -159,7 +159,9 @@ def run(job: TrainSegmenterJob, run_name: str | None = None) -> TrainOutcome:
         "users without a label (left out)": f"{users.users_unlabelled:,} ({users.users_unlabelled_rows:,} rows)",
         **shown,
     }
-    return TrainOutcome(run_id, f"runs:/{run_id}/model", registered, champion, shown, None, [])
+    read_as = (f"{users.gt} read as {users.read.read_as}",) if users.read.read_as else ()
+    return TrainOutcome(run_id, f"runs:/{run_id}/model", registered, champion, shown, None, [],
+                        notes=read_as + users.read.notes)  # fmt: skip
 
 
 HEADLINE = {"f1": "pair F1", "ari": "adjusted Rand", "boundary_f1": "boundary F1", "adjacent_accuracy": "adjacent acc."}

@@ -614,7 +614,7 @@ class TrainOutcome:
     checkpoint: str | None  # the best checkpoint in Ray Train's storage (`Trained.where`); None: no Ray Train
     figures: list[str]  # file names of the figures logged to the run
     stopped: str | None = None  # why training ended (`stop_reason`); None: no training loop
-    notes: tuple[str, ...] = ()  # what the metrics mean where the summary's rounding would hide it
+    notes: tuple[str, ...] = ()  # what the metrics mean where the summary's rounding would hide it; how data was read
 
 
 @contextmanager
