@@ -543,6 +543,23 @@ def test_mine_gold_reads_a_table_with_its_map_and_only_then(tmp_path):
     assert refused.exit_code == 2 and "error: --map reads a labelled log, with --gold" in refused.output
 
 
+def test_mine_gold_says_when_its_users_hold_fewer_negatives_than_positives(tmp_path):
+    """--gold draws as many negatives as positives, half other users' queries: a table of
+    one user has none of those, and the shortfall went without a word, the report's
+    `negatives_short` left empty under --gold (the gold breaker's find). On the
+    development files nothing is short."""
+    (tmp_path / "one.csv").write_text(
+        "uid,ts,q,sess\n1,2006-03-01 10:00:00,cats,a\n1,2006-03-01 10:01:00,cute cats,a\n"
+        "1,2006-03-01 10:02:00,cats pics,a\n1,2006-03-01 12:00:00,dogs,b\n1,2006-03-01 12:01:00,dog food,b\n"
+    )
+    mined = invoke("mine", str(tmp_path / "one.csv"), "--gold", "session", "-f", "table", "--map",
+                   "user=uid,time=ts,text=q,session=sess", "-o", str(tmp_path / "p"))  # fmt: skip
+    report = json.loads((tmp_path / "p" / "report.json").read_text())
+    assert (report["positives"], report["negatives"], report["negatives_short"]) == (4, 2, {"test": 2})
+    assert ("note: 2 negatives fewer than positives: --gold draws as many, half other users' queries and half the "
+            "same user's other sessions, and its one user holds fewer to draw from") in " ".join(mined.output.split())
+
+
 def test_mine_gold_accounts_for_every_row_of_the_labelled_log(gt, tmp_path):
     """`mine --gold` reads a labelled log: its report and summary account for every row
     (rows in = ok + rejected, the rejected ones in rejected.parquet with their reasons)."""

@@ -36,7 +36,14 @@ def mine(job: MineJob) -> None:
             "engine": engine_text(report["config"]), "seconds": report["seconds"], "peak RSS (MiB)": peak_rss_mib(),
             **report["outputs"]}  # fmt: skip
     out.print(summary_table("mine", rows))
-    if short := report["negatives_short"]:
+    if (short := report["negatives_short"]) and job.gold:  # its rules are fixed: no setting asks for fewer
+        users = sum(report["users_by_split"].values())
+        held = "its one user holds" if users == 1 else f"its {users:,} users hold"
+        out.print(
+            f"note: {sum(short.values()):,} negatives fewer than positives: --gold draws as many, half other users' "
+            f"queries and half the same user's other {job.gold}s, and {held} fewer to draw from"
+        )
+    elif short:
         by_split = ", ".join(f"{split} {n:,}" for split, n in short.items())
         buckets = job.mining.partitions
         ways = (

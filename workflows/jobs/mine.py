@@ -124,7 +124,7 @@ def run(job: MineJob) -> dict:
         "negatives": int((pairs["label"] == 0).sum()),
         "by_split_and_kind": {s: dict(zip(g["kind"], g["len"], strict=True)) for (s,), g in counts.group_by("split")},
         "users_by_split": dict(pairs.group_by("split").agg(pl.col("user_id").n_unique()).iter_rows()),
-        "negatives_short": {} if gold is not None else negatives_short(pairs, cfg),
+        "negatives_short": negatives_short(pairs, gold_mining(cfg.seed) if gold is not None else cfg),
         "empty_splits": [] if gold is not None or not pairs.height else empty_splits(pairs, cfg),
         "unlabelled": unlabelled,  # with --gold: accepted rows without a label at the level, in no pair
         "config": common.as_run(job, engine, why) | ({"mining": asdict(gold_mining(cfg.seed))} if gold else {}),
