@@ -255,7 +255,7 @@ def test_every_command_that_scores_against_a_table_says_what_reading_it_noted(tm
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")  # train segmenter's store
     rows = [(float(u), f"2006-03-01 {10 + s * 3:02d}:{q:02d}:00", f"topic{u}{s} query{q}", f"{u}-{s}")
             for u in range(12) for s in range(2) for q in range(3)]  # fmt: skip
-    frame = pd.DataFrame(rows + [(None, "2006-03-01 10:00:00", "no user", "x")], columns=["u", "t", "q", "s"])
+    frame = pd.DataFrame([*rows, (None, "2006-03-01 10:00:00", "no user", "x")], columns=["u", "t", "q", "s"])
     frame.to_csv(tmp_path / "gold.csv", index=False)  # users 0.0, 1.0, ...: a float column with a missing value
     small = ["--folds", "2", "--inner", "2"] if command != ("evaluate", "segmentation") else []
     spec = "user=u,time=t,text=q"
@@ -556,8 +556,10 @@ def test_mine_gold_says_when_its_users_hold_fewer_negatives_than_positives(tmp_p
                    "user=uid,time=ts,text=q,session=sess", "-o", str(tmp_path / "p"))  # fmt: skip
     report = json.loads((tmp_path / "p" / "report.json").read_text())
     assert (report["positives"], report["negatives"], report["negatives_short"]) == (4, 2, {"test": 2})
-    assert ("note: 2 negatives fewer than positives: --gold draws as many, half other users' queries and half the "
-            "same user's other sessions, and its one user holds fewer to draw from") in " ".join(mined.output.split())
+    assert (
+        "note: 2 negatives fewer than positives: --gold draws as many, half other users' queries and half the "
+        "same user's other sessions, and its one user holds fewer to draw from"
+    ) in " ".join(mined.output.split())
 
 
 def test_mine_gold_accounts_for_every_row_of_the_labelled_log(gt, tmp_path):
