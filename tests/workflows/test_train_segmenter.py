@@ -170,7 +170,8 @@ def test_train_segmenter_logs_its_estimate_registers_and_segments_a_log(gold_log
         assert answer.status_code == 200, answer.text
         assert [row["session_id"] for row in answer.json()["predictions"]] == served["session_id"].tolist()
     refused = client.post("/invocations", json={"dataframe_records": [{"user_id": 1, "ts": "noon", "query": "a"}]})
-    assert refused.status_code == 400 and "give datetimes or ISO 8601 times" in refused.text
+    assert refused.status_code == 400  # the cell and its row, not pandas' advice cut short (the gold breaker's find)
+    assert "ts: 'noon' (row 0) is not an ISO 8601 time; give datetimes or ISO 8601 times" in refused.text
 
     python_model = mlflow.pyfunc.load_model("models:/segmenter-model/1").unwrap_python_model()
     asked = pd.DataFrame({"user_id": ["u", "u"], "ts": pd.to_datetime(["2006-03-01 10:00", "2006-03-01 10:01"]),

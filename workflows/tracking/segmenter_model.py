@@ -107,11 +107,21 @@ class SegmenterModel(mlflow.pyfunc.PythonModel):
 def iso_times(ts: pd.Series) -> pd.Series:
     """Times written as ISO 8601 text (as JSON carries them to a served model, `mlflow models
     serve`), or datetime objects, as UTC datetimes: a time without an offset is UTC.
-    ValueError in one line for text that is no ISO 8601 time."""
+    ValueError in one line naming the first cell that is no ISO 8601 time and its row
+    (pandas' own message runs on to advice of its own options, cut short)."""
     try:
         return pd.to_datetime(ts, utc=True, format="ISO8601")
-    except (ValueError, TypeError) as err:
-        raise ValueError(f"ts: {str(err).splitlines()[0]}; give datetimes or ISO 8601 times") from None
+    except (ValueError, TypeError):
+        read = pd.to_datetime(ts, utc=True, format="ISO8601", errors="coerce")
+        bad = ts[read.isna() & ts.notna()]
+        cell = f"{_as_shown(bad.iloc[0])} (row {bad.index[0]}) is not" if len(bad) else "times that are not"
+        raise ValueError(f"ts: {cell} an ISO 8601 time; give datetimes or ISO 8601 times") from None
+
+
+def _as_shown(value: object) -> str:
+    """A cell as a one-line message shows it: `repr`, cut at 60 characters."""
+    shown = repr(value)
+    return shown if len(shown) <= 60 else f"{shown[:57]}..."
 
 
 # What the shipped package `sessions` imports beyond REQUIREMENTS (its docstring's list).
