@@ -918,3 +918,38 @@ def test_mine_gold_on_a_table_without_that_label_names_the_map_key(tmp_path):
     said = " ".join(mined.output.split())
     assert said == (f"error: --gold mission: no row of {table} has a mission label; a table's come from its column "
                     "named by --map ...,mission=COLUMN")  # fmt: skip
+
+
+def test_a_pyfunc_of_ones_own_is_refused_in_one_line_by_every_command_that_takes_a_session_model(
+    gt, tmp_path, monkeypatch
+):
+    """A pyfunc of one's own, registered under a name of one's own, carries no kind: every
+    command given it as a session model loads it and finds out. `evaluate pairs` printed a
+    51-line traceback ("'M' object has no attribute 'calibration'", the scoring breaker's
+    find) where the others said "is not a session model": one loader serves them all."""
+    import mlflow
+    import pandas as pd
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
+
+    class Constant(mlflow.pyfunc.PythonModel):
+        def predict(self, context, model_input, params=None):
+            return pd.DataFrame({"p_same": [0.5] * len(model_input)})
+
+    with mlflow.start_run() as run:
+        mlflow.pyfunc.log_model(name="model", python_model=Constant(), pip_requirements=["pandas"])
+    mlflow.register_model(f"runs:/{run.info.run_id}/model", "my-model")
+    (tmp_path / "pairs.csv").write_text("query_a,query_b,label\ncats,cute cats,1\ncats,tax forms,0\n")
+    uri, gayo = "models:/my-model/1", str(gt / "gayo.csv")
+    commands = [
+        ["evaluate", "pairs", "--pairs", str(tmp_path / "pairs.csv"), "--model", uri],
+        ["evaluate", "segmentation", "--gt", gayo, "-f", "gayo-avello", "--model", uri],
+        ["segment", gayo, "-f", "gayo-avello", "--model", uri, "-o", str(tmp_path / "s"), "--engine", "local"],
+        ["score", gayo, "-f", "gayo-avello", "--session-model", uri, "-o", str(tmp_path / "t"), "--engine", "local"],
+    ]
+    for command in commands:
+        result = runner.invoke(app, command)
+        assert result.exit_code == 2 and result.output.strip() == f"error: {uri} is not a session model", (
+            command,
+            result.output[-500:],
+        )

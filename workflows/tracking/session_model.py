@@ -100,9 +100,20 @@ def log_session_model(encoder_dir: Path, calibration: Calibration, base_model: s
     return info.model_uri
 
 
-def load(uri: str) -> mlflow.pyfunc.PyFuncModel:
-    """The logged session model at `uri`; ValueError when there is none."""
-    return load_pyfunc(uri)
+def load(uri: str, loaded: mlflow.pyfunc.PyFuncModel | None = None) -> mlflow.pyfunc.PyFuncModel:
+    """The logged session model at `uri` (or `loaded` already from there); ValueError in
+    one line when there is none, or the model there is of another kind (a pyfunc of
+    one's own registered under any name: its `predict` gives no `p_same`)."""
+    from mlflow.exceptions import MlflowException
+
+    model = loaded or load_pyfunc(uri)
+    try:
+        python_model = model.unwrap_python_model()
+    except MlflowException:  # a flavour's pyfunc (sklearn, ...), no Python model of ours
+        python_model = None
+    if not isinstance(python_model, SessionModel) or python_model.encoder is None or python_model.calibration is None:
+        raise ValueError(f"{uri} is not a session model")
+    return model
 
 
 def base_model_of(model: mlflow.pyfunc.PyFuncModel) -> str:
@@ -235,15 +246,8 @@ class SessionScorer:
     def __init__(self, uri: str, loaded: mlflow.pyfunc.PyFuncModel | None = None) -> None:
         """Load the session model at `uri` (or take it as `loaded` already); ValueError
         in one line when there is none, or the model there is of another kind."""
-        from mlflow.exceptions import MlflowException
-
         self.uri = uri
-        try:
-            model = (loaded or load(uri)).unwrap_python_model()
-        except MlflowException:
-            model = None
-        if not isinstance(model, SessionModel) or model.encoder is None or model.calibration is None:
-            raise ValueError(f"{uri} is not a session model")
+        model = load(uri, loaded).unwrap_python_model()
         self.encoder, self.calibration = model.encoder, model.calibration
 
     def __call__(self, a: pl.Series, b: pl.Series) -> np.ndarray:
