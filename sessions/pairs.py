@@ -150,8 +150,9 @@ def distinct_queries(sessions: pl.DataFrame, cfg: MiningConfig) -> pl.DataFrame:
 MINING_INPUT = ("row_id", "user_id", "ts", "query", "session_id", "mission_id")
 
 
-def check_sessions(sessions: pl.LazyFrame, where: str) -> None:
-    """Check a sessions table before mining it (`MINING_INPUT`, as `segment` writes them):
+def check_sessions(sessions: pl.LazyFrame, where: str, reader: str = "mining") -> None:
+    """Check a sessions table before mining it (`MINING_INPUT`, as `segment` writes them),
+    or before `reader` (annotate) reads it:
     ValueError in one line, naming `where`, for a column missing or of another kind, a table
     whose parts cannot be read as one, or rows without a row_id, user, time, query, session
     or mission, or with a blank one of these texts (the ingest rule, `is_blank`). Mining
@@ -161,7 +162,7 @@ def check_sessions(sessions: pl.LazyFrame, where: str) -> None:
     schema = sessions.collect_schema()
     missing = [name for name in MINING_INPUT if name not in schema]
     if missing:
-        raise ValueError(f"{where}: no column {', '.join(missing)}: mining reads the sessions `segment` writes "
+        raise ValueError(f"{where}: no column {', '.join(missing)}: {reader} reads the sessions `segment` writes "
                          f"({', '.join(MINING_INPUT)})")  # fmt: skip
     texts = ("user_id", "query", "session_id", "mission_id")
     numbered = ("session_id", "mission_id")  # integers (`0, 1, ...` per user, as pandas writes them) are read as text
@@ -170,7 +171,7 @@ def check_sessions(sessions: pl.LazyFrame, where: str) -> None:
     wrong += [f"ts is {schema['ts']}"] if not isinstance(schema["ts"], pl.Datetime) else []
     wrong += [f"row_id is {schema['row_id']}"] if not schema["row_id"].is_integer() else []
     if wrong:
-        raise ValueError(f"{where}: {', '.join(wrong)}: mining reads the sessions `segment` writes (texts, a time)")
+        raise ValueError(f"{where}: {', '.join(wrong)}: {reader} reads the sessions `segment` writes (texts, a time)")
     try:
         counts = sessions.select(
             *[pl.col(name).null_count().alias(f"without {name}") for name in ("row_id", "ts", *texts)],

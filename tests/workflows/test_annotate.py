@@ -238,7 +238,9 @@ def test_the_output_of_another_job_is_refused_naming_what_annotate_reads(hierarc
         runner.invoke(app, ["mine", str(tmp_path / "s"), "--engine", "local", "-o", str(tmp_path / "p")]).exit_code == 0
     )
     done = runner.invoke(app, ["annotate", str(tmp_path / "p"), "--model", hierarchy_uri, "-o", str(tmp_path / "a")])
-    said = "the output of another job; annotate reads a `segment` output, an `ingest` output or raw logs"
+    said = (
+        "the output of another job; annotate reads a `segment` output, a sessions table, an `ingest` output or raw logs"
+    )
     assert done.exit_code == 2 and said in done.output and not (tmp_path / "a").exists()
 
 
@@ -258,3 +260,42 @@ def test_annotate_of_a_job_output_given_read_settings_refuses_them(hierarchy_uri
         assert result.exit_code == 2 and len(lines) == 1, result.output
         assert f"{kind}, its events read already" in lines[0] and "--timezone reads raw logs" in lines[0], lines[0]
         assert not out.exists()
+
+
+def test_annotate_reads_a_sessions_table_of_ones_own_with_its_sessions(hierarchy_uri, tmp_path):
+    """A sessions table written back by pandas (`mine` reads one): in a directory as
+    sessions.parquet, annotate said "give the file itself", and the file itself was a log
+    that needed --format and was segmented again, its sessions ignored (the scoring
+    breaker's find). It is read as it is, in the directory or by its path, its own
+    sessions kept: every row of user 7 in one session gives one start, not two."""
+    log = tmp_path / "log.tsv"
+    write_aol(log, ROWS)
+    segment = ["segment", str(log), "-f", "aol", "--method", "time", "--engine", "local", "-o", str(tmp_path / "s")]
+    assert runner.invoke(app, segment).exit_code == 0
+    own = tmp_path / "own"
+    own.mkdir()
+    frame = read_table(tmp_path / "s" / "sessions.parquet").to_pandas()
+    frame.loc[frame["user_id"] == "7", "session_id"] = "7/all"  # one session where the time rule found two
+    frame.to_parquet(own / "sessions.parquet", index=False)
+    for given in (own, own / "sessions.parquet"):
+        out = tmp_path / f"a-{given.name}"
+        done = runner.invoke(app, ["annotate", str(given), "--model", hierarchy_uri, "-o", str(out)])
+        assert done.exit_code == 0, done.output
+        report = json.loads((out / "report.json").read_text())
+        assert (report["rows_in"], report["rows_ok"], report["rows_rejected"]) == (9, 9, 0)
+        assert report["annotate"]["reformulations"]["start"] == 2  # user 7's one session, user 8's
+        got = read_table(out / "annotations.parquet")
+        assert got.group_by("user_id").agg(pl.col("session_id").n_unique()).sort("user_id").rows() == [
+            ("7", 1),
+            ("8", 1),
+        ]
+        assert got.filter(pl.col("user_id") == "7")["session_id"].unique().to_list() == ["7/all"]
+    refused = runner.invoke(app, ["annotate", str(own), "--format", "aol", "--model", hierarchy_uri, "-o",
+                                  str(tmp_path / "b")])  # fmt: skip
+    assert refused.exit_code == 2 and "a sessions table, its events read already" in refused.output
+    frame.drop(columns="mission_id").to_parquet(own / "sessions.parquet", index=False)
+    refused = runner.invoke(app, ["annotate", str(own), "--model", hierarchy_uri, "-o", str(tmp_path / "c")])
+    assert (
+        refused.exit_code == 2
+        and "no column mission_id: annotate reads the sessions `segment` writes" in refused.output
+    )

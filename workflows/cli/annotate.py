@@ -22,7 +22,9 @@ def annotate(job: AnnotateJob) -> None:
     specialisation when the model puts the new terms further from the origin by at
     least --ratio of their distance from the old ones, a generalisation when
     nearer, else lateral (HiT's subsumption score at 0). Sessions come from a
-    `segment` output directory, or are found with the default cascade first.
+    `segment` output directory or a sessions table of your own (a Parquet file of
+    segment's columns, by its path or in a directory as sessions.parquet), or are
+    found with the default cascade first.
     Writes OUTPUT/annotations.parquet (the session columns plus specificity and
     reformulation, a row per accepted event) and OUTPUT/report.json; from raw logs
     also the sessions found (sessions.parquet) and the rows refused

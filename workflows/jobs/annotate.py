@@ -3,8 +3,10 @@ types of the queries of a log, from a registered hierarchy model (one process).
 
     annotate_logs(["aol.tsv.gz"], "aol", "out/annotated", "models:/hierarchy-model@champion")
 
-Sessions come from a `sessionflow segment` output directory, or are found first
-(the default cascade) when raw logs or an ingest directory are given.
+Sessions come from a `sessionflow segment` output directory or a sessions table of
+one's own (a Parquet file of `segment`'s columns, given by its path without --format or
+in a directory as `sessions.parquet`, as `mine` reads it), or are found first (the
+default cascade) when raw logs or an ingest directory are given.
 """
 
 from __future__ import annotations
@@ -20,7 +22,16 @@ import polars as pl
 from sessions import storage
 from sessions.formats.options import DEFAULT_READ, ReadOptions
 from sessions.ingest import REPORT_FILE
-from sessions.io import ParquetSink, claim_output, job_output, read_json, remove_table, scan_table, write_report
+from sessions.io import (
+    ParquetSink,
+    claim_output,
+    job_output,
+    parquet_rows,
+    read_json,
+    remove_table,
+    scan_table,
+    write_report,
+)
 from sessions.pipeline import SESSIONS_FILE, is_ingest_output, load_events, segment_logs
 from sessions.reformulation import (
     DEFAULT_RATIO,
@@ -50,10 +61,35 @@ def hierarchy_geometry(uri: str) -> Geometry:
     return HierarchyGeometry.load(uri)
 
 
-def is_segment_output(path: str | Path) -> bool:
-    """A directory written by `sessionflow segment` (its report marks it complete);
-    IncompleteOutputError for one whose report is missing (its job did not finish)."""
-    return storage.exists(storage.join(path, SESSIONS_FILE)) and bool(job_output(path, SESSIONS_FILE))
+def sessions_input(inputs: Sequence[str | Path], fmt: str | None) -> tuple[str, dict | None] | None:
+    """The sessions table that annotate reads as it is, not segmented again, when `inputs`
+    is one: (its location, the report of the `segment` job that wrote it, or None for a
+    table of one's own). A `segment` output directory; a directory without a report that
+    holds `sessions.parquet` as a file (written back by pandas); a Parquet file given by
+    its path without `fmt` that has `segment`'s `session_id` column (with --format table
+    it is a log, segmented). None otherwise: the inputs are logs. IncompleteOutputError
+    for a directory whose job did not finish; ValueError in one line for a table of one's
+    own that `segment` would not write (`sessions.pairs.check_sessions`)."""
+    from sessions.formats.table import named_table_kind
+    from sessions.pairs import check_sessions
+
+    if len(inputs) != 1:
+        return None
+    given = str(inputs[0])
+    if storage.is_dir(given):
+        if not storage.exists(storage.join(given, SESSIONS_FILE)):
+            return None
+        table = job_output(given, SESSIONS_FILE, own_file=True)
+        if storage.exists(report := storage.join(given, REPORT_FILE)):
+            return table, read_json(report)
+    elif fmt is None and storage.is_file(given) and named_table_kind(given) == "parquet":
+        table = given
+        if "session_id" not in scan_table(table).collect_schema():
+            return None  # a log in Parquet, which needs its --format
+    else:
+        return None
+    check_sessions(scan_table(table), table, "annotate")
+    return table, None
 
 
 def annotate_logs(
@@ -75,20 +111,24 @@ def annotate_logs(
     from workflows.tracking.store import pinned
 
     start, out = time.perf_counter(), str(output)
-    if len(inputs) == 1 and is_segment_output(inputs[0]):
-        source = str(inputs[0])
-        claim_output(out, ANNOTATIONS_FILE, inputs=inputs, also=[SESSIONS_FILE])
-    else:
+    given = sessions_input(inputs, fmt)
+    if given is None:
         remove_table(storage.join(out, ANNOTATIONS_FILE))  # its own, from a run before: segment_logs claims `out`
         segment_logs(inputs, fmt, out, SegmentConfig(), MissionConfig(), options=options)
-        source = out
-    report = read_json(storage.join(source, REPORT_FILE))
-    if source == out:
+        table = storage.join(out, SESSIONS_FILE)
+        report = read_json(storage.join(out, REPORT_FILE))
         storage.remove(storage.join(out, REPORT_FILE))  # until the annotations are there too
-    else:  # the segment output's accounting of rows stands; what that job wrote and how is its own, named apart
-        report["segmented"] = {"output": source, **{key: report.pop(key, None) for key in SEGMENT_RUN_KEYS}}
+    else:
+        table, segmented = given
+        claim_output(out, ANNOTATIONS_FILE, inputs=inputs, also=[SESSIONS_FILE])
+        if segmented is not None:  # the segment output's accounting of rows stands; that job's own run named apart
+            report = segmented
+            report["segmented"] = {"output": str(inputs[0]), **{key: report.pop(key, None) for key in SEGMENT_RUN_KEYS}}
+        else:  # a sessions table of one's own: every row is a segmented event, none rejected
+            rows = parquet_rows(table)
+            report = {"rows_in": rows, "rows_ok": rows, "rows_rejected": 0, "source": table}
         report["outputs"] = {REPORT_FILE: storage.join(out, REPORT_FILE)}
-    sessions = user_time_order(scan_table(storage.join(source, SESSIONS_FILE)).collect())
+    sessions = user_time_order(scan_table(table).collect())
     annotated = annotate(sessions, hierarchy_geometry(model_uri), ratio)
     with ParquetSink(storage.join(out, ANNOTATIONS_FILE), annotated.schema) as sink:
         sink.write(annotated)
@@ -164,7 +204,10 @@ RATIO_HELP = (
 class AnnotateJob:
     """What `sessionflow annotate` reads, with which model, and where it writes."""
 
-    inputs: tuple[str, ...] = common.inputs("a `segment` output directory, raw log files, or an `ingest` directory")
+    inputs: tuple[str, ...] = common.inputs(
+        "a `segment` output directory, a sessions table of your own (a Parquet file of segment's columns), raw log "
+        "files, or an `ingest` directory"
+    )
     output: str | None = common.output()
     overwrite: bool = common.overwrite()
     model: str = field(default="models:/hierarchy-model@champion", metadata={"help": HIERARCHY_MODEL_HELP})
@@ -189,11 +232,12 @@ def run(job: AnnotateJob) -> dict:
         given = job.inputs[0]  # an unfinished `segment` or `ingest` output: IncompleteOutputError from these
         ingested = is_ingest_output(given)
         another = storage.exists(storage.join(given, REPORT_FILE)) and not ingested
-        if not is_segment_output(given) and another:
-            raise ValueError(f"{given}: the output of another job; annotate reads a `segment` output, an `ingest` "
-                             "output or raw logs (with --format)")  # fmt: skip
-        if another or ingested:
-            kind = "a `segment` output" if another else "an `ingest` output"
+        table = sessions_input(job.inputs, job.format)
+        if another and table is None:
+            raise ValueError(f"{given}: the output of another job; annotate reads a `segment` output, a sessions "
+                             "table, an `ingest` output or raw logs (with --format)")  # fmt: skip
+        if table is not None or ingested:
+            kind = "an `ingest` output" if ingested else "a `segment` output" if another else "a sessions table"
             common.refuse_read_settings(given, kind, job.format, job.read)
     common.check_output(job.output, job.inputs)
     use_store(existing=True)
