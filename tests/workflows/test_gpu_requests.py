@@ -155,10 +155,31 @@ def test_a_training_whose_workers_do_not_fit_the_nodes_says_so(nodes, workers, g
 def test_the_waiting_warning_names_each_node():
     assert workers_waiting(3, {"CPU": 1}, [{"CPU": 1.0}, {"CPU": 1.0, "GPU": 0.0}]) == (
         "warning: --workers 3 of 1 CPU each: the cluster's nodes hold 2 such worker(s) now (CPU per node: 1, 1); "
-        "Ray Train waits until its autoscaler adds nodes, retrying every 60 s (Ctrl-C stops it; or lower --workers)"
+        "Ray Train waits until an autoscaler adds nodes, retrying every 60 s, and on a cluster without one (started "
+        "by `ray start`) for ever (Ctrl-C stops it; or lower --workers)"
     )
     assert workers_waiting(1, {"CPU": 1, "GPU": 1}, [{"CPU": 4.0}]) == (  # none fits: fewer workers are no help
         "warning: --workers 1 of 1 CPU and 1 GPU each: the cluster's nodes hold 0 such worker(s) now (CPU per node: "
-        "4; GPU per node: 0); Ray Train waits until its autoscaler adds nodes, retrying every 60 s (Ctrl-C stops it)"
+        "4; GPU per node: 0); Ray Train waits until an autoscaler adds nodes, retrying every 60 s, and on a cluster "
+        "without one (started by `ray start`) for ever (Ctrl-C stops it)"
     )
     assert workers_waiting(2, {"CPU": 2}, [{"CPU": 2.0}, {"CPU": 3.0}]) is None
+
+
+def test_a_score_whose_gpu_actors_fit_no_node_says_so_before_it_waits():
+    """`score --gpus-per-worker` on a cluster whose nodes have no GPU waited for ever
+    behind Ray Data's own messages, which named no option (the cluster user's find):
+    its actors are warned of as training's workers are, naming what to do instead."""
+    from workflows.distributed.score_job import actors_waiting, encoding_pool
+
+    cpus_only = [{"CPU": 2.0}, {"CPU": 1.0}]
+    pool = encoding_pool(0, 0.25, cpus_only, partitions=8)
+    assert actors_waiting(pool, cpus_only) == (
+        "warning: score's actors (--gpus-per-worker 0.25) of 1 CPU and 0.25 GPU each: the cluster's nodes hold 0 "
+        "such worker(s) now (CPU per node: 2, 1; GPU per node: 0, 0); the actors wait until an autoscaler adds "
+        "nodes, and on a cluster without one (started by `ray start`) for ever (Ctrl-C stops it; or score on CPUs: "
+        "--gpus-per-worker 0)"
+    )
+    with_gpu = [{"CPU": 2.0}, {"CPU": 4.0, "GPU": 1.0}]
+    assert actors_waiting(encoding_pool(0, 0.25, with_gpu, partitions=8), with_gpu) is None  # four share the GPU
+    assert actors_waiting(encoding_pool(0, 0.0, cpus_only, partitions=8), cpus_only) is None  # on CPUs: one a CPU

@@ -338,13 +338,25 @@ def node_resources() -> list[dict[str, float]]:
     return [dict(node["Resources"]) for node in ray.nodes() if node.get("Alive")]
 
 
-def workers_waiting(workers: int, per_worker: Mapping[str, float], nodes: Sequence[Mapping[str, float]]) -> str | None:
-    """A one-line warning when fewer than `workers` training workers, each asking for
-    `per_worker` ({"CPU": 1, "GPU": 1}), fit on the live `nodes` (`node_resources`: what
-    each offers, not what is free now), a worker on one node; None when all of them fit.
-    Ray Train then waits for the cluster's autoscaler to add nodes, retrying its worker
-    group every 60 s: on a cluster without one, for ever. (A local Ray is refused before
-    it comes to this: `require_cpus`, `require_gpus`.)"""
+TRAIN_WAITS = "Ray Train waits until an autoscaler adds nodes, retrying every 60 s"
+
+
+def workers_waiting(
+    workers: int,
+    per_worker: Mapping[str, float],
+    nodes: Sequence[Mapping[str, float]],
+    asked: str | None = None,
+    waits: str = TRAIN_WAITS,
+    instead: str | None = None,
+) -> str | None:
+    """A one-line warning when fewer than `workers` workers (Ray Train's, or a score's
+    encoding actors), each asking for `per_worker` ({"CPU": 1, "GPU": 1}), fit on the
+    live `nodes` (`node_resources`: what each offers, not what is free now), a worker on
+    one node; None when all of them fit. The job then waits for an autoscaler to add
+    nodes (`waits` says how): on a cluster without one (started by `ray start`), for
+    ever. `asked` names the request (default `--workers N`), `instead` what to do instead
+    (default: lower --workers, where some fit). (A local Ray is refused before it comes to this: `require_cpus`,
+    `require_gpus`.)"""
     fit = sum(min(int(node.get(name, 0) // need) for name, need in per_worker.items() if need > 0) for node in nodes)
     if fit >= workers:
         return None
@@ -353,10 +365,11 @@ def workers_waiting(workers: int, per_worker: Mapping[str, float], nodes: Sequen
         f"{name} per node: {', '.join(f'{node.get(name, 0):g}' for node in nodes) or 'no node'}"
         for name, need in per_worker.items() if need > 0
     )  # fmt: skip
-    lower = "; or lower --workers" if fit else ""
-    return (f"warning: --workers {workers} of {each} each: the cluster's nodes hold {fit} such worker(s) now "
-            f"({offered}); Ray Train waits until its autoscaler adds nodes, retrying every 60 s (Ctrl-C stops it"
-            f"{lower})")  # fmt: skip
+    instead = instead or ("lower --workers" if fit else None)
+    lower = f"; or {instead}" if instead else ""
+    return (f"warning: {asked or f'--workers {workers}'} of {each} each: the cluster's nodes hold {fit} such "
+            f"worker(s) now ({offered}); {waits}, and on a cluster without one (started by `ray start`) for ever "
+            f"(Ctrl-C stops it{lower})")  # fmt: skip
 
 
 def cpus_per_worker(workers: int, nodes: Sequence[int]) -> int:

@@ -24,6 +24,7 @@ and `report.json` are published and the work directory removed.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -230,6 +231,22 @@ def encoding_pool(workers: int, gpus_per_worker: float, nodes: Sequence[Mapping[
     return pool
 
 
+def actors_waiting(pool: dict, nodes: Sequence[Mapping[str, float]]) -> str | None:
+    """A one-line warning when not one actor of `pool` (`encoding_pool`'s) fits on the live
+    `nodes` (`runtime.workers_waiting`): `--gpus-per-worker` on a cluster whose nodes have
+    no GPU now, where Ray Data's actors wait for an autoscaler, and on a cluster without one
+    for ever, with no word of sessionflow's (the cluster user's find; Ray Data's own
+    "No available node types can fulfill resource request", every 35 s, named no
+    option). None when one fits: those that fit do the work."""
+    from workflows.distributed.runtime import workers_waiting
+
+    gpus = pool["gpus_each"]
+    return workers_waiting(
+        1, {"CPU": pool["cpus_each"], "GPU": gpus}, nodes, f"score's actors (--gpus-per-worker {gpus:g})",
+        "the actors wait until an autoscaler adds nodes", "score on CPUs: --gpus-per-worker 0" if gpus else None,
+    )  # fmt: skip
+
+
 def _actors(n: int) -> str:
     return "actor" if n == 1 else "actors"
 
@@ -241,7 +258,10 @@ def _encode(partitions: list[str], work: str, cfg: ScoreConfig) -> dict:
     Returns the pool that ran."""
     from workflows.distributed.runtime import node_resources
 
-    pool = encoding_pool(cfg.workers, cfg.gpus_per_worker, node_resources(), len(partitions))
+    nodes = node_resources()
+    pool = encoding_pool(cfg.workers, cfg.gpus_per_worker, nodes, len(partitions))
+    if waiting := actors_waiting(pool, nodes):
+        logging.getLogger("sessionflow").warning(waiting)
     items = ray.data.from_items([{"part": p} for p in partitions])
     done = items.map_batches(
         Encoder,
