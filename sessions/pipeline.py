@@ -112,7 +112,11 @@ def is_ingest_output(path: str | Path) -> bool:
     """A directory written by `sessionflow ingest` (events, rejected rows, and the
     report that marks them complete). IncompleteOutputError for one whose report is
     missing (its job did not finish), and for a directory a job was killed in before it
-    wrote a table (`sessions.io.refuse_unfinished`)."""
+    wrote a table (`sessions.io.refuse_unfinished`). The input itself is asked first, so
+    that a store that cannot be reached is named by the path the user gave (it was named
+    by the `events.parquet` probed inside it)."""
+    if not storage.is_dir(path):  # a file, or nothing: no job's output
+        return False
     if not storage.exists(storage.join(path, EVENTS_FILE)):
         refuse_unfinished(path)  # (`job_output` makes the same check where the events are)
         return False

@@ -11,6 +11,7 @@ import sys
 from contextlib import closing
 
 import mlflow
+import pytest
 from mlflow.tracking import MlflowClient
 
 from workflows.tracking.store import CHAMPION, promote_if_best
@@ -235,6 +236,30 @@ def test_compare_prints_one_metric_column_in_one_form():
     assert _numbers([80.0, 200.0]) == ["80", "200"]
     assert _numbers([0.5, 12_345.6, float("nan")]) == ["0.5", "12,345.6", "nan"]
     assert _numbers([1_997.3, 50.452]) == ["1,997.3", "50.5"]
+
+
+def test_a_submitted_job_whose_server_does_not_answer_is_not_offered_a_store_that_vanishes(tmp_path, monkeypatch):
+    """Outside a submitted job, a server that does not answer is told with the way back to
+    ./mlflow.db; inside one (`ray job submit --working-dir`) that store lies in the copy of
+    the working directory Ray deletes, which the job's own warning says: it is not offered
+    there (the cluster user's find)."""
+    import json
+
+    from workflows.tracking import store as tracking
+
+    monkeypatch.chdir(tmp_path)
+    said = "no MLflow tracking server answers at http://127.0.0.1:9 (MLFLOW_TRACKING_URI: connection refused); "
+    with pytest.raises(ValueError) as outside:
+        tracking._open("http://127.0.0.1:9")
+    assert (
+        str(outside.value)
+        == f"{said}start it (`mlflow server --workers 1`), or unset MLFLOW_TRACKING_URI for ./mlflow.db"
+    )
+    job = {"runtime_env": {"working_dir": "gcs://_ray_pkg_0123.zip"}, "metadata": {}}
+    monkeypatch.setenv("RAY_JOB_CONFIG_JSON_ENV_VAR", json.dumps(job))
+    with pytest.raises(ValueError) as inside:
+        tracking._open("http://127.0.0.1:9")
+    assert str(inside.value) == f"{said}start it (`mlflow server --workers 1`)"
 
 
 def test_a_store_that_cannot_be_opened_is_named_in_one_line(tmp_path, monkeypatch):

@@ -188,8 +188,12 @@ def _open(uri: str) -> None:
         parts = urlsplit(uri)
         why = unanswered([parts.hostname or ""], parts.port or (443 if parts.scheme == "https" else 80))
         if why:
+            from workflows.submitted import submitted_working_dir
+
+            # a submitted job's ./mlflow.db is in the working directory Ray deletes with the job: not offered there
+            local = "" if submitted_working_dir() else ", or unset MLFLOW_TRACKING_URI for ./mlflow.db"
             raise ValueError(f"no MLflow tracking server answers at {uri} (MLFLOW_TRACKING_URI: {why}); start it "
-                             "(`mlflow server --workers 1`), or unset MLFLOW_TRACKING_URI for ./mlflow.db")  # fmt: skip
+                             f"(`mlflow server --workers 1`){local}")  # fmt: skip
         return
     if not uri.startswith("sqlite:///"):
         from mlflow.exceptions import MlflowException
