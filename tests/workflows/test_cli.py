@@ -252,3 +252,39 @@ def test_the_user_s_text_is_printed_as_written_never_read_as_markup(tmp_path):
     result = invoke("synth", "--users", "5", "--rows", "50", "--output", str(log))
     assert result.exit_code == 0 and log.exists(), result.output
     assert "[red]d[/]" in " ".join(result.stdout.split()).replace(" │ ", "").replace("│", ""), result.stdout
+
+
+@pytest.mark.parametrize(
+    ("words", "said"),
+    [
+        (["score", "LOG", "-f", "aol", "--output", "a", "--output", "b"], "--output given 2 times: give it once"),
+        (["segment", "LOG", "-f", "aol", "-o", "a", "--output", "b"], "--output and -o given 2 times: give it once"),
+        (
+            ["segment", "LOG", "-f", "aol", "-o", "a", "--overwrite", "--no-overwrite"],
+            "--overwrite and --no-overwrite given 2 times: give it once",
+        ),
+        (
+            ["segment", "LOG", "-f", "aol", "-o", "a", "--gap-minutes=3", "--gap-minutes", "4"],
+            "--gap-minutes given 2 times: give it once",
+        ),
+        (["evaluate", "crossval", "--gt", "x", "--gt", "y"], "--gt given 2 times: give it once"),
+    ],
+)
+def test_an_option_of_one_value_given_twice_is_refused(words, said):
+    """click kept the last of an option given twice, the first dropped unsaid (`score
+    --output A --output B` wrote to B: the scoring breaker's find), where `--config` given
+    twice was refused already: every option that takes one value is refused so, by any of
+    its names; repeatable ones (`--method a --method b`) and words after `--` are not."""
+    result = runner.invoke(app, words)
+    command = " ".join(words[:2] if words[0] == "evaluate" else words[:1])
+    assert result.exit_code == 2 and result.output.strip() == f"error: {said}; see 'sessionflow {command} --help'"
+
+
+def test_a_repeatable_option_given_twice_is_not_refused_as_given_twice():
+    import typer.main
+
+    from workflows.cli.options import _given_twice
+
+    segmentation = typer.main.get_command(app).commands["evaluate"].commands["segmentation"]
+    assert _given_twice(segmentation.params, ["--gt", "x", "--method", "lexical", "--method", "cascade"]) is None
+    assert _given_twice(segmentation.params, ["--gt", "x", "--", "--gt"]) is None

@@ -920,17 +920,13 @@ def test_mine_gold_on_a_table_without_that_label_names_the_map_key(tmp_path):
                     "named by --map ...,mission=COLUMN")  # fmt: skip
 
 
-def test_a_pyfunc_of_ones_own_is_refused_in_one_line_by_every_command_that_takes_a_session_model(
-    gt, tmp_path, monkeypatch
-):
+def test_a_pyfunc_of_ones_own_is_refused_in_one_line_by_every_command_that_takes_a_session_model(gt, tmp_path, store):
     """A pyfunc of one's own, registered under a name of one's own, carries no kind: every
     command given it as a session model loads it and finds out. `evaluate pairs` printed a
     51-line traceback ("'M' object has no attribute 'calibration'", the scoring breaker's
     find) where the others said "is not a session model": one loader serves them all."""
     import mlflow
     import pandas as pd
-
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
 
     class Constant(mlflow.pyfunc.PythonModel):
         def predict(self, context, model_input, params=None):

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import typer
-from typer.core import TyperArgument, TyperCommand, TyperGroup
+from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
 from workflows.cli.common import fail, say_error
 from workflows.config import Leaf, build, leaves, read_yaml, to_yaml
@@ -97,7 +97,8 @@ class _Command(TyperCommand):
     Python type typer would add (`INPUTS <list[str]>`): what an argument takes (files,
     directories, URIs) is in its help; and whose command-line mistakes that click finds
     (an unknown option, a value of the wrong type or not among the choices) are told in
-    one line, as every other refusal (`_UsageError`)."""
+    one line, as every other refusal (`_UsageError`); an option that takes one value given
+    twice is refused (`_given_twice`)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -108,6 +109,33 @@ class _Command(TyperCommand):
     def make_context(self, *args: Any, **kwargs: Any) -> Any:
         with _one_line_usage_errors():
             return super().make_context(*args, **kwargs)
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        if said := _given_twice(self.params, args):
+            raise UsageError(said, ctx)
+        return super().parse_args(ctx, args)
+
+
+def _given_twice(params: list[Any], args: list[str]) -> str | None:
+    """Which option of `params` that takes one value (not `multiple`: `--config` says its
+    own) the command line `args` gives more than once, by any of its names (`-o` and
+    `--output`; `--overwrite` and `--no-overwrite`), and how often, as a message; None
+    where none is. click kept the last one alone, the others dropped unsaid (`--output A
+    --output B` wrote to B: the scoring breaker's find). Words after `--` are no options."""
+    seen: dict[str, int] = {}
+    for arg in args:
+        if arg == "--":
+            break
+        if arg.startswith("-"):
+            name = arg.split("=", 1)[0]
+            seen[name] = seen.get(name, 0) + 1
+    for param in params:
+        if isinstance(param, TyperOption) and not param.multiple and not param.count:
+            names = [*param.opts, *param.secondary_opts]
+            if (times := sum(seen.get(name, 0) for name in names)) > 1:
+                given = " and ".join(name for name in names if seen.get(name))
+                return f"{given} given {times} times: give it once"
+    return None
 
 
 class Group(TyperGroup):
