@@ -355,8 +355,8 @@ def workers_waiting(
     one node; None when all of them fit. The job then waits for an autoscaler to add
     nodes (`waits` says how): on a cluster without one (started by `ray start`), for
     ever. `asked` names the request (default `--workers N`), `instead` what to do instead
-    (default: lower --workers, where some fit). (A local Ray is refused before it comes to this: `require_cpus`,
-    `require_gpus`.)"""
+    (default: lower --workers, where some fit). (A local Ray is refused before it comes
+    to this: `require_cpus`, `require_gpus`.)"""
     fit = sum(min(int(node.get(name, 0) // need) for name, need in per_worker.items() if need > 0) for node in nodes)
     if fit >= workers:
         return None
