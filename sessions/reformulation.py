@@ -133,6 +133,20 @@ def direction(distance: np.ndarray, earlier: np.ndarray, later: np.ndarray, rati
     return np.where((rise > 0) & (rise >= reach), 1, np.where((rise < 0) & (-rise >= reach), -1, 0)).astype(np.int8)
 
 
+def session_starts(sessions: pl.DataFrame) -> pl.Series:
+    """Whether each row of `sessions` (rows in session order) is the first of its session,
+    (n,) bool: a session is its user's (`sessions.pairs.SESSION`), so that session ids
+    numbered per user (`0, 1, ...`, as a sessions table of one's own may have them) start
+    a new session at every new user (two users' session 0 were one session, and a user's
+    first query was typed against the user before's last: the change breaker's find).
+    Rows without `user_id` are told apart by `session_id` alone."""
+    from sessions.pairs import SESSION
+
+    keys = [column for column in SESSION if column in sessions.columns]
+    starts = pl.any_horizontal(pl.col(column).ne_missing(pl.col(column).shift(1)) for column in keys)
+    return sessions.select(starts.alias("first"))["first"]
+
+
 def replacements(sessions: pl.DataFrame, geometry: Geometry) -> pl.DataFrame:
     """What the types of `sessions` (rows in session order, with `session_id` and
     `query`) are decided on, a row each: `first` (of its session), `same` (the same
@@ -144,7 +158,7 @@ def replacements(sessions: pl.DataFrame, geometry: Geometry) -> pl.DataFrame:
     each distinct replacement inside a session once."""
     codes, distinct = encode(sessions["query"].cast(pl.String).fill_null(""))
     key = query_keys(distinct, per_text(normalize, distinct)).gather(codes)
-    first = sessions.select((pl.col("session_id") != pl.col("session_id").shift(1)).fill_null(True))["session_id"]
+    first = session_starts(sessions)
     frame = pl.DataFrame({"first": first, "key": key, "before": key.shift(1)})
     pairs = frame.filter(~pl.col("first") & pl.col("key").ne_missing(pl.col("before")))
     pairs = pairs.select("before", "key").unique(maintain_order=True)

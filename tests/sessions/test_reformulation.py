@@ -21,6 +21,7 @@ from sessions.reformulation import (
     direction,
     per_distinct,
     reformulation_types,
+    session_starts,
 )
 from sessions.text import normalize
 
@@ -213,3 +214,15 @@ def test_specificity_is_computed_once_per_distinct_text():
     assert per_distinct(texts, lengths).tolist() == [3, 3, 3, 10, 3]
     assert len(seen) == 1 and sorted(seen[0]) == ["cat", "dog", "toy poodle"]
     assert TermCount().specificity(pl.Series(["the toy poodle", "Dog!", ""])).tolist() == [2.0, 1.0, 0.0]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from("abc"), st.integers(0, 2)), min_size=1, max_size=30))
+def test_a_session_starts_at_a_new_user_whatever_its_id(rows):
+    """A session is its user's: ids numbered per user (0, 1, ...) start a session at every
+    new user, as a loop over the rows, comparing (user, session) with the row before, says
+    (two users' session 0 were one session: the change breaker's find)."""
+    ordered = sorted(rows)
+    frame = pl.DataFrame({"user_id": [u for u, _ in ordered], "session_id": [s for _, s in ordered]})
+    expected = [i == 0 or ordered[i] != ordered[i - 1] for i in range(len(ordered))]
+    assert session_starts(frame).to_list() == expected

@@ -290,6 +290,21 @@ def test_annotate_reads_a_sessions_table_of_ones_own_with_its_sessions(hierarchy
             ("8", 1),
         ]
         assert got.filter(pl.col("user_id") == "7")["session_id"].unique().to_list() == ["7/all"]
+    # session ids numbered per user, as integers (`0, 1, ...`): a new user starts a new session (the change breaker's
+    # find: user 8's first query was typed against user 7's last, both in "session 0")
+    segmented = pl.from_pandas(frame).sort("user_id", "ts", "row_id")  # user 7 in one session, user 8 in one
+    numbered = segmented.with_columns(pl.col("session_id").rank("dense").over("user_id").cast(pl.Int64) - 1)
+    numbered.write_parquet(own / "numbered.parquet")
+    done = runner.invoke(app, ["annotate", str(own / "numbered.parquet"), "--model", hierarchy_uri, "-o",
+                               str(tmp_path / "n")])  # fmt: skip
+    assert done.exit_code == 0, done.output
+    report = json.loads((tmp_path / "n" / "report.json").read_text())
+    assert numbered["session_id"].to_list() == [0] * 9  # each user's session 0
+    assert report["annotate"]["reformulations"]["start"] == segmented["session_id"].n_unique() == 2
+    firsts = (
+        read_table(tmp_path / "n" / "annotations.parquet").sort("user_id", "ts", "row_id").group_by("user_id").first()
+    )
+    assert firsts["reformulation"].to_list() == [None, None]
     refused = runner.invoke(app, ["annotate", str(own), "--format", "aol", "--model", hierarchy_uri, "-o",
                                   str(tmp_path / "b")])  # fmt: skip
     assert refused.exit_code == 2 and "a sessions table, its events read already" in refused.output

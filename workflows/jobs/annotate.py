@@ -44,6 +44,7 @@ from sessions.reformulation import (
     annotate,
     best_ratio,
     check_ratio,
+    session_starts,
 )
 from sessions.segment import user_time_order
 from workflows.jobs import common
@@ -185,9 +186,7 @@ def evaluate_reformulations(
         "hierarchy model": {"ratio": ratio, **tuned, **accuracy(annotate(test, model, ratio))},
         "term count": {"ratio": None, **accuracy(annotate(test, TermCount()))},
     }
-    lateral = test.with_columns(
-        reformulation=pl.when(pl.col("session_id") == pl.col("session_id").shift(1)).then(pl.lit("lateral"))
-    )
+    lateral = test.with_columns(reformulation=pl.when(~session_starts(test)).then(pl.lit("lateral")))
     results["always lateral"] = {"ratio": None, **accuracy(lateral)}
     return results
 
