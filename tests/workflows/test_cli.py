@@ -268,6 +268,7 @@ def test_the_user_s_text_is_printed_as_written_never_read_as_markup(tmp_path):
             "--gap-minutes given 2 times: give it once",
         ),
         (["evaluate", "crossval", "--gt", "x", "--gt", "y"], "--gt given 2 times: give it once"),
+        (["segment", "LOG", "-f", "aol", "-oa", "--output", "b"], "--output and -o given 2 times: give it once"),
     ],
 )
 def test_an_option_of_one_value_given_twice_is_refused(words, said):
@@ -288,3 +289,4 @@ def test_a_repeatable_option_given_twice_is_not_refused_as_given_twice():
     segmentation = typer.main.get_command(app).commands["evaluate"].commands["segmentation"]
     assert _given_twice(segmentation.params, ["--gt", "x", "--method", "lexical", "--method", "cascade"]) is None
     assert _given_twice(segmentation.params, ["--gt", "x", "--", "--gt"]) is None
+    assert _given_twice(segmentation.params, ["--gt", "x", "--json", "--json"]) is None  # one flag, said twice

@@ -121,20 +121,28 @@ def _given_twice(params: list[Any], args: list[str]) -> str | None:
     own) the command line `args` gives more than once, by any of its names (`-o` and
     `--output`; `--overwrite` and `--no-overwrite`), and how often, as a message; None
     where none is. click kept the last one alone, the others dropped unsaid (`--output A
-    --output B` wrote to B: the scoring breaker's find). Words after `--` are no options."""
+    --output B` wrote to B: the scoring breaker's find), a short one with its value joined
+    (`-ob.tsv`) too. A flag repeated by one name (`--json --json`) says one thing and
+    passes; its two names (`--overwrite --no-overwrite`) do not. Words after `--` are no
+    options."""
     seen: dict[str, int] = {}
     for arg in args:
         if arg == "--":
             break
-        if arg.startswith("-"):
+        if arg.startswith("--"):
             name = arg.split("=", 1)[0]
-            seen[name] = seen.get(name, 0) + 1
+        elif arg.startswith("-") and len(arg) > 1:
+            name = arg[:2]  # `-o`, `-ofile`, `-o=file`
+        else:
+            continue
+        seen[name] = seen.get(name, 0) + 1
     for param in params:
         if isinstance(param, TyperOption) and not param.multiple and not param.count:
             names = [*param.opts, *param.secondary_opts]
-            if (times := sum(seen.get(name, 0) for name in names)) > 1:
-                given = " and ".join(name for name in names if seen.get(name))
-                return f"{given} given {times} times: give it once"
+            used = [name for name in names if seen.get(name)]
+            times = sum(seen[name] for name in used)
+            if times > 1 and (len(used) > 1 or not param.is_flag):
+                return f"{' and '.join(used)} given {times} times: give it once"
     return None
 
 
