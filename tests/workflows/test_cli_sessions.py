@@ -264,6 +264,13 @@ def test_every_command_that_scores_against_a_table_says_what_reading_it_noted(tm
         f"error: no row of {tmp_path / 'gold.csv'} has a session or mission label; a table's come from its column "
         "named by --map ...,session=COLUMN or mission=COLUMN"
     )
+    frame.assign(s=None).to_csv(tmp_path / "empty.csv", index=False)  # mapped, but every label missing
+    result = runner.invoke(app, [*command, "--gt", str(tmp_path / "empty.csv"), "-f", "table", "--map",
+                                 f"{spec},session=s", *small])  # fmt: skip
+    assert result.exit_code == 2 and result.output.strip() == (  # not "name it by --map": it was (the breaker's find)
+        f"error: no row of {tmp_path / 'empty.csv'} has a session or mission label: the column mapped, 's' "
+        "(session=), holds no value"
+    )
     result = runner.invoke(app, [*command, "--gt", str(tmp_path / "gold.csv"), "-f", "table", "--map",
                                  f"{spec},session=s", *small])  # fmt: skip
     assert result.exit_code == 0, result.output

@@ -542,14 +542,20 @@ def refuse_read_settings(source: str, kind: str, fmt: str | None, options: ReadO
                          "with them")  # fmt: skip
 
 
-def no_labels(log: str, levels: Sequence[str], fmt: str | None) -> str:
+def no_labels(log: str, levels: Sequence[str], fmt: str | None, options: ReadOptions | None = None) -> str:
     """Why a labelled log's rows give nothing to score or mine, in words: none of them has
     a label at `levels` ("session", "mission"), and, for a `table`, where its labels come
-    from (`--map ...,session=COLUMN`), the setting a user most likely left out; for another
-    format, which one the file was read as."""
+    from (`--map ...,session=COLUMN`), the setting a user most likely left out, or, where
+    `options`' --map names such a column, that it holds no value; for another format,
+    which one the file was read as."""
     said = " or ".join(levels)
     if fmt != "table":
         return f"no row of {log} has a {said} label (format {fmt})"
+    mapping = options.mapping if options is not None else None
+    if mapped := [(level, getattr(mapping, level)) for level in levels if getattr(mapping, level, None) is not None]:
+        named = " and ".join(f"{column!r} ({level}=)" for level, column in mapped)
+        columns, hold = ("columns", "hold") if len(mapped) > 1 else ("column", "holds")
+        return f"no row of {log} has a {said} label: the {columns} mapped, {named}, {hold} no value"
     columns = " or ".join(f"{level}=COLUMN" for level in levels)
     return f"no row of {log} has a {said} label; a table's come from its column named by --map ...,{columns}"
 

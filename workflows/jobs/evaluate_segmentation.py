@@ -144,7 +144,7 @@ def read_gold(gt: str, fmt: str, options: ReadOptions = DEFAULT_READ) -> GoldLog
     if not gold.height:
         raise ValueError(f"{gt}: {common.nothing_read(report.to_dict(), rejected.frame(REJECTED_SCHEMA))}")
     if not has_gold(gold):
-        raise ValueError(common.no_labels(gt, ("session", "mission"), fmt))
+        raise ValueError(common.no_labels(gt, ("session", "mission"), fmt, options))
     try:
         require_something_to_score(gold)
     except ValueError as err:

@@ -102,7 +102,7 @@ def run(job: MineJob) -> dict:
         common.require_rows_read(accounting, output)
         unlabelled = events[f"gold_{gold}"].null_count()  # read, but in no gold group: in no pair
         if unlabelled == events.height and fmt == "table":  # "these events carry no gold_mission labels" said not why
-            raise ValueError(f"--gold {gold}: {common.no_labels(sessions, [gold], fmt)}")
+            raise ValueError(f"--gold {gold}: {common.no_labels(sessions, [gold], fmt, job.read)}")
         write_table(gold_pairs(events, gold, seed=cfg.seed), target)
     else:
         engine, why = common.choose_engine(job.engine, job.address, [source], None)
