@@ -155,10 +155,10 @@ def check_sessions(sessions: pl.LazyFrame, where: str, reader: str = "mining") -
     or before `reader` (annotate) reads it:
     ValueError in one line, naming `where`, for a column missing or of another kind, a table
     whose parts cannot be read as one, or rows without a row_id, user, time, query, session
-    or mission, or with a blank one of these texts (the ingest rule, `is_blank`). Mining
-    such rows went on quietly (null texts in positives, every user-less row one user) or
-    ended in polars' traceback; `segment` writes none, so a table that holds them was
-    written by something else. One pass over the columns."""
+    or mission, with a blank one of these texts (the ingest rule, `is_blank`), or with a
+    row_id another row has. Mining such rows went on quietly (null texts in positives,
+    every user-less row one user) or ended in polars' traceback; `segment` writes none,
+    so a table that holds them was written by something else. One pass over the columns."""
     schema = sessions.collect_schema()
     missing = [name for name in MINING_INPUT if name not in schema]
     if missing:
@@ -177,6 +177,8 @@ def check_sessions(sessions: pl.LazyFrame, where: str, reader: str = "mining") -
             *[pl.col(name).null_count().alias(f"without {name}") for name in ("row_id", "ts", *texts)],
             *[(is_blank(pl.col(name).cast(pl.String)) & pl.col(name).is_not_null()).sum().alias(f"with a blank {name}")
               for name in texts],
+            # annotate's rows are joined back by it (a table of every row_id 0 was annotated without a word)
+            (pl.col("row_id").is_duplicated() & pl.col("row_id").is_not_null()).sum().alias("with a shared row_id"),
         ).collect().row(0, named=True)  # fmt: skip
     except pl.exceptions.PolarsError as err:  # a part of the table unlike the others, or damaged
         raise ValueError(f"{where}: cannot be read as one table ({first_line(err)}); segment the log again") from None

@@ -359,8 +359,19 @@ def test_a_pasted_document_proposes_no_lexical_hard_negative(sessions):
             "1 rows with a blank user_id: `segment` writes none",
         ),
         (lambda s: s.with_columns(row_id=pl.lit(None, pl.Int64)), "rows without row_id"),
+        # annotate joins its rows back by row_id: every row_id 0 was annotated without a word (the change breaker's)
+        (lambda s: s.with_columns(row_id=pl.lit(0, pl.Int64)), "rows with a shared row_id: `segment` writes none"),
     ],
-    ids=["a column missing", "null queries", "blank queries", "no user", "another type", "blank user", "no row_id"],
+    ids=[
+        "a column missing",
+        "null queries",
+        "blank queries",
+        "no user",
+        "another type",
+        "blank user",
+        "no row_id",
+        "shared row_id",
+    ],
 )
 def test_a_sessions_table_segment_would_not_write_is_refused_before_mining(sessions, change, says):
     """Null texts went into positives, user-less rows became one user, a missing column
