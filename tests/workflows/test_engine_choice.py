@@ -92,6 +92,27 @@ def test_engine_local_with_an_address_is_refused_in_one_line(args, tmp_path):
     assert "Traceback" not in done.output and not (tmp_path / "o").exists()
 
 
+@pytest.mark.parametrize("args", COMMANDS)
+@pytest.mark.parametrize("named_by", ["--address", "RAY_ADDRESS"])
+def test_a_ray_client_address_is_refused_in_one_line_by_the_ray_data_jobs(args, named_by, tmp_path, monkeypatch):
+    """Ray Data fails on a Ray Client connection (`ray://`: "'Worker' object has no
+    attribute 'core_worker'", 82 lines; the change breaker's find), which --help offered:
+    the jobs that run on it say so before they connect. Training runs there, and keeps it."""
+    log = tmp_path / "x.tsv"
+    log.write_text("AnonID\tQuery\tQueryTime\tItemRank\tClickURL\n1\tcats\t2006-03-01 10:00:00\t\t\n")
+    sessions = tmp_path / "sessions"
+    sessions.mkdir()
+    words = [str(log) if a == "x.tsv" else str(sessions) if a == "sessions" else a for a in args]
+    address = f"ray://127.0.0.1:{_closed_port()}"
+    given = ["--address", address] if named_by == "--address" else []
+    if named_by == "RAY_ADDRESS":
+        monkeypatch.setenv("RAY_ADDRESS", address)
+    done = runner.invoke(app, [*words, "-o", str(tmp_path / "o"), *given])
+    said = done.output.strip()
+    assert done.exit_code == 2 and said.startswith(f"error: {address}: a Ray Client address, on which Ray Data"), said
+    assert len(said.splitlines()) == 1 and not (tmp_path / "o").exists()
+
+
 def _closed_port() -> int:
     """A loopback port at which nothing listens (bound, then released)."""
     with socket.socket() as s:

@@ -136,9 +136,20 @@ def engine() -> Any:
 
 
 def check_engine(engine: str, address: str | None) -> None:
-    """ValueError for `--engine local` with `--address` (a cluster it would not use)."""
+    """ValueError for `--engine local` with `--address` (a cluster it would not use), and
+    for another engine on a cluster named by a Ray Client address (`ray://`, by --address
+    or RAY_ADDRESS): Ray Data, which these jobs run on, fails there (Ray 2.60: "'Worker'
+    object has no attribute 'core_worker'", an 82-line traceback: the change breaker's
+    find), while training runs."""
+    from workflows.distributed.runtime import named_cluster
+
     if engine == "local" and address:
         raise ValueError(f"--engine local runs in this process; --address {address} names a Ray cluster")
+    cluster = named_cluster(address) if engine != "local" else None
+    if cluster and cluster.lower().startswith("ray://"):
+        raise ValueError(f"{cluster}: a Ray Client address, on which Ray Data (this job's engine) does not run: give "
+                         "the cluster's own address (host:6379) from a machine that reaches its nodes, or run it "
+                         "with `ray job submit`")  # fmt: skip
 
 
 def as_run(job: Any, engine: str, why: str) -> dict[str, Any]:
@@ -150,7 +161,8 @@ def as_run(job: Any, engine: str, why: str) -> dict[str, Any]:
 def choose_engine(engine: str, address: str | None, inputs: Sequence[str | Path], fmt: str | None) -> tuple[str, str]:
     """(engine, why): `engine` itself, or for `auto` local when `inputs` hold at most
     `LOCAL_MAX_BYTES` of text (`text_bytes`) and no cluster is named (`address`, or
-    `RAY_ADDRESS`, as `ray job submit` sets it: `named_cluster`), else ray."""
+    `RAY_ADDRESS`, as `ray job submit` sets it: `named_cluster`), else ray (a Ray Client
+    address refused before: `check_engine`)."""
     from workflows.distributed.runtime import named_cluster
 
     if engine != "auto":
@@ -193,7 +205,8 @@ def text_bytes(inputs: Sequence[str | Path], fmt: str | None) -> int:
 def address() -> Any:
     """`--address`, the Ray cluster to run on (None: RAY_ADDRESS or a local Ray)."""
     return field(default=None, metadata={
-        "help": "Ray cluster address (ray://host:10001 or host:6379); none: RAY_ADDRESS or a local Ray"})  # fmt: skip
+        "help": "Ray cluster address (host:6379; a Ray Client's ray://host:10001 serves training, not Ray Data's "
+                "jobs); none: RAY_ADDRESS or a local Ray"})  # fmt: skip
 
 
 def require(value: Any, option: str, argument: bool = False) -> Any:
