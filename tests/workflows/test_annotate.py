@@ -307,7 +307,7 @@ def test_annotate_reads_a_sessions_table_of_ones_own_with_its_sessions(hierarchy
     assert firsts["reformulation"].to_list() == [None, None]
     refused = runner.invoke(app, ["annotate", str(own), "--format", "aol", "--model", hierarchy_uri, "-o",
                                   str(tmp_path / "b")])  # fmt: skip
-    assert refused.exit_code == 2 and "a sessions table, its events read already" in refused.output
+    assert refused.exit_code == 2 and "a sessions table, its events read already by whatever wrote it" in refused.output
     frame.drop(columns="mission_id").to_parquet(own / "sessions.parquet", index=False)
     refused = runner.invoke(app, ["annotate", str(own), "--model", hierarchy_uri, "-o", str(tmp_path / "c")])
     assert (

@@ -89,7 +89,12 @@ def sessions_input(inputs: Sequence[str | Path], fmt: str | None) -> tuple[str, 
             return None  # a log in Parquet, which needs its --format
     else:
         return None
-    check_sessions(scan_table(table), table, "annotate")
+    try:
+        check_sessions(scan_table(table), table, "annotate")
+    except ValueError as err:
+        if storage.is_dir(given):
+            raise
+        raise ValueError(f"{err}; or, a log, give its --format (table, with a --map)") from None
     return table, None
 
 
@@ -236,8 +241,11 @@ def run(job: AnnotateJob) -> dict:
             raise ValueError(f"{given}: the output of another job; annotate reads a `segment` output, a sessions "
                              "table, an `ingest` output or raw logs (with --format)")  # fmt: skip
         if table is not None or ingested:
-            kind = "an `ingest` output" if ingested else "a `segment` output" if another else "a sessions table"
-            common.refuse_read_settings(given, kind, job.format, job.read)
+            if ingested or another:
+                kind = "an `ingest` output" if ingested else "a `segment` output"
+                common.refuse_read_settings(given, kind, job.format, job.read)
+            else:  # a table of one's own: no job's settings read it
+                common.refuse_read_settings(given, "a sessions table", job.format, job.read, "by whatever wrote it")
     common.check_output(job.output, job.inputs)
     use_store(existing=True)
     require_model(job.model, ("hierarchy",))  # before the output is claimed

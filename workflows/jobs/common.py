@@ -543,14 +543,21 @@ def check_log_inputs(
         refuse_read_settings(inputs[0], "an `ingest` output", fmt, options)
 
 
-def refuse_read_settings(source: str, kind: str, fmt: str | None, options: ReadOptions | None) -> None:
+def refuse_read_settings(
+    source: str,
+    kind: str,
+    fmt: str | None,
+    options: ReadOptions | None,
+    by: str = "with the settings that job was given",
+) -> None:
     """ValueError, naming the settings, where a job reading `source`, the output of a job
-    (`kind`: "an `ingest` output"), is given a --format or read `options` other than the
-    defaults: the events there were read already, by the settings that job was given, and
-    these would change nothing (a --timezone given there shifted no time, silently)."""
+    (`kind`: "an `ingest` output") or a table of events read already (`by` whatever wrote
+    it), is given a --format or read `options` other than the defaults: the events there
+    were read already, and these would change nothing (a --timezone given there shifted no
+    time, silently)."""
     given = ([f"--format {fmt}"] if fmt is not None else []) + read_settings_given(options)
     if given:
-        raise ValueError(f"{source}: {kind}, its events read already with the settings that job was given; "
+        raise ValueError(f"{source}: {kind}, its events read already {by}; "
                          f"{_they_read(given)} raw logs: leave them out, or read the raw logs again "
                          "with them")  # fmt: skip
 
