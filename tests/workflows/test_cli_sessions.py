@@ -925,6 +925,13 @@ def test_mine_gold_on_a_table_without_that_label_names_the_map_key(tmp_path):
     said = " ".join(mined.output.split())
     assert said == (f"error: --gold mission: no row of {table} has a mission label; a table's come from its column "
                     "named by --map ...,mission=COLUMN")  # fmt: skip
+    # a log of another format without labels (a real AOL file) is told so by the same rule, not as "these events"
+    log = tmp_path / "plain.tsv"
+    log.write_text("AnonID\tQuery\tQueryTime\tItemRank\tClickURL\n1\tcats\t2006-03-01 10:00:00\t\t\n")
+    mined = runner.invoke(app, ["mine", str(log), "--gold", "session", "-f", "aol", "-o", str(tmp_path / "q")])
+    assert mined.exit_code == 2 and mined.output.strip() == (
+        f"error: --gold session: no row of {log} has a session label (format aol)"
+    ), mined.output
 
 
 def test_a_pyfunc_of_ones_own_is_refused_in_one_line_by_every_command_that_takes_a_session_model(gt, tmp_path, store):

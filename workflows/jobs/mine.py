@@ -101,7 +101,7 @@ def run(job: MineJob) -> dict:
         events, accounting = load_events([sessions], fmt, output, options=job.read, columns=columns)
         common.require_rows_read(accounting, output)
         unlabelled = events[f"gold_{gold}"].null_count()  # read, but in no gold group: in no pair
-        if unlabelled == events.height and fmt == "table":  # "these events carry no gold_mission labels" said not why
+        if unlabelled == events.height:  # "these events carry no gold_mission labels" said not why
             raise ValueError(f"--gold {gold}: {common.no_labels(sessions, [gold], fmt, job.read)}")
         write_table(gold_pairs(events, gold, seed=cfg.seed), target)
     else:
