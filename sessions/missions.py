@@ -39,6 +39,7 @@ import numpy as np
 import polars as pl
 
 from sessions.lexicon import Lexicon, encode, is_close
+from sessions.pairs import SESSION, session_start
 
 # A mission's core terms are those at least this share of its sessions hold.
 CORE_SHARE = 0.5
@@ -108,11 +109,10 @@ def require_session_order(sessions: pl.DataFrame) -> None:
     for column in ("user_id", "session_id", *(["ts"] if "ts" in sessions.columns else [])):
         if nulls := sessions[column].null_count():
             raise ValueError(f"{nulls:,} rows without a {column}: link missions on sessions `segment` wrote")
-    new_user = (pl.col("user_id") != pl.col("user_id").shift()).fill_null(True)
-    new_session = new_user | (pl.col("session_id") != pl.col("session_id").shift()).fill_null(True)
+    new_user = session_start(("user_id",))
     checks = {
         "users": new_user.sum() == pl.col("user_id").n_unique(),
-        "sessions": new_session.sum() == pl.struct("user_id", "session_id").n_unique(),
+        "sessions": session_start().sum() == pl.struct(*SESSION).n_unique(),
     }
     if "ts" in sessions.columns:
         checks["ts"] = ~(~new_user & (pl.col("ts") < pl.col("ts").shift())).any()

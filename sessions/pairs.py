@@ -132,6 +132,13 @@ def _rand(*cols: str, seed: int) -> pl.Expr:
 SESSION = ("user_id", "session_id")  # a session: its user's (ids numbered per user, 0, 1, ..., as many tools write)
 
 
+def session_start(columns: tuple[str, ...] = SESSION) -> pl.Expr:
+    """True at the first row of each session, of rows in session order: where any of
+    `columns` (a session's key, `SESSION`) differs from the row before, a missing value
+    from a present one too; the first row is one."""
+    return pl.any_horizontal(pl.col(column).ne_missing(pl.col(column).shift(1)) for column in columns)
+
+
 def distinct_queries(sessions: pl.DataFrame, cfg: MiningConfig) -> pl.DataFrame:
     """One row per distinct query (by near-duplicate key) of each session (`SESSION`), in
     time order."""

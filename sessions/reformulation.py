@@ -140,11 +140,10 @@ def session_starts(sessions: pl.DataFrame) -> pl.Series:
     a new session at every new user (two users' session 0 were one session, and a user's
     first query was typed against the user before's last: the change breaker's find).
     Rows without `user_id` are told apart by `session_id` alone."""
-    from sessions.pairs import SESSION
+    from sessions.pairs import SESSION, session_start
 
-    keys = [column for column in SESSION if column in sessions.columns]
-    starts = pl.any_horizontal(pl.col(column).ne_missing(pl.col(column).shift(1)) for column in keys)
-    return sessions.select(starts.alias("first"))["first"]
+    keys = tuple(column for column in SESSION if column in sessions.columns)
+    return sessions.select(session_start(keys).alias("first"))["first"]
 
 
 def replacements(sessions: pl.DataFrame, geometry: Geometry) -> pl.DataFrame:

@@ -69,10 +69,9 @@ def sessions_input(inputs: Sequence[str | Path], fmt: str | None) -> tuple[str, 
     holds `sessions.parquet` as a file (written back by pandas); a Parquet file given by
     its path without `fmt` that has `segment`'s `session_id` column (with --format table
     it is a log, segmented). None otherwise: the inputs are logs. IncompleteOutputError
-    for a directory whose job did not finish; ValueError in one line for a table of one's
-    own that `segment` would not write (`sessions.pairs.check_sessions`)."""
+    for a directory whose job did not finish. Where it is, only: a table of one's own is
+    checked where it is read (`check_own_sessions`), once."""
     from sessions.formats.table import named_table_kind
-    from sessions.pairs import check_sessions
 
     if len(inputs) != 1:
         return None
@@ -89,13 +88,21 @@ def sessions_input(inputs: Sequence[str | Path], fmt: str | None) -> tuple[str, 
             return None  # a log in Parquet, which needs its --format
     else:
         return None
+    return table, None
+
+
+def check_own_sessions(table: str, given: str) -> None:
+    """ValueError in one line for a sessions table of one's own (`sessions_input` of the
+    input `given`) that `segment` would not write (`sessions.pairs.check_sessions`); a
+    file given by its path may be a log in Parquet instead, which its --format would read."""
+    from sessions.pairs import check_sessions
+
     try:
         check_sessions(scan_table(table), table, "annotate")
     except ValueError as err:
-        if storage.is_dir(given):
+        if storage.is_dir(given):  # its sessions.parquet: a sessions table, whatever it holds
             raise
         raise ValueError(f"{err}; or, a log, give its --format (table, with a --map)") from None
-    return table, None
 
 
 def annotate_logs(
@@ -126,6 +133,8 @@ def annotate_logs(
         storage.remove(storage.join(out, REPORT_FILE))  # until the annotations are there too
     else:
         table, segmented = given
+        if segmented is None:  # a table of one's own, checked before the output is claimed
+            check_own_sessions(table, str(inputs[0]))
         claim_output(out, ANNOTATIONS_FILE, inputs=inputs, also=[SESSIONS_FILE])
         if segmented is not None:  # the segment output's accounting of rows stands; that job's own run named apart
             report = segmented
