@@ -122,14 +122,46 @@ class TextEncoder(nn.Module):
             return unread_as(vectors, self.tokenizer, texts, self.max_length, 0.0)
 
     def save(self, directory: str | Path) -> Path:
-        """Weights, tokenizer and pooling settings, loadable with `load_encoder(directory)`."""
+        """Weights, tokenizer and pooling settings, loadable with `load_encoder(directory)`,
+        and with sentence-transformers' `SentenceTransformer(directory)` (`write_sentence_transformers_layout`)."""
         path = Path(directory)
         path.mkdir(parents=True, exist_ok=True)
         self.transformer.save_pretrained(path)
         self.tokenizer.save_pretrained(path)
         settings = {"max_length": self.max_length, "normalize": self.normalize, "name": self.name}
         (path / SETTINGS_FILE).write_text(json.dumps(settings, indent=2))
+        write_sentence_transformers_layout(path, self.dim, self.max_length, self.normalize)
         return path
+
+
+def write_sentence_transformers_layout(path: Path, dim: int, max_length: int, normalize: bool) -> None:
+    """The files by which sentence-transformers reads a saved `TextEncoder` as the same
+    model: Transformer (the weights and tokenizer in `path`, truncated at `max_length`
+    tokens) -> mean pooling over the attention mask (`1_Pooling`) -> unit length when
+    `normalize` (`2_Normalize`), the layout of its own saves (`modules.json`,
+    `sentence_bert_config.json`; sentence-transformers' `SentenceTransformer.save`).
+    `dim` is H, the transformer's hidden size. Writes JSON only: sentence-transformers
+    need not be installed. The one difference: a text the tokenizer reads as unknown
+    tokens alone gets a vector there, zeros here (`unread_as`)."""
+    modules = [
+        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+    ]
+    if normalize:
+        modules.append({"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"})
+        (path / "2_Normalize").mkdir(exist_ok=True)
+    pooling = {
+        "word_embedding_dimension": dim,
+        "pooling_mode_cls_token": False,
+        "pooling_mode_mean_tokens": True,
+        "pooling_mode_max_tokens": False,
+        "pooling_mode_mean_sqrt_len_tokens": False,
+    }
+    (path / "1_Pooling").mkdir(exist_ok=True)
+    (path / "1_Pooling" / "config.json").write_text(json.dumps(pooling, indent=2))
+    (path / "modules.json").write_text(json.dumps(modules, indent=2))
+    reading = {"max_seq_length": max_length, "do_lower_case": False}  # the tokenizer lower-cases, if its model does
+    (path / "sentence_bert_config.json").write_text(json.dumps(reading, indent=2))
 
 
 _MODE_LOCKS: weakref.WeakKeyDictionary[nn.Module, threading.RLock] = weakref.WeakKeyDictionary()

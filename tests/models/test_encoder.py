@@ -114,6 +114,23 @@ def test_tiny_is_seeded_and_saves_and_loads(tiny, tmp_path):
     assert SessionTrainConfig(model="tiny").resolved().max_length == 32
 
 
+@pytest.mark.parametrize("name", ["tiny", "minilm-local"])
+@pytest.mark.parametrize("normalize", [True, False])
+def test_a_saved_encoder_is_the_same_model_to_sentence_transformers(name, normalize, tmp_path):
+    """A researcher loads a session model's encoder with `SentenceTransformer(directory)`
+    and gets our vectors: mean pooling, unit length or not, cut at our max_length."""
+    from sentence_transformers import SentenceTransformer
+
+    encoder = load_encoder(name, max_length=16, normalize=normalize)
+    texts = ["cute cats", "new york pizza near me", "Ünïcode café", " ".join(["hyperbolic embeddings"] * 40)]
+    theirs = SentenceTransformer(str(encoder.save(tmp_path / "enc")), device="cpu").encode(texts)
+    np.testing.assert_allclose(theirs, encoder.encode(texts), atol=2e-5)
+    assert np.allclose(np.linalg.norm(theirs, axis=1), 1.0) == normalize
+    # and it still loads as ours, with its own settings
+    again = load_encoder(str(tmp_path / "enc"))
+    assert (again.max_length, again.normalize) == (16, normalize)
+
+
 def test_an_encoders_width_is_read_from_its_configuration_alone(tiny, minilm):
     """What a job records as a `--head hit` model's dimensions, before any weights load."""
     assert check_encoder("tiny") == tiny.dim == 32

@@ -109,6 +109,12 @@ def test_two_workers_train_resume_after_a_killed_worker_log_register_and_serve(
     assert vectors.shape == (3, 32) and np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)
     score = float(vectors[0] @ vectors[1])
     assert p["score"][1] == pytest.approx(score, abs=1e-5)  # p_same is a function of the dot product
+    # the registered encoder is the same model to sentence-transformers (docs/session-model.md)
+    from sentence_transformers import SentenceTransformer
+
+    local = mlflow.artifacts.download_artifacts("models:/session-model@champion", dst_path=str(tmp_path / "served"))
+    theirs = SentenceTransformer(f"{local}/artifacts/model", device="cpu").encode(["cute cats", "new york"])
+    np.testing.assert_allclose(theirs, vectors[:2], atol=2e-5)
     with pytest.raises(Exception, match="query_a and query_b"):
         model.predict(pd.DataFrame({"text": ["a"]}))
 
