@@ -13,6 +13,8 @@ BUCKET_SEED = 0x5E55
 
 
 def user_bucket(user_id: pl.Expr, buckets: int) -> pl.Expr:
-    """0 .. buckets-1 for each user (or any string): polars' seeded hash, the same in
-    every process. `sessionflow score` also partitions distinct query texts by it."""
-    return (user_id.hash(seed=BUCKET_SEED) % buckets).cast(pl.Int32)
+    """0 .. buckets-1 for each user (or any string): polars' seeded hash of its text, the
+    same in every process; an integer id buckets as its decimal text does (`123` as
+    `"123"`: a sessions table of one's own may hold AOL's integer AnonIDs). `sessionflow
+    score` also partitions distinct query texts by it."""
+    return (user_id.cast(pl.String).hash(seed=BUCKET_SEED) % buckets).cast(pl.Int32)

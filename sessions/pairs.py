@@ -172,7 +172,8 @@ def check_sessions(sessions: pl.LazyFrame, where: str, reader: str = "mining") -
         raise ValueError(f"{where}: no column {', '.join(missing)}: {reader} reads the sessions `segment` writes "
                          f"({', '.join(MINING_INPUT)})")  # fmt: skip
     texts = ("user_id", "query", "session_id", "mission_id")
-    numbered = ("session_id", "mission_id")  # integers (`0, 1, ...` per user, as pandas writes them) are read as text
+    # integers (AOL's AnonIDs; `0, 1, ...` per user, as pandas writes them) are read as their text
+    numbered = ("user_id", "session_id", "mission_id")
     wrong = [f"{name} is {schema[name]}" for name in texts
              if schema[name] != pl.String and not (name in numbered and schema[name].is_integer())]  # fmt: skip
     wrong += [f"ts is {schema['ts']}"] if not isinstance(schema["ts"], pl.Datetime) else []
@@ -209,9 +210,9 @@ def order_pairs(pairs: pl.DataFrame) -> pl.DataFrame:
 
 
 def mine_bucket(sessions: pl.DataFrame, cfg: MiningConfig) -> pl.DataFrame:
-    """The pairs of one bucket of users (`PAIR_SCHEMA`, unordered); session and mission ids
-    written as integers are read as their text."""
-    sessions = sessions.with_columns(pl.col("session_id", "mission_id").cast(pl.String))
+    """The pairs of one bucket of users (`PAIR_SCHEMA`, unordered); user, session and
+    mission ids written as integers are read as their text."""
+    sessions = sessions.with_columns(pl.col("user_id", "session_id", "mission_id").cast(pl.String))
     q = distinct_queries(sessions, cfg)
     positives = _once(_positives(q, cfg))
     positive_texts = positives.select("_x", "_y").unique()

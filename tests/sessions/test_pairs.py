@@ -175,6 +175,12 @@ def test_sessions_are_their_users_whatever_their_ids(sessions):
     integers = numbered.with_columns(pl.col("session_id", "mission_id").cast(pl.Int64))
     check_sessions(integers.lazy(), "integers")
     assert mine_pairs(integers, cfg).equals(mined)
+    # ... users too (AOL's AnonIDs as pandas reads them were refused: "user_id is Int64"): split, bucketed and
+    # drawn as the same numbers written as text
+    as_text = numbered.with_columns(user_id=pl.col("user_id").rank("dense").cast(pl.String))
+    as_numbers = integers.with_columns(user_id=pl.col("user_id").rank("dense").cast(pl.Int64))
+    check_sessions(as_numbers.lazy(), "integers")
+    assert mine_pairs(as_numbers, cfg).equals(mine_pairs(as_text, cfg))
     from sessions.pairs import gold_pairs
 
     events = pl.DataFrame({"row_id": range(4), "user_id": ["a", "a", "a/b", "a/b"], "query": ["x1", "x2", "y1", "y2"],

@@ -294,6 +294,7 @@ def test_annotate_reads_a_sessions_table_of_ones_own_with_its_sessions(hierarchy
     # find: user 8's first query was typed against user 7's last, both in "session 0")
     segmented = pl.from_pandas(frame).sort("user_id", "ts", "row_id")  # user 7 in one session, user 8 in one
     numbered = segmented.with_columns(pl.col("session_id").rank("dense").over("user_id").cast(pl.Int64) - 1)
+    numbered = numbered.with_columns(pl.col("user_id").cast(pl.Int64))  # users too (AOL's AnonIDs): were refused
     numbered.write_parquet(own / "numbered.parquet")
     done = runner.invoke(app, ["annotate", str(own / "numbered.parquet"), "--model", hierarchy_uri, "-o",
                                str(tmp_path / "n")])  # fmt: skip
@@ -305,6 +306,7 @@ def test_annotate_reads_a_sessions_table_of_ones_own_with_its_sessions(hierarchy
         read_table(tmp_path / "n" / "annotations.parquet").sort("user_id", "ts", "row_id").group_by("user_id").first()
     )
     assert firsts["reformulation"].to_list() == [None, None]
+    assert firsts["user_id"].dtype == pl.Int64  # the table's own ids, kept as given
     refused = runner.invoke(app, ["annotate", str(own), "--format", "aol", "--model", hierarchy_uri, "-o",
                                   str(tmp_path / "b")])  # fmt: skip
     assert refused.exit_code == 2 and "a sessions table, its events read already by whatever wrote it" in refused.output

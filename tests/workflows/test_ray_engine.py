@@ -550,6 +550,12 @@ def test_mine_on_ray_equals_local(ray_cluster, logs, tmp_path):
     own.write_parquet(tmp_path / "own.parquet")
     ray_jobs.mine(tmp_path / "own.parquet", tmp_path / "p2" / "pairs.parquet", cfg)
     assert order_pairs(read_table(tmp_path / "p2" / "pairs.parquet")).equals(mine_pairs(own, cfg))
+    # ... and with every id an integer (AOL's AnonIDs, as pandas writes them): the pairs of their texts, both engines
+    integers = own.with_columns(pl.col("user_id", "session_id", "mission_id").cast(pl.Int64))
+    integers.write_parquet(tmp_path / "own-int.parquet")
+    ray_jobs.mine(tmp_path / "own-int.parquet", tmp_path / "p3" / "pairs.parquet", cfg)
+    assert order_pairs(read_table(tmp_path / "p3" / "pairs.parquet")).equals(mine_pairs(own, cfg))
+    assert mine_pairs(integers, cfg).equals(mine_pairs(own, cfg))
 
 
 def test_a_users_data_named_like_a_table_is_refused_and_kept_on_ray(ray_cluster, logs, tmp_path):
