@@ -932,6 +932,18 @@ def test_mine_gold_on_a_table_without_that_label_names_the_map_key(tmp_path):
     assert mined.exit_code == 2 and mined.output.strip() == (
         f"error: --gold session: no row of {log} has a session label (format aol)"
     ), mined.output
+    # ... and of its ingest output, by the format and --map its ingest read the log with (it said "(format None)":
+    # the engines breaker's find)
+    ingests = [([str(log), "-f", "aol"], " (format aol)"),
+               ([str(table), "-f", "table", "--map", "user=u,time=t,text=q,session=s"],
+                "; a table's come from its column named by --map ...,mission=COLUMN")]  # fmt: skip
+    for i, (given, read) in enumerate(ingests):
+        out = tmp_path / f"ingested-{i}"
+        assert runner.invoke(app, ["ingest", *given, "-o", str(out)]).exit_code == 0
+        gold = "session" if "aol" in read else "mission"
+        mined = runner.invoke(app, ["mine", str(out), "--gold", gold, "-o", str(tmp_path / "r")])
+        said = " ".join(mined.output.split())
+        assert mined.exit_code == 2 and said == f"error: --gold {gold}: no row of {out} has a {gold} label{read}", said
 
 
 def test_a_pyfunc_of_ones_own_is_refused_in_one_line_by_every_command_that_takes_a_session_model(gt, tmp_path, store):
