@@ -237,16 +237,17 @@ def _unwritten_fields(
                 start = max(data.rfind(s, at, quote), data.rfind(b"\n", at, quote)) + 1 or at
                 end = min((e for e in (data.find(s, quote), data.find(b"\n", quote)) if e >= 0), default=len(data))
                 field = data[start:end].removesuffix(b"\r").decode("utf-8", errors="replace")
-                where = line + data.count(b"\n", at, start)
+                # its line (`line + data.count(b"\n", at, start)`) is counted only for a field kept: counted for
+                # each field, it was 4.0 s of the 4.2 s a 1M-row raw log with a phrase query in 50 took here
                 if field[0] == '"' and _quoting_mark(field, quoting):
                     if written is None and field != '""':
-                        written = (where, field)
+                        written = (line + data.count(b"\n", at, start), field)
                         if find == "written":
                             return odd, written
                 elif multiline and not (field[0] == '"' and whole.fullmatch(field)):
                     pass  # maybe a piece of a quoted field that holds a separator or a line break: a writer's
                 elif not (field[0] == '"' and all_quoted and whole.fullmatch(field)):
-                    odd = odd or (where, field)
+                    odd = odd or (line + data.count(b"\n", at, start), field)
                     if find == "odd":
                         return odd, written
                 quote = data.find(b'"', end, limit)
