@@ -64,8 +64,11 @@ class ColumnMap:
         `text="a, b"`, `user=""` for a column named by the empty text; `map_name` writes
         one so): a name with spaces around it, a comma or a leading quote is given so; one
         with `=`, `:` or any other character may be bare (an item ends at its first `=`).
-        ValueError in one line for an item that is not `KEY=COLUMN`, a key given twice or
-        one of user, time and text missing."""
+        ValueError in one line for an item that is not `KEY=COLUMN`, a key given twice,
+        one of user, time and text missing, or one column for two of them, or for one of
+        them and a label (`user=q,text=q`: every distinct query a user, the training
+        breaker's segmenter of 1,260 "users" for 60, scored 0.973 and made champion;
+        `text=q,session=q`); one column for both labels (`session=g,mission=g`) is read so."""
         pairs: dict[str, str] = {}
         for key, column, item in _map_items(spec):
             if key not in cls.KEYS:
@@ -77,6 +80,11 @@ class ColumnMap:
         missing = [k for k in ("user", "time", "text") if k not in pairs]
         if missing:
             raise ValueError(f"the column mapping needs {', '.join(k + '=COLUMN' for k in missing)}")
+        given = list(pairs.items())
+        for i, (key, column) in enumerate(given):
+            if twice := [k for k, c in given[i + 1 :] if c == column and {key, k} != {"session", "mission"}]:
+                raise ValueError(f"the column mapping reads {map_name(column)} as both {key} and {twice[0]}: map "
+                                 "each to a column of its own")  # fmt: skip
         return cls(**pairs)
 
     def spec(self) -> str:

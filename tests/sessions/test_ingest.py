@@ -523,6 +523,16 @@ def test_a_column_name_with_spaces_around_it_a_comma_or_a_quote_is_mapped_in_dou
     with pytest.raises(ValueError) as err:
         ColumnMap.parse('user=" a ",user=b,time=t,text=q')
     assert str(err.value) == 'the column mapping gives user twice (user=" a ", user=b): give it once'
+    # one column for two of user, time and text, or for one of them and a label: the training breaker's segmenter of
+    # a text column as users (1,260 "users" for 60) scored 0.973 and became champion
+    for bad, said in (("user=q,time=t,text=q", "q as both user and text"),
+                      ("user=u,time=t,text=q,session=q", "q as both text and session"),
+                      ('user=" a ",time=t,text=" a "', '" a " as both user and text')):  # fmt: skip
+        with pytest.raises(ValueError) as err:
+            ColumnMap.parse(bad)
+        assert str(err.value) == f"the column mapping reads {said}: map each to a column of its own"
+    assert ColumnMap.parse("user=u,time=t,text=q,session=g,mission=g").mission == "g"  # one label at both levels
+    assert ColumnMap.parse('user=u,time=t,text=" u "').text == " u "  # two columns, named apart by spaces
 
 
 @pytest.mark.parametrize("kind", [".csv", ".tsv", ".jsonl", ".parquet"])
