@@ -229,3 +229,36 @@ def test_a_missions_segmenter_scored_against_gold_sessions_is_said_to_be_one(gol
     assert json.loads(said[2].output)["notes"] == []
     printed = runner.invoke(app, [*evaluate, "--model", "models:/segmenter-model/1"])
     assert f"note: {note}" in " ".join(printed.output.split())
+
+
+def test_a_champion_is_compared_only_with_a_segmenter_of_the_same_truth_as_read(gold_log, store, tmp_path):
+    """The training breaker's find: champions were compared by the gold file's path and
+    level, so a table mapped with its text as the users (1,260 "users" for 60, pair F1
+    0.973) took the alias from the model of the same file mapped right. They are compared
+    by the rows read (`gt_digest`): the same truth in another file and format is, the
+    same file read otherwise is not."""
+    train = ["train", "segmenter", "--classifier", "logistic", "--folds", "2", "--inner", "2"]
+    first = runner.invoke(app, [*train, "--gt", str(gold_log), "--format", "aol"])
+    assert first.exit_code == 0 and "models:/segmenter-model/1" in first.output, first.output
+    gold = read_gold(str(gold_log), "aol").events
+    table = tmp_path / "truth.csv"
+    when = pl.col("ts").dt.strftime("%Y-%m-%dT%H:%M:%S%.fZ")
+    gold.select(
+        person="user_id", when=when, q="query", s="gold_session", first=pl.col("user_id").str.tail(1)
+    ).write_csv(table)
+    same = runner.invoke(
+        app, [*train, "--gt", str(table), "--format", "table", "--map", "user=person,time=when,text=q,session=s"]
+    )
+    assert same.exit_code == 0, same.output
+    digests = {
+        store.get_run(store.get_model_version("segmenter-model", v).run_id).data.params["gt_digest"] for v in ("1", "2")
+    }
+    assert len(digests) == 1  # the same rows read from another file, in another format
+    assert "not compared" not in " ".join(same.output.split())
+    other = runner.invoke(
+        app, [*train, "--gt", str(table), "--format", "table", "--map", "user=first,time=when,text=q,session=s"]
+    )
+    assert other.exit_code == 0, other.output
+    said = " ".join(other.output.split())
+    assert "not compared" in said and "gt_digest" in said, said
+    assert store.get_model_version_by_alias("segmenter-model", "champion").version != "3"

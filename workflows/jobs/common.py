@@ -911,3 +911,17 @@ def check_pairs(pairs: pl.DataFrame, name: str) -> pl.DataFrame:
     refuse(bad, label, "a label other than 0 or 1", "label is 1 for a pair of one session, 0 for a pair of two "
            "(`mine` writes no others)")  # fmt: skip
     return pairs.with_columns(texts[c].alias(c) for c in texts).with_columns(value.cast(pl.Int8).alias("label"))
+
+
+def rows_digest(frame: pl.DataFrame) -> str:
+    """A digest of a table's rows, in their order: the SHA-256 of its cells as text (tab
+    between cells, a line a row, `\\N` for a missing one), its first 16 hex digits. Two
+    runs that read the same rows have the same digest, whatever file or settings they
+    read them from (a champion is compared only with a run on the same data)."""
+    import hashlib
+
+    import polars as pl
+
+    cells = [pl.col(name).cast(pl.String).fill_null("\\N") for name in frame.columns]
+    rows = frame.select(pl.concat_str(cells, separator="\t"))
+    return hashlib.sha256("\n".join(rows.to_series().to_list()).encode()).hexdigest()[:16]
