@@ -204,9 +204,11 @@ def mine_pairs(sessions: pl.DataFrame, cfg: MiningConfig) -> pl.DataFrame:
 
 
 def order_pairs(pairs: pl.DataFrame) -> pl.DataFrame:
-    """The canonical order of a pairs table: split, kind, user, texts."""
-    kind = pl.col("kind").replace_strict({k: i for i, k in enumerate(KINDS)}, return_dtype=pl.Int8)
-    return pairs.sort("split", kind, "user_id", "query_a", "query_b")
+    """The canonical order of a pairs table: split, kind (`KINDS`' order, then any other
+    kind a table of one's own names, by its text: `"weird"` was polars' traceback in `train
+    session`, the training breaker's find), user, texts."""
+    kind = pl.col("kind").replace_strict({k: i for i, k in enumerate(KINDS)}, default=len(KINDS), return_dtype=pl.Int8)
+    return pairs.sort("split", kind, "kind", "user_id", "query_a", "query_b")
 
 
 def mine_bucket(sessions: pl.DataFrame, cfg: MiningConfig) -> pl.DataFrame:

@@ -201,6 +201,22 @@ def test_a_text_pair_has_one_label_within_a_bucket_and_rarely_two_overall(pairs)
     assert (overall["label"] > 1).mean() < 0.001
 
 
+def test_pairs_of_ones_own_kinds_are_ordered_and_trained_on(pairs):
+    """A pairs table of one's own may name other kinds (`weird`, `Positive`): ordering it
+    for `train session` was polars' traceback (`replace_strict`, the training breaker's
+    find). They come after mine's kinds, by their text, in one order whatever the
+    table's; their negatives are drawn as random ones (only mine's hard kinds are hard)."""
+    from sessions.pairs import KINDS, order_pairs, triplets
+
+    own = pairs.with_columns(kind=pl.when(pl.col("kind") == "random").then(pl.lit("weird")).otherwise("kind"))
+    ordered = order_pairs(own.sample(fraction=1.0, shuffle=True, seed=1))
+    assert ordered.equals(order_pairs(own)) and ordered.height == own.height
+    for split in ordered["split"].unique():
+        kinds = ordered.filter(pl.col("split") == split)["kind"].unique(maintain_order=True).to_list()
+        assert kinds == [k for k in KINDS if k in kinds] + (["weird"] if "weird" in kinds else [])
+    assert triplets(ordered).height == triplets(order_pairs(pairs)).height  # every positive an example still
+
+
 def test_seeded_and_deterministic(sessions, pairs):
     assert mine_pairs(sessions, MiningConfig(seed=3)).equals(pairs)
     assert not mine_pairs(sessions, MiningConfig(seed=4)).equals(pairs)
