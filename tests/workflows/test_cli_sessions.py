@@ -106,6 +106,9 @@ def test_an_ingest_output_given_read_settings_is_refused_naming_them(gt, tmp_pat
         (["--format", "gayo-avello"], "--format gayo-avello reads"),
         (["--timezone", "Asia/Tokyo", "--strict"], "--timezone and --strict read"),
         (["--timezone", "UTC"], "--timezone reads"),
+        # the new user's find: --format table alone was told to add a --map, then refused with it
+        (["--format", "table"], "--format table reads"),
+        (["--format", "table", "--map", "user=u,time=t,text=q"], "--format table and --map read"),
     ):
         result = runner.invoke(app, ["segment", str(tmp_path / "ev"), *given, "-o", str(tmp_path / "s")])
         lines = result.output.strip().splitlines()

@@ -238,7 +238,7 @@ def run(job: AnnotateJob) -> dict:
     ValueError / FileNotFoundError for bad settings or inputs.
     """
     common.require(job.inputs, "inputs", argument=True)
-    common.check_format(job.format, job.read)
+    common.check_format(job.format, job.read, job.inputs)
     from workflows.tracking.store import require_model, use_store
 
     if len(job.inputs) == 1:

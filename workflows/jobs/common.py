@@ -465,15 +465,21 @@ _NOTHING_READ_CAUSE = {  # why no record of a log was read, by the reason most o
 }
 
 
-def check_format(fmt: str | None, options: ReadOptions | None = None) -> None:
+def check_format(fmt: str | None, options: ReadOptions | None = None, inputs: Sequence[str] = ()) -> None:
     """ValueError for a format that no reader knows, and with the job's read `options`
     for a `table` without --map or a --map of another format
-    (`sessions.formats.check_format`); None: no format given, fine."""
+    (`sessions.formats.check_format`); None: no format given, fine. Where `inputs` are one
+    job's output (an `ingest` output, whose events were read already), nothing: the job's
+    `check_log_inputs` says to leave the format out (`--format table` there was told to add
+    a --map, then refused with it: the new user's find)."""
+    from sessions import storage
     from sessions.formats import DEFAULT_READ
     from sessions.formats import check_format as check
+    from sessions.ingest import REPORT_FILE
 
-    if fmt is not None:
-        check(fmt, options or DEFAULT_READ)
+    if fmt is None or (len(inputs) == 1 and storage.exists(storage.join(inputs[0], REPORT_FILE))):
+        return
+    check(fmt, options or DEFAULT_READ)
 
 
 def experiment(default: str) -> Any:

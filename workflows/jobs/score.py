@@ -118,7 +118,7 @@ def run(job: ScoreJob) -> ScoreReport:
     from workflows.tracking.store import require_model, use_store
 
     common.require(job.inputs, "inputs", argument=True)
-    common.check_format(job.format, job.read)
+    common.check_format(job.format, job.read, job.inputs)
     common.check_output(job.output, job.inputs)
     require_gpus(job.score.gpus_per_worker, job.address, "--gpus-per-worker", "score on CPUs: --gpus-per-worker 0")
     use_store(existing=True)

@@ -78,7 +78,7 @@ def run(job: SegmentJob, on_rows: Callable[[int], None] | None = None) -> Segmen
     and when no record could be read (what the job wrote is deleted again).
     """
     common.require(job.inputs, "inputs", argument=True)
-    common.check_format(job.format, job.read)
+    common.check_format(job.format, job.read, job.inputs)
     if job.model:  # a missing or wrong model: refused before the output
         from workflows.tracking.segmenter_model import require_segmentation_model
 
