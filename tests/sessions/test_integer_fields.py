@@ -180,4 +180,5 @@ def test_a_tables_user_ids_written_as_floats_are_kept_as_written_and_told(tmp_pa
     assert users == (["1019251.0", "1019251.0", "7.0"] if floats else ["1019251", "1019251", "7"])
     assert [f.float_users for f in report.files] == [floats]
     told = ingest_rows(report.to_dict()).get(f"  {path}: user ids", "")
-    assert told.startswith("3 rows' user ids written as whole floats (599381.0), read as written") == bool(floats)
+    said = "3 rows' user ids written as whole floats (such as 599381.0), read as written"
+    assert told.startswith(said) == bool(floats)

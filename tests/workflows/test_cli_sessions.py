@@ -278,7 +278,7 @@ def test_every_command_that_scores_against_a_table_says_what_reading_it_noted(tm
                                  f"{spec},session=s", *small])  # fmt: skip
     assert result.exit_code == 0, result.output
     said = " ".join(result.output.split())  # the note as one line, however the terminal wrapped it
-    assert f"note: {tmp_path / 'gold.csv'}: user ids: 72 rows' user ids written as whole floats (599381.0)" in said
+    assert f"note: {tmp_path / 'gold.csv'}: user ids: 72 rows' user ids written as whole floats (such as" in said
 
 
 def test_crossval_estimates_each_system_on_users_it_never_saw(tmp_path, tiny_taxonomy):

@@ -291,9 +291,9 @@ def file_not_read(count: dict, report: dict) -> str | None:
 NOT_READ_SHOWN = 5  # files none of whose records was read, named each with why; the rest counted
 # A table whose user ids are text in whole-float notation (`Parsed.float_users`), as pandas writes an integer column
 # with a missing value: read as written, they are other users than the same ids written as integers.
-FLOAT_USERS = ("{:,} rows' user ids written as whole floats (599381.0), read as written: another user than 599381 "
-               "(pandas writes an integer column with a missing value so: write it with .astype('Int64'), or as "
-               "Parquet, where 599381.0 is 599381)")  # fmt: skip
+FLOAT_USERS = ("{:,} rows' user ids written as whole floats (such as 599381.0), read as written: another user "
+               "than 599381 (pandas writes an integer column with a missing value so: write it with "
+               ".astype('Int64'), or as Parquet, where 599381.0 is 599381)")  # fmt: skip
 
 
 def reading_notes(report: dict, read_as: bool = True) -> dict[str, str]:
