@@ -537,3 +537,132 @@ def test_what_a_test_logs_to_mlflow_stays_out_of_the_checkout(store, monkeypatch
         assert logged.read_text() == "logged" and not logged.is_relative_to(checkout)
     monkeypatch.delenv("MLFLOW_TRACKING_URI")
     assert not Path(tracking_uri().removeprefix("sqlite:///")).is_relative_to(checkout)
+
+
+def _champion(client: MlflowClient, name: str) -> str | None:
+    try:
+        return str(client.get_model_version_by_alias(name, CHAMPION).version)
+    except mlflow.exceptions.MlflowException:
+        return None
+
+
+def _logged(auc: float) -> tuple[str, str]:
+    """A run that logged a session model and `val_auc`: (the model's URI, the run id)."""
+    with mlflow.start_run() as run:
+        mlflow.log_metric("val_auc", auc)
+        return _session_model(), run.info.run_id
+
+
+@pytest.mark.parametrize("method", ["update_model_version", "set_model_version_tag", "set_registered_model_alias"])
+def test_a_registration_broken_off_inside_a_registry_call_leaves_no_version(store, monkeypatch, method):
+    """The breaker's find: a SIGTERM as `Created version` was printed left that version
+    registered (no description, no metric tag) of a run that failed, and `promote` took
+    it. A registration is one unit: a stop raised inside any of its registry calls after
+    the version is made deletes it, puts the champion alias back, and deletes the
+    registered model it made."""
+    from workflows.tracking.store import register
+
+    first, _ = _logged(0.6)
+    assert register(first, "fresh", "val_auc")[1]  # version 1, the champion
+    better, _ = _logged(0.9)
+    original = getattr(MlflowClient, method)
+
+    def stopped(self, *args, **kwargs):
+        original(self, *args, **kwargs)  # done, then the stop lands
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(MlflowClient, method, stopped)
+    for name in ("fresh", "new-name"):
+        with pytest.raises(KeyboardInterrupt):
+            register(better, name, "val_auc")
+    monkeypatch.undo()
+    assert [str(v.version) for v in store.search_model_versions("name='fresh'")] == ["1"]
+    assert _champion(store, "fresh") == "1"
+    assert [m.name for m in store.search_registered_models()] == ["fresh"]  # new-name made, then deleted
+
+
+def test_a_sigterm_during_registration_is_held_off_then_registers_nothing(store, monkeypatch):
+    """With the command's handlers (`stop_on_signals`), a SIGTERM inside a registry call
+    waits until the registration's steps are done (no write broken off), which are then
+    undone before `Stopped` is raised; the run it came in ends FAILED, at once."""
+    import signal
+    import time
+
+    from workflows import errors
+    from workflows.tracking.store import register, training_run
+
+    monkeypatch.setattr(errors, "_received", [])  # this process's stops, for this test alone
+    monkeypatch.setattr(sys, "unraisablehook", sys.unraisablehook)
+    kept = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGINT)}
+    original = MlflowClient.update_model_version
+    sent = []
+
+    def signalled(self, *args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)
+        sent.append(True)  # went on: the handler raised nothing here
+        return original(self, *args, **kwargs)
+
+    try:
+        errors.stop_on_signals()
+        monkeypatch.setattr(MlflowClient, "update_model_version", signalled)
+        started = time.monotonic()
+        with pytest.raises(errors.Stopped), training_run("Default", "test", {}) as run_id:
+            register(_session_model(), "session-model", "val_auc")
+    finally:
+        for signum, handler in kept.items():
+            signal.signal(signum, handler)
+    assert sent and errors.stopped_by() == "SIGTERM"
+    assert not store.search_model_versions(f"run_id='{run_id}'")
+    assert not store.search_registered_models()
+    assert store.get_run(run_id).info.status == "FAILED"
+    assert time.monotonic() - started < 15  # nothing waited on a lock
+
+
+def test_a_failed_job_deletes_the_version_it_registered(store):
+    """A job that fails (or is stopped) after its model was registered, inside its
+    `training_run`, leaves no version of its failed run; the champion goes back."""
+    from workflows.tracking.store import register, training_run
+
+    kept, _ = _logged(0.5)
+    register(kept, "session-model", "val_auc")
+    with pytest.raises(RuntimeError), training_run("Default", "test", {}) as run_id:
+        mlflow.log_metric("val_auc", 0.9)
+        assert register(_session_model(), "session-model", "val_auc")[1]  # took the alias
+        raise RuntimeError("after the registration")
+    assert store.get_run(run_id).info.status == "FAILED"
+    assert [str(v.version) for v in store.search_model_versions("name='session-model'")] == ["1"]
+    assert _champion(store, "session-model") == "1"
+
+
+def test_a_stop_inside_a_registry_commit_ends_the_run_failed_at_once(store):
+    """The breaker's `database is locked`: a stop raised inside a registry call's commit
+    left that transaction's lock on the SQLite store, the run's end (FAILED) waited its
+    20 s for it and failed, and the run stayed RUNNING until `compare` marked it KILLED.
+    The broken write is let go; the run ends FAILED, and no version is left."""
+    import time
+
+    from mlflow.store.model_registry.sqlalchemy_store import SqlAlchemyStore
+    from sqlalchemy import event
+
+    from workflows.tracking.store import register, tracking_uri, training_run
+
+    store.search_registered_models()  # the registry's engine made
+    engine = SqlAlchemyStore._engine_map[tracking_uri()]
+    fired = []
+
+    def stop_in_commit(connection):
+        if not fired:
+            fired.append(True)
+            raise KeyboardInterrupt
+
+    started = time.monotonic()
+    with pytest.raises(KeyboardInterrupt), training_run("Default", "test", {}) as run_id:
+        model = _session_model()
+        event.listen(engine, "commit", stop_in_commit)
+        try:
+            register(model, "session-model", "val_auc")
+        finally:
+            event.remove(engine, "commit", stop_in_commit)
+    assert fired and time.monotonic() - started < 15
+    assert store.get_run(run_id).info.status == "FAILED"
+    assert not store.search_model_versions(f"run_id='{run_id}'")

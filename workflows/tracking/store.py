@@ -14,6 +14,7 @@ import math
 import numbers
 import os
 import re
+import sys
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from collections.abc import Set as AbstractSet
@@ -34,6 +35,7 @@ from sessions.formats.columnar import decimal_text, float_text
 from sessions.io import process_running, this_process
 from sessions.provenance import provenance
 from sessions.storage import first_line
+from workflows.errors import signals_noted, stops_deferred
 from workflows.reach import unanswered
 from workflows.tracking.uri import NOTES, tracking_uri
 
@@ -264,7 +266,15 @@ def training_run(
     `params` logged and `provenance` tags, active in the driver; yields its id. The
     experiment gets its description (`NOTES`) when it has none.
 
-    The run ends FINISHED, or FAILED when the block raises.
+    The run ends FINISHED, or FAILED when the block raises (a stop too: SIGTERM, Ctrl-C),
+    and then the versions `register` made of it inside the block are deleted first (the
+    champion alias back where it was): a job that failed or was stopped after registering
+    leaves no version of a failed run that `evaluate` would score and `promote` take. The
+    failed run is ended with stops held off (`workflows.errors.stops_deferred`), once the
+    writes a stop broke off are let go (`_release_broken_writes`): a SIGTERM inside a
+    registry call's commit left that transaction's lock on the SQLite store, MLflow's
+    ending of the run waited its 20 s for it and failed with `database is locked`, and
+    the run stayed RUNNING (the breaker's find).
     """
     use_store()
     found = mlflow.set_experiment(experiment)
@@ -277,9 +287,52 @@ def training_run(
     end_abandoned_runs(MlflowClient(), [found.experiment_id])
     tags = {"sessionflow.job": job, PROCESS_TAG: json.dumps(this_process()), **provenance(),
             **({"mlflow.note.content": description} if description else {})}  # fmt: skip
-    with mlflow.start_run(run_name=run_name, tags=tags) as run:
-        mlflow.log_params(dict(params))
-        yield run.info.run_id
+    registered: list[_Registration] = []
+    _registering.append(registered)
+    try:
+        with mlflow.start_run(run_name=run_name, tags=tags) as run:
+            try:
+                mlflow.log_params(dict(params))
+                yield run.info.run_id
+            except BaseException:
+                with stops_deferred():  # a stop more is raised once the run has ended
+                    _release_broken_writes()
+                    for registration in reversed(registered):
+                        _unregister(MlflowClient(), registration)
+                    mlflow.end_run("FAILED")
+                raise
+    finally:
+        _registering.remove(registered)
+
+
+@dataclass
+class _Registration:
+    """What undoing one `register` takes: the model's `name`, the `run` whose versions of
+    it are undone (None: only `version`), those versions of it already there before
+    (`kept`), the version made when known, the champion before (`champion`), and whether
+    the registered model itself was made then (`made`)."""
+
+    name: str
+    run: str | None
+    kept: frozenset[str]
+    champion: str | None
+    made: bool
+    version: str | None = None
+
+
+_registering: list[list[_Registration]] = []  # for each open `training_run`, what `register` made in it
+
+
+def _release_broken_writes() -> None:
+    """Let go of the SQLite transactions a stop (a KeyboardInterrupt raised inside a
+    commit) left open in MLflow's pooled connections: its stores' engines give up their
+    pools, which rolls those back and frees the database's lock, which every later write
+    of this process (the failed run's end, the undoing of a registration) otherwise
+    waited 20 s for and failed with `database is locked`."""
+    for module in ("mlflow.store.tracking.sqlalchemy_store", "mlflow.store.model_registry.sqlalchemy_store"):
+        store = getattr(sys.modules.get(module), "SqlAlchemyStore", None)
+        for engine in list(getattr(store, "_engine_map", {}).values()):
+            engine.dispose()
 
 
 def end_abandoned_runs(client: MlflowClient, experiment_ids: Sequence[str]) -> list[str]:
@@ -501,17 +554,93 @@ def register(
     """Register `model_uri` as a new version of `name` described by `description` (what it
     was trained on, its headline metrics; how to load it is added) and tagged with its
     run's `metric`: (`models:/NAME/VERSION`, whether it took the champion alias and why
-    not: `promote_if_best`). The registered model gets its description (`NOTES`) when it has none."""
+    not: `promote_if_best`). The registered model gets its description (`NOTES`) when it has none.
+
+    One unit: a stop (SIGTERM, Ctrl-C) is held off until its steps are done (the version
+    made, described, tagged, the alias moved), and then, like any exception raised by
+    one of them, undoes them before it is raised: the version made is deleted (also one
+    whose number the stop left unsaid: the model's run's new versions), the champion
+    alias put back, a registered model made here deleted. Before, a SIGTERM as
+    `Created version` was printed left that version registered, undescribed and
+    untagged, of a run that then failed, and `promote` took it (the breaker's find).
+    Inside a `training_run`, a failure after this returns undoes it too."""
     client = use_store()
-    version = str(mlflow.register_model(model_uri, name).version)
-    if name in NOTES and not client.get_registered_model(name).description:
-        client.update_registered_model(name, description=NOTES[name])
-    load = f'Load: mlflow.pyfunc.load_model("models:/{name}/{version}")'
-    client.update_model_version(name, version, description=f"{description} {load}".strip())
-    value = _metric_of(client, name, version, metric)
-    if not math.isnan(value):
-        client.set_model_version_tag(name, version, metric, f"{value:.4f}")
-    return f"models:/{name}/{version}", promote_if_best(client, name, version, metric, same)
+    with stops_deferred():  # a stop is raised on leaving, once what it stopped is undone
+        noted = signals_noted()
+        undo = _registration(client, model_uri, name)
+        try:
+            version = undo.version = str(mlflow.register_model(model_uri, name).version)
+            if name in NOTES and not client.get_registered_model(name).description:
+                client.update_registered_model(name, description=NOTES[name])
+            load = f'Load: mlflow.pyfunc.load_model("models:/{name}/{version}")'
+            client.update_model_version(name, version, description=f"{description} {load}".strip())
+            value = _metric_of(client, name, version, metric)
+            if not math.isnan(value):
+                client.set_model_version_tag(name, version, metric, f"{value:.4f}")
+            promotion = promote_if_best(client, name, version, metric, same)
+        except BaseException:
+            _release_broken_writes()
+            _unregister(client, undo)
+            raise
+        if signals_noted() > noted:  # stopped: nothing stays registered
+            _unregister(client, undo)
+        elif _registering:
+            _registering[-1].append(undo)
+    return f"models:/{name}/{version}", promotion
+
+
+def _registration(client: MlflowClient, model_uri: str, name: str) -> _Registration:
+    """What undoing a registration of `model_uri` as a version of `name` will take, read
+    before it is made (`_Registration`)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        run = run_of(model_uri) if model_uri.startswith(("models:/m-", "runs:/")) else None
+    except ValueError:
+        run = None
+    try:
+        client.get_registered_model(name)
+    except MlflowException:
+        return _Registration(name, run, frozenset(), None, made=True)
+    try:
+        champion = str(client.get_model_version_by_alias(name, CHAMPION).version)
+    except MlflowException:
+        champion = None
+    return _Registration(name, run, frozenset(_versions_of(client, name, run)), champion, made=False)
+
+
+def _versions_of(client: MlflowClient, name: str, run: str | None) -> list[str]:
+    """The versions of `name` registered from `run` (none for no run)."""
+    if run is None:
+        return []
+    return [str(v.version) for v in client.search_model_versions(f"name='{name}' and run_id='{run}'")]
+
+
+def _unregister(client: MlflowClient, undo: _Registration) -> None:
+    """Undo a registration (`_Registration`): delete the version it made, and any other
+    version of its run made since, put the champion alias back on the version that held
+    it (where the alias went with a deleted version), and delete the registered model
+    when it was made then and holds no version now. What cannot be undone (the store
+    gone) is said in a warning, naming the version to delete by hand."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        made = set(_versions_of(client, undo.name, undo.run)) - undo.kept | ({undo.version} - {None})
+        for version in sorted(made, key=int):
+            with suppress(MlflowException):  # a version the stop kept from being made
+                client.delete_model_version(undo.name, version)
+        if undo.champion is not None and undo.champion not in made:
+            try:
+                client.get_model_version_by_alias(undo.name, CHAMPION)
+            except MlflowException:  # it went with a deleted version
+                client.set_registered_model_alias(undo.name, CHAMPION, undo.champion)
+        if undo.made and not client.search_model_versions(f"name='{undo.name}'"):
+            client.delete_registered_model(undo.name)
+    except MlflowException as err:
+        logging.getLogger("sessionflow").warning(
+            "warning: a registration of %s that failed could not be undone (%s): delete its version %s "
+            "(`mlflow` or the UI)", undo.name, _first(err), undo.version or "made last",
+        )  # fmt: skip
 
 
 def promote(client: MlflowClient, name: str, version: str) -> None:
