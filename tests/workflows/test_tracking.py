@@ -666,3 +666,29 @@ def test_a_stop_inside_a_registry_commit_ends_the_run_failed_at_once(store):
     assert fired and time.monotonic() - started < 15
     assert store.get_run(run_id).info.status == "FAILED"
     assert not store.search_model_versions(f"run_id='{run_id}'")
+
+
+def test_promote_refuses_a_version_of_a_run_that_did_not_finish(store):
+    """The breaker's find: `promote session-model 7` made the champion of a version whose
+    run had FAILED (a stopped job's). Refused in one line; the alias stays."""
+    from typer.testing import CliRunner
+
+    from workflows.cli import app
+
+    finished, _ = _logged(0.5)
+    failed, failed_run = _logged(0.9)
+    for uri in (finished, failed):
+        mlflow.register_model(uri, "session-model")
+    store.set_registered_model_alias("session-model", CHAMPION, "1")
+    store.set_terminated(failed_run, "FAILED")
+    refused = CliRunner().invoke(app, ["promote", "session-model", "2"])
+    assert refused.exit_code == 2, refused.output
+    assert refused.output.strip() == (
+        f"error: session-model version 2: its run {failed_run} ended FAILED, not FINISHED: the model of a job "
+        "that did not finish is not made the champion"
+    )
+    assert _champion(store, "session-model") == "1"
+    store.set_terminated(failed_run, "RUNNING")
+    assert "is still RUNNING" in CliRunner().invoke(app, ["promote", "session-model", "2"]).output
+    store.set_terminated(failed_run, "FINISHED")
+    assert CliRunner().invoke(app, ["promote", "session-model", "2"]).exit_code == 0
