@@ -70,13 +70,13 @@ def test_a_segmenter_is_champion_only_against_one_estimated_on_the_same_folds(st
     from workflows.jobs.train_segmenter import ESTIMATE
 
     def version(value: float, **estimate: object) -> str:
-        estimate = {"gt": "/data/gayo.csv", "level": "sessions", "folds": 5, "seed": 0, "inner": 4,
+        estimate = {"gt_digest": "9a1c", "level": "sessions", "folds": 5, "seed": 0, "inner": 4,
                     "classifier": "logistic", **estimate}  # fmt: skip
         return _registered(store, "s", estimate, "cv_f1_mean", value)
 
     store.create_registered_model("s")
     assert promote_if_best(store, "s", version(0.85), "cv_f1_mean", same=ESTIMATE)
-    for other in ({"seed": 1}, {"folds": 3}, {"level": "missions"}, {"gt": "/data/webis.txt"}):
+    for other in ({"seed": 1}, {"folds": 3}, {"level": "missions"}, {"gt_digest": "77f0"}):
         assert not promote_if_best(store, "s", version(0.9, **other), "cv_f1_mean", same=ESTIMATE), other
     # another classifier or inner procedure on the same outer folds is what the estimate compares
     assert promote_if_best(store, "s", version(0.86, classifier="gradient_boosting", inner=3), "cv_f1_mean",
