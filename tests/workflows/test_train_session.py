@@ -5,6 +5,7 @@ registered and served as a pyfunc; the CLI around it."""
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections import Counter
 from pathlib import Path
@@ -207,6 +208,25 @@ def test_cli_train_evaluate_and_learned_segmentation(pairs_dir, store, tmp_path,
     assert set(with_model["chosen"]) <= {f"min_p_same={p:g}" for p in MODEL_GRID}
     assert sum(with_model["chosen"].values()) == 2 and 0.0 <= with_model["mean"]["f1"] <= 1.0
     assert with_model["errors_by_kind"]["pairs"] == systems["cascade (shipped settings)"]["errors_by_kind"]["pairs"]
+
+
+def test_a_model_whose_scores_become_nan_with_finite_parameters_is_said_to_have_diverged(pairs_dir, store, tmp_path):
+    """The breaker's find: at --lr 1e10 the parameters stayed finite and the model's scores
+    became NaN; the validation AUC failed inside sklearn, Ray retried the worker and the
+    command ended in its traceback, exit 1. Now it is the loop's divergence: one line,
+    exit 2, the run FAILED and tagged `diverged_at_step`, no model."""
+    diverged = runner.invoke(
+        app,
+        ["train", "session", "--pairs", str(pairs_dir), "--model", "tiny", "--workers", "1", "--batch-size", "8",
+         "--max-steps", "2", "--eval-every", "1", "--lr", "1e10", "--storage", str(tmp_path / "ray")],
+    )  # fmt: skip
+    assert diverged.exit_code == 2, diverged.output
+    said = " ".join(diverged.output.split())
+    assert re.search(r"error: training diverged at step 1: its scores of [\d,]+ of its [\d,]+ validation pairs "
+                     r"became NaN or infinite, and no model is kept", said)  # fmt: skip
+    assert store.search_model_versions("name='session-model'") == []
+    (failed,) = store.search_runs([store.get_experiment_by_name("session-model").experiment_id])
+    assert failed.info.status == "FAILED" and failed.data.tags["diverged_at_step"].startswith("1 its scores of ")
 
 
 def write_log_rows(path: Path) -> None:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import polars as pl
 
-from workflows.training.loop import TrainTask
+from workflows.training.loop import ModelNotFinite, TrainTask
 
 if TYPE_CHECKING:
     import torch
@@ -77,7 +77,8 @@ class SessionTask(TrainTask):
                             batch["negative"].to_list(), self.ids[rows].to(device), self.cfg.temperature)  # fmt: skip
 
     def evaluate(self, module: Any, rank: int, size: int) -> dict[str, float]:
-        """ROC AUC of the dot product on the validation pairs, each worker scoring a share."""
+        """ROC AUC of the dot product on the validation pairs, each worker scoring a share.
+        ModelNotFinite where a score is NaN or infinite (every worker holds all the scores)."""
         from models.calibration import pair_metrics
         from models.session import pair_scores
         from models.shards import merge_shards
@@ -85,6 +86,11 @@ class SessionTask(TrainTask):
         mine = self.val[rank::size]
         scores = merge_shards(pair_scores(module, mine["query_a"].to_list(), mine["query_b"].to_list()), rank, size,
                               self.val.height)  # fmt: skip
+        # finite parameters, NaN outputs (--lr 1e10, the breaker's find): sklearn refused them in a worker's
+        # traceback, retried by Ray; now the loop stops as diverged, as for a NaN loss
+        if not np.isfinite(scores).all():
+            bad, n = np.count_nonzero(~np.isfinite(scores)), len(scores)
+            raise ModelNotFinite(f"its scores of {bad:,} of its {n:,} validation pairs became NaN or infinite")
         return {"val_auc": pair_metrics(scores, self.val["label"].to_numpy()).auc}
 
     def save(self, module: Any, directory: Path) -> None:
