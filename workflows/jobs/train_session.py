@@ -69,7 +69,9 @@ class SessionTrainConfig:
     )
     eval_every: int = field(default=100, metadata={"help": "steps between validations, each one a checkpoint"})
     patience: int = field(default=3, metadata={"help": "stop after this many validations without a better AUC"})
-    max_val_pairs: int = field(default=4000, metadata={"help": "validation pairs at most (a seeded sample)"})
+    max_val_pairs: int = field(
+        default=4000, metadata={"help": "validation pairs at most (a sample, the same for every --seed)"}
+    )
     max_train_examples: int = field(default=0, metadata={"help": "training examples at most (0: all)"})
     workers: int = field(default=1, metadata={"help": "Ray Train workers (DDP)"})
     gpu: bool = field(default=False, metadata={"help": "one GPU per worker (nccl, mixed precision)"})
@@ -112,6 +114,10 @@ class SessionTrainConfig:
 
 
 PAIRS_COLUMNS = ("query_a", "query_b", "label", "kind", "user_id", "split")  # what training reads of `mine`'s pairs
+# The seed of the --max-val-pairs sample, not --seed: runs on the same pairs validate on the same sample, and
+# compete for champion (`val_pairs_digest`); --seed 1 drew another, and runs differing only in their seed were not
+# compared (the breaker's find). 0: the sample the default --seed drew before
+VAL_SAMPLE_SEED = 0
 
 
 def training_data(pairs_path: str, cfg: SessionTrainConfig) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -121,8 +127,9 @@ def training_data(pairs_path: str, cfg: SessionTrainConfig) -> tuple[pl.DataFram
     (`common.read_pairs_table`: every pair of the file, whatever its split), or too
     few for a batch or a validation. The pairs are taken in their canonical order
     (`sessions.pairs.order_pairs`), so that the same pairs give the same examples and
-    the same seeded sample of validation pairs however their rows were written (the Ray
-    engine's `mine` writes them by bucket of users, the local one in that order)."""
+    the same sample of validation pairs however their rows were written (the Ray
+    engine's `mine` writes them by bucket of users, the local one in that order); the
+    sample is seeded by `VAL_SAMPLE_SEED`, the same whatever `cfg.seed`."""
     pairs = order_pairs(common.read_pairs_table(pairs_path, PAIRS_COLUMNS)[0])
     train = triplets(pairs.filter(pl.col("split") == "train"), seed=cfg.seed)
     if cfg.max_train_examples:
@@ -150,7 +157,7 @@ def training_data(pairs_path: str, cfg: SessionTrainConfig) -> tuple[pl.DataFram
             "validation needs both; mine a larger log or raise --val-share"
         )  # fmt: skip
     if val.height > cfg.max_val_pairs:
-        val = val.sample(cfg.max_val_pairs, seed=cfg.seed, shuffle=True)
+        val = val.sample(cfg.max_val_pairs, seed=VAL_SAMPLE_SEED, shuffle=True)
     return train, val
 
 
