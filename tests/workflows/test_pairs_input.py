@@ -251,6 +251,19 @@ def test_train_refuses_pairs_without_its_columns_or_rows(outputs, tmp_path, noth
     refused(outputs, "train session", tmp_path / "bad", said)
 
 
+def test_a_validation_sample_of_one_label_is_refused_before_training(outputs, nothing_starts):
+    """The breaker's find: --max-val-pairs 1 trained (val_auc nan), then failed at its
+    calibration ("calibration needs positive and negative pairs", a FAILED run): both
+    labels were checked in the whole val split, not in the sample taken of it."""
+    val = read_table(outputs / "pairs" / "pairs.parquet").filter(pl.col("split") == "val")
+    assert val["label"].n_unique() == 2  # the split holds both; a sample of one pair cannot
+    code, lines = sessionflow("train", "session", "--pairs", outputs / "pairs", "--model", "tiny", "--batch-size",
+                              "8", "--max-val-pairs", "1")  # fmt: skip
+    assert code == 2 and len(lines) == 1, lines
+    assert lines[0].startswith(f"error: --max-val-pairs 1: its sample of the val split's {val.height:,} pairs is all ")
+    assert lines[0].endswith(", and validation needs both; raise --max-val-pairs"), lines
+
+
 @pytest.mark.parametrize("command", COMMANDS)
 def test_what_is_not_a_mine_output_is_named(outputs, tmp_path, nothing_starts, command):
     """A `segment` output (it said "an unfinished output (no _manifest.json)"), an

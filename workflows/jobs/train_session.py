@@ -157,7 +157,13 @@ def training_data(pairs_path: str, cfg: SessionTrainConfig) -> tuple[pl.DataFram
             "validation needs both; mine a larger log or raise --val-share"
         )  # fmt: skip
     if val.height > cfg.max_val_pairs:
-        val = val.sample(cfg.max_val_pairs, seed=VAL_SAMPLE_SEED, shuffle=True)
+        sample = val.sample(cfg.max_val_pairs, seed=VAL_SAMPLE_SEED, shuffle=True)
+        if sample["label"].n_unique() < 2:  # checked on all of the split, it failed at calibration, after training
+            raise ValueError(
+                f"--max-val-pairs {cfg.max_val_pairs:,}: its sample of the val split's {val.height:,} pairs is all "
+                f"{'positive' if sample['label'][0] else 'negative'}, and validation needs both; raise --max-val-pairs"
+            )
+        val = sample
     return train, val
 
 
