@@ -172,7 +172,8 @@ def test_a_rerun_too_small_to_train_on_shows_what_ran_and_leaves_the_earlier_dem
     - a log of too few labelled users for nested CV failed the demo at its evaluation:
       now that baseline alone is not estimated;
     - the step that cannot run named `train session`'s option ("lower the batch size"):
-      now the demo's;
+      now the demo's; and only that one of its two checks that failed (the breaker's find:
+      lowered, the val split's emptiness came next): now both;
     - the failed rerun left the two runs mixed (`events/` and `sessions/` of the failed
       run, `pairs/`, `scores/` of the earlier one) and no summary: now every step's
       earlier output, the synthetic log, the figures and the summary are put back, byte
@@ -195,7 +196,8 @@ def test_a_rerun_too_small_to_train_on_shows_what_ran_and_leaves_the_earlier_dem
     assert result.exit_code == 2, result.output
     said = " ".join(result.output.split())
     assert "not estimated: nested cross-validation with 5 outer and 4 inner folds" in said
-    assert "error: 31 training examples: fewer than one global batch" in said and "Traceback" not in said
+    assert "error: the val split holds no pairs" in said and "Traceback" not in said  # both of its checks, in one
+    assert "raise --mining-val-share; and 31 training examples: fewer than one global batch" in said
     assert said.endswith("lower --session-batch-size or --session-workers")
     assert all(f"{step} (" in said for step in ("synth", "ingest", "segment", "evaluate segmentation", "mine"))
     assert re.search(r"rows_in\W+60\b", said)

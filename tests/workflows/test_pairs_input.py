@@ -251,6 +251,21 @@ def test_train_refuses_pairs_without_its_columns_or_rows(outputs, tmp_path, noth
     refused(outputs, "train session", tmp_path / "bad", said)
 
 
+def test_pairs_too_few_for_a_batch_and_for_a_validation_are_told_both_in_one_line(outputs, tmp_path, nothing_starts):
+    """The breaker's find: a 15-row table's pairs were told to lower the batch size, and
+    after that, that their val split held no pairs (raise the val share). Every check
+    the pairs fail is said in the one line, the split's first."""
+    (tmp_path / "bad").mkdir()
+    mined = read_table(outputs / "pairs" / "pairs.parquet")
+    mined.filter(pl.col("split") != "val").write_parquet(tmp_path / "bad" / "pairs.parquet")
+    code, lines = sessionflow("train", "session", "--pairs", tmp_path / "bad", "--model", "tiny", "--batch-size",
+                              "100000")  # fmt: skip
+    assert code == 2 and len(lines) == 1, lines
+    assert lines[0].startswith("error: the val split holds no pairs: `mine` put none of the log's users there"), lines
+    assert "raise --val-share; and 230 training examples: fewer than one global batch (100,000" in lines[0], lines
+    assert lines[0].endswith("mine a larger log, or lower --batch-size or --workers"), lines
+
+
 def test_a_validation_sample_of_one_label_is_refused_before_training(outputs, nothing_starts):
     """The breaker's find: --max-val-pairs 1 trained (val_auc nan), then failed at its
     calibration ("calibration needs positive and negative pairs", a FAILED run): both

@@ -125,7 +125,8 @@ def training_data(pairs_path: str, cfg: SessionTrainConfig) -> tuple[pl.DataFram
     (a local path or a URI). ValueError / FileNotFoundError in one line, before any
     worker starts, for pairs that are not there, not a `mine` output's, or bad
     (`common.read_pairs_table`: every pair of the file, whatever its split), or too
-    few for a batch or a validation. The pairs are taken in their canonical order
+    few for a batch or a validation (every one of these checks that fails, in the one
+    line: the splits' first). The pairs are taken in their canonical order
     (`sessions.pairs.order_pairs`), so that the same pairs give the same examples and
     the same sample of validation pairs however their rows were written (the Ray
     engine's `mine` writes them by bucket of users, the local one in that order); the
@@ -135,36 +136,58 @@ def training_data(pairs_path: str, cfg: SessionTrainConfig) -> tuple[pl.DataFram
     if cfg.max_train_examples:
         train = train.head(cfg.max_train_examples)
     val = pairs.filter(pl.col("split") == "val").select("query_a", "query_b", "label")
-    if not train.height:  # `mine --gold` puts every pair in test, `--train-share 0` none in train
-        held = ", ".join(f"{split} {n:,}" for split, n in sorted(pairs["split"].value_counts().iter_rows()))
-        labels = pairs.filter(pl.col("split") == "train")["label"]
-        if len(labels):  # pairs of one label give no example: each needs a positive and a negative
-            one = (
-                "positive, and each training example needs a negative too: give pairs mined with "
-                "--negatives-per-positive above 0"
-                if labels[0]
-                else "negative: no example without a positive"
-            )
-            raise ValueError(f"the train split's {len(labels):,} pairs are all {one} ({held})")
-        raise ValueError(f"the train split holds no pairs ({held}): give pairs mined with a --train-share above 0 "
-                         "(`mine --gold` pairs are for `evaluate pairs`)")  # fmt: skip
-    require_one_global_batch(train.height, cfg, "mine a larger log, or ")
-    if val["label"].n_unique() < 2:
-        raise ValueError(
-            "the val split holds no pairs: `mine` put none of the log's users there (--val-share of them, by a hash "
-            "of user_id); mine a larger log or raise --val-share" if not val.height else
-            f"the val split's {val.height} pairs are all {'positive' if val['label'][0] else 'negative'}, and "
-            "validation needs both; mine a larger log or raise --val-share"
-        )  # fmt: skip
+    sample = val
     if val.height > cfg.max_val_pairs:
         sample = val.sample(cfg.max_val_pairs, seed=VAL_SAMPLE_SEED, shuffle=True)
-        if sample["label"].n_unique() < 2:  # checked on all of the split, it failed at calibration, after training
-            raise ValueError(
-                f"--max-val-pairs {cfg.max_val_pairs:,}: its sample of the val split's {val.height:,} pairs is all "
-                f"{'positive' if sample['label'][0] else 'negative'}, and validation needs both; raise --max-val-pairs"
-            )
-        val = sample
-    return train, val
+    # every check the pairs fail, in one line, the splits' own first: said one at a time, the fix of the first met
+    # the next (the breaker's find: a 15-row table was told to lower the batch size, then that its val split held
+    # no pairs)
+    problems = [_train_split_problem(pairs, train), _val_split_problem(val)]
+    if not problems[0]:
+        try:
+            require_one_global_batch(train.height, cfg, "mine a larger log, or ")
+        except ValueError as err:
+            problems.append(str(err))
+    if not problems[1] and sample["label"].n_unique() < 2:  # checked in the whole split, it failed at calibration
+        problems.append(
+            f"--max-val-pairs {cfg.max_val_pairs:,}: its sample of the val split's {val.height:,} pairs is all "
+            f"{'positive' if sample['label'][0] else 'negative'}, and validation needs both; raise --max-val-pairs"
+        )
+    if said := [problem for problem in problems if problem]:
+        raise ValueError("; and ".join(said))
+    return train, sample
+
+
+def _train_split_problem(pairs: pl.DataFrame, train: pl.DataFrame) -> str | None:
+    """What keeps the train split of `pairs` from giving `train` any example, and what to
+    do; None when it gives some."""
+    if train.height:
+        return None
+    # `mine --gold` puts every pair in test, `--train-share 0` none in train
+    held = ", ".join(f"{split} {n:,}" for split, n in sorted(pairs["split"].value_counts().iter_rows()))
+    labels = pairs.filter(pl.col("split") == "train")["label"]
+    if len(labels):  # pairs of one label give no example: each needs a positive and a negative
+        one = (
+            "positive, and each training example needs a negative too: give pairs mined with "
+            "--negatives-per-positive above 0"
+            if labels[0]
+            else "negative: no example without a positive"
+        )
+        return f"the train split's {len(labels):,} pairs are all {one} ({held})"
+    return (f"the train split holds no pairs ({held}): give pairs mined with a --train-share above 0 "
+            "(`mine --gold` pairs are for `evaluate pairs`)")  # fmt: skip
+
+
+def _val_split_problem(val: pl.DataFrame) -> str | None:
+    """What keeps the validation pairs `val` (the whole val split) from a validation, and
+    what to do; None when they hold both labels."""
+    if val["label"].n_unique() == 2:
+        return None
+    if not val.height:
+        return ("the val split holds no pairs: `mine` put none of the log's users there (--val-share of them, by a "
+                "hash of user_id); mine a larger log or raise --val-share")  # fmt: skip
+    return (f"the val split's {val.height} pairs are all {'positive' if val['label'][0] else 'negative'}, and "
+            "validation needs both; mine a larger log or raise --val-share")  # fmt: skip
 
 
 def _finish(
