@@ -18,7 +18,6 @@ validated on the same pairs (`pairs_digest`: their content, not where they were 
 
 from __future__ import annotations
 
-import hashlib
 import tempfile
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -261,11 +260,10 @@ def fine_tuning_notes(metrics: dict, model: str) -> tuple[str, ...]:
 
 
 def pairs_digest(pairs: pl.DataFrame) -> str:
-    """A digest of labelled pairs (`query_a`, `query_b`, `label`, in their order): the
-    SHA-256 of their text, its first 16 hex digits. Two runs validated on the same pairs
-    have the same digest, wherever the pairs were read from."""
-    rows = pairs.select(pl.concat_str("query_a", "query_b", pl.col("label").cast(pl.String), separator="\t"))
-    return hashlib.sha256("\n".join(rows.to_series().to_list()).encode()).hexdigest()[:16]
+    """A digest of labelled pairs (`query_a`, `query_b`, `label`, in their order:
+    `common.rows_digest`). Two runs validated on the same pairs have the same digest,
+    wherever the pairs were read from."""
+    return common.rows_digest(pairs.select("query_a", "query_b", "label"))
 
 
 def mission_sample(pairs_path: str, seed: int, missions: int = 12, per_mission: int = 25) -> pl.DataFrame | None:
