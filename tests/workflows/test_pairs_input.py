@@ -231,6 +231,16 @@ def test_an_empty_or_unlabelled_csv_is_refused_in_one_line(outputs, tmp_path, no
             "the train split's 230 pairs are all positive, and each training example needs a negative too: give "
             "pairs mined with --negatives-per-positive above 0 (test 10, train 230, val 80)",
         ),
+        (
+            lambda p: pl.concat(
+                [
+                    p.filter(pl.col("split") != "train"),
+                    p.filter((pl.col("split") == "train") & (pl.col("label") == 1)).head(1),
+                ]
+            ),
+            "the train split's 1 pair is positive, and each training example needs a negative too: give pairs mined "
+            "with --negatives-per-positive above 0 (test 10, train 1, val 80)",  # it said "1 pairs are all"
+        ),
     ],
     ids=[
         "no label",
@@ -240,6 +250,7 @@ def test_an_empty_or_unlabelled_csv_is_refused_in_one_line(outputs, tmp_path, no
         "val pairs of one label",
         "no train pairs",
         "train pairs of one label",
+        "one train pair",
     ],
 )
 def test_train_refuses_pairs_without_its_columns_or_rows(outputs, tmp_path, nothing_starts, change, says):

@@ -172,7 +172,8 @@ def _train_split_problem(pairs: pl.DataFrame, train: pl.DataFrame) -> str | None
             if labels[0]
             else "negative: no example without a positive"
         )
-        return f"the train split's {len(labels):,} pairs are all {one} ({held})"
+        pairs_are = "1 pair is" if len(labels) == 1 else f"{len(labels):,} pairs are all"
+        return f"the train split's {pairs_are} {one} ({held})"
     return (f"the train split holds no pairs ({held}): give pairs mined with a --train-share above 0 "
             "(`mine --gold` pairs are for `evaluate pairs`)")  # fmt: skip
 
@@ -185,7 +186,8 @@ def _val_split_problem(val: pl.DataFrame) -> str | None:
     if not val.height:
         return ("the val split holds no pairs: `mine` put none of the log's users there (--val-share of them, by a "
                 "hash of user_id); mine a larger log or raise --val-share")  # fmt: skip
-    return (f"the val split's {val.height} pairs are all {'positive' if val['label'][0] else 'negative'}, and "
+    pairs_are = "1 pair is" if val.height == 1 else f"{val.height:,} pairs are all"
+    return (f"the val split's {pairs_are} {'positive' if val['label'][0] else 'negative'}, and "
             "validation needs both; mine a larger log or raise --val-share")  # fmt: skip
 
 
