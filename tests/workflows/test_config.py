@@ -292,6 +292,8 @@ def test_demo_holds_the_configs_of_its_steps():
         (["train", "session", "--pairs", "p", "--lr", "1e300"], "error: --lr must be at most 3.403e+38 (float32's"),
         (["train", "hierarchy", "--encoder-lr", "1e39"], "error: --encoder-lr must be at most 3.403e+38 (float32's"),
         (["demo", "--session-lr", "1e300"], "error: --session-lr must be at most 3.403e+38"),
+        # the training breaker's: 1e-300 is 0 in float32, and the NaN loss was told as the learning rate's divergence
+        (["train", "session", "--pairs", "p", "--temperature", "1e-300"], "error: --temperature must be at least 1.17"),
         (["demo", "--session-lr", "-1"], "error: --session-lr must be positive"),
         (["demo", "--session-weight-decay", "-1"], "error: --session-weight-decay must not be negative"),
         # the demo scores its log with the hierarchy model it trains: a lookup table has no encoder

@@ -116,6 +116,7 @@ def read_options() -> Any:
 
 
 FLOAT32_MAX = 3.4028234663852886e38
+FLOAT32_TINY = 1.1754943508222875e-38  # float32's smallest normal number
 
 
 def check_learning_rate(name: str, value: float | None) -> None:

@@ -98,6 +98,9 @@ class SessionTrainConfig:
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
         common.check_learning_rate("lr", self.lr)
+        if self.temperature < common.FLOAT32_TINY:  # 1e-300 is 0 in float32: its NaN loss was told as the lr's
+            raise ValueError(f"temperature must be at least {common.FLOAT32_TINY:.4g} (float32's smallest normal "
+                             "number: the loss divides by it in float32)")  # fmt: skip
         for name in ("max_steps", "max_train_examples", "max_failures", "weight_decay"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative")
