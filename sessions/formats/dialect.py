@@ -153,7 +153,7 @@ def table_dialect(
 
 def log_dialect(
     path: str | Path, sep: str = "\t", *, user: str | None = None, time: str | None = None,
-    times: TimeOptions = UTC_TIMES, multiline: bool = False,
+    times: TimeOptions = UTC_TIMES,
 ) -> Dialect:  # fmt: skip
     """How a log whose fields never hold its separator or a line break was written (AOL's
     and Webis-SMC's, raw as their collections write them: `"free games"` is a phrase
@@ -168,29 +168,20 @@ def log_dialect(
     raw `"free games"` would lose its quotes, another text read without a word), and
     `Dialect.odd` names the first such field for the report. A raw log all of whose
     quotes are so written (`"a""b"`) reads as a CSV writer's: the bytes cannot tell. A
-    file judged quoted is read once more here.
-
-    `multiline`: a table's TSV (the `table` format), whose quoted fields may hold a tab
-    or a line break, so that a line's piece of one is no field: judged quoted, it is
-    read raw only for a whole field in quotes that no CSV writer writes (`"new york"`
-    between tabs, in a file whose header names are not all in quotes), and needs no
-    writer's field to be read quoted (a quoted line break is one). The breaker's table:
-    a `"a""b"` in its first window made it quoted, and a raw `"new york"` 300 KB on
-    lost its quotes without a word, where `aol` reads the same bytes raw."""
+    file judged quoted is read once more here."""
     dialect = table_dialect(path, sep, user=user, time=time, times=times)
     if dialect.quote is None:  # a raw field seen first; a saved part further on is named (`Dialect.saved`)
-        _, written = _unwritten_fields(path, sep, dialect.quoting, header=user, find="written", multiline=multiline)
+        _, written = _unwritten_fields(path, sep, dialect.quoting, header=user, find="written")
         return Dialect(quote=None, saved=written) if written is not None else dialect
-    odd, written = _unwritten_fields(path, sep, dialect.quoting, header=user, multiline=multiline)
+    odd, written = _unwritten_fields(path, sep, dialect.quoting, header=user)
     if odd is not None:
         return Dialect(quote=None, odd=odd)
-    return dialect if written or multiline else Dialect(quote=None)
+    return dialect if written else Dialect(quote=None)
 
 
 def _unwritten_fields(
-    path: str | Path, sep: str, quoting: Quoting, *, header: str | None = None, find: str = "odd",
-    multiline: bool = False,
-) -> tuple[tuple[int, str] | None, tuple[int, str] | None]:  # fmt: skip
+    path: str | Path, sep: str, quoting: Quoting, *, header: str | None = None, find: str = "odd"
+) -> tuple[tuple[int, str] | None, tuple[int, str] | None]:
     """The first field of the records of the file at `path` (its line number, 1-based,
     and its text) that no CSV writer writes, a record being a line and a field what lies
     between separators: one holding a quote not in quotes (a writer quotes every field
@@ -205,12 +196,8 @@ def _unwritten_fields(
     writer writes, where one was seen before it: one in quotes holding a quote (or an
     escape), or in a `QUOTE_ALL` file its header line. With `find="written"`, read on
     past fields no writer writes to that first writer's field (a raw part first, a saved
-    one after it), the first odd one given too. `multiline` (a table's, whose quoted
-    fields may hold a separator or a line break): what lies between separators may be a
-    piece of such a field, so only a whole field in quotes is judged, and a line not
-    opening with a quote is no sign in a `QUOTE_ALL` file (the next line of a quoted
-    line break). Read `SCAN_BYTES` at a time, memory bounded by a line; a damaged
-    stream up to its damage."""
+    one after it), the first odd one given too. Read `SCAN_BYTES` at a time, memory
+    bounded by a line; a damaged stream up to its damage."""
     whole = _ESCAPED_FIELD if quoting.escape else _QUOTED_FIELD
     s = sep.encode()
     # the header's names all in quotes; the first odd field; the first writer's field; `data`'s line
@@ -230,7 +217,7 @@ def _unwritten_fields(
                 if written is not None and find == "written":
                     return odd, written
             # a line a QUOTE_ALL writer never writes (its first field not in quotes)
-            bare = _BARE_LINE.search(data, at) if all_quoted and find == "odd" and not multiline else None
+            bare = _BARE_LINE.search(data, at) if all_quoted and find == "odd" else None
             limit = bare.start() if bare else len(data)
             quote = data.find(b'"', at, limit)
             while quote >= 0:  # each field holding a quote, once (memchr's speed between them)
@@ -244,8 +231,6 @@ def _unwritten_fields(
                         written = (line + data.count(b"\n", at, start), field)
                         if find == "written":
                             return odd, written
-                elif multiline and not (field[0] == '"' and whole.fullmatch(field)):
-                    pass  # maybe a piece of a quoted field that holds a separator or a line break: a writer's
                 elif not (field[0] == '"' and all_quoted and whole.fullmatch(field)):
                     odd = odd or (line + data.count(b"\n", at, start), field)
                     if find == "odd":

@@ -10,8 +10,7 @@ tab or `|` its header shows (`csv_separator`), and read as Python's `csv` reads 
 (quoted fields may hold commas, quotes and newlines), or with a backslash escaping a
 quote where its writer escaped so (Spark, R's `write.table`); a TSV, and a `.csv`
 separated by tabs, is raw or CSV-quoted: each file is read as its lines show it was
-written (`dialect.log_dialect`, `multiline`: judged a window at a time, then checked
-over the whole file), and the report says how of each read otherwise than
+written (`dialect.table_dialect`), and the report says how of each read otherwise than
 as a CSV of commas is. Times are read by `sessions.times.to_utc` (ISO 8601 in
 its variants, RFC 2822, epoch numbers, typed date-times). The values exporters write
 for a missing value (`TABLE_UNKNOWN_USERS`) are no user, and no session or mission label.
@@ -33,7 +32,7 @@ from sessions.fields import strip_spaces
 from sessions.formats.base import FLOAT_USER, Columns, LogFormat, column_index, near_note, partition_hint
 from sessions.formats.columnar import JsonLinesFormat, ParquetFormat, open_parquet
 from sessions.formats.delimited import DelimitedFormat
-from sessions.formats.dialect import LINE_END_BYTES, SNIFF_BYTES, column_at, log_dialect, table_dialect
+from sessions.formats.dialect import LINE_END_BYTES, SNIFF_BYTES, column_at, table_dialect
 from sessions.formats.options import DEFAULT_READ, ReadOptions, map_name
 from sessions.records import MAX_RECORD_BYTES, archive_refusal
 
@@ -246,10 +245,7 @@ def table_format(path: str | Path, mapping: ColumnMap, options: ReadOptions = DE
         return JsonLinesFormat(name="table", names=mapping.columns(), build=mapping.build, unknown_users=unknown,
                                options=options)  # fmt: skip
     sep = csv_separator(path, mapping) if kind == "csv" else "\t"  # a tab-separated `.csv` is a TSV: read alike
-    if sep == "\t":  # raw or CSV-quoted, as the whole file bears out (a raw part joined to a quoted one: raw)
-        dialect = log_dialect(path, sep, user=mapping.user, time=mapping.time, times=options.times, multiline=True)
-    else:
-        dialect = table_dialect(path, sep, user=mapping.user, time=mapping.time, times=options.times)
+    dialect = table_dialect(path, sep, user=mapping.user, time=mapping.time, times=options.times)
     return DelimitedFormat(
         name="table", sep=sep, quote=dialect.quote, quoting=dialect.quoting, multiline=dialect.quote is not None,
         columns=mapping.columns(), build=mapping.build, header="required",

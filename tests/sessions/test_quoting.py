@@ -25,10 +25,10 @@ MAP = ReadOptions(map="user=user,time=time,text=query")
 START = datetime(2024, 1, 1, 10, tzinfo=UTC)
 
 
-def read(path: Path, options: ReadOptions = MAP) -> tuple[dict, pl.DataFrame, pl.DataFrame]:
-    """The report, events and rejected rows of a table read with `options` (`MAP`)."""
+def read(path: Path) -> tuple[dict, pl.DataFrame, pl.DataFrame]:
+    """The report, events and rejected rows of a table read with `MAP`."""
     events, rejected = MemorySink(), MemorySink()
-    report = read_logs([path], "table", events, rejected, options=options)
+    report = read_logs([path], "table", events, rejected, options=MAP)
     return report.to_dict(), events.frame(EVENT_SCHEMA).sort("row_id"), rejected.frame(REJECTED_SCHEMA)
 
 
@@ -143,67 +143,6 @@ def test_a_tab_separated_log_reads_alike_whatever_its_name(tmp_path, name):
     assert (report["rows_in"], report["rows_rejected"]) == (6, 0)
     tab_csv = " (a .csv separated by tabs, as its header line shows)" if name.endswith(".csv") else ""
     assert report["files"][0]["read_as"] == READ_AS_RAW + tab_csv
-
-
-def mixed_table(filler: int, header: str = "user\ttext\ttime") -> str:
-    """The engines breaker's table TSV: a field only a CSV writer writes first
-    (`"a""b"`), `filler` raw rows, then a raw phrase query in quotes (`"new york"`),
-    which no CSV writer writes (its text needs no quotes)."""
-    lines = [header, '1\t"a""b"\t2006-03-01 10:00:00']
-    lines += [f"2\tfiller query {i:05d} padding padding padding padding\t2006-03-01 11:00:00" for i in range(filler)]
-    return "\n".join([*lines, '1\t"new york"\t2006-03-01 10:00:05']) + "\n"
-
-
-@pytest.mark.parametrize("filler", [0, 10, 4_500, 20_000])  # the last field within the first window, or past it
-def test_a_table_tsv_of_a_raw_part_and_a_quoted_one_reads_raw_as_aol_reads_it(tmp_path, filler):
-    """A table TSV judged quoted by its first window (4,500 rows of filler put the raw
-    `"new york"` 300 KB on) read it as `new york`: its quotes lost without a word, where
-    `--format aol` reads the same bytes raw and says why. Judged over the whole file, as
-    `aol` is: raw, every text as written, the summary naming the field no writer writes."""
-    from sessions.formats.dialect import READ_AS_MIXED, READ_AS_RAW, READ_AS_SAVED
-
-    (tmp_path / "t.tsv").write_text(mixed_table(filler))
-    report, events, _ = read(tmp_path / "t.tsv", ReadOptions(map="user=user,time=time,text=text"))
-    assert (report["rows_in"], report["rows_rejected"]) == (filler + 2, 0)
-    assert events["query"].to_list()[0] == '"a""b"' and events["query"].to_list()[-1] == '"new york"'
-    if filler < 4_500:  # both in the first window, which judges it raw: the writer's field is named
-        said = READ_AS_SAVED.format(line=2, field='"a""b"')
-    else:  # judged quoted by the first window alone: the field no writer writes is named
-        said = READ_AS_MIXED.format(line=filler + 3, field='"new york"')
-    assert report["files"][0]["read_as"] == READ_AS_RAW + said
-    # the same rows as an AOL file, read by `aol`: the same texts
-    (tmp_path / "a.txt").write_text(mixed_table(filler, header="AnonID\tQuery\tQueryTime\tItemRank\tClickURL"))
-    as_aol = MemorySink()
-    read_logs([tmp_path / "a.txt"], "aol", as_aol, MemorySink())
-    assert as_aol.frame(EVENT_SCHEMA).sort("row_id")["query"].equals(events["query"])
-
-
-@settings(max_examples=200, deadline=None)
-@given(
-    texts=st.lists(st.text(alphabet='ab "\t\n,é', min_size=1, max_size=8).filter(str.strip), min_size=1,
-                   max_size=12),
-    quoting=st.sampled_from([csv.QUOTE_MINIMAL, csv.QUOTE_ALL, csv.QUOTE_NONNUMERIC]),
-    filler=st.sampled_from([0, 5_000]),
-)  # fmt: skip
-def test_a_writers_table_tsv_judged_quoted_is_read_quoted_whatever_its_texts(tmp_path_factory, texts, quoting, filler):
-    """Property (the kind of the mixed table above, from the other side): the whole-file
-    check never reads a CSV writer's TSV raw where its windows judged it quoted, whatever
-    its texts hold (tabs, line breaks and quotes in quoted fields split its lines into
-    pieces no writer writes alone) and however it quotes (minimal, every field, every
-    text), with its quoted texts near the start or 5,000 rows on; and the texts read back
-    as written."""
-    from sessions.formats.dialect import log_dialect, table_dialect
-
-    records = [["u1", time_of(i), f"filler {i}"] for i in range(filler)]
-    records += [["u1", time_of(filler + i), t] for i, t in enumerate(texts)]
-    path = tmp_path_factory.mktemp("w") / "log.tsv"
-    path.write_text(python_csv([["user", "time", "query"], *records], "\t", quoting=quoting))
-    windows = table_dialect(path, "\t", user="user", time="time")
-    whole = log_dialect(path, "\t", user="user", time="time", multiline=True)
-    assert (whole.quote, whole.odd) == (windows.quote, None)
-    if whole.quote:
-        _, events, _ = read(path)
-        assert events["query"].to_list()[filler:] == texts
 
 
 def spark_like(n: int = 2_000) -> tuple[str, list[str]]:
