@@ -255,6 +255,15 @@ def test_a_champion_is_compared_only_with_a_segmenter_of_the_same_truth_as_read(
     }
     assert len(digests) == 1  # the same rows read from another file, in another format
     assert "not compared" not in " ".join(same.output.split())
+    # ... and in another order of users and of rows (each user's in time order, as the rules read them): the change
+    # breaker's shuffled copy was not compared
+    from workflows.jobs.train_segmenter import gold_digest
+
+    reordered = gold.sample(fraction=1.0, shuffle=True, seed=3).sort("ts", maintain_order=True)
+    assert gold_digest(reordered, "gold_session") == gold_digest(gold, "gold_session")
+    assert gold_digest(gold.with_columns(gold_session=pl.lit("one")), "gold_session") != gold_digest(
+        gold, "gold_session"
+    )
     other = runner.invoke(
         app, [*train, "--gt", str(table), "--format", "table", "--map", "user=first,time=when,text=q,session=s"]
     )

@@ -49,6 +49,15 @@ CLASSIFIERS = ("gradient_boosting", "logistic")
 ESTIMATE = ("gt_digest", "level", "folds", "seed")
 
 
+def gold_digest(gold: pl.DataFrame, column: str) -> str:
+    """The digest of gold rows as segmentation reads them (`common.rows_digest`): each
+    user's queries in time order, those of one time stamp in the file's (the order the
+    rules read them in), with their labels in `column`; the order of the users and of
+    their rows in the file changes nothing (the change breaker's shuffled copy of a file
+    was not compared with its champion)."""
+    return common.rows_digest(gold.sort("user_id", "ts", maintain_order=True).select("user_id", "ts", "query", column))
+
+
 @dataclass(frozen=True)
 class TrainSegmenterJob:
     """What `sessionflow train segmenter` fits on, how it is chosen and estimated, and where it is recorded."""
@@ -128,7 +137,7 @@ def run(job: TrainSegmenterJob, run_name: str | None = None) -> TrainOutcome:
     metrics = {**cv_metrics(learned.summary(), level, "cv_"), **cv_metrics(cascade.summary(), level, "cascade_cv_")}
     params = {
         "gt": storage.absolute(users.gt), "format": job.format, "map": job.read.map, "level": level,
-        "gt_digest": common.rows_digest(gold.select("user_id", "ts", "query", users.column)), "classifier": classifier,
+        "gt_digest": gold_digest(gold, users.column), "classifier": classifier,
         "classifier_choice": job.classifier, "threshold": job.threshold, "folds": job.folds, "inner": job.inner,
         "seed": job.seed,
         "users": gold["user_id"].n_unique(), "rows": gold.height, "users_unlabelled": users.users_unlabelled,
