@@ -41,7 +41,7 @@ from sessions.formats.base import (
     text_checks,
 )
 from sessions.formats.dialect import field_opening_quote, log_dialect
-from sessions.formats.options import ReadOptions
+from sessions.formats.options import ReadOptions, map_name
 from sessions.parallel import ordered_map
 from sessions.quoting import Quoting
 from sessions.records import (
@@ -257,7 +257,9 @@ class DelimitedFormat(LogFormat):
         # names as written (` user `: mapped exactly, or by `user`: `Fields`); a BOM that starts the line is no name's
         # (one more after the file's own, which the reader dropped), one within it is text: a column named U+FEFF
         # lost it, and `--map` then read another column (a hypothesis example: ` \ufeff ` for `\ufeff`)
-        return [header[0].removeprefix("\ufeff"), *header[1:]], block.after_first_line()
+        names = [header[0].removeprefix("\ufeff"), *header[1:]]
+        _one_column_each(names, self.columns, path)
+        return names, block.after_first_line()
 
     def _fast_fields(self, block: Block, names: Sequence[str]) -> tuple[pl.DataFrame, bool] | None:
         """Fields of a clean tab-separated block via polars' CSV reader, and whether
@@ -366,3 +368,21 @@ class DelimitedFormat(LogFormat):
         checks += [*self.value_checks(bytes_checked=not careful), *self.checks]
         return finalize(lf, source=self.name, source_file=source_file, checks=checks, raw=raw, skipped=skipped,
                         damage=damage)  # fmt: skip
+
+
+def _one_column_each(names: Sequence[str], columns: Sequence[str], path: str | Path) -> None:
+    """ValueError in one line naming the file where two of the names `columns` (a
+    `--map`'s, which `table.ColumnMap.parse` found apart) are one column of the header
+    `names`: `query` and `" query"` both find ` query` (a header name is found without
+    the spaces around it), and the text was read as its own session label (the change
+    breaker's find). A name the header lacks is the reader's to say."""
+    found: dict[int, str] = {}
+    for column in dict.fromkeys(columns):
+        try:
+            at = column_index(names, column, loose=True)
+        except ValueError:
+            continue
+        if at in found:
+            raise ValueError(f"{path}: --map names {map_name(found[at])} and {map_name(column)}, which are one "
+                             f"column here ({names[at]!r}): map each to a column of its own")  # fmt: skip
+        found[at] = column

@@ -555,6 +555,24 @@ def test_every_table_kind_maps_columns_that_differ_only_by_spaces_or_case(kind, 
         assert (events["user_id"].to_list(), events["query"].to_list()) == (users, queries), spec
 
 
+@pytest.mark.parametrize("kind", [".csv", ".tsv"])
+def test_two_mapped_names_that_find_one_header_column_are_refused(kind, tmp_path):
+    """A CSV or TSV header's name is also found without the spaces around it, so `query`
+    and `" query"`, two names to `ColumnMap.parse`, are one column of a header ` query`:
+    the text was read as its own session label (the change breaker's find)."""
+    path = tmp_path / f"log{kind}"
+    write_table(path, ["user", " ts ", " query"], [["u1", "2023-01-01T10:00:00Z", "cats"]])
+    for spec, said in (('user=user,time=" ts ",text=query,session=" query"', 'query and " query"'),
+                       ('user=user,time=" ts ",text=" query",mission=ts', '" ts " and ts')):  # fmt: skip
+        with pytest.raises(ValueError) as err:
+            ingest([path], "table", tmp_path / "o", options=ReadOptions(map=spec))
+        column = "' query'" if "query" in said.split(" and ")[1] else "' ts '"
+        assert str(err.value) == (f"{path}: --map names {said}, which are one column here ({column}): map each to "
+                                  "a column of its own")  # fmt: skip
+    ingest([path], "table", tmp_path / "ok", options=ReadOptions(map="user=user,time=ts,text=query"))
+    assert read_table(tmp_path / "ok" / "events.parquet")["query"].to_list() == ["cats"]
+
+
 def test_a_mapped_name_the_table_lacks_is_told_with_its_columns_quoted_and_the_near_one(tmp_path):
     """The error lists the table's columns quoted, so that spaces around a name show, and
     names the one that differs from a mapped name only in case or spaces, with how
