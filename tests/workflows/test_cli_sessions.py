@@ -116,6 +116,13 @@ def test_an_ingest_output_given_read_settings_is_refused_naming_them(gt, tmp_pat
         assert f"an `ingest` output, its events read already with the settings that job was given; {named} raw " \
             "logs: leave them out" in lines[0], lines[0]  # fmt: skip
         assert not (tmp_path / "s").exists()
+    # its events.parquet given with --format table: told to give the output itself at once (it was told to add a
+    # --map first: the change breaker's find)
+    events = tmp_path / "ev" / "events.parquet"
+    result = runner.invoke(app, ["segment", str(events), "--format", "table", "-o", str(tmp_path / "s")])
+    assert result.exit_code == 2 and result.output.strip() == (
+        f"error: {events}: the events of an `ingest` output; give the output itself, {tmp_path / 'ev'}"
+    ), result.output
 
 
 def test_an_output_given_with_other_inputs_is_named_not_taken_for_raw_logs(gt, tmp_path):

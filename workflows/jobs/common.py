@@ -476,9 +476,15 @@ def check_format(fmt: str | None, options: ReadOptions | None = None, inputs: Se
     from sessions import storage
     from sessions.formats import DEFAULT_READ
     from sessions.formats import check_format as check
-    from sessions.ingest import REPORT_FILE
+    from sessions.ingest import EVENTS_FILE, REPORT_FILE
 
-    if fmt is None or (len(inputs) == 1 and storage.exists(storage.join(inputs[0], REPORT_FILE))):
+    if fmt is None:
+        return
+    given = str(inputs[0]) if len(inputs) == 1 else None
+    if given is not None and (  # a job's output, or its events (`ingest_source` names the output to give)
+        storage.exists(storage.join(given, REPORT_FILE))
+        or (storage.name(given) == EVENTS_FILE and storage.exists(storage.join(storage.parent(given), REPORT_FILE)))
+    ):
         return
     check(fmt, options or DEFAULT_READ)
 
