@@ -179,7 +179,8 @@ def check_sessions(sessions: pl.LazyFrame, where: str, reader: str = "mining") -
     wrong += [f"ts is {schema['ts']}"] if not isinstance(schema["ts"], pl.Datetime) else []
     wrong += [f"row_id is {schema['row_id']}"] if not schema["row_id"].is_integer() else []
     if wrong:
-        raise ValueError(f"{where}: {', '.join(wrong)}: {reader} reads the sessions `segment` writes (texts, a time)")
+        raise ValueError(f"{where}: {', '.join(wrong)}: {reader} reads the sessions `segment` writes (texts, a time; "
+                         "integer ids are read as their text)")  # fmt: skip
     try:
         counts = sessions.select(
             *[pl.col(name).null_count().alias(f"without {name}") for name in ("row_id", "ts", *texts)],
