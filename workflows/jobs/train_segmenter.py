@@ -52,9 +52,9 @@ ESTIMATE = ("gt_digest", "level", "folds", "seed")
 def gold_digest(gold: pl.DataFrame, column: str) -> str:
     """The digest of gold rows as segmentation reads them (`common.rows_digest`): each
     user's queries in time order, those of one time stamp in the file's (the order the
-    rules read them in), with their labels in `column`; the order of the users and of
-    their rows in the file changes nothing (the change breaker's shuffled copy of a file
-    was not compared with its champion)."""
+    rules read them in), with their labels in `column`; the order of the users in the
+    file, and of a user's rows of different times, changes nothing (the change breaker's
+    shuffled copy of a file was not compared with its champion)."""
     return common.rows_digest(gold.sort("user_id", "ts", maintain_order=True).select("user_id", "ts", "query", column))
 
 
