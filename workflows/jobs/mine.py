@@ -14,7 +14,7 @@ import polars as pl
 from sessions import storage
 from sessions.formats.options import ReadOptions
 from sessions.ingest import REJECTED_FILE
-from sessions.io import job_output, parquet_rows, read_json, read_table, scan_table, write_report, write_table
+from sessions.io import job_output, parquet_rows, read_table, scan_table, write_report, write_table
 from sessions.pairs import (
     MiningConfig,
     check_sessions,
@@ -102,11 +102,9 @@ def run(job: MineJob) -> dict:
         common.require_rows_read(accounting, output)
         unlabelled = events[f"gold_{gold}"].null_count()  # read, but in no gold group: in no pair
         if unlabelled == events.height:  # "these events carry no gold_mission labels" said not why
-            read_as, read = fmt, job.read
-            if fmt is None:  # an ingest output: as its ingest read the log (it was "(format None)")
-                config = read_json(storage.join(sessions, REPORT_FILE))["config"]
-                read_as, read = config["format"], ReadOptions(map=config["read"].get("map"))
-            raise ValueError(f"--gold {gold}: {common.no_labels(sessions, [gold], read_as, read)}")
+            # an ingest output's: as its ingest read the log, by the report load_events gave (it was "(format None)")
+            read = job.read if fmt is not None else ReadOptions(map=accounting["config"]["read"].get("map"))
+            raise ValueError(f"--gold {gold}: {common.no_labels(sessions, [gold], accounting['format'], read)}")
         write_table(gold_pairs(events, gold, seed=cfg.seed), target)
     else:
         engine, why = common.choose_engine(job.engine, job.address, [source], None)

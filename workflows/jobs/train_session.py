@@ -175,8 +175,7 @@ def _train_split_problem(pairs: pl.DataFrame, train: pl.DataFrame) -> str | None
             if labels[0]
             else "negative: no example without a positive"
         )
-        pairs_are = "1 pair is" if len(labels) == 1 else f"{len(labels):,} pairs are all"
-        return f"the train split's {pairs_are} {one} ({held})"
+        return f"the train split's {_all_of(len(labels))} {one} ({held})"
     return (f"the train split holds no pairs ({held}): give pairs mined with a --train-share above 0 "
             "(`mine --gold` pairs are for `evaluate pairs`)")  # fmt: skip
 
@@ -189,9 +188,13 @@ def _val_split_problem(val: pl.DataFrame) -> str | None:
     if not val.height:
         return ("the val split holds no pairs: `mine` put none of the log's users there (--val-share of them, by a "
                 "hash of user_id); mine a larger log or raise --val-share")  # fmt: skip
-    pairs_are = "1 pair is" if val.height == 1 else f"{val.height:,} pairs are all"
-    return (f"the val split's {pairs_are} {'positive' if val['label'][0] else 'negative'}, and "
+    return (f"the val split's {_all_of(val.height)} {'positive' if val['label'][0] else 'negative'}, and "
             "validation needs both; mine a larger log or raise --val-share")  # fmt: skip
+
+
+def _all_of(pairs: int) -> str:
+    """`N pairs are all` (of one label), or `1 pair is`."""
+    return "1 pair is" if pairs == 1 else f"{pairs:,} pairs are all"
 
 
 def _finish(
