@@ -204,6 +204,17 @@ def mine_pairs(sessions: pl.DataFrame, cfg: MiningConfig) -> pl.DataFrame:
     return order_pairs(pl.concat(list(parts)))
 
 
+def mined_kind(kind: pl.Expr) -> pl.Expr:
+    """A pair's kind (text) as `mine` names it: spaces around it dropped, and a kind that
+    reads as one of `KINDS` but for case, spaces or hyphens (`"Same User"`,
+    `"lexical-hard"`) written as that one, so that a table of one's own draws its hard
+    negatives as `mine`'s (before, `"Same User"` was drawn as a random one without a
+    word); any other kind stays as written. Null stays null."""
+    kind = kind.str.strip_chars()
+    folded = kind.str.to_lowercase().str.replace_all(r"[\s\-]+", "_")
+    return pl.when(folded.is_in(KINDS)).then(folded).otherwise(kind)
+
+
 def order_pairs(pairs: pl.DataFrame) -> pl.DataFrame:
     """The canonical order of a pairs table: split, kind (`KINDS`' order, then any other
     kind a table of one's own names, by its text: `"weird"` was polars' traceback in `train

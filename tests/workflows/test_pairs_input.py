@@ -373,6 +373,32 @@ def test_the_same_pairs_in_another_row_order_give_the_same_training_data(outputs
     assert pairs_digest(val) != pairs_digest(val.with_columns(label=1 - pl.col("label")))
 
 
+def test_mines_kinds_spelt_otherwise_are_mines(outputs, tmp_path):
+    """Left alone at stop 74: a table of one's own naming `mine`'s hard kinds otherwise
+    (`Same User`) had them drawn as random negatives without a word. They are read as
+    `mine`'s (`mined_kind`), so the same training examples come of them, and
+    `evaluate pairs` reports them under mine's name; other kinds stay as written."""
+    from sessions.pairs import mined_kind
+
+    mined = read_table(outputs / "pairs" / "pairs.parquet")
+    assert mined.filter(pl.col("kind") == "lexical_hard").height  # this log's hard negatives
+    cfg = SessionTrainConfig(batch_size=8, max_val_pairs=50)
+    expected = training_data(str(outputs / "pairs"), cfg)
+    for n, written in enumerate(["Lexical Hard", " lexical-hard", "LEXICAL_HARD "]):
+        own = tmp_path / f"own{n}.csv"
+        mined.with_columns(kind=pl.col("kind").replace("lexical_hard", written)).write_csv(own)
+        for got, want in zip(training_data(str(own), cfg), expected, strict=True):
+            assert got.equals(want)
+        assert read_pairs(own, None)[0]["kind"].value_counts().sort("kind").equals(
+            mined["kind"].value_counts().sort("kind"))  # fmt: skip
+    other = tmp_path / "other.csv"
+    mined.with_columns(kind=pl.col("kind").replace("lexical_hard", "Lexical  Hard?")).write_csv(other)
+    assert "Lexical  Hard?" in read_pairs(other, None)[0]["kind"].to_list()
+    spelt = pl.Series(["Same User", "same-user", " Random ", "Positive", "weird", None])
+    assert pl.select(mined_kind(pl.lit(spelt))).to_series().to_list() == [
+        "same_user", "same_user", "random", "positive", "weird", None]  # fmt: skip
+
+
 def test_the_auc_against_each_kind_of_negative_ranks_the_positives_against_that_kind_alone():
     """`evaluate pairs` on pairs with kinds: which negatives a scorer cannot tell apart."""
     import numpy as np

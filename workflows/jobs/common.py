@@ -889,10 +889,13 @@ def check_pairs(pairs: pl.DataFrame, name: str) -> pl.DataFrame:
     is missing, empty or only whitespace (no text; "NaN" is text), or when a label is
     not exactly 0 or 1. Labels may be integers, booleans, floats or strings (CSV) whose
     value is exactly 0 or 1 ("1", "1.0", " 0 "); anything else ("yes", 0.5, 2, -1,
-    NaN, empty) is refused, not guessed. What `mine` writes always passes."""
+    NaN, empty) is refused, not guessed. A text column `kind` is read as `mine` names
+    its kinds (`sessions.pairs.mined_kind`: `"Same User"` is `same_user`). What `mine`
+    writes always passes."""
     import polars as pl
 
     from sessions.fields import is_blank
+    from sessions.pairs import mined_kind
 
     if not pairs.height:
         raise ValueError(f"{name}: no pairs (a table of 0 rows)")
@@ -923,7 +926,10 @@ def check_pairs(pairs: pl.DataFrame, name: str) -> pl.DataFrame:
     bad = (value.is_null() | ~value.is_in([0.0, 1.0])).fill_null(True)
     refuse(bad, label, "a label other than 0 or 1", "label is 1 for a pair of one session, 0 for a pair of two "
            "(`mine` writes no others)")  # fmt: skip
-    return pairs.with_columns(texts[c].alias(c) for c in texts).with_columns(value.cast(pl.Int8).alias("label"))
+    pairs = pairs.with_columns(texts[c].alias(c) for c in texts).with_columns(value.cast(pl.Int8).alias("label"))
+    if "kind" in pairs.columns and pairs.schema["kind"] in (pl.String, pl.Categorical, pl.Enum):
+        pairs = pairs.with_columns(mined_kind(pl.col("kind").cast(pl.String)))
+    return pairs
 
 
 def rows_digest(frame: pl.DataFrame) -> str:
