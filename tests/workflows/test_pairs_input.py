@@ -399,6 +399,33 @@ def test_mines_kinds_spelt_otherwise_are_mines(outputs, tmp_path):
         "same_user", "same_user", "random", "positive", "weird", None]  # fmt: skip
 
 
+def test_the_mission_figure_takes_each_users_missions_as_theirs(outputs, tmp_path):
+    """Left alone at stop 74: the validation users' missions drawn for the PCA figure
+    (`mission_sample`) followed `--seed` and the order of an unordered `unique`, and
+    took missions by id alone: a sessions table of one's own numbering each user's
+    missions from 1 gave one mission of every user's first. Each user's missions are
+    theirs, and the sample is the same whatever the ids' spelling and the rows' order."""
+    from workflows.jobs.train_session import mission_sample
+
+    def groups(sample: pl.DataFrame) -> set[frozenset[str]]:
+        return {frozenset(g["query"]) for _, g in sample.group_by("mission_id")}
+
+    segmented = read_table(outputs / "sessions" / "sessions.parquet")
+    shipped = mission_sample(str(outputs / "pairs"))
+    assert shipped is not None and shipped["mission_id"].n_unique() >= 2
+    renumbered = segmented.with_columns(
+        mission_id=pl.col("mission_id").rank("dense").over("user_id").cast(pl.String),
+        session_id=pl.col("session_id").rank("dense").over("user_id").cast(pl.String),
+    ).sample(fraction=1.0, shuffle=True, seed=5)
+    assert renumbered.filter(pl.col("mission_id") == "1")["user_id"].n_unique() > 1
+    renumbered.write_parquet(tmp_path / "own.parquet")
+    code, lines = sessionflow("mine", tmp_path / "own.parquet", "-o", tmp_path / "pairs", "--engine", "local")
+    assert code == 0, lines
+    own = mission_sample(str(tmp_path / "pairs"))
+    assert groups(own) == groups(shipped) and own.height == shipped.height
+    assert mission_sample(str(tmp_path / "pairs")).equals(own)
+
+
 def test_the_auc_against_each_kind_of_negative_ranks_the_positives_against_that_kind_alone():
     """`evaluate pairs` on pairs with kinds: which negatives a scorer cannot tell apart."""
     import numpy as np

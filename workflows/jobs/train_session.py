@@ -227,7 +227,7 @@ def _finish(
         }  # fmt: skip
         figures = [roc_figure(labels, {"session model": scores, **baselines}, "validation pairs",
                               Path(tmp) / "val_roc.png")]  # fmt: skip
-        sample = mission_sample(pairs_path, cfg.seed)
+        sample = mission_sample(pairs_path)
         if sample is not None:
             path, silhouettes = embedding_projection(
                 {"not fine-tuned": pretrained.encode(sample["query"].to_list()),
@@ -274,9 +274,15 @@ def pairs_digest(pairs: pl.DataFrame) -> str:
     return common.rows_digest(pairs.select("query_a", "query_b", "label"))
 
 
-def mission_sample(pairs_path: str, seed: int, missions: int = 12, per_mission: int = 25) -> pl.DataFrame | None:
-    """Distinct queries (`query`, `mission_id`) of the validation users' largest missions,
-    from the sessions the pairs were mined from (None when those are not at hand)."""
+def mission_sample(pairs_path: str, missions: int = 12, per_mission: int = 25) -> pl.DataFrame | None:
+    """Distinct queries (`query`, `mission_id`: the user's id and the mission's, as one
+    text) of the validation users' `missions` largest missions (by distinct queries, at
+    least 5), at most `per_mission` of each, from the sessions the pairs were mined from
+    (None when those are not at hand, or fewer than two missions qualify). A mission is
+    its user's, whatever its id (a table of one's own may number each user's from 1).
+    The same pairs give the same sample, whatever `--seed` and the rows' order (seeded by
+    `VAL_SAMPLE_SEED`): runs compared for champion draw their figure from the same
+    queries."""
     report = storage.join(pairs_path, "report.json")
     if not storage.exists(report):
         return None
@@ -286,9 +292,11 @@ def mission_sample(pairs_path: str, seed: int, missions: int = 12, per_mission: 
     users = read_table(common.pairs_location(pairs_path)).filter(pl.col("split") == "val")["user_id"].unique()
     queries = (
         scan_table(source)
-        .select("user_id", "query", "mission_id")
-        .filter(pl.col("user_id").is_in(users.implode()))
-        .unique(["mission_id", "query"])
+        .select(pl.col("user_id").cast(pl.String), "query", pl.col("mission_id").cast(pl.String))
+        .filter(pl.col("user_id").is_in(users.cast(pl.String).implode()))
+        .select("query", mission_id=pl.concat_str("user_id", "mission_id", separator="\t"))
+        .unique()
+        .sort("mission_id", "query")
         .collect()
         .with_columns(size=pl.len().over("mission_id"))
         .filter(pl.col("size") >= 5)
@@ -296,7 +304,7 @@ def mission_sample(pairs_path: str, seed: int, missions: int = 12, per_mission: 
     largest = queries.unique("mission_id").sort(["size", "mission_id"], descending=[True, False]).head(missions)
     sample = (
         queries.filter(pl.col("mission_id").is_in(largest["mission_id"].implode()))
-        .sample(fraction=1.0, shuffle=True, seed=seed)
+        .sample(fraction=1.0, shuffle=True, seed=VAL_SAMPLE_SEED)
         .group_by("mission_id", maintain_order=True)
         .head(per_mission)
         .select("query", "mission_id")
