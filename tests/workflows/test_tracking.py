@@ -668,9 +668,10 @@ def test_a_stop_inside_a_registry_commit_ends_the_run_failed_at_once(store):
     assert not store.search_model_versions(f"run_id='{run_id}'")
 
 
-def test_promote_refuses_a_version_of_a_run_that_did_not_finish(store):
+def test_promote_refuses_a_version_of_a_run_that_did_not_finish(store, monkeypatch):
     """The breaker's find: `promote session-model 7` made the champion of a version whose
-    run had FAILED (a stopped job's). Refused in one line; the alias stays."""
+    run had FAILED (a stopped job's). Refused in one line, before its model is loaded
+    (it was loaded first: seconds for a model then refused); the alias stays."""
     from typer.testing import CliRunner
 
     from workflows.cli import app
@@ -681,7 +682,11 @@ def test_promote_refuses_a_version_of_a_run_that_did_not_finish(store):
         mlflow.register_model(uri, "session-model")
     store.set_registered_model_alias("session-model", CHAMPION, "1")
     store.set_terminated(failed_run, "FAILED")
+    loaded = []
+    load_model = mlflow.pyfunc.load_model
+    monkeypatch.setattr(mlflow.pyfunc, "load_model", lambda *a, **k: loaded.append(a) or load_model(*a, **k))
     refused = CliRunner().invoke(app, ["promote", "session-model", "2"])
+    assert not loaded
     assert refused.exit_code == 2, refused.output
     assert refused.output.strip() == (
         f"error: session-model version 2: its run {failed_run} ended FAILED, not FINISHED: the model of a job "

@@ -67,7 +67,15 @@ def promote(job: PromoteJob) -> tuple[str, str, str | None]:
     from mlflow.exceptions import MlflowException
 
     from workflows.jobs.common import require
-    from workflows.tracking.store import CHAMPION, KINDS, model_kind, registered, tracking_uri, use_store
+    from workflows.tracking.store import (
+        CHAMPION,
+        KINDS,
+        model_kind,
+        registered,
+        require_finished,
+        tracking_uri,
+        use_store,
+    )
     from workflows.tracking.store import promote as set_champion
 
     name, version = require(job.name, "name", argument=True), require(job.version, "version", argument=True)
@@ -82,6 +90,7 @@ def promote(job: PromoteJob) -> tuple[str, str, str | None]:
     except MlflowException:  # no such version: said below, with the versions there are
         pass
     else:
+        require_finished(client, name, version)  # before loading it: a refused version's model need not be read
         try:
             held = model_kind(f"models:/{name}/{version}")
         except (MlflowException, OSError) as err:

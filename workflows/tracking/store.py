@@ -645,12 +645,19 @@ def _unregister(client: MlflowClient, undo: _Registration) -> None:
 
 def promote(client: MlflowClient, name: str, version: str) -> None:
     """Give `version` of `name` the champion alias (whatever its metrics). ValueError in
-    one line when the version's run did not finish (FAILED, KILLED, still RUNNING): a
-    stopped job's version was taken (the breaker's find). A version without a run of
-    its own, or whose run this store does not hold, is given it."""
+    one line when the version's run did not finish (`require_finished`)."""
+    require_finished(client, name, version)
+    client.set_registered_model_alias(name, CHAMPION, version)
+
+
+def require_finished(client: MlflowClient, name: str, version: str) -> None:
+    """ValueError in one line when the run of `version` of `name` did not finish (FAILED,
+    KILLED, still RUNNING): a stopped job's version was made champion (the breaker's
+    find). A version without a run of its own, or whose run this store does not hold,
+    passes; MlflowException when there is no such version."""
     from mlflow.exceptions import MlflowException
 
-    found = client.get_model_version(name, version)  # fails clearly when there is no such version
+    found = client.get_model_version(name, version)
     try:
         status = client.get_run(found.run_id).info.status if found.run_id else "FINISHED"
     except MlflowException:
@@ -659,7 +666,6 @@ def promote(client: MlflowClient, name: str, version: str) -> None:
         did = "is still RUNNING" if status == "RUNNING" else f"ended {status}"
         raise ValueError(f"{name} version {version}: its run {found.run_id} {did}, not FINISHED: the model of a "
                          "job that did not finish is not made the champion")  # fmt: skip
-    client.set_registered_model_alias(name, CHAMPION, version)
 
 
 def _metric_of(client: MlflowClient, name: str, version: str, metric: str) -> float:
