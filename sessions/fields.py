@@ -137,8 +137,10 @@ def _stand_in(record: str) -> str | None:
 
 
 # A number in float notation, as JSON, Python, pandas, Java and R write one: a fraction, an exponent or both
-# (`599381.0`, `1.021164E7`, `1e+06`); not `+5`, `007.0`, `1.`, `.5`, `inf` or `NaN`.
-FLOAT_NOTATION = r"^-?(?:0|[1-9][0-9]*)(?:\.[0-9]+|(?:\.[0-9]+)?[eE][+-]?[0-9]+)$"
+# (`599381.0`, `1.021164E7`, `1e+06`, `1e+17`); not `+5`, `007.0`, `1.`, `.5`, `inf` or `NaN`, nor an exponent
+# without a fraction or a sign (`1e3`, `2e5`): no such writer writes one (Python `1000.0`, R `1000`, Java
+# `1000.0`), where hexadecimal ids do (a breaker's `1e3` was told as pandas' float)
+FLOAT_NOTATION = r"^-?(?:0|[1-9][0-9]*)(?:\.[0-9]+(?:[eE][+-]?[0-9]+)?|[eE][+-][0-9]+)$"
 _MAY_BE_FLOAT = "[.eE]"  # what a text in float notation holds (`may_hold_float`)
 
 
@@ -171,6 +173,16 @@ def is_whole_float(text: pl.Expr) -> pl.Expr:
     (`1019251.0`, `1.019251E6`); false elsewhere, nulls included."""
     number = pl.when(text.str.contains(FLOAT_NOTATION)).then(text.cast(pl.Float64, strict=False))
     return is_whole(number).fill_null(False)
+
+
+def is_float_id(text: pl.Expr) -> pl.Expr:
+    """True where an id's text is in float notation (`FLOAT_NOTATION`) and stands for a
+    whole number: below 2**53 one `integer_text` would read as its integer (`599381.0`),
+    from 2**53 on one whose digits past a double's 15 to 17 are lost
+    (`1.0612563642406546e+17`, a Discord user id as pandas writes it with a missing
+    value: no reader can give its integer back). False elsewhere, nulls included."""
+    number = pl.when(text.str.contains(FLOAT_NOTATION)).then(text.cast(pl.Float64, strict=False))
+    return (is_whole(number) | (number.is_finite() & (number.abs() >= 2.0**53))).fill_null(False)
 
 
 def may_hold_float(values: pl.Series) -> bool:

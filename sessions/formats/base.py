@@ -17,7 +17,15 @@ from pathlib import Path
 import polars as pl
 import polars.selectors as cs
 
-from sessions.fields import first_reason, has_control_chars, integer_text, is_blank, strip_spaces
+from sessions.fields import (
+    first_reason,
+    has_control_chars,
+    integer_text,
+    is_blank,
+    is_float_id,
+    may_hold_float,
+    strip_spaces,
+)
 from sessions.formats.options import ReadOptions, map_name
 from sessions.records import DEFAULT_BLOCK_BYTES
 from sessions.schema import EVENT_SCHEMA, REJECTED_SCHEMA, Reason
@@ -125,12 +133,6 @@ class Columns(ABC):
         integer column with a missing value, is the user `1019251`; a rank `3.0` is 3)."""
         return integer_text(strip_spaces(self[name]))
 
-    def whole_float_text(self, name: str) -> pl.Expr:
-        """True where the column holds text in whole-float notation (`1019251.0`:
-        `is_whole_float`), which a text table keeps as written (`FLOAT_USER`); false in a
-        typed table, whose floats are read as their integers and strings as written."""
-        return pl.lit(False)
-
     def with_naive(self, built: dict[str, pl.Expr]) -> dict[str, pl.Expr]:
         """A builder's columns plus `_naive` (`sessions.times.is_naive` of the column its
         `ts` was read from), for `finalize` to hand to `RepeatedHour`."""
@@ -138,11 +140,6 @@ class Columns(ABC):
             return built
         name, known = self.time_source
         return {**built, "_naive": is_naive(self[name], self.dtype(name), self.times, known)}
-
-
-# A builder's column: whether the user id is text in whole-float notation that `integer_text` would read as an
-# integer (`599381.0`: `Columns.whole_float_text`), where a table's text is kept as written (`Parsed.float_users`).
-FLOAT_USER = "_float_user"
 
 
 # Canonical columns (and private `_`-prefixed helpers) from a record's columns.
@@ -163,8 +160,10 @@ class Parsed:
     `sessions.times.RepeatedHour`); `naive` says, per event, whether its time was
     written without an offset (None: not known, taken as all). `read_as` says how the
     file's fields were read where the file itself decided it (a CSV-quoted TSV).
-    `float_users` counts the events whose user id a CSV or TSV `table` holds in whole-float
-    notation (`599381.0`: `FLOAT_USER`), read as written.
+    `float_users` counts the events whose user id was read as written in float notation
+    (`sessions.fields.is_float_id`): a CSV or TSV `table`'s `599381.0`, which its text keeps,
+    and in every format an id of 2**53 or more whose digits a float lost
+    (`1.0612563642406546e+17`), which is another user than the integer it was.
     """
 
     events: pl.DataFrame  # EVENT_SCHEMA
@@ -272,6 +271,14 @@ def value_checks(unknown_users: Sequence[str] = (), bytes_checked: bool = False)
     ]
 
 
+def _float_users(users: pl.Series) -> int:
+    """How many of the events' user ids (text) were read as written in float notation
+    (`is_float_id`); a look at the column first (`may_hold_float`), since most hold none."""
+    if not may_hold_float(users.drop_nulls()):
+        return 0
+    return int(pl.select(is_float_id(pl.lit(users, dtype=pl.String)).sum()).item())
+
+
 def finalize(
     frame: pl.LazyFrame,
     *,
@@ -288,8 +295,8 @@ def finalize(
     record takes, 1 where absent) and any of the canonical event columns (those it
     lacks come out null). `checks` are tried in order; a record is rejected with the
     reason of the first one that holds. `raw` renders a record for the rejected table;
-    it is evaluated on rejected records only. `skipped`, `damage`: see `Parsed`; its
-    `float_users` are the events whose `FLOAT_USER` column, where `frame` has one, holds.
+    it is evaluated on rejected records only. `skipped`, `damage`, `float_users`: see
+    `Parsed`.
     """
     names = frame.collect_schema().names()
     canonical = [
@@ -301,7 +308,7 @@ def finalize(
     ok = pl.col("_reason").is_null()
     events = df.lazy().filter(ok).select(canonical).with_columns(source=pl.lit(source)).select(list(EVENT_SCHEMA))
     naive = df["_naive"].filter(df["_reason"].is_null()) if "_naive" in df.columns else None  # not every column
-    float_users = df.select(pl.col(FLOAT_USER).filter(ok).sum()).item() if FLOAT_USER in df.columns else 0
+    float_users = _float_users(df["user_id"].filter(df["_reason"].is_null())) if "user_id" in df.columns else 0
     lines = pl.col("lines").sum() if "lines" in df.columns else pl.len()  # a record without its count: one line
     rejected_lines = (  # most blocks reject nothing: no second pass over them
         df.lazy().filter(~ok).group_by("_reason").agg(lines).collect().rows()

@@ -27,7 +27,7 @@ from typing import Literal
 import numpy as np
 import polars as pl
 
-from sessions.fields import is_whole_float, may_hold_float, split_delimited, strip_spaces
+from sessions.fields import may_hold_float, split_delimited, strip_spaces
 from sessions.formats.base import (
     Builder,
     Check,
@@ -93,9 +93,6 @@ class Fields(Columns):
 
     def integer(self, name: str) -> pl.Expr:
         return super().integer(name) if self._may_hold_float(name) else strip_spaces(self[name])
-
-    def whole_float_text(self, name: str) -> pl.Expr:
-        return is_whole_float(strip_spaces(self[name])) if self._may_hold_float(name) else pl.lit(False)
 
 
 REORDERED = "reordered header"  # `_skip` of a line holding the header's names in another order

@@ -29,7 +29,7 @@ import pyarrow as pa
 
 from sessions import storage
 from sessions.fields import strip_spaces
-from sessions.formats.base import FLOAT_USER, Columns, LogFormat, column_index, near_note, partition_hint
+from sessions.formats.base import Columns, LogFormat, column_index, near_note, partition_hint
 from sessions.formats.columnar import JsonLinesFormat, ParquetFormat, open_parquet
 from sessions.formats.delimited import DelimitedFormat
 from sessions.formats.dialect import LINE_END_BYTES, SNIFF_BYTES, column_at, table_dialect
@@ -103,8 +103,8 @@ class ColumnMap:
         (UTC, `Columns.time`), `query` (none for `\\N`, the text NULL of Postgres' COPY and
         MySQL's OUTFILE, rejected as `empty_text`; `NULL` or `none` may be what someone
         searched for), `gold_session` / `gold_mission` when mapped (null for an empty
-        cell or a missing value's token, `TABLE_UNKNOWN_USERS`), and `FLOAT_USER` (a user
-        id such as `599381.0`, which a table's text keeps, counted for the summary)."""
+        cell or a missing value's token, `TABLE_UNKNOWN_USERS`); a user id such as
+        `599381.0` is kept as written, and counted for the summary (`Parsed.float_users`)."""
         user = strip_spaces(f[self.user].cast(pl.String))
         columns = {"user_id": user, "ts": f.time(self.time)}  # in this order:
         text = f[self.text].cast(pl.String)  # the first column missing is the one named
@@ -114,7 +114,6 @@ class ColumnMap:
                 label = f[column].cast(pl.String).str.strip_chars()
                 missing = label.str.to_lowercase().is_in([token.lower() for token in TABLE_UNKNOWN_USERS])
                 columns[gold] = pl.when((label != "") & ~missing).then(label)
-        columns[FLOAT_USER] = f.whole_float_text(self.user)
         return columns
 
 

@@ -180,5 +180,56 @@ def test_a_tables_user_ids_written_as_floats_are_kept_as_written_and_told(tmp_pa
     assert users == (["1019251.0", "1019251.0", "7.0"] if floats else ["1019251", "1019251", "7"])
     assert [f.float_users for f in report.files] == [floats]
     told = ingest_rows(report.to_dict()).get(f"  {path}: user ids", "")
-    said = "3 rows' user ids written as whole floats (such as 599381.0), read as written"
+    said = "3 rows' user ids written as whole floats (such as 599381.0, or 1.0612563642406546e+17, whose digits"
     assert told.startswith(said) == bool(floats)
+
+
+# ids that went through a float from 2**53 on (a Discord id as pandas writes it with a missing value), ids that are
+# plain integers, and hexadecimal ids that look like an exponent without its sign (`1e3`)
+lossy_ids = st.integers(2**53, 10**19).map(lambda n: (True, repr(float(n))))
+plain_ids = st.integers(0, 10**19).map(lambda n: (False, str(n)))
+hex_ids = st.tuples(st.integers(1, 999), st.integers(0, 99)).map(lambda ab: (False, f"{ab[0]}e{ab[1]}"))
+
+
+@settings(max_examples=40, deadline=None)
+@given(kind=st.sampled_from([*sorted(HEADERS), "table"]), users=st.lists(st.one_of(lossy_ids, plain_ids, hex_ids),
+       min_size=1, max_size=8), block=st.sampled_from([64, 1 << 20]))  # fmt: skip
+def test_ids_whose_digits_a_float_lost_are_counted_in_every_format(tmp_path_factory, kind, users, block):
+    """Property (a breaker's finds): a Midjourney file whose userids pandas wrote as floats
+    (`1.0612563642406546e+17`) split every such user in two without a word: no reader can
+    give the lost digits back, so the ids stay as written, and now each file's
+    `float_users` counts them, in every text format and on both read paths; `1e3`, a
+    hexadecimal id, is text (it was read as 1000 in a built-in format, and told as
+    pandas' float in a table)."""
+    tmp = tmp_path_factory.mktemp("lossy")
+    if kind == "table":
+        path = tmp / "log.csv"
+        path.write_text("u,t,q\n" + "".join(f"{u},2006-03-01 07:{i:02d}:00,q{i}\n" for i, (_, u) in enumerate(users)))
+        fmt = format_for("table", path, ReadOptions(map="user=u,time=t,text=q"))
+    else:
+        path = tmp / f"log.{'csv' if kind in ('gayo-avello', 'midjourney') else 'txt'}"
+        path.write_text(HEADERS[kind] + "".join(line(kind, i, u, None, "1", str(1141171200 + i))
+                                                for i, (_, u) in enumerate(users)))  # fmt: skip
+        fmt = format_for(kind, path)
+    for reader in [fmt, replace(fmt, fast=False)] if kind == "aol" else [fmt]:
+        blocks = list(reader.parse_file(path, block_bytes=block))
+        assert pl.concat([b.events for b in blocks]).sort("row_id")["user_id"].to_list() == [u for _, u in users]
+        assert sum(b.float_users for b in blocks) == sum(lossy for lossy, _ in users)
+
+
+@pytest.mark.parametrize("kind", ["parquet", "jsonl", "csv"])
+def test_a_discord_id_through_a_float_is_told_in_every_layout(tmp_path, kind):
+    """The breaker's Midjourney case as a table of each layout: the float 1.0612563642406546e+17
+    (pandas' `106125636424065450` with a missing value in its column) is read as
+    written and told; 7.0 is the user 7 in a typed table, as before."""
+    from workflows.cli.ingest import ingest_rows
+
+    frame = pl.DataFrame({"u": [1.0612563642406546e17, 7.0, 1.0612563642406546e17], "t": ["2023-01-21 05:00:00"] * 3,
+                          "q": list("abc")})  # fmt: skip
+    path = tmp_path / f"log.{kind}"
+    {"parquet": frame.write_parquet, "jsonl": frame.write_ndjson, "csv": frame.write_csv}[kind](path)
+    report = ingest([path], "table", tmp_path / "out", options=ReadOptions(map="user=u,time=t,text=q"))
+    users = read_table(tmp_path / "out" / "events.parquet")["user_id"].to_list()
+    assert users == ["1.0612563642406546e+17", "7" if kind != "csv" else "7.0", "1.0612563642406546e+17"]
+    assert [f.float_users for f in report.files] == [2 if kind != "csv" else 3]
+    assert ingest_rows(report.to_dict())[f"  {path}: user ids"].startswith(f"{2 if kind != 'csv' else 3} rows' user")

@@ -290,11 +290,14 @@ def file_not_read(count: dict, report: dict) -> str | None:
 
 
 NOT_READ_SHOWN = 5  # files none of whose records was read, named each with why; the rest counted
-# A table whose user ids are text in whole-float notation (`Parsed.float_users`), as pandas writes an integer column
-# with a missing value: read as written, they are other users than the same ids written as integers.
-FLOAT_USERS = ("{:,} rows' user ids written as whole floats (such as 599381.0), read as written: another user "
-               "than 599381 (pandas writes an integer column with a missing value so: write it with "
-               ".astype('Int64'), or as Parquet, where 599381.0 is 599381)")  # fmt: skip
+# User ids read as written in float notation (`Parsed.float_users`), as pandas writes an integer column with a missing
+# value: a table's text, or an id of 2**53 or more whose digits the float lost: other users than the same ids written
+# as integers.
+FLOAT_USERS = ("{:,} rows' user ids written as whole floats (such as 599381.0, or 1.0612563642406546e+17, whose "
+               "digits past a float's 16 are lost), read as written: another user than 599381 (pandas writes an "
+               "integer column with a missing value so: write it with .astype('Int64'), or as Parquet, where "
+               "599381.0 is 599381; read ids of 17 digits or more as text, dtype=str, before anything writes them as "
+               "floats)")  # fmt: skip
 
 
 def reading_notes(report: dict, read_as: bool = True) -> dict[str, str]:
