@@ -50,6 +50,7 @@ from sessions.records import (
     byte_census,
     iter_blocks,
     not_utf8_advice,
+    other_layout,
     split_records,
     utf8_ok,
 )
@@ -244,6 +245,10 @@ class DelimitedFormat(LogFormat):
         return replace(parsed, read_as=self.read_as)
 
     def _read_header(self, block: Block, path: str | Path) -> tuple[Sequence[str], Block]:
+        if self.header == "required" and (held := other_layout(block.first_line_bytes())):
+            # said so, not as a header of odd names (a breaker's Parquet and JSON lines given as Midjourney's); a
+            # log whose header is optional (AOL's) rejects such a file's records, and the summary says the same
+            raise ValueError(f"{path}: --format {self.name} reads a delimited text log with a header line, and {held}")
         first = block.first_line_text()
         starts_like_header = first is not None and first.startswith(self.columns[0] + self.sep)
         if self.header == "optional" and not starts_like_header:

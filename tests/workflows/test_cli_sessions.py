@@ -985,3 +985,31 @@ def test_a_pyfunc_of_ones_own_is_refused_in_one_line_by_every_command_that_takes
             command,
             result.output[-500:],
         )
+
+
+@pytest.mark.parametrize("layout", ["parquet", "jsonl"])
+@pytest.mark.parametrize("fmt", ["midjourney", "webis-smc", "table", "aol", "gayo-avello"])
+def test_parquet_or_json_lines_named_alone_under_a_text_format_are_told_what_they_are(tmp_path, fmt, layout):
+    """A breaker's finds: a Midjourney threads file as Parquet under `--format midjourney`
+    was told its header line was not UTF-8 (convert it from Windows-1252), as JSON lines
+    that it lacked `thread_id` among the columns `['{"text":"a dog in space"', ...]`.
+    Every format of a header line says what the file is and how to read it, in one line;
+    one whose header is optional or absent (AOL, Gayo-Avello) rejects the file's records
+    and says the same of them."""
+    from sessions.formats import ReadOptions
+    from sessions.ingest import ingest
+
+    frame = pl.DataFrame({"text": ["a dog in space"], "args": [None], "userid": [1], "timestamp": ["2023-01-21"]})
+    path = tmp_path / "threads_0.csv"  # a table's layout is its name's: a .csv is read as text
+    frame.write_parquet(path) if layout == "parquet" else frame.write_ndjson(path)
+    held = {"parquet": "a Parquet file (its first bytes are PAR1)", "jsonl": "JSON lines (its first line is a JSON "
+            "object)"}[layout]  # fmt: skip
+    advice = f"it is {held}, read as text here: read it with --format table and a --map, under a name ending ."
+    options = ReadOptions(map="user=userid,time=timestamp,text=text") if fmt == "table" else ReadOptions()
+    if fmt in ("aol", "gayo-avello"):
+        assert alone(path, fmt, tmp_path / "out").endswith(advice + layout)
+        return
+    with pytest.raises(ValueError) as refused:
+        ingest([path], fmt, tmp_path / "out", options=options)
+    assert str(refused.value) == f"{path}: --format {fmt} reads a delimited text log with a header line, and " + (
+        advice + layout)  # fmt: skip

@@ -385,9 +385,8 @@ def why_rejected(
     if named and reason in ("bad_encoding", "control_chars"):  # read as stored: its data are not what its name says
         cause = f"its name says {named}, but it does not hold {named} data (damaged, or never compressed); {cause}"
     text = not reads_as_parquet(report.get("format"), source)
-    if reason in _BINARY_REASONS and text and _holds_parquet(source):  # a Parquet file read as lines of text
-        cause = ("it is a Parquet file (its first bytes are PAR1), read as text here: read it with --format table "
-                 "and a --map, under a name ending .parquet")  # fmt: skip
+    if reason in _BINARY_REASONS and text and (held := _other_layout(source)):  # Parquet or JSON read as delimited
+        cause = held
     if storage.uncompressed_name(source).lower().endswith(SPREADSHEET_SUFFIXES):
         cause = f"it is {SPREADSHEET_REASON}"
     if reason == "wrong_field_count" and example and example.get("line_no") == 1 and full[:1] in ("\t", ",", ";"):
@@ -417,16 +416,18 @@ def why_rejected(
 _BINARY_REASONS = ("bad_encoding", "control_chars", "empty_line", "wrong_field_count")  # binary data read as text
 
 
-def _holds_parquet(location: str) -> bool:
-    """Whether the file at `location` starts with Parquet's magic bytes (`PAR1`), once
-    decompressed (a `.parquet.gz`); False where it cannot be read now."""
+def _other_layout(location: str) -> str | None:
+    """What the file at `location`, read as delimited text, holds instead, once decompressed
+    (a `.parquet.gz`), and how to read it (`sessions.records.other_layout`: Parquet, JSON
+    lines); None for anything else, or where it cannot be read now."""
     from sessions import storage
+    from sessions.records import other_layout
 
     try:
         with storage.open_input(location) as stream:
-            return stream.read(4) == b"PAR1"
+            return other_layout(stream.read(1 << 16).split(b"\n", 1)[0])
     except OSError:  # StorageError, DamagedStreamError: then nothing is told of it
-        return False
+        return None
 
 
 def _json_keys(raw: str) -> list[str]:
