@@ -172,10 +172,12 @@ def check_sessions(sessions: pl.LazyFrame, where: str, reader: str = "mining") -
         raise ValueError(f"{where}: no column {', '.join(missing)}: {reader} reads the sessions `segment` writes "
                          f"({', '.join(MINING_INPUT)})")  # fmt: skip
     texts = ("user_id", "query", "session_id", "mission_id")
-    # integers (AOL's AnonIDs; `0, 1, ...` per user, as pandas writes them) are read as their text
+    # integers (AOL's AnonIDs; `0, 1, ...` per user, as pandas writes them) are read as their text, and so are
+    # categories (pandas' `category`, a dictionary column: a breaker's user_id was refused as Categorical)
     numbered = ("user_id", "session_id", "mission_id")
     wrong = [f"{name} is {schema[name]}" for name in texts
-             if schema[name] != pl.String and not (name in numbered and schema[name].is_integer())]  # fmt: skip
+             if not isinstance(schema[name], pl.String | pl.Categorical | pl.Enum)
+             and not (name in numbered and schema[name].is_integer())]  # fmt: skip
     wrong += [f"ts is {schema['ts']}"] if not isinstance(schema["ts"], pl.Datetime) else []
     wrong += [f"row_id is {schema['row_id']}"] if not schema["row_id"].is_integer() else []
     if wrong:
@@ -225,8 +227,8 @@ def order_pairs(pairs: pl.DataFrame) -> pl.DataFrame:
 
 def mine_bucket(sessions: pl.DataFrame, cfg: MiningConfig) -> pl.DataFrame:
     """The pairs of one bucket of users (`PAIR_SCHEMA`, unordered); user, session and
-    mission ids written as integers are read as their text."""
-    sessions = sessions.with_columns(pl.col("user_id", "session_id", "mission_id").cast(pl.String))
+    mission ids written as integers, and categories, are read as their text."""
+    sessions = sessions.with_columns(pl.col("user_id", "session_id", "mission_id", "query").cast(pl.String))
     q = distinct_queries(sessions, cfg)
     positives = _once(_positives(q, cfg))
     positive_texts = positives.select("_x", "_y").unique()

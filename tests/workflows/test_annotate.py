@@ -307,6 +307,16 @@ def test_annotate_reads_a_sessions_table_of_ones_own_with_its_sessions(hierarchy
     )
     assert firsts["reformulation"].to_list() == [None, None]
     assert firsts["user_id"].dtype == pl.Int64  # the table's own ids, kept as given
+    # pandas' `category` columns (a prompt-log breaker's user_id was refused as Categorical by mine and annotate)
+    segmented.with_columns(pl.col("user_id", "query", "session_id", "mission_id").cast(pl.Categorical)).write_parquet(
+        own / "categories.parquet"
+    )
+    done = runner.invoke(app, ["annotate", str(own / "categories.parquet"), "--model", hierarchy_uri, "-o",
+                               str(tmp_path / "k")])  # fmt: skip
+    assert done.exit_code == 0, done.output
+    assert read_table(tmp_path / "k" / "annotations.parquet").sort("row_id").drop("user_id", "query", "session_id",
+           "mission_id").equals(read_table(out / "annotations.parquet").sort("row_id").drop("user_id", "query",
+           "session_id", "mission_id"))  # fmt: skip
     refused = runner.invoke(app, ["annotate", str(own), "--format", "aol", "--model", hierarchy_uri, "-o",
                                   str(tmp_path / "b")])  # fmt: skip
     assert refused.exit_code == 2 and "a sessions table, its events read already by whatever wrote it" in refused.output

@@ -426,6 +426,22 @@ def test_the_mission_figure_takes_each_users_missions_as_theirs(outputs, tmp_pat
     assert mission_sample(str(tmp_path / "pairs")).equals(own)
 
 
+def test_a_sessions_table_of_categories_is_mined_as_its_text(outputs, tmp_path):
+    """A prompt-log breaker's find: a sessions table whose ids pandas held as `category`
+    (a dictionary column) was refused ("user_id is Categorical"), where `ingest` reads
+    such columns; its pairs are those of the same table as text."""
+    segmented = read_table(outputs / "sessions" / "sessions.parquet")
+    segmented.write_parquet(tmp_path / "text.parquet")
+    texts = pl.col("user_id", "query", "session_id", "mission_id")
+    segmented.with_columns(texts.cast(pl.Categorical)).write_parquet(tmp_path / "categories.parquet")
+    for name in ("text", "categories"):
+        code, lines = sessionflow("mine", tmp_path / f"{name}.parquet", "-o", tmp_path / f"p-{name}", "--engine",
+                                  "local")  # fmt: skip
+        assert code == 0, lines
+    mined = [read_table(tmp_path / f"p-{name}" / "pairs.parquet") for name in ("text", "categories")]
+    assert mined[0].height and mined[0].equals(mined[1])
+
+
 def test_the_auc_against_each_kind_of_negative_ranks_the_positives_against_that_kind_alone():
     """`evaluate pairs` on pairs with kinds: which negatives a scorer cannot tell apart."""
     import numpy as np
