@@ -333,6 +333,9 @@ def test_another_jobs_output_or_a_non_parquet_file_is_named_not_misread(done):
         "mine", done / "sessions" / "sessions.parquet", "-o", done / "p2"
     )  # said "no sessions.parquet here"
     assert table.exit_code == 2 and "the sessions.parquet of a job's output; give its directory, " in table.output
+    # annotate, the other reader of a sessions table, says the same (a new user's find: "raw logs need --format")
+    table = sessionflow("annotate", done / "sessions" / "sessions.parquet", "-o", done / "a2")
+    assert table.exit_code == 2 and "the sessions.parquet of a job's output; give its directory, " in table.output
     pairs = sessionflow("mine", done / "pairs", "-o", done / "p2")  # said "no sessions.parquet here"
     said = "no sessions.parquet here: it is the output of `mine` (pairs.parquet); `sessionflow segment` writes"
     assert pairs.exit_code == 2 and said in " ".join(pairs.output.split()), pairs.output

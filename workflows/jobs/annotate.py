@@ -78,6 +78,10 @@ def sessions_input(inputs: Sequence[str | Path], fmt: str | None) -> tuple[str, 
     given = str(inputs[0])
     if storage.is_dir(given):
         if not storage.exists(storage.join(given, SESSIONS_FILE)):
+            parent = storage.parent(storage.absolute(given))
+            if storage.name(given) == SESSIONS_FILE and storage.exists(storage.join(parent, REPORT_FILE)):
+                job_output(given, SESSIONS_FILE, own_file=True)  # a segment output's table, said as `mine` says it
+                # (it said "raw logs need --format": a new user's find)
             return None
         table = job_output(given, SESSIONS_FILE, own_file=True)
         if storage.exists(report := storage.join(given, REPORT_FILE)):
