@@ -152,6 +152,12 @@ def test_the_head_is_fitted_alone_before_fine_tuning_and_only_on_a_fresh_model(t
                              triplet_margin=0.5, encoder_lr=1e-4)  # fmt: skip
     with pytest.raises(ValueError, match=r"^--curvature: the Poincare ball's, not for --manifold euclidean"):
         HierarchyTrainConfig(manifold="euclidean", curvature=0.5)
+    # a new user's find: --gloss was taken and logged as the run's where no node text has a gloss
+    with pytest.raises(ValueError, match=r"^--gloss: WordNet's glosses .*, not for --model lookup \(it changes"):
+        HierarchyTrainConfig(model="lookup", gloss=True)
+    with pytest.raises(ValueError, match=r"^--gloss: .*, not for HierarCaps \(its captions are the texts\)"):
+        HierarchyTrainConfig(data="hierarcaps:x", gloss=True)
+    HierarchyTrainConfig(gloss=True)  # a text model on WordNet: its glosses
     with pytest.raises(ValueError, match=r"^--mobius-layers: Mobius layers live on the Poincare ball, not for"):
         HierarchyTrainConfig(manifold="euclidean", mobius_layers=1)  # it failed in a Ray worker, 90 s in
     # a tester's finds: a lookup table on HierarCaps was told "(no --holdout)", given none; "~" was a directory

@@ -333,6 +333,10 @@ class HierarchyTrainConfig:
             raise ValueError(f"manifold must be one of {manifolds} for model {self.model!r}")
         if self.gloss and self.holdout.startswith("hit-"):
             raise ValueError("HiT's protocol names each entity (its first lemma): no --gloss")
+        if self.gloss and (self.lookup or self.hierarcaps):  # taken, and logged as gloss True (a new user's find)
+            raise ValueError("--gloss: WordNet's glosses in a text model's node texts, not for "
+                             f"{'--model lookup' if self.lookup else 'HierarCaps (its captions are the texts)'} "
+                             "(it changes nothing)")  # fmt: skip
         if self.lookup and self.holdout == "nodes":
             raise ValueError("a lookup table cannot embed held-out nodes: use --holdout edges or a text model")
         for name in ("dim", "epochs", "batch_size", "negatives", "max_length", "max_eval_nodes", "eval_every",
