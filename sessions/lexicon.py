@@ -238,7 +238,10 @@ class Lexicon:
     stop words, punctuation, symbols, emoji) has a text of its own, shared only by its
     case and spacing variants (`sessions.text.near_duplicate_key`), and a missing or
     blank query one of its row's, so that no two such queries are judged the same
-    for the nothing they share. The measures (after
+    for the nothing they share. `termless` holds the ids of the texts without terms
+    (sorted; a blank query's are not among them) and `termless_keys` their keys
+    (`sessions.text.query_keys`), which mission linking takes as such a text's one term.
+    The measures (after
     `sessions.text`), each 0 when its denominator is:
 
     - term overlap |A ∩ B| / min(|A|, |B|) over the texts' sets of terms;
@@ -259,6 +262,9 @@ class Lexicon:
         text_id = key_codes[codes]
         blank = np.flatnonzero(is_blank[codes])
         text_id[blank] = len(keys) + np.arange(len(blank))
+        # the texts without terms but a blank's, and their keys (before `scatter` empties them in `keys`)
+        self.termless = np.unique(key_codes[(norm == "").to_numpy() & ~is_blank])
+        self.termless_keys = keys.gather(self.termless)
         bare = key_codes[(norm == "").to_numpy()]  # the keys of texts without terms
         self.texts = pl.concat([keys.scatter(bare, ""), pl.Series([""] * len(blank), dtype=pl.String)])
         self.text_id = text_id

@@ -24,9 +24,13 @@ estate") come together too.
 Only queries that share a term are compared, each with the next `window` distinct
 queries of the same user (in time order) that use the term and sit in other
 sessions, so a user with thousands of sessions stays cheap; components still join
-through chains of such neighbours. A term that many users use (at least
-`common_term_share` of them, and `common_term_min_users`) proposes no pair:
-`free`, `pictures` or a city name would otherwise chain unrelated needs together.
+through chains of such neighbours. A query without terms (stop words, punctuation,
+symbols or emoji alone) has its key (`sessions.text.query_keys`: its case-and-spacing
+form) for its one term here, so that it meets its own repeats, as the session rules
+join them (`🍕` meets `🍕`, not `🎉`; a missing or blank query meets none). A term that
+many users use (at least `common_term_share` of them, and `common_term_min_users`)
+proposes no pair: `free`, `pictures` or a city name would otherwise chain unrelated
+needs together.
 """
 
 from __future__ import annotations
@@ -172,12 +176,14 @@ def link_ordered_missions(
     session = np.cumsum(starts) - 1
     n_sessions = int(session[-1]) + 1 if len(session) else 0
     user = np.cumsum(user_starts) - 1
-    is_common = lexicon.term_vocab.is_in(common.implode()).to_numpy()
+    # the content terms, then the keys of the texts without terms (their one term each)
+    is_common = pl.concat([lexicon.term_vocab, lexicon.termless_keys]).is_in(common.implode()).to_numpy()
     a, b = _links(session, user, lexicon, is_common, cfg)
     if embedder is not None and n_sessions > 1:
         ea, eb = _embedding_links(sessions["query"], starts, user, embedder, cfg)
         a, b = np.concatenate([a, ea]), np.concatenate([b, eb])
-    first = grow_missions(n_sessions, a, b, _session_terms(session, lexicon, is_common))  # in (user, time) order
+    terms = _session_terms(session, lexicon, is_common[: len(lexicon.term_vocab)])
+    first = grow_missions(n_sessions, a, b, terms)  # in (user, time) order
     # Number each user's missions by their first session: 0, 1, ... in time order.
     session_user = user[np.flatnonzero(starts)]
     opens = first == np.arange(n_sessions)  # the session that opens its mission
@@ -192,9 +198,11 @@ def link_ordered_missions(
 
 
 def term_users(lexicon: Lexicon, user_id: pl.Series) -> pl.DataFrame:
-    """`term`, `users`: how many of these rows' users typed each term. Partitions that
-    split no user can be added up (`users` summed by term). Rows in any order; rows
-    already grouped by user (as `segment.user_time_order` leaves them) are not sorted."""
+    """`term`, `users`: how many of these rows' users typed each term, a text without
+    terms counting as its key (`Lexicon.termless_keys`, the one term mission linking
+    gives it). Partitions that split no user can be added up (`users` summed by term).
+    Rows in any order; rows already grouped by user (as `segment.user_time_order` leaves
+    them) are not sorted."""
     text = lexicon.text_id
     user = (user_id != user_id.shift()).fill_null(True).cum_sum().cast(pl.Int64).to_numpy()  # runs of one user
     if len(user) and user[-1] != user_id.n_unique():  # a user in several runs: group the rows
@@ -202,22 +210,38 @@ def term_users(lexicon: Lexicon, user_id: pl.Series) -> pl.DataFrame:
         order = np.argsort(user, kind="stable")
         user, text = user[order], text[order]
     sets = lexicon.term_sets
-    users = _term_user_counts(
-        user, text.astype(np.int64, copy=False), sets.offsets, sets.codes, len(lexicon.term_vocab)
-    )
-    return pl.DataFrame({"term": lexicon.term_vocab, "users": users}).filter(pl.col("users") > 0)
+    vocab = pl.concat([lexicon.term_vocab, lexicon.termless_keys])
+    users = _term_user_counts(user, text.astype(np.int64, copy=False), sets.offsets, sets.codes, lexicon.termless,
+                              len(vocab))  # fmt: skip
+    return pl.DataFrame({"term": vocab, "users": users}).filter(pl.col("users") > 0)
+
+
+@numba.njit(cache=True, nogil=True)
+def _own_term(termless: np.ndarray, t: int) -> int:
+    """The rank of text t among `termless` (the sorted ids of the texts without terms):
+    its one term is the n_terms + rank-th; -1 for a text that is not among them (a
+    missing or blank query's)."""
+    rank = np.searchsorted(termless, t)
+    return rank if rank < len(termless) and termless[rank] == t else -1
 
 
 @numba.njit(cache=True, nogil=True)
 def _term_user_counts(
-    user: np.ndarray, text: np.ndarray, offsets: np.ndarray, codes: np.ndarray, n_terms: int
+    user: np.ndarray, text: np.ndarray, offsets: np.ndarray, codes: np.ndarray, termless: np.ndarray, n_codes: int
 ) -> np.ndarray:
     """`term_users`' counts, compiled: rows grouped by user, each term counted once per
-    user (the last user seen to type it)."""
-    last = np.full(n_terms, -1, dtype=np.int64)
-    count = np.zeros(n_terms, dtype=np.int64)
+    user (the last user seen to type it); n_codes codes: the terms, then the own term
+    of each text of `termless`."""
+    last = np.full(n_codes, -1, dtype=np.int64)
+    count = np.zeros(n_codes, dtype=np.int64)
+    n_terms = n_codes - len(termless)
     for i in range(len(user)):
-        for j in range(offsets[text[i]], offsets[text[i] + 1]):
+        t = text[i]
+        own = _own_term(termless, t) if offsets[t] == offsets[t + 1] else -1
+        if own >= 0 and last[n_terms + own] != user[i]:
+            last[n_terms + own] = user[i]
+            count[n_terms + own] += 1
+        for j in range(offsets[t], offsets[t + 1]):
             if last[codes[j]] != user[i]:
                 last[codes[j]] = user[i]
                 count[codes[j]] += 1
@@ -239,25 +263,32 @@ def _links(
     (rows in user, time order, sessions numbered in that order)."""
     text = lexicon.text_id.astype(np.int64, copy=False)
     sets = lexicon.term_sets
-    occ_term, occ_row = _term_occurrences(session, text, sets.offsets, sets.codes, common)
+    occ_term, occ_row = _term_occurrences(session, text, sets.offsets, sets.codes, lexicon.termless, common)
     return _window_links(occ_term, session[occ_row], user[occ_row], text[occ_row], cfg.window, *lexicon.tables,
                          cfg.min_overlap, cfg.min_jaccard)  # fmt: skip
 
 
 @numba.njit(cache=True, nogil=True)
 def _term_occurrences(
-    session: np.ndarray, text: np.ndarray, offsets: np.ndarray, codes: np.ndarray, common: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
+    session: np.ndarray, text: np.ndarray, offsets: np.ndarray, codes: np.ndarray, termless: np.ndarray,
+    common: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """The occurrences of content terms (`common` false) in each session's distinct
     queries (the first row of each (session, text)), as (term, row) sorted by term,
-    then row: a counting sort over the term codes, two passes over the rows."""
-    n_terms = len(common)
+    then row: a counting sort over the term codes, two passes over the rows. A text
+    without terms (among `termless`) holds one term of its own, code n_terms + its rank
+    there; `common` covers those codes too."""
+    n_codes = len(common)
+    n_terms = n_codes - len(termless)
     seen = np.full(len(offsets) - 1, -1, dtype=np.int64)  # the last session each text was seen in
-    start = np.zeros(n_terms + 1, dtype=np.int64)
+    start = np.zeros(n_codes + 1, dtype=np.int64)
     for row in range(len(text)):
         t = text[row]
         if seen[t] != session[row]:
             seen[t] = session[row]
+            own = _own_term(termless, t) if offsets[t] == offsets[t + 1] else -1
+            if own >= 0 and not common[n_terms + own]:
+                start[n_terms + own + 1] += 1
             for j in range(offsets[t], offsets[t + 1]):
                 if not common[codes[j]]:
                     start[codes[j] + 1] += 1
@@ -269,6 +300,11 @@ def _term_occurrences(
         t = text[row]
         if seen[t] != session[row]:
             seen[t] = session[row]
+            own = _own_term(termless, t) if offsets[t] == offsets[t + 1] else -1
+            if own >= 0 and not common[n_terms + own]:
+                c = n_terms + own
+                occ_term[start[c]], occ_row[start[c]] = c, row
+                start[c] += 1
             for j in range(offsets[t], offsets[t + 1]):
                 c = codes[j]
                 if not common[c]:

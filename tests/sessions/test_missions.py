@@ -13,7 +13,7 @@ from sessions.lexicon import Lexicon
 from sessions.missions import CORE_SHARE, MissionConfig, first_of_component, grow_missions, link_missions, term_users
 from sessions.pipeline import sessions_with_missions
 from sessions.segment import SegmentConfig
-from sessions.text import normalize
+from sessions.text import NO_TERMS, normalize
 
 
 def csr(sessions: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
@@ -38,6 +38,105 @@ def test_the_linking_window_counts_only_queries_in_other_sessions():
                          "query": texts, "session_id": ["u/0"] * 4 + ["u/1"]})  # fmt: skip
     for window in (1, 2, 10):
         assert link_missions(rows, MissionConfig(window=window))["mission_id"].to_list() == ["u/m0"] * 5
+
+
+def test_repeats_of_a_query_without_terms_are_one_mission_as_repeats_of_terms_are():
+    """The tester's find: a query of emoji or punctuation alone repeated on three days
+    stayed three missions where `dragon castle` and `龍と城` became one, and A, B, A
+    (😀🔥💯, 🐱, 😀🔥💯, two minutes apart: three sessions) three missions where `red
+    dragon`, `blue castle`, `red dragon` gave two. Such a query had no term to propose a
+    link; its key is now its one term, so it meets its repeats (case and spacing
+    variants too), and only them."""
+    from datetime import datetime, timedelta
+
+    days = {"emoji": ["🐉🏰"] * 3, "text": ["dragon castle"] * 3, "cjk": ["龍と城"] * 3, "punct": ["?!?!"] * 3,
+            "variants": ["The", "🍕", "the ", "🎉", "🍕"]}  # fmt: skip
+    minutes = {"aba": ["😀🔥💯", "🐱", "😀🔥💯"], "words": ["red dragon", "blue castle", "red dragon"]}
+    t = datetime(2023, 3, 1, 10)
+    rows = [(user, t + timedelta(days=i), q) for user, qs in days.items() for i, q in enumerate(qs)]
+    rows += [(user, t + timedelta(minutes=2 * i), q) for user, qs in minutes.items() for i, q in enumerate(qs)]
+    events = pl.DataFrame(rows, schema=["user_id", "ts", "query"], orient="row").with_row_index("row_id")
+    got = sessions_with_missions(events.with_columns(pl.col("row_id").cast(pl.Int64)), SegmentConfig(), MissionConfig())
+    by_user = got.sort("row_id").group_by("user_id", maintain_order=True).agg("session_id", "mission_id")
+    sessions = {u: len(set(s)) for u, s, _ in by_user.iter_rows()}
+    missions = {u: [m.split("/")[1] for m in ms] for u, _, ms in by_user.iter_rows()}
+    assert sessions == {"emoji": 3, "text": 3, "cjk": 3, "punct": 3, "variants": 5, "aba": 3, "words": 3}
+    assert missions == {"emoji": ["m0"] * 3, "text": ["m0"] * 3, "cjk": ["m0"] * 3, "punct": ["m0"] * 3,
+                        "variants": ["m0", "m1", "m0", "m2", "m1"],  # `the` is `The`, 🍕 is not 🎉
+                        "aba": ["m0", "m1", "m0"], "words": ["m0", "m1", "m0"]}  # fmt: skip
+
+
+def test_missing_or_blank_queries_link_nothing():
+    from datetime import datetime, timedelta
+
+    queries = [None, "", "  ", None, "", "🍕", "🍕"]
+    rows = pl.DataFrame({"user_id": ["u"] * 7, "ts": [datetime(2023, 1, 1) + timedelta(days=i) for i in range(7)],
+                         "query": queries, "session_id": [str(i) for i in range(7)]})  # fmt: skip
+    assert link_missions(rows, MissionConfig())["mission_id"].to_list() == [f"u/m{i}" for i in range(6)] + ["u/m5"]
+
+
+def test_a_query_without_terms_that_many_users_type_links_nothing_as_a_common_term():
+    """The key of a text without terms is its term to every mission rule: typed by at
+    least `common_term_min_users` users (and the share), it proposes no pair, as `free`
+    does; one that fewer users type still links."""
+    from datetime import datetime, timedelta
+
+    t = datetime(2023, 3, 1, 10)
+    rows = [(f"u{u}", t + timedelta(days=d), "?" if u < 20 else "¿") for u in range(25) for d in range(2)]
+    events = pl.DataFrame(rows, schema=["user_id", "ts", "query"], orient="row").with_row_index("row_id")
+    got = sessions_with_missions(events.with_columns(pl.col("row_id").cast(pl.Int64)), SegmentConfig(), MissionConfig())
+    missions = got.group_by("user_id").agg(pl.col("session_id").n_unique(), pl.col("mission_id").n_unique())
+    assert missions.filter(pl.col("session_id") != 2).height == 0
+    expected = {f"u{u}": 2 if u < 20 else 1 for u in range(25)}
+    assert dict(missions.select("user_id", "mission_id").iter_rows()) == expected
+
+
+TERMLESS = ["🍕", "🎉", "?!?!", "...", "the", "The", " the  ", "of the", "🐉🏰", "🐉🏰 "]
+BLANK = [None, "", "   "]
+WITH_TERMS = ["red dragon", "blue castle", "dragon", "the castle"]
+QUERIES = TERMLESS + BLANK + WITH_TERMS
+
+
+def variant_key(query: str) -> str:
+    """What a query without terms is the same as: its case-and-spacing form."""
+    return " ".join(query.lower().split())
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    sessions=st.lists(
+        st.tuples(st.sampled_from("uv"), st.lists(st.sampled_from(QUERIES), min_size=1, max_size=3)), max_size=14
+    ),
+    window=st.sampled_from([1, 10]),
+)
+def test_a_query_without_terms_shares_the_mission_of_its_first_occurrence(sessions, window):
+    """Every later session of a user that repeats a query without terms (or a case and
+    spacing variant of it) is in the mission of the session of its first occurrence,
+    whatever else the sessions hold: it is linked to the one before (the same key is its
+    one term) and, repeating its query, joins that mission. A session of missing or
+    blank queries alone is a mission alone, and a user's sessions of one query without
+    terms each are missions exactly by the query's key (🍕 is not 🎉)."""
+    from datetime import datetime, timedelta
+
+    rows = [(user, datetime(2023, 1, 1) + timedelta(hours=i), q, f"{user}/{i}")
+            for i, (user, queries) in enumerate(sessions) for q in queries]  # fmt: skip
+    frame = pl.DataFrame(rows, schema=["user_id", "ts", "query", "session_id"], orient="row")
+    frame = frame.sort("user_id", "ts", maintain_order=True)
+    linked = link_missions(frame, MissionConfig(window=window))
+    first: dict[tuple[str, str], str] = {}  # (user, key) -> the mission of its first occurrence
+    for user, query, mission in linked.select("user_id", "query", "mission_id").iter_rows():
+        if query in TERMLESS:
+            assert first.setdefault((user, variant_key(query)), mission) == mission
+    for user in ("u", "v"):
+        mine = [(i, queries) for i, (u, queries) in enumerate(sessions) if u == user]
+        mission_of = dict(linked.filter(pl.col("user_id") == user).select("session_id", "mission_id").iter_rows())
+        missions = [mission_of[f"{user}/{i}"] for i, _ in mine]
+        for (_, queries), mission in zip(mine, missions, strict=True):
+            if all(q in BLANK for q in queries):
+                assert missions.count(mission) == 1
+        if all(len(queries) == 1 and queries[0] in TERMLESS for _, queries in mine):
+            pairs = list(zip(missions, [variant_key(queries[0]) for _, queries in mine], strict=True))
+            assert all((m == n) == (k == j) for m, k in pairs for n, j in pairs)
 
 
 def test_a_chain_through_different_terms_stops_where_no_core_term_is_shared():
@@ -134,13 +233,16 @@ def test_a_heavy_users_history_does_not_chain_into_one_mission():
 @given(st.lists(st.tuples(st.sampled_from("uvwxyz"), st.lists(st.sampled_from(["cats", "dogs", "the", "nyc", "é"]),
                                                               max_size=3)), min_size=1, max_size=30))  # fmt: skip
 def test_term_users_count_each_user_once_in_any_row_order(rows):
-    """Rows grouped by user or not, a term counts the distinct users who typed it; two
-    parts that split no user add up to the whole."""
+    """Rows grouped by user or not, a term counts the distinct users who typed it (a
+    query without terms, `the`, its key); two parts that split no user add up to the
+    whole."""
     queries = pl.Series([" ".join(words) for _, words in rows])
     users = pl.Series([u for u, _ in rows])
     expected: dict[str, set[str]] = {}
     for user, words in rows:
-        for word in set(normalize_terms(" ".join(words))):
+        found = normalize_terms(" ".join(words))
+        own = [NO_TERMS + " ".join(words)] if words and not found else []  # a text without terms: its key
+        for word in {*found, *own}:
             expected.setdefault(word, set()).add(user)
     got = term_users(Lexicon(queries), users)
     assert dict(zip(got["term"], got["users"], strict=True)) == {t: len(u) for t, u in expected.items()}

@@ -533,6 +533,27 @@ def test_segment_on_ray_equals_local(ray_cluster, logs, store, tmp_path):
     assert not same(by_model, local_sessions)  # the model decided, not the cascade
 
 
+def test_queries_without_terms_link_their_repeats_alike_on_both_engines(ray_cluster, tmp_path):
+    """A query of emoji or punctuation alone repeated on later days is one mission (its
+    key is its one term), on Ray as in one process; a key typed by 20 users or more is a
+    common term, counted over every bucket, and links nothing."""
+    from datetime import datetime, timedelta
+
+    from sessions.formats import ReadOptions
+    from workflows.distributed import data as ray_jobs
+
+    t = datetime(2023, 3, 1, 10)
+    rows = [(f"u{u}", (t + timedelta(days=d)).isoformat() + "Z", "?" if u < 20 else ["🐉🏰", "?!?!", "The"][u % 3])
+            for u in range(26) for d in range(3)]  # fmt: skip
+    pl.DataFrame(rows, schema=["user", "time", "text"], orient="row").write_csv(tmp_path / "log.csv")
+    options, seg, missions = ReadOptions(map="user=user,time=time,text=text"), SegmentConfig(), MissionConfig()
+    ray_report = ray_jobs.segment([tmp_path / "log.csv"], "table", tmp_path / "ray", seg, missions, options=options,
+                                  buckets=4)  # fmt: skip
+    local_report = segment_logs([tmp_path / "log.csv"], "table", tmp_path / "local", seg, missions, options=options)
+    assert same(read_table(tmp_path / "ray" / "sessions.parquet"), read_table(tmp_path / "local" / "sessions.parquet"))
+    assert (ray_report.sessions, ray_report.missions) == (local_report.sessions, local_report.missions) == (78, 66)
+
+
 def test_mine_on_ray_equals_local(ray_cluster, logs, tmp_path):
     from workflows.distributed import data as ray_jobs
 
