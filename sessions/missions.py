@@ -348,11 +348,16 @@ def _embedding_links(
     query: pl.Series, starts: np.ndarray, user: np.ndarray, embedder: Embedder, cfg: MissionConfig
 ) -> tuple[np.ndarray, np.ndarray]:
     """Session pairs (a, b) of one user, at most `window` sessions apart, whose centroids
-    the model puts in one session; each distinct query is embedded once."""
+    the model puts in one session; each distinct query is embedded once. A session's
+    centroid is the mean of its distinct queries' vectors, each once however many rows
+    repeat it (a row per click or per image), as its terms are in `_session_terms`."""
     text, distinct = encode(query.fill_null(""))  # a missing query is an empty one, as in `Lexicon`
-    vectors = embedder.embed(distinct)[text]
+    session = np.cumsum(starts) - 1
+    once = pl.DataFrame({"s": session, "t": text}).select(pl.struct("s", "t").is_first_distinct()).to_series()
+    kept = np.flatnonzero(once.to_numpy())  # each session's first row of each of its texts, its first row included
+    vectors = embedder.embed(distinct)[text[kept]]
     first_rows = np.flatnonzero(starts)
-    centroid = np.add.reduceat(vectors.astype(np.float64), first_rows, axis=0)
+    centroid = np.add.reduceat(vectors.astype(np.float64), np.searchsorted(kept, first_rows), axis=0)
     centroid /= np.maximum(np.linalg.norm(centroid, axis=1, keepdims=True), 1e-12)
     session_user = user[first_rows]
     a, b = [], []

@@ -159,6 +159,34 @@ def test_a_core_term_or_a_repeated_query_joins_and_joins_missions_together():
     assert grow(5, [(0, 1), (2, 3), (1, 4), (3, 4)], [*terms[:4], [0]]) == [0, 0, 2, 2, 0]
 
 
+class TwoWords:
+    """A session model's vectors: `cats` at right angles to every other text (`dogs`,
+    `puppies`), p_same the dot product."""
+
+    def embed(self, texts: pl.Series) -> np.ndarray:
+        return np.array([[1.0, 0.0] if t == "cats" else [0.0, 1.0] for t in texts.to_list()]).reshape(-1, 2)
+
+    def p_same(self, scores: np.ndarray) -> np.ndarray:
+        return scores
+
+
+def test_a_sessions_vector_counts_each_of_its_queries_once():
+    """Missions with a session model compare sessions' centroids: the mean of every row's
+    vector, so that a query's rows repeated (a row per click, per image) pulled its
+    session's centroid towards it and cut a link to a session of its other query's kind.
+    The centroid is that of the session's distinct queries: `cats` and `dogs` (0.71 from
+    `puppies`, a link at 0.5; nothing lexical in common), however many rows repeat `cats`
+    (4 rows: 0.24)."""
+    for cats in (1, 4):
+        sessions = pl.DataFrame({
+            "user_id": ["u"] * (cats + 2),
+            "session_id": ["u/0"] * (cats + 1) + ["u/1"],
+            "query": ["cats"] * cats + ["dogs", "puppies"],
+        })  # fmt: skip
+        linked = link_missions(sessions, MissionConfig(), embedder=TwoWords())
+        assert linked["mission_id"].to_list() == ["u/m0"] * (cats + 2), cats
+
+
 @settings(max_examples=200, deadline=None)
 @given(
     n=st.integers(1, 14),
