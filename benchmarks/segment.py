@@ -116,8 +116,13 @@ def pandas_cascade(path: str, cfg: SegmentConfig) -> pd.DataFrame:
     rejoin = []
     for i in np.flatnonzero(breaks & middle.to_numpy()):
         previous_start = start_of[i - 1]
-        members = range(i - 1, max(previous_start, i - cfg.so_far_queries) - 1, -1)
-        if any(_contained(norms[i], norms[m], cfg.min_containment) for m in members):
+        members: list[str] = []  # the session's last distinct texts with 3-grams, nearest first
+        for m in range(i - 1, previous_start - 1, -1):
+            if norms[m] and norms[m] not in members:
+                members.append(norms[m])
+                if len(members) == cfg.so_far_queries:
+                    break
+        if any(_contained(norms[i], member, cfg.min_containment) for member in members):
             rejoin.append(i)
     breaks[rejoin] = False
     df["n"] = pd.Series(breaks).astype(int).groupby(df["AnonID"]).cumsum() - 1

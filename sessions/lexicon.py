@@ -181,14 +181,38 @@ def _contained_before(
     offsets: np.ndarray, codes: np.ndarray, text: np.ndarray, rows: np.ndarray, earliest: np.ndarray, back: int,
     min_share: float,
 ) -> np.ndarray:  # fmt: skip
-    """`Lexicon.contained_before`, compiled: each row against its earlier rows, nearest
-    first, until one holds enough of its 3-grams."""
+    """`Lexicon.contained_before`, compiled: each row against the texts of its earlier
+    rows, nearest first, each distinct text once, until one holds enough of its 3-grams
+    or `back` distinct texts with 3-grams have been read."""
     out = np.zeros(len(rows), dtype=np.bool_)
+    reach = 1
     for i in range(len(rows)):
-        x = text[rows[i]]
-        for member in range(rows[i] - 1, max(earliest[i], rows[i] - back) - 1, -1):
-            if _containment(_shared(offsets, codes, x, text[member]), offsets[x + 1] - offsets[x]) >= min_share:
+        reach = max(reach, rows[i] - earliest[i])
+    seen = np.empty(min(back, reach), dtype=np.int64)  # the distinct texts with 3-grams read so far
+    for i in range(len(rows)):
+        x, read = text[rows[i]], 0
+        if offsets[x + 1] == offsets[x] and min_share > 0.0:
+            continue  # no 3-grams to find
+        for member in range(rows[i] - 1, earliest[i] - 1, -1):
+            t = text[member]
+            if offsets[t + 1] == offsets[t]:  # no 3-grams (a blank query's text is its row's): no slot
+                if min_share <= 0.0:  # ... but a share of 0 is held by any text
+                    out[i] = True
+                    break
+                continue
+            repeat = False
+            for k in range(read):
+                if seen[k] == t:
+                    repeat = True
+                    break
+            if repeat:
+                continue  # a repeated text holds what it held the first time
+            if _containment(_shared(offsets, codes, x, t), offsets[x + 1] - offsets[x]) >= min_share:
                 out[i] = True
+                break
+            seen[read] = t
+            read += 1
+            if read == back:
                 break
     return out
 
@@ -344,12 +368,18 @@ class Lexicon:
 
     def contained_before(self, rows: np.ndarray, earliest: np.ndarray, back: int, min_share: float) -> np.ndarray:
         """For each row r = rows[i]: whether at least `min_share` of its text's 3-grams
-        occur in the text of one of the rows r - 1, ..., r - back that are not before
-        row earliest[i]. (len(rows),) bool."""
+        occur in the text of one of the rows before it, back to row earliest[i], among
+        the `back` distinct texts nearest to r: rows of one text id count once, at their
+        latest row (a repeated query, a duplicated row, takes no second place), and texts
+        without 3-grams (a query without terms, a blank one) take none, since they hold
+        none of any query's 3-grams. (len(rows),) bool. ValueError for rows and earliest
+        of other lengths, rows out of range, or `back` below 1."""
         rows, earliest = np.asarray(rows, dtype=np.int64), np.asarray(earliest, dtype=np.int64)
         if rows.shape != earliest.shape or rows.ndim != 1:
             raise ValueError(f"rows and earliest need one length, not {rows.shape} and {earliest.shape}")
         _check_ids(np.concatenate((rows, earliest)), len(self.text_id), "rows")
+        if back < 1:
+            raise ValueError(f"back must be at least 1, not {back}")
         grams = self.trigram_sets
         return _contained_before(grams.offsets, grams.codes, self.text_id.astype(np.int64, copy=False), rows,
                                  earliest, back, min_share)  # fmt: skip

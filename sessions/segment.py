@@ -23,7 +23,9 @@ same session or a break. The methods (`SegmentConfig.method`):
 "The session so far" is the session the pairwise decisions made up to the previous
 query: a query those decisions separate is joined back when at least
 `min_containment` of its 3-grams occur in one of that session's last
-`so_far_queries` queries (one refinement pass, vectorised).
+`so_far_queries` distinct queries (one refinement pass, vectorised). Distinct by the
+lexicon's text id, so a query repeated, or a row duplicated (a log's row per click or
+per image), takes one place however often it occurs; queries without 3-grams take none.
 
 Defaults were chosen on the development users of Gayo-Avello 2009 (sessions), over
 a grid, and checked by 5-fold cross-validation over users (`docs/segmentation.md`).
@@ -109,7 +111,7 @@ class SegmentConfig:
         default=0.6, metadata={"help": "lexical evidence: share of the query's 3-grams found in the session so far"}
     )
     so_far_queries: int = field(
-        default=5, metadata={"help": "lexical evidence: the session so far is its last this many queries"}
+        default=5, metadata={"help": "lexical evidence: the session so far is its last this many distinct queries"}
     )
     min_p_same: float = field(
         default=0.5,
@@ -395,7 +397,8 @@ def _pair_scores(df: pl.DataFrame, rows: np.ndarray, scorer: PairScorer) -> np.n
 
 def _close_to_session_so_far(lexicon: Lexicon, breaks: np.ndarray, rows: np.ndarray, cfg: SegmentConfig) -> np.ndarray:
     """Of the given session-starting rows, those with at least `min_containment` of their
-    3-grams in one of the previous session's last `so_far_queries` queries."""
+    3-grams in one of the previous session's last `so_far_queries` distinct queries
+    (`Lexicon.contained_before`: repeats of a query, duplicated rows, take one place)."""
     rejoin = np.zeros(len(breaks), dtype=bool)
     if not len(rows):
         return rejoin

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from sessions.ingest import ingest
@@ -76,6 +76,106 @@ def test_the_session_so_far_keeps_a_query_its_predecessor_does_not_explain():
     without = segment(events, SegmentConfig(so_far_queries=1))
     assert sessions_of(with_so_far) == ["u/0", "u/0", "u/0"]
     assert sessions_of(without) == ["u/0", "u/0", "u/1"]
+
+
+PROMPTS = (  # the tester's DiffusionDB-like prompts, one user, minutes after the first
+    (0, "ocean, by greg rutkowski, unreal engine --niji"),
+    (4, "ocean, photorealistic, anime style --stylize 750"),
+    (9, "ocean, trending on artstation, photorealistic"),
+    (14, "ocean, 8k, 8k --niji"),
+    (15, "ocean, trending on artstation, watercolor --stylize 750"),
+    (16, "ocean, anime style, photorealistic --no text --ar 1:1"),
+)
+
+
+def test_a_log_with_every_row_twice_has_the_sessions_of_the_log():
+    """The tester's find: logs repeat rows (DiffusionDB a prompt per image, AOL a query per
+    click), and the session so far was the previous session's last 5 rows, so that each
+    prompt's copy took a place of the look-back. The last prompt, contained in the second
+    (its nearest 3-gram match, 5 distinct prompts back), was found in the log but not in
+    the log doubled: 1 session became 2. The look-back is the last 5 distinct queries."""
+    once = log(*(("u", m, text) for m, text in PROMPTS))
+    twice = log(*(("u", m, text) for m, text in PROMPTS for _ in range(2)))
+    for events in (once, twice):
+        out = sessions_with_missions(events, SegmentConfig(), MissionConfig())
+        assert set(out["session_id"]) == {"u/0"} and set(out["mission_id"]) == {"u/m0"}
+
+
+POOL = ("jaguar xk engine parts", "jaguar dealers", "xk engine parts", "Jaguar  Dealers", "cute cats",
+        "cute cats pictures", "cats pictures", "tax forms", "forms", "weather", "the", "🍕", "")  # fmt: skip
+VECTORS = dict(zip(POOL, np.random.default_rng(0).normal(size=(len(POOL), 4)), strict=True))
+
+
+class PoolModel:
+    """A session model of the pool's texts: a scorer (the same first letter) and fixed
+    random vectors, p_same their dot product's."""
+
+    def __call__(self, a: pl.Series, b: pl.Series) -> np.ndarray:
+        return (a.str.slice(0, 1).str.to_lowercase() == b.str.slice(0, 1).str.to_lowercase()).to_numpy() * 1.0
+
+    def embed(self, texts: pl.Series) -> np.ndarray:
+        vectors = np.array([VECTORS[t] for t in texts.to_list()]).reshape(-1, 4)
+        return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+    def p_same(self, scores: np.ndarray) -> np.ndarray:
+        return (scores + 1) / 2
+
+
+TIMED_ROWS = st.lists(
+    st.tuples(st.sampled_from("uv"), st.integers(0, 30).map(lambda k: k * k), st.sampled_from(POOL)),
+    min_size=1, max_size=40,
+)  # fmt: skip
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    rows=TIMED_ROWS,
+    copies=st.lists(st.integers(0, 5), max_size=40),
+    kind=st.sampled_from(["time", "lexical", "cascade", "cascade + model"]),
+)
+@example(  # a query the session so far keeps, its predecessor copied 4 times (5 rows: the old look-back)
+    rows=[("u", 0, "jaguar xk engine parts"), ("u", 1, "jaguar dealers"), ("u", 4, "xk engine parts")],
+    copies=[0, 4],
+    kind="cascade",
+)
+def test_duplicated_rows_change_no_session_and_no_mission(rows, copies, kind):
+    """Any rows of a log duplicated (the same user, time and query; each copy logged right
+    after its row, as a row per click or per image is), any number of times: every row of
+    the log keeps its session and its mission, and each copy has its row's. Times are
+    squares of minutes, so that ties, short gaps and gaps past six hours all occur. (A
+    blank query is the same as no other, so under `lexical`, which reads no time, a blank
+    row's copy starts a session of its own: no blank row is copied there.)"""
+    rows = sorted(rows, key=lambda row: row[1])  # so that a copy logged after its row comes after it in time too
+    copies = [copies[i] if i < len(copies) else 0 for i in range(len(rows))]
+    if kind == "lexical":
+        copies = [0 if query == "" else n for (_, _, query), n in zip(rows, copies, strict=True)]
+    model = PoolModel() if kind == "cascade + model" else None
+    cfg = SegmentConfig(method="cascade" if model else kind)
+
+    def segmented(repeat: list[int]) -> pl.DataFrame:
+        logged = [(row, i) for i, row in enumerate(rows) for _ in range(1 + repeat[i])]
+        out = sessions_with_missions(log(*(row for row, _ in logged)), cfg, MissionConfig(), model, embedder=model)
+        return out.sort("row_id").with_columns(original=pl.Series([i for _, i in logged]))
+
+    plain = segmented([0] * len(rows))
+    doubled = segmented(copies)
+    got = doubled.join(plain.select("original", "session_id", "mission_id"), on="original", suffix="_plain")
+    assert got["session_id"].to_list() == got["session_id_plain"].to_list()
+    assert got["mission_id"].to_list() == got["mission_id_plain"].to_list()
+
+
+@settings(max_examples=40, deadline=None)
+@given(rows=TIMED_ROWS, kind=st.sampled_from(["time", "cascade", "cascade + model"]))
+def test_a_log_appended_to_itself_has_the_sessions_and_missions_of_the_log(rows, kind):
+    """The log written twice, one copy after the other (the tester's doubled 18,000 rows:
+    a copy of a row of a time stamp shared with other queries comes after all of them):
+    each row and its copy are in the row's session and mission."""
+    model = PoolModel() if kind == "cascade + model" else None
+    cfg = SegmentConfig(method="cascade" if model else kind)
+    plain = sessions_with_missions(log(*rows), cfg, MissionConfig(), model, embedder=model).sort("row_id")
+    twice = sessions_with_missions(log(*rows, *rows), cfg, MissionConfig(), model, embedder=model).sort("row_id")
+    for column in ("session_id", "mission_id"):
+        assert twice[column].to_list() == plain[column].to_list() * 2
 
 
 def test_a_pair_scorer_decides_what_the_cascade_would_break_and_all_of_learned():
