@@ -360,6 +360,12 @@ def saved_settings(name: str) -> dict[str, object]:
     return json.loads(settings_file.read_text()) if settings_file.is_file() else {}
 
 
+def load_tokenizer(name: str) -> PreTrainedTokenizerBase:
+    """The tokenizer of the encoder called `name` (as `load_encoder` names it), without its
+    weights: what `unread_texts` asks before a job starts its workers."""
+    return AutoTokenizer.from_pretrained(minilm_path() if name in (TINY, MINILM_LOCAL) else name)
+
+
 def load_encoder(
     name: str, *, max_length: int | None = None, normalize: bool | None = None, seed: int = 0
 ) -> TextEncoder:

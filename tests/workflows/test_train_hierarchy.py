@@ -414,3 +414,68 @@ def test_a_training_stopped_by_a_signal_ends_its_run_and_says_so(sent, when, sai
             for process in [*psutil.Process(job.pid).children(recursive=True), psutil.Process(job.pid)]:
                 with contextlib.suppress(psutil.Error):
                     process.kill()
+
+
+def write_hierarcaps(directory: Path, train: list[str], test: list[str]) -> str:
+    """A HierarCaps-shaped directory of `train` chains (the expanded file) and `test` chains: `hierarcaps:DIR`."""
+    import gzip
+
+    from hierarchies.hierarcaps import EXPANDED_FILE, TEST_FILE
+
+    directory.mkdir(parents=True, exist_ok=True)
+    pl.DataFrame({"id": range(len(test)), "captions": test, "image_url": [f"te{i}" for i in range(len(test))]},
+                 schema={"id": pl.Int64, "captions": pl.String, "image_url": pl.String}).write_csv(
+        directory / TEST_FILE)  # fmt: skip
+    expanded = pl.DataFrame({"positive": train, "negative": ["x => y => z => w"] * len(train),
+                             "image_url": [f"tr{i}" for i in range(len(train))]}).write_csv()  # fmt: skip
+    (directory / EXPANDED_FILE).write_bytes(gzip.compress(expanded.encode()))
+    return f"hierarcaps:{directory}"
+
+
+# the tester's dag_onlyemoji
+ONLY_EMOJI = ["food => dessert => cake => 蛋糕 🍰", "food => fruit => pome => apple",
+              "food => fruit => citrus => lemon", "animal => bird => raptor => eagle"]  # fmt: skip
+
+
+@pytest.mark.parametrize("model", ["tiny", "minilm-local"])
+def test_a_node_the_model_cannot_read_is_refused_before_training_in_one_line(model, monkeypatch, tmp_path):
+    """The tester's find: a caption read as `[UNK]` alone (`蛋糕 🍰`) has no point (NaN, by
+    design), and training stopped at its first evaluation as "training diverged at step 5:
+    the points of 1 of its 13 nodes became NaN or infinite ... lower the learning rates",
+    whatever the learning rates. Now one line, exit 2, before the MLflow run and Ray start."""
+    import workflows.jobs.train_hierarchy
+    import workflows.tracking.store
+
+    def started(*args, **kwargs):
+        raise RuntimeError("started: the unread node was not refused first")
+
+    monkeypatch.setattr(workflows.jobs.train_hierarchy, "train_best", started)
+    monkeypatch.setattr(workflows.tracking.store, "training_run", started)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    data = write_hierarcaps(tmp_path / "dag_onlyemoji", ONLY_EMOJI, ["animal => bird => raptor => eagle"])
+    done = runner.invoke(app, ["train", "hierarchy", "--data", data, "--model", model, "--max-steps", "10",
+                               "--batch-size", "8", "--no-register"])  # fmt: skip
+    lines = done.output.strip().splitlines()
+    assert done.exit_code == 2 and len(lines) == 1, done.output
+    said = (
+        f"{data}: 1 of its 13 nodes have a text that {model} reads as unknown tokens alone (the first: "
+        "'蛋糕 🍰'), so no point can place them; remove or reword them in the data, or give --model an encoder"
+    )
+    assert lines[0].startswith("error: ") and said in lines[0], lines[0]
+    assert not (tmp_path / "mlflow.db").exists()
+
+
+def test_a_wordnet_node_the_model_cannot_read_is_refused_too(monkeypatch, tmp_path):
+    """Every data source goes through the one check: a WordNet hierarchy with a node of emoji alone."""
+    import workflows.jobs.train_hierarchy
+    from hierarchies.datasets import build_hierarchy
+    from workflows.training.hierarchy import HierarchyData, split_edges
+
+    h = build_hierarchy(pl.DataFrame({"id1": ["dog.n.01", "🐱.n.01"], "id2": ["mammal.n.01"] * 2}),
+                        pl.DataFrame({"child": ["dog.n.01", "🐱.n.01"], "parent": ["mammal.n.01"] * 2}))  # fmt: skip
+    monkeypatch.setattr(workflows.jobs.train_hierarchy, "load_data", lambda cfg: HierarchyData(split_edges(h, 0.0)))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    done = runner.invoke(app, ["train", "hierarchy", "--model", "tiny", "--batch-size", "1", "--no-register"])
+    assert done.exit_code == 2 and len(done.output.strip().splitlines()) == 1, done.output
+    said = "wordnet-mammals: 1 of its 3 nodes have a text that tiny reads as unknown tokens alone (the first: '🐱')"
+    assert said in done.output, done.output

@@ -279,3 +279,22 @@ def test_euclidean_lookup_at_dim_2_is_far_below_poincare():
         task, model, _ = steps(cfg, split)
         maps[manifold] = task.evaluate(model, 0, 1)["map"]
     assert maps["poincare"] > 2.5 * maps["euclidean"]  # 0.44 and 0.13 (150 epochs: 0.75 and 0.14)
+
+
+def test_a_node_the_model_cannot_read_is_no_divergence():
+    """A node read as unknown tokens alone has a NaN point by design: the evaluation says so
+    (as `train hierarchy` refuses it before training), never "its points became NaN"."""
+    import polars as pl
+
+    from models.encoder import load_encoder
+    from models.hierarchy import HierarchyTextModel
+    from workflows.training.hierarchy import evaluate_model
+    from workflows.training.loop import ModelNotFinite
+
+    h = build_hierarchy(pl.DataFrame({"id1": ["dog.n.01", "🐱.n.01"], "id2": ["mammal.n.01"] * 2}),
+                        pl.DataFrame({"child": ["dog.n.01", "🐱.n.01"], "parent": ["mammal.n.01"] * 2}))  # fmt: skip
+    model = HierarchyTextModel(load_encoder("tiny"), 4, hidden=0)
+    cfg = HierarchyTrainConfig(model="tiny", dim=4)
+    with pytest.raises(ValueError, match=r"1 of its 3 nodes have a text that tiny reads as unknown") as caught:
+        evaluate_model(model, HierarchyData(split_edges(h, 0.0)), cfg)
+    assert not isinstance(caught.value, ModelNotFinite)

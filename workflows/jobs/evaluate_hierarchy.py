@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from workflows.jobs.train_hierarchy import SPLIT, WORDNET, HierarchyTrainConfig
-from workflows.training.hierarchy import evaluate_with_baselines, load_data, load_model
+from workflows.training.hierarchy import evaluate_with_baselines, load_data, load_model, refuse_unread_nodes
 
 PROTOCOLS = ("reconstruction", "hit")
 
@@ -70,6 +70,7 @@ def evaluate_hierarchy(
     if protocol == "reconstruction":
         reconstruction_split(trained, given)
     data = load_data(cfg)
+    refuse_unread_nodes(data, cfg)  # a node with no point is no divergence either
     with tempfile.TemporaryDirectory() as tmp:
         if cfg.lookup:
             local = Path(mlflow.artifacts.download_artifacts(f"runs:/{run_id}/table", dst_path=tmp))

@@ -44,6 +44,7 @@ from workflows.training.hierarchy import (
     evaluate_with_baselines,
     load_data,
     load_model,
+    refuse_unread_nodes,
 )
 from workflows.training.loop import (
     Trained,
@@ -488,6 +489,7 @@ def run(job: TrainHierarchyJob, run_name: str | None = None) -> TrainOutcome:
             cfg = replace(cfg, dim=encoder_width)
     require_storage(job.storage)
     data = load_data(cfg)
+    refuse_unread_nodes(data, cfg)  # before Ray and the run: such a node has no point (NaN)
     split = data.split
     params = {**cfg.to_dict(), "nodes": split.full.n_nodes, "train_edges": len(split.train_edges()),
               "test_edges": len(split.test_edges), "test_nodes": len(split.test_nodes)}  # fmt: skip

@@ -65,6 +65,32 @@ def load_data(cfg: HierarchyTrainConfig) -> HierarchyData:
     return HierarchyData(_wordnet_split(cfg))
 
 
+def refuse_unread_nodes(data: HierarchyData, cfg: HierarchyTrainConfig) -> None:
+    """ValueError in one line when the text model `cfg.model` cannot read the text of some
+    node of `data` (its tokenizer reads it as unknown tokens alone, or no token:
+    `models.encoder.unread_texts`, such as `蛋糕 🍰` to MiniLM): such a node has no point
+    (NaN, by design), so it can neither train nor be scored, and it stopped training at
+    its first evaluation as if the run had diverged, whatever the learning rates. It is
+    refused rather than left out: a node is the ancestor of others, whose chains would
+    lose a level without a word. A lookup table reads no text: nothing to check."""
+    if cfg.lookup:
+        return
+    from models.encoder import load_tokenizer, unread_texts
+
+    texts = data.split.full.texts
+    unread = unread_texts(load_tokenizer(cfg.model), texts.tolist(), cfg.max_length)
+    if unread.any():
+        raise ValueError(unread_nodes_said(cfg.data, cfg.model, texts, unread))
+
+
+def unread_nodes_said(data: str, model: str, texts: np.ndarray, unread: np.ndarray) -> str:
+    """The one line that refuses the nodes `unread` ((n,) bool) of `texts` (n,) of `data`."""
+    first = str(texts[np.flatnonzero(unread)[0]])
+    return (f"{data}: {np.count_nonzero(unread):,} of its {len(texts):,} nodes have a text that {model} reads as "
+            f"unknown tokens alone (the first: {first!r}), so no point can place them; remove or reword them in "
+            "the data, or give --model an encoder whose vocabulary reads them")  # fmt: skip
+
+
 def hit_data(h: Hierarchy, holdout: str, seed: int) -> HierarchyData:
     """HiT's protocol on `h` (`hierarchies.hit`): training on the task's training edges
     (direct edges only), its test positives held out for link prediction, and the
@@ -324,6 +350,13 @@ def evaluate_model(
 
     if points is None:
         points = node_points(module, data.split.full.texts, rank, size)
+    if not np.isfinite(points).all() and hasattr(module, "encoder"):  # a text the model cannot read: NaN by design
+        from models.encoder import unread_texts
+
+        texts = data.split.full.texts
+        unread = unread_texts(module.encoder.tokenizer, texts.tolist(), module.encoder.max_length)
+        if unread.any():  # refused before training (`refuse_unread_nodes`): no divergence
+            raise ValueError(unread_nodes_said(cfg.data, cfg.model, texts, unread))
     if not np.isfinite(points).all():  # its metrics would rank NaN distances (every worker holds all points)
         raise ModelNotFinite(f"the points of {np.count_nonzero(~np.isfinite(points).all(axis=1)):,} of its "
                              f"{len(points):,} nodes became NaN or infinite")  # fmt: skip
