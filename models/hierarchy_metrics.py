@@ -136,18 +136,44 @@ def chain_metrics(module: Any, chains: np.ndarray, rank: int = 0, size: int = 1)
 
     module: a hierarchy text model (`points`, `norm`, `distance`); chains: (c, 4)
     captions, general first; every worker of `size` encodes a share of the captions.
-    Keys: `kendall_tau` and those of `hierarchies.metrics.chain_retrieval`.
+    A chain with a caption the model cannot read (unknown tokens alone: no point,
+    `models.encoder.unread_texts`) is left out of both and counted: the figures are
+    those of the chains read (such a chain's tau was 0, as if its norms all tied, and
+    its captions were retrieved at NaN distances). Keys: `unread_chains`, and where a
+    chain is read `kendall_tau` and those of `hierarchies.metrics.chain_retrieval`
+    (none where no chain is read: `no_chain_read` says so).
     """
-    pool, index, queries, relevant = retrieval_task(chains)
+    every = np.unique(chains)  # (p,) sorted: every caption, encoded once
     device = next(module.parameters()).device
-    points = torch.from_numpy(node_points(module, pool, rank, size)).to(device)  # (p, d)
-    norms = module.norm(points).cpu().numpy()  # (p,)
+    points = node_points(module, every, rank, size)  # (p, d), NaN where unread
+    kept = read_chains(chains, every, np.isfinite(points).all(axis=1))
+    out = {"unread_chains": len(chains) - len(kept)}
+    if not len(kept):
+        return out
+    pool, index, queries, relevant = retrieval_task(kept)
+    x = torch.from_numpy(points[np.searchsorted(every, pool)]).to(device)  # (p', d): the read chains' captions
+    norms = module.norm(x).cpu().numpy()  # (p',)
     distance = np.concatenate(
-        [module.distance(points[queries[i : i + 100], None], points[None]).cpu().numpy()
+        [module.distance(x[queries[i : i + 100], None], x[None]).cpu().numpy()
          for i in range(0, len(queries), 100)]
-    )  # (q, p), 100 queries at a time  # fmt: skip
-    eligible = norms[None, :] < norms[queries, None]  # (q, p)
-    return {"kendall_tau": kendall_levels(norms[index]), **chain_retrieval(distance, eligible, relevant)}
+    )  # (q, p'), 100 queries at a time  # fmt: skip
+    eligible = norms[None, :] < norms[queries, None]  # (q, p')
+    return out | {"kendall_tau": kendall_levels(norms[index]), **chain_retrieval(distance, eligible, relevant)}
+
+
+def read_chains(chains: np.ndarray, pool: np.ndarray, read: np.ndarray) -> np.ndarray:
+    """The chains (c, levels) whose every caption is read, (c', levels): `pool` (p,) the sorted
+    distinct captions of `chains`, `read` (p,) bool which of them the model reads."""
+    return chains[read[np.searchsorted(pool, chains)].all(axis=1)]
+
+
+def no_chain_read(metrics: dict) -> str | None:
+    """What to say of the `metrics` of HierarCaps where no test chain was read (no Kendall's tau, no
+    retrieval); None otherwise."""
+    if "unread_chains" in metrics and "kendall_tau" not in metrics:
+        return (f"none of the {metrics['unread_chains']:,} test chains could be read (each has a caption of unknown "
+                "tokens alone to the model): no kendall_tau or retrieval")  # fmt: skip
+    return None
 
 
 def pretrained_chain_metrics(encoder_name: str, chains: np.ndarray, max_length: int = 32) -> dict[str, float]:
@@ -155,14 +181,22 @@ def pretrained_chain_metrics(encoder_name: str, chains: np.ndarray, max_length: 
     normalised): Kendall's tau of its Euclidean norm against the levels, and retrieval
     by cosine similarity among all other captions (it has no notion of more general).
 
-    encoder_name: as `models.encoder.load_encoder` takes it; chains: (c, 4) captions.
+    encoder_name: as `models.encoder.load_encoder` takes it; chains: (c, 4) captions;
+    scored on the chains whose every caption it reads, as `chain_metrics` ({} for none).
     Keys: `kendall_tau_pretrained_norm` and `pretrained_cosine_<retrieval key>`.
     """
-    pool, index, queries, relevant = retrieval_task(chains)
-    vectors = load_encoder(encoder_name, max_length=max_length, normalize=False).encode(pool.tolist())  # (p, h)
-    norms = np.linalg.norm(vectors, axis=1)  # (p,)
-    unit = vectors / np.maximum(norms, 1e-12)[:, None]  # (p, h)
-    eligible = np.ones_like(relevant)  # (q, p)
+    from models.encoder import unread_texts
+
+    encoder = load_encoder(encoder_name, max_length=max_length, normalize=False)
+    every = np.unique(chains)  # (p,) sorted
+    kept = read_chains(chains, every, ~unread_texts(encoder.tokenizer, every.tolist(), encoder.max_length))
+    if not len(kept):
+        return {}
+    pool, index, queries, relevant = retrieval_task(kept)
+    vectors = encoder.encode(pool.tolist())  # (p', h)
+    norms = np.linalg.norm(vectors, axis=1)  # (p',)
+    unit = vectors / np.maximum(norms, 1e-12)[:, None]  # (p', h)
+    eligible = np.ones_like(relevant)  # (q, p')
     eligible[np.arange(len(queries)), queries] = False
     retrieval = chain_retrieval(1.0 - unit[queries] @ unit.T, eligible, relevant)
     return {"kendall_tau_pretrained_norm": kendall_levels(norms[index]),

@@ -183,3 +183,33 @@ def _batch(model):
     ancestors = {1: {0}, 2: {0, 1}, 4: {3, 0}, 3: {0}}
     valid = torch.tensor([[k != int(c) and k not in ancestors[int(c)] for k in range(5)] for c in child])
     return points[child], points[ancestor], points, valid
+
+
+# the tester's emojitest: two test chains the model reads, two with a caption of emoji alone
+READ_CHAINS = [["animal", "bird", "raptor", "eagle"], ["animal", "bird", "songbird", "robin"]]
+UNREAD_CHAINS = [["food", "dessert", "cake", "🍰"], ["food", "dessert", "🍨", "🍦"]]
+
+
+def test_chains_with_a_caption_the_model_cannot_read_are_left_out_and_counted(model):
+    """A tester's find: a chain with a caption of unknown tokens alone (NaN norms) had its
+    tau turned into 0, the value of a chain whose norms all tie, and its captions were
+    retrieved at NaN distances: `emojitest` said kendall_tau 0.250 without a word. Now
+    such a chain is left out of tau and retrieval and counted; the figures are those of
+    the chains read, as if the others were not there."""
+    from models.hierarchy_metrics import chain_metrics, pretrained_chain_metrics
+
+    both = np.array(READ_CHAINS + UNREAD_CHAINS)
+    alone = chain_metrics(model, np.array(READ_CHAINS))
+    mixed = chain_metrics(model, both)
+    assert mixed == pytest.approx(alone | {"unread_chains": 2})
+    assert alone["unread_chains"] == 0 and np.isfinite(list(alone.values())).all()
+    from models.hierarchy_metrics import no_chain_read
+
+    assert no_chain_read(mixed) is None
+    assert pretrained_chain_metrics("tiny", both) == pytest.approx(
+        pretrained_chain_metrics("tiny", np.array(READ_CHAINS))
+    )
+    none = chain_metrics(model, np.array(UNREAD_CHAINS))  # none read: said so, no NaN
+    assert none == {"unread_chains": 2} and pretrained_chain_metrics("tiny", np.array(UNREAD_CHAINS)) == {}
+    assert no_chain_read(none) == ("none of the 2 test chains could be read (each has a caption of unknown tokens "
+                                   "alone to the model): no kendall_tau or retrieval")  # fmt: skip

@@ -276,7 +276,8 @@ def hierarchy(job: EvaluateHierarchyJob, as_json: JsonOption = False) -> None:
     order of the test hierarchies) and retrieval_precision_at_K / retrieval_recall_at_K
     (each hierarchy's most specific caption retrieves its ancestors among all test
     captions: the more general ones, nearest first), next to the pretrained
-    encoder's (kendall_tau_pretrained_norm, pretrained_cosine_*). The data and
+    encoder's (kendall_tau_pretrained_norm, pretrained_cosine_*), on the hierarchies
+    whose every caption the model reads (unread_chains counts the others). The data and
     held-out split default to the model's own.
 
     --protocol hit adds HiT's F1 (He et al. 2024): multi_hop_f1_rn / _hn and
@@ -286,6 +287,7 @@ def hierarchy(job: EvaluateHierarchyJob, as_json: JsonOption = False) -> None:
     hit-mixed, or a text model trained on other data.
     """
     from hierarchies.hit import BEYOND, lambdas_at_search_end
+    from models.hierarchy_metrics import no_chain_read
     from workflows.jobs.evaluate_hierarchy import run
 
     metrics, cfg = run(job)
@@ -299,6 +301,8 @@ def hierarchy(job: EvaluateHierarchyJob, as_json: JsonOption = False) -> None:
     for key, value in metrics.items():
         table.add_row(key, f"{value:.4f}")
     out.print(table)
+    if unread := no_chain_read(metrics):
+        out.print(f"note: {unread}", soft_wrap=True, highlight=False)
     if capped := lambdas_at_search_end(metrics):
         out.print(f"note: {', '.join(capped)} at the end of the search ({BEYOND[-1]:g}): the validation pairs asked "
                   "for a larger λ; the F1 beside it may be short of what the model's points allow")  # fmt: skip

@@ -411,7 +411,7 @@ def _finish(
 ) -> TrainOutcome:
     import mlflow
 
-    from models.hierarchy_metrics import node_points
+    from models.hierarchy_metrics import no_chain_read, node_points
     from workflows.figures import poincare_disk, specificity_by_depth
     from workflows.tracking.hierarchy_model import NAME, log_hierarchy_model
     from workflows.tracking.hierarchy_model import norms as norms_of
@@ -440,10 +440,11 @@ def _finish(
     for figure in figures:
         mlflow.log_artifact(str(figure))
     figures = [f.name for f in figures]
+    notes = tuple(note for note in [no_chain_read(metrics)] if note)  # HierarCaps with no test chain read
     if cfg.lookup:
         mlflow.log_artifacts(str(directory), "table")
         return TrainOutcome(run_id, f"runs:/{run_id}/table", None, Promotion(False), metrics, trained.where, figures,
-                            trained.stopped)  # fmt: skip
+                            trained.stopped, notes)  # fmt: skip
     model_uri = log_hierarchy_model(directory, cfg.model)
     described = (f"{cfg.model} -> {cfg.manifold} ({cfg.dim}-d) on {cfg.data}, held out: {cfg.holdout}: "
                  f"reconstruction MAP {metrics['map']:.4f}.")  # fmt: skip
@@ -453,7 +454,7 @@ def _finish(
         else (None, Promotion(False))
     )
     return TrainOutcome(run_id, f"runs:/{run_id}/model", registered, champion, metrics, trained.where, figures,
-                        trained.stopped)  # fmt: skip
+                        trained.stopped, notes)  # fmt: skip
 
 
 @dataclass(frozen=True)
