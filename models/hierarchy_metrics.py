@@ -67,9 +67,9 @@ def evaluate_points(
     table = _Points(torch.from_numpy(points).to(device), distance)
     train_edges = split.train_edges()  # (m, 2) child, ancestor
     n = len(points)
-    metrics = dict(reconstruction(lambda u: distances(table, u), _of_children(train_edges, max_nodes, seed), n))
+    metrics = dict(reconstruction(lambda u: distances(table, u), of_children(train_edges, max_nodes, seed), n))
     if len(split.test_edges):
-        held = _of_children(split.test_edges, max_nodes, seed)
+        held = of_children(split.test_edges, max_nodes, seed)
         linked = link_prediction(lambda u: distances(table, u), held, train_edges, n)
         metrics |= {f"link_{k}": v for k, v in linked.items()}
     # the distance from the origin of the ball grows with the Euclidean norm: the same order
@@ -77,7 +77,7 @@ def evaluate_points(
     return metrics
 
 
-def _of_children(edges: np.ndarray, most: int, seed: int) -> np.ndarray:
+def of_children(edges: np.ndarray, most: int, seed: int) -> np.ndarray:
     """The (child, ancestor) pairs `edges` (m, 2) of at most `most` children, drawn
     uniformly (seeded) when there are more."""
     children = np.unique(edges[:, 0])

@@ -697,3 +697,46 @@ def test_promote_refuses_a_version_of_a_run_that_did_not_finish(store, monkeypat
     assert "is still RUNNING" in CliRunner().invoke(app, ["promote", "session-model", "2"]).output
     store.set_terminated(failed_run, "FINISHED")
     assert CliRunner().invoke(app, ["promote", "session-model", "2"]).exit_code == 0
+
+
+def test_hierarchy_runs_that_differ_only_in_a_seed_that_draws_nothing_are_compared(store, tmp_path):
+    """A tester's find: runs differing only in `--seed` were never compared for champion
+    ("trained with seed 0 (this one 1), so the two are not compared"), even where the seed
+    draws nothing (HierarCaps, or WordNet with `--holdout none`). The champion now compares
+    the digest of the evaluation data actually used (`evaluation_digest`), as the session
+    model compares its validation pairs': the same whatever the seed where it draws nothing,
+    another where it draws the held-out pairs, and another for a directory whose files changed."""
+    import gzip
+    from dataclasses import replace
+
+    from hierarchies.hierarcaps import EXPANDED_FILE, TEST_FILE
+    from workflows.jobs.train_hierarchy import CHAMPION_SAME, HierarchyTrainConfig
+    from workflows.training.hierarchy import evaluation_digest, load_data
+
+    def digest(cfg: HierarchyTrainConfig) -> str:
+        return evaluation_digest(load_data(cfg), cfg)
+
+    mammals = HierarchyTrainConfig(model="tiny")
+    assert digest(mammals) == digest(replace(mammals, seed=1))
+    held = replace(mammals, holdout="edges")
+    assert digest(held) != digest(replace(held, seed=1)) and digest(held) != digest(mammals)
+
+    def write(test: str) -> HierarchyTrainConfig:
+        (tmp_path / TEST_FILE).write_text(f"id,captions,image_url\n0,{test},te0\n")
+        expanded = "positive,negative,image_url\nfood => fruit => pome => apple,x => y => z => w,tr0\n"
+        (tmp_path / EXPANDED_FILE).write_bytes(gzip.compress(expanded.encode()))
+        return HierarchyTrainConfig(data=f"hierarcaps:{tmp_path}", model="tiny").resolved()
+
+    caps = write("animal => bird => raptor => eagle")
+    first = digest(caps)
+    assert first == digest(replace(caps, seed=1)) and first != digest(mammals)
+    assert digest(write("animal => bird => songbird => robin")) != first  # the same path, other test chains
+
+    def version(value: float, **params: object) -> str:
+        return _registered(store, "h2", {"data": caps.data, "seed": 0, "eval_digest": first, **params}, "map", value)
+
+    store.create_registered_model("h2")
+    assert promote_if_best(store, "h2", version(0.5), "map", same=CHAMPION_SAME)
+    assert promote_if_best(store, "h2", version(0.6, seed=1), "map", same=CHAMPION_SAME)  # the seed drew nothing
+    changed = promote_if_best(store, "h2", version(0.9, eval_digest="0" * 16), "map", same=CHAMPION_SAME)
+    assert not changed and "was trained with eval_digest" in changed.why

@@ -42,6 +42,7 @@ from workflows.training.hierarchy import (
     HierarchyData,
     HierarchyTask,
     evaluate_with_baselines,
+    evaluation_digest,
     load_data,
     load_model,
     refuse_unread_nodes,
@@ -64,9 +65,13 @@ DATA = ("wordnet-mammals", "wordnet-nouns", "hierarcaps:PATH")
 TEXT_MODEL_LOSS = ("curvature", "ranking", "triplet_margin", "norm_weight", "norm_loss")
 WORDNET = DATA[:2]
 HOLDOUTS = ("none", "edges", "nodes", "hit-multi", "hit-mixed")
-# The settings that draw the held-out pairs: a reconstruction MAP compares with another
-# only under the same (the champion; `evaluate hierarchy`'s split check).
+# The settings that draw the held-out pairs (`evaluate hierarchy`'s split check).
 SPLIT = ("data", "holdout", "holdout_share", "seed")
+# A reconstruction MAP compares with another (the champion) only on the same evaluation data: the digest of
+# its nodes, pairs evaluated and test chains (`evaluation_digest`), not the settings that drew them (runs that
+# differ only in a --seed that draws nothing, without a held-out split, were never compared; a HierarCaps
+# directory whose files changed compared by its path)
+CHAMPION_SAME = ("eval_digest",)
 DEFAULT_DIM = 10
 # Each kind of model's best measured setting (docs/hierarchy-model.md, with the runs
 # that show it): a setting not given takes its model's value. The lookup table's is
@@ -449,7 +454,7 @@ def _finish(
     described = (f"{cfg.model} -> {cfg.manifold} ({cfg.dim}-d) on {cfg.data}, held out: {cfg.holdout}: "
                  f"reconstruction MAP {metrics['map']:.4f}.")  # fmt: skip
     registered, champion = (
-        register_model(model_uri, NAME, "map", same=SPLIT, description=described)
+        register_model(model_uri, NAME, "map", same=CHAMPION_SAME, description=described)
         if register
         else (None, Promotion(False))
     )
@@ -493,7 +498,8 @@ def run(job: TrainHierarchyJob, run_name: str | None = None) -> TrainOutcome:
     refuse_unread_nodes(data, cfg)  # before Ray and the run: such a node has no point (NaN)
     split = data.split
     params = {**cfg.to_dict(), "nodes": split.full.n_nodes, "train_edges": len(split.train_edges()),
-              "test_edges": len(split.test_edges), "test_nodes": len(split.test_nodes)}  # fmt: skip
+              "test_edges": len(split.test_edges), "test_nodes": len(split.test_nodes),
+              "eval_digest": evaluation_digest(data, cfg)}  # fmt: skip
     named = ", joined lemmas alone" if cfg.names == "text" else ""  # the default names every run
     named += f", {cfg.sibling_negatives} sibling negatives" if cfg.sibling_negatives else ""
     name = run_name or f"{cfg.model} {space(cfg)} on {cfg.data}{named}, held out: {cfg.holdout}"
