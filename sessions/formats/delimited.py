@@ -255,6 +255,9 @@ class DelimitedFormat(LogFormat):
             return self.columns, block
         if first is None or "\x00" in first:  # UTF-16's NULs are valid UTF-8
             raise ValueError(f"{path}: the header line is not UTF-8 text; {not_utf8_advice(block.first_line_bytes())}")
+        if not first.strip():  # an IndexError's traceback for a table (a breaker's find), no column '' for Webis
+            raise ValueError(f"{path}: its first line is blank, where the header line naming its columns is read: "
+                             "remove the blank lines before the header")  # fmt: skip
         header = pl.select(split_delimited(pl.lit(first), self.sep, self.quote, self.quoting)).item()
         # names as written (` user `: mapped exactly, or by `user`: `Fields`); a BOM that starts the line is no name's
         # (one more after the file's own, which the reader dropped), one within it is text: a column named U+FEFF

@@ -1013,3 +1013,20 @@ def test_parquet_or_json_lines_named_alone_under_a_text_format_are_told_what_the
         ingest([path], fmt, tmp_path / "out", options=options)
     assert str(refused.value) == f"{path}: --format {fmt} reads a delimited text log with a header line, and " + (
         advice + layout)  # fmt: skip
+
+
+@pytest.mark.parametrize("fmt", ["table", "midjourney", "webis-smc"])
+def test_a_blank_line_before_the_header_is_told_in_one_line(tmp_path, fmt):
+    """A breaker's find: a table whose first line is blank was an IndexError's traceback
+    (Webis-SMC-12's was told it had no column 'UserID' among ['']); every format of a
+    header line says the line is blank, in one line."""
+    from sessions.formats import ReadOptions
+    from sessions.ingest import ingest
+
+    path = tmp_path / "log.csv"
+    path.write_text("\n \r\nuser,time,text\na,1600000000,x\n")
+    options = ReadOptions(map="user=user,time=time,text=text") if fmt == "table" else ReadOptions()
+    with pytest.raises(ValueError) as refused:
+        ingest([path], fmt, tmp_path / "out", options=options)
+    assert str(refused.value) == (f"{path}: its first line is blank, where the header line naming its columns is "
+                                  "read: remove the blank lines before the header")  # fmt: skip
