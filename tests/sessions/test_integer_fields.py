@@ -233,3 +233,20 @@ def test_a_discord_id_through_a_float_is_told_in_every_layout(tmp_path, kind):
     assert users == ["1.0612563642406546e+17", "7" if kind != "csv" else "7.0", "1.0612563642406546e+17"]
     assert [f.float_users for f in report.files] == [2 if kind != "csv" else 3]
     assert ingest_rows(report.to_dict())[f"  {path}: user ids"].startswith(f"{2 if kind != 'csv' else 3} rows' user")
+
+
+def test_a_built_in_format_tells_only_of_the_ids_whose_digits_were_lost(tmp_path):
+    """A breaker's find: a Midjourney file's note said that ids such as 599381.0 were read as
+    written, where a built-in format reads them as 599381: only ids of 2**53 or more are
+    counted there, and its note says so."""
+    from workflows.cli.ingest import ingest_rows
+
+    path = tmp_path / "threads.csv"
+    users = ["599381.0", "1.0612563642406546e+17", "7"]
+    rows = [line("midjourney", i, u, None, "1", "0") for i, u in enumerate(users)]
+    path.write_text(HEADERS["midjourney"] + "".join(rows))
+    report = ingest([path], "midjourney", tmp_path / "out")
+    assert read_table(tmp_path / "out" / "events.parquet")["user_id"].to_list() == [
+        "599381", "1.0612563642406546e+17", "7"]  # fmt: skip
+    assert ingest_rows(report.to_dict())[f"  {path}: user ids"].startswith(
+        "1 rows' user ids are floats of 2^53 or more (such as 1.0612563642406546e+17")  # fmt: skip

@@ -291,13 +291,18 @@ def file_not_read(count: dict, report: dict) -> str | None:
 
 NOT_READ_SHOWN = 5  # files none of whose records was read, named each with why; the rest counted
 # User ids read as written in float notation (`Parsed.float_users`), as pandas writes an integer column with a missing
-# value: a table's text, or an id of 2**53 or more whose digits the float lost: other users than the same ids written
-# as integers.
+# value: a table's text (`FLOAT_USERS`), or, in every format, an id of 2**53 or more whose digits the float lost (the
+# only ones a built-in format counts, `LOSSY_USERS`, since it reads 599381.0 as 599381): other users than the same ids
+# written as integers.
 FLOAT_USERS = ("{:,} rows' user ids written as whole floats (such as 599381.0, or 1.0612563642406546e+17, whose "
                "digits past a float's 16 are lost), read as written: another user than 599381 (pandas writes an "
                "integer column with a missing value so: write it with .astype('Int64'), or as Parquet, where "
                "599381.0 is 599381; read ids of 17 digits or more as text, dtype=str, before anything writes them as "
                "floats)")  # fmt: skip
+LOSSY_USERS = ("{:,} rows' user ids are floats of 2^53 or more (such as 1.0612563642406546e+17, a Discord id pandas "
+               "wrote with a missing value in its column), whose digits past a float's 16 are lost: read as written, "
+               "another user than the id's own rows written as integers; read such ids as text, dtype=str, before "
+               "anything writes them as floats")  # fmt: skip
 
 
 def reading_notes(report: dict, read_as: bool = True) -> dict[str, str]:
@@ -308,10 +313,11 @@ def reading_notes(report: dict, read_as: bool = True) -> dict[str, str]:
     `file_not_read`, the words the file named alone would fail with; past
     `NOT_READ_SHOWN` of them, how many more), each damaged file with where its stream
     broke off, how each table's fields were read where the file decided it (`read_as`:
-    False leaves it to a caller that says it otherwise), and each table whose user ids
-    are text as pandas writes floats (`FLOAT_USERS`). Every command that reads a log says
-    them: those that write its events (`ingest`, `segment`, `score`, ...) and those that
-    score against it (`evaluate segmentation`, `evaluate crossval`, `train segmenter`)."""
+    False leaves it to a caller that says it otherwise), and each file whose user ids
+    are text as pandas writes floats (`FLOAT_USERS`; `LOSSY_USERS` in a built-in
+    format). Every command that reads a log says them: those that write its events
+    (`ingest`, `segment`, `score`, ...) and those that score against it (`evaluate
+    segmentation`, `evaluate crossval`, `train segmenter`)."""
     rejected = report.get("rejected_by_reason", {})
     not_read = [f for f in report.get("files", []) if none_read(f)]
     notes: dict[str, str] = {}
@@ -348,7 +354,8 @@ def reading_notes(report: dict, read_as: bool = True) -> dict[str, str]:
     if len(floats) > 3:
         first = next(iter(floats))
         floats = {f"{len(floats):,} files ({first}, ...)": sum(floats.values())}
-    notes.update({f"{path}: user ids": FLOAT_USERS.format(n) for path, n in floats.items()})
+    said = FLOAT_USERS if report.get("format") in (None, "table") else LOSSY_USERS  # a built-in format: ids >= 2**53
+    notes.update({f"{path}: user ids": said.format(n) for path, n in floats.items()})
     return notes
 
 
