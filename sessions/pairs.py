@@ -208,12 +208,12 @@ def mine_pairs(sessions: pl.DataFrame, cfg: MiningConfig) -> pl.DataFrame:
 
 def mined_kind(kind: pl.Expr) -> pl.Expr:
     """A pair's kind (text) as `mine` names it: spaces around it dropped, and a kind that
-    reads as one of `KINDS` but for case, spaces or hyphens (`"Same User"`,
-    `"lexical-hard"`) written as that one, so that a table of one's own draws its hard
+    reads as one of `KINDS` but for case, spaces, hyphens or underscores (`"Same User"`,
+    `"lexical-hard"`, `"same__user"`) written as that one, so that a table of one's own draws its hard
     negatives as `mine`'s (before, `"Same User"` was drawn as a random one without a
     word); any other kind stays as written. Null stays null."""
     kind = kind.str.strip_chars()
-    folded = kind.str.to_lowercase().str.replace_all(r"[\s\-]+", "_")
+    folded = kind.str.to_lowercase().str.replace_all(r"[\s\-_]+", "_")
     return pl.when(folded.is_in(KINDS)).then(folded).otherwise(kind)
 
 

@@ -394,9 +394,9 @@ def test_mines_kinds_spelt_otherwise_are_mines(outputs, tmp_path):
     other = tmp_path / "other.csv"
     mined.with_columns(kind=pl.col("kind").replace("lexical_hard", "Lexical  Hard?")).write_csv(other)
     assert "Lexical  Hard?" in read_pairs(other, None)[0]["kind"].to_list()
-    spelt = pl.Series(["Same User", "same-user", " Random ", "Positive", "weird", None])
+    spelt = pl.Series(["Same User", "same-user", " Random ", "Positive", "weird", None, "same_ user", "same__user"])
     assert pl.select(mined_kind(pl.lit(spelt))).to_series().to_list() == [
-        "same_user", "same_user", "random", "positive", "weird", None]  # fmt: skip
+        "same_user", "same_user", "random", "positive", "weird", None, "same_user", "same_user"]  # fmt: skip
 
 
 def test_the_mission_figure_takes_each_users_missions_as_theirs(outputs, tmp_path):
