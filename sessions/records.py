@@ -120,12 +120,14 @@ def not_utf8_advice(raw: bytes) -> str:
     return "convert it to UTF-8, e.g. with iconv -f WINDOWS-1252 -t UTF-8 (or the encoding it was written in)"
 
 
-def other_layout(first_line: bytes) -> str | None:
-    """What a file read as delimited text holds instead, by its first line (`Block.first_line_bytes`),
-    with how to read it: a Parquet file (its first bytes `PAR1`) or JSON lines (a first
-    line that is a JSON object); None for anything else."""
+def other_layout(first_line: bytes, path: str | Path = "") -> str | None:
+    """What the file at `path`, read as delimited text, holds instead, by its first line
+    (`Block.first_line_bytes`, decompressed), with how to read it: a Parquet file (its
+    first bytes `PAR1`) or JSON lines (a first line that is a JSON object), to be named
+    so, with the compression suffix its name has (`.parquet.gz`); None for anything else."""
     import json
 
+    compressed = storage.name(path)[len(storage.uncompressed_name(path)) :] if path else ""
     if first_line.startswith(b"PAR1"):
         held, suffix = "a Parquet file (its first bytes are PAR1)", ".parquet"
     elif first_line.lstrip(b"\xef\xbb\xbf \t").startswith(b"{"):
@@ -137,7 +139,8 @@ def other_layout(first_line: bytes) -> str | None:
         held, suffix = "JSON lines (its first line is a JSON object)", ".jsonl"
     else:
         return None
-    return f"it is {held}, read as text here: read it with --format table and a --map, under a name ending {suffix}"
+    return (f"it is {held}, read as text here: read it with --format table and a --map, under a name ending "
+            f"{suffix}{compressed}")  # fmt: skip
 
 
 def iter_blocks(

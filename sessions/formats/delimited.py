@@ -245,7 +245,7 @@ class DelimitedFormat(LogFormat):
         return replace(parsed, read_as=self.read_as)
 
     def _read_header(self, block: Block, path: str | Path) -> tuple[Sequence[str], Block]:
-        if self.header == "required" and (held := other_layout(block.first_line_bytes())):
+        if self.header == "required" and (held := other_layout(block.first_line_bytes(), path)):
             # said so, not as a header of odd names (a breaker's Parquet and JSON lines given as Midjourney's); a
             # log whose header is optional (AOL's) rejects such a file's records, and the summary says the same
             raise ValueError(f"{path}: --format {self.name} reads a delimited text log with a header line, and {held}")

@@ -1013,6 +1013,14 @@ def test_parquet_or_json_lines_named_alone_under_a_text_format_are_told_what_the
         ingest([path], fmt, tmp_path / "out", options=options)
     assert str(refused.value) == f"{path}: --format {fmt} reads a delimited text log with a header line, and " + (
         advice + layout)  # fmt: skip
+    # compressed, it is to be named so (a breaker's find: .parquet, where the file is a gzipped one)
+    import gzip
+    import re
+
+    packed = tmp_path / "threads_0.csv.gz"
+    packed.write_bytes(gzip.compress(path.read_bytes()))
+    with pytest.raises(ValueError, match=re.escape(f"under a name ending .{layout}.gz")):
+        ingest([packed], fmt, tmp_path / "out2", options=options)
 
 
 @pytest.mark.parametrize("fmt", ["table", "midjourney", "webis-smc"])

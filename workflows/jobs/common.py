@@ -432,7 +432,7 @@ def _other_layout(location: str) -> str | None:
 
     try:
         with storage.open_input(location) as stream:
-            return other_layout(stream.read(1 << 16).split(b"\n", 1)[0])
+            return other_layout(stream.read(1 << 16).split(b"\n", 1)[0], location)
     except OSError:  # StorageError, DamagedStreamError: then nothing is told of it
         return None
 
