@@ -58,7 +58,7 @@ from workflows.training.loop import (
 )
 
 EXPERIMENT = "hierarchy-model"
-DATA = ("wordnet-mammals", "wordnet-nouns", "hierarcaps:PATH")
+DATA = ("wordnet-mammals", "wordnet-nouns", "hierarcaps:DIR")  # as --help names it
 # a text model's loss settings with defaults of their own, which a lookup table never reads (its
 # ball has curvature 1, its loss the distance softmax of Nickel & Kiela). --gloss names the nodes
 # of its figures; --max-length, unread too, stays allowed: the demo sets it for either model
