@@ -78,3 +78,17 @@ def test_evaluate_refuses_a_split_that_holds_out_training_pairs_in_one_line(trai
     result = runner.invoke(app, ["evaluate", "hierarchy", "--model", trained_on_every_pair, *args])
     assert result.exit_code == 2 and says in result.output, result.output
     assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1
+
+
+def test_a_wordnet_models_split_is_not_carried_to_hierarcaps(store, tmp_path):
+    """A new user's find: a text model trained with --holdout nodes, evaluated with --data
+    hierarcaps:DIR and no --holdout, was told "HierarCaps is evaluated on its own test
+    hierarchies: no --holdout", a holdout the user never gave (the model's). HierarCaps
+    is read with none; the directory is then looked for."""
+    with mlflow.start_run() as run:
+        mlflow.set_tag("sessionflow.job", "train hierarchy")
+        mlflow.log_dict(HierarchyTrainConfig(model="tiny", holdout="nodes").resolved().to_dict(), "config.json")
+    result = runner.invoke(app, ["evaluate", "hierarchy", "--model", run.info.run_id, "--data",
+                                 f"hierarcaps:{tmp_path / 'none'}"])  # fmt: skip
+    assert result.exit_code == 2 and "no --holdout" not in result.output, result.output
+    assert str(tmp_path / "none") in result.output and len(result.output.strip().splitlines()) == 1

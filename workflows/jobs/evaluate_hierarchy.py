@@ -58,6 +58,8 @@ def evaluate_hierarchy(
     if trained["model"] == "lookup" and given.get("data", trained["data"]) != trained["data"]:
         raise ValueError(f"a lookup table places only the nodes of its own data ({trained['data']}), "
                          f"not {given['data']}: score it on its own (no --data), or give a text model")  # fmt: skip
+    if str(given.get("data", "")).startswith("hierarcaps:") and "holdout" not in given:
+        given["holdout"] = "none"  # its own test hierarchies: the model's WordNet split was told "no --holdout"
     if protocol == "hit":
         given["holdout"] = hit_split(trained, given)
     elif protocol != "reconstruction":
