@@ -710,8 +710,8 @@ def test_hierarchy_runs_that_differ_only_in_a_seed_that_draws_nothing_are_compar
     from dataclasses import replace
 
     from hierarchies.hierarcaps import EXPANDED_FILE, TEST_FILE
-    from workflows.jobs.train_hierarchy import CHAMPION_SAME, HierarchyTrainConfig
-    from workflows.training.hierarchy import evaluation_digest, load_data
+    from workflows.jobs.train_hierarchy import CHAMPION_SAME, HierarchyTrainConfig, evaluation_digest
+    from workflows.training.hierarchy import load_data
 
     def digest(cfg: HierarchyTrainConfig) -> str:
         return evaluation_digest(load_data(cfg), cfg)

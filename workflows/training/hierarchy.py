@@ -91,36 +91,6 @@ def unread_nodes_said(data: str, model: str, texts: np.ndarray, unread: np.ndarr
             "the data, or give --model an encoder whose vocabulary reads them")  # fmt: skip
 
 
-def evaluation_digest(data: HierarchyData, cfg: HierarchyTrainConfig) -> str:
-    """A digest of what the champion's metric (reconstruction MAP) and link prediction are
-    computed on (`common.rows_digest`): every node by name (each child's ancestors are
-    ranked among all of them), the training pairs and held-out pairs evaluated (a sample
-    of `max_eval_nodes` children, drawn by the seed, where there are more) and
-    HierarCaps' test chains. Two runs with the same digest are scored on the same data,
-    whatever their seed, path or settings (the seed draws nothing without a held-out
-    split or a sample); a directory whose files changed is other data under one path."""
-    import polars as pl
-
-    from models.hierarchy_metrics import of_children
-    from workflows.jobs.common import rows_digest
-
-    split, most = data.split, cfg.max_eval_nodes
-    names = split.full.names
-
-    def pairs(kind: str, edges: np.ndarray) -> pl.DataFrame:
-        return pl.DataFrame({"kind": kind, "a": names[edges[:, 0]], "b": names[edges[:, 1]]},
-                            schema={"kind": pl.String, "a": pl.String, "b": pl.String})  # fmt: skip
-
-    parts = [pl.DataFrame({"kind": "node", "a": names, "b": ""}, schema={"kind": pl.String, "a": pl.String,
-                                                                         "b": pl.String})]  # fmt: skip
-    parts.append(pairs("reconstruction", of_children(split.train_edges(), most, cfg.seed)))
-    if len(split.test_edges):
-        parts.append(pairs("link", of_children(split.test_edges, most, cfg.seed)))
-    if data.chains is not None:
-        parts.append(pl.DataFrame({"kind": "chain", "a": [" => ".join(c) for c in data.chains.tolist()], "b": ""}))
-    return rows_digest(pl.concat(parts))
-
-
 def hit_data(h: Hierarchy, holdout: str, seed: int) -> HierarchyData:
     """HiT's protocol on `h` (`hierarchies.hit`): training on the task's training edges
     (direct edges only), its test positives held out for link prediction, and the
