@@ -171,8 +171,12 @@ def integer_text(text: pl.Expr) -> pl.Expr:
 def is_whole_float(text: pl.Expr) -> pl.Expr:
     """True where `integer_text` reads the text as an integer it does not show as written
     (`1019251.0`, `1.019251E6`); false elsewhere, nulls included."""
-    number = pl.when(text.str.contains(FLOAT_NOTATION)).then(text.cast(pl.Float64, strict=False))
-    return is_whole(number).fill_null(False)
+    return is_whole(_float_value(text)).fill_null(False)
+
+
+def _float_value(text: pl.Expr) -> pl.Expr:
+    """The number a text in float notation (`FLOAT_NOTATION`) is; null for any other text."""
+    return pl.when(text.str.contains(FLOAT_NOTATION)).then(text.cast(pl.Float64, strict=False))
 
 
 def is_float_id(text: pl.Expr) -> pl.Expr:
@@ -181,7 +185,7 @@ def is_float_id(text: pl.Expr) -> pl.Expr:
     from 2**53 on one whose digits past a double's 15 to 17 are lost
     (`1.0612563642406546e+17`, a Discord user id as pandas writes it with a missing
     value: no reader can give its integer back). False elsewhere, nulls included."""
-    number = pl.when(text.str.contains(FLOAT_NOTATION)).then(text.cast(pl.Float64, strict=False))
+    number = _float_value(text)
     return (is_whole(number) | (number.is_finite() & (number.abs() >= 2.0**53))).fill_null(False)
 
 

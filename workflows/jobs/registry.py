@@ -76,7 +76,6 @@ def promote(job: PromoteJob) -> tuple[str, str, str | None]:
         tracking_uri,
         use_store,
     )
-    from workflows.tracking.store import promote as set_champion
 
     name, version = require(job.name, "name", argument=True), require(job.version, "version", argument=True)
     if not re.fullmatch(r"\s*[0-9]+\s*", version):
@@ -110,7 +109,7 @@ def promote(job: PromoteJob) -> tuple[str, str, str | None]:
     except MlflowException:
         before = None
     try:
-        set_champion(client, name, version)
+        client.set_registered_model_alias(name, CHAMPION, version)  # its run checked above (`require_finished`)
     except MlflowException as err:
         reason = err.message.splitlines()[0].rstrip(".")
         known = registered(client, f"models:/{name}/{version}")

@@ -643,13 +643,6 @@ def _unregister(client: MlflowClient, undo: _Registration) -> None:
         )  # fmt: skip
 
 
-def promote(client: MlflowClient, name: str, version: str) -> None:
-    """Give `version` of `name` the champion alias (whatever its metrics). ValueError in
-    one line when the version's run did not finish (`require_finished`)."""
-    require_finished(client, name, version)
-    client.set_registered_model_alias(name, CHAMPION, version)
-
-
 def require_finished(client: MlflowClient, name: str, version: str) -> None:
     """ValueError in one line when the run of `version` of `name` did not finish (FAILED,
     KILLED, still RUNNING): a stopped job's version was made champion (the breaker's
